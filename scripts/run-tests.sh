@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: meter_sim, meter_bridge, end-to-end, and the addon's Odoo tests
+# (pytest-odoo) on a database created for this run. Extra arguments go to pytest.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || { echo "[test] set-up failed" >&2; exit 1; }
+PY=.venv/bin/python
+export SMARTPM_ODOO_CONF=$PWD/var/odoo.conf
+
+if "$PY" -c 'import odoo' >/dev/null 2>&1; then
+  DB=${SMARTPM_TEST_DB:-smartpm_test}
+  export SMARTPM_TEST_DB=$DB
+  dropdb -h 127.0.0.1 -U postgres --if-exists "$DB" >/dev/null 2>&1
+  echo "[test] installing smartpm_prepay into a fresh database '$DB'"
+  ODOO_BIN=$("$PY" -c 'import odoo, os; print(os.path.join(os.path.dirname(os.path.dirname(odoo.__file__)), "odoo-bin"))')
+  if ! "$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" -i smartpm_prepay --without-demo=all \
+      --stop-after-init --log-level=warn --logfile=var/test-install.log \
+      || grep -qE " (ERROR|CRITICAL) " var/test-install.log; then
+    grep -E " (ERROR|CRITICAL) " -A 20 var/test-install.log | head -60
+    echo "[test] FAILED: smartpm_prepay does not install (var/test-install.log)" >&2
+    exit 1
+  fi
+  "$PY" -m pytest --odoo-database="$DB" --odoo-config=var/odoo.conf tests smartpm_prepay/tests "$@"
+  rc=$?
+else
+  echo "!!!!!!!! Odoo 18.0 is NOT importable: the Odoo tests of smartpm_prepay did NOT run (set ODOO_SOURCE and run 'make test' again) !!!!!!!!"
+  "$PY" -m pytest -p no:odoo tests "$@"
+  rc=$?
+fi
+if [ "$rc" = 5 ]; then
+  echo "[test] FAILED: no test was collected" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Idempotent set-up: .venv with the Python dependencies, Odoo 18.0 importable, PostgreSQL
+# answering with the project's role, and var/odoo.conf. Safe to run any number of times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-python3}
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/smartpm-prepay"
+ODOO_CACHE="$CACHE_DIR/odoo-18.0"
+ODOO_URL=${ODOO_URL:-https://github.com/odoo/odoo/archive/refs/heads/18.0.tar.gz}
+PGHOST=${PGHOST:-127.0.0.1}
+PGPORT=${PGPORT:-5432}
+DB_USER=${SMARTPM_DB_USER:-smartpm}
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Python -------------------------------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PY" -m venv .venv
+fi
+VPY=$ROOT/.venv/bin/python
+stamp=.venv/.smartpm-deps
+want=$(cat pyproject.toml scripts/odoo-requirements.txt scripts/odoo-constraints.txt | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing Python dependencies"
+  "$VPY" -m pip install -q --upgrade pip wheel setuptools
+  "$VPY" -m pip install -q -c scripts/odoo-constraints.txt \
+    -r scripts/odoo-requirements.txt -e ".[test]"
+  echo "$want" > "$stamp"
+fi
+
+# --- Odoo 18.0 ----------------------------------------------------------------------------
+is_odoo18() { [ -f "$1/odoo/release.py" ] && grep -q "^version_info = (18, 0" "$1/odoo/release.py"; }
+unpack_into_cache() {  # $1: a source tree or an archive (.tar.gz, .tgz, .tar, .zip)
+  local src=$1 tmp
+  tmp=$(mktemp -d "$CACHE_DIR/.unpack.XXXXXX")
+  if [ -d "$src" ]; then
+    cp -a "$src/." "$tmp/"
+  else
+    case "$src" in
+      *.zip) "$VPY" -m zipfile -e "$src" "$tmp" ;;
+      *) tar -xf "$src" -C "$tmp" ;;
+    esac
+  fi
+  # an archive usually holds one top folder (odoo-18.0/): descend into it
+  local top=$tmp
+  if ! is_odoo18 "$top" && [ "$(ls -A "$top" | wc -l)" = 1 ]; then top="$top/$(ls -A "$top")"; fi
+  is_odoo18 "$top" || { say "ERROR: $src is not an Odoo 18.0 source tree"; rm -rf "$tmp"; exit 1; }
+  rm -rf "$ODOO_CACHE.old"; [ -d "$ODOO_CACHE" ] && mv "$ODOO_CACHE" "$ODOO_CACHE.old"
+  mv "$top" "$ODOO_CACHE"; rm -rf "$tmp" "$ODOO_CACHE.old"
+}
+site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if ! "$VPY" -c 'import odoo' >/dev/null 2>&1; then
+  mkdir -p "$CACHE_DIR"
+  if [ -n "${ODOO_SOURCE:-}" ]; then
+    say "installing Odoo 18.0 from ODOO_SOURCE"
+    unpack_into_cache "$ODOO_SOURCE"
+  elif is_odoo18 "$ODOO_CACHE"; then
+    say "using the Odoo 18.0 source kept in $ODOO_CACHE"
+  else
+    say "downloading Odoo 18.0 from its official source (large)"
+    curl -fL --retry 3 -o "$CACHE_DIR/odoo-18.0.tar.gz" "$ODOO_URL"
+    unpack_into_cache "$CACHE_DIR/odoo-18.0.tar.gz"
+    rm -f "$CACHE_DIR/odoo-18.0.tar.gz"
+  fi
+  echo "$ODOO_CACHE" > "$site/smartpm-odoo.pth"
+fi
+ODOO_DIR=$("$VPY" -c 'import odoo, os; print(os.path.dirname(os.path.dirname(odoo.__file__)))' 2>/dev/null) || {
+  say "ERROR: Odoo is still not importable"; exit 1; }
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+if ! pg_isready -q -h "$PGHOST" -p "$PGPORT" 2>/dev/null; then
+  if ! command -v pg_ctlcluster >/dev/null; then
+    say "installing PostgreSQL"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  say "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | tail -n1)" main start || true
+  for _ in $(seq 30); do pg_isready -q -h "$PGHOST" -p "$PGPORT" && break; sleep 1; done
+fi
+PSQL="psql -h $PGHOST -p $PGPORT -U postgres -d postgres -qtAX"
+if ! $PSQL -c "SELECT 1 FROM pg_roles WHERE rolname='$DB_USER'" 2>/dev/null | grep -q 1; then
+  if $PSQL -c "CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$DB_USER'" 2>/dev/null; then
+    say "created PostgreSQL role $DB_USER"
+  else
+    sudo -u postgres psql -qc "CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$DB_USER'"
+  fi
+fi
+
+# --- Odoo configuration -------------------------------------------------------------------
+mkdir -p var
+cat > var/odoo.conf <<CONF
+[options]
+addons_path = $ODOO_DIR/odoo/addons,$ROOT
+data_dir = $ROOT/var/data
+db_host = $PGHOST
+db_port = $PGPORT
+db_user = $DB_USER
+db_password = $DB_USER
+admin_passwd = admin
+list_db = True
+without_demo = False
+CONF
+say "ready: Odoo $("$VPY" -c 'import odoo.release as r; print(r.version)') from $ODOO_DIR"

@@ -1,0 +1,26 @@
+{
+    "name": "SmartPM Prepay",
+    "summary": "Prepaid electricity: tenants, smart meters over DLMS/COSEM, credit sales",
+    "version": "18.0.1.0.0",
+    "category": "Services/Prepaid Electricity",
+    "website": "https://github.com/smartpm-prepay/smartpm-prepay",
+    "author": "SmartPM Prepay contributors",
+    "license": "LGPL-3",
+    "application": True,
+    "installable": True,
+    "depends": ["base", "mail", "portal", "contacts"],
+    "data": [
+        "security/security.xml",
+        "security/ir.model.access.csv",
+        "security/rules.xml",
+        "data/sequence.xml",
+        "views/grid_views.xml",
+        "views/meter_views.xml",
+        "views/tenant_views.xml",
+        "views/tariff_views.xml",
+        "views/menus.xml",
+    ],
+    "demo": [
+        "demo/demo.xml",
+    ],
+}

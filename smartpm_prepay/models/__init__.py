@@ -1,0 +1,4 @@
+from . import grid
+from . import tariff
+from . import meter
+from . import res_partner

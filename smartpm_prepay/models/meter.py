@@ -1,0 +1,328 @@
+import re
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+SERIAL_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
+HEX_KEY_RE = re.compile(r"^[0-9A-F]{32}$")
+HEX_TITLE_RE = re.compile(r"^[0-9A-F]{16}$")
+# Only the owner and the bridge that must present them to the meter see meter secrets.
+SECRET_GROUPS = "smartpm_prepay.group_manager,smartpm_prepay.group_bridge_api"
+
+
+class SmartpmMeter(models.Model):
+    _name = "smartpm.meter"
+    _description = "Smart meter"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _rec_name = "serial_number"
+    _order = "serial_number"
+    _check_company_auto = True
+
+    serial_number = fields.Char(required=True, index="trigram", tracking=True, copy=False)
+    meter_model = fields.Char(string="Meter model", default="SmartPM 1100Net")
+    active = fields.Boolean(default=True, tracking=True)
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company, index=True
+    )
+    state = fields.Selection(
+        [
+            ("draft", "Draft"),
+            ("active", "Active"),
+            ("disconnected", "Disconnected"),
+            ("decommissioned", "Decommissioned"),
+        ],
+        default="draft",
+        required=True,
+        tracking=True,
+        index=True,
+    )
+    tenant_id = fields.Many2one(
+        "res.partner",
+        string="Tenant",
+        domain=[("is_tenant", "=", True)],
+        index=True,
+        tracking=True,
+        ondelete="restrict",
+        check_company=True,
+    )
+    tenant_number = fields.Char(related="tenant_id.tenant_number")
+    assignment_ids = fields.One2many(
+        "smartpm.meter.assignment", "meter_id", string="Tenant history"
+    )
+    transformer_id = fields.Many2one(
+        "smartpm.transformer", index=True, tracking=True, check_company=True
+    )
+    line_id = fields.Many2one(related="transformer_id.line_id", store=True, index=True)
+    site_id = fields.Many2one(related="transformer_id.site_id", store=True, index=True)
+    tariff_id = fields.Many2one("smartpm.tariff", tracking=True, check_company=True)
+
+    # Connection to the meter (read by meter_bridge from the job it claims)
+    connection_type = fields.Selection(
+        [("tcp", "TCP/IP"), ("serial", "Serial (RS-485 / optical)")],
+        default="tcp",
+        required=True,
+    )
+    host = fields.Char(help="IP address or host name of the meter or its modem.")
+    port = fields.Integer(default=4059)
+    framing = fields.Selection(
+        [("wrapper", "IEC 62056-47 wrapper"), ("hdlc", "HDLC")],
+        default="wrapper",
+        required=True,
+        help="Serial connections always use HDLC.",
+    )
+    device = fields.Char(string="Serial device", help="For example /dev/ttyUSB0.")
+    baudrate = fields.Integer(default=9600)
+    client_address = fields.Integer(default=16, help="16 = public client, 1 = management.")
+    server_logical_address = fields.Integer(default=1)
+    server_physical_address = fields.Integer(default=17)
+    auth = fields.Selection(
+        [("none", "None"), ("lls", "Low (password)"), ("hls_gmac", "High (HLS-GMAC)")],
+        string="Authentication",
+        default="none",
+        required=True,
+    )
+    auth_password = fields.Char(string="LLS password", groups=SECRET_GROUPS, copy=False)
+    auth_key = fields.Char(string="Authentication key (hex)", groups=SECRET_GROUPS, copy=False)
+    encryption_key = fields.Char(
+        string="Encryption key (hex)", groups=SECRET_GROUPS, copy=False
+    )
+    system_title = fields.Char(string="Client system title (hex)", groups=SECRET_GROUPS)
+    invocation_counter = fields.Integer(
+        groups=SECRET_GROUPS,
+        copy=False,
+        help="Highest HLS-GMAC invocation counter used; a new association continues above it.",
+    )
+
+    # Thresholds and limits (pushed to the meter by jobs)
+    low_credit_kwh = fields.Float(string="Low-credit alarm (kWh)", default=5.0, tracking=True)
+    trip_kwh = fields.Float(string="Trip threshold (kWh)", default=0.0, tracking=True)
+    load_limit_w = fields.Integer(string="Load limit (W)", default=0, tracking=True)
+
+    # Last known state, filled from job results
+    credit_kwh = fields.Float(string="Last known credit (kWh)", readonly=True, copy=False)
+    relay_state = fields.Selection(
+        [("unknown", "Unknown"), ("connected", "Connected"), ("disconnected", "Disconnected")],
+        default="unknown",
+        readonly=True,
+        copy=False,
+    )
+    online_state = fields.Selection(
+        [("unknown", "Unknown"), ("online", "Online"), ("offline", "Offline")],
+        default="unknown",
+        readonly=True,
+        copy=False,
+        index=True,
+    )
+    last_seen = fields.Datetime(readonly=True, copy=False)
+    note = fields.Text()
+
+    _sql_constraints = [
+        ("serial_number_uniq", "unique(serial_number)", "A meter with this serial number exists."),
+        (
+            "port_range",
+            "CHECK(port IS NULL OR (port >= 0 AND port <= 65535))",
+            "The TCP port must be between 1 and 65535.",
+        ),
+        (
+            "thresholds_order",
+            "CHECK(low_credit_kwh >= trip_kwh)",
+            "The low-credit alarm must not be below the trip threshold.",
+        ),
+        ("load_limit_positive", "CHECK(load_limit_w >= 0)", "The load limit cannot be negative."),
+    ]
+
+    # ---------------------------------------------------------------- constraints
+    @api.constrains("serial_number")
+    def _check_serial_number(self):
+        for meter in self:
+            if not SERIAL_RE.match(meter.serial_number or ""):
+                raise ValidationError(
+                    _(
+                        "Serial number %(serial)s is not valid: use 3 to 32 capital letters, "
+                        "digits or dashes.",
+                        serial=meter.serial_number,
+                    )
+                )
+
+    @api.constrains(
+        "connection_type", "host", "port", "device", "baudrate", "framing",
+        "client_address", "server_logical_address", "server_physical_address",
+    )
+    def _check_connection(self):
+        for meter in self:
+            if meter.connection_type == "tcp":
+                if not meter.host or not (0 < meter.port <= 65535):
+                    raise ValidationError(
+                        _("Meter %(serial)s: a TCP connection needs a host and a port "
+                          "between 1 and 65535.", serial=meter.serial_number)
+                    )
+            else:
+                if not meter.device:
+                    raise ValidationError(
+                        _("Meter %(serial)s: a serial connection needs a device.",
+                          serial=meter.serial_number)
+                    )
+                if meter.framing != "hdlc":
+                    raise ValidationError(_("Serial connections use HDLC framing."))
+                if meter.baudrate not in (300, 1200, 2400, 4800, 9600, 19200, 38400, 57600,
+                                          115200):
+                    raise ValidationError(_("Unsupported baud rate %s.", meter.baudrate))
+            if not (0 < meter.client_address <= 0x7F):
+                raise ValidationError(_("The DLMS client address must be between 1 and 127."))
+            for value in (meter.server_logical_address, meter.server_physical_address):
+                if not (0 <= value <= 0x3FFF):
+                    raise ValidationError(
+                        _("DLMS server addresses must be between 0 and 16383.")
+                    )
+
+    @api.constrains("auth", "auth_password", "auth_key", "encryption_key", "system_title")
+    def _check_auth(self):
+        for meter in self.sudo():
+            if meter.auth == "lls" and not meter.auth_password:
+                raise ValidationError(
+                    _("Meter %(serial)s: low-level security needs a password.",
+                      serial=meter.serial_number)
+                )
+            if meter.auth == "hls_gmac":
+                for key in (meter.auth_key, meter.encryption_key):
+                    if not HEX_KEY_RE.match((key or "").upper()):
+                        raise ValidationError(
+                            _("Meter %(serial)s: HLS-GMAC keys are 32 hexadecimal digits.",
+                              serial=meter.serial_number)
+                        )
+                if not HEX_TITLE_RE.match((meter.system_title or "").upper()):
+                    raise ValidationError(
+                        _("Meter %(serial)s: the system title is 16 hexadecimal digits.",
+                          serial=meter.serial_number)
+                    )
+
+    # ---------------------------------------------------------------- create / write
+    @api.model
+    def _normalize_vals(self, vals):
+        if vals.get("serial_number"):
+            vals["serial_number"] = vals["serial_number"].strip().upper()
+        if vals.get("connection_type") == "serial":
+            vals.setdefault("framing", "hdlc")
+        return vals
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        meters = super().create([self._normalize_vals(dict(v)) for v in vals_list])
+        meters.filtered("tenant_id")._open_assignments()
+        return meters
+
+    def write(self, vals):
+        vals = self._normalize_vals(dict(vals))
+        if "tenant_id" not in vals:
+            return super().write(vals)
+        new_tenant = vals["tenant_id"]
+        moving = self.filtered(lambda m: m.tenant_id.id != (new_tenant or False))
+        if new_tenant and moving.filtered(lambda m: m.state == "decommissioned"):
+            raise UserError(_("A decommissioned meter cannot be assigned to a tenant."))
+        moving._close_assignments()
+        res = super().write(vals)
+        if new_tenant:
+            moving._open_assignments()
+        return res
+
+    def _open_assignments(self):
+        self.env["smartpm.meter.assignment"].sudo().create(
+            [{"meter_id": m.id, "tenant_id": m.tenant_id.id} for m in self]
+        )
+
+    def _close_assignments(self):
+        open_ones = self.env["smartpm.meter.assignment"].sudo().search(
+            [("meter_id", "in", self.ids), ("date_end", "=", False)]
+        )
+        open_ones.write({"date_end": fields.Datetime.now()})
+        # the partial unique index sees rows, not the ORM cache: flush before reopening
+        open_ones.flush_recordset(["date_end"])
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_history(self):
+        with_history = self.filtered("assignment_ids")
+        if with_history:
+            raise UserError(
+                _(
+                    "Meter %(serials)s has a tenant history: archive or decommission it "
+                    "instead of deleting it.",
+                    serials=", ".join(with_history.mapped("serial_number")),
+                )
+            )
+
+    def copy_data(self, default=None):
+        default = dict(default or {})
+        vals_list = super().copy_data(default)
+        if "serial_number" not in default:
+            for meter, vals in zip(self, vals_list):
+                vals["serial_number"] = f"{meter.serial_number}-COPY"
+        return vals_list
+
+    # ---------------------------------------------------------------- actions
+    def action_activate(self):
+        for meter in self:
+            if meter.state == "decommissioned":
+                raise UserError(_("Meter %s is decommissioned.", meter.serial_number))
+        self.write({"state": "active"})
+
+    def action_decommission(self):
+        """End of life: the tenant is released and the meter archived; history stays."""
+        self.write({"tenant_id": False, "state": "decommissioned", "active": False})
+
+    def action_view_assignments(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Tenant history"),
+            "res_model": "smartpm.meter.assignment",
+            "view_mode": "list,form",
+            "domain": [("meter_id", "=", self.id)],
+            "context": {"active_test": False},
+        }
+
+
+class SmartpmMeterAssignment(models.Model):
+    _name = "smartpm.meter.assignment"
+    _description = "Meter assignment to a tenant"
+    _order = "date_start desc, id desc"
+    _check_company_auto = True
+
+    meter_id = fields.Many2one(
+        "smartpm.meter", required=True, ondelete="cascade", index=True, check_company=True
+    )
+    tenant_id = fields.Many2one(
+        "res.partner", required=True, ondelete="restrict", index=True, check_company=True
+    )
+    company_id = fields.Many2one(related="meter_id.company_id", store=True, index=True)
+    date_start = fields.Datetime(required=True, default=fields.Datetime.now)
+    date_end = fields.Datetime()
+    is_open = fields.Boolean(compute="_compute_is_open", store=True)
+
+    _sql_constraints = [
+        (
+            "dates_order",
+            "CHECK(date_end IS NULL OR date_end >= date_start)",
+            "An assignment cannot end before it starts.",
+        ),
+    ]
+
+    def init(self):
+        # One open assignment per meter must hold under concurrency: a partial unique index.
+        self.env.cr.execute(
+            """
+            CREATE UNIQUE INDEX IF NOT EXISTS smartpm_meter_assignment_one_open
+            ON smartpm_meter_assignment (meter_id) WHERE date_end IS NULL
+            """
+        )
+
+    @api.depends("date_end")
+    def _compute_is_open(self):
+        for assignment in self:
+            assignment.is_open = not assignment.date_end
+
+    @api.depends("meter_id", "tenant_id")
+    def _compute_display_name(self):
+        for assignment in self:
+            assignment.display_name = (
+                f"{assignment.meter_id.serial_number} → {assignment.tenant_id.display_name}"
+            )

@@ -1,0 +1,142 @@
+import re
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+ID_CARD_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{4,19}$")
+
+
+class ResPartner(models.Model):
+    _inherit = "res.partner"
+
+    is_tenant = fields.Boolean(string="Tenant", index=True, tracking=True)
+    tenant_number = fields.Char(copy=False, readonly=True, index=True, tracking=True)
+    id_card_number = fields.Char(
+        string="ID card number",
+        copy=False,
+        tracking=True,
+        groups="smartpm_prepay.group_cashier",
+        help="National ID or passport number: 5 to 20 letters, digits or dashes.",
+    )
+    meter_ids = fields.One2many("smartpm.meter", "tenant_id", string="Meters")
+    meter_count = fields.Integer(compute="_compute_meter_count")
+    meter_assignment_ids = fields.One2many(
+        "smartpm.meter.assignment", "tenant_id", string="Meter history"
+    )
+
+    _sql_constraints = [
+        ("tenant_number_uniq", "unique(tenant_number)", "This tenant number is already used."),
+    ]
+
+    def init(self):
+        super().init()
+        # Uniqueness per company must hold under concurrency, hence an index; partners
+        # without a company share one namespace (COALESCE).
+        self.env.cr.execute(
+            """
+            CREATE UNIQUE INDEX IF NOT EXISTS res_partner_id_card_company_uniq
+            ON res_partner (COALESCE(company_id, 0), id_card_number)
+            WHERE id_card_number IS NOT NULL
+            """
+        )
+
+    @api.depends("meter_ids")
+    def _compute_meter_count(self):
+        for partner in self:
+            partner.meter_count = len(partner.meter_ids)
+
+    @api.model
+    def _normalize_id_card(self, value):
+        return re.sub(r"\s+", "", value).upper() if value else value
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if "id_card_number" in vals:
+                vals["id_card_number"] = self._normalize_id_card(vals["id_card_number"]) or False
+                self._check_id_card_free(vals["id_card_number"], vals.get("company_id"))
+            if vals.get("is_tenant") and not vals.get("tenant_number"):
+                vals["tenant_number"] = self.env["ir.sequence"].next_by_code("smartpm.tenant")
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if "id_card_number" in vals:
+            vals["id_card_number"] = self._normalize_id_card(vals["id_card_number"]) or False
+        if vals.get("id_card_number") or (vals.get("company_id") and self.sudo().id_card_number):
+            for partner in self:
+                partner._check_id_card_free(
+                    vals.get("id_card_number", partner.sudo().id_card_number),
+                    vals.get("company_id", partner.company_id.id),
+                )
+        if vals.get("active") is False:
+            self._check_no_open_meter()
+        res = super().write(vals)
+        if vals.get("is_tenant"):
+            for partner in self.filtered(lambda p: not p.tenant_number):
+                partner.tenant_number = self.env["ir.sequence"].next_by_code("smartpm.tenant")
+        return res
+
+    @api.constrains("id_card_number", "company_id")
+    def _check_id_card_number(self):
+        for partner in self.sudo():
+            number = partner.id_card_number
+            if not number:
+                continue
+            if not ID_CARD_RE.match(number):
+                raise ValidationError(
+                    _(
+                        "ID card number %(number)s is not valid: use 5 to 20 letters, digits "
+                        "or dashes.",
+                        number=number,
+                    )
+                )
+            partner._check_id_card_free(number, partner.company_id.id)
+
+    def _check_id_card_free(self, number, company_id):
+        """Clear error before the unique index (which guards concurrent writes) fires."""
+        if not number:
+            return
+        clash = self.sudo().with_context(active_test=False).search(
+            [
+                ("id", "not in", self.ids),
+                ("id_card_number", "=", number),
+                ("company_id", "=", company_id or False),
+            ],
+            limit=1,
+        )
+        if clash:
+            raise ValidationError(
+                _(
+                    "ID card number %(number)s is already registered for %(other)s.",
+                    number=number,
+                    other=clash.display_name,
+                )
+            )
+
+    def _check_no_open_meter(self):
+        holding = self.filtered("meter_ids")
+        if holding:
+            raise UserError(
+                _(
+                    "%(tenants)s still hold meters: move or release them before archiving.",
+                    tenants=", ".join(holding.mapped("display_name")),
+                )
+            )
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_meter_history(self):
+        if self.sudo().meter_assignment_ids:
+            raise UserError(
+                _("A tenant with a meter history cannot be deleted: archive it instead.")
+            )
+
+    def action_view_meters(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Meters"),
+            "res_model": "smartpm.meter",
+            "view_mode": "list,form",
+            "domain": [("tenant_id", "=", self.id)],
+            "context": {"default_tenant_id": self.id},
+        }

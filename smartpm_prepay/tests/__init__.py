@@ -1,0 +1,3 @@
+from . import test_tenant
+from . import test_meter
+from . import test_access
