@@ -14,10 +14,12 @@
         "security/ir.model.access.csv",
         "security/rules.xml",
         "data/sequence.xml",
+        "data/cron.xml",
         "views/grid_views.xml",
         "views/meter_views.xml",
         "views/tenant_views.xml",
         "views/tariff_views.xml",
+        "views/job_views.xml",
         "views/menus.xml",
     ],
     "demo": [

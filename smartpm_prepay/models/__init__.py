@@ -2,3 +2,6 @@ from . import grid
 from . import tariff
 from . import meter
 from . import res_partner
+from . import job
+from . import reading
+from . import alarm

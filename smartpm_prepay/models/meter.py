@@ -115,6 +115,10 @@ class SmartpmMeter(models.Model):
     )
     last_seen = fields.Datetime(readonly=True, copy=False)
     note = fields.Text()
+    job_ids = fields.One2many("smartpm.meter.job", "meter_id", string="Jobs")
+    reading_ids = fields.One2many("smartpm.reading", "meter_id", string="Readings")
+    alarm_ids = fields.One2many("smartpm.alarm", "meter_id", string="Alarms")
+    job_count = fields.Integer(compute="_compute_job_count")
 
     _sql_constraints = [
         ("serial_number_uniq", "unique(serial_number)", "A meter with this serial number exists."),
@@ -257,6 +261,99 @@ class SmartpmMeter(models.Model):
             for meter, vals in zip(self, vals_list):
                 vals["serial_number"] = f"{meter.serial_number}-COPY"
         return vals_list
+
+    def _compute_job_count(self):
+        counts = dict(
+            self.env["smartpm.meter.job"]._read_group(
+                [("meter_id", "in", self.ids)], ["meter_id"], ["__count"]
+            )
+        )
+        for meter in self:
+            meter.job_count = counts.get(meter, 0)
+
+    # ---------------------------------------------------------------- jobs
+    def _prepare_bridge_values(self):
+        """How the bridge reaches this meter (docs/job-protocol.md); called under sudo."""
+        self.ensure_one()
+        return {
+            "id": self.id,
+            "serial_number": self.serial_number,
+            "connection_type": self.connection_type,
+            "host": self.host or None,
+            "port": self.port or None,
+            "framing": "hdlc" if self.connection_type == "serial" else self.framing,
+            "device": self.device or None,
+            "baudrate": self.baudrate,
+            "client_address": self.client_address,
+            "server_logical_address": self.server_logical_address,
+            "server_physical_address": self.server_physical_address,
+            "auth": self.auth,
+            "password": self.auth_password or None,
+            "auth_key": self.auth_key or None,
+            "encryption_key": self.encryption_key or None,
+            "system_title": self.system_title or None,
+            "invocation_counter": self.invocation_counter or 0,
+            "timeout_s": 10,
+        }
+
+    def _enqueue_job(self, job_type, payload=None, priority=None, **vals):
+        """Create one job per meter; the bridges are woken at commit."""
+        self.check_access("write" if job_type != "read" else "read")
+        vals_list = []
+        for meter in self:
+            job_vals = {"meter_id": meter.id, "job_type": job_type, "payload": payload or {}}
+            if priority is not None:
+                job_vals["priority"] = priority
+            vals_list.append({**job_vals, **vals})
+        return self.env["smartpm.meter.job"].sudo().create(vals_list)
+
+    def _check_can_command(self):
+        if self.filtered(lambda m: m.state == "decommissioned" or not m.active):
+            raise UserError(_("Decommissioned or archived meters take no commands."))
+
+    def action_read_now(self):
+        from .job import BILLING_OBJECTS
+
+        self._check_can_command()
+        self._enqueue_job("read", {"objects": BILLING_OBJECTS}, priority=20)
+        return self._notify_queued(_("Reading queued"))
+
+    def action_ping(self):
+        self._check_can_command()
+        self._enqueue_job("ping", {}, priority=30)
+        return self._notify_queued(_("Ping queued"))
+
+    def action_disconnect(self):
+        self._check_can_command()
+        self._enqueue_job("disconnect", {}, priority=15)
+        return self._notify_queued(_("Disconnect queued"))
+
+    def action_reconnect(self):
+        self._check_can_command()
+        self._enqueue_job("reconnect", {}, priority=15)
+        return self._notify_queued(_("Reconnect queued"))
+
+    def _notify_queued(self, title):
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": title,
+                "message": _("The meter bridge will run it in a few seconds."),
+                "type": "info",
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
+
+    def action_view_jobs(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Jobs"),
+            "res_model": "smartpm.meter.job",
+            "view_mode": "list,form",
+            "domain": [("meter_id", "=", self.id)],
+        }
 
     # ---------------------------------------------------------------- actions
     def action_activate(self):

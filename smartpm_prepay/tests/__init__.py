@@ -1,3 +1,4 @@
 from . import test_tenant
 from . import test_meter
 from . import test_access
+from . import test_job

@@ -1,0 +1,703 @@
+"""DLMS/COSEM connections over dlms-cosem, and a bounded codec for COSEM data.
+
+Layering as in dlms-cosem: an I/O (TCP socket or serial port) under a transport (IEC
+62056-47 wrapper or HDLC) under the DLMS client (association, GET/SET/ACTION). The codec at
+the top of this module is pure and tested without sockets. Every read is bounded in time
+(the meter's timeout_s and the job's deadline) and in size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import struct
+import time
+from typing import Any
+
+from dlms_cosem import cosem, enumerations, exceptions
+from dlms_cosem.client import DlmsClient, HLSError
+from dlms_cosem.connection import default_system_title
+from dlms_cosem.cosem.capture_object import CaptureObject
+from dlms_cosem.cosem.selective_access import RangeDescriptor
+from dlms_cosem.exceptions import DecryptionError
+from dlms_cosem.hdlc.exceptions import HdlcException
+from dlms_cosem.io import TcpTransport
+from dlms_cosem.protocol import xdlms
+from dlms_cosem.security import LowLevelSecurityAuthentication, NoSecurityAuthentication
+
+from . import dlms_compat as compat
+from .errors import JobError, MeterRefused, MeterUnreachable
+from .obis import SCALED_CLASSES, obis_str, parse_obis, unit_name
+
+_log = logging.getLogger(__name__)
+
+compat.apply_strict_decoders()
+
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # one GET (all its blocks together)
+MAX_BLOCKS = 10_000
+MAX_ITEMS = 500_000  # data elements in one decoded value
+MAX_DEPTH = 32
+CLIENT_SYSTEM_TITLE = b"SPMBRIDG"
+UTC = dt.timezone.utc
+
+# ---------------------------------------------------------------------------------------
+# Codec (pure)
+# ---------------------------------------------------------------------------------------
+
+
+class DataError(ValueError):
+    """Bytes that are not a valid COSEM Data value."""
+
+
+_FIXED = {
+    3: 1, 5: 4, 6: 4, 13: 1, 15: 1, 16: 2, 17: 1, 18: 2, 20: 8, 21: 8, 22: 1,
+    23: 4, 24: 8, 25: 12, 26: 5, 27: 4,
+}
+_SIGNED = {5, 15, 16, 20}
+_INT_TAGS = {5, 6, 13, 15, 16, 17, 18, 20, 21, 22}
+
+
+def _length(buf: bytes, pos: int) -> tuple[int, int]:
+    if pos >= len(buf):
+        raise DataError("truncated length")
+    first = buf[pos]
+    pos += 1
+    if first < 0x80:
+        return first, pos
+    n = first & 0x7F
+    if n == 0 or n > 4 or pos + n > len(buf):
+        raise DataError("bad or truncated length")
+    return int.from_bytes(buf[pos : pos + n], "big"), pos + n
+
+
+def decode_data(buf: bytes | bytearray) -> Any:
+    """Decode exactly one A-XDR Data value.
+
+    Python values: None, bool, int, float, bytes (octet-string), str (visible and UTF-8
+    strings; bit-strings as '0101...'), datetime/date/time, lists (array, structure).
+    Raises DataError on truncated, oversized or trailing data, in time linear in len(buf).
+    """
+    buf = bytes(buf)
+    budget = [MAX_ITEMS]
+    value, pos = _decode(buf, 0, 0, budget)
+    if pos != len(buf):
+        raise DataError(f"{len(buf) - pos} trailing bytes after the value")
+    return value
+
+
+def _decode(buf: bytes, pos: int, depth: int, budget: list) -> tuple[Any, int]:
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_DEPTH:
+        raise DataError("value too large or too deeply nested")
+    if pos >= len(buf):
+        raise DataError("truncated value")
+    tag = buf[pos]
+    pos += 1
+    if tag in (0, 255):
+        return None, pos
+    if tag in (1, 2):
+        count, pos = _length(buf, pos)
+        # each element needs at least one byte: refuse absurd counts before looping
+        if count > len(buf) - pos:
+            raise DataError("array/structure count larger than the data")
+        items = []
+        for _ in range(count):
+            item, pos = _decode(buf, pos, depth + 1, budget)
+            items.append(item)
+        return items, pos
+    if tag == 4:
+        bits, pos = _length(buf, pos)
+        nbytes = (bits + 7) // 8
+        if pos + nbytes > len(buf):
+            raise DataError("truncated bit-string")
+        raw = int.from_bytes(buf[pos : pos + nbytes], "big")
+        text = format(raw, f"0{nbytes * 8}b")[:bits] if nbytes else ""
+        return text, pos + nbytes
+    if tag in (9, 10, 12):
+        n, pos = _length(buf, pos)
+        if pos + n > len(buf):
+            raise DataError("truncated string")
+        raw = buf[pos : pos + n]
+        pos += n
+        if tag == 9:
+            return raw, pos
+        return raw.decode("utf-8" if tag == 12 else "latin-1", errors="replace"), pos
+    if tag in _FIXED:
+        n = _FIXED[tag]
+        if pos + n > len(buf):
+            raise DataError("truncated value")
+        raw = buf[pos : pos + n]
+        pos += n
+        if tag == 3:
+            return raw[0] != 0, pos
+        if tag in _INT_TAGS:
+            return int.from_bytes(raw, "big", signed=tag in _SIGNED), pos
+        if tag == 23:
+            return struct.unpack(">f", raw)[0], pos
+        if tag == 24:
+            return struct.unpack(">d", raw)[0], pos
+        if tag == 25:
+            return parse_datetime(raw), pos
+        if tag == 26:
+            return _parse_date(raw), pos
+        return _parse_time(raw), pos
+    raise DataError(f"unsupported data tag {tag}")
+
+
+def data_tag(raw: bytes) -> int:
+    if not raw:
+        raise DataError("empty value")
+    return raw[0]
+
+
+def _enc_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    size = (n.bit_length() + 7) // 8
+    return bytes([0x80 | size]) + n.to_bytes(size, "big")
+
+
+def encode_data(tag: int, value: Any) -> bytes:
+    """Encode a simple Data value of the given tag (the types a SET or ACTION needs)."""
+    if tag == 0:
+        return b"\x00"
+    if tag == 3:
+        return bytes([3, 1 if value else 0])
+    if tag in _INT_TAGS:
+        n = _FIXED[tag]
+        try:
+            return bytes([tag]) + int(value).to_bytes(n, "big", signed=tag in _SIGNED)
+        except OverflowError as e:
+            raise DataError(f"{value} does not fit data type {tag}") from e
+    if tag == 9:
+        raw = datetime_to_bytes(value) if isinstance(value, dt.datetime) else bytes(value)
+        return b"\x09" + _enc_len(len(raw)) + raw
+    if tag in (10, 12):
+        raw = str(value).encode("ascii" if tag == 10 else "utf-8")
+        return bytes([tag]) + _enc_len(len(raw)) + raw
+    if tag == 25:
+        return b"\x19" + datetime_to_bytes(value)
+    if tag == 23:
+        return b"\x17" + struct.pack(">f", value)
+    if tag == 24:
+        return b"\x18" + struct.pack(">d", value)
+    raise DataError(f"cannot encode data type {tag}")
+
+
+def parse_datetime(raw: bytes) -> dt.datetime | None:
+    """COSEM date-time (12 bytes) → aware datetime, None when unspecified.
+
+    No deviation (0x8000) is read as UTC. Deviation is minutes from local time to UTC
+    (Blue Book), so local = UTC - deviation.
+    """
+    if len(raw) != 12:
+        raise DataError("date-time is 12 bytes")
+    year = int.from_bytes(raw[0:2], "big")
+    month, day, hour, minute, second, hundredths = raw[2], raw[3], raw[5], raw[6], raw[7], raw[8]
+    if year == 0xFFFF or month in (0xFF, 0xFD, 0xFE) or day in (0xFF, 0xFD, 0xFE):
+        return None
+    hour = 0 if hour == 0xFF else hour
+    minute = 0 if minute == 0xFF else minute
+    second = 0 if second == 0xFF else second
+    micro = 0 if hundredths == 0xFF else hundredths * 10_000
+    deviation = int.from_bytes(raw[9:11], "big", signed=True)
+    try:
+        tz = UTC if deviation == -0x8000 else dt.timezone(dt.timedelta(minutes=-deviation))
+        return dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    except ValueError as e:
+        raise DataError(f"invalid date-time: {e}") from e
+
+
+def _parse_date(raw: bytes):
+    year = int.from_bytes(raw[0:2], "big")
+    try:
+        return dt.date(year, raw[2], raw[3])
+    except ValueError:
+        return None
+
+
+def _parse_time(raw: bytes):
+    try:
+        return dt.time(raw[0], raw[1], 0 if raw[2] == 0xFF else raw[2])
+    except ValueError:
+        return None
+
+
+def datetime_to_bytes(value: dt.datetime) -> bytes:
+    """Aware datetime → COSEM date-time in UTC (deviation 0); naive is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    v = value.astimezone(UTC)
+    return (
+        v.year.to_bytes(2, "big")
+        + bytes([v.month, v.day, v.isoweekday(), v.hour, v.minute, v.second,
+                 v.microsecond // 10_000])
+        + b"\x00\x00"  # deviation: UTC
+        + b"\x00"  # clock status: ok
+    )
+
+
+def scale(value: Any, scaler: int | None) -> Any:
+    """Apply a COSEM scaler; integers stay integers when the scaler is >= 0."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not scaler:
+        return value
+    if scaler > 0 and isinstance(value, int):
+        return value * 10**scaler
+    return round(value * 10.0**scaler, max(0, -scaler))
+
+
+def to_json(value: Any) -> Any:
+    """Decoded COSEM value → JSON-friendly value (bytes as text if printable, else hex)."""
+    if isinstance(value, dt.datetime):
+        return iso(value)
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        raw = bytes(value)
+        if raw and all(32 <= b < 127 for b in raw):
+            return raw.decode("ascii")
+        return raw.hex()
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    return value
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    value = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _key(hex_or_none, name: str) -> bytes | None:
+    if not hex_or_none:
+        return None
+    try:
+        key = bytes.fromhex(str(hex_or_none))
+    except ValueError as e:
+        raise JobError(f"meter {name} is not hex", retryable=False) from e
+    return key
+
+
+# ---------------------------------------------------------------------------------------
+# Connection
+# ---------------------------------------------------------------------------------------
+
+
+class MeterConnection:
+    """One association with one meter; use as a context manager.
+
+    from_job_meter() takes job['meter'] (docs/job-protocol.md). Entering connects and
+    associates; leaving releases and always closes the socket or serial port. Errors are
+    meter_bridge.errors: MeterUnreachable (no answer, timeouts), MeterRefused (the meter
+    said no), JobError (protocol garbage, bad configuration).
+    """
+
+    def __init__(self, meter: dict, *, deadline_s: float | None = None, debug: bool = False):
+        self.meter = dict(meter or {})
+        self.timeout_s = float(self.meter.get("timeout_s") or 10)
+        budget = deadline_s if deadline_s is not None else self.timeout_s * 6
+        self.deadline = time.monotonic() + max(0.1, float(budget))
+        self.debug = debug
+        self.client: DlmsClient | None = None
+        self._io = None
+        self._associated = False
+        self._scalers: dict[tuple, tuple[int | None, int | None]] = {}
+        self._captures: dict[str, list[tuple[int, str, int]]] = {}
+        self.auth = (self.meter.get("auth") or "none").lower()
+        self._start_ic = int(self.meter.get("invocation_counter") or 0) + 1
+
+    @classmethod
+    def from_job_meter(cls, meter: dict, *, deadline_s: float | None = None, debug=False):
+        return cls(meter, deadline_s=deadline_s, debug=debug)
+
+    # -- life cycle ------------------------------------------------------------------
+    def _build_client(self) -> DlmsClient:
+        m = self.meter
+        conn_type = (m.get("connection_type") or "tcp").lower()
+        framing = (m.get("framing") or "wrapper").lower()
+        timeout = max(1, int(round(self.timeout_s)))
+        if conn_type == "serial":
+            if not m.get("device"):
+                raise JobError("serial meter without a device", retryable=False)
+            io = compat.SerialIOCompat(
+                port_name=m["device"], baud_rate=int(m.get("baudrate") or 9600), timeout=timeout
+            )
+            framing = "hdlc"
+        elif conn_type == "tcp":
+            if not m.get("host") or not m.get("port"):
+                raise JobError("TCP meter without host/port", retryable=False)
+            io = compat.TcpIOCompat(host=m["host"], port=int(m["port"]), timeout=timeout)
+        else:
+            raise JobError(f"unknown connection_type {conn_type!r}", retryable=False)
+        io.deadline = self.deadline
+        self._io = io
+        client_address = int(m.get("client_address") or 16)
+        logical = int(m.get("server_logical_address") or 1)
+        if framing == "hdlc":
+            physical = m.get("server_physical_address")
+            transport = compat.HdlcTransportCompat(
+                client_logical_address=client_address,
+                server_logical_address=logical,
+                server_physical_address=int(physical) if physical is not None else 17,
+                io=io,
+                timeout=timeout,
+            )
+        elif framing == "wrapper":
+            transport = TcpTransport(
+                client_logical_address=client_address,
+                server_logical_address=logical,
+                io=io,
+                timeout=timeout,
+            )
+        else:
+            raise JobError(f"unknown framing {framing!r}", retryable=False)
+
+        enc_key = auth_key = None
+        if self.auth == "none":
+            authentication = NoSecurityAuthentication()
+        elif self.auth == "lls":
+            password = m.get("password")
+            if not password:
+                raise JobError("LLS meter without a password", retryable=False)
+            authentication = LowLevelSecurityAuthentication(secret=str(password).encode())
+        elif self.auth == "hls_gmac":
+            enc_key = _key(m.get("encryption_key"), "encryption_key")
+            auth_key = _key(m.get("auth_key"), "auth_key")
+            if not enc_key or not auth_key:
+                raise JobError("HLS-GMAC meter needs encryption_key and auth_key",
+                               retryable=False)
+            authentication = compat.HlsGmacCompat()
+        else:
+            raise JobError(f"unknown auth {self.auth!r}", retryable=False)
+
+        client_title = _key(m.get("client_system_title"), "client_system_title")
+        client_title = client_title or (CLIENT_SYSTEM_TITLE if enc_key else default_system_title())
+        connection = compat.DlmsConnectionCompat(
+            client_system_title=client_title,
+            authentication=authentication,
+            global_encryption_key=enc_key,
+            global_authentication_key=auth_key,
+            client_invocation_counter=self._start_ic,
+            meter_system_title=_key(m.get("system_title"), "system_title"),
+        )
+        return DlmsClient(
+            transport=transport,
+            authentication=authentication,
+            encryption_key=enc_key,
+            authentication_key=auth_key,
+            client_system_title=client_title,
+            client_initial_invocation_counter=self._start_ic,
+            timeout=timeout,
+            dlms_connection=connection,
+        )
+
+    def open(self) -> MeterConnection:
+        compat.quiet_logging(self.debug)
+        self.client = self._build_client()
+        try:
+            with self._errors("connect"):
+                self.client.connect()
+            with self._errors("associate"):
+                self._associate()
+            self._associated = True
+        except BaseException as exc:
+            self._attach_counter(exc)
+            self._close_line()
+            raise
+        return self
+
+    def _associate(self):
+        try:
+            self.client.associate()
+        except exceptions.DlmsClientException as e:
+            raise MeterRefused(f"association refused: {e}") from e
+        except HLSError as e:
+            raise MeterRefused(f"HLS authentication failed: {e}") from e
+
+    def _close_line(self):
+        client = self.client
+        if client is None:
+            return
+        try:
+            if hasattr(client.transport, "hdlc_connection"):
+                # HDLC link may be up without an association: say DISC, bounded by deadline
+                try:
+                    client.transport.disconnect()
+                except Exception:  # noqa: BLE001 - closing anyway
+                    pass
+        finally:
+            if self._io is not None:
+                self._io.disconnect()
+
+    def close(self):
+        if self.client is None:
+            return
+        try:
+            if self._associated:
+                # give the release its own short time bound even when the job ran late
+                self._io.deadline = max(self.deadline, time.monotonic() + min(2.0, self.timeout_s))
+                compat.close_quietly(self.client)
+            else:
+                self._close_line()
+        finally:
+            if self._io is not None:
+                self._io.disconnect()
+            self._associated = False
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is not None:
+            self._attach_counter(exc)
+        self.close()
+        return False
+
+    @property
+    def invocation_counter(self) -> int | None:
+        """Last client invocation counter used (HLS-GMAC), for Odoo to keep."""
+        if self.auth != "hls_gmac" or self.client is None:
+            return None
+        return max(self._start_ic - 1, self.client.dlms_connection.client_invocation_counter - 1)
+
+    def _attach_counter(self, exc):
+        # a failed job must still report the counters it used (see executors)
+        if self.invocation_counter is not None and isinstance(exc, Exception):
+            exc.invocation_counter = self.invocation_counter
+
+    # -- error mapping ----------------------------------------------------------------
+    class _errors:
+        def __init__(self, what: str):
+            self.what = what
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, exc_type, exc, tb):
+            if exc is None or isinstance(exc, JobError):
+                return False
+            what = self.what
+            if isinstance(exc, (compat.ReadTimeout, TimeoutError)):
+                raise MeterUnreachable(f"{what}: no answer from the meter ({exc})") from exc
+            if isinstance(exc, (exceptions.CommunicationError, OSError)):
+                raise MeterUnreachable(f"{what}: {exc or type(exc).__name__}") from exc
+            if isinstance(exc, DecryptionError):
+                raise JobError(f"{what}: cannot decrypt the meter's answer (keys?)",
+                               retryable=False) from exc
+            if isinstance(exc, (ValueError, KeyError, IndexError, HdlcException,
+                                exceptions.LocalDlmsProtocolError, compat.TruncatedData,
+                                exceptions.DlmsClientException)):
+                raise JobError(f"{what}: protocol error: {type(exc).__name__}: {exc}") from exc
+            return False
+
+    # -- services ----------------------------------------------------------------------
+    def _check_open(self):
+        if not self._associated:
+            raise RuntimeError("MeterConnection is not open")
+
+    @staticmethod
+    def _attribute(obis, ic: int, attr: int) -> cosem.CosemAttribute:
+        parts = parse_obis(obis) if isinstance(obis, str) else tuple(obis)
+        return cosem.CosemAttribute(
+            interface=enumerations.CosemInterface(int(ic)),
+            instance=cosem.Obis(*parts),
+            attribute=int(attr),
+        )
+
+    def get_raw(self, obis, ic: int, attr: int, access=None) -> bytes:
+        """GET one attribute, all blocks; returns the encoded Data."""
+        self._check_open()
+        target = f"GET {obis_str(parse_obis(obis))}/{ic}/{attr}"
+        with self._errors(target):
+            self.client.send(xdlms.GetRequestNormal(
+                cosem_attribute=self._attribute(obis, ic, attr), access_selection=access))
+            data = bytearray()
+            for _ in range(MAX_BLOCKS):
+                resp = self.client.next_event()
+                if isinstance(resp, (xdlms.GetResponseNormalWithError,
+                                     xdlms.GetResponseLastBlockWithError)):
+                    code = int(resp.error)
+                    raise MeterRefused(f"{target}: {_result_name(code)}", code=code)
+                if isinstance(resp, xdlms.ExceptionResponse):
+                    raise MeterRefused(f"{target}: exception {resp.state_error.name}/"
+                                       f"{resp.service_error.name}")
+                if not isinstance(resp, (xdlms.GetResponseNormal, xdlms.GetResponseWithBlock,
+                                         xdlms.GetResponseLastBlock)):
+                    raise JobError(f"{target}: unexpected answer {type(resp).__name__}")
+                data += resp.data
+                if len(data) > MAX_RESPONSE_BYTES:
+                    raise JobError(f"{target}: answer larger than {MAX_RESPONSE_BYTES} bytes")
+                if isinstance(resp, xdlms.GetResponseWithBlock):
+                    self.client.send(xdlms.GetRequestNext(
+                        invoke_id_and_priority=resp.invoke_id_and_priority,
+                        block_number=resp.block_number))
+                    continue
+                return bytes(data)
+            raise JobError(f"{target}: more than {MAX_BLOCKS} blocks")
+
+    def get(self, obis, ic: int, attr: int, access=None) -> Any:
+        raw = self.get_raw(obis, ic, attr, access)
+        try:
+            return decode_data(raw)
+        except DataError as e:
+            raise JobError(f"GET {obis}/{ic}/{attr}: undecodable answer: {e}") from e
+
+    def scaler_unit(self, obis, ic: int) -> tuple[int | None, int | None]:
+        """(scaler, unit code) of a Register-like object, cached per connection."""
+        key = (obis_str(parse_obis(obis)), int(ic))
+        if key not in self._scalers:
+            attr = SCALED_CLASSES.get(int(ic))
+            if attr is None:
+                self._scalers[key] = (None, None)
+            else:
+                value = self.get(obis, ic, attr)
+                if isinstance(value, list) and len(value) == 2:
+                    self._scalers[key] = (int(value[0]), int(value[1]))
+                else:
+                    self._scalers[key] = (None, None)
+        return self._scalers[key]
+
+    def get_scaled(self, obis, ic: int = 3, attr: int = 2) -> tuple[Any, str]:
+        """Value with its scaler applied, and its unit ('' when there is none)."""
+        value = self.get(obis, ic, attr)
+        if attr == 2 and int(ic) in SCALED_CLASSES:
+            scaler, unit = self.scaler_unit(obis, ic)
+            return scale(value, scaler), unit_name(unit)
+        return value, ""
+
+    def set(self, obis, ic: int, attr: int, data: bytes) -> None:
+        """SET one attribute to encoded data; MeterRefused unless the meter says success."""
+        self._check_open()
+        target = f"SET {obis_str(parse_obis(obis))}/{ic}/{attr}"
+        with self._errors(target):
+            self.client.send(xdlms.SetRequestNormal(
+                cosem_attribute=self._attribute(obis, ic, attr), data=bytes(data)))
+            resp = self.client.next_event()
+            if isinstance(resp, xdlms.ExceptionResponse):
+                raise MeterRefused(f"{target}: exception {resp.state_error.name}")
+            code = compat.check_set_result(resp)
+            if code != 0:
+                raise MeterRefused(f"{target}: {_result_name(code)}", code=code)
+
+    def set_value(self, obis, ic: int, attr: int, value: Any, tag: int | None = None) -> None:
+        """SET a simple value, encoded with `tag`, or with the type the meter uses now."""
+        if tag is None:
+            tag = data_tag(self.get_raw(obis, ic, attr))
+        try:
+            data = encode_data(tag, value)
+        except DataError as e:
+            raise JobError(f"SET {obis}/{ic}/{attr}: {e}", retryable=False) from e
+        self.set(obis, ic, attr, data)
+
+    def action(self, obis, ic: int, method: int, data: bytes | None = None,
+               *, accept: tuple[int, ...] = (0,)) -> tuple[int, bytes | None]:
+        """ACTION; returns (result code, return data). Codes outside `accept` raise
+        MeterRefused(code=...)."""
+        self._check_open()
+        target = f"ACTION {obis_str(parse_obis(obis))}/{ic}/{method}"
+        parts = parse_obis(obis)
+        with self._errors(target):
+            self.client.send(xdlms.ActionRequestNormal(
+                cosem_method=cosem.CosemMethod(
+                    enumerations.CosemInterface(int(ic)), cosem.Obis(*parts), int(method)),
+                data=data))
+            resp = self.client.next_event()
+            if isinstance(resp, xdlms.ExceptionResponse):
+                raise MeterRefused(f"{target}: exception {resp.state_error.name}")
+            if isinstance(resp, xdlms.ActionResponseNormalWithError):
+                code = int(resp.status) or int(resp.error)
+                payload = None
+            elif isinstance(resp, (xdlms.ActionResponseNormal,
+                                   xdlms.ActionResponseNormalWithData)):
+                code = int(resp.status)
+                payload = getattr(resp, "data", None)
+            else:
+                raise JobError(f"{target}: unexpected answer {type(resp).__name__}")
+            if code not in accept:
+                raise MeterRefused(f"{target}: {_result_name(code)}", code=code)
+            return code, (bytes(payload) if payload is not None else None)
+
+    # -- profiles ------------------------------------------------------------------------
+    def capture_objects(self, obis) -> list[tuple[int, str, int]]:
+        """[(class id, OBIS, attribute)] of a profile's columns, cached per connection."""
+        key = obis_str(parse_obis(obis))
+        if key not in self._captures:
+            value = self.get(obis, 7, 3)
+            cols = []
+            for item in value or []:
+                if not isinstance(item, list) or len(item) < 3 or len(item[1]) != 6:
+                    raise JobError(f"profile {key}: bad capture object {item!r}")
+                cols.append((int(item[0]), obis_str(item[1]), int(item[2])))
+            self._captures[key] = cols
+        return self._captures[key]
+
+    def get_profile(self, obis, from_dt: dt.datetime | None = None,
+                    to_dt: dt.datetime | None = None, *, entries=None) -> list[list]:
+        """Rows of a profile's buffer, clock columns as aware datetimes.
+
+        from_dt/to_dt: selective access by range on the first clock column (to_dt
+        defaults to now). entries: (from_entry, to_entry), 1-based, or an int N for the
+        last N entries. Neither: the whole buffer.
+        """
+        columns = self.capture_objects(obis)
+        access = None
+        if from_dt is not None or to_dt is not None:
+            clock = next(((c, o, a) for c, o, a in columns if c == 8), None)
+            if clock is None:
+                raise JobError(f"profile {obis} has no clock column for a range read",
+                               retryable=False)
+            access = RangeDescriptor(
+                restricting_object=CaptureObject(self._attribute(clock[1], 8, clock[2])),
+                from_value=(from_dt or dt.datetime(2000, 1, 1, tzinfo=UTC)).astimezone(UTC),
+                to_value=(to_dt or dt.datetime.now(UTC)).astimezone(UTC),
+            )
+        elif entries is not None:
+            if isinstance(entries, int):
+                in_use = int(self.get(obis, 7, 7) or 0)
+                if in_use == 0 or entries <= 0:
+                    return []
+                first, last = max(1, in_use - entries + 1), in_use
+            else:
+                first, last = (int(entries[0]), int(entries[1]))
+            access = compat.EntryDescriptorCompat(from_entry=first, to_entry=last)
+        buffer = self.get(obis, 7, 2, access)
+        return self._shape_rows(obis, columns, buffer)
+
+    def _shape_rows(self, obis, columns, buffer) -> list[list]:
+        rows = []
+        period = None
+        last_time: list[dt.datetime | None] = [None] * len(columns)
+        for entry in buffer or []:
+            if not isinstance(entry, list) or len(entry) != len(columns):
+                raise JobError(f"profile {obis}: entry does not match its capture objects")
+            row = []
+            for i, ((cls, _o, attr), value) in enumerate(zip(columns, entry, strict=True)):
+                if cls == 8 and attr == 2:
+                    if isinstance(value, (bytes, bytearray)) and len(value) == 12:
+                        value = parse_datetime(bytes(value))
+                    elif value is None and last_time[i] is not None:
+                        # compressed buffer: a null clock is the previous one + period
+                        if period is None:
+                            period = int(self.get(obis, 7, 4) or 0)
+                        value = last_time[i] + dt.timedelta(seconds=period)
+                    last_time[i] = value if isinstance(value, dt.datetime) else last_time[i]
+                row.append(value)
+            rows.append(row)
+        return rows
+
+
+_RESULT_NAMES = {int(e): e.name.lower().replace("_", "-") for e in enumerations.DataAccessResult}
+
+
+def _result_name(code: int) -> str:
+    return f"{_RESULT_NAMES.get(code, 'result')} ({code})"
+

@@ -1,0 +1,378 @@
+"""Work-arounds for dlms-cosem==25.1.0, one function or subclass per bug.
+
+Each entry says what failed without it; tests/test_bridge_dlms_compat.py holds a canary per
+entry that fails the day upstream fixes the bug, so the work-around can go.
+Nothing here changes behaviour on well-formed input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+
+import attr
+import structlog
+from dlms_cosem import a_xdr, dlms_data, exceptions
+from dlms_cosem.connection import DlmsConnection
+from dlms_cosem.cosem.selective_access import EntryDescriptor
+from dlms_cosem.crc import CRCCCITT
+from dlms_cosem.hdlc import connection as hdlc_connection
+from dlms_cosem.io import BlockingTcpIO, HdlcTransport, SerialIO
+from dlms_cosem.security import HighLevelSecurityGmacAuthentication
+from dlms_cosem.utils import parse_as_dlms_data
+
+HDLC_FLAG = 0x7E
+MAX_HDLC_FRAME = 2048  # the format field carries 11 bits of length
+MAX_GARBAGE = 4096  # bytes skipped while looking for an HDLC flag before giving up
+
+
+class TruncatedData(ValueError):
+    """Fewer bytes than the encoding announced."""
+
+
+class ReadTimeout(exceptions.CommunicationError):
+    """The meter did not send the expected bytes in time."""
+
+
+class FramingError(exceptions.CommunicationError):
+    """The line carried something that is not a DLMS frame."""
+
+
+# --- 1. structlog noise -------------------------------------------------------------------
+def quiet_logging(debug: bool = False) -> None:
+    """dlms-cosem logs every frame with structlog at info level, and structlog's default
+    configuration prints everything to stdout: a bridge polling 1000 meters floods its log.
+    Route structlog through the standard logging module, filtered at WARNING unless debug."""
+    level = logging.DEBUG if debug else logging.WARNING
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[structlog.processors.KeyValueRenderer(key_order=["event"])],
+        cache_logger_on_first_use=False,
+    )
+
+
+# --- 2. endless loop on truncated A-XDR -----------------------------------------------------
+UPSTREAM_AXDR_GET_BYTES = a_xdr.AXdrDecoder.get_bytes
+UPSTREAM_DATAPARSER_GET_BYTES = dlms_data.DlmsDataParser.get_bytes
+
+
+def _strict_get_bytes(self, length: int) -> bytearray:
+    """Upstream get_bytes moves the pointer past the end of a truncated buffer; the decoder
+    loops `while pointer != len(buffer)` and then appends NullData for ever (100% CPU, memory
+    grows until the process dies). Raise instead."""
+    if length < 0 or self.pointer + length > len(self.buffer):
+        raise TruncatedData(
+            f"need {length} bytes at offset {self.pointer}, have {len(self.buffer)}"
+        )
+    part = self.buffer[self.pointer : self.pointer + length]
+    self.pointer += length
+    return part
+
+
+def apply_strict_decoders() -> None:
+    """Used by the upstream code we still run (AARE user information, GMAC reply, ciphered
+    APDUs, GET-with-list): make its decoders stop at the end of the buffer."""
+    a_xdr.AXdrDecoder.get_bytes = _strict_get_bytes
+    dlms_data.DlmsDataParser.get_bytes = _strict_get_bytes
+
+
+# --- 3. bit-string and UTF-8 strings: see meter_bridge.dlms.decode_data ----------------------
+# Upstream BitStringData/UTF8StringData have no from_bytes (NotImplementedError), and its
+# decoder reads a bit-string's length (in bits) as bytes. The bridge decodes GET results with
+# its own bounded decoder (dlms.decode_data), which handles both.
+
+
+# --- 4. selective access by entry -----------------------------------------------------------
+class EntryDescriptorCompat(EntryDescriptor):
+    """Upstream EntryDescriptor.to_bytes raises NotImplementedError: reading the last N
+    entries of a profile was impossible."""
+
+    def to_bytes(self) -> bytes:
+        return (
+            b"\x02\x02\x04"
+            + b"\x06" + self.from_entry.to_bytes(4, "big")
+            + b"\x06" + self.to_entry.to_bytes(4, "big")
+            + b"\x12" + self.from_selected_value.to_bytes(2, "big")
+            + b"\x12" + self.to_selected_value.to_bytes(2, "big")
+        )
+
+
+# --- 5. HDLC framing ------------------------------------------------------------------------
+_FCS = CRCCCITT()
+
+
+def split_hdlc_frame(buffer: bytes | bytearray) -> tuple[bytes | None, int]:
+    """Find the first complete HDLC frame in buffer by its length field.
+
+    Returns (frame with both flags, bytes to drop from the buffer). The closing flag is not
+    dropped, since it may open the next frame. (None, n): no complete frame yet, drop n bytes
+    of garbage. Frames with a bad FCS count as garbage, so a corrupted frame cannot block
+    the buffer.
+    """
+    pos = 0
+    n = len(buffer)
+    while True:
+        start = buffer.find(bytes([HDLC_FLAG]), pos)
+        if start < 0:
+            return None, n
+        # skip repeated flags (closing flag of one frame + opening flag of the next)
+        while start + 1 < n and buffer[start + 1] == HDLC_FLAG:
+            start += 1
+        if start + 3 > n:
+            return None, start
+        fmt_hi, fmt_lo = buffer[start + 1], buffer[start + 2]
+        length = ((fmt_hi & 0x07) << 8) | fmt_lo
+        if fmt_hi & 0xF0 != 0xA0 or length < 7:
+            pos = start + 1
+            continue
+        end = start + 1 + length  # index of the closing flag
+        if end >= n:
+            return None, start
+        body = bytes(buffer[start + 1 : end])
+        if buffer[end] != HDLC_FLAG or _FCS.calculate_for(body[:-2]) != body[-2:]:
+            pos = start + 1
+            continue
+        return bytes([HDLC_FLAG]) + body + bytes([HDLC_FLAG]), end
+
+
+class HdlcConnectionCompat(hdlc_connection.HdlcConnection):
+    """Upstream _find_frame ends a frame at the first 0x7E after the opening flag; DLMS HDLC
+    does not escape 0x7E, so any 0x7E in the information field (or in the FCS) ends the
+    frame early: the parse fails, NEED_DATA is returned although the frame is complete, and
+    the transport blocks reading bytes that never come. Find frames by their length field."""
+
+    def _find_frame(self):
+        frame, consumed = split_hdlc_frame(self.buffer)
+        if frame is None:
+            del self.buffer[:consumed]
+            self.buffer_search_position = 0
+            return None
+        self.buffer_search_position = consumed
+        return bytearray(frame)
+
+    def _tidy_buffer(self):
+        del self.buffer[: self.buffer_search_position]
+        self.buffer_search_position = 0
+
+
+@attr.s(auto_attribs=True)
+class HdlcTransportCompat(HdlcTransport):
+    """HdlcTransport with frames read by length (see HdlcConnectionCompat) and a disconnect
+    that always closes the line.
+
+    Upstream recv_frame reads up to the next 0x7E; a lone 0x7E (e.g. an FCS ending in 0x7E
+    followed by the closing flag) is taken for an opening flag and the read then blocks until
+    the next frame, which never comes. Upstream disconnect() leaves the socket open when the
+    DISC/UA exchange fails."""
+
+    def __attrs_post_init__(self):
+        self.hdlc_connection = HdlcConnectionCompat(
+            self.server_hdlc_address, self.client_hdlc_address
+        )
+
+    def recv_frame(self) -> bytes:
+        skipped = 0
+        byte = self.io.recv(1)
+        while byte[0] != HDLC_FLAG:
+            skipped += 1
+            if skipped > MAX_GARBAGE:
+                raise FramingError("no HDLC flag in the data from the meter")
+            byte = self.io.recv(1)
+        first = self.io.recv(1)
+        flags = 0
+        while first[0] == HDLC_FLAG:
+            flags += 1
+            if flags > MAX_GARBAGE:
+                raise FramingError("only HDLC flags from the meter")
+            first = self.io.recv(1)
+        second = self.io.recv(1)
+        length = ((first[0] & 0x07) << 8) | second[0]
+        if first[0] & 0xF0 != 0xA0 or length < 7:
+            # not a frame start: hand over what we have, the connection skips it as garbage
+            return bytes([HDLC_FLAG]) + first + second
+        rest = self.io.recv(length - 2 + 1)  # up to and including the closing flag
+        return bytes([HDLC_FLAG]) + first + second + rest
+
+    def disconnect(self):
+        try:
+            super().disconnect()
+        finally:
+            self.io.disconnect()
+
+
+# --- 6. TCP I/O: EOF loop, time bound, socket leak -------------------------------------------
+class TcpIOCompat(BlockingTcpIO):
+    """Upstream BlockingTcpIO.recv loops for ever when the meter closes the connection
+    (socket.recv returns b"" and the loop never ends, 100% CPU), recv_until has no bound,
+    and disconnect() leaves the socket open when shutdown() fails (peer already gone).
+    `deadline` (time.monotonic()) bounds every read in time as well."""
+
+    deadline: float | None = None
+
+    def _remaining(self) -> float:
+        timeout = float(self.timeout)
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise ReadTimeout("deadline passed")
+            timeout = min(timeout, left)
+        return timeout
+
+    def connect(self):
+        if self.tcp_socket:
+            raise RuntimeError(f"There is already an active socket to {self.address}")
+        try:
+            self.tcp_socket = socket.create_connection(self.address, timeout=self._remaining())
+        except OSError as e:
+            raise exceptions.CommunicationError(f"Unable to connect to {self.address}") from e
+
+    def recv(self, amount: int = 1) -> bytes:
+        if not self.tcp_socket:
+            raise RuntimeError("TCP transport not connected.")
+        data = bytearray()
+        while len(data) < amount:
+            self.tcp_socket.settimeout(self._remaining())
+            try:
+                chunk = self.tcp_socket.recv(amount - len(data))
+            except TimeoutError as e:
+                raise ReadTimeout(f"no answer from {self.address}") from e
+            except OSError as e:
+                raise exceptions.CommunicationError("Could not receive data") from e
+            if not chunk:
+                raise exceptions.CommunicationError(f"{self.address} closed the connection")
+            data += chunk
+        return bytes(data)
+
+    def recv_until(self, end: bytes) -> bytes:
+        data = b""
+        while not data.endswith(end):
+            if len(data) > MAX_HDLC_FRAME + MAX_GARBAGE:
+                raise FramingError("no frame end in the data from the meter")
+            data += self.recv(1)
+        return data
+
+    def disconnect(self):
+        sock, self.tcp_socket = self.tcp_socket, None
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+
+class SerialIOCompat(SerialIO):
+    """Upstream SerialIO.recv returns fewer bytes on timeout without saying so, and the
+    callers then parse a short buffer; raise ReadTimeout instead, bounded by `deadline`."""
+
+    deadline: float | None = None
+
+    def _remaining(self) -> float:
+        timeout = float(self.timeout)
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise ReadTimeout("deadline passed")
+            timeout = min(timeout, left)
+        return timeout
+
+    def recv(self, amount: int = 1) -> bytes:
+        if not self.serial_port:
+            raise RuntimeError("Trying to read data from closed serial port")
+        data = bytearray()
+        while len(data) < amount:
+            self.serial_port.timeout = self._remaining()
+            chunk = self.serial_port.read(amount - len(data))
+            if not chunk:
+                raise ReadTimeout(f"no answer on {self.port_name}")
+            data += chunk
+        return bytes(data)
+
+    def recv_until(self, end: bytes) -> bytes:
+        data = b""
+        while not data.endswith(end):
+            if len(data) > MAX_HDLC_FRAME + MAX_GARBAGE:
+                raise FramingError("no frame end in the data from the meter")
+            data += self.recv(1)
+        return data
+
+    def disconnect(self):
+        port, self.serial_port = self.serial_port, None
+        if port is not None:
+            with contextlib.suppress(Exception):
+                port.close()
+
+
+# --- 7. ciphered responses other than general-glo-ciphering ----------------------------------
+# glo-get/set/action/event-notification responses (service-specific global ciphering)
+GLO_SERVICE_TAGS = {202, 204, 205, 207}
+
+
+def service_specific_to_general_glo(apdu: bytes, system_title: bytes | None) -> bytes:
+    """Upstream maps only general-glo-ciphering (219); a meter answering with glo-get-response
+    (204) and friends made next_event raise KeyError. Both carry SC | IC | ciphertext+tag and
+    decrypt the same way with the meter's system title, so re-wrap as general-glo."""
+    if not apdu or apdu[0] not in GLO_SERVICE_TAGS:
+        return apdu
+    length, rest = dlms_data.decode_variable_integer(bytes(apdu[1:]))
+    if length > len(rest) or length < 5 + 12:
+        raise TruncatedData("ciphered APDU shorter than announced")
+    title = system_title or b""
+    return (
+        bytes([219])
+        + dlms_data.encode_variable_integer(len(title)) + title
+        + dlms_data.encode_variable_integer(length) + bytes(rest[:length])
+    )
+
+
+class DlmsConnectionCompat(DlmsConnection):
+    def next_event(self):
+        if self.use_protection and self.buffer and self.buffer[0] in GLO_SERVICE_TAGS:
+            self.buffer = bytearray(
+                service_specific_to_general_glo(self.buffer, self.meter_system_title)
+            )
+        return super().next_event()
+
+
+# --- 8. HLS-GMAC reply reuses an invocation counter ------------------------------------------
+class HlsGmacCompat(HighLevelSecurityGmacAuthentication):
+    """Upstream computes the reply to the meter's challenge with the current client
+    invocation counter without advancing it, so the ACTION that carries the reply is then
+    ciphered with the same counter: a GCM nonce used twice, and meters that check for
+    strictly increasing counters refuse the association."""
+
+    def hls_generate_reply_data(self, connection) -> bytes:
+        data = super().hls_generate_reply_data(connection)
+        connection.client_invocation_counter += 1
+        return data
+
+
+# --- 9. SET does not raise, session() leaks ----------------------------------------------------
+def check_set_result(response) -> int:
+    """Upstream DlmsClient.set() returns the SetResponse whatever its result, so a refused
+    write looked like a success. Return the Data-Access-Result code (0 = success)."""
+    result = getattr(response, "result", None)
+    if result is None:
+        raise exceptions.LocalDlmsProtocolError(f"unexpected answer to SET: {response!r}")
+    return int(result)
+
+
+def close_quietly(client) -> None:
+    """Upstream DlmsClient.session() has no try/finally: an error in associate() or in the
+    body leaves the socket (or serial port) open. Release what can be released, then always
+    close the line."""
+    try:
+        with contextlib.suppress(Exception):
+            client.release_association()
+        with contextlib.suppress(Exception):
+            client.transport.disconnect()
+    finally:
+        with contextlib.suppress(Exception):
+            client.transport.io.disconnect()
+
+
+def parse_hls_data(data: bytes):
+    """parse_as_dlms_data, with the strict decoders in place."""
+    return parse_as_dlms_data(data)

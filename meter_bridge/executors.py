@@ -1,0 +1,312 @@
+"""Job executors: one job dict in (docs/job-protocol.md), one result dict out.
+
+execute_job() opens one association for the job, runs it and releases, whatever happens.
+Payload checks and result shaping are plain functions, tested without a meter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+
+from . import obis as C
+from .dlms import (
+    MeterConnection,
+    encode_data,
+    iso,
+    parse_datetime,
+    parse_iso,
+    scale,
+    to_json,
+)
+from .errors import JobError, MeterRefused, MeterUnreachable
+
+TOKEN_ALREADY_APPLIED = 3  # ACTION result read-write-denied: transfer number already used
+UINT32_MAX = 0xFFFFFFFF
+JOB_TYPES = (
+    "read", "read_events", "add_credit", "disconnect", "reconnect", "set_load_limit",
+    "set_thresholds", "sync_clock", "ping",
+)
+
+
+def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
+    """Run one job on its meter; returns the result dict of docs/job-protocol.md.
+
+    deadline_s: seconds from now the whole job (connect, association, release) may take;
+    None: six times the meter's timeout_s. Raises MeterUnreachable (retry later),
+    MeterRefused (the meter said no) or JobError (retryable=False for a bad payload).
+    HLS-GMAC: the result carries 'invocation_counter' (the last one used), and so does
+    any error raised after the association started (attribute exc.invocation_counter).
+    """
+    job_type = job.get("job_type")
+    runner = RUNNERS.get(job_type)
+    if runner is None:
+        raise JobError(f"unknown job type {job_type!r}", retryable=False)
+    payload = job.get("payload") or {}
+    if not isinstance(payload, dict):
+        raise JobError("payload must be an object", retryable=False)
+    checked = VALIDATORS.get(job_type, lambda p: p)(payload)  # before touching the meter
+    meter = job.get("meter") or {}
+    with MeterConnection.from_job_meter(meter, deadline_s=deadline_s) as conn:
+        result = runner(conn, checked)
+        counter = conn.invocation_counter
+    if counter is not None:
+        result["invocation_counter"] = counter
+    return result
+
+
+# --- payload checks (pure) ------------------------------------------------------------------
+def _number(payload: dict, key: str, *, minimum=None, allow_negative=False) -> float:
+    value = payload.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+        value
+    ):
+        raise JobError(f"payload.{key} must be a number", retryable=False)
+    if not allow_negative and value < 0:
+        raise JobError(f"payload.{key} must not be negative", retryable=False)
+    if minimum is not None and value < minimum:
+        raise JobError(f"payload.{key} must be at least {minimum}", retryable=False)
+    return value
+
+
+def validate_add_credit(payload: dict) -> dict:
+    number = payload.get("transfer_number")
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= UINT32_MAX:
+        raise JobError("payload.transfer_number must be an integer 0..2^32-1", retryable=False)
+    kwh = _number(payload, "kwh")
+    energy_wh = round(kwh * 1000)
+    if not 1 <= energy_wh <= UINT32_MAX:
+        raise JobError("payload.kwh must be between 0.001 and 4294967.295", retryable=False)
+    return {"transfer_number": number, "kwh": kwh, "energy_wh": energy_wh}
+
+
+def build_token(transfer_number: int, energy_wh: int) -> bytes:
+    """The 8-byte credit token: uint32 transfer number, uint32 energy in Wh, big-endian."""
+    return transfer_number.to_bytes(4, "big") + energy_wh.to_bytes(4, "big")
+
+
+def validate_set_load_limit(payload: dict) -> dict:
+    value = _number(payload, "load_limit_w")
+    if value != int(value) or value > UINT32_MAX:
+        raise JobError("payload.load_limit_w must be a whole number of watts", retryable=False)
+    return {"load_limit_w": int(value)}
+
+
+def validate_set_thresholds(payload: dict) -> dict:
+    low = _number(payload, "low_credit_kwh")
+    trip = _number(payload, "trip_kwh", allow_negative=True)
+    if trip > low:
+        raise JobError("payload.trip_kwh must not be above low_credit_kwh", retryable=False)
+    return {"low_credit_wh": round(low * 1000), "trip_wh": round(trip * 1000)}
+
+
+def validate_read(payload: dict) -> dict:
+    objects = payload.get("objects")
+    if not isinstance(objects, list) or not objects:
+        raise JobError("payload.objects must be a non-empty list", retryable=False)
+    checked = []
+    for item in objects:
+        if not isinstance(item, dict):
+            raise JobError("payload.objects items must be objects", retryable=False)
+        try:
+            obis = C.normalize_obis(item.get("obis"))
+        except (ValueError, TypeError) as e:
+            raise JobError(f"bad OBIS {item.get('obis')!r}", retryable=False) from e
+        ic = item.get("ic") or C.KNOWN_IC.get(obis, 1)
+        attribute = item.get("attribute") or 2
+        if not isinstance(ic, int) or not isinstance(attribute, int):
+            raise JobError(f"{obis}: ic and attribute must be integers", retryable=False)
+        checked.append({"obis": obis, "ic": ic, "attribute": attribute})
+    try:
+        start, end = parse_iso(payload.get("from")), parse_iso(payload.get("to"))
+    except ValueError as e:
+        raise JobError(f"bad from/to: {e}", retryable=False) from e
+    return {"objects": checked, "from": start, "to": end}
+
+
+def validate_read_events(payload: dict) -> dict:
+    try:
+        return {"since": parse_iso(payload.get("since"))}
+    except ValueError as e:
+        raise JobError(f"bad since: {e}", retryable=False) from e
+
+
+# --- shaping (pure) ----------------------------------------------------------------------------
+def relay_name(output_state) -> str:
+    return "connected" if output_state else "disconnected"
+
+
+def wh_to_kwh(value) -> float:
+    return round(int(value) / 1000.0, 3)
+
+
+def events_from_rows(log: str, rows: list[list], since: dt.datetime | None) -> list[dict]:
+    """Event-log rows [time, code, ...] → event dicts, oldest first, not before `since`."""
+    events = []
+    for row in rows:
+        when = next((v for v in row if isinstance(v, dt.datetime)), None)
+        code = next((v for v in row if isinstance(v, int) and not isinstance(v, bool)), None)
+        if when is None or code is None:
+            continue
+        if since is not None and when < since:
+            continue
+        events.append({"log": log, "code": code, "time": iso(when)})
+    events.sort(key=lambda e: e["time"])
+    return events
+
+
+def profile_rows_to_json(rows: list[list], scalers: list) -> list[list]:
+    """Profile rows → [iso, v1, v2...] with each column's scaler applied."""
+    out = []
+    for row in rows:
+        out.append([to_json(scale(v, s)) if s else to_json(v)
+                    for v, s in zip(row, scalers, strict=True)])
+    return out
+
+
+# --- runners -----------------------------------------------------------------------------------
+def _credit_and_relay(conn: MeterConnection) -> tuple[float, str]:
+    credit = conn.get(C.CREDIT[0], C.CREDIT[1], C.CREDIT_CURRENT_AMOUNT)
+    relay = conn.get(C.DISCONNECT_CONTROL[0], C.DISCONNECT_CONTROL[1], C.RELAY_OUTPUT_STATE)
+    return wh_to_kwh(credit), relay_name(relay)
+
+
+def _meter_time(conn: MeterConnection) -> str | None:
+    value = conn.get(C.CLOCK[0], C.CLOCK[1], C.CLOCK_TIME)
+    if isinstance(value, (bytes, bytearray)) and len(value) == 12:
+        value = parse_datetime(bytes(value))
+    return iso(value) if isinstance(value, dt.datetime) else None
+
+
+def run_read(conn: MeterConnection, p: dict) -> dict:
+    now = iso(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+    readings, profiles, errors = [], {}, {}
+    for item in p["objects"]:
+        obis, ic, attribute = item["obis"], item["ic"], item["attribute"]
+        try:
+            if ic == 7 and attribute == 2:
+                rows = conn.get_profile(obis, p["from"], p["to"]) if (
+                    p["from"] or p["to"]) else conn.get_profile(obis)
+                scalers = []
+                for cls, col_obis, col_attr in conn.capture_objects(obis):
+                    if col_attr == 2 and cls in C.SCALED_CLASSES:
+                        scalers.append(conn.scaler_unit(col_obis, cls)[0])
+                    else:
+                        scalers.append(None)
+                profiles[obis] = profile_rows_to_json(rows, scalers)
+            else:
+                value, unit = conn.get_scaled(obis, ic, attribute)
+                readings.append({"obis": obis, "value": to_json(value), "unit": unit,
+                                 "time": now})
+        except MeterRefused as e:
+            errors[obis] = str(e)
+        except JobError as e:
+            if e.retryable and not _is_protocol_error(e):
+                raise  # meter gone: the whole job is retried
+            errors[obis] = str(e)
+    return {"readings": readings, "profiles": profiles, "errors": errors}
+
+
+def _is_protocol_error(e: JobError) -> bool:
+    return not isinstance(e, MeterUnreachable)
+
+
+def run_read_events(conn: MeterConnection, p: dict) -> dict:
+    events = []
+    for log, (obis, _ic) in C.EVENT_LOGS.items():
+        if p["since"] is not None:
+            rows = conn.get_profile(obis, p["since"], dt.datetime.now(dt.timezone.utc)
+                                    + dt.timedelta(days=1))
+        else:
+            rows = conn.get_profile(obis)
+        events.extend(events_from_rows(log, rows, p["since"]))
+    events.sort(key=lambda e: e["time"])
+    return {"events": events}
+
+
+def run_add_credit(conn: MeterConnection, p: dict) -> dict:
+    token = build_token(p["transfer_number"], p["energy_wh"])
+    code, _ = conn.action(C.TOKEN_GATEWAY[0], C.TOKEN_GATEWAY[1], C.TOKEN_ENTER,
+                          encode_data(9, token), accept=(0, TOKEN_ALREADY_APPLIED))
+    credit_kwh, relay = _credit_and_relay(conn)
+    return {
+        "transfer_number": p["transfer_number"],
+        "already_applied": code == TOKEN_ALREADY_APPLIED,
+        "credit_kwh": credit_kwh,
+        "relay": relay,
+    }
+
+
+def _relay_result(conn: MeterConnection) -> dict:
+    obis, ic = C.DISCONNECT_CONTROL
+    output = conn.get(obis, ic, C.RELAY_OUTPUT_STATE)
+    control = conn.get(obis, ic, C.RELAY_CONTROL_STATE)
+    return {"relay": relay_name(output), "control_state": int(control)}
+
+
+def run_disconnect(conn: MeterConnection, p: dict) -> dict:
+    obis, ic = C.DISCONNECT_CONTROL
+    conn.action(obis, ic, C.RELAY_REMOTE_DISCONNECT, encode_data(15, 0))
+    return _relay_result(conn)
+
+
+def run_reconnect(conn: MeterConnection, p: dict) -> dict:
+    obis, ic = C.DISCONNECT_CONTROL
+    conn.action(obis, ic, C.RELAY_REMOTE_RECONNECT, encode_data(15, 0))
+    return _relay_result(conn)
+
+
+def run_set_load_limit(conn: MeterConnection, p: dict) -> dict:
+    obis, ic = C.LIMITER
+    conn.set_value(obis, ic, C.LIMITER_THRESHOLD_ACTIVE, p["load_limit_w"])
+    return {"load_limit_w": int(conn.get(obis, ic, C.LIMITER_THRESHOLD_ACTIVE))}
+
+
+def run_set_thresholds(conn: MeterConnection, p: dict) -> dict:
+    obis, ic = C.CREDIT
+    # lower the trip first when both move down, so the meter never sees trip > low
+    order = [(C.CREDIT_WARNING_THRESHOLD, p["low_credit_wh"]), (C.CREDIT_LIMIT, p["trip_wh"])]
+    current_low = conn.get(obis, ic, C.CREDIT_WARNING_THRESHOLD)
+    if isinstance(current_low, int) and p["low_credit_wh"] < current_low:
+        order.reverse()
+    for attr, value in order:
+        conn.set_value(obis, ic, attr, value)
+    return {
+        "low_credit_kwh": wh_to_kwh(conn.get(obis, ic, C.CREDIT_WARNING_THRESHOLD)),
+        "trip_kwh": wh_to_kwh(conn.get(obis, ic, C.CREDIT_LIMIT)),
+    }
+
+
+def run_sync_clock(conn: MeterConnection, p: dict) -> dict:
+    before = _meter_time(conn)
+    obis, ic = C.CLOCK
+    now = dt.datetime.now(dt.timezone.utc)
+    conn.set(obis, ic, C.CLOCK_TIME, encode_data(9, now))
+    return {"meter_time_before": before, "meter_time": _meter_time(conn)}
+
+
+def run_ping(conn: MeterConnection, p: dict) -> dict:
+    meter_time = _meter_time(conn)
+    credit_kwh, relay = _credit_and_relay(conn)
+    return {"meter_time": meter_time, "credit_kwh": credit_kwh, "relay": relay}
+
+
+RUNNERS: dict[str, Callable[[MeterConnection, dict], dict]] = {
+    "read": run_read,
+    "read_events": run_read_events,
+    "add_credit": run_add_credit,
+    "disconnect": run_disconnect,
+    "reconnect": run_reconnect,
+    "set_load_limit": run_set_load_limit,
+    "set_thresholds": run_set_thresholds,
+    "sync_clock": run_sync_clock,
+    "ping": run_ping,
+}
+VALIDATORS: dict[str, Callable[[dict], dict]] = {
+    "read": validate_read,
+    "read_events": validate_read_events,
+    "add_credit": validate_add_credit,
+    "set_load_limit": validate_set_load_limit,
+    "set_thresholds": validate_set_thresholds,
+}

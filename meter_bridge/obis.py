@@ -1,0 +1,96 @@
+"""The meter contract (docs/meter-contract.md) as constants, and OBIS/unit helpers."""
+
+from __future__ import annotations
+
+import re
+
+# (OBIS, interface class)
+LOGICAL_DEVICE_NAME = ("0.0.42.0.0.255", 1)
+CLOCK = ("0.0.1.0.0.255", 8)
+ENERGY_IMPORT = ("1.0.1.8.0.255", 3)
+ENERGY_EXPORT = ("1.0.2.8.0.255", 3)
+VOLTAGE_L1 = ("1.0.32.7.0.255", 3)
+CURRENT_L1 = ("1.0.31.7.0.255", 3)
+POWER_IMPORT = ("1.0.1.7.0.255", 3)
+LOAD_PROFILE = ("1.0.99.1.0.255", 7)
+STANDARD_EVENT_LOG = ("0.0.99.98.0.255", 7)
+FRAUD_EVENT_LOG = ("0.0.99.98.1.255", 7)
+STANDARD_EVENT_CODE = ("0.0.96.11.0.255", 1)
+FRAUD_EVENT_CODE = ("0.0.96.11.1.255", 1)
+DISCONNECT_CONTROL = ("0.0.96.3.10.255", 70)
+LIMITER = ("0.0.17.0.0.255", 71)
+ACCOUNT = ("0.0.19.0.0.255", 111)
+CREDIT = ("0.0.19.10.0.255", 112)
+TOKEN_GATEWAY = ("0.0.19.40.0.255", 115)
+
+EVENT_LOGS = {"standard": STANDARD_EVENT_LOG, "fraud": FRAUD_EVENT_LOG}
+
+# Attributes / methods used by the executors.
+CLOCK_TIME = 2
+RELAY_OUTPUT_STATE = 2
+RELAY_CONTROL_STATE = 3
+RELAY_REMOTE_DISCONNECT = 1
+RELAY_REMOTE_RECONNECT = 2
+LIMITER_THRESHOLD_ACTIVE = 3
+CREDIT_CURRENT_AMOUNT = 2
+CREDIT_WARNING_THRESHOLD = 5
+CREDIT_LIMIT = 6
+TOKEN_ENTER = 1
+PROFILE_BUFFER = 2
+PROFILE_CAPTURE_OBJECTS = 3
+
+# Interface classes whose attribute 2 is scaled by attribute 3 (scaler_unit).
+SCALED_CLASSES = {3: 3, 4: 3, 5: 3}
+
+# Default interface class per OBIS for the field engineer's CLI (any OBIS not here is Data).
+KNOWN_IC = {
+    obis: ic
+    for obis, ic in (
+        LOGICAL_DEVICE_NAME, CLOCK, ENERGY_IMPORT, ENERGY_EXPORT, VOLTAGE_L1, CURRENT_L1,
+        POWER_IMPORT, LOAD_PROFILE, STANDARD_EVENT_LOG, FRAUD_EVENT_LOG, STANDARD_EVENT_CODE,
+        FRAUD_EVENT_CODE, DISCONNECT_CONTROL, LIMITER, ACCOUNT, CREDIT, TOKEN_GATEWAY,
+    )
+}
+
+# DLMS unit enumeration (Blue Book, table "Physical units"), the ones a meter actually sends.
+UNITS = {
+    1: "a", 2: "mo", 3: "wk", 4: "d", 5: "h", 6: "min", 7: "s", 8: "°", 9: "°C",
+    10: "currency", 11: "m", 12: "m/s", 13: "m3", 14: "m3", 15: "m3/h", 16: "m3/h",
+    17: "m3/d", 18: "m3/d", 19: "l", 20: "kg", 21: "N", 22: "Nm", 23: "Pa", 24: "bar",
+    25: "J", 26: "J/h", 27: "W", 28: "VA", 29: "var", 30: "Wh", 31: "VAh", 32: "varh",
+    33: "A", 34: "C", 35: "V", 36: "V/m", 37: "F", 38: "Ω", 39: "Ωm2/m", 40: "Wb", 41: "T",
+    42: "A/m", 43: "H", 44: "Hz", 45: "1/(Wh)", 46: "1/(varh)", 47: "1/(VAh)", 48: "V2h",
+    49: "A2h", 50: "kg/s", 51: "S", 52: "K", 53: "1/(V2h)", 54: "1/(A2h)", 55: "1/m3",
+    56: "%", 57: "Ah", 60: "Wh/m3", 61: "J/m3", 62: "Mol %", 63: "g/m3", 64: "Pa s",
+    65: "J/kg", 70: "dBm", 71: "dBµV", 72: "dB", 253: "", 254: "", 255: "",
+}
+
+_OBIS_RE = re.compile(r"^\s*(\d+)[.\-:](\d+)[.\-:](\d+)[.\-:](\d+)[.\-:](\d+)(?:[.\-:*](\d+))?\s*$")
+
+
+def parse_obis(text: str) -> tuple[int, int, int, int, int, int]:
+    """'1.0.1.8.0.255', '1-0:1.8.0.255' or '1.0.1.8.0' → six ints (F defaults to 255).
+
+    Not Obis.from_string: it drops a sixth group other than 255.
+    """
+    match = _OBIS_RE.match(text or "")
+    if not match:
+        raise ValueError(f"not an OBIS code: {text!r}")
+    parts = [int(p) if p is not None else 255 for p in match.groups()]
+    if any(p > 255 for p in parts):
+        raise ValueError(f"not an OBIS code: {text!r}")
+    return tuple(parts)  # type: ignore[return-value]
+
+
+def obis_str(parts) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+def normalize_obis(text: str) -> str:
+    return obis_str(parse_obis(text))
+
+
+def unit_name(code: int | None) -> str:
+    if code is None:
+        return ""
+    return UNITS.get(code, str(code))

@@ -1,0 +1,185 @@
+"""Client side of the job protocol (docs/job-protocol.md) over Odoo's ``/jsonrpc``.
+
+Standard library only. Two exception families matter to the caller:
+
+- :class:`OdooUnreachable`: no usable answer (connection refused, timeout, proxy error,
+  garbage). Nothing is known about the call's effect; retry later.
+- :class:`OdooError`: Odoo answered with an error object (a refusal, an access error, a
+  server bug). It carries Odoo's own message and exception name.
+"""
+
+import http.client
+import itertools
+import json
+import socket
+import threading
+import urllib.error
+import urllib.request
+
+JOB_MODEL = "smartpm.meter.job"
+
+
+class OdooUnreachable(Exception):
+    """Odoo could not be reached or gave no JSON-RPC answer."""
+
+
+class OdooError(Exception):
+    """Odoo answered a call with a JSON-RPC error."""
+
+    def __init__(self, message, name="", code=None, debug=""):
+        super().__init__(message)
+        self.message = message
+        self.name = name  # e.g. "odoo.exceptions.UserError"
+        self.code = code
+        self.debug = debug
+
+    @property
+    def is_refusal(self):
+        """True when Odoo deliberately refused (UserError, AccessError, ...).
+
+        Such a call fails the same way when repeated; anything else (a serialization
+        failure, a bug answered as a Python exception) may pass on a retry.
+        """
+        return self.name.startswith("odoo.exceptions.")
+
+
+class OdooAuthError(OdooError):
+    """Login or API key refused."""
+
+
+class OdooClient:
+    """Calls ``smartpm.meter.job`` methods as the bridge user; thread-safe."""
+
+    def __init__(self, url, db, login, api_key, timeout=30.0):
+        self.url = url.rstrip("/") + "/jsonrpc"
+        self.db = db
+        self.login = login
+        self.api_key = api_key
+        self.timeout = timeout
+        self._uid = None
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    # -- transport ---------------------------------------------------------------------
+
+    def call(self, service, method, *args, timeout=None):
+        """One JSON-RPC ``call`` of ``service.method(*args)``; returns its result."""
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "call",
+                "params": {"service": service, "method": method, "args": list(args)},
+                "id": next(self._ids),
+            }
+        ).encode()
+        request = urllib.request.Request(
+            self.url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            # Odoo answers JSON-RPC errors with 200; another status is a proxy or a wrong URL.
+            raise OdooUnreachable(f"{self.url}: HTTP {exc.code} {exc.reason}") from exc
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            if isinstance(reason, socket.timeout) or isinstance(exc, TimeoutError):
+                reason = f"timed out after {timeout:g} s"
+            raise OdooUnreachable(f"{self.url}: {reason}") from exc
+        try:
+            answer = json.loads(raw)
+        except ValueError as exc:
+            raise OdooUnreachable(f"{self.url}: answer is not JSON: {raw[:80]!r}") from exc
+        if not isinstance(answer, dict):
+            raise OdooUnreachable(f"{self.url}: unexpected answer {raw[:80]!r}")
+        if answer.get("error"):
+            raise _error_from(answer["error"])
+        return answer.get("result")
+
+    # -- authentication ----------------------------------------------------------------
+
+    def authenticate(self):
+        """Return the uid of ``login`` authenticated by its API key (cached)."""
+        uid = self.call("common", "authenticate", self.db, self.login, self.api_key, {})
+        if not uid:
+            raise OdooAuthError(
+                f"login {self.login!r} with this API key refused by database {self.db!r}",
+                name="AccessDenied",
+            )
+        with self._lock:
+            self._uid = uid
+        return uid
+
+    @property
+    def uid(self):
+        return self._uid
+
+    def execute_kw(self, model, method, args, kwargs=None, timeout=None):
+        uid = self._uid or self.authenticate()
+        try:
+            return self.call(
+                "object",
+                "execute_kw",
+                self.db,
+                uid,
+                self.api_key,
+                model,
+                method,
+                list(args),
+                kwargs or {},
+                timeout=timeout,
+            )
+        except OdooError as exc:
+            if "AccessDenied" in exc.name:
+                # Key revoked or database restored: authenticate again on the next call.
+                with self._lock:
+                    self._uid = None
+            raise
+
+    def _job(self, method, *args, timeout=None):
+        return self.execute_kw(JOB_MODEL, method, args, timeout=timeout)
+
+    # -- the job protocol --------------------------------------------------------------
+
+    def claim(self, bridge_id, limit, lease_seconds):
+        """Lease up to ``limit`` due jobs to ``bridge_id``; returns job dicts."""
+        return self._job("claim", bridge_id, int(limit), int(lease_seconds)) or []
+
+    def complete(self, job_id, bridge_id, result):
+        return self._job("complete", job_id, bridge_id, result)
+
+    def fail(self, job_id, bridge_id, error, retryable):
+        """Returns ``{"state": "pending" | "failed", "next_attempt_at": ...}``."""
+        return self._job("fail", job_id, bridge_id, str(error), bool(retryable))
+
+    def extend_lease(self, job_ids, bridge_id, lease_seconds):
+        """Returns the ids still held by ``bridge_id``."""
+        return self._job("extend_lease", list(job_ids), bridge_id, int(lease_seconds)) or []
+
+    def release(self, job_ids, bridge_id):
+        """Returns the ids put back to pending."""
+        return self._job("release", list(job_ids), bridge_id) or []
+
+    def ingest(self, bridge_id, readings, events):
+        """Returns ``{"readings": n_new, "events": n_new}``."""
+        return self._job("ingest", bridge_id, list(readings), list(events))
+
+    def wait_for_jobs(self, timeout):
+        """Long-poll: True as soon as a job may be due, False after ``timeout`` (<= 30 s)."""
+        timeout = max(0.0, min(float(timeout), 30.0))
+        if timeout.is_integer():
+            timeout = int(timeout)
+        # The HTTP timeout must outlast the server-side wait.
+        return bool(self._job("wait_for_jobs", timeout, timeout=timeout + self.timeout))
+
+
+def _error_from(error):
+    """Turn Odoo's JSON-RPC error object into an OdooError with Odoo's message."""
+    if not isinstance(error, dict):
+        return OdooError(str(error))
+    data = error.get("data") if isinstance(error.get("data"), dict) else {}
+    message = data.get("message") or error.get("message") or "Odoo error"
+    name = data.get("name") or ""
+    cls = OdooAuthError if "AccessDenied" in name else OdooError
+    return cls(message, name=name, code=error.get("code"), debug=data.get("debug") or "")

@@ -1,0 +1,508 @@
+"""The bridge's worker loop: claim jobs from Odoo, run them on meters, report results.
+
+One coordinating thread (the caller of :meth:`BridgeService.run`) owns all state and makes
+every Odoo call except the long-poll, which runs in a helper thread so that it never delays
+reports or lease renewals. Jobs run in a ThreadPoolExecutor because the executor blocks on
+sockets. The bridge keeps nothing that Odoo does not also hold: a result that cannot be
+reported is retried while its lease may still be alive, and if it is lost anyway Odoo
+re-runs the job (every job is idempotent).
+"""
+
+import importlib
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .errors import JobError
+from .log import event
+from .odoo_client import OdooAuthError, OdooClient, OdooError, OdooUnreachable
+
+log = logging.getLogger("meter_bridge.service")
+
+DEFAULT_EXECUTOR = "meter_bridge.executors:execute_job"
+BACKOFF_START = 0.5  # seconds; doubled on each failed attempt up to backoff_max
+REPORT_ATTEMPTS = 5  # for errors that are not a deliberate refusal by Odoo
+MIN_POLL_GAP = 1.0  # seconds between long-polls, so a server that answers at once can't spin us
+
+
+def load_executor(spec=""):
+    """Return the job executor: ``module:function``, by default the DLMS executor.
+
+    Imported here, not at module import, so that the service runs (and is tested) without
+    the DLMS layer.
+    """
+    module_name, _, func_name = (spec or DEFAULT_EXECUTOR).partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, func_name)
+
+
+@dataclass(eq=False)
+class HeldJob:
+    """A job this bridge holds a lease on, from claim until its result is reported."""
+
+    job: dict
+    future: object = None
+    report: tuple = None  # ("complete", result) | ("fail", error, retryable)
+    report_attempts: int = 0
+    next_report_at: float = 0.0
+    lease_lost: bool = False
+    started_at: float = None  # set by the worker thread
+    overdue: bool = False
+
+    @property
+    def id(self):
+        return self.job["id"]
+
+    @property
+    def meter(self):
+        meter = self.job.get("meter") or {}
+        return meter.get("serial_number")
+
+    def fields(self):
+        return {"job_id": self.id, "meter": self.meter, "job_type": self.job.get("job_type")}
+
+
+class BridgeService:
+    def __init__(
+        self, settings, client=None, executor=None, *, clock=time.monotonic, rng=random.random
+    ):
+        self.s = settings
+        self.bridge_id = settings.bridge_id
+        self.client = client or OdooClient(
+            settings.odoo_url,
+            settings.db,
+            settings.login,
+            settings.api_key,
+            timeout=settings.rpc_timeout,
+        )
+        self._executor = executor or load_executor(settings.executor)
+        self._clock = clock
+        self._rng = rng
+        self._capacity = settings.concurrency + settings.prefetch
+        self._extend_every = max(1.0, settings.lease_seconds / 3.0)
+        self._held = {}  # job id -> HeldJob
+        self._to_release = []  # HeldJobs cancelled before they started
+        self._wake = threading.Event()
+        self._stop_requested = False
+        self._stop_now = False
+        self._stopping = False
+        self._stop_deadline = math.inf
+        self._down_until = 0.0
+        self._backoff = 0.0
+        self._next_claim = 0.0
+        self._next_extend = math.inf
+        self._long_poll_ok = settings.long_poll_timeout > 0
+        self._poller = None
+        self._poll_fired = False
+        self._poll_error = None
+        self._last_poll_start = -math.inf
+        self._pool = None
+        self.stats = Counter()
+        self.exit_code = 0
+        self.abandoned = 0  # jobs still running when the grace period ended
+
+    # -- control -------------------------------------------------------------------------
+
+    def request_stop(self, now=False):
+        """Stop claiming and wind down; a second request (or ``now``) skips the grace."""
+        if self._stop_requested:
+            now = True
+        self._stop_requested = True
+        if now:
+            self._stop_now = True
+        self._wake.set()
+
+    def signal_handler(self, signum, frame):
+        # Event.set() takes a lock the interrupted main thread may hold: set it from a thread.
+        threading.Thread(target=self.request_stop, name="mb-stop", daemon=True).start()
+
+    def run(self):
+        """Work until stopped; return the exit code (0 clean, 1 something left behind)."""
+        event(
+            log,
+            logging.INFO,
+            "bridge_started",
+            bridge_id=self.bridge_id,
+            odoo_url=self.s.odoo_url,
+            db=self.s.db,
+            concurrency=self.s.concurrency,
+            lease_seconds=self.s.lease_seconds,
+        )
+        self._pool = ThreadPoolExecutor(self.s.concurrency, thread_name_prefix="mb-job")
+        try:
+            while not self._loop_once():
+                pass
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        event(
+            log,
+            logging.INFO,
+            "bridge_stopped",
+            bridge_id=self.bridge_id,
+            exit_code=self.exit_code,
+            **dict(self.stats),
+        )
+        return self.exit_code
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _loop_once(self):
+        """One pass; True when the service has stopped."""
+        now = self._clock()
+        if self._poll_fired:
+            self._poll_fired = False
+            self._next_claim = min(self._next_claim, now)
+            if self._poll_error is not None:
+                event(
+                    log,
+                    logging.WARNING,
+                    "long_poll_unavailable",
+                    error=str(self._poll_error),
+                    poll_interval=self.s.poll_interval,
+                )
+                self._poll_error = None
+        self._collect_finished(now)
+        if self._stop_requested and not self._stopping:
+            self._begin_stop(now)
+        busy = False
+        if now >= self._down_until:
+            try:
+                self._flush_reports(now)
+                self._release()
+                self._extend_leases(now)
+                busy = self._claim(now)
+            except OdooAuthError as exc:
+                self._mark_down(now, exc, auth=True)
+            except OdooUnreachable as exc:
+                self._mark_down(now, exc)
+        if self._stopping and self._stop_finished(self._clock()):
+            return True
+        if not busy:
+            self._wait(now)
+        return False
+
+    def _wait(self, now):
+        deadlines = [now + 60.0]
+        if now < self._down_until:
+            deadlines.append(self._down_until)
+        else:
+            deadlines += [h.next_report_at for h in self._held.values() if h.report]
+            if self._held:
+                deadlines.append(self._next_extend)
+            if not self._stopping and len(self._held) < self._capacity:
+                if self._next_claim < math.inf:
+                    deadlines.append(self._next_claim)
+                elif self._poller is not None and self._poller.is_alive():
+                    deadlines.append(
+                        self._last_poll_start + self.s.long_poll_timeout + self.s.rpc_timeout
+                    )
+                elif now >= self._last_poll_start + MIN_POLL_GAP:
+                    self._start_long_poll(now)
+                else:
+                    deadlines.append(self._last_poll_start + MIN_POLL_GAP)
+        if self._stopping:
+            deadlines.append(self._stop_deadline)
+        timeout = min(deadlines) - now
+        if timeout > 0:
+            self._wake.wait(timeout)
+        self._wake.clear()
+
+    def _rpc(self, method, *args):
+        """Call the client; any answer, even an error, proves Odoo is reachable."""
+        try:
+            result = method(*args)
+        except OdooUnreachable:
+            raise
+        except OdooError:
+            self._reachable()
+            raise
+        self._reachable()
+        return result
+
+    def _reachable(self):
+        if self._backoff:
+            event(log, logging.INFO, "odoo_reachable", bridge_id=self.bridge_id)
+            self._backoff = 0.0
+
+    def _mark_down(self, now, exc, auth=False):
+        self._backoff = min(self.s.backoff_max, max(BACKOFF_START, self._backoff * 2))
+        if auth:  # a wrong key is not fixed in a second
+            self._backoff = self.s.backoff_max
+        # Jitter: bridges restarted together must not hammer Odoo in step.
+        delay = min(self.s.backoff_max, self._backoff * (0.5 + self._rng()))
+        self._down_until = now + delay
+        self.stats["odoo_errors"] += 1
+        event(
+            log,
+            logging.ERROR if auth else logging.WARNING,
+            "odoo_auth_failed" if auth else "odoo_unreachable",
+            error=str(exc),
+            retry_in_s=round(delay, 2),
+            held=len(self._held),
+        )
+
+    # -- claiming and running ------------------------------------------------------------
+
+    def _claim(self, now):
+        """Claim up to the free slots; True when more jobs may be waiting right now."""
+        if self._stopping or now < self._next_claim:
+            return False
+        free = self._capacity - len(self._held)
+        if free <= 0:
+            return False
+        limit = min(free, self.s.batch_size)
+        jobs = self._rpc(self.client.claim, self.bridge_id, limit, self.s.lease_seconds)
+        for job in jobs:
+            self._start(job)
+        if jobs:
+            self.stats["claimed"] += len(jobs)
+            event(
+                log, logging.DEBUG, "jobs_claimed", count=len(jobs), job_ids=[j["id"] for j in jobs]
+            )
+            self._next_extend = min(self._next_extend, now + self._extend_every)
+        if len(jobs) >= limit:
+            self._next_claim = now
+            return True
+        # Nothing more is due: wait for the long-poll to say so, or poll.
+        self._next_claim = math.inf if self._long_poll_ok else now + self.s.poll_interval
+        return False
+
+    def _start(self, job):
+        if job["id"] in self._held:  # our own lease handed back after it expired
+            return
+        held = HeldJob(job)
+        self._held[held.id] = held
+        held.future = self._pool.submit(self._execute, held)
+        held.future.add_done_callback(lambda _f: self._wake.set())
+
+    def _execute(self, held):
+        """Run in a worker thread: the executor's outcome as a report tuple, never raises."""
+        started = held.started_at = self._clock()
+        event(
+            log, logging.INFO, "job_started", attempt=held.job.get("attempt_count"), **held.fields()
+        )
+        try:
+            result = self._executor(held.job, deadline_s=self.s.job_timeout)
+            if not isinstance(result, dict):
+                raise TypeError(f"executor returned {type(result).__name__}, not a dict")
+            json.dumps(result)  # must be reportable; fail now rather than at every report
+            outcome = ("complete", result)
+        except JobError as exc:
+            outcome = ("fail", str(exc) or type(exc).__name__, bool(exc.retryable))
+        except Exception as exc:
+            event(log, logging.ERROR, "job_crashed", exc_info=True, **held.fields())
+            outcome = ("fail", f"bridge error: {type(exc).__name__}: {exc}", True)
+        fields = held.fields()
+        fields["duration_s"] = round(self._clock() - started, 3)
+        if outcome[0] == "complete":
+            event(log, logging.INFO, "job_done", **fields)
+        else:
+            event(
+                log, logging.WARNING, "job_failed", error=outcome[1], retryable=outcome[2], **fields
+            )
+        return outcome
+
+    def _collect_finished(self, now):
+        for held in list(self._held.values()):
+            future = held.future
+            if held.report or future is None or not future.done() or future.cancelled():
+                continue
+            try:
+                held.report = future.result()
+            except BaseException as exc:  # noqa: B036 - _execute only lets these through
+                held.report = ("fail", f"bridge error: {type(exc).__name__}: {exc}", True)
+            held.next_report_at = now
+
+    # -- reporting to Odoo ---------------------------------------------------------------
+
+    def _flush_reports(self, now):
+        due = [h for h in self._held.values() if h.report and h.next_report_at <= now]
+        for held in due:
+            kind, *args = held.report
+            try:
+                if kind == "complete":
+                    answer = self._rpc(self.client.complete, held.id, self.bridge_id, args[0])
+                else:
+                    answer = self._rpc(self.client.fail, held.id, self.bridge_id, *args)
+            except OdooAuthError:
+                raise
+            except OdooError as exc:
+                held.report_attempts += 1
+                if exc.is_refusal or held.report_attempts >= REPORT_ATTEMPTS:
+                    # Typically a lost lease: Odoo will hand the job out again.
+                    self.stats["reports_refused"] += 1
+                    event(
+                        log,
+                        logging.WARNING,
+                        "report_refused",
+                        report=kind,
+                        error=exc.message,
+                        odoo_error=exc.name,
+                        lease_lost=held.lease_lost,
+                        **held.fields(),
+                    )
+                    del self._held[held.id]
+                else:
+                    held.next_report_at = now + min(2.0**held.report_attempts, 30.0)
+                    event(
+                        log,
+                        logging.WARNING,
+                        "report_error",
+                        report=kind,
+                        error=exc.message,
+                        odoo_error=exc.name,
+                        attempt=held.report_attempts,
+                        **held.fields(),
+                    )
+                continue
+            self.stats["completed" if kind == "complete" else "failed"] += 1
+            extra = {}
+            if kind == "fail" and isinstance(answer, dict):
+                extra = {
+                    "state": answer.get("state"),
+                    "next_attempt_at": answer.get("next_attempt_at"),
+                }
+            event(log, logging.INFO, "job_reported", report=kind, **extra, **held.fields())
+            del self._held[held.id]
+
+    def _release(self):
+        if not self._to_release:
+            return
+        ids = [h.id for h in self._to_release]
+        try:
+            released = self._rpc(self.client.release, ids, self.bridge_id)
+        except OdooAuthError:
+            raise
+        except OdooError as exc:
+            # Their leases will simply expire.
+            event(log, logging.WARNING, "release_refused", job_ids=ids, error=exc.message)
+            released = []
+        self.stats["released"] += len(released)
+        event(log, logging.INFO, "jobs_released", job_ids=ids, released=list(released))
+        for held in self._to_release:
+            self._held.pop(held.id, None)
+        self._to_release = []
+
+    def _extend_leases(self, now):
+        if now < self._next_extend:
+            return
+        if not self._held:
+            self._next_extend = math.inf
+            return
+        self._mark_overdue(now)
+        ids = [job_id for job_id, held in self._held.items() if not held.overdue]
+        if not ids:
+            self._next_extend = now + self._extend_every
+            return
+        try:
+            kept = self._rpc(self.client.extend_lease, ids, self.bridge_id, self.s.lease_seconds)
+        except OdooAuthError:
+            raise
+        except OdooError as exc:
+            event(log, logging.WARNING, "extend_lease_error", error=exc.message, job_ids=ids)
+            self._next_extend = now + min(5.0, self._extend_every)
+            return
+        self._next_extend = now + self._extend_every
+        self.stats["lease_extensions"] += 1
+        kept = set(kept)
+        for job_id in ids:
+            held = self._held.get(job_id)
+            if job_id in kept or held is None or held.lease_lost:
+                continue
+            held.lease_lost = True
+            if held.future is not None and held.future.cancel():
+                # Not started yet: someone else may run it now, so do not.
+                event(log, logging.WARNING, "lease_lost_dropped", **held.fields())
+                del self._held[job_id]
+            else:
+                event(log, logging.WARNING, "lease_lost", **held.fields())
+
+    def _mark_overdue(self, now):
+        """Stop renewing leases of jobs stuck far past their deadline.
+
+        Their thread cannot be killed, but the lease can lapse so that Odoo hands the job
+        to a healthy bridge instead of it staying leased for ever.
+        """
+        limit = self.s.job_timeout + self.s.lease_seconds
+        for held in self._held.values():
+            started = held.started_at
+            if held.overdue or held.report or started is None or now - started <= limit:
+                continue
+            held.overdue = True
+            self.stats["overdue"] += 1
+            event(
+                log,
+                logging.ERROR,
+                "job_overdue",
+                running_s=round(now - started, 1),
+                **held.fields(),
+            )
+
+    def _start_long_poll(self, now):
+        self._last_poll_start = now
+        timeout = self.s.long_poll_timeout
+
+        def poll():
+            try:
+                self.client.wait_for_jobs(timeout)
+            except (OdooAuthError, OdooUnreachable):
+                pass  # the claim that follows meets it too and backs off
+            except Exception as exc:  # method missing or broken: poll instead
+                self._poll_error = exc
+                self._long_poll_ok = False
+            finally:
+                self._poll_fired = True
+                self._wake.set()
+
+        self._poller = threading.Thread(target=poll, name="mb-long-poll", daemon=True)
+        self._poller.start()
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def _begin_stop(self, now):
+        self._stopping = True
+        self._stop_deadline = now + (0.0 if self._stop_now else self.s.grace_seconds)
+        for held in self._held.values():
+            if held.report is None and held.future is not None and held.future.cancel():
+                self._to_release.append(held)
+        running = sum(1 for h in self._held.values() if h.report is None) - len(self._to_release)
+        event(
+            log,
+            logging.INFO,
+            "stop_requested",
+            running=running,
+            to_release=len(self._to_release),
+            grace_s=self.s.grace_seconds,
+        )
+
+    def _stop_finished(self, now):
+        if self._stop_now:
+            self._stop_deadline = min(self._stop_deadline, now)
+        if not self._held:
+            return True
+        if now < self._stop_deadline:
+            return False
+        for held in self._held.values():
+            if held.report:
+                # Logged in full so that an operator still has it.
+                event(
+                    log,
+                    logging.ERROR,
+                    "result_unreported",
+                    report=held.report[0],
+                    detail=held.report[1:],
+                    **held.fields(),
+                )
+            elif held in self._to_release:
+                event(log, logging.WARNING, "release_unsent", **held.fields())
+            else:
+                self.abandoned += 1
+                event(log, logging.ERROR, "job_abandoned", **held.fields())
+        self.exit_code = 1
+        return True

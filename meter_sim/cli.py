@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""`meter-sim`: serve a fleet of simulated prepaid meters (DLMS/COSEM) from one process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from .fleet import Fleet, default_configs, load_config
+
+EPILOG = """\
+examples:
+  meter-sim --meters 200 --base-port 4100
+      200 meters SIM00001..SIM00200 on 127.0.0.1:4100..4299, DLMS over TCP with the
+      IEC 62056-47 wrapper, no authentication (client address 16, server address 1).
+  meter-sim --meters 5 --speed 60 --control-port 4099
+      one simulated minute per second; HTTP control on http://127.0.0.1:4099/meters
+  meter-sim --config fleet.json     (auth: none | lls; framing: wrapper | hdlc)
+      meters described one by one, e.g.
+      {"seed": 1, "speed": 1, "control_port": 4099, "meters": [
+        {"serial": "SIM00001", "port": 4100},
+        {"serial": "M-HDLC", "port": 4101, "framing": "hdlc", "auth": "lls",
+         "password": "12345678"},
+        {"serial": "M-LIMIT", "port": 4102, "credit_kwh": 20, "low_credit_kwh": 5,
+         "trip_kwh": 0, "load_limit_w": 5000,
+         "load": {"base_w": 300, "peak_w": 900, "noise": 0.1}},
+        {"serial": "M-SERIAL", "serial_device": "/dev/ttyUSB0", "framing": "hdlc"}]}
+
+connecting a client: meters with auth lls take client address 1 (LLS password); HDLC
+meters use server physical address 17 unless "server_physical_address" says otherwise.
+The object list (OBIS codes) is in docs/meter-contract.md.
+
+HTTP control (--control-port):
+  curl localhost:4099/meters                       list of meters and ports
+  curl localhost:4099/meters/SIM00001              true state: credit, relay, events...
+  curl -XPOST -d '{"kind":"cover_open"}' localhost:4099/meters/SIM00001/tamper
+        kinds: cover_open, cover_close, over_current, reverse_connection
+  curl -XPOST -d '{"watts":6000}' localhost:4099/meters/SIM00001/load
+  curl -XPOST -d '{"offline":true}' localhost:4099/meters/SIM00001/offline
+
+Stop with Ctrl-C or SIGTERM.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="meter-sim",
+        description="Serve simulated prepaid electricity meters that speak DLMS/COSEM "
+        "(logical-name referencing) on loopback TCP ports, one port per meter.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--meters",
+        type=int,
+        default=1,
+        metavar="N",
+        help="number of meters SIM00001.. (default 1; ignored with --config)",
+    )
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=4100,
+        metavar="P",
+        help="TCP port of the first meter, the next ones follow (default 4100; "
+        "0 = any free port each)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="X",
+        help="simulated seconds per real second (default 1; 0 freezes time)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seed of the load model; same seed = same consumption (default 0)",
+    )
+    p.add_argument(
+        "--framing",
+        choices=("wrapper", "hdlc"),
+        default="wrapper",
+        help="framing of the generated meters (default wrapper)",
+    )
+    p.add_argument(
+        "--credit-kwh",
+        type=float,
+        default=50.0,
+        help="initial credit of the generated meters (default 50)",
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="JSON file describing the meters (see examples below)"
+    )
+    p.add_argument(
+        "--control-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="port of the local HTTP control interface (0 = any free port; "
+        "default: no control interface)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the listening meters as one JSON line (for scripts)",
+    )
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    extra = {}
+    if args.config:
+        try:
+            meters, extra = load_config(args.config)
+        except (OSError, ValueError, TypeError) as e:
+            print(f"meter-sim: bad --config: {e}", file=sys.stderr)
+            return 2
+    else:
+        if args.meters < 1:
+            print("meter-sim: --meters must be at least 1", file=sys.stderr)
+            return 2
+        meters = default_configs(
+            args.meters, args.base_port, framing=args.framing, credit_kwh=args.credit_kwh
+        )
+    speed = args.speed if args.speed is not None else extra.get("speed", 1.0)
+    seed = args.seed if args.seed is not None else extra.get("seed", 0)
+    control_port = args.control_port if args.control_port is not None else extra.get("control_port")
+    fleet = Fleet(meters=meters, speed=speed, seed=seed, host=args.host, control_port=control_port)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        fleet.start()
+    except OSError as e:
+        print(f"meter-sim: cannot listen: {e}", file=sys.stderr)
+        return 1
+    try:
+        listing = fleet.listing()
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "meters": listing,
+                        "control_port": fleet.control.port if fleet.control else None,
+                    }
+                ),
+                flush=True,
+            )
+        else:
+            for m in listing:
+                where = m["serial_device"] or f"{m['host']}:{m['port']}"
+                print(
+                    f"{m['serial']} {where} {m['framing']} auth={m['auth']} "
+                    f"client={m['client_address']}",
+                    flush=True,
+                )
+            if fleet.control:
+                print(f"control http://{args.host}:{fleet.control.port}/meters", flush=True)
+        print(f"meter-sim ready: {len(listing)} meters, speed {speed}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        fleet.stop()
+        print("meter-sim stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Pure-Python state machine of one simulated prepaid meter (no sockets, no gurux).
+
+Credit and energy are integer Wh. Time is simulated: `advance(seconds)` moves this meter
+forward deterministically; the fleet ticker calls `advance_to(clock.now())`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+
+# Standard event log codes (contract: docs/meter-contract.md).
+EV_POWER_DOWN = 1
+EV_POWER_UP = 2
+EV_CLOCK_ADJUSTED = 4
+EV_CREDIT_TRIP = 59
+EV_LOAD_TRIP = 60
+EV_RELAY_RECONNECTED = 61
+EV_REMOTE_DISCONNECT = 62
+EV_REMOTE_RECONNECT = 63
+EV_LOW_CREDIT = 64
+EV_ZERO_CREDIT = 65
+EV_CREDIT_ADDED = 66
+EV_THRESHOLDS_CHANGED = 67
+EV_LOAD_LIMIT_CHANGED = 68
+# Fraud event log codes.
+EV_COVER_OPENED = 40
+EV_COVER_CLOSED = 41
+EV_OVER_CURRENT = 91
+EV_REVERSE_CONNECTION = 92
+
+STANDARD_LOG = "standard"
+FRAUD_LOG = "fraud"
+FRAUD_CODES = {EV_COVER_OPENED, EV_COVER_CLOSED, EV_OVER_CURRENT, EV_REVERSE_CONNECTION}
+TAMPER_KINDS = {
+    "cover_open": EV_COVER_OPENED,
+    "cover_close": EV_COVER_CLOSED,
+    "over_current": EV_OVER_CURRENT,
+    "reverse_connection": EV_REVERSE_CONNECTION,
+}
+
+PROFILE_PERIOD_S = 900
+MAX_PROFILE_ROWS = 96 * 7  # one week keeps a full-buffer read well under one 64 KiB PDU
+MAX_EVENT_ROWS = 100
+STEP_S = 60  # integration step; limiter and thresholds are checked at least this often
+
+# Token gateway results (Blue Book action-result codes), see contract.
+TOKEN_OK = 0
+TOKEN_DUPLICATE = 3  # read-write-denied
+TOKEN_MALFORMED = 12  # type-unmatched
+TOKEN_OTHER = 250  # other-reason
+
+EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+
+class SimClock:
+    """Simulated wall clock: starts at `start`, runs `speed` times faster than real time.
+
+    speed 0 freezes it (tests then drive meters with `advance`)."""
+
+    def __init__(self, speed: float = 1.0, start: dt.datetime | None = None):
+        self.speed = speed
+        self.start = start or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        self._t0 = time.monotonic()
+
+    def now(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+
+
+@dataclass
+class LoadModel:
+    """Active power in W: base load shaped by a daily curve plus seeded noise."""
+
+    base_w: float = 400.0
+    peak_w: float = 1200.0  # extra load at the evening peak
+    noise: float = 0.1  # relative noise, per 15-minute slot
+    seed: int = 0
+
+    def power_w(self, serial: str, t: dt.datetime) -> int:
+        hour = t.hour + t.minute / 60.0
+        # Morning bump around 07:00 and evening peak around 19:00.
+        curve = 0.5 * math.exp(-((hour - 7.0) ** 2) / 2.0) + math.exp(-((hour - 19.0) ** 2) / 4.0)
+        slot = int(t.timestamp()) // PROFILE_PERIOD_S
+        rng = random.Random(zlib.crc32(f"{self.seed}:{serial}:{slot}".encode()))
+        p = (self.base_w + self.peak_w * curve) * (1.0 + self.noise * (2 * rng.random() - 1))
+        return max(0, int(round(p)))
+
+
+@dataclass
+class Event:
+    time: dt.datetime
+    code: int
+    log: str
+
+    def as_json(self) -> dict:
+        return {"time": self.time.isoformat(), "code": self.code, "log": self.log}
+
+
+@dataclass
+class MeterConfig:
+    serial: str
+    port: int = 0
+    framing: str = "wrapper"  # wrapper | hdlc
+    auth: str = "none"  # none | lls | hls
+    password: str = "00000000"
+    # HLS-GMAC keys (hex): block cipher key, authentication key, system title of the meter.
+    encryption_key: str = "000102030405060708090A0B0C0D0E0F"
+    authentication_key: str = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
+    system_title: str = ""
+    server_physical_address: int = 17
+    credit_kwh: float = 50.0
+    low_credit_kwh: float = 5.0
+    trip_kwh: float = 0.0
+    load_limit_w: int = 0  # 0 = limiter off
+    load: dict = field(default_factory=dict)  # LoadModel kwargs
+    serial_device: str = ""  # HDLC over a serial device instead of TCP
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MeterConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown meter keys: {sorted(unknown)}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.framing not in ("wrapper", "hdlc"):
+            raise ValueError(f"{self.serial}: framing must be wrapper or hdlc")
+        if self.auth not in ("none", "lls"):
+            # HLS-GMAC: gurux-dlms 1.0.203 builds a malformed AARE for it (see README).
+            raise ValueError(f"{self.serial}: auth must be none or lls (hls not supported yet)")
+
+
+class MeterModel:
+    """State of one prepaid meter. Thread-safe: every public method takes the lock."""
+
+    def __init__(self, config: MeterConfig, seed: int = 0, start: dt.datetime | None = None):
+        self.config = config
+        self.serial = config.serial
+        self.lock = threading.RLock()
+        load = dict(config.load)
+        load.setdefault("seed", seed)
+        self.load = LoadModel(**load)
+        self.time = start or EPOCH
+        self.clock_offset = dt.timedelta(0)  # set by a clock SET (sync)
+        self.credit_wh = int(round(config.credit_kwh * 1000))
+        self.low_credit_wh = int(round(config.low_credit_kwh * 1000))
+        self.trip_wh = int(round(config.trip_kwh * 1000))
+        self.load_limit_w = int(config.load_limit_w)
+        self.min_over_threshold_s = 0
+        self.import_wh = 0
+        self.export_wh = 0
+        self._frac_wh = 0.0  # sub-Wh energy not yet counted
+        self.relay_connected = True
+        self.disconnect_reason: str | None = None  # credit | load | remote
+        self.power_override_w: int | None = None
+        self.reverse = False
+        self.offline = False
+        self.applied_transfers: set[int] = set()
+        self.last_transfer_number: int | None = None
+        self.last_token = b""
+        self.events: list[Event] = []
+        self.profile: list[tuple[dt.datetime, int, int]] = []
+        self._low_flag = False
+        self._zero_flag = False
+        self._over_since: dt.datetime | None = None
+        self._log(EV_POWER_UP)
+        self._check_credit()
+
+    # ----- readings -----
+    def meter_time(self) -> dt.datetime:
+        return self.time + self.clock_offset
+
+    def power_w(self) -> int:
+        """Demanded active power (what flows when the relay is closed)."""
+        if self.power_override_w is not None:
+            return self.power_override_w
+        return self.load.power_w(self.serial, self.time)
+
+    def flowing_power_w(self) -> int:
+        return self.power_w() if self.relay_connected else 0
+
+    def voltage_dv(self) -> int:
+        return 2300  # 230.0 V, scaler -1
+
+    def current_ca(self) -> int:
+        return int(round(self.flowing_power_w() / 230.0 * 100))  # scaler -2
+
+    @property
+    def relay_state(self) -> str:
+        return "connected" if self.relay_connected else "disconnected"
+
+    def control_state(self) -> int:
+        if self.relay_connected:
+            return 1
+        # Open for credit or load: a reconnect is possible once the cause is gone.
+        return 2 if self.disconnect_reason in ("credit", "load") else 0
+
+    def log_events(self, log: str) -> list[Event]:
+        return [e for e in self.events if e.log == log]
+
+    def last_code(self, log: str) -> int:
+        evs = self.log_events(log)
+        return evs[-1].code if evs else 0
+
+    # ----- time -----
+    def advance(self, seconds: float) -> None:
+        """Move simulated time forward, integrating energy and firing thresholds."""
+        with self.lock:
+            end = self.time + dt.timedelta(seconds=seconds)
+            while self.time < end:
+                nxt_slot = _next_boundary(self.time, PROFILE_PERIOD_S)
+                step_end = min(end, self.time + dt.timedelta(seconds=STEP_S), nxt_slot)
+                self._step((step_end - self.time).total_seconds())
+                self.time = step_end
+                if self.time == nxt_slot:
+                    self._capture_profile()
+
+    def advance_to(self, t: dt.datetime) -> None:
+        with self.lock:
+            if t > self.time:
+                self.advance((t - self.time).total_seconds())
+
+    def _step(self, seconds: float) -> None:
+        self._check_limiter(seconds)
+        p = self.flowing_power_w()
+        if p <= 0 or seconds <= 0:
+            return
+        self._frac_wh += p * seconds / 3600.0
+        wh = int(self._frac_wh)
+        if wh:
+            self._frac_wh -= wh
+            if self.reverse:
+                self.export_wh += wh
+            else:
+                self.import_wh += wh
+            # Prepaid meters bill the absolute energy, so reversing the meter saves nothing.
+            self.credit_wh -= wh
+            self._check_credit()
+
+    def _capture_profile(self) -> None:
+        self.profile.append((self.meter_time(), self.import_wh, self.export_wh))
+        del self.profile[:-MAX_PROFILE_ROWS]
+
+    # ----- rules -----
+    def _log(self, code: int) -> None:
+        log = FRAUD_LOG if code in FRAUD_CODES else STANDARD_LOG
+        self.events.append(Event(self.meter_time(), code, log))
+        mine = [e for e in self.events if e.log == log]
+        if len(mine) > MAX_EVENT_ROWS:
+            self.events.remove(mine[0])
+
+    def _check_credit(self) -> None:
+        c = self.credit_wh
+        if c <= self.low_credit_wh and not self._low_flag:
+            self._low_flag = True
+            self._log(EV_LOW_CREDIT)
+        elif c > self.low_credit_wh:
+            self._low_flag = False
+        if c <= 0 and not self._zero_flag:
+            self._zero_flag = True
+            self._log(EV_ZERO_CREDIT)
+        elif c > 0:
+            self._zero_flag = False
+        if c <= self.trip_wh and self.relay_connected:
+            self._open("credit", EV_CREDIT_TRIP)
+        elif c > self.trip_wh and not self.relay_connected and self.disconnect_reason == "credit":
+            self._close()
+
+    def _check_limiter(self, seconds: float = 0.0) -> None:
+        if not self.relay_connected or self.load_limit_w <= 0:
+            self._over_since = None
+            return
+        if self.power_w() <= self.load_limit_w:
+            self._over_since = None
+            return
+        if self._over_since is None:
+            self._over_since = self.time
+        over = (self.time - self._over_since).total_seconds() + seconds
+        if over >= self.min_over_threshold_s:
+            self._open("load", EV_LOAD_TRIP)
+
+    def _open(self, reason: str, code: int) -> None:
+        self.relay_connected = False
+        self.disconnect_reason = reason
+        self._over_since = None
+        self._log(code)
+
+    def _close(self) -> None:
+        self.relay_connected = True
+        self.disconnect_reason = None
+        self._log(EV_RELAY_RECONNECTED)
+
+    # ----- commands (DLMS and HTTP) -----
+    def apply_token(self, token: bytes) -> int:
+        """Token gateway `enter`: returns an action-result code (see contract)."""
+        with self.lock:
+            if not isinstance(token, (bytes, bytearray)) or len(token) != 8:
+                return TOKEN_MALFORMED
+            number = int.from_bytes(token[:4], "big")
+            wh = int.from_bytes(token[4:], "big")
+            if wh == 0:
+                return TOKEN_MALFORMED
+            if number in self.applied_transfers:
+                return TOKEN_DUPLICATE
+            self.applied_transfers.add(number)
+            self.last_transfer_number = number
+            self.last_token = bytes(token)
+            self.credit_wh += wh
+            self._log(EV_CREDIT_ADDED)
+            self._check_credit()
+            return TOKEN_OK
+
+    def add_credit(self, transfer_number: int, wh: int) -> int:
+        return self.apply_token(transfer_number.to_bytes(4, "big") + wh.to_bytes(4, "big"))
+
+    def remote_disconnect(self) -> None:
+        with self.lock:
+            self._log(EV_REMOTE_DISCONNECT)
+            if self.relay_connected:
+                self.relay_connected = False
+            self.disconnect_reason = "remote"
+
+    def remote_reconnect(self) -> bool:
+        """Close the relay; refused (False) while credit is at or below the trip threshold."""
+        with self.lock:
+            if self.credit_wh <= self.trip_wh:
+                return False
+            self._log(EV_REMOTE_RECONNECT)
+            if not self.relay_connected:
+                self._close()
+            self._check_limiter()
+            return True
+
+    def set_thresholds(self, low_credit_wh: int | None = None, trip_wh: int | None = None):
+        with self.lock:
+            if low_credit_wh is not None:
+                self.low_credit_wh = int(low_credit_wh)
+            if trip_wh is not None:
+                self.trip_wh = int(trip_wh)
+            self._log(EV_THRESHOLDS_CHANGED)
+            self._check_credit()
+
+    def set_load_limit(self, watts: int) -> None:
+        with self.lock:
+            self.load_limit_w = int(watts)
+            self._log(EV_LOAD_LIMIT_CHANGED)
+            self._check_limiter()
+
+    def set_load(self, watts: int | None) -> None:
+        """Force the demanded power (None: back to the load model)."""
+        with self.lock:
+            self.power_override_w = None if watts is None else max(0, int(watts))
+            self._check_limiter()
+
+    def set_clock(self, t: dt.datetime) -> None:
+        with self.lock:
+            if t.tzinfo is None:
+                t = t.replace(tzinfo=dt.timezone.utc)
+            self.clock_offset = t - self.time
+            self._log(EV_CLOCK_ADJUSTED)
+
+    def tamper(self, kind: str) -> None:
+        with self.lock:
+            if kind not in TAMPER_KINDS:
+                raise ValueError(f"unknown tamper kind {kind!r}")
+            if kind == "reverse_connection":
+                self.reverse = True
+            self._log(TAMPER_KINDS[kind])
+
+    def clear_reverse(self) -> None:
+        with self.lock:
+            self.reverse = False
+
+    def state(self) -> dict:
+        with self.lock:
+            return {
+                "serial": self.serial,
+                "time": self.meter_time().isoformat(),
+                "credit_kwh": self.credit_wh / 1000,
+                "credit_wh": self.credit_wh,
+                "relay": self.relay_state,
+                "disconnect_reason": self.disconnect_reason,
+                "energy_kwh": self.import_wh / 1000,
+                "export_kwh": self.export_wh / 1000,
+                "low_credit_kwh": self.low_credit_wh / 1000,
+                "trip_kwh": self.trip_wh / 1000,
+                "load_limit_w": self.load_limit_w,
+                "last_transfer_number": self.last_transfer_number,
+                "power_w": self.flowing_power_w(),
+                "demand_w": self.power_w(),
+                "reverse": self.reverse,
+                "offline": self.offline,
+                "events": [e.as_json() for e in self.events],
+            }
+
+
+def _next_boundary(t: dt.datetime, period: int) -> dt.datetime:
+    ts = t.timestamp()
+    return dt.datetime.fromtimestamp((int(ts) // period + 1) * period, tz=dt.timezone.utc)

@@ -1,0 +1,396 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The DLMS/COSEM object contract of the simulated meter (docs/meter-contract.md).
+
+OBIS constants, the gurux object collection of one meter, and the translation between
+attribute values on the wire and the pure-Python `MeterModel`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from gurux_dlms.enums import DataType, ErrorCode, ObjectType
+from gurux_dlms.GXByteBuffer import GXByteBuffer
+from gurux_dlms.internal._GXCommon import _GXCommon
+from gurux_dlms.objects import (
+    GXDLMSAccount,
+    GXDLMSAssociationLogicalName,
+    GXDLMSCaptureObject,
+    GXDLMSClock,
+    GXDLMSCredit,
+    GXDLMSData,
+    GXDLMSDisconnectControl,
+    GXDLMSLimiter,
+    GXDLMSObjectCollection,
+    GXDLMSProfileGeneric,
+    GXDLMSRegister,
+    GXDLMSTokenGateway,
+)
+
+from . import model as m
+
+LOGICAL_DEVICE_NAME = "0.0.42.0.0.255"
+CLOCK = "0.0.1.0.0.255"
+ENERGY_IMPORT = "1.0.1.8.0.255"
+ENERGY_EXPORT = "1.0.2.8.0.255"
+VOLTAGE_L1 = "1.0.32.7.0.255"
+CURRENT_L1 = "1.0.31.7.0.255"
+POWER_IMPORT = "1.0.1.7.0.255"
+LOAD_PROFILE = "1.0.99.1.0.255"
+STANDARD_EVENT_LOG = "0.0.99.98.0.255"
+FRAUD_EVENT_LOG = "0.0.99.98.1.255"
+STANDARD_EVENT_CODE = "0.0.96.11.0.255"
+FRAUD_EVENT_CODE = "0.0.96.11.1.255"
+DISCONNECT_CONTROL = "0.0.96.3.10.255"
+LIMITER = "0.0.17.0.0.255"
+ACCOUNT = "0.0.19.0.0.255"
+CREDIT = "0.0.19.10.0.255"
+TOKEN_GATEWAY = "0.0.19.40.0.255"
+ASSOCIATION_LN = "0.0.40.0.0.255"
+
+# Unit enumeration values (Blue Book).
+UNIT_WH = 30
+UNIT_V = 35
+UNIT_A = 33
+UNIT_W = 27
+
+# (OBIS, interface class, attributes a client may read): the contract in one table.
+CONTRACT = [
+    (LOGICAL_DEVICE_NAME, 1, (1, 2)),
+    (CLOCK, 8, (1, 2, 3)),
+    (ENERGY_IMPORT, 3, (1, 2, 3)),
+    (ENERGY_EXPORT, 3, (1, 2, 3)),
+    (VOLTAGE_L1, 3, (1, 2, 3)),
+    (CURRENT_L1, 3, (1, 2, 3)),
+    (POWER_IMPORT, 3, (1, 2, 3)),
+    (LOAD_PROFILE, 7, (1, 2, 3, 4, 7, 8)),
+    (STANDARD_EVENT_LOG, 7, (1, 2, 3, 4, 7, 8)),
+    (FRAUD_EVENT_LOG, 7, (1, 2, 3, 4, 7, 8)),
+    (STANDARD_EVENT_CODE, 1, (1, 2)),
+    (FRAUD_EVENT_CODE, 1, (1, 2)),
+    (DISCONNECT_CONTROL, 70, (1, 2, 3, 4)),
+    (LIMITER, 71, (1, 2, 3, 6)),
+    (ACCOUNT, 111, (1, 2)),
+    (CREDIT, 112, (1, 2, 5, 6)),
+    (TOKEN_GATEWAY, 115, (1, 2)),
+]
+
+# Registers: OBIS -> (scaler exponent, unit, wire type)
+REGISTERS = {
+    ENERGY_IMPORT: (0, UNIT_WH, DataType.UINT32),
+    ENERGY_EXPORT: (0, UNIT_WH, DataType.UINT32),
+    VOLTAGE_L1: (-1, UNIT_V, DataType.UINT16),
+    CURRENT_L1: (-2, UNIT_A, DataType.UINT16),
+    POWER_IMPORT: (0, UNIT_W, DataType.UINT32),
+}
+
+PROFILES = {
+    LOAD_PROFILE: [
+        (ObjectType.CLOCK, CLOCK, 2),
+        (ObjectType.REGISTER, ENERGY_IMPORT, 2),
+        (ObjectType.REGISTER, ENERGY_EXPORT, 2),
+    ],
+    STANDARD_EVENT_LOG: [(ObjectType.CLOCK, CLOCK, 2), (ObjectType.DATA, STANDARD_EVENT_CODE, 2)],
+    FRAUD_EVENT_LOG: [(ObjectType.CLOCK, CLOCK, 2), (ObjectType.DATA, FRAUD_EVENT_CODE, 2)],
+}
+
+
+def build_objects(serial: str) -> GXDLMSObjectCollection:
+    """The gurux object collection of one meter (values are filled from the model on read)."""
+    objs = GXDLMSObjectCollection()
+    name = GXDLMSData(LOGICAL_DEVICE_NAME)
+    name.value = serial.encode()
+    objs.append(name)
+    clock = GXDLMSClock(CLOCK)
+    objs.append(clock)
+    by_ln = {CLOCK: clock}
+    for ln, (scaler, unit, _wire) in REGISTERS.items():
+        reg = GXDLMSRegister(ln)
+        reg.scaler = 10.0**scaler
+        reg.unit = unit
+        reg.value = 0
+        objs.append(reg)
+        by_ln[ln] = reg
+    for ln in (STANDARD_EVENT_CODE, FRAUD_EVENT_CODE):
+        d = GXDLMSData(ln)
+        d.value = 0
+        objs.append(d)
+        by_ln[ln] = d
+    for ln, cols in PROFILES.items():
+        pg = GXDLMSProfileGeneric(ln)
+        for _ot, col_ln, attr in cols:
+            pg.captureObjects.append((by_ln[col_ln], GXDLMSCaptureObject(attr, 0)))
+        pg.capturePeriod = m.PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0
+        objs.append(pg)
+    objs.append(GXDLMSDisconnectControl(DISCONNECT_CONTROL))
+    limiter = GXDLMSLimiter(LIMITER)
+    limiter.monitoredValue = by_ln[POWER_IMPORT]
+    limiter.monitoredAttributeIndex = 2
+    objs.append(limiter)
+    objs.append(GXDLMSAccount(ACCOUNT))
+    objs.append(GXDLMSCredit(CREDIT))
+    objs.append(GXDLMSTokenGateway(TOKEN_GATEWAY))
+    objs.append(GXDLMSAssociationLogicalName(ASSOCIATION_LN))
+    return objs
+
+
+# ----- encoding helpers (gurux's encoder, our types) -----
+
+
+def encode(settings, data_type, value) -> bytes:
+    bb = GXByteBuffer()
+    _GXCommon.setData(settings, bb, data_type, value)
+    return bytes(bb.array())
+
+
+def datetime_bytes(t: dt.datetime) -> bytes:
+    """COSEM date-time (12 bytes) in UTC, deviation 0, status 0."""
+    t = t.astimezone(dt.timezone.utc)
+    return bytes(
+        [
+            t.year >> 8,
+            t.year & 0xFF,
+            t.month,
+            t.day,
+            t.isoweekday(),
+            t.hour,
+            t.minute,
+            t.second,
+            t.microsecond // 10000,
+            0x00,
+            0x00,
+            0x00,
+        ]
+    )
+
+
+def datetime_from_bytes(b: bytes) -> dt.datetime:
+    b = bytes(b)
+    if len(b) != 12:
+        raise ValueError("COSEM date-time must be 12 bytes")
+    year = (b[0] << 8) | b[1]
+    hundredths = 0 if b[8] == 0xFF else b[8]
+    dev = int.from_bytes(b[9:11], "big", signed=True)
+    t = dt.datetime(year, b[2], b[3], b[5], b[6], b[7], hundredths * 10000)
+    if dev == -0x8000:  # deviation not specified: take it as UTC
+        dev = 0
+    # Blue Book 4.1.6.1: deviation is minutes from local time to UTC (UTC+01:00 is -60).
+    return t.replace(tzinfo=dt.timezone(dt.timedelta(minutes=-dev))).astimezone(dt.timezone.utc)
+
+
+def _struct(settings, items) -> bytes:
+    """items: list of (DataType, value) pairs or pre-encoded bytes."""
+    out = bytearray([DataType.STRUCTURE, len(items)])
+    for it in items:
+        out += it if isinstance(it, (bytes, bytearray)) else encode(settings, *it)
+    return bytes(out)
+
+
+def _array(rows: list[bytes]) -> bytes:
+    out = bytearray([DataType.ARRAY])
+    n = len(rows)
+    # A-XDR length: short form below 128, else 0x8N + N bytes.
+    if n < 0x80:
+        out.append(n)
+    else:
+        nb = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        out += bytes([0x80 | len(nb)]) + nb
+    for r in rows:
+        out += r
+    return bytes(out)
+
+
+def _capture_objects(settings, ln) -> bytes:
+    rows = []
+    for ot, col_ln, attr in PROFILES[ln]:
+        rows.append(
+            _struct(
+                settings,
+                [
+                    (DataType.UINT16, int(ot)),
+                    (DataType.OCTET_STRING, _GXCommon.logicalNameToBytes(col_ln)),
+                    (DataType.INT8, attr),
+                    (DataType.UINT16, 0),
+                ],
+            )
+        )
+    return _array(rows)
+
+
+class AttributeError_(Exception):
+    """A GET/SET that the meter refuses with the given DLMS error code."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def _profile_rows(model: m.MeterModel, ln: str):
+    if ln == LOAD_PROFILE:
+        return [
+            (t, [(DataType.UINT32, imp), (DataType.UINT32, exp)]) for t, imp, exp in model.profile
+        ]
+    log = m.STANDARD_LOG if ln == STANDARD_EVENT_LOG else m.FRAUD_LOG
+    return [(e.time, [(DataType.UINT8, e.code)]) for e in model.log_events(log)]
+
+
+def _select_rows(rows, selector, parameters):
+    """Selective access: 1 = range on the clock column, 2 = entry (1-based, inclusive)."""
+    if not selector:
+        return rows
+    if selector == 1:
+        params = list(parameters)
+        lo, hi = (_as_datetime(v) for v in params[1:3])
+        return [r for r in rows if lo <= r[0] <= hi]
+    if selector == 2:
+        params = list(parameters)
+        first = int(params[0]) if params[0] else 1
+        last = int(params[1]) if len(params) > 1 and params[1] else len(rows)
+        return rows[first - 1 : last]
+    raise AttributeError_(ErrorCode.OTHER_REASON)
+
+
+def _as_datetime(v) -> dt.datetime:
+    if isinstance(v, (bytes, bytearray)):
+        return datetime_from_bytes(v)
+    # gurux may already have decoded it to GXDateTime
+    value = getattr(v, "value", v)
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+
+
+def read_attribute(
+    settings, model: m.MeterModel, ln: str, index: int, selector=0, parameters=None
+) -> bytes | None:
+    """Encoded value of attribute `index` of object `ln`, or None to let gurux answer."""
+    with model.lock:
+        if ln == LOGICAL_DEVICE_NAME and index == 2:
+            return encode(settings, DataType.OCTET_STRING, model.serial.encode())
+        if ln == CLOCK:
+            if index == 2:
+                return encode(settings, DataType.OCTET_STRING, datetime_bytes(model.meter_time()))
+            if index == 3:
+                return encode(settings, DataType.INT16, 0)
+            return None
+        if ln in REGISTERS:
+            scaler, unit, wire = REGISTERS[ln]
+            if index == 2:
+                value = {
+                    ENERGY_IMPORT: model.import_wh,
+                    ENERGY_EXPORT: model.export_wh,
+                    VOLTAGE_L1: model.voltage_dv(),
+                    CURRENT_L1: model.current_ca(),
+                    POWER_IMPORT: model.flowing_power_w(),
+                }[ln]
+                return encode(settings, wire, value)
+            if index == 3:
+                return _struct(settings, [(DataType.INT8, scaler), (DataType.ENUM, unit)])
+            return None
+        if ln in (STANDARD_EVENT_CODE, FRAUD_EVENT_CODE) and index == 2:
+            log = m.STANDARD_LOG if ln == STANDARD_EVENT_CODE else m.FRAUD_LOG
+            return encode(settings, DataType.UINT8, model.last_code(log))
+        if ln in PROFILES:
+            if index == 2:
+                rows = _select_rows(_profile_rows(model, ln), selector, parameters)
+                return _array(
+                    [
+                        _struct(settings, [(DataType.OCTET_STRING, datetime_bytes(t)), *vals])
+                        for t, vals in rows
+                    ]
+                )
+            if index == 3:
+                return _capture_objects(settings, ln)
+            if index == 4:
+                return encode(
+                    settings, DataType.UINT32, m.PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0
+                )
+            if index == 7:
+                return encode(settings, DataType.UINT32, len(_profile_rows(model, ln)))
+            if index == 8:
+                cap = m.MAX_PROFILE_ROWS if ln == LOAD_PROFILE else m.MAX_EVENT_ROWS
+                return encode(settings, DataType.UINT32, cap)
+            return None
+        if ln == DISCONNECT_CONTROL:
+            if index == 2:
+                return encode(settings, DataType.BOOLEAN, model.relay_connected)
+            if index == 3:
+                return encode(settings, DataType.ENUM, model.control_state())
+            if index == 4:
+                return encode(settings, DataType.ENUM, 1)
+            return None
+        if ln == LIMITER:
+            if index == 2:
+                return _struct(
+                    settings,
+                    [
+                        (DataType.UINT16, int(ObjectType.REGISTER)),
+                        (DataType.OCTET_STRING, _GXCommon.logicalNameToBytes(POWER_IMPORT)),
+                        (DataType.INT8, 2),
+                    ],
+                )
+            if index in (3, 4, 5):
+                return encode(settings, DataType.UINT32, model.load_limit_w)
+            if index in (6, 7):
+                return encode(settings, DataType.UINT32, model.min_over_threshold_s)
+            return None
+        if ln == ACCOUNT and index == 2:
+            # account_mode_and_status: payment mode 2 = prepayment, status 2 = active
+            return _struct(settings, [(DataType.ENUM, 2), (DataType.ENUM, 2)])
+        if ln == CREDIT:
+            if index == 2:
+                return encode(settings, DataType.INT32, model.credit_wh)
+            if index == 5:
+                return encode(settings, DataType.INT32, model.low_credit_wh)
+            if index == 6:
+                return encode(settings, DataType.INT32, model.trip_wh)
+            return None
+        if ln == TOKEN_GATEWAY and index == 2:
+            return encode(settings, DataType.OCTET_STRING, model.last_token)
+    return None
+
+
+def write_attribute(model: m.MeterModel, ln: str, index: int, value) -> int:
+    """Apply a SET; returns a DLMS error code (0 = success)."""
+    try:
+        if ln == CLOCK and index == 2:
+            model.set_clock(_as_datetime(value))
+            return ErrorCode.OK
+        if ln == LIMITER and index == 3:
+            model.set_load_limit(_as_int(value))
+            return ErrorCode.OK
+        if ln == LIMITER and index == 6:
+            with model.lock:
+                model.min_over_threshold_s = _as_int(value)
+            return ErrorCode.OK
+        if ln == CREDIT and index == 5:
+            model.set_thresholds(low_credit_wh=_as_int(value))
+            return ErrorCode.OK
+        if ln == CREDIT and index == 6:
+            model.set_thresholds(trip_wh=_as_int(value))
+            return ErrorCode.OK
+    except AttributeError_ as e:
+        return e.code
+    except (TypeError, ValueError):
+        return ErrorCode.UNMATCHED_TYPE
+    return ErrorCode.READ_WRITE_DENIED
+
+
+def _as_int(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    return int(value)
+
+
+def invoke_method(model: m.MeterModel, ln: str, index: int, parameters) -> int:
+    """Run an ACTION; returns the action-result code (0 = success)."""
+    if ln == DISCONNECT_CONTROL and index == 1:
+        model.remote_disconnect()
+        return ErrorCode.OK
+    if ln == DISCONNECT_CONTROL and index == 2:
+        return ErrorCode.OK if model.remote_reconnect() else ErrorCode.TEMPORARY_FAILURE
+    if ln == TOKEN_GATEWAY and index == 1:
+        if not isinstance(parameters, (bytes, bytearray)):
+            return ErrorCode.UNMATCHED_TYPE
+        return model.apply_token(bytes(parameters))
+    return ErrorCode.READ_WRITE_DENIED

@@ -1,0 +1,221 @@
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError
+
+from ..services import job_queue
+
+JOB_TYPES = [
+    ("read", "Read"),
+    ("read_events", "Read events"),
+    ("add_credit", "Add credit"),
+    ("disconnect", "Disconnect"),
+    ("reconnect", "Reconnect"),
+    ("set_load_limit", "Set load limit"),
+    ("set_thresholds", "Set thresholds"),
+    ("sync_clock", "Synchronise clock"),
+    ("ping", "Ping"),
+]
+# Fields only the engine sets; refused in create/write from RPC (as OCA queue_job does).
+ENGINE_FIELDS = {
+    "state", "attempt_count", "bridge_id", "lease_until", "result", "date_claimed",
+    "date_done",
+}
+BILLING_OBJECTS = [
+    {"obis": "0.0.1.0.0.255", "ic": 8, "attribute": 2},
+    {"obis": "1.0.1.8.0.255", "ic": 3, "attribute": 2},
+    {"obis": "1.0.2.8.0.255", "ic": 3, "attribute": 2},
+    {"obis": "1.0.32.7.0.255", "ic": 3, "attribute": 2},
+    {"obis": "1.0.31.7.0.255", "ic": 3, "attribute": 2},
+    {"obis": "1.0.1.7.0.255", "ic": 3, "attribute": 2},
+    {"obis": "0.0.19.10.0.255", "ic": 112, "attribute": 2},
+    {"obis": "0.0.96.3.10.255", "ic": 70, "attribute": 2},
+]
+
+
+class SmartpmMeterJob(models.Model):
+    _name = "smartpm.meter.job"
+    _description = "Meter job"
+    _order = "id desc"
+    _check_company_auto = True
+
+    meter_id = fields.Many2one(
+        "smartpm.meter", required=True, index=True, ondelete="restrict", check_company=True
+    )
+    company_id = fields.Many2one(related="meter_id.company_id", store=True, index=True)
+    job_type = fields.Selection(JOB_TYPES, required=True, index=True)
+    payload = fields.Json(default=dict)
+    state = fields.Selection(
+        [
+            ("pending", "Pending"),
+            ("claimed", "Running"),
+            ("done", "Done"),
+            ("failed", "Failed"),
+            ("cancelled", "Cancelled"),
+        ],
+        default="pending",
+        required=True,
+        index=True,
+        readonly=True,
+    )
+    priority = fields.Integer(default=50, help="Lower runs first: credit is 10.")
+    attempt_count = fields.Integer(readonly=True, default=0)
+    max_attempts = fields.Integer(default=5)
+    next_attempt_at = fields.Datetime(default=fields.Datetime.now, required=True)
+    bridge_id = fields.Char(readonly=True, help="Bridge holding (or last holding) the lease.")
+    lease_until = fields.Datetime(readonly=True)
+    date_claimed = fields.Datetime(readonly=True)
+    date_done = fields.Datetime(readonly=True)
+    result = fields.Json(readonly=True)
+    result_text = fields.Text(compute="_compute_texts", string="Result (JSON)")
+    payload_text = fields.Text(compute="_compute_texts", string="Payload (JSON)")
+    error = fields.Text(readonly=True)
+    idempotency_key = fields.Char(index=True, copy=False)
+    is_stuck = fields.Boolean(compute="_compute_is_stuck", search="_search_is_stuck")
+
+    _sql_constraints = [
+        ("idempotency_key_uniq", "unique(idempotency_key)", "A job with this key exists."),
+        ("max_attempts_positive", "CHECK(max_attempts > 0)", "A job needs one attempt at least."),
+    ]
+
+    def init(self):
+        # Keeps claim() an index scan however many finished jobs the table holds.
+        self.env.cr.execute(
+            """
+            CREATE INDEX IF NOT EXISTS smartpm_meter_job_due_idx
+            ON smartpm_meter_job (priority, id)
+            WHERE state IN ('pending', 'claimed')
+            """
+        )
+
+    @api.depends("result", "payload")
+    def _compute_texts(self):
+        import json
+
+        for job in self:
+            job.result_text = json.dumps(job.result, indent=2) if job.result else False
+            job.payload_text = json.dumps(job.payload, indent=2) if job.payload else False
+
+    def _compute_is_stuck(self):
+        now = fields.Datetime.now()
+        for job in self:
+            job.is_stuck = job.state == "claimed" and job.lease_until and job.lease_until < now
+
+    def _search_is_stuck(self, operator, value):
+        stuck = [("state", "=", "claimed"), ("lease_until", "<", fields.Datetime.now())]
+        if (operator == "=") == bool(value):
+            return stuck
+        return ["!", "&", *stuck]
+
+    @api.depends("job_type", "meter_id")
+    def _compute_display_name(self):
+        labels = dict(JOB_TYPES)
+        for job in self:
+            job.display_name = f"{labels.get(job.job_type)} {job.meter_id.serial_number or ''}"
+
+    # ---------------------------------------------------------------- create / write
+    def _check_engine_fields(self, vals):
+        forbidden = ENGINE_FIELDS & set(vals)
+        if forbidden and not self.env.context.get("smartpm_job_engine"):
+            raise UserError(
+                _("These fields are set by the job engine only: %s", ", ".join(sorted(forbidden)))
+            )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._check_engine_fields(vals)
+            if vals.get("job_type") == "add_credit":
+                vals.setdefault("priority", 10)
+        jobs = super().create(vals_list)
+        job_queue.notify(self.env)
+        return jobs
+
+    def write(self, vals):
+        self._check_engine_fields(vals)
+        return super().write(vals)
+
+    # ---------------------------------------------------------------- bridge RPC
+    @api.model
+    def _check_bridge(self):
+        if not (self.env.su or self.env.user.has_group("smartpm_prepay.group_bridge_api")):
+            raise AccessError(_("Only Bridge API users may call the meter job protocol."))
+        return self.sudo().with_context(smartpm_job_engine=True)
+
+    @api.model
+    def claim(self, bridge_id, limit=10, lease_seconds=60):
+        return job_queue.claim(self._check_bridge().env, bridge_id, limit, lease_seconds)
+
+    @api.model
+    def complete(self, job_id, bridge_id, result):
+        return job_queue.complete(self._check_bridge().env, job_id, bridge_id, result)
+
+    @api.model
+    def fail(self, job_id, bridge_id, error, retryable=True):
+        return job_queue.fail(self._check_bridge().env, job_id, bridge_id, error, retryable)
+
+    @api.model
+    def extend_lease(self, job_ids, bridge_id, lease_seconds=60):
+        return job_queue.extend_lease(self._check_bridge().env, job_ids, bridge_id, lease_seconds)
+
+    @api.model
+    def release(self, job_ids, bridge_id):
+        return job_queue.release(self._check_bridge().env, job_ids, bridge_id)
+
+    @api.model
+    def ingest(self, bridge_id, readings=None, events=None):
+        return job_queue.ingest(self._check_bridge().env, readings, events)
+
+    @api.model
+    def wait_for_jobs(self, timeout=25):
+        return job_queue.wait_for_jobs(self._check_bridge().env, timeout)
+
+    @api.model
+    def _cron_requeue_expired(self):
+        return job_queue.requeue_expired(self.sudo().with_context(smartpm_job_engine=True).env)
+
+    def _prepare_bridge_values(self):
+        self.ensure_one()
+        meter = self.meter_id.sudo()
+        return {
+            "id": self.id,
+            "job_type": self.job_type,
+            "payload": self.payload or {},
+            "attempt_count": self.attempt_count,
+            "max_attempts": self.max_attempts,
+            "idempotency_key": self.idempotency_key or None,
+            "meter": meter._prepare_bridge_values(),
+        }
+
+    def _on_final_failure(self):
+        for job in self:
+            job.meter_id.sudo().message_post(
+                body=_(
+                    "Job %(job)s failed after %(n)s attempt(s): %(error)s",
+                    job=job.display_name,
+                    n=job.attempt_count,
+                    error=job.error,
+                ),
+            )
+
+    # ---------------------------------------------------------------- buttons
+    def action_retry(self):
+        retryable = self.filtered(lambda j: j.state in ("failed", "cancelled"))
+        if retryable != self:
+            raise UserError(_("Only failed or cancelled jobs can be retried."))
+        retryable.with_context(smartpm_job_engine=True).write(
+            {
+                "state": "pending",
+                "attempt_count": 0,
+                "next_attempt_at": fields.Datetime.now(),
+                "error": False,
+                "date_done": False,
+            }
+        )
+        job_queue.notify(self.env)
+
+    def action_cancel(self):
+        cancelled = job_queue.cancel(self.env, self.ids)
+        if set(cancelled) != set(self.ids):
+            raise UserError(
+                _("Only pending or failed jobs can be cancelled: a running job may be on the "
+                  "meter already.")
+            )

@@ -1,0 +1,27 @@
+from odoo import fields, models
+
+
+class SmartpmReading(models.Model):
+    """One value read from one meter. Written in bulk by the job engine's ``ingest``."""
+
+    _name = "smartpm.reading"
+    _description = "Meter reading"
+    _order = "reading_time desc, id desc"
+    _log_access = True
+
+    meter_id = fields.Many2one("smartpm.meter", required=True, index=True, ondelete="cascade")
+    company_id = fields.Many2one(related="meter_id.company_id", store=True)
+    obis = fields.Char(string="OBIS", required=True)
+    reading_time = fields.Datetime(required=True)
+    value = fields.Float(required=True, digits=(16, 4))
+    unit = fields.Char()
+    source = fields.Char(default="bridge", help="job, task, schedule or bridge (batch ingest)")
+    job_id = fields.Many2one("smartpm.meter.job", index="btree_not_null", ondelete="set null")
+
+    _sql_constraints = [
+        (
+            "meter_obis_time_uniq",
+            "unique(meter_id, obis, reading_time)",
+            "This reading is stored already.",
+        ),
+    ]

@@ -1,0 +1,318 @@
+from datetime import timedelta
+
+from odoo import SUPERUSER_ID, api, fields
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user, tagged
+
+from ..services import job_queue
+from .common import SmartpmCase
+
+
+@tagged("post_install", "-at_install")
+class TestJobQueue(SmartpmCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.bridge_user = new_test_user(
+            cls.env, "t_bridge_q", groups="base.group_user,smartpm_prepay.group_bridge_api"
+        )
+        cls.operator = new_test_user(cls.env, "t_op_q", groups="smartpm_prepay.group_operator")
+        cls.meter = cls._meter("JOB-1", tenant_id=cls._tenant("Jo").id, state="active")
+        # the queue is shared: keep other jobs of the database out of these tests' way
+        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
+            smartpm_job_engine=True
+        ).write({"state": "cancelled"})
+
+    def setUp(self):
+        super().setUp()
+        self.Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
+
+    def _job(self, job_type="ping", **vals):
+        return self.env["smartpm.meter.job"].create(
+            {"meter_id": self.meter.id, "job_type": job_type, **vals}
+        )
+
+    def _expire(self, job):
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE smartpm_meter_job SET lease_until = %s WHERE id = %s",
+            (fields.Datetime.now() - timedelta(seconds=5), job.id),
+        )
+        job.invalidate_recordset()
+
+    # ------------------------------------------------------------------ claim
+    def test_claim_hands_out_due_jobs_by_priority_then_age(self):
+        low = self._job("read", priority=50)
+        credit = self._job("add_credit", payload={"transfer_number": 1, "kwh": 2.0})
+        later = self._job("ping", priority=50)
+        claimed = self.Job.claim("b1", 10, 60)
+        self.assertEqual([j["id"] for j in claimed], [credit.id, low.id, later.id])
+        self.assertEqual(credit.priority, 10)
+        self.assertEqual(claimed[0]["payload"], {"transfer_number": 1, "kwh": 2.0})
+        self.assertEqual(claimed[0]["meter"]["serial_number"], "JOB-1")
+        self.assertEqual(claimed[0]["meter"]["port"], 4100)
+        self.assertEqual(credit.state, "claimed")
+        self.assertEqual(credit.bridge_id, "b1")
+        self.assertEqual(credit.attempt_count, 1)
+
+    def test_claim_skips_future_and_finished_jobs(self):
+        future = self._job(next_attempt_at=fields.Datetime.now() + timedelta(hours=1))
+        done = self._job()
+        self.Job.claim("b1", 10, 60)
+        self.Job.complete(done.id, "b1", {})
+        self.assertEqual(self.Job.claim("b2", 10, 60), [])
+        self.assertEqual(future.state, "pending")
+
+    def test_claim_respects_limit(self):
+        for _i in range(5):
+            self._job()
+        self.assertEqual(len(self.Job.claim("b1", 3, 60)), 3)
+        self.assertEqual(len(self.Job.claim("b2", 10, 60)), 2)
+
+    def test_two_cursors_never_claim_the_same_job(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            meter = env["smartpm.meter"].create(
+                {"serial_number": "JOB-CONC", "host": "127.0.0.1", "port": 4100}
+            )
+            jobs = env["smartpm.meter.job"].create(
+                [{"meter_id": meter.id, "job_type": "ping", "priority": -1000} for _i in range(20)]
+            )
+            job_ids, meter_id = set(jobs.ids), meter.id
+        try:
+            with self.registry.cursor() as cr1, self.registry.cursor() as cr2:
+                env1 = api.Environment(cr1, SUPERUSER_ID, {})
+                env2 = api.Environment(cr2, SUPERUSER_ID, {})
+                # cr1 holds its row locks (not committed) while cr2 claims
+                first = {j["id"] for j in job_queue.claim(env1, "b1", 15, 60)} & job_ids
+                second = {j["id"] for j in job_queue.claim(env2, "b2", 15, 60)} & job_ids
+                cr1.rollback()
+                cr2.rollback()
+            self.assertEqual(len(first), 15)
+            self.assertEqual(len(second), 5)
+            self.assertFalse(first & second)
+            self.assertEqual(first | second, job_ids)
+        finally:
+            with self.registry.cursor() as cr:
+                cr.execute("DELETE FROM smartpm_meter_job WHERE meter_id = %s", (meter_id,))
+                cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (meter_id,))
+
+    def test_expired_lease_is_claimable_again_and_old_holder_is_refused(self):
+        job = self._job()
+        self.Job.claim("b1", 1, 60)
+        self._expire(job)
+        self.assertEqual([j["id"] for j in self.Job.claim("b2", 1, 60)], [job.id])
+        self.assertEqual(job.attempt_count, 2)
+        with self.assertRaises(job_queue.LeaseLost):
+            self.Job.complete(job.id, "b1", {"relay": "connected"})
+        self.assertEqual(job.state, "claimed")
+        self.assertEqual(job.bridge_id, "b2")
+
+    def test_report_after_lease_expiry_is_refused_and_changes_nothing(self):
+        job = self._job()
+        self.Job.claim("b1", 1, 60)
+        self._expire(job)
+        with self.assertRaises(job_queue.LeaseLost):
+            self.Job.fail(job.id, "b1", "timeout", True)
+        self.assertEqual(job.state, "claimed")
+        self.assertFalse(job.error)
+
+    def test_report_from_another_bridge_is_refused(self):
+        job = self._job()
+        self.Job.claim("b1", 1, 60)
+        with self.assertRaises(job_queue.LeaseLost):
+            self.Job.complete(job.id, "intruder", {})
+        self.assertEqual(job.state, "claimed")
+
+    def test_second_report_is_refused(self):
+        job = self._job()
+        self.Job.claim("b1", 1, 60)
+        self.Job.complete(job.id, "b1", {"credit_kwh": 5.0})
+        with self.assertRaises(job_queue.LeaseLost):
+            self.Job.complete(job.id, "b1", {"credit_kwh": 99.0})
+        self.assertEqual(self.meter.credit_kwh, 5.0)
+
+    def test_extend_lease_keeps_the_job(self):
+        job = self._job()
+        self.Job.claim("b1", 1, 5)
+        before = job.lease_until
+        self.assertEqual(self.Job.extend_lease([job.id], "b1", 600), [job.id])
+        job.invalidate_recordset()
+        self.assertGreater(job.lease_until, before + timedelta(seconds=300))
+        self.assertEqual(self.Job.extend_lease([job.id], "other", 600), [])
+
+    def test_release_gives_job_back_without_spending_an_attempt(self):
+        job = self._job()
+        self.Job.claim("b1", 1, 60)
+        self.assertEqual(self.Job.release([job.id], "b1"), [job.id])
+        self.assertEqual(job.state, "pending")
+        self.assertEqual(job.attempt_count, 0)
+        self.assertFalse(job.bridge_id)
+
+    # ------------------------------------------------------------------ results
+    def test_complete_updates_meter_and_stores_readings(self):
+        job = self._job("read")
+        self.Job.claim("b1", 1, 60)
+        self.Job.complete(
+            job.id,
+            "b1",
+            {
+                "readings": [
+                    {"obis": "1.0.1.8.0.255", "value": 1234.5, "unit": "kWh",
+                     "time": "2026-11-26T10:00:00+00:00"},
+                    {"obis": "0.0.19.10.0.255", "value": 42.25, "unit": "kWh",
+                     "time": "2026-11-26T10:00:00Z"},
+                ],
+                "relay": "connected",
+            },
+        )
+        self.assertEqual(job.state, "done")
+        self.assertEqual(self.meter.online_state, "online")
+        self.assertTrue(self.meter.last_seen)
+        self.assertEqual(self.meter.credit_kwh, 42.25)
+        self.assertEqual(self.meter.relay_state, "connected")
+        energy = self.meter.reading_ids.filtered(lambda r: r.obis == "1.0.1.8.0.255")
+        self.assertEqual(energy.value, 1234.5)
+        self.assertEqual(energy.reading_time, fields.Datetime.to_datetime("2026-11-26 10:00:00"))
+        self.assertEqual(energy.job_id, job)
+
+    def test_disconnect_and_reconnect_results_move_meter_state(self):
+        job = self._job("disconnect")
+        self.Job.claim("b1", 1, 60)
+        self.Job.complete(job.id, "b1", {"relay": "disconnected", "control_state": 0})
+        self.assertEqual(self.meter.state, "disconnected")
+        self.assertEqual(self.meter.relay_state, "disconnected")
+        job = self._job("reconnect")
+        self.Job.claim("b1", 1, 60)
+        self.Job.complete(job.id, "b1", {"relay": "connected", "control_state": 1})
+        self.assertEqual(self.meter.state, "active")
+
+    def test_invocation_counter_only_grows(self):
+        for counter in (50, 20):
+            job = self._job()
+            self.Job.claim("b1", 1, 60)
+            self.Job.complete(job.id, "b1", {"invocation_counter": counter})
+        self.assertEqual(self.meter.sudo().invocation_counter, 50)
+        self.assertEqual(self.Job.claim("b1", 1, 60), [])
+        self._job()
+        self.assertEqual(self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"], 50)
+
+    def test_retryable_failure_backs_off_then_fails_after_last_attempt(self):
+        job = self._job(max_attempts=3)
+        delays = []
+        for attempt in (1, 2):
+            self.Job.claim("b1", 1, 60)
+            start = fields.Datetime.now()
+            answer = self.Job.fail(job.id, "b1", f"timeout {attempt}", True)
+            self.assertEqual(answer["state"], "pending")
+            delays.append((job.next_attempt_at - start).total_seconds())
+            # nothing to claim until the back-off has passed
+            self.assertEqual(self.Job.claim("b1", 1, 60), [])
+            job.with_context(smartpm_job_engine=True).next_attempt_at = fields.Datetime.now()
+        self.assertAlmostEqual(delays[0], job_queue.backoff_seconds(1), delta=2)
+        self.assertAlmostEqual(delays[1], job_queue.backoff_seconds(2), delta=2)
+        self.assertGreater(delays[1], delays[0])
+        self.Job.claim("b1", 1, 60)
+        self.assertEqual(self.Job.fail(job.id, "b1", "timeout 3", True)["state"], "failed")
+        self.assertEqual(job.error, "timeout 3")
+        self.assertIn("timeout 3", self.meter.message_ids[0].body)
+
+    def test_non_retryable_failure_fails_at_once(self):
+        job = self._job()
+        self.Job.claim("b1", 1, 60)
+        self.Job.fail(job.id, "b1", "wrong password", False)
+        self.assertEqual(job.state, "failed")
+        self.assertEqual(job.attempt_count, 1)
+
+    def test_cron_requeues_dead_bridge_jobs_and_fails_exhausted_ones(self):
+        alive, exhausted = self._job(), self._job(max_attempts=1)
+        self.Job.claim("dead", 2, 60)
+        self._expire(alive)
+        self._expire(exhausted)
+        self.env["smartpm.meter.job"]._cron_requeue_expired()
+        self.assertEqual(alive.state, "pending")
+        self.assertIn("lease expired", alive.error)
+        self.assertEqual(exhausted.state, "failed")
+
+    # ------------------------------------------------------------------ ingest
+    def test_ingest_stores_the_same_reading_and_event_once(self):
+        readings = [
+            {"serial_number": "JOB-1", "obis": "1.0.1.8.0.255", "value": 10.0, "unit": "kWh",
+             "time": "2026-11-25T00:00:00Z"},
+            {"serial_number": "JOB-1", "obis": "1.0.1.8.0.255", "value": 11.0, "unit": "kWh",
+             "time": "2026-11-26T00:00:00Z"},
+        ]
+        events = [
+            {"serial_number": "JOB-1", "log": "fraud", "code": 40, "time": "2026-11-25T08:00:00Z"},
+            {"serial_number": "JOB-1", "log": "standard", "code": 2, "time": "2026-11-25T08:00:00Z"},
+        ]
+        self.assertEqual(self.Job.ingest("b1", readings, events), {"readings": 2, "events": 1})
+        self.assertEqual(self.Job.ingest("b1", readings, events), {"readings": 0, "events": 0})
+        self.assertEqual(len(self.meter.reading_ids), 2)
+        self.assertEqual(self.meter.alarm_ids.alarm_type, "cover_open")
+        self.assertEqual(self.meter.alarm_ids.state, "new")
+
+    def test_ingest_with_unknown_meter_stores_nothing(self):
+        with self.assertRaisesRegex(UserError, "unknown meter"):
+            self.Job.ingest(
+                "b1",
+                [{"serial_number": "JOB-1", "obis": "1.0.1.8.0.255", "value": 1.0,
+                  "time": "2026-11-25T00:00:00Z"},
+                 {"serial_number": "NOPE", "obis": "1.0.1.8.0.255", "value": 1.0}],
+                [],
+            )
+        self.assertFalse(self.meter.reading_ids)
+
+    # ------------------------------------------------------------------ access
+    def test_only_bridge_users_may_call_the_protocol(self):
+        self._job()
+        job_model = self.env["smartpm.meter.job"].with_user(self.operator)
+        for call in (
+            lambda: job_model.claim("b1", 1, 60),
+            lambda: job_model.complete(1, "b1", {}),
+            lambda: job_model.fail(1, "b1", "x", True),
+            lambda: job_model.ingest("b1", [], []),
+        ):
+            with self.assertRaises(AccessError):
+                call()
+
+    def test_engine_fields_are_refused_from_rpc(self):
+        job = self._job()
+        with self.assertRaisesRegex(UserError, "job engine only"):
+            job.with_user(self.operator).write({"state": "done"})
+        with self.assertRaisesRegex(UserError, "job engine only"):
+            self._job(state="done")
+
+    def test_running_job_cannot_be_cancelled(self):
+        job = self._job()
+        self.Job.claim("b1", 1, 60)
+        with self.assertRaises(UserError):
+            job.with_user(self.operator).action_cancel()
+        self.assertEqual(job.state, "claimed")
+
+    def test_failed_job_retry_and_cancel_buttons(self):
+        job = self._job(max_attempts=1)
+        self.Job.claim("b1", 1, 60)
+        self.Job.fail(job.id, "b1", "boom", True)
+        job.with_user(self.operator).action_retry()
+        self.assertEqual((job.state, job.attempt_count), ("pending", 0))
+        job.with_user(self.operator).action_cancel()
+        self.assertEqual(job.state, "cancelled")
+
+    def test_meter_buttons_queue_jobs(self):
+        meter = self.meter.with_user(self.operator)
+        meter.action_read_now()
+        meter.action_disconnect()
+        meter.action_ping()
+        types = self.meter.job_ids.mapped("job_type")
+        self.assertEqual(sorted(types), ["disconnect", "ping", "read"])
+        read = self.meter.job_ids.filtered(lambda j: j.job_type == "read")
+        self.assertIn("1.0.1.8.0.255", [o["obis"] for o in read.payload["objects"]])
+        self.meter.action_decommission()
+        with self.assertRaisesRegex(UserError, "no commands"):
+            self.meter.action_ping()
+
+    def test_wait_for_jobs_answers_at_once_when_a_job_is_due(self):
+        self.assertFalse(self.Job.wait_for_jobs(0))
+        self._job()
+        self.assertTrue(self.Job.wait_for_jobs(5))

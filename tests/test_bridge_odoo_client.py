@@ -1,0 +1,117 @@
+"""The JSON-RPC client against the fake Odoo: the protocol calls and the error mapping."""
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from meter_bridge.odoo_client import OdooAuthError, OdooClient, OdooError, OdooUnreachable
+
+try:
+    from test_bridge_service_fakes import fake_odoo, free_port
+except ImportError:  # tests/ turned into a package
+    from tests.test_bridge_service_fakes import fake_odoo, free_port
+
+pytestmark = pytest.mark.timeout(15)
+
+
+def client_for(url, api_key="secret", timeout=2.0):
+    return OdooClient(url, "testdb", "bridge", api_key, timeout=timeout)
+
+
+def test_authenticate_returns_uid_and_calls_use_it():
+    with fake_odoo() as odoo:
+        client = client_for(odoo.url)
+        assert client.authenticate() == 7
+        assert client.claim("b1", 5, 60) == []
+
+
+def test_wrong_api_key_raises_auth_error():
+    with fake_odoo() as odoo:
+        with pytest.raises(OdooAuthError, match="refused"):
+            client_for(odoo.url, api_key="wrong").claim("b1", 5, 60)
+
+
+def test_protocol_round_trip():
+    with fake_odoo() as odoo:
+        a = odoo.add_job("add_credit", {"transfer_number": 7, "kwh": 12.5})
+        b = odoo.add_job("ping")
+        c = odoo.add_job("ping")
+        client = client_for(odoo.url)
+        jobs = client.claim("b1", 3, 60)
+        assert [j["id"] for j in jobs] == [a, b, c]
+        assert jobs[0]["payload"] == {"transfer_number": 7, "kwh": 12.5}
+        assert jobs[0]["meter"]["serial_number"] == "SIM00001"
+        assert client.extend_lease([a, b, c], "b1", 60) == [a, b, c]
+        assert client.extend_lease([a], "b2", 60) == []
+        assert client.complete(a, "b1", {"transfer_number": 7, "already_applied": False}) is True
+        assert client.fail(b, "b1", "no answer", False)["state"] == "failed"
+        assert client.release([c], "b1") == [c]
+        assert odoo.state(a) == "done" and odoo.state(b) == "failed" and odoo.state(c) == "pending"
+        reading = {"meter": "SIM00001", "obis": "1.0.1.8.0.255", "value": 1, "time": "t"}
+        assert client.ingest("b1", [reading], []) == {"readings": 1, "events": 0}
+        assert client.ingest("b1", [reading], []) == {"readings": 0, "events": 0}
+
+
+def test_refusal_carries_odoo_message_and_name():
+    with fake_odoo() as odoo:
+        job_id = odoo.add_job("ping")
+        with pytest.raises(OdooError) as info:
+            client_for(odoo.url).complete(job_id, "b1", {})
+        assert "not leased to bridge b1" in info.value.message
+        assert info.value.name == "odoo.exceptions.UserError"
+        assert info.value.is_refusal
+        assert odoo.state(job_id) == "pending"
+
+
+def test_wait_for_jobs_long_polls():
+    with fake_odoo() as odoo:
+        client = client_for(odoo.url)
+        started = time.monotonic()
+        assert client.wait_for_jobs(0.5) is False
+        assert time.monotonic() - started >= 0.4
+        threading.Timer(0.3, odoo.add_job).start()
+        assert client.wait_for_jobs(10) is True
+        assert time.monotonic() - started < 3
+
+
+def test_connection_refused_is_unreachable():
+    with pytest.raises(OdooUnreachable):
+        client_for(f"http://127.0.0.1:{free_port()}").claim("b1", 1, 60)
+
+
+def test_silent_server_times_out_as_unreachable():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # accepts the connection in the backlog, never answers
+        port = listener.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(OdooUnreachable, match="timed out"):
+            client_for(f"http://127.0.0.1:{port}", timeout=0.5).authenticate()
+        assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("status,body", [(502, b"Bad Gateway"), (200, b"<html>login</html>")])
+def test_proxy_errors_and_non_json_answers_are_unreachable(status, body):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(OdooUnreachable):
+            client_for(f"http://127.0.0.1:{server.server_address[1]}").authenticate()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,240 @@
+"""The bridge's worker loop against a fake Odoo, with fake executors (no meters)."""
+
+import contextlib
+import threading
+import time
+
+import pytest
+
+from meter_bridge.config import Settings
+from meter_bridge.errors import JobError, MeterRefused
+from meter_bridge.service import BridgeService
+
+try:
+    from test_bridge_service_fakes import expire_lease, fake_odoo, free_port, wait_until
+except ImportError:  # tests/ turned into a package
+    from tests.test_bridge_service_fakes import expire_lease, fake_odoo, free_port, wait_until
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def settings_for(url, **overrides):
+    values = dict(
+        odoo_url=url,
+        db="testdb",
+        login="bridge",
+        api_key="secret",
+        bridge_id="bridge-1",
+        concurrency=2,
+        poll_interval=0.2,
+        long_poll_timeout=1.0,
+        lease_seconds=10,
+        job_timeout=5.0,
+        rpc_timeout=2.0,
+        grace_seconds=5.0,
+        backoff_max=0.4,
+        log_level="DEBUG",
+        log_format="text",
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.contextmanager
+def running(settings, executor):
+    service = BridgeService(settings, executor=executor)
+    thread = threading.Thread(target=service.run, name="test-bridge", daemon=True)
+    thread.start()
+    try:
+        yield service
+    finally:
+        service.request_stop()
+        thread.join(10)
+        assert not thread.is_alive(), "service did not stop"
+
+
+def echo_executor(job, *, deadline_s=None):
+    return {"meter_time": "2025-01-01T00:00:00+00:00", "job": job["id"], "deadline_s": deadline_s}
+
+
+def test_jobs_are_claimed_and_completed_with_the_executor_result():
+    with fake_odoo() as odoo:
+        ids = [odoo.add_job("ping", serial=f"SIM0000{i}") for i in range(5)]
+        with running(settings_for(odoo.url), echo_executor):
+            assert wait_until(lambda: all(odoo.state(i) == "done" for i in ids))
+        for job_id in ids:
+            job = odoo.job(job_id)
+            assert job["result"] == {
+                "meter_time": "2025-01-01T00:00:00+00:00",
+                "job": job_id,
+                "deadline_s": 5.0,
+            }
+            assert job["attempt_count"] == 1
+        # Never more in flight than the free worker slots.
+        assert all(args[1] <= 2 for args in odoo.calls_of("claim"))
+
+
+def test_non_retryable_job_error_is_reported_as_final_failure():
+    def refuse(job, *, deadline_s=None):
+        raise MeterRefused("read-write-denied", code=3)
+
+    with fake_odoo() as odoo:
+        job_id = odoo.add_job("set_load_limit", {"load_limit_w": 5000})
+        with running(settings_for(odoo.url), refuse):
+            assert wait_until(lambda: odoo.state(job_id) == "failed")
+        assert odoo.calls_of("fail") == [[job_id, "bridge-1", "read-write-denied", False]]
+        assert odoo.job(job_id)["error"] == "read-write-denied"
+
+
+def test_retryable_and_unexpected_errors_are_reported_retryable():
+    def flaky(job, *, deadline_s=None):
+        if job["payload"]["kind"] == "timeout":
+            raise JobError("no answer from meter", retryable=True)
+        raise KeyError("bug")
+
+    with fake_odoo() as odoo:
+        a = odoo.add_job("ping", {"kind": "timeout"})
+        b = odoo.add_job("ping", {"kind": "bug"})
+        with running(settings_for(odoo.url), flaky):
+            assert wait_until(lambda: len(odoo.calls_of("fail")) == 2)
+        fails = {args[0]: args for args in odoo.calls_of("fail")}
+        assert fails[a][2:] == ["no answer from meter", True]
+        assert fails[b][3] is True and "KeyError" in fails[b][2]
+        assert odoo.state(a) == odoo.state(b) == "pending"
+
+
+def test_bridge_backs_off_while_odoo_is_down_and_proceeds_when_it_comes_up():
+    port = free_port()
+    with fake_odoo() as odoo:
+        odoo.stop()
+        job_id = odoo.add_job("ping")
+        with running(settings_for(f"http://127.0.0.1:{port}"), echo_executor) as service:
+            time.sleep(1.2)
+            errors = service.stats["odoo_errors"]
+            # Backing off: a few attempts, not a busy loop.
+            assert 2 <= errors <= 8
+            odoo.start(port)
+            assert wait_until(lambda: odoo.state(job_id) == "done")
+
+
+def test_result_that_could_not_be_reported_is_reported_when_odoo_returns():
+    release = threading.Event()
+    started = threading.Event()
+
+    def blocking(job, *, deadline_s=None):
+        started.set()
+        release.wait(10)
+        return {"relay": "disconnected", "control_state": 0}
+
+    with fake_odoo() as odoo:
+        job_id = odoo.add_job("disconnect")
+        with running(settings_for(odoo.url), blocking) as service:
+            assert started.wait(5)
+            odoo.stop()
+            release.set()
+            assert wait_until(lambda: service.stats["odoo_errors"] >= 2)
+            assert odoo.state(job_id) == "claimed"
+            odoo.start()
+            assert wait_until(lambda: odoo.state(job_id) == "done")
+        assert odoo.job(job_id)["result"] == {"relay": "disconnected", "control_state": 0}
+        assert len(odoo.calls_of("complete")) >= 1
+
+
+def test_leases_are_extended_while_a_long_job_runs():
+    def slow(job, *, deadline_s=None):
+        time.sleep(3.5)
+        return {"meter_time": "now"}
+
+    with fake_odoo() as odoo:
+        job_id = odoo.add_job("read")
+        with running(settings_for(odoo.url, lease_seconds=2), slow):
+            assert wait_until(lambda: odoo.state(job_id) == "done", timeout=8)
+        # Without renewals the 2 s lease would lapse and the result be refused.
+        assert len(odoo.calls_of("extend_lease")) >= 2
+        assert odoo.job(job_id)["attempt_count"] == 1
+
+
+def test_idle_bridge_is_woken_by_long_poll():
+    with fake_odoo() as odoo:
+        with running(settings_for(odoo.url, poll_interval=30, long_poll_timeout=10), echo_executor):
+            time.sleep(0.5)
+            job_id = odoo.add_job("ping")
+            assert wait_until(lambda: odoo.state(job_id) == "done", timeout=2)
+        assert odoo.calls_of("wait_for_jobs")
+
+
+def test_bridge_polls_when_odoo_has_no_long_poll():
+    with fake_odoo() as odoo:
+        odoo.has_wait_for_jobs = False
+        with running(settings_for(odoo.url, poll_interval=0.3), echo_executor):
+            time.sleep(0.5)
+            job_id = odoo.add_job("ping")
+            assert wait_until(lambda: odoo.state(job_id) == "done", timeout=3)
+
+
+def test_refused_report_is_dropped_and_the_bridge_goes_on():
+    gate = threading.Event()
+
+    def gated(job, *, deadline_s=None):
+        if job["payload"].get("gate"):
+            gate.wait(10)
+        return {"ok": True}
+
+    with fake_odoo() as odoo:
+        lost = odoo.add_job("ping", {"gate": True})
+        with running(settings_for(odoo.url), gated) as service:
+            assert wait_until(lambda: odoo.state(lost) == "claimed")
+            expire_lease(odoo, lost)
+            gate.set()
+            assert wait_until(lambda: service.stats["reports_refused"] == 1)
+            later = odoo.add_job("ping")
+            assert wait_until(lambda: odoo.state(later) == "done")
+        assert odoo.job(lost)["bridge_id"] == "other-bridge"
+
+
+def test_stop_finishes_running_jobs_and_releases_unstarted_ones():
+    started = threading.Event()
+
+    def slow(job, *, deadline_s=None):
+        started.set()
+        time.sleep(0.8)
+        return {"job": job["id"]}
+
+    with fake_odoo() as odoo:
+        ids = [odoo.add_job("ping") for _ in range(3)]
+        service = BridgeService(settings_for(odoo.url, concurrency=1, prefetch=2), executor=slow)
+        thread = threading.Thread(target=service.run, daemon=True)
+        thread.start()
+        try:
+            assert started.wait(5)
+            service.request_stop()
+            thread.join(10)
+        finally:
+            service.request_stop(now=True)
+            thread.join(5)
+        assert not thread.is_alive()
+        assert service.exit_code == 0
+        states = sorted(odoo.state(i) for i in ids)
+        assert states == ["done", "pending", "pending"]
+        released = [i for i in ids if odoo.state(i) == "pending"]
+        assert all(odoo.job(i)["attempt_count"] == 0 for i in released)
+
+
+def test_lease_of_a_job_stuck_past_its_deadline_is_left_to_lapse():
+    release = threading.Event()
+
+    def stuck(job, *, deadline_s=None):
+        release.wait(10)  # ignores its deadline, like a hung socket
+        return {"late": True}
+
+    with fake_odoo() as odoo:
+        job_id = odoo.add_job("ping")
+        settings = settings_for(odoo.url, lease_seconds=2, job_timeout=0.2, concurrency=1)
+        try:
+            with running(settings, stuck) as service:
+                assert wait_until(lambda: odoo.state(job_id) == "claimed")
+                assert wait_until(lambda: odoo.job(job_id)["lease_until"] < time.time(), 8)
+                assert service.stats["overdue"] == 1
+                release.set()
+        finally:
+            release.set()

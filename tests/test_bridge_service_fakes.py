@@ -1,0 +1,317 @@
+"""A fake Odoo speaking JSON-RPC on /jsonrpc, holding smartpm.meter.job in memory.
+
+Faithful to docs/job-protocol.md: leases, refusals of reports without a live lease, retry
+or final failure, release, idempotent ingest, long-poll. Shared by the bridge tests; it has
+no tests of its own.
+"""
+
+import contextlib
+import copy
+import json
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODEL = "smartpm.meter.job"
+METHODS = ("claim", "complete", "fail", "extend_lease", "release", "ingest", "wait_for_jobs")
+
+
+class FakeOdooError(Exception):
+    def __init__(self, name, message):
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout=5.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def _iso(ts):
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+class FakeOdoo:
+    def __init__(self, db="testdb", login="bridge", api_key="secret", uid=7):
+        self.db, self.login, self.api_key, self.uid = db, login, api_key, uid
+        self.cond = threading.Condition()
+        self.jobs = {}
+        self.calls = []  # (method, args) of every job-model call, in order
+        self.readings, self.events = {}, {}
+        self.retry_delay = 3600.0  # seconds before a retryable failure is due again
+        self.has_wait_for_jobs = True
+        self.port = None
+        self._server = None
+        self._thread = None
+        self._next_id = 1
+
+    # -- test helpers ----------------------------------------------------------------------
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def add_job(self, job_type="ping", payload=None, serial="SIM00001", max_attempts=5):
+        with self.cond:
+            job_id = self._next_id
+            self._next_id += 1
+            self.jobs[job_id] = {
+                "id": job_id,
+                "job_type": job_type,
+                "payload": payload or {},
+                "state": "pending",
+                "attempt_count": 0,
+                "max_attempts": max_attempts,
+                "idempotency_key": f"test-{job_id}",
+                "next_attempt_at": 0.0,
+                "bridge_id": None,
+                "lease_until": 0.0,
+                "result": None,
+                "error": None,
+                "meter": {
+                    "id": job_id,
+                    "serial_number": serial,
+                    "connection_type": "tcp",
+                    "host": "127.0.0.1",
+                    "port": 4100,
+                    "framing": "wrapper",
+                    "timeout_s": 10,
+                },
+            }
+            self.cond.notify_all()
+            return job_id
+
+    def job(self, job_id):
+        with self.cond:
+            return copy.deepcopy(self.jobs[job_id])
+
+    def state(self, job_id):
+        return self.job(job_id)["state"]
+
+    def calls_of(self, method):
+        with self.cond:
+            return [args for name, args in self.calls if name == method]
+
+    def start(self, port=None):
+        """Listen on ``port`` (the previous one when restarting, else a free one)."""
+        self.port = port or self.port or free_port()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                if self.path != "/jsonrpc":
+                    self.send_error(404)
+                    return
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                params = request["params"]
+                try:
+                    body = {
+                        "result": fake.dispatch(params["service"], params["method"], params["args"])
+                    }
+                except FakeOdooError as exc:
+                    body = {
+                        "error": {
+                            "code": 200,
+                            "message": "Odoo Server Error",
+                            "data": {
+                                "name": exc.name,
+                                "message": exc.message,
+                                "debug": "Traceback ...",
+                                "arguments": [],
+                            },
+                        }
+                    }
+                body.update(jsonrpc="2.0", id=request.get("id"))
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self):
+        """Stop listening (connections are refused) while keeping the jobs."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(5)
+            self._server = None
+
+    # -- RPC -----------------------------------------------------------------------------
+
+    def dispatch(self, service, method, args):
+        if service == "common" and method == "authenticate":
+            db, login, key, _env = args
+            ok = (db, login, key) == (self.db, self.login, self.api_key)
+            return self.uid if ok else False
+        if service != "object" or method != "execute_kw":
+            raise FakeOdooError("builtins.NotImplementedError", f"{service}.{method}")
+        db, uid, key, model, name, call_args, kwargs = args
+        if (db, uid, key) != (self.db, self.uid, self.api_key):
+            raise FakeOdooError("odoo.exceptions.AccessDenied", "Access Denied")
+        if (
+            model != MODEL
+            or name not in METHODS
+            or (name == "wait_for_jobs" and not self.has_wait_for_jobs)
+        ):
+            raise FakeOdooError(
+                "builtins.AttributeError",
+                f"The method '{name}' does not exist on the model '{model}'",
+            )
+        with self.cond:
+            self.calls.append((name, copy.deepcopy(call_args)))
+        return getattr(self, f"rpc_{name}")(*call_args, **kwargs)
+
+    def _due(self, job, now):
+        return (job["state"] == "pending" and job["next_attempt_at"] <= now) or (
+            job["state"] == "claimed" and job["lease_until"] <= now
+        )
+
+    def _holds(self, job, bridge_id, now):
+        return (
+            job["state"] == "claimed"
+            and job["bridge_id"] == bridge_id
+            and (job["lease_until"] > now)
+        )
+
+    def _held_job(self, job_id, bridge_id):
+        job = self.jobs.get(job_id)
+        if job is None or not self._holds(job, bridge_id, time.time()):
+            raise FakeOdooError(
+                "odoo.exceptions.UserError",
+                f"Job {job_id} is not leased to bridge {bridge_id}; result refused.",
+            )
+        return job
+
+    def rpc_claim(self, bridge_id, limit, lease_seconds):
+        with self.cond:
+            now = time.time()
+            due = [j for j in self.jobs.values() if self._due(j, now)][:limit]
+            out = []
+            for job in due:
+                job.update(state="claimed", bridge_id=bridge_id, lease_until=now + lease_seconds)
+                job["attempt_count"] += 1
+                out.append(
+                    {
+                        k: copy.deepcopy(job[k])
+                        for k in (
+                            "id",
+                            "job_type",
+                            "payload",
+                            "attempt_count",
+                            "max_attempts",
+                            "idempotency_key",
+                            "meter",
+                        )
+                    }
+                )
+            return out
+
+    def rpc_complete(self, job_id, bridge_id, result):
+        with self.cond:
+            job = self._held_job(job_id, bridge_id)
+            job.update(state="done", result=result, lease_until=0.0)
+            return True
+
+    def rpc_fail(self, job_id, bridge_id, error, retryable):
+        with self.cond:
+            job = self._held_job(job_id, bridge_id)
+            job.update(error=error, lease_until=0.0, bridge_id=None)
+            if retryable and job["attempt_count"] < job["max_attempts"]:
+                job.update(state="pending", next_attempt_at=time.time() + self.retry_delay)
+                self.cond.notify_all()
+                return {"state": "pending", "next_attempt_at": _iso(job["next_attempt_at"])}
+            job["state"] = "failed"
+            return {"state": "failed", "next_attempt_at": False}
+
+    def rpc_extend_lease(self, job_ids, bridge_id, lease_seconds):
+        with self.cond:
+            now = time.time()
+            kept = []
+            for job_id in job_ids:
+                job = self.jobs.get(job_id)
+                if job and self._holds(job, bridge_id, now):
+                    job["lease_until"] = now + lease_seconds
+                    kept.append(job_id)
+            return kept
+
+    def rpc_release(self, job_ids, bridge_id):
+        with self.cond:
+            now = time.time()
+            released = []
+            for job_id in job_ids:
+                job = self.jobs.get(job_id)
+                if job and self._holds(job, bridge_id, now):
+                    # Untouched: the attempt it was claimed for does not count.
+                    job.update(state="pending", bridge_id=None, lease_until=0.0)
+                    job["attempt_count"] -= 1
+                    released.append(job_id)
+            self.cond.notify_all()
+            return released
+
+    def rpc_ingest(self, bridge_id, readings, events):
+        with self.cond:
+            new_r = new_e = 0
+            for r in readings:
+                key = json.dumps(r, sort_keys=True)
+                new_r += key not in self.readings
+                self.readings[key] = r
+            for e in events:
+                key = json.dumps(e, sort_keys=True)
+                new_e += key not in self.events
+                self.events[key] = e
+            return {"readings": new_r, "events": new_e}
+
+    def rpc_wait_for_jobs(self, timeout):
+        deadline = time.time() + min(float(timeout), 30.0)
+        with self.cond:
+            while True:
+                now = time.time()
+                if any(self._due(j, now) for j in self.jobs.values()):
+                    return True
+                if now >= deadline:
+                    return False
+                # Short waits also catch leases that expire without a notify.
+                self.cond.wait(min(0.05, deadline - now))
+
+
+@contextlib.contextmanager
+def fake_odoo(**kwargs):
+    fake = FakeOdoo(**kwargs).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def expire_lease(fake, job_id, other_bridge="other-bridge"):
+    """Let the lease lapse and another bridge claim the job, as after a long outage."""
+    with fake.cond:
+        job = fake.jobs[job_id]
+        job.update(bridge_id=other_bridge, lease_until=time.time() + 3600)
+        job["attempt_count"] += 1

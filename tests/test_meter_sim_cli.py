@@ -1,0 +1,138 @@
+"""The meter-sim CLI (subprocess) and its HTTP control interface."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+from dlms_cosem.exceptions import CommunicationError
+from dlms_cosem.utils import parse_as_dlms_data
+
+from meter_sim import objects as o
+from meter_sim.testing import attr, dlms_client, run_cli
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def http(url, body=None, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_cli_starts_n_meters_and_stops_on_sigterm():
+    with run_cli(5) as sim:
+        assert list(sim.ports) == [f"SIM{i:05d}" for i in range(1, 6)]
+        for serial in ("SIM00001", "SIM00005"):
+            c = dlms_client(sim.ports[serial])
+            with c.session():
+                value = parse_as_dlms_data(c.get(attr(1, o.LOGICAL_DEVICE_NAME, 2)))
+            assert value == serial.encode()
+        sim.proc.send_signal(signal.SIGTERM)
+        assert sim.proc.wait(10) == 0
+
+
+def test_cli_help_explains_usage():
+    out = subprocess.run(
+        [sys.executable, "-m", "meter_sim.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for word in (
+        "--meters",
+        "--base-port",
+        "--speed",
+        "--seed",
+        "--config",
+        "--control-port",
+        "SIGTERM",
+        "client address",
+    ):
+        assert word in out
+
+
+def test_cli_config_file(tmp_path):
+    cfg = tmp_path / "fleet.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "meters": [
+                    {"serial": "A1", "port": 0, "credit_kwh": 3},
+                    {
+                        "serial": "H1",
+                        "port": 0,
+                        "framing": "hdlc",
+                        "auth": "lls",
+                        "password": "pw123456",
+                    },
+                ]
+            }
+        )
+    )
+    with run_cli(config=str(cfg)) as sim:
+        c = dlms_client(sim.ports["H1"], framing="hdlc", auth="lls", password="pw123456")
+        with c.session():
+            assert parse_as_dlms_data(c.get(attr(112, o.CREDIT, 2))) == 50000
+        status, state = http(f"{sim.control_url}/meters/A1")
+        assert status == 200 and state["credit_kwh"] == 3
+
+
+def test_http_control_endpoints():
+    with run_cli(2, speed=0) as sim:
+        base = sim.control_url
+        status, listing = http(f"{base}/meters")
+        assert status == 200 and [m["serial"] for m in listing] == ["SIM00001", "SIM00002"]
+        status, state = http(f"{base}/meters/SIM00001")
+        assert status == 200
+        for key in (
+            "credit_kwh",
+            "relay",
+            "energy_kwh",
+            "low_credit_kwh",
+            "trip_kwh",
+            "load_limit_w",
+            "last_transfer_number",
+            "power_w",
+            "events",
+        ):
+            assert key in state
+        assert state["relay"] == "connected"
+        status, state = http(f"{base}/meters/SIM00001/tamper", {"kind": "cover_open"})
+        assert status == 200 and state["events"][-1]["code"] == 40
+        status, state = http(f"{base}/meters/SIM00001/load", {"watts": 2500})
+        assert status == 200 and state["power_w"] == 2500
+        assert http(f"{base}/meters/NOPE")[0] == 404
+        assert http(f"{base}/meters/NOPE/tamper", {"kind": "cover_open"})[0] == 404
+        assert http(f"{base}/meters/SIM00001/tamper", {"kind": "bogus"})[0] == 400
+        assert http(f"{base}/meters/SIM00001/load", raw=b"{not json")[0] == 400
+        # offline: the port stops answering, and comes back
+        assert http(f"{base}/meters/SIM00002/offline", {"offline": True})[0] == 200
+        c = dlms_client(sim.ports["SIM00002"], timeout=1)
+        with pytest.raises((OSError, CommunicationError)):  # refused: the port is closed
+            c.connect()
+            c.associate()
+        c.disconnect()
+        assert http(f"{base}/meters/SIM00002/offline", {"offline": False})[0] == 200
+        c = dlms_client(sim.ports["SIM00002"])
+        with c.session():
+            assert parse_as_dlms_data(c.get(attr(1, o.LOGICAL_DEVICE_NAME, 2))) == b"SIM00002"
+
+
+def test_cli_serves_200_meters_each_readable():
+    with run_cli(200, control=False) as sim:
+        assert len(sim.ports) == 200
+        for serial, port in sim.ports.items():
+            c = dlms_client(port)
+            with c.session():
+                value = parse_as_dlms_data(c.get(attr(1, o.LOGICAL_DEVICE_NAME, 2)))
+            assert value == serial.encode()

@@ -1,0 +1,84 @@
+"""The pure-Python meter model: no sockets, simulated time."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from meter_sim.model import LoadModel, MeterConfig, MeterModel
+
+pytestmark = pytest.mark.timeout(10)
+START = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
+
+
+def test_load_model_is_deterministic_for_a_seed():
+    a, b, c = LoadModel(seed=1), LoadModel(seed=1), LoadModel(seed=2)
+    times = [START + dt.timedelta(minutes=15 * i) for i in range(96)]
+    assert [a.power_w("X", t) for t in times] == [b.power_w("X", t) for t in times]
+    assert [a.power_w("X", t) for t in times] != [c.power_w("X", t) for t in times]
+    evening, night = a.power_w("X", START.replace(hour=19)), a.power_w("X", START.replace(hour=3))
+    assert evening > night
+
+
+def test_same_seed_same_consumption_whatever_the_step():
+    m1 = MeterModel(MeterConfig("S1"), seed=5, start=START)
+    m2 = MeterModel(MeterConfig("S1"), seed=5, start=START)
+    m1.advance(86400)
+    for _ in range(24 * 4):
+        m2.advance(900)
+    assert m1.import_wh == m2.import_wh > 0
+    assert m1.credit_wh == 50000 - m1.import_wh
+    assert len(m1.profile) == 96
+
+
+def test_thresholds_fire_once_each():
+    m = MeterModel(MeterConfig("S1", credit_kwh=1, low_credit_kwh=0.5, trip_kwh=-0.2), start=START)
+    m.set_load(1000)
+    m.advance(3 * 3600)
+    codes = [e.code for e in m.log_events("standard")]
+    assert codes == [2, 64, 65, 59]
+    assert m.credit_wh <= -200 and m.relay_state == "disconnected"
+    assert m.control_state() == 2
+
+
+def test_duplicate_token_is_refused_and_malformed_is_distinct():
+    m = MeterModel(MeterConfig("S1", credit_kwh=0))
+    assert m.add_credit(1, 1000) == 0
+    assert m.add_credit(1, 1000) == 3
+    assert m.apply_token(b"short") == 12
+    assert m.add_credit(2, 0) == 12
+    assert m.credit_wh == 1000 and m.last_transfer_number == 1
+
+
+def test_limiter_trips_after_min_over_duration():
+    m = MeterModel(MeterConfig("S1", load_limit_w=2000), start=START)
+    m.min_over_threshold_s = 120
+    m.set_load(2500)
+    assert m.relay_connected
+    m.advance(180)
+    assert not m.relay_connected and m.disconnect_reason == "load"
+    assert m.last_code("standard") == 60
+
+
+def test_reconnect_refused_without_credit():
+    m = MeterModel(MeterConfig("S1", credit_kwh=0))
+    assert not m.relay_connected
+    assert m.remote_reconnect() is False
+    m.add_credit(9, 2000)
+    assert m.relay_connected
+
+
+def test_tamper_logged_in_fraud_log_with_time():
+    m = MeterModel(MeterConfig("S1"), start=START)
+    m.advance(42)
+    m.tamper("over_current")
+    ev = m.log_events("fraud")
+    assert [(e.code, e.time) for e in ev] == [(91, START + dt.timedelta(seconds=42))]
+    with pytest.raises(ValueError):
+        m.tamper("bogus")
+
+
+def test_hls_config_is_refused_clearly():
+    with pytest.raises(ValueError, match="hls"):
+        MeterConfig.from_dict({"serial": "X", "auth": "hls"})
