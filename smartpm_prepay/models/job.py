@@ -185,7 +185,12 @@ class SmartpmMeterJob(models.Model):
             "meter": meter._prepare_bridge_values(),
         }
 
+    def _on_done(self, result):
+        """Hook: a job finished on the meter. Features (credit delivery, reading tasks...)
+        extend it from their own files with ``_inherit = "smartpm.meter.job"``."""
+
     def _on_final_failure(self):
+        """Hook: no attempt is left. Extend it like ``_on_done``."""
         for job in self:
             job.meter_id.sudo().message_post(
                 body=_(

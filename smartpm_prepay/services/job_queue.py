@@ -294,6 +294,7 @@ def apply_result(job, result):
         )
     if result.get("events"):
         ingest(job.env, [], [dict(e, meter_id=meter.id) for e in result["events"]])
+    job._on_done(result)
 
 
 def _meter_ids_by_key(env, items):
