@@ -197,6 +197,12 @@ def run_read(conn: MeterConnection, p: dict) -> dict:
                 profiles[obis] = profile_rows_to_json(rows, scalers)
             else:
                 value, unit = conn.get_scaled(obis, ic, attribute)
+                if (obis, ic) == C.CLOCK and attribute == C.CLOCK_TIME and isinstance(
+                    value, (bytes, bytearray)
+                ):
+                    value = iso(parse_datetime(bytes(value)))  # a time, not a hex string
+                elif (obis, ic) == C.CREDIT and attribute == C.CREDIT_CURRENT_AMOUNT:
+                    value, unit = wh_to_kwh(value), "kWh"  # credit is kWh everywhere in Odoo
                 readings.append({"obis": obis, "value": to_json(value), "unit": unit,
                                  "time": now})
         except MeterRefused as e:

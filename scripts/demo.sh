@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: Odoo with smartpm_prepay and its demo data on http://localhost:8069
-# (database smartpm_demo, admin / admin). Ctrl-C stops everything it started.
+# (database smartpm_demo, admin / admin), the 24 simulated meters of the demo data and one
+# meter bridge. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,8 +22,31 @@ fi
 pids=()
 cleanup() { trap - INT TERM EXIT; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait; }
 trap cleanup INT TERM EXIT
-"$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" --db-filter="^$DB\$" --http-port="$HTTP_PORT" \
-  --http-interface=127.0.0.1 &
+mkdir -p var
+
+# Simulated meters of the demo data: SIM00001.. on 127.0.0.1:4100.., control on :4099
+.venv/bin/meter-sim --meters 24 --base-port 4100 --control-port 4099 \
+  --speed "${SMARTPM_SIM_SPEED:-30}" --seed 1 > var/demo-sim.log 2>&1 &
 pids+=($!)
-echo "[demo] Odoo: http://localhost:$HTTP_PORT  (database $DB, login admin / admin)"
+
+"$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" --db-filter="^$DB\$" --http-port="$HTTP_PORT" \
+  --http-interface=127.0.0.1 --logfile=var/demo-odoo.log &
+pids+=($!)
+for _ in $(seq 120); do
+  curl -fs "http://127.0.0.1:$HTTP_PORT/web/health" >/dev/null 2>&1 && break; sleep 1
+done
+
+# One bridge, with a fresh API key of the demo's Bridge API user
+KEY=$("$PY" "$ODOO_BIN" shell -c var/odoo.conf -d "$DB" --no-http --log-level=warn \
+  < scripts/bridge_user.py 2>/dev/null | sed -n 's/^API_KEY=//p' | tail -n1)
+MB_ODOO_API_KEY=$KEY .venv/bin/meter-bridge run --odoo-url "http://127.0.0.1:$HTTP_PORT" \
+  --db "$DB" --login bridge --bridge-id demo-bridge --log-format text > var/demo-bridge.log 2>&1 &
+pids+=($!)
+
+cat <<MSG
+[demo] Odoo:      http://localhost:$HTTP_PORT  (database $DB, login admin / admin)
+[demo] meters:    24 simulated meters on 127.0.0.1:4100-4123, control http://127.0.0.1:4099/meters
+[demo] bridge:    demo-bridge (logs in var/demo-bridge.log)
+[demo] Ctrl-C stops everything.
+MSG
 wait -n "${pids[@]}"

@@ -20,6 +20,10 @@ if "$PY" -c 'import odoo' >/dev/null 2>&1; then
     echo "[test] FAILED: smartpm_prepay does not install (var/test-install.log)" >&2
     exit 1
   fi
+  # a copy for the end-to-end tests, whose Odoo server commits (the Odoo tests roll back)
+  export SMARTPM_E2E_DB=${DB}_e2e
+  dropdb -h 127.0.0.1 -U postgres --if-exists "$SMARTPM_E2E_DB" >/dev/null 2>&1
+  createdb -h 127.0.0.1 -U postgres -O "${SMARTPM_DB_USER:-smartpm}" -T "$DB" "$SMARTPM_E2E_DB"
   "$PY" -m pytest --odoo-database="$DB" --odoo-config=var/odoo.conf tests smartpm_prepay/tests "$@"
   rc=$?
 else

@@ -42,9 +42,18 @@ class LeaseLost(UserError):
     """A report from a bridge that does not hold the job's lease: nothing was changed."""
 
 
-def backoff_seconds(attempt):
+def backoff_seconds(attempt, base=BACKOFF_BASE_S):
     """Exponential back-off after the ``attempt``-th failed attempt (1-based)."""
-    return min(BACKOFF_BASE_S * 2 ** max(attempt - 1, 0), BACKOFF_MAX_S)
+    return min(base * 2 ** max(attempt - 1, 0), BACKOFF_MAX_S)
+
+
+def _backoff_base(env):
+    # a system parameter so an owner (or a test) can tune it without a code change
+    value = env["ir.config_parameter"].sudo().get_param("smartpm_prepay.job_backoff_base_s")
+    try:
+        return float(value) if value else BACKOFF_BASE_S
+    except ValueError:
+        return BACKOFF_BASE_S
 
 
 def _now():
@@ -134,7 +143,8 @@ def fail(env, job_id, bridge_id, error, retryable=True):
     job = _lock_held_job(env, job_id, bridge_id)
     error = str(error or "unknown error")[:4000]
     if retryable and job.attempt_count < job.max_attempts:
-        next_at = _now() + timedelta(seconds=backoff_seconds(job.attempt_count))
+        delay = backoff_seconds(job.attempt_count, _backoff_base(env))
+        next_at = _now() + timedelta(seconds=delay)
         job.write(
             {"state": "pending", "error": error, "next_attempt_at": next_at, "lease_until": False}
         )
@@ -281,10 +291,16 @@ def apply_result(job, result):
     counter = result.get("invocation_counter")
     if isinstance(counter, int) and counter > (meter.invocation_counter or 0):
         vals["invocation_counter"] = counter
-    readings = result.get("readings") or []
+    # Only numbers are readings; other values (clock, names) stay in the job's result.
+    readings = [
+        r for r in result.get("readings") or []
+        if isinstance(r.get("value"), (int, float)) and r.get("obis")
+    ]
     for reading in readings:
-        if reading.get("obis") == OBIS_CREDIT and reading.get("value") is not None:
+        if reading["obis"] == OBIS_CREDIT:
             vals["credit_kwh"] = float(reading["value"])
+        elif reading["obis"] == OBIS_RELAY:
+            vals["relay_state"] = "connected" if reading["value"] else "disconnected"
     meter.write(vals)
     if readings:
         ingest(
@@ -330,8 +346,8 @@ def ingest(env, readings, events):
         meter_ids = _meter_ids_by_key(env, readings)
         rows = []
         for meter_id, r in zip(meter_ids, readings):
-            if not r.get("obis") or r.get("value") is None:
-                raise UserError("ingest: every reading needs an obis code and a value")
+            if not r.get("obis") or not isinstance(r.get("value"), (int, float)):
+                raise UserError("ingest: every reading needs an obis code and a numeric value")
             rows.append(
                 (
                     meter_id,
@@ -347,13 +363,15 @@ def ingest(env, readings, events):
         env.cr.execute(
             """
             INSERT INTO smartpm_reading
-                (meter_id, obis, reading_time, value, unit, source, job_id,
+                (meter_id, company_id, obis, reading_time, value, unit, source, job_id,
                  create_uid, write_uid, create_date, write_date)
-            SELECT v.meter_id, v.obis, v.t, v.value, v.unit, v.source, v.job_id, v.uid, v.uid,
+            SELECT v.meter_id, m.company_id, v.obis, v.t, v.value, v.unit, v.source, v.job_id,
+                   v.uid, v.uid,
                    clock_timestamp() at time zone 'utc', clock_timestamp() at time zone 'utc'
               FROM unnest(%s::int[], %s::varchar[], %s::timestamp[], %s::float8[],
                           %s::varchar[], %s::varchar[], %s::int[], %s::int[])
                    AS v(meter_id, obis, t, value, unit, source, job_id, uid)
+              JOIN smartpm_meter m ON m.id = v.meter_id
             ON CONFLICT (meter_id, obis, reading_time) DO NOTHING
             """,
             [list(col) for col in zip(*rows)],

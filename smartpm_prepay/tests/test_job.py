@@ -249,6 +249,14 @@ class TestJobQueue(SmartpmCase):
         self.assertEqual(self.Job.ingest("b1", readings, events), {"readings": 2, "events": 1})
         self.assertEqual(self.Job.ingest("b1", readings, events), {"readings": 0, "events": 0})
         self.assertEqual(len(self.meter.reading_ids), 2)
+        # written in SQL, yet visible through the multi-company rule like any record
+        self.assertEqual(self.meter.reading_ids.company_id, self.meter.company_id)
+        self.assertEqual(
+            self.env["smartpm.reading"].with_user(self.operator).search_count(
+                [("meter_id", "=", self.meter.id)]
+            ),
+            2,
+        )
         self.assertEqual(self.meter.alarm_ids.alarm_type, "cover_open")
         self.assertEqual(self.meter.alarm_ids.state, "new")
 

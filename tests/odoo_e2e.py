@@ -1,0 +1,124 @@
+"""A real Odoo HTTP server, meter-bridge processes and simulated meters, for end-to-end tests.
+
+The database comes from ``make test`` (``$SMARTPM_E2E_DB``, a copy of the freshly installed
+test database); everything started here is stopped in ``finally`` blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import xmlrpc.client
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def odoo_bin() -> Path:
+    odoo = pytest.importorskip("odoo", reason="Odoo is not importable")
+    return Path(odoo.__file__).resolve().parents[1] / "odoo-bin"
+
+
+def wait_until(predicate, timeout=60.0, interval=0.2, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop_process(proc: subprocess.Popen, timeout=10):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class OdooServer:
+    def __init__(self, db, port, proc):
+        self.db, self.port, self.proc = db, port, proc
+        self.url = f"http://127.0.0.1:{port}"
+        self.uid = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/common").authenticate(
+            db, "admin", "admin", {}
+        )
+        assert self.uid, "admin / admin must log in to the e2e database"
+
+    def call(self, model, method, *args, **kwargs):
+        proxy = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/object", allow_none=True)
+        return proxy.execute_kw(self.db, self.uid, "admin", model, method, list(args), kwargs)
+
+    def bridge_key(self, login="bridge"):
+        """A Bridge API user with a fresh API key (made with `odoo-bin shell`)."""
+        out = subprocess.run(
+            [sys.executable, str(odoo_bin()), "shell", "-c", os.environ["SMARTPM_ODOO_CONF"],
+             "-d", self.db, "--log-level=warn", "--no-http"],
+            input=(ROOT / "scripts" / "bridge_user.py").read_text(),
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "SMARTPM_BRIDGE_LOGIN": login},
+        )
+        keys = [line[8:] for line in out.stdout.splitlines() if line.startswith("API_KEY=")]
+        assert keys, f"could not create the bridge user: {out.stderr[-2000:]}"
+        return keys[-1]
+
+
+@contextlib.contextmanager
+def run_odoo(db):
+    port = free_port()
+    log = open(ROOT / "var" / f"e2e-odoo-{port}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, str(odoo_bin()), "-c", os.environ["SMARTPM_ODOO_CONF"], "-d", db,
+         f"--db-filter=^{db}$", "--http-interface=127.0.0.1", f"--http-port={port}",
+         "--workers=0", "--max-cron-threads=0", "--log-level=warn"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        def up():
+            if proc.poll() is not None:
+                raise RuntimeError(f"Odoo exited, see {log.name}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/web/health", timeout=2):
+                    return True
+            except OSError:
+                return False
+
+        wait_until(up, timeout=120, what="Odoo to answer")
+        yield OdooServer(db, port, proc)
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+@contextlib.contextmanager
+def run_bridge(server: OdooServer, api_key, bridge_id, *extra, login="bridge"):
+    log = open(ROOT / "var" / f"e2e-bridge-{bridge_id}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(BIN / "meter-bridge"), "run", "--odoo-url", server.url, "--db", server.db,
+         "--login", login, "--api-key", api_key, "--bridge-id", bridge_id,
+         "--poll-interval", "0.5", *extra],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        stop_process(proc, timeout=20)
+        log.close()

@@ -1,0 +1,174 @@
+"""End to end: Odoo (HTTP) -> meter-bridge processes -> simulated meters (real DLMS) -> Odoo."""
+
+import json
+import os
+import signal
+import urllib.request
+
+import pytest
+from meter_sim.testing import run_cli
+from odoo_e2e import run_bridge, run_odoo, wait_until
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(
+        not os.environ.get("SMARTPM_E2E_DB"),
+        reason="needs the e2e database that `make test` prepares (SMARTPM_E2E_DB)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def odoo():
+    with run_odoo(os.environ["SMARTPM_E2E_DB"]) as server:
+        server.call(
+            "ir.config_parameter", "set_param", "smartpm_prepay.job_backoff_base_s", "0.2"
+        )
+        server.api_key = server.bridge_key()
+        yield server
+
+
+@pytest.fixture
+def sim():
+    with run_cli(4, speed=0) as fleet:
+        yield fleet
+
+
+def sim_state(sim, serial):
+    with urllib.request.urlopen(f"http://127.0.0.1:{sim.control_port}/meters/{serial}") as r:
+        return json.load(r)
+
+
+_created = []
+
+
+def make_meters(odoo, sim, prefix):
+    """One Odoo meter per simulated meter (unique serials per test, ports of this fleet)."""
+    ids = {}
+    for serial, port in sim.ports.items():
+        ids[serial] = odoo.call(
+            "smartpm.meter", "create",
+            {"serial_number": f"{prefix}-{serial}", "host": "127.0.0.1", "port": port,
+             "state": "active"},
+        )
+    return ids
+
+
+def jobs_state(odoo, ids):
+    return odoo.call(
+        "smartpm.meter.job", "read", ids,
+        fields=["state", "attempt_count", "result", "error", "bridge_id"],
+    )
+
+
+def all_finished(odoo, ids):
+    rows = jobs_state(odoo, ids)
+    return rows if all(r["state"] in ("done", "failed") for r in rows) else None
+
+
+def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo, sim):
+    meters = make_meters(odoo, sim, "E2E1")
+    serial = "SIM00001"
+    before = sim_state(sim, serial)["credit_kwh"]
+    with run_bridge(odoo, odoo.api_key, "e2e-one"):
+        read = odoo.call("smartpm.meter", "action_read_now", [meters[serial]])
+        assert read
+        credit = odoo.call(
+            "smartpm.meter.job", "create",
+            {"meter_id": meters[serial], "job_type": "add_credit",
+             "payload": {"transfer_number": 1, "kwh": 12.5}},
+        )
+        job_ids = odoo.call("smartpm.meter.job", "search", [("meter_id", "=", meters[serial])])
+        rows = wait_until(lambda: all_finished(odoo, job_ids), what="jobs to finish")
+    assert [r["state"] for r in rows] == ["done"] * len(job_ids), rows
+    on_meter = sim_state(sim, serial)
+    assert on_meter["credit_kwh"] == pytest.approx(before + 12.5)
+    assert on_meter["last_transfer_number"] == 1
+    meter = odoo.call(
+        "smartpm.meter", "read", [meters[serial]],
+        fields=["credit_kwh", "relay_state", "online_state", "last_seen"],
+    )[0]
+    assert meter["online_state"] == "online"
+    assert meter["relay_state"] == "connected"
+    assert meter["credit_kwh"] == pytest.approx(before + 12.5)
+    readings = odoo.call(
+        "smartpm.reading", "search_read", [("meter_id", "=", meters[serial])],
+        fields=["obis", "value", "unit"],
+    )
+    by_obis = {r["obis"]: r for r in readings}
+    assert by_obis["1.0.1.8.0.255"]["value"] == pytest.approx(on_meter["energy_kwh"] * 1000, abs=1)
+    assert "1.0.32.7.0.255" in by_obis
+    credit_job = [r for r in rows if r["id"] == credit][0]
+    assert credit_job["result"]["already_applied"] is False
+
+
+def _credit_jobs(odoo, meters, per_meter, kwh):
+    vals = [
+        {"meter_id": meter_id, "job_type": "add_credit",
+         "payload": {"transfer_number": n, "kwh": kwh}}
+        for meter_id in meters.values()
+        for n in range(1, per_meter + 1)
+    ]
+    return odoo.call("smartpm.meter.job", "create", vals)
+
+
+def test_two_bridges_drain_200_jobs_each_executed_once(odoo, sim):
+    meters = make_meters(odoo, sim, "E2E2")
+    before = {s: sim_state(sim, s)["credit_kwh"] for s in meters}
+    job_ids = _credit_jobs(odoo, meters, 50, 0.1)
+    assert len(job_ids) == 200
+    with run_bridge(odoo, odoo.api_key, "e2e-a", "--concurrency", "4"), run_bridge(
+        odoo, odoo.api_key, "e2e-b", "--concurrency", "4"
+    ):
+        rows = wait_until(lambda: all_finished(odoo, job_ids), timeout=180, what="200 jobs")
+    assert {r["state"] for r in rows} == {"done"}
+    # a second execution would have met the meter's refusal of a used transfer number
+    assert not [r for r in rows if r["result"]["already_applied"]]
+    assert {r["attempt_count"] for r in rows} == {1}
+    assert {r["bridge_id"] for r in rows} == {"e2e-a", "e2e-b"}
+    for serial in meters:
+        state = sim_state(sim, serial)
+        assert state["credit_kwh"] == pytest.approx(before[serial] + 5.0)
+        assert state["last_transfer_number"] == 50
+
+
+def test_killed_bridge_leaves_every_credit_applied_exactly_once(odoo, sim):
+    meters = make_meters(odoo, sim, "E2E3")
+    before = {s: sim_state(sim, s)["credit_kwh"] for s in meters}
+    job_ids = _credit_jobs(odoo, meters, 25, 1.0)
+    with run_bridge(odoo, odoo.api_key, "e2e-doomed", "--lease", "3") as doomed:
+        wait_until(
+            lambda: sum(r["state"] == "done" for r in jobs_state(odoo, job_ids)) >= 10,
+            what="the first bridge to deliver some credit",
+        )
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+    # the cron requeues dead leases in production; claim() also takes expired ones
+    with run_bridge(odoo, odoo.api_key, "e2e-heir"):
+        rows = wait_until(lambda: all_finished(odoo, job_ids), timeout=120, what="the heir")
+    assert {r["state"] for r in rows} == {"done"}, [r for r in rows if r["state"] != "done"]
+    for serial in meters:
+        assert sim_state(sim, serial)["credit_kwh"] == pytest.approx(before[serial] + 25.0)
+
+
+def test_meter_that_does_not_answer_ends_failed_with_clear_error(odoo, sim):
+    dead_port = sim.ports["SIM00001"] + 10000
+    meter = odoo.call(
+        "smartpm.meter", "create",
+        {"serial_number": "E2E4-DEAD", "host": "127.0.0.1", "port": dead_port % 65535 or 1,
+         "state": "active"},
+    )
+    job = odoo.call(
+        "smartpm.meter.job", "create",
+        {"meter_id": meter, "job_type": "ping", "max_attempts": 3},
+    )
+    with run_bridge(odoo, odoo.api_key, "e2e-dead"):
+        row = wait_until(lambda: all_finished(odoo, [job]), timeout=90, what="the ping to fail")[0]
+    assert row["state"] == "failed"
+    assert row["attempt_count"] == 3
+    assert "127.0.0.1" in row["error"] or "refused" in row["error"].lower(), row["error"]
+    messages = odoo.call(
+        "mail.message", "search_read",
+        [("model", "=", "smartpm.meter"), ("res_id", "=", meter)], fields=["body"],
+    )
+    assert any("failed after 3 attempt" in m["body"] for m in messages)
