@@ -16,3 +16,9 @@ lint: setup
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
+
+# Benchmarks (not tests): sizes small enough for a 2-core machine; see bench/RESULTS.md.
+bench: setup
+	.venv/bin/python bench/bench_sim.py 200 --seconds 10
+	.venv/bin/python bench/bench_ingest.py --readings 50000 --batch 500
+	.venv/bin/python bench/bench_read.py --meters 1000 --bridges 1 2

@@ -301,6 +301,9 @@ def apply_result(job, result):
             vals["credit_kwh"] = float(reading["value"])
         elif reading["obis"] == OBIS_RELAY:
             vals["relay_state"] = "connected" if reading["value"] else "disconnected"
+    if "state" not in vals:
+        # last-seen bookkeeping is not worth a chatter line per job (and costs per job)
+        meter = meter.with_context(tracking_disable=True)
     meter.write(vals)
     if readings:
         ingest(
@@ -392,5 +395,5 @@ def ingest(env, readings, events):
                     }
                 )
         new_events = env["smartpm.alarm"].sudo()._create_from_events(alarms)
-    env.invalidate_all()
+    env["smartpm.reading"].invalidate_model()
     return {"readings": new_readings, "events": new_events}

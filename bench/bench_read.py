@@ -1,0 +1,96 @@
+"""Reading throughput: a billing read (energy registers + clock) of N simulated meters by one
+bridge process, then by two; meters per second and where the CPU time goes.
+
+    .venv/bin/python bench/bench_read.py [--meters 1000] [--bridges 1 2] [--db smartpm_bench]
+
+meter-sim runs in its own process; Odoo in its own (threaded); each bridge in its own.
+Not a test: it prints its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+
+from common import Timer, cpu_seconds, ensure_db, figures, run_bridge, run_odoo, wait_until
+
+from meter_sim.testing import run_cli
+
+BILLING = [
+    {"obis": "0.0.1.0.0.255", "ic": 8, "attribute": 2},
+    {"obis": "1.0.1.8.0.255", "ic": 3, "attribute": 2},
+    {"obis": "1.0.2.8.0.255", "ic": 3, "attribute": 2},
+]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--meters", type=int, default=1000)
+    p.add_argument("--bridges", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--concurrency", type=int, default=16, help="worker threads per bridge")
+    p.add_argument("--db", default="smartpm_bench")
+    args = p.parse_args()
+    db = ensure_db(args.db)
+    run = uuid.uuid4().hex[:6].upper()
+    with run_cli(args.meters, control=False, speed=0, timeout=300) as sim, run_odoo(db) as odoo:
+        key = odoo.bridge_key("bench-bridge")
+        meter_ids = odoo.call(
+            "smartpm.meter", "create",
+            [{"serial_number": f"B{run}-{serial}", "host": "127.0.0.1", "port": port,
+              "state": "active"} for serial, port in sim.ports.items()],
+        )
+        for n in args.bridges:
+            job_ids = odoo.call(
+                "smartpm.meter.job", "create",
+                [{"meter_id": m, "job_type": "read", "payload": {"objects": BILLING}}
+                 for m in meter_ids],
+            )
+            procs = [("sim", sim.proc.pid), ("odoo", odoo.proc.pid)]
+            before = {name: cpu_seconds(pid) for name, pid in procs}
+            bridges = [
+                run_bridge(odoo, key, f"bench-{run}-{n}-{i}", "--concurrency",
+                           str(args.concurrency), login="bench-bridge")
+                for i in range(n)
+            ]
+            handles = [b.__enter__() for b in bridges]
+            try:
+                with Timer() as t:
+                    wait_until(
+                        lambda: odoo.call("smartpm.meter.job", "search_count",
+                                          [("id", "in", job_ids),
+                                           ("state", "in", ["pending", "claimed"])]) == 0,
+                        timeout=1800, interval=0.5, what="the reads",
+                    )
+                bridge_cpu = sum(cpu_seconds(h.pid) for h in handles)
+            finally:
+                for b in bridges:
+                    b.__exit__(None, None, None)
+            after = {name: cpu_seconds(pid) for name, pid in procs}
+            failed = odoo.call("smartpm.meter.job", "search_count",
+                               [("id", "in", job_ids), ("state", "=", "failed")])
+            cpu = {name: after[name] - before[name] for name in after}
+            cpu["bridge"] = bridge_cpu
+            total = sum(cpu.values()) or 1.0
+            shares = " ".join(f"{k}={v / total:.0%}" for k, v in sorted(cpu.items()))
+            print(
+                f"billing read, {n} bridge(s): {args.meters} meters in {t.elapsed:.1f}s = "
+                f"{args.meters / t.elapsed:.1f} meters/s, failed={failed}; CPU share {shares}",
+                flush=True,
+            )
+            done = odoo.call(
+                "smartpm.meter.job", "search_read", [("id", "in", job_ids)],
+                fields=["date_claimed", "date_done"],
+            )
+            figures(
+                f"  claim->done per job ({n} bridge(s))",
+                [
+                    (time.mktime(time.strptime(r["date_done"], "%Y-%m-%d %H:%M:%S"))
+                     - time.mktime(time.strptime(r["date_claimed"], "%Y-%m-%d %H:%M:%S")))
+                    for r in done if r["date_done"] and r["date_claimed"]
+                ] or [0.0],
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Shared pieces of the benchmarks: a bench database, Odoo, bridges, figures. Not a test."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # odoo_e2e: the e2e tests' Odoo/bridge runners
+
+from odoo_e2e import odoo_bin, run_bridge, run_odoo, wait_until  # noqa: E402,F401
+
+CONF = ROOT / "var" / "odoo.conf"
+os.environ.setdefault("SMARTPM_ODOO_CONF", str(CONF))
+
+
+def ensure_db(db: str) -> str:
+    """A database with smartpm_prepay installed (no demo data); reused when it exists."""
+    probe = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qtAX", "-c",
+         "SELECT 1 FROM ir_module_module WHERE name='smartpm_prepay' AND state='installed'"],
+        capture_output=True, text=True,
+    )
+    if probe.stdout.strip() != "1":
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db],
+                       check=True)
+        print(f"[bench] installing smartpm_prepay into {db} ...", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, str(odoo_bin()), "-c", str(CONF), "-d", db, "-i", "smartpm_prepay",
+             "--without-demo=all", "--stop-after-init", "--log-level=warn"],
+            check=True,
+        )
+    return db
+
+
+def figures(name: str, values: list[float], unit: str = "s") -> str:
+    """median, p95, max of a sample, and the machine's core count."""
+    values = sorted(values)
+    p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+    line = (
+        f"{name}: n={len(values)} median={statistics.median(values):.3f}{unit} "
+        f"p95={p95:.3f}{unit} max={values[-1]:.3f}{unit} cores={os.cpu_count()}"
+    )
+    print(line, flush=True)
+    return line
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far (from /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
+    except FileNotFoundError:
+        pass
+    return total
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.elapsed = time.perf_counter() - self.start
