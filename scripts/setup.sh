@@ -59,14 +59,18 @@ if ! "$VPY" -c 'import odoo' >/dev/null 2>&1; then
     say "using the Odoo 18.0 source kept in $ODOO_CACHE"
   else
     say "downloading Odoo 18.0 from its official source (large)"
-    curl -fL --retry 3 -o "$CACHE_DIR/odoo-18.0.tar.gz" "$ODOO_URL"
-    unpack_into_cache "$CACHE_DIR/odoo-18.0.tar.gz"
+    if curl -fL --retry 2 --connect-timeout 20 -o "$CACHE_DIR/odoo-18.0.tar.gz" "$ODOO_URL"; then
+      unpack_into_cache "$CACHE_DIR/odoo-18.0.tar.gz"
+    fi
     rm -f "$CACHE_DIR/odoo-18.0.tar.gz"
   fi
-  echo "$ODOO_CACHE" > "$site/smartpm-odoo.pth"
+  is_odoo18 "$ODOO_CACHE" && echo "$ODOO_CACHE" > "$site/smartpm-odoo.pth"
 fi
-ODOO_DIR=$("$VPY" -c 'import odoo, os; print(os.path.dirname(os.path.dirname(odoo.__file__)))' 2>/dev/null) || {
-  say "ERROR: Odoo is still not importable"; exit 1; }
+if ! ODOO_DIR=$("$VPY" -c 'import odoo, os; print(os.path.dirname(os.path.dirname(odoo.__file__)))' 2>/dev/null); then
+  # Not fatal: the bridge and simulator tests still run; run-tests.sh says so loudly.
+  say "WARNING: Odoo 18.0 could not be installed (set ODOO_SOURCE to a source tree or archive)"
+  ODOO_DIR=""
+fi
 
 # --- PostgreSQL ---------------------------------------------------------------------------
 if ! pg_isready -q -h "$PGHOST" -p "$PGPORT" 2>/dev/null; then
@@ -89,6 +93,7 @@ fi
 
 # --- Odoo configuration -------------------------------------------------------------------
 mkdir -p var
+if [ -z "$ODOO_DIR" ]; then exit 0; fi
 cat > var/odoo.conf <<CONF
 [options]
 addons_path = $ODOO_DIR/odoo/addons,$ROOT

@@ -9,7 +9,8 @@ class SmartpmReading(models.Model):
     _order = "reading_time desc, id desc"
     _log_access = True
 
-    meter_id = fields.Many2one("smartpm.meter", required=True, index=True, ondelete="cascade")
+    # no index of its own: the unique (meter_id, obis, reading_time) index serves meter lookups
+    meter_id = fields.Many2one("smartpm.meter", required=True, ondelete="cascade")
     company_id = fields.Many2one(related="meter_id.company_id", store=True)
     obis = fields.Char(string="OBIS", required=True)
     reading_time = fields.Datetime(required=True)
