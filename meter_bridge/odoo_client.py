@@ -153,6 +153,11 @@ class OdooClient:
         """Returns ``{"state": "pending" | "failed", "next_attempt_at": ...}``."""
         return self._job("fail", job_id, bridge_id, str(error), bool(retryable))
 
+    def report(self, bridge_id, reports):
+        """Several reports at once: [{"job_id", "result"} | {"job_id", "error", "retryable"}]
+        -> [{"job_id", "ok", "refused"?, "error"?, "state"?, ...}] in the same order."""
+        return self._job("report", bridge_id, list(reports))
+
     def extend_lease(self, job_ids, bridge_id, lease_seconds):
         """Returns the ids still held by ``bridge_id``."""
         return self._job("extend_lease", list(job_ids), bridge_id, int(lease_seconds)) or []

@@ -28,6 +28,7 @@ log = logging.getLogger("meter_bridge.service")
 DEFAULT_EXECUTOR = "meter_bridge.executors:execute_job"
 BACKOFF_START = 0.5  # seconds; doubled on each failed attempt up to backoff_max
 REPORT_ATTEMPTS = 5  # for errors that are not a deliberate refusal by Odoo
+REPORT_BATCH = 100  # reports per `report` call
 MIN_POLL_GAP = 1.0  # seconds between long-polls, so a server that answers at once can't spin us
 
 
@@ -323,53 +324,58 @@ class BridgeService:
 
     def _flush_reports(self, now):
         due = [h for h in self._held.values() if h.report and h.next_report_at <= now]
-        for held in due:
-            kind, *args = held.report
-            try:
+        # One RPC per batch: Odoo's per-request cost (auth, routing) dwarfs a job's own work.
+        for i in range(0, len(due), REPORT_BATCH):
+            batch = due[i : i + REPORT_BATCH]
+            reports = []
+            for held in batch:
+                kind, *args = held.report
                 if kind == "complete":
-                    answer = self._rpc(self.client.complete, held.id, self.bridge_id, args[0])
+                    reports.append({"job_id": held.id, "result": args[0]})
                 else:
-                    answer = self._rpc(self.client.fail, held.id, self.bridge_id, *args)
+                    reports.append({"job_id": held.id, "error": str(args[0]),
+                                    "retryable": bool(args[1])})
+            try:
+                answers = self._rpc(self.client.report, self.bridge_id, reports)
             except OdooAuthError:
                 raise
             except OdooError as exc:
-                held.report_attempts += 1
-                if exc.is_refusal or held.report_attempts >= REPORT_ATTEMPTS:
-                    # Typically a lost lease: Odoo will hand the job out again.
-                    self.stats["reports_refused"] += 1
-                    event(
-                        log,
-                        logging.WARNING,
-                        "report_refused",
-                        report=kind,
-                        error=exc.message,
-                        odoo_error=exc.name,
-                        lease_lost=held.lease_lost,
-                        **held.fields(),
-                    )
-                    del self._held[held.id]
-                else:
-                    held.next_report_at = now + min(2.0**held.report_attempts, 30.0)
-                    event(
-                        log,
-                        logging.WARNING,
-                        "report_error",
-                        report=kind,
-                        error=exc.message,
-                        odoo_error=exc.name,
-                        attempt=held.report_attempts,
-                        **held.fields(),
-                    )
+                for held in batch:
+                    self._report_failed(held, now, exc.message, exc.name, exc.is_refusal)
                 continue
-            self.stats["completed" if kind == "complete" else "failed"] += 1
-            extra = {}
-            if kind == "fail" and isinstance(answer, dict):
-                extra = {
-                    "state": answer.get("state"),
-                    "next_attempt_at": answer.get("next_attempt_at"),
-                }
-            event(log, logging.INFO, "job_reported", report=kind, **extra, **held.fields())
+            by_id = {a.get("job_id"): a for a in answers or [] if isinstance(a, dict)}
+            for held in batch:
+                answer = by_id.get(held.id)
+                if answer is None:
+                    self._report_failed(held, now, "no answer for this job", "", False)
+                elif not answer.get("ok"):
+                    self._report_failed(held, now, answer.get("error", ""), "refused",
+                                        bool(answer.get("refused")))
+                else:
+                    self._report_done(held, answer)
+
+    def _report_done(self, held, answer):
+        kind = held.report[0]
+        self.stats["completed" if kind == "complete" else "failed"] += 1
+        extra = {}
+        if kind == "fail":
+            extra = {"state": answer.get("state"), "next_attempt_at": answer.get("next_attempt_at")}
+        event(log, logging.INFO, "job_reported", report=kind, **extra, **held.fields())
+        del self._held[held.id]
+
+    def _report_failed(self, held, now, message, name, refusal):
+        kind = held.report[0]
+        held.report_attempts += 1
+        if refusal or held.report_attempts >= REPORT_ATTEMPTS:
+            # Typically a lost lease: Odoo will hand the job out again.
+            self.stats["reports_refused"] += 1
+            event(log, logging.WARNING, "report_refused", report=kind, error=message,
+                  odoo_error=name, lease_lost=held.lease_lost, **held.fields())
             del self._held[held.id]
+        else:
+            held.next_report_at = now + min(2.0**held.report_attempts, 30.0)
+            event(log, logging.WARNING, "report_error", report=kind, error=message,
+                  odoo_error=name, attempt=held.report_attempts, **held.fields())
 
     def _release(self):
         if not self._to_release:

@@ -15,7 +15,9 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "smartpm.meter.job"
-METHODS = ("claim", "complete", "fail", "extend_lease", "release", "ingest", "wait_for_jobs")
+METHODS = (
+    "claim", "complete", "fail", "report", "extend_lease", "release", "ingest", "wait_for_jobs",
+)
 
 
 class FakeOdooError(Exception):
@@ -248,6 +250,29 @@ class FakeOdoo:
                 return {"state": "pending", "next_attempt_at": _iso(job["next_attempt_at"])}
             job["state"] = "failed"
             return {"state": "failed", "next_attempt_at": False}
+
+    def rpc_report(self, bridge_id, reports):
+        """Batched complete/fail, each refused on its own like Odoo's savepoints do; recorded
+        as the complete/fail calls they stand for, so tests read them the same way."""
+        answers = []
+        for report in reports:
+            job_id = report["job_id"]
+            try:
+                if "result" in report:
+                    args = [job_id, bridge_id, report["result"]]
+                    with self.cond:
+                        self.calls.append(("complete", copy.deepcopy(args)))
+                    self.rpc_complete(*args)
+                    answers.append({"job_id": job_id, "ok": True, "state": "done"})
+                else:
+                    args = [job_id, bridge_id, report["error"], report["retryable"]]
+                    with self.cond:
+                        self.calls.append(("fail", copy.deepcopy(args)))
+                    answers.append({"job_id": job_id, "ok": True, **self.rpc_fail(*args)})
+            except FakeOdooError as exc:
+                answers.append({"job_id": job_id, "ok": False, "refused": True,
+                                "error": str(exc)})
+        return answers
 
     def rpc_extend_lease(self, job_ids, bridge_id, lease_seconds):
         with self.cond:

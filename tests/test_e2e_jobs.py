@@ -129,7 +129,8 @@ def test_two_bridges_drain_200_jobs_each_executed_once(odoo, sim):
     for serial in meters:
         state = sim_state(sim, serial)
         assert state["credit_kwh"] == pytest.approx(before[serial] + 5.0)
-        assert state["last_transfer_number"] == 50
+        # each token applied once (code 66 "credit added"), whatever order the bridges took
+        assert sum(e["code"] == 66 for e in state["events"]) == 50
 
 
 def test_killed_bridge_leaves_every_credit_applied_exactly_once(odoo, sim):

@@ -153,6 +153,10 @@ class SmartpmMeterJob(models.Model):
         return job_queue.fail(self._check_bridge().env, job_id, bridge_id, error, retryable)
 
     @api.model
+    def report(self, bridge_id, reports):
+        return job_queue.report_many(self._check_bridge().env, bridge_id, reports)
+
+    @api.model
     def extend_lease(self, job_ids, bridge_id, lease_seconds=60):
         return job_queue.extend_lease(self._check_bridge().env, job_ids, bridge_id, lease_seconds)
 

@@ -397,3 +397,33 @@ def ingest(env, readings, events):
         new_events = env["smartpm.alarm"].sudo()._create_from_events(alarms)
     env["smartpm.reading"].invalidate_model()
     return {"readings": new_readings, "events": new_events}
+
+
+def report_many(env, bridge_id, reports):
+    """Several complete/fail reports in one call: one RPC per batch instead of per job.
+
+    Each report is ``{"job_id", "result"}`` (done) or ``{"job_id", "error", "retryable"}``;
+    each is applied in its own savepoint, so a refused one (lost lease) changes nothing
+    and does not undo the others. Answers, in order: ``{"job_id", "ok", ...}``.
+    """
+    if not isinstance(reports, list) or len(reports) > MAX_CLAIM:
+        raise UserError(f"report: a list of at most {MAX_CLAIM} reports is expected")
+    answers = []
+    for report in reports:
+        job_id = report.get("job_id") if isinstance(report, dict) else None
+        try:
+            with env.cr.savepoint():
+                if not isinstance(job_id, int):
+                    raise UserError("report: every report needs an integer job_id")
+                if "result" in report:
+                    complete(env, job_id, bridge_id, report["result"])
+                    answers.append({"job_id": job_id, "ok": True, "state": "done"})
+                else:
+                    answer = fail(
+                        env, job_id, bridge_id, report.get("error"), report.get("retryable", True)
+                    )
+                    answers.append({"job_id": job_id, "ok": True, **answer})
+        except UserError as exc:
+            env.invalidate_all()
+            answers.append({"job_id": job_id, "ok": False, "refused": True, "error": str(exc)})
+    return answers

@@ -324,3 +324,25 @@ class TestJobQueue(SmartpmCase):
         self.assertFalse(self.Job.wait_for_jobs(0))
         self._job()
         self.assertTrue(self.Job.wait_for_jobs(5))
+
+    def test_batched_report_applies_each_and_refuses_only_the_lost_lease(self):
+        done, failed, lost = self._job(), self._job(), self._job()
+        self.Job.claim("b1", 3, 60)
+        self._expire(lost)
+        answers = self.Job.report(
+            "b1",
+            [
+                {"job_id": done.id, "result": {"credit_kwh": 7.5}},
+                {"job_id": lost.id, "result": {"credit_kwh": 99.0}},
+                {"job_id": failed.id, "error": "timeout", "retryable": False},
+            ],
+        )
+        self.assertEqual([a["ok"] for a in answers], [True, False, True])
+        self.assertTrue(answers[1]["refused"])
+        self.assertEqual((done.state, failed.state, lost.state), ("done", "failed", "claimed"))
+        self.assertEqual(self.meter.credit_kwh, 7.5)
+
+    def test_batched_report_refuses_malformed_input(self):
+        with self.assertRaises(UserError):
+            self.Job.report("b1", {"job_id": 1})
+        self.assertEqual(self.Job.report("b1", [{"result": {}}])[0]["ok"], False)
