@@ -91,6 +91,14 @@ if ! $PSQL -c "SELECT 1 FROM pg_roles WHERE rolname='$DB_USER'" 2>/dev/null | gr
   fi
 fi
 
+# --- Headless Chromium, for Odoo tours ------------------------------------------------------
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+    && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  say "installing Chromium (Debian package) for the browser tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+    >/dev/null 2>&1 || say "WARNING: Chromium could not be installed; browser tours will skip"
+fi
+
 # --- Odoo configuration -------------------------------------------------------------------
 mkdir -p var
 if [ -z "$ODOO_DIR" ]; then exit 0; fi
