@@ -347,3 +347,53 @@ class TestDelivery(VendingCase):
         )
         self._vend(10.0, "T1").action_reverse()
         self.assertEqual(self._vend(10.0, "T2").kwh, 40.0)
+
+
+@tagged("post_install", "-at_install")
+class TestVendConcurrency(SmartpmCase):
+    """Two transactions selling with the same reference: one purchase only."""
+
+    def _cleanup(self, meter_id, tariff_id, tenant_id):
+        with self.registry.cursor() as cr:
+            cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = %s", (meter_id,))
+            cr.execute("DELETE FROM smartpm_meter_job WHERE meter_id = %s", (meter_id,))
+            cr.execute("DELETE FROM smartpm_meter_assignment WHERE meter_id = %s", (meter_id,))
+            cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (meter_id,))
+            cr.execute("DELETE FROM smartpm_tariff WHERE id = %s", (tariff_id,))
+            cr.execute("DELETE FROM res_partner WHERE id = %s", (tenant_id,))
+
+    def test_concurrent_sales_with_the_same_reference_create_one_purchase(self):
+        import psycopg2.errors
+
+        from odoo import SUPERUSER_ID, api
+
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            tariff = env["smartpm.tariff"].create({"name": "Conc", "price_per_kwh": 0.5})
+            tenant = env["res.partner"].create({"name": "Conc", "is_tenant": True})
+            meter = env["smartpm.meter"].create(
+                {"serial_number": "SELL-CONC", "host": "127.0.0.1", "port": 4100,
+                 "state": "active", "tenant_id": tenant.id, "tariff_id": tariff.id}
+            )
+            ids = (meter.id, tariff.id, tenant.id)
+        try:
+            with self.registry.cursor() as cr1, self.registry.cursor() as cr2:
+                env1 = api.Environment(cr1, SUPERUSER_ID, {})
+                env2 = api.Environment(cr2, SUPERUSER_ID, {})
+                first = vend(env1, env1["smartpm.meter"].browse(ids[0]), 10.0, "bank_soap", "TX-1")
+                cr2.execute("SET LOCAL lock_timeout = '500ms'")
+                # the second sale waits for the first one's meter lock instead of selling again
+                with self.assertRaises(psycopg2.errors.LockNotAvailable):
+                    vend(env2, env2["smartpm.meter"].browse(ids[0]), 10.0, "bank_soap", "TX-1")
+                cr2.rollback()
+                cr1.commit()
+                # Odoo retries the request: the retry finds the first sale
+                again = vend(env2, env2["smartpm.meter"].browse(ids[0]), 10.0, "bank_soap", "TX-1")
+                self.assertEqual(again.id, first.id)
+                cr2.execute(
+                    "SELECT count(*) FROM smartpm_credit_purchase WHERE external_ref = 'TX-1'"
+                )
+                self.assertEqual(cr2.fetchone()[0], 1)
+                cr2.rollback()
+        finally:
+            self._cleanup(*ids)
