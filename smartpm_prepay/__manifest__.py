@@ -30,5 +30,6 @@
     ],
     "demo": [
         "demo/demo.xml",
+        "demo/vending_demo.xml",
     ],
 }

@@ -121,6 +121,26 @@ class SmartpmCreditPurchase(models.Model):
         quote["currency"] = tariff.currency_id.name
         return quote
 
+    @api.model
+    def search_sellable_meters(self, query, limit=10):
+        """Meters a channel may sell for, by serial number, tenant number or tenant name:
+        what a POS or bank screen needs to show before the sale."""
+        if not isinstance(query, str) or len(query.strip()) < 2:
+            return []
+        query = query.strip()
+        meters = self.env["smartpm.meter"].search(
+            [
+                ("state", "in", vending.SELLABLE_STATES),
+                ("tenant_id", "!=", False),
+                "|", "|",
+                ("serial_number", "ilike", query),
+                ("tenant_id.tenant_number", "=ilike", query),
+                ("tenant_id.name", "ilike", query),
+            ],
+            limit=max(1, min(int(limit), 50)),
+        )
+        return [meter.sudo()._prepare_sale_info() for meter in meters]
+
     def _receipt(self):
         self.ensure_one()
         purchase = self.sudo()
@@ -338,6 +358,15 @@ class SmartpmCreditPurchase(models.Model):
         refund.action_post()
         return refund
 
+    @api.model
+    def _demo_vend(self, sales):
+        """Demo data: sell through the one vending path (see demo/vending_demo.xml)."""
+        env = self.env(su=True)
+        for xmlid, amount, channel, ref in sales:
+            meter = env.ref(xmlid, raise_if_not_found=False)
+            if meter:
+                vending.vend(env, meter, amount, channel, ref)
+
     @api.ondelete(at_uninstall=False)
     def _unlink_never(self):
         raise UserError(_("Credit purchases are never deleted: reverse them."))
@@ -356,6 +385,13 @@ class SmartpmMeterJob(models.Model):
     def _on_final_failure(self):
         super()._on_final_failure()
         self.filtered(lambda j: j.job_type == "add_credit").purchase_ids.sudo()._on_delivery_failed()
+
+    def action_retry(self):
+        if self.purchase_ids.filtered(lambda p: p.state in ("reversed", "delivered")):
+            raise UserError(
+                _("This job delivers a sale that is reversed or delivered: it cannot run again.")
+            )
+        return super().action_retry()
 
     def action_cancel(self):
         res = super().action_cancel()

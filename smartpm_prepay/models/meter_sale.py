@@ -66,6 +66,26 @@ class SmartpmMeter(models.Model):
             return tariff.low_credit_kwh, tariff.trip_kwh
         return self.low_credit_kwh, self.trip_kwh
 
+    def _prepare_sale_info(self):
+        """What a sales channel shows about the meter before selling (called under sudo)."""
+        self.ensure_one()
+        tariff = self._get_tariff()
+        minimum, maximum = tariff._get_amount_limits(self.company_id) if tariff else (0.0, 0.0)
+        return {
+            "meter_id": self.id,
+            "meter": self.serial_number,
+            "tenant": self.tenant_id.name,
+            "tenant_number": self.tenant_id.tenant_number or "",
+            "tariff": tariff.name if tariff else False,
+            "currency": tariff.currency_id.name if tariff else False,
+            "price_per_kwh": tariff.price_per_kwh if tariff else 0.0,
+            "min_amount": minimum,
+            "max_amount": maximum,
+            "credit_kwh": self.credit_kwh,
+            "relay_state": self.relay_state,
+            "sellable": bool(tariff),
+        }
+
     # ---------------------------------------------------------------- push to the meter
     def _commandable(self):
         return self.filtered(

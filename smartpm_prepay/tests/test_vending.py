@@ -233,6 +233,24 @@ class TestVend(VendingCase):
         with self.assertRaises(AccessError):
             bank.vend(self.meter.id, 10.0, "portal", "B2")
 
+    def test_quote_tells_what_an_amount_buys_without_selling(self):
+        quote = self.Purchase.with_user(self.cashier).quote(self.meter.id, 10.0)
+        self.assertEqual(quote["kwh"], 40.0)
+        self.assertEqual(quote["currency"], self.company.currency_id.name)
+        self.assertFalse(self.meter.purchase_ids)
+
+    def test_channels_find_sellable_meters_by_serial_tenant_number_or_name(self):
+        Purchase = self.Purchase.with_user(self.cashier)
+        self._meter("SELL-DRAFT", tenant_id=self.tenant.id)
+        by_serial = Purchase.search_sellable_meters("sell-")
+        self.assertEqual([m["meter"] for m in by_serial], ["SELL-1"])
+        self.assertEqual(by_serial[0]["price_per_kwh"], 0.25)
+        self.assertEqual(by_serial[0]["max_amount"], 500.0)
+        by_number = Purchase.search_sellable_meters(self.tenant.tenant_number)
+        self.assertEqual(by_number[0]["tenant"], "Ama")
+        self.assertEqual(Purchase.search_sellable_meters("ama")[0]["meter_id"], self.meter.id)
+        self.assertEqual(Purchase.search_sellable_meters("x"), [])
+
     def test_purchases_are_not_created_directly(self):
         with self.assertRaises(UserError):
             self.Purchase.create(
@@ -334,6 +352,19 @@ class TestDelivery(VendingCase):
         with self.assertRaisesRegex(UserError, "undelivered"):
             purchase.with_user(self.operator).action_reverse()
         self.assertEqual(purchase.state, "delivered")
+
+    def test_job_of_a_reversed_purchase_cannot_be_retried(self):
+        purchase = self._vend(10.0)
+        purchase.action_reverse()
+        with self.assertRaisesRegex(UserError, "reversed or delivered"):
+            purchase.job_id.with_user(self.operator).action_retry()
+        self.assertEqual(purchase.job_id.state, "cancelled")
+
+    def test_credit_job_cancelled_from_the_job_list_fails_the_purchase(self):
+        purchase = self._vend(10.0)
+        purchase.job_id.with_user(self.operator).action_cancel()
+        self.assertEqual(purchase.state, "failed")
+        self.assertEqual(len(purchase.activity_ids), 1)
 
     def test_cashier_cannot_reverse(self):
         purchase = self._vend(10.0)
