@@ -35,8 +35,12 @@ class SmartpmMeter(models.Model):
             meter.effective_tariff_id = meter._get_tariff()
 
     @api.depends(
-        "threshold_override", "low_credit_kwh", "trip_kwh", "tariff_id.low_credit_kwh",
-        "tariff_id.trip_kwh", "tenant_id.smartpm_tariff_id",
+        "threshold_override",
+        "low_credit_kwh",
+        "trip_kwh",
+        "tariff_id.low_credit_kwh",
+        "tariff_id.trip_kwh",
+        "tenant_id.smartpm_tariff_id",
     )
     def _compute_effective_thresholds(self):
         for meter in self:
@@ -88,15 +92,20 @@ class SmartpmMeter(models.Model):
 
     # ---------------------------------------------------------------- push to the meter
     def _commandable(self):
-        return self.filtered(
-            lambda m: m.active and m.state in ("active", "disconnected")
-        )
+        return self.filtered(lambda m: m.active and m.state in ("active", "disconnected"))
 
     def _supersede(self, job_type):
         """Cancel pending jobs of ``job_type``: only the newest setting matters."""
-        pending = self.env["smartpm.meter.job"].sudo().search(
-            [("meter_id", "in", self.ids), ("job_type", "=", job_type),
-             ("state", "=", "pending")]
+        pending = (
+            self.env["smartpm.meter.job"]
+            .sudo()
+            .search(
+                [
+                    ("meter_id", "in", self.ids),
+                    ("job_type", "=", job_type),
+                    ("state", "=", "pending"),
+                ]
+            )
         )
         if pending:
             from ..services import job_queue
@@ -133,8 +142,13 @@ class SmartpmMeter(models.Model):
             )
 
     def write(self, vals):
-        watch_thresholds = {"low_credit_kwh", "trip_kwh", "threshold_override", "tariff_id",
-                            "tenant_id"} & set(vals)
+        watch_thresholds = {
+            "low_credit_kwh",
+            "trip_kwh",
+            "threshold_override",
+            "tariff_id",
+            "tenant_id",
+        } & set(vals)
         before = {m.id: m._get_thresholds() for m in self} if watch_thresholds else {}
         load_before = {m.id: m.load_limit_w for m in self} if "load_limit_w" in vals else {}
         res = super().write(vals)

@@ -10,7 +10,6 @@ import numbers
 from datetime import datetime
 
 import psycopg2.errors
-
 from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
 
@@ -40,8 +39,12 @@ class VendingError(UserError):
     """A sale refused; ``code`` is stable for the channels (bank answers, portal)."""
 
     CODES = (
-        "unknown_meter", "meter_not_sellable", "amount_out_of_range", "currency_mismatch",
-        "duplicate_reference", "invalid_request",
+        "unknown_meter",
+        "meter_not_sellable",
+        "amount_out_of_range",
+        "currency_mismatch",
+        "duplicate_reference",
+        "invalid_request",
     )
 
     def __init__(self, code, message):
@@ -65,8 +68,8 @@ def _check_request(amount, channel, external_ref):
         raise VendingError("invalid_request", _("An external reference is required."))
     if len(external_ref.strip()) > MAX_REF_LEN:
         raise VendingError(
-            "invalid_request", _("The external reference is longer than %s characters.",
-                                 MAX_REF_LEN)
+            "invalid_request",
+            _("The external reference is longer than %s characters.", MAX_REF_LEN),
         )
     if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
         raise VendingError("invalid_request", _("The amount must be a number."))
@@ -79,8 +82,11 @@ def _resolve_currency(env, currency):
     if not currency or hasattr(currency, "_name"):
         return currency or None
     if isinstance(currency, str):
-        found = env["res.currency"].sudo().with_context(active_test=False).search(
-            [("name", "=", currency.upper())], limit=1
+        found = (
+            env["res.currency"]
+            .sudo()
+            .with_context(active_test=False)
+            .search([("name", "=", currency.upper())], limit=1)
         )
         if not found:
             raise VendingError("currency_mismatch", _("Unknown currency %s.", currency))
@@ -89,15 +95,15 @@ def _resolve_currency(env, currency):
 
 
 def find_existing(env, channel, external_ref):
-    return env["smartpm.credit.purchase"].sudo().search(
-        [("channel", "=", channel), ("external_ref", "=", external_ref)], limit=1
+    return (
+        env["smartpm.credit.purchase"]
+        .sudo()
+        .search([("channel", "=", channel), ("external_ref", "=", external_ref)], limit=1)
     )
 
 
 def _check_same_request(purchase, meter, amount):
-    if purchase.meter_id != meter or purchase.currency_id.compare_amounts(
-        purchase.amount, amount
-    ):
+    if purchase.meter_id != meter or purchase.currency_id.compare_amounts(purchase.amount, amount):
         raise VendingError(
             "duplicate_reference",
             _(
@@ -147,8 +153,11 @@ def check_amount(tariff, meter, amount, currency=None):
     if abs(cur.round(amount) - amount) > 1e-9:
         raise VendingError(
             "invalid_request",
-            _("The amount %(amount)s has more decimals than %(currency)s allows.",
-              amount=amount, currency=cur.name),
+            _(
+                "The amount %(amount)s has more decimals than %(currency)s allows.",
+                amount=amount,
+                currency=cur.name,
+            ),
         )
     minimum, maximum = tariff._get_amount_limits(meter.company_id)
     if cur.compare_amounts(amount, minimum) < 0 or (
@@ -187,8 +196,9 @@ def lock_meter(env, meter):
     meter.invalidate_recordset(["last_transfer_number"])
 
 
-def vend(env, meter, amount, channel, external_ref, *, currency=None, bank_partner=None,
-         extra_vals=None):
+def vend(
+    env, meter, amount, channel, external_ref, *, currency=None, bank_partner=None, extra_vals=None
+):
     """Sell ``amount`` (tax included) of credit for ``meter``; return the purchase.
 
     The same (channel, external_ref) returns the first purchase and creates nothing; the same
@@ -227,10 +237,18 @@ def vend(env, meter, amount, channel, external_ref, *, currency=None, bank_partn
         "transfer_number": transfer_number,
         "state": "paid",
         "date": fields.Datetime.now(),
-        **{k: quote[k] for k in (
-            "amount", "amount_untaxed", "amount_tax", "kwh", "price_per_kwh",
-            "month_kwh_before", "tier_breakdown",
-        )},
+        **{
+            k: quote[k]
+            for k in (
+                "amount",
+                "amount_untaxed",
+                "amount_tax",
+                "kwh",
+                "price_per_kwh",
+                "month_kwh_before",
+                "tier_breakdown",
+            )
+        },
         **(extra_vals or {}),
     }
     Purchase = sudo_env["smartpm.credit.purchase"].with_context(smartpm_vending=True)
@@ -245,7 +263,12 @@ def vend(env, meter, amount, channel, external_ref, *, currency=None, bank_partn
         ) from exc
     purchase._queue_delivery()
     _logger.info(
-        "credit sold: %s %s %s kWh on %s via %s (%s)", purchase.name, purchase.amount,
-        purchase.kwh, meter.serial_number, channel, external_ref,
+        "credit sold: %s %s %s kWh on %s via %s (%s)",
+        purchase.name,
+        purchase.amount,
+        purchase.kwh,
+        meter.serial_number,
+        channel,
+        external_ref,
     )
     return purchase.with_env(env)

@@ -6,8 +6,9 @@ from .test_vending import VendingCase
 @tagged("post_install", "-at_install")
 class TestArrears(VendingCase):
     def _event(self, code, time="2026-11-25T08:00:00Z", serial="SELL-1"):
-        self.Job.ingest("b1", [], [{"serial_number": serial, "log": "standard", "code": code,
-                                    "time": time}])
+        self.Job.ingest(
+            "b1", [], [{"serial_number": serial, "log": "standard", "code": code, "time": time}]
+        )
 
     def _mails(self, alarm):
         return self.env["mail.mail"].search(
@@ -43,27 +44,43 @@ class TestArrears(VendingCase):
         self._meter("SELL-Q", tenant_id=quiet.id, state="active")
         self._event(64, serial="SELL-Q")
         self._event(59)  # credit trip: for the operators, not mailed
-        alarms = self.env["smartpm.alarm"].search([("meter_id.serial_number", "in",
-                                                    ("SELL-Q", "SELL-1"))])
+        alarms = self.env["smartpm.alarm"].search(
+            [("meter_id.serial_number", "in", ("SELL-Q", "SELL-1"))]
+        )
         self.assertEqual(len(alarms), 2)
         self.assertFalse(self._mails(alarms))
 
     # ------------------------------------------------------------------ thresholds
     def test_meter_follows_its_tariff_thresholds_unless_overridden(self):
         self.tariff.write({"low_credit_kwh": 8.0, "trip_kwh": 1.0})
-        self.assertEqual((self.meter.effective_low_credit_kwh, self.meter.effective_trip_kwh),
-                         (8.0, 1.0))
+        self.assertEqual(
+            (self.meter.effective_low_credit_kwh, self.meter.effective_trip_kwh), (8.0, 1.0)
+        )
         self.meter.write({"threshold_override": True, "low_credit_kwh": 3.0, "trip_kwh": 0.5})
-        self.assertEqual((self.meter.effective_low_credit_kwh, self.meter.effective_trip_kwh),
-                         (3.0, 0.5))
+        self.assertEqual(
+            (self.meter.effective_low_credit_kwh, self.meter.effective_trip_kwh), (3.0, 0.5)
+        )
 
     def test_tariff_threshold_change_is_pushed_to_its_meters(self):
-        own = self._meter("SELL-O", tenant_id=self.tenant.id, state="active",
-                          tariff_id=self.tariff.id, threshold_override=True)
+        own = self._meter(
+            "SELL-O",
+            tenant_id=self.tenant.id,
+            state="active",
+            tariff_id=self.tariff.id,
+            threshold_override=True,
+        )
         self.tariff.write({"low_credit_kwh": 10.0, "trip_kwh": 2.0})
         job = self._jobs(self.meter, "set_thresholds")
         self.assertEqual(job.payload, {"low_credit_kwh": 10.0, "trip_kwh": 2.0})
         self.assertFalse(self._jobs(own, "set_thresholds"))
+
+    def test_tenant_default_tariff_thresholds_are_pushed_to_meters_without_tariff(self):
+        tenant = self._tenant("Yaw", smartpm_tariff_id=self.tariff.id)
+        meter = self._meter("SELL-Y", tenant_id=tenant.id, state="active")
+        self.tariff.write({"low_credit_kwh": 9.0})
+        self.assertEqual(
+            self._jobs(meter, "set_thresholds").payload, {"low_credit_kwh": 9.0, "trip_kwh": 0.0}
+        )
 
     def test_meter_override_is_pushed_and_supersedes_the_pending_one(self):
         meter = self.meter.with_user(self.operator)

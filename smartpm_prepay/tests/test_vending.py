@@ -24,7 +24,9 @@ class TestPricing(SmartpmCase):
         kwh, parts = pricing.money_to_kwh(10.0, bands, month_kwh=80.0)
         # 20 kWh left in the first band cost 2.00; 8.00 buys 40 kWh at 0.20
         self.assertEqual(kwh, 60.0)
-        self.assertEqual([(p["kwh"], p["price_per_kwh"]) for p in parts], [(20.0, 0.1), (40.0, 0.2)])
+        self.assertEqual(
+            [(p["kwh"], p["price_per_kwh"]) for p in parts], [(20.0, 0.1), (40.0, 0.2)]
+        )
         self.assertAlmostEqual(sum(p["amount"] for p in parts), 10.0)
 
     def test_kwh_already_bought_in_the_month_sets_the_tier(self):
@@ -79,9 +81,9 @@ class VendingCase(SmartpmCase):
             cls.env, "t_bank_v", groups="base.group_user,smartpm_prepay.group_bank_api"
         )
         # the queue is shared: keep other jobs of the database out of these tests' way
-        cls.env["smartpm.meter.job"].search(
-            [("state", "in", ("pending", "claimed"))]
-        ).with_context(smartpm_job_engine=True).write({"state": "cancelled"})
+        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
+            smartpm_job_engine=True
+        ).write({"state": "cancelled"})
 
     def setUp(self):
         super().setUp()
@@ -117,7 +119,9 @@ class TestVend(VendingCase):
         self.assertEqual(self.meter.last_transfer_number, 2)
 
     def test_model_method_returns_the_receipt(self):
-        receipt = self.Purchase.with_user(self.operator).vend(self.meter.id, 12.5, "backoffice", "X9")
+        receipt = self.Purchase.with_user(self.operator).vend(
+            self.meter.id, 12.5, "backoffice", "X9"
+        )
         self.assertEqual(receipt["meter"], "SELL-1")
         self.assertEqual(receipt["tenant"], "Ama")
         self.assertEqual(receipt["tenant_number"], self.tenant.tenant_number)
@@ -144,8 +148,9 @@ class TestVend(VendingCase):
         self.assertEqual(self.Purchase.search_count([("meter_id", "=", self.meter.id)]), 1)
 
     def test_same_reference_on_another_meter_is_an_error(self):
-        other = self._meter("SELL-2", tenant_id=self.tenant.id, state="active",
-                            tariff_id=self.tariff.id)
+        other = self._meter(
+            "SELL-2", tenant_id=self.tenant.id, state="active", tariff_id=self.tariff.id
+        )
         self._vend(10.0, "DUP")
         with self.assertRaises(VendingError) as err:
             self._vend(10.0, "DUP", meter=other)
@@ -192,8 +197,13 @@ class TestVend(VendingCase):
         self.assertEqual(self._vend(800.0, "BIG").state, "queued")
 
     def test_malformed_requests_are_refused(self):
-        cases = [("10", "backoffice", "M1"), (10.0, "telepathy", "M2"), (10.0, "backoffice", ""),
-                 (10.001, "backoffice", "M3"), (True, "backoffice", "M4")]
+        cases = [
+            ("10", "backoffice", "M1"),
+            (10.0, "telepathy", "M2"),
+            (10.0, "backoffice", ""),
+            (10.001, "backoffice", "M3"),
+            (True, "backoffice", "M4"),
+        ]
         for amount, channel, ref in cases:
             with self.assertRaises(VendingError) as err:
                 vend(self.env, self.meter, amount, channel, ref)
@@ -201,14 +211,17 @@ class TestVend(VendingCase):
         self.assertFalse(self.meter.purchase_ids)
 
     def test_other_currency_is_refused(self):
-        other = self.env["res.currency"].with_context(active_test=False).search(
-            [("id", "!=", self.tariff.currency_id.id)], limit=1
+        other = (
+            self.env["res.currency"]
+            .with_context(active_test=False)
+            .search([("id", "!=", self.tariff.currency_id.id)], limit=1)
         )
         with self.assertRaises(VendingError) as err:
             vend(self.env, self.meter, 10.0, "backoffice", "C1", currency=other)
         self.assertEqual(err.exception.code, "currency_mismatch")
-        purchase = vend(self.env, self.meter, 10.0, "backoffice", "C2",
-                        currency=self.tariff.currency_id.name)
+        purchase = vend(
+            self.env, self.meter, 10.0, "backoffice", "C2", currency=self.tariff.currency_id.name
+        )
         self.assertEqual(purchase.currency_id, self.tariff.currency_id)
 
     def test_second_purchase_of_the_month_continues_in_the_tiers(self):
@@ -239,6 +252,26 @@ class TestVend(VendingCase):
         self.assertEqual(quote["currency"], self.company.currency_id.name)
         self.assertFalse(self.meter.purchase_ids)
 
+    def test_quote_kwh_gives_the_amount_to_pay(self):
+        self.env["smartpm.tariff.tier"].create(
+            {"tariff_id": self.tariff.id, "from_kwh": 50.0, "price_per_kwh": 0.5}
+        )
+        answer = self.Purchase.with_user(self.cashier).quote_kwh(self.meter.id, 60)
+        self.assertEqual(answer["amount"], 17.5)  # 50 x 0.25 + 10 x 0.50
+        with self.assertRaises(VendingError):
+            self.Purchase.quote_kwh(self.meter.id, -1)
+
+    def test_portal_tenant_reads_only_own_purchases(self):
+        portal = new_test_user(self.env, "t_portal_v", groups="base.group_portal")
+        portal.partner_id.is_tenant = True
+        own_meter = self._meter(
+            "SELL-P", tenant_id=portal.partner_id.id, state="active", tariff_id=self.tariff.id
+        )
+        own = self._vend(10.0, "P1", meter=own_meter)
+        self._vend(10.0, "P2")
+        visible = self.Purchase.with_user(portal).search([])
+        self.assertEqual(visible, own)
+
     def test_channels_find_sellable_meters_by_serial_tenant_number_or_name(self):
         Purchase = self.Purchase.with_user(self.cashier)
         self._meter("SELL-DRAFT", tenant_id=self.tenant.id)
@@ -254,9 +287,14 @@ class TestVend(VendingCase):
     def test_purchases_are_not_created_directly(self):
         with self.assertRaises(UserError):
             self.Purchase.create(
-                {"meter_id": self.meter.id, "tenant_id": self.tenant.id, "amount": 5.0,
-                 "currency_id": self.company.currency_id.id, "channel": "backoffice",
-                 "external_ref": "D1"}
+                {
+                    "meter_id": self.meter.id,
+                    "tenant_id": self.tenant.id,
+                    "amount": 5.0,
+                    "currency_id": self.company.currency_id.id,
+                    "channel": "backoffice",
+                    "external_ref": "D1",
+                }
             )
 
 
@@ -266,9 +304,14 @@ class TestDelivery(VendingCase):
         purchase = self._vend(10.0)
         self._claim(purchase.job_id)
         self.Job.complete(
-            purchase.job_id.id, "b1",
-            {"transfer_number": 1, "already_applied": False, "credit_kwh": 52.5,
-             "relay": "connected"},
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": False,
+                "credit_kwh": 52.5,
+                "relay": "connected",
+            },
         )
         self.assertEqual(purchase.state, "delivered")
         self.assertTrue(purchase.date_delivered)
@@ -277,9 +320,16 @@ class TestDelivery(VendingCase):
     def test_already_applied_transfer_counts_as_delivered(self):
         purchase = self._vend(10.0)
         self._claim(purchase.job_id)
-        self.Job.complete(purchase.job_id.id, "b1",
-                          {"transfer_number": 1, "already_applied": True, "credit_kwh": 40.0,
-                           "relay": "connected"})
+        self.Job.complete(
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": True,
+                "credit_kwh": 40.0,
+                "relay": "connected",
+            },
+        )
         self.assertEqual(purchase.state, "delivered")
 
     def test_retryable_failure_keeps_the_purchase_queued(self):
@@ -301,17 +351,31 @@ class TestDelivery(VendingCase):
         self.assertEqual(purchase.job_id.state, "pending")
         self.assertFalse(purchase.activity_ids)
         self._claim(purchase.job_id)
-        self.Job.complete(purchase.job_id.id, "b1",
-                          {"transfer_number": 1, "already_applied": False, "credit_kwh": 40.0,
-                           "relay": "connected"})
+        self.Job.complete(
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": False,
+                "credit_kwh": 40.0,
+                "relay": "connected",
+            },
+        )
         self.assertEqual(purchase.state, "delivered")
 
     def test_delivered_credit_with_relay_still_open_queues_a_reconnect(self):
         purchase = self._vend(10.0)
         self._claim(purchase.job_id)
-        self.Job.complete(purchase.job_id.id, "b1",
-                          {"transfer_number": 1, "already_applied": False, "credit_kwh": 40.0,
-                           "relay": "disconnected"})
+        self.Job.complete(
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": False,
+                "credit_kwh": 40.0,
+                "relay": "disconnected",
+            },
+        )
         reconnect = purchase.reconnect_job_id
         self.assertEqual(reconnect.job_type, "reconnect")
         self.assertEqual(reconnect.state, "pending")
@@ -320,15 +384,23 @@ class TestDelivery(VendingCase):
         self.Job.complete(reconnect.id, "b1", {"relay": "connected", "control_state": 1})
         self.assertEqual(self.meter.relay_state, "connected")
         self.env.cr.precommit.run()  # tracking messages are written at commit
-        self.assertIn("Connected", self.meter.message_ids[0].tracking_value_ids.mapped(
-            "new_value_char"))
+        self.assertIn(
+            "Connected", self.meter.message_ids[0].tracking_value_ids.mapped("new_value_char")
+        )
 
     def test_delivered_credit_with_relay_closed_needs_no_reconnect(self):
         purchase = self._vend(10.0)
         self._claim(purchase.job_id)
-        self.Job.complete(purchase.job_id.id, "b1",
-                          {"transfer_number": 1, "already_applied": False, "credit_kwh": 40.0,
-                           "relay": "connected"})
+        self.Job.complete(
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": False,
+                "credit_kwh": 40.0,
+                "relay": "connected",
+            },
+        )
         self.assertFalse(purchase.reconnect_job_id)
 
     def test_undelivered_purchase_is_reversed_and_its_job_cancelled(self):
@@ -395,7 +467,6 @@ class TestVendConcurrency(SmartpmCase):
 
     def test_concurrent_sales_with_the_same_reference_create_one_purchase(self):
         import psycopg2.errors
-
         from odoo import SUPERUSER_ID, api
 
         with self.registry.cursor() as cr:
@@ -403,8 +474,14 @@ class TestVendConcurrency(SmartpmCase):
             tariff = env["smartpm.tariff"].create({"name": "Conc", "price_per_kwh": 0.5})
             tenant = env["res.partner"].create({"name": "Conc", "is_tenant": True})
             meter = env["smartpm.meter"].create(
-                {"serial_number": "SELL-CONC", "host": "127.0.0.1", "port": 4100,
-                 "state": "active", "tenant_id": tenant.id, "tariff_id": tariff.id}
+                {
+                    "serial_number": "SELL-CONC",
+                    "host": "127.0.0.1",
+                    "port": 4100,
+                    "state": "active",
+                    "tenant_id": tenant.id,
+                    "tariff_id": tariff.id,
+                }
             )
             ids = (meter.id, tariff.id, tenant.id)
         try:

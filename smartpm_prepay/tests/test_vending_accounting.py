@@ -1,7 +1,6 @@
+from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.exceptions import ValidationError
 from odoo.tests import Form, new_test_user, tagged
-
-from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 
 from ..services.vending import vend
 
@@ -31,11 +30,19 @@ class TestVendingAccounting(AccountTestInvoicingCommon):
             {"name": "Esi", "is_tenant": True, "email": "esi@example.com"}
         )
         cls.meter = cls.env["smartpm.meter"].create(
-            {"serial_number": "ACC-1", "host": "127.0.0.1", "port": 4100, "state": "active",
-             "tenant_id": cls.tenant.id, "tariff_id": cls.tariff.id}
+            {
+                "serial_number": "ACC-1",
+                "host": "127.0.0.1",
+                "port": 4100,
+                "state": "active",
+                "tenant_id": cls.tenant.id,
+                "tariff_id": cls.tariff.id,
+            }
         )
         cls.operator = new_test_user(
-            cls.env, "t_op_acc", groups="smartpm_prepay.group_operator,account.group_account_invoice",
+            cls.env,
+            "t_op_acc",
+            groups="smartpm_prepay.group_operator,account.group_account_invoice",
             company_id=cls.company.id,
         )
         cls.cash = cls.company_data["default_journal_cash"]
@@ -43,9 +50,9 @@ class TestVendingAccounting(AccountTestInvoicingCommon):
 
     def _sell(self, amount=115.0, journal=None):
         wizard = Form(
-            self.env["smartpm.sell.credit.wizard"].with_user(self.operator).with_context(
-                default_meter_id=self.meter.id
-            )
+            self.env["smartpm.sell.credit.wizard"]
+            .with_user(self.operator)
+            .with_context(default_meter_id=self.meter.id)
         )
         wizard.amount = amount
         wizard.journal_id = journal or self.cash
@@ -93,13 +100,21 @@ class TestVendingAccounting(AccountTestInvoicingCommon):
         )
         # the journal entry: receivable 115 = revenue 100 + tax 15
         lines = invoice.line_ids
-        receivable = lines.filtered(lambda l: l.display_type == "payment_term")
+        receivable = lines.filtered(lambda line: line.display_type == "payment_term")
         self.assertEqual(receivable.debit, 115.0)
         self.assertTrue(receivable.reconciled)
-        self.assertEqual(sum(lines.filtered(lambda l: l.display_type == "product").mapped("credit")), 100.0)
-        self.assertEqual(sum(lines.filtered(lambda l: l.display_type == "tax").mapped("credit")), 15.0)
-        self.assertEqual(lines.filtered(lambda l: l.display_type == "tax").tax_line_id, self.vat)
-        payment = self.env["account.payment"].search([("reconciled_invoice_ids", "in", invoice.ids)])
+        self.assertEqual(
+            sum(lines.filtered(lambda line: line.display_type == "product").mapped("credit")), 100.0
+        )
+        self.assertEqual(
+            sum(lines.filtered(lambda line: line.display_type == "tax").mapped("credit")), 15.0
+        )
+        self.assertEqual(
+            lines.filtered(lambda line: line.display_type == "tax").tax_line_id, self.vat
+        )
+        payment = self.env["account.payment"].search(
+            [("reconciled_invoice_ids", "in", invoice.ids)]
+        )
         self.assertEqual(payment.journal_id, self.cash)
         self.assertEqual(payment.amount, 115.0)
 
@@ -113,7 +128,9 @@ class TestVendingAccounting(AccountTestInvoicingCommon):
             ),
             1,
         )
-        payment = self.env["account.payment"].search([("reconciled_invoice_ids", "in", invoice.ids)])
+        payment = self.env["account.payment"].search(
+            [("reconciled_invoice_ids", "in", invoice.ids)]
+        )
         self.assertEqual(payment.journal_id, self.bank_journal)
 
     def test_reversal_of_an_undelivered_sale_issues_a_credit_note(self):
