@@ -220,6 +220,11 @@ class TestVend(VendingCase):
             self.assertEqual(err.exception.code, "invalid_request", (amount, channel, ref))
         self.assertFalse(self.meter.purchase_ids)
 
+    def test_decimal_amounts_from_soap_are_accepted(self):
+        from decimal import Decimal
+
+        self.assertEqual(self._vend(Decimal("12.50"), "DEC").amount, 12.5)
+
     def test_other_currency_is_refused(self):
         other = (
             self.env["res.currency"]
@@ -261,6 +266,8 @@ class TestVend(VendingCase):
         self.assertEqual(quote["kwh"], 40.0)
         self.assertEqual(quote["currency"], self.company.currency_id.name)
         self.assertFalse(self.meter.purchase_ids)
+        with self.assertRaises(VendingError):
+            self.Purchase.quote(self.meter.id, "ten")
 
     def test_quote_kwh_gives_the_amount_to_pay(self):
         self.env["smartpm.tariff.tier"].create(
