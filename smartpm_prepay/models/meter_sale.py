@@ -141,7 +141,20 @@ class SmartpmMeter(models.Model):
                 }
             )
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        Partner = self.env["res.partner"].sudo()
+        for vals in vals_list:
+            if vals.get("tenant_id") and "load_limit_w" not in vals:
+                vals["load_limit_w"] = Partner.browse(vals["tenant_id"]).load_limit_w
+        return super().create(vals_list)
+
     def write(self, vals):
+        if vals.get("tenant_id") and "load_limit_w" not in vals:
+            # a meter moving to a tenant with a load limit takes the tenant's limit
+            limit = self.env["res.partner"].sudo().browse(vals["tenant_id"]).load_limit_w
+            if limit:
+                vals = dict(vals, load_limit_w=limit)
         watch_thresholds = {
             "low_credit_kwh",
             "trip_kwh",
