@@ -8,7 +8,7 @@
     "license": "LGPL-3",
     "application": True,
     "installable": True,
-    "depends": ["base", "mail", "portal", "contacts"],
+    "depends": ["base", "mail", "portal", "contacts", "account"],
     "data": [
         "security/security.xml",
         "security/ir.model.access.csv",
@@ -21,8 +21,15 @@
         "views/tariff_views.xml",
         "views/job_views.xml",
         "views/menus.xml",
+        "data/vending_data.xml",
+        "data/mail_templates.xml",
+        "views/credit_purchase_views.xml",
+        "wizards/sell_credit_wizard_views.xml",
+        "views/res_config_settings_views.xml",
+        "views/vending_menus.xml",
     ],
     "demo": [
         "demo/demo.xml",
+        "demo/vending_demo.xml",
     ],
 }

@@ -5,3 +5,8 @@ from . import res_partner
 from . import job
 from . import reading
 from . import alarm
+from . import res_company
+from . import credit_purchase
+from . import meter_sale
+from . import res_partner_sale
+from . import arrears

@@ -1,8 +1,13 @@
-from odoo import fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+from odoo.tools import float_round
+
+from ..services import pricing
 
 
 class SmartpmTariff(models.Model):
-    """Price of energy. The selling issue adds block tiers and money <-> kWh conversion."""
+    """Price of energy: base price, optional block tiers by kWh bought in the month,
+    taxes (included in what the customer pays), thresholds and sale limits."""
 
     _name = "smartpm.tariff"
     _description = "Electricity tariff"
@@ -14,10 +19,181 @@ class SmartpmTariff(models.Model):
     company_id = fields.Many2one(
         "res.company", required=True, default=lambda self: self.env.company, index=True
     )
-    currency_id = fields.Many2one(related="company_id.currency_id")
+    currency_id = fields.Many2one(
+        "res.currency",
+        required=True,
+        default=lambda self: self.env.company.currency_id,
+        help="Currency the customer pays in.",
+    )
     # Float, not Monetary: energy prices need more decimals than the currency's rounding.
-    price_per_kwh = fields.Float(string="Price per kWh", required=True, digits=(16, 4))
+    price_per_kwh = fields.Float(
+        string="Price per kWh",
+        required=True,
+        digits=(16, 4),
+        help="Price (taxes excluded) of the first kWh of the month, up to the first tier.",
+    )
+    tier_ids = fields.One2many("smartpm.tariff.tier", "tariff_id", string="Block tiers", copy=True)
+    tax_ids = fields.Many2many(
+        "account.tax",
+        string="Taxes",
+        domain=[("type_tax_use", "=", "sale")],
+        check_company=True,
+        help="Sale taxes, included in the amount the customer pays.",
+    )
+    kwh_rounding = fields.Float(
+        string="kWh rounding",
+        default=0.01,
+        digits=(16, 4),
+        required=True,
+        help="Energy sold is rounded down to a multiple of this.",
+    )
+    low_credit_kwh = fields.Float(string="Low-credit alarm (kWh)", default=5.0)
+    trip_kwh = fields.Float(string="Trip threshold (kWh)", default=0.0)
+    min_amount = fields.Monetary(
+        string="Minimum sale", help="Overrides the company's minimum when set."
+    )
+    max_amount = fields.Monetary(
+        string="Maximum sale", help="Overrides the company's maximum when set."
+    )
+    meter_ids = fields.One2many("smartpm.meter", "tariff_id", string="Meters")
 
     _sql_constraints = [
         ("price_positive", "CHECK(price_per_kwh > 0)", "The price per kWh must be positive."),
+        ("kwh_rounding_positive", "CHECK(kwh_rounding > 0)", "The kWh rounding must be positive."),
+        (
+            "thresholds_order",
+            "CHECK(low_credit_kwh >= trip_kwh)",
+            "The low-credit alarm must not be below the trip threshold.",
+        ),
+        (
+            "amounts_order",
+            "CHECK(min_amount IS NULL OR max_amount IS NULL OR max_amount = 0 "
+            "OR min_amount <= max_amount)",
+            "The minimum sale must not exceed the maximum sale.",
+        ),
+    ]
+
+    @api.constrains("tax_ids")
+    def _check_taxes_included(self):
+        for tariff in self:
+            excluded = tariff.tax_ids.filtered(lambda t: not t.price_include)
+            if excluded:
+                raise ValidationError(
+                    _(
+                        "Tariff %(tariff)s: taxes must be included in the price (the customer "
+                        "pays the amount tax included): %(taxes)s.",
+                        tariff=tariff.name,
+                        taxes=", ".join(excluded.mapped("name")),
+                    )
+                )
+
+    def write(self, vals):
+        res = super().write(vals)
+        if {"low_credit_kwh", "trip_kwh"} & set(vals):
+            # meters following their tariff (own or their tenant's) get the new thresholds
+            meters = self.env["smartpm.meter"].sudo().search(
+                [
+                    ("threshold_override", "=", False),
+                    "|",
+                    ("tariff_id", "in", self.ids),
+                    "&",
+                    ("tariff_id", "=", False),
+                    ("tenant_id.smartpm_tariff_id", "in", self.ids),
+                ]
+            )
+            meters._push_thresholds()
+        return res
+
+    # ---------------------------------------------------------------- arithmetic
+    def _bands(self):
+        """[(from_kwh, price)] starting at 0 with the base price."""
+        self.ensure_one()
+        bands = [(0.0, self.price_per_kwh)]
+        for tier in self.tier_ids.sorted("from_kwh"):
+            if tier.from_kwh <= 0:
+                bands[0] = (0.0, tier.price_per_kwh)
+            else:
+                bands.append((tier.from_kwh, tier.price_per_kwh))
+        return bands
+
+    def _get_amount_limits(self, company=None):
+        """(minimum, maximum) of one sale; 0 maximum = no maximum."""
+        self.ensure_one()
+        company = company or self.company_id
+        minimum = self.min_amount or company.smartpm_min_amount
+        maximum = self.max_amount or company.smartpm_max_amount
+        return minimum, maximum
+
+    def _split_taxes(self, amount):
+        """(untaxed, tax) of a tax-included ``amount``, rounded as Odoo rounds the invoice."""
+        self.ensure_one()
+        currency = self.currency_id
+        amount = currency.round(amount)
+        if not self.tax_ids:
+            return amount, 0.0
+        computed = self.tax_ids.with_context(force_price_include=True).compute_all(
+            amount, currency=currency
+        )
+        untaxed = currency.round(computed["total_excluded"])
+        return untaxed, currency.round(amount - untaxed)
+
+    def _quote_amount(self, amount, month_kwh=0.0):
+        """What ``amount`` (tax included) buys this month; the purchase keeps it all."""
+        self.ensure_one()
+        untaxed, tax = self._split_taxes(amount)
+        kwh, breakdown = pricing.money_to_kwh(untaxed, self._bands(), month_kwh, self.kwh_rounding)
+        return {
+            "amount": self.currency_id.round(amount),
+            "amount_untaxed": untaxed,
+            "amount_tax": tax,
+            "kwh": kwh,
+            "price_per_kwh": float_round(untaxed / kwh, 4) if kwh else 0.0,
+            "month_kwh_before": month_kwh,
+            "tier_breakdown": [
+                {k: float_round(v, 6) for k, v in part.items()} for part in breakdown
+            ],
+        }
+
+    def _amount_for_kwh(self, kwh, month_kwh=0.0):
+        """Amount (tax included, rounded up to the currency) that buys at least ``kwh``."""
+        self.ensure_one()
+        currency = self.currency_id
+        net = pricing.kwh_to_money(kwh, self._bands(), month_kwh)
+        if self.tax_ids:
+            total = self.tax_ids.with_context(force_price_include=False).compute_all(
+                net, currency=currency
+            )["total_included"]
+        else:
+            total = net
+        amount = float_round(total, precision_rounding=currency.rounding, rounding_method="UP")
+        # taxes are split on the rounded total: step up until the amount really buys kwh
+        for _step in range(1000):
+            if self._quote_amount(amount, month_kwh)["kwh"] >= kwh:
+                break
+            amount = currency.round(amount + currency.rounding)
+        return amount
+
+
+class SmartpmTariffTier(models.Model):
+    _name = "smartpm.tariff.tier"
+    _description = "Tariff block tier"
+    _order = "tariff_id, from_kwh"
+
+    tariff_id = fields.Many2one("smartpm.tariff", required=True, ondelete="cascade", index=True)
+    from_kwh = fields.Float(
+        string="From (kWh in the month)",
+        required=True,
+        digits=(16, 2),
+        help="This price applies to the kWh bought in the month above this quantity.",
+    )
+    price_per_kwh = fields.Float(string="Price per kWh", required=True, digits=(16, 4))
+
+    _sql_constraints = [
+        ("from_positive", "CHECK(from_kwh >= 0)", "A tier starts at 0 kWh or more."),
+        ("price_positive", "CHECK(price_per_kwh > 0)", "The price per kWh must be positive."),
+        (
+            "from_uniq",
+            "unique(tariff_id, from_kwh)",
+            "Two tiers of a tariff start at the same kWh.",
+        ),
     ]

@@ -1,0 +1,476 @@
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+from ..services import job_queue, vending
+
+PURCHASE_STATES = [
+    ("paid", "Paid"),
+    ("queued", "Queued"),
+    ("delivered", "Delivered"),
+    ("failed", "Failed"),
+    ("reversed", "Reversed"),
+]
+
+
+class SmartpmCreditPurchase(models.Model):
+    """One sale of credit. Created only by ``services.vending.vend``; it keeps the price and
+    tiers it used and follows the ``add_credit`` job that delivers it to the meter."""
+
+    _name = "smartpm.credit.purchase"
+    _description = "Credit purchase"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "date desc, id desc"
+    _check_company_auto = True
+
+    name = fields.Char(
+        string="Reference",
+        required=True,
+        readonly=True,
+        copy=False,
+        default=lambda self: _("New"),
+        index=True,
+    )
+    date = fields.Datetime(required=True, readonly=True, default=fields.Datetime.now, index=True)
+    tenant_id = fields.Many2one(
+        "res.partner",
+        string="Tenant",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+        check_company=True,
+    )
+    tenant_number = fields.Char(related="tenant_id.tenant_number")
+    meter_id = fields.Many2one(
+        "smartpm.meter",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+        check_company=True,
+    )
+    company_id = fields.Many2one(
+        "res.company",
+        required=True,
+        readonly=True,
+        index=True,
+        default=lambda self: self.env.company,
+    )
+    currency_id = fields.Many2one("res.currency", required=True, readonly=True)
+    tariff_id = fields.Many2one(
+        "smartpm.tariff", readonly=True, ondelete="restrict", check_company=True
+    )
+    amount = fields.Monetary(
+        required=True, readonly=True, help="What the customer paid, taxes included."
+    )
+    amount_untaxed = fields.Monetary(string="Untaxed amount", readonly=True)
+    amount_tax = fields.Monetary(string="Taxes", readonly=True)
+    kwh = fields.Float(string="Energy (kWh)", digits=(16, 3), readonly=True)
+    price_per_kwh = fields.Float(
+        string="Average price per kWh",
+        digits=(16, 4),
+        readonly=True,
+        help="Untaxed amount divided by the energy sold.",
+    )
+    month_kwh_before = fields.Float(
+        string="kWh bought earlier this month",
+        digits=(16, 3),
+        readonly=True,
+        help="Position in the tariff's block tiers.",
+    )
+    tier_breakdown = fields.Json(readonly=True, help="Energy and price per tier used.")
+    tier_summary = fields.Char(string="Tiers", compute="_compute_tier_summary")
+    channel = fields.Selection(vending.CHANNELS, required=True, readonly=True, index=True)
+    external_ref = fields.Char(
+        string="External reference", required=True, readonly=True, copy=False
+    )
+    bank_partner_id = fields.Many2one("res.partner", string="Bank", readonly=True)
+    state = fields.Selection(
+        PURCHASE_STATES, default="paid", required=True, readonly=True, index=True, tracking=True
+    )
+    transfer_number = fields.Integer(readonly=True, copy=False)
+    job_id = fields.Many2one(
+        "smartpm.meter.job", string="Delivery job", readonly=True, index=True, copy=False
+    )
+    job_state = fields.Selection(related="job_id.state", string="Job state")
+    job_error = fields.Text(related="job_id.error", string="Delivery error")
+    date_delivered = fields.Datetime(readonly=True, copy=False)
+    invoice_id = fields.Many2one(
+        "account.move", string="Invoice", readonly=True, copy=False, check_company=True
+    )
+    credit_note_id = fields.Many2one(
+        "account.move", string="Credit note", readonly=True, copy=False, check_company=True
+    )
+    reconnect_job_id = fields.Many2one("smartpm.meter.job", readonly=True, copy=False)
+
+    _sql_constraints = [
+        (
+            "channel_ref_uniq",
+            "unique(channel, external_ref)",
+            "This reference was already used on this channel.",
+        ),
+        (
+            "meter_transfer_uniq",
+            "unique(meter_id, transfer_number)",
+            "This transfer number was already used for this meter.",
+        ),
+        ("amount_positive", "CHECK(amount > 0)", "The amount must be positive."),
+    ]
+
+    @api.depends("tier_breakdown")
+    def _compute_tier_summary(self):
+        for purchase in self:
+            parts = purchase.tier_breakdown or []
+            purchase.tier_summary = (
+                " + ".join(f"{p['kwh']:.2f} kWh @ {p['price_per_kwh']:.4f}" for p in parts) or False
+            )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.context.get("smartpm_vending"):
+            raise UserError(_("Credit purchases are created by selling credit only."))
+        seq = self.env["ir.sequence"]
+        for vals in vals_list:
+            if vals.get("name", _("New")) == _("New"):
+                vals["name"] = seq.next_by_code("smartpm.credit.purchase") or _("New")
+        return super().create(vals_list)
+
+    # ---------------------------------------------------------------- RPC / channels
+    @api.model
+    def _get_meter(self, meter_id):
+        """The meter ``meter_id`` (id or serial number) as the caller may see it."""
+        Meter = self.env["smartpm.meter"]
+        if isinstance(meter_id, bool) or not isinstance(meter_id, (int, str)):
+            raise vending.VendingError("unknown_meter", _("Unknown meter %r.", meter_id))
+        domain = (
+            [("id", "=", meter_id)]
+            if isinstance(meter_id, int)
+            else [("serial_number", "=", meter_id.strip().upper())]
+        )
+        meter = Meter.search(domain, limit=1)
+        if not meter:
+            raise vending.VendingError("unknown_meter", _("Unknown meter %s.", meter_id))
+        return meter
+
+    @api.model
+    def vend(self, meter_id, amount, channel, external_ref):
+        """Sell credit (RPC and channels): the receipt as a dict. See services/vending.py."""
+        meter = self._get_meter(meter_id)
+        return vending.vend(self.env, meter, amount, channel, external_ref)._receipt()
+
+    @api.model
+    def quote(self, meter_id, amount):
+        """What ``amount`` would buy for the meter now (nothing is recorded)."""
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+            raise vending.VendingError("invalid_request", _("The amount must be positive."))
+        meter = self._get_meter(meter_id).sudo()
+        tariff = vending.check_sellable(meter)
+        quote = tariff._quote_amount(amount, vending.month_kwh(self.env, meter))
+        quote["currency"] = tariff.currency_id.name
+        return quote
+
+    @api.model
+    def quote_kwh(self, meter_id, kwh):
+        """Amount (tax included) to pay for at least ``kwh`` on the meter now."""
+        if isinstance(kwh, bool) or not isinstance(kwh, (int, float)) or kwh <= 0:
+            raise vending.VendingError("invalid_request", _("The energy must be positive."))
+        meter = self._get_meter(meter_id).sudo()
+        tariff = vending.check_sellable(meter)
+        amount = tariff._amount_for_kwh(kwh, vending.month_kwh(self.env, meter))
+        return {"amount": amount, "currency": tariff.currency_id.name, "kwh": kwh}
+
+    @api.model
+    def search_sellable_meters(self, query, limit=10):
+        """Meters a channel may sell for, by serial number, tenant number or tenant name:
+        what a POS or bank screen needs to show before the sale."""
+        if not isinstance(query, str) or len(query.strip()) < 2:
+            return []
+        query = query.strip()
+        meters = self.env["smartpm.meter"].search(
+            [
+                ("state", "in", vending.SELLABLE_STATES),
+                ("tenant_id", "!=", False),
+                "|",
+                "|",
+                ("serial_number", "ilike", query),
+                ("tenant_id.tenant_number", "=ilike", query),
+                ("tenant_id.name", "ilike", query),
+            ],
+            limit=max(1, min(int(limit), 50)),
+        )
+        return [meter.sudo()._prepare_sale_info() for meter in meters]
+
+    def _receipt(self):
+        self.ensure_one()
+        purchase = self.sudo()
+        return {
+            "purchase_id": purchase.id,
+            "reference": purchase.name,
+            "meter": purchase.meter_id.serial_number,
+            "tenant": purchase.tenant_id.name,
+            "tenant_number": purchase.tenant_id.tenant_number or "",
+            "amount": purchase.amount,
+            "amount_untaxed": purchase.amount_untaxed,
+            "amount_tax": purchase.amount_tax,
+            "currency": purchase.currency_id.name,
+            "kwh": purchase.kwh,
+            "price_per_kwh": purchase.price_per_kwh,
+            "tiers": purchase.tier_breakdown or [],
+            "state": purchase.state,
+            "transfer_number": purchase.transfer_number,
+            "channel": purchase.channel,
+            "external_ref": purchase.external_ref,
+            "date": fields.Datetime.to_string(purchase.date),
+        }
+
+    # ---------------------------------------------------------------- delivery
+    def _queue_delivery(self):
+        """Create the add_credit job of each purchase (called by vend, in sudo)."""
+        Job = self.env["smartpm.meter.job"].sudo()
+        for purchase in self:
+            job = Job.create(
+                {
+                    "meter_id": purchase.meter_id.id,
+                    "job_type": "add_credit",
+                    "payload": {"transfer_number": purchase.transfer_number, "kwh": purchase.kwh},
+                    "priority": vending.CREDIT_JOB_PRIORITY,
+                    "idempotency_key": f"purchase-{purchase.id}",
+                }
+            )
+            purchase.write({"job_id": job.id, "state": "queued"})
+
+    def _on_delivered(self, result):
+        """The meter took the credit (or had it already): called from the job's _on_done."""
+        for purchase in self.filtered(lambda p: p.state in ("paid", "queued", "failed")):
+            purchase.write({"state": "delivered", "date_delivered": fields.Datetime.now()})
+            purchase.activity_ids.action_feedback(feedback=_("Delivered to the meter."))
+            meter = purchase.meter_id
+            meter.message_post(
+                body=_(
+                    "Credit %(ref)s delivered: %(kwh)s kWh (transfer %(n)s); credit now "
+                    "%(credit)s kWh.",
+                    ref=purchase.name,
+                    kwh=purchase.kwh,
+                    n=purchase.transfer_number,
+                    credit=meter.credit_kwh,
+                )
+            )
+            purchase._reconnect_if_tripped(result)
+
+    def _reconnect_if_tripped(self, result):
+        """A meter that tripped for credit closes its relay itself when credit comes; if it
+        still reports the relay open with credit above the trip value, ask it to reconnect."""
+        self.ensure_one()
+        meter = self.meter_id
+        if (
+            result.get("relay") == "disconnected"
+            and meter.state == "active"
+            and meter.credit_kwh > meter.effective_trip_kwh
+        ):
+            job = meter._enqueue_job(
+                "reconnect",
+                {},
+                priority=vending.CREDIT_JOB_PRIORITY + 5,
+                idempotency_key=f"purchase-{self.id}-reconnect",
+            )
+            self.reconnect_job_id = job
+
+    def _on_delivery_failed(self):
+        """No attempt left: the operators get an activity to retry or reverse."""
+        for purchase in self.filtered(lambda p: p.state in ("paid", "queued")):
+            purchase.state = "failed"
+            user = purchase._get_alert_user()
+            purchase.activity_schedule(
+                "mail.mail_activity_data_todo",
+                user_id=user.id,
+                summary=_("Credit not delivered to meter %s", purchase.meter_id.serial_number),
+                note=_(
+                    "%(ref)s could not be delivered: %(error)s. Retry the delivery once the "
+                    "meter is reachable, or reverse the sale.",
+                    ref=purchase.name,
+                    error=purchase.job_id.error or _("job cancelled"),
+                ),
+            )
+
+    def _get_alert_user(self):
+        self.ensure_one()
+        user = self.company_id.smartpm_alert_user_id
+        if user:
+            return user
+        managers = (
+            self.env.ref("smartpm_prepay.group_manager")
+            .sudo()
+            .users.filtered(lambda u: not u._is_superuser() and self.company_id in u.company_ids)
+        )
+        return managers[:1] or self.env.user
+
+    def action_retry_delivery(self):
+        self.check_access("write")
+        for purchase in self:
+            if purchase.state != "failed":
+                raise UserError(_("Only a failed delivery can be retried (%s).", purchase.name))
+        for purchase in self.sudo():
+            # the same job: same transfer number, so the meter cannot apply it twice
+            purchase.job_id.action_retry()
+            purchase.state = "queued"
+            purchase.activity_ids.action_feedback(feedback=_("Delivery retried."))
+        return True
+
+    # ---------------------------------------------------------------- accounting
+    def _prepare_invoice_values(self, journal=None):
+        self.ensure_one()
+        product = self.env.ref("smartpm_prepay.product_electricity_credit")
+        sale_journal = self.env["account.journal"].search(
+            [("type", "=", "sale"), ("company_id", "=", self.company_id.id)], limit=1
+        )
+        if not sale_journal:
+            raise UserError(_("The company %s has no sales journal.", self.company_id.name))
+        return {
+            "move_type": "out_invoice",
+            "partner_id": self.tenant_id.id,
+            "company_id": self.company_id.id,
+            "currency_id": self.currency_id.id,
+            "journal_id": sale_journal.id,
+            "invoice_date": fields.Date.context_today(self, self.date),
+            "ref": self.name,
+            "payment_reference": self.name,
+            "invoice_line_ids": [
+                fields.Command.create(
+                    {
+                        "product_id": product.id,
+                        "name": _(
+                            "Electricity credit %(kwh)s kWh for meter %(meter)s (%(ref)s)",
+                            kwh=self.kwh,
+                            meter=self.meter_id.serial_number,
+                            ref=self.name,
+                        ),
+                        "quantity": 1,
+                        "price_unit": self.amount,
+                        "tax_ids": [fields.Command.set(self.tariff_id.tax_ids.ids)],
+                    }
+                )
+            ],
+        }
+
+    def _create_invoice_and_payment(self, journal):
+        """Invoice the tenant, post, pay in ``journal`` and reconcile; return the invoice.
+        Used by the back office and the bank channel (with the bank's journal)."""
+        self.ensure_one()
+        purchase = self.sudo().with_company(self.company_id)
+        if purchase.invoice_id:
+            return purchase.invoice_id
+        if purchase.state == "reversed":
+            raise UserError(_("%s is reversed: it cannot be invoiced.", purchase.name))
+        journal = journal.sudo()
+        if journal.type not in ("bank", "cash") or journal.company_id != purchase.company_id:
+            raise UserError(_("Payments go to a bank or cash journal of the same company."))
+        invoice = purchase.env["account.move"].create(purchase._prepare_invoice_values())
+        invoice.action_post()
+        if invoice.currency_id.compare_amounts(invoice.amount_total, purchase.amount):
+            raise UserError(
+                _(
+                    "Invoice total %(total)s differs from the sale %(amount)s.",
+                    total=invoice.amount_total,
+                    amount=purchase.amount,
+                )
+            )
+        purchase.env["account.payment.register"].with_context(
+            active_model="account.move", active_ids=invoice.ids
+        ).create(
+            {
+                "journal_id": journal.id,
+                "amount": purchase.amount,
+                "payment_date": invoice.invoice_date,
+                "communication": purchase.name,
+            }
+        )._create_payments()
+        purchase.invoice_id = invoice
+        return invoice
+
+    # ---------------------------------------------------------------- reversal
+    def action_reverse(self):
+        """Undo sales that have not reached the meter: cancel the job, credit note."""
+        self.check_access("write")
+        for purchase in self.sudo():
+            if purchase.state not in ("paid", "queued", "failed"):
+                raise UserError(
+                    _(
+                        "%(ref)s is %(state)s: only an undelivered sale can be reversed.",
+                        ref=purchase.name,
+                        state=dict(PURCHASE_STATES)[purchase.state],
+                    )
+                )
+            job = purchase.job_id
+            if job and job.state != "cancelled":
+                if not job_queue.cancel(purchase.env, job.ids):
+                    raise UserError(
+                        _(
+                            "%s is being delivered to the meter right now (or was): it cannot "
+                            "be reversed.",
+                            purchase.name,
+                        )
+                    )
+            vals = {"state": "reversed"}
+            if purchase.invoice_id and purchase.invoice_id.state == "posted":
+                vals["credit_note_id"] = purchase._create_credit_note().id
+            purchase.write(vals)
+            purchase.activity_ids.action_feedback(feedback=_("Sale reversed."))
+        return True
+
+    def _create_credit_note(self):
+        self.ensure_one()
+        invoice = self.invoice_id.with_company(self.company_id)
+        refund = invoice._reverse_moves(
+            [
+                {
+                    "ref": _("Reversal of %s", self.name),
+                    "invoice_date": fields.Date.context_today(self),
+                    "date": fields.Date.context_today(self),
+                }
+            ]
+        )
+        refund.action_post()
+        return refund
+
+    @api.model
+    def _demo_vend(self, sales):
+        """Demo data: sell through the one vending path (see demo/vending_demo.xml)."""
+        env = self.env(su=True)
+        for xmlid, amount, channel, ref in sales:
+            meter = env.ref(xmlid, raise_if_not_found=False)
+            if meter:
+                vending.vend(env, meter, amount, channel, ref)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_never(self):
+        raise UserError(_("Credit purchases are never deleted: reverse them."))
+
+
+class SmartpmMeterJob(models.Model):
+    _inherit = "smartpm.meter.job"
+
+    purchase_ids = fields.One2many("smartpm.credit.purchase", "job_id", string="Purchases")
+
+    def _on_done(self, result):
+        super()._on_done(result)
+        for job in self.filtered(lambda j: j.job_type == "add_credit"):
+            job.purchase_ids.sudo()._on_delivered(result)
+
+    def _on_final_failure(self):
+        super()._on_final_failure()
+        self.filtered(
+            lambda j: j.job_type == "add_credit"
+        ).purchase_ids.sudo()._on_delivery_failed()
+
+    def action_retry(self):
+        if self.purchase_ids.filtered(lambda p: p.state in ("reversed", "delivered")):
+            raise UserError(
+                _("This job delivers a sale that is reversed or delivered: it cannot run again.")
+            )
+        return super().action_retry()
+
+    def action_cancel(self):
+        res = super().action_cancel()
+        # a credit job cancelled from the job list: the sale needs a decision (retry/reverse)
+        self.purchase_ids.sudo()._on_delivery_failed()
+        return res

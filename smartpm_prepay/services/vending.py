@@ -1,0 +1,277 @@
+"""The one vending path: every channel (POS, portal, bank, back office) sells credit here.
+
+``vend`` validates the sale, records a ``smartpm.credit.purchase`` with the tariff's price
+and tiers, allocates the meter's next transfer number and queues the ``add_credit`` job.
+It is idempotent on (channel, external reference).
+"""
+
+import logging
+import numbers
+from datetime import datetime
+from decimal import Decimal
+
+import psycopg2.errors
+from odoo import _, fields
+from odoo.exceptions import AccessError, UserError
+
+_logger = logging.getLogger(__name__)
+
+CHANNELS = [
+    ("pos", "Point of Sale"),
+    ("portal", "Tenant portal"),
+    ("bank_soap", "Bank (SOAP)"),
+    ("bank_xmlrpc", "Bank (XML-RPC)"),
+    ("backoffice", "Back office"),
+]
+# Who may sell through each channel when not superuser (the portal sells through its
+# controller, in sudo, after checking the tenant).
+CHANNEL_GROUPS = {
+    "pos": "smartpm_prepay.group_cashier",
+    "backoffice": "smartpm_prepay.group_operator",
+    "bank_soap": "smartpm_prepay.group_bank_api",
+    "bank_xmlrpc": "smartpm_prepay.group_bank_api",
+}
+SELLABLE_STATES = ("active", "disconnected")
+CREDIT_JOB_PRIORITY = 10
+MAX_REF_LEN = 64
+
+
+class VendingError(UserError):
+    """A sale refused; ``code`` is stable for the channels (bank answers, portal)."""
+
+    CODES = (
+        "unknown_meter",
+        "meter_not_sellable",
+        "amount_out_of_range",
+        "currency_mismatch",
+        "duplicate_reference",
+        "invalid_request",
+    )
+
+    def __init__(self, code, message):
+        assert code in self.CODES, code
+        self.code = code
+        super().__init__(message)
+
+
+def check_channel_access(env, channel):
+    if env.su or env.is_superuser():
+        return
+    group = CHANNEL_GROUPS.get(channel)
+    if not group or not env.user.has_group(group):
+        raise AccessError(_("You may not sell credit through the %s channel.", channel))
+
+
+def _check_request(amount, channel, external_ref):
+    if channel not in dict(CHANNELS):
+        raise VendingError("invalid_request", _("Unknown sales channel %r.", channel))
+    if not isinstance(external_ref, str) or not external_ref.strip():
+        raise VendingError("invalid_request", _("An external reference is required."))
+    if len(external_ref.strip()) > MAX_REF_LEN:
+        raise VendingError(
+            "invalid_request",
+            _("The external reference is longer than %s characters.", MAX_REF_LEN),
+        )
+    if isinstance(amount, Decimal):  # SOAP stacks hand decimals over as Decimal
+        amount = float(amount)
+    if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
+        raise VendingError("invalid_request", _("The amount must be a number."))
+    if amount != amount or amount <= 0:  # NaN or not positive
+        raise VendingError("amount_out_of_range", _("The amount must be positive."))
+    return float(amount), external_ref.strip()
+
+
+def _resolve_currency(env, currency):
+    if not currency or hasattr(currency, "_name"):
+        return currency or None
+    if isinstance(currency, str):
+        found = (
+            env["res.currency"]
+            .sudo()
+            .with_context(active_test=False)
+            .search([("name", "=", currency.upper())], limit=1)
+        )
+        if not found:
+            raise VendingError("currency_mismatch", _("Unknown currency %s.", currency))
+        return found
+    raise VendingError("invalid_request", _("The currency must be an ISO code."))
+
+
+def find_existing(env, channel, external_ref):
+    return (
+        env["smartpm.credit.purchase"]
+        .sudo()
+        .search([("channel", "=", channel), ("external_ref", "=", external_ref)], limit=1)
+    )
+
+
+def _check_same_request(purchase, meter, amount):
+    if purchase.meter_id != meter or purchase.currency_id.compare_amounts(purchase.amount, amount):
+        raise VendingError(
+            "duplicate_reference",
+            _(
+                "Reference %(ref)s was already used on %(channel)s for another sale "
+                "(%(purchase)s).",
+                ref=purchase.external_ref,
+                channel=purchase.channel,
+                purchase=purchase.name,
+            ),
+        )
+    return purchase
+
+
+def check_sellable(meter):
+    """Raise unless credit may be sold for ``meter`` (sudo record); return its tariff."""
+    if not meter.active or meter.state not in SELLABLE_STATES:
+        raise VendingError(
+            "meter_not_sellable",
+            _("Meter %s is not in service: credit cannot be sold for it.", meter.serial_number),
+        )
+    if not meter.tenant_id:
+        raise VendingError(
+            "meter_not_sellable",
+            _("Meter %s has no tenant: credit cannot be sold for it.", meter.serial_number),
+        )
+    tariff = meter._get_tariff()
+    if not tariff:
+        raise VendingError(
+            "meter_not_sellable",
+            _("Meter %s has no tariff (on the meter or its tenant).", meter.serial_number),
+        )
+    return tariff
+
+
+def check_amount(tariff, meter, amount, currency=None):
+    if currency and currency != tariff.currency_id:
+        raise VendingError(
+            "currency_mismatch",
+            _(
+                "Meter %(meter)s is sold in %(expected)s, not %(given)s.",
+                meter=meter.serial_number,
+                expected=tariff.currency_id.name,
+                given=currency.name,
+            ),
+        )
+    cur = tariff.currency_id
+    if abs(cur.round(amount) - amount) > 1e-9:
+        raise VendingError(
+            "invalid_request",
+            _(
+                "The amount %(amount)s has more decimals than %(currency)s allows.",
+                amount=amount,
+                currency=cur.name,
+            ),
+        )
+    minimum, maximum = tariff._get_amount_limits(meter.company_id)
+    if cur.compare_amounts(amount, minimum) < 0 or (
+        maximum and cur.compare_amounts(amount, maximum) > 0
+    ):
+        raise VendingError(
+            "amount_out_of_range",
+            _(
+                "The amount must be between %(min)s and %(max)s %(currency)s.",
+                min=minimum,
+                max=maximum or "∞",
+                currency=cur.name,
+            ),
+        )
+
+
+def month_kwh(env, meter, when=None):
+    """kWh bought for ``meter`` in the calendar month (UTC) of ``when``, reversals excluded."""
+    when = when or fields.Datetime.now()
+    start = datetime(when.year, when.month, 1)
+    env["smartpm.credit.purchase"].flush_model()
+    env.cr.execute(
+        """
+        SELECT COALESCE(SUM(kwh), 0) FROM smartpm_credit_purchase
+         WHERE meter_id = %s AND date >= %s AND state != 'reversed'
+        """,
+        (meter.id, start),
+    )
+    return env.cr.fetchone()[0]
+
+
+def lock_meter(env, meter):
+    """Serialise sales of one meter: tiers and transfer numbers depend on the ones before."""
+    env.flush_all()
+    env.cr.execute("SELECT id FROM smartpm_meter WHERE id = %s FOR NO KEY UPDATE", (meter.id,))
+    meter.invalidate_recordset(["last_transfer_number"])
+
+
+def vend(
+    env, meter, amount, channel, external_ref, *, currency=None, bank_partner=None, extra_vals=None
+):
+    """Sell ``amount`` (tax included) of credit for ``meter``; return the purchase.
+
+    The same (channel, external_ref) returns the first purchase and creates nothing; the same
+    reference with another meter or amount raises ``VendingError("duplicate_reference")``.
+    """
+    amount, external_ref = _check_request(amount, channel, external_ref)
+    check_channel_access(env, channel)
+    sudo_env = env(su=True)
+    if not meter or not meter.exists():
+        raise VendingError("unknown_meter", _("Unknown meter."))
+    meter = meter.with_env(sudo_env)
+    currency = _resolve_currency(sudo_env, currency)
+
+    existing = find_existing(sudo_env, channel, external_ref)
+    if existing:
+        return _check_same_request(existing, meter, amount).with_env(env)
+
+    tariff = check_sellable(meter)
+    check_amount(tariff, meter, amount, currency)
+
+    lock_meter(sudo_env, meter)
+    quote = tariff._quote_amount(amount, month_kwh(sudo_env, meter))
+    if quote["kwh"] <= 0:
+        raise VendingError("amount_out_of_range", _("The amount buys no energy."))
+    transfer_number = meter.last_transfer_number + 1
+    meter.last_transfer_number = transfer_number
+    vals = {
+        "meter_id": meter.id,
+        "tenant_id": meter.tenant_id.id,
+        "company_id": meter.company_id.id,
+        "tariff_id": tariff.id,
+        "currency_id": tariff.currency_id.id,
+        "channel": channel,
+        "external_ref": external_ref,
+        "bank_partner_id": bank_partner.id if bank_partner else False,
+        "transfer_number": transfer_number,
+        "state": "paid",
+        "date": fields.Datetime.now(),
+        **{
+            k: quote[k]
+            for k in (
+                "amount",
+                "amount_untaxed",
+                "amount_tax",
+                "kwh",
+                "price_per_kwh",
+                "month_kwh_before",
+                "tier_breakdown",
+            )
+        },
+        **(extra_vals or {}),
+    }
+    Purchase = sudo_env["smartpm.credit.purchase"].with_context(smartpm_vending=True)
+    try:
+        with env.cr.savepoint():
+            purchase = Purchase.create(vals)
+    except psycopg2.errors.UniqueViolation as exc:
+        # a concurrent sale committed the same reference first (on another meter)
+        raise VendingError(
+            "duplicate_reference",
+            _("Reference %s is being used by another sale.", external_ref),
+        ) from exc
+    purchase._queue_delivery()
+    _logger.info(
+        "credit sold: %s %s %s kWh on %s via %s (%s)",
+        purchase.name,
+        purchase.amount,
+        purchase.kwh,
+        meter.serial_number,
+        channel,
+        external_ref,
+    )
+    return purchase.with_env(env)

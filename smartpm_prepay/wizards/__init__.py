@@ -1,0 +1,1 @@
+from . import sell_credit_wizard
