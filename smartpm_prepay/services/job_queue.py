@@ -301,8 +301,8 @@ def apply_result(job, result):
             vals["credit_kwh"] = float(reading["value"])
         elif reading["obis"] == OBIS_RELAY:
             vals["relay_state"] = "connected" if reading["value"] else "disconnected"
-    if "state" not in vals:
-        # last-seen bookkeeping is not worth a chatter line per job (and costs per job)
+    if "state" not in vals and vals.get("relay_state", meter.relay_state) == meter.relay_state:
+        # nothing worth a chatter line changed: skip tracking, it costs per job
         meter = meter.with_context(tracking_disable=True)
     meter.write(vals)
     if readings:
