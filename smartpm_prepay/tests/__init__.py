@@ -5,3 +5,5 @@ from . import test_job
 from . import test_vending
 from . import test_vending_accounting
 from . import test_arrears
+from . import test_pos
+from . import test_pos_tour
