@@ -28,6 +28,7 @@
         "views/res_config_settings_views.xml",
         "views/vending_menus.xml",
         "data/pos_data.xml",
+        "views/pos_views.xml",
     ],
     "demo": [
         "demo/demo.xml",

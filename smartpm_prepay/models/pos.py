@@ -288,6 +288,34 @@ class PosOrder(models.Model):
                     )
                 line.invalidate_recordset(["smartpm_purchase_ids"])
 
+    @api.model
+    def smartpm_credit_status(self, order_id):
+        """Where the credit of a POS order is: the receipt screen polls it until the
+        meters have it (the bridge delivers within seconds when the meter answers)."""
+        order = self.browse(int(order_id)).exists()
+        if not order:
+            return []
+        order.check_access("read")
+        states = dict(
+            self.env["smartpm.credit.purchase"]._fields["state"]._description_selection(self.env)
+        )
+        result = []
+        for line in order.sudo().lines.filtered("smartpm_meter_id"):
+            purchase = line.smartpm_purchase_ids[:1]
+            result.append(
+                {
+                    "line_uuid": line.uuid,
+                    "meter": line.smartpm_meter_id.serial_number,
+                    "reference": purchase.name or False,
+                    "state": purchase.state or False,
+                    "state_label": states.get(purchase.state, ""),
+                    "kwh": purchase.kwh,
+                    "credit_kwh": line.smartpm_meter_id.credit_kwh,
+                    "error": purchase.job_error or False,
+                }
+            )
+        return result
+
 
 class SmartpmCreditPurchase(models.Model):
     _inherit = "smartpm.credit.purchase"

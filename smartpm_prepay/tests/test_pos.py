@@ -42,8 +42,8 @@ class SmartpmPosCase(TestPoSCommon):
         self.config = self.basic_config
         self.open_new_session()
 
-    def _order_data(self, lines, order_uuid=None):
-        """UI order data; ``lines`` = [(meter, amount)]."""
+    def _order_data(self, lines, order_uuid=None, taxes=None):
+        """UI order data; ``lines`` = [(meter, amount)], ``taxes`` included in the amount."""
         data = self.create_ui_order_data(
             [
                 {
@@ -59,10 +59,19 @@ class SmartpmPosCase(TestPoSCommon):
         )
         total = 0.0
         for command, (_meter, amount) in zip(data["lines"], lines, strict=True):
-            command[2].update(price_unit=amount, price_subtotal=amount, price_subtotal_incl=amount)
+            untaxed = amount
+            if taxes:
+                untaxed = taxes.compute_all(amount, self.currency)["total_excluded"]
+            command[2].update(
+                price_unit=amount,
+                price_subtotal=untaxed,
+                price_subtotal_incl=amount,
+                tax_ids=[(6, 0, taxes.ids if taxes else [])],
+            )
             total += amount
         data["payment_ids"][0][2]["amount"] = total
-        data.update(amount_paid=total, amount_total=total, amount_tax=0.0)
+        untaxed_total = sum(c[2]["price_subtotal"] for c in data["lines"])
+        data.update(amount_paid=total, amount_total=total, amount_tax=total - untaxed_total)
         return data
 
     def _sync(self, *orders):
@@ -168,6 +177,40 @@ class TestPosOrderPath(SmartpmPosCase):
         self.assertAlmostEqual(line["smartpm_purchase_kwh"], 20.0)
         self.assertEqual(line["smartpm_meter_id"], self.meter.id)
 
+    def test_order_paid_in_the_back_office_sells_credit(self):
+        data = self._order_data([(self.meter, 10.0)])
+        data.update(state="draft", payment_ids=[], amount_paid=0.0)
+        order = self._sync(data)
+        self.make_payment(order, self.cash_pm1, 10.0)
+        self.assertEqual(order.state, "paid")
+        self.assertEqual(self._purchases().pos_order_line_id, order.lines)
+
+    def test_line_without_the_tariff_taxes_is_refused(self):
+        self.tariff.sudo().tax_ids = self.taxes["tax10"]
+        with self.assertRaisesRegex(UserError, "tariff's taxes"):
+            self._sync(self._order_data([(self.meter, 10.0)]))
+
+    def test_receipt_screen_follows_the_delivery(self):
+        order = self._sync(self._order_data([(self.meter, 10.0)]))
+        [status] = self.env["pos.order"].smartpm_credit_status(order.id)
+        self.assertEqual((status["meter"], status["state"]), ("POS-OK", "queued"))
+        jobs = self.env(su=True)["smartpm.meter.job"]  # the bridge's side of the protocol
+        job = self._purchases().job_id
+        self.assertIn(job.id, [j["id"] for j in jobs.claim("b1", 100, 60)])
+        jobs.complete(
+            job.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": False,
+                "credit_kwh": 25.0,
+                "relay": "connected",
+            },
+        )
+        [status] = self.env["pos.order"].smartpm_credit_status(order.id)
+        self.assertEqual(status["state"], "delivered")
+        self.assertEqual(status["credit_kwh"], 25.0)
+
 
 @tagged("post_install", "-at_install")
 class TestPosMeterLookup(SmartpmPosCase):
@@ -231,3 +274,18 @@ class TestPosSessionAccounting(SmartpmPosCase):
         cash_move = session.statement_line_ids.move_id
         self.assertEqual(sum(cash_move.line_ids.mapped("debit")), 15.0)
         self.assertEqual(len(self._purchases()), 2)
+
+    def test_closing_books_the_tariff_taxes(self):
+        tax = self.taxes["tax10"]  # 10 %, included in the price
+        self.tariff.sudo().tax_ids = tax
+        self._sync(self._order_data([(self.meter, 11.0)], taxes=tax))
+        session = self.pos_session
+        session.post_closing_cash_details(11.0)
+        session.close_session_from_ui()
+        income = self.credit.categ_id.property_account_income_categ_id
+        tax_account = tax.invoice_repartition_line_ids.account_id
+        lines = session.move_id.line_ids
+        self.assertEqual(lines.filtered(lambda ml: ml.account_id == income).credit, 10.0)
+        self.assertEqual(lines.filtered(lambda ml: ml.account_id == tax_account).credit, 1.0)
+        self.assertEqual(sum(lines.mapped("debit")), 11.0)
+        self.assertAlmostEqual(self._purchases().amount_tax, 1.0)

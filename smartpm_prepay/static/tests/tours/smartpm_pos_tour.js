@@ -76,6 +76,10 @@ registry.category("web_tour.tours").add("smartpm_pos_sell_credit", {
                 content: "receipt: purchase reference from the server",
                 trigger: ".pos-receipt .o_smartpm_reference:contains('Purchase: CP')",
             },
+            {
+                content: "the cashier sees the credit on its way to the meter",
+                trigger: ".o_smartpm_delivery_line[data-meter='POS-OK'][data-state='queued']",
+            },
             ReceiptScreen.clickNextOrder(),
         ].flat(),
 });
