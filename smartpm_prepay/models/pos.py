@@ -72,6 +72,19 @@ class SmartpmMeter(models.Model):
             return exc.args[0]
         return False
 
+    def _smartpm_company_refusal(self, company):
+        """The register books the sale: it must belong to the meter's company."""
+        self.ensure_one()
+        meter = self.sudo()
+        if meter.company_id != company:
+            return _(
+                "Meter %(meter)s belongs to %(owner)s: this register sells for %(company)s.",
+                meter=meter.serial_number,
+                owner=meter.company_id.name,
+                company=company.name,
+            )
+        return False
+
     def _smartpm_quote(self, amount):
         """The service's quote of ``amount`` now (tiers count the month's purchases)."""
         self.ensure_one()
@@ -124,7 +137,9 @@ class SmartpmMeter(models.Model):
         if values["refusal"]:
             return values
         config = self.env["pos.config"].browse(int(config_id))
-        refusal = meter._smartpm_amount_refusal(amount, config.currency_id)
+        refusal = meter._smartpm_company_refusal(
+            config.company_id
+        ) or meter._smartpm_amount_refusal(amount, config.currency_id)
         if refusal:
             values["refusal"] = refusal
             return values
@@ -227,7 +242,9 @@ class PosOrder(models.Model):
                             meter.serial_number,
                         )
                     )
-                refusal = meter._smartpm_amount_refusal(line.price_subtotal_incl, order.currency_id)
+                refusal = meter._smartpm_company_refusal(
+                    order.company_id
+                ) or meter._smartpm_amount_refusal(line.price_subtotal_incl, order.currency_id)
                 if refusal:
                     raise UserError(_("Cannot sell credit: %s", refusal))
                 tariff_taxes = meter.sudo()._get_tariff().tax_ids

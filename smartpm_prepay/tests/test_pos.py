@@ -158,6 +158,25 @@ class TestPosOrderPath(SmartpmPosCase):
             self._sync(self._order_data([(self.meter, 2.0)]))
         self.assertFalse(self._purchases())
 
+    def test_meter_of_another_company_is_refused(self):
+        su = self.env(su=True)
+        other = su["res.company"].create({"name": "Other Grid Co"})
+        tariff = su["smartpm.tariff"].create(
+            {"name": "Other", "price_per_kwh": 0.5, "company_id": other.id}
+        )
+        meter = su["smartpm.meter"].create(
+            {
+                "serial_number": "POS-ELSEWHERE",
+                "host": "127.0.0.1",
+                "company_id": other.id,
+                "tariff_id": tariff.id,
+                "tenant_id": self.tenant.id,
+                "state": "active",
+            }
+        )
+        with self.assertRaisesRegex(UserError, "belongs to Other Grid Co"):
+            self._sync(self._order_data([(meter, 10.0)]))
+
     def test_draft_order_sells_nothing(self):
         data = self._order_data([(self.meter, 10.0)])
         data["state"] = "draft"
