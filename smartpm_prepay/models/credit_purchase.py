@@ -161,6 +161,8 @@ class SmartpmCreditPurchase(models.Model):
     @api.model
     def quote(self, meter_id, amount):
         """What ``amount`` would buy for the meter now (nothing is recorded)."""
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+            raise vending.VendingError("invalid_request", _("The amount must be positive."))
         meter = self._get_meter(meter_id).sudo()
         tariff = vending.check_sellable(meter)
         quote = tariff._quote_amount(amount, vending.month_kwh(self.env, meter))

@@ -115,10 +115,10 @@ class SmartpmMeter(models.Model):
     def _push_thresholds(self):
         meters = self._commandable()
         meters._supersede("set_thresholds")
-        Job = self.env["smartpm.meter.job"].sudo()
+        vals_list = []
         for meter in meters:
             low, trip = meter._get_thresholds()
-            Job.create(
+            vals_list.append(
                 {
                     "meter_id": meter.id,
                     "job_type": "set_thresholds",
@@ -126,22 +126,42 @@ class SmartpmMeter(models.Model):
                     "priority": THRESHOLD_PRIORITY,
                 }
             )
+        # one batch: a tariff change may concern many meters
+        return self.env["smartpm.meter.job"].sudo().create(vals_list)
 
     def _push_load_limit(self):
         meters = self._commandable()
         meters._supersede("set_load_limit")
-        Job = self.env["smartpm.meter.job"].sudo()
-        for meter in meters:
-            Job.create(
-                {
-                    "meter_id": meter.id,
-                    "job_type": "set_load_limit",
-                    "payload": {"load_limit_w": meter.load_limit_w},
-                    "priority": THRESHOLD_PRIORITY,
-                }
+        return (
+            self.env["smartpm.meter.job"]
+            .sudo()
+            .create(
+                [
+                    {
+                        "meter_id": meter.id,
+                        "job_type": "set_load_limit",
+                        "payload": {"load_limit_w": meter.load_limit_w},
+                        "priority": THRESHOLD_PRIORITY,
+                    }
+                    for meter in meters
+                ]
             )
+        )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        Partner = self.env["res.partner"].sudo()
+        for vals in vals_list:
+            if vals.get("tenant_id") and "load_limit_w" not in vals:
+                vals["load_limit_w"] = Partner.browse(vals["tenant_id"]).load_limit_w
+        return super().create(vals_list)
 
     def write(self, vals):
+        if vals.get("tenant_id") and "load_limit_w" not in vals:
+            # a meter moving to a tenant with a load limit takes the tenant's limit
+            limit = self.env["res.partner"].sudo().browse(vals["tenant_id"]).load_limit_w
+            if limit:
+                vals = dict(vals, load_limit_w=limit)
         watch_thresholds = {
             "low_credit_kwh",
             "trip_kwh",

@@ -8,6 +8,7 @@ It is idempotent on (channel, external reference).
 import logging
 import numbers
 from datetime import datetime
+from decimal import Decimal
 
 import psycopg2.errors
 from odoo import _, fields
@@ -71,11 +72,13 @@ def _check_request(amount, channel, external_ref):
             "invalid_request",
             _("The external reference is longer than %s characters.", MAX_REF_LEN),
         )
+    if isinstance(amount, Decimal):  # SOAP stacks hand decimals over as Decimal
+        amount = float(amount)
     if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
         raise VendingError("invalid_request", _("The amount must be a number."))
     if amount != amount or amount <= 0:  # NaN or not positive
         raise VendingError("amount_out_of_range", _("The amount must be positive."))
-    return external_ref.strip()
+    return float(amount), external_ref.strip()
 
 
 def _resolve_currency(env, currency):
@@ -204,7 +207,7 @@ def vend(
     The same (channel, external_ref) returns the first purchase and creates nothing; the same
     reference with another meter or amount raises ``VendingError("duplicate_reference")``.
     """
-    external_ref = _check_request(amount, channel, external_ref)
+    amount, external_ref = _check_request(amount, channel, external_ref)
     check_channel_access(env, channel)
     sudo_env = env(su=True)
     if not meter or not meter.exists():

@@ -102,6 +102,13 @@ class TestArrears(VendingCase):
             self.assertEqual(meter.load_limit_w, 2300)
             self.assertEqual(self._jobs(meter, "set_load_limit").payload, {"load_limit_w": 2300})
 
+    def test_meter_moved_to_a_tenant_with_a_load_limit_takes_it(self):
+        limited = self._tenant("Limited", load_limit_w=1200)
+        self.meter.tenant_id = limited
+        self.assertEqual(self.meter.load_limit_w, 1200)
+        self.assertEqual(self._jobs(self.meter, "set_load_limit").payload, {"load_limit_w": 1200})
+        self.assertEqual(self._meter("SELL-NEW", tenant_id=limited.id).load_limit_w, 1200)
+
     def test_meter_load_limit_is_pushed(self):
         self.meter.with_user(self.operator).load_limit_w = 1500
         job = self._jobs(self.meter, "set_load_limit")

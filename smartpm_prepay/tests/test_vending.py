@@ -196,6 +196,16 @@ class TestVend(VendingCase):
         self.tariff.max_amount = 1000.0
         self.assertEqual(self._vend(800.0, "BIG").state, "queued")
 
+    def test_sale_limits_come_from_the_settings(self):
+        self.env["res.config.settings"].create(
+            {"smartpm_min_amount": 20.0, "smartpm_max_amount": 50.0}
+        ).execute()
+        self.assertEqual(self.tariff._get_amount_limits(), (20.0, 50.0))
+        with self.assertRaises(VendingError) as err:
+            self._vend(10.0, "SET1")
+        self.assertEqual(err.exception.code, "amount_out_of_range")
+        self.assertEqual(self._vend(20.0, "SET2").state, "queued")
+
     def test_malformed_requests_are_refused(self):
         cases = [
             ("10", "backoffice", "M1"),
@@ -209,6 +219,11 @@ class TestVend(VendingCase):
                 vend(self.env, self.meter, amount, channel, ref)
             self.assertEqual(err.exception.code, "invalid_request", (amount, channel, ref))
         self.assertFalse(self.meter.purchase_ids)
+
+    def test_decimal_amounts_from_soap_are_accepted(self):
+        from decimal import Decimal
+
+        self.assertEqual(self._vend(Decimal("12.50"), "DEC").amount, 12.5)
 
     def test_other_currency_is_refused(self):
         other = (
@@ -251,6 +266,8 @@ class TestVend(VendingCase):
         self.assertEqual(quote["kwh"], 40.0)
         self.assertEqual(quote["currency"], self.company.currency_id.name)
         self.assertFalse(self.meter.purchase_ids)
+        with self.assertRaises(VendingError):
+            self.Purchase.quote(self.meter.id, "ten")
 
     def test_quote_kwh_gives_the_amount_to_pay(self):
         self.env["smartpm.tariff.tier"].create(
@@ -283,6 +300,21 @@ class TestVend(VendingCase):
         self.assertEqual(by_number[0]["tenant"], "Ama")
         self.assertEqual(Purchase.search_sellable_meters("ama")[0]["meter_id"], self.meter.id)
         self.assertEqual(Purchase.search_sellable_meters("x"), [])
+
+    def test_sales_views_open_for_cashiers_and_operators(self):
+        for user in (self.cashier, self.operator):
+            for model, types in (
+                ("smartpm.credit.purchase", ("list", "form", "search")),
+                ("smartpm.meter", ("form",)),
+                ("smartpm.tariff", ("form",)),
+            ):
+                views = self.env[model].with_user(user).get_views([(False, t) for t in types])
+                self.assertEqual(set(views["views"]), set(types))
+        form = self.env.ref("smartpm_prepay.view_tenant_form")
+        views = self.env["res.partner"].with_user(self.operator).get_views([(form.id, "form")])
+        self.assertIn("purchase_ids", views["views"]["form"]["arch"])
+        wizard = self.env["smartpm.sell.credit.wizard"].with_user(self.operator)
+        self.assertIn("journal_id", wizard.get_views([(False, "form")])["views"]["form"]["arch"])
 
     def test_purchases_are_not_created_directly(self):
         with self.assertRaises(UserError):
