@@ -234,7 +234,11 @@ class PosOrder(models.Model):
                     raise UserError(
                         _("Order %s: an electricity credit line has no meter.", order.name)
                     )
-                if line.qty <= 0 or line.price_subtotal_incl <= 0:
+                if not line.qty or not line.price_subtotal_incl:
+                    raise UserError(
+                        _("Order %s: an electricity credit line has no amount.", order.name)
+                    )
+                if line.qty < 0 or line.price_subtotal_incl < 0:
                     raise UserError(
                         _(
                             "Electricity credit sold to meter %s cannot be refunded at the "

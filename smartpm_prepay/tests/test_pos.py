@@ -183,6 +183,11 @@ class TestPosOrderPath(SmartpmPosCase):
         self._sync(data)
         self.assertFalse(self._purchases())
 
+    def test_credit_line_without_amount_refuses_the_order(self):
+        data = self._order_data([(self.meter, 0.0)])
+        with self.assertRaisesRegex(UserError, "has no amount"):
+            self._sync(data)
+
     def test_refund_of_credit_is_refused(self):
         data = self._order_data([(self.meter, -10.0)])
         data["lines"][0][2]["qty"] = -1

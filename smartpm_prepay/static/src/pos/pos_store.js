@@ -5,7 +5,22 @@ import { PosStore } from "@point_of_sale/app/store/pos_store";
 import { makeAwaitable } from "@point_of_sale/app/store/make_awaitable_dialog";
 import { MeterCreditPopup } from "./meter_credit_popup";
 
+export function alertCreditLineLocked(dialog) {
+    dialog.add(AlertDialog, {
+        title: _t("Electricity credit"),
+        body: _t("Remove the line and add the credit again to change it."),
+    });
+}
+
 patch(PosStore.prototype, {
+    async setDiscountFromUI(line, val) {
+        // the amount is the credit the meter gets: it is asked for, not discounted
+        if (line.smartpm_meter_id) {
+            return alertCreditLineLocked(this.dialog);
+        }
+        return await super.setDiscountFromUI(...arguments);
+    },
+
     isSmartpmCreditProduct(product) {
         const creditId = this.session._smartpm_credit_product_id;
         return Boolean(creditId && product && product.id === creditId);

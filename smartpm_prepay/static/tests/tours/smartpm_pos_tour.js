@@ -56,6 +56,11 @@ registry.category("web_tour.tours").add("smartpm_pos_sell_credit", {
                 content: "the line names the meter",
                 trigger: ".orderline .o_smartpm_meter:contains('POS-OK')",
             },
+            // the amount cannot be changed on the line (the kWh were previewed for it)
+            ProductScreen.clickNumpad("Price", "5"),
+            Dialog.is({ title: "Electricity credit" }),
+            Dialog.confirm(),
+            ProductScreen.totalAmountIs("10.00"),
             ProductScreen.clickPayButton(),
             PaymentScreen.clickPaymentMethod("Cash"),
             PaymentScreen.clickValidate(),
