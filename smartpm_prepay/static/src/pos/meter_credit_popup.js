@@ -2,6 +2,7 @@ import { Component, useState, onWillUnmount } from "@odoo/owl";
 import { Dialog } from "@web/core/dialog/dialog";
 import { _t } from "@web/core/l10n/translation";
 import { debounce } from "@web/core/utils/timing";
+import { useAutofocus } from "@web/core/utils/hooks";
 import { usePos } from "@point_of_sale/app/store/pos_hook";
 import { ConnectionLostError } from "@web/core/network/rpc";
 
@@ -27,6 +28,8 @@ export class MeterCreditPopup extends Component {
             error: "",
             busy: false,
         });
+        useAutofocus({ refName: "search" });
+        useAutofocus({ refName: "amount" });
         this.debouncedSearch = debounce(() => this.search(), 250);
         this.debouncedQuote = debounce(() => this.fetchQuote(), 250);
         onWillUnmount(() => {
@@ -68,6 +71,21 @@ export class MeterCreditPopup extends Component {
             this.state.results = [];
         }
         this.state.searched = true;
+    }
+
+    onQueryKeydown(ev) {
+        // Enter takes the only match (e.g. a meter number typed in full or scanned)
+        if (ev.key === "Enter" && this.state.results.length === 1) {
+            this.selectMeter(this.state.results[0]);
+        }
+    }
+
+    async onAmountKeydown(ev) {
+        if (ev.key === "Enter") {
+            this.state.amount = ev.target.value;
+            await this.fetchQuote();
+            await this.confirm();
+        }
     }
 
     selectMeter(meter) {

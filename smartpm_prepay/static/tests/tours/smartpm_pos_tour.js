@@ -47,9 +47,9 @@ registry.category("web_tour.tours").add("smartpm_pos_sell_credit", {
                 trigger: ".o_smartpm_kwh_preview:contains('20.00 kWh')",
             },
             {
-                content: "add the credit",
-                trigger: ".o_smartpm_confirm:enabled",
-                run: "click",
+                content: "add the credit (Enter in the amount)",
+                trigger: ".o_smartpm_amount",
+                run: "press Enter",
             },
             ProductScreen.totalAmountIs("10.00"),
             {
