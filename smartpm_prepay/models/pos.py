@@ -132,6 +132,10 @@ class SmartpmMeter(models.Model):
         meter = self.browse(int(meter_id)).exists()
         if not meter:
             return {"refusal": _("This meter does not exist any more.")}
+        try:
+            amount = float(amount)
+        except (TypeError, ValueError):
+            return {"refusal": _("The amount must be a number.")}
         values = meter._smartpm_pos_values()
         values.update(kwh=0.0, price_per_kwh=0.0, tax_ids=[])
         if values["refusal"]:

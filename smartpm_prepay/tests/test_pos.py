@@ -255,6 +255,12 @@ class TestPosMeterLookup(SmartpmPosCase):
         self.assertFalse(quote["refusal"])
         self.assertAlmostEqual(quote["kwh"], 20.0)
 
+    def test_quote_refuses_an_amount_out_of_range(self):
+        self.env.company.sudo().smartpm_min_amount = 5.0
+        quote = self.env["smartpm.meter"].pos_quote_credit(self.meter.id, 2.0, self.config.id)
+        self.assertIn("between", quote["refusal"])
+        self.assertEqual(quote["kwh"], 0.0)
+
     def test_quote_refuses_unsellable_meter(self):
         quote = self.env["smartpm.meter"].pos_quote_credit(
             self.draft_meter.id, 10.0, self.config.id
