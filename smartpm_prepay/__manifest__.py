@@ -33,6 +33,7 @@
     "demo": [
         "demo/demo.xml",
         "demo/vending_demo.xml",
+        "demo/pos_demo.xml",
     ],
     "assets": {
         "point_of_sale._assets_pos": [
