@@ -8,7 +8,7 @@
     "license": "LGPL-3",
     "application": True,
     "installable": True,
-    "depends": ["base", "mail", "portal", "contacts", "account"],
+    "depends": ["base", "mail", "portal", "contacts", "account", "point_of_sale"],
     "data": [
         "security/security.xml",
         "security/ir.model.access.csv",
@@ -27,9 +27,20 @@
         "wizards/sell_credit_wizard_views.xml",
         "views/res_config_settings_views.xml",
         "views/vending_menus.xml",
+        "data/pos_data.xml",
+        "views/pos_views.xml",
     ],
     "demo": [
         "demo/demo.xml",
         "demo/vending_demo.xml",
+        "demo/pos_demo.xml",
     ],
+    "assets": {
+        "point_of_sale._assets_pos": [
+            "smartpm_prepay/static/src/pos/**/*",
+        ],
+        "web.assets_tests": [
+            "smartpm_prepay/static/tests/tours/**/*",
+        ],
+    },
 }

@@ -10,3 +10,4 @@ from . import credit_purchase
 from . import meter_sale
 from . import res_partner_sale
 from . import arrears
+from . import pos

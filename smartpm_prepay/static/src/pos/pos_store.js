@@ -1,0 +1,70 @@
+import { patch } from "@web/core/utils/patch";
+import { _t } from "@web/core/l10n/translation";
+import { AlertDialog } from "@web/core/confirmation_dialog/confirmation_dialog";
+import { PosStore } from "@point_of_sale/app/store/pos_store";
+import { makeAwaitable } from "@point_of_sale/app/store/make_awaitable_dialog";
+import { MeterCreditPopup } from "./meter_credit_popup";
+
+export function alertCreditLineLocked(dialog) {
+    dialog.add(AlertDialog, {
+        title: _t("Electricity credit"),
+        body: _t("Remove the line and add the credit again to change it."),
+    });
+}
+
+patch(PosStore.prototype, {
+    async setDiscountFromUI(line, val) {
+        // the amount is the credit the meter gets: it is asked for, not discounted
+        if (line.smartpm_meter_id) {
+            return alertCreditLineLocked(this.dialog);
+        }
+        return await super.setDiscountFromUI(...arguments);
+    },
+
+    isSmartpmCreditProduct(product) {
+        const creditId = this.session._smartpm_credit_product_id;
+        return Boolean(creditId && product && product.id === creditId);
+    },
+
+    async addLineToOrder(vals, order, opts = {}, configure = true) {
+        const product =
+            typeof vals.product_id === "number"
+                ? this.models["product.product"].get(vals.product_id)
+                : vals.product_id;
+        if (!this.isSmartpmCreditProduct(product) || vals.smartpm_meter_id) {
+            return await super.addLineToOrder(...arguments);
+        }
+        if ((vals.qty ?? 1) <= 0) {
+            this.dialog.add(AlertDialog, {
+                title: _t("Electricity credit"),
+                body: _t(
+                    "Credit sold to a meter cannot be refunded at the register: reverse the purchase in the back office."
+                ),
+            });
+            return;
+        }
+        const payload = await makeAwaitable(this.dialog, MeterCreditPopup, { product });
+        if (!payload) {
+            return;
+        }
+        // The meter joins the POS data so the line (and an order kept offline) can refer to it.
+        const [meter] = await this.data.read("smartpm.meter", [payload.meter_id]);
+        const taxes = payload.tax_ids
+            .map((id) => this.models["account.tax"].get(id))
+            .filter(Boolean);
+        return await super.addLineToOrder(
+            {
+                ...vals,
+                product_id: product,
+                qty: 1,
+                price_unit: payload.amount,
+                tax_ids: taxes.map((tax) => ["link", tax]),
+                smartpm_meter_id: meter,
+                smartpm_kwh: payload.kwh,
+            },
+            order,
+            { ...opts },
+            false
+        );
+    },
+});
