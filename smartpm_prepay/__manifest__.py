@@ -8,7 +8,7 @@
     "license": "LGPL-3",
     "application": True,
     "installable": True,
-    "depends": ["base", "mail", "portal", "contacts", "account"],
+    "depends": ["base", "mail", "portal", "contacts", "account", "account_payment"],
     "data": [
         "security/security.xml",
         "security/ir.model.access.csv",
@@ -27,8 +27,19 @@
         "wizards/sell_credit_wizard_views.xml",
         "views/res_config_settings_views.xml",
         "views/vending_menus.xml",
+        "views/bank_views.xml",
+        "views/portal_templates.xml",
     ],
     "demo": [
         "demo/demo.xml",
+        "demo/bank_demo.xml",
     ],
+    "assets": {
+        "web.assets_frontend": [
+            "smartpm_prepay/static/src/js/meter_portal.js",
+        ],
+        "web.assets_tests": [
+            "smartpm_prepay/static/tests/tours/*.js",
+        ],
+    },
 }

@@ -10,3 +10,6 @@ from . import credit_purchase
 from . import meter_sale
 from . import res_partner_sale
 from . import arrears
+from . import bank
+from . import bank_reconciliation
+from . import payment_transaction
