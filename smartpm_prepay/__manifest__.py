@@ -33,6 +33,7 @@
     "demo": [
         "demo/demo.xml",
         "demo/bank_demo.xml",
+        "demo/portal_demo.xml",
     ],
     "assets": {
         "web.assets_frontend": [

@@ -6,3 +6,4 @@ from . import test_vending
 from . import test_bank_soap
 from . import test_bank_xmlrpc
 from . import test_bank_reconciliation
+from . import test_portal
