@@ -1,9 +1,8 @@
 from datetime import timedelta
 
 from odoo import fields
-from odoo.tests import new_test_user, tagged
-
 from odoo.addons.account.tests.common import AccountTestInvoicingHttpCommon
+from odoo.tests import new_test_user, tagged
 
 
 class PortalCase(AccountTestInvoicingHttpCommon):
