@@ -32,6 +32,7 @@
     ],
     "demo": [
         "demo/demo.xml",
+        "demo/vending_demo.xml",
         "demo/bank_demo.xml",
         "demo/portal_demo.xml",
     ],

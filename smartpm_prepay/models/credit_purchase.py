@@ -22,53 +22,98 @@ class SmartpmCreditPurchase(models.Model):
     _order = "date desc, id desc"
     _check_company_auto = True
 
-    name = fields.Char(string="Reference", required=True, readonly=True, copy=False,
-                       default=lambda self: _("New"), index=True)
+    name = fields.Char(
+        string="Reference",
+        required=True,
+        readonly=True,
+        copy=False,
+        default=lambda self: _("New"),
+        index=True,
+    )
     date = fields.Datetime(required=True, readonly=True, default=fields.Datetime.now, index=True)
-    tenant_id = fields.Many2one("res.partner", string="Tenant", required=True, readonly=True,
-                                index=True, ondelete="restrict", check_company=True)
+    tenant_id = fields.Many2one(
+        "res.partner",
+        string="Tenant",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+        check_company=True,
+    )
     tenant_number = fields.Char(related="tenant_id.tenant_number")
-    meter_id = fields.Many2one("smartpm.meter", required=True, readonly=True, index=True,
-                               ondelete="restrict", check_company=True)
-    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True,
-                                 default=lambda self: self.env.company)
+    meter_id = fields.Many2one(
+        "smartpm.meter",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+        check_company=True,
+    )
+    company_id = fields.Many2one(
+        "res.company",
+        required=True,
+        readonly=True,
+        index=True,
+        default=lambda self: self.env.company,
+    )
     currency_id = fields.Many2one("res.currency", required=True, readonly=True)
-    tariff_id = fields.Many2one("smartpm.tariff", readonly=True, ondelete="restrict",
-                                check_company=True)
-    amount = fields.Monetary(required=True, readonly=True,
-                             help="What the customer paid, taxes included.")
+    tariff_id = fields.Many2one(
+        "smartpm.tariff", readonly=True, ondelete="restrict", check_company=True
+    )
+    amount = fields.Monetary(
+        required=True, readonly=True, help="What the customer paid, taxes included."
+    )
     amount_untaxed = fields.Monetary(string="Untaxed amount", readonly=True)
     amount_tax = fields.Monetary(string="Taxes", readonly=True)
     kwh = fields.Float(string="Energy (kWh)", digits=(16, 3), readonly=True)
-    price_per_kwh = fields.Float(string="Average price per kWh", digits=(16, 4), readonly=True,
-                                 help="Untaxed amount divided by the energy sold.")
-    month_kwh_before = fields.Float(string="kWh bought earlier this month", digits=(16, 3),
-                                    readonly=True, help="Position in the tariff's block tiers.")
+    price_per_kwh = fields.Float(
+        string="Average price per kWh",
+        digits=(16, 4),
+        readonly=True,
+        help="Untaxed amount divided by the energy sold.",
+    )
+    month_kwh_before = fields.Float(
+        string="kWh bought earlier this month",
+        digits=(16, 3),
+        readonly=True,
+        help="Position in the tariff's block tiers.",
+    )
     tier_breakdown = fields.Json(readonly=True, help="Energy and price per tier used.")
     tier_summary = fields.Char(string="Tiers", compute="_compute_tier_summary")
     channel = fields.Selection(vending.CHANNELS, required=True, readonly=True, index=True)
-    external_ref = fields.Char(string="External reference", required=True, readonly=True,
-                               copy=False)
+    external_ref = fields.Char(
+        string="External reference", required=True, readonly=True, copy=False
+    )
     bank_partner_id = fields.Many2one("res.partner", string="Bank", readonly=True)
-    state = fields.Selection(PURCHASE_STATES, default="paid", required=True, readonly=True,
-                             index=True, tracking=True)
+    state = fields.Selection(
+        PURCHASE_STATES, default="paid", required=True, readonly=True, index=True, tracking=True
+    )
     transfer_number = fields.Integer(readonly=True, copy=False)
-    job_id = fields.Many2one("smartpm.meter.job", string="Delivery job", readonly=True,
-                             index=True, copy=False)
+    job_id = fields.Many2one(
+        "smartpm.meter.job", string="Delivery job", readonly=True, index=True, copy=False
+    )
     job_state = fields.Selection(related="job_id.state", string="Job state")
     job_error = fields.Text(related="job_id.error", string="Delivery error")
     date_delivered = fields.Datetime(readonly=True, copy=False)
-    invoice_id = fields.Many2one("account.move", string="Invoice", readonly=True, copy=False,
-                                 check_company=True)
-    credit_note_id = fields.Many2one("account.move", string="Credit note", readonly=True,
-                                     copy=False, check_company=True)
+    invoice_id = fields.Many2one(
+        "account.move", string="Invoice", readonly=True, copy=False, check_company=True
+    )
+    credit_note_id = fields.Many2one(
+        "account.move", string="Credit note", readonly=True, copy=False, check_company=True
+    )
     reconnect_job_id = fields.Many2one("smartpm.meter.job", readonly=True, copy=False)
 
     _sql_constraints = [
-        ("channel_ref_uniq", "unique(channel, external_ref)",
-         "This reference was already used on this channel."),
-        ("meter_transfer_uniq", "unique(meter_id, transfer_number)",
-         "This transfer number was already used for this meter."),
+        (
+            "channel_ref_uniq",
+            "unique(channel, external_ref)",
+            "This reference was already used on this channel.",
+        ),
+        (
+            "meter_transfer_uniq",
+            "unique(meter_id, transfer_number)",
+            "This transfer number was already used for this meter.",
+        ),
         ("amount_positive", "CHECK(amount > 0)", "The amount must be positive."),
     ]
 
@@ -76,9 +121,9 @@ class SmartpmCreditPurchase(models.Model):
     def _compute_tier_summary(self):
         for purchase in self:
             parts = purchase.tier_breakdown or []
-            purchase.tier_summary = " + ".join(
-                f"{p['kwh']:.2f} kWh @ {p['price_per_kwh']:.4f}" for p in parts
-            ) or False
+            purchase.tier_summary = (
+                " + ".join(f"{p['kwh']:.2f} kWh @ {p['price_per_kwh']:.4f}" for p in parts) or False
+            )
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -98,7 +143,8 @@ class SmartpmCreditPurchase(models.Model):
         if isinstance(meter_id, bool) or not isinstance(meter_id, (int, str)):
             raise vending.VendingError("unknown_meter", _("Unknown meter %r.", meter_id))
         domain = (
-            [("id", "=", meter_id)] if isinstance(meter_id, int)
+            [("id", "=", meter_id)]
+            if isinstance(meter_id, int)
             else [("serial_number", "=", meter_id.strip().upper())]
         )
         meter = Meter.search(domain, limit=1)
@@ -115,11 +161,44 @@ class SmartpmCreditPurchase(models.Model):
     @api.model
     def quote(self, meter_id, amount):
         """What ``amount`` would buy for the meter now (nothing is recorded)."""
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+            raise vending.VendingError("invalid_request", _("The amount must be positive."))
         meter = self._get_meter(meter_id).sudo()
         tariff = vending.check_sellable(meter)
         quote = tariff._quote_amount(amount, vending.month_kwh(self.env, meter))
         quote["currency"] = tariff.currency_id.name
         return quote
+
+    @api.model
+    def quote_kwh(self, meter_id, kwh):
+        """Amount (tax included) to pay for at least ``kwh`` on the meter now."""
+        if isinstance(kwh, bool) or not isinstance(kwh, (int, float)) or kwh <= 0:
+            raise vending.VendingError("invalid_request", _("The energy must be positive."))
+        meter = self._get_meter(meter_id).sudo()
+        tariff = vending.check_sellable(meter)
+        amount = tariff._amount_for_kwh(kwh, vending.month_kwh(self.env, meter))
+        return {"amount": amount, "currency": tariff.currency_id.name, "kwh": kwh}
+
+    @api.model
+    def search_sellable_meters(self, query, limit=10):
+        """Meters a channel may sell for, by serial number, tenant number or tenant name:
+        what a POS or bank screen needs to show before the sale."""
+        if not isinstance(query, str) or len(query.strip()) < 2:
+            return []
+        query = query.strip()
+        meters = self.env["smartpm.meter"].search(
+            [
+                ("state", "in", vending.SELLABLE_STATES),
+                ("tenant_id", "!=", False),
+                "|",
+                "|",
+                ("serial_number", "ilike", query),
+                ("tenant_id.tenant_number", "=ilike", query),
+                ("tenant_id.name", "ilike", query),
+            ],
+            limit=max(1, min(int(limit), 50)),
+        )
+        return [meter.sudo()._prepare_sale_info() for meter in meters]
 
     def _receipt(self):
         self.ensure_one()
@@ -153,8 +232,7 @@ class SmartpmCreditPurchase(models.Model):
                 {
                     "meter_id": purchase.meter_id.id,
                     "job_type": "add_credit",
-                    "payload": {"transfer_number": purchase.transfer_number,
-                                "kwh": purchase.kwh},
+                    "payload": {"transfer_number": purchase.transfer_number, "kwh": purchase.kwh},
                     "priority": vending.CREDIT_JOB_PRIORITY,
                     "idempotency_key": f"purchase-{purchase.id}",
                 }
@@ -190,7 +268,9 @@ class SmartpmCreditPurchase(models.Model):
             and meter.credit_kwh > meter.effective_trip_kwh
         ):
             job = meter._enqueue_job(
-                "reconnect", {}, priority=vending.CREDIT_JOB_PRIORITY + 5,
+                "reconnect",
+                {},
+                priority=vending.CREDIT_JOB_PRIORITY + 5,
                 idempotency_key=f"purchase-{self.id}-reconnect",
             )
             self.reconnect_job_id = job
@@ -217,8 +297,10 @@ class SmartpmCreditPurchase(models.Model):
         user = self.company_id.smartpm_alert_user_id
         if user:
             return user
-        managers = self.env.ref("smartpm_prepay.group_manager").sudo().users.filtered(
-            lambda u: not u._is_superuser() and self.company_id in u.company_ids
+        managers = (
+            self.env.ref("smartpm_prepay.group_manager")
+            .sudo()
+            .users.filtered(lambda u: not u._is_superuser() and self.company_id in u.company_ids)
         )
         return managers[:1] or self.env.user
 
@@ -286,8 +368,11 @@ class SmartpmCreditPurchase(models.Model):
         invoice.action_post()
         if invoice.currency_id.compare_amounts(invoice.amount_total, purchase.amount):
             raise UserError(
-                _("Invoice total %(total)s differs from the sale %(amount)s.",
-                  total=invoice.amount_total, amount=purchase.amount)
+                _(
+                    "Invoice total %(total)s differs from the sale %(amount)s.",
+                    total=invoice.amount_total,
+                    amount=purchase.amount,
+                )
             )
         purchase.env["account.payment.register"].with_context(
             active_model="account.move", active_ids=invoice.ids
@@ -309,16 +394,21 @@ class SmartpmCreditPurchase(models.Model):
         for purchase in self.sudo():
             if purchase.state not in ("paid", "queued", "failed"):
                 raise UserError(
-                    _("%(ref)s is %(state)s: only an undelivered sale can be reversed.",
-                      ref=purchase.name,
-                      state=dict(PURCHASE_STATES)[purchase.state])
+                    _(
+                        "%(ref)s is %(state)s: only an undelivered sale can be reversed.",
+                        ref=purchase.name,
+                        state=dict(PURCHASE_STATES)[purchase.state],
+                    )
                 )
             job = purchase.job_id
             if job and job.state != "cancelled":
                 if not job_queue.cancel(purchase.env, job.ids):
                     raise UserError(
-                        _("%s is being delivered to the meter right now (or was): it cannot "
-                          "be reversed.", purchase.name)
+                        _(
+                            "%s is being delivered to the meter right now (or was): it cannot "
+                            "be reversed.",
+                            purchase.name,
+                        )
                     )
             vals = {"state": "reversed"}
             if purchase.invoice_id and purchase.invoice_id.state == "posted":
@@ -331,12 +421,25 @@ class SmartpmCreditPurchase(models.Model):
         self.ensure_one()
         invoice = self.invoice_id.with_company(self.company_id)
         refund = invoice._reverse_moves(
-            [{"ref": _("Reversal of %s", self.name),
-              "invoice_date": fields.Date.context_today(self),
-              "date": fields.Date.context_today(self)}]
+            [
+                {
+                    "ref": _("Reversal of %s", self.name),
+                    "invoice_date": fields.Date.context_today(self),
+                    "date": fields.Date.context_today(self),
+                }
+            ]
         )
         refund.action_post()
         return refund
+
+    @api.model
+    def _demo_vend(self, sales):
+        """Demo data: sell through the one vending path (see demo/vending_demo.xml)."""
+        env = self.env(su=True)
+        for xmlid, amount, channel, ref in sales:
+            meter = env.ref(xmlid, raise_if_not_found=False)
+            if meter:
+                vending.vend(env, meter, amount, channel, ref)
 
     @api.ondelete(at_uninstall=False)
     def _unlink_never(self):
@@ -355,7 +458,16 @@ class SmartpmMeterJob(models.Model):
 
     def _on_final_failure(self):
         super()._on_final_failure()
-        self.filtered(lambda j: j.job_type == "add_credit").purchase_ids.sudo()._on_delivery_failed()
+        self.filtered(
+            lambda j: j.job_type == "add_credit"
+        ).purchase_ids.sudo()._on_delivery_failed()
+
+    def action_retry(self):
+        if self.purchase_ids.filtered(lambda p: p.state in ("reversed", "delivered")):
+            raise UserError(
+                _("This job delivers a sale that is reversed or delivered: it cannot run again.")
+            )
+        return super().action_retry()
 
     def action_cancel(self):
         res = super().action_cancel()

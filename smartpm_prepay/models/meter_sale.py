@@ -35,8 +35,12 @@ class SmartpmMeter(models.Model):
             meter.effective_tariff_id = meter._get_tariff()
 
     @api.depends(
-        "threshold_override", "low_credit_kwh", "trip_kwh", "tariff_id.low_credit_kwh",
-        "tariff_id.trip_kwh", "tenant_id.smartpm_tariff_id",
+        "threshold_override",
+        "low_credit_kwh",
+        "trip_kwh",
+        "tariff_id.low_credit_kwh",
+        "tariff_id.trip_kwh",
+        "tenant_id.smartpm_tariff_id",
     )
     def _compute_effective_thresholds(self):
         for meter in self:
@@ -66,17 +70,42 @@ class SmartpmMeter(models.Model):
             return tariff.low_credit_kwh, tariff.trip_kwh
         return self.low_credit_kwh, self.trip_kwh
 
+    def _prepare_sale_info(self):
+        """What a sales channel shows about the meter before selling (called under sudo)."""
+        self.ensure_one()
+        tariff = self._get_tariff()
+        minimum, maximum = tariff._get_amount_limits(self.company_id) if tariff else (0.0, 0.0)
+        return {
+            "meter_id": self.id,
+            "meter": self.serial_number,
+            "tenant": self.tenant_id.name,
+            "tenant_number": self.tenant_id.tenant_number or "",
+            "tariff": tariff.name if tariff else False,
+            "currency": tariff.currency_id.name if tariff else False,
+            "price_per_kwh": tariff.price_per_kwh if tariff else 0.0,
+            "min_amount": minimum,
+            "max_amount": maximum,
+            "credit_kwh": self.credit_kwh,
+            "relay_state": self.relay_state,
+            "sellable": bool(tariff),
+        }
+
     # ---------------------------------------------------------------- push to the meter
     def _commandable(self):
-        return self.filtered(
-            lambda m: m.active and m.state in ("active", "disconnected")
-        )
+        return self.filtered(lambda m: m.active and m.state in ("active", "disconnected"))
 
     def _supersede(self, job_type):
         """Cancel pending jobs of ``job_type``: only the newest setting matters."""
-        pending = self.env["smartpm.meter.job"].sudo().search(
-            [("meter_id", "in", self.ids), ("job_type", "=", job_type),
-             ("state", "=", "pending")]
+        pending = (
+            self.env["smartpm.meter.job"]
+            .sudo()
+            .search(
+                [
+                    ("meter_id", "in", self.ids),
+                    ("job_type", "=", job_type),
+                    ("state", "=", "pending"),
+                ]
+            )
         )
         if pending:
             from ..services import job_queue
@@ -86,10 +115,10 @@ class SmartpmMeter(models.Model):
     def _push_thresholds(self):
         meters = self._commandable()
         meters._supersede("set_thresholds")
-        Job = self.env["smartpm.meter.job"].sudo()
+        vals_list = []
         for meter in meters:
             low, trip = meter._get_thresholds()
-            Job.create(
+            vals_list.append(
                 {
                     "meter_id": meter.id,
                     "job_type": "set_thresholds",
@@ -97,24 +126,49 @@ class SmartpmMeter(models.Model):
                     "priority": THRESHOLD_PRIORITY,
                 }
             )
+        # one batch: a tariff change may concern many meters
+        return self.env["smartpm.meter.job"].sudo().create(vals_list)
 
     def _push_load_limit(self):
         meters = self._commandable()
         meters._supersede("set_load_limit")
-        Job = self.env["smartpm.meter.job"].sudo()
-        for meter in meters:
-            Job.create(
-                {
-                    "meter_id": meter.id,
-                    "job_type": "set_load_limit",
-                    "payload": {"load_limit_w": meter.load_limit_w},
-                    "priority": THRESHOLD_PRIORITY,
-                }
+        return (
+            self.env["smartpm.meter.job"]
+            .sudo()
+            .create(
+                [
+                    {
+                        "meter_id": meter.id,
+                        "job_type": "set_load_limit",
+                        "payload": {"load_limit_w": meter.load_limit_w},
+                        "priority": THRESHOLD_PRIORITY,
+                    }
+                    for meter in meters
+                ]
             )
+        )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        Partner = self.env["res.partner"].sudo()
+        for vals in vals_list:
+            if vals.get("tenant_id") and "load_limit_w" not in vals:
+                vals["load_limit_w"] = Partner.browse(vals["tenant_id"]).load_limit_w
+        return super().create(vals_list)
 
     def write(self, vals):
-        watch_thresholds = {"low_credit_kwh", "trip_kwh", "threshold_override", "tariff_id",
-                            "tenant_id"} & set(vals)
+        if vals.get("tenant_id") and "load_limit_w" not in vals:
+            # a meter moving to a tenant with a load limit takes the tenant's limit
+            limit = self.env["res.partner"].sudo().browse(vals["tenant_id"]).load_limit_w
+            if limit:
+                vals = dict(vals, load_limit_w=limit)
+        watch_thresholds = {
+            "low_credit_kwh",
+            "trip_kwh",
+            "threshold_override",
+            "tariff_id",
+            "tenant_id",
+        } & set(vals)
         before = {m.id: m._get_thresholds() for m in self} if watch_thresholds else {}
         load_before = {m.id: m.load_limit_w for m in self} if "load_limit_w" in vals else {}
         res = super().write(vals)

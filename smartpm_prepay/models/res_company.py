@@ -8,7 +8,9 @@ class ResCompany(models.Model):
         string="Minimum credit sale", currency_field="currency_id", default=1.0
     )
     smartpm_max_amount = fields.Monetary(
-        string="Maximum credit sale", currency_field="currency_id", default=10000.0,
+        string="Maximum credit sale",
+        currency_field="currency_id",
+        default=10000.0,
         help="0 means no maximum.",
     )
     smartpm_alert_user_id = fields.Many2one(

@@ -25,9 +25,9 @@ class ResPartner(models.Model):
 
     def _compute_purchase_count(self):
         counts = dict(
-            self.env["smartpm.credit.purchase"].sudo()._read_group(
-                [("tenant_id", "in", self.ids)], ["tenant_id"], ["__count"]
-            )
+            self.env["smartpm.credit.purchase"]
+            .sudo()
+            ._read_group([("tenant_id", "in", self.ids)], ["tenant_id"], ["__count"])
         )
         for partner in self:
             partner.purchase_count = counts.get(partner, 0)
@@ -36,17 +36,16 @@ class ResPartner(models.Model):
         thresholds_before = {}
         if "smartpm_tariff_id" in vals:
             thresholds_before = {
-                m: m._get_thresholds() for m in self.sudo().meter_ids.filtered(
-                    lambda m: not m.tariff_id
-                )
+                m: m._get_thresholds()
+                for m in self.sudo().meter_ids.filtered(lambda m: not m.tariff_id)
             }
         res = super().write(vals)
         if "load_limit_w" in vals:
             self.meter_ids.write({"load_limit_w": vals["load_limit_w"]})
         if thresholds_before:
-            self.env["smartpm.meter"].sudo().concat(*[
-                m for m, old in thresholds_before.items() if m._get_thresholds() != old
-            ])._push_thresholds()
+            self.env["smartpm.meter"].sudo().concat(
+                *[m for m, old in thresholds_before.items() if m._get_thresholds() != old]
+            )._push_thresholds()
         return res
 
     def action_view_purchases(self):

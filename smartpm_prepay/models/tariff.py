@@ -41,7 +41,10 @@ class SmartpmTariff(models.Model):
         help="Sale taxes, included in the amount the customer pays.",
     )
     kwh_rounding = fields.Float(
-        string="kWh rounding", default=0.01, digits=(16, 4), required=True,
+        string="kWh rounding",
+        default=0.01,
+        digits=(16, 4),
+        required=True,
         help="Energy sold is rounded down to a multiple of this.",
     )
     low_credit_kwh = fields.Float(string="Low-credit alarm (kWh)", default=5.0)
@@ -87,8 +90,18 @@ class SmartpmTariff(models.Model):
     def write(self, vals):
         res = super().write(vals)
         if {"low_credit_kwh", "trip_kwh"} & set(vals):
-            # meters following their tariff get the new thresholds on the meter too
-            self.sudo().meter_ids.filtered(lambda m: not m.threshold_override)._push_thresholds()
+            # meters following their tariff (own or their tenant's) get the new thresholds
+            meters = self.env["smartpm.meter"].sudo().search(
+                [
+                    ("threshold_override", "=", False),
+                    "|",
+                    ("tariff_id", "in", self.ids),
+                    "&",
+                    ("tariff_id", "=", False),
+                    ("tenant_id.smartpm_tariff_id", "in", self.ids),
+                ]
+            )
+            meters._push_thresholds()
         return res
 
     # ---------------------------------------------------------------- arithmetic
@@ -168,7 +181,9 @@ class SmartpmTariffTier(models.Model):
 
     tariff_id = fields.Many2one("smartpm.tariff", required=True, ondelete="cascade", index=True)
     from_kwh = fields.Float(
-        string="From (kWh in the month)", required=True, digits=(16, 2),
+        string="From (kWh in the month)",
+        required=True,
+        digits=(16, 2),
         help="This price applies to the kWh bought in the month above this quantity.",
     )
     price_per_kwh = fields.Float(string="Price per kWh", required=True, digits=(16, 4))
@@ -176,5 +191,9 @@ class SmartpmTariffTier(models.Model):
     _sql_constraints = [
         ("from_positive", "CHECK(from_kwh >= 0)", "A tier starts at 0 kWh or more."),
         ("price_positive", "CHECK(price_per_kwh > 0)", "The price per kWh must be positive."),
-        ("from_uniq", "unique(tariff_id, from_kwh)", "Two tiers of a tariff start at the same kWh."),
+        (
+            "from_uniq",
+            "unique(tariff_id, from_kwh)",
+            "Two tiers of a tariff start at the same kWh.",
+        ),
     ]

@@ -43,8 +43,9 @@ def money_to_kwh(net_amount, bands, month_kwh=0.0, kwh_rounding=0.01):
         pos += take
         if affordable <= capacity or remaining <= 1e-12:
             break
-    total = float_round(sum(p["kwh"] for p in parts), precision_rounding=kwh_rounding,
-                        rounding_method="DOWN")
+    total = float_round(
+        sum(p["kwh"] for p in parts), precision_rounding=kwh_rounding, rounding_method="DOWN"
+    )
     # Re-split the rounded total so the breakdown adds up to what the meter receives.
     return total, kwh_breakdown(total, bands, month_kwh)
 
@@ -62,8 +63,13 @@ def kwh_breakdown(kwh, bands, month_kwh=0.0):
         pos = max(pos, start)
         take = min(end - pos, left)
         parts.append(
-            {"from_kwh": pos, "to_kwh": pos + take, "kwh": take, "price_per_kwh": price,
-             "amount": take * price}
+            {
+                "from_kwh": pos,
+                "to_kwh": pos + take,
+                "kwh": take,
+                "price_per_kwh": price,
+                "amount": take * price,
+            }
         )
         pos += take
         left -= take

@@ -8,9 +8,9 @@ It is idempotent on (channel, external reference).
 import logging
 import numbers
 from datetime import datetime
+from decimal import Decimal
 
 import psycopg2.errors
-
 from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
 
@@ -40,8 +40,12 @@ class VendingError(UserError):
     """A sale refused; ``code`` is stable for the channels (bank answers, portal)."""
 
     CODES = (
-        "unknown_meter", "meter_not_sellable", "amount_out_of_range", "currency_mismatch",
-        "duplicate_reference", "invalid_request",
+        "unknown_meter",
+        "meter_not_sellable",
+        "amount_out_of_range",
+        "currency_mismatch",
+        "duplicate_reference",
+        "invalid_request",
     )
 
     def __init__(self, code, message):
@@ -65,22 +69,27 @@ def _check_request(amount, channel, external_ref):
         raise VendingError("invalid_request", _("An external reference is required."))
     if len(external_ref.strip()) > MAX_REF_LEN:
         raise VendingError(
-            "invalid_request", _("The external reference is longer than %s characters.",
-                                 MAX_REF_LEN)
+            "invalid_request",
+            _("The external reference is longer than %s characters.", MAX_REF_LEN),
         )
+    if isinstance(amount, Decimal):  # SOAP stacks hand decimals over as Decimal
+        amount = float(amount)
     if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
         raise VendingError("invalid_request", _("The amount must be a number."))
     if amount != amount or amount <= 0:  # NaN or not positive
         raise VendingError("amount_out_of_range", _("The amount must be positive."))
-    return external_ref.strip()
+    return float(amount), external_ref.strip()
 
 
 def _resolve_currency(env, currency):
     if not currency or hasattr(currency, "_name"):
         return currency or None
     if isinstance(currency, str):
-        found = env["res.currency"].sudo().with_context(active_test=False).search(
-            [("name", "=", currency.upper())], limit=1
+        found = (
+            env["res.currency"]
+            .sudo()
+            .with_context(active_test=False)
+            .search([("name", "=", currency.upper())], limit=1)
         )
         if not found:
             raise VendingError("currency_mismatch", _("Unknown currency %s.", currency))
@@ -89,15 +98,15 @@ def _resolve_currency(env, currency):
 
 
 def find_existing(env, channel, external_ref):
-    return env["smartpm.credit.purchase"].sudo().search(
-        [("channel", "=", channel), ("external_ref", "=", external_ref)], limit=1
+    return (
+        env["smartpm.credit.purchase"]
+        .sudo()
+        .search([("channel", "=", channel), ("external_ref", "=", external_ref)], limit=1)
     )
 
 
 def _check_same_request(purchase, meter, amount):
-    if purchase.meter_id != meter or purchase.currency_id.compare_amounts(
-        purchase.amount, amount
-    ):
+    if purchase.meter_id != meter or purchase.currency_id.compare_amounts(purchase.amount, amount):
         raise VendingError(
             "duplicate_reference",
             _(
@@ -147,8 +156,11 @@ def check_amount(tariff, meter, amount, currency=None):
     if abs(cur.round(amount) - amount) > 1e-9:
         raise VendingError(
             "invalid_request",
-            _("The amount %(amount)s has more decimals than %(currency)s allows.",
-              amount=amount, currency=cur.name),
+            _(
+                "The amount %(amount)s has more decimals than %(currency)s allows.",
+                amount=amount,
+                currency=cur.name,
+            ),
         )
     minimum, maximum = tariff._get_amount_limits(meter.company_id)
     if cur.compare_amounts(amount, minimum) < 0 or (
@@ -187,14 +199,15 @@ def lock_meter(env, meter):
     meter.invalidate_recordset(["last_transfer_number"])
 
 
-def vend(env, meter, amount, channel, external_ref, *, currency=None, bank_partner=None,
-         extra_vals=None):
+def vend(
+    env, meter, amount, channel, external_ref, *, currency=None, bank_partner=None, extra_vals=None
+):
     """Sell ``amount`` (tax included) of credit for ``meter``; return the purchase.
 
     The same (channel, external_ref) returns the first purchase and creates nothing; the same
     reference with another meter or amount raises ``VendingError("duplicate_reference")``.
     """
-    external_ref = _check_request(amount, channel, external_ref)
+    amount, external_ref = _check_request(amount, channel, external_ref)
     check_channel_access(env, channel)
     sudo_env = env(su=True)
     if not meter or not meter.exists():
@@ -227,10 +240,18 @@ def vend(env, meter, amount, channel, external_ref, *, currency=None, bank_partn
         "transfer_number": transfer_number,
         "state": "paid",
         "date": fields.Datetime.now(),
-        **{k: quote[k] for k in (
-            "amount", "amount_untaxed", "amount_tax", "kwh", "price_per_kwh",
-            "month_kwh_before", "tier_breakdown",
-        )},
+        **{
+            k: quote[k]
+            for k in (
+                "amount",
+                "amount_untaxed",
+                "amount_tax",
+                "kwh",
+                "price_per_kwh",
+                "month_kwh_before",
+                "tier_breakdown",
+            )
+        },
         **(extra_vals or {}),
     }
     Purchase = sudo_env["smartpm.credit.purchase"].with_context(smartpm_vending=True)
@@ -245,7 +266,12 @@ def vend(env, meter, amount, channel, external_ref, *, currency=None, bank_partn
         ) from exc
     purchase._queue_delivery()
     _logger.info(
-        "credit sold: %s %s %s kWh on %s via %s (%s)", purchase.name, purchase.amount,
-        purchase.kwh, meter.serial_number, channel, external_ref,
+        "credit sold: %s %s %s kWh on %s via %s (%s)",
+        purchase.name,
+        purchase.amount,
+        purchase.kwh,
+        meter.serial_number,
+        channel,
+        external_ref,
     )
     return purchase.with_env(env)

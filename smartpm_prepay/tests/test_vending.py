@@ -24,7 +24,9 @@ class TestPricing(SmartpmCase):
         kwh, parts = pricing.money_to_kwh(10.0, bands, month_kwh=80.0)
         # 20 kWh left in the first band cost 2.00; 8.00 buys 40 kWh at 0.20
         self.assertEqual(kwh, 60.0)
-        self.assertEqual([(p["kwh"], p["price_per_kwh"]) for p in parts], [(20.0, 0.1), (40.0, 0.2)])
+        self.assertEqual(
+            [(p["kwh"], p["price_per_kwh"]) for p in parts], [(20.0, 0.1), (40.0, 0.2)]
+        )
         self.assertAlmostEqual(sum(p["amount"] for p in parts), 10.0)
 
     def test_kwh_already_bought_in_the_month_sets_the_tier(self):
@@ -79,9 +81,9 @@ class VendingCase(SmartpmCase):
             cls.env, "t_bank_v", groups="base.group_user,smartpm_prepay.group_bank_api"
         )
         # the queue is shared: keep other jobs of the database out of these tests' way
-        cls.env["smartpm.meter.job"].search(
-            [("state", "in", ("pending", "claimed"))]
-        ).with_context(smartpm_job_engine=True).write({"state": "cancelled"})
+        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
+            smartpm_job_engine=True
+        ).write({"state": "cancelled"})
 
     def setUp(self):
         super().setUp()
@@ -117,7 +119,9 @@ class TestVend(VendingCase):
         self.assertEqual(self.meter.last_transfer_number, 2)
 
     def test_model_method_returns_the_receipt(self):
-        receipt = self.Purchase.with_user(self.operator).vend(self.meter.id, 12.5, "backoffice", "X9")
+        receipt = self.Purchase.with_user(self.operator).vend(
+            self.meter.id, 12.5, "backoffice", "X9"
+        )
         self.assertEqual(receipt["meter"], "SELL-1")
         self.assertEqual(receipt["tenant"], "Ama")
         self.assertEqual(receipt["tenant_number"], self.tenant.tenant_number)
@@ -144,8 +148,9 @@ class TestVend(VendingCase):
         self.assertEqual(self.Purchase.search_count([("meter_id", "=", self.meter.id)]), 1)
 
     def test_same_reference_on_another_meter_is_an_error(self):
-        other = self._meter("SELL-2", tenant_id=self.tenant.id, state="active",
-                            tariff_id=self.tariff.id)
+        other = self._meter(
+            "SELL-2", tenant_id=self.tenant.id, state="active", tariff_id=self.tariff.id
+        )
         self._vend(10.0, "DUP")
         with self.assertRaises(VendingError) as err:
             self._vend(10.0, "DUP", meter=other)
@@ -191,24 +196,47 @@ class TestVend(VendingCase):
         self.tariff.max_amount = 1000.0
         self.assertEqual(self._vend(800.0, "BIG").state, "queued")
 
+    def test_sale_limits_come_from_the_settings(self):
+        self.env["res.config.settings"].create(
+            {"smartpm_min_amount": 20.0, "smartpm_max_amount": 50.0}
+        ).execute()
+        self.assertEqual(self.tariff._get_amount_limits(), (20.0, 50.0))
+        with self.assertRaises(VendingError) as err:
+            self._vend(10.0, "SET1")
+        self.assertEqual(err.exception.code, "amount_out_of_range")
+        self.assertEqual(self._vend(20.0, "SET2").state, "queued")
+
     def test_malformed_requests_are_refused(self):
-        cases = [("10", "backoffice", "M1"), (10.0, "telepathy", "M2"), (10.0, "backoffice", ""),
-                 (10.001, "backoffice", "M3"), (True, "backoffice", "M4")]
+        cases = [
+            ("10", "backoffice", "M1"),
+            (10.0, "telepathy", "M2"),
+            (10.0, "backoffice", ""),
+            (10.001, "backoffice", "M3"),
+            (True, "backoffice", "M4"),
+        ]
         for amount, channel, ref in cases:
             with self.assertRaises(VendingError) as err:
                 vend(self.env, self.meter, amount, channel, ref)
             self.assertEqual(err.exception.code, "invalid_request", (amount, channel, ref))
         self.assertFalse(self.meter.purchase_ids)
 
+    def test_decimal_amounts_from_soap_are_accepted(self):
+        from decimal import Decimal
+
+        self.assertEqual(self._vend(Decimal("12.50"), "DEC").amount, 12.5)
+
     def test_other_currency_is_refused(self):
-        other = self.env["res.currency"].with_context(active_test=False).search(
-            [("id", "!=", self.tariff.currency_id.id)], limit=1
+        other = (
+            self.env["res.currency"]
+            .with_context(active_test=False)
+            .search([("id", "!=", self.tariff.currency_id.id)], limit=1)
         )
         with self.assertRaises(VendingError) as err:
             vend(self.env, self.meter, 10.0, "backoffice", "C1", currency=other)
         self.assertEqual(err.exception.code, "currency_mismatch")
-        purchase = vend(self.env, self.meter, 10.0, "backoffice", "C2",
-                        currency=self.tariff.currency_id.name)
+        purchase = vend(
+            self.env, self.meter, 10.0, "backoffice", "C2", currency=self.tariff.currency_id.name
+        )
         self.assertEqual(purchase.currency_id, self.tariff.currency_id)
 
     def test_second_purchase_of_the_month_continues_in_the_tiers(self):
@@ -233,12 +261,72 @@ class TestVend(VendingCase):
         with self.assertRaises(AccessError):
             bank.vend(self.meter.id, 10.0, "portal", "B2")
 
+    def test_quote_tells_what_an_amount_buys_without_selling(self):
+        quote = self.Purchase.with_user(self.cashier).quote(self.meter.id, 10.0)
+        self.assertEqual(quote["kwh"], 40.0)
+        self.assertEqual(quote["currency"], self.company.currency_id.name)
+        self.assertFalse(self.meter.purchase_ids)
+        with self.assertRaises(VendingError):
+            self.Purchase.quote(self.meter.id, "ten")
+
+    def test_quote_kwh_gives_the_amount_to_pay(self):
+        self.env["smartpm.tariff.tier"].create(
+            {"tariff_id": self.tariff.id, "from_kwh": 50.0, "price_per_kwh": 0.5}
+        )
+        answer = self.Purchase.with_user(self.cashier).quote_kwh(self.meter.id, 60)
+        self.assertEqual(answer["amount"], 17.5)  # 50 x 0.25 + 10 x 0.50
+        with self.assertRaises(VendingError):
+            self.Purchase.quote_kwh(self.meter.id, -1)
+
+    def test_portal_tenant_reads_only_own_purchases(self):
+        portal = new_test_user(self.env, "t_portal_v", groups="base.group_portal")
+        portal.partner_id.is_tenant = True
+        own_meter = self._meter(
+            "SELL-P", tenant_id=portal.partner_id.id, state="active", tariff_id=self.tariff.id
+        )
+        own = self._vend(10.0, "P1", meter=own_meter)
+        self._vend(10.0, "P2")
+        visible = self.Purchase.with_user(portal).search([])
+        self.assertEqual(visible, own)
+
+    def test_channels_find_sellable_meters_by_serial_tenant_number_or_name(self):
+        Purchase = self.Purchase.with_user(self.cashier)
+        self._meter("SELL-DRAFT", tenant_id=self.tenant.id)
+        by_serial = Purchase.search_sellable_meters("sell-")
+        self.assertEqual([m["meter"] for m in by_serial], ["SELL-1"])
+        self.assertEqual(by_serial[0]["price_per_kwh"], 0.25)
+        self.assertEqual(by_serial[0]["max_amount"], 500.0)
+        by_number = Purchase.search_sellable_meters(self.tenant.tenant_number)
+        self.assertEqual(by_number[0]["tenant"], "Ama")
+        self.assertEqual(Purchase.search_sellable_meters("ama")[0]["meter_id"], self.meter.id)
+        self.assertEqual(Purchase.search_sellable_meters("x"), [])
+
+    def test_sales_views_open_for_cashiers_and_operators(self):
+        for user in (self.cashier, self.operator):
+            for model, types in (
+                ("smartpm.credit.purchase", ("list", "form", "search")),
+                ("smartpm.meter", ("form",)),
+                ("smartpm.tariff", ("form",)),
+            ):
+                views = self.env[model].with_user(user).get_views([(False, t) for t in types])
+                self.assertEqual(set(views["views"]), set(types))
+        form = self.env.ref("smartpm_prepay.view_tenant_form")
+        views = self.env["res.partner"].with_user(self.operator).get_views([(form.id, "form")])
+        self.assertIn("purchase_ids", views["views"]["form"]["arch"])
+        wizard = self.env["smartpm.sell.credit.wizard"].with_user(self.operator)
+        self.assertIn("journal_id", wizard.get_views([(False, "form")])["views"]["form"]["arch"])
+
     def test_purchases_are_not_created_directly(self):
         with self.assertRaises(UserError):
             self.Purchase.create(
-                {"meter_id": self.meter.id, "tenant_id": self.tenant.id, "amount": 5.0,
-                 "currency_id": self.company.currency_id.id, "channel": "backoffice",
-                 "external_ref": "D1"}
+                {
+                    "meter_id": self.meter.id,
+                    "tenant_id": self.tenant.id,
+                    "amount": 5.0,
+                    "currency_id": self.company.currency_id.id,
+                    "channel": "backoffice",
+                    "external_ref": "D1",
+                }
             )
 
 
@@ -248,9 +336,14 @@ class TestDelivery(VendingCase):
         purchase = self._vend(10.0)
         self._claim(purchase.job_id)
         self.Job.complete(
-            purchase.job_id.id, "b1",
-            {"transfer_number": 1, "already_applied": False, "credit_kwh": 52.5,
-             "relay": "connected"},
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": False,
+                "credit_kwh": 52.5,
+                "relay": "connected",
+            },
         )
         self.assertEqual(purchase.state, "delivered")
         self.assertTrue(purchase.date_delivered)
@@ -259,9 +352,16 @@ class TestDelivery(VendingCase):
     def test_already_applied_transfer_counts_as_delivered(self):
         purchase = self._vend(10.0)
         self._claim(purchase.job_id)
-        self.Job.complete(purchase.job_id.id, "b1",
-                          {"transfer_number": 1, "already_applied": True, "credit_kwh": 40.0,
-                           "relay": "connected"})
+        self.Job.complete(
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": True,
+                "credit_kwh": 40.0,
+                "relay": "connected",
+            },
+        )
         self.assertEqual(purchase.state, "delivered")
 
     def test_retryable_failure_keeps_the_purchase_queued(self):
@@ -283,17 +383,31 @@ class TestDelivery(VendingCase):
         self.assertEqual(purchase.job_id.state, "pending")
         self.assertFalse(purchase.activity_ids)
         self._claim(purchase.job_id)
-        self.Job.complete(purchase.job_id.id, "b1",
-                          {"transfer_number": 1, "already_applied": False, "credit_kwh": 40.0,
-                           "relay": "connected"})
+        self.Job.complete(
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": False,
+                "credit_kwh": 40.0,
+                "relay": "connected",
+            },
+        )
         self.assertEqual(purchase.state, "delivered")
 
     def test_delivered_credit_with_relay_still_open_queues_a_reconnect(self):
         purchase = self._vend(10.0)
         self._claim(purchase.job_id)
-        self.Job.complete(purchase.job_id.id, "b1",
-                          {"transfer_number": 1, "already_applied": False, "credit_kwh": 40.0,
-                           "relay": "disconnected"})
+        self.Job.complete(
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": False,
+                "credit_kwh": 40.0,
+                "relay": "disconnected",
+            },
+        )
         reconnect = purchase.reconnect_job_id
         self.assertEqual(reconnect.job_type, "reconnect")
         self.assertEqual(reconnect.state, "pending")
@@ -302,15 +416,23 @@ class TestDelivery(VendingCase):
         self.Job.complete(reconnect.id, "b1", {"relay": "connected", "control_state": 1})
         self.assertEqual(self.meter.relay_state, "connected")
         self.env.cr.precommit.run()  # tracking messages are written at commit
-        self.assertIn("Connected", self.meter.message_ids[0].tracking_value_ids.mapped(
-            "new_value_char"))
+        self.assertIn(
+            "Connected", self.meter.message_ids[0].tracking_value_ids.mapped("new_value_char")
+        )
 
     def test_delivered_credit_with_relay_closed_needs_no_reconnect(self):
         purchase = self._vend(10.0)
         self._claim(purchase.job_id)
-        self.Job.complete(purchase.job_id.id, "b1",
-                          {"transfer_number": 1, "already_applied": False, "credit_kwh": 40.0,
-                           "relay": "connected"})
+        self.Job.complete(
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": 1,
+                "already_applied": False,
+                "credit_kwh": 40.0,
+                "relay": "connected",
+            },
+        )
         self.assertFalse(purchase.reconnect_job_id)
 
     def test_undelivered_purchase_is_reversed_and_its_job_cancelled(self):
@@ -335,6 +457,19 @@ class TestDelivery(VendingCase):
             purchase.with_user(self.operator).action_reverse()
         self.assertEqual(purchase.state, "delivered")
 
+    def test_job_of_a_reversed_purchase_cannot_be_retried(self):
+        purchase = self._vend(10.0)
+        purchase.action_reverse()
+        with self.assertRaisesRegex(UserError, "reversed or delivered"):
+            purchase.job_id.with_user(self.operator).action_retry()
+        self.assertEqual(purchase.job_id.state, "cancelled")
+
+    def test_credit_job_cancelled_from_the_job_list_fails_the_purchase(self):
+        purchase = self._vend(10.0)
+        purchase.job_id.with_user(self.operator).action_cancel()
+        self.assertEqual(purchase.state, "failed")
+        self.assertEqual(len(purchase.activity_ids), 1)
+
     def test_cashier_cannot_reverse(self):
         purchase = self._vend(10.0)
         with self.assertRaises(AccessError):
@@ -347,3 +482,58 @@ class TestDelivery(VendingCase):
         )
         self._vend(10.0, "T1").action_reverse()
         self.assertEqual(self._vend(10.0, "T2").kwh, 40.0)
+
+
+@tagged("post_install", "-at_install")
+class TestVendConcurrency(SmartpmCase):
+    """Two transactions selling with the same reference: one purchase only."""
+
+    def _cleanup(self, meter_id, tariff_id, tenant_id):
+        with self.registry.cursor() as cr:
+            cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = %s", (meter_id,))
+            cr.execute("DELETE FROM smartpm_meter_job WHERE meter_id = %s", (meter_id,))
+            cr.execute("DELETE FROM smartpm_meter_assignment WHERE meter_id = %s", (meter_id,))
+            cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (meter_id,))
+            cr.execute("DELETE FROM smartpm_tariff WHERE id = %s", (tariff_id,))
+            cr.execute("DELETE FROM res_partner WHERE id = %s", (tenant_id,))
+
+    def test_concurrent_sales_with_the_same_reference_create_one_purchase(self):
+        import psycopg2.errors
+        from odoo import SUPERUSER_ID, api
+
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            tariff = env["smartpm.tariff"].create({"name": "Conc", "price_per_kwh": 0.5})
+            tenant = env["res.partner"].create({"name": "Conc", "is_tenant": True})
+            meter = env["smartpm.meter"].create(
+                {
+                    "serial_number": "SELL-CONC",
+                    "host": "127.0.0.1",
+                    "port": 4100,
+                    "state": "active",
+                    "tenant_id": tenant.id,
+                    "tariff_id": tariff.id,
+                }
+            )
+            ids = (meter.id, tariff.id, tenant.id)
+        try:
+            with self.registry.cursor() as cr1, self.registry.cursor() as cr2:
+                env1 = api.Environment(cr1, SUPERUSER_ID, {})
+                env2 = api.Environment(cr2, SUPERUSER_ID, {})
+                first = vend(env1, env1["smartpm.meter"].browse(ids[0]), 10.0, "bank_soap", "TX-1")
+                cr2.execute("SET LOCAL lock_timeout = '500ms'")
+                # the second sale waits for the first one's meter lock instead of selling again
+                with self.assertRaises(psycopg2.errors.LockNotAvailable):
+                    vend(env2, env2["smartpm.meter"].browse(ids[0]), 10.0, "bank_soap", "TX-1")
+                cr2.rollback()
+                cr1.commit()
+                # Odoo retries the request: the retry finds the first sale
+                again = vend(env2, env2["smartpm.meter"].browse(ids[0]), 10.0, "bank_soap", "TX-1")
+                self.assertEqual(again.id, first.id)
+                cr2.execute(
+                    "SELECT count(*) FROM smartpm_credit_purchase WHERE external_ref = 'TX-1'"
+                )
+                self.assertEqual(cr2.fetchone()[0], 1)
+                cr2.rollback()
+        finally:
+            self._cleanup(*ids)

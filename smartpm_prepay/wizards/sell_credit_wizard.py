@@ -31,7 +31,9 @@ class SmartpmSellCreditWizard(models.TransientModel):
         ),
     )
     external_ref = fields.Char(
-        string="Reference", required=True, copy=False,
+        string="Reference",
+        required=True,
+        copy=False,
         default=lambda self: f"BO-{uuid.uuid4().hex[:16].upper()}",
         help="Unique per back-office sale: confirming twice sells once.",
     )
@@ -62,7 +64,11 @@ class SmartpmSellCreditWizard(models.TransientModel):
     def action_confirm(self):
         self.ensure_one()
         purchase = vending.vend(
-            self.env, self.meter_id, self.amount, "backoffice", self.external_ref,
+            self.env,
+            self.meter_id,
+            self.amount,
+            "backoffice",
+            self.external_ref,
             currency=self.currency_id,
         )
         purchase._create_invoice_and_payment(self.journal_id)

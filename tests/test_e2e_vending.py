@@ -1,0 +1,223 @@
+"""End to end: a sale in Odoo reaches a simulated meter exactly once.
+
+A real Odoo HTTP server (subprocess) on the database given to pytest (--odoo-database, the
+addon installed), a `meter-bridge` process and an in-process meter_sim fleet, all on free
+loopback ports and stopped whatever happens. Skipped when Odoo or the database is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from meter_sim.model import MeterConfig
+
+odoo = pytest.importorskip("odoo")
+
+SERIAL = "E2E-VEND-1"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"Odoo exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+@contextlib.contextmanager
+def _process(args, env=None):
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def odoo_db():
+    from odoo.tools import config
+
+    db = config.get("db_name")
+    if not db or not config.rcfile:
+        pytest.skip("no Odoo database given (--odoo-database / --odoo-config)")
+    from odoo.modules.registry import Registry
+
+    try:
+        registry = Registry(db)
+    except Exception as exc:  # noqa: BLE001 - any failure means: no usable database here
+        pytest.skip(f"database {db} not usable: {exc}")
+    if "smartpm.credit.purchase" not in registry:
+        pytest.skip(f"smartpm_prepay with selling is not installed in {db}")
+    return db, registry
+
+
+def _setup(registry, port):
+    from odoo import SUPERUSER_ID, api, fields
+    from odoo.addons.smartpm_prepay.services.vending import vend
+
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        group = env.ref("smartpm_prepay.group_bridge_api")
+        user = env["res.users"].create(
+            {
+                "name": "E2E vending bridge",
+                "login": f"e2e_vend_bridge_{os.getpid()}",
+                "groups_id": [(6, 0, [env.ref("base.group_user").id, group.id])],
+            }
+        )
+        key = (
+            env["res.users.apikeys"]
+            .with_user(user)
+            ._generate(None, "e2e", fields.Datetime.add(fields.Datetime.now(), days=1))
+        )
+        tariff = env["smartpm.tariff"].create({"name": "E2E", "price_per_kwh": 0.5})
+        tenant = env["res.partner"].create({"name": "E2E tenant", "is_tenant": True})
+        meter = env["smartpm.meter"].create(
+            {
+                "serial_number": SERIAL,
+                "host": "127.0.0.1",
+                "port": port,
+                "state": "active",
+                "tenant_id": tenant.id,
+                "tariff_id": tariff.id,
+            }
+        )
+        purchase = vend(env, meter, 10.0, "backoffice", f"E2E-{os.getpid()}")
+        ids = {
+            "user": user.id,
+            "tariff": tariff.id,
+            "tenant": tenant.id,
+            "meter": meter.id,
+            "purchase": purchase.id,
+            "job": purchase.job_id.id,
+        }
+        return user.login, key, ids
+
+
+def _cleanup(registry, ids):
+    with registry.cursor() as cr:
+        cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = %s", (ids["meter"],))
+        for table in (
+            "smartpm_alarm",
+            "smartpm_reading",
+            "smartpm_meter_job",
+            "smartpm_meter_assignment",
+        ):
+            cr.execute(f"DELETE FROM {table} WHERE meter_id = %s", (ids["meter"],))
+        cr.execute(
+            "DELETE FROM mail_message WHERE model = 'smartpm.meter' AND res_id = %s",
+            (ids["meter"],),
+        )
+        cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (ids["meter"],))
+        cr.execute("DELETE FROM smartpm_tariff WHERE id = %s", (ids["tariff"],))
+        cr.execute("DELETE FROM res_users_apikeys WHERE user_id = %s", (ids["user"],))
+        cr.execute("UPDATE res_users SET active = false WHERE id = %s", (ids["user"],))
+        cr.execute("UPDATE res_partner SET active = false WHERE id = %s", (ids["tenant"],))
+
+
+def _purchase_state(registry, ids):
+    with registry.cursor() as cr:
+        cr.execute(
+            """SELECT p.state, j.state, j.result->>'already_applied'
+                 FROM smartpm_credit_purchase p JOIN smartpm_meter_job j ON j.id = p.job_id
+                WHERE p.id = %s""",
+            (ids["purchase"],),
+        )
+        return cr.fetchone()
+
+
+def _run_bridge_until(db, login, key, url, done, timeout=40):
+    env = dict(
+        os.environ,
+        MB_ODOO_URL=url,
+        MB_ODOO_DB=db,
+        MB_ODOO_LOGIN=login,
+        MB_ODOO_API_KEY=key,
+        MB_BRIDGE_ID=f"e2e-vend-{os.getpid()}",
+    )
+    with _process([sys.executable, "-m", "meter_bridge.cli", "run"], env=env):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if done():
+                return True
+            time.sleep(0.3)
+    return False
+
+
+def test_sale_reaches_the_meter_once_even_when_the_report_is_lost(odoo_db, sim_fleet):
+    db, registry = odoo_db
+    fleet = sim_fleet(MeterConfig(SERIAL, credit_kwh=3.0))
+    model = fleet.meter(SERIAL)
+    login, key, ids = _setup(registry, fleet.port_of(SERIAL))
+    try:
+        from odoo.tools import config
+
+        http_port = _free_port()
+        odoo_bin = os.path.join(os.path.dirname(os.path.dirname(odoo.__file__)), "odoo-bin")
+        args = [
+            sys.executable,
+            odoo_bin,
+            "-c",
+            config.rcfile,
+            "-d",
+            db,
+            f"--db-filter=^{db}$",
+            f"--http-port={http_port}",
+            f"--gevent-port={_free_port()}",
+            "--http-interface=127.0.0.1",
+            "--max-cron-threads=0",
+            "--workers=0",
+            "--log-level=warn",
+        ]
+        url = f"http://127.0.0.1:{http_port}"
+        with _process(args) as server:
+            _wait_http(f"{url}/web/login", server)
+            delivered = _run_bridge_until(
+                db, login, key, url, lambda: _purchase_state(registry, ids)[0] == "delivered"
+            )
+            assert delivered, _purchase_state(registry, ids)
+            # 10.00 at 0.50 = 20 kWh on top of the 3 kWh the meter had
+            assert model.credit_wh == pytest.approx(23000, abs=5)
+            assert _purchase_state(registry, ids)[2] == "false"
+
+            # The bridge ran the job but its report got lost: the job runs again and the
+            # meter refuses the transfer number it has applied already.
+            with registry.cursor() as cr:
+                cr.execute(
+                    "UPDATE smartpm_meter_job SET state = 'pending', next_attempt_at = "
+                    "(now() at time zone 'utc') WHERE id = %s",
+                    (ids["job"],),
+                )
+            assert _run_bridge_until(
+                db, login, key, url, lambda: _purchase_state(registry, ids)[1] == "done"
+            )
+            assert _purchase_state(registry, ids) == ("delivered", "done", "true")
+            assert model.credit_wh == pytest.approx(23000, abs=5)
+    finally:
+        _cleanup(registry, ids)
