@@ -20,7 +20,8 @@ if "$PY" -c 'import odoo' >/dev/null 2>&1; then
     echo "[test] FAILED: smartpm_prepay does not install (var/test-install.log)" >&2
     exit 1
   fi
-  "$PY" -m pytest --odoo-database="$DB" --odoo-config=var/odoo.conf tests smartpm_prepay/tests "$@"
+  # --odoo-http: the HttpCase tests (SOAP, XML-RPC, portal, tours) need the in-process server
+  "$PY" -m pytest --odoo-database="$DB" --odoo-config=var/odoo.conf --odoo-http tests smartpm_prepay/tests "$@"
   rc=$?
 else
   echo "!!!!!!!! Odoo 18.0 is NOT importable: the Odoo tests of smartpm_prepay did NOT run (set ODOO_SOURCE and run 'make test' again) !!!!!!!!"
