@@ -32,6 +32,11 @@ class PaymentTransaction(models.Model):
     def _smartpm_sell_credit(self):
         self.ensure_one()
         tx = self.sudo()
+        # The status page and the post-processing cron may both get here: the row lock makes
+        # the second wait, then fail to serialise and be retried, seeing the purchase set.
+        self.env.cr.execute(
+            "SELECT id FROM payment_transaction WHERE id = %s FOR NO KEY UPDATE", (tx.id,)
+        )
         try:
             with self.env.cr.savepoint():
                 purchase = vending.vend(
@@ -50,6 +55,8 @@ class PaymentTransaction(models.Model):
                     "invoice_ids": [fields.Command.link(invoice.id)],
                 })
         except vending.VendingError as exc:
+            if exc.code == "duplicate_reference":
+                raise  # a concurrent post-processing sold it: roll back and retry
             # Paid but not sellable any more (meter taken out of service meanwhile...): the
             # payment stays on the tenant's account and the operators decide (refund).
             _logger.warning("portal payment %s could not buy credit: %s", tx.reference, exc)

@@ -238,6 +238,11 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
                 extra_vals={"bank_reference": reference, "bank_time": moment},
             )
     except vending.VendingError as exc:
+        if exc.code == "duplicate_reference":  # not the scoped external_ref in the message
+            raise BankApiError(
+                "DUPLICATE_REFERENCE",
+                _("Bank reference %s was already used for another sale.", reference),
+            ) from exc
         raise from_vending_error(exc) from exc
     sale_sudo = sale.sudo()
     if not sale_sudo.invoice_id and sale_sudo.state != "reversed":

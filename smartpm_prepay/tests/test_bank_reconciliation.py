@@ -63,3 +63,11 @@ class TestBankReconciliation(AccountTestInvoicingCommon):
         self.assertEqual(lines[0].split(",")[:3], ["date", "reference", "bank_reference"])
         self.assertIn(",C1,", lines[1])
         self.assertTrue(lines[-1].startswith("TOTAL,") and ",10.00," in lines[-1])
+
+    def test_a_bank_user_reads_only_its_own_banks_sales(self):
+        self._sell("D1", 10.0, "2026-11-20T08:00:00Z")
+        other_bank = self.bank.copy({"name": "Other", "smartpm_is_bank": True})
+        other_user = self.bank_user.copy({"login": "other_recon_api", "parent_id": other_bank.id})
+        Purchase = self.env["smartpm.credit.purchase"]
+        self.assertEqual(len(Purchase.with_user(self.bank_user).search([])), 1)
+        self.assertFalse(Purchase.with_user(other_user).search([]))
