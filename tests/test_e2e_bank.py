@@ -43,42 +43,68 @@ def _setup(registry, port):
         if not journal:
             pytest.skip("the main company has no bank journal (no chart of accounts)")
         expiry = fields.Datetime.add(fields.Datetime.now(), days=1)
-        bank = env["res.partner"].create({
-            "name": f"E2E Bank {os.getpid()}", "is_company": True, "smartpm_is_bank": True,
-            "smartpm_bank_journal_id": journal.id,
-        })
+        bank = env["res.partner"].create(
+            {
+                "name": f"E2E Bank {os.getpid()}",
+                "is_company": True,
+                "smartpm_is_bank": True,
+                "smartpm_bank_journal_id": journal.id,
+            }
+        )
         users = {}
         for role, group in (("bridge", "group_bridge_api"), ("bank", "group_bank_api")):
-            user = env["res.users"].create({
-                "name": f"E2E {role}",
-                "login": f"e2e_{role}_{os.getpid()}",
-                "groups_id": [(6, 0, [env.ref("base.group_user").id,
-                                      env.ref(f"smartpm_prepay.{group}").id])],
-            })
+            user = env["res.users"].create(
+                {
+                    "name": f"E2E {role}",
+                    "login": f"e2e_{role}_{os.getpid()}",
+                    "groups_id": [
+                        (
+                            6,
+                            0,
+                            [env.ref("base.group_user").id, env.ref(f"smartpm_prepay.{group}").id],
+                        )
+                    ],
+                }
+            )
             key = env["res.users.apikeys"].with_user(user)._generate(None, "e2e", expiry)
             users[role] = (user, key)
         users["bank"][0].partner_id.parent_id = bank
         tariff = env["smartpm.tariff"].create({"name": "E2E bank", "price_per_kwh": 0.5})
         tenant = env["res.partner"].create({"name": "E2E bank tenant", "is_tenant": True})
-        meter = env["smartpm.meter"].create({
-            "serial_number": SERIAL, "host": "127.0.0.1", "port": port, "state": "active",
-            "tenant_id": tenant.id, "tariff_id": tariff.id,
-        })
+        meter = env["smartpm.meter"].create(
+            {
+                "serial_number": SERIAL,
+                "host": "127.0.0.1",
+                "port": port,
+                "state": "active",
+                "tenant_id": tenant.id,
+                "tariff_id": tariff.id,
+            }
+        )
         ids = {
             "users": [u.id for u, _key in users.values()],
             "partners": [bank.id, tenant.id],
             "tariff": tariff.id,
             "meter": meter.id,
         }
-        return users["bridge"][0].login, users["bridge"][1], users["bank"][0].login, \
-            users["bank"][1], ids
+        return (
+            users["bridge"][0].login,
+            users["bridge"][1],
+            users["bank"][0].login,
+            users["bank"][1],
+            ids,
+        )
 
 
 def _cleanup(registry, ids):
     with registry.cursor() as cr:
         cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = %s", (ids["meter"],))
-        for table in ("smartpm_alarm", "smartpm_reading", "smartpm_meter_job",
-                      "smartpm_meter_assignment"):
+        for table in (
+            "smartpm_alarm",
+            "smartpm_reading",
+            "smartpm_meter_job",
+            "smartpm_meter_assignment",
+        ):
             cr.execute(f"DELETE FROM {table} WHERE meter_id = %s", (ids["meter"],))
         cr.execute(
             "DELETE FROM mail_message WHERE model = 'smartpm.meter' AND res_id = %s",
@@ -88,8 +114,7 @@ def _cleanup(registry, ids):
         cr.execute("DELETE FROM smartpm_tariff WHERE id = %s", (ids["tariff"],))
         cr.execute("DELETE FROM res_users_apikeys WHERE user_id = ANY(%s)", (ids["users"],))
         cr.execute("UPDATE res_users SET active = false WHERE id = ANY(%s)", (ids["users"],))
-        cr.execute("UPDATE res_partner SET active = false WHERE id = ANY(%s)",
-                   (ids["partners"],))
+        cr.execute("UPDATE res_partner SET active = false WHERE id = ANY(%s)", (ids["partners"],))
 
 
 def test_bank_buys_credit_with_the_wsdl_and_sees_it_delivered(odoo_db, sim_fleet):  # noqa: F811
@@ -103,9 +128,18 @@ def test_bank_buys_credit_with_the_wsdl_and_sees_it_delivered(odoo_db, sim_fleet
         http_port = _free_port()
         odoo_bin = os.path.join(os.path.dirname(os.path.dirname(odoo.__file__)), "odoo-bin")
         args = [
-            sys.executable, odoo_bin, "-c", config.rcfile, "-d", db, f"--db-filter=^{db}$",
-            f"--http-port={http_port}", f"--gevent-port={_free_port()}",
-            "--http-interface=127.0.0.1", "--max-cron-threads=0", "--workers=0",
+            sys.executable,
+            odoo_bin,
+            "-c",
+            config.rcfile,
+            "-d",
+            db,
+            f"--db-filter=^{db}$",
+            f"--http-port={http_port}",
+            f"--gevent-port={_free_port()}",
+            "--http-interface=127.0.0.1",
+            "--max-cron-threads=0",
+            "--workers=0",
             "--log-level=warn",
         ]
         url = f"http://127.0.0.1:{http_port}"
@@ -118,15 +152,19 @@ def test_bank_buys_credit_with_the_wsdl_and_sees_it_delivered(odoo_db, sim_fleet
             assert customer.sellable and customer.tenantName == "E2E bank tenant"
 
             receipt = bank.Purchase(
-                meterNumber=SERIAL, amount=Decimal("5.00"), bankReference=f"E2E-{os.getpid()}",
+                meterNumber=SERIAL,
+                amount=Decimal("5.00"),
+                bankReference=f"E2E-{os.getpid()}",
                 bankTime=datetime.now(timezone.utc),
             )
             assert (receipt.state, receipt.kwh) == ("queued", Decimal("10.000"))
 
             delivered = _run_bridge_until(
-                db, bridge_login, bridge_key, url,
-                lambda: bank.QueryPurchase(bankReference=f"E2E-{os.getpid()}").state
-                == "delivered",
+                db,
+                bridge_login,
+                bridge_key,
+                url,
+                lambda: bank.QueryPurchase(bankReference=f"E2E-{os.getpid()}").state == "delivered",
             )
             assert delivered
             # 5.00 at 0.50 = 10 kWh on top of the 1 kWh the meter had

@@ -75,8 +75,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         bars = []
         for key in keys:
             value = last_by_period.get(key)
-            used = max(value - previous, 0.0) if value is not None and previous is not None \
-                else 0.0
+            used = max(value - previous, 0.0) if value is not None and previous is not None else 0.0
             if value is not None:
                 previous = value
             label = key.strftime("%d %b") if unit == "day" else key.strftime("%b %Y")
@@ -90,22 +89,39 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         notices = []
         low, trip = meter_sudo._get_thresholds()
         if meter_sudo.relay_state == "disconnected" and meter_sudo.credit_kwh <= trip:
-            notices.append(("danger", _("Your supply is cut: the credit has run out. Buy credit "
-                                        "to reconnect.")))
+            notices.append(
+                (
+                    "danger",
+                    _("Your supply is cut: the credit has run out. Buy credit to reconnect."),
+                )
+            )
         elif meter_sudo.credit_kwh <= low and meter_sudo.online_state != "unknown":
-            notices.append(("warning", _("Low credit: %(kwh).1f kWh left.",
-                                         kwh=meter_sudo.credit_kwh)))
+            notices.append(
+                ("warning", _("Low credit: %(kwh).1f kWh left.", kwh=meter_sudo.credit_kwh))
+            )
         since = fields.Datetime.now() - timedelta(days=7)
         alarms = request.env["smartpm.alarm"].search(
-            [("meter_id", "=", meter_sudo.id), ("alarm_type", "in", NOTICE_ALARMS),
-             ("meter_time", ">=", since), ("state", "!=", "dismissed")],
-            limit=5, order="meter_time desc",
+            [
+                ("meter_id", "=", meter_sudo.id),
+                ("alarm_type", "in", NOTICE_ALARMS),
+                ("meter_time", ">=", since),
+                ("state", "!=", "dismissed"),
+            ],
+            limit=5,
+            order="meter_time desc",
         )
         labels = dict(alarms._fields["alarm_type"]._description_selection(request.env))
         for alarm in alarms:
-            notices.append(("info", _("%(what)s on %(when)s",
-                                      what=labels.get(alarm.alarm_type),
-                                      when=fields.Datetime.to_string(alarm.meter_time))))
+            notices.append(
+                (
+                    "info",
+                    _(
+                        "%(what)s on %(when)s",
+                        what=labels.get(alarm.alarm_type),
+                        when=fields.Datetime.to_string(alarm.meter_time),
+                    ),
+                )
+            )
         return notices
 
     def _get_last_reading(self, meter):
@@ -118,11 +134,13 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
     def portal_my_meters(self, **kwargs):
         meters = request.env["smartpm.meter"].search(self._get_meters_domain())
         values = self._prepare_portal_layout_values()
-        values.update({
-            "page_name": "meters",
-            "meters": meters.sudo(),
-            "last_readings": {m.id: self._get_last_reading(m) for m in meters},
-        })
+        values.update(
+            {
+                "page_name": "meters",
+                "meters": meters.sudo(),
+                "last_readings": {m.id: self._get_last_reading(m) for m in meters},
+            }
+        )
         return request.render("smartpm_prepay.portal_my_meters", values)
 
     @http.route(["/my/meters/<int:meter_id>"], type="http", auth="user", website=True)
@@ -139,25 +157,28 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
             sellable = True
         except vending.VendingError:
             sellable = False
-        minimum, maximum = tariff._get_amount_limits(meter_sudo.company_id) if tariff \
-            else (0.0, 0.0)
+        minimum, maximum = (
+            tariff._get_amount_limits(meter_sudo.company_id) if tariff else (0.0, 0.0)
+        )
         values = self._prepare_portal_layout_values()
-        values.update({
-            "page_name": "meter",
-            "meter": meter_sudo,
-            "purchases": purchases.sudo(),
-            "delivering": any(p.state in ("paid", "queued") for p in purchases),
-            "daily": self._consumption(meter, "day", 30),
-            "monthly": self._consumption(meter, "month", 12),
-            "notices": self._get_notices(meter_sudo),
-            "last_reading": self._get_last_reading(meter).sudo(),
-            "sellable": sellable,
-            "tariff": tariff,
-            "currency": tariff.currency_id if tariff else meter_sudo.company_id.currency_id,
-            "min_amount": minimum,
-            "max_amount": maximum,
-            "error": kwargs.get("error"),
-        })
+        values.update(
+            {
+                "page_name": "meter",
+                "meter": meter_sudo,
+                "purchases": purchases.sudo(),
+                "delivering": any(p.state in ("paid", "queued") for p in purchases),
+                "daily": self._consumption(meter, "day", 30),
+                "monthly": self._consumption(meter, "month", 12),
+                "notices": self._get_notices(meter_sudo),
+                "last_reading": self._get_last_reading(meter).sudo(),
+                "sellable": sellable,
+                "tariff": tariff,
+                "currency": tariff.currency_id if tariff else meter_sudo.company_id.currency_id,
+                "min_amount": minimum,
+                "max_amount": maximum,
+                "error": kwargs.get("error"),
+            }
+        )
         return request.render("smartpm_prepay.portal_my_meter", values)
 
     # ---------------------------------------------------------------- buying
@@ -180,46 +201,63 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         try:
             tariff = self._check_amount(meter, amount)
         except ValidationError as exc:
-            return request.redirect(
-                f"/my/meters/{meter.id}?" + urlencode({"error": exc.args[0]})
-            )
+            return request.redirect(f"/my/meters/{meter.id}?" + urlencode({"error": exc.args[0]}))
         amount = tariff.currency_id.round(float(amount))
         meter_sudo = meter.sudo()
         partner_sudo = request.env.user.partner_id
         company = meter_sudo.company_id
         currency = tariff.currency_id
         report = {}
-        providers_sudo = request.env["payment.provider"].sudo()._get_compatible_providers(
-            company.id, partner_sudo.id, amount, currency_id=currency.id, report=report,
+        providers_sudo = (
+            request.env["payment.provider"]
+            .sudo()
+            ._get_compatible_providers(
+                company.id,
+                partner_sudo.id,
+                amount,
+                currency_id=currency.id,
+                report=report,
+            )
         )
-        methods_sudo = request.env["payment.method"].sudo()._get_compatible_payment_methods(
-            providers_sudo.ids, partner_sudo.id, currency_id=currency.id, report=report,
+        methods_sudo = (
+            request.env["payment.method"]
+            .sudo()
+            ._get_compatible_payment_methods(
+                providers_sudo.ids,
+                partner_sudo.id,
+                currency_id=currency.id,
+                report=report,
+            )
         )
-        tokens_sudo = request.env["payment.token"].sudo()._get_available_tokens(
-            providers_sudo.ids, partner_sudo.id
+        tokens_sudo = (
+            request.env["payment.token"]
+            .sudo()
+            ._get_available_tokens(providers_sudo.ids, partner_sudo.id)
         )
         quote = tariff._quote_amount(amount, vending.month_kwh(request.env(su=True), meter_sudo))
         values = self._prepare_portal_layout_values()
-        values.update({
-            "page_name": "meter_buy",
-            "meter": meter_sudo,
-            "quote": quote,
-            # payment.form
-            "amount": amount,
-            "currency": currency,
-            "partner_id": partner_sudo.id,
-            "providers_sudo": providers_sudo,
-            "payment_methods_sudo": methods_sudo,
-            "tokens_sudo": tokens_sudo,
-            "availability_report": report,
-            "show_tokenize_input_mapping": self._compute_show_tokenize_input_mapping(
-                providers_sudo
-            ),
-            "transaction_route": f"/my/meters/{meter.id}/transaction",
-            "landing_route": f"/my/meters/{meter.id}",
-            "access_token": None,
-            "reference_prefix": None,
-        })
+        values.update(
+            {
+                "page_name": "meter_buy",
+                "meter": meter_sudo,
+                "quote": quote,
+                # payment.form
+                "amount": amount,
+                "currency": currency,
+                "partner_id": partner_sudo.id,
+                "providers_sudo": providers_sudo,
+                "payment_methods_sudo": methods_sudo,
+                "tokens_sudo": tokens_sudo,
+                "availability_report": report,
+                "show_tokenize_input_mapping": self._compute_show_tokenize_input_mapping(
+                    providers_sudo
+                ),
+                "transaction_route": f"/my/meters/{meter.id}/transaction",
+                "landing_route": f"/my/meters/{meter.id}",
+                "access_token": None,
+                "reference_prefix": None,
+            }
+        )
         return request.render("smartpm_prepay.portal_my_meter_buy", values)
 
     @http.route("/my/meters/<int:meter_id>/transaction", type="json", auth="user")
@@ -228,14 +266,16 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         meter = self._get_own_meter(meter_id)
         self._validate_transaction_kwargs(kwargs)
         tariff = self._check_amount(meter, kwargs.get("amount"))
-        kwargs.update({
-            "amount": tariff.currency_id.round(float(kwargs["amount"])),
-            "currency_id": tariff.currency_id.id,
-            "partner_id": request.env.user.partner_id.id,
-            "reference_prefix": f"CREDIT-{meter.sudo().serial_number}",
-            "landing_route": f"/my/meters/{meter.id}",
-            "is_validation": False,
-        })
+        kwargs.update(
+            {
+                "amount": tariff.currency_id.round(float(kwargs["amount"])),
+                "currency_id": tariff.currency_id.id,
+                "partner_id": request.env.user.partner_id.id,
+                "reference_prefix": f"CREDIT-{meter.sudo().serial_number}",
+                "landing_route": f"/my/meters/{meter.id}",
+                "is_validation": False,
+            }
+        )
         tx_sudo = self._create_transaction(
             custom_create_values={"smartpm_meter_id": meter.id}, **kwargs
         )

@@ -41,11 +41,21 @@ OPERATIONS = {
         lambda env, a: bank_api.query_customer(env, a["meterNumber"]),
     ),
     "Purchase": (
-        [("meterNumber", True), ("amount", True), ("currency", False),
-         ("bankReference", True), ("bankTime", True)],
+        [
+            ("meterNumber", True),
+            ("amount", True),
+            ("currency", False),
+            ("bankReference", True),
+            ("bankTime", True),
+        ],
         lambda env, a: bank_api.purchase(
-            env, "bank_soap", a["meterNumber"], a["amount"], a["currency"],
-            a["bankReference"], a["bankTime"],
+            env,
+            "bank_soap",
+            a["meterNumber"],
+            a["amount"],
+            a["currency"],
+            a["bankReference"],
+            a["bankTime"],
         ),
     ),
     "QueryPurchase": (
@@ -59,12 +69,30 @@ OPERATIONS = {
 }
 # Response fields, in the order of the WSDL's sequences.
 CUSTOMER_FIELDS = (
-    "meterNumber", "tenantName", "tenantNumber", "meterState", "sellable", "tariffPrice",
-    "currency", "minimumAmount", "maximumAmount",
+    "meterNumber",
+    "tenantName",
+    "tenantNumber",
+    "meterState",
+    "sellable",
+    "tariffPrice",
+    "currency",
+    "minimumAmount",
+    "maximumAmount",
 )
 RECEIPT_FIELDS = (
-    "reference", "meterNumber", "tenantName", "tenantNumber", "amount", "currency", "kwh",
-    "pricePerKwh", "state", "transferNumber", "bankReference", "bankTime", "date",
+    "reference",
+    "meterNumber",
+    "tenantName",
+    "tenantNumber",
+    "amount",
+    "currency",
+    "kwh",
+    "pricePerKwh",
+    "state",
+    "transferNumber",
+    "bankReference",
+    "bankTime",
+    "date",
 )
 OPTIONAL_EMPTY = {"bankTime"}
 
@@ -72,8 +100,12 @@ OPTIONAL_EMPTY = {"bankTime"}
 def _parser():
     # No DTDs, entities or network: the body comes from outside.
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-        remove_comments=True, remove_pis=True,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
     )
 
 
@@ -105,8 +137,9 @@ def render_fault(code, message, faultcode="soap:Client"):
     fault = etree.Element(f"{{{SOAP_ENV}}}Fault", nsmap={"soap": SOAP_ENV})
     etree.SubElement(fault, "faultcode").text = faultcode
     etree.SubElement(fault, "faultstring").text = message
-    detail = etree.SubElement(etree.SubElement(fault, "detail"), f"{{{TNS}}}VendingFault",
-                              nsmap={"tns": TNS})
+    detail = etree.SubElement(
+        etree.SubElement(fault, "detail"), f"{{{TNS}}}VendingFault", nsmap={"tns": TNS}
+    )
     etree.SubElement(detail, f"{{{TNS}}}code").text = code
     etree.SubElement(detail, f"{{{TNS}}}message").text = message
     return _envelope(fault)
@@ -119,8 +152,9 @@ def parse_envelope(data):
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError:
-        raise BankApiError(bank_api.INVALID_REQUEST, "The request is not well-formed XML.") \
-            from None
+        raise BankApiError(
+            bank_api.INVALID_REQUEST, "The request is not well-formed XML."
+        ) from None
     if root.tag == f"{{{SOAP12_ENV}}}Envelope":
         raise BankApiError(bank_api.INVALID_REQUEST, "Only SOAP 1.1 is served.")
     if root.tag != f"{{{SOAP_ENV}}}Envelope":
@@ -171,7 +205,8 @@ def authenticate(credentials):
     login, password = credentials
     try:
         auth_info = request.env.registry["res.users"].authenticate(
-            request.db, {"login": login, "password": password, "type": "password"},
+            request.db,
+            {"login": login, "password": password, "type": "password"},
             {"interactive": False},
         )
     except AccessDenied:
@@ -181,9 +216,15 @@ def authenticate(credentials):
 
 class SmartpmSoapController(http.Controller):
     # read/write: auth="none" routes default to a read-only cursor in Odoo 18
-    @http.route(ROUTE, type="http", auth="none", methods=["GET", "POST"], csrf=False,
-                readonly=False,
-                save_session=False)
+    @http.route(
+        ROUTE,
+        type="http",
+        auth="none",
+        methods=["GET", "POST"],
+        csrf=False,
+        readonly=False,
+        save_session=False,
+    )
     def soap_vending(self, **kwargs):
         if request.httprequest.method == "GET":
             location = request.httprequest.host_url.rstrip("/") + ROUTE
@@ -191,6 +232,8 @@ class SmartpmSoapController(http.Controller):
             return request.make_response(
                 wsdl, headers=[("Content-Type", "text/xml; charset=utf-8")]
             )
+        if (request.httprequest.content_length or 0) > MAX_BODY:
+            return self._fault(bank_api.INVALID_REQUEST, "Oversized request.")
         return self._dispatch_soap(request.httprequest.get_data(cache=False))
 
     def _dispatch_soap(self, data):

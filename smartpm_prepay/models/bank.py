@@ -38,7 +38,9 @@ class SmartpmCreditPurchase(models.Model):
     _inherit = "smartpm.credit.purchase"
 
     bank_reference = fields.Char(
-        readonly=True, index="btree_not_null", copy=False,
+        readonly=True,
+        index="btree_not_null",
+        copy=False,
         help="The bank's own reference of the sale (unique per bank).",
     )
     bank_time = fields.Datetime(readonly=True, copy=False, help="When the bank took the money.")
@@ -57,8 +59,7 @@ class SmartpmBankApi(models.AbstractModel):
         return bank_api.query_customer(self.env, meter_number)
 
     @api.model
-    def purchase(self, meter_number, amount, currency=None, bank_reference=None,
-                 bank_time=None):
+    def purchase(self, meter_number, amount, currency=None, bank_reference=None, bank_time=None):
         return bank_api.purchase(
             self.env, "bank_xmlrpc", meter_number, amount, currency, bank_reference, bank_time
         )

@@ -8,8 +8,17 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 CSV_HEADER = [
-    "date", "reference", "bank_reference", "bank_time", "meter", "tenant_number", "tenant",
-    "amount", "currency", "kwh", "state",
+    "date",
+    "reference",
+    "bank_reference",
+    "bank_time",
+    "meter",
+    "tenant_number",
+    "tenant",
+    "amount",
+    "currency",
+    "kwh",
+    "state",
 ]
 
 
@@ -41,9 +50,9 @@ class SmartpmBankReconciliation(models.TransientModel):
         self.ensure_one()
         tz = pytz.timezone(self.env.user.tz or "UTC")
         start = tz.localize(datetime.combine(self.date, time.min)).astimezone(pytz.utc)
-        end = tz.localize(
-            datetime.combine(self.date + timedelta(days=1), time.min)
-        ).astimezone(pytz.utc)
+        end = tz.localize(datetime.combine(self.date + timedelta(days=1), time.min)).astimezone(
+            pytz.utc
+        )
         return start.replace(tzinfo=None), end.replace(tzinfo=None)
 
     def _get_purchases_domain(self):
@@ -62,7 +71,8 @@ class SmartpmBankReconciliation(models.TransientModel):
         for report in self:
             purchases = (
                 Purchase.search(report._get_purchases_domain(), order="date, id")
-                if report.bank_id and report.date else Purchase
+                if report.bank_id and report.date
+                else Purchase
             )
             counted = purchases.filtered(lambda p: p.state != "reversed")
             report.purchase_ids = purchases
@@ -75,22 +85,37 @@ class SmartpmBankReconciliation(models.TransientModel):
         self.ensure_one()
         rows = [CSV_HEADER]
         for p in self.purchase_ids:
-            rows.append([
-                fields.Datetime.to_string(p.date),
-                p.name,
-                p.bank_reference or "",
-                fields.Datetime.to_string(p.bank_time) if p.bank_time else "",
-                p.meter_id.serial_number,
-                p.tenant_id.tenant_number or "",
-                p.tenant_id.name,
-                f"{p.amount:.{p.currency_id.decimal_places}f}",
-                p.currency_id.name,
-                f"{p.kwh:.3f}",
-                p.state,
-            ])
+            rows.append(
+                [
+                    fields.Datetime.to_string(p.date),
+                    p.name,
+                    p.bank_reference or "",
+                    fields.Datetime.to_string(p.bank_time) if p.bank_time else "",
+                    p.meter_id.serial_number,
+                    p.tenant_id.tenant_number or "",
+                    p.tenant_id.name,
+                    f"{p.amount:.{p.currency_id.decimal_places}f}",
+                    p.currency_id.name,
+                    f"{p.kwh:.3f}",
+                    p.state,
+                ]
+            )
         decimals = self.currency_id.decimal_places
-        rows.append(["TOTAL", "", "", "", "", "", "", f"{self.total_amount:.{decimals}f}",
-                     self.currency_id.name, f"{self.total_kwh:.3f}", ""])
+        rows.append(
+            [
+                "TOTAL",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                f"{self.total_amount:.{decimals}f}",
+                self.currency_id.name,
+                f"{self.total_kwh:.3f}",
+                "",
+            ]
+        )
         return rows
 
     def _render_csv(self):
@@ -102,13 +127,15 @@ class SmartpmBankReconciliation(models.TransientModel):
         self.ensure_one()
         if not self.bank_id:
             raise UserError(_("Choose a bank."))
-        self.write({
-            "csv_file": base64.b64encode(self._render_csv().encode()),
-            "csv_filename": f"bank-reconciliation-{self.bank_id.id}-{self.date}.csv",
-        })
+        self.write(
+            {
+                "csv_file": base64.b64encode(self._render_csv().encode()),
+                "csv_filename": f"bank-reconciliation-{self.bank_id.id}-{self.date}.csv",
+            }
+        )
         return {
             "type": "ir.actions.act_url",
             "url": f"/web/content/{self._name}/{self.id}/csv_file/{self.csv_filename}"
-                   "?download=true",
+            "?download=true",
             "target": "self",
         }

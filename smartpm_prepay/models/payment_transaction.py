@@ -23,8 +23,12 @@ class PaymentTransaction(models.Model):
 
     def _post_process(self):
         for tx in self.filtered(
-            lambda t: t.state == "done" and t.smartpm_meter_id and not t.smartpm_purchase_id
-            and t.operation != "validation"
+            lambda t: (
+                t.state == "done"
+                and t.smartpm_meter_id
+                and not t.smartpm_purchase_id
+                and t.operation != "validation"
+            )
         ):
             tx._smartpm_sell_credit()
         super()._post_process()
@@ -40,20 +44,28 @@ class PaymentTransaction(models.Model):
         try:
             with self.env.cr.savepoint():
                 purchase = vending.vend(
-                    tx.env, tx.smartpm_meter_id, tx.amount, "portal", tx.reference,
+                    tx.env,
+                    tx.smartpm_meter_id,
+                    tx.amount,
+                    "portal",
+                    tx.reference,
                     currency=tx.currency_id,
                 )
                 invoice = purchase.invoice_id
                 if not invoice:
-                    invoice = tx.env["account.move"].with_company(purchase.company_id).create(
-                        purchase._prepare_invoice_values()
+                    invoice = (
+                        tx.env["account.move"]
+                        .with_company(purchase.company_id)
+                        .create(purchase._prepare_invoice_values())
                     )
                     invoice.action_post()
                     purchase.invoice_id = invoice
-                tx.write({
-                    "smartpm_purchase_id": purchase.id,
-                    "invoice_ids": [fields.Command.link(invoice.id)],
-                })
+                tx.write(
+                    {
+                        "smartpm_purchase_id": purchase.id,
+                        "invoice_ids": [fields.Command.link(invoice.id)],
+                    }
+                )
         except vending.VendingError as exc:
             if exc.code == "duplicate_reference":
                 raise  # a concurrent post-processing sold it: roll back and retry
@@ -62,15 +74,20 @@ class PaymentTransaction(models.Model):
             _logger.warning("portal payment %s could not buy credit: %s", tx.reference, exc)
             meter = tx.smartpm_meter_id
             meter.message_post(
-                body=_("Payment %(ref)s (%(amount)s) was received but no credit was sold: "
-                       "%(error)s. Refund the tenant or sell the credit by hand.",
-                       ref=tx.reference, amount=tx.amount, error=exc.args[0]),
+                body=_(
+                    "Payment %(ref)s (%(amount)s) was received but no credit was sold: "
+                    "%(error)s. Refund the tenant or sell the credit by hand.",
+                    ref=tx.reference,
+                    amount=tx.amount,
+                    error=exc.args[0],
+                ),
             )
             meter.activity_schedule(
                 "mail.mail_activity_data_todo",
                 summary=_("Portal payment without credit"),
                 note=_("Payment %s: refund it or sell the credit.", tx.reference),
-                user_id=tx.env["smartpm.credit.purchase"].new(
-                    {"company_id": meter.company_id.id}
-                )._get_alert_user().id,
+                user_id=tx.env["smartpm.credit.purchase"]
+                .new({"company_id": meter.company_id.id})
+                ._get_alert_user()
+                .id,
             )

@@ -30,8 +30,15 @@ UNKNOWN_PURCHASE = "UNKNOWN_PURCHASE"
 NOT_REVERSIBLE = "NOT_REVERSIBLE"
 INTERNAL_ERROR = "INTERNAL_ERROR"
 CODES = (
-    "UNKNOWN_METER", "METER_NOT_SELLABLE", "AMOUNT_OUT_OF_RANGE", "CURRENCY_MISMATCH",
-    "DUPLICATE_REFERENCE", INVALID_REQUEST, NOT_AUTHORISED, UNKNOWN_PURCHASE, NOT_REVERSIBLE,
+    "UNKNOWN_METER",
+    "METER_NOT_SELLABLE",
+    "AMOUNT_OUT_OF_RANGE",
+    "CURRENCY_MISMATCH",
+    "DUPLICATE_REFERENCE",
+    INVALID_REQUEST,
+    NOT_AUTHORISED,
+    UNKNOWN_PURCHASE,
+    NOT_REVERSIBLE,
     INTERNAL_ERROR,
 )
 
@@ -141,13 +148,17 @@ def _find_meter(env, number):
 
 
 def _find_purchase(env, bank, reference):
-    purchase = env["smartpm.credit.purchase"].sudo().search(
-        [
-            ("channel", "in", BANK_CHANNELS),
-            ("external_ref", "=", _external_ref(bank, reference)),
-            ("bank_partner_id", "=", bank.id),
-        ],
-        limit=1,
+    purchase = (
+        env["smartpm.credit.purchase"]
+        .sudo()
+        .search(
+            [
+                ("channel", "in", BANK_CHANNELS),
+                ("external_ref", "=", _external_ref(bank, reference)),
+                ("bank_partner_id", "=", bank.id),
+            ],
+            limit=1,
+        )
     )
     if not purchase:
         raise BankApiError(UNKNOWN_PURCHASE, _("No purchase with bank reference %s.", reference))
@@ -190,7 +201,8 @@ def query_customer(env, meter_number):
     company = meter.company_id
     currency = tariff.currency_id if tariff else company.currency_id
     minimum, maximum = (
-        tariff._get_amount_limits(company) if tariff
+        tariff._get_amount_limits(company)
+        if tariff
         else (company.smartpm_min_amount, company.smartpm_max_amount)
     )
     return {
@@ -223,16 +235,27 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
     try:
         # The bank's reference space spans both protocols: vend() is idempotent per
         # channel, so a reference first used over the other protocol is checked here.
-        other = env["smartpm.credit.purchase"].sudo().search(
-            [("channel", "in", BANK_CHANNELS), ("channel", "!=", channel),
-             ("external_ref", "=", external_ref)],
-            limit=1,
+        other = (
+            env["smartpm.credit.purchase"]
+            .sudo()
+            .search(
+                [
+                    ("channel", "in", BANK_CHANNELS),
+                    ("channel", "!=", channel),
+                    ("external_ref", "=", external_ref),
+                ],
+                limit=1,
+            )
         )
         if other:
             sale = vending._check_same_request(other, meter.sudo(), amount)
         else:
             sale = vending.vend(
-                env, meter, amount, channel, external_ref,
+                env,
+                meter,
+                amount,
+                channel,
+                external_ref,
                 currency=currency or None,
                 bank_partner=bank,
                 extra_vals={"bank_reference": reference, "bank_time": moment},
@@ -265,8 +288,11 @@ def reverse_purchase(env, bank_reference):
     if sale.state not in ("paid", "queued", "failed"):
         raise BankApiError(
             NOT_REVERSIBLE,
-            _("%(ref)s is %(state)s: only an undelivered sale can be reversed.",
-              ref=sale.name, state=sale.state),
+            _(
+                "%(ref)s is %(state)s: only an undelivered sale can be reversed.",
+                ref=sale.name,
+                state=sale.state,
+            ),
         )
     try:
         sale.action_reverse()

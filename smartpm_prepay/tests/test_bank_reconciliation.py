@@ -16,19 +16,41 @@ class TestBankReconciliation(AccountTestInvoicingCommon):
         cls.env.company.write({"smartpm_min_amount": 1.0, "smartpm_max_amount": 1000.0})
         tariff = cls.env["smartpm.tariff"].create({"name": "R", "price_per_kwh": 0.5})
         tenant = cls.env["res.partner"].create({"name": "Ada", "is_tenant": True})
-        cls.meter = cls.env["smartpm.meter"].create({
-            "serial_number": "REC-1", "host": "127.0.0.1", "port": 4100, "state": "active",
-            "tenant_id": tenant.id, "tariff_id": tariff.id,
-        })
-        cls.bank = cls.env["res.partner"].create({
-            "name": "Recon Bank", "is_company": True, "smartpm_is_bank": True,
-            "smartpm_bank_journal_id": cls.company_data["default_journal_bank"].id,
-        })
-        cls.bank_user = cls.env["res.users"].create({
-            "name": "Recon API", "login": "recon_api", "parent_id": cls.bank.id,
-            "groups_id": [(6, 0, [cls.env.ref("base.group_user").id,
-                                  cls.env.ref("smartpm_prepay.group_bank_api").id])],
-        })
+        cls.meter = cls.env["smartpm.meter"].create(
+            {
+                "serial_number": "REC-1",
+                "host": "127.0.0.1",
+                "port": 4100,
+                "state": "active",
+                "tenant_id": tenant.id,
+                "tariff_id": tariff.id,
+            }
+        )
+        cls.bank = cls.env["res.partner"].create(
+            {
+                "name": "Recon Bank",
+                "is_company": True,
+                "smartpm_is_bank": True,
+                "smartpm_bank_journal_id": cls.company_data["default_journal_bank"].id,
+            }
+        )
+        cls.bank_user = cls.env["res.users"].create(
+            {
+                "name": "Recon API",
+                "login": "recon_api",
+                "parent_id": cls.bank.id,
+                "groups_id": [
+                    (
+                        6,
+                        0,
+                        [
+                            cls.env.ref("base.group_user").id,
+                            cls.env.ref("smartpm_prepay.group_bank_api").id,
+                        ],
+                    )
+                ],
+            }
+        )
 
     def _sell(self, ref, amount, when):
         env = self.env(user=self.bank_user)
@@ -57,8 +79,9 @@ class TestBankReconciliation(AccountTestInvoicingCommon):
             {"bank_id": self.bank.id, "date": "2026-11-20"}
         )
         action = report.action_export_csv()
-        self.assertIn(f"/web/content/smartpm.bank.reconciliation/{report.id}/csv_file/",
-                      action["url"])
+        self.assertIn(
+            f"/web/content/smartpm.bank.reconciliation/{report.id}/csv_file/", action["url"]
+        )
         lines = report._render_csv().splitlines()
         self.assertEqual(lines[0].split(",")[:3], ["date", "reference", "bank_reference"])
         self.assertIn(",C1,", lines[1])

@@ -24,11 +24,13 @@ class TestBankSoap(BankChannelCase):
             wsse=UsernameToken(login, password) if wsse else None,
         ).service
 
-    def _purchase(self, service=None, ref="BANKREF-1", amount="10.00", meter="BNK-001",
-                  **kwargs):
+    def _purchase(self, service=None, ref="BANKREF-1", amount="10.00", meter="BNK-001", **kwargs):
         service = service or self._client()
         return service.Purchase(
-            meterNumber=meter, amount=Decimal(amount), bankReference=ref, bankTime=BANK_TIME,
+            meterNumber=meter,
+            amount=Decimal(amount),
+            bankReference=ref,
+            bankTime=BANK_TIME,
             **kwargs,
         )
 
@@ -45,9 +47,11 @@ class TestBankSoap(BankChannelCase):
     def test_wsdl_points_at_the_requesting_server(self):
         response = requests.get(f"{self.base_url()}/smartpm/soap/vending?wsdl", timeout=10)
         self.assertEqual(response.status_code, 200)
-        location = etree.fromstring(response.content).find(
-            ".//{http://schemas.xmlsoap.org/wsdl/soap/}address"
-        ).get("location")
+        location = (
+            etree.fromstring(response.content)
+            .find(".//{http://schemas.xmlsoap.org/wsdl/soap/}address")
+            .get("location")
+        )
         self.assertEqual(location, f"{self.base_url()}/smartpm/soap/vending")
 
     # ---------------------------------------------------------------- operations
@@ -58,8 +62,9 @@ class TestBankSoap(BankChannelCase):
         self.assertEqual(answer.meterState, "active")
         self.assertTrue(answer.sellable)
         self.assertEqual(answer.tariffPrice, Decimal("0.2500"))
-        self.assertEqual((answer.minimumAmount, answer.maximumAmount),
-                         (Decimal("1.00"), Decimal("1000.00")))
+        self.assertEqual(
+            (answer.minimumAmount, answer.maximumAmount), (Decimal("1.00"), Decimal("1000.00"))
+        )
         self.assertEqual(answer.currency, self.currency.name)
 
     def test_purchase_answers_reference_kwh_and_state(self):
@@ -110,8 +115,9 @@ class TestBankSoap(BankChannelCase):
 
     def test_meter_out_of_service_is_not_sellable(self):
         self.assertFault("METER_NOT_SELLABLE", self._purchase, meter="BNK-DRAFT")
-        self.assertFalse(self.env["smartpm.credit.purchase"].search(
-            [("meter_id", "=", self.meter_draft.id)]))
+        self.assertFalse(
+            self.env["smartpm.credit.purchase"].search([("meter_id", "=", self.meter_draft.id)])
+        )
 
     def test_amount_above_maximum_is_out_of_range_and_leaves_nothing(self):
         invoices_before = self.env["account.move"].search_count([])
@@ -125,17 +131,27 @@ class TestBankSoap(BankChannelCase):
         self.assertFalse(self._purchases())
 
     def test_wrong_api_key_is_not_authorised(self):
-        self.assertFault("NOT_AUTHORISED", self._client(password="not-the-key").QueryCustomer,
-                         meterNumber="BNK-001")
+        self.assertFault(
+            "NOT_AUTHORISED",
+            self._client(password="not-the-key").QueryCustomer,
+            meterNumber="BNK-001",
+        )
 
     def test_request_without_security_header_is_not_authorised(self):
-        self.assertFault("NOT_AUTHORISED", self._client(wsse=False).QueryCustomer,
-                         meterNumber="BNK-001")
+        self.assertFault(
+            "NOT_AUTHORISED", self._client(wsse=False).QueryCustomer, meterNumber="BNK-001"
+        )
 
     def test_user_outside_the_bank_group_is_not_authorised(self):
         service = self._client(self.clerk.login, self.clerk_key)
-        self.assertFault("NOT_AUTHORISED", service.Purchase, meterNumber="BNK-001",
-                         amount=Decimal("10"), bankReference="X1", bankTime=BANK_TIME)
+        self.assertFault(
+            "NOT_AUTHORISED",
+            service.Purchase,
+            meterNumber="BNK-001",
+            amount=Decimal("10"),
+            bankReference="X1",
+            bankTime=BANK_TIME,
+        )
         self.assertFalse(self._purchases())
 
     def test_password_is_accepted_like_odoo_xmlrpc(self):
@@ -144,8 +160,10 @@ class TestBankSoap(BankChannelCase):
 
     def test_malformed_envelope_is_an_invalid_request_fault(self):
         response = requests.post(
-            f"{self.base_url()}/smartpm/soap/vending", data=b"<soap:Envelope",
-            headers={"Content-Type": "text/xml"}, timeout=10,
+            f"{self.base_url()}/smartpm/soap/vending",
+            data=b"<soap:Envelope",
+            headers={"Content-Type": "text/xml"},
+            timeout=10,
         )
         self.assertEqual(response.status_code, 500)
         root = etree.fromstring(response.content)
@@ -177,6 +195,7 @@ class TestBankSoap(BankChannelCase):
         self._purchase()
         self._purchases()._on_delivered({})
         self.env.flush_all()
-        self.assertFault("NOT_REVERSIBLE", self._client().ReversePurchase,
-                         bankReference="BANKREF-1")
+        self.assertFault(
+            "NOT_REVERSIBLE", self._client().ReversePurchase, bankReference="BANKREF-1"
+        )
         self.assertEqual(self._purchases().state, "delivered")

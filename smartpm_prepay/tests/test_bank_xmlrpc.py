@@ -14,7 +14,11 @@ class TestBankXmlrpc(BankChannelCase):
         user = user or self.bank_user
         proxy = xmlrpc.client.ServerProxy(f"{self.base_url()}/xmlrpc/2/object")
         return proxy.execute_kw(
-            self.env.cr.dbname, user.id, key or self.api_key, "smartpm.bank.api", method,
+            self.env.cr.dbname,
+            user.id,
+            key or self.api_key,
+            "smartpm.bank.api",
+            method,
             list(args),
         )
 
@@ -46,29 +50,34 @@ class TestBankXmlrpc(BankChannelCase):
         self.assertEqual(len(self._purchases()), 1)
 
     def test_reference_used_over_soap_is_the_same_sale_over_xmlrpc(self):
-        soap = bank_api.purchase(self.env(user=self.bank_user), "bank_soap", "BNK-001", 20.0,
-                                 None, "XR-1", BANK_TIME)
+        soap = bank_api.purchase(
+            self.env(user=self.bank_user), "bank_soap", "BNK-001", 20.0, None, "XR-1", BANK_TIME
+        )
         self.env.flush_all()
         again = self._call("purchase", "BNK-001", 20.0, False, "XR-1", BANK_TIME)
         self.assertEqual(again["reference"], soap["reference"])
-        self.assertFaultCode("DUPLICATE_REFERENCE", "purchase", "BNK-001", 25.0, False, "XR-1",
-                             BANK_TIME)
+        self.assertFaultCode(
+            "DUPLICATE_REFERENCE", "purchase", "BNK-001", 25.0, False, "XR-1", BANK_TIME
+        )
         self.assertEqual(len(self._purchases()), 1)
         self.assertEqual(self._call("query_purchase", "XR-1")["amount"], "20.00")
 
     def test_fault_carries_the_code_and_leaves_nothing(self):
-        self.assertFaultCode("AMOUNT_OUT_OF_RANGE", "purchase", "BNK-001", 0.5, False, "XR-2",
-                             BANK_TIME)
+        self.assertFaultCode(
+            "AMOUNT_OUT_OF_RANGE", "purchase", "BNK-001", 0.5, False, "XR-2", BANK_TIME
+        )
         self.assertFalse(self._purchases())
 
     def test_malformed_bank_time_is_an_invalid_request(self):
-        self.assertFaultCode("INVALID_REQUEST", "purchase", "BNK-001", 5.0, False, "XR-3",
-                             "yesterday")
+        self.assertFaultCode(
+            "INVALID_REQUEST", "purchase", "BNK-001", 5.0, False, "XR-3", "yesterday"
+        )
         self.assertFalse(self._purchases())
 
     def test_user_outside_the_bank_group_is_refused(self):
-        self.assertFaultCode("NOT_AUTHORISED", "query_customer", "BNK-001", user=self.clerk,
-                             key=self.clerk_key)
+        self.assertFaultCode(
+            "NOT_AUTHORISED", "query_customer", "BNK-001", user=self.clerk, key=self.clerk_key
+        )
 
     def test_reverse_purchase_over_xmlrpc(self):
         self._call("purchase", "BNK-001", 20.0, False, "XR-4", BANK_TIME)

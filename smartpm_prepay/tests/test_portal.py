@@ -22,27 +22,46 @@ class PortalCase(AccountTestInvoicingHttpCommon):
         cls.meter_a = cls._meter("TOUR-001", cls.tenant_a, 4100)
         cls.meter_b = cls._meter("OTHER-002", cls.tenant_b, 4101)
         cls.portal_user = new_test_user(
-            cls.env, "tenant_a", groups="base.group_portal", partner_id=cls.tenant_a.id,
+            cls.env,
+            "tenant_a",
+            groups="base.group_portal",
+            partner_id=cls.tenant_a.id,
             password="tenant_a-pw-123",
         )
         cls.payment_method = cls.env.ref("payment_demo.payment_method_demo").sudo()
         cls.payment_method.active = True
         # the demo provider of the test company (the stock one belongs to the main company)
-        cls.provider = cls.env.ref("payment.payment_provider_demo").sudo().copy({
-            "name": "Demo (test company)", "company_id": cls.company.id,
-        })
-        cls.provider.write({
-            "state": "test", "is_published": True,
-            "payment_method_ids": [(6, 0, cls.payment_method.ids)],
-            "journal_id": cls.company_data["default_journal_bank"].id,
-        })
+        cls.provider = (
+            cls.env.ref("payment.payment_provider_demo")
+            .sudo()
+            .copy(
+                {
+                    "name": "Demo (test company)",
+                    "company_id": cls.company.id,
+                }
+            )
+        )
+        cls.provider.write(
+            {
+                "state": "test",
+                "is_published": True,
+                "payment_method_ids": [(6, 0, cls.payment_method.ids)],
+                "journal_id": cls.company_data["default_journal_bank"].id,
+            }
+        )
 
     @classmethod
     def _meter(cls, serial, tenant, port):
-        return cls.env["smartpm.meter"].create({
-            "serial_number": serial, "host": "127.0.0.1", "port": port, "state": "active",
-            "tenant_id": tenant.id, "tariff_id": cls.tariff.id,
-        })
+        return cls.env["smartpm.meter"].create(
+            {
+                "serial_number": serial,
+                "host": "127.0.0.1",
+                "port": port,
+                "state": "active",
+                "tenant_id": tenant.id,
+                "tariff_id": cls.tariff.id,
+            }
+        )
 
     def _login(self):
         self.authenticate("tenant_a", "tenant_a-pw-123")
@@ -89,11 +108,18 @@ class TestMeterPortal(PortalCase):
 
     def test_meter_page_shows_daily_consumption_from_readings(self):
         now = fields.Datetime.now().replace(hour=12, minute=0, second=0, microsecond=0)
-        self.env["smartpm.reading"].create([
-            {"meter_id": self.meter_a.id, "obis": "1.0.1.8.0.255", "value": value,
-             "unit": "kWh", "reading_time": now - timedelta(days=days)}
-            for days, value in ((2, 100.0), (1, 107.5), (0, 111.0))
-        ])
+        self.env["smartpm.reading"].create(
+            [
+                {
+                    "meter_id": self.meter_a.id,
+                    "obis": "1.0.1.8.0.255",
+                    "value": value,
+                    "unit": "kWh",
+                    "reading_time": now - timedelta(days=days),
+                }
+                for days, value in ((2, 100.0), (1, 107.5), (0, 111.0))
+            ]
+        )
         self._login()
         response = self.url_open(f"/my/meters/{self.meter_a.id}")
         self.assertIn("7.50 kWh", response.text)  # yesterday's bar title
@@ -107,12 +133,14 @@ class TestMeterPortal(PortalCase):
 
     def test_amount_out_of_range_is_refused_before_payment(self):
         self._login()
-        response = self.url_open(f"/my/meters/{self.meter_a.id}/buy?amount=900",
-                                 allow_redirects=False)
+        response = self.url_open(
+            f"/my/meters/{self.meter_a.id}/buy?amount=900", allow_redirects=False
+        )
         self.assertIn(response.status_code, (302, 303))
         self.assertIn("error=", response.headers["Location"])
-        self.assertFalse(self.env["payment.transaction"].search(
-            [("smartpm_meter_id", "=", self.meter_a.id)]))
+        self.assertFalse(
+            self.env["payment.transaction"].search([("smartpm_meter_id", "=", self.meter_a.id)])
+        )
 
     def test_buy_page_offers_the_demo_provider(self):
         self._login()
@@ -125,16 +153,22 @@ class TestMeterPortal(PortalCase):
 @tagged("post_install", "-at_install")
 class TestPortalPayment(PortalCase):
     def _done_transaction(self, amount=12.0, reference="CREDIT-TOUR-001"):
-        tx = self.env["payment.transaction"].sudo().create({
-            "provider_id": self.provider.id,
-            "payment_method_id": self.payment_method.id,
-            "amount": amount,
-            "currency_id": self.company.currency_id.id,
-            "partner_id": self.tenant_a.id,
-            "reference": reference,
-            "operation": "online_direct",
-            "smartpm_meter_id": self.meter_a.id,
-        })
+        tx = (
+            self.env["payment.transaction"]
+            .sudo()
+            .create(
+                {
+                    "provider_id": self.provider.id,
+                    "payment_method_id": self.payment_method.id,
+                    "amount": amount,
+                    "currency_id": self.company.currency_id.id,
+                    "partner_id": self.tenant_a.id,
+                    "reference": reference,
+                    "operation": "online_direct",
+                    "smartpm_meter_id": self.meter_a.id,
+                }
+            )
+        )
         tx._set_done()
         return tx
 
@@ -149,8 +183,9 @@ class TestPortalPayment(PortalCase):
         tx._post_process()
         purchase = self._portal_purchases()
         self.assertEqual(len(purchase), 1)
-        self.assertEqual((purchase.external_ref, purchase.amount, purchase.kwh),
-                         (tx.reference, 12.0, 48.0))
+        self.assertEqual(
+            (purchase.external_ref, purchase.amount, purchase.kwh), (tx.reference, 12.0, 48.0)
+        )
         self.assertEqual(purchase.state, "queued")
         self.assertEqual(tx.smartpm_purchase_id, purchase)
 
@@ -164,12 +199,21 @@ class TestPortalPayment(PortalCase):
         self.assertEqual(tx.payment_id.journal_id, self.provider.journal_id)
 
     def test_pending_transaction_sells_nothing(self):
-        tx = self.env["payment.transaction"].sudo().create({
-            "provider_id": self.provider.id, "payment_method_id": self.payment_method.id,
-            "amount": 12.0, "currency_id": self.company.currency_id.id,
-            "partner_id": self.tenant_a.id, "reference": "CREDIT-PENDING",
-            "smartpm_meter_id": self.meter_a.id,
-        })
+        tx = (
+            self.env["payment.transaction"]
+            .sudo()
+            .create(
+                {
+                    "provider_id": self.provider.id,
+                    "payment_method_id": self.payment_method.id,
+                    "amount": 12.0,
+                    "currency_id": self.company.currency_id.id,
+                    "partner_id": self.tenant_a.id,
+                    "reference": "CREDIT-PENDING",
+                    "smartpm_meter_id": self.meter_a.id,
+                }
+            )
+        )
         tx._set_pending()
         tx._post_process()
         self.assertFalse(self._portal_purchases())
@@ -192,14 +236,21 @@ class TestPortalPayment(PortalCase):
         bridge = new_test_user(self.env, "bridge_t", groups="smartpm_prepay.group_bridge_api")
         Job = self.env["smartpm.meter.job"].with_user(bridge)
         self.assertIn(purchase.job_id.id, [j["id"] for j in Job.claim("b1", 100, 60)])
-        Job.complete(purchase.job_id.id, "b1", {
-            "transfer_number": purchase.transfer_number, "already_applied": False,
-            "credit_kwh": 48.0, "relay": "connected",
-        })
+        Job.complete(
+            purchase.job_id.id,
+            "b1",
+            {
+                "transfer_number": purchase.transfer_number,
+                "already_applied": False,
+                "credit_kwh": 48.0,
+                "relay": "connected",
+            },
+        )
         self.assertEqual(purchase.state, "delivered")
         self.env.flush_all()
-        self.start_tour(f"/my/meters/{self.meter_a.id}", "smartpm_portal_credit_delivered",
-                        login="tenant_a")
+        self.start_tour(
+            f"/my/meters/{self.meter_a.id}", "smartpm_portal_credit_delivered", login="tenant_a"
+        )
 
 
 @tagged("post_install", "-at_install")
