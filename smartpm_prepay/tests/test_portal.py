@@ -3,6 +3,7 @@ from datetime import timedelta
 from odoo import fields
 from odoo.addons.account.tests.common import AccountTestInvoicingHttpCommon
 from odoo.tests import new_test_user, tagged
+from odoo.tests.common import JsonRpcException
 
 
 class PortalCase(AccountTestInvoicingHttpCommon):
@@ -148,6 +149,55 @@ class TestMeterPortal(PortalCase):
         self.assertEqual(response.status_code, 200)
         self.assertIn("o_payment_form", response.text)
         self.assertIn("48.00 kWh", response.text)
+
+
+@tagged("post_install", "-at_install")
+class TestPortalTransactionRoute(PortalCase):
+    def _tx_params(self, amount):
+        return {
+            "provider_id": self.provider.id,
+            "payment_method_id": self.payment_method.id,
+            "token_id": None,
+            "amount": amount,
+            "flow": "direct",
+            "tokenization_requested": False,
+            "landing_route": "/somewhere/else",
+            "is_validation": False,
+        }
+
+    def _transactions(self):
+        return self.env["payment.transaction"].search([("smartpm_meter_id", "!=", False)])
+
+    def test_transaction_names_the_meter_and_the_tenant(self):
+        self._login()
+        self.make_jsonrpc_request(
+            f"/my/meters/{self.meter_a.id}/transaction", self._tx_params(12.0)
+        )
+        tx = self._transactions()
+        self.assertEqual(len(tx), 1)
+        self.assertEqual(
+            (tx.smartpm_meter_id, tx.partner_id, tx.amount), (self.meter_a, self.tenant_a, 12.0)
+        )
+        self.assertEqual(tx.landing_route, f"/my/meters/{self.meter_a.id}")
+
+    def test_tampered_amount_out_of_range_creates_no_transaction(self):
+        self._login()
+        with self.assertRaises(JsonRpcException):
+            self.make_jsonrpc_request(
+                f"/my/meters/{self.meter_a.id}/transaction", self._tx_params(9999.0)
+            )
+        self.assertFalse(self._transactions())
+
+    def test_transaction_for_another_tenants_meter_is_refused(self):
+        self._login()
+        with self.assertRaises(JsonRpcException) as caught:
+            self.make_jsonrpc_request(
+                f"/my/meters/{self.meter_b.id}/transaction", self._tx_params(12.0)
+            )
+        self.assertIn(
+            "NotFound", caught.exception.args[0] if caught.exception.args else str(caught.exception)
+        )
+        self.assertFalse(self._transactions())
 
 
 @tagged("post_install", "-at_install")
