@@ -198,20 +198,21 @@ def _parse_security(header):
 
 
 def authenticate(credentials):
-    """The uid of a valid login with its API key (or password), as Odoo's XML-RPC checks
-    them (non-interactive, so API keys are accepted); None otherwise."""
+    """The uid of a valid login with its API key (or password), checked exactly as Odoo's
+    XML-RPC checks every call (``res.users.check``: non-interactive, so API keys are
+    accepted, cached once valid, with the failed-login cooldown); None otherwise."""
     if not credentials:
         return None
     login, password = credentials
+    Users = request.env(su=True)["res.users"]
+    user = Users.search(Users._get_login_domain(login), order=Users._get_login_order(), limit=1)
+    if not user:
+        return None
     try:
-        auth_info = request.env.registry["res.users"].authenticate(
-            request.db,
-            {"login": login, "password": password, "type": "password"},
-            {"interactive": False},
-        )
+        request.env.registry["res.users"].check(request.db, user.id, password)
     except AccessDenied:
         return None
-    return auth_info and auth_info.get("uid")
+    return user.id
 
 
 class SmartpmSoapController(http.Controller):
