@@ -14,7 +14,7 @@ installed=$(psql -h 127.0.0.1 -U postgres -d "$DB" -qtAX -c \
 if [ "$installed" != 1 ]; then
   echo "[demo] creating database $DB with demo data"
   dropdb -h 127.0.0.1 -U postgres --if-exists "$DB"
-  "$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" -i smartpm_prepay --stop-after-init --log-level=warn
+  "$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" -i smartpm_prepay,payment_demo --stop-after-init --log-level=warn
 else
   echo "[demo] updating smartpm_prepay in $DB"
   "$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" -u smartpm_prepay --stop-after-init --log-level=warn

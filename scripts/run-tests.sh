@@ -13,18 +13,19 @@ if "$PY" -c 'import odoo' >/dev/null 2>&1; then
   dropdb -h 127.0.0.1 -U postgres --if-exists "$DB" >/dev/null 2>&1
   echo "[test] installing smartpm_prepay into a fresh database '$DB'"
   ODOO_BIN=$("$PY" -c 'import odoo, os; print(os.path.join(os.path.dirname(os.path.dirname(odoo.__file__)), "odoo-bin"))')
-  if ! "$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" -i smartpm_prepay --without-demo=all \
+  if ! "$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" -i smartpm_prepay,payment_demo --without-demo=all \
       --stop-after-init --log-level=warn --logfile=var/test-install.log \
       || grep -qE " (ERROR|CRITICAL) " var/test-install.log; then
     grep -E " (ERROR|CRITICAL) " -A 20 var/test-install.log | head -60
     echo "[test] FAILED: smartpm_prepay does not install (var/test-install.log)" >&2
     exit 1
   fi
+  # --odoo-http: the HttpCase tests (SOAP, XML-RPC, portal, tours) need the in-process server
   # a copy for the end-to-end tests, whose Odoo server commits (the Odoo tests roll back)
   export SMARTPM_E2E_DB=${DB}_e2e
   dropdb -h 127.0.0.1 -U postgres --if-exists "$SMARTPM_E2E_DB" >/dev/null 2>&1
   createdb -h 127.0.0.1 -U postgres -O "${SMARTPM_DB_USER:-smartpm}" -T "$DB" "$SMARTPM_E2E_DB"
-  "$PY" -m pytest --odoo-database="$DB" --odoo-config=var/odoo.conf tests smartpm_prepay/tests "$@"
+  "$PY" -m pytest --odoo-database="$DB" --odoo-config=var/odoo.conf --odoo-http tests smartpm_prepay/tests "$@"
   rc=$?
 else
   echo "!!!!!!!! Odoo 18.0 is NOT importable: the Odoo tests of smartpm_prepay did NOT run (set ODOO_SOURCE and run 'make test' again) !!!!!!!!"

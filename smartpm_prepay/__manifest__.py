@@ -8,7 +8,7 @@
     "license": "LGPL-3",
     "application": True,
     "installable": True,
-    "depends": ["base", "mail", "portal", "contacts", "account", "point_of_sale"],
+    "depends": ["base", "mail", "portal", "contacts", "account", "account_payment", "point_of_sale"],
     "data": [
         "security/security.xml",
         "security/ir.model.access.csv",
@@ -29,15 +29,22 @@
         "views/vending_menus.xml",
         "data/pos_data.xml",
         "views/pos_views.xml",
+        "views/bank_views.xml",
+        "views/portal_templates.xml",
     ],
     "demo": [
         "demo/demo.xml",
         "demo/vending_demo.xml",
         "demo/pos_demo.xml",
+        "demo/bank_demo.xml",
+        "demo/portal_demo.xml",
     ],
     "assets": {
         "point_of_sale._assets_pos": [
             "smartpm_prepay/static/src/pos/**/*",
+        ],
+        "web.assets_frontend": [
+            "smartpm_prepay/static/src/js/meter_portal.js",
         ],
         "web.assets_tests": [
             "smartpm_prepay/static/tests/tours/**/*",

@@ -11,3 +11,6 @@ from . import meter_sale
 from . import res_partner_sale
 from . import arrears
 from . import pos
+from . import bank
+from . import bank_reconciliation
+from . import payment_transaction

@@ -8,3 +8,7 @@ from . import test_vending_accounting
 from . import test_arrears
 from . import test_pos
 from . import test_pos_tour
+from . import test_bank_soap
+from . import test_bank_xmlrpc
+from . import test_bank_reconciliation
+from . import test_portal

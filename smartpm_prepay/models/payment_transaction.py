@@ -1,0 +1,93 @@
+import logging
+
+from odoo import _, fields, models
+
+from ..services import vending
+
+_logger = logging.getLogger(__name__)
+
+
+class PaymentTransaction(models.Model):
+    """Credit bought on the tenant portal: the transaction names the meter; when it is done,
+    post-processing sells the credit (once: the purchase's reference is the transaction's)
+    and invoices it, and account_payment's post-processing pays that invoice."""
+
+    _inherit = "payment.transaction"
+
+    smartpm_meter_id = fields.Many2one(
+        "smartpm.meter", string="Meter credited", readonly=True, index="btree_not_null"
+    )
+    smartpm_purchase_id = fields.Many2one(
+        "smartpm.credit.purchase", string="Credit purchase", readonly=True
+    )
+
+    def _post_process(self):
+        for tx in self.filtered(
+            lambda t: (
+                t.state == "done"
+                and t.smartpm_meter_id
+                and not t.smartpm_purchase_id
+                and t.operation != "validation"
+            )
+        ):
+            tx._smartpm_sell_credit()
+        super()._post_process()
+
+    def _smartpm_sell_credit(self):
+        self.ensure_one()
+        tx = self.sudo()
+        # The status page and the post-processing cron may both get here: the row lock makes
+        # the second wait, then fail to serialise and be retried, seeing the purchase set.
+        self.env.cr.execute(
+            "SELECT id FROM payment_transaction WHERE id = %s FOR NO KEY UPDATE", (tx.id,)
+        )
+        try:
+            with self.env.cr.savepoint():
+                purchase = vending.vend(
+                    tx.env,
+                    tx.smartpm_meter_id,
+                    tx.amount,
+                    "portal",
+                    tx.reference,
+                    currency=tx.currency_id,
+                )
+                invoice = purchase.invoice_id
+                if not invoice:
+                    invoice = (
+                        tx.env["account.move"]
+                        .with_company(purchase.company_id)
+                        .create(purchase._prepare_invoice_values())
+                    )
+                    invoice.action_post()
+                    purchase.invoice_id = invoice
+                tx.write(
+                    {
+                        "smartpm_purchase_id": purchase.id,
+                        "invoice_ids": [fields.Command.link(invoice.id)],
+                    }
+                )
+        except vending.VendingError as exc:
+            if exc.code == "duplicate_reference":
+                raise  # a concurrent post-processing sold it: roll back and retry
+            # Paid but not sellable any more (meter taken out of service meanwhile...): the
+            # payment stays on the tenant's account and the operators decide (refund).
+            _logger.warning("portal payment %s could not buy credit: %s", tx.reference, exc)
+            meter = tx.smartpm_meter_id
+            meter.message_post(
+                body=_(
+                    "Payment %(ref)s (%(amount)s) was received but no credit was sold: "
+                    "%(error)s. Refund the tenant or sell the credit by hand.",
+                    ref=tx.reference,
+                    amount=tx.amount,
+                    error=exc.args[0],
+                ),
+            )
+            meter.activity_schedule(
+                "mail.mail_activity_data_todo",
+                summary=_("Portal payment without credit"),
+                note=_("Payment %s: refund it or sell the credit.", tx.reference),
+                user_id=tx.env["smartpm.credit.purchase"]
+                .new({"company_id": meter.company_id.id})
+                ._get_alert_user()
+                .id,
+            )

@@ -1,0 +1,314 @@
+"""The bank channel: what a bank may ask and do, shared by the SOAP endpoint
+(controllers/soap.py) and the XML-RPC model ``smartpm.bank.api``.
+
+Every function takes the env of the authenticated bank user, answers a plain dict (the
+SOAP response fields, same names) and raises ``BankApiError`` with a stable code. The
+callers roll back on error, so a refused request leaves nothing behind.
+"""
+
+import logging
+import re
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+from odoo import _, fields
+from odoo.exceptions import AccessError, UserError
+
+from . import vending
+
+_logger = logging.getLogger(__name__)
+
+BANK_CHANNELS = ("bank_soap", "bank_xmlrpc")
+# Printable ASCII without spaces; short enough to be scoped by the bank id in external_ref.
+BANK_REF_RE = re.compile(r"^[\x21-\x7e]{1,40}$")
+METER_NUMBER_RE = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+
+# Stable codes, as banks see them (SOAP fault detail, XML-RPC fault message prefix).
+NOT_AUTHORISED = "NOT_AUTHORISED"
+INVALID_REQUEST = "INVALID_REQUEST"
+UNKNOWN_PURCHASE = "UNKNOWN_PURCHASE"
+NOT_REVERSIBLE = "NOT_REVERSIBLE"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+CODES = (
+    "UNKNOWN_METER",
+    "METER_NOT_SELLABLE",
+    "AMOUNT_OUT_OF_RANGE",
+    "CURRENCY_MISMATCH",
+    "DUPLICATE_REFERENCE",
+    INVALID_REQUEST,
+    NOT_AUTHORISED,
+    UNKNOWN_PURCHASE,
+    NOT_REVERSIBLE,
+    INTERNAL_ERROR,
+)
+
+
+class BankApiError(UserError):
+    """A refused bank request; ``code`` is one of ``CODES``."""
+
+    def __init__(self, code, message):
+        assert code in CODES, code
+        self.code = code
+        self.detail = message
+        super().__init__(f"{code}: {message}")
+
+
+def from_vending_error(exc):
+    return BankApiError(exc.code.upper(), exc.args[0])
+
+
+# ------------------------------------------------------------------ parsing
+def parse_reference(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not BANK_REF_RE.match(value.strip()):
+        raise BankApiError(
+            INVALID_REQUEST,
+            _("The bank reference must be 1 to 40 printable characters without spaces."),
+        )
+    return value.strip()
+
+
+def parse_meter_number(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not METER_NUMBER_RE.match(value.strip()):
+        raise BankApiError(INVALID_REQUEST, _("The meter number is missing or malformed."))
+    return value.strip().upper()
+
+
+def parse_amount(value):
+    """A number; strings are accepted as decimals (SOAP), floats as they come (XML-RPC)."""
+    if isinstance(value, bool):
+        raise BankApiError(INVALID_REQUEST, _("The amount must be a number."))
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise BankApiError(INVALID_REQUEST, _("The amount must be a number.")) from None
+    if not amount.is_finite():
+        raise BankApiError(INVALID_REQUEST, _("The amount must be a number."))
+    return float(amount)
+
+
+def parse_time(value):
+    """xsd:dateTime (or a datetime) to naive UTC; a time without zone is taken as UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif hasattr(value, "value") and isinstance(value.value, str):  # xmlrpc.client.DateTime
+        try:
+            moment = datetime.strptime(value.value, "%Y%m%dT%H:%M:%S")
+        except ValueError:
+            raise BankApiError(INVALID_REQUEST, _("The bank time is malformed.")) from None
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise BankApiError(
+                INVALID_REQUEST, _("The bank time %s is not an ISO 8601 date and time.", value)
+            ) from None
+    else:
+        raise BankApiError(INVALID_REQUEST, _("The bank time is required."))
+    if moment.tzinfo:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.replace(microsecond=0)
+
+
+def format_time(value):
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
+
+
+# ------------------------------------------------------------------ context
+def bank_context(env):
+    """The bank (partner) of the calling user; only Bank API users of a bank get one."""
+    user = env.user
+    if not user.has_group("smartpm_prepay.group_bank_api"):
+        raise BankApiError(NOT_AUTHORISED, _("Not authorised."))
+    bank = user.sudo().partner_id.commercial_partner_id
+    if not bank.smartpm_is_bank or not bank.smartpm_bank_journal_id:
+        _logger.warning("Bank API user %s is not a contact of a configured bank", user.login)
+        raise BankApiError(NOT_AUTHORISED, _("Not authorised: this user belongs to no bank."))
+    return bank
+
+
+def _external_ref(bank, reference):
+    # A bank's references are its own: scope them by bank so two banks never collide.
+    return f"{bank.id}:{reference}"
+
+
+def _find_meter(env, number):
+    meter = env["smartpm.meter"].search([("serial_number", "=", number)], limit=1)
+    if not meter:
+        raise BankApiError("UNKNOWN_METER", _("Unknown meter %s.", number))
+    return meter
+
+
+def _find_purchase(env, bank, reference):
+    purchase = (
+        env["smartpm.credit.purchase"]
+        .sudo()
+        .search(
+            [
+                ("channel", "in", BANK_CHANNELS),
+                ("external_ref", "=", _external_ref(bank, reference)),
+                ("bank_partner_id", "=", bank.id),
+            ],
+            limit=1,
+        )
+    )
+    if not purchase:
+        raise BankApiError(UNKNOWN_PURCHASE, _("No purchase with bank reference %s.", reference))
+    return purchase
+
+
+def _money(currency, amount):
+    return f"{amount:.{currency.decimal_places}f}"
+
+
+def receipt(purchase):
+    p = purchase.sudo()
+    return {
+        "reference": p.name,
+        "meterNumber": p.meter_id.serial_number,
+        "tenantName": p.tenant_id.name or "",
+        "tenantNumber": p.tenant_id.tenant_number or "",
+        "amount": _money(p.currency_id, p.amount),
+        "currency": p.currency_id.name,
+        "kwh": f"{p.kwh:.3f}",
+        "pricePerKwh": f"{p.price_per_kwh:.4f}",
+        "state": p.state,
+        "transferNumber": p.transfer_number,
+        "bankReference": p.bank_reference or "",
+        "bankTime": format_time(p.bank_time),
+        "date": format_time(p.date),
+    }
+
+
+# ------------------------------------------------------------------ operations
+def query_customer(env, meter_number):
+    bank_context(env)
+    meter = _find_meter(env, parse_meter_number(meter_number)).sudo()
+    tariff = meter._get_tariff()
+    try:
+        vending.check_sellable(meter)
+        sellable = True
+    except vending.VendingError:
+        sellable = False
+    company = meter.company_id
+    currency = tariff.currency_id if tariff else company.currency_id
+    minimum, maximum = (
+        tariff._get_amount_limits(company)
+        if tariff
+        else (company.smartpm_min_amount, company.smartpm_max_amount)
+    )
+    return {
+        "meterNumber": meter.serial_number,
+        "tenantName": meter.tenant_id.name or "",
+        "tenantNumber": meter.tenant_id.tenant_number or "",
+        "meterState": meter.state,
+        "sellable": sellable,
+        "tariffPrice": f"{tariff.price_per_kwh:.4f}" if tariff else "0.0000",
+        "currency": currency.name,
+        "minimumAmount": _money(currency, minimum),
+        "maximumAmount": _money(currency, maximum),
+    }
+
+
+def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_time):
+    """Sell credit for the bank; the same reference again returns the first receipt."""
+    assert channel in BANK_CHANNELS
+    bank = bank_context(env)
+    reference = parse_reference(bank_reference)
+    number = parse_meter_number(meter_number)
+    amount = parse_amount(amount)
+    moment = parse_time(bank_time)
+    if currency in (None, False, ""):  # XML-RPC has no None: False or "" mean "any"
+        currency = None
+    elif not isinstance(currency, str):
+        raise BankApiError(INVALID_REQUEST, _("The currency must be an ISO 4217 code."))
+    meter = _find_meter(env, number)
+    external_ref = _external_ref(bank, reference)
+    try:
+        # The bank's reference space spans both protocols: vend() is idempotent per
+        # channel, so a reference first used over the other protocol is checked here.
+        other = (
+            env["smartpm.credit.purchase"]
+            .sudo()
+            .search(
+                [
+                    ("channel", "in", BANK_CHANNELS),
+                    ("channel", "!=", channel),
+                    ("external_ref", "=", external_ref),
+                ],
+                limit=1,
+            )
+        )
+        if other:
+            sale = vending._check_same_request(other, meter.sudo(), amount)
+        else:
+            sale = vending.vend(
+                env,
+                meter,
+                amount,
+                channel,
+                external_ref,
+                currency=currency or None,
+                bank_partner=bank,
+                extra_vals={"bank_reference": reference, "bank_time": moment},
+            )
+    except vending.VendingError as exc:
+        if exc.code == "duplicate_reference":  # not the scoped external_ref in the message
+            raise BankApiError(
+                "DUPLICATE_REFERENCE",
+                _("Bank reference %s was already used for another sale.", reference),
+            ) from exc
+        raise from_vending_error(exc) from exc
+    sale_sudo = sale.sudo()
+    if not sale_sudo.invoice_id and sale_sudo.state != "reversed":
+        sale_sudo._create_invoice_and_payment(bank.smartpm_bank_journal_id)
+    return receipt(sale_sudo)
+
+
+def query_purchase(env, bank_reference):
+    bank = bank_context(env)
+    return receipt(_find_purchase(env, bank, parse_reference(bank_reference)))
+
+
+def reverse_purchase(env, bank_reference):
+    """Undo an undelivered sale: cancel its delivery, credit note refunded through the
+    bank's journal. Reversing a reversed sale answers its receipt again."""
+    bank = bank_context(env)
+    sale = _find_purchase(env, bank, parse_reference(bank_reference))
+    if sale.state == "reversed":
+        return receipt(sale)
+    if sale.state not in ("paid", "queued", "failed"):
+        raise BankApiError(
+            NOT_REVERSIBLE,
+            _(
+                "%(ref)s is %(state)s: only an undelivered sale can be reversed.",
+                ref=sale.name,
+                state=sale.state,
+            ),
+        )
+    try:
+        sale.action_reverse()
+    except (UserError, AccessError) as exc:
+        raise BankApiError(NOT_REVERSIBLE, exc.args[0]) from exc
+    _refund_credit_note(sale, bank.smartpm_bank_journal_id)
+    return receipt(sale)
+
+
+def _refund_credit_note(sale, journal):
+    """The bank gives the money back: pay the credit note out of its journal."""
+    note = sale.credit_note_id
+    if not note or note.payment_state in ("paid", "in_payment", "reversed"):
+        return
+    sale.env["account.payment.register"].with_company(sale.company_id).with_context(
+        active_model="account.move", active_ids=note.ids
+    ).create(
+        {"journal_id": journal.sudo().id, "payment_date": fields.Date.context_today(sale)}
+    )._create_payments()

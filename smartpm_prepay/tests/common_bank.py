@@ -1,0 +1,92 @@
+from datetime import timedelta
+
+from odoo import fields
+from odoo.addons.account.tests.common import AccountTestInvoicingHttpCommon
+from odoo.tests import new_test_user
+
+
+class BankChannelCase(AccountTestInvoicingHttpCommon):
+    """A bank with its journal and Bank API user (with an API key), a tenant, a sellable
+    meter and a meter out of service; the Odoo HTTP server runs in-process."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.env.company
+        cls.env.user.groups_id += cls.env.ref("smartpm_prepay.group_manager")
+        cls.company.write({"smartpm_min_amount": 1.0, "smartpm_max_amount": 1000.0})
+        cls.currency = cls.company.currency_id
+        cls.tariff = cls.env["smartpm.tariff"].create({"name": "Bank test", "price_per_kwh": 0.25})
+        cls.tenant = cls.env["res.partner"].create({"name": "Nkechi Bank-Test", "is_tenant": True})
+        cls.meter = cls.env["smartpm.meter"].create(
+            {
+                "serial_number": "BNK-001",
+                "host": "127.0.0.1",
+                "port": 4100,
+                "state": "active",
+                "tenant_id": cls.tenant.id,
+                "tariff_id": cls.tariff.id,
+            }
+        )
+        cls.meter_draft = cls.env["smartpm.meter"].create(
+            {
+                "serial_number": "BNK-DRAFT",
+                "host": "127.0.0.1",
+                "port": 4101,
+                "state": "draft",
+                "tenant_id": cls.tenant.id,
+                "tariff_id": cls.tariff.id,
+            }
+        )
+        cls.journal = cls.company_data["default_journal_bank"]
+        cls.bank = cls.env["res.partner"].create(
+            {
+                "name": "Test Bank",
+                "is_company": True,
+                "smartpm_is_bank": True,
+                "smartpm_bank_journal_id": cls.journal.id,
+            }
+        )
+        cls.bank_user = cls._bank_user("bank_api", cls.bank)
+        cls.api_key = cls._api_key(cls.bank_user)
+        other_journal = cls.journal.copy({"name": "Other bank", "code": "OBNK"})
+        cls.other_bank = cls.env["res.partner"].create(
+            {
+                "name": "Other Bank",
+                "is_company": True,
+                "smartpm_is_bank": True,
+                "smartpm_bank_journal_id": other_journal.id,
+            }
+        )
+        cls.other_bank_user = cls._bank_user("other_bank_api", cls.other_bank)
+        cls.other_api_key = cls._api_key(cls.other_bank_user)
+        cls.clerk = new_test_user(
+            cls.env,
+            "clerk_api",
+            groups="base.group_user,smartpm_prepay.group_cashier",
+            company_id=cls.company.id,
+        )
+        cls.clerk_key = cls._api_key(cls.clerk)
+
+    @classmethod
+    def _bank_user(cls, login, bank):
+        user = new_test_user(
+            cls.env,
+            login,
+            groups="base.group_user,smartpm_prepay.group_bank_api",
+            company_id=cls.company.id,
+            password=f"{login}-pw-123",
+        )
+        user.partner_id.parent_id = bank
+        return user
+
+    @classmethod
+    def _api_key(cls, user):
+        return (
+            cls.env["res.users.apikeys"]
+            .with_user(user)
+            ._generate("rpc", "test", fields.Datetime.now() + timedelta(days=30))
+        )
+
+    def _purchases(self):
+        return self.env["smartpm.credit.purchase"].search([("meter_id", "=", self.meter.id)])
