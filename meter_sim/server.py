@@ -416,10 +416,17 @@ def handle_bytes(server, data: bytes):
 def serve_serial(model: MeterModel, device: str, stop: threading.Event) -> threading.Thread:
     """HDLC on a serial device (or one end of a pty), in its own thread."""
 
+    ready = threading.Event()
+
     def run():
-        fd = os.open(device, os.O_RDWR | os.O_NOCTTY)
+        try:
+            fd = os.open(device, os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            ready.set()
+            raise
         try:
             _raw_tty(fd)
+            ready.set()
             server = None
             sel = selectors.DefaultSelector()
             sel.register(fd, selectors.EVENT_READ)
@@ -443,6 +450,9 @@ def serve_serial(model: MeterModel, device: str, stop: threading.Event) -> threa
 
     t = threading.Thread(target=run, name=f"meter-sim-serial-{model.serial}", daemon=True)
     t.start()
+    # Setting raw mode flushes pending input: a client that wrote before this (the fleet
+    # just started) lost its SNRM and timed out. Return once the line is set up.
+    ready.wait(5)
     return t
 
 
