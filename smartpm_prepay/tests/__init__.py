@@ -2,3 +2,4 @@ from . import test_tenant
 from . import test_meter
 from . import test_access
 from . import test_job
+from . import test_job_per_meter

@@ -1,0 +1,163 @@
+from datetime import timedelta
+from unittest.mock import patch
+
+from odoo import SUPERUSER_ID, api, fields
+from odoo.tests import new_test_user, tagged
+
+from ..services import job_queue
+from .common import SmartpmCase
+
+
+@tagged("post_install", "-at_install")
+class TestJobPerMeter(SmartpmCase):
+    """claim() hands out one job per meter at a time (a meter takes one association)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.bridge_user = new_test_user(
+            cls.env, "t_bridge_pm", groups="base.group_user,smartpm_prepay.group_bridge_api"
+        )
+        cls.m1 = cls._meter("PM-1", state="active")
+        cls.m2 = cls._meter("PM-2", state="active")
+        # the queue is shared: keep other jobs of the database out of these tests' way
+        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
+            smartpm_job_engine=True
+        ).write({"state": "cancelled"})
+
+    def setUp(self):
+        super().setUp()
+        self.Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
+
+    def _job(self, meter, job_type="ping", **vals):
+        return self.env["smartpm.meter.job"].create(
+            {"meter_id": meter.id, "job_type": job_type, **vals}
+        )
+
+    def _ids(self, claimed):
+        return [j["id"] for j in claimed]
+
+    def test_two_jobs_of_one_meter_are_not_claimed_together(self):
+        first = self._job(self.m1, "add_credit", payload={"transfer_number": 1, "kwh": 1.0})
+        second = self._job(self.m1, "read")
+        other = self._job(self.m2)
+        self.assertEqual(self._ids(self.Job.claim("b1", 10, 60)), [first.id, other.id])
+        self.assertEqual(second.state, "pending")
+        self.assertEqual(self.Job.claim("b2", 10, 60), [])  # m1 and m2 both busy
+
+    def test_second_job_is_claimed_after_the_first_completes(self):
+        first, second = self._job(self.m1), self._job(self.m1)
+        self.assertEqual(self._ids(self.Job.claim("b1", 10, 60)), [first.id])
+        self.Job.complete(first.id, "b1", {"relay": "connected"})
+        self.assertEqual(self._ids(self.Job.claim("b2", 10, 60)), [second.id])
+        self.assertEqual(second.bridge_id, "b2")
+
+    def test_failed_job_frees_the_meter_for_its_next_job(self):
+        first, second = self._job(self.m1), self._job(self.m1)
+        self.Job.claim("b1", 10, 60)
+        self.Job.fail(first.id, "b1", "no answer", True)  # back-off: first is not due
+        self.assertEqual(self._ids(self.Job.claim("b1", 10, 60)), [second.id])
+
+    def test_expired_lease_frees_the_meter(self):
+        first, second = self._job(self.m1), self._job(self.m1, priority=60)
+        self.Job.claim("b1", 10, 60)
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE smartpm_meter_job SET lease_until = %s WHERE id = %s",
+            (fields.Datetime.now() - timedelta(seconds=5), first.id),
+        )
+        first.invalidate_recordset()
+        # the expired job comes first again (priority); never both
+        self.assertEqual(self._ids(self.Job.claim("b2", 10, 60)), [first.id])
+        self.assertEqual(second.state, "pending")
+
+    def test_busy_meter_does_not_block_other_meters(self):
+        busy = [self._job(self.m1, priority=1) for _i in range(30)]
+        other = self._job(self.m2, priority=99)
+        self.assertEqual(self._ids(self.Job.claim("b1", 10, 60)), [busy[0].id, other.id])
+
+    def test_claim_fills_limit_past_a_long_run_of_one_meter(self):
+        self.env.flush_all()
+        # more jobs of m1 than one scan chunk ahead of m2's job
+        self.env.cr.execute(
+            """
+            INSERT INTO smartpm_meter_job (meter_id, company_id, job_type, state, priority,
+                attempt_count, max_attempts, next_attempt_at, create_date, write_date)
+            SELECT %s, %s, 'ping', 'pending', 1, 0, 5, now() at time zone 'utc',
+                   now() at time zone 'utc', now() at time zone 'utc'
+              FROM generate_series(1, %s)
+            """,
+            (self.m1.id, self.m1.company_id.id, job_queue.CLAIM_SCAN_CHUNK + 10),
+        )
+        other = self._job(self.m2, priority=99)
+        claimed = self.Job.claim("b1", 10, 60)
+        self.assertEqual(len(claimed), 2)
+        self.assertEqual(claimed[-1]["id"], other.id)
+
+    def test_wait_for_jobs_ignores_due_jobs_of_a_busy_meter(self):
+        self._job(self.m1)
+        second = self._job(self.m1)
+        self.Job.claim("b1", 10, 60)
+        self.assertEqual(second.state, "pending")
+        self.assertFalse(self.Job.wait_for_jobs(0))  # nothing claim() would hand out
+        self._job(self.m2)
+        self.assertTrue(self.Job.wait_for_jobs(0))
+
+    def test_finishing_a_job_wakes_bridges_only_if_its_meter_has_more(self):
+        first, second, alone = self._job(self.m1), self._job(self.m1), self._job(self.m2)
+        self.Job.claim("b1", 10, 60)
+        with patch.object(job_queue, "notify") as notify:
+            self.Job.complete(alone.id, "b1", {})
+            notify.assert_not_called()
+            self.Job.fail(first.id, "b1", "meter said no", False)
+            notify.assert_called_once()
+        self.assertEqual(self._ids(self.Job.claim("b2", 10, 60)), [second.id])
+
+    def test_two_cursors_never_get_two_jobs_of_one_meter(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            meters = env["smartpm.meter"].create(
+                [
+                    {"serial_number": f"PM-CONC-{i}", "host": "127.0.0.1", "port": 4100}
+                    for i in range(6)
+                ]
+            )
+            # three jobs per meter, interleaved so every claim sees every meter
+            jobs = env["smartpm.meter.job"].create(
+                [
+                    {"meter_id": m.id, "job_type": "ping", "priority": -1000}
+                    for _round in range(3)
+                    for m in meters
+                ]
+            )
+            job_meter = {j.id: j.meter_id.id for j in jobs}
+            meter_ids = tuple(meters.ids)
+        try:
+            with self.registry.cursor() as cr1, self.registry.cursor() as cr2:
+                env1 = api.Environment(cr1, SUPERUSER_ID, {})
+                env2 = api.Environment(cr2, SUPERUSER_ID, {})
+                # cr1 holds its locks (not committed) while cr2 claims
+                first = [
+                    j["id"] for j in job_queue.claim(env1, "b1", 4, 60) if j["id"] in job_meter
+                ]
+                second = [
+                    j["id"] for j in job_queue.claim(env2, "b2", 10, 60) if j["id"] in job_meter
+                ]
+                cr1.commit()
+                cr2.commit()
+            with self.registry.cursor() as cr3:
+                env3 = api.Environment(cr3, SUPERUSER_ID, {})
+                third = [
+                    j["id"] for j in job_queue.claim(env3, "b3", 10, 60) if j["id"] in job_meter
+                ]
+                cr3.rollback()
+            self.assertEqual((len(first), len(second)), (4, 2))
+            self.assertFalse(set(first) & set(second))
+            taken = [job_meter[i] for i in first + second]
+            self.assertEqual(len(taken), len(set(taken)))  # never two jobs of one meter
+            self.assertEqual(set(taken), set(meter_ids))
+            self.assertEqual(third, [])  # every meter is busy now
+        finally:
+            with self.registry.cursor() as cr:
+                cr.execute("DELETE FROM smartpm_meter_job WHERE meter_id IN %s", (meter_ids,))
+                cr.execute("DELETE FROM smartpm_meter WHERE id IN %s", (meter_ids,))
