@@ -188,7 +188,8 @@ class SecureMeterServer(_MeterServerBase, GXDLMSSecureServer):
             log.info("%s: client invocation counter %s replayed", self.model.serial, ic)
         if not self._in_aarq:
             self.drop_connection = True
-        # in the AARQ: AARE rejected-permanent, authentication-failure
+        # in the AARQ: AARE rejected-permanent (gurux turns any error in the user-information
+        # into diagnostic no-reason-given)
         raise GXDLMSException(
             AssociationResult.PERMANENT_REJECTED, SourceDiagnostic.AUTHENTICATION_FAILURE
         )

@@ -294,3 +294,40 @@ def test_cli_read_prints_values(fleet, capsys):
     out = capsys.readouterr().out
     assert code == 1  # one object refused
     assert " V" in out and "SIM00002" in out and "9.9.9.9.9.255" in out and "ERROR" in out
+
+
+def test_hls_gmac_meter_never_reuses_its_own_counter(hls_fleet, hls_serial, monkeypatch):
+    # gurux restarted the meter's counter every association and reused it after the AARE
+    # and f(CtoS): the same GCM nonce twice. Every ciphered APDU from the meter, across
+    # associations, must carry a higher counter than the one before.
+    from dlms_cosem.connection import DlmsConnection
+
+    seen = []
+    upstream = DlmsConnection.update_meter_invocation_counter
+
+    def record(self, ic):
+        seen.append(ic)
+        return upstream(self, ic)
+
+    monkeypatch.setattr(DlmsConnection, "update_meter_invocation_counter", record)
+    run_hls(hls_fleet, hls_serial, "ping")
+    run_hls(hls_fleet, hls_serial, "set_load_limit", {"load_limit_w": 2500})
+    assert len(seen) >= 8
+    assert all(a < b for a, b in zip(seen, seen[1:], strict=False)), seen
+
+
+def test_hls_gmac_replay_inside_an_association_drops_the_line(hls_fleet, hls_serial):
+    from meter_bridge.dlms import MeterConnection
+
+    kw = {"auth": "hls_gmac", "client_address": 1, **KEYS,
+          "invocation_counter": hls_fleet.counters.get(hls_serial, 41)}
+    if hls_serial == "SIM00005":
+        kw["framing"] = "hdlc"
+    conn = MeterConnection.from_job_meter(meter(hls_fleet, hls_serial, **kw), deadline_s=10)
+    with conn:
+        assert conn.get("0.0.42.0.0.255", 1, 2) == hls_serial.encode()
+        # the next request goes out with a counter the meter has already accepted
+        conn.client.dlms_connection.client_invocation_counter -= 1
+        with pytest.raises(MeterUnreachable):
+            conn.get("0.0.42.0.0.255", 1, 2)
+    hls_fleet.counters[hls_serial] = conn.invocation_counter + 1
