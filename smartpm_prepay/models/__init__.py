@@ -5,3 +5,4 @@ from . import res_partner
 from . import job
 from . import reading
 from . import alarm
+from . import meter_claim

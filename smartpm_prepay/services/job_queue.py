@@ -90,23 +90,28 @@ def claim(env, bridge_id, limit, lease_seconds):
     meter that already has a job under a live lease (a meter takes one association at a
     time); return them as dicts for the bridge.
 
-    Why three statements and meter row locks. Under READ COMMITTED one statement cannot do
-    it: its snapshot is taken when it starts, so if another claimer commits the claim of
-    meter M's job J1 after that, the statement still sees J1 pending ("M is free"), and
-    neither SKIP LOCKED on job rows (J2 of M is not locked by anyone) nor locking M's row in
-    the same statement (the other claimer's lock is gone once it committed, and the
-    EXISTS test is not re-evaluated against the new row) stops it from claiming J2 too.
-    pg_try_advisory_xact_lock(meter_id) in that statement has the same hole. So:
+    Why not one statement with SKIP LOCKED: a statement's snapshot predates its locks. If
+    another claimer commits the claim of meter M's job J1 after our snapshot was taken, we
+    still see M free, and neither SKIP LOCKED on job rows (M's J2 is locked by no one), nor
+    locking M's row in the same statement (the other claimer's lock is gone at its commit;
+    under READ COMMITTED the EXISTS test is not re-evaluated for the newer row), nor
+    pg_try_advisory_xact_lock(meter_id) (released at commit too, and taken for rows the
+    LIMIT then drops) stops us from claiming J2 as well. So:
       1. scan the due jobs in (priority, id) order for meters with no live lease, in
          chunks until ``limit`` meters are found (a hint, no locks);
       2. lock those meters' rows FOR NO KEY UPDATE SKIP LOCKED (the weakest row lock that
-         excludes another claimer; it does not block inserting jobs of the meter): a meter
-         another claimer holds is skipped, and every claim of a meter we now hold was
+         excludes another claimer; inserting jobs of the meter is not blocked): a meter
+         another claimer holds is skipped, and any claim of a meter we now hold was
          committed before we got its lock;
-      3. a new statement, hence a new snapshot that sees those commits, claims the first
-         due job of each locked meter still without a live lease, jobs locked FOR NO KEY
-         UPDATE SKIP LOCKED as before. The meter locks last until commit, so no one can
-         claim for these meters in between.
+      3. claim the first due job of each locked meter still without a live lease (jobs
+         locked FOR NO KEY UPDATE SKIP LOCKED) and stamp the meter row (job_claimed_at).
+         The meter locks last until commit, so no one claims for these meters meanwhile.
+    Under READ COMMITTED step 3 is a new statement with a new snapshot that sees those
+    committed claims. Odoo's cursors are REPEATABLE READ (one snapshot for the whole
+    request): there the stamp does it. A claimer whose snapshot predates the commit of a
+    claim of M fails to lock M in step 2 ("could not serialize access due to concurrent
+    update", M was updated after its snapshot) and Odoo retries the request with a new
+    snapshot, like it does when two claimers meet on a job row.
     """
     if not bridge_id or not isinstance(bridge_id, str):
         raise UserError("claim: bridge_id must be a non-empty string")
@@ -119,26 +124,39 @@ def claim(env, bridge_id, limit, lease_seconds):
     env.cr.execute(
         f"""
         WITH head AS (
-            SELECT DISTINCT ON (j.meter_id) j.id
-              FROM smartpm_meter_job j
-             WHERE j.meter_id = ANY(%s) AND {_DUE_SQL} AND NOT {_BUSY_SQL}
-             ORDER BY j.meter_id, j.priority, j.id
+            -- per meter: its first due job, read from the (meter_id, priority, id) index
+            SELECT h.id
+              FROM unnest(%s::int[]) AS meter(id)
+              CROSS JOIN LATERAL (
+                  SELECT j.id FROM smartpm_meter_job j
+                   WHERE j.meter_id = meter.id AND {_DUE_SQL} AND NOT {_BUSY_SQL}
+                   ORDER BY j.priority, j.id
+                   LIMIT 1
+              ) h
         ), due AS (
             SELECT j.id FROM smartpm_meter_job j JOIN head ON head.id = j.id
                FOR NO KEY UPDATE OF j SKIP LOCKED
+        ), claimed AS (
+            UPDATE smartpm_meter_job j
+               SET state = 'claimed', bridge_id = %s,
+                   lease_until = (clock_timestamp() at time zone 'utc') + make_interval(secs => %s),
+                   attempt_count = COALESCE(j.attempt_count, 0) + 1,
+                   date_claimed = (clock_timestamp() at time zone 'utc'),
+                   write_date = (clock_timestamp() at time zone 'utc'), write_uid = %s
+              FROM due WHERE j.id = due.id
+            RETURNING j.id, j.meter_id
+        ), touched AS (
+            UPDATE smartpm_meter m
+               SET job_claimed_at = (clock_timestamp() at time zone 'utc')
+             WHERE m.id = ANY(ARRAY(SELECT meter_id FROM claimed))
         )
-        UPDATE smartpm_meter_job j
-           SET state = 'claimed', bridge_id = %s,
-               lease_until = (clock_timestamp() at time zone 'utc') + make_interval(secs => %s),
-               attempt_count = COALESCE(j.attempt_count, 0) + 1,
-               date_claimed = (clock_timestamp() at time zone 'utc'),
-               write_date = (clock_timestamp() at time zone 'utc'), write_uid = %s
-          FROM due WHERE j.id = due.id
-        RETURNING j.id
+        SELECT id, meter_id FROM claimed
         """,
         (meter_ids, bridge_id, lease_seconds, env.uid),
     )
-    ids = [row[0] for row in env.cr.fetchall()]
+    rows = env.cr.fetchall()
+    env["smartpm.meter"].browse([row[1] for row in rows]).invalidate_recordset(["job_claimed_at"])
+    ids = [row[0] for row in rows]
     jobs = env["smartpm.meter.job"].sudo().browse(ids)
     jobs.invalidate_recordset()
     return [job._prepare_bridge_values() for job in jobs.sorted(lambda j: (j.priority, j.id))]

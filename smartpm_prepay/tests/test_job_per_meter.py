@@ -1,8 +1,11 @@
 from datetime import timedelta
 from unittest.mock import patch
 
+import psycopg2
+
 from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import new_test_user, tagged
+from odoo.tools import mute_logger
 
 from ..services import job_queue
 from .common import SmartpmCase
@@ -161,3 +164,44 @@ class TestJobPerMeter(SmartpmCase):
             with self.registry.cursor() as cr:
                 cr.execute("DELETE FROM smartpm_meter_job WHERE meter_id IN %s", (meter_ids,))
                 cr.execute("DELETE FROM smartpm_meter WHERE id IN %s", (meter_ids,))
+
+    def test_claimer_with_an_older_snapshot_cannot_take_a_busy_meter(self):
+        # Odoo's cursors are REPEATABLE READ: cr2's snapshot is older than the credit job
+        # and than its claim by cr1, so cr2 still sees the meter free with only the read
+        # job pending. Locking the meter, stamped by cr1's claim, must fail (Odoo retries
+        # the request) rather than hand out the read job too.
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            meter = env["smartpm.meter"].create(
+                {"serial_number": "PM-SNAP", "host": "127.0.0.1", "port": 4100}
+            )
+            read = env["smartpm.meter.job"].create(
+                {"meter_id": meter.id, "job_type": "read", "priority": -900}
+            )
+            meter_id, read_id = meter.id, read.id
+        try:
+            with self.registry.cursor() as cr2:
+                cr2.execute("SELECT 1 FROM smartpm_meter_job LIMIT 1")  # snapshot taken
+                with self.registry.cursor() as cr1:
+                    env1 = api.Environment(cr1, SUPERUSER_ID, {})
+                    credit = env1["smartpm.meter.job"].create(
+                        {"meter_id": meter_id, "job_type": "ping", "priority": -1000}
+                    )
+                    cr1.commit()
+                    claimed = [j["id"] for j in job_queue.claim(env1, "b1", 10, 60)]
+                    self.assertIn(credit.id, claimed)
+                    self.assertNotIn(read_id, claimed)
+                env2 = api.Environment(cr2, SUPERUSER_ID, {})
+                with (
+                    mute_logger("odoo.sql_db"),
+                    self.assertRaises(psycopg2.errors.SerializationFailure),
+                ):
+                    job_queue.claim(env2, "b2", 10, 60)
+                cr2.rollback()
+            with self.registry.cursor() as cr3:
+                cr3.execute("SELECT state FROM smartpm_meter_job WHERE id = %s", (read_id,))
+                self.assertEqual(cr3.fetchone()[0], "pending")
+        finally:
+            with self.registry.cursor() as cr:
+                cr.execute("DELETE FROM smartpm_meter_job WHERE meter_id = %s", (meter_id,))
+                cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (meter_id,))
