@@ -277,8 +277,8 @@ def _get_user_information(cls, settings, cipher):
 def _association_invoke(self, settings, e):
     """GXDLMSAssociationLogicalName.invoke, reply_to_HLS_authentication under HIGH_GMAC.
     Upstream reads the client's f(StoC) with `int(e.parameters)` (ValueError/TypeError on
-    the octet string: no ACTION response, HLS pass 3 could never succeed), compares bytes with that
-    int, answers a wrong f(StoC) with "success, no data", and computes f(CtoS) with the
+    the octet string: no ACTION response, HLS pass 3 could never succeed), compares bytes
+    with that int, answers a wrong f(StoC) with "success, no data", and computes f(CtoS) with the
     server's invocation counter without advancing it, so the ACTION response carrying it
     was ciphered with the same counter (a GCM nonce used twice)."""
     from gurux_dlms.enums import Authentication, ErrorCode
@@ -361,17 +361,14 @@ def apply_hls() -> None:
         setattr(owner, name, kind(fix) if kind else fix)
 
 
-class InvocationCounterReplay(Exception):
-    """A ciphered APDU whose invocation counter is not above the last one this meter saw."""
-
-
 def _decrypt_checking_counter(cls, settings, p, data):
     """GXCiphering.decrypt accepts any invocation counter: gurux servers have no replay
     protection, so a recorded AARQ or request could be played again. A real meter refuses a
     counter not above the last one it accepted from that client. The server sets
-    `settings.client_counter_check(ic, authenticated)` (meter_sim.server), which raises
-    InvocationCounterReplay; it is turned into a rejected AARE (GXDLMSException) here, or
-    the connection is closed for any other request (server.handle_bytes)."""
+    `settings.client_counter_check(ic, authenticated, tag_ok)` (meter_sim.server), which
+    raises GXDLMSException on a replay or a bad tag: a rejected AARE for the AARQ, and the
+    server closes the connection for any other request. Like upstream, the ciphertext and
+    tag run to the end of `data`."""
     from gurux_dlms.enums.Security import Security
 
     raw = bytes(data.array())
