@@ -48,7 +48,7 @@ class HeldJob:
 
     job: dict
     future: object = None
-    report: tuple = None  # ("complete", result) | ("fail", error, retryable)
+    report: tuple = None  # ("complete", result) | ("fail", error, retryable[, counter])
     report_attempts: int = 0
     next_report_at: float = 0.0
     lease_lost: bool = False
@@ -295,6 +295,11 @@ class BridgeService:
             outcome = ("complete", result)
         except JobError as exc:
             outcome = ("fail", str(exc) or type(exc).__name__, bool(exc.retryable))
+            counter = getattr(exc, "invocation_counter", None)
+            if isinstance(counter, int) and not isinstance(counter, bool):
+                # counters this job spent: Odoo must start the next association above them,
+                # or the meter refuses it as a replay
+                outcome += (counter,)
         except Exception as exc:
             event(log, logging.ERROR, "job_crashed", exc_info=True, **held.fields())
             outcome = ("fail", f"bridge error: {type(exc).__name__}: {exc}", True)

@@ -254,6 +254,22 @@ def test_hls_gmac_lower_counter_than_the_meter_saw_is_refused(hls_fleet, hls_ser
     assert run_hls(hls_fleet, hls_serial, "ping")["invocation_counter"] > last  # still usable
 
 
+def test_hls_gmac_failed_job_carries_the_counter_it_used(hls_fleet, hls_serial):
+    model = hls_fleet.meter(hls_serial)
+    start = hls_fleet.counters.get(hls_serial, 41)
+    run_hls(hls_fleet, hls_serial, "disconnect")
+    model.credit_wh = model.trip_wh - 1000  # reconnect refused: temporary-failure
+    try:
+        with pytest.raises(MeterRefused) as err:
+            run_hls(hls_fleet, hls_serial, "reconnect")
+    finally:
+        model.credit_wh = model.trip_wh + 50_000
+    assert err.value.invocation_counter > start
+    assert err.value.invocation_counter == model.client_invocation_counter
+    hls_fleet.counters[hls_serial] = err.value.invocation_counter
+    assert run_hls(hls_fleet, hls_serial, "reconnect")["relay"] == "connected"
+
+
 def test_hls_gmac_wrong_key_is_refused_and_counter_not_taken(hls_fleet):
     model = hls_fleet.meter("SIM00004")
     seen = model.client_invocation_counter

@@ -158,8 +158,10 @@ class SmartpmMeterJob(models.Model):
         return job_queue.complete(self._check_bridge().env, job_id, bridge_id, result)
 
     @api.model
-    def fail(self, job_id, bridge_id, error, retryable=True):
-        return job_queue.fail(self._check_bridge().env, job_id, bridge_id, error, retryable)
+    def fail(self, job_id, bridge_id, error, retryable=True, invocation_counter=None):
+        return job_queue.fail(
+            self._check_bridge().env, job_id, bridge_id, error, retryable, invocation_counter
+        )
 
     @api.model
     def extend_lease(self, job_ids, bridge_id, lease_seconds=60):

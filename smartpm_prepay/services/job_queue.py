@@ -265,8 +265,22 @@ def complete(env, job_id, bridge_id, result):
     return True
 
 
-def fail(env, job_id, bridge_id, error, retryable=True):
+def _keep_invocation_counter(meter, counter):
+    # HLS-GMAC: only ever raise the stored counter (reports can come late or twice)
+    if isinstance(counter, int) and counter > (meter.invocation_counter or 0):
+        meter.write({"invocation_counter": counter})
+
+
+def fail(env, job_id, bridge_id, error, retryable=True, invocation_counter=None):
+    """``invocation_counter``: the last HLS-GMAC counter the failed job used (the bridge
+    sends it when the job got as far as the association); kept like a result's, since the
+    meter refuses any association that starts at or below a counter it has seen."""
+    if invocation_counter is not None and (
+        isinstance(invocation_counter, bool) or not isinstance(invocation_counter, int)
+    ):
+        raise UserError("fail: invocation_counter must be an integer")
     job = _lock_held_job(env, job_id, bridge_id)
+    _keep_invocation_counter(job.meter_id.sudo(), invocation_counter)
     error = str(error or "unknown error")[:4000]
     if retryable and job.attempt_count < job.max_attempts:
         delay = backoff_seconds(job.attempt_count, _backoff_base(env))

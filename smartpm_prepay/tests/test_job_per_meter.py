@@ -4,6 +4,7 @@ from unittest.mock import patch
 import psycopg2
 
 from odoo import SUPERUSER_ID, api, fields
+from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
@@ -115,6 +116,24 @@ class TestJobPerMeter(SmartpmCase):
             self.Job.fail(first.id, "b1", "meter said no", False)
             notify.assert_called_once()
         self.assertEqual(self._ids(self.Job.claim("b2", 10, 60)), [second.id])
+
+    def test_failed_job_keeps_the_invocation_counter_it_used(self):
+        # HLS-GMAC: the meter refuses an association at or below a counter it has seen, so
+        # the counters a failed job spent must reach the next job of the meter.
+        for counter in (70, 30):
+            job = self._job(self.m1)
+            self.Job.claim("b1", 1, 60)
+            self.Job.fail(job.id, "b1", "temporary-failure", False, counter)
+        self.assertEqual(self.m1.sudo().invocation_counter, 70)
+        self._job(self.m1)
+        self.assertEqual(self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"], 70)
+
+    def test_fail_refuses_a_counter_that_is_not_an_integer(self):
+        job = self._job(self.m1)
+        self.Job.claim("b1", 1, 60)
+        with self.assertRaisesRegex(UserError, "invocation_counter"):
+            self.Job.fail(job.id, "b1", "x", True, "71")
+        self.assertEqual(job.state, "claimed")
 
     def test_two_cursors_never_get_two_jobs_of_one_meter(self):
         with self.registry.cursor() as cr:
