@@ -149,9 +149,13 @@ class OdooClient:
     def complete(self, job_id, bridge_id, result):
         return self._job("complete", job_id, bridge_id, result)
 
-    def fail(self, job_id, bridge_id, error, retryable):
-        """Returns ``{"state": "pending" | "failed", "next_attempt_at": ...}``."""
-        return self._job("fail", job_id, bridge_id, str(error), bool(retryable))
+    def fail(self, job_id, bridge_id, error, retryable, invocation_counter=None):
+        """Returns ``{"state": "pending" | "failed", "next_attempt_at": ...}``.
+
+        invocation_counter: the last HLS-GMAC counter the failed job used, if it got that
+        far (sent only then, so an Odoo without the argument still takes the report)."""
+        extra = [int(invocation_counter)] if invocation_counter is not None else []
+        return self._job("fail", job_id, bridge_id, str(error), bool(retryable), *extra)
 
     def report(self, bridge_id, reports):
         """Several reports at once: [{"job_id", "result"} | {"job_id", "error", "retryable"}]

@@ -49,7 +49,7 @@ class HeldJob:
 
     job: dict
     future: object = None
-    report: tuple = None  # ("complete", result) | ("fail", error, retryable)
+    report: tuple = None  # ("complete", result) | ("fail", error, retryable[, counter])
     report_attempts: int = 0
     next_report_at: float = 0.0
     lease_lost: bool = False
@@ -296,6 +296,11 @@ class BridgeService:
             outcome = ("complete", result)
         except JobError as exc:
             outcome = ("fail", str(exc) or type(exc).__name__, bool(exc.retryable))
+            counter = getattr(exc, "invocation_counter", None)
+            if isinstance(counter, int) and not isinstance(counter, bool):
+                # counters this job spent: Odoo must start the next association above them,
+                # or the meter refuses it as a replay
+                outcome += (counter,)
         except Exception as exc:
             event(log, logging.ERROR, "job_crashed", exc_info=True, **held.fields())
             outcome = ("fail", f"bridge error: {type(exc).__name__}: {exc}", True)
@@ -333,8 +338,10 @@ class BridgeService:
                 if kind == "complete":
                     reports.append({"job_id": held.id, "result": args[0]})
                 else:
-                    reports.append({"job_id": held.id, "error": str(args[0]),
-                                    "retryable": bool(args[1])})
+                    report = {"job_id": held.id, "error": str(args[0]), "retryable": bool(args[1])}
+                    if len(args) > 2:
+                        report["invocation_counter"] = args[2]
+                    reports.append(report)
             try:
                 answers = self._rpc(self.client.report, self.bridge_id, reports)
             except OdooAuthError:

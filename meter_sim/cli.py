@@ -18,7 +18,7 @@ examples:
       IEC 62056-47 wrapper, no authentication (client address 16, server address 1).
   meter-sim --meters 5 --speed 60 --control-port 4099
       one simulated minute per second; HTTP control on http://127.0.0.1:4099/meters
-  meter-sim --config fleet.json     (auth: none | lls; framing: wrapper | hdlc)
+  meter-sim --config fleet.json     (auth: none | lls | hls; framing: wrapper | hdlc)
       meters described one by one, e.g.
       {"seed": 1, "speed": 1, "control_port": 4099, "meters": [
         {"serial": "SIM00001", "port": 4100},
@@ -27,9 +27,17 @@ examples:
         {"serial": "M-LIMIT", "port": 4102, "credit_kwh": 20, "low_credit_kwh": 5,
          "trip_kwh": 0, "load_limit_w": 5000,
          "load": {"base_w": 300, "peak_w": 900, "noise": 0.1}},
+        {"serial": "M-HLS", "port": 4103, "auth": "hls",
+         "encryption_key": "000102030405060708090A0B0C0D0E0F",
+         "authentication_key": "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+         "system_title": "534D503030303031"},
         {"serial": "M-SERIAL", "serial_device": "/dev/ttyUSB0", "framing": "hdlc"}]}
 
-connecting a client: meters with auth lls take client address 1 (LLS password); HDLC
+connecting a client: meters with auth lls take client address 1 (LLS password); meters
+with auth hls take client address 1, HLS-GMAC with the meter's keys, every APDU
+glo-ciphered, the client's invocation counter strictly increasing (a lower one is
+refused, even in a new association); system_title defaults to "SIM" + the serial's last
+5 characters. HDLC
 meters use server physical address 17 unless "server_physical_address" says otherwise.
 The object list (OBIS codes) is in docs/meter-contract.md.
 

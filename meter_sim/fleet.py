@@ -155,4 +155,8 @@ class Fleet:
                     "offline": model.offline,
                 }
             )
+            if c.auth == "hls":
+                from .server import system_title
+
+                out[-1]["system_title"] = system_title(c).hex().upper()
         return out

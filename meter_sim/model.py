@@ -134,9 +134,23 @@ class MeterConfig:
     def validate(self) -> None:
         if self.framing not in ("wrapper", "hdlc"):
             raise ValueError(f"{self.serial}: framing must be wrapper or hdlc")
-        if self.auth not in ("none", "lls"):
-            # HLS-GMAC: gurux-dlms 1.0.203 builds a malformed AARE for it (see README).
-            raise ValueError(f"{self.serial}: auth must be none or lls (hls not supported yet)")
+        if self.auth not in ("none", "lls", "hls"):
+            raise ValueError(f"{self.serial}: auth must be none, lls or hls")
+        if self.auth == "hls":
+            for name, size in (
+                ("encryption_key", 16),
+                ("authentication_key", 16),
+                ("system_title", 8),
+            ):
+                value = getattr(self, name)
+                if name == "system_title" and not value:
+                    continue  # derived from the serial
+                try:
+                    ok = len(bytes.fromhex(value)) == size
+                except (TypeError, ValueError):
+                    ok = False
+                if not ok:
+                    raise ValueError(f"{self.serial}: {name} must be {size} bytes in hex")
 
 
 class MeterModel:
@@ -164,6 +178,10 @@ class MeterModel:
         self.power_override_w: int | None = None
         self.reverse = False
         self.offline = False
+        # HLS-GMAC invocation counters: the meter's own (next one to use) and the last one
+        # accepted from the client; both outlive connections, like a real meter's.
+        self.server_invocation_counter = 1
+        self.client_invocation_counter: int | None = None
         self.applied_transfers: set[int] = set()
         self.last_transfer_number: int | None = None
         self.last_token = b""
@@ -380,6 +398,16 @@ class MeterModel:
         with self.lock:
             self.reverse = False
 
+    def accept_client_counter(self, ic: int, record: bool = True) -> bool:
+        """HLS-GMAC replay protection: accept a ciphered APDU only if its invocation counter
+        is above the last accepted one; remember it if `record` (authenticated APDUs)."""
+        with self.lock:
+            if self.client_invocation_counter is not None and ic <= self.client_invocation_counter:
+                return False
+            if record:
+                self.client_invocation_counter = ic
+            return True
+
     def state(self) -> dict:
         with self.lock:
             return {
@@ -399,6 +427,7 @@ class MeterModel:
                 "demand_w": self.power_w(),
                 "reverse": self.reverse,
                 "offline": self.offline,
+                "client_invocation_counter": self.client_invocation_counter,
                 "events": [e.as_json() for e in self.events],
             }
 

@@ -16,6 +16,7 @@ import threading
 
 from gurux_dlms.enums import AccessMode, Authentication, InterfaceType, MethodAccessMode
 from gurux_dlms.enums.SourceDiagnostic import SourceDiagnostic
+from gurux_dlms.GXCiphering import GXCiphering
 from gurux_dlms.GXDLMSServer import GXDLMSServer
 from gurux_dlms.secure.GXDLMSSecureServer import GXDLMSSecureServer
 
@@ -24,6 +25,7 @@ from .model import MeterModel
 
 log = logging.getLogger(__name__)
 gurux_compat.apply()
+gurux_compat.apply_hls()
 
 PUBLIC_CLIENT = 16
 MANAGEMENT_CLIENT = 1
@@ -145,9 +147,18 @@ class MeterServer(_MeterServerBase, GXDLMSServer):
         self._setup(model)
 
 
+class _MeterCiphering(gurux_compat.CounterCiphering, GXCiphering):
+    pass
+
+
 class SecureMeterServer(_MeterServerBase, GXDLMSSecureServer):
-    # Not reachable yet (MeterConfig refuses auth "hls"): gurux 1.0.203 builds a malformed
-    # AARE for HLS-GMAC (_GXAPDU.generateAARE calls setUInt8() without a value).
+    """HLS-GMAC (client 1): per-meter block cipher key, authentication key and system title;
+    every xDLMS APDU after the AARQ is glo-ciphered (authenticated and encrypted). The meter's
+    invocation counter and the last one accepted from the client live on the model."""
+
+    drop_connection = False  # a ciphered request replayed or forged: close the line
+    _in_aarq = False
+
     def __init__(self, model: MeterModel, hdlc: bool):
         from gurux_dlms.enums import Security
 
@@ -155,12 +166,40 @@ class SecureMeterServer(_MeterServerBase, GXDLMSSecureServer):
             self, True, InterfaceType.HDLC if hdlc else InterfaceType.WRAPPER
         )
         cfg = model.config
-        cipher = gurux_compat.secure_server_cipher(self)
-        cipher.systemTitle = bytearray(system_title(cfg))
+        cipher = _MeterCiphering(bytearray(system_title(cfg)))
+        cipher.store = model
+        self.settings.ciphering = cipher
+        gurux_compat.secure_server_cipher(self)
         cipher.blockCipherKey = bytearray.fromhex(cfg.encryption_key)
         cipher.authenticationKey = bytearray.fromhex(cfg.authentication_key)
         cipher.security = Security.AUTHENTICATION_ENCRYPTION
+        self.settings.client_counter_check = self._check_client_counter
         self._setup(model)
+
+    def _check_client_counter(self, ic, authenticated=True, tag_ok=True):
+        from gurux_dlms.enums import AssociationResult
+        from gurux_dlms.GXDLMSException import GXDLMSException
+
+        if not tag_ok:
+            log.info("%s: ciphered APDU with a bad GCM tag (wrong keys?)", self.model.serial)
+        elif self.model.accept_client_counter(ic, record=authenticated):
+            return
+        else:
+            log.info("%s: client invocation counter %s replayed", self.model.serial, ic)
+        if not self._in_aarq:
+            self.drop_connection = True
+        # in the AARQ: AARE rejected-permanent (gurux turns any error in the user-information
+        # into diagnostic no-reason-given)
+        raise GXDLMSException(
+            AssociationResult.PERMANENT_REJECTED, SourceDiagnostic.AUTHENTICATION_FAILURE
+        )
+
+    def handleAarqRequest(self, data, connectionInfo):  # noqa: N802,N803
+        self._in_aarq = True
+        try:
+            return super().handleAarqRequest(data, connectionInfo)
+        finally:
+            self._in_aarq = False
 
 
 def system_title(cfg) -> bytes:
@@ -334,6 +373,9 @@ class Network:
             c.server = make_server(model)
         for reply in handle_bytes(c.server, data):
             c.out += reply
+        if getattr(c.server, "drop_connection", False):
+            self._close(c)  # a real meter drops a replayed or forged ciphered request
+            return
         self._flush(c)
 
     def _flush(self, c: _Conn) -> None:
@@ -375,10 +417,17 @@ def handle_bytes(server, data: bytes):
 def serve_serial(model: MeterModel, device: str, stop: threading.Event) -> threading.Thread:
     """HDLC on a serial device (or one end of a pty), in its own thread."""
 
+    ready = threading.Event()
+
     def run():
-        fd = os.open(device, os.O_RDWR | os.O_NOCTTY)
+        try:
+            fd = os.open(device, os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            ready.set()
+            raise
         try:
             _raw_tty(fd)
+            ready.set()
             server = None
             sel = selectors.DefaultSelector()
             sel.register(fd, selectors.EVENT_READ)
@@ -395,11 +444,16 @@ def serve_serial(model: MeterModel, device: str, stop: threading.Event) -> threa
                     server = make_server(model)
                 for reply in handle_bytes(server, data):
                     os.write(fd, reply)
+                if getattr(server, "drop_connection", False):
+                    server = None  # drop the association, as a TCP meter drops the line
         finally:
             os.close(fd)
 
     t = threading.Thread(target=run, name=f"meter-sim-serial-{model.serial}", daemon=True)
     t.start()
+    # Setting raw mode flushes pending input: a client that wrote before this (the fleet
+    # just started) lost its SNRM and timed out. Return once the line is set up.
+    ready.wait(5)
     return t
 
 

@@ -13,7 +13,7 @@ pytest.importorskip("gurux_dlms")
 fleet_mod = pytest.importorskip("meter_sim.fleet")
 model_mod = pytest.importorskip("meter_sim.model")
 
-from meter_bridge.errors import MeterRefused, MeterUnreachable  # noqa: E402
+from meter_bridge.errors import JobError, MeterRefused, MeterUnreachable  # noqa: E402
 from meter_bridge.executors import execute_job  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
@@ -165,21 +165,119 @@ def test_lls_with_right_and_wrong_password(fleet):
     assert not err.value.retryable
 
 
-def test_hls_gmac_reports_invocation_counter_above_the_stored_one():
+@pytest.fixture(scope="module")
+def hls_fleet():
+    f = fleet_mod.Fleet(meters=[
+        MeterConfig("SIM00004", auth="hls", encryption_key=KEYS["encryption_key"],
+                    authentication_key=KEYS["auth_key"]),
+        MeterConfig("SIM00005", auth="hls", framing="hdlc", encryption_key=KEYS["encryption_key"],
+                    authentication_key=KEYS["auth_key"], system_title="4D54523030303035"),
+    ], speed=0)
+    f.start()
+    f.counters = {}  # serial -> last invocation counter the bridge reported (what Odoo keeps)
     try:
-        hls = fleet_mod.Fleet(meters=[MeterConfig("SIM00004", auth="hls")], speed=0)
-    except ValueError as e:
-        pytest.skip(f"meter_sim has no HLS-GMAC yet: {e}")
-    hls.start()
-    try:
-        first = run(hls, "SIM00004", "ping", auth="hls_gmac", client_address=1,
-                    invocation_counter=41, **KEYS)
-        assert first["invocation_counter"] > 41
-        second = run(hls, "SIM00004", "ping", auth="hls_gmac", client_address=1,
-                     invocation_counter=first["invocation_counter"], **KEYS)
-        assert second["invocation_counter"] > first["invocation_counter"]
+        yield f
     finally:
-        hls.stop()
+        f.stop()
+
+
+@pytest.fixture(params=["SIM00004", "SIM00005"], ids=["wrapper", "hdlc"])
+def hls_serial(request):
+    return request.param
+
+
+def run_hls(fleet, serial, job_type, payload=None, **meter_kw):
+    """A job over HLS-GMAC, starting from the counter the previous job reported."""
+    kw = {"auth": "hls_gmac", "client_address": 1, "framing": "wrapper",
+          "invocation_counter": fleet.counters.get(serial, 41), **KEYS}
+    if serial == "SIM00005":
+        kw.update(framing="hdlc", system_title="4D54523030303035")
+    kw.update(meter_kw)
+    result = run(fleet, serial, job_type, payload, **kw)
+    assert result["invocation_counter"] > kw["invocation_counter"]
+    fleet.counters[serial] = result["invocation_counter"]
+    return result
+
+
+def test_hls_gmac_every_job_type(hls_fleet, hls_serial):
+    model = hls_fleet.meter(hls_serial)
+    model.advance(2 * 3600)
+    model.tamper("cover_open")
+    ping = run_hls(hls_fleet, hls_serial, "ping")
+    assert ping["credit_kwh"] == pytest.approx(model.credit_wh / 1000)
+    read = run_hls(hls_fleet, hls_serial, "read", {"objects": [
+        {"obis": "0.0.42.0.0.255", "ic": 1, "attribute": 2},
+        {"obis": "1.0.32.7.0.255", "ic": 3, "attribute": 2},
+        {"obis": "1.0.99.1.0.255", "ic": 7, "attribute": 2}]})
+    assert {r["obis"]: r["value"] for r in read["readings"]}["0.0.42.0.0.255"] == hls_serial
+    assert len(read["profiles"]["1.0.99.1.0.255"]) >= 8
+    before = model.credit_wh
+    credit = run_hls(hls_fleet, hls_serial, "add_credit", {"transfer_number": 77, "kwh": 2})
+    assert credit["already_applied"] is False and model.credit_wh == before + 2000
+    again = run_hls(hls_fleet, hls_serial, "add_credit", {"transfer_number": 77, "kwh": 2})
+    assert again["already_applied"] is True and model.credit_wh == before + 2000
+    assert run_hls(hls_fleet, hls_serial, "disconnect")["relay"] == "disconnected"
+    assert model.relay_state == "disconnected"
+    assert run_hls(hls_fleet, hls_serial, "reconnect")["relay"] == "connected"
+    limit = run_hls(hls_fleet, hls_serial, "set_load_limit", {"load_limit_w": 3300})
+    assert limit["load_limit_w"] == 3300 and model.load_limit_w == 3300
+    thresholds = run_hls(hls_fleet, hls_serial, "set_thresholds",
+                         {"low_credit_kwh": 4, "trip_kwh": 0.5})
+    assert thresholds == {"low_credit_kwh": 4.0, "trip_kwh": 0.5,
+                          "invocation_counter": hls_fleet.counters[hls_serial]}
+    model.set_clock(dt.datetime(2024, 6, 1, tzinfo=UTC))
+    clock = run_hls(hls_fleet, hls_serial, "sync_clock")
+    assert clock["meter_time_before"].startswith("2024-06-01")
+    events = run_hls(hls_fleet, hls_serial, "read_events", {"since": None})
+    assert ("fraud", 40) in {(e["log"], e["code"]) for e in events["events"]}
+
+
+def test_hls_gmac_invocation_counter_strictly_increases(hls_fleet, hls_serial):
+    first = run_hls(hls_fleet, hls_serial, "ping", invocation_counter=1000)
+    assert first["invocation_counter"] > 1000
+    second = run_hls(hls_fleet, hls_serial, "ping")
+    assert second["invocation_counter"] > first["invocation_counter"]
+    assert hls_fleet.meter(hls_serial).client_invocation_counter == second["invocation_counter"]
+
+
+def test_hls_gmac_lower_counter_than_the_meter_saw_is_refused(hls_fleet, hls_serial):
+    last = run_hls(hls_fleet, hls_serial, "ping")["invocation_counter"]
+    model = hls_fleet.meter(hls_serial)
+    credit = model.credit_wh
+    for stale in (last - 1, last - 20):  # a replay and an older counter
+        with pytest.raises(MeterRefused) as err:
+            run(hls_fleet, hls_serial, "add_credit", {"transfer_number": 9000 + stale, "kwh": 1},
+                auth="hls_gmac", client_address=1, invocation_counter=stale,
+                framing="hdlc" if hls_serial == "SIM00005" else "wrapper", **KEYS)
+        assert "association" in str(err.value)
+    assert model.credit_wh == credit and model.client_invocation_counter == last
+    assert run_hls(hls_fleet, hls_serial, "ping")["invocation_counter"] > last  # still usable
+
+
+def test_hls_gmac_failed_job_carries_the_counter_it_used(hls_fleet, hls_serial):
+    model = hls_fleet.meter(hls_serial)
+    start = hls_fleet.counters.get(hls_serial, 41)
+    run_hls(hls_fleet, hls_serial, "disconnect")
+    model.credit_wh = model.trip_wh - 1000  # reconnect refused: temporary-failure
+    try:
+        with pytest.raises(MeterRefused) as err:
+            run_hls(hls_fleet, hls_serial, "reconnect")
+    finally:
+        model.credit_wh = model.trip_wh + 50_000
+    assert err.value.invocation_counter > start
+    assert err.value.invocation_counter == model.client_invocation_counter
+    hls_fleet.counters[hls_serial] = err.value.invocation_counter
+    assert run_hls(hls_fleet, hls_serial, "reconnect")["relay"] == "connected"
+
+
+def test_hls_gmac_wrong_key_is_refused_and_counter_not_taken(hls_fleet):
+    model = hls_fleet.meter("SIM00004")
+    seen = model.client_invocation_counter
+    with pytest.raises((JobError, MeterRefused)) as err:
+        run(hls_fleet, "SIM00004", "ping", auth="hls_gmac", client_address=1,
+            invocation_counter=5_000_000, encryption_key="00" * 16, auth_key=KEYS["auth_key"])
+    assert not err.value.retryable
+    assert model.client_invocation_counter == seen
 
 
 def test_closed_port_is_unreachable_within_timeout(fleet):
@@ -212,3 +310,40 @@ def test_cli_read_prints_values(fleet, capsys):
     out = capsys.readouterr().out
     assert code == 1  # one object refused
     assert " V" in out and "SIM00002" in out and "9.9.9.9.9.255" in out and "ERROR" in out
+
+
+def test_hls_gmac_meter_never_reuses_its_own_counter(hls_fleet, hls_serial, monkeypatch):
+    # gurux restarted the meter's counter every association and reused it after the AARE
+    # and f(CtoS): the same GCM nonce twice. Every ciphered APDU from the meter, across
+    # associations, must carry a higher counter than the one before.
+    from dlms_cosem.connection import DlmsConnection
+
+    seen = []
+    upstream = DlmsConnection.update_meter_invocation_counter
+
+    def record(self, ic):
+        seen.append(ic)
+        return upstream(self, ic)
+
+    monkeypatch.setattr(DlmsConnection, "update_meter_invocation_counter", record)
+    run_hls(hls_fleet, hls_serial, "ping")
+    run_hls(hls_fleet, hls_serial, "set_load_limit", {"load_limit_w": 2500})
+    assert len(seen) >= 8
+    assert all(a < b for a, b in zip(seen, seen[1:], strict=False)), seen
+
+
+def test_hls_gmac_replay_inside_an_association_drops_the_line(hls_fleet, hls_serial):
+    from meter_bridge.dlms import MeterConnection
+
+    kw = {"auth": "hls_gmac", "client_address": 1, **KEYS,
+          "invocation_counter": hls_fleet.counters.get(hls_serial, 41)}
+    if hls_serial == "SIM00005":
+        kw["framing"] = "hdlc"
+    conn = MeterConnection.from_job_meter(meter(hls_fleet, hls_serial, **kw), deadline_s=10)
+    with conn:
+        assert conn.get("0.0.42.0.0.255", 1, 2) == hls_serial.encode()
+        # the next request goes out with a counter the meter has already accepted
+        conn.client.dlms_connection.client_invocation_counter -= 1
+        with pytest.raises(MeterUnreachable):
+            conn.get("0.0.42.0.0.255", 1, 2)
+    hls_fleet.counters[hls_serial] = conn.invocation_counter + 1

@@ -86,6 +86,20 @@ def test_non_retryable_job_error_is_reported_as_final_failure():
         assert odoo.job(job_id)["error"] == "read-write-denied"
 
 
+def test_failed_hls_job_reports_the_invocation_counter_it_used():
+    def refuse_after_association(job, *, deadline_s=None):
+        exc = MeterRefused("temporary-failure", code=2)
+        exc.invocation_counter = 4711
+        raise exc
+
+    with fake_odoo() as odoo:
+        job_id = odoo.add_job("reconnect")
+        with running(settings_for(odoo.url), refuse_after_association):
+            assert wait_until(lambda: odoo.state(job_id) == "failed")
+        assert odoo.calls_of("fail") == [[job_id, "bridge-1", "temporary-failure", False, 4711]]
+        assert odoo.job(job_id)["meter"]["invocation_counter"] == 4711
+
+
 def test_retryable_and_unexpected_errors_are_reported_retryable():
     def flaky(job, *, deadline_s=None):
         if job["payload"]["kind"] == "timeout":

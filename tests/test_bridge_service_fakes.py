@@ -240,9 +240,11 @@ class FakeOdoo:
             job.update(state="done", result=result, lease_until=0.0)
             return True
 
-    def rpc_fail(self, job_id, bridge_id, error, retryable):
+    def rpc_fail(self, job_id, bridge_id, error, retryable, invocation_counter=None):
         with self.cond:
             job = self._held_job(job_id, bridge_id)
+            if invocation_counter is not None:
+                job["meter"]["invocation_counter"] = invocation_counter
             job.update(error=error, lease_until=0.0, bridge_id=None)
             if retryable and job["attempt_count"] < job["max_attempts"]:
                 job.update(state="pending", next_attempt_at=time.time() + self.retry_delay)
@@ -266,6 +268,8 @@ class FakeOdoo:
                     answers.append({"job_id": job_id, "ok": True, "state": "done"})
                 else:
                     args = [job_id, bridge_id, report["error"], report["retryable"]]
+                    if "invocation_counter" in report:
+                        args.append(report["invocation_counter"])
                     with self.cond:
                         self.calls.append(("fail", copy.deepcopy(args)))
                     answers.append({"job_id": job_id, "ok": True, **self.rpc_fail(*args)})

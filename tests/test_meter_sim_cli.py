@@ -87,6 +87,55 @@ def test_cli_config_file(tmp_path):
         assert status == 200 and state["credit_kwh"] == 3
 
 
+def test_cli_config_hls_meter(tmp_path):
+    from meter_bridge.errors import MeterRefused
+    from meter_bridge.executors import execute_job
+
+    keys = {"encryption_key": "0F" * 16, "authentication_key": "A5" * 16}
+    cfg = tmp_path / "fleet.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "meters": [
+                    {
+                        "serial": "HLS1",
+                        "port": 0,
+                        "auth": "hls",
+                        "system_title": "4D54523030303031",
+                        **keys,
+                    }
+                ]
+            }
+        )
+    )
+    with run_cli(config=str(cfg), speed=0) as sim:
+        (m,) = sim.meters
+        assert (m["auth"], m["client_address"], m["system_title"]) == ("hls", 1, "4D54523030303031")
+        meter = {
+            "host": "127.0.0.1",
+            "port": sim.ports["HLS1"],
+            "client_address": 1,
+            "auth": "hls_gmac",
+            "encryption_key": keys["encryption_key"],
+            "auth_key": keys["authentication_key"],
+            "invocation_counter": 1200,
+            "timeout_s": 3,
+        }
+        for _ in range(3):  # gurux prints nothing on stdout per ciphered APDU any more
+            result = execute_job({"job_type": "ping", "payload": {}, "meter": meter})
+            assert result["invocation_counter"] > meter["invocation_counter"]
+            meter["invocation_counter"] = result["invocation_counter"]
+        status, state = http(f"{sim.control_url}/meters/HLS1")
+        assert state["client_invocation_counter"] == result["invocation_counter"]
+        with pytest.raises(MeterRefused):
+            execute_job(
+                {"job_type": "ping", "payload": {}, "meter": {**meter, "invocation_counter": 1200}}
+            )
+        sim.proc.send_signal(signal.SIGTERM)
+        out, _ = sim.proc.communicate(timeout=10)
+        assert "applied" not in out
+
+
 def test_http_control_endpoints():
     with run_cli(2, speed=0) as sim:
         base = sim.control_url

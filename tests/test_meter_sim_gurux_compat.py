@@ -98,3 +98,196 @@ def test_secure_server_keeps_cipher_under_other_name():
     _Secure.__abstractmethods__ = frozenset()
     s = _Secure(True, InterfaceType.WRAPPER)
     assert s.settings.cipher is None and s.settings.ciphering is not None
+
+
+# --- HLS-GMAC (gurux_compat.apply_hls) -------------------------------------------------------
+def _hls_settings(authentication=None):
+    from gurux_dlms.enums import Authentication, Security
+    from gurux_dlms.GXCiphering import GXCiphering
+
+    settings = _bare().settings
+    settings.authentication = authentication or Authentication.HIGH_GMAC
+    settings.cipher = GXCiphering(b"SIM00001")
+    settings.cipher.security = Security.AUTHENTICATION_ENCRYPTION
+    settings.stoCChallenge = bytearray(16)
+    settings.ctoSChallenge = bytearray(16)
+    settings.sourceSystemTitle = bytearray(b"CLIENT01")
+    return settings
+
+
+def _upstream(owner, name):
+    f = owner.__dict__[name]
+    f = getattr(f, "__func__", f)
+    return getattr(f, "upstream", f)
+
+
+def test_generate_aare_for_hls_calls_set_uint8_without_value():
+    from gurux_dlms._GXAPDU import _GXAPDU
+    from gurux_dlms.enums import AssociationResult, SourceDiagnostic
+    from gurux_dlms.GXByteBuffer import GXByteBuffer
+
+    settings = _hls_settings()
+    with pytest.raises(TypeError):
+        _upstream(_GXAPDU, "generateAARE")(
+            _GXAPDU,
+            settings,
+            GXByteBuffer(),
+            AssociationResult.ACCEPTED,
+            SourceDiagnostic.AUTHENTICATION_REQUIRED,
+            settings.cipher,
+            None,
+            None,
+        )
+
+
+def test_fixed_aare_has_responding_title_and_challenge_lengths():
+    from gurux_dlms._GXAPDU import _GXAPDU
+    from gurux_dlms.enums import AssociationResult, SourceDiagnostic
+    from gurux_dlms.GXByteBuffer import GXByteBuffer
+
+    import meter_sim.server  # noqa: F401  (installs the patches)
+
+    settings = _hls_settings()
+    data = GXByteBuffer()
+    _GXAPDU.generateAARE(
+        settings,
+        data,
+        AssociationResult.ACCEPTED,
+        SourceDiagnostic.AUTHENTICATION_REQUIRED,
+        settings.cipher,
+        None,
+        None,
+    )
+    aare = bytes(data.array())
+    assert aare[0] == 0x61 and aare[1] == len(aare) - 2
+    i = aare.index(bytes([0xA4, 10, 0x04, 8]))
+    assert aare[i + 4 : i + 12] == b"SIM00001"
+    i = aare.index(bytes([0xAA, 18, 0x80, 16]))
+    assert aare[i + 4 : i + 20] == bytes(16)
+
+
+def test_user_information_does_not_advance_invocation_counter():
+    from gurux_dlms._GXAPDU import _GXAPDU
+
+    settings = _hls_settings()
+    settings.cipher.invocationCounter = 7
+    _upstream(_GXAPDU, "getUserInformation")(_GXAPDU, settings, settings.cipher)
+    assert settings.cipher.invocationCounter == 7
+
+
+def test_hls_gmac_reply_to_authentication_fails_on_octet_string():
+    from gurux_dlms.GXSecure import GXSecure
+    from gurux_dlms.objects import GXDLMSAssociationLogicalName
+
+    settings = _hls_settings()
+    reply = GXSecure.secure(
+        settings, settings.cipher, 5, settings.stoCChallenge, settings.sourceSystemTitle
+    )
+    e = ValueEventArgs(settings, GXDLMSAssociationLogicalName(), 1, 0, bytearray(reply))
+    with pytest.raises((TypeError, ValueError)):  # int(bytearray)
+        _upstream(GXDLMSAssociationLogicalName, "invoke")(
+            GXDLMSAssociationLogicalName(), settings, e
+        )
+
+
+def test_fixed_reply_to_authentication_advances_server_counter():
+    from gurux_dlms.GXSecure import GXSecure
+    from gurux_dlms.objects import GXDLMSAssociationLogicalName
+
+    import meter_sim.server  # noqa: F401
+
+    settings = _hls_settings()
+    settings.cipher.invocationCounter = 9
+    ln = GXDLMSAssociationLogicalName()
+    good = bytes(
+        GXSecure.secure(
+            settings, settings.cipher, 5, settings.stoCChallenge, settings.sourceSystemTitle
+        )
+    )
+    bad = ValueEventArgs(settings, ln, 1, 0, bytearray(good[:-1] + bytes([good[-1] ^ 1])))
+    assert ln.invoke(settings, bad) is None and bad.error != 0
+    ok = ValueEventArgs(settings, ln, 1, 0, bytearray(good))
+    f_ctos = bytes(ln.invoke(settings, ok))
+    assert int.from_bytes(f_ctos[1:5], "big") == 9 and settings.cipher.invocationCounter == 10
+
+
+def test_method_response_helpers_missing():
+    from gurux_dlms.GXDLMSSettings import GXDLMSSettings
+    from gurux_dlms.objects import GXDLMSAssociationLogicalName
+
+    for owner, name in (
+        (GXDLMSAssociationLogicalName, "getAssociationStatus"),
+        (GXDLMSSettings, "setConnected"),
+    ):
+        f = owner.__dict__.get(name)
+        assert f is None or f.__module__ == "meter_sim.gurux_compat", name
+
+
+def test_cipher_reset_zeroes_invocation_counter():
+    from gurux_dlms.GXCiphering import GXCiphering
+
+    c = GXCiphering(b"SIM00001")
+    c.invocationCounter = 50
+    c.reset()
+    assert c.invocationCounter == 0
+
+
+def test_server_has_no_client_invocation_counter_check():
+    # Upstream decrypt accepts any counter; the day it grows a check (C# gurux has
+    # expectedInvocationCounter), use it instead of _decrypt_checking_counter.
+    from gurux_dlms.GXCiphering import GXCiphering
+
+    s = _bare().settings
+    for obj in (s, GXCiphering(b"SIM00001")):
+        assert not any("expected" in n.lower() for n in dir(obj)), obj
+
+
+def test_decrypt_prints_to_stdout():
+    import importlib
+    import inspect
+
+    src = inspect.getsource(importlib.import_module("gurux_dlms.GXDLMSChippering"))
+    assert 'print("Encryption is applied.")' in src
+
+
+def _ciphered_get(key):
+    from gurux_dlms.AesGcmParameter import AesGcmParameter
+    from gurux_dlms.enums import Command, Security
+    from gurux_dlms.GXCiphering import GXCiphering
+
+    p = AesGcmParameter(
+        Command.GLO_GET_REQUEST, bytearray(b"CLIENT01"), key, bytearray(range(0xD0, 0xE0))
+    )
+    p.security = Security.AUTHENTICATION_ENCRYPTION
+    p.invocationCounter = 5
+    plain = bytes.fromhex("c001c100010000 2a0000ff0200".replace(" ", ""))
+    return plain, bytes(GXCiphering.encrypt(p, bytearray(plain)))
+
+
+def test_decrypt_does_not_check_the_gcm_tag():
+    from gurux_dlms.AesGcmParameter import AesGcmParameter
+    from gurux_dlms.GXByteBuffer import GXByteBuffer
+    from gurux_dlms.GXCiphering import GXCiphering
+
+    settings = _hls_settings()
+    _, apdu = _ciphered_get(bytearray(range(16)))
+    wrong = AesGcmParameter(0, bytearray(b"CLIENT01"), bytearray(16), bytearray(range(0xD0, 0xE0)))
+    _upstream(GXCiphering, "decrypt")(GXCiphering, settings, wrong, GXByteBuffer(bytearray(apdu)))
+
+
+def test_gcm_tag_check_accepts_right_key_only():
+    from gurux_dlms.AesGcmParameter import AesGcmParameter
+    from gurux_dlms.GXByteBuffer import GXByteBuffer
+    from gurux_dlms.GXCiphering import GXCiphering
+
+    from meter_sim.gurux_compat import gcm_tag_valid
+
+    settings = _hls_settings()
+    plain, apdu = _ciphered_get(bytearray(range(16)))
+    for key, valid in ((bytearray(range(16)), True), (bytearray(16), False)):
+        p = AesGcmParameter(0, bytearray(b"CLIENT01"), key, bytearray(range(0xD0, 0xE0)))
+        out = _upstream(GXCiphering, "decrypt")(
+            GXCiphering, settings, p, GXByteBuffer(bytearray(apdu))
+        )
+        assert (bytes(out) == plain) is valid
+        assert gcm_tag_valid(apdu, bytes(out), p) is valid

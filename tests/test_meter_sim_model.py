@@ -79,6 +79,36 @@ def test_tamper_logged_in_fraud_log_with_time():
         m.tamper("bogus")
 
 
-def test_hls_config_is_refused_clearly():
-    with pytest.raises(ValueError, match="hls"):
-        MeterConfig.from_dict({"serial": "X", "auth": "hls"})
+def test_hls_config_accepted_with_hex_keys():
+    cfg = MeterConfig.from_dict(
+        {
+            "serial": "X",
+            "auth": "hls",
+            "system_title": "4D54523030303031",
+            "encryption_key": "00" * 16,
+            "authentication_key": "11" * 16,
+        }
+    )
+    assert cfg.auth == "hls"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"encryption_key": "zz" * 16},
+        {"authentication_key": "00"},
+        {"system_title": "00" * 7},
+        {"auth": "hls-gmac"},
+    ],
+)
+def test_bad_hls_config_is_refused_clearly(bad):
+    with pytest.raises(ValueError, match="X: "):
+        MeterConfig.from_dict({"serial": "X", "auth": "hls", **bad})
+
+
+def test_client_invocation_counter_must_increase():
+    m = MeterModel(MeterConfig("X", auth="hls"))
+    assert m.accept_client_counter(10, record=False) and m.client_invocation_counter is None
+    assert m.accept_client_counter(10) and m.client_invocation_counter == 10
+    assert not m.accept_client_counter(10) and not m.accept_client_counter(3)
+    assert m.accept_client_counter(11) and m.state()["client_invocation_counter"] == 11

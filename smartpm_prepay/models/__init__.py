@@ -14,3 +14,4 @@ from . import pos
 from . import bank
 from . import bank_reconciliation
 from . import payment_transaction
+from . import meter_claim

@@ -85,6 +85,15 @@ class SmartpmMeterJob(models.Model):
             WHERE state IN ('pending', 'claimed')
             """
         )
+        # claim(): "has this meter a job under a live lease" and "its first due job",
+        # without reading the meter's finished jobs.
+        self.env.cr.execute(
+            """
+            CREATE INDEX IF NOT EXISTS smartpm_meter_job_meter_open_idx
+            ON smartpm_meter_job (meter_id, priority, id)
+            WHERE state IN ('pending', 'claimed')
+            """
+        )
 
     @api.depends("result", "payload")
     def _compute_texts(self):
@@ -149,8 +158,10 @@ class SmartpmMeterJob(models.Model):
         return job_queue.complete(self._check_bridge().env, job_id, bridge_id, result)
 
     @api.model
-    def fail(self, job_id, bridge_id, error, retryable=True):
-        return job_queue.fail(self._check_bridge().env, job_id, bridge_id, error, retryable)
+    def fail(self, job_id, bridge_id, error, retryable=True, invocation_counter=None):
+        return job_queue.fail(
+            self._check_bridge().env, job_id, bridge_id, error, retryable, invocation_counter
+        )
 
     @api.model
     def report(self, bridge_id, reports):

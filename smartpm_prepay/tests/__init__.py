@@ -12,3 +12,4 @@ from . import test_bank_soap
 from . import test_bank_xmlrpc
 from . import test_bank_reconciliation
 from . import test_portal
+from . import test_job_per_meter

@@ -18,6 +18,8 @@ class TestJobQueue(SmartpmCase):
         )
         cls.operator = new_test_user(cls.env, "t_op_q", groups="smartpm_prepay.group_operator")
         cls.meter = cls._meter("JOB-1", tenant_id=cls._tenant("Jo").id, state="active")
+        # claim() hands out one job per meter: tests taking several jobs use several meters
+        cls.more_meters = [cls._meter(f"JOB-{i}", state="active") for i in range(2, 7)]
         # the queue is shared: keep other jobs of the database out of these tests' way
         cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
             smartpm_job_engine=True
@@ -27,9 +29,9 @@ class TestJobQueue(SmartpmCase):
         super().setUp()
         self.Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
 
-    def _job(self, job_type="ping", **vals):
+    def _job(self, job_type="ping", meter=None, **vals):
         return self.env["smartpm.meter.job"].create(
-            {"meter_id": self.meter.id, "job_type": job_type, **vals}
+            {"meter_id": (meter or self.meter).id, "job_type": job_type, **vals}
         )
 
     def _expire(self, job):
@@ -42,9 +44,9 @@ class TestJobQueue(SmartpmCase):
 
     # ------------------------------------------------------------------ claim
     def test_claim_hands_out_due_jobs_by_priority_then_age(self):
-        low = self._job("read", priority=50)
+        low = self._job("read", priority=50, meter=self.more_meters[0])
         credit = self._job("add_credit", payload={"transfer_number": 1, "kwh": 2.0})
-        later = self._job("ping", priority=50)
+        later = self._job("ping", priority=50, meter=self.more_meters[1])
         claimed = self.Job.claim("b1", 10, 60)
         self.assertEqual([j["id"] for j in claimed], [credit.id, low.id, later.id])
         self.assertEqual(credit.priority, 10)
@@ -64,21 +66,24 @@ class TestJobQueue(SmartpmCase):
         self.assertEqual(future.state, "pending")
 
     def test_claim_respects_limit(self):
-        for _i in range(5):
-            self._job()
+        for meter in self.more_meters:
+            self._job(meter=meter)
         self.assertEqual(len(self.Job.claim("b1", 3, 60)), 3)
         self.assertEqual(len(self.Job.claim("b2", 10, 60)), 2)
 
     def test_two_cursors_never_claim_the_same_job(self):
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            meter = env["smartpm.meter"].create(
-                {"serial_number": "JOB-CONC", "host": "127.0.0.1", "port": 4100}
+            meters = env["smartpm.meter"].create(
+                [
+                    {"serial_number": f"JOB-CONC-{i}", "host": "127.0.0.1", "port": 4100}
+                    for i in range(20)
+                ]
             )
             jobs = env["smartpm.meter.job"].create(
-                [{"meter_id": meter.id, "job_type": "ping", "priority": -1000} for _i in range(20)]
+                [{"meter_id": m.id, "job_type": "ping", "priority": -1000} for m in meters]
             )
-            job_ids, meter_id = set(jobs.ids), meter.id
+            job_ids, meter_ids = set(jobs.ids), tuple(meters.ids)
         try:
             with self.registry.cursor() as cr1, self.registry.cursor() as cr2:
                 env1 = api.Environment(cr1, SUPERUSER_ID, {})
@@ -94,8 +99,8 @@ class TestJobQueue(SmartpmCase):
             self.assertEqual(first | second, job_ids)
         finally:
             with self.registry.cursor() as cr:
-                cr.execute("DELETE FROM smartpm_meter_job WHERE meter_id = %s", (meter_id,))
-                cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (meter_id,))
+                cr.execute("DELETE FROM smartpm_meter_job WHERE meter_id IN %s", (meter_ids,))
+                cr.execute("DELETE FROM smartpm_meter WHERE id IN %s", (meter_ids,))
 
     def test_expired_lease_is_claimable_again_and_old_holder_is_refused(self):
         job = self._job()
@@ -225,7 +230,7 @@ class TestJobQueue(SmartpmCase):
         self.assertEqual(job.attempt_count, 1)
 
     def test_cron_requeues_dead_bridge_jobs_and_fails_exhausted_ones(self):
-        alive, exhausted = self._job(), self._job(max_attempts=1)
+        alive, exhausted = self._job(), self._job(max_attempts=1, meter=self.more_meters[0])
         self.Job.claim("dead", 2, 60)
         self._expire(alive)
         self._expire(exhausted)
