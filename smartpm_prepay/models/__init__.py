@@ -5,3 +5,9 @@ from . import res_partner
 from . import job
 from . import reading
 from . import alarm
+from . import stats_settings
+from . import reading_scheme
+from . import reading_task
+from . import meter_monitoring
+from . import consumption
+from . import dashboard

@@ -286,7 +286,8 @@ def apply_result(job, result):
         if reading.get("obis") == OBIS_CREDIT and reading.get("value") is not None:
             vals["credit_kwh"] = float(reading["value"])
     meter.write(vals)
-    if readings:
+    # A reading task's values stay on the task until "Save data" (not in statistics).
+    if readings and not (job.payload or {}).get("task_id"):
         ingest(
             job.env,
             [dict(r, meter_id=meter.id, source="job", job_id=job.id) for r in readings],
