@@ -49,7 +49,7 @@ class SmartpmConsumptionDaily(models.Model):
     @api.model
     def _compute_days(self, date_from, date_to, company=None):
         """(Re)compute the consumption of every meter of ``company`` for the local days
-        ``date_from`` .. ``date_to`` (inclusive). Returns the number of rows stored."""
+        ``date_from`` .. ``date_to`` (inclusive). Returns the number of rows of the period."""
         company = company or self.env.company
         date_from, date_to = fields.Date.to_date(date_from), fields.Date.to_date(date_to)
         if not date_from or not date_to or date_from > date_to:
@@ -67,10 +67,6 @@ class SmartpmConsumptionDaily(models.Model):
         t0, t1 = utc(date_from), utc(date_to + timedelta(days=1))
         self.env.flush_all()
         cr = self.env.cr
-        cr.execute(
-            "DELETE FROM smartpm_consumption_daily WHERE company_id = %s AND day BETWEEN %s AND %s",
-            (company.id, date_from, date_to),
-        )
         cr.execute(
             """
             WITH meters AS (
@@ -118,24 +114,50 @@ class SmartpmConsumptionDaily(models.Model):
                   FROM iv JOIN days ON iv.t_prev < days.u1 AND iv.t > days.u0
                  WHERE iv.t > iv.t_prev
                  GROUP BY iv.meter_id, days.day, days.u0, days.u1
+            ), computed AS (
+                SELECT s.meter_id, s.day, round((s.energy / 1000.0)::numeric, 3) AS kwh,
+                       m.company_id, ta.tenant_id, m.transformer_id, m.line_id, m.site_id,
+                       EXISTS (SELECT 1 FROM smartpm_transformer tr
+                                WHERE tr.check_meter_id = m.id) AS is_check_meter
+                  FROM split s
+                  JOIN smartpm_meter m ON m.id = s.meter_id
+                  LEFT JOIN LATERAL (
+                      -- the tenant holding the meter at the end of the day, else the last
+                      -- one who held it during the day
+                      SELECT a.tenant_id FROM smartpm_meter_assignment a
+                       WHERE a.meter_id = s.meter_id AND a.date_start < s.u1
+                         AND (a.date_end IS NULL OR a.date_end > s.u0)
+                       ORDER BY (a.date_end IS NULL OR a.date_end >= s.u1) DESC,
+                                a.date_start DESC
+                       LIMIT 1) ta ON TRUE
+            ), stored AS (
+                -- upsert, touching only rows whose figures changed: an hourly recompute
+                -- of 100,000 meters mostly updates today's kWh in place
+                INSERT INTO smartpm_consumption_daily AS c
+                    (meter_id, day, kwh, company_id, tenant_id, transformer_id, line_id,
+                     site_id, is_check_meter, create_uid, write_uid, create_date, write_date)
+                SELECT meter_id, day, kwh, company_id, tenant_id, transformer_id, line_id,
+                       site_id, is_check_meter, %(uid)s, %(uid)s,
+                       now() at time zone 'utc', now() at time zone 'utc'
+                  FROM computed
+                ON CONFLICT (meter_id, day) DO UPDATE
+                   SET kwh = EXCLUDED.kwh, company_id = EXCLUDED.company_id,
+                       tenant_id = EXCLUDED.tenant_id, transformer_id = EXCLUDED.transformer_id,
+                       line_id = EXCLUDED.line_id, site_id = EXCLUDED.site_id,
+                       is_check_meter = EXCLUDED.is_check_meter,
+                       write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date
+                 WHERE (c.kwh, c.company_id, c.tenant_id, c.transformer_id, c.line_id,
+                        c.site_id, c.is_check_meter)
+                       IS DISTINCT FROM
+                       (EXCLUDED.kwh, EXCLUDED.company_id, EXCLUDED.tenant_id,
+                        EXCLUDED.transformer_id, EXCLUDED.line_id, EXCLUDED.site_id,
+                        EXCLUDED.is_check_meter)
             )
-            INSERT INTO smartpm_consumption_daily
-                (meter_id, day, kwh, company_id, tenant_id, transformer_id, line_id, site_id,
-                 is_check_meter, create_uid, write_uid, create_date, write_date)
-            SELECT s.meter_id, s.day, round((s.energy / 1000.0)::numeric, 3), m.company_id,
-                   ta.tenant_id, m.transformer_id, m.line_id, m.site_id,
-                   EXISTS (SELECT 1 FROM smartpm_transformer tr WHERE tr.check_meter_id = m.id),
-                   %(uid)s, %(uid)s, now() at time zone 'utc', now() at time zone 'utc'
-              FROM split s
-              JOIN smartpm_meter m ON m.id = s.meter_id
-              LEFT JOIN LATERAL (
-                  -- the tenant holding the meter at the end of the day, else the last
-                  -- one who held it during the day
-                  SELECT a.tenant_id FROM smartpm_meter_assignment a
-                   WHERE a.meter_id = s.meter_id AND a.date_start < s.u1
-                     AND (a.date_end IS NULL OR a.date_end > s.u0)
-                   ORDER BY (a.date_end IS NULL OR a.date_end >= s.u1) DESC, a.date_start DESC
-                   LIMIT 1) ta ON TRUE
+            -- rows of the period that have no figure any more (readings deleted)
+            DELETE FROM smartpm_consumption_daily c
+             WHERE c.company_id = %(company)s AND c.day BETWEEN %(d0)s AND %(d1)s
+               AND NOT EXISTS (SELECT 1 FROM computed
+                                WHERE computed.meter_id = c.meter_id AND computed.day = c.day)
             """,
             {
                 "company": company.id,
@@ -149,9 +171,13 @@ class SmartpmConsumptionDaily(models.Model):
                 "uid": self.env.uid,
             },
         )
-        count = cr.rowcount
         self.invalidate_model()
-        return count
+        cr.execute(
+            "SELECT count(*) FROM smartpm_consumption_daily"
+            " WHERE company_id = %s AND day BETWEEN %s AND %s",
+            (company.id, date_from, date_to),
+        )
+        return cr.fetchone()[0]
 
     @api.model
     def _cron_compute_recent(self, days=2):
