@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 
 from odoo import _, api, fields, models
@@ -6,6 +7,24 @@ from odoo.exceptions import UserError
 from ..services import job_queue
 
 TASK_JOB_PRIORITY = 20  # someone is watching the screen: before scheduled reads
+OBIS_CLOCK = "0.0.1.0.0.255"
+
+
+def dlms_datetime_text(hex_value):
+    """A COSEM date-time (12 bytes, as hex) as readable text; the hex if it is not one."""
+    try:
+        raw = bytes.fromhex(hex_value)
+    except ValueError:
+        return hex_value
+    if len(raw) != 12:
+        return hex_value
+    year = int.from_bytes(raw[0:2], "big")
+    month, day, hour, minute, second = raw[2], raw[3], raw[5], raw[6], raw[7]
+    if year == 0xFFFF or not (1 <= month <= 12 and 1 <= day <= 31) or hour > 23:
+        return hex_value
+    deviation = int.from_bytes(raw[9:11], "big", signed=True)
+    note = "" if deviation in (0, -0x8000) else f" (deviation {deviation} min)"
+    return f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}{note}"
 
 
 class SmartpmReadingTask(models.Model):
@@ -236,7 +255,7 @@ class SmartpmReadingTask(models.Model):
                     **base,
                     "obis": reading.get("obis"),
                     "label": labels.get(reading.get("obis")),
-                    "raw_value": reading.get("value"),
+                    "raw_value": json.dumps(reading.get("value")),
                     "unit": reading.get("unit"),
                     "reading_time": job_queue._parse_time(reading.get("time")),
                 }
@@ -255,7 +274,7 @@ class SmartpmReadingTask(models.Model):
                             **base,
                             "obis": col,
                             "label": labels.get(col) or (profile.name if profile else obis),
-                            "raw_value": value,
+                            "raw_value": json.dumps(value),
                             "unit": "Wh" if col.startswith("1.0.") and ".8." in col else False,
                             "reading_time": when,
                             "profile_obis": obis,
@@ -302,7 +321,7 @@ class SmartpmReadingTaskResult(models.Model):
     obis = fields.Char(string="OBIS")
     label = fields.Char()
     profile_obis = fields.Char(help="The profile this value is a row of.")
-    raw_value = fields.Json()
+    raw_value = fields.Char(string="Raw value (JSON)")  # Json would turn 0 into False
     value = fields.Float(
         string="Numeric value", compute="_compute_value", store=True, digits=(16, 4)
     )
@@ -314,16 +333,22 @@ class SmartpmReadingTaskResult(models.Model):
     error = fields.Char(string="Reason")
     saved = fields.Boolean(readonly=True, copy=False)
 
-    @api.depends("raw_value")
+    @api.depends("raw_value", "obis")
     def _compute_value(self):
         for res in self:
-            raw = res.raw_value
+            try:
+                raw = json.loads(res.raw_value) if res.raw_value else None
+            except ValueError:
+                raw = res.raw_value
             numeric = isinstance(raw, (int, float))  # bool is an int: relay state as 1/0
             res.is_numeric = numeric
             res.value = float(raw) if numeric else 0.0
-            res.value_text = (
-                str(raw).lower() if isinstance(raw, bool) else ("" if raw is None else str(raw))
-            )
+            if isinstance(raw, bool):
+                res.value_text = str(raw).lower()
+            elif res.obis == OBIS_CLOCK and isinstance(raw, str):
+                res.value_text = dlms_datetime_text(raw)
+            else:
+                res.value_text = "" if raw is None else str(raw)
 
     def action_save(self):
         """Store these values as readings; the same value saved twice is stored once."""

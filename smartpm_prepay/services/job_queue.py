@@ -282,9 +282,14 @@ def apply_result(job, result):
     if isinstance(counter, int) and counter > (meter.invocation_counter or 0):
         vals["invocation_counter"] = counter
     readings = result.get("readings") or []
+    # Only numbers are readings: a read of the clock brings back an octet string.
+    readings = [r for r in readings if isinstance(r.get("value"), (int, float))]
     for reading in readings:
-        if reading.get("obis") == OBIS_CREDIT and reading.get("value") is not None:
-            vals["credit_kwh"] = float(reading["value"])
+        if reading.get("obis") == OBIS_CREDIT:
+            # The credit object counts Wh (docs/meter-contract.md) unless the unit says kWh.
+            value = float(reading["value"])
+            is_kwh = str(reading.get("unit") or "").lower() == "kwh"
+            vals["credit_kwh"] = value if is_kwh else value / 1000.0
     meter.write(vals)
     # A reading task's values stay on the task until "Save data" (not in statistics).
     if readings and not (job.payload or {}).get("task_id"):

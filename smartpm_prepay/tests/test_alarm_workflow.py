@@ -120,7 +120,7 @@ class TestCommunicationLost(StatsCase):
         # the next cron run is in another ping slot
         self.env.flush_all()
         self.env.cr.execute(
-            "UPDATE smartpm_meter_job SET idempotency_key = idempotency_key || ':old' "
+            "UPDATE smartpm_meter_job SET idempotency_key = idempotency_key || ':old' || id "
             "WHERE meter_id = %s",
             (self.meter.id,),
         )

@@ -195,3 +195,33 @@ class TestReadingTask(StatsCase):
                 [("source", "=", "task"), ("meter_id", "in", self.m1.ids + self.m2.ids)]
             )
         )
+
+    def test_zero_is_a_value_and_the_clock_is_readable(self):
+        task = self._started()
+        job = task.job_ids.filtered(lambda j: j.meter_id == self.m1)
+        self._complete(
+            job,
+            {
+                "readings": [
+                    {
+                        "obis": "1.0.2.8.0.255",
+                        "value": 0,
+                        "unit": "Wh",
+                        "time": "2026-11-20T10:00:00Z",
+                    },
+                    {
+                        "obis": "0.0.1.0.0.255",
+                        "value": "07ea0b1a0407342c00000000",
+                        "unit": "",
+                        "time": "2026-11-20T10:00:00Z",
+                    },
+                ]
+            },
+        )
+        export = task.result_ids.filtered(lambda r: r.obis == "1.0.2.8.0.255")
+        self.assertTrue(export.is_numeric)
+        self.assertEqual(export.value_text, "0")
+        clock = task.result_ids.filtered(lambda r: r.obis == "0.0.1.0.0.255")
+        self.assertEqual(clock.value_text, "2026-11-26 07:52:44")
+        self.assertFalse(clock.is_numeric)
+        self.assertEqual(task.unsaved_count, 1)

@@ -114,3 +114,26 @@ class TestStatisticsViews(StatsCase):
             [("meter_id", "=", meter.id)], ["line_id", "day:month"], ["kwh:sum"]
         )
         self.assertEqual([(g[0], g[2]) for g in groups], [(self.line, 2.0), (self.line, 2.0)])
+
+
+@tagged("post_install", "-at_install")
+class TestScheduledBillingRead(StatsCase):
+    def test_billing_read_stores_numbers_and_credit_in_kwh(self):
+        meter = self._meter("BILL-1", state="active")
+        job = meter._enqueue_job("read", {"objects": [], "schedule": "billing"})
+        now = "2026-11-20T10:00:00Z"
+        self._complete(
+            job,
+            {
+                "readings": [
+                    {"obis": "0.0.1.0.0.255", "value": "07ea0b1a0407342c00000000", "time": now},
+                    {"obis": "1.0.1.8.0.255", "value": 13733, "unit": "Wh", "time": now},
+                    {"obis": "0.0.19.10.0.255", "value": 36267, "unit": "", "time": now},
+                ],
+                "errors": {},
+                "profiles": {},
+            },
+        )
+        readings = self.env["smartpm.reading"].search([("meter_id", "=", meter.id)])
+        self.assertEqual(sorted(readings.mapped("obis")), ["0.0.19.10.0.255", "1.0.1.8.0.255"])
+        self.assertAlmostEqual(meter.credit_kwh, 36.267)
