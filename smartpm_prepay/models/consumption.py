@@ -317,3 +317,15 @@ class SmartpmLoadCurve(models.Model):
             )
             """
         )
+
+
+class SmartpmTransformer(models.Model):
+    _inherit = "smartpm.transformer"
+
+    def action_view_energy_balance(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "smartpm_prepay.action_energy_balance"
+        )
+        action["domain"] = [("transformer_id", "=", self.id)]
+        return action

@@ -12,7 +12,7 @@ from ..services import job_queue
 from .job import BILLING_OBJECTS
 from .reading_scheme import ENERGY_EXPORT, ENERGY_IMPORT, LOAD_PROFILE
 
-SCHEDULE_PRIORITY = {"billing": 60, "profile": 70, "ping": 80}
+SCHEDULE_PRIORITY = {"events": 55, "billing": 60, "profile": 70, "ping": 80}
 PROFILE_OBJECT = {"obis": LOAD_PROFILE, "ic": 7, "attribute": 2}
 PROFILE_MAX_DAYS = 7  # the meter keeps 672 quarter-hours
 DEFAULT_BATCH = 1000
@@ -266,6 +266,38 @@ class SmartpmMeter(models.Model):
             return out
 
         return self._queue_scheduled("profile", key, vals_for, batch_size, max_backlog)
+
+    @api.model
+    def _cron_queue_event_reads(
+        self, interval_hours=4, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG
+    ):
+        """Collect the meters' event logs every ``interval_hours``: tampering events become
+        alarms. Each read starts where the meter's last successful one did (a meter back
+        from an outage sends what it logged meanwhile); alarms are deduplicated anyway."""
+        now = fields.Datetime.now()
+        slot = int(now.timestamp() // (max(interval_hours, 1) * 3600))
+
+        def vals_for(meter_ids):
+            self.env.cr.execute(
+                """
+                SELECT meter_id, max(date_claimed) FROM smartpm_meter_job
+                 WHERE meter_id = ANY(%s) AND job_type = 'read_events' AND state = 'done'
+                 GROUP BY meter_id
+                """,
+                (meter_ids,),
+            )
+            last = dict(self.env.cr.fetchall())
+            out = []
+            for meter_id in meter_ids:
+                since = last.get(meter_id)
+                # a margin for the meter's clock drift
+                since = (since - timedelta(minutes=10)).isoformat() + "Z" if since else None
+                out.append(
+                    {"job_type": "read_events", "max_attempts": 3, "payload": {"since": since}}
+                )
+            return out
+
+        return self._queue_scheduled("events", f"events:{slot}:", vals_for, batch_size, max_backlog)
 
     @api.model
     def _cron_queue_pings(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):

@@ -199,6 +199,25 @@ class TestScheduledReads(StatsCase):
         self.assertEqual(len(Meter._cron_queue_billing_reads(batch_size=10, max_backlog=2)), 2)
         self.assertFalse(Meter._cron_queue_billing_reads(batch_size=10, max_backlog=2))
 
+    def test_event_logs_are_read_from_the_last_successful_read_on(self):
+        Meter = self.env["smartpm.meter"]
+        first = Meter._cron_queue_event_reads(interval_hours=4)
+        self.assertEqual(first.meter_id, self.meters)
+        self.assertEqual(first[0].payload["since"], None)
+        self.assertFalse(Meter._cron_queue_event_reads(interval_hours=4), "one read per slot")
+        done = first.filtered(lambda j: j.meter_id == self.meters[0])
+        self._complete(done, {"events": []})
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE smartpm_meter_job SET idempotency_key = idempotency_key || ':old'"
+            " WHERE job_type = 'read_events'"
+        )
+        second = Meter._cron_queue_event_reads(interval_hours=4)
+        since = job_queue._parse_time(
+            second.filtered(lambda j: j.meter_id == self.meters[0]).payload["since"]
+        )
+        self.assertEqual(since, done.date_claimed - timedelta(minutes=10))
+
     def test_profile_collection_starts_at_the_last_capture(self):
         meter = self.meters[0]
         job_queue.ingest(
