@@ -354,12 +354,14 @@ def ingest(env, readings, events):
             """
             INSERT INTO smartpm_reading
                 (meter_id, obis, reading_time, value, unit, source, job_id,
-                 create_uid, write_uid, create_date, write_date)
+                 create_uid, write_uid, create_date, write_date, company_id)
             SELECT v.meter_id, v.obis, v.t, v.value, v.unit, v.source, v.job_id, v.uid, v.uid,
-                   clock_timestamp() at time zone 'utc', clock_timestamp() at time zone 'utc'
+                   clock_timestamp() at time zone 'utc', clock_timestamp() at time zone 'utc',
+                   m.company_id  -- the stored related field: the company record rule needs it
               FROM unnest(%s::int[], %s::varchar[], %s::timestamp[], %s::float8[],
                           %s::varchar[], %s::varchar[], %s::int[], %s::int[])
                    AS v(meter_id, obis, t, value, unit, source, job_id, uid)
+              JOIN smartpm_meter m ON m.id = v.meter_id
             ON CONFLICT (meter_id, obis, reading_time) DO NOTHING
             """,
             [list(col) for col in zip(*rows)],

@@ -6,3 +6,4 @@ from . import test_reading_task
 from . import test_consumption
 from . import test_alarm_workflow
 from . import test_statistics
+from . import test_stats_ui

@@ -93,8 +93,17 @@ class TestStatisticsViews(StatsCase):
             ],
             [],
         )
-        action = meter.action_view_load_curve()
-        curve = self.env["smartpm.load.curve"].search(action["domain"])
+        cashier = new_test_user(self.env, "t_cash_curve", groups="smartpm_prepay.group_cashier")
+        action = meter.with_user(cashier).action_view_load_curve()
+        curve = self.env["smartpm.load.curve"].with_user(cashier).search(action["domain"])
+        self.assertEqual(
+            self.env["smartpm.reading"]
+            .with_user(cashier)
+            .search_count([("meter_id", "=", meter.id)]),
+            3,
+            "ingested readings carry the meter's company for the record rule",
+        )
+        self.assertEqual(curve.mapped("slot"), ["2026-03-01 00:15", "2026-03-01 00:30"])
         self.assertEqual(curve.mapped("kwh"), [0.25, 0.5])
         self.assertEqual(curve.mapped("kw"), [1.0, 2.0])
 
