@@ -90,7 +90,10 @@ class SmartpmDashboard(models.TransientModel):
             dash.sales_today_amount = dash.sales_today_count = dash.sold_month_kwh = 0
             if dash.has_sales:
                 Purchase = self.env[PURCHASE_MODEL]
-                sold = [("company_id", "=", company.id), ("state", "in", SOLD_STATES)]
+                # Fields of docs/ARCHITECTURE; company only if the model has one.
+                sold = [("state", "in", SOLD_STATES)]
+                if "company_id" in Purchase._fields:
+                    sold.append(("company_id", "=", company.id))
                 amount, count = Purchase._read_group(
                     sold + [("create_date", ">=", today_utc)], [], ["amount:sum", "__count"]
                 )[0]
