@@ -39,9 +39,10 @@ class SmartpmMeterJob(models.Model):
                 job._store_profiles(result["profiles"])
 
     def _on_final_failure(self):
-        pings = self.filtered(lambda j: j.job_type == "ping" and (j.payload or {}).get("schedule"))
+        pings = self.filtered(lambda j: j.job_type == "ping")
+        scheduled = pings.filtered(lambda j: (j.payload or {}).get("schedule"))
         # A missed scheduled ping is counted, not posted: the comm-lost alarm tells the story.
-        super(SmartpmMeterJob, self - pings)._on_final_failure()
+        super(SmartpmMeterJob, self - scheduled)._on_final_failure()
         for job in self.filtered("task_id"):
             task = job.task_id.sudo()
             task._add_job_failure(job)
