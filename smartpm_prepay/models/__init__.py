@@ -15,3 +15,9 @@ from . import bank
 from . import bank_reconciliation
 from . import payment_transaction
 from . import meter_claim
+from . import stats_settings
+from . import reading_scheme
+from . import reading_task
+from . import meter_monitoring
+from . import consumption
+from . import dashboard

@@ -1,4 +1,5 @@
-from odoo import api, fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
 ALARM_TYPES = [
     ("cover_open", "Cover opened"),
@@ -11,15 +12,22 @@ ALARM_TYPES = [
     ("comm_lost", "Communication lost"),
     ("energy_imbalance", "Energy imbalance"),
 ]
+# Routine prepayment events: kept as alarms for the trail, but nobody has to act on them.
+ROUTINE_TYPES = {"low_credit", "zero_credit"}
+OPEN_STATES = ("new", "acknowledged")
 
 
 class SmartpmAlarm(models.Model):
-    """An event from a meter or from analysis. The workflow (acknowledge, confirm theft)
-    comes with the theft-detection issue; here alarms are stored with type and times."""
+    """An event from a meter or from analysis (communication, energy balance).
+
+    Workflow: new -> acknowledged -> confirmed (theft) or dismissed. Alarms raised by a
+    condition that can end by itself (communication lost) are *cleared* when it ends.
+    Every alarm someone must look at gets a to-do activity for the property manager.
+    """
 
     _name = "smartpm.alarm"
     _description = "Meter alarm"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "meter_time desc, id desc"
     _check_company_auto = True
 
@@ -28,7 +36,16 @@ class SmartpmAlarm(models.Model):
     )
     company_id = fields.Many2one(related="meter_id.company_id", store=True, index=True)
     tenant_id = fields.Many2one(related="meter_id.tenant_id", store=True)
-    alarm_type = fields.Selection(ALARM_TYPES, required=True, index=True)
+    transformer_id = fields.Many2one(
+        "smartpm.transformer",
+        compute="_compute_transformer_id",
+        store=True,
+        readonly=False,
+        index=True,
+    )
+    line_id = fields.Many2one(related="transformer_id.line_id", store=True)
+    site_id = fields.Many2one(related="transformer_id.site_id", store=True)
+    alarm_type = fields.Selection(ALARM_TYPES, required=True, index=True, tracking=True)
     event_code = fields.Integer()
     meter_time = fields.Datetime(string="Time on the meter", required=True)
     received_at = fields.Datetime(default=fields.Datetime.now, required=True)
@@ -36,15 +53,25 @@ class SmartpmAlarm(models.Model):
         [
             ("new", "New"),
             ("acknowledged", "Acknowledged"),
-            ("confirmed", "Confirmed"),
+            ("confirmed", "Confirmed theft"),
             ("dismissed", "Dismissed"),
+            ("cleared", "Cleared"),
         ],
         default="new",
         required=True,
         index=True,
         tracking=True,
     )
+    is_open = fields.Boolean(compute="_compute_is_open", search="_search_is_open")
     description = fields.Text()
+    # Energy balance: the period and the energy that went missing.
+    period_start = fields.Datetime()
+    period_end = fields.Datetime()
+    missing_kwh = fields.Float(string="Missing energy (kWh)", digits=(16, 3))
+    loss_pct = fields.Float(string="Loss (%)", digits=(16, 2))
+    date_closed = fields.Datetime(readonly=True, copy=False)
+    closed_by_id = fields.Many2one("res.users", readonly=True, copy=False)
+    resolution = fields.Text(help="What the inspection found.")
 
     _sql_constraints = [
         (
@@ -53,6 +80,38 @@ class SmartpmAlarm(models.Model):
             "This meter event is stored already.",
         ),
     ]
+
+    @api.depends("meter_id")
+    def _compute_transformer_id(self):
+        for alarm in self:
+            if not alarm.transformer_id:
+                alarm.transformer_id = alarm.meter_id.transformer_id
+
+    @api.depends("state")
+    def _compute_is_open(self):
+        for alarm in self:
+            alarm.is_open = alarm.state in OPEN_STATES
+
+    def _search_is_open(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise UserError(_("Unsupported search on open alarms."))
+        positive = (operator == "=") == value
+        return [("state", "in" if positive else "not in", OPEN_STATES)]
+
+    @api.depends("alarm_type", "meter_id")
+    def _compute_display_name(self):
+        labels = dict(ALARM_TYPES)
+        for alarm in self:
+            alarm.display_name = (
+                f"{labels.get(alarm.alarm_type, '')} - {alarm.meter_id.serial_number or ''}"
+            )
+
+    # ---------------------------------------------------------------- create
+    @api.model_create_multi
+    def create(self, vals_list):
+        alarms = super().create(vals_list)
+        alarms.filtered(lambda a: a.alarm_type not in ROUTINE_TYPES)._schedule_manager_activity()
+        return alarms
 
     @api.model
     def _create_from_events(self, alarms):
@@ -76,3 +135,75 @@ class SmartpmAlarm(models.Model):
                 fresh.append(alarm)
         self.create(fresh)
         return len(fresh)
+
+    def _get_manager_user(self):
+        """The property manager: the site's, else the company's alarm recipient."""
+        self.ensure_one()
+        site = self.site_id or self.meter_id.site_id
+        return site.manager_id or self.company_id.smartpm_alarm_user_id
+
+    def _schedule_manager_activity(self):
+        labels = dict(ALARM_TYPES)
+        for alarm in self.sudo():
+            user = alarm._get_manager_user()
+            if not user:
+                continue
+            alarm.activity_schedule(
+                "mail.mail_activity_data_todo",
+                user_id=user.id,
+                summary=_(
+                    "%(type)s on meter %(meter)s",
+                    type=labels.get(alarm.alarm_type),
+                    meter=alarm.meter_id.serial_number,
+                ),
+                note=alarm.description or False,
+            )
+
+    # ---------------------------------------------------------------- workflow
+    def _check_state(self, allowed, action):
+        wrong = self.filtered(lambda a: a.state not in allowed)
+        if wrong:
+            raise UserError(
+                _(
+                    "Cannot %(action)s alarm(s) %(names)s in their current state.",
+                    action=action,
+                    names=", ".join(wrong.mapped("display_name")),
+                )
+            )
+
+    def _close(self, state, message):
+        self.write(
+            {"state": state, "date_closed": fields.Datetime.now(), "closed_by_id": self.env.uid}
+        )
+        for alarm in self:
+            alarm.activity_ids.action_feedback(feedback=message)
+            if not alarm.activity_ids and message:
+                alarm.message_post(body=message)
+
+    def action_acknowledge(self):
+        self._check_state(("new",), _("acknowledge"))
+        self.write({"state": "acknowledged"})
+        for alarm in self:
+            alarm.message_post(body=_("Acknowledged: an inspection is on its way."))
+
+    def action_confirm_theft(self):
+        self._check_state(OPEN_STATES, _("confirm"))
+        self._close("confirmed", _("Theft confirmed on the spot."))
+        # The meter's own chatter keeps the trail when the alarm is long archived.
+        for alarm in self:
+            alarm.meter_id.message_post(
+                body=_("Theft confirmed: %(alarm)s", alarm=alarm.display_name)
+            )
+
+    def action_dismiss(self):
+        self._check_state(OPEN_STATES, _("dismiss"))
+        self._close("dismissed", _("Dismissed: no theft found."))
+
+    def action_reopen(self):
+        self._check_state(("confirmed", "dismissed", "cleared"), _("reopen"))
+        self.write({"state": "new", "date_closed": False, "closed_by_id": False})
+        self._schedule_manager_activity()
+
+    def _clear(self, message):
+        """The condition ended by itself (the meter answers again)."""
+        self._close("cleared", message)

@@ -444,14 +444,18 @@ def apply_result(job, result):
     ]
     for reading in readings:
         if reading["obis"] == OBIS_CREDIT:
-            vals["credit_kwh"] = float(reading["value"])
+            # The credit object counts Wh (docs/meter-contract.md) unless the unit says kWh.
+            value = float(reading["value"])
+            is_kwh = str(reading.get("unit") or "").lower() == "kwh"
+            vals["credit_kwh"] = value if is_kwh else value / 1000.0
         elif reading["obis"] == OBIS_RELAY:
             vals["relay_state"] = "connected" if reading["value"] else "disconnected"
     if "state" not in vals and vals.get("relay_state", meter.relay_state) == meter.relay_state:
         # nothing worth a chatter line changed: skip tracking, it costs per job
         meter = meter.with_context(tracking_disable=True)
     meter.write(vals)
-    if readings:
+    # A reading task's values stay on the task until "Save data" (not in statistics).
+    if readings and not (job.payload or {}).get("task_id"):
         ingest(
             job.env,
             [dict(r, meter_id=meter.id, source="job", job_id=job.id) for r in readings],

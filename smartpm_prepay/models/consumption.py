@@ -1,0 +1,339 @@
+"""Daily consumption per meter, energy balance per transformer, load curves.
+
+Consumption is computed in SQL from the energy-import register readings (billing reads,
+task saves and load-profile captures alike): the energy between two consecutive readings
+is spread over the days the interval covers, in proportion to time. So a day without any
+reading still gets its share, and no day is counted twice. A register that goes *down*
+(the meter was replaced or reset) is taken to restart from zero: the interval counts the
+new register's value, never a negative amount.
+"""
+
+from datetime import datetime, time, timedelta
+
+import pytz
+from odoo import _, api, fields, models, tools
+from odoo.exceptions import UserError
+
+from .reading_scheme import ENERGY_IMPORT
+
+MAX_GAP_DAYS = 31  # a previous reading older than this is not used to fill the gap
+
+
+class SmartpmConsumptionDaily(models.Model):
+    _name = "smartpm.consumption.daily"
+    _description = "Daily consumption"
+    _order = "day desc, meter_id"
+    _rec_name = "meter_id"
+
+    meter_id = fields.Many2one("smartpm.meter", required=True, index=True, ondelete="cascade")
+    day = fields.Date(required=True, index=True)
+    kwh = fields.Float(string="Energy (kWh)", digits=(16, 3), aggregator="sum")
+    company_id = fields.Many2one("res.company", required=True, index=True)
+    tenant_id = fields.Many2one("res.partner", string="Tenant", index=True)
+    transformer_id = fields.Many2one("smartpm.transformer", index=True)
+    line_id = fields.Many2one("smartpm.line", index=True)
+    site_id = fields.Many2one("smartpm.site", string="Property")
+    is_check_meter = fields.Boolean(
+        help="The transformer's own check meter: left out of tenant statistics."
+    )
+
+    _sql_constraints = [
+        ("meter_day_uniq", "unique(meter_id, day)", "One consumption per meter and day."),
+    ]
+
+    @api.model
+    def _company_tz(self, company):
+        # The company's, not the user's: a day must mean the same for the cron and the UI.
+        return company.partner_id.tz or "UTC"
+
+    @api.model
+    def _compute_days(self, date_from, date_to, company=None):
+        """(Re)compute the consumption of every meter of ``company`` for the local days
+        ``date_from`` .. ``date_to`` (inclusive). Returns the number of rows of the period."""
+        company = company or self.env.company
+        date_from, date_to = fields.Date.to_date(date_from), fields.Date.to_date(date_to)
+        if not date_from or not date_to or date_from > date_to:
+            raise UserError(_("Give a period whose start is not after its end."))
+        tz = self._company_tz(company)
+        local = pytz.timezone(tz)
+
+        def utc(day):
+            return (
+                local.localize(datetime.combine(day, time.min))
+                .astimezone(pytz.utc)
+                .replace(tzinfo=None)
+            )
+
+        t0, t1 = utc(date_from), utc(date_to + timedelta(days=1))
+        self.env.flush_all()
+        cr = self.env.cr
+        cr.execute(
+            """
+            WITH meters AS (
+                SELECT id FROM smartpm_meter WHERE company_id = %(company)s
+            ), pts AS (
+                -- readings inside the period, the last one before it and the first after it
+                SELECT r.meter_id, r.reading_time AS t, r.value, r.unit
+                  FROM smartpm_reading r JOIN meters m ON m.id = r.meter_id
+                 WHERE r.obis = %(obis)s AND r.reading_time >= %(t0)s AND r.reading_time < %(t1)s
+                UNION ALL
+                SELECT m.id, p.reading_time, p.value, p.unit FROM meters m
+                  CROSS JOIN LATERAL (
+                      SELECT reading_time, value, unit FROM smartpm_reading
+                       WHERE meter_id = m.id AND obis = %(obis)s AND reading_time < %(t0)s
+                         AND reading_time >= %(t0)s - make_interval(days => %(gap)s)
+                       ORDER BY reading_time DESC LIMIT 1) p
+                UNION ALL
+                SELECT m.id, p.reading_time, p.value, p.unit FROM meters m
+                  CROSS JOIN LATERAL (
+                      SELECT reading_time, value, unit FROM smartpm_reading
+                       WHERE meter_id = m.id AND obis = %(obis)s AND reading_time >= %(t1)s
+                         AND reading_time < %(t1)s + make_interval(days => %(gap)s)
+                       ORDER BY reading_time LIMIT 1) p
+            ), wh AS (
+                SELECT meter_id, t,
+                       CASE WHEN lower(unit) = 'kwh' THEN value * 1000 ELSE value END AS v
+                  FROM pts
+            ), iv AS (
+                SELECT meter_id, t,
+                       lag(t) OVER w AS t_prev,
+                       CASE WHEN v >= lag(v) OVER w THEN v - lag(v) OVER w
+                            ELSE GREATEST(v, 0) END AS energy
+                  FROM wh
+                WINDOW w AS (PARTITION BY meter_id ORDER BY t)
+            ), days AS (
+                SELECT d::date AS day,
+                       (d AT TIME ZONE %(tz)s) AT TIME ZONE 'UTC' AS u0,
+                       ((d + interval '1 day') AT TIME ZONE %(tz)s) AT TIME ZONE 'UTC' AS u1
+                  FROM generate_series(%(d0)s::timestamp, %(d1)s::timestamp, interval '1 day') d
+            ), split AS (
+                SELECT iv.meter_id, days.day, days.u0, days.u1,
+                       sum(iv.energy
+                           * extract(epoch FROM LEAST(iv.t, days.u1) - GREATEST(iv.t_prev, days.u0))
+                           / extract(epoch FROM iv.t - iv.t_prev)) AS energy
+                  FROM iv JOIN days ON iv.t_prev < days.u1 AND iv.t > days.u0
+                 WHERE iv.t > iv.t_prev
+                 GROUP BY iv.meter_id, days.day, days.u0, days.u1
+            ), computed AS (
+                SELECT s.meter_id, s.day, round((s.energy / 1000.0)::numeric, 3) AS kwh,
+                       m.company_id, ta.tenant_id, m.transformer_id, m.line_id, m.site_id,
+                       EXISTS (SELECT 1 FROM smartpm_transformer tr
+                                WHERE tr.check_meter_id = m.id) AS is_check_meter
+                  FROM split s
+                  JOIN smartpm_meter m ON m.id = s.meter_id
+                  LEFT JOIN LATERAL (
+                      -- the tenant holding the meter at the end of the day, else the last
+                      -- one who held it during the day
+                      SELECT a.tenant_id FROM smartpm_meter_assignment a
+                       WHERE a.meter_id = s.meter_id AND a.date_start < s.u1
+                         AND (a.date_end IS NULL OR a.date_end > s.u0)
+                       ORDER BY (a.date_end IS NULL OR a.date_end >= s.u1) DESC,
+                                a.date_start DESC
+                       LIMIT 1) ta ON TRUE
+            ), stored AS (
+                -- upsert, touching only rows whose figures changed: an hourly recompute
+                -- of 100,000 meters mostly updates today's kWh in place
+                INSERT INTO smartpm_consumption_daily AS c
+                    (meter_id, day, kwh, company_id, tenant_id, transformer_id, line_id,
+                     site_id, is_check_meter, create_uid, write_uid, create_date, write_date)
+                SELECT meter_id, day, kwh, company_id, tenant_id, transformer_id, line_id,
+                       site_id, is_check_meter, %(uid)s, %(uid)s,
+                       now() at time zone 'utc', now() at time zone 'utc'
+                  FROM computed
+                ON CONFLICT (meter_id, day) DO UPDATE
+                   SET kwh = EXCLUDED.kwh, company_id = EXCLUDED.company_id,
+                       tenant_id = EXCLUDED.tenant_id, transformer_id = EXCLUDED.transformer_id,
+                       line_id = EXCLUDED.line_id, site_id = EXCLUDED.site_id,
+                       is_check_meter = EXCLUDED.is_check_meter,
+                       write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date
+                 WHERE (c.kwh, c.company_id, c.tenant_id, c.transformer_id, c.line_id,
+                        c.site_id, c.is_check_meter)
+                       IS DISTINCT FROM
+                       (EXCLUDED.kwh, EXCLUDED.company_id, EXCLUDED.tenant_id,
+                        EXCLUDED.transformer_id, EXCLUDED.line_id, EXCLUDED.site_id,
+                        EXCLUDED.is_check_meter)
+            )
+            -- rows of the period that have no figure any more (readings deleted)
+            DELETE FROM smartpm_consumption_daily c
+             WHERE c.company_id = %(company)s AND c.day BETWEEN %(d0)s AND %(d1)s
+               AND NOT EXISTS (SELECT 1 FROM computed
+                                WHERE computed.meter_id = c.meter_id AND computed.day = c.day)
+            """,
+            {
+                "company": company.id,
+                "obis": ENERGY_IMPORT,
+                "t0": t0,
+                "t1": t1,
+                "gap": MAX_GAP_DAYS,
+                "tz": tz,
+                "d0": date_from,
+                "d1": date_to,
+                "uid": self.env.uid,
+            },
+        )
+        self.invalidate_model()
+        cr.execute(
+            "SELECT count(*) FROM smartpm_consumption_daily"
+            " WHERE company_id = %s AND day BETWEEN %s AND %s",
+            (company.id, date_from, date_to),
+        )
+        return cr.fetchone()[0]
+
+    @api.model
+    def _cron_compute_recent(self, days=2):
+        """Recompute today and the ``days - 1`` days before, for every company."""
+        for company in self.env["res.company"].search([]):
+            today = datetime.now(pytz.timezone(self._company_tz(company))).date()
+            self._compute_days(today - timedelta(days=max(days, 1) - 1), today, company)
+        return True
+
+
+class SmartpmEnergyBalance(models.Model):
+    """Per transformer and day: its check meter against the sum of its meters."""
+
+    _name = "smartpm.energy.balance"
+    _description = "Transformer energy balance"
+    _auto = False
+    _order = "day desc, transformer_id"
+    _rec_name = "transformer_id"
+
+    transformer_id = fields.Many2one("smartpm.transformer", readonly=True)
+    check_meter_id = fields.Many2one("smartpm.meter", readonly=True)
+    line_id = fields.Many2one("smartpm.line", readonly=True)
+    company_id = fields.Many2one("res.company", readonly=True)
+    day = fields.Date(readonly=True)
+    check_kwh = fields.Float(string="Check meter (kWh)", readonly=True, digits=(16, 3))
+    meters_kwh = fields.Float(string="Meters (kWh)", readonly=True, digits=(16, 3))
+    loss_kwh = fields.Float(string="Loss (kWh)", readonly=True, digits=(16, 3))
+    loss_pct = fields.Float(string="Loss (%)", readonly=True, aggregator="avg", digits=(16, 2))
+    threshold_pct = fields.Float(string="Threshold (%)", readonly=True, aggregator="max")
+    meter_count = fields.Integer(string="Meters reporting", readonly=True)
+
+    def init(self):
+        tools.drop_view_if_exists(self.env.cr, self._table)
+        self.env.cr.execute(
+            f"""
+            CREATE VIEW {self._table} AS (
+                SELECT c.id AS id, t.id AS transformer_id, t.check_meter_id, t.line_id,
+                       t.company_id, c.day, c.kwh AS check_kwh,
+                       COALESCE(sum(mc.kwh), 0) AS meters_kwh,
+                       c.kwh - COALESCE(sum(mc.kwh), 0) AS loss_kwh,
+                       CASE WHEN c.kwh > 0
+                            THEN 100.0 * (c.kwh - COALESCE(sum(mc.kwh), 0)) / c.kwh END
+                            AS loss_pct,
+                       t.loss_threshold_pct AS threshold_pct,
+                       count(mc.id) AS meter_count
+                  FROM smartpm_transformer t
+                  JOIN smartpm_consumption_daily c ON c.meter_id = t.check_meter_id
+                  LEFT JOIN smartpm_consumption_daily mc
+                         ON mc.transformer_id = t.id AND mc.day = c.day
+                        AND mc.meter_id <> t.check_meter_id
+                 GROUP BY c.id, t.id
+            )
+            """
+        )
+
+    @api.model
+    def _raise_imbalance_alarms(self, date_from, date_to):
+        """An energy-imbalance alarm for each transformer day whose loss is above threshold."""
+        rows = (
+            self.sudo()
+            .search([("day", ">=", date_from), ("day", "<=", date_to), ("check_kwh", ">", 0)])
+            .filtered(lambda b: b.loss_pct > b.threshold_pct)
+        )
+        alarms = []
+        for row in rows:
+            tz = pytz.timezone(self.env["smartpm.consumption.daily"]._company_tz(row.company_id))
+            start = tz.localize(datetime.combine(row.day, time.min)).astimezone(pytz.utc)
+            start = start.replace(tzinfo=None)
+            alarms.append(
+                {
+                    "meter_id": row.check_meter_id.id,
+                    "alarm_type": "energy_imbalance",
+                    "meter_time": start,
+                    "transformer_id": row.transformer_id.id,
+                    "period_start": start,
+                    "period_end": start + timedelta(days=1),
+                    "missing_kwh": row.loss_kwh,
+                    "loss_pct": row.loss_pct,
+                    "description": _(
+                        "Transformer %(tr)s on %(day)s: check meter %(check).3f kWh, its "
+                        "%(n)s meters %(meters).3f kWh; %(missing).3f kWh missing "
+                        "(%(pct).2f%% > %(threshold).2f%%).",
+                        tr=row.transformer_id.display_name,
+                        day=row.day,
+                        check=row.check_kwh,
+                        n=row.meter_count,
+                        meters=row.meters_kwh,
+                        missing=row.loss_kwh,
+                        pct=row.loss_pct,
+                        threshold=row.threshold_pct,
+                    ),
+                }
+            )
+        return self.env["smartpm.alarm"].sudo()._create_from_events(alarms)
+
+    @api.model
+    def _cron_check_balance(self, days=3):
+        """Daily: the last ``days`` complete days (late readings get a second chance)."""
+        today = fields.Date.context_today(self)
+        self.env["smartpm.consumption.daily"]._cron_compute_recent(days=days + 1)
+        return self._raise_imbalance_alarms(today - timedelta(days=days), today - timedelta(days=1))
+
+
+class SmartpmLoadCurve(models.Model):
+    """Energy per load-profile interval of each meter (from its profile captures)."""
+
+    _name = "smartpm.load.curve"
+    _description = "Load curve"
+    _auto = False
+    _order = "reading_time"
+    _rec_name = "meter_id"
+
+    meter_id = fields.Many2one("smartpm.meter", readonly=True)
+    company_id = fields.Many2one("res.company", readonly=True)
+    reading_time = fields.Datetime(string="Time", readonly=True)
+    # The graph view groups datetimes by day at the finest: the slot is the curve's x axis,
+    # in the company's time zone like the daily consumption.
+    slot = fields.Char(string="Quarter-hour", readonly=True)
+    kwh = fields.Float(string="Energy (kWh)", readonly=True, digits=(16, 3))
+    kw = fields.Float(string="Mean power (kW)", readonly=True, aggregator="avg", digits=(16, 3))
+
+    def init(self):
+        tools.drop_view_if_exists(self.env.cr, self._table)
+        # The meter filter of a search is pushed below the window (it is the partition key).
+        self.env.cr.execute(
+            f"""
+            CREATE VIEW {self._table} AS (
+                SELECT s.id, s.meter_id, s.company_id, s.reading_time, s.kwh,
+                       s.kwh * 3600.0 / NULLIF(s.seconds, 0) AS kw,
+                       to_char((s.reading_time AT TIME ZONE 'UTC')
+                               AT TIME ZONE COALESCE(p.tz, 'UTC'), 'YYYY-MM-DD HH24:MI') AS slot
+                  FROM (
+                    SELECT r.id, r.meter_id, m.company_id, r.reading_time,
+                           GREATEST(r.value - lag(r.value) OVER w, 0) / 1000.0 AS kwh,
+                           extract(epoch FROM r.reading_time - lag(r.reading_time) OVER w)
+                               AS seconds
+                      FROM smartpm_reading r
+                      JOIN smartpm_meter m ON m.id = r.meter_id
+                     WHERE r.obis = '{ENERGY_IMPORT}' AND r.source = 'profile'
+                    WINDOW w AS (PARTITION BY r.meter_id ORDER BY r.reading_time)
+                  ) s
+                  JOIN res_company c ON c.id = s.company_id
+                  JOIN res_partner p ON p.id = c.partner_id
+                 WHERE s.seconds IS NOT NULL
+            )
+            """
+        )
+
+
+class SmartpmTransformer(models.Model):
+    _inherit = "smartpm.transformer"
+
+    def action_view_energy_balance(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "smartpm_prepay.action_energy_balance"
+        )
+        action["domain"] = [("transformer_id", "=", self.id)]
+        return action

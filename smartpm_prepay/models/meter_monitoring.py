@@ -1,0 +1,344 @@
+"""Scheduled readings, "always online" pings and what finished jobs mean for statistics.
+
+Extends the job engine through its hooks only: ``_on_done`` routes reading-task results
+to their task and stores load profiles; ``_on_final_failure`` counts missed pings.
+"""
+
+from datetime import timedelta
+
+from odoo import _, api, fields, models
+
+from ..services import job_queue
+from .job import BILLING_OBJECTS
+from .reading_scheme import ENERGY_EXPORT, ENERGY_IMPORT, LOAD_PROFILE
+
+SCHEDULE_PRIORITY = {"events": 55, "billing": 60, "profile": 70, "ping": 80}
+PROFILE_OBJECT = {"obis": LOAD_PROFILE, "ic": 7, "attribute": 2}
+PROFILE_MAX_DAYS = 7  # the meter keeps 672 quarter-hours
+DEFAULT_BATCH = 1000
+DEFAULT_MAX_BACKLOG = 5000
+
+
+class SmartpmMeterJob(models.Model):
+    _inherit = "smartpm.meter.job"
+
+    task_id = fields.Many2one(
+        "smartpm.reading.task", index="btree_not_null", ondelete="set null", readonly=True
+    )
+
+    def _on_done(self, result):
+        super()._on_done(result)
+        answered = self.meter_id
+        answered._register_answer()
+        for job in self:
+            if job.task_id:
+                task = job.task_id.sudo()
+                task._add_job_results(job, result)
+                task._check_finished()
+            elif result.get("profiles"):
+                job._store_profiles(result["profiles"])
+
+    def _on_final_failure(self):
+        pings = self.filtered(lambda j: j.job_type == "ping")
+        scheduled = pings.filtered(lambda j: (j.payload or {}).get("schedule"))
+        # A missed scheduled ping is counted, not posted: the comm-lost alarm tells the story.
+        super(SmartpmMeterJob, self - scheduled)._on_final_failure()
+        for job in self.filtered("task_id"):
+            task = job.task_id.sudo()
+            task._add_job_failure(job)
+            task._check_finished()
+        pings.meter_id._register_missed_ping()
+
+    def _store_profiles(self, profiles):
+        """Load-profile rows become register readings at each capture time (source profile)."""
+        self.ensure_one()
+        rows = profiles.get(LOAD_PROFILE) or []
+        readings = []
+        for row in rows:
+            if not row or len(row) < 2:
+                continue
+            for obis, value in zip((ENERGY_IMPORT, ENERGY_EXPORT), row[1:3], strict=False):
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    readings.append(
+                        {
+                            "meter_id": self.meter_id.id,
+                            "obis": obis,
+                            "value": value,
+                            "unit": "Wh",
+                            "time": row[0],
+                            "source": "profile",
+                            "job_id": self.id,
+                        }
+                    )
+        if readings:
+            job_queue.ingest(self.env, readings, [])
+
+
+class SmartpmMeter(models.Model):
+    _inherit = "smartpm.meter"
+
+    missed_ping_count = fields.Integer(
+        readonly=True, copy=False, help="Scheduled pings missed in a row."
+    )
+    consumption_ids = fields.One2many("smartpm.consumption.daily", "meter_id")
+
+    # ---------------------------------------------------------------- always online
+    def _register_answer(self):
+        """The meter answered: forget missed pings and clear communication-lost alarms."""
+        if not self:
+            return
+        self.env.flush_all()
+        self.env.cr.execute(
+            """
+            UPDATE smartpm_meter SET missed_ping_count = 0
+             WHERE id = ANY(%s) AND missed_ping_count > 0
+            RETURNING id
+            """,
+            (self.ids,),
+        )
+        recovered = [row[0] for row in self.env.cr.fetchall()]
+        if not recovered:
+            return
+        self.browse(recovered).invalidate_recordset(["missed_ping_count"])
+        alarms = (
+            self.env["smartpm.alarm"]
+            .sudo()
+            .search(
+                [
+                    ("meter_id", "in", recovered),
+                    ("alarm_type", "=", "comm_lost"),
+                    ("state", "in", ("new", "acknowledged")),
+                ]
+            )
+        )
+        alarms._clear(_("The meter answers again."))
+
+    def _register_missed_ping(self):
+        """Count a missed ping; at the company's limit the meter is offline and alarmed."""
+        if not self:
+            return
+        self.env.flush_all()
+        self.env.cr.execute(
+            """
+            UPDATE smartpm_meter SET missed_ping_count = COALESCE(missed_ping_count, 0) + 1
+             WHERE id = ANY(%s)
+            RETURNING id, missed_ping_count
+            """,
+            (self.ids,),
+        )
+        counts = dict(self.env.cr.fetchall())
+        self.invalidate_recordset(["missed_ping_count"])
+        lost = self.browse(
+            [
+                m.id
+                for m in self.sudo()
+                if counts.get(m.id, 0) >= (m.company_id.smartpm_comm_lost_pings or 3)
+            ]
+        ).sudo()
+        if not lost:
+            return
+        lost.filtered(lambda m: m.online_state != "offline").write({"online_state": "offline"})
+        already = set(
+            self.env["smartpm.alarm"]
+            .sudo()
+            .search(
+                [
+                    ("meter_id", "in", lost.ids),
+                    ("alarm_type", "=", "comm_lost"),
+                    ("state", "in", ("new", "acknowledged")),
+                ]
+            )
+            .meter_id.ids
+        )
+        now = fields.Datetime.now()
+        self.env["smartpm.alarm"].sudo().create(
+            [
+                {
+                    "meter_id": meter.id,
+                    "alarm_type": "comm_lost",
+                    "meter_time": now,
+                    "description": _(
+                        "No answer to %(n)s pings in a row; last seen %(seen)s.",
+                        n=counts[meter.id],
+                        seen=meter.last_seen or _("never"),
+                    ),
+                }
+                for meter in lost
+                if meter.id not in already
+            ]
+        )
+
+    # ---------------------------------------------------------------- scheduled jobs
+    @api.model
+    def _queue_backlog(self, kind):
+        self.env.cr.execute(
+            """
+            SELECT count(*) FROM smartpm_meter_job
+             WHERE state IN ('pending', 'claimed') AND payload->>'schedule' = %s
+            """,
+            (kind,),
+        )
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _scheduled_candidates(self, key_prefix, limit, extra_where="", params=()):
+        """Active meters without a job keyed ``key_prefix || meter id`` yet (one per period)."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            f"""
+            SELECT m.id FROM smartpm_meter m
+             WHERE m.active AND m.state IN ('active', 'disconnected')
+               AND NOT EXISTS (SELECT 1 FROM smartpm_meter_job j
+                                WHERE j.idempotency_key = %s || m.id::text)
+               {extra_where}
+             ORDER BY m.id
+             LIMIT %s
+            """,  # noqa: S608 - extra_where is a constant of this module
+            (key_prefix, *params, limit),
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    @api.model
+    def _queue_scheduled(
+        self, kind, key_prefix, vals_for, batch_size, max_backlog, extra_where="", params=()
+    ):
+        """Queue one job per candidate meter, in one create(), never past ``max_backlog``."""
+        room = min(batch_size, max_backlog - self._queue_backlog(kind))
+        if room <= 0:
+            return self.env["smartpm.meter.job"]
+        meter_ids = self._scheduled_candidates(key_prefix, room, extra_where, params)
+        if not meter_ids:
+            return self.env["smartpm.meter.job"]
+        vals_list = vals_for(meter_ids)
+        for meter_id, vals in zip(meter_ids, vals_list, strict=True):
+            vals.update(
+                meter_id=meter_id,
+                idempotency_key=f"{key_prefix}{meter_id}",
+                priority=SCHEDULE_PRIORITY[kind],
+            )
+            vals["payload"] = dict(vals.get("payload") or {}, schedule=kind)
+        return self.env["smartpm.meter.job"].sudo().create(vals_list)
+
+    @api.model
+    def _cron_queue_billing_reads(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):
+        """Daily billing read of every active meter; runs often, queues a batch each time."""
+        key = f"billing:{fields.Date.context_today(self)}:"
+        return self._queue_scheduled(
+            "billing",
+            key,
+            lambda ids: [
+                {"job_type": "read", "payload": {"objects": BILLING_OBJECTS}} for _i in ids
+            ],
+            batch_size,
+            max_backlog,
+        )
+
+    @api.model
+    def _cron_queue_profile_reads(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):
+        """Daily load-profile collection from the last stored capture on."""
+        now = fields.Datetime.now().replace(microsecond=0)
+        key = f"profile:{fields.Date.context_today(self)}:"
+
+        def vals_for(meter_ids):
+            self.env.cr.execute(
+                """
+                SELECT meter_id, max(reading_time) FROM smartpm_reading
+                 WHERE meter_id = ANY(%s) AND obis = %s AND source = 'profile'
+                 GROUP BY meter_id
+                """,
+                (meter_ids, ENERGY_IMPORT),
+            )
+            last = dict(self.env.cr.fetchall())
+            oldest = now - timedelta(days=PROFILE_MAX_DAYS)
+            out = []
+            for meter_id in meter_ids:
+                start = max(last.get(meter_id) or now - timedelta(days=1), oldest)
+                out.append(
+                    {
+                        "job_type": "read",
+                        "max_attempts": 3,
+                        "payload": {
+                            "objects": [PROFILE_OBJECT],
+                            "from": start.isoformat() + "Z",
+                            "to": now.isoformat() + "Z",
+                        },
+                    }
+                )
+            return out
+
+        return self._queue_scheduled("profile", key, vals_for, batch_size, max_backlog)
+
+    @api.model
+    def _cron_queue_event_reads(
+        self, interval_hours=4, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG
+    ):
+        """Collect the meters' event logs every ``interval_hours``: tampering events become
+        alarms. Each read starts where the meter's last successful one did (a meter back
+        from an outage sends what it logged meanwhile); alarms are deduplicated anyway."""
+        now = fields.Datetime.now()
+        slot = int(now.timestamp() // (max(interval_hours, 1) * 3600))
+
+        def vals_for(meter_ids):
+            self.env.cr.execute(
+                """
+                SELECT meter_id, max(date_claimed) FROM smartpm_meter_job
+                 WHERE meter_id = ANY(%s) AND job_type = 'read_events' AND state = 'done'
+                 GROUP BY meter_id
+                """,
+                (meter_ids,),
+            )
+            last = dict(self.env.cr.fetchall())
+            out = []
+            for meter_id in meter_ids:
+                since = last.get(meter_id)
+                # a margin for the meter's clock drift
+                since = (since - timedelta(minutes=10)).isoformat() + "Z" if since else None
+                out.append(
+                    {"job_type": "read_events", "max_attempts": 3, "payload": {"since": since}}
+                )
+            return out
+
+        return self._queue_scheduled("events", f"events:{slot}:", vals_for, batch_size, max_backlog)
+
+    @api.model
+    def _cron_queue_pings(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):
+        """Ping meters not heard from for the company's interval (one attempt: a miss is a
+        miss); the slot in the key keeps one ping per meter per interval."""
+        jobs = self.env["smartpm.meter.job"]
+        now = fields.Datetime.now()
+        for company in self.env["res.company"].sudo().search([]):
+            interval = company.smartpm_ping_interval_min or 60
+            slot = int(now.timestamp() // (interval * 60))
+            jobs |= self._queue_scheduled(
+                "ping",
+                f"ping:{slot}:",
+                lambda ids: [{"job_type": "ping", "payload": {}, "max_attempts": 1} for _i in ids],
+                batch_size,
+                max_backlog,
+                extra_where="""
+                   AND m.company_id = %s
+                   AND (m.last_seen IS NULL OR m.last_seen < %s)
+                   AND NOT EXISTS (SELECT 1 FROM smartpm_meter_job p
+                                    WHERE p.meter_id = m.id AND p.job_type = 'ping'
+                                      AND p.state IN ('pending', 'claimed'))
+                """,
+                params=(company.id, now - timedelta(minutes=interval)),
+            )
+        return jobs
+
+    # ---------------------------------------------------------------- statistics buttons
+    def action_view_load_curve(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("smartpm_prepay.action_load_curve")
+        action["domain"] = [("meter_id", "=", self.id)]
+        action["name"] = _("Load curve of %s", self.serial_number)
+        return action
+
+    def action_view_consumption(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "smartpm_prepay.action_consumption_daily"
+        )
+        action["domain"] = [("meter_id", "=", self.id)]
+        action["context"] = {"search_default_group_day": 1}
+        return action

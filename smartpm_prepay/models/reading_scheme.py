@@ -1,0 +1,109 @@
+import re
+
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+OBIS_RE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
+PROFILE_IC = 7
+LOAD_PROFILE = "1.0.99.1.0.255"
+ENERGY_IMPORT = "1.0.1.8.0.255"
+ENERGY_EXPORT = "1.0.2.8.0.255"
+
+
+class SmartpmObisObject(models.Model):
+    """One COSEM object attribute a reading can ask for (docs/meter-contract.md)."""
+
+    _name = "smartpm.obis.object"
+    _description = "OBIS object"
+    _order = "sequence, obis"
+    _rec_names_search = ["name", "obis"]
+
+    name = fields.Char(string="Label", required=True, translate=True)
+    obis = fields.Char(string="OBIS", required=True)
+    ic = fields.Integer(string="Interface class", required=True, default=3)
+    attribute = fields.Integer(required=True, default=2)
+    unit = fields.Char()
+    sequence = fields.Integer(default=10)
+    active = fields.Boolean(default=True)
+    is_profile = fields.Boolean(compute="_compute_is_profile", store=True)
+    capture_obis = fields.Char(
+        string="Captured values",
+        help="For a profile: the OBIS codes of its value columns after the clock, "
+        "comma-separated (e.g. 1.0.1.8.0.255,1.0.2.8.0.255).",
+    )
+
+    _sql_constraints = [
+        ("obis_attr_uniq", "unique(obis, attribute)", "This OBIS attribute exists already."),
+    ]
+
+    @api.depends("ic", "attribute")
+    def _compute_is_profile(self):
+        for obj in self:
+            obj.is_profile = obj.ic == PROFILE_IC and obj.attribute == 2
+
+    @api.constrains("obis", "capture_obis")
+    def _check_obis(self):
+        for obj in self:
+            codes = [obj.obis] + [
+                c.strip() for c in (obj.capture_obis or "").split(",") if c.strip()
+            ]
+            for code in codes:
+                if not OBIS_RE.match(code or ""):
+                    raise ValidationError(
+                        _("%(code)s is not an OBIS code like 1.0.1.8.0.255.", code=code)
+                    )
+
+    @api.depends("name", "obis")
+    def _compute_display_name(self):
+        for obj in self:
+            obj.display_name = f"{obj.name} ({obj.obis})"
+
+    def _prepare_job_object(self):
+        self.ensure_one()
+        return {"obis": self.obis, "ic": self.ic, "attribute": self.attribute}
+
+    def _capture_columns(self):
+        self.ensure_one()
+        return [c.strip() for c in (self.capture_obis or "").split(",") if c.strip()]
+
+
+class SmartpmReadingScheme(models.Model):
+    """A named list of OBIS objects read together (billing, instantaneous, profile...)."""
+
+    _name = "smartpm.reading.scheme"
+    _description = "Reading scheme"
+    _order = "sequence, name"
+
+    name = fields.Char(required=True, translate=True)
+    code = fields.Char(help="Technical name used by the scheduled readings.")
+    sequence = fields.Integer(default=10)
+    active = fields.Boolean(default=True)
+    object_ids = fields.Many2many("smartpm.obis.object", string="OBIS objects", required=True)
+    has_profile = fields.Boolean(compute="_compute_has_profile")
+    profile_days = fields.Integer(
+        string="Profile range (days)",
+        default=1,
+        help="Profiles and logs are read for this many days back from now.",
+    )
+    description = fields.Text(translate=True)
+
+    _sql_constraints = [
+        ("code_uniq", "unique(code)", "A scheme code is unique."),
+        (
+            "profile_days_positive",
+            "CHECK(profile_days > 0)",
+            "The profile range is 1 day at least.",
+        ),
+    ]
+
+    @api.depends("object_ids.is_profile")
+    def _compute_has_profile(self):
+        for scheme in self:
+            scheme.has_profile = any(scheme.object_ids.mapped("is_profile"))
+
+    @api.model
+    def _get_by_code(self, code):
+        scheme = self.with_context(active_test=False).search([("code", "=", code)], limit=1)
+        if not scheme:
+            raise ValidationError(_("The reading scheme %s is missing.", code))
+        return scheme
