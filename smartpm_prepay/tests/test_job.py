@@ -331,8 +331,15 @@ class TestJobQueue(SmartpmCase):
         self.assertTrue(self.Job.wait_for_jobs(5))
 
     def test_batched_report_applies_each_and_refuses_only_the_lost_lease(self):
-        done, failed, lost = self._job(), self._job(), self._job()
-        self.Job.claim("b1", 3, 60)
+        # three meters: claim hands out one job per meter at a time
+        done = self._job()
+        failed, lost = (
+            self.env["smartpm.meter.job"].create(
+                {"meter_id": self._meter(serial).id, "job_type": "ping"}
+            )
+            for serial in ("JOB-REP-2", "JOB-REP-3")
+        )
+        self.assertEqual(len(self.Job.claim("b1", 3, 60)), 3)
         self._expire(lost)
         answers = self.Job.report(
             "b1",
