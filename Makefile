@@ -10,9 +10,11 @@ demo:
 test:
 	bash scripts/run-tests.sh
 
+LINTED = meter_bridge meter_sim tests bench smartpm_prepay scripts
+
 lint: setup
-	.venv/bin/ruff check meter_bridge meter_sim tests bench smartpm_prepay
-	.venv/bin/ruff format --check meter_bridge meter_sim tests bench smartpm_prepay
+	.venv/bin/ruff check $(LINTED)
+	.venv/bin/ruff format --check $(LINTED)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
@@ -22,3 +24,5 @@ bench: setup
 	.venv/bin/python bench/bench_sim.py 200 --seconds 10
 	.venv/bin/python bench/bench_ingest.py --readings 50000 --batch 500
 	.venv/bin/python bench/bench_read.py --meters 1000 --bridges 1 2
+	.venv/bin/python bench/bench_vend.py --purchases 200
+	.venv/bin/python bench/gen_scale.py --meters 10000 --jobs 100000 --readings 500000

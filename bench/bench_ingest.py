@@ -28,21 +28,28 @@ def main():
     with run_odoo(db) as odoo:
         key = odoo.bridge_key("bench-bridge")
         serials = [f"I{run}-{i:06d}" for i in range(args.meters)]
-        odoo.call("smartpm.meter", "create",
-                  [{"serial_number": s, "host": "127.0.0.1", "port": 1} for s in serials])
+        odoo.call(
+            "smartpm.meter",
+            "create",
+            [{"serial_number": s, "host": "127.0.0.1", "port": 1} for s in serials],
+        )
         client = OdooClient(odoo.url, db, "bench-bridge", key, timeout=120)
         start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
         rows = [
-            {"serial_number": serials[i % args.meters], "obis": "1.0.1.8.0.255",
-             "value": float(i), "unit": "Wh",
-             "time": (start + dt.timedelta(minutes=15 * (i // args.meters))).isoformat()}
+            {
+                "serial_number": serials[i % args.meters],
+                "obis": "1.0.1.8.0.255",
+                "value": float(i),
+                "unit": "Wh",
+                "time": (start + dt.timedelta(minutes=15 * (i // args.meters))).isoformat(),
+            }
             for i in range(args.readings)
         ]
         batch_times = []
         with Timer() as total:
             for i in range(0, len(rows), args.batch):
                 with Timer() as t:
-                    client.ingest("bench", rows[i:i + args.batch], [])
+                    client.ingest("bench", rows[i : i + args.batch], [])
                 batch_times.append(t.elapsed)
         print(
             f"ingest: {args.readings} readings in batches of {args.batch}: {total.elapsed:.1f}s "

@@ -36,39 +36,66 @@ def main():
     with run_cli(args.meters, control=False, speed=0, timeout=300) as sim, run_odoo(db) as odoo:
         key = odoo.bridge_key("bench-bridge")
         meter_ids = odoo.call(
-            "smartpm.meter", "create",
-            [{"serial_number": f"B{run}-{serial}", "host": "127.0.0.1", "port": port,
-              "state": "active"} for serial, port in sim.ports.items()],
+            "smartpm.meter",
+            "create",
+            [
+                {
+                    "serial_number": f"B{run}-{serial}",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "state": "active",
+                }
+                for serial, port in sim.ports.items()
+            ],
         )
         for n in args.bridges:
             job_ids = odoo.call(
-                "smartpm.meter.job", "create",
-                [{"meter_id": m, "job_type": "read", "payload": {"objects": BILLING}}
-                 for m in meter_ids],
+                "smartpm.meter.job",
+                "create",
+                [
+                    {"meter_id": m, "job_type": "read", "payload": {"objects": BILLING}}
+                    for m in meter_ids
+                ],
             )
             procs = [("sim", sim.proc.pid), ("odoo", odoo.proc.pid)]
             before = {name: cpu_seconds(pid) for name, pid in procs}
             bridges = [
-                run_bridge(odoo, key, f"bench-{run}-{n}-{i}", "--concurrency",
-                           str(args.concurrency), login="bench-bridge")
+                run_bridge(
+                    odoo,
+                    key,
+                    f"bench-{run}-{n}-{i}",
+                    "--concurrency",
+                    str(args.concurrency),
+                    login="bench-bridge",
+                )
                 for i in range(n)
             ]
             handles = [b.__enter__() for b in bridges]
             try:
                 with Timer() as t:
                     wait_until(
-                        lambda: odoo.call("smartpm.meter.job", "search_count",
-                                          [("id", "in", job_ids),
-                                           ("state", "in", ["pending", "claimed"])]) == 0,
-                        timeout=1800, interval=0.5, what="the reads",
+                        lambda job_ids=job_ids: (
+                            odoo.call(
+                                "smartpm.meter.job",
+                                "search_count",
+                                [("id", "in", job_ids), ("state", "in", ["pending", "claimed"])],
+                            )
+                            == 0
+                        ),
+                        timeout=1800,
+                        interval=0.5,
+                        what="the reads",
                     )
                 bridge_cpu = sum(cpu_seconds(h.pid) for h in handles)
             finally:
                 for b in bridges:
                     b.__exit__(None, None, None)
             after = {name: cpu_seconds(pid) for name, pid in procs}
-            failed = odoo.call("smartpm.meter.job", "search_count",
-                               [("id", "in", job_ids), ("state", "=", "failed")])
+            failed = odoo.call(
+                "smartpm.meter.job",
+                "search_count",
+                [("id", "in", job_ids), ("state", "=", "failed")],
+            )
             cpu = {name: after[name] - before[name] for name in after}
             cpu["bridge"] = bridge_cpu
             total = sum(cpu.values()) or 1.0
@@ -79,16 +106,22 @@ def main():
                 flush=True,
             )
             done = odoo.call(
-                "smartpm.meter.job", "search_read", [("id", "in", job_ids)],
+                "smartpm.meter.job",
+                "search_read",
+                [("id", "in", job_ids)],
                 fields=["date_claimed", "date_done"],
             )
             figures(
                 f"  claim->done per job ({n} bridge(s))",
                 [
-                    (time.mktime(time.strptime(r["date_done"], "%Y-%m-%d %H:%M:%S"))
-                     - time.mktime(time.strptime(r["date_claimed"], "%Y-%m-%d %H:%M:%S")))
-                    for r in done if r["date_done"] and r["date_claimed"]
-                ] or [0.0],
+                    (
+                        time.mktime(time.strptime(r["date_done"], "%Y-%m-%d %H:%M:%S"))
+                        - time.mktime(time.strptime(r["date_claimed"], "%Y-%m-%d %H:%M:%S"))
+                    )
+                    for r in done
+                    if r["date_done"] and r["date_claimed"]
+                ]
+                or [0.0],
             )
 
 

@@ -26,16 +26,57 @@ from meter_sim.testing import run_cli
 
 def ensure_demo_db(db):
     probe = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qtAX", "-c",
-         "SELECT 1 FROM ir_module_module WHERE name='smartpm_prepay' AND state='installed'"],
-        capture_output=True, text=True,
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-qtAX",
+            "-c",
+            "SELECT 1 FROM ir_module_module WHERE name='smartpm_prepay' AND state='installed'",
+        ],
+        capture_output=True,
+        text=True,
     )
-    if probe.stdout.strip() != "1":
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db],
-                       check=True)
+    if probe.stdout.strip() == "1":
+        subprocess.run(
+            [
+                sys.executable,
+                str(odoo_bin()),
+                "-c",
+                str(CONF),
+                "-d",
+                db,
+                "-u",
+                "smartpm_prepay",
+                "--stop-after-init",
+                "--log-level=warn",
+            ],
+            check=True,
+        )
+    else:
+        subprocess.run(
+            ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db], check=True
+        )
         print(f"[bench] creating demo database {db} ...", file=sys.stderr)
-        subprocess.run([sys.executable, str(odoo_bin()), "-c", str(CONF), "-d", db, "-i",
-                        "smartpm_prepay", "--stop-after-init", "--log-level=warn"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(odoo_bin()),
+                "-c",
+                str(CONF),
+                "-d",
+                db,
+                "-i",
+                "smartpm_prepay,payment_demo",
+                "--stop-after-init",
+                "--log-level=warn",
+            ],
+            check=True,
+        )
 
 
 def main():
@@ -71,7 +112,11 @@ def main():
                 before = credit(serial)
                 t0 = time.perf_counter()
                 receipt = bank.execute_kw(
-                    args.db, bank_uid, "demo_bank", "smartpm.bank.api", "purchase",
+                    args.db,
+                    bank_uid,
+                    "demo_bank",
+                    "smartpm.bank.api",
+                    "purchase",
                     [serial, args.amount, False, f"BENCH-{run}-{i}", False],
                 )
                 committed = time.perf_counter()
@@ -83,8 +128,9 @@ def main():
                         raise SystemExit(f"purchase {i} on {serial} not on the meter after 30 s")
                     time.sleep(0.005)
                 latencies.append(time.perf_counter() - committed)
-        figures(f"vend: purchase commit -> credit on the meter ({args.purchases} purchases)",
-                latencies)
+        figures(
+            f"vend: purchase commit -> credit on the meter ({args.purchases} purchases)", latencies
+        )
         figures("vend: XML-RPC purchase call", call_times)
 
 

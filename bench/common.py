@@ -21,17 +21,57 @@ os.environ.setdefault("SMARTPM_ODOO_CONF", str(CONF))
 def ensure_db(db: str) -> str:
     """A database with smartpm_prepay installed (no demo data); reused when it exists."""
     probe = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qtAX", "-c",
-         "SELECT 1 FROM ir_module_module WHERE name='smartpm_prepay' AND state='installed'"],
-        capture_output=True, text=True,
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-qtAX",
+            "-c",
+            "SELECT 1 FROM ir_module_module WHERE name='smartpm_prepay' AND state='installed'",
+        ],
+        capture_output=True,
+        text=True,
     )
-    if probe.stdout.strip() != "1":
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db],
-                       check=True)
+    if probe.stdout.strip() == "1":
+        # the addon may have changed since the database was made
+        subprocess.run(
+            [
+                sys.executable,
+                str(odoo_bin()),
+                "-c",
+                str(CONF),
+                "-d",
+                db,
+                "-u",
+                "smartpm_prepay",
+                "--stop-after-init",
+                "--log-level=warn",
+            ],
+            check=True,
+        )
+    else:
+        subprocess.run(
+            ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db], check=True
+        )
         print(f"[bench] installing smartpm_prepay into {db} ...", file=sys.stderr)
         subprocess.run(
-            [sys.executable, str(odoo_bin()), "-c", str(CONF), "-d", db, "-i", "smartpm_prepay",
-             "--without-demo=all", "--stop-after-init", "--log-level=warn"],
+            [
+                sys.executable,
+                str(odoo_bin()),
+                "-c",
+                str(CONF),
+                "-d",
+                db,
+                "-i",
+                "smartpm_prepay",
+                "--without-demo=all",
+                "--stop-after-init",
+                "--log-level=warn",
+            ],
             check=True,
         )
     return db

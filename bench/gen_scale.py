@@ -56,10 +56,13 @@ def reserve_ids(cr, table, n):
 def copy(cr, table, columns, lines, label, n):
     with Timer() as t:
         cr.copy_expert(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.BufferedReader(Lines(lines), 1 << 20)
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN",
+            io.BufferedReader(Lines(lines), 1 << 20),
         )
-    print(f"[gen] {label}: {n} rows in {t.elapsed:.1f}s ({n / max(t.elapsed, 1e-9):.0f} rows/s)",
-          flush=True)
+    print(
+        f"[gen] {label}: {n} rows in {t.elapsed:.1f}s ({n / max(t.elapsed, 1e-9):.0f} rows/s)",
+        flush=True,
+    )
 
 
 def generate(env, n_meters, n_jobs, n_readings):
@@ -71,55 +74,154 @@ def generate(env, n_meters, n_jobs, n_readings):
         [{"name": f"Line {i}", "site_id": site.id} for i in range(max(1, n_meters // 10000))]
     )
     transformers = env["smartpm.transformer"].create(
-        [{"name": f"TR {i}", "line_id": lines[i % len(lines)].id}
-         for i in range(max(1, n_meters // 100))]
+        [
+            {"name": f"TR {i}", "line_id": lines[i % len(lines)].id}
+            for i in range(max(1, n_meters // 100))
+        ]
     )
     tr = [(t.id, t.line_id.id) for t in transformers]
     env.flush_all()
 
     p0 = reserve_ids(cr, "res_partner", n_meters)
-    copy(cr, "res_partner",
-         ["id", "name", "complete_name", "active", "is_tenant", "tenant_number", "type",
-          "commercial_partner_id", "create_date", "write_date"],
-         (f"{p0 + i}\tTenant {i:06d}\tTenant {i:06d}\tt\tt\tS{i:07d}\tcontact\t{p0 + i}\t{now}\t{now}\n"
-          for i in range(n_meters)), "tenants", n_meters)
+    copy(
+        cr,
+        "res_partner",
+        [
+            "id",
+            "name",
+            "complete_name",
+            "active",
+            "is_tenant",
+            "tenant_number",
+            "type",
+            "commercial_partner_id",
+            "create_date",
+            "write_date",
+        ],
+        (
+            f"{p0 + i}\tTenant {i:06d}\tTenant {i:06d}\tt\tt\tS{i:07d}\tcontact\t"
+            f"{p0 + i}\t{now}\t{now}\n"
+            for i in range(n_meters)
+        ),
+        "tenants",
+        n_meters,
+    )
 
     m0 = reserve_ids(cr, "smartpm_meter", n_meters)
-    copy(cr, "smartpm_meter",
-         ["id", "serial_number", "company_id", "state", "active", "connection_type", "framing",
-          "auth", "host", "port", "baudrate", "client_address", "server_logical_address",
-          "server_physical_address", "tenant_id", "transformer_id", "line_id", "site_id",
-          "low_credit_kwh", "trip_kwh", "load_limit_w", "credit_kwh", "relay_state",
-          "online_state", "meter_model", "create_date", "write_date"],
-         (f"{m0 + i}\tSCL{i:07d}\t{company}\tactive\tt\ttcp\twrapper\tnone\t127.0.0.1\t"
-          f"{4100 + i % 1000}\t9600\t16\t1\t17\t{p0 + i}\t{tr[i % len(tr)][0]}\t"
-          f"{tr[i % len(tr)][1]}\t{site.id}\t5\t0\t0\t{20 + i % 50}\tconnected\tonline\t"
-          f"SmartPM 1100Net\t{now}\t{now}\n"
-          for i in range(n_meters)), "meters", n_meters)
-    copy(cr, "smartpm_meter_assignment",
-         ["meter_id", "tenant_id", "company_id", "date_start", "is_open"],
-         (f"{m0 + i}\t{p0 + i}\t{company}\t{now}\tt\n" for i in range(n_meters)),
-         "assignments", n_meters)
-    copy(cr, "smartpm_meter_job",
-         ["meter_id", "company_id", "job_type", "state", "priority", "attempt_count",
-          "max_attempts", "next_attempt_at", "date_done", "payload", "result"],
-         (f"{m0 + i % n_meters}\t{company}\tread\tdone\t50\t1\t5\t{now}\t{now}\t{{}}\t{{}}\n"
-          for i in range(n_jobs)), "finished jobs", n_jobs)
+    copy(
+        cr,
+        "smartpm_meter",
+        [
+            "id",
+            "serial_number",
+            "company_id",
+            "state",
+            "active",
+            "connection_type",
+            "framing",
+            "auth",
+            "host",
+            "port",
+            "baudrate",
+            "client_address",
+            "server_logical_address",
+            "server_physical_address",
+            "tenant_id",
+            "transformer_id",
+            "line_id",
+            "site_id",
+            "low_credit_kwh",
+            "trip_kwh",
+            "load_limit_w",
+            "credit_kwh",
+            "relay_state",
+            "online_state",
+            "meter_model",
+            "create_date",
+            "write_date",
+        ],
+        (
+            f"{m0 + i}\tSCL{i:07d}\t{company}\tactive\tt\ttcp\twrapper\tnone\t127.0.0.1\t"
+            f"{4100 + i % 1000}\t9600\t16\t1\t17\t{p0 + i}\t{tr[i % len(tr)][0]}\t"
+            f"{tr[i % len(tr)][1]}\t{site.id}\t5\t0\t0\t{20 + i % 50}\tconnected\tonline\t"
+            f"SmartPM 1100Net\t{now}\t{now}\n"
+            for i in range(n_meters)
+        ),
+        "meters",
+        n_meters,
+    )
+    copy(
+        cr,
+        "smartpm_meter_assignment",
+        ["meter_id", "tenant_id", "company_id", "date_start", "is_open"],
+        (f"{m0 + i}\t{p0 + i}\t{company}\t{now}\tt\n" for i in range(n_meters)),
+        "assignments",
+        n_meters,
+    )
+    copy(
+        cr,
+        "smartpm_meter_job",
+        [
+            "meter_id",
+            "company_id",
+            "job_type",
+            "state",
+            "priority",
+            "attempt_count",
+            "max_attempts",
+            "next_attempt_at",
+            "date_done",
+            "payload",
+            "result",
+        ],
+        (
+            f"{m0 + i % n_meters}\t{company}\tread\tdone\t50\t1\t5\t{now}\t{now}\t{{}}\t{{}}\n"
+            for i in range(n_jobs)
+        ),
+        "finished jobs",
+        n_jobs,
+    )
     days = max(1, n_readings // n_meters)
     start = now.replace(hour=0, minute=0, second=0) - dt.timedelta(days=days)
-    copy(cr, "smartpm_reading",
-         ["meter_id", "company_id", "obis", "reading_time", "value", "unit", "source"],
-         (f"{m0 + i % n_meters}\t{company}\t1.0.1.8.0.255\t"
-          f"{start + dt.timedelta(days=i // n_meters)}\t{(i // n_meters) * 9000 + i % 5000}\t"
-          f"Wh\tschedule\n" for i in range(days * n_meters)), "readings", days * n_meters)
-    copy(cr, "smartpm_meter_job",
-         ["meter_id", "company_id", "job_type", "state", "priority", "attempt_count",
-          "max_attempts", "next_attempt_at", "payload"],
-         (f"{m0 + i}\t{company}\tping\tpending\t50\t0\t5\t{now}\t{{}}\n"
-          for i in range(n_meters)), "pending jobs", n_meters)
+    copy(
+        cr,
+        "smartpm_reading",
+        ["meter_id", "company_id", "obis", "reading_time", "value", "unit", "source"],
+        (
+            f"{m0 + i % n_meters}\t{company}\t1.0.1.8.0.255\t"
+            f"{start + dt.timedelta(days=i // n_meters)}\t{(i // n_meters) * 9000 + i % 5000}\t"
+            f"Wh\tschedule\n"
+            for i in range(days * n_meters)
+        ),
+        "readings",
+        days * n_meters,
+    )
+    copy(
+        cr,
+        "smartpm_meter_job",
+        [
+            "meter_id",
+            "company_id",
+            "job_type",
+            "state",
+            "priority",
+            "attempt_count",
+            "max_attempts",
+            "next_attempt_at",
+            "payload",
+        ],
+        (f"{m0 + i}\t{company}\tping\tpending\t50\t0\t5\t{now}\t{{}}\n" for i in range(n_meters)),
+        "pending jobs",
+        n_meters,
+    )
     with Timer() as t:
-        for table in ("res_partner", "smartpm_meter", "smartpm_meter_assignment",
-                      "smartpm_meter_job", "smartpm_reading"):
+        for table in (
+            "res_partner",
+            "smartpm_meter",
+            "smartpm_meter_assignment",
+            "smartpm_meter_job",
+            "smartpm_reading",
+        ):
             cr.execute(f"ANALYZE {table}")
     print(f"[gen] analyze: {t.elapsed:.1f}s")
     cr.commit()
@@ -142,30 +244,48 @@ def measure(registry, n_meters):
                     cr.rollback()
         figures(label, values)
 
-    timed(f"claim(100) with {n_meters} pending jobs",
-          lambda env: job_queue.claim(env, "bench", 100, 60))
-    fields_list = ["serial_number", "tenant_id", "transformer_id", "credit_kwh", "relay_state",
-                   "online_state", "state"]
-    timed("meter list: search by serial",
-          lambda env: env["smartpm.meter"].search_read(
-              [("serial_number", "ilike", "SCL00424")], fields_list, limit=80))
-    timed("meter list: search by tenant",
-          lambda env: env["smartpm.meter"].search_read(
-              [("tenant_id", "ilike", "Tenant 04242")], fields_list, limit=80))
-    timed("meter list: first page, no filter",
-          lambda env: env["smartpm.meter"].search_read([], fields_list, limit=80))
+    timed(
+        f"claim(100) with {n_meters} pending jobs",
+        lambda env: job_queue.claim(env, "bench", 100, 60),
+    )
+    fields_list = [
+        "serial_number",
+        "tenant_id",
+        "transformer_id",
+        "credit_kwh",
+        "relay_state",
+        "online_state",
+        "state",
+    ]
+    timed(
+        "meter list: search by serial",
+        lambda env: env["smartpm.meter"].search_read(
+            [("serial_number", "ilike", "SCL00424")], fields_list, limit=80
+        ),
+    )
+    timed(
+        "meter list: search by tenant",
+        lambda env: env["smartpm.meter"].search_read(
+            [("tenant_id", "ilike", "Tenant 04242")], fields_list, limit=80
+        ),
+    )
+    timed(
+        "meter list: first page, no filter",
+        lambda env: env["smartpm.meter"].search_read([], fields_list, limit=80),
+    )
 
     from odoo.addons.smartpm_prepay.models.job import BILLING_OBJECTS
 
     def enqueue_billing(env):
         meters = env["smartpm.meter"].search([("state", "=", "active")])
         for i in range(0, len(meters), 5000):
-            meters[i:i + 5000]._enqueue_job("read", {"objects": BILLING_OBJECTS})
+            meters[i : i + 5000]._enqueue_job("read", {"objects": BILLING_OBJECTS})
             env.flush_all()
             env.invalidate_all()
 
-    timed(f"billing read of every active meter enqueued ({n_meters} jobs)", enqueue_billing,
-          repeat=1)
+    timed(
+        f"billing read of every active meter enqueued ({n_meters} jobs)", enqueue_billing, repeat=1
+    )
 
 
 def main():
@@ -177,9 +297,22 @@ def main():
     args = p.parse_args()
     subprocess.run(["dropdb", *PG, "--if-exists", args.db], check=True)
     with Timer() as t:
-        subprocess.run([sys.executable, str(odoo_bin()), "-c", str(CONF), "-d", args.db, "-i",
-                        "smartpm_prepay", "--without-demo=all", "--stop-after-init",
-                        "--log-level=warn"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(odoo_bin()),
+                "-c",
+                str(CONF),
+                "-d",
+                args.db,
+                "-i",
+                "smartpm_prepay",
+                "--without-demo=all",
+                "--stop-after-init",
+                "--log-level=warn",
+            ],
+            check=True,
+        )
     print(f"[gen] install: {t.elapsed:.1f}s", flush=True)
 
     import odoo

@@ -25,9 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="meter-bridge read",
         description="Read objects from one DLMS/COSEM meter and print them.",
         epilog="OBIS may carry the interface class and attribute: 1.0.1.8.0.255:3:2. "
-               "Without them the class comes from the SmartPM meter contract (else Data, 1) "
-               "and the attribute is 2. Profiles (class 7) print one line per entry. "
-               "Exit status: 0 all read, 1 some objects refused, 3 meter failed, 2 usage.",
+        "Without them the class comes from the SmartPM meter contract (else Data, 1) "
+        "and the attribute is 2. Profiles (class 7) print one line per entry. "
+        "Exit status: 0 all read, 1 some objects refused, 3 meter failed, 2 usage.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("target", nargs="?", help="HOST:PORT of a TCP meter (omit with --serial)")
@@ -36,19 +36,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baud", type=int, default=9600, help="serial baud rate (default 9600)")
     framing = p.add_mutually_exclusive_group()
     framing.add_argument("--hdlc", action="store_true", help="HDLC framing over TCP")
-    framing.add_argument("--wrapper", action="store_true",
-                         help="IEC 62056-47 wrapper over TCP (the default)")
-    p.add_argument("--client", type=int, default=None,
-                   help="client address (default 16 without auth, 1 with auth)")
+    framing.add_argument(
+        "--wrapper", action="store_true", help="IEC 62056-47 wrapper over TCP (the default)"
+    )
+    p.add_argument(
+        "--client",
+        type=int,
+        default=None,
+        help="client address (default 16 without auth, 1 with auth)",
+    )
     p.add_argument("--server-logical", type=int, default=1, help="server logical address (1)")
-    p.add_argument("--server-physical", type=int, default=17,
-                   help="HDLC server physical address (17)")
+    p.add_argument(
+        "--server-physical", type=int, default=17, help="HDLC server physical address (17)"
+    )
     p.add_argument("--auth", choices=["none", "lls", "hls_gmac"], default="none")
     p.add_argument("--password", help="LLS password")
     p.add_argument("--auth-key", help="HLS-GMAC authentication key (hex)")
     p.add_argument("--encryption-key", help="HLS-GMAC encryption key (hex)")
-    p.add_argument("--invocation-counter", type=int, default=0,
-                   help="HLS-GMAC: last invocation counter used with this meter")
+    p.add_argument(
+        "--invocation-counter",
+        type=int,
+        default=0,
+        help="HLS-GMAC: last invocation counter used with this meter",
+    )
     p.add_argument("--from", dest="from_", metavar="ISO", help="profile range start (UTC)")
     p.add_argument("--to", metavar="ISO", help="profile range end (UTC, default now)")
     p.add_argument("--timeout", type=float, default=10, help="seconds per answer (10)")
@@ -67,22 +77,32 @@ def parse_object(text: str) -> tuple[str, int, int]:
 
 def meter_from_args(args) -> dict:
     meter = {
-        "auth": args.auth, "password": args.password, "auth_key": args.auth_key,
-        "encryption_key": args.encryption_key, "invocation_counter": args.invocation_counter,
-        "client_address": args.client if args.client is not None else (
-            16 if args.auth == "none" else 1),
+        "auth": args.auth,
+        "password": args.password,
+        "auth_key": args.auth_key,
+        "encryption_key": args.encryption_key,
+        "invocation_counter": args.invocation_counter,
+        "client_address": args.client
+        if args.client is not None
+        else (16 if args.auth == "none" else 1),
         "server_logical_address": args.server_logical,
-        "server_physical_address": args.server_physical, "timeout_s": args.timeout,
+        "server_physical_address": args.server_physical,
+        "timeout_s": args.timeout,
     }
     if args.serial:
-        meter.update(connection_type="serial", framing="hdlc", device=args.serial,
-                     baudrate=args.baud)
+        meter.update(
+            connection_type="serial", framing="hdlc", device=args.serial, baudrate=args.baud
+        )
     else:
         host, _, port = (args.target or "").rpartition(":")
         if not host or not port.isdigit():
             raise ValueError("target must be HOST:PORT (or use --serial DEVICE)")
-        meter.update(connection_type="tcp", host=host, port=int(port),
-                     framing="hdlc" if args.hdlc else "wrapper")
+        meter.update(
+            connection_type="tcp",
+            host=host,
+            port=int(port),
+            framing="hdlc" if args.hdlc else "wrapper",
+        )
     return meter
 
 
@@ -101,19 +121,29 @@ def main_read(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     out: dict = {"readings": [], "profiles": {}, "errors": {}}
     try:
-        with MeterConnection.from_job_meter(meter, debug=args.debug,
-                                            deadline_s=args.timeout * (4 + 2 * len(objects))
-                                            ) as conn:
+        with MeterConnection.from_job_meter(
+            meter, debug=args.debug, deadline_s=args.timeout * (4 + 2 * len(objects))
+        ) as conn:
             for obis, ic, attr in objects:
                 try:
                     if ic == 7 and attr == 2:
-                        rows = conn.get_profile(obis, start, end) if (start or end) \
+                        rows = (
+                            conn.get_profile(obis, start, end)
+                            if (start or end)
                             else conn.get_profile(obis)
+                        )
                         out["profiles"][obis] = [to_json(r) for r in rows]
                     else:
                         value, unit = conn.get_scaled(obis, ic, attr)
-                        out["readings"].append({"obis": obis, "ic": ic, "attribute": attr,
-                                                "value": to_json(value), "unit": unit})
+                        out["readings"].append(
+                            {
+                                "obis": obis,
+                                "ic": ic,
+                                "attribute": attr,
+                                "value": to_json(value),
+                                "unit": unit,
+                            }
+                        )
                 except JobError as e:
                     if not e.retryable or type(e) is JobError:
                         out["errors"][obis] = str(e)

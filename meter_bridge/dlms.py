@@ -50,8 +50,22 @@ class DataError(ValueError):
 
 
 _FIXED = {
-    3: 1, 5: 4, 6: 4, 13: 1, 15: 1, 16: 2, 17: 1, 18: 2, 20: 8, 21: 8, 22: 1,
-    23: 4, 24: 8, 25: 12, 26: 5, 27: 4,
+    3: 1,
+    5: 4,
+    6: 4,
+    13: 1,
+    15: 1,
+    16: 2,
+    17: 1,
+    18: 2,
+    20: 8,
+    21: 8,
+    22: 1,
+    23: 4,
+    24: 8,
+    25: 12,
+    26: 5,
+    27: 4,
 }
 _SIGNED = {5, 15, 16, 20}
 _INT_TAGS = {5, 6, 13, 15, 16, 17, 18, 20, 21, 22}
@@ -230,8 +244,9 @@ def datetime_to_bytes(value: dt.datetime) -> bytes:
     v = value.astimezone(UTC)
     return (
         v.year.to_bytes(2, "big")
-        + bytes([v.month, v.day, v.isoweekday(), v.hour, v.minute, v.second,
-                 v.microsecond // 10_000])
+        + bytes(
+            [v.month, v.day, v.isoweekday(), v.hour, v.minute, v.second, v.microsecond // 10_000]
+        )
         + b"\x00\x00"  # deviation: UTC
         + b"\x00"  # clock status: ok
     )
@@ -373,8 +388,7 @@ class MeterConnection:
             enc_key = _key(m.get("encryption_key"), "encryption_key")
             auth_key = _key(m.get("auth_key"), "auth_key")
             if not enc_key or not auth_key:
-                raise JobError("HLS-GMAC meter needs encryption_key and auth_key",
-                               retryable=False)
+                raise JobError("HLS-GMAC meter needs encryption_key and auth_key", retryable=False)
             authentication = compat.HlsGmacCompat()
         else:
             raise JobError(f"unknown auth {self.auth!r}", retryable=False)
@@ -491,11 +505,21 @@ class MeterConnection:
             if isinstance(exc, (exceptions.CommunicationError, OSError)):
                 raise MeterUnreachable(f"{what}: {exc or type(exc).__name__}") from exc
             if isinstance(exc, DecryptionError):
-                raise JobError(f"{what}: cannot decrypt the meter's answer (keys?)",
-                               retryable=False) from exc
-            if isinstance(exc, (ValueError, KeyError, IndexError, HdlcException,
-                                exceptions.LocalDlmsProtocolError, compat.TruncatedData,
-                                exceptions.DlmsClientException)):
+                raise JobError(
+                    f"{what}: cannot decrypt the meter's answer (keys?)", retryable=False
+                ) from exc
+            if isinstance(
+                exc,
+                (
+                    ValueError,
+                    KeyError,
+                    IndexError,
+                    HdlcException,
+                    exceptions.LocalDlmsProtocolError,
+                    compat.TruncatedData,
+                    exceptions.DlmsClientException,
+                ),
+            ):
                 raise JobError(f"{what}: protocol error: {type(exc).__name__}: {exc}") from exc
             return False
 
@@ -518,28 +542,42 @@ class MeterConnection:
         self._check_open()
         target = f"GET {obis_str(parse_obis(obis))}/{ic}/{attr}"
         with self._errors(target):
-            self.client.send(xdlms.GetRequestNormal(
-                cosem_attribute=self._attribute(obis, ic, attr), access_selection=access))
+            self.client.send(
+                xdlms.GetRequestNormal(
+                    cosem_attribute=self._attribute(obis, ic, attr), access_selection=access
+                )
+            )
             data = bytearray()
             for _ in range(MAX_BLOCKS):
                 resp = self.client.next_event()
-                if isinstance(resp, (xdlms.GetResponseNormalWithError,
-                                     xdlms.GetResponseLastBlockWithError)):
+                if isinstance(
+                    resp, (xdlms.GetResponseNormalWithError, xdlms.GetResponseLastBlockWithError)
+                ):
                     code = int(resp.error)
                     raise MeterRefused(f"{target}: {_result_name(code)}", code=code)
                 if isinstance(resp, xdlms.ExceptionResponse):
-                    raise MeterRefused(f"{target}: exception {resp.state_error.name}/"
-                                       f"{resp.service_error.name}")
-                if not isinstance(resp, (xdlms.GetResponseNormal, xdlms.GetResponseWithBlock,
-                                         xdlms.GetResponseLastBlock)):
+                    raise MeterRefused(
+                        f"{target}: exception {resp.state_error.name}/{resp.service_error.name}"
+                    )
+                if not isinstance(
+                    resp,
+                    (
+                        xdlms.GetResponseNormal,
+                        xdlms.GetResponseWithBlock,
+                        xdlms.GetResponseLastBlock,
+                    ),
+                ):
                     raise JobError(f"{target}: unexpected answer {type(resp).__name__}")
                 data += resp.data
                 if len(data) > MAX_RESPONSE_BYTES:
                     raise JobError(f"{target}: answer larger than {MAX_RESPONSE_BYTES} bytes")
                 if isinstance(resp, xdlms.GetResponseWithBlock):
-                    self.client.send(xdlms.GetRequestNext(
-                        invoke_id_and_priority=resp.invoke_id_and_priority,
-                        block_number=resp.block_number))
+                    self.client.send(
+                        xdlms.GetRequestNext(
+                            invoke_id_and_priority=resp.invoke_id_and_priority,
+                            block_number=resp.block_number,
+                        )
+                    )
                     continue
                 return bytes(data)
             raise JobError(f"{target}: more than {MAX_BLOCKS} blocks")
@@ -579,8 +617,11 @@ class MeterConnection:
         self._check_open()
         target = f"SET {obis_str(parse_obis(obis))}/{ic}/{attr}"
         with self._errors(target):
-            self.client.send(xdlms.SetRequestNormal(
-                cosem_attribute=self._attribute(obis, ic, attr), data=bytes(data)))
+            self.client.send(
+                xdlms.SetRequestNormal(
+                    cosem_attribute=self._attribute(obis, ic, attr), data=bytes(data)
+                )
+            )
             resp = self.client.next_event()
             if isinstance(resp, xdlms.ExceptionResponse):
                 raise MeterRefused(f"{target}: exception {resp.state_error.name}")
@@ -598,26 +639,36 @@ class MeterConnection:
             raise JobError(f"SET {obis}/{ic}/{attr}: {e}", retryable=False) from e
         self.set(obis, ic, attr, data)
 
-    def action(self, obis, ic: int, method: int, data: bytes | None = None,
-               *, accept: tuple[int, ...] = (0,)) -> tuple[int, bytes | None]:
+    def action(
+        self,
+        obis,
+        ic: int,
+        method: int,
+        data: bytes | None = None,
+        *,
+        accept: tuple[int, ...] = (0,),
+    ) -> tuple[int, bytes | None]:
         """ACTION; returns (result code, return data). Codes outside `accept` raise
         MeterRefused(code=...)."""
         self._check_open()
         target = f"ACTION {obis_str(parse_obis(obis))}/{ic}/{method}"
         parts = parse_obis(obis)
         with self._errors(target):
-            self.client.send(xdlms.ActionRequestNormal(
-                cosem_method=cosem.CosemMethod(
-                    enumerations.CosemInterface(int(ic)), cosem.Obis(*parts), int(method)),
-                data=data))
+            self.client.send(
+                xdlms.ActionRequestNormal(
+                    cosem_method=cosem.CosemMethod(
+                        enumerations.CosemInterface(int(ic)), cosem.Obis(*parts), int(method)
+                    ),
+                    data=data,
+                )
+            )
             resp = self.client.next_event()
             if isinstance(resp, xdlms.ExceptionResponse):
                 raise MeterRefused(f"{target}: exception {resp.state_error.name}")
             if isinstance(resp, xdlms.ActionResponseNormalWithError):
                 code = int(resp.status) or int(resp.error)
                 payload = None
-            elif isinstance(resp, (xdlms.ActionResponseNormal,
-                                   xdlms.ActionResponseNormalWithData)):
+            elif isinstance(resp, (xdlms.ActionResponseNormal, xdlms.ActionResponseNormalWithData)):
                 code = int(resp.status)
                 payload = getattr(resp, "data", None)
             else:
@@ -640,8 +691,14 @@ class MeterConnection:
             self._captures[key] = cols
         return self._captures[key]
 
-    def get_profile(self, obis, from_dt: dt.datetime | None = None,
-                    to_dt: dt.datetime | None = None, *, entries=None) -> list[list]:
+    def get_profile(
+        self,
+        obis,
+        from_dt: dt.datetime | None = None,
+        to_dt: dt.datetime | None = None,
+        *,
+        entries=None,
+    ) -> list[list]:
         """Rows of a profile's buffer, clock columns as aware datetimes.
 
         from_dt/to_dt: selective access by range on the first clock column (to_dt
@@ -653,8 +710,9 @@ class MeterConnection:
         if from_dt is not None or to_dt is not None:
             clock = next(((c, o, a) for c, o, a in columns if c == 8), None)
             if clock is None:
-                raise JobError(f"profile {obis} has no clock column for a range read",
-                               retryable=False)
+                raise JobError(
+                    f"profile {obis} has no clock column for a range read", retryable=False
+                )
             access = RangeDescriptor(
                 restricting_object=CaptureObject(self._attribute(clock[1], 8, clock[2])),
                 from_value=(from_dt or dt.datetime(2000, 1, 1, tzinfo=UTC)).astimezone(UTC),
@@ -700,4 +758,3 @@ _RESULT_NAMES = {int(e): e.name.lower().replace("_", "-") for e in enumerations.
 
 def _result_name(code: int) -> str:
     return f"{_RESULT_NAMES.get(code, 'result')} ({code})"
-

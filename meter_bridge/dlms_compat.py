@@ -93,10 +93,14 @@ class EntryDescriptorCompat(EntryDescriptor):
     def to_bytes(self) -> bytes:
         return (
             b"\x02\x02\x04"
-            + b"\x06" + self.from_entry.to_bytes(4, "big")
-            + b"\x06" + self.to_entry.to_bytes(4, "big")
-            + b"\x12" + self.from_selected_value.to_bytes(2, "big")
-            + b"\x12" + self.to_selected_value.to_bytes(2, "big")
+            + b"\x06"
+            + self.from_entry.to_bytes(4, "big")
+            + b"\x06"
+            + self.to_entry.to_bytes(4, "big")
+            + b"\x12"
+            + self.from_selected_value.to_bytes(2, "big")
+            + b"\x12"
+            + self.to_selected_value.to_bytes(2, "big")
         )
 
 
@@ -322,8 +326,10 @@ def service_specific_to_general_glo(apdu: bytes, system_title: bytes | None) -> 
     title = system_title or b""
     return (
         bytes([219])
-        + dlms_data.encode_variable_integer(len(title)) + title
-        + dlms_data.encode_variable_integer(length) + bytes(rest[:length])
+        + dlms_data.encode_variable_integer(len(title))
+        + title
+        + dlms_data.encode_variable_integer(length)
+        + bytes(rest[:length])
     )
 
 

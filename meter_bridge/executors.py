@@ -25,8 +25,15 @@ from .errors import JobError, MeterRefused, MeterUnreachable
 TOKEN_ALREADY_APPLIED = 3  # ACTION result read-write-denied: transfer number already used
 UINT32_MAX = 0xFFFFFFFF
 JOB_TYPES = (
-    "read", "read_events", "add_credit", "disconnect", "reconnect", "set_load_limit",
-    "set_thresholds", "sync_clock", "ping",
+    "read",
+    "read_events",
+    "add_credit",
+    "disconnect",
+    "reconnect",
+    "set_load_limit",
+    "set_thresholds",
+    "sync_clock",
+    "ping",
 )
 
 
@@ -59,9 +66,7 @@ def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
 # --- payload checks (pure) ------------------------------------------------------------------
 def _number(payload: dict, key: str, *, minimum=None, allow_negative=False) -> float:
     value = payload.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-        value
-    ):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise JobError(f"payload.{key} must be a number", retryable=False)
     if not allow_negative and value < 0:
         raise JobError(f"payload.{key} must not be negative", retryable=False)
@@ -160,8 +165,9 @@ def profile_rows_to_json(rows: list[list], scalers: list) -> list[list]:
     """Profile rows → [iso, v1, v2...] with each column's scaler applied."""
     out = []
     for row in rows:
-        out.append([to_json(scale(v, s)) if s else to_json(v)
-                    for v, s in zip(row, scalers, strict=True)])
+        out.append(
+            [to_json(scale(v, s)) if s else to_json(v) for v, s in zip(row, scalers, strict=True)]
+        )
     return out
 
 
@@ -186,8 +192,11 @@ def run_read(conn: MeterConnection, p: dict) -> dict:
         obis, ic, attribute = item["obis"], item["ic"], item["attribute"]
         try:
             if ic == 7 and attribute == 2:
-                rows = conn.get_profile(obis, p["from"], p["to"]) if (
-                    p["from"] or p["to"]) else conn.get_profile(obis)
+                rows = (
+                    conn.get_profile(obis, p["from"], p["to"])
+                    if (p["from"] or p["to"])
+                    else conn.get_profile(obis)
+                )
                 scalers = []
                 for cls, col_obis, col_attr in conn.capture_objects(obis):
                     if col_attr == 2 and cls in C.SCALED_CLASSES:
@@ -197,14 +206,15 @@ def run_read(conn: MeterConnection, p: dict) -> dict:
                 profiles[obis] = profile_rows_to_json(rows, scalers)
             else:
                 value, unit = conn.get_scaled(obis, ic, attribute)
-                if (obis, ic) == C.CLOCK and attribute == C.CLOCK_TIME and isinstance(
-                    value, (bytes, bytearray)
+                if (
+                    (obis, ic) == C.CLOCK
+                    and attribute == C.CLOCK_TIME
+                    and isinstance(value, (bytes, bytearray))
                 ):
                     value = iso(parse_datetime(bytes(value)))  # a time, not a hex string
                 elif (obis, ic) == C.CREDIT and attribute == C.CREDIT_CURRENT_AMOUNT:
                     value, unit = wh_to_kwh(value), "kWh"  # credit is kWh everywhere in Odoo
-                readings.append({"obis": obis, "value": to_json(value), "unit": unit,
-                                 "time": now})
+                readings.append({"obis": obis, "value": to_json(value), "unit": unit, "time": now})
         except MeterRefused as e:
             errors[obis] = str(e)
         except JobError as e:
@@ -222,8 +232,9 @@ def run_read_events(conn: MeterConnection, p: dict) -> dict:
     events = []
     for log, (obis, _ic) in C.EVENT_LOGS.items():
         if p["since"] is not None:
-            rows = conn.get_profile(obis, p["since"], dt.datetime.now(dt.timezone.utc)
-                                    + dt.timedelta(days=1))
+            rows = conn.get_profile(
+                obis, p["since"], dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+            )
         else:
             rows = conn.get_profile(obis)
         events.extend(events_from_rows(log, rows, p["since"]))
@@ -233,8 +244,13 @@ def run_read_events(conn: MeterConnection, p: dict) -> dict:
 
 def run_add_credit(conn: MeterConnection, p: dict) -> dict:
     token = build_token(p["transfer_number"], p["energy_wh"])
-    code, _ = conn.action(C.TOKEN_GATEWAY[0], C.TOKEN_GATEWAY[1], C.TOKEN_ENTER,
-                          encode_data(9, token), accept=(0, TOKEN_ALREADY_APPLIED))
+    code, _ = conn.action(
+        C.TOKEN_GATEWAY[0],
+        C.TOKEN_GATEWAY[1],
+        C.TOKEN_ENTER,
+        encode_data(9, token),
+        accept=(0, TOKEN_ALREADY_APPLIED),
+    )
     credit_kwh, relay = _credit_and_relay(conn)
     return {
         "transfer_number": p["transfer_number"],

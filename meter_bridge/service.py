@@ -356,8 +356,9 @@ class BridgeService:
                 if answer is None:
                     self._report_failed(held, now, "no answer for this job", "", False)
                 elif not answer.get("ok"):
-                    self._report_failed(held, now, answer.get("error", ""), "refused",
-                                        bool(answer.get("refused")))
+                    self._report_failed(
+                        held, now, answer.get("error", ""), "refused", bool(answer.get("refused"))
+                    )
                 else:
                     self._report_done(held, answer)
 
@@ -376,13 +377,29 @@ class BridgeService:
         if refusal or held.report_attempts >= REPORT_ATTEMPTS:
             # Typically a lost lease: Odoo will hand the job out again.
             self.stats["reports_refused"] += 1
-            event(log, logging.WARNING, "report_refused", report=kind, error=message,
-                  odoo_error=name, lease_lost=held.lease_lost, **held.fields())
+            event(
+                log,
+                logging.WARNING,
+                "report_refused",
+                report=kind,
+                error=message,
+                odoo_error=name,
+                lease_lost=held.lease_lost,
+                **held.fields(),
+            )
             del self._held[held.id]
         else:
             held.next_report_at = now + min(2.0**held.report_attempts, 30.0)
-            event(log, logging.WARNING, "report_error", report=kind, error=message,
-                  odoo_error=name, attempt=held.report_attempts, **held.fields())
+            event(
+                log,
+                logging.WARNING,
+                "report_error",
+                report=kind,
+                error=message,
+                odoo_error=name,
+                attempt=held.report_attempts,
+                **held.fields(),
+            )
 
     def _release(self):
         if not self._to_release:

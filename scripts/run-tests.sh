@@ -12,6 +12,7 @@ if "$PY" -c 'import odoo' >/dev/null 2>&1; then
   export SMARTPM_TEST_DB=$DB
   dropdb -h 127.0.0.1 -U postgres --if-exists "$DB" >/dev/null 2>&1
   echo "[test] installing smartpm_prepay into a fresh database '$DB'"
+  : > var/test-install.log  # Odoo appends to its log file: start from an empty one
   ODOO_BIN=$("$PY" -c 'import odoo, os; print(os.path.join(os.path.dirname(os.path.dirname(odoo.__file__)), "odoo-bin"))')
   if ! "$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" -i smartpm_prepay,payment_demo --without-demo=all \
       --stop-after-init --log-level=warn --logfile=var/test-install.log \

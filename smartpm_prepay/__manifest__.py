@@ -8,7 +8,15 @@
     "license": "LGPL-3",
     "application": True,
     "installable": True,
-    "depends": ["base", "mail", "portal", "contacts", "account", "account_payment", "point_of_sale"],
+    "depends": [
+        "base",
+        "mail",
+        "portal",
+        "contacts",
+        "account",
+        "account_payment",
+        "point_of_sale",
+    ],
     "data": [
         "security/security.xml",
         "security/ir.model.access.csv",

@@ -70,10 +70,21 @@ class OdooServer:
     def bridge_key(self, login="bridge"):
         """A Bridge API user with a fresh API key (made with `odoo-bin shell`)."""
         out = subprocess.run(
-            [sys.executable, str(odoo_bin()), "shell", "-c", os.environ["SMARTPM_ODOO_CONF"],
-             "-d", self.db, "--log-level=warn", "--no-http"],
+            [
+                sys.executable,
+                str(odoo_bin()),
+                "shell",
+                "-c",
+                os.environ["SMARTPM_ODOO_CONF"],
+                "-d",
+                self.db,
+                "--log-level=warn",
+                "--no-http",
+            ],
             input=(ROOT / "scripts" / "bridge_user.py").read_text(),
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={**os.environ, "SMARTPM_BRIDGE_LOGIN": login},
         )
         keys = [line[8:] for line in out.stdout.splitlines() if line.startswith("API_KEY=")]
@@ -86,12 +97,25 @@ def run_odoo(db):
     port = free_port()
     log = open(ROOT / "var" / f"e2e-odoo-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, str(odoo_bin()), "-c", os.environ["SMARTPM_ODOO_CONF"], "-d", db,
-         f"--db-filter=^{db}$", "--http-interface=127.0.0.1", f"--http-port={port}",
-         "--workers=0", "--max-cron-threads=0", "--log-level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            str(odoo_bin()),
+            "-c",
+            os.environ["SMARTPM_ODOO_CONF"],
+            "-d",
+            db,
+            f"--db-filter=^{db}$",
+            "--http-interface=127.0.0.1",
+            f"--http-port={port}",
+            "--workers=0",
+            "--max-cron-threads=0",
+            "--log-level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
+
         def up():
             if proc.poll() is not None:
                 raise RuntimeError(f"Odoo exited, see {log.name}")
@@ -112,10 +136,25 @@ def run_odoo(db):
 def run_bridge(server: OdooServer, api_key, bridge_id, *extra, login="bridge"):
     log = open(ROOT / "var" / f"e2e-bridge-{bridge_id}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [str(BIN / "meter-bridge"), "run", "--odoo-url", server.url, "--db", server.db,
-         "--login", login, "--api-key", api_key, "--bridge-id", bridge_id,
-         "--poll-interval", "0.5", *extra],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(BIN / "meter-bridge"),
+            "run",
+            "--odoo-url",
+            server.url,
+            "--db",
+            server.db,
+            "--login",
+            login,
+            "--api-key",
+            api_key,
+            "--bridge-id",
+            bridge_id,
+            "--poll-interval",
+            "0.5",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield proc

@@ -18,19 +18,22 @@ pytestmark = pytest.mark.timeout(30)
 UTC = dt.timezone.utc
 
 
-@pytest.mark.parametrize("raw, value", [
-    (b"\x06\x00\x00\x30\x39", 12345),
-    (b"\x05\xff\xff\xff\xfe", -2),
-    (b"\x12\x08\xfc", 2300),
-    (b"\x0f\xfe", -2),
-    (b"\x03\x01", True),
-    (b"\x16\x1e", 30),
-    (b"\x09\x08SIM00001", b"SIM00001"),
-    (b"\x0a\x03abc", "abc"),
-    (b"\x00", None),
-    (b"\x02\x02\x0f\xff\x16\x1e", [-1, 30]),
-    (b"\x01\x02\x11\x01\x11\x02", [1, 2]),
-])
+@pytest.mark.parametrize(
+    "raw, value",
+    [
+        (b"\x06\x00\x00\x30\x39", 12345),
+        (b"\x05\xff\xff\xff\xfe", -2),
+        (b"\x12\x08\xfc", 2300),
+        (b"\x0f\xfe", -2),
+        (b"\x03\x01", True),
+        (b"\x16\x1e", 30),
+        (b"\x09\x08SIM00001", b"SIM00001"),
+        (b"\x0a\x03abc", "abc"),
+        (b"\x00", None),
+        (b"\x02\x02\x0f\xff\x16\x1e", [-1, 30]),
+        (b"\x01\x02\x11\x01\x11\x02", [1, 2]),
+    ],
+)
 def test_decode_data_values(raw, value):
     assert dlms.decode_data(raw) == value
 
@@ -47,10 +50,19 @@ def test_datetime_deviation_is_minutes_from_local_to_utc():
     assert dlms.iso(dlms.parse_datetime(bytes(raw))) == "2025-03-01T11:00:00Z"
 
 
-@pytest.mark.parametrize("garbage", [
-    b"", b"\x06\x00", b"\x01\x05\x06\x00", b"\x02\x84\xff\xff\xff\xff", b"\x09\x40ab",
-    b"\x13\x00", b"\x06\x00\x00\x00\x01\x00", b"\x01" * 100,
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"",
+        b"\x06\x00",
+        b"\x01\x05\x06\x00",
+        b"\x02\x84\xff\xff\xff\xff",
+        b"\x09\x40ab",
+        b"\x13\x00",
+        b"\x06\x00\x00\x00\x01\x00",
+        b"\x01" * 100,
+    ],
+)
 def test_decode_data_rejects_truncated_or_garbage(garbage):
     with pytest.raises(dlms.DataError):
         dlms.decode_data(garbage)
@@ -72,14 +84,17 @@ def test_decode_deep_nesting_is_refused():
         dlms.decode_data(b"\x01\x01" * 100 + b"\x00")
 
 
-@pytest.mark.parametrize("tag, value, raw", [
-    (6, 3000, b"\x06\x00\x00\x0b\xb8"),
-    (5, -1000, b"\x05\xff\xff\xfc\x18"),
-    (15, 0, b"\x0f\x00"),
-    (18, 7, b"\x12\x00\x07"),
-    (9, b"\x01\x02", b"\x09\x02\x01\x02"),
-    (3, True, b"\x03\x01"),
-])
+@pytest.mark.parametrize(
+    "tag, value, raw",
+    [
+        (6, 3000, b"\x06\x00\x00\x0b\xb8"),
+        (5, -1000, b"\x05\xff\xff\xfc\x18"),
+        (15, 0, b"\x0f\x00"),
+        (18, 7, b"\x12\x00\x07"),
+        (9, b"\x01\x02", b"\x09\x02\x01\x02"),
+        (3, True, b"\x03\x01"),
+    ],
+)
 def test_encode_data(tag, value, raw):
     assert dlms.encode_data(tag, value) == raw
     assert dlms.decode_data(raw) == value
@@ -99,7 +114,10 @@ def test_scale_keeps_integers_and_rounds_decimals():
 
 def test_to_json_shapes_values():
     assert dlms.to_json([b"SIM1", b"\x00\x01", dt.datetime(2025, 1, 1, tzinfo=UTC)]) == [
-        "SIM1", "0001", "2025-01-01T00:00:00Z"]
+        "SIM1",
+        "0001",
+        "2025-01-01T00:00:00Z",
+    ]
 
 
 def test_obis_parsing():
@@ -119,8 +137,15 @@ def _free_port():
 
 
 def _meter(port, **kw):
-    return {"host": "127.0.0.1", "port": port, "framing": "wrapper", "auth": "none",
-            "client_address": 16, "timeout_s": 1, **kw}
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "framing": "wrapper",
+        "auth": "none",
+        "client_address": 16,
+        "timeout_s": 1,
+        **kw,
+    }
 
 
 def test_closed_port_is_unreachable_quickly():
@@ -196,17 +221,19 @@ def test_job_deadline_bounds_the_whole_exchange(server_factory):
     server = server_factory()
     start = time.monotonic()
     with pytest.raises(MeterUnreachable):
-        with dlms.MeterConnection.from_job_meter(_meter(server.port, timeout_s=10),
-                                                 deadline_s=0.5):
+        with dlms.MeterConnection.from_job_meter(_meter(server.port, timeout_s=10), deadline_s=0.5):
             pass
     assert time.monotonic() - start < 1.5
 
 
-@pytest.mark.parametrize("reply, close", [
-    (b"\x00\x01\x00\x01\x00\x10\x00\x05\x61\x03\x00", True),  # truncated AARE
-    (os.urandom(300), True),
-    (b"", True),
-])
+@pytest.mark.parametrize(
+    "reply, close",
+    [
+        (b"\x00\x01\x00\x01\x00\x10\x00\x05\x61\x03\x00", True),  # truncated AARE
+        (os.urandom(300), True),
+        (b"", True),
+    ],
+)
 def test_garbage_or_hangup_fails_fast_without_leaking(server_factory, reply, close):
     server = server_factory(reply=reply, close=close)
     conn = dlms.MeterConnection.from_job_meter(_meter(server.port))
@@ -217,13 +244,16 @@ def test_garbage_or_hangup_fails_fast_without_leaking(server_factory, reply, clo
     assert conn._io.tcp_socket is None
 
 
-@pytest.mark.parametrize("meter, message", [
-    ({"connection_type": "tcp", "host": None, "port": None}, "host"),
-    ({"connection_type": "serial"}, "device"),
-    ({"host": "h", "port": 1, "auth": "lls"}, "password"),
-    ({"host": "h", "port": 1, "auth": "hls_gmac"}, "key"),
-    ({"host": "h", "port": 1, "framing": "x"}, "framing"),
-])
+@pytest.mark.parametrize(
+    "meter, message",
+    [
+        ({"connection_type": "tcp", "host": None, "port": None}, "host"),
+        ({"connection_type": "serial"}, "device"),
+        ({"host": "h", "port": 1, "auth": "lls"}, "password"),
+        ({"host": "h", "port": 1, "auth": "hls_gmac"}, "key"),
+        ({"host": "h", "port": 1, "framing": "x"}, "framing"),
+    ],
+)
 def test_bad_meter_configuration_is_not_retryable(meter, message):
     with pytest.raises(JobError) as err:
         with dlms.MeterConnection.from_job_meter(meter):
@@ -238,8 +268,9 @@ def test_cli_read_parses_objects_and_targets():
 
     assert cli_read.parse_object("1.0.1.8.0.255") == ("1.0.1.8.0.255", 3, 2)
     assert cli_read.parse_object("0.0.1.0.0.255:8:2") == ("0.0.1.0.0.255", 8, 2)
-    args = cli_read.build_parser().parse_args(["h:4100", "1.0.1.8.0.255", "--hdlc",
-                                               "--auth", "lls", "--password", "x"])
+    args = cli_read.build_parser().parse_args(
+        ["h:4100", "1.0.1.8.0.255", "--hdlc", "--auth", "lls", "--password", "x"]
+    )
     m = cli_read.meter_from_args(args)
     assert (m["host"], m["port"], m["framing"], m["client_address"]) == ("h", 4100, "hdlc", 1)
 
@@ -247,6 +278,5 @@ def test_cli_read_parses_objects_and_targets():
 def test_cli_read_unreachable_meter_exits_3(capsys):
     from meter_bridge import cli_read
 
-    assert cli_read.main_read([f"127.0.0.1:{_free_port()}", "1.0.1.8.0.255",
-                               "--timeout", "1"]) == 3
+    assert cli_read.main_read([f"127.0.0.1:{_free_port()}", "1.0.1.8.0.255", "--timeout", "1"]) == 3
     assert "error:" in capsys.readouterr().err

@@ -67,8 +67,11 @@ class FakeIO:
 
 def response_frame(payload: bytes) -> bytes:
     return frames.InformationFrame(
-        destination_address=CLIENT, source_address=SERVER, payload=b"\xe6\xe7\x00" + payload,
-        send_sequence_number=0, receive_sequence_number=0,
+        destination_address=CLIENT,
+        source_address=SERVER,
+        payload=b"\xe6\xe7\x00" + payload,
+        send_sequence_number=0,
+        receive_sequence_number=0,
     ).to_bytes()
 
 
@@ -103,8 +106,9 @@ def test_hdlc_frame_with_0x7e_in_information_is_parsed_whole():
 
 
 def test_canary_upstream_hdlc_transport_hangs_when_fcs_ends_in_0x7e():
-    transport = HdlcTransport(1, 16, io=FakeIO(frame_with_fcs_ending_in_flag()),
-                              server_physical_address=17)
+    transport = HdlcTransport(
+        1, 16, io=FakeIO(frame_with_fcs_ending_in_flag()), server_physical_address=17
+    )
     awaiting(transport.hdlc_connection)
     with pytest.raises(WouldBlock):
         transport.next_event()
@@ -134,8 +138,9 @@ def test_split_hdlc_frame_waits_for_a_partial_frame():
 
 
 def test_hdlc_transport_gives_up_on_endless_garbage():
-    transport = compat.HdlcTransportCompat(16, 1, io=FakeIO(b"\x00" * 10_000),
-                                           server_physical_address=17)
+    transport = compat.HdlcTransportCompat(
+        16, 1, io=FakeIO(b"\x00" * 10_000), server_physical_address=17
+    )
     awaiting(transport.hdlc_connection)
     with pytest.raises(compat.FramingError):
         transport.next_event()
@@ -163,8 +168,9 @@ def test_canary_upstream_axdr_loops_on_truncated_data():
         decoder.decode(b"\x01\x05\x06\x00")
 
 
-@pytest.mark.parametrize("garbage", [b"\x01\x05\x06\x00", b"\x02\x82\xff\xff", b"\x09\x40ab",
-                                     b"\x06\x00"])
+@pytest.mark.parametrize(
+    "garbage", [b"\x01\x05\x06\x00", b"\x02\x82\xff\xff", b"\x09\x40ab", b"\x06\x00"]
+)
 def test_truncated_axdr_raises_instead_of_looping(garbage):
     with pytest.raises(compat.TruncatedData):
         parse_as_dlms_data(garbage)
@@ -195,7 +201,7 @@ def test_canary_upstream_entry_descriptor_cannot_encode():
 
 def test_entry_descriptor_encodes_per_blue_book():
     raw = compat.EntryDescriptorCompat(from_entry=3, to_entry=10).to_bytes()
-    assert raw == bytes.fromhex("020204" "0600000003" "060000000a" "120001" "120000")
+    assert raw == bytes.fromhex("0202040600000003060000000a120001120000")
     assert bridge_dlms.decode_data(raw[1:]) == [3, 10, 1, 0]
 
 
@@ -214,15 +220,21 @@ def test_canary_upstream_does_not_map_glo_get_response():
 
 def test_glo_get_response_is_deciphered():
     conn = compat.DlmsConnectionCompat.with_pre_established_association(
-        conformance=Conformance(get=True), global_encryption_key=KEY,
-        global_authentication_key=AUTH_KEY, client_system_title=b"SPMBRIDG",
-        meter_system_title=METER_TITLE, client_invocation_counter=1,
+        conformance=Conformance(get=True),
+        global_encryption_key=KEY,
+        global_authentication_key=AUTH_KEY,
+        client_system_title=b"SPMBRIDG",
+        meter_system_title=METER_TITLE,
+        client_invocation_counter=1,
         meter_invocation_counter=0,
     )
     from dlms_cosem import cosem, enumerations
 
-    conn.send(xdlms.GetRequestNormal(cosem.CosemAttribute(
-        enumerations.CosemInterface.DATA, cosem.Obis(0, 0, 42, 0, 0), 2)))
+    conn.send(
+        xdlms.GetRequestNormal(
+            cosem.CosemAttribute(enumerations.CosemInterface.DATA, cosem.Obis(0, 0, 42, 0, 0), 2)
+        )
+    )
     conn.receive_data(_glo_get_response(b"\xc4\x01\xc1\x00\x11\x05", 9))
     event = conn.next_event()
     assert isinstance(event, xdlms.GetResponseNormal)
@@ -232,9 +244,12 @@ def test_glo_get_response_is_deciphered():
 # --- HLS-GMAC reply reuses the invocation counter ---
 def _fake_connection(ic):
     return types.SimpleNamespace(
-        meter_to_client_challenge=b"x" * 16, global_encryption_key=KEY,
-        global_authentication_key=AUTH_KEY, security_suite=0,
-        client_system_title=b"SPMBRIDG", client_invocation_counter=ic,
+        meter_to_client_challenge=b"x" * 16,
+        global_encryption_key=KEY,
+        global_authentication_key=AUTH_KEY,
+        security_suite=0,
+        client_system_title=b"SPMBRIDG",
+        client_invocation_counter=ic,
     )
 
 
@@ -271,9 +286,11 @@ class CannedTransport:
 
 def _client(transport):
     return DlmsClient(
-        transport=transport, authentication=NoSecurityAuthentication(),
+        transport=transport,
+        authentication=NoSecurityAuthentication(),
         dlms_connection=DlmsConnection.with_pre_established_association(
-            conformance=Conformance(get=True, set=True)),
+            conformance=Conformance(get=True, set=True)
+        ),
     )
 
 
@@ -282,8 +299,10 @@ def test_canary_upstream_set_does_not_raise_when_refused():
 
     refused = xdlms.SetResponseNormal(result=enumerations.DataAccessResult.READ_WRITE_DENIED)
     client = _client(CannedTransport(refused.to_bytes()))
-    response = client.set(cosem.CosemAttribute(enumerations.CosemInterface.DATA,
-                                               cosem.Obis(0, 0, 42, 0, 0), 2), b"\x11\x01")
+    response = client.set(
+        cosem.CosemAttribute(enumerations.CosemInterface.DATA, cosem.Obis(0, 0, 42, 0, 0), 2),
+        b"\x11\x01",
+    )
     assert compat.check_set_result(response) == 3  # returned, not raised
 
 
@@ -374,8 +393,9 @@ c.send(c.get_aarq())
 
 
 def _run_snippet(mode):
-    return subprocess.run([sys.executable, "-c", _LOG_SNIPPET, mode], capture_output=True,
-                          text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-c", _LOG_SNIPPET, mode], capture_output=True, text=True, timeout=30
+    )
 
 
 def test_canary_upstream_logs_every_request_to_stdout():

@@ -22,13 +22,20 @@ def test_add_credit_rounds_kwh_to_wh():
     assert ex.validate_add_credit({"transfer_number": 1, "kwh": 0.0016})["energy_wh"] == 2
 
 
-@pytest.mark.parametrize("payload", [
-    {"transfer_number": -1, "kwh": 1}, {"transfer_number": 2**32, "kwh": 1},
-    {"transfer_number": "7", "kwh": 1}, {"transfer_number": True, "kwh": 1},
-    {"transfer_number": 1, "kwh": 0}, {"transfer_number": 1, "kwh": -5},
-    {"transfer_number": 1, "kwh": float("nan")}, {"transfer_number": 1},
-    {"transfer_number": 1, "kwh": 5_000_000},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"transfer_number": -1, "kwh": 1},
+        {"transfer_number": 2**32, "kwh": 1},
+        {"transfer_number": "7", "kwh": 1},
+        {"transfer_number": True, "kwh": 1},
+        {"transfer_number": 1, "kwh": 0},
+        {"transfer_number": 1, "kwh": -5},
+        {"transfer_number": 1, "kwh": float("nan")},
+        {"transfer_number": 1},
+        {"transfer_number": 1, "kwh": 5_000_000},
+    ],
+)
 def test_bad_add_credit_payload_is_not_retryable(payload):
     with pytest.raises(JobError) as err:
         ex.validate_add_credit(payload)
@@ -36,8 +43,11 @@ def test_bad_add_credit_payload_is_not_retryable(payload):
 
 
 def test_bad_payload_fails_before_touching_the_meter():
-    job = {"job_type": "add_credit", "payload": {"transfer_number": 1, "kwh": 0},
-           "meter": {"host": "192.0.2.1", "port": 1, "timeout_s": 30}}
+    job = {
+        "job_type": "add_credit",
+        "payload": {"transfer_number": 1, "kwh": 0},
+        "meter": {"host": "192.0.2.1", "port": 1, "timeout_s": 30},
+    }
     with pytest.raises(JobError) as err:
         ex.execute_job(job)
     assert not err.value.retryable
@@ -55,7 +65,9 @@ def test_every_documented_job_type_has_a_runner():
 
 def test_thresholds_in_wh_and_trip_not_above_low():
     assert ex.validate_set_thresholds({"low_credit_kwh": 5, "trip_kwh": -1.5}) == {
-        "low_credit_wh": 5000, "trip_wh": -1500}
+        "low_credit_wh": 5000,
+        "trip_wh": -1500,
+    }
     with pytest.raises(JobError):
         ex.validate_set_thresholds({"low_credit_kwh": 1, "trip_kwh": 2})
     with pytest.raises(JobError):
@@ -69,21 +81,30 @@ def test_load_limit_must_be_whole_watts():
 
 
 def test_read_payload_normalizes_obis_and_defaults():
-    checked = ex.validate_read({"objects": [{"obis": "1-0:1.8.0.255"}, {"obis": "0.0.96.11.0"}],
-                                "from": "2025-01-01T00:00:00Z"})
-    assert checked["objects"] == [{"obis": "1.0.1.8.0.255", "ic": 3, "attribute": 2},
-                                  {"obis": "0.0.96.11.0.255", "ic": 1, "attribute": 2}]
+    checked = ex.validate_read(
+        {
+            "objects": [{"obis": "1-0:1.8.0.255"}, {"obis": "0.0.96.11.0"}],
+            "from": "2025-01-01T00:00:00Z",
+        }
+    )
+    assert checked["objects"] == [
+        {"obis": "1.0.1.8.0.255", "ic": 3, "attribute": 2},
+        {"obis": "0.0.96.11.0.255", "ic": 1, "attribute": 2},
+    ]
     assert checked["from"] == dt.datetime(2025, 1, 1, tzinfo=UTC)
-    for bad in ({}, {"objects": []}, {"objects": [{"obis": "x"}]},
-                {"objects": [{"obis": "1.0.1.8.0.255"}], "from": "yesterday"}):
+    for bad in (
+        {},
+        {"objects": []},
+        {"objects": [{"obis": "x"}]},
+        {"objects": [{"obis": "1.0.1.8.0.255"}], "from": "yesterday"},
+    ):
         with pytest.raises(JobError):
             ex.validate_read(bad)
 
 
 def test_events_from_rows_filters_and_sorts():
     t0 = dt.datetime(2025, 1, 1, tzinfo=UTC)
-    rows = [[t0 + dt.timedelta(hours=2), 66], [t0, 2], [t0 - dt.timedelta(days=1), 1],
-            [None, 5]]
+    rows = [[t0 + dt.timedelta(hours=2), 66], [t0, 2], [t0 - dt.timedelta(days=1), 1], [None, 5]]
     assert ex.events_from_rows("standard", rows, t0) == [
         {"log": "standard", "code": 2, "time": "2025-01-01T00:00:00Z"},
         {"log": "standard", "code": 66, "time": "2025-01-01T02:00:00Z"},
@@ -93,7 +114,8 @@ def test_events_from_rows_filters_and_sorts():
 def test_profile_rows_are_scaled_and_iso():
     t0 = dt.datetime(2025, 1, 1, tzinfo=UTC)
     assert ex.profile_rows_to_json([[t0, 1234, 5]], [None, -1, None]) == [
-        ["2025-01-01T00:00:00Z", 123.4, 5]]
+        ["2025-01-01T00:00:00Z", 123.4, 5]
+    ]
 
 
 def test_relay_and_kwh_shaping():

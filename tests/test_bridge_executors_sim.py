@@ -19,17 +19,22 @@ from meter_bridge.executors import execute_job  # noqa: E402
 pytestmark = pytest.mark.timeout(60)
 MeterConfig = model_mod.MeterConfig
 UTC = dt.timezone.utc
-KEYS = {"encryption_key": "000102030405060708090A0B0C0D0E0F",
-        "auth_key": "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"}
+KEYS = {
+    "encryption_key": "000102030405060708090A0B0C0D0E0F",
+    "auth_key": "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+}
 
 
 @pytest.fixture(scope="module")
 def fleet():
-    f = fleet_mod.Fleet(meters=[
-        MeterConfig("SIM00001"),
-        MeterConfig("SIM00002", framing="hdlc"),
-        MeterConfig("SIM00003", auth="lls", password="secret12"),
-    ], speed=0)
+    f = fleet_mod.Fleet(
+        meters=[
+            MeterConfig("SIM00001"),
+            MeterConfig("SIM00002", framing="hdlc"),
+            MeterConfig("SIM00003", auth="lls", password="secret12"),
+        ],
+        speed=0,
+    )
     f.start()
     try:
         yield f
@@ -39,15 +44,34 @@ def fleet():
 
 def meter(fleet, serial, **kw):
     cfg = {"SIM00002": {"framing": "hdlc"}}.get(serial, {})
-    return {"id": 1, "serial_number": serial, "connection_type": "tcp", "host": "127.0.0.1",
-            "port": fleet.port_of(serial), "framing": "wrapper", "client_address": 16,
-            "server_logical_address": 1, "server_physical_address": 17, "auth": "none",
-            "invocation_counter": 0, "timeout_s": 3, **cfg, **kw}
+    return {
+        "id": 1,
+        "serial_number": serial,
+        "connection_type": "tcp",
+        "host": "127.0.0.1",
+        "port": fleet.port_of(serial),
+        "framing": "wrapper",
+        "client_address": 16,
+        "server_logical_address": 1,
+        "server_physical_address": 17,
+        "auth": "none",
+        "invocation_counter": 0,
+        "timeout_s": 3,
+        **cfg,
+        **kw,
+    }
 
 
 def run(fleet, serial, job_type, payload=None, **meter_kw):
-    return execute_job({"id": 1, "job_type": job_type, "payload": payload or {},
-                        "meter": meter(fleet, serial, **meter_kw)}, deadline_s=20)
+    return execute_job(
+        {
+            "id": 1,
+            "job_type": job_type,
+            "payload": payload or {},
+            "meter": meter(fleet, serial, **meter_kw),
+        },
+        deadline_s=20,
+    )
 
 
 @pytest.fixture(params=["SIM00001", "SIM00002"], ids=["wrapper", "hdlc"])
@@ -66,13 +90,20 @@ def test_ping_reports_time_credit_relay(fleet, serial):
 
 def test_read_registers_scaled_with_units_and_profile(fleet, serial):
     fleet.meter(serial).advance(3 * 3600)
-    result = run(fleet, serial, "read", {"objects": [
-        {"obis": "1.0.1.8.0.255", "ic": 3, "attribute": 2},
-        {"obis": "1.0.32.7.0.255", "ic": 3, "attribute": 2},
-        {"obis": "0.0.42.0.0.255", "ic": 1, "attribute": 2},
-        {"obis": "1.0.99.1.0.255", "ic": 7, "attribute": 2},
-        {"obis": "9.9.9.9.9.255", "ic": 1, "attribute": 2},
-    ]})
+    result = run(
+        fleet,
+        serial,
+        "read",
+        {
+            "objects": [
+                {"obis": "1.0.1.8.0.255", "ic": 3, "attribute": 2},
+                {"obis": "1.0.32.7.0.255", "ic": 3, "attribute": 2},
+                {"obis": "0.0.42.0.0.255", "ic": 1, "attribute": 2},
+                {"obis": "1.0.99.1.0.255", "ic": 7, "attribute": 2},
+                {"obis": "9.9.9.9.9.255", "ic": 1, "attribute": 2},
+            ]
+        },
+    )
     by_obis = {r["obis"]: r for r in result["readings"]}
     assert by_obis["1.0.1.8.0.255"]["unit"] == "Wh"
     assert by_obis["1.0.32.7.0.255"]["unit"] == "V"
@@ -88,9 +119,16 @@ def test_read_profile_by_time_range(fleet, serial):
     model.advance(4 * 3600)
     now = model.meter_time()
     start = now - dt.timedelta(hours=2)
-    result = run(fleet, serial, "read", {
-        "objects": [{"obis": "1.0.99.1.0.255", "ic": 7, "attribute": 2}],
-        "from": start.isoformat(), "to": now.isoformat()})
+    result = run(
+        fleet,
+        serial,
+        "read",
+        {
+            "objects": [{"obis": "1.0.99.1.0.255", "ic": 7, "attribute": 2}],
+            "from": start.isoformat(),
+            "to": now.isoformat(),
+        },
+    )
     rows = result["profiles"]["1.0.99.1.0.255"]
     assert 1 <= len(rows) <= 9
     for row in rows:
@@ -167,12 +205,25 @@ def test_lls_with_right_and_wrong_password(fleet):
 
 @pytest.fixture(scope="module")
 def hls_fleet():
-    f = fleet_mod.Fleet(meters=[
-        MeterConfig("SIM00004", auth="hls", encryption_key=KEYS["encryption_key"],
-                    authentication_key=KEYS["auth_key"]),
-        MeterConfig("SIM00005", auth="hls", framing="hdlc", encryption_key=KEYS["encryption_key"],
-                    authentication_key=KEYS["auth_key"], system_title="4D54523030303035"),
-    ], speed=0)
+    f = fleet_mod.Fleet(
+        meters=[
+            MeterConfig(
+                "SIM00004",
+                auth="hls",
+                encryption_key=KEYS["encryption_key"],
+                authentication_key=KEYS["auth_key"],
+            ),
+            MeterConfig(
+                "SIM00005",
+                auth="hls",
+                framing="hdlc",
+                encryption_key=KEYS["encryption_key"],
+                authentication_key=KEYS["auth_key"],
+                system_title="4D54523030303035",
+            ),
+        ],
+        speed=0,
+    )
     f.start()
     f.counters = {}  # serial -> last invocation counter the bridge reported (what Odoo keeps)
     try:
@@ -188,8 +239,13 @@ def hls_serial(request):
 
 def run_hls(fleet, serial, job_type, payload=None, **meter_kw):
     """A job over HLS-GMAC, starting from the counter the previous job reported."""
-    kw = {"auth": "hls_gmac", "client_address": 1, "framing": "wrapper",
-          "invocation_counter": fleet.counters.get(serial, 41), **KEYS}
+    kw = {
+        "auth": "hls_gmac",
+        "client_address": 1,
+        "framing": "wrapper",
+        "invocation_counter": fleet.counters.get(serial, 41),
+        **KEYS,
+    }
     if serial == "SIM00005":
         kw.update(framing="hdlc", system_title="4D54523030303035")
     kw.update(meter_kw)
@@ -205,10 +261,18 @@ def test_hls_gmac_every_job_type(hls_fleet, hls_serial):
     model.tamper("cover_open")
     ping = run_hls(hls_fleet, hls_serial, "ping")
     assert ping["credit_kwh"] == pytest.approx(model.credit_wh / 1000)
-    read = run_hls(hls_fleet, hls_serial, "read", {"objects": [
-        {"obis": "0.0.42.0.0.255", "ic": 1, "attribute": 2},
-        {"obis": "1.0.32.7.0.255", "ic": 3, "attribute": 2},
-        {"obis": "1.0.99.1.0.255", "ic": 7, "attribute": 2}]})
+    read = run_hls(
+        hls_fleet,
+        hls_serial,
+        "read",
+        {
+            "objects": [
+                {"obis": "0.0.42.0.0.255", "ic": 1, "attribute": 2},
+                {"obis": "1.0.32.7.0.255", "ic": 3, "attribute": 2},
+                {"obis": "1.0.99.1.0.255", "ic": 7, "attribute": 2},
+            ]
+        },
+    )
     assert {r["obis"]: r["value"] for r in read["readings"]}["0.0.42.0.0.255"] == hls_serial
     assert len(read["profiles"]["1.0.99.1.0.255"]) >= 8
     before = model.credit_wh
@@ -221,10 +285,14 @@ def test_hls_gmac_every_job_type(hls_fleet, hls_serial):
     assert run_hls(hls_fleet, hls_serial, "reconnect")["relay"] == "connected"
     limit = run_hls(hls_fleet, hls_serial, "set_load_limit", {"load_limit_w": 3300})
     assert limit["load_limit_w"] == 3300 and model.load_limit_w == 3300
-    thresholds = run_hls(hls_fleet, hls_serial, "set_thresholds",
-                         {"low_credit_kwh": 4, "trip_kwh": 0.5})
-    assert thresholds == {"low_credit_kwh": 4.0, "trip_kwh": 0.5,
-                          "invocation_counter": hls_fleet.counters[hls_serial]}
+    thresholds = run_hls(
+        hls_fleet, hls_serial, "set_thresholds", {"low_credit_kwh": 4, "trip_kwh": 0.5}
+    )
+    assert thresholds == {
+        "low_credit_kwh": 4.0,
+        "trip_kwh": 0.5,
+        "invocation_counter": hls_fleet.counters[hls_serial],
+    }
     model.set_clock(dt.datetime(2024, 6, 1, tzinfo=UTC))
     clock = run_hls(hls_fleet, hls_serial, "sync_clock")
     assert clock["meter_time_before"].startswith("2024-06-01")
@@ -246,9 +314,17 @@ def test_hls_gmac_lower_counter_than_the_meter_saw_is_refused(hls_fleet, hls_ser
     credit = model.credit_wh
     for stale in (last - 1, last - 20):  # a replay and an older counter
         with pytest.raises(MeterRefused) as err:
-            run(hls_fleet, hls_serial, "add_credit", {"transfer_number": 9000 + stale, "kwh": 1},
-                auth="hls_gmac", client_address=1, invocation_counter=stale,
-                framing="hdlc" if hls_serial == "SIM00005" else "wrapper", **KEYS)
+            run(
+                hls_fleet,
+                hls_serial,
+                "add_credit",
+                {"transfer_number": 9000 + stale, "kwh": 1},
+                auth="hls_gmac",
+                client_address=1,
+                invocation_counter=stale,
+                framing="hdlc" if hls_serial == "SIM00005" else "wrapper",
+                **KEYS,
+            )
         assert "association" in str(err.value)
     assert model.credit_wh == credit and model.client_invocation_counter == last
     assert run_hls(hls_fleet, hls_serial, "ping")["invocation_counter"] > last  # still usable
@@ -274,8 +350,16 @@ def test_hls_gmac_wrong_key_is_refused_and_counter_not_taken(hls_fleet):
     model = hls_fleet.meter("SIM00004")
     seen = model.client_invocation_counter
     with pytest.raises((JobError, MeterRefused)) as err:
-        run(hls_fleet, "SIM00004", "ping", auth="hls_gmac", client_address=1,
-            invocation_counter=5_000_000, encryption_key="00" * 16, auth_key=KEYS["auth_key"])
+        run(
+            hls_fleet,
+            "SIM00004",
+            "ping",
+            auth="hls_gmac",
+            client_address=1,
+            invocation_counter=5_000_000,
+            encryption_key="00" * 16,
+            auth_key=KEYS["auth_key"],
+        )
     assert not err.value.retryable
     assert model.client_invocation_counter == seen
 
@@ -286,8 +370,13 @@ def test_closed_port_is_unreachable_within_timeout(fleet):
         port = s.getsockname()[1]
     start = time.monotonic()
     with pytest.raises(MeterUnreachable):
-        execute_job({"job_type": "ping", "payload": {},
-                     "meter": {"host": "127.0.0.1", "port": port, "timeout_s": 2}})
+        execute_job(
+            {
+                "job_type": "ping",
+                "payload": {},
+                "meter": {"host": "127.0.0.1", "port": port, "timeout_s": 2},
+            }
+        )
     assert time.monotonic() - start < 2
 
 
@@ -305,8 +394,16 @@ def test_offline_meter_is_unreachable_within_timeout(fleet):
 def test_cli_read_prints_values(fleet, capsys):
     from meter_bridge.cli_read import main_read
 
-    code = main_read([f"127.0.0.1:{fleet.port_of('SIM00002')}", "--hdlc", "1.0.32.7.0.255",
-                      "0.0.42.0.0.255", "1.0.99.1.0.255", "9.9.9.9.9.255"])
+    code = main_read(
+        [
+            f"127.0.0.1:{fleet.port_of('SIM00002')}",
+            "--hdlc",
+            "1.0.32.7.0.255",
+            "0.0.42.0.0.255",
+            "1.0.99.1.0.255",
+            "9.9.9.9.9.255",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1  # one object refused
     assert " V" in out and "SIM00002" in out and "9.9.9.9.9.255" in out and "ERROR" in out
@@ -335,8 +432,12 @@ def test_hls_gmac_meter_never_reuses_its_own_counter(hls_fleet, hls_serial, monk
 def test_hls_gmac_replay_inside_an_association_drops_the_line(hls_fleet, hls_serial):
     from meter_bridge.dlms import MeterConnection
 
-    kw = {"auth": "hls_gmac", "client_address": 1, **KEYS,
-          "invocation_counter": hls_fleet.counters.get(hls_serial, 41)}
+    kw = {
+        "auth": "hls_gmac",
+        "client_address": 1,
+        **KEYS,
+        "invocation_counter": hls_fleet.counters.get(hls_serial, 41),
+    }
     if hls_serial == "SIM00005":
         kw["framing"] = "hdlc"
     conn = MeterConnection.from_job_meter(meter(hls_fleet, hls_serial, **kw), deadline_s=10)

@@ -16,7 +16,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "smartpm.meter.job"
 METHODS = (
-    "claim", "complete", "fail", "report", "extend_lease", "release", "ingest", "wait_for_jobs",
+    "claim",
+    "complete",
+    "fail",
+    "report",
+    "extend_lease",
+    "release",
+    "ingest",
+    "wait_for_jobs",
 )
 
 
@@ -274,8 +281,7 @@ class FakeOdoo:
                         self.calls.append(("fail", copy.deepcopy(args)))
                     answers.append({"job_id": job_id, "ok": True, **self.rpc_fail(*args)})
             except FakeOdooError as exc:
-                answers.append({"job_id": job_id, "ok": False, "refused": True,
-                                "error": str(exc)})
+                answers.append({"job_id": job_id, "ok": False, "refused": True, "error": str(exc)})
         return answers
 
     def rpc_extend_lease(self, job_ids, bridge_id, lease_seconds):

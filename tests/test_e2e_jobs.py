@@ -6,8 +6,9 @@ import signal
 import urllib.request
 
 import pytest
-from meter_sim.testing import run_cli
 from odoo_e2e import run_bridge, run_odoo, wait_until
+
+from meter_sim.testing import run_cli
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -21,9 +22,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def odoo():
     with run_odoo(os.environ["SMARTPM_E2E_DB"]) as server:
-        server.call(
-            "ir.config_parameter", "set_param", "smartpm_prepay.job_backoff_base_s", "0.2"
-        )
+        server.call("ir.config_parameter", "set_param", "smartpm_prepay.job_backoff_base_s", "0.2")
         server.api_key = server.bridge_key()
         yield server
 
@@ -47,16 +46,23 @@ def make_meters(odoo, sim, prefix):
     ids = {}
     for serial, port in sim.ports.items():
         ids[serial] = odoo.call(
-            "smartpm.meter", "create",
-            {"serial_number": f"{prefix}-{serial}", "host": "127.0.0.1", "port": port,
-             "state": "active"},
+            "smartpm.meter",
+            "create",
+            {
+                "serial_number": f"{prefix}-{serial}",
+                "host": "127.0.0.1",
+                "port": port,
+                "state": "active",
+            },
         )
     return ids
 
 
 def jobs_state(odoo, ids):
     return odoo.call(
-        "smartpm.meter.job", "read", ids,
+        "smartpm.meter.job",
+        "read",
+        ids,
         fields=["state", "attempt_count", "result", "error", "bridge_id"],
     )
 
@@ -74,9 +80,13 @@ def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo, sim):
         read = odoo.call("smartpm.meter", "action_read_now", [meters[serial]])
         assert read
         credit = odoo.call(
-            "smartpm.meter.job", "create",
-            {"meter_id": meters[serial], "job_type": "add_credit",
-             "payload": {"transfer_number": 1, "kwh": 12.5}},
+            "smartpm.meter.job",
+            "create",
+            {
+                "meter_id": meters[serial],
+                "job_type": "add_credit",
+                "payload": {"transfer_number": 1, "kwh": 12.5},
+            },
         )
         job_ids = odoo.call("smartpm.meter.job", "search", [("meter_id", "=", meters[serial])])
         rows = wait_until(lambda: all_finished(odoo, job_ids), what="jobs to finish")
@@ -85,14 +95,18 @@ def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo, sim):
     assert on_meter["credit_kwh"] == pytest.approx(before + 12.5)
     assert on_meter["last_transfer_number"] == 1
     meter = odoo.call(
-        "smartpm.meter", "read", [meters[serial]],
+        "smartpm.meter",
+        "read",
+        [meters[serial]],
         fields=["credit_kwh", "relay_state", "online_state", "last_seen"],
     )[0]
     assert meter["online_state"] == "online"
     assert meter["relay_state"] == "connected"
     assert meter["credit_kwh"] == pytest.approx(before + 12.5)
     readings = odoo.call(
-        "smartpm.reading", "search_read", [("meter_id", "=", meters[serial])],
+        "smartpm.reading",
+        "search_read",
+        [("meter_id", "=", meters[serial])],
         fields=["obis", "value", "unit"],
     )
     by_obis = {r["obis"]: r for r in readings}
@@ -104,8 +118,11 @@ def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo, sim):
 
 def _credit_jobs(odoo, meters, per_meter, kwh):
     vals = [
-        {"meter_id": meter_id, "job_type": "add_credit",
-         "payload": {"transfer_number": n, "kwh": kwh}}
+        {
+            "meter_id": meter_id,
+            "job_type": "add_credit",
+            "payload": {"transfer_number": n, "kwh": kwh},
+        }
         for meter_id in meters.values()
         for n in range(1, per_meter + 1)
     ]
@@ -117,8 +134,9 @@ def test_two_bridges_drain_200_jobs_each_executed_once(odoo, sim):
     before = {s: sim_state(sim, s)["credit_kwh"] for s in meters}
     job_ids = _credit_jobs(odoo, meters, 50, 0.1)
     assert len(job_ids) == 200
-    with run_bridge(odoo, odoo.api_key, "e2e-a", "--concurrency", "4"), run_bridge(
-        odoo, odoo.api_key, "e2e-b", "--concurrency", "4"
+    with (
+        run_bridge(odoo, odoo.api_key, "e2e-a", "--concurrency", "4"),
+        run_bridge(odoo, odoo.api_key, "e2e-b", "--concurrency", "4"),
     ):
         rows = wait_until(lambda: all_finished(odoo, job_ids), timeout=180, what="200 jobs")
     assert {r["state"] for r in rows} == {"done"}
@@ -155,12 +173,18 @@ def test_killed_bridge_leaves_every_credit_applied_exactly_once(odoo, sim):
 def test_meter_that_does_not_answer_ends_failed_with_clear_error(odoo, sim):
     dead_port = sim.ports["SIM00001"] + 10000
     meter = odoo.call(
-        "smartpm.meter", "create",
-        {"serial_number": "E2E4-DEAD", "host": "127.0.0.1", "port": dead_port % 65535 or 1,
-         "state": "active"},
+        "smartpm.meter",
+        "create",
+        {
+            "serial_number": "E2E4-DEAD",
+            "host": "127.0.0.1",
+            "port": dead_port % 65535 or 1,
+            "state": "active",
+        },
     )
     job = odoo.call(
-        "smartpm.meter.job", "create",
+        "smartpm.meter.job",
+        "create",
         {"meter_id": meter, "job_type": "ping", "max_attempts": 3},
     )
     with run_bridge(odoo, odoo.api_key, "e2e-dead"):
@@ -169,7 +193,9 @@ def test_meter_that_does_not_answer_ends_failed_with_clear_error(odoo, sim):
     assert row["attempt_count"] == 3
     assert "127.0.0.1" in row["error"] or "refused" in row["error"].lower(), row["error"]
     messages = odoo.call(
-        "mail.message", "search_read",
-        [("model", "=", "smartpm.meter"), ("res_id", "=", meter)], fields=["body"],
+        "mail.message",
+        "search_read",
+        [("model", "=", "smartpm.meter"), ("res_id", "=", meter)],
+        fields=["body"],
     )
     assert any("failed after 3 attempt" in m["body"] for m in messages)

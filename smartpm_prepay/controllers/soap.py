@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg2.errors
 from lxml import etree
+
 from odoo import http
 from odoo.exceptions import AccessDenied, AccessError, UserError
 from odoo.http import request

@@ -4,6 +4,7 @@ import io
 from datetime import datetime, time, timedelta
 
 import pytz
+
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 

@@ -11,6 +11,7 @@ new register's value, never a negative amount.
 from datetime import datetime, time, timedelta
 
 import pytz
+
 from odoo import _, api, fields, models, tools
 from odoo.exceptions import UserError
 

@@ -1,6 +1,7 @@
 from datetime import datetime, time
 
 import pytz
+
 from odoo import _, api, fields, models
 
 PURCHASE_MODEL = "smartpm.credit.purchase"

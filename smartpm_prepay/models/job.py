@@ -16,7 +16,12 @@ JOB_TYPES = [
 ]
 # Fields only the engine sets; refused in create/write from RPC (as OCA queue_job does).
 ENGINE_FIELDS = {
-    "state", "attempt_count", "bridge_id", "lease_until", "result", "date_claimed",
+    "state",
+    "attempt_count",
+    "bridge_id",
+    "lease_until",
+    "result",
+    "date_claimed",
     "date_done",
 }
 BILLING_OBJECTS = [
@@ -236,6 +241,8 @@ class SmartpmMeterJob(models.Model):
         cancelled = job_queue.cancel(self.env, self.ids)
         if set(cancelled) != set(self.ids):
             raise UserError(
-                _("Only pending or failed jobs can be cancelled: a running job may be on the "
-                  "meter already.")
+                _(
+                    "Only pending or failed jobs can be cancelled: a running job may be on the "
+                    "meter already."
+                )
             )

@@ -83,9 +83,7 @@ class SmartpmMeter(models.Model):
     )
     auth_password = fields.Char(string="LLS password", groups=SECRET_GROUPS, copy=False)
     auth_key = fields.Char(string="Authentication key (hex)", groups=SECRET_GROUPS, copy=False)
-    encryption_key = fields.Char(
-        string="Encryption key (hex)", groups=SECRET_GROUPS, copy=False
-    )
+    encryption_key = fields.Char(string="Encryption key (hex)", groups=SECRET_GROUPS, copy=False)
     system_title = fields.Char(string="Client system title (hex)", groups=SECRET_GROUPS)
     invocation_counter = fields.Integer(
         groups=SECRET_GROUPS,
@@ -149,55 +147,70 @@ class SmartpmMeter(models.Model):
                 )
 
     @api.constrains(
-        "connection_type", "host", "port", "device", "baudrate", "framing",
-        "client_address", "server_logical_address", "server_physical_address",
+        "connection_type",
+        "host",
+        "port",
+        "device",
+        "baudrate",
+        "framing",
+        "client_address",
+        "server_logical_address",
+        "server_physical_address",
     )
     def _check_connection(self):
         for meter in self:
             if meter.connection_type == "tcp":
                 if not meter.host or not (0 < meter.port <= 65535):
                     raise ValidationError(
-                        _("Meter %(serial)s: a TCP connection needs a host and a port "
-                          "between 1 and 65535.", serial=meter.serial_number)
+                        _(
+                            "Meter %(serial)s: a TCP connection needs a host and a port "
+                            "between 1 and 65535.",
+                            serial=meter.serial_number,
+                        )
                     )
             else:
                 if not meter.device:
                     raise ValidationError(
-                        _("Meter %(serial)s: a serial connection needs a device.",
-                          serial=meter.serial_number)
+                        _(
+                            "Meter %(serial)s: a serial connection needs a device.",
+                            serial=meter.serial_number,
+                        )
                     )
                 if meter.framing != "hdlc":
                     raise ValidationError(_("Serial connections use HDLC framing."))
-                if meter.baudrate not in (300, 1200, 2400, 4800, 9600, 19200, 38400, 57600,
-                                          115200):
+                if meter.baudrate not in (300, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200):
                     raise ValidationError(_("Unsupported baud rate %s.", meter.baudrate))
             if not (0 < meter.client_address <= 0x7F):
                 raise ValidationError(_("The DLMS client address must be between 1 and 127."))
             for value in (meter.server_logical_address, meter.server_physical_address):
                 if not (0 <= value <= 0x3FFF):
-                    raise ValidationError(
-                        _("DLMS server addresses must be between 0 and 16383.")
-                    )
+                    raise ValidationError(_("DLMS server addresses must be between 0 and 16383."))
 
     @api.constrains("auth", "auth_password", "auth_key", "encryption_key", "system_title")
     def _check_auth(self):
         for meter in self.sudo():
             if meter.auth == "lls" and not meter.auth_password:
                 raise ValidationError(
-                    _("Meter %(serial)s: low-level security needs a password.",
-                      serial=meter.serial_number)
+                    _(
+                        "Meter %(serial)s: low-level security needs a password.",
+                        serial=meter.serial_number,
+                    )
                 )
             if meter.auth == "hls_gmac":
                 for key in (meter.auth_key, meter.encryption_key):
                     if not HEX_KEY_RE.match((key or "").upper()):
                         raise ValidationError(
-                            _("Meter %(serial)s: HLS-GMAC keys are 32 hexadecimal digits.",
-                              serial=meter.serial_number)
+                            _(
+                                "Meter %(serial)s: HLS-GMAC keys are 32 hexadecimal digits.",
+                                serial=meter.serial_number,
+                            )
                         )
                 if not HEX_TITLE_RE.match((meter.system_title or "").upper()):
                     raise ValidationError(
-                        _("Meter %(serial)s: the system title is 16 hexadecimal digits.",
-                          serial=meter.serial_number)
+                        _(
+                            "Meter %(serial)s: the system title is 16 hexadecimal digits.",
+                            serial=meter.serial_number,
+                        )
                     )
 
     # ---------------------------------------------------------------- create / write
@@ -235,8 +248,10 @@ class SmartpmMeter(models.Model):
         )
 
     def _close_assignments(self):
-        open_ones = self.env["smartpm.meter.assignment"].sudo().search(
-            [("meter_id", "in", self.ids), ("date_end", "=", False)]
+        open_ones = (
+            self.env["smartpm.meter.assignment"]
+            .sudo()
+            .search([("meter_id", "in", self.ids), ("date_end", "=", False)])
         )
         open_ones.write({"date_end": fields.Datetime.now()})
         # the partial unique index sees rows, not the ORM cache: flush before reopening
@@ -258,7 +273,7 @@ class SmartpmMeter(models.Model):
         default = dict(default or {})
         vals_list = super().copy_data(default)
         if "serial_number" not in default:
-            for meter, vals in zip(self, vals_list):
+            for meter, vals in zip(self, vals_list, strict=True):
                 vals["serial_number"] = f"{meter.serial_number}-COPY"
         return vals_list
 

@@ -96,13 +96,17 @@ class ResPartner(models.Model):
         """Clear error before the unique index (which guards concurrent writes) fires."""
         if not number:
             return
-        clash = self.sudo().with_context(active_test=False).search(
-            [
-                ("id", "not in", self.ids),
-                ("id_card_number", "=", number),
-                ("company_id", "=", company_id or False),
-            ],
-            limit=1,
+        clash = (
+            self.sudo()
+            .with_context(active_test=False)
+            .search(
+                [
+                    ("id", "not in", self.ids),
+                    ("id_card_number", "=", number),
+                    ("company_id", "=", company_id or False),
+                ],
+                limit=1,
+            )
         )
         if clash:
             raise ValidationError(

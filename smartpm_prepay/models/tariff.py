@@ -91,15 +91,19 @@ class SmartpmTariff(models.Model):
         res = super().write(vals)
         if {"low_credit_kwh", "trip_kwh"} & set(vals):
             # meters following their tariff (own or their tenant's) get the new thresholds
-            meters = self.env["smartpm.meter"].sudo().search(
-                [
-                    ("threshold_override", "=", False),
-                    "|",
-                    ("tariff_id", "in", self.ids),
-                    "&",
-                    ("tariff_id", "=", False),
-                    ("tenant_id.smartpm_tariff_id", "in", self.ids),
-                ]
+            meters = (
+                self.env["smartpm.meter"]
+                .sudo()
+                .search(
+                    [
+                        ("threshold_override", "=", False),
+                        "|",
+                        ("tariff_id", "in", self.ids),
+                        "&",
+                        ("tariff_id", "=", False),
+                        ("tenant_id.smartpm_tariff_id", "in", self.ids),
+                    ]
+                )
             )
             meters._push_thresholds()
         return res

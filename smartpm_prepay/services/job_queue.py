@@ -439,7 +439,8 @@ def apply_result(job, result):
         vals["invocation_counter"] = counter
     # Only numbers are readings; other values (clock, names) stay in the job's result.
     readings = [
-        r for r in result.get("readings") or []
+        r
+        for r in result.get("readings") or []
         if isinstance(r.get("value"), (int, float)) and r.get("obis")
     ]
     for reading in readings:
@@ -498,7 +499,7 @@ def ingest(env, readings, events):
     if readings:
         meter_ids = _meter_ids_by_key(env, readings)
         rows = []
-        for meter_id, r in zip(meter_ids, readings):
+        for meter_id, r in zip(meter_ids, readings, strict=True):
             if not r.get("obis") or not isinstance(r.get("value"), (int, float)):
                 raise UserError("ingest: every reading needs an obis code and a numeric value")
             rows.append(
@@ -527,13 +528,13 @@ def ingest(env, readings, events):
               JOIN smartpm_meter m ON m.id = v.meter_id
             ON CONFLICT (meter_id, obis, reading_time) DO NOTHING
             """,
-            [list(col) for col in zip(*rows)],
+            [list(col) for col in zip(*rows, strict=True)],
         )
         new_readings = env.cr.rowcount
     if events:
         meter_ids = _meter_ids_by_key(env, events)
         alarms = []
-        for meter_id, e in zip(meter_ids, events):
+        for meter_id, e in zip(meter_ids, events, strict=True):
             alarm_type = EVENT_ALARMS.get((e.get("log"), e.get("code")))
             if alarm_type:
                 alarms.append(
@@ -570,7 +571,11 @@ def report_many(env, bridge_id, reports):
                     answers.append({"job_id": job_id, "ok": True, "state": "done"})
                 else:
                     answer = fail(
-                        env, job_id, bridge_id, report.get("error"), report.get("retryable", True),
+                        env,
+                        job_id,
+                        bridge_id,
+                        report.get("error"),
+                        report.get("retryable", True),
                         report.get("invocation_counter"),
                     )
                     answers.append({"job_id": job_id, "ok": True, **answer})

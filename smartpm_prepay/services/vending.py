@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import psycopg2.errors
+
 from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
 

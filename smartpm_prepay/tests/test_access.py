@@ -49,8 +49,10 @@ class TestAccess(SmartpmCase):
             meters.create({"serial_number": "CASH-1", "host": "h", "port": 1})
 
     def test_operator_opens_accounts_but_cannot_delete_meters(self):
-        tenant = self.env["res.partner"].with_user(self.operator).create(
-            {"name": "Op Tenant", "is_tenant": True, "id_card_number": "OP12345"}
+        tenant = (
+            self.env["res.partner"]
+            .with_user(self.operator)
+            .create({"name": "Op Tenant", "is_tenant": True, "id_card_number": "OP12345"})
         )
         meter = self._meters_as(self.operator).create(
             {"serial_number": "OP-1", "host": "127.0.0.1", "port": 4100, "tenant_id": tenant.id}
@@ -64,9 +66,7 @@ class TestAccess(SmartpmCase):
         meter = self._meters_as(self.operator).browse(self.meter_alice.id)
         with self.assertRaises(AccessError):
             meter.auth_key  # noqa: B018
-        self.assertEqual(
-            self._meters_as(self.manager).browse(self.meter_alice.id).auth_key, SECRET
-        )
+        self.assertEqual(self._meters_as(self.manager).browse(self.meter_alice.id).auth_key, SECRET)
 
     def test_bridge_reads_meter_secrets_but_cannot_write_meters(self):
         meter = self._meters_as(self.bridge).browse(self.meter_alice.id)

@@ -4,9 +4,10 @@ from decimal import Decimal
 import requests
 import zeep
 from lxml import etree
-from odoo.tests import tagged
 from zeep.exceptions import Fault
 from zeep.wsse.username import UsernameToken
+
+from odoo.tests import tagged
 
 from .common_bank import BankChannelCase
 

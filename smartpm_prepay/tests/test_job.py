@@ -163,10 +163,18 @@ class TestJobQueue(SmartpmCase):
             "b1",
             {
                 "readings": [
-                    {"obis": "1.0.1.8.0.255", "value": 1234.5, "unit": "kWh",
-                     "time": "2026-11-26T10:00:00+00:00"},
-                    {"obis": "0.0.19.10.0.255", "value": 42.25, "unit": "kWh",
-                     "time": "2026-11-26T10:00:00Z"},
+                    {
+                        "obis": "1.0.1.8.0.255",
+                        "value": 1234.5,
+                        "unit": "kWh",
+                        "time": "2026-11-26T10:00:00+00:00",
+                    },
+                    {
+                        "obis": "0.0.19.10.0.255",
+                        "value": 42.25,
+                        "unit": "kWh",
+                        "time": "2026-11-26T10:00:00Z",
+                    },
                 ],
                 "relay": "connected",
             },
@@ -242,14 +250,29 @@ class TestJobQueue(SmartpmCase):
     # ------------------------------------------------------------------ ingest
     def test_ingest_stores_the_same_reading_and_event_once(self):
         readings = [
-            {"serial_number": "JOB-1", "obis": "1.0.1.8.0.255", "value": 10.0, "unit": "kWh",
-             "time": "2026-11-25T00:00:00Z"},
-            {"serial_number": "JOB-1", "obis": "1.0.1.8.0.255", "value": 11.0, "unit": "kWh",
-             "time": "2026-11-26T00:00:00Z"},
+            {
+                "serial_number": "JOB-1",
+                "obis": "1.0.1.8.0.255",
+                "value": 10.0,
+                "unit": "kWh",
+                "time": "2026-11-25T00:00:00Z",
+            },
+            {
+                "serial_number": "JOB-1",
+                "obis": "1.0.1.8.0.255",
+                "value": 11.0,
+                "unit": "kWh",
+                "time": "2026-11-26T00:00:00Z",
+            },
         ]
         events = [
             {"serial_number": "JOB-1", "log": "fraud", "code": 40, "time": "2026-11-25T08:00:00Z"},
-            {"serial_number": "JOB-1", "log": "standard", "code": 2, "time": "2026-11-25T08:00:00Z"},
+            {
+                "serial_number": "JOB-1",
+                "log": "standard",
+                "code": 2,
+                "time": "2026-11-25T08:00:00Z",
+            },
         ]
         self.assertEqual(self.Job.ingest("b1", readings, events), {"readings": 2, "events": 1})
         self.assertEqual(self.Job.ingest("b1", readings, events), {"readings": 0, "events": 0})
@@ -257,9 +280,9 @@ class TestJobQueue(SmartpmCase):
         # written in SQL, yet visible through the multi-company rule like any record
         self.assertEqual(self.meter.reading_ids.company_id, self.meter.company_id)
         self.assertEqual(
-            self.env["smartpm.reading"].with_user(self.operator).search_count(
-                [("meter_id", "=", self.meter.id)]
-            ),
+            self.env["smartpm.reading"]
+            .with_user(self.operator)
+            .search_count([("meter_id", "=", self.meter.id)]),
             2,
         )
         self.assertEqual(self.meter.alarm_ids.alarm_type, "cover_open")
@@ -269,9 +292,15 @@ class TestJobQueue(SmartpmCase):
         with self.assertRaisesRegex(UserError, "unknown meter"):
             self.Job.ingest(
                 "b1",
-                [{"serial_number": "JOB-1", "obis": "1.0.1.8.0.255", "value": 1.0,
-                  "time": "2026-11-25T00:00:00Z"},
-                 {"serial_number": "NOPE", "obis": "1.0.1.8.0.255", "value": 1.0}],
+                [
+                    {
+                        "serial_number": "JOB-1",
+                        "obis": "1.0.1.8.0.255",
+                        "value": 1.0,
+                        "time": "2026-11-25T00:00:00Z",
+                    },
+                    {"serial_number": "NOPE", "obis": "1.0.1.8.0.255", "value": 1.0},
+                ],
                 [],
             )
         self.assertFalse(self.meter.reading_ids)

@@ -47,9 +47,7 @@ class TestMeter(SmartpmCase):
         alice, bob = self._tenant("Alice"), self._tenant("Bob")
         meter = self._meter("ONE-1", tenant_id=alice.id)
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.cr.savepoint():
-            self.env["smartpm.meter.assignment"].create(
-                {"meter_id": meter.id, "tenant_id": bob.id}
-            )
+            self.env["smartpm.meter.assignment"].create({"meter_id": meter.id, "tenant_id": bob.id})
             self.env.flush_all()
 
     def test_meter_with_history_is_archived_not_deleted(self):

@@ -499,6 +499,7 @@ class TestVendConcurrency(SmartpmCase):
 
     def test_concurrent_sales_with_the_same_reference_create_one_purchase(self):
         import psycopg2.errors
+
         from odoo import SUPERUSER_ID, api
 
         with self.registry.cursor() as cr:
