@@ -157,10 +157,11 @@ class SmartpmMeter(models.Model):
                     "meter_id": meter.id,
                     "alarm_type": "comm_lost",
                     "meter_time": now,
-                    "description": _(
+                    # env._: a comprehension's frame has no `self` for _() to find a language
+                    "description": self.env._(
                         "No answer to %(n)s pings in a row; last seen %(seen)s.",
                         n=counts[meter.id],
-                        seen=meter.last_seen or _("never"),
+                        seen=meter.last_seen or self.env._("never"),
                     ),
                 }
                 for meter in lost
