@@ -12,71 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
 import xmlrpc.client
 
-from common import CONF, figures, odoo_bin, run_bridge, run_odoo
+from common import ensure_db, figures, run_bridge, run_odoo
 
 from meter_sim.testing import run_cli
-
-
-def ensure_demo_db(db):
-    probe = subprocess.run(
-        [
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-qtAX",
-            "-c",
-            "SELECT 1 FROM ir_module_module WHERE name='smartpm_prepay' AND state='installed'",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if probe.stdout.strip() == "1":
-        subprocess.run(
-            [
-                sys.executable,
-                str(odoo_bin()),
-                "-c",
-                str(CONF),
-                "-d",
-                db,
-                "-u",
-                "smartpm_prepay",
-                "--stop-after-init",
-                "--log-level=warn",
-            ],
-            check=True,
-        )
-    else:
-        subprocess.run(
-            ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db], check=True
-        )
-        print(f"[bench] creating demo database {db} ...", file=sys.stderr)
-        subprocess.run(
-            [
-                sys.executable,
-                str(odoo_bin()),
-                "-c",
-                str(CONF),
-                "-d",
-                db,
-                "-i",
-                "smartpm_prepay,payment_demo",
-                "--stop-after-init",
-                "--log-level=warn",
-            ],
-            check=True,
-        )
 
 
 def main():
@@ -85,7 +28,7 @@ def main():
     p.add_argument("--amount", type=float, default=10.0)
     p.add_argument("--db", default="smartpm_bench_demo")
     args = p.parse_args()
-    ensure_demo_db(args.db)
+    ensure_db(args.db, demo=True)
     run = uuid.uuid4().hex[:8]
     with run_cli(24, speed=0, timeout=120) as sim, run_odoo(args.db) as odoo:
         # point the demo meters at this run's simulated meters
@@ -129,7 +72,8 @@ def main():
                     time.sleep(0.005)
                 latencies.append(time.perf_counter() - committed)
         figures(
-            f"vend: purchase commit -> credit on the meter ({args.purchases} purchases)", latencies
+            f"vend: purchase commit -> credit on the meter ({args.purchases} purchases)",
+            latencies,
         )
         figures("vend: XML-RPC purchase call", call_times)
 

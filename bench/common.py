@@ -18,15 +18,22 @@ CONF = ROOT / "var" / "odoo.conf"
 os.environ.setdefault("SMARTPM_ODOO_CONF", str(CONF))
 
 
-def ensure_db(db: str) -> str:
-    """A database with smartpm_prepay installed (no demo data); reused when it exists."""
+PG = ["-h", "127.0.0.1", "-U", "postgres"]
+
+
+def odoo(*args: str) -> None:
+    """Run odoo-bin with the project's configuration, without serving (install, update)."""
+    cmd = [sys.executable, str(odoo_bin()), "-c", str(CONF), *args]
+    subprocess.run([*cmd, "--stop-after-init", "--log-level=warn"], check=True)
+
+
+def ensure_db(db: str, demo: bool = False, fresh: bool = False) -> str:
+    """A database with smartpm_prepay installed (with demo data and the demo payment
+    provider when ``demo``); reused and updated when it exists, unless ``fresh``."""
     probe = subprocess.run(
         [
             "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
+            *PG,
             "-d",
             db,
             "-qtAX",
@@ -36,44 +43,15 @@ def ensure_db(db: str) -> str:
         capture_output=True,
         text=True,
     )
-    if probe.stdout.strip() == "1":
-        # the addon may have changed since the database was made
-        subprocess.run(
-            [
-                sys.executable,
-                str(odoo_bin()),
-                "-c",
-                str(CONF),
-                "-d",
-                db,
-                "-u",
-                "smartpm_prepay",
-                "--stop-after-init",
-                "--log-level=warn",
-            ],
-            check=True,
-        )
+    if probe.stdout.strip() == "1" and not fresh:
+        odoo("-d", db, "-u", "smartpm_prepay")  # the addon may have changed since
+        return db
+    subprocess.run(["dropdb", *PG, "--if-exists", db], check=True)
+    print(f"[bench] installing smartpm_prepay into {db} ...", file=sys.stderr)
+    if demo:
+        odoo("-d", db, "-i", "smartpm_prepay,payment_demo")
     else:
-        subprocess.run(
-            ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db], check=True
-        )
-        print(f"[bench] installing smartpm_prepay into {db} ...", file=sys.stderr)
-        subprocess.run(
-            [
-                sys.executable,
-                str(odoo_bin()),
-                "-c",
-                str(CONF),
-                "-d",
-                db,
-                "-i",
-                "smartpm_prepay",
-                "--without-demo=all",
-                "--stop-after-init",
-                "--log-level=warn",
-            ],
-            check=True,
-        )
+        odoo("-d", db, "-i", "smartpm_prepay", "--without-demo=all")
     return db
 
 

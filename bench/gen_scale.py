@@ -16,13 +16,9 @@ import argparse
 import datetime as dt
 import io
 import itertools
-import subprocess
-import sys
 import time
 
-from common import CONF, Timer, figures, odoo_bin
-
-PG = ["-h", "127.0.0.1", "-U", "postgres"]
+from common import CONF, Timer, ensure_db, figures
 
 
 class Lines(io.RawIOBase):
@@ -284,7 +280,9 @@ def measure(registry, n_meters):
             env.invalidate_all()
 
     timed(
-        f"billing read of every active meter enqueued ({n_meters} jobs)", enqueue_billing, repeat=1
+        f"billing read of every active meter enqueued ({n_meters} jobs)",
+        enqueue_billing,
+        repeat=1,
     )
 
 
@@ -295,24 +293,8 @@ def main():
     p.add_argument("--readings", type=int, default=10000000)
     p.add_argument("--db", default="smartpm_scale")
     args = p.parse_args()
-    subprocess.run(["dropdb", *PG, "--if-exists", args.db], check=True)
     with Timer() as t:
-        subprocess.run(
-            [
-                sys.executable,
-                str(odoo_bin()),
-                "-c",
-                str(CONF),
-                "-d",
-                args.db,
-                "-i",
-                "smartpm_prepay",
-                "--without-demo=all",
-                "--stop-after-init",
-                "--log-level=warn",
-            ],
-            check=True,
-        )
+        ensure_db(args.db, fresh=True)
     print(f"[gen] install: {t.elapsed:.1f}s", flush=True)
 
     import odoo
