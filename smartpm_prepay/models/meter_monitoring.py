@@ -271,13 +271,23 @@ class SmartpmMeter(models.Model):
 
     @api.model
     def _cron_queue_event_reads(
-        self, interval_hours=4, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG
+        self, interval_hours=None, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG
     ):
-        """Collect the meters' event logs every ``interval_hours``: tampering events become
-        alarms. Each read starts where the meter's last successful one did (a meter back
-        from an outage sends what it logged meanwhile); alarms are deduplicated anyway."""
+        """Collect the meters' event logs every company's interval (``interval_hours``
+        overrides it): tampering events become alarms. Each read starts where the meter's
+        last successful one did (a meter back from an outage sends what it logged
+        meanwhile); alarms are deduplicated anyway."""
         now = fields.Datetime.now()
-        slot = int(now.timestamp() // (max(interval_hours, 1) * 3600))
+        jobs = self.env["smartpm.meter.job"]
+        for company in self.env["res.company"].sudo().search([]):
+            minutes = interval_hours * 60 if interval_hours else company.smartpm_event_interval_min
+            jobs |= self._queue_event_reads(
+                company, max(int(minutes or 240), 1), now, batch_size, max_backlog
+            )
+        return jobs
+
+    def _queue_event_reads(self, company, minutes, now, batch_size, max_backlog):
+        slot = int(now.timestamp() // (minutes * 60))
 
         def vals_for(meter_ids):
             self.env.cr.execute(
@@ -299,7 +309,15 @@ class SmartpmMeter(models.Model):
                 )
             return out
 
-        return self._queue_scheduled("events", f"events:{slot}:", vals_for, batch_size, max_backlog)
+        return self._queue_scheduled(
+            "events",
+            f"events:{minutes}:{slot}:",
+            vals_for,
+            batch_size,
+            max_backlog,
+            extra_where=" AND m.company_id = %s",
+            params=(company.id,),
+        )
 
     @api.model
     def _cron_queue_pings(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):

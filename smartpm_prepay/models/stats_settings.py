@@ -19,6 +19,12 @@ class ResCompany(models.Model):
         default=60,
         help="Meters not heard from for this long are pinged.",
     )
+    smartpm_event_interval_min = fields.Integer(
+        string="Event-log collection every (minutes)",
+        default=240,
+        help="How often meters' event logs are read for tampering alarms (cover opened, "
+        "reverse connection...). Shorter finds theft sooner and costs more meter traffic.",
+    )
 
     _sql_constraints = [
         (

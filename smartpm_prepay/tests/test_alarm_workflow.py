@@ -221,6 +221,17 @@ class TestScheduledReads(StatsCase):
         )
         self.assertEqual(since, done.date_claimed - timedelta(minutes=10))
 
+    def test_event_logs_follow_the_company_interval(self):
+        Meter = self.env["smartpm.meter"]
+        company = self.meters[0].company_id
+        company.smartpm_event_interval_min = 1
+        first = Meter._cron_queue_event_reads()
+        self.assertEqual(first.meter_id, self.meters)
+        self.assertIn("events:1:", first[0].idempotency_key)
+        self.assertFalse(Meter._cron_queue_event_reads(), "one read per meter per minute")
+        other = self.env["res.company"].create({"name": "Slow owner"})
+        self.assertEqual(other.smartpm_event_interval_min, 240)
+
     def test_profile_collection_starts_at_the_last_capture(self):
         meter = self.meters[0]
         job_queue.ingest(
