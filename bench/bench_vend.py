@@ -11,6 +11,7 @@ Not a test: it prints its figures.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import time
 import urllib.request
@@ -20,6 +21,10 @@ import xmlrpc.client
 from common import ensure_db, figures, run_bridge, run_odoo
 
 from meter_sim.testing import run_cli
+
+
+def bank_time():
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
 def main():
@@ -60,7 +65,7 @@ def main():
                     "demo_bank",
                     "smartpm.bank.api",
                     "purchase",
-                    [serial, args.amount, False, f"BENCH-{run}-{i}", False],
+                    [serial, args.amount, False, f"BENCH-{run}-{i}", bank_time()],
                 )
                 committed = time.perf_counter()
                 call_times.append(committed - t0)

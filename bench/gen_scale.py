@@ -49,7 +49,35 @@ def reserve_ids(cr, table, n):
     return start
 
 
-def copy(cr, table, columns, lines, label, n):
+def required_defaults(env, table, columns):
+    """NOT NULL columns that other installed modules add (e.g. account's autopost_bills on
+    res_partner), with their Odoo defaults, so COPY stays valid whatever is installed."""
+    env.cr.execute(
+        """SELECT column_name FROM information_schema.columns
+            WHERE table_name = %s AND is_nullable = 'NO' AND column_default IS NULL""",
+        (table,),
+    )
+    missing = [c for (c,) in env.cr.fetchall() if c not in columns and c != "id"]
+    model = next(m for m in env.registry.models.values() if m._table == table)
+    defaults = env[model._name].default_get(missing)
+    for column in missing:
+        if (
+            defaults.get(column) in (None, False)
+            and env[model._name]._fields[column].type != "boolean"
+        ):
+            raise SystemExit(f"{table}.{column} is required and has no default: add it here")
+    return missing, [
+        str(defaults.get(c, False)).replace("False", "f").replace("True", "t") for c in missing
+    ]
+
+
+def copy(cr, table, columns, lines, label, n, env=None):
+    if env is not None:
+        extra_cols, extra_vals = required_defaults(env, table, columns)
+        if extra_cols:
+            suffix = "\t" + "\t".join(extra_vals) + "\n"
+            columns = [*columns, *extra_cols]
+            lines = (line[:-1] + suffix for line in lines)
     with Timer() as t:
         cr.copy_expert(
             f"COPY {table} ({', '.join(columns)}) FROM STDIN",
@@ -101,6 +129,7 @@ def generate(env, n_meters, n_jobs, n_readings):
         ),
         "tenants",
         n_meters,
+        env,
     )
 
     m0 = reserve_ids(cr, "smartpm_meter", n_meters)
@@ -145,6 +174,7 @@ def generate(env, n_meters, n_jobs, n_readings):
         ),
         "meters",
         n_meters,
+        env,
     )
     copy(
         cr,

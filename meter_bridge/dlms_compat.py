@@ -208,7 +208,20 @@ class HdlcTransportCompat(HdlcTransport):
 
 
 # --- 6. TCP I/O: EOF loop, time bound, socket leak -------------------------------------------
-class TcpIOCompat(BlockingTcpIO):
+class _BoundedRecvUntil:
+    """Upstream recv_until reads until the end byte however long that takes; a meter sending
+    garbage would fill memory: give up past one frame plus the garbage allowance."""
+
+    def recv_until(self, end: bytes) -> bytes:
+        data = b""
+        while not data.endswith(end):
+            if len(data) > MAX_HDLC_FRAME + MAX_GARBAGE:
+                raise FramingError("no frame end in the data from the meter")
+            data += self.recv(1)
+        return data
+
+
+class TcpIOCompat(_BoundedRecvUntil, BlockingTcpIO):
     """Upstream BlockingTcpIO.recv loops for ever when the meter closes the connection
     (socket.recv returns b"" and the loop never ends, 100% CPU), recv_until has no bound,
     and disconnect() leaves the socket open when shutdown() fails (peer already gone).
@@ -250,14 +263,6 @@ class TcpIOCompat(BlockingTcpIO):
             data += chunk
         return bytes(data)
 
-    def recv_until(self, end: bytes) -> bytes:
-        data = b""
-        while not data.endswith(end):
-            if len(data) > MAX_HDLC_FRAME + MAX_GARBAGE:
-                raise FramingError("no frame end in the data from the meter")
-            data += self.recv(1)
-        return data
-
     def disconnect(self):
         sock, self.tcp_socket = self.tcp_socket, None
         if sock is None:
@@ -267,7 +272,7 @@ class TcpIOCompat(BlockingTcpIO):
         sock.close()
 
 
-class SerialIOCompat(SerialIO):
+class SerialIOCompat(_BoundedRecvUntil, SerialIO):
     """Upstream SerialIO.recv returns fewer bytes on timeout without saying so, and the
     callers then parse a short buffer; raise ReadTimeout instead, bounded by `deadline`."""
 
@@ -293,14 +298,6 @@ class SerialIOCompat(SerialIO):
                 raise ReadTimeout(f"no answer on {self.port_name}")
             data += chunk
         return bytes(data)
-
-    def recv_until(self, end: bytes) -> bytes:
-        data = b""
-        while not data.endswith(end):
-            if len(data) > MAX_HDLC_FRAME + MAX_GARBAGE:
-                raise FramingError("no frame end in the data from the meter")
-            data += self.recv(1)
-        return data
 
     def disconnect(self):
         port, self.serial_port = self.serial_port, None
