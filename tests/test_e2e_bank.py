@@ -8,7 +8,6 @@ invoice and payment stay in the (disposable) test database; everything else is r
 from __future__ import annotations
 
 import os
-import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -20,10 +19,8 @@ odoo = pytest.importorskip("odoo")
 zeep = pytest.importorskip("zeep")
 
 from test_e2e_vending import (  # noqa: E402  (helpers shared with the vending e2e test)
-    _free_port,
-    _process,
+    _odoo_server,
     _run_bridge_until,
-    _wait_http,
     odoo_db,  # noqa: F401  (fixture)
 )
 from zeep.wsse.username import UsernameToken  # noqa: E402
@@ -123,28 +120,7 @@ def test_bank_buys_credit_with_the_wsdl_and_sees_it_delivered(odoo_db, sim_fleet
     model = fleet.meter(SERIAL)
     bridge_login, bridge_key, bank_login, bank_key, ids = _setup(registry, fleet.port_of(SERIAL))
     try:
-        from odoo.tools import config
-
-        http_port = _free_port()
-        odoo_bin = os.path.join(os.path.dirname(os.path.dirname(odoo.__file__)), "odoo-bin")
-        args = [
-            sys.executable,
-            odoo_bin,
-            "-c",
-            config.rcfile,
-            "-d",
-            db,
-            f"--db-filter=^{db}$",
-            f"--http-port={http_port}",
-            f"--gevent-port={_free_port()}",
-            "--http-interface=127.0.0.1",
-            "--max-cron-threads=0",
-            "--workers=0",
-            "--log-level=warn",
-        ]
-        url = f"http://127.0.0.1:{http_port}"
-        with _process(args) as server:
-            _wait_http(f"{url}/web/login", server)
+        with _odoo_server(db) as url:
             bank = zeep.Client(
                 f"{url}/smartpm/soap/vending?wsdl", wsse=UsernameToken(bank_login, bank_key)
             ).service

@@ -14,7 +14,7 @@ import uuid
 import xmlrpc.client
 
 import pytest
-from test_e2e_vending import _free_port, _process, _wait_http, odoo_db  # noqa: F401
+from test_e2e_vending import _odoo_server, _process, odoo_db  # noqa: F401
 
 from meter_sim.model import MeterConfig
 
@@ -161,36 +161,15 @@ def test_pos_sale_reaches_the_meter_within_seconds_once(odoo_db, sim_fleet):  # 
         registry, fleet.port_of(SERIAL)
     )
     try:
-        from odoo.tools import config
-
-        http_port = _free_port()
-        odoo_bin = os.path.join(os.path.dirname(os.path.dirname(odoo.__file__)), "odoo-bin")
-        args = [
-            sys.executable,
-            odoo_bin,
-            "-c",
-            config.rcfile,
-            "-d",
-            db,
-            f"--db-filter=^{db}$",
-            f"--http-port={http_port}",
-            f"--gevent-port={_free_port()}",
-            "--http-interface=127.0.0.1",
-            "--max-cron-threads=0",
-            "--workers=0",
-            "--log-level=warn",
-        ]
-        url = f"http://127.0.0.1:{http_port}"
-        bridge_env = dict(
-            os.environ,
-            MB_ODOO_URL=url,
-            MB_ODOO_DB=db,
-            MB_ODOO_LOGIN=bridge_login,
-            MB_ODOO_API_KEY=bridge_key,
-            MB_BRIDGE_ID=f"e2e-pos-{os.getpid()}",
-        )
-        with _process(args) as server:
-            _wait_http(f"{url}/web/login", server)
+        with _odoo_server(db) as url:
+            bridge_env = dict(
+                os.environ,
+                MB_ODOO_URL=url,
+                MB_ODOO_DB=db,
+                MB_ODOO_LOGIN=bridge_login,
+                MB_ODOO_API_KEY=bridge_key,
+                MB_BRIDGE_ID=f"e2e-pos-{os.getpid()}",
+            )
             with _process([sys.executable, "-m", "meter_bridge.cli", "run"], env=bridge_env):
                 rpc = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
 

@@ -9,38 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
+from odoo_e2e import run_odoo
 
 from meter_sim.model import MeterConfig
 
 odoo = pytest.importorskip("odoo")
 
 SERIAL = "E2E-VEND-1"
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url, proc, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Odoo exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(url)
 
 
 @contextlib.contextmanager
@@ -57,6 +37,16 @@ def _process(args, env=None):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def _odoo_server(db):
+    """The e2e tests' Odoo runner (odoo_e2e.run_odoo) on pytest's database; yields its URL."""
+    from odoo.tools import config
+
+    os.environ.setdefault("SMARTPM_ODOO_CONF", config.rcfile)
+    with run_odoo(db) as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -176,28 +166,7 @@ def test_sale_reaches_the_meter_once_even_when_the_report_is_lost(odoo_db, sim_f
     model = fleet.meter(SERIAL)
     login, key, ids = _setup(registry, fleet.port_of(SERIAL))
     try:
-        from odoo.tools import config
-
-        http_port = _free_port()
-        odoo_bin = os.path.join(os.path.dirname(os.path.dirname(odoo.__file__)), "odoo-bin")
-        args = [
-            sys.executable,
-            odoo_bin,
-            "-c",
-            config.rcfile,
-            "-d",
-            db,
-            f"--db-filter=^{db}$",
-            f"--http-port={http_port}",
-            f"--gevent-port={_free_port()}",
-            "--http-interface=127.0.0.1",
-            "--max-cron-threads=0",
-            "--workers=0",
-            "--log-level=warn",
-        ]
-        url = f"http://127.0.0.1:{http_port}"
-        with _process(args) as server:
-            _wait_http(f"{url}/web/login", server)
+        with _odoo_server(db) as url:
             delivered = _run_bridge_until(
                 db, login, key, url, lambda: _purchase_state(registry, ids)[0] == "delivered"
             )
