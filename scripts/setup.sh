@@ -114,4 +114,6 @@ admin_passwd = admin
 list_db = True
 without_demo = False
 CONF
+# two checkouts side by side (tests serve HTTP): give each its own port
+if [ -n "${SMARTPM_HTTP_PORT:-}" ]; then echo "http_port = $SMARTPM_HTTP_PORT" >> var/odoo.conf; fi
 say "ready: Odoo $("$VPY" -c 'import odoo.release as r; print(r.version)') from $ODOO_DIR"
