@@ -233,15 +233,15 @@ def _lock_held_job(env, job_id, bridge_id):
     return job
 
 
-def _notify_if_meter_has_more(env, job):
-    """The meter is free again (claim() gives one job per meter at a time): wake waiting
-    bridges if it has another job, or they sleep until their long-poll times out."""
+def _notify_if_meters_have_more(env, jobs):
+    """The meters are free again (claim() gives one job per meter at a time): wake waiting
+    bridges if one has another job, or they sleep until their long-poll times out."""
     env.cr.execute(
         """
         SELECT 1 FROM smartpm_meter_job
-         WHERE meter_id = %s AND state = 'pending' AND id != %s LIMIT 1
+         WHERE meter_id = ANY(%s) AND state = 'pending' AND id != ALL(%s) LIMIT 1
         """,
-        (job.meter_id.id, job.id),
+        (jobs.meter_id.ids, jobs.ids),
     )
     if env.cr.fetchone():
         notify(env)
@@ -251,6 +251,12 @@ def complete(env, job_id, bridge_id, result):
     if not isinstance(result, dict):
         raise UserError("complete: result must be a JSON object")
     job = _lock_held_job(env, job_id, bridge_id)
+    _complete_locked(job, result)
+    _notify_if_meters_have_more(env, job)
+    return True
+
+
+def _complete_locked(job, result, readings_out=None):
     job.write(
         {
             "state": "done",
@@ -260,9 +266,7 @@ def complete(env, job_id, bridge_id, result):
             "lease_until": False,
         }
     )
-    apply_result(job, result)
-    _notify_if_meter_has_more(env, job)
-    return True
+    apply_result(job, result, readings_out)
 
 
 def _keep_invocation_counter(meter, counter):
@@ -271,19 +275,28 @@ def _keep_invocation_counter(meter, counter):
         meter.write({"invocation_counter": counter})
 
 
+def _checked_counter(counter):
+    if counter is not None and (isinstance(counter, bool) or not isinstance(counter, int)):
+        raise UserError("fail: invocation_counter must be an integer")
+    return counter
+
+
 def fail(env, job_id, bridge_id, error, retryable=True, invocation_counter=None):
     """``invocation_counter``: the last HLS-GMAC counter the failed job used (the bridge
     sends it when the job got as far as the association); kept like a result's, since the
     meter refuses any association that starts at or below a counter it has seen."""
-    if invocation_counter is not None and (
-        isinstance(invocation_counter, bool) or not isinstance(invocation_counter, int)
-    ):
-        raise UserError("fail: invocation_counter must be an integer")
+    invocation_counter = _checked_counter(invocation_counter)
     job = _lock_held_job(env, job_id, bridge_id)
+    answer = _fail_locked(job, error, retryable, invocation_counter)
+    _notify_if_meters_have_more(env, job)
+    return answer
+
+
+def _fail_locked(job, error, retryable=True, invocation_counter=None):
     _keep_invocation_counter(job.meter_id.sudo(), invocation_counter)
     error = str(error or "unknown error")[:4000]
     if retryable and job.attempt_count < job.max_attempts:
-        delay = backoff_seconds(job.attempt_count, _backoff_base(env))
+        delay = backoff_seconds(job.attempt_count, _backoff_base(job.env))
         next_at = _now() + timedelta(seconds=delay)
         job.write(
             {"state": "pending", "error": error, "next_attempt_at": next_at, "lease_until": False}
@@ -291,7 +304,6 @@ def fail(env, job_id, bridge_id, error, retryable=True, invocation_counter=None)
     else:
         job.write({"state": "failed", "error": error, "lease_until": False, "date_done": _now()})
         job._on_final_failure()
-    _notify_if_meter_has_more(env, job)
     return {"state": job.state, "next_attempt_at": fields.Datetime.to_string(job.next_attempt_at)}
 
 
@@ -422,8 +434,9 @@ def _parse_time(value):
     return parsed
 
 
-def apply_result(job, result):
-    """What a finished job tells Odoo about its meter."""
+def apply_result(job, result, readings_out=None):
+    """What a finished job tells Odoo about its meter. Readings go to ``readings_out`` when
+    given (a batch stores them in one statement), else straight to the database."""
     meter = job.meter_id.sudo()
     vals = {"online_state": "online", "last_seen": _now()}
     if "credit_kwh" in result:
@@ -457,11 +470,11 @@ def apply_result(job, result):
     meter.write(vals)
     # A reading task's values stay on the task until "Save data" (not in statistics).
     if readings and not (job.payload or {}).get("task_id"):
-        ingest(
-            job.env,
-            [dict(r, meter_id=meter.id, source="job", job_id=job.id) for r in readings],
-            [],
-        )
+        rows = [dict(r, meter_id=meter.id, source="job", job_id=job.id) for r in readings]
+        if readings_out is None:
+            ingest(job.env, rows, [])
+        else:
+            readings_out.extend(rows)
     if result.get("events"):
         ingest(job.env, [], [dict(e, meter_id=meter.id) for e in result["events"]])
     job._on_done(result)
@@ -550,36 +563,93 @@ def ingest(env, readings, events):
     return {"readings": new_readings, "events": new_events}
 
 
+def _lock_held_jobs(env, job_ids, bridge_id):
+    """Lock the jobs ``bridge_id`` holds a live lease on, among ``job_ids``; return their ids."""
+    env.flush_all()
+    env.cr.execute(
+        """
+        SELECT id FROM smartpm_meter_job
+         WHERE id = ANY(%s) AND state = 'claimed' AND bridge_id = %s
+           AND lease_until >= (clock_timestamp() at time zone 'utc')
+         ORDER BY id
+           FOR NO KEY UPDATE
+        """,
+        (list(job_ids), bridge_id),
+    )
+    return {row[0] for row in env.cr.fetchall()}
+
+
+def _valid_report(report):
+    if not isinstance(report, dict) or not isinstance(report.get("job_id"), int):
+        return False
+    return "result" not in report or isinstance(report["result"], dict)
+
+
 def report_many(env, bridge_id, reports):
     """Several complete/fail reports in one call: one RPC per batch instead of per job.
 
-    Each report is ``{"job_id", "result"}`` (done) or ``{"job_id", "error", "retryable"}``;
-    each is applied in its own savepoint, so a refused one (lost lease) changes nothing
-    and does not undo the others. Answers, in order: ``{"job_id", "ok", ...}``.
+    Each report is ``{"job_id", "result"}`` (done) or ``{"job_id", "error", "retryable"}``.
+    Answers, in order: ``{"job_id", "ok", ...}``; a refused report (lost lease, bad shape)
+    changes nothing and does not undo the others. The whole batch is applied at once (one
+    lock, one fetch, one write per table); if any report is refused on the way, the batch
+    is undone and applied again one report per savepoint, which isolates the refusal.
     """
     if not isinstance(reports, list) or len(reports) > MAX_CLAIM:
         raise UserError(f"report: a list of at most {MAX_CLAIM} reports is expected")
-    answers = []
-    for report in reports:
-        job_id = report.get("job_id") if isinstance(report, dict) else None
-        try:
-            with env.cr.savepoint():
-                if not isinstance(job_id, int):
-                    raise UserError("report: every report needs an integer job_id")
-                if "result" in report:
-                    complete(env, job_id, bridge_id, report["result"])
-                    answers.append({"job_id": job_id, "ok": True, "state": "done"})
-                else:
-                    answer = fail(
-                        env,
-                        job_id,
-                        bridge_id,
-                        report.get("error"),
-                        report.get("retryable", True),
-                        report.get("invocation_counter"),
-                    )
-                    answers.append({"job_id": job_id, "ok": True, **answer})
-        except UserError as exc:
-            env.invalidate_all()
-            answers.append({"job_id": job_id, "ok": False, "refused": True, "error": str(exc)})
+    if reports and all(_valid_report(r) for r in reports):
+        ids = [r["job_id"] for r in reports]
+        if len(set(ids)) == len(ids) and _lock_held_jobs(env, ids, bridge_id) == set(ids):
+            try:
+                with env.cr.savepoint():
+                    return _report_batch(env, reports)
+            except UserError:
+                env.invalidate_all()
+    return [_report_one(env, bridge_id, report) for report in reports]
+
+
+def _report_batch(env, reports):
+    """Apply reports on jobs already locked for this bridge (see report_many)."""
+    jobs = env["smartpm.meter.job"].sudo().browse([r["job_id"] for r in reports])
+    jobs.invalidate_recordset()
+    jobs.meter_id.invalidate_recordset()
+    readings, answers = [], []
+    for job, report in zip(jobs, reports, strict=True):
+        if "result" in report:
+            _complete_locked(job, report["result"], readings)
+            answers.append({"job_id": job.id, "ok": True, "state": "done"})
+        else:
+            answer = _fail_locked(
+                job,
+                report.get("error"),
+                report.get("retryable", True),
+                _checked_counter(report.get("invocation_counter")),
+            )
+            answers.append({"job_id": job.id, "ok": True, **answer})
+    if readings:
+        ingest(env, readings, [])
+    env.flush_all()
+    _notify_if_meters_have_more(env, jobs)
     return answers
+
+
+def _report_one(env, bridge_id, report):
+    job_id = report.get("job_id") if isinstance(report, dict) else None
+    try:
+        with env.cr.savepoint():
+            if not isinstance(job_id, int):
+                raise UserError("report: every report needs an integer job_id")
+            if "result" in report:
+                complete(env, job_id, bridge_id, report["result"])
+                return {"job_id": job_id, "ok": True, "state": "done"}
+            answer = fail(
+                env,
+                job_id,
+                bridge_id,
+                report.get("error"),
+                report.get("retryable", True),
+                report.get("invocation_counter"),
+            )
+            return {"job_id": job_id, "ok": True, **answer}
+    except UserError as exc:
+        env.invalidate_all()
+        return {"job_id": job_id, "ok": False, "refused": True, "error": str(exc)}

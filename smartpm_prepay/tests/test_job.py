@@ -383,6 +383,69 @@ class TestJobQueue(SmartpmCase):
         self.assertEqual((done.state, failed.state, lost.state), ("done", "failed", "claimed"))
         self.assertEqual(self.meter.credit_kwh, 7.5)
 
+    def _claimed_reads(self, n, prefix):
+        meters = [self._meter(f"{prefix}-{i}", state="active") for i in range(n)]
+        jobs = self.env["smartpm.meter.job"].create(
+            [{"meter_id": m.id, "job_type": "read"} for m in meters]
+        )
+        self.assertEqual(len(self.Job.claim("b1", n, 60)), n)
+        return jobs
+
+    @staticmethod
+    def _read_result(value, time="2026-11-26T10:00:00Z"):
+        reading = {"obis": "1.0.1.8.0.255", "value": value, "unit": "Wh", "time": time}
+        return {"readings": [reading], "errors": {}}
+
+    def test_batched_report_costs_the_same_statements_for_2_or_8_jobs(self):
+        counts = []  # the first round warms caches (the transaction's now(), parameters)
+        for n, prefix in ((1, "JOB-B1"), (2, "JOB-B2"), (8, "JOB-B8")):
+            jobs = self._claimed_reads(n, prefix)
+            before = self.env.cr.sql_log_count
+            answers = self.Job.report(
+                "b1", [{"job_id": j.id, "result": self._read_result(1000 + j.id)} for j in jobs]
+            )
+            counts.append(self.env.cr.sql_log_count - before)
+            self.assertTrue(all(a["ok"] for a in answers))
+            self.assertEqual(set(jobs.mapped("state")), {"done"})
+            self.assertEqual(set(jobs.meter_id.mapped("online_state")), {"online"})
+            stored = self.env["smartpm.reading"].search([("job_id", "in", jobs.ids)])
+            self.assertEqual(
+                sorted(stored.mapped("value")), sorted(float(1000 + j.id) for j in jobs)
+            )
+        self.assertEqual(counts[1], counts[2])
+
+    def test_batched_report_with_one_bad_result_applies_the_others(self):
+        good, bad, other = self._claimed_reads(3, "JOB-BAD")
+        answers = self.Job.report(
+            "b1",
+            [
+                {"job_id": good.id, "result": self._read_result(11)},
+                {"job_id": bad.id, "result": self._read_result(12, time="yesterday")},
+                {"job_id": other.id, "error": "timeout", "invocation_counter": "x"},
+            ],
+        )
+        self.assertEqual([a["ok"] for a in answers], [True, False, False])
+        self.assertIn("ISO 8601", answers[1]["error"])
+        self.assertEqual((good.state, bad.state, other.state), ("done", "claimed", "claimed"))
+        readings = self.env["smartpm.reading"].search(
+            [("meter_id", "in", (good | bad).meter_id.ids)]
+        )
+        self.assertEqual(readings.mapped("value"), [11.0])
+
+    def test_batched_report_of_one_job_twice_applies_it_once(self):
+        job = self._claimed_reads(1, "JOB-TWICE")
+        answers = self.Job.report(
+            "b1",
+            [
+                {"job_id": job.id, "result": self._read_result(21)},
+                {"job_id": job.id, "result": self._read_result(22)},
+            ],
+        )
+        self.assertEqual([a["ok"] for a in answers], [True, False])
+        self.assertEqual(
+            self.env["smartpm.reading"].search([("job_id", "=", job.id)]).mapped("value"), [21.0]
+        )
+
     def test_batched_report_refuses_malformed_input(self):
         with self.assertRaises(UserError):
             self.Job.report("b1", {"job_id": 1})
