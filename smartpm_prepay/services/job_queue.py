@@ -197,13 +197,13 @@ def _lock_free_meters(cr, limit):
         if fresh:
             cr.execute(
                 """
-                SELECT m.id FROM smartpm_meter m
-                 WHERE m.id = ANY(%s)
-                 ORDER BY array_position(%s, m.id)
+                SELECT m.id FROM unnest(%s::int[]) WITH ORDINALITY AS f(id, n)
+                  JOIN smartpm_meter m ON m.id = f.id
+                 ORDER BY f.n
                  LIMIT %s
                    FOR NO KEY UPDATE OF m SKIP LOCKED
                 """,
-                (fresh, fresh, limit - len(locked)),
+                (fresh, limit - len(locked)),
             )
             locked += [row[0] for row in cr.fetchall()]
         if len(rows) < CLAIM_SCAN_CHUNK or after[0] is None:
@@ -652,4 +652,25 @@ def _report_one(env, bridge_id, report):
             return {"job_id": job_id, "ok": True, **answer}
     except UserError as exc:
         env.invalidate_all()
+        _keep_counter_of_refused(env, job_id, report)
         return {"job_id": job_id, "ok": False, "refused": True, "error": str(exc)}
+
+
+def _keep_counter_of_refused(env, job_id, report):
+    """A refused report (lease lost) still tells which HLS-GMAC counters the meter saw:
+    keep them, or the meter refuses the next association as a replay."""
+    result = report.get("result") if isinstance(report.get("result"), dict) else {}
+    counter = report.get("invocation_counter", result.get("invocation_counter"))
+    if isinstance(job_id, int) and isinstance(counter, int) and not isinstance(counter, bool):
+        env.cr.execute(
+            """
+            UPDATE smartpm_meter m SET invocation_counter = %s
+              FROM smartpm_meter_job j
+             WHERE j.id = %s AND m.id = j.meter_id AND COALESCE(m.invocation_counter, 0) < %s
+            RETURNING m.id
+            """,
+            (counter, job_id, counter),
+        )
+        env["smartpm.meter"].browse([r[0] for r in env.cr.fetchall()]).invalidate_recordset(
+            ["invocation_counter"]
+        )

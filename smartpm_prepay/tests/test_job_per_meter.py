@@ -128,6 +128,20 @@ class TestJobPerMeter(SmartpmCase):
         self._job(self.m1)
         self.assertEqual(self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"], 70)
 
+    def test_a_report_refused_for_a_lost_lease_still_keeps_its_counters(self):
+        job = self._job(self.m1)
+        self.Job.claim("b1", 1, 60)
+        answers = self.Job.report(
+            "b2",  # not the holder: refused, yet the meter saw these counters
+            [{"job_id": job.id, "result": {"invocation_counter": 90, "credit_kwh": 1.0}}],
+        )
+        self.assertFalse(answers[0]["ok"])
+        self.assertEqual(job.state, "claimed")
+        self.assertEqual(self.m1.sudo().invocation_counter, 90)
+        self.assertNotEqual(self.m1.sudo().credit_kwh, 1.0)
+        self.Job.report("b2", [{"job_id": job.id, "error": "late", "invocation_counter": 40}])
+        self.assertEqual(self.m1.sudo().invocation_counter, 90)  # never lowered
+
     def test_fail_refuses_a_counter_that_is_not_an_integer(self):
         job = self._job(self.m1)
         self.Job.claim("b1", 1, 60)
