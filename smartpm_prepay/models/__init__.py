@@ -21,3 +21,4 @@ from . import reading_task
 from . import meter_monitoring
 from . import consumption
 from . import dashboard
+from . import job_retention

@@ -390,6 +390,38 @@ def requeue_expired(env):
     return len(rows)
 
 
+PURGE_CHUNK = 20000
+
+
+def purge_finished(env, days, limit=PURGE_CHUNK):
+    """Delete up to ``limit`` finished jobs older than ``days``; return how many. Jobs a
+    credit purchase or a reading task refers to are kept; readings lose their job link."""
+    env.flush_all()
+    env.cr.execute(
+        """
+        DELETE FROM smartpm_meter_job WHERE id IN (
+            SELECT j.id FROM smartpm_meter_job j
+             WHERE j.state IN ('done', 'failed', 'cancelled')
+               AND COALESCE(j.date_done, j.write_date)
+                   < (now() at time zone 'utc') - make_interval(days => %s)
+               AND j.task_id IS NULL
+               AND j.id NOT IN (SELECT p.job_id FROM smartpm_credit_purchase p
+                                 WHERE p.job_id IS NOT NULL
+                                UNION ALL
+                                SELECT p.reconnect_job_id FROM smartpm_credit_purchase p
+                                 WHERE p.reconnect_job_id IS NOT NULL)
+             LIMIT %s)
+        """,
+        (int(days), int(limit)),
+    )
+    purged = env.cr.rowcount
+    env["smartpm.meter.job"].invalidate_model()
+    env["smartpm.reading"].invalidate_model(["job_id"])
+    if purged:
+        _logger.info("purged %s finished meter jobs older than %s days", purged, days)
+    return purged
+
+
 def wait_for_jobs(env, timeout):
     """Long-poll: return True as soon as a job may be due, False after ``timeout`` seconds."""
     timeout = max(0.0, min(float(timeout), 30.0))

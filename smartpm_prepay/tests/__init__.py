@@ -18,3 +18,4 @@ from . import test_consumption
 from . import test_alarm_workflow
 from . import test_statistics
 from . import test_stats_ui
+from . import test_job_retention

@@ -1,0 +1,42 @@
+"""Finished meter jobs are purged after a retention period.
+
+Scheduled reads and pings add several jobs per meter and day: at 100,000 meters the table
+would grow by millions of rows a month. Jobs that are the trail of money (credit delivery,
+reconnection) or of a reading task are kept.
+"""
+
+from odoo import api, fields, models
+
+from ..services import job_queue
+
+RETENTION_PARAM = "smartpm_prepay.job_retention_days"
+DEFAULT_RETENTION_DAYS = 90
+
+
+class SmartpmMeterJob(models.Model):
+    _inherit = "smartpm.meter.job"
+
+    @api.model
+    def _cron_purge_finished(self, limit=job_queue.PURGE_CHUNK):
+        value = self.env["ir.config_parameter"].sudo().get_param(RETENTION_PARAM)
+        days = int(value) if value and value.strip().lstrip("-").isdigit() else None
+        days = DEFAULT_RETENTION_DAYS if days is None else days
+        if days <= 0:
+            return 0  # 0: keep every job
+        purged = job_queue.purge_finished(self.sudo().env, days, limit)
+        if purged >= limit:  # more to do: run again soon rather than in a day
+            self.env.ref("smartpm_prepay.cron_purge_finished_jobs")._trigger()
+        return purged
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    smartpm_job_retention_days = fields.Integer(
+        string="Keep finished meter jobs (days)",
+        config_parameter=RETENTION_PARAM,
+        default=DEFAULT_RETENTION_DAYS,
+        help="Done, failed and cancelled jobs older than this are deleted every night "
+        "(their readings stay). Credit deliveries and reading tasks keep their jobs. "
+        "0 keeps every job.",
+    )
