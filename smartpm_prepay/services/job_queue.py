@@ -170,7 +170,18 @@ def _lock_free_meters(cr, limit):
     # 20,000 busy meters one scan reads them all in ~0.2 s; usually it stops after `limit`.
     # JIT off: the row estimate of the volatile clock_timestamp() filter inflates the cost
     # past jit_above_cost and compiling took longer (~50-90 ms) than the scan itself (~5 ms).
-    cr.execute("SELECT set_config('jit', 'off', true)")
+    # Sort off: read the due jobs in order from the (priority, id) partial index and stop
+    # at the chunk. Right after a burst of new jobs (the daily billing reads) the statistics
+    # still count few pending ones, and the planner would sort every pending job instead
+    # (35 ms instead of 0.4 ms for 100,000 pending jobs).
+    cr.execute("SELECT set_config('jit', 'off', true), set_config('enable_sort', 'off', true)")
+    try:
+        return _scan_and_lock(cr, limit)
+    finally:
+        cr.execute("SET LOCAL enable_sort TO DEFAULT")
+
+
+def _scan_and_lock(cr, limit):
     locked, tried = [], set()
     after = None  # keyset position (priority, id) in the due-jobs index
     while len(locked) < limit:
