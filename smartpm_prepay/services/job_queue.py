@@ -175,10 +175,11 @@ def _lock_free_meters(cr, limit):
     # still count few pending ones, and the planner would sort every pending job instead
     # (35 ms instead of 0.4 ms for 100,000 pending jobs).
     cr.execute("SELECT set_config('jit', 'off', true), set_config('enable_sort', 'off', true)")
-    try:
-        return _scan_and_lock(cr, limit)
-    finally:
-        cr.execute("SET LOCAL enable_sort TO DEFAULT")
+    locked = _scan_and_lock(cr, limit)
+    # not in a `finally`: after an error (a serialization failure Odoo retries on) the
+    # transaction is aborted and rolled back, which undoes the SET LOCAL anyway
+    cr.execute("SET LOCAL enable_sort TO DEFAULT")
+    return locked
 
 
 def _scan_and_lock(cr, limit):
