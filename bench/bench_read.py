@@ -2,9 +2,10 @@
 bridge process, then by two; meters per second and where the CPU time goes.
 
     .venv/bin/python bench/bench_read.py [--meters 1000] [--bridges 1 2] [--db smartpm_bench]
+                                         [--odoo-workers N]
 
-meter-sim runs in its own process; Odoo in its own (threaded); each bridge in its own.
-Not a test: it prints its figures.
+meter-sim runs in its own process; Odoo in its own (threaded), or with --odoo-workers N in
+N prefork worker processes; each bridge in its own. Not a test: it prints its figures.
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ import argparse
 import time
 import uuid
 
-from common import Timer, cpu_seconds, ensure_db, figures, run_bridge, run_odoo, wait_until
+from common import (
+    Timer,
+    cpu_seconds,
+    ensure_db,
+    figures,
+    free_port,
+    run_bridge,
+    run_odoo,
+    tree_cpu_seconds,
+    wait_until,
+)
 
 from meter_sim.testing import run_cli
 
@@ -30,10 +41,29 @@ def main():
     p.add_argument("--bridges", type=int, nargs="+", default=[1, 2])
     p.add_argument("--concurrency", type=int, default=16, help="worker threads per bridge")
     p.add_argument("--db", default="smartpm_bench")
+    p.add_argument(
+        "--odoo-workers",
+        type=int,
+        default=0,
+        help="Odoo prefork HTTP workers (0: one threaded process). Each idle bridge holds "
+        "one worker in its wait_for_jobs long-poll (up to 25 s): use more workers than bridges",
+    )
     args = p.parse_args()
     db = ensure_db(args.db)
     run = uuid.uuid4().hex[:6].upper()
-    with run_cli(args.meters, control=False, speed=0, timeout=300) as sim, run_odoo(db) as odoo:
+    odoo_args = []
+    if args.odoo_workers:
+        odoo_args = [
+            f"--workers={args.odoo_workers}",
+            f"--gevent-port={free_port()}",  # prefork starts the websocket server too
+            "--limit-time-real=120",  # > the bridge's 25 s long-poll; Odoo's default
+            "--limit-time-cpu=60",
+        ]
+    label = f"Odoo {args.odoo_workers} workers" if args.odoo_workers else "Odoo threaded"
+    with (
+        run_cli(args.meters, control=False, speed=0, timeout=300) as sim,
+        run_odoo(db, odoo_args) as odoo,
+    ):
         key = odoo.bridge_key("bench-bridge")
         meter_ids = odoo.call(
             "smartpm.meter",
@@ -58,7 +88,7 @@ def main():
                 ],
             )
             procs = [("sim", sim.proc.pid), ("odoo", odoo.proc.pid)]
-            before = {name: cpu_seconds(pid) for name, pid in procs}
+            before = {name: tree_cpu_seconds(pid) for name, pid in procs}
             bridges = [
                 run_bridge(
                     odoo,
@@ -90,7 +120,7 @@ def main():
             finally:
                 for b in bridges:
                     b.__exit__(None, None, None)
-            after = {name: cpu_seconds(pid) for name, pid in procs}
+            after = {name: tree_cpu_seconds(pid) for name, pid in procs}
             failed = odoo.call(
                 "smartpm.meter.job",
                 "search_count",
@@ -101,7 +131,7 @@ def main():
             total = sum(cpu.values()) or 1.0
             shares = " ".join(f"{k}={v / total:.0%}" for k, v in sorted(cpu.items()))
             print(
-                f"billing read, {n} bridge(s): {args.meters} meters in {t.elapsed:.1f}s = "
+                f"billing read, {n} bridge(s), {label}: {args.meters} meters in {t.elapsed:.1f}s = "
                 f"{args.meters / t.elapsed:.1f} meters/s, failed={failed}; CPU share {shares}",
                 flush=True,
             )

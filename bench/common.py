@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # odoo_e2e: the e2e tests' Odoo/bridge runners
 
-from odoo_e2e import odoo_bin, run_bridge, run_odoo, wait_until  # noqa: E402,F401
+from odoo_e2e import free_port, odoo_bin, run_bridge, run_odoo, wait_until  # noqa: E402,F401
 
 CONF = ROOT / "var" / "odoo.conf"
 os.environ.setdefault("SMARTPM_ODOO_CONF", str(CONF))
@@ -76,6 +76,24 @@ def cpu_seconds(pid: int) -> float:
         total += sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
     except FileNotFoundError:
         pass
+    return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """cpu_seconds of a process and of all its live descendants (Odoo's prefork workers,
+    whose time reaches the master's own counters only once they have exited)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu_seconds(p)
+        todo += children.get(p, [])
     return total
 
 

@@ -31,6 +31,7 @@ REPORT_ATTEMPTS = 5  # for errors that are not a deliberate refusal by Odoo
 REPORT_BATCH = 100  # reports per `report` call
 MIN_POLL_GAP = 1.0  # seconds between long-polls, so a server that answers at once can't spin us
 REPORT_DELAY = 0.05  # seconds a result may wait for others to share its `report` call
+BUSY_POLL = 1.0  # seconds between claims while jobs run and none is due (no long-poll then)
 
 
 def load_executor(spec=""):
@@ -280,8 +281,15 @@ class BridgeService:
         if len(jobs) >= limit:
             self._next_claim = now
             return True
-        # Nothing more is due: wait for the long-poll to say so, or poll.
-        self._next_claim = math.inf if self._long_poll_ok else now + self.s.poll_interval
+        # Nothing more is due: wait for the long-poll to say so, or poll. A long-poll holds
+        # an Odoo worker for its whole wait (prefork): only an idle bridge may take one. A
+        # busy bridge asks again after its next results, or within BUSY_POLL.
+        if self._held:
+            self._next_claim = now + min(BUSY_POLL, self.s.poll_interval)
+        elif self._long_poll_ok:
+            self._next_claim = math.inf
+        else:
+            self._next_claim = now + self.s.poll_interval
         return False
 
     def _claim_wanted(self):
@@ -383,6 +391,7 @@ class BridgeService:
                 for held in batch:
                     self._report_failed(held, now, exc.message, exc.name, exc.is_refusal)
                 continue
+            self._next_claim = min(self._next_claim, now)  # slots are freed: ask for more
             by_id = {a.get("job_id"): a for a in answers or [] if isinstance(a, dict)}
             for held in batch:
                 answer = by_id.get(held.id)
