@@ -11,6 +11,7 @@ N prefork worker processes; each bridge in its own. Not a test: it prints its fi
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import uuid
 
 from common import (
     PG,
+    ROOT,
     Timer,
     cpu_seconds,
     ensure_db,
@@ -52,6 +54,14 @@ def quiet_port():
     raise RuntimeError("no free port below 32768")
 
 
+def rpc_calls(bridge_id):
+    """RPCs a stopped bridge made (its `bridge_stopped` log line, JSON)."""
+    for line in (ROOT / "var" / f"e2e-bridge-{bridge_id}.log").read_text().splitlines():
+        if '"bridge_stopped"' in line:
+            return json.loads(line).get("rpc_calls", 0)
+    return 0
+
+
 def open_jobs(db, job_ids):
     out = subprocess.run(
         ["psql", *PG, "-d", db, "-qtAX", "-c"]
@@ -79,8 +89,11 @@ def main():
         help="Odoo prefork HTTP workers (0: one threaded process). Each idle bridge holds "
         "one worker in its wait_for_jobs long-poll (up to 25 s): use more workers than bridges",
     )
+    p.add_argument(
+        "--fresh", action="store_true", help="a new database (runs add 1,000s of rows each)"
+    )
     args = p.parse_args()
-    db = ensure_db(args.db)
+    db = ensure_db(args.db, fresh=args.fresh)
     run = uuid.uuid4().hex[:6].upper()
     odoo_args = []
     if args.odoo_workers:
@@ -152,13 +165,15 @@ def main():
                 "search_count",
                 [("id", "in", job_ids), ("state", "=", "failed")],
             )
+            rpcs = sum(rpc_calls(f"bench-{run}-{n}-{i}") for i in range(n))
             cpu = {name: after[name] - before[name] for name in after}
             cpu["bridge"] = bridge_cpu
             total = sum(cpu.values()) or 1.0
             shares = " ".join(f"{k}={v / total:.0%}" for k, v in sorted(cpu.items()))
             print(
                 f"billing read, {n} bridge(s), {label}: {args.meters} meters in {t.elapsed:.1f}s = "
-                f"{args.meters / t.elapsed:.1f} meters/s, failed={failed}; CPU share {shares}",
+                f"{args.meters / t.elapsed:.1f} meters/s, failed={failed}; CPU share {shares}; "
+                f"{rpcs / args.meters:.2f} RPCs/meter (claim, report, ... not the long-poll)",
                 flush=True,
             )
             done = odoo.call(

@@ -228,6 +228,7 @@ class BridgeService:
 
     def _rpc(self, method, *args):
         """Call the client; any answer, even an error, proves Odoo is reachable."""
+        self.stats["rpc_calls"] += 1  # each costs Odoo an API-key check: logged at stop
         try:
             result = method(*args)
         except OdooUnreachable:
