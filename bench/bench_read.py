@@ -2,18 +2,34 @@
 bridge process, then by two; meters per second and where the CPU time goes.
 
     .venv/bin/python bench/bench_read.py [--meters 1000] [--bridges 1 2] [--db smartpm_bench]
+                                         [--odoo-workers N]
 
-meter-sim runs in its own process; Odoo in its own (threaded); each bridge in its own.
-Not a test: it prints its figures.
+meter-sim runs in its own process; Odoo in its own (threaded), or with --odoo-workers N in
+N prefork worker processes; each bridge in its own. Not a test: it prints its figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import random
+import socket
+import subprocess
 import time
 import uuid
 
-from common import Timer, cpu_seconds, ensure_db, figures, run_bridge, run_odoo, wait_until
+from common import (
+    PG,
+    ROOT,
+    Timer,
+    cpu_seconds,
+    ensure_db,
+    figures,
+    run_bridge,
+    run_odoo,
+    tree_cpu_seconds,
+    wait_until,
+)
 
 from meter_sim.testing import run_cli
 
@@ -24,16 +40,74 @@ BILLING = [
 ]
 
 
+def quiet_port():
+    """A free port below Linux's ephemeral range (32768 and up): Odoo binds its gevent port
+    seconds after it is chosen, and the bridges' thousands of outgoing connections to the
+    meters may take an ephemeral one meanwhile (the gevent server then restarts in a loop)."""
+    for port in random.sample(range(20000, 32768), 500):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below 32768")
+
+
+def rpc_calls(bridge_id):
+    """RPCs a stopped bridge made (its `bridge_stopped` log line, JSON)."""
+    for line in (ROOT / "var" / f"e2e-bridge-{bridge_id}.log").read_text().splitlines():
+        if '"bridge_stopped"' in line:
+            return json.loads(line).get("rpc_calls", 0)
+    return 0
+
+
+def open_jobs(db, job_ids):
+    out = subprocess.run(
+        ["psql", *PG, "-d", db, "-qtAX", "-c"]
+        + [
+            "SELECT count(*) FROM smartpm_meter_job WHERE state IN ('pending', 'claimed') "
+            f"AND id BETWEEN {min(job_ids)} AND {max(job_ids)}"
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--meters", type=int, default=1000)
     p.add_argument("--bridges", type=int, nargs="+", default=[1, 2])
     p.add_argument("--concurrency", type=int, default=16, help="worker threads per bridge")
     p.add_argument("--db", default="smartpm_bench")
+    p.add_argument(
+        "--odoo-workers",
+        type=int,
+        default=0,
+        help="Odoo prefork HTTP workers (0: one threaded process). Each idle bridge holds "
+        "one worker in its wait_for_jobs long-poll (up to 25 s): use more workers than bridges",
+    )
+    p.add_argument(
+        "--fresh", action="store_true", help="a new database (runs add 1,000s of rows each)"
+    )
     args = p.parse_args()
-    db = ensure_db(args.db)
+    db = ensure_db(args.db, fresh=args.fresh)
     run = uuid.uuid4().hex[:6].upper()
-    with run_cli(args.meters, control=False, speed=0, timeout=300) as sim, run_odoo(db) as odoo:
+    odoo_args = []
+    if args.odoo_workers:
+        odoo_args = [
+            f"--workers={args.odoo_workers}",
+            f"--gevent-port={quiet_port()}",  # prefork starts the websocket server too
+            "--limit-time-real=120",  # > the bridge's 25 s long-poll; Odoo's default
+            "--limit-time-cpu=60",
+        ]
+    label = f"Odoo {args.odoo_workers} workers" if args.odoo_workers else "Odoo threaded"
+    with (
+        run_cli(args.meters, control=False, speed=0, timeout=300) as sim,
+        run_odoo(db, odoo_args) as odoo,
+    ):
         key = odoo.bridge_key("bench-bridge")
         meter_ids = odoo.call(
             "smartpm.meter",
@@ -58,7 +132,7 @@ def main():
                 ],
             )
             procs = [("sim", sim.proc.pid), ("odoo", odoo.proc.pid)]
-            before = {name: cpu_seconds(pid) for name, pid in procs}
+            before = {name: tree_cpu_seconds(pid) for name, pid in procs}
             bridges = [
                 run_bridge(
                     odoo,
@@ -73,15 +147,10 @@ def main():
             handles = [b.__enter__() for b in bridges]
             try:
                 with Timer() as t:
+                    # Asked of PostgreSQL, not Odoo: the bench must not compete with the bridges
+                    # for Odoo's workers (idle bridges each hold one in a long-poll).
                     wait_until(
-                        lambda job_ids=job_ids: (
-                            odoo.call(
-                                "smartpm.meter.job",
-                                "search_count",
-                                [("id", "in", job_ids), ("state", "in", ["pending", "claimed"])],
-                            )
-                            == 0
-                        ),
+                        lambda job_ids=job_ids: open_jobs(db, job_ids) == 0,
                         timeout=1800,
                         interval=0.5,
                         what="the reads",
@@ -90,19 +159,21 @@ def main():
             finally:
                 for b in bridges:
                     b.__exit__(None, None, None)
-            after = {name: cpu_seconds(pid) for name, pid in procs}
+            after = {name: tree_cpu_seconds(pid) for name, pid in procs}
             failed = odoo.call(
                 "smartpm.meter.job",
                 "search_count",
                 [("id", "in", job_ids), ("state", "=", "failed")],
             )
+            rpcs = sum(rpc_calls(f"bench-{run}-{n}-{i}") for i in range(n))
             cpu = {name: after[name] - before[name] for name in after}
             cpu["bridge"] = bridge_cpu
             total = sum(cpu.values()) or 1.0
             shares = " ".join(f"{k}={v / total:.0%}" for k, v in sorted(cpu.items()))
             print(
-                f"billing read, {n} bridge(s): {args.meters} meters in {t.elapsed:.1f}s = "
-                f"{args.meters / t.elapsed:.1f} meters/s, failed={failed}; CPU share {shares}",
+                f"billing read, {n} bridge(s), {label}: {args.meters} meters in {t.elapsed:.1f}s = "
+                f"{args.meters / t.elapsed:.1f} meters/s, failed={failed}; CPU share {shares}; "
+                f"{rpcs / args.meters:.2f} RPCs/meter (claim, report, ... not the long-poll)",
                 flush=True,
             )
             done = odoo.call(

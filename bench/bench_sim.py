@@ -28,47 +28,52 @@ READS = [
 ]
 
 
+def cycles(ports: list[int], seconds: float, clients: int) -> tuple[int, int, float]:
+    """(cycles, errors, elapsed): C client threads cycling over ``ports`` for S seconds."""
+    counts = [0] * clients
+    errors = [0] * clients
+    stop = time.monotonic() + seconds
+
+    def worker(i: int) -> None:
+        j = i
+        while time.monotonic() < stop:
+            port = ports[j % len(ports)]
+            j += clients
+            try:
+                c = dlms_client(port)
+                with c.session():
+                    for a in READS:
+                        c.get(a)
+                counts[i] += 1
+            except Exception:
+                errors[i] += 1
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts), sum(errors), time.monotonic() - t0
+
+
+def quiet_dlms_cosem() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # chatty
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("meters", type=int, nargs="?", default=200)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--clients", type=int, default=os.cpu_count() or 1)
     args = p.parse_args()
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(40)
-    )  # dlms-cosem is chatty
+    quiet_dlms_cosem()
     with run_cli(args.meters, control=False, timeout=120) as sim:
-        ports = list(sim.ports.values())
-        counts = [0] * args.clients
-        errors = [0] * args.clients
-        stop = time.monotonic() + args.seconds
-
-        def worker(i: int) -> None:
-            j = i
-            while time.monotonic() < stop:
-                port = ports[j % len(ports)]
-                j += args.clients
-                try:
-                    c = dlms_client(port)
-                    with c.session():
-                        for a in READS:
-                            c.get(a)
-                    counts[i] += 1
-                except Exception:
-                    errors[i] += 1
-
-        t0 = time.monotonic()
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - t0
-    total = sum(counts)
+        total, errors, elapsed = cycles(list(sim.ports.values()), args.seconds, args.clients)
     print(f"cores: {os.cpu_count()}  meters: {args.meters}  client threads: {args.clients}")
     print(
         f"cycles (associate + 6 GET + release): {total} in {elapsed:.1f} s "
-        f"= {total / elapsed:.1f} /s  errors: {sum(errors)}"
+        f"= {total / elapsed:.1f} /s  errors: {errors}"
     )
 
 

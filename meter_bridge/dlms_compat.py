@@ -41,16 +41,28 @@ class FramingError(exceptions.CommunicationError):
 
 
 # --- 1. structlog noise -------------------------------------------------------------------
+_QUIET = {}  # level -> the wrapper class configured for it
+
+
 def quiet_logging(debug: bool = False) -> None:
     """dlms-cosem logs every frame with structlog at info level, and structlog's default
     configuration prints everything to stdout: a bridge polling 1000 meters floods its log.
-    Route structlog through the standard logging module, filtered at WARNING unless debug."""
+    Route structlog through the standard logging module, filtered at WARNING unless debug.
+
+    Loggers are cached on first use: uncached, each of the ~60 dlms-cosem log calls of a job
+    rebuilds its logger (a stack walk for the name), ~8 us each. So the first call in a
+    process fixes the level of the loggers already used (the bridge never switches; the
+    read tool chooses before its first frame)."""
     level = logging.DEBUG if debug else logging.WARNING
+    wrapper = _QUIET.get(level)
+    if wrapper is not None and structlog.get_config()["wrapper_class"] is wrapper:
+        return  # called for every connection: configure once
+    wrapper = _QUIET[level] = structlog.make_filtering_bound_logger(level)
     structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=wrapper,
         logger_factory=structlog.stdlib.LoggerFactory(),
         processors=[structlog.processors.KeyValueRenderer(key_order=["event"])],
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 # (OBIS, interface class)
@@ -142,6 +143,7 @@ UNITS = {
 _OBIS_RE = re.compile(r"^\s*(\d+)[.\-:](\d+)[.\-:](\d+)[.\-:](\d+)[.\-:](\d+)(?:[.\-:*](\d+))?\s*$")
 
 
+@functools.lru_cache(maxsize=4096)  # a few codes, parsed several times per GET
 def parse_obis(text: str) -> tuple[int, int, int, int, int, int]:
     """'1.0.1.8.0.255', '1-0:1.8.0.255' or '1.0.1.8.0' → six ints (F defaults to 255).
 

@@ -30,6 +30,8 @@ BACKOFF_START = 0.5  # seconds; doubled on each failed attempt up to backoff_max
 REPORT_ATTEMPTS = 5  # for errors that are not a deliberate refusal by Odoo
 REPORT_BATCH = 100  # reports per `report` call
 MIN_POLL_GAP = 1.0  # seconds between long-polls, so a server that answers at once can't spin us
+REPORT_DELAY = 0.05  # seconds a result may wait for others to share its `report` call
+BUSY_POLL = 1.0  # seconds between claims while jobs run and none is due (no long-poll then)
 
 
 def load_executor(spec=""):
@@ -53,6 +55,7 @@ class HeldJob:
     report_attempts: int = 0
     next_report_at: float = 0.0
     lease_lost: bool = False
+    ready_at: float = 0.0  # when the result came back from the worker
     started_at: float = None  # set by the worker thread
     overdue: bool = False
 
@@ -86,6 +89,11 @@ class BridgeService:
         self._clock = clock
         self._rng = rng
         self._capacity = settings.concurrency + settings.prefetch
+        # Each RPC costs Odoo far more than a job's own writes: claim in batches once half
+        # the prefetched jobs have started (at once when a worker would idle), and let
+        # results wait briefly for others while jobs are still running.
+        self._claim_min = max(1, min(settings.batch_size, (settings.prefetch + 1) // 2))
+        self._report_min = max(1, settings.concurrency // 2)
         self._extend_every = max(1.0, settings.lease_seconds / 3.0)
         self._held = {}  # job id -> HeldJob
         self._to_release = []  # HeldJobs cancelled before they started
@@ -193,10 +201,14 @@ class BridgeService:
         if now < self._down_until:
             deadlines.append(self._down_until)
         else:
-            deadlines += [h.next_report_at for h in self._held.values() if h.report]
+            deadlines += [
+                max(h.next_report_at, h.ready_at + REPORT_DELAY)
+                for h in self._held.values()
+                if h.report
+            ]
             if self._held:
                 deadlines.append(self._next_extend)
-            if not self._stopping and len(self._held) < self._capacity:
+            if not self._stopping and self._claim_wanted():
                 if self._next_claim < math.inf:
                     deadlines.append(self._next_claim)
                 elif self._poller is not None and self._poller.is_alive():
@@ -216,6 +228,7 @@ class BridgeService:
 
     def _rpc(self, method, *args):
         """Call the client; any answer, even an error, proves Odoo is reachable."""
+        self.stats["rpc_calls"] += 1  # each costs Odoo an API-key check: logged at stop
         try:
             result = method(*args)
         except OdooUnreachable:
@@ -254,10 +267,9 @@ class BridgeService:
         """Claim up to the free slots; True when more jobs may be waiting right now."""
         if self._stopping or now < self._next_claim:
             return False
-        free = self._capacity - len(self._held)
-        if free <= 0:
+        if not self._claim_wanted():
             return False
-        limit = min(free, self.s.batch_size)
+        limit = min(self._capacity - len(self._held), self.s.batch_size)
         jobs = self._rpc(self.client.claim, self.bridge_id, limit, self.s.lease_seconds)
         for job in jobs:
             self._start(job)
@@ -270,9 +282,25 @@ class BridgeService:
         if len(jobs) >= limit:
             self._next_claim = now
             return True
-        # Nothing more is due: wait for the long-poll to say so, or poll.
-        self._next_claim = math.inf if self._long_poll_ok else now + self.s.poll_interval
+        # Nothing more is due: wait for the long-poll to say so, or poll. A long-poll holds
+        # an Odoo worker for its whole wait (prefork): only an idle bridge may take one. A
+        # busy bridge asks again after its next results, or within BUSY_POLL.
+        if self._held:
+            self._next_claim = now + min(BUSY_POLL, self.s.poll_interval)
+        elif self._long_poll_ok:
+            self._next_claim = math.inf
+        else:
+            self._next_claim = now + self.s.poll_interval
         return False
+
+    def _claim_wanted(self):
+        free = self._capacity - len(self._held)
+        # wait for a batch of free slots unless a worker would otherwise idle
+        return free >= self._claim_min or (free > 0 and self._in_work() < self.s.concurrency)
+
+    def _in_work(self):
+        """Jobs running or waiting for a worker."""
+        return sum(1 for h in self._held.values() if h.report is None)
 
     def _start(self, job):
         if job["id"] in self._held:  # our own lease handed back after it expired
@@ -285,8 +313,14 @@ class BridgeService:
     def _execute(self, held):
         """Run in a worker thread: the executor's outcome as a report tuple, never raises."""
         started = held.started_at = self._clock()
+        # One INFO line per job (job_done / job_failed): at hundreds of jobs a second, three
+        # cost the bridge a tenth of its CPU.
         event(
-            log, logging.INFO, "job_started", attempt=held.job.get("attempt_count"), **held.fields()
+            log,
+            logging.DEBUG,
+            "job_started",
+            attempt=held.job.get("attempt_count"),
+            **held.fields(),
         )
         try:
             result = self._executor(held.job, deadline_s=self.s.job_timeout)
@@ -323,12 +357,20 @@ class BridgeService:
                 held.report = future.result()
             except BaseException as exc:  # noqa: B036 - _execute only lets these through
                 held.report = ("fail", f"bridge error: {type(exc).__name__}: {exc}", True)
-            held.next_report_at = now
+            held.next_report_at = held.ready_at = now
 
     # -- reporting to Odoo ---------------------------------------------------------------
 
     def _flush_reports(self, now):
         due = [h for h in self._held.values() if h.report and h.next_report_at <= now]
+        if (
+            due
+            and len(due) < self._report_min
+            and not self._stopping
+            and now < min(h.ready_at for h in due) + REPORT_DELAY
+            and self._in_work()
+        ):
+            return  # more results are coming: send them together
         # One RPC per batch: Odoo's per-request cost (auth, routing) dwarfs a job's own work.
         for i in range(0, len(due), REPORT_BATCH):
             batch = due[i : i + REPORT_BATCH]
@@ -350,6 +392,7 @@ class BridgeService:
                 for held in batch:
                     self._report_failed(held, now, exc.message, exc.name, exc.is_refusal)
                 continue
+            self._next_claim = min(self._next_claim, now)  # slots are freed: ask for more
             by_id = {a.get("job_id"): a for a in answers or [] if isinstance(a, dict)}
             for held in batch:
                 answer = by_id.get(held.id)
@@ -365,10 +408,11 @@ class BridgeService:
     def _report_done(self, held, answer):
         kind = held.report[0]
         self.stats["completed" if kind == "complete" else "failed"] += 1
-        extra = {}
+        extra, level = {}, logging.DEBUG  # job_done said it already
         if kind == "fail":
             extra = {"state": answer.get("state"), "next_attempt_at": answer.get("next_attempt_at")}
-        event(log, logging.INFO, "job_reported", report=kind, **extra, **held.fields())
+            level = logging.INFO  # what Odoo does next: retry or give up
+        event(log, level, "job_reported", report=kind, **extra, **held.fields())
         del self._held[held.id]
 
     def _report_failed(self, held, now, message, name, refusal):

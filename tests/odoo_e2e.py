@@ -93,7 +93,9 @@ class OdooServer:
 
 
 @contextlib.contextmanager
-def run_odoo(db):
+def run_odoo(db, extra_args=()):
+    """Odoo serving ``db`` on a free port; threaded (``--workers=0``) unless ``extra_args``
+    say otherwise (a later option wins, e.g. ``["--workers=2"]`` for prefork)."""
     port = free_port()
     log = open(ROOT / "var" / f"e2e-odoo-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -110,6 +112,7 @@ def run_odoo(db):
             "--workers=0",
             "--max-cron-threads=0",
             "--log-level=warn",
+            *extra_args,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

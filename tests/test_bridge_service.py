@@ -177,6 +177,31 @@ def test_idle_bridge_is_woken_by_long_poll():
         assert odoo.calls_of("wait_for_jobs")
 
 
+def test_busy_bridge_takes_new_jobs_without_holding_a_long_poll():
+    # In prefork Odoo a long-poll holds a whole worker: only an idle bridge may wait in one.
+    gate = threading.Event()
+
+    def gated(job, *, deadline_s=None):
+        if job["payload"].get("gate"):
+            gate.wait(10)
+        return {"ok": True}
+
+    with fake_odoo() as odoo:
+        long_job = odoo.add_job("read", {"gate": True})
+        settings = settings_for(odoo.url, poll_interval=30, long_poll_timeout=10)
+        try:
+            with running(settings, gated):
+                assert wait_until(lambda: odoo.state(long_job) == "claimed")
+                time.sleep(0.3)
+                vend = odoo.add_job("add_credit", serial="SIM00002")
+                assert wait_until(lambda: odoo.state(vend) == "done", timeout=3)
+                assert odoo.calls_of("wait_for_jobs") == []
+                gate.set()
+                assert wait_until(lambda: odoo.state(long_job) == "done")
+        finally:
+            gate.set()
+
+
 def test_bridge_polls_when_odoo_has_no_long_poll():
     with fake_odoo() as odoo:
         odoo.has_wait_for_jobs = False

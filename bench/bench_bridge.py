@@ -1,0 +1,296 @@
+"""The bridge's own ceiling: a billing read of N simulated meters by one bridge process, then
+by two, against a stub Odoo that answers at once; meters per second and CPU per meter.
+
+    .venv/bin/python bench/bench_bridge.py [--meters 1000] [--bridges 1 2] [--sim-seconds 5]
+
+meter-sim runs in its own process, each bridge (`meter-bridge run`) in its own, and the stub
+Odoo (a JSON-RPC server speaking only the job protocol of docs/job-protocol.md) in this one.
+Bridges start idle on the long-poll; the clock starts when the jobs appear. For comparison
+it then measures what the same simulator process serves to bench_sim's client threads.
+Not a test: it prints its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from bench_read import BILLING
+from bench_sim import cycles, quiet_dlms_cosem
+from common import cpu_seconds, run_bridge, wait_until
+
+from meter_sim.testing import run_cli
+
+API_KEY = "bench-key"
+UID = 2
+
+
+class StubOdoo:
+    """Just enough of smartpm.meter.job over /jsonrpc: hands out the queued jobs, one lease
+    per job, and counts the reports. No retries: a failed report is counted as failed."""
+
+    def __init__(self, db="bench_stub"):
+        self.db = db
+        self.cond = threading.Condition()
+        self.pending = collections.deque()
+        self.holder = {}  # job id -> bridge id
+        self.done = self.failed = 0
+        self.calls = collections.Counter()
+        self._server = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def queue(self, jobs):
+        with self.cond:
+            self.pending.extend(jobs)
+            self.cond.notify_all()
+
+    def finished(self):
+        with self.cond:
+            return self.done + self.failed
+
+    # -- the RPCs the bridge makes ---------------------------------------------------------
+
+    def dispatch(self, service, method, args):
+        if service == "common" and method == "authenticate":
+            return UID if args[2] == API_KEY else False
+        _db, _uid, _key, _model, name, call_args, _kwargs = args
+        self.calls[name] += 1
+        return getattr(self, f"rpc_{name}")(*call_args)
+
+    def rpc_claim(self, bridge_id, limit, _lease_seconds):
+        with self.cond:
+            jobs = [self.pending.popleft() for _ in range(min(limit, len(self.pending)))]
+            for job in jobs:
+                self.holder[job["id"]] = bridge_id
+            return jobs
+
+    def rpc_report(self, bridge_id, reports):
+        answers = []
+        with self.cond:
+            for report in reports:
+                if self.holder.pop(report["job_id"], None) != bridge_id:
+                    answers.append({"job_id": report["job_id"], "ok": False, "refused": True})
+                    continue
+                if "result" in report:
+                    self.done += 1
+                    answers.append({"job_id": report["job_id"], "ok": True, "state": "done"})
+                else:
+                    self.failed += 1
+                    answers.append({"job_id": report["job_id"], "ok": True, "state": "failed"})
+            self.cond.notify_all()
+        return answers
+
+    def rpc_complete(self, job_id, bridge_id, result):
+        return self.rpc_report(bridge_id, [{"job_id": job_id, "result": result}])[0]["ok"]
+
+    def rpc_fail(self, job_id, bridge_id, error, retryable, *_counter):
+        self.rpc_report(bridge_id, [{"job_id": job_id, "error": error}])
+        return {"state": "failed", "next_attempt_at": False}
+
+    def rpc_extend_lease(self, job_ids, bridge_id, _lease_seconds):
+        with self.cond:
+            return [i for i in job_ids if self.holder.get(i) == bridge_id]
+
+    def rpc_release(self, job_ids, bridge_id):
+        with self.cond:
+            ids = [i for i in job_ids if self.holder.get(i) == bridge_id]
+            for i in ids:
+                del self.holder[i]
+            return ids
+
+    def rpc_ingest(self, _bridge_id, readings, events):
+        return {"readings": len(readings), "events": len(events)}
+
+    def rpc_wait_for_jobs(self, timeout):
+        with self.cond:
+            return self.cond.wait_for(lambda: bool(self.pending), timeout=timeout)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def __enter__(self):
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                params = request["params"]
+                result = stub.dispatch(params["service"], params["method"], params["args"])
+                data = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "result": result})
+                data = data.encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # a bridge stopped during its long-poll
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 128
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def billing_jobs(ports, first_id):
+    return [
+        {
+            "id": first_id + n,
+            "job_type": "read",
+            "payload": {"objects": BILLING},
+            "attempt_count": 1,
+            "max_attempts": 5,
+            "idempotency_key": f"bench-{first_id + n}",
+            "meter": {
+                "id": n + 1,
+                "serial_number": serial,
+                "connection_type": "tcp",
+                "host": "127.0.0.1",
+                "port": port,
+                "framing": "wrapper",
+                "client_address": 16,
+                "server_logical_address": 1,
+                "auth": "none",
+                "invocation_counter": 0,
+                "timeout_s": 10,
+            },
+        }
+        for n, (serial, port) in enumerate(ports.items())
+    ]
+
+
+def rpc_calls(stub):
+    """Calls other than the long-poll (each costs a real Odoo an API-key check)."""
+    return sum(n for name, n in stub.calls.items() if name != "wait_for_jobs")
+
+
+def profile(pid, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    spy = subprocess.Popen(
+        [Path(sys.executable).parent / "py-spy", "record", "--pid", str(pid), "--rate", "1000"]
+        + ["--format", "raw", "--output", path, "--gil"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # py-spy attaches
+    return spy
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--meters", type=int, default=1000)
+    p.add_argument("--bridges", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--concurrency", help="worker threads per bridge (default: the bridge's)")
+    p.add_argument("--prefetch", help="jobs claimed ahead per bridge (default: the bridge's)")
+    p.add_argument(
+        "--sim-seconds", type=float, default=5.0, help="bench_sim run for comparison (0: none)"
+    )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="record each bridge with py-spy (pip install py-spy) into DIR, collapsed stacks",
+    )
+    args = p.parse_args()
+    extra = []  # the bridge's defaults (INFO logging, concurrency, prefetch) unless given
+    if args.concurrency:
+        extra += ["--concurrency", args.concurrency]
+    if args.prefetch:
+        extra += ["--prefetch", args.prefetch]
+    next_id = 1
+    with run_cli(args.meters, control=False, speed=0, timeout=300) as sim, StubOdoo() as stub:
+        print(f"cores: {os.cpu_count()}  meters: {args.meters}", flush=True)
+        for n in args.bridges:
+            polls = stub.calls["wait_for_jobs"]
+            bridges = [
+                run_bridge(stub, API_KEY, f"stub-{n}-{i}", *extra, login="bench") for i in range(n)
+            ]
+            handles = [b.__enter__() for b in bridges]
+            try:
+                wait_until(
+                    lambda n=n, polls=polls: stub.calls["wait_for_jobs"] >= polls + n,
+                    timeout=60,
+                    what="bridges up",
+                )
+                jobs = billing_jobs(sim.ports, next_id)
+                next_id += len(jobs)
+                end = stub.finished() + len(jobs)
+                failed = stub.failed
+                spies = [
+                    profile(h.pid, f"{args.profile}/bridge-{n}-{i}.txt")
+                    for i, h in enumerate(handles)
+                    if args.profile
+                ]
+                calls = rpc_calls(stub)
+                pids = {"sim": sim.proc.pid} | {f"bridge{i}": h.pid for i, h in enumerate(handles)}
+                before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+                stub_before = time.process_time()
+                t0 = time.perf_counter()
+                stub.queue(jobs)
+                wait_until(
+                    lambda end=end: stub.finished() >= end,
+                    timeout=1800,
+                    interval=0.05,
+                    what="the reads",
+                )
+                elapsed = time.perf_counter() - t0
+                cpu = {k: cpu_seconds(pid) - before[k] for k, pid in pids.items()}
+                cpu["stub-odoo"] = time.process_time() - stub_before
+                rpcs = rpc_calls(stub) - calls
+                for spy in spies:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(30)
+            finally:
+                for b in bridges:
+                    b.__exit__(None, None, None)
+            shares = " ".join(f"{k}={v / elapsed:.0%}" for k, v in cpu.items())
+            per_meter = {"sim": cpu["sim"], "stub-odoo": cpu["stub-odoo"]}
+            per_meter[f"bridges({n})"] = sum(v for k, v in cpu.items() if k.startswith("bridge"))
+            per_meter = " ".join(f"{k}={v / len(jobs) * 1000:.2f}" for k, v in per_meter.items())
+            print(
+                f"billing read, {n} bridge(s), stub Odoo: {len(jobs)} meters in {elapsed:.2f}s "
+                f"= {len(jobs) / elapsed:.1f} meters/s, failed={stub.failed - failed}, "
+                f"{rpcs / len(jobs):.2f} RPCs/meter\n"
+                f"  CPU (share of one core): {shares}\n"
+                f"  CPU ms per meter: {per_meter}",
+                flush=True,
+            )
+        if args.sim_seconds > 0:
+            quiet_dlms_cosem()
+            sim_before, client_before = cpu_seconds(sim.proc.pid), time.process_time()
+            total, errors, elapsed = cycles(
+                list(sim.ports.values()), args.sim_seconds, os.cpu_count() or 1
+            )
+            sim_cpu = cpu_seconds(sim.proc.pid) - sim_before
+            client_cpu = time.process_time() - client_before
+            print(
+                f"bench_sim on the same simulator ({args.meters} meters, associate + 6 GET + "
+                f"release): {total / elapsed:.1f} cycles/s, errors={errors}; "
+                f"sim CPU {sim_cpu / elapsed:.0%} of one core, "
+                f"{sim_cpu / max(total, 1) * 1000:.2f} ms per cycle; its dlms-cosem client threads "
+                f"{client_cpu / max(total, 1) * 1000:.2f} ms per cycle",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
