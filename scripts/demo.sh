@@ -29,7 +29,7 @@ mkdir -p var
   --speed "${SMARTPM_SIM_SPEED:-30}" --seed 1 > var/demo-sim.log 2>&1 &
 pids+=($!)
 
-"$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" --db-filter="^$DB\$" --http-port="$HTTP_PORT" \
+"$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" --http-port="$HTTP_PORT" \
   --http-interface=127.0.0.1 --logfile=var/demo-odoo.log &
 pids+=($!)
 for _ in $(seq 120); do

@@ -104,9 +104,10 @@ def run_odoo(db, extra_args=()):
             str(odoo_bin()),
             "-c",
             os.environ["SMARTPM_ODOO_CONF"],
+            # -d without --db-filter: Odoo serves that one database without listing the
+            # server's databases on every request (a connection to `postgres` each time)
             "-d",
             db,
-            f"--db-filter=^{db}$",
             "--http-interface=127.0.0.1",
             f"--http-port={port}",
             "--workers=0",
