@@ -95,3 +95,26 @@ class TestConsumptionPerTransformer(StatsCase):
             }
         )
         self.assertEqual(self._day_total(self.Daily.with_user(cashier)), 8)
+
+    def test_top_consumers_are_the_biggest_tenants_only(self):
+        day = date(2026, 3, 10)
+        for kwh in (5, 30, 12):
+            meter = self._meter(f"TOP-{kwh}", state="active")
+            self.Daily.create(
+                {
+                    "meter_id": meter.id,
+                    "day": day,
+                    "kwh": kwh,
+                    "tenant_id": self._tenant(f"Top {kwh}").id,
+                    "company_id": self.env.company.id,
+                }
+            )
+        result = self.Daily.with_context(smartpm_top_groups=2).web_read_group(
+            [("day", "=", day)], ["kwh:sum"], ["tenant_id"], lazy=False
+        )
+        self.assertEqual([g["kwh"] for g in result["groups"]], [30, 12])
+        self.assertEqual(result["length"], 2)
+        everyone = self.Daily.web_read_group(
+            [("day", "=", day)], ["kwh:sum"], ["tenant_id"], lazy=False
+        )
+        self.assertEqual(everyone["length"], 3)

@@ -40,3 +40,9 @@ class TestIndexes(TransactionCase):
         self.assertIn(
             "(transformer_id, day)", grid["smartpm_consumption_grid_daily_transformer_day_idx"]
         )
+
+    def test_a_month_per_tenant_reads_a_covering_index(self):
+        definition = self._indexes("smartpm_consumption_daily")[
+            "smartpm_consumption_daily_day_cover_idx"
+        ]
+        self.assertIn("(day) INCLUDE (tenant_id, meter_id, kwh, is_check_meter)", definition)
