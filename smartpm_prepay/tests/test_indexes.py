@@ -46,3 +46,6 @@ class TestIndexes(TransactionCase):
             "smartpm_consumption_daily_day_cover_idx"
         ]
         self.assertIn("(day) INCLUDE (tenant_id, meter_id, kwh, is_check_meter)", definition)
+        self.assertNotIn(
+            "smartpm_consumption_daily__day_index", self._indexes("smartpm_consumption_daily")
+        )
