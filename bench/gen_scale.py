@@ -4,10 +4,12 @@ streamed with COPY (no ORM loops), then time what must stay fast at that scale.
     .venv/bin/python bench/gen_scale.py [--meters 100000] [--jobs 1000000]
                                         [--readings 10000000] [--db smartpm_scale]
 
-The database is created afresh (smartpm_prepay installed, no demo data). Then it prints:
-claim(100) with as many pending jobs as meters, the meter list searched by serial and by
-tenant, enqueueing a billing read of every active meter, and the statistics queries when the
-addon has them. Not a test.
+The database is created afresh (smartpm_prepay installed, no demo data), the daily
+consumption computed from the readings by the product's own SQL. Then it prints: claim(100)
+with as many pending jobs as meters, the meter list searched by serial and by tenant, one
+run of the daily billing cron queueing every active meter, and each statistics view opened
+on one month (the RPCs the web client sends). ``--measure-only`` times a database a
+previous run left. Not a test.
 """
 
 from __future__ import annotations
