@@ -4,10 +4,12 @@ streamed with COPY (no ORM loops), then time what must stay fast at that scale.
     .venv/bin/python bench/gen_scale.py [--meters 100000] [--jobs 1000000]
                                         [--readings 10000000] [--db smartpm_scale]
 
-The database is created afresh (smartpm_prepay installed, no demo data). Then it prints:
-claim(100) with as many pending jobs as meters, the meter list searched by serial and by
-tenant, enqueueing a billing read of every active meter, and the statistics queries when the
-addon has them. Not a test.
+The database is created afresh (smartpm_prepay installed, no demo data), the daily
+consumption computed from the readings by the product's own SQL. Then it prints: claim(100)
+with as many pending jobs as meters, the meter list searched by serial and by tenant, one
+run of the daily billing cron queueing every active meter, and each statistics view opened
+on one month (the RPCs the web client sends). ``--measure-only`` times a database a
+previous run left. Not a test.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import argparse
 import datetime as dt
 import io
 import itertools
+import subprocess
 import time
 
-from common import CONF, Timer, ensure_db, figures
+from common import CONF, PG, Timer, ensure_db, figures
 
 
 class Lines(io.RawIOBase):
@@ -176,11 +179,17 @@ def generate(env, n_meters, n_jobs, n_readings):
         n_meters,
         env,
     )
+    days = max(2, n_readings // n_meters)
+    # one energy-register reading per meter and day, the last at midnight today: every
+    # day up to yesterday then has a consumption
+    start = now.replace(hour=0, minute=0, second=0) - dt.timedelta(days=days - 1)
+    since = start - dt.timedelta(days=1)
     copy(
         cr,
         "smartpm_meter_assignment",
         ["meter_id", "tenant_id", "company_id", "date_start", "is_open"],
-        (f"{m0 + i}\t{p0 + i}\t{company}\t{now}\tt\n" for i in range(n_meters)),
+        # held since before the first reading: every day's consumption has its tenant
+        (f"{m0 + i}\t{p0 + i}\t{company}\t{since}\tt\n" for i in range(n_meters)),
         "assignments",
         n_meters,
     )
@@ -207,8 +216,6 @@ def generate(env, n_meters, n_jobs, n_readings):
         "finished jobs",
         n_jobs,
     )
-    days = max(1, n_readings // n_meters)
-    start = now.replace(hour=0, minute=0, second=0) - dt.timedelta(days=days)
     copy(
         cr,
         "smartpm_reading",
@@ -240,8 +247,19 @@ def generate(env, n_meters, n_jobs, n_readings):
         "pending jobs",
         n_meters,
     )
+    # transformer k measures its total with meter k (one of its own): the energy balance
+    cr.execute(
+        """UPDATE smartpm_transformer t SET check_meter_id = %s + v.k
+             FROM unnest(%s::int[]) WITH ORDINALITY AS v(id, k)
+            WHERE t.id = v.id""",
+        (m0 - 1, [t for t, _line in tr]),
+    )
     with Timer() as t:
         for table in (
+            # the grid was created through the ORM: autovacuum would analyze it soon after
+            "smartpm_site",
+            "smartpm_line",
+            "smartpm_transformer",
             "res_partner",
             "smartpm_meter",
             "smartpm_meter_assignment",
@@ -252,6 +270,45 @@ def generate(env, n_meters, n_jobs, n_readings):
     print(f"[gen] analyze: {t.elapsed:.1f}s")
     cr.commit()
     env.invalidate_all()
+    return start.date()
+
+
+def fill_consumption(registry, first_day, last_day, chunk_days=7):
+    """The daily consumption table as the hourly cron leaves it: the product's own SQL
+    (``_compute_days``) over the readings, a week at a time, oldest first."""
+    from odoo import SUPERUSER_ID, api
+
+    rows = 0
+    with Timer() as t:
+        day = first_day
+        while day <= last_day:
+            end = min(day + dt.timedelta(days=chunk_days - 1), last_day)
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                rows = env["smartpm.consumption.daily"]._compute_days(day, end)
+            day = end + dt.timedelta(days=1)
+    with registry.cursor() as cr:
+        cr.execute("SELECT count(*) FROM smartpm_consumption_daily")
+        rows = cr.fetchone()[0]
+    print(
+        f"[gen] daily consumption (product SQL, {first_day}..{last_day}): {rows} rows in "
+        f"{t.elapsed:.1f}s ({rows / max(t.elapsed, 1e-9):.0f} rows/s)",
+        flush=True,
+    )
+    # what autovacuum does after a bulk insert: statistics and the visibility map
+    with Timer() as t:
+        subprocess.run(
+            [
+                "psql",
+                *PG,
+                "-d",
+                registry.db_name,
+                "-qc",
+                "VACUUM ANALYZE smartpm_consumption_daily, smartpm_consumption_grid_daily",
+            ],
+            check=True,
+        )
+    print(f"[gen] vacuum analyze consumption: {t.elapsed:.1f}s", flush=True)
 
 
 def measure(registry, n_meters):
@@ -300,20 +357,141 @@ def measure(registry, n_meters):
         lambda env: env["smartpm.meter"].search_read([], fields_list, limit=80),
     )
 
-    from odoo.addons.smartpm_prepay.models.job import BILLING_OBJECTS
-
-    def enqueue_billing(env):
-        meters = env["smartpm.meter"].search([("state", "=", "active")])
-        for i in range(0, len(meters), 5000):
-            meters[i : i + 5000]._enqueue_job("read", {"objects": BILLING_OBJECTS})
-            env.flush_all()
-            env.invalidate_all()
+    def billing_cron(env):
+        # the cron's own code, with a batch and backlog that let one run queue the fleet
+        jobs = env["smartpm.meter"]._cron_queue_billing_reads(
+            batch_size=n_meters, max_backlog=n_meters
+        )
+        env.flush_all()
+        assert len(jobs) == n_meters, (len(jobs), n_meters)
 
     timed(
-        f"billing read of every active meter enqueued ({n_meters} jobs)",
-        enqueue_billing,
-        repeat=1,
+        f"daily billing cron: one run queues every active meter ({n_meters} jobs)",
+        billing_cron,
+        repeat=3,
     )
+    measure_statistics(registry)
+
+
+def measure_statistics(registry, repeat=5):
+    """Each statistics view as the web client opens it on one month (the 31 days before
+    today): the RPCs of its first screen, in order, timed together."""
+    from odoo import SUPERUSER_ID, api
+
+    today = dt.date.today()
+    month = [
+        ("day", ">=", str(today - dt.timedelta(days=31))),
+        ("day", "<=", str(today - dt.timedelta(days=1))),
+    ]
+    tenants = [("is_check_meter", "=", False), *month]  # the actions' "Tenant meters" filter
+    m2o = {"fields": {"display_name": {}}}
+
+    def read_group(model, domain, measures, groupby, **kw):
+        return lambda env: (
+            env[model].with_context(**kw).read_group(domain, measures, groupby, lazy=False)
+        )
+
+    def web_read_group(model, domain, measures, groupby, **context):
+        return lambda env: (
+            env[model]
+            .with_context(fill_temporal=True, **context)
+            .web_read_group(domain, measures, groupby, lazy=False)
+        )
+
+    def pivot(model, domain, measures, rows, cols):
+        # the pivot reads every (row prefix, column prefix) pair when it opens
+        sections = [rows[:i] for i in range(len(rows) + 1)]
+        col_sections = [cols[:i] for i in range(len(cols) + 1)]
+        return [read_group(model, domain, measures, r + c) for r in sections for c in col_sections]
+
+    def web_search_read(model, domain, spec):
+        return lambda env: env[model].web_search_read(domain, spec, limit=80, count_limit=10001)
+
+    def dashboard(env):
+        action = env["smartpm.dashboard"].action_open()
+        env["smartpm.dashboard"].browse(action["res_id"]).web_read(
+            {
+                name: {}
+                for name in (
+                    "currency_id",
+                    "has_sales",
+                    "sales_today_amount",
+                    "sales_today_count",
+                    "sold_month_kwh",
+                    "consumed_month_kwh",
+                    "meters_offline",
+                    "meters_active",
+                    "alarms_open",
+                    "alarms_theft",
+                )
+            }
+        )
+
+    daily = "smartpm.consumption.daily"
+    balance = "smartpm.energy.balance"
+    views = {
+        "dashboard": [dashboard],
+        "consumption pivot (line, transformer x month)": pivot(
+            daily, tenants, ["kwh:sum"], ["line_id", "transformer_id"], ["day:month"]
+        ),
+        "consumption graph (per day)": [web_read_group(daily, tenants, ["kwh:sum"], ["day:day"])],
+        "consumption list (first page)": [
+            web_search_read(
+                daily,
+                tenants,
+                {
+                    "day": {},
+                    "meter_id": m2o,
+                    "tenant_id": m2o,
+                    "transformer_id": m2o,
+                    "kwh": {},
+                },
+            )
+        ],
+        "top consumers graph (per tenant)": [
+            # with the action's context: its 20 biggest tenants
+            web_read_group(daily, tenants, ["kwh:sum"], ["tenant_id"], smartpm_top_groups=20)
+        ],
+        "energy balance list (first page)": [
+            web_search_read(
+                balance,
+                month,
+                {
+                    "day": {},
+                    "transformer_id": m2o,
+                    "check_meter_id": m2o,
+                    "check_kwh": {},
+                    "meters_kwh": {},
+                    "loss_kwh": {},
+                    "loss_pct": {},
+                    "threshold_pct": {},
+                    "meter_count": {},
+                },
+            )
+        ],
+        "energy balance graph (per day)": [
+            web_read_group(balance, month, ["check_kwh:sum", "meters_kwh:sum"], ["day:day"])
+        ],
+        "energy balance pivot (transformer x month)": pivot(
+            balance,
+            month,
+            ["check_kwh:sum", "meters_kwh:sum", "loss_kwh:sum"],
+            ["transformer_id"],
+            ["day:month"],
+        ),
+    }
+    for label, calls in views.items():
+        values = []
+        for _ in range(repeat):
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                t0 = time.perf_counter()
+                for call in calls:
+                    call(env)
+                    env.invalidate_all()
+                values.append(time.perf_counter() - t0)
+                cr.rollback()
+        figures(f"statistics, one month: {label} ({len(calls)} RPC)", values)
 
 
 def main():
@@ -322,18 +500,28 @@ def main():
     p.add_argument("--jobs", type=int, default=1000000)
     p.add_argument("--readings", type=int, default=10000000)
     p.add_argument("--db", default="smartpm_scale")
+    p.add_argument(
+        "--measure-only",
+        action="store_true",
+        help="time the database as a previous run left it (same --meters), no new data",
+    )
     args = p.parse_args()
-    with Timer() as t:
-        ensure_db(args.db, fresh=True)
-    print(f"[gen] install: {t.elapsed:.1f}s", flush=True)
+    if not args.measure_only:
+        with Timer() as t:
+            ensure_db(args.db, fresh=True)
+        print(f"[gen] install: {t.elapsed:.1f}s", flush=True)
 
     import odoo
     from odoo import SUPERUSER_ID, api
 
     odoo.tools.config.parse_config(["-c", str(CONF), "-d", args.db, "--log-level=warn"])
     registry = odoo.modules.registry.Registry(args.db)
-    with registry.cursor() as cr:
-        generate(api.Environment(cr, SUPERUSER_ID, {}), args.meters, args.jobs, args.readings)
+    if not args.measure_only:
+        with registry.cursor() as cr:
+            first_day = generate(
+                api.Environment(cr, SUPERUSER_ID, {}), args.meters, args.jobs, args.readings
+            )
+        fill_consumption(registry, first_day, dt.date.today() - dt.timedelta(days=1))
     measure(registry, args.meters)
 
 

@@ -6,6 +6,8 @@ to their task and stores load profiles; ``_on_final_failure`` counts missed ping
 
 from datetime import timedelta
 
+from psycopg2.extras import execute_values
+
 from odoo import _, api, fields, models
 
 from ..services import job_queue
@@ -17,6 +19,7 @@ PROFILE_OBJECT = {"obis": LOAD_PROFILE, "ic": 7, "attribute": 2}
 PROFILE_MAX_DAYS = 7  # the meter keeps 672 quarter-hours
 DEFAULT_BATCH = 1000
 DEFAULT_MAX_BACKLOG = 5000
+INSERT_PAGE = 5000
 
 
 class SmartpmMeterJob(models.Model):
@@ -49,6 +52,63 @@ class SmartpmMeterJob(models.Model):
             task._add_job_failure(job)
             task._check_finished()
         pings.meter_id._register_missed_ping()
+
+    @api.model
+    def _create_scheduled(self, vals_list):
+        """create() for a fleet's scheduled jobs, as one INSERT per page of rows: the ORM
+        create of 100,000 jobs takes about a minute, this a few seconds. The rows hold what
+        create() would store (defaults, the meter's company, who and when); a key taken in
+        the meantime by a concurrent run is skipped instead of failing the batch."""
+        if not vals_list:
+            return self.browse()
+        for vals in vals_list:
+            self._check_engine_fields(vals)
+        # Anything create() would compute besides the meter's company: let create() do it.
+        if any(
+            f.store and f.compute and name != "company_id" and name not in models.MAGIC_COLUMNS
+            for name, f in self._fields.items()
+        ):
+            return self.create(vals_list)
+        given = set().union(*vals_list)
+        # stored fields the values leave out get their defaults, as in create()
+        stored = {
+            name
+            for name, f in self._fields.items()
+            if f.store and f.column_type and not f.compute and name not in models.MAGIC_COLUMNS
+        }
+        defaults = self.default_get(sorted(stored - given))
+        columns = sorted(given | set(defaults))
+        rows = []
+        for vals in vals_list:
+            merged = {**defaults, **vals}
+            rows.append(
+                tuple(
+                    self._fields[c].convert_to_column(merged.get(c), self, merged) for c in columns
+                )
+            )
+        # typed placeholders: a NULL or a JSON text in VALUES has no type of its own
+        template = "(" + ", ".join(f"%s::{self._fields[c].column_type[1]}" for c in columns) + ")"
+        names = ", ".join(columns)
+        self.env.flush_all()
+        ids = execute_values(
+            self.env.cr._obj,
+            f"""
+            INSERT INTO smartpm_meter_job
+                   ({names}, company_id, create_uid, create_date, write_uid, write_date)
+            SELECT v.*, m.company_id, {int(self.env.uid)}, now() at time zone 'utc',
+                   {int(self.env.uid)}, now() at time zone 'utc'
+              FROM (VALUES %s) AS v ({names})
+              JOIN smartpm_meter m ON m.id = v.meter_id
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id
+            """,  # noqa: S608 - column names are the model's own fields
+            rows,
+            template=template,
+            page_size=INSERT_PAGE,
+            fetch=True,
+        )
+        job_queue.notify(self.env)
+        return self.browse(sorted(i for (i,) in ids))
 
     def _store_profiles(self, profiles):
         """Load-profile rows become register readings at each capture time (source profile)."""
@@ -219,7 +279,7 @@ class SmartpmMeter(models.Model):
                 priority=SCHEDULE_PRIORITY[kind],
             )
             vals["payload"] = dict(vals.get("payload") or {}, schedule=kind)
-        return self.env["smartpm.meter.job"].sudo().create(vals_list)
+        return self.env["smartpm.meter.job"].sudo()._create_scheduled(vals_list)
 
     @api.model
     def _cron_queue_billing_reads(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):

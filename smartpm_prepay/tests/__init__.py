@@ -15,6 +15,7 @@ from . import test_portal
 from . import test_job_per_meter
 from . import test_reading_task
 from . import test_consumption
+from . import test_consumption_grid
 from . import test_alarm_workflow
 from . import test_statistics
 from . import test_stats_ui

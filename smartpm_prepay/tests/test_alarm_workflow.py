@@ -197,6 +197,21 @@ class TestScheduledReads(StatsCase):
         self.assertFalse(Meter._cron_queue_billing_reads(batch_size=3, max_backlog=100))
         self.assertEqual(first[0].payload["schedule"], "billing")
 
+    def test_billing_jobs_inserted_in_bulk_hold_what_create_would_store(self):
+        meter = self.meters[0]
+        queued = self.env["smartpm.meter"]._cron_queue_billing_reads(batch_size=10, max_backlog=100)
+        job = queued.filtered(lambda j: j.meter_id == meter)
+        self.assertEqual((job.state, job.attempt_count), ("pending", 0))
+        self.assertIn(job.id, self._claim_all(), "a queued billing read is due at once")
+        created = self.env["smartpm.meter.job"].create(
+            {"meter_id": meter.id, "job_type": "read", "payload": job.payload}
+        )
+        for name in ("company_id", "max_attempts", "create_uid"):
+            self.assertEqual(job[name], created[name], name)
+        self.assertEqual(job.idempotency_key, f"billing:{fields.Date.today()}:{meter.id}")
+        self.assertEqual(job.priority, 60)
+        self.assertLessEqual(job.next_attempt_at, fields.Datetime.now())
+
     def test_backlog_limit_keeps_the_queue_from_flooding(self):
         Meter = self.env["smartpm.meter"]
         self.assertEqual(len(Meter._cron_queue_billing_reads(batch_size=10, max_backlog=2)), 2)

@@ -33,3 +33,19 @@ class TestIndexes(TransactionCase):
         partner = self._indexes("res_partner")
         self.assertIn("res_partner_id_card_company_uniq", partner)
         self.assertTrue(any("(tenant_number)" in d for d in partner.values()))
+
+    def test_statistics_of_a_month_read_indexed_per_transformer_sums(self):
+        grid = self._indexes("smartpm_consumption_grid_daily")
+        self.assertIn("(company_id, day)", grid["smartpm_consumption_grid_daily_company_day_idx"])
+        self.assertIn(
+            "(transformer_id, day)", grid["smartpm_consumption_grid_daily_transformer_day_idx"]
+        )
+
+    def test_a_month_per_tenant_reads_a_covering_index(self):
+        definition = self._indexes("smartpm_consumption_daily")[
+            "smartpm_consumption_daily_day_cover_idx"
+        ]
+        self.assertIn("(day) INCLUDE (tenant_id, meter_id, kwh, is_check_meter)", definition)
+        self.assertNotIn(
+            "smartpm_consumption_daily__day_index", self._indexes("smartpm_consumption_daily")
+        )
