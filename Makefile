@@ -22,8 +22,9 @@ clean:
 # Benchmarks (not tests): sizes small enough for a 2-core machine; see bench/RESULTS.md.
 bench: setup
 	.venv/bin/python bench/bench_sim.py 200 --seconds 10
-	.venv/bin/python bench/bench_bridge.py --meters 300 --bridges 1 2 --sim-seconds 3
+	.venv/bin/python bench/bench_bridge.py --meters 1000 --bridges 1 2 --sim-seconds 5
 	.venv/bin/python bench/bench_ingest.py --readings 50000 --batch 500
 	.venv/bin/python bench/bench_read.py --meters 1000 --bridges 1 2
+	.venv/bin/python bench/bench_read.py --meters 1000 --bridges 1 2 --odoo-workers 2
 	.venv/bin/python bench/bench_vend.py --purchases 200
 	.venv/bin/python bench/gen_scale.py --meters 10000 --jobs 100000 --readings 500000
