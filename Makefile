@@ -27,4 +27,4 @@ bench: setup
 	.venv/bin/python bench/bench_read.py --meters 1000 --bridges 1 2
 	.venv/bin/python bench/bench_read.py --meters 1000 --bridges 1 2 --odoo-workers 2
 	.venv/bin/python bench/bench_vend.py --purchases 200
-	.venv/bin/python bench/gen_scale.py --meters 10000 --jobs 100000 --readings 500000
+	.venv/bin/python bench/gen_scale.py --meters 10000 --jobs 100000 --readings 500000 --db smartpm_scale_small

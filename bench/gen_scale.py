@@ -503,7 +503,7 @@ def main():
     p.add_argument(
         "--measure-only",
         action="store_true",
-        help="time the database as a previous run left it (same --meters), no new data",
+        help="time the database as a previous run left it, no new data",
     )
     args = p.parse_args()
     if not args.measure_only:
@@ -522,7 +522,10 @@ def main():
                 api.Environment(cr, SUPERUSER_ID, {}), args.meters, args.jobs, args.readings
             )
         fill_consumption(registry, first_day, dt.date.today() - dt.timedelta(days=1))
-    measure(registry, args.meters)
+    with registry.cursor() as cr:
+        cr.execute("SELECT count(*) FROM smartpm_meter WHERE active")
+        meters = cr.fetchone()[0]  # what the database holds, whatever --meters says
+    measure(registry, meters)
 
 
 if __name__ == "__main__":
