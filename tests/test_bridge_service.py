@@ -168,6 +168,17 @@ def test_leases_are_extended_while_a_long_job_runs():
         assert odoo.job(job_id)["attempt_count"] == 1
 
 
+def gated_executor(gate):
+    """An executor that holds jobs whose payload says "gate" until ``gate`` is set."""
+
+    def gated(job, *, deadline_s=None):
+        if job["payload"].get("gate"):
+            gate.wait(10)
+        return {"ok": True}
+
+    return gated
+
+
 def test_idle_bridge_is_woken_by_long_poll():
     with fake_odoo() as odoo:
         with running(settings_for(odoo.url, poll_interval=30, long_poll_timeout=10), echo_executor):
@@ -180,11 +191,7 @@ def test_idle_bridge_is_woken_by_long_poll():
 def test_busy_bridge_takes_new_jobs_without_holding_a_long_poll():
     # In prefork Odoo a long-poll holds a whole worker: only an idle bridge may wait in one.
     gate = threading.Event()
-
-    def gated(job, *, deadline_s=None):
-        if job["payload"].get("gate"):
-            gate.wait(10)
-        return {"ok": True}
+    gated = gated_executor(gate)
 
     with fake_odoo() as odoo:
         long_job = odoo.add_job("read", {"gate": True})
@@ -213,11 +220,7 @@ def test_bridge_polls_when_odoo_has_no_long_poll():
 
 def test_refused_report_is_dropped_and_the_bridge_goes_on():
     gate = threading.Event()
-
-    def gated(job, *, deadline_s=None):
-        if job["payload"].get("gate"):
-            gate.wait(10)
-        return {"ok": True}
+    gated = gated_executor(gate)
 
     with fake_odoo() as odoo:
         lost = odoo.add_job("ping", {"gate": True})
