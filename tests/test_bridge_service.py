@@ -280,3 +280,31 @@ def test_lease_of_a_job_stuck_past_its_deadline_is_left_to_lapse():
                 release.set()
         finally:
             release.set()
+
+
+def test_finished_jobs_wake_the_loop_only_when_it_has_work_to_do():
+    now = [100.0]
+    service = BridgeService(
+        settings_for("http://odoo.invalid", concurrency=8, prefetch=8),
+        executor=echo_executor,
+        clock=lambda: now[0],
+    )
+    service._armed_until = now[0] + 0.02  # the loop wakes by itself in 20 ms
+    for _ in range(service._wake_batch - 1):
+        service._job_finished(None)
+        assert not service._wake.is_set()
+    service._job_finished(None)  # a batch of results: worth a wake
+    assert service._wake.is_set()
+
+    service._wake.clear()
+    service._collect_finished(now[0])
+    service._armed_until = now[0] + 30.0  # asleep for long: a lone result must wake it
+    service._job_finished(None)
+    assert service._wake.is_set()
+
+    no_prefetch = BridgeService(
+        settings_for("http://odoo.invalid", concurrency=8), executor=echo_executor
+    )
+    no_prefetch._armed_until = no_prefetch._clock() + 0.02
+    no_prefetch._job_finished(None)  # a free worker wants a claim at once
+    assert no_prefetch._wake.is_set()
