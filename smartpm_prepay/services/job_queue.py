@@ -110,8 +110,10 @@ def claim(env, bridge_id, limit, lease_seconds):
     committed claims. Odoo's cursors are REPEATABLE READ (one snapshot for the whole
     request): there the stamp does it. A claimer whose snapshot predates the commit of a
     claim of M fails to lock M in step 2 ("could not serialize access due to concurrent
-    update", M was updated after its snapshot) and Odoo retries the request with a new
-    snapshot, like it does when two claimers meet on a job row.
+    update", M was updated after its snapshot): that chunk is given up (savepoint) and the
+    claim hands out what it locked before, maybe nothing; the bridge asks again with a new
+    snapshot. Two claimers meeting on a job row in step 3 fail the request, which Odoo
+    retries.
     """
     if not bridge_id or not isinstance(bridge_id, str):
         raise UserError("claim: bridge_id must be a non-empty string")
@@ -176,8 +178,8 @@ def _lock_free_meters(cr, limit):
     # (35 ms instead of 0.4 ms for 100,000 pending jobs).
     cr.execute("SELECT set_config('jit', 'off', true), set_config('enable_sort', 'off', true)")
     locked = _scan_and_lock(cr, limit)
-    # not in a `finally`: after an error (a serialization failure Odoo retries on) the
-    # transaction is aborted and rolled back, which undoes the SET LOCAL anyway
+    # not in a `finally`: after an error the transaction is aborted and rolled back,
+    # which undoes the SET LOCAL anyway
     cr.execute("SET LOCAL enable_sort TO DEFAULT")
     return locked
 
@@ -207,17 +209,26 @@ def _scan_and_lock(cr, limit):
                 tried.add(meter_id)
                 fresh.append(meter_id)
         if fresh:
-            cr.execute(
-                """
-                SELECT m.id FROM unnest(%s::int[]) WITH ORDINALITY AS f(id, n)
-                  JOIN smartpm_meter m ON m.id = f.id
-                 ORDER BY f.n
-                 LIMIT %s
-                   FOR NO KEY UPDATE OF m SKIP LOCKED
-                """,
-                (fresh, limit - len(locked)),
-            )
-            locked += [row[0] for row in cr.fetchall()]
+            try:
+                with cr.savepoint(flush=False):
+                    cr.execute(
+                        """
+                        SELECT m.id FROM unnest(%s::int[]) WITH ORDINALITY AS f(id, n)
+                          JOIN smartpm_meter m ON m.id = f.id
+                         ORDER BY f.n
+                         LIMIT %s
+                           FOR NO KEY UPDATE OF m SKIP LOCKED
+                        """,
+                        (fresh, limit - len(locked)),
+                        log_exceptions=False,
+                    )
+                    locked += [row[0] for row in cr.fetchall()]
+            except psycopg2.errors.SerializationFailure:
+                # A concurrent claim of one of these meters committed after this request's
+                # snapshot (see claim()). Hand out what is locked so far and let the bridge
+                # ask again with a new snapshot: cheaper than failing the request, which
+                # Odoo retries after a random sleep of up to 2 s, with an ERROR in its log.
+                break
         if len(rows) < CLAIM_SCAN_CHUNK or after[0] is None:
             break  # the end, or the NULL-priority tail (sorted last; no keyset through it)
     return locked
