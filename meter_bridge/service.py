@@ -97,7 +97,7 @@ class BridgeService:
         # A finished job wakes the loop only when the loop has something to do with it:
         # without prefetch every free worker wants a claim at once; with it, the loop waits
         # for a batch of results anyway. A wake per job is a GIL hand-off: at hundreds of
-        # jobs a second it cost the bridge a sixth of its CPU.
+        # jobs a second py-spy found a sixth of the bridge's GIL time in them.
         self._wake_batch = 1 if not settings.prefetch else min(self._claim_min, self._report_min)
         self._unseen = 0  # jobs finished since the loop last looked
         self._armed_until = 0.0  # the loop wakes by itself by then (0: it is not waiting)
