@@ -45,6 +45,20 @@ class Lines(io.RawIOBase):
         return n
 
 
+# the columns both job COPYs fill (finished jobs add date_done and result)
+JOB_COLUMNS = [
+    "meter_id",
+    "company_id",
+    "job_type",
+    "state",
+    "priority",
+    "attempt_count",
+    "max_attempts",
+    "next_attempt_at",
+    "payload",
+]
+
+
 def reserve_ids(cr, table, n):
     cr.execute(f"SELECT nextval('{table}_id_seq')")
     start = cr.fetchone()[0]
@@ -196,21 +210,9 @@ def generate(env, n_meters, n_jobs, n_readings):
     copy(
         cr,
         "smartpm_meter_job",
-        [
-            "meter_id",
-            "company_id",
-            "job_type",
-            "state",
-            "priority",
-            "attempt_count",
-            "max_attempts",
-            "next_attempt_at",
-            "date_done",
-            "payload",
-            "result",
-        ],
+        [*JOB_COLUMNS, "date_done", "result"],
         (
-            f"{m0 + i % n_meters}\t{company}\tread\tdone\t50\t1\t5\t{now}\t{now}\t{{}}\t{{}}\n"
+            f"{m0 + i % n_meters}\t{company}\tread\tdone\t50\t1\t5\t{now}\t{{}}\t{now}\t{{}}\n"
             for i in range(n_jobs)
         ),
         "finished jobs",
@@ -232,17 +234,7 @@ def generate(env, n_meters, n_jobs, n_readings):
     copy(
         cr,
         "smartpm_meter_job",
-        [
-            "meter_id",
-            "company_id",
-            "job_type",
-            "state",
-            "priority",
-            "attempt_count",
-            "max_attempts",
-            "next_attempt_at",
-            "payload",
-        ],
+        JOB_COLUMNS,
         (f"{m0 + i}\t{company}\tping\tpending\t50\t0\t5\t{now}\t{{}}\n" for i in range(n_meters)),
         "pending jobs",
         n_meters,

@@ -21,6 +21,7 @@ zeep = pytest.importorskip("zeep")
 from test_e2e_vending import (  # noqa: E402  (helpers shared with the vending e2e test)
     _odoo_server,
     _run_bridge_until,
+    delete_committed,
     odoo_db,  # noqa: F401  (fixture)
 )
 from zeep.wsse.username import UsernameToken  # noqa: E402
@@ -95,23 +96,7 @@ def _setup(registry, port):
 
 def _cleanup(registry, ids):
     with registry.cursor() as cr:
-        cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = %s", (ids["meter"],))
-        for table in (
-            "smartpm_alarm",
-            "smartpm_reading",
-            "smartpm_meter_job",
-            "smartpm_meter_assignment",
-        ):
-            cr.execute(f"DELETE FROM {table} WHERE meter_id = %s", (ids["meter"],))
-        cr.execute(
-            "DELETE FROM mail_message WHERE model = 'smartpm.meter' AND res_id = %s",
-            (ids["meter"],),
-        )
-        cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (ids["meter"],))
-        cr.execute("DELETE FROM smartpm_tariff WHERE id = %s", (ids["tariff"],))
-        cr.execute("DELETE FROM res_users_apikeys WHERE user_id = ANY(%s)", (ids["users"],))
-        cr.execute("UPDATE res_users SET active = false WHERE id = ANY(%s)", (ids["users"],))
-        cr.execute("UPDATE res_partner SET active = false WHERE id = ANY(%s)", (ids["partners"],))
+        delete_committed(cr, ids["meter"], ids["tariff"], ids["users"], ids["partners"])
 
 
 def test_bank_buys_credit_with_the_wsdl_and_sees_it_delivered(odoo_db, sim_fleet):  # noqa: F811

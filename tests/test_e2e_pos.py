@@ -14,7 +14,7 @@ import uuid
 import xmlrpc.client
 
 import pytest
-from test_e2e_vending import _odoo_server, _process, odoo_db  # noqa: F401
+from test_e2e_vending import _odoo_server, _process, delete_committed, odoo_db  # noqa: F401
 
 from meter_sim.model import MeterConfig
 
@@ -87,6 +87,7 @@ def _setup(registry, port):
 
 def _cleanup(registry, ids):
     with registry.cursor() as cr:
+        # purchases first: they point at the POS orders
         cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = %s", (ids["meter"],))
         cr.execute("SELECT id FROM pos_order WHERE session_id = %s", (ids["session"],))
         order_ids = tuple(r[0] for r in cr.fetchall()) or (0,)
@@ -96,22 +97,7 @@ def _cleanup(registry, ids):
         cr.execute("DELETE FROM pos_session WHERE id = %s", (ids["session"],))
         cr.execute("UPDATE pos_config SET active = false WHERE id = %s", (ids["config"],))
         cr.execute("UPDATE pos_payment_method SET active = false WHERE id = %s", (ids["cash"],))
-        for table in (
-            "smartpm_alarm",
-            "smartpm_reading",
-            "smartpm_meter_job",
-            "smartpm_meter_assignment",
-        ):
-            cr.execute(f"DELETE FROM {table} WHERE meter_id = %s", (ids["meter"],))
-        cr.execute(
-            "DELETE FROM mail_message WHERE model = 'smartpm.meter' AND res_id = %s",
-            (ids["meter"],),
-        )
-        cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (ids["meter"],))
-        cr.execute("DELETE FROM smartpm_tariff WHERE id = %s", (ids["tariff"],))
-        cr.execute("DELETE FROM res_users_apikeys WHERE user_id IN %s", (tuple(ids["users"]),))
-        cr.execute("UPDATE res_users SET active = false WHERE id IN %s", (tuple(ids["users"]),))
-        cr.execute("UPDATE res_partner SET active = false WHERE id = %s", (ids["tenant"],))
+        delete_committed(cr, ids["meter"], ids["tariff"], ids["users"], [ids["tenant"]])
 
 
 def _order(ids, cashier_id):

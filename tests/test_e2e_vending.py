@@ -110,25 +110,29 @@ def _setup(registry, port):
         return user.login, key, ids
 
 
+def delete_committed(cr, meter, tariff, users, partners):
+    """Undo what an e2e test committed around one meter: its sales, jobs, readings, alarms,
+    assignments and chatter, the meter and its tariff; the test's users and partners are
+    archived (other records may point at them)."""
+    cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = %s", (meter,))
+    for table in (
+        "smartpm_alarm",
+        "smartpm_reading",
+        "smartpm_meter_job",
+        "smartpm_meter_assignment",
+    ):
+        cr.execute(f"DELETE FROM {table} WHERE meter_id = %s", (meter,))
+    cr.execute("DELETE FROM mail_message WHERE model = 'smartpm.meter' AND res_id = %s", (meter,))
+    cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (meter,))
+    cr.execute("DELETE FROM smartpm_tariff WHERE id = %s", (tariff,))
+    cr.execute("DELETE FROM res_users_apikeys WHERE user_id = ANY(%s)", (list(users),))
+    cr.execute("UPDATE res_users SET active = false WHERE id = ANY(%s)", (list(users),))
+    cr.execute("UPDATE res_partner SET active = false WHERE id = ANY(%s)", (list(partners),))
+
+
 def _cleanup(registry, ids):
     with registry.cursor() as cr:
-        cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = %s", (ids["meter"],))
-        for table in (
-            "smartpm_alarm",
-            "smartpm_reading",
-            "smartpm_meter_job",
-            "smartpm_meter_assignment",
-        ):
-            cr.execute(f"DELETE FROM {table} WHERE meter_id = %s", (ids["meter"],))
-        cr.execute(
-            "DELETE FROM mail_message WHERE model = 'smartpm.meter' AND res_id = %s",
-            (ids["meter"],),
-        )
-        cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (ids["meter"],))
-        cr.execute("DELETE FROM smartpm_tariff WHERE id = %s", (ids["tariff"],))
-        cr.execute("DELETE FROM res_users_apikeys WHERE user_id = %s", (ids["user"],))
-        cr.execute("UPDATE res_users SET active = false WHERE id = %s", (ids["user"],))
-        cr.execute("UPDATE res_partner SET active = false WHERE id = %s", (ids["tenant"],))
+        delete_committed(cr, ids["meter"], ids["tariff"], [ids["user"]], [ids["tenant"]])
 
 
 def _purchase_state(registry, ids):

@@ -19,8 +19,10 @@ class SmartpmMeterJob(models.Model):
     @api.model
     def _cron_purge_finished(self, limit=job_queue.PURGE_CHUNK):
         value = self.env["ir.config_parameter"].sudo().get_param(RETENTION_PARAM)
-        days = int(value) if value and value.strip().lstrip("-").isdigit() else None
-        days = DEFAULT_RETENTION_DAYS if days is None else days
+        try:
+            days = int(value)
+        except (TypeError, ValueError):  # unset or not a number
+            days = DEFAULT_RETENTION_DAYS
         if days <= 0:
             return 0  # 0: keep every job
         purged = job_queue.purge_finished(self.sudo().env, days, limit)

@@ -716,16 +716,7 @@ def _keep_counter_of_refused(env, job_id, report):
     keep them, or the meter refuses the next association as a replay."""
     result = report.get("result") if isinstance(report.get("result"), dict) else {}
     counter = report.get("invocation_counter", result.get("invocation_counter"))
-    if isinstance(job_id, int) and isinstance(counter, int) and not isinstance(counter, bool):
-        env.cr.execute(
-            """
-            UPDATE smartpm_meter m SET invocation_counter = %s
-              FROM smartpm_meter_job j
-             WHERE j.id = %s AND m.id = j.meter_id AND COALESCE(m.invocation_counter, 0) < %s
-            RETURNING m.id
-            """,
-            (counter, job_id, counter),
-        )
-        env["smartpm.meter"].browse([r[0] for r in env.cr.fetchall()]).invalidate_recordset(
-            ["invocation_counter"]
-        )
+    if isinstance(job_id, int) and not isinstance(counter, bool):
+        job = env["smartpm.meter.job"].sudo().browse(job_id).exists()
+        if job:
+            _keep_invocation_counter(job.meter_id, counter)

@@ -14,6 +14,14 @@ class SmartpmCase(TransactionCase):
         )
 
     @classmethod
+    def _clear_job_queue(cls):
+        """The queue is shared with the database's other jobs: cancel the open ones, so that
+        claims in these tests only see their own jobs (rolled back with the test class)."""
+        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
+            smartpm_job_engine=True
+        ).write({"state": "cancelled"})
+
+    @classmethod
     def _tenant(cls, name, **vals):
         return cls.env["res.partner"].create({"name": name, "is_tenant": True, **vals})
 

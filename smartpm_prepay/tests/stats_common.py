@@ -15,10 +15,7 @@ class StatsCase(SmartpmCase):
             cls.env, "t_bridge_stats", groups="base.group_user,smartpm_prepay.group_bridge_api"
         )
         cls.operator = new_test_user(cls.env, "t_op_stats", groups="smartpm_prepay.group_operator")
-        # the queue is shared with the database's other jobs: keep them out of the way
-        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
-            smartpm_job_engine=True
-        ).write({"state": "cancelled"})
+        cls._clear_job_queue()
         cls.env.company.partner_id.tz = "UTC"
 
     def _bridge(self):

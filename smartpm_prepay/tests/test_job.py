@@ -20,10 +20,7 @@ class TestJobQueue(SmartpmCase):
         cls.meter = cls._meter("JOB-1", tenant_id=cls._tenant("Jo").id, state="active")
         # claim() hands out one job per meter: tests taking several jobs use several meters
         cls.more_meters = [cls._meter(f"JOB-{i}", state="active") for i in range(2, 7)]
-        # the queue is shared: keep other jobs of the database out of these tests' way
-        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
-            smartpm_job_engine=True
-        ).write({"state": "cancelled"})
+        cls._clear_job_queue()
 
     def setUp(self):
         super().setUp()

@@ -21,10 +21,7 @@ class TestJobPerMeter(SmartpmCase):
         )
         cls.m1 = cls._meter("PM-1", state="active")
         cls.m2 = cls._meter("PM-2", state="active")
-        # the queue is shared: keep other jobs of the database out of these tests' way
-        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
-            smartpm_job_engine=True
-        ).write({"state": "cancelled"})
+        cls._clear_job_queue()
 
     def setUp(self):
         super().setUp()

@@ -80,10 +80,7 @@ class VendingCase(SmartpmCase):
         cls.bank = new_test_user(
             cls.env, "t_bank_v", groups="base.group_user,smartpm_prepay.group_bank_api"
         )
-        # the queue is shared: keep other jobs of the database out of these tests' way
-        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
-            smartpm_job_engine=True
-        ).write({"state": "cancelled"})
+        cls._clear_job_queue()
 
     def setUp(self):
         super().setUp()
@@ -95,6 +92,17 @@ class VendingCase(SmartpmCase):
     def _claim(self, job):
         claimed = [j["id"] for j in self.Job.claim("b1", 100, 60)]
         self.assertIn(job.id, claimed)
+
+    def _deliver(self, purchase, credit_kwh=40.0, relay="connected", already_applied=False):
+        """The bridge claims the purchase's credit job and reports the meter's answer."""
+        self._claim(purchase.job_id)
+        result = {
+            "transfer_number": purchase.transfer_number,
+            "already_applied": already_applied,
+            "credit_kwh": credit_kwh,
+            "relay": relay,
+        }
+        self.Job.complete(purchase.job_id.id, "b1", result)
 
 
 @tagged("post_install", "-at_install")
@@ -334,34 +342,14 @@ class TestVend(VendingCase):
 class TestDelivery(VendingCase):
     def test_completed_job_delivers_the_purchase(self):
         purchase = self._vend(10.0)
-        self._claim(purchase.job_id)
-        self.Job.complete(
-            purchase.job_id.id,
-            "b1",
-            {
-                "transfer_number": 1,
-                "already_applied": False,
-                "credit_kwh": 52.5,
-                "relay": "connected",
-            },
-        )
+        self._deliver(purchase, credit_kwh=52.5)
         self.assertEqual(purchase.state, "delivered")
         self.assertTrue(purchase.date_delivered)
         self.assertEqual(self.meter.credit_kwh, 52.5)
 
     def test_already_applied_transfer_counts_as_delivered(self):
         purchase = self._vend(10.0)
-        self._claim(purchase.job_id)
-        self.Job.complete(
-            purchase.job_id.id,
-            "b1",
-            {
-                "transfer_number": 1,
-                "already_applied": True,
-                "credit_kwh": 40.0,
-                "relay": "connected",
-            },
-        )
+        self._deliver(purchase, already_applied=True)
         self.assertEqual(purchase.state, "delivered")
 
     def test_retryable_failure_keeps_the_purchase_queued(self):
@@ -382,32 +370,12 @@ class TestDelivery(VendingCase):
         self.assertEqual(purchase.state, "queued")
         self.assertEqual(purchase.job_id.state, "pending")
         self.assertFalse(purchase.activity_ids)
-        self._claim(purchase.job_id)
-        self.Job.complete(
-            purchase.job_id.id,
-            "b1",
-            {
-                "transfer_number": 1,
-                "already_applied": False,
-                "credit_kwh": 40.0,
-                "relay": "connected",
-            },
-        )
+        self._deliver(purchase)
         self.assertEqual(purchase.state, "delivered")
 
     def test_delivered_credit_with_relay_still_open_queues_a_reconnect(self):
         purchase = self._vend(10.0)
-        self._claim(purchase.job_id)
-        self.Job.complete(
-            purchase.job_id.id,
-            "b1",
-            {
-                "transfer_number": 1,
-                "already_applied": False,
-                "credit_kwh": 40.0,
-                "relay": "disconnected",
-            },
-        )
+        self._deliver(purchase, relay="disconnected")
         reconnect = purchase.reconnect_job_id
         self.assertEqual(reconnect.job_type, "reconnect")
         self.assertEqual(reconnect.state, "pending")
@@ -422,17 +390,7 @@ class TestDelivery(VendingCase):
 
     def test_delivered_credit_with_relay_closed_needs_no_reconnect(self):
         purchase = self._vend(10.0)
-        self._claim(purchase.job_id)
-        self.Job.complete(
-            purchase.job_id.id,
-            "b1",
-            {
-                "transfer_number": 1,
-                "already_applied": False,
-                "credit_kwh": 40.0,
-                "relay": "connected",
-            },
-        )
+        self._deliver(purchase)
         self.assertFalse(purchase.reconnect_job_id)
 
     def test_undelivered_purchase_is_reversed_and_its_job_cancelled(self):
