@@ -23,6 +23,7 @@ from test_e2e_vending import (  # noqa: E402  (helpers shared with the vending e
     _run_bridge_until,
     delete_committed,
     odoo_db,  # noqa: F401  (fixture)
+    sold_meter,
 )
 from zeep.wsse.username import UsernameToken  # noqa: E402
 
@@ -67,18 +68,7 @@ def _setup(registry, port):
             key = env["res.users.apikeys"].with_user(user)._generate(None, "e2e", expiry)
             users[role] = (user, key)
         users["bank"][0].partner_id.parent_id = bank
-        tariff = env["smartpm.tariff"].create({"name": "E2E bank", "price_per_kwh": 0.5})
-        tenant = env["res.partner"].create({"name": "E2E bank tenant", "is_tenant": True})
-        meter = env["smartpm.meter"].create(
-            {
-                "serial_number": SERIAL,
-                "host": "127.0.0.1",
-                "port": port,
-                "state": "active",
-                "tenant_id": tenant.id,
-                "tariff_id": tariff.id,
-            }
-        )
+        tariff, tenant, meter = sold_meter(env, "E2E bank", SERIAL, port)
         ids = {
             "users": [u.id for u, _key in users.values()],
             "partners": [bank.id, tenant.id],

@@ -14,7 +14,13 @@ import uuid
 import xmlrpc.client
 
 import pytest
-from test_e2e_vending import _odoo_server, _process, delete_committed, odoo_db  # noqa: F401
+from test_e2e_vending import (  # noqa: F401
+    _odoo_server,
+    _process,
+    delete_committed,
+    odoo_db,
+    sold_meter,
+)
 
 from meter_sim.model import MeterConfig
 
@@ -48,18 +54,7 @@ def _setup(registry, port):
         cashier, cashier_key = user_with_key(
             "e2e_pos_cashier", ["point_of_sale.group_pos_user", "smartpm_prepay.group_cashier"]
         )
-        tariff = env["smartpm.tariff"].create({"name": "E2E POS", "price_per_kwh": 0.5})
-        tenant = env["res.partner"].create({"name": "E2E POS tenant", "is_tenant": True})
-        meter = env["smartpm.meter"].create(
-            {
-                "serial_number": SERIAL,
-                "host": "127.0.0.1",
-                "port": port,
-                "state": "active",
-                "tenant_id": tenant.id,
-                "tariff_id": tariff.id,
-            }
-        )
+        tariff, tenant, meter = sold_meter(env, "E2E POS", SERIAL, port)
         cash_journal = env["account.journal"].search(
             [("type", "=", "cash"), ("company_id", "=", env.company.id)], limit=1
         )

@@ -86,18 +86,7 @@ def _setup(registry, port):
             .with_user(user)
             ._generate(None, "e2e", fields.Datetime.add(fields.Datetime.now(), days=1))
         )
-        tariff = env["smartpm.tariff"].create({"name": "E2E", "price_per_kwh": 0.5})
-        tenant = env["res.partner"].create({"name": "E2E tenant", "is_tenant": True})
-        meter = env["smartpm.meter"].create(
-            {
-                "serial_number": SERIAL,
-                "host": "127.0.0.1",
-                "port": port,
-                "state": "active",
-                "tenant_id": tenant.id,
-                "tariff_id": tariff.id,
-            }
-        )
+        tariff, tenant, meter = sold_meter(env, "E2E", SERIAL, port)
         purchase = vend(env, meter, 10.0, "backoffice", f"E2E-{os.getpid()}")
         ids = {
             "user": user.id,
@@ -108,6 +97,23 @@ def _setup(registry, port):
             "job": purchase.job_id.id,
         }
         return user.login, key, ids
+
+
+def sold_meter(env, label, serial, port):
+    """A tariff, a tenant and an active meter of that tenant on the simulator's ``port``."""
+    tariff = env["smartpm.tariff"].create({"name": label, "price_per_kwh": 0.5})
+    tenant = env["res.partner"].create({"name": f"{label} tenant", "is_tenant": True})
+    meter = env["smartpm.meter"].create(
+        {
+            "serial_number": serial,
+            "host": "127.0.0.1",
+            "port": port,
+            "state": "active",
+            "tenant_id": tenant.id,
+            "tariff_id": tariff.id,
+        }
+    )
+    return tariff, tenant, meter
 
 
 def delete_committed(cr, meter, tariff, users, partners):
