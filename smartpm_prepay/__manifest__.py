@@ -59,6 +59,7 @@
         ],
         "web.assets_frontend": [
             "smartpm_prepay/static/src/js/meter_portal.js",
+            "smartpm_prepay/static/src/scss/meter_portal.scss",
         ],
         "web.assets_tests": [
             "smartpm_prepay/static/tests/tours/**/*",

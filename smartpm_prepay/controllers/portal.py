@@ -2,13 +2,18 @@
 providers. The purchase itself is created when the transaction is done
 (models/payment_transaction.py), never by these routes."""
 
-from datetime import datetime, timedelta
+import math
+from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
+
+import pytz
 
 from odoo import _, fields, http
 from odoo.addons.payment.controllers import portal as payment_portal
+from odoo.addons.portal.controllers.portal import pager as portal_pager
 from odoo.exceptions import ValidationError
 from odoo.http import request
+from odoo.tools import format_date, format_datetime
 
 from ..services import vending
 
@@ -16,7 +21,15 @@ ENERGY_OBIS = "1.0.1.8.0.255"
 NOTICE_ALARMS = ("low_credit", "zero_credit", "credit_trip", "load_trip")
 
 
+def register_kwh(value, unit):
+    """kWh of an energy-register value read in ``unit`` (Wh unless it says kWh), as the
+    consumption computation reads it."""
+    return value if (unit or "").lower() == "kwh" else value / 1000.0
+
+
 class SmartpmMeterPortal(payment_portal.PaymentPortal):
+    _purchases_per_page = 20
+
     # ---------------------------------------------------------------- helpers
     def _get_meters_domain(self):
         partner = request.env.user.partner_id.commercial_partner_id
@@ -41,49 +54,86 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
             )
         return values
 
-    @staticmethod
-    def _consumption(meter, unit, periods):
-        """[(label, kWh)] consumed per day or month over the last ``periods``, from the
-        cumulative energy register (the difference of the last value of each period)."""
-        now = fields.Datetime.now()
+    # Consumption is the back office's (smartpm.consumption.daily: kWh per local day of the
+    # company, computed from the energy register whatever its unit), never recomputed here:
+    # the portal once summed raw register values in Wh as kWh, over UTC days, and gave the
+    # first month of its window 0 for want of an earlier reading.
+    def _get_consumption_rows(self, meter, date_from):
+        """The meter's daily consumption rows from ``date_from`` (a local day) while it was
+        the logged-in tenant's (another tenant's use of the meter is not theirs to see)."""
+        partner = request.env.user.partner_id.commercial_partner_id
+        return (
+            request.env["smartpm.consumption.daily"]
+            .sudo()
+            .search(
+                [
+                    ("meter_id", "=", meter.id),
+                    ("tenant_id", "child_of", [partner.id]),
+                    ("day", ">=", date_from),
+                ]
+            )
+        )
+
+    def _local_today(self, meter):
+        Consumption = request.env["smartpm.consumption.daily"]
+        tz = pytz.timezone(Consumption._company_tz(meter.sudo().company_id))
+        return datetime.now(tz).date()
+
+    def _consumption(self, meter, unit, periods):
+        """A chart (see _chart) of the kWh consumed per local day or month over the last
+        ``periods`` of them, today's included."""
+        env = request.env
+        today = self._local_today(meter)
         if unit == "day":
-            start = datetime(now.year, now.month, now.day) - timedelta(days=periods - 1)
-            keys = [start + timedelta(days=i) for i in range(periods)]
+            keys = [today - timedelta(days=periods - 1 - i) for i in range(periods)]
         else:
-            year, month = now.year, now.month - (periods - 1)
-            while month <= 0:
-                year, month = year - 1, month + 12
-            start = datetime(year, month, 1)
             keys = []
+            year, month = today.year, today.month
             for _i in range(periods):
-                keys.append(datetime(year, month, 1))
-                year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        cr = request.env.cr
-        cr.execute(
-            "SELECT max(value) FROM smartpm_reading WHERE meter_id = %s AND obis = %s "
-            "AND reading_time < %s",
-            (meter.id, ENERGY_OBIS, start),
-        )
-        previous = cr.fetchone()[0]
-        cr.execute(
-            f"""SELECT date_trunc('{unit}', reading_time), max(value) FROM smartpm_reading
-                 WHERE meter_id = %s AND obis = %s AND reading_time >= %s
-                 GROUP BY 1""",  # noqa: S608 (unit is "day" or "month", never user input)
-            (meter.id, ENERGY_OBIS, start),
-        )
-        last_by_period = dict(cr.fetchall())
+                keys.insert(0, date(year, month, 1))
+                year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+        totals = dict.fromkeys(keys, 0.0)
+        for row in self._get_consumption_rows(meter, keys[0]):
+            key = row.day if unit == "day" else row.day.replace(day=1)
+            if key in totals:
+                totals[key] += row.kwh
         bars = []
         for key in keys:
-            value = last_by_period.get(key)
-            used = max(value - previous, 0.0) if value is not None and previous is not None else 0.0
-            if value is not None:
-                previous = value
-            label = key.strftime("%d %b") if unit == "day" else key.strftime("%b %Y")
-            bars.append({"label": label, "kwh": round(used, 2)})
-        top = max((b["kwh"] for b in bars), default=0.0) or 1.0
-        for bar in bars:
-            bar["percent"] = round(100.0 * bar["kwh"] / top, 1)
-        return bars
+            if unit == "day":
+                label = format_date(env, key, date_format="d MMM")
+                short = format_date(env, key, date_format="d MMM")
+            else:
+                label = format_date(env, key, date_format="MMM yyyy")
+                short = format_date(env, key, date_format="MMM")
+            bars.append({"key": key, "label": label, "short": short, "kwh": round(totals[key], 3)})
+        return self._chart(bars, label_every=5 if unit == "day" else 1)
+
+    @staticmethod
+    def _nice_step(top, ticks=4):
+        raw = top / ticks
+        magnitude = 10 ** math.floor(math.log10(raw))
+        for factor in (1, 2, 2.5, 5, 10):
+            if raw <= factor * magnitude:
+                return factor * magnitude
+        return 10 * magnitude
+
+    def _chart(self, bars, label_every=1):
+        """Bars with their height in % of the y axis, the axis' ticks and which x labels to
+        print (every ``label_every``-th, counted back from the last period)."""
+        top = max((bar["kwh"] for bar in bars), default=0.0)
+        step = self._nice_step(top) if top > 0 else 1.0
+        axis_max = step * math.ceil(top / step) if top > 0 else 4.0
+        ticks = []
+        value = 0.0
+        while value <= axis_max + 1e-9:
+            ticks.append({"label": f"{value:g}", "percent": round(100.0 * value / axis_max, 2)})
+            value += step
+        last = len(bars) - 1
+        for i, bar in enumerate(bars):
+            bar["percent"] = round(100.0 * bar["kwh"] / axis_max, 2)
+            bar["value_label"] = f"{bar['kwh']:.1f}" if bar["kwh"] else ""
+            bar["show_label"] = (last - i) % label_every == 0
+        return {"bars": bars, "ticks": ticks, "total": round(sum(b["kwh"] for b in bars), 3)}
 
     def _get_notices(self, meter_sudo):
         notices = []
@@ -111,6 +161,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
             order="meter_time desc",
         )
         labels = dict(alarms._fields["alarm_type"]._description_selection(request.env))
+        tz = self._get_tz(meter_sudo)
         for alarm in alarms:
             notices.append(
                 (
@@ -118,16 +169,48 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
                     _(
                         "%(what)s on %(when)s",
                         what=labels.get(alarm.alarm_type),
-                        when=fields.Datetime.to_string(alarm.meter_time),
+                        when=format_datetime(
+                            request.env, alarm.meter_time, tz=tz, dt_format="short"
+                        ),
                     ),
                 )
             )
         return notices
 
     def _get_last_reading(self, meter):
-        return request.env["smartpm.reading"].search(
+        """The last energy-register reading of ``meter`` as a dict: its kWh (the register
+        may count Wh or kWh: ``unit`` says which), the time and the record."""
+        reading = request.env["smartpm.reading"].search(
             [("meter_id", "=", meter.id), ("obis", "=", ENERGY_OBIS)], limit=1
         )
+        if not reading:
+            return None
+        reading = reading.sudo()
+        return {"kwh": register_kwh(reading.value, reading.unit), "record": reading}
+
+    def _get_tz(self, meter):
+        """The time zone the tenant reads times in: theirs, else the property's company's."""
+        return request.env.user.tz or request.env["smartpm.consumption.daily"]._company_tz(
+            meter.sudo().company_id
+        )
+
+    def _get_purchases_domain(self, meter):
+        partner = request.env.user.partner_id.commercial_partner_id
+        return [("meter_id", "=", meter.id), ("tenant_id", "child_of", [partner.id])]
+
+    def _get_price_values(self, meter_sudo, tariff):
+        """The tariff as it charges the tenant: its bands in words and where this month's
+        purchases have brought the meter (the price of the next kWh)."""
+        if not tariff:
+            return {}
+        month_kwh = vending.month_kwh(request.env(su=True), meter_sudo)
+        bands = tariff._get_price_bands()
+        return {
+            "price_description": tariff._price_description(),
+            "price_bands": bands,
+            "month_kwh": month_kwh,
+            "current_band": tariff._get_current_band(month_kwh) if len(bands) > 1 else None,
+        }
 
     # ---------------------------------------------------------------- pages
     @http.route(["/my/meters"], type="http", auth="user", website=True)
@@ -139,17 +222,32 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
                 "page_name": "meters",
                 "meters": meters.sudo(),
                 "last_readings": {m.id: self._get_last_reading(m) for m in meters},
+                "tz": self._get_tz(meters[:1]) if meters else request.env.user.tz or "UTC",
             }
         )
         return request.render("smartpm_prepay.portal_my_meters", values)
 
-    @http.route(["/my/meters/<int:meter_id>"], type="http", auth="user", website=True)
-    def portal_my_meter(self, meter_id, **kwargs):
+    @http.route(
+        ["/my/meters/<int:meter_id>", "/my/meters/<int:meter_id>/page/<int:page>"],
+        type="http",
+        auth="user",
+        website=True,
+    )
+    def portal_my_meter(self, meter_id, page=1, **kwargs):
         meter = self._get_own_meter(meter_id)
         meter_sudo = meter.sudo()
-        partner = request.env.user.partner_id.commercial_partner_id
-        purchases = request.env["smartpm.credit.purchase"].search(
-            [("meter_id", "=", meter.id), ("tenant_id", "child_of", [partner.id])], limit=20
+        Purchase = request.env["smartpm.credit.purchase"]
+        domain = self._get_purchases_domain(meter)
+        pager = portal_pager(
+            url=f"/my/meters/{meter.id}",
+            total=Purchase.search_count(domain),
+            page=page,
+            step=self._purchases_per_page,
+        )
+        purchases = Purchase.search(domain, limit=self._purchases_per_page, offset=pager["offset"])
+        # a purchase on its way anywhere in the list, not only on this page
+        delivering = bool(
+            Purchase.search_count(domain + [("state", "in", ("paid", "queued"))], limit=1)
         )
         tariff = meter_sudo._get_tariff()
         try:
@@ -166,17 +264,20 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
                 "page_name": "meter",
                 "meter": meter_sudo,
                 "purchases": purchases.sudo(),
-                "delivering": any(p.state in ("paid", "queued") for p in purchases),
+                "pager": pager,
+                "delivering": delivering,
                 "daily": self._consumption(meter, "day", 30),
                 "monthly": self._consumption(meter, "month", 12),
                 "notices": self._get_notices(meter_sudo),
-                "last_reading": self._get_last_reading(meter).sudo(),
+                "last_reading": self._get_last_reading(meter),
+                "tz": self._get_tz(meter),
                 "sellable": sellable,
                 "tariff": tariff,
                 "currency": tariff.currency_id if tariff else meter_sudo.company_id.currency_id,
                 "min_amount": minimum,
                 "max_amount": maximum,
                 "error": kwargs.get("error"),
+                **self._get_price_values(meter_sudo, tariff),
             }
         )
         return request.render("smartpm_prepay.portal_my_meter", values)
@@ -187,6 +288,8 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         meter_sudo = meter.sudo()
         try:
             amount = float(amount)
+            if not math.isfinite(amount) or amount <= 0:
+                raise ValidationError(_("Enter an amount above zero."))
             tariff = vending.check_sellable(meter_sudo)
             vending.check_amount(tariff, meter_sudo, amount)
         except (TypeError, ValueError):
@@ -241,6 +344,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
                 "page_name": "meter_buy",
                 "meter": meter_sudo,
                 "quote": quote,
+                "quote_price": tariff._quote_description(quote),
                 # payment.form
                 "amount": amount,
                 "currency": currency,
@@ -266,17 +370,24 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         meter = self._get_own_meter(meter_id)
         self._validate_transaction_kwargs(kwargs)
         tariff = self._check_amount(meter, kwargs.get("amount"))
+        Transaction = request.env["payment.transaction"].sudo()
+        # the payment's reference is the number the purchase will have (CP...)
+        purchase_name = Transaction._smartpm_reserve_purchase_name()
         kwargs.update(
             {
                 "amount": tariff.currency_id.round(float(kwargs["amount"])),
                 "currency_id": tariff.currency_id.id,
                 "partner_id": request.env.user.partner_id.id,
-                "reference_prefix": f"CREDIT-{meter.sudo().serial_number}",
+                "reference_prefix": purchase_name,
                 "landing_route": f"/my/meters/{meter.id}",
                 "is_validation": False,
             }
         )
         tx_sudo = self._create_transaction(
-            custom_create_values={"smartpm_meter_id": meter.id}, **kwargs
+            custom_create_values={
+                "smartpm_meter_id": meter.id,
+                "smartpm_purchase_name": purchase_name,
+            },
+            **kwargs,
         )
         return tx_sudo._get_processing_values()

@@ -191,6 +191,15 @@ class SmartpmConsumptionDaily(models.Model):
         return company.partner_id.tz or "UTC"
 
     @api.model
+    def _company_month_start(self, company, when=None):
+        """UTC start (naive) of the company's local month holding ``when`` (naive UTC,
+        default now): the month of the daily rows' ``day`` and of the tariff's tiers."""
+        local = pytz.timezone(self._company_tz(company))
+        when = pytz.utc.localize(when or fields.Datetime.now()).astimezone(local)
+        start = local.localize(datetime(when.year, when.month, 1))
+        return start.astimezone(pytz.utc).replace(tzinfo=None)
+
+    @api.model
     def _compute_days(self, date_from, date_to, company=None):
         """(Re)compute the consumption of every meter of ``company`` for the local days
         ``date_from`` .. ``date_to`` (inclusive). Returns the number of rows of the period."""

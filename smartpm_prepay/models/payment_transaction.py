@@ -1,6 +1,6 @@
 import logging
 
-from odoo import _, fields, models
+from odoo import _, api, fields, models
 
 from ..services import vending
 
@@ -20,6 +20,15 @@ class PaymentTransaction(models.Model):
     smartpm_purchase_id = fields.Many2one(
         "smartpm.credit.purchase", string="Credit purchase", readonly=True
     )
+    # The purchase's number (CP...), taken when the tenant starts paying: it is the payment's
+    # reference, so the tenant, the provider, the invoice and the back office quote one number.
+    smartpm_purchase_name = fields.Char(string="Credit purchase number", readonly=True)
+
+    @api.model
+    def _smartpm_reserve_purchase_name(self):
+        """The next credit purchase number (a payment abandoned leaves a gap, like a sale
+        order's quotation number)."""
+        return self.env["ir.sequence"].sudo().next_by_code("smartpm.credit.purchase")
 
     def _post_process(self):
         for tx in self.filtered(
@@ -50,6 +59,9 @@ class PaymentTransaction(models.Model):
                     "portal",
                     tx.reference,
                     currency=tx.currency_id,
+                    extra_vals={"name": tx.smartpm_purchase_name}
+                    if tx.smartpm_purchase_name
+                    else None,
                 )
                 invoice = purchase.invoice_id
                 if not invoice:

@@ -1,6 +1,6 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
-from odoo.tools import float_round
+from odoo.tools import float_round, formatLang
 
 from ..services import pricing
 
@@ -119,6 +119,106 @@ class SmartpmTariff(models.Model):
             else:
                 bands.append((tier.from_kwh, tier.price_per_kwh))
         return bands
+
+    # ---------------------------------------------------------------- in words
+    def _tax_factor(self):
+        """What the customer pays per unit of untaxed price (1.0 without taxes)."""
+        self.ensure_one()
+        if not self.tax_ids:
+            return 1.0
+        base = 1_000_000.0  # large enough that the taxes' rounding does not show
+        computed = self.tax_ids.with_context(force_price_include=False).compute_all(
+            base, currency=self.currency_id
+        )
+        return computed["total_included"] / base
+
+    def _format_price(self, price):
+        """``price`` in the tariff's currency, with the decimals it needs (up to 4): an
+        energy price of 0.2512 must not read as 0.25."""
+        self.ensure_one()
+        currency = self.currency_id
+        digits = currency.decimal_places
+        while digits < 4 and float_round(price, digits) != float_round(price, 4):
+            digits += 1
+        number = formatLang(self.env, price, digits=digits)
+        if currency.position == "after":
+            return f"{number}\N{NO-BREAK SPACE}{currency.symbol}"
+        return f"{currency.symbol}\N{NO-BREAK SPACE}{number}"
+
+    @staticmethod
+    def _format_kwh(kwh):
+        return f"{kwh:,.2f}".rstrip("0").rstrip(".")
+
+    def _get_price_bands(self):
+        """[{from_kwh, to_kwh (None for the last), price, label}] as the customer pays them
+        (taxes included), from the first kWh of the month on."""
+        self.ensure_one()
+        factor = self._tax_factor()
+        bands = self._bands()
+        out = []
+        for i, (start, price) in enumerate(bands):
+            end = bands[i + 1][0] if i + 1 < len(bands) else None
+            out.append(
+                {
+                    "from_kwh": start,
+                    "to_kwh": end,
+                    "price": price * factor,
+                    "label": self._format_price(price * factor),
+                }
+            )
+        return out
+
+    def _price_description(self):
+        """The price as the tariff charges it, in words: "$ 0.25 per kWh", or with block
+        tiers "First 100 kWh of the month at $ 0.25 per kWh, then $ 0.32 per kWh"."""
+        self.ensure_one()
+        bands = self._get_price_bands()
+        taxes = _(" (taxes included)") if self.tax_ids else ""
+        if len(bands) == 1:
+            return _("%(price)s per kWh%(taxes)s", price=bands[0]["label"], taxes=taxes)
+        parts = [
+            _(
+                "first %(kwh)s kWh of the month at %(price)s per kWh",
+                kwh=self._format_kwh(bands[0]["to_kwh"]),
+                price=bands[0]["label"],
+            )
+        ]
+        for band in bands[1:-1]:
+            parts.append(
+                _(
+                    "from %(start)s to %(end)s kWh at %(price)s",
+                    start=self._format_kwh(band["from_kwh"]),
+                    end=self._format_kwh(band["to_kwh"]),
+                    price=band["label"],
+                )
+            )
+        parts.append(_("then %(price)s per kWh", price=bands[-1]["label"]))
+        text = ", ".join(parts) + taxes
+        return text[:1].upper() + text[1:]
+
+    def _quote_description(self, quote):
+        """How the kWh of ``quote`` (of _quote_amount) are priced, in words: "48 kWh at
+        $ 0.25" or "20 kWh at $ 0.25 + 9.37 kWh at $ 0.32"."""
+        self.ensure_one()
+        factor = self._tax_factor()
+        return " + ".join(
+            _(
+                "%(kwh)s kWh at %(price)s",
+                kwh=self._format_kwh(part["kwh"]),
+                price=self._format_price(part["price_per_kwh"] * factor),
+            )
+            for part in quote["tier_breakdown"]
+        )
+
+    def _get_current_band(self, month_kwh):
+        """The band (of _get_price_bands) the next kWh bought is priced in."""
+        self.ensure_one()
+        bands = self._get_price_bands()
+        current = bands[0]
+        for band in bands:
+            if month_kwh >= band["from_kwh"]:
+                current = band
+        return current
 
     def _get_amount_limits(self, company=None):
         """(minimum, maximum) of one sale; 0 maximum = no maximum."""

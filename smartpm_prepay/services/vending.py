@@ -7,7 +7,6 @@ It is idempotent on (channel, external reference).
 
 import logging
 import numbers
-from datetime import datetime
 from decimal import Decimal
 
 import psycopg2.errors
@@ -179,9 +178,9 @@ def check_amount(tariff, meter, amount, currency=None):
 
 
 def month_kwh(env, meter, when=None):
-    """kWh bought for ``meter`` in the calendar month (UTC) of ``when``, reversals excluded."""
-    when = when or fields.Datetime.now()
-    start = datetime(when.year, when.month, 1)
+    """kWh bought for ``meter`` in the company's local calendar month of ``when`` (naive UTC,
+    default now), reversals excluded: the tiers' month is the one the tenant lives in."""
+    start = env["smartpm.consumption.daily"]._company_month_start(meter.company_id, when)
     env["smartpm.credit.purchase"].flush_model()
     env.cr.execute(
         """

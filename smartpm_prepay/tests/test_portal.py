@@ -1,6 +1,7 @@
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
-from odoo import fields
+import pytz
+
 from odoo.addons.account.tests.common import AccountTestInvoicingHttpCommon
 from odoo.tests import new_test_user, tagged
 from odoo.tests.common import JsonRpcException
@@ -107,24 +108,64 @@ class TestMeterPortal(PortalCase):
         counters = self.make_jsonrpc_request("/my/counters", {"counters": ["meter_count"]})
         self.assertEqual(counters["meter_count"], 1)
 
-    def test_meter_page_shows_daily_consumption_from_readings(self):
-        now = fields.Datetime.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    def _read_register(self, unit, values):
+        """Register readings at the company's local midnights (days ago -> value), and the
+        back office's daily consumption computed from them (as its hourly cron does)."""
+        Consumption = self.env["smartpm.consumption.daily"]
+        tz = pytz.timezone(Consumption._company_tz(self.company))
+        today = datetime.now(tz).date()
+        # the tenant has held the meter for a while (consumption is shown for her days only)
+        self.meter_a.assignment_ids.sudo().date_start = datetime.now() - timedelta(days=30)
         self.env["smartpm.reading"].create(
             [
                 {
                     "meter_id": self.meter_a.id,
                     "obis": "1.0.1.8.0.255",
                     "value": value,
-                    "unit": "kWh",
-                    "reading_time": now - timedelta(days=days),
+                    "unit": unit,
+                    "reading_time": tz.localize(
+                        datetime.combine(today - timedelta(days=days), time.min)
+                    )
+                    .astimezone(pytz.utc)
+                    .replace(tzinfo=None),
                 }
-                for days, value in ((2, 100.0), (1, 107.5), (0, 111.0))
+                for days, value in values
             ]
         )
+        Consumption._compute_days(today - timedelta(days=5), today, self.company)
+        return today
+
+    def test_meter_page_shows_daily_consumption_from_readings(self):
+        today = self._read_register("kWh", ((2, 100.0), (1, 107.5), (0, 111.0)))
         self._login()
         response = self.url_open(f"/my/meters/{self.meter_a.id}")
-        self.assertIn("7.50 kWh", response.text)  # yesterday's bar title
-        self.assertIn("3.50 kWh", response.text)  # today's
+        two_days_ago = (today - timedelta(days=2)).isoformat()
+        yesterday = (today - timedelta(days=1)).isoformat()
+        self.assertRegex(
+            response.text,
+            rf'data-period="{two_days_ago}">\s*<td>[^<]*</td>\s*'
+            r'<td class="text-end o_smartpm_kwh">\s*7\.500 kWh',
+        )
+        self.assertRegex(
+            response.text,
+            rf'data-period="{yesterday}">\s*<td>[^<]*</td>\s*'
+            r'<td class="text-end o_smartpm_kwh">\s*3\.500 kWh',
+        )
+        self.assertIn("111.000 kWh", response.text)  # the register, in kWh as it was read
+
+    def test_register_read_in_wh_is_shown_in_kwh(self):
+        today = self._read_register("Wh", ((1, 1_000_000.0), (0, 1_005_000.0)))
+        self._login()
+        response = self.url_open(f"/my/meters/{self.meter_a.id}")
+        self.assertIn("1,005.000 kWh", response.text)  # the last reading, not 1005000 kWh
+        yesterday = (today - timedelta(days=1)).isoformat()
+        self.assertRegex(
+            response.text,
+            rf'data-period="{yesterday}">\s*<td>[^<]*</td>\s*'
+            r'<td class="text-end o_smartpm_kwh">\s*5\.000 kWh',
+        )
+        self.assertNotIn("5000.00 kWh", response.text)
+        self.assertNotIn("5,000.000 kWh", response.text)
 
     def test_low_credit_notice_is_shown(self):
         self.meter_a.sudo().write({"credit_kwh": 1.0, "online_state": "online"})
@@ -179,6 +220,19 @@ class TestPortalTransactionRoute(PortalCase):
             (tx.smartpm_meter_id, tx.partner_id, tx.amount), (self.meter_a, self.tenant_a, 12.0)
         )
         self.assertEqual(tx.landing_route, f"/my/meters/{self.meter_a.id}")
+
+    def test_transaction_reference_is_the_purchase_number(self):
+        self._login()
+        self.make_jsonrpc_request(
+            f"/my/meters/{self.meter_a.id}/transaction", self._tx_params(12.0)
+        )
+        tx = self._transactions()
+        self.assertRegex(tx.reference, r"^CP\d{6}$")
+        tx._set_done()
+        tx._post_process()
+        purchase = tx.smartpm_purchase_id
+        self.assertEqual((purchase.name, purchase.external_ref), (tx.reference, tx.reference))
+        self.assertEqual(purchase.invoice_id.payment_reference, tx.reference)
 
     def test_tampered_amount_out_of_range_creates_no_transaction(self):
         self._login()
