@@ -153,6 +153,23 @@ class TestMeterPortal(PortalCase):
         )
         self.assertIn("111.000 kWh", response.text)  # the register, in kWh as it was read
 
+    def test_consumption_of_the_meters_previous_tenant_is_not_shown(self):
+        today = self._read_register("kWh", ((2, 100.0), (1, 107.5), (0, 111.0)))
+        two_days_ago = today - timedelta(days=2)
+        row = self.env["smartpm.consumption.daily"].search(
+            [("meter_id", "=", self.meter_a.id), ("day", "=", two_days_ago)]
+        )
+        self.assertEqual(row.kwh, 7.5)
+        row.tenant_id = self.tenant_b  # the meter was someone else's that day
+        self._login()
+        response = self.url_open(f"/my/meters/{self.meter_a.id}")
+        self.assertRegex(
+            response.text,
+            rf'data-period="{two_days_ago.isoformat()}">\s*<td>[^<]*</td>\s*'
+            r'<td class="text-end o_smartpm_kwh">\s*0\.000 kWh',
+        )
+        self.assertNotIn("7.500 kWh", response.text)
+
     def test_register_read_in_wh_is_shown_in_kwh(self):
         today = self._read_register("Wh", ((1, 1_000_000.0), (0, 1_005_000.0)))
         self._login()
