@@ -221,11 +221,17 @@ class SmartpmMeter(models.Model):
         credit, the kWh of purchases not yet delivered, and ``extra_kwh``."""
         self.ensure_one()
         meter = self.sudo()
-        Purchase = self.env["smartpm.credit.purchase"].sudo()
-        pending = Purchase.search(
-            [("meter_id", "=", meter.id), ("state", "in", UNDELIVERED_STATES)]
+        return float_round(meter.credit_kwh + meter._smartpm_undelivered_kwh() + extra_kwh, 3)
+
+    def _smartpm_undelivered_kwh(self):
+        """kWh sold for the meter and not yet on it (its last known credit lacks them)."""
+        self.ensure_one()
+        pending = (
+            self.env["smartpm.credit.purchase"]
+            .sudo()
+            .search([("meter_id", "=", self.id), ("state", "in", UNDELIVERED_STATES)])
         )
-        return float_round(meter.credit_kwh + sum(pending.mapped("kwh")) + extra_kwh, 3)
+        return float_round(sum(pending.mapped("kwh")), 3)
 
     def _prepare_sale_info(self):
         """What a sales channel shows about the meter before selling (called under sudo)."""

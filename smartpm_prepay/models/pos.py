@@ -215,6 +215,7 @@ class SmartpmMeter(models.Model):
             price_info="",
             tax_ids=[],
             estimated_balance_kwh=meter.sudo()._smartpm_estimated_balance_kwh(),
+            undelivered_kwh=meter.sudo()._smartpm_undelivered_kwh(),
         )
         if values["refusal"]:
             return values

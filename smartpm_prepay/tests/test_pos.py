@@ -366,8 +366,10 @@ class TestPosCreditPopupRpc(SmartpmPosCase):
         self.assertEqual(self._search("9999 8888")["meters"], [])
 
     def test_short_digit_runs_are_not_phone_searches(self):
-        # "01" would match half the phone book: two digits search numbers and names only
-        self.assertNotIn("POS-OK", [m["serial_number"] for m in self._search("02")["meters"]])
+        # "0-2" would match half the phone book: fewer than 4 digits are no phone search
+        # (and match no meter number, tenant name or tenant number here)
+        self.assertEqual(self._search("0-2")["meters"], [])
+        self.assertIn("POS-OK", [m["serial_number"] for m in self._search("0-2233")["meters"]])
 
     def test_search_past_the_limit_says_there_are_more(self):
         for i in range(4):
@@ -457,7 +459,10 @@ class TestPosCreditPopupRpc(SmartpmPosCase):
     def test_estimated_balance_counts_credit_sold_not_yet_on_the_meter(self):
         self.meter.sudo().credit_kwh = 2.0
         self._sync(self._order_data([(self.meter, 5.0)]))  # 10 kWh, queued
-        self.assertAlmostEqual(self._quote(1.0)["estimated_balance_kwh"], 2.0 + 10.0 + 2.0)
+        quote = self._quote(1.0)
+        self.assertAlmostEqual(quote["undelivered_kwh"], self._purchases().kwh)
+        self.assertAlmostEqual(quote["undelivered_kwh"], 10.0)
+        self.assertAlmostEqual(quote["estimated_balance_kwh"], 2.0 + 10.0 + 2.0)
 
     # ---------------------------------------------------------------- contact warnings
     def test_meter_never_seen_is_sold_with_a_warning(self):
