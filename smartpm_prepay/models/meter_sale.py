@@ -1,6 +1,51 @@
+import math
+from datetime import timedelta
+
 from odoo import _, api, fields, models
+from odoo.tools.float_utils import float_round
+from odoo.tools.misc import format_amount, get_lang
 
 THRESHOLD_PRIORITY = 20
+# A meter not heard from for longer may not get its credit soon: the sale says so.
+CONTACT_WARNING_AFTER = timedelta(days=1)
+# Purchases sold but not yet on the meter (its last known credit does not count them).
+UNDELIVERED_STATES = ("paid", "queued")
+
+
+def format_money(env, amount, currency):
+    """``amount`` as the currency writes it ("$ 1.00"), for messages and screens."""
+    return format_amount(env, amount, currency)
+
+
+def format_price_per_kwh(env, price, currency):
+    """A price per kWh as the currency writes it, with up to 4 decimals where tiers need
+    them ("$ 0.25", "$ 0.3204")."""
+    digits = currency.decimal_places
+    if float_round(price, digits) != float_round(price, 4):
+        digits = 4
+    lang = env["res.lang"].browse(get_lang(env).id)
+    text = lang.format(f"%.{digits}f", float_round(price, digits), grouping=True)
+    symbol = currency.symbol or currency.name
+    if currency.position == "before":
+        return f"{symbol}\N{NO-BREAK SPACE}{text}"
+    return f"{text}\N{NO-BREAK SPACE}{symbol}"
+
+
+def describe_price(env, price_per_kwh, tier_breakdown, currency):
+    """The price a sale was charged, in words: one price, or the kWh bought at each tier."""
+    parts = [p for p in (tier_breakdown or []) if p.get("kwh")]
+    per_kwh = _("%s per kWh", format_price_per_kwh(env, price_per_kwh, currency))
+    if len(parts) <= 1:
+        return per_kwh
+    tiers = " + ".join(
+        _(
+            "%(kwh)s kWh at %(price)s",
+            kwh=f"{part['kwh']:.2f}",
+            price=format_price_per_kwh(env, part["price_per_kwh"], currency),
+        )
+        for part in parts
+    )
+    return _("%(tiers)s (on average %(price)s)", tiers=tiers, price=per_kwh)
 
 
 class SmartpmMeter(models.Model):
@@ -70,6 +115,124 @@ class SmartpmMeter(models.Model):
             return tariff.low_credit_kwh, tariff.trip_kwh
         return self.low_credit_kwh, self.trip_kwh
 
+    # ---------------------------------------------------------------- sale helpers
+    def _smartpm_contact_warning(self, now=None):
+        """Why the credit may not reach the meter soon (never seen, silent for a day), or
+        False. A warning, not a refusal: the credit waits in the queue for the meter."""
+        self.ensure_one()
+        meter = self.sudo()
+        if not meter.last_seen:
+            return _(
+                "Meter %s has never answered: the credit will reach it only once it "
+                "is connected. Tell the customer.",
+                meter.serial_number,
+            )
+        now = now or fields.Datetime.now()
+        if now - meter.last_seen > CONTACT_WARNING_AFTER:
+            return _(
+                "Meter %(meter)s has not answered since %(date)s: the credit will reach "
+                "it when it is back in contact. Tell the customer.",
+                meter=meter.serial_number,
+                date=fields.Datetime.context_timestamp(self, meter.last_seen).strftime(
+                    "%Y-%m-%d %H:%M"
+                ),
+            )
+        return False
+
+    def _smartpm_amount_limits(self, currency=None):
+        """(minimum, maximum, text) of one sale for this meter, the text in the currency
+        ("between $ 1.00 and $ 10,000.00"); 0 maximum = no maximum."""
+        self.ensure_one()
+        meter = self.sudo()
+        tariff = meter._get_tariff()
+        if not tariff:
+            return 0.0, 0.0, ""
+        currency = currency or tariff.currency_id
+        minimum, maximum = tariff._get_amount_limits(meter.company_id)
+        if maximum:
+            text = _(
+                "between %(min)s and %(max)s",
+                min=format_money(self.env, minimum, currency),
+                max=format_money(self.env, maximum, currency),
+            )
+        else:
+            text = _("at least %s", format_money(self.env, minimum, currency))
+        return minimum, maximum, text
+
+    def _smartpm_amount_error(self, amount, currency=None):
+        """Why ``amount`` is not a sale this meter can take (number, sign, limits), with
+        the amounts in the currency, or False. The vending service checks again."""
+        self.ensure_one()
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            return _("The amount must be a number.")
+        if not math.isfinite(amount):
+            return _("The amount must be a number.")
+        minimum, maximum, limits = self._smartpm_amount_limits(currency)
+        if amount < 0:
+            return _(
+                "The amount cannot be negative: credit sold cannot be taken back here. "
+                "Enter what the customer pays, %s.",
+                limits,
+            )
+        if amount == 0:
+            return _("Enter the amount the customer pays, %s.", limits)
+        tariff = self.sudo()._get_tariff()
+        if tariff:
+            cur = currency or tariff.currency_id
+            if cur.compare_amounts(amount, minimum) < 0 or (
+                maximum and cur.compare_amounts(amount, maximum) > 0
+            ):
+                return _(
+                    "%(amount)s is not possible for meter %(meter)s: the amount must be "
+                    "%(limits)s.",
+                    amount=format_money(self.env, amount, cur),
+                    meter=self.serial_number,
+                    limits=limits,
+                )
+        return False
+
+    def _smartpm_last_purchase(self):
+        """The meter's last purchase (not reversed) as a sales screen shows it, or False."""
+        self.ensure_one()
+        purchase = (
+            self.env["smartpm.credit.purchase"]
+            .sudo()
+            .search(
+                [("meter_id", "=", self.id), ("state", "!=", "reversed")],
+                order="date desc, id desc",
+                limit=1,
+            )
+        )
+        if not purchase:
+            return False
+        return {
+            "reference": purchase.name,
+            "date": fields.Datetime.to_string(purchase.date),
+            "amount": purchase.amount,
+            "amount_text": format_money(self.env, purchase.amount, purchase.currency_id),
+            "kwh": purchase.kwh,
+            "channel": dict(purchase._fields["channel"]._description_selection(self.env)).get(
+                purchase.channel, purchase.channel
+            ),
+        }
+
+    def _smartpm_estimated_balance_kwh(self, extra_kwh=0.0):
+        """Credit the meter should hold once what is sold reaches it: its last known
+        credit, the kWh of purchases not yet delivered, and ``extra_kwh``."""
+        self.ensure_one()
+        meter = self.sudo()
+        return float_round(meter.credit_kwh + meter._smartpm_undelivered_kwh() + extra_kwh, 3)
+
+    def _smartpm_undelivered_kwh(self):
+        """kWh sold for the meter and not yet on it (its last known credit lacks them)."""
+        self.ensure_one()
+        pending = (
+            self.env["smartpm.credit.purchase"]
+            .sudo()
+            .search([("meter_id", "=", self.id), ("state", "in", UNDELIVERED_STATES)])
+        )
+        return float_round(sum(pending.mapped("kwh")), 3)
+
     def _prepare_sale_info(self):
         """What a sales channel shows about the meter before selling (called under sudo)."""
         self.ensure_one()
@@ -88,6 +251,7 @@ class SmartpmMeter(models.Model):
             "credit_kwh": self.credit_kwh,
             "relay_state": self.relay_state,
             "sellable": bool(tariff),
+            "warning": self._smartpm_contact_warning() or False,
         }
 
     # ---------------------------------------------------------------- push to the meter

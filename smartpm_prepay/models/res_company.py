@@ -1,4 +1,19 @@
-from odoo import fields, models
+import math
+
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+DEFAULT_QUICK_AMOUNTS = "5, 10, 20, 50"
+MAX_QUICK_AMOUNTS = 8
+
+
+def parse_quick_amounts(text):
+    """[5.0, 10.0, ...] from "5, 10; 20 50"; raise ValueError on anything else."""
+    parts = [p for p in (text or "").replace(";", " ").replace(",", " ").split() if p]
+    amounts = [float(p) for p in parts]
+    if any(not math.isfinite(a) or a <= 0 for a in amounts):
+        raise ValueError(text)
+    return amounts
 
 
 class ResCompany(models.Model):
@@ -19,6 +34,55 @@ class ResCompany(models.Model):
         help="Operator who gets an activity when credit cannot be delivered to a meter. "
         "Empty: the first manager of prepaid electricity.",
     )
+    smartpm_quick_amounts = fields.Char(
+        string="Quick amounts",
+        default=DEFAULT_QUICK_AMOUNTS,
+        help="Amounts the cashier sells with one tap in the Point of Sale, separated by "
+        "commas (e.g. 5, 10, 20, 50). Empty: none.",
+    )
+
+    @api.constrains("smartpm_quick_amounts", "smartpm_min_amount", "smartpm_max_amount")
+    def _check_smartpm_quick_amounts(self):
+        for company in self:
+            try:
+                amounts = parse_quick_amounts(company.smartpm_quick_amounts)
+            except ValueError:
+                raise ValidationError(
+                    _(
+                        "Quick amounts of %(company)s: %(text)r is not a list of positive "
+                        "amounts separated by commas (e.g. 5, 10, 20, 50).",
+                        company=company.name,
+                        text=company.smartpm_quick_amounts,
+                    )
+                ) from None
+            if len(amounts) > MAX_QUICK_AMOUNTS:
+                raise ValidationError(
+                    _(
+                        "Quick amounts of %(company)s: at most %(max)s amounts.",
+                        company=company.name,
+                        max=MAX_QUICK_AMOUNTS,
+                    )
+                )
+            currency = company.currency_id
+            for amount in amounts:
+                if abs(currency.round(amount) - amount) > 1e-9:
+                    raise ValidationError(
+                        _(
+                            "Quick amount %(amount)s of %(company)s has more decimals than "
+                            "%(currency)s allows.",
+                            amount=amount,
+                            company=company.name,
+                            currency=currency.name,
+                        )
+                    )
+
+    def _smartpm_get_quick_amounts(self):
+        """The quick amounts of the company (a list of floats, [] when none or invalid)."""
+        self.ensure_one()
+        try:
+            return parse_quick_amounts(self.smartpm_quick_amounts)
+        except ValueError:
+            return []
 
     _sql_constraints = [
         (
@@ -41,3 +105,4 @@ class ResConfigSettings(models.TransientModel):
     smartpm_alert_user_id = fields.Many2one(
         related="company_id.smartpm_alert_user_id", readonly=False
     )
+    smartpm_quick_amounts = fields.Char(related="company_id.smartpm_quick_amounts", readonly=False)

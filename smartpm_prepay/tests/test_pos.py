@@ -2,10 +2,13 @@
 
 import copy
 import uuid
+from datetime import timedelta
 
+from odoo import fields
 from odoo.addons.point_of_sale.tests.common import TestPoSCommon
-from odoo.exceptions import UserError
-from odoo.tests import tagged
+from odoo.exceptions import UserError, ValidationError
+from odoo.tests import new_test_user, tagged
+from odoo.tools.misc import format_amount
 
 
 class SmartpmPosCase(TestPoSCommon):
@@ -241,11 +244,14 @@ class TestPosMeterLookup(SmartpmPosCase):
     def test_search_by_meter_tenant_name_and_number(self):
         Meter = self.env["smartpm.meter"]
         for query in ("pos-ok", "pos tenant", self.tenant.tenant_number):
-            serials = [m["serial_number"] for m in Meter.pos_search_meters(query)]
+            serials = [m["serial_number"] for m in Meter.pos_search_meters(query)["meters"]]
             self.assertIn("POS-OK", serials, query)
 
     def test_search_shows_why_a_meter_cannot_be_sold(self):
-        found = {m["serial_number"]: m for m in self.env["smartpm.meter"].pos_search_meters("POS")}
+        found = {
+            m["serial_number"]: m
+            for m in self.env["smartpm.meter"].pos_search_meters("POS")["meters"]
+        }
         self.assertFalse(found["POS-OK"]["refusal"])
         self.assertIn("not in service", found["POS-DRAFT"]["refusal"])
         self.assertEqual(found["POS-OK"]["tenant_name"], "Pos Tenant")
@@ -319,3 +325,237 @@ class TestPosSessionAccounting(SmartpmPosCase):
         self.assertEqual(lines.filtered(lambda ml: ml.account_id == tax_account).credit, 1.0)
         self.assertEqual(sum(lines.mapped("debit")), 11.0)
         self.assertAlmostEqual(self._purchases().amount_tax, 1.0)
+
+
+@tagged("post_install", "-at_install")
+class TestPosCreditPopupRpc(SmartpmPosCase):
+    """What the credit popup asks the server, and what a cashier calling it directly gets."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tenant.write({"phone": "+1 (555) 010-2233", "mobile": False})
+        cls.cashier = new_test_user(
+            cls.env,
+            "t_pos_cashier",
+            groups="base.group_user,point_of_sale.group_pos_user,smartpm_prepay.group_cashier",
+        )
+
+    def _quote(self, amount, meter=None, user=None):
+        Meter = self.env["smartpm.meter"].with_user(user or self.cashier)
+        return Meter.pos_quote_credit((meter or self.meter).id, amount, self.config.id)
+
+    def _search(self, query, limit=None, user=None):
+        Meter = self.env["smartpm.meter"].with_user(user or self.cashier)
+        return Meter.pos_search_meters(query, *([limit] if limit is not None else []))
+
+    def _nothing_sold(self):
+        self.assertFalse(self._purchases())
+        self.assertEqual(self.meter.last_transfer_number, 0)
+
+    # ---------------------------------------------------------------- search
+    def test_search_finds_the_tenant_by_phone_whatever_its_format(self):
+        for query in ("555 010 2233", "5550102233", "+1 555-010-2233", "0102233"):
+            serials = [m["serial_number"] for m in self._search(query)["meters"]]
+            self.assertIn("POS-OK", serials, query)
+            self.assertIn("POS-DRAFT", serials, query)
+        found = {m["serial_number"]: m for m in self._search("0102233")["meters"]}
+        self.assertEqual(found["POS-OK"]["tenant_phone"], "+1 (555) 010-2233")
+
+    def test_search_by_a_phone_nobody_has_finds_nothing(self):
+        self.assertEqual(self._search("9999 8888")["meters"], [])
+
+    def test_short_digit_runs_are_not_phone_searches(self):
+        # "0-2" would match half the phone book: fewer than 4 digits are no phone search
+        # (and match no meter number, tenant name or tenant number here)
+        self.assertEqual(self._search("0-2")["meters"], [])
+        self.assertIn("POS-OK", [m["serial_number"] for m in self._search("0-2233")["meters"]])
+
+    def test_search_past_the_limit_says_there_are_more(self):
+        for i in range(4):
+            self._meter(f"POS-MANY{i}", state="active", tenant_id=self.tenant.id)
+        found = self._search("POS-MANY", limit=3)
+        self.assertEqual(len(found["meters"]), 3)
+        self.assertTrue(found["more"])
+        self.assertEqual(found["limit"], 3)
+        found = self._search("POS-MANY", limit=4)
+        self.assertEqual(len(found["meters"]), 4)
+        self.assertFalse(found["more"])
+
+    def test_search_limit_is_capped_and_bad_limits_fall_back(self):
+        self.assertEqual(self._search("POS", limit=10**9)["limit"], 50)
+        self.assertEqual(self._search("POS", limit="many")["limit"], 20)
+        self.assertEqual(self._search("POS", limit=-5)["limit"], 1)
+        self.assertEqual(self._search(None), {"meters": [], "more": False, "limit": 20})
+
+    def test_search_shows_the_last_purchase(self):
+        self.assertFalse(self._search("POS-OK")["meters"][0]["last_purchase"])
+        self._sync(self._order_data([(self.meter, 10.0)]))
+        self._sync(self._order_data([(self.meter, 4.0)]))
+        purchase = self._purchases().sorted("id")[-1]
+        last = self._search("POS-OK")["meters"][0]["last_purchase"]
+        self.assertEqual(last["reference"], purchase.name)
+        self.assertEqual(last["amount"], 4.0)
+        self.assertAlmostEqual(last["kwh"], purchase.kwh)
+        self.assertAlmostEqual(last["kwh"], 8.0)
+        self.assertEqual(last["date"], fields.Datetime.to_string(purchase.date))
+        self.assertEqual(last["amount_text"], self._money(4.0))
+
+    # ---------------------------------------------------------------- amounts
+    def _money(self, amount):
+        return format_amount(self.env, amount, self.currency)
+
+    def test_negative_amount_is_refused_with_a_clear_message(self):
+        quote = self._quote(-10)
+        self.assertIn("cannot be negative", quote["refusal"])
+        self.assertIn(self._money(1.0), quote["refusal"])
+        self.assertEqual(quote["kwh"], 0.0)
+        self._nothing_sold()
+
+    def test_nan_and_infinite_amounts_are_refused(self):
+        for amount in ("nan", "inf", "-inf", float("nan"), float("inf"), "1e400", True, None, []):
+            quote = self._quote(amount)
+            self.assertEqual(quote["refusal"], "The amount must be a number.", amount)
+            self.assertEqual(quote["kwh"], 0.0, amount)
+        self._nothing_sold()
+
+    def test_out_of_range_amounts_are_written_in_the_currency(self):
+        quote = self._quote(20000)
+        self.assertIn(f"between {self._money(1.0)} and {self._money(10000.0)}", quote["refusal"])
+        self.assertIn(self._money(20000.0), quote["refusal"])
+        self.assertIn("$\N{NO-BREAK SPACE}10,000.00", quote["refusal"])
+        self.assertEqual(quote["limits"], f"between {self._money(1.0)} and {self._money(10000.0)}")
+
+    def test_order_with_an_infinite_or_negative_credit_line_sells_nothing(self):
+        for amount in (float("inf"), -5.0):
+            data = self._order_data([(self.meter, amount)])
+            with self.assertRaises(UserError), self.env.cr.savepoint():
+                self._sync(data)
+            self.assertFalse(self.env["pos.order"].search([("uuid", "=", data["uuid"])]))
+        self._nothing_sold()
+
+    def test_quote_of_a_meter_that_does_not_exist(self):
+        Meter = self.env["smartpm.meter"].with_user(self.cashier)
+        for meter_id in (0, 10**9, "x", None):
+            quote = Meter.pos_quote_credit(meter_id, 10.0, self.config.id)
+            self.assertIn("does not exist", quote["refusal"])
+
+    def test_quote_shows_price_tiers_and_estimated_balance(self):
+        self.meter.sudo().credit_kwh = 3.5
+        tariff = self.tariff.sudo()
+        self.env["smartpm.tariff.tier"].sudo().create(
+            {"tariff_id": tariff.id, "from_kwh": 10, "price_per_kwh": 1.0}
+        )
+        quote = self._quote(10.0)  # 10 kWh at 0.50 = 5.00, then 5 kWh at 1.00
+        self.assertFalse(quote["refusal"])
+        self.assertAlmostEqual(quote["kwh"], 15.0)
+        self.assertEqual(
+            quote["price_info"],
+            f"10.00 kWh at {self._money(0.5)} + 5.00 kWh at {self._money(1.0)} "
+            f"(on average $\N{NO-BREAK SPACE}0.6667 per kWh)",
+        )
+        self.assertAlmostEqual(quote["estimated_balance_kwh"], 3.5 + 15.0)
+
+    def test_estimated_balance_counts_credit_sold_not_yet_on_the_meter(self):
+        self.meter.sudo().credit_kwh = 2.0
+        self._sync(self._order_data([(self.meter, 5.0)]))  # 10 kWh, queued
+        quote = self._quote(1.0)
+        self.assertAlmostEqual(quote["undelivered_kwh"], self._purchases().kwh)
+        self.assertAlmostEqual(quote["undelivered_kwh"], 10.0)
+        self.assertAlmostEqual(quote["estimated_balance_kwh"], 2.0 + 10.0 + 2.0)
+
+    # ---------------------------------------------------------------- contact warnings
+    def test_meter_never_seen_is_sold_with_a_warning(self):
+        self.meter.sudo().last_seen = False
+        quote = self._quote(10.0)
+        self.assertFalse(quote["refusal"])
+        self.assertIn("never answered", quote["warning"])
+        self.assertIn("POS-OK", quote["warning"])
+
+    def test_meter_silent_for_a_day_is_sold_with_a_warning(self):
+        self.meter.sudo().last_seen = fields.Datetime.now() - timedelta(days=1, minutes=5)
+        warning = self._search("POS-OK")["meters"][0]["warning"]
+        self.assertIn("has not answered since", warning)
+        self.assertFalse(self._quote(10.0)["refusal"])
+
+    def test_meter_seen_recently_has_no_warning(self):
+        self.meter.sudo().last_seen = fields.Datetime.now() - timedelta(hours=23)
+        self.assertFalse(self._quote(10.0)["warning"])
+
+    # ---------------------------------------------------------------- the order
+    def test_tenant_becomes_the_customer_of_the_order(self):
+        order = self._sync(self._order_data([(self.meter, 10.0)]))
+        self.assertEqual(order.partner_id, self.tenant)
+
+    def test_customer_chosen_by_the_cashier_is_kept(self):
+        other = self.env["res.partner"].create({"name": "Someone Else"})
+        data = self._order_data([(self.meter, 10.0)])
+        data["partner_id"] = other.id
+        self.assertEqual(self._sync(data).partner_id, other)
+
+    def test_line_keeps_the_estimated_balance_and_price_of_its_purchase(self):
+        self.meter.sudo().credit_kwh = 1.25
+        order = self._sync(self._order_data([(self.meter, 10.0)]))
+        purchase = self._purchases()
+        self.assertAlmostEqual(order.lines.smartpm_balance_kwh, 1.25 + purchase.kwh)
+        self.assertEqual(order.lines.smartpm_price_info, f"{self._money(0.5)} per kWh")
+        self.assertAlmostEqual(purchase.price_per_kwh, 0.5)
+
+    # ---------------------------------------------------------------- the register
+    def _limit_categories(self, categ):
+        # as the demo's shops are (their session is open here: the test sets it up so)
+        self.config.with_context(bypass_categories_forbidden_change=True).write(
+            {"limit_categories": True, "iface_available_categ_ids": categ.ids}
+        )
+
+    def test_register_limited_to_categories_still_sells_credit(self):
+        categ = self.env["pos.category"].create({"name": "Snacks only"})
+        self._limit_categories(categ)
+        self.assertFalse(self.credit.pos_categ_ids)
+        products = self.pos_session.load_data([])["product.product"]["data"]
+        self.assertIn(self.credit.id, [p["id"] for p in products])
+
+    def test_new_register_sells_credit(self):
+        categ = self.env["pos.category"].create({"name": "Drinks only"})
+        config = self.env["pos.config"].create(
+            {"name": "New kiosk", "limit_categories": True, "iface_available_categ_ids": categ.ids}
+        )
+        domain = config._get_available_product_domain()
+        self.assertIn(self.credit, self.env["product.product"].search(domain))
+
+    def test_archived_credit_product_is_not_loaded(self):
+        categ = self.env["pos.category"].create({"name": "Snacks only"})
+        self._limit_categories(categ)
+        self.credit.active = False
+        domain = self.config._get_available_product_domain()
+        self.assertNotIn(self.credit, self.env["product.product"].search(domain))
+
+    def test_session_loads_the_quick_amounts_of_the_company(self):
+        self.env.company.sudo().smartpm_quick_amounts = "2, 5.50; 25"
+        session = self.pos_session.load_data([])["pos.session"]["data"][0]
+        self.assertEqual(session["_smartpm_quick_amounts"], [2.0, 5.5, 25.0])
+        self.assertTrue(session["_smartpm_can_sell"])
+
+    def test_quick_amounts_must_be_positive_amounts(self):
+        company = self.env.company.sudo()
+        for text in ("5, ten", "5, -1", "0", "inf", "1.234", "1 2 3 4 5 6 7 8 9"):
+            with self.assertRaisesRegex(ValidationError, company.name), self.env.cr.savepoint():
+                company.smartpm_quick_amounts = text
+        company.smartpm_quick_amounts = ""
+        self.assertEqual(company._smartpm_get_quick_amounts(), [])
+
+    def test_closing_shows_the_credit_sold_in_the_session(self):
+        self._sync(
+            self._order_data([(self.meter, 10.0)]),
+            self._order_data([(self.meter, 4.0)]),
+        )
+        data = self.pos_session.with_user(self.cashier).get_closing_control_data()
+        credit = data["smartpm_credit"]
+        purchases = self._purchases()
+        self.assertEqual(credit["count"], len(purchases))
+        self.assertEqual(credit["count"], 2)
+        self.assertEqual(credit["amount"], sum(purchases.mapped("amount")))
+        self.assertEqual(credit["amount"], 14.0)
+        self.assertAlmostEqual(credit["kwh"], sum(purchases.mapped("kwh")))
+        self.assertAlmostEqual(credit["kwh"], 28.0)
+        self.assertEqual(credit["amount_text"], self._money(14.0))

@@ -1,19 +1,27 @@
 import uuid
 
 from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError
 
+from ..models.meter_sale import describe_price
 from ..services import vending
+
+SELLER_GROUP = "smartpm_prepay.group_cashier"
 
 
 class SmartpmSellCreditWizard(models.TransientModel):
-    """Back-office sale for operators without POS: vend, invoice, payment in a journal."""
+    """Back-office sale for cashiers and operators without a register: vend, invoice, and
+    the payment in a journal, in one step."""
 
     _name = "smartpm.sell.credit.wizard"
     _description = "Sell credit (back office)"
     _check_company_auto = True
 
     meter_id = fields.Many2one(
-        "smartpm.meter", required=True, domain=[("tenant_id", "!=", False)], check_company=True
+        "smartpm.meter",
+        required=True,
+        domain=[("tenant_id", "!=", False), ("state", "in", vending.SELLABLE_STATES)],
+        check_company=True,
     )
     tenant_id = fields.Many2one(related="meter_id.tenant_id")
     company_id = fields.Many2one(
@@ -38,7 +46,17 @@ class SmartpmSellCreditWizard(models.TransientModel):
         help="Unique per back-office sale: confirming twice sells once.",
     )
     kwh = fields.Float(string="Energy (kWh)", compute="_compute_quote", digits=(16, 3))
-    price_info = fields.Char(string="Tiers", compute="_compute_quote")
+    price_info = fields.Char(string="Price", compute="_compute_quote")
+    limits_info = fields.Char(string="One sale", compute="_compute_quote")
+    credit_kwh = fields.Float(
+        string="Last known credit (kWh)", related="meter_id.credit_kwh", digits=(16, 2)
+    )
+    estimated_balance_kwh = fields.Float(
+        string="Estimated new balance (kWh)", compute="_compute_quote", digits=(16, 2)
+    )
+    last_purchase_info = fields.Char(string="Last purchase", compute="_compute_quote")
+    warning = fields.Char(compute="_compute_quote", help="The meter is out of contact.")
+    refusal = fields.Char(compute="_compute_quote", help="Why this sale cannot be made.")
 
     @api.onchange("meter_id")
     def _onchange_meter_id(self):
@@ -53,18 +71,70 @@ class SmartpmSellCreditWizard(models.TransientModel):
             wizard.currency_id = tariff.currency_id if tariff else wizard.company_id.currency_id
             wizard.kwh = 0.0
             wizard.price_info = False
-            if tariff and wizard.amount > 0:
+            wizard.limits_info = meter._smartpm_amount_limits()[2] if meter else False
+            wizard.estimated_balance_kwh = meter._smartpm_estimated_balance_kwh() if meter else 0
+            wizard.last_purchase_info = wizard._last_purchase_text(meter)
+            wizard.warning = meter._smartpm_contact_warning() if meter else False
+            wizard.refusal = wizard._get_refusal() if meter else False
+            if tariff and wizard.amount > 0 and not wizard.refusal:
                 quote = tariff._quote_amount(wizard.amount, vending.month_kwh(self.env, meter))
                 wizard.kwh = quote["kwh"]
-                wizard.price_info = " + ".join(
-                    f"{p['kwh']:.2f} kWh @ {p['price_per_kwh']:.4f}"
-                    for p in quote["tier_breakdown"]
+                wizard.price_info = describe_price(
+                    self.env, quote["price_per_kwh"], quote["tier_breakdown"], tariff.currency_id
                 )
+                wizard.estimated_balance_kwh = meter._smartpm_estimated_balance_kwh(quote["kwh"])
+
+    def _last_purchase_text(self, meter):
+        last = meter._smartpm_last_purchase() if meter else False
+        if not last:
+            return _("None yet") if meter else False
+        date = fields.Datetime.context_timestamp(self, fields.Datetime.from_string(last["date"]))
+        return _(
+            "%(date)s: %(amount)s, %(kwh)s kWh (%(ref)s, %(channel)s)",
+            date=date.strftime("%Y-%m-%d %H:%M"),
+            amount=last["amount_text"],
+            kwh=f"{last['kwh']:.2f}",
+            ref=last["reference"],
+            channel=last["channel"],
+        )
+
+    def _get_refusal(self):
+        """Why the meter or the amount cannot be sold, in the currency, or False."""
+        self.ensure_one()
+        meter = self.meter_id.sudo()
+        refusal = meter._smartpm_sale_refusal()
+        if refusal:
+            return refusal
+        if self.amount:
+            return meter._smartpm_amount_refusal(self.amount, None)
+        return False
+
+    def _check_can_sell(self):
+        if not self.env.user.has_group(SELLER_GROUP):
+            raise AccessError(
+                _("Only the Cashier group of Prepaid Electricity may sell credit in the office.")
+            )
 
     def action_confirm(self):
         self.ensure_one()
+        self._check_can_sell()
+        self.meter_id.check_access("read")
+        self.journal_id.check_access("read")
+        if not self.amount:
+            raise UserError(
+                _(
+                    "Enter the amount the customer pays for meter %(meter)s, %(limits)s.",
+                    meter=self.meter_id.serial_number,
+                    limits=self.meter_id._smartpm_amount_limits()[2],
+                )
+            )
+        refusal = self._get_refusal()
+        if refusal:
+            raise UserError(refusal)
+        # A cashier sells here, always invoiced and paid in one step: the sale runs as the
+        # back office (the raw back-office RPC stays the operators').
         purchase = vending.vend(
-            self.env,
+            self.env(su=True),
             self.meter_id,
             self.amount,
             "backoffice",

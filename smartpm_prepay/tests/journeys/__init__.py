@@ -2,3 +2,4 @@
 # *with* demo data (``make test`` creates it), never on the test database of the other tests.
 from . import test_demo_menus
 from . import test_tenant_journey
+from . import test_cashier_journey

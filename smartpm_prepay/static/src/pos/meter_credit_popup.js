@@ -3,13 +3,16 @@ import { Dialog } from "@web/core/dialog/dialog";
 import { _t } from "@web/core/l10n/translation";
 import { debounce } from "@web/core/utils/timing";
 import { useAutofocus } from "@web/core/utils/hooks";
+import { deserializeDateTime, formatDateTime } from "@web/core/l10n/dates";
 import { usePos } from "@point_of_sale/app/store/pos_hook";
 import { ConnectionLostError } from "@web/core/network/rpc";
 
 /**
- * Asks for the meter (searched on the server: 100,000 meters are not loaded into the
- * POS) and the amount, previews the kWh and refuses a meter that cannot be sold to.
- * The server checks everything again when the paid order arrives.
+ * Asks for the meter (searched on the server by meter number, tenant name, tenant number
+ * or phone: 100,000 meters are not loaded into the POS) and the amount (typed or one of
+ * the company's quick amounts), previews the kWh, the price and the new balance, warns of
+ * a meter out of contact and refuses one that cannot be sold to. The server checks
+ * everything again when the paid order arrives.
  */
 export class MeterCreditPopup extends Component {
     static template = "smartpm_prepay.MeterCreditPopup";
@@ -21,6 +24,8 @@ export class MeterCreditPopup extends Component {
         this.state = useState({
             query: "",
             results: [],
+            more: false,
+            limit: 0,
             searched: false,
             meter: null,
             amount: "",
@@ -42,6 +47,22 @@ export class MeterCreditPopup extends Component {
         return this.pos.currency;
     }
 
+    get quickAmounts() {
+        return this.pos.session._smartpm_quick_amounts || [];
+    }
+
+    formatAmount(amount) {
+        return this.env.utils.formatCurrency(amount || 0);
+    }
+
+    formatKwh(value) {
+        return `${(value || 0).toFixed(2)} kWh`;
+    }
+
+    formatDate(value) {
+        return value ? formatDateTime(deserializeDateTime(value)) : "";
+    }
+
     _rpcError(error) {
         if (error instanceof ConnectionLostError) {
             return _t("No connection to the server: selling credit needs it to check the meter.");
@@ -58,17 +79,25 @@ export class MeterCreditPopup extends Component {
         const query = this.state.query.trim();
         if (query.length < 2) {
             this.state.results = [];
+            this.state.more = false;
             this.state.searched = false;
             return;
         }
         try {
-            this.state.results = await this.pos.data.call("smartpm.meter", "pos_search_meters", [
+            const found = await this.pos.data.call("smartpm.meter", "pos_search_meters", [
                 query,
             ]);
+            if (query !== this.state.query.trim()) {
+                return; // the cashier typed on meanwhile
+            }
+            this.state.results = found.meters;
+            this.state.more = found.more;
+            this.state.limit = found.limit;
             this.state.error = "";
         } catch (error) {
             this.state.error = this._rpcError(error);
             this.state.results = [];
+            this.state.more = false;
         }
         this.state.searched = true;
     }
@@ -96,7 +125,7 @@ export class MeterCreditPopup extends Component {
         this.state.error = "";
         this.state.meter = meter;
         this.state.quote = null;
-        if (this.state.amount) {
+        if (this.state.amount !== "") {
             this.fetchQuote();
         }
     }
@@ -107,9 +136,14 @@ export class MeterCreditPopup extends Component {
         this.state.error = "";
     }
 
+    /** The amount typed, a number, or null when it is empty or not a number. */
     get amount() {
-        const value = parseFloat(String(this.state.amount).replace(",", "."));
-        return isNaN(value) ? 0 : value;
+        const text = String(this.state.amount).trim().replace(",", ".");
+        if (text === "") {
+            return null;
+        }
+        const value = Number(text);
+        return Number.isFinite(value) ? value : NaN;
     }
 
     onAmountInput(ev) {
@@ -118,12 +152,26 @@ export class MeterCreditPopup extends Component {
         this.debouncedQuote();
     }
 
+    async chooseQuickAmount(amount) {
+        this.state.amount = String(amount);
+        this.state.quote = null;
+        this.debouncedQuote.cancel();
+        await this.fetchQuote();
+    }
+
     async fetchQuote() {
-        if (!this.state.meter || this.amount <= 0) {
+        const amount = this.amount;
+        if (!this.state.meter || amount === null) {
             this.state.quote = null;
+            this.state.error = "";
             return;
         }
-        const amount = this.amount;
+        if (Number.isNaN(amount)) {
+            this.state.quote = null;
+            this.state.error = _t("The amount must be a number, for example 10 or 12.50.");
+            return;
+        }
+        // negative, zero and out-of-range amounts: the server says why, in the currency
         try {
             const quote = await this.pos.data.call("smartpm.meter", "pos_quote_credit", [
                 this.state.meter.id,
@@ -141,24 +189,30 @@ export class MeterCreditPopup extends Component {
         }
     }
 
-    get canConfirm() {
-        const quote = this.state.quote;
-        return Boolean(this.state.meter && quote && !quote.refusal && quote.kwh > 0);
+    get warning() {
+        return this.state.quote?.warning || this.state.meter?.warning || "";
     }
 
-    formatKwh(value) {
-        return `${(value || 0).toFixed(2)} kWh`;
+    get canConfirm() {
+        const quote = this.state.quote;
+        return Boolean(
+            this.state.meter && quote && !quote.refusal && quote.kwh > 0 && this.amount > 0
+        );
     }
 
     async confirm() {
         if (!this.canConfirm) {
             return;
         }
+        const quote = this.state.quote;
         this.props.getPayload({
             meter_id: this.state.meter.id,
+            tenant_id: this.state.meter.tenant_id,
             amount: this.amount,
-            kwh: this.state.quote.kwh,
-            tax_ids: this.state.quote.tax_ids || [],
+            kwh: quote.kwh,
+            tax_ids: quote.tax_ids || [],
+            price_info: quote.price_info || "",
+            estimated_balance_kwh: quote.estimated_balance_kwh,
         });
         this.props.close();
     }

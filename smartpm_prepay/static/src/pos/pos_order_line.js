@@ -30,12 +30,15 @@ patch(PosOrderline.prototype, {
         // kWh and reference of the purchase once the server answered the sync; until
         // then (offline) the kWh previewed and the order reference, which identify it.
         const kwh = this.smartpm_purchase_kwh || this.smartpm_kwh || 0;
+        const balance = this.smartpm_balance_kwh;
         return {
             meter: meter.serial_number || "",
             tenant: [meter.tenant_name, meter.tenant_number && `(${meter.tenant_number})`]
                 .filter(Boolean)
                 .join(" "),
             kwh: `${kwh.toFixed(2)} kWh`,
+            price: this.smartpm_price_info || this.uiState?.smartpmPriceInfo || "",
+            balance: typeof balance === "number" && balance ? `${balance.toFixed(2)} kWh` : "",
             reference: this.smartpm_purchase_ref || "",
             orderReference: this.order_id?.pos_reference || this.order_id?.name || "",
         };

@@ -26,6 +26,41 @@ patch(PosStore.prototype, {
         return Boolean(creditId && product && product.id === creditId);
     },
 
+    get smartpmCreditProduct() {
+        const creditId = this.session._smartpm_credit_product_id;
+        return (creditId && this.models["product.product"].get(creditId)) || null;
+    },
+
+    /** The product screen's "Sell credit" button: no product to look for. */
+    async sellSmartpmCredit() {
+        const product = this.smartpmCreditProduct;
+        if (!product) {
+            this.dialog.add(AlertDialog, {
+                title: _t("Electricity credit"),
+                body: _t(
+                    "The Electricity credit product is not available in this register: ask the manager to make it available in the Point of Sale."
+                ),
+            });
+            return;
+        }
+        return await this.addLineToOrder({ product_id: product }, this.get_order());
+    },
+
+    /** The tenant of the meter becomes the customer of an order that has none. */
+    async _smartpmSetTenantAsCustomer(order, tenantId) {
+        if (!tenantId || order.get_partner()) {
+            return;
+        }
+        let partner = this.models["res.partner"].get(tenantId);
+        if (!partner) {
+            [partner] = await this.data.read("res.partner", [tenantId]);
+        }
+        if (partner && !order.get_partner()) {
+            // only the customer: the credit's price and taxes are the tariff's
+            order.update({ partner_id: partner });
+        }
+    },
+
     async addLineToOrder(vals, order, opts = {}, configure = true) {
         const product =
             typeof vals.product_id === "number"
@@ -33,6 +68,15 @@ patch(PosStore.prototype, {
                 : vals.product_id;
         if (!this.isSmartpmCreditProduct(product) || vals.smartpm_meter_id) {
             return await super.addLineToOrder(...arguments);
+        }
+        if (!this.session._smartpm_can_sell) {
+            this.dialog.add(AlertDialog, {
+                title: _t("Electricity credit"),
+                body: _t(
+                    "Only a user of the Cashier group of Prepaid Electricity may sell credit: ask the manager."
+                ),
+            });
+            return;
         }
         if ((vals.qty ?? 1) <= 0) {
             this.dialog.add(AlertDialog, {
@@ -52,7 +96,7 @@ patch(PosStore.prototype, {
         const taxes = payload.tax_ids
             .map((id) => this.models["account.tax"].get(id))
             .filter(Boolean);
-        return await super.addLineToOrder(
+        const line = await super.addLineToOrder(
             {
                 ...vals,
                 product_id: product,
@@ -61,10 +105,17 @@ patch(PosStore.prototype, {
                 tax_ids: taxes.map((tax) => ["link", tax]),
                 smartpm_meter_id: meter,
                 smartpm_kwh: payload.kwh,
+                smartpm_balance_kwh: payload.estimated_balance_kwh,
             },
             order,
             { ...opts },
             false
         );
+        if (line) {
+            // what the popup previewed, for a receipt printed before the server answers
+            line.uiState.smartpmPriceInfo = payload.price_info;
+        }
+        await this._smartpmSetTenantAsCustomer(order, payload.tenant_id);
+        return line;
     },
 });
