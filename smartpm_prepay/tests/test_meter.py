@@ -299,7 +299,7 @@ class TestMeterForm(SmartpmCase):
         for name in ("port", "baudrate", "client_address", "server_logical_address"):
             node = arch.find(f".//field[@name='{name}']")
             options = safe_eval(node.get("options"), {"false": False, "true": True})
-            self.assertEqual(options, {"format": False}, name)
+            self.assertEqual(options, {"enable_formatting": False}, name)
 
     def test_meter_dialog_of_a_new_tenant_shows_the_tenant(self):
         form = Form(

@@ -93,7 +93,7 @@ registry.category("web_tour.tours").add("smartpm_owner_top_consumers", {
     ],
 });
 
-// The owner creates a reading task on the demo's transformer TR-01 and starts it.
+// The owner creates a reading task on the demo's transformer TR-02 and starts it.
 registry.category("web_tour.tours").add("smartpm_owner_reading_task_start", {
     steps: () => [
         {
@@ -107,17 +107,17 @@ registry.category("web_tour.tours").add("smartpm_owner_reading_task_start", {
             run: "edit Owner journey read",
         },
         {
-            content: "Pick the meters of TR-01",
+            content: "Pick the meters of TR-02",
             trigger: ".o_field_widget[name=transformer_ids] input",
-            run: "edit TR-01",
+            run: "edit TR-02",
         },
         {
-            trigger: ".o-autocomplete--dropdown-item:contains(TR-01)",
+            trigger: ".o-autocomplete--dropdown-item:contains(TR-02)",
             run: "click",
         },
         {
-            content: "The meters of TR-01 are listed",
-            trigger: ".o_field_widget[name=meter_ids] .o_data_row:contains(SIM00001)",
+            content: "The meters of TR-02 are listed",
+            trigger: ".o_field_widget[name=meter_ids] .o_data_row:contains(SIM00009)",
         },
         {
             content: "OBIS page",
@@ -222,7 +222,7 @@ registry.category("web_tour.tours").add("smartpm_owner_reading_task_run2", {
             trigger: ".o_field_widget[name=run]:contains(2)",
             run() {
                 const value = (name) =>
-                    Number(document.querySelector(`.o_field_widget[name=${name}]`).textContent.trim());
+                    Number(document.querySelector(`.o_notebook .o_field_widget[name=${name}]`).textContent.trim());
                 const meters = Number(sessionStorage.getItem("smartpm_meters"));
                 const [queried, done, failed] = ["job_count", "job_done_count", "job_failed_count"].map(value);
                 if (queried !== meters || done + failed !== meters || failed !== 1) {
