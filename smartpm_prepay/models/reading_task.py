@@ -11,6 +11,7 @@ from ..services import job_queue
 TASK_JOB_PRIORITY = 20  # someone is watching the screen: before scheduled reads
 OBIS_CLOCK = "0.0.1.0.0.255"
 OBIS_RELAY = job_queue.OBIS_RELAY
+OBIS_CREDIT = job_queue.OBIS_CREDIT
 ISO_DATETIME_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$"
 )
@@ -446,6 +447,11 @@ class SmartpmReadingTaskResult(models.Model):
             return _("Connected") if raw else _("Disconnected")
         if isinstance(raw, bool):
             return _("Yes") if raw else _("No")
+        if self.obis == OBIS_CREDIT and isinstance(raw, (int, float)):
+            # in kWh, as the meter's "last known credit": the object counts Wh unless the
+            # unit says kWh (docs/meter-contract.md, job_queue.apply_result)
+            kwh = raw if (self.unit or "").lower() == "kwh" else raw / 1000.0
+            return f"{formatLang(self.env, kwh, digits=_decimals(kwh))} kWh"
         if isinstance(raw, (int, float)):
             text = formatLang(self.env, raw, digits=_decimals(raw))
             return f"{text} {self.unit}" if self.unit else text

@@ -299,6 +299,7 @@ class TestReadingTask(StatsCase):
                         "time": "2026-12-01T13:20:59Z",
                     },
                     {"obis": "0.0.96.3.10.255", "value": False, "time": "2026-12-01T13:20:59Z"},
+                    {"obis": "0.0.19.10.0.255", "value": 36267, "time": "2026-12-01T13:20:59Z"},
                     {
                         "obis": "1.0.32.7.0.255",
                         "value": 230.1,
@@ -315,6 +316,9 @@ class TestReadingTask(StatsCase):
         self.assertEqual(clock.label, "Clock")
         relay = results.filtered(lambda r: r.obis == "0.0.96.3.10.255")
         self.assertEqual(relay.value_display, "Disconnected")
+        credit = results.filtered(lambda r: r.obis == "0.0.19.10.0.255")
+        self.assertEqual(credit.value_display, "36.267 kWh")
+        self.assertAlmostEqual(self.m1.credit_kwh, 36.267, msg="as the meter form shows it")
         voltage = results.filtered(lambda r: r.obis == "1.0.32.7.0.255")
         self.assertEqual((voltage.label, voltage.value_display), ("Voltage L1", "230.1 V"))
 
