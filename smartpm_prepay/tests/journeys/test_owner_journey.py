@@ -20,6 +20,7 @@ OBIS_IMPORT = "1.0.1.8.0.255"
 OBIS_EXPORT = "1.0.2.8.0.255"
 OBIS_CREDIT = "0.0.19.10.0.255"
 OBIS_RELAY = "0.0.96.3.10.255"
+RETRY_LATER = object()
 
 
 @tagged("post_install", "-at_install")
@@ -43,7 +44,8 @@ class TestOwnerJourney(DemoJourneyCase):
     # ------------------------------------------------------------------ the bridge
     def _bridge_runs(self, answer, rounds=10):
         """Claim due jobs as the bridge and report those ``answer`` knows: it returns a
-        result dict, an error text (the meter did not answer) or None (left alone)."""
+        result dict, an error text (the meter did not answer), RETRY_LATER or None (left
+        alone)."""
         Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
         for _round in range(rounds):
             claimed = Job.claim(BRIDGE, 500, 300)
@@ -53,7 +55,9 @@ class TestOwnerJourney(DemoJourneyCase):
                 outcome = answer(job)
                 if outcome is None:
                     continue
-                if isinstance(outcome, str):
+                if outcome is RETRY_LATER:
+                    Job.fail(job.id, BRIDGE, "busy, retry later", True)
+                elif isinstance(outcome, str):
                     Job.fail(job.id, BRIDGE, outcome, False)
                 else:
                     Job.complete(job.id, BRIDGE, outcome)
@@ -151,10 +155,14 @@ class TestOwnerJourney(DemoJourneyCase):
 
         def meter_answers(job):
             if job.task_id != task:
+                if job.meter_id not in meters:
+                    return None
                 # the demo's queued threshold settings on those meters: read back as sent
-                if job.meter_id in meters and job.job_type == "set_thresholds":
+                if job.job_type == "set_thresholds":
                     return dict(job.payload)
-                return None
+                # anything else queued for them is put off (retried later): the meters are
+                # free for the owner's reading
+                return RETRY_LATER
             if job.task_run == 2 and job.meter_id == meters[-1]:
                 return "timeout: no answer from the meter"
             index = list(meters).index(job.meter_id) + 1
