@@ -54,6 +54,9 @@
         "demo/stats_demo.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "smartpm_prepay/static/src/views/**/*",
+        ],
         "point_of_sale._assets_pos": [
             "smartpm_prepay/static/src/pos/**/*",
         ],

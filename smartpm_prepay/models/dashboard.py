@@ -1,4 +1,4 @@
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 import pytz
 
@@ -6,6 +6,8 @@ from odoo import _, api, fields, models
 
 PURCHASE_MODEL = "smartpm.credit.purchase"
 SOLD_STATES = ("paid", "queued", "delivered")
+CHART_DAYS = 30  # the charts show the last 30 local days, today included
+OPEN_ALARM_STATES = ("new", "acknowledged")
 
 
 class SmartpmDashboard(models.TransientModel):
@@ -27,8 +29,15 @@ class SmartpmDashboard(models.TransientModel):
     )
     meters_active = fields.Integer(string="Meters in service", compute="_compute_figures")
     meters_offline = fields.Integer(string="Meters offline", compute="_compute_figures")
+    meters_never_seen = fields.Integer(string="Never answered", compute="_compute_figures")
     alarms_open = fields.Integer(string="Open alarms", compute="_compute_figures")
     alarms_theft = fields.Integer(string="Theft alarms open", compute="_compute_figures")
+
+    @api.depends("company_id")
+    def _compute_display_name(self):
+        # the breadcrumb's title, not "smartpm.dashboard,1"
+        for dash in self:
+            dash.display_name = _("Dashboard")
 
     def _local_bounds(self):
         """UTC start of today and of this month, in the company's time zone."""
@@ -61,9 +70,10 @@ class SmartpmDashboard(models.TransientModel):
             dash.meters_offline = Meter.search_count(
                 in_service + [("online_state", "=", "offline")]
             )
+            dash.meters_never_seen = Meter.search_count(in_service + [("last_seen", "=", False)])
             open_alarms = [
                 ("company_id", "=", company.id),
-                ("state", "in", ("new", "acknowledged")),
+                ("state", "in", OPEN_ALARM_STATES),
             ]
             dash.alarms_open = Alarm.search_count(open_alarms)
             dash.alarms_theft = Alarm.search_count(
@@ -95,20 +105,21 @@ class SmartpmDashboard(models.TransientModel):
                 sold = [("state", "in", SOLD_STATES)]
                 if "company_id" in Purchase._fields:
                     sold.append(("company_id", "=", company.id))
+                # by the sale's date, as the sales chart
                 amount, count = Purchase._read_group(
-                    sold + [("create_date", ">=", today_utc)], [], ["amount:sum", "__count"]
+                    sold + [("date", ">=", today_utc)], [], ["amount:sum", "__count"]
                 )[0]
                 dash.sales_today_amount = amount or 0.0
                 dash.sales_today_count = count
                 dash.sold_month_kwh = (
-                    Purchase._read_group(
-                        sold + [("create_date", ">=", month_utc)], [], ["kwh:sum"]
-                    )[0][0]
+                    Purchase._read_group(sold + [("date", ">=", month_utc)], [], ["kwh:sum"])[0][0]
                     or 0.0
                 )
 
     @api.model
     def action_open(self):
+        # the offline figure is of now, not of the last ping run
+        self.env["smartpm.meter"]._mark_never_seen_offline()
         dash = self.create({})
         return {
             "type": "ir.actions.act_window",
@@ -131,16 +142,15 @@ class SmartpmDashboard(models.TransientModel):
         return action
 
     def action_view_offline(self):
+        # the list's own filters, shown as facets: the count there is the count here
         return self._open(
             "smartpm_prepay.action_meter",
-            [("online_state", "=", "offline"), ("state", "in", ("active", "disconnected"))],
-            {},
+            [],
+            {"search_default_filter_offline": 1, "search_default_filter_in_service": 1},
         )
 
     def action_view_alarms(self):
-        return self._open(
-            "smartpm_prepay.action_alarm", [("state", "in", ("new", "acknowledged"))], {}
-        )
+        return self._open("smartpm_prepay.action_alarm", [("state", "in", OPEN_ALARM_STATES)], {})
 
     def action_view_consumption(self):
         _today, _t, month, _m = self._local_bounds()
@@ -158,5 +168,44 @@ class SmartpmDashboard(models.TransientModel):
             "name": _("Sales today"),
             "res_model": PURCHASE_MODEL,
             "view_mode": "list,form",
-            "domain": [("create_date", ">=", today_utc), ("state", "in", SOLD_STATES)],
+            "domain": [("date", ">=", today_utc), ("state", "in", SOLD_STATES)],
         }
+
+    # ---------------------------------------------------------------- charts
+    def _chart_start(self):
+        """The first local day of the charts and its UTC start."""
+        today, today_utc, _m, _mu = self._local_bounds()
+        first = today - timedelta(days=CHART_DAYS - 1)
+        return first, today_utc - timedelta(days=CHART_DAYS - 1)
+
+    def action_chart_sales(self):
+        """Sales of the last 30 days per day and channel (the dashboard's first chart)."""
+        company = self.company_id or self.env.company
+        _first, start_utc = self._chart_start()
+        return self._open(
+            "smartpm_prepay.action_dashboard_sales",
+            [
+                ("state", "in", SOLD_STATES),
+                ("company_id", "=", company.id),
+                ("date", ">=", start_utc),
+            ],
+        )
+
+    def action_chart_consumption(self):
+        company = self.company_id or self.env.company
+        first, _start_utc = self._chart_start()
+        return self._open(
+            "smartpm_prepay.action_dashboard_consumption",
+            [
+                ("company_id", "=", company.id),
+                ("day", ">=", first),
+                ("is_check_meter", "=", False),
+            ],
+        )
+
+    def action_chart_alarms(self):
+        company = self.company_id or self.env.company
+        return self._open(
+            "smartpm_prepay.action_dashboard_alarms",
+            [("company_id", "=", company.id), ("state", "in", OPEN_ALARM_STATES)],
+        )

@@ -112,6 +112,14 @@ class SmartpmMeter(models.Model):
         index=True,
     )
     last_seen = fields.Datetime(readonly=True, copy=False)
+    date_activated = fields.Datetime(
+        string="Activated on",
+        readonly=True,
+        copy=False,
+        help="When the meter was first put in service; a meter that has not answered for the "
+        "offline threshold since then is offline.",
+    )
+    tenant_label = fields.Char(string="Tenant ", compute="_compute_tenant_label")
     note = fields.Text()
     job_ids = fields.One2many("smartpm.meter.job", "meter_id", string="Jobs")
     reading_ids = fields.One2many("smartpm.reading", "meter_id", string="Readings")
@@ -119,7 +127,12 @@ class SmartpmMeter(models.Model):
     job_count = fields.Integer(compute="_compute_job_count")
 
     _sql_constraints = [
-        ("serial_number_uniq", "unique(serial_number)", "A meter with this serial number exists."),
+        # concurrent creations; create() and write() name the holder before this fires
+        (
+            "serial_number_uniq",
+            "unique(serial_number)",
+            "A meter with this serial number is already registered.",
+        ),
         (
             "port_range",
             "CHECK(port IS NULL OR (port >= 0 AND port <= 65535))",
@@ -145,6 +158,75 @@ class SmartpmMeter(models.Model):
                         serial=meter.serial_number,
                     )
                 )
+
+    def _serial_clash_message(self, serial):
+        """The message naming the meter already registered under ``serial``, or None."""
+        if not serial:
+            return None
+        serial = serial.strip().upper()
+        ids = [i for i in self.ids if isinstance(i, int)] + [
+            r._origin.id for r in self if r._origin.id
+        ]
+        clash = (
+            self.sudo()
+            .with_context(active_test=False)
+            .search([("serial_number", "=", serial), ("id", "not in", ids)], limit=1)
+        )
+        if not clash:
+            return None
+        if clash.company_id not in self.env.companies:
+            return _("Meter %(serial)s is already registered by another company.", serial=serial)
+        if clash.tenant_id:
+            return _(
+                "Meter %(serial)s is already registered for %(tenant)s.",
+                serial=serial,
+                tenant=clash._tenant_text(clash.tenant_id),
+            )
+        if not clash.active:
+            return _("Meter %(serial)s is already registered (archived).", serial=serial)
+        return _("Meter %(serial)s is already registered, without a tenant.", serial=serial)
+
+    @api.model
+    def _tenant_text(self, tenant):
+        """A tenant as people name it: "Amina Okafor (T000001)"."""
+        if not tenant:
+            return ""
+        number = tenant.sudo().tenant_number
+        return f"{tenant.sudo().name} ({number})" if number else tenant.sudo().name or ""
+
+    def _check_serials_free(self, vals_list):
+        """Refuse a serial number already registered (or given twice), naming its holder."""
+        seen = set()
+        for vals in vals_list:
+            serial = vals.get("serial_number")
+            if not serial:
+                continue
+            if serial in seen:
+                raise ValidationError(
+                    _("Serial number %(serial)s is given to two meters.", serial=serial)
+                )
+            seen.add(serial)
+            message = self._serial_clash_message(serial)
+            if message:
+                raise ValidationError(message)
+
+    @api.onchange("serial_number")
+    def _onchange_serial_number(self):
+        # where the user types, not only when the tenant is saved
+        message = self._serial_clash_message(self.serial_number)
+        if message:
+            return {"warning": {"title": _("Serial number already registered"), "message": message}}
+        return None
+
+    @api.depends("tenant_id.name", "tenant_id.tenant_number")
+    def _compute_tenant_label(self):
+        for meter in self:
+            tenant = meter.tenant_id
+            if tenant and not tenant.tenant_number and not tenant._origin:
+                # in the dialog of a tenant not saved yet
+                meter.tenant_label = _("%s (number given on save)", tenant.name or _("new tenant"))
+            else:
+                meter.tenant_label = self._tenant_text(tenant)
 
     @api.constrains(
         "connection_type",
@@ -224,12 +306,26 @@ class SmartpmMeter(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        meters = super().create([self._normalize_vals(dict(v)) for v in vals_list])
+        vals_list = [self._normalize_vals(dict(v)) for v in vals_list]
+        self._check_serials_free(vals_list)
+        now = fields.Datetime.now()
+        for vals in vals_list:
+            if vals.get("state") in ("active", "disconnected"):
+                vals.setdefault("date_activated", now)
+        meters = super().create(vals_list)
         meters.filtered("tenant_id")._open_assignments()
         return meters
 
     def write(self, vals):
         vals = self._normalize_vals(dict(vals))
+        if vals.get("serial_number"):
+            if len(self) > 1:
+                raise ValidationError(_("Two meters cannot have the same serial number."))
+            self._check_serials_free([vals])
+        if vals.get("state") in ("active", "disconnected") and "date_activated" not in vals:
+            never = self.filtered(lambda m: not m.date_activated)
+            if never:
+                never.write({"date_activated": fields.Datetime.now()})
         if "tenant_id" not in vals:
             return super().write(vals)
         new_tenant = vals["tenant_id"]
@@ -375,7 +471,7 @@ class SmartpmMeter(models.Model):
         for meter in self:
             if meter.state == "decommissioned":
                 raise UserError(_("Meter %s is decommissioned.", meter.serial_number))
-        self.write({"state": "active"})
+        self.filtered(lambda m: m.state == "draft").write({"state": "active"})
 
     def action_decommission(self):
         """End of life: the tenant is released and the meter archived; history stays."""

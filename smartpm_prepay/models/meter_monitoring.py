@@ -28,6 +28,7 @@ class SmartpmMeterJob(models.Model):
     task_id = fields.Many2one(
         "smartpm.reading.task", index="btree_not_null", ondelete="set null", readonly=True
     )
+    task_run = fields.Integer(readonly=True, help="The run of the reading task it belongs to.")
 
     def _on_done(self, result):
         super()._on_done(result)
@@ -174,8 +175,39 @@ class SmartpmMeter(models.Model):
         )
         alarms._clear(_("The meter answers again."))
 
+    @api.model
+    def _offline_after_minutes(self, company):
+        """How long a meter may stay silent before it counts as offline: the company's
+        pings in a row at its ping interval (the limit of the comm-lost alarm)."""
+        return (company.smartpm_ping_interval_min or 60) * (company.smartpm_comm_lost_pings or 3)
+
+    @api.model
+    def _mark_never_seen_offline(self, now=None):
+        """Meters in service that never answered, activated longer than the offline threshold
+        ago, are offline, not "unknown" (also when no ping could even be tried)."""
+        now = now or fields.Datetime.now()
+        self.env.flush_all()
+        marked = []
+        for company in self.env["res.company"].sudo().search([]):
+            since = now - timedelta(minutes=self._offline_after_minutes(company))
+            self.env.cr.execute(
+                """
+                UPDATE smartpm_meter SET online_state = 'offline'
+                 WHERE company_id = %s AND active AND state IN ('active', 'disconnected')
+                   AND last_seen IS NULL AND online_state IS DISTINCT FROM 'offline'
+                   AND COALESCE(date_activated, create_date) < %s
+                RETURNING id
+                """,
+                (company.id, since),
+            )
+            marked += [row[0] for row in self.env.cr.fetchall()]
+        meters = self.browse(marked)
+        meters.invalidate_recordset(["online_state"])
+        return meters
+
     def _register_missed_ping(self):
-        """Count a missed ping; at the company's limit the meter is offline and alarmed."""
+        """Count a missed ping; at the company's limit the meter is offline and alarmed.
+        A meter that never answered is offline at its first missed ping."""
         if not self:
             return
         self.env.flush_all()
@@ -196,9 +228,12 @@ class SmartpmMeter(models.Model):
                 if counts.get(m.id, 0) >= (m.company_id.smartpm_comm_lost_pings or 3)
             ]
         ).sudo()
+        never_seen = self.sudo().filtered(lambda m: not m.last_seen)
+        (lost | never_seen).filtered(lambda m: m.online_state != "offline").write(
+            {"online_state": "offline"}
+        )
         if not lost:
             return
-        lost.filtered(lambda m: m.online_state != "offline").write({"online_state": "offline"})
         already = set(
             self.env["smartpm.alarm"]
             .sudo()
@@ -386,6 +421,7 @@ class SmartpmMeter(models.Model):
         miss); the slot in the key keeps one ping per meter per interval."""
         jobs = self.env["smartpm.meter.job"]
         now = fields.Datetime.now()
+        self._mark_never_seen_offline(now)
         for company in self.env["res.company"].sudo().search([]):
             interval = company.smartpm_ping_interval_min or 60
             slot = int(now.timestamp() // (interval * 60))

@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 
 class SmartpmReading(models.Model):
@@ -13,11 +13,18 @@ class SmartpmReading(models.Model):
     meter_id = fields.Many2one("smartpm.meter", required=True, ondelete="cascade")
     company_id = fields.Many2one(related="meter_id.company_id", store=True)
     obis = fields.Char(string="OBIS", required=True)
+    obis_name = fields.Char(string="Quantity", compute="_compute_obis_name")
     reading_time = fields.Datetime(required=True)
     value = fields.Float(required=True, digits=(16, 4))
     unit = fields.Char()
     source = fields.Char(default="bridge", help="job, task, schedule or bridge (batch ingest)")
     job_id = fields.Many2one("smartpm.meter.job", index="btree_not_null", ondelete="set null")
+
+    @api.depends("obis")
+    def _compute_obis_name(self):
+        names = self.env["smartpm.obis.object"]._names_by_obis(set(self.mapped("obis")))
+        for reading in self:
+            reading.obis_name = names.get(reading.obis) or reading.obis
 
     _sql_constraints = [
         (

@@ -58,6 +58,16 @@ class SmartpmObisObject(models.Model):
         for obj in self:
             obj.display_name = f"{obj.name} ({obj.obis})"
 
+    @api.model
+    def _names_by_obis(self, codes=None):
+        """{OBIS code: label} of the known objects (attribute 2 first: the value)."""
+        domain = [("obis", "in", list(codes))] if codes is not None else []
+        objects = self.sudo().with_context(active_test=False).search(domain)
+        names = {}
+        for obj in objects.sorted(lambda o: (o.attribute != 2, o.sequence, o.id)):
+            names.setdefault(obj.obis, obj.name)
+        return names
+
     def _prepare_job_object(self):
         self.ensure_one()
         return {"obis": self.obis, "ic": self.ic, "attribute": self.attribute}

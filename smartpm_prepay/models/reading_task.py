@@ -1,13 +1,39 @@
 import json
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta, timezone
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import float_repr, format_datetime, formatLang
 
 from ..services import job_queue
 
 TASK_JOB_PRIORITY = 20  # someone is watching the screen: before scheduled reads
 OBIS_CLOCK = "0.0.1.0.0.255"
+OBIS_RELAY = job_queue.OBIS_RELAY
+OBIS_CREDIT = job_queue.OBIS_CREDIT
+ISO_DATETIME_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _decimals(number, most=3):
+    """The decimals a number needs to be shown as read (at most ``most``)."""
+    text = float_repr(float(number), most).rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def iso_datetime(value):
+    """A date-time the bridge sent as ISO 8601 text, as a naive UTC datetime, or None."""
+    if not isinstance(value, str) or not ISO_DATETIME_RE.match(value.strip()):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
 
 
 def dlms_datetime_text(hex_value):
@@ -102,10 +128,17 @@ class SmartpmReadingTask(models.Model):
     date_to = fields.Datetime(
         string="Profile to", compute="_compute_dates", store=True, readonly=False
     )
-    # Page 3: monitoring results
+    # Page 3: monitoring results. Each start is a run; the counts and the values shown are
+    # those of the latest run (earlier runs stay in the task results).
+    run = fields.Integer(string="Run", readonly=True, copy=False, default=0)
     job_ids = fields.One2many("smartpm.meter.job", "task_id", string="Jobs")
     result_ids = fields.One2many("smartpm.reading.task.result", "task_id", string="Results")
-    job_count = fields.Integer(compute="_compute_progress")
+    current_result_ids = fields.One2many(
+        "smartpm.reading.task.result",
+        compute="_compute_current_result_ids",
+        string="Results of the latest run",
+    )
+    job_count = fields.Integer(string="Queried", compute="_compute_progress")
     job_done_count = fields.Integer(string="Answered", compute="_compute_progress")
     job_failed_count = fields.Integer(string="Failed", compute="_compute_progress")
     progress = fields.Float(compute="_compute_progress")
@@ -159,19 +192,32 @@ class SmartpmReadingTask(models.Model):
                 task.date_to = now
                 task.date_from = now - timedelta(days=task.scheme_id.profile_days or 1)
 
-    @api.depends("job_ids.state", "result_ids.saved")
+    @api.depends("run", "result_ids.run")
+    def _compute_current_result_ids(self):
+        for task in self:
+            task.current_result_ids = task.result_ids.filtered(lambda r: r.run == r.task_id.run)
+
+    def _current_jobs(self):
+        self.ensure_one()
+        return self.job_ids.filtered(lambda j: j.task_run == self.run)
+
+    @api.depends("run", "job_ids.state", "job_ids.task_run", "result_ids.saved")
     def _compute_progress(self):
         for task in self:
-            jobs = task.job_ids
+            jobs = task._current_jobs()
             done = len(jobs.filtered(lambda j: j.state == "done"))
             failed = len(jobs.filtered(lambda j: j.state in ("failed", "cancelled")))
             task.job_count = len(jobs)
             task.job_done_count = done
             task.job_failed_count = failed
             task.progress = 100.0 * (done + failed) / len(jobs) if jobs else 0.0
-            task.unsaved_count = len(
-                task.result_ids.filtered(lambda r: r.state == "ok" and not r.saved and r.is_numeric)
-            )
+            task.unsaved_count = len(task._unsaved_results())
+
+    def _unsaved_results(self):
+        """Values of the latest run that can still be stored as readings."""
+        return self.result_ids.filtered(
+            lambda r: r.run == r.task_id.run and r.state == "ok" and not r.saved and r.is_numeric
+        )
 
     # ---------------------------------------------------------------- buttons
     def _prepare_job_payload(self):
@@ -195,18 +241,43 @@ class SmartpmReadingTask(models.Model):
                 raise UserError(_("Task %s: select at least one meter.", task.name))
             if not task.object_ids:
                 raise UserError(_("Task %s: select a scheme or OBIS codes.", task.name))
-            task.meter_ids._check_can_command()
-            payload = task._prepare_job_payload()
-            # one create() for all the task's jobs: one INSERT batch, one NOTIFY
-            task.meter_ids._enqueue_job(
-                "read", payload, priority=TASK_JOB_PRIORITY, task_id=task.id
+            task._start_run()
+        return True
+
+    def _start_run(self):
+        self.ensure_one()
+        self.meter_ids._check_can_command()
+        payload = self._prepare_job_payload()
+        run = self.run + 1
+        # one create() for all the task's jobs: one INSERT batch, one NOTIFY
+        self.meter_ids._enqueue_job(
+            "read", payload, priority=TASK_JOB_PRIORITY, task_id=self.id, task_run=run
+        )
+        self.write({"run": run, "state": "running"})
+        if run > 1:
+            self.message_post(
+                body=_(
+                    "Run %(run)s started: %(count)s meter(s).", run=run, count=len(self.meter_ids)
+                )
             )
-            task.state = "running"
+
+    def action_read_again(self):
+        """A new run with the same meters and objects; its counts start from zero."""
+        for task in self:
+            if task.state not in ("done", "cancelled"):
+                raise UserError(_("Task %s is still running.", task.name))
+            if not task.meter_ids:
+                raise UserError(_("Task %s: select at least one meter.", task.name))
+            if task.has_profile and task.date_from and task.date_to:
+                # the same span, up to now
+                now = fields.Datetime.now().replace(microsecond=0)
+                task.write({"date_from": now - (task.date_to - task.date_from), "date_to": now})
+            task._start_run()
         return True
 
     def action_cancel(self):
         for task in self:
-            pending = task.job_ids.filtered(lambda j: j.state in ("pending", "failed"))
+            pending = task._current_jobs().filtered(lambda j: j.state in ("pending", "failed"))
             if pending:
                 job_queue.cancel(self.env, pending.ids)
             task.state = "cancelled"
@@ -218,9 +289,7 @@ class SmartpmReadingTask(models.Model):
 
     def action_save_data(self):
         """Store the task's shown values as readings (source ``task``)."""
-        results = self.result_ids.filtered(
-            lambda r: r.state == "ok" and not r.saved and r.is_numeric
-        )
+        results = self._unsaved_results()
         if not results:
             raise UserError(_("There is no unsaved value to store."))
         return results.action_save()
@@ -232,12 +301,12 @@ class SmartpmReadingTask(models.Model):
             "name": _("Jobs"),
             "res_model": "smartpm.meter.job",
             "view_mode": "list,form",
-            "domain": [("task_id", "=", self.id)],
+            "domain": [("task_id", "=", self.id), ("task_run", "=", self.run)],
         }
 
     def _check_finished(self):
         for task in self.filtered(lambda t: t.state == "running"):
-            if all(j.state in ("done", "failed", "cancelled") for j in task.job_ids):
+            if all(j.state in ("done", "failed", "cancelled") for j in task._current_jobs()):
                 task.state = "done"
 
     # ---------------------------------------------------------------- results from jobs
@@ -247,7 +316,12 @@ class SmartpmReadingTask(models.Model):
         objects = self.env["smartpm.obis.object"].with_context(active_test=False).search([])
         labels = {o.obis: o.name for o in objects}
         profiles = {o.obis: o for o in objects if o.is_profile}
-        base = {"task_id": self.id, "meter_id": job.meter_id.id, "job_id": job.id}
+        base = {
+            "task_id": self.id,
+            "meter_id": job.meter_id.id,
+            "job_id": job.id,
+            "run": job.task_run,
+        }
         vals_list = []
         for reading in result.get("readings") or []:
             vals_list.append(
@@ -299,6 +373,7 @@ class SmartpmReadingTask(models.Model):
                 "task_id": self.id,
                 "meter_id": job.meter_id.id,
                 "job_id": job.id,
+                "run": job.task_run,
                 "state": "error",
                 "label": _("Meter did not answer"),
                 "error": job.error or _("unknown error"),
@@ -318,6 +393,7 @@ class SmartpmReadingTaskResult(models.Model):
     meter_id = fields.Many2one("smartpm.meter", required=True, ondelete="cascade", index=True)
     tenant_id = fields.Many2one(related="meter_id.tenant_id")
     job_id = fields.Many2one("smartpm.meter.job", ondelete="set null", index="btree_not_null")
+    run = fields.Integer(readonly=True, help="The task's run this value came from.")
     obis = fields.Char(string="OBIS")
     label = fields.Char()
     profile_obis = fields.Char(help="The profile this value is a row of.")
@@ -325,7 +401,8 @@ class SmartpmReadingTaskResult(models.Model):
     value = fields.Float(
         string="Numeric value", compute="_compute_value", store=True, digits=(16, 4)
     )
-    value_text = fields.Char(string="Value", compute="_compute_value", store=True)
+    value_text = fields.Char(string="Raw text", compute="_compute_value", store=True)
+    value_display = fields.Char(string="Value", compute="_compute_value_display")
     is_numeric = fields.Boolean(compute="_compute_value", store=True)
     unit = fields.Char()
     reading_time = fields.Datetime()
@@ -349,6 +426,41 @@ class SmartpmReadingTaskResult(models.Model):
                 res.value_text = dlms_datetime_text(raw)
             else:
                 res.value_text = "" if raw is None else str(raw)
+
+    @api.depends("raw_value", "obis", "unit", "label")
+    @api.depends_context("tz", "lang")
+    def _compute_value_display(self):
+        """The value as a person reads it: local date-time, relay state in words, number
+        with its unit."""
+        for res in self:
+            try:
+                raw = json.loads(res.raw_value) if res.raw_value else None
+            except ValueError:
+                raw = res.raw_value
+            res.value_display = res._display_value(raw)
+
+    def _display_value(self, raw):
+        self.ensure_one()
+        if raw is None:
+            return ""
+        if self.obis == OBIS_RELAY and isinstance(raw, (bool, int)):
+            return _("Connected") if raw else _("Disconnected")
+        if isinstance(raw, bool):
+            return _("Yes") if raw else _("No")
+        if self.obis == OBIS_CREDIT and isinstance(raw, (int, float)):
+            # in kWh, as the meter's "last known credit": the object counts Wh unless the
+            # unit says kWh (docs/meter-contract.md, job_queue.apply_result)
+            kwh = raw if (self.unit or "").lower() == "kwh" else raw / 1000.0
+            return f"{formatLang(self.env, kwh, digits=_decimals(kwh))} kWh"
+        if isinstance(raw, (int, float)):
+            text = formatLang(self.env, raw, digits=_decimals(raw))
+            return f"{text} {self.unit}" if self.unit else text
+        when = iso_datetime(raw)
+        if when:
+            return format_datetime(self.env, when, tz=self.env.context.get("tz") or "UTC")
+        if self.obis == OBIS_CLOCK and isinstance(raw, str):
+            return dlms_datetime_text(raw)
+        return str(raw)
 
     def action_save(self):
         """Store these values as readings; the same value saved twice is stored once."""

@@ -55,9 +55,15 @@ class ResPartner(models.Model):
             if "id_card_number" in vals:
                 vals["id_card_number"] = self._normalize_id_card(vals["id_card_number"]) or False
                 self._check_id_card_free(vals["id_card_number"], vals.get("company_id"))
-            if vals.get("is_tenant") and not vals.get("tenant_number"):
-                vals["tenant_number"] = self.env["ir.sequence"].next_by_code("smartpm.tenant")
-        return super().create(vals_list)
+        partners = super().create(vals_list)
+        # Numbers are drawn once the tenants (and the meters of their form) passed their
+        # checks: a refused save does not consume one (sequence numbers are not rolled back).
+        partners.filtered(lambda p: p.is_tenant and not p.tenant_number)._assign_tenant_number()
+        return partners
+
+    def _assign_tenant_number(self):
+        for partner in self:
+            partner.tenant_number = self.env["ir.sequence"].next_by_code("smartpm.tenant")
 
     def write(self, vals):
         if "id_card_number" in vals:
@@ -72,8 +78,7 @@ class ResPartner(models.Model):
             self._check_no_open_meter()
         res = super().write(vals)
         if vals.get("is_tenant"):
-            for partner in self.filtered(lambda p: not p.tenant_number):
-                partner.tenant_number = self.env["ir.sequence"].next_by_code("smartpm.tenant")
+            self.filtered(lambda p: not p.tenant_number)._assign_tenant_number()
         return res
 
     @api.constrains("id_card_number", "company_id")

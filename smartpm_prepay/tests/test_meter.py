@@ -1,18 +1,63 @@
+from datetime import timedelta
+
+from lxml import etree
 from psycopg2 import IntegrityError
 
+from odoo import fields
 from odoo.exceptions import UserError, ValidationError
-from odoo.tests import tagged
+from odoo.tests import Form, tagged
 from odoo.tools import mute_logger
+from odoo.tools.safe_eval import safe_eval
 
 from .common import SmartpmCase
 
 
 @tagged("post_install", "-at_install")
 class TestMeter(SmartpmCase):
-    def test_duplicate_serial_is_refused(self):
-        self._meter("DUP-1")
-        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.cr.savepoint():
+    def test_duplicate_serial_is_refused_naming_its_tenant(self):
+        alice = self._tenant("Alice")
+        self._meter("DUP-1", tenant_id=alice.id)
+        with self.assertRaisesRegex(
+            ValidationError,
+            rf"^Meter DUP-1 is already registered for Alice \({alice.tenant_number}\)\.$",
+        ):
             self._meter("dup-1")
+        self.assertEqual(
+            self.env["smartpm.meter"].search_count([("serial_number", "=", "DUP-1")]), 1
+        )
+        other = self._meter("DUP-2")
+        with self.assertRaisesRegex(ValidationError, "Meter DUP-1 is already registered for"):
+            other.serial_number = " dup-1 "
+        self.assertEqual(other.serial_number, "DUP-2")
+
+    def test_duplicate_serial_of_an_archived_meter_is_named_too(self):
+        self._meter("DUP-3").action_archive()
+        with self.assertRaisesRegex(
+            ValidationError, r"Meter DUP-3 is already registered \(archived\)"
+        ):
+            self._meter("DUP-3")
+
+    def test_duplicate_serial_warns_where_it_is_typed(self):
+        alice = self._tenant("Alice")
+        self._meter("DUP-4", tenant_id=alice.id)
+        new = self.env["smartpm.meter"].new({"serial_number": "dup-4"})
+        warning = new._onchange_serial_number()["warning"]
+        self.assertEqual(
+            warning["message"],
+            f"Meter DUP-4 is already registered for Alice ({alice.tenant_number}).",
+        )
+        self.assertFalse(
+            self.env["smartpm.meter"].new({"serial_number": "FREE-9"})._onchange_serial_number()
+        )
+
+    def test_database_still_refuses_a_duplicate_serial(self):
+        meter = self._meter("DUP-5")
+        self._meter("DUP-6")
+        self.env.flush_all()
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.cr.savepoint():
+            self.env.cr.execute(
+                "UPDATE smartpm_meter SET serial_number = 'DUP-6' WHERE id = %s", (meter.id,)
+            )
 
     def test_malformed_serial_is_refused(self):
         with self.assertRaises(ValidationError):
@@ -109,3 +154,162 @@ class TestMeter(SmartpmCase):
         self.assertEqual(meter.line_id, self.line)
         self.assertEqual(meter.site_id, self.site)
         self.assertEqual(self.transformer.meter_count, 1)
+
+    def test_activation_date_is_set_once(self):
+        meter = self._meter("ACT-1")
+        self.assertEqual(meter.state, "draft")
+        self.assertFalse(meter.date_activated)
+        meter.action_activate()
+        first = meter.date_activated
+        self.assertTrue(first)
+        meter.write({"state": "disconnected"})
+        meter.write({"state": "active"})
+        self.assertEqual(meter.date_activated, first)
+
+
+@tagged("post_install", "-at_install")
+class TestMeterOnlineState(SmartpmCase):
+    """A meter that never answered is offline once it has been in service for longer than
+    the offline threshold (the company's ping interval times its pings in a row)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env.company.write({"smartpm_ping_interval_min": 60, "smartpm_comm_lost_pings": 3})
+
+    def _aged(self, meter, hours):
+        meter.date_activated = fields.Datetime.now() - timedelta(hours=hours)
+        return meter
+
+    def test_never_answered_meter_past_the_threshold_is_offline(self):
+        Meter = self.env["smartpm.meter"]
+        old = self._aged(self._meter("NEVER-1", state="active"), 4)
+        recent = self._aged(self._meter("NEVER-2", state="active"), 2)
+        seen = self._aged(self._meter("NEVER-3", state="active"), 4)
+        seen.sudo().write({"online_state": "online", "last_seen": fields.Datetime.now()})
+        draft = self._meter("NEVER-4")
+        draft.date_activated = fields.Datetime.now() - timedelta(hours=4)
+        self.assertEqual(old.online_state, "unknown")
+        marked = Meter._mark_never_seen_offline()
+        self.assertEqual(marked & (old | recent | seen | draft), old)
+        self.assertEqual(old.online_state, "offline")
+        self.assertEqual(recent.online_state, "unknown")
+        self.assertEqual(seen.online_state, "online")
+        self.assertEqual(draft.online_state, "unknown", "a draft meter is not in service")
+        # the list's Offline filter shows it
+        self.assertIn(old, Meter.search([("online_state", "=", "offline")]))
+
+    def test_ping_cron_and_dashboard_count_never_answered_meters(self):
+        dashboard = self.env["smartpm.dashboard"]
+        before = dashboard.browse(dashboard.action_open()["res_id"])
+        offline_before, never_before = before.meters_offline, before.meters_never_seen
+        meter = self._aged(self._meter("NEVER-5", state="active"), 4)
+        self.assertEqual(meter.online_state, "unknown")
+        after = dashboard.browse(dashboard.action_open()["res_id"])
+        self.assertEqual(meter.online_state, "offline")
+        self.assertEqual(after.meters_offline, offline_before + 1)
+        self.assertEqual(after.meters_never_seen, never_before + 1)
+        offline = self.env["smartpm.meter"].search_count(
+            [("online_state", "=", "offline"), ("state", "in", ("active", "disconnected"))]
+        )
+        self.assertEqual(after.meters_offline, offline)
+        late = self._aged(self._meter("NEVER-6", state="active"), 5)
+        self.env["smartpm.meter"]._cron_queue_pings()
+        self.assertEqual(late.online_state, "offline")
+
+    def test_meter_that_answers_is_online_again(self):
+        from ..services import job_queue
+
+        meter = self._aged(self._meter("NEVER-7", state="active"), 4)
+        self.env["smartpm.meter"]._mark_never_seen_offline()
+        self.assertEqual(meter.online_state, "offline")
+        job = meter._enqueue_job("ping", {})
+        job_queue.apply_result(job, {"relay": "connected"})
+        self.assertEqual(meter.online_state, "online")
+        self.assertTrue(meter.last_seen)
+
+    def test_first_missed_ping_of_a_never_seen_meter_makes_it_offline(self):
+        fresh = self._meter("NEVER-8", state="active")
+        known = self._meter("NEVER-9", state="active")
+        known.sudo().write({"online_state": "online", "last_seen": fields.Datetime.now()})
+        (fresh | known)._register_missed_ping()
+        self.assertEqual(fresh.online_state, "offline")
+        self.assertEqual(known.online_state, "online", "a known meter has its missed pings")
+        self.assertFalse(
+            self.env["smartpm.alarm"].search([("meter_id", "in", (fresh | known).ids)]),
+            "the comm-lost alarm waits for the company's limit",
+        )
+
+
+@tagged("post_install", "-at_install")
+class TestMeterForm(SmartpmCase):
+    """What the meter form offers, from its own view expressions (as the owner sees it)."""
+
+    def _arch(self):
+        owner = self.env.ref("base.user_admin")
+        return (
+            self.env["smartpm.meter"]
+            .with_user(owner)
+            .get_view(self.env.ref("smartpm_prepay.view_meter_form").id, "form")["arch"]
+        )
+
+    def _buttons(self, meter_values):
+        arch = self._arch()
+        header = etree.fromstring(arch).find(".//header")
+        shown = []
+        for button in header.iter("button"):
+            expr = button.get("invisible")
+            values = dict.fromkeys(self.env["smartpm.meter"]._fields, False)
+            if not expr or not safe_eval(expr, {**values, "context": {}, **meter_values}):
+                shown.append(button.get("name"))
+        return shown
+
+    def test_relay_buttons_follow_the_relay_state(self):
+        base = {"id": 7, "state": "active"}
+        connected = self._buttons({**base, "relay_state": "connected"})
+        self.assertIn("action_disconnect", connected)
+        self.assertNotIn("action_reconnect", connected)
+        disconnected = self._buttons(
+            {**base, "state": "disconnected", "relay_state": "disconnected"}
+        )
+        self.assertIn("action_reconnect", disconnected)
+        self.assertNotIn("action_disconnect", disconnected)
+        unknown = self._buttons({**base, "relay_state": "unknown"})
+        self.assertIn("action_disconnect", unknown)
+        self.assertIn("action_reconnect", unknown)
+
+    def test_no_action_before_the_meter_exists(self):
+        for state in ("draft", "active"):
+            self.assertEqual(
+                self._buttons({"id": False, "state": state, "relay_state": "unknown"}), []
+            )
+        draft = self._buttons({"id": 3, "state": "draft", "relay_state": "unknown"})
+        self.assertIn("action_activate", draft)
+        self.assertNotIn("action_disconnect", draft)
+
+    def test_draft_meter_says_it_must_be_activated(self):
+        banner = etree.fromstring(self._arch()).find(".//div[@name='draft_banner']")
+        self.assertIn("until it is activated", "".join(banner.itertext()))
+        self.assertFalse(safe_eval(banner.get("invisible"), {"id": 3, "state": "draft"}))
+        self.assertTrue(safe_eval(banner.get("invisible"), {"id": 3, "state": "active"}))
+        self.assertTrue(safe_eval(banner.get("invisible"), {"id": False, "state": "draft"}))
+
+    def test_identifiers_are_shown_without_thousands_separators(self):
+        arch = etree.fromstring(self._arch())
+        for name in ("port", "baudrate", "client_address", "server_logical_address"):
+            node = arch.find(f".//field[@name='{name}']")
+            options = safe_eval(node.get("options"), {"false": False, "true": True})
+            self.assertEqual(options, {"enable_formatting": False}, name)
+
+    def test_meter_dialog_of_a_new_tenant_shows_the_tenant(self):
+        form = Form(
+            self.env["res.partner"].with_context(default_is_tenant=True),
+            view="smartpm_prepay.view_tenant_form",
+        )
+        form.name = "Dialog Tenant"
+        with form.meter_ids.new() as meter:
+            meter.serial_number = "DLG-1"
+            meter.host = "127.0.0.1"
+            self.assertEqual(meter.tenant_label, "Dialog Tenant (number given on save)")
+        tenant = form.save()
+        self.assertEqual(tenant.meter_ids.tenant_label, f"Dialog Tenant ({tenant.tenant_number})")

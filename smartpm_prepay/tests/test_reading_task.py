@@ -103,7 +103,10 @@ class TestReadingTask(StatsCase):
         energy = results.filtered(lambda r: r.obis == "1.0.1.8.0.255")
         self.assertEqual(energy.value, 123456)
         self.assertEqual(energy.label, "Active energy import (+A)")
-        self.assertEqual(results.filtered(lambda r: r.obis == "0.0.96.3.10.255").value_text, "true")
+        relay = results.filtered(lambda r: r.obis == "0.0.96.3.10.255")
+        self.assertEqual(relay.value_display, "Connected")
+        self.assertEqual(relay.label, "Relay output state")
+        self.assertEqual(energy.value_display, "123,456 Wh")
         failed = results.filtered(lambda r: r.state == "error")
         self.assertEqual(failed.error, "object-undefined")
         self.assertFalse(self.env["smartpm.reading"].search([("meter_id", "=", self.m1.id)]))
@@ -225,3 +228,116 @@ class TestReadingTask(StatsCase):
         self.assertEqual(clock.value_text, "2026-11-26 07:52:44")
         self.assertFalse(clock.is_numeric)
         self.assertEqual(task.unsaved_count, 1)
+
+    def _energy(self, job, value):
+        self._complete(
+            job,
+            {
+                "readings": [
+                    {
+                        "obis": "1.0.1.8.0.255",
+                        "value": value,
+                        "unit": "Wh",
+                        "time": "2026-11-20T10:00:00Z",
+                    }
+                ]
+            },
+        )
+
+    def test_read_again_counts_the_new_run_only(self):
+        task = self._started()
+        for job in task.job_ids:
+            self._energy(job, 1000)
+        self.assertEqual(task.state, "done")
+        self.assertEqual((task.job_count, task.job_done_count), (2, 2))
+        task.with_user(self.operator).action_read_again()
+        self.assertEqual(task.state, "running")
+        self.assertEqual(task.run, 2)
+        self.assertEqual(len(task.job_ids), 4, "the first run's jobs are kept")
+        self.assertEqual((task.job_count, task.job_done_count, task.job_failed_count), (2, 0, 0))
+        self.assertFalse(task.current_result_ids)
+        second = task.job_ids.filtered(lambda j: j.task_run == 2)
+        self._energy(second.filtered(lambda j: j.meter_id == self.m1), 2000)
+        self.assertEqual((task.job_done_count, task.progress), (1, 50.0))
+        self._fail(second.filtered(lambda j: j.meter_id == self.m2), "timeout")
+        self.assertEqual(task.state, "done")
+        self.assertEqual((task.job_count, task.job_done_count, task.job_failed_count), (2, 1, 1))
+        shown = task.current_result_ids
+        self.assertEqual(shown.mapped("run"), [2, 2])
+        self.assertEqual(shown.filtered(lambda r: r.state == "ok").mapped("value"), [2000])
+        self.assertEqual(len(task.result_ids), 4, "earlier runs stay in the task results")
+        self.assertEqual(task.unsaved_count, 1)
+        task.with_user(self.operator).action_save_data()
+        saved = self.env["smartpm.reading"].search([("meter_id", "in", (self.m1 | self.m2).ids)])
+        self.assertEqual(saved.mapped("value"), [2000], "only the shown run is saved")
+
+    def test_read_again_is_refused_while_running_and_to_a_cashier(self):
+        from odoo.exceptions import AccessError
+        from odoo.tests import new_test_user
+
+        task = self._started()
+        with self.assertRaises(UserError):
+            task.with_user(self.operator).action_read_again()
+        for job in task.job_ids:
+            self._energy(job, 10)
+        cashier = new_test_user(self.env, "t_cash_again", groups="smartpm_prepay.group_cashier")
+        with self.assertRaises(AccessError):
+            task.with_user(cashier).action_read_again()
+        self.assertEqual((task.run, len(task.job_ids), task.state), (1, 2, "done"))
+
+    def test_values_are_shown_formatted_in_the_users_time_zone(self):
+        task = self._started()
+        job = task.job_ids.filtered(lambda j: j.meter_id == self.m1)
+        self._complete(
+            job,
+            {
+                "readings": [
+                    {
+                        "obis": "0.0.1.0.0.255",
+                        "value": "2026-12-01T13:20:59.300000Z",
+                        "unit": "",
+                        "time": "2026-12-01T13:20:59Z",
+                    },
+                    {"obis": "0.0.96.3.10.255", "value": False, "time": "2026-12-01T13:20:59Z"},
+                    {"obis": "0.0.19.10.0.255", "value": 36267, "time": "2026-12-01T13:20:59Z"},
+                    {
+                        "obis": "1.0.32.7.0.255",
+                        "value": 230.1,
+                        "unit": "V",
+                        "time": "2026-12-01T13:20:59Z",
+                    },
+                ]
+            },
+        )
+        results = task.result_ids.with_context(tz="Africa/Lagos", lang="en_US")
+        clock = results.filtered(lambda r: r.obis == "0.0.1.0.0.255")
+        # Lagos is UTC+1; babel may put a narrow no-break space before PM
+        self.assertEqual(" ".join(clock.value_display.split()), "Dec 1, 2026, 2:20:59 PM")
+        self.assertEqual(clock.label, "Clock")
+        relay = results.filtered(lambda r: r.obis == "0.0.96.3.10.255")
+        self.assertEqual(relay.value_display, "Disconnected")
+        credit = results.filtered(lambda r: r.obis == "0.0.19.10.0.255")
+        self.assertEqual(credit.value_display, "36.267 kWh")
+        self.assertAlmostEqual(self.m1.credit_kwh, 36.267, msg="as the meter form shows it")
+        voltage = results.filtered(lambda r: r.obis == "1.0.32.7.0.255")
+        self.assertEqual((voltage.label, voltage.value_display), ("Voltage L1", "230.1 V"))
+
+    def test_readings_name_their_obis_code(self):
+        from ..services import job_queue
+
+        job_queue.ingest(
+            self.env,
+            [
+                {"meter_id": self.m1.id, "obis": o, "value": 1, "unit": "Wh", "time": t}
+                for o, t in [
+                    ("1.0.1.8.0.255", "2026-11-20T10:00:00Z"),
+                    ("9.9.9.9.9.9", "2026-11-20T10:00:00Z"),
+                ]
+            ],
+            [],
+        )
+        readings = self.env["smartpm.reading"].search([("meter_id", "=", self.m1.id)])
+        names = dict(zip(readings.mapped("obis"), readings.mapped("obis_name"), strict=True))
+        self.assertEqual(
+            names, {"1.0.1.8.0.255": "Active energy import (+A)", "9.9.9.9.9.9": "9.9.9.9.9.9"}
+        )

@@ -1,3 +1,4 @@
+from odoo import Command
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import Form, tagged
 
@@ -36,6 +37,31 @@ class TestTenant(SmartpmCase):
         first, second = self._tenant("One"), self._tenant("Two")
         self.assertTrue(first.tenant_number)
         self.assertNotEqual(first.tenant_number, second.tenant_number)
+
+    def test_failed_save_does_not_consume_a_tenant_number(self):
+        def number(tenant):
+            return int(tenant.tenant_number[1:])
+
+        holder = self._tenant("Holder", id_card_number="ID900001")
+        self._meter("GAP-1", tenant_id=holder.id)
+        # refused: an ID card of another tenant, then a meter registered already
+        # (each save is one request: a refused one is rolled back, as the savepoint does here)
+        with (
+            self.assertRaisesRegex(ValidationError, "already registered for Holder"),
+            self.cr.savepoint(),
+        ):
+            self._tenant("Refused One", id_card_number="ID900001")
+        with (
+            self.assertRaisesRegex(ValidationError, "Meter GAP-1 is already registered"),
+            self.cr.savepoint(),
+        ):
+            self._tenant(
+                "Refused Two",
+                meter_ids=[Command.create({"serial_number": "gap-1", "host": "127.0.0.1"})],
+            )
+        self.assertFalse(self.env["res.partner"].search([("name", "like", "Refused")]))
+        accepted = self._tenant("Accepted")
+        self.assertEqual(number(accepted), number(holder) + 1)
 
     def test_partner_becoming_tenant_gets_a_number(self):
         partner = self.env["res.partner"].create({"name": "Later Tenant"})
