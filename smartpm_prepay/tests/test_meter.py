@@ -280,9 +280,13 @@ class TestMeterForm(SmartpmCase):
 
     def test_no_action_before_the_meter_exists(self):
         for state in ("draft", "active"):
-            self.assertEqual(
-                self._buttons({"id": False, "state": state, "relay_state": "unknown"}), []
-            )
+            # a tenant is already chosen in the dialog of a new tenant's meter
+            unsaved = {"id": False, "state": state, "relay_state": "unknown", "tenant_id": 5}
+            self.assertEqual(self._buttons(unsaved), [])
+        saved = self._buttons(
+            {"id": 3, "state": "active", "relay_state": "unknown", "tenant_id": 5}
+        )
+        self.assertIn("action_sell_credit", saved)
         draft = self._buttons({"id": 3, "state": "draft", "relay_state": "unknown"})
         self.assertIn("action_activate", draft)
         self.assertNotIn("action_disconnect", draft)
