@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from odoo import _, api, fields, models
 from odoo.tools.float_utils import float_round
-from odoo.tools.misc import format_amount, get_lang
+from odoo.tools.misc import format_amount
 
 THRESHOLD_PRIORITY = 20
 # A meter not heard from for longer may not get its credit soon: the sale says so.
@@ -17,34 +17,14 @@ def format_money(env, amount, currency):
     return format_amount(env, amount, currency)
 
 
-def format_price_per_kwh(env, price, currency):
-    """A price per kWh as the currency writes it, with up to 4 decimals where tiers need
-    them ("$ 0.25", "$ 0.3204")."""
-    digits = currency.decimal_places
-    if float_round(price, digits) != float_round(price, 4):
-        digits = 4
-    lang = env["res.lang"].browse(get_lang(env).id)
-    text = lang.format(f"%.{digits}f", float_round(price, digits), grouping=True)
-    symbol = currency.symbol or currency.name
-    if currency.position == "before":
-        return f"{symbol}\N{NO-BREAK SPACE}{text}"
-    return f"{text}\N{NO-BREAK SPACE}{symbol}"
-
-
-def describe_price(env, price_per_kwh, tier_breakdown, currency):
-    """The price a sale was charged, in words: one price, or the kWh bought at each tier."""
+def describe_price(tariff, price_per_kwh, tier_breakdown):
+    """The price a sale was charged, in words, as the tenant pays it (the tariff's taxes
+    included, written as the tariff writes prices): one price, or the kWh of each tier."""
     parts = [p for p in (tier_breakdown or []) if p.get("kwh")]
-    per_kwh = _("%s per kWh", format_price_per_kwh(env, price_per_kwh, currency))
+    per_kwh = _("%s per kWh", tariff._format_price(price_per_kwh * tariff._tax_factor()))
     if len(parts) <= 1:
         return per_kwh
-    tiers = " + ".join(
-        _(
-            "%(kwh)s kWh at %(price)s",
-            kwh=f"{part['kwh']:.2f}",
-            price=format_price_per_kwh(env, part["price_per_kwh"], currency),
-        )
-        for part in parts
-    )
+    tiers = tariff._quote_description({"tier_breakdown": parts})
     return _("%(tiers)s (on average %(price)s)", tiers=tiers, price=per_kwh)
 
 

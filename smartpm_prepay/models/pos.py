@@ -240,7 +240,7 @@ class SmartpmMeter(models.Model):
             kwh=quote["kwh"],
             price_per_kwh=quote["price_per_kwh"],
             price_info=describe_price(
-                self.env, quote["price_per_kwh"], quote["tier_breakdown"], config.currency_id
+                meter.sudo()._get_tariff(), quote["price_per_kwh"], quote["tier_breakdown"]
             ),
             tax_ids=quote["tax_ids"],
             estimated_balance_kwh=meter.sudo()._smartpm_estimated_balance_kwh(quote["kwh"]),
@@ -351,12 +351,7 @@ class PosOrderLine(models.Model):
             line.smartpm_purchase_ref = purchase.name or False
             line.smartpm_purchase_kwh = purchase.kwh
             line.smartpm_price_info = (
-                describe_price(
-                    self.env,
-                    purchase.price_per_kwh,
-                    purchase.tier_breakdown,
-                    purchase.currency_id,
-                )
+                describe_price(purchase.tariff_id, purchase.price_per_kwh, purchase.tier_breakdown)
                 if purchase
                 else False
             )

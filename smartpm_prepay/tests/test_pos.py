@@ -261,6 +261,14 @@ class TestPosMeterLookup(SmartpmPosCase):
         self.assertFalse(quote["refusal"])
         self.assertAlmostEqual(quote["kwh"], 20.0)
 
+    def test_quoted_price_is_the_one_the_portal_shows(self):
+        # taxes included in the price, as the tenant pays it, on every screen
+        self.tariff.sudo().tax_ids = self.taxes["tax10"]
+        quote = self.env["smartpm.meter"].pos_quote_credit(self.meter.id, 11.0, self.config.id)
+        self.assertAlmostEqual(quote["kwh"], 20.0)
+        self.assertEqual(quote["price_info"], "$\N{NO-BREAK SPACE}0.55 per kWh")
+        self.assertIn(quote["price_info"], self.tariff._price_description())
+
     def test_quote_refuses_an_amount_out_of_range(self):
         self.env.company.sudo().smartpm_min_amount = 5.0
         quote = self.env["smartpm.meter"].pos_quote_credit(self.meter.id, 2.0, self.config.id)

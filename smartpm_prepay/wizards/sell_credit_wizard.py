@@ -80,7 +80,7 @@ class SmartpmSellCreditWizard(models.TransientModel):
                 quote = tariff._quote_amount(wizard.amount, vending.month_kwh(self.env, meter))
                 wizard.kwh = quote["kwh"]
                 wizard.price_info = describe_price(
-                    self.env, quote["price_per_kwh"], quote["tier_breakdown"], tariff.currency_id
+                    tariff, quote["price_per_kwh"], quote["tier_breakdown"]
                 )
                 wizard.estimated_balance_kwh = meter._smartpm_estimated_balance_kwh(quote["kwh"])
 

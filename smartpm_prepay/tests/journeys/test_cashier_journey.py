@@ -213,7 +213,7 @@ class TestCashierJourney(DemoJourneyCase):
         preview = self._screen("preview")
         self.assertEqual(preview["kwh"], f"{purchase.kwh:.2f} kWh")
         self.assertEqual(preview["balance"], f"{balance_before + purchase.kwh:.2f} kWh")
-        price = describe_price(self.env, purchase.price_per_kwh, purchase.tier_breakdown, currency)
+        price = describe_price(purchase.tariff_id, purchase.price_per_kwh, purchase.tier_breakdown)
         self.assertEqual(_plain(preview["price"]), _plain(price))
         self.assertEqual(self._screen("customer")["partner"], meter.tenant_id.name)
 
@@ -264,9 +264,7 @@ class TestCashierJourney(DemoJourneyCase):
         shown = self._screen("wizard")
         self.assertEqual(shown["kwh"], f"{purchase.kwh:.3f}")  # as the purchase form writes it
         self.assertEqual(shown["balance"], f"{balance_before + purchase.kwh:.2f}")
-        price = describe_price(
-            self.env, purchase.price_per_kwh, purchase.tier_breakdown, purchase.currency_id
-        )
+        price = describe_price(purchase.tariff_id, purchase.price_per_kwh, purchase.tier_breakdown)
         self.assertEqual(_plain(shown["price"]), _plain(price))
         warning = meter._smartpm_contact_warning()
         self.assertEqual(
