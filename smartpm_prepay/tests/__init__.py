@@ -20,3 +20,4 @@ from . import test_alarm_workflow
 from . import test_statistics
 from . import test_stats_ui
 from . import test_job_retention
+from . import test_vending_token
