@@ -1,7 +1,7 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..services import job_queue, vending
+from ..services import credit_token, job_queue, vending
 
 PURCHASE_STATES = [
     ("paid", "Paid"),
@@ -252,6 +252,30 @@ class SmartpmCreditPurchase(models.Model):
             )
             purchase.write({"job_id": job.id, "state": "queued"})
 
+    def _resign_token_if_key_changed(self):
+        """A token the meter refused because the meter's key in Odoo was wrong (the owner
+        has corrected it since) is signed again with the current key: same transfer number
+        and energy, so the meter still applies that transfer at most once."""
+        self.ensure_one()
+        purchase = self.sudo()
+        meter = purchase.meter_id
+        key = meter._get_token_key()
+        old = bytes.fromhex(purchase.token or "")
+        if not key or credit_token.verify(key, meter.serial_number, old):
+            return False
+        number, wh, _tag, _mac = credit_token.parse(old)
+        new = credit_token.mint(key, meter.serial_number, number, wh).hex().upper()
+        purchase.with_context(smartpm_vending=True).token = new
+        payload = dict(purchase.job_id.payload or {}, token=new)
+        purchase.job_id.with_context(smartpm_job_engine=True).payload = payload
+        purchase.message_post(
+            body=_(
+                "Credit token of transfer %s signed again with the meter's current token key.",
+                number,
+            )
+        )
+        return True
+
     def _prepare_credit_payload(self):
         """The add_credit payload (docs/job-protocol.md): the opaque token the bridge sends
         as is; transfer number and kWh for people reading the job."""
@@ -334,6 +358,7 @@ class SmartpmCreditPurchase(models.Model):
                 raise UserError(_("Only a failed delivery can be retried (%s).", purchase.name))
         for purchase in self.sudo():
             # the same job: same transfer number, so the meter cannot apply it twice
+            purchase._resign_token_if_key_changed()
             purchase.job_id.action_retry()
             purchase.state = "queued"
             purchase.activity_ids.action_feedback(feedback=_("Delivery retried."))

@@ -81,3 +81,27 @@ class TestCreditToken(VendingCase):
         self.assertIn("SELL-1", str(err.exception))
         self.assertEqual(self.Purchase.search_count([]), before)
         self.assertEqual(self.meter.last_transfer_number, 0)
+
+    def test_retry_after_the_owner_corrected_the_key_signs_the_same_transfer_again(self):
+        self.meter.sudo().token_key = "00112233445566778899AABBCCDDEEFF"  # typed wrong
+        purchase = self._vend(10.0, ref="WRONGKEY")
+        old = purchase.token
+        self._claim(purchase.job_id)
+        self.Job.fail(purchase.job_id.id, "b1", "meter refused the credit token: MAC", False)
+        self.assertEqual((purchase.state, purchase.job_id.state), ("failed", "failed"))
+        self.meter.sudo().token_key = "FFEEDDCCBBAA99887766554433221100"  # the vendor's
+        purchase.with_user(self.operator).action_retry_delivery()
+        self.assertEqual(purchase.state, "queued")
+        self.assertNotEqual(purchase.token, old)
+        raw = bytes.fromhex(purchase.token)
+        self.assertTrue(credit_token.verify(self._key(), "SELL-1", raw))
+        # same transfer number and energy: the meter can still apply it only once
+        self.assertEqual(credit_token.parse(raw)[:2], credit_token.parse(bytes.fromhex(old))[:2])
+        self.assertEqual(purchase.job_id.payload["token"], purchase.token)
+        self.assertEqual(purchase.job_id.payload["transfer_number"], purchase.transfer_number)
+        # a retry with an unchanged key keeps the token
+        self._claim(purchase.job_id)
+        self.Job.fail(purchase.job_id.id, "b1", "meter unreachable", False)
+        token = purchase.token
+        purchase.with_user(self.operator).action_retry_delivery()
+        self.assertEqual(purchase.token, token)

@@ -1,3 +1,4 @@
 # Journeys of the demo's own users on the demo's own data. They run on a database installed
 # *with* demo data (``make test`` creates it), never on the test database of the other tests.
 from . import test_demo_menus
+from . import test_demo_tokens
