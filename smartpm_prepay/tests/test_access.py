@@ -216,6 +216,17 @@ class TestBridgeSecretsOverRpc(HttpCase):
                 self._call("smartpm.meter", "read", [self.meter.id], fields=fields)
             with self.assertRaises(RpcFault, msg=fields):
                 self._call("smartpm.meter", "search_read", [], fields=fields)
+        # the same over XML-RPC
+        from xmlrpc.client import Fault
+
+        db = self.env.cr.dbname
+        uid = self.xmlrpc_common.authenticate(db, "t_bridge_rpc", "t_bridge_rpc", {})
+        for method, args in (("read", [[self.meter.id]]), ("search_read", [[]])):
+            for field in ("auth_key", "encryption_key", "token_key"):
+                with self.assertRaises(Fault, msg=f"{method} {field}"):
+                    self.xmlrpc_object.execute_kw(
+                        db, uid, "t_bridge_rpc", "smartpm.meter", method, args, {"fields": [field]}
+                    )
         secrets_ = {"auth_key", "encryption_key", "token_key", "auth_password", "system_title"}
         visible = self._call("smartpm.meter", "fields_get", attributes=["type", "store"])
         self.assertFalse(secrets_ & set(visible))
