@@ -23,6 +23,13 @@ from .dlms import (
 from .errors import JobError, MeterRefused, MeterUnreachable
 
 TOKEN_ALREADY_APPLIED = 3  # ACTION result read-write-denied: transfer number already used
+# The meter's other refusals of a credit token (docs/meter-contract.md): none is retried.
+TOKEN_REFUSALS = {
+    11: "the token was minted for another meter",
+    12: "the meter does not take this token format",
+    13: "the token's MAC does not verify under this meter's token key (forged or wrong key)",
+}
+MAX_TOKEN_BYTES = 64
 UINT32_MAX = 0xFFFFFFFF
 JOB_TYPES = (
     "read",
@@ -76,19 +83,20 @@ def _number(payload: dict, key: str, *, minimum=None, allow_negative=False) -> f
 
 
 def validate_add_credit(payload: dict) -> dict:
-    number = payload.get("transfer_number")
-    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= UINT32_MAX:
-        raise JobError("payload.transfer_number must be an integer 0..2^32-1", retryable=False)
-    kwh = _number(payload, "kwh")
-    energy_wh = round(kwh * 1000)
-    if not 1 <= energy_wh <= UINT32_MAX:
-        raise JobError("payload.kwh must be between 0.001 and 4294967.295", retryable=False)
-    return {"transfer_number": number, "kwh": kwh, "energy_wh": energy_wh}
-
-
-def build_token(transfer_number: int, energy_wh: int) -> bytes:
-    """The 8-byte credit token: uint32 transfer number, uint32 energy in Wh, big-endian."""
-    return transfer_number.to_bytes(4, "big") + energy_wh.to_bytes(4, "big")
+    """The token is opaque to the bridge (minted and signed by Odoo, checked by the meter):
+    it is sent as is. Only its first 4 bytes, the transfer number, are read, for the result.
+    `transfer_number` and `kwh` of the payload are for people reading the job."""
+    token = payload.get("token")
+    try:
+        raw = bytes.fromhex(token) if isinstance(token, str) else None
+    except ValueError:
+        raw = None
+    if not raw or not 4 <= len(raw) <= MAX_TOKEN_BYTES:
+        raise JobError(
+            f"payload.token must be the credit token in hex (4 to {MAX_TOKEN_BYTES} bytes)",
+            retryable=False,
+        )
+    return {"token": raw, "transfer_number": int.from_bytes(raw[:4], "big")}
 
 
 def validate_set_load_limit(payload: dict) -> dict:
@@ -243,14 +251,22 @@ def run_read_events(conn: MeterConnection, p: dict) -> dict:
 
 
 def run_add_credit(conn: MeterConnection, p: dict) -> dict:
-    token = build_token(p["transfer_number"], p["energy_wh"])
-    code, _ = conn.action(
-        C.TOKEN_GATEWAY[0],
-        C.TOKEN_GATEWAY[1],
-        C.TOKEN_ENTER,
-        encode_data(9, token),
-        accept=(0, TOKEN_ALREADY_APPLIED),
-    )
+    try:
+        code, _ = conn.action(
+            C.TOKEN_GATEWAY[0],
+            C.TOKEN_GATEWAY[1],
+            C.TOKEN_ENTER,
+            encode_data(9, p["token"]),
+            accept=(0, TOKEN_ALREADY_APPLIED),
+        )
+    except MeterRefused as e:
+        if e.code in TOKEN_REFUSALS:
+            raise MeterRefused(
+                f"meter refused the credit token of transfer {p['transfer_number']}: "
+                f"{TOKEN_REFUSALS[e.code]} (result {e.code})",
+                code=e.code,
+            ) from e
+        raise
     credit_kwh, relay = _credit_and_relay(conn)
     return {
         "transfer_number": p["transfer_number"],

@@ -15,10 +15,18 @@ EPILOG = """\
 examples:
   meter-sim --meters 200 --base-port 4100
       200 meters SIM00001..SIM00200 on 127.0.0.1:4100..4299, DLMS over TCP with the
-      IEC 62056-47 wrapper, no authentication (client address 16, server address 1).
+      IEC 62056-47 wrapper, locked as real prepaid meters are: the public client (16,
+      no authentication) may only GET the logical device name, the serial number and the
+      clock; everything else takes the management client (1) with HLS-GMAC and the meter's
+      keys (server address 1).
+  meter-sim --meters 24 --key-seed smartpm-demo
+      the keys of each meter (HLS-GMAC encryption and authentication keys, credit-token
+      key) are derived from the seed and the serial (meter_sim/security.py), so that an
+      Odoo database can hold the same keys: for the demo and the tests only. The default
+      seed is the demo data's.
   meter-sim --meters 5 --speed 60 --control-port 4099
       one simulated minute per second; HTTP control on http://127.0.0.1:4099/meters
-  meter-sim --config fleet.json     (auth: none | lls | hls; framing: wrapper | hdlc)
+  meter-sim --config fleet.json     (auth: hls | lls | none; framing: wrapper | hdlc)
       meters described one by one, e.g.
       {"seed": 1, "speed": 1, "control_port": 4099, "meters": [
         {"serial": "SIM00001", "port": 4100},
@@ -30,11 +38,15 @@ examples:
         {"serial": "M-HLS", "port": 4103, "auth": "hls",
          "encryption_key": "000102030405060708090A0B0C0D0E0F",
          "authentication_key": "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF",
+         "token_key": "00112233445566778899AABBCCDDEEFF",
          "system_title": "534D503030303031"},
         {"serial": "M-SERIAL", "serial_device": "/dev/ttyUSB0", "framing": "hdlc"}]}
 
-connecting a client: meters with auth lls take client address 1 (LLS password); meters
-with auth hls take client address 1, HLS-GMAC with the meter's keys, every APDU
+connecting a client: client address 16 (public, no authentication) reads identification
+only.
+Client 1 of meters with auth lls (LLS password) or none may GET every object but not SET
+or ACTION; client 1 of meters with auth hls (the default) may do everything, HLS-GMAC
+with the meter's keys, every APDU
 glo-ciphered, the client's invocation counter strictly increasing (a lower one is
 refused, even in a new association); system_title defaults to "SIM" + the serial's last
 5 characters. HDLC
@@ -98,6 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="framing of the generated meters (default wrapper)",
     )
     p.add_argument(
+        "--auth",
+        choices=("hls", "lls", "none"),
+        default="hls",
+        help="authentication of the management client of the generated meters "
+        "(default hls; SET and ACTION need hls)",
+    )
+    p.add_argument(
+        "--key-seed",
+        default=None,
+        metavar="SEED",
+        help="derive each generated meter's keys from SEED and its serial "
+        "(demo and tests only; default: the demo data's seed)",
+    )
+    p.add_argument(
         "--credit-kwh",
         type=float,
         default=50.0,
@@ -135,8 +161,14 @@ def main(argv=None) -> int:
         if args.meters < 1:
             print("meter-sim: --meters must be at least 1", file=sys.stderr)
             return 2
+        keys = {"key_seed": args.key_seed} if args.key_seed else {}
         meters = default_configs(
-            args.meters, args.base_port, framing=args.framing, credit_kwh=args.credit_kwh
+            args.meters,
+            args.base_port,
+            framing=args.framing,
+            credit_kwh=args.credit_kwh,
+            auth=args.auth,
+            **keys,
         )
     speed = args.speed if args.speed is not None else extra.get("speed", 1.0)
     seed = args.seed if args.seed is not None else extra.get("seed", 0)

@@ -149,7 +149,7 @@ class Fleet:
                     "serial_device": c.serial_device or None,
                     "framing": c.framing,
                     "auth": c.auth,
-                    "client_address": 16 if c.auth == "none" else 1,
+                    "client_address": 1,  # management; the public client 16 reads ids only
                     "server_logical_address": 1,
                     "server_physical_address": c.server_physical_address,
                     "offline": model.offline,

@@ -100,6 +100,21 @@ class ServerMixin:
         self.onConnected(connection_info)
 
 
+def deny_action(e) -> None:
+    """Refuse an ACTION with read-write-denied (3), from onPreAction.
+
+    Refusing it the gurux way (onGetMethodAccess returning NO_ACCESS) makes
+    handleMethodRequest answer an action-response without its return-parameters flag
+    (`C7 01 C1 03` instead of `C7 01 C1 03 00`): dlms-cosem's parser then fails with
+    IndexError instead of reading the result. The handled path writes the flag.
+    """
+    from gurux_dlms.enums import ErrorCode
+
+    e.error = ErrorCode.READ_WRITE_DENIED
+    e.value = 0
+    e.handled = True
+
+
 def fill_association_object_list(server) -> None:
     """Call before server.initialize().
 

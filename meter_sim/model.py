@@ -15,6 +15,8 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
+from . import security
+
 # Standard event log codes (contract: docs/meter-contract.md).
 EV_POWER_DOWN = 1
 EV_POWER_UP = 2
@@ -29,15 +31,26 @@ EV_ZERO_CREDIT = 65
 EV_CREDIT_ADDED = 66
 EV_THRESHOLDS_CHANGED = 67
 EV_LOAD_LIMIT_CHANGED = 68
+EV_TOKEN_DUPLICATE = 69  # token refused: its transfer number was already applied
+EV_TOKEN_MALFORMED = 70  # token refused: not a credit token (length, zero energy)
 # Fraud event log codes.
 EV_COVER_OPENED = 40
 EV_COVER_CLOSED = 41
 EV_OVER_CURRENT = 91
 EV_REVERSE_CONNECTION = 92
+EV_TOKEN_BAD_MAC = 93  # token refused: MAC does not verify under the meter's token key
+EV_TOKEN_WRONG_METER = 94  # token refused: minted for another meter
 
 STANDARD_LOG = "standard"
 FRAUD_LOG = "fraud"
-FRAUD_CODES = {EV_COVER_OPENED, EV_COVER_CLOSED, EV_OVER_CURRENT, EV_REVERSE_CONNECTION}
+FRAUD_CODES = {
+    EV_COVER_OPENED,
+    EV_COVER_CLOSED,
+    EV_OVER_CURRENT,
+    EV_REVERSE_CONNECTION,
+    EV_TOKEN_BAD_MAC,
+    EV_TOKEN_WRONG_METER,
+}
 TAMPER_KINDS = {
     "cover_open": EV_COVER_OPENED,
     "cover_close": EV_COVER_CLOSED,
@@ -52,9 +65,18 @@ STEP_S = 60  # integration step; limiter and thresholds are checked at least thi
 
 # Token gateway results (Blue Book action-result codes), see contract.
 TOKEN_OK = 0
-TOKEN_DUPLICATE = 3  # read-write-denied
+TOKEN_DUPLICATE = 3  # read-write-denied: transfer number already applied
+TOKEN_WRONG_METER = 11  # object-unavailable: the token names another meter
 TOKEN_MALFORMED = 12  # type-unmatched
+TOKEN_BAD_MAC = 13  # scope-of-access-violated: not signed with this meter's token key
 TOKEN_OTHER = 250  # other-reason
+
+TOKEN_REFUSAL_EVENTS = {
+    TOKEN_DUPLICATE: EV_TOKEN_DUPLICATE,
+    TOKEN_WRONG_METER: EV_TOKEN_WRONG_METER,
+    TOKEN_MALFORMED: EV_TOKEN_MALFORMED,
+    TOKEN_BAD_MAC: EV_TOKEN_BAD_MAC,
+}
 
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -107,11 +129,15 @@ class MeterConfig:
     serial: str
     port: int = 0
     framing: str = "wrapper"  # wrapper | hdlc
-    auth: str = "none"  # none | lls | hls
+    auth: str = "hls"  # hls | lls | none: mechanism of the management client (1)
     password: str = "00000000"
-    # HLS-GMAC keys (hex): block cipher key, authentication key, system title of the meter.
-    encryption_key: str = "000102030405060708090A0B0C0D0E0F"
-    authentication_key: str = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
+    # Keys (hex, 16 bytes): HLS-GMAC block cipher key and authentication key, credit-token
+    # key. Empty: derived from `key_seed` and the serial (demo and tests only, see
+    # meter_sim/security.py). system_title: of the meter, empty = from the serial.
+    encryption_key: str = ""
+    authentication_key: str = ""
+    token_key: str = ""
+    key_seed: str = security.DEMO_KEY_SEED
     system_title: str = ""
     server_physical_address: int = 17
     credit_kwh: float = 50.0
@@ -131,26 +157,35 @@ class MeterConfig:
         cfg.validate()
         return cfg
 
+    def __post_init__(self):
+        derived = None
+        for name in ("encryption_key", "authentication_key", "token_key"):
+            if not getattr(self, name):
+                derived = derived or security.derive_keys(self.serial, self.key_seed)
+                setattr(self, name, derived[name])
+
     def validate(self) -> None:
         if self.framing not in ("wrapper", "hdlc"):
             raise ValueError(f"{self.serial}: framing must be wrapper or hdlc")
         if self.auth not in ("none", "lls", "hls"):
             raise ValueError(f"{self.serial}: auth must be none, lls or hls")
+        try:
+            self.serial.encode("ascii")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"{self.serial!r}: a serial is ASCII") from e
+        checks = [("token_key", 16)]
         if self.auth == "hls":
-            for name, size in (
-                ("encryption_key", 16),
-                ("authentication_key", 16),
-                ("system_title", 8),
-            ):
-                value = getattr(self, name)
-                if name == "system_title" and not value:
-                    continue  # derived from the serial
-                try:
-                    ok = len(bytes.fromhex(value)) == size
-                except (TypeError, ValueError):
-                    ok = False
-                if not ok:
-                    raise ValueError(f"{self.serial}: {name} must be {size} bytes in hex")
+            checks += [("encryption_key", 16), ("authentication_key", 16), ("system_title", 8)]
+        for name, size in checks:
+            value = getattr(self, name)
+            if name == "system_title" and not value:
+                continue  # derived from the serial
+            try:
+                ok = len(bytes.fromhex(value)) == size
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"{self.serial}: {name} must be {size} bytes in hex")
 
 
 class MeterModel:
@@ -319,16 +354,15 @@ class MeterModel:
 
     # ----- commands (DLMS and HTTP) -----
     def apply_token(self, token: bytes) -> int:
-        """Token gateway `enter`: returns an action-result code (see contract)."""
+        """Token gateway `enter`: returns an action-result code (see contract). The MAC is
+        checked before the transfer number, so a forged token never passes for "already
+        applied"; every refusal is logged."""
         with self.lock:
-            if not isinstance(token, (bytes, bytearray)) or len(token) != 8:
-                return TOKEN_MALFORMED
-            number = int.from_bytes(token[:4], "big")
-            wh = int.from_bytes(token[4:], "big")
-            if wh == 0:
-                return TOKEN_MALFORMED
-            if number in self.applied_transfers:
-                return TOKEN_DUPLICATE
+            code = self._check_token(token)
+            if code != TOKEN_OK:
+                self._log(TOKEN_REFUSAL_EVENTS[code])
+                return code
+            number, wh, _tag, _mac = security.parse_token(token)
             self.applied_transfers.add(number)
             self.last_transfer_number = number
             self.last_token = bytes(token)
@@ -337,8 +371,31 @@ class MeterModel:
             self._check_credit()
             return TOKEN_OK
 
+    def _check_token(self, token) -> int:
+        try:
+            number, wh, tag, mac = security.parse_token(token)
+        except ValueError:
+            return TOKEN_MALFORMED
+        if tag != security.meter_tag(self.serial):
+            return TOKEN_WRONG_METER
+        if wh == 0:
+            return TOKEN_MALFORMED
+        if not security.mac_valid(self.token_key, self.serial, number, wh, mac):
+            return TOKEN_BAD_MAC
+        if number in self.applied_transfers:
+            return TOKEN_DUPLICATE
+        return TOKEN_OK
+
+    @property
+    def token_key(self) -> bytes:
+        return bytes.fromhex(self.config.token_key)
+
+    def mint_token(self, transfer_number: int, wh: int) -> bytes:
+        """A token signed with this meter's own key (what Odoo would send)."""
+        return security.mint_token(self.token_key, self.serial, transfer_number, wh)
+
     def add_credit(self, transfer_number: int, wh: int) -> int:
-        return self.apply_token(transfer_number.to_bytes(4, "big") + wh.to_bytes(4, "big"))
+        return self.apply_token(self.mint_token(transfer_number, wh))
 
     def remote_disconnect(self) -> None:
         with self.lock:

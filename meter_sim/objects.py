@@ -30,6 +30,7 @@ from gurux_dlms.objects import (
 from . import model as m
 
 LOGICAL_DEVICE_NAME = "0.0.42.0.0.255"
+SERIAL_NUMBER = "0.0.96.1.0.255"
 CLOCK = "0.0.1.0.0.255"
 ENERGY_IMPORT = "1.0.1.8.0.255"
 ENERGY_EXPORT = "1.0.2.8.0.255"
@@ -57,6 +58,7 @@ UNIT_W = 27
 # (OBIS, interface class, attributes a client may read): the contract in one table.
 CONTRACT = [
     (LOGICAL_DEVICE_NAME, 1, (1, 2)),
+    (SERIAL_NUMBER, 1, (1, 2)),
     (CLOCK, 8, (1, 2, 3)),
     (ENERGY_IMPORT, 3, (1, 2, 3)),
     (ENERGY_EXPORT, 3, (1, 2, 3)),
@@ -74,6 +76,9 @@ CONTRACT = [
     (CREDIT, 112, (1, 2, 5, 6)),
     (TOKEN_GATEWAY, 115, (1, 2)),
 ]
+
+# What the public client (16, no authentication) may GET: identification only.
+PUBLIC_OBJECTS = frozenset({LOGICAL_DEVICE_NAME, SERIAL_NUMBER, CLOCK})
 
 # Registers: OBIS -> (scaler exponent, unit, wire type)
 REGISTERS = {
@@ -101,6 +106,9 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
     name = GXDLMSData(LOGICAL_DEVICE_NAME)
     name.value = serial.encode()
     objs.append(name)
+    number = GXDLMSData(SERIAL_NUMBER)
+    number.value = serial.encode()
+    objs.append(number)
     clock = GXDLMSClock(CLOCK)
     objs.append(clock)
     by_ln = {CLOCK: clock}
@@ -265,7 +273,7 @@ def read_attribute(
 ) -> bytes | None:
     """Encoded value of attribute `index` of object `ln`, or None to let gurux answer."""
     with model.lock:
-        if ln == LOGICAL_DEVICE_NAME and index == 2:
+        if ln in (LOGICAL_DEVICE_NAME, SERIAL_NUMBER) and index == 2:
             return encode(settings, DataType.OCTET_STRING, model.serial.encode())
         if ln == CLOCK:
             if index == 2:

@@ -55,9 +55,7 @@ class _MeterServerBase(
 
     # --- association ---
     def isTarget(self, serverAddress, clientAddress):  # noqa: N802,N803
-        auth = self.model.config.auth
-        allowed = {PUBLIC_CLIENT, MANAGEMENT_CLIENT} if auth == "none" else {MANAGEMENT_CLIENT}
-        if clientAddress not in allowed or self.model.offline:
+        if clientAddress not in (PUBLIC_CLIENT, MANAGEMENT_CLIENT) or self.model.offline:
             return False
         self.settings.serverAddress = serverAddress
         self.settings.clientAddress = clientAddress
@@ -65,6 +63,8 @@ class _MeterServerBase(
 
     def onValidateAuthentication(self, authentication, password):  # noqa: N802
         auth = self.model.config.auth
+        if self.settings.clientAddress == PUBLIC_CLIENT:
+            auth = "none"  # the public client never authenticates (and may do little)
         want = {
             "none": Authentication.NONE,
             "lls": Authentication.LOW,
@@ -85,11 +85,24 @@ class _MeterServerBase(
     def onDisconnected(self, connectionInfo):  # noqa: N802,N803
         pass
 
-    # --- access ---
+    # --- access (docs/meter-contract.md, "Associations") ---
+    def access_level(self) -> str:
+        """public: client 16, GET of the identification objects only; reader: client 1 with
+        LLS or no authentication, GET only; management: client 1 with HLS-GMAC, everything."""
+        if self.settings.clientAddress != MANAGEMENT_CLIENT:
+            return "public"
+        return "management" if self.model.config.auth == "hls" else "reader"
+
     def attribute_access(self, arg):
-        return AccessMode.READ_WRITE
+        level = self.access_level()
+        if level == "management":
+            return AccessMode.READ_WRITE
+        if level == "reader" or arg.target.logicalName in objects.PUBLIC_OBJECTS:
+            return AccessMode.READ
+        return AccessMode.NO_ACCESS  # gurux answers read-write-denied
 
     def onGetMethodAccess(self, arg):  # noqa: N802
+        # Refused in onPreAction instead of NO_ACCESS here: see gurux_compat.deny_action.
         return MethodAccessMode.ACCESS
 
     def onFindObject(self, objectType, sn, ln):  # noqa: N802,N803
@@ -131,6 +144,9 @@ class _MeterServerBase(
     def onPreAction(self, args):  # noqa: N802
         for e in args:
             ln = e.target.logicalName
+            if self.access_level() != "management":
+                gurux_compat.deny_action(e)  # read-write-denied
+                continue
             if ln == objects.ASSOCIATION_LN:
                 continue  # HLS pass 3/4: gurux answers it
             e.error = objects.invoke_method(self.model, ln, e.index, e.parameters)

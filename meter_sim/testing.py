@@ -27,6 +27,8 @@ from dlms_cosem.client import DlmsClient
 from dlms_cosem.io import BlockingTcpIO, HdlcTransport, SerialIO, TcpTransport
 from dlms_cosem.security import LowLevelSecurityAuthentication, NoSecurityAuthentication
 
+from . import security
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -87,9 +89,60 @@ def method(ic: int, ln: str, index: int) -> cosem.CosemMethod:
     return cosem.CosemMethod(enumerations.CosemInterface(ic), cosem.Obis.from_string(ln), index)
 
 
-def credit_token(transfer_number: int, energy_wh: int) -> bytes:
-    """The 8-byte token of the contract (uint32 transfer number, uint32 Wh, big-endian)."""
-    return transfer_number.to_bytes(4, "big") + energy_wh.to_bytes(4, "big")
+def credit_token(
+    transfer_number: int,
+    energy_wh: int,
+    serial: str = "SIM00001",
+    token_key: bytes | str | None = None,
+    seed: str = security.DEMO_KEY_SEED,
+) -> bytes:
+    """The 20-byte signed token of the contract for meter `serial`, with its token key
+    (default: the key the simulator derives from `seed`)."""
+    if token_key is None:
+        token_key = security.derive_key(seed, "token_key", serial)
+    if isinstance(token_key, str):
+        token_key = bytes.fromhex(token_key)
+    return security.mint_token(token_key, serial, transfer_number, energy_wh)
+
+
+def hls_job_meter(model, port: int | None = None, **overrides) -> dict:
+    """The `meter` dict of a bridge job (docs/job-protocol.md) for an in-process simulated
+    HLS meter: its keys, and an invocation counter above the last one the meter accepted."""
+    cfg = model.config
+    from .server import system_title
+
+    meter = {
+        "serial_number": model.serial,
+        "connection_type": "tcp",
+        "host": "127.0.0.1",
+        "port": port,
+        "framing": cfg.framing,
+        "client_address": 1,
+        "server_logical_address": 1,
+        "server_physical_address": cfg.server_physical_address,
+        "auth": "hls_gmac",
+        "auth_key": cfg.authentication_key,
+        "encryption_key": cfg.encryption_key,
+        "system_title": system_title(cfg).hex(),
+        "invocation_counter": (model.client_invocation_counter or 0) + 1,
+        "timeout_s": 5,
+    }
+    meter.update(overrides)
+    return meter
+
+
+@contextlib.contextmanager
+def management_client(fleet, serial: str, **overrides):
+    """An associated dlms-cosem client of the management association (client 1, HLS-GMAC
+    with the meter's keys) to a meter of an in-process fleet; yields the DlmsClient.
+    It goes through the bridge's MeterConnection (and its dlms-cosem work-arounds)."""
+    from meter_bridge.dlms import MeterConnection
+
+    model = fleet.meter(serial)
+    port = None if model.config.serial_device else fleet.port_of(serial)
+    conn = MeterConnection.from_job_meter(hls_job_meter(model, port, **overrides), deadline_s=15)
+    with conn:
+        yield conn.client
 
 
 @dataclass

@@ -34,6 +34,32 @@ def odoo_bin() -> Path:
     return Path(odoo.__file__).resolve().parents[1] / "odoo-bin"
 
 
+def locked_meter_vals(sim_serial: str) -> dict:
+    """Fields of an Odoo meter for the simulated meter `sim_serial`: HLS-GMAC management
+    client with the keys the simulator derives for that serial (demo and test derivation,
+    meter_sim/security.py) and its token key."""
+    from meter_sim.model import MeterConfig
+    from meter_sim.server import system_title
+
+    cfg = MeterConfig(sim_serial)
+    return {
+        "client_address": 1,
+        "auth": "hls_gmac",
+        "auth_key": cfg.authentication_key,
+        "encryption_key": cfg.encryption_key,
+        "token_key": cfg.token_key,
+        "system_title": system_title(cfg).hex().upper(),
+    }
+
+
+def credit_payload(sim_serial: str, transfer_number: int, kwh: float) -> dict:
+    """An add_credit payload as Odoo mints it, for a hand-made job (the test plays Odoo)."""
+    from meter_sim.testing import credit_token
+
+    token = credit_token(transfer_number, round(kwh * 1000), sim_serial)
+    return {"token": token.hex().upper(), "transfer_number": transfer_number, "kwh": kwh}
+
+
 def wait_until(predicate, timeout=60.0, interval=0.2, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -7,33 +7,81 @@ import datetime as dt
 import pytest
 
 from meter_bridge import executors as ex
-from meter_bridge.errors import JobError
+from meter_bridge.errors import JobError, MeterRefused
 
 pytestmark = pytest.mark.timeout(10)
 UTC = dt.timezone.utc
 
 
-def test_token_is_transfer_number_then_energy_big_endian():
-    assert ex.build_token(7, 12500) == bytes.fromhex("00000007000030d4")
+TOKEN = bytes.fromhex("00000007000030d4" + "1a2b3c4d" + "0102030405060708")
 
 
-def test_add_credit_rounds_kwh_to_wh():
-    assert ex.validate_add_credit({"transfer_number": 7, "kwh": 12.5})["energy_wh"] == 12500
-    assert ex.validate_add_credit({"transfer_number": 1, "kwh": 0.0016})["energy_wh"] == 2
+def test_token_is_passed_through_as_is():
+    checked = ex.validate_add_credit({"token": TOKEN.hex().upper(), "kwh": 12.5})
+    assert checked == {"token": TOKEN, "transfer_number": 7}
+    # the bridge needs nothing but the token (transfer number and kWh are for display)
+    assert ex.validate_add_credit({"token": TOKEN.hex()})["transfer_number"] == 7
+
+
+class _Conn:
+    """Just enough of MeterConnection for run_add_credit."""
+
+    def __init__(self, code):
+        self.code, self.sent = code, []
+
+    def action(self, obis, ic, method, data, accept=(0,)):
+        self.sent.append((obis, ic, method, data))
+        if self.code not in accept:
+            raise MeterRefused(f"ACTION: code {self.code}", code=self.code)
+        return self.code, None
+
+    def get(self, obis, ic, attr):
+        return {2: 12500, 3: 1}.get(attr, True) if ic != 112 else 12500
+
+
+def test_add_credit_sends_the_opaque_token_in_an_octet_string(monkeypatch):
+    monkeypatch.setattr(ex, "_credit_and_relay", lambda conn: (12.5, "connected"))
+    conn = _Conn(0)
+    result = ex.run_add_credit(conn, ex.validate_add_credit({"token": TOKEN.hex()}))
+    assert conn.sent == [("0.0.19.40.0.255", 115, 1, b"\x09\x14" + TOKEN)]
+    assert result == {
+        "transfer_number": 7,
+        "already_applied": False,
+        "credit_kwh": 12.5,
+        "relay": "connected",
+    }
+    conn = _Conn(3)
+    assert ex.run_add_credit(conn, ex.validate_add_credit({"token": TOKEN.hex()}))[
+        "already_applied"
+    ]
+
+
+@pytest.mark.parametrize(
+    "code,words",
+    [(13, "MAC does not verify"), (11, "another meter"), (12, "token format"), (250, "code 250")],
+)
+def test_token_refusals_are_final_with_a_clear_error(monkeypatch, code, words):
+    monkeypatch.setattr(ex, "_credit_and_relay", lambda conn: (0.0, "connected"))
+    with pytest.raises(MeterRefused) as err:
+        ex.run_add_credit(_Conn(code), ex.validate_add_credit({"token": TOKEN.hex()}))
+    assert not err.value.retryable and err.value.code == code
+    assert words in str(err.value)
+    if code != 250:
+        assert "transfer 7" in str(err.value)
 
 
 @pytest.mark.parametrize(
     "payload",
     [
-        {"transfer_number": -1, "kwh": 1},
-        {"transfer_number": 2**32, "kwh": 1},
-        {"transfer_number": "7", "kwh": 1},
-        {"transfer_number": True, "kwh": 1},
-        {"transfer_number": 1, "kwh": 0},
-        {"transfer_number": 1, "kwh": -5},
-        {"transfer_number": 1, "kwh": float("nan")},
-        {"transfer_number": 1},
-        {"transfer_number": 1, "kwh": 5_000_000},
+        {"transfer_number": 7, "kwh": 1},  # the old clear payload: the bridge mints nothing
+        {"token": ""},
+        {"token": "xyz"},
+        {"token": "00000007000030d"},
+        {"token": "000000"},
+        {"token": "00" * 65},
+        {"token": 7},
+        {"token": list(TOKEN)},
+        {},
     ],
 )
 def test_bad_add_credit_payload_is_not_retryable(payload):
@@ -45,7 +93,7 @@ def test_bad_add_credit_payload_is_not_retryable(payload):
 def test_bad_payload_fails_before_touching_the_meter():
     job = {
         "job_type": "add_credit",
-        "payload": {"transfer_number": 1, "kwh": 0},
+        "payload": {"transfer_number": 1, "kwh": 1},
         "meter": {"host": "192.0.2.1", "port": 1, "timeout_s": 30},
     }
     with pytest.raises(JobError) as err:

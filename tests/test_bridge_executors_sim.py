@@ -15,6 +15,7 @@ model_mod = pytest.importorskip("meter_sim.model")
 
 from meter_bridge.errors import JobError, MeterRefused, MeterUnreachable  # noqa: E402
 from meter_bridge.executors import execute_job  # noqa: E402
+from meter_sim.testing import credit_token, hls_job_meter  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 MeterConfig = model_mod.MeterConfig
@@ -43,27 +44,23 @@ def fleet():
 
 
 def meter(fleet, serial, **kw):
-    cfg = {"SIM00002": {"framing": "hdlc"}}.get(serial, {})
-    return {
-        "id": 1,
-        "serial_number": serial,
-        "connection_type": "tcp",
-        "host": "127.0.0.1",
-        "port": fleet.port_of(serial),
-        "framing": "wrapper",
-        "client_address": 16,
-        "server_logical_address": 1,
-        "server_physical_address": 17,
-        "auth": "none",
-        "invocation_counter": 0,
-        "timeout_s": 3,
-        **cfg,
-        **kw,
-    }
+    """The job's meter: HLS-GMAC with the simulated meter's keys (the meters are locked),
+    or the public client for the others unless the test says how to associate."""
+    model = fleet.meter(serial)
+    m = hls_job_meter(model, fleet.port_of(serial), id=1, timeout_s=3)
+    if model.config.auth != "hls":
+        m.update(auth="none", client_address=16, invocation_counter=0)
+    return {**m, **kw}
+
+
+def token(serial, transfer_number, kwh):
+    """The add_credit payload Odoo sends: the token it minted for this meter."""
+    wh = round(kwh * 1000)
+    return {"token": credit_token(transfer_number, wh, serial).hex(), "kwh": kwh}
 
 
 def run(fleet, serial, job_type, payload=None, **meter_kw):
-    return execute_job(
+    result = execute_job(
         {
             "id": 1,
             "job_type": job_type,
@@ -72,6 +69,9 @@ def run(fleet, serial, job_type, payload=None, **meter_kw):
         },
         deadline_s=20,
     )
+    if "invocation_counter" not in meter_kw:  # the HLS tests below check the counters
+        result.pop("invocation_counter", None)
+    return result
 
 
 @pytest.fixture(params=["SIM00001", "SIM00002"], ids=["wrapper", "hdlc"])
@@ -149,10 +149,10 @@ def test_profile_last_entries(fleet):
 def test_add_credit_and_duplicate_transfer_counts_as_success(fleet, serial):
     model = fleet.meter(serial)
     before = model.credit_wh
-    first = run(fleet, serial, "add_credit", {"transfer_number": 501, "kwh": 12.5})
+    first = run(fleet, serial, "add_credit", token(serial, 501, 12.5))
     assert first["already_applied"] is False
     assert first["credit_kwh"] == pytest.approx((before + 12500) / 1000, abs=0.01)
-    again = run(fleet, serial, "add_credit", {"transfer_number": 501, "kwh": 12.5})
+    again = run(fleet, serial, "add_credit", token(serial, 501, 12.5))
     assert again["already_applied"] is True
     assert model.credit_wh == before + 12500  # applied once
     assert again["relay"] == "connected"
@@ -276,9 +276,9 @@ def test_hls_gmac_every_job_type(hls_fleet, hls_serial):
     assert {r["obis"]: r["value"] for r in read["readings"]}["0.0.42.0.0.255"] == hls_serial
     assert len(read["profiles"]["1.0.99.1.0.255"]) >= 8
     before = model.credit_wh
-    credit = run_hls(hls_fleet, hls_serial, "add_credit", {"transfer_number": 77, "kwh": 2})
+    credit = run_hls(hls_fleet, hls_serial, "add_credit", token(hls_serial, 77, 2))
     assert credit["already_applied"] is False and model.credit_wh == before + 2000
-    again = run_hls(hls_fleet, hls_serial, "add_credit", {"transfer_number": 77, "kwh": 2})
+    again = run_hls(hls_fleet, hls_serial, "add_credit", token(hls_serial, 77, 2))
     assert again["already_applied"] is True and model.credit_wh == before + 2000
     assert run_hls(hls_fleet, hls_serial, "disconnect")["relay"] == "disconnected"
     assert model.relay_state == "disconnected"
@@ -318,7 +318,7 @@ def test_hls_gmac_lower_counter_than_the_meter_saw_is_refused(hls_fleet, hls_ser
                 hls_fleet,
                 hls_serial,
                 "add_credit",
-                {"transfer_number": 9000 + stale, "kwh": 1},
+                token(hls_serial, 9000 + stale, 1),
                 auth="hls_gmac",
                 client_address=1,
                 invocation_counter=stale,
@@ -398,6 +398,16 @@ def test_cli_read_prints_values(fleet, capsys):
         [
             f"127.0.0.1:{fleet.port_of('SIM00002')}",
             "--hdlc",
+            "--client",
+            "1",
+            "--auth",
+            "hls_gmac",
+            "--auth-key",
+            fleet.meter("SIM00002").config.authentication_key,
+            "--encryption-key",
+            fleet.meter("SIM00002").config.encryption_key,
+            "--invocation-counter",
+            str((fleet.meter("SIM00002").client_invocation_counter or 0) + 1),
             "1.0.32.7.0.255",
             "0.0.42.0.0.255",
             "1.0.99.1.0.255",

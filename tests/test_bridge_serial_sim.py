@@ -15,7 +15,7 @@ fleet_mod = pytest.importorskip("meter_sim.fleet")
 from meter_bridge.errors import MeterUnreachable  # noqa: E402
 from meter_bridge.executors import execute_job  # noqa: E402
 from meter_sim.model import MeterConfig  # noqa: E402
-from meter_sim.testing import pty_pair  # noqa: E402
+from meter_sim.testing import credit_token, hls_job_meter, pty_pair  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,7 +34,9 @@ def serial_meter():
             fleet.stop()
 
 
-def job(device, job_type, payload=None, **meter_kw):
+def job(fleet, device, job_type, payload=None, **meter_kw):
+    """A job for the fleet's (locked, HLS) serial meter, or, without a fleet, for a device
+    nobody may answer on."""
     meter = {
         "id": 30,
         "serial_number": "SIM00030",
@@ -47,9 +49,32 @@ def job(device, job_type, payload=None, **meter_kw):
         "server_physical_address": 17,
         "auth": "none",
         "timeout_s": 3,
-        **meter_kw,
     }
+    if fleet is not None:
+        model = fleet.meter(fleet.serials()[0])
+        meter = hls_job_meter(
+            model,
+            None,
+            id=30,
+            connection_type="serial",
+            device=device,
+            baudrate=9600,
+            framing="hdlc",
+            timeout_s=3,
+        )
+    meter.update(meter_kw)
     return {"id": 1, "job_type": job_type, "payload": payload or {}, "meter": meter}
+
+
+def run(job_dict, **kw):
+    """execute_job without the HLS counter in the result (test_hls_gmac_over_serial checks it)."""
+    result = execute_job(job_dict, **kw)
+    result.pop("invocation_counter", None)
+    return result
+
+
+def token(serial, transfer_number, kwh):
+    return {"token": credit_token(transfer_number, round(kwh * 1000), serial).hex(), "kwh": kwh}
 
 
 def test_read_over_serial(serial_meter):
@@ -57,6 +82,7 @@ def test_read_over_serial(serial_meter):
     fleet.meter("SIM00030").advance(2 * 3600)
     result = execute_job(
         job(
+            fleet,
             device,
             "read",
             {
@@ -79,17 +105,17 @@ def test_add_credit_over_serial(serial_meter):
     fleet, device = serial_meter
     model = fleet.meter("SIM00030")
     before = model.credit_wh
-    first = execute_job(job(device, "add_credit", {"transfer_number": 3001, "kwh": 4}))
+    first = run(job(fleet, device, "add_credit", token("SIM00030", 3001, 4)))
     assert first["already_applied"] is False and model.credit_wh == before + 4000
-    again = execute_job(job(device, "add_credit", {"transfer_number": 3001, "kwh": 4}))
+    again = run(job(fleet, device, "add_credit", token("SIM00030", 3001, 4)))
     assert again["already_applied"] is True and model.credit_wh == before + 4000
 
 
 def test_disconnect_over_serial(serial_meter):
     fleet, device = serial_meter
-    assert execute_job(job(device, "disconnect")) == {"relay": "disconnected", "control_state": 0}
+    assert run(job(fleet, device, "disconnect")) == {"relay": "disconnected", "control_state": 0}
     assert fleet.meter("SIM00030").relay_state == "disconnected"
-    assert execute_job(job(device, "reconnect"))["relay"] == "connected"
+    assert execute_job(job(fleet, device, "reconnect"))["relay"] == "connected"
 
 
 def test_silent_serial_meter_is_unreachable_within_timeout():
@@ -101,7 +127,7 @@ def test_silent_serial_meter_is_unreachable_within_timeout():
     try:
         start = time.monotonic()
         with pytest.raises(MeterUnreachable):
-            execute_job(job(os.ttyname(slave), "ping", timeout_s=1))
+            execute_job(job(None, os.ttyname(slave), "ping", timeout_s=1))
         assert time.monotonic() - start < 1.5
     finally:
         os.close(master)
@@ -114,16 +140,16 @@ def test_serial_meter_gone_silent_is_unreachable_then_answers_again(serial_meter
     try:
         start = time.monotonic()
         with pytest.raises(MeterUnreachable):
-            execute_job(job(device, "ping", timeout_s=1))
+            execute_job(job(fleet, device, "ping", timeout_s=1))
         assert time.monotonic() - start < 1.5
     finally:
         fleet.set_offline("SIM00030", False)
-    assert execute_job(job(device, "ping"))["relay"] in ("connected", "disconnected")
+    assert execute_job(job(fleet, device, "ping"))["relay"] in ("connected", "disconnected")
 
 
 def test_missing_serial_device_is_unreachable():
     with pytest.raises(MeterUnreachable):
-        execute_job(job("/dev/does-not-exist-smartpm", "ping", timeout_s=1))
+        execute_job(job(None, "/dev/does-not-exist-smartpm", "ping", timeout_s=1))
 
 
 def test_hls_gmac_over_serial():
@@ -139,12 +165,10 @@ def test_hls_gmac_over_serial():
         )
         with fleet_mod.Fleet(meters=[cfg], speed=0) as fleet:
             kw = {"auth": "hls_gmac", "client_address": 1, "invocation_counter": 10, **keys}
-            first = execute_job(
-                job(client_dev, "add_credit", {"transfer_number": 1, "kwh": 1}, **kw)
-            )
+            first = execute_job(job(fleet, client_dev, "add_credit", token("SIM00031", 1, 1), **kw))
             assert first["already_applied"] is False and first["invocation_counter"] > 10
             kw["invocation_counter"] = first["invocation_counter"]
-            second = execute_job(job(client_dev, "ping", **kw))
+            second = execute_job(job(fleet, client_dev, "ping", **kw))
             assert second["invocation_counter"] > first["invocation_counter"]
             assert fleet.meter("SIM00031").client_invocation_counter == second["invocation_counter"]
 
@@ -163,5 +187,5 @@ def test_serial_meter_answers_a_client_that_writes_right_after_start(monkeypatch
     monkeypatch.setattr(server, "_raw_tty", late_raw_tty)
     with pty_pair() as (meter_dev, client_dev):
         cfg = MeterConfig("SIM00032", framing="hdlc", serial_device=meter_dev)
-        with fleet_mod.Fleet(meters=[cfg], speed=0):
-            assert execute_job(job(client_dev, "ping", timeout_s=2))["relay"] == "connected"
+        with fleet_mod.Fleet(meters=[cfg], speed=0) as fleet:
+            assert execute_job(job(fleet, client_dev, "ping", timeout_s=2))["relay"] == "connected"

@@ -6,7 +6,7 @@ import signal
 import urllib.request
 
 import pytest
-from odoo_e2e import run_bridge, run_odoo, wait_until
+from odoo_e2e import credit_payload, locked_meter_vals, run_bridge, run_odoo, wait_until
 
 from meter_sim.testing import run_cli
 
@@ -53,6 +53,7 @@ def make_meters(odoo, sim, prefix):
                 "host": "127.0.0.1",
                 "port": port,
                 "state": "active",
+                **locked_meter_vals(serial),
             },
         )
     return ids
@@ -85,7 +86,7 @@ def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo, sim):
             {
                 "meter_id": meters[serial],
                 "job_type": "add_credit",
-                "payload": {"transfer_number": 1, "kwh": 12.5},
+                "payload": credit_payload(serial, 1, 12.5),
             },
         )
         job_ids = odoo.call("smartpm.meter.job", "search", [("meter_id", "=", meters[serial])])
@@ -121,9 +122,9 @@ def _credit_jobs(odoo, meters, per_meter, kwh):
         {
             "meter_id": meter_id,
             "job_type": "add_credit",
-            "payload": {"transfer_number": n, "kwh": kwh},
+            "payload": credit_payload(serial, n, kwh),
         }
-        for meter_id in meters.values()
+        for serial, meter_id in meters.items()
         for n in range(1, per_meter + 1)
     ]
     return odoo.call("smartpm.meter.job", "create", vals)

@@ -12,7 +12,7 @@ import urllib.request
 import xmlrpc.client
 
 import pytest
-from odoo_e2e import run_bridge, run_odoo, wait_until
+from odoo_e2e import locked_meter_vals, run_bridge, run_odoo, wait_until
 
 from meter_sim.fleet import Fleet
 from meter_sim.testing import run_cli
@@ -87,6 +87,7 @@ def make_meters(odoo, sim, prefix, own):
                 "host": "127.0.0.1",
                 "port": port,
                 "state": "active",
+                **locked_meter_vals(serial),
             },
         )
         own.append(ids[serial])

@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from odoo_e2e import run_odoo
+from odoo_e2e import locked_meter_vals, run_odoo
 
 from meter_sim.model import MeterConfig
 
@@ -100,7 +100,8 @@ def _setup(registry, port):
 
 
 def sold_meter(env, label, serial, port):
-    """A tariff, a tenant and an active meter of that tenant on the simulator's ``port``."""
+    """A tariff, a tenant and an active meter of that tenant on the simulator's ``port``,
+    with the keys of the simulated meter ``serial`` (locked: HLS-GMAC)."""
     tariff = env["smartpm.tariff"].create({"name": label, "price_per_kwh": 0.5})
     tenant = env["res.partner"].create({"name": f"{label} tenant", "is_tenant": True})
     meter = env["smartpm.meter"].create(
@@ -111,6 +112,7 @@ def sold_meter(env, label, serial, port):
             "state": "active",
             "tenant_id": tenant.id,
             "tariff_id": tariff.id,
+            **locked_meter_vals(serial),
         }
     )
     return tariff, tenant, meter
@@ -200,3 +202,125 @@ def test_sale_reaches_the_meter_once_even_when_the_report_is_lost(odoo_db, sim_f
             assert model.credit_wh == pytest.approx(23000, abs=5)
     finally:
         _cleanup(registry, ids)
+
+
+def _purchase_rows(registry, purchase_ids):
+    with registry.cursor() as cr:
+        cr.execute(
+            """SELECT p.id, p.state, j.state, j.attempt_count, j.error
+                 FROM smartpm_credit_purchase p JOIN smartpm_meter_job j ON j.id = p.job_id
+                WHERE p.id = ANY(%s) ORDER BY p.id""",
+            (list(purchase_ids),),
+        )
+        return {r[0]: r[1:] for r in cr.fetchall()}
+
+
+def test_only_odoo_minted_tokens_raise_a_meters_credit(odoo_db, sim_fleet):
+    """Odoo + bridge + simulated meters over real DLMS: an Odoo-minted token is applied once;
+    a token signed with a wrong key, another meter's token and a replayed token are refused,
+    whether they come through Odoo and the bridge or from someone holding the meter's
+    association keys (a bridge, a stolen key) or a sniffed token."""
+    from odoo import SUPERUSER_ID, api, fields
+    from odoo.addons.smartpm_prepay.services.vending import vend
+
+    from meter_bridge.errors import MeterRefused
+    from meter_bridge.executors import execute_job
+    from meter_sim.testing import credit_token, hls_job_meter
+
+    db, registry = odoo_db
+    good, wrong_key, other, elsewhere = "E2E-TOK-1", "E2E-TOK-2", "E2E-TOK-3", "E2E-TOK-4"
+    sims = (good, wrong_key, elsewhere)
+    fleet = sim_fleet(*(MeterConfig(s, credit_kwh=3.0) for s in sims))
+    models = {s: fleet.meter(s) for s in sims}
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        user = env["res.users"].create(
+            {
+                "name": "E2E token bridge",
+                "login": f"e2e_tok_bridge_{os.getpid()}",
+                "groups_id": [
+                    (
+                        6,
+                        0,
+                        [
+                            env.ref("base.group_user").id,
+                            env.ref("smartpm_prepay.group_bridge_api").id,
+                        ],
+                    )
+                ],
+            }
+        )
+        key = (
+            env["res.users.apikeys"]
+            .with_user(user)
+            ._generate(None, "e2e", fields.Datetime.add(fields.Datetime.now(), days=1))
+        )
+        tariff, tenant, m_good = sold_meter(env, "E2E tok", good, fleet.port_of(good))
+        # the owner typed a wrong token key for this one: Odoo signs with a key the meter
+        # does not hold
+        _t, t2, m_wrong = sold_meter(env, "E2E tok2", wrong_key, fleet.port_of(wrong_key))
+        m_wrong.token_key = "00" * 16
+        # the record of E2E-TOK-3 wired to meter TOK-4's line (with TOK-4's association
+        # keys): TOK-4 gets a token of another meter
+        _t3, t3, m_other = sold_meter(env, "E2E tok3", other, fleet.port_of(elsewhere))
+        m_other.write({k: v for k, v in locked_meter_vals(elsewhere).items() if k != "token_key"})
+        purchases = [
+            vend(env, m, 10.0, "backoffice", f"E2E-TOK-{i}-{os.getpid()}")
+            for i, m in enumerate((m_good, m_wrong, m_other))
+        ]
+        p_good, p_wrong, p_other = (p.id for p in purchases)
+        token_good = purchases[0].token
+        ids = [m.id for m in (m_good, m_wrong, m_other)], [tariff.id, _t.id, _t3.id]
+        partners = [tenant.id, t2.id, t3.id]
+        login, user_id = user.login, user.id
+    try:
+        with _odoo_server(db) as url:
+
+            def finished():
+                rows = _purchase_rows(registry, [p_good, p_wrong, p_other])
+                return all(r[1] in ("done", "failed") for r in rows.values()) and rows
+
+            assert _run_bridge_until(db, login, key, url, finished, timeout=60)
+            rows = _purchase_rows(registry, [p_good, p_wrong, p_other])
+        # the minted token: applied once, 10.00 at 0.50 = 20 kWh
+        assert rows[p_good][:3] == ("delivered", "done", 1)
+        assert models[good].credit_wh == 23000
+        # the others: refused by the meter, failed at the first attempt with a clear error
+        assert rows[p_wrong][:3] == ("failed", "failed", 1), rows[p_wrong]
+        assert "MAC does not verify" in rows[p_wrong][3]
+        assert rows[p_other][:3] == ("failed", "failed", 1), rows[p_other]
+        assert "another meter" in rows[p_other][3]
+        assert models[wrong_key].credit_wh == models[elsewhere].credit_wh == 3000
+        assert [e.code for e in models[wrong_key].log_events("fraud")] == [93]
+        assert [e.code for e in models[elsewhere].log_events("fraud")] == [94]
+        assert models[good].log_events("fraud") == []
+
+        # Someone with TOK-1's association keys (a bridge, a stolen key) and a sniffed token
+        def attack(token: bytes):
+            job = {
+                "id": 0,
+                "job_type": "add_credit",
+                "payload": {"token": token.hex()},
+                "meter": hls_job_meter(models[good], fleet.port_of(good)),
+            }
+            return execute_job(job, deadline_s=20)
+
+        replay = attack(bytes.fromhex(token_good))
+        assert replay["already_applied"] is True
+        for forged in (
+            credit_token(900, 50000, good, token_key=bytes(16)),  # minted without the key
+            credit_token(900, 50000, wrong_key),  # another meter's genuine token
+            bytes.fromhex(token_good)[:4]
+            + (50000).to_bytes(4, "big")
+            + bytes.fromhex(token_good)[8:],
+        ):
+            with pytest.raises(MeterRefused) as err:
+                attack(forged)
+            assert not err.value.retryable
+        assert models[good].credit_wh == 23000  # still only the paid 20 kWh
+        assert [e.code for e in models[good].log_events("fraud")] == [93, 94, 93]
+        assert sum(e.code == 66 for e in models[good].events) == 1
+    finally:
+        with registry.cursor() as cr:
+            for meter_id, tariff_id in zip(*ids, strict=True):
+                delete_committed(cr, meter_id, tariff_id, [user_id], partners)

@@ -185,3 +185,34 @@ def test_cli_serves_200_meters_each_readable():
             with c.session():
                 value = parse_as_dlms_data(c.get(attr(1, o.LOGICAL_DEVICE_NAME, 2)))
             assert value == serial.encode()
+
+
+def test_demo_fleet_refuses_a_public_client_token_and_set():
+    # issue 14: "a program on the meter network associates as the public client and enters
+    # a made-up 8-byte token: the meter adds 50 kWh". As `make demo` runs the simulator.
+    from dlms_cosem.client import ActionError
+    from dlms_cosem.dlms_data import DoubleLongData
+
+    from meter_sim.testing import credit_token, method
+
+    with run_cli(2, "--seed", "1", speed=0) as sim:
+        url = f"{sim.control_url}/meters/SIM00001"
+        before = http(url)[1]
+        c = dlms_client(sim.ports["SIM00001"])  # client 16, no authentication
+        with c.session():
+            for token in (
+                (7).to_bytes(4, "big") + (50000).to_bytes(4, "big"),  # the old made-up token
+                credit_token(7, 50000, "SIM00001"),  # even a genuine one
+            ):
+                with pytest.raises(ActionError, match="READ_WRITE_DENIED"):
+                    c.action(method(115, o.TOKEN_GATEWAY, 1), b"\x09" + bytes([len(token)]) + token)
+            with pytest.raises(ActionError, match="READ_WRITE_DENIED"):
+                c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
+            resp = c.set(attr(112, o.CREDIT, 6), DoubleLongData(-(10**6)).to_bytes())
+            assert resp.result.name == "READ_WRITE_DENIED"
+        after = http(url)[1]
+        assert after["credit_wh"] == before["credit_wh"]
+        assert (after["relay"], after["trip_kwh"]) == ("connected", before["trip_kwh"])
+        assert after["last_transfer_number"] is None
+        assert [m["client_address"] for m in sim.meters] == [1, 1]
+        assert {m["auth"] for m in sim.meters} == {"hls"}

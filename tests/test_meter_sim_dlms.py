@@ -13,7 +13,7 @@ from dlms_cosem.utils import parse_as_dlms_data
 
 from meter_sim import objects as o
 from meter_sim.model import MeterConfig
-from meter_sim.testing import attr, credit_token, dlms_client, method, pty_pair
+from meter_sim.testing import attr, credit_token, dlms_client, management_client, method, pty_pair
 
 pytestmark = pytest.mark.timeout(30)
 START = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
@@ -26,8 +26,7 @@ def read(c, ic, ln, index, **kw):
 def test_client_reads_every_object_of_the_contract(sim_fleet):  # noqa: F811
     fleet = sim_fleet(MeterConfig("SIM00001"), start=START)
     fleet.meter("SIM00001").advance(3600)
-    c = dlms_client(fleet.port_of("SIM00001"))
-    with c.session():
+    with management_client(fleet, "SIM00001") as c:
         for ln, ic, attrs in o.CONTRACT:
             for index in attrs:
                 value = read(c, ic, ln, index)
@@ -55,14 +54,13 @@ def test_client_reads_every_object_of_the_contract(sim_fleet):  # noqa: F811
 def test_load_profile_is_readable_by_range(sim_fleet):  # noqa: F811
     fleet = sim_fleet(MeterConfig("SIM00001"), start=START)
     fleet.meter("SIM00001").advance(6 * 3600)
-    c = dlms_client(fleet.port_of("SIM00001"))
     clock_col = CaptureObject(cosem_attribute=attr(8, o.CLOCK, 2), data_index=0)
     rng = RangeDescriptor(
         restricting_object=clock_col,
         from_value=START + dt.timedelta(hours=1),
         to_value=START + dt.timedelta(hours=2),
     )
-    with c.session():
+    with management_client(fleet, "SIM00001") as c:
         rows = read(c, 7, o.LOAD_PROFILE, 2, access_descriptor=rng)
     stamps = [o.datetime_from_bytes(r[0]) for r in rows]
     assert stamps == [START + dt.timedelta(minutes=m) for m in (60, 75, 90, 105, 120)]
@@ -73,8 +71,7 @@ def test_set_thresholds_and_limiter_over_dlms(sim_fleet):  # noqa: F811
 
     fleet = sim_fleet(MeterConfig("SIM00001"))
     model = fleet.meter("SIM00001")
-    c = dlms_client(fleet.port_of("SIM00001"))
-    with c.session():
+    with management_client(fleet, "SIM00001") as c:
         c.set(attr(112, o.CREDIT, 5), DoubleLongData(7000).to_bytes())
         c.set(attr(112, o.CREDIT, 6), DoubleLongData(-500).to_bytes())
         c.set(attr(71, o.LIMITER, 3), DoubleLongUnsignedData(4000).to_bytes())
@@ -95,8 +92,7 @@ def test_credit_depletes_and_relay_trips_at_threshold(sim_fleet):  # noqa: F811
     assert not model.relay_connected and model.credit_wh <= 0
     codes = [e.code for e in model.log_events("standard")]
     assert codes[-3:] == [64, 65, 59]
-    c = dlms_client(fleet.port_of("SIM00001"))
-    with c.session():
+    with management_client(fleet, "SIM00001") as c:
         assert read(c, 70, o.DISCONNECT_CONTROL, 2) is False
         assert read(c, 1, o.STANDARD_EVENT_CODE, 2) == 59
         log = read(c, 7, o.STANDARD_EVENT_LOG, 2)
@@ -110,9 +106,8 @@ def test_added_credit_reconnects_relay(sim_fleet):  # noqa: F811
     model.advance(3600)
     assert not model.relay_connected
     before = model.credit_wh
-    c = dlms_client(fleet.port_of("SIM00001"))
-    with c.session():
-        c.action(method(115, o.TOKEN_GATEWAY, 1), b"\x09\x08" + credit_token(1001, 5000))
+    with management_client(fleet, "SIM00001") as c:
+        enter(c, credit_token(1001, 5000))
         assert read(c, 70, o.DISCONNECT_CONTROL, 2) is True
         assert read(c, 115, o.TOKEN_GATEWAY, 2) == credit_token(1001, 5000)
     assert model.relay_connected and model.last_transfer_number == 1001
@@ -123,12 +118,11 @@ def test_added_credit_reconnects_relay(sim_fleet):  # noqa: F811
 def test_duplicate_transfer_is_refused(sim_fleet):  # noqa: F811
     fleet = sim_fleet(MeterConfig("SIM00001", credit_kwh=10))
     model = fleet.meter("SIM00001")
-    c = dlms_client(fleet.port_of("SIM00001"))
-    with c.session():
-        c.action(method(115, o.TOKEN_GATEWAY, 1), b"\x09\x08" + credit_token(7, 1000))
+    with management_client(fleet, "SIM00001") as c:
+        enter(c, credit_token(7, 1000))
         credit = model.credit_wh
         with pytest.raises(ActionError) as dup:
-            c.action(method(115, o.TOKEN_GATEWAY, 1), b"\x09\x08" + credit_token(7, 1000))
+            enter(c, credit_token(7, 1000))
         with pytest.raises(ActionError) as bad:
             c.action(method(115, o.TOKEN_GATEWAY, 1), b"\x09\x04abcd")
         assert read(c, 112, o.CREDIT, 2) == credit == 11000
@@ -138,8 +132,7 @@ def test_duplicate_transfer_is_refused(sim_fleet):  # noqa: F811
 
 def test_remote_disconnect_and_reconnect(sim_fleet):  # noqa: F811
     fleet = sim_fleet(MeterConfig("SIM00001"))
-    c = dlms_client(fleet.port_of("SIM00001"))
-    with c.session():
+    with management_client(fleet, "SIM00001") as c:
         c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
         assert read(c, 70, o.DISCONNECT_CONTROL, 2) is False
         assert read(c, 70, o.DISCONNECT_CONTROL, 3) == 0
@@ -154,8 +147,7 @@ def test_limiter_trips_relay(sim_fleet):  # noqa: F811
     model = fleet.meter("SIM00001")
     model.set_load(5000)
     assert not model.relay_connected and model.disconnect_reason == "load"
-    c = dlms_client(fleet.port_of("SIM00001"))
-    with c.session():
+    with management_client(fleet, "SIM00001") as c:
         assert read(c, 70, o.DISCONNECT_CONTROL, 2) is False
         assert read(c, 1, o.STANDARD_EVENT_CODE, 2) == 60
         assert read(c, 3, o.POWER_IMPORT, 2) == 0
@@ -169,8 +161,7 @@ def test_injected_tamper_is_in_fraud_log(sim_fleet, kind, code):  # noqa: F811
     model = fleet.meter("SIM00001")
     model.advance(600)
     model.tamper(kind)
-    c = dlms_client(fleet.port_of("SIM00001"))
-    with c.session():
+    with management_client(fleet, "SIM00001") as c:
         rows = read(c, 7, o.FRAUD_EVENT_LOG, 2)
         assert read(c, 1, o.FRAUD_EVENT_CODE, 2) == code
     assert [(o.datetime_from_bytes(t), v) for t, v in rows] == [
@@ -191,8 +182,7 @@ def test_unknown_obis_gets_dlms_error_and_meter_keeps_running(sim_fleet):  # noq
     from dlms_cosem.client import DataResultError
 
     fleet = sim_fleet(MeterConfig("SIM00001"))
-    c = dlms_client(fleet.port_of("SIM00001"))
-    with c.session():
+    with management_client(fleet, "SIM00001") as c:
         with pytest.raises(DataResultError) as err:
             c.get(attr(3, "1.0.99.99.0.255", 2))
         assert "OBJECT_UNDEFINED" in str(err.value)
@@ -218,8 +208,7 @@ def test_lls_password(sim_fleet):  # noqa: F811
 
 def test_hdlc_over_tcp(sim_fleet):  # noqa: F811
     fleet = sim_fleet(MeterConfig("SIM00001", framing="hdlc"))
-    c = dlms_client(fleet.port_of("SIM00001"), framing="hdlc")
-    with c.session():
+    with management_client(fleet, "SIM00001") as c:
         assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
         assert read(c, 112, o.CREDIT, 2) == 50000
 
@@ -228,8 +217,9 @@ def test_hdlc_over_pty(sim_fleet):  # noqa: F811
     with pty_pair() as (meter_dev, client_dev):
         fleet = sim_fleet(MeterConfig("SIM00001", framing="hdlc", serial_device=meter_dev))
         try:
-            c = dlms_client(serial_device=client_dev, framing="hdlc")
-            with c.session():
+            with management_client(
+                fleet, "SIM00001", connection_type="serial", device=client_dev
+            ) as c:
                 assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
                 c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
             assert not fleet.meter("SIM00001").relay_connected
@@ -240,10 +230,111 @@ def test_hdlc_over_pty(sim_fleet):  # noqa: F811
 def test_many_meters_on_one_process(sim_fleet):  # noqa: F811
     fleet = sim_fleet(*(MeterConfig(f"SIM{i:05d}") for i in range(1, 21)))
     for serial in ("SIM00001", "SIM00020"):
-        c = dlms_client(fleet.port_of(serial))
-        with c.session():
+        with management_client(fleet, serial) as c:
             assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == serial.encode()
 
 
 def test_error_codes_are_documented():
     assert enumerations.ActionResultStatus(3).name == "READ_WRITE_DENIED"
+
+
+def enter(c, token: bytes):
+    return c.action(method(115, o.TOKEN_GATEWAY, 1), b"\x09" + bytes([len(token)]) + token)
+
+
+@pytest.mark.parametrize("framing", ["wrapper", "hdlc"])
+def test_public_client_gets_identification_only(sim_fleet, framing):  # noqa: F811
+    from dlms_cosem.client import DataResultError
+
+    fleet = sim_fleet(MeterConfig("SIM00001", framing=framing), start=START)
+    model = fleet.meter("SIM00001")
+    before = model.state()
+    c = dlms_client(fleet.port_of("SIM00001"), framing=framing)  # client 16, no auth
+    with c.session():
+        assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
+        assert read(c, 1, o.SERIAL_NUMBER, 2) == b"SIM00001"
+        assert o.datetime_from_bytes(read(c, 8, o.CLOCK, 2)) == START
+        for ln, ic, attrs in o.CONTRACT:
+            if ln in o.PUBLIC_OBJECTS:
+                continue
+            with pytest.raises(DataResultError) as err:
+                c.get(attr(ic, ln, attrs[-1]))
+            assert "READ_WRITE_DENIED" in str(err.value), ln
+        # the association is still usable after the refusals
+        assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
+    assert model.state() == before
+
+
+def test_public_client_set_and_action_are_refused(sim_fleet):  # noqa: F811
+    from dlms_cosem.dlms_data import DoubleLongData
+
+    fleet = sim_fleet(MeterConfig("SIM00001", credit_kwh=10), start=START)
+    model = fleet.meter("SIM00001")
+    c = dlms_client(fleet.port_of("SIM00001"))
+    with c.session():
+        for target, data in (
+            (attr(8, o.CLOCK, 2), b"\x09\x0c" + o.datetime_bytes(START.replace(year=2030))),
+            (attr(112, o.CREDIT, 6), DoubleLongData(-100000).to_bytes()),
+            (attr(1, o.LOGICAL_DEVICE_NAME, 2), b"\x09\x03ABC"),
+        ):
+            resp = c.set(target, data)
+            assert resp.result.name == "READ_WRITE_DENIED"
+        for m, data in (
+            (method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00"),
+            (method(115, o.TOKEN_GATEWAY, 1), b"\x09\x14" + credit_token(1, 50000)),
+        ):
+            with pytest.raises(ActionError) as err:
+                c.action(m, data)
+            assert "READ_WRITE_DENIED" in str(err.value)
+    assert model.credit_wh == 10000 and model.relay_connected
+    assert model.trip_wh == 0 and model.meter_time() == START
+    assert model.last_transfer_number is None
+
+
+def test_lls_and_unauthenticated_management_client_may_only_read(sim_fleet):  # noqa: F811
+    fleet = sim_fleet(
+        MeterConfig("SIM00001", auth="lls", password="secret12"),
+        MeterConfig("SIM00002", auth="none"),
+    )
+    for serial, kw in (("SIM00001", {"auth": "lls", "password": "secret12"}), ("SIM00002", {})):
+        c = dlms_client(fleet.port_of(serial), **kw)
+        if not kw:  # client 1 without authentication
+            c.transport.client_logical_address = 1
+        with c.session():
+            assert read(c, 112, o.CREDIT, 2) == 50000
+            with pytest.raises(ActionError) as err:
+                c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
+            assert "READ_WRITE_DENIED" in str(err.value)
+        assert fleet.meter(serial).relay_connected
+
+
+def test_token_refusals_have_distinct_codes_and_events(sim_fleet):  # noqa: F811
+    fleet = sim_fleet(MeterConfig("SIM00001", credit_kwh=10), MeterConfig("SIM00002"))
+    model = fleet.meter("SIM00001")
+    forged = credit_token(5, 9000, token_key=bytes(16))  # right format, wrong key
+    other = credit_token(5, 9000, serial="SIM00002")  # the other meter's genuine token
+    with management_client(fleet, "SIM00001") as c:
+        results = {}
+        for name, token in (
+            ("forged", forged),
+            ("other", other),
+            ("short", credit_token(5, 9000)[:16]),
+            ("good", credit_token(5, 9000)),
+            ("replayed", credit_token(5, 9000)),
+        ):
+            try:
+                enter(c, token)
+                results[name] = "SUCCESS"
+            except ActionError as e:
+                results[name] = str(e).rsplit(" ", 1)[-1]
+        assert read(c, 112, o.CREDIT, 2) == 19000
+    assert results == {
+        "forged": "SCOPE_OF_ACCESS_VIOLATED",
+        "other": "OBJECT_UNAVAILABLE",
+        "short": "TYPE_UNMATCHED",
+        "good": "SUCCESS",
+        "replayed": "READ_WRITE_DENIED",
+    }
+    assert [e.code for e in model.log_events("fraud")] == [93, 94]
+    assert [e.code for e in model.log_events("standard")][-3:] == [70, 66, 69]
+    assert fleet.meter("SIM00002").credit_wh == 50000

@@ -291,3 +291,31 @@ def test_gcm_tag_check_accepts_right_key_only():
         )
         assert (bytes(out) == plain) is valid
         assert gcm_tag_valid(apdu, bytes(out), p) is valid
+
+
+def test_action_refused_by_method_access_lacks_the_return_parameters_flag(monkeypatch):
+    # Canary of gurux_compat.deny_action: refused through onGetMethodAccess (NO_ACCESS),
+    # gurux answers `C7 01 C1 03` without the optional-data flag and dlms-cosem cannot
+    # parse it. The day this answers read-write-denied, deny_action can go.
+    from gurux_dlms.enums import MethodAccessMode
+
+    from meter_sim import objects as o
+    from meter_sim import server
+    from meter_sim.fleet import Fleet
+    from meter_sim.model import MeterConfig
+    from meter_sim.testing import dlms_client, method
+
+    monkeypatch.setattr(
+        server._MeterServerBase, "onGetMethodAccess", lambda self, e: MethodAccessMode.NO_ACCESS
+    )
+    monkeypatch.setattr(server._MeterServerBase, "onPreAction", lambda self, args: None)
+    with Fleet(meters=[MeterConfig("SIM00001")], speed=0) as fleet:
+        c = dlms_client(fleet.port_of("SIM00001"))
+        c.connect()
+        try:
+            c.associate()
+            with pytest.raises(IndexError):
+                c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
+        finally:
+            c.disconnect()
+        assert fleet.meter("SIM00001").relay_connected

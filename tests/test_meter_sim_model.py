@@ -112,3 +112,27 @@ def test_client_invocation_counter_must_increase():
     assert m.accept_client_counter(10) and m.client_invocation_counter == 10
     assert not m.accept_client_counter(10) and not m.accept_client_counter(3)
     assert m.accept_client_counter(11) and m.state()["client_invocation_counter"] == 11
+
+
+def test_token_checks_mac_serial_and_transfer_number_each_with_its_code_and_event():
+    from meter_sim import security
+
+    m = MeterModel(MeterConfig("SIM00001", credit_kwh=1))
+    key = bytes.fromhex(m.config.token_key)
+    good = security.mint_token(key, "SIM00001", 7, 2000)
+    assert security.mac_valid(key, "SIM00001", 7, 2000, good[12:])
+    cases = [
+        (security.mint_token(bytes(16), "SIM00001", 7, 2000), 13, ("fraud", 93)),  # wrong key
+        (good[:4] + (9000).to_bytes(4, "big") + good[8:], 13, ("fraud", 93)),  # altered Wh
+        (security.mint_token(key, "SIM00002", 7, 2000), 11, ("fraud", 94)),  # other meter
+        (good[:8] + (0).to_bytes(4, "big") + good[12:], 11, ("fraud", 94)),  # tag removed
+        (good + b"\x00", 12, ("standard", 70)),  # not 20 bytes
+        (security.mint_token(key, "SIM00001", 8, 0), 12, ("standard", 70)),  # no energy
+        (good, 0, ("standard", 66)),
+        (good, 3, ("standard", 69)),  # replayed
+    ]
+    for token, code, (log, event) in cases:
+        assert m.apply_token(token) == code, (token.hex(), code)
+        assert m.events[-1].log == log and m.events[-1].code == event
+    assert m.credit_wh == 3000 and m.last_transfer_number == 7
+    assert m.applied_transfers == {7}

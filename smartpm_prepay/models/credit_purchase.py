@@ -1,7 +1,7 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..services import job_queue, vending
+from ..services import credit_token, job_queue, vending
 
 PURCHASE_STATES = [
     ("paid", "Paid"),
@@ -89,6 +89,14 @@ class SmartpmCreditPurchase(models.Model):
         PURCHASE_STATES, default="paid", required=True, readonly=True, index=True, tracking=True
     )
     transfer_number = fields.Integer(readonly=True, copy=False)
+    token = fields.Char(
+        string="Credit token (hex)",
+        readonly=True,
+        copy=False,
+        groups="smartpm_prepay.group_manager",
+        help="Minted and signed by Odoo at the sale with the meter's token key; the meter "
+        "checks it. Written by the vending engine only.",
+    )
     job_id = fields.Many2one(
         "smartpm.meter.job", string="Delivery job", readonly=True, index=True, copy=False
     )
@@ -134,6 +142,11 @@ class SmartpmCreditPurchase(models.Model):
             if vals.get("name", _("New")) == _("New"):
                 vals["name"] = seq.next_by_code("smartpm.credit.purchase") or _("New")
         return super().create(vals_list)
+
+    def write(self, vals):
+        if "token" in vals and not self.env.context.get("smartpm_vending"):
+            raise UserError(_("The credit token is minted at the sale and never rewritten."))
+        return super().write(vals)
 
     # ---------------------------------------------------------------- RPC / channels
     @api.model
@@ -232,12 +245,46 @@ class SmartpmCreditPurchase(models.Model):
                 {
                     "meter_id": purchase.meter_id.id,
                     "job_type": "add_credit",
-                    "payload": {"transfer_number": purchase.transfer_number, "kwh": purchase.kwh},
+                    "payload": purchase._prepare_credit_payload(),
                     "priority": vending.CREDIT_JOB_PRIORITY,
                     "idempotency_key": f"purchase-{purchase.id}",
                 }
             )
             purchase.write({"job_id": job.id, "state": "queued"})
+
+    def _resign_token_if_key_changed(self):
+        """A token the meter refused because the meter's key in Odoo was wrong (the owner
+        has corrected it since) is signed again with the current key: same transfer number
+        and energy, so the meter still applies that transfer at most once."""
+        self.ensure_one()
+        purchase = self.sudo()
+        meter = purchase.meter_id
+        key = meter._get_token_key()
+        old = bytes.fromhex(purchase.token or "")
+        if not key or credit_token.verify(key, meter.serial_number, old):
+            return False
+        number, wh, _tag, _mac = credit_token.parse(old)
+        new = credit_token.mint(key, meter.serial_number, number, wh).hex().upper()
+        purchase.with_context(smartpm_vending=True).token = new
+        payload = dict(purchase.job_id.payload or {}, token=new)
+        purchase.job_id.with_context(smartpm_job_engine=True).payload = payload
+        purchase.message_post(
+            body=_(
+                "Credit token of transfer %s signed again with the meter's current token key.",
+                number,
+            )
+        )
+        return True
+
+    def _prepare_credit_payload(self):
+        """The add_credit payload (docs/job-protocol.md): the opaque token the bridge sends
+        as is; transfer number and kWh for people reading the job."""
+        self.ensure_one()
+        return {
+            "token": self.sudo().token,
+            "transfer_number": self.transfer_number,
+            "kwh": self.kwh,
+        }
 
     def _on_delivered(self, result):
         """The meter took the credit (or had it already): called from the job's _on_done."""
@@ -311,6 +358,7 @@ class SmartpmCreditPurchase(models.Model):
                 raise UserError(_("Only a failed delivery can be retried (%s).", purchase.name))
         for purchase in self.sudo():
             # the same job: same transfer number, so the meter cannot apply it twice
+            purchase._resign_token_if_key_changed()
             purchase.job_id.action_retry()
             purchase.state = "queued"
             purchase.activity_ids.action_feedback(feedback=_("Delivery retried."))

@@ -1,4 +1,5 @@
 import re
+import secrets
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -6,8 +7,9 @@ from odoo.exceptions import UserError, ValidationError
 SERIAL_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
 HEX_KEY_RE = re.compile(r"^[0-9A-F]{32}$")
 HEX_TITLE_RE = re.compile(r"^[0-9A-F]{16}$")
-# Only the owner and the bridge that must present them to the meter see meter secrets.
-SECRET_GROUPS = "smartpm_prepay.group_manager,smartpm_prepay.group_bridge_api"
+# Only the owner sees meter secrets; a bridge gets a meter's association keys only inside
+# the jobs it claimed (_prepare_bridge_values, in sudo), and never the token key.
+SECRET_GROUPS = "smartpm_prepay.group_manager"
 
 
 class SmartpmMeter(models.Model):
@@ -82,8 +84,27 @@ class SmartpmMeter(models.Model):
         required=True,
     )
     auth_password = fields.Char(string="LLS password", groups=SECRET_GROUPS, copy=False)
-    auth_key = fields.Char(string="Authentication key (hex)", groups=SECRET_GROUPS, copy=False)
-    encryption_key = fields.Char(string="Encryption key (hex)", groups=SECRET_GROUPS, copy=False)
+    # Keys: random for each new meter unless the owner enters the vendor's (issue 14).
+    auth_key = fields.Char(
+        string="Authentication key (hex)",
+        groups=SECRET_GROUPS,
+        copy=False,
+        default=lambda self: self._generate_key(),
+    )
+    encryption_key = fields.Char(
+        string="Encryption key (hex)",
+        groups=SECRET_GROUPS,
+        copy=False,
+        default=lambda self: self._generate_key(),
+    )
+    token_key = fields.Char(
+        string="Token key (hex)",
+        groups=SECRET_GROUPS,
+        copy=False,
+        default=lambda self: self._generate_key(),
+        help="AES-128 key the meter checks credit tokens with (16 bytes in hex). Odoo signs "
+        "every credit token with it; bridges never see it.",
+    )
     system_title = fields.Char(string="Client system title (hex)", groups=SECRET_GROUPS)
     invocation_counter = fields.Integer(
         groups=SECRET_GROUPS,
@@ -487,6 +508,29 @@ class SmartpmMeter(models.Model):
             "domain": [("meter_id", "=", self.id)],
             "context": {"active_test": False},
         }
+
+    # ---------------------------------------------------------------- keys (issue 14)
+    @api.model
+    def _generate_key(self):
+        """A random 16-byte key in upper-case hex (association keys, token key)."""
+        return secrets.token_hex(16).upper()
+
+    @api.constrains("token_key")
+    def _check_token_key(self):
+        for meter in self.sudo():
+            if meter.token_key and not HEX_KEY_RE.match(meter.token_key.upper()):
+                raise ValidationError(
+                    _(
+                        "Meter %(serial)s: the token key is 32 hexadecimal digits.",
+                        serial=meter.serial_number,
+                    )
+                )
+
+    def _get_token_key(self):
+        """The meter's token key as bytes, or None (read in sudo: Manager-only field)."""
+        self.ensure_one()
+        key = self.sudo().token_key
+        return bytes.fromhex(key) if key and HEX_KEY_RE.match(key.upper()) else None
 
 
 class SmartpmMeterAssignment(models.Model):

@@ -14,6 +14,8 @@ import psycopg2.errors
 from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
 
+from . import credit_token
+
 _logger = logging.getLogger(__name__)
 
 CHANNELS = [
@@ -192,6 +194,28 @@ def month_kwh(env, meter, when=None):
     return env.cr.fetchone()[0]
 
 
+def mint_token(meter, transfer_number, kwh):
+    """The credit token (hex) of a sale: signed with the meter's token key, see
+    services/credit_token.py. The sale is refused if the meter has no token key."""
+    key = meter._get_token_key()
+    if not key:
+        raise VendingError(
+            "meter_not_sellable",
+            _(
+                "Meter %s has no token key: credit cannot be sold for it until the owner "
+                "enters the meter's key.",
+                meter.serial_number,
+            ),
+        )
+    wh = credit_token.energy_wh(kwh)
+    if not 0 < wh <= credit_token.UINT32_MAX or transfer_number > credit_token.UINT32_MAX:
+        raise VendingError(
+            "amount_out_of_range",
+            _("Meter %s cannot take a token of %s kWh.", meter.serial_number, kwh),
+        )
+    return credit_token.mint(key, meter.serial_number, transfer_number, wh).hex().upper()
+
+
 def lock_meter(env, meter):
     """Serialise sales of one meter: tiers and transfer numbers depend on the ones before."""
     env.flush_all()
@@ -227,6 +251,7 @@ def vend(
     if quote["kwh"] <= 0:
         raise VendingError("amount_out_of_range", _("The amount buys no energy."))
     transfer_number = meter.last_transfer_number + 1
+    token = mint_token(meter, transfer_number, quote["kwh"])
     meter.last_transfer_number = transfer_number
     vals = {
         "meter_id": meter.id,
@@ -238,6 +263,7 @@ def vend(
         "external_ref": external_ref,
         "bank_partner_id": bank_partner.id if bank_partner else False,
         "transfer_number": transfer_number,
+        "token": token,
         "state": "paid",
         "date": fields.Datetime.now(),
         **{

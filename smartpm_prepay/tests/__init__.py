@@ -21,3 +21,4 @@ from . import test_statistics
 from . import test_stats_ui
 from . import test_job_retention
 from . import test_sell_credit_wizard
+from . import test_vending_token

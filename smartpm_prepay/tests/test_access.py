@@ -1,5 +1,5 @@
 from odoo.exceptions import AccessError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import HttpCase, new_test_user, tagged
 
 from .common import SmartpmCase
 
@@ -68,11 +68,46 @@ class TestAccess(SmartpmCase):
             meter.auth_key  # noqa: B018
         self.assertEqual(self._meters_as(self.manager).browse(self.meter_alice.id).auth_key, SECRET)
 
-    def test_bridge_reads_meter_secrets_but_cannot_write_meters(self):
+    def test_meter_secrets_readable_by_manager_only(self):
+        secrets_ = ["auth_password", "auth_key", "encryption_key", "token_key", "system_title"]
+        for user in (self.cashier, self.operator, self.bank, self.bridge, self.plain_user):
+            meters = self._meters_as(user)
+            for name in secrets_:
+                with self.assertRaises(AccessError, msg=f"{user.login} {name}"):
+                    meters.browse(self.meter_alice.id).read([name])
+                with self.assertRaises(AccessError, msg=f"{user.login} {name}"):
+                    meters.search_read([("id", "=", self.meter_alice.id)], [name])
+            self.assertFalse(set(secrets_) & set(meters.fields_get()), user.login)
+        manager = self._meters_as(self.manager).browse(self.meter_alice.id)
+        self.assertEqual((manager.auth_key, manager.encryption_key), (SECRET, SECRET))
+        self.assertEqual(len(manager.token_key), 32)
+
+    def test_bridge_cannot_write_meters(self):
         meter = self._meters_as(self.bridge).browse(self.meter_alice.id)
-        self.assertEqual(meter.encryption_key, SECRET)
         with self.assertRaises(AccessError):
             meter.write({"load_limit_w": 5})
+
+    def test_new_meters_get_random_keys_unless_given(self):
+        a = self._meters_as(self.operator).create(
+            {"serial_number": "RND-1", "host": "127.0.0.1", "port": 4100}
+        )
+        b = self._meters_as(self.manager).create(
+            {"serial_number": "RND-2", "host": "127.0.0.1", "port": 4100}
+        )
+        keys = [m.sudo()[f] for m in (a, b) for f in ("auth_key", "encryption_key", "token_key")]
+        self.assertEqual(len(set(keys)), 6)  # all different
+        for key in keys:
+            self.assertRegex(key, r"^[0-9A-F]{32}$")
+        self.assertEqual(self.meter_alice.sudo().auth_key, SECRET)  # the vendor's, kept
+        copy = b.sudo().copy()
+        self.assertNotEqual(copy.token_key, b.sudo().token_key)
+
+    def test_malformed_token_key_is_refused_with_the_serial(self):
+        from odoo.exceptions import ValidationError
+
+        with self.assertRaises(ValidationError) as err:
+            self._meters_as(self.manager).browse(self.meter_bob.id).write({"token_key": "12"})
+        self.assertIn("ACC-BOB", str(err.exception))
 
     def test_bank_reads_meters_and_tariffs_only(self):
         meter = self._meters_as(self.bank).browse(self.meter_bob.id)
@@ -120,3 +155,101 @@ class TestAccess(SmartpmCase):
             .with_context(allowed_company_ids=[self.env.company.id, other.id])
             .search([]),
         )
+
+
+class RpcFault(Exception):
+    pass
+
+
+@tagged("post_install", "-at_install")
+class TestBridgeSecretsOverRpc(HttpCase):
+    """The bridge user over RPC, as a bridge calls Odoo: no meter secret by read or
+    search_read; the association keys only in the job it claimed; never the token key."""
+
+    def setUp(self):
+        super().setUp()
+        self.bridge = new_test_user(
+            self.env, "t_bridge_rpc", groups="base.group_user,smartpm_prepay.group_bridge_api"
+        )
+        self.meter, self.other = self.env["smartpm.meter"].create(
+            [
+                {
+                    "serial_number": serial,
+                    "host": "127.0.0.1",
+                    "port": 4100,
+                    "auth": "hls_gmac",
+                    "client_address": 1,
+                    "system_title": "4D4D4D0000BC614E",
+                }
+                for serial in ("RPC-1", "RPC-2")
+            ]
+        )
+        self.env["smartpm.meter.job"].search([("state", "=", "pending")]).with_context(
+            smartpm_job_engine=True
+        ).write({"state": "cancelled"})
+
+    def _call(self, model, method, *args, **kw):
+        """execute_kw over JSON-RPC, as meter_bridge.odoo_client calls it; RpcFault on error."""
+        import json
+
+        def rpc(service, method_, *call_args):
+            body = {
+                "jsonrpc": "2.0",
+                "method": "call",
+                "params": {"service": service, "method": method_, "args": list(call_args)},
+                "id": 1,
+            }
+            resp = self.url_open(
+                "/jsonrpc", data=json.dumps(body), headers={"Content-Type": "application/json"}
+            ).json()
+            if "error" in resp:
+                raise RpcFault(resp["error"]["data"]["message"])
+            return resp["result"]
+
+        db = self.env.cr.dbname
+        uid = rpc("common", "login", db, "t_bridge_rpc", "t_bridge_rpc")
+        return rpc("object", "execute_kw", db, uid, "t_bridge_rpc", model, method, list(args), kw)
+
+    def test_bridge_reads_no_meter_secret_and_gets_keys_only_in_its_job(self):
+        for fields in (["auth_key"], ["encryption_key"], ["token_key"], ["auth_password"]):
+            with self.assertRaises(RpcFault, msg=fields):
+                self._call("smartpm.meter", "read", [self.meter.id], fields=fields)
+            with self.assertRaises(RpcFault, msg=fields):
+                self._call("smartpm.meter", "search_read", [], fields=fields)
+        # the same over XML-RPC
+        from xmlrpc.client import Fault
+
+        db = self.env.cr.dbname
+        uid = self.xmlrpc_common.authenticate(db, "t_bridge_rpc", "t_bridge_rpc", {})
+        for method, args in (("read", [[self.meter.id]]), ("search_read", [[]])):
+            for field in ("auth_key", "encryption_key", "token_key"):
+                with self.assertRaises(Fault, msg=f"{method} {field}"):
+                    self.xmlrpc_object.execute_kw(
+                        db, uid, "t_bridge_rpc", "smartpm.meter", method, args, {"fields": [field]}
+                    )
+        secrets_ = {"auth_key", "encryption_key", "token_key", "auth_password", "system_title"}
+        visible = self._call("smartpm.meter", "fields_get", attributes=["type", "store"])
+        self.assertFalse(secrets_ & set(visible))
+        # every stored field the bridge may see, by search_read: no secret among them
+        fields = [
+            f
+            for f, d in visible.items()
+            if d["store"] and d["type"] not in ("one2many", "many2many")
+        ]
+        rows = self._call(
+            "smartpm.meter", "search_read", [("id", "=", self.meter.id)], fields=fields
+        )
+        self.assertEqual([r["serial_number"] for r in rows], ["RPC-1"])
+        self.assertFalse(secrets_ & set(rows[0]))
+        self.assertNotIn(self.meter.sudo().auth_key, repr(rows).upper())
+
+        self.meter.action_ping()
+        claimed = self._call("smartpm.meter.job", "claim", "rpc-bridge", 10, 60)
+        self.assertEqual([j["meter"]["serial_number"] for j in claimed], ["RPC-1"])
+        held = claimed[0]["meter"]
+        self.assertEqual(held["auth_key"], self.meter.sudo().auth_key)
+        self.assertEqual(held["encryption_key"], self.meter.sudo().encryption_key)
+        everything = repr(claimed).upper()
+        self.assertNotIn(self.meter.sudo().token_key, everything)
+        for key in ("auth_key", "encryption_key", "token_key"):
+            self.assertNotIn(self.other.sudo()[key], everything)

@@ -117,7 +117,7 @@ class TestVend(VendingCase):
         self.assertTrue(purchase.name.startswith("CP"))
         job = purchase.job_id
         self.assertEqual(job.job_type, "add_credit")
-        self.assertEqual(job.payload, {"transfer_number": 1, "kwh": 40.0})
+        self.assertEqual(job.payload, {"token": purchase.token, "transfer_number": 1, "kwh": 40.0})
         self.assertEqual(job.priority, 10)
         self.assertEqual(job.idempotency_key, f"purchase-{purchase.id}")
 

@@ -4,3 +4,4 @@ from . import test_demo_menus
 from . import test_tenant_journey
 from . import test_cashier_journey
 from . import test_owner_journey
+from . import test_demo_tokens

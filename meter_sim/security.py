@@ -1,0 +1,84 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Credit tokens and per-meter keys of the simulated meter (docs/meter-contract.md).
+
+Token (20 bytes, big-endian):
+    uint32 transfer_number | uint32 energy_wh | uint32 meter_tag | 8-byte MAC
+    meter_tag = CRC-32 of the ASCII serial (not a secret: it lets the meter tell "another
+    meter's token" from "forged token");
+    MAC = AES-CMAC(token key, serial ‖ transfer_number ‖ energy_wh), first 8 bytes.
+
+Keys: a real meter gets random keys in Odoo. The simulator, which must hold the same keys as
+the Odoo database it is paired with, derives them per serial from a seed (`--key-seed`):
+HMAC-SHA256(seed, purpose ":" serial), first 16 bytes. The demo data carries the keys of
+the default seed. This derivation is for the demo and the tests only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import zlib
+
+from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.cmac import CMAC
+
+TOKEN_LEN = 20
+MAC_LEN = 8
+UINT32_MAX = 2**32 - 1
+# Seed of the demo data and of the tests (never of a real meter).
+DEMO_KEY_SEED = "smartpm-demo"
+KEY_PURPOSES = ("encryption_key", "authentication_key", "token_key")
+
+
+def derive_key(seed: str, purpose: str, serial: str) -> str:
+    """16-byte key (upper-case hex) of `purpose` for meter `serial` under `seed`."""
+    if purpose not in KEY_PURPOSES:
+        raise ValueError(f"unknown key purpose {purpose!r}")
+    digest = hmac.new(seed.encode(), f"{purpose}:{serial}".encode(), hashlib.sha256).digest()
+    return digest[:16].hex().upper()
+
+
+def derive_keys(serial: str, seed: str = DEMO_KEY_SEED) -> dict:
+    return {p: derive_key(seed, p, serial) for p in KEY_PURPOSES}
+
+
+def meter_tag(serial: str) -> int:
+    return zlib.crc32(serial.encode("ascii"))
+
+
+def token_mac(token_key: bytes, serial: str, transfer_number: int, energy_wh: int) -> bytes:
+    c = CMAC(algorithms.AES(bytes(token_key)))
+    c.update(
+        serial.encode("ascii") + transfer_number.to_bytes(4, "big") + energy_wh.to_bytes(4, "big")
+    )
+    return c.finalize()[:MAC_LEN]
+
+
+def mint_token(token_key: bytes, serial: str, transfer_number: int, energy_wh: int) -> bytes:
+    """What Odoo does at the sale (tests use it to forge tokens with a wrong key)."""
+    if not (0 <= transfer_number <= UINT32_MAX and 0 <= energy_wh <= UINT32_MAX):
+        raise ValueError("transfer number and energy are uint32")
+    head = (
+        transfer_number.to_bytes(4, "big")
+        + energy_wh.to_bytes(4, "big")
+        + meter_tag(serial).to_bytes(4, "big")
+    )
+    return head + token_mac(token_key, serial, transfer_number, energy_wh)
+
+
+def parse_token(token: bytes) -> tuple[int, int, int, bytes]:
+    """(transfer_number, energy_wh, meter_tag, mac); ValueError unless 20 bytes."""
+    if not isinstance(token, (bytes, bytearray)) or len(token) != TOKEN_LEN:
+        raise ValueError(f"a credit token is {TOKEN_LEN} bytes")
+    t = bytes(token)
+    return (
+        int.from_bytes(t[0:4], "big"),
+        int.from_bytes(t[4:8], "big"),
+        int.from_bytes(t[8:12], "big"),
+        t[12:],
+    )
+
+
+def mac_valid(token_key: bytes, serial: str, transfer_number: int, energy_wh: int, mac) -> bool:
+    expected = token_mac(token_key, serial, transfer_number, energy_wh)
+    return hmac.compare_digest(expected, bytes(mac))
