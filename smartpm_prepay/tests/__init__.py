@@ -21,3 +21,5 @@ from . import test_statistics
 from . import test_stats_ui
 from . import test_job_retention
 from . import test_sell_credit_wizard
+from . import test_bank_bad_input
+from . import test_bank_machine_access
