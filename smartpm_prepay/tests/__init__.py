@@ -23,3 +23,4 @@ from . import test_job_retention
 from . import test_sell_credit_wizard
 from . import test_bank_bad_input
 from . import test_bank_machine_access
+from . import test_bank_limits
