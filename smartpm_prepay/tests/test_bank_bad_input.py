@@ -150,9 +150,12 @@ class TestSoapBadInput(BadInputCase):
         self.assertEqual(self._counts(), before)
 
     def test_chunked_body_over_the_limit_is_refused(self):
+        # built before sending: the generator runs while the server holds the test cursor
+        start = self._envelope("QueryCustomer", meterNumber="BNK-001")[:-30]
+
         def chunks():
             # a well-formed start, then far more than the limit, sent chunked (no length)
-            yield self._envelope("QueryCustomer", meterNumber="BNK-001")[:-30]
+            yield start
             for _i in range(soap.MAX_BODY // 1024 + 8):
                 yield b"<!--" + b"x" * 1017 + b"-->"
 
