@@ -7,6 +7,7 @@ invoice and payment stay in the (disposable) test database; everything else is r
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -30,7 +31,7 @@ from zeep.wsse.username import UsernameToken  # noqa: E402
 SERIAL = f"E2E-BANK-{os.getpid()}"
 
 
-def _setup(registry, port):
+def _setup(registry, port, serial=SERIAL):
     from odoo import SUPERUSER_ID, api, fields
 
     with registry.cursor() as cr:
@@ -44,7 +45,7 @@ def _setup(registry, port):
         expiry = fields.Datetime.add(fields.Datetime.now(), days=1)
         bank = env["res.partner"].create(
             {
-                "name": f"E2E Bank {os.getpid()}",
+                "name": f"E2E Bank {serial}",
                 "is_company": True,
                 "smartpm_is_bank": True,
                 "smartpm_bank_journal_id": journal.id,
@@ -55,7 +56,7 @@ def _setup(registry, port):
             user = env["res.users"].create(
                 {
                     "name": f"E2E {role}",
-                    "login": f"e2e_{role}_{os.getpid()}",
+                    "login": f"e2e_{role}_{serial}",
                     "groups_id": [
                         (
                             6,
@@ -68,7 +69,7 @@ def _setup(registry, port):
             key = env["res.users.apikeys"].with_user(user)._generate(None, "e2e", expiry)
             users[role] = (user, key)
         users["bank"][0].partner_id.parent_id = bank
-        tariff, tenant, meter = sold_meter(env, "E2E bank", SERIAL, port)
+        tariff, tenant, meter = sold_meter(env, "E2E bank", serial, port)
         ids = {
             "users": [u.id for u, _key in users.values()],
             "partners": [bank.id, tenant.id],
@@ -122,3 +123,223 @@ def test_bank_buys_credit_with_the_wsdl_and_sees_it_delivered(odoo_db, sim_fleet
             assert model.credit_wh == pytest.approx(11000, abs=5)
     finally:
         _cleanup(registry, ids)
+
+
+# ---------------------------------------------------------------- concurrency
+def _soap_envelope(login, key, operation, **fields):
+    tns = "urn:smartpm-prepay:vending:1"
+    wsse = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+    parts = "".join(f"<tns:{k}>{v}</tns:{k}>" for k, v in fields.items())
+    return (
+        f'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:tns="{tns}">'
+        f'<soap:Header><wsse:Security xmlns:wsse="{wsse}"><wsse:UsernameToken>'
+        f"<wsse:Username>{login}</wsse:Username><wsse:Password>{key}</wsse:Password>"
+        "</wsse:UsernameToken></wsse:Security></soap:Header>"
+        f"<soap:Body><tns:{operation}>{parts}</tns:{operation}></soap:Body></soap:Envelope>"
+    ).encode()
+
+
+def _soap_answer(response):
+    """{field: text} of a SOAP answer, or {"fault": code}."""
+    from lxml import etree
+
+    root = etree.fromstring(response.content)
+    tns = "{urn:smartpm-prepay:vending:1}"
+    code = root.findtext(f".//{tns}code")
+    if code:
+        return {"fault": code, "message": root.findtext(f".//{tns}message")}
+    answer = root.find(".//{http://schemas.xmlsoap.org/soap/envelope/}Body")[0]
+    return {etree.QName(child).localname: child.text for child in answer}
+
+
+def _at_once(calls):
+    """Run the callables together (released by one barrier); their results, in order."""
+    import threading
+
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        try:
+            results[i] = call()
+        except Exception as exc:  # noqa: BLE001 - the test compares every outcome
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    return results
+
+
+def _bank_sales(registry, bank_login):
+    with registry.cursor() as cr:
+        cr.execute(
+            """
+            SELECT p.id, p.name, p.channel, p.invoice_id, p.bank_reference
+              FROM smartpm_credit_purchase p
+              JOIN res_users u ON u.login = %s
+              JOIN res_partner up ON up.id = u.partner_id
+             WHERE p.bank_partner_id = up.parent_id
+             ORDER BY p.id
+            """,
+            (bank_login,),
+        )
+        return cr.fetchall()
+
+
+_FIXTURE_RUNS = itertools.count(1)
+
+
+@pytest.fixture
+def bank_server(odoo_db):  # noqa: F811
+    """A running Odoo, a bank's login and key, and two sellable meters (no simulator: the
+    credit is only sold, not delivered)."""
+    db, registry = odoo_db
+    serial = f"{SERIAL}-{next(_FIXTURE_RUNS)}"
+    _bridge_login, _bridge_key, bank_login, bank_key, ids = _setup(registry, 4999, serial)
+    from odoo import SUPERUSER_ID, api
+
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        tariff2, tenant2, meter2 = sold_meter(env, "E2E bank 2", serial + "-B", 4998)
+        extra = {"tariff": tariff2.id, "meter": meter2.id, "partners": [tenant2.id]}
+    try:
+        with _odoo_server(db) as url:
+            yield url, db, registry, bank_login, bank_key, serial
+    finally:
+        _cleanup(registry, ids)
+        with registry.cursor() as cr:
+            delete_committed(cr, extra["meter"], extra["tariff"], [], extra["partners"])
+
+
+def test_six_identical_soap_purchases_at_once_get_one_receipt(bank_server):
+    import requests
+
+    url, _db, registry, login, key, serial = bank_server
+    body = _soap_envelope(
+        login,
+        key,
+        "Purchase",
+        meterNumber=serial,
+        amount="5.00",
+        bankReference=f"CONC-SOAP-{os.getpid()}",
+        bankTime="2026-11-26T09:30:00Z",
+    )
+
+    def post():
+        return requests.post(
+            f"{url}/smartpm/soap/vending",
+            data=body,
+            headers={"Content-Type": "text/xml; charset=utf-8"},
+            timeout=120,
+        )
+
+    responses = _at_once([post] * 6)
+    answers = [_soap_answer(r) for r in responses]
+    assert [r.status_code for r in responses] == [200] * 6, answers
+    assert all(a == answers[0] for a in answers), answers
+    sales = _bank_sales(registry, login)
+    assert len(sales) == 1
+    assert answers[0]["reference"] == sales[0][1]
+    assert sales[0][3], "the sale is invoiced"
+
+
+def test_six_identical_xmlrpc_purchases_at_once_get_one_receipt(bank_server):
+    import xmlrpc.client
+
+    url, db, registry, login, key, serial = bank_server
+    uid = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common").authenticate(db, login, key, {})
+    ref = f"CONC-XR-{os.getpid()}"
+
+    def call():
+        return xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object").execute_kw(
+            db, uid, key, "smartpm.bank.api", "purchase",
+            [serial, 5.0, False, ref, "2026-11-26T09:30:00Z"],
+        )  # fmt: skip
+
+    receipts = _at_once([call] * 6)
+    assert all(isinstance(r, dict) for r in receipts), receipts
+    assert all(r == receipts[0] for r in receipts), receipts
+    sales = _bank_sales(registry, login)
+    assert [(s[1], s[2]) for s in sales] == [(receipts[0]["reference"], "bank_xmlrpc")]
+
+
+def test_one_reference_on_both_protocols_at_once_is_one_sale(bank_server):
+    import xmlrpc.client
+
+    import requests
+
+    url, db, registry, login, key, serial = bank_server
+    uid = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common").authenticate(db, login, key, {})
+    ref = f"CONC-BOTH-{os.getpid()}"
+    body = _soap_envelope(
+        login, key, "Purchase", meterNumber=serial, amount="5.00", bankReference=ref,
+        bankTime="2026-11-26T09:30:00Z",
+    )  # fmt: skip
+
+    def soap_call():
+        response = requests.post(f"{url}/smartpm/soap/vending", data=body, timeout=120)
+        return _soap_answer(response)["reference"]
+
+    def rpc_call():
+        return xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object").execute_kw(
+            db, uid, key, "smartpm.bank.api", "purchase",
+            [serial, 5.0, False, ref, "2026-11-26T09:30:00Z"],
+        )["reference"]  # fmt: skip
+
+    references = _at_once([soap_call, rpc_call] * 3)
+    assert len(set(references)) == 1, references
+    assert len(_bank_sales(registry, login)) == 1
+
+
+def test_one_reference_for_two_meters_at_once_is_one_sale_and_a_duplicate(bank_server):
+    import requests
+
+    url, _db, registry, login, key, serial = bank_server
+    ref = f"CONC-TWO-{os.getpid()}"
+
+    def buy(serial):
+        body = _soap_envelope(
+            login, key, "Purchase", meterNumber=serial, amount="5.00", bankReference=ref,
+            bankTime="2026-11-26T09:30:00Z",
+        )  # fmt: skip
+        return _soap_answer(requests.post(f"{url}/smartpm/soap/vending", data=body, timeout=120))
+
+    answers = _at_once([lambda: buy(serial), lambda: buy(serial + "-B")] * 2)
+    faults = [a.get("fault") for a in answers]
+    assert set(faults) <= {None, "DUPLICATE_REFERENCE"}, answers
+    assert None in faults and "DUPLICATE_REFERENCE" in faults, answers
+    sales = _bank_sales(registry, login)
+    assert len(sales) == 1
+    assert {a["reference"] for a in answers if "reference" in a} == {sales[0][1]}
+
+
+def test_chunked_body_over_the_limit_is_refused_by_a_real_server(bank_server):
+    import requests
+
+    url, _db, _registry, login, key, serial = bank_server
+    start = _soap_envelope(login, key, "QueryCustomer", meterNumber=serial)[:-40]
+
+    def chunks():
+        yield start
+        for _i in range(80):  # 80 KiB of comments, beyond the 64 KiB limit
+            yield b"<!--" + b"x" * 1017 + b"-->"
+
+    response = requests.post(
+        f"{url}/smartpm/soap/vending",
+        data=chunks(),
+        headers={"Content-Type": "text/xml"},
+        timeout=60,
+    )
+    assert response.status_code == 500
+    assert _soap_answer(response)["fault"] == "INVALID_REQUEST"
+    # and the server goes on serving
+    ok = requests.post(
+        f"{url}/smartpm/soap/vending",
+        data=_soap_envelope(login, key, "QueryCustomer", meterNumber=serial),
+        timeout=60,
+    )
+    assert _soap_answer(ok)["meterNumber"] == serial

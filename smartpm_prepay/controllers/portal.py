@@ -292,7 +292,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
                 raise ValidationError(_("Enter an amount above zero."))
             tariff = vending.check_sellable(meter_sudo)
             vending.check_amount(tariff, meter_sudo, amount)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON 10**400
             raise ValidationError(_("Enter an amount.")) from None
         except vending.VendingError as exc:
             raise ValidationError(exc.args[0]) from exc

@@ -7,6 +7,7 @@ The operation runs as the authenticated Bank API user inside a savepoint: a faul
 back, so a refused request leaves nothing behind.
 """
 
+import functools
 import logging
 from pathlib import Path
 
@@ -33,6 +34,10 @@ PASSWORD_TEXT = (
     "#PasswordText"
 )
 MAX_BODY = 64 * 1024
+READ_CHUNK = 8192
+# Where the body read once is kept for Odoo's retries of the same request (a serialization
+# failure makes Odoo run the controller again, on an input stream already consumed).
+BODY_KEY = "smartpm.soap.body"
 WSDL_TEMPLATE = (Path(__file__).parent / "vending.wsdl").read_text(encoding="utf-8")
 
 # operation -> ([(request element, required)], service call)
@@ -146,6 +151,26 @@ def render_fault(code, message, faultcode="soap:Client"):
     return _envelope(fault)
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
+def read_body(stream, limit=MAX_BODY, chunk=READ_CHUNK):
+    """The request body, read from ``stream`` in chunks and never more than ``limit`` bytes
+    of it kept: a body (chunked, or with a false Content-Length) that goes on beyond the
+    limit raises ``BodyTooLarge`` after reading at most ``limit + 1`` bytes."""
+    parts = []
+    size = 0
+    while True:
+        data = stream.read(min(chunk, limit + 1 - size))
+        if not data:
+            return b"".join(parts)
+        size += len(data)
+        if size > limit:
+            raise BodyTooLarge()
+        parts.append(data)
+
+
 def parse_envelope(data):
     """(operation, args, (login, password)) from a SOAP 1.1 request; BankApiError if bad."""
     if not data or len(data) > MAX_BODY:
@@ -198,22 +223,61 @@ def _parse_security(header):
     return login, password_el.text
 
 
+@functools.lru_cache(maxsize=4)
+def _dummy_hash(scheme, rounds):
+    # a hash of the same kind and cost as a real password's, computed once per process
+    from passlib.context import CryptContext
+
+    return CryptContext([scheme], **{f"{scheme}__rounds": rounds}).hash("smartpm-no-such-user")
+
+
+def _hash_like_a_password(Users, password):
+    """Spend on a failed login the time a password check takes: without it an unknown login
+    (or a user without password) answers in milliseconds and a real one in ~0.4 s, which
+    tells anyone which logins exist."""
+    context = Users._crypt_context()
+    scheme = context.default_scheme()
+    rounds = context.to_dict().get(f"{scheme}__rounds") or 0
+    context.verify(password, _dummy_hash(scheme, rounds))
+
+
+def _has_password_hash(Users, user):
+    Users.env.cr.execute("SELECT COALESCE(password, '') FROM res_users WHERE id = %s", [user.id])
+    [hashed] = Users.env.cr.fetchone()
+    return Users._crypt_context().identify(hashed) == Users._crypt_context().default_scheme()
+
+
 def authenticate(credentials):
     """The uid of a valid login with its API key (or password), checked exactly as Odoo's
     XML-RPC checks every call (``res.users.check``: non-interactive, so API keys are
-    accepted, cached once valid, with the failed-login cooldown); None otherwise."""
+    accepted, cached once valid, with the failed-login cooldown, which Bank API users have
+    per login and address, see ``bank_api.login_throttle``); None otherwise. A failed login
+    costs one password hash whether the login exists or not."""
     if not credentials:
         return None
     login, password = credentials
     Users = request.env(su=True)["res.users"]
     user = Users.search(Users._get_login_domain(login), order=Users._get_login_order(), limit=1)
     if not user:
-        return None
+        try:
+            with bank_api.login_throttle(Users.env, login, request.httprequest.remote_addr):
+                _hash_like_a_password(Users, password)
+                raise AccessDenied()
+        except AccessDenied:
+            return None
     try:
         request.env.registry["res.users"].check(request.db, user.id, password)
     except AccessDenied:
+        if not _has_password_hash(Users, user):
+            _hash_like_a_password(Users, password)
         return None
     return user.id
+
+
+def _input_stream():
+    # Odoo's HTTPRequest does not expose werkzeug's ``stream`` (the body, de-chunked and
+    # bounded by its Content-Length), only ``get_data``, which reads it all into memory.
+    return request.httprequest._HTTPRequest__wrapped.stream
 
 
 class SmartpmSoapController(http.Controller):
@@ -236,7 +300,15 @@ class SmartpmSoapController(http.Controller):
             )
         if (request.httprequest.content_length or 0) > MAX_BODY:
             return self._fault(bank_api.INVALID_REQUEST, "Oversized request.")
-        return self._dispatch_soap(request.httprequest.get_data(cache=False))
+        environ = request.httprequest.environ
+        if BODY_KEY not in environ:  # first try of this request; a retry reuses the body
+            try:
+                environ[BODY_KEY] = read_body(_input_stream())
+            except BodyTooLarge:
+                environ[BODY_KEY] = None
+        if environ[BODY_KEY] is None:
+            return self._fault(bank_api.INVALID_REQUEST, "Oversized request.")
+        return self._dispatch_soap(environ[BODY_KEY])
 
     def _dispatch_soap(self, data):
         try:

@@ -1,7 +1,16 @@
-from odoo import _, api, fields, models
-from odoo.exceptions import ValidationError
+import contextlib
+import inspect
+import logging
 
-from ..services import bank_api
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.http import request
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
+
+from ..services import bank_api, vending
+from ..services.bank_api import BankApiError
+
+_logger = logging.getLogger(__name__)
 
 
 class ResPartner(models.Model):
@@ -45,6 +54,76 @@ class SmartpmCreditPurchase(models.Model):
     )
     bank_time = fields.Datetime(readonly=True, copy=False, help="When the bank took the money.")
 
+    # A bank's reference names one sale whatever the protocol (SOAP or XML-RPC) it came by;
+    # concurrent requests with one reference meet here (see bank_api._is_reference_race).
+    _sql_constraints = [
+        (
+            "bank_reference_uniq",
+            "unique(bank_partner_id, bank_reference)",
+            "This bank already used this reference for another sale.",
+        ),
+    ]
+
+
+def _guarded(operation):
+    """The bank operation ``operation`` as an RPC method: its arguments bound by name (a
+    wrong count or name is INVALID_REQUEST, not a TypeError), and any failure a fault with
+    a stable code and no traceback (Odoo's XML-RPC sends the traceback, with server paths,
+    of any exception that is not a UserError). Concurrency errors go up for Odoo to retry."""
+    signature = inspect.signature(operation)
+
+    def method(self, *args, **kwargs):
+        try:
+            bound = signature.bind(self.env, *args, **kwargs)
+        except TypeError:
+            names = ", ".join(list(signature.parameters)[1:])
+            raise BankApiError(
+                bank_api.INVALID_REQUEST,
+                _("%(method)s takes (%(names)s).", method=operation.__name__, names=names),
+            ) from None
+        try:
+            return operation(*bound.args, **bound.kwargs)
+        except BankApiError:
+            raise
+        except vending.VendingError as exc:
+            raise bank_api.from_vending_error(exc) from exc
+        except AccessError as exc:
+            _logger.info("bank RPC access refused: %s", exc)
+            raise BankApiError(bank_api.NOT_AUTHORISED, _("Not authorised.")) from exc
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            raise
+        except UserError as exc:
+            raise BankApiError(bank_api.INVALID_REQUEST, exc.args[0]) from exc
+        except Exception as exc:
+            _logger.exception("bank RPC %s failed", operation.__name__)
+            raise BankApiError(bank_api.INTERNAL_ERROR, _("Internal error.")) from exc
+
+    method.__name__ = operation.__name__
+    method.__doc__ = operation.__doc__
+    return api.model(method)
+
+
+def _query_customer(env, meter_number):
+    return bank_api.query_customer(env, meter_number)
+
+
+def _purchase(env, meter_number, amount, currency=None, bank_reference=None, bank_time=None):
+    return bank_api.purchase(
+        env, "bank_xmlrpc", meter_number, amount, currency, bank_reference, bank_time
+    )
+
+
+def _query_purchase(env, bank_reference):
+    return bank_api.query_purchase(env, bank_reference)
+
+
+def _reverse_purchase(env, bank_reference):
+    return bank_api.reverse_purchase(env, bank_reference)
+
+
+for _operation in (_query_customer, _purchase, _query_purchase, _reverse_purchase):
+    _operation.__name__ = _operation.__name__.lstrip("_")
+
 
 class SmartpmBankApi(models.AbstractModel):
     """The bank channel over Odoo's XML-RPC / JSON-RPC: the SOAP operations under the same
@@ -54,20 +133,38 @@ class SmartpmBankApi(models.AbstractModel):
     _name = "smartpm.bank.api"
     _description = "Bank channel (XML-RPC)"
 
-    @api.model
-    def query_customer(self, meter_number):
-        return bank_api.query_customer(self.env, meter_number)
+    query_customer = _guarded(_query_customer)
+    purchase = _guarded(_purchase)
+    query_purchase = _guarded(_query_purchase)
+    reverse_purchase = _guarded(_reverse_purchase)
 
-    @api.model
-    def purchase(self, meter_number, amount, currency=None, bank_reference=None, bank_time=None):
-        return bank_api.purchase(
-            self.env, "bank_xmlrpc", meter_number, amount, currency, bank_reference, bank_time
-        )
 
-    @api.model
-    def query_purchase(self, bank_reference):
-        return bank_api.query_purchase(self.env, bank_reference)
+class ResUsers(models.Model):
+    _inherit = "res.users"
 
-    @api.model
-    def reverse_purchase(self, bank_reference):
-        return bank_api.reverse_purchase(self.env, bank_reference)
+    def _smartpm_bank_login(self, user):
+        """The login of ``user`` (an id or a login) if it is a Bank API user, else None."""
+        Users = self.sudo().with_context(active_test=False)
+        if isinstance(user, int) and not isinstance(user, bool):
+            found = Users.browse(user).exists()
+        elif isinstance(user, str) and user:
+            found = Users.search(Users._get_login_domain(user), limit=1)
+        else:
+            return None
+        if found and found.has_group("smartpm_prepay.group_bank_api"):
+            return found.login
+        return None
+
+    @contextlib.contextmanager
+    def _assert_can_auth(self, user=None):
+        # Odoo counts failed logins per address: a bank's bad keys would lock out every
+        # user behind that address (another bank, the back office), and a bank's good key
+        # would reset the count of someone guessing the admin's password from it. Bank API
+        # users are counted on their own, per login and address.
+        login = self._smartpm_bank_login(user) if request else None
+        if not login:
+            with super()._assert_can_auth(user=user):
+                yield
+            return
+        with bank_api.login_throttle(self.env, login, request.httprequest.remote_addr):
+            yield

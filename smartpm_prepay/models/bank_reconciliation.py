@@ -23,6 +23,20 @@ CSV_HEADER = [
 ]
 
 
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): a tenant named
+# "=HYPERLINK(...)" or a bank reference "+1+cmd|..." must come out as text.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """``value`` as a CSV cell that no spreadsheet evaluates: a leading quote before a
+    character that starts a formula, as OWASP advises (the cell then reads as text)."""
+    text = "" if value is None or value is False else str(value)
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
 class SmartpmBankReconciliation(models.TransientModel):
     """Daily reconciliation of one bank: its purchases of a day (in the user's time zone)
     and the total it owes, reversed sales listed but not counted; exportable as CSV."""
@@ -121,7 +135,9 @@ class SmartpmBankReconciliation(models.TransientModel):
 
     def _render_csv(self):
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(self._get_csv_rows())
+        csv.writer(buffer, lineterminator="\n").writerows(
+            [csv_cell(cell) for cell in row] for row in self._get_csv_rows()
+        )
         return buffer.getvalue()
 
     def action_export_csv(self):

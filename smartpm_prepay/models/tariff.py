@@ -221,11 +221,21 @@ class SmartpmTariff(models.Model):
         return current
 
     def _get_amount_limits(self, company=None):
-        """(minimum, maximum) of one sale; 0 maximum = no maximum."""
+        """(minimum, maximum) of one sale in the tariff's currency; 0 maximum = no maximum.
+        The tariff's own limits are in its currency; the company's are in the company's
+        currency and converted at the day's rate when the tariff is sold in another one."""
         self.ensure_one()
-        company = company or self.company_id
-        minimum = self.min_amount or company.smartpm_min_amount
-        maximum = self.max_amount or company.smartpm_max_amount
+        company = company or self.company_id or self.env.company
+
+        def company_limit(value):
+            if not value or company.currency_id == self.currency_id:
+                return value
+            return company.currency_id._convert(
+                value, self.currency_id, company, fields.Date.context_today(self)
+            )
+
+        minimum = self.min_amount or company_limit(company.smartpm_min_amount)
+        maximum = self.max_amount or company_limit(company.smartpm_max_amount)
         return minimum, maximum
 
     def _split_taxes(self, amount):

@@ -6,13 +6,19 @@ SOAP response fields, same names) and raises ``BankApiError`` with a stable code
 callers roll back on error, so a refused request leaves nothing behind.
 """
 
+import collections
+import contextlib
+import datetime as dt
 import logging
+import math
 import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
+import psycopg2.errors
+
 from odoo import _, fields
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import AccessDenied, AccessError, UserError
 
 from . import vending
 
@@ -22,6 +28,9 @@ BANK_CHANNELS = ("bank_soap", "bank_xmlrpc")
 # Printable ASCII without spaces; short enough to be scoped by the bank id in external_ref.
 BANK_REF_RE = re.compile(r"^[\x21-\x7e]{1,40}$")
 METER_NUMBER_RE = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+# Above this an amount is not money but an attack or a typo (and a float loses the cents).
+MAX_AMOUNT = Decimal("1e12")
+MAX_AMOUNT_TEXT = 64
 
 # Stable codes, as banks see them (SOAP fault detail, XML-RPC fault message prefix).
 NOT_AUTHORISED = "NOT_AUTHORISED"
@@ -58,9 +67,15 @@ def from_vending_error(exc):
 
 
 # ------------------------------------------------------------------ parsing
+def _small_int_text(value):
+    """An int as text, without converting a huge one (str() of 10**5000 raises)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**40:
+        return str(value)
+    return value
+
+
 def parse_reference(value):
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+    value = _small_int_text(value)
     if not isinstance(value, str) or not BANK_REF_RE.match(value.strip()):
         raise BankApiError(
             INVALID_REQUEST,
@@ -70,26 +85,38 @@ def parse_reference(value):
 
 
 def parse_meter_number(value):
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+    value = _small_int_text(value)
     if not isinstance(value, str) or not METER_NUMBER_RE.match(value.strip()):
         raise BankApiError(INVALID_REQUEST, _("The meter number is missing or malformed."))
     return value.strip().upper()
 
 
 def parse_amount(value):
-    """A number; strings are accepted as decimals (SOAP), floats as they come (XML-RPC)."""
-    if isinstance(value, bool):
+    """A positive, finite amount below ``MAX_AMOUNT`` as a float. Strings are read as
+    decimals (SOAP), numbers as they come (XML-RPC, JSON-RPC). Anything else (``inf``,
+    ``nan``, ``1e400``, ``10**400``, ``-0``, negatives, text, booleans) is INVALID_REQUEST."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise BankApiError(INVALID_REQUEST, _("The amount must be a number."))
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise BankApiError(INVALID_REQUEST, _("The amount must be a number.")) from None
-    if not amount.is_finite():
-        raise BankApiError(INVALID_REQUEST, _("The amount must be a number."))
-    return float(amount)
+    if isinstance(value, str):
+        if len(value) > MAX_AMOUNT_TEXT:
+            raise BankApiError(INVALID_REQUEST, _("The amount must be a number."))
+        try:
+            value = Decimal(value.strip())
+        except (InvalidOperation, ValueError):
+            raise BankApiError(INVALID_REQUEST, _("The amount must be a number.")) from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BankApiError(INVALID_REQUEST, _("The amount must be a finite number."))
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise BankApiError(INVALID_REQUEST, _("The amount must be a finite number."))
+    # ints and Decimals compare exactly, whatever their size: no float overflow here
+    if value <= 0:
+        raise BankApiError(INVALID_REQUEST, _("The amount must be above zero."))
+    if value >= MAX_AMOUNT:
+        raise BankApiError(INVALID_REQUEST, _("The amount is too large."))
+    amount = float(value)
+    if not math.isfinite(amount) or amount <= 0:  # e.g. Decimal("1e-999") -> 0.0
+        raise BankApiError(INVALID_REQUEST, _("The amount must be above zero."))
+    return amount
 
 
 def parse_time(value):
@@ -122,6 +149,50 @@ def format_time(value):
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
+# ------------------------------------------------------------------ logins
+LOGIN_FAILURES_KEPT = 10000
+
+
+def _login_failures(registry):
+    failures = getattr(registry, "_smartpm_bank_login_failures", None)
+    if failures is None:
+        failures = registry._smartpm_bank_login_failures = collections.defaultdict(
+            lambda: (0, dt.datetime.min)
+        )
+    return failures
+
+
+@contextlib.contextmanager
+def login_throttle(env, login, source):
+    """Odoo's login cooldown (same settings: ``base.login_cooldown_after`` failures, then
+    ``base.login_cooldown_duration`` seconds), counted per bank login and address instead of
+    per address: a bank's bad keys neither lock out another bank or the back office behind
+    the same address, nor count towards (or reset) Odoo's per-address counter."""
+    failures_map = _login_failures(env.registry)
+    key = (login, source)
+    failures, previous = failures_map[key]
+    if env["res.users"]._on_login_cooldown(failures, previous):
+        _logger.warning(
+            "Bank login %r from %s on cooldown: %d failures, last at %s",
+            login,
+            source,
+            failures,
+            previous,
+        )
+        raise AccessDenied(env._("Too many login failures, please wait a bit before trying again."))
+    try:
+        yield
+    except AccessDenied:
+        if len(failures_map) > LOGIN_FAILURES_KEPT:  # random logins must not grow it for ever
+            horizon = dt.datetime.now() - dt.timedelta(hours=1)
+            for stale in [k for k, (_n, when) in failures_map.items() if when < horizon]:
+                failures_map.pop(stale, None)
+        failures_map[key] = (failures_map[key][0] + 1, dt.datetime.now())
+        raise
+    else:
+        failures_map.pop(key, None)
+
+
 # ------------------------------------------------------------------ context
 def bank_context(env):
     """The bank (partner) of the calling user; only Bank API users of a bank get one."""
@@ -141,7 +212,9 @@ def _external_ref(bank, reference):
 
 
 def _find_meter(env, number):
-    meter = env["smartpm.meter"].search([("serial_number", "=", number)], limit=1)
+    # Bank users have no read access to meters (their connection data is not theirs):
+    # the lookup by serial number runs in sudo, and only the answer's fields go out.
+    meter = env["smartpm.meter"].sudo().search([("serial_number", "=", number)], limit=1)
     if not meter:
         raise BankApiError("UNKNOWN_METER", _("Unknown meter %s.", number))
     return meter
@@ -261,6 +334,8 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
                 extra_vals={"bank_reference": reference, "bank_time": moment},
             )
     except vending.VendingError as exc:
+        if _is_reference_race(exc):
+            _retry_in_new_transaction(env)
         if exc.code == "duplicate_reference":  # not the scoped external_ref in the message
             raise BankApiError(
                 "DUPLICATE_REFERENCE",
@@ -271,6 +346,33 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
     if not sale_sudo.invoice_id and sale_sudo.state != "reversed":
         sale_sudo._create_invoice_and_payment(bank.smartpm_bank_journal_id)
     return receipt(sale_sudo)
+
+
+# unique indexes on a bank's references: (channel, external_ref), (bank, bank_reference)
+REFERENCE_CONSTRAINTS = (
+    "smartpm_credit_purchase_channel_ref_uniq",
+    "smartpm_credit_purchase_bank_reference_uniq",
+)
+
+
+def _is_reference_race(exc):
+    """A concurrent request committed a sale with this reference after our snapshot."""
+    cause = exc.__cause__
+    return (
+        isinstance(cause, psycopg2.errors.UniqueViolation)
+        and cause.diag.constraint_name in REFERENCE_CONSTRAINTS
+    )
+
+
+def _retry_in_new_transaction(env):
+    """Raise a real serialization failure, which Odoo answers by retrying the whole request
+    in a new transaction (SOAP and RPC alike): there the sale committed meanwhile is visible,
+    and the request gets its receipt, or DUPLICATE_REFERENCE if it differs."""
+    _logger.info("bank reference taken by a concurrent request: retrying")
+    env.cr.execute(
+        "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'serialization_failure', "
+        "MESSAGE = 'bank reference taken by a concurrent request'; END $$"
+    )
 
 
 def query_purchase(env, bank_reference):

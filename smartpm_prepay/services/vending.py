@@ -6,6 +6,7 @@ It is idempotent on (channel, external reference).
 """
 
 import logging
+import math
 import numbers
 from decimal import Decimal
 
@@ -78,9 +79,15 @@ def _check_request(amount, channel, external_ref):
         amount = float(amount)
     if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
         raise VendingError("invalid_request", _("The amount must be a number."))
-    if amount != amount or amount <= 0:  # NaN or not positive
+    try:
+        amount = float(amount)  # an int beyond a float's range (10**400) overflows
+    except (OverflowError, ValueError):
+        raise VendingError("invalid_request", _("The amount must be a finite number.")) from None
+    if not math.isfinite(amount):  # NaN, infinities: the last line of defence
+        raise VendingError("invalid_request", _("The amount must be a finite number."))
+    if amount <= 0:
         raise VendingError("amount_out_of_range", _("The amount must be positive."))
-    return float(amount), external_ref.strip()
+    return amount, external_ref.strip()
 
 
 def _resolve_currency(env, currency):

@@ -22,3 +22,6 @@ from . import test_stats_ui
 from . import test_job_retention
 from . import test_sell_credit_wizard
 from . import test_vending_token
+from . import test_bank_bad_input
+from . import test_bank_machine_access
+from . import test_bank_limits

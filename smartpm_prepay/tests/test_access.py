@@ -109,13 +109,15 @@ class TestAccess(SmartpmCase):
             self._meters_as(self.manager).browse(self.meter_bob.id).write({"token_key": "12"})
         self.assertIn("ACC-BOB", str(err.exception))
 
-    def test_bank_reads_meters_and_tariffs_only(self):
-        meter = self._meters_as(self.bank).browse(self.meter_bob.id)
-        self.assertEqual(meter.tenant_id, self.bob)
+    def test_bank_reads_tariffs_but_no_meter(self):
+        # the bank API looks meters up itself (tests/test_bank_machine_access.py)
         with self.assertRaises(AccessError):
-            meter.auth_password  # noqa: B018
+            self._meters_as(self.bank).browse(self.meter_bob.id).tenant_id  # noqa: B018
+        with self.assertRaises(AccessError):
+            self._meters_as(self.bank).search([])
         with self.assertRaises(AccessError):
             self.env["smartpm.meter.assignment"].with_user(self.bank).search([])
+        self.assertTrue(self.env["smartpm.tariff"].with_user(self.bank).has_access("read"))
 
     def test_internal_user_without_group_sees_no_meter(self):
         with self.assertRaises(AccessError):

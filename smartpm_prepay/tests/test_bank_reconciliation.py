@@ -1,9 +1,14 @@
+import csv
+import io
 from datetime import datetime
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.tests import tagged
 
+from ..models.bank_reconciliation import csv_cell
 from ..services import bank_api
+
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 @tagged("post_install", "-at_install")
@@ -94,3 +99,28 @@ class TestBankReconciliation(AccountTestInvoicingCommon):
         Purchase = self.env["smartpm.credit.purchase"]
         self.assertEqual(len(Purchase.with_user(self.bank_user).search([])), 1)
         self.assertFalse(Purchase.with_user(other_user).search([]))
+
+    def test_csv_cells_cannot_carry_spreadsheet_formulas(self):
+        self.meter.tenant_id.sudo().name = '=HYPERLINK("http://x","pay")'
+        self._sell("+1+cmd|'/Ccalc'!A0", 10.0, "2026-11-20T08:00:00Z")
+        self._sell("@SUM(1)", 11.0, "2026-11-20T09:00:00Z")
+        self._sell("-2+3", 12.0, "2026-11-20T10:00:00Z")
+        report = self.env["smartpm.bank.reconciliation"].create(
+            {"bank_id": self.bank.id, "date": "2026-11-20"}
+        )
+        rows = list(csv.reader(io.StringIO(report._render_csv())))
+        cells = [cell for row in rows for cell in row]
+        for cell in cells:
+            self.assertFalse(cell.startswith(FORMULA), cell)
+        self.assertIn('\'=HYPERLINK("http://x","pay")', cells)
+        self.assertEqual(
+            [row[2] for row in rows[1:-1]], ["'+1+cmd|'/Ccalc'!A0", "'@SUM(1)", "'-2+3"]
+        )
+        # figures are left as they are: the total still adds up
+        self.assertEqual(rows[-1][7], "33.00")
+
+    def test_csv_cell_escapes_tab_and_carriage_return_too(self):
+        for text in ("\tx", "\rx", "=1", "+1", "-1", "@x"):
+            self.assertEqual(csv_cell(text), "'" + text)
+        self.assertEqual(csv_cell("CP000123"), "CP000123")
+        self.assertEqual(csv_cell(10.5), "10.5")

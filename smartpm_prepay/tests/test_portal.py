@@ -201,6 +201,21 @@ class TestMeterPortal(PortalCase):
             self.env["payment.transaction"].search([("smartpm_meter_id", "=", self.meter_a.id)])
         )
 
+    def test_bad_amounts_are_refused_on_the_buy_page_and_create_nothing(self):
+        self._login()
+        Tx = self.env["payment.transaction"]
+        before = (Tx.search_count([]), self.env["smartpm.credit.purchase"].search_count([]))
+        for amount in ("inf", "-inf", "nan", "1e400", "1" + "0" * 400, "-0", "-5", "abc", ""):
+            with self.subTest(amount=amount[:12]):
+                response = self.url_open(
+                    f"/my/meters/{self.meter_a.id}/buy?amount={amount}", allow_redirects=False
+                )
+                self.assertIn(response.status_code, (302, 303))
+                self.assertIn("error=", response.headers["Location"])
+                self.assertNotIn("Traceback", response.text)
+        after = (Tx.search_count([]), self.env["smartpm.credit.purchase"].search_count([]))
+        self.assertEqual(after, before)
+
     def test_buy_page_offers_the_demo_provider(self):
         self._login()
         response = self.url_open(f"/my/meters/{self.meter_a.id}/buy?amount=12")
@@ -257,6 +272,15 @@ class TestPortalTransactionRoute(PortalCase):
             self.make_jsonrpc_request(
                 f"/my/meters/{self.meter_a.id}/transaction", self._tx_params(9999.0)
             )
+        self.assertFalse(self._transactions())
+
+    def test_bad_amounts_create_no_transaction(self):
+        self._login()
+        for amount in (10**400, -(10**400), "inf", "nan", "1e400", -0.0, [], {}):
+            with self.subTest(amount=str(amount)[:12]), self.assertRaises(JsonRpcException):
+                self.make_jsonrpc_request(
+                    f"/my/meters/{self.meter_a.id}/transaction", self._tx_params(amount)
+                )
         self.assertFalse(self._transactions())
 
     def test_transaction_for_another_tenants_meter_is_refused(self):
