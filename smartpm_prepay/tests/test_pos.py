@@ -459,7 +459,8 @@ class TestPosCreditPopupRpc(SmartpmPosCase):
         self.assertAlmostEqual(quote["kwh"], 15.0)
         self.assertEqual(
             quote["price_info"],
-            f"10.00 kWh at {self._money(0.5)} + 5.00 kWh at {self._money(1.0)} "
+            # written as the portal writes a sale's tiers (the tariff's _quote_description)
+            f"10 kWh at {self._money(0.5)} + 5 kWh at {self._money(1.0)} "
             f"(on average $\N{NO-BREAK SPACE}0.6667 per kWh)",
         )
         self.assertAlmostEqual(quote["estimated_balance_kwh"], 3.5 + 15.0)
