@@ -5,9 +5,11 @@ by two, against a stub Odoo that answers at once; meters per second and CPU per 
 
 meter-sim runs in its own process, each bridge (`meter-bridge run`) in its own, and the stub
 Odoo (a JSON-RPC server speaking only the job protocol of docs/job-protocol.md) in this one.
-Bridges start idle on the long-poll; the clock starts when the jobs appear. For comparison
-it then measures what the same simulator process serves to bench_sim's client threads.
-Not a test: it prints its figures.
+Bridges start idle on the long-poll; the clock starts when the jobs appear. The meters are
+locked as real prepaid meters are: each job's meter is the management client with HLS-GMAC
+and the meter's keys (as Odoo would send them), and the stub keeps the highest invocation
+counter each meter reported, as Odoo does. For comparison it then measures what the same
+simulator process serves to bench_sim's client threads. Not a test: it prints its figures.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bench_read import BILLING
-from bench_sim import cycles, quiet_dlms_cosem
+from bench_sim import cycles, job_meter, quiet_dlms_cosem
 from common import cpu_seconds, run_bridge, wait_until
 
 from meter_sim.testing import run_cli
@@ -43,6 +45,8 @@ class StubOdoo:
         self.cond = threading.Condition()
         self.pending = collections.deque()
         self.holder = {}  # job id -> bridge id
+        self.serial_of = {}  # job id -> meter serial
+        self.counters = collections.defaultdict(int)  # serial -> last invocation counter
         self.done = self.failed = 0
         self.calls = collections.Counter()
         self._server = None
@@ -74,12 +78,23 @@ class StubOdoo:
             jobs = [self.pending.popleft() for _ in range(min(limit, len(self.pending)))]
             for job in jobs:
                 self.holder[job["id"]] = bridge_id
+                serial = self.serial_of[job["id"]] = job["meter"]["serial_number"]
+                job["meter"]["invocation_counter"] = self.counters[serial]
             return jobs
+
+    def _keep_counter(self, report):
+        """The meter saw the counter even when the report is refused (as in Odoo)."""
+        counter = (report.get("result") or {}).get("invocation_counter")
+        counter = counter if counter is not None else report.get("invocation_counter")
+        serial = self.serial_of.pop(report["job_id"], None)
+        if serial and counter:
+            self.counters[serial] = max(self.counters[serial], int(counter))
 
     def rpc_report(self, bridge_id, reports):
         answers = []
         with self.cond:
             for report in reports:
+                self._keep_counter(report)
                 if self.holder.pop(report["job_id"], None) != bridge_id:
                     answers.append({"job_id": report["job_id"], "ok": False, "refused": True})
                     continue
@@ -95,8 +110,11 @@ class StubOdoo:
     def rpc_complete(self, job_id, bridge_id, result):
         return self.rpc_report(bridge_id, [{"job_id": job_id, "result": result}])[0]["ok"]
 
-    def rpc_fail(self, job_id, bridge_id, error, retryable, *_counter):
-        self.rpc_report(bridge_id, [{"job_id": job_id, "error": error}])
+    def rpc_fail(self, job_id, bridge_id, error, retryable, *counter):
+        report = {"job_id": job_id, "error": error}
+        if counter:
+            report["invocation_counter"] = counter[0]
+        self.rpc_report(bridge_id, [report])
         return {"state": "failed", "next_attempt_at": False}
 
     def rpc_extend_lease(self, job_ids, bridge_id, _lease_seconds):
@@ -152,7 +170,9 @@ class StubOdoo:
         self._server.server_close()
 
 
-def billing_jobs(ports, first_id):
+def billing_jobs(listing, first_id):
+    """One billing read per meter of `meter-sim --json`'s listing; the stub fills in each
+    meter's invocation counter at the claim."""
     return [
         {
             "id": first_id + n,
@@ -161,21 +181,9 @@ def billing_jobs(ports, first_id):
             "attempt_count": 1,
             "max_attempts": 5,
             "idempotency_key": f"bench-{first_id + n}",
-            "meter": {
-                "id": n + 1,
-                "serial_number": serial,
-                "connection_type": "tcp",
-                "host": "127.0.0.1",
-                "port": port,
-                "framing": "wrapper",
-                "client_address": 16,
-                "server_logical_address": 1,
-                "auth": "none",
-                "invocation_counter": 0,
-                "timeout_s": 10,
-            },
+            "meter": {"id": n + 1, **job_meter(listed)},
         }
-        for n, (serial, port) in enumerate(ports.items())
+        for n, listed in enumerate(listing)
     ]
 
 
@@ -231,7 +239,7 @@ def main():
                     timeout=60,
                     what="bridges up",
                 )
-                jobs = billing_jobs(sim.ports, next_id)
+                jobs = billing_jobs(sim.meters, next_id)
                 next_id += len(jobs)
                 end = stub.finished() + len(jobs)
                 failed = stub.failed
@@ -277,9 +285,12 @@ def main():
         if args.sim_seconds > 0:
             quiet_dlms_cosem()
             sim_before, client_before = cpu_seconds(sim.proc.pid), time.process_time()
-            total, errors, elapsed = cycles(
-                list(sim.ports.values()), args.sim_seconds, os.cpu_count() or 1
-            )
+            # the meters' counters continue above those the bridges used
+            meters = [
+                {**job_meter(m), "invocation_counter": stub.counters[m["serial"]]}
+                for m in sim.meters
+            ]
+            total, errors, elapsed = cycles(meters, args.sim_seconds, os.cpu_count() or 1)
             sim_cpu = cpu_seconds(sim.proc.pid) - sim_before
             client_cpu = time.process_time() - client_before
             print(

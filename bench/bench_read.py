@@ -5,7 +5,10 @@ bridge process, then by two; meters per second and where the CPU time goes.
                                          [--odoo-workers N]
 
 meter-sim runs in its own process; Odoo in its own (threaded), or with --odoo-workers N in
-N prefork worker processes; each bridge in its own. Not a test: it prints its figures.
+N prefork worker processes; each bridge in its own. The meters are locked as real prepaid
+meters are: Odoo holds each one as the management client with HLS-GMAC and the keys the
+simulator derives for it (tests/odoo_e2e.py locked_meter_vals), so each read is a ciphered
+association. Not a test: it prints its figures.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from common import (
     cpu_seconds,
     ensure_db,
     figures,
+    locked_meter_vals,
     run_bridge,
     run_odoo,
     tree_cpu_seconds,
@@ -122,6 +126,7 @@ def main():
                     "host": "127.0.0.1",
                     "port": port,
                     "state": "active",
+                    **locked_meter_vals(serial),
                 }
                 for serial, port in sim.ports.items()
             ],

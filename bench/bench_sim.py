@@ -1,22 +1,30 @@
 """How many association + 6 GET + release cycles per second one meter-sim process sustains.
 
-    .venv/bin/python bench/bench_sim.py [METERS] [--seconds S] [--clients C]
+    .venv/bin/python bench/bench_sim.py [METERS] [--seconds S] [--clients C] [--auth hls|none]
 
 Starts `meter-sim --meters METERS` as one subprocess on free ports, then C client threads
-(default: the machine's core count) cycle over the meters for S seconds. Not a test.
+(default: the machine's core count) cycle over the meters for S seconds. The meters are
+locked as real prepaid meters are, so each cycle is the management association (client 1)
+with HLS-GMAC and the meter's keys (the demo/test derivation of meter_sim/security.py),
+through the bridge's MeterConnection, each APDU ciphered. `--auth none` serves meters whose
+management client needs no authentication (GET only), to measure what the ciphering costs.
+Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import threading
 import time
 
 import structlog
 
+from meter_bridge.dlms import MeterConnection
 from meter_sim import objects as o
-from meter_sim.testing import attr, dlms_client, run_cli
+from meter_sim import security
+from meter_sim.testing import attr, run_cli
 
 READS = [
     attr(1, o.LOGICAL_DEVICE_NAME, 2),
@@ -28,25 +36,80 @@ READS = [
 ]
 
 
-def cycles(ports: list[int], seconds: float, clients: int) -> tuple[int, int, float]:
-    """(cycles, errors, elapsed): C client threads cycling over ``ports`` for S seconds."""
+def job_meter(listed: dict, seed: str = security.DEMO_KEY_SEED) -> dict:
+    """The `meter` dict of a bridge job (docs/job-protocol.md) for a meter of `meter-sim
+    --json`'s listing, configured as a real meter is: the management client, the meter's
+    authentication and, for HLS-GMAC, its keys (here those the simulator derives from the
+    seed, as the demo data holds them). Its `invocation_counter` (the last one the meter
+    accepted) is 0: a fresh simulator; see Counters."""
+    meter = {
+        "serial_number": listed["serial"],
+        "connection_type": "tcp",
+        "host": listed["host"],
+        "port": listed["port"],
+        "framing": listed["framing"],
+        "client_address": listed["client_address"],
+        "server_logical_address": listed["server_logical_address"],
+        "server_physical_address": listed["server_physical_address"],
+        "auth": "hls_gmac" if listed["auth"] == "hls" else listed["auth"],
+        "invocation_counter": 0,
+        "timeout_s": 10,
+    }
+    if listed["auth"] == "hls":
+        keys = security.derive_keys(listed["serial"], seed)
+        meter |= {
+            "auth_key": keys["authentication_key"],
+            "encryption_key": keys["encryption_key"],
+            "system_title": listed.get("system_title"),
+        }
+    return meter
+
+
+class Counters:
+    """The last HLS-GMAC invocation counter used per meter, as Odoo keeps it: a meter refuses
+    a counter that is not above the last one it accepted, even in a new association. One
+    lock per meter: two threads on one meter take turns (else the later counter could
+    reach the meter first and the earlier be refused)."""
+
+    def __init__(self):
+        self.last = collections.defaultdict(int)
+        self.locks = collections.defaultdict(threading.Lock)
+        self._lock = threading.Lock()
+
+    def lock(self, serial: str) -> threading.Lock:
+        with self._lock:
+            return self.locks[serial]
+
+
+def cycles(meters: list[dict], seconds: float, clients: int) -> tuple[int, int, float]:
+    """(cycles, errors, elapsed): C client threads cycling over ``meters`` (job meter dicts,
+    see job_meter, each with the last invocation counter its meter accepted) for S seconds."""
     counts = [0] * clients
     errors = [0] * clients
+    counters = Counters()
+    counters.last.update({m["serial_number"]: m.get("invocation_counter") or 0 for m in meters})
     stop = time.monotonic() + seconds
 
     def worker(i: int) -> None:
         j = i
         while time.monotonic() < stop:
-            port = ports[j % len(ports)]
+            meter = meters[j % len(meters)]
             j += clients
-            try:
-                c = dlms_client(port)
-                with c.session():
-                    for a in READS:
-                        c.get(a)
-                counts[i] += 1
-            except Exception:
-                errors[i] += 1
+            serial = meter["serial_number"]
+            with counters.lock(serial):
+                conn = MeterConnection.from_job_meter(
+                    {**meter, "invocation_counter": counters.last[serial]}
+                )
+                try:
+                    with conn:
+                        for a in READS:
+                            conn.client.get(a)
+                    counts[i] += 1
+                except Exception:
+                    errors[i] += 1
+                finally:
+                    if conn.invocation_counter is not None:
+                        counters.last[serial] = max(counters.last[serial], conn.invocation_counter)
 
     t0 = time.monotonic()
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
@@ -66,14 +129,25 @@ def main() -> None:
     p.add_argument("meters", type=int, nargs="?", default=200)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--clients", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--auth",
+        choices=("hls", "none"),
+        default="hls",
+        help="the meters' management association: hls (as locked meters are; default) or "
+        "none (GET only, no ciphering: for comparison)",
+    )
     args = p.parse_args()
     quiet_dlms_cosem()
-    with run_cli(args.meters, control=False, timeout=120) as sim:
-        total, errors, elapsed = cycles(list(sim.ports.values()), args.seconds, args.clients)
-    print(f"cores: {os.cpu_count()}  meters: {args.meters}  client threads: {args.clients}")
+    with run_cli(args.meters, "--auth", args.auth, control=False, timeout=120) as sim:
+        meters = [job_meter(m) for m in sim.meters]
+        total, errors, elapsed = cycles(meters, args.seconds, args.clients)
     print(
-        f"cycles (associate + 6 GET + release): {total} in {elapsed:.1f} s "
-        f"= {total / elapsed:.1f} /s  errors: {errors}"
+        f"cores: {os.cpu_count()}  meters: {args.meters}  client threads: {args.clients}  "
+        f"auth: {args.auth}"
+    )
+    print(
+        f"cycles (associate + 6 GET + release, management client, {args.auth}): {total} in "
+        f"{elapsed:.1f} s = {total / elapsed:.1f} /s  errors: {errors}"
     )
 
 

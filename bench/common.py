@@ -12,7 +12,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # odoo_e2e: the e2e tests' Odoo/bridge runners
 
-from odoo_e2e import odoo_bin, run_bridge, run_odoo, wait_until  # noqa: E402,F401
+from odoo_e2e import (  # noqa: E402,F401
+    locked_meter_vals,
+    odoo_bin,
+    run_bridge,
+    run_odoo,
+    wait_until,
+)
 
 CONF = ROOT / "var" / "odoo.conf"
 os.environ.setdefault("SMARTPM_ODOO_CONF", str(CONF))

@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import io
 import itertools
+import secrets
 import subprocess
 import time
 
@@ -149,6 +150,10 @@ def generate(env, n_meters, n_jobs, n_readings):
         env,
     )
 
+    # Meters as Odoo creates them: the management client with HLS-GMAC and random keys.
+    def key():
+        return secrets.token_hex(16).upper()
+
     m0 = reserve_ids(cr, "smartpm_meter", n_meters)
     copy(
         cr,
@@ -166,6 +171,9 @@ def generate(env, n_meters, n_jobs, n_readings):
             "port",
             "baudrate",
             "client_address",
+            "auth_key",
+            "encryption_key",
+            "token_key",
             "server_logical_address",
             "server_physical_address",
             "tenant_id",
@@ -183,8 +191,9 @@ def generate(env, n_meters, n_jobs, n_readings):
             "write_date",
         ],
         (
-            f"{m0 + i}\tSCL{i:07d}\t{company}\tactive\tt\ttcp\twrapper\tnone\t127.0.0.1\t"
-            f"{4100 + i % 1000}\t9600\t16\t1\t17\t{p0 + i}\t{tr[i % len(tr)][0]}\t"
+            f"{m0 + i}\tSCL{i:07d}\t{company}\tactive\tt\ttcp\twrapper\thls_gmac\t127.0.0.1\t"
+            f"{4100 + i % 1000}\t9600\t1\t{key()}\t{key()}\t{key()}\t1\t17\t{p0 + i}\t"
+            f"{tr[i % len(tr)][0]}\t"
             f"{tr[i % len(tr)][1]}\t{site.id}\t5\t0\t0\t{20 + i % 50}\tconnected\tonline\t"
             f"SmartPM 1100Net\t{now}\t{now}\n"
             for i in range(n_meters)

@@ -195,6 +195,24 @@ def test_read_events_both_logs_and_since(fleet, serial):
     assert len(later["events"]) < len(result["events"])
 
 
+def test_meter_as_odoo_creates_it_is_commandable_without_its_system_title(fleet, serial):
+    """A meter entered in Odoo with the vendor's keys only: management client, HLS-GMAC, no
+    system title (the bridge takes the one the meter sends in the AARE). SET and ACTION,
+    which the meter allows only there, go through; the ciphered answers decrypt."""
+    model = fleet.meter(serial)
+    odoo_meter = {"system_title": None, "invocation_counter": model.client_invocation_counter}
+    assert meter(fleet, serial, **odoo_meter)["client_address"] == 1
+    done = run(fleet, serial, "set_load_limit", {"load_limit_w": 3100}, **odoo_meter)
+    assert done["load_limit_w"] == 3100
+    assert done["invocation_counter"] > odoo_meter["invocation_counter"]  # ciphered
+    assert model.load_limit_w == 3100
+    odoo_meter["invocation_counter"] = model.client_invocation_counter
+    before = model.credit_wh
+    done = run(fleet, serial, "add_credit", token(serial, 777, 1.5), **odoo_meter)
+    assert done["already_applied"] is False
+    assert model.credit_wh == before + 1500
+
+
 def test_lls_with_right_and_wrong_password(fleet):
     ok = run(fleet, "SIM00003", "ping", auth="lls", password="secret12", client_address=1)
     assert ok["relay"] in ("connected", "disconnected")

@@ -215,6 +215,37 @@ def _purchase_rows(registry, purchase_ids):
         return {r[0]: r[1:] for r in cr.fetchall()}
 
 
+def _queue_event_reads(registry, meter_ids):
+    """Queue a read of both event logs from the start for each meter; return the job ids."""
+    from odoo import SUPERUSER_ID, api
+
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        jobs = env["smartpm.meter"].browse(meter_ids)._enqueue_job("read_events", {"since": None})
+        return jobs.ids
+
+
+def _jobs_done(registry, job_ids):
+    with registry.cursor() as cr:
+        cr.execute(
+            "SELECT count(*) FROM smartpm_meter_job WHERE id = ANY(%s) AND state = 'done'",
+            (job_ids,),
+        )
+        return cr.fetchone()[0] == len(job_ids)
+
+
+def _token_alarms(registry, meter_ids):
+    """{name: sorted credit-token alarm types, one per alarm row} of the meters {name: id}."""
+    with registry.cursor() as cr:
+        cr.execute(
+            "SELECT meter_id, alarm_type FROM smartpm_alarm WHERE meter_id = ANY(%s) "
+            "AND alarm_type IN ('token_forged', 'token_other_meter')",
+            (list(meter_ids.values()),),
+        )
+        rows = cr.fetchall()
+    return {name: sorted(t for m, t in rows if m == mid) for name, mid in meter_ids.items()}
+
+
 def test_only_odoo_minted_tokens_raise_a_meters_credit(odoo_db, sim_fleet):
     """Odoo + bridge + simulated meters over real DLMS: an Odoo-minted token is applied once;
     a token signed with a wrong key, another meter's token and a replayed token are refused,
@@ -269,6 +300,7 @@ def test_only_odoo_minted_tokens_raise_a_meters_credit(odoo_db, sim_fleet):
             for i, m in enumerate((m_good, m_wrong, m_other))
         ]
         p_good, p_wrong, p_other = (p.id for p in purchases)
+        m_good_id, m_wrong_id, m_other_id = m_good.id, m_wrong.id, m_other.id
         token_good = purchases[0].token
         ids = [m.id for m in (m_good, m_wrong, m_other)], [tariff.id, _t.id, _t3.id]
         partners = [tenant.id, t2.id, t3.id]
@@ -320,7 +352,106 @@ def test_only_odoo_minted_tokens_raise_a_meters_credit(odoo_db, sim_fleet):
         assert models[good].credit_wh == 23000  # still only the paid 20 kWh
         assert [e.code for e in models[good].log_events("fraud")] == [93, 94, 93]
         assert sum(e.code == 66 for e in models[good].events) == 1
+
+        # The owner hears of it: the meters' fraud logs, read by the bridge, raise alarms;
+        # read twice, still one alarm per event (the simulated clock stands still here, so
+        # TOK-1's two MAC refusals share one meter time: one alarm).
+        meter_ids = {"good": m_good_id, "wrong": m_wrong_id, "other": m_other_id}
+        expected = {
+            "good": ["token_forged", "token_other_meter"],
+            "wrong": ["token_forged"],
+            "other": ["token_other_meter"],
+        }
+        with registry.cursor() as cr:
+            # the attacker's associations used counters Odoo never saw: the meter would
+            # refuse Odoo's next one; the owner resets Odoo's counter to the meter's
+            cr.execute(
+                "UPDATE smartpm_meter SET invocation_counter = %s WHERE id = %s",
+                (models[good].client_invocation_counter, m_good_id),
+            )
+        with _odoo_server(db) as url:
+            for _run in range(2):
+                read_jobs = _queue_event_reads(registry, list(meter_ids.values()))
+                assert _run_bridge_until(
+                    db, login, key, url, lambda j=read_jobs: _jobs_done(registry, j), timeout=60
+                )
+                alarms = _token_alarms(registry, meter_ids)
+                assert alarms == expected, alarms
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            forged = env["smartpm.alarm"].search(
+                [("meter_id", "=", m_wrong_id), ("alarm_type", "=", "token_forged")]
+            )
+            assert forged.display_name == f"Forged credit token - {wrong_key}"
+            assert forged.event_code == 93
     finally:
         with registry.cursor() as cr:
             for meter_id, tariff_id in zip(*ids, strict=True):
                 delete_committed(cr, meter_id, tariff_id, [user_id], partners)
+
+
+def test_meter_entered_with_the_vendors_keys_only_takes_paid_credit(odoo_db, sim_fleet):
+    """The owner creates a meter with its link and the vendor's three keys, nothing else
+    (no client address, authentication or system title): a sale's credit reaches the locked
+    meter over HLS-GMAC."""
+    from odoo import SUPERUSER_ID, api, fields
+    from odoo.addons.smartpm_prepay.services.vending import vend
+
+    db, registry = odoo_db
+    serial = "E2E-NEW-1"
+    fleet = sim_fleet(MeterConfig(serial, credit_kwh=3.0))
+    model = fleet.meter(serial)
+    vendor = locked_meter_vals(serial)  # the keys the (simulated) vendor shipped
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        user = env["res.users"].create(
+            {
+                "name": "E2E new meter bridge",
+                "login": f"e2e_new_bridge_{os.getpid()}",
+                "groups_id": [
+                    (4, env.ref("base.group_user").id),
+                    (4, env.ref("smartpm_prepay.group_bridge_api").id),
+                ],
+            }
+        )
+        key = (
+            env["res.users.apikeys"]
+            .with_user(user)
+            ._generate(None, "e2e", fields.Datetime.add(fields.Datetime.now(), days=1))
+        )
+        tariff = env["smartpm.tariff"].create({"name": "E2E new", "price_per_kwh": 0.5})
+        tenant = env["res.partner"].create({"name": "E2E new tenant", "is_tenant": True})
+        meter = env["smartpm.meter"].create(
+            {
+                "serial_number": serial,
+                "host": "127.0.0.1",
+                "port": fleet.port_of(serial),
+                "state": "active",
+                "tenant_id": tenant.id,
+                "tariff_id": tariff.id,
+                **{k: vendor[k] for k in ("auth_key", "encryption_key", "token_key")},
+            }
+        )
+        assert (meter.auth, meter.client_address, meter.system_title) == ("hls_gmac", 1, False)
+        purchase = vend(env, meter, 10.0, "backoffice", f"E2E-NEW-{os.getpid()}")
+        ids = {"purchase": purchase.id, "meter": meter.id, "tariff": tariff.id}
+        ids |= {"user": user.id, "tenant": tenant.id, "login": user.login}
+    try:
+        with _odoo_server(db) as url:
+            assert _run_bridge_until(
+                db,
+                ids["login"],
+                key,
+                url,
+                lambda: _purchase_state(registry, ids)[0] == "delivered",
+                timeout=60,
+            ), _purchase_state(registry, ids)
+        assert model.credit_wh == 23000  # 10.00 at 0.50 = 20 kWh on top of 3
+        assert model.log_events("fraud") == []
+        with registry.cursor() as cr:
+            cr.execute(
+                "SELECT invocation_counter FROM smartpm_meter WHERE id = %s", (ids["meter"],)
+            )
+            assert cr.fetchone()[0] >= model.client_invocation_counter  # Odoo starts above
+    finally:
+        _cleanup(registry, ids)

@@ -11,6 +11,9 @@ ALARM_TYPES = [
     ("load_trip", "Load trip"),
     ("comm_lost", "Communication lost"),
     ("energy_imbalance", "Energy imbalance"),
+    # the meter refused a credit token (fraud log, docs/meter-contract.md)
+    ("token_forged", "Forged credit token"),
+    ("token_other_meter", "Credit token of another meter"),
 ]
 # Routine prepayment events: kept as alarms for the trail, but nobody has to act on them.
 ROUTINE_TYPES = {"low_credit", "zero_credit"}
@@ -128,13 +131,32 @@ class SmartpmAlarm(models.Model):
         )
         seen = set(self.env.cr.fetchall())
         fresh = []
+        descriptions = self._get_event_descriptions()
         for alarm in alarms:
             key = (alarm["meter_id"], alarm["alarm_type"], alarm["meter_time"])
             if key not in seen:
                 seen.add(key)
+                if not alarm.get("description") and alarm["alarm_type"] in descriptions:
+                    alarm = {**alarm, "description": descriptions[alarm["alarm_type"]]}
                 fresh.append(alarm)
         self.create(fresh)
         return len(fresh)
+
+    def _get_event_descriptions(self):
+        """What the owner should know of an alarm type raised from a meter's event, where
+        the type's name does not say it all."""
+        return {
+            "token_forged": self.env._(
+                "The meter refused a credit token that was not signed with its token key: "
+                "a forged or altered token, or the token key held in Odoo is not the "
+                "meter's. No credit was added."
+            ),
+            "token_other_meter": self.env._(
+                "The meter refused a credit token minted for another meter: check the "
+                "meter's connection (host, port) in Odoo, or someone entered another "
+                "meter's token. No credit was added."
+            ),
+        }
 
     def _get_manager_user(self):
         """The property manager: the site's, else the company's alarm recipient."""

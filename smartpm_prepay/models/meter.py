@@ -10,6 +10,8 @@ HEX_TITLE_RE = re.compile(r"^[0-9A-F]{16}$")
 # Only the owner sees meter secrets; a bridge gets a meter's association keys only inside
 # the jobs it claimed (_prepare_bridge_values, in sudo), and never the token key.
 SECRET_GROUPS = "smartpm_prepay.group_manager"
+PUBLIC_CLIENT = 16  # DLMS public client: never authenticates
+MANAGEMENT_CLIENT = 1
 
 
 class SmartpmMeter(models.Model):
@@ -74,14 +76,25 @@ class SmartpmMeter(models.Model):
     )
     device = fields.Char(string="Serial device", help="For example /dev/ttyUSB0.")
     baudrate = fields.Integer(default=9600)
-    client_address = fields.Integer(default=16, help="16 = public client, 1 = management.")
+    # Prepaid meters are locked: credit, relay, thresholds and clock need the management
+    # client with HLS-GMAC (docs/meter-contract.md), so a new meter starts there, with
+    # random keys, and the owner enters the vendor's keys.
+    client_address = fields.Integer(
+        default=MANAGEMENT_CLIENT,
+        help="DLMS client address of the association Odoo's bridges use: 1 = management "
+        "(needed for credit and relay commands), 16 = public client (no authentication, "
+        "identification only).",
+    )
     server_logical_address = fields.Integer(default=1)
     server_physical_address = fields.Integer(default=17)
     auth = fields.Selection(
         [("none", "None"), ("lls", "Low (password)"), ("hls_gmac", "High (HLS-GMAC)")],
         string="Authentication",
-        default="none",
+        default="hls_gmac",
         required=True,
+        help="HLS-GMAC (security suite 0, authenticated and encrypted APDUs) with the "
+        "meter's authentication and encryption keys: what locked prepaid meters require to "
+        "take credit and relay commands. Low (password) and None can only read.",
     )
     auth_password = fields.Char(string="LLS password", groups=SECRET_GROUPS, copy=False)
     # Keys: random for each new meter unless the owner enters the vendor's (issue 14).
@@ -105,7 +118,12 @@ class SmartpmMeter(models.Model):
         help="AES-128 key the meter checks credit tokens with (16 bytes in hex). Odoo signs "
         "every credit token with it; bridges never see it.",
     )
-    system_title = fields.Char(string="Client system title (hex)", groups=SECRET_GROUPS)
+    system_title = fields.Char(
+        string="Meter system title (hex)",
+        groups=SECRET_GROUPS,
+        help="The meter's own 8-byte system title (HLS-GMAC), from its nameplate or the "
+        "vendor's key sheet. Optional: the meter sends it when the bridge associates.",
+    )
     invocation_counter = fields.Integer(
         groups=SECRET_GROUPS,
         copy=False,
@@ -289,7 +307,9 @@ class SmartpmMeter(models.Model):
                 if not (0 <= value <= 0x3FFF):
                     raise ValidationError(_("DLMS server addresses must be between 0 and 16383."))
 
-    @api.constrains("auth", "auth_password", "auth_key", "encryption_key", "system_title")
+    @api.constrains(
+        "auth", "auth_password", "auth_key", "encryption_key", "system_title", "client_address"
+    )
     def _check_auth(self):
         for meter in self.sudo():
             if meter.auth == "lls" and not meter.auth_password:
@@ -299,22 +319,46 @@ class SmartpmMeter(models.Model):
                         serial=meter.serial_number,
                     )
                 )
+            if meter.auth != "none" and meter.client_address == PUBLIC_CLIENT:
+                raise ValidationError(
+                    _(
+                        "Meter %(serial)s: the public client (16) never authenticates; "
+                        "%(auth)s uses the management client (usually 1).",
+                        serial=meter.serial_number,
+                        auth=dict(meter._fields["auth"]._description_selection(self.env))[
+                            meter.auth
+                        ],
+                    )
+                )
             if meter.auth == "hls_gmac":
-                for key in (meter.auth_key, meter.encryption_key):
+                for fname in ("auth_key", "encryption_key"):
+                    key = meter[fname]
                     if not HEX_KEY_RE.match((key or "").upper()):
                         raise ValidationError(
                             _(
-                                "Meter %(serial)s: HLS-GMAC keys are 32 hexadecimal digits.",
+                                "Meter %(serial)s: HLS-GMAC needs the meter's %(key)s, "
+                                "32 hexadecimal digits (16 bytes); %(problem)s.",
                                 serial=meter.serial_number,
+                                key=meter._fields[fname]._description_string(self.env),
+                                problem=_("it is %(len)s characters long", len=len(key))
+                                if key
+                                else _("it is empty"),
                             )
                         )
-                if not HEX_TITLE_RE.match((meter.system_title or "").upper()):
+                if meter.system_title and not HEX_TITLE_RE.match(meter.system_title.upper()):
                     raise ValidationError(
                         _(
-                            "Meter %(serial)s: the system title is 16 hexadecimal digits.",
+                            "Meter %(serial)s: the meter system title is 16 hexadecimal "
+                            "digits (8 bytes), or empty to take the one the meter sends.",
                             serial=meter.serial_number,
                         )
                     )
+
+    @api.onchange("auth")
+    def _onchange_auth(self):
+        """Authenticated associations are the management client's, not the public one's."""
+        if self.auth != "none" and self.client_address == PUBLIC_CLIENT:
+            self.client_address = MANAGEMENT_CLIENT
 
     # ---------------------------------------------------------------- create / write
     @api.model
@@ -328,6 +372,10 @@ class SmartpmMeter(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         vals_list = [self._normalize_vals(dict(v)) for v in vals_list]
+        for vals in vals_list:
+            # a meter declared without authentication is read as the public client
+            if vals.get("auth") == "none":
+                vals.setdefault("client_address", PUBLIC_CLIENT)
         self._check_serials_free(vals_list)
         now = fields.Datetime.now()
         for vals in vals_list:

@@ -1,3 +1,5 @@
+from lxml import etree
+
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, new_test_user, tagged
 
@@ -81,6 +83,34 @@ class TestAccess(SmartpmCase):
         manager = self._meters_as(self.manager).browse(self.meter_alice.id)
         self.assertEqual((manager.auth_key, manager.encryption_key), (SECRET, SECRET))
         self.assertEqual(len(manager.token_key), 32)
+
+    def _form_fields(self, user, view_xmlid):
+        """Names of the fields a user's form (get_view, as the web client loads it) holds,
+        with each field node's attributes."""
+        view = self.env.ref(view_xmlid)
+        arch = self.env[view.model].with_user(user).get_view(view.id, "form")
+        tree = etree.fromstring(arch["arch"])
+        return {node.get("name"): node.attrib for node in tree.iter("field")}
+
+    def test_meter_form_shows_the_keys_to_the_manager_only(self):
+        secrets_ = {"auth_password", "auth_key", "encryption_key", "token_key", "system_title"}
+        for user in (self.cashier, self.operator):
+            fields_ = self._form_fields(user, "smartpm_prepay.view_meter_form")
+            self.assertIn("serial_number", fields_, user.login)  # the form itself is there
+            self.assertFalse(secrets_ & set(fields_), user.login)
+        fields_ = self._form_fields(self.manager, "smartpm_prepay.view_meter_form")
+        self.assertLessEqual(secrets_, set(fields_))
+        for name in ("auth_key", "encryption_key", "token_key"):
+            self.assertEqual(fields_[name].get("password"), "True", name)
+        self.assertNotIn("invisible", fields_["token_key"])  # whatever the association
+
+    def test_purchase_form_shows_the_token_to_the_manager_only(self):
+        for user in (self.cashier, self.operator):
+            fields_ = self._form_fields(user, "smartpm_prepay.view_credit_purchase_form")
+            self.assertIn("transfer_number", fields_, user.login)
+            self.assertNotIn("token", fields_, user.login)
+        fields_ = self._form_fields(self.manager, "smartpm_prepay.view_credit_purchase_form")
+        self.assertIn("token", fields_)
 
     def test_bridge_cannot_write_meters(self):
         meter = self._meters_as(self.bridge).browse(self.meter_alice.id)

@@ -1,8 +1,11 @@
 from datetime import date, timedelta
 
+from lxml import etree
+
 from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
+from odoo.tools.safe_eval import safe_eval
 
 from ..services import job_queue
 from .stats_common import StatsCase
@@ -47,6 +50,35 @@ class TestAlarmWorkflow(StatsCase):
         alarms = self._events([event])
         self.assertEqual(len(alarms), 1)
         self.assertEqual(alarms.alarm_type, "over_current")
+
+    def test_refused_credit_tokens_become_fraud_alarms_once(self):
+        """Fraud events 93 (token MAC invalid) and 94 (another meter's token) are alarms the
+        manager must look at; the same batch sent again adds nothing."""
+        batch = [
+            {"log": "fraud", "code": 93, "time": "2026-11-22T08:00:00Z"},
+            {"log": "fraud", "code": 94, "time": "2026-11-22T08:01:00Z"},
+            {"log": "standard", "code": 69, "time": "2026-11-22T08:02:00Z"},  # replay: routine
+        ]
+        alarms = self._events(batch)
+        self.assertEqual(sorted(alarms.mapped("alarm_type")), ["token_forged", "token_other_meter"])
+        forged = alarms.filtered(lambda a: a.alarm_type == "token_forged")
+        self.assertEqual(forged.event_code, 93)
+        self.assertEqual(forged.display_name, "Forged credit token - ALM-1")
+        self.assertIn("not signed with its token key", forged.description)
+        self.assertEqual(forged.activity_ids.user_id, self.manager_user)
+        self.assertIn("ALM-1", forged.activity_ids.summary)
+        other = alarms - forged
+        self.assertEqual(other.display_name, "Credit token of another meter - ALM-1")
+        self.assertEqual(other.activity_ids.user_id, self.manager_user)
+
+        again = self._events(batch)
+        self.assertEqual(again, alarms)
+        self.assertEqual(len(again.activity_ids), 2)
+        # the alarm list's "Tampering and theft" filter shows them
+        arch = etree.fromstring(self.env.ref("smartpm_prepay.view_alarm_search").arch)
+        theft = safe_eval(arch.xpath("//filter[@name='filter_theft']")[0].get("domain"))
+        found = self.env["smartpm.alarm"].search([("meter_id", "=", self.meter.id)] + theft)
+        self.assertEqual(found, alarms)
 
     def test_low_credit_gets_no_todo(self):
         alarms = self._events([{"log": "standard", "code": 64, "time": "2026-11-20T08:00:00Z"}])

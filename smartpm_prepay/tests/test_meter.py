@@ -144,6 +144,93 @@ class TestMeter(SmartpmCase):
         )
         self.assertEqual(meter.auth, "hls_gmac")
 
+    def test_new_meter_is_the_management_client_with_hls_and_random_keys(self):
+        """Locked meters take commands only through HLS-GMAC on the management client: a
+        meter created with its link only is configured so, and what the bridge gets for it
+        holds the keys (the meter's system title comes from the meter itself)."""
+        meter = self._meter("NEW-1")
+        self.assertEqual((meter.auth, meter.client_address), ("hls_gmac", 1))
+        self.assertFalse(meter.system_title)
+        bridge = meter.sudo()._prepare_bridge_values()
+        self.assertEqual((bridge["auth"], bridge["client_address"]), ("hls_gmac", 1))
+        self.assertEqual(bridge["auth_key"], meter.sudo().auth_key)
+        self.assertEqual(bridge["encryption_key"], meter.sudo().encryption_key)
+        self.assertRegex(bridge["auth_key"], r"^[0-9A-F]{32}$")
+        self.assertNotEqual(bridge["auth_key"], bridge["encryption_key"])
+        self.assertIsNone(bridge["system_title"])
+        self.assertEqual(bridge["invocation_counter"], 0)
+        self.assertNotIn("token_key", bridge)
+
+    def test_vendor_keys_entered_make_the_meter_commandable(self):
+        vendor = {
+            "auth_key": "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf",
+            "encryption_key": "000102030405060708090A0B0C0D0E0F",
+        }
+        meter = self._meter("NEW-2", **vendor)
+        bridge = meter.sudo()._prepare_bridge_values()
+        self.assertEqual(bridge["auth_key"].upper(), vendor["auth_key"].upper())
+        self.assertEqual(bridge["encryption_key"], vendor["encryption_key"])
+        self.assertEqual((bridge["auth"], bridge["client_address"]), ("hls_gmac", 1))
+
+    def test_meter_without_authentication_is_the_public_client(self):
+        meter = self._meter("PUB-1", auth="none")
+        self.assertEqual(meter.client_address, 16)
+
+    def test_hls_without_a_key_is_refused_naming_the_meter_and_the_key(self):
+        meter = self._meter("HLS-3")
+        before = meter.sudo().read(["auth_key", "encryption_key"])[0]
+        with (
+            self.assertRaisesRegex(
+                ValidationError, r"^Meter HLS-3: HLS-GMAC needs the meter's Authentication key"
+            ) as err,
+            self.cr.savepoint(),
+        ):
+            meter.write({"auth_key": False})
+        self.assertIn("it is empty", str(err.exception))
+        with (
+            self.assertRaisesRegex(
+                ValidationError, r"Meter HLS-3: .*Encryption key.*12 characters long"
+            ),
+            self.cr.savepoint(),
+        ):
+            meter.write({"encryption_key": "000102030405"})
+        with self.assertRaisesRegex(ValidationError, "Meter HLS-4: HLS-GMAC needs"):
+            self._meter("HLS-4", encryption_key="")
+        self.assertEqual(meter.sudo().read(["auth_key", "encryption_key"])[0], before)
+
+    def test_authentication_on_the_public_client_is_refused(self):
+        meter = self._meter("HLS-5")
+        with (
+            self.assertRaisesRegex(
+                ValidationError, r"^Meter HLS-5: the public client \(16\) never authenticates"
+            ),
+            self.cr.savepoint(),
+        ):
+            meter.client_address = 16
+        self.assertEqual(meter.client_address, 1)
+        with self.assertRaisesRegex(ValidationError, "Meter LLS-2: the public client"):
+            self._meter("LLS-2", auth="lls", auth_password="secret12", client_address=16)
+
+    def test_system_title_is_optional_but_checked_when_given(self):
+        meter = self._meter("TITLE-1")
+        with self.assertRaisesRegex(ValidationError, "Meter TITLE-1: the meter system title"):
+            meter.system_title = "SIM00001"
+        meter.system_title = "53494d3030303031"
+        self.assertEqual(meter.sudo()._prepare_bridge_values()["system_title"], "53494d3030303031")
+
+    def test_choosing_authentication_in_the_form_moves_off_the_public_client(self):
+        form = Form(self.env["smartpm.meter"])
+        form.serial_number = "FORM-HLS"
+        form.host = "127.0.0.1"
+        form.port = 4100
+        self.assertEqual((form.auth, form.client_address), ("hls_gmac", 1))
+        form.auth = "none"
+        form.client_address = 16
+        form.auth = "hls_gmac"
+        self.assertEqual(form.client_address, 1)
+        meter = form.save()
+        self.assertEqual((meter.auth, meter.client_address), ("hls_gmac", 1))
+
     def test_thresholds_are_consistent(self):
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.cr.savepoint():
             self._meter("THR-1", low_credit_kwh=1.0, trip_kwh=2.0)

@@ -5,3 +5,4 @@ from . import test_tenant_journey
 from . import test_cashier_journey
 from . import test_owner_journey
 from . import test_demo_tokens
+from . import test_demo_key_views
