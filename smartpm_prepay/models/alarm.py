@@ -17,6 +17,16 @@ ALARM_TYPES = [
 ]
 # Routine prepayment events: kept as alarms for the trail, but nobody has to act on them.
 ROUTINE_TYPES = {"low_credit", "zero_credit"}
+# Tampering and theft: the dashboard's theft count (the alarm list's "Tampering and theft"
+# filter lists the same types)
+THEFT_TYPES = (
+    "cover_open",
+    "reverse_connection",
+    "over_current",
+    "energy_imbalance",
+    "token_forged",
+    "token_other_meter",
+)
 OPEN_STATES = ("new", "acknowledged")
 
 

@@ -4,6 +4,8 @@ import pytz
 
 from odoo import _, api, fields, models
 
+from .alarm import THEFT_TYPES
+
 PURCHASE_MODEL = "smartpm.credit.purchase"
 SOLD_STATES = ("paid", "queued", "delivered")
 CHART_DAYS = 30  # the charts show the last 30 local days, today included
@@ -77,14 +79,7 @@ class SmartpmDashboard(models.TransientModel):
             ]
             dash.alarms_open = Alarm.search_count(open_alarms)
             dash.alarms_theft = Alarm.search_count(
-                open_alarms
-                + [
-                    (
-                        "alarm_type",
-                        "in",
-                        ("cover_open", "reverse_connection", "over_current", "energy_imbalance"),
-                    )
-                ]
+                open_alarms + [("alarm_type", "in", THEFT_TYPES)]
             )
             consumed = self.env["smartpm.consumption.daily"]._read_group(
                 [

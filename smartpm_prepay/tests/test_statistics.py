@@ -1,8 +1,12 @@
 from datetime import date
 
+from lxml import etree
+
 from odoo import fields
 from odoo.tests import new_test_user, tagged
+from odoo.tools.safe_eval import safe_eval
 
+from ..models.alarm import THEFT_TYPES
 from ..services import job_queue
 from .stats_common import StatsCase
 
@@ -36,6 +40,22 @@ class TestOwnerDashboard(StatsCase):
         self.assertEqual(after.meters_offline, offline + 1)
         self.assertEqual(after.alarms_open, alarms + 1)
         self.assertEqual(after.alarms_theft, before.alarms_theft + 1)
+
+    def test_dashboard_counts_forged_tokens_as_theft(self):
+        before = self._dashboard().alarms_theft
+        for alarm_type in ("token_forged", "token_other_meter"):
+            self.env["smartpm.alarm"].create(
+                {
+                    "meter_id": self.meter.id,
+                    "alarm_type": alarm_type,
+                    "meter_time": fields.Datetime.now(),
+                }
+            )
+        self.assertEqual(self._dashboard().alarms_theft, before + 2)
+        # the alarm list's filter counts the same alarms
+        view = self.env.ref("smartpm_prepay.view_alarm_search")
+        domain = etree.fromstring(view.arch).find(".//filter[@name='filter_theft']").get("domain")
+        self.assertEqual(set(safe_eval(domain)[0][2]), set(THEFT_TYPES))
 
     def test_dashboard_sums_this_months_consumption(self):
         before = self._dashboard().consumed_month_kwh
