@@ -1,6 +1,25 @@
 /** @odoo-module **/
 import { registry } from "@web/core/registry";
 
+// The payment form's steps with Odoo's demo provider (a card number it accepts).
+const payWithTheDemoProvider = () => [
+    {
+        content: "Choose the demo provider",
+        trigger: "input[name=o_payment_radio]",
+        run: "click",
+    },
+    {
+        content: "Card details (demo)",
+        trigger: "#customer_input",
+        run: "edit 4242424242424242",
+    },
+    {
+        content: "Pay",
+        trigger: "button[name=o_payment_submit_button]:enabled",
+        run: "click",
+    },
+];
+
 // A tenant buys credit for a meter with the demo payment provider, lands back on the meter
 // page and sees the purchase on its way to the meter.
 registry.category("web_tour.tours").add("smartpm_portal_buy_credit", {
@@ -21,21 +40,7 @@ registry.category("web_tour.tours").add("smartpm_portal_buy_credit", {
             trigger: ".o_smartpm_buy_form button[type=submit]",
             run: "click",
         },
-        {
-            content: "Choose the demo provider",
-            trigger: "input[name=o_payment_radio]",
-            run: "click",
-        },
-        {
-            content: "Card details (demo)",
-            trigger: "#customer_input",
-            run: "edit 4242424242424242",
-        },
-        {
-            content: "Pay",
-            trigger: "button[name=o_payment_submit_button]:enabled",
-            run: "click",
-        },
+        ...payWithTheDemoProvider(),
         {
             content: "Back on the meter page, the purchase is being delivered",
             trigger: ".o_smartpm_purchases .o_smartpm_state:contains(Delivering)",
@@ -117,21 +122,7 @@ registry.category("web_tour.tours").add("smartpm_tenant_journey", {
             content: "The price of these kWh is shown before paying",
             trigger: "#o_payment_summary_price:contains(kWh at)",
         },
-        {
-            content: "Choose the demo provider",
-            trigger: "input[name=o_payment_radio]",
-            run: "click",
-        },
-        {
-            content: "Card details (demo)",
-            trigger: "#customer_input",
-            run: "edit 4242424242424242",
-        },
-        {
-            content: "Pay",
-            trigger: "button[name=o_payment_submit_button]:enabled",
-            run: "click",
-        },
+        ...payWithTheDemoProvider(),
         {
             content: "Back on the meter page, the new purchase has its CP number",
             trigger: ".o_smartpm_purchases .o_smartpm_purchase:first .o_smartpm_purchase_ref:contains(CP)",
