@@ -87,6 +87,11 @@ _BUSY_METERS_SQL = """
 CLAIM_SCAN_CHUNK = 500
 
 
+# Invocation counters reserved per claimed HLS-GMAC job: more than one job's association
+# uses (a report of a higher counter raises the meter's stored one further).
+INVOCATION_COUNTER_RESERVE = 1000
+
+
 def claim(env, bridge_id, limit, lease_seconds):
     """Lease up to ``limit`` due jobs to ``bridge_id``, at most one per meter and none for a
     meter that already has a job under a live lease (a meter takes one association at a
@@ -150,16 +155,24 @@ def claim(env, bridge_id, limit, lease_seconds):
               FROM due WHERE j.id = due.id
             RETURNING j.id, j.meter_id
         ), touched AS (
+            -- HLS-GMAC: the job's association starts above a block of invocation counters
+            -- reserved here, so a bridge that dies before reporting the counters it used
+            -- never makes the next association a replay the meter refuses
             UPDATE smartpm_meter m
-               SET job_claimed_at = (clock_timestamp() at time zone 'utc')
+               SET job_claimed_at = (clock_timestamp() at time zone 'utc'),
+                   invocation_counter = CASE WHEN m.auth = 'hls_gmac'
+                       THEN COALESCE(m.invocation_counter, 0) + %s
+                       ELSE m.invocation_counter END
              WHERE m.id = ANY(ARRAY(SELECT meter_id FROM claimed))
         )
         SELECT id, meter_id FROM claimed
         """,
-        (meter_ids, bridge_id, lease_seconds, env.uid),
+        (meter_ids, bridge_id, lease_seconds, env.uid, INVOCATION_COUNTER_RESERVE),
     )
     rows = env.cr.fetchall()
-    env["smartpm.meter"].browse([row[1] for row in rows]).invalidate_recordset(["job_claimed_at"])
+    env["smartpm.meter"].browse([row[1] for row in rows]).invalidate_recordset(
+        ["job_claimed_at", "invocation_counter"]
+    )
     ids = [row[0] for row in rows]
     jobs = env["smartpm.meter.job"].sudo().browse(ids)
     jobs.invalidate_recordset()

@@ -198,14 +198,31 @@ class TestJobQueue(SmartpmCase):
         self.assertEqual(self.meter.state, "active")
 
     def test_invocation_counter_only_grows(self):
-        for counter in (50, 20):
-            job = self._job()
-            self.Job.claim("b1", 1, 60)
-            self.Job.complete(job.id, "b1", {"invocation_counter": counter})
-        self.assertEqual(self.meter.sudo().invocation_counter, 50)
+        reserve = job_queue.INVOCATION_COUNTER_RESERVE
+        job = self._job()
+        handed = self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"]
+        # a job that used more counters than its reserved block raises the stored one
+        self.Job.complete(job.id, "b1", {"invocation_counter": handed + reserve + 50})
+        self.assertEqual(self.meter.sudo().invocation_counter, handed + reserve + 50)
+        job = self._job()
+        second = self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"]
+        self.assertEqual(second, handed + 2 * reserve + 50)
+        self.Job.complete(job.id, "b1", {"invocation_counter": 20})  # never lowered
+        self.assertEqual(self.meter.sudo().invocation_counter, second)
         self.assertEqual(self.Job.claim("b1", 1, 60), [])
-        self._job()
-        self.assertEqual(self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"], 50)
+
+    def test_a_crashed_bridges_counters_are_never_handed_out_again(self):
+        # the bridge uses counters above the one it was handed, then dies without a report:
+        # the next claim of the meter starts above every counter the dead one could use
+        self.assertEqual(self.meter.auth, "hls_gmac")
+        job = self._job()
+        first = self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"]
+        self._expire(job)
+        retry = self.Job.claim("b2", 1, 60)[0]
+        self.assertEqual(retry["id"], job.id)
+        self.assertGreaterEqual(
+            retry["meter"]["invocation_counter"], first + job_queue.INVOCATION_COUNTER_RESERVE
+        )
 
     def test_retryable_failure_backs_off_then_fails_after_last_attempt(self):
         job = self._job(max_attempts=3)

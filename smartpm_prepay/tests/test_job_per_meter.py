@@ -114,27 +114,33 @@ class TestJobPerMeter(SmartpmCase):
     def test_failed_job_keeps_the_invocation_counter_it_used(self):
         # HLS-GMAC: the meter refuses an association at or below a counter it has seen, so
         # the counters a failed job spent must reach the next job of the meter.
-        for counter in (70, 30):
-            job = self._job(self.m1)
-            self.Job.claim("b1", 1, 60)
-            self.Job.fail(job.id, "b1", "temporary-failure", False, counter)
-        self.assertEqual(self.m1.sudo().invocation_counter, 70)
+        reserve = job_queue.INVOCATION_COUNTER_RESERVE
+        job = self._job(self.m1)
+        handed = self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"]
+        used = handed + reserve + 70  # more than its reserved block
+        self.Job.fail(job.id, "b1", "temporary-failure", False, used)
+        job = self._job(self.m1)
+        self.Job.claim("b1", 1, 60)
+        self.Job.fail(job.id, "b1", "temporary-failure", False, 30)  # never lowered
+        self.assertEqual(self.m1.sudo().invocation_counter, used + reserve)
         self._job(self.m1)
-        self.assertEqual(self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"], 70)
+        self.assertEqual(
+            self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"], used + 2 * reserve
+        )
 
     def test_a_report_refused_for_a_lost_lease_still_keeps_its_counters(self):
         job = self._job(self.m1)
-        self.Job.claim("b1", 1, 60)
+        used = self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"] + 90
         answers = self.Job.report(
             "b2",  # not the holder: refused, yet the meter saw these counters
-            [{"job_id": job.id, "result": {"invocation_counter": 90, "credit_kwh": 1.0}}],
+            [{"job_id": job.id, "result": {"invocation_counter": used, "credit_kwh": 1.0}}],
         )
         self.assertFalse(answers[0]["ok"])
         self.assertEqual(job.state, "claimed")
-        self.assertEqual(self.m1.sudo().invocation_counter, 90)
+        self.assertEqual(self.m1.sudo().invocation_counter, used)
         self.assertNotEqual(self.m1.sudo().credit_kwh, 1.0)
         self.Job.report("b2", [{"job_id": job.id, "error": "late", "invocation_counter": 40}])
-        self.assertEqual(self.m1.sudo().invocation_counter, 90)  # never lowered
+        self.assertEqual(self.m1.sudo().invocation_counter, used)  # never lowered
 
     def test_fail_refuses_a_counter_that_is_not_an_integer(self):
         job = self._job(self.m1)
