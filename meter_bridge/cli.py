@@ -51,6 +51,13 @@ def _add_settings_options(parser):
     parser.add_argument("--config", metavar="FILE", help=f"config file (or ${CONFIG_ENV})")
     opts = parser.add_argument_group("settings (override file and environment)")
     opts.add_argument("--odoo-url", dest="odoo_url", metavar="URL")
+    opts.add_argument(
+        "--allow-insecure-http",
+        dest="allow_insecure_http",
+        action="store_true",
+        default=None,
+        help="accept a plain http:// Odoo URL on another host than loopback (lab only)",
+    )
     opts.add_argument("--db", metavar="NAME")
     opts.add_argument("--login", metavar="LOGIN")
     opts.add_argument(

@@ -13,9 +13,11 @@ field names below; an unknown key is an error so that typos do not pass silently
 """
 
 import configparser
+import ipaddress
 import os
 import socket
 from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
 
 SECTION = "meter_bridge"
 CONFIG_ENV = "MB_CONFIG"
@@ -34,6 +36,14 @@ def default_bridge_id():
 # key, env var, type, default (None = required), help text (used by --help).
 SPEC = [
     ("odoo_url", "MB_ODOO_URL", str, None, "Odoo base URL, e.g. https://odoo.example.com"),
+    (
+        "allow_insecure_http",
+        "MB_ALLOW_INSECURE_HTTP",
+        bool,
+        False,
+        "accept a plain http:// Odoo URL on another host than loopback (the API key and "
+        "the meters' keys would cross the network unencrypted; for a lab only)",
+    ),
     ("db", "MB_ODOO_DB", str, None, "Odoo database name"),
     ("login", "MB_ODOO_LOGIN", str, None, "login of the Odoo user in the Bridge API group"),
     ("api_key", "MB_ODOO_API_KEY", str, None, "API key of that user (used as its password)"),
@@ -93,6 +103,7 @@ class Settings:
     db: str
     login: str
     api_key: str
+    allow_insecure_http: bool = False
     bridge_id: str = ""
     concurrency: int = 8
     prefetch: int = 0
@@ -117,6 +128,20 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["api_key"] = "***" if self.api_key else ""
         return out
+
+
+def is_loopback_url(url):
+    """True for a URL naming this machine: localhost, 127.0.0.0/8 or ::1."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def read_config_file(path):
@@ -148,9 +173,20 @@ def read_config_file(path):
     return dict(parser.items(SECTION))
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
 def _convert(key, typ, raw, source):
     if typ is str:
         return str(raw).strip()
+    if typ is bool:
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in TRUE_WORDS + FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ValueError(f"{key}: {raw!r} is not a yes/no value ({source})")
     if isinstance(raw, bool):
         raise ValueError(f"{key}: {raw!r} is not a number ({source})")
     try:
@@ -173,6 +209,14 @@ def _check(values, sources):
     url = values.get("odoo_url") or ""
     if url and not url.startswith(("http://", "https://")):
         bad("odoo_url", f"{url!r} must start with http:// or https://")
+    elif url.startswith("http://") and not is_loopback_url(url):
+        if not values["allow_insecure_http"]:
+            bad(
+                "odoo_url",
+                f"{url!r} is plain HTTP to another host than loopback: the API key and the "
+                "meters' keys in claimed jobs would cross the network unencrypted; use "
+                "https:// (or set allow_insecure_http / --allow-insecure-http for a lab)",
+            )
     ranges = {
         "concurrency": (1, 256),
         "prefetch": (0, 1000),

@@ -10,7 +10,7 @@ from meter_bridge.config import ConfigError, load_settings
 pytestmark = pytest.mark.timeout(10)
 
 REQUIRED_ENV = {
-    "MB_ODOO_URL": "http://odoo.test:8069/",
+    "MB_ODOO_URL": "https://odoo.test:8069/",
     "MB_ODOO_DB": "smartpm",
     "MB_ODOO_LOGIN": "bridge@example.com",
     "MB_ODOO_API_KEY": "k3y",
@@ -25,7 +25,7 @@ def write(tmp_path, name, text):
 
 def test_defaults_apply_when_only_required_settings_are_given():
     s = load_settings(env=REQUIRED_ENV)
-    assert s.odoo_url == "http://odoo.test:8069"  # trailing slash dropped
+    assert s.odoo_url == "https://odoo.test:8069"  # trailing slash dropped
     assert (s.concurrency, s.lease_seconds, s.log_format, s.log_level) == (8, 120, "json", "INFO")
     assert s.bridge_id == f"{socket.gethostname()}-{os.getpid()}"
 
@@ -66,7 +66,7 @@ def test_config_file_path_can_come_from_mb_config(tmp_path):
         "bridge.toml",
         """
 [meter_bridge]
-odoo_url = "http://toml.test"
+odoo_url = "https://toml.test"
 db = "tomldb"
 login = "bridge"
 api_key = "secret"
@@ -80,7 +80,7 @@ log_format = "text"
 
 def test_missing_required_settings_are_all_named_with_their_env_var():
     with pytest.raises(ConfigError) as info:
-        load_settings(env={"MB_ODOO_URL": "http://x"})
+        load_settings(env={"MB_ODOO_URL": "https://x"})
     text = str(info.value)
     for key, env in (
         ("db", "MB_ODOO_DB"),
@@ -136,3 +136,82 @@ def test_bad_value_in_config_file_names_the_file(tmp_path):
 
 def test_redacted_settings_hide_the_api_key():
     assert load_settings(env=REQUIRED_ENV).redacted()["api_key"] == "***"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://odoo.example.com",
+        "http://10.0.0.5:8069",
+        "http://127.0.0.1.example.com",
+        "http://localhost.evil.example:8069",
+    ],
+)
+def test_plain_http_to_another_host_is_refused(url):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={**REQUIRED_ENV, "MB_ODOO_URL": url})
+    text = str(info.value)
+    assert f"odoo_url: {url!r} is plain HTTP to another host than loopback" in text
+    assert "--allow-insecure-http" in text
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8069", "http://127.0.0.2", "http://localhost:8069", "http://[::1]:8069"],
+)
+def test_plain_http_to_loopback_is_accepted(url):
+    assert load_settings(env={**REQUIRED_ENV, "MB_ODOO_URL": url}).odoo_url == url
+
+
+def test_plain_http_elsewhere_only_when_told_so(tmp_path):
+    env = {**REQUIRED_ENV, "MB_ODOO_URL": "http://odoo.lab:8069"}
+    for told in (
+        {"env": {**env, "MB_ALLOW_INSECURE_HTTP": "yes"}},
+        {"env": env, "overrides": {"allow_insecure_http": True}},
+        {
+            "env": env,
+            "config_path": write(tmp_path, "b.ini", "[meter_bridge]\nallow_insecure_http = on\n"),
+        },
+        {
+            "env": env,
+            "config_path": write(
+                tmp_path, "b.toml", "[meter_bridge]\nallow_insecure_http = true\n"
+            ),
+        },
+    ):
+        s = load_settings(**told)
+        assert (s.odoo_url, s.allow_insecure_http) == ("http://odoo.lab:8069", True)
+    assert load_settings(env=REQUIRED_ENV).allow_insecure_http is False
+    with pytest.raises(ConfigError, match="allow_insecure_http: 'perhaps' is not a yes/no value"):
+        load_settings(env={**env, "MB_ALLOW_INSECURE_HTTP": "perhaps"})
+    with pytest.raises(ConfigError, match="plain HTTP"):
+        load_settings(env={**env, "MB_ALLOW_INSECURE_HTTP": "0"})
+
+
+def test_cli_flag_allows_insecure_http():
+    from meter_bridge import cli
+
+    args = cli.build_parser().parse_args(
+        ["check", "--odoo-url", "http://odoo.lab", "--db", "d", "--login", "l", "--api-key", "k"]
+    )
+    with pytest.raises(ConfigError, match="plain HTTP"):
+        cli._load(args)
+    args = cli.build_parser().parse_args(
+        [
+            "check",
+            "--odoo-url",
+            "http://odoo.lab",
+            "--db",
+            "d",
+            "--login",
+            "l",
+            "--api-key",
+            "k",
+            "--allow-insecure-http",
+        ]
+    )
+    assert cli._load(args).allow_insecure_http is True
+    assert (
+        "--allow-insecure-http"
+        in cli.build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    )
