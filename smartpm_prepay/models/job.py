@@ -2,6 +2,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..services import job_queue
+from .meter import BigInteger
 
 JOB_TYPES = [
     ("read", "Read"),
@@ -19,6 +20,8 @@ ENGINE_FIELDS = {
     "state",
     "attempt_count",
     "bridge_id",
+    "bridge_user_id",
+    "invocation_counter_limit",
     "lease_until",
     "result",
     "date_claimed",
@@ -66,6 +69,20 @@ class SmartpmMeterJob(models.Model):
     max_attempts = fields.Integer(default=5)
     next_attempt_at = fields.Datetime(default=fields.Datetime.now, required=True)
     bridge_id = fields.Char(readonly=True, help="Bridge holding (or last holding) the lease.")
+    bridge_user_id = fields.Many2one(
+        "res.users",
+        string="Bridge user",
+        readonly=True,
+        ondelete="set null",
+        help="Bridge API user whose bridge holds (or last held) the lease: only this user may "
+        "report, extend or release the job.",
+    )
+    invocation_counter_limit = BigInteger(
+        readonly=True,
+        groups="smartpm_prepay.group_manager",
+        help="Highest HLS-GMAC invocation counter the claim reserved for this job: a report of "
+        "a higher one is refused.",
+    )
     lease_until = fields.Datetime(readonly=True)
     date_claimed = fields.Datetime(readonly=True)
     date_done = fields.Datetime(readonly=True)
@@ -182,7 +199,7 @@ class SmartpmMeterJob(models.Model):
 
     @api.model
     def ingest(self, bridge_id, readings=None, events=None):
-        return job_queue.ingest(self._check_bridge().env, readings, events)
+        return job_queue.ingest_held(self._check_bridge().env, bridge_id, readings, events)
 
     @api.model
     def wait_for_jobs(self, timeout=25):

@@ -14,6 +14,13 @@ PUBLIC_CLIENT = 16  # DLMS public client: never authenticates
 MANAGEMENT_CLIENT = 1
 
 
+class BigInteger(fields.Integer):
+    """An integer in an int8 column: DLMS invocation counters are unsigned 32-bit (the
+    Green Book's security header carries 4 octets), beyond int4's 2**31 - 1."""
+
+    _column_type = ("int8", "int8")
+
+
 class SmartpmMeter(models.Model):
     _name = "smartpm.meter"
     _description = "Smart meter"
@@ -124,7 +131,7 @@ class SmartpmMeter(models.Model):
         help="The meter's own 8-byte system title (HLS-GMAC), from its nameplate or the "
         "vendor's key sheet. Optional: the meter sends it when the bridge associates.",
     )
-    invocation_counter = fields.Integer(
+    invocation_counter = BigInteger(
         groups=SECRET_GROUPS,
         copy=False,
         help="Highest HLS-GMAC invocation counter used; a new association continues above it.",
@@ -472,7 +479,8 @@ class SmartpmMeter(models.Model):
             "auth_key": self.auth_key or None,
             "encryption_key": self.encryption_key or None,
             "system_title": self.system_title or None,
-            "invocation_counter": self.invocation_counter or 0,
+            # a decimal string: uint32 counters pass XML-RPC's 32-bit signed <int>
+            "invocation_counter": str(self.invocation_counter or 0),
             "timeout_s": 10,
         }
 

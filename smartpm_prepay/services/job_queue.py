@@ -90,6 +90,8 @@ CLAIM_SCAN_CHUNK = 500
 # Invocation counters reserved per claimed HLS-GMAC job: more than one job's association
 # uses (a report of a higher counter raises the meter's stored one further).
 INVOCATION_COUNTER_RESERVE = 1000
+# DLMS invocation counters are unsigned 32-bit (4 octets of the security header).
+INVOCATION_COUNTER_MAX = 2**32 - 1
 
 
 def claim(env, bridge_id, limit, lease_seconds):
@@ -127,6 +129,8 @@ def claim(env, bridge_id, limit, lease_seconds):
     limit = max(1, min(int(limit), MAX_CLAIM))
     lease_seconds = max(1, min(int(lease_seconds), MAX_LEASE_S))
     env.flush_all()
+    _check_bridge_id_is_own(env, bridge_id)
+    _fail_expired_last_attempts(env)
     meter_ids = _lock_free_meters(env.cr, limit)
     if not meter_ids:
         return []
@@ -146,13 +150,22 @@ def claim(env, bridge_id, limit, lease_seconds):
             SELECT j.id FROM smartpm_meter_job j JOIN head ON head.id = j.id
                FOR NO KEY UPDATE OF j SKIP LOCKED
         ), claimed AS (
+            -- a job under an expired lease is taken back here, cron or not
             UPDATE smartpm_meter_job j
-               SET state = 'claimed', bridge_id = %s,
+               SET state = 'claimed', bridge_id = %s, bridge_user_id = %s,
                    lease_until = (clock_timestamp() at time zone 'utc') + make_interval(secs => %s),
                    attempt_count = COALESCE(j.attempt_count, 0) + 1,
+                   error = CASE WHEN j.state = 'claimed'
+                       THEN COALESCE(j.error || E'\n', '') || 'lease expired without a report from '
+                            || COALESCE(j.bridge_id, '?')
+                       ELSE j.error END,
+                   -- the counters this job may use: above the block the claim reserves
+                   -- (touched, below) and below the next claim's
+                   invocation_counter_limit = COALESCE(m.invocation_counter, 0)
+                       + CASE WHEN m.auth = 'hls_gmac' THEN 2 * %s ELSE %s END,
                    date_claimed = (clock_timestamp() at time zone 'utc'),
                    write_date = (clock_timestamp() at time zone 'utc'), write_uid = %s
-              FROM due WHERE j.id = due.id
+              FROM due, smartpm_meter m WHERE j.id = due.id AND m.id = j.meter_id
             RETURNING j.id, j.meter_id
         ), touched AS (
             -- HLS-GMAC: the job's association starts above a block of invocation counters
@@ -167,7 +180,16 @@ def claim(env, bridge_id, limit, lease_seconds):
         )
         SELECT id, meter_id FROM claimed
         """,
-        (meter_ids, bridge_id, lease_seconds, env.uid, INVOCATION_COUNTER_RESERVE),
+        (
+            meter_ids,
+            bridge_id,
+            env.uid,
+            lease_seconds,
+            INVOCATION_COUNTER_RESERVE,
+            INVOCATION_COUNTER_RESERVE,
+            env.uid,
+            INVOCATION_COUNTER_RESERVE,
+        ),
     )
     rows = env.cr.fetchall()
     env["smartpm.meter"].browse([row[1] for row in rows]).invalidate_recordset(
@@ -177,6 +199,60 @@ def claim(env, bridge_id, limit, lease_seconds):
     jobs = env["smartpm.meter.job"].sudo().browse(ids)
     jobs.invalidate_recordset()
     return [job._prepare_bridge_values() for job in jobs.sorted(lambda j: (j.priority, j.id))]
+
+
+def _check_bridge_id_is_own(env, bridge_id):
+    """A bridge id belongs to the user whose bridge holds jobs under it: another Bridge API
+    user may not claim under it (docs/job-protocol.md)."""
+    env.cr.execute(
+        """
+        SELECT 1 FROM smartpm_meter_job
+         WHERE state = 'claimed' AND bridge_id = %s
+           AND bridge_user_id IS DISTINCT FROM %s
+         LIMIT 1
+        """,
+        (bridge_id, env.uid),
+    )
+    if env.cr.fetchone():
+        raise UserError(
+            f"claim: bridge id {bridge_id!r} holds jobs of another Bridge API user; give "
+            "each bridge its own id"
+        )
+
+
+def _fail_expired_last_attempts(env):
+    """Jobs on their last attempt whose lease expired: failed here, as requeue_expired()
+    does, so that no job stays claimed for ever when the cron does not run. (Those with
+    attempts left are taken back by the claim itself, _DUE_SQL.) Rows another claimer
+    holds are skipped; a newer commit than our snapshot is left for the next claim."""
+    try:
+        with env.cr.savepoint(flush=False):
+            env.cr.execute(
+                """
+                UPDATE smartpm_meter_job j
+                   SET state = 'failed',
+                       error = COALESCE(j.error || E'\n', '')
+                               || 'lease expired without a report from '
+                               || COALESCE(j.bridge_id, '?'),
+                       lease_until = NULL,
+                       date_done = (clock_timestamp() at time zone 'utc')
+                 WHERE j.id IN (
+                       SELECT e.id FROM smartpm_meter_job e
+                        WHERE e.state = 'claimed'
+                          AND e.lease_until < (clock_timestamp() at time zone 'utc')
+                          AND e.attempt_count >= e.max_attempts
+                          FOR NO KEY UPDATE SKIP LOCKED)
+                RETURNING j.id
+                """,
+                log_exceptions=False,
+            )
+            ids = [row[0] for row in env.cr.fetchall()]
+    except psycopg2.errors.SerializationFailure:
+        return
+    if ids:
+        jobs = env["smartpm.meter.job"].sudo().with_context(smartpm_job_engine=True).browse(ids)
+        jobs.invalidate_recordset()
+        jobs._on_final_failure()
 
 
 def _lock_free_meters(cr, limit):
@@ -255,11 +331,11 @@ def _lock_held_job(env, job_id, bridge_id):
     env.cr.execute(
         """
         SELECT id FROM smartpm_meter_job
-         WHERE id = %s AND state = 'claimed' AND bridge_id = %s
+         WHERE id = %s AND state = 'claimed' AND bridge_id = %s AND bridge_user_id = %s
            AND lease_until >= (clock_timestamp() at time zone 'utc')
            FOR NO KEY UPDATE
         """,
-        (int(job_id), bridge_id),
+        (int(job_id), bridge_id, env.uid),
     )
     if not env.cr.fetchone():
         raise LeaseLost(
@@ -295,6 +371,7 @@ def complete(env, job_id, bridge_id, result):
 
 
 def _complete_locked(job, result, readings_out=None):
+    _check_result(job, result)
     job.write(
         {
             "state": "done",
@@ -314,18 +391,63 @@ def _keep_invocation_counter(meter, counter):
 
 
 def _checked_counter(counter):
-    if counter is not None and (isinstance(counter, bool) or not isinstance(counter, int)):
-        raise UserError("fail: invocation_counter must be an integer")
+    """An HLS-GMAC invocation counter from a bridge: an integer, or its decimal string (XML-RPC
+    carries no integer above 2**31 - 1), within uint32; None when absent."""
+    if counter is None:
+        return None
+    if isinstance(counter, str) and counter.isascii() and counter.isdigit():
+        counter = int(counter)
+    if isinstance(counter, bool) or not isinstance(counter, int):
+        raise UserError(f"invocation_counter must be an integer, not {str(counter)[:40]!r}")
+    if not 0 <= counter <= INVOCATION_COUNTER_MAX:
+        raise UserError(
+            f"invocation_counter {counter} is outside 0..{INVOCATION_COUNTER_MAX} (uint32)"
+        )
     return counter
+
+
+def _job_counter(job, counter):
+    """The checked counter of a report on ``job``: refused above the block its claim
+    reserved, which would lock every later association of the meter out."""
+    counter = _checked_counter(counter)
+    limit = job.sudo().invocation_counter_limit
+    if counter is not None and limit and counter > limit:
+        raise UserError(
+            f"job {job.id} (meter {job.meter_id.serial_number}): invocation counter {counter} "
+            f"is above the {limit} reserved for it; the report was refused"
+        )
+    return counter
+
+
+def _check_result(job, result):
+    """Refuse (UserError, before anything is written) a result that speaks for another meter
+    than the job's, or carries a counter outside the job's reserved block."""
+    _job_counter(job, result.get("invocation_counter"))
+    meter = job.meter_id
+    for key in ("readings", "events"):
+        items = result.get(key) or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise UserError(f"job {job.id}: {key} must be a list of objects")
+        for item in items:
+            other = [
+                str(item[k])
+                for k in ("meter_id", "serial_number", "meter")
+                if item.get(k) not in (None, False, "")
+                and str(item[k]) not in (str(meter.id), meter.serial_number)
+            ]
+            if other:
+                raise UserError(
+                    f"job {job.id} (meter {meter.serial_number}): its result names another "
+                    f"meter ({other[0][:40]}); the report was refused"
+                )
 
 
 def fail(env, job_id, bridge_id, error, retryable=True, invocation_counter=None):
     """``invocation_counter``: the last HLS-GMAC counter the failed job used (the bridge
     sends it when the job got as far as the association); kept like a result's, since the
     meter refuses any association that starts at or below a counter it has seen."""
-    invocation_counter = _checked_counter(invocation_counter)
     job = _lock_held_job(env, job_id, bridge_id)
-    answer = _fail_locked(job, error, retryable, invocation_counter)
+    answer = _fail_locked(job, error, retryable, _job_counter(job, invocation_counter))
     _notify_if_meters_have_more(env, job)
     return answer
 
@@ -354,11 +476,11 @@ def extend_lease(env, job_ids, bridge_id, lease_seconds):
         """
         UPDATE smartpm_meter_job
            SET lease_until = (clock_timestamp() at time zone 'utc') + make_interval(secs => %s)
-         WHERE id = ANY(%s) AND state = 'claimed' AND bridge_id = %s
+         WHERE id = ANY(%s) AND state = 'claimed' AND bridge_id = %s AND bridge_user_id = %s
            AND lease_until >= (clock_timestamp() at time zone 'utc')
         RETURNING id
         """,
-        (lease_seconds, ids, bridge_id),
+        (lease_seconds, ids, bridge_id, env.uid),
     )
     held = sorted(row[0] for row in env.cr.fetchall())
     env["smartpm.meter.job"].browse(held).invalidate_recordset()
@@ -376,10 +498,10 @@ def release(env, job_ids, bridge_id):
            SET state = 'pending', bridge_id = NULL, lease_until = NULL,
                attempt_count = GREATEST(attempt_count - 1, 0),
                next_attempt_at = (clock_timestamp() at time zone 'utc')
-         WHERE id = ANY(%s) AND state = 'claimed' AND bridge_id = %s
+         WHERE id = ANY(%s) AND state = 'claimed' AND bridge_id = %s AND bridge_user_id = %s
         RETURNING id
         """,
-        (ids, bridge_id),
+        (ids, bridge_id, env.uid),
     )
     released = sorted(row[0] for row in env.cr.fetchall())
     env["smartpm.meter.job"].browse(released).invalidate_recordset()
@@ -517,8 +639,8 @@ def apply_result(job, result, readings_out=None):
         vals["state"] = "disconnected"
     elif job.job_type == "reconnect" and meter.state == "disconnected":
         vals["state"] = "active"
-    counter = result.get("invocation_counter")
-    if isinstance(counter, int) and counter > (meter.invocation_counter or 0):
+    counter = _checked_counter(result.get("invocation_counter"))
+    if counter is not None and counter > (meter.invocation_counter or 0):
         vals["invocation_counter"] = counter
     # Only numbers are readings; other values (clock, names) stay in the job's result.
     readings = [
@@ -633,18 +755,50 @@ def ingest(env, readings, events):
     return {"readings": new_readings, "events": new_events}
 
 
+def ingest_held(env, bridge_id, readings, events):
+    """ingest() for a bridge: only readings and events of meters whose jobs ``bridge_id``
+    (of this user) holds under a live lease; otherwise the whole call is refused and
+    nothing is stored. An unknown meter and another bridge's get the same answer."""
+    readings, events = list(readings or []), list(events or [])
+    if not all(isinstance(i, dict) for i in readings + events):
+        raise UserError("ingest: readings and events must be objects")
+    env.flush_all()
+    env.cr.execute(
+        """
+        SELECT m.id, m.serial_number FROM smartpm_meter_job j
+          JOIN smartpm_meter m ON m.id = j.meter_id
+         WHERE j.state = 'claimed' AND j.bridge_id = %s AND j.bridge_user_id = %s
+           AND j.lease_until >= (clock_timestamp() at time zone 'utc')
+        """,
+        (bridge_id, env.uid),
+    )
+    held = env.cr.fetchall()
+    by_key = {str(mid): mid for mid, _s in held} | {serial: mid for mid, serial in held}
+    rows = []
+    for item in readings + events:
+        key = item.get("meter_id") or item.get("serial_number") or item.get("meter")
+        meter_id = by_key.get(str(key)) if key not in (None, False, "") else None
+        if not meter_id:
+            raise UserError(
+                f"ingest: meter {str(key)[:40]!r} has no job that bridge {bridge_id!r} holds; "
+                "nothing was stored"
+            )
+        rows.append(dict(item, meter_id=meter_id))
+    return ingest(env, rows[: len(readings)], rows[len(readings) :])
+
+
 def _lock_held_jobs(env, job_ids, bridge_id):
     """Lock the jobs ``bridge_id`` holds a live lease on, among ``job_ids``; return their ids."""
     env.flush_all()
     env.cr.execute(
         """
         SELECT id FROM smartpm_meter_job
-         WHERE id = ANY(%s) AND state = 'claimed' AND bridge_id = %s
+         WHERE id = ANY(%s) AND state = 'claimed' AND bridge_id = %s AND bridge_user_id = %s
            AND lease_until >= (clock_timestamp() at time zone 'utc')
          ORDER BY id
            FOR NO KEY UPDATE
         """,
-        (list(job_ids), bridge_id),
+        (list(job_ids), bridge_id, env.uid),
     )
     return {row[0] for row in env.cr.fetchall()}
 
@@ -692,7 +846,7 @@ def _report_batch(env, reports):
                 job,
                 report.get("error"),
                 report.get("retryable", True),
-                _checked_counter(report.get("invocation_counter")),
+                _job_counter(job, report.get("invocation_counter")),
             )
             answers.append({"job_id": job.id, "ok": True, **answer})
     if readings:
@@ -728,10 +882,17 @@ def _report_one(env, bridge_id, report):
 
 def _keep_counter_of_refused(env, job_id, report):
     """A refused report (lease lost) still tells which HLS-GMAC counters the meter saw:
-    keep them, or the meter refuses the next association as a replay."""
+    keep them, or the meter refuses the next association as a replay. Only from the user
+    whose bridge last held the job, and within the block its claim reserved."""
     result = report.get("result") if isinstance(report.get("result"), dict) else {}
     counter = report.get("invocation_counter", result.get("invocation_counter"))
-    if isinstance(job_id, int) and not isinstance(counter, bool):
-        job = env["smartpm.meter.job"].sudo().browse(job_id).exists()
-        if job:
-            _keep_invocation_counter(job.meter_id, counter)
+    if not isinstance(job_id, int) or counter is None:
+        return
+    job = env["smartpm.meter.job"].sudo().browse(job_id).exists()
+    if not job or job.bridge_user_id.id != env.uid:
+        return
+    try:
+        counter = _job_counter(job, counter)
+    except UserError:
+        return
+    _keep_invocation_counter(job.meter_id, counter)

@@ -200,13 +200,13 @@ class TestJobQueue(SmartpmCase):
     def test_invocation_counter_only_grows(self):
         reserve = job_queue.INVOCATION_COUNTER_RESERVE
         job = self._job()
-        handed = self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"]
-        # a job that used more counters than its reserved block raises the stored one
-        self.Job.complete(job.id, "b1", {"invocation_counter": handed + reserve + 50})
-        self.assertEqual(self.meter.sudo().invocation_counter, handed + reserve + 50)
+        handed = int(self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"])
+        # a job that used counters of its reserved block raises the stored one
+        self.Job.complete(job.id, "b1", {"invocation_counter": handed + reserve - 50})
+        self.assertEqual(self.meter.sudo().invocation_counter, handed + reserve - 50)
         job = self._job()
-        second = self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"]
-        self.assertEqual(second, handed + 2 * reserve + 50)
+        second = int(self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"])
+        self.assertEqual(second, handed + 2 * reserve - 50)
         self.Job.complete(job.id, "b1", {"invocation_counter": 20})  # never lowered
         self.assertEqual(self.meter.sudo().invocation_counter, second)
         self.assertEqual(self.Job.claim("b1", 1, 60), [])
@@ -216,12 +216,13 @@ class TestJobQueue(SmartpmCase):
         # the next claim of the meter starts above every counter the dead one could use
         self.assertEqual(self.meter.auth, "hls_gmac")
         job = self._job()
-        first = self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"]
+        first = int(self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"])
         self._expire(job)
         retry = self.Job.claim("b2", 1, 60)[0]
         self.assertEqual(retry["id"], job.id)
         self.assertGreaterEqual(
-            retry["meter"]["invocation_counter"], first + job_queue.INVOCATION_COUNTER_RESERVE
+            int(retry["meter"]["invocation_counter"]),
+            first + job_queue.INVOCATION_COUNTER_RESERVE,
         )
 
     def test_retryable_failure_backs_off_then_fails_after_last_attempt(self):
@@ -288,6 +289,8 @@ class TestJobQueue(SmartpmCase):
                 "time": "2026-11-25T08:00:00Z",
             },
         ]
+        self._job()
+        self.Job.claim("b1", 1, 60)  # a bridge ingests for the meters of the jobs it holds
         self.assertEqual(self.Job.ingest("b1", readings, events), {"readings": 2, "events": 1})
         self.assertEqual(self.Job.ingest("b1", readings, events), {"readings": 0, "events": 0})
         self.assertEqual(len(self.meter.reading_ids), 2)
@@ -303,7 +306,9 @@ class TestJobQueue(SmartpmCase):
         self.assertEqual(self.meter.alarm_ids.state, "new")
 
     def test_ingest_with_unknown_meter_stores_nothing(self):
-        with self.assertRaisesRegex(UserError, "unknown meter"):
+        self._job()
+        self.Job.claim("b1", 1, 60)
+        with self.assertRaisesRegex(UserError, "'NOPE' has no job that bridge 'b1' holds"):
             self.Job.ingest(
                 "b1",
                 [

@@ -116,8 +116,8 @@ class TestJobPerMeter(SmartpmCase):
         # the counters a failed job spent must reach the next job of the meter.
         reserve = job_queue.INVOCATION_COUNTER_RESERVE
         job = self._job(self.m1)
-        handed = self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"]
-        used = handed + reserve + 70  # more than its reserved block
+        handed = int(self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"])
+        used = handed + reserve - 70  # within its reserved block
         self.Job.fail(job.id, "b1", "temporary-failure", False, used)
         job = self._job(self.m1)
         self.Job.claim("b1", 1, 60)
@@ -125,12 +125,12 @@ class TestJobPerMeter(SmartpmCase):
         self.assertEqual(self.m1.sudo().invocation_counter, used + reserve)
         self._job(self.m1)
         self.assertEqual(
-            self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"], used + 2 * reserve
+            self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"], str(used + 2 * reserve)
         )
 
     def test_a_report_refused_for_a_lost_lease_still_keeps_its_counters(self):
         job = self._job(self.m1)
-        used = self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"] + 90
+        used = int(self.Job.claim("b1", 1, 60)[0]["meter"]["invocation_counter"]) + 90
         answers = self.Job.report(
             "b2",  # not the holder: refused, yet the meter saw these counters
             [{"job_id": job.id, "result": {"invocation_counter": used, "credit_kwh": 1.0}}],
@@ -145,8 +145,9 @@ class TestJobPerMeter(SmartpmCase):
     def test_fail_refuses_a_counter_that_is_not_an_integer(self):
         job = self._job(self.m1)
         self.Job.claim("b1", 1, 60)
-        with self.assertRaisesRegex(UserError, "invocation_counter"):
-            self.Job.fail(job.id, "b1", "x", True, "71")
+        for bad in ("x", "7.1", "-1", 7.0, True, -1, 2**32):
+            with self.subTest(counter=bad), self.assertRaisesRegex(UserError, "invocation_counter"):
+                self.Job.fail(job.id, "b1", "x", True, bad)
         self.assertEqual(job.state, "claimed")
 
     def test_two_cursors_never_get_two_jobs_of_one_meter(self):

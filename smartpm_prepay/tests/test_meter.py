@@ -158,7 +158,7 @@ class TestMeter(SmartpmCase):
         self.assertRegex(bridge["auth_key"], r"^[0-9A-F]{32}$")
         self.assertNotEqual(bridge["auth_key"], bridge["encryption_key"])
         self.assertIsNone(bridge["system_title"])
-        self.assertEqual(bridge["invocation_counter"], 0)
+        self.assertEqual(bridge["invocation_counter"], "0")
         self.assertNotIn("token_key", bridge)
 
     def test_vendor_keys_entered_make_the_meter_commandable(self):
