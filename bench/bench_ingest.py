@@ -28,12 +28,17 @@ def main():
     with run_odoo(db) as odoo:
         key = odoo.bridge_key("bench-bridge")
         serials = [f"I{run}-{i:06d}" for i in range(args.meters)]
-        odoo.call(
+        meter_ids = odoo.call(
             "smartpm.meter",
             "create",
             [{"serial_number": s, "host": "127.0.0.1", "port": 1} for s in serials],
         )
+        # a bridge ingests only for the meters of the jobs it holds: hold one per meter
+        odoo.call(
+            "smartpm.meter.job", "create", [{"meter_id": m, "job_type": "ping"} for m in meter_ids]
+        )
         client = OdooClient(odoo.url, db, "bench-bridge", key, timeout=120)
+        client.claim("bench", args.meters, 3600)
         start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
         rows = [
             {
