@@ -35,6 +35,7 @@ EVENT_ALARMS = {
     ("fraud", 92): "reverse_connection",
     ("fraud", 93): "token_forged",  # token refused: MAC invalid
     ("fraud", 94): "token_other_meter",  # token refused: another meter's
+    ("fraud", 95): "token_cancelled",  # token refused: its transfer was cancelled
 }
 OBIS_CREDIT = "0.0.19.10.0.255"
 OBIS_RELAY = "0.0.96.3.10.255"
