@@ -409,15 +409,17 @@ def reverse_purchase(env, bank_reference):
             ),
         )
     try:
+        # reversed now or once the meter has answered: the credit note is then refunded
+        # through the bank's journal (credit_purchase._reverse_now)
         sale.action_reverse()
     except (UserError, AccessError) as exc:
         raise BankApiError(NOT_REVERSIBLE, exc.args[0]) from exc
-    _refund_credit_note(sale, bank.smartpm_bank_journal_id)
     return receipt(sale)
 
 
 def _refund_credit_note(sale, journal):
-    """The bank gives the money back: pay the credit note out of its journal."""
+    """The bank gives the money back: pay the credit note out of its journal (called when a
+    bank's sale is reversed)."""
     note = sale.credit_note_id
     if not note or note.payment_state in ("paid", "in_payment", "reversed"):
         return

@@ -192,6 +192,20 @@ class TestBankSoap(BankChannelCase):
         self.assertEqual(purchase.credit_note_id.state, "posted")
         self.assertIn(purchase.credit_note_id.payment_state, ("paid", "in_payment"))
 
+    def test_never_claimed_sale_is_reversed_at_once_and_refunded_once(self):
+        self._purchase()
+        receipt = self._client().ReversePurchase(bankReference="BANKREF-1")
+        self.assertEqual(receipt.state, "reversed")
+        self.env.invalidate_all()
+        note = self._purchases().credit_note_id
+        refunds = self.env["account.payment"].search(
+            [("payment_type", "=", "outbound"), ("partner_id", "=", note.partner_id.id)]
+        )
+        self.assertEqual(len(refunds), 1)
+        self.assertEqual(refunds.reconciled_invoice_ids, note)
+        self.assertEqual(refunds.journal_id, self.journal)
+        self.assertFalse(self._purchases().check_job_id)
+
     def test_attempted_delivery_is_pending_check_until_the_meter_says_not_applied(self):
         self._purchase()
         purchase = self._purchases()
