@@ -127,6 +127,12 @@ class SmartpmCreditPurchase(models.Model):
         "delivery was attempted is reversed; cancels it on the meter if not.",
     )
     check_job_state = fields.Selection(related="check_job_id.state", string="Check state")
+    delivery_attempted = fields.Boolean(
+        readonly=True,
+        copy=False,
+        help="A bridge took the delivery job before it was retried from scratch (a retry "
+        "resets the job's attempt count): the token may have reached the meter.",
+    )
 
     _sql_constraints = [
         (
@@ -494,9 +500,12 @@ class SmartpmCreditPurchase(models.Model):
                 )
             job = purchase.job_id
             never_claimed = not job or (
-                job.state == "cancelled"
-                and not job.attempt_count
-                or bool(job_queue.cancel(purchase.env, job.ids, never_claimed=True))
+                not purchase.delivery_attempted
+                and (
+                    job.state == "cancelled"
+                    and not job.attempt_count
+                    or bool(job_queue.cancel(purchase.env, job.ids, never_claimed=True))
+                )
             )
             if never_claimed:
                 purchase._reverse_now()
@@ -581,6 +590,7 @@ class SmartpmCreditPurchase(models.Model):
             if result.get("transfer_number") != purchase.transfer_number:
                 continue
             if result.get("applied"):
+                job_queue.cancel(purchase.env, purchase.job_id.ids, expired=True)
                 purchase._on_delivered(result)
             elif result.get("cancelled"):
                 # the meter refuses that token now: no bridge needs to try it again
@@ -684,6 +694,10 @@ class SmartpmMeterJob(models.Model):
                     "reversal waits for the meter's answer): it cannot run again."
                 )
             )
+        # a retry starts the attempt count again: remember that the token may be out
+        self.filtered(
+            lambda j: j.job_type == "add_credit" and j.attempt_count
+        ).purchase_ids.sudo().with_context(smartpm_vending=True).write({"delivery_attempted": True})
         return super().action_retry()
 
     def action_cancel(self):

@@ -68,6 +68,19 @@ class TestReversal(VendingCase):
         self.assertEqual(purchase.state, "reversed")
         self.assertFalse(purchase.check_job_id)
 
+    def test_retried_delivery_is_not_taken_for_never_claimed(self):
+        """A retry starts the job's attempts from 0: the token of the first attempts may be
+        on the meter all the same."""
+        purchase = self._vend(10.0)
+        self._claim(purchase.job_id)
+        self.Job.fail(purchase.job_id.id, "b1", "no answer after the token went out", False)
+        purchase.with_user(self.operator).action_retry_delivery()
+        self.assertEqual(purchase.job_id.attempt_count, 0)
+        self._reverse(purchase)
+        self.assertEqual(purchase.state, "pending_check")
+        self.assertEqual(purchase.job_id.state, "cancelled")
+        self.assertTrue(purchase.check_job_id)
+
     # ------------------------------------------------------------ claimed
     def test_running_delivery_waits_for_its_lease_then_the_meter_is_asked(self):
         purchase = self._invoiced()
