@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from collections.abc import Callable
 
 from . import obis as C
 from .dlms import (
     MeterConnection,
+    decode_data,
     encode_data,
     iso,
     parse_datetime,
@@ -28,7 +30,11 @@ TOKEN_REFUSALS = {
     11: "the token was minted for another meter",
     12: "the meter does not take this token format",
     13: "the token's MAC does not verify under this meter's token key (forged or wrong key)",
+    15: "its transfer number was cancelled on the meter (the sale was reversed)",
 }
+# A token is sent only while the lease has at least this long to run (or a quarter of the
+# lease, if shorter): after the lease Odoo may ask the meter to cancel the transfer.
+LEASE_MARGIN_S = 5.0
 MAX_TOKEN_BYTES = 64
 UINT32_MAX = 0xFFFFFFFF
 JOB_TYPES = (
@@ -41,6 +47,7 @@ JOB_TYPES = (
     "set_thresholds",
     "sync_clock",
     "ping",
+    "check_token",
 )
 
 
@@ -61,6 +68,9 @@ def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
     if not isinstance(payload, dict):
         raise JobError("payload must be an object", retryable=False)
     checked = VALIDATORS.get(job_type, lambda p: p)(payload)  # before touching the meter
+    if job_type == "add_credit":
+        checked["lease_check"] = lambda: check_lease(job)
+        checked["lease_check"]()  # no association for a job whose lease is gone
     meter = job.get("meter") or {}
     with MeterConnection.from_job_meter(meter, deadline_s=deadline_s) as conn:
         result = runner(conn, checked)
@@ -97,6 +107,32 @@ def validate_add_credit(payload: dict) -> dict:
             retryable=False,
         )
     return {"token": raw, "transfer_number": int.from_bytes(raw[:4], "big")}
+
+
+def check_lease(job: dict, now: float | None = None) -> None:
+    """Refuse to go on with a job whose lease is gone or about to go: raise a retryable
+    JobError. The bridge service stores the lease's end on the job (``lease_deadline``, on
+    the time.monotonic() clock; absent when the executor runs outside the service)."""
+    deadline = job.get("lease_deadline")
+    if deadline is None:
+        return
+    lease_s = job.get("lease_seconds")
+    margin = LEASE_MARGIN_S
+    if isinstance(lease_s, (int, float)) and not isinstance(lease_s, bool) and lease_s > 0:
+        margin = min(margin, lease_s / 4.0)
+    left = deadline - (time.monotonic() if now is None else now)
+    if left < margin:
+        raise JobError(
+            f"job {job.get('id')}: lease {'gone' if left <= 0 else f'ends in {left:.1f} s'}; "
+            "dropped before sending anything to the meter"
+        )
+
+
+def validate_check_token(payload: dict) -> dict:
+    number = payload.get("transfer_number")
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= UINT32_MAX:
+        raise JobError("payload.transfer_number must be a uint32", retryable=False)
+    return {"transfer_number": number}
 
 
 def validate_set_load_limit(payload: dict) -> dict:
@@ -251,6 +287,8 @@ def run_read_events(conn: MeterConnection, p: dict) -> dict:
 
 
 def run_add_credit(conn: MeterConnection, p: dict) -> dict:
+    if "lease_check" in p:
+        p["lease_check"]()  # right before the token goes out: never after the lease
     try:
         code, _ = conn.action(
             C.TOKEN_GATEWAY[0],
@@ -271,6 +309,36 @@ def run_add_credit(conn: MeterConnection, p: dict) -> dict:
     return {
         "transfer_number": p["transfer_number"],
         "already_applied": code == TOKEN_ALREADY_APPLIED,
+        "credit_kwh": credit_kwh,
+        "relay": relay,
+    }
+
+
+def _token_log_call(conn: MeterConnection, method: int, number: int) -> int:
+    obis, ic = C.TOKEN_LOG
+    _code, data = conn.action(obis, ic, method, encode_data(6, number))
+    status = decode_data(data) if data else None
+    statuses = (C.TRANSFER_NOT_APPLIED, C.TRANSFER_APPLIED, C.TRANSFER_CANCELLED)
+    if status not in statuses:
+        raise JobError(f"token log of transfer {number}: unexpected answer {status!r}")
+    return status
+
+
+def run_check_token(conn: MeterConnection, p: dict) -> dict:
+    """Did the meter apply this transfer number? If not, cancel it (the meter refuses its
+    token for ever), so that "not applied" is final. The meter's cancel answers "applied"
+    when the token got in first, so there is no gap between the two calls."""
+    number = p["transfer_number"]
+    status = _token_log_call(conn, C.TOKEN_LOG_QUERY, number)
+    if status == C.TRANSFER_NOT_APPLIED:
+        status = _token_log_call(conn, C.TOKEN_LOG_CANCEL, number)
+    if status == C.TRANSFER_NOT_APPLIED:
+        raise JobError(f"meter did not cancel transfer {number}")
+    credit_kwh, relay = _credit_and_relay(conn)
+    return {
+        "transfer_number": number,
+        "applied": status == C.TRANSFER_APPLIED,
+        "cancelled": status == C.TRANSFER_CANCELLED,
         "credit_kwh": credit_kwh,
         "relay": relay,
     }
@@ -340,6 +408,7 @@ RUNNERS: dict[str, Callable[[MeterConnection, dict], dict]] = {
     "set_thresholds": run_set_thresholds,
     "sync_clock": run_sync_clock,
     "ping": run_ping,
+    "check_token": run_check_token,
 }
 VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "read": validate_read,
@@ -347,4 +416,5 @@ VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "add_credit": validate_add_credit,
     "set_load_limit": validate_set_load_limit,
     "set_thresholds": validate_set_thresholds,
+    "check_token": validate_check_token,
 }

@@ -23,6 +23,7 @@ LIMITER = ("0.0.17.0.0.255", 71)
 ACCOUNT = ("0.0.19.0.0.255", 111)
 CREDIT = ("0.0.19.10.0.255", 112)
 TOKEN_GATEWAY = ("0.0.19.40.0.255", 115)
+TOKEN_LOG = ("0.0.19.40.128.255", 1)  # manufacturer-specific: query / cancel a transfer
 
 EVENT_LOGS = {"standard": STANDARD_EVENT_LOG, "fraud": FRAUD_EVENT_LOG}
 
@@ -37,6 +38,12 @@ CREDIT_CURRENT_AMOUNT = 2
 CREDIT_WARNING_THRESHOLD = 5
 CREDIT_LIMIT = 6
 TOKEN_ENTER = 1
+TOKEN_LOG_QUERY = 1
+TOKEN_LOG_CANCEL = 2
+# Token log statuses (docs/meter-contract.md)
+TRANSFER_NOT_APPLIED = 1
+TRANSFER_APPLIED = 2
+TRANSFER_CANCELLED = 3
 PROFILE_BUFFER = 2
 PROFILE_CAPTURE_OBJECTS = 3
 
@@ -64,6 +71,7 @@ KNOWN_IC = {
         ACCOUNT,
         CREDIT,
         TOKEN_GATEWAY,
+        TOKEN_LOG,
     )
 }
 

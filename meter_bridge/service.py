@@ -279,9 +279,10 @@ class BridgeService:
         if not self._claim_wanted():
             return False
         limit = min(self._capacity - len(self._held), self.s.batch_size)
+        sent = time.monotonic()  # the lease runs from Odoo's answer: a little after this
         jobs = self._rpc(self.client.claim, self.bridge_id, limit, self.s.lease_seconds)
         for job in jobs:
-            self._start(job)
+            self._start(job, sent)
         if jobs:
             self.stats["claimed"] += len(jobs)
             event(
@@ -311,9 +312,20 @@ class BridgeService:
         """Jobs running or waiting for a worker."""
         return sum(1 for h in self._held.values() if h.report is None)
 
-    def _start(self, job):
+    def _lease_granted(self, job):
+        granted = job.get("lease_seconds")
+        if isinstance(granted, bool) or not isinstance(granted, (int, float)) or granted <= 0:
+            granted = self.s.lease_seconds  # an Odoo that does not say: what we asked for
+        return min(granted, self.s.lease_seconds)
+
+    def _start(self, job, sent=None):
         if job["id"] in self._held:  # our own lease handed back after it expired
             return
+        # Where the executor checks its lease right before an irreversible step (a credit
+        # token's ACTION): on time.monotonic(), whatever clock the loop uses.
+        job["lease_deadline"] = (time.monotonic() if sent is None else sent) + (
+            self._lease_granted(job)
+        )
         held = HeldJob(job)
         self._held[held.id] = held
         held.future = self._pool.submit(self._execute, held)
@@ -493,6 +505,7 @@ class BridgeService:
         if not ids:
             self._next_extend = now + self._extend_every
             return
+        sent = time.monotonic()
         try:
             kept = self._rpc(self.client.extend_lease, ids, self.bridge_id, self.s.lease_seconds)
         except OdooAuthError:
@@ -506,9 +519,12 @@ class BridgeService:
         kept = set(kept)
         for job_id in ids:
             held = self._held.get(job_id)
+            if held is not None and job_id in kept and not held.lease_lost:
+                held.job["lease_deadline"] = sent + self._lease_granted(held.job)
             if job_id in kept or held is None or held.lease_lost:
                 continue
             held.lease_lost = True
+            held.job["lease_deadline"] = -math.inf  # a running job sends nothing more
             if held.future is not None and held.future.cancel():
                 # Not started yet: someone else may run it now, so do not.
                 event(log, logging.WARNING, "lease_lost_dropped", **held.fields())

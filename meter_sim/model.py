@@ -33,6 +33,7 @@ EV_THRESHOLDS_CHANGED = 67
 EV_LOAD_LIMIT_CHANGED = 68
 EV_TOKEN_DUPLICATE = 69  # token refused: its transfer number was already applied
 EV_TOKEN_MALFORMED = 70  # token refused: not a credit token (length, zero energy)
+EV_TRANSFER_CANCELLED = 71  # a transfer number was cancelled (its token is refused for ever)
 # Fraud event log codes.
 EV_COVER_OPENED = 40
 EV_COVER_CLOSED = 41
@@ -40,6 +41,7 @@ EV_OVER_CURRENT = 91
 EV_REVERSE_CONNECTION = 92
 EV_TOKEN_BAD_MAC = 93  # token refused: MAC does not verify under the meter's token key
 EV_TOKEN_WRONG_METER = 94  # token refused: minted for another meter
+EV_TOKEN_CANCELLED = 95  # token refused: its transfer number was cancelled (sale reversed)
 
 STANDARD_LOG = "standard"
 FRAUD_LOG = "fraud"
@@ -50,6 +52,7 @@ FRAUD_CODES = {
     EV_REVERSE_CONNECTION,
     EV_TOKEN_BAD_MAC,
     EV_TOKEN_WRONG_METER,
+    EV_TOKEN_CANCELLED,
 }
 TAMPER_KINDS = {
     "cover_open": EV_COVER_OPENED,
@@ -69,13 +72,26 @@ TOKEN_DUPLICATE = 3  # read-write-denied: transfer number already applied
 TOKEN_WRONG_METER = 11  # object-unavailable: the token names another meter
 TOKEN_MALFORMED = 12  # type-unmatched
 TOKEN_BAD_MAC = 13  # scope-of-access-violated: not signed with this meter's token key
+TOKEN_CANCELLED = 15  # long-action-aborted: the transfer number was cancelled
 TOKEN_OTHER = 250  # other-reason
+
+# Token log (docs/meter-contract.md, "Token log"): what the meter did with a transfer number.
+TRANSFER_NOT_APPLIED = 1
+TRANSFER_APPLIED = 2
+TRANSFER_CANCELLED = 3
+TRANSFER_STATUS_NAMES = {
+    TRANSFER_NOT_APPLIED: "not_applied",
+    TRANSFER_APPLIED: "applied",
+    TRANSFER_CANCELLED: "cancelled",
+}
+MAX_TOKEN_LOG_ROWS = 100  # rows attribute 2 shows; query and cancel know every number
 
 TOKEN_REFUSAL_EVENTS = {
     TOKEN_DUPLICATE: EV_TOKEN_DUPLICATE,
     TOKEN_WRONG_METER: EV_TOKEN_WRONG_METER,
     TOKEN_MALFORMED: EV_TOKEN_MALFORMED,
     TOKEN_BAD_MAC: EV_TOKEN_BAD_MAC,
+    TOKEN_CANCELLED: EV_TOKEN_CANCELLED,
 }
 
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -218,6 +234,9 @@ class MeterModel:
         self.server_invocation_counter = 1
         self.client_invocation_counter: int | None = None
         self.applied_transfers: set[int] = set()
+        self.cancelled_transfers: set[int] = set()
+        # transfer number -> (TRANSFER_APPLIED | TRANSFER_CANCELLED, meter time), in order
+        self.token_log: dict[int, tuple[int, dt.datetime]] = {}
         self.last_transfer_number: int | None = None
         self.last_token = b""
         self.events: list[Event] = []
@@ -364,6 +383,7 @@ class MeterModel:
                 return code
             number, wh, _tag, _mac = security.parse_token(token)
             self.applied_transfers.add(number)
+            self.token_log[number] = (TRANSFER_APPLIED, self.meter_time())
             self.last_transfer_number = number
             self.last_token = bytes(token)
             self.credit_wh += wh
@@ -384,7 +404,36 @@ class MeterModel:
             return TOKEN_BAD_MAC
         if number in self.applied_transfers:
             return TOKEN_DUPLICATE
+        if number in self.cancelled_transfers:
+            return TOKEN_CANCELLED
         return TOKEN_OK
+
+    def transfer_status(self, transfer_number: int) -> int:
+        """Token log query: TRANSFER_APPLIED, TRANSFER_CANCELLED or TRANSFER_NOT_APPLIED."""
+        with self.lock:
+            entry = self.token_log.get(int(transfer_number))
+            return entry[0] if entry else TRANSFER_NOT_APPLIED
+
+    def cancel_transfer(self, transfer_number: int) -> int:
+        """Token log cancel: a transfer number not applied yet is refused for ever from now
+        on (its token answers TOKEN_CANCELLED). Returns the status after the call: applied
+        (too late, nothing changes) or cancelled. One step under the lock, so a token
+        entered at the same time is either applied before or refused after."""
+        with self.lock:
+            number = int(transfer_number)
+            status = self.transfer_status(number)
+            if status == TRANSFER_NOT_APPLIED:
+                self.cancelled_transfers.add(number)
+                self.token_log[number] = (TRANSFER_CANCELLED, self.meter_time())
+                self._log(EV_TRANSFER_CANCELLED)
+                status = TRANSFER_CANCELLED
+            return status
+
+    def token_log_rows(self) -> list[tuple[int, int, dt.datetime]]:
+        """(transfer_number, status, meter time) of the last MAX_TOKEN_LOG_ROWS entries."""
+        with self.lock:
+            rows = [(n, status, t) for n, (status, t) in self.token_log.items()]
+            return rows[-MAX_TOKEN_LOG_ROWS:]
 
     @property
     def token_key(self) -> bytes:
@@ -480,6 +529,14 @@ class MeterModel:
                 "trip_kwh": self.trip_wh / 1000,
                 "load_limit_w": self.load_limit_w,
                 "last_transfer_number": self.last_transfer_number,
+                "token_log": [
+                    {
+                        "transfer_number": n,
+                        "status": TRANSFER_STATUS_NAMES[status],
+                        "time": t.isoformat(),
+                    }
+                    for n, status, t in self.token_log_rows()
+                ],
                 "power_w": self.flowing_power_w(),
                 "demand_w": self.power_w(),
                 "reverse": self.reverse,

@@ -47,6 +47,10 @@ LIMITER = "0.0.17.0.0.255"
 ACCOUNT = "0.0.19.0.0.255"
 CREDIT = "0.0.19.10.0.255"
 TOKEN_GATEWAY = "0.0.19.40.0.255"
+# Manufacturer-specific (value group D 128): the meter's token log, management only.
+TOKEN_LOG = "0.0.19.40.128.255"
+TOKEN_LOG_QUERY = 1  # method 1 query(transfer number) -> status
+TOKEN_LOG_CANCEL = 2  # method 2 cancel(transfer number) -> status after
 ASSOCIATION_LN = "0.0.40.0.0.255"
 
 # Unit enumeration values (Blue Book).
@@ -75,10 +79,13 @@ CONTRACT = [
     (ACCOUNT, 111, (1, 2)),
     (CREDIT, 112, (1, 2, 5, 6)),
     (TOKEN_GATEWAY, 115, (1, 2)),
+    (TOKEN_LOG, 1, (1, 2)),
 ]
 
 # What the public client (16, no authentication) may GET: identification only.
 PUBLIC_OBJECTS = frozenset({LOGICAL_DEVICE_NAME, SERIAL_NUMBER, CLOCK})
+# What only the management association (HLS-GMAC) may GET: not even an LLS reader.
+MANAGEMENT_OBJECTS = frozenset({TOKEN_LOG})
 
 # Registers: OBIS -> (scaler exponent, unit, wire type)
 REGISTERS = {
@@ -138,6 +145,7 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
     objs.append(GXDLMSAccount(ACCOUNT))
     objs.append(GXDLMSCredit(CREDIT))
     objs.append(GXDLMSTokenGateway(TOKEN_GATEWAY))
+    objs.append(GXDLMSData(TOKEN_LOG))
     objs.append(GXDLMSAssociationLogicalName(ASSOCIATION_LN))
     return objs
 
@@ -355,6 +363,20 @@ def read_attribute(
             return None
         if ln == TOKEN_GATEWAY and index == 2:
             return encode(settings, DataType.OCTET_STRING, model.last_token)
+        if ln == TOKEN_LOG and index == 2:
+            return _array(
+                [
+                    _struct(
+                        settings,
+                        [
+                            (DataType.UINT32, number),
+                            (DataType.ENUM, status),
+                            (DataType.OCTET_STRING, datetime_bytes(t)),
+                        ],
+                    )
+                    for number, status, t in model.token_log_rows()
+                ]
+            )
     return None
 
 
@@ -402,3 +424,20 @@ def invoke_method(model: m.MeterModel, ln: str, index: int, parameters) -> int:
             return ErrorCode.UNMATCHED_TYPE
         return model.apply_token(bytes(parameters))
     return ErrorCode.READ_WRITE_DENIED
+
+
+def invoke_token_log(model: m.MeterModel, index: int, parameters) -> tuple[int, int]:
+    """Token log ACTION: (action-result code, status returned as double-long), status one of
+    model.TRANSFER_NOT_APPLIED / _APPLIED / _CANCELLED. The argument is the transfer
+    number, double-long-unsigned."""
+    if index not in (TOKEN_LOG_QUERY, TOKEN_LOG_CANCEL):
+        return ErrorCode.READ_WRITE_DENIED, 0
+    try:
+        number = _as_int(parameters)
+    except AttributeError_ as e:
+        return e.code, 0
+    if not 0 <= number <= 0xFFFFFFFF:
+        return ErrorCode.UNMATCHED_TYPE, 0
+    if index == TOKEN_LOG_QUERY:
+        return ErrorCode.OK, model.transfer_status(number)
+    return ErrorCode.OK, model.cancel_transfer(number)

@@ -97,6 +97,8 @@ class _MeterServerBase(
         level = self.access_level()
         if level == "management":
             return AccessMode.READ_WRITE
+        if arg.target.logicalName in objects.MANAGEMENT_OBJECTS:
+            return AccessMode.NO_ACCESS
         if level == "reader" or arg.target.logicalName in objects.PUBLIC_OBJECTS:
             return AccessMode.READ
         return AccessMode.NO_ACCESS  # gurux answers read-write-denied
@@ -149,8 +151,12 @@ class _MeterServerBase(
                 continue
             if ln == objects.ASSOCIATION_LN:
                 continue  # HLS pass 3/4: gurux answers it
-            e.error = objects.invoke_method(self.model, ln, e.index, e.parameters)
-            e.value = 0
+            if ln == objects.TOKEN_LOG:
+                # the status goes back as the action's return data (gurux: a non-zero int)
+                e.error, e.value = objects.invoke_token_log(self.model, e.index, e.parameters)
+            else:
+                e.error = objects.invoke_method(self.model, ln, e.index, e.parameters)
+                e.value = 0
             e.handled = True
 
     def onPostAction(self, args):  # noqa: N802

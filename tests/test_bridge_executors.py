@@ -169,3 +169,49 @@ def test_profile_rows_are_scaled_and_iso():
 def test_relay_and_kwh_shaping():
     assert ex.relay_name(True) == "connected" and ex.relay_name(False) == "disconnected"
     assert ex.wh_to_kwh(-1500) == -1.5
+
+
+def test_add_credit_checks_the_lease_right_before_the_action():
+    job = {"id": 4, "lease_deadline": 1000.0, "lease_seconds": 60}
+    ex.check_lease(job, now=990.0)  # 10 s left: more than the 5 s margin
+    with pytest.raises(JobError) as err:
+        ex.check_lease(job, now=996.0)  # 4 s left: about to go
+    assert err.value.retryable and "job 4" in str(err.value) and "ends in 4.0 s" in str(err.value)
+    with pytest.raises(JobError, match="lease gone"):
+        ex.check_lease(job, now=1001.0)
+    # a short lease: a quarter of it is the margin
+    ex.check_lease({"lease_deadline": 10.0, "lease_seconds": 4}, now=8.5)
+    ex.check_lease({"id": 1}, now=1e9)  # outside the service (no lease known): no check
+
+    conn = _Conn(0)
+    gone = {"id": 5, "lease_deadline": float("-inf")}
+    checked = ex.validate_add_credit({"token": TOKEN.hex()})
+    checked["lease_check"] = lambda: ex.check_lease(gone)
+    with pytest.raises(JobError, match="dropped before sending"):
+        ex.run_add_credit(conn, checked)
+    assert conn.sent == []  # the token never went out
+
+
+def test_add_credit_of_an_expired_lease_opens_no_association(monkeypatch):
+    opened = []
+    monkeypatch.setattr(
+        ex.MeterConnection, "from_job_meter", classmethod(lambda cls, *a, **k: opened.append(a))
+    )
+    job = {
+        "id": 6,
+        "job_type": "add_credit",
+        "payload": {"token": TOKEN.hex()},
+        "meter": {"host": "127.0.0.1", "port": 1},
+        "lease_deadline": 0.0,  # on time.monotonic(): long gone
+    }
+    with pytest.raises(JobError, match="lease gone"):
+        ex.execute_job(job)
+    assert opened == []
+
+
+def test_check_token_payload_needs_a_uint32_transfer_number():
+    assert ex.validate_check_token({"transfer_number": 7}) == {"transfer_number": 7}
+    for bad in (None, -1, 2**32, True, "7", 1.5):
+        with pytest.raises(JobError) as err:
+            ex.validate_check_token({"transfer_number": bad})
+        assert not err.value.retryable

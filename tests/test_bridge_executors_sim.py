@@ -158,6 +158,41 @@ def test_add_credit_and_duplicate_transfer_counts_as_success(fleet, serial):
     assert again["relay"] == "connected"
 
 
+def test_check_token_of_an_applied_transfer_says_applied(fleet, serial):
+    model = fleet.meter(serial)
+    run(fleet, serial, "add_credit", token(serial, 601, 2.0))
+    credit = model.credit_wh
+    result = run(fleet, serial, "check_token", {"transfer_number": 601})
+    assert result == {
+        "transfer_number": 601,
+        "applied": True,
+        "cancelled": False,
+        "credit_kwh": pytest.approx(credit / 1000, abs=0.01),
+        "relay": "connected",
+    }
+    assert model.credit_wh == credit
+    assert model.transfer_status(601) == model_mod.TRANSFER_APPLIED
+
+
+def test_check_token_cancels_a_transfer_not_applied_and_its_token_is_refused(fleet, serial):
+    model = fleet.meter(serial)
+    before = model.credit_wh
+    result = run(fleet, serial, "check_token", {"transfer_number": 602})
+    assert result["applied"] is False and result["cancelled"] is True
+    assert model.transfer_status(602) == model_mod.TRANSFER_CANCELLED
+    assert model.last_code("standard") == model_mod.EV_TRANSFER_CANCELLED
+    # asking again gives the same final answer
+    again = run(fleet, serial, "check_token", {"transfer_number": 602})
+    assert again["applied"] is False and again["cancelled"] is True
+    # the token of that transfer, sent late (a bridge past its lease), is refused for ever
+    with pytest.raises(MeterRefused) as err:
+        run(fleet, serial, "add_credit", token(serial, 602, 5.0))
+    assert err.value.code == 15 and not err.value.retryable
+    assert "transfer 602" in str(err.value) and "cancelled" in str(err.value)
+    assert model.last_code("fraud") == model_mod.EV_TOKEN_CANCELLED
+    assert model.credit_wh == before
+
+
 def test_disconnect_then_reconnect(fleet, serial):
     off = run(fleet, serial, "disconnect")
     assert off == {"relay": "disconnected", "control_state": 0}

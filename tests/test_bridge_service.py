@@ -308,3 +308,30 @@ def test_finished_jobs_wake_the_loop_only_when_it_has_work_to_do():
     no_prefetch._armed_until = no_prefetch._clock() + 0.02
     no_prefetch._job_finished(None)  # a free worker wants a claim at once
     assert no_prefetch._wake.is_set()
+
+
+def test_running_job_sees_its_lease_end_renewed_and_lost():
+    """The executor finds where its lease ends on the job (lease_deadline, time.monotonic):
+    set at claim, moved on by each renewal, gone (-inf) once Odoo says the lease is lost, so
+    that a credit token is never sent after it."""
+    seen, gate = [], threading.Event()
+
+    def watch(job, *, deadline_s=None):
+        seen.append(job["lease_deadline"] - time.monotonic())
+        gate.wait(10)
+        seen.append(job["lease_deadline"] - time.monotonic())
+        return {"ok": True}
+
+    with fake_odoo() as odoo:
+        job_id = odoo.add_job("add_credit")
+        with running(settings_for(odoo.url, lease_seconds=3), watch):
+            assert wait_until(lambda: seen, timeout=5)
+            assert 2.0 < seen[0] <= 3.0
+            # a renewal keeps it about 3 s ahead
+            assert wait_until(lambda: len(odoo.calls_of("extend_lease")) >= 2, timeout=5)
+            expire_lease(odoo, job_id)  # another bridge took it: the next renewal says so
+            calls = len(odoo.calls_of("extend_lease"))
+            assert wait_until(lambda: len(odoo.calls_of("extend_lease")) > calls, timeout=5)
+            gate.set()
+            assert wait_until(lambda: len(seen) == 2, timeout=5)
+    assert seen[1] == float("-inf")

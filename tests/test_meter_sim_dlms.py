@@ -282,6 +282,8 @@ def test_public_client_set_and_action_are_refused(sim_fleet):  # noqa: F811
         for m, data in (
             (method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00"),
             (method(115, o.TOKEN_GATEWAY, 1), b"\x09\x14" + credit_token(1, 50000)),
+            (method(1, o.TOKEN_LOG, o.TOKEN_LOG_CANCEL), DoubleLongData(1).to_bytes()),
+            (method(1, o.TOKEN_LOG, o.TOKEN_LOG_QUERY), DoubleLongData(1).to_bytes()),
         ):
             with pytest.raises(ActionError) as err:
                 c.action(m, data)
@@ -289,9 +291,12 @@ def test_public_client_set_and_action_are_refused(sim_fleet):  # noqa: F811
     assert model.credit_wh == 10000 and model.relay_connected
     assert model.trip_wh == 0 and model.meter_time() == START
     assert model.last_transfer_number is None
+    assert model.token_log == {}
 
 
 def test_lls_and_unauthenticated_management_client_may_only_read(sim_fleet):  # noqa: F811
+    from dlms_cosem.client import DataResultError
+
     fleet = sim_fleet(
         MeterConfig("SIM00001", auth="lls", password="secret12"),
         MeterConfig("SIM00002", auth="none"),
@@ -305,7 +310,15 @@ def test_lls_and_unauthenticated_management_client_may_only_read(sim_fleet):  # 
             with pytest.raises(ActionError) as err:
                 c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
             assert "READ_WRITE_DENIED" in str(err.value)
+            # the token log is the management association's only, not even readable here
+            with pytest.raises(DataResultError) as denied:
+                c.get(attr(1, o.TOKEN_LOG, 2))
+            assert "READ_WRITE_DENIED" in str(denied.value)
+            with pytest.raises(ActionError) as err:
+                c.action(method(1, o.TOKEN_LOG, o.TOKEN_LOG_CANCEL), b"\x06\x00\x00\x00\x01")
+            assert "READ_WRITE_DENIED" in str(err.value)
         assert fleet.meter(serial).relay_connected
+        assert fleet.meter(serial).token_log == {}
 
 
 def test_token_refusals_have_distinct_codes_and_events(sim_fleet):  # noqa: F811

@@ -136,3 +136,50 @@ def test_token_checks_mac_serial_and_transfer_number_each_with_its_code_and_even
         assert m.events[-1].log == log and m.events[-1].code == event
     assert m.credit_wh == 3000 and m.last_transfer_number == 7
     assert m.applied_transfers == {7}
+
+
+def test_token_log_records_applied_and_cancelled_transfers():
+    from meter_sim import model as mm
+
+    m = MeterModel(MeterConfig("S1", credit_kwh=0), start=START)
+    assert m.transfer_status(5) == mm.TRANSFER_NOT_APPLIED
+    assert m.add_credit(5, 1000) == mm.TOKEN_OK
+    assert m.transfer_status(5) == mm.TRANSFER_APPLIED
+    assert m.cancel_transfer(6) == mm.TRANSFER_CANCELLED
+    assert m.transfer_status(6) == mm.TRANSFER_CANCELLED
+    assert m.events[-1].code == mm.EV_TRANSFER_CANCELLED
+    assert m.state()["token_log"] == [
+        {"transfer_number": 5, "status": "applied", "time": START.isoformat()},
+        {"transfer_number": 6, "status": "cancelled", "time": START.isoformat()},
+    ]
+
+
+def test_cancelled_transfer_token_is_refused_for_ever_with_its_own_code():
+    from meter_sim import model as mm
+
+    m = MeterModel(MeterConfig("S1", credit_kwh=0), start=START)
+    assert m.cancel_transfer(9) == mm.TRANSFER_CANCELLED
+    assert m.cancel_transfer(9) == mm.TRANSFER_CANCELLED  # again: same answer, one event
+    assert sum(e.code == mm.EV_TRANSFER_CANCELLED for e in m.events) == 1
+    for _ in range(2):
+        assert m.add_credit(9, 4000) == mm.TOKEN_CANCELLED == 15
+        assert m.events[-1].log == "fraud" and m.events[-1].code == mm.EV_TOKEN_CANCELLED
+    assert m.credit_wh == 0 and m.last_transfer_number is None
+    assert m.transfer_status(9) == mm.TRANSFER_CANCELLED
+    # a forged token for that number is still a bad MAC, not "cancelled"
+    from meter_sim import security
+
+    assert m.apply_token(security.mint_token(bytes(16), "S1", 9, 4000)) == mm.TOKEN_BAD_MAC
+    # other transfer numbers are not affected
+    assert m.add_credit(10, 1000) == mm.TOKEN_OK and m.credit_wh == 1000
+
+
+def test_cancel_of_an_applied_transfer_answers_applied_and_changes_nothing():
+    from meter_sim import model as mm
+
+    m = MeterModel(MeterConfig("S1", credit_kwh=0), start=START)
+    assert m.add_credit(3, 2000) == mm.TOKEN_OK
+    events = len(m.events)
+    assert m.cancel_transfer(3) == mm.TRANSFER_APPLIED
+    assert len(m.events) == events and m.credit_wh == 2000
+    assert m.add_credit(3, 2000) == mm.TOKEN_DUPLICATE  # still "already applied"

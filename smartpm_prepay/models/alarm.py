@@ -14,6 +14,7 @@ ALARM_TYPES = [
     # the meter refused a credit token (fraud log, docs/meter-contract.md)
     ("token_forged", "Forged credit token"),
     ("token_other_meter", "Credit token of another meter"),
+    ("token_cancelled", "Credit token of a reversed sale"),
 ]
 # Routine prepayment events: kept as alarms for the trail, but nobody has to act on them.
 ROUTINE_TYPES = {"low_credit", "zero_credit"}
@@ -26,6 +27,7 @@ THEFT_TYPES = (
     "energy_imbalance",
     "token_forged",
     "token_other_meter",
+    "token_cancelled",
 )
 OPEN_STATES = ("new", "acknowledged")
 
@@ -165,6 +167,11 @@ class SmartpmAlarm(models.Model):
                 "The meter refused a credit token minted for another meter: check the "
                 "meter's connection (host, port) in Odoo, or someone entered another "
                 "meter's token. No credit was added."
+            ),
+            "token_cancelled": self.env._(
+                "The meter refused the credit token of a transfer it had cancelled when "
+                "its sale was reversed (the money was given back): someone replayed a "
+                "token or a bridge sent it late. No credit was added."
             ),
         }
 

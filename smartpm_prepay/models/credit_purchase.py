@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
@@ -8,8 +10,14 @@ PURCHASE_STATES = [
     ("queued", "Queued"),
     ("delivered", "Delivered"),
     ("failed", "Failed"),
+    ("pending_check", "Reversal: awaiting the meter"),
     ("reversed", "Reversed"),
 ]
+REVERSIBLE_STATES = ("paid", "queued", "failed")
+# The check of a reversed sale's transfer number runs before any other job of its meter
+# (credit is 10), and only once the delivery job's lease has passed (plus this margin).
+CHECK_JOB_PRIORITY = 5
+CHECK_AFTER_LEASE_S = 5
 
 
 class SmartpmCreditPurchase(models.Model):
@@ -110,6 +118,21 @@ class SmartpmCreditPurchase(models.Model):
         "account.move", string="Credit note", readonly=True, copy=False, check_company=True
     )
     reconnect_job_id = fields.Many2one("smartpm.meter.job", readonly=True, copy=False)
+    check_job_id = fields.Many2one(
+        "smartpm.meter.job",
+        string="Token check job",
+        readonly=True,
+        copy=False,
+        help="Asks the meter whether the transfer number was applied before a sale whose "
+        "delivery was attempted is reversed; cancels it on the meter if not.",
+    )
+    check_job_state = fields.Selection(related="check_job_id.state", string="Check state")
+    delivery_attempted = fields.Boolean(
+        readonly=True,
+        copy=False,
+        help="A bridge took the delivery job before it was retried from scratch (a retry "
+        "resets the job's attempt count): the token may have reached the meter.",
+    )
 
     _sql_constraints = [
         (
@@ -288,8 +311,15 @@ class SmartpmCreditPurchase(models.Model):
 
     def _on_delivered(self, result):
         """The meter took the credit (or had it already): called from the job's _on_done."""
-        for purchase in self.filtered(lambda p: p.state in ("paid", "queued", "failed")):
-            purchase.write({"state": "delivered", "date_delivered": fields.Datetime.now()})
+        for purchase in self.filtered(
+            lambda p: p.state in ("paid", "queued", "failed", "pending_check")
+        ):
+            if purchase.state == "pending_check":
+                purchase._refuse_reversal_applied()
+                job_queue.cancel(purchase.env, purchase.check_job_id.ids)
+            purchase.with_context(smartpm_vending=True).write(
+                {"state": "delivered", "date_delivered": fields.Datetime.now()}
+            )
             purchase.activity_ids.action_feedback(feedback=_("Delivered to the meter."))
             meter = purchase.meter_id
             meter.message_post(
@@ -325,7 +355,7 @@ class SmartpmCreditPurchase(models.Model):
     def _on_delivery_failed(self):
         """No attempt left: the operators get an activity to retry or reverse."""
         for purchase in self.filtered(lambda p: p.state in ("paid", "queued")):
-            purchase.state = "failed"
+            purchase.with_context(smartpm_vending=True).state = "failed"
             user = purchase._get_alert_user()
             purchase.activity_schedule(
                 "mail.mail_activity_data_todo",
@@ -360,7 +390,7 @@ class SmartpmCreditPurchase(models.Model):
             # the same job: same transfer number, so the meter cannot apply it twice
             purchase._resign_token_if_key_changed()
             purchase.job_id.action_retry()
-            purchase.state = "queued"
+            purchase.with_context(smartpm_vending=True).state = "queued"
             purchase.activity_ids.action_feedback(feedback=_("Delivery retried."))
         return True
 
@@ -437,10 +467,30 @@ class SmartpmCreditPurchase(models.Model):
 
     # ---------------------------------------------------------------- reversal
     def action_reverse(self):
-        """Undo sales that have not reached the meter: cancel the job, credit note."""
+        """Undo sales whose credit provably did not reach the meter.
+
+        Never claimed by a bridge: the job is cancelled and the sale reversed at once.
+        Claimed (running, failed, or a bridge died with it): the token may be on the meter,
+        so the sale waits (``pending_check``) for a ``check_token`` job, queued to run once
+        the delivery's lease has passed, to ask the meter. Reversed only on its "not
+        applied" (the meter then refuses that transfer for ever); on "applied" the sale is
+        delivered. Asking again while the check is pending changes nothing."""
         self.check_access("write")
         for purchase in self.sudo():
-            if purchase.state not in ("paid", "queued", "failed"):
+            if purchase.state == "pending_check":
+                continue
+            if purchase.state == "delivered":
+                raise UserError(
+                    _(
+                        "%(ref)s was delivered: its %(kwh)s kWh are on meter %(meter)s "
+                        "(transfer %(n)s). A delivered sale is never reversed.",
+                        ref=purchase.name,
+                        kwh=purchase.kwh,
+                        meter=purchase.meter_id.serial_number,
+                        n=purchase.transfer_number,
+                    )
+                )
+            if purchase.state not in REVERSIBLE_STATES:
                 raise UserError(
                     _(
                         "%(ref)s is %(state)s: only an undelivered sale can be reversed.",
@@ -449,20 +499,136 @@ class SmartpmCreditPurchase(models.Model):
                     )
                 )
             job = purchase.job_id
-            if job and job.state != "cancelled":
-                if not job_queue.cancel(purchase.env, job.ids):
-                    raise UserError(
-                        _(
-                            "%s is being delivered to the meter right now (or was): it cannot "
-                            "be reversed.",
-                            purchase.name,
-                        )
+            never_claimed = not job or (
+                not purchase.delivery_attempted
+                and (
+                    job.state == "cancelled"
+                    and not job.attempt_count
+                    or bool(job_queue.cancel(purchase.env, job.ids, never_claimed=True))
+                )
+            )
+            if never_claimed:
+                purchase._reverse_now()
+            else:
+                purchase._request_token_check()
+        return True
+
+    def _reverse_now(self):
+        """The credit is not on the meter (never sent, or the meter said so): reverse, with
+        a credit note for a posted invoice, refunded through a bank's journal."""
+        self.ensure_one()
+        vals = {"state": "reversed"}
+        if self.invoice_id and self.invoice_id.state == "posted" and not self.credit_note_id:
+            vals["credit_note_id"] = self._create_credit_note().id
+        self.with_context(smartpm_vending=True).write(vals)
+        self.activity_ids.action_feedback(feedback=_("Sale reversed."))
+        journal = self.bank_partner_id.smartpm_bank_journal_id
+        if self.channel in ("bank_soap", "bank_xmlrpc") and journal:
+            from ..services import bank_api
+
+            bank_api._refund_credit_note(self, journal)
+
+    def _request_token_check(self):
+        """A claimed delivery: stop its retries and queue (once) the check of its transfer
+        number, due when the delivery's lease has passed."""
+        self.ensure_one()
+        job = self.job_id
+        # no further attempt; a running one (live lease) goes on and may still deliver
+        job_queue.cancel(self.env, job.ids, expired=True)
+        job.invalidate_recordset()
+        not_before = fields.Datetime.now()
+        if job.state == "claimed" and job.lease_until:
+            not_before = max(not_before, job.lease_until)
+        not_before += timedelta(seconds=CHECK_AFTER_LEASE_S)
+        check = self.check_job_id
+        if not check:
+            check = (
+                self.env["smartpm.meter.job"]
+                .sudo()
+                .create(
+                    {
+                        "meter_id": self.meter_id.id,
+                        "job_type": "check_token",
+                        "payload": {"transfer_number": self.transfer_number},
+                        "priority": CHECK_JOB_PRIORITY,
+                        "next_attempt_at": not_before,
+                        "idempotency_key": f"purchase-{self.id}-check",
+                    }
+                )
+            )
+        elif check.state in ("failed", "cancelled"):
+            check.action_retry()
+        self.with_context(smartpm_vending=True).write(
+            {"state": "pending_check", "check_job_id": check.id}
+        )
+        self.message_post(
+            body=_(
+                "Reversal requested by %(user)s. The delivery was attempted, so the meter is "
+                "asked first whether it applied transfer %(n)s (not before %(when)s UTC): "
+                "reversed only if it did not.",
+                user=self.env.user.name,
+                n=self.transfer_number,
+                when=fields.Datetime.to_string(not_before),
+            )
+        )
+
+    def _refuse_reversal_applied(self):
+        self.ensure_one()
+        self.message_post(
+            body=_(
+                "Reversal refused: meter %(meter)s applied transfer %(n)s, its %(kwh)s kWh "
+                "are on the meter. The sale is delivered.",
+                meter=self.meter_id.serial_number,
+                n=self.transfer_number,
+                kwh=self.kwh,
+            )
+        )
+
+    def _on_token_checked(self, result):
+        """The check_token job's answer (docs/job-protocol.md)."""
+        for purchase in self.filtered(lambda p: p.state == "pending_check"):
+            if result.get("transfer_number") != purchase.transfer_number:
+                continue
+            if result.get("applied"):
+                job_queue.cancel(purchase.env, purchase.job_id.ids, expired=True)
+                purchase._on_delivered(result)
+            elif result.get("cancelled"):
+                # the meter refuses that token now: no bridge needs to try it again
+                job_queue.cancel(purchase.env, purchase.job_id.ids, expired=True)
+                purchase._reverse_now()
+                purchase.message_post(
+                    body=_(
+                        "Meter %(meter)s did not apply transfer %(n)s and has cancelled it "
+                        "(it refuses that token for ever): the sale is reversed.",
+                        meter=purchase.meter_id.serial_number,
+                        n=purchase.transfer_number,
                     )
-            vals = {"state": "reversed"}
-            if purchase.invoice_id and purchase.invoice_id.state == "posted":
-                vals["credit_note_id"] = purchase._create_credit_note().id
-            purchase.write(vals)
-            purchase.activity_ids.action_feedback(feedback=_("Sale reversed."))
+                )
+
+    def _on_token_check_failed(self):
+        for purchase in self.filtered(lambda p: p.state == "pending_check"):
+            purchase.activity_schedule(
+                "mail.mail_activity_data_todo",
+                user_id=purchase._get_alert_user().id,
+                summary=_("Meter %s not asked about a reversal", purchase.meter_id.serial_number),
+                note=_(
+                    "%(ref)s waits for the meter to say whether transfer %(n)s was applied, "
+                    "and the check failed: %(error)s. Ask the meter again once it is "
+                    "reachable; until then the sale is neither delivered nor reversed.",
+                    ref=purchase.name,
+                    n=purchase.transfer_number,
+                    error=purchase.check_job_id.error or _("job cancelled"),
+                ),
+            )
+
+    def action_check_token_again(self):
+        """Button: run the failed check of a pending reversal again."""
+        self.check_access("write")
+        for purchase in self.sudo():
+            if purchase.state != "pending_check":
+                raise UserError(_("%s waits for no meter check.", purchase.name))
+            purchase._request_token_check()
+            purchase.activity_ids.action_feedback(feedback=_("Meter asked again."))
         return True
 
     def _create_credit_note(self):
@@ -503,18 +669,35 @@ class SmartpmMeterJob(models.Model):
         super()._on_done(result)
         for job in self.filtered(lambda j: j.job_type == "add_credit"):
             job.purchase_ids.sudo()._on_delivered(result)
+        for job in self.filtered(lambda j: j.job_type == "check_token"):
+            job._checked_purchases()._on_token_checked(result)
 
     def _on_final_failure(self):
         super()._on_final_failure()
         self.filtered(
             lambda j: j.job_type == "add_credit"
         ).purchase_ids.sudo()._on_delivery_failed()
+        for job in self.filtered(lambda j: j.job_type == "check_token"):
+            job._checked_purchases()._on_token_check_failed()
+
+    def _checked_purchases(self):
+        return self.env["smartpm.credit.purchase"].sudo().search([("check_job_id", "in", self.ids)])
 
     def action_retry(self):
-        if self.purchase_ids.filtered(lambda p: p.state in ("reversed", "delivered")):
+        blocked = ("reversed", "delivered", "pending_check")
+        if self.filtered(lambda j: j.job_type == "add_credit").purchase_ids.filtered(
+            lambda p: p.state in blocked
+        ):
             raise UserError(
-                _("This job delivers a sale that is reversed or delivered: it cannot run again.")
+                _(
+                    "This job delivers a sale that is reversed or delivered (or whose "
+                    "reversal waits for the meter's answer): it cannot run again."
+                )
             )
+        # a retry starts the attempt count again: remember that the token may be out
+        self.filtered(
+            lambda j: j.job_type == "add_credit" and j.attempt_count
+        ).purchase_ids.sudo().with_context(smartpm_vending=True).write({"delivery_attempted": True})
         return super().action_retry()
 
     def action_cancel(self):

@@ -14,6 +14,7 @@ JOB_TYPES = [
     ("set_thresholds", "Set thresholds"),
     ("sync_clock", "Synchronise clock"),
     ("ping", "Ping"),
+    ("check_token", "Check credit token"),
 ]
 # Fields only the engine sets; refused in create/write from RPC (as OCA queue_job does).
 ENGINE_FIELDS = {

@@ -381,12 +381,24 @@ def query_purchase(env, bank_reference):
 
 
 def reverse_purchase(env, bank_reference):
-    """Undo an undelivered sale: cancel its delivery, credit note refunded through the
-    bank's journal. Reversing a reversed sale answers its receipt again."""
+    """Undo a sale whose credit provably did not reach the meter: its delivery cancelled,
+    a credit note refunded through the bank's journal. Never claimed by a bridge: reversed
+    at once. Attempted: the receipt says ``pending_check`` until the meter has answered
+    (ask again: the same answer, nothing done twice), then ``reversed``, or the sale is
+    delivered and the answer is NOT_REVERSIBLE. A reversed sale answers its receipt."""
     bank = bank_context(env)
     sale = _find_purchase(env, bank, parse_reference(bank_reference))
-    if sale.state == "reversed":
+    if sale.state in ("reversed", "pending_check"):
         return receipt(sale)
+    if sale.state == "delivered":
+        raise BankApiError(
+            NOT_REVERSIBLE,
+            _(
+                "%(ref)s was delivered: the credit is on meter %(meter)s, it cannot be reversed.",
+                ref=sale.name,
+                meter=sale.meter_id.serial_number,
+            ),
+        )
     if sale.state not in ("paid", "queued", "failed"):
         raise BankApiError(
             NOT_REVERSIBLE,
@@ -397,15 +409,17 @@ def reverse_purchase(env, bank_reference):
             ),
         )
     try:
+        # reversed now or once the meter has answered: the credit note is then refunded
+        # through the bank's journal (credit_purchase._reverse_now)
         sale.action_reverse()
     except (UserError, AccessError) as exc:
         raise BankApiError(NOT_REVERSIBLE, exc.args[0]) from exc
-    _refund_credit_note(sale, bank.smartpm_bank_journal_id)
     return receipt(sale)
 
 
 def _refund_credit_note(sale, journal):
-    """The bank gives the money back: pay the credit note out of its journal."""
+    """The bank gives the money back: pay the credit note out of its journal (called when a
+    bank's sale is reversed)."""
     note = sale.credit_note_id
     if not note or note.payment_state in ("paid", "in_payment", "reversed"):
         return

@@ -35,6 +35,7 @@ EVENT_ALARMS = {
     ("fraud", 92): "reverse_connection",
     ("fraud", 93): "token_forged",  # token refused: MAC invalid
     ("fraud", 94): "token_other_meter",  # token refused: another meter's
+    ("fraud", 95): "token_cancelled",  # token refused: its transfer was cancelled
 }
 OBIS_CREDIT = "0.0.19.10.0.255"
 OBIS_RELAY = "0.0.96.3.10.255"
@@ -198,7 +199,15 @@ def claim(env, bridge_id, limit, lease_seconds):
     ids = [row[0] for row in rows]
     jobs = env["smartpm.meter.job"].sudo().browse(ids)
     jobs.invalidate_recordset()
-    return [job._prepare_bridge_values() for job in jobs.sorted(lambda j: (j.priority, j.id))]
+    # lease_seconds: what was granted (clamped); the bridge sends no credit token after it
+    return [
+        dict(
+            job._prepare_bridge_values(),
+            lease_seconds=lease_seconds,
+            lease_until=fields.Datetime.to_string(job.lease_until),
+        )
+        for job in jobs.sorted(lambda j: (j.priority, j.id))
+    ]
 
 
 def _check_bridge_id_is_own(env, bridge_id):
@@ -510,14 +519,25 @@ def release(env, job_ids, bridge_id):
     return released
 
 
-def cancel(env, job_ids):
-    """Cancel jobs no bridge holds; the guard in SQL keeps a concurrent claim() safe."""
+def cancel(env, job_ids, never_claimed=False, expired=False):
+    """Cancel jobs no bridge holds; the guard in SQL keeps a concurrent claim() safe.
+    ``never_claimed``: only jobs no bridge ever claimed (no attempt spent). ``expired``:
+    also jobs still claimed under a lease that has passed (their bridge is gone; a late
+    report of theirs is refused as for any lost lease)."""
     env.flush_all()
+    states = "state IN ('pending', 'failed')"
+    if expired:
+        states = (
+            "(state IN ('pending', 'failed') OR (state = 'claimed'"
+            " AND lease_until < (clock_timestamp() at time zone 'utc')))"
+        )
     env.cr.execute(
-        """
+        f"""
         UPDATE smartpm_meter_job
-           SET state = 'cancelled', date_done = (clock_timestamp() at time zone 'utc')
-         WHERE id = ANY(%s) AND state IN ('pending', 'failed')
+           SET state = 'cancelled', date_done = (clock_timestamp() at time zone 'utc'),
+               lease_until = NULL
+         WHERE id = ANY(%s) AND {states}
+           {"AND COALESCE(attempt_count, 0) = 0" if never_claimed else ""}
         RETURNING id
         """,
         ([int(i) for i in job_ids],),
@@ -569,7 +589,10 @@ def purge_finished(env, days, limit=PURGE_CHUNK):
                                  WHERE p.job_id IS NOT NULL
                                 UNION ALL
                                 SELECT p.reconnect_job_id FROM smartpm_credit_purchase p
-                                 WHERE p.reconnect_job_id IS NOT NULL)
+                                 WHERE p.reconnect_job_id IS NOT NULL
+                                UNION ALL
+                                SELECT p.check_job_id FROM smartpm_credit_purchase p
+                                 WHERE p.check_job_id IS NOT NULL)
              LIMIT %s)
         """,
         (int(days), int(limit)),

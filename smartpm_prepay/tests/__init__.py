@@ -14,6 +14,7 @@ from . import test_bank_reconciliation
 from . import test_portal
 from . import test_job_per_meter
 from . import test_reading_task
+from . import test_reversal
 from . import test_consumption
 from . import test_consumption_grid
 from . import test_alarm_workflow

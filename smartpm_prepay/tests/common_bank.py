@@ -90,3 +90,38 @@ class BankChannelCase(AccountTestInvoicingHttpCommon):
 
     def _purchases(self):
         return self.env["smartpm.credit.purchase"].search([("meter_id", "=", self.meter.id)])
+
+    def _claim_delivery(self, purchase):
+        """A bridge takes the sale's credit job (the token may go out from now on)."""
+        from ..services import job_queue
+
+        env = self.env(su=True, context={"smartpm_job_engine": True})
+        claimed = [j["id"] for j in job_queue.claim(env, "bank-test-bridge", 500, 60)]
+        self.assertIn(purchase.job_id.id, claimed)
+
+    def _meter_answers(self, purchase, applied):
+        """The delivery's lease passes, the check_token job runs, the meter answers."""
+        from ..services import job_queue
+
+        self.env.invalidate_all()  # the request ran on the test cursor, not this cache
+        check = purchase.check_job_id
+        self.assertTrue(check, f"{purchase.name} has no check job")
+        self.env.flush_all()
+        self.env.cr.execute(
+            """UPDATE smartpm_meter_job SET lease_until = now() at time zone 'utc'
+                      - interval '1 minute' WHERE id = %s AND state = 'claimed';
+               UPDATE smartpm_meter_job SET next_attempt_at = now() at time zone 'utc'
+                      - interval '1 second' WHERE id = %s""",
+            (purchase.job_id.id, check.id),
+        )
+        self.env.invalidate_all()
+        env = self.env(su=True, context={"smartpm_job_engine": True})
+        claimed = [j["id"] for j in job_queue.claim(env, "bank-test-bridge", 500, 60)]
+        self.assertIn(check.id, claimed)
+        result = {
+            "transfer_number": purchase.transfer_number,
+            "applied": applied,
+            "cancelled": not applied,
+        }
+        job_queue.complete(env, check.id, "bank-test-bridge", result)
+        self.env.invalidate_all()

@@ -80,6 +80,19 @@ class TestAlarmWorkflow(StatsCase):
         found = self.env["smartpm.alarm"].search([("meter_id", "=", self.meter.id)] + theft)
         self.assertEqual(found, alarms)
 
+    def test_token_of_a_cancelled_transfer_is_a_fraud_alarm(self):
+        """Fraud event 95: the meter refused the token of a transfer it cancelled when the
+        sale was reversed (the money went back): a replay, or a bridge past its lease."""
+        alarms = self._events([{"log": "fraud", "code": 95, "time": "2026-11-22T09:00:00Z"}])
+        self.assertEqual(alarms.alarm_type, "token_cancelled")
+        self.assertIn("reversed", alarms.description)
+        self.assertEqual(alarms.activity_ids.user_id, self.manager_user)
+        # the alarm list's "Tampering and theft" filter shows it
+        arch = etree.fromstring(self.env.ref("smartpm_prepay.view_alarm_search").arch)
+        theft = safe_eval(arch.xpath("//filter[@name='filter_theft']")[0].get("domain"))
+        found = self.env["smartpm.alarm"].search([("meter_id", "=", self.meter.id)] + theft)
+        self.assertIn(alarms, found)
+
     def test_low_credit_gets_no_todo(self):
         alarms = self._events([{"log": "standard", "code": 64, "time": "2026-11-20T08:00:00Z"}])
         self.assertEqual(alarms.alarm_type, "low_credit")

@@ -192,6 +192,62 @@ class TestBankSoap(BankChannelCase):
         self.assertEqual(purchase.credit_note_id.state, "posted")
         self.assertIn(purchase.credit_note_id.payment_state, ("paid", "in_payment"))
 
+    def test_never_claimed_sale_is_reversed_at_once_and_refunded_once(self):
+        self._purchase()
+        receipt = self._client().ReversePurchase(bankReference="BANKREF-1")
+        self.assertEqual(receipt.state, "reversed")
+        self.env.invalidate_all()
+        note = self._purchases().credit_note_id
+        refunds = self.env["account.payment"].search(
+            [("payment_type", "=", "outbound"), ("partner_id", "=", note.partner_id.id)]
+        )
+        self.assertEqual(len(refunds), 1)
+        self.assertEqual(refunds.reconciled_invoice_ids, note)
+        self.assertEqual(refunds.journal_id, self.journal)
+        self.assertFalse(self._purchases().check_job_id)
+
+    def test_attempted_delivery_is_pending_check_until_the_meter_says_not_applied(self):
+        self._purchase()
+        purchase = self._purchases()
+        self._claim_delivery(purchase)
+        client = self._client()
+        first = client.ReversePurchase(bankReference="BANKREF-1")
+        self.assertEqual(first.state, "pending_check")
+        self.env.invalidate_all()
+        self.assertFalse(purchase.credit_note_id)  # no money back before the meter says
+        # the bank asks again: same answer, nothing done twice
+        check = purchase.check_job_id
+        self.assertEqual(client.ReversePurchase(bankReference="BANKREF-1").state, "pending_check")
+        self.assertEqual(purchase.check_job_id, check)
+        self.assertEqual(client.QueryPurchase(bankReference="BANKREF-1").state, "pending_check")
+        self._meter_answers(purchase, applied=False)
+        self.assertEqual(purchase.state, "reversed")
+        self.assertIn(purchase.credit_note_id.payment_state, ("paid", "in_payment"))
+        payments = self.env["account.payment"].search_count([("journal_id", "=", self.journal.id)])
+        done = client.ReversePurchase(bankReference="BANKREF-1")
+        self.assertEqual(done.state, "reversed")
+        self.env.invalidate_all()
+        # refunded once
+        self.assertEqual(
+            self.env["account.payment"].search_count([("journal_id", "=", self.journal.id)]),
+            payments,
+        )
+
+    def test_meter_that_applied_the_credit_makes_the_reversal_not_reversible(self):
+        self._purchase()
+        purchase = self._purchases()
+        self._claim_delivery(purchase)
+        client = self._client()
+        self.assertEqual(client.ReversePurchase(bankReference="BANKREF-1").state, "pending_check")
+        self._meter_answers(purchase, applied=True)
+        self.assertEqual(purchase.state, "delivered")
+        fault = self.assertFault(
+            "NOT_REVERSIBLE", client.ReversePurchase, bankReference="BANKREF-1"
+        )
+        self.assertIn("on meter BNK-001", fault.message)
+        self.env.invalidate_all()
+        self.assertFalse(purchase.credit_note_id)
+
     def test_delivered_purchase_cannot_be_reversed(self):
         self._purchase()
         self._purchases()._on_delivered({})

@@ -83,3 +83,13 @@ class TestBankXmlrpc(BankChannelCase):
         self._call("purchase", "BNK-001", 20.0, False, "XR-4", BANK_TIME)
         receipt = self._call("reverse_purchase", "XR-4")
         self.assertEqual(receipt["state"], "reversed")
+
+    def test_reverse_attempted_purchase_over_xmlrpc_waits_for_the_meter(self):
+        self._call("purchase", "BNK-001", 20.0, False, "XR-5", BANK_TIME)
+        purchase = self.env["smartpm.credit.purchase"].search([("bank_reference", "=", "XR-5")])
+        self._claim_delivery(purchase)
+        self.assertEqual(self._call("reverse_purchase", "XR-5")["state"], "pending_check")
+        self.assertEqual(self._call("reverse_purchase", "XR-5")["state"], "pending_check")
+        self._meter_answers(purchase, applied=True)
+        self.assertFaultCode("NOT_REVERSIBLE", "reverse_purchase", "XR-5")
+        self.assertEqual(self._call("query_purchase", "XR-5")["state"], "delivered")

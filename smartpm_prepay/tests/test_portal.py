@@ -184,6 +184,22 @@ class TestMeterPortal(PortalCase):
         self.assertNotIn("5000.00 kWh", response.text)
         self.assertNotIn("5,000.000 kWh", response.text)
 
+    def test_sale_whose_reversal_waits_for_the_meter_shows_refund_pending(self):
+        from ..services import job_queue
+        from ..services.vending import vend
+
+        purchase = vend(self.env, self.meter_a, 10.0, "backoffice", "PORTAL-REV-1")
+        engine = self.env(su=True, context={"smartpm_job_engine": True})
+        self.assertIn(purchase.job_id.id, [j["id"] for j in job_queue.claim(engine, "b1", 500, 60)])
+        purchase.action_reverse()
+        self.assertEqual(purchase.state, "pending_check")
+        self._login()
+        response = self.url_open(f"/my/meters/{self.meter_a.id}")
+        self.assertEqual(response.status_code, 200)
+        row = response.text.split(f'data-reference="{purchase.name}"')[1].split("</tr>")[0]
+        self.assertIn("Refund pending", row)
+        self.assertNotIn("Reversed", row)
+
     def test_low_credit_notice_is_shown(self):
         self.meter_a.sudo().write({"credit_kwh": 1.0, "online_state": "online"})
         self._login()

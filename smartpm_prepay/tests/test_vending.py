@@ -401,19 +401,18 @@ class TestDelivery(VendingCase):
         self.assertEqual(purchase.state, "reversed")
         self.assertEqual(purchase.job_id.state, "cancelled")
 
-    def test_purchase_being_delivered_cannot_be_reversed(self):
+    def test_purchase_being_delivered_is_not_reversed_before_the_meter_says(self):
         purchase = self._vend(10.0)
         self._claim(purchase.job_id)
-        with self.assertRaisesRegex(UserError, "being delivered"):
-            purchase.with_user(self.operator).action_reverse()
-        self.assertEqual(purchase.state, "queued")
+        purchase.with_user(self.operator).action_reverse()  # more in test_reversal.py
+        self.assertEqual(purchase.state, "pending_check")
         self.assertEqual(purchase.job_id.state, "claimed")
 
     def test_delivered_purchase_cannot_be_reversed(self):
         purchase = self._vend(10.0)
         self._claim(purchase.job_id)
         self.Job.complete(purchase.job_id.id, "b1", {"credit_kwh": 40.0, "relay": "connected"})
-        with self.assertRaisesRegex(UserError, "undelivered"):
+        with self.assertRaisesRegex(UserError, "never reversed"):
             purchase.with_user(self.operator).action_reverse()
         self.assertEqual(purchase.state, "delivered")
 

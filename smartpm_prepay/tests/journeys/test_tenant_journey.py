@@ -236,6 +236,7 @@ class TestTenantJourney(DemoJourneyCase):
             "queued": "Delivering",
             "delivered": "Delivered",
             "failed": "Delayed",
+            "pending_check": "Refund pending",
             "reversed": "Reversed",
         }
         self.assertEqual(
