@@ -1,7 +1,7 @@
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
-from ..services import credit_token, job_queue, vending
+from ..services import credit_token, engine, job_queue, vending
 
 PURCHASE_STATES = [
     ("paid", "Paid"),
@@ -135,8 +135,14 @@ class SmartpmCreditPurchase(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        if not self.env.context.get("smartpm_vending"):
-            raise UserError(_("Credit purchases are created by selling credit only."))
+        if not engine.is_engine(self.env):
+            raise AccessError(
+                _(
+                    "Credit purchases are created by a paid sale only: a POS order, a portal "
+                    "payment, the bank API or the back office's Sell credit (invoiced and "
+                    "paid in a journal)."
+                )
+            )
         seq = self.env["ir.sequence"]
         for vals in vals_list:
             if vals.get("name", _("New")) == _("New"):
@@ -144,9 +150,22 @@ class SmartpmCreditPurchase(models.Model):
         return super().create(vals_list)
 
     def write(self, vals):
-        if "token" in vals and not self.env.context.get("smartpm_vending"):
-            raise UserError(_("The credit token is minted at the sale and never rewritten."))
+        engine.check_fields(self, vals, self._engine_fields(), _("Credit purchase"))
         return super().write(vals)
+
+    @api.model
+    def _engine_fields(self):
+        """Every stored field the form shows read-only (money, energy, tiers, token, transfer
+        number, state, links to the job and the payment documents...): the vending engine's."""
+        return {
+            name
+            for name, field in self._fields.items()
+            if field.store
+            and field.readonly
+            and not field.compute
+            and not field.related
+            and name not in models.MAGIC_COLUMNS
+        }
 
     # ---------------------------------------------------------------- RPC / channels
     @api.model
@@ -166,10 +185,16 @@ class SmartpmCreditPurchase(models.Model):
         return meter
 
     @api.model
-    def vend(self, meter_id, amount, channel, external_ref):
-        """Sell credit (RPC and channels): the receipt as a dict. See services/vending.py."""
-        meter = self._get_meter(meter_id)
-        return vending.vend(self.env, meter, amount, channel, external_ref)._receipt()
+    def vend(self, *args, **kwargs):
+        """Closed (issue 14): credit without its payment document. Server code sells
+        through ``services.vending.vend``, each channel with its payment."""
+        raise AccessError(
+            _(
+                "Credit is not sold by a bare RPC call: sell through a paid channel, the "
+                "bank API (smartpm.bank.api purchase), the Point of Sale, the tenant portal "
+                "or the back office's Sell credit (invoiced and paid in a journal)."
+            )
+        )
 
     @api.model
     def quote(self, meter_id, amount):
@@ -239,8 +264,8 @@ class SmartpmCreditPurchase(models.Model):
     # ---------------------------------------------------------------- delivery
     def _queue_delivery(self):
         """Create the add_credit job of each purchase (called by vend, in sudo)."""
-        Job = self.env["smartpm.meter.job"].sudo()
-        for purchase in self:
+        Job = engine.as_engine(self.env["smartpm.meter.job"])
+        for purchase in engine.as_engine(self):
             job = Job.create(
                 {
                     "meter_id": purchase.meter_id.id,
@@ -257,7 +282,7 @@ class SmartpmCreditPurchase(models.Model):
         has corrected it since) is signed again with the current key: same transfer number
         and energy, so the meter still applies that transfer at most once."""
         self.ensure_one()
-        purchase = self.sudo()
+        purchase = engine.as_engine(self)
         meter = purchase.meter_id
         key = meter._get_token_key()
         old = bytes.fromhex(purchase.token or "")
@@ -265,9 +290,8 @@ class SmartpmCreditPurchase(models.Model):
             return False
         number, wh, _tag, _mac = credit_token.parse(old)
         new = credit_token.mint(key, meter.serial_number, number, wh).hex().upper()
-        purchase.with_context(smartpm_vending=True).token = new
-        payload = dict(purchase.job_id.payload or {}, token=new)
-        purchase.job_id.with_context(smartpm_job_engine=True).payload = payload
+        purchase.token = new
+        purchase.job_id.payload = dict(purchase.job_id.payload or {}, token=new)
         purchase.message_post(
             body=_(
                 "Credit token of transfer %s signed again with the meter's current token key.",
@@ -288,7 +312,9 @@ class SmartpmCreditPurchase(models.Model):
 
     def _on_delivered(self, result):
         """The meter took the credit (or had it already): called from the job's _on_done."""
-        for purchase in self.filtered(lambda p: p.state in ("paid", "queued", "failed")):
+        for purchase in engine.as_engine(self).filtered(
+            lambda p: p.state in ("paid", "queued", "failed")
+        ):
             purchase.write({"state": "delivered", "date_delivered": fields.Datetime.now()})
             purchase.activity_ids.action_feedback(feedback=_("Delivered to the meter."))
             meter = purchase.meter_id
@@ -320,11 +346,11 @@ class SmartpmCreditPurchase(models.Model):
                 priority=vending.CREDIT_JOB_PRIORITY + 5,
                 idempotency_key=f"purchase-{self.id}-reconnect",
             )
-            self.reconnect_job_id = job
+            engine.as_engine(self).reconnect_job_id = job
 
     def _on_delivery_failed(self):
         """No attempt left: the operators get an activity to retry or reverse."""
-        for purchase in self.filtered(lambda p: p.state in ("paid", "queued")):
+        for purchase in engine.as_engine(self).filtered(lambda p: p.state in ("paid", "queued")):
             purchase.state = "failed"
             user = purchase._get_alert_user()
             purchase.activity_schedule(
@@ -356,7 +382,7 @@ class SmartpmCreditPurchase(models.Model):
         for purchase in self:
             if purchase.state != "failed":
                 raise UserError(_("Only a failed delivery can be retried (%s).", purchase.name))
-        for purchase in self.sudo():
+        for purchase in engine.as_engine(self):
             # the same job: same transfer number, so the meter cannot apply it twice
             purchase._resign_token_if_key_changed()
             purchase.job_id.action_retry()
@@ -404,7 +430,7 @@ class SmartpmCreditPurchase(models.Model):
         """Invoice the tenant, post, pay in ``journal`` and reconcile; return the invoice.
         Used by the back office and the bank channel (with the bank's journal)."""
         self.ensure_one()
-        purchase = self.sudo().with_company(self.company_id)
+        purchase = engine.as_engine(self).with_company(self.company_id)
         if purchase.invoice_id:
             return purchase.invoice_id
         if purchase.state == "reversed":
@@ -439,7 +465,7 @@ class SmartpmCreditPurchase(models.Model):
     def action_reverse(self):
         """Undo sales that have not reached the meter: cancel the job, credit note."""
         self.check_access("write")
-        for purchase in self.sudo():
+        for purchase in engine.as_engine(self):
             if purchase.state not in ("paid", "queued", "failed"):
                 raise UserError(
                     _(

@@ -1,5 +1,7 @@
 from odoo.tests import TransactionCase
 
+from ..services import engine
+
 
 class SmartpmCase(TransactionCase):
     """A small grid and helpers shared by the addon's tests."""
@@ -17,8 +19,8 @@ class SmartpmCase(TransactionCase):
     def _clear_job_queue(cls):
         """The queue is shared with the database's other jobs: cancel the open ones, so that
         claims in these tests only see their own jobs (rolled back with the test class)."""
-        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
-            smartpm_job_engine=True
+        engine.as_engine(
+            cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))])
         ).write({"state": "cancelled"})
 
     @classmethod
