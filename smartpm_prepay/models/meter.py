@@ -487,7 +487,7 @@ class SmartpmMeter(models.Model):
             if priority is not None:
                 job_vals["priority"] = priority
             vals_list.append({**job_vals, **vals})
-        return engine.as_engine(self.env["smartpm.meter.job"]).create(vals_list)
+        return engine.create(self.env["smartpm.meter.job"], vals_list)
 
     def _check_can_command(self):
         if self.filtered(lambda m: m.state == "decommissioned" or not m.active):

@@ -273,12 +273,13 @@ class SmartpmMeter(models.Model):
                 }
             )
         # one batch: a tariff change may concern many meters
-        return engine.as_engine(self.env["smartpm.meter.job"]).create(vals_list)
+        return engine.create(self.env["smartpm.meter.job"], vals_list)
 
     def _push_load_limit(self):
         meters = self._commandable()
         meters._supersede("set_load_limit")
-        return engine.as_engine(self.env["smartpm.meter.job"]).create(
+        return engine.create(
+            self.env["smartpm.meter.job"],
             [
                 {
                     "meter_id": meter.id,
@@ -287,7 +288,7 @@ class SmartpmMeter(models.Model):
                     "priority": THRESHOLD_PRIORITY,
                 }
                 for meter in meters
-            ]
+            ],
         )
 
     @api.model_create_multi

@@ -27,8 +27,9 @@ class TestJobQueue(SmartpmCase):
         self.Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
 
     def _job(self, job_type="ping", meter=None, **vals):
-        return engine.as_engine(self.env["smartpm.meter.job"]).create(
-            {"meter_id": (meter or self.meter).id, "job_type": job_type, **vals}
+        return engine.create(
+            self.env["smartpm.meter.job"],
+            {"meter_id": (meter or self.meter).id, "job_type": job_type, **vals},
         )
 
     def _expire(self, job):
