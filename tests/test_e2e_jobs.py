@@ -6,7 +6,7 @@ import signal
 import urllib.request
 
 import pytest
-from odoo_e2e import credit_payload, locked_meter_vals, run_bridge, run_odoo, wait_until
+from odoo_e2e import locked_meter_vals, run_bridge, run_odoo, wait_until
 
 from meter_sim.testing import run_cli
 
@@ -42,7 +42,10 @@ _created = []
 
 
 def make_meters(odoo, sim, prefix):
-    """One Odoo meter per simulated meter (unique serials per test, ports of this fleet)."""
+    """One Odoo meter per simulated meter (unique serials per test, ports of this fleet), of
+    one tenant, at 1.00 per kWh: credit is sold for them at the back office."""
+    tariff = odoo.call("smartpm.tariff", "create", {"name": f"{prefix} 1/kWh", "price_per_kwh": 1})
+    tenant = odoo.call("res.partner", "create", {"name": f"{prefix} tenant", "is_tenant": True})
     ids = {}
     for serial, port in sim.ports.items():
         ids[serial] = odoo.call(
@@ -53,10 +56,28 @@ def make_meters(odoo, sim, prefix):
                 "host": "127.0.0.1",
                 "port": port,
                 "state": "active",
+                "tenant_id": tenant,
+                "tariff_id": tariff,
                 **locked_meter_vals(serial),
             },
         )
     return ids
+
+
+def sell(odoo, meter_id, amount, ref):
+    """A back-office sale (Sell credit: invoiced and paid in cash): the one way, besides the
+    POS, the portal and the banks, that credit jobs come to be. Returns the delivery job."""
+    wizard = odoo.call(
+        "smartpm.sell.credit.wizard",
+        "create",
+        {"meter_id": meter_id, "amount": amount, "external_ref": f"{ref}-{os.getpid()}"},
+    )
+    action = odoo.call("smartpm.sell.credit.wizard", "action_confirm", [wizard])
+    purchase = odoo.call(
+        "smartpm.credit.purchase", "read", [action["res_id"]], fields=["job_id", "invoice_id"]
+    )[0]
+    assert purchase["invoice_id"], "a back-office sale is invoiced and paid"
+    return purchase["job_id"][0]
 
 
 def jobs_state(odoo, ids):
@@ -80,15 +101,7 @@ def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo, sim):
     with run_bridge(odoo, odoo.api_key, "e2e-one"):
         read = odoo.call("smartpm.meter", "action_read_now", [meters[serial]])
         assert read
-        credit = odoo.call(
-            "smartpm.meter.job",
-            "create",
-            {
-                "meter_id": meters[serial],
-                "job_type": "add_credit",
-                "payload": credit_payload(serial, 1, 12.5),
-            },
-        )
+        credit = sell(odoo, meters[serial], 12.5, "E2E1")
         job_ids = odoo.call("smartpm.meter.job", "search", [("meter_id", "=", meters[serial])])
         rows = wait_until(lambda: all_finished(odoo, job_ids), what="jobs to finish")
     assert [r["state"] for r in rows] == ["done"] * len(job_ids), rows
@@ -118,16 +131,12 @@ def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo, sim):
 
 
 def _credit_jobs(odoo, meters, per_meter, kwh):
-    vals = [
-        {
-            "meter_id": meter_id,
-            "job_type": "add_credit",
-            "payload": credit_payload(serial, n, kwh),
-        }
+    """``per_meter`` sales of ``kwh`` (at 1.00 per kWh) for each meter: their credit jobs."""
+    return [
+        sell(odoo, meter_id, kwh, f"{serial}-{meter_id}-{n}")
         for serial, meter_id in meters.items()
         for n in range(1, per_meter + 1)
     ]
-    return odoo.call("smartpm.meter.job", "create", vals)
 
 
 def test_two_bridges_drain_200_jobs_each_executed_once(odoo):
@@ -136,7 +145,7 @@ def test_two_bridges_drain_200_jobs_each_executed_once(odoo):
     with run_cli(20, speed=0) as sim:
         meters = make_meters(odoo, sim, "E2E2")
         before = {s: sim_state(sim, s)["credit_kwh"] for s in meters}
-        job_ids = _credit_jobs(odoo, meters, 10, 0.1)
+        job_ids = _credit_jobs(odoo, meters, 10, 1.0)
         assert len(job_ids) == 200
         with (
             run_bridge(odoo, odoo.api_key, "e2e-a", "--concurrency", "4"),
@@ -150,7 +159,7 @@ def test_two_bridges_drain_200_jobs_each_executed_once(odoo):
         assert {r["bridge_id"] for r in rows} == {"e2e-a", "e2e-b"}
         for serial in meters:
             state = sim_state(sim, serial)
-            assert state["credit_kwh"] == pytest.approx(before[serial] + 1.0)
+            assert state["credit_kwh"] == pytest.approx(before[serial] + 10.0)
             # each token applied once (code 66 "credit added"), whatever order was taken
             assert sum(e["code"] == 66 for e in state["events"]) == 10
 

@@ -508,12 +508,21 @@ class SmartpmCreditPurchase(models.Model):
 
     @api.model
     def _demo_vend(self, sales):
-        """Demo data: sell through the one vending path (see demo/vending_demo.xml)."""
+        """Demo data: sell through the one vending path (see demo/vending_demo.xml), each
+        sale invoiced and paid in the company's cash journal: no credit without payment."""
         env = self.env(su=True)
         for xmlid, amount, channel, ref in sales:
             meter = env.ref(xmlid, raise_if_not_found=False)
-            if meter:
-                vending.vend(env, meter, amount, channel, ref)
+            if not meter:
+                continue
+            purchase = vending.vend(env, meter, amount, channel, ref)
+            journal = env["account.journal"].search(
+                [("type", "in", ("cash", "bank")), ("company_id", "=", purchase.company_id.id)],
+                order="type desc, id",  # cash first
+                limit=1,
+            )
+            if journal:
+                purchase._create_invoice_and_payment(journal)
 
     @api.ondelete(at_uninstall=False)
     def _unlink_never(self):

@@ -28,7 +28,7 @@ ENGINE_FIELDS = {
 # only with these values, of a type an operator may queue as the meter's buttons do: never a
 # credit (those come from a paid sale) nor a setting (those follow the meter's fields).
 OPERATOR_JOB_TYPES = ("read", "read_events", "ping", "sync_clock", "disconnect", "reconnect")
-OPERATOR_CREATE_FIELDS = {"meter_id", "job_type", "payload", "priority"}
+OPERATOR_CREATE_FIELDS = {"meter_id", "job_type", "payload", "priority", "max_attempts"}
 PAYLOAD_JOB_TYPES = ("read", "read_events")
 # ... and rewritten only in its priority: type, payload, meter, state, attempts and lease
 # are the engine's.
