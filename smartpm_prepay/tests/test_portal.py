@@ -6,6 +6,8 @@ from odoo.addons.account.tests.common import AccountTestInvoicingHttpCommon
 from odoo.tests import new_test_user, tagged
 from odoo.tests.common import JsonRpcException
 
+from .common import assert_payment_document
+
 
 class PortalCase(AccountTestInvoicingHttpCommon):
     """Two tenants with one meter each; tenant A has a portal login; the demo provider pays."""
@@ -342,6 +344,7 @@ class TestPortalPayment(PortalCase):
         self.assertEqual(invoice.state, "posted")
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
         self.assertEqual(tx.payment_id.journal_id, self.provider.journal_id)
+        assert_payment_document(self, self._portal_purchases(), self.provider.journal_id)
 
     def test_pending_transaction_sells_nothing(self):
         tx = (
