@@ -14,19 +14,11 @@ JOB_TYPES = [
     ("sync_clock", "Synchronise clock"),
     ("ping", "Ping"),
 ]
-# Fields only the engine sets; refused in create/write from RPC (as OCA queue_job does).
-ENGINE_FIELDS = {
-    "state",
-    "attempt_count",
-    "bridge_id",
-    "lease_until",
-    "result",
-    "date_claimed",
-    "date_done",
-}
-# Outside the engine (RPC, whatever the group, the Administrator included) a job is created
-# only with these values, of a type an operator may queue as the meter's buttons do: never a
-# credit (those come from a paid sale) nor a setting (those follow the meter's fields).
+# Fields only the engine sets are refused in create/write from RPC, as OCA queue_job does
+# (services/engine.py). Outside the engine (RPC, whatever the group, the Administrator
+# included) a job is created only with these values, of a type an operator may queue as the
+# meter's buttons do: never a credit (those come from a paid sale) nor a setting (those
+# follow the meter's fields).
 OPERATOR_JOB_TYPES = ("read", "read_events", "ping", "sync_clock", "disconnect", "reconnect")
 OPERATOR_CREATE_FIELDS = {"meter_id", "job_type", "payload", "priority", "max_attempts"}
 PAYLOAD_JOB_TYPES = ("read", "read_events")
@@ -153,7 +145,10 @@ class SmartpmMeterJob(models.Model):
         payload = vals.get("payload") or {}
         if not isinstance(payload, dict) or (payload and job_type not in PAYLOAD_JOB_TYPES):
             raise AccessError(_("A %s job takes no payload of yours.", job_type))
-        meter = self.env["smartpm.meter"].browse(vals.get("meter_id")).exists()
+        meter_id = vals.get("meter_id")
+        meter = self.env["smartpm.meter"]
+        if isinstance(meter_id, int) and not isinstance(meter_id, bool):
+            meter = meter.browse(meter_id).exists()
         if not meter:
             raise UserError(_("A meter job needs an existing meter."))
         meter.check_access("write" if job_type != "read" else "read")
