@@ -1,8 +1,10 @@
 """End to end: Odoo (HTTP) -> meter-bridge processes -> simulated meters (real DLMS) -> Odoo."""
 
+import contextlib
 import json
 import os
 import signal
+import tempfile
 import urllib.request
 
 import pytest
@@ -33,6 +35,19 @@ def sim():
         yield fleet
 
 
+@contextlib.contextmanager
+def fleet(prefix, n):
+    """``n`` simulated meters PREFIX-00001..: the test's Odoo meters take the same serials,
+    so that the tokens Odoo mints for them (signed over the serial) are these meters' own."""
+    meters = [{"serial": f"{prefix}-{i:05d}", "port": 0} for i in range(1, n + 1)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "fleet.json")
+        with open(path, "w") as f:
+            json.dump({"meters": meters}, f)
+        with run_cli(config=path, speed=0) as sim:
+            yield sim
+
+
 def sim_state(sim, serial):
     with urllib.request.urlopen(f"http://127.0.0.1:{sim.control_port}/meters/{serial}") as r:
         return json.load(r)
@@ -42,8 +57,8 @@ _created = []
 
 
 def make_meters(odoo, sim, prefix):
-    """One Odoo meter per simulated meter (unique serials per test, ports of this fleet), of
-    one tenant, at 1.00 per kWh: credit is sold for them at the back office."""
+    """One Odoo meter per simulated meter of ``fleet(prefix, n)`` (same serials, ports of
+    this fleet), of one tenant, at 1.00 per kWh: credit is sold for them at the back office."""
     tariff = odoo.call("smartpm.tariff", "create", {"name": f"{prefix} 1/kWh", "price_per_kwh": 1})
     tenant = odoo.call("res.partner", "create", {"name": f"{prefix} tenant", "is_tenant": True})
     ids = {}
@@ -52,7 +67,7 @@ def make_meters(odoo, sim, prefix):
             "smartpm.meter",
             "create",
             {
-                "serial_number": f"{prefix}-{serial}",
+                "serial_number": serial,
                 "host": "127.0.0.1",
                 "port": port,
                 "state": "active",
@@ -94,9 +109,14 @@ def all_finished(odoo, ids):
     return rows if all(r["state"] in ("done", "failed") for r in rows) else None
 
 
-def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo, sim):
+def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo):
+    with fleet("E2E1", 4) as sim:
+        _read_and_credit(odoo, sim)
+
+
+def _read_and_credit(odoo, sim):
     meters = make_meters(odoo, sim, "E2E1")
-    serial = "SIM00001"
+    serial = "E2E1-00001"
     before = sim_state(sim, serial)["credit_kwh"]
     with run_bridge(odoo, odoo.api_key, "e2e-one"):
         read = odoo.call("smartpm.meter", "action_read_now", [meters[serial]])
@@ -142,7 +162,7 @@ def _credit_jobs(odoo, meters, per_meter, kwh):
 def test_two_bridges_drain_200_jobs_each_executed_once(odoo):
     # 20 meters: a meter takes one job at a time, so each bridge (4 workers) always finds
     # meters the other one does not hold
-    with run_cli(20, speed=0) as sim:
+    with fleet("E2E2", 20) as sim:
         meters = make_meters(odoo, sim, "E2E2")
         before = {s: sim_state(sim, s)["credit_kwh"] for s in meters}
         job_ids = _credit_jobs(odoo, meters, 10, 1.0)
@@ -164,7 +184,12 @@ def test_two_bridges_drain_200_jobs_each_executed_once(odoo):
             assert sum(e["code"] == 66 for e in state["events"]) == 10
 
 
-def test_killed_bridge_leaves_every_credit_applied_exactly_once(odoo, sim):
+def test_killed_bridge_leaves_every_credit_applied_exactly_once(odoo):
+    with fleet("E2E3", 4) as sim:
+        _killed_bridge(odoo, sim)
+
+
+def _killed_bridge(odoo, sim):
     meters = make_meters(odoo, sim, "E2E3")
     before = {s: sim_state(sim, s)["credit_kwh"] for s in meters}
     job_ids = _credit_jobs(odoo, meters, 25, 1.0)
