@@ -1,12 +1,14 @@
 """End to end: Odoo (HTTP) -> meter-bridge processes -> simulated meters (real DLMS) -> Odoo."""
 
+import contextlib
 import json
 import os
 import signal
+import tempfile
 import urllib.request
 
 import pytest
-from odoo_e2e import credit_payload, locked_meter_vals, run_bridge, run_odoo, wait_until
+from odoo_e2e import locked_meter_vals, run_bridge, run_odoo, wait_until
 
 from meter_sim.testing import run_cli
 
@@ -33,6 +35,19 @@ def sim():
         yield fleet
 
 
+@contextlib.contextmanager
+def fleet(prefix, n):
+    """``n`` simulated meters PREFIX-00001..: the test's Odoo meters take the same serials,
+    so that the tokens Odoo mints for them (signed over the serial) are these meters' own."""
+    meters = [{"serial": f"{prefix}-{i:05d}", "port": 0} for i in range(1, n + 1)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "fleet.json")
+        with open(path, "w") as f:
+            json.dump({"meters": meters}, f)
+        with run_cli(config=path, speed=0) as sim:
+            yield sim
+
+
 def sim_state(sim, serial):
     with urllib.request.urlopen(f"http://127.0.0.1:{sim.control_port}/meters/{serial}") as r:
         return json.load(r)
@@ -42,21 +57,42 @@ _created = []
 
 
 def make_meters(odoo, sim, prefix):
-    """One Odoo meter per simulated meter (unique serials per test, ports of this fleet)."""
+    """One Odoo meter per simulated meter of ``fleet(prefix, n)`` (same serials, ports of
+    this fleet), of one tenant, at 1.00 per kWh: credit is sold for them at the back office."""
+    tariff = odoo.call("smartpm.tariff", "create", {"name": f"{prefix} 1/kWh", "price_per_kwh": 1})
+    tenant = odoo.call("res.partner", "create", {"name": f"{prefix} tenant", "is_tenant": True})
     ids = {}
     for serial, port in sim.ports.items():
         ids[serial] = odoo.call(
             "smartpm.meter",
             "create",
             {
-                "serial_number": f"{prefix}-{serial}",
+                "serial_number": serial,
                 "host": "127.0.0.1",
                 "port": port,
                 "state": "active",
+                "tenant_id": tenant,
+                "tariff_id": tariff,
                 **locked_meter_vals(serial),
             },
         )
     return ids
+
+
+def sell(odoo, meter_id, amount, ref):
+    """A back-office sale (Sell credit: invoiced and paid in cash): the one way, besides the
+    POS, the portal and the banks, that credit jobs come to be. Returns the delivery job."""
+    wizard = odoo.call(
+        "smartpm.sell.credit.wizard",
+        "create",
+        {"meter_id": meter_id, "amount": amount, "external_ref": f"{ref}-{os.getpid()}"},
+    )
+    action = odoo.call("smartpm.sell.credit.wizard", "action_confirm", [wizard])
+    purchase = odoo.call(
+        "smartpm.credit.purchase", "read", [action["res_id"]], fields=["job_id", "invoice_id"]
+    )[0]
+    assert purchase["invoice_id"], "a back-office sale is invoiced and paid"
+    return purchase["job_id"][0]
 
 
 def jobs_state(odoo, ids):
@@ -73,22 +109,19 @@ def all_finished(odoo, ids):
     return rows if all(r["state"] in ("done", "failed") for r in rows) else None
 
 
-def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo, sim):
+def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo):
+    with fleet("E2E1", 4) as sim:
+        _read_and_credit(odoo, sim)
+
+
+def _read_and_credit(odoo, sim):
     meters = make_meters(odoo, sim, "E2E1")
-    serial = "SIM00001"
+    serial = "E2E1-00001"
     before = sim_state(sim, serial)["credit_kwh"]
     with run_bridge(odoo, odoo.api_key, "e2e-one"):
         read = odoo.call("smartpm.meter", "action_read_now", [meters[serial]])
         assert read
-        credit = odoo.call(
-            "smartpm.meter.job",
-            "create",
-            {
-                "meter_id": meters[serial],
-                "job_type": "add_credit",
-                "payload": credit_payload(serial, 1, 12.5),
-            },
-        )
+        credit = sell(odoo, meters[serial], 12.5, "E2E1")
         job_ids = odoo.call("smartpm.meter.job", "search", [("meter_id", "=", meters[serial])])
         rows = wait_until(lambda: all_finished(odoo, job_ids), what="jobs to finish")
     assert [r["state"] for r in rows] == ["done"] * len(job_ids), rows
@@ -118,25 +151,21 @@ def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo, sim):
 
 
 def _credit_jobs(odoo, meters, per_meter, kwh):
-    vals = [
-        {
-            "meter_id": meter_id,
-            "job_type": "add_credit",
-            "payload": credit_payload(serial, n, kwh),
-        }
+    """``per_meter`` sales of ``kwh`` (at 1.00 per kWh) for each meter: their credit jobs."""
+    return [
+        sell(odoo, meter_id, kwh, f"{serial}-{meter_id}-{n}")
         for serial, meter_id in meters.items()
         for n in range(1, per_meter + 1)
     ]
-    return odoo.call("smartpm.meter.job", "create", vals)
 
 
 def test_two_bridges_drain_200_jobs_each_executed_once(odoo):
     # 20 meters: a meter takes one job at a time, so each bridge (4 workers) always finds
     # meters the other one does not hold
-    with run_cli(20, speed=0) as sim:
+    with fleet("E2E2", 20) as sim:
         meters = make_meters(odoo, sim, "E2E2")
         before = {s: sim_state(sim, s)["credit_kwh"] for s in meters}
-        job_ids = _credit_jobs(odoo, meters, 10, 0.1)
+        job_ids = _credit_jobs(odoo, meters, 10, 1.0)
         assert len(job_ids) == 200
         with (
             run_bridge(odoo, odoo.api_key, "e2e-a", "--concurrency", "4"),
@@ -150,12 +179,17 @@ def test_two_bridges_drain_200_jobs_each_executed_once(odoo):
         assert {r["bridge_id"] for r in rows} == {"e2e-a", "e2e-b"}
         for serial in meters:
             state = sim_state(sim, serial)
-            assert state["credit_kwh"] == pytest.approx(before[serial] + 1.0)
+            assert state["credit_kwh"] == pytest.approx(before[serial] + 10.0)
             # each token applied once (code 66 "credit added"), whatever order was taken
             assert sum(e["code"] == 66 for e in state["events"]) == 10
 
 
-def test_killed_bridge_leaves_every_credit_applied_exactly_once(odoo, sim):
+def test_killed_bridge_leaves_every_credit_applied_exactly_once(odoo):
+    with fleet("E2E3", 4) as sim:
+        _killed_bridge(odoo, sim)
+
+
+def _killed_bridge(odoo, sim):
     meters = make_meters(odoo, sim, "E2E3")
     before = {s: sim_state(sim, s)["credit_kwh"] for s in meters}
     job_ids = _credit_jobs(odoo, meters, 25, 1.0)

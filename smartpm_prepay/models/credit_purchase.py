@@ -1,9 +1,9 @@
 from datetime import timedelta
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
-from ..services import credit_token, job_queue, vending
+from ..services import credit_token, engine, job_queue, vending
 
 PURCHASE_STATES = [
     ("paid", "Paid"),
@@ -158,8 +158,14 @@ class SmartpmCreditPurchase(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        if not self.env.context.get("smartpm_vending"):
-            raise UserError(_("Credit purchases are created by selling credit only."))
+        if not engine.is_engine(self.env):
+            raise AccessError(
+                _(
+                    "Credit purchases are created by a paid sale only: a POS order, a portal "
+                    "payment, the bank API or the back office's Sell credit (invoiced and "
+                    "paid in a journal)."
+                )
+            )
         seq = self.env["ir.sequence"]
         for vals in vals_list:
             if vals.get("name", _("New")) == _("New"):
@@ -167,9 +173,22 @@ class SmartpmCreditPurchase(models.Model):
         return super().create(vals_list)
 
     def write(self, vals):
-        if "token" in vals and not self.env.context.get("smartpm_vending"):
-            raise UserError(_("The credit token is minted at the sale and never rewritten."))
+        engine.check_fields(self, vals, self._engine_fields(), _("Credit purchase"))
         return super().write(vals)
+
+    @api.model
+    def _engine_fields(self):
+        """Every stored field the form shows read-only (money, energy, tiers, token, transfer
+        number, state, links to the job and the payment documents...): the vending engine's."""
+        return {
+            name
+            for name, field in self._fields.items()
+            if field.store
+            and field.readonly
+            and not field.compute
+            and not field.related
+            and name not in models.MAGIC_COLUMNS
+        }
 
     # ---------------------------------------------------------------- RPC / channels
     @api.model
@@ -189,10 +208,16 @@ class SmartpmCreditPurchase(models.Model):
         return meter
 
     @api.model
-    def vend(self, meter_id, amount, channel, external_ref):
-        """Sell credit (RPC and channels): the receipt as a dict. See services/vending.py."""
-        meter = self._get_meter(meter_id)
-        return vending.vend(self.env, meter, amount, channel, external_ref)._receipt()
+    def vend(self, *args, **kwargs):
+        """Closed (issue 14): credit without its payment document. Server code sells
+        through ``services.vending.vend``, each channel with its payment."""
+        raise AccessError(
+            _(
+                "Credit is not sold by a bare RPC call: sell through a paid channel, the "
+                "bank API (smartpm.bank.api purchase), the Point of Sale, the tenant portal "
+                "or the back office's Sell credit (invoiced and paid in a journal)."
+            )
+        )
 
     @api.model
     def quote(self, meter_id, amount):
@@ -262,8 +287,8 @@ class SmartpmCreditPurchase(models.Model):
     # ---------------------------------------------------------------- delivery
     def _queue_delivery(self):
         """Create the add_credit job of each purchase (called by vend, in sudo)."""
-        Job = self.env["smartpm.meter.job"].sudo()
-        for purchase in self:
+        Job = engine.as_engine(self.env["smartpm.meter.job"])
+        for purchase in engine.as_engine(self):
             job = Job.create(
                 {
                     "meter_id": purchase.meter_id.id,
@@ -280,7 +305,7 @@ class SmartpmCreditPurchase(models.Model):
         has corrected it since) is signed again with the current key: same transfer number
         and energy, so the meter still applies that transfer at most once."""
         self.ensure_one()
-        purchase = self.sudo()
+        purchase = engine.as_engine(self)
         meter = purchase.meter_id
         key = meter._get_token_key()
         old = bytes.fromhex(purchase.token or "")
@@ -288,9 +313,8 @@ class SmartpmCreditPurchase(models.Model):
             return False
         number, wh, _tag, _mac = credit_token.parse(old)
         new = credit_token.mint(key, meter.serial_number, number, wh).hex().upper()
-        purchase.with_context(smartpm_vending=True).token = new
-        payload = dict(purchase.job_id.payload or {}, token=new)
-        purchase.job_id.with_context(smartpm_job_engine=True).payload = payload
+        purchase.token = new
+        purchase.job_id.payload = dict(purchase.job_id.payload or {}, token=new)
         purchase.message_post(
             body=_(
                 "Credit token of transfer %s signed again with the meter's current token key.",
@@ -311,15 +335,13 @@ class SmartpmCreditPurchase(models.Model):
 
     def _on_delivered(self, result):
         """The meter took the credit (or had it already): called from the job's _on_done."""
-        for purchase in self.filtered(
+        for purchase in engine.as_engine(self).filtered(
             lambda p: p.state in ("paid", "queued", "failed", "pending_check")
         ):
             if purchase.state == "pending_check":
                 purchase._refuse_reversal_applied()
                 job_queue.cancel(purchase.env, purchase.check_job_id.ids)
-            purchase.with_context(smartpm_vending=True).write(
-                {"state": "delivered", "date_delivered": fields.Datetime.now()}
-            )
+            purchase.write({"state": "delivered", "date_delivered": fields.Datetime.now()})
             purchase.activity_ids.action_feedback(feedback=_("Delivered to the meter."))
             meter = purchase.meter_id
             meter.message_post(
@@ -350,12 +372,12 @@ class SmartpmCreditPurchase(models.Model):
                 priority=vending.CREDIT_JOB_PRIORITY + 5,
                 idempotency_key=f"purchase-{self.id}-reconnect",
             )
-            self.reconnect_job_id = job
+            engine.as_engine(self).reconnect_job_id = job
 
     def _on_delivery_failed(self):
         """No attempt left: the operators get an activity to retry or reverse."""
-        for purchase in self.filtered(lambda p: p.state in ("paid", "queued")):
-            purchase.with_context(smartpm_vending=True).state = "failed"
+        for purchase in engine.as_engine(self).filtered(lambda p: p.state in ("paid", "queued")):
+            purchase.state = "failed"
             user = purchase._get_alert_user()
             purchase.activity_schedule(
                 "mail.mail_activity_data_todo",
@@ -386,11 +408,11 @@ class SmartpmCreditPurchase(models.Model):
         for purchase in self:
             if purchase.state != "failed":
                 raise UserError(_("Only a failed delivery can be retried (%s).", purchase.name))
-        for purchase in self.sudo():
+        for purchase in engine.as_engine(self):
             # the same job: same transfer number, so the meter cannot apply it twice
             purchase._resign_token_if_key_changed()
             purchase.job_id.action_retry()
-            purchase.with_context(smartpm_vending=True).state = "queued"
+            engine.as_engine(purchase).state = "queued"
             purchase.activity_ids.action_feedback(feedback=_("Delivery retried."))
         return True
 
@@ -434,7 +456,7 @@ class SmartpmCreditPurchase(models.Model):
         """Invoice the tenant, post, pay in ``journal`` and reconcile; return the invoice.
         Used by the back office and the bank channel (with the bank's journal)."""
         self.ensure_one()
-        purchase = self.sudo().with_company(self.company_id)
+        purchase = engine.as_engine(self).with_company(self.company_id)
         if purchase.invoice_id:
             return purchase.invoice_id
         if purchase.state == "reversed":
@@ -476,7 +498,7 @@ class SmartpmCreditPurchase(models.Model):
         applied" (the meter then refuses that transfer for ever); on "applied" the sale is
         delivered. Asking again while the check is pending changes nothing."""
         self.check_access("write")
-        for purchase in self.sudo():
+        for purchase in engine.as_engine(self):
             if purchase.state == "pending_check":
                 continue
             if purchase.state == "delivered":
@@ -520,7 +542,7 @@ class SmartpmCreditPurchase(models.Model):
         vals = {"state": "reversed"}
         if self.invoice_id and self.invoice_id.state == "posted" and not self.credit_note_id:
             vals["credit_note_id"] = self._create_credit_note().id
-        self.with_context(smartpm_vending=True).write(vals)
+        engine.as_engine(self).write(vals)
         self.activity_ids.action_feedback(feedback=_("Sale reversed."))
         journal = self.bank_partner_id.smartpm_bank_journal_id
         if self.channel in ("bank_soap", "bank_xmlrpc") and journal:
@@ -558,9 +580,7 @@ class SmartpmCreditPurchase(models.Model):
             )
         elif check.state in ("failed", "cancelled"):
             check.action_retry()
-        self.with_context(smartpm_vending=True).write(
-            {"state": "pending_check", "check_job_id": check.id}
-        )
+        engine.as_engine(self).write({"state": "pending_check", "check_job_id": check.id})
         self.message_post(
             body=_(
                 "Reversal requested by %(user)s. The delivery was attempted, so the meter is "
@@ -648,12 +668,21 @@ class SmartpmCreditPurchase(models.Model):
 
     @api.model
     def _demo_vend(self, sales):
-        """Demo data: sell through the one vending path (see demo/vending_demo.xml)."""
+        """Demo data: sell through the one vending path (see demo/vending_demo.xml), each
+        sale invoiced and paid in the company's cash journal: no credit without payment."""
         env = self.env(su=True)
         for xmlid, amount, channel, ref in sales:
             meter = env.ref(xmlid, raise_if_not_found=False)
-            if meter:
-                vending.vend(env, meter, amount, channel, ref)
+            if not meter:
+                continue
+            purchase = vending.vend(env, meter, amount, channel, ref)
+            journal = env["account.journal"].search(
+                [("type", "in", ("cash", "bank")), ("company_id", "=", purchase.company_id.id)],
+                order="type desc, id",  # cash first
+                limit=1,
+            )
+            if journal:
+                purchase._create_invoice_and_payment(journal)
 
     @api.ondelete(at_uninstall=False)
     def _unlink_never(self):
@@ -697,7 +726,9 @@ class SmartpmMeterJob(models.Model):
         # a retry starts the attempt count again: remember that the token may be out
         self.filtered(
             lambda j: j.job_type == "add_credit" and j.attempt_count
-        ).purchase_ids.sudo().with_context(smartpm_vending=True).write({"delivery_attempted": True})
+        ).purchase_ids.sudo().with_env(engine.as_engine(self).env).write(
+            {"delivery_attempted": True}
+        )
         return super().action_retry()
 
     def action_cancel(self):

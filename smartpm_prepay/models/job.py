@@ -1,7 +1,7 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..services import job_queue
+from ..services import engine, job_queue
 from .meter import BigInteger
 
 JOB_TYPES = [
@@ -16,18 +16,17 @@ JOB_TYPES = [
     ("ping", "Ping"),
     ("check_token", "Check credit token"),
 ]
-# Fields only the engine sets; refused in create/write from RPC (as OCA queue_job does).
-ENGINE_FIELDS = {
-    "state",
-    "attempt_count",
-    "bridge_id",
-    "bridge_user_id",
-    "invocation_counter_limit",
-    "lease_until",
-    "result",
-    "date_claimed",
-    "date_done",
-}
+# Fields only the engine sets are refused in create/write from RPC, as OCA queue_job does
+# (services/engine.py). Outside the engine (RPC, whatever the group, the Administrator
+# included) a job is created only with these values, of a type an operator may queue as the
+# meter's buttons do: never a credit (those come from a paid sale) nor a setting (those
+# follow the meter's fields).
+OPERATOR_JOB_TYPES = ("read", "read_events", "ping", "sync_clock", "disconnect", "reconnect")
+OPERATOR_CREATE_FIELDS = {"meter_id", "job_type", "payload", "priority", "max_attempts"}
+PAYLOAD_JOB_TYPES = ("read", "read_events")
+# ... and rewritten only in its priority: type, payload, meter, state, attempts and lease
+# are the engine's.
+OPERATOR_WRITE_FIELDS = {"priority"}
 BILLING_OBJECTS = [
     {"obis": "0.0.1.0.0.255", "ic": 8, "attribute": 2},
     {"obis": "1.0.1.8.0.255", "ic": 3, "attribute": 2},
@@ -145,11 +144,31 @@ class SmartpmMeterJob(models.Model):
 
     # ---------------------------------------------------------------- create / write
     def _check_engine_fields(self, vals):
-        forbidden = ENGINE_FIELDS & set(vals)
-        if forbidden and not self.env.context.get("smartpm_job_engine"):
-            raise UserError(
-                _("These fields are set by the job engine only: %s", ", ".join(sorted(forbidden)))
+        """A job created outside the engine: an operator's command for one meter."""
+        if engine.is_engine(self.env):
+            return
+        engine.check_fields(self, vals, set(vals) - OPERATOR_CREATE_FIELDS, _("Meter job"))
+        job_type = vals.get("job_type")
+        if job_type not in OPERATOR_JOB_TYPES:
+            raise AccessError(
+                _(
+                    "A %(type)s job is queued by Odoo only (credit by a paid sale, settings "
+                    "by the meter's fields); operators queue %(allowed)s.",
+                    type=job_type,
+                    allowed=", ".join(OPERATOR_JOB_TYPES),
+                )
             )
+        payload = vals.get("payload") or {}
+        if not isinstance(payload, dict) or (payload and job_type not in PAYLOAD_JOB_TYPES):
+            raise AccessError(_("A %s job takes no payload of yours.", job_type))
+        meter_id = vals.get("meter_id")
+        meter = self.env["smartpm.meter"]
+        if isinstance(meter_id, int) and not isinstance(meter_id, bool):
+            meter = meter.browse(meter_id).exists()
+        if not meter:
+            raise UserError(_("A meter job needs an existing meter."))
+        meter.check_access("write" if job_type != "read" else "read")
+        meter._check_can_command()
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -162,7 +181,7 @@ class SmartpmMeterJob(models.Model):
         return jobs
 
     def write(self, vals):
-        self._check_engine_fields(vals)
+        engine.check_fields(self, vals, set(vals) - OPERATOR_WRITE_FIELDS, _("Meter job"))
         return super().write(vals)
 
     # ---------------------------------------------------------------- bridge RPC
@@ -170,7 +189,7 @@ class SmartpmMeterJob(models.Model):
     def _check_bridge(self):
         if not (self.env.su or self.env.user.has_group("smartpm_prepay.group_bridge_api")):
             raise AccessError(_("Only Bridge API users may call the meter job protocol."))
-        return self.sudo().with_context(smartpm_job_engine=True)
+        return engine.as_engine(self)
 
     @api.model
     def claim(self, bridge_id, limit=10, lease_seconds=60):
@@ -208,7 +227,7 @@ class SmartpmMeterJob(models.Model):
 
     @api.model
     def _cron_requeue_expired(self):
-        return job_queue.requeue_expired(self.sudo().with_context(smartpm_job_engine=True).env)
+        return job_queue.requeue_expired(engine.as_engine(self).env)
 
     def _prepare_bridge_values(self):
         self.ensure_one()
@@ -241,10 +260,11 @@ class SmartpmMeterJob(models.Model):
 
     # ---------------------------------------------------------------- buttons
     def action_retry(self):
+        self.check_access("write")
         retryable = self.filtered(lambda j: j.state in ("failed", "cancelled"))
         if retryable != self:
             raise UserError(_("Only failed or cancelled jobs can be retried."))
-        retryable.with_context(smartpm_job_engine=True).write(
+        engine.as_engine(retryable).write(
             {
                 "state": "pending",
                 "attempt_count": 0,
@@ -256,6 +276,7 @@ class SmartpmMeterJob(models.Model):
         job_queue.notify(self.env)
 
     def action_cancel(self):
+        self.check_access("write")
         cancelled = job_queue.cancel(self.env, self.ids)
         if set(cancelled) != set(self.ids):
             raise UserError(

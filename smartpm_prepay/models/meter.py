@@ -4,6 +4,8 @@ import secrets
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
+from ..services import engine
+
 SERIAL_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
 HEX_KEY_RE = re.compile(r"^[0-9A-F]{32}$")
 HEX_TITLE_RE = re.compile(r"^[0-9A-F]{16}$")
@@ -493,7 +495,7 @@ class SmartpmMeter(models.Model):
             if priority is not None:
                 job_vals["priority"] = priority
             vals_list.append({**job_vals, **vals})
-        return self.env["smartpm.meter.job"].sudo().create(vals_list)
+        return engine.create(self.env["smartpm.meter.job"], vals_list)
 
     def _check_can_command(self):
         if self.filtered(lambda m: m.state == "decommissioned" or not m.active):

@@ -10,7 +10,7 @@ from psycopg2.extras import execute_values
 
 from odoo import _, api, fields, models
 
-from ..services import job_queue
+from ..services import engine, job_queue
 from .job import BILLING_OBJECTS
 from .reading_scheme import ENERGY_EXPORT, ENERGY_IMPORT, LOAD_PROFILE
 
@@ -314,7 +314,7 @@ class SmartpmMeter(models.Model):
                 priority=SCHEDULE_PRIORITY[kind],
             )
             vals["payload"] = dict(vals.get("payload") or {}, schedule=kind)
-        return self.env["smartpm.meter.job"].sudo()._create_scheduled(vals_list)
+        return engine.as_engine(self.env["smartpm.meter.job"])._create_scheduled(vals_list)
 
     @api.model
     def _cron_queue_billing_reads(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):

@@ -5,6 +5,8 @@ from odoo import _, api, fields, models
 from odoo.tools.float_utils import float_round
 from odoo.tools.misc import format_amount
 
+from ..services import engine
+
 THRESHOLD_PRIORITY = 20
 # A meter not heard from for longer may not get its credit soon: the sale says so.
 CONTACT_WARNING_AFTER = timedelta(days=1)
@@ -271,25 +273,22 @@ class SmartpmMeter(models.Model):
                 }
             )
         # one batch: a tariff change may concern many meters
-        return self.env["smartpm.meter.job"].sudo().create(vals_list)
+        return engine.create(self.env["smartpm.meter.job"], vals_list)
 
     def _push_load_limit(self):
         meters = self._commandable()
         meters._supersede("set_load_limit")
-        return (
-            self.env["smartpm.meter.job"]
-            .sudo()
-            .create(
-                [
-                    {
-                        "meter_id": meter.id,
-                        "job_type": "set_load_limit",
-                        "payload": {"load_limit_w": meter.load_limit_w},
-                        "priority": THRESHOLD_PRIORITY,
-                    }
-                    for meter in meters
-                ]
-            )
+        return engine.create(
+            self.env["smartpm.meter.job"],
+            [
+                {
+                    "meter_id": meter.id,
+                    "job_type": "set_load_limit",
+                    "payload": {"load_limit_w": meter.load_limit_w},
+                    "priority": THRESHOLD_PRIORITY,
+                }
+                for meter in meters
+            ],
         )
 
     @api.model_create_multi

@@ -2,7 +2,7 @@ import logging
 
 from odoo import _, api, fields, models
 
-from ..services import vending
+from ..services import engine, vending
 
 _logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class PaymentTransaction(models.Model):
                         .create(purchase._prepare_invoice_values())
                     )
                     invoice.action_post()
-                    purchase.invoice_id = invoice
+                    engine.as_engine(purchase).invoice_id = invoice
                 tx.write(
                     {
                         "smartpm_purchase_id": purchase.id,

@@ -16,6 +16,8 @@ from odoo import fields
 from odoo.exceptions import UserError
 from odoo.sql_db import connection_info_for
 
+from . import engine
+
 _logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "smartpm_job"
@@ -259,7 +261,7 @@ def _fail_expired_last_attempts(env):
     except psycopg2.errors.SerializationFailure:
         return
     if ids:
-        jobs = env["smartpm.meter.job"].sudo().with_context(smartpm_job_engine=True).browse(ids)
+        jobs = engine.as_engine(env["smartpm.meter.job"]).browse(ids)
         jobs.invalidate_recordset()
         jobs._on_final_failure()
 

@@ -15,7 +15,7 @@ import psycopg2.errors
 from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
 
-from . import credit_token
+from . import credit_token, engine
 
 _logger = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ def vend(
         },
         **(extra_vals or {}),
     }
-    Purchase = sudo_env["smartpm.credit.purchase"].with_context(smartpm_vending=True)
+    Purchase = engine.as_engine(sudo_env["smartpm.credit.purchase"])
     try:
         with env.cr.savepoint():
             purchase = Purchase.create(vals)

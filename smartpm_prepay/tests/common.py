@@ -1,5 +1,7 @@
 from odoo.tests import TransactionCase
 
+from ..services import engine
+
 
 class SmartpmCase(TransactionCase):
     """A small grid and helpers shared by the addon's tests."""
@@ -17,8 +19,8 @@ class SmartpmCase(TransactionCase):
     def _clear_job_queue(cls):
         """The queue is shared with the database's other jobs: cancel the open ones, so that
         claims in these tests only see their own jobs (rolled back with the test class)."""
-        cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))]).with_context(
-            smartpm_job_engine=True
+        engine.as_engine(
+            cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))])
         ).write({"state": "cancelled"})
 
     @classmethod
@@ -36,3 +38,35 @@ class SmartpmCase(TransactionCase):
                 **vals,
             }
         )
+
+
+def assert_payment_document(case, purchase, journal=None):
+    """Issue 14 §3, no credit without payment: the sale's payment document, by channel (the
+    POS order line of a paid order; else its invoice, posted and paid: by the portal's
+    transaction, in the bank's settlement journal, in the back office's journal)."""
+    purchase = purchase.sudo()
+    case.assertEqual(len(purchase), 1)
+    if purchase.channel == "pos":
+        line = purchase.pos_order_line_id
+        case.assertTrue(line, f"{purchase.name} has no POS order line")
+        case.assertIn(line.order_id.state, ("paid", "done", "invoiced"))
+        case.assertAlmostEqual(line.price_subtotal_incl, purchase.amount)
+        return line
+    invoice = purchase.invoice_id
+    case.assertTrue(invoice, f"{purchase.name} has no invoice")
+    case.assertEqual(invoice.state, "posted")
+    case.assertIn(invoice.payment_state, ("paid", "in_payment"))
+    case.assertAlmostEqual(invoice.amount_total, purchase.amount)
+    journals = invoice.matched_payment_ids.journal_id | (
+        invoice.line_ids.matched_credit_ids.credit_move_id.journal_id
+    )
+    if purchase.channel == "portal":
+        tx = purchase.env["payment.transaction"].search([("smartpm_purchase_id", "=", purchase.id)])
+        case.assertEqual(tx.state, "done")
+        case.assertAlmostEqual(tx.amount, purchase.amount)
+        journals |= tx.payment_id.journal_id
+        journal = journal or tx.provider_id.journal_id
+    case.assertTrue(journals <= journals.filtered(lambda j: j.type in ("bank", "cash")))
+    if journal:
+        case.assertIn(journal, journals)
+    return invoice

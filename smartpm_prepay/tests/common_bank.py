@@ -93,15 +93,15 @@ class BankChannelCase(AccountTestInvoicingHttpCommon):
 
     def _claim_delivery(self, purchase):
         """A bridge takes the sale's credit job (the token may go out from now on)."""
-        from ..services import job_queue
+        from ..services import engine, job_queue
 
-        env = self.env(su=True, context={"smartpm_job_engine": True})
+        env = engine.as_engine(self.env["smartpm.meter.job"]).env
         claimed = [j["id"] for j in job_queue.claim(env, "bank-test-bridge", 500, 60)]
         self.assertIn(purchase.job_id.id, claimed)
 
     def _meter_answers(self, purchase, applied):
         """The delivery's lease passes, the check_token job runs, the meter answers."""
-        from ..services import job_queue
+        from ..services import engine, job_queue
 
         self.env.invalidate_all()  # the request ran on the test cursor, not this cache
         check = purchase.check_job_id
@@ -115,7 +115,7 @@ class BankChannelCase(AccountTestInvoicingHttpCommon):
             (purchase.job_id.id, check.id),
         )
         self.env.invalidate_all()
-        env = self.env(su=True, context={"smartpm_job_engine": True})
+        env = engine.as_engine(self.env["smartpm.meter.job"]).env
         claimed = [j["id"] for j in job_queue.claim(env, "bank-test-bridge", 500, 60)]
         self.assertIn(check.id, claimed)
         result = {

@@ -3,6 +3,7 @@ from lxml import etree
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, new_test_user, tagged
 
+from ..services import engine
 from .common import SmartpmCase
 
 SECRET = "00112233445566778899AABBCCDDEEFF"
@@ -216,9 +217,9 @@ class TestBridgeSecretsOverRpc(HttpCase):
                 for serial in ("RPC-1", "RPC-2")
             ]
         )
-        self.env["smartpm.meter.job"].search([("state", "=", "pending")]).with_context(
-            smartpm_job_engine=True
-        ).write({"state": "cancelled"})
+        engine.as_engine(self.env["smartpm.meter.job"].search([("state", "=", "pending")])).write(
+            {"state": "cancelled"}
+        )
 
     def _call(self, model, method, *args, **kw):
         """execute_kw over JSON-RPC, as meter_bridge.odoo_client calls it; RpcFault on error."""

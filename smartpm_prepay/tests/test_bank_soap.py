@@ -9,6 +9,7 @@ from zeep.wsse.username import UsernameToken
 
 from odoo.tests import tagged
 
+from .common import assert_payment_document
 from .common_bank import BankChannelCase
 
 TNS = "urn:smartpm-prepay:vending:1"
@@ -91,6 +92,7 @@ class TestBankSoap(BankChannelCase):
             invoice.line_ids.matched_credit_ids.credit_move_id.journal_id
         )
         self.assertIn(self.journal, payment_journals)
+        assert_payment_document(self, self._purchases(), self.journal)
 
     def test_repeated_purchase_returns_the_first_receipt(self):
         first = self._purchase()

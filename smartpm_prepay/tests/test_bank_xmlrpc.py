@@ -3,6 +3,7 @@ import xmlrpc.client
 from odoo.tests import tagged
 
 from ..services import bank_api
+from .common import assert_payment_document
 from .common_bank import BankChannelCase
 
 BANK_TIME = "2026-11-26T09:30:00Z"
@@ -42,6 +43,7 @@ class TestBankXmlrpc(BankChannelCase):
         self.assertEqual(purchase.channel, "bank_xmlrpc")
         self.assertEqual(purchase.bank_partner_id, self.bank)
         self.assertIn(purchase.invoice_id.payment_state, ("paid", "in_payment"))
+        assert_payment_document(self, purchase, self.journal)  # the bank's settlement journal
 
     def test_repeated_purchase_returns_the_first_receipt(self):
         first = self._call("purchase", "BNK-001", 20.0, False, "XR-1", BANK_TIME)

@@ -4,7 +4,7 @@ from odoo import SUPERUSER_ID, api, fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
-from ..services import job_queue
+from ..services import engine, job_queue
 from .common import SmartpmCase
 
 
@@ -27,8 +27,9 @@ class TestJobQueue(SmartpmCase):
         self.Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
 
     def _job(self, job_type="ping", meter=None, **vals):
-        return self.env["smartpm.meter.job"].create(
-            {"meter_id": (meter or self.meter).id, "job_type": job_type, **vals}
+        return engine.create(
+            self.env["smartpm.meter.job"],
+            {"meter_id": (meter or self.meter).id, "job_type": job_type, **vals},
         )
 
     def _expire(self, job):
@@ -236,7 +237,7 @@ class TestJobQueue(SmartpmCase):
             delays.append((job.next_attempt_at - start).total_seconds())
             # nothing to claim until the back-off has passed
             self.assertEqual(self.Job.claim("b1", 1, 60), [])
-            job.with_context(smartpm_job_engine=True).next_attempt_at = fields.Datetime.now()
+            engine.as_engine(job).next_attempt_at = fields.Datetime.now()
         self.assertAlmostEqual(delays[0], job_queue.backoff_seconds(1), delta=2)
         self.assertAlmostEqual(delays[1], job_queue.backoff_seconds(2), delta=2)
         self.assertGreater(delays[1], delays[0])
@@ -339,10 +340,12 @@ class TestJobQueue(SmartpmCase):
 
     def test_engine_fields_are_refused_from_rpc(self):
         job = self._job()
-        with self.assertRaisesRegex(UserError, "job engine only"):
+        with self.assertRaisesRegex(AccessError, "engine only"):
             job.with_user(self.operator).write({"state": "done"})
-        with self.assertRaisesRegex(UserError, "job engine only"):
-            self._job(state="done")
+        with self.assertRaisesRegex(AccessError, "engine only"):
+            self.env["smartpm.meter.job"].create(
+                {"meter_id": self.meter.id, "job_type": "ping", "state": "done"}
+            )
 
     def test_running_job_cannot_be_cancelled(self):
         job = self._job()

@@ -8,7 +8,7 @@ from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from ..services import job_queue
+from ..services import engine, job_queue
 from .common import SmartpmCase
 
 GROUPS = "base.group_user,smartpm_prepay.group_bridge_api"
@@ -260,9 +260,9 @@ class TestBridgeUserSeesOnlyItsJobs(RpcCase):
         self.meter = self.env["smartpm.meter"].create(
             {"serial_number": "TRUST-RPC", "host": "10.1.2.3", "port": 4100}
         )
-        self.env["smartpm.meter.job"].search([("state", "=", "pending")]).with_context(
-            smartpm_job_engine=True
-        ).write({"state": "cancelled"})
+        engine.as_engine(self.env["smartpm.meter.job"].search([("state", "=", "pending")])).write(
+            {"state": "cancelled"}
+        )
 
     def test_bridge_reads_no_partner_user_or_meter(self):
         partners = self._xmlrpc("t_trust_rpc", "res.partner", "search_read", [], fields=["email"])

@@ -5,7 +5,7 @@ from odoo import SUPERUSER_ID, api, fields
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 
-from ..services import job_queue
+from ..services import engine, job_queue
 from .common import SmartpmCase
 
 
@@ -28,8 +28,8 @@ class TestJobPerMeter(SmartpmCase):
         self.Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
 
     def _job(self, meter, job_type="ping", **vals):
-        return self.env["smartpm.meter.job"].create(
-            {"meter_id": meter.id, "job_type": job_type, **vals}
+        return engine.create(
+            self.env["smartpm.meter.job"], {"meter_id": meter.id, "job_type": job_type, **vals}
         )
 
     def _ids(self, claimed):

@@ -6,6 +6,8 @@ from odoo.addons.account.tests.common import AccountTestInvoicingHttpCommon
 from odoo.tests import new_test_user, tagged
 from odoo.tests.common import JsonRpcException
 
+from .common import assert_payment_document
+
 
 class PortalCase(AccountTestInvoicingHttpCommon):
     """Two tenants with one meter each; tenant A has a portal login; the demo provider pays."""
@@ -185,12 +187,14 @@ class TestMeterPortal(PortalCase):
         self.assertNotIn("5,000.000 kWh", response.text)
 
     def test_sale_whose_reversal_waits_for_the_meter_shows_refund_pending(self):
-        from ..services import job_queue
+        from ..services import engine, job_queue
         from ..services.vending import vend
 
         purchase = vend(self.env, self.meter_a, 10.0, "backoffice", "PORTAL-REV-1")
-        engine = self.env(su=True, context={"smartpm_job_engine": True})
-        self.assertIn(purchase.job_id.id, [j["id"] for j in job_queue.claim(engine, "b1", 500, 60)])
+        engine_env = engine.as_engine(self.env["smartpm.meter.job"]).env
+        self.assertIn(
+            purchase.job_id.id, [j["id"] for j in job_queue.claim(engine_env, "b1", 500, 60)]
+        )
         purchase.action_reverse()
         self.assertEqual(purchase.state, "pending_check")
         self._login()
@@ -358,6 +362,7 @@ class TestPortalPayment(PortalCase):
         self.assertEqual(invoice.state, "posted")
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
         self.assertEqual(tx.payment_id.journal_id, self.provider.journal_id)
+        assert_payment_document(self, self._portal_purchases(), self.provider.journal_id)
 
     def test_pending_transaction_sells_nothing(self):
         tx = (

@@ -10,6 +10,8 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tests import new_test_user, tagged
 from odoo.tools.misc import format_amount
 
+from .common import assert_payment_document
+
 
 class SmartpmPosCase(TestPoSCommon):
     @classmethod
@@ -97,6 +99,7 @@ class TestPosOrderPath(SmartpmPosCase):
         self.assertEqual(purchase.channel, "pos")
         self.assertEqual(purchase.amount, 10.0)
         self.assertEqual(purchase.pos_order_line_id, order.lines)
+        assert_payment_document(self, purchase)
         self.assertEqual(purchase.external_ref, order.lines._smartpm_external_ref())
         self.assertTrue(purchase.external_ref.startswith(order.uuid + ":"))
 

@@ -8,6 +8,8 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, new_test_user, tagged
 from odoo.tools.misc import format_amount
 
+from .common import assert_payment_document
+
 
 @tagged("post_install", "-at_install")
 class TestSellCreditWizard(AccountTestInvoicingCommon):
@@ -78,6 +80,7 @@ class TestSellCreditWizard(AccountTestInvoicingCommon):
         self.assertEqual(invoice.state, "posted")
         self.assertEqual(invoice.amount_total, 10.0)
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        assert_payment_document(self, purchase, self.cash)
 
     def test_the_sell_credit_menu_is_the_cashiers(self):
         menu = self.env.ref("smartpm_prepay.menu_sell_credit")

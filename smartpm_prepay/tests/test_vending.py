@@ -126,10 +126,10 @@ class TestVend(VendingCase):
         self.assertEqual((first.transfer_number, second.transfer_number), (1, 2))
         self.assertEqual(self.meter.last_transfer_number, 2)
 
-    def test_model_method_returns_the_receipt(self):
-        receipt = self.Purchase.with_user(self.operator).vend(
-            self.meter.id, 12.5, "backoffice", "X9"
-        )
+    def test_receipt_of_a_sale(self):
+        receipt = vend(
+            self.env(user=self.operator), self.meter, 12.5, "backoffice", "X9"
+        )._receipt()
         self.assertEqual(receipt["meter"], "SELL-1")
         self.assertEqual(receipt["tenant"], "Ama")
         self.assertEqual(receipt["tenant_number"], self.tenant.tenant_number)
@@ -173,12 +173,14 @@ class TestVend(VendingCase):
     def test_unknown_meter_is_refused(self):
         for meter_id in (999999999, "NOPE-1", None):
             with self.assertRaises(VendingError) as err:
-                self.Purchase.vend(meter_id, 10.0, "backoffice", "U1")
+                self.Purchase.quote(meter_id, 10.0)
             self.assertEqual(err.exception.code, "unknown_meter")
+        with self.assertRaises(VendingError) as err:
+            vend(self.env, self.Purchase.meter_id, 10.0, "backoffice", "U1")
+        self.assertEqual(err.exception.code, "unknown_meter")
 
     def test_meter_found_by_serial_number(self):
-        receipt = self.Purchase.vend("sell-1", 10.0, "backoffice", "S1")
-        self.assertEqual(receipt["meter"], "SELL-1")
+        self.assertEqual(self.Purchase._get_meter("sell-1"), self.meter)
 
     def test_meter_not_in_service_or_without_tenant_is_not_sellable(self):
         draft = self._meter("SELL-D", tenant_id=self.tenant.id, tariff_id=self.tariff.id)
@@ -260,15 +262,13 @@ class TestVend(VendingCase):
         self.assertIn("@ 0.5000", second.tier_summary)
 
     def test_channels_are_restricted_by_group(self):
-        Purchase = self.Purchase.with_user(self.cashier)
-        self.assertEqual(Purchase.vend(self.meter.id, 10.0, "pos", "P1")["state"], "queued")
+        cashier = self.env(user=self.cashier)
+        self.assertEqual(vend(cashier, self.meter, 10.0, "pos", "P1").state, "queued")
         with self.assertRaises(AccessError):
-            Purchase.vend(self.meter.id, 10.0, "backoffice", "P2")
-        # a bank sells through its API only (issue 14): it cannot even see the meter here
-        bank = self.Purchase.with_user(self.bank)
-        for channel, ref in (("bank_xmlrpc", "B1"), ("portal", "B2")):
-            with self.assertRaises(AccessError):
-                bank.vend(self.meter.id, 10.0, channel, ref)
+            vend(cashier, self.meter, 10.0, "backoffice", "P2")
+        bank = self.env(user=self.bank)
+        with self.assertRaises(AccessError):
+            vend(bank, self.meter, 10.0, "portal", "B2")
         self.assertEqual(self.Purchase.search([("external_ref", "like", "B_")]).ids, [])
 
     def test_quote_tells_what_an_amount_buys_without_selling(self):

@@ -162,10 +162,20 @@ class TestTenantJourney(DemoJourneyCase):
         return f"{currency.symbol} {number}"
 
     def _sell_at_the_back_office(self, amount, ref):
-        Purchase = self.back_office["smartpm.credit.purchase"]
-        return Purchase.browse(
-            Purchase.vend(self.meter.id, amount, "backoffice", ref)["purchase_id"]
+        """The office's Sell credit: invoiced and paid in cash in one step."""
+        env = self.back_office
+        cash = env["account.journal"].search(
+            [("type", "=", "cash"), ("company_id", "=", self.company.id)], limit=1
         )
+        wizard = env["smartpm.sell.credit.wizard"].create(
+            {
+                "meter_id": self.meter.id,
+                "amount": amount,
+                "external_ref": ref,
+                "journal_id": cash.id,
+            }
+        )
+        return env["smartpm.credit.purchase"].browse(wizard.action_confirm()["res_id"])
 
     # ------------------------------------------------------------------ figures
     def test_meter_page_figures_equal_the_back_office(self):
