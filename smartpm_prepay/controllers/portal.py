@@ -16,8 +16,8 @@ from odoo.http import request
 from odoo.tools import format_date, format_datetime
 
 from ..services import vending
+from ..services.obis import ENERGY_IMPORT
 
-ENERGY_OBIS = "1.0.1.8.0.255"
 NOTICE_ALARMS = ("low_credit", "zero_credit", "credit_trip", "load_trip")
 
 
@@ -181,7 +181,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         """The last energy-register reading of ``meter`` as a dict: its kWh (the register
         may count Wh or kWh: ``unit`` says which), the time and the record."""
         reading = request.env["smartpm.reading"].search(
-            [("meter_id", "=", meter.id), ("obis", "=", ENERGY_OBIS)], limit=1
+            [("meter_id", "=", meter.id), ("obis", "=", ENERGY_IMPORT)], limit=1
         )
         if not reading:
             return None

@@ -4,7 +4,7 @@ import pytz
 
 from odoo import _, api, fields, models
 
-from .alarm import THEFT_TYPES
+from ..models.alarm import THEFT_TYPES
 
 PURCHASE_MODEL = "smartpm.credit.purchase"
 SOLD_STATES = ("paid", "queued", "delivered")
