@@ -3,10 +3,8 @@ providers. The purchase itself is created when the transaction is done
 (models/payment_transaction.py), never by these routes."""
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from urllib.parse import urlencode
-
-import pytz
 
 from odoo import _, fields, http
 from odoo.addons.payment.controllers import portal as payment_portal
@@ -15,7 +13,7 @@ from odoo.exceptions import ValidationError
 from odoo.http import request
 from odoo.tools import format_date, format_datetime
 
-from ..services import vending
+from ..services import local_time, vending
 from ..services.obis import ENERGY_IMPORT
 
 NOTICE_ALARMS = ("low_credit", "zero_credit", "credit_trip", "load_trip")
@@ -75,9 +73,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         )
 
     def _local_today(self, meter):
-        Consumption = request.env["smartpm.consumption.daily"]
-        tz = pytz.timezone(Consumption._company_tz(meter.sudo().company_id))
-        return datetime.now(tz).date()
+        return local_time.local_today(meter.sudo().company_id)
 
     def _consumption(self, meter, unit, periods):
         """A chart (see _chart) of the kWh consumed per local day or month over the last
@@ -190,9 +186,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
 
     def _get_tz(self, meter):
         """The time zone the tenant reads times in: theirs, else the property's company's."""
-        return request.env.user.tz or request.env["smartpm.consumption.daily"]._company_tz(
-            meter.sudo().company_id
-        )
+        return request.env.user.tz or local_time.company_tz(meter.sudo().company_id).zone
 
     def _get_purchases_domain(self, meter):
         partner = request.env.user.partner_id.commercial_partner_id

@@ -8,13 +8,12 @@ reading still gets its share, and no day is counted twice. A register that goes 
 new register's value, never a negative amount.
 """
 
-from datetime import datetime, time, timedelta
-
-import pytz
+from datetime import timedelta
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
+from ..services import local_time
 from ..services.obis import ENERGY_IMPORT
 
 MAX_GAP_DAYS = 31  # a previous reading older than this is not used to fill the gap
@@ -186,38 +185,16 @@ class SmartpmConsumptionDaily(models.Model):
         return {"groups": groups, "length": len(groups)}
 
     @api.model
-    def _company_tz(self, company):
-        # The company's, not the user's: a day must mean the same for the cron and the UI.
-        return company.partner_id.tz or "UTC"
-
-    @api.model
-    def _company_month_start(self, company, when=None):
-        """UTC start (naive) of the company's local month holding ``when`` (naive UTC,
-        default now): the month of the daily rows' ``day`` and of the tariff's tiers."""
-        local = pytz.timezone(self._company_tz(company))
-        when = pytz.utc.localize(when or fields.Datetime.now()).astimezone(local)
-        start = local.localize(datetime(when.year, when.month, 1))
-        return start.astimezone(pytz.utc).replace(tzinfo=None)
-
-    @api.model
-    def _compute_days(self, date_from, date_to, company=None):
+    def _rebuild_days(self, date_from, date_to, company=None):
         """(Re)compute the consumption of every meter of ``company`` for the local days
         ``date_from`` .. ``date_to`` (inclusive). Returns the number of rows of the period."""
         company = company or self.env.company
         date_from, date_to = fields.Date.to_date(date_from), fields.Date.to_date(date_to)
         if not date_from or not date_to or date_from > date_to:
             raise UserError(_("Give a period whose start is not after its end."))
-        tz = self._company_tz(company)
-        local = pytz.timezone(tz)
-
-        def utc(day):
-            return (
-                local.localize(datetime.combine(day, time.min))
-                .astimezone(pytz.utc)
-                .replace(tzinfo=None)
-            )
-
-        t0, t1 = utc(date_from), utc(date_to + timedelta(days=1))
+        tz = local_time.company_tz(company).zone
+        t0 = local_time.day_start_utc(company, date_from)
+        t1 = local_time.day_start_utc(company, date_to + timedelta(days=1))
         self.env.flush_all()
         cr = self.env.cr
         cr.execute(
@@ -338,6 +315,6 @@ class SmartpmConsumptionDaily(models.Model):
     def _cron_compute_recent(self, days=2):
         """Recompute today and the ``days - 1`` days before, for every company."""
         for company in self.env["res.company"].search([]):
-            today = datetime.now(pytz.timezone(self._company_tz(company))).date()
-            self._compute_days(today - timedelta(days=max(days, 1) - 1), today, company)
+            today = local_time.local_today(company)
+            self._rebuild_days(today - timedelta(days=max(days, 1) - 1), today, company)
         return True

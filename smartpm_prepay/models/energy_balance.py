@@ -1,8 +1,8 @@
-from datetime import datetime, time, timedelta
-
-import pytz
+from datetime import timedelta
 
 from odoo import _, api, fields, models, tools
+
+from ..services import local_time
 
 
 class SmartpmEnergyBalance(models.Model):
@@ -63,9 +63,7 @@ class SmartpmEnergyBalance(models.Model):
         )
         alarms = []
         for row in rows:
-            tz = pytz.timezone(self.env["smartpm.consumption.daily"]._company_tz(row.company_id))
-            start = tz.localize(datetime.combine(row.day, time.min)).astimezone(pytz.utc)
-            start = start.replace(tzinfo=None)
+            start = local_time.day_start_utc(row.company_id, row.day)
             alarms.append(
                 {
                     "meter_id": row.check_meter_id.id,

@@ -25,3 +25,4 @@ from . import test_vending_token
 from . import test_bank_bad_input
 from . import test_bank_machine_access
 from . import test_bank_limits
+from . import test_local_time
