@@ -21,7 +21,6 @@ from dlms_cosem.crc import CRCCCITT
 from dlms_cosem.hdlc import connection as hdlc_connection
 from dlms_cosem.io import BlockingTcpIO, HdlcTransport, SerialIO
 from dlms_cosem.security import HighLevelSecurityGmacAuthentication
-from dlms_cosem.utils import parse_as_dlms_data
 
 HDLC_FLAG = 0x7E
 MAX_HDLC_FRAME = 2048  # the format field carries 11 bits of length
@@ -386,8 +385,3 @@ def close_quietly(client) -> None:
     finally:
         with contextlib.suppress(Exception):
             client.transport.io.disconnect()
-
-
-def parse_hls_data(data: bytes):
-    """parse_as_dlms_data, with the strict decoders in place."""
-    return parse_as_dlms_data(data)

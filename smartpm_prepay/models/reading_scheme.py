@@ -1,5 +1,4 @@
-from odoo import _, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo import api, fields, models
 
 
 class SmartpmReadingScheme(models.Model):
@@ -35,10 +34,3 @@ class SmartpmReadingScheme(models.Model):
     def _compute_has_profile(self):
         for scheme in self:
             scheme.has_profile = any(scheme.object_ids.mapped("is_profile"))
-
-    @api.model
-    def _get_by_code(self, code):
-        scheme = self.with_context(active_test=False).search([("code", "=", code)], limit=1)
-        if not scheme:
-            raise ValidationError(_("The reading scheme %s is missing.", code))
-        return scheme
