@@ -90,10 +90,10 @@ def apply_strict_decoders() -> None:
     dlms_data.DlmsDataParser.get_bytes = _strict_get_bytes
 
 
-# --- 3. bit-string and UTF-8 strings: see meter_bridge.dlms.decode_data ----------------------
+# --- 3. bit-string and UTF-8 strings: see meter_bridge.codec.decode_data ----------------------
 # Upstream BitStringData/UTF8StringData have no from_bytes (NotImplementedError), and its
 # decoder reads a bit-string's length (in bits) as bytes. The bridge decodes GET results with
-# its own bounded decoder (dlms.decode_data), which handles both.
+# its own bounded decoder (codec.decode_data), which handles both.
 
 
 # --- 4. selective access by entry -----------------------------------------------------------
