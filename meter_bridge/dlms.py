@@ -83,63 +83,14 @@ class MeterConnection:
 
     # -- life cycle ------------------------------------------------------------------
     def _build_client(self) -> DlmsClient:
+        """The dlms-cosem client: I/O under a transport, under the association."""
         m = self.meter
-        conn_type = (m.get("connection_type") or "tcp").lower()
-        framing = (m.get("framing") or "wrapper").lower()
         timeout = max(1, int(round(self.timeout_s)))
-        if conn_type == "serial":
-            if not m.get("device"):
-                raise JobError("serial meter without a device", retryable=False)
-            io = compat.SerialIOCompat(
-                port_name=m["device"], baud_rate=int(m.get("baudrate") or 9600), timeout=timeout
-            )
-            framing = "hdlc"
-        elif conn_type == "tcp":
-            if not m.get("host") or not m.get("port"):
-                raise JobError("TCP meter without host/port", retryable=False)
-            io = compat.TcpIOCompat(host=m["host"], port=int(m["port"]), timeout=timeout)
-        else:
-            raise JobError(f"unknown connection_type {conn_type!r}", retryable=False)
+        io, framing = self._build_io(timeout)
         io.deadline = self.deadline
         self._io = io
-        client_address = int(m.get("client_address") or 16)
-        logical = int(m.get("server_logical_address") or 1)
-        if framing == "hdlc":
-            physical = m.get("server_physical_address")
-            transport = compat.HdlcTransportCompat(
-                client_logical_address=client_address,
-                server_logical_address=logical,
-                server_physical_address=int(physical) if physical is not None else 17,
-                io=io,
-                timeout=timeout,
-            )
-        elif framing == "wrapper":
-            transport = TcpTransport(
-                client_logical_address=client_address,
-                server_logical_address=logical,
-                io=io,
-                timeout=timeout,
-            )
-        else:
-            raise JobError(f"unknown framing {framing!r}", retryable=False)
-
-        enc_key = auth_key = None
-        if self.auth == "none":
-            authentication = NoSecurityAuthentication()
-        elif self.auth == "lls":
-            password = m.get("password")
-            if not password:
-                raise JobError("LLS meter without a password", retryable=False)
-            authentication = LowLevelSecurityAuthentication(secret=str(password).encode())
-        elif self.auth == "hls_gmac":
-            enc_key = _key(m.get("encryption_key"), "encryption_key")
-            auth_key = _key(m.get("auth_key"), "auth_key")
-            if not enc_key or not auth_key:
-                raise JobError("HLS-GMAC meter needs encryption_key and auth_key", retryable=False)
-            authentication = compat.HlsGmacCompat()
-        else:
-            raise JobError(f"unknown auth {self.auth!r}", retryable=False)
-
+        transport = self._build_transport(io, framing, timeout)
+        authentication, enc_key, auth_key = self._build_authentication()
         client_title = _key(m.get("client_system_title"), "client_system_title")
         client_title = client_title or (CLIENT_SYSTEM_TITLE if enc_key else default_system_title())
         connection = compat.DlmsConnectionCompat(
@@ -160,6 +111,65 @@ class MeterConnection:
             timeout=timeout,
             dlms_connection=connection,
         )
+
+    def _build_io(self, timeout: int):
+        """The socket or serial port, and the framing it implies."""
+        m = self.meter
+        conn_type = (m.get("connection_type") or "tcp").lower()
+        framing = (m.get("framing") or "wrapper").lower()
+        if conn_type == "serial":
+            if not m.get("device"):
+                raise JobError("serial meter without a device", retryable=False)
+            io = compat.SerialIOCompat(
+                port_name=m["device"], baud_rate=int(m.get("baudrate") or 9600), timeout=timeout
+            )
+            return io, "hdlc"
+        if conn_type == "tcp":
+            if not m.get("host") or not m.get("port"):
+                raise JobError("TCP meter without host/port", retryable=False)
+            return compat.TcpIOCompat(host=m["host"], port=int(m["port"]), timeout=timeout), framing
+        raise JobError(f"unknown connection_type {conn_type!r}", retryable=False)
+
+    def _build_transport(self, io, framing: str, timeout: int):
+        """IEC 62056-47 wrapper or HDLC over ``io``."""
+        m = self.meter
+        client_address = int(m.get("client_address") or 16)
+        logical = int(m.get("server_logical_address") or 1)
+        if framing == "hdlc":
+            physical = m.get("server_physical_address")
+            return compat.HdlcTransportCompat(
+                client_logical_address=client_address,
+                server_logical_address=logical,
+                server_physical_address=int(physical) if physical is not None else 17,
+                io=io,
+                timeout=timeout,
+            )
+        if framing == "wrapper":
+            return TcpTransport(
+                client_logical_address=client_address,
+                server_logical_address=logical,
+                io=io,
+                timeout=timeout,
+            )
+        raise JobError(f"unknown framing {framing!r}", retryable=False)
+
+    def _build_authentication(self):
+        """(authentication, encryption key, authentication key) of the meter's auth."""
+        m = self.meter
+        if self.auth == "none":
+            return NoSecurityAuthentication(), None, None
+        if self.auth == "lls":
+            password = m.get("password")
+            if not password:
+                raise JobError("LLS meter without a password", retryable=False)
+            return LowLevelSecurityAuthentication(secret=str(password).encode()), None, None
+        if self.auth == "hls_gmac":
+            enc_key = _key(m.get("encryption_key"), "encryption_key")
+            auth_key = _key(m.get("auth_key"), "auth_key")
+            if not enc_key or not auth_key:
+                raise JobError("HLS-GMAC meter needs encryption_key and auth_key", retryable=False)
+            return compat.HlsGmacCompat(), enc_key, auth_key
+        raise JobError(f"unknown auth {self.auth!r}", retryable=False)
 
     def open(self) -> MeterConnection:
         compat.quiet_logging(self.debug)
