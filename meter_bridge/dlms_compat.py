@@ -49,7 +49,7 @@ def quiet_logging(debug: bool = False) -> None:
     Route structlog through the standard logging module, filtered at WARNING unless debug.
 
     Loggers are cached on first use: uncached, each of the ~60 dlms-cosem log calls of a job
-    rebuilds its logger (a stack walk for the name), ~8 us each. So the first call in a
+    rebuilds its logger (a stack walk for the name; see bench/RESULTS.md). So the first call in a
     process fixes the level of the loggers already used (the bridge never switches; the
     read tool chooses before its first frame)."""
     level = logging.DEBUG if debug else logging.WARNING
