@@ -28,11 +28,14 @@ class ResCompany(models.Model):
         default=10000.0,
         help="0 means no maximum.",
     )
+    # two recipients, two kinds of news: money stuck on its way to a meter (a sale to
+    # retry or reverse) and a meter's own alarms (theft, tamper, communication)
     smartpm_alert_user_id = fields.Many2one(
         "res.users",
-        string="Delivery alerts to",
-        help="Operator who gets an activity when credit cannot be delivered to a meter. "
-        "Empty: the first manager of prepaid electricity.",
+        string="Credit delivery failures to",
+        help="Operator who gets an activity when a sale's credit cannot be delivered to its "
+        "meter (to retry or reverse). Empty: the first manager of prepaid electricity. "
+        "Meter alarms go to the property's manager instead.",
     )
     smartpm_quick_amounts = fields.Char(
         string="Quick amounts",
@@ -42,8 +45,10 @@ class ResCompany(models.Model):
     )
     smartpm_alarm_user_id = fields.Many2one(
         "res.users",
-        string="Alarm recipient",
-        help="Gets a to-do for every alarm of a property that names no manager.",
+        string="Meter alarms (no property manager) to",
+        help="Gets a to-do for every meter alarm (theft, tamper, communication lost...) of "
+        "a property that names no manager. Credit delivery failures go to their own "
+        "recipient.",
     )
     smartpm_comm_lost_pings = fields.Integer(
         string="Missed pings before communication lost",
