@@ -276,7 +276,7 @@ def generate(env, n_meters, n_jobs, n_readings):
 
 def fill_consumption(registry, first_day, last_day, chunk_days=7):
     """The daily consumption table as the hourly cron leaves it: the product's own SQL
-    (``_compute_days``) over the readings, a week at a time, oldest first."""
+    (``_rebuild_days``) over the readings, a week at a time, oldest first."""
     from odoo import SUPERUSER_ID, api
 
     rows = 0
@@ -286,7 +286,7 @@ def fill_consumption(registry, first_day, last_day, chunk_days=7):
             end = min(day + dt.timedelta(days=chunk_days - 1), last_day)
             with registry.cursor() as cr:
                 env = api.Environment(cr, SUPERUSER_ID, {})
-                rows = env["smartpm.consumption.daily"]._compute_days(day, end)
+                rows = env["smartpm.consumption.daily"]._rebuild_days(day, end)
             day = end + dt.timedelta(days=1)
     with registry.cursor() as cr:
         cr.execute("SELECT count(*) FROM smartpm_consumption_daily")

@@ -13,7 +13,8 @@ import argparse
 import json
 import sys
 
-from .dlms import MeterConnection, iso, parse_iso, to_json
+from .codec import iso, parse_iso, to_json
+from .dlms import MeterConnection
 from .errors import JobError
 from .obis import KNOWN_IC, normalize_obis
 

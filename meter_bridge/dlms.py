@@ -1,8 +1,8 @@
-"""DLMS/COSEM connections over dlms-cosem, and a bounded codec for COSEM data.
+"""DLMS/COSEM connections over dlms-cosem.
 
 Layering as in dlms-cosem: an I/O (TCP socket or serial port) under a transport (IEC
-62056-47 wrapper or HDLC) under the DLMS client (association, GET/SET/ACTION). The codec at
-the top of this module is pure and tested without sockets. Every read is bounded in time
+62056-47 wrapper or HDLC) under the DLMS client (association, GET/SET/ACTION). The COSEM
+data codec is apart, pure and tested without sockets (``codec.py``). Every read is bounded in time
 (the meter's timeout_s and the job's deadline) and in size.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import struct
 import time
 from typing import Any
 
@@ -26,6 +25,7 @@ from dlms_cosem.protocol import xdlms
 from dlms_cosem.security import LowLevelSecurityAuthentication, NoSecurityAuthentication
 
 from . import dlms_compat as compat
+from .codec import DataError, data_tag, decode_data, encode_data, parse_datetime, scale
 from .errors import JobError, MeterRefused, MeterUnreachable
 from .obis import SCALED_CLASSES, obis_str, parse_obis, unit_name
 
@@ -35,261 +35,8 @@ compat.apply_strict_decoders()
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # one GET (all its blocks together)
 MAX_BLOCKS = 10_000
-MAX_ITEMS = 500_000  # data elements in one decoded value
-MAX_DEPTH = 32
 CLIENT_SYSTEM_TITLE = b"SPMBRIDG"
 UTC = dt.timezone.utc
-
-# ---------------------------------------------------------------------------------------
-# Codec (pure)
-# ---------------------------------------------------------------------------------------
-
-
-class DataError(ValueError):
-    """Bytes that are not a valid COSEM Data value."""
-
-
-_FIXED = {
-    3: 1,
-    5: 4,
-    6: 4,
-    13: 1,
-    15: 1,
-    16: 2,
-    17: 1,
-    18: 2,
-    20: 8,
-    21: 8,
-    22: 1,
-    23: 4,
-    24: 8,
-    25: 12,
-    26: 5,
-    27: 4,
-}
-_SIGNED = {5, 15, 16, 20}
-_INT_TAGS = {5, 6, 13, 15, 16, 17, 18, 20, 21, 22}
-
-
-def _length(buf: bytes, pos: int) -> tuple[int, int]:
-    if pos >= len(buf):
-        raise DataError("truncated length")
-    first = buf[pos]
-    pos += 1
-    if first < 0x80:
-        return first, pos
-    n = first & 0x7F
-    if n == 0 or n > 4 or pos + n > len(buf):
-        raise DataError("bad or truncated length")
-    return int.from_bytes(buf[pos : pos + n], "big"), pos + n
-
-
-def decode_data(buf: bytes | bytearray) -> Any:
-    """Decode exactly one A-XDR Data value.
-
-    Python values: None, bool, int, float, bytes (octet-string), str (visible and UTF-8
-    strings; bit-strings as '0101...'), datetime/date/time, lists (array, structure).
-    Raises DataError on truncated, oversized or trailing data, in time linear in len(buf).
-    """
-    buf = bytes(buf)
-    budget = [MAX_ITEMS]
-    value, pos = _decode(buf, 0, 0, budget)
-    if pos != len(buf):
-        raise DataError(f"{len(buf) - pos} trailing bytes after the value")
-    return value
-
-
-def _decode(buf: bytes, pos: int, depth: int, budget: list) -> tuple[Any, int]:
-    budget[0] -= 1
-    if budget[0] < 0 or depth > MAX_DEPTH:
-        raise DataError("value too large or too deeply nested")
-    if pos >= len(buf):
-        raise DataError("truncated value")
-    tag = buf[pos]
-    pos += 1
-    if tag in (0, 255):
-        return None, pos
-    if tag in (1, 2):
-        count, pos = _length(buf, pos)
-        # each element needs at least one byte: refuse absurd counts before looping
-        if count > len(buf) - pos:
-            raise DataError("array/structure count larger than the data")
-        items = []
-        for _ in range(count):
-            item, pos = _decode(buf, pos, depth + 1, budget)
-            items.append(item)
-        return items, pos
-    if tag == 4:
-        bits, pos = _length(buf, pos)
-        nbytes = (bits + 7) // 8
-        if pos + nbytes > len(buf):
-            raise DataError("truncated bit-string")
-        raw = int.from_bytes(buf[pos : pos + nbytes], "big")
-        text = format(raw, f"0{nbytes * 8}b")[:bits] if nbytes else ""
-        return text, pos + nbytes
-    if tag in (9, 10, 12):
-        n, pos = _length(buf, pos)
-        if pos + n > len(buf):
-            raise DataError("truncated string")
-        raw = buf[pos : pos + n]
-        pos += n
-        if tag == 9:
-            return raw, pos
-        return raw.decode("utf-8" if tag == 12 else "latin-1", errors="replace"), pos
-    if tag in _FIXED:
-        n = _FIXED[tag]
-        if pos + n > len(buf):
-            raise DataError("truncated value")
-        raw = buf[pos : pos + n]
-        pos += n
-        if tag == 3:
-            return raw[0] != 0, pos
-        if tag in _INT_TAGS:
-            return int.from_bytes(raw, "big", signed=tag in _SIGNED), pos
-        if tag == 23:
-            return struct.unpack(">f", raw)[0], pos
-        if tag == 24:
-            return struct.unpack(">d", raw)[0], pos
-        if tag == 25:
-            return parse_datetime(raw), pos
-        if tag == 26:
-            return _parse_date(raw), pos
-        return _parse_time(raw), pos
-    raise DataError(f"unsupported data tag {tag}")
-
-
-def data_tag(raw: bytes) -> int:
-    if not raw:
-        raise DataError("empty value")
-    return raw[0]
-
-
-def _enc_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    size = (n.bit_length() + 7) // 8
-    return bytes([0x80 | size]) + n.to_bytes(size, "big")
-
-
-def encode_data(tag: int, value: Any) -> bytes:
-    """Encode a simple Data value of the given tag (the types a SET or ACTION needs)."""
-    if tag == 0:
-        return b"\x00"
-    if tag == 3:
-        return bytes([3, 1 if value else 0])
-    if tag in _INT_TAGS:
-        n = _FIXED[tag]
-        try:
-            return bytes([tag]) + int(value).to_bytes(n, "big", signed=tag in _SIGNED)
-        except OverflowError as e:
-            raise DataError(f"{value} does not fit data type {tag}") from e
-    if tag == 9:
-        raw = datetime_to_bytes(value) if isinstance(value, dt.datetime) else bytes(value)
-        return b"\x09" + _enc_len(len(raw)) + raw
-    if tag in (10, 12):
-        raw = str(value).encode("ascii" if tag == 10 else "utf-8")
-        return bytes([tag]) + _enc_len(len(raw)) + raw
-    if tag == 25:
-        return b"\x19" + datetime_to_bytes(value)
-    if tag == 23:
-        return b"\x17" + struct.pack(">f", value)
-    if tag == 24:
-        return b"\x18" + struct.pack(">d", value)
-    raise DataError(f"cannot encode data type {tag}")
-
-
-def parse_datetime(raw: bytes) -> dt.datetime | None:
-    """COSEM date-time (12 bytes) → aware datetime, None when unspecified.
-
-    No deviation (0x8000) is read as UTC. Deviation is minutes from local time to UTC
-    (Blue Book), so local = UTC - deviation.
-    """
-    if len(raw) != 12:
-        raise DataError("date-time is 12 bytes")
-    year = int.from_bytes(raw[0:2], "big")
-    month, day, hour, minute, second, hundredths = raw[2], raw[3], raw[5], raw[6], raw[7], raw[8]
-    if year == 0xFFFF or month in (0xFF, 0xFD, 0xFE) or day in (0xFF, 0xFD, 0xFE):
-        return None
-    hour = 0 if hour == 0xFF else hour
-    minute = 0 if minute == 0xFF else minute
-    second = 0 if second == 0xFF else second
-    micro = 0 if hundredths == 0xFF else hundredths * 10_000
-    deviation = int.from_bytes(raw[9:11], "big", signed=True)
-    try:
-        tz = UTC if deviation == -0x8000 else dt.timezone(dt.timedelta(minutes=-deviation))
-        return dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
-    except ValueError as e:
-        raise DataError(f"invalid date-time: {e}") from e
-
-
-def _parse_date(raw: bytes):
-    year = int.from_bytes(raw[0:2], "big")
-    try:
-        return dt.date(year, raw[2], raw[3])
-    except ValueError:
-        return None
-
-
-def _parse_time(raw: bytes):
-    try:
-        return dt.time(raw[0], raw[1], 0 if raw[2] == 0xFF else raw[2])
-    except ValueError:
-        return None
-
-
-def datetime_to_bytes(value: dt.datetime) -> bytes:
-    """Aware datetime → COSEM date-time in UTC (deviation 0); naive is taken as UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    v = value.astimezone(UTC)
-    return (
-        v.year.to_bytes(2, "big")
-        + bytes(
-            [v.month, v.day, v.isoweekday(), v.hour, v.minute, v.second, v.microsecond // 10_000]
-        )
-        + b"\x00\x00"  # deviation: UTC
-        + b"\x00"  # clock status: ok
-    )
-
-
-def scale(value: Any, scaler: int | None) -> Any:
-    """Apply a COSEM scaler; integers stay integers when the scaler is >= 0."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not scaler:
-        return value
-    if scaler > 0 and isinstance(value, int):
-        return value * 10**scaler
-    return round(value * 10.0**scaler, max(0, -scaler))
-
-
-def to_json(value: Any) -> Any:
-    """Decoded COSEM value → JSON-friendly value (bytes as text if printable, else hex)."""
-    if isinstance(value, dt.datetime):
-        return iso(value)
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray)):
-        raw = bytes(value)
-        if raw and all(32 <= b < 127 for b in raw):
-            return raw.decode("ascii")
-        return raw.hex()
-    if isinstance(value, list):
-        return [to_json(v) for v in value]
-    return value
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_iso(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    value = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _key(hex_or_none, name: str) -> bytes | None:
@@ -336,63 +83,14 @@ class MeterConnection:
 
     # -- life cycle ------------------------------------------------------------------
     def _build_client(self) -> DlmsClient:
+        """The dlms-cosem client: I/O under a transport, under the association."""
         m = self.meter
-        conn_type = (m.get("connection_type") or "tcp").lower()
-        framing = (m.get("framing") or "wrapper").lower()
         timeout = max(1, int(round(self.timeout_s)))
-        if conn_type == "serial":
-            if not m.get("device"):
-                raise JobError("serial meter without a device", retryable=False)
-            io = compat.SerialIOCompat(
-                port_name=m["device"], baud_rate=int(m.get("baudrate") or 9600), timeout=timeout
-            )
-            framing = "hdlc"
-        elif conn_type == "tcp":
-            if not m.get("host") or not m.get("port"):
-                raise JobError("TCP meter without host/port", retryable=False)
-            io = compat.TcpIOCompat(host=m["host"], port=int(m["port"]), timeout=timeout)
-        else:
-            raise JobError(f"unknown connection_type {conn_type!r}", retryable=False)
+        io, framing = self._build_io(timeout)
         io.deadline = self.deadline
         self._io = io
-        client_address = int(m.get("client_address") or 16)
-        logical = int(m.get("server_logical_address") or 1)
-        if framing == "hdlc":
-            physical = m.get("server_physical_address")
-            transport = compat.HdlcTransportCompat(
-                client_logical_address=client_address,
-                server_logical_address=logical,
-                server_physical_address=int(physical) if physical is not None else 17,
-                io=io,
-                timeout=timeout,
-            )
-        elif framing == "wrapper":
-            transport = TcpTransport(
-                client_logical_address=client_address,
-                server_logical_address=logical,
-                io=io,
-                timeout=timeout,
-            )
-        else:
-            raise JobError(f"unknown framing {framing!r}", retryable=False)
-
-        enc_key = auth_key = None
-        if self.auth == "none":
-            authentication = NoSecurityAuthentication()
-        elif self.auth == "lls":
-            password = m.get("password")
-            if not password:
-                raise JobError("LLS meter without a password", retryable=False)
-            authentication = LowLevelSecurityAuthentication(secret=str(password).encode())
-        elif self.auth == "hls_gmac":
-            enc_key = _key(m.get("encryption_key"), "encryption_key")
-            auth_key = _key(m.get("auth_key"), "auth_key")
-            if not enc_key or not auth_key:
-                raise JobError("HLS-GMAC meter needs encryption_key and auth_key", retryable=False)
-            authentication = compat.HlsGmacCompat()
-        else:
-            raise JobError(f"unknown auth {self.auth!r}", retryable=False)
-
+        transport = self._build_transport(io, framing, timeout)
+        authentication, enc_key, auth_key = self._build_authentication()
         client_title = _key(m.get("client_system_title"), "client_system_title")
         client_title = client_title or (CLIENT_SYSTEM_TITLE if enc_key else default_system_title())
         connection = compat.DlmsConnectionCompat(
@@ -413,6 +111,65 @@ class MeterConnection:
             timeout=timeout,
             dlms_connection=connection,
         )
+
+    def _build_io(self, timeout: int):
+        """The socket or serial port, and the framing it implies."""
+        m = self.meter
+        conn_type = (m.get("connection_type") or "tcp").lower()
+        framing = (m.get("framing") or "wrapper").lower()
+        if conn_type == "serial":
+            if not m.get("device"):
+                raise JobError("serial meter without a device", retryable=False)
+            io = compat.SerialIOCompat(
+                port_name=m["device"], baud_rate=int(m.get("baudrate") or 9600), timeout=timeout
+            )
+            return io, "hdlc"
+        if conn_type == "tcp":
+            if not m.get("host") or not m.get("port"):
+                raise JobError("TCP meter without host/port", retryable=False)
+            return compat.TcpIOCompat(host=m["host"], port=int(m["port"]), timeout=timeout), framing
+        raise JobError(f"unknown connection_type {conn_type!r}", retryable=False)
+
+    def _build_transport(self, io, framing: str, timeout: int):
+        """IEC 62056-47 wrapper or HDLC over ``io``."""
+        m = self.meter
+        client_address = int(m.get("client_address") or 16)
+        logical = int(m.get("server_logical_address") or 1)
+        if framing == "hdlc":
+            physical = m.get("server_physical_address")
+            return compat.HdlcTransportCompat(
+                client_logical_address=client_address,
+                server_logical_address=logical,
+                server_physical_address=int(physical) if physical is not None else 17,
+                io=io,
+                timeout=timeout,
+            )
+        if framing == "wrapper":
+            return TcpTransport(
+                client_logical_address=client_address,
+                server_logical_address=logical,
+                io=io,
+                timeout=timeout,
+            )
+        raise JobError(f"unknown framing {framing!r}", retryable=False)
+
+    def _build_authentication(self):
+        """(authentication, encryption key, authentication key) of the meter's auth."""
+        m = self.meter
+        if self.auth == "none":
+            return NoSecurityAuthentication(), None, None
+        if self.auth == "lls":
+            password = m.get("password")
+            if not password:
+                raise JobError("LLS meter without a password", retryable=False)
+            return LowLevelSecurityAuthentication(secret=str(password).encode()), None, None
+        if self.auth == "hls_gmac":
+            enc_key = _key(m.get("encryption_key"), "encryption_key")
+            auth_key = _key(m.get("auth_key"), "auth_key")
+            if not enc_key or not auth_key:
+                raise JobError("HLS-GMAC meter needs encryption_key and auth_key", retryable=False)
+            return compat.HlsGmacCompat(), enc_key, auth_key
+        raise JobError(f"unknown auth {self.auth!r}", retryable=False)
 
     def open(self) -> MeterConnection:
         compat.quiet_logging(self.debug)

@@ -21,7 +21,6 @@ from dlms_cosem.crc import CRCCCITT
 from dlms_cosem.hdlc import connection as hdlc_connection
 from dlms_cosem.io import BlockingTcpIO, HdlcTransport, SerialIO
 from dlms_cosem.security import HighLevelSecurityGmacAuthentication
-from dlms_cosem.utils import parse_as_dlms_data
 
 HDLC_FLAG = 0x7E
 MAX_HDLC_FRAME = 2048  # the format field carries 11 bits of length
@@ -50,7 +49,7 @@ def quiet_logging(debug: bool = False) -> None:
     Route structlog through the standard logging module, filtered at WARNING unless debug.
 
     Loggers are cached on first use: uncached, each of the ~60 dlms-cosem log calls of a job
-    rebuilds its logger (a stack walk for the name), ~8 us each. So the first call in a
+    rebuilds its logger (a stack walk for the name; see bench/RESULTS.md). So the first call in a
     process fixes the level of the loggers already used (the bridge never switches; the
     read tool chooses before its first frame)."""
     level = logging.DEBUG if debug else logging.WARNING
@@ -91,10 +90,10 @@ def apply_strict_decoders() -> None:
     dlms_data.DlmsDataParser.get_bytes = _strict_get_bytes
 
 
-# --- 3. bit-string and UTF-8 strings: see meter_bridge.dlms.decode_data ----------------------
+# --- 3. bit-string and UTF-8 strings: see meter_bridge.codec.decode_data ----------------------
 # Upstream BitStringData/UTF8StringData have no from_bytes (NotImplementedError), and its
 # decoder reads a bit-string's length (in bits) as bytes. The bridge decodes GET results with
-# its own bounded decoder (dlms.decode_data), which handles both.
+# its own bounded decoder (codec.decode_data), which handles both.
 
 
 # --- 4. selective access by entry -----------------------------------------------------------
@@ -386,8 +385,3 @@ def close_quietly(client) -> None:
     finally:
         with contextlib.suppress(Exception):
             client.transport.io.disconnect()
-
-
-def parse_hls_data(data: bytes):
-    """parse_as_dlms_data, with the strict decoders in place."""
-    return parse_as_dlms_data(data)

@@ -12,16 +12,8 @@ import time
 from collections.abc import Callable
 
 from . import obis as C
-from .dlms import (
-    MeterConnection,
-    decode_data,
-    encode_data,
-    iso,
-    parse_datetime,
-    parse_iso,
-    scale,
-    to_json,
-)
+from .codec import decode_data, encode_data, iso, parse_datetime, parse_iso, scale, to_json
+from .dlms import MeterConnection
 from .errors import JobError, MeterRefused, MeterUnreachable
 
 TOKEN_ALREADY_APPLIED = 3  # ACTION result read-write-denied: transfer number already used

@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_meter_arguments(p)
+    _add_fleet_arguments(p)
+    return p
+
+
+def _add_meter_arguments(p: argparse.ArgumentParser) -> None:
+    """The generated meters: how many, where, how they talk and what they hold."""
     p.add_argument(
         "--meters",
         type=int,
@@ -89,20 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
         "0 = any free port each)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument(
-        "--speed",
-        type=float,
-        default=None,
-        metavar="X",
-        help="simulated seconds per real second (default 1; 0 freezes time)",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        metavar="S",
-        help="seed of the load model; same seed = same consumption (default 0)",
-    )
     p.add_argument(
         "--framing",
         choices=("wrapper", "hdlc"),
@@ -129,6 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=50.0,
         help="initial credit of the generated meters (default 50)",
     )
+
+
+def _add_fleet_arguments(p: argparse.ArgumentParser) -> None:
+    """The fleet as a whole: time, load model, configuration file, control, output."""
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="X",
+        help="simulated seconds per real second (default 1; 0 freezes time)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seed of the load model; same seed = same consumption (default 0)",
+    )
     p.add_argument(
         "--config", metavar="FILE", help="JSON file describing the meters (see examples below)"
     )
@@ -145,31 +156,53 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the listening meters as one JSON line (for scripts)",
     )
-    return p
+
+
+def _meters(args):
+    """(meter configs, extra settings of the config file); ValueError on bad input."""
+    if args.config:
+        try:
+            return load_config(args.config)
+        except (OSError, ValueError, TypeError) as e:
+            raise ValueError(f"bad --config: {e}") from e
+    if args.meters < 1:
+        raise ValueError("--meters must be at least 1")
+    keys = {"key_seed": args.key_seed} if args.key_seed else {}
+    meters = default_configs(
+        args.meters,
+        args.base_port,
+        framing=args.framing,
+        credit_kwh=args.credit_kwh,
+        auth=args.auth,
+        **keys,
+    )
+    return meters, {}
+
+
+def _print_listing(fleet, args) -> list:
+    listing = fleet.listing()
+    if args.json:
+        control_port = fleet.control.port if fleet.control else None
+        print(json.dumps({"meters": listing, "control_port": control_port}), flush=True)
+        return listing
+    for m in listing:
+        where = m["serial_device"] or f"{m['host']}:{m['port']}"
+        print(
+            f"{m['serial']} {where} {m['framing']} auth={m['auth']} client={m['client_address']}",
+            flush=True,
+        )
+    if fleet.control:
+        print(f"control http://{args.host}:{fleet.control.port}/meters", flush=True)
+    return listing
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    extra = {}
-    if args.config:
-        try:
-            meters, extra = load_config(args.config)
-        except (OSError, ValueError, TypeError) as e:
-            print(f"meter-sim: bad --config: {e}", file=sys.stderr)
-            return 2
-    else:
-        if args.meters < 1:
-            print("meter-sim: --meters must be at least 1", file=sys.stderr)
-            return 2
-        keys = {"key_seed": args.key_seed} if args.key_seed else {}
-        meters = default_configs(
-            args.meters,
-            args.base_port,
-            framing=args.framing,
-            credit_kwh=args.credit_kwh,
-            auth=args.auth,
-            **keys,
-        )
+    try:
+        meters, extra = _meters(args)
+    except ValueError as e:
+        print(f"meter-sim: {e}", file=sys.stderr)
+        return 2
     speed = args.speed if args.speed is not None else extra.get("speed", 1.0)
     seed = args.seed if args.seed is not None else extra.get("seed", 0)
     control_port = args.control_port if args.control_port is not None else extra.get("control_port")
@@ -187,27 +220,7 @@ def main(argv=None) -> int:
         print(f"meter-sim: cannot listen: {e}", file=sys.stderr)
         return 1
     try:
-        listing = fleet.listing()
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "meters": listing,
-                        "control_port": fleet.control.port if fleet.control else None,
-                    }
-                ),
-                flush=True,
-            )
-        else:
-            for m in listing:
-                where = m["serial_device"] or f"{m['host']}:{m['port']}"
-                print(
-                    f"{m['serial']} {where} {m['framing']} auth={m['auth']} "
-                    f"client={m['client_address']}",
-                    flush=True,
-                )
-            if fleet.control:
-                print(f"control http://{args.host}:{fleet.control.port}/meters", flush=True)
+        listing = _print_listing(fleet, args)
         print(f"meter-sim ready: {len(listing)} meters, speed {speed}", flush=True)
         while not stop.wait(0.5):
             pass

@@ -500,10 +500,6 @@ class MeterModel:
                 self.reverse = True
             self._log(TAMPER_KINDS[kind])
 
-    def clear_reverse(self) -> None:
-        with self.lock:
-            self.reverse = False
-
     def accept_client_counter(self, ic: int, record: bool = True) -> bool:
         """HLS-GMAC replay protection: accept a ciphered APDU only if its invocation counter
         is above the last accepted one; remember it if `record` (authenticated APDUs)."""

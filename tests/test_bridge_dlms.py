@@ -1,4 +1,4 @@
-"""meter_bridge.dlms: the pure codec, and connection failures that need no simulator."""
+"""meter_bridge.codec (the pure codec), and connection failures that need no simulator."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from meter_bridge import dlms
+from meter_bridge import codec, dlms
 from meter_bridge.errors import JobError, MeterUnreachable
 from meter_bridge.obis import normalize_obis, parse_obis, unit_name
 
@@ -35,19 +35,19 @@ UTC = dt.timezone.utc
     ],
 )
 def test_decode_data_values(raw, value):
-    assert dlms.decode_data(raw) == value
+    assert codec.decode_data(raw) == value
 
 
 def test_decode_datetime_is_utc_aware():
-    raw = dlms.datetime_to_bytes(dt.datetime(2025, 3, 1, 12, 30, tzinfo=UTC))
-    assert dlms.decode_data(b"\x19" + raw) == dt.datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
-    assert dlms.parse_datetime(raw) == dt.datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
+    raw = codec.datetime_to_bytes(dt.datetime(2025, 3, 1, 12, 30, tzinfo=UTC))
+    assert codec.decode_data(b"\x19" + raw) == dt.datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
+    assert codec.parse_datetime(raw) == dt.datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
 
 
 def test_datetime_deviation_is_minutes_from_local_to_utc():
-    raw = bytearray(dlms.datetime_to_bytes(dt.datetime(2025, 3, 1, 12, 0, tzinfo=UTC)))
+    raw = bytearray(codec.datetime_to_bytes(dt.datetime(2025, 3, 1, 12, 0, tzinfo=UTC)))
     raw[9:11] = (-60).to_bytes(2, "big", signed=True)  # local time is UTC+1
-    assert dlms.iso(dlms.parse_datetime(bytes(raw))) == "2025-03-01T11:00:00Z"
+    assert codec.iso(codec.parse_datetime(bytes(raw))) == "2025-03-01T11:00:00Z"
 
 
 @pytest.mark.parametrize(
@@ -64,8 +64,8 @@ def test_datetime_deviation_is_minutes_from_local_to_utc():
     ],
 )
 def test_decode_data_rejects_truncated_or_garbage(garbage):
-    with pytest.raises(dlms.DataError):
-        dlms.decode_data(garbage)
+    with pytest.raises(codec.DataError):
+        codec.decode_data(garbage)
 
 
 def test_decode_random_garbage_terminates_quickly():
@@ -73,15 +73,15 @@ def test_decode_random_garbage_terminates_quickly():
     start = time.monotonic()
     for _ in range(2000):
         try:
-            dlms.decode_data(rng(64))
-        except dlms.DataError:
+            codec.decode_data(rng(64))
+        except codec.DataError:
             pass
     assert time.monotonic() - start < 5
 
 
 def test_decode_deep_nesting_is_refused():
-    with pytest.raises(dlms.DataError):
-        dlms.decode_data(b"\x01\x01" * 100 + b"\x00")
+    with pytest.raises(codec.DataError):
+        codec.decode_data(b"\x01\x01" * 100 + b"\x00")
 
 
 @pytest.mark.parametrize(
@@ -96,24 +96,24 @@ def test_decode_deep_nesting_is_refused():
     ],
 )
 def test_encode_data(tag, value, raw):
-    assert dlms.encode_data(tag, value) == raw
-    assert dlms.decode_data(raw) == value
+    assert codec.encode_data(tag, value) == raw
+    assert codec.decode_data(raw) == value
 
 
 def test_encode_data_refuses_overflow():
-    with pytest.raises(dlms.DataError):
-        dlms.encode_data(17, 300)
+    with pytest.raises(codec.DataError):
+        codec.encode_data(17, 300)
 
 
 def test_scale_keeps_integers_and_rounds_decimals():
-    assert dlms.scale(2301, -1) == 230.1
-    assert dlms.scale(5, 3) == 5000
-    assert dlms.scale(12, 0) == 12
-    assert dlms.scale(b"x", -1) == b"x"
+    assert codec.scale(2301, -1) == 230.1
+    assert codec.scale(5, 3) == 5000
+    assert codec.scale(12, 0) == 12
+    assert codec.scale(b"x", -1) == b"x"
 
 
 def test_to_json_shapes_values():
-    assert dlms.to_json([b"SIM1", b"\x00\x01", dt.datetime(2025, 1, 1, tzinfo=UTC)]) == [
+    assert codec.to_json([b"SIM1", b"\x00\x01", dt.datetime(2025, 1, 1, tzinfo=UTC)]) == [
         "SIM1",
         "0001",
         "2025-01-01T00:00:00Z",

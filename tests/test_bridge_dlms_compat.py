@@ -21,6 +21,7 @@ from dlms_cosem.protocol.xdlms.conformance import Conformance
 from dlms_cosem.security import HighLevelSecurityGmacAuthentication, NoSecurityAuthentication
 from dlms_cosem.utils import parse_as_dlms_data
 
+from meter_bridge import codec
 from meter_bridge import dlms as bridge_dlms  # noqa: F401 - applies the strict decoders
 from meter_bridge import dlms_compat as compat
 
@@ -189,8 +190,8 @@ def test_canary_upstream_cannot_decode_bit_string_or_utf8():
 
 
 def test_bridge_decodes_bit_string_and_utf8():
-    assert bridge_dlms.decode_data(b"\x04\x0a\xa5\xc0") == "1010010111"
-    assert bridge_dlms.decode_data(b"\x0c\x02" + "é".encode()) == "é"
+    assert codec.decode_data(b"\x04\x0a\xa5\xc0") == "1010010111"
+    assert codec.decode_data(b"\x0c\x02" + "é".encode()) == "é"
 
 
 # --- selective access by entry ---
@@ -202,7 +203,7 @@ def test_canary_upstream_entry_descriptor_cannot_encode():
 def test_entry_descriptor_encodes_per_blue_book():
     raw = compat.EntryDescriptorCompat(from_entry=3, to_entry=10).to_bytes()
     assert raw == bytes.fromhex("0202040600000003060000000a120001120000")
-    assert bridge_dlms.decode_data(raw[1:]) == [3, 10, 1, 0]
+    assert codec.decode_data(raw[1:]) == [3, 10, 1, 0]
 
 
 # --- ciphered responses other than general-glo ---

@@ -3,10 +3,8 @@ providers. The purchase itself is created when the transaction is done
 (models/payment_transaction.py), never by these routes."""
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from urllib.parse import urlencode
-
-import pytz
 
 from odoo import _, fields, http
 from odoo.addons.payment.controllers import portal as payment_portal
@@ -15,9 +13,9 @@ from odoo.exceptions import ValidationError
 from odoo.http import request
 from odoo.tools import format_date, format_datetime
 
-from ..services import vending
+from ..services import local_time, vending
+from ..services.obis import ENERGY_IMPORT
 
-ENERGY_OBIS = "1.0.1.8.0.255"
 NOTICE_ALARMS = ("low_credit", "zero_credit", "credit_trip", "load_trip")
 
 
@@ -75,9 +73,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         )
 
     def _local_today(self, meter):
-        Consumption = request.env["smartpm.consumption.daily"]
-        tz = pytz.timezone(Consumption._company_tz(meter.sudo().company_id))
-        return datetime.now(tz).date()
+        return local_time.local_today(meter.sudo().company_id)
 
     def _consumption(self, meter, unit, periods):
         """A chart (see _chart) of the kWh consumed per local day or month over the last
@@ -181,7 +177,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         """The last energy-register reading of ``meter`` as a dict: its kWh (the register
         may count Wh or kWh: ``unit`` says which), the time and the record."""
         reading = request.env["smartpm.reading"].search(
-            [("meter_id", "=", meter.id), ("obis", "=", ENERGY_OBIS)], limit=1
+            [("meter_id", "=", meter.id), ("obis", "=", ENERGY_IMPORT)], limit=1
         )
         if not reading:
             return None
@@ -190,9 +186,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
 
     def _get_tz(self, meter):
         """The time zone the tenant reads times in: theirs, else the property's company's."""
-        return request.env.user.tz or request.env["smartpm.consumption.daily"]._company_tz(
-            meter.sudo().company_id
-        )
+        return request.env.user.tz or local_time.company_tz(meter.sudo().company_id).zone
 
     def _get_purchases_domain(self, meter):
         partner = request.env.user.partner_id.commercial_partner_id

@@ -30,6 +30,11 @@ THEFT_TYPES = (
     "token_cancelled",
 )
 OPEN_STATES = ("new", "acknowledged")
+# alarm type -> mail template (xml id) sent to the tenant (arrears control)
+TENANT_MAIL_TEMPLATES = {
+    "low_credit": "smartpm_prepay.mail_template_low_credit",
+    "zero_credit": "smartpm_prepay.mail_template_zero_credit",
+}
 
 
 class SmartpmAlarm(models.Model):
@@ -126,7 +131,20 @@ class SmartpmAlarm(models.Model):
     def create(self, vals_list):
         alarms = super().create(vals_list)
         alarms.filtered(lambda a: a.alarm_type not in ROUTINE_TYPES)._schedule_manager_activity()
+        alarms._notify_tenant()
         return alarms
+
+    def _notify_tenant(self):
+        """Arrears control: the tenant hears about low and zero credit by e-mail."""
+        for alarm in self.sudo():
+            xmlid = TENANT_MAIL_TEMPLATES.get(alarm.alarm_type)
+            tenant = alarm.meter_id.tenant_id
+            if not xmlid or not tenant.email:
+                continue
+            template = self.env.ref(xmlid, raise_if_not_found=False)
+            if template:
+                # queued, sent by the mail cron: a mail server outage never blocks ingest
+                template.sudo().send_mail(alarm.id, force_send=False)
 
     @api.model
     def _create_from_events(self, alarms):

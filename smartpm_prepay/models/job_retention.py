@@ -5,12 +5,10 @@ would grow by millions of rows a month. Jobs that are the trail of money (credit
 reconnection) or of a reading task are kept.
 """
 
-from odoo import api, fields, models
+from odoo import api, models
 
 from ..services import job_queue
-
-RETENTION_PARAM = "smartpm_prepay.job_retention_days"
-DEFAULT_RETENTION_DAYS = 90
+from .res_config_settings import DEFAULT_RETENTION_DAYS, RETENTION_PARAM
 
 
 class SmartpmMeterJob(models.Model):
@@ -29,16 +27,3 @@ class SmartpmMeterJob(models.Model):
         if purged >= limit:  # more to do: run again soon rather than in a day
             self.env.ref("smartpm_prepay.cron_purge_finished_jobs")._trigger()
         return purged
-
-
-class ResConfigSettings(models.TransientModel):
-    _inherit = "res.config.settings"
-
-    smartpm_job_retention_days = fields.Integer(
-        string="Keep finished meter jobs (days)",
-        config_parameter=RETENTION_PARAM,
-        default=DEFAULT_RETENTION_DAYS,
-        help="Done, failed and cancelled jobs older than this are deleted every night "
-        "(their readings stay). Credit deliveries and reading tasks keep their jobs. "
-        "0 keeps every job.",
-    )

@@ -11,8 +11,8 @@ from psycopg2.extras import execute_values
 from odoo import _, api, fields, models
 
 from ..services import engine, job_queue
+from ..services.obis import ENERGY_EXPORT, ENERGY_IMPORT, LOAD_PROFILE
 from .job import BILLING_OBJECTS
-from .reading_scheme import ENERGY_EXPORT, ENERGY_IMPORT, LOAD_PROFILE
 
 SCHEDULE_PRIORITY = {"events": 55, "billing": 60, "profile": 70, "ping": 80}
 PROFILE_OBJECT = {"obis": LOAD_PROFILE, "ic": 7, "attribute": 2}

@@ -28,17 +28,43 @@ class ResCompany(models.Model):
         default=10000.0,
         help="0 means no maximum.",
     )
+    # two recipients, two kinds of news: money stuck on its way to a meter (a sale to
+    # retry or reverse) and a meter's own alarms (theft, tamper, communication)
     smartpm_alert_user_id = fields.Many2one(
         "res.users",
-        string="Delivery alerts to",
-        help="Operator who gets an activity when credit cannot be delivered to a meter. "
-        "Empty: the first manager of prepaid electricity.",
+        string="Credit delivery failures to",
+        help="Operator who gets an activity when a sale's credit cannot be delivered to its "
+        "meter (to retry or reverse). Empty: the first manager of prepaid electricity. "
+        "Meter alarms go to the property's manager instead.",
     )
     smartpm_quick_amounts = fields.Char(
         string="Quick amounts",
         default=DEFAULT_QUICK_AMOUNTS,
         help="Amounts the cashier sells with one tap in the Point of Sale, separated by "
         "commas (e.g. 5, 10, 20, 50). Empty: none.",
+    )
+    smartpm_alarm_user_id = fields.Many2one(
+        "res.users",
+        string="Meter alarms (no property manager) to",
+        help="Gets a to-do for every meter alarm (theft, tamper, communication lost...) of "
+        "a property that names no manager. Credit delivery failures go to their own "
+        "recipient.",
+    )
+    smartpm_comm_lost_pings = fields.Integer(
+        string="Missed pings before communication lost",
+        default=3,
+        help="A meter that misses this many pings in a row raises a communication-lost alarm.",
+    )
+    smartpm_ping_interval_min = fields.Integer(
+        string="Ping interval (minutes)",
+        default=60,
+        help="Meters not heard from for this long are pinged.",
+    )
+    smartpm_event_interval_min = fields.Integer(
+        string="Event-log collection every (minutes)",
+        default=240,
+        help="How often meters' event logs are read for tampering alarms (cover opened, "
+        "reverse connection...). Shorter finds theft sooner and costs more meter traffic.",
     )
 
     @api.constrains("smartpm_quick_amounts", "smartpm_min_amount", "smartpm_max_amount")
@@ -90,19 +116,14 @@ class ResCompany(models.Model):
             "CHECK(smartpm_max_amount = 0 OR smartpm_min_amount <= smartpm_max_amount)",
             "The minimum credit sale must not exceed the maximum.",
         ),
+        (
+            "smartpm_comm_lost_pings_positive",
+            "CHECK(smartpm_comm_lost_pings IS NULL OR smartpm_comm_lost_pings > 0)",
+            "The number of missed pings must be at least 1.",
+        ),
+        (
+            "smartpm_ping_interval_positive",
+            "CHECK(smartpm_ping_interval_min IS NULL OR smartpm_ping_interval_min > 0)",
+            "The ping interval must be at least one minute.",
+        ),
     ]
-
-
-class ResConfigSettings(models.TransientModel):
-    _inherit = "res.config.settings"
-
-    smartpm_min_amount = fields.Monetary(
-        related="company_id.smartpm_min_amount", readonly=False, currency_field="currency_id"
-    )
-    smartpm_max_amount = fields.Monetary(
-        related="company_id.smartpm_max_amount", readonly=False, currency_field="currency_id"
-    )
-    smartpm_alert_user_id = fields.Many2one(
-        related="company_id.smartpm_alert_user_id", readonly=False
-    )
-    smartpm_quick_amounts = fields.Char(related="company_id.smartpm_quick_amounts", readonly=False)

@@ -15,7 +15,7 @@ import psycopg2.errors
 from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
 
-from . import credit_token, engine
+from . import credit_token, engine, local_time
 
 _logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def check_amount(tariff, meter, amount, currency=None):
 def month_kwh(env, meter, when=None):
     """kWh bought for ``meter`` in the company's local calendar month of ``when`` (naive UTC,
     default now), reversals excluded: the tiers' month is the one the tenant lives in."""
-    start = env["smartpm.consumption.daily"]._company_month_start(meter.company_id, when)
+    start = local_time.month_start_utc(meter.company_id, when)
     env["smartpm.credit.purchase"].flush_model()
     env.cr.execute(
         """

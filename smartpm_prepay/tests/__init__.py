@@ -27,3 +27,4 @@ from . import test_bank_bad_input
 from . import test_bank_machine_access
 from . import test_bank_limits
 from . import test_engine_only
+from . import test_local_time

@@ -346,7 +346,7 @@ class TestEnergyBalance(StatsCase):
                 },
             ]
         job_queue.ingest(self.env, rows, [])
-        self.env["smartpm.consumption.daily"]._compute_days(date(2026, 3, 1), date(2026, 3, 1))
+        self.env["smartpm.consumption.daily"]._rebuild_days(date(2026, 3, 1), date(2026, 3, 1))
         self.env["smartpm.energy.balance"]._raise_imbalance_alarms(
             date(2026, 3, 1), date(2026, 3, 1)
         )

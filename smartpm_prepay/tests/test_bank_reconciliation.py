@@ -5,8 +5,8 @@ from datetime import datetime
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.tests import tagged
 
-from ..models.bank_reconciliation import csv_cell
 from ..services import bank_api, engine
+from ..wizards.bank_reconciliation import csv_cell
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
 

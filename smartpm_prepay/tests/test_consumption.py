@@ -35,7 +35,7 @@ class TestDailyConsumption(StatsCase):
         )
 
     def _kwh(self, meter, date_from=D1, date_to=D4):
-        self.Daily._compute_days(date_from, date_to)
+        self.Daily._rebuild_days(date_from, date_to)
         rows = self.Daily.search([("meter_id", "=", meter.id)])
         return {r.day: r.kwh for r in rows}
 
@@ -135,7 +135,7 @@ class TestDailyConsumption(StatsCase):
                 ("2026-03-03T00:00:00", 2_000),
             ],
         )
-        self.Daily._compute_days(D1, D2)
+        self.Daily._rebuild_days(D1, D2)
         rows = self.Daily.search([("meter_id", "=", self.meter.id)], order="day")
         self.assertEqual(rows.mapped("tenant_id"), first | second)
         self.assertEqual(rows[0].tenant_id, first)

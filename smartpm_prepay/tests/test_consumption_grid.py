@@ -39,7 +39,7 @@ class TestConsumptionPerTransformer(StatsCase):
             ],
             [],
         )
-        cls.Daily._compute_days(D1, D2)
+        cls.Daily._rebuild_days(D1, D2)
 
     def _both(self, domain, groupby, aggregates):
         """The routed answer and the one from the meters' rows."""

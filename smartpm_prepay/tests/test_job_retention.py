@@ -3,7 +3,7 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import tagged
 
-from ..models.job_retention import RETENTION_PARAM
+from ..models.res_config_settings import RETENTION_PARAM
 from .test_vending import VendingCase
 
 

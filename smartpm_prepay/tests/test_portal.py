@@ -6,6 +6,7 @@ from odoo.addons.account.tests.common import AccountTestInvoicingHttpCommon
 from odoo.tests import new_test_user, tagged
 from odoo.tests.common import JsonRpcException
 
+from ..services import local_time
 from .common import assert_payment_document
 
 
@@ -114,7 +115,7 @@ class TestMeterPortal(PortalCase):
         """Register readings at the company's local midnights (days ago -> value), and the
         back office's daily consumption computed from them (as its hourly cron does)."""
         Consumption = self.env["smartpm.consumption.daily"]
-        tz = pytz.timezone(Consumption._company_tz(self.company))
+        tz = local_time.company_tz(self.company)
         today = datetime.now(tz).date()
         # the tenant has held the meter for a while (consumption is shown for her days only)
         self.meter_a.assignment_ids.sudo().date_start = datetime.now() - timedelta(days=30)
@@ -134,7 +135,7 @@ class TestMeterPortal(PortalCase):
                 for days, value in values
             ]
         )
-        Consumption._compute_days(today - timedelta(days=5), today, self.company)
+        Consumption._rebuild_days(today - timedelta(days=5), today, self.company)
         return today
 
     def test_meter_page_shows_daily_consumption_from_readings(self):

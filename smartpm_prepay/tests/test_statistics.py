@@ -138,7 +138,7 @@ class TestStatisticsViews(StatsCase):
             ],
             [],
         )
-        Daily._compute_days(date(2026, 1, 31), date(2026, 2, 1))
+        Daily._rebuild_days(date(2026, 1, 31), date(2026, 2, 1))
         groups = Daily._read_group(
             [("meter_id", "=", meter.id)], ["line_id", "day:month"], ["kwh:sum"]
         )

@@ -1,1 +1,3 @@
 from . import sell_credit_wizard
+from . import bank_reconciliation
+from . import dashboard

@@ -320,7 +320,7 @@ class TestTenantJourney(DemoJourneyCase):
         self.company.partner_id.tz = "America/Los_Angeles"
         today = self._company_today()
         Consumption = self.env["smartpm.consumption.daily"]
-        Consumption._compute_days(today - timedelta(days=40), today, self.company)
+        Consumption._rebuild_days(today - timedelta(days=40), today, self.company)
         _response, doc = self._page(f"/my/meters/{self.meter.id}")
         days, _total = self._chart(doc, "daily")
         self.assertEqual(days[-1][0], today)

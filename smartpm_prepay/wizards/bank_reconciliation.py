@@ -1,12 +1,11 @@
 import base64
 import csv
 import io
-from datetime import datetime, time, timedelta
-
-import pytz
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+
+from ..services import local_time
 
 CSV_HEADER = [
     "date",
@@ -61,14 +60,10 @@ class SmartpmBankReconciliation(models.TransientModel):
     csv_filename = fields.Char(readonly=True)
 
     def _get_day_bounds(self):
-        """[start, end) of the day in UTC, the day taken in the user's time zone."""
+        """[start, end) of the day in naive UTC, the company's local day (the day a bank
+        settles is the one the property lives in, whoever downloads the file)."""
         self.ensure_one()
-        tz = pytz.timezone(self.env.user.tz or "UTC")
-        start = tz.localize(datetime.combine(self.date, time.min)).astimezone(pytz.utc)
-        end = tz.localize(datetime.combine(self.date + timedelta(days=1), time.min)).astimezone(
-            pytz.utc
-        )
-        return start.replace(tzinfo=None), end.replace(tzinfo=None)
+        return local_time.day_bounds_utc(self.env.company, self.date)
 
     def _get_purchases_domain(self):
         start, end = self._get_day_bounds()

@@ -8,14 +8,13 @@ reading still gets its share, and no day is counted twice. A register that goes 
 new register's value, never a negative amount.
 """
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
-import pytz
-
-from odoo import _, api, fields, models, tools
+from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from .reading_scheme import ENERGY_IMPORT
+from ..services import local_time
+from ..services.obis import ENERGY_IMPORT
 
 MAX_GAP_DAYS = 31  # a previous reading older than this is not used to fill the gap
 # Fields of a daily row that the per-transformer sums keep: a read_group that filters and
@@ -186,38 +185,16 @@ class SmartpmConsumptionDaily(models.Model):
         return {"groups": groups, "length": len(groups)}
 
     @api.model
-    def _company_tz(self, company):
-        # The company's, not the user's: a day must mean the same for the cron and the UI.
-        return company.partner_id.tz or "UTC"
-
-    @api.model
-    def _company_month_start(self, company, when=None):
-        """UTC start (naive) of the company's local month holding ``when`` (naive UTC,
-        default now): the month of the daily rows' ``day`` and of the tariff's tiers."""
-        local = pytz.timezone(self._company_tz(company))
-        when = pytz.utc.localize(when or fields.Datetime.now()).astimezone(local)
-        start = local.localize(datetime(when.year, when.month, 1))
-        return start.astimezone(pytz.utc).replace(tzinfo=None)
-
-    @api.model
-    def _compute_days(self, date_from, date_to, company=None):
+    def _rebuild_days(self, date_from, date_to, company=None):
         """(Re)compute the consumption of every meter of ``company`` for the local days
         ``date_from`` .. ``date_to`` (inclusive). Returns the number of rows of the period."""
         company = company or self.env.company
         date_from, date_to = fields.Date.to_date(date_from), fields.Date.to_date(date_to)
         if not date_from or not date_to or date_from > date_to:
             raise UserError(_("Give a period whose start is not after its end."))
-        tz = self._company_tz(company)
-        local = pytz.timezone(tz)
-
-        def utc(day):
-            return (
-                local.localize(datetime.combine(day, time.min))
-                .astimezone(pytz.utc)
-                .replace(tzinfo=None)
-            )
-
-        t0, t1 = utc(date_from), utc(date_to + timedelta(days=1))
+        tz = local_time.company_tz(company).zone
+        t0 = local_time.day_start_utc(company, date_from)
+        t1 = local_time.day_start_utc(company, date_to + timedelta(days=1))
         self.env.flush_all()
         cr = self.env.cr
         cr.execute(
@@ -338,191 +315,6 @@ class SmartpmConsumptionDaily(models.Model):
     def _cron_compute_recent(self, days=2):
         """Recompute today and the ``days - 1`` days before, for every company."""
         for company in self.env["res.company"].search([]):
-            today = datetime.now(pytz.timezone(self._company_tz(company))).date()
-            self._compute_days(today - timedelta(days=max(days, 1) - 1), today, company)
+            today = local_time.local_today(company)
+            self._rebuild_days(today - timedelta(days=max(days, 1) - 1), today, company)
         return True
-
-
-class SmartpmConsumptionGridDaily(models.Model):
-    """Daily consumption summed per transformer, line and property (check meters apart):
-    what the statistics views read when they neither filter nor group by meter or tenant.
-    Kept by smartpm.consumption.daily (its compute, create, write and unlink)."""
-
-    _name = "smartpm.consumption.grid.daily"
-    _description = "Daily consumption per transformer"
-    _order = "day desc, transformer_id"
-    _rec_name = "transformer_id"
-
-    day = fields.Date(required=True, readonly=True)
-    company_id = fields.Many2one("res.company", required=True, readonly=True)
-    transformer_id = fields.Many2one("smartpm.transformer", readonly=True)
-    line_id = fields.Many2one("smartpm.line", readonly=True)
-    site_id = fields.Many2one("smartpm.site", string="Property", readonly=True)
-    is_check_meter = fields.Boolean(readonly=True)
-    kwh = fields.Float(string="Energy (kWh)", digits=(16, 3), readonly=True, aggregator="sum")
-    meter_count = fields.Integer(readonly=True, aggregator="sum")
-
-    def init(self):
-        # a month of one company, and a transformer's day for the energy balance
-        self.env.cr.execute(
-            f"""CREATE INDEX IF NOT EXISTS {self._table}_company_day_idx
-                ON {self._table} (company_id, day)"""
-        )
-        self.env.cr.execute(
-            f"""CREATE INDEX IF NOT EXISTS {self._table}_transformer_day_idx
-                ON {self._table} (transformer_id, day)"""
-        )
-
-
-class SmartpmEnergyBalance(models.Model):
-    """Per transformer and day: its check meter against the sum of its meters."""
-
-    _name = "smartpm.energy.balance"
-    _description = "Transformer energy balance"
-    _auto = False
-    _order = "day desc, transformer_id"
-    _rec_name = "transformer_id"
-
-    transformer_id = fields.Many2one("smartpm.transformer", readonly=True)
-    check_meter_id = fields.Many2one("smartpm.meter", readonly=True)
-    line_id = fields.Many2one("smartpm.line", readonly=True)
-    company_id = fields.Many2one("res.company", readonly=True)
-    day = fields.Date(readonly=True)
-    check_kwh = fields.Float(string="Check meter (kWh)", readonly=True, digits=(16, 3))
-    meters_kwh = fields.Float(string="Meters (kWh)", readonly=True, digits=(16, 3))
-    loss_kwh = fields.Float(string="Loss (kWh)", readonly=True, digits=(16, 3))
-    loss_pct = fields.Float(string="Loss (%)", readonly=True, aggregator="avg", digits=(16, 2))
-    threshold_pct = fields.Float(string="Threshold (%)", readonly=True, aggregator="max")
-    meter_count = fields.Integer(string="Meters reporting", readonly=True)
-
-    def init(self):
-        tools.drop_view_if_exists(self.env.cr, self._table)
-        self.env.cr.execute(
-            f"""
-            CREATE VIEW {self._table} AS (
-                SELECT c.id AS id, t.id AS transformer_id, t.check_meter_id, t.line_id,
-                       t.company_id, c.day, c.kwh AS check_kwh,
-                       COALESCE(g.kwh, 0) AS meters_kwh,
-                       c.kwh - COALESCE(g.kwh, 0) AS loss_kwh,
-                       CASE WHEN c.kwh > 0
-                            THEN 100.0 * (c.kwh - COALESCE(g.kwh, 0)) / c.kwh END
-                            AS loss_pct,
-                       t.loss_threshold_pct AS threshold_pct,
-                       COALESCE(g.meter_count, 0) AS meter_count
-                  FROM smartpm_transformer t
-                  JOIN smartpm_consumption_daily c ON c.meter_id = t.check_meter_id
-                  -- the transformer's other meters from their per-transformer sums (no
-                  -- GROUP BY here, so a filter on the day reaches the indexes)
-                  LEFT JOIN LATERAL (
-                      SELECT sum(g.kwh) AS kwh, sum(g.meter_count) AS meter_count
-                        FROM smartpm_consumption_grid_daily g
-                       WHERE g.transformer_id = t.id AND g.day = c.day
-                         AND NOT g.is_check_meter) g ON TRUE
-            )
-            """
-        )
-
-    @api.model
-    def _raise_imbalance_alarms(self, date_from, date_to):
-        """An energy-imbalance alarm for each transformer day whose loss is above threshold."""
-        rows = (
-            self.sudo()
-            .search([("day", ">=", date_from), ("day", "<=", date_to), ("check_kwh", ">", 0)])
-            .filtered(lambda b: b.loss_pct > b.threshold_pct)
-        )
-        alarms = []
-        for row in rows:
-            tz = pytz.timezone(self.env["smartpm.consumption.daily"]._company_tz(row.company_id))
-            start = tz.localize(datetime.combine(row.day, time.min)).astimezone(pytz.utc)
-            start = start.replace(tzinfo=None)
-            alarms.append(
-                {
-                    "meter_id": row.check_meter_id.id,
-                    "alarm_type": "energy_imbalance",
-                    "meter_time": start,
-                    "transformer_id": row.transformer_id.id,
-                    "period_start": start,
-                    "period_end": start + timedelta(days=1),
-                    "missing_kwh": row.loss_kwh,
-                    "loss_pct": row.loss_pct,
-                    "description": _(
-                        "Transformer %(tr)s on %(day)s: check meter %(check).3f kWh, its "
-                        "%(n)s meters %(meters).3f kWh; %(missing).3f kWh missing "
-                        "(%(pct).2f%% > %(threshold).2f%%).",
-                        tr=row.transformer_id.display_name,
-                        day=row.day,
-                        check=row.check_kwh,
-                        n=row.meter_count,
-                        meters=row.meters_kwh,
-                        missing=row.loss_kwh,
-                        pct=row.loss_pct,
-                        threshold=row.threshold_pct,
-                    ),
-                }
-            )
-        return self.env["smartpm.alarm"].sudo()._create_from_events(alarms)
-
-    @api.model
-    def _cron_check_balance(self, days=3):
-        """Daily: the last ``days`` complete days (late readings get a second chance)."""
-        today = fields.Date.context_today(self)
-        self.env["smartpm.consumption.daily"]._cron_compute_recent(days=days + 1)
-        return self._raise_imbalance_alarms(today - timedelta(days=days), today - timedelta(days=1))
-
-
-class SmartpmLoadCurve(models.Model):
-    """Energy per load-profile interval of each meter (from its profile captures)."""
-
-    _name = "smartpm.load.curve"
-    _description = "Load curve"
-    _auto = False
-    _order = "reading_time"
-    _rec_name = "meter_id"
-
-    meter_id = fields.Many2one("smartpm.meter", readonly=True)
-    company_id = fields.Many2one("res.company", readonly=True)
-    reading_time = fields.Datetime(string="Time", readonly=True)
-    # The graph view groups datetimes by day at the finest: the slot is the curve's x axis,
-    # in the company's time zone like the daily consumption.
-    slot = fields.Char(string="Quarter-hour", readonly=True)
-    kwh = fields.Float(string="Energy (kWh)", readonly=True, digits=(16, 3))
-    kw = fields.Float(string="Mean power (kW)", readonly=True, aggregator="avg", digits=(16, 3))
-
-    def init(self):
-        tools.drop_view_if_exists(self.env.cr, self._table)
-        # The meter filter of a search is pushed below the window (it is the partition key).
-        self.env.cr.execute(
-            f"""
-            CREATE VIEW {self._table} AS (
-                SELECT s.id, s.meter_id, s.company_id, s.reading_time, s.kwh,
-                       s.kwh * 3600.0 / NULLIF(s.seconds, 0) AS kw,
-                       to_char((s.reading_time AT TIME ZONE 'UTC')
-                               AT TIME ZONE COALESCE(p.tz, 'UTC'), 'YYYY-MM-DD HH24:MI') AS slot
-                  FROM (
-                    SELECT r.id, r.meter_id, m.company_id, r.reading_time,
-                           GREATEST(r.value - lag(r.value) OVER w, 0) / 1000.0 AS kwh,
-                           extract(epoch FROM r.reading_time - lag(r.reading_time) OVER w)
-                               AS seconds
-                      FROM smartpm_reading r
-                      JOIN smartpm_meter m ON m.id = r.meter_id
-                     WHERE r.obis = '{ENERGY_IMPORT}' AND r.source = 'profile'
-                    WINDOW w AS (PARTITION BY r.meter_id ORDER BY r.reading_time)
-                  ) s
-                  JOIN res_company c ON c.id = s.company_id
-                  JOIN res_partner p ON p.id = c.partner_id
-                 WHERE s.seconds IS NOT NULL
-            )
-            """
-        )
-
-
-class SmartpmTransformer(models.Model):
-    _inherit = "smartpm.transformer"
-
-    def action_view_energy_balance(self):
-        self.ensure_one()
-        action = self.env["ir.actions.act_window"]._for_xml_id(
-            "smartpm_prepay.action_energy_balance"
-        )
-        action["domain"] = [("transformer_id", "=", self.id)]
-        return action

@@ -1,58 +1,6 @@
 from odoo import api, fields, models
 
 
-class SmartpmSite(models.Model):
-    _name = "smartpm.site"
-    _description = "Property (site)"
-    _order = "name"
-    _check_company_auto = True
-
-    name = fields.Char(required=True)
-    code = fields.Char()
-    active = fields.Boolean(default=True)
-    company_id = fields.Many2one(
-        "res.company", required=True, default=lambda self: self.env.company, index=True
-    )
-    address_id = fields.Many2one("res.partner", string="Address", check_company=True)
-    line_ids = fields.One2many("smartpm.line", "site_id", string="Lines")
-    meter_count = fields.Integer(compute="_compute_meter_count")
-
-    _sql_constraints = [
-        ("code_company_uniq", "unique(code, company_id)", "A site code is unique per company."),
-    ]
-
-    @api.depends("line_ids.transformer_ids.meter_ids")
-    def _compute_meter_count(self):
-        for site in self:
-            site.meter_count = len(site.line_ids.transformer_ids.meter_ids)
-
-
-class SmartpmLine(models.Model):
-    _name = "smartpm.line"
-    _description = "Distribution line"
-    _order = "site_id, name"
-    _check_company_auto = True
-
-    name = fields.Char(required=True)
-    code = fields.Char()
-    active = fields.Boolean(default=True)
-    site_id = fields.Many2one(
-        "smartpm.site", required=True, ondelete="restrict", index=True, check_company=True
-    )
-    company_id = fields.Many2one(related="site_id.company_id", store=True, index=True)
-    transformer_ids = fields.One2many("smartpm.transformer", "line_id", string="Transformers")
-    meter_count = fields.Integer(compute="_compute_meter_count")
-
-    _sql_constraints = [
-        ("code_site_uniq", "unique(code, site_id)", "A line code is unique per site."),
-    ]
-
-    @api.depends("transformer_ids.meter_ids")
-    def _compute_meter_count(self):
-        for line in self:
-            line.meter_count = len(line.transformer_ids.meter_ids)
-
-
 class SmartpmTransformer(models.Model):
     _name = "smartpm.transformer"
     _description = "Transformer"
@@ -104,3 +52,11 @@ class SmartpmTransformer(models.Model):
                 if transformer.line_id
                 else transformer.name
             )
+
+    def action_view_energy_balance(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "smartpm_prepay.action_energy_balance"
+        )
+        action["domain"] = [("transformer_id", "=", self.id)]
+        return action

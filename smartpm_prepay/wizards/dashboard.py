@@ -1,10 +1,9 @@
-from datetime import datetime, time, timedelta
-
-import pytz
+from datetime import timedelta
 
 from odoo import _, api, fields, models
 
-from .alarm import THEFT_TYPES
+from ..models.alarm import THEFT_TYPES
+from ..services import local_time
 
 PURCHASE_MODEL = "smartpm.credit.purchase"
 SOLD_STATES = ("paid", "queued", "delivered")
@@ -43,19 +42,15 @@ class SmartpmDashboard(models.TransientModel):
 
     def _local_bounds(self):
         """UTC start of today and of this month, in the company's time zone."""
-        tz = pytz.timezone(
-            self.env["smartpm.consumption.daily"]._company_tz(self.company_id or self.env.company)
+        company = self.company_id or self.env.company
+        today = local_time.local_today(company)
+        month = today.replace(day=1)
+        return (
+            today,
+            local_time.day_start_utc(company, today),
+            month,
+            local_time.day_start_utc(company, month),
         )
-        today = datetime.now(tz).date()
-
-        def utc(day):
-            return (
-                tz.localize(datetime.combine(day, time.min))
-                .astimezone(pytz.utc)
-                .replace(tzinfo=None)
-            )
-
-        return today, utc(today), today.replace(day=1), utc(today.replace(day=1))
 
     @api.depends("company_id")
     def _compute_figures(self):
