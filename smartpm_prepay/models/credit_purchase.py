@@ -134,6 +134,25 @@ class SmartpmCreditPurchase(models.Model):
         "resets the job's attempt count): the token may have reached the meter.",
     )
 
+    # bank channel
+    bank_reference = fields.Char(
+        readonly=True,
+        index="btree_not_null",
+        copy=False,
+        help="The bank's own reference of the sale (unique per bank).",
+    )
+    bank_time = fields.Datetime(readonly=True, copy=False, help="When the bank took the money.")
+    # point of sale
+    pos_order_line_id = fields.Many2one(
+        "pos.order.line",
+        string="POS order line",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        ondelete="restrict",
+    )
+    pos_order_id = fields.Many2one(related="pos_order_line_id.order_id", string="POS order")
+
     _sql_constraints = [
         (
             "channel_ref_uniq",
@@ -146,6 +165,13 @@ class SmartpmCreditPurchase(models.Model):
             "This transfer number was already used for this meter.",
         ),
         ("amount_positive", "CHECK(amount > 0)", "The amount must be positive."),
+        # A bank's reference names one sale whatever the protocol (SOAP or XML-RPC) it came
+        # by; concurrent requests with one reference meet here (bank_api._is_reference_race).
+        (
+            "bank_reference_uniq",
+            "unique(bank_partner_id, bank_reference)",
+            "This bank already used this reference for another sale.",
+        ),
     ]
 
     @api.depends("tier_breakdown")
@@ -687,52 +713,3 @@ class SmartpmCreditPurchase(models.Model):
     @api.ondelete(at_uninstall=False)
     def _unlink_never(self):
         raise UserError(_("Credit purchases are never deleted: reverse them."))
-
-
-class SmartpmMeterJob(models.Model):
-    _inherit = "smartpm.meter.job"
-
-    purchase_ids = fields.One2many("smartpm.credit.purchase", "job_id", string="Purchases")
-
-    def _on_done(self, result):
-        super()._on_done(result)
-        for job in self.filtered(lambda j: j.job_type == "add_credit"):
-            job.purchase_ids.sudo()._on_delivered(result)
-        for job in self.filtered(lambda j: j.job_type == "check_token"):
-            job._checked_purchases()._on_token_checked(result)
-
-    def _on_final_failure(self):
-        super()._on_final_failure()
-        self.filtered(
-            lambda j: j.job_type == "add_credit"
-        ).purchase_ids.sudo()._on_delivery_failed()
-        for job in self.filtered(lambda j: j.job_type == "check_token"):
-            job._checked_purchases()._on_token_check_failed()
-
-    def _checked_purchases(self):
-        return self.env["smartpm.credit.purchase"].sudo().search([("check_job_id", "in", self.ids)])
-
-    def action_retry(self):
-        blocked = ("reversed", "delivered", "pending_check")
-        if self.filtered(lambda j: j.job_type == "add_credit").purchase_ids.filtered(
-            lambda p: p.state in blocked
-        ):
-            raise UserError(
-                _(
-                    "This job delivers a sale that is reversed or delivered (or whose "
-                    "reversal waits for the meter's answer): it cannot run again."
-                )
-            )
-        # a retry starts the attempt count again: remember that the token may be out
-        self.filtered(
-            lambda j: j.job_type == "add_credit" and j.attempt_count
-        ).purchase_ids.sudo().with_env(engine.as_engine(self).env).write(
-            {"delivery_attempted": True}
-        )
-        return super().action_retry()
-
-    def action_cancel(self):
-        res = super().action_cancel()
-        # a credit job cancelled from the job list: the sale needs a decision (retry/reverse)
-        self.purchase_ids.sudo()._on_delivery_failed()
-        return res

@@ -1,10 +1,16 @@
+import math
 import re
 import secrets
+from datetime import timedelta
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.osv import expression
+from odoo.tools.float_utils import float_round
 
-from ..services import engine
+from ..services import engine, vending
+from ..services.obis import BILLING_OBJECTS, ENERGY_IMPORT, LOAD_PROFILE
+from ..services.sale_info import describe_price, format_money
 
 SERIAL_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
 HEX_KEY_RE = re.compile(r"^[0-9A-F]{32}$")
@@ -23,10 +29,32 @@ class BigInteger(fields.Integer):
     _column_type = ("int8", "int8")
 
 
+# selling
+THRESHOLD_PRIORITY = 20
+# A meter not heard from for longer may not get its credit soon: the sale says so.
+CONTACT_WARNING_AFTER = timedelta(days=1)
+# Purchases sold but not yet on the meter (its last known credit does not count them).
+UNDELIVERED_STATES = ("paid", "queued")
+
+# scheduled reads and pings
+SCHEDULE_PRIORITY = {"events": 55, "billing": 60, "profile": 70, "ping": 80}
+PROFILE_OBJECT = {"obis": LOAD_PROFILE, "ic": 7, "attribute": 2}
+PROFILE_MAX_DAYS = 7  # the meter keeps 672 quarter-hours
+DEFAULT_BATCH = 1000
+DEFAULT_MAX_BACKLOG = 5000
+
+# meter search at the register
+SEARCH_LIMIT = 20
+SEARCH_LIMIT_MAX = 50
+# a phone number is searched by its digits ("555 0102" finds "+1 555-0102")
+PHONE_MIN_DIGITS = 4
+PHONE_QUERY = re.compile(r"^[\d\s+().\-/]+$")
+
+
 class SmartpmMeter(models.Model):
     _name = "smartpm.meter"
     _description = "Smart meter"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "pos.load.mixin"]
     _rec_name = "serial_number"
     _order = "serial_number"
     _check_company_auto = True
@@ -151,6 +179,7 @@ class SmartpmMeter(models.Model):
         default="unknown",
         readonly=True,
         copy=False,
+        tracking=True,
     )
     online_state = fields.Selection(
         [("unknown", "Unknown"), ("online", "Online"), ("offline", "Offline")],
@@ -173,6 +202,44 @@ class SmartpmMeter(models.Model):
     reading_ids = fields.One2many("smartpm.reading", "meter_id", string="Readings")
     alarm_ids = fields.One2many("smartpm.alarm", "meter_id", string="Alarms")
     job_count = fields.Integer(compute="_compute_job_count")
+
+    # Selling
+    last_transfer_number = fields.Integer(
+        readonly=True, copy=False, help="Last credit transfer number given to this meter."
+    )
+    effective_tariff_id = fields.Many2one(
+        "smartpm.tariff", compute="_compute_effective_tariff", string="Tariff in force"
+    )
+    threshold_override = fields.Boolean(
+        string="Own thresholds",
+        help="Use the thresholds below instead of the tariff's.",
+    )
+    effective_low_credit_kwh = fields.Float(
+        string="Low-credit alarm in force (kWh)", compute="_compute_effective_thresholds"
+    )
+    effective_trip_kwh = fields.Float(
+        string="Trip threshold in force (kWh)", compute="_compute_effective_thresholds"
+    )
+    purchase_ids = fields.One2many("smartpm.credit.purchase", "meter_id", string="Purchases")
+    purchase_count = fields.Integer(compute="_compute_purchase_count")
+
+    tenant_name = fields.Char(related="tenant_id.name", string="Tenant name")
+    # Monitoring
+    # Written by job_queue.claim() in SQL for every meter it hands a job of. Beyond the
+    # information, the write itself matters: a concurrent claimer that still sees the meter
+    # free in its (older) snapshot then fails to lock the row with a serialization error and
+    # its request is retried, instead of handing out a second job of the meter.
+    job_claimed_at = fields.Datetime(
+        "Last job handed out",
+        readonly=True,
+        copy=False,
+        help="When a bridge was last given a job of this meter.",
+    )
+
+    missed_ping_count = fields.Integer(
+        readonly=True, copy=False, help="Scheduled pings missed in a row."
+    )
+    consumption_ids = fields.One2many("smartpm.consumption.daily", "meter_id")
 
     _sql_constraints = [
         # concurrent creations; create() and write() name the holder before this fires
@@ -380,6 +447,10 @@ class SmartpmMeter(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        Partner = self.env["res.partner"].sudo()
+        for vals in vals_list:
+            if vals.get("tenant_id") and "load_limit_w" not in vals:
+                vals["load_limit_w"] = Partner.browse(vals["tenant_id"]).load_limit_w
         vals_list = [self._normalize_vals(dict(v)) for v in vals_list]
         for vals in vals_list:
             # a meter declared without authentication is read as the public client
@@ -395,6 +466,20 @@ class SmartpmMeter(models.Model):
         return meters
 
     def write(self, vals):
+        if vals.get("tenant_id") and "load_limit_w" not in vals:
+            # a meter moving to a tenant with a load limit takes the tenant's limit
+            limit = self.env["res.partner"].sudo().browse(vals["tenant_id"]).load_limit_w
+            if limit:
+                vals = dict(vals, load_limit_w=limit)
+        watch_thresholds = {
+            "low_credit_kwh",
+            "trip_kwh",
+            "threshold_override",
+            "tariff_id",
+            "tenant_id",
+        } & set(vals)
+        before = {m.id: m._get_thresholds() for m in self} if watch_thresholds else {}
+        load_before = {m.id: m.load_limit_w for m in self} if "load_limit_w" in vals else {}
         vals = self._normalize_vals(dict(vals))
         if vals.get("serial_number"):
             if len(self) > 1:
@@ -404,16 +489,20 @@ class SmartpmMeter(models.Model):
             never = self.filtered(lambda m: not m.date_activated)
             if never:
                 never.write({"date_activated": fields.Datetime.now()})
-        if "tenant_id" not in vals:
-            return super().write(vals)
-        new_tenant = vals["tenant_id"]
-        moving = self.filtered(lambda m: m.tenant_id.id != (new_tenant or False))
-        if new_tenant and moving.filtered(lambda m: m.state == "decommissioned"):
-            raise UserError(_("A decommissioned meter cannot be assigned to a tenant."))
-        moving._close_assignments()
+        new_tenant = vals.get("tenant_id")
+        moving = self.browse()
+        if "tenant_id" in vals:
+            moving = self.filtered(lambda m: m.tenant_id.id != (new_tenant or False))
+            if new_tenant and moving.filtered(lambda m: m.state == "decommissioned"):
+                raise UserError(_("A decommissioned meter cannot be assigned to a tenant."))
+            moving._close_assignments()
         res = super().write(vals)
         if new_tenant:
             moving._open_assignments()
+        if before:
+            self.filtered(lambda m: m._get_thresholds() != before[m.id])._push_thresholds()
+        if load_before:
+            self.filtered(lambda m: m.load_limit_w != load_before[m.id])._push_load_limit()
         return res
 
     def _open_assignments(self):
@@ -502,8 +591,6 @@ class SmartpmMeter(models.Model):
             raise UserError(_("Decommissioned or archived meters take no commands."))
 
     def action_read_now(self):
-        from .job import BILLING_OBJECTS
-
         self._check_can_command()
         self._enqueue_job("read", {"objects": BILLING_OBJECTS}, priority=20)
         return self._notify_queued(_("Reading queued"))
@@ -590,49 +677,795 @@ class SmartpmMeter(models.Model):
         key = self.sudo().token_key
         return bytes.fromhex(key) if key and HEX_KEY_RE.match(key.upper()) else None
 
+    @api.depends("tariff_id", "tenant_id.smartpm_tariff_id")
+    def _compute_effective_tariff(self):
+        for meter in self:
+            meter.effective_tariff_id = meter._get_tariff()
 
-class SmartpmMeterAssignment(models.Model):
-    _name = "smartpm.meter.assignment"
-    _description = "Meter assignment to a tenant"
-    _order = "date_start desc, id desc"
-    _check_company_auto = True
-
-    meter_id = fields.Many2one(
-        "smartpm.meter", required=True, ondelete="cascade", index=True, check_company=True
+    @api.depends(
+        "threshold_override",
+        "low_credit_kwh",
+        "trip_kwh",
+        "tariff_id.low_credit_kwh",
+        "tariff_id.trip_kwh",
+        "tenant_id.smartpm_tariff_id",
     )
-    tenant_id = fields.Many2one(
-        "res.partner", required=True, ondelete="restrict", index=True, check_company=True
-    )
-    company_id = fields.Many2one(related="meter_id.company_id", store=True, index=True)
-    date_start = fields.Datetime(required=True, default=fields.Datetime.now)
-    date_end = fields.Datetime()
-    is_open = fields.Boolean(compute="_compute_is_open", store=True)
+    def _compute_effective_thresholds(self):
+        for meter in self:
+            low, trip = meter._get_thresholds()
+            meter.effective_low_credit_kwh = low
+            meter.effective_trip_kwh = trip
 
-    _sql_constraints = [
-        (
-            "dates_order",
-            "CHECK(date_end IS NULL OR date_end >= date_start)",
-            "An assignment cannot end before it starts.",
-        ),
-    ]
+    def _compute_purchase_count(self):
+        counts = dict(
+            self.env["smartpm.credit.purchase"]._read_group(
+                [("meter_id", "in", self.ids)], ["meter_id"], ["__count"]
+            )
+        )
+        for meter in self:
+            meter.purchase_count = counts.get(meter, 0)
 
-    def init(self):
-        # One open assignment per meter must hold under concurrency: a partial unique index.
-        self.env.cr.execute(
-            """
-            CREATE UNIQUE INDEX IF NOT EXISTS smartpm_meter_assignment_one_open
-            ON smartpm_meter_assignment (meter_id) WHERE date_end IS NULL
-            """
+    def _get_tariff(self):
+        """The meter's own tariff, else its tenant's default tariff."""
+        self.ensure_one()
+        return self.tariff_id or self.tenant_id.sudo().smartpm_tariff_id
+
+    def _get_thresholds(self):
+        """(low-credit alarm, trip) in kWh: the tariff's unless the meter has its own."""
+        self.ensure_one()
+        tariff = self._get_tariff()
+        if tariff and not self.threshold_override:
+            return tariff.low_credit_kwh, tariff.trip_kwh
+        return self.low_credit_kwh, self.trip_kwh
+
+    # ---------------------------------------------------------------- sale helpers
+    def _smartpm_contact_warning(self, now=None):
+        """Why the credit may not reach the meter soon (never seen, silent for a day), or
+        False. A warning, not a refusal: the credit waits in the queue for the meter."""
+        self.ensure_one()
+        meter = self.sudo()
+        if not meter.last_seen:
+            return _(
+                "Meter %s has never answered: the credit will reach it only once it "
+                "is connected. Tell the customer.",
+                meter.serial_number,
+            )
+        now = now or fields.Datetime.now()
+        if now - meter.last_seen > CONTACT_WARNING_AFTER:
+            return _(
+                "Meter %(meter)s has not answered since %(date)s: the credit will reach "
+                "it when it is back in contact. Tell the customer.",
+                meter=meter.serial_number,
+                date=fields.Datetime.context_timestamp(self, meter.last_seen).strftime(
+                    "%Y-%m-%d %H:%M"
+                ),
+            )
+        return False
+
+    def _smartpm_amount_limits(self, currency=None):
+        """(minimum, maximum, text) of one sale for this meter, the text in the currency
+        ("between $ 1.00 and $ 10,000.00"); 0 maximum = no maximum."""
+        self.ensure_one()
+        meter = self.sudo()
+        tariff = meter._get_tariff()
+        if not tariff:
+            return 0.0, 0.0, ""
+        currency = currency or tariff.currency_id
+        minimum, maximum = tariff._get_amount_limits(meter.company_id)
+        if maximum:
+            text = _(
+                "between %(min)s and %(max)s",
+                min=format_money(self.env, minimum, currency),
+                max=format_money(self.env, maximum, currency),
+            )
+        else:
+            text = _("at least %s", format_money(self.env, minimum, currency))
+        return minimum, maximum, text
+
+    def _smartpm_amount_error(self, amount, currency=None):
+        """Why ``amount`` is not a sale this meter can take (number, sign, limits), with
+        the amounts in the currency, or False. The vending service checks again."""
+        self.ensure_one()
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            return _("The amount must be a number.")
+        if not math.isfinite(amount):
+            return _("The amount must be a number.")
+        minimum, maximum, limits = self._smartpm_amount_limits(currency)
+        if amount < 0:
+            return _(
+                "The amount cannot be negative: credit sold cannot be taken back here. "
+                "Enter what the customer pays, %s.",
+                limits,
+            )
+        if amount == 0:
+            return _("Enter the amount the customer pays, %s.", limits)
+        tariff = self.sudo()._get_tariff()
+        if tariff:
+            cur = currency or tariff.currency_id
+            if cur.compare_amounts(amount, minimum) < 0 or (
+                maximum and cur.compare_amounts(amount, maximum) > 0
+            ):
+                return _(
+                    "%(amount)s is not possible for meter %(meter)s: the amount must be "
+                    "%(limits)s.",
+                    amount=format_money(self.env, amount, cur),
+                    meter=self.serial_number,
+                    limits=limits,
+                )
+        return False
+
+    def _smartpm_last_purchase(self):
+        """The meter's last purchase (not reversed) as a sales screen shows it, or False."""
+        self.ensure_one()
+        purchase = (
+            self.env["smartpm.credit.purchase"]
+            .sudo()
+            .search(
+                [("meter_id", "=", self.id), ("state", "!=", "reversed")],
+                order="date desc, id desc",
+                limit=1,
+            )
+        )
+        if not purchase:
+            return False
+        return {
+            "reference": purchase.name,
+            "date": fields.Datetime.to_string(purchase.date),
+            "amount": purchase.amount,
+            "amount_text": format_money(self.env, purchase.amount, purchase.currency_id),
+            "kwh": purchase.kwh,
+            "channel": dict(purchase._fields["channel"]._description_selection(self.env)).get(
+                purchase.channel, purchase.channel
+            ),
+        }
+
+    def _smartpm_estimated_balance_kwh(self, extra_kwh=0.0):
+        """Credit the meter should hold once what is sold reaches it: its last known
+        credit, the kWh of purchases not yet delivered, and ``extra_kwh``."""
+        self.ensure_one()
+        meter = self.sudo()
+        return float_round(meter.credit_kwh + meter._smartpm_undelivered_kwh() + extra_kwh, 3)
+
+    def _smartpm_undelivered_kwh(self):
+        """kWh sold for the meter and not yet on it (its last known credit lacks them)."""
+        self.ensure_one()
+        pending = (
+            self.env["smartpm.credit.purchase"]
+            .sudo()
+            .search([("meter_id", "=", self.id), ("state", "in", UNDELIVERED_STATES)])
+        )
+        return float_round(sum(pending.mapped("kwh")), 3)
+
+    def _prepare_sale_info(self):
+        """What a sales channel shows about the meter before selling (called under sudo)."""
+        self.ensure_one()
+        tariff = self._get_tariff()
+        minimum, maximum = tariff._get_amount_limits(self.company_id) if tariff else (0.0, 0.0)
+        return {
+            "meter_id": self.id,
+            "meter": self.serial_number,
+            "tenant": self.tenant_id.name,
+            "tenant_number": self.tenant_id.tenant_number or "",
+            "tariff": tariff.name if tariff else False,
+            "currency": tariff.currency_id.name if tariff else False,
+            "price_per_kwh": tariff.price_per_kwh if tariff else 0.0,
+            "min_amount": minimum,
+            "max_amount": maximum,
+            "credit_kwh": self.credit_kwh,
+            "relay_state": self.relay_state,
+            "sellable": bool(tariff),
+            "warning": self._smartpm_contact_warning() or False,
+        }
+
+    # ---------------------------------------------------------------- push to the meter
+    def _commandable(self):
+        return self.filtered(lambda m: m.active and m.state in ("active", "disconnected"))
+
+    def _supersede(self, job_type):
+        """Cancel pending jobs of ``job_type``: only the newest setting matters."""
+        pending = (
+            self.env["smartpm.meter.job"]
+            .sudo()
+            .search(
+                [
+                    ("meter_id", "in", self.ids),
+                    ("job_type", "=", job_type),
+                    ("state", "=", "pending"),
+                ]
+            )
+        )
+        if pending:
+            from ..services import job_queue
+
+            job_queue.cancel(self.env, pending.ids)
+
+    def _push_thresholds(self):
+        meters = self._commandable()
+        meters._supersede("set_thresholds")
+        vals_list = []
+        for meter in meters:
+            low, trip = meter._get_thresholds()
+            vals_list.append(
+                {
+                    "meter_id": meter.id,
+                    "job_type": "set_thresholds",
+                    "payload": {"low_credit_kwh": low, "trip_kwh": trip},
+                    "priority": THRESHOLD_PRIORITY,
+                }
+            )
+        # one batch: a tariff change may concern many meters
+        return engine.create(self.env["smartpm.meter.job"], vals_list)
+
+    def _push_load_limit(self):
+        meters = self._commandable()
+        meters._supersede("set_load_limit")
+        return engine.create(
+            self.env["smartpm.meter.job"],
+            [
+                {
+                    "meter_id": meter.id,
+                    "job_type": "set_load_limit",
+                    "payload": {"load_limit_w": meter.load_limit_w},
+                    "priority": THRESHOLD_PRIORITY,
+                }
+                for meter in meters
+            ],
         )
 
-    @api.depends("date_end")
-    def _compute_is_open(self):
-        for assignment in self:
-            assignment.is_open = not assignment.date_end
+    def action_push_settings(self):
+        """Button: send thresholds and load limit to the meter again."""
+        self._check_can_command()
+        self.check_access("write")
+        self._push_thresholds()
+        self._push_load_limit()
+        return self._notify_queued(_("Settings queued"))
 
-    @api.depends("meter_id", "tenant_id")
-    def _compute_display_name(self):
-        for assignment in self:
-            assignment.display_name = (
-                f"{assignment.meter_id.serial_number} → {assignment.tenant_id.display_name}"
+    def action_view_purchases(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Purchases"),
+            "res_model": "smartpm.credit.purchase",
+            "view_mode": "list,form",
+            "domain": [("meter_id", "=", self.id)],
+        }
+
+    def action_sell_credit(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Sell credit"),
+            "res_model": "smartpm.sell.credit.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_meter_id": self.id},
+        }
+
+    # ---------------------------------------------------------------- always online
+    def _register_answer(self):
+        """The meter answered: forget missed pings and clear communication-lost alarms."""
+        if not self:
+            return
+        self.env.flush_all()
+        self.env.cr.execute(
+            """
+            UPDATE smartpm_meter SET missed_ping_count = 0
+             WHERE id = ANY(%s) AND missed_ping_count > 0
+            RETURNING id
+            """,
+            (self.ids,),
+        )
+        recovered = [row[0] for row in self.env.cr.fetchall()]
+        if not recovered:
+            return
+        self.browse(recovered).invalidate_recordset(["missed_ping_count"])
+        alarms = (
+            self.env["smartpm.alarm"]
+            .sudo()
+            .search(
+                [
+                    ("meter_id", "in", recovered),
+                    ("alarm_type", "=", "comm_lost"),
+                    ("state", "in", ("new", "acknowledged")),
+                ]
             )
+        )
+        alarms._clear(_("The meter answers again."))
+
+    @api.model
+    def _offline_after_minutes(self, company):
+        """How long a meter may stay silent before it counts as offline: the company's
+        pings in a row at its ping interval (the limit of the comm-lost alarm)."""
+        return (company.smartpm_ping_interval_min or 60) * (company.smartpm_comm_lost_pings or 3)
+
+    @api.model
+    def _mark_never_seen_offline(self, now=None):
+        """Meters in service that never answered, activated longer than the offline threshold
+        ago, are offline, not "unknown" (also when no ping could even be tried)."""
+        now = now or fields.Datetime.now()
+        self.env.flush_all()
+        marked = []
+        for company in self.env["res.company"].sudo().search([]):
+            since = now - timedelta(minutes=self._offline_after_minutes(company))
+            self.env.cr.execute(
+                """
+                UPDATE smartpm_meter SET online_state = 'offline'
+                 WHERE company_id = %s AND active AND state IN ('active', 'disconnected')
+                   AND last_seen IS NULL AND online_state IS DISTINCT FROM 'offline'
+                   AND COALESCE(date_activated, create_date) < %s
+                RETURNING id
+                """,
+                (company.id, since),
+            )
+            marked += [row[0] for row in self.env.cr.fetchall()]
+        meters = self.browse(marked)
+        meters.invalidate_recordset(["online_state"])
+        return meters
+
+    def _register_missed_ping(self):
+        """Count a missed ping; at the company's limit the meter is offline and alarmed.
+        A meter that never answered is offline at its first missed ping."""
+        if not self:
+            return
+        self.env.flush_all()
+        self.env.cr.execute(
+            """
+            UPDATE smartpm_meter SET missed_ping_count = COALESCE(missed_ping_count, 0) + 1
+             WHERE id = ANY(%s)
+            RETURNING id, missed_ping_count
+            """,
+            (self.ids,),
+        )
+        counts = dict(self.env.cr.fetchall())
+        self.invalidate_recordset(["missed_ping_count"])
+        lost = self.browse(
+            [
+                m.id
+                for m in self.sudo()
+                if counts.get(m.id, 0) >= (m.company_id.smartpm_comm_lost_pings or 3)
+            ]
+        ).sudo()
+        never_seen = self.sudo().filtered(lambda m: not m.last_seen)
+        (lost | never_seen).filtered(lambda m: m.online_state != "offline").write(
+            {"online_state": "offline"}
+        )
+        if not lost:
+            return
+        already = set(
+            self.env["smartpm.alarm"]
+            .sudo()
+            .search(
+                [
+                    ("meter_id", "in", lost.ids),
+                    ("alarm_type", "=", "comm_lost"),
+                    ("state", "in", ("new", "acknowledged")),
+                ]
+            )
+            .meter_id.ids
+        )
+        now = fields.Datetime.now()
+        self.env["smartpm.alarm"].sudo().create(
+            [
+                {
+                    "meter_id": meter.id,
+                    "alarm_type": "comm_lost",
+                    "meter_time": now,
+                    # env._: a comprehension's frame has no `self` for _() to find a language
+                    "description": self.env._(
+                        "No answer to %(n)s pings in a row; last seen %(seen)s.",
+                        n=counts[meter.id],
+                        seen=meter.last_seen or self.env._("never"),
+                    ),
+                }
+                for meter in lost
+                if meter.id not in already
+            ]
+        )
+
+    # ---------------------------------------------------------------- scheduled jobs
+    @api.model
+    def _queue_backlog(self, kind):
+        self.env.cr.execute(
+            """
+            SELECT count(*) FROM smartpm_meter_job
+             WHERE state IN ('pending', 'claimed') AND payload->>'schedule' = %s
+            """,
+            (kind,),
+        )
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _scheduled_candidates(self, key_prefix, limit, extra_where="", params=()):
+        """Active meters without a job keyed ``key_prefix || meter id`` yet (one per period)."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            f"""
+            SELECT m.id FROM smartpm_meter m
+             WHERE m.active AND m.state IN ('active', 'disconnected')
+               AND NOT EXISTS (SELECT 1 FROM smartpm_meter_job j
+                                WHERE j.idempotency_key = %s || m.id::text)
+               {extra_where}
+             ORDER BY m.id
+             LIMIT %s
+            """,  # noqa: S608 - extra_where is a constant of this module
+            (key_prefix, *params, limit),
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    @api.model
+    def _queue_scheduled(
+        self, kind, key_prefix, vals_for, batch_size, max_backlog, extra_where="", params=()
+    ):
+        """Queue one job per candidate meter, in one create(), never past ``max_backlog``."""
+        room = min(batch_size, max_backlog - self._queue_backlog(kind))
+        if room <= 0:
+            return self.env["smartpm.meter.job"]
+        meter_ids = self._scheduled_candidates(key_prefix, room, extra_where, params)
+        if not meter_ids:
+            return self.env["smartpm.meter.job"]
+        vals_list = vals_for(meter_ids)
+        for meter_id, vals in zip(meter_ids, vals_list, strict=True):
+            vals.update(
+                meter_id=meter_id,
+                idempotency_key=f"{key_prefix}{meter_id}",
+                priority=SCHEDULE_PRIORITY[kind],
+            )
+            vals["payload"] = dict(vals.get("payload") or {}, schedule=kind)
+        return engine.as_engine(self.env["smartpm.meter.job"])._create_scheduled(vals_list)
+
+    @api.model
+    def _cron_queue_billing_reads(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):
+        """Daily billing read of every active meter; runs often, queues a batch each time."""
+        key = f"billing:{fields.Date.context_today(self)}:"
+        return self._queue_scheduled(
+            "billing",
+            key,
+            lambda ids: [
+                {"job_type": "read", "payload": {"objects": BILLING_OBJECTS}} for _i in ids
+            ],
+            batch_size,
+            max_backlog,
+        )
+
+    @api.model
+    def _cron_queue_profile_reads(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):
+        """Daily load-profile collection from the last stored capture on."""
+        now = fields.Datetime.now().replace(microsecond=0)
+        key = f"profile:{fields.Date.context_today(self)}:"
+
+        def vals_for(meter_ids):
+            self.env.cr.execute(
+                """
+                SELECT meter_id, max(reading_time) FROM smartpm_reading
+                 WHERE meter_id = ANY(%s) AND obis = %s AND source = 'profile'
+                 GROUP BY meter_id
+                """,
+                (meter_ids, ENERGY_IMPORT),
+            )
+            last = dict(self.env.cr.fetchall())
+            oldest = now - timedelta(days=PROFILE_MAX_DAYS)
+            out = []
+            for meter_id in meter_ids:
+                start = max(last.get(meter_id) or now - timedelta(days=1), oldest)
+                out.append(
+                    {
+                        "job_type": "read",
+                        "max_attempts": 3,
+                        "payload": {
+                            "objects": [PROFILE_OBJECT],
+                            "from": start.isoformat() + "Z",
+                            "to": now.isoformat() + "Z",
+                        },
+                    }
+                )
+            return out
+
+        return self._queue_scheduled("profile", key, vals_for, batch_size, max_backlog)
+
+    @api.model
+    def _cron_queue_event_reads(
+        self, interval_hours=None, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG
+    ):
+        """Collect the meters' event logs every company's interval (``interval_hours``
+        overrides it): tampering events become alarms. Each read starts where the meter's
+        last successful one did (a meter back from an outage sends what it logged
+        meanwhile); alarms are deduplicated anyway."""
+        now = fields.Datetime.now()
+        jobs = self.env["smartpm.meter.job"]
+        for company in self.env["res.company"].sudo().search([]):
+            minutes = interval_hours * 60 if interval_hours else company.smartpm_event_interval_min
+            jobs |= self._queue_event_reads(
+                company, max(int(minutes or 240), 1), now, batch_size, max_backlog
+            )
+        return jobs
+
+    def _queue_event_reads(self, company, minutes, now, batch_size, max_backlog):
+        slot = int(now.timestamp() // (minutes * 60))
+
+        def vals_for(meter_ids):
+            self.env.cr.execute(
+                """
+                SELECT meter_id, max(date_claimed) FROM smartpm_meter_job
+                 WHERE meter_id = ANY(%s) AND job_type = 'read_events' AND state = 'done'
+                 GROUP BY meter_id
+                """,
+                (meter_ids,),
+            )
+            last = dict(self.env.cr.fetchall())
+            out = []
+            for meter_id in meter_ids:
+                since = last.get(meter_id)
+                # a margin for the meter's clock drift
+                since = (since - timedelta(minutes=10)).isoformat() + "Z" if since else None
+                out.append(
+                    {"job_type": "read_events", "max_attempts": 3, "payload": {"since": since}}
+                )
+            return out
+
+        return self._queue_scheduled(
+            "events",
+            f"events:{minutes}:{slot}:",
+            vals_for,
+            batch_size,
+            max_backlog,
+            extra_where=" AND m.company_id = %s",
+            params=(company.id,),
+        )
+
+    @api.model
+    def _cron_queue_pings(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):
+        """Ping meters not heard from for the company's interval (one attempt: a miss is a
+        miss); the slot in the key keeps one ping per meter per interval."""
+        jobs = self.env["smartpm.meter.job"]
+        now = fields.Datetime.now()
+        self._mark_never_seen_offline(now)
+        for company in self.env["res.company"].sudo().search([]):
+            interval = company.smartpm_ping_interval_min or 60
+            slot = int(now.timestamp() // (interval * 60))
+            jobs |= self._queue_scheduled(
+                "ping",
+                f"ping:{slot}:",
+                lambda ids: [{"job_type": "ping", "payload": {}, "max_attempts": 1} for _i in ids],
+                batch_size,
+                max_backlog,
+                extra_where="""
+                   AND m.company_id = %s
+                   AND (m.last_seen IS NULL OR m.last_seen < %s)
+                   AND NOT EXISTS (SELECT 1 FROM smartpm_meter_job p
+                                    WHERE p.meter_id = m.id AND p.job_type = 'ping'
+                                      AND p.state IN ('pending', 'claimed'))
+                """,
+                params=(company.id, now - timedelta(minutes=interval)),
+            )
+        return jobs
+
+    # ---------------------------------------------------------------- statistics buttons
+    def action_view_load_curve(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("smartpm_prepay.action_load_curve")
+        action["domain"] = [("meter_id", "=", self.id)]
+        action["name"] = _("Load curve of %s", self.serial_number)
+        return action
+
+    def action_view_consumption(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "smartpm_prepay.action_consumption_daily"
+        )
+        action["domain"] = [("meter_id", "=", self.id)]
+        action["context"] = {"search_default_group_day": 1}
+        return action
+
+    # ------------------------------------------------------------ POS data
+    @api.model
+    def _load_pos_data_domain(self, data):
+        # Only the meters of the orders loaded with the session: the others are searched
+        # on demand (a database holds 100,000 meters).
+        ids = {
+            line["smartpm_meter_id"]
+            for line in data.get("pos.order.line", {}).get("data", [])
+            if line.get("smartpm_meter_id")
+        }
+        return [("id", "in", list(ids))]
+
+    @api.model
+    def _load_pos_data_fields(self, config_id):
+        return [
+            "id",
+            "serial_number",
+            "state",
+            "tenant_name",
+            "tenant_number",
+            "credit_kwh",
+            "write_date",
+        ]
+
+    # ------------------------------------------------------------ rules of sale
+    # The vending service decides; these only turn its refusals into a reason to show.
+    def _smartpm_sale_refusal(self):
+        """Why credit cannot be sold to this meter, or False."""
+        self.ensure_one()
+        try:
+            vending.check_sellable(self.sudo())
+        except vending.VendingError as exc:
+            return exc.args[0]
+        return False
+
+    def _smartpm_amount_refusal(self, amount, currency):
+        """Why ``amount`` in ``currency`` cannot be sold to this (sellable) meter, or False;
+        amounts in the message are written in the currency."""
+        self.ensure_one()
+        meter = self.sudo()
+        try:
+            tariff = vending.check_sellable(meter)
+            if currency and currency != tariff.currency_id:
+                vending.check_amount(tariff, meter, amount, currency)  # the mismatch
+            error = meter._smartpm_amount_error(amount)
+            if error:
+                return error
+            vending.check_amount(tariff, meter, amount, currency)
+        except vending.VendingError as exc:
+            return exc.args[0]
+        return False
+
+    def _smartpm_company_refusal(self, company):
+        """The register books the sale: it must belong to the meter's company."""
+        self.ensure_one()
+        meter = self.sudo()
+        if meter.company_id != company:
+            return _(
+                "Meter %(meter)s belongs to %(owner)s: this register sells for %(company)s.",
+                meter=meter.serial_number,
+                owner=meter.company_id.name,
+                company=company.name,
+            )
+        return False
+
+    def _smartpm_quote(self, amount):
+        """The service's quote of ``amount`` now (tiers count the month's purchases)."""
+        self.ensure_one()
+        meter = self.sudo()
+        tariff = vending.check_sellable(meter)
+        quote = tariff._quote_amount(amount, vending.month_kwh(self.env, meter))
+        quote["tax_ids"] = tariff.tax_ids.ids
+        return quote
+
+    def _smartpm_pos_values(self):
+        """What the credit popup shows of a meter: tenant, state, the warnings and the last
+        purchase, the limits of a sale in the currency."""
+        self.ensure_one()
+        meter = self.sudo()
+        states = dict(self._fields["state"]._description_selection(self.env))
+        minimum, maximum, limits = meter._smartpm_amount_limits()
+        return {
+            "id": self.id,
+            "serial_number": self.serial_number,
+            "tenant_id": meter.tenant_id.id or False,
+            "tenant_name": meter.tenant_id.name or "",
+            "tenant_number": meter.tenant_id.tenant_number or "",
+            "tenant_phone": meter.tenant_id.mobile or meter.tenant_id.phone or "",
+            "state": self.state,
+            "state_label": states.get(self.state, self.state),
+            "credit_kwh": meter.credit_kwh,
+            "last_seen": fields.Datetime.to_string(meter.last_seen) if meter.last_seen else False,
+            "refusal": self._smartpm_sale_refusal() or False,
+            "warning": meter._smartpm_contact_warning() or False,
+            "last_purchase": meter._smartpm_last_purchase(),
+            "min_amount": minimum,
+            "max_amount": maximum,
+            "limits": limits,
+        }
+
+    @api.model
+    def _smartpm_phone_partner_ids(self, query):
+        """Tenants whose phone or mobile holds the digits of ``query`` (or [])."""
+        digits = re.sub(r"\D", "", query)
+        if not PHONE_QUERY.match(query) or len(digits) < PHONE_MIN_DIGITS:
+            return []
+        self.env["res.partner"].flush_model(["phone", "mobile", "is_tenant"])
+        self.env.cr.execute(
+            r"""
+            SELECT id FROM res_partner
+             WHERE is_tenant
+               AND (regexp_replace(COALESCE(phone, ''), '\D', '', 'g') LIKE %(pattern)s
+                 OR regexp_replace(COALESCE(mobile, ''), '\D', '', 'g') LIKE %(pattern)s)
+             LIMIT 1000
+            """,
+            {"pattern": f"%{digits}%"},
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    @api.model
+    def _smartpm_search_domain(self, query):
+        domain = [
+            "|",
+            "|",
+            ("serial_number", "ilike", query),
+            ("tenant_id.name", "ilike", query),
+            ("tenant_id.tenant_number", "ilike", query),
+        ]
+        partner_ids = self._smartpm_phone_partner_ids(query)
+        if partner_ids:
+            domain = expression.OR([domain, [("tenant_id", "in", partner_ids)]])
+        return domain
+
+    # ------------------------------------------------------------ RPC from the POS
+    @api.model
+    def pos_search_meters(self, query, limit=SEARCH_LIMIT):
+        """Meters whose number, tenant name, tenant number or tenant phone matches
+        ``query``: ``{"meters": [...], "more": True if more match than ``limit``}``."""
+        query = query.strip() if isinstance(query, str) else ""
+        try:
+            limit = max(1, min(int(limit or SEARCH_LIMIT), SEARCH_LIMIT_MAX))
+        except (TypeError, ValueError, OverflowError):
+            limit = SEARCH_LIMIT
+        if len(query) < 2:
+            return {"meters": [], "more": False, "limit": limit}
+        meters = self.search(
+            self._smartpm_search_domain(query), limit=limit + 1, order="serial_number"
+        )
+        return {
+            "meters": [meter._smartpm_pos_values() for meter in meters[:limit]],
+            "more": len(meters) > limit,
+            "limit": limit,
+        }
+
+    @api.model
+    def _smartpm_parse_amount(self, amount):
+        """A finite float, or raise ValueError (booleans, text, NaN and infinities)."""
+        if isinstance(amount, bool) or amount is None:
+            raise ValueError(amount)
+        value = float(amount)
+        if not math.isfinite(value):
+            raise ValueError(amount)
+        return value
+
+    @api.model
+    def pos_quote_credit(self, meter_id, amount, config_id):
+        """Preview of a sale: the meter, the kWh, the price, the estimated new balance, or
+        why it cannot be sold. Nothing is recorded."""
+        try:
+            meter = self.browse(int(meter_id)).exists()
+        except (TypeError, ValueError, OverflowError):
+            meter = self.browse()
+        if not meter:
+            return {"refusal": _("This meter does not exist any more.")}
+        meter.check_access("read")
+        values = meter._smartpm_pos_values()
+        values.update(
+            kwh=0.0,
+            price_per_kwh=0.0,
+            price_info="",
+            tax_ids=[],
+            estimated_balance_kwh=meter.sudo()._smartpm_estimated_balance_kwh(),
+            undelivered_kwh=meter.sudo()._smartpm_undelivered_kwh(),
+        )
+        if values["refusal"]:
+            return values
+        try:
+            amount = self._smartpm_parse_amount(amount)
+        except (TypeError, ValueError, OverflowError):
+            values["refusal"] = _("The amount must be a number.")
+            return values
+        config = self.env["pos.config"].browse(int(config_id)).exists()
+        if not config:
+            values["refusal"] = _("This register does not exist any more.")
+            return values
+        config.check_access("read")
+        refusal = meter._smartpm_company_refusal(
+            config.company_id
+        ) or meter._smartpm_amount_refusal(amount, config.currency_id)
+        if refusal:
+            values["refusal"] = refusal
+            return values
+        quote = meter._smartpm_quote(amount)
+        values.update(
+            kwh=quote["kwh"],
+            price_per_kwh=quote["price_per_kwh"],
+            price_info=describe_price(
+                meter.sudo()._get_tariff(), quote["price_per_kwh"], quote["tier_breakdown"]
+            ),
+            tax_ids=quote["tax_ids"],
+            estimated_balance_kwh=meter.sudo()._smartpm_estimated_balance_kwh(quote["kwh"]),
+        )
+        return values

@@ -7,6 +7,10 @@ ID_CARD_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{4,19}$")
 
 
 class ResPartner(models.Model):
+    """Tenants (number, ID card, meters, default tariff, load limit, purchases) and banks
+    selling credit (a partner with its settlement journal; its Bank API users are contacts
+    of it, so ``user.partner_id.commercial_partner_id`` is the bank)."""
+
     _inherit = "res.partner"
 
     is_tenant = fields.Boolean(string="Tenant", index=True, tracking=True)
@@ -24,8 +28,36 @@ class ResPartner(models.Model):
         "smartpm.meter.assignment", "tenant_id", string="Meter history"
     )
 
+    # selling
+    smartpm_tariff_id = fields.Many2one(
+        "smartpm.tariff",
+        string="Default tariff",
+        help="Tariff of the tenant's meters that have none of their own.",
+    )
+    load_limit_w = fields.Integer(
+        string="Load limit (W)",
+        help="Maximum power of the tenant's meters (0 = no limit); changing it sets it on "
+        "every meter of the tenant.",
+    )
+    purchase_ids = fields.One2many("smartpm.credit.purchase", "tenant_id", string="Purchases")
+    purchase_count = fields.Integer(compute="_compute_purchase_count")
+
+    # a bank selling credit
+    smartpm_is_bank = fields.Boolean(
+        string="Sells credit (bank)",
+        help="This partner is a bank selling electricity credit over the bank channel.",
+    )
+    smartpm_bank_journal_id = fields.Many2one(
+        "account.journal",
+        string="Settlement journal",
+        domain=[("type", "=", "bank")],
+        help="Bank sales are invoiced to the tenant and paid through this journal; the bank "
+        "settles its total with the owner.",
+    )
+
     _sql_constraints = [
         ("tenant_number_uniq", "unique(tenant_number)", "This tenant number is already used."),
+        ("load_limit_w_positive", "CHECK(load_limit_w >= 0)", "The load limit cannot be negative."),
     ]
 
     def init(self):
@@ -44,6 +76,15 @@ class ResPartner(models.Model):
     def _compute_meter_count(self):
         for partner in self:
             partner.meter_count = len(partner.meter_ids)
+
+    def _compute_purchase_count(self):
+        counts = dict(
+            self.env["smartpm.credit.purchase"]
+            .sudo()
+            ._read_group([("tenant_id", "in", self.ids)], ["tenant_id"], ["__count"])
+        )
+        for partner in self:
+            partner.purchase_count = counts.get(partner, 0)
 
     @api.model
     def _normalize_id_card(self, value):
@@ -66,6 +107,12 @@ class ResPartner(models.Model):
             partner.tenant_number = self.env["ir.sequence"].next_by_code("smartpm.tenant")
 
     def write(self, vals):
+        thresholds_before = {}
+        if "smartpm_tariff_id" in vals:
+            thresholds_before = {
+                m: m._get_thresholds()
+                for m in self.sudo().meter_ids.filtered(lambda m: not m.tariff_id)
+            }
         if "id_card_number" in vals:
             vals["id_card_number"] = self._normalize_id_card(vals["id_card_number"]) or False
         if vals.get("id_card_number") or (vals.get("company_id") and self.sudo().id_card_number):
@@ -79,6 +126,12 @@ class ResPartner(models.Model):
         res = super().write(vals)
         if vals.get("is_tenant"):
             self.filtered(lambda p: not p.tenant_number)._assign_tenant_number()
+        if "load_limit_w" in vals:
+            self.meter_ids.write({"load_limit_w": vals["load_limit_w"]})
+        if thresholds_before:
+            self.env["smartpm.meter"].sudo().concat(
+                *[m for m, old in thresholds_before.items() if m._get_thresholds() != old]
+            )._push_thresholds()
         return res
 
     @api.constrains("id_card_number", "company_id")
@@ -96,6 +149,17 @@ class ResPartner(models.Model):
                     )
                 )
             partner._check_id_card_free(number, partner.company_id.id)
+
+    @api.constrains("smartpm_is_bank", "smartpm_bank_journal_id")
+    def _check_bank_journal(self):
+        for partner in self.filtered("smartpm_is_bank"):
+            journal = partner.sudo().smartpm_bank_journal_id
+            if not journal:
+                raise ValidationError(
+                    _("Bank %s needs a settlement journal.", partner.display_name)
+                )
+            if journal.type != "bank":
+                raise ValidationError(_("The settlement journal must be a bank journal."))
 
     def _check_id_card_free(self, number, company_id):
         """Clear error before the unique index (which guards concurrent writes) fires."""
@@ -148,4 +212,14 @@ class ResPartner(models.Model):
             "view_mode": "list,form",
             "domain": [("tenant_id", "=", self.id)],
             "context": {"default_tenant_id": self.id},
+        }
+
+    def action_view_purchases(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Purchases"),
+            "res_model": "smartpm.credit.purchase",
+            "view_mode": "list,form",
+            "domain": [("tenant_id", "=", self.id)],
         }

@@ -16,3 +16,15 @@ ENERGY_IMPORT = "1.0.1.8.0.255"  # active energy import A+, Wh (IC 3)
 ENERGY_EXPORT = "1.0.2.8.0.255"  # active energy export A-, Wh (IC 3)
 LOAD_PROFILE = "1.0.99.1.0.255"  # load profile (Profile generic, IC 7)
 PROFILE_IC = 7
+
+# What a billing read ("read now", the daily scheduled read) asks the meter for.
+BILLING_OBJECTS = [
+    {"obis": OBIS_CLOCK, "ic": 8, "attribute": 2},
+    {"obis": ENERGY_IMPORT, "ic": 3, "attribute": 2},
+    {"obis": ENERGY_EXPORT, "ic": 3, "attribute": 2},
+    {"obis": "1.0.32.7.0.255", "ic": 3, "attribute": 2},  # voltage L1
+    {"obis": "1.0.31.7.0.255", "ic": 3, "attribute": 2},  # current L1
+    {"obis": "1.0.1.7.0.255", "ic": 3, "attribute": 2},  # active power import
+    {"obis": OBIS_CREDIT, "ic": 112, "attribute": 2},
+    {"obis": OBIS_RELAY, "ic": 70, "attribute": 2},
+]

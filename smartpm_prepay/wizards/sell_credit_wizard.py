@@ -3,8 +3,8 @@ import uuid
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..models.meter_sale import describe_price
 from ..services import vending
+from ..services.sale_info import describe_price
 
 SELLER_GROUP = "smartpm_prepay.group_cashier"
 

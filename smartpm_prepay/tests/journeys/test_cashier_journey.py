@@ -13,7 +13,7 @@ import uuid
 
 from odoo.tests import tagged
 
-from ...models.meter_sale import describe_price, format_money
+from ...services.sale_info import describe_price, format_money
 from .common import DemoJourneyCase
 
 SCREEN_PREFIX = "SMARTPM_SCREEN "

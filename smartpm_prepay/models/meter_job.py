@@ -1,8 +1,21 @@
+"""Meter jobs: the commands Odoo queues for the bridge (credit, settings, reads, pings).
+
+The queue engine (claim, lease, retry, report) is ``services/job_queue.py``; this model is
+its RPC face and says what a finished or failed job means for sales, reading tasks and
+pings. Finished jobs are purged after a retention period (scheduled reads and pings add
+several jobs per meter and day); the jobs that are the trail of money or of a reading task
+are kept.
+"""
+
+from psycopg2.extras import execute_values
+
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..services import engine, job_queue
+from ..services.obis import ENERGY_EXPORT, ENERGY_IMPORT, LOAD_PROFILE
 from .meter import BigInteger
+from .res_config_settings import DEFAULT_RETENTION_DAYS, RETENTION_PARAM
 
 JOB_TYPES = [
     ("read", "Read"),
@@ -27,16 +40,7 @@ PAYLOAD_JOB_TYPES = ("read", "read_events")
 # ... and rewritten only in its priority: type, payload, meter, state, attempts and lease
 # are the engine's.
 OPERATOR_WRITE_FIELDS = {"priority"}
-BILLING_OBJECTS = [
-    {"obis": "0.0.1.0.0.255", "ic": 8, "attribute": 2},
-    {"obis": "1.0.1.8.0.255", "ic": 3, "attribute": 2},
-    {"obis": "1.0.2.8.0.255", "ic": 3, "attribute": 2},
-    {"obis": "1.0.32.7.0.255", "ic": 3, "attribute": 2},
-    {"obis": "1.0.31.7.0.255", "ic": 3, "attribute": 2},
-    {"obis": "1.0.1.7.0.255", "ic": 3, "attribute": 2},
-    {"obis": "0.0.19.10.0.255", "ic": 112, "attribute": 2},
-    {"obis": "0.0.96.3.10.255", "ic": 70, "attribute": 2},
-]
+INSERT_PAGE = 5000
 
 
 class SmartpmMeterJob(models.Model):
@@ -92,6 +96,12 @@ class SmartpmMeterJob(models.Model):
     error = fields.Text(readonly=True)
     idempotency_key = fields.Char(index=True, copy=False)
     is_stuck = fields.Boolean(compute="_compute_is_stuck", search="_search_is_stuck")
+
+    purchase_ids = fields.One2many("smartpm.credit.purchase", "job_id", string="Purchases")
+    task_id = fields.Many2one(
+        "smartpm.reading.task", index="btree_not_null", ondelete="set null", readonly=True
+    )
+    task_run = fields.Integer(readonly=True, help="The run of the reading task it belongs to.")
 
     _sql_constraints = [
         ("idempotency_key_uniq", "unique(idempotency_key)", "A job with this key exists."),
@@ -243,12 +253,29 @@ class SmartpmMeterJob(models.Model):
         }
 
     def _on_done(self, result):
-        """Hook: a job finished on the meter. Features (credit delivery, reading tasks...)
-        extend it from their own files with ``_inherit = "smartpm.meter.job"``."""
+        """A job finished on the meter: what its result means for sales, reading tasks,
+        load profiles and missed pings."""
+        for job in self.filtered(lambda j: j.job_type == "add_credit"):
+            job.purchase_ids.sudo()._on_delivered(result)
+        for job in self.filtered(lambda j: j.job_type == "check_token"):
+            job._checked_purchases()._on_token_checked(result)
+        # From the cache (the job's snapshot, like the UPDATE's WHERE): usually nothing to
+        # do, and no flush in the middle of a batch of reports.
+        self.meter_id.filtered("missed_ping_count")._register_answer()
+        for job in self:
+            if job.task_id:
+                task = job.task_id.sudo()
+                task._add_job_results(job, result)
+                task._check_finished()
+            elif result.get("profiles"):
+                job._store_profiles(result["profiles"])
 
     def _on_final_failure(self):
-        """Hook: no attempt is left. Extend it like ``_on_done``."""
-        for job in self:
+        """No attempt is left: posted on the meter, the sale or the reading task told."""
+        pings = self.filtered(lambda j: j.job_type == "ping")
+        scheduled = pings.filtered(lambda j: (j.payload or {}).get("schedule"))
+        # A missed scheduled ping is counted, not posted: the comm-lost alarm tells the story.
+        for job in self - scheduled:
             job.meter_id.sudo().message_post(
                 body=_(
                     "Job %(job)s failed after %(n)s attempt(s): %(error)s",
@@ -257,9 +284,133 @@ class SmartpmMeterJob(models.Model):
                     error=job.error,
                 ),
             )
+        self.filtered(
+            lambda j: j.job_type == "add_credit"
+        ).purchase_ids.sudo()._on_delivery_failed()
+        for job in self.filtered(lambda j: j.job_type == "check_token"):
+            job._checked_purchases()._on_token_check_failed()
+        for job in self.filtered("task_id"):
+            task = job.task_id.sudo()
+            task._add_job_failure(job)
+            task._check_finished()
+        pings.meter_id._register_missed_ping()
+
+    def _checked_purchases(self):
+        return self.env["smartpm.credit.purchase"].sudo().search([("check_job_id", "in", self.ids)])
+
+    @api.model
+    def _create_scheduled(self, vals_list):
+        """create() for a fleet's scheduled jobs, as one INSERT per page of rows: the ORM
+        create of 100,000 jobs takes about a minute, this a few seconds. The rows hold what
+        create() would store (defaults, the meter's company, who and when); a key taken in
+        the meantime by a concurrent run is skipped instead of failing the batch."""
+        if not vals_list:
+            return self.browse()
+        for vals in vals_list:
+            self._check_engine_fields(vals)
+        # Anything create() would compute besides the meter's company: let create() do it.
+        if any(
+            f.store and f.compute and name != "company_id" and name not in models.MAGIC_COLUMNS
+            for name, f in self._fields.items()
+        ):
+            return self.create(vals_list)
+        given = set().union(*vals_list)
+        # stored fields the values leave out get their defaults, as in create()
+        stored = {
+            name
+            for name, f in self._fields.items()
+            if f.store and f.column_type and not f.compute and name not in models.MAGIC_COLUMNS
+        }
+        defaults = self.default_get(sorted(stored - given))
+        columns = sorted(given | set(defaults))
+        rows = []
+        for vals in vals_list:
+            merged = {**defaults, **vals}
+            rows.append(
+                tuple(
+                    self._fields[c].convert_to_column(merged.get(c), self, merged) for c in columns
+                )
+            )
+        # typed placeholders: a NULL or a JSON text in VALUES has no type of its own
+        template = "(" + ", ".join(f"%s::{self._fields[c].column_type[1]}" for c in columns) + ")"
+        names = ", ".join(columns)
+        self.env.flush_all()
+        ids = execute_values(
+            self.env.cr._obj,
+            f"""
+            INSERT INTO smartpm_meter_job
+                   ({names}, company_id, create_uid, create_date, write_uid, write_date)
+            SELECT v.*, m.company_id, {int(self.env.uid)}, now() at time zone 'utc',
+                   {int(self.env.uid)}, now() at time zone 'utc'
+              FROM (VALUES %s) AS v ({names})
+              JOIN smartpm_meter m ON m.id = v.meter_id
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id
+            """,  # noqa: S608 - column names are the model's own fields
+            rows,
+            template=template,
+            page_size=INSERT_PAGE,
+            fetch=True,
+        )
+        job_queue.notify(self.env)
+        return self.browse(sorted(i for (i,) in ids))
+
+    def _store_profiles(self, profiles):
+        """Load-profile rows become register readings at each capture time (source profile)."""
+        self.ensure_one()
+        rows = profiles.get(LOAD_PROFILE) or []
+        readings = []
+        for row in rows:
+            if not row or len(row) < 2:
+                continue
+            for obis, value in zip((ENERGY_IMPORT, ENERGY_EXPORT), row[1:3], strict=False):
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    readings.append(
+                        {
+                            "meter_id": self.meter_id.id,
+                            "obis": obis,
+                            "value": value,
+                            "unit": "Wh",
+                            "time": row[0],
+                            "source": "profile",
+                            "job_id": self.id,
+                        }
+                    )
+        if readings:
+            job_queue.ingest(self.env, readings, [])
+
+    @api.model
+    def _cron_purge_finished(self, limit=job_queue.PURGE_CHUNK):
+        value = self.env["ir.config_parameter"].sudo().get_param(RETENTION_PARAM)
+        try:
+            days = int(value)
+        except (TypeError, ValueError):  # unset or not a number
+            days = DEFAULT_RETENTION_DAYS
+        if days <= 0:
+            return 0  # 0: keep every job
+        purged = job_queue.purge_finished(self.sudo().env, days, limit)
+        if purged >= limit:  # more to do: run again soon rather than in a day
+            self.env.ref("smartpm_prepay.cron_purge_finished_jobs")._trigger()
+        return purged
 
     # ---------------------------------------------------------------- buttons
     def action_retry(self):
+        blocked = ("reversed", "delivered", "pending_check")
+        if self.filtered(lambda j: j.job_type == "add_credit").purchase_ids.filtered(
+            lambda p: p.state in blocked
+        ):
+            raise UserError(
+                _(
+                    "This job delivers a sale that is reversed or delivered (or whose "
+                    "reversal waits for the meter's answer): it cannot run again."
+                )
+            )
+        # a retry starts the attempt count again: remember that the token may be out
+        self.filtered(
+            lambda j: j.job_type == "add_credit" and j.attempt_count
+        ).purchase_ids.sudo().with_env(engine.as_engine(self).env).write(
+            {"delivery_attempted": True}
+        )
         self.check_access("write")
         retryable = self.filtered(lambda j: j.state in ("failed", "cancelled"))
         if retryable != self:
@@ -285,3 +436,5 @@ class SmartpmMeterJob(models.Model):
                     "meter already."
                 )
             )
+        # a credit job cancelled from the job list: the sale needs a decision (retry/reverse)
+        self.purchase_ids.sudo()._on_delivery_failed()
