@@ -15,6 +15,7 @@ from odoo.tools import format_date, format_datetime
 
 from ..services import local_time, vending
 from ..services.obis import ENERGY_IMPORT
+from ..services.sale_info import sale_info
 
 NOTICE_ALARMS = ("low_credit", "zero_credit", "credit_trip", "load_trip")
 
@@ -243,15 +244,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         delivering = bool(
             Purchase.search_count(domain + [("state", "in", ("paid", "queued"))], limit=1)
         )
-        tariff = meter_sudo._get_tariff()
-        try:
-            vending.check_sellable(meter_sudo)
-            sellable = True
-        except vending.VendingError:
-            sellable = False
-        minimum, maximum = (
-            tariff._get_amount_limits(meter_sudo.company_id) if tariff else (0.0, 0.0)
-        )
+        info = sale_info(meter_sudo)
         values = self._prepare_portal_layout_values()
         values.update(
             {
@@ -265,13 +258,13 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
                 "notices": self._get_notices(meter_sudo),
                 "last_reading": self._get_last_reading(meter),
                 "tz": self._get_tz(meter),
-                "sellable": sellable,
-                "tariff": tariff,
-                "currency": tariff.currency_id if tariff else meter_sudo.company_id.currency_id,
-                "min_amount": minimum,
-                "max_amount": maximum,
+                "sellable": info["sellable"],
+                "tariff": info["tariff"],
+                "currency": info["currency"],
+                "min_amount": info["min_amount"],
+                "max_amount": info["max_amount"],
                 "error": kwargs.get("error"),
-                **self._get_price_values(meter_sudo, tariff),
+                **self._get_price_values(meter_sudo, info["tariff"]),
             }
         )
         return request.render("smartpm_prepay.portal_my_meter", values)
@@ -292,24 +285,16 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
             raise ValidationError(exc.args[0]) from exc
         return tariff
 
-    @http.route(["/my/meters/<int:meter_id>/buy"], type="http", auth="user", website=True)
-    def portal_my_meter_buy(self, meter_id, amount=None, **kwargs):
-        meter = self._get_own_meter(meter_id)
-        try:
-            tariff = self._check_amount(meter, amount)
-        except ValidationError as exc:
-            return request.redirect(f"/my/meters/{meter.id}?" + urlencode({"error": exc.args[0]}))
-        amount = tariff.currency_id.round(float(amount))
-        meter_sudo = meter.sudo()
+    def _prepare_payment_form_values(self, meter, amount, currency):
+        """What Odoo's ``payment.form`` needs to pay ``amount`` for ``meter``: the
+        providers, methods and tokens of the tenant in the meter's company."""
         partner_sudo = request.env.user.partner_id
-        company = meter_sudo.company_id
-        currency = tariff.currency_id
         report = {}
         providers_sudo = (
             request.env["payment.provider"]
             .sudo()
             ._get_compatible_providers(
-                company.id,
+                meter.sudo().company_id.id,
                 partner_sudo.id,
                 amount,
                 currency_id=currency.id,
@@ -320,10 +305,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
             request.env["payment.method"]
             .sudo()
             ._get_compatible_payment_methods(
-                providers_sudo.ids,
-                partner_sudo.id,
-                currency_id=currency.id,
-                report=report,
+                providers_sudo.ids, partner_sudo.id, currency_id=currency.id, report=report
             )
         )
         tokens_sudo = (
@@ -331,29 +313,42 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
             .sudo()
             ._get_available_tokens(providers_sudo.ids, partner_sudo.id)
         )
-        quote = tariff._quote_amount(amount, vending.month_kwh(request.env(su=True), meter_sudo))
+        return {
+            "amount": amount,
+            "currency": currency,
+            "partner_id": partner_sudo.id,
+            "providers_sudo": providers_sudo,
+            "payment_methods_sudo": methods_sudo,
+            "tokens_sudo": tokens_sudo,
+            "availability_report": report,
+            "show_tokenize_input_mapping": self._compute_show_tokenize_input_mapping(
+                providers_sudo
+            ),
+            "transaction_route": f"/my/meters/{meter.id}/transaction",
+            "landing_route": f"/my/meters/{meter.id}",
+            "access_token": None,
+            "reference_prefix": None,
+        }
+
+    @http.route(["/my/meters/<int:meter_id>/buy"], type="http", auth="user", website=True)
+    def portal_my_meter_buy(self, meter_id, amount=None, **kwargs):
+        meter = self._get_own_meter(meter_id)
+        try:
+            tariff = self._check_amount(meter, amount)
+            amount = tariff.currency_id.round(float(amount))
+            info = sale_info(meter, amount)
+            if info["reason"]:
+                raise ValidationError(info["reason"])
+        except ValidationError as exc:
+            return request.redirect(f"/my/meters/{meter.id}?" + urlencode({"error": exc.args[0]}))
         values = self._prepare_portal_layout_values()
         values.update(
             {
                 "page_name": "meter_buy",
-                "meter": meter_sudo,
-                "quote": quote,
-                "quote_price": tariff._quote_description(quote),
-                # payment.form
-                "amount": amount,
-                "currency": currency,
-                "partner_id": partner_sudo.id,
-                "providers_sudo": providers_sudo,
-                "payment_methods_sudo": methods_sudo,
-                "tokens_sudo": tokens_sudo,
-                "availability_report": report,
-                "show_tokenize_input_mapping": self._compute_show_tokenize_input_mapping(
-                    providers_sudo
-                ),
-                "transaction_route": f"/my/meters/{meter.id}/transaction",
-                "landing_route": f"/my/meters/{meter.id}",
-                "access_token": None,
-                "reference_prefix": None,
+                "meter": meter.sudo(),
+                "quote": info["quote"],
+                "quote_price": info["tiers_info"],
+                **self._prepare_payment_form_values(meter, amount, tariff.currency_id),
             }
         )
         return request.render("smartpm_prepay.portal_my_meter_buy", values)

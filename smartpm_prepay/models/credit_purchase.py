@@ -4,6 +4,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..services import credit_token, engine, job_queue, vending
+from ..services.sale_info import sale_info, tier_summary
 
 PURCHASE_STATES = [
     ("paid", "Paid"),
@@ -177,10 +178,7 @@ class SmartpmCreditPurchase(models.Model):
     @api.depends("tier_breakdown")
     def _compute_tier_summary(self):
         for purchase in self:
-            parts = purchase.tier_breakdown or []
-            purchase.tier_summary = (
-                " + ".join(f"{p['kwh']:.2f} kWh @ {p['price_per_kwh']:.4f}" for p in parts) or False
-            )
+            purchase.tier_summary = tier_summary(purchase.tier_breakdown) or False
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -250,11 +248,10 @@ class SmartpmCreditPurchase(models.Model):
         """What ``amount`` would buy for the meter now (nothing is recorded)."""
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
             raise vending.VendingError("invalid_request", _("The amount must be positive."))
-        meter = self._get_meter(meter_id).sudo()
-        tariff = vending.check_sellable(meter)
-        quote = tariff._quote_amount(amount, vending.month_kwh(self.env, meter))
-        quote["currency"] = tariff.currency_id.name
-        return quote
+        info = sale_info(self._get_meter(meter_id), amount)
+        if info["reason"]:
+            raise vending.VendingError(info["reason_code"], info["reason"])
+        return dict(info["quote"], currency=info["currency"].name)
 
     @api.model
     def quote_kwh(self, meter_id, kwh):

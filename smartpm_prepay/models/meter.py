@@ -8,9 +8,9 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.float_utils import float_round
 
-from ..services import engine, vending
+from ..services import engine, sale_info
 from ..services.obis import BILLING_OBJECTS, ENERGY_IMPORT, LOAD_PROFILE
-from ..services.sale_info import describe_price, format_money
+from ..services.sale_info import format_money
 
 SERIAL_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
 HEX_KEY_RE = re.compile(r"^[0-9A-F]{32}$")
@@ -839,8 +839,8 @@ class SmartpmMeter(models.Model):
     def _prepare_sale_info(self):
         """What a sales channel shows about the meter before selling (called under sudo)."""
         self.ensure_one()
-        tariff = self._get_tariff()
-        minimum, maximum = tariff._get_amount_limits(self.company_id) if tariff else (0.0, 0.0)
+        info = sale_info.sale_info(self)
+        tariff = info["tariff"]
         return {
             "meter_id": self.id,
             "meter": self.serial_number,
@@ -849,12 +849,12 @@ class SmartpmMeter(models.Model):
             "tariff": tariff.name if tariff else False,
             "currency": tariff.currency_id.name if tariff else False,
             "price_per_kwh": tariff.price_per_kwh if tariff else 0.0,
-            "min_amount": minimum,
-            "max_amount": maximum,
+            "min_amount": info["min_amount"] if tariff else 0.0,
+            "max_amount": info["max_amount"] if tariff else 0.0,
             "credit_kwh": self.credit_kwh,
             "relay_state": self.relay_state,
-            "sellable": bool(tariff),
-            "warning": self._smartpm_contact_warning() or False,
+            "sellable": info["sellable"],
+            "warning": info["warning"],
         }
 
     # ---------------------------------------------------------------- push to the meter
@@ -1285,58 +1285,27 @@ class SmartpmMeter(models.Model):
     def _smartpm_sale_refusal(self):
         """Why credit cannot be sold to this meter, or False."""
         self.ensure_one()
-        try:
-            vending.check_sellable(self.sudo())
-        except vending.VendingError as exc:
-            return exc.args[0]
-        return False
+        return sale_info.sale_info(self)["reason"]
 
     def _smartpm_amount_refusal(self, amount, currency):
         """Why ``amount`` in ``currency`` cannot be sold to this (sellable) meter, or False;
         amounts in the message are written in the currency."""
         self.ensure_one()
-        meter = self.sudo()
-        try:
-            tariff = vending.check_sellable(meter)
-            if currency and currency != tariff.currency_id:
-                vending.check_amount(tariff, meter, amount, currency)  # the mismatch
-            error = meter._smartpm_amount_error(amount)
-            if error:
-                return error
-            vending.check_amount(tariff, meter, amount, currency)
-        except vending.VendingError as exc:
-            return exc.args[0]
-        return False
+        error = sale_info.amount_refusal(self.sudo(), amount, currency)
+        return error.args[0] if error else False
 
     def _smartpm_company_refusal(self, company):
         """The register books the sale: it must belong to the meter's company."""
         self.ensure_one()
-        meter = self.sudo()
-        if meter.company_id != company:
-            return _(
-                "Meter %(meter)s belongs to %(owner)s: this register sells for %(company)s.",
-                meter=meter.serial_number,
-                owner=meter.company_id.name,
-                company=company.name,
-            )
-        return False
+        return sale_info._company_refusal(self.sudo(), company)
 
-    def _smartpm_quote(self, amount):
-        """The service's quote of ``amount`` now (tiers count the month's purchases)."""
-        self.ensure_one()
-        meter = self.sudo()
-        tariff = vending.check_sellable(meter)
-        quote = tariff._quote_amount(amount, vending.month_kwh(self.env, meter))
-        quote["tax_ids"] = tariff.tax_ids.ids
-        return quote
-
-    def _smartpm_pos_values(self):
+    def _smartpm_pos_values(self, info=None):
         """What the credit popup shows of a meter: tenant, state, the warnings and the last
-        purchase, the limits of a sale in the currency."""
+        purchase, the limits of a sale in the currency (``info``: its sale_info)."""
         self.ensure_one()
         meter = self.sudo()
+        info = info or sale_info.sale_info(meter)
         states = dict(self._fields["state"]._description_selection(self.env))
-        minimum, maximum, limits = meter._smartpm_amount_limits()
         return {
             "id": self.id,
             "serial_number": self.serial_number,
@@ -1348,12 +1317,12 @@ class SmartpmMeter(models.Model):
             "state_label": states.get(self.state, self.state),
             "credit_kwh": meter.credit_kwh,
             "last_seen": fields.Datetime.to_string(meter.last_seen) if meter.last_seen else False,
-            "refusal": self._smartpm_sale_refusal() or False,
-            "warning": meter._smartpm_contact_warning() or False,
+            "refusal": info["reason"] if not info["sellable"] else False,
+            "warning": info["warning"],
             "last_purchase": meter._smartpm_last_purchase(),
-            "min_amount": minimum,
-            "max_amount": maximum,
-            "limits": limits,
+            "min_amount": info["min_amount"] if info["tariff"] else 0.0,
+            "max_amount": info["max_amount"] if info["tariff"] else 0.0,
+            "limits": info["limits"],
         }
 
     @api.model
@@ -1452,20 +1421,16 @@ class SmartpmMeter(models.Model):
             values["refusal"] = _("This register does not exist any more.")
             return values
         config.check_access("read")
-        refusal = meter._smartpm_company_refusal(
-            config.company_id
-        ) or meter._smartpm_amount_refusal(amount, config.currency_id)
-        if refusal:
-            values["refusal"] = refusal
+        info = sale_info.sale_info(meter, amount, config.currency_id, config.company_id)
+        if info["reason"]:
+            values["refusal"] = info["reason"]
             return values
-        quote = meter._smartpm_quote(amount)
+        quote = info["quote"]
         values.update(
             kwh=quote["kwh"],
             price_per_kwh=quote["price_per_kwh"],
-            price_info=describe_price(
-                meter.sudo()._get_tariff(), quote["price_per_kwh"], quote["tier_breakdown"]
-            ),
-            tax_ids=quote["tax_ids"],
+            price_info=info["price_info"],
+            tax_ids=info["tariff"].tax_ids.ids,
             estimated_balance_kwh=meter.sudo()._smartpm_estimated_balance_kwh(quote["kwh"]),
         )
         return values

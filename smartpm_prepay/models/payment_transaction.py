@@ -63,15 +63,7 @@ class PaymentTransaction(models.Model):
                     if tx.smartpm_purchase_name
                     else None,
                 )
-                invoice = purchase.invoice_id
-                if not invoice:
-                    invoice = (
-                        tx.env["account.move"]
-                        .with_company(purchase.company_id)
-                        .create(purchase._prepare_invoice_values())
-                    )
-                    invoice.action_post()
-                    engine.as_engine(purchase).invoice_id = invoice
+                invoice = tx._smartpm_invoice(purchase)
                 tx.write(
                     {
                         "smartpm_purchase_id": purchase.id,
@@ -81,25 +73,42 @@ class PaymentTransaction(models.Model):
         except vending.VendingError as exc:
             if exc.code == "duplicate_reference":
                 raise  # a concurrent post-processing sold it: roll back and retry
-            # Paid but not sellable any more (meter taken out of service meanwhile...): the
-            # payment stays on the tenant's account and the operators decide (refund).
-            _logger.warning("portal payment %s could not buy credit: %s", tx.reference, exc)
-            meter = tx.smartpm_meter_id
-            meter.message_post(
-                body=_(
-                    "Payment %(ref)s (%(amount)s) was received but no credit was sold: "
-                    "%(error)s. Refund the tenant or sell the credit by hand.",
-                    ref=tx.reference,
-                    amount=tx.amount,
-                    error=exc.args[0],
-                ),
+            tx._smartpm_report_unsold(exc)
+
+    def _smartpm_invoice(self, purchase):
+        """The purchase's invoice, created and posted if it has none yet."""
+        invoice = purchase.invoice_id
+        if not invoice:
+            invoice = (
+                self.env["account.move"]
+                .with_company(purchase.company_id)
+                .create(purchase._prepare_invoice_values())
             )
-            meter.activity_schedule(
-                "mail.mail_activity_data_todo",
-                summary=_("Portal payment without credit"),
-                note=_("Payment %s: refund it or sell the credit.", tx.reference),
-                user_id=tx.env["smartpm.credit.purchase"]
-                .new({"company_id": meter.company_id.id})
-                ._get_alert_user()
-                .id,
-            )
+            invoice.action_post()
+            engine.as_engine(purchase).invoice_id = invoice
+        return invoice
+
+    def _smartpm_report_unsold(self, exc):
+        """Paid but not sellable any more (meter taken out of service meanwhile...): the
+        payment stays on the tenant's account and the operators decide (refund)."""
+        self.ensure_one()
+        _logger.warning("portal payment %s could not buy credit: %s", self.reference, exc)
+        meter = self.smartpm_meter_id
+        meter.message_post(
+            body=_(
+                "Payment %(ref)s (%(amount)s) was received but no credit was sold: "
+                "%(error)s. Refund the tenant or sell the credit by hand.",
+                ref=self.reference,
+                amount=self.amount,
+                error=exc.args[0],
+            ),
+        )
+        meter.activity_schedule(
+            "mail.mail_activity_data_todo",
+            summary=_("Portal payment without credit"),
+            note=_("Payment %s: refund it or sell the credit.", self.reference),
+            user_id=self.env["smartpm.credit.purchase"]
+            .new({"company_id": meter.company_id.id})
+            ._get_alert_user()
+            .id,
+        )

@@ -196,20 +196,6 @@ class SmartpmTariff(models.Model):
         text = ", ".join(parts) + taxes
         return text[:1].upper() + text[1:]
 
-    def _quote_description(self, quote):
-        """How the kWh of ``quote`` (of _quote_amount) are priced, in words: "48 kWh at
-        $ 0.25" or "20 kWh at $ 0.25 + 9.37 kWh at $ 0.32"."""
-        self.ensure_one()
-        factor = self._tax_factor()
-        return " + ".join(
-            _(
-                "%(kwh)s kWh at %(price)s",
-                kwh=self._format_kwh(part["kwh"]),
-                price=self._format_price(part["price_per_kwh"] * factor),
-            )
-            for part in quote["tier_breakdown"]
-        )
-
     def _get_current_band(self, month_kwh):
         """The band (of _get_price_bands) the next kWh bought is priced in."""
         self.ensure_one()

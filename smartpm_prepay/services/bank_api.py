@@ -21,6 +21,7 @@ from odoo import _, fields
 from odoo.exceptions import AccessDenied, AccessError, UserError
 
 from . import vending
+from .sale_info import sale_info
 
 _logger = logging.getLogger(__name__)
 
@@ -265,29 +266,18 @@ def receipt(purchase):
 def query_customer(env, meter_number):
     bank_context(env)
     meter = _find_meter(env, parse_meter_number(meter_number)).sudo()
-    tariff = meter._get_tariff()
-    try:
-        vending.check_sellable(meter)
-        sellable = True
-    except vending.VendingError:
-        sellable = False
-    company = meter.company_id
-    currency = tariff.currency_id if tariff else company.currency_id
-    minimum, maximum = (
-        tariff._get_amount_limits(company)
-        if tariff
-        else (company.smartpm_min_amount, company.smartpm_max_amount)
-    )
+    info = sale_info(meter)
+    tariff, currency = info["tariff"], info["currency"]
     return {
         "meterNumber": meter.serial_number,
         "tenantName": meter.tenant_id.name or "",
         "tenantNumber": meter.tenant_id.tenant_number or "",
         "meterState": meter.state,
-        "sellable": sellable,
+        "sellable": info["sellable"],
         "tariffPrice": f"{tariff.price_per_kwh:.4f}" if tariff else "0.0000",
         "currency": currency.name,
-        "minimumAmount": _money(currency, minimum),
-        "maximumAmount": _money(currency, maximum),
+        "minimumAmount": _money(currency, info["min_amount"]),
+        "maximumAmount": _money(currency, info["max_amount"]),
     }
 
 

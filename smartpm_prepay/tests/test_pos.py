@@ -462,7 +462,7 @@ class TestPosCreditPopupRpc(SmartpmPosCase):
         self.assertAlmostEqual(quote["kwh"], 15.0)
         self.assertEqual(
             quote["price_info"],
-            # written as the portal writes a sale's tiers (the tariff's _quote_description)
+            # written as the portal writes a sale's tiers (sale_info.describe_tiers)
             f"10 kWh at {self._money(0.5)} + 5 kWh at {self._money(1.0)} "
             f"(on average $\N{NO-BREAK SPACE}0.6667 per kWh)",
         )

@@ -4,7 +4,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..services import vending
-from ..services.sale_info import describe_price
+from ..services.sale_info import sale_info
 
 SELLER_GROUP = "smartpm_prepay.group_cashier"
 
@@ -67,22 +67,19 @@ class SmartpmSellCreditWizard(models.TransientModel):
     def _compute_quote(self):
         for wizard in self:
             meter = wizard.meter_id.sudo()
-            tariff = meter._get_tariff() if meter else False
+            info = sale_info(meter, wizard.amount if wizard.amount else None) if meter else {}
+            quote = info.get("quote")
+            tariff = info.get("tariff")
             wizard.currency_id = tariff.currency_id if tariff else wizard.company_id.currency_id
-            wizard.kwh = 0.0
-            wizard.price_info = False
-            wizard.limits_info = meter._smartpm_amount_limits()[2] if meter else False
-            wizard.estimated_balance_kwh = meter._smartpm_estimated_balance_kwh() if meter else 0
+            wizard.kwh = quote["kwh"] if quote else 0.0
+            wizard.price_info = info.get("price_info") or False
+            wizard.limits_info = info.get("limits") if meter else False
+            wizard.estimated_balance_kwh = (
+                meter._smartpm_estimated_balance_kwh(quote["kwh"] if quote else 0.0) if meter else 0
+            )
             wizard.last_purchase_info = wizard._last_purchase_text(meter)
-            wizard.warning = meter._smartpm_contact_warning() if meter else False
-            wizard.refusal = wizard._get_refusal() if meter else False
-            if tariff and wizard.amount > 0 and not wizard.refusal:
-                quote = tariff._quote_amount(wizard.amount, vending.month_kwh(self.env, meter))
-                wizard.kwh = quote["kwh"]
-                wizard.price_info = describe_price(
-                    tariff, quote["price_per_kwh"], quote["tier_breakdown"]
-                )
-                wizard.estimated_balance_kwh = meter._smartpm_estimated_balance_kwh(quote["kwh"])
+            wizard.warning = info.get("warning") or False
+            wizard.refusal = info.get("reason") or False
 
     def _last_purchase_text(self, meter):
         last = meter._smartpm_last_purchase() if meter else False
@@ -101,13 +98,7 @@ class SmartpmSellCreditWizard(models.TransientModel):
     def _get_refusal(self):
         """Why the meter or the amount cannot be sold, in the currency, or False."""
         self.ensure_one()
-        meter = self.meter_id.sudo()
-        refusal = meter._smartpm_sale_refusal()
-        if refusal:
-            return refusal
-        if self.amount:
-            return meter._smartpm_amount_refusal(self.amount, None)
-        return False
+        return sale_info(self.meter_id, self.amount if self.amount else None)["reason"]
 
     def _check_can_sell(self):
         if not self.env.user.has_group(SELLER_GROUP):
