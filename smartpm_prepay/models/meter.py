@@ -1297,7 +1297,7 @@ class SmartpmMeter(models.Model):
     def _smartpm_company_refusal(self, company):
         """The register books the sale: it must belong to the meter's company."""
         self.ensure_one()
-        return sale_info._company_refusal(self.sudo(), company)
+        return sale_info.company_refusal(self.sudo(), company)
 
     def _smartpm_pos_values(self, info=None):
         """What the credit popup shows of a meter: tenant, state, the warnings and the last

@@ -63,7 +63,7 @@ def amount_refusal(meter, amount, currency=None):
     return None
 
 
-def _company_refusal(meter, company):
+def company_refusal(meter, company):
     """The register books the sale: it must belong to the meter's company."""
     if company and meter.company_id != company:
         return _(
@@ -116,7 +116,7 @@ def sale_info(meter, amount=None, currency=None, company=None):
         return info
     if amount is None:
         return info
-    refusal = _company_refusal(meter, company)
+    refusal = company_refusal(meter, company)
     if refusal:
         info.update(reason=refusal, reason_code="meter_not_sellable")
         return info

@@ -28,3 +28,4 @@ from . import test_bank_machine_access
 from . import test_bank_limits
 from . import test_engine_only
 from . import test_local_time
+from . import test_sale_info
