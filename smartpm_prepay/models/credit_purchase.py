@@ -214,6 +214,17 @@ class SmartpmCreditPurchase(models.Model):
             and name not in models.MAGIC_COLUMNS
         }
 
+    @api.model
+    def _get_list_action(self, domain):
+        """The window of the purchases of ``domain`` (a meter's, a tenant's)."""
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Purchases"),
+            "res_model": "smartpm.credit.purchase",
+            "view_mode": "list,form",
+            "domain": domain,
+        }
+
     # ---------------------------------------------------------------- RPC / channels
     @api.model
     def _get_meter(self, meter_id):

@@ -922,13 +922,7 @@ class SmartpmMeter(models.Model):
 
     def action_view_purchases(self):
         self.ensure_one()
-        return {
-            "type": "ir.actions.act_window",
-            "name": _("Purchases"),
-            "res_model": "smartpm.credit.purchase",
-            "view_mode": "list,form",
-            "domain": [("meter_id", "=", self.id)],
-        }
+        return self.env["smartpm.credit.purchase"]._get_list_action([("meter_id", "=", self.id)])
 
     def action_sell_credit(self):
         self.ensure_one()

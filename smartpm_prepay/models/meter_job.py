@@ -40,7 +40,7 @@ PAYLOAD_JOB_TYPES = ("read", "read_events")
 # ... and rewritten only in its priority: type, payload, meter, state, attempts and lease
 # are the engine's.
 OPERATOR_WRITE_FIELDS = {"priority"}
-INSERT_PAGE = 5000
+INSERT_PAGE = 5000  # rows per INSERT of _create_scheduled
 
 
 class SmartpmMeterJob(models.Model):

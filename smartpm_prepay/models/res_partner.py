@@ -216,10 +216,4 @@ class ResPartner(models.Model):
 
     def action_view_purchases(self):
         self.ensure_one()
-        return {
-            "type": "ir.actions.act_window",
-            "name": _("Purchases"),
-            "res_model": "smartpm.credit.purchase",
-            "view_mode": "list,form",
-            "domain": [("tenant_id", "=", self.id)],
-        }
+        return self.env["smartpm.credit.purchase"]._get_list_action([("tenant_id", "=", self.id)])

@@ -299,6 +299,13 @@ class TestVend(VendingCase):
         visible = self.Purchase.with_user(portal).search([])
         self.assertEqual(visible, own)
 
+    def test_meter_and_tenant_list_their_own_purchases(self):
+        purchase = self._vend(10.0, "LIST1")
+        for record in (self.meter, self.tenant):
+            action = record.action_view_purchases()
+            self.assertEqual(action["res_model"], "smartpm.credit.purchase")
+            self.assertEqual(self.Purchase.search(action["domain"]), purchase)
+
     def test_channels_find_sellable_meters_by_serial_tenant_number_or_name(self):
         Purchase = self.Purchase.with_user(self.cashier)
         self._meter("SELL-DRAFT", tenant_id=self.tenant.id)
