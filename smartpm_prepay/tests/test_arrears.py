@@ -1,11 +1,17 @@
 from odoo.tests import tagged
 
+from ..services import engine
 from .test_vending import VendingCase
 
 
 @tagged("post_install", "-at_install")
 class TestArrears(VendingCase):
     def _event(self, code, time="2026-11-25T08:00:00Z", serial="SELL-1"):
+        # a bridge reports events only for the meters of the jobs it holds (as when it reads
+        # the meter's event log): give the meter a job and let bridge b1 claim it
+        meter = self.env["smartpm.meter"].search([("serial_number", "=", serial)])
+        engine.create(self.Job, [{"meter_id": meter.id, "job_type": "ping"}])
+        self.Job.claim("b1", 50, 60)
         self.Job.ingest(
             "b1", [], [{"serial_number": serial, "log": "standard", "code": code, "time": time}]
         )
