@@ -466,6 +466,8 @@ class SmartpmMeter(models.Model):
         return meters
 
     def write(self, vals):
+        # the next sale's transfer number follows the last one: only the vending engine moves it
+        engine.check_fields(self, vals, {"last_transfer_number"}, _("Meter"))
         if vals.get("tenant_id") and "load_limit_w" not in vals:
             # a meter moving to a tenant with a load limit takes the tenant's limit
             limit = self.env["res.partner"].sudo().browse(vals["tenant_id"]).load_limit_w

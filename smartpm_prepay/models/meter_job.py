@@ -194,6 +194,21 @@ class SmartpmMeterJob(models.Model):
         engine.check_fields(self, vals, set(vals) - OPERATOR_WRITE_FIELDS, _("Meter job"))
         return super().write(vals)
 
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_money(self):
+        """A sale's delivery or token check is the trail of its money: deleting it would leave
+        a paid sale queued for ever (or a reversal waiting for ever). Cancel it instead; the
+        retention purge keeps these jobs too."""
+        money = self.filtered("purchase_ids") | self.filtered(lambda j: j.job_type == "check_token")
+        if money:
+            raise UserError(
+                _(
+                    "Jobs %(jobs)s deliver or check a sale's credit: they are never deleted "
+                    "(cancel the job or reverse the sale instead).",
+                    jobs=", ".join(money.mapped("display_name")[:5]),
+                )
+            )
+
     # ---------------------------------------------------------------- bridge RPC
     @api.model
     def _check_bridge(self):

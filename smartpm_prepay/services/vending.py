@@ -259,7 +259,7 @@ def vend(
         raise VendingError("amount_out_of_range", _("The amount buys no energy."))
     transfer_number = meter.last_transfer_number + 1
     token = mint_token(meter, transfer_number, quote["kwh"])
-    meter.last_transfer_number = transfer_number
+    engine.as_engine(meter).last_transfer_number = transfer_number
     vals = {
         "meter_id": meter.id,
         "tenant_id": meter.tenant_id.id,

@@ -6,7 +6,7 @@ tried, the Administrator included, with the engine's context keys sent as plain 
 import xmlrpc.client
 
 from odoo import fields
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
 from ..services import engine
@@ -248,6 +248,38 @@ class TestEngineOnly(EngineOnlyCase, SmartpmCase):
                     job.write({name: new[name]})
         self.assertEqual(self._job_values(), before)
         self.assertEqual(self._counts(), counts)
+
+    def test_meter_transfer_number_is_the_engines(self):
+        """Moved back, the next sale would reuse a transfer number; moved on, it would skip."""
+        before = self._counts()
+        for login in ("operator", "manager", "admin"):
+            meter = self.meter.with_user(self.users[login]).with_context(**FORGED_CONTEXT)
+            with self.assertRaisesRegex(AccessError, "last_transfer_number.*engine only"):
+                meter.write({"last_transfer_number": 0})
+        with self.assertRaisesRegex(AccessError, "engine only"):
+            self.meter.sudo().write({"last_transfer_number": 0})
+        self.assertEqual(self._counts(), before)
+        # the meter's other fields stay the operator's
+        self.meter.with_user(self.users["operator"]).write({"note": "cabinet 3"})
+        self.assertEqual(self.meter.note, "cabinet 3")
+
+    def test_credit_jobs_are_never_deleted(self):
+        """Deleting a pending delivery would leave a paid sale queued for ever."""
+        before, counts = self._job_values(), self._counts()
+        for login in ("manager", "admin"):
+            with self.assertRaisesRegex(UserError, "never deleted"):
+                self.job.with_user(self.users[login]).unlink()
+        with self.assertRaisesRegex(UserError, "never deleted"):
+            self.job.sudo().unlink()
+        self.assertTrue(self.job.exists())
+        self.assertEqual(self._job_values(), before)
+        self.assertEqual(self._counts(), counts)
+        # a ping is no money: a manager may still delete it
+        ping = engine.create(
+            self.env["smartpm.meter.job"], [{"meter_id": self.meter.id, "job_type": "ping"}]
+        )
+        ping.with_user(self.users["manager"]).unlink()
+        self.assertFalse(ping.exists())
 
     def test_operator_queues_only_commands_of_the_meters_buttons(self):
         Job = self._as("smartpm.meter.job", "operator")
