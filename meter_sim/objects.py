@@ -27,7 +27,14 @@ from gurux_dlms.objects import (
     GXDLMSTokenGateway,
 )
 
-from . import model as m
+from .model import (
+    FRAUD_LOG,
+    MAX_EVENT_ROWS,
+    MAX_PROFILE_ROWS,
+    PROFILE_PERIOD_S,
+    STANDARD_LOG,
+    MeterModel,
+)
 
 LOGICAL_DEVICE_NAME = "0.0.42.0.0.255"
 SERIAL_NUMBER = "0.0.96.1.0.255"
@@ -135,7 +142,7 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
         pg = GXDLMSProfileGeneric(ln)
         for _ot, col_ln, attr in cols:
             pg.captureObjects.append((by_ln[col_ln], GXDLMSCaptureObject(attr, 0)))
-        pg.capturePeriod = m.PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0
+        pg.capturePeriod = PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0
         objs.append(pg)
     objs.append(GXDLMSDisconnectControl(DISCONNECT_CONTROL))
     limiter = GXDLMSLimiter(LIMITER)
@@ -241,12 +248,12 @@ class AttributeError_(Exception):
         self.code = code
 
 
-def _profile_rows(model: m.MeterModel, ln: str):
+def _profile_rows(model: MeterModel, ln: str):
     if ln == LOAD_PROFILE:
         return [
             (t, [(DataType.UINT32, imp), (DataType.UINT32, exp)]) for t, imp, exp in model.profile
         ]
-    log = m.STANDARD_LOG if ln == STANDARD_EVENT_LOG else m.FRAUD_LOG
+    log = STANDARD_LOG if ln == STANDARD_EVENT_LOG else FRAUD_LOG
     return [(e.time, [(DataType.UINT8, e.code)]) for e in model.log_events(log)]
 
 
@@ -277,7 +284,7 @@ def _as_datetime(v) -> dt.datetime:
 
 
 def read_attribute(
-    settings, model: m.MeterModel, ln: str, index: int, selector=0, parameters=None
+    settings, model: MeterModel, ln: str, index: int, selector=0, parameters=None
 ) -> bytes | None:
     """Encoded value of attribute `index` of object `ln`, or None to let gurux answer."""
     with model.lock:
@@ -304,7 +311,7 @@ def read_attribute(
                 return _struct(settings, [(DataType.INT8, scaler), (DataType.ENUM, unit)])
             return None
         if ln in (STANDARD_EVENT_CODE, FRAUD_EVENT_CODE) and index == 2:
-            log = m.STANDARD_LOG if ln == STANDARD_EVENT_CODE else m.FRAUD_LOG
+            log = STANDARD_LOG if ln == STANDARD_EVENT_CODE else FRAUD_LOG
             return encode(settings, DataType.UINT8, model.last_code(log))
         if ln in PROFILES:
             if index == 2:
@@ -319,12 +326,12 @@ def read_attribute(
                 return _capture_objects(settings, ln)
             if index == 4:
                 return encode(
-                    settings, DataType.UINT32, m.PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0
+                    settings, DataType.UINT32, PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0
                 )
             if index == 7:
                 return encode(settings, DataType.UINT32, len(_profile_rows(model, ln)))
             if index == 8:
-                cap = m.MAX_PROFILE_ROWS if ln == LOAD_PROFILE else m.MAX_EVENT_ROWS
+                cap = MAX_PROFILE_ROWS if ln == LOAD_PROFILE else MAX_EVENT_ROWS
                 return encode(settings, DataType.UINT32, cap)
             return None
         if ln == DISCONNECT_CONTROL:
@@ -380,7 +387,7 @@ def read_attribute(
     return None
 
 
-def write_attribute(model: m.MeterModel, ln: str, index: int, value) -> int:
+def write_attribute(model: MeterModel, ln: str, index: int, value) -> int:
     """Apply a SET; returns a DLMS error code (0 = success)."""
     try:
         if ln == CLOCK and index == 2:
@@ -412,7 +419,7 @@ def _as_int(value) -> int:
     return int(value)
 
 
-def invoke_method(model: m.MeterModel, ln: str, index: int, parameters) -> int:
+def invoke_method(model: MeterModel, ln: str, index: int, parameters) -> int:
     """Run an ACTION; returns the action-result code (0 = success)."""
     if ln == DISCONNECT_CONTROL and index == 1:
         model.remote_disconnect()
@@ -426,7 +433,7 @@ def invoke_method(model: m.MeterModel, ln: str, index: int, parameters) -> int:
     return ErrorCode.READ_WRITE_DENIED
 
 
-def invoke_token_log(model: m.MeterModel, index: int, parameters) -> tuple[int, int]:
+def invoke_token_log(model: MeterModel, index: int, parameters) -> tuple[int, int]:
     """Token log ACTION: (action-result code, status returned as double-long), status one of
     model.TRANSFER_NOT_APPLIED / _APPLIED / _CANCELLED. The argument is the transfer
     number, double-long-unsigned."""

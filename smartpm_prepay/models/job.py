@@ -1,7 +1,7 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..services import engine, job_queue
+from ..services import engine, ingest, job_queue
 from .meter import BigInteger
 
 JOB_TYPES = [
@@ -219,7 +219,7 @@ class SmartpmMeterJob(models.Model):
 
     @api.model
     def ingest(self, bridge_id, readings=None, events=None):
-        return job_queue.ingest_held(self._check_bridge().env, bridge_id, readings, events)
+        return ingest.ingest_held(self._check_bridge().env, bridge_id, readings, events)
 
     @api.model
     def wait_for_jobs(self, timeout=25):

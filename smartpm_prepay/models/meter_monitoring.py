@@ -10,7 +10,7 @@ from psycopg2.extras import execute_values
 
 from odoo import _, api, fields, models
 
-from ..services import engine, job_queue
+from ..services import engine, ingest, job_queue
 from ..services.obis import ENERGY_EXPORT, ENERGY_IMPORT, LOAD_PROFILE
 from .job import BILLING_OBJECTS
 
@@ -133,7 +133,7 @@ class SmartpmMeterJob(models.Model):
                         }
                     )
         if readings:
-            job_queue.ingest(self.env, readings, [])
+            ingest.ingest(self.env, readings, [])
 
 
 class SmartpmMeter(models.Model):
