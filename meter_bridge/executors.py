@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from .codec import decode_data, encode_data, iso, parse_datetime, parse_iso, scale, to_json
 from .dlms import MeterConnection
-from .errors import JobError, MeterRefused, MeterUnreachable
+from .errors import InvocationCountersUsedUp, JobError, MeterRefused, MeterUnreachable
 from .obis import (
     CLOCK,
     CLOCK_TIME,
@@ -90,7 +90,11 @@ def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
         checked["lease_check"] = lambda: check_lease(job)
         checked["lease_check"]()  # no association for a job whose lease is gone
     meter = job.get("meter") or {}
-    with MeterConnection.from_job_meter(meter, deadline_s=deadline_s) as conn:
+    with MeterConnection.from_job_meter(
+        meter,
+        deadline_s=deadline_s,
+        invocation_counter_limit=job.get("invocation_counter_limit"),
+    ) as conn:
         result = runner(conn, checked)
         counter = conn.invocation_counter
     if counter is not None:
@@ -287,7 +291,8 @@ def run_read(conn: MeterConnection, p: dict) -> dict:
 
 
 def _is_protocol_error(e: JobError) -> bool:
-    return not isinstance(e, MeterUnreachable)
+    # not the meter gone nor the job's invocation counters used up: those end the whole job
+    return not isinstance(e, (MeterUnreachable, InvocationCountersUsedUp))
 
 
 def run_read_events(conn: MeterConnection, p: dict) -> dict:

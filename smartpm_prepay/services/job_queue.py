@@ -186,12 +186,15 @@ def claim(env, bridge_id, limit, lease_seconds):
     ids = [row[0] for row in rows]
     jobs = env["smartpm.meter.job"].sudo().browse(ids)
     jobs.invalidate_recordset()
-    # lease_seconds: what was granted (clamped); the bridge sends no credit token after it
+    # lease_seconds: what was granted (clamped); the bridge sends no credit token after it.
+    # invocation_counter_limit: the highest counter the job may use (a report above it is
+    # refused), as a decimal string: XML-RPC carries no integer above 2**31 - 1.
     return [
         dict(
             job._prepare_bridge_values(),
             lease_seconds=lease_seconds,
             lease_until=fields.Datetime.to_string(job.lease_until),
+            invocation_counter_limit=str(job.invocation_counter_limit),
         )
         for job in jobs.sorted(lambda j: (j.priority, j.id))
     ]
