@@ -284,15 +284,10 @@ def _quote_and_mint(env, meter, tariff, amount):
     return quote, transfer_number, token
 
 
-QUOTE_FIELDS = (
-    "amount",
-    "amount_untaxed",
-    "amount_tax",
-    "kwh",
-    "price_per_kwh",
-    "month_kwh_before",
-    "tier_breakdown",
-)
+# what the purchase keeps of the tariff's quote (_quote_amount)
+_QUOTE_FIELDS = (
+    "amount amount_untaxed amount_tax kwh price_per_kwh month_kwh_before tier_breakdown"
+).split()
 
 
 def _prepare_purchase_values(
@@ -311,7 +306,7 @@ def _prepare_purchase_values(
         "token": token,
         "state": "paid",
         "date": fields.Datetime.now(),
-        **{k: quote[k] for k in QUOTE_FIELDS},
+        **{k: quote[k] for k in _QUOTE_FIELDS},
     }
 
 
