@@ -1,13 +1,16 @@
 from odoo.tests import tagged
 
+from ..services import ingest
 from .test_vending import VendingCase
 
 
 @tagged("post_install", "-at_install")
 class TestArrears(VendingCase):
     def _event(self, code, time="2026-11-25T08:00:00Z", serial="SELL-1"):
-        self.Job.ingest(
-            "b1", [], [{"serial_number": serial, "log": "standard", "code": code, "time": time}]
+        # the ingest a job's result or a held bridge goes through (bridge trust is tested in
+        # test_job_bridge_trust: a bridge holding no job of the meter is refused)
+        ingest.ingest(
+            self.env, [], [{"serial_number": serial, "log": "standard", "code": code, "time": time}]
         )
 
     def _mails(self, alarm):
