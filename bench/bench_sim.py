@@ -22,17 +22,16 @@ import time
 import structlog
 
 from meter_bridge.dlms import MeterConnection
-from meter_sim import objects as o
-from meter_sim import security
+from meter_sim import objects, security
 from meter_sim.testing import attr, run_cli
 
 READS = [
-    attr(1, o.LOGICAL_DEVICE_NAME, 2),
-    attr(8, o.CLOCK, 2),
-    attr(3, o.ENERGY_IMPORT, 2),
-    attr(3, o.POWER_IMPORT, 2),
-    attr(112, o.CREDIT, 2),
-    attr(70, o.DISCONNECT_CONTROL, 2),
+    attr(1, objects.LOGICAL_DEVICE_NAME, 2),
+    attr(8, objects.CLOCK, 2),
+    attr(3, objects.ENERGY_IMPORT, 2),
+    attr(3, objects.POWER_IMPORT, 2),
+    attr(112, objects.CREDIT, 2),
+    attr(70, objects.DISCONNECT_CONTROL, 2),
 ]
 
 

@@ -26,7 +26,7 @@ from dlms_cosem.security import LowLevelSecurityAuthentication, NoSecurityAuthen
 
 from . import dlms_compat as compat
 from .codec import DataError, data_tag, decode_data, encode_data, parse_datetime, scale
-from .errors import JobError, MeterRefused, MeterUnreachable
+from .errors import InvocationCountersUsedUp, JobError, MeterRefused, MeterUnreachable
 from .obis import SCALED_CLASSES, obis_str, parse_obis, unit_name
 
 _log = logging.getLogger(__name__)
@@ -49,6 +49,33 @@ def _key(hex_or_none, name: str) -> bytes | None:
     return key
 
 
+def _counter_limit(value) -> int | None:
+    """The job's ``invocation_counter_limit`` (a decimal string: XML-RPC carries no integer
+    above 2**31 - 1), or None when the job has none."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(str(value))
+    except ValueError as e:
+        raise JobError(
+            f"invocation_counter_limit {value!r} is not a number", retryable=False
+        ) from e
+
+
+class _CounterLimitedConnection(compat.DlmsConnectionCompat):
+    """The DLMS connection that never ciphers an APDU with an invocation counter above the
+    job's limit (docs/job-protocol.md, "Invocation counters"): Odoo refuses a report of a
+    higher counter, so the meter would then know a counter Odoo does not."""
+
+    invocation_counter_limit: int | None = None
+
+    def encrypt(self, plain_text: bytes):
+        limit = self.invocation_counter_limit
+        if limit is not None and self.client_invocation_counter > limit:
+            raise InvocationCountersUsedUp(self.client_invocation_counter - 1, limit)
+        return super().encrypt(plain_text)
+
+
 # ---------------------------------------------------------------------------------------
 # Connection
 # ---------------------------------------------------------------------------------------
@@ -60,10 +87,18 @@ class MeterConnection:
     from_job_meter() takes job['meter'] (docs/job-protocol.md). Entering connects and
     associates; leaving releases and always closes the socket or serial port. Errors are
     meter_bridge.errors: MeterUnreachable (no answer, timeouts), MeterRefused (the meter
-    said no), JobError (protocol garbage, bad configuration).
+    said no), JobError (protocol garbage, bad configuration), InvocationCountersUsedUp
+    (HLS-GMAC: the job's ``invocation_counter_limit`` reached; nothing above it is sent).
     """
 
-    def __init__(self, meter: dict, *, deadline_s: float | None = None, debug: bool = False):
+    def __init__(
+        self,
+        meter: dict,
+        *,
+        deadline_s: float | None = None,
+        debug: bool = False,
+        invocation_counter_limit=None,
+    ):
         self.meter = dict(meter or {})
         self.timeout_s = float(self.meter.get("timeout_s") or 10)
         budget = deadline_s if deadline_s is not None else self.timeout_s * 6
@@ -76,10 +111,23 @@ class MeterConnection:
         self._captures: dict[str, list[tuple[int, str, int]]] = {}
         self.auth = (self.meter.get("auth") or "none").lower()
         self._start_ic = int(self.meter.get("invocation_counter") or 0) + 1
+        self.invocation_counter_limit = _counter_limit(invocation_counter_limit)
 
     @classmethod
-    def from_job_meter(cls, meter: dict, *, deadline_s: float | None = None, debug=False):
-        return cls(meter, deadline_s=deadline_s, debug=debug)
+    def from_job_meter(
+        cls,
+        meter: dict,
+        *,
+        deadline_s: float | None = None,
+        debug=False,
+        invocation_counter_limit=None,
+    ):
+        return cls(
+            meter,
+            deadline_s=deadline_s,
+            debug=debug,
+            invocation_counter_limit=invocation_counter_limit,
+        )
 
     # -- life cycle ------------------------------------------------------------------
     def _build_client(self) -> DlmsClient:
@@ -93,7 +141,7 @@ class MeterConnection:
         authentication, enc_key, auth_key = self._build_authentication()
         client_title = _key(m.get("client_system_title"), "client_system_title")
         client_title = client_title or (CLIENT_SYSTEM_TITLE if enc_key else default_system_title())
-        connection = compat.DlmsConnectionCompat(
+        connection = _CounterLimitedConnection(
             client_system_title=client_title,
             authentication=authentication,
             global_encryption_key=enc_key,
@@ -101,6 +149,7 @@ class MeterConnection:
             client_invocation_counter=self._start_ic,
             meter_system_title=_key(m.get("system_title"), "system_title"),
         )
+        connection.invocation_counter_limit = self.invocation_counter_limit
         return DlmsClient(
             transport=transport,
             authentication=authentication,

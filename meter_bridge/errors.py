@@ -22,3 +22,20 @@ class MeterRefused(JobError):
     def __init__(self, message, code=None):
         super().__init__(message, retryable=False)
         self.code = code
+
+
+class InvocationCountersUsedUp(JobError):
+    """HLS-GMAC: the next ciphered APDU would need an invocation counter above the block
+    Odoo's claim reserved for this job, which Odoo would refuse in the report (and the meter
+    would then refuse the next association as a replay). Retryable: the next claim reserves
+    a new block. ``invocation_counter``: the last counter used, for Odoo to keep."""
+
+    def __init__(self, invocation_counter: int, limit: int):
+        super().__init__(
+            f"invocation counters reserved for this job used up: the next APDU would use "
+            f"{invocation_counter + 1}, above the limit {limit}; the last one used is "
+            f"{invocation_counter}",
+            retryable=True,
+        )
+        self.invocation_counter = invocation_counter
+        self.limit = limit

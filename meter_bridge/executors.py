@@ -11,10 +11,36 @@ import math
 import time
 from collections.abc import Callable
 
-from . import obis as C
 from .codec import decode_data, encode_data, iso, parse_datetime, parse_iso, scale, to_json
 from .dlms import MeterConnection
-from .errors import JobError, MeterRefused, MeterUnreachable
+from .errors import InvocationCountersUsedUp, JobError, MeterRefused, MeterUnreachable
+from .obis import (
+    CLOCK,
+    CLOCK_TIME,
+    CREDIT,
+    CREDIT_CURRENT_AMOUNT,
+    CREDIT_LIMIT,
+    CREDIT_WARNING_THRESHOLD,
+    DISCONNECT_CONTROL,
+    EVENT_LOGS,
+    KNOWN_IC,
+    LIMITER,
+    LIMITER_THRESHOLD_ACTIVE,
+    RELAY_CONTROL_STATE,
+    RELAY_OUTPUT_STATE,
+    RELAY_REMOTE_DISCONNECT,
+    RELAY_REMOTE_RECONNECT,
+    SCALED_CLASSES,
+    TOKEN_ENTER,
+    TOKEN_GATEWAY,
+    TOKEN_LOG,
+    TOKEN_LOG_CANCEL,
+    TOKEN_LOG_QUERY,
+    TRANSFER_APPLIED,
+    TRANSFER_CANCELLED,
+    TRANSFER_NOT_APPLIED,
+    normalize_obis,
+)
 
 TOKEN_ALREADY_APPLIED = 3  # ACTION result read-write-denied: transfer number already used
 # The meter's other refusals of a credit token (docs/meter-contract.md): none is retried.
@@ -64,7 +90,11 @@ def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
         checked["lease_check"] = lambda: check_lease(job)
         checked["lease_check"]()  # no association for a job whose lease is gone
     meter = job.get("meter") or {}
-    with MeterConnection.from_job_meter(meter, deadline_s=deadline_s) as conn:
+    with MeterConnection.from_job_meter(
+        meter,
+        deadline_s=deadline_s,
+        invocation_counter_limit=job.get("invocation_counter_limit"),
+    ) as conn:
         result = runner(conn, checked)
         counter = conn.invocation_counter
     if counter is not None:
@@ -151,10 +181,10 @@ def validate_read(payload: dict) -> dict:
         if not isinstance(item, dict):
             raise JobError("payload.objects items must be objects", retryable=False)
         try:
-            obis = C.normalize_obis(item.get("obis"))
+            obis = normalize_obis(item.get("obis"))
         except (ValueError, TypeError) as e:
             raise JobError(f"bad OBIS {item.get('obis')!r}", retryable=False) from e
-        ic = item.get("ic") or C.KNOWN_IC.get(obis, 1)
+        ic = item.get("ic") or KNOWN_IC.get(obis, 1)
         attribute = item.get("attribute") or 2
         if not isinstance(ic, int) or not isinstance(attribute, int):
             raise JobError(f"{obis}: ic and attribute must be integers", retryable=False)
@@ -209,13 +239,13 @@ def profile_rows_to_json(rows: list[list], scalers: list) -> list[list]:
 
 # --- runners -----------------------------------------------------------------------------------
 def _credit_and_relay(conn: MeterConnection) -> tuple[float, str]:
-    credit = conn.get(C.CREDIT[0], C.CREDIT[1], C.CREDIT_CURRENT_AMOUNT)
-    relay = conn.get(C.DISCONNECT_CONTROL[0], C.DISCONNECT_CONTROL[1], C.RELAY_OUTPUT_STATE)
+    credit = conn.get(CREDIT[0], CREDIT[1], CREDIT_CURRENT_AMOUNT)
+    relay = conn.get(DISCONNECT_CONTROL[0], DISCONNECT_CONTROL[1], RELAY_OUTPUT_STATE)
     return wh_to_kwh(credit), relay_name(relay)
 
 
 def _meter_time(conn: MeterConnection) -> str | None:
-    value = conn.get(C.CLOCK[0], C.CLOCK[1], C.CLOCK_TIME)
+    value = conn.get(CLOCK[0], CLOCK[1], CLOCK_TIME)
     if isinstance(value, (bytes, bytearray)) and len(value) == 12:
         value = parse_datetime(bytes(value))
     return iso(value) if isinstance(value, dt.datetime) else None
@@ -235,7 +265,7 @@ def run_read(conn: MeterConnection, p: dict) -> dict:
                 )
                 scalers = []
                 for cls, col_obis, col_attr in conn.capture_objects(obis):
-                    if col_attr == 2 and cls in C.SCALED_CLASSES:
+                    if col_attr == 2 and cls in SCALED_CLASSES:
                         scalers.append(conn.scaler_unit(col_obis, cls)[0])
                     else:
                         scalers.append(None)
@@ -243,12 +273,12 @@ def run_read(conn: MeterConnection, p: dict) -> dict:
             else:
                 value, unit = conn.get_scaled(obis, ic, attribute)
                 if (
-                    (obis, ic) == C.CLOCK
-                    and attribute == C.CLOCK_TIME
+                    (obis, ic) == CLOCK
+                    and attribute == CLOCK_TIME
                     and isinstance(value, (bytes, bytearray))
                 ):
                     value = iso(parse_datetime(bytes(value)))  # a time, not a hex string
-                elif (obis, ic) == C.CREDIT and attribute == C.CREDIT_CURRENT_AMOUNT:
+                elif (obis, ic) == CREDIT and attribute == CREDIT_CURRENT_AMOUNT:
                     value, unit = wh_to_kwh(value), "kWh"  # credit is kWh everywhere in Odoo
                 readings.append({"obis": obis, "value": to_json(value), "unit": unit, "time": now})
         except MeterRefused as e:
@@ -261,12 +291,13 @@ def run_read(conn: MeterConnection, p: dict) -> dict:
 
 
 def _is_protocol_error(e: JobError) -> bool:
-    return not isinstance(e, MeterUnreachable)
+    # not the meter gone nor the job's invocation counters used up: those end the whole job
+    return not isinstance(e, (MeterUnreachable, InvocationCountersUsedUp))
 
 
 def run_read_events(conn: MeterConnection, p: dict) -> dict:
     events = []
-    for log, (obis, _ic) in C.EVENT_LOGS.items():
+    for log, (obis, _ic) in EVENT_LOGS.items():
         if p["since"] is not None:
             rows = conn.get_profile(
                 obis, p["since"], dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
@@ -283,9 +314,9 @@ def run_add_credit(conn: MeterConnection, p: dict) -> dict:
         p["lease_check"]()  # right before the token goes out: never after the lease
     try:
         code, _ = conn.action(
-            C.TOKEN_GATEWAY[0],
-            C.TOKEN_GATEWAY[1],
-            C.TOKEN_ENTER,
+            TOKEN_GATEWAY[0],
+            TOKEN_GATEWAY[1],
+            TOKEN_ENTER,
             encode_data(9, p["token"]),
             accept=(0, TOKEN_ALREADY_APPLIED),
         )
@@ -307,10 +338,10 @@ def run_add_credit(conn: MeterConnection, p: dict) -> dict:
 
 
 def _token_log_call(conn: MeterConnection, method: int, number: int) -> int:
-    obis, ic = C.TOKEN_LOG
+    obis, ic = TOKEN_LOG
     _code, data = conn.action(obis, ic, method, encode_data(6, number))
     status = decode_data(data) if data else None
-    statuses = (C.TRANSFER_NOT_APPLIED, C.TRANSFER_APPLIED, C.TRANSFER_CANCELLED)
+    statuses = (TRANSFER_NOT_APPLIED, TRANSFER_APPLIED, TRANSFER_CANCELLED)
     if status not in statuses:
         raise JobError(f"token log of transfer {number}: unexpected answer {status!r}")
     return status
@@ -321,66 +352,66 @@ def run_check_token(conn: MeterConnection, p: dict) -> dict:
     token for ever), so that "not applied" is final. The meter's cancel answers "applied"
     when the token got in first, so there is no gap between the two calls."""
     number = p["transfer_number"]
-    status = _token_log_call(conn, C.TOKEN_LOG_QUERY, number)
-    if status == C.TRANSFER_NOT_APPLIED:
-        status = _token_log_call(conn, C.TOKEN_LOG_CANCEL, number)
-    if status == C.TRANSFER_NOT_APPLIED:
+    status = _token_log_call(conn, TOKEN_LOG_QUERY, number)
+    if status == TRANSFER_NOT_APPLIED:
+        status = _token_log_call(conn, TOKEN_LOG_CANCEL, number)
+    if status == TRANSFER_NOT_APPLIED:
         raise JobError(f"meter did not cancel transfer {number}")
     credit_kwh, relay = _credit_and_relay(conn)
     return {
         "transfer_number": number,
-        "applied": status == C.TRANSFER_APPLIED,
-        "cancelled": status == C.TRANSFER_CANCELLED,
+        "applied": status == TRANSFER_APPLIED,
+        "cancelled": status == TRANSFER_CANCELLED,
         "credit_kwh": credit_kwh,
         "relay": relay,
     }
 
 
 def _relay_result(conn: MeterConnection) -> dict:
-    obis, ic = C.DISCONNECT_CONTROL
-    output = conn.get(obis, ic, C.RELAY_OUTPUT_STATE)
-    control = conn.get(obis, ic, C.RELAY_CONTROL_STATE)
+    obis, ic = DISCONNECT_CONTROL
+    output = conn.get(obis, ic, RELAY_OUTPUT_STATE)
+    control = conn.get(obis, ic, RELAY_CONTROL_STATE)
     return {"relay": relay_name(output), "control_state": int(control)}
 
 
 def run_disconnect(conn: MeterConnection, p: dict) -> dict:
-    obis, ic = C.DISCONNECT_CONTROL
-    conn.action(obis, ic, C.RELAY_REMOTE_DISCONNECT, encode_data(15, 0))
+    obis, ic = DISCONNECT_CONTROL
+    conn.action(obis, ic, RELAY_REMOTE_DISCONNECT, encode_data(15, 0))
     return _relay_result(conn)
 
 
 def run_reconnect(conn: MeterConnection, p: dict) -> dict:
-    obis, ic = C.DISCONNECT_CONTROL
-    conn.action(obis, ic, C.RELAY_REMOTE_RECONNECT, encode_data(15, 0))
+    obis, ic = DISCONNECT_CONTROL
+    conn.action(obis, ic, RELAY_REMOTE_RECONNECT, encode_data(15, 0))
     return _relay_result(conn)
 
 
 def run_set_load_limit(conn: MeterConnection, p: dict) -> dict:
-    obis, ic = C.LIMITER
-    conn.set_value(obis, ic, C.LIMITER_THRESHOLD_ACTIVE, p["load_limit_w"])
-    return {"load_limit_w": int(conn.get(obis, ic, C.LIMITER_THRESHOLD_ACTIVE))}
+    obis, ic = LIMITER
+    conn.set_value(obis, ic, LIMITER_THRESHOLD_ACTIVE, p["load_limit_w"])
+    return {"load_limit_w": int(conn.get(obis, ic, LIMITER_THRESHOLD_ACTIVE))}
 
 
 def run_set_thresholds(conn: MeterConnection, p: dict) -> dict:
-    obis, ic = C.CREDIT
+    obis, ic = CREDIT
     # lower the trip first when both move down, so the meter never sees trip > low
-    order = [(C.CREDIT_WARNING_THRESHOLD, p["low_credit_wh"]), (C.CREDIT_LIMIT, p["trip_wh"])]
-    current_low = conn.get(obis, ic, C.CREDIT_WARNING_THRESHOLD)
+    order = [(CREDIT_WARNING_THRESHOLD, p["low_credit_wh"]), (CREDIT_LIMIT, p["trip_wh"])]
+    current_low = conn.get(obis, ic, CREDIT_WARNING_THRESHOLD)
     if isinstance(current_low, int) and p["low_credit_wh"] < current_low:
         order.reverse()
     for attr, value in order:
         conn.set_value(obis, ic, attr, value)
     return {
-        "low_credit_kwh": wh_to_kwh(conn.get(obis, ic, C.CREDIT_WARNING_THRESHOLD)),
-        "trip_kwh": wh_to_kwh(conn.get(obis, ic, C.CREDIT_LIMIT)),
+        "low_credit_kwh": wh_to_kwh(conn.get(obis, ic, CREDIT_WARNING_THRESHOLD)),
+        "trip_kwh": wh_to_kwh(conn.get(obis, ic, CREDIT_LIMIT)),
     }
 
 
 def run_sync_clock(conn: MeterConnection, p: dict) -> dict:
     before = _meter_time(conn)
-    obis, ic = C.CLOCK
+    obis, ic = CLOCK
     now = dt.datetime.now(dt.timezone.utc)
-    conn.set(obis, ic, C.CLOCK_TIME, encode_data(9, now))
+    conn.set(obis, ic, CLOCK_TIME, encode_data(9, now))
     return {"meter_time_before": before, "meter_time": _meter_time(conn)}
 
 

@@ -76,7 +76,7 @@ class BridgeService:
     def __init__(
         self, settings, client=None, executor=None, *, clock=time.monotonic, rng=random.random
     ):
-        self.s = settings
+        self.settings = settings
         self.bridge_id = settings.bridge_id
         self.client = client or OdooClient(
             settings.odoo_url,
@@ -145,12 +145,12 @@ class BridgeService:
             logging.INFO,
             "bridge_started",
             bridge_id=self.bridge_id,
-            odoo_url=self.s.odoo_url,
-            db=self.s.db,
-            concurrency=self.s.concurrency,
-            lease_seconds=self.s.lease_seconds,
+            odoo_url=self.settings.odoo_url,
+            db=self.settings.db,
+            concurrency=self.settings.concurrency,
+            lease_seconds=self.settings.lease_seconds,
         )
-        self._pool = ThreadPoolExecutor(self.s.concurrency, thread_name_prefix="mb-job")
+        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="mb-job")
         try:
             while not self._loop_once():
                 pass
@@ -180,7 +180,7 @@ class BridgeService:
                     logging.WARNING,
                     "long_poll_unavailable",
                     error=str(self._poll_error),
-                    poll_interval=self.s.poll_interval,
+                    poll_interval=self.settings.poll_interval,
                 )
                 self._poll_error = None
         self._collect_finished(now)
@@ -220,7 +220,9 @@ class BridgeService:
                     deadlines.append(self._next_claim)
                 elif self._poller is not None and self._poller.is_alive():
                     deadlines.append(
-                        self._last_poll_start + self.s.long_poll_timeout + self.s.rpc_timeout
+                        self._last_poll_start
+                        + self.settings.long_poll_timeout
+                        + self.settings.rpc_timeout
                     )
                 elif now >= self._last_poll_start + MIN_POLL_GAP:
                     self._start_long_poll(now)
@@ -254,11 +256,11 @@ class BridgeService:
             self._backoff = 0.0
 
     def _mark_down(self, now, exc, auth=False):
-        self._backoff = min(self.s.backoff_max, max(BACKOFF_START, self._backoff * 2))
+        self._backoff = min(self.settings.backoff_max, max(BACKOFF_START, self._backoff * 2))
         if auth:  # a wrong key is not fixed in a second
-            self._backoff = self.s.backoff_max
+            self._backoff = self.settings.backoff_max
         # Jitter: bridges restarted together must not hammer Odoo in step.
-        delay = min(self.s.backoff_max, self._backoff * (0.5 + self._rng()))
+        delay = min(self.settings.backoff_max, self._backoff * (0.5 + self._rng()))
         self._down_until = now + delay
         self.stats["odoo_errors"] += 1
         event(
@@ -278,9 +280,9 @@ class BridgeService:
             return False
         if not self._claim_wanted():
             return False
-        limit = min(self._capacity - len(self._held), self.s.batch_size)
+        limit = min(self._capacity - len(self._held), self.settings.batch_size)
         sent = time.monotonic()  # the lease runs from Odoo's answer: a little after this
-        jobs = self._rpc(self.client.claim, self.bridge_id, limit, self.s.lease_seconds)
+        jobs = self._rpc(self.client.claim, self.bridge_id, limit, self.settings.lease_seconds)
         for job in jobs:
             self._start(job, sent)
         if jobs:
@@ -296,17 +298,17 @@ class BridgeService:
         # an Odoo worker for its whole wait (prefork): only an idle bridge may take one. A
         # busy bridge asks again after its next results, or within BUSY_POLL.
         if self._held:
-            self._next_claim = now + min(BUSY_POLL, self.s.poll_interval)
+            self._next_claim = now + min(BUSY_POLL, self.settings.poll_interval)
         elif self._long_poll_ok:
             self._next_claim = math.inf
         else:
-            self._next_claim = now + self.s.poll_interval
+            self._next_claim = now + self.settings.poll_interval
         return False
 
     def _claim_wanted(self):
         free = self._capacity - len(self._held)
         # wait for a batch of free slots unless a worker would otherwise idle
-        return free >= self._claim_min or (free > 0 and self._in_work() < self.s.concurrency)
+        return free >= self._claim_min or (free > 0 and self._in_work() < self.settings.concurrency)
 
     def _in_work(self):
         """Jobs running or waiting for a worker."""
@@ -315,8 +317,8 @@ class BridgeService:
     def _lease_granted(self, job):
         granted = job.get("lease_seconds")
         if isinstance(granted, bool) or not isinstance(granted, (int, float)) or granted <= 0:
-            granted = self.s.lease_seconds  # an Odoo that does not say: what we asked for
-        return min(granted, self.s.lease_seconds)
+            granted = self.settings.lease_seconds  # an Odoo that does not say: what we asked for
+        return min(granted, self.settings.lease_seconds)
 
     def _start(self, job, sent=None):
         if job["id"] in self._held:  # our own lease handed back after it expired
@@ -353,7 +355,7 @@ class BridgeService:
             **held.fields(),
         )
         try:
-            result = self._executor(held.job, deadline_s=self.s.job_timeout)
+            result = self._executor(held.job, deadline_s=self.settings.job_timeout)
             if not isinstance(result, dict):
                 raise TypeError(f"executor returned {type(result).__name__}, not a dict")
             json.dumps(result)  # must be reportable; fail now rather than at every report
@@ -507,7 +509,9 @@ class BridgeService:
             return
         sent = time.monotonic()
         try:
-            kept = self._rpc(self.client.extend_lease, ids, self.bridge_id, self.s.lease_seconds)
+            kept = self._rpc(
+                self.client.extend_lease, ids, self.bridge_id, self.settings.lease_seconds
+            )
         except OdooAuthError:
             raise
         except OdooError as exc:
@@ -538,7 +542,7 @@ class BridgeService:
         Their thread cannot be killed, but the lease can lapse so that Odoo hands the job
         to a healthy bridge instead of it staying leased for ever.
         """
-        limit = self.s.job_timeout + self.s.lease_seconds
+        limit = self.settings.job_timeout + self.settings.lease_seconds
         for held in self._held.values():
             started = held.started_at
             if held.overdue or held.report or started is None or now - started <= limit:
@@ -555,7 +559,7 @@ class BridgeService:
 
     def _start_long_poll(self, now):
         self._last_poll_start = now
-        timeout = self.s.long_poll_timeout
+        timeout = self.settings.long_poll_timeout
 
         def poll():
             try:
@@ -576,7 +580,7 @@ class BridgeService:
 
     def _begin_stop(self, now):
         self._stopping = True
-        self._stop_deadline = now + (0.0 if self._stop_now else self.s.grace_seconds)
+        self._stop_deadline = now + (0.0 if self._stop_now else self.settings.grace_seconds)
         for held in self._held.values():
             if held.report is None and held.future is not None and held.future.cancel():
                 self._to_release.append(held)
@@ -587,7 +591,7 @@ class BridgeService:
             "stop_requested",
             running=running,
             to_release=len(self._to_release),
-            grace_s=self.s.grace_seconds,
+            grace_s=self.settings.grace_seconds,
         )
 
     def _stop_finished(self, now):

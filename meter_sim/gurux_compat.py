@@ -215,10 +215,8 @@ def _generate_aare(cls, settings, data, result, diagnostic, cipher, errorData, e
     responding-authentication-value (0xAA) is len(challenge) instead of len + 2, so the
     client's BER parser reads past it. Same AARE, with both fixed; other associations go to
     upstream unchanged."""
-    from gurux_dlms.enums import AssociationResult, Authentication, BerType, Command, PduType
+    from gurux_dlms.enums import AssociationResult, Authentication
     from gurux_dlms.enums.Security import Security
-    from gurux_dlms.GXByteBuffer import GXByteBuffer
-    from gurux_dlms.internal._GXCommon import _GXCommon
 
     hls = settings.authentication == Authentication.HIGH_GMAC
     if not (cipher and (hls or cipher.isCiphered())):
@@ -226,11 +224,31 @@ def _generate_aare(cls, settings, data, result, diagnostic, cipher, errorData, e
             cls, settings, data, result, diagnostic, cipher, errorData, encryptedData
         )
     offset = len(data)
+    _aare_head(cls, settings, data, result, diagnostic, cipher)
+    _aare_responding_ap_title(data, cipher)
+    _aare_responding_ae_invocation_id(settings, data)
+    if settings.authentication > Authentication.LOW:
+        _aare_authentication(settings, data)
+    if result == AssociationResult.ACCEPTED or cipher.security == Security.NONE:
+        _aare_user_information(cls, settings, data, cipher, errorData, encryptedData)
+    data.setUInt8(len(data) - offset - 2, offset + 1)
+
+
+def _aare_head(cls, settings, data, result, diagnostic, cipher):
+    """AARE tag (length set at the end), application context, result, diagnostic."""
+    from gurux_dlms.enums import BerType, PduType
+
     data.setUInt8(BerType.APPLICATION | BerType.CONSTRUCTED | PduType.APPLICATION_CONTEXT_NAME)
     data.setUInt8(0)  # length, set at the end
     cls.generateApplicationContextName(settings, data, cipher)
     data.set(bytes([0xA2, 3, BerType.INTEGER, 1, int(result)]))
     data.set(bytes([0xA3, 5, 0xA1, 3, BerType.INTEGER, 1, int(diagnostic)]))
+
+
+def _aare_responding_ap_title(data, cipher):
+    # the first fix: the title as an OCTET STRING inside its tag (upstream: TypeError)
+    from gurux_dlms.enums import BerType, PduType
+
     title = bytes(cipher.systemTitle)
     data.set(
         bytes(
@@ -243,6 +261,11 @@ def _generate_aare(cls, settings, data, result, diagnostic, cipher, errorData, e
         )
         + title
     )
+
+
+def _aare_responding_ae_invocation_id(settings, data):
+    from gurux_dlms.enums import BerType, PduType
+
     if settings.userId != -1:
         data.set(
             bytes(
@@ -255,28 +278,37 @@ def _generate_aare(cls, settings, data, result, diagnostic, cipher, errorData, e
                 ]
             )
         )
-    if settings.authentication > Authentication.LOW:
-        data.set(bytes([0x88, 0x02, 0x07, 0x80]))  # responder ACSE requirements: authentication
-        data.set(
-            bytes([0x89, 0x07, 0x60, 0x85, 0x74, 0x05, 0x08, 0x02, int(settings.authentication)])
-        )
-        challenge = bytes(settings.stoCChallenge)
-        data.set(bytes([0xAA, len(challenge) + 2, BerType.CONTEXT, len(challenge)]) + challenge)
-    if result == AssociationResult.ACCEPTED or cipher.security == Security.NONE:
-        data.setUInt8(BerType.CONTEXT | BerType.CONSTRUCTED | PduType.USER_INFORMATION)
-        if encryptedData:
-            tmp2 = GXByteBuffer(2 + len(encryptedData))
-            tmp2.setUInt8(Command.GLO_INITIATE_RESPONSE)
-            _GXCommon.setObjectCount(len(encryptedData), tmp2)
-            tmp2.set(encryptedData)
-            tmp = tmp2.array()
-        else:
-            tmp = errorData if errorData else cls.getUserInformation(settings, cipher)
-        data.setUInt8(2 + len(tmp))
-        data.setUInt8(BerType.OCTET_STRING)
-        data.setUInt8(len(tmp))
-        data.set(tmp)
-    data.setUInt8(len(data) - offset - 2, offset + 1)
+
+
+def _aare_authentication(settings, data):
+    """Responder ACSE requirements, mechanism name and the server's challenge (StoC)."""
+    from gurux_dlms.enums import BerType
+
+    data.set(bytes([0x88, 0x02, 0x07, 0x80]))  # responder ACSE requirements: authentication
+    data.set(bytes([0x89, 0x07, 0x60, 0x85, 0x74, 0x05, 0x08, 0x02, int(settings.authentication)]))
+    challenge = bytes(settings.stoCChallenge)
+    # the second fix: the outer length counts the inner tag and length (upstream: len only)
+    data.set(bytes([0xAA, len(challenge) + 2, BerType.CONTEXT, len(challenge)]) + challenge)
+
+
+def _aare_user_information(cls, settings, data, cipher, errorData, encryptedData):  # noqa: N803
+    from gurux_dlms.enums import BerType, Command, PduType
+    from gurux_dlms.GXByteBuffer import GXByteBuffer
+    from gurux_dlms.internal._GXCommon import _GXCommon
+
+    data.setUInt8(BerType.CONTEXT | BerType.CONSTRUCTED | PduType.USER_INFORMATION)
+    if encryptedData:
+        tmp2 = GXByteBuffer(2 + len(encryptedData))
+        tmp2.setUInt8(Command.GLO_INITIATE_RESPONSE)
+        _GXCommon.setObjectCount(len(encryptedData), tmp2)
+        tmp2.set(encryptedData)
+        tmp = tmp2.array()
+    else:
+        tmp = errorData if errorData else cls.getUserInformation(settings, cipher)
+    data.setUInt8(2 + len(tmp))
+    data.setUInt8(BerType.OCTET_STRING)
+    data.setUInt8(len(tmp))
+    data.set(tmp)
 
 
 def _get_user_information(cls, settings, cipher):

@@ -27,7 +27,14 @@ from gurux_dlms.objects import (
     GXDLMSTokenGateway,
 )
 
-from . import model as m
+from .model import (
+    FRAUD_LOG,
+    MAX_EVENT_ROWS,
+    MAX_PROFILE_ROWS,
+    PROFILE_PERIOD_S,
+    STANDARD_LOG,
+    MeterModel,
+)
 
 LOGICAL_DEVICE_NAME = "0.0.42.0.0.255"
 SERIAL_NUMBER = "0.0.96.1.0.255"
@@ -135,7 +142,7 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
         pg = GXDLMSProfileGeneric(ln)
         for _ot, col_ln, attr in cols:
             pg.captureObjects.append((by_ln[col_ln], GXDLMSCaptureObject(attr, 0)))
-        pg.capturePeriod = m.PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0
+        pg.capturePeriod = PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0
         objs.append(pg)
     objs.append(GXDLMSDisconnectControl(DISCONNECT_CONTROL))
     limiter = GXDLMSLimiter(LIMITER)
@@ -241,12 +248,12 @@ class AttributeError_(Exception):
         self.code = code
 
 
-def _profile_rows(model: m.MeterModel, ln: str):
+def _profile_rows(model: MeterModel, ln: str):
     if ln == LOAD_PROFILE:
         return [
             (t, [(DataType.UINT32, imp), (DataType.UINT32, exp)]) for t, imp, exp in model.profile
         ]
-    log = m.STANDARD_LOG if ln == STANDARD_EVENT_LOG else m.FRAUD_LOG
+    log = STANDARD_LOG if ln == STANDARD_EVENT_LOG else FRAUD_LOG
     return [(e.time, [(DataType.UINT8, e.code)]) for e in model.log_events(log)]
 
 
@@ -277,110 +284,167 @@ def _as_datetime(v) -> dt.datetime:
 
 
 def read_attribute(
-    settings, model: m.MeterModel, ln: str, index: int, selector=0, parameters=None
+    settings, model: MeterModel, ln: str, index: int, selector=0, parameters=None
 ) -> bytes | None:
     """Encoded value of attribute `index` of object `ln`, or None to let gurux answer."""
+    reader = _reader_of(ln)
+    if reader is None:
+        return None
     with model.lock:
-        if ln in (LOGICAL_DEVICE_NAME, SERIAL_NUMBER) and index == 2:
-            return encode(settings, DataType.OCTET_STRING, model.serial.encode())
-        if ln == CLOCK:
-            if index == 2:
-                return encode(settings, DataType.OCTET_STRING, datetime_bytes(model.meter_time()))
-            if index == 3:
-                return encode(settings, DataType.INT16, 0)
-            return None
-        if ln in REGISTERS:
-            scaler, unit, wire = REGISTERS[ln]
-            if index == 2:
-                value = {
-                    ENERGY_IMPORT: model.import_wh,
-                    ENERGY_EXPORT: model.export_wh,
-                    VOLTAGE_L1: model.voltage_dv(),
-                    CURRENT_L1: model.current_ca(),
-                    POWER_IMPORT: model.flowing_power_w(),
-                }[ln]
-                return encode(settings, wire, value)
-            if index == 3:
-                return _struct(settings, [(DataType.INT8, scaler), (DataType.ENUM, unit)])
-            return None
-        if ln in (STANDARD_EVENT_CODE, FRAUD_EVENT_CODE) and index == 2:
-            log = m.STANDARD_LOG if ln == STANDARD_EVENT_CODE else m.FRAUD_LOG
-            return encode(settings, DataType.UINT8, model.last_code(log))
-        if ln in PROFILES:
-            if index == 2:
-                rows = _select_rows(_profile_rows(model, ln), selector, parameters)
-                return _array(
-                    [
-                        _struct(settings, [(DataType.OCTET_STRING, datetime_bytes(t)), *vals])
-                        for t, vals in rows
-                    ]
-                )
-            if index == 3:
-                return _capture_objects(settings, ln)
-            if index == 4:
-                return encode(
-                    settings, DataType.UINT32, m.PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0
-                )
-            if index == 7:
-                return encode(settings, DataType.UINT32, len(_profile_rows(model, ln)))
-            if index == 8:
-                cap = m.MAX_PROFILE_ROWS if ln == LOAD_PROFILE else m.MAX_EVENT_ROWS
-                return encode(settings, DataType.UINT32, cap)
-            return None
-        if ln == DISCONNECT_CONTROL:
-            if index == 2:
-                return encode(settings, DataType.BOOLEAN, model.relay_connected)
-            if index == 3:
-                return encode(settings, DataType.ENUM, model.control_state())
-            if index == 4:
-                return encode(settings, DataType.ENUM, 1)
-            return None
-        if ln == LIMITER:
-            if index == 2:
-                return _struct(
-                    settings,
-                    [
-                        (DataType.UINT16, int(ObjectType.REGISTER)),
-                        (DataType.OCTET_STRING, _GXCommon.logicalNameToBytes(POWER_IMPORT)),
-                        (DataType.INT8, 2),
-                    ],
-                )
-            if index in (3, 4, 5):
-                return encode(settings, DataType.UINT32, model.load_limit_w)
-            if index in (6, 7):
-                return encode(settings, DataType.UINT32, model.min_over_threshold_s)
-            return None
-        if ln == ACCOUNT and index == 2:
-            # account_mode_and_status: payment mode 2 = prepayment, status 2 = active
-            return _struct(settings, [(DataType.ENUM, 2), (DataType.ENUM, 2)])
-        if ln == CREDIT:
-            if index == 2:
-                return encode(settings, DataType.INT32, model.credit_wh)
-            if index == 5:
-                return encode(settings, DataType.INT32, model.low_credit_wh)
-            if index == 6:
-                return encode(settings, DataType.INT32, model.trip_wh)
-            return None
-        if ln == TOKEN_GATEWAY and index == 2:
-            return encode(settings, DataType.OCTET_STRING, model.last_token)
-        if ln == TOKEN_LOG and index == 2:
-            return _array(
-                [
-                    _struct(
-                        settings,
-                        [
-                            (DataType.UINT32, number),
-                            (DataType.ENUM, status),
-                            (DataType.OCTET_STRING, datetime_bytes(t)),
-                        ],
-                    )
-                    for number, status, t in model.token_log_rows()
-                ]
-            )
+        return reader(settings, model, ln, index, selector, parameters)
+
+
+def _read_name(settings, model, ln, index, *_selection):
+    if index == 2:
+        return encode(settings, DataType.OCTET_STRING, model.serial.encode())
     return None
 
 
-def write_attribute(model: m.MeterModel, ln: str, index: int, value) -> int:
+def _read_clock(settings, model, ln, index, *_selection):
+    if index == 2:
+        return encode(settings, DataType.OCTET_STRING, datetime_bytes(model.meter_time()))
+    if index == 3:
+        return encode(settings, DataType.INT16, 0)
+    return None
+
+
+def _read_register(settings, model, ln, index, *_selection):
+    scaler, unit, wire = REGISTERS[ln]
+    if index == 2:
+        value = {
+            ENERGY_IMPORT: model.import_wh,
+            ENERGY_EXPORT: model.export_wh,
+            VOLTAGE_L1: model.voltage_dv(),
+            CURRENT_L1: model.current_ca(),
+            POWER_IMPORT: model.flowing_power_w(),
+        }[ln]
+        return encode(settings, wire, value)
+    if index == 3:
+        return _struct(settings, [(DataType.INT8, scaler), (DataType.ENUM, unit)])
+    return None
+
+
+def _read_event_code(settings, model, ln, index, *_selection):
+    if index == 2:
+        log = STANDARD_LOG if ln == STANDARD_EVENT_CODE else FRAUD_LOG
+        return encode(settings, DataType.UINT8, model.last_code(log))
+    return None
+
+
+def _read_profile(settings, model, ln, index, selector, parameters):
+    if index == 2:
+        rows = _select_rows(_profile_rows(model, ln), selector, parameters)
+        return _array(
+            [
+                _struct(settings, [(DataType.OCTET_STRING, datetime_bytes(t)), *vals])
+                for t, vals in rows
+            ]
+        )
+    if index == 3:
+        return _capture_objects(settings, ln)
+    if index == 4:
+        return encode(settings, DataType.UINT32, PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0)
+    if index == 7:
+        return encode(settings, DataType.UINT32, len(_profile_rows(model, ln)))
+    if index == 8:
+        cap = MAX_PROFILE_ROWS if ln == LOAD_PROFILE else MAX_EVENT_ROWS
+        return encode(settings, DataType.UINT32, cap)
+    return None
+
+
+def _read_disconnect_control(settings, model, ln, index, *_selection):
+    if index == 2:
+        return encode(settings, DataType.BOOLEAN, model.relay_connected)
+    if index == 3:
+        return encode(settings, DataType.ENUM, model.control_state())
+    if index == 4:
+        return encode(settings, DataType.ENUM, 1)
+    return None
+
+
+def _read_limiter(settings, model, ln, index, *_selection):
+    if index == 2:
+        return _struct(
+            settings,
+            [
+                (DataType.UINT16, int(ObjectType.REGISTER)),
+                (DataType.OCTET_STRING, _GXCommon.logicalNameToBytes(POWER_IMPORT)),
+                (DataType.INT8, 2),
+            ],
+        )
+    if index in (3, 4, 5):
+        return encode(settings, DataType.UINT32, model.load_limit_w)
+    if index in (6, 7):
+        return encode(settings, DataType.UINT32, model.min_over_threshold_s)
+    return None
+
+
+def _read_account(settings, model, ln, index, *_selection):
+    if index == 2:
+        # account_mode_and_status: payment mode 2 = prepayment, status 2 = active
+        return _struct(settings, [(DataType.ENUM, 2), (DataType.ENUM, 2)])
+    return None
+
+
+def _read_credit(settings, model, ln, index, *_selection):
+    if index == 2:
+        return encode(settings, DataType.INT32, model.credit_wh)
+    if index == 5:
+        return encode(settings, DataType.INT32, model.low_credit_wh)
+    if index == 6:
+        return encode(settings, DataType.INT32, model.trip_wh)
+    return None
+
+
+def _read_token_gateway(settings, model, ln, index, *_selection):
+    if index == 2:
+        return encode(settings, DataType.OCTET_STRING, model.last_token)
+    return None
+
+
+def _read_token_log(settings, model, ln, index, *_selection):
+    if index != 2:
+        return None
+    return _array(
+        [
+            _struct(
+                settings,
+                [
+                    (DataType.UINT32, number),
+                    (DataType.ENUM, status),
+                    (DataType.OCTET_STRING, datetime_bytes(t)),
+                ],
+            )
+            for number, status, t in model.token_log_rows()
+        ]
+    )
+
+
+# The objects whose values come from the meter model; gurux answers the others.
+_READERS = {
+    LOGICAL_DEVICE_NAME: _read_name,
+    SERIAL_NUMBER: _read_name,
+    CLOCK: _read_clock,
+    STANDARD_EVENT_CODE: _read_event_code,
+    FRAUD_EVENT_CODE: _read_event_code,
+    DISCONNECT_CONTROL: _read_disconnect_control,
+    LIMITER: _read_limiter,
+    ACCOUNT: _read_account,
+    CREDIT: _read_credit,
+    TOKEN_GATEWAY: _read_token_gateway,
+    TOKEN_LOG: _read_token_log,
+}
+
+
+def _reader_of(ln):
+    if ln in REGISTERS:
+        return _read_register
+    if ln in PROFILES:
+        return _read_profile
+    return _READERS.get(ln)
+
+
+def write_attribute(model: MeterModel, ln: str, index: int, value) -> int:
     """Apply a SET; returns a DLMS error code (0 = success)."""
     try:
         if ln == CLOCK and index == 2:
@@ -412,7 +476,7 @@ def _as_int(value) -> int:
     return int(value)
 
 
-def invoke_method(model: m.MeterModel, ln: str, index: int, parameters) -> int:
+def invoke_method(model: MeterModel, ln: str, index: int, parameters) -> int:
     """Run an ACTION; returns the action-result code (0 = success)."""
     if ln == DISCONNECT_CONTROL and index == 1:
         model.remote_disconnect()
@@ -426,7 +490,7 @@ def invoke_method(model: m.MeterModel, ln: str, index: int, parameters) -> int:
     return ErrorCode.READ_WRITE_DENIED
 
 
-def invoke_token_log(model: m.MeterModel, index: int, parameters) -> tuple[int, int]:
+def invoke_token_log(model: MeterModel, index: int, parameters) -> tuple[int, int]:
     """Token log ACTION: (action-result code, status returned as double-long), status one of
     model.TRANSFER_NOT_APPLIED / _APPLIED / _CANCELLED. The argument is the transfer
     number, double-long-unsigned."""

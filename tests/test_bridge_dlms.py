@@ -262,6 +262,15 @@ def test_bad_meter_configuration_is_not_retryable(meter, message):
     assert message in str(err.value)
 
 
+def test_invocation_counter_limit_is_read_from_its_decimal_string():
+    conn = dlms.MeterConnection({"host": "h", "port": 1}, invocation_counter_limit="4294967295")
+    assert conn.invocation_counter_limit == 2**32 - 1
+    assert dlms.MeterConnection({"host": "h", "port": 1}).invocation_counter_limit is None
+    with pytest.raises(JobError) as err:
+        dlms.MeterConnection({"host": "h", "port": 1}, invocation_counter_limit="12x")
+    assert not err.value.retryable
+
+
 # --- meter-bridge read ---------------------------------------------------------------------------
 def test_cli_read_parses_objects_and_targets():
     from meter_bridge import cli_read

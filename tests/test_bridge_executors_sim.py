@@ -13,7 +13,12 @@ pytest.importorskip("gurux_dlms")
 fleet_mod = pytest.importorskip("meter_sim.fleet")
 model_mod = pytest.importorskip("meter_sim.model")
 
-from meter_bridge.errors import JobError, MeterRefused, MeterUnreachable  # noqa: E402
+from meter_bridge.errors import (  # noqa: E402
+    InvocationCountersUsedUp,
+    JobError,
+    MeterRefused,
+    MeterUnreachable,
+)
 from meter_bridge.executors import execute_job  # noqa: E402
 from meter_sim.testing import credit_token, hls_job_meter  # noqa: E402
 
@@ -511,3 +516,64 @@ def test_hls_gmac_replay_inside_an_association_drops_the_line(hls_fleet, hls_ser
         with pytest.raises(MeterUnreachable):
             conn.get("0.0.42.0.0.255", 1, 2)
     hls_fleet.counters[hls_serial] = conn.invocation_counter + 1
+
+
+def _hls_job(fleet, serial, job_type, limit, payload=None):
+    """A job over HLS-GMAC as the claim hands it out: the meter's counter and, at the job's
+    top level, the highest counter the job may use (a decimal string)."""
+    meter_kw = {
+        "auth": "hls_gmac",
+        "client_address": 1,
+        "invocation_counter": fleet.counters.get(serial, 41),
+        "framing": "hdlc" if serial == "SIM00005" else "wrapper",
+        **KEYS,
+    }
+    if serial == "SIM00005":
+        meter_kw["system_title"] = "4D54523030303035"
+    return {
+        "id": 1,
+        "job_type": job_type,
+        "payload": payload or {},
+        "meter": meter(fleet, serial, **meter_kw),
+        "invocation_counter_limit": str(limit),
+    }
+
+
+def test_hls_gmac_job_within_its_counter_limit_runs(hls_fleet, hls_serial):
+    start = run_hls(hls_fleet, hls_serial, "ping")["invocation_counter"]
+    result = execute_job(_hls_job(hls_fleet, hls_serial, "ping", start + 1000), deadline_s=20)
+    assert start < result["invocation_counter"] <= start + 1000
+    hls_fleet.counters[hls_serial] = result["invocation_counter"]
+
+
+def test_hls_gmac_apdu_above_the_jobs_counter_limit_is_never_sent(hls_fleet, hls_serial):
+    """The association takes two counters (AARQ, HLS reply); a ping needs more. With a limit
+    two above the meter's counter the bridge stops before the first GET, retryable, and
+    says which counter it used last; the meter never sees a counter above the limit."""
+    model = hls_fleet.meter(hls_serial)
+    start = run_hls(hls_fleet, hls_serial, "ping")["invocation_counter"]
+    limit = start + 2
+    with pytest.raises(InvocationCountersUsedUp) as err:
+        execute_job(_hls_job(hls_fleet, hls_serial, "ping", limit), deadline_s=20)
+    assert err.value.retryable
+    assert "invocation counters reserved for this job used up" in str(err.value)
+    assert err.value.invocation_counter == limit
+    assert model.client_invocation_counter <= limit
+    hls_fleet.counters[hls_serial] = err.value.invocation_counter
+    # the retry, with a new block above the reported counter, goes through
+    again = execute_job(_hls_job(hls_fleet, hls_serial, "ping", limit + 1000), deadline_s=20)
+    assert again["invocation_counter"] > limit
+    hls_fleet.counters[hls_serial] = again["invocation_counter"]
+
+
+def test_hls_gmac_token_is_not_sent_above_the_jobs_counter_limit(hls_fleet, hls_serial):
+    model = hls_fleet.meter(hls_serial)
+    start = run_hls(hls_fleet, hls_serial, "ping")["invocation_counter"]
+    before = model.credit_wh
+    with pytest.raises(InvocationCountersUsedUp) as err:
+        execute_job(
+            _hls_job(hls_fleet, hls_serial, "add_credit", start + 2, token(hls_serial, 4242, 1)),
+            deadline_s=20,
+        )
+    assert model.credit_wh == before, "the token never reached the meter"
+    hls_fleet.counters[hls_serial] = err.value.invocation_counter

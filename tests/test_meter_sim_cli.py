@@ -13,7 +13,7 @@ import pytest
 from dlms_cosem.exceptions import CommunicationError
 from dlms_cosem.utils import parse_as_dlms_data
 
-from meter_sim import objects as o
+from meter_sim import objects
 from meter_sim.testing import attr, dlms_client, run_cli
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,7 +35,7 @@ def test_cli_starts_n_meters_and_stops_on_sigterm():
         for serial in ("SIM00001", "SIM00005"):
             c = dlms_client(sim.ports[serial])
             with c.session():
-                value = parse_as_dlms_data(c.get(attr(1, o.LOGICAL_DEVICE_NAME, 2)))
+                value = parse_as_dlms_data(c.get(attr(1, objects.LOGICAL_DEVICE_NAME, 2)))
             assert value == serial.encode()
         sim.proc.send_signal(signal.SIGTERM)
         assert sim.proc.wait(10) == 0
@@ -82,7 +82,7 @@ def test_cli_config_file(tmp_path):
     with run_cli(config=str(cfg)) as sim:
         c = dlms_client(sim.ports["H1"], framing="hdlc", auth="lls", password="pw123456")
         with c.session():
-            assert parse_as_dlms_data(c.get(attr(112, o.CREDIT, 2))) == 50000
+            assert parse_as_dlms_data(c.get(attr(112, objects.CREDIT, 2))) == 50000
         status, state = http(f"{sim.control_url}/meters/A1")
         assert status == 200 and state["credit_kwh"] == 3
 
@@ -174,7 +174,7 @@ def test_http_control_endpoints():
         assert http(f"{base}/meters/SIM00002/offline", {"offline": False})[0] == 200
         c = dlms_client(sim.ports["SIM00002"])
         with c.session():
-            assert parse_as_dlms_data(c.get(attr(1, o.LOGICAL_DEVICE_NAME, 2))) == b"SIM00002"
+            assert parse_as_dlms_data(c.get(attr(1, objects.LOGICAL_DEVICE_NAME, 2))) == b"SIM00002"
 
 
 def test_cli_serves_200_meters_each_readable():
@@ -183,7 +183,7 @@ def test_cli_serves_200_meters_each_readable():
         for serial, port in sim.ports.items():
             c = dlms_client(port)
             with c.session():
-                value = parse_as_dlms_data(c.get(attr(1, o.LOGICAL_DEVICE_NAME, 2)))
+                value = parse_as_dlms_data(c.get(attr(1, objects.LOGICAL_DEVICE_NAME, 2)))
             assert value == serial.encode()
 
 
@@ -205,10 +205,12 @@ def test_demo_fleet_refuses_a_public_client_token_and_set():
                 credit_token(7, 50000, "SIM00001"),  # even a genuine one
             ):
                 with pytest.raises(ActionError, match="READ_WRITE_DENIED"):
-                    c.action(method(115, o.TOKEN_GATEWAY, 1), b"\x09" + bytes([len(token)]) + token)
+                    c.action(
+                        method(115, objects.TOKEN_GATEWAY, 1), b"\x09" + bytes([len(token)]) + token
+                    )
             with pytest.raises(ActionError, match="READ_WRITE_DENIED"):
-                c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
-            resp = c.set(attr(112, o.CREDIT, 6), DoubleLongData(-(10**6)).to_bytes())
+                c.action(method(70, objects.DISCONNECT_CONTROL, 1), b"\x0f\x00")
+            resp = c.set(attr(112, objects.CREDIT, 6), DoubleLongData(-(10**6)).to_bytes())
             assert resp.result.name == "READ_WRITE_DENIED"
         after = http(url)[1]
         assert after["credit_wh"] == before["credit_wh"]

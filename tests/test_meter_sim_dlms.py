@@ -11,7 +11,7 @@ from dlms_cosem.cosem.capture_object import CaptureObject
 from dlms_cosem.cosem.selective_access import RangeDescriptor
 from dlms_cosem.utils import parse_as_dlms_data
 
-from meter_sim import objects as o
+from meter_sim import objects
 from meter_sim.model import MeterConfig
 from meter_sim.testing import attr, credit_token, dlms_client, management_client, method, pty_pair
 
@@ -27,42 +27,42 @@ def test_client_reads_every_object_of_the_contract(sim_fleet):  # noqa: F811
     fleet = sim_fleet(MeterConfig("SIM00001"), start=START)
     fleet.meter("SIM00001").advance(3600)
     with management_client(fleet, "SIM00001") as c:
-        for ln, ic, attrs in o.CONTRACT:
+        for ln, ic, attrs in objects.CONTRACT:
             for index in attrs:
                 value = read(c, ic, ln, index)
                 if index == 1:
                     assert bytes(value) == bytes(int(x) for x in ln.split("."))
-        assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
-        assert read(c, 3, o.ENERGY_IMPORT, 3) == [0, 30]
-        assert read(c, 3, o.VOLTAGE_L1, 3) == [-1, 35]
-        assert read(c, 3, o.CURRENT_L1, 3) == [-2, 33]
-        assert read(c, 3, o.POWER_IMPORT, 3) == [0, 27]
-        assert read(c, 3, o.VOLTAGE_L1, 2) == 2300
+        assert read(c, 1, objects.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
+        assert read(c, 3, objects.ENERGY_IMPORT, 3) == [0, 30]
+        assert read(c, 3, objects.VOLTAGE_L1, 3) == [-1, 35]
+        assert read(c, 3, objects.CURRENT_L1, 3) == [-2, 33]
+        assert read(c, 3, objects.POWER_IMPORT, 3) == [0, 27]
+        assert read(c, 3, objects.VOLTAGE_L1, 2) == 2300
         model = fleet.meter("SIM00001")
-        assert read(c, 3, o.ENERGY_IMPORT, 2) == model.import_wh > 0
-        assert read(c, 112, o.CREDIT, 2) == model.credit_wh
-        assert read(c, 70, o.DISCONNECT_CONTROL, 2) is True
-        assert read(c, 70, o.DISCONNECT_CONTROL, 3) == 1
-        profile = read(c, 7, o.LOAD_PROFILE, 2)
+        assert read(c, 3, objects.ENERGY_IMPORT, 2) == model.import_wh > 0
+        assert read(c, 112, objects.CREDIT, 2) == model.credit_wh
+        assert read(c, 70, objects.DISCONNECT_CONTROL, 2) is True
+        assert read(c, 70, objects.DISCONNECT_CONTROL, 3) == 1
+        profile = read(c, 7, objects.LOAD_PROFILE, 2)
         assert len(profile) == 4  # 4 quarter hours
         assert profile[-1][1] == model.profile[-1][1]
-        assert read(c, 7, o.LOAD_PROFILE, 4) == 900
-        clock = read(c, 8, o.CLOCK, 2)
-        assert o.datetime_from_bytes(clock) == START + dt.timedelta(hours=1)
+        assert read(c, 7, objects.LOAD_PROFILE, 4) == 900
+        clock = read(c, 8, objects.CLOCK, 2)
+        assert objects.datetime_from_bytes(clock) == START + dt.timedelta(hours=1)
 
 
 def test_load_profile_is_readable_by_range(sim_fleet):  # noqa: F811
     fleet = sim_fleet(MeterConfig("SIM00001"), start=START)
     fleet.meter("SIM00001").advance(6 * 3600)
-    clock_col = CaptureObject(cosem_attribute=attr(8, o.CLOCK, 2), data_index=0)
+    clock_col = CaptureObject(cosem_attribute=attr(8, objects.CLOCK, 2), data_index=0)
     rng = RangeDescriptor(
         restricting_object=clock_col,
         from_value=START + dt.timedelta(hours=1),
         to_value=START + dt.timedelta(hours=2),
     )
     with management_client(fleet, "SIM00001") as c:
-        rows = read(c, 7, o.LOAD_PROFILE, 2, access_descriptor=rng)
-    stamps = [o.datetime_from_bytes(r[0]) for r in rows]
+        rows = read(c, 7, objects.LOAD_PROFILE, 2, access_descriptor=rng)
+    stamps = [objects.datetime_from_bytes(r[0]) for r in rows]
     assert stamps == [START + dt.timedelta(minutes=m) for m in (60, 75, 90, 105, 120)]
 
 
@@ -72,12 +72,12 @@ def test_set_thresholds_and_limiter_over_dlms(sim_fleet):  # noqa: F811
     fleet = sim_fleet(MeterConfig("SIM00001"))
     model = fleet.meter("SIM00001")
     with management_client(fleet, "SIM00001") as c:
-        c.set(attr(112, o.CREDIT, 5), DoubleLongData(7000).to_bytes())
-        c.set(attr(112, o.CREDIT, 6), DoubleLongData(-500).to_bytes())
-        c.set(attr(71, o.LIMITER, 3), DoubleLongUnsignedData(4000).to_bytes())
-        assert read(c, 112, o.CREDIT, 5) == 7000
-        assert read(c, 112, o.CREDIT, 6) == -500
-        assert read(c, 71, o.LIMITER, 3) == 4000
+        c.set(attr(112, objects.CREDIT, 5), DoubleLongData(7000).to_bytes())
+        c.set(attr(112, objects.CREDIT, 6), DoubleLongData(-500).to_bytes())
+        c.set(attr(71, objects.LIMITER, 3), DoubleLongUnsignedData(4000).to_bytes())
+        assert read(c, 112, objects.CREDIT, 5) == 7000
+        assert read(c, 112, objects.CREDIT, 6) == -500
+        assert read(c, 71, objects.LIMITER, 3) == 4000
     assert (model.low_credit_wh, model.trip_wh, model.load_limit_w) == (7000, -500, 4000)
 
 
@@ -93,9 +93,9 @@ def test_credit_depletes_and_relay_trips_at_threshold(sim_fleet):  # noqa: F811
     codes = [e.code for e in model.log_events("standard")]
     assert codes[-3:] == [64, 65, 59]
     with management_client(fleet, "SIM00001") as c:
-        assert read(c, 70, o.DISCONNECT_CONTROL, 2) is False
-        assert read(c, 1, o.STANDARD_EVENT_CODE, 2) == 59
-        log = read(c, 7, o.STANDARD_EVENT_LOG, 2)
+        assert read(c, 70, objects.DISCONNECT_CONTROL, 2) is False
+        assert read(c, 1, objects.STANDARD_EVENT_CODE, 2) == 59
+        log = read(c, 7, objects.STANDARD_EVENT_LOG, 2)
         assert [r[1] for r in log][-3:] == [64, 65, 59]
 
 
@@ -108,8 +108,8 @@ def test_added_credit_reconnects_relay(sim_fleet):  # noqa: F811
     before = model.credit_wh
     with management_client(fleet, "SIM00001") as c:
         enter(c, credit_token(1001, 5000))
-        assert read(c, 70, o.DISCONNECT_CONTROL, 2) is True
-        assert read(c, 115, o.TOKEN_GATEWAY, 2) == credit_token(1001, 5000)
+        assert read(c, 70, objects.DISCONNECT_CONTROL, 2) is True
+        assert read(c, 115, objects.TOKEN_GATEWAY, 2) == credit_token(1001, 5000)
     assert model.relay_connected and model.last_transfer_number == 1001
     assert model.credit_wh == before + 5000
     assert [e.code for e in model.log_events("standard")][-2:] == [66, 61]
@@ -124,8 +124,8 @@ def test_duplicate_transfer_is_refused(sim_fleet):  # noqa: F811
         with pytest.raises(ActionError) as dup:
             enter(c, credit_token(7, 1000))
         with pytest.raises(ActionError) as bad:
-            c.action(method(115, o.TOKEN_GATEWAY, 1), b"\x09\x04abcd")
-        assert read(c, 112, o.CREDIT, 2) == credit == 11000
+            c.action(method(115, objects.TOKEN_GATEWAY, 1), b"\x09\x04abcd")
+        assert read(c, 112, objects.CREDIT, 2) == credit == 11000
     assert "READ_WRITE_DENIED" in str(dup.value)
     assert "TYPE_UNMATCHED" in str(bad.value)
 
@@ -133,11 +133,11 @@ def test_duplicate_transfer_is_refused(sim_fleet):  # noqa: F811
 def test_remote_disconnect_and_reconnect(sim_fleet):  # noqa: F811
     fleet = sim_fleet(MeterConfig("SIM00001"))
     with management_client(fleet, "SIM00001") as c:
-        c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
-        assert read(c, 70, o.DISCONNECT_CONTROL, 2) is False
-        assert read(c, 70, o.DISCONNECT_CONTROL, 3) == 0
-        c.action(method(70, o.DISCONNECT_CONTROL, 2), b"\x0f\x00")
-        assert read(c, 70, o.DISCONNECT_CONTROL, 2) is True
+        c.action(method(70, objects.DISCONNECT_CONTROL, 1), b"\x0f\x00")
+        assert read(c, 70, objects.DISCONNECT_CONTROL, 2) is False
+        assert read(c, 70, objects.DISCONNECT_CONTROL, 3) == 0
+        c.action(method(70, objects.DISCONNECT_CONTROL, 2), b"\x0f\x00")
+        assert read(c, 70, objects.DISCONNECT_CONTROL, 2) is True
     codes = [e.code for e in fleet.meter("SIM00001").log_events("standard")]
     assert codes[-3:] == [62, 63, 61]
 
@@ -148,9 +148,9 @@ def test_limiter_trips_relay(sim_fleet):  # noqa: F811
     model.set_load(5000)
     assert not model.relay_connected and model.disconnect_reason == "load"
     with management_client(fleet, "SIM00001") as c:
-        assert read(c, 70, o.DISCONNECT_CONTROL, 2) is False
-        assert read(c, 1, o.STANDARD_EVENT_CODE, 2) == 60
-        assert read(c, 3, o.POWER_IMPORT, 2) == 0
+        assert read(c, 70, objects.DISCONNECT_CONTROL, 2) is False
+        assert read(c, 1, objects.STANDARD_EVENT_CODE, 2) == 60
+        assert read(c, 3, objects.POWER_IMPORT, 2) == 0
 
 
 @pytest.mark.parametrize(
@@ -162,9 +162,9 @@ def test_injected_tamper_is_in_fraud_log(sim_fleet, kind, code):  # noqa: F811
     model.advance(600)
     model.tamper(kind)
     with management_client(fleet, "SIM00001") as c:
-        rows = read(c, 7, o.FRAUD_EVENT_LOG, 2)
-        assert read(c, 1, o.FRAUD_EVENT_CODE, 2) == code
-    assert [(o.datetime_from_bytes(t), v) for t, v in rows] == [
+        rows = read(c, 7, objects.FRAUD_EVENT_LOG, 2)
+        assert read(c, 1, objects.FRAUD_EVENT_CODE, 2) == code
+    assert [(objects.datetime_from_bytes(t), v) for t, v in rows] == [
         (START + dt.timedelta(seconds=600), code)
     ]
 
@@ -186,7 +186,7 @@ def test_unknown_obis_gets_dlms_error_and_meter_keeps_running(sim_fleet):  # noq
         with pytest.raises(DataResultError) as err:
             c.get(attr(3, "1.0.99.99.0.255", 2))
         assert "OBJECT_UNDEFINED" in str(err.value)
-        assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
+        assert read(c, 1, objects.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
 
 
 def test_lls_password(sim_fleet):  # noqa: F811
@@ -203,14 +203,14 @@ def test_lls_password(sim_fleet):  # noqa: F811
         c.disconnect()
     c = dlms_client(port, auth="lls", password="secret12")
     with c.session():
-        assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
+        assert read(c, 1, objects.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
 
 
 def test_hdlc_over_tcp(sim_fleet):  # noqa: F811
     fleet = sim_fleet(MeterConfig("SIM00001", framing="hdlc"))
     with management_client(fleet, "SIM00001") as c:
-        assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
-        assert read(c, 112, o.CREDIT, 2) == 50000
+        assert read(c, 1, objects.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
+        assert read(c, 112, objects.CREDIT, 2) == 50000
 
 
 def test_hdlc_over_pty(sim_fleet):  # noqa: F811
@@ -220,8 +220,8 @@ def test_hdlc_over_pty(sim_fleet):  # noqa: F811
             with management_client(
                 fleet, "SIM00001", connection_type="serial", device=client_dev
             ) as c:
-                assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
-                c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
+                assert read(c, 1, objects.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
+                c.action(method(70, objects.DISCONNECT_CONTROL, 1), b"\x0f\x00")
             assert not fleet.meter("SIM00001").relay_connected
         finally:
             fleet.stop()
@@ -231,7 +231,7 @@ def test_many_meters_on_one_process(sim_fleet):  # noqa: F811
     fleet = sim_fleet(*(MeterConfig(f"SIM{i:05d}") for i in range(1, 21)))
     for serial in ("SIM00001", "SIM00020"):
         with management_client(fleet, serial) as c:
-            assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == serial.encode()
+            assert read(c, 1, objects.LOGICAL_DEVICE_NAME, 2) == serial.encode()
 
 
 def test_error_codes_are_documented():
@@ -239,7 +239,7 @@ def test_error_codes_are_documented():
 
 
 def enter(c, token: bytes):
-    return c.action(method(115, o.TOKEN_GATEWAY, 1), b"\x09" + bytes([len(token)]) + token)
+    return c.action(method(115, objects.TOKEN_GATEWAY, 1), b"\x09" + bytes([len(token)]) + token)
 
 
 @pytest.mark.parametrize("framing", ["wrapper", "hdlc"])
@@ -251,17 +251,17 @@ def test_public_client_gets_identification_only(sim_fleet, framing):  # noqa: F8
     before = model.state()
     c = dlms_client(fleet.port_of("SIM00001"), framing=framing)  # client 16, no auth
     with c.session():
-        assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
-        assert read(c, 1, o.SERIAL_NUMBER, 2) == b"SIM00001"
-        assert o.datetime_from_bytes(read(c, 8, o.CLOCK, 2)) == START
-        for ln, ic, attrs in o.CONTRACT:
-            if ln in o.PUBLIC_OBJECTS:
+        assert read(c, 1, objects.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
+        assert read(c, 1, objects.SERIAL_NUMBER, 2) == b"SIM00001"
+        assert objects.datetime_from_bytes(read(c, 8, objects.CLOCK, 2)) == START
+        for ln, ic, attrs in objects.CONTRACT:
+            if ln in objects.PUBLIC_OBJECTS:
                 continue
             with pytest.raises(DataResultError) as err:
                 c.get(attr(ic, ln, attrs[-1]))
             assert "READ_WRITE_DENIED" in str(err.value), ln
         # the association is still usable after the refusals
-        assert read(c, 1, o.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
+        assert read(c, 1, objects.LOGICAL_DEVICE_NAME, 2) == b"SIM00001"
     assert model.state() == before
 
 
@@ -273,17 +273,20 @@ def test_public_client_set_and_action_are_refused(sim_fleet):  # noqa: F811
     c = dlms_client(fleet.port_of("SIM00001"))
     with c.session():
         for target, data in (
-            (attr(8, o.CLOCK, 2), b"\x09\x0c" + o.datetime_bytes(START.replace(year=2030))),
-            (attr(112, o.CREDIT, 6), DoubleLongData(-100000).to_bytes()),
-            (attr(1, o.LOGICAL_DEVICE_NAME, 2), b"\x09\x03ABC"),
+            (
+                attr(8, objects.CLOCK, 2),
+                b"\x09\x0c" + objects.datetime_bytes(START.replace(year=2030)),
+            ),
+            (attr(112, objects.CREDIT, 6), DoubleLongData(-100000).to_bytes()),
+            (attr(1, objects.LOGICAL_DEVICE_NAME, 2), b"\x09\x03ABC"),
         ):
             resp = c.set(target, data)
             assert resp.result.name == "READ_WRITE_DENIED"
         for m, data in (
-            (method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00"),
-            (method(115, o.TOKEN_GATEWAY, 1), b"\x09\x14" + credit_token(1, 50000)),
-            (method(1, o.TOKEN_LOG, o.TOKEN_LOG_CANCEL), DoubleLongData(1).to_bytes()),
-            (method(1, o.TOKEN_LOG, o.TOKEN_LOG_QUERY), DoubleLongData(1).to_bytes()),
+            (method(70, objects.DISCONNECT_CONTROL, 1), b"\x0f\x00"),
+            (method(115, objects.TOKEN_GATEWAY, 1), b"\x09\x14" + credit_token(1, 50000)),
+            (method(1, objects.TOKEN_LOG, objects.TOKEN_LOG_CANCEL), DoubleLongData(1).to_bytes()),
+            (method(1, objects.TOKEN_LOG, objects.TOKEN_LOG_QUERY), DoubleLongData(1).to_bytes()),
         ):
             with pytest.raises(ActionError) as err:
                 c.action(m, data)
@@ -306,16 +309,18 @@ def test_lls_and_unauthenticated_management_client_may_only_read(sim_fleet):  # 
         if not kw:  # client 1 without authentication
             c.transport.client_logical_address = 1
         with c.session():
-            assert read(c, 112, o.CREDIT, 2) == 50000
+            assert read(c, 112, objects.CREDIT, 2) == 50000
             with pytest.raises(ActionError) as err:
-                c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
+                c.action(method(70, objects.DISCONNECT_CONTROL, 1), b"\x0f\x00")
             assert "READ_WRITE_DENIED" in str(err.value)
             # the token log is the management association's only, not even readable here
             with pytest.raises(DataResultError) as denied:
-                c.get(attr(1, o.TOKEN_LOG, 2))
+                c.get(attr(1, objects.TOKEN_LOG, 2))
             assert "READ_WRITE_DENIED" in str(denied.value)
             with pytest.raises(ActionError) as err:
-                c.action(method(1, o.TOKEN_LOG, o.TOKEN_LOG_CANCEL), b"\x06\x00\x00\x00\x01")
+                c.action(
+                    method(1, objects.TOKEN_LOG, objects.TOKEN_LOG_CANCEL), b"\x06\x00\x00\x00\x01"
+                )
             assert "READ_WRITE_DENIED" in str(err.value)
         assert fleet.meter(serial).relay_connected
         assert fleet.meter(serial).token_log == {}
@@ -340,7 +345,7 @@ def test_token_refusals_have_distinct_codes_and_events(sim_fleet):  # noqa: F811
                 results[name] = "SUCCESS"
             except ActionError as e:
                 results[name] = str(e).rsplit(" ", 1)[-1]
-        assert read(c, 112, o.CREDIT, 2) == 19000
+        assert read(c, 112, objects.CREDIT, 2) == 19000
     assert results == {
         "forged": "SCOPE_OF_ACCESS_VIOLATED",
         "other": "OBJECT_UNAVAILABLE",

@@ -299,8 +299,7 @@ def test_action_refused_by_method_access_lacks_the_return_parameters_flag(monkey
     # parse it. The day this answers read-write-denied, deny_action can go.
     from gurux_dlms.enums import MethodAccessMode
 
-    from meter_sim import objects as o
-    from meter_sim import server
+    from meter_sim import objects, server
     from meter_sim.fleet import Fleet
     from meter_sim.model import MeterConfig
     from meter_sim.testing import dlms_client, method
@@ -315,7 +314,7 @@ def test_action_refused_by_method_access_lacks_the_return_parameters_flag(monkey
         try:
             c.associate()
             with pytest.raises(IndexError):
-                c.action(method(70, o.DISCONNECT_CONTROL, 1), b"\x0f\x00")
+                c.action(method(70, objects.DISCONNECT_CONTROL, 1), b"\x0f\x00")
         finally:
             c.disconnect()
         assert fleet.meter("SIM00001").relay_connected

@@ -12,7 +12,7 @@ from psycopg2.extras import execute_values
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..services import engine, job_queue
+from ..services import engine, ingest, job_queue
 from ..services.obis import ENERGY_EXPORT, ENERGY_IMPORT, LOAD_PROFILE
 from .meter import BigInteger
 from .res_config_settings import DEFAULT_RETENTION_DAYS, RETENTION_PARAM
@@ -244,7 +244,7 @@ class SmartpmMeterJob(models.Model):
 
     @api.model
     def ingest(self, bridge_id, readings=None, events=None):
-        return job_queue.ingest_held(self._check_bridge().env, bridge_id, readings, events)
+        return ingest.ingest_held(self._check_bridge().env, bridge_id, readings, events)
 
     @api.model
     def wait_for_jobs(self, timeout=25):
@@ -392,7 +392,7 @@ class SmartpmMeterJob(models.Model):
                         }
                     )
         if readings:
-            job_queue.ingest(self.env, readings, [])
+            ingest.ingest(self.env, readings, [])
 
     @api.model
     def _cron_purge_finished(self, limit=job_queue.PURGE_CHUNK):

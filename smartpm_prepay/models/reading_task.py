@@ -4,7 +4,7 @@ from datetime import timedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..services import job_queue
+from ..services import ingest, job_queue
 
 TASK_JOB_PRIORITY = 20  # someone is watching the screen: before scheduled reads
 
@@ -287,7 +287,7 @@ class SmartpmReadingTask(models.Model):
                     "label": labels.get(reading.get("obis")),
                     "raw_value": json.dumps(reading.get("value")),
                     "unit": reading.get("unit"),
-                    "reading_time": job_queue._parse_time(reading.get("time")),
+                    "reading_time": ingest.parse_time(reading.get("time")),
                 }
             )
         for obis, rows in (result.get("profiles") or {}).items():
@@ -296,7 +296,7 @@ class SmartpmReadingTask(models.Model):
             for row in rows or []:
                 if not row:
                     continue
-                when = job_queue._parse_time(row[0])
+                when = ingest.parse_time(row[0])
                 for index, value in enumerate(row[1:]):
                     col = columns[index] if index < len(columns) else f"{obis}#{index + 1}"
                     vals_list.append(

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from odoo import _, api, fields, models
 from odoo.tools import float_repr, format_datetime, formatLang
 
-from ..services import job_queue
+from ..services import ingest
 from ..services.obis import OBIS_CLOCK, OBIS_CREDIT, OBIS_RELAY
 
 ISO_DATETIME_RE = re.compile(
@@ -117,7 +117,7 @@ class SmartpmReadingTaskResult(models.Model):
             return _("Yes") if raw else _("No")
         if self.obis == OBIS_CREDIT and isinstance(raw, (int, float)):
             # in kWh, as the meter's "last known credit": the object counts Wh unless the
-            # unit says kWh (docs/meter-contract.md, job_queue.apply_result)
+            # unit says kWh (docs/meter-contract.md, job_results.apply_result)
             kwh = raw if (self.unit or "").lower() == "kwh" else raw / 1000.0
             return f"{formatLang(self.env, kwh, digits=_decimals(kwh))} kWh"
         if isinstance(raw, (int, float)):
@@ -136,7 +136,7 @@ class SmartpmReadingTaskResult(models.Model):
         todo = self.filtered(lambda r: r.state == "ok" and r.is_numeric and not r.saved)
         if not todo:
             return True
-        job_queue.ingest(
+        ingest.ingest(
             self.env(su=True),
             [
                 {

@@ -1,14 +1,15 @@
-"""The meter job engine: claiming, leases, retries and the effects of results.
+"""The meter job queue: notify, claim, lease, retry and back-off, report, requeue, purge,
+long-poll.
 
 Plain functions taking an ``env``; the models' RPC methods check access and call them.
 Every state change is one short SQL statement guarded by the lease, so two bridges can never
-both execute or both report the same job.
+both execute or both report the same job. What a finished job means for its meter is in
+``job_results``; readings and events are stored by ``ingest``.
 """
 
-import json
 import logging
 import select
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import psycopg2
 
@@ -16,7 +17,7 @@ from odoo import fields
 from odoo.exceptions import UserError
 from odoo.sql_db import connection_info_for
 
-from . import engine
+from . import engine, ingest, job_results
 
 _logger = logging.getLogger(__name__)
 
@@ -25,22 +26,6 @@ BACKOFF_BASE_S = 10
 BACKOFF_MAX_S = 3600
 MAX_LEASE_S = 3600
 MAX_CLAIM = 500
-
-# Event codes of docs/meter-contract.md that become alarms.
-EVENT_ALARMS = {
-    ("standard", 59): "credit_trip",
-    ("standard", 60): "load_trip",
-    ("standard", 64): "low_credit",
-    ("standard", 65): "zero_credit",
-    ("fraud", 40): "cover_open",
-    ("fraud", 91): "over_current",
-    ("fraud", 92): "reverse_connection",
-    ("fraud", 93): "token_forged",  # token refused: MAC invalid
-    ("fraud", 94): "token_other_meter",  # token refused: another meter's
-    ("fraud", 95): "token_cancelled",  # token refused: its transfer was cancelled
-}
-OBIS_CREDIT = "0.0.19.10.0.255"
-OBIS_RELAY = "0.0.96.3.10.255"
 
 
 class LeaseLost(UserError):
@@ -201,12 +186,15 @@ def claim(env, bridge_id, limit, lease_seconds):
     ids = [row[0] for row in rows]
     jobs = env["smartpm.meter.job"].sudo().browse(ids)
     jobs.invalidate_recordset()
-    # lease_seconds: what was granted (clamped); the bridge sends no credit token after it
+    # lease_seconds: what was granted (clamped); the bridge sends no credit token after it.
+    # invocation_counter_limit: the highest counter the job may use (a report above it is
+    # refused), as a decimal string: XML-RPC carries no integer above 2**31 - 1.
     return [
         dict(
             job._prepare_bridge_values(),
             lease_seconds=lease_seconds,
             lease_until=fields.Datetime.to_string(job.lease_until),
+            invocation_counter_limit=str(job.invocation_counter_limit),
         )
         for job in jobs.sorted(lambda j: (j.priority, j.id))
     ]
@@ -270,14 +258,13 @@ def _lock_free_meters(cr, limit):
     """Steps 1 and 2 of claim(): lock up to ``limit`` meters that have a due job and no job
     under a live lease, in the order of their first due job; return their ids."""
     # The busy meters are read once into a hash (NOT IN, hashed subplan): the scan then
-    # skips jobs of busy meters for a hash probe each. With 100,000 pending jobs behind
-    # 20,000 busy meters one scan reads them all in ~0.2 s; usually it stops after `limit`.
+    # skips jobs of busy meters for a hash probe each; usually it stops after `limit`.
     # JIT off: the row estimate of the volatile clock_timestamp() filter inflates the cost
-    # past jit_above_cost and compiling took longer (~50-90 ms) than the scan itself (~5 ms).
+    # past jit_above_cost, and compiling took longer than the scan itself.
     # Sort off: read the due jobs in order from the (priority, id) partial index and stop
     # at the chunk. Right after a burst of new jobs (the daily billing reads) the statistics
-    # still count few pending ones, and the planner would sort every pending job instead
-    # (35 ms instead of 0.4 ms for 100,000 pending jobs).
+    # still count few pending ones, and the planner would sort every pending job instead.
+    # The figures behind these choices: bench/RESULTS.md, "claim() planner settings".
     cr.execute("SELECT set_config('jit', 'off', true), set_config('enable_sort', 'off', true)")
     locked = _scan_and_lock(cr, limit)
     # not in a `finally`: after an error the transaction is aborted and rolled back,
@@ -382,7 +369,7 @@ def complete(env, job_id, bridge_id, result):
 
 
 def _complete_locked(job, result, readings_out=None):
-    _check_result(job, result)
+    counter = _check_result(job, result)
     job.write(
         {
             "state": "done",
@@ -392,7 +379,7 @@ def _complete_locked(job, result, readings_out=None):
             "lease_until": False,
         }
     )
-    apply_result(job, result, readings_out)
+    job_results.apply_result(job, result, readings_out, counter)
 
 
 def _keep_invocation_counter(meter, counter):
@@ -432,8 +419,9 @@ def _job_counter(job, counter):
 
 def _check_result(job, result):
     """Refuse (UserError, before anything is written) a result that speaks for another meter
-    than the job's, or carries a counter outside the job's reserved block."""
-    _job_counter(job, result.get("invocation_counter"))
+    than the job's, or carries a counter outside the job's reserved block. Returns the
+    result's checked counter."""
+    counter = _job_counter(job, result.get("invocation_counter"))
     meter = job.meter_id
     for key in ("readings", "events"):
         items = result.get(key) or []
@@ -451,6 +439,7 @@ def _check_result(job, result):
                     f"job {job.id} (meter {meter.serial_number}): its result names another "
                     f"meter ({other[0][:40]}); the report was refused"
                 )
+    return counter
 
 
 def fail(env, job_id, bridge_id, error, retryable=True, invocation_counter=None):
@@ -636,182 +625,6 @@ def wait_for_jobs(env, timeout):
         conn.close()
 
 
-# ------------------------------------------------------------------------- results
-def _parse_time(value):
-    if not value:
-        return _now()
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UserError(f"not an ISO 8601 time: {value!r}") from exc
-    if parsed.tzinfo:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed
-
-
-def apply_result(job, result, readings_out=None):
-    """What a finished job tells Odoo about its meter. Readings go to ``readings_out`` when
-    given (a batch stores them in one statement), else straight to the database."""
-    meter = job.meter_id.sudo()
-    vals = {"online_state": "online", "last_seen": _now()}
-    if "credit_kwh" in result:
-        vals["credit_kwh"] = float(result["credit_kwh"])
-    if result.get("relay") in ("connected", "disconnected"):
-        vals["relay_state"] = result["relay"]
-    if job.job_type == "disconnect" and meter.state == "active":
-        vals["state"] = "disconnected"
-    elif job.job_type == "reconnect" and meter.state == "disconnected":
-        vals["state"] = "active"
-    counter = _checked_counter(result.get("invocation_counter"))
-    if counter is not None and counter > (meter.invocation_counter or 0):
-        vals["invocation_counter"] = counter
-    # Only numbers are readings; other values (clock, names) stay in the job's result.
-    readings = [
-        r
-        for r in result.get("readings") or []
-        if isinstance(r.get("value"), (int, float)) and r.get("obis")
-    ]
-    for reading in readings:
-        if reading["obis"] == OBIS_CREDIT:
-            # The credit object counts Wh (docs/meter-contract.md) unless the unit says kWh.
-            value = float(reading["value"])
-            is_kwh = str(reading.get("unit") or "").lower() == "kwh"
-            vals["credit_kwh"] = value if is_kwh else value / 1000.0
-        elif reading["obis"] == OBIS_RELAY:
-            vals["relay_state"] = "connected" if reading["value"] else "disconnected"
-    if "state" not in vals and vals.get("relay_state", meter.relay_state) == meter.relay_state:
-        # nothing worth a chatter line changed: skip tracking, it costs per job
-        meter = meter.with_context(tracking_disable=True)
-    meter.write(vals)
-    # A reading task's values stay on the task until "Save data" (not in statistics).
-    if readings and not (job.payload or {}).get("task_id"):
-        rows = [dict(r, meter_id=meter.id, source="job", job_id=job.id) for r in readings]
-        if readings_out is None:
-            ingest(job.env, rows, [])
-        else:
-            readings_out.extend(rows)
-    if result.get("events"):
-        ingest(job.env, [], [dict(e, meter_id=meter.id) for e in result["events"]])
-    job._on_done(result)
-
-
-def _meter_ids_by_key(env, items):
-    """Map the ``meter``/``meter_id``/``serial_number`` of ingested items to meter ids."""
-    serials = {
-        str(i.get("serial_number") or i.get("meter"))
-        for i in items
-        if not i.get("meter_id") and (i.get("serial_number") or i.get("meter"))
-    }
-    by_serial = {}
-    if serials:
-        env.cr.execute(
-            "SELECT serial_number, id FROM smartpm_meter WHERE serial_number = ANY(%s)",
-            (list(serials),),
-        )
-        by_serial = dict(env.cr.fetchall())
-    out = []
-    for item in items:
-        meter_id = item.get("meter_id") or by_serial.get(
-            str(item.get("serial_number") or item.get("meter"))
-        )
-        if not meter_id:
-            raise UserError(f"ingest: unknown meter in {json.dumps(item, default=str)[:200]}")
-        out.append(int(meter_id))
-    return out
-
-
-def ingest(env, readings, events):
-    """Store readings and meter events; the same one sent twice is stored once."""
-    readings, events = list(readings or []), list(events or [])
-    new_readings = new_events = 0
-    if readings:
-        meter_ids = _meter_ids_by_key(env, readings)
-        rows = []
-        for meter_id, r in zip(meter_ids, readings, strict=True):
-            if not r.get("obis") or not isinstance(r.get("value"), (int, float)):
-                raise UserError("ingest: every reading needs an obis code and a numeric value")
-            rows.append(
-                (
-                    meter_id,
-                    str(r["obis"]),
-                    _parse_time(r.get("time")),
-                    float(r["value"]),
-                    r.get("unit") or None,
-                    r.get("source") or "bridge",
-                    r.get("job_id"),
-                    env.uid,
-                )
-            )
-        env.cr.execute(
-            """
-            INSERT INTO smartpm_reading
-                (meter_id, company_id, obis, reading_time, value, unit, source, job_id,
-                 create_uid, write_uid, create_date, write_date)
-            SELECT v.meter_id, m.company_id, v.obis, v.t, v.value, v.unit, v.source, v.job_id,
-                   v.uid, v.uid,
-                   clock_timestamp() at time zone 'utc', clock_timestamp() at time zone 'utc'
-              FROM unnest(%s::int[], %s::varchar[], %s::timestamp[], %s::float8[],
-                          %s::varchar[], %s::varchar[], %s::int[], %s::int[])
-                   AS v(meter_id, obis, t, value, unit, source, job_id, uid)
-              JOIN smartpm_meter m ON m.id = v.meter_id
-            ON CONFLICT (meter_id, obis, reading_time) DO NOTHING
-            """,
-            [list(col) for col in zip(*rows, strict=True)],
-        )
-        new_readings = env.cr.rowcount
-    if events:
-        meter_ids = _meter_ids_by_key(env, events)
-        alarms = []
-        for meter_id, e in zip(meter_ids, events, strict=True):
-            alarm_type = EVENT_ALARMS.get((e.get("log"), e.get("code")))
-            if alarm_type:
-                alarms.append(
-                    {
-                        "meter_id": meter_id,
-                        "alarm_type": alarm_type,
-                        "meter_time": _parse_time(e.get("time")),
-                        "event_code": e.get("code"),
-                    }
-                )
-        new_events = env["smartpm.alarm"].sudo()._create_from_events(alarms)
-    env["smartpm.reading"].invalidate_model()
-    return {"readings": new_readings, "events": new_events}
-
-
-def ingest_held(env, bridge_id, readings, events):
-    """ingest() for a bridge: only readings and events of meters whose jobs ``bridge_id``
-    (of this user) holds under a live lease; otherwise the whole call is refused and
-    nothing is stored. An unknown meter and another bridge's get the same answer."""
-    readings, events = list(readings or []), list(events or [])
-    if not all(isinstance(i, dict) for i in readings + events):
-        raise UserError("ingest: readings and events must be objects")
-    env.flush_all()
-    env.cr.execute(
-        """
-        SELECT m.id, m.serial_number FROM smartpm_meter_job j
-          JOIN smartpm_meter m ON m.id = j.meter_id
-         WHERE j.state = 'claimed' AND j.bridge_id = %s AND j.bridge_user_id = %s
-           AND j.lease_until >= (clock_timestamp() at time zone 'utc')
-        """,
-        (bridge_id, env.uid),
-    )
-    held = env.cr.fetchall()
-    by_key = {str(mid): mid for mid, _s in held} | {serial: mid for mid, serial in held}
-    rows = []
-    for item in readings + events:
-        key = item.get("meter_id") or item.get("serial_number") or item.get("meter")
-        meter_id = by_key.get(str(key)) if key not in (None, False, "") else None
-        if not meter_id:
-            raise UserError(
-                f"ingest: meter {str(key)[:40]!r} has no job that bridge {bridge_id!r} holds; "
-                "nothing was stored"
-            )
-        rows.append(dict(item, meter_id=meter_id))
-    return ingest(env, rows[: len(readings)], rows[len(readings) :])
-
-
 def _lock_held_jobs(env, job_ids, bridge_id):
     """Lock the jobs ``bridge_id`` holds a live lease on, among ``job_ids``; return their ids."""
     env.flush_all()
@@ -875,7 +688,7 @@ def _report_batch(env, reports):
             )
             answers.append({"job_id": job.id, "ok": True, **answer})
     if readings:
-        ingest(env, readings, [])
+        ingest.ingest(env, readings, [])
     env.flush_all()
     _notify_if_meters_have_more(env, jobs)
     return answers

@@ -254,13 +254,46 @@ def vend(
     check_amount(tariff, meter, amount, currency)
 
     lock_meter(sudo_env, meter)
-    quote = tariff._quote_amount(amount, month_kwh(sudo_env, meter))
+    quote, transfer_number, token = _quote_and_mint(sudo_env, meter, tariff, amount)
+    vals = _prepare_purchase_values(
+        meter, tariff, quote, channel, external_ref, transfer_number, token, bank_partner
+    )
+    purchase = _create_purchase(env, sudo_env, dict(vals, **(extra_vals or {})))
+    purchase._queue_delivery()
+    _logger.info(
+        "credit sold: %s %s %s kWh on %s via %s (%s)",
+        purchase.name,
+        purchase.amount,
+        purchase.kwh,
+        meter.serial_number,
+        channel,
+        external_ref,
+    )
+    return purchase.with_env(env)
+
+
+def _quote_and_mint(env, meter, tariff, amount):
+    """Under the meter's lock: the quote at this month's tiers, the meter's next transfer
+    number (taken here) and the token for it."""
+    quote = tariff._quote_amount(amount, month_kwh(env, meter))
     if quote["kwh"] <= 0:
         raise VendingError("amount_out_of_range", _("The amount buys no energy."))
     transfer_number = meter.last_transfer_number + 1
     token = mint_token(meter, transfer_number, quote["kwh"])
     engine.as_engine(meter).last_transfer_number = transfer_number
-    vals = {
+    return quote, transfer_number, token
+
+
+# what the purchase keeps of the tariff's quote (_quote_amount)
+_QUOTE_FIELDS = (
+    "amount amount_untaxed amount_tax kwh price_per_kwh month_kwh_before tier_breakdown"
+).split()
+
+
+def _prepare_purchase_values(
+    meter, tariff, quote, channel, external_ref, transfer_number, token, bank_partner
+):
+    return {
         "meter_id": meter.id,
         "tenant_id": meter.tenant_id.id,
         "company_id": meter.company_id.id,
@@ -273,38 +306,18 @@ def vend(
         "token": token,
         "state": "paid",
         "date": fields.Datetime.now(),
-        **{
-            k: quote[k]
-            for k in (
-                "amount",
-                "amount_untaxed",
-                "amount_tax",
-                "kwh",
-                "price_per_kwh",
-                "month_kwh_before",
-                "tier_breakdown",
-            )
-        },
-        **(extra_vals or {}),
+        **{k: quote[k] for k in _QUOTE_FIELDS},
     }
+
+
+def _create_purchase(env, sudo_env, vals):
     Purchase = engine.as_engine(sudo_env["smartpm.credit.purchase"])
     try:
         with env.cr.savepoint():
-            purchase = Purchase.create(vals)
+            return Purchase.create(vals)
     except psycopg2.errors.UniqueViolation as exc:
         # a concurrent sale committed the same reference first (on another meter)
         raise VendingError(
             "duplicate_reference",
-            _("Reference %s is being used by another sale.", external_ref),
+            _("Reference %s is being used by another sale.", vals["external_ref"]),
         ) from exc
-    purchase._queue_delivery()
-    _logger.info(
-        "credit sold: %s %s %s kWh on %s via %s (%s)",
-        purchase.name,
-        purchase.amount,
-        purchase.kwh,
-        meter.serial_number,
-        channel,
-        external_ref,
-    )
-    return purchase.with_env(env)

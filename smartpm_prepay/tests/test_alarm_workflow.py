@@ -7,7 +7,7 @@ from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 from odoo.tools.safe_eval import safe_eval
 
-from ..services import job_queue
+from ..services import ingest
 from .stats_common import StatsCase
 
 
@@ -276,7 +276,7 @@ class TestScheduledReads(StatsCase):
             " WHERE job_type = 'read_events'"
         )
         second = Meter._cron_queue_event_reads(interval_hours=4)
-        since = job_queue._parse_time(
+        since = ingest.parse_time(
             second.filtered(lambda j: j.meter_id == self.meters[0]).payload["since"]
         )
         self.assertEqual(since, done.date_claimed - timedelta(minutes=10))
@@ -294,7 +294,7 @@ class TestScheduledReads(StatsCase):
 
     def test_profile_collection_starts_at_the_last_capture(self):
         meter = self.meters[0]
-        job_queue.ingest(
+        ingest.ingest(
             self.env,
             [
                 {
@@ -312,7 +312,7 @@ class TestScheduledReads(StatsCase):
         self.assertEqual(jobs.meter_id, self.meters)
         payload = jobs.filtered(lambda j: j.meter_id == meter).payload
         self.assertEqual(payload["objects"][0]["obis"], "1.0.99.1.0.255")
-        start = job_queue._parse_time(payload["from"])
+        start = ingest.parse_time(payload["from"])
         self.assertAlmostEqual((fields.Datetime.now() - start).total_seconds(), 5 * 3600, delta=120)
 
 
@@ -345,7 +345,7 @@ class TestEnergyBalance(StatsCase):
                     "time": "2026-03-02T00:00:00",
                 },
             ]
-        job_queue.ingest(self.env, rows, [])
+        ingest.ingest(self.env, rows, [])
         self.env["smartpm.consumption.daily"]._rebuild_days(date(2026, 3, 1), date(2026, 3, 1))
         self.env["smartpm.energy.balance"]._raise_imbalance_alarms(
             date(2026, 3, 1), date(2026, 3, 1)

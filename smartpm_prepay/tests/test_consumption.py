@@ -2,7 +2,7 @@ from datetime import date, datetime
 
 from odoo.tests import tagged
 
-from ..services import job_queue
+from ..services import ingest
 from .stats_common import StatsCase
 
 D1, D2, D3, D4 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
@@ -18,7 +18,7 @@ class TestDailyConsumption(StatsCase):
 
     def _readings(self, meter, points, source="job"):
         """points: [(iso time, Wh)]"""
-        job_queue.ingest(
+        ingest.ingest(
             self.env,
             [
                 {

@@ -2,7 +2,7 @@ from datetime import date
 
 from odoo.tests import new_test_user, tagged
 
-from ..services import job_queue
+from ..services import ingest
 from .stats_common import StatsCase
 
 D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
@@ -19,7 +19,7 @@ class TestConsumptionPerTransformer(StatsCase):
         super().setUpClass()
         cls.meters = cls._meter("GRID-1", state="active") | cls._meter("GRID-2", state="active")
         cls.Daily = cls.env["smartpm.consumption.daily"]
-        job_queue.ingest(
+        ingest.ingest(
             cls.env,
             [
                 {

@@ -181,6 +181,18 @@ class TestInvocationCounterBounds(BridgeTrustCase):
         self.env.invalidate_all()
         self.assertEqual(self.m1.sudo().invocation_counter, handed + 7)
 
+    def test_claim_hands_out_the_jobs_counter_limit_as_a_decimal_string(self):
+        self.m1.sudo().invocation_counter = 2**32 - 10 * job_queue.INVOCATION_COUNTER_RESERVE
+        job = self._job(self.m1)
+        handed = self.A.claim("a", 1, 60)[0]
+        self.assertEqual(handed["id"], job.id)
+        self.assertIsInstance(handed["invocation_counter_limit"], str)  # above 2**31 - 1
+        limit = int(handed["invocation_counter_limit"])
+        self.assertEqual(limit, job.sudo().invocation_counter_limit)
+        self.assertEqual(
+            limit, int(handed["meter"]["invocation_counter"]) + job_queue.INVOCATION_COUNTER_RESERVE
+        )
+
     def test_counter_lock_out_is_refused(self):
         job, handed = self._claimed()
         limit = job.sudo().invocation_counter_limit

@@ -305,13 +305,13 @@ class TestMeterOnlineState(SmartpmCase):
         self.assertEqual(late.online_state, "offline")
 
     def test_meter_that_answers_is_online_again(self):
-        from ..services import job_queue
+        from ..services import job_results
 
         meter = self._aged(self._meter("NEVER-7", state="active"), 4)
         self.env["smartpm.meter"]._mark_never_seen_offline()
         self.assertEqual(meter.online_state, "offline")
         job = meter._enqueue_job("ping", {})
-        job_queue.apply_result(job, {"relay": "connected"})
+        job_results.apply_result(job, {"relay": "connected"})
         self.assertEqual(meter.online_state, "online")
         self.assertTrue(meter.last_seen)
 

@@ -323,9 +323,9 @@ class TestReadingTask(StatsCase):
         self.assertEqual((voltage.label, voltage.value_display), ("Voltage L1", "230.1 V"))
 
     def test_readings_name_their_obis_code(self):
-        from ..services import job_queue
+        from ..services import ingest
 
-        job_queue.ingest(
+        ingest.ingest(
             self.env,
             [
                 {"meter_id": self.m1.id, "obis": o, "value": 1, "unit": "Wh", "time": t}

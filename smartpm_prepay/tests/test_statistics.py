@@ -7,7 +7,7 @@ from odoo.tests import new_test_user, tagged
 from odoo.tools.safe_eval import safe_eval
 
 from ..models.alarm import THEFT_TYPES
-from ..services import job_queue
+from ..services import ingest
 from .stats_common import StatsCase
 
 
@@ -94,7 +94,7 @@ class TestStatisticsViews(StatsCase):
 
     def test_meter_load_curve_button_filters_on_the_meter(self):
         meter = self._meter("CURVE-1", state="active")
-        job_queue.ingest(
+        ingest.ingest(
             self.env,
             [
                 {
@@ -130,7 +130,7 @@ class TestStatisticsViews(StatsCase):
     def test_consumption_pivot_groups_by_line_and_month(self):
         meter = self._meter("PIV-1", state="active")
         Daily = self.env["smartpm.consumption.daily"]
-        job_queue.ingest(
+        ingest.ingest(
             self.env,
             [
                 {"meter_id": meter.id, "obis": "1.0.1.8.0.255", "value": v, "unit": "Wh", "time": t}
