@@ -30,9 +30,19 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
     _purchases_per_page = 20
 
     # ---------------------------------------------------------------- helpers
-    def _get_meters_domain(self):
+    # Everything of a meter that the portal shows (readings, alarms, consumption, purchases)
+    # is the logged-in tenant's own: of the periods they held the meter (the rows' tenant_id,
+    # services/tenant_periods), never the previous or the next tenant's. The record rules
+    # say the same; the domains here keep the pages right for any caller.
+    def _get_tenant_domain(self):
         partner = request.env.user.partner_id.commercial_partner_id
         return [("tenant_id", "child_of", [partner.id])]
+
+    def _get_meters_domain(self):
+        """The meters the tenant holds now. A meter they gave back is not listed (its page
+        is a 404): its credit, relay and supply are the next tenant's; their purchases and
+        payments of it stay in their invoices."""
+        return self._get_tenant_domain()
 
     def _get_own_meter(self, meter_id):
         """The logged-in tenant's meter, or 404 for any other id (never 403: ids of other
@@ -60,17 +70,8 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
     def _get_consumption_rows(self, meter, date_from):
         """The meter's daily consumption rows from ``date_from`` (a local day) while it was
         the logged-in tenant's (another tenant's use of the meter is not theirs to see)."""
-        partner = request.env.user.partner_id.commercial_partner_id
-        return (
-            request.env["smartpm.consumption.daily"]
-            .sudo()
-            .search(
-                [
-                    ("meter_id", "=", meter.id),
-                    ("tenant_id", "child_of", [partner.id]),
-                    ("day", ">=", date_from),
-                ]
-            )
+        return request.env["smartpm.consumption.daily"].search(
+            [("meter_id", "=", meter.id), ("day", ">=", date_from), *self._get_tenant_domain()]
         )
 
     def _local_today(self, meter):
@@ -153,6 +154,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
                 ("alarm_type", "in", NOTICE_ALARMS),
                 ("meter_time", ">=", since),
                 ("state", "!=", "dismissed"),
+                *self._get_tenant_domain(),
             ],
             limit=5,
             order="meter_time desc",
@@ -178,7 +180,8 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         """The last energy-register reading of ``meter`` as a dict: its kWh (the register
         may count Wh or kWh: ``unit`` says which), the time and the record."""
         reading = request.env["smartpm.reading"].search(
-            [("meter_id", "=", meter.id), ("obis", "=", ENERGY_IMPORT)], limit=1
+            [("meter_id", "=", meter.id), ("obis", "=", ENERGY_IMPORT), *self._get_tenant_domain()],
+            limit=1,
         )
         if not reading:
             return None
@@ -190,12 +193,11 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         return request.env.user.tz or local_time.company_tz(meter.sudo().company_id).zone
 
     def _get_purchases_domain(self, meter):
-        partner = request.env.user.partner_id.commercial_partner_id
-        return [("meter_id", "=", meter.id), ("tenant_id", "child_of", [partner.id])]
+        return [("meter_id", "=", meter.id), *self._get_tenant_domain()]
 
     def _get_price_values(self, meter_sudo, tariff):
         """The tariff as it charges the tenant: its bands in words and where this month's
-        purchases have brought the meter (the price of the next kWh)."""
+        purchases have brought the tenant (the price of the next kWh)."""
         if not tariff:
             return {}
         month_kwh = vending.month_kwh(request.env(su=True), meter_sudo)

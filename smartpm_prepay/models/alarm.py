@@ -1,6 +1,8 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
+from ..services import tenant_periods
+
 ALARM_TYPES = [
     ("cover_open", "Cover opened"),
     ("over_current", "Over-current"),
@@ -55,7 +57,9 @@ class SmartpmAlarm(models.Model):
         "smartpm.meter", required=True, index=True, ondelete="cascade", check_company=True
     )
     company_id = fields.Many2one(related="meter_id.company_id", store=True, index=True)
-    tenant_id = fields.Many2one(related="meter_id.tenant_id", store=True)
+    # the tenant holding the meter at the alarm's time on the meter (services/tenant_periods),
+    # not the meter's tenant of today: a new tenant never inherits the old tenant's alarms
+    tenant_id = fields.Many2one("res.partner", string="Tenant", readonly=True, index=True)
     transformer_id = fields.Many2one(
         "smartpm.transformer",
         compute="_compute_transformer_id",
@@ -126,10 +130,26 @@ class SmartpmAlarm(models.Model):
                 f"{labels.get(alarm.alarm_type, '')} - {alarm.meter_id.serial_number or ''}"
             )
 
+    def _auto_init(self):
+        # the tenant used to be the meter's current one (a stored related field): set it
+        # once from the assignments when upgrading from there
+        self.env.cr.execute(
+            "SELECT related FROM ir_model_fields WHERE model = %s AND name = 'tenant_id'",
+            (self._name,),
+        )
+        row = self.env.cr.fetchone()
+        res = super()._auto_init()
+        if row and row[0]:
+            tenant_periods.refresh_timed(self.env, self._table)
+        return res
+
     # ---------------------------------------------------------------- create
     @api.model_create_multi
     def create(self, vals_list):
         alarms = super().create(vals_list)
+        alarms.flush_recordset()
+        tenant_periods.refresh_timed(self.env, self._table, ids=alarms.ids)
+        alarms.invalidate_recordset(["tenant_id"])
         alarms.filtered(lambda a: a.alarm_type not in ROUTINE_TYPES)._schedule_manager_activity()
         alarms._notify_tenant()
         return alarms

@@ -131,6 +131,8 @@ class SmartpmConsumptionDaily(models.Model):
         the request needs the meters' rows (a meter, a tenant, another measure)."""
         if having:
             return None
+        if not self.env.su and not self.env.user._is_internal():
+            return None  # a tenant's rows (rule_consumption_daily_portal) are not the grid's
         for leaf in domain or ():
             if isinstance(leaf, (list, tuple)) and len(leaf) == 3:
                 if not isinstance(leaf[0], str) or leaf[0].split(".")[0] not in GRID_FIELDS:

@@ -1,5 +1,7 @@
 from odoo import api, fields, models
 
+from ..services import tenant_periods
+
 
 class SmartpmMeterAssignment(models.Model):
     _name = "smartpm.meter.assignment"
@@ -34,6 +36,41 @@ class SmartpmMeterAssignment(models.Model):
             ON smartpm_meter_assignment (meter_id) WHERE date_end IS NULL
             """
         )
+
+    # Readings, alarms and consumption keep the tenant of their time (services/tenant_periods):
+    # set them again over the times an assignment's change touches.
+    @api.model_create_multi
+    def create(self, vals_list):
+        assignments = super().create(vals_list)
+        assignments._refresh_tenant_periods(assignments.mapped("date_start"))
+        return assignments
+
+    def write(self, vals):
+        if not {"meter_id", "tenant_id", "date_start", "date_end"} & set(vals):
+            return super().write(vals)
+        if {"meter_id", "tenant_id", "date_start"} & set(vals):
+            times = self.mapped("date_start")
+        else:  # only the end moves: from the earlier of the old and the new end
+            times = [a.date_end for a in self if a.date_end]
+        meters = self.meter_id
+        res = super().write(vals)
+        times += [
+            fields.Datetime.to_datetime(vals[k]) for k in ("date_start", "date_end") if vals.get(k)
+        ]
+        self._refresh_tenant_periods(times, meters | self.meter_id)
+        return res
+
+    def unlink(self):
+        meters, times = self.meter_id, self.mapped("date_start")
+        res = super().unlink()
+        self._refresh_tenant_periods(times, meters)
+        return res
+
+    def _refresh_tenant_periods(self, times, meters=None):
+        meters = self.meter_id if meters is None else meters
+        times = [t for t in times if t]
+        if meters and times:
+            tenant_periods.refresh_meters(self.env, meters.ids, min(times))
 
     @api.depends("date_end")
     def _compute_is_open(self):

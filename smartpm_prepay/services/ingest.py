@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from odoo import fields
 from odoo.exceptions import UserError
 
+from . import tenant_periods
+
 # Event codes of docs/meter-contract.md that become alarms.
 EVENT_ALARMS = {
     ("standard", 59): "credit_trip",
@@ -98,9 +100,10 @@ def _insert_readings(env, readings):
     env.cr.execute(
         """
         INSERT INTO smartpm_reading
-            (meter_id, company_id, obis, reading_time, value, unit, source, job_id,
+            (meter_id, company_id, tenant_id, obis, reading_time, value, unit, source, job_id,
              create_uid, write_uid, create_date, write_date)
-        SELECT v.meter_id, m.company_id, v.obis, v.t, v.value, v.unit, v.source, v.job_id,
+        SELECT v.meter_id, m.company_id, {tenant_at}, v.obis, v.t, v.value, v.unit,
+               v.source, v.job_id,
                v.uid, v.uid,
                clock_timestamp() at time zone 'utc', clock_timestamp() at time zone 'utc'
           FROM unnest(%s::int[], %s::varchar[], %s::timestamp[], %s::float8[],
@@ -108,7 +111,7 @@ def _insert_readings(env, readings):
                AS v(meter_id, obis, t, value, unit, source, job_id, uid)
           JOIN smartpm_meter m ON m.id = v.meter_id
         ON CONFLICT (meter_id, obis, reading_time) DO NOTHING
-        """,
+        """.format(tenant_at=tenant_periods.tenant_at_sql("v.meter_id", "v.t")),
         [list(col) for col in zip(*rows, strict=True)],
     )
     return env.cr.rowcount

@@ -37,6 +37,7 @@ CHANNEL_GROUPS = {
 SELLABLE_STATES = ("active", "disconnected")
 CREDIT_JOB_PRIORITY = 10
 MAX_REF_LEN = 64
+TENANT_LOCK = 7_460_002  # advisory lock class of a tenant's sales (any fixed number)
 
 
 class VendingError(UserError):
@@ -186,17 +187,25 @@ def check_amount(tariff, meter, amount, currency=None):
         )
 
 
-def month_kwh(env, meter, when=None):
-    """kWh bought for ``meter`` in the company's local calendar month of ``when`` (naive UTC,
-    default now), reversals excluded: the tiers' month is the one the tenant lives in."""
+def month_kwh(env, meter, when=None, tenant=None):
+    """kWh bought by the tenant (default the meter's tenant of now) in the company's local
+    calendar month of ``when`` (naive UTC, default now), over all their meters of the
+    meter's company, reversals excluded: the tiers count what the tenant bought, so a new
+    tenant on a meter starts at the first tier whatever the previous one bought. A meter
+    without a tenant counts its own sales."""
+    tenant = meter.tenant_id if tenant is None else tenant
     start = local_time.month_start_utc(meter.company_id, when)
     env["smartpm.credit.purchase"].flush_model()
+    if tenant:
+        who, param = "tenant_id = %s AND company_id = %s", (tenant.id, meter.company_id.id)
+    else:
+        who, param = "meter_id = %s", (meter.id,)
     env.cr.execute(
-        """
+        f"""
         SELECT COALESCE(SUM(kwh), 0) FROM smartpm_credit_purchase
-         WHERE meter_id = %s AND date >= %s AND state != 'reversed'
+         WHERE {who} AND date >= %s AND state != 'reversed'
         """,
-        (meter.id, start),
+        (*param, start),
     )
     return env.cr.fetchone()[0]
 
@@ -224,9 +233,14 @@ def mint_token(meter, transfer_number, kwh):
 
 
 def lock_meter(env, meter):
-    """Serialise sales of one meter: tiers and transfer numbers depend on the ones before."""
+    """Serialise sales of one meter, and of its tenant: tiers and transfer numbers depend on
+    the ones before."""
     env.flush_all()
     env.cr.execute("SELECT id FROM smartpm_meter WHERE id = %s FOR NO KEY UPDATE", (meter.id,))
+    if meter.tenant_id:
+        # the tiers count the tenant's month over all their meters: one sale per tenant at
+        # a time (always after the meter's lock, so two locks never wait on each other)
+        env.cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", (TENANT_LOCK, meter.tenant_id.id))
     meter.invalidate_recordset(["last_transfer_number"])
 
 

@@ -282,7 +282,8 @@ class TestTenantJourney(DemoJourneyCase):
         price = text_of(select(doc, ".o_smartpm_price")[0]).replace("\xa0", " ")
         self.assertEqual(price, expected)
 
-        # this month's position in the tiers: what the back office sold this local month
+        # this month's position in the tiers: what the back office sold the tenant this local
+        # month, over all their meters of the company
         tz = pytz.timezone(self.company.partner_id.tz or "UTC")
         month_start = tz.localize(
             datetime.combine(self._company_today().replace(day=1), datetime.min.time())
@@ -290,7 +291,8 @@ class TestTenantJourney(DemoJourneyCase):
         month_start = month_start.astimezone(pytz.utc).replace(tzinfo=None)
         sold = self.back_office["smartpm.credit.purchase"].search(
             [
-                ("meter_id", "=", self.meter.id),
+                ("tenant_id", "=", self.meter.tenant_id.id),
+                ("company_id", "=", self.meter.company_id.id),
                 ("date", ">=", month_start),
                 ("state", "!=", "reversed"),
             ]
