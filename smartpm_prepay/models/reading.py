@@ -15,10 +15,10 @@ class SmartpmReading(models.Model):
     # no index of its own: the unique (meter_id, obis, reading_time) index serves meter lookups
     meter_id = fields.Many2one("smartpm.meter", required=True, ondelete="cascade")
     company_id = fields.Many2one(related="meter_id.company_id", store=True)
-    # the tenant holding the meter at the reading's time, set at ingest (tenant_periods)
-    tenant_id = fields.Many2one(
-        "res.partner", string="Tenant", readonly=True, index="btree_not_null"
-    )
+    # the tenant holding the meter at the reading's time, set at ingest (tenant_periods);
+    # no index of its own: the portal reads one meter at a time (the unique index), and
+    # ingest stays one index lighter
+    tenant_id = fields.Many2one("res.partner", string="Tenant", readonly=True)
     obis = fields.Char(string="OBIS", required=True)
     obis_name = fields.Char(string="Quantity", compute="_compute_obis_name")
     reading_time = fields.Datetime(required=True)
