@@ -161,6 +161,9 @@ class SmartpmAlarm(models.Model):
             tenant = alarm.meter_id.tenant_id
             if not xmlid or not tenant.email:
                 continue
+            if alarm.tenant_id and alarm.tenant_id != tenant:
+                continue  # an event of another tenant's period, read late: not theirs
+
             template = self.env.ref(xmlid, raise_if_not_found=False)
             if template:
                 # queued, sent by the mail cron: a mail server outage never blocks ingest

@@ -179,6 +179,14 @@ class TestTenantPeriods(PortalCase):
                 lambda a: a.meter_id == self.meter_b
             )
         )
+        alarm = self.env["smartpm.alarm"].search([("meter_id", "=", self.meter_b.id)])
+        self.assertEqual(alarm.tenant_id, self.tenant_b)
+        # nor is the new tenant e-mailed about the old tenant's zero credit
+        self.assertFalse(
+            self.env["mail.mail"].search(
+                [("model", "=", "smartpm.alarm"), ("res_id", "=", alarm.id)]
+            )
+        )
         self._login()
         page = self.url_open(f"/my/meters/{self.meter_b.id}").text
         self.assertNotIn("Zero credit on", page)
