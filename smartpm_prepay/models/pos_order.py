@@ -177,6 +177,21 @@ class PosOrder(models.Model):
                 line.invalidate_recordset(["smartpm_purchase_ids"])
 
     @api.model
+    def smartpm_refund_refusals(self, line_ids):
+        """Why the register may not refund these sold credit lines (the ticket screen asks
+        before it makes the refund order); empty if it may."""
+        lines = self.env["pos.order.line"].browse([int(i) for i in line_ids]).exists()
+        lines.check_access("read")
+        refusals = []
+        for line in lines.sudo().filtered("smartpm_purchase_ids"):
+            # as Refund would make it: the whole line back
+            refund = line.new({"qty": -line.qty, "price_subtotal_incl": -line.price_subtotal_incl})
+            refusal = refunds.pos_refund_refusal(line.smartpm_purchase_ids[:1], refund)
+            if refusal:
+                refusals.append(refusal)
+        return refusals
+
+    @api.model
     def smartpm_credit_status(self, order_id):
         """Where the credit of a POS order is: the receipt screen polls it until the
         meters have it (the bridge delivers within seconds when the meter answers)."""
