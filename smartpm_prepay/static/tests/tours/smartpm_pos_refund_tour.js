@@ -38,7 +38,7 @@ function sellThenOpenTheOrder() {
         TicketScreen.selectFilter("All active orders"),
         TicketScreen.selectFilter("Paid"),
         TicketScreen.selectOrder("-0001"),
-    ];
+    ].flat();
 }
 
 registry.category("web_tour.tours").add("smartpm_pos_refund_credit", {
