@@ -3,7 +3,7 @@ from datetime import timedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..services import credit_token, engine, job_queue, vending
+from ..services import credit_token, engine, job_queue, refunds, vending
 from ..services.sale_info import sale_info, tier_summary
 
 PURCHASE_STATES = [
@@ -554,6 +554,9 @@ class SmartpmCreditPurchase(models.Model):
                         state=dict(PURCHASE_STATES)[purchase.state],
                     )
                 )
+            if purchase.channel == "pos":
+                # before anything changes: the cash goes out in the register's open session
+                refunds.check_pos_register_open(purchase)
             job = purchase.job_id
             never_claimed = not job or (
                 not purchase.delivery_attempted
@@ -564,25 +567,23 @@ class SmartpmCreditPurchase(models.Model):
                 )
             )
             if never_claimed:
-                purchase._reverse_now()
+                # the operator is here: a POS sale's cash goes out at its register now
+                purchase._reverse_now(refund_at_register=True)
             else:
                 purchase._request_token_check()
         return True
 
-    def _reverse_now(self):
+    def _reverse_now(self, refund_at_register=False):
         """The credit is not on the meter (never sent, or the meter said so): reverse, with
-        a credit note for a posted invoice, refunded through a bank's journal."""
+        a credit note for a posted invoice, and give the money back on the sale's channel
+        (``services.refunds``)."""
         self.ensure_one()
         vals = {"state": "reversed"}
         if self.invoice_id and self.invoice_id.state == "posted" and not self.credit_note_id:
             vals["credit_note_id"] = self._create_credit_note().id
         engine.as_engine(self).write(vals)
         self.activity_ids.action_feedback(feedback=_("Sale reversed."))
-        journal = self.bank_partner_id.smartpm_bank_journal_id
-        if self.channel in ("bank_soap", "bank_xmlrpc") and journal:
-            from ..services import bank_api
-
-            bank_api._refund_credit_note(self, journal)
+        refunds.refund_reversed(self, refund_at_register=refund_at_register)
 
     def _request_token_check(self):
         """A claimed delivery: stop its retries and queue (once) the check of its transfer

@@ -8,7 +8,7 @@ by the order's uuid so an order synced twice sells once.
 from odoo import _, api, models
 from odoo.exceptions import UserError
 
-from ..services import vending
+from ..services import refunds, vending
 from .pos_config import credit_product
 
 
@@ -16,8 +16,34 @@ class PosOrder(models.Model):
     _inherit = "pos.order"
 
     def _smartpm_credit_lines(self):
+        """Lines that sell credit (a refund line gives credit back: ``_smartpm_refund_lines``)."""
         product = credit_product(self.env)
-        return self.lines.filtered(lambda line: line.smartpm_meter_id or line.product_id == product)
+        return self.lines.filtered(
+            lambda line: (
+                (line.smartpm_meter_id or line.product_id == product)
+                and not line.refunded_orderline_id
+            )
+        )
+
+    def _smartpm_refund_lines(self):
+        """Lines of Odoo's refund flow that refund a sale of credit."""
+        return self.lines.filtered(lambda line: line.refunded_orderline_id.smartpm_purchase_ids)
+
+    def _smartpm_check_refund_lines(self):
+        """A refund of credit is accepted while the sale can be reversed (services.refunds)."""
+        for line in self._smartpm_refund_lines():
+            purchase = line.refunded_orderline_id.sudo().smartpm_purchase_ids[:1]
+            refusal = refunds.pos_refund_refusal(purchase, line)
+            if refusal:
+                raise UserError(refusal)
+
+    def _smartpm_reverse_refunded_credit(self):
+        """The refund order is paid: the refunded sales are reversed (their jobs cancelled)."""
+        for order in self.filtered(lambda o: o.state in refunds.PAID_ORDER_STATES):
+            for line in order._smartpm_refund_lines():
+                purchase = line.refunded_orderline_id.sudo().smartpm_purchase_ids[:1]
+                with self.env.cr.savepoint():
+                    refunds.reverse_for_pos_refund(purchase, line)
 
     def _smartpm_check_credit_lines(self):
         """Refuse the order before it is accepted if a credit line cannot be sold."""
@@ -40,8 +66,8 @@ class PosOrder(models.Model):
                 if line.qty < 0 or line.price_subtotal_incl < 0:
                     raise UserError(
                         _(
-                            "Electricity credit sold to meter %s cannot be refunded at the "
-                            "register: reverse the purchase in the back office.",
+                            "Electricity credit sold to meter %s cannot be refunded by a "
+                            "negative line: refund its sale (ticket screen, Refund).",
                             meter.serial_number,
                         )
                     )
@@ -99,18 +125,24 @@ class PosOrder(models.Model):
         # reason and the order stays open.
         if not draft:
             self._smartpm_check_credit_lines()
+            self._smartpm_check_refund_lines()
         self._smartpm_set_tenant_as_customer()
         res = super()._process_saved_order(draft)
         if not draft and self.state in ("paid", "done", "invoiced"):
             self._smartpm_sell_credit()
+            # here, not only in action_pos_order_paid (whose errors the POS only logs): a
+            # refund whose sale cannot be reversed any more is refused, not half done
+            self._smartpm_reverse_refunded_credit()
         return res
 
     def action_pos_order_paid(self):
         # also reached from the back office (pos.make.payment)
         self._smartpm_check_credit_lines()
+        self._smartpm_check_refund_lines()
         self._smartpm_set_tenant_as_customer()
         res = super().action_pos_order_paid()
         self._smartpm_sell_credit()
+        self._smartpm_reverse_refunded_credit()
         return res
 
     def _smartpm_sell_credit(self):
@@ -143,6 +175,21 @@ class PosOrder(models.Model):
                     )
                 line.smartpm_balance_kwh = balance_before + purchase.sudo().kwh
                 line.invalidate_recordset(["smartpm_purchase_ids"])
+
+    @api.model
+    def smartpm_refund_refusals(self, line_ids):
+        """Why the register may not refund these sold credit lines (the ticket screen asks
+        before it makes the refund order); empty if it may."""
+        lines = self.env["pos.order.line"].browse([int(i) for i in line_ids]).exists()
+        lines.check_access("read")
+        refusals = []
+        for line in lines.sudo().filtered("smartpm_purchase_ids"):
+            # as Refund would make it: the whole line back
+            refund = line.new({"qty": -line.qty, "price_subtotal_incl": -line.price_subtotal_incl})
+            refusal = refunds.pos_refund_refusal(line.smartpm_purchase_ids[:1], refund)
+            if refusal:
+                refusals.append(refusal)
+        return refusals
 
     @api.model
     def smartpm_credit_status(self, order_id):

@@ -1,5 +1,7 @@
 """POS tour in headless Chromium: a cashier sells 10.00 of credit to a meter."""
 
+from unittest.mock import patch
+
 from odoo.addons.point_of_sale.tests.test_frontend import TestPointOfSaleHttpCommon
 from odoo.tests import tagged
 
@@ -44,3 +46,22 @@ class TestPosTour(TestPointOfSaleHttpCommon):
         self.assertEqual(purchase.channel, "pos")
         self.assertEqual(purchase.pos_order_line_id.order_id.state, "paid")
         self.assertEqual(purchase.job_id.job_type, "add_credit")
+
+    def test_cashier_refunds_undelivered_credit_at_the_register(self):
+        self.main_pos_config.with_user(self.pos_user).open_ui()
+        self.start_pos_tour("smartpm_pos_refund_credit")
+        purchase = self.meter.sudo().purchase_ids
+        self.assertEqual(purchase.state, "reversed")
+        self.assertEqual(purchase.job_id.state, "cancelled")
+        refund = purchase.pos_order_line_id.refund_orderline_ids.order_id
+        self.assertEqual(refund.state, "paid")
+        self.assertEqual(refund.payment_ids.mapped("amount"), [-10.0])
+
+    def test_register_refuses_to_refund_credit_whose_delivery_was_attempted(self):
+        self.main_pos_config.with_user(self.pos_user).open_ui()
+        # the server runs in this process: as if a bridge had taken the delivery
+        with patch("odoo.addons.smartpm_prepay.services.refunds._never_claimed", lambda p: False):
+            self.start_pos_tour("smartpm_pos_refund_refused")
+        purchase = self.meter.sudo().purchase_ids
+        self.assertEqual(purchase.state, "queued")
+        self.assertFalse(purchase.pos_order_line_id.refund_orderline_ids)

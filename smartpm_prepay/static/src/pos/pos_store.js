@@ -82,7 +82,7 @@ patch(PosStore.prototype, {
             this.dialog.add(AlertDialog, {
                 title: _t("Electricity credit"),
                 body: _t(
-                    "Credit sold to a meter cannot be refunded at the register: reverse the purchase in the back office."
+                    "Credit sold to a meter is not refunded by a negative line: refund its sale from the ticket screen (Refund)."
                 ),
             });
             return;
