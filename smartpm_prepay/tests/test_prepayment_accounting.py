@@ -9,6 +9,7 @@ from odoo.tests import Form, new_test_user, tagged
 
 from ..services import bank_api, engine, prepayment
 from ..services.vending import vend
+from .test_pos import SmartpmPosCase
 
 BANK_TIME = "2026-03-01T10:00:00Z"
 # consumption of March 2026 (company in UTC): the job runs on April 1st
@@ -421,3 +422,22 @@ class TestCreditBalanceReport(PrepaymentCase):
         rows = self.env["smartpm.credit.balance.report"].with_user(accountant).search([])
         self.assertEqual(rows.company_id, self.company)
         self.assertTrue(rows.filtered(lambda r: r.tenant_id == self.tenant))
+
+
+@tagged("post_install", "-at_install")
+class TestPosSaleEntries(SmartpmPosCase):
+    def test_pos_order_line_and_session_closing_credit_the_prepayments(self):
+        liability = self.company.smartpm_prepayment_account_id
+        order = self._sync(self._order_data([(self.meter, 10.0)]))
+        line = order.lines
+        self.assertEqual(
+            line.product_id.with_company(self.company).property_account_income_id, liability
+        )
+        session = self.pos_session
+        session.post_closing_cash_details(10.0)
+        session.close_session_from_ui()
+        booked = session.move_id.line_ids.filtered(lambda ml: ml.account_id == liability)
+        self.assertAlmostEqual(booked.credit, 10.0)
+        self.assertFalse(
+            session.move_id.line_ids.filtered(lambda ml: ml.account_id.account_type == "income")
+        )
