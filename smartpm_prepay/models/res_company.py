@@ -1,9 +1,12 @@
+import logging
 import math
 
 from odoo import _, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 
 from ..services import prepayment
+
+_logger = logging.getLogger(__name__)
 
 DEFAULT_QUICK_AMOUNTS = "5, 10, 20, 50"
 MAX_QUICK_AMOUNTS = 8
@@ -116,7 +119,12 @@ class ResCompany(models.Model):
         cut-off (yesterday, or the end of last month): a later run of the same period
         posts only what the meters' readings added since."""
         for company in self.sudo().search([("smartpm_prepayment_account_id", "!=", False)]):
-            prepayment.recognise(company)
+            try:
+                with self.env.cr.savepoint():
+                    prepayment.recognise(company)
+            except (UserError, ValidationError):
+                # one company's books (a lock, a deleted account) do not stop the others'
+                _logger.exception("credit recognition of %s failed", company.name)
 
     def action_smartpm_recognise_credit(self):
         """Button (settings): recognise now up to the cut-off day."""
