@@ -441,3 +441,34 @@ class TestPosSaleEntries(SmartpmPosCase):
         self.assertFalse(
             session.move_id.line_ids.filtered(lambda ml: ml.account_id.account_type == "income")
         )
+
+    def test_pos_credit_left_equals_the_liability_in_total_once_the_session_closed(self):
+        liability = self.company.smartpm_prepayment_account_id
+        self._sync(self._order_data([(self.meter, 10.0)]))  # 20 kWh at 0.50
+        session = self.pos_session
+        session.post_closing_cash_details(10.0)
+        session.close_session_from_ui()
+        purchase = self._purchases()
+        purchase._on_delivered({})
+        engine.as_engine(purchase).date_delivered = datetime(2026, 2, 28)
+        self.env["smartpm.consumption.daily"].sudo().create(
+            {
+                "meter_id": self.meter.id,
+                "day": MONTH[0],
+                "kwh": 4.0,
+                "company_id": self.company.id,
+                "tenant_id": self.tenant.id,
+            }
+        )
+        prepayment.recognise(self.company, today=RUN_DAY)
+        self.assertAlmostEqual(purchase.value_recognised, 2.0)
+        self.env.flush_all()
+        report = self.env["smartpm.credit.balance.report"].search(
+            [("company_id", "=", self.company.id)]
+        )
+        lines = self.env["account.move.line"].search(
+            [("account_id", "=", liability.id), ("parent_state", "=", "posted")]
+        )
+        self.assertAlmostEqual(sum(report.mapped("remaining_value")), 8.0)
+        self.assertAlmostEqual(-sum(lines.mapped("balance")), 8.0)
+        self.assertAlmostEqual(sum(report.mapped("difference")), 0.0)
