@@ -13,6 +13,9 @@ from . import alarm
 from . import res_company
 from . import res_config_settings
 from . import credit_purchase
+from . import credit_recognition
+from . import credit_balance_report
+from . import account_chart_template
 from . import pos_config
 from . import pos_session
 from . import pos_order_line

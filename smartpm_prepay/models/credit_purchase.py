@@ -153,6 +153,17 @@ class SmartpmCreditPurchase(models.Model):
         ondelete="restrict",
     )
     pos_order_id = fields.Many2one(related="pos_order_line_id.order_id", string="POS order")
+    # prepayment accounting: what the recognition job moved to revenue (services/prepayment)
+    recognition_ids = fields.One2many("smartpm.credit.recognition", "purchase_id")
+    kwh_recognised = fields.Float(
+        string="Consumed (kWh)", digits=(16, 3), compute="_compute_recognised", store=True
+    )
+    value_recognised = fields.Monetary(
+        string="Recognised revenue", compute="_compute_recognised", store=True
+    )
+    kwh_remaining = fields.Float(
+        string="Credit left (kWh)", digits=(16, 3), compute="_compute_recognised", store=True
+    )
 
     _sql_constraints = [
         (
@@ -174,6 +185,14 @@ class SmartpmCreditPurchase(models.Model):
             "This bank already used this reference for another sale.",
         ),
     ]
+
+    @api.depends("kwh", "recognition_ids.kwh", "recognition_ids.amount")
+    def _compute_recognised(self):
+        for purchase in self:
+            kwh = sum(purchase.recognition_ids.mapped("kwh"))
+            purchase.kwh_recognised = kwh
+            purchase.value_recognised = sum(purchase.recognition_ids.mapped("amount"))
+            purchase.kwh_remaining = purchase.kwh - kwh
 
     @api.depends("tier_breakdown")
     def _compute_tier_summary(self):

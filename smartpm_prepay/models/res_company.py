@@ -1,7 +1,12 @@
+import logging
 import math
 
 from odoo import _, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
+
+from ..services import prepayment
+
+_logger = logging.getLogger(__name__)
 
 DEFAULT_QUICK_AMOUNTS = "5, 10, 20, 50"
 MAX_QUICK_AMOUNTS = 8
@@ -66,6 +71,67 @@ class ResCompany(models.Model):
         help="How often meters' event logs are read for tampering alarms (cover opened, "
         "reverse connection...). Shorter finds theft sooner and costs more meter traffic.",
     )
+
+    # prepayment accounting (services/prepayment.py)
+    smartpm_prepayment_account_id = fields.Many2one(
+        "account.account",
+        string="Customer prepayments account",
+        check_company=True,
+        help="Liability credited by every credit sale (the credit product's income "
+        "account) until the meter consumes the energy.",
+    )
+    smartpm_energy_income_account_id = fields.Many2one(
+        "account.account",
+        string="Energy sales account",
+        check_company=True,
+        help="Revenue of the consumed credit, moved from the prepayments account.",
+    )
+    smartpm_recognition_journal_id = fields.Many2one(
+        "account.journal",
+        string="Revenue recognition journal",
+        check_company=True,
+        domain="[('type', '=', 'general')]",
+    )
+    smartpm_recognition_period = fields.Selection(
+        [("daily", "Every day"), ("monthly", "Every month")],
+        string="Recognise consumed credit",
+        default="daily",
+        required=True,
+        help="Every day: the job posts yesterday's consumption. Every month: on the 1st "
+        "it posts the previous month's.",
+    )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        companies = super().create(vals_list)
+        for company in companies:
+            prepayment.ensure_accounts(company)
+        return companies
+
+    @api.model
+    def _smartpm_ensure_prepayment_accounts(self):
+        """Install and update: every company with a chart gets its prepayment accounts."""
+        prepayment.ensure_all_accounts(self.env)
+
+    @api.model
+    def _cron_smartpm_recognise_credit(self):
+        """Each company's consumed credit, from the prepayments to energy sales, up to its
+        cut-off (yesterday, or the end of last month): a later run of the same period
+        posts only what the meters' readings added since."""
+        for company in self.sudo().search([("smartpm_prepayment_account_id", "!=", False)]):
+            try:
+                with self.env.cr.savepoint():
+                    prepayment.recognise(company)
+            except (UserError, ValidationError):
+                # one company's books (a lock, a deleted account) do not stop the others'
+                _logger.exception("credit recognition of %s failed", company.name)
+
+    def action_smartpm_recognise_credit(self):
+        """Button (settings): recognise now up to the cut-off day."""
+        self.env["smartpm.credit.purchase"].check_access("write")
+        for company in self:
+            prepayment.recognise(company)
+        return True
 
     @api.constrains("smartpm_quick_amounts", "smartpm_min_amount", "smartpm_max_amount")
     def _check_smartpm_quick_amounts(self):

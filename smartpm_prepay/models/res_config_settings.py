@@ -17,6 +17,18 @@ class ResConfigSettings(models.TransientModel):
         related="company_id.smartpm_alert_user_id", readonly=False
     )
     smartpm_quick_amounts = fields.Char(related="company_id.smartpm_quick_amounts", readonly=False)
+    smartpm_prepayment_account_id = fields.Many2one(
+        related="company_id.smartpm_prepayment_account_id", readonly=False
+    )
+    smartpm_energy_income_account_id = fields.Many2one(
+        related="company_id.smartpm_energy_income_account_id", readonly=False
+    )
+    smartpm_recognition_journal_id = fields.Many2one(
+        related="company_id.smartpm_recognition_journal_id", readonly=False
+    )
+    smartpm_recognition_period = fields.Selection(
+        related="company_id.smartpm_recognition_period", readonly=False
+    )
     smartpm_job_retention_days = fields.Integer(
         string="Keep finished meter jobs (days)",
         config_parameter=RETENTION_PARAM,

@@ -30,3 +30,4 @@ from . import test_engine_only
 from . import test_local_time
 from . import test_sale_info
 from . import test_refunds
+from . import test_prepayment_accounting

@@ -305,7 +305,7 @@ class TestPosSessionAccounting(SmartpmPosCase):
         session.post_closing_cash_details(15.0)
         session.close_session_from_ui()
         self.assertEqual(session.state, "closed")
-        income = self.credit.categ_id.property_account_income_categ_id
+        income = self.company.smartpm_prepayment_account_id  # owed energy, not revenue
         self.assertRecordValues(
             session.move_id.line_ids.sorted("credit"),
             [
@@ -329,7 +329,7 @@ class TestPosSessionAccounting(SmartpmPosCase):
         session = self.pos_session
         session.post_closing_cash_details(11.0)
         session.close_session_from_ui()
-        income = self.credit.categ_id.property_account_income_categ_id
+        income = self.company.smartpm_prepayment_account_id  # owed energy, not revenue
         tax_account = tax.invoice_repartition_line_ids.account_id
         lines = session.move_id.line_ids
         self.assertEqual(lines.filtered(lambda ml: ml.account_id == income).credit, 10.0)

@@ -1,0 +1,58 @@
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError
+
+from ..services import engine
+
+
+class SmartpmCreditRecognition(models.Model):
+    """Credit of one purchase recognised as revenue by one run of the recognition job
+    (services/prepayment.py). Rows without a purchase count consumption that no recorded
+    sale covered (credit on the meter before any sale): no liability, no revenue."""
+
+    _name = "smartpm.credit.recognition"
+    _description = "Credit recognised as revenue"
+    _order = "day desc, id desc"
+    _check_company_auto = True
+
+    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
+    day = fields.Date(
+        string="Consumed up to", required=True, readonly=True, help="The run's cut-off day."
+    )
+    purchase_id = fields.Many2one(
+        "smartpm.credit.purchase",
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+        check_company=True,
+    )
+    meter_id = fields.Many2one(
+        "smartpm.meter", required=True, readonly=True, index=True, ondelete="restrict"
+    )
+    tenant_id = fields.Many2one(
+        "res.partner",
+        string="Tenant",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+    )
+    kwh = fields.Float(string="Energy (kWh)", digits=(16, 3), readonly=True)
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    amount = fields.Monetary(string="Value (untaxed)", readonly=True)
+    move_id = fields.Many2one(
+        "account.move", string="Journal entry", readonly=True, index=True, check_company=True
+    )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not engine.is_engine(self.env):
+            raise AccessError(_("Revenue is recognised by the recognition job only."))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        engine.check_fields(self, vals, set(vals), self._description)
+        return super().write(vals)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_never(self):
+        raise UserError(_("Recognised revenue is never deleted: it is in the books."))

@@ -1,0 +1,302 @@
+"""Prepayment accounting: credit sold is owed energy until the meter consumes it.
+
+Every channel sells the credit product, whose income account (per company) is the
+company's *customer prepayments* liability: invoices (portal, bank, back office) and the
+POS closing entries credit it. ``recognise`` moves the consumed credit's value from that
+liability to the company's energy sales, first in, first out over the purchases of each
+meter and tenant, at the untaxed price each purchase was bought at (its tiers included).
+
+What a purchase has had recognised is kept as ``smartpm.credit.recognition`` rows, so a
+run recognises only consumption that no earlier run did: running twice posts once.
+"""
+
+import logging
+from datetime import timedelta
+
+from odoo import fields
+from odoo.exceptions import UserError
+from odoo.tools import float_compare, float_round
+
+from . import engine, local_time
+
+_logger = logging.getLogger(__name__)
+
+PREPAYMENT_CODE = "219100"
+ENERGY_INCOME_CODE = "400100"
+JOURNAL_CODE = "PREPY"
+KWH_DIGITS = 3
+
+
+# ------------------------------------------------------------------ set-up
+def ensure_accounts(company):
+    """Create (once) the company's prepayment liability, energy sales account and
+    recognition journal, and make the liability the credit product's income account.
+    A company without a chart of accounts yet is skipped (done when its chart loads)."""
+    company = company.sudo()
+    if not company.chart_template and not company.root_id.chart_template:
+        return False
+    env = company.env
+    Account = env["account.account"].with_company(company)
+    vals = {}
+    if not company.smartpm_prepayment_account_id:
+        vals["smartpm_prepayment_account_id"] = Account.create(
+            {
+                "code": Account._search_new_account_code(PREPAYMENT_CODE, cache=set()),
+                "name": env._("Customer prepayments (electricity credit)"),
+                "account_type": "liability_current",
+                "company_ids": [fields.Command.set(company.ids)],
+            }
+        ).id
+    if not company.smartpm_energy_income_account_id:
+        vals["smartpm_energy_income_account_id"] = Account.create(
+            {
+                "code": Account._search_new_account_code(ENERGY_INCOME_CODE, cache=set()),
+                "name": env._("Energy sales"),
+                "account_type": "income",
+                "company_ids": [fields.Command.set(company.ids)],
+            }
+        ).id
+    if not company.smartpm_recognition_journal_id:
+        Journal = env["account.journal"].with_company(company)
+        code = JOURNAL_CODE
+        n = 1
+        while Journal.search_count([("code", "=", code), ("company_id", "=", company.id)]):
+            n += 1
+            code = f"PRP{n}"
+        vals["smartpm_recognition_journal_id"] = Journal.create(
+            {
+                "name": env._("Prepaid energy recognition"),
+                "code": code,
+                "type": "general",
+                "company_id": company.id,
+            }
+        ).id
+    if vals:
+        company.write(vals)
+    product = env.ref("smartpm_prepay.product_electricity_credit", raise_if_not_found=False)
+    if product:
+        tmpl = product.product_tmpl_id.with_company(company)
+        if tmpl.property_account_income_id != company.smartpm_prepayment_account_id:
+            tmpl.property_account_income_id = company.smartpm_prepayment_account_id
+    return True
+
+
+def ensure_all_accounts(env):
+    for company in env["res.company"].sudo().search([]):
+        ensure_accounts(company)
+
+
+# ------------------------------------------------------------------ valuation
+def value_of(purchase, kwh_from, kwh_to):
+    """Untaxed value of the purchase's kWh ``kwh_from``..``kwh_to`` (its first kWh are its
+    lowest tier's), scaled so that all its kWh are worth exactly its untaxed amount."""
+    total_kwh = purchase.kwh
+    if not total_kwh:
+        return 0.0
+    currency = purchase.currency_id
+    if float_compare(kwh_to, total_kwh, precision_digits=KWH_DIGITS) >= 0:
+        end_value = purchase.amount_untaxed
+    else:
+        end_value = currency.round(_scaled(purchase, kwh_to))
+    start_value = currency.round(_scaled(purchase, kwh_from)) if kwh_from > 0 else 0.0
+    return currency.round(end_value - start_value)
+
+
+def _tier_value(parts, kwh):
+    """Price of the first ``kwh`` of a purchase's tier breakdown (its parts in order)."""
+    value, offset = 0.0, 0.0
+    for part in parts:
+        take = min(max(kwh - offset, 0.0), part["kwh"])
+        value += take * part["price_per_kwh"]
+        offset += part["kwh"]
+    return value
+
+
+def _scaled(purchase, kwh):
+    parts = purchase.tier_breakdown or []
+    full = _tier_value(parts, purchase.kwh)
+    if not full:
+        return purchase.amount_untaxed * kwh / purchase.kwh
+    return purchase.amount_untaxed * _tier_value(parts, kwh) / full
+
+
+# ------------------------------------------------------------------ recognition
+def cutoff_day(company, today=None):
+    """Last local day that a run on ``today`` recognises: yesterday (daily), or the last
+    day of the previous month (monthly)."""
+    today = today or local_time.local_today(company)
+    if company.smartpm_recognition_period == "monthly":
+        return today.replace(day=1) - timedelta(days=1)
+    return today - timedelta(days=1)
+
+
+def _consumed(env, company, until):
+    """{(meter_id, tenant_id): kWh consumed up to local day ``until``}."""
+    env["smartpm.consumption.daily"].flush_model()
+    env.cr.execute(
+        """
+        SELECT meter_id, tenant_id, SUM(kwh) FROM smartpm_consumption_daily
+         WHERE company_id = %s AND day <= %s AND tenant_id IS NOT NULL
+               AND NOT COALESCE(is_check_meter, FALSE)
+         GROUP BY meter_id, tenant_id
+        """,
+        (company.id, until),
+    )
+    return {(m, t): kwh or 0.0 for m, t, kwh in env.cr.fetchall()}
+
+
+def _recognised(env, company):
+    """{(meter_id, tenant_id): kWh already recognised (matched or not)}."""
+    env["smartpm.credit.recognition"].flush_model()
+    env.cr.execute(
+        """
+        SELECT meter_id, tenant_id, SUM(kwh) FROM smartpm_credit_recognition
+         WHERE company_id = %s GROUP BY meter_id, tenant_id
+        """,
+        (company.id,),
+    )
+    return {(m, t): kwh or 0.0 for m, t, kwh in env.cr.fetchall()}
+
+
+def _open_purchases(env, company, meter_id, tenant_id, until_utc):
+    """Delivered purchases of the meter and tenant with credit left, oldest first."""
+    purchases = env["smartpm.credit.purchase"].search(
+        [
+            ("company_id", "=", company.id),
+            ("meter_id", "=", meter_id),
+            ("tenant_id", "=", tenant_id),
+            ("state", "=", "delivered"),
+            ("date_delivered", "<", until_utc),
+        ],
+        order="date_delivered, id",
+    )
+    return purchases.filtered(
+        lambda p: float_compare(p.kwh_remaining, 0, precision_digits=KWH_DIGITS) > 0
+    )
+
+
+def recognise(company, today=None):
+    """Recognise the company's consumed credit up to its cut-off day; return the move
+    (empty when nothing was consumed since the last run). Idempotent."""
+    env = engine.as_engine(company.env["smartpm.credit.purchase"]).env
+    company = company.with_env(env)
+    if not ensure_accounts(company):
+        raise UserError(
+            env._("%s has no chart of accounts: credit cannot be recognised.", company.name)
+        )
+    # one run per company at a time (two crons, a button and the cron)
+    env.cr.execute("SELECT id FROM res_company WHERE id = %s FOR NO KEY UPDATE", (company.id,))
+    until = cutoff_day(company, today)
+    until_utc = local_time.day_start_utc(company, until + timedelta(days=1))
+    consumed = _consumed(env, company, until)
+    done = _recognised(env, company)
+    Recognition = env["smartpm.credit.recognition"]
+    rows = []
+    for (meter_id, tenant_id), kwh in sorted(consumed.items()):
+        todo = float_round(kwh - done.get((meter_id, tenant_id), 0.0), KWH_DIGITS)
+        if todo <= 0:
+            continue
+        for purchase in _open_purchases(env, company, meter_id, tenant_id, until_utc):
+            take = min(todo, purchase.kwh_remaining)
+            before = purchase.kwh_recognised
+            rows.append(
+                {
+                    "purchase_id": purchase.id,
+                    "kwh": take,
+                    "amount": value_of(purchase, before, before + take),
+                }
+            )
+            rows[-1].update(meter_id=meter_id, tenant_id=tenant_id)
+            todo = float_round(todo - take, KWH_DIGITS)
+            if todo <= 0:
+                break
+        if todo > 0:
+            # consumed without a sale on record (credit the meter had before, emergency
+            # credit): no liability to release, but counted so that no later sale pays it
+            rows.append({"purchase_id": False, "kwh": todo, "amount": 0.0, "meter_id": meter_id})
+            rows[-1]["tenant_id"] = tenant_id
+    if not rows:
+        return env["account.move"]
+    move = _post_move(company, until, rows)
+    Recognition.create(
+        [
+            dict(
+                row,
+                company_id=company.id,
+                day=until,
+                move_id=move.id if move else False,
+            )
+            for row in rows
+        ]
+    )
+    _logger.info(
+        "credit recognised for %s up to %s: %s kWh, %s",
+        company.name,
+        until,
+        sum(r["kwh"] for r in rows),
+        move.amount_total if move else 0,
+    )
+    return move
+
+
+def accounting_date(company, day, journal):
+    """``day``, or the first open day after the company's lock dates."""
+    locked = company._get_violated_lock_dates(day, False, journal)
+    if locked:
+        return max(d for d, _name in locked) + timedelta(days=1)
+    return day
+
+
+def _post_move(company, day, rows):
+    env = company.env
+    currency = company.currency_id
+    amount = currency.round(sum(r["amount"] for r in rows))
+    if currency.is_zero(amount):
+        return company.env["account.move"]
+    journal = company.smartpm_recognition_journal_id
+    date = accounting_date(company, day, journal)
+    by_tenant = {}
+    for row in rows:
+        by_tenant[row["tenant_id"]] = by_tenant.get(row["tenant_id"], 0.0) + row["amount"]
+    lines = []
+    for tenant_id, value in sorted(by_tenant.items()):
+        value = currency.round(value)
+        if currency.is_zero(value):
+            continue
+        lines.append(
+            fields.Command.create(
+                {
+                    "name": env._("Electricity credit consumed up to %s", day),
+                    "account_id": company.smartpm_prepayment_account_id.id,
+                    "partner_id": tenant_id,
+                    "debit": value,
+                    "credit": 0.0,
+                }
+            )
+        )
+    lines.append(
+        fields.Command.create(
+            {
+                "name": env._("Energy consumed up to %s", day),
+                "account_id": company.smartpm_energy_income_account_id.id,
+                "debit": 0.0,
+                "credit": amount,
+            }
+        )
+    )
+    move = (
+        company.env["account.move"]
+        .with_company(company)
+        .create(
+            {
+                "move_type": "entry",
+                "journal_id": journal.id,
+                "company_id": company.id,
+                "date": date,
+                "ref": env._("Prepaid energy consumed up to %s", day),
+                "line_ids": lines,
+            }
+        )
+    )
+    move.action_post()
+    return move
