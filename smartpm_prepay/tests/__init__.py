@@ -31,3 +31,6 @@ from . import test_local_time
 from . import test_sale_info
 from . import test_refunds
 from . import test_prepayment_accounting
+from . import test_job_bridge_trust
+from . import test_tenant_periods
+from . import test_vending_tiers
