@@ -60,6 +60,18 @@ def credit_payload(sim_serial: str, transfer_number: int, kwh: float) -> dict:
     return {"token": token.hex().upper(), "transfer_number": transfer_number, "kwh": kwh}
 
 
+def user_with_key(env, name, login, groups=("base.group_user", "smartpm_prepay.group_bridge_api")):
+    """A user of ``groups`` (xml ids; default: a bridge) and an API key valid for a day: the
+    machine users the end-to-end tests run the bridge, the bank or the cashier as."""
+    from odoo import fields
+
+    user = env["res.users"].create(
+        {"name": name, "login": login, "groups_id": [(6, 0, [env.ref(g).id for g in groups])]}
+    )
+    expiry = fields.Datetime.add(fields.Datetime.now(), days=1)
+    return user, env["res.users.apikeys"].with_user(user)._generate(None, "e2e", expiry)
+
+
 def wait_until(predicate, timeout=60.0, interval=0.2, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

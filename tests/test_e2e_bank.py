@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
+from odoo_e2e import user_with_key
 
 from meter_sim.model import MeterConfig
 
@@ -32,7 +33,7 @@ SERIAL = f"E2E-BANK-{os.getpid()}"
 
 
 def _setup(registry, port, serial=SERIAL):
-    from odoo import SUPERUSER_ID, api, fields
+    from odoo import SUPERUSER_ID, api
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
@@ -42,7 +43,6 @@ def _setup(registry, port, serial=SERIAL):
         )
         if not journal:
             pytest.skip("the main company has no bank journal (no chart of accounts)")
-        expiry = fields.Datetime.add(fields.Datetime.now(), days=1)
         bank = env["res.partner"].create(
             {
                 "name": f"E2E Bank {serial}",
@@ -53,21 +53,12 @@ def _setup(registry, port, serial=SERIAL):
         )
         users = {}
         for role, group in (("bridge", "group_bridge_api"), ("bank", "group_bank_api")):
-            user = env["res.users"].create(
-                {
-                    "name": f"E2E {role}",
-                    "login": f"e2e_{role}_{serial}",
-                    "groups_id": [
-                        (
-                            6,
-                            0,
-                            [env.ref("base.group_user").id, env.ref(f"smartpm_prepay.{group}").id],
-                        )
-                    ],
-                }
+            users[role] = user_with_key(
+                env,
+                f"E2E {role}",
+                f"e2e_{role}_{serial}",
+                ("base.group_user", f"smartpm_prepay.{group}"),
             )
-            key = env["res.users.apikeys"].with_user(user)._generate(None, "e2e", expiry)
-            users[role] = (user, key)
         users["bank"][0].partner_id.parent_id = bank
         tariff, tenant, meter = sold_meter(env, "E2E bank", serial, port)
         ids = {

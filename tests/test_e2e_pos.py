@@ -14,6 +14,7 @@ import uuid
 import xmlrpc.client
 
 import pytest
+from odoo_e2e import user_with_key
 from test_e2e_vending import (  # noqa: F401
     _odoo_server,
     _process,
@@ -31,28 +32,17 @@ DELIVERY_SECONDS = 15
 
 
 def _setup(registry, port):
-    from odoo import SUPERUSER_ID, api, fields
+    from odoo import SUPERUSER_ID, api
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        expiry = fields.Datetime.add(fields.Datetime.now(), days=1)
 
-        def user_with_key(login, groups):
-            user = env["res.users"].create(
-                {
-                    "name": login,
-                    "login": f"{login}_{os.getpid()}",
-                    "groups_id": [(6, 0, [env.ref(g).id for g in groups])],
-                }
-            )
-            key = env["res.users.apikeys"].with_user(user)._generate(None, "e2e", expiry)
-            return user, key
-
-        bridge, bridge_key = user_with_key(
-            "e2e_pos_bridge", ["base.group_user", "smartpm_prepay.group_bridge_api"]
-        )
+        bridge, bridge_key = user_with_key(env, "e2e_pos_bridge", f"e2e_pos_bridge_{os.getpid()}")
         cashier, cashier_key = user_with_key(
-            "e2e_pos_cashier", ["point_of_sale.group_pos_user", "smartpm_prepay.group_cashier"]
+            env,
+            "e2e_pos_cashier",
+            f"e2e_pos_cashier_{os.getpid()}",
+            ("point_of_sale.group_pos_user", "smartpm_prepay.group_cashier"),
         )
         tariff, tenant, meter = sold_meter(env, "E2E POS", SERIAL, port)
         cash_journal = env["account.journal"].search(

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from odoo_e2e import user_with_key
 
 from meter_sim.model import TOKEN_CANCELLED, TRANSFER_APPLIED, TRANSFER_CANCELLED, MeterConfig
 
@@ -126,7 +127,7 @@ def test_killed_bridge_sale_is_reversed_only_when_the_meter_says_not_applied(
 ):
     from test_e2e_vending import _odoo_server, delete_committed, sold_meter
 
-    from odoo import SUPERUSER_ID, api, fields
+    from odoo import SUPERUSER_ID, api
     from odoo.addons.smartpm_prepay.services.vending import vend
 
     db, registry = odoo_db
@@ -135,27 +136,7 @@ def test_killed_bridge_sale_is_reversed_only_when_the_meter_says_not_applied(
     ids = {}
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        user = env["res.users"].create(
-            {
-                "name": "E2E reversal bridge",
-                "login": f"e2e_rev_bridge_{os.getpid()}",
-                "groups_id": [
-                    (
-                        6,
-                        0,
-                        [
-                            env.ref("base.group_user").id,
-                            env.ref("smartpm_prepay.group_bridge_api").id,
-                        ],
-                    )
-                ],
-            }
-        )
-        key = (
-            env["res.users.apikeys"]
-            .with_user(user)
-            ._generate(None, "e2e", fields.Datetime.add(fields.Datetime.now(), days=1))
-        )
+        user, key = user_with_key(env, "E2E reversal bridge", f"e2e_rev_bridge_{os.getpid()}")
         for serial in (SENT, UNSENT):
             tariff, tenant, meter = sold_meter(env, serial, serial, fleet.port_of(serial))
             purchase = vend(env, meter, 10.0, "backoffice", f"{serial}-{os.getpid()}")

@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from odoo_e2e import locked_meter_vals, run_odoo
+from odoo_e2e import locked_meter_vals, run_odoo, user_with_key
 
 from meter_sim.model import MeterConfig
 
@@ -68,24 +68,12 @@ def odoo_db():
 
 
 def _setup(registry, port):
-    from odoo import SUPERUSER_ID, api, fields
+    from odoo import SUPERUSER_ID, api
     from odoo.addons.smartpm_prepay.services.vending import vend
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        group = env.ref("smartpm_prepay.group_bridge_api")
-        user = env["res.users"].create(
-            {
-                "name": "E2E vending bridge",
-                "login": f"e2e_vend_bridge_{os.getpid()}",
-                "groups_id": [(6, 0, [env.ref("base.group_user").id, group.id])],
-            }
-        )
-        key = (
-            env["res.users.apikeys"]
-            .with_user(user)
-            ._generate(None, "e2e", fields.Datetime.add(fields.Datetime.now(), days=1))
-        )
+        user, key = user_with_key(env, "E2E vending bridge", f"e2e_vend_bridge_{os.getpid()}")
         tariff, tenant, meter = sold_meter(env, "E2E", SERIAL, port)
         purchase = vend(env, meter, 10.0, "backoffice", f"E2E-{os.getpid()}")
         ids = {
@@ -251,7 +239,7 @@ def test_only_odoo_minted_tokens_raise_a_meters_credit(odoo_db, sim_fleet):
     a token signed with a wrong key, another meter's token and a replayed token are refused,
     whether they come through Odoo and the bridge or from someone holding the meter's
     association keys (a bridge, a stolen key) or a sniffed token."""
-    from odoo import SUPERUSER_ID, api, fields
+    from odoo import SUPERUSER_ID, api
     from odoo.addons.smartpm_prepay.services.vending import vend
 
     from meter_bridge.errors import MeterRefused
@@ -265,27 +253,7 @@ def test_only_odoo_minted_tokens_raise_a_meters_credit(odoo_db, sim_fleet):
     models = {s: fleet.meter(s) for s in sims}
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        user = env["res.users"].create(
-            {
-                "name": "E2E token bridge",
-                "login": f"e2e_tok_bridge_{os.getpid()}",
-                "groups_id": [
-                    (
-                        6,
-                        0,
-                        [
-                            env.ref("base.group_user").id,
-                            env.ref("smartpm_prepay.group_bridge_api").id,
-                        ],
-                    )
-                ],
-            }
-        )
-        key = (
-            env["res.users.apikeys"]
-            .with_user(user)
-            ._generate(None, "e2e", fields.Datetime.add(fields.Datetime.now(), days=1))
-        )
+        user, key = user_with_key(env, "E2E token bridge", f"e2e_tok_bridge_{os.getpid()}")
         tariff, tenant, m_good = sold_meter(env, "E2E tok", good, fleet.port_of(good))
         # the owner typed a wrong token key for this one: Odoo signs with a key the meter
         # does not hold
@@ -394,7 +362,7 @@ def test_meter_entered_with_the_vendors_keys_only_takes_paid_credit(odoo_db, sim
     """The owner creates a meter with its link and the vendor's three keys, nothing else
     (no client address, authentication or system title): a sale's credit reaches the locked
     meter over HLS-GMAC."""
-    from odoo import SUPERUSER_ID, api, fields
+    from odoo import SUPERUSER_ID, api
     from odoo.addons.smartpm_prepay.services.vending import vend
 
     db, registry = odoo_db
@@ -404,21 +372,7 @@ def test_meter_entered_with_the_vendors_keys_only_takes_paid_credit(odoo_db, sim
     vendor = locked_meter_vals(serial)  # the keys the (simulated) vendor shipped
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        user = env["res.users"].create(
-            {
-                "name": "E2E new meter bridge",
-                "login": f"e2e_new_bridge_{os.getpid()}",
-                "groups_id": [
-                    (4, env.ref("base.group_user").id),
-                    (4, env.ref("smartpm_prepay.group_bridge_api").id),
-                ],
-            }
-        )
-        key = (
-            env["res.users.apikeys"]
-            .with_user(user)
-            ._generate(None, "e2e", fields.Datetime.add(fields.Datetime.now(), days=1))
-        )
+        user, key = user_with_key(env, "E2E new meter bridge", f"e2e_new_bridge_{os.getpid()}")
         tariff = env["smartpm.tariff"].create({"name": "E2E new", "price_per_kwh": 0.5})
         tenant = env["res.partner"].create({"name": "E2E new tenant", "is_tenant": True})
         meter = env["smartpm.meter"].create(
