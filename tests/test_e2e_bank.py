@@ -24,7 +24,6 @@ from test_e2e_vending import (  # noqa: E402  (helpers shared with the vending e
     _odoo_server,
     _run_bridge_until,
     delete_committed,
-    odoo_db,  # noqa: F401  (fixture)
     sold_meter,
 )
 from zeep.wsse.username import UsernameToken  # noqa: E402
@@ -81,7 +80,7 @@ def _cleanup(registry, ids):
         delete_committed(cr, ids["meter"], ids["tariff"], ids["users"], ids["partners"])
 
 
-def test_bank_buys_credit_with_the_wsdl_and_sees_it_delivered(odoo_db, sim_fleet):  # noqa: F811
+def test_bank_buys_credit_with_the_wsdl_and_sees_it_delivered(odoo_db, sim_fleet):
     db, registry = odoo_db
     fleet = sim_fleet(MeterConfig(SERIAL, credit_kwh=1.0))
     model = fleet.meter(SERIAL)
@@ -185,7 +184,7 @@ _FIXTURE_RUNS = itertools.count(1)
 
 
 @pytest.fixture
-def bank_server(odoo_db):  # noqa: F811
+def bank_server(odoo_db):
     """A running Odoo, a bank's login and key, and two sellable meters (no simulator: the
     credit is only sold, not delivered)."""
     db, registry = odoo_db

@@ -15,13 +15,7 @@ import xmlrpc.client
 
 import pytest
 from odoo_e2e import user_with_key
-from test_e2e_vending import (  # noqa: F401
-    _odoo_server,
-    _process,
-    delete_committed,
-    odoo_db,
-    sold_meter,
-)
+from test_e2e_vending import _odoo_server, _process, delete_committed, sold_meter
 
 from meter_sim.model import MeterConfig
 
@@ -124,7 +118,7 @@ def _order(ids, cashier_id):
     }
 
 
-def test_pos_sale_reaches_the_meter_within_seconds_once(odoo_db, sim_fleet):  # noqa: F811
+def test_pos_sale_reaches_the_meter_within_seconds_once(odoo_db, sim_fleet):
     db, registry = odoo_db
     fleet = sim_fleet(MeterConfig(SERIAL, credit_kwh=3.0))
     model = fleet.meter(SERIAL)

@@ -43,23 +43,6 @@ def doomed_executor(job, *, deadline_s=None):
     return {}
 
 
-@pytest.fixture
-def odoo_db():
-    odoo = pytest.importorskip("odoo")
-    from odoo.modules.registry import Registry
-
-    db = odoo.tools.config.get("db_name")
-    if not db or not odoo.tools.config.rcfile:
-        pytest.skip("no Odoo database given (--odoo-database / --odoo-config)")
-    try:
-        registry = Registry(db)
-    except Exception as exc:  # noqa: BLE001 - any failure means: no usable database here
-        pytest.skip(f"database {db} not usable: {exc}")
-    if "smartpm.credit.purchase" not in registry:
-        pytest.skip(f"smartpm_prepay with selling is not installed in {db}")
-    return db, registry
-
-
 @contextlib.contextmanager
 def bridge(db, login, key, url, bridge_id, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MB_")}

@@ -49,24 +49,6 @@ def _odoo_server(db):
         yield server.url
 
 
-@pytest.fixture
-def odoo_db():
-    from odoo.tools import config
-
-    db = config.get("db_name")
-    if not db or not config.rcfile:
-        pytest.skip("no Odoo database given (--odoo-database / --odoo-config)")
-    from odoo.modules.registry import Registry
-
-    try:
-        registry = Registry(db)
-    except Exception as exc:  # noqa: BLE001 - any failure means: no usable database here
-        pytest.skip(f"database {db} not usable: {exc}")
-    if "smartpm.credit.purchase" not in registry:
-        pytest.skip(f"smartpm_prepay with selling is not installed in {db}")
-    return db, registry
-
-
 def _setup(registry, port):
     from odoo import SUPERUSER_ID, api
     from odoo.addons.smartpm_prepay.services.vending import vend
