@@ -448,6 +448,8 @@ class SmartpmMeterJob(models.Model):
         retryable = self.filtered(lambda j: j.state in ("failed", "cancelled"))
         if retryable != self:
             raise UserError(_("Only failed or cancelled jobs can be retried."))
+        for job in retryable.filtered(lambda j: j.job_type == "clear_credit"):
+            credit_clear.resign_if_key_changed(job)  # same transfer number, same Wh
         engine.as_engine(retryable).write(
             {
                 "state": "pending",
