@@ -16,6 +16,11 @@ job, and told the outcome through optional methods of its model:
   refused the token, attempts used up) or is cancelled while pending. The token may have
   reached the meter before the answer was lost: never queue another clear for it, retry
   the job (``queue_clear`` for the same origin and meter returns it again).
+
+Both run in the job's environment (superuser; as the engine when a bridge reported), inside
+the transaction of the report: an exception there refuses the whole report (nothing of it
+is kept). ``queue_clear`` checks no access right of the caller's: it is server code
+for flows that made their own checks (as ``vending.vend`` is), never an RPC method.
 """
 
 from odoo import _
