@@ -75,23 +75,36 @@ def main_meters(env, companies):
     return by_tenant
 
 
-def grant_due(env, companies=None, tariffs=None):
+def grant_due(env, companies=None, tariffs=None, commit_every=None):
     """Grant this month's free basic electricity to every tenant of ``companies`` (default
     all) who has not had it; with ``tariffs``, only to tenants whose main meter is on one
     of them. Each tenant in its own savepoint: one that fails (a meter without a token key,
-    a concurrent run holding it) does not stop the others. Return
-    ``{"granted": purchases, "already": purchases, "errors": [(tenant, message)]}``."""
+    a concurrent run holding it) does not stop the others. ``commit_every`` (the cron's,
+    never in tests): commit after that many grants, so that the meters' locks are not held
+    for the whole run (a grant is whole in its commit: purchase, transfer number and job).
+    Return ``{"granted": purchases, "already": purchases, "errors": [(tenant, message)]}``."""
     sudo_env = engine.as_engine(env["smartpm.credit.purchase"]).env
     Purchase = sudo_env["smartpm.credit.purchase"]
     if companies is None:
         companies = sudo_env["res.company"].search([])
     companies = companies.with_env(sudo_env)
     result = {"granted": Purchase, "already": Purchase, "errors": []}
+    todo = []
     for tenant, meter in main_meters(sudo_env, companies).items():
         tariff = meter._get_tariff()
-        if tariffs is not None and tariff not in tariffs:
+        if tariffs is None or tariff in tariffs:
+            todo.append((tenant, meter, tariff, external_ref(tenant, month_key(meter.company_id))))
+    # the month's grants already made, in one query (the cron's next runs find them all)
+    done = {
+        p.external_ref: p
+        for p in Purchase.search(
+            [("channel", "=", vending.FBE_CHANNEL), ("external_ref", "in", [t[3] for t in todo])]
+        )
+    }
+    for tenant, meter, tariff, ref in todo:
+        if ref in done:
+            result["already"] |= done[ref]
             continue
-        ref = external_ref(tenant, month_key(meter.company_id))
         try:
             with sudo_env.cr.savepoint():
                 purchase, created = vending.grant_free(sudo_env, meter, tariff.fbe_kwh_month, ref)
@@ -105,6 +118,14 @@ def grant_due(env, companies=None, tariffs=None):
             _logger.info("free basic electricity %s being granted by another run: %s", ref, exc)
             continue
         result["granted" if created else "already"] |= purchase
+        if commit_every and created and not len(result["granted"]) % commit_every:
+            sudo_env.cr.commit()
+    _logger.info(
+        "free basic electricity: %s granted, %s already granted, %s not granted",
+        len(result["granted"]),
+        len(result["already"]),
+        len(result["errors"]),
+    )
     return result
 
 

@@ -325,6 +325,18 @@ class TestFbeConcurrency(SmartpmCase):
         finally:
             self._undo()
 
+    def test_cron_batches_are_committed_as_they_go(self):
+        try:
+            with self.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                tariffs = env["smartpm.tariff"].browse(self.ids[1])
+                granted = fbe.grant_due(env, tariffs=tariffs, commit_every=1)["granted"]
+                self.assertEqual(len(granted), 1)
+                cr.rollback()  # the run dies after its batch: the batch stays
+            self.assertEqual(self._count(), (1, 1, 1))
+        finally:
+            self._undo()
+
     def test_run_whose_snapshot_predates_the_committed_grant_grants_nothing(self):
         try:
             with self.registry.cursor() as cr1, self.registry.cursor() as cr2:
