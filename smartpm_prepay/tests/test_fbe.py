@@ -10,7 +10,7 @@ from lxml import etree
 
 from odoo import SUPERUSER_ID, api
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..services import credit_token, engine, fbe, prepayment, vending
@@ -211,6 +211,18 @@ class TestFbeGrant(FbeCase):
     def test_social_tariff_needs_its_free_kwh(self):
         with self.assertRaisesRegex(ValidationError, "Lifeline"):
             self.social.fbe_kwh_month = 0.0
+
+    def test_tariff_form_asks_the_free_kwh_of_a_social_tariff_only(self):
+        form = Form(self.env["smartpm.tariff"])
+        form.name = "Lifeline form"
+        form.price_per_kwh = 0.2
+        self.assertTrue(form._get_modifier("fbe_kwh_month", "invisible"))
+        form.fbe_social = True
+        self.assertFalse(form._get_modifier("fbe_kwh_month", "invisible"))
+        self.assertTrue(form._get_modifier("fbe_kwh_month", "required"))
+        form.fbe_kwh_month = 40.0
+        tariff = form.save()
+        self.assertEqual((tariff.fbe_social, tariff.fbe_kwh_month), (True, 40.0))
 
     def test_manager_button_grants_the_tariffs_tenants_and_a_cashier_is_refused(self):
         cashier = new_test_user(self.env, "t_fbe_cashier", groups="smartpm_prepay.group_cashier")
