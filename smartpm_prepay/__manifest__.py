@@ -26,6 +26,7 @@
         "data/cron.xml",
         "data/reading_scheme_data.xml",
         "data/stats_cron.xml",
+        "data/fbe_cron.xml",
         "views/grid_views.xml",
         "views/meter_views.xml",
         "views/tenant_views.xml",

@@ -153,6 +153,11 @@ class SmartpmCreditPurchase(models.Model):
         ondelete="restrict",
     )
     pos_order_id = fields.Many2one(related="pos_order_line_id.order_id", string="POS order")
+    payment_document = fields.Char(
+        compute="_compute_payment_document",
+        help="What paid for the credit: the POS order, the invoice, or Free basic "
+        "electricity for the monthly grant of a social tariff (no payment).",
+    )
     # prepayment accounting: what the recognition job moved to revenue (services/prepayment)
     recognition_ids = fields.One2many("smartpm.credit.recognition", "purchase_id")
     kwh_recognised = fields.Float(
@@ -176,7 +181,12 @@ class SmartpmCreditPurchase(models.Model):
             "unique(meter_id, transfer_number)",
             "This transfer number was already used for this meter.",
         ),
-        ("amount_positive", "CHECK(amount > 0)", "The amount must be positive."),
+        # a sale is paid; only a grant of free basic electricity (services/fbe.py) is free
+        (
+            "amount_positive",
+            "CHECK(CASE WHEN channel = 'fbe' THEN amount = 0 ELSE amount > 0 END)",
+            "The amount must be positive (zero for free basic electricity only).",
+        ),
         # A bank's reference names one sale whatever the protocol (SOAP or XML-RPC) it came
         # by; concurrent requests with one reference meet here (bank_api._is_reference_race).
         (
@@ -193,6 +203,15 @@ class SmartpmCreditPurchase(models.Model):
             purchase.kwh_recognised = kwh
             purchase.value_recognised = sum(purchase.recognition_ids.mapped("amount"))
             purchase.kwh_remaining = purchase.kwh - kwh
+
+    @api.depends("channel", "invoice_id", "pos_order_line_id")
+    def _compute_payment_document(self):
+        for purchase in self:
+            if purchase.channel == vending.FBE_CHANNEL:
+                purchase.payment_document = _("Free basic electricity")
+            else:
+                doc = purchase.sudo().pos_order_line_id.order_id or purchase.sudo().invoice_id
+                purchase.payment_document = doc.display_name or False
 
     @api.depends("tier_breakdown")
     def _compute_tier_summary(self):
@@ -514,6 +533,8 @@ class SmartpmCreditPurchase(models.Model):
             return purchase.invoice_id
         if purchase.state == "reversed":
             raise UserError(_("%s is reversed: it cannot be invoiced.", purchase.name))
+        if purchase.channel == vending.FBE_CHANNEL:
+            raise UserError(_("%s is free basic electricity: nothing to invoice.", purchase.name))
         journal = journal.sudo()
         if journal.type not in ("bank", "cash") or journal.company_id != purchase.company_id:
             raise UserError(_("Payments go to a bank or cash journal of the same company."))

@@ -1,8 +1,12 @@
+import threading
+
 from odoo import _, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import float_round, formatLang
 
-from ..services import pricing
+from ..services import fbe, pricing
+
+FBE_COMMIT_EVERY = 200  # grants per commit of the free basic electricity cron
 
 
 class SmartpmTariff(models.Model):
@@ -56,6 +60,19 @@ class SmartpmTariff(models.Model):
         string="Maximum sale", help="Overrides the company's maximum when set."
     )
     meter_ids = fields.One2many("smartpm.meter", "tariff_id", string="Meters")
+    # free basic electricity (issue 17 §7, services/fbe.py): one block, kept together
+    fbe_social = fields.Boolean(
+        string="Social tariff",
+        help="Tenants on this tariff receive free basic electricity: the kWh below, once a "
+        "month, as a free token on their meter (the cron runs daily; a Manager can also run "
+        "it from this form).",
+    )
+    fbe_kwh_month = fields.Float(
+        string="Free basic electricity (kWh per month)",
+        digits=(16, 3),
+        help="Energy granted free each calendar month (the company's local month) to each "
+        "tenant of this social tariff. It does not count towards the block tiers.",
+    )
 
     _sql_constraints = [
         ("price_positive", "CHECK(price_per_kwh > 0)", "The price per kWh must be positive."),
@@ -86,6 +103,49 @@ class SmartpmTariff(models.Model):
                         taxes=", ".join(excluded.mapped("name")),
                     )
                 )
+
+    # ---------------------------------------------------------------- free basic electricity
+    @api.constrains("fbe_social", "fbe_kwh_month")
+    def _check_fbe_kwh_month(self):
+        for tariff in self:
+            if tariff.fbe_kwh_month < 0 or (tariff.fbe_social and tariff.fbe_kwh_month <= 0):
+                raise ValidationError(
+                    _(
+                        "Tariff %s: a social tariff grants a positive number of kWh of free "
+                        "basic electricity per month.",
+                        tariff.name,
+                    )
+                )
+
+    @api.model
+    def _cron_grant_fbe(self):
+        """Daily: this month's free basic electricity to the tenants who have not had it,
+        committed in batches (not in tests: their transaction is rolled back)."""
+        testing = getattr(threading.current_thread(), "testing", False)
+        fbe.grant_due(self.env, commit_every=None if testing else FBE_COMMIT_EVERY)
+
+    def action_grant_fbe(self):
+        """Button (Manager): grant this month's free basic electricity now to the tenants
+        of these tariffs who have not had it (the same as the daily cron, idempotent)."""
+        if not self.env.user.has_group("smartpm_prepay.group_manager"):
+            raise AccessError(
+                _(
+                    "Only a SmartPM Manager may grant free basic electricity (%s).",
+                    ", ".join(self.mapped("name")),
+                )
+            )
+        self.check_access("read")
+        result = fbe.grant_due(self.env, self.company_id, tariffs=self)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": _("Free basic electricity"),
+                "message": fbe.describe(result),
+                "type": "success" if not result["errors"] else "warning",
+                "sticky": bool(result["errors"]),
+            },
+        }
 
     def write(self, vals):
         res = super().write(vals)

@@ -14,6 +14,7 @@ import psycopg2.errors
 
 from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import float_round
 
 from . import credit_token, engine, local_time
 
@@ -25,7 +26,9 @@ CHANNELS = [
     ("bank_soap", "Bank (SOAP)"),
     ("bank_xmlrpc", "Bank (XML-RPC)"),
     ("backoffice", "Back office"),
+    ("fbe", "Free basic electricity"),  # granted by services/fbe.py only, never sold
 ]
+FBE_CHANNEL = "fbe"
 # Who may sell through each channel when not superuser (the portal sells through its
 # controller, in sudo, after checking the tenant).
 CHANNEL_GROUPS = {
@@ -69,6 +72,11 @@ def check_channel_access(env, channel):
 def _check_request(amount, channel, external_ref):
     if channel not in dict(CHANNELS):
         raise VendingError("invalid_request", _("Unknown sales channel %r.", channel))
+    if channel == FBE_CHANNEL:
+        raise VendingError(
+            "invalid_request",
+            _("Free basic electricity is never sold: the monthly grant issues it."),
+        )
     if not isinstance(external_ref, str) or not external_ref.strip():
         raise VendingError("invalid_request", _("An external reference is required."))
     if len(external_ref.strip()) > MAX_REF_LEN:
@@ -190,9 +198,9 @@ def check_amount(tariff, meter, amount, currency=None):
 def month_kwh(env, meter, when=None, tenant=None):
     """kWh bought by the tenant (default the meter's tenant of now) in the company's local
     calendar month of ``when`` (naive UTC, default now), over all their meters of the
-    meter's company, reversals excluded: the tiers count what the tenant bought, so a new
-    tenant on a meter starts at the first tier whatever the previous one bought. A meter
-    without a tenant counts its own sales."""
+    meter's company, reversals and free basic electricity excluded: the tiers count what the
+    tenant bought, so a new tenant on a meter starts at the first tier whatever the previous
+    one bought. A meter without a tenant counts its own sales."""
     tenant = meter.tenant_id if tenant is None else tenant
     start = local_time.month_start_utc(meter.company_id, when)
     env["smartpm.credit.purchase"].flush_model()
@@ -203,9 +211,9 @@ def month_kwh(env, meter, when=None, tenant=None):
     env.cr.execute(
         f"""
         SELECT COALESCE(SUM(kwh), 0) FROM smartpm_credit_purchase
-         WHERE {who} AND date >= %s AND state != 'reversed'
+         WHERE {who} AND date >= %s AND state != 'reversed' AND channel != %s
         """,
-        (*param, start),
+        (*param, start, FBE_CHANNEL),
     )
     return env.cr.fetchone()[0]
 
@@ -335,3 +343,50 @@ def _create_purchase(env, sudo_env, vals):
             "duplicate_reference",
             _("Reference %s is being used by another sale.", vals["external_ref"]),
         ) from exc
+
+
+def grant_free(env, meter, kwh, external_ref):
+    """Issue ``kwh`` of free basic electricity to ``meter``'s tenant: a zero-amount purchase
+    on the ``fbe`` channel with its own transfer number and token, delivered like any sale.
+    The engine's only (services/fbe.py, with ``engine.as_engine``): credit without payment
+    exists nowhere else. Return ``(purchase, created)``; the same reference returns the
+    first grant. Two grants racing on one meter meet at its row lock (the loser gets a
+    lock or serialisation error) or at the unique (channel, external_ref) index."""
+    if not engine.is_engine(env):
+        raise AccessError(_("Free basic electricity is granted by the monthly job only."))
+    sudo_env = env(su=True)
+    meter = meter.with_env(sudo_env)
+    existing = find_existing(sudo_env, FBE_CHANNEL, external_ref)
+    if existing:
+        return existing, False
+    tariff = check_sellable(meter)
+    lock_meter(sudo_env, meter)
+    kwh = float_round(kwh, precision_rounding=tariff.kwh_rounding, rounding_method="DOWN")
+    if kwh <= 0:
+        raise VendingError("amount_out_of_range", _("The grant holds no energy."))
+    quote = {
+        "amount": 0.0,
+        "amount_untaxed": 0.0,
+        "amount_tax": 0.0,
+        "kwh": kwh,
+        "price_per_kwh": 0.0,
+        # where the tenant's paid kWh are; the grant itself is outside the tiers
+        "month_kwh_before": month_kwh(sudo_env, meter),
+        "tier_breakdown": [],
+    }
+    transfer_number = meter.last_transfer_number + 1
+    token = mint_token(meter, transfer_number, kwh)
+    engine.as_engine(meter).last_transfer_number = transfer_number
+    vals = _prepare_purchase_values(
+        meter, tariff, quote, FBE_CHANNEL, external_ref, transfer_number, token, None
+    )
+    purchase = _create_purchase(env, sudo_env, vals)
+    purchase._queue_delivery()
+    _logger.info(
+        "free basic electricity: %s %s kWh on %s (%s)",
+        purchase.name,
+        kwh,
+        meter.serial_number,
+        external_ref,
+    )
+    return purchase, True

@@ -7,6 +7,8 @@ from ..services import local_time
 
 PURCHASE_MODEL = "smartpm.credit.purchase"
 SOLD_STATES = ("paid", "queued", "delivered")
+# Credit that is not a sale: free basic electricity grants and credit moved between meters.
+NOT_SALES = ("fbe", "transfer")
 CHART_DAYS = 30  # the charts show the last 30 local days, today included
 OPEN_ALARM_STATES = ("new", "acknowledged")
 
@@ -92,7 +94,7 @@ class SmartpmDashboard(models.TransientModel):
             if dash.has_sales:
                 Purchase = self.env[PURCHASE_MODEL]
                 # Fields of docs/ARCHITECTURE; company only if the model has one.
-                sold = [("state", "in", SOLD_STATES)]
+                sold = [("state", "in", SOLD_STATES), ("channel", "not in", NOT_SALES)]
                 if "company_id" in Purchase._fields:
                     sold.append(("company_id", "=", company.id))
                 # by the sale's date, as the sales chart
@@ -176,6 +178,7 @@ class SmartpmDashboard(models.TransientModel):
             "smartpm_prepay.action_dashboard_sales",
             [
                 ("state", "in", SOLD_STATES),
+                ("channel", "not in", NOT_SALES),
                 ("company_id", "=", company.id),
                 ("date", ">=", start_utc),
             ],
