@@ -85,6 +85,20 @@ class TestFbeGrant(FbeCase):
         grant._on_delivered({})
         self.assertEqual(grant.state, "delivered")
 
+    def test_dashboard_does_not_count_a_grant_as_a_sale(self):
+        with freeze_time(DEC):
+            before = self.env["smartpm.dashboard"].create({})
+            figures = (before.sales_today_count, before.sales_today_amount, before.sold_month_kwh)
+            fbe.grant_due(self.env, self.company)
+            self.assertTrue(self._grants())
+            after = self.env["smartpm.dashboard"].create({})
+            self.assertEqual(
+                (after.sales_today_count, after.sales_today_amount, after.sold_month_kwh), figures
+            )
+            chart = after.action_chart_sales()
+            sales = self.Purchase.search(chart["domain"])
+            self.assertFalse(sales & self._grants())
+
     def test_tenant_of_a_non_social_tariff_receives_nothing(self):
         self._grant_at(DEC)
         self.assertFalse(self._grants(self.other))
