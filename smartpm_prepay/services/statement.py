@@ -265,7 +265,8 @@ def last_full_month(company, today=None):
 
 
 def held_periods(scope, meter):
-    """The times (naive UTC [start, end)) the tenant held ``meter`` within the period."""
+    """The times the tenant held ``meter`` within the period: (start, end, held on after
+    the period) in naive UTC, end excluded."""
     assignments = scope.env["smartpm.meter.assignment"].search(
         [
             *scope.tenant_domain,
@@ -278,7 +279,11 @@ def held_periods(scope, meter):
         order="date_start",
     )
     return [
-        (max(a.date_start, scope.start_utc), min(a.date_end or scope.end_utc, scope.end_utc))
+        (
+            max(a.date_start, scope.start_utc),
+            min(a.date_end or scope.end_utc, scope.end_utc),
+            not a.date_end or a.date_end >= scope.end_utc,
+        )
         for a in assignments
     ]
 
@@ -350,8 +355,8 @@ def _section(scope, meter, before, during, currency):
     return {
         "meter": meter,
         "periods": [
-            (_local(scope.company, start), _local(scope.company, end))
-            for start, end in held_periods(scope, meter)
+            (_local(scope.company, start), _local(scope.company, end), still_held)
+            for start, end, still_held in held_periods(scope, meter)
         ],
         "opening_kwh": opening_kwh,
         "opening_value": opening_value,

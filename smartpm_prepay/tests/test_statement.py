@@ -49,6 +49,7 @@ class TestTenantStatement(PrepaymentCase):
 
     def _scenario(self):
         d0 = self.date_from
+        self.meter.assignment_ids.date_start = local_time.day_start_utc(self.company, d0 - 10 * DAY)
         s0 = self._at(self._sell(self.meter, 10.0, "ST-0", delivered_on=None), d0 - 5 * DAY)
         self._deliver_at(s0, d0 - 5 * DAY)
         self._consume(self.meter, [d0 - 2 * DAY], 5.0)
