@@ -134,6 +134,35 @@ class TestTenantStatement(PrepaymentCase):
         purchases = self.tenant.purchase_ids.filtered(lambda p: p.state != "reversed")
         self.assertAlmostEqual(sum(purchases.mapped("kwh_remaining")), st["closing_kwh"])
 
+    def test_taxed_sale_counts_its_untaxed_value_and_shows_what_was_paid(self):
+        self.tariff.tax_ids = self.env["account.tax"].create(
+            {
+                "name": "VAT 15% incl.",
+                "amount": 15.0,
+                "type_tax_use": "sale",
+                "price_include_override": "tax_included",
+                "company_id": self.company.id,
+            }
+        )
+        self.meter.assignment_ids.date_start = local_time.day_start_utc(
+            self.company, self.date_from - 10 * DAY
+        )
+        sale = self._at(self._sell(self.meter, 11.5, "ST-TAX", delivered_on=None), self.date_from)
+        self._deliver_at(sale, self.date_from)
+        self._consume(self.meter, [self.last_of_month], 10.0)
+        prepayment.recognise(self.company, today=self.today + DAY)
+        st = self._statement()
+        [purchase] = [x for x in st["meters"][0]["lines"] if x["kind"] == "purchase"]
+        self.assertEqual(
+            (purchase["amount"], purchase["value"], purchase["kwh"]), (11.5, 10.0, 40.0)
+        )
+        self.assertEqual((st["closing_kwh"], st["closing_value"]), (30.0, 7.5))
+        report = self.env["smartpm.credit.balance.report"].search(
+            [("tenant_id", "=", self.tenant.id), ("company_id", "=", self.company.id)]
+        )
+        self.assertEqual(report.remaining_kwh, 30.0)
+        self.assertAlmostEqual(report.remaining_value, 7.5)
+
     def test_statement_of_one_meter_is_that_meters_only(self):
         self._scenario()
         other = self._meter("PRE-3", self.tenant, self.tariff)
