@@ -125,11 +125,14 @@ class TestTenantStatement(PrepaymentCase):
         self._scenario()
         prepayment.recognise(self.company, today=self.today + DAY)
         st = self._statement()
+        self.env.flush_all()  # the report is an SQL view without _depends
         report = self.env["smartpm.credit.balance.report"].search(
             [("tenant_id", "=", self.tenant.id), ("company_id", "=", self.company.id)]
         )
         self.assertEqual(report.remaining_kwh, st["closing_kwh"])
         self.assertAlmostEqual(report.remaining_value, st["closing_value"])
+        self.assertAlmostEqual(report.liability_balance, st["closing_value"])
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), -st["closing_value"])
         # as the recognition sees it: what is left of the tenant's purchases
         purchases = self.tenant.purchase_ids.filtered(lambda p: p.state != "reversed")
         self.assertAlmostEqual(sum(purchases.mapped("kwh_remaining")), st["closing_kwh"])
@@ -152,6 +155,7 @@ class TestTenantStatement(PrepaymentCase):
         self._consume(self.meter, [self.last_of_month], 10.0)
         prepayment.recognise(self.company, today=self.today + DAY)
         st = self._statement()
+        self.env.flush_all()
         [purchase] = [x for x in st["meters"][0]["lines"] if x["kind"] == "purchase"]
         self.assertEqual(
             (purchase["amount"], purchase["value"], purchase["kwh"]), (11.5, 10.0, 40.0)

@@ -105,6 +105,7 @@ class TestStatementPortal(PortalCase):
         self._login()
         page = self._page().text
         st = statement.tenant_statement(self.env, self.tenant_a, self.today - 30 * DAY, self.today)
+        self.env.flush_all()
         report = self.env["smartpm.credit.balance.report"].search(
             [("tenant_id", "=", self.tenant_a.id), ("company_id", "=", self.company.id)]
         )
