@@ -34,6 +34,12 @@ from . import local_time, prepayment
 KWH_DIGITS = prepayment.KWH_DIGITS
 # lines of the same instant: purchases before reversals before the day's consumption
 KIND_ORDER = {"purchase": 0, "reversal": 1, "consumption": 9}
+# the summary's name of a kind of line (a provider's new kind may add its own)
+KIND_LABELS = {
+    "purchase": "Purchases",
+    "reversal": "Reversals and refunds",
+    "consumption": "Consumption",
+}
 
 
 class StatementScope:
@@ -340,6 +346,10 @@ def tenant_statement(env, tenant, date_from, date_to, meter=None, providers=None
     for key in ("opening_value", "closing_value"):
         statement[key] = currency.round(sum(s[key] for s in sections))
     statement["totals"] = _totals([x for s in sections for x in s["lines"]], currency)
+    statement["kind_labels"] = {
+        kind: env._(KIND_LABELS[kind]) if kind in KIND_LABELS else kind.replace("_", " ").title()
+        for kind in statement["totals"]
+    }
     return statement
 
 
@@ -388,10 +398,10 @@ def _local(company, when):
 def is_balanced(statement):
     """Opening plus the lines is the closing, per meter and in total (kWh and value)."""
     currency = statement["currency"]
-    for section in [*statement["meters"], statement]:
-        lines = section["lines"] if "lines" in section else []
-        if section is statement:
-            lines = [x for s in statement["meters"] for x in s["lines"]]
+    all_lines = [x for section in statement["meters"] for x in section["lines"]]
+    checks = [(section, section["lines"]) for section in statement["meters"]]
+    checks.append((statement, all_lines))
+    for section, lines in checks:
         kwh = section["opening_kwh"] + sum(x["kwh"] for x in lines)
         value = section["opening_value"] + sum(x["value"] for x in lines)
         if float_compare(kwh, section["closing_kwh"], precision_digits=KWH_DIGITS):

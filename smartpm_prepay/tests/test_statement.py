@@ -201,6 +201,9 @@ class TestTenantStatement(PrepaymentCase):
             providers=[*statement.LINE_PROVIDERS, forfeit],
         )
         self.assertEqual(st["totals"]["forfeit"]["kwh"], -5.0)
+        html = self.env["ir.qweb"]._render("smartpm_prepay.statement_body", {"statement": st})
+        self.assertIn("Forfeited at move-out", html)
+        self.assertIn("Forfeit", html.split("o_smartpm_statement_total_forfeit")[1])
         self.assertEqual((st["closing_kwh"], st["closing_value"]), (0.0, 0.0))
         self.assertTrue(statement.is_balanced(st))
 
