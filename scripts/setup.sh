@@ -99,6 +99,23 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     >/dev/null 2>&1 || say "WARNING: Chromium could not be installed; browser tours will skip"
 fi
 
+# --- wkhtmltopdf, for Odoo's PDF reports (the tenant statement) ------------------------------
+# Odoo looks for `wkhtmltopdf` on the PATH (odoo/tools/which); Debian's package (0.12.6,
+# unpatched Qt) renders the reports, with a warning about headers and footers. poppler-utils
+# gives `pdftotext`, with which the tests read the PDFs.
+if { ! command -v wkhtmltopdf >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1; } \
+    && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  say "installing wkhtmltopdf and poppler-utils (Debian packages) for the PDF reports"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    wkhtmltopdf poppler-utils) >/dev/null 2>&1 \
+    || say "WARNING: wkhtmltopdf could not be installed; PDF reports fall back to HTML"
+fi
+if command -v wkhtmltopdf >/dev/null 2>&1 && [ -n "${ODOO_DIR:-}" ]; then
+  # what Odoo itself decides at start (ok / broken / install / upgrade / bad_version)
+  state=$("$VPY" -c 'from odoo.addons.base.models.ir_actions_report import wkhtmltopdf_state as s; print(s)' 2>/dev/null || echo unknown)
+  [ "$state" = ok ] || say "WARNING: Odoo does not accept this wkhtmltopdf (state: $state)"
+fi
+
 # --- Odoo configuration -------------------------------------------------------------------
 mkdir -p var
 if [ -z "$ODOO_DIR" ]; then exit 0; fi

@@ -1,2 +1,3 @@
 from . import soap
 from . import portal
+from . import statement_portal

@@ -36,3 +36,5 @@ from . import test_tenant_periods
 from . import test_vending_tiers
 from . import test_credit_clear
 from . import test_fbe
+from . import test_statement
+from . import test_statement_portal

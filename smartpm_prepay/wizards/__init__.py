@@ -1,3 +1,4 @@
 from . import sell_credit_wizard
 from . import bank_reconciliation
 from . import dashboard
+from . import tenant_statement_wizard

@@ -1,0 +1,1 @@
+from . import tenant_statement_report
