@@ -15,6 +15,15 @@ class SmartpmCreditBalanceReport(models.Model):
     _auto = False
     _order = "company_id, tenant_id"
     _rec_name = "tenant_id"
+    # A search or read of the view flushes what it is made of first (Odoo 18 adds these
+    # fields to the query's flush list), so a figure read in the same transaction as a sale
+    # or an entry is never stale.
+    _depends = {
+        "smartpm.credit.purchase": ["company_id", "tenant_id", "kwh", "amount_untaxed", "state"],
+        "smartpm.credit.recognition": ["purchase_id", "kwh", "amount"],
+        "account.move.line": ["company_id", "partner_id", "balance", "parent_state", "account_id"],
+        "res.company": ["smartpm_prepayment_account_id"],
+    }
 
     company_id = fields.Many2one("res.company", readonly=True)
     tenant_id = fields.Many2one("res.partner", string="Tenant", readonly=True)

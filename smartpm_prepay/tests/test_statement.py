@@ -125,7 +125,6 @@ class TestTenantStatement(PrepaymentCase):
         self._scenario()
         prepayment.recognise(self.company, today=self.today + DAY)
         st = self._statement()
-        self.env.flush_all()  # the report is an SQL view without _depends
         report = self.env["smartpm.credit.balance.report"].search(
             [("tenant_id", "=", self.tenant.id), ("company_id", "=", self.company.id)]
         )
@@ -155,7 +154,6 @@ class TestTenantStatement(PrepaymentCase):
         self._consume(self.meter, [self.last_of_month], 10.0)
         prepayment.recognise(self.company, today=self.today + DAY)
         st = self._statement()
-        self.env.flush_all()
         [purchase] = [x for x in st["meters"][0]["lines"] if x["kind"] == "purchase"]
         self.assertEqual(
             (purchase["amount"], purchase["value"], purchase["kwh"]), (11.5, 10.0, 40.0)
