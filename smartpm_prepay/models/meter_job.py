@@ -28,6 +28,7 @@ JOB_TYPES = [
     ("sync_clock", "Synchronise clock"),
     ("ping", "Ping"),
     ("check_token", "Check credit token"),
+    ("set_load_recovery", "Set load-trip recovery"),
 ]
 # Fields only the engine sets are refused in create/write from RPC, as OCA queue_job does
 # (services/engine.py). Outside the engine (RPC, whatever the group, the Administrator
