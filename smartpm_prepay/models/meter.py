@@ -1571,7 +1571,8 @@ class SmartpmMeter(models.Model):
 
     def _smartpm_apply_load_alarms(self, alarms):
         """New load alarms (from the meter's events) move the relay and load-trip state, when
-        newer than the state Odoo holds (an event read late does not undo a reconnect)."""
+        newer than the state Odoo holds (an event read late does not undo a reconnect). A
+        reconnection by itself ends the load trips before it: their alarms are cleared."""
         states = {
             "load_trip": ("tripped", "disconnected"),
             "load_lockout": ("lockout", "disconnected"),
@@ -1579,6 +1580,10 @@ class SmartpmMeter(models.Model):
         }
         for alarm in alarms.sorted(lambda a: (a.meter_time, a.id)):
             meter = alarm.meter_id.sudo()
+            if alarm.alarm_type == "load_reconnected":
+                meter._smartpm_clear_load_alarms(
+                    ("load_trip",), _("The meter reconnected by itself."), before=alarm
+                )
             since = meter.load_trip_state_time
             if alarm.alarm_type not in states or (since and alarm.meter_time < since):
                 continue
@@ -1607,17 +1612,21 @@ class SmartpmMeter(models.Model):
         since = self.load_trip_state_time
         return {"load_trip_state": state, "load_trip_state_time": max(now, since or now)}
 
-    def _smartpm_clear_load_lockout(self):
-        """The operator reconnected the meter: its open lockout alarms are cleared."""
-        alarms = (
-            self.env["smartpm.alarm"]
-            .sudo()
-            .search(
-                [
-                    ("meter_id", "in", self.ids),
-                    ("alarm_type", "=", "load_lockout"),
-                    ("state", "in", ("new", "acknowledged")),
-                ]
-            )
-        )
-        alarms._clear(_("Reconnected by an operator."))
+    def _smartpm_clear_load_alarms(self, alarm_types, message, before=None):
+        """Clear the open alarms of ``alarm_types``; only those of events before the alarm
+        ``before`` when given (same meter time: logged before it, a lower id)."""
+        domain = [
+            ("meter_id", "in", self.ids),
+            ("alarm_type", "in", list(alarm_types)),
+            ("state", "in", ("new", "acknowledged")),
+        ]
+        if before:
+            t = before.meter_time
+            domain += [
+                "|",
+                ("meter_time", "<", t),
+                "&",
+                ("meter_time", "=", t),
+                ("id", "<", before.id),
+            ]
+        self.env["smartpm.alarm"].sudo().search(domain)._clear(message)

@@ -48,7 +48,10 @@ def apply_result(job, result, readings_out=None, invocation_counter=None):
     vals.update(_state_from_readings(readings))
     _write_meter(meter, vals)
     if job.job_type == "reconnect" and result.get("relay") == "connected":
-        meter._smartpm_clear_load_lockout()
+        # the operator's reconnect ends a load trip or lockout
+        meter._smartpm_clear_load_alarms(
+            ("load_trip", "load_lockout"), meter.env._("Reconnected by an operator.")
+        )
     _store_readings(job, readings, readings_out)
     if result.get("events"):
         ingest.ingest(job.env, [], [dict(e, meter_id=meter.id) for e in result["events"]])
