@@ -26,6 +26,10 @@ from .obis import (
     KNOWN_IC,
     LIMITER,
     LIMITER_THRESHOLD_ACTIVE,
+    RECONNECT_ATTEMPTS,
+    RECONNECT_DELAY,
+    RECOVERY_STATE,
+    RELAY_CONTROL_MODE,
     RELAY_CONTROL_STATE,
     RELAY_OUTPUT_STATE,
     RELAY_REMOTE_DISCONNECT,
@@ -68,9 +72,17 @@ JOB_TYPES = (
     "ping",
     "check_token",
     "clear_credit",
+    "set_load_recovery",
 )
 CLEAR_TOKEN_LEN = 21  # docs/meter-contract.md "Clear-credit token"
 CLEAR_TOKEN_TYPE = 0x02
+# Load-trip recovery (docs/meter-contract.md): control modes with and without local
+# reconnection (Blue Book IC 70: modes 5 and 6 add transition h to modes 1/2 and 3/4).
+WITH_LOCAL_RECONNECT = {1: 5, 2: 5, 3: 6, 4: 6, 5: 5, 6: 6}
+WITHOUT_LOCAL_RECONNECT = {5: 1, 6: 3}
+RECOVERY_STATES = {0: "normal", 1: "waiting", 2: "lockout"}
+MAX_RECONNECT_DELAY_S = 86400
+MAX_RECONNECT_ATTEMPTS = 255
 
 
 def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
@@ -193,6 +205,19 @@ def validate_set_load_limit(payload: dict) -> dict:
     if value != int(value) or value > UINT32_MAX:
         raise JobError("payload.load_limit_w must be a whole number of watts", retryable=False)
     return {"load_limit_w": int(value)}
+
+
+def validate_set_load_recovery(payload: dict) -> dict:
+    out = {}
+    for key, top in (
+        ("reconnect_delay_s", MAX_RECONNECT_DELAY_S),
+        ("reconnect_attempts_per_hour", MAX_RECONNECT_ATTEMPTS),
+    ):
+        value = _number(payload, key)
+        if value != int(value) or value > top:
+            raise JobError(f"payload.{key} must be a whole number from 0 to {top}", retryable=False)
+        out[key] = int(value)
+    return out
 
 
 def validate_set_thresholds(payload: dict) -> dict:
@@ -476,6 +501,50 @@ def run_set_load_limit(conn: MeterConnection, p: dict) -> dict:
     return {"load_limit_w": int(conn.get(obis, ic, LIMITER_THRESHOLD_ACTIVE))}
 
 
+def control_mode_for(current: int, auto_reconnect: bool) -> int:
+    """The disconnect control mode that allows (or not) local reconnection and keeps the
+    rest of the meter's mode (manual disconnection, remote reconnection). Mode 0 (no
+    disconnector) stays 0."""
+    table = WITH_LOCAL_RECONNECT if auto_reconnect else WITHOUT_LOCAL_RECONNECT
+    return table.get(current, current)
+
+
+def run_set_load_recovery(conn: MeterConnection, p: dict) -> dict:
+    """Reconnect delay and attempts per hour (manufacturer objects), then the control mode
+    that lets the meter reconnect by itself (attempts > 0) or not. Switching off, the mode
+    goes first, so the meter never reconnects with half-written settings."""
+    auto = p["reconnect_attempts_per_hour"] > 0
+    relay_obis, relay_ic = DISCONNECT_CONTROL
+    mode = int(conn.get(relay_obis, relay_ic, RELAY_CONTROL_MODE))
+    wanted = control_mode_for(mode, auto)
+    steps = [
+        (RECONNECT_DELAY, p["reconnect_delay_s"], 6),
+        (RECONNECT_ATTEMPTS, p["reconnect_attempts_per_hour"], 17),
+    ]
+    if wanted != mode:
+        mode_step = ((relay_obis, relay_ic), wanted, 22)
+        steps = steps + [mode_step] if auto else [mode_step, *steps]
+    for (obis, ic), value, tag in steps:
+        attr = RELAY_CONTROL_MODE if obis == relay_obis else 2
+        conn.set_value(obis, ic, attr, value, tag=tag)
+    return read_load_recovery(conn)
+
+
+def read_load_recovery(conn: MeterConnection) -> dict:
+    relay_obis, relay_ic = DISCONNECT_CONTROL
+    state = int(conn.get(RECOVERY_STATE[0], RECOVERY_STATE[1], 2))
+    output = conn.get(relay_obis, relay_ic, RELAY_OUTPUT_STATE)
+    return {
+        "reconnect_delay_s": int(conn.get(RECONNECT_DELAY[0], RECONNECT_DELAY[1], 2)),
+        "reconnect_attempts_per_hour": int(
+            conn.get(RECONNECT_ATTEMPTS[0], RECONNECT_ATTEMPTS[1], 2)
+        ),
+        "control_mode": int(conn.get(relay_obis, relay_ic, RELAY_CONTROL_MODE)),
+        "load_recovery": RECOVERY_STATES.get(state, f"unknown ({state})"),
+        "relay": relay_name(output),
+    }
+
+
 def run_set_thresholds(conn: MeterConnection, p: dict) -> dict:
     obis, ic = CREDIT
     # lower the trip first when both move down, so the meter never sees trip > low
@@ -517,6 +586,7 @@ RUNNERS: dict[str, Callable[[MeterConnection, dict], dict]] = {
     "ping": run_ping,
     "check_token": run_check_token,
     "clear_credit": run_clear_credit,
+    "set_load_recovery": run_set_load_recovery,
 }
 VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "read": validate_read,
@@ -526,4 +596,5 @@ VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "set_thresholds": validate_set_thresholds,
     "check_token": validate_check_token,
     "clear_credit": validate_clear_credit,
+    "set_load_recovery": validate_set_load_recovery,
 }

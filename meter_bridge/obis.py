@@ -24,6 +24,10 @@ ACCOUNT = ("0.0.19.0.0.255", 111)
 CREDIT = ("0.0.19.10.0.255", 112)
 TOKEN_GATEWAY = ("0.0.19.40.0.255", 115)
 TOKEN_LOG = ("0.0.19.40.128.255", 1)  # manufacturer-specific: query / cancel a transfer
+# Manufacturer-specific load-trip recovery objects (docs/meter-contract.md)
+RECONNECT_DELAY = ("0.0.17.0.128.255", 1)  # s before the meter reconnects by itself
+RECONNECT_ATTEMPTS = ("0.0.17.0.129.255", 1)  # automatic reconnections per rolling hour
+RECOVERY_STATE = ("0.0.17.0.130.255", 1)  # 0 normal, 1 waiting, 2 lockout
 
 EVENT_LOGS = {"standard": STANDARD_EVENT_LOG, "fraud": FRAUD_EVENT_LOG}
 
@@ -31,6 +35,7 @@ EVENT_LOGS = {"standard": STANDARD_EVENT_LOG, "fraud": FRAUD_EVENT_LOG}
 CLOCK_TIME = 2
 RELAY_OUTPUT_STATE = 2
 RELAY_CONTROL_STATE = 3
+RELAY_CONTROL_MODE = 4
 RELAY_REMOTE_DISCONNECT = 1
 RELAY_REMOTE_RECONNECT = 2
 LIMITER_THRESHOLD_ACTIVE = 3
@@ -73,6 +78,9 @@ KNOWN_IC = {
         CREDIT,
         TOKEN_GATEWAY,
         TOKEN_LOG,
+        RECONNECT_DELAY,
+        RECONNECT_ATTEMPTS,
+        RECOVERY_STATE,
     )
 }
 

@@ -35,6 +35,10 @@ EV_TOKEN_DUPLICATE = 69  # token refused: its transfer number was already applie
 EV_TOKEN_MALFORMED = 70  # token refused: not a credit token (length, zero energy)
 EV_TRANSFER_CANCELLED = 71  # a transfer number was cancelled (its token is refused for ever)
 EV_CREDIT_CLEARED = 72  # a clear-credit token was applied: credit fell by its energy
+# Load-trip recovery (limiter + disconnect control modes 5/6, docs/meter-contract.md)
+EV_LOAD_AUTO_RECONNECT = 80  # relay closed by itself, the reconnect delay after a load trip
+EV_LOAD_LOCKOUT = 81  # load trip with the hour's reconnections used up: open until remote
+EV_LOAD_RECOVERY_CHANGED = 82  # reconnect delay, attempts per hour or control mode SET
 # Fraud event log codes.
 EV_COVER_OPENED = 40
 EV_COVER_CLOSED = 41
@@ -66,6 +70,19 @@ PROFILE_PERIOD_S = 900
 MAX_PROFILE_ROWS = 96 * 7  # one week keeps a full-buffer read well under one 64 KiB PDU
 MAX_EVENT_ROWS = 100
 STEP_S = 60  # integration step; limiter and thresholds are checked at least this often
+RECONNECT_WINDOW_S = 3600  # automatic reconnections are counted over a rolling hour
+# Disconnect control modes (Blue Book IC 70, attribute 4) with local reconnection (h): the
+# meter may close the relay itself after a local (limiter) disconnection.
+LOCAL_RECONNECT_MODES = (5, 6)
+# Load-trip recovery state (0.0.17.0.130.255)
+RECOVERY_NORMAL = 0
+RECOVERY_WAITING = 1  # tripped, reconnecting by itself at the end of the delay
+RECOVERY_LOCKOUT = 2  # tripped too often in the hour: open until a remote reconnect
+RECOVERY_STATE_NAMES = {
+    RECOVERY_NORMAL: "normal",
+    RECOVERY_WAITING: "waiting",
+    RECOVERY_LOCKOUT: "lockout",
+}
 
 # Token gateway results (Blue Book action-result codes), see contract.
 TOKEN_OK = 0
@@ -161,6 +178,11 @@ class MeterConfig:
     low_credit_kwh: float = 5.0
     trip_kwh: float = 0.0
     load_limit_w: int = 0  # 0 = limiter off
+    # Load-trip recovery: control mode (IC 70 attribute 4; 5 or 6 allow the meter to
+    # reconnect by itself), reconnect delay and automatic reconnections per rolling hour.
+    control_mode: int = 1
+    reconnect_delay_s: int = 0
+    reconnect_attempts_per_hour: int = 0
     load: dict = field(default_factory=dict)  # LoadModel kwargs
     serial_device: str = ""  # HDLC over a serial device instead of TCP
 
@@ -186,6 +208,10 @@ class MeterConfig:
             raise ValueError(f"{self.serial}: framing must be wrapper or hdlc")
         if self.auth not in ("none", "lls", "hls"):
             raise ValueError(f"{self.serial}: auth must be none, lls or hls")
+        if not 0 <= self.control_mode <= 6:
+            raise ValueError(f"{self.serial}: control_mode must be 0 to 6")
+        if self.reconnect_delay_s < 0 or not 0 <= self.reconnect_attempts_per_hour <= 255:
+            raise ValueError(f"{self.serial}: reconnect delay >= 0, attempts per hour 0 to 255")
         try:
             self.serial.encode("ascii")
         except UnicodeEncodeError as e:
@@ -222,6 +248,12 @@ class MeterModel:
         self.trip_wh = int(round(config.trip_kwh * 1000))
         self.load_limit_w = int(config.load_limit_w)
         self.min_over_threshold_s = 0
+        self.control_mode = int(config.control_mode)
+        self.reconnect_delay_s = int(config.reconnect_delay_s)
+        self.reconnect_attempts_per_hour = int(config.reconnect_attempts_per_hour)
+        self.recovery_state = RECOVERY_NORMAL
+        self._reconnect_due: dt.datetime | None = None
+        self._auto_reconnects: list[dt.datetime] = []  # simulated times, last hour kept
         self.import_wh = 0
         self.export_wh = 0
         self._frac_wh = 0.0  # sub-Wh energy not yet counted
@@ -294,8 +326,11 @@ class MeterModel:
             while self.time < end:
                 nxt_slot = _next_boundary(self.time, PROFILE_PERIOD_S)
                 step_end = min(end, self.time + dt.timedelta(seconds=STEP_S), nxt_slot)
+                if self._reconnect_due is not None and self.time < self._reconnect_due:
+                    step_end = min(step_end, self._reconnect_due)  # reconnect on time
                 self._step((step_end - self.time).total_seconds())
                 self.time = step_end
+                self._check_auto_reconnect()
                 if self.time == nxt_slot:
                     self._capture_profile()
 
@@ -305,6 +340,7 @@ class MeterModel:
                 self.advance((t - self.time).total_seconds())
 
     def _step(self, seconds: float) -> None:
+        self._check_auto_reconnect()
         self._check_limiter(seconds)
         p = self.flowing_power_w()
         if p <= 0 or seconds <= 0:
@@ -362,6 +398,86 @@ class MeterModel:
         over = (self.time - self._over_since).total_seconds() + seconds
         if over >= self.min_over_threshold_s:
             self._open("load", EV_LOAD_TRIP)
+            self._after_load_trip()
+
+    # ----- load-trip recovery (limiter section) -----
+    def auto_reconnect_enabled(self) -> bool:
+        return (
+            self.control_mode in LOCAL_RECONNECT_MODES
+            and self.reconnect_attempts_per_hour > 0
+            and self.load_limit_w > 0
+        )
+
+    def _recent_reconnects(self) -> list[dt.datetime]:
+        since = self.time - dt.timedelta(seconds=RECONNECT_WINDOW_S)
+        self._auto_reconnects = [t for t in self._auto_reconnects if t > since]
+        return self._auto_reconnects
+
+    def _after_load_trip(self) -> None:
+        """A load trip: reconnect after the delay while the rolling hour has attempts left,
+        else lock out (stay open until a remote reconnect)."""
+        if not self.auto_reconnect_enabled():
+            self.recovery_state = RECOVERY_NORMAL
+            self._reconnect_due = None
+            return
+        if len(self._recent_reconnects()) >= self.reconnect_attempts_per_hour:
+            self.recovery_state = RECOVERY_LOCKOUT
+            self._reconnect_due = None
+            self._log(EV_LOAD_LOCKOUT)
+            return
+        self.recovery_state = RECOVERY_WAITING
+        self._reconnect_due = self.time + dt.timedelta(seconds=self.reconnect_delay_s)
+
+    def _check_auto_reconnect(self) -> None:
+        if self._reconnect_due is None or self.time < self._reconnect_due:
+            return
+        self._reconnect_due = None
+        if (
+            self.recovery_state != RECOVERY_WAITING
+            or self.relay_connected
+            or self.disconnect_reason != "load"
+            or not self.auto_reconnect_enabled()
+        ):
+            self.recovery_state = RECOVERY_NORMAL
+            return
+        self.recovery_state = RECOVERY_NORMAL
+        self._auto_reconnects.append(self.time)
+        self.relay_connected = True
+        self.disconnect_reason = None
+        self._over_since = None
+        self._log(EV_LOAD_AUTO_RECONNECT)
+        self._check_limiter()  # still over the limit: trips again (after min_over_threshold)
+
+    def _clear_recovery(self) -> None:
+        """An operator took over (remote reconnect or disconnect): no pending automatic
+        reconnection, no lockout, and the hour's count starts again."""
+        self.recovery_state = RECOVERY_NORMAL
+        self._reconnect_due = None
+        self._auto_reconnects = []
+
+    def set_load_recovery(
+        self,
+        reconnect_delay_s: int | None = None,
+        attempts_per_hour: int | None = None,
+        control_mode: int | None = None,
+    ) -> None:
+        with self.lock:
+            if reconnect_delay_s is not None:
+                if not 0 <= int(reconnect_delay_s) <= 0xFFFFFFFF:
+                    raise ValueError("reconnect delay out of range")
+                self.reconnect_delay_s = int(reconnect_delay_s)
+            if attempts_per_hour is not None:
+                if not 0 <= int(attempts_per_hour) <= 0xFF:
+                    raise ValueError("attempts per hour out of range")
+                self.reconnect_attempts_per_hour = int(attempts_per_hour)
+            if control_mode is not None:
+                if not 0 <= int(control_mode) <= 6:
+                    raise ValueError("control mode out of range")
+                self.control_mode = int(control_mode)
+            self._log(EV_LOAD_RECOVERY_CHANGED)
+            if not self.auto_reconnect_enabled() and self.recovery_state == RECOVERY_WAITING:
+                self.recovery_state = RECOVERY_NORMAL
+                self._reconnect_due = None
 
     def _open(self, reason: str, code: int) -> None:
         self.relay_connected = False
@@ -505,6 +621,7 @@ class MeterModel:
             if self.relay_connected:
                 self.relay_connected = False
             self.disconnect_reason = "remote"
+            self._clear_recovery()
 
     def remote_reconnect(self) -> bool:
         """Close the relay; refused (False) while credit is at or below the trip threshold."""
@@ -512,6 +629,7 @@ class MeterModel:
             if self.credit_wh <= self.trip_wh:
                 return False
             self._log(EV_REMOTE_RECONNECT)
+            self._clear_recovery()  # clears a load-trip lockout
             if not self.relay_connected:
                 self._close()
             self._check_limiter()
@@ -577,6 +695,11 @@ class MeterModel:
                 "low_credit_kwh": self.low_credit_wh / 1000,
                 "trip_kwh": self.trip_wh / 1000,
                 "load_limit_w": self.load_limit_w,
+                "control_mode": self.control_mode,
+                "reconnect_delay_s": self.reconnect_delay_s,
+                "reconnect_attempts_per_hour": self.reconnect_attempts_per_hour,
+                "load_recovery": RECOVERY_STATE_NAMES[self.recovery_state],
+                "auto_reconnects_last_hour": len(self._recent_reconnects()),
                 "last_transfer_number": self.last_transfer_number,
                 "token_log": [
                     {

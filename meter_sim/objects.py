@@ -60,6 +60,11 @@ TOKEN_LOG_QUERY = 1  # method 1 query(transfer number) -> status
 TOKEN_LOG_CANCEL = 2  # method 2 cancel(transfer number) -> status after
 TOKEN_LOG_ENERGY = 3  # method 3 energy(transfer number) -> Wh moved: + added, - cleared
 ASSOCIATION_LN = "0.0.40.0.0.255"
+# Manufacturer-specific (value group E 128-130) load-trip recovery objects next to the
+# limiter: the Blue Book has no attribute for a reconnect delay nor a count per hour.
+RECONNECT_DELAY = "0.0.17.0.128.255"  # double-long-unsigned s, SET (management)
+RECONNECT_ATTEMPTS = "0.0.17.0.129.255"  # unsigned, automatic reconnections per hour, SET
+RECOVERY_STATE = "0.0.17.0.130.255"  # enum 0 normal, 1 waiting, 2 lockout; read only
 
 # Unit enumeration values (Blue Book).
 UNIT_WH = 30
@@ -88,6 +93,9 @@ CONTRACT = [
     (CREDIT, 112, (1, 2, 5, 6)),
     (TOKEN_GATEWAY, 115, (1, 2)),
     (TOKEN_LOG, 1, (1, 2)),
+    (RECONNECT_DELAY, 1, (1, 2)),
+    (RECONNECT_ATTEMPTS, 1, (1, 2)),
+    (RECOVERY_STATE, 1, (1, 2)),
 ]
 
 # What the public client (16, no authentication) may GET: identification only.
@@ -154,6 +162,8 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
     objs.append(GXDLMSCredit(CREDIT))
     objs.append(GXDLMSTokenGateway(TOKEN_GATEWAY))
     objs.append(GXDLMSData(TOKEN_LOG))
+    for ln in (RECONNECT_DELAY, RECONNECT_ATTEMPTS, RECOVERY_STATE):
+        objs.append(GXDLMSData(ln))
     objs.append(GXDLMSAssociationLogicalName(ASSOCIATION_LN))
     return objs
 
@@ -359,8 +369,18 @@ def _read_disconnect_control(settings, model, ln, index, *_selection):
     if index == 3:
         return encode(settings, DataType.ENUM, model.control_state())
     if index == 4:
-        return encode(settings, DataType.ENUM, 1)
+        return encode(settings, DataType.ENUM, model.control_mode)
     return None
+
+
+def _read_load_recovery(settings, model, ln, index, *_selection):
+    if index != 2:
+        return None
+    if ln == RECONNECT_DELAY:
+        return encode(settings, DataType.UINT32, model.reconnect_delay_s)
+    if ln == RECONNECT_ATTEMPTS:
+        return encode(settings, DataType.UINT8, model.reconnect_attempts_per_hour)
+    return encode(settings, DataType.ENUM, model.recovery_state)
 
 
 def _read_limiter(settings, model, ln, index, *_selection):
@@ -434,6 +454,9 @@ _READERS = {
     CREDIT: _read_credit,
     TOKEN_GATEWAY: _read_token_gateway,
     TOKEN_LOG: _read_token_log,
+    RECONNECT_DELAY: _read_load_recovery,
+    RECONNECT_ATTEMPTS: _read_load_recovery,
+    RECOVERY_STATE: _read_load_recovery,
 }
 
 
@@ -458,6 +481,8 @@ def write_attribute(model: MeterModel, ln: str, index: int, value) -> int:
             with model.lock:
                 model.min_over_threshold_s = _as_int(value)
             return ErrorCode.OK
+        if (ln, index) in _LOAD_RECOVERY_SETS:
+            return _write_load_recovery(model, ln, _as_int(value))
         if ln == CREDIT and index == 5:
             model.set_thresholds(low_credit_wh=_as_int(value))
             return ErrorCode.OK
@@ -469,6 +494,24 @@ def write_attribute(model: MeterModel, ln: str, index: int, value) -> int:
     except (TypeError, ValueError):
         return ErrorCode.UNMATCHED_TYPE
     return ErrorCode.READ_WRITE_DENIED
+
+
+_LOAD_RECOVERY_SETS = {(RECONNECT_DELAY, 2), (RECONNECT_ATTEMPTS, 2), (DISCONNECT_CONTROL, 4)}
+
+
+def _write_load_recovery(model: MeterModel, ln: str, value: int) -> int:
+    """SET of the reconnect delay, the attempts per hour or the control mode (0-6; modes
+    5 and 6 let the meter reconnect by itself, model.LOCAL_RECONNECT_MODES)."""
+    limits = {RECONNECT_DELAY: 0xFFFFFFFF, RECONNECT_ATTEMPTS: 0xFF, DISCONNECT_CONTROL: 6}
+    if not 0 <= value <= limits[ln]:
+        return ErrorCode.UNMATCHED_TYPE
+    key = {
+        RECONNECT_DELAY: "reconnect_delay_s",
+        RECONNECT_ATTEMPTS: "attempts_per_hour",
+        DISCONNECT_CONTROL: "control_mode",
+    }[ln]
+    model.set_load_recovery(**{key: value})
+    return ErrorCode.OK
 
 
 def _as_int(value) -> int:

@@ -11,6 +11,8 @@ ALARM_TYPES = [
     ("zero_credit", "Zero credit"),
     ("credit_trip", "Credit trip"),
     ("load_trip", "Load trip"),
+    ("load_reconnected", "Load trip: reconnected by itself"),
+    ("load_lockout", "Load trip: locked out"),
     ("comm_lost", "Communication lost"),
     ("energy_imbalance", "Energy imbalance"),
     # the meter refused a credit token (fraud log, docs/meter-contract.md)
@@ -19,7 +21,9 @@ ALARM_TYPES = [
     ("token_cancelled", "Credit token of a reversed sale"),
 ]
 # Routine prepayment events: kept as alarms for the trail, but nobody has to act on them.
-ROUTINE_TYPES = {"low_credit", "zero_credit"}
+ROUTINE_TYPES = {"low_credit", "zero_credit", "load_reconnected"}
+# Load-trip recovery: these move the meter's relay and load-trip state (meter.py)
+LOAD_TRIP_TYPES = ("load_trip", "load_reconnected", "load_lockout")
 # Tampering and theft: the dashboard's theft count (the alarm list's "Tampering and theft"
 # filter lists the same types)
 THEFT_TYPES = (
@@ -152,6 +156,9 @@ class SmartpmAlarm(models.Model):
         alarms.invalidate_recordset(["tenant_id"])
         alarms.filtered(lambda a: a.alarm_type not in ROUTINE_TYPES)._schedule_manager_activity()
         alarms._notify_tenant()
+        load = alarms.filtered(lambda a: a.alarm_type in LOAD_TRIP_TYPES)
+        if load:
+            self.env["smartpm.meter"]._smartpm_apply_load_alarms(load)
         return alarms
 
     def _notify_tenant(self):
@@ -199,6 +206,14 @@ class SmartpmAlarm(models.Model):
         """What the owner should know of an alarm type raised from a meter's event, where
         the type's name does not say it all."""
         return {
+            "load_reconnected": self.env._(
+                "The meter closed its relay by itself, the reconnect delay after a load trip."
+            ),
+            "load_lockout": self.env._(
+                "The meter tripped on its load limit again after reconnecting by itself as "
+                "many times as allowed in an hour: its relay stays open. Ask the tenant to "
+                "reduce the load, then press Reconnect on the meter."
+            ),
             "token_forged": self.env._(
                 "The meter refused a credit token that was not signed with its token key: "
                 "a forged or altered token, or the token key held in Odoo is not the "

@@ -43,6 +43,17 @@ PROFILE_MAX_DAYS = 7  # the meter keeps 672 quarter-hours
 DEFAULT_BATCH = 1000
 DEFAULT_MAX_BACKLOG = 5000
 
+# load-trip recovery (the bridge and the meter contract take the same ranges)
+MAX_RECONNECT_DELAY_S = 86400
+MAX_RECONNECT_ATTEMPTS = 255
+LOAD_RECOVERY_FIELDS = {
+    "load_recovery_override",
+    "load_reconnect_delay_s",
+    "load_reconnect_attempts",
+    "tariff_id",
+    "tenant_id",
+}
+
 # meter search at the register
 SEARCH_LIMIT = 20
 SEARCH_LIMIT_MAX = 50
@@ -482,6 +493,7 @@ class SmartpmMeter(models.Model):
         } & set(vals)
         before = {m.id: m._get_thresholds() for m in self} if watch_thresholds else {}
         load_before = {m.id: m.load_limit_w for m in self} if "load_limit_w" in vals else {}
+        recovery_before = self._smartpm_load_recovery_before(vals)
         vals = self._normalize_vals(dict(vals))
         if vals.get("serial_number"):
             if len(self) > 1:
@@ -505,6 +517,7 @@ class SmartpmMeter(models.Model):
             self.filtered(lambda m: m._get_thresholds() != before[m.id])._push_thresholds()
         if load_before:
             self.filtered(lambda m: m.load_limit_w != load_before[m.id])._push_load_limit()
+        self._smartpm_push_load_recovery_changed(recovery_before)
         return res
 
     def _open_assignments(self):
@@ -915,11 +928,12 @@ class SmartpmMeter(models.Model):
         )
 
     def action_push_settings(self):
-        """Button: send thresholds and load limit to the meter again."""
+        """Button: send thresholds, load limit and load-trip recovery to the meter again."""
         self._check_can_command()
         self.check_access("write")
         self._push_thresholds()
         self._push_load_limit()
+        self._push_load_recovery()
         return self._notify_queued(_("Settings queued"))
 
     def action_view_purchases(self):
@@ -1430,3 +1444,189 @@ class SmartpmMeter(models.Model):
             estimated_balance_kwh=meter.sudo()._smartpm_estimated_balance_kwh(quote["kwh"]),
         )
         return values
+
+    # ---------------------------------------------------------------- load-trip recovery
+    # (issue 17 §3) One block: settings (tariff defaults, meter override), their push to the
+    # meter (set_load_recovery job), and the relay/lockout state from the meter's events.
+    load_recovery_override = fields.Boolean(
+        string="Own load-trip recovery",
+        help="Use the reconnect delay and attempts below instead of the tariff's.",
+    )
+    load_reconnect_delay_s = fields.Integer(
+        string="Reconnect delay (s)",
+        default=60,
+        tracking=True,
+        help="After a load trip the meter waits this long, then closes the relay by itself.",
+    )
+    load_reconnect_attempts = fields.Integer(
+        string="Reconnections per hour",
+        default=0,
+        tracking=True,
+        help="How many times in a rolling hour the meter reconnects by itself after a load "
+        "trip. One more trip in that hour locks it out: the relay stays open until an "
+        "operator presses Reconnect. 0: the meter never reconnects by itself.",
+    )
+    effective_load_reconnect_delay_s = fields.Integer(
+        string="Reconnect delay in force (s)", compute="_compute_effective_load_recovery"
+    )
+    effective_load_reconnect_attempts = fields.Integer(
+        string="Reconnections per hour in force", compute="_compute_effective_load_recovery"
+    )
+    load_trip_state = fields.Selection(
+        [
+            ("normal", "Normal"),
+            ("tripped", "Load trip (open)"),
+            ("lockout", "Locked out"),
+        ],
+        string="Load-trip state",
+        default="normal",
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="From the meter's events: open after a load trip (it may reconnect by itself), "
+        "or locked out after too many trips in an hour until an operator reconnects it.",
+    )
+    load_trip_state_time = fields.Datetime(
+        string="Load-trip state since", readonly=True, copy=False
+    )
+
+    @api.constrains("load_reconnect_delay_s", "load_reconnect_attempts")
+    def _check_load_recovery(self):
+        for meter in self:
+            meter._smartpm_check_load_recovery_values(
+                meter.serial_number, meter.load_reconnect_delay_s, meter.load_reconnect_attempts
+            )
+
+    @api.model
+    def _smartpm_check_load_recovery_values(self, name, delay_s, attempts):
+        if not 0 <= delay_s <= MAX_RECONNECT_DELAY_S:
+            raise ValidationError(
+                _(
+                    "%(name)s: the reconnect delay must be between 0 and %(max)s seconds.",
+                    name=name,
+                    max=MAX_RECONNECT_DELAY_S,
+                )
+            )
+        if not 0 <= attempts <= MAX_RECONNECT_ATTEMPTS:
+            raise ValidationError(
+                _(
+                    "%(name)s: the reconnections per hour must be between 0 and %(max)s.",
+                    name=name,
+                    max=MAX_RECONNECT_ATTEMPTS,
+                )
+            )
+
+    @api.depends(
+        "load_recovery_override",
+        "load_reconnect_delay_s",
+        "load_reconnect_attempts",
+        "tariff_id.load_reconnect_delay_s",
+        "tariff_id.load_reconnect_attempts",
+        "tenant_id.smartpm_tariff_id",
+    )
+    def _compute_effective_load_recovery(self):
+        for meter in self:
+            delay, attempts = meter._get_load_recovery()
+            meter.effective_load_reconnect_delay_s = delay
+            meter.effective_load_reconnect_attempts = attempts
+
+    def _get_load_recovery(self):
+        """(reconnect delay s, reconnections per hour): the tariff's unless the meter has
+        its own."""
+        self.ensure_one()
+        tariff = self._get_tariff()
+        if tariff and not self.load_recovery_override:
+            return tariff.load_reconnect_delay_s, tariff.load_reconnect_attempts
+        return self.load_reconnect_delay_s, self.load_reconnect_attempts
+
+    def _smartpm_load_recovery_before(self, vals):
+        """write(): the settings in force before, when ``vals`` may change them."""
+        if not LOAD_RECOVERY_FIELDS & set(vals):
+            return {}
+        return {m.id: m._get_load_recovery() for m in self}
+
+    def _smartpm_push_load_recovery_changed(self, before):
+        """write(): push to the meters whose settings in force changed (once per change)."""
+        if before:
+            self.filtered(lambda m: m._get_load_recovery() != before[m.id])._push_load_recovery()
+
+    def _push_load_recovery(self):
+        meters = self._commandable()
+        meters._supersede("set_load_recovery")
+        vals_list = []
+        for meter in meters:
+            delay, attempts = meter._get_load_recovery()
+            vals_list.append(
+                {
+                    "meter_id": meter.id,
+                    "job_type": "set_load_recovery",
+                    "payload": {
+                        "reconnect_delay_s": delay,
+                        "reconnect_attempts_per_hour": attempts,
+                    },
+                    "priority": THRESHOLD_PRIORITY,
+                }
+            )
+        return engine.create(self.env["smartpm.meter.job"], vals_list)
+
+    def _smartpm_apply_load_alarms(self, alarms):
+        """New load alarms (from the meter's events) move the relay and load-trip state, when
+        newer than the state Odoo holds (an event read late does not undo a reconnect). A
+        reconnection by itself ends the load trips before it: their alarms are cleared."""
+        states = {
+            "load_trip": ("tripped", "disconnected"),
+            "load_lockout": ("lockout", "disconnected"),
+            "load_reconnected": ("normal", "connected"),
+        }
+        for alarm in alarms.sorted(lambda a: (a.meter_time, a.id)):
+            meter = alarm.meter_id.sudo()
+            if alarm.alarm_type == "load_reconnected":
+                meter._smartpm_clear_load_alarms(
+                    ("load_trip",), _("The meter reconnected by itself."), before=alarm
+                )
+            since = meter.load_trip_state_time
+            if alarm.alarm_type not in states or (since and alarm.meter_time < since):
+                continue
+            state, relay = states[alarm.alarm_type]
+            meter.write(
+                {
+                    "load_trip_state": state,
+                    "load_trip_state_time": alarm.meter_time,
+                    "relay_state": relay,
+                }
+            )
+
+    def _smartpm_load_state_from_result(self, job_type, result):
+        """Values for the meter from a job result: a reconnect that closed the relay ends a
+        load trip or lockout; set_load_recovery reads the meter's state back."""
+        self.ensure_one()
+        meter_state = {"normal": "normal", "waiting": "tripped", "lockout": "lockout"}
+        state = None
+        if job_type == "reconnect" and result.get("relay") == "connected":
+            state = "normal"
+        elif result.get("load_recovery") in meter_state:
+            state = meter_state[result["load_recovery"]]
+        if state is None or state == self.load_trip_state:
+            return {}
+        now = fields.Datetime.now()
+        since = self.load_trip_state_time
+        return {"load_trip_state": state, "load_trip_state_time": max(now, since or now)}
+
+    def _smartpm_clear_load_alarms(self, alarm_types, message, before=None):
+        """Clear the open alarms of ``alarm_types``; only those of events before the alarm
+        ``before`` when given (same meter time: logged before it, a lower id)."""
+        domain = [
+            ("meter_id", "in", self.ids),
+            ("alarm_type", "in", list(alarm_types)),
+            ("state", "in", ("new", "acknowledged")),
+        ]
+        if before:
+            t = before.meter_time
+            domain += [
+                "|",
+                ("meter_time", "<", t),
+                "&",
+                ("meter_time", "=", t),
+                ("id", "<", before.id),
+            ]
+        self.env["smartpm.alarm"].sudo().search(domain)._clear(message)

@@ -29,6 +29,7 @@ JOB_TYPES = [
     ("ping", "Ping"),
     ("check_token", "Check credit token"),
     ("clear_credit", "Clear credit"),
+    ("set_load_recovery", "Set load-trip recovery"),
 ]
 # Jobs that carry a transfer number (credit in or out): the trail of money, never deleted.
 MONEY_JOB_TYPES = ("add_credit", "check_token", "clear_credit")

@@ -59,6 +59,20 @@ class SmartpmTariff(models.Model):
     max_amount = fields.Monetary(
         string="Maximum sale", help="Overrides the company's maximum when set."
     )
+    # Load-trip recovery, the default of the tariff's meters (docs/meter-contract.md)
+    load_reconnect_delay_s = fields.Integer(
+        string="Reconnect delay (s)",
+        default=60,
+        help="After a load trip (the tenant drew more than the load limit) the meter waits "
+        "this long, then closes the relay by itself.",
+    )
+    load_reconnect_attempts = fields.Integer(
+        string="Reconnections per hour",
+        default=0,
+        help="How many times in a rolling hour the meter reconnects by itself after a load "
+        "trip. One more trip in that hour locks it out: the relay stays open until an "
+        "operator presses Reconnect on the meter. 0: the meter never reconnects by itself.",
+    )
     meter_ids = fields.One2many("smartpm.meter", "tariff_id", string="Meters")
     # free basic electricity (issue 17 §7, services/fbe.py): one block, kept together
     fbe_social = fields.Boolean(
@@ -147,26 +161,43 @@ class SmartpmTariff(models.Model):
             },
         }
 
+    @api.constrains("load_reconnect_delay_s", "load_reconnect_attempts")
+    def _check_load_recovery(self):
+        for tariff in self:
+            self.env["smartpm.meter"]._smartpm_check_load_recovery_values(
+                tariff.name, tariff.load_reconnect_delay_s, tariff.load_reconnect_attempts
+            )
+
     def write(self, vals):
+        recovery_fields = {"load_reconnect_delay_s", "load_reconnect_attempts"} & set(vals)
+        meters = self._following_meters("load_recovery_override") if recovery_fields else None
+        before = {m.id: m._get_load_recovery() for m in meters} if meters else {}
         res = super().write(vals)
+        if meters:
+            # meters following their tariff get the new load-trip recovery, once per change
+            meters._smartpm_push_load_recovery_changed(before)
         if {"low_credit_kwh", "trip_kwh"} & set(vals):
             # meters following their tariff (own or their tenant's) get the new thresholds
-            meters = (
-                self.env["smartpm.meter"]
-                .sudo()
-                .search(
-                    [
-                        ("threshold_override", "=", False),
-                        "|",
-                        ("tariff_id", "in", self.ids),
-                        "&",
-                        ("tariff_id", "=", False),
-                        ("tenant_id.smartpm_tariff_id", "in", self.ids),
-                    ]
-                )
-            )
-            meters._push_thresholds()
+            self._following_meters("threshold_override")._push_thresholds()
         return res
+
+    def _following_meters(self, override_field):
+        """The meters whose setting follows one of these tariffs (their own tariff or,
+        without one, their tenant's) unless ``override_field`` says they have their own."""
+        return (
+            self.env["smartpm.meter"]
+            .sudo()
+            .search(
+                [
+                    (override_field, "=", False),
+                    "|",
+                    ("tariff_id", "in", self.ids),
+                    "&",
+                    ("tariff_id", "=", False),
+                    ("tenant_id.smartpm_tariff_id", "in", self.ids),
+                ]
+            )
+        )
 
     # ---------------------------------------------------------------- arithmetic
     def _bands(self):

@@ -18,6 +18,8 @@ EVENT_ALARMS = {
     ("standard", 60): "load_trip",
     ("standard", 64): "low_credit",
     ("standard", 65): "zero_credit",
+    ("standard", 80): "load_reconnected",  # load trip: reconnected by itself after the delay
+    ("standard", 81): "load_lockout",  # load trip: reconnections of the hour used up
     ("fraud", 40): "cover_open",
     ("fraud", 91): "over_current",
     ("fraud", 92): "reverse_connection",

@@ -42,10 +42,16 @@ def apply_result(job, result, readings_out=None, invocation_counter=None):
     effect = RESULT_EFFECTS.get(job.job_type)
     if effect:
         vals.update(effect(meter))
+    vals.update(meter._smartpm_load_state_from_result(job.job_type, result))
     if invocation_counter is not None and invocation_counter > (meter.invocation_counter or 0):
         vals["invocation_counter"] = invocation_counter
     vals.update(_state_from_readings(readings))
     _write_meter(meter, vals)
+    if job.job_type == "reconnect" and result.get("relay") == "connected":
+        # the operator's reconnect ends a load trip or lockout
+        meter._smartpm_clear_load_alarms(
+            ("load_trip", "load_lockout"), meter.env._("Reconnected by an operator.")
+        )
     _store_readings(job, readings, readings_out)
     if result.get("events"):
         ingest.ingest(job.env, [], [dict(e, meter_id=meter.id) for e in result["events"]])
