@@ -2,7 +2,7 @@ import logging
 
 from odoo import _, api, fields, models
 
-from ..services import engine, vending
+from ..services import debt, engine, vending
 
 _logger = logging.getLogger(__name__)
 
@@ -41,6 +41,12 @@ class PaymentTransaction(models.Model):
         ):
             tx._smartpm_sell_credit()
         super()._post_process()
+        # the payment (the whole amount) paid the invoice (the credit part): its rest
+        # settles the debts the purchase recovered
+        for tx in self.filtered(
+            lambda t: t.smartpm_purchase_id.recovery_ids and t.payment_id and t.state == "done"
+        ):
+            debt.settle_payment(tx.sudo().smartpm_purchase_id, tx.sudo().payment_id.move_id)
 
     def _smartpm_sell_credit(self):
         self.ensure_one()
