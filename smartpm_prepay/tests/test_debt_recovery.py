@@ -1,10 +1,8 @@
-from odoo import Command
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from ..services import debt as debt_service
-from ..services import engine
 from ..services.vending import vend
 
 
@@ -388,7 +386,8 @@ class TestDebtPos(DebtCase):
         self.assertEqual(move.state, "posted")
         liability = self.company.smartpm_prepayment_account_id
         self.assertEqual(
-            sum(move.line_ids.filtered(lambda l: l.account_id == liability).mapped("debit")), 10.0
+            sum(move.line_ids.filtered(lambda line: line.account_id == liability).mapped("debit")),
+            10.0,
         )
         self.assertEqual(debt.invoice_id.amount_residual, 90.0)
         # reversal: the entry is reversed and the debt owed again
