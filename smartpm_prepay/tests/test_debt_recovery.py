@@ -3,7 +3,9 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from ..services import debt as debt_service
+from ..services import engine
 from ..services.vending import vend
+from .common import SmartpmCase
 
 
 class DebtCase(AccountTestInvoicingCommon):
@@ -395,3 +397,100 @@ class TestDebtPos(DebtCase):
         self.assertEqual(debt.balance, 100.0)
         self.assertEqual(debt.invoice_id.amount_residual, 100.0)
         self.assertTrue(move.reversal_move_ids)
+
+
+@tagged("post_install", "-at_install")
+class TestDebtConcurrency(SmartpmCase):
+    """Two purchases of one tenant at once (two meters, two transactions) on one debt."""
+
+    def _cleanup(self, ids):
+        with self.registry.cursor() as cr:
+            cr.execute("DELETE FROM smartpm_debt_recovery WHERE debt_id = %s", (ids["debt"],))
+            cr.execute("DELETE FROM smartpm_tenant_debt WHERE id = %s", (ids["debt"],))
+            for meter_id in ids["meters"]:
+                cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = %s", (meter_id,))
+                cr.execute("DELETE FROM smartpm_meter_job WHERE meter_id = %s", (meter_id,))
+                cr.execute("DELETE FROM smartpm_meter_assignment WHERE meter_id = %s", (meter_id,))
+                cr.execute("DELETE FROM smartpm_meter WHERE id = %s", (meter_id,))
+            cr.execute("DELETE FROM smartpm_tariff WHERE id = %s", (ids["tariff"],))
+            cr.execute("UPDATE res_partner SET active = false WHERE id = %s", (ids["tenant"],))
+
+    def test_two_purchases_at_once_never_recover_more_than_the_balance(self):
+        import psycopg2.errors
+
+        from odoo import SUPERUSER_ID, api
+
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            tariff = env["smartpm.tariff"].create({"name": "Debt conc", "price_per_kwh": 0.5})
+            tenant = env["res.partner"].create({"name": "Debt conc", "is_tenant": True})
+            meters = env["smartpm.meter"]
+            for serial, port in (("DEBT-CONC-A", 4100), ("DEBT-CONC-B", 4101)):
+                meters |= env["smartpm.meter"].create(
+                    {
+                        "serial_number": serial,
+                        "host": "127.0.0.1",
+                        "port": port,
+                        "state": "active",
+                        "tenant_id": tenant.id,
+                        "tariff_id": tariff.id,
+                    }
+                )
+            debt = env["smartpm.tenant.debt"].create(
+                {
+                    "tenant_id": tenant.id,
+                    "description": "Concurrent",
+                    "amount": 10.0,
+                    "recovery_rule": "fixed",
+                    "recovery_fixed": 8.0,
+                }
+            )
+            engine.as_engine(debt).state = "active"  # no chart needed: no invoice here
+            ids = {
+                "tariff": tariff.id,
+                "tenant": tenant.id,
+                "meters": meters.ids,
+                "debt": debt.id,
+            }
+        try:
+            with self.registry.cursor() as cr1, self.registry.cursor() as cr2:
+                env1 = api.Environment(cr1, SUPERUSER_ID, {})
+                env2 = api.Environment(cr2, SUPERUSER_ID, {})
+                Meter1, Meter2 = env1["smartpm.meter"], env2["smartpm.meter"]
+                first = vend(env1, Meter1.browse(ids["meters"][0]), 20.0, "bank_soap", "DC-1")
+                self.assertEqual(first.sudo().debt_recovered, 8.0)
+                cr2.execute("SET LOCAL lock_timeout = '500ms'")
+                # the second purchase waits for the first one's locks instead of recovering
+                # from the balance it has not committed yet
+                with self.assertRaises(psycopg2.errors.LockNotAvailable):
+                    vend(env2, Meter2.browse(ids["meters"][1]), 20.0, "bank_soap", "DC-2")
+                cr2.rollback()
+                cr1.commit()
+                # Odoo retries the request: it recovers only what is left
+                second = vend(env2, Meter2.browse(ids["meters"][1]), 20.0, "bank_soap", "DC-2")
+                self.assertEqual(second.sudo().debt_recovered, 2.0)
+                cr2.commit()
+            with self.registry.cursor() as cr:
+                cr.execute(
+                    "SELECT SUM(amount) FROM smartpm_debt_recovery WHERE debt_id = %s",
+                    (ids["debt"],),
+                )
+                self.assertEqual(cr.fetchone()[0], 10.0)
+                cr.execute(
+                    "SELECT balance, state FROM smartpm_tenant_debt WHERE id = %s", (ids["debt"],)
+                )
+                self.assertEqual(cr.fetchone(), (0.0, "paid"))
+        finally:
+            self._cleanup(ids)
+
+    def test_the_database_refuses_a_balance_below_zero(self):
+        import psycopg2.errors
+
+        tenant = self._tenant("Debt check")
+        debt = self.env["smartpm.tenant.debt"].create(
+            {"tenant_id": tenant.id, "description": "Check", "amount": 5.0}
+        )
+        with self.assertRaises(psycopg2.errors.CheckViolation), self.env.cr.savepoint():
+            self.env.cr.execute(
+                "UPDATE smartpm_tenant_debt SET balance = -0.01 WHERE id = %s", (debt.id,)
+            )
