@@ -214,6 +214,11 @@ class PosOrder(models.Model):
                     "state": purchase.state or False,
                     "state_label": states.get(purchase.state, ""),
                     "kwh": purchase.kwh,
+                    # the debt split (services/debt.py): amount = debt_recovered + credit
+                    "amount": purchase.amount,
+                    "debt_recovered": purchase.debt_recovered,
+                    "debt_balance": purchase.debt_balance_after,
+                    "credit_amount": purchase.credit_amount,
                     "credit_kwh": line.smartpm_meter_id.credit_kwh,
                     "error": purchase.job_error or False,
                 }
