@@ -6,6 +6,7 @@ from ..services import debt as debt_service
 from ..services import engine
 from ..services.vending import vend
 from .common import SmartpmCase
+from .test_pos import SmartpmPosCase
 
 
 class DebtCase(AccountTestInvoicingCommon):
@@ -161,6 +162,23 @@ class TestDebtRule(DebtCase):
         self.assertEqual(cancelled.credit_note_id.amount_total, 40.0)
         self.assertEqual(cancelled.invoice_id.payment_state, "reversed")
         self.assertEqual(self._sell(10.0, "NONE").debt_recovered, 0.0)
+
+    def test_sell_credit_wizard_shows_the_split_and_books_it(self):
+        from odoo.tests import Form
+
+        debt = self._debt(100.0, recovery_percent=10.0)
+        wizard = Form(
+            self.env["smartpm.sell.credit.wizard"].with_context(default_meter_id=self.meter.id)
+        )
+        wizard.amount = 30.0
+        wizard.journal_id = self.cash
+        self.assertEqual((wizard.debt_recovered, wizard.debt_balance), (3.0, 97.0))
+        self.assertEqual((wizard.credit_amount, wizard.kwh), (27.0, 54.0))
+        action = wizard.save().action_confirm()
+        purchase = self.env["smartpm.credit.purchase"].browse(action["res_id"])
+        self.assertEqual((purchase.debt_recovered, purchase.kwh), (3.0, 54.0))
+        self.assertEqual(purchase.invoice_id.amount_total, 27.0)
+        self.assertEqual(debt.invoice_id.amount_residual, 97.0)
 
     def test_quote_shows_the_split_before_the_sale(self):
         self._debt(100.0, recovery_percent=20.0)
@@ -494,3 +512,41 @@ class TestDebtConcurrency(SmartpmCase):
             self.env.cr.execute(
                 "UPDATE smartpm_tenant_debt SET balance = -0.01 WHERE id = %s", (debt.id,)
             )
+
+
+@tagged("post_install", "-at_install")
+class TestDebtPosOrder(SmartpmPosCase):
+    def test_pos_sale_recovers_the_debt_and_the_liability_keeps_the_credit_part(self):
+        company = self.company
+        liability = company.smartpm_prepayment_account_id
+        su = self.env(su=True)
+        debt = su["smartpm.tenant.debt"].create(
+            {
+                "tenant_id": self.tenant.id,
+                "company_id": company.id,
+                "description": "Arrears",
+                "amount": 6.0,
+                "recovery_percent": 50.0,
+                "recovery_max": 4.0,
+            }
+        )
+        debt.action_confirm()
+        order = self._sync(self._order_data([(self.meter, 10.0)]))
+        purchase = self._purchases()
+        self.assertEqual((purchase.amount, purchase.debt_recovered), (10.0, 4.0))
+        self.assertEqual((purchase.credit_amount, purchase.kwh), (6.0, 12.0))
+        status = self.env["pos.order"].smartpm_credit_status(order.id)[0]
+        self.assertEqual(
+            (status["debt_recovered"], status["debt_balance"], status["credit_amount"]),
+            (4.0, 2.0, 6.0),
+        )
+        self.assertEqual(debt.invoice_id.amount_residual, 2.0)
+        session = self.pos_session
+        session.post_closing_cash_details(10.0)
+        session.close_session_from_ui()
+        lines = su["account.move.line"].search(
+            [("account_id", "=", liability.id), ("parent_state", "=", "posted")]
+        )
+        # the session credits 10, the settlement entry debits the 4 recovered
+        self.assertAlmostEqual(-sum(lines.mapped("balance")), 6.0)
+        self.assertAlmostEqual(purchase.amount_untaxed, 6.0)
