@@ -4,11 +4,14 @@ from decimal import Decimal
 
 from odoo.tests import tagged
 
+from . import test_bank_soap, test_bank_xmlrpc, test_portal
 from .common_bank import BankChannelCase
-from .test_bank_soap import BANK_TIME as SOAP_TIME
-from .test_bank_soap import TestBankSoap
-from .test_bank_xmlrpc import BANK_TIME, TestBankXmlrpc
-from .test_portal import PortalCase, TestPortalPayment
+
+# helpers of the channels' own tests (their modules, not their classes: a test class
+# imported here would run twice)
+SOAP_TIME = test_bank_soap.BANK_TIME
+BANK_TIME = test_bank_xmlrpc.BANK_TIME
+PortalCase = test_portal.PortalCase
 
 
 def _debt(env, tenant, company, amount, **vals):
@@ -22,12 +25,13 @@ def _debt(env, tenant, company, amount, **vals):
         }
     )
     debt.action_confirm()
+    env.flush_all()  # the bank's request runs in the server's thread, on the same cursor
     return debt
 
 
 @tagged("post_install", "-at_install")
 class TestDebtBankXmlrpc(BankChannelCase):
-    _call = TestBankXmlrpc._call
+    _call = test_bank_xmlrpc.TestBankXmlrpc._call
 
     def test_xmlrpc_receipt_shows_the_debt_split(self):
         debt = _debt(self.env, self.tenant, self.company, 50.0, recovery_percent=25.0)
@@ -37,6 +41,7 @@ class TestDebtBankXmlrpc(BankChannelCase):
         self.assertEqual(receipt["debtBalance"], "45.00")
         self.assertEqual(receipt["creditAmount"], "15.00")
         self.assertEqual(receipt["kwh"], "60.000")  # 15 / 0.25
+        self.env.invalidate_all()  # written by the server's thread
         self.assertEqual(debt.balance, 45.0)
         purchase = self._purchases()
         self.assertEqual(purchase.invoice_id.amount_total, 15.0)
@@ -73,7 +78,7 @@ class TestDebtBankXmlrpc(BankChannelCase):
 
 @tagged("post_install", "-at_install")
 class TestDebtBankSoap(BankChannelCase):
-    _client = TestBankSoap._client
+    _client = test_bank_soap.TestBankSoap._client
 
     def _purchase(self, ref="BANKREF-1"):
         return self._client().Purchase(
@@ -94,8 +99,8 @@ class TestDebtBankSoap(BankChannelCase):
 
 @tagged("post_install", "-at_install")
 class TestDebtPortal(PortalCase):
-    _done_transaction = TestPortalPayment._done_transaction
-    _portal_purchases = TestPortalPayment._portal_purchases
+    _done_transaction = test_portal.TestPortalPayment._done_transaction
+    _portal_purchases = test_portal.TestPortalPayment._portal_purchases
 
     def test_portal_shows_the_debt_card_the_split_before_paying_and_on_the_purchase(self):
         debt = _debt(self.env, self.tenant_a, self.company, 30.0, recovery_percent=25.0)
