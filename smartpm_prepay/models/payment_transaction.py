@@ -1,6 +1,7 @@
 import logging
 
 from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
 from ..services import debt, engine, vending
 
@@ -46,7 +47,14 @@ class PaymentTransaction(models.Model):
         for tx in self.filtered(
             lambda t: t.smartpm_purchase_id.recovery_ids and t.payment_id and t.state == "done"
         ):
-            debt.settle_payment(tx.sudo().smartpm_purchase_id, tx.sudo().payment_id.move_id)
+            purchase = tx.sudo().smartpm_purchase_id
+            try:
+                with self.env.cr.savepoint():
+                    debt.settle_payment(purchase, tx.sudo().payment_id.move_id)
+            except UserError as exc:
+                # the sale and its payment stand; the books are matched by hand
+                _logger.warning("portal payment %s: debts not matched: %s", tx.reference, exc)
+                purchase.message_post(body=exc.args[0])
 
     def _smartpm_sell_credit(self):
         self.ensure_one()

@@ -55,7 +55,7 @@ def tenant_debts(env, tenant, company):
         .sudo()
         .search(
             [
-                ("tenant_id", "=", tenant.commercial_partner_id.id),
+                ("tenant_id", "child_of", tenant.commercial_partner_id.id),
                 ("company_id", "=", company.id),
                 ("state", "=", "active"),
             ],
