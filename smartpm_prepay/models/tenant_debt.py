@@ -180,7 +180,8 @@ class SmartpmTenantDebt(models.Model):
     @api.depends("name", "description", "tenant_id")
     def _compute_display_name(self):
         for debt in self:
-            debt.display_name = f"{debt.name} {debt.tenant_id.name or ''}: {debt.description or ''}"
+            name = debt.name if debt.name and debt.name != "/" else _("Draft debt")
+            debt.display_name = f"{name} {debt.tenant_id.name or ''}: {debt.description or ''}"
 
     @api.model_create_multi
     def create(self, vals_list):

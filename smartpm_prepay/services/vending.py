@@ -1,7 +1,8 @@
 """The one vending path: every channel (POS, portal, bank, back office) sells credit here.
 
-``vend`` validates the sale, records a ``smartpm.credit.purchase`` with the tariff's price
-and tiers, allocates the meter's next transfer number and queues the ``add_credit`` job.
+``vend`` validates the sale, takes the tenant's debts' part first (``services/debt.py``),
+records a ``smartpm.credit.purchase`` with the tariff's price and tiers for the rest,
+allocates the meter's next transfer number and queues the ``add_credit`` job.
 It is idempotent on (channel, external reference).
 """
 
@@ -275,7 +276,7 @@ def vend(
     vals = _prepare_purchase_values(
         meter, tariff, quote, channel, external_ref, transfer_number, token, bank_partner
     )
-    vals.update(amount=amount, credit_amount=credit_amount, debt_recovered=recovery.total)
+    vals.update(amount=amount, debt_recovered=recovery.total)  # credit_amount: the rest
     purchase = _create_purchase(env, sudo_env, dict(vals, **(extra_vals or {})))
     debt.record(purchase, recovery)
     purchase._queue_delivery()
