@@ -42,6 +42,7 @@
         "wizards/sell_credit_wizard_views.xml",
         "views/res_config_settings_views.xml",
         "views/vending_menus.xml",
+        "views/tenant_debt_views.xml",
         "data/pos_data.xml",
         "data/prepayment_data.xml",
         "views/prepayment_views.xml",

@@ -247,10 +247,16 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
             Purchase.search_count(domain + [("state", "in", ("paid", "queued"))], limit=1)
         )
         info = sale_info(meter_sudo)
+        # the tenant's own debts being recovered (record rule: own, confirmed)
+        debts = request.env["smartpm.tenant.debt"].search(
+            [("state", "=", "active"), ("company_id", "=", meter_sudo.company_id.id)]
+        )
         values = self._prepare_portal_layout_values()
         values.update(
             {
                 "page_name": "meter",
+                "debts": debts.sudo(),
+                "debt_balance": sum(debts.mapped("balance")),
                 "meter": meter_sudo,
                 "purchases": purchases.sudo(),
                 "pager": pager,

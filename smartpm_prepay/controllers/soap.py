@@ -99,8 +99,14 @@ RECEIPT_FIELDS = (
     "bankReference",
     "bankTime",
     "date",
+    "debtRecovered",
+    "debtBalance",
+    "creditAmount",
 )
 OPTIONAL_EMPTY = {"bankTime"}
+# the debt split (issue 17 §5): optional elements, sent only for a tenant with debts, so a
+# bank's client built on the WSDL before them sees the same answers for everyone else
+DEBT_FIELDS = ("debtRecovered", "debtBalance", "creditAmount")
 
 
 def _parser():
@@ -131,9 +137,12 @@ def _text(value):
 def render_response(operation, answer):
     element = etree.Element(f"{{{TNS}}}{operation}Response", nsmap={"tns": TNS})
     fields = CUSTOMER_FIELDS if operation == "QueryCustomer" else RECEIPT_FIELDS
+    has_debt = answer.get("hasDebt")
     for name in fields:
         value = answer.get(name)
         if name in OPTIONAL_EMPTY and not value:
+            continue
+        if name in DEBT_FIELDS and not has_debt:
             continue
         etree.SubElement(element, f"{{{TNS}}}{name}").text = _text(value)
     return _envelope(element)

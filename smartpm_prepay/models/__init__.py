@@ -13,6 +13,8 @@ from . import alarm
 from . import res_company
 from . import res_config_settings
 from . import credit_purchase
+from . import tenant_debt
+from . import debt_recovery
 from . import credit_recognition
 from . import credit_balance_report
 from . import account_chart_template

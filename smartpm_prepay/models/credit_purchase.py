@@ -3,7 +3,7 @@ from datetime import timedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..services import credit_token, engine, job_queue, refunds, vending
+from ..services import credit_token, debt, engine, job_queue, refunds, vending
 from ..services.sale_info import sale_info, tier_summary
 
 PURCHASE_STATES = [
@@ -72,6 +72,22 @@ class SmartpmCreditPurchase(models.Model):
     amount = fields.Monetary(
         required=True, readonly=True, help="What the customer paid, taxes included."
     )
+    debt_recovered = fields.Monetary(
+        readonly=True,
+        help="The part of the amount that paid the tenant's debts first (services/debt.py).",
+    )
+    credit_amount = fields.Monetary(
+        string="Credit bought",
+        compute="_compute_credit_amount",
+        store=True,
+        help="The amount less the debt recovered: what bought energy (taxes included).",
+    )
+    debt_balance_after = fields.Monetary(
+        string="Debt balance left",
+        readonly=True,
+        help="The tenant's debts still to recover right after this purchase.",
+    )
+    recovery_ids = fields.One2many("smartpm.debt.recovery", "purchase_id", string="Debt recovered")
     amount_untaxed = fields.Monetary(string="Untaxed amount", readonly=True)
     amount_tax = fields.Monetary(string="Taxes", readonly=True)
     kwh = fields.Float(string="Energy (kWh)", digits=(16, 3), readonly=True)
@@ -213,6 +229,11 @@ class SmartpmCreditPurchase(models.Model):
                 doc = purchase.sudo().pos_order_line_id.order_id or purchase.sudo().invoice_id
                 purchase.payment_document = doc.display_name or False
 
+    @api.depends("amount", "debt_recovered")
+    def _compute_credit_amount(self):
+        for purchase in self:
+            purchase.credit_amount = purchase.amount - purchase.debt_recovered
+
     @api.depends("tier_breakdown")
     def _compute_tier_summary(self):
         for purchase in self:
@@ -345,6 +366,9 @@ class SmartpmCreditPurchase(models.Model):
             "amount": purchase.amount,
             "amount_untaxed": purchase.amount_untaxed,
             "amount_tax": purchase.amount_tax,
+            "debt_recovered": purchase.debt_recovered,
+            "debt_balance": purchase.debt_balance_after,
+            "credit_amount": purchase.credit_amount,
             "currency": purchase.currency_id.name,
             "kwh": purchase.kwh,
             "price_per_kwh": purchase.price_per_kwh,
@@ -517,7 +541,7 @@ class SmartpmCreditPurchase(models.Model):
                             ref=self.name,
                         ),
                         "quantity": 1,
-                        "price_unit": self.amount,
+                        "price_unit": self.credit_amount,
                         "tax_ids": [fields.Command.set(self.tariff_id.tax_ids.ids)],
                     }
                 )
@@ -540,24 +564,30 @@ class SmartpmCreditPurchase(models.Model):
             raise UserError(_("Payments go to a bank or cash journal of the same company."))
         invoice = purchase.env["account.move"].create(purchase._prepare_invoice_values())
         invoice.action_post()
-        if invoice.currency_id.compare_amounts(invoice.amount_total, purchase.amount):
+        if invoice.currency_id.compare_amounts(invoice.amount_total, purchase.credit_amount):
             raise UserError(
                 _(
                     "Invoice total %(total)s differs from the sale %(amount)s.",
                     total=invoice.amount_total,
-                    amount=purchase.amount,
+                    amount=purchase.credit_amount,
                 )
             )
-        purchase.env["account.payment.register"].with_context(
-            active_model="account.move", active_ids=invoice.ids
-        ).create(
-            {
-                "journal_id": journal.id,
-                "amount": purchase.amount,
-                "payment_date": invoice.invoice_date,
-                "communication": purchase.name,
-            }
-        )._create_payments()
+        # the whole amount is paid: the invoice takes the credit, the debts the rest
+        payments = (
+            purchase.env["account.payment.register"]
+            .with_context(active_model="account.move", active_ids=invoice.ids)
+            .create(
+                {
+                    "journal_id": journal.id,
+                    "amount": purchase.amount,
+                    "payment_date": invoice.invoice_date,
+                    "communication": purchase.name,
+                    "payment_difference_handling": "open",
+                }
+            )
+            ._create_payments()
+        )
+        debt.settle_payment(purchase, payments.move_id)
         purchase.invoice_id = invoice
         return invoice
 
@@ -622,6 +652,7 @@ class SmartpmCreditPurchase(models.Model):
         if self.invoice_id and self.invoice_id.state == "posted" and not self.credit_note_id:
             vals["credit_note_id"] = self._create_credit_note().id
         engine.as_engine(self).write(vals)
+        debt.restore(self)
         self.activity_ids.action_feedback(feedback=_("Sale reversed."))
         refunds.refund_reversed(self, refund_at_register=refund_at_register)
 

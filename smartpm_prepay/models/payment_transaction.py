@@ -1,8 +1,9 @@
 import logging
 
 from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
-from ..services import engine, vending
+from ..services import debt, engine, vending
 
 _logger = logging.getLogger(__name__)
 
@@ -41,6 +42,19 @@ class PaymentTransaction(models.Model):
         ):
             tx._smartpm_sell_credit()
         super()._post_process()
+        # the payment (the whole amount) paid the invoice (the credit part): its rest
+        # settles the debts the purchase recovered
+        for tx in self.filtered(
+            lambda t: t.smartpm_purchase_id.recovery_ids and t.payment_id and t.state == "done"
+        ):
+            purchase = tx.sudo().smartpm_purchase_id
+            try:
+                with self.env.cr.savepoint():
+                    debt.settle_payment(purchase, tx.sudo().payment_id.move_id)
+            except UserError as exc:
+                # the sale and its payment stand; the books are matched by hand
+                _logger.warning("portal payment %s: debts not matched: %s", tx.reference, exc)
+                purchase.message_post(body=exc.args[0])
 
     def _smartpm_sell_credit(self):
         self.ensure_one()

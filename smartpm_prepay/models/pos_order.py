@@ -8,7 +8,7 @@ by the order's uuid so an order synced twice sells once.
 from odoo import _, api, models
 from odoo.exceptions import UserError
 
-from ..services import refunds, vending
+from ..services import debt, refunds, vending
 from .pos_config import credit_product
 
 
@@ -173,6 +173,7 @@ class PosOrder(models.Model):
                             purchase=purchase.sudo().name,
                         )
                     )
+                debt.settle_pos(purchase.sudo())
                 line.smartpm_balance_kwh = balance_before + purchase.sudo().kwh
                 line.invalidate_recordset(["smartpm_purchase_ids"])
 
@@ -213,6 +214,11 @@ class PosOrder(models.Model):
                     "state": purchase.state or False,
                     "state_label": states.get(purchase.state, ""),
                     "kwh": purchase.kwh,
+                    # the debt split (services/debt.py): amount = debt_recovered + credit
+                    "amount": purchase.amount,
+                    "debt_recovered": purchase.debt_recovered,
+                    "debt_balance": purchase.debt_balance_after,
+                    "credit_amount": purchase.credit_amount,
                     "credit_kwh": line.smartpm_meter_id.credit_kwh,
                     "error": purchase.job_error or False,
                 }

@@ -86,6 +86,26 @@ class ResCompany(models.Model):
         check_company=True,
         help="Revenue of the consumed credit, moved from the prepayments account.",
     )
+    smartpm_debt_account_id = fields.Many2one(
+        "account.account",
+        string="Tenant debt account",
+        check_company=True,
+        help="Income (or other income) account credited when a tenant's debt is confirmed, "
+        "for every kind of debt without an account of its own below. Empty: the company's "
+        "energy sales account.",
+    )
+    smartpm_debt_fee_account_id = fields.Many2one(
+        "account.account",
+        string="Fee debt account",
+        check_company=True,
+        help="Account of debts of kind Fee (empty: the tenant debt account).",
+    )
+    smartpm_debt_damage_account_id = fields.Many2one(
+        "account.account",
+        string="Damage charge debt account",
+        check_company=True,
+        help="Account of debts of kind Damage charge (empty: the tenant debt account).",
+    )
     smartpm_recognition_journal_id = fields.Many2one(
         "account.journal",
         string="Revenue recognition journal",

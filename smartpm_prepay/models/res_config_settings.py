@@ -23,6 +23,15 @@ class ResConfigSettings(models.TransientModel):
     smartpm_energy_income_account_id = fields.Many2one(
         related="company_id.smartpm_energy_income_account_id", readonly=False
     )
+    smartpm_debt_account_id = fields.Many2one(
+        related="company_id.smartpm_debt_account_id", readonly=False
+    )
+    smartpm_debt_fee_account_id = fields.Many2one(
+        related="company_id.smartpm_debt_fee_account_id", readonly=False
+    )
+    smartpm_debt_damage_account_id = fields.Many2one(
+        related="company_id.smartpm_debt_damage_account_id", readonly=False
+    )
     smartpm_recognition_journal_id = fields.Many2one(
         related="company_id.smartpm_recognition_journal_id", readonly=False
     )

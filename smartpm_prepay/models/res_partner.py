@@ -41,6 +41,11 @@ class ResPartner(models.Model):
     )
     purchase_ids = fields.One2many("smartpm.credit.purchase", "tenant_id", string="Purchases")
     purchase_count = fields.Integer(compute="_compute_purchase_count")
+    smartpm_debt_balance = fields.Float(
+        string="Debt left",
+        compute="_compute_smartpm_debt_balance",
+        help="What the tenant's debts being recovered from their purchases still amount to.",
+    )
 
     # a bank selling credit
     smartpm_is_bank = fields.Boolean(
@@ -85,6 +90,26 @@ class ResPartner(models.Model):
         )
         for partner in self:
             partner.purchase_count = counts.get(partner, 0)
+
+    def _compute_smartpm_debt_balance(self):
+        groups = dict(
+            self.env["smartpm.tenant.debt"]
+            .sudo()
+            ._read_group(
+                [("tenant_id", "in", self.ids), ("state", "=", "active")],
+                ["tenant_id"],
+                ["balance:sum"],
+            )
+        )
+        for partner in self:
+            partner.smartpm_debt_balance = groups.get(partner, 0.0)
+
+    def action_view_debts(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("smartpm_prepay.action_tenant_debt")
+        action["domain"] = [("tenant_id", "=", self.id)]
+        action["context"] = {"default_tenant_id": self.id}
+        return action
 
     @api.model
     def _normalize_id_card(self, value):

@@ -259,6 +259,11 @@ def receipt(purchase):
         "bankReference": p.bank_reference or "",
         "bankTime": format_time(p.bank_time),
         "date": format_time(p.date),
+        # the debt split: amount = debtRecovered + creditAmount (creditAmount bought kwh)
+        "debtRecovered": _money(p.currency_id, p.debt_recovered),
+        "debtBalance": _money(p.currency_id, p.debt_balance_after),
+        "creditAmount": _money(p.currency_id, p.credit_amount),
+        "hasDebt": bool(p.debt_recovered or p.debt_balance_after),
     }
 
 

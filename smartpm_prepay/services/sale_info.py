@@ -8,7 +8,7 @@ One helper for the back-office wizard, the POS, the portal, the bank channel and
 from odoo import _
 from odoo.tools.misc import format_amount
 
-from . import vending
+from . import debt, vending
 
 
 def format_money(env, amount, currency):
@@ -124,7 +124,8 @@ def sale_info(meter, amount=None, currency=None, company=None):
     if error:
         info.update(reason=error.args[0], reason_code=error.code)
         return info
-    quote = tariff._quote_amount(amount, vending.month_kwh(meter.env, meter))
+    # the tenant's debts take their part first (services/debt.py)
+    quote = debt.quote(meter.env, meter, tariff, amount, vending.month_kwh(meter.env, meter))
     info.update(
         quote=quote,
         tiers=quote["tier_breakdown"],

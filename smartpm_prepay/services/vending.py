@@ -1,7 +1,8 @@
 """The one vending path: every channel (POS, portal, bank, back office) sells credit here.
 
-``vend`` validates the sale, records a ``smartpm.credit.purchase`` with the tariff's price
-and tiers, allocates the meter's next transfer number and queues the ``add_credit`` job.
+``vend`` validates the sale, takes the tenant's debts' part first (``services/debt.py``),
+records a ``smartpm.credit.purchase`` with the tariff's price and tiers for the rest,
+allocates the meter's next transfer number and queues the ``add_credit`` job.
 It is idempotent on (channel, external reference).
 """
 
@@ -16,7 +17,7 @@ from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_round
 
-from . import credit_token, engine, local_time
+from . import credit_token, debt, engine, local_time
 
 _logger = logging.getLogger(__name__)
 
@@ -276,11 +277,16 @@ def vend(
     check_amount(tariff, meter, amount, currency)
 
     lock_meter(sudo_env, meter)
-    quote, transfer_number, token = _quote_and_mint(sudo_env, meter, tariff, amount)
+    # the tenant's debts first (services/debt.py); the rest buys energy at the tariff
+    recovery = debt.plan(sudo_env, meter, tariff, amount)
+    credit_amount = tariff.currency_id.round(amount - recovery.total)
+    quote, transfer_number, token = _quote_and_mint(sudo_env, meter, tariff, credit_amount)
     vals = _prepare_purchase_values(
         meter, tariff, quote, channel, external_ref, transfer_number, token, bank_partner
     )
+    vals.update(amount=amount, debt_recovered=recovery.total)  # credit_amount: the rest
     purchase = _create_purchase(env, sudo_env, dict(vals, **(extra_vals or {})))
+    debt.record(purchase, recovery)
     purchase._queue_delivery()
     _logger.info(
         "credit sold: %s %s %s kWh on %s via %s (%s)",

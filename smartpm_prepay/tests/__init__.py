@@ -5,6 +5,9 @@ from . import test_job
 from . import test_indexes
 from . import test_vending
 from . import test_vending_accounting
+from . import test_debt_recovery
+from . import test_debt_channels
+from . import test_debt_pos_tour
 from . import test_arrears
 from . import test_load_recovery
 from . import test_pos

@@ -56,7 +56,7 @@ def assert_payment_document(case, purchase, journal=None):
     case.assertTrue(invoice, f"{purchase.name} has no invoice")
     case.assertEqual(invoice.state, "posted")
     case.assertIn(invoice.payment_state, ("paid", "in_payment"))
-    case.assertAlmostEqual(invoice.amount_total, purchase.amount)
+    case.assertAlmostEqual(invoice.amount_total, purchase.credit_amount)
     journals = invoice.matched_payment_ids.journal_id | (
         invoice.line_ids.matched_credit_ids.credit_move_id.journal_id
     )

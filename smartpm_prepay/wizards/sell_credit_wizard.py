@@ -46,6 +46,15 @@ class SmartpmSellCreditWizard(models.TransientModel):
         help="Unique per back-office sale: confirming twice sells once.",
     )
     kwh = fields.Float(string="Energy (kWh)", compute="_compute_quote", digits=(16, 3))
+    debt_recovered = fields.Monetary(
+        string="Debt repaid",
+        compute="_compute_quote",
+        help="The part of the amount that repays the tenant's debts first.",
+    )
+    debt_balance = fields.Monetary(string="Debt left after", compute="_compute_quote")
+    credit_amount = fields.Monetary(
+        string="Credit bought", compute="_compute_quote", help="What buys energy."
+    )
     price_info = fields.Char(string="Price", compute="_compute_quote")
     limits_info = fields.Char(string="One sale", compute="_compute_quote")
     credit_kwh = fields.Float(
@@ -72,6 +81,9 @@ class SmartpmSellCreditWizard(models.TransientModel):
             tariff = info.get("tariff")
             wizard.currency_id = tariff.currency_id if tariff else wizard.company_id.currency_id
             wizard.kwh = quote["kwh"] if quote else 0.0
+            wizard.debt_recovered = quote.get("debt_recovered", 0.0) if quote else 0.0
+            wizard.debt_balance = quote.get("debt_balance", 0.0) if quote else 0.0
+            wizard.credit_amount = quote.get("credit_amount", 0.0) if quote else 0.0
             wizard.price_info = info.get("price_info") or False
             wizard.limits_info = info.get("limits") if meter else False
             wizard.estimated_balance_kwh = (

@@ -20,6 +20,10 @@ export class MeterDeliveryStatus extends Component {
         onWillUnmount(() => clearTimeout(this.timer));
     }
 
+    formatMoney(value) {
+        return this.env.utils.formatCurrency(value);
+    }
+
     async poll() {
         const orderId = this.props.order.id;
         if (typeof orderId !== "number") {
