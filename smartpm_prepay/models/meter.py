@@ -930,12 +930,14 @@ class SmartpmMeter(models.Model):
         )
 
     def action_push_settings(self):
-        """Button: send thresholds, load limit and load-trip recovery to the meter again."""
+        """Button: send thresholds, load limit, load-trip recovery and emergency credit to
+        the meter again."""
         self._check_can_command()
         self.check_access("write")
         self._push_thresholds()
         self._push_load_limit()
         self._push_load_recovery()
+        emergency.push(self)
         return self._notify_queued(_("Settings queued"))
 
     def action_view_purchases(self):
