@@ -229,6 +229,8 @@ class MeterConfig:
             raise ValueError(f"{self.serial}: auth must be none, lls or hls")
         if not 0 <= self.control_mode <= 6:
             raise ValueError(f"{self.serial}: control_mode must be 0 to 6")
+        if self.emergency_credit_kwh < 0:
+            raise ValueError(f"{self.serial}: emergency_credit_kwh must not be negative")
         if self.reconnect_delay_s < 0 or not 0 <= self.reconnect_attempts_per_hour <= 255:
             raise ValueError(f"{self.serial}: reconnect delay >= 0, attempts per hour 0 to 255")
         try:

@@ -103,3 +103,37 @@ def test_button_on_the_meter_shows_in_the_next_ping(fleet):
     ping = run(fleet, "ping")
     assert ping["emergency_status"] == "in_use" and ping["emergency_in_use_kwh"] == 3.0
     assert ping["credit_kwh"] == 4.0
+
+
+def test_a_reading_association_sees_the_status_but_cannot_take_it():
+    f = fleet_mod.Fleet(
+        meters=[
+            MeterConfig(
+                "SIM00082",
+                credit_kwh=1.0,
+                auth="lls",
+                password="secret12",
+                emergency_credit_kwh=5.0,
+                emergency_threshold_kwh=2.0,
+            )
+        ],
+        speed=0,
+    )
+    f.start()
+    try:
+        model = f.meter("SIM00082")
+        job_meter = {
+            **hls_job_meter(model, f.port_of("SIM00082"), id=2, timeout_s=3),
+            "auth": "lls",
+            "password": "secret12",
+            "invocation_counter": 0,
+        }
+        ping = ex.execute_job({"id": 2, "job_type": "ping", "meter": job_meter}, deadline_s=20)
+        assert ping["emergency_status"] == "selectable"
+        with pytest.raises(MeterRefused):
+            ex.execute_job(
+                {"id": 3, "job_type": "take_emergency_credit", "meter": job_meter}, deadline_s=20
+            )
+        assert model.credit_wh == 1000 and model.emergency_owed_wh == 0
+    finally:
+        f.stop()

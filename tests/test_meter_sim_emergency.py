@@ -116,3 +116,33 @@ def test_settings_change_is_logged():
     assert state["emergency_status"] == "enabled" and codes(m)[-1] == 85
     with pytest.raises(ValueError):
         m.set_emergency_credit(amount_wh=-1)
+
+
+def test_negative_emergency_amount_in_the_fleet_file_is_refused():
+    with pytest.raises(ValueError, match="emergency_credit_kwh"):
+        MeterConfig.from_dict({"serial": "E2", "emergency_credit_kwh": -1})
+
+
+def test_button_of_the_http_control_takes_emergency_credit_once(tmp_path):
+    import json
+    import urllib.request
+
+    from meter_sim.testing import run_cli
+
+    path = tmp_path / "fleet.json"
+    meter_cfg = {"serial": "EB1", "port": 0, "credit_kwh": 1.0}
+    meter_cfg.update(emergency_credit_kwh=4.0, emergency_threshold_kwh=2.0)
+    path.write_text(json.dumps({"meters": [meter_cfg]}))
+
+    def press(url):
+        req = urllib.request.Request(url, data=b"{}", method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.load(r)
+
+    with run_cli(config=str(path), speed=0) as sim:
+        url = f"{sim.control_url}/meters/EB1/button"
+        state = press(url)
+        assert state["button_accepted"] is True and state["credit_kwh"] == 5.0
+        assert state["emergency_status"] == "in_use"
+        again = press(url)
+        assert again["button_accepted"] is False and again["credit_kwh"] == 5.0

@@ -80,6 +80,26 @@ class TestEmergency(VendingCase):
         self.assertFalse(_jobs(self.meter, "take_emergency_credit"))
         self.assertFalse(self.meter.emergency_status)
 
+    def test_button_pressed_on_the_meter_shows_after_the_next_ping(self):
+        ping = engine.create(
+            self.Job, [{"meter_id": self.meter.id, "job_type": "ping", "priority": 1}]
+        )
+        self._claim(ping)
+        result = {
+            "credit_kwh": 6.0,
+            "relay": "connected",
+            "emergency_status": "in_use",
+            "emergency_in_use_kwh": 5.0,
+            "emergency_amount_kwh": 5.0,
+            "emergency_threshold_kwh": 2.0,
+        }
+        self.Job.complete(ping.id, "b1", result)
+        self.assertEqual(self.meter.emergency_status, "in_use")
+        self.assertEqual(self.meter.emergency_in_use_kwh, 5.0)
+        with self.assertRaisesRegex(UserError, "already in use"):
+            self.meter.with_user(self.cashier).action_take_emergency_credit()
+        self.assertFalse(_jobs(self.meter, "take_emergency_credit"))
+
     def test_purchase_shows_the_emergency_credit_it_repaid(self):
         self.meter.sudo().write({"emergency_status": "in_use", "emergency_in_use_kwh": 5.0})
         purchase = self._vend(10.0)
