@@ -1665,10 +1665,13 @@ class SmartpmMeter(models.Model):
     )
 
     @api.depends("emergency_status", "credit_kwh", "tariff_id", "tenant_id", "state")
-    @api.depends_context("uid")
     def _compute_emergency_can_take(self):
+        """Eligible, and no take on its way already (the button would make no new one)."""
         for meter in self:
-            meter.emergency_can_take = not emergency.refusal(meter.sudo())
+            sudo = meter.sudo()
+            meter.emergency_can_take = not emergency.refusal(sudo) and not (
+                meter.id and emergency.pending_take(sudo)
+            )
 
     def _smartpm_emergency_before(self, vals):
         """write(): the emergency settings in force before, when ``vals`` may change them."""

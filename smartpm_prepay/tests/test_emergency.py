@@ -150,6 +150,8 @@ class TestEmergencyPortal(PortalCase):
             self.assertEqual(response.status_code, 200)
         self.assertEqual(len(_jobs(self.meter_a, "take_emergency_credit")), 1)
         self.assertIn("Emergency credit requested", response.text)
+        page = self.url_open(f"/my/meters/{self.meter_a.id}")
+        self.assertNotIn("o_smartpm_emergency_take", page.text, "a take is on its way")
 
     def test_other_tenants_meter_answers_404_and_takes_nothing(self):
         self._login()
