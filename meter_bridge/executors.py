@@ -18,10 +18,15 @@ from .obis import (
     CLOCK,
     CLOCK_TIME,
     CREDIT,
+    CREDIT_AVAILABLE_THRESHOLD,
     CREDIT_CURRENT_AMOUNT,
+    CREDIT_INVOKE,
     CREDIT_LIMIT,
+    CREDIT_PRESET_AMOUNT,
+    CREDIT_STATUS,
     CREDIT_WARNING_THRESHOLD,
     DISCONNECT_CONTROL,
+    EMERGENCY_CREDIT,
     EVENT_LOGS,
     KNOWN_IC,
     LIMITER,
@@ -39,6 +44,7 @@ from .obis import (
     TOKEN_GATEWAY,
     TOKEN_LOG,
     TOKEN_LOG_CANCEL,
+    TOKEN_LOG_EMERGENCY,
     TOKEN_LOG_ENERGY,
     TOKEN_LOG_QUERY,
     TRANSFER_APPLIED,
@@ -73,6 +79,8 @@ JOB_TYPES = (
     "check_token",
     "clear_credit",
     "set_load_recovery",
+    "set_emergency_credit",
+    "take_emergency_credit",
 )
 CLEAR_TOKEN_LEN = 21  # docs/meter-contract.md "Clear-credit token"
 CLEAR_TOKEN_TYPE = 0x02
@@ -83,6 +91,15 @@ WITHOUT_LOCAL_RECONNECT = {5: 1, 6: 3}
 RECOVERY_STATES = {0: "normal", 1: "waiting", 2: "lockout"}
 MAX_RECONNECT_DELAY_S = 86400
 MAX_RECONNECT_ATTEMPTS = 255
+# Emergency credit (docs/meter-contract.md): Credit IC 112 credit_status names.
+EMERGENCY_STATUSES = {
+    0: "enabled",
+    1: "selectable",
+    2: "invoked",
+    3: "in_use",
+    4: "exhausted",
+}
+MAX_EMERGENCY_KWH = 1_000_000.0
 
 
 def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
@@ -220,6 +237,21 @@ def validate_set_load_recovery(payload: dict) -> dict:
     return out
 
 
+def validate_set_emergency_credit(payload: dict) -> dict:
+    amount = _number(payload, "amount_kwh")
+    threshold = _number(payload, "threshold_kwh", allow_negative=True)
+    for key, value in (("amount_kwh", amount), ("threshold_kwh", threshold)):
+        if abs(value) > MAX_EMERGENCY_KWH:
+            raise JobError(f"payload.{key} must be within {MAX_EMERGENCY_KWH:g}", retryable=False)
+    return {"amount_wh": int(round(amount * 1000)), "threshold_wh": int(round(threshold * 1000))}
+
+
+def validate_take_emergency_credit(payload: dict) -> dict:
+    if payload:
+        raise JobError("take_emergency_credit takes no payload", retryable=False)
+    return {}
+
+
 def validate_set_thresholds(payload: dict) -> dict:
     low = _number(payload, "low_credit_kwh")
     trip = _number(payload, "trip_kwh", allow_negative=True)
@@ -343,7 +375,10 @@ def run_read(conn: MeterConnection, p: dict) -> dict:
             if e.retryable and not _is_protocol_error(e):
                 raise  # meter gone: the whole job is retried
             errors[obis] = str(e)
-    return {"readings": readings, "profiles": profiles, "errors": errors}
+    result = {"readings": readings, "profiles": profiles, "errors": errors}
+    if any((i["obis"], i["ic"]) == CREDIT for i in p["objects"]):
+        result.update(_emergency_if_any(conn))  # a billing read reports emergency credit
+    return result
 
 
 def _is_protocol_error(e: JobError) -> bool:
@@ -390,6 +425,7 @@ def run_add_credit(conn: MeterConnection, p: dict) -> dict:
         "already_applied": code == TOKEN_ALREADY_APPLIED,
         "credit_kwh": credit_kwh,
         "relay": relay,
+        **_emergency_if_any(conn, p["transfer_number"]),
     }
 
 
@@ -545,6 +581,66 @@ def read_load_recovery(conn: MeterConnection) -> dict:
     }
 
 
+def read_emergency(conn: MeterConnection) -> dict:
+    """The emergency credit object: status, kWh in use (taken, not repaid), amount, level."""
+    obis, ic = EMERGENCY_CREDIT
+    status = int(conn.get(obis, ic, CREDIT_STATUS))
+    return {
+        "emergency_status": EMERGENCY_STATUSES.get(status, f"unknown ({status})"),
+        "emergency_in_use_kwh": wh_to_kwh(conn.get(obis, ic, CREDIT_CURRENT_AMOUNT)),
+        "emergency_amount_kwh": wh_to_kwh(conn.get(obis, ic, CREDIT_PRESET_AMOUNT)),
+        "emergency_threshold_kwh": wh_to_kwh(conn.get(obis, ic, CREDIT_AVAILABLE_THRESHOLD)),
+    }
+
+
+def _emergency_if_any(conn: MeterConnection, transfer_number: int | None = None) -> dict:
+    """Emergency state for the results of other jobs (ping, read, add_credit), and with a
+    transfer number the kWh it repaid (token log method 4). A meter without the object
+    (another profile) answers with an error: the result then has no emergency keys."""
+    try:
+        out = read_emergency(conn)
+        if transfer_number is not None:
+            obis, ic = TOKEN_LOG
+            _c, data = conn.action(obis, ic, TOKEN_LOG_EMERGENCY, encode_data(6, transfer_number))
+            value = decode_data(data) if data else 0
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise JobError(f"emergency repaid by transfer {transfer_number}: {value!r}")
+            out["emergency_repaid_kwh"] = wh_to_kwh(value)
+    except MeterRefused:
+        return {}
+    return out
+
+
+def run_set_emergency_credit(conn: MeterConnection, p: dict) -> dict:
+    obis, ic = EMERGENCY_CREDIT
+    conn.set_value(obis, ic, CREDIT_PRESET_AMOUNT, p["amount_wh"], tag=5)
+    conn.set_value(obis, ic, CREDIT_AVAILABLE_THRESHOLD, p["threshold_wh"], tag=5)
+    return read_emergency(conn)
+
+
+def run_take_emergency_credit(conn: MeterConnection, p: dict) -> dict:
+    """invoke_credit on the emergency credit. Already in use (a retry whose answer was lost,
+    or the tenant pressed the meter's button) is success with ``already_in_use``; not
+    selectable (credit above the level, no amount) is a non-retryable refusal."""
+    obis, ic = EMERGENCY_CREDIT
+    before = read_emergency(conn)
+    already = before["emergency_status"] in ("in_use", "exhausted")
+    if not already:
+        if before["emergency_status"] != "selectable":
+            raise MeterRefused(
+                f"emergency credit is not selectable ({before['emergency_status']}: credit "
+                f"above {before['emergency_threshold_kwh']} kWh or no amount set)"
+            )
+        conn.action(obis, ic, CREDIT_INVOKE, encode_data(17, 2))
+    credit_kwh, relay = _credit_and_relay(conn)
+    return {
+        **read_emergency(conn),
+        "already_in_use": already,
+        "credit_kwh": credit_kwh,
+        "relay": relay,
+    }
+
+
 def run_set_thresholds(conn: MeterConnection, p: dict) -> dict:
     obis, ic = CREDIT
     # lower the trip first when both move down, so the meter never sees trip > low
@@ -571,7 +667,12 @@ def run_sync_clock(conn: MeterConnection, p: dict) -> dict:
 def run_ping(conn: MeterConnection, p: dict) -> dict:
     meter_time = _meter_time(conn)
     credit_kwh, relay = _credit_and_relay(conn)
-    return {"meter_time": meter_time, "credit_kwh": credit_kwh, "relay": relay}
+    return {
+        "meter_time": meter_time,
+        "credit_kwh": credit_kwh,
+        "relay": relay,
+        **_emergency_if_any(conn),
+    }
 
 
 RUNNERS: dict[str, Callable[[MeterConnection, dict], dict]] = {
@@ -587,6 +688,8 @@ RUNNERS: dict[str, Callable[[MeterConnection, dict], dict]] = {
     "check_token": run_check_token,
     "clear_credit": run_clear_credit,
     "set_load_recovery": run_set_load_recovery,
+    "set_emergency_credit": run_set_emergency_credit,
+    "take_emergency_credit": run_take_emergency_credit,
 }
 VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "read": validate_read,
@@ -597,4 +700,6 @@ VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "check_token": validate_check_token,
     "clear_credit": validate_clear_credit,
     "set_load_recovery": validate_set_load_recovery,
+    "set_emergency_credit": validate_set_emergency_credit,
+    "take_emergency_credit": validate_take_emergency_credit,
 }

@@ -23,6 +23,7 @@ LIMITER = ("0.0.17.0.0.255", 71)
 ACCOUNT = ("0.0.19.0.0.255", 111)
 CREDIT = ("0.0.19.10.0.255", 112)
 TOKEN_GATEWAY = ("0.0.19.40.0.255", 115)
+EMERGENCY_CREDIT = ("0.0.19.10.1.255", 112)  # a second Credit: credit_type emergency
 TOKEN_LOG = ("0.0.19.40.128.255", 1)  # manufacturer-specific: query / cancel a transfer
 # Manufacturer-specific load-trip recovery objects (docs/meter-contract.md)
 RECONNECT_DELAY = ("0.0.17.0.128.255", 1)  # s before the meter reconnects by itself
@@ -46,6 +47,12 @@ TOKEN_ENTER = 1
 TOKEN_LOG_QUERY = 1
 TOKEN_LOG_CANCEL = 2
 TOKEN_LOG_ENERGY = 3  # Wh a transfer moved: + credit added, - credit cleared
+TOKEN_LOG_EMERGENCY = 4  # Wh of a transfer that repaid emergency credit
+CREDIT_TYPE = 3
+CREDIT_STATUS = 8
+CREDIT_PRESET_AMOUNT = 9
+CREDIT_AVAILABLE_THRESHOLD = 10
+CREDIT_INVOKE = 3  # IC 112 method 3 invoke_credit
 # Token log statuses (docs/meter-contract.md)
 TRANSFER_NOT_APPLIED = 1
 TRANSFER_APPLIED = 2
@@ -76,6 +83,7 @@ KNOWN_IC = {
         LIMITER,
         ACCOUNT,
         CREDIT,
+        EMERGENCY_CREDIT,
         TOKEN_GATEWAY,
         TOKEN_LOG,
         RECONNECT_DELAY,

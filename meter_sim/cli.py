@@ -35,6 +35,7 @@ examples:
         {"serial": "M-LIMIT", "port": 4102, "credit_kwh": 20, "low_credit_kwh": 5,
          "trip_kwh": 0, "load_limit_w": 5000, "control_mode": 5,
          "reconnect_delay_s": 60, "reconnect_attempts_per_hour": 3,
+         "emergency_credit_kwh": 5, "emergency_threshold_kwh": 2,
          "load": {"base_w": 300, "peak_w": 900, "noise": 0.1}},
         {"serial": "M-HLS", "port": 4103, "auth": "hls",
          "encryption_key": "000102030405060708090A0B0C0D0E0F",
@@ -61,6 +62,8 @@ HTTP control (--control-port):
         kinds: cover_open, cover_close, over_current, reverse_connection
   curl -XPOST -d '{"watts":6000}' localhost:4099/meters/SIM00001/load
   curl -XPOST -d '{"offline":true}' localhost:4099/meters/SIM00001/offline
+  curl -XPOST -d '{}' localhost:4099/meters/SIM00001/button
+        the meter's button: takes emergency credit when credit is at or below its level
 
 Stop with Ctrl-C or SIGTERM.
 """

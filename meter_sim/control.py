@@ -8,6 +8,8 @@ POST /meters/<serial>/tamper      {"kind": "cover_open"|"cover_close"|"over_curr
 POST /meters/<serial>/load        {"watts": 1500}  (null: back to the load model)
 POST /meters/<serial>/offline     {"offline": true|false}
 POST /meters/<serial>/advance     {"seconds": 3600}  (simulated time, this meter only)
+POST /meters/<serial>/button      {}  the meter's button: takes emergency credit when
+                                   selectable (answer: the state, "button_accepted": bool)
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if not isinstance(off, bool):
                     raise _BadRequest("offline must be true or false")
                 self.fleet.set_offline(serial, off)
+            elif action == "button":
+                accepted = model.press_button()
+                return self._send(200, dict(model.state(), button_accepted=accepted))
             elif action == "advance":
                 secs = body.get("seconds")
                 if isinstance(secs, bool) or not isinstance(secs, (int, float)) or secs < 0:

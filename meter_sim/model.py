@@ -39,6 +39,10 @@ EV_CREDIT_CLEARED = 72  # a clear-credit token was applied: credit fell by its e
 EV_LOAD_AUTO_RECONNECT = 80  # relay closed by itself, the reconnect delay after a load trip
 EV_LOAD_LOCKOUT = 81  # load trip with the hour's reconnections used up: open until remote
 EV_LOAD_RECOVERY_CHANGED = 82  # reconnect delay, attempts per hour or control mode SET
+# Emergency credit (Credit IC 112 0.0.19.10.1.255, docs/meter-contract.md)
+EV_EMERGENCY_TAKEN = 83  # emergency credit invoked (remote ACTION or the meter's button)
+EV_EMERGENCY_REPAID = 84  # a credit token repaid the emergency credit in use, in full
+EV_EMERGENCY_CHANGED = 85  # emergency amount or its credit level SET
 # Fraud event log codes.
 EV_COVER_OPENED = 40
 EV_COVER_CLOSED = 41
@@ -78,6 +82,17 @@ LOCAL_RECONNECT_MODES = (5, 6)
 RECOVERY_NORMAL = 0
 RECOVERY_WAITING = 1  # tripped, reconnecting by itself at the end of the delay
 RECOVERY_LOCKOUT = 2  # tripped too often in the hour: open until a remote reconnect
+# Emergency credit status (Blue Book IC 112 credit_status, attribute 8)
+EMERGENCY_ENABLED = 0  # configured (or amount 0) but main credit above the level
+EMERGENCY_SELECTABLE = 1  # main credit at or below the level: the tenant may take it
+EMERGENCY_IN_USE = 3  # taken, not yet repaid
+EMERGENCY_EXHAUSTED = 4  # taken and consumed: credit at or below the trip threshold
+EMERGENCY_STATUS_NAMES = {
+    EMERGENCY_ENABLED: "enabled",
+    EMERGENCY_SELECTABLE: "selectable",
+    EMERGENCY_IN_USE: "in_use",
+    EMERGENCY_EXHAUSTED: "exhausted",
+}
 RECOVERY_STATE_NAMES = {
     RECOVERY_NORMAL: "normal",
     RECOVERY_WAITING: "waiting",
@@ -183,6 +198,10 @@ class MeterConfig:
     control_mode: int = 1
     reconnect_delay_s: int = 0
     reconnect_attempts_per_hour: int = 0
+    # Emergency credit: kWh granted when taken (0 = none) and the credit level at or below
+    # which it may be taken.
+    emergency_credit_kwh: float = 0.0
+    emergency_threshold_kwh: float = 0.0
     load: dict = field(default_factory=dict)  # LoadModel kwargs
     serial_device: str = ""  # HDLC over a serial device instead of TCP
 
@@ -210,6 +229,8 @@ class MeterConfig:
             raise ValueError(f"{self.serial}: auth must be none, lls or hls")
         if not 0 <= self.control_mode <= 6:
             raise ValueError(f"{self.serial}: control_mode must be 0 to 6")
+        if self.emergency_credit_kwh < 0:
+            raise ValueError(f"{self.serial}: emergency_credit_kwh must not be negative")
         if self.reconnect_delay_s < 0 or not 0 <= self.reconnect_attempts_per_hour <= 255:
             raise ValueError(f"{self.serial}: reconnect delay >= 0, attempts per hour 0 to 255")
         try:
@@ -254,6 +275,10 @@ class MeterModel:
         self.recovery_state = RECOVERY_NORMAL
         self._reconnect_due: dt.datetime | None = None
         self._auto_reconnects: list[dt.datetime] = []  # simulated times, last hour kept
+        self.emergency_amount_wh = int(round(config.emergency_credit_kwh * 1000))
+        self.emergency_threshold_wh = int(round(config.emergency_threshold_kwh * 1000))
+        self.emergency_owed_wh = 0  # emergency credit taken and not yet repaid
+        self.emergency_repaid: dict[int, int] = {}  # transfer number -> Wh it repaid
         self.import_wh = 0
         self.export_wh = 0
         self._frac_wh = 0.0  # sub-Wh energy not yet counted
@@ -479,6 +504,57 @@ class MeterModel:
                 self.recovery_state = RECOVERY_NORMAL
                 self._reconnect_due = None
 
+    # ----- emergency credit (Credit IC 112, credit_type emergency) -----
+    def emergency_status(self) -> int:
+        with self.lock:
+            if self.emergency_owed_wh > 0:
+                return EMERGENCY_EXHAUSTED if self.credit_wh <= self.trip_wh else EMERGENCY_IN_USE
+            if self.emergency_amount_wh > 0 and self.credit_wh <= self.emergency_threshold_wh:
+                return EMERGENCY_SELECTABLE
+            return EMERGENCY_ENABLED
+
+    def take_emergency_credit(self) -> bool:
+        """invoke_credit (method 3) or the meter's button: only when selectable. The amount
+        joins the available credit (a relay opened for credit closes) and is owed."""
+        with self.lock:
+            if self.emergency_status() != EMERGENCY_SELECTABLE:
+                return False
+            self.emergency_owed_wh = self.emergency_amount_wh
+            self.credit_wh += self.emergency_amount_wh
+            self._log(EV_EMERGENCY_TAKEN)
+            self._check_credit()
+            return True
+
+    def press_button(self) -> bool:
+        """The meter's keypad button: takes emergency credit when it is selectable."""
+        return self.take_emergency_credit()
+
+    def _repay_emergency(self, number: int, wh: int) -> int:
+        """A credit token repays the emergency credit in use first: returns the Wh of it
+        that do not add to credit (kept per transfer for the token log, method 4)."""
+        repaid = min(self.emergency_owed_wh, wh)
+        if repaid:
+            self.emergency_owed_wh -= repaid
+            self.emergency_repaid[number] = repaid
+            if not self.emergency_owed_wh:
+                self._log(EV_EMERGENCY_REPAID)
+        return repaid
+
+    def transfer_emergency_repaid(self, transfer_number: int) -> int:
+        """Token log method 4: Wh of the transfer that repaid emergency credit."""
+        with self.lock:
+            return self.emergency_repaid.get(int(transfer_number), 0)
+
+    def set_emergency_credit(self, amount_wh: int | None = None, threshold_wh: int | None = None):
+        with self.lock:
+            if amount_wh is not None:
+                if not 0 <= int(amount_wh) <= 0x7FFFFFFF:
+                    raise ValueError("emergency amount out of range")
+                self.emergency_amount_wh = int(amount_wh)
+            if threshold_wh is not None:
+                self.emergency_threshold_wh = int(threshold_wh)
+            self._log(EV_EMERGENCY_CHANGED)
+
     def _open(self, reason: str, code: int) -> None:
         self.relay_connected = False
         self.disconnect_reason = reason
@@ -508,7 +584,7 @@ class MeterModel:
             self.last_transfer_number = number
             self.last_token = bytes(token)
             self.token_energy[number] = wh
-            self.credit_wh += wh
+            self.credit_wh += wh - self._repay_emergency(number, wh)
             self._log(EV_CREDIT_ADDED)
             self._check_credit()
             return TOKEN_OK
@@ -700,6 +776,10 @@ class MeterModel:
                 "reconnect_attempts_per_hour": self.reconnect_attempts_per_hour,
                 "load_recovery": RECOVERY_STATE_NAMES[self.recovery_state],
                 "auto_reconnects_last_hour": len(self._recent_reconnects()),
+                "emergency_credit_kwh": self.emergency_amount_wh / 1000,
+                "emergency_threshold_kwh": self.emergency_threshold_wh / 1000,
+                "emergency_in_use_kwh": self.emergency_owed_wh / 1000,
+                "emergency_status": EMERGENCY_STATUS_NAMES[self.emergency_status()],
                 "last_transfer_number": self.last_transfer_number,
                 "token_log": [
                     {

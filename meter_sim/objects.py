@@ -54,11 +54,16 @@ LIMITER = "0.0.17.0.0.255"
 ACCOUNT = "0.0.19.0.0.255"
 CREDIT = "0.0.19.10.0.255"
 TOKEN_GATEWAY = "0.0.19.40.0.255"
+# A second Credit (IC 112) instance: the emergency credit (credit_type 2).
+EMERGENCY_CREDIT = "0.0.19.10.1.255"
+CREDIT_INVOKE = 3  # IC 112 method 3 invoke_credit
+EMERGENCY_CONFIGURATION = 0b00100000  # credit_configuration bit 2: must be paid back
 # Manufacturer-specific (value group D 128): the meter's token log, management only.
 TOKEN_LOG = "0.0.19.40.128.255"
 TOKEN_LOG_QUERY = 1  # method 1 query(transfer number) -> status
 TOKEN_LOG_CANCEL = 2  # method 2 cancel(transfer number) -> status after
 TOKEN_LOG_ENERGY = 3  # method 3 energy(transfer number) -> Wh moved: + added, - cleared
+TOKEN_LOG_EMERGENCY = 4  # method 4 (transfer number) -> Wh of it that repaid emergency credit
 ASSOCIATION_LN = "0.0.40.0.0.255"
 # Manufacturer-specific (value group E 128-130) load-trip recovery objects next to the
 # limiter: the Blue Book has no attribute for a reconnect delay nor a count per hour.
@@ -91,6 +96,9 @@ CONTRACT = [
     (LIMITER, 71, (1, 2, 3, 6)),
     (ACCOUNT, 111, (1, 2)),
     (CREDIT, 112, (1, 2, 5, 6)),
+    # attribute 7 (credit_configuration, a bit-string) is served too, but left out here:
+    # dlms-cosem 25.1.0 reads a bit-string's length as bytes, not bits, and fails on it
+    (EMERGENCY_CREDIT, 112, (1, 2, 3, 4, 8, 9, 10)),
     (TOKEN_GATEWAY, 115, (1, 2)),
     (TOKEN_LOG, 1, (1, 2)),
     (RECONNECT_DELAY, 1, (1, 2)),
@@ -160,6 +168,7 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
     objs.append(limiter)
     objs.append(GXDLMSAccount(ACCOUNT))
     objs.append(GXDLMSCredit(CREDIT))
+    objs.append(GXDLMSCredit(EMERGENCY_CREDIT))
     objs.append(GXDLMSTokenGateway(TOKEN_GATEWAY))
     objs.append(GXDLMSData(TOKEN_LOG))
     for ln in (RECONNECT_DELAY, RECONNECT_ATTEMPTS, RECOVERY_STATE):
@@ -417,6 +426,22 @@ def _read_credit(settings, model, ln, index, *_selection):
     return None
 
 
+def _read_emergency_credit(settings, model, ln, index, *_selection):
+    values = {
+        2: (DataType.INT32, model.emergency_owed_wh),
+        3: (DataType.ENUM, 2),  # credit_type: emergency credit
+        4: (DataType.UINT8, 2),  # priority: after the token credit
+        8: (DataType.ENUM, model.emergency_status()),
+        9: (DataType.INT32, model.emergency_amount_wh),
+        10: (DataType.INT32, model.emergency_threshold_wh),
+    }
+    if index == 7:  # bit-string of 8 bits, bit 0 first
+        return bytes([DataType.BITSTRING, 8, EMERGENCY_CONFIGURATION])
+    if index in values:
+        return encode(settings, *values[index])
+    return None
+
+
 def _read_token_gateway(settings, model, ln, index, *_selection):
     if index == 2:
         return encode(settings, DataType.OCTET_STRING, model.last_token)
@@ -452,6 +477,7 @@ _READERS = {
     LIMITER: _read_limiter,
     ACCOUNT: _read_account,
     CREDIT: _read_credit,
+    EMERGENCY_CREDIT: _read_emergency_credit,
     TOKEN_GATEWAY: _read_token_gateway,
     TOKEN_LOG: _read_token_log,
     RECONNECT_DELAY: _read_load_recovery,
@@ -488,6 +514,12 @@ def write_attribute(model: MeterModel, ln: str, index: int, value) -> int:
             return ErrorCode.OK
         if ln == CREDIT and index == 6:
             model.set_thresholds(trip_wh=_as_int(value))
+            return ErrorCode.OK
+        if ln == EMERGENCY_CREDIT and index == 9:
+            model.set_emergency_credit(amount_wh=_as_int(value))
+            return ErrorCode.OK
+        if ln == EMERGENCY_CREDIT and index == 10:
+            model.set_emergency_credit(threshold_wh=_as_int(value))
             return ErrorCode.OK
     except AttributeError_ as e:
         return e.code
@@ -531,6 +563,12 @@ def invoke_method(model: MeterModel, ln: str, index: int, parameters) -> int:
         if not isinstance(parameters, (bytes, bytearray)):
             return ErrorCode.UNMATCHED_TYPE
         return model.apply_token(bytes(parameters))
+    if ln == EMERGENCY_CREDIT and index == CREDIT_INVOKE:
+        parameters = getattr(parameters, "value", parameters)  # gurux decodes enum to GXEnum
+        if isinstance(parameters, bool) or not isinstance(parameters, int):
+            return ErrorCode.UNMATCHED_TYPE
+        # not selectable (credit above the level, already in use, no amount): refused
+        return ErrorCode.OK if model.take_emergency_credit() else ErrorCode.TEMPORARY_FAILURE
     return ErrorCode.READ_WRITE_DENIED
 
 
@@ -539,7 +577,7 @@ def invoke_token_log(model: MeterModel, index: int, parameters) -> tuple[int, in
     cancel return a status, model.TRANSFER_NOT_APPLIED / _APPLIED / _CANCELLED; energy the
     Wh the transfer moved (+ credit added, - credit cleared, 0 = no return data: nothing).
     The argument is the transfer number, double-long-unsigned."""
-    if index not in (TOKEN_LOG_QUERY, TOKEN_LOG_CANCEL, TOKEN_LOG_ENERGY):
+    if index not in (TOKEN_LOG_QUERY, TOKEN_LOG_CANCEL, TOKEN_LOG_ENERGY, TOKEN_LOG_EMERGENCY):
         return ErrorCode.READ_WRITE_DENIED, 0
     try:
         number = _as_int(parameters)
@@ -551,4 +589,6 @@ def invoke_token_log(model: MeterModel, index: int, parameters) -> tuple[int, in
         return ErrorCode.OK, model.transfer_status(number)
     if index == TOKEN_LOG_ENERGY:
         return ErrorCode.OK, model.transfer_energy(number)
+    if index == TOKEN_LOG_EMERGENCY:
+        return ErrorCode.OK, model.transfer_emergency_repaid(number)
     return ErrorCode.OK, model.cancel_transfer(number)

@@ -49,6 +49,7 @@
         "views/pos_views.xml",
         "views/bank_views.xml",
         "views/portal_templates.xml",
+        "views/emergency_portal_templates.xml",
         "report/tenant_statement_templates.xml",
         "wizards/tenant_statement_wizard_views.xml",
         "views/statement_portal_templates.xml",

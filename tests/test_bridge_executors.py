@@ -36,6 +36,8 @@ class _Conn:
         return self.code, None
 
     def get(self, obis, ic, attr):
+        if obis == "0.0.19.10.1.255":  # a meter without emergency credit
+            raise MeterRefused("GET: object-undefined", code=4)
         return {2: 12500, 3: 1}.get(attr, True) if ic != 112 else 12500
 
 

@@ -1,3 +1,4 @@
 from . import soap
 from . import portal
 from . import statement_portal
+from . import emergency_portal

@@ -114,6 +114,14 @@ class SmartpmCreditPurchase(models.Model):
         PURCHASE_STATES, default="paid", required=True, readonly=True, index=True, tracking=True
     )
     transfer_number = fields.Integer(readonly=True, copy=False)
+    emergency_repaid_kwh = fields.Float(
+        string="Emergency credit repaid (kWh)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Of this purchase's energy, what the meter kept to repay emergency credit the "
+        "tenant had taken (the rest went to credit).",
+    )
     token = fields.Char(
         string="Credit token (hex)",
         readonly=True,
@@ -437,7 +445,13 @@ class SmartpmCreditPurchase(models.Model):
             if purchase.state == "pending_check":
                 purchase._refuse_reversal_applied()
                 job_queue.cancel(purchase.env, purchase.check_job_id.ids)
-            purchase.write({"state": "delivered", "date_delivered": fields.Datetime.now()})
+            purchase.write(
+                {
+                    "state": "delivered",
+                    "date_delivered": fields.Datetime.now(),
+                    "emergency_repaid_kwh": float(result.get("emergency_repaid_kwh") or 0.0),
+                }
+            )
             purchase.activity_ids.action_feedback(feedback=_("Delivered to the meter."))
             meter = purchase.meter_id
             meter.message_post(

@@ -8,7 +8,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.float_utils import float_round
 
-from ..services import engine, sale_info
+from ..services import emergency, engine, sale_info
 from ..services.obis import BILLING_OBJECTS, ENERGY_IMPORT, LOAD_PROFILE
 from ..services.sale_info import format_money
 
@@ -494,6 +494,7 @@ class SmartpmMeter(models.Model):
         before = {m.id: m._get_thresholds() for m in self} if watch_thresholds else {}
         load_before = {m.id: m.load_limit_w for m in self} if "load_limit_w" in vals else {}
         recovery_before = self._smartpm_load_recovery_before(vals)
+        emergency_before = self._smartpm_emergency_before(vals)
         vals = self._normalize_vals(dict(vals))
         if vals.get("serial_number"):
             if len(self) > 1:
@@ -518,6 +519,7 @@ class SmartpmMeter(models.Model):
         if load_before:
             self.filtered(lambda m: m.load_limit_w != load_before[m.id])._push_load_limit()
         self._smartpm_push_load_recovery_changed(recovery_before)
+        emergency.push_changed(self, emergency_before)
         return res
 
     def _open_assignments(self):
@@ -928,12 +930,14 @@ class SmartpmMeter(models.Model):
         )
 
     def action_push_settings(self):
-        """Button: send thresholds, load limit and load-trip recovery to the meter again."""
+        """Button: send thresholds, load limit, load-trip recovery and emergency credit to
+        the meter again."""
         self._check_can_command()
         self.check_access("write")
         self._push_thresholds()
         self._push_load_limit()
         self._push_load_recovery()
+        emergency.push(self)
         return self._notify_queued(_("Settings queued"))
 
     def action_view_purchases(self):
@@ -1630,3 +1634,57 @@ class SmartpmMeter(models.Model):
                 ("id", "<", before.id),
             ]
         self.env["smartpm.alarm"].sudo().search(domain)._clear(message)
+
+    # ---------------------------------------------------------------- emergency credit
+    # (issue 17 §1, services/emergency.py) One block: the meter's emergency state from job
+    # results, the cashier's button, and the settings' push when the tariff in force changes.
+    emergency_status = fields.Selection(
+        [
+            ("enabled", "Not available"),
+            ("selectable", "Available"),
+            ("in_use", "In use"),
+            ("exhausted", "Used up"),
+        ],
+        string="Emergency credit",
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="As the meter last reported it: available once credit is at or below the "
+        "tariff's level; in use after the tenant took it (portal, cashier or the meter's "
+        "button) until a purchase repays it.",
+    )
+    emergency_in_use_kwh = fields.Float(
+        string="Emergency credit in use (kWh)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Emergency credit taken and not yet repaid: the next purchase repays it first.",
+    )
+    emergency_can_take = fields.Boolean(
+        string="May take emergency credit", compute="_compute_emergency_can_take"
+    )
+
+    @api.depends("emergency_status", "credit_kwh", "tariff_id", "tenant_id", "state")
+    def _compute_emergency_can_take(self):
+        """Eligible, and no take on its way already (the button would make no new one)."""
+        for meter in self:
+            sudo = meter.sudo()
+            meter.emergency_can_take = not emergency.refusal(sudo) and not (
+                meter.id and emergency.pending_take(sudo)
+            )
+
+    def _smartpm_emergency_before(self, vals):
+        """write(): the emergency settings in force before, when ``vals`` may change them."""
+        if not {"tariff_id", "tenant_id"} & set(vals):
+            return {}
+        return emergency.settings_before(self)
+
+    def action_take_emergency_credit(self):
+        """Cashier or operator button: take emergency credit for the tenant."""
+        if not self.env.user.has_group("smartpm_prepay.group_cashier"):
+            raise UserError(_("Only cashiers and operators take emergency credit for a tenant."))
+        self.check_access("read")
+        self._check_can_command()
+        for meter in self:
+            emergency.take(meter, _("by %(user)s", user=self.env.user.name))
+        return self._notify_queued(_("Emergency credit requested"))

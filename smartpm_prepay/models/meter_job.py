@@ -30,6 +30,8 @@ JOB_TYPES = [
     ("check_token", "Check credit token"),
     ("clear_credit", "Clear credit"),
     ("set_load_recovery", "Set load-trip recovery"),
+    ("set_emergency_credit", "Set emergency credit"),
+    ("take_emergency_credit", "Take emergency credit"),
 ]
 # Jobs that carry a transfer number (credit in or out): the trail of money, never deleted.
 MONEY_JOB_TYPES = ("add_credit", "check_token", "clear_credit")

@@ -4,7 +4,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import float_round, formatLang
 
-from ..services import fbe, pricing
+from ..services import emergency, fbe, pricing
 
 FBE_COMMIT_EVERY = 200  # grants per commit of the free basic electricity cron
 
@@ -72,6 +72,20 @@ class SmartpmTariff(models.Model):
         help="How many times in a rolling hour the meter reconnects by itself after a load "
         "trip. One more trip in that hour locks it out: the relay stays open until an "
         "operator presses Reconnect on the meter. 0: the meter never reconnects by itself.",
+    )
+    # Emergency credit (issue 17 §1, services/emergency.py), pushed to the tariff's meters
+    emergency_credit_kwh = fields.Float(
+        string="Emergency credit (kWh)",
+        digits=(16, 3),
+        help="Energy a tenant may take once when credit runs low (portal, cashier or the "
+        "meter's button). The next purchase repays it first. 0: no emergency credit.",
+    )
+    emergency_threshold_kwh = fields.Float(
+        string="Emergency credit below (kWh)",
+        digits=(16, 3),
+        default=1.0,
+        help="The tenant may take emergency credit once the meter's credit is at or below "
+        "this level.",
     )
     meter_ids = fields.One2many("smartpm.meter", "tariff_id", string="Meters")
     # free basic electricity (issue 17 §7, services/fbe.py): one block, kept together
@@ -172,7 +186,11 @@ class SmartpmTariff(models.Model):
         recovery_fields = {"load_reconnect_delay_s", "load_reconnect_attempts"} & set(vals)
         meters = self._following_meters("load_recovery_override") if recovery_fields else None
         before = {m.id: m._get_load_recovery() for m in meters} if meters else {}
+        emergency_before = self._smartpm_emergency_before(vals)
         res = super().write(vals)
+        emergency.push_changed(
+            self.env["smartpm.meter"].sudo().browse(emergency_before), emergency_before
+        )
         if meters:
             # meters following their tariff get the new load-trip recovery, once per change
             meters._smartpm_push_load_recovery_changed(before)
@@ -180,6 +198,33 @@ class SmartpmTariff(models.Model):
             # meters following their tariff (own or their tenant's) get the new thresholds
             self._following_meters("threshold_override")._push_thresholds()
         return res
+
+    @api.constrains("emergency_credit_kwh")
+    def _check_emergency_credit(self):
+        for tariff in self.filtered(lambda t: t.emergency_credit_kwh < 0):
+            raise ValidationError(
+                _("%(name)s: the emergency credit cannot be negative.", name=tariff.name)
+            )
+
+    def _smartpm_emergency_before(self, vals):
+        """write(): emergency settings in force on the meters of these tariffs, when ``vals``
+        may change them."""
+        if not {"emergency_credit_kwh", "emergency_threshold_kwh"} & set(vals):
+            return {}
+        meters = (
+            self.env["smartpm.meter"]
+            .sudo()
+            .search(
+                [
+                    "|",
+                    ("tariff_id", "in", self.ids),
+                    "&",
+                    ("tariff_id", "=", False),
+                    ("tenant_id.smartpm_tariff_id", "in", self.ids),
+                ]
+            )
+        )
+        return emergency.settings_before(meters)
 
     def _following_meters(self, override_field):
         """The meters whose setting follows one of these tariffs (their own tariff or,

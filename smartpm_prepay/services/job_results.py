@@ -10,7 +10,7 @@ model's ``_on_done`` hooks, called last.
 
 from odoo import fields
 
-from . import ingest
+from . import emergency, ingest
 from .obis import OBIS_CREDIT, OBIS_RELAY
 
 
@@ -43,6 +43,7 @@ def apply_result(job, result, readings_out=None, invocation_counter=None):
     if effect:
         vals.update(effect(meter))
     vals.update(meter._smartpm_load_state_from_result(job.job_type, result))
+    vals.update(emergency.values_from_result(meter, result))
     if invocation_counter is not None and invocation_counter > (meter.invocation_counter or 0):
         vals["invocation_counter"] = invocation_counter
     vals.update(_state_from_readings(readings))
