@@ -7,7 +7,8 @@ from ..services import engine
 class SmartpmCreditRecognition(models.Model):
     """Credit of one purchase recognised as revenue by one run of the recognition job
     (services/prepayment.py). Rows without a purchase count consumption that no recorded
-    sale covered (credit on the meter before any sale): no liability, no revenue."""
+    sale covered (credit on the meter before any sale, emergency credit): no liability, no
+    revenue. Repayment rows release what a sale repaid of emergency credit consumed before it."""
 
     _name = "smartpm.credit.recognition"
     _description = "Credit recognised as revenue"
@@ -39,6 +40,13 @@ class SmartpmCreditRecognition(models.Model):
     kwh = fields.Float(string="Energy (kWh)", digits=(16, 3), readonly=True)
     currency_id = fields.Many2one(related="company_id.currency_id")
     amount = fields.Monetary(string="Value (untaxed)", readonly=True)
+    repayment = fields.Boolean(
+        string="Emergency credit repaid",
+        readonly=True,
+        help="Energy of this purchase that repaid emergency credit: consumed before the sale "
+        "(and counted then without a sale), released from the liability once the sale is "
+        "delivered. It is not consumption of its own.",
+    )
     move_id = fields.Many2one(
         "account.move", string="Journal entry", readonly=True, index=True, check_company=True
     )

@@ -146,16 +146,74 @@ def _consumed(env, company, until):
 
 
 def _recognised(env, company):
-    """{(meter_id, tenant_id): kWh already recognised (matched or not)}."""
+    """{(meter_id, tenant_id): kWh of consumption already counted (matched or not)}.
+    Repayment rows are not consumption: they release a sale's part that repaid emergency
+    credit, whose consumption an earlier row (or this run) counts."""
     env["smartpm.credit.recognition"].flush_model()
     env.cr.execute(
         """
         SELECT meter_id, tenant_id, SUM(kwh) FROM smartpm_credit_recognition
-         WHERE company_id = %s GROUP BY meter_id, tenant_id
+         WHERE company_id = %s AND NOT COALESCE(repayment, FALSE)
+         GROUP BY meter_id, tenant_id
         """,
         (company.id,),
     )
     return {(m, t): kwh or 0.0 for m, t, kwh in env.cr.fetchall()}
+
+
+def _repayments(env, company, until_utc):
+    """Rows for the emergency credit that sales delivered before ``until_utc`` repaid and
+    no run released yet, and {(meter_id, tenant_id): kWh of it whose consumption is not
+    counted yet}. The repaid energy was consumed before the sale: counted without a sale
+    if a run saw it (a row without a purchase), else in this run's consumption."""
+    Purchase, Recognition = env["smartpm.credit.purchase"], env["smartpm.credit.recognition"]
+    if "emergency_repaid_kwh" not in Purchase._fields:
+        return [], {}
+    repaid = Purchase.search(
+        [
+            ("company_id", "=", company.id),
+            ("state", "=", "delivered"),
+            ("date_delivered", "<", until_utc),
+            ("emergency_repaid_kwh", ">", 0),
+        ],
+        order="date_delivered, id",
+    )
+    done = Recognition.search([("repayment", "=", True), ("purchase_id", "in", repaid.ids)])
+    rows, uncounted = [], {}
+    for purchase in repaid - done.purchase_id:
+        kwh = float_round(min(purchase.emergency_repaid_kwh, purchase.kwh_remaining), KWH_DIGITS)
+        if kwh <= 0:
+            continue
+        key = (purchase.meter_id.id, purchase.tenant_id.id)
+        before = purchase.kwh_recognised
+        rows.append(
+            {
+                "purchase_id": purchase.id,
+                "kwh": kwh,
+                "amount": value_of(purchase, before, before + kwh),
+                "meter_id": key[0],
+                "tenant_id": key[1],
+                "repayment": True,
+            }
+        )
+        uncounted[key] = uncounted.get(key, 0.0) + kwh
+    for key in uncounted:
+        # what earlier runs counted without a sale and no repayment has released yet
+        without_sale = Recognition.search(
+            [("meter_id", "=", key[0]), ("tenant_id", "=", key[1]), ("company_id", "=", company.id)]
+        )
+        free = sum(without_sale.filtered(lambda r: not r.purchase_id).mapped("kwh")) - sum(
+            without_sale.filtered("repayment").mapped("kwh")
+        )
+        uncounted[key] = float_round(uncounted[key] - max(free, 0.0), KWH_DIGITS)
+        if uncounted[key] > 0:
+            # consumed in this run's days before the sale: counted here without a sale (as
+            # an earlier run would have), so that the repayment releases it once
+            rows.append(
+                {"purchase_id": False, "kwh": uncounted[key], "amount": 0.0, "meter_id": key[0]}
+            )
+            rows[-1]["tenant_id"] = key[1]
+    return rows, uncounted
 
 
 def _open_purchases(env, company, meter_id, tenant_id, until_utc):
@@ -191,14 +249,23 @@ def recognise(company, today=None):
     consumed = _consumed(env, company, until)
     done = _recognised(env, company)
     Recognition = env["smartpm.credit.recognition"]
-    rows = []
+    rows, uncounted = _repayments(env, company, until_utc)
+    taken = {r["purchase_id"]: r["kwh"] for r in rows if r["purchase_id"]}  # this run
     for (meter_id, tenant_id), kwh in sorted(consumed.items()):
-        todo = float_round(kwh - done.get((meter_id, tenant_id), 0.0), KWH_DIGITS)
+        todo = float_round(
+            kwh
+            - done.get((meter_id, tenant_id), 0.0)
+            - max(uncounted.get((meter_id, tenant_id), 0.0), 0.0),
+            KWH_DIGITS,
+        )
         if todo <= 0:
             continue
         for purchase in _open_purchases(env, company, meter_id, tenant_id, until_utc):
-            take = min(todo, purchase.kwh_remaining)
-            before = purchase.kwh_recognised
+            left = float_round(purchase.kwh_remaining - taken.get(purchase.id, 0.0), KWH_DIGITS)
+            if left <= 0:
+                continue
+            take = min(todo, left)
+            before = purchase.kwh_recognised + taken.get(purchase.id, 0.0)
             rows.append(
                 {
                     "purchase_id": purchase.id,

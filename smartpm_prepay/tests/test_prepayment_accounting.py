@@ -294,6 +294,44 @@ class TestRevenueRecognition(PrepaymentCase):
         self.assertAlmostEqual(purchase.kwh_recognised, 10.0)
         self.assertFalse(prepayment.recognise(self.company, today=RUN_DAY + timedelta(days=11)))
 
+    def _sell_repaying(self, kwh_repaid, ref, delivered_on):
+        """A 20.00 sale (80 kWh) whose token repaid ``kwh_repaid`` of emergency credit."""
+        purchase = self._sell(self.meter, 20.0, ref, delivered_on=delivered_on)
+        engine.as_engine(purchase).write({"emergency_repaid_kwh": kwh_repaid})
+        return purchase
+
+    def test_emergency_credit_repaid_by_a_sale_is_released_once_daily_runs(self):
+        # 5 kWh of emergency credit consumed on 1-2 March, before any sale: counted then
+        self._consume(self.meter, MONTH[:2], 2.5)
+        prepayment.recognise(self.company, today=MONTH[2])
+        purchase = self._sell_repaying(5.0, "EMERG-D", delivered_on=MONTH[2])
+        self._consume(self.meter, [MONTH[2]], 2.0)
+        prepayment.recognise(self.company, today=MONTH[3])
+        prepayment.recognise(self.company, today=MONTH[3])
+        # 5 repaid + 2 consumed since: the meter holds 73 kWh, the books owe 73 kWh of it
+        self.assertAlmostEqual(purchase.kwh_recognised, 7.0)
+        self.assertAlmostEqual(purchase.kwh_remaining, 73.0)
+        self.assertAlmostEqual(self._balance(self.energy), -1.75)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), -18.25)
+        self.assertEqual(purchase.recognition_ids.filtered("repayment").kwh, 5.0)
+
+    def test_emergency_credit_repaid_by_a_sale_is_released_once_monthly(self):
+        self.company.smartpm_recognition_period = "monthly"
+        self._consume(self.meter, MONTH[:2], 2.5)  # emergency credit, before the sale
+        purchase = self._sell_repaying(5.0, "EMERG-M", delivered_on=MONTH[2])
+        self._consume(self.meter, [MONTH[2]], 2.0)
+        prepayment.recognise(self.company, today=RUN_DAY)
+        self.assertFalse(prepayment.recognise(self.company, today=RUN_DAY))
+        self.assertAlmostEqual(purchase.kwh_recognised, 7.0)
+        self.assertAlmostEqual(purchase.kwh_remaining, 73.0)
+        self.assertAlmostEqual(self._balance(self.energy), -1.75)
+        report = self.env["smartpm.credit.balance.report"].search(
+            [("tenant_id", "=", self.tenant.id), ("company_id", "=", self.company.id)]
+        )
+        self.assertAlmostEqual(report.remaining_kwh, 73.0)
+        self.assertAlmostEqual(report.remaining_value, 18.25)
+        self.assertAlmostEqual(report.liability_balance, 18.25)
+
     def test_tiered_purchase_consumes_its_lowest_tier_first(self):
         self.env["smartpm.tariff.tier"].create(
             {"tariff_id": self.tariff.id, "from_kwh": 40.0, "price_per_kwh": 0.50}
