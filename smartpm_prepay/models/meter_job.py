@@ -30,6 +30,7 @@ JOB_TYPES = [
     ("check_token", "Check credit token"),
     ("clear_credit", "Clear credit"),
     ("set_load_recovery", "Set load-trip recovery"),
+    ("set_friendly_schedule", "Set friendly periods"),
 ]
 # Jobs that carry a transfer number (credit in or out): the trail of money, never deleted.
 MONEY_JOB_TYPES = ("add_credit", "check_token", "clear_credit")

@@ -39,3 +39,4 @@ from . import test_credit_clear
 from . import test_fbe
 from . import test_statement
 from . import test_statement_portal
+from . import test_friendly
