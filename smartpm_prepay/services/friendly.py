@@ -21,7 +21,7 @@ from .local_time import company_tz, local_today
 _logger = logging.getLogger(__name__)
 
 JOB_TYPE = "set_friendly_schedule"
-PRIORITY = 40  # the meter's settings (meter.THRESHOLD_PRIORITY), after credit
+PRIORITY = 20  # as the meter's other settings (meter.THRESHOLD_PRIORITY), after credit
 HOLIDAY_HORIZON_DAYS = 366
 MAX_SPECIAL_DAYS = 128  # what the meter holds (docs/meter-contract.md)
 MAX_WINDOWS = 64
