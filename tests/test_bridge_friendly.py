@@ -125,3 +125,26 @@ def test_a_reading_association_cannot_set_the_friendly_schedule(fleet):
         )
     assert model.friendly_windows == [] and model.friendly_days == []
     assert model.friendly_limit_wh == 0
+
+
+def test_a_full_schedule_fits_one_ciphered_set(fleet):
+    """64 windows and 128 special days: ciphered SETs far above 127 bytes (dlms_compat 10)."""
+    model = fleet.meter("SIM00081")
+    windows = [
+        {"weekday": i % 7, "start_min": 20 * (i // 7), "end_min": 20 * (i // 7) + 10}
+        for i in range(64)
+    ]
+    days = [(dt.date(2025, 1, 1) + dt.timedelta(days=i)).isoformat() for i in range(128)]
+    payload = {
+        "utc_offset_min": -300,
+        "windows": windows,
+        "special_days": days,
+        "friendly_limit_kwh": -1.5,
+    }
+    result = run(fleet, "SIM00081", "set_friendly_schedule", payload)
+    assert result["special_days"] == days
+    assert sorted(map(tuple, (w.values() for w in result["windows"]))) == sorted(
+        map(tuple, (w.values() for w in windows))
+    )
+    assert len(model.friendly_windows) == 64 and len(model.friendly_days) == 128
+    assert model.friendly_offset_min == -300 and model.friendly_limit_wh == -1500

@@ -174,7 +174,11 @@ def push_companies(env, companies):
     """The schedule of ``companies`` changed (settings, calendar, holidays): their meters."""
     if not companies:
         return
-    meters = env["smartpm.meter"].sudo().search([("company_id", "in", companies.ids)])
+    meters = (
+        env["smartpm.meter"]
+        .sudo()
+        .search([("company_id", "in", companies.ids), ("state", "in", ("active", "disconnected"))])
+    )
     push(env, meters)
 
 
