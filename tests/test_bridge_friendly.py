@@ -58,6 +58,7 @@ def fleet():
         meters=[
             MeterConfig("SIM00081", credit_kwh=0.5),
             MeterConfig("SIM00082", auth="lls", password="secret12"),
+            MeterConfig("SIM00083", framing="hdlc"),
         ],
         speed=0,
         start=START,
@@ -127,9 +128,11 @@ def test_a_reading_association_cannot_set_the_friendly_schedule(fleet):
     assert model.friendly_limit_wh == 0
 
 
-def test_a_full_schedule_fits_one_ciphered_set(fleet):
-    """64 windows and 128 special days: ciphered SETs far above 127 bytes (dlms_compat 10)."""
-    model = fleet.meter("SIM00081")
+@pytest.mark.parametrize("serial", ["SIM00081", "SIM00083"], ids=["wrapper", "hdlc"])
+def test_a_full_schedule_fits_one_ciphered_set(fleet, serial):
+    """64 windows and 128 special days: ciphered SETs far above 127 bytes (dlms_compat 10),
+    over HDLC in several frames (gurux_compat: segmented general-glo-ciphering)."""
+    model = fleet.meter(serial)
     windows = [
         {"weekday": i % 7, "start_min": 20 * (i // 7), "end_min": 20 * (i // 7) + 10}
         for i in range(64)
@@ -141,7 +144,7 @@ def test_a_full_schedule_fits_one_ciphered_set(fleet):
         "special_days": days,
         "friendly_limit_kwh": -1.5,
     }
-    result = run(fleet, "SIM00081", "set_friendly_schedule", payload)
+    result = run(fleet, serial, "set_friendly_schedule", payload)
     assert result["special_days"] == days
     assert sorted(map(tuple, (w.values() for w in result["windows"]))) == sorted(
         map(tuple, (w.values() for w in windows))
