@@ -9,6 +9,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import new_test_user, tagged
 
 from ..services import engine, friendly
+from .test_portal import PortalCase
 from .test_vending import VendingCase
 
 TWO_HOURS = timedelta(hours=2)  # the company's UTC offset (Africa/Johannesburg)
@@ -308,3 +309,29 @@ class TestFriendly(VendingCase):
                     }
                 )
         self.assertEqual(self.env["smartpm.meter.job"].search_count([]), before)
+
+
+@tagged("post_install", "-at_install")
+class TestFriendlyPortal(PortalCase):
+    def _deferred(self, meter, when="2026-12-25 08:00:00"):
+        return self.env["smartpm.alarm"].create(
+            {"meter_id": meter.id, "alarm_type": "friendly_deferred", "meter_time": when}
+        )
+
+    def test_tenant_sees_the_friendly_notice_on_their_meter_page_while_deferred(self):
+        self.meter_a.sudo().write({"credit_kwh": -2.5, "online_state": "online"})
+        alarm = self._deferred(self.meter_a)
+        self._login()
+        response = self.url_open(f"/my/meters/{self.meter_a.id}")
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("Friendly period: your credit has run out", response.text)
+        # repaid (or tripped): the notice goes
+        alarm._clear("repaid")
+        response = self.url_open(f"/my/meters/{self.meter_a.id}")
+        self.assertNotIn("Friendly period: your credit has run out", response.text)
+
+    def test_another_tenants_friendly_alarm_is_not_shown(self):
+        self._deferred(self.meter_b)
+        self._login()
+        response = self.url_open(f"/my/meters/{self.meter_a.id}")
+        self.assertNotIn("Friendly period", response.text)
