@@ -125,6 +125,27 @@ class TestFriendly(VendingCase):
             friendly.calendar_windows(calendar), [{"weekday": 5, "start_min": 0, "end_min": 1440}]
         )
 
+    def test_daylight_saving_moves_the_offset_and_the_daily_refresh_pushes_it(self):
+        self.company.partner_id.tz = "Europe/Dublin"
+        self._enable()
+        winter = friendly.build_schedule(self.company, now=datetime(2027, 1, 15, 12, 0))
+        summer = friendly.build_schedule(self.company, now=datetime(2027, 7, 15, 12, 0))
+        self.assertEqual((winter["utc_offset_min"], summer["utc_offset_min"]), (0, 60))
+        self.assertEqual(winter["windows"], summer["windows"], "hours stay local")
+        # the meters got today's offset; once it differs, the daily cron pushes again
+        pushed = self._jobs(self.meter)
+        self.assertEqual(len(pushed), 1)
+        engine.as_engine(pushed).write({"payload": dict(pushed.payload, utc_offset_min=-1)})
+        self.env["res.company"]._cron_smartpm_friendly_refresh()
+        self.assertEqual(len(self._jobs(self.meter)), 2)
+
+    def test_push_settings_sends_the_schedule_again(self):
+        self._enable()
+        self.meter.action_push_settings()
+        jobs = self._jobs(self.meter)
+        self.assertEqual(jobs.mapped("state"), ["cancelled", "pending"])
+        self.assertEqual(jobs[0].payload, jobs[1].payload)
+
     def test_disabled_company_sends_the_empty_schedule(self):
         self.assertEqual(friendly.build_schedule(self.company), friendly.EMPTY_SCHEDULE)
         self.assertFalse(self._jobs(self.meter), "a meter out of the box has no schedule")
