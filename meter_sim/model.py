@@ -40,8 +40,8 @@ EV_LOAD_AUTO_RECONNECT = 80  # relay closed by itself, the reconnect delay after
 EV_LOAD_LOCKOUT = 81  # load trip with the hour's reconnections used up: open until remote
 EV_LOAD_RECOVERY_CHANGED = 82  # reconnect delay, attempts per hour or control mode SET
 # Friendly (non-disconnect) periods (docs/meter-contract.md, "Friendly periods")
-EV_FRIENDLY_TRIP_DEFERRED = 83  # credit at the trip threshold inside a friendly period
-EV_FRIENDLY_SCHEDULE_CHANGED = 84  # friendly week, special days or friendly limit SET
+EV_FRIENDLY_TRIP_DEFERRED = 86  # credit at the trip threshold inside a friendly period
+EV_FRIENDLY_SCHEDULE_CHANGED = 87  # friendly week, special days or friendly limit SET
 # Fraud event log codes.
 EV_COVER_OPENED = 40
 EV_COVER_CLOSED = 41

@@ -43,7 +43,7 @@ def test_no_credit_trip_at_night_inside_friendly_hours_and_a_trip_at_its_end():
     assert m.relay_connected
     m.advance(120)  # 07:01
     assert not m.relay_connected and m.disconnect_reason == "credit"
-    assert codes(m, EV_ZERO_CREDIT, EV_FRIENDLY_TRIP_DEFERRED, EV_CREDIT_TRIP) == [65, 83, 59]
+    assert codes(m, EV_ZERO_CREDIT, EV_FRIENDLY_TRIP_DEFERRED, EV_CREDIT_TRIP) == [65, 86, 59]
     trip = [e for e in m.log_events("standard") if e.code == EV_CREDIT_TRIP][0]
     assert trip.time <= dt.datetime(2024, 3, 2, 7, 1, tzinfo=dt.timezone.utc)
     assert m.state()["friendly"] == "outside"

@@ -243,7 +243,7 @@ class TestFriendly(VendingCase):
         return self.meter.alarm_ids.filtered(lambda a: a.alarm_type == "friendly_deferred")
 
     def test_deferred_trip_is_an_alarm_the_tenant_is_mailed(self):
-        self._events((65, "2026-12-25T08:00:00Z"), (83, "2026-12-25T08:00:00Z"))
+        self._events((65, "2026-12-25T08:00:00Z"), (86, "2026-12-25T08:00:00Z"))
         alarm = self._friendly_alarms()
         self.assertEqual(len(alarm), 1)
         self.assertEqual(alarm.state, "new")
@@ -257,17 +257,17 @@ class TestFriendly(VendingCase):
         self.assertIn(self.tenant, mail.recipient_ids)
         self.assertEqual(friendly.portal_notice(self.meter.sudo())[0], "warning")
         # the same event read twice: one alarm
-        self._events((83, "2026-12-25T08:00:00Z"))
+        self._events((86, "2026-12-25T08:00:00Z"))
         self.assertEqual(len(self._friendly_alarms()), 1)
 
     def test_the_trip_after_the_period_clears_the_friendly_alarm(self):
-        self._events((83, "2026-12-25T08:00:00Z"))
+        self._events((86, "2026-12-25T08:00:00Z"))
         self._events((59, "2026-12-26T05:00:00Z"))
         self.assertEqual(self._friendly_alarms().state, "cleared")
         self.assertIsNone(friendly.portal_notice(self.meter.sudo()))
 
     def test_purchase_repays_the_debt_and_the_receipt_says_so(self):
-        self._events((83, "2026-12-25T08:00:00Z"))
+        self._events((86, "2026-12-25T08:00:00Z"))
         self.meter.sudo().credit_kwh = -3.0
         purchase = self._vend(10.0)  # 40 kWh
         self._deliver(purchase, credit_kwh=37.0)
