@@ -168,6 +168,16 @@ def encode_data(tag: int, value: Any) -> bytes:
     raise DataError(f"cannot encode data type {tag}")
 
 
+def encode_array(items: list[bytes]) -> bytes:
+    """An array of already encoded Data values."""
+    return b"\x01" + _enc_len(len(items)) + b"".join(items)
+
+
+def encode_structure(items: list[bytes]) -> bytes:
+    """A structure of already encoded Data values."""
+    return b"\x02" + _enc_len(len(items)) + b"".join(items)
+
+
 def parse_datetime(raw: bytes) -> dt.datetime | None:
     """COSEM date-time (12 bytes) → aware datetime, None when unspecified.
 

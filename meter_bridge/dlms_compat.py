@@ -20,6 +20,7 @@ from dlms_cosem.cosem.selective_access import EntryDescriptor
 from dlms_cosem.crc import CRCCCITT
 from dlms_cosem.hdlc import connection as hdlc_connection
 from dlms_cosem.io import BlockingTcpIO, HdlcTransport, SerialIO
+from dlms_cosem.protocol import xdlms
 from dlms_cosem.security import HighLevelSecurityGmacAuthentication
 
 HDLC_FLAG = 0x7E
@@ -341,7 +342,45 @@ def service_specific_to_general_glo(apdu: bytes, system_title: bytes | None) -> 
     )
 
 
+# --- 10. general-glo-ciphering length of 128 bytes and more ----------------------------------
+class GeneralGlobalCipherCompat(xdlms.GeneralGlobalCipher):
+    """Upstream writes the ciphered content's length as one byte: from 128 bytes on the
+    A-XDR length is wrong (the meter reads a long form and waits for bytes that never come:
+    a SET of a friendly week with 10 windows timed out), from 256 to_bytes raises
+    ValueError. Same bytes below 128."""
+
+    def to_bytes(self) -> bytes:
+        title = self.system_title or b""
+        content = (
+            self.security_control.to_bytes()
+            + self.invocation_counter.to_bytes(4, "big")
+            + self.ciphered_text
+        )
+        return (
+            bytes([self.TAG])
+            + dlms_data.encode_variable_integer(len(title))
+            + title
+            + dlms_data.encode_variable_integer(len(content))
+            + content
+        )
+
+
+def long_glo_ciphering(apdu):
+    """A general-glo-ciphering APDU the client is about to send, with a correct length."""
+    if type(apdu) is xdlms.GeneralGlobalCipher:
+        return GeneralGlobalCipherCompat(
+            system_title=apdu.system_title,
+            security_control=apdu.security_control,
+            invocation_counter=apdu.invocation_counter,
+            ciphered_text=apdu.ciphered_text,
+        )
+    return apdu
+
+
 class DlmsConnectionCompat(DlmsConnection):
+    def protect(self, event):
+        return long_glo_ciphering(super().protect(event))
+
     def next_event(self):
         if self.use_protection and self.buffer and self.buffer[0] in GLO_SERVICE_TAGS:
             self.buffer = bytearray(

@@ -11,7 +11,17 @@ import math
 import time
 from collections.abc import Callable
 
-from .codec import decode_data, encode_data, iso, parse_datetime, parse_iso, scale, to_json
+from .codec import (
+    decode_data,
+    encode_array,
+    encode_data,
+    encode_structure,
+    iso,
+    parse_datetime,
+    parse_iso,
+    scale,
+    to_json,
+)
 from .dlms import MeterConnection
 from .errors import InvocationCountersUsedUp, JobError, MeterRefused, MeterUnreachable
 from .obis import (
@@ -28,6 +38,10 @@ from .obis import (
     DISCONNECT_CONTROL,
     EMERGENCY_CREDIT,
     EVENT_LOGS,
+    FRIENDLY_LIMIT,
+    FRIENDLY_SPECIAL_DAYS,
+    FRIENDLY_STATE,
+    FRIENDLY_WEEK,
     KNOWN_IC,
     LIMITER,
     LIMITER_THRESHOLD_ACTIVE,
@@ -81,6 +95,7 @@ JOB_TYPES = (
     "set_load_recovery",
     "set_emergency_credit",
     "take_emergency_credit",
+    "set_friendly_schedule",
 )
 CLEAR_TOKEN_LEN = 21  # docs/meter-contract.md "Clear-credit token"
 CLEAR_TOKEN_TYPE = 0x02
@@ -100,6 +115,12 @@ EMERGENCY_STATUSES = {
     4: "exhausted",
 }
 MAX_EMERGENCY_KWH = 1_000_000.0
+# Friendly periods (docs/meter-contract.md): what one schedule may hold.
+MAX_FRIENDLY_WINDOWS = 64
+MAX_SPECIAL_DAYS = 128
+MAX_UTC_OFFSET_MIN = 840
+FRIENDLY_DAY_ID = 1
+FRIENDLY_STATES = {0: "outside", 1: "inside", 2: "deferring"}
 
 
 def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
@@ -250,6 +271,59 @@ def validate_take_emergency_credit(payload: dict) -> dict:
     if payload:
         raise JobError("take_emergency_credit takes no payload", retryable=False)
     return {}
+
+
+def _whole(value, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise JobError(
+            f"payload.{key} must be a whole number from {low} to {high}", retryable=False
+        )
+    return value
+
+
+def validate_set_friendly_schedule(payload: dict) -> dict:
+    """Weekly windows (weekday 0 = Monday, minutes of the local day, start < end, no window
+    across midnight: split it), special days as ISO dates, the limit in kWh (<= 0), all in
+    the local time UTC + utc_offset_min."""
+    offset = _whole(payload.get("utc_offset_min"), "utc_offset_min", -MAX_UTC_OFFSET_MIN, 840)
+    windows = payload.get("windows")
+    if not isinstance(windows, list) or len(windows) > MAX_FRIENDLY_WINDOWS:
+        raise JobError(
+            f"payload.windows must be a list of at most {MAX_FRIENDLY_WINDOWS}", retryable=False
+        )
+    checked = []
+    for i, w in enumerate(windows):
+        if not isinstance(w, dict):
+            raise JobError(f"payload.windows[{i}] must be an object", retryable=False)
+        day = _whole(w.get("weekday"), f"windows[{i}].weekday", 0, 6)
+        start = _whole(w.get("start_min"), f"windows[{i}].start_min", 0, 1439)
+        end = _whole(w.get("end_min"), f"windows[{i}].end_min", 1, 1440)
+        if end <= start:
+            raise JobError(f"payload.windows[{i}] must end after it starts", retryable=False)
+        checked.append((day, start, end))
+    days = payload.get("special_days")
+    if not isinstance(days, list) or len(days) > MAX_SPECIAL_DAYS:
+        raise JobError(
+            f"payload.special_days must be a list of at most {MAX_SPECIAL_DAYS} dates",
+            retryable=False,
+        )
+    dates = []
+    for i, d in enumerate(days):
+        try:
+            dates.append(dt.date.fromisoformat(d))
+        except (TypeError, ValueError) as e:
+            raise JobError(
+                f"payload.special_days[{i}] must be a YYYY-MM-DD date", retryable=False
+            ) from e
+    limit = _number(payload, "friendly_limit_kwh", allow_negative=True)
+    if limit > 0:
+        raise JobError("payload.friendly_limit_kwh must be at or below 0", retryable=False)
+    return {
+        "utc_offset_min": offset,
+        "windows": checked,
+        "special_days": sorted(set(dates)),
+        "friendly_limit_wh": round(limit * 1000),
+    }
 
 
 def validate_set_thresholds(payload: dict) -> dict:
@@ -641,6 +715,73 @@ def run_take_emergency_credit(conn: MeterConnection, p: dict) -> dict:
     }
 
 
+def _cosem_date(d: dt.date) -> bytes:
+    return bytes([d.year >> 8, d.year & 0xFF, d.month, d.day, 0xFF])
+
+
+def run_set_friendly_schedule(conn: MeterConnection, p: dict) -> dict:
+    """The week (with its UTC offset), the special days, then the limit; read back. Each
+    SET replaces the whole value, so a retry after a cut connection writes the same."""
+    week = encode_structure(
+        [
+            encode_data(16, p["utc_offset_min"]),
+            encode_array(
+                [
+                    encode_structure(
+                        [encode_data(17, d + 1), encode_data(18, start), encode_data(18, end)]
+                    )
+                    for d, start, end in p["windows"]
+                ]
+            ),
+        ]
+    )
+    days = encode_array(
+        [
+            encode_structure(
+                [
+                    encode_data(18, i),
+                    encode_data(9, _cosem_date(d)),
+                    encode_data(17, FRIENDLY_DAY_ID),
+                ]
+            )
+            for i, d in enumerate(p["special_days"])
+        ]
+    )
+    conn.set(FRIENDLY_WEEK[0], FRIENDLY_WEEK[1], 2, week)
+    conn.set(FRIENDLY_SPECIAL_DAYS[0], FRIENDLY_SPECIAL_DAYS[1], 2, days)
+    conn.set_value(FRIENDLY_LIMIT[0], FRIENDLY_LIMIT[1], 2, p["friendly_limit_wh"], tag=5)
+    return read_friendly_schedule(conn)
+
+
+def read_friendly_schedule(conn: MeterConnection) -> dict:
+    week = conn.get(FRIENDLY_WEEK[0], FRIENDLY_WEEK[1], 2)
+    days = conn.get(FRIENDLY_SPECIAL_DAYS[0], FRIENDLY_SPECIAL_DAYS[1], 2)
+    state = int(conn.get(FRIENDLY_STATE[0], FRIENDLY_STATE[1], 2))
+    try:
+        offset, windows = week
+        windows = [
+            {"weekday": int(d) - 1, "start_min": int(start), "end_min": int(end)}
+            for d, start, end in windows
+        ]
+        special_days = []
+        for _index, raw, day_id in days:
+            raw = bytes(raw)
+            if day_id == FRIENDLY_DAY_ID:
+                special_days.append(dt.date((raw[0] << 8) | raw[1], raw[2], raw[3]).isoformat())
+    except (TypeError, ValueError, IndexError) as e:
+        raise JobError(f"friendly schedule: unexpected answer from the meter ({e})") from e
+    credit_kwh, relay = _credit_and_relay(conn)
+    return {
+        "utc_offset_min": int(offset),
+        "windows": windows,
+        "special_days": special_days,
+        "friendly_limit_kwh": wh_to_kwh(conn.get(FRIENDLY_LIMIT[0], FRIENDLY_LIMIT[1], 2)),
+        "friendly": FRIENDLY_STATES.get(state, f"unknown ({state})"),
+        "credit_kwh": credit_kwh,
+        "relay": relay,
+    }
+
+
 def run_set_thresholds(conn: MeterConnection, p: dict) -> dict:
     obis, ic = CREDIT
     # lower the trip first when both move down, so the meter never sees trip > low
@@ -690,6 +831,7 @@ RUNNERS: dict[str, Callable[[MeterConnection, dict], dict]] = {
     "set_load_recovery": run_set_load_recovery,
     "set_emergency_credit": run_set_emergency_credit,
     "take_emergency_credit": run_take_emergency_credit,
+    "set_friendly_schedule": run_set_friendly_schedule,
 }
 VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "read": validate_read,
@@ -702,4 +844,5 @@ VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "set_load_recovery": validate_set_load_recovery,
     "set_emergency_credit": validate_set_emergency_credit,
     "take_emergency_credit": validate_take_emergency_credit,
+    "set_friendly_schedule": validate_set_friendly_schedule,
 }

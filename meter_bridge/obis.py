@@ -29,6 +29,11 @@ TOKEN_LOG = ("0.0.19.40.128.255", 1)  # manufacturer-specific: query / cancel a 
 RECONNECT_DELAY = ("0.0.17.0.128.255", 1)  # s before the meter reconnects by itself
 RECONNECT_ATTEMPTS = ("0.0.17.0.129.255", 1)  # automatic reconnections per rolling hour
 RECOVERY_STATE = ("0.0.17.0.130.255", 1)  # 0 normal, 1 waiting, 2 lockout
+# Friendly (non-disconnect) periods (docs/meter-contract.md, "Friendly periods")
+FRIENDLY_SPECIAL_DAYS = ("0.0.11.0.1.255", 11)  # standard Special days table, instance 1
+FRIENDLY_WEEK = ("0.0.11.0.128.255", 1)  # {UTC offset min, [{weekday 1-7, start, end}]}
+FRIENDLY_LIMIT = ("0.0.11.0.129.255", 1)  # Wh, <= 0
+FRIENDLY_STATE = ("0.0.11.0.130.255", 1)  # 0 outside, 1 inside, 2 deferring a trip
 
 EVENT_LOGS = {"standard": STANDARD_EVENT_LOG, "fraud": FRAUD_EVENT_LOG}
 

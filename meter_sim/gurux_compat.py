@@ -394,7 +394,10 @@ def apply_hls() -> None:
     if not hasattr(GXDLMSSettings, "setConnected"):
         GXDLMSSettings.setConnected = _set_connected
 
+    from gurux_dlms.GXDLMS import GXDLMS
+
     for owner, name, fix, kind in (
+        (GXDLMS, "getPdu", _get_pdu_segmented_glo, classmethod),
         (_GXAPDU, "generateAARE", _generate_aare, classmethod),
         (_GXAPDU, "getUserInformation", _get_user_information, classmethod),
         (GXDLMSAssociationLogicalName, "invoke", _association_invoke, None),
@@ -406,6 +409,24 @@ def apply_hls() -> None:
             continue
         fix.upstream = current
         setattr(owner, name, kind(fix) if kind else fix)
+
+
+def _get_pdu_segmented_glo(cls, settings, data):
+    """A general-glo-ciphering request (tag 219, what dlms-cosem sends) longer than one HDLC
+    frame: on its last segment upstream getPdu deciphers only glo-*-request tags, so the
+    server handled the still ciphered bytes and answered garbage (a SET of a friendly week
+    with 8 windows over HDLC came back as 00 01 c1 01). Decipher the reassembled APDU as for
+    one that came in one frame."""
+    from gurux_dlms.enums import Command, RequestTypes
+
+    if (
+        settings.isServer
+        and data.command == Command.GENERAL_GLO_CIPHERING
+        and (data.moreData & RequestTypes.FRAME) == 0
+    ):
+        data.command = Command.NONE
+        data.data.position = data.cipherIndex
+    return _get_pdu_segmented_glo.upstream(cls, settings, data)
 
 
 def _decrypt_checking_counter(cls, settings, p, data):

@@ -43,6 +43,9 @@ EV_LOAD_RECOVERY_CHANGED = 82  # reconnect delay, attempts per hour or control m
 EV_EMERGENCY_TAKEN = 83  # emergency credit invoked (remote ACTION or the meter's button)
 EV_EMERGENCY_REPAID = 84  # a credit token repaid the emergency credit in use, in full
 EV_EMERGENCY_CHANGED = 85  # emergency amount or its credit level SET
+# Friendly (non-disconnect) periods (docs/meter-contract.md, "Friendly periods")
+EV_FRIENDLY_TRIP_DEFERRED = 86  # credit at the trip threshold inside a friendly period
+EV_FRIENDLY_SCHEDULE_CHANGED = 87  # friendly week, special days or friendly limit SET
 # Fraud event log codes.
 EV_COVER_OPENED = 40
 EV_COVER_CLOSED = 41
@@ -93,6 +96,17 @@ EMERGENCY_STATUS_NAMES = {
     EMERGENCY_IN_USE: "in_use",
     EMERGENCY_EXHAUSTED: "exhausted",
 }
+# Friendly state (0.0.11.0.131.255)
+FRIENDLY_OUTSIDE = 0
+FRIENDLY_INSIDE = 1
+FRIENDLY_DEFERRING = 2  # inside, and a credit trip is being deferred
+FRIENDLY_STATE_NAMES = {
+    FRIENDLY_OUTSIDE: "outside",
+    FRIENDLY_INSIDE: "inside",
+    FRIENDLY_DEFERRING: "deferring",
+}
+MAX_FRIENDLY_WINDOWS = 64
+MAX_SPECIAL_DAYS = 128
 RECOVERY_STATE_NAMES = {
     RECOVERY_NORMAL: "normal",
     RECOVERY_WAITING: "waiting",
@@ -304,6 +318,13 @@ class MeterModel:
         self._low_flag = False
         self._zero_flag = False
         self._over_since: dt.datetime | None = None
+        # Friendly periods: weekly windows (weekday 0=Monday, start min, end min) and special
+        # days (dates), both in the meter's friendly local time (UTC + offset minutes).
+        self.friendly_windows: list[tuple[int, int, int]] = []
+        self.friendly_days: list[dt.date] = []
+        self.friendly_offset_min = 0
+        self.friendly_limit_wh = 0  # credit may fall to this (<= 0) inside a period
+        self._trip_deferred = False
         self._log(EV_POWER_UP)
         self._check_credit()
 
@@ -356,6 +377,7 @@ class MeterModel:
                 self._step((step_end - self.time).total_seconds())
                 self.time = step_end
                 self._check_auto_reconnect()
+                self._check_friendly_end()
                 if self.time == nxt_slot:
                     self._capture_profile()
 
@@ -406,10 +428,82 @@ class MeterModel:
             self._log(EV_ZERO_CREDIT)
         elif c > 0:
             self._zero_flag = False
-        if c <= self.trip_wh and self.relay_connected:
+        if c <= self.trip_wh and self.relay_connected and not self._friendly_defers_trip():
             self._open("credit", EV_CREDIT_TRIP)
         elif c > self.trip_wh and not self.relay_connected and self.disconnect_reason == "credit":
             self._close()
+
+    # ----- friendly (non-disconnect) periods -----
+    def friendly_local_time(self) -> dt.datetime:
+        """The meter's time in the friendly schedule's local time (naive)."""
+        local = self.meter_time() + dt.timedelta(minutes=self.friendly_offset_min)
+        return local.replace(tzinfo=None)
+
+    def in_friendly_period(self) -> bool:
+        local = self.friendly_local_time()
+        if local.date() in self.friendly_days:
+            return True
+        minute = local.hour * 60 + local.minute
+        wd = local.weekday()
+        return any(d == wd and start <= minute < end for d, start, end in self.friendly_windows)
+
+    def friendly_state(self) -> int:
+        if self._trip_deferred and self.credit_wh <= self.trip_wh and self.relay_connected:
+            return FRIENDLY_DEFERRING
+        return FRIENDLY_INSIDE if self.in_friendly_period() else FRIENDLY_OUTSIDE
+
+    def _friendly_defers_trip(self) -> bool:
+        """Called by _check_credit when credit is at or below the trip threshold with the
+        relay closed: True keeps the relay closed (inside a friendly period, credit above
+        the friendly limit). The deferral is logged once per episode."""
+        defer = self.credit_wh > self.friendly_limit_wh and self.in_friendly_period()
+        if defer and not self._trip_deferred:
+            self._log(EV_FRIENDLY_TRIP_DEFERRED)
+        self._trip_deferred = defer
+        return defer
+
+    def _check_friendly_end(self) -> None:
+        """A deferred trip: once credit is back above the threshold it is over; once the
+        period ends (or the limit is reached) the meter trips."""
+        if not self._trip_deferred:
+            return
+        if self.credit_wh > self.trip_wh or not self.relay_connected:
+            self._trip_deferred = False
+            return
+        self._check_credit()
+
+    def set_friendly_schedule(
+        self,
+        windows: list[tuple[int, int, int]] | None = None,
+        special_days: list[dt.date] | None = None,
+        limit_wh: int | None = None,
+        offset_min: int | None = None,
+    ) -> None:
+        """SET of the friendly week (with its UTC offset), the special days or the limit."""
+        with self.lock:
+            if windows is not None:
+                checked = []
+                for d, start, end in windows:
+                    if not (0 <= int(d) <= 6 and 0 <= int(start) < int(end) <= 1440):
+                        raise ValueError(f"bad friendly window {(d, start, end)}")
+                    checked.append((int(d), int(start), int(end)))
+                if len(checked) > MAX_FRIENDLY_WINDOWS:
+                    raise ValueError("too many friendly windows")
+                self.friendly_windows = checked
+            if offset_min is not None:
+                if not -840 <= int(offset_min) <= 840:
+                    raise ValueError("friendly UTC offset out of range")
+                self.friendly_offset_min = int(offset_min)
+            if special_days is not None:
+                if len(special_days) > MAX_SPECIAL_DAYS:
+                    raise ValueError("too many special days")
+                self.friendly_days = sorted(set(special_days))
+            if limit_wh is not None:
+                if int(limit_wh) > 0:
+                    raise ValueError("the friendly limit is at or below zero")
+                self.friendly_limit_wh = int(limit_wh)
+            self._log(EV_FRIENDLY_SCHEDULE_CHANGED)
+            self._check_credit()
 
     def _check_limiter(self, seconds: float = 0.0) -> None:
         if not self.relay_connected or self.load_limit_w <= 0:
@@ -780,6 +874,11 @@ class MeterModel:
                 "emergency_threshold_kwh": self.emergency_threshold_wh / 1000,
                 "emergency_in_use_kwh": self.emergency_owed_wh / 1000,
                 "emergency_status": EMERGENCY_STATUS_NAMES[self.emergency_status()],
+                "friendly": FRIENDLY_STATE_NAMES[self.friendly_state()],
+                "friendly_windows": [list(w) for w in self.friendly_windows],
+                "friendly_days": [d.isoformat() for d in self.friendly_days],
+                "friendly_offset_min": self.friendly_offset_min,
+                "friendly_limit_kwh": self.friendly_limit_wh / 1000,
                 "last_transfer_number": self.last_transfer_number,
                 "token_log": [
                     {

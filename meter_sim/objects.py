@@ -24,6 +24,7 @@ from gurux_dlms.objects import (
     GXDLMSObjectCollection,
     GXDLMSProfileGeneric,
     GXDLMSRegister,
+    GXDLMSSpecialDaysTable,
     GXDLMSTokenGateway,
 )
 
@@ -71,6 +72,16 @@ RECONNECT_DELAY = "0.0.17.0.128.255"  # double-long-unsigned s, SET (management)
 RECONNECT_ATTEMPTS = "0.0.17.0.129.255"  # unsigned, automatic reconnections per hour, SET
 RECOVERY_STATE = "0.0.17.0.130.255"  # enum 0 normal, 1 waiting, 2 lockout; read only
 
+# Friendly (non-disconnect) periods (docs/meter-contract.md, "Friendly periods"). Public
+# holidays in a standard Special days table (IC 11, instance 1: instance 0 is left to the
+# TOU activity calendar); the week and the limit in manufacturer-specific Data objects, as
+# the Blue Book has no "no credit disconnection" window nor a friendly credit limit.
+FRIENDLY_SPECIAL_DAYS = "0.0.11.0.1.255"  # IC 11 entries {index, date, day_id 1}, SET
+FRIENDLY_WEEK = "0.0.11.0.128.255"  # {UTC offset min, [{weekday 1-7, start, end min}]}, SET
+FRIENDLY_LIMIT = "0.0.11.0.129.255"  # double-long Wh <= 0, SET
+FRIENDLY_STATE = "0.0.11.0.130.255"  # enum 0 outside, 1 inside, 2 deferring a trip; read only
+FRIENDLY_DAY_ID = 1
+
 # Unit enumeration values (Blue Book).
 UNIT_WH = 30
 UNIT_V = 35
@@ -104,6 +115,10 @@ CONTRACT = [
     (RECONNECT_DELAY, 1, (1, 2)),
     (RECONNECT_ATTEMPTS, 1, (1, 2)),
     (RECOVERY_STATE, 1, (1, 2)),
+    (FRIENDLY_SPECIAL_DAYS, 11, (1, 2)),
+    (FRIENDLY_WEEK, 1, (1, 2)),
+    (FRIENDLY_LIMIT, 1, (1, 2)),
+    (FRIENDLY_STATE, 1, (1, 2)),
 ]
 
 # What the public client (16, no authentication) may GET: identification only.
@@ -172,6 +187,9 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
     objs.append(GXDLMSTokenGateway(TOKEN_GATEWAY))
     objs.append(GXDLMSData(TOKEN_LOG))
     for ln in (RECONNECT_DELAY, RECONNECT_ATTEMPTS, RECOVERY_STATE):
+        objs.append(GXDLMSData(ln))
+    objs.append(GXDLMSSpecialDaysTable(FRIENDLY_SPECIAL_DAYS))
+    for ln in (FRIENDLY_WEEK, FRIENDLY_LIMIT, FRIENDLY_STATE):
         objs.append(GXDLMSData(ln))
     objs.append(GXDLMSAssociationLogicalName(ASSOCIATION_LN))
     return objs
@@ -466,6 +484,79 @@ def _read_token_log(settings, model, ln, index, *_selection):
     )
 
 
+def date_bytes(d: dt.date) -> bytes:
+    """COSEM date (5 bytes), day of week not specified."""
+    return bytes([d.year >> 8, d.year & 0xFF, d.month, d.day, 0xFF])
+
+
+def date_from_bytes(b) -> dt.date:
+    b = bytes(b)
+    if len(b) != 5:
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    return dt.date((b[0] << 8) | b[1], b[2], b[3])
+
+
+def _read_friendly(settings, model, ln, index, *_selection):
+    if index != 2:
+        return None
+    if ln == FRIENDLY_SPECIAL_DAYS:
+        return _array(
+            [
+                _struct(
+                    settings,
+                    [
+                        (DataType.UINT16, i),
+                        (DataType.OCTET_STRING, date_bytes(d)),
+                        (DataType.UINT8, FRIENDLY_DAY_ID),
+                    ],
+                )
+                for i, d in enumerate(model.friendly_days)
+            ]
+        )
+    if ln == FRIENDLY_WEEK:
+        windows = _array(
+            [
+                _struct(
+                    settings,
+                    [(DataType.UINT8, d + 1), (DataType.UINT16, start), (DataType.UINT16, end)],
+                )
+                for d, start, end in model.friendly_windows
+            ]
+        )
+        return _struct(settings, [(DataType.INT16, model.friendly_offset_min), windows])
+    if ln == FRIENDLY_LIMIT:
+        return encode(settings, DataType.INT32, model.friendly_limit_wh)
+    return encode(settings, DataType.ENUM, model.friendly_state())
+
+
+def _write_friendly(model: MeterModel, ln: str, value) -> int:
+    """SET of the special days, the week or the limit (the whole value each time)."""
+    if ln == FRIENDLY_LIMIT:
+        model.set_friendly_schedule(limit_wh=_as_int(value))
+        return ErrorCode.OK
+    if not isinstance(value, (list, tuple)):
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    if ln == FRIENDLY_SPECIAL_DAYS:
+        days = []
+        for entry in value:
+            if not isinstance(entry, (list, tuple)) or len(entry) != 3:
+                raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+            if _as_int(entry[2]) == FRIENDLY_DAY_ID:
+                days.append(date_from_bytes(entry[1]))
+        model.set_friendly_schedule(special_days=days)
+        return ErrorCode.OK
+    if len(value) != 2 or not isinstance(value[1], (list, tuple)):
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    windows = []
+    for w in value[1]:
+        if not isinstance(w, (list, tuple)) or len(w) != 3:
+            raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+        day, start, end = (_as_int(v) for v in w)
+        windows.append((day - 1, start, end))
+    model.set_friendly_schedule(windows=windows, offset_min=_as_int(value[0]))
+    return ErrorCode.OK
+
+
 # The objects whose values come from the meter model; gurux answers the others.
 _READERS = {
     LOGICAL_DEVICE_NAME: _read_name,
@@ -483,6 +574,10 @@ _READERS = {
     RECONNECT_DELAY: _read_load_recovery,
     RECONNECT_ATTEMPTS: _read_load_recovery,
     RECOVERY_STATE: _read_load_recovery,
+    FRIENDLY_SPECIAL_DAYS: _read_friendly,
+    FRIENDLY_WEEK: _read_friendly,
+    FRIENDLY_LIMIT: _read_friendly,
+    FRIENDLY_STATE: _read_friendly,
 }
 
 
@@ -509,6 +604,8 @@ def write_attribute(model: MeterModel, ln: str, index: int, value) -> int:
             return ErrorCode.OK
         if (ln, index) in _LOAD_RECOVERY_SETS:
             return _write_load_recovery(model, ln, _as_int(value))
+        if ln in (FRIENDLY_SPECIAL_DAYS, FRIENDLY_WEEK, FRIENDLY_LIMIT) and index == 2:
+            return _write_friendly(model, ln, value)
         if ln == CREDIT and index == 5:
             model.set_thresholds(low_credit_wh=_as_int(value))
             return ErrorCode.OK

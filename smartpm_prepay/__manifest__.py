@@ -16,6 +16,7 @@
         "account",
         "account_payment",
         "point_of_sale",
+        "resource",
     ],
     "data": [
         "security/security.xml",
@@ -27,6 +28,7 @@
         "data/reading_scheme_data.xml",
         "data/stats_cron.xml",
         "data/fbe_cron.xml",
+        "data/friendly_cron.xml",
         "views/grid_views.xml",
         "views/meter_views.xml",
         "views/tenant_views.xml",

@@ -406,3 +406,34 @@ def test_canary_upstream_logs_every_request_to_stdout():
 def test_quiet_logging_silences_dlms_cosem():
     out = _run_snippet("quiet")
     assert "Sending DLMS Request" not in out.stdout + out.stderr
+
+
+def _glo(ciphered_len):
+    return xdlms.GeneralGlobalCipher(
+        system_title=b"SPMBRIDG",
+        security_control=security.SecurityControlField(
+            security_suite=0, authenticated=True, encrypted=True
+        ),
+        invocation_counter=7,
+        ciphered_text=bytes(ciphered_len),
+    )
+
+
+def test_canary_upstream_glo_ciphering_length_is_one_byte():
+    # 150 bytes of content: upstream writes 0x96, a long form that announces 22 more length
+    # bytes; from 256 it cannot write the APDU at all
+    assert _glo(145).to_bytes()[10] == 150
+    with pytest.raises(ValueError):
+        _glo(300).to_bytes()
+
+
+@pytest.mark.parametrize("ciphered_len", [10, 122, 123, 145, 300, 2000])
+def test_long_glo_ciphering_has_an_axdr_length(ciphered_len):
+    apdu = compat.long_glo_ciphering(_glo(ciphered_len))
+    raw = apdu.to_bytes()
+    content = 5 + ciphered_len
+    assert raw[:10] == b"\xdb\x08SPMBRIDG"
+    length, rest = dlms_data.decode_variable_integer(raw[10:])
+    assert length == content and len(rest) == content
+    if content < 128:
+        assert raw == _glo(ciphered_len).to_bytes(), "same bytes as upstream below 128"

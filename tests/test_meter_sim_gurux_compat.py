@@ -318,3 +318,43 @@ def test_action_refused_by_method_access_lacks_the_return_parameters_flag(monkey
         finally:
             c.disconnect()
         assert fleet.meter("SIM00001").relay_connected
+
+
+# --- segmented general-glo-ciphering requests (HDLC) ----------------------------------------
+def _set_long_week_over_hdlc():
+    """A ciphered SET of 8 friendly windows (longer than one HDLC frame) to an HDLC meter."""
+    import datetime as dt
+
+    from meter_bridge import executors as ex
+    from meter_sim.fleet import Fleet
+    from meter_sim.model import MeterConfig
+    from meter_sim.testing import hls_job_meter
+
+    payload = {
+        "utc_offset_min": 0,
+        "windows": [{"weekday": d % 7, "start_min": 0, "end_min": 420 + d} for d in range(8)],
+        "special_days": [],
+        "friendly_limit_kwh": 0,
+    }
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    with Fleet(meters=[MeterConfig("SIM00093", framing="hdlc")], speed=0, start=start) as fleet:
+        model = fleet.meter("SIM00093")
+        job_meter = hls_job_meter(model, fleet.port_of("SIM00093"), timeout_s=3)
+        job = {"id": 1, "job_type": "set_friendly_schedule", "payload": payload, "meter": job_meter}
+        ex.execute_job(job, deadline_s=15)
+        return model.friendly_windows
+
+
+def test_canary_upstream_does_not_decipher_a_segmented_general_glo_request(monkeypatch):
+    from gurux_dlms.GXDLMS import GXDLMS
+
+    from meter_bridge.errors import JobError
+
+    upstream = _upstream(GXDLMS, "getPdu")
+    monkeypatch.setattr(GXDLMS, "getPdu", classmethod(upstream))
+    with pytest.raises(JobError):
+        _set_long_week_over_hdlc()
+
+
+def test_segmented_general_glo_request_is_deciphered():
+    assert len(_set_long_week_over_hdlc()) == 8

@@ -13,7 +13,7 @@ from odoo.exceptions import ValidationError
 from odoo.http import request
 from odoo.tools import format_date, format_datetime
 
-from ..services import local_time, vending
+from ..services import friendly, local_time, vending
 from ..services.obis import ENERGY_IMPORT
 from ..services.sale_info import sale_info
 
@@ -147,6 +147,9 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
             notices.append(
                 ("warning", _("Low credit: %(kwh).1f kWh left.", kwh=meter_sudo.credit_kwh))
             )
+        friendly_notice = friendly.portal_notice(meter_sudo)
+        if friendly_notice:
+            notices.append(friendly_notice)
         since = fields.Datetime.now() - timedelta(days=7)
         alarms = request.env["smartpm.alarm"].search(
             [

@@ -12,6 +12,9 @@ from . import reading
 from . import alarm
 from . import res_company
 from . import res_config_settings
+from . import resource_calendar
+from . import resource_calendar_attendance
+from . import resource_calendar_leaves
 from . import credit_purchase
 from . import tenant_debt
 from . import debt_recovery

@@ -1,7 +1,7 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..services import tenant_periods
+from ..services import friendly, tenant_periods
 
 ALARM_TYPES = [
     ("cover_open", "Cover opened"),
@@ -13,6 +13,7 @@ ALARM_TYPES = [
     ("load_trip", "Load trip"),
     ("load_reconnected", "Load trip: reconnected by itself"),
     ("load_lockout", "Load trip: locked out"),
+    ("friendly_deferred", "Friendly period: trip deferred"),
     ("comm_lost", "Communication lost"),
     ("energy_imbalance", "Energy imbalance"),
     # the meter refused a credit token (fraud log, docs/meter-contract.md)
@@ -21,7 +22,7 @@ ALARM_TYPES = [
     ("token_cancelled", "Credit token of a reversed sale"),
 ]
 # Routine prepayment events: kept as alarms for the trail, but nobody has to act on them.
-ROUTINE_TYPES = {"low_credit", "zero_credit", "load_reconnected"}
+ROUTINE_TYPES = {"low_credit", "zero_credit", "load_reconnected", "friendly_deferred"}
 # Load-trip recovery: these move the meter's relay and load-trip state (meter.py)
 LOAD_TRIP_TYPES = ("load_trip", "load_reconnected", "load_lockout")
 # Tampering and theft: the dashboard's theft count (the alarm list's "Tampering and theft"
@@ -40,6 +41,7 @@ OPEN_STATES = ("new", "acknowledged")
 TENANT_MAIL_TEMPLATES = {
     "low_credit": "smartpm_prepay.mail_template_low_credit",
     "zero_credit": "smartpm_prepay.mail_template_zero_credit",
+    "friendly_deferred": "smartpm_prepay.mail_template_friendly_deferred",
 }
 
 
@@ -159,6 +161,7 @@ class SmartpmAlarm(models.Model):
         load = alarms.filtered(lambda a: a.alarm_type in LOAD_TRIP_TYPES)
         if load:
             self.env["smartpm.meter"]._smartpm_apply_load_alarms(load)
+        friendly.on_alarms(alarms)
         return alarms
 
     def _notify_tenant(self):
@@ -213,6 +216,12 @@ class SmartpmAlarm(models.Model):
                 "The meter tripped on its load limit again after reconnecting by itself as "
                 "many times as allowed in an hour: its relay stays open. Ask the tenant to "
                 "reduce the load, then press Reconnect on the meter."
+            ),
+            "friendly_deferred": self.env._(
+                "The credit reached the trip threshold inside a friendly period (friendly "
+                "hours or a public holiday of the company's settings): the meter keeps the "
+                "power on, the credit going below zero down to the friendly limit, and trips "
+                "when the period ends unless the tenant buys credit. The tenant is told."
             ),
             "token_forged": self.env._(
                 "The meter refused a credit token that was not signed with its token key: "

@@ -3,7 +3,7 @@ from datetime import timedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..services import credit_token, debt, engine, job_queue, refunds, vending
+from ..services import credit_token, debt, engine, friendly, job_queue, refunds, vending
 from ..services.sale_info import sale_info, tier_summary
 
 PURCHASE_STATES = [
@@ -386,6 +386,7 @@ class SmartpmCreditPurchase(models.Model):
             "channel": purchase.channel,
             "external_ref": purchase.external_ref,
             "date": fields.Datetime.to_string(purchase.date),
+            **friendly.receipt_values(purchase),
         }
 
     # ---------------------------------------------------------------- delivery

@@ -8,7 +8,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.float_utils import float_round
 
-from ..services import emergency, engine, sale_info
+from ..services import emergency, engine, friendly, sale_info
 from ..services.obis import BILLING_OBJECTS, ENERGY_IMPORT, LOAD_PROFILE
 from ..services.sale_info import format_money
 
@@ -474,6 +474,7 @@ class SmartpmMeter(models.Model):
                 vals.setdefault("date_activated", now)
         meters = super().create(vals_list)
         meters.filtered("tenant_id")._open_assignments()
+        friendly.push(self.env, meters)  # a meter created active gets the schedule at once
         return meters
 
     def write(self, vals):
@@ -520,6 +521,8 @@ class SmartpmMeter(models.Model):
             self.filtered(lambda m: m.load_limit_w != load_before[m.id])._push_load_limit()
         self._smartpm_push_load_recovery_changed(recovery_before)
         emergency.push_changed(self, emergency_before)
+        if vals.get("state") == "active":
+            friendly.push(self.env, self)  # activated (or reconnected): its schedule if new
         return res
 
     def _open_assignments(self):
@@ -938,6 +941,7 @@ class SmartpmMeter(models.Model):
         self._push_load_limit()
         self._push_load_recovery()
         emergency.push(self)
+        friendly.push(self.env, self, force=True)
         return self._notify_queued(_("Settings queued"))
 
     def action_view_purchases(self):

@@ -32,6 +32,7 @@ JOB_TYPES = [
     ("set_load_recovery", "Set load-trip recovery"),
     ("set_emergency_credit", "Set emergency credit"),
     ("take_emergency_credit", "Take emergency credit"),
+    ("set_friendly_schedule", "Set friendly periods"),
 ]
 # Jobs that carry a transfer number (credit in or out): the trail of money, never deleted.
 MONEY_JOB_TYPES = ("add_credit", "check_token", "clear_credit")

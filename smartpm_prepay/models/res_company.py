@@ -4,11 +4,18 @@ import math
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..services import prepayment
+from ..services import friendly, prepayment
 
 _logger = logging.getLogger(__name__)
 
 DEFAULT_QUICK_AMOUNTS = "5, 10, 20, 50"
+FRIENDLY_FIELDS = {
+    "smartpm_friendly_enabled",
+    "smartpm_friendly_calendar_id",
+    "smartpm_friendly_limit_kwh",
+}
+# context key: pushes wait for the end of a larger change (settings form, calendar form)
+FRIENDLY_DEFER = "smartpm_friendly_defer"
 MAX_QUICK_AMOUNTS = 8
 
 
@@ -120,6 +127,64 @@ class ResCompany(models.Model):
         help="Every day: the job posts yesterday's consumption. Every month: on the 1st "
         "it posts the previous month's.",
     )
+
+    # friendly (non-disconnect) periods (issue 17 §2, services/friendly.py)
+    smartpm_friendly_enabled = fields.Boolean(
+        string="Friendly periods",
+        help="Meters do not cut the power for lack of credit in the hours of the friendly "
+        "calendar nor on its public holidays: credit may go below zero, down to the "
+        "friendly limit, and the next purchase repays it. The tenant is told.",
+    )
+    smartpm_friendly_calendar_id = fields.Many2one(
+        "resource.calendar",
+        string="Friendly hours",
+        check_company=True,
+        help="Working-time calendar whose hours are the friendly hours of the week (e.g. "
+        "evenings, nights and weekends) and whose public holidays (time off of the whole "
+        "company) are friendly all day, in the company's time zone. Every change is sent "
+        "to every meter once.",
+    )
+    smartpm_friendly_limit_kwh = fields.Float(
+        string="Friendly limit (kWh)",
+        digits=(16, 3),
+        default=5.0,
+        help="How far below zero the credit may go inside a friendly period before the "
+        "meter cuts the power anyway. 0: no debt, the power is cut at zero credit even "
+        "inside a period.",
+    )
+
+    @api.constrains("smartpm_friendly_limit_kwh", "smartpm_friendly_calendar_id")
+    def _check_smartpm_friendly(self):
+        for company in self:
+            if company.smartpm_friendly_limit_kwh < 0:
+                raise ValidationError(
+                    _(
+                        "Friendly limit of %(company)s: how far below zero the credit may go, "
+                        "a number of kWh at or above 0.",
+                        company=company.name,
+                    )
+                )
+            calendar = company.smartpm_friendly_calendar_id
+            if calendar.two_weeks_calendar:
+                raise ValidationError(
+                    _(
+                        "Friendly hours of %(company)s: the calendar %(calendar)s alternates "
+                        "two weeks; meters hold one week of friendly hours.",
+                        company=company.name,
+                        calendar=calendar.name,
+                    )
+                )
+
+    def write(self, vals):
+        res = super().write(vals)
+        if FRIENDLY_FIELDS & set(vals) and not self.env.context.get(FRIENDLY_DEFER):
+            friendly.push_companies(self.env, self)
+        return res
+
+    @api.model
+    def _cron_smartpm_friendly_refresh(self):
+        """Every company's friendly schedule again; pushed only where it changed."""
+        friendly.refresh_all(self.env)
 
     @api.model_create_multi
     def create(self, vals_list):

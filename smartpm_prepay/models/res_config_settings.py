@@ -1,4 +1,7 @@
-from odoo import fields, models
+from odoo import api, fields, models
+
+from ..services import friendly
+from .res_company import FRIENDLY_DEFER
 
 RETENTION_PARAM = "smartpm_prepay.job_retention_days"
 DEFAULT_RETENTION_DAYS = 90
@@ -46,3 +49,24 @@ class ResConfigSettings(models.TransientModel):
         "(their readings stay). Credit deliveries and reading tasks keep their jobs. "
         "0 keeps every job.",
     )
+    smartpm_friendly_enabled = fields.Boolean(
+        related="company_id.smartpm_friendly_enabled", readonly=False
+    )
+    smartpm_friendly_calendar_id = fields.Many2one(
+        related="company_id.smartpm_friendly_calendar_id", readonly=False
+    )
+    smartpm_friendly_limit_kwh = fields.Float(
+        related="company_id.smartpm_friendly_limit_kwh", readonly=False
+    )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        # the related fields are written to the company here already: pushes wait for
+        # set_values, so that the friendly settings saved together make one push
+        defer = self.with_context(**{FRIENDLY_DEFER: True})
+        return super(ResConfigSettings, defer).create(vals_list).with_env(self.env)
+
+    def set_values(self):
+        super(ResConfigSettings, self.with_context(**{FRIENDLY_DEFER: True})).set_values()
+        # pushed only to meters whose last schedule differs (services/friendly.push)
+        friendly.push_companies(self.env, self.company_id)

@@ -20,6 +20,7 @@ EVENT_ALARMS = {
     ("standard", 65): "zero_credit",
     ("standard", 80): "load_reconnected",  # load trip: reconnected by itself after the delay
     ("standard", 81): "load_lockout",  # load trip: reconnections of the hour used up
+    ("standard", 86): "friendly_deferred",  # credit trip deferred: a friendly period
     ("fraud", 40): "cover_open",
     ("fraud", 91): "over_current",
     ("fraud", 92): "reverse_connection",

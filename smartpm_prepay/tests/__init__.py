@@ -43,3 +43,4 @@ from . import test_fbe
 from . import test_statement
 from . import test_statement_portal
 from . import test_emergency
+from . import test_friendly

@@ -1,0 +1,153 @@
+"""The set_friendly_schedule job (docs/job-protocol.md): payload checks without a meter,
+then against a simulated meter over real DLMS (HLS-GMAC), and a reading-only association."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+pytest.importorskip("gurux_dlms")
+fleet_mod = pytest.importorskip("meter_sim.fleet")
+model_mod = pytest.importorskip("meter_sim.model")
+
+from meter_bridge import executors as ex  # noqa: E402
+from meter_bridge.errors import JobError, MeterRefused  # noqa: E402
+from meter_sim.testing import hls_job_meter  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+MeterConfig = model_mod.MeterConfig
+START = dt.datetime(2024, 3, 1, 18, 30, tzinfo=dt.timezone.utc)  # a Friday evening
+GOOD = {
+    "utc_offset_min": 60,
+    "windows": [
+        {"weekday": 4, "start_min": 1080, "end_min": 1440},
+        {"weekday": 5, "start_min": 0, "end_min": 1440},
+    ],
+    "special_days": ["2024-12-25", "2024-03-04"],
+    "friendly_limit_kwh": -5.0,
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"utc_offset_min": None},
+        {"utc_offset_min": 900},
+        {"windows": None},
+        {"windows": [{"weekday": 7, "start_min": 0, "end_min": 60}]},
+        {"windows": [{"weekday": 0, "start_min": 600, "end_min": 600}]},
+        {"windows": [{"weekday": 0, "start_min": 0, "end_min": 1441}]},
+        {"windows": [{"weekday": 0, "start_min": "0", "end_min": 60}]},
+        {"windows": [{"weekday": 0, "start_min": 0, "end_min": 60}] * 65},
+        {"special_days": ["25/12/2024"]},
+        {"special_days": "2024-12-25"},
+        {"friendly_limit_kwh": 1},
+        {"friendly_limit_kwh": None},
+    ],
+)
+def test_bad_friendly_payload_is_refused_before_the_meter(change):
+    with pytest.raises(JobError) as exc:
+        ex.validate_set_friendly_schedule({**GOOD, **change})
+    assert exc.value.retryable is False
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    f = fleet_mod.Fleet(
+        meters=[
+            MeterConfig("SIM00081", credit_kwh=0.5),
+            MeterConfig("SIM00082", auth="lls", password="secret12"),
+            MeterConfig("SIM00083", framing="hdlc"),
+        ],
+        speed=0,
+        start=START,
+    )
+    f.start()
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+def run(fleet, serial, job_type, payload=None, **meter_kw):
+    model = fleet.meter(serial)
+    job_meter = {**hls_job_meter(model, fleet.port_of(serial), id=1, timeout_s=3), **meter_kw}
+    result = ex.execute_job(
+        {"id": 1, "job_type": job_type, "payload": payload or {}, "meter": job_meter},
+        deadline_s=20,
+    )
+    result.pop("invocation_counter", None)
+    return result
+
+
+def test_friendly_schedule_reaches_the_meter_and_reads_back(fleet):
+    model = fleet.meter("SIM00081")
+    result = run(fleet, "SIM00081", "set_friendly_schedule", GOOD)
+    assert result == {
+        "utc_offset_min": 60,
+        "windows": GOOD["windows"],
+        "special_days": ["2024-03-04", "2024-12-25"],
+        "friendly_limit_kwh": -5.0,
+        "friendly": "inside",  # Friday 19:30 local
+        "credit_kwh": 0.5,
+        "relay": "connected",
+    }
+    assert model.friendly_windows == [(4, 1080, 1440), (5, 0, 1440)]
+    assert model.friendly_days == [dt.date(2024, 3, 4), dt.date(2024, 12, 25)]
+    assert model.friendly_limit_wh == -5000 and model.friendly_offset_min == 60
+    # the meter now defers its credit trip through the Friday night and the Saturday
+    model.set_load(1000)
+    model.advance(3600)
+    assert model.relay_connected and model.credit_wh < 0
+    again = run(fleet, "SIM00081", "set_friendly_schedule", GOOD)
+    assert again["friendly"] == "deferring" and again["relay"] == "connected"
+    # an empty schedule: the deferred trip happens at once
+    off = run(
+        fleet,
+        "SIM00081",
+        "set_friendly_schedule",
+        {"utc_offset_min": 0, "windows": [], "special_days": [], "friendly_limit_kwh": 0},
+    )
+    assert off["relay"] == "disconnected" and off["windows"] == [] and off["special_days"] == []
+
+
+def test_a_reading_association_cannot_set_the_friendly_schedule(fleet):
+    model = fleet.meter("SIM00082")
+    with pytest.raises(MeterRefused):
+        run(
+            fleet,
+            "SIM00082",
+            "set_friendly_schedule",
+            GOOD,
+            auth="lls",
+            password="secret12",
+            invocation_counter=0,
+        )
+    assert model.friendly_windows == [] and model.friendly_days == []
+    assert model.friendly_limit_wh == 0
+
+
+@pytest.mark.parametrize("serial", ["SIM00081", "SIM00083"], ids=["wrapper", "hdlc"])
+def test_a_full_schedule_fits_one_ciphered_set(fleet, serial):
+    """64 windows and 128 special days: ciphered SETs far above 127 bytes (dlms_compat 10),
+    over HDLC in several frames (gurux_compat: segmented general-glo-ciphering)."""
+    model = fleet.meter(serial)
+    windows = [
+        {"weekday": i % 7, "start_min": 20 * (i // 7), "end_min": 20 * (i // 7) + 10}
+        for i in range(64)
+    ]
+    days = [(dt.date(2025, 1, 1) + dt.timedelta(days=i)).isoformat() for i in range(128)]
+    payload = {
+        "utc_offset_min": -300,
+        "windows": windows,
+        "special_days": days,
+        "friendly_limit_kwh": -1.5,
+    }
+    result = run(fleet, serial, "set_friendly_schedule", payload)
+    assert result["special_days"] == days
+    assert sorted(map(tuple, (w.values() for w in result["windows"]))) == sorted(
+        map(tuple, (w.values() for w in windows))
+    )
+    assert len(model.friendly_windows) == 64 and len(model.friendly_days) == 128
+    assert model.friendly_offset_min == -300 and model.friendly_limit_wh == -1500
