@@ -14,6 +14,9 @@ from . import res_company
 from . import res_config_settings
 from . import credit_purchase
 from . import credit_recognition
+from . import credit_settlement
+from . import credit_settlement_line
+from . import move_out
 from . import credit_balance_report
 from . import account_chart_template
 from . import pos_config

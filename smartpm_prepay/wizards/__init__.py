@@ -1,3 +1,5 @@
 from . import sell_credit_wizard
 from . import bank_reconciliation
 from . import dashboard
+from . import move_out_wizard
+from . import meter_replacement_wizard
