@@ -35,6 +35,7 @@ from .obis import (
     TOKEN_GATEWAY,
     TOKEN_LOG,
     TOKEN_LOG_CANCEL,
+    TOKEN_LOG_ENERGY,
     TOKEN_LOG_QUERY,
     TRANSFER_APPLIED,
     TRANSFER_CANCELLED,
@@ -66,7 +67,10 @@ JOB_TYPES = (
     "sync_clock",
     "ping",
     "check_token",
+    "clear_credit",
 )
+CLEAR_TOKEN_LEN = 21  # docs/meter-contract.md "Clear-credit token"
+CLEAR_TOKEN_TYPE = 0x02
 
 
 def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
@@ -86,7 +90,7 @@ def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
     if not isinstance(payload, dict):
         raise JobError("payload must be an object", retryable=False)
     checked = VALIDATORS.get(job_type, lambda p: p)(payload)  # before touching the meter
-    if job_type == "add_credit":
+    if job_type in ("add_credit", "clear_credit"):
         checked["lease_check"] = lambda: check_lease(job)
         checked["lease_check"]()  # no association for a job whose lease is gone
     meter = job.get("meter") or {}
@@ -129,6 +133,33 @@ def validate_add_credit(payload: dict) -> dict:
             retryable=False,
         )
     return {"token": raw, "transfer_number": int.from_bytes(raw[:4], "big")}
+
+
+def validate_clear_credit(payload: dict) -> dict:
+    """The clear-credit token is minted and signed by Odoo, checked by the meter, sent as
+    is. The bridge reads its head (type, transfer number, Wh) only to check that the payload
+    says the same and to report what was cleared."""
+    token = payload.get("token")
+    try:
+        raw = bytes.fromhex(token) if isinstance(token, str) else None
+    except ValueError:
+        raw = None
+    if not raw or len(raw) != CLEAR_TOKEN_LEN or raw[0] != CLEAR_TOKEN_TYPE:
+        raise JobError(
+            f"payload.token must be a clear-credit token in hex ({CLEAR_TOKEN_LEN} bytes, "
+            f"type {CLEAR_TOKEN_TYPE})",
+            retryable=False,
+        )
+    number, wh = int.from_bytes(raw[1:5], "big"), int.from_bytes(raw[5:9], "big")
+    for key, value in (("transfer_number", number), ("wh", wh)):
+        given = payload.get(key)
+        if isinstance(given, bool) or not isinstance(given, int) or given != value:
+            raise JobError(
+                f"payload.{key} must be the token's ({value}), not {given!r}", retryable=False
+            )
+    if wh <= 0:
+        raise JobError("payload.wh must be above 0", retryable=False)
+    return {"token": raw, "transfer_number": number, "wh": wh}
 
 
 def check_lease(job: dict, now: float | None = None) -> None:
@@ -337,6 +368,59 @@ def run_add_credit(conn: MeterConnection, p: dict) -> dict:
     }
 
 
+def run_clear_credit(conn: MeterConnection, p: dict) -> dict:
+    """Enter the clear-credit token. "Already applied" (a retry after a cut connection) is
+    success: the Wh that transfer took off is then read from the meter's token log (method
+    3), so the result says what the meter did, not what the job asked."""
+    number = p["transfer_number"]
+    if "lease_check" in p:
+        p["lease_check"]()  # right before the token goes out: never after the lease
+    try:
+        code, _ = conn.action(
+            TOKEN_GATEWAY[0],
+            TOKEN_GATEWAY[1],
+            TOKEN_ENTER,
+            encode_data(9, p["token"]),
+            accept=(0, TOKEN_ALREADY_APPLIED),
+        )
+    except MeterRefused as e:
+        if e.code in TOKEN_REFUSALS:
+            raise MeterRefused(
+                f"meter refused the clear-credit token of transfer {number}: "
+                f"{TOKEN_REFUSALS[e.code]} (result {e.code})",
+                code=e.code,
+            ) from e
+        raise
+    cleared_wh = p["wh"]
+    if code == TOKEN_ALREADY_APPLIED:
+        moved = _token_log_energy(conn, number)
+        if moved != -p["wh"]:
+            raise JobError(
+                f"transfer {number} is applied on the meter but moved {moved} Wh, not the "
+                f"clear of {p['wh']} Wh this job carries",
+                retryable=False,
+            )
+        cleared_wh = -moved
+    credit_kwh, relay = _credit_and_relay(conn)
+    return {
+        "transfer_number": number,
+        "already_applied": code == TOKEN_ALREADY_APPLIED,
+        "cleared_kwh": wh_to_kwh(cleared_wh),
+        "credit_kwh": credit_kwh,
+        "relay": relay,
+    }
+
+
+def _token_log_energy(conn: MeterConnection, number: int) -> int:
+    """Token log method 3: Wh the transfer moved (+ added, - cleared; no data = none)."""
+    obis, ic = TOKEN_LOG
+    _code, data = conn.action(obis, ic, TOKEN_LOG_ENERGY, encode_data(6, number))
+    value = decode_data(data) if data else 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise JobError(f"token log energy of transfer {number}: unexpected answer {value!r}")
+    return value
+
+
 def _token_log_call(conn: MeterConnection, method: int, number: int) -> int:
     obis, ic = TOKEN_LOG
     _code, data = conn.action(obis, ic, method, encode_data(6, number))
@@ -432,6 +516,7 @@ RUNNERS: dict[str, Callable[[MeterConnection, dict], dict]] = {
     "sync_clock": run_sync_clock,
     "ping": run_ping,
     "check_token": run_check_token,
+    "clear_credit": run_clear_credit,
 }
 VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "read": validate_read,
@@ -440,4 +525,5 @@ VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "set_load_limit": validate_set_load_limit,
     "set_thresholds": validate_set_thresholds,
     "check_token": validate_check_token,
+    "clear_credit": validate_clear_credit,
 }

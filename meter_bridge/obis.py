@@ -40,6 +40,7 @@ CREDIT_LIMIT = 6
 TOKEN_ENTER = 1
 TOKEN_LOG_QUERY = 1
 TOKEN_LOG_CANCEL = 2
+TOKEN_LOG_ENERGY = 3  # Wh a transfer moved: + credit added, - credit cleared
 # Token log statuses (docs/meter-contract.md)
 TRANSFER_NOT_APPLIED = 1
 TRANSFER_APPLIED = 2

@@ -34,6 +34,7 @@ EV_LOAD_LIMIT_CHANGED = 68
 EV_TOKEN_DUPLICATE = 69  # token refused: its transfer number was already applied
 EV_TOKEN_MALFORMED = 70  # token refused: not a credit token (length, zero energy)
 EV_TRANSFER_CANCELLED = 71  # a transfer number was cancelled (its token is refused for ever)
+EV_CREDIT_CLEARED = 72  # a clear-credit token was applied: credit fell by its energy
 # Fraud event log codes.
 EV_COVER_OPENED = 40
 EV_COVER_CLOSED = 41
@@ -237,6 +238,8 @@ class MeterModel:
         self.cancelled_transfers: set[int] = set()
         # transfer number -> (TRANSFER_APPLIED | TRANSFER_CANCELLED, meter time), in order
         self.token_log: dict[int, tuple[int, dt.datetime]] = {}
+        # transfer number -> Wh it moved: + credit added, - credit cleared (token log method 3)
+        self.token_energy: dict[int, int] = {}
         self.last_transfer_number: int | None = None
         self.last_token = b""
         self.events: list[Event] = []
@@ -376,6 +379,8 @@ class MeterModel:
         """Token gateway `enter`: returns an action-result code (see contract). The MAC is
         checked before the transfer number, so a forged token never passes for "already
         applied"; every refusal is logged."""
+        if security.is_clear_token(token):
+            return self.apply_clear_token(token)
         with self.lock:
             code = self._check_token(token)
             if code != TOKEN_OK:
@@ -386,6 +391,7 @@ class MeterModel:
             self.token_log[number] = (TRANSFER_APPLIED, self.meter_time())
             self.last_transfer_number = number
             self.last_token = bytes(token)
+            self.token_energy[number] = wh
             self.credit_wh += wh
             self._log(EV_CREDIT_ADDED)
             self._check_credit()
@@ -407,6 +413,53 @@ class MeterModel:
         if number in self.cancelled_transfers:
             return TOKEN_CANCELLED
         return TOKEN_OK
+
+    def apply_clear_token(self, token: bytes) -> int:
+        """A clear-credit token through the gateway (contract: "Clear-credit token"): the
+        same checks and answers as a credit token, on the same transfer numbers; applied,
+        credit falls by its energy (below zero if the tenant consumed since the settlement;
+        thresholds and relay as for consumption)."""
+        with self.lock:
+            code = self._check_clear_token(token)
+            if code != TOKEN_OK:
+                self._log(TOKEN_REFUSAL_EVENTS[code])
+                return code
+            number, wh = _clear_fields(token)
+            self.applied_transfers.add(number)
+            self.token_log[number] = (TRANSFER_APPLIED, self.meter_time())
+            self.token_energy[number] = -wh
+            self.last_transfer_number = number
+            self.last_token = bytes(token)
+            self.credit_wh -= wh
+            self._log(EV_CREDIT_CLEARED)
+            self._check_credit()
+            return TOKEN_OK
+
+    def _check_clear_token(self, token) -> int:
+        number, wh = _clear_fields(token)
+        if int.from_bytes(token[9:13], "big") != security.meter_tag(self.serial):
+            return TOKEN_WRONG_METER
+        if wh == 0:
+            return TOKEN_MALFORMED
+        if not security.clear_mac_valid(self.token_key, self.serial, number, wh, token[13:]):
+            return TOKEN_BAD_MAC
+        if number in self.applied_transfers:
+            return TOKEN_DUPLICATE
+        if number in self.cancelled_transfers:
+            return TOKEN_CANCELLED
+        return TOKEN_OK
+
+    def transfer_energy(self, transfer_number: int) -> int:
+        """Token log method 3: Wh the transfer moved, + added, - cleared, 0 not applied."""
+        with self.lock:
+            return self.token_energy.get(int(transfer_number), 0)
+
+    def mint_clear_token(self, transfer_number: int, wh: int) -> bytes:
+        """A clear-credit token signed with this meter's own key (what Odoo would send)."""
+        return security.mint_clear_token(self.token_key, self.serial, transfer_number, wh)
+
+    def clear_credit(self, transfer_number: int, wh: int) -> int:
+        return self.apply_token(self.mint_clear_token(transfer_number, wh))
 
     def transfer_status(self, transfer_number: int) -> int:
         """Token log query: TRANSFER_APPLIED, TRANSFER_CANCELLED or TRANSFER_NOT_APPLIED."""
@@ -530,6 +583,7 @@ class MeterModel:
                         "transfer_number": n,
                         "status": TRANSFER_STATUS_NAMES[status],
                         "time": t.isoformat(),
+                        "energy_wh": self.token_energy.get(n, 0),
                     }
                     for n, status, t in self.token_log_rows()
                 ],
@@ -540,6 +594,11 @@ class MeterModel:
                 "client_invocation_counter": self.client_invocation_counter,
                 "events": [e.as_json() for e in self.events],
             }
+
+
+def _clear_fields(token: bytes) -> tuple[int, int]:
+    """(transfer_number, energy_wh) of a clear-credit token (security.is_clear_token)."""
+    return int.from_bytes(token[1:5], "big"), int.from_bytes(token[5:9], "big")
 
 
 def _next_boundary(t: dt.datetime, period: int) -> dt.datetime:

@@ -58,6 +58,7 @@ TOKEN_GATEWAY = "0.0.19.40.0.255"
 TOKEN_LOG = "0.0.19.40.128.255"
 TOKEN_LOG_QUERY = 1  # method 1 query(transfer number) -> status
 TOKEN_LOG_CANCEL = 2  # method 2 cancel(transfer number) -> status after
+TOKEN_LOG_ENERGY = 3  # method 3 energy(transfer number) -> Wh moved: + added, - cleared
 ASSOCIATION_LN = "0.0.40.0.0.255"
 
 # Unit enumeration values (Blue Book).
@@ -491,10 +492,11 @@ def invoke_method(model: MeterModel, ln: str, index: int, parameters) -> int:
 
 
 def invoke_token_log(model: MeterModel, index: int, parameters) -> tuple[int, int]:
-    """Token log ACTION: (action-result code, status returned as double-long), status one of
-    model.TRANSFER_NOT_APPLIED / _APPLIED / _CANCELLED. The argument is the transfer
-    number, double-long-unsigned."""
-    if index not in (TOKEN_LOG_QUERY, TOKEN_LOG_CANCEL):
+    """Token log ACTION: (action-result code, value returned as double-long). Query and
+    cancel return a status, model.TRANSFER_NOT_APPLIED / _APPLIED / _CANCELLED; energy the
+    Wh the transfer moved (+ credit added, - credit cleared, 0 = no return data: nothing).
+    The argument is the transfer number, double-long-unsigned."""
+    if index not in (TOKEN_LOG_QUERY, TOKEN_LOG_CANCEL, TOKEN_LOG_ENERGY):
         return ErrorCode.READ_WRITE_DENIED, 0
     try:
         number = _as_int(parameters)
@@ -504,4 +506,6 @@ def invoke_token_log(model: MeterModel, index: int, parameters) -> tuple[int, in
         return ErrorCode.UNMATCHED_TYPE, 0
     if index == TOKEN_LOG_QUERY:
         return ErrorCode.OK, model.transfer_status(number)
+    if index == TOKEN_LOG_ENERGY:
+        return ErrorCode.OK, model.transfer_energy(number)
     return ErrorCode.OK, model.cancel_transfer(number)

@@ -82,3 +82,53 @@ def parse_token(token: bytes) -> tuple[int, int, int, bytes]:
 def mac_valid(token_key: bytes, serial: str, transfer_number: int, energy_wh: int, mac) -> bool:
     expected = token_mac(token_key, serial, transfer_number, energy_wh)
     return hmac.compare_digest(expected, bytes(mac))
+
+
+# Clear-credit token (docs/meter-contract.md "Clear-credit token"), 21 bytes, big-endian:
+#     0x02 | uint32 transfer_number | uint32 energy_wh | uint32 meter_tag | 8-byte MAC
+#     MAC = AES-CMAC(token key, CLEAR_DOMAIN ‖ serial ‖ transfer_number ‖ energy_wh), 8 bytes.
+# A serial never starts with NUL, so no credit token's MAC input is a clear token's: a
+# credit token is never read as a clear token nor the reverse (the lengths differ too).
+CLEAR_TOKEN_LEN = 21
+CLEAR_TOKEN_TYPE = 0x02
+CLEAR_DOMAIN = b"\x00SMARTPM-CLEAR-CREDIT\x00"
+
+
+def clear_token_mac(token_key: bytes, serial: str, transfer_number: int, energy_wh: int) -> bytes:
+    c = CMAC(algorithms.AES(bytes(token_key)))
+    c.update(
+        CLEAR_DOMAIN
+        + serial.encode("ascii")
+        + transfer_number.to_bytes(4, "big")
+        + energy_wh.to_bytes(4, "big")
+    )
+    return c.finalize()[:MAC_LEN]
+
+
+def mint_clear_token(token_key: bytes, serial: str, transfer_number: int, energy_wh: int) -> bytes:
+    """What Odoo does at a settlement (tests use it to forge clear tokens)."""
+    if not (0 <= transfer_number <= UINT32_MAX and 0 <= energy_wh <= UINT32_MAX):
+        raise ValueError("transfer number and energy are uint32")
+    head = (
+        bytes([CLEAR_TOKEN_TYPE])
+        + transfer_number.to_bytes(4, "big")
+        + energy_wh.to_bytes(4, "big")
+        + meter_tag(serial).to_bytes(4, "big")
+    )
+    return head + clear_token_mac(token_key, serial, transfer_number, energy_wh)
+
+
+def is_clear_token(token) -> bool:
+    """A clear token by its shape (its MAC is checked apart)."""
+    return (
+        isinstance(token, (bytes, bytearray))
+        and len(token) == CLEAR_TOKEN_LEN
+        and token[0] == CLEAR_TOKEN_TYPE
+    )
+
+
+def clear_mac_valid(
+    token_key: bytes, serial: str, transfer_number: int, energy_wh: int, mac
+) -> bool:
+    expected = clear_token_mac(token_key, serial, transfer_number, energy_wh)
+    return hmac.compare_digest(expected, bytes(mac))

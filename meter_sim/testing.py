@@ -105,6 +105,22 @@ def credit_token(
     return security.mint_token(token_key, serial, transfer_number, energy_wh)
 
 
+def clear_token(
+    transfer_number: int,
+    energy_wh: int,
+    serial: str = "SIM00001",
+    token_key: bytes | str | None = None,
+    seed: str = security.DEMO_KEY_SEED,
+) -> bytes:
+    """The 21-byte signed clear-credit token of the contract for meter `serial` (key as for
+    credit_token)."""
+    if token_key is None:
+        token_key = security.derive_key(seed, "token_key", serial)
+    if isinstance(token_key, str):
+        token_key = bytes.fromhex(token_key)
+    return security.mint_clear_token(token_key, serial, transfer_number, energy_wh)
+
+
 def hls_job_meter(model, port: int | None = None, **overrides) -> dict:
     """The `meter` dict of a bridge job (docs/job-protocol.md) for an in-process simulated
     HLS meter: its keys, and an invocation counter above the last one the meter accepted."""

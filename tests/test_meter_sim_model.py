@@ -149,8 +149,8 @@ def test_token_log_records_applied_and_cancelled_transfers():
     assert m.transfer_status(6) == mm.TRANSFER_CANCELLED
     assert m.events[-1].code == mm.EV_TRANSFER_CANCELLED
     assert m.state()["token_log"] == [
-        {"transfer_number": 5, "status": "applied", "time": START.isoformat()},
-        {"transfer_number": 6, "status": "cancelled", "time": START.isoformat()},
+        {"transfer_number": 5, "status": "applied", "time": START.isoformat(), "energy_wh": 1000},
+        {"transfer_number": 6, "status": "cancelled", "time": START.isoformat(), "energy_wh": 0},
     ]
 
 

@@ -12,7 +12,7 @@ from psycopg2.extras import execute_values
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..services import engine, ingest, job_queue
+from ..services import credit_clear, engine, ingest, job_queue
 from ..services.obis import ENERGY_EXPORT, ENERGY_IMPORT, LOAD_PROFILE
 from .meter import BigInteger
 from .res_config_settings import DEFAULT_RETENTION_DAYS, RETENTION_PARAM
@@ -28,7 +28,10 @@ JOB_TYPES = [
     ("sync_clock", "Synchronise clock"),
     ("ping", "Ping"),
     ("check_token", "Check credit token"),
+    ("clear_credit", "Clear credit"),
 ]
+# Jobs that carry a transfer number (credit in or out): the trail of money, never deleted.
+MONEY_JOB_TYPES = ("add_credit", "check_token", "clear_credit")
 # Fields only the engine sets are refused in create/write from RPC, as OCA queue_job does
 # (services/engine.py). Outside the engine (RPC, whatever the group, the Administrator
 # included) a job is created only with these values, of a type an operator may queue as the
@@ -102,6 +105,15 @@ class SmartpmMeterJob(models.Model):
         "smartpm.reading.task", index="btree_not_null", ondelete="set null", readonly=True
     )
     task_run = fields.Integer(readonly=True, help="The run of the reading task it belongs to.")
+    # What asked for the job (clear_credit: the settlement or replacement), told the outcome
+    # (services/credit_clear.py). Engine-only, as every field outside OPERATOR_*_FIELDS.
+    origin_model = fields.Char(readonly=True, help="Model of the record that asked for the job.")
+    origin_res_id = fields.Many2oneReference(
+        model_field="origin_model",
+        readonly=True,
+        index="btree_not_null",
+        help="Record that asked for the job; told when the job is done or fails for good.",
+    )
 
     _sql_constraints = [
         ("idempotency_key_uniq", "unique(idempotency_key)", "A job with this key exists."),
@@ -184,7 +196,7 @@ class SmartpmMeterJob(models.Model):
     def create(self, vals_list):
         for vals in vals_list:
             self._check_engine_fields(vals)
-            if vals.get("job_type") == "add_credit":
+            if vals.get("job_type") in ("add_credit", "clear_credit"):
                 vals.setdefault("priority", 10)
         jobs = super().create(vals_list)
         job_queue.notify(self.env)
@@ -199,7 +211,9 @@ class SmartpmMeterJob(models.Model):
         """A sale's delivery or token check is the trail of its money: deleting it would leave
         a paid sale queued for ever (or a reversal waiting for ever). Cancel it instead; the
         retention purge keeps these jobs too."""
-        money = self.filtered("purchase_ids") | self.filtered(lambda j: j.job_type == "check_token")
+        money = self.filtered("purchase_ids") | self.filtered(
+            lambda j: j.job_type in MONEY_JOB_TYPES
+        )
         if money:
             raise UserError(
                 _(
@@ -274,6 +288,8 @@ class SmartpmMeterJob(models.Model):
             job.purchase_ids.sudo()._on_delivered(result)
         for job in self.filtered(lambda j: j.job_type == "check_token"):
             job._checked_purchases()._on_token_checked(result)
+        for job in self.filtered(lambda j: j.job_type == "clear_credit"):
+            credit_clear.on_cleared(job, result)
         # From the cache (the job's snapshot, like the UPDATE's WHERE): usually nothing to
         # do, and no flush in the middle of a batch of reports.
         self.meter_id.filtered("missed_ping_count")._register_answer()
@@ -306,6 +322,8 @@ class SmartpmMeterJob(models.Model):
         ).purchase_ids.sudo()._on_delivery_failed()
         for job in self.filtered(lambda j: j.job_type == "check_token"):
             job._checked_purchases()._on_token_check_failed()
+        for job in self.filtered(lambda j: j.job_type == "clear_credit"):
+            credit_clear.on_clear_failed(job)
         for job in self.filtered("task_id"):
             task = job.task_id.sudo()
             task._add_job_failure(job)
@@ -458,6 +476,8 @@ class SmartpmMeterJob(models.Model):
 
     def action_cancel(self):
         self.check_access("write")
+        # a failed one was told already (_on_final_failure)
+        clears = self.filtered(lambda j: j.job_type == "clear_credit" and j.state == "pending")
         cancelled = job_queue.cancel(self.env, self.ids)
         if set(cancelled) != set(self.ids):
             raise UserError(
@@ -468,3 +488,5 @@ class SmartpmMeterJob(models.Model):
             )
         # a credit job cancelled from the job list: the sale needs a decision (retry/reverse)
         self.purchase_ids.sudo()._on_delivery_failed()
+        for job in clears.sudo():
+            credit_clear.on_clear_failed(job)

@@ -566,7 +566,8 @@ PURGE_CHUNK = 20000
 
 def purge_finished(env, days, limit=PURGE_CHUNK):
     """Delete up to ``limit`` finished jobs older than ``days``; return how many. Jobs a
-    credit purchase or a reading task refers to are kept; readings lose their job link."""
+    credit purchase or a reading task refers to, and clear_credit jobs, are kept; readings
+    lose their job link."""
     env.flush_all()
     env.cr.execute(
         """
@@ -576,6 +577,7 @@ def purge_finished(env, days, limit=PURGE_CHUNK):
                AND COALESCE(j.date_done, j.write_date)
                    < (now() at time zone 'utc') - make_interval(days => %s)
                AND j.task_id IS NULL
+               AND j.job_type != 'clear_credit'
                AND j.id NOT IN (SELECT p.job_id FROM smartpm_credit_purchase p
                                  WHERE p.job_id IS NOT NULL
                                 UNION ALL

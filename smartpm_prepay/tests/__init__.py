@@ -34,3 +34,4 @@ from . import test_prepayment_accounting
 from . import test_job_bridge_trust
 from . import test_tenant_periods
 from . import test_vending_tiers
+from . import test_credit_clear

@@ -1,0 +1,143 @@
+"""Clearing a meter's credit on the meter itself, exactly once (issue 16 §3/§4).
+
+``queue_clear(meter, wh, origin)`` mints a clear-credit token (services/credit_token.py,
+docs/meter-contract.md "Clear-credit token") on the meter's next transfer number and queues
+the engine-only ``clear_credit`` job that enters it (docs/job-protocol.md). The meter applies
+a transfer number once, refuses a cancelled one, and the token is signed with the meter's
+token key under its own MAC domain: a retried or replayed job never clears twice, and no
+bridge can mint one.
+
+``origin`` is the record that asked (a settlement, a meter replacement...): it is kept on the
+job, and told the outcome through optional methods of its model:
+
+- ``origin._on_credit_cleared(job, result)`` once, when the meter took the token (or had
+  it already); ``result["cleared_kwh"]`` is what the meter removed;
+- ``origin._on_credit_clear_failed(job)`` when the job fails for good (the meter
+  refused the token, attempts used up) or is cancelled while pending. The token may have
+  reached the meter before the answer was lost: never queue another clear for it, retry
+  the job (``queue_clear`` for the same origin and meter returns it again).
+"""
+
+from odoo import _
+from odoo.exceptions import UserError
+
+from . import credit_token, engine, vending
+
+CLEAR_JOB_PRIORITY = vending.CREDIT_JOB_PRIORITY
+
+
+def queue_clear(meter, wh, origin):
+    """Queue the clear_credit job that takes ``wh`` (int, above 0) off ``meter``; return it.
+
+    Under the meter's lock (the one sales take: transfer numbers follow one another). The
+    same origin asking again for the same meter gets its job back, whatever its state: one
+    origin, one transfer number, so neither a double click nor a retry after a lost answer
+    ever clears twice. A failed or cancelled job is run again with ``action_retry`` (the
+    same token: the meter applies its transfer number at most once)."""
+    meter.ensure_one()
+    origin.ensure_one()
+    if isinstance(wh, bool) or not isinstance(wh, int) or not 0 < wh <= credit_token.UINT32_MAX:
+        raise UserError(
+            _(
+                "Meter %(meter)s: the energy to clear is a whole number of Wh above 0, not %(wh)r.",
+                meter=meter.serial_number,
+                wh=wh,
+            )
+        )
+    env = meter.env(su=True)
+    meter = meter.with_env(env)
+    meter._check_can_command()
+    key = meter._get_token_key()
+    if not key:
+        raise UserError(
+            _(
+                "Meter %s has no token key: its credit cannot be cleared until the owner "
+                "enters the meter's key.",
+                meter.serial_number,
+            )
+        )
+    vending.lock_meter(env, meter)
+    Job = env["smartpm.meter.job"]
+    existing = Job.search(
+        [
+            ("meter_id", "=", meter.id),
+            ("job_type", "=", "clear_credit"),
+            ("origin_model", "=", origin._name),
+            ("origin_res_id", "=", origin.id),
+        ],
+        limit=1,
+    )
+    if existing:
+        if existing.payload.get("wh") != wh:
+            raise UserError(
+                _(
+                    "Meter %(meter)s: %(origin)s has its clear of %(old)s Wh (retry that "
+                    "job if it failed); it cannot clear %(new)s Wh too.",
+                    meter=meter.serial_number,
+                    origin=origin.display_name,
+                    old=existing.payload.get("wh"),
+                    new=wh,
+                )
+            )
+        return existing.with_env(origin.env)
+    transfer_number = meter.last_transfer_number + 1
+    if transfer_number > credit_token.UINT32_MAX:
+        raise UserError(_("Meter %s has used up its transfer numbers.", meter.serial_number))
+    token = credit_token.mint_clear(key, meter.serial_number, transfer_number, wh)
+    engine.as_engine(meter).last_transfer_number = transfer_number
+    job = engine.create(
+        Job,
+        [
+            {
+                "meter_id": meter.id,
+                "job_type": "clear_credit",
+                "payload": {
+                    "token": token.hex().upper(),
+                    "transfer_number": transfer_number,
+                    "wh": wh,
+                },
+                "priority": CLEAR_JOB_PRIORITY,
+                "idempotency_key": f"clear_credit-{meter.id}-{transfer_number}",
+                "origin_model": origin._name,
+                "origin_res_id": origin.id,
+            }
+        ],
+    )
+    meter.message_post(
+        body=_(
+            "Clearing %(kwh)s kWh of credit on the meter (transfer %(number)s, for %(origin)s).",
+            kwh=wh / 1000,
+            number=transfer_number,
+            origin=origin.display_name,
+        )
+    )
+    return job.with_env(origin.env)
+
+
+def _origin(job):
+    if not job.origin_model or not job.origin_res_id or job.origin_model not in job.env:
+        return None
+    record = job.env[job.origin_model].browse(job.origin_res_id).exists()
+    return record or None
+
+
+def on_cleared(job, result):
+    """The meter took the token (or had it already): called from the job's _on_done."""
+    job.meter_id.sudo().message_post(
+        body=_(
+            "Credit cleared on the meter: %(kwh)s kWh (transfer %(number)s%(again)s).",
+            kwh=result.get("cleared_kwh"),
+            number=result.get("transfer_number"),
+            again=_(", already applied") if result.get("already_applied") else "",
+        )
+    )
+    origin = _origin(job)
+    if origin is not None and hasattr(origin, "_on_credit_cleared"):
+        origin._on_credit_cleared(job, result)
+
+
+def on_clear_failed(job):
+    """The job failed for good or was cancelled: called from the job model."""
+    origin = _origin(job)
+    if origin is not None and hasattr(origin, "_on_credit_clear_failed"):
+        origin._on_credit_clear_failed(job)
