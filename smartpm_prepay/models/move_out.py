@@ -3,7 +3,7 @@ import logging
 from markupsafe import Markup
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from ..services import engine, settlement
 from .credit_settlement import SETTLEMENT_KINDS
@@ -128,7 +128,7 @@ class SmartpmMoveOut(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         if not engine.is_engine(self.env):
-            raise UserError(_("A move-out is started from its wizard (meter or tenant)."))
+            raise AccessError(_("A move-out is started from its wizard (meter or tenant)."))
         for vals in vals_list:
             if vals.get("name", _("New")) == _("New"):
                 vals["name"] = self.env["ir.sequence"].next_by_code("smartpm.move.out") or "/"
@@ -272,9 +272,8 @@ class SmartpmMoveOut(models.Model):
         self.activity_ids.action_feedback(feedback=_("Final reading recorded."))
         self.message_post(
             body=_(
-                "Final reading (%(source)s): credit %(credit)s kWh, energy register %(energy)s "
-                "kWh.",
-                source=dict(self._fields["reading_source"].selection)[source],
+                "Final reading (%(how)s): credit %(credit)s kWh, energy register %(energy)s kWh.",
+                how=dict(self._fields["reading_source"].selection)[source],
                 credit=self.final_credit_kwh,
                 energy=self.final_energy_kwh,
             )

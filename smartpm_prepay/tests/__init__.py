@@ -35,3 +35,4 @@ from . import test_job_bridge_trust
 from . import test_tenant_periods
 from . import test_vending_tiers
 from . import test_credit_clear
+from . import test_move_out
