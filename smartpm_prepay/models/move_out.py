@@ -97,7 +97,6 @@ class SmartpmMoveOut(models.Model):
     clear_job_id = fields.Many2one(
         "smartpm.meter.job", string="Clearing job", readonly=True, index="btree_not_null"
     )
-    reconnect_job_id = fields.Many2one("smartpm.meter.job", readonly=True)
     # the final reading
     final_credit_kwh = fields.Float(string="Final credit (kWh)", digits=(16, 3), readonly=True)
     final_energy_kwh = fields.Float(
@@ -232,8 +231,6 @@ class SmartpmMoveOut(models.Model):
             readings = self.env["smartpm.reading"].sudo().search([("job_id", "=", job.id)])
             readings.write({"source": "final"})
             move_out._record_final(credit, energy, "meter")
-        elif job == move_out.reconnect_job_id:
-            return
 
     def _on_job_failed(self, job):
         move_out = self._lock()
@@ -359,8 +356,10 @@ class SmartpmMoveOut(models.Model):
             meter.write({"tenant_id": self.next_tenant_id.id or False})
             if self.next_tenant_id:
                 vals["next_assignment_id"] = meter.assignment_ids.filtered("is_open")[:1].id
-                job = meter._enqueue_job("reconnect", {}, priority=15)
-                vals["reconnect_job_id"] = job.id
+                # in service again, relay still open at zero credit: the next tenant's first
+                # credit closes it (the meter itself, or the reconnect that delivery asks for)
+                if meter.state == "disconnected":
+                    meter.state = "active"
         self.write(vals)
         self.activity_ids.action_feedback(feedback=_("Done."))
         self.message_post(body=_("Done: the assignment of %s is closed.", self.tenant_id.name))
