@@ -173,3 +173,23 @@ def test_clear_credit_is_a_bridge_job_type():
         {"token": clear_token(7, 1234).hex(), "transfer_number": 7, "wh": 1234}
     )
     assert checked == {"token": clear_token(7, 1234), "transfer_number": 7, "wh": 1234}
+
+
+def test_check_token_of_an_applied_clear_says_applied(fleet, serial):
+    model = fleet.meter(serial)
+    run(fleet, serial, "clear_credit", payload(serial, 908, 100))
+    credit = model.credit_wh
+    result = run(fleet, serial, "check_token", {"transfer_number": 908})
+    assert result["applied"] is True and result["cancelled"] is False
+    assert model.credit_wh == credit
+
+
+def test_token_log_energy_of_a_transfer_not_applied_is_zero(fleet):
+    from meter_bridge.dlms import MeterConnection
+
+    model = fleet.meter("SIM00001")
+    run(fleet, "SIM00001", "add_credit", {"token": credit_token(909, 700).hex()})
+    job_meter = hls_job_meter(model, fleet.port_of("SIM00001"), id=1, timeout_s=3)
+    with MeterConnection.from_job_meter(job_meter) as conn:
+        assert ex._token_log_energy(conn, 910) == 0
+        assert ex._token_log_energy(conn, 909) == 700

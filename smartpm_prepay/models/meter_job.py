@@ -208,17 +208,18 @@ class SmartpmMeterJob(models.Model):
 
     @api.ondelete(at_uninstall=False)
     def _unlink_except_money(self):
-        """A sale's delivery or token check is the trail of its money: deleting it would leave
-        a paid sale queued for ever (or a reversal waiting for ever). Cancel it instead; the
-        retention purge keeps these jobs too."""
+        """A sale's delivery or token check, or a settlement's clear, is the trail of its
+        money: deleting it would leave a paid sale queued for ever (or a reversal or a
+        settlement waiting for ever). Cancel it instead; the retention purge keeps these
+        jobs too."""
         money = self.filtered("purchase_ids") | self.filtered(
             lambda j: j.job_type in MONEY_JOB_TYPES
         )
         if money:
             raise UserError(
                 _(
-                    "Jobs %(jobs)s deliver or check a sale's credit: they are never deleted "
-                    "(cancel the job or reverse the sale instead).",
+                    "Jobs %(jobs)s deliver, check or clear credit: they are never deleted "
+                    "(cancel the job, or reverse the sale, instead).",
                     jobs=", ".join(money.mapped("display_name")[:5]),
                 )
             )
@@ -463,6 +464,8 @@ class SmartpmMeterJob(models.Model):
         retryable = self.filtered(lambda j: j.state in ("failed", "cancelled"))
         if retryable != self:
             raise UserError(_("Only failed or cancelled jobs can be retried."))
+        for job in retryable.filtered(lambda j: j.job_type == "clear_credit"):
+            credit_clear.resign_if_key_changed(job)  # same transfer number, same Wh
         engine.as_engine(retryable).write(
             {
                 "state": "pending",

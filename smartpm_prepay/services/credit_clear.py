@@ -16,6 +16,11 @@ job, and told the outcome through optional methods of its model:
   refused the token, attempts used up) or is cancelled while pending. The token may have
   reached the meter before the answer was lost: never queue another clear for it, retry
   the job (``queue_clear`` for the same origin and meter returns it again).
+
+Both run in the job's environment (superuser; as the engine when a bridge reported), inside
+the transaction of the report: an exception there refuses the whole report (nothing of it
+is kept). ``queue_clear`` checks no access right of the caller's: it is server code
+for flows that made their own checks (as ``vending.vend`` is), never an RPC method.
 """
 
 from odoo import _
@@ -141,3 +146,27 @@ def on_clear_failed(job):
     origin = _origin(job)
     if origin is not None and hasattr(origin, "_on_credit_clear_failed"):
         origin._on_credit_clear_failed(job)
+
+
+def resign_if_key_changed(job):
+    """A clear token the meter refused because the meter's key in Odoo was wrong (the owner
+    has corrected it since) is signed again with the current key before a retry: same
+    transfer number and Wh, so the meter still applies that transfer at most once."""
+    job.ensure_one()
+    job = engine.as_engine(job)
+    meter = job.meter_id
+    key = meter._get_token_key()
+    payload = job.payload or {}
+    old = bytes.fromhex(payload.get("token") or "")
+    if not key or credit_token.verify_clear(key, meter.serial_number, old):
+        return False
+    number, wh = payload["transfer_number"], payload["wh"]
+    token = credit_token.mint_clear(key, meter.serial_number, number, wh)
+    job.payload = dict(payload, token=token.hex().upper())
+    meter.message_post(
+        body=_(
+            "Clear-credit token of transfer %s signed again with the meter's current token key.",
+            number,
+        )
+    )
+    return True
