@@ -240,6 +240,10 @@ def test_move_out_settles_clears_the_meter_and_the_next_tenant_starts_at_zero(
             assert state[0] == "done", state
             if kind == "transfer":
                 wait_for(lambda: other_model.credit_wh == 40000, what="the transfer token")
+                wait_for(
+                    lambda: _purchase_states(registry, ids["partners"][0]) == {"delivered"},
+                    what="the transfer token delivered in Odoo",
+                )
             with registry.cursor() as cr:
                 env = _env(cr)
                 move_out = env["smartpm.move.out"].browse(move_out_id)

@@ -1313,7 +1313,8 @@ class SmartpmMeter(models.Model):
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "smartpm_prepay.action_consumption_daily"
         )
-        action["domain"] = [("meter_id", "=", self.id)]
+        # a replaced meter's consumption goes on on the meter that replaced it
+        action["domain"] = [("meter_id", "in", self._replacement_chain().ids)]
         action["context"] = {"search_default_group_day": 1}
         return action
 

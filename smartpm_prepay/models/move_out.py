@@ -5,7 +5,7 @@ from markupsafe import Markup
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..services import engine, settlement
+from ..services import engine, job_queue, settlement
 from .credit_settlement import SETTLEMENT_KINDS
 
 _logger = logging.getLogger(__name__)
@@ -214,8 +214,6 @@ class SmartpmMoveOut(models.Model):
         self.write(
             {"disconnect_job_id": jobs[0].id, "read_job_id": jobs[1].id, "read_attempt": attempt}
         )
-        from ..services import job_queue
-
         job_queue.notify(self.env)
 
     def _on_job_done(self, job, result):
@@ -238,6 +236,8 @@ class SmartpmMoveOut(models.Model):
             move_out.read_job_id | move_out.disconnect_job_id
         ):
             return
+        # the other reading job waits no more: a retry queues both again
+        move_out._cancel_pending(move_out.read_job_id | move_out.disconnect_job_id)
         move_out._block(
             "reading",
             _(
@@ -248,6 +248,11 @@ class SmartpmMoveOut(models.Model):
                 error=job.error or "",
             ),
         )
+
+    def _cancel_pending(self, jobs):
+        pending = jobs.filtered(lambda j: j.state == "pending")
+        if pending:
+            job_queue.cancel(self.env, pending.ids)
 
     def _record_final(self, credit, energy, source, reason=None):
         vals = {
@@ -409,9 +414,7 @@ class SmartpmMoveOut(models.Model):
             )
         if credit < 0 or not (reason or "").strip():
             raise UserError(_("A reading by hand needs a credit of 0 or more and a reason."))
-        (move_out.read_job_id | move_out.disconnect_job_id).filtered(
-            lambda j: j.state == "pending"
-        ).action_cancel()
+        move_out._cancel_pending(move_out.read_job_id | move_out.disconnect_job_id)
         move_out.message_post(
             body=_(
                 "Reading recorded by hand by %(user)s: credit %(credit)s kWh, energy register "
