@@ -388,6 +388,29 @@ class SmartpmMoveOut(models.Model):
                 move_out.clear_job_id.action_retry()
         return True
 
+    def action_forfeit_instead(self):
+        """Blocked at the settlement (e.g. credit no sale covers cannot be transferred): the
+        owner's policy keeps it."""
+        settlement.check_manager(self.env)
+        for move_out in self:
+            move_out = move_out._lock()
+            if move_out.state != "blocked" or move_out.blocked_step != "settling":
+                raise UserError(_("%s does not wait for a settlement choice.", move_out.name))
+            move_out.message_post(
+                body=_("Settlement changed to forfeit by %s.", self.env.user.name)
+            )
+            move_out.write(
+                {
+                    "settlement_kind": "forfeit",
+                    "transfer_meter_id": False,
+                    "state": "settling",
+                    "blocked_reason": False,
+                }
+            )
+            move_out.activity_ids.action_feedback(feedback=_("Forfeited instead."))
+            move_out._settle()
+        return True
+
     def action_record_reading(self):
         """Blocked at the reading: the Manager records the reading by hand."""
         settlement.check_manager(self.env)

@@ -555,3 +555,27 @@ class TestMeterReplacement(MoveOutCase):
         with self.assertRaisesRegex(UserError, "PRE-NEW has a tenant"):
             self._replace()
         self.assertEqual(self.meter.state, "active")
+
+
+@tagged("post_install", "-at_install")
+class TestMoveOutSettlementBlocks(MoveOutCase):
+    def test_credit_no_sale_covers_cannot_be_transferred_and_blocks_until_forfeited(self):
+        other = self._meter("PRE-3", self.tenant, self.tariff)
+        self._set_credit(self.meter, 12.0)  # credit the meter had before any sale on record
+        move_out = self._move_out("transfer", transfer_meter_id=other)
+        self._run_jobs()
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "settling"))
+        self.assertIn("no sale on record covers", move_out.blocked_reason)
+        self.assertFalse(move_out.settlement_id)
+        self.assertFalse(
+            self.env["smartpm.credit.purchase"].search([("meter_id", "=", other.id)]),
+            "no transfer token was minted",
+        )
+        self.assertFalse(move_out.clear_job_id)
+        move_out.with_user(self.manager).action_forfeit_instead()
+        self.assertEqual(move_out.settlement_id.kind, "forfeit")
+        self.assertAlmostEqual(move_out.settlement_id.kwh_uncovered, 12.0)
+        self.assertFalse(move_out.settlement_id.move_id)  # no value, no entry
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done")
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
