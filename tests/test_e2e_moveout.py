@@ -54,13 +54,14 @@ def setup_tenant(env, label, serials, fleet):
             }
         )
     pid = os.getpid()
+    slug = label.lower().replace(" ", "_")
     next_tenant = env["res.partner"].create(
         {"name": f"{label} next tenant", "is_tenant": True, "email": f"next-{pid}@e2e.test"}
     )
     portal = env["res.users"].create(
         {
             "name": next_tenant.name,
-            "login": f"e2e_mo_next_{label.replace(' ', '_')}_{pid}",
+            "login": f"e2e_mo_next_{slug}_{pid}",
             "password": PORTAL_PASSWORD,
             "partner_id": next_tenant.id,
             "groups_id": [(6, 0, [env.ref("base.group_portal").id])],
@@ -69,7 +70,7 @@ def setup_tenant(env, label, serials, fleet):
     manager = env["res.users"].create(
         {
             "name": f"{label} owner",
-            "login": f"e2e_mo_owner_{label.replace(' ', '_')}_{pid}",
+            "login": f"e2e_mo_owner_{slug}_{pid}",
             "groups_id": [
                 (
                     6,
@@ -82,7 +83,7 @@ def setup_tenant(env, label, serials, fleet):
             ],
         }
     )
-    user, key = user_with_key(env, f"{label} bridge", f"e2e_mo_bridge_{label[-1]}_{pid}")
+    user, key = user_with_key(env, f"{label} bridge", f"e2e_mo_bridge_{slug}_{pid}")
     return {
         "tariff": tariff,
         "dear": dear,

@@ -72,7 +72,7 @@ def _prepare(registry, fleet, label, old_serial, new_serial, old_port=None):
         portal = env["res.users"].create(
             {
                 "name": rec["tenant"].name,
-                "login": f"e2e_rp_tenant_{label[-4:]}_{os.getpid()}",
+                "login": f"e2e_rp_tenant_{label.lower().replace(' ', '_')}_{os.getpid()}",
                 "password": PORTAL_PASSWORD,
                 "partner_id": rec["tenant"].id,
                 "groups_id": [(6, 0, [env.ref("base.group_portal").id])],

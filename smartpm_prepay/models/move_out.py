@@ -349,6 +349,12 @@ class SmartpmMoveOut(models.Model):
             new = engine.as_engine(self.transfer_meter_id)
             meter.write({"tenant_id": False, "replaced_by_id": new.id})
             meter.action_decommission()
+            # a decommissioned meter runs no job: what still waits for it is cancelled
+            self._cancel_pending(
+                self.env["smartpm.meter.job"].search(
+                    [("meter_id", "=", meter.id), ("state", "=", "pending")]
+                )
+            )
             new.write(
                 {
                     "tenant_id": self.tenant_id.id,

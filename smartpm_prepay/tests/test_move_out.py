@@ -526,6 +526,11 @@ class TestMeterReplacement(MoveOutCase):
             self.meter.with_context(active_test=False).action_read_now()
         with self.assertRaises(vending.VendingError):
             vending.vend(self.env, self.meter, 5.0, "backoffice", "MO-R-X")
+        self.assertFalse(
+            self.env["smartpm.meter.job"].search(
+                [("meter_id", "=", self.meter.id), ("state", "in", ("pending", "claimed"))]
+            )
+        )
         decommissioned = self.env["smartpm.meter"].search(
             [("state", "=", "decommissioned"), ("active", "in", (True, False))]
         )
