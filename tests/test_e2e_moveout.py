@@ -152,6 +152,7 @@ def cleanup(registry, ids):
             "UPDATE smartpm_meter SET replaces_id = NULL, replaced_by_id = NULL WHERE id = ANY(%s)",
             (meters,),
         )
+        cr.execute("DELETE FROM smartpm_credit_recognition WHERE meter_id = ANY(%s)", (meters,))
         cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = ANY(%s)", (meters,))
         for n, meter in enumerate(meters):
             delete_committed(

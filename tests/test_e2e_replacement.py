@@ -261,5 +261,5 @@ def test_silent_meter_moves_its_last_known_credit_recorded_by_hand(odoo_db, sim_
     assert outcome["token"] == ("transfer", "delivered", pytest.approx(18.5))
     assert outcome["old_state"] == "decommissioned"
     assert outcome["new_tenant"] == ids["partners"][0]
-    # 18.5 of 20 kWh at 0.50 went with the credit; 1.5 kWh consumed, not yet recognised
-    assert outcome["report"] == pytest.approx((20.0, 10.0, 10.0))
+    # 18.5 of 20 kWh at 0.50 went with the credit; the 1.5 kWh consumed are recognised
+    assert outcome["report"] == pytest.approx((18.5, 9.25, 9.25))

@@ -73,6 +73,14 @@ class SmartpmCreditSettlement(models.Model):
     move_id = fields.Many2one(
         "account.move", string="Forfeit entry", readonly=True, check_company=True
     )
+    recognition_move_id = fields.Many2one(
+        "account.move",
+        string="Consumption recognised",
+        readonly=True,
+        check_company=True,
+        help="The tenant's credit consumed before the final reading and not recognised yet, "
+        "recognised at the settlement.",
+    )
     transfer_purchase_id = fields.Many2one(
         "smartpm.credit.purchase", string="Transfer token", readonly=True
     )

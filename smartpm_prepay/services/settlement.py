@@ -33,7 +33,7 @@ from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_is_zero, float_round
 
-from . import engine, prepayment, vending
+from . import engine, local_time, prepayment, vending
 from .obis import ENERGY_IMPORT, OBIS_CREDIT
 
 KWH_DIGITS = prepayment.KWH_DIGITS
@@ -209,6 +209,7 @@ def settle(move_out):
     }
     settlement = engine.create(env["smartpm.credit.settlement"], [vals])
     settlement = engine.as_engine(settlement)
+    recognise_consumed(settlement)
     if move_out.settlement_kind == "refund":
         _refund(settlement, move_out.refund_journal_id)
     elif move_out.settlement_kind == "forfeit":
@@ -217,6 +218,53 @@ def settle(move_out):
         _transfer(settlement, move_out.transfer_meter_id)
     move_out.settlement_id = settlement
     return settlement
+
+
+def recognise_consumed(settlement):
+    """The meter says what is left: every other kWh the tenant bought for it was consumed.
+    What the daily recognition has not taken yet (consumption of the last days, or of the
+    move-out's own day, which the next tenant holds at its end) is recognised now, at its
+    FIFO value, as the recognition job would: so the old tenant's liability ends with the
+    settlement, and later runs find it recognised (the rows count as done)."""
+    env = settlement.env
+    company = settlement.company_id
+    env["smartpm.credit.purchase"].flush_model()
+    purchases = (
+        env["smartpm.credit.purchase"]
+        .sudo()
+        .search(
+            [
+                ("meter_id", "=", settlement.meter_id.id),
+                ("tenant_id", "=", settlement.tenant_id.id),
+                ("state", "=", "delivered"),
+            ],
+            order="date_delivered, id",
+        )
+    )
+    rows = []
+    for purchase in purchases:
+        left = float_round(purchase.kwh_remaining, KWH_DIGITS)
+        if left <= 0:
+            continue
+        before = purchase.kwh_recognised
+        rows.append(
+            {
+                "purchase_id": purchase.id,
+                "kwh": left,
+                "amount": prepayment.value_of(purchase, before, before + left),
+                "meter_id": settlement.meter_id.id,
+                "tenant_id": settlement.tenant_id.id,
+            }
+        )
+    if not rows:
+        return
+    day = local_time.local_today(company)
+    move = prepayment._post_move(company, day, rows)
+    engine.create(
+        env["smartpm.credit.recognition"],
+        [dict(row, company_id=company.id, day=day, move_id=move.id or False) for row in rows],
+    )
+    settlement.recognition_move_id = move
 
 
 def _refund(settlement, journal):

@@ -160,11 +160,14 @@ class TestMoveOutSettlement(MoveOutCase):
         self.assertEqual(move_out.next_assignment_id.tenant_id, self.next_tenant)
         self.assertEqual(self.meter.state, "active")  # sellable: its next credit reconnects
         self.assertEqual(vending.month_kwh(self.env, self.meter), 0.0)
-        # books: the tenant's liability is the 60 kWh not yet recognised (of the first sale)
+        # books: the 60 kWh consumed before the move (not recognised yet) are recognised at
+        # the settlement, at the first sale's price: nothing is left owed to the tenant
+        self.assertAlmostEqual(settlement.recognition_move_id.amount_total, 15.0)
+        self.assertAlmostEqual(self._balance(self.energy), -15.0)
         row = self._tenant_row(self.tenant)
-        self.assertAlmostEqual(row.remaining_kwh, 60.0)
-        self.assertAlmostEqual(row.remaining_value, 15.0)
-        self.assertAlmostEqual(-self._balance(self.liability, self.tenant), 15.0)
+        self.assertAlmostEqual(row.remaining_kwh, 0.0)
+        self.assertAlmostEqual(row.remaining_value, 0.0)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0)
         self._assert_report_agrees()
 
     def test_recognition_after_a_move_out_counts_the_consumption_not_the_clear(self):
@@ -192,7 +195,8 @@ class TestMoveOutSettlement(MoveOutCase):
         self.assertEqual(forfeit.account_type, "income_other")
         self.assertEqual(settlement.move_id.state, "posted")
         self.assertAlmostEqual(self._balance(forfeit), -35.0)
-        self.assertAlmostEqual(-self._balance(self.liability, self.tenant), 15.0)
+        self.assertAlmostEqual(self._balance(self.energy), -15.0)  # consumed before
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0)
         self.assertFalse(settlement.credit_note_id)
         self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
         self.assertFalse(self.meter.tenant_id)
@@ -202,7 +206,7 @@ class TestMoveOutSettlement(MoveOutCase):
         self._two_purchases()
         self._set_credit(self.meter, 120.0)
         other = self._meter("PRE-3", self.tenant, self.tariff)
-        moves_before = self.env["account.move"].search_count([])
+        last_move = self.env["account.move"].search([], order="id desc", limit=1).id
         month_before = vending.month_kwh(self.env, other)
         move_out = self._move_out("transfer", transfer_meter_id=other)
         self._run_jobs()
@@ -216,10 +220,15 @@ class TestMoveOutSettlement(MoveOutCase):
         self.assertFalse(purchase.invoice_id)
         self.assertAlmostEqual(other.credit_kwh, 120.0)
         self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
-        self.assertEqual(self.env["account.move"].search_count([]), moves_before)
-        # liability unchanged, no tier moved: it is not a purchase
-        self.assertAlmostEqual(-self._balance(self.liability, self.tenant), 50.0)
-        self.assertAlmostEqual(self._tenant_row(self.tenant).remaining_value, 50.0)
+        # no invoice, no payment: the one new entry recognises the consumption before
+        new_moves = self.env["account.move"].search([("id", ">", last_move)])
+        self.assertEqual(new_moves, move_out.settlement_id.recognition_move_id)
+        self.assertEqual(new_moves.journal_id, self.company.smartpm_recognition_journal_id)
+        # the transferred 35.00 still owed, no tier moved: it is not a purchase (the 15.00
+        # of the 60 kWh consumed before the move are recognised at the settlement)
+        self.assertAlmostEqual(-self._balance(self.liability, self.tenant), 35.0)
+        self.assertAlmostEqual(self._balance(self.energy), -15.0)
+        self.assertAlmostEqual(self._tenant_row(self.tenant).remaining_value, 35.0)
         self.assertEqual(vending.month_kwh(self.env, other), month_before)
         self._assert_report_agrees()
         # consumed on the new meter, the transferred credit is recognised at its value
@@ -244,7 +253,9 @@ class TestMoveOutSettlement(MoveOutCase):
         self.assertAlmostEqual(settlement.amount_total, settlement.credit_note_id.amount_total)
         self.assertAlmostEqual(settlement.amount, settlement.credit_note_id.amount_untaxed)
         self.assertAlmostEqual(settlement.amount_total, 9.58, 2)
-        self.assertAlmostEqual(purchase.kwh_remaining, 80.0 - 33.333, 3)
+        self.assertAlmostEqual(purchase.kwh_settled, 33.333, 3)
+        self.assertAlmostEqual(purchase.kwh_recognised, 80.0 - 33.333, 3)
+        self.assertAlmostEqual(purchase.kwh_remaining, 0.0, 3)
         self._assert_report_agrees()
 
     def test_meter_at_zero_credit_settles_nothing_and_needs_no_clear(self):
@@ -519,7 +530,7 @@ class TestMeterReplacement(MoveOutCase):
         )
         self.assertEqual(history.meter_id, self.meter | self.new)
         self.assertEqual(set(history.mapped("tenant_id")), {self.tenant})
-        self.assertAlmostEqual(-self._balance(self.liability, self.tenant), 50.0)
+        self.assertAlmostEqual(-self._balance(self.liability, self.tenant), 35.0)
         self._assert_report_agrees()
         # the decommissioned meter takes no command, sells nothing
         with self.assertRaises(UserError):
