@@ -188,12 +188,13 @@ class SmartpmMoveOut(models.Model):
         move_out.state = "reading"
 
     def _queue_reading(self):
+        """Open the relay first; the read follows once the meter said it is open (the
+        tenant consumes nothing between the reading and the clear)."""
         meter = self.meter_id.sudo()
         meter._check_can_command()
         attempt = self.read_attempt + 1  # a fresh job per retry
-        Job = self.env["smartpm.meter.job"]
-        jobs = engine.create(
-            Job,
+        job = engine.create(
+            self.env["smartpm.meter.job"],
             [
                 {
                     "meter_id": meter.id,
@@ -201,25 +202,35 @@ class SmartpmMoveOut(models.Model):
                     "payload": {},
                     "priority": settlement.DISCONNECT_PRIORITY,
                     "idempotency_key": f"move-out-{self.id}-disconnect-{attempt}",
-                },
+                }
+            ],
+        )
+        self.write({"disconnect_job_id": job.id, "read_job_id": False, "read_attempt": attempt})
+        job_queue.notify(self.env)
+
+    def _queue_read(self):
+        job = engine.create(
+            self.env["smartpm.meter.job"],
+            [
                 {
-                    "meter_id": meter.id,
+                    "meter_id": self.meter_id.id,
                     "job_type": "read",
                     "payload": {"objects": settlement.READ_OBJECTS},
                     "priority": settlement.READ_PRIORITY,
-                    "idempotency_key": f"move-out-{self.id}-read-{attempt}",
-                },
+                    "idempotency_key": f"move-out-{self.id}-read-{self.read_attempt}",
+                }
             ],
         )
-        self.write(
-            {"disconnect_job_id": jobs[0].id, "read_job_id": jobs[1].id, "read_attempt": attempt}
-        )
+        self.read_job_id = job
         job_queue.notify(self.env)
 
     def _on_job_done(self, job, result):
         """A job of this move-out finished (called from the job's _on_done)."""
         move_out = self._lock()
-        if job == move_out.read_job_id and move_out.state in ("reading", "blocked"):
+        if job == move_out.disconnect_job_id and move_out.state == "reading":
+            if not move_out.read_job_id:
+                move_out._queue_read()
+        elif job == move_out.read_job_id and move_out.state in ("reading", "blocked"):
             if move_out.state == "blocked" and move_out.blocked_step != "reading":
                 return
             credit, energy = settlement.final_values(result)

@@ -359,8 +359,11 @@ class TestMoveOutBlocks(MoveOutCase):
         move_out._start()  # a double click
         self.assertEqual(move_out.read_attempt, 1)
         jobs = self.env["smartpm.meter.job"].search([("meter_id", "=", self.meter.id)])
-        self.assertEqual(sorted(jobs.mapped("job_type")).count("read"), 1)
+        self.assertEqual(jobs.mapped("job_type").count("disconnect"), 1)
+        self.assertFalse(move_out.read_job_id, "the read waits for the relay to be open")
         self._run_jobs()
+        # the disconnect's result reported again: one read
+        move_out._on_job_done(move_out.disconnect_job_id, {"relay": "disconnected"})
         # the read's result and the clear's reported again, the retry clicked again
         result = self._answer(move_out.read_job_id, 50.0, 1.0)
         move_out._on_job_done(move_out.read_job_id, result)
@@ -381,6 +384,10 @@ class TestMoveOutBlocks(MoveOutCase):
             [("meter_id", "=", self.meter.id), ("job_type", "=", "clear_credit")]
         )
         self.assertEqual(len(clears), 1)
+        reads = self.env["smartpm.meter.job"].search(
+            [("meter_id", "=", self.meter.id), ("job_type", "=", "read")]
+        )
+        self.assertEqual(len(reads), 1)
         self.assertEqual(move_out.state, "done")
         self.assertEqual(
             self.env["smartpm.meter.assignment"].search_count(
