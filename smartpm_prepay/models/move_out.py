@@ -416,14 +416,10 @@ class SmartpmMoveOut(models.Model):
             move_out.message_post(
                 body=_("Settlement changed to forfeit by %s.", self.env.user.name)
             )
-            move_out.write(
-                {
-                    "settlement_kind": "forfeit",
-                    "transfer_meter_id": False,
-                    "state": "settling",
-                    "blocked_reason": False,
-                }
-            )
+            vals = {"settlement_kind": "forfeit", "state": "settling", "blocked_reason": False}
+            if move_out.purpose == "move_out":  # a replacement still hands over to its meter
+                vals["transfer_meter_id"] = False
+            move_out.write(vals)
             move_out.activity_ids.action_feedback(feedback=_("Forfeited instead."))
             move_out._settle()
         return True

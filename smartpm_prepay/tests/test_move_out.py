@@ -602,3 +602,29 @@ class TestMoveOutSettlementBlocks(MoveOutCase):
         self._run_jobs()
         self.assertEqual(move_out.state, "done")
         self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
+
+    def test_replacement_of_credit_no_sale_covers_is_forfeited_and_still_hands_over(self):
+        new = self.env["smartpm.meter"].create(
+            {
+                "serial_number": "PRE-NEW-U",
+                "host": "127.0.0.1",
+                "port": 4102,
+                "company_id": self.company.id,
+                "tariff_id": self.tariff.id,
+            }
+        )
+        self._set_credit(self.meter, 7.0)
+        wizard = self.env(user=self.manager)["smartpm.meter.replacement.wizard"].create(
+            {"old_meter_id": self.meter.id, "new_meter_id": new.id}
+        )
+        replacement = self.env["smartpm.move.out"].browse(wizard.action_confirm()["res_id"])
+        self._run_jobs()
+        self.assertEqual((replacement.state, replacement.blocked_step), ("blocked", "settling"))
+        replacement.with_user(self.manager).action_forfeit_instead()
+        self._run_jobs()
+        self.assertEqual(replacement.state, "done")
+        self.assertEqual(replacement.settlement_id.kind, "forfeit")
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
+        self.assertEqual(self.meter.state, "decommissioned")
+        self.assertEqual((new.tenant_id, new.replaces_id), (self.tenant, self.meter))
+        self.assertFalse(self.env["smartpm.credit.purchase"].search([("meter_id", "=", new.id)]))
