@@ -70,8 +70,10 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
     def _get_consumption_rows(self, meter, date_from):
         """The meter's daily consumption rows from ``date_from`` (a local day) while it was
         the logged-in tenant's (another tenant's use of the meter is not theirs to see)."""
+        # a meter that replaced another continues its statistics (models/move_out.py)
+        meters = meter._replacement_chain().ids
         return request.env["smartpm.consumption.daily"].search(
-            [("meter_id", "=", meter.id), ("day", ">=", date_from), *self._get_tenant_domain()]
+            [("meter_id", "in", meters), ("day", ">=", date_from), *self._get_tenant_domain()]
         )
 
     def _local_today(self, meter):
@@ -196,7 +198,8 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         return request.env.user.tz or local_time.company_tz(meter.sudo().company_id).zone
 
     def _get_purchases_domain(self, meter):
-        return [("meter_id", "=", meter.id), *self._get_tenant_domain()]
+        meters = meter._replacement_chain().ids  # the replaced meter's purchases too
+        return [("meter_id", "in", meters), *self._get_tenant_domain()]
 
     def _get_price_values(self, meter_sudo, tariff):
         """The tariff as it charges the tenant: its bands in words and where this month's

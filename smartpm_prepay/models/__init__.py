@@ -19,6 +19,9 @@ from . import credit_purchase
 from . import tenant_debt
 from . import debt_recovery
 from . import credit_recognition
+from . import credit_settlement
+from . import credit_settlement_line
+from . import move_out
 from . import credit_balance_report
 from . import account_chart_template
 from . import pos_config

@@ -5,10 +5,10 @@ class SmartpmCreditBalanceReport(models.Model):
     """Remaining credit per tenant against the prepayment liability's balance.
 
     Remaining credit: the tenant's purchases not reversed, less what the recognition job
-    recognised of them (kWh and untaxed value). Liability: the posted balance of the
-    company's customer prepayments account for that partner. POS sales are booked at the
-    session's closing without a partner: they show on the row without tenant until the
-    recognition releases them per tenant, and the total agrees."""
+    recognised of them and what a move-out settled (kWh and untaxed value). Liability: the
+    posted balance of the company's customer prepayments account for that partner. POS sales
+    are booked at the session's closing without a partner: they show on the row without
+    tenant until the recognition releases them per tenant, and the total agrees."""
 
     _name = "smartpm.credit.balance.report"
     _description = "Prepaid credit against the prepayment liability"
@@ -46,8 +46,11 @@ class SmartpmCreditBalanceReport(models.Model):
             CREATE VIEW {self._table} AS (
             WITH recognised AS (
                 SELECT purchase_id, SUM(kwh) AS kwh, SUM(amount) AS amount
-                  FROM smartpm_credit_recognition
-                 WHERE purchase_id IS NOT NULL
+                  FROM (SELECT purchase_id, kwh, amount FROM smartpm_credit_recognition
+                         WHERE purchase_id IS NOT NULL
+                        UNION ALL  -- settled at a move-out (services/settlement)
+                        SELECT purchase_id, kwh, amount FROM smartpm_credit_settlement_line
+                       ) used
                  GROUP BY purchase_id
             ), credit AS (
                 SELECT p.company_id, p.tenant_id,

@@ -193,6 +193,11 @@ class SmartpmCreditPurchase(models.Model):
     kwh_remaining = fields.Float(
         string="Credit left (kWh)", digits=(16, 3), compute="_compute_recognised", store=True
     )
+    # move-out and replacement (services/settlement): the last kWh, settled
+    settlement_line_ids = fields.One2many("smartpm.credit.settlement.line", "purchase_id")
+    kwh_settled = fields.Float(
+        string="Settled (kWh)", digits=(16, 3), compute="_compute_recognised", store=True
+    )
 
     _sql_constraints = [
         (
@@ -220,13 +225,15 @@ class SmartpmCreditPurchase(models.Model):
         ),
     ]
 
-    @api.depends("kwh", "recognition_ids.kwh", "recognition_ids.amount")
+    @api.depends("kwh", "recognition_ids.kwh", "recognition_ids.amount", "settlement_line_ids.kwh")
     def _compute_recognised(self):
         for purchase in self:
             kwh = sum(purchase.recognition_ids.mapped("kwh"))
+            settled = sum(purchase.settlement_line_ids.mapped("kwh"))
             purchase.kwh_recognised = kwh
+            purchase.kwh_settled = settled
             purchase.value_recognised = sum(purchase.recognition_ids.mapped("amount"))
-            purchase.kwh_remaining = purchase.kwh - kwh
+            purchase.kwh_remaining = purchase.kwh - kwh - settled
 
     @api.depends("channel", "invoice_id", "pos_order_line_id")
     def _compute_payment_document(self):

@@ -251,6 +251,22 @@ class SmartpmMeter(models.Model):
         readonly=True, copy=False, help="Scheduled pings missed in a row."
     )
     consumption_ids = fields.One2many("smartpm.consumption.daily", "meter_id")
+    # move-out and replacement (issue 16 §3-4, models/move_out.py)
+    move_out_ids = fields.One2many("smartpm.move.out", "meter_id", string="Move-outs")
+    replaces_id = fields.Many2one(
+        "smartpm.meter",
+        string="Replaces",
+        readonly=True,
+        index="btree_not_null",
+        help="The meter this one replaced: its tenant and credit came from it.",
+    )
+    replaced_by_id = fields.Many2one(
+        "smartpm.meter",
+        string="Replaced by",
+        readonly=True,
+        index="btree_not_null",
+        help="The meter that took this one's tenant and credit (this one is decommissioned).",
+    )
 
     _sql_constraints = [
         # concurrent creations; create() and write() name the holder before this fires
@@ -479,7 +495,9 @@ class SmartpmMeter(models.Model):
 
     def write(self, vals):
         # the next sale's transfer number follows the last one: only the vending engine moves it
-        engine.check_fields(self, vals, {"last_transfer_number"}, _("Meter"))
+        engine.check_fields(
+            self, vals, {"last_transfer_number", "replaces_id", "replaced_by_id"}, _("Meter")
+        )
         if vals.get("tenant_id") and "load_limit_w" not in vals:
             # a meter moving to a tenant with a load limit takes the tenant's limit
             limit = self.env["res.partner"].sudo().browse(vals["tenant_id"]).load_limit_w
@@ -663,6 +681,52 @@ class SmartpmMeter(models.Model):
         """End of life: the tenant is released and the meter archived; history stays."""
         self.write({"tenant_id": False, "state": "decommissioned", "active": False})
 
+    def _replacement_chain(self):
+        """This meter and the meters it replaced or that replaced it, oldest first."""
+        self.ensure_one()
+        meter = self.with_context(active_test=False).sudo()
+        while meter.replaces_id and meter.replaces_id not in meter:
+            meter = meter.replaces_id
+        chain = meter
+        while meter.replaced_by_id and meter.replaced_by_id not in chain:
+            meter = meter.replaced_by_id
+            chain |= meter
+        return self.browse(chain.ids)
+
+    def action_move_out(self):
+        """Wizard: the tenant moves out (settle, clear, next tenant)."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Move the tenant out"),
+            "res_model": "smartpm.move.out.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_meter_id": self.id},
+        }
+
+    def action_replace(self):
+        """Wizard: a broken meter replaced by a new one (credit and tenant move)."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Replace the meter"),
+            "res_model": "smartpm.meter.replacement.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_old_meter_id": self.id},
+        }
+
+    def action_view_move_outs(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Move-outs"),
+            "res_model": "smartpm.move.out",
+            "view_mode": "list,form",
+            "domain": ["|", ("meter_id", "=", self.id), ("transfer_meter_id", "=", self.id)],
+        }
+
     def action_view_assignments(self):
         self.ensure_one()
         return {
@@ -670,7 +734,8 @@ class SmartpmMeter(models.Model):
             "name": _("Tenant history"),
             "res_model": "smartpm.meter.assignment",
             "view_mode": "list,form",
-            "domain": [("meter_id", "=", self.id)],
+            # a replaced meter's history goes on on the meter that replaced it
+            "domain": [("meter_id", "in", self._replacement_chain().ids)],
             "context": {"active_test": False},
         }
 
@@ -1270,7 +1335,8 @@ class SmartpmMeter(models.Model):
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "smartpm_prepay.action_consumption_daily"
         )
-        action["domain"] = [("meter_id", "=", self.id)]
+        # a replaced meter's consumption goes on on the meter that replaced it
+        action["domain"] = [("meter_id", "in", self._replacement_chain().ids)]
         action["context"] = {"search_default_group_day": 1}
         return action
 

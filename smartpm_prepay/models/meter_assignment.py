@@ -1,4 +1,5 @@
-from odoo import api, fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
 from ..services import tenant_periods
 
@@ -71,6 +72,15 @@ class SmartpmMeterAssignment(models.Model):
         times = [t for t in times if t]
         if meters and times:
             tenant_periods.refresh_meters(self.env, meters.ids, min(times))
+
+    def action_move_out(self):
+        """Button on an open assignment (tenant form, tenant history): the move-out wizard."""
+        self.ensure_one()
+        if not self.is_open:
+            raise UserError(
+                _("The assignment %s has ended already: nothing to move out.", self.display_name)
+            )
+        return self.meter_id.action_move_out()
 
     @api.depends("date_end")
     def _compute_is_open(self):

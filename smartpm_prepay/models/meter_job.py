@@ -305,6 +305,8 @@ class SmartpmMeterJob(models.Model):
                 task._check_finished()
             elif result.get("profiles"):
                 job._store_profiles(result["profiles"])
+        for job in self._move_out_jobs():
+            job._move_outs()._on_job_done(job, result)
 
     def _on_final_failure(self):
         """No attempt is left: posted on the meter, the sale or the reading task told."""
@@ -332,6 +334,19 @@ class SmartpmMeterJob(models.Model):
             task._add_job_failure(job)
             task._check_finished()
         pings.meter_id._register_missed_ping()
+        for job in self._move_out_jobs():
+            job._move_outs()._on_job_failed(job)
+
+    def _move_out_jobs(self):
+        """Jobs of a move-out's reading (keys ``move-out-<id>-...``, models/move_out.py)."""
+        return self.filtered(lambda j: (j.idempotency_key or "").startswith("move-out-"))
+
+    def _move_outs(self):
+        return (
+            self.env["smartpm.move.out"]
+            .sudo()
+            .search(["|", ("read_job_id", "=", self.id), ("disconnect_job_id", "=", self.id)])
+        )
 
     def _checked_purchases(self):
         return self.env["smartpm.credit.purchase"].sudo().search([("check_job_id", "in", self.ids)])

@@ -4,7 +4,7 @@ import math
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..services import friendly, prepayment
+from ..services import friendly, prepayment, settlement
 
 _logger = logging.getLogger(__name__)
 
@@ -113,6 +113,13 @@ class ResCompany(models.Model):
         check_company=True,
         help="Account of debts of kind Damage charge (empty: the tenant debt account).",
     )
+    smartpm_forfeit_account_id = fields.Many2one(
+        "account.account",
+        string="Forfeited credit account",
+        check_company=True,
+        help="Income of the credit a tenant forfeits at a move-out (the owner's policy); "
+        "created at the first forfeit.",
+    )
     smartpm_recognition_journal_id = fields.Many2one(
         "account.journal",
         string="Revenue recognition journal",
@@ -197,6 +204,11 @@ class ResCompany(models.Model):
     def _smartpm_ensure_prepayment_accounts(self):
         """Install and update: every company with a chart gets its prepayment accounts."""
         prepayment.ensure_all_accounts(self.env)
+
+    @api.model
+    def _smartpm_ensure_forfeit_accounts(self):
+        """Install and update: the forfeited credit account of each company (settlement)."""
+        settlement.ensure_all_forfeit_accounts(self.env)
 
     @api.model
     def _cron_smartpm_recognise_credit(self):

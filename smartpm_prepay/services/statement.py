@@ -33,12 +33,13 @@ from . import local_time, prepayment
 
 KWH_DIGITS = prepayment.KWH_DIGITS
 # lines of the same instant: purchases before reversals before the day's consumption
-KIND_ORDER = {"purchase": 0, "reversal": 1, "consumption": 9}
+KIND_ORDER = {"purchase": 0, "reversal": 1, "consumption": 9, "settlement": 10}
 # the summary's name of a kind of line (a provider's new kind may add its own)
 KIND_LABELS = {
     "purchase": "Purchases",
     "reversal": "Reversals and refunds",
     "consumption": "Consumption",
+    "settlement": "Settled at move-out",
 }
 
 
@@ -199,7 +200,49 @@ def consumption_lines(scope):
             )
 
 
-LINE_PROVIDERS = [purchase_lines, reversal_lines, consumption_lines]
+def settlement_lines(scope):
+    """Credit settled when the tenant left a meter (move-out or replacement,
+    services/settlement.py): refunded, forfeited or moved to another meter (whose
+    ``transfer`` purchase is a purchase line there). Only the credit sales covered: energy
+    no sale covered is no credit here (as consumption's uncovered kWh)."""
+    env = scope.env
+    meters = scope.purchases().meter_id
+    if not meters:
+        return
+    # the tenant's own settlements on meters whose sales the user may read
+    settlements = (
+        env["smartpm.credit.settlement"]
+        .sudo()
+        .search(
+            [
+                *scope.tenant_domain,
+                ("meter_id", "in", meters.ids),
+                ("date", "<", scope.end_utc),
+            ],
+            order="date, id",
+        )
+    )
+    kinds = dict(settlements._fields["kind"].selection)
+    for settlement in settlements:
+        documents = settlement.credit_note_id | settlement.move_id
+        if settlement.transfer_purchase_id:
+            document = settlement.transfer_purchase_id.name
+        else:
+            document = ", ".join(d.name for d in documents if d.name)
+        yield make_line(
+            "settlement",
+            settlement.date,
+            settlement.meter_id.with_env(env),
+            -float_round(settlement.kwh - settlement.kwh_uncovered, KWH_DIGITS),
+            -settlement.amount,
+            env._("Settled at move-out: %s", kinds.get(settlement.kind, settlement.kind)),
+            document=document,
+            amount=-settlement.amount_total if settlement.kind == "refund" else 0.0,
+            settlement_id=settlement.id,
+        )
+
+
+LINE_PROVIDERS = [purchase_lines, reversal_lines, consumption_lines, settlement_lines]
 
 
 # ------------------------------------------------------------------ helpers

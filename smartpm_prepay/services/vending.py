@@ -28,8 +28,13 @@ CHANNELS = [
     ("bank_xmlrpc", "Bank (XML-RPC)"),
     ("backoffice", "Back office"),
     ("fbe", "Free basic electricity"),  # granted by services/fbe.py only, never sold
+    # credit moved from another meter at a move-out or replacement: no money (settlement.py)
+    ("transfer", "Transfer"),
 ]
 FBE_CHANNEL = "fbe"
+TRANSFER_CHANNEL = "transfer"
+# free kWh and credit moved from another meter never count towards the block tiers
+NOT_IN_TIERS = (FBE_CHANNEL, TRANSFER_CHANNEL)
 # Who may sell through each channel when not superuser (the portal sells through its
 # controller, in sudo, after checking the tenant).
 CHANNEL_GROUPS = {
@@ -151,6 +156,21 @@ def check_sellable(meter):
             "meter_not_sellable",
             _("Meter %s has no tenant: credit cannot be sold for it.", meter.serial_number),
         )
+    moving = (
+        meter.env["smartpm.move.out"]
+        .sudo()
+        .search([("meter_id", "=", meter.id), ("state", "not in", ("draft", "done"))], limit=1)
+    )
+    if moving:
+        raise VendingError(
+            "meter_not_sellable",
+            _(
+                "Meter %(meter)s is being moved out (%(ref)s): credit cannot be sold for it "
+                "until its tenant's credit is settled and cleared.",
+                meter=meter.serial_number,
+                ref=moving.name,
+            ),
+        )
     tariff = meter._get_tariff()
     if not tariff:
         raise VendingError(
@@ -212,9 +232,9 @@ def month_kwh(env, meter, when=None, tenant=None):
     env.cr.execute(
         f"""
         SELECT COALESCE(SUM(kwh), 0) FROM smartpm_credit_purchase
-         WHERE {who} AND date >= %s AND state != 'reversed' AND channel != %s
+         WHERE {who} AND date >= %s AND state != 'reversed' AND channel NOT IN %s
         """,
-        (*param, start, FBE_CHANNEL),
+        (*param, start, NOT_IN_TIERS),
     )
     return env.cr.fetchone()[0]
 

@@ -44,3 +44,4 @@ from . import test_statement
 from . import test_statement_portal
 from . import test_emergency
 from . import test_friendly
+from . import test_move_out

@@ -1,0 +1,112 @@
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError
+
+from ..services import engine
+
+SETTLEMENT_KINDS = [
+    ("refund", "Refund to the tenant"),
+    ("transfer", "Transfer to another meter"),
+    ("forfeit", "Forfeit (owner's policy)"),
+]
+
+
+class SmartpmCreditSettlement(models.Model):
+    """The remaining credit of a tenant on a meter, settled at a move-out or a meter
+    replacement (services/settlement.py): what it was worth, per purchase, and the documents
+    that settled it (credit note and payment, forfeit entry, or the transfer's purchase).
+    Statements read these rows."""
+
+    _name = "smartpm.credit.settlement"
+    _description = "Settlement of remaining credit"
+    _order = "date desc, id desc"
+    _check_company_auto = True
+
+    name = fields.Char(related="move_out_id.name", store=True)
+    move_out_id = fields.Many2one(
+        "smartpm.move.out", required=True, readonly=True, index=True, ondelete="restrict"
+    )
+    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
+    tenant_id = fields.Many2one(
+        "res.partner",
+        string="Tenant",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+    )
+    meter_id = fields.Many2one(
+        "smartpm.meter",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+        check_company=True,
+    )
+    date = fields.Datetime(required=True, readonly=True)
+    kind = fields.Selection(SETTLEMENT_KINDS, required=True, readonly=True)
+    kwh = fields.Float(
+        string="Credit settled (kWh)",
+        digits=(16, 3),
+        readonly=True,
+        help="The meter's final credit.",
+    )
+    kwh_uncovered = fields.Float(
+        string="Without a sale (kWh)",
+        digits=(16, 3),
+        readonly=True,
+        help="Credit on the meter that no purchase on record covers: no value.",
+    )
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    amount = fields.Monetary(
+        string="Value (untaxed)",
+        readonly=True,
+        help="The liability the settlement releases (refund, forfeit) or moves (transfer).",
+    )
+    amount_total = fields.Monetary(
+        string="Value (taxes included)", readonly=True, help="What a refund pays back."
+    )
+    line_ids = fields.One2many("smartpm.credit.settlement.line", "settlement_id", readonly=True)
+    credit_note_id = fields.Many2one(
+        "account.move", string="Credit note", readonly=True, check_company=True
+    )
+    payment_id = fields.Many2one("account.payment", string="Refund payment", readonly=True)
+    move_id = fields.Many2one(
+        "account.move", string="Forfeit entry", readonly=True, check_company=True
+    )
+    recognition_move_id = fields.Many2one(
+        "account.move",
+        string="Consumption recognised",
+        readonly=True,
+        check_company=True,
+        help="The tenant's credit consumed before the final reading and not recognised yet, "
+        "recognised at the settlement.",
+    )
+    transfer_purchase_id = fields.Many2one(
+        "smartpm.credit.purchase", string="Transfer token", readonly=True
+    )
+    purchase_ids = fields.Many2many(
+        "smartpm.credit.purchase", compute="_compute_purchase_ids", string="Purchases settled"
+    )
+
+    _sql_constraints = [
+        ("move_out_uniq", "unique(move_out_id)", "A move-out is settled once."),
+    ]
+
+    @api.depends("line_ids.purchase_id")
+    def _compute_purchase_ids(self):
+        for settlement in self:
+            settlement.purchase_ids = settlement.line_ids.purchase_id
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not engine.is_engine(self.env):
+            raise AccessError(_("Credit is settled by a move-out or a meter replacement only."))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        engine.check_fields(self, vals, set(vals), self._description)
+        return super().write(vals)
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_never(self):
+        raise UserError(_("Settlements are never deleted: they are in the books."))

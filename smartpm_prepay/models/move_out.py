@@ -1,0 +1,483 @@
+import logging
+
+from markupsafe import Markup
+
+from odoo import _, api, fields, models
+from odoo.exceptions import AccessError, UserError
+
+from ..services import engine, job_queue, settlement
+from .credit_settlement import SETTLEMENT_KINDS
+
+_logger = logging.getLogger(__name__)
+
+STATES = [
+    ("draft", "Draft"),
+    ("reading", "Reading the meter"),
+    ("settling", "Settling"),
+    ("clearing", "Clearing the meter"),
+    ("done", "Done"),
+    ("blocked", "Blocked"),
+]
+
+
+class SmartpmMoveOut(models.Model):
+    """A tenant leaving a meter (or a meter replaced): read, settle, clear, hand over.
+
+    Every step is the engine's (services/settlement.py, the job hooks): the record is
+    created by the wizards and moved by its buttons and by the meter's answers, never
+    written over RPC."""
+
+    _name = "smartpm.move.out"
+    _description = "Move-out and settlement"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "id desc"
+    _check_company_auto = True
+
+    name = fields.Char(required=True, readonly=True, copy=False, default=lambda s: _("New"))
+    purpose = fields.Selection(
+        [("move_out", "Move-out"), ("replacement", "Meter replacement")],
+        required=True,
+        readonly=True,
+        default="move_out",
+    )
+    meter_id = fields.Many2one(
+        "smartpm.meter",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+        check_company=True,
+    )
+    company_id = fields.Many2one(related="meter_id.company_id", store=True, index=True)
+    assignment_id = fields.Many2one(
+        "smartpm.meter.assignment",
+        string="Assignment ended",
+        readonly=True,
+        ondelete="restrict",
+    )
+    tenant_id = fields.Many2one(
+        "res.partner",
+        string="Tenant",
+        required=True,
+        readonly=True,
+        index=True,
+        ondelete="restrict",
+    )
+    next_tenant_id = fields.Many2one(
+        "res.partner",
+        string="Next tenant",
+        readonly=True,
+        ondelete="restrict",
+        help="Takes the meter at zero credit once the old tenant's credit is cleared.",
+    )
+    settlement_kind = fields.Selection(SETTLEMENT_KINDS, required=True, readonly=True)
+    transfer_meter_id = fields.Many2one(
+        "smartpm.meter",
+        string="Credit goes to meter",
+        readonly=True,
+        ondelete="restrict",
+        check_company=True,
+    )
+    refund_journal_id = fields.Many2one(
+        "account.journal", string="Refund paid from", readonly=True, check_company=True
+    )
+    state = fields.Selection(
+        STATES, default="draft", required=True, readonly=True, index=True, tracking=True
+    )
+    blocked_reason = fields.Text(readonly=True)
+    blocked_step = fields.Selection(
+        [("reading", "Reading"), ("settling", "Settling"), ("clearing", "Clearing")],
+        readonly=True,
+    )
+    disconnect_job_id = fields.Many2one("smartpm.meter.job", readonly=True, index="btree_not_null")
+    read_job_id = fields.Many2one(
+        "smartpm.meter.job", string="Reading job", readonly=True, index="btree_not_null"
+    )
+    read_attempt = fields.Integer(readonly=True, default=0)
+    clear_job_id = fields.Many2one(
+        "smartpm.meter.job", string="Clearing job", readonly=True, index="btree_not_null"
+    )
+    # the final reading
+    final_credit_kwh = fields.Float(string="Final credit (kWh)", digits=(16, 3), readonly=True)
+    final_energy_kwh = fields.Float(
+        string="Final energy register (kWh)", digits=(16, 3), readonly=True
+    )
+    final_reading_time = fields.Datetime(readonly=True)
+    reading_source = fields.Selection(
+        [("meter", "Read from the meter"), ("manual", "Recorded by hand")], readonly=True
+    )
+    override_user_id = fields.Many2one("res.users", string="Recorded by", readonly=True)
+    override_date = fields.Datetime(string="Recorded on", readonly=True)
+    override_reason = fields.Text(readonly=True)
+    settlement_id = fields.Many2one("smartpm.credit.settlement", readonly=True)
+    settlement_amount = fields.Monetary(related="settlement_id.amount_total")
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    next_assignment_id = fields.Many2one("smartpm.meter.assignment", readonly=True)
+    date_done = fields.Datetime(readonly=True)
+
+    def init(self):
+        # one move-out (or replacement) running per meter, whatever the concurrency
+        self.env.cr.execute(
+            """
+            CREATE UNIQUE INDEX IF NOT EXISTS smartpm_move_out_one_running
+            ON smartpm_move_out (meter_id) WHERE state NOT IN ('done')
+            """
+        )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not engine.is_engine(self.env):
+            raise AccessError(_("A move-out is started from its wizard (meter or tenant)."))
+        for vals in vals_list:
+            if vals.get("name", _("New")) == _("New"):
+                vals["name"] = self.env["ir.sequence"].next_by_code("smartpm.move.out") or "/"
+        return super().create(vals_list)
+
+    def write(self, vals):
+        engine.check_fields(self, vals, self._engine_fields(), self._description)
+        return super().write(vals)
+
+    @api.model
+    def _engine_fields(self):
+        return {
+            name
+            for name, field in self._fields.items()
+            if field.store
+            and not field.compute
+            and not field.related
+            and name not in models.MAGIC_COLUMNS
+            and not name.startswith(("message_", "activity_"))
+        }
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_never(self):
+        raise UserError(_("Move-outs are kept: they are the trail of a settlement."))
+
+    # ---------------------------------------------------------------- helpers
+    def _lock(self):
+        """Row lock: a double click, a result reported twice and the cron meet here."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT id FROM smartpm_move_out WHERE id = ANY(%s) FOR NO KEY UPDATE", (self.ids,)
+        )
+        self.invalidate_recordset()
+        return engine.as_engine(self)
+
+    def _owner(self):
+        user = self.create_uid if self.create_uid.has_group(settlement.MANAGER_GROUP) else False
+        return user or self.env.ref("base.user_admin", raise_if_not_found=False) or self.env.user
+
+    def _block(self, step, reason):
+        self.ensure_one()
+        self.write({"state": "blocked", "blocked_step": step, "blocked_reason": reason})
+        self.message_post(body=_("Blocked: %s", reason))
+        self.activity_schedule(
+            "mail.mail_activity_data_todo",
+            user_id=self._owner().id,
+            summary=_("Move-out %s is blocked", self.name),
+            note=reason,
+        )
+
+    # ---------------------------------------------------------------- steps
+    def _start(self):
+        """draft → reading: open the relay and read credit and energy register."""
+        move_out = self._lock()
+        if move_out.state != "draft":
+            return
+        move_out._queue_reading()
+        move_out.state = "reading"
+
+    def _queue_reading(self):
+        """Open the relay first; the read follows once the meter said it is open (the
+        tenant consumes nothing between the reading and the clear)."""
+        meter = self.meter_id.sudo()
+        meter._check_can_command()
+        attempt = self.read_attempt + 1  # a fresh job per retry
+        job = engine.create(
+            self.env["smartpm.meter.job"],
+            [
+                {
+                    "meter_id": meter.id,
+                    "job_type": "disconnect",
+                    "payload": {},
+                    "priority": settlement.DISCONNECT_PRIORITY,
+                    "idempotency_key": f"move-out-{self.id}-disconnect-{attempt}",
+                }
+            ],
+        )
+        self.write({"disconnect_job_id": job.id, "read_job_id": False, "read_attempt": attempt})
+        job_queue.notify(self.env)
+
+    def _queue_read(self):
+        job = engine.create(
+            self.env["smartpm.meter.job"],
+            [
+                {
+                    "meter_id": self.meter_id.id,
+                    "job_type": "read",
+                    "payload": {"objects": settlement.READ_OBJECTS},
+                    "priority": settlement.READ_PRIORITY,
+                    "idempotency_key": f"move-out-{self.id}-read-{self.read_attempt}",
+                }
+            ],
+        )
+        self.read_job_id = job
+        job_queue.notify(self.env)
+
+    def _on_job_done(self, job, result):
+        """A job of this move-out finished (called from the job's _on_done)."""
+        move_out = self._lock()
+        if job == move_out.disconnect_job_id and move_out.state == "reading":
+            if not move_out.read_job_id:
+                move_out._queue_read()
+        elif job == move_out.read_job_id and move_out.state in ("reading", "blocked"):
+            if move_out.state == "blocked" and move_out.blocked_step != "reading":
+                return
+            credit, energy = settlement.final_values(result)
+            if credit is None:
+                move_out._block("reading", _("The meter's answer held no credit."))
+                return
+            readings = self.env["smartpm.reading"].sudo().search([("job_id", "=", job.id)])
+            readings.write({"source": "final"})
+            move_out._record_final(credit, energy, "meter")
+
+    def _on_job_failed(self, job):
+        move_out = self._lock()
+        if move_out.state != "reading" or job not in (
+            move_out.read_job_id | move_out.disconnect_job_id
+        ):
+            return
+        # the other reading job waits no more: a retry queues both again
+        move_out._cancel_pending(move_out.read_job_id | move_out.disconnect_job_id)
+        move_out._block(
+            "reading",
+            _(
+                "Meter %(meter)s did not answer (%(job)s: %(error)s). Retry once it answers, "
+                "or record the reading by hand.",
+                meter=move_out.meter_id.serial_number,
+                job=job.display_name,
+                error=job.error or "",
+            ),
+        )
+
+    def _cancel_pending(self, jobs):
+        pending = jobs.filtered(lambda j: j.state == "pending")
+        if pending:
+            job_queue.cancel(self.env, pending.ids)
+
+    def _record_final(self, credit, energy, source, reason=None):
+        vals = {
+            "final_credit_kwh": max(credit, 0.0),
+            "final_energy_kwh": energy or 0.0,
+            "final_reading_time": fields.Datetime.now(),
+            "reading_source": source,
+            "state": "settling",
+            "blocked_reason": False,
+            "blocked_step": False,
+        }
+        if source == "manual":
+            vals.update(
+                override_user_id=self.env.uid,
+                override_date=fields.Datetime.now(),
+                override_reason=reason,
+            )
+        self.write(vals)
+        self.activity_ids.action_feedback(feedback=_("Final reading recorded."))
+        self.message_post(
+            body=_(
+                "Final reading (%(how)s): credit %(credit)s kWh, energy register %(energy)s kWh.",
+                how=dict(self._fields["reading_source"].selection)[source],
+                credit=self.final_credit_kwh,
+                energy=self.final_energy_kwh,
+            )
+        )
+        self._settle()
+
+    def _settle(self):
+        """settling → clearing: the settlement, then the clear on the meter."""
+        try:
+            with self.env.cr.savepoint():
+                done = settlement.settle(self)
+        except UserError as exc:
+            self._block("settling", str(exc.args[0]) if exc.args else str(exc))
+            return
+        self.message_post(
+            body=Markup(_("Credit settled: %(link)s (%(kind)s, %(kwh)s kWh, %(amount)s)."))
+            % {
+                "link": done._get_html_link(),
+                "kind": dict(done._fields["kind"].selection)[done.kind],
+                "kwh": done.kwh,
+                "amount": done.amount_total,
+            }
+        )
+        self._clear()
+
+    def _clear(self):
+        """Remove the final credit from the meter (exactly once, services/credit_clear)."""
+        wh = int(round(self.final_credit_kwh * 1000))
+        if wh <= 0 or (self.purpose == "replacement" and self.reading_source == "manual"):
+            self.state = "clearing"
+            self._finish()
+            return
+        job = settlement.queue_clear(self.meter_id, wh, self)
+        self.write({"state": "clearing", "clear_job_id": job.id})
+
+    def _on_credit_cleared(self, job, result):
+        """credit_clear's hook: the meter took the clear."""
+        move_out = self._lock()
+        if move_out.state not in ("clearing", "blocked") or job != move_out.clear_job_id:
+            return
+        move_out.message_post(
+            body=_(
+                "Meter %(meter)s cleared of %(kwh)s kWh; credit now %(credit)s kWh.",
+                meter=move_out.meter_id.serial_number,
+                kwh=result.get("cleared_kwh"),
+                credit=result.get("credit_kwh"),
+            )
+        )
+        move_out._finish()
+
+    def _on_credit_clear_failed(self, job):
+        move_out = self._lock()
+        if move_out.state != "clearing" or job != move_out.clear_job_id:
+            return
+        move_out._block(
+            "clearing",
+            _(
+                "Meter %(meter)s did not take the clear of its credit (%(error)s). Retry once "
+                "it answers: the same clear is sent again, applied at most once.",
+                meter=move_out.meter_id.serial_number,
+                error=job.error or "",
+            ),
+        )
+
+    def _finish(self):
+        """clearing → done: the tenant's assignment closes, the next one opens at zero."""
+        meter = engine.as_engine(self.meter_id).with_context(active_test=False)
+        self.assignment_id.flush_recordset()
+        vals = {"state": "done", "date_done": fields.Datetime.now()}
+        if self.purpose == "replacement":
+            new = engine.as_engine(self.transfer_meter_id)
+            meter.write({"tenant_id": False, "replaced_by_id": new.id})
+            meter.action_decommission()
+            # a decommissioned meter runs no job: what still waits for it is cancelled
+            self._cancel_pending(
+                self.env["smartpm.meter.job"].search(
+                    [("meter_id", "=", meter.id), ("state", "=", "pending")]
+                )
+            )
+            new.write(
+                {
+                    "tenant_id": self.tenant_id.id,
+                    "replaces_id": meter.id,
+                    "state": "active" if new.state == "draft" else new.state,
+                }
+            )
+            vals["next_assignment_id"] = new.assignment_ids.filtered("is_open")[:1].id
+        else:
+            meter.write({"tenant_id": self.next_tenant_id.id or False})
+            if self.next_tenant_id:
+                vals["next_assignment_id"] = meter.assignment_ids.filtered("is_open")[:1].id
+                # in service again, relay still open at zero credit: the next tenant's first
+                # credit closes it (the meter itself, or the reconnect that delivery asks for)
+                if meter.state == "disconnected":
+                    meter.state = "active"
+        self.write(vals)
+        self.activity_ids.action_feedback(feedback=_("Done."))
+        self.message_post(body=_("Done: the assignment of %s is closed.", self.tenant_id.name))
+
+    # ---------------------------------------------------------------- buttons
+    def action_retry(self):
+        """Blocked: ask the meter again (the step that failed)."""
+        settlement.check_manager(self.env)
+        for move_out in self:
+            move_out = move_out._lock()
+            if move_out.state != "blocked":
+                raise UserError(_("%s is not blocked.", move_out.name))
+            step = move_out.blocked_step
+            move_out.write({"state": step, "blocked_reason": False})
+            move_out.activity_ids.action_feedback(feedback=_("Retried."))
+            if step == "reading":
+                move_out._queue_reading()
+            elif step == "settling":
+                move_out._settle()
+            elif step == "clearing":
+                move_out.clear_job_id.action_retry()
+        return True
+
+    def action_forfeit_instead(self):
+        """Blocked at the settlement (e.g. credit no sale covers cannot be transferred): the
+        owner's policy keeps it."""
+        settlement.check_manager(self.env)
+        for move_out in self:
+            move_out = move_out._lock()
+            if move_out.state != "blocked" or move_out.blocked_step != "settling":
+                raise UserError(_("%s does not wait for a settlement choice.", move_out.name))
+            move_out.message_post(
+                body=_("Settlement changed to forfeit by %s.", self.env.user.name)
+            )
+            vals = {"settlement_kind": "forfeit", "state": "settling", "blocked_reason": False}
+            if move_out.purpose == "move_out":  # a replacement still hands over to its meter
+                vals["transfer_meter_id"] = False
+            move_out.write(vals)
+            move_out.activity_ids.action_feedback(feedback=_("Forfeited instead."))
+            move_out._settle()
+        return True
+
+    def action_record_reading(self):
+        """Blocked at the reading: the Manager records the reading by hand."""
+        settlement.check_manager(self.env)
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Record the final reading"),
+            "res_model": "smartpm.move.out.reading.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {
+                "default_move_out_id": self.id,
+                "default_credit_kwh": self.meter_id.credit_kwh,
+            },
+        }
+
+    def _record_manual(self, credit, energy, reason):
+        """The audited override (wizard): who, when, values and reason, in the chatter."""
+        settlement.check_manager(self.env)
+        move_out = self._lock()
+        if move_out.state != "blocked" or move_out.blocked_step != "reading":
+            raise UserError(
+                _("%s does not wait for a reading: nothing was recorded.", move_out.name)
+            )
+        if credit < 0 or not (reason or "").strip():
+            raise UserError(_("A reading by hand needs a credit of 0 or more and a reason."))
+        move_out._cancel_pending(move_out.read_job_id | move_out.disconnect_job_id)
+        move_out.message_post(
+            body=_(
+                "Reading recorded by hand by %(user)s: credit %(credit)s kWh, energy register "
+                "%(energy)s kWh. Reason: %(reason)s",
+                user=self.env.user.name,
+                credit=credit,
+                energy=energy,
+                reason=reason,
+            )
+        )
+        now = fields.Datetime.now()
+        rows = [{"obis": settlement.OBIS_CREDIT, "value": credit * 1000, "unit": "Wh"}]
+        if energy:
+            rows.append({"obis": settlement.ENERGY_IMPORT, "value": energy * 1000, "unit": "Wh"})
+        self.env["smartpm.reading"].sudo().create(
+            [
+                dict(r, meter_id=move_out.meter_id.id, reading_time=now, source="final_manual")
+                for r in rows
+            ]
+        )
+        move_out._record_final(credit, energy, "manual", reason)
+
+    def action_view_settlement(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "smartpm.credit.settlement",
+            "view_mode": "form",
+            "res_id": self.settlement_id.id,
+        }

@@ -1,0 +1,455 @@
+"""Move-out and meter replacement: the tenant's remaining credit settled, then cleared.
+
+A move-out (``smartpm.move.out``) opens the meter's relay and reads it (credit and energy
+register), records the final reading, values the remaining kWh at the prices the tenant
+bought them, settles them by the owner's choice, clears them on the meter (a
+``clear_credit`` job, services/credit_clear.py), then closes the tenant's assignment and
+opens the next tenant's at zero. A meter replacement is the same walk with the credit
+transferred to the new meter, whose assignment the tenant takes, and the old meter
+decommissioned.
+
+Valuation: recognition (services/prepayment) consumes a purchase from its first kWh on,
+oldest purchase first; what is left on the meter is therefore the *last* kWh bought. The
+settlement takes them from the newest delivered purchase of the meter and tenant backwards,
+each slice at its own price (``prepayment.value_of``), and records them per purchase
+(``smartpm.credit.settlement.line``): a purchase's ``kwh_remaining`` is its kWh less what was
+recognised and what was settled, so neither the recognition nor a second settlement takes
+them again. kWh on the meter that no purchase covers (credit it had before the first sale
+on record) have no value: they are cleared, and transferred, without money.
+
+Settlements (``smartpm.credit.settlement``, one per move-out):
+- ``refund``: a credit note to the tenant for the settled value, taxes included as they were
+  paid, posted, paid out of the chosen cash/bank journal and reconciled;
+- ``transfer``: a new credit token on another meter of the same tenant (a purchase of channel
+  ``transfer``, no invoice, no money): the settled value moves from the old purchases to it,
+  the liability does not change;
+- ``forfeit``: the owner's policy keeps the credit: the value moves from the prepayments
+  account to the company's *forfeited credit* income account.
+"""
+
+from markupsafe import Markup
+
+from odoo import _, fields
+from odoo.exceptions import AccessError, UserError
+from odoo.tools import float_is_zero, float_round
+
+from . import engine, local_time, prepayment, vending
+from .obis import ENERGY_IMPORT, OBIS_CREDIT
+
+KWH_DIGITS = prepayment.KWH_DIGITS
+FORFEIT_CODE = "400200"
+MANAGER_GROUP = "smartpm_prepay.group_manager"
+RUNNING_STATES = ("reading", "settling", "clearing", "blocked")
+UNDELIVERED_STATES = ("paid", "queued", "failed", "pending_check")
+DISCONNECT_PRIORITY = 15
+READ_PRIORITY = 20
+READ_OBJECTS = [
+    {"obis": ENERGY_IMPORT, "ic": 3, "attribute": 2},
+    {"obis": OBIS_CREDIT, "ic": 112, "attribute": 2},
+    {"obis": "0.0.96.3.10.255", "ic": 70, "attribute": 2},
+]
+
+
+def check_manager(env):
+    """Move-outs and replacements are the owner's (Manager): every other user, over RPC or
+    not, is refused."""
+    if env.su and not env.context.get("smartpm_check_user"):
+        return
+    if not env.user.has_group(MANAGER_GROUP):
+        raise AccessError(
+            _("Only a Prepaid Electricity Manager may move a tenant out or replace a meter.")
+        )
+
+
+def running_move_out(meter):
+    """The move-out or replacement running on ``meter`` (the old meter or the transfer's
+    target), if any."""
+    return (
+        meter.env["smartpm.move.out"]
+        .sudo()
+        .search(
+            [
+                ("state", "in", RUNNING_STATES),
+                "|",
+                ("meter_id", "=", meter.id),
+                ("transfer_meter_id", "=", meter.id),
+            ],
+            limit=1,
+        )
+    )
+
+
+# ------------------------------------------------------------------ accounts
+def ensure_forfeit_account(company):
+    """The company's *forfeited prepaid credit* income account, created once."""
+    company = company.sudo()
+    if not company.smartpm_forfeit_account_id:
+        if not prepayment.ensure_accounts(company):
+            raise UserError(_("%s has no chart of accounts.", company.name))
+        Account = company.env["account.account"].with_company(company)
+        company.smartpm_forfeit_account_id = Account.create(
+            {
+                "code": Account._search_new_account_code(FORFEIT_CODE, cache=set()),
+                "name": company.env._("Forfeited prepaid credit"),
+                "account_type": "income_other",
+                "company_ids": [fields.Command.set(company.ids)],
+            }
+        )
+    return company.smartpm_forfeit_account_id
+
+
+def ensure_all_forfeit_accounts(env):
+    for company in (
+        env["res.company"].sudo().search([("smartpm_prepayment_account_id", "!=", False)])
+    ):
+        ensure_forfeit_account(company)
+
+
+# ------------------------------------------------------------------ valuation
+def undelivered_purchases(meter):
+    return (
+        meter.env["smartpm.credit.purchase"]
+        .sudo()
+        .search([("meter_id", "=", meter.id), ("state", "in", UNDELIVERED_STATES)])
+    )
+
+
+def value_remaining(env, meter, tenant, kwh):
+    """The slices of the tenant's delivered purchases of ``meter`` that the ``kwh`` left on
+    the meter are, newest first: ``([{purchase_id, kwh, amount, amount_total}], uncovered)``
+    (``uncovered``: kWh no purchase covers)."""
+    env["smartpm.credit.purchase"].flush_model()
+    purchases = (
+        env["smartpm.credit.purchase"]
+        .sudo()
+        .search(
+            [
+                ("meter_id", "=", meter.id),
+                ("tenant_id", "=", tenant.id),
+                ("state", "=", "delivered"),
+            ],
+            order="date_delivered desc, id desc",
+        )
+    )
+    todo = float_round(kwh, KWH_DIGITS)
+    slices = []
+    for purchase in purchases:
+        if todo <= 0:
+            break
+        available = float_round(purchase.kwh_remaining, KWH_DIGITS)
+        if available <= 0:
+            continue
+        take = min(todo, available)
+        end = purchase.kwh - purchase.kwh_settled
+        value = prepayment.value_of(purchase, end - take, end)
+        slices.append(
+            {
+                "purchase_id": purchase.id,
+                "kwh": take,
+                "amount": value,
+                "amount_total": _with_tax(purchase, value),
+            }
+        )
+        todo = float_round(todo - take, KWH_DIGITS)
+    return slices, max(todo, 0.0)
+
+
+def _with_tax(purchase, value):
+    """``value`` (untaxed) with the taxes the tenant paid on it."""
+    if not purchase.amount_untaxed:
+        return value
+    return purchase.currency_id.round(value * purchase.amount / purchase.amount_untaxed)
+
+
+# ------------------------------------------------------------------ readings
+def final_values(result):
+    """``(credit_kwh, energy_kwh)`` of a read job's result (Wh unless the unit says kWh)."""
+    credit = energy = None
+    for reading in result.get("readings") or []:
+        value = reading.get("value")
+        if not isinstance(value, (int, float)):
+            continue
+        is_kwh = str(reading.get("unit") or "").lower() == "kwh"
+        kwh = float(value) if is_kwh else float(value) / 1000.0
+        if reading.get("obis") == OBIS_CREDIT:
+            credit = kwh
+        elif reading.get("obis") == ENERGY_IMPORT:
+            energy = kwh
+    if credit is None and "credit_kwh" in result:
+        credit = float(result["credit_kwh"])
+    return credit, energy
+
+
+# ------------------------------------------------------------------ settlement
+def settle(move_out):
+    """Settle the move-out's final credit by its choice; return the settlement. Once per
+    move-out (a unique index; the move-out row is locked by the caller)."""
+    move_out = engine.as_engine(move_out)
+    if move_out.settlement_id:
+        return move_out.settlement_id
+    env = move_out.env
+    meter, tenant = move_out.meter_id, move_out.tenant_id
+    company = meter.company_id
+    credit = max(float_round(move_out.final_credit_kwh, KWH_DIGITS), 0.0)
+    slices, uncovered = value_remaining(env, meter, tenant, credit)
+    currency = company.currency_id
+    value = currency.round(sum(s["amount"] for s in slices))
+    vals = {
+        "move_out_id": move_out.id,
+        "company_id": company.id,
+        "tenant_id": tenant.id,
+        "meter_id": meter.id,
+        "date": fields.Datetime.now(),
+        "kind": move_out.settlement_kind,
+        "kwh": credit,
+        "kwh_uncovered": uncovered,
+        "amount": value,
+        "amount_total": currency.round(sum(s["amount_total"] for s in slices)),
+        "line_ids": [fields.Command.create(s) for s in slices],
+    }
+    settlement = engine.create(env["smartpm.credit.settlement"], [vals])
+    settlement = engine.as_engine(settlement)
+    recognise_consumed(settlement)
+    if move_out.settlement_kind == "refund":
+        _refund(settlement, move_out.refund_journal_id)
+    elif move_out.settlement_kind == "forfeit":
+        _forfeit(settlement)
+    elif move_out.settlement_kind == "transfer":
+        _transfer(settlement, move_out.transfer_meter_id)
+    move_out.settlement_id = settlement
+    return settlement
+
+
+def recognise_consumed(settlement):
+    """The meter says what is left: every other kWh the tenant bought for it was consumed.
+    What the daily recognition has not taken yet (consumption of the last days, or of the
+    move-out's own day, which the next tenant holds at its end) is recognised now, at its
+    FIFO value, as the recognition job would: so the old tenant's liability ends with the
+    settlement, and later runs find it recognised (the rows count as done)."""
+    env = settlement.env
+    company = settlement.company_id
+    env["smartpm.credit.purchase"].flush_model()
+    purchases = (
+        env["smartpm.credit.purchase"]
+        .sudo()
+        .search(
+            [
+                ("meter_id", "=", settlement.meter_id.id),
+                ("tenant_id", "=", settlement.tenant_id.id),
+                ("state", "=", "delivered"),
+            ],
+            order="date_delivered, id",
+        )
+    )
+    rows = []
+    for purchase in purchases:
+        left = float_round(purchase.kwh_remaining, KWH_DIGITS)
+        if left <= 0:
+            continue
+        before = purchase.kwh_recognised
+        rows.append(
+            {
+                "purchase_id": purchase.id,
+                "kwh": left,
+                "amount": prepayment.value_of(purchase, before, before + left),
+                "meter_id": settlement.meter_id.id,
+                "tenant_id": settlement.tenant_id.id,
+            }
+        )
+    if not rows:
+        return
+    day = local_time.local_today(company)
+    move = prepayment._post_move(company, day, rows)
+    engine.create(
+        env["smartpm.credit.recognition"],
+        [dict(row, company_id=company.id, day=day, move_id=move.id or False) for row in rows],
+    )
+    settlement.recognition_move_id = move
+
+
+def _refund(settlement, journal):
+    currency = settlement.currency_id
+    if currency.is_zero(settlement.amount_total):
+        return
+    if not journal:
+        raise UserError(_("%s: choose the journal the refund is paid from.", settlement.name))
+    company = settlement.company_id
+    product = settlement.env.ref("smartpm_prepay.product_electricity_credit")
+    sale_journal = settlement.env["account.journal"].search(
+        [("type", "=", "sale"), ("company_id", "=", company.id)], limit=1
+    )
+    Move = settlement.env["account.move"].with_company(company)
+    lines = []
+    for line in settlement.line_ids:
+        purchase = line.purchase_id
+        lines.append(
+            fields.Command.create(
+                {
+                    "product_id": product.id,
+                    "name": _(
+                        "Refund of %(kwh)s kWh of %(ref)s (meter %(meter)s, move-out %(mo)s)",
+                        kwh=line.kwh,
+                        ref=purchase.name,
+                        meter=settlement.meter_id.serial_number,
+                        mo=settlement.move_out_id.name,
+                    ),
+                    "quantity": 1,
+                    "price_unit": line.amount_total,
+                    "tax_ids": [fields.Command.set(purchase.tariff_id.tax_ids.ids)],
+                }
+            )
+        )
+    credit_note = Move.create(
+        {
+            "move_type": "out_refund",
+            "partner_id": settlement.tenant_id.id,
+            "company_id": company.id,
+            "currency_id": currency.id,
+            "journal_id": sale_journal.id,
+            "invoice_date": fields.Date.context_today(settlement),
+            "ref": _("Move-out %s: remaining credit refunded", settlement.move_out_id.name),
+            "invoice_line_ids": lines,
+        }
+    )
+    credit_note.action_post()
+    _align_with_books(settlement, credit_note)
+    settlement.env["account.payment.register"].with_context(
+        active_model="account.move", active_ids=credit_note.ids
+    ).create(
+        {
+            "journal_id": journal.id,
+            "amount": credit_note.amount_total,
+            "payment_date": credit_note.invoice_date,
+            "communication": credit_note.name,
+        }
+    )._create_payments()
+    payment = credit_note.matched_payment_ids[:1] or settlement.env["account.payment"].search(
+        [("reconciled_invoice_ids", "in", credit_note.ids)], limit=1
+    )
+    settlement.write({"credit_note_id": credit_note.id, "payment_id": payment.id})
+
+
+def _align_with_books(settlement, credit_note):
+    """The liability the credit note releases is its untaxed amount: a cent of tax rounding
+    goes to the settlement's newest slice, so settlement and books say the same."""
+    diff = settlement.currency_id.round(credit_note.amount_untaxed - settlement.amount)
+    if diff and settlement.line_ids:
+        line = settlement.line_ids.sorted("id")[0]
+        line.amount = line.amount + diff
+        settlement.amount = settlement.amount + diff
+    settlement.amount_total = credit_note.amount_total
+
+
+def _forfeit(settlement):
+    currency = settlement.currency_id
+    if currency.is_zero(settlement.amount):
+        return
+    company = settlement.company_id
+    account = ensure_forfeit_account(company)
+    journal = company.smartpm_recognition_journal_id
+    day = fields.Date.context_today(settlement)
+    label = _(
+        "Move-out %(mo)s: remaining credit of meter %(meter)s forfeited",
+        mo=settlement.move_out_id.name,
+        meter=settlement.meter_id.serial_number,
+    )
+    move = (
+        settlement.env["account.move"]
+        .with_company(company)
+        .create(
+            {
+                "move_type": "entry",
+                "journal_id": journal.id,
+                "company_id": company.id,
+                "date": prepayment.accounting_date(company, day, journal),
+                "ref": label,
+                "line_ids": [
+                    fields.Command.create(
+                        {
+                            "name": label,
+                            "account_id": company.smartpm_prepayment_account_id.id,
+                            "partner_id": settlement.tenant_id.id,
+                            "debit": settlement.amount,
+                        }
+                    ),
+                    fields.Command.create(
+                        {
+                            "name": label,
+                            "account_id": account.id,
+                            "partner_id": settlement.tenant_id.id,
+                            "credit": settlement.amount,
+                        }
+                    ),
+                ],
+            }
+        )
+    )
+    move.action_post()
+    settlement.move_id = move
+
+
+def _transfer(settlement, target):
+    """A token of the settled kWh on ``target`` (a meter of the same tenant, or the
+    replacing meter): a purchase of channel ``transfer`` worth the settled value, no
+    invoice and no money."""
+    if float_is_zero(settlement.kwh, precision_digits=KWH_DIGITS):
+        return
+    if not target:
+        raise UserError(_("%s: choose the meter the credit goes to.", settlement.name))
+    env = settlement.env
+    currency = settlement.currency_id
+    if currency.is_zero(settlement.amount):
+        raise UserError(
+            _(
+                "Meter %(meter)s holds %(kwh)s kWh that no sale on record covers: they have "
+                "no value to transfer. Forfeit them instead.",
+                meter=settlement.meter_id.serial_number,
+                kwh=settlement.kwh,
+            )
+        )
+    target = target.sudo()
+    vending.lock_meter(env, target)
+    transfer_number = target.last_transfer_number + 1
+    token = vending.mint_token(target, transfer_number, settlement.kwh)
+    engine.as_engine(target).last_transfer_number = transfer_number
+    tariff = target._get_tariff() or settlement.meter_id._get_tariff()
+    purchase = engine.create(
+        env["smartpm.credit.purchase"],
+        [
+            {
+                "meter_id": target.id,
+                "tenant_id": settlement.tenant_id.id,
+                "company_id": target.company_id.id,
+                "tariff_id": tariff.id if tariff else False,
+                "currency_id": currency.id,
+                "channel": "transfer",
+                "external_ref": settlement.name,
+                "transfer_number": transfer_number,
+                "token": token,
+                "state": "paid",
+                "date": fields.Datetime.now(),
+                "amount": settlement.amount,
+                "amount_untaxed": settlement.amount,
+                "amount_tax": 0.0,
+                "kwh": settlement.kwh,
+                "price_per_kwh": settlement.amount / settlement.kwh,
+                "month_kwh_before": 0.0,
+            }
+        ],
+    )
+    purchase._queue_delivery()
+    purchase.message_post(
+        body=Markup(_("Credit transferred from meter %(meter)s by %(settlement)s."))
+        % {"meter": settlement.meter_id.serial_number, "settlement": settlement.name}
+    )
+    settlement.transfer_purchase_id = purchase
+
+
+# ------------------------------------------------------------------ clearing
+def queue_clear(meter, wh, origin):
+    """The clear_credit job removing ``wh`` Wh from ``meter`` (services/credit_clear.py);
+    ``origin._on_credit_cleared(job, result)`` or ``origin._on_credit_clear_failed(job)``
+    follows."""
+    from . import credit_clear
+
+    return credit_clear.queue_clear(meter, wh, origin)

@@ -1,0 +1,315 @@
+"""End to end: a tenant moves out and the next one moves in (issue 16 §3).
+
+A real Odoo HTTP server, a `meter-bridge` process and simulated meters (real DLMS,
+HLS-GMAC). The tenant bought credit at two prices (delivered by the bridge); a Manager moves
+them out with each settlement choice: the bridge opens the relay, reads the meter, Odoo
+settles (refund, transfer to the tenant's other meter, forfeit), the bridge clears the
+credit on the meter, and the next tenant takes the meter at zero. The prepayment liability
+equals the tenants' remaining credit before and after, and the next tenant's portal shows
+nothing of the old one.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import urllib.request
+
+import pytest
+from odoo_e2e import run_odoo, user_with_key
+from test_e2e_reversal import bridge, wait_for
+
+from meter_sim.model import MeterConfig
+
+pytestmark = pytest.mark.timeout(300)
+PORTAL_PASSWORD = "e2e-moveout-portal-1"
+
+
+def _env(cr):
+    from odoo import SUPERUSER_ID, api
+
+    return api.Environment(cr, SUPERUSER_ID, {})
+
+
+def setup_tenant(env, label, serials, fleet):
+    """Tariffs of two prices, a tenant with the simulated meters ``serials``, the next
+    tenant (portal user), a Manager and a bridge user with its key."""
+    from odoo_e2e import locked_meter_vals
+    from test_e2e_vending import sold_meter
+
+    tariff, tenant, meter = sold_meter(env, label, serials[0], fleet.port_of(serials[0]))
+    dear = env["smartpm.tariff"].create({"name": f"{label} dear", "price_per_kwh": 0.8})
+    others = env["smartpm.meter"]
+    for serial in serials[1:]:
+        others |= env["smartpm.meter"].create(
+            {
+                "serial_number": serial,
+                "host": "127.0.0.1",
+                "port": fleet.port_of(serial),
+                "state": "active",
+                "tenant_id": tenant.id,
+                "tariff_id": tariff.id,
+                **locked_meter_vals(serial),
+            }
+        )
+    pid = os.getpid()
+    slug = label.lower().replace(" ", "_")
+    next_tenant = env["res.partner"].create(
+        {"name": f"{label} next tenant", "is_tenant": True, "email": f"next-{pid}@e2e.test"}
+    )
+    portal = env["res.users"].create(
+        {
+            "name": next_tenant.name,
+            "login": f"e2e_mo_next_{slug}_{pid}",
+            "password": PORTAL_PASSWORD,
+            "partner_id": next_tenant.id,
+            "groups_id": [(6, 0, [env.ref("base.group_portal").id])],
+        }
+    )
+    manager = env["res.users"].create(
+        {
+            "name": f"{label} owner",
+            "login": f"e2e_mo_owner_{slug}_{pid}",
+            "groups_id": [
+                (
+                    6,
+                    0,
+                    [
+                        env.ref("smartpm_prepay.group_manager").id,
+                        env.ref("account.group_account_manager").id,
+                    ],
+                )
+            ],
+        }
+    )
+    user, key = user_with_key(env, f"{label} bridge", f"e2e_mo_bridge_{slug}_{pid}")
+    return {
+        "tariff": tariff,
+        "dear": dear,
+        "tenant": tenant,
+        "meter": meter,
+        "others": others,
+        "next": next_tenant,
+        "portal": portal,
+        "manager": manager,
+        "bridge": user,
+        "key": key,
+    }
+
+
+def sell(env, meter, amount, ref, tariff=None):
+    """A back-office sale, invoiced and paid in cash (the one vending path)."""
+    from odoo.addons.smartpm_prepay.services.vending import vend
+
+    if tariff:
+        meter.tariff_id = tariff
+    purchase = vend(env, meter, amount, "backoffice", ref)
+    cash = env["account.journal"].search(
+        [("type", "=", "cash"), ("company_id", "=", meter.company_id.id)], limit=1
+    )
+    purchase._create_invoice_and_payment(cash)
+    return purchase
+
+
+def report(env, tenant):
+    env.flush_all()
+    row = env["smartpm.credit.balance.report"].search([("tenant_id", "=", tenant.id)])
+    return row.remaining_kwh, row.remaining_value, row.liability_balance
+
+
+def portal_page(url, db, login, path):
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    body = json.dumps(
+        {"jsonrpc": "2.0", "params": {"db": db, "login": login, "password": PORTAL_PASSWORD}}
+    ).encode()
+    request = urllib.request.Request(
+        f"{url}/web/session/authenticate", body, {"Content-Type": "application/json"}
+    )
+    assert json.loads(opener.open(request, timeout=30).read()).get("result"), "portal login"
+    response = opener.open(f"{url}{path}", timeout=30)
+    return response.status, response.read().decode()
+
+
+def cleanup(registry, ids):
+    """Undo what the test committed: move-outs, settlements, sales, then each meter."""
+    from test_e2e_vending import delete_committed
+
+    with registry.cursor() as cr:
+        meters = list(ids["meters"])
+        cr.execute(
+            "DELETE FROM smartpm_credit_settlement_line WHERE settlement_id IN "
+            "(SELECT id FROM smartpm_credit_settlement WHERE meter_id = ANY(%s))",
+            (meters,),
+        )
+        cr.execute("DELETE FROM smartpm_credit_settlement WHERE meter_id = ANY(%s)", (meters,))
+        cr.execute(
+            "DELETE FROM smartpm_move_out WHERE meter_id = ANY(%s) OR transfer_meter_id = ANY(%s)",
+            (meters, meters),
+        )
+        cr.execute(
+            "UPDATE smartpm_meter SET replaces_id = NULL, replaced_by_id = NULL WHERE id = ANY(%s)",
+            (meters,),
+        )
+        cr.execute("DELETE FROM smartpm_credit_recognition WHERE meter_id = ANY(%s)", (meters,))
+        cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = ANY(%s)", (meters,))
+        for n, meter in enumerate(meters):
+            delete_committed(
+                cr,
+                meter,
+                ids["tariffs"][n % len(ids["tariffs"])],
+                ids["users"] if n == 0 else [],
+                ids["partners"] if n == 0 else [],
+            )
+
+
+def _purchase_states(registry, tenant_id):
+    with registry.cursor() as cr:
+        cr.execute(
+            "SELECT DISTINCT state FROM smartpm_credit_purchase WHERE tenant_id = %s", (tenant_id,)
+        )
+        return {row[0] for row in cr.fetchall()}
+
+
+def _state(registry, move_out_id):
+    with registry.cursor() as cr:
+        cr.execute(
+            "SELECT state, blocked_reason FROM smartpm_move_out WHERE id = %s", (move_out_id,)
+        )
+        return cr.fetchone()
+
+
+@pytest.mark.parametrize("kind", ["refund", "transfer", "forfeit"])
+def test_move_out_settles_clears_the_meter_and_the_next_tenant_starts_at_zero(
+    odoo_db, sim_fleet, kind
+):
+    db, registry = odoo_db
+    label = f"E2E MO {kind}"
+    serial, other_serial = f"E2E-MO-{kind[:3].upper()}-1", f"E2E-MO-{kind[:3].upper()}-2"
+    fleet = sim_fleet(
+        MeterConfig(serial, credit_kwh=0.0, low_credit_kwh=0.0),
+        MeterConfig(other_serial, credit_kwh=0.0, low_credit_kwh=0.0),
+    )
+    model, other_model = fleet.meter(serial), fleet.meter(other_serial)
+    model.set_load(0)  # no consumption: the credit moves by sales, the clear and transfer
+    other_model.set_load(0)
+    with registry.cursor() as cr:
+        env = _env(cr)
+        rec = setup_tenant(env, label, [serial, other_serial], fleet)
+        first = sell(env, rec["meter"], 10.0, f"{label}-1")  # 20 kWh at 0.50
+        second = sell(env, rec["meter"], 16.0, f"{label}-2", rec["dear"])  # 20 kWh at 0.80
+        rec["meter"].tariff_id = rec["tariff"]
+        ids = {
+            "meters": [rec["meter"].id, rec["others"].id],
+            "tariffs": [rec["tariff"].id, rec["dear"].id],
+            "users": [rec["bridge"].id, rec["portal"].id, rec["manager"].id],
+            "partners": [rec["tenant"].id, rec["next"].id],
+            "purchases": [first.name, second.name],
+        }
+        login, key = rec["bridge"].login, rec["key"]
+    try:
+        with run_odoo(db) as server, bridge(db, login, key, server.url, f"e2e-mo-{kind}"):
+            wait_for(lambda: model.credit_wh == 40000, what="both sales on the meter")
+            wait_for(
+                lambda: _purchase_states(registry, ids["partners"][0]) == {"delivered"},
+                what="the sales delivered in Odoo",
+            )
+            with registry.cursor() as cr:
+                env = _env(cr)
+                tenant = env["res.partner"].browse(ids["partners"][0])
+                before = report(env, tenant)
+            # 1. the owner moves the tenant out
+            with registry.cursor() as cr:
+                env = _env(cr)
+                manager = env["res.users"].browse(ids["users"][2])
+                meter = env["smartpm.meter"].browse(ids["meters"][0])
+                vals = {"meter_id": meter.id, "settlement_kind": kind}
+                if kind == "transfer":
+                    vals["transfer_meter_id"] = ids["meters"][1]
+                if kind == "refund":
+                    vals["refund_journal_id"] = (
+                        env["account.journal"].search([("type", "=", "cash")], limit=1).id
+                    )
+                vals["next_tenant_id"] = ids["partners"][1]
+                wizard = env(user=manager)["smartpm.move.out.wizard"].create(vals)
+                move_out_id = wizard.action_confirm()["res_id"]
+            state = wait_for(
+                lambda: (s := _state(registry, move_out_id)) and s[0] in ("done", "blocked") and s,
+                timeout=90,
+                what="the move-out to finish",
+            )
+            assert state[0] == "done", state
+            if kind == "transfer":
+                wait_for(lambda: other_model.credit_wh == 40000, what="the transfer token")
+                wait_for(
+                    lambda: _purchase_states(registry, ids["partners"][0]) == {"delivered"},
+                    what="the transfer token delivered in Odoo",
+                )
+            with registry.cursor() as cr:
+                env = _env(cr)
+                move_out = env["smartpm.move.out"].browse(move_out_id)
+                meter, tenant = move_out.meter_id, move_out.tenant_id
+                settlement = move_out.settlement_id
+                after = report(env, tenant)
+                result = {
+                    "final": move_out.final_credit_kwh,
+                    "source": move_out.reading_source,
+                    "kind": settlement.kind,
+                    "amount": settlement.amount,
+                    "credit_note": settlement.credit_note_id
+                    and (
+                        settlement.credit_note_id.state,
+                        settlement.credit_note_id.payment_state,
+                        settlement.credit_note_id.amount_total,
+                    ),
+                    "payment": settlement.payment_id.payment_type,
+                    "forfeit": settlement.move_id.state,
+                    "transfer": settlement.transfer_purchase_id.state,
+                    "odoo_credit": meter.credit_kwh,
+                    "tenant": meter.tenant_id.id,
+                    "old_open": move_out.assignment_id.is_open,
+                    "next_open": move_out.next_assignment_id.is_open,
+                    "clear": move_out.clear_job_id.state,
+                }
+                portal_login = env["res.users"].browse(ids["users"][1]).login
+            status, html = portal_page(
+                server.url, db, portal_login, f"/my/meters/{ids['meters'][0]}"
+            )
+    finally:
+        cleanup(registry, ids)
+
+    # the meter: read, cleared to zero, relay open until the next tenant's credit
+    assert result["final"] == pytest.approx(40.0)
+    assert result["source"] == "meter"
+    assert result["clear"] == "done"
+    assert model.credit_wh == 0
+    assert result["odoo_credit"] == pytest.approx(0.0)
+    assert model.relay_state == "disconnected"
+    # the next tenant holds it, at zero
+    assert result["tenant"] == ids["partners"][1]
+    assert result["old_open"] is False and result["next_open"] is True
+    # the settlement, valued at both prices: 20 kWh at 0.80 and 20 kWh at 0.50
+    assert result["kind"] == kind
+    assert result["amount"] == pytest.approx(26.0)
+    if kind == "refund":
+        assert result["credit_note"][0] == "posted"
+        assert result["credit_note"][1] in ("paid", "in_payment")
+        assert result["credit_note"][2] == pytest.approx(26.0)
+        assert result["payment"] == "outbound"
+    if kind == "forfeit":
+        assert result["forfeit"] == "posted"
+    if kind == "transfer":
+        assert result["transfer"] == "delivered"
+        assert other_model.credit_wh == 40000
+    # the books: liability = remaining credit, before and after
+    assert before == pytest.approx((40.0, 26.0, 26.0))
+    remaining = 40.0 if kind == "transfer" else 0.0
+    value = 26.0 if kind == "transfer" else 0.0
+    assert after == pytest.approx((remaining, value, value))
+    # the next tenant's portal: their meter, nothing of the old tenant
+    assert status == 200
+    assert serial in html
+    assert label + " tenant" not in html
+    for name in ids["purchases"]:
+        assert name not in html
