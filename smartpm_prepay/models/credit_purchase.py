@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import float_round
 
 from ..services import credit_token, debt, engine, friendly, job_queue, refunds, vending
 from ..services.sale_info import sale_info, tier_summary
@@ -121,6 +122,15 @@ class SmartpmCreditPurchase(models.Model):
         copy=False,
         help="Of this purchase's energy, what the meter kept to repay emergency credit the "
         "tenant had taken (the rest went to credit).",
+    )
+    debt_repaid_kwh = fields.Float(
+        string="Negative credit repaid (kWh)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Of this purchase's energy, what repaid the meter's negative credit (energy used "
+        "during a friendly period after the credit ran out): the meter's credit after the "
+        "token was that much below the kWh bought.",
     )
     token = fields.Char(
         string="Credit token (hex)",
@@ -458,6 +468,7 @@ class SmartpmCreditPurchase(models.Model):
                     "state": "delivered",
                     "date_delivered": fields.Datetime.now(),
                     "emergency_repaid_kwh": float(result.get("emergency_repaid_kwh") or 0.0),
+                    "debt_repaid_kwh": purchase._negative_credit_repaid(result),
                 }
             )
             purchase.activity_ids.action_feedback(feedback=_("Delivered to the meter."))
@@ -473,6 +484,19 @@ class SmartpmCreditPurchase(models.Model):
                 )
             )
             purchase._reconnect_if_tripped(result)
+
+    def _negative_credit_repaid(self, result):
+        """kWh of this purchase that went to the meter's negative credit (a friendly period):
+        the credit the meter reports after the token, less what the token brought (its kWh
+        less the emergency credit it repaid), was below zero before it."""
+        self.ensure_one()
+        if "credit_kwh" not in result:
+            return 0.0
+        brought = self.kwh - float(result.get("emergency_repaid_kwh") or 0.0)
+        before = float(result["credit_kwh"]) - brought
+        if before >= 0 or brought <= 0:
+            return 0.0
+        return float_round(min(-before, brought), precision_digits=3)
 
     def _reconnect_if_tripped(self, result):
         """A meter that tripped for credit closes its relay itself when credit comes; if it

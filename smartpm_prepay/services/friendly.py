@@ -284,15 +284,13 @@ def portal_notice(meter):
 
 
 def receipt_values(purchase):
-    """The receipt's friendly-debt line: when the meter reported less credit after the
-    delivery than the kWh bought, the difference went to a negative balance first."""
-    result = purchase.sudo().job_id.result or {}
-    if purchase.state != "delivered" or "credit_kwh" not in result:
-        return {}
-    after = float(result["credit_kwh"])
-    if after >= purchase.kwh:
+    """The receipt's friendly-debt line: what of the purchase repaid the meter's negative
+    credit (``debt_repaid_kwh``, from the credit the meter reported after the token)."""
+    purchase = purchase.sudo()
+    result = purchase.job_id.result or {}
+    if purchase.state != "delivered" or not purchase.debt_repaid_kwh:
         return {}
     return {
-        "meter_credit_after_kwh": after,
-        "debt_repaid_kwh": round(purchase.kwh - max(after, 0.0), 3),
+        "meter_credit_after_kwh": float(result.get("credit_kwh", 0.0)),
+        "debt_repaid_kwh": purchase.debt_repaid_kwh,
     }

@@ -162,26 +162,28 @@ def _recognised(env, company):
 
 
 def _repayments(env, company, until_utc):
-    """Rows for the emergency credit that sales delivered before ``until_utc`` repaid and
-    no run released yet, and {(meter_id, tenant_id): kWh of it whose consumption is not
-    counted yet}. The repaid energy was consumed before the sale: counted without a sale
-    if a run saw it (a row without a purchase), else in this run's consumption."""
+    """Rows for the emergency credit and the negative credit (friendly periods) that
+    sales delivered before ``until_utc`` repaid and no run released yet, and {(meter_id,
+    tenant_id): kWh of it whose consumption is not counted yet}. The repaid energy was
+    consumed before the sale: counted without a sale if a run saw it (a row without a
+    purchase), else in this run's consumption."""
     Purchase, Recognition = env["smartpm.credit.purchase"], env["smartpm.credit.recognition"]
-    if "emergency_repaid_kwh" not in Purchase._fields:
-        return [], {}
     repaid = Purchase.search(
         [
             ("company_id", "=", company.id),
             ("state", "=", "delivered"),
             ("date_delivered", "<", until_utc),
+            "|",
             ("emergency_repaid_kwh", ">", 0),
+            ("debt_repaid_kwh", ">", 0),
         ],
         order="date_delivered, id",
     )
     done = Recognition.search([("repayment", "=", True), ("purchase_id", "in", repaid.ids)])
     rows, uncounted = [], {}
     for purchase in repaid - done.purchase_id:
-        kwh = float_round(min(purchase.emergency_repaid_kwh, purchase.kwh_remaining), KWH_DIGITS)
+        owed = purchase.emergency_repaid_kwh + purchase.debt_repaid_kwh
+        kwh = float_round(min(owed, purchase.kwh_remaining), KWH_DIGITS)
         if kwh <= 0:
             continue
         key = (purchase.meter_id.id, purchase.tenant_id.id)

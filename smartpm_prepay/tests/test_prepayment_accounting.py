@@ -332,6 +332,28 @@ class TestRevenueRecognition(PrepaymentCase):
         self.assertAlmostEqual(report.remaining_value, 18.25)
         self.assertAlmostEqual(report.liability_balance, 18.25)
 
+    def test_negative_credit_of_a_friendly_period_repaid_by_a_sale_is_released_once(self):
+        # credit ran out in a friendly period: 4 kWh used below zero before any sale
+        self._consume(self.meter, MONTH[:2], 2.0)
+        prepayment.recognise(self.company, today=MONTH[2])
+        purchase = vend(self.env, self.meter, 20.0, "FRIENDLY-NEG", "backoffice")  # 80 kWh
+        purchase._create_invoice_and_payment(self.cash)
+        purchase._on_delivered({"credit_kwh": 76.0})  # the meter went from -4 to 76
+        engine.as_engine(purchase).write({"date_delivered": datetime(2026, 3, 3)})
+        self.assertEqual(purchase.debt_repaid_kwh, 4.0)
+        self.assertEqual(purchase.emergency_repaid_kwh, 0.0)
+        self._consume(self.meter, [MONTH[2]], 1.0)
+        prepayment.recognise(self.company, today=MONTH[3])
+        self.assertAlmostEqual(purchase.kwh_remaining, 75.0)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), -18.75)
+
+    def test_emergency_repayment_is_not_taken_for_negative_credit(self):
+        purchase = vend(self.env, self.meter, 20.0, "EMERG-NOTNEG", "backoffice")  # 80 kWh
+        purchase._create_invoice_and_payment(self.cash)
+        # 5 kWh kept for the emergency credit, 1 kWh left before: 1 + 75 = 76
+        purchase._on_delivered({"credit_kwh": 76.0, "emergency_repaid_kwh": 5.0})
+        self.assertEqual((purchase.emergency_repaid_kwh, purchase.debt_repaid_kwh), (5.0, 0.0))
+
     def test_tiered_purchase_consumes_its_lowest_tier_first(self):
         self.env["smartpm.tariff.tier"].create(
             {"tariff_id": self.tariff.id, "from_kwh": 40.0, "price_per_kwh": 0.50}
