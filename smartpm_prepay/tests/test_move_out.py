@@ -190,11 +190,12 @@ class TestMoveOutSettlement(MoveOutCase):
         row = self._tenant_row(self.tenant)
         self.assertAlmostEqual(row.remaining_kwh, st["closing_kwh"])
         self.assertAlmostEqual(row.remaining_value, st["closing_value"])
-        # before the move-out the statement said what was refunded
-        before = statement.tenant_statement(
-            self.env, self.tenant, date(2026, 2, 1), date(2026, 3, 31)
+        # without the settlement line, the statement would close at what was refunded
+        providers = [p for p in statement.LINE_PROVIDERS if p is not statement.settlement_lines]
+        unsettled = statement.tenant_statement(
+            self.env, self.tenant, date(2026, 2, 1), today, providers=providers
         )
-        self.assertEqual((before["closing_kwh"], before["closing_value"]), (120.0, 35.0))
+        self.assertEqual((unsettled["closing_kwh"], unsettled["closing_value"]), (120.0, 35.0))
 
     def test_recognition_after_a_move_out_counts_the_consumption_not_the_clear(self):
         self._two_purchases()

@@ -336,7 +336,7 @@ class TestRevenueRecognition(PrepaymentCase):
         # credit ran out in a friendly period: 4 kWh used below zero before any sale
         self._consume(self.meter, MONTH[:2], 2.0)
         prepayment.recognise(self.company, today=MONTH[2])
-        purchase = vend(self.env, self.meter, 20.0, "FRIENDLY-NEG", "backoffice")  # 80 kWh
+        purchase = vend(self.env, self.meter, 20.0, "backoffice", "FRIENDLY-NEG")  # 80 kWh
         purchase._create_invoice_and_payment(self.cash)
         purchase._on_delivered({"credit_kwh": 76.0})  # the meter went from -4 to 76
         engine.as_engine(purchase).write({"date_delivered": datetime(2026, 3, 3)})
@@ -348,7 +348,7 @@ class TestRevenueRecognition(PrepaymentCase):
         self.assertAlmostEqual(self._balance(self.liability, self.tenant), -18.75)
 
     def test_emergency_repayment_is_not_taken_for_negative_credit(self):
-        purchase = vend(self.env, self.meter, 20.0, "EMERG-NOTNEG", "backoffice")  # 80 kWh
+        purchase = vend(self.env, self.meter, 20.0, "backoffice", "EMERG-NOTNEG")  # 80 kWh
         purchase._create_invoice_and_payment(self.cash)
         # 5 kWh kept for the emergency credit, 1 kWh left before: 1 + 75 = 76
         purchase._on_delivered({"credit_kwh": 76.0, "emergency_repaid_kwh": 5.0})
