@@ -69,6 +69,18 @@ def decode_data(buf: bytes | bytearray) -> Any:
     return value
 
 
+def decode_data_prefix(buf: bytes | bytearray) -> tuple[Any, bytes]:
+    """Decode the first A-XDR Data value of buf; returns (value, the bytes after it).
+
+    What other clients do (Gurux's GXDLMSClient reads one value and ignores the rest): a
+    meter that pads its answer, or appends stray bytes, still gives its value. The caller
+    decides whether trailing bytes are acceptable and logs them. Same bounds as
+    decode_data: raises DataError on a truncated, oversized or too deep value."""
+    buf = bytes(buf)
+    value, pos = _decode(buf, 0, 0, [MAX_ITEMS])
+    return value, buf[pos:]
+
+
 def _decode(buf: bytes, pos: int, depth: int, budget: list) -> tuple[Any, int]:
     budget[0] -= 1
     if budget[0] < 0 or depth > MAX_DEPTH:

@@ -25,7 +25,14 @@ from dlms_cosem.protocol import xdlms
 from dlms_cosem.security import LowLevelSecurityAuthentication, NoSecurityAuthentication
 
 from . import dlms_compat as compat
-from .codec import DataError, data_tag, decode_data, encode_data, parse_datetime, scale
+from .codec import (
+    DataError,
+    data_tag,
+    decode_data_prefix,
+    encode_data,
+    parse_datetime,
+    scale,
+)
 from .errors import InvocationCountersUsedUp, JobError, MeterRefused, MeterUnreachable
 from .obis import SCALED_CLASSES, obis_str, parse_obis, unit_name
 
@@ -37,6 +44,12 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # one GET (all its blocks together)
 MAX_BLOCKS = 10_000
 CLIENT_SYSTEM_TITLE = b"SPMBRIDG"
 UTC = dt.timezone.utc
+# A protocol error leaves dlms-cosem's state machine where it was (e.g. AWAITING_GET_RESPONSE):
+# the next request is then refused. The connection opens a fresh association instead, at most
+# this many times per MeterConnection (a meter answering only garbage ends the job).
+MAX_FRESH_ASSOCIATIONS = 3
+DEFAULT_CHALLENGE_LENGTH = 32
+MAX_TRAILING_LOGGED = 32  # bytes of stray data shown in the warning
 
 
 def _key(hex_or_none, name: str) -> bytes | None:
@@ -47,6 +60,22 @@ def _key(hex_or_none, name: str) -> bytes | None:
     except ValueError as e:
         raise JobError(f"meter {name} is not hex", retryable=False) from e
     return key
+
+
+def _challenge_length(value) -> int:
+    """The meter's ``hls_challenge_length``: bytes of the client's HLS challenge (CtoS),
+    8..64 (Green Book 9.2.7.4); 32 when the job has none."""
+    if value is None or value == "":
+        return DEFAULT_CHALLENGE_LENGTH
+    try:
+        length = int(value)
+    except (TypeError, ValueError) as e:
+        raise JobError(f"hls_challenge_length {value!r} is not a number", retryable=False) from e
+    if not 8 <= length <= 64:
+        raise JobError(
+            f"hls_challenge_length {length} is outside 8..64 bytes (Green Book)", retryable=False
+        )
+    return length
 
 
 def _counter_limit(value) -> int | None:
@@ -112,6 +141,10 @@ class MeterConnection:
         self.auth = (self.meter.get("auth") or "none").lower()
         self._start_ic = int(self.meter.get("invocation_counter") or 0) + 1
         self.invocation_counter_limit = _counter_limit(invocation_counter_limit)
+        self.challenge_length = _challenge_length(self.meter.get("hls_challenge_length"))
+        self._needs_fresh = False  # a protocol error: the next service re-associates first
+        self.fresh_associations = 0
+        self.warnings: list[str] = []  # what was tolerated (trailing bytes...), for the read tool
 
     @classmethod
     def from_job_meter(
@@ -148,6 +181,7 @@ class MeterConnection:
             global_authentication_key=auth_key,
             client_invocation_counter=self._start_ic,
             meter_system_title=_key(m.get("system_title"), "system_title"),
+            conformance=compat.bridge_conformance(bool(enc_key)),
         )
         connection.invocation_counter_limit = self.invocation_counter_limit
         return DlmsClient(
@@ -217,7 +251,7 @@ class MeterConnection:
             auth_key = _key(m.get("auth_key"), "auth_key")
             if not enc_key or not auth_key:
                 raise JobError("HLS-GMAC meter needs encryption_key and auth_key", retryable=False)
-            return compat.HlsGmacCompat(), enc_key, auth_key
+            return compat.HlsGmacCompat(challenge_length=self.challenge_length), enc_key, auth_key
         raise JobError(f"unknown auth {self.auth!r}", retryable=False)
 
     def open(self) -> MeterConnection:
@@ -262,7 +296,7 @@ class MeterConnection:
         if self.client is None:
             return
         try:
-            if self._associated:
+            if self._associated and not self._needs_fresh:
                 # give the release its own short time bound even when the job ran late
                 self._io.deadline = max(self.deadline, time.monotonic() + min(2.0, self.timeout_s))
                 compat.close_quietly(self.client)
@@ -296,15 +330,28 @@ class MeterConnection:
 
     # -- error mapping ----------------------------------------------------------------
     class _errors:
-        def __init__(self, what: str):
+        """Map what dlms-cosem (or the line) raises to meter_bridge.errors. Inside a service
+        (``conn`` given), any error but a refusal marks the association for a fresh start."""
+
+        def __init__(self, what: str, conn: MeterConnection | None = None):
             self.what = what
+            self.conn = conn
 
         def __enter__(self):
             return self
 
         def __exit__(self, exc_type, exc, tb):
-            if exc is None or isinstance(exc, JobError):
+            if exc is None:
                 return False
+            conn = self.conn
+            if isinstance(exc, JobError):
+                if conn is not None and not isinstance(exc, MeterRefused):
+                    conn._needs_fresh = True  # e.g. an answer of the wrong type mid-exchange
+                return False
+            if not isinstance(exc, Exception):
+                return False  # KeyboardInterrupt, SystemExit: not the meter's doing
+            if conn is not None:
+                conn._needs_fresh = True
             what = self.what
             if isinstance(exc, (compat.ReadTimeout, TimeoutError)):
                 raise MeterUnreachable(f"{what}: no answer from the meter ({exc})") from exc
@@ -327,12 +374,46 @@ class MeterConnection:
                 ),
             ):
                 raise JobError(f"{what}: protocol error: {type(exc).__name__}: {exc}") from exc
-            return False
+            # anything else dlms-cosem raises on an answer it cannot parse (AssertionError,
+            # TypeError, attrs validators, struct.error...): a protocol error of this object
+            raise JobError(
+                f"{what}: protocol error: {type(exc).__name__}: {str(exc) or 'malformed answer'}"
+            ) from exc
 
     # -- services ----------------------------------------------------------------------
     def _check_open(self):
+        if self._needs_fresh and self.client is not None:
+            self._reassociate()
         if not self._associated:
             raise RuntimeError("MeterConnection is not open")
+
+    def _reassociate(self):
+        """A fresh association after a protocol error: drop the line (no release: the old
+        association's state is unknown), connect and associate again, going on with the
+        invocation counters (HLS-GMAC) where the old association stopped."""
+        if self.fresh_associations >= MAX_FRESH_ASSOCIATIONS:
+            raise JobError(
+                f"the meter's answers could not be parsed {self.fresh_associations + 1} times; "
+                f"gave up after {MAX_FRESH_ASSOCIATIONS} fresh associations"
+            )
+        counter = self.invocation_counter
+        self.fresh_associations += 1
+        self._needs_fresh = False
+        _log.warning(
+            "meter %s: fresh association after a protocol error (%d of at most %d)",
+            self.meter.get("serial") or self.meter.get("host") or self.meter.get("device"),
+            self.fresh_associations,
+            MAX_FRESH_ASSOCIATIONS,
+        )
+        self._associated = False
+        try:
+            self._close_line()
+        finally:
+            if self._io is not None:
+                self._io.disconnect()
+        if counter is not None:
+            self._start_ic = counter + 1
+        self.open()
 
     @staticmethod
     def _attribute(obis, ic: int, attr: int) -> cosem.CosemAttribute:
@@ -347,7 +428,7 @@ class MeterConnection:
         """GET one attribute, all blocks; returns the encoded Data."""
         self._check_open()
         target = f"GET {obis_str(parse_obis(obis))}/{ic}/{attr}"
-        with self._errors(target):
+        with self._errors(target, self):
             self.client.send(
                 xdlms.GetRequestNormal(
                     cosem_attribute=self._attribute(obis, ic, attr), access_selection=access
@@ -391,9 +472,18 @@ class MeterConnection:
     def get(self, obis, ic: int, attr: int, access=None) -> Any:
         raw = self.get_raw(obis, ic, attr, access)
         try:
-            return decode_data(raw)
+            value, trailing = decode_data_prefix(raw)
         except DataError as e:
             raise JobError(f"GET {obis}/{ic}/{attr}: undecodable answer: {e}") from e
+        if trailing:
+            # Gurux's client and most head ends read one value and ignore the rest: keep it
+            warning = (
+                f"GET {obis}/{ic}/{attr}: {len(trailing)} trailing bytes after the value "
+                f"ignored ({trailing[:MAX_TRAILING_LOGGED].hex()})"
+            )
+            _log.warning("%s", warning)
+            self.warnings.append(warning)
+        return value
 
     def scaler_unit(self, obis, ic: int) -> tuple[int | None, int | None]:
         """(scaler, unit code) of a Register-like object, cached per connection."""
@@ -422,7 +512,7 @@ class MeterConnection:
         """SET one attribute to encoded data; MeterRefused unless the meter says success."""
         self._check_open()
         target = f"SET {obis_str(parse_obis(obis))}/{ic}/{attr}"
-        with self._errors(target):
+        with self._errors(target, self):
             self.client.send(
                 xdlms.SetRequestNormal(
                     cosem_attribute=self._attribute(obis, ic, attr), data=bytes(data)
@@ -459,7 +549,7 @@ class MeterConnection:
         self._check_open()
         target = f"ACTION {obis_str(parse_obis(obis))}/{ic}/{method}"
         parts = parse_obis(obis)
-        with self._errors(target):
+        with self._errors(target, self):
             self.client.send(
                 xdlms.ActionRequestNormal(
                     cosem_method=cosem.CosemMethod(

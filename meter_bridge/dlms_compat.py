@@ -21,6 +21,7 @@ from dlms_cosem.crc import CRCCCITT
 from dlms_cosem.hdlc import connection as hdlc_connection
 from dlms_cosem.io import BlockingTcpIO, HdlcTransport, SerialIO
 from dlms_cosem.protocol import xdlms
+from dlms_cosem.protocol.xdlms.conformance import Conformance
 from dlms_cosem.security import HighLevelSecurityGmacAuthentication
 
 HDLC_FLAG = 0x7E
@@ -377,8 +378,43 @@ def long_glo_ciphering(apdu):
     return apdu
 
 
+# --- 11. service-specific ciphering of requests ----------------------------------------------
+# glo-get-request, glo-set-request, glo-action-request (Green Book 9.5: the xDLMS tag + 8)
+GLO_REQUEST_TAGS = {192: 200, 193: 201, 195: 203}
+
+
+def service_specific_glo(tag: int, security_control: bytes, counter: int, ciphered: bytes):
+    """A glo-get/set/action-request: tag, length, SC | IC | ciphertext+tag (no system
+    title: the meter knows the client's from the AARQ)."""
+    content = security_control + counter.to_bytes(4, "big") + ciphered
+    return bytes([tag]) + dlms_data.encode_variable_integer(len(content)) + content
+
+
+class _RawApdu:
+    """An APDU already encoded (what DlmsConnection.send() calls to_bytes() on)."""
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+
+    def to_bytes(self) -> bytes:
+        return self.raw
+
+
 class DlmsConnectionCompat(DlmsConnection):
+    """DlmsConnection with entries 7, 10, 11 and 12 (see there)."""
+
+    # Set once the meter's first ciphered APDU is seen (entry 12).
+    meter_counter_seen = False
+
     def protect(self, event):
+        tag = getattr(event, "TAG", None)
+        if tag in GLO_REQUEST_TAGS and not self.conformance.general_protection:
+            ciphered, counter = self.encrypt(event.to_bytes())
+            return _RawApdu(
+                service_specific_glo(
+                    GLO_REQUEST_TAGS[tag], self.security_control.to_bytes(), counter, ciphered
+                )
+            )
         return long_glo_ciphering(super().protect(event))
 
     def next_event(self):
@@ -388,10 +424,21 @@ class DlmsConnectionCompat(DlmsConnection):
             )
         return super().next_event()
 
+    def update_meter_invocation_counter(self, received_invocation_counter: int) -> None:
+        if received_invocation_counter == 0 and not self.meter_counter_seen:
+            self.meter_counter_seen = True
+            self.meter_invocation_counter = 0
+            return
+        super().update_meter_invocation_counter(received_invocation_counter)
+        self.meter_counter_seen = True
+
 
 # --- 8. HLS-GMAC reply reuses an invocation counter ------------------------------------------
 class HlsGmacCompat(HighLevelSecurityGmacAuthentication):
-    """Upstream computes the reply to the meter's challenge with the current client
+    """HighLevelSecurityGmacAuthentication(challenge_length=N) takes the client's challenge
+    length (8..64 bytes, Blue Book 4.4.4 / Green Book 9.2.7.4; upstream checks the range).
+
+    Upstream computes the reply to the meter's challenge with the current client
     invocation counter without advancing it, so the ACTION that carries the reply is then
     ciphered with the same counter: a GCM nonce used twice, and meters that check for
     strictly increasing counters refuse the association."""
@@ -424,3 +471,52 @@ def close_quietly(client) -> None:
     finally:
         with contextlib.suppress(Exception):
             client.transport.io.disconnect()
+
+
+# --- 11b. ciphering style follows the negotiated conformance ---------------------------------
+# Upstream DlmsConnection.protect() wraps every xDLMS request in general-glo-ciphering, also
+# when the meter's AARE did not grant the general-protection conformance bit: such a meter
+# (it supports only service-specific glo-get/set/action) drops or refuses the request.
+# DlmsConnectionCompat.protect() sends glo-get/set/action-request unless general-protection
+# was negotiated. Before the AARE the conformance is the proposed one (general-protection
+# set when there are keys): the AARQ itself is ciphered as upstream does (xDLMS-initiate).
+
+
+# --- 12. a meter's first invocation counter 0 ----------------------------------------------
+# Upstream update_meter_invocation_counter() requires each received counter to be larger
+# than the last, starting from 0: a meter whose first ciphered APDU carries counter 0 (a new
+# key, Green Book 9.2.7.2.4.1: "the invocation counter ... is reset to 0") was refused
+# ("Received invocation counter is not larger than the previous"). Accept 0 once, as the
+# first counter of the association; strictly increasing after that.
+# Upstream-ready: initialise DlmsConnection.meter_invocation_counter to None and compare
+# only when it is not None.
+
+
+# --- 13. conformance proposed in the AARQ ---------------------------------------------------
+def bridge_conformance(ciphered: bool) -> Conformance:
+    """Upstream make_conformance() proposes general-block-transfer (and block transfer with
+    SET, ACCESS, multiple references...) though DlmsConnection has no GBT (use_blocks is
+    always False, make_blocks() returns the APDU): a meter that grants GBT may answer with
+    general-block-transfer APDUs, which next_event() cannot parse. Propose only the services
+    the bridge uses and dlms-cosem handles: GET (with its own block transfer, handled in
+    MeterConnection.get_raw), SET, ACTION, selective access, priority management, and
+    general-protection when the association is ciphered."""
+    return Conformance(
+        general_protection=bool(ciphered),
+        general_block_transfer=False,
+        delta_value_encoding=False,
+        attribute_0_supported_with_set=False,
+        priority_management_supported=True,
+        attribute_0_supported_with_get=False,
+        block_transfer_with_get_or_read=True,
+        block_transfer_with_set_or_write=False,
+        block_transfer_with_action=False,
+        multiple_references=False,
+        data_notification=False,
+        access=False,
+        get=True,
+        set=True,
+        selective_access=True,
+        event_notification=False,
+        action=True,
+    )
