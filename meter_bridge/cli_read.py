@@ -5,6 +5,13 @@ Examples:
   meter-bridge read 10.0.0.7:4059 --hdlc --client 1 --auth lls --password 00000000 0.0.1.0.0.255
   meter-bridge read --serial /dev/ttyUSB0 --baud 9600 1.0.1.8.0.255
   meter-bridge read 127.0.0.1:4100 1.0.99.1.0.255 --from 2025-01-01T00:00Z --to 2025-01-02T00:00Z
+  meter-bridge read 127.0.0.1:4100 0.0.1.0.0.255 1.0.32.7.0.255:3:3 --json
+
+Values are decoded for a person (meter_bridge.describe): clocks as ISO local time with the
+deviation and clock status, scaler_unit as "10^-1 V", registers scaled with their unit,
+enumerations by name where the Blue Book names them, structures item by item. --json prints
+the same as one document: per reading "value" (for programs), "text" (as printed), "type"
+and the details of its type.
 """
 
 from __future__ import annotations
@@ -13,10 +20,11 @@ import argparse
 import json
 import sys
 
-from .codec import iso, parse_iso, to_json
+from .codec import DataError, iso, parse_iso, scale, to_json
+from .describe import describe
 from .dlms import MeterConnection
 from .errors import JobError
-from .obis import KNOWN_IC, normalize_obis
+from .obis import KNOWN_IC, SCALED_CLASSES, normalize_obis, unit_name
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 0, 1, 3, 2
 
@@ -60,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="HLS-GMAC: last invocation counter used with this meter",
     )
+    p.add_argument(
+        "--challenge-length",
+        type=int,
+        default=None,
+        help="HLS-GMAC: bytes of the client's challenge, 8..64 (default 32)",
+    )
     p.add_argument("--from", dest="from_", metavar="ISO", help="profile range start (UTC)")
     p.add_argument("--to", metavar="ISO", help="profile range end (UTC, default now)")
     p.add_argument("--timeout", type=float, default=10, help="seconds per answer (10)")
@@ -89,6 +103,7 @@ def meter_from_args(args) -> dict:
         "server_logical_address": args.server_logical,
         "server_physical_address": args.server_physical,
         "timeout_s": args.timeout,
+        "hls_challenge_length": args.challenge_length,
     }
     if args.serial:
         meter.update(
@@ -135,16 +150,7 @@ def main_read(argv: list[str] | None = None) -> int:
                         )
                         out["profiles"][obis] = [to_json(r) for r in rows]
                     else:
-                        value, unit = conn.get_scaled(obis, ic, attr)
-                        out["readings"].append(
-                            {
-                                "obis": obis,
-                                "ic": ic,
-                                "attribute": attr,
-                                "value": to_json(value),
-                                "unit": unit,
-                            }
-                        )
+                        out["readings"].append(read_described(conn, obis, ic, attr))
                 except JobError as e:
                     if not e.retryable or type(e) is JobError:
                         out["errors"][obis] = str(e)
@@ -152,6 +158,8 @@ def main_read(argv: list[str] | None = None) -> int:
                         raise
             if conn.invocation_counter is not None:
                 out["invocation_counter"] = conn.invocation_counter
+            if conn.warnings:
+                out["warnings"] = list(conn.warnings)
     except JobError as e:
         print(f"error: {e}", file=sys.stderr)
         if getattr(e, "invocation_counter", None) is not None:
@@ -161,18 +169,44 @@ def main_read(argv: list[str] | None = None) -> int:
     return EXIT_PARTIAL if out["errors"] else EXIT_OK
 
 
+def read_described(conn, obis: str, ic: int, attr: int) -> dict:
+    """One attribute read and described (meter_bridge.describe): the value for a program
+    ("value", scaled with its unit for registers) and for a person ("text")."""
+    raw = conn.get_raw(obis, ic, attr)
+    try:
+        described = describe(raw, ic, attr)
+    except DataError as e:
+        raise JobError(f"GET {obis}/{ic}/{attr}: undecodable answer: {e}") from e
+    reading = {"obis": obis, "ic": ic, "attribute": attr, **described, "unit": ""}
+    if "trailing_bytes" in described:
+        conn.warnings.append(
+            f"GET {obis}/{ic}/{attr}: {len(described['trailing_bytes']) // 2} trailing bytes "
+            f"after the value ignored"
+        )
+    if attr == 2 and ic in SCALED_CLASSES and isinstance(described.get("value"), (int, float)):
+        scaler, unit = conn.scaler_unit(obis, ic)
+        value = scale(described["value"], scaler)
+        reading.update(value=to_json(value), unit=unit_name(unit), scaler=scaler)
+        reading["text"] = f"{value} {reading['unit']}".rstrip()
+    elif described["type"] == "scaler_unit":
+        reading["unit"] = described["unit"]
+    return reading
+
+
 def _print(out: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(out, indent=2, default=str))
         return
     for r in out["readings"]:
-        print(f"{r['obis']:<18} {r['value']!s} {r['unit']}".rstrip())
+        print(f"{r['obis']:<18} {r['text']}".rstrip())
     for obis, rows in out["profiles"].items():
         print(f"{obis} ({len(rows)} entries)")
         for row in rows:
             print("  " + "  ".join(str(v) for v in row))
     for obis, msg in out["errors"].items():
         print(f"{obis:<18} ERROR {msg}")
+    for warning in out.get("warnings", []):
+        print(f"warning: {warning}")
     if "invocation_counter" in out:
         print(f"invocation counter now {out['invocation_counter']}")
 
