@@ -60,7 +60,7 @@ SCALER_UNIT_ATTRIBUTES = {(3, 3), (4, 3), (5, 4)}
 
 # enum attributes by (class id, attribute): value -> name (Blue Book)
 ENUMS: dict[tuple[int, int], dict[int, str]] = {
-    (8, 8): {
+    (8, 9): {
         0: "not defined",
         1: "internal crystal",
         2: "mains frequency 50 Hz",

@@ -402,6 +402,7 @@ def apply_hls() -> None:
         (_GXAPDU, "getUserInformation", _get_user_information, classmethod),
         (GXDLMSAssociationLogicalName, "invoke", _association_invoke, None),
         (GXCiphering, "decrypt", _decrypt_checking_counter, classmethod),
+        (GXDLMS, "handleGloDedRequest", _handle_glo_ded_request, classmethod),
     ):
         current = owner.__dict__[name]
         current = getattr(current, "__func__", current)
@@ -409,6 +410,46 @@ def apply_hls() -> None:
             continue
         fix.upstream = current
         setattr(owner, name, kind(fix) if kind else fix)
+
+
+def _glo_request_parameter(settings):
+    """The AesGcmParameter a server deciphers a glo-/ded- request with."""
+    from gurux_dlms.AesGcmParameter import AesGcmParameter
+    from gurux_dlms.ConnectionState import ConnectionState
+
+    cipher = settings.cipher
+    key = cipher.blockCipherKey
+    if cipher.dedicatedKey and (settings.connected & ConnectionState.DLMS) != 0:
+        key = cipher.dedicatedKey
+    return AesGcmParameter(0, settings.sourceSystemTitle, key, cipher.authenticationKey)
+
+
+def _handle_glo_ded_request(cls, settings, data):
+    """Service-specific ciphering (glo-get/set/action-request, Gurux's own client's default):
+    upstream GXDLMS.handleGloDedRequest builds AesGcmParameter(systemTitle, key, authKey)
+    without the leading `tag` argument, so every argument lands one place off and the block
+    cipher key is the authentication key's slot (None): `decryptAesGcm` fails on
+    len(None), the server answers an HDLC "unacceptable frame" even over the wrapper, and the
+    client never gets an answer. Same code with the arguments in their places."""
+    from gurux_dlms.enums import Command, RequestTypes
+    from gurux_dlms.GXCiphering import GXCiphering
+
+    if settings.cipher is None:
+        raise ValueError("Secure connection is not supported.")
+    if (data.moreData & RequestTypes.FRAME) != 0:
+        data.data.position = data.data.position - 1
+        return
+    data.data.position = data.data.position - 1
+    tmp = GXCiphering.decrypt(settings, _glo_request_parameter(settings), data.data)
+    if data.isComplete() and (data.moreData & RequestTypes.FRAME) == 0:
+        settings._onPduEventHandler(data.moreData == 0, tmp)  # noqa: SLF001 - upstream does
+    data.data.clear()
+    data.data.set(tmp)
+    data.command = Command(data.data.getUInt8())
+    if data.command in (Command.DATA_NOTIFICATION, Command.INFORMATION_REPORT):
+        data.command = Command.NONE
+        data.data.position = data.data.position - 1
+        cls.getPdu(settings, data)
 
 
 def _get_pdu_segmented_glo(cls, settings, data):
@@ -503,3 +544,101 @@ class CounterCiphering:
         from gurux_dlms.enums.Security import Security
 
         self.security = Security.NONE
+
+
+# --- association view (Association LN, IC 15, attributes 2, 3, 5) ---------------------------
+# Upstream GXDLMSAssociationLogicalName.getValue() fails on the attributes every head end
+# reads first, and the server then answers nothing usable:
+# - attribute 2 (object_list): getObjects() reads `e.isSkipMaxPduSize`, an attribute
+#   ValueEventArgs does not have (it has `skipMaxPduSize`): AttributeError, then the error
+#   path itself fails (`'NoneType' object has no attribute 'position'`) and the connection
+#   drops; it also cuts the list at maxPduSize relying on a block state nobody resumes;
+# - attribute 3 (associated_partners_id): clientSAP/serverSAP are never set (None);
+# - attribute 5 (xDLMS_context_info): GXBitString(int, 24) of the conformance raises.
+# association_value() encodes them whole (gurux's block transfer splits a long answer), with
+# the access rights of the association asking.
+def _swap_bits(b: int) -> int:
+    return int(f"{b:08b}"[::-1], 2)
+
+
+def conformance_bits(value: int) -> bytes:
+    """Gurux's Conformance flags as the 24-bit BER/A-XDR bit-string (as in its AARE)."""
+    v = int(value)
+    return bytes(_swap_bits((v >> shift) & 0xFF) for shift in (0, 8, 16))
+
+
+def _axdr_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+# attributes that take selective access (Profile generic buffer: by range 1, by entry 2)
+SELECTIVE_ACCESS = {(7, 2): (1, 2)}
+
+
+def object_list(items, attribute_access, method_access) -> bytes:
+    """object_list (Blue Book 4.4.3): array of {class_id, version, logical_name,
+    access_rights {attribute_access [{id, mode, selectors}], method_access [{id, mode}]}}.
+    attribute_access(item, index) and method_access(item, index) give the modes (ints) of
+    the association asking."""
+    enum_methods = version_of_association(items) > 0
+    out = bytearray([0x01]) + _axdr_length(len(items))
+    for item in items:
+        ot, version = int(item.objectType), int(item.version)
+        ln = bytes(int(x) for x in item.logicalName.split("."))
+        out += b"\x02\x04\x12" + ot.to_bytes(2, "big") + b"\x11" + bytes([version])
+        out += b"\x09\x06" + ln + b"\x02\x02"
+        attrs = item.getAttributeCount()
+        out += b"\x01" + _axdr_length(attrs)
+        for index in range(1, attrs + 1):
+            out += (
+                b"\x02\x03\x0f" + bytes([index]) + b"\x16" + bytes([attribute_access(item, index)])
+            )
+            selectors = SELECTIVE_ACCESS.get((ot, index))
+            if selectors:
+                out += b"\x01" + bytes([len(selectors)])
+                for s in selectors:
+                    out += b"\x0f" + bytes([s])
+            else:
+                out += b"\x00"
+        methods = item.getMethodCount()
+        out += b"\x01" + _axdr_length(methods)
+        for index in range(1, methods + 1):
+            mode = method_access(item, index)
+            # method access: boolean in version 0 of the association, enum from version 1
+            out += b"\x02\x02\x0f" + bytes([index])
+            out += (b"\x16" + bytes([mode])) if enum_methods else (b"\x03" + bytes([mode != 0]))
+    return bytes(out)
+
+
+def version_of_association(items) -> int:
+    from gurux_dlms.objects import GXDLMSAssociationLogicalName
+
+    for it in items:
+        if isinstance(it, GXDLMSAssociationLogicalName):
+            return int(it.version)
+    return 0
+
+
+def associated_partners(client_sap: int, server_sap: int) -> bytes:
+    """associated_partners_id: {client_SAP integer, server_SAP long-unsigned}."""
+    return b"\x02\x02\x0f" + bytes([client_sap & 0xFF]) + b"\x12" + server_sap.to_bytes(2, "big")
+
+
+def xdlms_context_info(settings) -> bytes:
+    """xDLMS_context_info: {conformance bit-string(24), max_receive_pdu_size,
+    max_send_pdu_size, dlms_version_number, quality_of_service, cyphering_info}."""
+    conformance = settings.negotiatedConformance or settings.proposedConformance
+    max_rx = int(settings.maxServerPDUSize or 0xFFFF) & 0xFFFF
+    max_tx = int(settings.maxPduSize or 0xFFFF) & 0xFFFF
+    return (
+        b"\x02\x06\x04\x18"
+        + conformance_bits(conformance)
+        + b"\x12"
+        + max_rx.to_bytes(2, "big")
+        + b"\x12"
+        + max_tx.to_bytes(2, "big")
+        + b"\x11\x06\x0f\x00\x09\x00"
+    )

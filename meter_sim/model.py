@@ -277,6 +277,7 @@ class MeterModel:
         load.setdefault("seed", seed)
         self.load = LoadModel(**load)
         self.time = start or EPOCH
+        self.activation_time = self.time  # Account account_activation_time (IC 111/13)
         self.clock_offset = dt.timedelta(0)  # set by a clock SET (sync)
         self.credit_wh = int(round(config.credit_kwh * 1000))
         self.low_credit_wh = int(round(config.low_credit_kwh * 1000))

@@ -92,7 +92,7 @@ UNIT_W = 27
 CONTRACT = [
     (LOGICAL_DEVICE_NAME, 1, (1, 2)),
     (SERIAL_NUMBER, 1, (1, 2)),
-    (CLOCK, 8, (1, 2, 3)),
+    (CLOCK, 8, (1, 2, 3, 4, 5, 6, 7, 8, 9)),
     (ENERGY_IMPORT, 3, (1, 2, 3)),
     (ENERGY_EXPORT, 3, (1, 2, 3)),
     (VOLTAGE_L1, 3, (1, 2, 3)),
@@ -105,12 +105,12 @@ CONTRACT = [
     (FRAUD_EVENT_CODE, 1, (1, 2)),
     (DISCONNECT_CONTROL, 70, (1, 2, 3, 4)),
     (LIMITER, 71, (1, 2, 3, 6)),
-    (ACCOUNT, 111, (1, 2)),
-    (CREDIT, 112, (1, 2, 5, 6)),
+    (ACCOUNT, 111, (1, 2, 5, 13, 14)),
+    (CREDIT, 112, (1, 2, 5, 6, 11)),
     # attribute 7 (credit_configuration, a bit-string) is served too, but left out here:
     # dlms-cosem 25.1.0 reads a bit-string's length as bytes, not bits, and fails on it
-    (EMERGENCY_CREDIT, 112, (1, 2, 3, 4, 8, 9, 10)),
-    (TOKEN_GATEWAY, 115, (1, 2)),
+    (EMERGENCY_CREDIT, 112, (1, 2, 3, 4, 8, 9, 10, 11)),
+    (TOKEN_GATEWAY, 115, (1, 2, 3)),
     (TOKEN_LOG, 1, (1, 2)),
     (RECONNECT_DELAY, 1, (1, 2)),
     (RECONNECT_ATTEMPTS, 1, (1, 2)),
@@ -338,11 +338,35 @@ def _read_name(settings, model, ln, index, *_selection):
     return None
 
 
+# Blue Book 4.1.6.1: a date-time with every field "not specified" (0xFF, deviation 0x8000)
+DATETIME_NOT_SPECIFIED = b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x80\x00\xff"
+# Daylight savings begin/end as the EU rule, a pattern: last Sunday (day 0xFE = last of the
+# month, day of week 7) of March / October at 01:00 UTC, any year. The meter keeps UTC
+# (daylight_savings_enabled, attribute 8, is FALSE): the rule is stated, not applied.
+DST_BEGIN = b"\xff\xff\x03\xfe\x07\x01\x00\x00\x00\x00\x00\xff"
+DST_END = b"\xff\xff\x0a\xfe\x07\x01\x00\x00\x00\x00\x00\xff"
+CLOCK_BASE_CRYSTAL = 1
+
+
+def _octets(settings, raw: bytes) -> bytes:
+    return encode(settings, DataType.OCTET_STRING, raw)
+
+
+def _time_or_unspecified(t: dt.datetime | None) -> bytes:
+    return datetime_bytes(t) if t is not None else DATETIME_NOT_SPECIFIED
+
+
 def _read_clock(settings, model, ln, index, *_selection):
     if index == 2:
         return encode(settings, DataType.OCTET_STRING, datetime_bytes(model.meter_time()))
     if index == 3:
         return encode(settings, DataType.INT16, 0)
+    if index == 5:  # daylight_savings_begin (gurux answered hardware-fault)
+        return _octets(settings, DST_BEGIN)
+    if index == 6:  # daylight_savings_end
+        return _octets(settings, DST_END)
+    if index == 9:  # clock_base
+        return encode(settings, DataType.ENUM, CLOCK_BASE_CRYSTAL)
     return None
 
 
@@ -431,6 +455,15 @@ def _read_account(settings, model, ln, index, *_selection):
     if index == 2:
         # account_mode_and_status: payment mode 2 = prepayment, status 2 = active
         return _struct(settings, [(DataType.ENUM, 2), (DataType.ENUM, 2)])
+    if index == 5:
+        # available_credit: what the Credit objects hold for the customer now. The token
+        # credit's current_credit_amount already includes emergency credit taken (it joins
+        # the available credit and is owed, see MeterModel.take_emergency_credit).
+        return encode(settings, DataType.INT32, model.credit_wh)
+    if index == 13:  # account_activation_time: the meter's first start
+        return _octets(settings, _time_or_unspecified(getattr(model, "activation_time", None)))
+    if index == 14:  # account_closure_time: the account is active, not closed
+        return _octets(settings, DATETIME_NOT_SPECIFIED)
     return None
 
 
@@ -441,6 +474,8 @@ def _read_credit(settings, model, ln, index, *_selection):
         return encode(settings, DataType.INT32, model.low_credit_wh)
     if index == 6:
         return encode(settings, DataType.INT32, model.trip_wh)
+    if index == 11:  # period: no credit period on this meter
+        return _octets(settings, DATETIME_NOT_SPECIFIED)
     return None
 
 
@@ -455,6 +490,8 @@ def _read_emergency_credit(settings, model, ln, index, *_selection):
     }
     if index == 7:  # bit-string of 8 bits, bit 0 first
         return bytes([DataType.BITSTRING, 8, EMERGENCY_CONFIGURATION])
+    if index == 11:  # period: no credit period on this meter
+        return _octets(settings, DATETIME_NOT_SPECIFIED)
     if index in values:
         return encode(settings, *values[index])
     return None
@@ -463,6 +500,9 @@ def _read_emergency_credit(settings, model, ln, index, *_selection):
 def _read_token_gateway(settings, model, ln, index, *_selection):
     if index == 2:
         return encode(settings, DataType.OCTET_STRING, model.last_token)
+    if index == 3:  # token_time: when the last token was entered
+        entry = model.token_log.get(model.last_transfer_number)
+        return _octets(settings, _time_or_unspecified(entry[1] if entry else None))
     return None
 
 

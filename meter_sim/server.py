@@ -33,6 +33,16 @@ SERVER_LOGICAL = 1
 MAX_PDU = 0xFFFF
 
 
+ASSOCIATION_SECRET = 7  # Association LN attribute 7: the LLS secret
+
+
+class _Target:
+    """What attribute_access() looks at: the object and the attribute index."""
+
+    def __init__(self, target, index):
+        self.target, self.index = target, index
+
+
 class _MeterServerBase(
     gurux_compat.ServerMixin, gurux_compat.ReleaseResponseMixin, gurux_compat.SnrmMixin
 ):
@@ -71,7 +81,14 @@ class _MeterServerBase(
             "hls": Authentication.HIGH_GMAC,
         }[auth]
         if authentication != want:
-            return SourceDiagnostic.AUTHENTICATION_MECHANISM_NAME_REQUIRED
+            # Blue Book diagnostics: 12 authentication-mechanism-name-required when the
+            # association needs one the AARQ lacks, else 11 ...-not-recognised (e.g. the
+            # public client 16 offering LLS). Gurux spells 12 MECHANISM_NAME_REGUIRED; the
+            # name used here before did not exist, the AttributeError made gurux answer 4
+            # bytes that are no AARE, and clients saw no rejection.
+            if authentication == Authentication.NONE:
+                return SourceDiagnostic.MECHANISM_NAME_REGUIRED
+            return SourceDiagnostic.NOT_RECOGNISED
         if auth == "lls" and bytes(password or b"") != self.model.config.password.encode():
             return SourceDiagnostic.AUTHENTICATION_FAILURE
         return SourceDiagnostic.NONE
@@ -95,8 +112,16 @@ class _MeterServerBase(
 
     def attribute_access(self, arg):
         level = self.access_level()
+        if arg.target.logicalName == objects.ASSOCIATION_LN:
+            # the association view is every client's to read (head ends read it first);
+            # its secret (attribute 7) is write-only, and only the management client's
+            if arg.index == ASSOCIATION_SECRET:
+                return AccessMode.WRITE if level == "management" else AccessMode.NO_ACCESS
+            return AccessMode.READ
         if level == "management":
             return AccessMode.READ_WRITE
+        if arg.index == 1:
+            return AccessMode.READ  # logical_name: every listed object's is readable
         if arg.target.logicalName in objects.MANAGEMENT_OBJECTS:
             return AccessMode.NO_ACCESS
         if level == "reader" or arg.target.logicalName in objects.PUBLIC_OBJECTS:
@@ -110,9 +135,34 @@ class _MeterServerBase(
     def onFindObject(self, objectType, sn, ln):  # noqa: N802,N803
         return None
 
+    def method_access(self, item, index) -> int:
+        """What the object list states: methods are the management client's only."""
+        if self.access_level() == "management":
+            return MethodAccessMode.ACCESS
+        return MethodAccessMode.NO_ACCESS
+
+    def association_value(self, index: int) -> bytes | None:
+        """Association LN attributes gurux cannot encode (gurux_compat, association view)."""
+        if index == 2:
+            return gurux_compat.object_list(
+                list(self.items),
+                lambda item, i: int(self.attribute_access(_Target(item, i))),
+                lambda item, i: int(self.method_access(item, i)),
+            )
+        if index == 3:
+            return gurux_compat.associated_partners(int(self.settings.clientAddress), 1)
+        if index == 5:
+            return gurux_compat.xdlms_context_info(self.settings)
+        return None
+
     # --- GET / SET / ACTION, routed to the model ---
     def onPreRead(self, args):  # noqa: N802
         for e in args:
+            if e.target.logicalName == objects.ASSOCIATION_LN:
+                value = self.association_value(e.index)
+                if value is not None:
+                    e.value, e.byteArray, e.handled = value, True, True
+                continue
             value = objects.read_attribute(
                 self.settings,
                 self.model,

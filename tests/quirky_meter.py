@@ -70,7 +70,7 @@ DEFAULT_OBJECTS = {
     (1, "0.0.96.1.0.255", 2): b"\x09\x08QRK00001",
     # daylight savings begin: last Sunday of March, 02:00, as a pattern
     (8, "0.0.1.0.0.255", 5): b"\x09\x0c\xff\xff\x03\xfe\x07\x02\x00\x00\x00\x80\x00\xff",
-    (8, "0.0.1.0.0.255", 8): b"\x16\x02",  # clock base: mains 50 Hz
+    (8, "0.0.1.0.0.255", 9): b"\x16\x02",  # clock base: mains 50 Hz
     (111, "0.0.19.0.0.255", 2): b"\x02\x02\x16\x02\x16\x02",  # prepayment, active
 }
 

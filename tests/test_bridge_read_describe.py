@@ -63,7 +63,7 @@ def test_scaler_unit():
 
 def test_enums_by_name_and_unknown_enums_by_number():
     assert describe(b"\x16\x01", 70, 3)["text"] == "1 (connected)"
-    assert describe(b"\x16\x02", 8, 8)["name"] == "mains frequency 50 Hz"
+    assert describe(b"\x16\x02", 8, 9)["name"] == "mains frequency 50 Hz"
     assert describe(b"\x16\x09", 70, 3)["text"] == "enum 9"
     assert describe(b"\x16\x01", 1, 2)["text"] == "enum 1"
 
@@ -90,7 +90,7 @@ def test_read_tool_json_against_another_vendors_meter(capsys):
                 f"127.0.0.1:{meter.port}",
                 "0.0.1.0.0.255",
                 "0.0.1.0.0.255:8:5",
-                "0.0.1.0.0.255:8:8",
+                "0.0.1.0.0.255:8:9",
                 "1.0.32.7.0.255",
                 "1.0.32.7.0.255:3:3",
                 "0.0.96.3.10.255:70:3",
@@ -106,7 +106,7 @@ def test_read_tool_json_against_another_vendors_meter(capsys):
     clock = by[("0.0.1.0.0.255", 2)]
     assert (clock["iso"], clock["deviation_min"]) == ("2026-03-29T02:30:00+01:00", -60)
     assert by[("0.0.1.0.0.255", 5)]["unspecified"] == ["year"]
-    assert by[("0.0.1.0.0.255", 8)]["name"] == "mains frequency 50 Hz"
+    assert by[("0.0.1.0.0.255", 9)]["name"] == "mains frequency 50 Hz"
     assert (by[("1.0.32.7.0.255", 2)]["value"], by[("1.0.32.7.0.255", 2)]["unit"]) == (230.0, "V")
     assert by[("1.0.32.7.0.255", 3)]["text"] == "10^-1 V"
     assert by[("0.0.96.3.10.255", 3)]["name"] == "connected"
