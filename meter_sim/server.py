@@ -14,7 +14,13 @@ import selectors
 import socket
 import threading
 
-from gurux_dlms.enums import AccessMode, Authentication, InterfaceType, MethodAccessMode
+from gurux_dlms.enums import (
+    AccessMode,
+    Authentication,
+    ErrorCode,
+    InterfaceType,
+    MethodAccessMode,
+)
 from gurux_dlms.enums.SourceDiagnostic import SourceDiagnostic
 from gurux_dlms.GXCiphering import GXCiphering
 from gurux_dlms.GXDLMSServer import GXDLMSServer
@@ -159,6 +165,15 @@ class _MeterServerBase(
     def onPreRead(self, args):  # noqa: N802
         for e in args:
             if e.target.logicalName == objects.ASSOCIATION_LN:
+                if e.index == ASSOCIATION_SECRET:
+                    # write-only: gurux denies a GET only for NO_ACCESS, not for WRITE
+                    e.error, e.value, e.byteArray, e.handled = (
+                        ErrorCode.READ_WRITE_DENIED,
+                        b"",
+                        True,
+                        True,
+                    )
+                    continue
                 value = self.association_value(e.index)
                 if value is not None:
                     e.value, e.byteArray, e.handled = value, True, True
