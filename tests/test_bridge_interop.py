@@ -221,3 +221,13 @@ def test_ciphering_follows_what_the_meter_granted(granted, style):
 def test_service_specific_request_bytes():
     raw = dlms_compat.service_specific_glo(200, b"\x30", 7, b"\xaa" * 20)
     assert raw == b"\xc8\x19\x30\x00\x00\x00\x07" + b"\xaa" * 20
+
+
+def test_canary_upstream_initiate_request_loses_the_first_conformance_byte():
+    request = xdlms.InitiateRequest(
+        proposed_conformance=dlms_compat.bridge_conformance(True),
+        client_max_receive_pdu_size=65535,
+    )
+    parsed = xdlms.InitiateRequest.from_bytes(request.to_bytes())
+    assert parsed.proposed_conformance.get  # the other bytes survive
+    assert not parsed.proposed_conformance.general_protection  # the first byte is lost
