@@ -543,6 +543,10 @@ class SmartpmMeter(models.Model):
         meters = super().create(vals_list)
         meters.filtered("tenant_id")._open_assignments()
         friendly.push(self.env, meters)  # a meter created active gets the schedule at once
+        pushing = meters.filtered("push_enabled")
+        if pushing:  # created in push mode: the meter is told at once, the heartbeat clock runs
+            pushing.sudo().write({"push_enabled_at": fields.Datetime.now()})
+            pushing._push_push_setup()
         return meters
 
     def write(self, vals):

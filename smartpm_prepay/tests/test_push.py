@@ -274,6 +274,21 @@ class TestPushSetupJob(SmartpmCase):
         self.assertEqual(self._jobs().payload["destination"], "")
         self.assertEqual(self._jobs().payload["heartbeat_s"], 0)
 
+    def test_a_meter_created_in_push_mode_is_told_at_once(self):
+        meter = self._meter(
+            "PSH00013",
+            state="active",
+            auth="hls_gmac",
+            system_title="5053483030303133",
+            push_enabled=True,
+            push_destination="10.0.0.5:4059",
+        )
+        job = self.env["smartpm.meter.job"].search(
+            [("meter_id", "=", meter.id), ("job_type", "=", "set_push")]
+        )
+        self.assertEqual(job.payload["destination"], "10.0.0.5:4059")
+        self.assertTrue(meter.push_enabled_at)
+
     def test_an_unchanged_write_queues_nothing(self):
         self.meter.write({"push_enabled": True, "push_destination": "10.0.0.5:4059"})
         self._jobs().job_type  # noqa: B018
