@@ -88,8 +88,10 @@ def main():
     with run_odoo(db) as odoo:
         key = odoo.bridge_key("bench-push")
         vals = []
+        # system titles unique to this run (the simulator's default repeats across runs)
+        titles = {s: (run[:3] + s[-5:]).encode().hex().upper() for s in serials}
         for serial in serials:
-            v = locked_meter_vals(serial)
+            v = dict(locked_meter_vals(serial), system_title=titles[serial])
             vals.append(
                 {
                     "serial_number": serial,
@@ -103,7 +105,10 @@ def main():
                 }
             )
         ids = dict(zip(serials, odoo.call("smartpm.meter", "create", vals), strict=True))
-        configs = [MeterConfig(s, push_destination=f"127.0.0.1:{port}") for s in serials]
+        configs = [
+            MeterConfig(s, push_destination=f"127.0.0.1:{port}", system_title=titles[s])
+            for s in serials
+        ]
         with listener(odoo, key, port), Fleet(configs, speed=0) as fleet:
             t0 = time.monotonic()
             for s in serials:  # every meter says hello: one connection each

@@ -340,6 +340,16 @@ class SmartpmMeter(models.Model):
         ("load_limit_positive", "CHECK(load_limit_w >= 0)", "The load limit cannot be negative."),
     ]
 
+    def init(self):
+        # pushes are recognised by the system title (services/push.py): one meter in push
+        # mode per title, also under concurrent writes
+        self.env.cr.execute(
+            """
+            CREATE UNIQUE INDEX IF NOT EXISTS smartpm_meter_push_title_uniq
+                ON smartpm_meter (upper(system_title)) WHERE push_enabled AND active
+            """
+        )
+
     # ---------------------------------------------------------------- constraints
     @api.constrains("serial_number")
     def _check_serial_number(self):
@@ -1258,6 +1268,24 @@ class SmartpmMeter(models.Model):
                         "Meter %s: push mode needs the meter's system title (8 bytes in hex): "
                         "pushes are recognised by it.",
                         meter.serial_number,
+                    )
+                )
+            self.env.cr.execute(
+                """
+                SELECT serial_number FROM smartpm_meter
+                 WHERE push_enabled AND active AND id != %s AND upper(system_title) = %s
+                 LIMIT 1
+                """,
+                (meter.id, title.upper()),
+            )
+            twin = self.env.cr.fetchone()
+            if twin:
+                raise ValidationError(
+                    _(
+                        "Meter %(serial)s: meter %(other)s in push mode has the same system "
+                        "title; pushes could not tell them apart.",
+                        serial=meter.serial_number,
+                        other=twin[0],
                     )
                 )
 

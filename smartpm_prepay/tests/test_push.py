@@ -289,6 +289,16 @@ class TestPushSetupJob(SmartpmCase):
         self.assertEqual(job.payload["destination"], "10.0.0.5:4059")
         self.assertTrue(meter.push_enabled_at)
 
+    def test_two_meters_in_push_mode_cannot_share_a_system_title(self):
+        self.meter.write({"push_enabled": True, "push_destination": "10.0.0.5:4059"})
+        twin = self._meter(
+            "PSH00014", state="active", auth="hls_gmac", system_title="5053483030303130"
+        )
+        with self.assertRaises(ValidationError) as exc:
+            twin.write({"push_enabled": True, "push_destination": "10.0.0.5:4059"})
+        self.assertIn("PSH00010", str(exc.exception))
+        self.assertFalse(twin.push_enabled)
+
     def test_an_unchanged_write_queues_nothing(self):
         self.meter.write({"push_enabled": True, "push_destination": "10.0.0.5:4059"})
         self._jobs().job_type  # noqa: B018
