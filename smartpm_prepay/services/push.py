@@ -272,19 +272,43 @@ def ingest_pushes(env, bridge_id, messages):
 
 
 def _mark_seen(env, states):
-    """The meters spoke: online, seen now, credit and relay as pushed; comm-lost cleared."""
+    """The meters spoke: online, seen now, credit and relay as pushed; comm-lost cleared.
+    One UPDATE for the meters whose relay is as Odoo knew it (the usual heartbeat); the ORM
+    (tracked, so the chatter shows it) for those whose relay moved."""
     now = fields.Datetime.now()
-    meters = env["smartpm.meter"].sudo().browse(list(states))
-    for meter in meters:
+    ids = list(states)
+    env.flush_all()
+    env.cr.execute(
+        """
+        UPDATE smartpm_meter m
+           SET online_state = 'online', last_seen = %s, push_last_at = %s,
+               credit_kwh = v.credit_kwh, write_date = %s, write_uid = %s
+          FROM unnest(%s::int[], %s::float8[], %s::varchar[]) AS v(id, credit_kwh, relay)
+         WHERE m.id = v.id AND m.relay_state = v.relay
+        RETURNING m.id
+        """,
+        (
+            now,
+            now,
+            now,
+            env.uid,
+            ids,
+            [states[i]["credit_wh"] / 1000.0 for i in ids],
+            ["connected" if states[i]["relay"] else "disconnected" for i in ids],
+        ),
+    )
+    done = {row[0] for row in env.cr.fetchall()}
+    meters = env["smartpm.meter"].sudo().browse(ids)
+    meters.invalidate_recordset(["online_state", "last_seen", "push_last_at", "credit_kwh"])
+    for meter in meters.filtered(lambda m: m.id not in done):
         state = states[meter.id]
-        vals = {
-            "online_state": "online",
-            "last_seen": now,
-            "push_last_at": now,
-            "credit_kwh": state["credit_wh"] / 1000.0,
-            "relay_state": "connected" if state["relay"] else "disconnected",
-        }
-        if vals["relay_state"] == meter.relay_state:
-            meter = meter.with_context(tracking_disable=True)
-        meter.write(vals)
+        meter.write(
+            {
+                "online_state": "online",
+                "last_seen": now,
+                "push_last_at": now,
+                "credit_kwh": state["credit_wh"] / 1000.0,
+                "relay_state": "connected" if state["relay"] else "disconnected",
+            }
+        )
     meters._smartpm_clear_comm_lost(env._("The meter pushed again."))
