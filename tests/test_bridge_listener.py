@@ -13,12 +13,12 @@ import threading
 import pytest
 from dlms_cosem import security
 from dlms_cosem.protocol import xdlms
+from odoo_e2e import wait_until
 
 from meter_bridge import codec
 from meter_bridge.listener import PushListener, system_title_of
 from meter_bridge.odoo_client import OdooUnreachable
 from meter_sim.model import MeterConfig
-from tests.odoo_e2e import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

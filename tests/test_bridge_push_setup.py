@@ -7,12 +7,12 @@ from __future__ import annotations
 import socket
 
 import pytest
+from odoo_e2e import wait_until
 
 from meter_bridge import executors as ex
 from meter_bridge.errors import JobError, MeterRefused
 from meter_sim.model import MeterConfig
 from meter_sim.testing import hls_job_meter
-from tests.odoo_e2e import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 GOOD = {

@@ -110,7 +110,7 @@ def test_push_is_retried_until_the_head_end_is_back(sim_fleet):
     model = fleet.meter("SIM00001")
     model.push.repetition_delay_s = 1
     model.tamper("cover_open")
-    from tests.odoo_e2e import wait_until
+    from odoo_e2e import wait_until
 
     wait_until(lambda: fleet.push.links["SIM00001"].outbox[0].attempts >= 1, 10, 0.05)
     assert fleet.push.pending("SIM00001") == 1
@@ -135,7 +135,7 @@ def test_heartbeat_on_its_interval_in_meter_time(sim_fleet):
         )
     )
     model = fleet.meter("SIM00001")
-    from tests.odoo_e2e import wait_until
+    from odoo_e2e import wait_until
 
     wait_until(lambda: fleet.push.links["SIM00001"].next_heartbeat is not None, 10, 0.05)
     model.advance(901)
