@@ -17,6 +17,8 @@ and executes them on the meters over DLMS/COSEM.
 commands:
   run      run the service until stopped (SIGTERM or Ctrl-C: finishes running jobs, hands
            back jobs not started, then exits)
+  listen   receive the meters' DLMS pushes (DataNotification) on --listen HOST:PORT and
+           hand them to Odoo, which checks and decrypts them (meters in push mode)
   check    log in to Odoo with the configured settings and report whether it works
   read     talk to one meter directly, without Odoo (see: meter-bridge read --help)
 """
@@ -90,8 +92,12 @@ def build_parser():
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="{run,check,read}")
-    for name, help_text in (("run", "run the service"), ("check", "test the Odoo login")):
+    sub = parser.add_subparsers(dest="command", metavar="{run,listen,check,read}")
+    for name, help_text in (
+        ("run", "run the service"),
+        ("listen", "receive meters' pushes"),
+        ("check", "test the Odoo login"),
+    ):
         p = sub.add_parser(
             name,
             help=help_text,
@@ -100,6 +106,14 @@ def build_parser():
             description=DESCRIPTION.split("\n\n")[0],
         )
         _add_settings_options(p)
+        if name == "listen":
+            p.add_argument(
+                "--listen",
+                default="0.0.0.0:4059",
+                metavar="HOST:PORT",
+                help="address the meters connect to (default 0.0.0.0:4059, the DLMS/COSEM "
+                "port); several listeners may share one address behind a TCP load balancer",
+            )
     sub.add_parser("read", help="read a meter directly (own options)", add_help=False)
     return parser
 
@@ -160,6 +174,22 @@ def cmd_run(args):
     return code
 
 
+def cmd_listen(args):
+    from .listener import run
+    from .log import setup_logging
+
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        return _config_error(exc)
+    host, _, port = args.listen.rpartition(":")
+    if not port.isdigit():
+        print(f"{PROG}: --listen must be HOST:PORT, not {args.listen!r}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format)
+    return run(settings, args.listen)
+
+
 def cmd_check(args):
     from .odoo_client import OdooClient, OdooError, OdooUnreachable
 
@@ -209,6 +239,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "listen":
+        return cmd_listen(args)
     if args.command == "check":
         return cmd_check(args)
     parser.print_help()

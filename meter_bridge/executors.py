@@ -45,6 +45,8 @@ from .obis import (
     KNOWN_IC,
     LIMITER,
     LIMITER_THRESHOLD_ACTIVE,
+    PUSH_HEARTBEAT_INTERVAL,
+    PUSH_SETUPS,
     RECONNECT_ATTEMPTS,
     RECONNECT_DELAY,
     RECOVERY_STATE,
@@ -96,6 +98,7 @@ JOB_TYPES = (
     "set_emergency_credit",
     "take_emergency_credit",
     "set_friendly_schedule",
+    "set_push",
 )
 CLEAR_TOKEN_LEN = 21  # docs/meter-contract.md "Clear-credit token"
 CLEAR_TOKEN_TYPE = 0x02
@@ -832,6 +835,7 @@ RUNNERS: dict[str, Callable[[MeterConnection, dict], dict]] = {
     "set_emergency_credit": run_set_emergency_credit,
     "take_emergency_credit": run_take_emergency_credit,
     "set_friendly_schedule": run_set_friendly_schedule,
+    "set_push": lambda conn, p: run_set_push(conn, p),
 }
 VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "read": validate_read,
@@ -845,4 +849,111 @@ VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "set_emergency_credit": validate_set_emergency_credit,
     "take_emergency_credit": validate_take_emergency_credit,
     "set_friendly_schedule": validate_set_friendly_schedule,
+    "set_push": lambda payload: validate_set_push(payload),
 }
+
+
+# ----- set_push (docs/job-protocol.md; docs/meter-contract.md "Push") -----
+PUSH_LIMITS = {
+    "heartbeat_s": 7 * 86400,
+    "retries": 255,
+    "repetition_delay_s": 65535,
+    "randomisation_s": 65535,
+}
+MAX_PUSH_DESTINATION = 255
+MAX_PUSH_WINDOWS = 8
+
+
+def validate_set_push(payload: dict) -> dict:
+    dest = payload.get("destination")
+    if not isinstance(dest, str) or len(dest) > MAX_PUSH_DESTINATION:
+        raise JobError("payload.destination must be host:port or empty (push off)", False)
+    host, sep, port = dest.rpartition(":")
+    if dest and not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        raise JobError("payload.destination must be host:port or empty (push off)", False)
+    out = {"destination": dest}
+    for key, top in PUSH_LIMITS.items():
+        value = _number(payload, key)
+        if value != int(value) or value > top:
+            raise JobError(f"payload.{key} must be a whole number from 0 to {top}", False)
+        out[key] = int(value)
+    windows = payload.get("windows", [])
+    if not isinstance(windows, list) or len(windows) > MAX_PUSH_WINDOWS:
+        raise JobError(f"payload.windows must be a list of at most {MAX_PUSH_WINDOWS}", False)
+    out["windows"] = []
+    for w in windows:
+        ok = (
+            isinstance(w, list)
+            and len(w) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in w)
+        )
+        if not ok or not 0 <= w[0] < w[1] <= 1440:
+            raise JobError("payload.windows: [start_min, end_min], 0 <= start < end <= 1440", False)
+        out["windows"].append([w[0], w[1]])
+    return out
+
+
+def _window_time(minute: int) -> bytes:
+    """A COSEM date-time of a time of day, every day (date fields not specified)."""
+    h, m, s = (23, 59, 59) if minute >= 1440 else (minute // 60, minute % 60, 0)
+    return bytes([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, h, m, s, 0xFF, 0x80, 0x00, 0xFF])
+
+
+def _window_minute(raw: bytes) -> int:
+    raw = bytes(raw)
+    return 1440 if raw[5:8] == bytes([23, 59, 59]) else raw[5] * 60 + raw[6]
+
+
+def run_set_push(conn: MeterConnection, p: dict) -> dict:
+    """Every push setup: destination (TCP, A-XDR APDUs), windows, randomisation, retries,
+    repetition delay; then the heartbeat interval; read back from every push setup. Turning
+    push off (empty destination) writes the heartbeat first, so no heartbeat is pushed to a
+    half-written setup."""
+    windows = encode_array(
+        [
+            encode_structure([encode_data(9, _window_time(a)), encode_data(9, _window_time(b))])
+            for a, b in p["windows"]
+        ]
+    )
+    destination = encode_structure(
+        [encode_data(22, 0), encode_data(9, p["destination"].encode("ascii")), encode_data(22, 0)]
+    )
+    hb_obis, hb_ic = PUSH_HEARTBEAT_INTERVAL
+    heartbeat = encode_data(6, p["heartbeat_s"])
+    if not p["destination"]:
+        conn.set(hb_obis, hb_ic, 2, heartbeat)
+    for obis, ic in PUSH_SETUPS:
+        conn.set(obis, ic, 3, destination)
+        conn.set(obis, ic, 4, windows)
+        conn.set(obis, ic, 5, encode_data(18, p["randomisation_s"]))
+        conn.set(obis, ic, 6, encode_data(17, p["retries"]))
+        conn.set(obis, ic, 7, encode_data(18, p["repetition_delay_s"]))
+    if p["destination"]:
+        conn.set(hb_obis, hb_ic, 2, heartbeat)
+    result = read_push(conn)
+    wanted = {k: p[k] for k in result if k in p}
+    if {k: result[k] for k in wanted} != wanted:
+        raise JobError(f"the meter's push settings read back differ: {result}", retryable=False)
+    return result
+
+
+def read_push(conn: MeterConnection) -> dict:
+    """The push settings of every push setup; they must agree (else the result says so)."""
+    seen = []
+    for obis, ic in PUSH_SETUPS:
+        dest = conn.get(obis, ic, 3)
+        windows = conn.get(obis, ic, 4) or []
+        seen.append(
+            {
+                "destination": bytes(dest[1]).decode("ascii", "replace"),
+                "windows": [[_window_minute(a), _window_minute(b)] for a, b in windows],
+                "randomisation_s": int(conn.get(obis, ic, 5)),
+                "retries": int(conn.get(obis, ic, 6)),
+                "repetition_delay_s": int(conn.get(obis, ic, 7)),
+            }
+        )
+    hb_obis, hb_ic = PUSH_HEARTBEAT_INTERVAL
+    out = dict(seen[0], heartbeat_s=int(conn.get(hb_obis, hb_ic, 2)))
+    if any(s != seen[0] for s in seen[1:]):
+        out["push_setups_differ"] = True
+    return out

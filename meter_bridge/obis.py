@@ -31,6 +31,10 @@ RECONNECT_ATTEMPTS = ("0.0.17.0.129.255", 1)  # automatic reconnections per roll
 RECOVERY_STATE = ("0.0.17.0.130.255", 1)  # 0 normal, 1 waiting, 2 lockout
 # Friendly (non-disconnect) periods (docs/meter-contract.md, "Friendly periods")
 FRIENDLY_SPECIAL_DAYS = ("0.0.11.0.1.255", 11)  # standard Special days table, instance 1
+# DLMS push (docs/meter-contract.md "Push"): Push setup IC 40, one per push, and the
+# manufacturer-specific heartbeat interval (Data, double-long-unsigned s)
+PUSH_SETUPS = (("0.0.25.9.0.255", 40), ("0.1.25.9.0.255", 40), ("0.2.25.9.0.255", 40))
+PUSH_HEARTBEAT_INTERVAL = ("0.0.25.9.128.255", 1)
 FRIENDLY_WEEK = ("0.0.11.0.128.255", 1)  # {UTC offset min, [{weekday 1-7, start, end}]}
 FRIENDLY_LIMIT = ("0.0.11.0.129.255", 1)  # Wh, <= 0
 FRIENDLY_STATE = ("0.0.11.0.130.255", 1)  # 0 outside, 1 inside, 2 deferring a trip

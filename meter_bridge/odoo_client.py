@@ -174,6 +174,12 @@ class OdooClient:
         """Returns ``{"readings": n_new, "events": n_new}``."""
         return self._job("ingest", bridge_id, list(readings), list(events))
 
+    def push_ingest(self, bridge_id, messages):
+        """Ciphered pushes received by the listener: [{"system_title", "apdu" (hex),
+        "received_at"}] -> one answer per message, in order: {"ok": true, "serial",
+        "events", "readings"} or {"ok": false, "error"} (docs/job-protocol.md, "Push")."""
+        return self._job("push_ingest", bridge_id, list(messages)) or []
+
     def wait_for_jobs(self, timeout):
         """Long-poll: True as soon as a job may be due, False after ``timeout`` (<= 30 s)."""
         timeout = max(0.0, min(float(timeout), 30.0))

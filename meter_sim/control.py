@@ -89,6 +89,13 @@ class _Handler(BaseHTTPRequestHandler):
                 if not isinstance(off, bool):
                     raise _BadRequest("offline must be true or false")
                 self.fleet.set_offline(serial, off)
+            elif action == "power":
+                on = body.get("on")
+                if not isinstance(on, bool):
+                    raise _BadRequest("on must be true or false")
+                model.power(on)  # event 1 power down / 2 power up (pushed in push mode)
+            elif action == "heartbeat":
+                self.fleet.push.heartbeat(serial)  # a heartbeat push now (push mode)
             elif action == "button":
                 accepted = model.press_button()
                 return self._send(200, dict(model.state(), button_accepted=accepted))

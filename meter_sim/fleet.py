@@ -71,6 +71,9 @@ class Fleet:
         self._ticker = None
         self._serial_threads = []
         self.started = False
+        from .push import PushAgent
+
+        self.push = PushAgent(self.net, self.models)
 
     # --- lifecycle ---
     def start(self) -> Fleet:
@@ -82,6 +85,7 @@ class Fleet:
                 else:
                     self.net.add_meter(model, c.port)
             self.net.start()
+            self.push.start()
             if self.clock.speed:
                 self._ticker = threading.Thread(
                     target=self._tick, name="meter-sim-tick", daemon=True
@@ -104,6 +108,7 @@ class Fleet:
             self.control.stop()
         if self._ticker:
             self._ticker.join(2)
+        self.push.stop()
         for t in self._serial_threads:
             t.join(2)
         self.net.stop()

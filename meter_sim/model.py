@@ -217,6 +217,10 @@ class MeterConfig:
     emergency_credit_kwh: float = 0.0
     emergency_threshold_kwh: float = 0.0
     load: dict = field(default_factory=dict)  # LoadModel kwargs
+    # DLMS push (Push setup IC 40, meter_sim/push.py): head end "host:port" the meter
+    # connects out to ("" = no push) and the heartbeat interval in meter seconds (0 = none).
+    push_destination: str = ""
+    push_heartbeat_s: int = 0
     serial_device: str = ""  # HDLC over a serial device instead of TCP
 
     @classmethod
@@ -326,6 +330,12 @@ class MeterModel:
         self.friendly_offset_min = 0
         self.friendly_limit_wh = 0  # credit may fall to this (<= 0) inside a period
         self._trip_deferred = False
+        # DLMS push (meter_sim/push.py): the Push setup attributes and the functions told of
+        # every event logged (the push agent queues a DataNotification for each).
+        from .push import PushSettings
+
+        self.push = PushSettings.from_config(config)
+        self.event_hooks: list = []
         self._log(EV_POWER_UP)
         self._check_credit()
 
@@ -412,7 +422,10 @@ class MeterModel:
     # ----- rules -----
     def _log(self, code: int) -> None:
         log = FRAUD_LOG if code in FRAUD_CODES else STANDARD_LOG
-        self.events.append(Event(self.meter_time(), code, log))
+        event = Event(self.meter_time(), code, log)
+        self.events.append(event)
+        for hook in getattr(self, "event_hooks", ()):
+            hook(self, event)
         mine = [e for e in self.events if e.log == log]
         if len(mine) > MAX_EVENT_ROWS:
             self.events.remove(mine[0])
@@ -841,6 +854,11 @@ class MeterModel:
             if kind == "reverse_connection":
                 self.reverse = True
             self._log(TAMPER_KINDS[kind])
+
+    def power(self, on: bool) -> None:
+        """Mains lost (power down, event 1: a real meter's last gasp) or back (power up, 2)."""
+        with self.lock:
+            self._log(EV_POWER_UP if on else EV_POWER_DOWN)
 
     def accept_client_counter(self, ic: int, record: bool = True) -> bool:
         """HLS-GMAC replay protection: accept a ciphered APDU only if its invocation counter

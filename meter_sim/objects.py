@@ -23,11 +23,13 @@ from gurux_dlms.objects import (
     GXDLMSLimiter,
     GXDLMSObjectCollection,
     GXDLMSProfileGeneric,
+    GXDLMSPushSetup,
     GXDLMSRegister,
     GXDLMSSpecialDaysTable,
     GXDLMSTokenGateway,
 )
 
+from . import push
 from .model import (
     FRAUD_LOG,
     MAX_EVENT_ROWS,
@@ -119,6 +121,10 @@ CONTRACT = [
     (FRIENDLY_WEEK, 1, (1, 2)),
     (FRIENDLY_LIMIT, 1, (1, 2)),
     (FRIENDLY_STATE, 1, (1, 2)),
+    (push.PUSH_HEARTBEAT, 40, (1, 2, 3, 4, 5, 6, 7)),
+    (push.PUSH_STANDARD_EVENTS, 40, (1, 2, 3, 4, 5, 6, 7)),
+    (push.PUSH_FRAUD_EVENTS, 40, (1, 2, 3, 4, 5, 6, 7)),
+    (push.HEARTBEAT_INTERVAL, 1, (1, 2)),
 ]
 
 # What the public client (16, no authentication) may GET: identification only.
@@ -191,6 +197,9 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
     objs.append(GXDLMSSpecialDaysTable(FRIENDLY_SPECIAL_DAYS))
     for ln in (FRIENDLY_WEEK, FRIENDLY_LIMIT, FRIENDLY_STATE):
         objs.append(GXDLMSData(ln))
+    for ln in push.PUSH_SETUPS:
+        objs.append(GXDLMSPushSetup(ln))
+    objs.append(GXDLMSData(push.HEARTBEAT_INTERVAL))
     objs.append(GXDLMSAssociationLogicalName(ASSOCIATION_LN))
     return objs
 
@@ -618,6 +627,10 @@ _READERS = {
     FRIENDLY_WEEK: _read_friendly,
     FRIENDLY_LIMIT: _read_friendly,
     FRIENDLY_STATE: _read_friendly,
+    push.PUSH_HEARTBEAT: lambda *a: _read_push(*a),
+    push.PUSH_STANDARD_EVENTS: lambda *a: _read_push(*a),
+    push.PUSH_FRAUD_EVENTS: lambda *a: _read_push(*a),
+    push.HEARTBEAT_INTERVAL: lambda *a: _read_push(*a),
 }
 
 
@@ -646,6 +659,8 @@ def write_attribute(model: MeterModel, ln: str, index: int, value) -> int:
             return _write_load_recovery(model, ln, _as_int(value))
         if ln in (FRIENDLY_SPECIAL_DAYS, FRIENDLY_WEEK, FRIENDLY_LIMIT) and index == 2:
             return _write_friendly(model, ln, value)
+        if ln in push.PUSH_SETUPS or ln == push.HEARTBEAT_INTERVAL:
+            return _write_push(model, ln, index, value)
         if ln == CREDIT and index == 5:
             model.set_thresholds(low_credit_wh=_as_int(value))
             return ErrorCode.OK
@@ -729,3 +744,187 @@ def invoke_token_log(model: MeterModel, index: int, parameters) -> tuple[int, in
     if index == TOKEN_LOG_EMERGENCY:
         return ErrorCode.OK, model.transfer_emergency_repaid(number)
     return ErrorCode.OK, model.cancel_transfer(number)
+
+
+# ----- DLMS push (Push setup IC 40, meter_sim/push.py; docs/meter-contract.md "Push") -----
+
+# Push object list (attribute 2) of each push setup: (class id, OBIS, attribute). The
+# DataNotification body is a structure of these values, in this order; an event push
+# carries the event's own time and code (as the event log's row).
+PUSH_OBJECTS = {
+    push.PUSH_HEARTBEAT: [
+        (40, push.PUSH_HEARTBEAT, 1),
+        (1, LOGICAL_DEVICE_NAME, 2),
+        (8, CLOCK, 2),
+        (112, CREDIT, 2),
+        (3, ENERGY_IMPORT, 2),
+        (70, DISCONNECT_CONTROL, 2),
+    ],
+    push.PUSH_STANDARD_EVENTS: [
+        (40, push.PUSH_STANDARD_EVENTS, 1),
+        (1, LOGICAL_DEVICE_NAME, 2),
+        (8, CLOCK, 2),
+        (1, STANDARD_EVENT_CODE, 2),
+        (112, CREDIT, 2),
+        (70, DISCONNECT_CONTROL, 2),
+    ],
+    push.PUSH_FRAUD_EVENTS: [
+        (40, push.PUSH_FRAUD_EVENTS, 1),
+        (1, LOGICAL_DEVICE_NAME, 2),
+        (8, CLOCK, 2),
+        (1, FRAUD_EVENT_CODE, 2),
+        (112, CREDIT, 2),
+        (70, DISCONNECT_CONTROL, 2),
+    ],
+}
+TRANSPORT_TCP = 0  # send_destination_and_method: transport_service TCP
+MESSAGE_AXDR = 0  # message: A-XDR encoded xDLMS APDU
+
+
+def push_body(model: MeterModel, setup: str, event=None) -> bytes:
+    """The values of `setup`'s push object list now (or at `event`), one A-XDR structure."""
+    values = []
+    for _ic, ln, _attr in PUSH_OBJECTS[setup]:
+        if ln == setup:
+            values.append((DataType.OCTET_STRING, _GXCommon.logicalNameToBytes(ln)))
+        elif ln == LOGICAL_DEVICE_NAME:
+            values.append((DataType.OCTET_STRING, model.serial.encode()))
+        elif ln == CLOCK:
+            t = event.time if event is not None else model.meter_time()
+            values.append((DataType.OCTET_STRING, datetime_bytes(t)))
+        elif ln in (STANDARD_EVENT_CODE, FRAUD_EVENT_CODE):
+            values.append((DataType.UINT8, event.code if event is not None else 0))
+        elif ln == CREDIT:
+            values.append((DataType.INT32, model.credit_wh))
+        elif ln == ENERGY_IMPORT:
+            values.append((DataType.UINT32, model.import_wh & 0xFFFFFFFF))
+        elif ln == DISCONNECT_CONTROL:
+            values.append((DataType.BOOLEAN, model.relay_connected))
+    return _struct(None, values)
+
+
+def _window_time(minute: int) -> bytes:
+    """A date-time with every date field "not specified": a time of day, every day."""
+    if minute >= 1440:
+        h, m = 23, 59
+        s = 59
+    else:
+        h, m, s = minute // 60, minute % 60, 0
+    return bytes([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, h, m, s, 0xFF, 0x80, 0x00, 0xFF])
+
+
+def _window_minute(b) -> int:
+    b = bytes(b)
+    if len(b) != 12:
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    if b[5] == 23 and b[6] == 59 and b[7] == 59:
+        return 1440
+    if b[5] > 23 or b[6] > 59:
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    return b[5] * 60 + b[6]
+
+
+def _read_push(settings, model, ln, index, *_selection):
+    p = model.push
+    if ln == push.HEARTBEAT_INTERVAL:
+        return encode(settings, DataType.UINT32, p.heartbeat_s) if index == 2 else None
+    if index == 2:
+        return _array(
+            [
+                _struct(
+                    settings,
+                    [
+                        (DataType.UINT16, ic),
+                        (DataType.OCTET_STRING, _GXCommon.logicalNameToBytes(obj)),
+                        (DataType.INT8, attr),
+                        (DataType.UINT16, 0),
+                    ],
+                )
+                for ic, obj, attr in PUSH_OBJECTS[ln]
+            ]
+        )
+    if index == 3:
+        return _struct(
+            settings,
+            [
+                (DataType.ENUM, TRANSPORT_TCP),
+                (DataType.OCTET_STRING, p.destination.encode()),
+                (DataType.ENUM, MESSAGE_AXDR),
+            ],
+        )
+    if index == 4:
+        return _array(
+            [
+                _struct(
+                    settings,
+                    [
+                        (DataType.OCTET_STRING, _window_time(start)),
+                        (DataType.OCTET_STRING, _window_time(end)),
+                    ],
+                )
+                for start, end in p.windows
+            ]
+        )
+    if index == 5:
+        return encode(settings, DataType.UINT16, p.randomisation_s)
+    if index == 6:
+        return encode(settings, DataType.UINT8, p.retries)
+    if index == 7:
+        return encode(settings, DataType.UINT16, p.repetition_delay_s)
+    return None
+
+
+def _write_push(model: MeterModel, ln: str, index: int, value) -> int:
+    """SET of a push setup's destination, window, randomisation, retries or repetition
+    delay (the three push setups share them), or of the heartbeat interval."""
+    p = model.push
+    value = getattr(value, "value", value)  # gurux may hand enums as GXEnum
+    with model.lock:
+        if ln == push.HEARTBEAT_INTERVAL:
+            if index != 2:
+                return ErrorCode.READ_WRITE_DENIED
+            v = _as_int(value)
+            if not 0 <= v <= 0xFFFFFFFF:
+                return ErrorCode.UNMATCHED_TYPE
+            p.heartbeat_s = v
+            return ErrorCode.OK
+        if index == 3:
+            if not isinstance(value, (list, tuple)) or len(value) != 3:
+                return ErrorCode.UNMATCHED_TYPE
+            transport, dest, message = (getattr(v, "value", v) for v in value)
+            if transport != TRANSPORT_TCP or message != MESSAGE_AXDR:
+                return ErrorCode.UNMATCHED_TYPE  # only TCP and A-XDR APDUs
+            if not isinstance(dest, (bytes, bytearray)):
+                return ErrorCode.UNMATCHED_TYPE
+            text = bytes(dest).decode("ascii", "replace")
+            probe = push.PushSettings(destination=text)
+            if text and probe.address() is None:
+                return ErrorCode.UNMATCHED_TYPE  # "host:port" or empty (push off)
+            p.destination = text
+            return ErrorCode.OK
+        if index == 4:
+            if not isinstance(value, (list, tuple)):
+                return ErrorCode.UNMATCHED_TYPE
+            windows = []
+            for w in value:
+                if not isinstance(w, (list, tuple)) or len(w) != 2:
+                    return ErrorCode.UNMATCHED_TYPE
+                start, end = (_window_minute(x) for x in w)
+                if start >= end:
+                    return ErrorCode.UNMATCHED_TYPE
+                windows.append((start, end))
+            p.windows = windows
+            return ErrorCode.OK
+        limits = {
+            5: ("randomisation_s", 0xFFFF),
+            6: ("retries", 0xFF),
+            7: ("repetition_delay_s", 0xFFFF),
+        }
+        if index in limits:
+            name, top = limits[index]
+            v = _as_int(value)
+            if not 0 <= v <= top:
+                return ErrorCode.UNMATCHED_TYPE
+            setattr(p, name, v)
+            return ErrorCode.OK
+    return ErrorCode.READ_WRITE_DENIED

@@ -380,6 +380,29 @@ class Network:
         if self._thread is None:
             self._run_calls()
 
+    def run_on_loop(self, fn, timeout: float = 5.0):
+        """Run `fn` on the loop thread (where the meters' associations cipher) and return its
+        result; inline when the loop is not running or this is the loop thread."""
+        if self._thread is None or threading.current_thread() is self._thread:
+            return fn()
+        done = threading.Event()
+        box = {}
+
+        def run():
+            try:
+                box["value"] = fn()
+            except BaseException as e:  # handed back to the caller
+                box["error"] = e
+            finally:
+                done.set()
+
+        self.call_soon(run)
+        if not done.wait(timeout):
+            raise TimeoutError("meter-sim network loop did not answer")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
     def _run_calls(self):
         with self._lock:
             calls, self._calls = self._calls, []

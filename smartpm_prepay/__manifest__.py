@@ -30,6 +30,7 @@
         "data/stats_cron.xml",
         "data/fbe_cron.xml",
         "data/friendly_cron.xml",
+        "data/push_cron.xml",
         "views/grid_views.xml",
         "views/meter_views.xml",
         "views/tenant_views.xml",

@@ -31,6 +31,10 @@ class BigInteger(fields.Integer):
 
 # selling
 THRESHOLD_PRIORITY = 20
+PUSH_RECONCILE_MIN = 1440  # event-log reads of meters in push mode: daily
+PUSH_MARGIN_PARAM = "smartpm_prepay.push_margin_s"
+PUSH_MARGIN_DEFAULT_S = 120
+PUSH_DESTINATION_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,253}:\d{1,5}$")
 # A meter not heard from for longer may not get its credit soon: the sale says so.
 CONTACT_WARNING_AFTER = timedelta(days=1)
 # Purchases sold but not yet on the meter (its last known credit does not count them).
@@ -250,6 +254,54 @@ class SmartpmMeter(models.Model):
     missed_ping_count = fields.Integer(
         readonly=True, copy=False, help="Scheduled pings missed in a row."
     )
+    # DLMS push (issue 18, services/push.py): the meter connects out to a bridge's listener
+    push_enabled = fields.Boolean(
+        string="Push mode",
+        tracking=True,
+        help="The meter pushes its events at once and a heartbeat on its interval to the "
+        "push destination (DLMS DataNotification, ciphered with its keys): alarms arrive in "
+        "seconds, heartbeats replace pings, and its event log is read once a day only, as a "
+        "reconciliation. Needs HLS-GMAC keys and the meter's system title.",
+    )
+    push_destination = fields.Char(
+        string="Push destination",
+        help="host:port the meter connects to: the address of the bridges' push listener "
+        "(meter-bridge listen), as the meter reaches it (e.g. a public address over GPRS).",
+    )
+    push_heartbeat_s = fields.Integer(
+        string="Heartbeat interval (s)",
+        default=900,
+        help="Seconds between the meter's heartbeat pushes (0 = none). A meter in push mode "
+        "silent for longer than this plus the push margin (setting) is communication-lost.",
+    )
+    push_retries = fields.Integer(
+        string="Push retries",
+        default=10,
+        help="How many more times the meter tries a push the head end did not take.",
+    )
+    push_repetition_delay_s = fields.Integer(
+        string="Push retry delay (s)",
+        default=30,
+        help="Seconds the meter waits before it tries a push again.",
+    )
+    push_randomisation_s = fields.Integer(
+        string="Push randomisation (s)",
+        default=0,
+        help="The meter waits a random time up to this before its first attempt, so that "
+        "meters that saw the same event (a power cut) do not all connect at once.",
+    )
+    push_enabled_at = fields.Datetime(
+        readonly=True, copy=False, help="When push mode was last turned on."
+    )
+    push_last_at = fields.Datetime(
+        string="Last push", readonly=True, copy=False, help="When the meter last pushed."
+    )
+    push_invocation_counter = BigInteger(
+        readonly=True,
+        copy=False,
+        help="Highest invocation counter of an accepted push: a push at or below it is a "
+        "replay and is refused.",
+    )
     consumption_ids = fields.One2many("smartpm.consumption.daily", "meter_id")
     # move-out and replacement (issue 16 §3-4, models/move_out.py)
     move_out_ids = fields.One2many("smartpm.move.out", "meter_id", string="Move-outs")
@@ -287,6 +339,16 @@ class SmartpmMeter(models.Model):
         ),
         ("load_limit_positive", "CHECK(load_limit_w >= 0)", "The load limit cannot be negative."),
     ]
+
+    def init(self):
+        # pushes are recognised by the system title (services/push.py): one meter in push
+        # mode per title, also under concurrent writes
+        self.env.cr.execute(
+            """
+            CREATE UNIQUE INDEX IF NOT EXISTS smartpm_meter_push_title_uniq
+                ON smartpm_meter (upper(system_title)) WHERE push_enabled AND active
+            """
+        )
 
     # ---------------------------------------------------------------- constraints
     @api.constrains("serial_number")
@@ -491,6 +553,10 @@ class SmartpmMeter(models.Model):
         meters = super().create(vals_list)
         meters.filtered("tenant_id")._open_assignments()
         friendly.push(self.env, meters)  # a meter created active gets the schedule at once
+        pushing = meters.filtered("push_enabled")
+        if pushing:  # created in push mode: the meter is told at once, the heartbeat clock runs
+            pushing.sudo().write({"push_enabled_at": fields.Datetime.now()})
+            pushing._push_push_setup()
         return meters
 
     def write(self, vals):
@@ -514,6 +580,7 @@ class SmartpmMeter(models.Model):
         load_before = {m.id: m.load_limit_w for m in self} if "load_limit_w" in vals else {}
         recovery_before = self._smartpm_load_recovery_before(vals)
         emergency_before = self._smartpm_emergency_before(vals)
+        push_before = self._smartpm_push_before(vals)
         vals = self._normalize_vals(dict(vals))
         if vals.get("serial_number"):
             if len(self) > 1:
@@ -539,6 +606,7 @@ class SmartpmMeter(models.Model):
             self.filtered(lambda m: m.load_limit_w != load_before[m.id])._push_load_limit()
         self._smartpm_push_load_recovery_changed(recovery_before)
         emergency.push_changed(self, emergency_before)
+        self._smartpm_push_setup_changed(push_before)
         if vals.get("state") == "active":
             friendly.push(self.env, self)  # activated (or reconnected): its schedule if new
         return res
@@ -1145,6 +1213,194 @@ class SmartpmMeter(models.Model):
             ]
         )
 
+    # ---------------------------------------------------------------- DLMS push
+    @api.constrains(
+        "push_enabled",
+        "push_destination",
+        "push_heartbeat_s",
+        "push_retries",
+        "push_repetition_delay_s",
+        "push_randomisation_s",
+        "auth",
+        "system_title",
+    )
+    def _check_push(self):
+        for meter in self:
+            for name, top in (
+                ("push_heartbeat_s", 7 * 86400),
+                ("push_retries", 255),
+                ("push_repetition_delay_s", 65535),
+                ("push_randomisation_s", 65535),
+            ):
+                if not 0 <= meter[name] <= top:
+                    raise ValidationError(
+                        _(
+                            "Meter %(serial)s: %(field)s must be from 0 to %(top)s.",
+                            serial=meter.serial_number,
+                            field=meter._fields[name].string,
+                            top=top,
+                        )
+                    )
+            if not meter.push_enabled:
+                continue
+            if meter.auth != "hls_gmac":
+                raise ValidationError(
+                    _(
+                        "Meter %s: push mode needs HLS-GMAC (pushes are ciphered with the "
+                        "meter's keys).",
+                        meter.serial_number,
+                    )
+                )
+            dest = (meter.push_destination or "").strip()
+            port = dest.rpartition(":")[2]
+            if not PUSH_DESTINATION_RE.match(dest) or not 0 < int(port) < 65536:
+                raise ValidationError(
+                    _(
+                        "Meter %s: the push destination must be host:port, e.g. "
+                        "head-end.example.com:4059.",
+                        meter.serial_number,
+                    )
+                )
+            title = meter.sudo().system_title or ""
+            if not re.fullmatch(r"[0-9A-Fa-f]{16}", title):
+                raise ValidationError(
+                    _(
+                        "Meter %s: push mode needs the meter's system title (8 bytes in hex): "
+                        "pushes are recognised by it.",
+                        meter.serial_number,
+                    )
+                )
+            self.env.cr.execute(
+                """
+                SELECT serial_number FROM smartpm_meter
+                 WHERE push_enabled AND active AND id != %s AND upper(system_title) = %s
+                 LIMIT 1
+                """,
+                (meter.id, title.upper()),
+            )
+            twin = self.env.cr.fetchone()
+            if twin:
+                raise ValidationError(
+                    _(
+                        "Meter %(serial)s: meter %(other)s in push mode has the same system "
+                        "title; pushes could not tell them apart.",
+                        serial=meter.serial_number,
+                        other=twin[0],
+                    )
+                )
+
+    def _smartpm_push_settings(self):
+        """The set_push payload of the meter's push fields (an empty destination: off)."""
+        self.ensure_one()
+        return {
+            "destination": (self.push_destination or "").strip() if self.push_enabled else "",
+            "heartbeat_s": self.push_heartbeat_s if self.push_enabled else 0,
+            "retries": self.push_retries,
+            "repetition_delay_s": self.push_repetition_delay_s,
+            "randomisation_s": self.push_randomisation_s,
+            "windows": [],
+        }
+
+    def _smartpm_push_before(self, vals):
+        push_fields = {
+            "push_enabled",
+            "push_destination",
+            "push_heartbeat_s",
+            "push_retries",
+            "push_repetition_delay_s",
+            "push_randomisation_s",
+        }
+        if not push_fields & set(vals):
+            return {}
+        return {m.id: (m.push_enabled, m._smartpm_push_settings()) for m in self}
+
+    def _smartpm_push_setup_changed(self, before):
+        """write(): a set_push job for each meter whose push settings changed (once per
+        change, a pending one superseded); push turned on starts the heartbeat clock."""
+        if not before:
+            return
+        changed = self.filtered(lambda m: m._smartpm_push_settings() != before[m.id][1])
+        turned_on = changed.filtered(lambda m: m.push_enabled and not before[m.id][0])
+        if turned_on:
+            turned_on.sudo().write({"push_enabled_at": fields.Datetime.now()})
+        changed._push_push_setup()
+
+    def _push_push_setup(self):
+        meters = self._commandable()
+        meters._supersede("set_push")
+        return engine.create(
+            self.env["smartpm.meter.job"],
+            [
+                {
+                    "meter_id": meter.id,
+                    "job_type": "set_push",
+                    "payload": meter._smartpm_push_settings(),
+                    "priority": THRESHOLD_PRIORITY,
+                }
+                for meter in meters
+            ],
+        )
+
+    def _smartpm_clear_comm_lost(self, reason):
+        if not self:
+            return
+        alarms = (
+            self.env["smartpm.alarm"]
+            .sudo()
+            .search(
+                [
+                    ("meter_id", "in", self.ids),
+                    ("alarm_type", "=", "comm_lost"),
+                    ("state", "in", ("new", "acknowledged")),
+                ]
+            )
+        )
+        alarms._clear(reason)
+
+    @api.model
+    def _cron_check_heartbeats(self, now=None):
+        """Meters in push mode silent past their heartbeat plus the push margin are offline
+        and get one comm-lost alarm (their next push clears it, services/push.py)."""
+        now = now or fields.Datetime.now()
+        margin = int(
+            self.env["ir.config_parameter"].sudo().get_param(PUSH_MARGIN_PARAM)
+            or PUSH_MARGIN_DEFAULT_S
+        )
+        self.env.flush_all()
+        self.env.cr.execute(
+            """
+            SELECT m.id FROM smartpm_meter m
+             WHERE m.push_enabled AND m.active AND m.push_heartbeat_s > 0
+               AND m.state IN ('active', 'disconnected')
+               AND COALESCE(m.push_last_at, m.push_enabled_at, m.create_date)
+                   < %s - make_interval(secs => m.push_heartbeat_s + %s)
+               AND NOT EXISTS (SELECT 1 FROM smartpm_alarm a
+                                WHERE a.meter_id = m.id AND a.alarm_type = 'comm_lost'
+                                  AND a.state IN ('new', 'acknowledged'))
+            """,
+            (now, margin),
+        )
+        lost = self.sudo().browse([row[0] for row in self.env.cr.fetchall()])
+        lost.filtered(lambda m: m.online_state != "offline").write({"online_state": "offline"})
+        self.env["smartpm.alarm"].sudo().create(
+            [
+                {
+                    "meter_id": meter.id,
+                    "alarm_type": "comm_lost",
+                    "meter_time": now,
+                    "description": self.env._(
+                        "No push for more than its heartbeat of %(hb)s s plus %(margin)s s; "
+                        "last push %(seen)s.",
+                        hb=meter.push_heartbeat_s,
+                        margin=margin,
+                        seen=meter.push_last_at or self.env._("never"),
+                    ),
+                }
+                for meter in lost
+            ]
+        )
+        return lost
+
     # ---------------------------------------------------------------- scheduled jobs
     @api.model
     def _queue_backlog(self, kind):
@@ -1260,9 +1516,13 @@ class SmartpmMeter(models.Model):
             jobs |= self._queue_event_reads(
                 company, max(int(minutes or 240), 1), now, batch_size, max_backlog
             )
+            # meters in push mode sent their events already: a daily reconciliation only
+            jobs |= self._queue_event_reads(
+                company, PUSH_RECONCILE_MIN, now, batch_size, max_backlog, push=True
+            )
         return jobs
 
-    def _queue_event_reads(self, company, minutes, now, batch_size, max_backlog):
+    def _queue_event_reads(self, company, minutes, now, batch_size, max_backlog, push=False):
         slot = int(now.timestamp() // (minutes * 60))
 
         def vals_for(meter_ids):
@@ -1287,12 +1547,12 @@ class SmartpmMeter(models.Model):
 
         return self._queue_scheduled(
             "events",
-            f"events:{minutes}:{slot}:",
+            f"events:{'push:' if push else ''}{minutes}:{slot}:",
             vals_for,
             batch_size,
             max_backlog,
-            extra_where=" AND m.company_id = %s",
-            params=(company.id,),
+            extra_where=" AND m.company_id = %s AND COALESCE(m.push_enabled, FALSE) = %s",
+            params=(company.id, push),
         )
 
     @api.model
@@ -1313,6 +1573,7 @@ class SmartpmMeter(models.Model):
                 max_backlog,
                 extra_where="""
                    AND m.company_id = %s
+                   AND NOT COALESCE(m.push_enabled, FALSE)
                    AND (m.last_seen IS NULL OR m.last_seen < %s)
                    AND NOT EXISTS (SELECT 1 FROM smartpm_meter_job p
                                     WHERE p.meter_id = m.id AND p.job_type = 'ping'

@@ -33,6 +33,7 @@ JOB_TYPES = [
     ("set_emergency_credit", "Set emergency credit"),
     ("take_emergency_credit", "Take emergency credit"),
     ("set_friendly_schedule", "Set friendly periods"),
+    ("set_push", "Set push"),
 ]
 # Jobs that carry a transfer number (credit in or out): the trail of money, never deleted.
 MONEY_JOB_TYPES = ("add_credit", "check_token", "clear_credit")
@@ -264,6 +265,18 @@ class SmartpmMeterJob(models.Model):
     @api.model
     def ingest(self, bridge_id, readings=None, events=None):
         return ingest.ingest_held(self._check_bridge().env, bridge_id, readings, events)
+
+    @api.model
+    def push_ingest(self, bridge_id, messages):
+        """Ciphered pushes a listener received (services/push.py): Odoo authenticates and
+        decrypts each; one answer per message."""
+        from ..services import push
+
+        env = self._check_bridge().env
+        try:
+            return push.ingest_pushes(env, bridge_id, messages)
+        except push.PushError as exc:
+            raise UserError(str(exc)) from exc
 
     @api.model
     def wait_for_jobs(self, timeout=25):

@@ -132,7 +132,9 @@ def _create_alarms(env, events):
                 {
                     "meter_id": meter_id,
                     "alarm_type": alarm_type,
-                    "meter_time": parse_time(e.get("time")),
+                    # whole seconds, as the column stores them: the same event read from
+                    # the log and pushed compares equal (services/push.py)
+                    "meter_time": parse_time(e.get("time")).replace(microsecond=0),
                     "event_code": e.get("code"),
                 }
             )
