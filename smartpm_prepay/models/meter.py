@@ -8,7 +8,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.float_utils import float_round
 
-from ..services import emergency, engine, friendly, sale_info
+from ..services import emergency, engine, friendly, sale_info, standing_charge
 from ..services.obis import BILLING_OBJECTS, ENERGY_IMPORT, LOAD_PROFILE
 from ..services.sale_info import format_money
 
@@ -1007,6 +1007,7 @@ class SmartpmMeter(models.Model):
         self._push_load_recovery()
         emergency.push(self)
         friendly.push(self.env, self, force=True)
+        standing_charge.push(self)
         return self._notify_queued(_("Settings queued"))
 
     def action_view_purchases(self):

@@ -154,6 +154,7 @@ def _recognised(env, company):
         """
         SELECT meter_id, tenant_id, SUM(kwh) FROM smartpm_credit_recognition
          WHERE company_id = %s AND NOT COALESCE(repayment, FALSE)
+               AND standing_charge_id IS NULL
          GROUP BY meter_id, tenant_id
         """,
         (company.id,),
