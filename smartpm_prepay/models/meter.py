@@ -514,6 +514,9 @@ class SmartpmMeter(models.Model):
         load_before = {m.id: m.load_limit_w for m in self} if "load_limit_w" in vals else {}
         recovery_before = self._smartpm_load_recovery_before(vals)
         emergency_before = self._smartpm_emergency_before(vals)
+        charge_before = (
+            standing_charge.settings_before(self) if {"tariff_id", "tenant_id"} & set(vals) else {}
+        )
         vals = self._normalize_vals(dict(vals))
         if vals.get("serial_number"):
             if len(self) > 1:
@@ -539,6 +542,7 @@ class SmartpmMeter(models.Model):
             self.filtered(lambda m: m.load_limit_w != load_before[m.id])._push_load_limit()
         self._smartpm_push_load_recovery_changed(recovery_before)
         emergency.push_changed(self, emergency_before)
+        standing_charge.push_changed(self, charge_before)
         if vals.get("state") == "active":
             friendly.push(self.env, self)  # activated (or reconnected): its schedule if new
         return res

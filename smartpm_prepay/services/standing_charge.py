@@ -129,8 +129,10 @@ def due_periods(meter, tariff, today):
             limit=1,
         )
     )
-    if not last or last.period_start >= current:
-        return [] if last and last.period_start >= current else [current]
+    if not last:
+        return [current]
+    if last.period_start >= current:
+        return []
     starts, start = [], _next_start(period, last.period_start)
     while start <= current:
         starts.append(start)

@@ -246,6 +246,18 @@ class TestStandingCharge(PrepaymentCase):
         self.assertEqual(pending[0].payload["charge_kwh"], 2.0)
         self.assertFalse(self._collect()["queued"])  # Odoo does not collect it too
 
+    def test_a_meter_leaving_the_tariff_gets_a_zero_charge(self):
+        self.tariff.standing_charge_collection = "meter"
+        self.meter_b.tariff_id = self.dear
+        [job] = self.env["smartpm.meter.job"].search(
+            [
+                ("job_type", "=", "set_charge"),
+                ("state", "=", "pending"),
+                ("meter_id", "=", self.meter_b.id),
+            ]
+        )
+        self.assertEqual(job.payload, {"charge_kwh": 0.0, "period_s": 86400})
+
     def test_meter_collected_total_becomes_charges_once(self):
         self.tariff.standing_charge_collection = "meter"
         sale = self._sell(self.meter, 10.0, "SC-5")
