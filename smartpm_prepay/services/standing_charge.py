@@ -25,7 +25,8 @@ charge, at the price each sale was bought at), and the value moves from the cust
 prepayments liability to the company's standing charge income: no credit is created or
 lost. What no sale covers (credit already at or below zero: a friendly period) is a row
 without a sale; the next purchase repays that negative credit (``debt_repaid_kwh``) and
-the recognition job releases it then, as for other negative credit.
+the recognition job releases it then to standing charge income
+(``prepayment._standing_charges_owed``).
 """
 
 import logging
@@ -36,7 +37,7 @@ import psycopg2.errors
 from odoo import _, fields
 from odoo.tools import float_compare, float_round
 
-from . import credit_clear, engine, local_time, prepayment
+from . import credit_clear, credit_token, engine, local_time, prepayment
 
 _logger = logging.getLogger(__name__)
 
@@ -259,6 +260,18 @@ def on_result(meter, result):
     delta = paid_wh - (last.meter_paid_wh if last else 0)
     if delta <= 0 or not meter.tenant_id:
         return None
+    limit = _plausible_wh(meter, last)
+    if delta > limit:
+        # a bridge may not invent revenue: more than the meter can have collected since
+        meter.message_post(
+            body=_(
+                "A report said the meter's standing charge collected %(kwh)s kWh since the "
+                "last one; at most %(max)s kWh is possible: not recorded.",
+                kwh=delta / 1000,
+                max=limit / 1000,
+            )
+        )
+        return None
     tariff = meter._get_tariff()
     company = meter.company_id
     charge = Charge.create(
@@ -280,6 +293,23 @@ def on_result(meter, result):
     )
     recognise(charge)
     return charge
+
+
+def _plausible_wh(meter, last):
+    """The most a meter may report as collected since ``last``: nothing when no set_charge
+    ever gave it a charge (a bridge may not invent revenue on a meter that has none). With
+    one, no bound in days: the meter's clock, not Odoo's, runs its periods (a meter's clock
+    may have been moved forward), so a report is trusted as the meter's credit is."""
+    pushes = (
+        meter.env["smartpm.meter.job"]
+        .sudo()
+        .search(
+            [("meter_id", "=", meter.id), ("job_type", "=", "set_charge"), ("state", "=", "done")]
+        )
+    )
+    if not pushes.filtered(lambda j: (j.payload or {}).get("charge_kwh")):
+        return 0
+    return credit_token.UINT32_MAX
 
 
 def _amount_of(tariff, wh):

@@ -219,6 +219,14 @@ class TestStandingCharge(PrepaymentCase):
         prepayment.recognise(self.company, today=self.today + DAY)
         self.assertEqual(repaying.kwh_remaining, 8.0)
         self.assertAlmostEqual(self._balance(self.liability, self.tenant), -2.0)
+        # what repaid the charge's negative credit is standing charge income, once
+        self.assertAlmostEqual(self._balance(self.income), -1.0)
+        self.assertAlmostEqual(self._balance(self.energy), 0.0)
+        [released] = repaying.recognition_ids
+        self.assertEqual((released.standing_charge_id, released.kwh), (charge, 2.0))
+        prepayment.recognise(self.company, today=self.today + 2 * DAY)
+        self.assertAlmostEqual(self._balance(self.income), -1.0)
+        self.assertEqual(repaying.kwh_remaining, 8.0)
 
     def test_failed_clear_leaves_the_charge_failed_and_the_books_untouched(self):
         [charge] = self._collect()["queued"].filtered(lambda c: c.meter_id == self.meter)
@@ -258,8 +266,30 @@ class TestStandingCharge(PrepaymentCase):
         )
         self.assertEqual(job.payload, {"charge_kwh": 0.0, "period_s": 86400})
 
+    def _pushed(self, meter):
+        """The set_charge job of ``meter`` done by the bridge (the meter has its charge)."""
+        [job] = self.env["smartpm.meter.job"].search(
+            [
+                ("job_type", "=", "set_charge"),
+                ("state", "=", "pending"),
+                ("meter_id", "=", meter.id),
+            ]
+        )
+        self._complete(job, {"standing_charge_kwh": 4.0, "standing_charge_paid_kwh": 0.0})
+
+    def test_a_report_of_charges_from_a_meter_given_none_is_not_recorded(self):
+        self.tariff.standing_charge_collection = "meter"
+        sale = self._sell(self.meter, 10.0, "SC-7")
+        ping = self.meter._enqueue_job("ping", {}, priority=30)
+        # never pushed a charge: a meter that has none cannot have collected any
+        self._complete(ping, {"credit_kwh": 40.0, "standing_charge_paid_kwh": 4.0})
+        self.assertFalse(self._charges())
+        self.assertEqual(sale.kwh_remaining, 40.0)
+        self.assertEqual(self._balance(self.income), 0.0)
+
     def test_meter_collected_total_becomes_charges_once(self):
         self.tariff.standing_charge_collection = "meter"
+        self._pushed(self.meter)
         sale = self._sell(self.meter, 10.0, "SC-5")
         ping = self.meter._enqueue_job("ping", {}, priority=30)
         self._complete(ping, {"credit_kwh": 32.0, "standing_charge_paid_kwh": 8.0})
