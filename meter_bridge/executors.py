@@ -25,6 +25,13 @@ from .codec import (
 from .dlms import MeterConnection
 from .errors import InvocationCountersUsedUp, JobError, MeterRefused, MeterUnreachable
 from .obis import (
+    CHARGE_ACTIVATE_PASSIVE,
+    CHARGE_PERIOD,
+    CHARGE_TIME_BASED,
+    CHARGE_TOTAL_PAID,
+    CHARGE_TYPE,
+    CHARGE_UNIT_ACTIVE,
+    CHARGE_UNIT_PASSIVE,
     CLOCK,
     CLOCK_TIME,
     CREDIT,
@@ -56,6 +63,7 @@ from .obis import (
     RELAY_REMOTE_DISCONNECT,
     RELAY_REMOTE_RECONNECT,
     SCALED_CLASSES,
+    STANDING_CHARGE,
     TOKEN_ENTER,
     TOKEN_GATEWAY,
     TOKEN_LOG,
@@ -99,6 +107,7 @@ JOB_TYPES = (
     "take_emergency_credit",
     "set_friendly_schedule",
     "set_push",
+    "set_charge",
 )
 CLEAR_TOKEN_LEN = 21  # docs/meter-contract.md "Clear-credit token"
 CLEAR_TOKEN_TYPE = 0x02
@@ -124,6 +133,10 @@ MAX_SPECIAL_DAYS = 128
 MAX_UTC_OFFSET_MIN = 840
 FRIENDLY_DAY_ID = 1
 FRIENDLY_STATES = {0: "outside", 1: "inside", 2: "deferring"}
+# Standing charge (docs/meter-contract.md): the unit charge is a long (int16) times
+# 10^price_scale; the period a whole number of seconds.
+MAX_CHARGE_WH = 0x7FFF * 10**6
+MAX_CHARGE_PERIOD_S = 31 * 86400
 
 
 def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
@@ -268,6 +281,33 @@ def validate_set_emergency_credit(payload: dict) -> dict:
         if abs(value) > MAX_EMERGENCY_KWH:
             raise JobError(f"payload.{key} must be within {MAX_EMERGENCY_KWH:g}", retryable=False)
     return {"amount_wh": int(round(amount * 1000)), "threshold_wh": int(round(threshold * 1000))}
+
+
+def validate_set_charge(payload: dict) -> dict:
+    """{"charge_kwh": kWh taken every period (3 decimals: whole Wh), "period_s": seconds}."""
+    kwh = _number(payload, "charge_kwh")
+    wh = round(kwh * 1000)
+    if abs(kwh * 1000 - wh) > 1e-6 or wh > MAX_CHARGE_WH:
+        raise JobError("payload.charge_kwh must be whole Wh within range", retryable=False)
+    try:
+        unit_charge_scaled(wh)
+    except ValueError as e:
+        raise JobError(f"payload.charge_kwh: {e}", retryable=False) from e
+    period = _whole(payload.get("period_s"), "period_s", 1, MAX_CHARGE_PERIOD_S)
+    return {"charge_wh": wh, "period_s": period}
+
+
+def unit_charge_scaled(wh: int) -> tuple[int, int]:
+    """(charge_per_unit, price_scale) with charge_per_unit x 10^price_scale == wh exactly
+    and charge_per_unit a long (int16): a charge that does not fit is refused, never
+    rounded (Odoo's figure and the meter's must be the same, unit for unit)."""
+    scale = 0
+    while wh > 0x7FFF and wh % 10 == 0:
+        wh //= 10
+        scale += 1
+    if wh > 0x7FFF:
+        raise ValueError("not representable as a unit charge (a long times a power of ten)")
+    return wh, scale
 
 
 def validate_take_emergency_credit(payload: dict) -> dict:
@@ -718,6 +758,60 @@ def run_take_emergency_credit(conn: MeterConnection, p: dict) -> dict:
     }
 
 
+def run_set_charge(conn: MeterConnection, p: dict) -> dict:
+    """The standing charge: period (attribute 8), unit charge passive (6), then
+    activate_passive_unit_charge (method 2); read back. A retry writes the same: the meter
+    collects what the old charge owed before it activates, and never a period twice."""
+    obis, ic = STANDING_CHARGE
+    charge_type = int(conn.get(obis, ic, CHARGE_TYPE))
+    if charge_type != CHARGE_TIME_BASED:
+        raise MeterRefused(f"{obis} is not a time-based charge (charge_type {charge_type})")
+    per_unit, scale = unit_charge_scaled(p["charge_wh"])
+    credit_obis, credit_ic = CREDIT
+    unit = encode_structure(
+        [
+            encode_structure([encode_data(15, 0), encode_data(15, scale)]),
+            encode_structure(
+                [
+                    encode_data(18, credit_ic),
+                    encode_data(9, bytes(int(x) for x in credit_obis.split("."))),
+                    encode_data(15, 2),
+                ]
+            ),
+            encode_array([encode_structure([encode_data(9, b""), encode_data(16, per_unit)])]),
+        ]
+    )
+    conn.set_value(obis, ic, CHARGE_PERIOD, p["period_s"], tag=6)
+    conn.set(obis, ic, CHARGE_UNIT_PASSIVE, unit)
+    conn.action(obis, ic, CHARGE_ACTIVATE_PASSIVE, encode_data(15, 0))
+    credit_kwh, relay = _credit_and_relay(conn)
+    return {**read_charge(conn), "credit_kwh": credit_kwh, "relay": relay}
+
+
+def read_charge(conn: MeterConnection) -> dict:
+    """The standing charge in force: kWh per period, the period, and all it collected."""
+    obis, ic = STANDING_CHARGE
+    unit = conn.get(obis, ic, CHARGE_UNIT_ACTIVE)
+    try:
+        (_commodity_scale, price_scale), _commodity, table = unit
+        wh = sum(int(charge) for _index, charge in table) * 10 ** int(price_scale)
+    except (TypeError, ValueError) as e:
+        raise JobError(f"standing charge: unexpected unit charge from the meter ({e})") from e
+    return {
+        "standing_charge_kwh": wh_to_kwh(wh),
+        "standing_charge_period_s": int(conn.get(obis, ic, CHARGE_PERIOD)),
+        "standing_charge_paid_kwh": wh_to_kwh(conn.get(obis, ic, CHARGE_TOTAL_PAID)),
+    }
+
+
+def _charge_if_any(conn: MeterConnection) -> dict:
+    """The standing charge for a ping's result; a meter without the object: nothing."""
+    try:
+        return read_charge(conn)
+    except MeterRefused:
+        return {}
+
+
 def _cosem_date(d: dt.date) -> bytes:
     return bytes([d.year >> 8, d.year & 0xFF, d.month, d.day, 0xFF])
 
@@ -816,6 +910,7 @@ def run_ping(conn: MeterConnection, p: dict) -> dict:
         "credit_kwh": credit_kwh,
         "relay": relay,
         **_emergency_if_any(conn),
+        **_charge_if_any(conn),
     }
 
 
@@ -836,6 +931,7 @@ RUNNERS: dict[str, Callable[[MeterConnection, dict], dict]] = {
     "take_emergency_credit": run_take_emergency_credit,
     "set_friendly_schedule": run_set_friendly_schedule,
     "set_push": lambda conn, p: run_set_push(conn, p),
+    "set_charge": run_set_charge,
 }
 VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "read": validate_read,
@@ -850,6 +946,7 @@ VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "take_emergency_credit": validate_take_emergency_credit,
     "set_friendly_schedule": validate_set_friendly_schedule,
     "set_push": lambda payload: validate_set_push(payload),
+    "set_charge": validate_set_charge,
 }
 
 

@@ -38,6 +38,16 @@ PUSH_HEARTBEAT_INTERVAL = ("0.0.25.9.128.255", 1)
 FRIENDLY_WEEK = ("0.0.11.0.128.255", 1)  # {UTC offset min, [{weekday 1-7, start, end}]}
 FRIENDLY_LIMIT = ("0.0.11.0.129.255", 1)  # Wh, <= 0
 FRIENDLY_STATE = ("0.0.11.0.130.255", 1)  # 0 outside, 1 inside, 2 deferring a trip
+# Standing charge: a time-based Charge (docs/meter-contract.md, "Standing charge")
+STANDING_CHARGE = ("0.0.19.20.1.255", 113)
+CHARGE_TOTAL_PAID = 2
+CHARGE_TYPE = 3
+CHARGE_UNIT_ACTIVE = 5
+CHARGE_UNIT_PASSIVE = 6
+CHARGE_PERIOD = 8
+CHARGE_LAST_COLLECTION_TIME = 10
+CHARGE_ACTIVATE_PASSIVE = 2  # IC 113 method 2 activate_passive_unit_charge
+CHARGE_TIME_BASED = 1
 
 EVENT_LOGS = {"standard": STANDARD_EVENT_LOG, "fraud": FRAUD_EVENT_LOG}
 
@@ -98,6 +108,7 @@ KNOWN_IC = {
         RECONNECT_DELAY,
         RECONNECT_ATTEMPTS,
         RECOVERY_STATE,
+        STANDING_CHARGE,
     )
 }
 

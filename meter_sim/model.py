@@ -46,6 +46,9 @@ EV_EMERGENCY_CHANGED = 85  # emergency amount or its credit level SET
 # Friendly (non-disconnect) periods (docs/meter-contract.md, "Friendly periods")
 EV_FRIENDLY_TRIP_DEFERRED = 86  # credit at the trip threshold inside a friendly period
 EV_FRIENDLY_SCHEDULE_CHANGED = 87  # friendly week, special days or friendly limit SET
+# Standing charge (Charge IC 113 0.0.19.20.1.255, time-based, docs/meter-contract.md)
+EV_CHARGE_COLLECTED = 88  # a standing charge collected from credit (one per clock pass)
+EV_CHARGE_CHANGED = 89  # standing charge unit charge activated or period SET
 # Fraud event log codes.
 EV_COVER_OPENED = 40
 EV_COVER_CLOSED = 41
@@ -216,6 +219,10 @@ class MeterConfig:
     # which it may be taken.
     emergency_credit_kwh: float = 0.0
     emergency_threshold_kwh: float = 0.0
+    # Standing charge (time-based Charge): kWh taken from credit every period of seconds
+    # of the meter's clock (0: none).
+    standing_charge_kwh: float = 0.0
+    standing_charge_period_s: int = 86400
     load: dict = field(default_factory=dict)  # LoadModel kwargs
     # DLMS push (Push setup IC 40, meter_sim/push.py): head end "host:port" the meter
     # connects out to ("" = no push) and the heartbeat interval in meter seconds (0 = none).
@@ -249,6 +256,8 @@ class MeterConfig:
             raise ValueError(f"{self.serial}: control_mode must be 0 to 6")
         if self.emergency_credit_kwh < 0:
             raise ValueError(f"{self.serial}: emergency_credit_kwh must not be negative")
+        if self.standing_charge_kwh < 0 or self.standing_charge_period_s <= 0:
+            raise ValueError(f"{self.serial}: standing charge >= 0 kWh, period above 0 s")
         if self.reconnect_delay_s < 0 or not 0 <= self.reconnect_attempts_per_hour <= 255:
             raise ValueError(f"{self.serial}: reconnect delay >= 0, attempts per hour 0 to 255")
         try:
@@ -336,6 +345,17 @@ class MeterModel:
 
         self.push = PushSettings.from_config(config)
         self.event_hooks: list = []
+        # Standing charge (Charge IC 113, time-based): Wh per period of meter time, the
+        # passive unit charge waiting for activation, what was collected, and the index of
+        # the last period collected (meter time // period): a period is collected once.
+        self.charge_unit_wh = int(round(config.standing_charge_kwh * 1000))
+        self.charge_passive_wh = self.charge_unit_wh
+        self.charge_period_s = int(config.standing_charge_period_s)
+        self.charge_paid_wh = 0
+        self.charge_last_wh = 0
+        self.charge_last_time: dt.datetime | None = None
+        self.charge_activation_time: dt.datetime | None = None
+        self._charge_mark = self._charge_index()
         self._log(EV_POWER_UP)
         self._check_credit()
 
@@ -388,6 +408,7 @@ class MeterModel:
                 self._step((step_end - self.time).total_seconds())
                 self.time = step_end
                 self._check_auto_reconnect()
+                self._collect_charges()
                 self._check_friendly_end()
                 if self.time == nxt_slot:
                     self._capture_profile()
@@ -663,6 +684,60 @@ class MeterModel:
                 self.emergency_threshold_wh = int(threshold_wh)
             self._log(EV_EMERGENCY_CHANGED)
 
+    # ----- standing charge (Charge IC 113, charge_type time-based) -----
+    def _charge_index(self) -> int:
+        """The period of meter time now (meter time // period, from the epoch, UTC)."""
+        return int(self.meter_time().timestamp()) // max(self.charge_period_s, 1)
+
+    def _collect_charges(self) -> None:
+        """Collect the charge of every period the meter's clock passed since the last one
+        collected: one charge per elapsed period (a clock moved forward over several days
+        collects each day once), none twice (a clock moved back collects nothing until it
+        passes the last collected period again). Credit may go negative: inside a friendly
+        period the trip is deferred as for consumption, and the next token repays it."""
+        index = self._charge_index()
+        periods = index - self._charge_mark
+        if periods <= 0:
+            return
+        self._charge_mark = index
+        if self.charge_unit_wh <= 0:
+            return
+        wh = periods * self.charge_unit_wh
+        self.credit_wh -= wh
+        self.charge_paid_wh += wh
+        self.charge_last_wh = wh
+        self.charge_last_time = dt.datetime.fromtimestamp(
+            index * self.charge_period_s, tz=dt.timezone.utc
+        )
+        self._log(EV_CHARGE_COLLECTED)
+        self._check_credit()
+
+    def set_charge_passive(self, unit_wh: int) -> None:
+        """SET of unit_charge_passive (attribute 6): applies at activation (method 2)."""
+        with self.lock:
+            if not 0 <= int(unit_wh) <= 0x7FFFFFFF:
+                raise ValueError("unit charge out of range")
+            self.charge_passive_wh = int(unit_wh)
+
+    def activate_charge(self) -> None:
+        """activate_passive_unit_charge (method 2): the passive unit charge is active from
+        now; the period in progress is not charged (collection starts at its end)."""
+        with self.lock:
+            self._collect_charges()  # what the old charge owes up to now
+            self.charge_unit_wh = self.charge_passive_wh
+            self.charge_activation_time = self.meter_time()
+            self._charge_mark = self._charge_index()
+            self._log(EV_CHARGE_CHANGED)
+
+    def set_charge_period(self, period_s: int) -> None:
+        with self.lock:
+            if not 0 < int(period_s) <= 0xFFFFFFFF:
+                raise ValueError("charge period out of range")
+            self._collect_charges()
+            self.charge_period_s = int(period_s)
+            self._charge_mark = self._charge_index()
+            self._log(EV_CHARGE_CHANGED)
+
     def _open(self, reason: str, code: int) -> None:
         self.relay_connected = False
         self.disconnect_reason = reason
@@ -846,6 +921,7 @@ class MeterModel:
                 t = t.replace(tzinfo=dt.timezone.utc)
             self.clock_offset = t - self.time
             self._log(EV_CLOCK_ADJUSTED)
+            self._collect_charges()  # a clock moved forward passes periods; back, none
 
     def tamper(self, kind: str) -> None:
         with self.lock:
@@ -898,6 +974,9 @@ class MeterModel:
                 "friendly_days": [d.isoformat() for d in self.friendly_days],
                 "friendly_offset_min": self.friendly_offset_min,
                 "friendly_limit_kwh": self.friendly_limit_wh / 1000,
+                "standing_charge_kwh": self.charge_unit_wh / 1000,
+                "standing_charge_period_s": self.charge_period_s,
+                "standing_charge_paid_kwh": self.charge_paid_wh / 1000,
                 "last_transfer_number": self.last_transfer_number,
                 "token_log": [
                     {

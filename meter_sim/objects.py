@@ -16,6 +16,7 @@ from gurux_dlms.objects import (
     GXDLMSAccount,
     GXDLMSAssociationLogicalName,
     GXDLMSCaptureObject,
+    GXDLMSCharge,
     GXDLMSClock,
     GXDLMSCredit,
     GXDLMSData,
@@ -84,6 +85,13 @@ FRIENDLY_LIMIT = "0.0.11.0.129.255"  # double-long Wh <= 0, SET
 FRIENDLY_STATE = "0.0.11.0.130.255"  # enum 0 outside, 1 inside, 2 deferring a trip; read only
 FRIENDLY_DAY_ID = 1
 
+# Standing charge (docs/meter-contract.md, "Standing charge"): a Charge (IC 113) instance,
+# charge_type time-based. Instance 1: instance 0 is left to a consumption-based charge.
+STANDING_CHARGE = "0.0.19.20.1.255"
+CHARGE_TIME_BASED = 1  # charge_type enum: 0 consumption, 1 time, 2 payment-event based
+CHARGE_ACTIVATE_PASSIVE = 2  # IC 113 method 2 activate_passive_unit_charge
+CHARGE_PRIORITY = 1
+
 # Unit enumeration values (Blue Book).
 UNIT_WH = 30
 UNIT_V = 35
@@ -125,6 +133,7 @@ CONTRACT = [
     (push.PUSH_STANDARD_EVENTS, 40, (1, 2, 3, 4, 5, 6, 7)),
     (push.PUSH_FRAUD_EVENTS, 40, (1, 2, 3, 4, 5, 6, 7)),
     (push.HEARTBEAT_INTERVAL, 1, (1, 2)),
+    (STANDING_CHARGE, 113, (1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13)),
 ]
 
 # What the public client (16, no authentication) may GET: identification only.
@@ -200,6 +209,7 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
     for ln in push.PUSH_SETUPS:
         objs.append(GXDLMSPushSetup(ln))
     objs.append(GXDLMSData(push.HEARTBEAT_INTERVAL))
+    objs.append(GXDLMSCharge(STANDING_CHARGE))
     objs.append(GXDLMSAssociationLogicalName(ASSOCIATION_LN))
     return objs
 
@@ -606,6 +616,77 @@ def _write_friendly(model: MeterModel, ln: str, value) -> int:
     return ErrorCode.OK
 
 
+def _unit_charge(settings, wh: int) -> bytes:
+    """unit_charge structure: {charge_per_unit_scaling {commodity_scale, price_scale},
+    commodity {class_id, logical_name, attribute_index}, charge_table [{index, charge}]}:
+    the credit object's current amount, charged ``wh`` (charge_per_unit x 10^price_scale)."""
+    scale = 0
+    while wh > 0x7FFF and wh % 10 == 0:
+        wh //= 10
+        scale += 1
+    table = _array([_struct(settings, [(DataType.OCTET_STRING, b""), (DataType.INT16, wh)])])
+    return _struct(
+        settings,
+        [
+            _struct(settings, [(DataType.INT8, 0), (DataType.INT8, scale)]),
+            _struct(
+                settings,
+                [
+                    (DataType.UINT16, 112),
+                    (DataType.OCTET_STRING, _GXCommon.logicalNameToBytes(CREDIT)),
+                    (DataType.INT8, 2),
+                ],
+            ),
+            table,
+        ],
+    )
+
+
+def unit_charge_wh(value) -> int:
+    """Wh of a unit_charge structure SET by a client (one charge table entry)."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    scaling, _commodity, table = value
+    if not isinstance(scaling, (list, tuple)) or len(scaling) != 2:
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    price_scale = _as_int(scaling[1])
+    if not isinstance(table, (list, tuple)) or len(table) != 1:
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    entry = table[0]
+    if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    charge = _as_int(entry[1])
+    if charge < 0 or not 0 <= price_scale <= 6:
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    return charge * 10**price_scale
+
+
+def _read_standing_charge(settings, model, ln, index, *_selection):
+    def when(t):
+        return datetime_bytes(t) if t else bytes([0xFF] * 12)
+
+    values = {
+        2: (DataType.INT32, model.charge_paid_wh),
+        3: (DataType.ENUM, CHARGE_TIME_BASED),
+        4: (DataType.UINT8, CHARGE_PRIORITY),
+        7: (DataType.OCTET_STRING, when(model.charge_activation_time)),
+        8: (DataType.UINT32, model.charge_period_s),
+        10: (DataType.OCTET_STRING, when(model.charge_last_time)),
+        11: (DataType.INT32, model.charge_last_wh),
+        12: (DataType.INT32, 0),  # no total to collect: a standing charge runs for ever
+        13: (DataType.UINT16, 10000),  # proportion: all of it, in 1/10000
+    }
+    if index == 5:
+        return _unit_charge(settings, model.charge_unit_wh)
+    if index == 6:
+        return _unit_charge(settings, model.charge_passive_wh)
+    if index == 9:  # charge_configuration bit-string: none set
+        return bytes([DataType.BITSTRING, 8, 0])
+    if index in values:
+        return encode(settings, *values[index])
+    return None
+
+
 # The objects whose values come from the meter model; gurux answers the others.
 _READERS = {
     LOGICAL_DEVICE_NAME: _read_name,
@@ -631,6 +712,7 @@ _READERS = {
     push.PUSH_STANDARD_EVENTS: lambda *a: _read_push(*a),
     push.PUSH_FRAUD_EVENTS: lambda *a: _read_push(*a),
     push.HEARTBEAT_INTERVAL: lambda *a: _read_push(*a),
+    STANDING_CHARGE: _read_standing_charge,
 }
 
 
@@ -672,6 +754,12 @@ def write_attribute(model: MeterModel, ln: str, index: int, value) -> int:
             return ErrorCode.OK
         if ln == EMERGENCY_CREDIT and index == 10:
             model.set_emergency_credit(threshold_wh=_as_int(value))
+            return ErrorCode.OK
+        if ln == STANDING_CHARGE and index == 6:
+            model.set_charge_passive(unit_charge_wh(value))
+            return ErrorCode.OK
+        if ln == STANDING_CHARGE and index == 8:
+            model.set_charge_period(_as_int(value))
             return ErrorCode.OK
     except AttributeError_ as e:
         return e.code
@@ -721,6 +809,9 @@ def invoke_method(model: MeterModel, ln: str, index: int, parameters) -> int:
             return ErrorCode.UNMATCHED_TYPE
         # not selectable (credit above the level, already in use, no amount): refused
         return ErrorCode.OK if model.take_emergency_credit() else ErrorCode.TEMPORARY_FAILURE
+    if ln == STANDING_CHARGE and index == CHARGE_ACTIVATE_PASSIVE:
+        model.activate_charge()
+        return ErrorCode.OK
     return ErrorCode.READ_WRITE_DENIED
 
 

@@ -38,3 +38,4 @@ from . import consumption_daily
 from . import consumption_grid_daily
 from . import energy_balance
 from . import load_curve
+from . import standing_charge

@@ -47,6 +47,15 @@ class SmartpmCreditRecognition(models.Model):
         "(and counted then without a sale), released from the liability once the sale is "
         "delivered. It is not consumption of its own.",
     )
+    standing_charge_id = fields.Many2one(
+        "smartpm.standing.charge",
+        string="Standing charge",
+        readonly=True,
+        index="btree_not_null",
+        ondelete="restrict",
+        help="Credit a standing charge took (services/standing_charge.py): not consumption, "
+        "its value went to standing charge income.",
+    )
     move_id = fields.Many2one(
         "account.move", string="Journal entry", readonly=True, index=True, check_company=True
     )

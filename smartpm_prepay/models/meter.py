@@ -8,7 +8,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.float_utils import float_round
 
-from ..services import emergency, engine, friendly, sale_info
+from ..services import emergency, engine, friendly, sale_info, standing_charge
 from ..services.obis import BILLING_OBJECTS, ENERGY_IMPORT, LOAD_PROFILE
 from ..services.sale_info import format_money
 
@@ -581,6 +581,9 @@ class SmartpmMeter(models.Model):
         recovery_before = self._smartpm_load_recovery_before(vals)
         emergency_before = self._smartpm_emergency_before(vals)
         push_before = self._smartpm_push_before(vals)
+        charge_before = (
+            standing_charge.settings_before(self) if {"tariff_id", "tenant_id"} & set(vals) else {}
+        )
         vals = self._normalize_vals(dict(vals))
         if vals.get("serial_number"):
             if len(self) > 1:
@@ -607,6 +610,7 @@ class SmartpmMeter(models.Model):
         self._smartpm_push_load_recovery_changed(recovery_before)
         emergency.push_changed(self, emergency_before)
         self._smartpm_push_setup_changed(push_before)
+        standing_charge.push_changed(self, charge_before)
         if vals.get("state") == "active":
             friendly.push(self.env, self)  # activated (or reconnected): its schedule if new
         return res
@@ -1075,6 +1079,7 @@ class SmartpmMeter(models.Model):
         self._push_load_recovery()
         emergency.push(self)
         friendly.push(self.env, self, force=True)
+        standing_charge.push(self)
         return self._notify_queued(_("Settings queued"))
 
     def action_view_purchases(self):

@@ -34,6 +34,7 @@ JOB_TYPES = [
     ("take_emergency_credit", "Take emergency credit"),
     ("set_friendly_schedule", "Set friendly periods"),
     ("set_push", "Set push"),
+    ("set_charge", "Set standing charge"),
 ]
 # Jobs that carry a transfer number (credit in or out): the trail of money, never deleted.
 MONEY_JOB_TYPES = ("add_credit", "check_token", "clear_credit")

@@ -4,7 +4,7 @@ import math
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..services import friendly, prepayment, settlement
+from ..services import friendly, prepayment, settlement, standing_charge
 
 _logger = logging.getLogger(__name__)
 
@@ -120,6 +120,13 @@ class ResCompany(models.Model):
         help="Income of the credit a tenant forfeits at a move-out (the owner's policy); "
         "created at the first forfeit.",
     )
+    smartpm_standing_charge_account_id = fields.Many2one(
+        "account.account",
+        string="Standing charge account",
+        check_company=True,
+        help="Income of the standing charges of tariffs, taken from the tenants' prepaid "
+        "credit (services/standing_charge.py); created with the prepayment accounts.",
+    )
     smartpm_recognition_journal_id = fields.Many2one(
         "account.journal",
         string="Revenue recognition journal",
@@ -204,6 +211,11 @@ class ResCompany(models.Model):
     def _smartpm_ensure_prepayment_accounts(self):
         """Install and update: every company with a chart gets its prepayment accounts."""
         prepayment.ensure_all_accounts(self.env)
+
+    @api.model
+    def _smartpm_ensure_standing_charge_accounts(self):
+        """Install and update: the standing charge income account of each company."""
+        standing_charge.ensure_all_accounts(self.env)
 
     @api.model
     def _smartpm_ensure_forfeit_accounts(self):

@@ -4,7 +4,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import float_round, formatLang
 
-from ..services import emergency, fbe, pricing
+from ..services import emergency, fbe, pricing, standing_charge
 
 FBE_COMMIT_EVERY = 200  # grants per commit of the free basic electricity cron
 
@@ -88,6 +88,39 @@ class SmartpmTariff(models.Model):
         "this level.",
     )
     meter_ids = fields.One2many("smartpm.meter", "tariff_id", string="Meters")
+    # standing charge (issue 17 §4, services/standing_charge.py)
+    standing_charge_amount = fields.Monetary(
+        string="Standing charge",
+        help="A fixed charge (taxes included) taken from the credit of each meter on this "
+        "tariff every day or month, whatever it consumes. It is energy taken off the "
+        "meter's credit: the charge divided by the price of the first kWh (taxes "
+        "included). Inside a friendly period it still runs: the credit goes below zero and "
+        "the next purchase repays it. 0: no standing charge.",
+    )
+    standing_charge_period = fields.Selection(
+        [("day", "Per day"), ("month", "Per month")],
+        string="Charged",
+        default="day",
+        required=True,
+        help="Per day: once each local day. Per month: once each calendar month, on the "
+        "first day Odoo's charge job runs in it.",
+    )
+    standing_charge_collection = fields.Selection(
+        [("odoo", "By Odoo (daily charge job)"), ("meter", "By the meter (its own clock)")],
+        string="Collected",
+        default="odoo",
+        required=True,
+        help="By Odoo: a daily job takes the charge off each meter's credit with a signed "
+        "token, one per meter and period, and shows it at once. By the meter: the meter "
+        "takes the charge itself at each midnight (UTC) of its clock, also while it cannot "
+        "be reached; Odoo records it when the meter next reports (ping). Per day only.",
+    )
+    standing_charge_kwh = fields.Float(
+        string="Standing charge (kWh)",
+        digits=(16, 3),
+        compute="_compute_standing_charge_kwh",
+        help="What the standing charge takes off a meter's credit each period.",
+    )
     # free basic electricity (issue 17 §7, services/fbe.py): one block, kept together
     fbe_social = fields.Boolean(
         string="Social tariff",
@@ -175,6 +208,60 @@ class SmartpmTariff(models.Model):
             },
         }
 
+    # ---------------------------------------------------------------- standing charge
+    @api.depends("standing_charge_amount", "price_per_kwh", "tier_ids", "tax_ids")
+    def _compute_standing_charge_kwh(self):
+        for tariff in self:
+            tariff.standing_charge_kwh = standing_charge.tariff_wh(tariff) / 1000
+
+    @api.constrains(
+        "standing_charge_amount", "standing_charge_period", "standing_charge_collection"
+    )
+    def _check_standing_charge(self):
+        for tariff in self:
+            if tariff.standing_charge_amount < 0:
+                raise ValidationError(
+                    _("Tariff %s: the standing charge cannot be negative.", tariff.name)
+                )
+            if (
+                tariff.standing_charge_collection == "meter"
+                and tariff.standing_charge_period != "day"
+            ):
+                raise ValidationError(
+                    _(
+                        "Tariff %s: a meter collects a standing charge per day only (its "
+                        "charge period is a number of seconds, a month is not): choose per "
+                        "day, or collection by Odoo.",
+                        tariff.name,
+                    )
+                )
+            if tariff.standing_charge_amount > 0 and not standing_charge.tariff_wh(tariff):
+                raise ValidationError(
+                    _(
+                        "Tariff %s: the standing charge is less than one Wh at this price.",
+                        tariff.name,
+                    )
+                )
+
+    @api.model
+    def _cron_collect_standing_charges(self):
+        """Daily: each meter's standing charge of the period, once (services/standing_charge)."""
+        testing = getattr(threading.current_thread(), "testing", False)
+        standing_charge.collect_due(self.env, commit_every=None if testing else FBE_COMMIT_EVERY)
+
+    def _smartpm_standing_charge_before(self, vals):
+        keys = {
+            "standing_charge_amount",
+            "standing_charge_period",
+            "standing_charge_collection",
+            "price_per_kwh",
+            "tax_ids",
+            "tier_ids",
+        }
+        if not keys & set(vals):
+            return {}
+        return standing_charge.settings_before(self._following_meters(None))
+
     @api.constrains("load_reconnect_delay_s", "load_reconnect_attempts")
     def _check_load_recovery(self):
         for tariff in self:
@@ -187,7 +274,11 @@ class SmartpmTariff(models.Model):
         meters = self._following_meters("load_recovery_override") if recovery_fields else None
         before = {m.id: m._get_load_recovery() for m in meters} if meters else {}
         emergency_before = self._smartpm_emergency_before(vals)
+        charge_before = self._smartpm_standing_charge_before(vals)
         res = super().write(vals)
+        standing_charge.push_changed(
+            self.env["smartpm.meter"].sudo().browse(charge_before), charge_before
+        )
         emergency.push_changed(
             self.env["smartpm.meter"].sudo().browse(emergency_before), emergency_before
         )
@@ -229,12 +320,13 @@ class SmartpmTariff(models.Model):
     def _following_meters(self, override_field):
         """The meters whose setting follows one of these tariffs (their own tariff or,
         without one, their tenant's) unless ``override_field`` says they have their own."""
+        override = [(override_field, "=", False)] if override_field else []
         return (
             self.env["smartpm.meter"]
             .sudo()
             .search(
                 [
-                    (override_field, "=", False),
+                    *override,
                     "|",
                     ("tariff_id", "in", self.ids),
                     "&",

@@ -10,7 +10,7 @@ model's ``_on_done`` hooks, called last.
 
 from odoo import fields
 
-from . import emergency, friendly, ingest
+from . import emergency, friendly, ingest, standing_charge
 from .obis import OBIS_CREDIT, OBIS_RELAY
 
 
@@ -54,6 +54,7 @@ def apply_result(job, result, readings_out=None, invocation_counter=None):
             ("load_trip", "load_lockout"), meter.env._("Reconnected by an operator.")
         )
     friendly.on_result(meter, result)
+    standing_charge.on_result(meter, result)
     _store_readings(job, readings, readings_out)
     if result.get("events"):
         ingest.ingest(job.env, [], [dict(e, meter_id=meter.id) for e in result["events"]])

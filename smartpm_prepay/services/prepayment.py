@@ -154,6 +154,7 @@ def _recognised(env, company):
         """
         SELECT meter_id, tenant_id, SUM(kwh) FROM smartpm_credit_recognition
          WHERE company_id = %s AND NOT COALESCE(repayment, FALSE)
+               AND standing_charge_id IS NULL
          GROUP BY meter_id, tenant_id
         """,
         (company.id,),
@@ -180,7 +181,7 @@ def _repayments(env, company, until_utc):
         order="date_delivered, id",
     )
     done = Recognition.search([("repayment", "=", True), ("purchase_id", "in", repaid.ids)])
-    rows, uncounted = [], {}
+    rows, uncounted, charges_owed = [], {}, {}
     for purchase in repaid - done.purchase_id:
         owed = purchase.emergency_repaid_kwh + purchase.debt_repaid_kwh
         kwh = float_round(min(owed, purchase.kwh_remaining), KWH_DIGITS)
@@ -188,6 +189,32 @@ def _repayments(env, company, until_utc):
             continue
         key = (purchase.meter_id.id, purchase.tenant_id.id)
         before = purchase.kwh_recognised
+        if key not in charges_owed:
+            charges_owed[key] = _standing_charges_owed(env, company, key)
+        # negative credit a standing charge made is repaid first: standing charge income
+        for charge_id, charge_kwh in charges_owed[key]:
+            take = float_round(min(charge_kwh, kwh), KWH_DIGITS)
+            if take <= 0:
+                continue
+            rows.append(
+                {
+                    "purchase_id": purchase.id,
+                    "kwh": take,
+                    "amount": value_of(purchase, before, before + take),
+                    "meter_id": key[0],
+                    "tenant_id": key[1],
+                    "repayment": True,
+                    "standing_charge_id": charge_id,
+                }
+            )
+            charges_owed[key] = [
+                (c, float_round(k - take, KWH_DIGITS) if c == charge_id else k)
+                for c, k in charges_owed[key]
+            ]
+            before, kwh = before + take, float_round(kwh - take, KWH_DIGITS)
+            uncounted[key] = uncounted.get(key, 0.0) + take
+        if kwh <= 0:
+            continue
         rows.append(
             {
                 "purchase_id": purchase.id,
@@ -216,6 +243,28 @@ def _repayments(env, company, until_utc):
             )
             rows[-1]["tenant_id"] = key[1]
     return rows, uncounted
+
+
+def _standing_charges_owed(env, company, key):
+    """[(standing charge id, kWh)] of the negative credit standing charges of a meter and
+    tenant made (their rows without a sale, services/standing_charge.py) that no repayment
+    released yet, oldest first."""
+    rows = env["smartpm.credit.recognition"].search(
+        [
+            ("company_id", "=", company.id),
+            ("meter_id", "=", key[0]),
+            ("tenant_id", "=", key[1]),
+            ("standing_charge_id", "!=", False),
+        ],
+        order="id",
+    )
+    owed = {}
+    for row in rows:
+        if not row.purchase_id:
+            owed[row.standing_charge_id.id] = owed.get(row.standing_charge_id.id, 0.0) + row.kwh
+    for row in rows.filtered("repayment"):
+        owed[row.standing_charge_id.id] = owed.get(row.standing_charge_id.id, 0.0) - row.kwh
+    return [(c, float_round(k, KWH_DIGITS)) for c, k in sorted(owed.items()) if k > 0.0005]
 
 
 def _open_purchases(env, company, meter_id, tenant_id, until_utc):
@@ -328,6 +377,23 @@ def _post_move(company, day, rows):
     for row in rows:
         by_tenant[row["tenant_id"]] = by_tenant.get(row["tenant_id"], 0.0) + row["amount"]
     lines = []
+    charged = [r for r in rows if r.get("standing_charge_id")]
+    charge_value = currency.round(sum(r["amount"] for r in charged))
+    if charged and not currency.is_zero(charge_value):
+        # repaid negative credit of standing charges: their income, not energy sales
+        from . import standing_charge
+
+        lines.append(
+            fields.Command.create(
+                {
+                    "name": env._("Standing charges repaid up to %s", day),
+                    "account_id": standing_charge.ensure_account(company).id,
+                    "debit": 0.0,
+                    "credit": charge_value,
+                }
+            )
+        )
+        amount = currency.round(amount - charge_value)
     for tenant_id, value in sorted(by_tenant.items()):
         value = currency.round(value)
         if currency.is_zero(value):
@@ -343,16 +409,17 @@ def _post_move(company, day, rows):
                 }
             )
         )
-    lines.append(
-        fields.Command.create(
-            {
-                "name": env._("Energy consumed up to %s", day),
-                "account_id": company.smartpm_energy_income_account_id.id,
-                "debit": 0.0,
-                "credit": amount,
-            }
+    if not currency.is_zero(amount):
+        lines.append(
+            fields.Command.create(
+                {
+                    "name": env._("Energy consumed up to %s", day),
+                    "account_id": company.smartpm_energy_income_account_id.id,
+                    "debit": 0.0,
+                    "credit": amount,
+                }
+            )
         )
-    )
     move = (
         company.env["account.move"]
         .with_company(company)

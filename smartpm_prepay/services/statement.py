@@ -33,13 +33,20 @@ from . import local_time, prepayment
 
 KWH_DIGITS = prepayment.KWH_DIGITS
 # lines of the same instant: purchases before reversals before the day's consumption
-KIND_ORDER = {"purchase": 0, "reversal": 1, "consumption": 9, "settlement": 10}
+KIND_ORDER = {
+    "purchase": 0,
+    "reversal": 1,
+    "standing_charge": 2,
+    "consumption": 9,
+    "settlement": 10,
+}
 # the summary's name of a kind of line (a provider's new kind may add its own)
 KIND_LABELS = {
     "purchase": "Purchases",
     "reversal": "Reversals and refunds",
     "consumption": "Consumption",
     "settlement": "Settled at move-out",
+    "standing_charge": "Standing charges",
 }
 
 
@@ -166,8 +173,15 @@ def consumption_lines(scope):
         by_day = {}
         for row in rows.filtered(lambda r, m=meter: r.meter_id == m):
             by_day[row.day] = by_day.get(row.day, 0.0) + row.kwh
+        charge_takes = _standing_charge_takes(scope, meter)
         for day in sorted(by_day):
             day_end = local_time.day_start_utc(company, day + timedelta(days=1))
+            # credit standing charges took before the day's end is not there to consume
+            while charge_takes and charge_takes[0][0] < day_end:
+                _when, purchase_id, kwh = charge_takes.pop(0)
+                for layer in layers:
+                    if layer[0].id == purchase_id:
+                        layer[1] += kwh
             todo = float_round(by_day[day], KWH_DIGITS)
             if todo <= 0:
                 continue
@@ -242,7 +256,68 @@ def settlement_lines(scope):
         )
 
 
-LINE_PROVIDERS = [purchase_lines, reversal_lines, consumption_lines, settlement_lines]
+def _collected_charges(scope, meter=None):
+    """The tenant's collected standing charges up to the period's end (sudo: the caller
+    decided who may see the tenant; only that tenant's rows are read)."""
+    meters = meter or scope.purchases().meter_id
+    if scope.meter:
+        meters = scope.meter
+    return (
+        scope.env["smartpm.standing.charge"]
+        .sudo()
+        .search(
+            [
+                *scope.tenant_domain,
+                ("meter_id", "in", meters.ids),
+                ("state", "=", "collected"),
+                ("date_collected", "<", scope.end_utc),
+            ],
+            order="date_collected, id",
+        )
+    )
+
+
+def _standing_charge_takes(scope, meter):
+    """[(time, purchase id, kWh)] of sold credit standing charges took on ``meter``."""
+    takes = []
+    for charge in _collected_charges(scope, meter):
+        for row in charge.recognition_ids.filtered("purchase_id"):
+            takes.append((charge.date_collected, row.purchase_id.id, row.kwh))
+    return takes
+
+
+def standing_charge_lines(scope):
+    """Standing charges of the tariff taken from the tenant's credit (services/
+    standing_charge.py): the sold credit each took, at its value; what no sale covered
+    (the credit was already negative) is shown as uncovered, outside the credit."""
+    env = scope.env
+    periods = {"day": "%Y-%m-%d", "month": "%Y-%m"}
+    for charge in _collected_charges(scope):
+        covered = charge.recognition_ids.filtered("purchase_id")
+        kwh = float_round(sum(covered.mapped("kwh")), KWH_DIGITS)
+        yield make_line(
+            "standing_charge",
+            charge.date_collected,
+            charge.meter_id.with_env(env),
+            -kwh,
+            -sum(covered.mapped("amount")),
+            env._(
+                "Standing charge %(period)s",
+                period=charge.period_start.strftime(periods.get(charge.period, "%Y-%m-%d")),
+            ),
+            amount=charge.amount,
+            uncovered_kwh=float_round(charge.kwh - kwh, KWH_DIGITS),
+            standing_charge_id=charge.id,
+        )
+
+
+LINE_PROVIDERS = [
+    purchase_lines,
+    reversal_lines,
+    consumption_lines,
+    settlement_lines,
+    standing_charge_lines,
+]
 
 
 # ------------------------------------------------------------------ helpers

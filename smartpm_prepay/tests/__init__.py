@@ -46,3 +46,4 @@ from . import test_emergency
 from . import test_friendly
 from . import test_move_out
 from . import test_push
+from . import test_standing_charge
