@@ -517,7 +517,10 @@ def run_read_events(conn: MeterConnection, p: dict) -> dict:
     return {"events": events}
 
 
-def run_add_credit(conn: MeterConnection, p: dict) -> dict:
+def _enter_token(conn: MeterConnection, p: dict, what: str) -> int:
+    """Enter the token of ``p`` in the token gateway, right after the lease check: the
+    meter's result, 0 or TOKEN_ALREADY_APPLIED. A refusal of the token names ``what`` was
+    refused, its transfer number and the meter's reason."""
     if "lease_check" in p:
         p["lease_check"]()  # right before the token goes out: never after the lease
     try:
@@ -531,11 +534,16 @@ def run_add_credit(conn: MeterConnection, p: dict) -> dict:
     except MeterRefused as e:
         if e.code in TOKEN_REFUSALS:
             raise MeterRefused(
-                f"meter refused the credit token of transfer {p['transfer_number']}: "
+                f"meter refused the {what} of transfer {p['transfer_number']}: "
                 f"{TOKEN_REFUSALS[e.code]} (result {e.code})",
                 code=e.code,
             ) from e
         raise
+    return code
+
+
+def run_add_credit(conn: MeterConnection, p: dict) -> dict:
+    code = _enter_token(conn, p, "credit token")
     credit_kwh, relay = _credit_and_relay(conn)
     return {
         "transfer_number": p["transfer_number"],
@@ -551,24 +559,7 @@ def run_clear_credit(conn: MeterConnection, p: dict) -> dict:
     success: the Wh that transfer took off is then read from the meter's token log (method
     3), so the result says what the meter did, not what the job asked."""
     number = p["transfer_number"]
-    if "lease_check" in p:
-        p["lease_check"]()  # right before the token goes out: never after the lease
-    try:
-        code, _ = conn.action(
-            TOKEN_GATEWAY[0],
-            TOKEN_GATEWAY[1],
-            TOKEN_ENTER,
-            encode_data(9, p["token"]),
-            accept=(0, TOKEN_ALREADY_APPLIED),
-        )
-    except MeterRefused as e:
-        if e.code in TOKEN_REFUSALS:
-            raise MeterRefused(
-                f"meter refused the clear-credit token of transfer {number}: "
-                f"{TOKEN_REFUSALS[e.code]} (result {e.code})",
-                code=e.code,
-            ) from e
-        raise
+    code = _enter_token(conn, p, "clear-credit token")
     cleared_wh = p["wh"]
     if code == TOKEN_ALREADY_APPLIED:
         moved = _token_log_energy(conn, number)

@@ -2,16 +2,26 @@
 
 The database comes from ``make test`` (``$SMARTPM_E2E_DB``, a copy of the freshly installed
 test database); everything started here is stopped in ``finally`` blocks.
+
+One Odoo server per database serves all the end-to-end tests (``shared_odoo``, the ``odoo``
+fixture of conftest): starting Odoo takes seconds that a test does not need to spend, since
+each test makes its own records. Before each test the server is told (through Odoo's own
+cache signalling) to drop its ORM caches, so that it sees what the test committed directly
+in the database as a freshly started server would. conftest stops the shared servers after
+the last test of tests/. A test that needs its own server (other add-ons, other options)
+still uses ``run_odoo``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import xmlrpc.client
@@ -70,6 +80,39 @@ def user_with_key(env, name, login, groups=("base.group_user", "smartpm_prepay.g
     )
     expiry = fields.Datetime.add(fields.Datetime.now(), days=1)
     return user, env["res.users.apikeys"].with_user(user)._generate(None, "e2e", expiry)
+
+
+@contextlib.contextmanager
+def sim_meters(*meters: dict, speed=0):
+    """`meter-sim` as a subprocess (with its control interface) running these meters of a
+    fleet file (``{"serial": ..., "credit_kwh": ...}``, each on a free port); yields its
+    ``CliFleet`` (``ports``, ``control_port``)."""
+    from meter_sim.testing import run_cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "fleet.json")
+        with open(path, "w") as f:
+            json.dump({"meters": [{"port": 0, **m} for m in meters]}, f)
+        with run_cli(config=path, speed=speed) as sim:
+            yield sim
+
+
+def sim_control(sim, serial, action=None, body=None):
+    """The simulator's control interface for meter ``serial``: its state (GET), or the answer
+    to ``action`` (POST of ``body`` as JSON)."""
+    url = f"http://127.0.0.1:{sim.control_port}/meters/{serial}"
+    if action is None:
+        with urllib.request.urlopen(url) as r:
+            return json.load(r)
+    req = urllib.request.Request(
+        f"{url}/{action}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req) as r:
+        assert r.status == 200
+        return json.loads(r.read() or b"null")
 
 
 def wait_until(predicate, timeout=60.0, interval=0.2, what="condition"):
@@ -174,6 +217,64 @@ def run_odoo(db, extra_args=()):
         log.close()
 
 
+_SHARED: dict[str, OdooServer] = {}
+_SHARED_STACK = contextlib.ExitStack()
+
+
+def drop_orm_caches(db):
+    """Make every Odoo process serving ``db`` clear its ORM caches at its next request, as
+    Odoo does after a change made elsewhere (the ``base_cache_signaling_*`` sequences that
+    ``Registry.check_signaling`` reads)."""
+    from odoo.sql_db import db_connect
+
+    with db_connect(db).cursor() as cr:
+        cr.execute(
+            "SELECT sequence_name FROM information_schema.sequences "
+            "WHERE sequence_name LIKE 'base_cache_signaling_%'"
+        )
+        for (name,) in cr.fetchall():
+            cr.execute("SELECT nextval(%s)", (name,))
+
+
+def shared_odoo(db) -> OdooServer:
+    """The one Odoo server (``run_odoo(db)``) of the e2e tests on ``db``: started at the
+    first call (again if it died), kept running until ``stop_shared_odoo``; its ORM caches
+    are dropped at each call (``drop_orm_caches``)."""
+    server = _SHARED.get(db)
+    if server is None or server.proc.poll() is not None:
+        server = _SHARED[db] = _SHARED_STACK.enter_context(run_odoo(db))
+    drop_orm_caches(db)
+    return server
+
+
+@contextlib.contextmanager
+def serving(db):
+    """``with serving(db) as server``: the shared server on ``db`` (``shared_odoo``) for the
+    block; it keeps running after it."""
+    yield shared_odoo(db)
+
+
+def stop_shared_odoo():
+    _SHARED.clear()
+    _SHARED_STACK.close()
+
+
+def e2e_server() -> OdooServer:
+    """The shared server on ``$SMARTPM_E2E_DB`` with what the tests on that database
+    expect: job retries after 0.2 s (not minutes), a Bridge API key (``api_key``) and the
+    admin's company (``company_id``). Skips without that database."""
+    db = os.environ.get("SMARTPM_E2E_DB")
+    if not db:
+        pytest.skip("needs the e2e database that `make test` prepares (SMARTPM_E2E_DB)")
+    server = shared_odoo(db)
+    if not hasattr(server, "api_key"):
+        server.call("ir.config_parameter", "set_param", "smartpm_prepay.job_backoff_base_s", "0.2")
+        server.api_key = server.bridge_key()
+        user = server.call("res.users", "read", [server.uid], fields=["company_id"])[0]
+        server.company_id = user["company_id"][0]
+    return server
+
+
 @contextlib.contextmanager
 def run_bridge(server: OdooServer, api_key, bridge_id, *extra, login="bridge"):
     log = open(ROOT / "var" / f"e2e-bridge-{bridge_id}.log", "w")  # noqa: SIM115
@@ -197,6 +298,34 @@ def run_bridge(server: OdooServer, api_key, bridge_id, *extra, login="bridge"):
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        stop_process(proc, timeout=20)
+        log.close()
+
+
+@contextlib.contextmanager
+def bridge(db, login, key, url, bridge_id, **extra):
+    """A `meter-bridge` process configured by its environment (``MB_*``; ``extra`` adds to
+    it, e.g. ``MB_EXECUTOR`` of a test module here, importable), polling every 0.5 s; its log
+    in var/e2e-bridge-BRIDGE_ID.log. Stopped (SIGTERM, then SIGKILL) on exit."""
+    tests_dir = Path(__file__).resolve().parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MB_")}
+    env.update(
+        MB_ODOO_URL=url,
+        MB_ODOO_DB=db,
+        MB_ODOO_LOGIN=login,
+        MB_ODOO_API_KEY=key,
+        MB_BRIDGE_ID=bridge_id,
+        MB_POLL_INTERVAL="0.5",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(tests_dir), env.get("PYTHONPATH")])),
+        **extra,
+    )
+    log = open(ROOT / "var" / f"e2e-bridge-{bridge_id}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meter_bridge.cli", "run"], env=env, stdout=log, stderr=log
     )
     try:
         yield proc

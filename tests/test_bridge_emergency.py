@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("gurux_dlms")
-fleet_mod = pytest.importorskip("meter_sim.fleet")
 model_mod = pytest.importorskip("meter_sim.model")
+
+from sim_fixtures import fleet_fixture, run_job  # noqa: E402
 
 from meter_bridge import executors as ex  # noqa: E402
 from meter_bridge.errors import JobError, MeterRefused  # noqa: E402
-from meter_sim.testing import hls_job_meter  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 MeterConfig = model_mod.MeterConfig
@@ -41,99 +41,67 @@ def test_take_emergency_credit_takes_no_payload():
         ex.validate_take_emergency_credit({"amount_kwh": 100})
 
 
-@pytest.fixture()
-def fleet():
-    f = fleet_mod.Fleet(meters=[MeterConfig("SIM00081", credit_kwh=1.0)], speed=0)
-    f.start()
-    try:
-        yield f
-    finally:
-        f.stop()
-
-
-def run(fleet, job_type, payload=None):
-    serial = "SIM00081"
-    model = fleet.meter(serial)
-    job_meter = hls_job_meter(model, fleet.port_of(serial), id=1, timeout_s=3)
-    result = ex.execute_job(
-        {"id": 1, "job_type": job_type, "payload": payload or {}, "meter": job_meter},
-        deadline_s=20,
-    )
-    result.pop("invocation_counter", None)
-    return result
+SERIAL = "SIM00081"
+fleet = fleet_fixture(MeterConfig(SERIAL, credit_kwh=1.0), scope="function")
 
 
 def test_emergency_credit_is_set_taken_and_repaid_over_dlms(fleet):
-    model = fleet.meter("SIM00081")
-    result = run(fleet, "set_emergency_credit", {"amount_kwh": 5, "threshold_kwh": 2})
+    model = fleet.meter(SERIAL)
+    result = run_job(fleet, SERIAL, "set_emergency_credit", {"amount_kwh": 5, "threshold_kwh": 2})
     assert result == {
         "emergency_status": "selectable",
         "emergency_in_use_kwh": 0.0,
         "emergency_amount_kwh": 5.0,
         "emergency_threshold_kwh": 2.0,
     }
-    taken = run(fleet, "take_emergency_credit")
+    taken = run_job(fleet, SERIAL, "take_emergency_credit")
     assert taken["emergency_status"] == "in_use" and taken["already_in_use"] is False
     assert taken["emergency_in_use_kwh"] == 5.0 and taken["credit_kwh"] == 6.0
     assert model.credit_wh == 6000
-    again = run(fleet, "take_emergency_credit")  # a retry, or a double click
+    again = run_job(fleet, SERIAL, "take_emergency_credit")  # a retry, or a double click
     assert again["already_in_use"] is True and model.credit_wh == 6000
-    delivered = run(fleet, "add_credit", {"token": model.mint_token(1, 8000).hex()})
+    delivered = run_job(fleet, SERIAL, "add_credit", {"token": model.mint_token(1, 8000).hex()})
     assert delivered["emergency_repaid_kwh"] == 5.0
     assert delivered["emergency_in_use_kwh"] == 0.0 and delivered["credit_kwh"] == 9.0
     assert delivered["emergency_status"] == "enabled"
-    retry = run(fleet, "add_credit", {"token": model.mint_token(1, 8000).hex()})
+    retry = run_job(fleet, SERIAL, "add_credit", {"token": model.mint_token(1, 8000).hex()})
     assert retry["already_applied"] is True and retry["emergency_repaid_kwh"] == 5.0
     assert model.credit_wh == 9000
 
 
 def test_take_above_the_level_is_refused_and_changes_nothing(fleet):
-    model = fleet.meter("SIM00081")
-    run(fleet, "set_emergency_credit", {"amount_kwh": 5, "threshold_kwh": 0.5})
+    model = fleet.meter(SERIAL)
+    run_job(fleet, SERIAL, "set_emergency_credit", {"amount_kwh": 5, "threshold_kwh": 0.5})
     with pytest.raises(MeterRefused) as exc:
-        run(fleet, "take_emergency_credit")
+        run_job(fleet, SERIAL, "take_emergency_credit")
     assert exc.value.retryable is False and "not selectable" in str(exc.value)
     assert model.credit_wh == 1000 and model.emergency_owed_wh == 0
 
 
 def test_button_on_the_meter_shows_in_the_next_ping(fleet):
-    model = fleet.meter("SIM00081")
+    model = fleet.meter(SERIAL)
     model.set_emergency_credit(amount_wh=3000, threshold_wh=2000)
     assert model.press_button()
-    ping = run(fleet, "ping")
+    ping = run_job(fleet, SERIAL, "ping")
     assert ping["emergency_status"] == "in_use" and ping["emergency_in_use_kwh"] == 3.0
     assert ping["credit_kwh"] == 4.0
 
 
-def test_a_reading_association_sees_the_status_but_cannot_take_it():
-    f = fleet_mod.Fleet(
-        meters=[
-            MeterConfig(
-                "SIM00082",
-                credit_kwh=1.0,
-                auth="lls",
-                password="secret12",
-                emergency_credit_kwh=5.0,
-                emergency_threshold_kwh=2.0,
-            )
-        ],
-        speed=0,
+def test_a_reading_association_sees_the_status_but_cannot_take_it(sim_fleet):
+    f = sim_fleet(
+        MeterConfig(
+            "SIM00082",
+            credit_kwh=1.0,
+            auth="lls",
+            password="secret12",
+            emergency_credit_kwh=5.0,
+            emergency_threshold_kwh=2.0,
+        )
     )
-    f.start()
-    try:
-        model = f.meter("SIM00082")
-        job_meter = {
-            **hls_job_meter(model, f.port_of("SIM00082"), id=2, timeout_s=3),
-            "auth": "lls",
-            "password": "secret12",
-            "invocation_counter": 0,
-        }
-        ping = ex.execute_job({"id": 2, "job_type": "ping", "meter": job_meter}, deadline_s=20)
-        assert ping["emergency_status"] == "selectable"
-        with pytest.raises(MeterRefused):
-            ex.execute_job(
-                {"id": 3, "job_type": "take_emergency_credit", "meter": job_meter}, deadline_s=20
-            )
-        assert model.credit_wh == 1000 and model.emergency_owed_wh == 0
-    finally:
-        f.stop()
+    model = f.meter("SIM00082")
+    reading = {"auth": "lls", "password": "secret12", "invocation_counter": 0}
+    ping = run_job(f, "SIM00082", "ping", **reading)
+    assert ping["emergency_status"] == "selectable"
+    with pytest.raises(MeterRefused):
+        run_job(f, "SIM00082", "take_emergency_credit", **reading)
+    assert model.credit_wh == 1000 and model.emergency_owed_wh == 0

@@ -10,8 +10,9 @@ import time
 import pytest
 
 pytest.importorskip("gurux_dlms")
-fleet_mod = pytest.importorskip("meter_sim.fleet")
 model_mod = pytest.importorskip("meter_sim.model")
+
+from sim_fixtures import fleet_fixture, run_job  # noqa: E402
 
 from meter_bridge.errors import (  # noqa: E402
     InvocationCountersUsedUp,
@@ -31,21 +32,11 @@ KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def fleet():
-    f = fleet_mod.Fleet(
-        meters=[
-            MeterConfig("SIM00001"),
-            MeterConfig("SIM00002", framing="hdlc"),
-            MeterConfig("SIM00003", auth="lls", password="secret12"),
-        ],
-        speed=0,
-    )
-    f.start()
-    try:
-        yield f
-    finally:
-        f.stop()
+fleet = fleet_fixture(
+    MeterConfig("SIM00001"),
+    MeterConfig("SIM00002", framing="hdlc"),
+    MeterConfig("SIM00003", auth="lls", password="secret12"),
+)
 
 
 def meter(fleet, serial, **kw):
@@ -65,18 +56,16 @@ def token(serial, transfer_number, kwh):
 
 
 def run(fleet, serial, job_type, payload=None, **meter_kw):
-    result = execute_job(
-        {
-            "id": 1,
-            "job_type": job_type,
-            "payload": payload or {},
-            "meter": meter(fleet, serial, **meter_kw),
-        },
-        deadline_s=20,
+    """``run_job`` with the job meter of ``meter()``; the HLS tests below check the counters
+    they pass."""
+    return run_job(
+        fleet,
+        serial,
+        job_type,
+        payload,
+        keep_counter="invocation_counter" in meter_kw,
+        **meter(fleet, serial, **meter_kw),
     )
-    if "invocation_counter" not in meter_kw:  # the HLS tests below check the counters
-        result.pop("invocation_counter", None)
-    return result
 
 
 @pytest.fixture(params=["SIM00001", "SIM00002"], ids=["wrapper", "hdlc"])
@@ -261,33 +250,27 @@ def test_lls_with_right_and_wrong_password(fleet):
     assert not err.value.retryable
 
 
-@pytest.fixture(scope="module")
-def hls_fleet():
-    f = fleet_mod.Fleet(
-        meters=[
-            MeterConfig(
-                "SIM00004",
-                auth="hls",
-                encryption_key=KEYS["encryption_key"],
-                authentication_key=KEYS["auth_key"],
-            ),
-            MeterConfig(
-                "SIM00005",
-                auth="hls",
-                framing="hdlc",
-                encryption_key=KEYS["encryption_key"],
-                authentication_key=KEYS["auth_key"],
-                system_title="4D54523030303035",
-            ),
-        ],
-        speed=0,
-    )
-    f.start()
-    f.counters = {}  # serial -> last invocation counter the bridge reported (what Odoo keeps)
-    try:
-        yield f
-    finally:
-        f.stop()
+def _no_counters_yet(fleet):
+    fleet.counters = {}  # serial -> last invocation counter the bridge reported (what Odoo keeps)
+
+
+hls_fleet = fleet_fixture(
+    MeterConfig(
+        "SIM00004",
+        auth="hls",
+        encryption_key=KEYS["encryption_key"],
+        authentication_key=KEYS["auth_key"],
+    ),
+    MeterConfig(
+        "SIM00005",
+        auth="hls",
+        framing="hdlc",
+        encryption_key=KEYS["encryption_key"],
+        authentication_key=KEYS["auth_key"],
+        system_title="4D54523030303035",
+    ),
+    prepare=_no_counters_yet,
+)
 
 
 @pytest.fixture(params=["SIM00004", "SIM00005"], ids=["wrapper", "hdlc"])

@@ -8,12 +8,12 @@ import datetime as dt
 import pytest
 
 pytest.importorskip("gurux_dlms")
-fleet_mod = pytest.importorskip("meter_sim.fleet")
 model_mod = pytest.importorskip("meter_sim.model")
+
+from sim_fixtures import fleet_fixture, run_job  # noqa: E402
 
 from meter_bridge import executors as ex  # noqa: E402
 from meter_bridge.errors import JobError, MeterRefused  # noqa: E402
-from meter_sim.testing import hls_job_meter  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 MeterConfig = model_mod.MeterConfig
@@ -52,38 +52,17 @@ def test_bad_friendly_payload_is_refused_before_the_meter(change):
     assert exc.value.retryable is False
 
 
-@pytest.fixture(scope="module")
-def fleet():
-    f = fleet_mod.Fleet(
-        meters=[
-            MeterConfig("SIM00081", credit_kwh=0.5),
-            MeterConfig("SIM00082", auth="lls", password="secret12"),
-            MeterConfig("SIM00083", framing="hdlc"),
-        ],
-        speed=0,
-        start=START,
-    )
-    f.start()
-    try:
-        yield f
-    finally:
-        f.stop()
-
-
-def run(fleet, serial, job_type, payload=None, **meter_kw):
-    model = fleet.meter(serial)
-    job_meter = {**hls_job_meter(model, fleet.port_of(serial), id=1, timeout_s=3), **meter_kw}
-    result = ex.execute_job(
-        {"id": 1, "job_type": job_type, "payload": payload or {}, "meter": job_meter},
-        deadline_s=20,
-    )
-    result.pop("invocation_counter", None)
-    return result
+fleet = fleet_fixture(
+    MeterConfig("SIM00081", credit_kwh=0.5),
+    MeterConfig("SIM00082", auth="lls", password="secret12"),
+    MeterConfig("SIM00083", framing="hdlc"),
+    start=START,
+)
 
 
 def test_friendly_schedule_reaches_the_meter_and_reads_back(fleet):
     model = fleet.meter("SIM00081")
-    result = run(fleet, "SIM00081", "set_friendly_schedule", GOOD)
+    result = run_job(fleet, "SIM00081", "set_friendly_schedule", GOOD)
     assert result == {
         "utc_offset_min": 60,
         "windows": GOOD["windows"],
@@ -100,10 +79,10 @@ def test_friendly_schedule_reaches_the_meter_and_reads_back(fleet):
     model.set_load(1000)
     model.advance(3600)
     assert model.relay_connected and model.credit_wh < 0
-    again = run(fleet, "SIM00081", "set_friendly_schedule", GOOD)
+    again = run_job(fleet, "SIM00081", "set_friendly_schedule", GOOD)
     assert again["friendly"] == "deferring" and again["relay"] == "connected"
     # an empty schedule: the deferred trip happens at once
-    off = run(
+    off = run_job(
         fleet,
         "SIM00081",
         "set_friendly_schedule",
@@ -115,7 +94,7 @@ def test_friendly_schedule_reaches_the_meter_and_reads_back(fleet):
 def test_a_reading_association_cannot_set_the_friendly_schedule(fleet):
     model = fleet.meter("SIM00082")
     with pytest.raises(MeterRefused):
-        run(
+        run_job(
             fleet,
             "SIM00082",
             "set_friendly_schedule",
@@ -144,7 +123,7 @@ def test_a_full_schedule_fits_one_ciphered_set(fleet, serial):
         "special_days": days,
         "friendly_limit_kwh": -1.5,
     }
-    result = run(fleet, serial, "set_friendly_schedule", payload)
+    result = run_job(fleet, serial, "set_friendly_schedule", payload)
     assert result["special_days"] == days
     assert sorted(map(tuple, (w.values() for w in result["windows"]))) == sorted(
         map(tuple, (w.values() for w in windows))

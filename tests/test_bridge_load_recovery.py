@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("gurux_dlms")
-fleet_mod = pytest.importorskip("meter_sim.fleet")
 model_mod = pytest.importorskip("meter_sim.model")
+
+from sim_fixtures import fleet_fixture, run_job  # noqa: E402
 
 from meter_bridge import executors as ex  # noqa: E402
 from meter_bridge.errors import JobError, MeterRefused  # noqa: E402
-from meter_sim.testing import hls_job_meter  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 MeterConfig = model_mod.MeterConfig
@@ -41,37 +41,16 @@ def test_control_mode_keeps_the_meter_mode_and_adds_or_removes_local_reconnectio
     assert [ex.control_mode_for(m, False) for m in range(7)] == [0, 1, 2, 3, 4, 1, 3]
 
 
-@pytest.fixture(scope="module")
-def fleet():
-    f = fleet_mod.Fleet(
-        meters=[
-            MeterConfig("SIM00071", load_limit_w=2000),
-            MeterConfig("SIM00072", auth="lls", password="secret12"),
-        ],
-        speed=0,
-    )
-    f.start()
-    try:
-        yield f
-    finally:
-        f.stop()
-
-
-def run(fleet, serial, job_type, payload=None, **meter_kw):
-    model = fleet.meter(serial)
-    job_meter = {**hls_job_meter(model, fleet.port_of(serial), id=1, timeout_s=3), **meter_kw}
-    result = ex.execute_job(
-        {"id": 1, "job_type": job_type, "payload": payload or {}, "meter": job_meter},
-        deadline_s=20,
-    )
-    result.pop("invocation_counter", None)
-    return result
+fleet = fleet_fixture(
+    MeterConfig("SIM00071", load_limit_w=2000),
+    MeterConfig("SIM00072", auth="lls", password="secret12"),
+)
 
 
 def test_set_load_recovery_reaches_the_meter_and_reads_back(fleet):
     model = fleet.meter("SIM00071")
     payload = {"reconnect_delay_s": 45, "reconnect_attempts_per_hour": 3}
-    result = run(fleet, "SIM00071", "set_load_recovery", payload)
+    result = run_job(fleet, "SIM00071", "set_load_recovery", payload)
     assert result == {
         "reconnect_delay_s": 45,
         "reconnect_attempts_per_hour": 3,
@@ -86,7 +65,7 @@ def test_set_load_recovery_reaches_the_meter_and_reads_back(fleet):
     model.set_load(500)
     model.advance(45)
     assert model.relay_connected
-    off = run(
+    off = run_job(
         fleet,
         "SIM00071",
         "set_load_recovery",
@@ -97,7 +76,7 @@ def test_set_load_recovery_reaches_the_meter_and_reads_back(fleet):
 
 def test_lockout_is_read_back_and_a_remote_reconnect_clears_it(fleet):
     model = fleet.meter("SIM00071")
-    run(
+    run_job(
         fleet,
         "SIM00071",
         "set_load_recovery",
@@ -106,9 +85,9 @@ def test_lockout_is_read_back_and_a_remote_reconnect_clears_it(fleet):
     model.remote_reconnect()  # a fresh hour
     model.set_load(2500)
     model.advance(10)  # reconnects, trips again: locked out
-    events = run(fleet, "SIM00071", "read_events")["events"]
+    events = run_job(fleet, "SIM00071", "read_events")["events"]
     assert [e["code"] for e in events][-4:] == [60, 80, 60, 81]
-    state = run(
+    state = run_job(
         fleet,
         "SIM00071",
         "set_load_recovery",
@@ -116,14 +95,14 @@ def test_lockout_is_read_back_and_a_remote_reconnect_clears_it(fleet):
     )
     assert state["load_recovery"] == "lockout" and state["relay"] == "disconnected"
     model.set_load(500)
-    assert run(fleet, "SIM00071", "reconnect")["relay"] == "connected"
+    assert run_job(fleet, "SIM00071", "reconnect")["relay"] == "connected"
     assert model.state()["load_recovery"] == "normal"
 
 
 def test_a_reading_association_cannot_set_load_recovery(fleet):
     model = fleet.meter("SIM00072")
     with pytest.raises(MeterRefused):
-        run(
+        run_job(
             fleet,
             "SIM00072",
             "set_load_recovery",

@@ -5,18 +5,12 @@ the purchase and on the tenant's meter page.
 
 Real Odoo (HTTP), a meter-bridge process and meter-sim (real DLMS, HLS-GMAC), frozen clock."""
 
-import contextlib
-import json
 import os
 import re
-import tempfile
-import urllib.request
 
 import pytest
 import requests
-from odoo_e2e import locked_meter_vals, run_bridge, run_odoo, wait_until
-
-from meter_sim.testing import run_cli
+from odoo_e2e import locked_meter_vals, run_bridge, sim_control, sim_meters, wait_until
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -26,31 +20,8 @@ pytestmark = [
     ),
 ]
 SERIAL = "E2EEM-00001"
+METER = {"serial": SERIAL, "credit_kwh": 1.0, "low_credit_kwh": 3.0}
 LOGIN, PASSWORD = f"e2e_em_tenant_{os.getpid()}", "e2e-em-pw-12345"
-
-
-@pytest.fixture(scope="module")
-def odoo():
-    with run_odoo(os.environ["SMARTPM_E2E_DB"]) as server:
-        server.call("ir.config_parameter", "set_param", "smartpm_prepay.job_backoff_base_s", "0.2")
-        server.api_key = server.bridge_key()
-        yield server
-
-
-@contextlib.contextmanager
-def one_meter():
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "fleet.json")
-        meter = {"serial": SERIAL, "port": 0, "credit_kwh": 1.0, "low_credit_kwh": 3.0}
-        with open(path, "w") as f:
-            json.dump({"meters": [meter]}, f)
-        with run_cli(config=path, speed=0) as sim:
-            yield sim
-
-
-def on_meter(sim):
-    with urllib.request.urlopen(f"http://127.0.0.1:{sim.control_port}/meters/{SERIAL}") as r:
-        return json.load(r)
 
 
 def wait_jobs(odoo, meter_id):
@@ -90,7 +61,10 @@ def meter_page(odoo, session, meter_id):
 
 
 def test_emergency_credit_taken_in_the_portal_and_repaid_by_the_next_purchase(odoo):
-    with one_meter() as sim, run_bridge(odoo, odoo.api_key, "e2e-emergency"):
+    with (
+        sim_meters(METER) as sim,
+        run_bridge(odoo, odoo.api_key, "e2e-emergency"),
+    ):
         tariff = odoo.call(
             "smartpm.tariff",
             "create",
@@ -136,7 +110,7 @@ def test_emergency_credit_taken_in_the_portal_and_repaid_by_the_next_purchase(od
         odoo.call("smartpm.meter", "action_push_settings", [meter_id])
         odoo.call("smartpm.meter", "action_ping", [meter_id])  # Odoo learns the low credit
         wait_jobs(odoo, meter_id)
-        state = on_meter(sim)
+        state = sim_control(sim, SERIAL)
         assert (state["emergency_credit_kwh"], state["emergency_threshold_kwh"]) == (5.0, 2.0)
         assert state["emergency_status"] == "selectable"
 
@@ -154,7 +128,7 @@ def test_emergency_credit_taken_in_the_portal_and_repaid_by_the_next_purchase(od
             assert answer.status_code == 200
         rows = wait_jobs(odoo, meter_id)
         assert [r["job_type"] for r in rows].count("take_emergency_credit") == 1
-        state = on_meter(sim)
+        state = sim_control(sim, SERIAL)
         assert state["credit_kwh"] == 6.0 and state["relay"] == "connected"
         assert (state["emergency_status"], state["emergency_in_use_kwh"]) == ("in_use", 5.0)
         meter = odoo.call(
@@ -175,7 +149,7 @@ def test_emergency_credit_taken_in_the_portal_and_repaid_by_the_next_purchase(od
         )
         action = odoo.call("smartpm.sell.credit.wizard", "action_confirm", [wizard])
         wait_jobs(odoo, meter_id)
-        state = on_meter(sim)
+        state = sim_control(sim, SERIAL)
         assert state["credit_kwh"] == 11.0, "1 + 5 emergency + 10 bought - 5 repaid"
         assert (state["emergency_status"], state["emergency_in_use_kwh"]) == ("enabled", 0.0)
         purchase = odoo.call(

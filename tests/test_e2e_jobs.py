@@ -1,14 +1,10 @@
 """End to end: Odoo (HTTP) -> meter-bridge processes -> simulated meters (real DLMS) -> Odoo."""
 
-import contextlib
-import json
 import os
 import signal
-import tempfile
-import urllib.request
 
 import pytest
-from odoo_e2e import locked_meter_vals, run_bridge, run_odoo, wait_until
+from odoo_e2e import locked_meter_vals, run_bridge, sim_control, sim_meters, wait_until
 
 from meter_sim.testing import run_cli
 
@@ -21,39 +17,19 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def odoo():
-    with run_odoo(os.environ["SMARTPM_E2E_DB"]) as server:
-        server.call("ir.config_parameter", "set_param", "smartpm_prepay.job_backoff_base_s", "0.2")
-        server.api_key = server.bridge_key()
-        yield server
-
-
 @pytest.fixture
 def sim():
     with run_cli(4, speed=0) as fleet:
         yield fleet
 
 
-@contextlib.contextmanager
+_created = []
+
+
 def fleet(prefix, n):
     """``n`` simulated meters PREFIX-00001..: the test's Odoo meters take the same serials,
     so that the tokens Odoo mints for them (signed over the serial) are these meters' own."""
-    meters = [{"serial": f"{prefix}-{i:05d}", "port": 0} for i in range(1, n + 1)]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "fleet.json")
-        with open(path, "w") as f:
-            json.dump({"meters": meters}, f)
-        with run_cli(config=path, speed=0) as sim:
-            yield sim
-
-
-def sim_state(sim, serial):
-    with urllib.request.urlopen(f"http://127.0.0.1:{sim.control_port}/meters/{serial}") as r:
-        return json.load(r)
-
-
-_created = []
+    return sim_meters(*({"serial": f"{prefix}-{i:05d}"} for i in range(1, n + 1)))
 
 
 def make_meters(odoo, sim, prefix):
@@ -117,7 +93,7 @@ def test_read_and_credit_jobs_reach_the_meter_and_come_back(odoo):
 def _read_and_credit(odoo, sim):
     meters = make_meters(odoo, sim, "E2E1")
     serial = "E2E1-00001"
-    before = sim_state(sim, serial)["credit_kwh"]
+    before = sim_control(sim, serial)["credit_kwh"]
     with run_bridge(odoo, odoo.api_key, "e2e-one"):
         read = odoo.call("smartpm.meter", "action_read_now", [meters[serial]])
         assert read
@@ -125,7 +101,7 @@ def _read_and_credit(odoo, sim):
         job_ids = odoo.call("smartpm.meter.job", "search", [("meter_id", "=", meters[serial])])
         rows = wait_until(lambda: all_finished(odoo, job_ids), what="jobs to finish")
     assert [r["state"] for r in rows] == ["done"] * len(job_ids), rows
-    on_meter = sim_state(sim, serial)
+    on_meter = sim_control(sim, serial)
     assert on_meter["credit_kwh"] == pytest.approx(before + 12.5)
     assert on_meter["last_transfer_number"] == 1
     meter = odoo.call(
@@ -164,7 +140,7 @@ def test_two_bridges_drain_200_jobs_each_executed_once(odoo):
     # meters the other one does not hold
     with fleet("E2E2", 20) as sim:
         meters = make_meters(odoo, sim, "E2E2")
-        before = {s: sim_state(sim, s)["credit_kwh"] for s in meters}
+        before = {s: sim_control(sim, s)["credit_kwh"] for s in meters}
         job_ids = _credit_jobs(odoo, meters, 10, 1.0)
         assert len(job_ids) == 200
         with (
@@ -178,7 +154,7 @@ def test_two_bridges_drain_200_jobs_each_executed_once(odoo):
         assert {r["attempt_count"] for r in rows} == {1}
         assert {r["bridge_id"] for r in rows} == {"e2e-a", "e2e-b"}
         for serial in meters:
-            state = sim_state(sim, serial)
+            state = sim_control(sim, serial)
             assert state["credit_kwh"] == pytest.approx(before[serial] + 10.0)
             # each token applied once (code 66 "credit added"), whatever order was taken
             assert sum(e["code"] == 66 for e in state["events"]) == 10
@@ -191,7 +167,7 @@ def test_killed_bridge_leaves_every_credit_applied_exactly_once(odoo):
 
 def _killed_bridge(odoo, sim):
     meters = make_meters(odoo, sim, "E2E3")
-    before = {s: sim_state(sim, s)["credit_kwh"] for s in meters}
+    before = {s: sim_control(sim, s)["credit_kwh"] for s in meters}
     job_ids = _credit_jobs(odoo, meters, 25, 1.0)
     with run_bridge(odoo, odoo.api_key, "e2e-doomed", "--lease", "3") as doomed:
         wait_until(
@@ -205,7 +181,7 @@ def _killed_bridge(odoo, sim):
         rows = wait_until(lambda: all_finished(odoo, job_ids), timeout=120, what="the heir")
     assert {r["state"] for r in rows} == {"done"}, [r for r in rows if r["state"] != "done"]
     for serial in meters:
-        assert sim_state(sim, serial)["credit_kwh"] == pytest.approx(before[serial] + 25.0)
+        assert sim_control(sim, serial)["credit_kwh"] == pytest.approx(before[serial] + 25.0)
 
 
 def test_meter_that_does_not_answer_ends_failed_with_clear_error(odoo, sim):

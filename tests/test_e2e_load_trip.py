@@ -5,16 +5,10 @@ each step as an alarm and the lockout on the meter; the operator's Reconnect end
 Real Odoo (HTTP), a meter-bridge process and meter-sim (real DLMS, HLS-GMAC); the meter's
 clock is frozen and moved by the test through the simulator's control interface."""
 
-import contextlib
-import json
 import os
-import tempfile
-import urllib.request
 
 import pytest
-from odoo_e2e import locked_meter_vals, run_bridge, run_odoo, wait_until
-
-from meter_sim.testing import run_cli
+from odoo_e2e import locked_meter_vals, run_bridge, sim_control, sim_meters, wait_until
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -24,41 +18,13 @@ pytestmark = [
     ),
 ]
 SERIAL = "E2ELT-00001"
+METER = {"serial": SERIAL, "credit_kwh": 500}
 DELAY_S = 30
 ATTEMPTS = 2
 
 
-@pytest.fixture(scope="module")
-def odoo():
-    with run_odoo(os.environ["SMARTPM_E2E_DB"]) as server:
-        server.call("ir.config_parameter", "set_param", "smartpm_prepay.job_backoff_base_s", "0.2")
-        server.api_key = server.bridge_key()
-        yield server
-
-
-@contextlib.contextmanager
-def one_meter():
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "fleet.json")
-        with open(path, "w") as f:
-            json.dump({"meters": [{"serial": SERIAL, "port": 0, "credit_kwh": 500}]}, f)
-        with run_cli(config=path, speed=0) as sim:
-            yield sim
-
-
 def control(sim, action=None, body=None):
-    url = f"http://127.0.0.1:{sim.control_port}/meters/{SERIAL}"
-    if action is None:
-        with urllib.request.urlopen(url) as r:
-            return json.load(r)
-    req = urllib.request.Request(
-        f"{url}/{action}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)
+    return sim_control(sim, SERIAL, action, body)
 
 
 def wait_jobs(odoo, meter_id, job_type=None):
@@ -105,7 +71,10 @@ def alarm_types(odoo, meter_id):
 
 
 def test_load_trip_reconnects_by_itself_then_locks_out_until_the_operator(odoo):
-    with one_meter() as sim, run_bridge(odoo, odoo.api_key, "e2e-loadtrip"):
+    with (
+        sim_meters(METER) as sim,
+        run_bridge(odoo, odoo.api_key, "e2e-loadtrip"),
+    ):
         tariff = odoo.call(
             "smartpm.tariff",
             "create",

@@ -17,7 +17,7 @@ import os
 import urllib.request
 
 import pytest
-from odoo_e2e import run_odoo, user_with_key
+from odoo_e2e import serving, user_with_key
 from test_e2e_reversal import bridge, wait_for
 
 from meter_sim.model import MeterConfig
@@ -209,7 +209,7 @@ def test_move_out_settles_clears_the_meter_and_the_next_tenant_starts_at_zero(
         }
         login, key = rec["bridge"].login, rec["key"]
     try:
-        with run_odoo(db) as server, bridge(db, login, key, server.url, f"e2e-mo-{kind}"):
+        with serving(db) as server, bridge(db, login, key, server.url, f"e2e-mo-{kind}"):
             wait_for(lambda: model.credit_wh == 40000, what="both sales on the meter")
             wait_for(
                 lambda: _purchase_states(registry, ids["partners"][0]) == {"delivered"},

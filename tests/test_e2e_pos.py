@@ -8,14 +8,13 @@ deliver it. Same harness as test_e2e_vending.py; skipped when Odoo or the databa
 from __future__ import annotations
 
 import os
-import sys
 import time
 import uuid
 import xmlrpc.client
 
 import pytest
-from odoo_e2e import user_with_key
-from test_e2e_vending import _odoo_server, _process, delete_committed, sold_meter
+from odoo_e2e import bridge, user_with_key
+from test_e2e_vending import _odoo_server, delete_committed, sold_meter
 
 from meter_sim.model import MeterConfig
 
@@ -127,15 +126,7 @@ def test_pos_sale_reaches_the_meter_within_seconds_once(odoo_db, sim_fleet):
     )
     try:
         with _odoo_server(db) as url:
-            bridge_env = dict(
-                os.environ,
-                MB_ODOO_URL=url,
-                MB_ODOO_DB=db,
-                MB_ODOO_LOGIN=bridge_login,
-                MB_ODOO_API_KEY=bridge_key,
-                MB_BRIDGE_ID=f"e2e-pos-{os.getpid()}",
-            )
-            with _process([sys.executable, "-m", "meter_bridge.cli", "run"], env=bridge_env):
+            with bridge(db, bridge_login, bridge_key, url, f"e2e-pos-{os.getpid()}"):
                 rpc = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
 
                 def call(model_name, method, *args):

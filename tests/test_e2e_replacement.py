@@ -13,7 +13,7 @@ import os
 
 import psycopg2.errors
 import pytest
-from odoo_e2e import free_port, locked_meter_vals, run_odoo
+from odoo_e2e import free_port, locked_meter_vals, serving
 from test_e2e_moveout import (
     PORTAL_PASSWORD,
     _env,
@@ -144,7 +144,7 @@ def test_answering_meter_is_cleared_and_its_credit_and_tenant_go_to_the_new_mete
         sell(env, env["smartpm.meter"].browse(ids["meters"][0]), 10.0, "E2E-RP-A-1")
     login, key = ids["bridge"]
     try:
-        with run_odoo(db) as server, bridge(db, login, key, server.url, "e2e-rp-answer"):
+        with serving(db) as server, bridge(db, login, key, server.url, "e2e-rp-answer"):
             wait_for(lambda: old_model.credit_wh == 20000, what="the sale on the old meter")
             wait_for(
                 lambda: _purchase_states(registry, ids["partners"][0]) == {"delivered"},
@@ -225,7 +225,7 @@ def test_silent_meter_moves_its_last_known_credit_recorded_by_hand(odoo_db, sim_
         engine.as_engine(old).credit_kwh = 18.5
     login, key = ids["bridge"]
     try:
-        with run_odoo(db) as server, bridge(db, login, key, server.url, "e2e-rp-silent"):
+        with serving(db) as server, bridge(db, login, key, server.url, "e2e-rp-silent"):
             move_out_id = _replace(registry, ids)
             wait_for(
                 lambda: (

@@ -11,16 +11,14 @@ B is reversed and B's token is refused by the meter for ever.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from odoo_e2e import user_with_key
+from odoo_e2e import bridge, user_with_key
+from odoo_e2e import wait_until as wait_for
 
 from meter_sim.model import TOKEN_CANCELLED, TRANSFER_APPLIED, TRANSFER_CANCELLED, MeterConfig
 
@@ -41,46 +39,6 @@ def doomed_executor(job, *, deadline_s=None):
     Path(os.environ["MB_TEST_MARK_DIR"], serial).touch()
     time.sleep(3600)
     return {}
-
-
-@contextlib.contextmanager
-def bridge(db, login, key, url, bridge_id, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MB_")}
-    env.update(
-        MB_ODOO_URL=url,
-        MB_ODOO_DB=db,
-        MB_ODOO_LOGIN=login,
-        MB_ODOO_API_KEY=key,
-        MB_BRIDGE_ID=bridge_id,
-        MB_POLL_INTERVAL="0.5",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")])),
-        **extra,
-    )
-    log = open(TESTS_DIR.parent / "var" / f"e2e-bridge-{bridge_id}.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "meter_bridge.cli", "run"], env=env, stdout=log, stderr=log
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _rows(registry, purchase_ids):

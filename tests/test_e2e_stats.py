@@ -6,13 +6,11 @@ the scheduled collections triggered by a later test only queue jobs for that tes
 """
 
 import datetime as dt
-import json
 import os
-import urllib.request
 import xmlrpc.client
 
 import pytest
-from odoo_e2e import locked_meter_vals, run_bridge, run_odoo, wait_until
+from odoo_e2e import locked_meter_vals, run_bridge, sim_control, wait_until
 
 from meter_sim.fleet import Fleet
 from meter_sim.testing import run_cli
@@ -33,17 +31,6 @@ CLOCK = "0.0.1.0.0.255"
 LOAD_PROFILE = "1.0.99.1.0.255"
 
 
-@pytest.fixture(scope="module")
-def odoo():
-    with run_odoo(os.environ["SMARTPM_E2E_DB"]) as server:
-        server.call("ir.config_parameter", "set_param", "smartpm_prepay.job_backoff_base_s", "0.2")
-        server.api_key = server.bridge_key()
-        server.company_id = server.call("res.users", "read", [server.uid], fields=["company_id"])[
-            0
-        ]["company_id"][0]
-        yield server
-
-
 @pytest.fixture
 def sim():
     with run_cli(3, speed=0) as fleet:
@@ -57,23 +44,6 @@ def own_meters(odoo):
     yield made
     if made:
         odoo.call("smartpm.meter", "write", made, {"active": False})
-
-
-def sim_state(sim, serial):
-    with urllib.request.urlopen(f"http://127.0.0.1:{sim.control_port}/meters/{serial}") as r:
-        return json.load(r)
-
-
-def sim_post(sim, serial, action, body):
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{sim.control_port}/meters/{serial}/{action}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req) as r:
-        assert r.status == 200
-        return json.loads(r.read() or b"null")
 
 
 def make_meters(odoo, sim, prefix, own):
@@ -196,8 +166,8 @@ def test_billing_task_shows_true_meter_values_and_saves_them_once(odoo, sim, own
     meters = make_meters(odoo, sim, "E8T1", own_meters)
     # different consumption on each meter, so a value shown on the wrong meter is caught
     for hours, serial in enumerate(sorted(meters), start=1):
-        sim_post(sim, serial, "advance", {"seconds": 3600 * hours})
-    truth = {s: sim_state(sim, s) for s in meters}
+        sim_control(sim, serial, "advance", {"seconds": 3600 * hours})
+    truth = {s: sim_control(sim, s) for s in meters}
     assert len({t["energy_kwh"] for t in truth.values()}) == 3
 
     with run_bridge(odoo, odoo.api_key, "e2e8-billing"):
@@ -272,8 +242,8 @@ def test_load_profile_rows_are_shown_by_a_task_and_stored_by_the_collection(
     sim = past_sim
     meters = make_meters(odoo, sim, "E8T2", own_meters)
     for serial in meters:
-        sim_post(sim, serial, "advance", {"seconds": 4 * 3600})
-    truth = {s: sim_state(sim, s) for s in meters}
+        sim_control(sim, serial, "advance", {"seconds": 4 * 3600})
+    truth = {s: sim_control(sim, s) for s in meters}
     captures = 16  # one per quarter hour of the 4 h
 
     with run_bridge(odoo, odoo.api_key, "e2e8-profile"):
@@ -324,10 +294,10 @@ def test_load_profile_rows_are_shown_by_a_task_and_stored_by_the_collection(
 def test_tamper_events_become_alarms_once_with_the_meter_time(odoo, sim, own_meters):
     meters = make_meters(odoo, sim, "E8T3", own_meters)
     thief, honest = "SIM00001", "SIM00002"
-    sim_post(sim, thief, "tamper", {"kind": "cover_open"})
-    sim_post(sim, thief, "advance", {"seconds": 90})  # a distinct time for each event
-    sim_post(sim, thief, "tamper", {"kind": "reverse_connection"})
-    events = {e["code"]: e["time"] for e in sim_state(sim, thief)["events"]}
+    sim_control(sim, thief, "tamper", {"kind": "cover_open"})
+    sim_control(sim, thief, "advance", {"seconds": 90})  # a distinct time for each event
+    sim_control(sim, thief, "tamper", {"kind": "reverse_connection"})
+    events = {e["code"]: e["time"] for e in sim_control(sim, thief)["events"]}
     expected = {"cover_open": odoo_time(events[40]), "reverse_connection": odoo_time(events[92])}
 
     def alarms():
@@ -389,7 +359,7 @@ def test_missed_pings_raise_comm_lost_and_the_next_answer_clears_it(odoo, sim, o
     meters = make_meters(odoo, sim, "E8T4", own_meters)
     lost = "SIM00001"
     company = odoo.company_id
-    sim_post(sim, lost, "offline", {"offline": True})
+    sim_control(sim, lost, "offline", {"offline": True})
 
     def meter(serial):
         return odoo.call(
@@ -448,7 +418,7 @@ def test_missed_pings_raise_comm_lost_and_the_next_answer_clears_it(odoo, sim, o
             alarms = comm_alarms()
             assert [a["state"] for a in alarms] == ["new"]
 
-            sim_post(sim, lost, "offline", {"offline": False})
+            sim_control(sim, lost, "offline", {"offline": False})
             third = ping_round(58)
             assert [(j["meter_id"][0], j["state"]) for j in third] == [(meters[lost], "done")]
         state = meter(lost)

@@ -10,11 +10,16 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
-import time
 
 import pytest
-from odoo_e2e import locked_meter_vals, run_odoo, user_with_key
+from odoo_e2e import (
+    bridge,
+    locked_meter_vals,
+    serving,
+    stop_process,
+    user_with_key,
+    wait_until,
+)
 
 from meter_sim.model import MeterConfig
 
@@ -25,27 +30,25 @@ SERIAL = "E2E-VEND-1"
 
 @contextlib.contextmanager
 def _process(args, env=None):
+    """``args`` running for the block, stopped after (SIGTERM, then SIGKILL). The tests'
+    bridges run through ``odoo_e2e.bridge``."""
     proc = subprocess.Popen(
         args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
 
 
 @contextlib.contextmanager
 def _odoo_server(db):
-    """The e2e tests' Odoo runner (odoo_e2e.run_odoo) on pytest's database; yields its URL."""
+    """The e2e tests' shared Odoo server (odoo_e2e.serving) on pytest's database; yields its
+    URL."""
     from odoo.tools import config
 
     os.environ.setdefault("SMARTPM_ODOO_CONF", config.rcfile)
-    with run_odoo(db) as server:
+    with serving(db) as server:
         yield server.url
 
 
@@ -125,21 +128,12 @@ def _purchase_state(registry, ids):
 
 
 def _run_bridge_until(db, login, key, url, done, timeout=40):
-    env = dict(
-        os.environ,
-        MB_ODOO_URL=url,
-        MB_ODOO_DB=db,
-        MB_ODOO_LOGIN=login,
-        MB_ODOO_API_KEY=key,
-        MB_BRIDGE_ID=f"e2e-vend-{os.getpid()}",
-    )
-    with _process([sys.executable, "-m", "meter_bridge.cli", "run"], env=env):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if done():
-                return True
-            time.sleep(0.3)
-    return False
+    """Run a bridge (``odoo_e2e.bridge``) until ``done()``; whether it came in time."""
+    with bridge(db, login, key, url, f"e2e-vend-{os.getpid()}"):
+        try:
+            return bool(wait_until(done, timeout=timeout, interval=0.3))
+        except AssertionError:
+            return False
 
 
 def test_sale_reaches_the_meter_once_even_when_the_report_is_lost(odoo_db, sim_fleet):

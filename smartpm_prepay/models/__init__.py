@@ -1,3 +1,4 @@
+from . import engine_record
 from . import site
 from . import line
 from . import transformer

@@ -2,10 +2,12 @@ from datetime import timedelta
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
-from odoo.tools import float_round
+from odoo.tools import LazyTranslate, float_round
 
 from ..services import credit_token, debt, engine, friendly, job_queue, refunds, vending
 from ..services.sale_info import sale_info, tier_summary
+
+_lt = LazyTranslate(__name__)
 
 PURCHASE_STATES = [
     ("paid", "Paid"),
@@ -28,7 +30,13 @@ class SmartpmCreditPurchase(models.Model):
 
     _name = "smartpm.credit.purchase"
     _description = "Credit purchase"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["smartpm.engine.record", "mail.thread", "mail.activity.mixin"]
+    _engine_create_error = _lt(
+        "Credit purchases are created by a paid sale only: a POS order, a portal payment, the "
+        "bank API or the back office's Sell credit (invoiced and paid in a journal)."
+    )
+    _engine_sequence = "smartpm.credit.purchase"
+    _engine_unlink_error = _lt("Credit purchases are never deleted: reverse them.")
     _order = "date desc, id desc"
     _check_company_auto = True
 
@@ -263,26 +271,6 @@ class SmartpmCreditPurchase(models.Model):
     def _compute_tier_summary(self):
         for purchase in self:
             purchase.tier_summary = tier_summary(purchase.tier_breakdown) or False
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        if not engine.is_engine(self.env):
-            raise AccessError(
-                _(
-                    "Credit purchases are created by a paid sale only: a POS order, a portal "
-                    "payment, the bank API or the back office's Sell credit (invoiced and "
-                    "paid in a journal)."
-                )
-            )
-        seq = self.env["ir.sequence"]
-        for vals in vals_list:
-            if vals.get("name", _("New")) == _("New"):
-                vals["name"] = seq.next_by_code("smartpm.credit.purchase") or _("New")
-        return super().create(vals_list)
-
-    def write(self, vals):
-        engine.check_fields(self, vals, self._engine_fields(), _("Credit purchase"))
-        return super().write(vals)
 
     @api.model
     def _engine_fields(self):
@@ -835,7 +823,3 @@ class SmartpmCreditPurchase(models.Model):
             )
             if journal:
                 purchase._create_invoice_and_payment(journal)
-
-    @api.ondelete(at_uninstall=False)
-    def _unlink_never(self):
-        raise UserError(_("Credit purchases are never deleted: reverse them."))

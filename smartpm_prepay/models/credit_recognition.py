@@ -1,7 +1,7 @@
-from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo import fields, models
+from odoo.tools import LazyTranslate
 
-from ..services import engine
+_lt = LazyTranslate(__name__)
 
 
 class SmartpmCreditRecognition(models.Model):
@@ -12,6 +12,9 @@ class SmartpmCreditRecognition(models.Model):
 
     _name = "smartpm.credit.recognition"
     _description = "Credit recognised as revenue"
+    _inherit = ["smartpm.engine.record"]
+    _engine_create_error = _lt("Revenue is recognised by the recognition job only.")
+    _engine_unlink_error = _lt("Recognised revenue is never deleted: it is in the books.")
     _order = "day desc, id desc"
     _check_company_auto = True
 
@@ -59,17 +62,3 @@ class SmartpmCreditRecognition(models.Model):
     move_id = fields.Many2one(
         "account.move", string="Journal entry", readonly=True, index=True, check_company=True
     )
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        if not engine.is_engine(self.env):
-            raise AccessError(_("Revenue is recognised by the recognition job only."))
-        return super().create(vals_list)
-
-    def write(self, vals):
-        engine.check_fields(self, vals, set(vals), self._description)
-        return super().write(vals)
-
-    @api.ondelete(at_uninstall=False)
-    def _unlink_never(self):
-        raise UserError(_("Recognised revenue is never deleted: it is in the books."))

@@ -1,7 +1,7 @@
-from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo import api, fields, models
+from odoo.tools import LazyTranslate
 
-from ..services import engine
+_lt = LazyTranslate(__name__)
 
 SETTLEMENT_KINDS = [
     ("refund", "Refund to the tenant"),
@@ -18,6 +18,9 @@ class SmartpmCreditSettlement(models.Model):
 
     _name = "smartpm.credit.settlement"
     _description = "Settlement of remaining credit"
+    _inherit = ["smartpm.engine.record"]
+    _engine_create_error = _lt("Credit is settled by a move-out or a meter replacement only.")
+    _engine_unlink_error = _lt("Settlements are never deleted: they are in the books.")
     _order = "date desc, id desc"
     _check_company_auto = True
 
@@ -96,17 +99,3 @@ class SmartpmCreditSettlement(models.Model):
     def _compute_purchase_ids(self):
         for settlement in self:
             settlement.purchase_ids = settlement.line_ids.purchase_id
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        if not engine.is_engine(self.env):
-            raise AccessError(_("Credit is settled by a move-out or a meter replacement only."))
-        return super().create(vals_list)
-
-    def write(self, vals):
-        engine.check_fields(self, vals, set(vals), self._description)
-        return super().write(vals)
-
-    @api.ondelete(at_uninstall=False)
-    def _unlink_never(self):
-        raise UserError(_("Settlements are never deleted: they are in the books."))

@@ -1,7 +1,7 @@
-from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo import fields, models
+from odoo.tools import LazyTranslate
 
-from ..services import engine
+_lt = LazyTranslate(__name__)
 
 
 class SmartpmCreditSettlementLine(models.Model):
@@ -10,6 +10,9 @@ class SmartpmCreditSettlementLine(models.Model):
 
     _name = "smartpm.credit.settlement.line"
     _description = "Purchase credit settled"
+    _inherit = ["smartpm.engine.record"]
+    _engine_create_error = _lt("Credit is settled by a move-out or a meter replacement only.")
+    _engine_unlink_error = _lt("Settlements are never deleted: they are in the books.")
     _order = "id"
 
     settlement_id = fields.Many2one(
@@ -23,17 +26,3 @@ class SmartpmCreditSettlementLine(models.Model):
     currency_id = fields.Many2one(related="settlement_id.currency_id")
     amount = fields.Monetary(string="Value (untaxed)", readonly=True)
     amount_total = fields.Monetary(string="Value (taxes included)", readonly=True)
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        if not engine.is_engine(self.env):
-            raise AccessError(_("Credit is settled by a move-out or a meter replacement only."))
-        return super().create(vals_list)
-
-    def write(self, vals):
-        engine.check_fields(self, vals, set(vals), self._description)
-        return super().write(vals)
-
-    @api.ondelete(at_uninstall=False)
-    def _unlink_never(self):
-        raise UserError(_("Settlements are never deleted: they are in the books."))

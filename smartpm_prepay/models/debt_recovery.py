@@ -1,7 +1,7 @@
-from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo import api, fields, models
+from odoo.tools import LazyTranslate
 
-from ..services import engine
+_lt = LazyTranslate(__name__)
 
 
 class SmartpmDebtRecovery(models.Model):
@@ -11,6 +11,9 @@ class SmartpmDebtRecovery(models.Model):
 
     _name = "smartpm.debt.recovery"
     _description = "Debt recovered by a purchase"
+    _inherit = ["smartpm.engine.record"]
+    _engine_create_error = _lt("Debt recoveries are made by purchases of credit only.")
+    _engine_unlink_error = _lt("Debt recoveries are never deleted: reverse the purchase.")
     _order = "date desc, id desc"
     _check_company_auto = True
 
@@ -64,27 +67,7 @@ class SmartpmDebtRecovery(models.Model):
         ("amount_positive", "CHECK(amount > 0)", "A recovery's amount must be positive."),
     ]
 
-    @api.model_create_multi
-    def create(self, vals_list):
-        if not engine.is_engine(self.env):
-            raise AccessError(_("Debt recoveries are made by purchases of credit only."))
-        return super().create(vals_list)
-
-    def write(self, vals):
-        if not engine.is_engine(self.env):
-            raise AccessError(
-                _(
-                    "Debt recoveries are written by the vending engine only (%s).",
-                    ", ".join(self.mapped("display_name")),
-                )
-            )
-        return super().write(vals)
-
     @api.depends("debt_id", "purchase_id", "amount")
     def _compute_display_name(self):
         for rec in self:
             rec.display_name = f"{rec.purchase_id.name} → {rec.debt_id.name}: {rec.amount}"
-
-    @api.ondelete(at_uninstall=False)
-    def _unlink_never(self):
-        raise UserError(_("Debt recoveries are never deleted: reverse the purchase."))

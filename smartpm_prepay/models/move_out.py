@@ -3,10 +3,13 @@ import logging
 from markupsafe import Markup
 
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import UserError
+from odoo.tools import LazyTranslate
 
 from ..services import engine, job_queue, settlement
 from .credit_settlement import SETTLEMENT_KINDS
+
+_lt = LazyTranslate(__name__)
 
 _logger = logging.getLogger(__name__)
 
@@ -29,7 +32,10 @@ class SmartpmMoveOut(models.Model):
 
     _name = "smartpm.move.out"
     _description = "Move-out and settlement"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["smartpm.engine.record", "mail.thread", "mail.activity.mixin"]
+    _engine_create_error = _lt("A move-out is started from its wizard (meter or tenant).")
+    _engine_sequence = "smartpm.move.out"
+    _engine_unlink_error = _lt("Move-outs are kept: they are the trail of a settlement.")
     _order = "id desc"
     _check_company_auto = True
 
@@ -124,19 +130,6 @@ class SmartpmMoveOut(models.Model):
             """
         )
 
-    @api.model_create_multi
-    def create(self, vals_list):
-        if not engine.is_engine(self.env):
-            raise AccessError(_("A move-out is started from its wizard (meter or tenant)."))
-        for vals in vals_list:
-            if vals.get("name", _("New")) == _("New"):
-                vals["name"] = self.env["ir.sequence"].next_by_code("smartpm.move.out") or "/"
-        return super().create(vals_list)
-
-    def write(self, vals):
-        engine.check_fields(self, vals, self._engine_fields(), self._description)
-        return super().write(vals)
-
     @api.model
     def _engine_fields(self):
         return {
@@ -148,10 +141,6 @@ class SmartpmMoveOut(models.Model):
             and name not in models.MAGIC_COLUMNS
             and not name.startswith(("message_", "activity_"))
         }
-
-    @api.ondelete(at_uninstall=False)
-    def _unlink_never(self):
-        raise UserError(_("Move-outs are kept: they are the trail of a settlement."))
 
     # ---------------------------------------------------------------- helpers
     def _lock(self):

@@ -47,3 +47,4 @@ from . import test_friendly
 from . import test_move_out
 from . import test_push
 from . import test_standing_charge
+from . import test_engine_record
