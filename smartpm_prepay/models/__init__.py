@@ -38,3 +38,5 @@ from . import consumption_daily
 from . import consumption_grid_daily
 from . import energy_balance
 from . import load_curve
+from . import alarm_notify_rule
+from . import notification_log
