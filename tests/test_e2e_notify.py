@@ -163,11 +163,14 @@ def test_opened_cover_tells_the_owner_once_and_the_tenant_of_a_delivered_purchas
 
         # the same event read again from the log: stored once, told once
         run_job(odoo, meter_id, "read_events", {"since": None})
-        assert odoo.call(
-            "smartpm.alarm",
-            "search_count",
-            [("meter_id", "=", meter_id), ("alarm_type", "=", "cover_open")],
-        ) == 1
+        assert (
+            odoo.call(
+                "smartpm.alarm",
+                "search_count",
+                [("meter_id", "=", meter_id), ("alarm_type", "=", "cover_open")],
+            )
+            == 1
+        )
         assert told(odoo, owner) == after
 
         # the tenant buys credit; once on the meter, an SMS (their choice), no e-mail
@@ -185,10 +188,12 @@ def test_opened_cover_tells_the_owner_once_and_the_tenant_of_a_delivered_purchas
         )[0]
         wait_job(odoo, purchase["job_id"][0])
         wait_until(
-            lambda: odoo.call(
-                "smartpm.credit.purchase", "read", [purchase["id"]], fields=["state"]
-            )[0]["state"]
-            == "delivered",
+            lambda: (
+                odoo.call("smartpm.credit.purchase", "read", [purchase["id"]], fields=["state"])[0][
+                    "state"
+                ]
+                == "delivered"
+            ),
             timeout=30,
             what="the purchase to be delivered",
         )

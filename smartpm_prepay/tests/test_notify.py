@@ -230,7 +230,8 @@ class TestTenantNotify(NotifyCase):
         for email, sms, mails, texts, time in cases:
             with self.subTest(email=email, sms=sms):
                 self._prefs(email, sms)
-                before_mail, before_sms = len(self._mails_to(self.tenant)), len(self._sms_to(self.tenant))
+                before_mail = len(self._mails_to(self.tenant))
+                before_sms = len(self._sms_to(self.tenant))
                 with self.mockSMSGateway(), self.mock_mail_gateway():
                     self._ingest(dict(low, time=time))
                 self.assertEqual(len(self._mails_to(self.tenant)) - before_mail, mails)
