@@ -886,11 +886,22 @@ def run_set_thresholds(conn: MeterConnection, p: dict) -> dict:
 
 
 def run_sync_clock(conn: MeterConnection, p: dict) -> dict:
+    # the drift: the meter's time less UTC at the middle of the GET (the answer's delay
+    # counts half each way), seconds, positive when the meter runs ahead
+    asked = dt.datetime.now(dt.timezone.utc)
     before = _meter_time(conn)
+    answered = dt.datetime.now(dt.timezone.utc)
     obis, ic = CLOCK
     now = dt.datetime.now(dt.timezone.utc)
     conn.set(obis, ic, CLOCK_TIME, encode_data(9, now))
-    return {"meter_time_before": before, "meter_time": _meter_time(conn)}
+    result = {"meter_time_before": before, "meter_time": _meter_time(conn)}
+    if before:
+        meter_before = dt.datetime.fromisoformat(before.replace("Z", "+00:00"))
+        if meter_before.tzinfo is None:
+            meter_before = meter_before.replace(tzinfo=dt.timezone.utc)
+        middle = asked + (answered - asked) / 2
+        result["clock_drift_s"] = round((meter_before - middle).total_seconds(), 3)
+    return result
 
 
 def run_ping(conn: MeterConnection, p: dict) -> dict:

@@ -17,6 +17,7 @@
         "account_payment",
         "point_of_sale",
         "resource",
+        "sms",
     ],
     "data": [
         "security/security.xml",
@@ -63,6 +64,11 @@
         "report/tenant_statement_templates.xml",
         "wizards/tenant_statement_wizard_views.xml",
         "views/statement_portal_templates.xml",
+        "security/notify_security.xml",
+        "data/notify_templates.xml",
+        "data/notify_cron.xml",
+        "views/notify_views.xml",
+        "views/notify_portal_templates.xml",
     ],
     "demo": [
         "demo/demo.xml",
@@ -71,6 +77,7 @@
         "demo/bank_demo.xml",
         "demo/portal_demo.xml",
         "demo/stats_demo.xml",
+        "demo/notify_demo.xml",
     ],
     "assets": {
         "web.assets_backend": [

@@ -211,6 +211,19 @@ def test_sync_clock_sets_meter_to_utc_now(fleet, serial):
     assert abs((after - dt.datetime.now(UTC)).total_seconds()) < 5
 
 
+def test_sync_clock_reports_the_drift_it_corrected(fleet, serial):
+    """Issue 18 §6: the meter's clock less UTC before the sync, positive when ahead."""
+    model = fleet.meter(serial)
+    model.set_clock(dt.datetime.now(UTC) + dt.timedelta(seconds=90))
+    ahead = run(fleet, serial, "sync_clock")["clock_drift_s"]
+    assert 85 <= ahead <= 91
+    model.set_clock(dt.datetime.now(UTC) - dt.timedelta(hours=1))
+    behind = run(fleet, serial, "sync_clock")["clock_drift_s"]
+    assert -3605 <= behind <= -3599
+    # once synchronised, the clock is right: the next sync finds no drift to speak of
+    assert abs(run(fleet, serial, "sync_clock")["clock_drift_s"]) < 5
+
+
 def test_read_events_both_logs_and_since(fleet, serial):
     model = fleet.meter(serial)
     model.tamper("cover_open")

@@ -40,3 +40,5 @@ from . import consumption_grid_daily
 from . import energy_balance
 from . import load_curve
 from . import standing_charge
+from . import alarm_notify_rule
+from . import notification_log

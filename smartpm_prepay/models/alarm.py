@@ -1,7 +1,7 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..services import friendly, tenant_periods
+from ..services import friendly, notify, tenant_periods
 
 ALARM_TYPES = [
     ("cover_open", "Cover opened"),
@@ -20,6 +20,8 @@ ALARM_TYPES = [
     ("token_forged", "Forged credit token"),
     ("token_other_meter", "Credit token of another meter"),
     ("token_cancelled", "Credit token of a reversed sale"),
+    # found by a clock synchronisation (sync_clock job): beyond the company's tolerance
+    ("clock_drift", "Clock drift"),
 ]
 # Routine prepayment events: kept as alarms for the trail, but nobody has to act on them.
 ROUTINE_TYPES = {"low_credit", "zero_credit", "load_reconnected", "friendly_deferred"}
@@ -37,12 +39,6 @@ THEFT_TYPES = (
     "token_cancelled",
 )
 OPEN_STATES = ("new", "acknowledged")
-# alarm type -> mail template (xml id) sent to the tenant (arrears control)
-TENANT_MAIL_TEMPLATES = {
-    "low_credit": "smartpm_prepay.mail_template_low_credit",
-    "zero_credit": "smartpm_prepay.mail_template_zero_credit",
-    "friendly_deferred": "smartpm_prepay.mail_template_friendly_deferred",
-}
 
 
 class SmartpmAlarm(models.Model):
@@ -102,6 +98,17 @@ class SmartpmAlarm(models.Model):
     date_closed = fields.Datetime(readonly=True, copy=False)
     closed_by_id = fields.Many2one("res.users", readonly=True, copy=False)
     resolution = fields.Text(help="What the inspection found.")
+    clock_drift_s = fields.Float(
+        string="Clock drift (s)",
+        digits=(16, 1),
+        readonly=True,
+        help="Clock drift alarm: the meter's clock less UTC when it was synchronised, in "
+        "seconds (positive: the meter ran ahead).",
+    )
+    notification_count = fields.Integer(
+        compute="_compute_notification_count",
+        help="Notifications sent of this alarm (live, e-mail, SMS, to staff and tenant).",
+    )
 
     _sql_constraints = [
         (
@@ -116,6 +123,21 @@ class SmartpmAlarm(models.Model):
         for alarm in self:
             if not alarm.transformer_id:
                 alarm.transformer_id = alarm.meter_id.transformer_id
+
+    def _compute_notification_count(self):
+        Log = self.env["smartpm.notification.log"].sudo()
+        for alarm in self:
+            alarm.notification_count = (
+                Log.search_count([("event_key", "=", notify.alarm_key(alarm))]) if alarm.id else 0
+            )
+
+    def action_view_notifications(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "smartpm_prepay.action_notification_log"
+        )
+        action["domain"] = [("event_key", "=", notify.alarm_key(self))]
+        return action
 
     @api.depends("state")
     def _compute_is_open(self):
@@ -157,27 +179,15 @@ class SmartpmAlarm(models.Model):
         tenant_periods.refresh_timed(self.env, self._table, ids=alarms.ids)
         alarms.invalidate_recordset(["tenant_id"])
         alarms.filtered(lambda a: a.alarm_type not in ROUTINE_TYPES)._schedule_manager_activity()
-        alarms._notify_tenant()
+        # told at once (services/notify.py): whatever made the alarm, the ingest of a
+        # bridge's events (read or pushed), a ping's analysis or a clock sync
+        notify.alarms_created(alarms)
+        notify.tenant_alarms(alarms)
         load = alarms.filtered(lambda a: a.alarm_type in LOAD_TRIP_TYPES)
         if load:
             self.env["smartpm.meter"]._smartpm_apply_load_alarms(load)
         friendly.on_alarms(alarms)
         return alarms
-
-    def _notify_tenant(self):
-        """Arrears control: the tenant hears about low and zero credit by e-mail."""
-        for alarm in self.sudo():
-            xmlid = TENANT_MAIL_TEMPLATES.get(alarm.alarm_type)
-            tenant = alarm.meter_id.tenant_id
-            if not xmlid or not tenant.email:
-                continue
-            if alarm.tenant_id and alarm.tenant_id != tenant:
-                continue  # an event of another tenant's period, read late: not theirs
-
-            template = self.env.ref(xmlid, raise_if_not_found=False)
-            if template:
-                # queued, sent by the mail cron: a mail server outage never blocks ingest
-                template.sudo().send_mail(alarm.id, force_send=False)
 
     @api.model
     def _create_from_events(self, alarms):

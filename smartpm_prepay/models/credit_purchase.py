@@ -4,7 +4,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import LazyTranslate, float_round
 
-from ..services import credit_token, debt, engine, friendly, job_queue, refunds, vending
+from ..services import credit_token, debt, engine, friendly, job_queue, notify, refunds, vending
 from ..services.sale_info import sale_info, tier_summary
 
 _lt = LazyTranslate(__name__)
@@ -472,6 +472,8 @@ class SmartpmCreditPurchase(models.Model):
                 )
             )
             purchase._reconnect_if_tripped(result)
+            # the tenant hears of it once, on the channels they chose (services/notify.py)
+            notify.purchase_delivered(purchase)
 
     def _negative_credit_repaid(self, result):
         """kWh of this purchase that went to the meter's negative credit (a friendly period):

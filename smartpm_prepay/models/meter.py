@@ -41,7 +41,7 @@ CONTACT_WARNING_AFTER = timedelta(days=1)
 UNDELIVERED_STATES = ("paid", "queued")
 
 # scheduled reads and pings
-SCHEDULE_PRIORITY = {"events": 55, "billing": 60, "profile": 70, "ping": 80}
+SCHEDULE_PRIORITY = {"events": 55, "billing": 60, "profile": 70, "clock": 75, "ping": 80}
 PROFILE_OBJECT = {"obis": LOAD_PROFILE, "ic": 7, "attribute": 2}
 PROFILE_MAX_DAYS = 7  # the meter keeps 672 quarter-hours
 DEFAULT_BATCH = 1000
@@ -719,6 +719,15 @@ class SmartpmMeter(models.Model):
         self._check_can_command()
         self._enqueue_job("reconnect", {}, priority=15)
         return self._notify_queued(_("Reconnect queued"))
+
+    def action_sync_clock(self):
+        """Set the meters' clocks to UTC now (a sync_clock job each); the bridge reports the
+        drift it corrected, and a drift beyond the company's tolerance is an alarm."""
+        self._check_can_command()
+        self._enqueue_job("sync_clock", {}, priority=30)
+        return self._notify_queued(
+            self.env._("Clock synchronisation queued for %(n)s meter(s)", n=len(self))
+        )
 
     def _notify_queued(self, title):
         return {
@@ -1587,6 +1596,72 @@ class SmartpmMeter(models.Model):
                 params=(company.id, now - timedelta(minutes=interval)),
             )
         return jobs
+
+    @api.model
+    def _cron_queue_clock_syncs(self, batch_size=DEFAULT_BATCH, max_backlog=DEFAULT_MAX_BACKLOG):
+        """Synchronise every active meter's clock every company's interval (days; 0: never),
+        one job per meter and interval."""
+        jobs = self.env["smartpm.meter.job"]
+        today = fields.Date.context_today(self)
+        for company in self.env["res.company"].sudo().search([]):
+            days = company.smartpm_clock_sync_days
+            if not days or days <= 0:
+                continue
+            slot = today.toordinal() // days
+            jobs |= self._queue_scheduled(
+                "clock",
+                f"clock:{days}:{slot}:",
+                lambda ids: [
+                    {"job_type": "sync_clock", "payload": {}, "max_attempts": 3} for _i in ids
+                ],
+                batch_size,
+                max_backlog,
+                extra_where=" AND m.company_id = %s",
+                params=(company.id,),
+            )
+        return jobs
+
+    def _smartpm_check_clock_drift(self, job, result):
+        """A sync_clock result: a drift beyond the company's tolerance is a clock_drift
+        alarm (the clock is right again now; a clock that keeps drifting has a failing
+        crystal or battery, or someone sets it to move consumption into cheaper hours)."""
+        self.ensure_one()
+        drift = result.get("clock_drift_s")
+        if not isinstance(drift, (int, float)) or isinstance(drift, bool):
+            return 0
+        limit = self.company_id.smartpm_clock_drift_max_s
+        if not limit or abs(drift) <= limit:
+            return 0
+        from ..services.ingest import parse_time  # noqa: PLC0415 - ingest imports models
+
+        found = parse_time(result.get("meter_time")) if result.get("meter_time") else None
+        when = (found or job.date_claimed or fields.Datetime.now()).replace(microsecond=0)
+        before = result.get("meter_time_before") or "?"
+        description = self.env._(
+            "The meter's clock was %(drift)s s %(way)s of UTC (it read %(before)s); the "
+            "company's tolerance is %(limit)s s. The clock synchronisation corrected it. A "
+            "clock that drifts again points at a failing clock (crystal, battery) or at "
+            "someone setting it, e.g. to move consumption into cheaper hours.",
+            drift=round(abs(drift), 1),
+            way=self.env._("ahead") if drift > 0 else self.env._("behind"),
+            before=before,
+            limit=limit,
+        )
+        return (
+            self.env["smartpm.alarm"]
+            .sudo()
+            ._create_from_events(
+                [
+                    {
+                        "meter_id": self.id,
+                        "alarm_type": "clock_drift",
+                        "meter_time": when,
+                        "clock_drift_s": float(drift),
+                        "description": description,
+                    }
+                ]
+            )
+        )
 
     # ---------------------------------------------------------------- statistics buttons
     def action_view_load_curve(self):

@@ -78,6 +78,18 @@ class ResCompany(models.Model):
         help="How often meters' event logs are read for tampering alarms (cover opened, "
         "reverse connection...). Shorter finds theft sooner and costs more meter traffic.",
     )
+    smartpm_clock_sync_days = fields.Integer(
+        string="Clock synchronisation every (days)",
+        default=1,
+        help="Every active meter's clock is set to UTC this often (a sync_clock job); 0: "
+        "only when someone presses Synchronise clock.",
+    )
+    smartpm_clock_drift_max_s = fields.Integer(
+        string="Clock drift tolerance (s)",
+        default=60,
+        help="A meter whose clock is found further than this from UTC when it is "
+        "synchronised raises a clock drift alarm. 0: no alarm.",
+    )
 
     # prepayment accounting (services/prepayment.py)
     smartpm_prepayment_account_id = fields.Many2one(
@@ -295,6 +307,12 @@ class ResCompany(models.Model):
             "smartpm_comm_lost_pings_positive",
             "CHECK(smartpm_comm_lost_pings IS NULL OR smartpm_comm_lost_pings > 0)",
             "The number of missed pings must be at least 1.",
+        ),
+        (
+            "smartpm_clock_settings_positive",
+            "CHECK(COALESCE(smartpm_clock_sync_days, 0) >= 0 "
+            "AND COALESCE(smartpm_clock_drift_max_s, 0) >= 0)",
+            "The clock synchronisation interval and drift tolerance cannot be negative.",
         ),
         (
             "smartpm_ping_interval_positive",

@@ -58,6 +58,12 @@ class ResConfigSettings(models.TransientModel):
     smartpm_friendly_limit_kwh = fields.Float(
         related="company_id.smartpm_friendly_limit_kwh", readonly=False
     )
+    smartpm_clock_sync_days = fields.Integer(
+        related="company_id.smartpm_clock_sync_days", readonly=False
+    )
+    smartpm_clock_drift_max_s = fields.Integer(
+        related="company_id.smartpm_clock_drift_max_s", readonly=False
+    )
 
     @api.model_create_multi
     def create(self, vals_list):

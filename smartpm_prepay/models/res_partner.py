@@ -47,6 +47,21 @@ class ResPartner(models.Model):
         help="What the tenant's debts being recovered from their purchases still amount to.",
     )
 
+    # how the tenant is told of credit, trips, reconnections and delivered purchases
+    # (services/notify.py); the tenant sets them in the portal (/my/notifications)
+    smartpm_notify_email = fields.Boolean(
+        string="Notify by e-mail",
+        default=True,
+        help="The tenant gets an e-mail on low credit, zero credit, a trip, a reconnection "
+        "and each delivered purchase (the owner edits the messages' templates).",
+    )
+    smartpm_notify_sms = fields.Boolean(
+        string="Notify by SMS",
+        default=False,
+        help="The tenant gets an SMS (to the mobile, else the phone number) on low credit, "
+        "zero credit, a trip, a reconnection and each delivered purchase.",
+    )
+
     # a bank selling credit
     smartpm_is_bank = fields.Boolean(
         string="Sells credit (bank)",

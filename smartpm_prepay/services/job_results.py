@@ -10,7 +10,7 @@ model's ``_on_done`` hooks, called last.
 
 from odoo import fields
 
-from . import emergency, friendly, ingest, standing_charge
+from . import emergency, friendly, ingest, notify, standing_charge
 from .obis import OBIS_CREDIT, OBIS_RELAY
 
 
@@ -36,6 +36,7 @@ def apply_result(job, result, readings_out=None, invocation_counter=None):
     ``invocation_counter``: the HLS-GMAC counter of the result, checked by the engine; the
     meter's stored one is only ever raised."""
     meter = job.meter_id.sudo()
+    relay_before = meter.relay_state
     readings = _numeric_readings(result)
     vals = {"online_state": "online", "last_seen": fields.Datetime.now()}
     vals.update(_reported_state(result))
@@ -55,6 +56,14 @@ def apply_result(job, result, readings_out=None, invocation_counter=None):
         )
     friendly.on_result(meter, result)
     standing_charge.on_result(meter, result)
+    if job.job_type == "sync_clock":
+        meter._smartpm_check_clock_drift(job, result)
+    if (
+        relay_before == "disconnected"
+        and meter.relay_state == "connected"
+        and job.job_type not in ("add_credit", "check_token")  # the delivery says it
+    ):
+        notify.meter_reconnected(meter, job)
     _store_readings(job, readings, readings_out)
     if result.get("events"):
         ingest.ingest(job.env, [], [dict(e, meter_id=meter.id) for e in result["events"]])

@@ -48,3 +48,4 @@ from . import test_move_out
 from . import test_push
 from . import test_standing_charge
 from . import test_engine_record
+from . import test_notify

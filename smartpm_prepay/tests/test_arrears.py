@@ -49,12 +49,19 @@ class TestArrears(VendingCase):
         quiet = self._tenant("Quiet")
         self._meter("SELL-Q", tenant_id=quiet.id, state="active")
         self._event(64, serial="SELL-Q")
-        self._event(59)  # credit trip: for the operators, not mailed
+        self._event(80)  # reconnected by itself: told on the meter (reconnection), not here
         alarms = self.env["smartpm.alarm"].search(
             [("meter_id.serial_number", "in", ("SELL-Q", "SELL-1"))]
         )
         self.assertEqual(len(alarms), 2)
         self.assertFalse(self._mails(alarms))
+
+    def test_credit_trip_emails_the_tenant(self):
+        """Issue 18 §5: the tenant is told of a trip (it was for the operators only)."""
+        self._event(59)
+        mail = self._mails(self.meter.alarm_ids)
+        self.assertEqual(mail.recipient_ids, self.tenant)
+        self.assertIn("power was cut", mail.subject)
 
     # ------------------------------------------------------------------ thresholds
     def test_meter_follows_its_tariff_thresholds_unless_overridden(self):
