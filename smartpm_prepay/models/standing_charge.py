@@ -1,7 +1,9 @@
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo.tools import LazyTranslate
 
-from ..services import engine, standing_charge
+from ..services import standing_charge
+
+_lt = LazyTranslate(__name__)
 
 
 class SmartpmStandingCharge(models.Model):
@@ -11,7 +13,10 @@ class SmartpmStandingCharge(models.Model):
     never created, written or deleted by a user or over RPC."""
 
     _name = "smartpm.standing.charge"
+    _inherit = ["smartpm.engine.record"]
     _description = "Standing charge"
+    _engine_create_error = _lt("Standing charges are made by the charge job only.")
+    _engine_unlink_error = _lt("Standing charges are never deleted: they are in the books.")
     _order = "period_start desc, id desc"
     _check_company_auto = True
 
@@ -127,20 +132,6 @@ class SmartpmStandingCharge(models.Model):
                 if charge.period_start
                 else "",
             )
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        if not engine.is_engine(self.env):
-            raise AccessError(_("Standing charges are made by the charge job only."))
-        return super().create(vals_list)
-
-    def write(self, vals):
-        engine.check_fields(self, vals, set(vals), self._description)
-        return super().write(vals)
-
-    @api.ondelete(at_uninstall=False)
-    def _unlink_never(self):
-        raise UserError(_("Standing charges are never deleted: they are in the books."))
 
     # clear-credit outcome (services/credit_clear.py calls these on the job's origin)
     def _on_credit_cleared(self, job, result):

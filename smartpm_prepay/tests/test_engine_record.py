@@ -15,6 +15,7 @@ ENGINE_ONLY = {
     "smartpm.move.out",
     "smartpm.credit.settlement",
     "smartpm.credit.settlement.line",
+    "smartpm.standing.charge",
 }
 
 
