@@ -45,3 +45,4 @@ from . import test_statement_portal
 from . import test_emergency
 from . import test_friendly
 from . import test_move_out
+from . import test_receipt_split
