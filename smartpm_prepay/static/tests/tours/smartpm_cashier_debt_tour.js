@@ -11,6 +11,7 @@ import { registry } from "@web/core/registry";
 import {
     addCredit,
     openRegister,
+    patient,
     payCash,
     reportLines,
     searchMeter,
@@ -22,7 +23,7 @@ const METER = "SIM00002";
 
 registry.category("web_tour.tours").add("smartpm_cashier_debt_journey", {
     steps: () =>
-        [
+        patient([
             ...openRegister(SHOP),
             ...searchMeter(METER),
             ...tapQuickAmount("10"),
@@ -61,5 +62,5 @@ registry.category("web_tour.tours").add("smartpm_cashier_debt_journey", {
                 },
             },
             ReceiptScreen.clickNextOrder(),
-        ].flat(),
+        ]),
 });

@@ -92,6 +92,20 @@ export function payCash() {
         ProductScreen.clickPayButton(),
         PaymentScreen.clickPaymentMethod("Cash"),
         PaymentScreen.clickValidate(),
+        {
+            content: "the server has taken the order (slow on a busy machine)",
+            trigger: ".pos .receipt-screen .o_smartpm_delivery",
+            timeout: 60000,
+        },
         ReceiptScreen.isShown(),
     ].flat();
+}
+
+/**
+ * The steps with a longer wait for their trigger (30 s instead of 10 s): on a loaded
+ * machine the register takes longer to load and the server to take the order. Nothing is
+ * timed: a step still waits only until its trigger is there.
+ */
+export function patient(steps, timeout = 30000) {
+    return steps.flat().map((step) => ({ timeout, ...step }));
 }
