@@ -160,6 +160,14 @@ def test_emergency_credit_taken_in_the_portal_and_repaid_by_the_next_purchase(od
         )[0]
         assert (purchase["state"], purchase["kwh"]) == ("delivered", 10.0)
         assert purchase["emergency_repaid_kwh"] == 5.0
+        # the receipt of every channel (services/receipt.py): the meter's own split
+        lines = odoo.call(
+            "smartpm.credit.purchase", "read", [action["res_id"]], fields=["receipt_lines"]
+        )[0]["receipt_lines"]
+        shown = {row["key"]: (row["label"], row["value"]) for row in lines}
+        assert shown["emergency_repaid_kwh"] == ("Emergency credit repaid", "5.00 kWh")
+        assert shown["net_kwh"] == ("Net energy added", "5.00 kWh")
+        assert shown["new_balance_kwh"] == ("New balance", "11.00 kWh")
         meter = odoo.call(
             "smartpm.meter", "read", [meter_id], fields=["credit_kwh", "emergency_status"]
         )[0]

@@ -261,5 +261,11 @@ def test_no_trip_through_a_night_and_a_public_holiday_then_a_trip_and_a_purchase
             assert 0 < odoo_credit < kwh
             assert relay == "connected"
             assert receipt["debt_repaid_kwh"] == pytest.approx(kwh - odoo_credit, abs=0.01)
+            # the receipt of every channel (services/receipt.py) says the same
+            split = receipt["split"]
+            assert split["from_meter"]
+            assert split["negative_repaid_kwh"] == receipt["debt_repaid_kwh"]
+            assert split["net_kwh"] == pytest.approx(odoo_credit, abs=0.001)
+            assert split["new_balance_kwh"] == pytest.approx(odoo_credit, abs=0.001)
     finally:
         _cleanup(registry, ids)

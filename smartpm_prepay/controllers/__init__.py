@@ -3,3 +3,4 @@ from . import portal
 from . import statement_portal
 from . import emergency_portal
 from . import notify_portal
+from . import receipt_portal

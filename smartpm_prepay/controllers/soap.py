@@ -102,11 +102,25 @@ RECEIPT_FIELDS = (
     "debtRecovered",
     "debtBalance",
     "creditAmount",
+    "emergencyRepaidKwh",
+    "negativeCreditRepaidKwh",
+    "netKwh",
+    "newBalanceKwh",
+    "splitFromMeter",
 )
-OPTIONAL_EMPTY = {"bankTime"}
+OPTIONAL_EMPTY = {"bankTime", "newBalanceKwh"}
 # the debt split (issue 17 §5): optional elements, sent only for a tenant with debts, so a
 # bank's client built on the WSDL before them sees the same answers for everyone else
 DEBT_FIELDS = ("debtRecovered", "debtBalance", "creditAmount")
+# the energy split (services/receipt.py): optional elements too, sent only when the sale
+# repays emergency or negative credit (or is expected to)
+REPAYMENT_FIELDS = (
+    "emergencyRepaidKwh",
+    "negativeCreditRepaidKwh",
+    "netKwh",
+    "newBalanceKwh",
+    "splitFromMeter",
+)
 
 
 def _parser():
@@ -143,6 +157,8 @@ def render_response(operation, answer):
         if name in OPTIONAL_EMPTY and not value:
             continue
         if name in DEBT_FIELDS and not has_debt:
+            continue
+        if name in REPAYMENT_FIELDS and not answer.get("hasRepayment"):
             continue
         etree.SubElement(element, f"{{{TNS}}}{name}").text = _text(value)
     return _envelope(element)

@@ -4,7 +4,17 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import LazyTranslate, float_round
 
-from ..services import credit_token, debt, engine, friendly, job_queue, notify, refunds, vending
+from ..services import (
+    credit_token,
+    debt,
+    engine,
+    friendly,
+    job_queue,
+    notify,
+    receipt,
+    refunds,
+    vending,
+)
 from ..services.sale_info import sale_info, tier_summary
 
 _lt = LazyTranslate(__name__)
@@ -140,6 +150,44 @@ class SmartpmCreditPurchase(models.Model):
         "during a friendly period after the credit ran out): the meter's credit after the "
         "token was that much below the kWh bought.",
     )
+    # the receipt's energy split until the meter has the token (services/receipt.py)
+    expected_emergency_repaid_kwh = fields.Float(
+        string="Emergency credit to repay (kWh, expected)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="At the sale, from the meter's last known emergency credit in use (less what "
+        "the sales not yet on the meter repay): what this token should repay first. The "
+        "meter's own figure replaces it on the receipt once delivered.",
+    )
+    expected_negative_repaid_kwh = fields.Float(
+        string="Negative credit to repay (kWh, expected)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="At the sale, from the meter's last known credit (with the sales not yet on the "
+        "meter): how much of this token should repay negative credit of a friendly period.",
+    )
+    expected_balance_kwh = fields.Float(
+        string="Estimated new balance (kWh)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="At the sale: the meter's credit once this token (and the sales before it) "
+        "reach it, from its last known credit.",
+    )
+    receipt_lines = fields.Json(
+        string="Receipt lines",
+        compute="_compute_receipt",
+        help="The receipt of the sale as every channel prints it (services/receipt.py).",
+    )
+    receipt_text = fields.Text(
+        string="Receipt",
+        compute="_compute_receipt",
+        help="The receipt of the sale as every channel prints it: amount paid, debt "
+        "recovered and left, emergency and negative credit repaid, net energy added, new "
+        "balance and transfer number.",
+    )
     token = fields.Char(
         string="Credit token (hex)",
         readonly=True,
@@ -267,6 +315,29 @@ class SmartpmCreditPurchase(models.Model):
         for purchase in self:
             purchase.credit_amount = purchase.amount - purchase.debt_recovered
 
+    @api.depends(
+        "state",
+        "amount",
+        "debt_recovered",
+        "debt_balance_after",
+        "kwh",
+        "emergency_repaid_kwh",
+        "debt_repaid_kwh",
+        "expected_emergency_repaid_kwh",
+        "expected_negative_repaid_kwh",
+        "expected_balance_kwh",
+        "job_id.result",
+    )
+    def _compute_receipt(self):
+        for purchase in self:
+            if not purchase.id:
+                purchase.receipt_lines = []
+                purchase.receipt_text = False
+                continue
+            rows = receipt.split(purchase)["lines"]
+            purchase.receipt_lines = rows
+            purchase.receipt_text = receipt.text_of(rows)
+
     @api.depends("tier_breakdown")
     def _compute_tier_summary(self):
         for purchase in self:
@@ -392,6 +463,8 @@ class SmartpmCreditPurchase(models.Model):
             "external_ref": purchase.external_ref,
             "date": fields.Datetime.to_string(purchase.date),
             **friendly.receipt_values(purchase),
+            # the split of every channel's receipt (services/receipt.py)
+            "split": receipt.split(purchase),
         }
 
     # ---------------------------------------------------------------- delivery

@@ -8,7 +8,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.float_utils import float_round
 
-from ..services import emergency, engine, friendly, sale_info, standing_charge
+from ..services import emergency, engine, friendly, receipt, sale_info, standing_charge
 from ..services.obis import BILLING_OBJECTS, ENERGY_IMPORT, LOAD_PROFILE
 from ..services.sale_info import format_money
 
@@ -1857,6 +1857,12 @@ class SmartpmMeter(models.Model):
             price_info=info["price_info"],
             tax_ids=info["tariff"].tax_ids.ids,
             estimated_balance_kwh=meter.sudo()._smartpm_estimated_balance_kwh(quote["kwh"]),
+        )
+        # the receipt the sale would print (services/receipt.py): debt and energy split
+        split = receipt.quote_split(meter, info)
+        values.update(
+            estimated_balance_kwh=split["new_balance_kwh"],
+            receipt_lines=split["lines"],
         )
         return values
 

@@ -8,7 +8,7 @@ by the order's uuid so an order synced twice sells once.
 from odoo import _, api, models
 from odoo.exceptions import UserError
 
-from ..services import debt, refunds, vending
+from ..services import debt, receipt, refunds, vending
 from .pos_config import credit_product
 
 
@@ -174,7 +174,11 @@ class PosOrder(models.Model):
                         )
                     )
                 debt.settle_pos(purchase.sudo())
-                line.smartpm_balance_kwh = balance_before + purchase.sudo().kwh
+                # the receipt's estimate (services/receipt.py): the meter keeps what repays
+                # emergency credit; an older purchase without it: as before
+                line.smartpm_balance_kwh = purchase.sudo().expected_balance_kwh or (
+                    balance_before + purchase.sudo().kwh
+                )
                 line.invalidate_recordset(["smartpm_purchase_ids"])
 
     @api.model
@@ -221,6 +225,8 @@ class PosOrder(models.Model):
                     "credit_amount": purchase.credit_amount,
                     "credit_kwh": line.smartpm_meter_id.credit_kwh,
                     "error": purchase.job_error or False,
+                    # the receipt of every channel (services/receipt.py)
+                    "receipt_lines": receipt.split(purchase)["lines"] if purchase else [],
                 }
             )
         return result

@@ -35,7 +35,19 @@ class PosOrderLine(models.Model):
         "when this line was sold: what the receipt tells the customer.",
     )
 
-    @api.depends("smartpm_purchase_ids.name", "smartpm_purchase_ids.kwh")
+    smartpm_receipt_lines = fields.Json(
+        string="Receipt lines",
+        compute="_compute_smartpm_purchase",
+        help="The split of the sale as every channel's receipt prints it (amount paid, debt "
+        "recovered and left, emergency and negative credit repaid, net energy, new balance, "
+        "transfer number): the printed ticket's lines.",
+    )
+
+    @api.depends(
+        "smartpm_purchase_ids.name",
+        "smartpm_purchase_ids.kwh",
+        "smartpm_purchase_ids.receipt_lines",
+    )
     def _compute_smartpm_purchase(self):
         for line in self:
             purchase = line.sudo().smartpm_purchase_ids[:1]
@@ -46,6 +58,7 @@ class PosOrderLine(models.Model):
                 if purchase
                 else False
             )
+            line.smartpm_receipt_lines = purchase.receipt_lines if purchase else []
 
     @api.model
     def _load_pos_data_fields(self, config_id):
@@ -57,6 +70,7 @@ class PosOrderLine(models.Model):
             "smartpm_purchase_kwh",
             "smartpm_price_info",
             "smartpm_balance_kwh",
+            "smartpm_receipt_lines",
         ]
 
     def _smartpm_external_ref(self):

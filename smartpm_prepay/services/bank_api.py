@@ -21,6 +21,7 @@ from odoo import _, fields
 from odoo.exceptions import AccessDenied, AccessError, UserError
 
 from . import vending
+from .receipt import split as receipt_split
 from .sale_info import sale_info
 
 _logger = logging.getLogger(__name__)
@@ -264,6 +265,22 @@ def receipt(purchase):
         "debtBalance": _money(p.currency_id, p.debt_balance_after),
         "creditAmount": _money(p.currency_id, p.credit_amount),
         "hasDebt": bool(p.debt_recovered or p.debt_balance_after),
+        # the energy split (services/receipt.py): kwh = emergencyRepaidKwh +
+        # negativeCreditRepaidKwh + netKwh; expected until the meter has the token
+        **_repayment(p),
+    }
+
+
+def _repayment(purchase):
+    split = receipt_split(purchase)
+    balance = split["new_balance_kwh"]
+    return {
+        "emergencyRepaidKwh": f"{split['emergency_repaid_kwh']:.3f}",
+        "negativeCreditRepaidKwh": f"{split['negative_repaid_kwh']:.3f}",
+        "netKwh": f"{split['net_kwh']:.3f}",
+        "newBalanceKwh": "" if balance is False else f"{balance:.3f}",
+        "splitFromMeter": split["from_meter"],
+        "hasRepayment": split["has_repayment"],
     }
 
 

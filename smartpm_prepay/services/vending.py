@@ -17,7 +17,7 @@ from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_round
 
-from . import credit_token, debt, engine, local_time
+from . import credit_token, debt, engine, local_time, receipt
 
 _logger = logging.getLogger(__name__)
 
@@ -305,6 +305,8 @@ def vend(
         meter, tariff, quote, channel, external_ref, transfer_number, token, bank_partner
     )
     vals.update(amount=amount, debt_recovered=recovery.total)  # credit_amount: the rest
+    # the receipt's energy split until the meter has the token (services/receipt.py)
+    vals.update(receipt.expected_split(meter, quote["kwh"]))
     purchase = _create_purchase(env, sudo_env, dict(vals, **(extra_vals or {})))
     debt.record(purchase, recovery)
     purchase._queue_delivery()
@@ -406,6 +408,7 @@ def grant_free(env, meter, kwh, external_ref):
     vals = _prepare_purchase_values(
         meter, tariff, quote, FBE_CHANNEL, external_ref, transfer_number, token, None
     )
+    vals.update(receipt.expected_split(meter, kwh))
     purchase = _create_purchase(env, sudo_env, vals)
     purchase._queue_delivery()
     _logger.info(

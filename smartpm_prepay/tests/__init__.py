@@ -49,3 +49,4 @@ from . import test_push
 from . import test_standing_charge
 from . import test_engine_record
 from . import test_notify
+from . import test_receipt_split

@@ -1,8 +1,10 @@
-"""POS tour in headless Chromium: a tenant with a debt buys credit at the register and the
-receipt screen shows the split."""
+"""POS tour in headless Chromium: a tenant with a debt and emergency credit taken buys
+credit at the register; the receipt screen and the printed ticket show the split."""
 
 from odoo.addons.point_of_sale.tests.test_frontend import TestPointOfSaleHttpCommon
 from odoo.tests import tagged
+
+from ..services import receipt
 
 
 @tagged("post_install", "-at_install")
@@ -41,8 +43,12 @@ class TestDebtPosTour(TestPointOfSaleHttpCommon):
             }
         )
         cls.debt.action_confirm()
+        # 3 kWh of emergency credit taken at 2 kWh left (the meter's last report)
+        cls.meter.write(
+            {"emergency_status": "in_use", "emergency_in_use_kwh": 3.0, "credit_kwh": 2.0}
+        )
 
-    def test_cashier_sees_the_debt_split_on_the_receipt(self):
+    def test_cashier_sees_the_debt_and_emergency_split_on_the_receipt_and_ticket(self):
         self.main_pos_config.with_user(self.pos_user).open_ui()
         self.start_pos_tour("smartpm_pos_debt_split", login="pos_user")
         purchase = self.meter.sudo().purchase_ids
@@ -51,3 +57,10 @@ class TestDebtPosTour(TestPointOfSaleHttpCommon):
         self.assertAlmostEqual(purchase.kwh, 12.0)
         self.assertEqual(self.debt.balance, 1.0)
         self.assertEqual(self.debt.invoice_id.amount_residual, 1.0)
+        # what the ticket printed is the purchase's receipt (services/receipt.py)
+        split = receipt.split(purchase)
+        self.assertEqual(
+            (split["emergency_repaid_kwh"], split["net_kwh"], split["new_balance_kwh"]),
+            (3.0, 9.0, 11.0),
+        )
+        self.assertEqual(purchase.pos_order_line_id.smartpm_balance_kwh, 11.0)

@@ -3,7 +3,7 @@ import uuid
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
-from ..services import vending
+from ..services import receipt, vending
 from ..services.sale_info import sale_info
 
 SELLER_GROUP = "smartpm_prepay.group_cashier"
@@ -63,6 +63,13 @@ class SmartpmSellCreditWizard(models.TransientModel):
     estimated_balance_kwh = fields.Float(
         string="Estimated new balance (kWh)", compute="_compute_quote", digits=(16, 2)
     )
+    receipt_preview = fields.Text(
+        string="Receipt",
+        compute="_compute_quote",
+        help="What the receipt will say (services/receipt.py): amount paid, debt recovered "
+        "and left, emergency and negative credit the meter is expected to keep, net energy "
+        "added, estimated new balance.",
+    )
     last_purchase_info = fields.Char(string="Last purchase", compute="_compute_quote")
     warning = fields.Char(compute="_compute_quote", help="The meter is out of contact.")
     refusal = fields.Char(compute="_compute_quote", help="Why this sale cannot be made.")
@@ -89,6 +96,10 @@ class SmartpmSellCreditWizard(models.TransientModel):
             wizard.estimated_balance_kwh = (
                 meter._smartpm_estimated_balance_kwh(quote["kwh"] if quote else 0.0) if meter else 0
             )
+            split = receipt.quote_split(meter, info) if quote and not info.get("reason") else None
+            wizard.receipt_preview = receipt.text_of(split["lines"]) if split else False
+            if split:  # the meter keeps what repays emergency credit
+                wizard.estimated_balance_kwh = split["new_balance_kwh"]
             wizard.last_purchase_info = wizard._last_purchase_text(meter)
             wizard.warning = info.get("warning") or False
             wizard.refusal = info.get("reason") or False

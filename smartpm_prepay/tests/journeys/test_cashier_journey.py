@@ -38,8 +38,9 @@ def _plain(text):
     return " ".join((text or "").replace("\N{NO-BREAK SPACE}", " ").split())
 
 
-@tagged("post_install", "-at_install")
-class TestCashierJourney(DemoJourneyCase):
+class ScreenLogMixin:
+    """What the tour logged of its screens: ``self._screen(name)``."""
+
     def setUp(self):
         super().setUp()
         self.screen_log = _ScreenLog()
@@ -55,6 +56,9 @@ class TestCashierJourney(DemoJourneyCase):
         self.assertIn(name, self.screen_log.screens, f"the tour did not show the {name} screen")
         return self.screen_log.screens[name]
 
+
+@tagged("post_install", "-at_install")
+class TestCashierJourney(ScreenLogMixin, DemoJourneyCase):
     def test_demo_cashier_has_what_odoo_needs_of_a_user(self):
         # the register posts its opening and closing in the session's chatter as the user
         self.assertTrue(self.cashier.email, "the register cannot open for a user without e-mail")

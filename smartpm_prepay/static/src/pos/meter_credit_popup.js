@@ -213,6 +213,7 @@ export class MeterCreditPopup extends Component {
             tax_ids: quote.tax_ids || [],
             price_info: quote.price_info || "",
             estimated_balance_kwh: quote.estimated_balance_kwh,
+            receipt_lines: quote.receipt_lines || [],
         });
         this.props.close();
     }

@@ -3,6 +3,8 @@ import { _t } from "@web/core/l10n/translation";
 import { PosOrderline } from "@point_of_sale/app/models/pos_order_line";
 import { Orderline } from "@point_of_sale/app/generic_components/orderline/orderline";
 
+const TICKET_OWN_LINES = ["kwh", "new_balance_kwh"];
+
 patch(PosOrderline.prototype, {
     can_be_merged_with(orderline) {
         // one line = one purchase for one meter
@@ -40,6 +42,12 @@ patch(PosOrderline.prototype, {
             price: this.smartpm_price_info || this.uiState?.smartpmPriceInfo || "",
             balance: typeof balance === "number" && balance ? `${balance.toFixed(2)} kWh` : "",
             reference: this.smartpm_purchase_ref || "",
+            // the split of the sale (services/receipt.py) once the server answered the
+            // sync; until then the popup's preview of it
+            // (the ticket prints the energy and the balance on lines of their own)
+            split: [...(this.smartpm_receipt_lines || this.uiState?.smartpmReceiptLines || [])]
+                .filter((row) => !TICKET_OWN_LINES.includes(row.key))
+                .map((row) => ({ key: row.key, label: row.label, value: row.value })),
             orderReference: this.order_id?.pos_reference || this.order_id?.name || "",
         };
     },

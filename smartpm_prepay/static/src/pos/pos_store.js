@@ -114,6 +114,7 @@ patch(PosStore.prototype, {
         if (line) {
             // what the popup previewed, for a receipt printed before the server answers
             line.uiState.smartpmPriceInfo = payload.price_info;
+            line.uiState.smartpmReceiptLines = payload.receipt_lines || [];
         }
         await this._smartpmSetTenantAsCustomer(order, payload.tenant_id);
         return line;

@@ -7,59 +7,28 @@
  * (tests/journeys/test_cashier_journey.py) compares each figure with the purchase, the POS
  * order and the meter, unit for unit.
  */
-import * as Dialog from "@point_of_sale/../tests/tours/utils/dialog_util";
 import * as Chrome from "@point_of_sale/../tests/tours/utils/chrome_util";
 import * as ProductScreen from "@point_of_sale/../tests/tours/utils/product_screen_util";
-import * as PaymentScreen from "@point_of_sale/../tests/tours/utils/payment_screen_util";
 import * as ReceiptScreen from "@point_of_sale/../tests/tours/utils/receipt_screen_util";
 import { registry } from "@web/core/registry";
+import {
+    addCredit,
+    openRegister,
+    payCash,
+    report,
+    searchMeter,
+    tapQuickAmount,
+} from "@smartpm_prepay/../tests/tours/smartpm_cashier_steps";
 
 export const SHOP = "Furniture Shop";
 export const METER = "SIM00002";
 export const QUICK_AMOUNT = "10";
 
-function text(selector) {
-    const el = document.querySelector(selector);
-    return el ? el.textContent.replace(/\s+/g, " ").trim() : null;
-}
-
-/** Log what a screen shows, for the Python test to compare. */
-function report(name, selectors) {
-    const values = Object.fromEntries(
-        Object.entries(selectors).map(([key, selector]) => [key, text(selector)])
-    );
-    console.log(`SMARTPM_SCREEN ${name} ${JSON.stringify(values)}`);
-}
-
 registry.category("web_tour.tours").add("smartpm_cashier_journey", {
     steps: () =>
         [
-            {
-                content: `the cashier opens the register of the ${SHOP} from the dashboard`,
-                trigger: `.o_kanban_record:contains('${SHOP}') button[name='open_ui']:contains('Open Register')`,
-                run: "click",
-                expectUnloadPage: true,
-            },
-            {
-                content: "the register asks for the opening cash",
-                trigger: ".modal .opening-cash-control, .modal .modal-footer .btn-primary:contains('Open Register')",
-            },
-            Dialog.confirm("Open Register"),
-            {
-                content: "the register is open: the product screen with its Sell credit button",
-                trigger: ".product-screen .o_smartpm_sell_credit",
-                run: "click",
-            },
-            {
-                content: `search the meter ${METER}`,
-                trigger: ".o_smartpm_meter_search",
-                run: `edit ${METER}`,
-            },
-            {
-                content: "choose it",
-                trigger: `.o_smartpm_meter_row[data-serial='${METER}']`,
-                run: "click",
-            },
+            ...openRegister(SHOP),
+            ...searchMeter(METER),
             {
                 content: "the meter, its tenant and its last purchase",
                 trigger: `.o_smartpm_selected_meter:contains('${METER}') .o_smartpm_last_purchase`,
@@ -90,11 +59,7 @@ registry.category("web_tour.tours").add("smartpm_cashier_journey", {
                 content: "the confirm button stays disabled",
                 trigger: ".o_smartpm_confirm:disabled",
             },
-            {
-                content: `one tap on the quick amount ${QUICK_AMOUNT}`,
-                trigger: `.o_smartpm_quick_amount[data-amount='${QUICK_AMOUNT}']`,
-                run: "click",
-            },
+            ...tapQuickAmount(QUICK_AMOUNT),
             {
                 content: "the kWh, the price and the new balance are previewed",
                 trigger: ".o_smartpm_preview .o_smartpm_balance_preview",
@@ -106,11 +71,7 @@ registry.category("web_tour.tours").add("smartpm_cashier_journey", {
                     });
                 },
             },
-            {
-                content: "add the credit",
-                trigger: ".o_smartpm_confirm:enabled",
-                run: "click",
-            },
+            ...addCredit(),
             {
                 content: "the line names the meter",
                 trigger: `.orderline .o_smartpm_meter:contains('${METER}')`,
@@ -123,10 +84,7 @@ registry.category("web_tour.tours").add("smartpm_cashier_journey", {
                     report("customer", { partner: ".product-screen .set-partner" });
                 },
             },
-            ProductScreen.clickPayButton(),
-            PaymentScreen.clickPaymentMethod("Cash"),
-            PaymentScreen.clickValidate(),
-            ReceiptScreen.isShown(),
+            ...payCash(),
             {
                 content: "the receipt carries the purchase reference from the server",
                 trigger: ".pos-receipt .o_smartpm_reference:contains('Purchase: CP')",

@@ -4,12 +4,15 @@ import * as ProductScreen from "@point_of_sale/../tests/tours/utils/product_scre
 import * as PaymentScreen from "@point_of_sale/../tests/tours/utils/payment_screen_util";
 import * as ReceiptScreen from "@point_of_sale/../tests/tours/utils/receipt_screen_util";
 import { registry } from "@web/core/registry";
+import { patient } from "@smartpm_prepay/../tests/tours/smartpm_cashier_steps";
 
-// A tenant with a debt (fixed 4.00 per purchase) buys 10.00: the receipt screen shows
-// what was paid, the debt repaid, the debt left and the credit bought (6.00 = 12 kWh).
+// A tenant with a debt (fixed 4.00 per purchase) and 3 kWh of emergency credit taken buys
+// 10.00: the receipt screen and the printed ticket show what was paid, the debt repaid,
+// the debt left, the credit bought (6.00 = 12 kWh), the 3 kWh of emergency credit the
+// meter keeps and the 9 kWh net (services/receipt.py).
 registry.category("web_tour.tours").add("smartpm_pos_debt_split", {
     steps: () =>
-        [
+        patient([
             Chrome.startPoS(),
             Dialog.confirm("Open Register"),
             ProductScreen.clickDisplayedProduct("Electricity credit"),
@@ -41,23 +44,40 @@ registry.category("web_tour.tours").add("smartpm_pos_debt_split", {
             ProductScreen.clickPayButton(),
             PaymentScreen.clickPaymentMethod("Cash"),
             PaymentScreen.clickValidate(),
+            {
+                content: "the server has taken the order (slow on a busy machine)",
+                trigger: ".pos .receipt-screen .o_smartpm_delivery",
+                timeout: 60000,
+            },
             ReceiptScreen.isShown(),
             {
-                content: "receipt: debt repaid",
-                trigger: ".o_smartpm_debt_split .o_smartpm_split_debt:contains('4.00')",
+                content: "receipt screen: amount paid",
+                trigger: ".o_smartpm_receipt_split .o_smartpm_split_amount:contains('10.00')",
             },
             {
-                content: "receipt: debt left",
-                trigger: ".o_smartpm_debt_split .o_smartpm_split_balance:contains('1.00')",
+                content: "receipt screen: debt repaid",
+                trigger: ".o_smartpm_receipt_split .o_smartpm_split_debt_recovered:contains('4.00')",
             },
             {
-                content: "receipt: credit bought and its kWh",
-                trigger: ".o_smartpm_debt_split .o_smartpm_split_credit:contains('6.00')",
+                content: "receipt screen: debt left",
+                trigger: ".o_smartpm_receipt_split .o_smartpm_split_debt_balance:contains('1.00')",
             },
             {
-                content: "receipt: amount paid",
-                trigger: ".o_smartpm_debt_split .o_smartpm_split_amount:contains('10.00')",
+                content: "receipt screen: credit bought",
+                trigger: ".o_smartpm_receipt_split .o_smartpm_split_credit_amount:contains('6.00')",
+            },
+            {
+                content: "receipt screen: emergency credit the meter keeps (3 of the 12 kWh)",
+                trigger: ".o_smartpm_receipt_split .o_smartpm_split_emergency_repaid_kwh:contains('3.00 kWh')",
+            },
+            {
+                content: "printed ticket: debt repaid and left, credit bought",
+                trigger: ".pos-receipt .o_smartpm_split_debt_recovered:contains('4.00') ~ .o_smartpm_split_debt_balance:contains('1.00') ~ .o_smartpm_split_credit_amount:contains('6.00')",
+            },
+            {
+                content: "printed ticket: emergency credit repaid, net energy added, transfer number",
+                trigger: ".pos-receipt .o_smartpm_split_emergency_repaid_kwh:contains('3.00 kWh') + .o_smartpm_split_net_kwh:contains('9.00 kWh') + .o_smartpm_split_transfer_number:contains('1')",
             },
             ReceiptScreen.clickNextOrder(),
-        ].flat(),
+        ]),
 });

@@ -1,0 +1,182 @@
+"""The receipt of a sale: how the amount paid and the energy bought were split, as every
+channel shows it (POS ticket and receipt screen, bank SOAP and XML-RPC answers, the
+tenant portal, the back office's purchase form and Sell credit wizard).
+
+One source so that the figures are the same unit for unit everywhere:
+
+- money: ``amount`` paid = ``debt_recovered`` (the tenant's debts, services/debt.py) +
+  ``credit_amount`` (what bought ``kwh``); ``debt_balance`` is what the debts still
+  amount to after the sale;
+- energy: ``kwh`` bought = ``emergency_repaid_kwh`` (emergency credit the tenant had taken,
+  repaid first by the meter) + ``negative_repaid_kwh`` (negative credit used in a friendly
+  period) + ``net_kwh`` (the credit the tenant has on top of zero from this sale);
+  ``new_balance_kwh`` is the meter's credit after the token (False: not known).
+
+Until the meter has taken the token the energy split is the one expected from the meter's
+last known state, recorded at the sale (``expected_split``); once delivered it is the
+meter's own figures (its token log and the credit it reported), and ``from_meter`` says so.
+"""
+
+from odoo.tools import float_round
+
+from . import emergency
+
+# sales on their way to the meter: their kWh are not in its last known credit (as the
+# meter's estimated balance counts them, models/meter.py)
+_PENDING_STATES = ("paid", "queued")
+
+
+def _kwh(value):
+    return float_round(value or 0.0, precision_digits=3)
+
+
+def expected_split(meter, kwh):
+    """What a token of ``kwh`` should repay on ``meter`` (sudo, under the sale's meter
+    lock), from the meter's last known credit and emergency credit in use, counting the
+    sales not yet on the meter before it: the purchase's ``expected_*`` values."""
+    pending = meter.env["smartpm.credit.purchase"].search(
+        [("meter_id", "=", meter.id), ("state", "in", _PENDING_STATES)]
+    )
+    owed = 0.0
+    if meter.emergency_status in emergency.TAKEN:
+        owed = max(
+            0.0, meter.emergency_in_use_kwh - sum(pending.mapped("expected_emergency_repaid_kwh"))
+        )
+    credit = meter.credit_kwh + sum(p.kwh - p.expected_emergency_repaid_kwh for p in pending)
+    # the meter repays emergency credit first (token log method 4), then the rest of the
+    # token adds to the credit, which repays negative credit simply by being summed
+    repaid_emergency = min(kwh, owed)
+    brought = kwh - repaid_emergency
+    repaid_negative = min(-credit, brought) if credit < 0 else 0.0
+    return {
+        "expected_emergency_repaid_kwh": _kwh(repaid_emergency),
+        "expected_negative_repaid_kwh": _kwh(repaid_negative),
+        "expected_balance_kwh": _kwh(credit + brought),
+    }
+
+
+def split(purchase):
+    """The figures of ``purchase``'s receipt (a dict, see the module's docstring), with
+    ``lines``: the same figures in words, as every channel prints them."""
+    p = purchase.sudo()
+    from_meter = p.state == "delivered"
+    if from_meter:
+        emergency_kwh, negative_kwh = p.emergency_repaid_kwh, p.debt_repaid_kwh
+        result = p.job_id.result or {}
+        balance = _kwh(float(result["credit_kwh"])) if "credit_kwh" in result else False
+    else:
+        emergency_kwh = p.expected_emergency_repaid_kwh
+        negative_kwh = p.expected_negative_repaid_kwh
+        # a reversed sale brings nothing; an old sale without the expectation: unknown
+        known = p.state != "reversed" and p.expected_balance_kwh
+        balance = p.expected_balance_kwh if known else False
+    values = {
+        "reference": p.name,
+        "state": p.state,
+        "transfer_number": p.transfer_number,
+        "currency": p.currency_id.name,
+        "amount": p.amount,
+        "debt_recovered": p.debt_recovered,
+        "debt_balance": p.debt_balance_after,
+        "credit_amount": p.credit_amount,
+        "has_debt": bool(p.debt_recovered or p.debt_balance_after),
+        "kwh": _kwh(p.kwh),
+        "emergency_repaid_kwh": _kwh(emergency_kwh),
+        "negative_repaid_kwh": _kwh(negative_kwh),
+        "net_kwh": _kwh(p.kwh - emergency_kwh - negative_kwh),
+        "has_repayment": bool(emergency_kwh or negative_kwh),
+        "new_balance_kwh": balance,
+        "from_meter": from_meter,
+    }
+    values["lines"] = lines(p.env, p.currency_id, values)
+    return values
+
+
+def quote_split(meter, info):
+    """The receipt a sale of ``info`` (``sale_info.sale_info`` with an accepted amount)
+    would print now, for a preview (the POS popup): the same figures and lines as
+    ``split`` of the purchase it would make, nothing recorded."""
+    meter = meter.sudo()
+    quote = info["quote"]
+    expected = expected_split(meter, quote["kwh"])
+    emergency_kwh = expected["expected_emergency_repaid_kwh"]
+    negative_kwh = expected["expected_negative_repaid_kwh"]
+    debt_recovered = quote.get("debt_recovered", 0.0)
+    debt_balance = quote.get("debt_balance", 0.0)
+    values = {
+        "reference": False,
+        "state": False,
+        "transfer_number": False,
+        "currency": info["currency"].name,
+        "amount": quote["amount"],  # what is paid: the debts' part and the credit's
+        "debt_recovered": debt_recovered,
+        "debt_balance": debt_balance,
+        "credit_amount": quote.get("credit_amount", quote["amount"]),
+        "has_debt": bool(debt_recovered or debt_balance),
+        "kwh": _kwh(quote["kwh"]),
+        "emergency_repaid_kwh": emergency_kwh,
+        "negative_repaid_kwh": negative_kwh,
+        "net_kwh": _kwh(quote["kwh"] - emergency_kwh - negative_kwh),
+        "has_repayment": bool(emergency_kwh or negative_kwh),
+        "new_balance_kwh": expected["expected_balance_kwh"],
+        "from_meter": False,
+    }
+    values["lines"] = lines(meter.env, info["currency"], values)
+    return values
+
+
+def format_kwh(value):
+    """kWh as every receipt writes them: "12.00 kWh"."""
+    return f"{value:.2f} kWh"
+
+
+def lines(env, currency, values):
+    """The receipt's lines ``[{"key", "label", "value"}]``: money as the currency writes it,
+    kWh with two decimals; the debt lines only for a tenant with debts, the repayment
+    lines only when the sale repays (or is expected to repay) emergency or negative
+    credit."""
+    from .sale_info import format_money
+
+    def money(amount):
+        return format_money(env, amount, currency)
+
+    expected = "" if values["from_meter"] else env._(" (expected)")
+    rows = [("amount", env._("Amount paid"), money(values["amount"]))]
+    if values["has_debt"]:
+        rows += [
+            ("debt_recovered", env._("Debt recovered"), money(values["debt_recovered"])),
+            ("debt_balance", env._("Debt balance left"), money(values["debt_balance"])),
+            ("credit_amount", env._("Credit bought"), money(values["credit_amount"])),
+        ]
+    rows.append(("kwh", env._("Energy bought"), format_kwh(values["kwh"])))
+    if values["emergency_repaid_kwh"]:
+        rows.append(
+            (
+                "emergency_repaid_kwh",
+                env._("Emergency credit repaid") + expected,
+                format_kwh(values["emergency_repaid_kwh"]),
+            )
+        )
+    if values["negative_repaid_kwh"]:
+        rows.append(
+            (
+                "negative_repaid_kwh",
+                env._("Negative credit repaid") + expected,
+                format_kwh(values["negative_repaid_kwh"]),
+            )
+        )
+    if values["has_repayment"]:
+        rows.append(
+            ("net_kwh", env._("Net energy added") + expected, format_kwh(values["net_kwh"]))
+        )
+    if values["new_balance_kwh"] is not False:
+        label = env._("New balance") if values["from_meter"] else env._("Estimated new balance")
+        rows.append(("new_balance_kwh", label, format_kwh(values["new_balance_kwh"])))
+    if values["transfer_number"]:
+        rows.append(("transfer_number", env._("Transfer number"), str(values["transfer_number"])))
+    return [{"key": key, "label": label, "value": value} for key, label, value in rows]
+
+
+def text_of(rows):
+    """Receipt lines as plain text, one "label: value" a line."""
+    return "\n".join(f"{row['label']}: {row['value']}" for row in rows)
