@@ -34,6 +34,12 @@ FRIENDLY_SPECIAL_DAYS = ("0.0.11.0.1.255", 11)  # standard Special days table, i
 FRIENDLY_WEEK = ("0.0.11.0.128.255", 1)  # {UTC offset min, [{weekday 1-7, start, end}]}
 FRIENDLY_LIMIT = ("0.0.11.0.129.255", 1)  # Wh, <= 0
 FRIENDLY_STATE = ("0.0.11.0.130.255", 1)  # 0 outside, 1 inside, 2 deferring a trip
+# Time of use and money mode (docs/meter-contract.md, "Time-of-use and money mode")
+ACTIVITY_CALENDAR = ("0.0.13.0.0.255", 20)  # passive 6-9, activation time 10
+TARIFF_SCRIPT_TABLE = "0.0.10.0.100.255"  # the day profiles' script: selector = rate
+ACTIVE_TARIFF = ("0.0.96.14.0.255", 1)  # unsigned: the rate in force
+CONSUMPTION_CHARGE = ("0.0.19.20.0.255", 113)  # 2 collected, 5/6 unit charge, 7 activation
+TOU_OFFSET = ("0.0.13.0.128.255", 1)  # long: the calendar's local time - UTC, minutes
 
 EVENT_LOGS = {"standard": STANDARD_EVENT_LOG, "fraud": FRAUD_EVENT_LOG}
 

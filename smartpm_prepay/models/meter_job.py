@@ -33,6 +33,7 @@ JOB_TYPES = [
     ("set_emergency_credit", "Set emergency credit"),
     ("take_emergency_credit", "Take emergency credit"),
     ("set_friendly_schedule", "Set friendly periods"),
+    ("set_tariff_calendar", "Set time-of-use calendar"),
 ]
 # Jobs that carry a transfer number (credit in or out): the trail of money, never deleted.
 MONEY_JOB_TYPES = ("add_credit", "check_token", "clear_credit")

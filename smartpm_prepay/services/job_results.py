@@ -10,7 +10,7 @@ model's ``_on_done`` hooks, called last.
 
 from odoo import fields
 
-from . import emergency, friendly, ingest
+from . import emergency, friendly, ingest, tou
 from .obis import OBIS_CREDIT, OBIS_RELAY
 
 
@@ -44,6 +44,7 @@ def apply_result(job, result, readings_out=None, invocation_counter=None):
         vals.update(effect(meter))
     vals.update(meter._smartpm_load_state_from_result(job.job_type, result))
     vals.update(emergency.values_from_result(meter, result))
+    vals.update(tou.on_result(meter, result))
     if invocation_counter is not None and invocation_counter > (meter.invocation_counter or 0):
         vals["invocation_counter"] = invocation_counter
     vals.update(_state_from_readings(readings))
@@ -65,6 +66,8 @@ def _reported_state(result):
     vals = {}
     if "credit_kwh" in result:
         vals["credit_kwh"] = float(result["credit_kwh"])
+    if "credit_money" in result:  # a money-mode meter (services/tou.py)
+        vals["credit_money"] = float(result["credit_money"])
     if result.get("relay") in ("connected", "disconnected"):
         vals["relay_state"] = result["relay"]
     return vals
