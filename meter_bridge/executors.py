@@ -806,6 +806,9 @@ def money_mode_result(conn: MeterConnection, job_type: str, result: dict) -> dic
     charge had collected in all (`charge_total`), where Odoo starts recognising money."""
     if "credit_kwh" in result:
         result["credit_money"] = result.pop("credit_kwh")
+    for reading in result.get("readings") or []:
+        if reading.get("obis") == CREDIT[0] and reading.get("unit") == "kWh":
+            reading["unit"] = "currency"  # milli-units / 1000: the tariff's currency
     if job_type == "add_credit":
         total = conn.get(CONSUMPTION_CHARGE[0], CONSUMPTION_CHARGE[1], 2)
         result["charge_total"] = int(total) / MONEY_SCALE

@@ -84,6 +84,7 @@ CUSTOMER_FIELDS = (
     "currency",
     "minimumAmount",
     "maximumAmount",
+    "priceDescription",
 )
 RECEIPT_FIELDS = (
     "reference",
@@ -102,11 +103,15 @@ RECEIPT_FIELDS = (
     "debtRecovered",
     "debtBalance",
     "creditAmount",
+    "creditMoney",
+    "priceBands",
 )
 OPTIONAL_EMPTY = {"bankTime"}
 # the debt split (issue 17 §5): optional elements, sent only for a tenant with debts, so a
 # bank's client built on the WSDL before them sees the same answers for everyone else
 DEBT_FIELDS = ("debtRecovered", "debtBalance", "creditAmount")
+# time of use (issue 17 §6): optional, only in answers about a money-mode meter
+TOU_FIELDS = ("creditMoney", "priceBands", "priceDescription")
 
 
 def _parser():
@@ -143,6 +148,8 @@ def render_response(operation, answer):
         if name in OPTIONAL_EMPTY and not value:
             continue
         if name in DEBT_FIELDS and not has_debt:
+            continue
+        if name in TOU_FIELDS and name not in answer:
             continue
         etree.SubElement(element, f"{{{TNS}}}{name}").text = _text(value)
     return _envelope(element)

@@ -537,6 +537,19 @@ class SmartpmCreditPurchase(models.Model):
             )
             purchase.activity_ids.action_feedback(feedback=_("Delivered to the meter."))
             meter = purchase.meter_id
+            if purchase.credit_mode == "money":
+                meter.message_post(
+                    body=_(
+                        "Credit %(ref)s delivered: %(money)s (transfer %(n)s); credit now "
+                        "%(credit)s.",
+                        ref=purchase.name,
+                        money=purchase.credit_money,
+                        n=purchase.transfer_number,
+                        credit=meter.credit_money,
+                    )
+                )
+                purchase._reconnect_if_tripped(result)
+                continue
             meter.message_post(
                 body=_(
                     "Credit %(ref)s delivered: %(kwh)s kWh (transfer %(n)s); credit now "
@@ -570,7 +583,8 @@ class SmartpmCreditPurchase(models.Model):
         if (
             result.get("relay") == "disconnected"
             and meter.state == "active"
-            and meter.credit_kwh > meter.effective_trip_kwh
+            and (meter.credit_money if meter.credit_mode == "money" else meter.credit_kwh)
+            > meter.effective_trip_kwh
         ):
             job = meter._enqueue_job(
                 "reconnect",

@@ -20,7 +20,7 @@ import psycopg2.errors
 from odoo import _, fields
 from odoo.exceptions import AccessDenied, AccessError, UserError
 
-from . import vending
+from . import tou, vending
 from .sale_info import sale_info
 
 _logger = logging.getLogger(__name__)
@@ -264,7 +264,18 @@ def receipt(purchase):
         "debtBalance": _money(p.currency_id, p.debt_balance_after),
         "creditAmount": _money(p.currency_id, p.credit_amount),
         "hasDebt": bool(p.debt_recovered or p.debt_balance_after),
+        **_tou_receipt(p),
     }
+
+
+def _tou_receipt(p):
+    """Money-mode sale (time of use): the credit on the meter and the bands' prices."""
+    if p.credit_mode != "money":
+        return {}
+    bands = "; ".join(
+        f"{b['name']} ({b['hours']}) {b['price']:.4f} per kWh" for b in tou.receipt_bands(p)
+    )
+    return {"creditMoney": _money(p.currency_id, p.credit_money), "priceBands": bands}
 
 
 # ------------------------------------------------------------------ operations
@@ -283,6 +294,11 @@ def query_customer(env, meter_number):
         "currency": currency.name,
         "minimumAmount": _money(currency, info["min_amount"]),
         "maximumAmount": _money(currency, info["max_amount"]),
+        **(
+            {"priceDescription": tariff._price_description()}
+            if tariff and tariff.pricing_mode == "tou"
+            else {}
+        ),
     }
 
 

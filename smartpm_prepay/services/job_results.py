@@ -48,6 +48,8 @@ def apply_result(job, result, readings_out=None, invocation_counter=None):
     if invocation_counter is not None and invocation_counter > (meter.invocation_counter or 0):
         vals["invocation_counter"] = invocation_counter
     vals.update(_state_from_readings(readings))
+    if meter.credit_mode == "money" and "credit_kwh" in vals:
+        vals["credit_money"] = vals.pop("credit_kwh")  # currency, not kWh (services/tou.py)
     _write_meter(meter, vals)
     if job.job_type == "reconnect" and result.get("relay") == "connected":
         # the operator's reconnect ends a load trip or lockout

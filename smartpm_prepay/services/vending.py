@@ -442,6 +442,15 @@ def grant_free(env, meter, kwh, external_ref):
     if existing:
         return existing, False
     tariff = check_sellable(meter)
+    if meter.credit_mode == "money":
+        raise VendingError(
+            "meter_not_sellable",
+            _(
+                "Meter %s holds credit in money (time of use): free basic electricity is "
+                "granted in kWh.",
+                meter.serial_number,
+            ),
+        )
     lock_meter(sudo_env, meter)
     kwh = float_round(kwh, precision_rounding=tariff.kwh_rounding, rounding_method="DOWN")
     if kwh <= 0:

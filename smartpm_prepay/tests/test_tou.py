@@ -280,3 +280,57 @@ class TestTouRecognition(TouMixin, PrepaymentCase):
             .mapped("balance")
         )
         self.assertAlmostEqual(liability, 0.0)
+
+    def test_the_statement_shows_consumption_per_band(self):
+        from ..services.statement import tenant_statement
+
+        self._money_sale(10.0, "M3", charge_total=0.0)
+        Reading = self.env["smartpm.reading"].sudo()
+        for when, off, peak in (
+            (datetime(2026, 2, 28), 1_000, 0),
+            (datetime(2026, 3, 20), 21_000, 4_000),
+        ):
+            for rate, wh in ((1, off), (2, peak)):
+                Reading.create(
+                    {
+                        "meter_id": self.tou_meter.id,
+                        "obis": tou.ENERGY_RATE_OBIS % rate,
+                        "reading_time": when,
+                        "value": wh,
+                    }
+                )
+        statement = tenant_statement(self.env, self.tou_tenant, date(2026, 3, 1), date(2026, 3, 31))
+        section = next(s for s in statement["meters"] if s["meter"] == self.tou_meter)
+        bands = [(b["name"], b["kwh"], b["price"], b["amount"]) for b in section["bands"]]
+        self.assertEqual(bands, [("Off-peak", 20.0, 0.10, 2.0), ("Peak", 4.0, 0.40, 1.6)])
+        html = self.env["ir.qweb"]._render(
+            "smartpm_prepay.statement_body", {"statement": statement}
+        )
+        self.assertIn("Consumption by price band", str(html))
+
+
+@tagged("post_install", "-at_install")
+class TestTouBank(TouMixin, VendingCase):
+    def test_bank_quote_and_receipt_show_the_bands(self):
+        from ..controllers import soap
+        from ..services import bank_api
+
+        tariff = self._tou_tariff()
+        tenant = self._tenant("Kwame TOU")
+        meter = self._meter(
+            "TOU-BANK",
+            tenant_id=tenant.id,
+            state="active",
+            credit_mode="money",
+            tariff_id=tariff.id,
+        )
+        purchase = vend(self.env, meter, 12.0, "backoffice", "TOU-BANK-1")
+        receipt = bank_api.receipt(purchase)
+        self.assertEqual(receipt["creditMoney"], "12.00")
+        self.assertIn("Peak (every day 17:00-21:00) 0.4000 per kWh", receipt["priceBands"])
+        xml = soap.render_response("QueryPurchase", receipt).decode()
+        self.assertIn("<tns:creditMoney>12.00</tns:creditMoney>", xml)
+        # a kWh sale's answer is as before
+        kwh_receipt = bank_api.receipt(vend(self.env, self.meter, 10.0, "backoffice", "KWH-B"))
+        self.assertNotIn("creditMoney", kwh_receipt)
+        self.assertNotIn("creditMoney", soap.render_response("QueryPurchase", kwh_receipt).decode())
