@@ -79,9 +79,7 @@ def _setup(registry, port):
 
 def _cleanup(registry, ids):
     with registry.cursor() as cr:
-        cr.execute(
-            "DELETE FROM smartpm_credit_recognition WHERE meter_id = %s", (ids["meter"],)
-        )
+        cr.execute("DELETE FROM smartpm_credit_recognition WHERE meter_id = %s", (ids["meter"],))
         cr.execute("DELETE FROM smartpm_tariff_tou_version WHERE tariff_id = %s", (ids["tariff"],))
         delete_committed(cr, ids["meter"], ids["tariff"], [ids["user"]], [ids["tenant"]])
 
@@ -113,7 +111,15 @@ def _queue_read(registry, meter_id):
 
 def test_a_tou_day_is_charged_band_by_band_and_odoo_agrees_unit_for_unit(odoo_db, sim_fleet):
     db, registry = odoo_db
-    fleet = sim_fleet(MeterConfig(SERIAL, credit_mode="money", credit_kwh=0.0), start=MIDNIGHT)
+    from odoo import SUPERUSER_ID, api
+    from odoo.addons.smartpm_prepay.services import friendly
+
+    with registry.cursor() as cr:  # the calendar runs on the company's local time
+        offset = friendly.utc_offset_min(
+            api.Environment(cr, SUPERUSER_ID, {}).company, MIDNIGHT.replace(tzinfo=None)
+        )
+    start = MIDNIGHT - dt.timedelta(minutes=offset)  # local midnight
+    fleet = sim_fleet(MeterConfig(SERIAL, credit_mode="money", credit_kwh=0.0), start=start)
     model = fleet.meter(SERIAL)
     model.set_load(0)
     login, key, ids = _setup(registry, fleet.port_of(SERIAL))

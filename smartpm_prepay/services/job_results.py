@@ -91,7 +91,8 @@ def _state_from_readings(readings):
         if reading["obis"] == OBIS_CREDIT:
             # The credit object counts Wh (docs/meter-contract.md) unless the unit says kWh.
             value = float(reading["value"])
-            is_kwh = str(reading.get("unit") or "").lower() == "kwh"
+            # (a money-mode meter's bridge says "currency": already scaled, services/tou.py)
+            is_kwh = str(reading.get("unit") or "").lower() in ("kwh", "currency")
             vals["credit_kwh"] = value if is_kwh else value / 1000.0
         elif reading["obis"] == OBIS_RELAY:
             vals["relay_state"] = "connected" if reading["value"] else "disconnected"

@@ -286,10 +286,10 @@ class TestTouRecognition(TouMixin, PrepaymentCase):
 
         self._money_sale(10.0, "M3", charge_total=0.0)
         Reading = self.env["smartpm.reading"].sudo()
-        for when, off, peak in (
-            (datetime(2026, 2, 28), 1_000, 0),
-            (datetime(2026, 3, 20), 21_000, 4_000),
-        ):
+        now = fields.Datetime.now()
+        today = fields.Date.context_today(self.tou_meter)
+        # the meter's rate registers read the day before the period and during it
+        for when, off, peak in ((now - timedelta(days=2), 1_000, 0), (now, 21_000, 4_000)):
             for rate, wh in ((1, off), (2, peak)):
                 Reading.create(
                     {
@@ -299,7 +299,9 @@ class TestTouRecognition(TouMixin, PrepaymentCase):
                         "value": wh,
                     }
                 )
-        statement = tenant_statement(self.env, self.tou_tenant, date(2026, 3, 1), date(2026, 3, 31))
+        statement = tenant_statement(
+            self.env, self.tou_tenant, today - timedelta(days=1), today + timedelta(days=1)
+        )
         section = next(s for s in statement["meters"] if s["meter"] == self.tou_meter)
         bands = [(b["name"], b["kwh"], b["price"], b["amount"]) for b in section["bands"]]
         self.assertEqual(bands, [("Off-peak", 20.0, 0.10, 2.0), ("Peak", 4.0, 0.40, 1.6)])
