@@ -122,7 +122,11 @@ class SmartpmCreditPurchase(models.Model):
     band_prices = fields.Json(
         readonly=True, help="Money mode: the price bands in force at the sale (untaxed)."
     )
-    band_summary = fields.Char(string="Price bands", compute="_compute_band_summary")
+    band_summary = fields.Char(
+        string="Price bands",
+        compute="_compute_band_summary",
+        help="Money mode: each band's price at the sale (untaxed, as the meter charges it).",
+    )
     charge_total_at_delivery = fields.Float(
         string="Meter charge total at delivery",
         digits=(16, 3),
