@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from .codec import (
+    datetime_to_bytes,
     decode_data,
     encode_array,
     encode_data,
@@ -25,6 +26,8 @@ from .codec import (
 from .dlms import MeterConnection
 from .errors import InvocationCountersUsedUp, JobError, MeterRefused, MeterUnreachable
 from .obis import (
+    ACTIVE_TARIFF,
+    ACTIVITY_CALENDAR,
     CHARGE_ACTIVATE_PASSIVE,
     CHARGE_PERIOD,
     CHARGE_TIME_BASED,
@@ -34,6 +37,7 @@ from .obis import (
     CHARGE_UNIT_PASSIVE,
     CLOCK,
     CLOCK_TIME,
+    CONSUMPTION_CHARGE,
     CREDIT,
     CREDIT_AVAILABLE_THRESHOLD,
     CREDIT_CURRENT_AMOUNT,
@@ -64,6 +68,7 @@ from .obis import (
     RELAY_REMOTE_RECONNECT,
     SCALED_CLASSES,
     STANDING_CHARGE,
+    TARIFF_SCRIPT_TABLE,
     TOKEN_ENTER,
     TOKEN_GATEWAY,
     TOKEN_LOG,
@@ -71,6 +76,7 @@ from .obis import (
     TOKEN_LOG_EMERGENCY,
     TOKEN_LOG_ENERGY,
     TOKEN_LOG_QUERY,
+    TOU_OFFSET,
     TRANSFER_APPLIED,
     TRANSFER_CANCELLED,
     TRANSFER_NOT_APPLIED,
@@ -108,7 +114,14 @@ JOB_TYPES = (
     "set_friendly_schedule",
     "set_push",
     "set_charge",
+    "set_tariff_calendar",
 )
+MONEY_TOKEN_LEN = 21  # docs/meter-contract.md "Money token"
+MONEY_TOKEN_TYPE = 0x03
+MONEY_SCALE = 1000  # a money-mode meter counts 1/1000 of the currency
+MAX_TOU_RATE = 63
+MAX_CHARGE_PER_UNIT = 32767
+CHARGE_PRICE_SCALE = -4
 CLEAR_TOKEN_LEN = 21  # docs/meter-contract.md "Clear-credit token"
 CLEAR_TOKEN_TYPE = 0x02
 # Load-trip recovery (docs/meter-contract.md): control modes with and without local
@@ -166,6 +179,8 @@ def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
         invocation_counter_limit=job.get("invocation_counter_limit"),
     ) as conn:
         result = runner(conn, checked)
+        if meter.get("credit_mode") == "money":
+            result = money_mode_result(conn, job_type, result)
         counter = conn.invocation_counter
     if counter is not None:
         result["invocation_counter"] = counter
@@ -198,6 +213,8 @@ def validate_add_credit(payload: dict) -> dict:
             f"payload.token must be the credit token in hex (4 to {MAX_TOKEN_BYTES} bytes)",
             retryable=False,
         )
+    if len(raw) == MONEY_TOKEN_LEN and raw[0] == MONEY_TOKEN_TYPE:  # money mode
+        return {"token": raw, "transfer_number": int.from_bytes(raw[1:5], "big")}
     return {"token": raw, "transfer_number": int.from_bytes(raw[:4], "big")}
 
 
@@ -870,6 +887,289 @@ def read_friendly_schedule(conn: MeterConnection) -> dict:
     }
 
 
+# --- time of use and money mode ---------------------------------------------------------
+def money_mode_result(conn: MeterConnection, job_type: str, result: dict) -> dict:
+    """A money-mode meter's credit is currency (milli-units), not Wh: the result says
+    `credit_money` instead of `credit_kwh`; a credit delivery adds what the consumption
+    charge had collected in all (`charge_total`), where Odoo starts recognising money."""
+    if "credit_kwh" in result:
+        result["credit_money"] = result.pop("credit_kwh")
+    for reading in result.get("readings") or []:
+        if reading.get("obis") == CREDIT[0] and reading.get("unit") == "kWh":
+            reading["unit"] = "currency"  # milli-units / 1000: the tariff's currency
+    if job_type == "add_credit":
+        total = conn.get(CONSUMPTION_CHARGE[0], CONSUMPTION_CHARGE[1], 2)
+        result["charge_total"] = int(total) / MONEY_SCALE
+    return result
+
+
+def _calendar(value, key: str) -> dict:
+    if not isinstance(value, dict):
+        raise JobError(f"payload.{key} must be a calendar object", retryable=False)
+    try:
+        name = str(value["name"])
+        seasons = [
+            (
+                str(s["name"]),
+                _whole(s["start_month"], "start_month", 1, 12),
+                _whole(s["start_day"], "start_day", 1, 31),
+                str(s["week"]),
+            )
+            for s in value["seasons"]
+        ]
+        weeks = [
+            (str(w["name"]), [_whole(d, "day_id", 0, 255) for d in w["days"]])
+            for w in value["weeks"]
+        ]
+        days = [
+            (
+                _whole(d["day_id"], "day_id", 0, 255),
+                [
+                    (
+                        _whole(e["start_min"], "start_min", 0, 1439),
+                        _whole(e["rate"], "rate", 1, MAX_TOU_RATE),
+                    )
+                    for e in d["schedule"]
+                ],
+            )
+            for d in value["days"]
+        ]
+        charges = {
+            _whole(c["rate"], "rate", 1, MAX_TOU_RATE): _whole(
+                c["charge_per_unit"], "charge_per_unit", -MAX_CHARGE_PER_UNIT, MAX_CHARGE_PER_UNIT
+            )
+            for c in value["charges"]
+        }
+    except (KeyError, TypeError) as e:
+        raise JobError(f"payload.{key} is not a calendar ({e})", retryable=False) from e
+    week_names = {w[0] for w in weeks}
+    day_ids = {d[0] for d in days}
+    if (
+        not seasons
+        or any(s[3] not in week_names for s in seasons)
+        or any(len(w[1]) != 7 or set(w[1]) - day_ids for w in weeks)
+        or any(not d[1] for d in days)
+    ):
+        raise JobError(f"payload.{key}: seasons, weeks and days do not agree", retryable=False)
+    return {"name": name, "seasons": seasons, "weeks": weeks, "days": days, "charges": charges}
+
+
+def validate_set_tariff_calendar(payload: dict) -> dict:
+    """`{"utc_offset_min", "active": calendar, "passive": calendar | null, "activate_at":
+    iso | null}`; a calendar is {name, seasons, weeks, days, charges} (docs/job-protocol.md)."""
+    offset = _whole(payload.get("utc_offset_min"), "utc_offset_min", -840, 840)
+    active = _calendar(payload.get("active"), "active")
+    passive = payload.get("passive")
+    passive = _calendar(passive, "passive") if passive is not None else None
+    activate_at = payload.get("activate_at")
+    if passive is not None:
+        when = parse_iso(activate_at) if isinstance(activate_at, str) else None
+        if when is None:
+            raise JobError("payload.activate_at is required with a passive calendar", False)
+    else:
+        when = None
+    return {"utc_offset_min": offset, "active": active, "passive": passive, "activate_at": when}
+
+
+def _season_start(month: int, day: int) -> bytes:
+    return bytes([0xFF, 0xFF, month, day, 0xFF, 0, 0, 0, 0, 0x80, 0x00, 0xFF])
+
+
+NOT_SPECIFIED_TIME = bytes([0xFF] * 9 + [0x80, 0x00, 0xFF])
+
+
+def _write_passive(conn: MeterConnection, cal: dict, activate: bytes) -> None:
+    """The passive calendar (IC 20 attributes 6-9), the passive unit charge (IC 113
+    attribute 6) and both activation times. Each SET replaces the whole value."""
+    obis, ic = ACTIVITY_CALENDAR
+    script = bytes(int(x) for x in TARIFF_SCRIPT_TABLE.split("."))
+    conn.set(obis, ic, 6, encode_data(9, cal["name"].encode()))
+    conn.set(
+        obis,
+        ic,
+        7,
+        encode_array(
+            [
+                encode_structure(
+                    [
+                        encode_data(9, name.encode()),
+                        encode_data(9, _season_start(month, day)),
+                        encode_data(9, week.encode()),
+                    ]
+                )
+                for name, month, day, week in cal["seasons"]
+            ]
+        ),
+    )
+    conn.set(
+        obis,
+        ic,
+        8,
+        encode_array(
+            [
+                encode_structure(
+                    [encode_data(9, name.encode())] + [encode_data(17, d) for d in days]
+                )
+                for name, days in cal["weeks"]
+            ]
+        ),
+    )
+    conn.set(
+        obis,
+        ic,
+        9,
+        encode_array(
+            [
+                encode_structure(
+                    [
+                        encode_data(17, day_id),
+                        encode_array(
+                            [
+                                encode_structure(
+                                    [
+                                        encode_data(9, bytes([start // 60, start % 60, 0, 0])),
+                                        encode_data(9, script),
+                                        encode_data(18, rate),
+                                    ]
+                                )
+                                for start, rate in schedule
+                            ]
+                        ),
+                    ]
+                )
+                for day_id, schedule in cal["days"]
+            ]
+        ),
+    )
+    cobis, cic = CONSUMPTION_CHARGE
+    energy = bytes([1, 0, 1, 8, 0, 255])
+    conn.set(
+        cobis,
+        cic,
+        6,
+        encode_structure(
+            [
+                encode_structure([encode_data(15, 0), encode_data(15, CHARGE_PRICE_SCALE)]),
+                encode_structure([encode_data(18, 3), encode_data(9, energy), encode_data(15, 2)]),
+                encode_array(
+                    [
+                        encode_structure([encode_data(9, bytes([rate])), encode_data(16, cpu)])
+                        for rate, cpu in sorted(cal["charges"].items())
+                    ]
+                ),
+            ]
+        ),
+    )
+    conn.set(cobis, cic, 7, encode_data(9, activate))
+    conn.set(obis, ic, 10, encode_data(9, activate))
+
+
+def run_set_tariff_calendar(conn: MeterConnection, p: dict) -> dict:
+    """The UTC offset; the active calendar written as passive and activated at once (IC 20
+    method 1), then the next one as passive with its activation time; read back. A retry
+    writes the same (the meter's passive calendar is replaced whole)."""
+    conn.set_value(TOU_OFFSET[0], TOU_OFFSET[1], 2, p["utc_offset_min"], tag=16)
+    current = read_calendar(conn)
+    passive = p["passive"]
+    if passive is not None and current["active"] == _shape(passive):
+        # the job ran after the activation time: the meter already runs the planned
+        # calendar by itself; writing the older one back would undo the tariff change
+        result = dict(current)
+        result["credit_kwh"], result["relay"] = _credit_and_relay(conn)
+        return result
+    if current["active"] != _shape(p["active"]):
+        _write_passive(conn, p["active"], NOT_SPECIFIED_TIME)
+        conn.action(ACTIVITY_CALENDAR[0], ACTIVITY_CALENDAR[1], 1, encode_data(15, 0))
+    if passive is not None:
+        _write_passive(conn, passive, datetime_to_bytes(p["activate_at"]))
+    result = read_calendar(conn)
+    if result["active"] != _shape(p["active"]) or (
+        p["passive"] is not None and result["passive"] != _shape(p["passive"])
+    ):
+        raise JobError("tariff calendar: the meter read back another calendar than written")
+    credit, relay = _credit_and_relay(conn)
+    result.update(credit_kwh=credit, relay=relay)
+    return result
+
+
+def _shape(cal: dict) -> dict:
+    """A checked calendar as read_calendar returns it (JSON-like)."""
+    return {
+        "name": cal["name"],
+        "seasons": [
+            {"name": n, "start_month": m, "start_day": d, "week": w}
+            for n, m, d, w in cal["seasons"]
+        ],
+        "weeks": [{"name": n, "days": list(days)} for n, days in cal["weeks"]],
+        "days": [
+            {"day_id": i, "schedule": [{"start_min": s, "rate": r} for s, r in sched]}
+            for i, sched in cal["days"]
+        ],
+        "charges": [{"rate": r, "charge_per_unit": c} for r, c in sorted(cal["charges"].items())],
+    }
+
+
+def _read_one(conn: MeterConnection, first: int) -> dict:
+    obis, ic = ACTIVITY_CALENDAR
+    name, seasons, weeks, days = (conn.get(obis, ic, first + i) for i in range(4))
+    try:
+        return {
+            "name": bytes(name).decode("ascii", "replace"),
+            "seasons": [
+                {
+                    "name": bytes(n).decode("ascii", "replace"),
+                    "start_month": bytes(start)[2],
+                    "start_day": bytes(start)[3],
+                    "week": bytes(w).decode("ascii", "replace"),
+                }
+                for n, start, w in seasons
+            ],
+            "weeks": [
+                {"name": bytes(w[0]).decode("ascii", "replace"), "days": [int(d) for d in w[1:]]}
+                for w in weeks
+            ],
+            "days": [
+                {
+                    "day_id": int(day_id),
+                    "schedule": [
+                        {"start_min": bytes(t)[0] * 60 + bytes(t)[1], "rate": int(sel)}
+                        for t, _script, sel in schedule
+                    ],
+                }
+                for day_id, schedule in days
+            ],
+        }
+    except (TypeError, ValueError, IndexError) as e:
+        raise JobError(f"tariff calendar: unexpected answer from the meter ({e})") from e
+
+
+def _read_charges(conn: MeterConnection, attr: int) -> list:
+    value = conn.get(CONSUMPTION_CHARGE[0], CONSUMPTION_CHARGE[1], attr)
+    try:
+        _scaling, _commodity, table = value
+        return [{"rate": bytes(index)[0], "charge_per_unit": int(cpu)} for index, cpu in table]
+    except (TypeError, ValueError, IndexError) as e:
+        raise JobError(f"unit charge: unexpected answer from the meter ({e})") from e
+
+
+def read_calendar(conn: MeterConnection) -> dict:
+    """Active and passive calendars with their unit charges, the activation time, the UTC
+    offset and the rate in force, as the meter holds them."""
+    active = dict(_read_one(conn, 2), charges=_read_charges(conn, 5))
+    passive = dict(_read_one(conn, 6), charges=_read_charges(conn, 6))
+    raw = conn.get(ACTIVITY_CALENDAR[0], ACTIVITY_CALENDAR[1], 10)
+    when = parse_datetime(bytes(raw)) if isinstance(raw, (bytes, bytearray)) else raw
+    return {
+        "utc_offset_min": int(conn.get(TOU_OFFSET[0], TOU_OFFSET[1], 2)),
+        "active": active,
+        "passive": passive if passive["name"] else None,
+        "activate_at": iso(when) if isinstance(when, dt.datetime) else None,
+        "active_rate": int(conn.get(ACTIVE_TARIFF[0], ACTIVE_TARIFF[1], 2)),
+        "charge_total": int(conn.get(CONSUMPTION_CHARGE[0], CONSUMPTION_CHARGE[1], 2))
+        / MONEY_SCALE,
+    }
+
+
 def run_set_thresholds(conn: MeterConnection, p: dict) -> dict:
     obis, ic = CREDIT
     # lower the trip first when both move down, so the meter never sees trip > low
@@ -934,6 +1234,7 @@ RUNNERS: dict[str, Callable[[MeterConnection, dict], dict]] = {
     "set_friendly_schedule": run_set_friendly_schedule,
     "set_push": lambda conn, p: run_set_push(conn, p),
     "set_charge": run_set_charge,
+    "set_tariff_calendar": run_set_tariff_calendar,
 }
 VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "read": validate_read,
@@ -949,6 +1250,7 @@ VALIDATORS: dict[str, Callable[[dict], dict]] = {
     "set_friendly_schedule": validate_set_friendly_schedule,
     "set_push": lambda payload: validate_set_push(payload),
     "set_charge": validate_set_charge,
+    "set_tariff_calendar": validate_set_tariff_calendar,
 }
 
 

@@ -48,6 +48,12 @@ CHARGE_PERIOD = 8
 CHARGE_LAST_COLLECTION_TIME = 10
 CHARGE_ACTIVATE_PASSIVE = 2  # IC 113 method 2 activate_passive_unit_charge
 CHARGE_TIME_BASED = 1
+# Time of use and money mode (docs/meter-contract.md, "Time-of-use and money mode")
+ACTIVITY_CALENDAR = ("0.0.13.0.0.255", 20)  # passive 6-9, activation time 10
+TARIFF_SCRIPT_TABLE = "0.0.10.0.100.255"  # the day profiles' script: selector = rate
+ACTIVE_TARIFF = ("0.0.96.14.0.255", 1)  # unsigned: the rate in force
+CONSUMPTION_CHARGE = ("0.0.19.20.0.255", 113)  # 2 collected, 5/6 unit charge, 7 activation
+TOU_OFFSET = ("0.0.13.0.128.255", 1)  # long: the calendar's local time - UTC, minutes
 
 EVENT_LOGS = {"standard": STANDARD_EVENT_LOG, "fraud": FRAUD_EVENT_LOG}
 

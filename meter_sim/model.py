@@ -49,6 +49,10 @@ EV_FRIENDLY_SCHEDULE_CHANGED = 87  # friendly week, special days or friendly lim
 # Standing charge (Charge IC 113 0.0.19.20.1.255, time-based, docs/meter-contract.md)
 EV_CHARGE_COLLECTED = 88  # a standing charge collected from credit (one per clock pass)
 EV_CHARGE_CHANGED = 89  # standing charge unit charge activated or period SET
+# Time of use and money mode (docs/meter-contract.md, "Time-of-use and money mode")
+EV_TOKEN_WRONG_UNIT = 73  # token refused: kWh token on a money meter, or the reverse
+EV_TARIFF_CALENDAR_CHANGED = 96  # passive calendar / unit charge SET
+EV_TARIFF_CALENDAR_ACTIVATED = 97  # the passive calendar became the active one
 # Fraud event log codes.
 EV_COVER_OPENED = 40
 EV_COVER_CLOSED = 41
@@ -223,6 +227,10 @@ class MeterConfig:
     # of the meter's clock (0: none).
     standing_charge_kwh: float = 0.0
     standing_charge_period_s: int = 86400
+    # Credit mode: "kwh" (tokens carry Wh) or "money" (tokens carry milli-units of the
+    # currency; credit_kwh, low_credit_kwh and trip_kwh are then amounts of currency, and
+    # consumption is charged at the active rate's price of the activity calendar).
+    credit_mode: str = "kwh"
     load: dict = field(default_factory=dict)  # LoadModel kwargs
     # DLMS push (Push setup IC 40, meter_sim/push.py): head end "host:port" the meter
     # connects out to ("" = no push) and the heartbeat interval in meter seconds (0 = none).
@@ -254,6 +262,8 @@ class MeterConfig:
             raise ValueError(f"{self.serial}: auth must be none, lls or hls")
         if not 0 <= self.control_mode <= 6:
             raise ValueError(f"{self.serial}: control_mode must be 0 to 6")
+        if self.credit_mode not in ("kwh", "money"):
+            raise ValueError(f"{self.serial}: credit_mode must be kwh or money")
         if self.emergency_credit_kwh < 0:
             raise ValueError(f"{self.serial}: emergency_credit_kwh must not be negative")
         if self.standing_charge_kwh < 0 or self.standing_charge_period_s <= 0:
@@ -356,6 +366,17 @@ class MeterModel:
         self.charge_last_time: dt.datetime | None = None
         self.charge_activation_time: dt.datetime | None = None
         self._charge_mark = self._charge_index()
+        # Time of use (money mode): credit_wh then counts milli-units of the currency.
+        self.credit_mode = config.credit_mode
+        self.tou_offset_min = 0  # the calendar's local time = UTC + offset
+        self.calendar_active: dict | None = None  # {name, seasons, weeks, days}
+        self.calendar_passive: dict | None = None
+        self.calendar_activate_at: dt.datetime | None = None
+        self.charges_active: dict[int, int] = {}  # rate -> charge_per_unit (price scale -4)
+        self.charges_passive: dict[int, int] = {}
+        self.rate_wh: dict[int, int] = {}  # energy import per rate (1.0.1.8.N.255)
+        self.charge_total = 0  # milli-units the consumption charge collected (IC 113 attr 2)
+        self._charge_acc = 0  # uncollected charge, 10^-4 milli-units
         self._log(EV_POWER_UP)
         self._check_credit()
 
@@ -405,6 +426,9 @@ class MeterModel:
                 step_end = min(end, self.time + dt.timedelta(seconds=STEP_S), nxt_slot)
                 if self._reconnect_due is not None and self.time < self._reconnect_due:
                     step_end = min(step_end, self._reconnect_due)  # reconnect on time
+                if self.calendar_active or self.calendar_passive:
+                    # the calendar switches on whole minutes: a step never spans two rates
+                    step_end = min(step_end, _next_boundary(self.time, 60))
                 self._step((step_end - self.time).total_seconds())
                 self.time = step_end
                 self._check_auto_reconnect()
@@ -432,8 +456,13 @@ class MeterModel:
                 self.export_wh += wh
             else:
                 self.import_wh += wh
+            rate = self.active_rate()
+            self.rate_wh[rate] = self.rate_wh.get(rate, 0) + wh
             # Prepaid meters bill the absolute energy, so reversing the meter saves nothing.
-            self.credit_wh -= wh
+            if self.credit_mode == "money":
+                self._charge(rate, wh)
+            else:
+                self.credit_wh -= wh
             self._check_credit()
 
     def _capture_profile(self) -> None:
@@ -754,6 +783,15 @@ class MeterModel:
         """Token gateway `enter`: returns an action-result code (see contract). The MAC is
         checked before the transfer number, so a forged token never passes for "already
         applied"; every refusal is logged."""
+        wrong_unit = security.is_money_token(token) != (self.credit_mode == "money") and len(
+            token or b""
+        ) in (security.TOKEN_LEN, security.MONEY_TOKEN_LEN)
+        if wrong_unit or (self.credit_mode == "money" and security.is_clear_token(token)):
+            with self.lock:
+                self._log(EV_TOKEN_WRONG_UNIT)  # a kWh token never passes as money, nor back
+                return TOKEN_MALFORMED
+        if security.is_money_token(token):
+            return self.apply_money_token(token)
         if security.is_clear_token(token):
             return self.apply_clear_token(token)
         with self.lock:
@@ -809,6 +847,160 @@ class MeterModel:
             self._log(EV_CREDIT_CLEARED)
             self._check_credit()
             return TOKEN_OK
+
+    def apply_money_token(self, token: bytes) -> int:
+        """A money token on a money-mode meter: the credit token's checks and answers, on
+        the same transfer numbers; applied, credit rises by its milli-units."""
+        with self.lock:
+            number, amount = _clear_fields(token)  # same layout as a clear token
+            if int.from_bytes(token[9:13], "big") != security.meter_tag(self.serial):
+                code = TOKEN_WRONG_METER
+            elif amount == 0:
+                code = TOKEN_MALFORMED
+            elif not security.money_mac_valid(
+                self.token_key, self.serial, number, amount, token[13:]
+            ):
+                code = TOKEN_BAD_MAC
+            elif number in self.applied_transfers:
+                code = TOKEN_DUPLICATE
+            elif number in self.cancelled_transfers:
+                code = TOKEN_CANCELLED
+            else:
+                code = TOKEN_OK
+            if code != TOKEN_OK:
+                self._log(TOKEN_REFUSAL_EVENTS[code])
+                return code
+            self.applied_transfers.add(number)
+            self.token_log[number] = (TRANSFER_APPLIED, self.meter_time())
+            self.token_energy[number] = amount
+            self.last_transfer_number = number
+            self.last_token = bytes(token)
+            self.credit_wh += amount
+            self._log(EV_CREDIT_ADDED)
+            self._check_credit()
+            return TOKEN_OK
+
+    def mint_money_token(self, transfer_number: int, amount: int) -> bytes:
+        return security.mint_money_token(self.token_key, self.serial, transfer_number, amount)
+
+    def add_money(self, transfer_number: int, amount: int) -> int:
+        return self.apply_token(self.mint_money_token(transfer_number, amount))
+
+    # ----- time of use: activity calendar (IC 20) and consumption charge (IC 113) -----
+    def set_tariff_calendar(
+        self,
+        passive: dict | None = None,
+        charges: dict[int, int] | None = None,
+        activate_at: dt.datetime | None = None,
+        offset_min: int | None = None,
+    ) -> None:
+        """SET of the passive calendar, the passive unit charge, the activation time (None
+        = not planned) or the calendar's UTC offset. Activation happens at that meter time,
+        or at once through activate_passive_calendar()."""
+        with self.lock:
+            if passive is not None:
+                _check_calendar(passive)
+                self.calendar_passive = passive
+            if charges is not None:
+                for rate, cpu in charges.items():
+                    if not (1 <= int(rate) <= 63 and -32768 <= int(cpu) <= 32767):
+                        raise ValueError(f"bad unit charge {rate}: {cpu}")
+                self.charges_passive = {int(r): int(c) for r, c in charges.items()}
+            if offset_min is not None:
+                if not -840 <= int(offset_min) <= 840:
+                    raise ValueError("calendar UTC offset out of range")
+                self.tou_offset_min = int(offset_min)
+            self.calendar_activate_at = activate_at
+            self._log(EV_TARIFF_CALENDAR_CHANGED)
+            self._check_calendar_activation()
+
+    def set_passive_part(self, key: str, value) -> None:
+        """SET of one attribute of the passive calendar (name, seasons, weeks, days) as
+        the activity calendar object receives them; checked whole at activation."""
+        with self.lock:
+            if key not in ("name", "seasons", "weeks", "days"):
+                raise ValueError(f"unknown calendar part {key}")
+            self.calendar_passive = dict(self.calendar_passive or {}, **{key: value})
+            self._log(EV_TARIFF_CALENDAR_CHANGED)
+
+    def set_calendar_activation(self, when: dt.datetime | None) -> None:
+        """SET of activate_passive_calendar_time (and the unit charge's activation time):
+        None = not planned."""
+        with self.lock:
+            self.calendar_activate_at = when
+            self._check_calendar_activation()
+
+    def set_passive_charges(self, charges: dict[int, int]) -> None:
+        with self.lock:
+            for rate, cpu in charges.items():
+                if not (1 <= int(rate) <= 63 and -32768 <= int(cpu) <= 32767):
+                    raise ValueError(f"bad unit charge {rate}: {cpu}")
+            self.charges_passive = {int(r): int(c) for r, c in charges.items()}
+            self._log(EV_TARIFF_CALENDAR_CHANGED)
+
+    def set_tou_offset(self, offset_min: int) -> None:
+        with self.lock:
+            if not -840 <= int(offset_min) <= 840:
+                raise ValueError("calendar UTC offset out of range")
+            self.tou_offset_min = int(offset_min)
+
+    def activate_passive_calendar(self) -> bool:
+        """IC 20 method 1 (and IC 113 method 2): the passive calendar and unit charge
+        become the active ones. False (nothing changes) if the passive one is incomplete."""
+        with self.lock:
+            if self.calendar_passive is None:
+                return False
+            try:
+                _check_calendar(self.calendar_passive)
+            except ValueError:
+                self.calendar_activate_at = None
+                return False
+            self.calendar_active = self.calendar_passive
+            self.charges_active = dict(self.charges_passive)
+            self.calendar_activate_at = None
+            self._log(EV_TARIFF_CALENDAR_ACTIVATED)
+            return True
+
+    def _check_calendar_activation(self) -> None:
+        if self.calendar_activate_at is not None and self.meter_time() >= self.calendar_activate_at:
+            self.activate_passive_calendar()
+
+    def tou_local_time(self) -> dt.datetime:
+        local = self.meter_time() + dt.timedelta(minutes=self.tou_offset_min)
+        return local.replace(tzinfo=None)
+
+    def active_rate(self) -> int:
+        """The rate the active calendar gives now (script selector of the day profile
+        entry in force); 1 without a calendar."""
+        self._check_calendar_activation()
+        cal = self.calendar_active
+        if not cal:
+            return 1
+        local = self.tou_local_time()
+        seasons = sorted(cal["seasons"], key=lambda s: (s["start_month"], s["start_day"]))
+        season = seasons[-1]  # before the first start of the year: the last season runs
+        for candidate in seasons:
+            if (candidate["start_month"], candidate["start_day"]) <= (local.month, local.day):
+                season = candidate
+        week = next(w for w in cal["weeks"] if w["name"] == season["week"])
+        day_id = week["days"][local.weekday()]
+        day = next(d for d in cal["days"] if d["day_id"] == day_id)
+        minute = local.hour * 60 + local.minute
+        rate = day["schedule"][0]["rate"]
+        for entry in sorted(day["schedule"], key=lambda e: e["start_min"]):
+            if entry["start_min"] <= minute:
+                rate = entry["rate"]
+        return rate
+
+    def _charge(self, rate: int, wh: int) -> None:
+        """Consumption-based charge: Wh x charge_per_unit at price scale -4 milli-units,
+        collected in whole milli-units, the remainder kept (never lost, never rounded up)."""
+        self._charge_acc += wh * self.charges_active.get(rate, 0)
+        collected = self._charge_acc // 10_000
+        if collected:
+            self._charge_acc -= collected * 10_000
+            self.credit_wh -= collected
+            self.charge_total += collected
 
     def _check_clear_token(self, token) -> int:
         number, wh = _clear_fields(token)
@@ -977,6 +1169,12 @@ class MeterModel:
                 "standing_charge_kwh": self.charge_unit_wh / 1000,
                 "standing_charge_period_s": self.charge_period_s,
                 "standing_charge_paid_kwh": self.charge_paid_wh / 1000,
+                "credit_mode": self.credit_mode,
+                "active_rate": self.active_rate(),
+                "rate_wh": {str(r): wh for r, wh in sorted(self.rate_wh.items())},
+                "charge_total": self.charge_total,
+                "calendar_active": (self.calendar_active or {}).get("name"),
+                "calendar_passive": (self.calendar_passive or {}).get("name"),
                 "last_transfer_number": self.last_transfer_number,
                 "token_log": [
                     {
@@ -994,6 +1192,25 @@ class MeterModel:
                 "client_invocation_counter": self.client_invocation_counter,
                 "events": [e.as_json() for e in self.events],
             }
+
+
+def _check_calendar(cal: dict) -> None:
+    """An activity calendar: seasons naming weeks, weeks of 7 day ids, day schedules."""
+    try:
+        weeks = {w["name"]: w for w in cal["weeks"]}
+        day_ids = {d["day_id"] for d in cal["days"]}
+        if not cal["seasons"] or any(s["week"] not in weeks for s in cal["seasons"]):
+            raise ValueError("every season names a week")
+        for w in weeks.values():
+            if len(w["days"]) != 7 or any(d not in day_ids for d in w["days"]):
+                raise ValueError("a week has 7 known day ids")
+        for d in cal["days"]:
+            if not d["schedule"] or any(
+                not 0 <= e["start_min"] < 1440 or not 1 <= e["rate"] <= 63 for e in d["schedule"]
+            ):
+                raise ValueError("a day schedule has entries 00:00-23:59, rates 1-63")
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"malformed activity calendar ({e})") from e
 
 
 def _clear_fields(token: bytes) -> tuple[int, int]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gurux_dlms.enums import DataType, ErrorCode, ObjectType
+from gurux_dlms.enums import DataType, DateTimeSkips, ErrorCode, ObjectType
 from gurux_dlms.GXByteBuffer import GXByteBuffer
 from gurux_dlms.internal._GXCommon import _GXCommon
 from gurux_dlms.objects import (
     GXDLMSAccount,
+    GXDLMSActivityCalendar,
     GXDLMSAssociationLogicalName,
     GXDLMSCaptureObject,
     GXDLMSCharge,
@@ -26,6 +27,7 @@ from gurux_dlms.objects import (
     GXDLMSProfileGeneric,
     GXDLMSPushSetup,
     GXDLMSRegister,
+    GXDLMSScriptTable,
     GXDLMSSpecialDaysTable,
     GXDLMSTokenGateway,
 )
@@ -91,6 +93,19 @@ STANDING_CHARGE = "0.0.19.20.1.255"
 CHARGE_TIME_BASED = 1  # charge_type enum: 0 consumption, 1 time, 2 payment-event based
 CHARGE_ACTIVATE_PASSIVE = 2  # IC 113 method 2 activate_passive_unit_charge
 CHARGE_PRIORITY = 1
+# Time of use and money mode (docs/meter-contract.md, "Time-of-use and money mode"): the
+# activity calendar switches the tariff rate through the tariffication script table, whose
+# script N writes N to the currently active tariff; the consumption-based Charge charges
+# each Wh at its rate's charge_per_unit; energy import per rate in 1.0.1.8.N.255.
+ACTIVITY_CALENDAR = "0.0.13.0.0.255"  # IC 20
+TARIFF_SCRIPT_TABLE = "0.0.10.0.100.255"  # IC 9, scripts 1..8
+ACTIVE_TARIFF = "0.0.96.14.0.255"  # IC 1 unsigned: the rate in force
+CONSUMPTION_CHARGE = "0.0.19.20.0.255"  # IC 113, charge_type 0 consumption based
+TOU_OFFSET = "0.0.13.0.128.255"  # manufacturer-specific long: calendar local time - UTC, min
+TOU_RATES = range(1, 9)
+RATE_REGISTERS = {f"1.0.1.8.{n}.255": n for n in TOU_RATES}
+CALENDAR_ACTIVATE = 1  # IC 20 method 1 activate_passive_calendar
+CHARGE_PRICE_SCALE = -4  # charge_per_unit scaling: commodity scale 0 (Wh), price scale -4
 
 # Unit enumeration values (Blue Book).
 UNIT_WH = 30
@@ -134,6 +149,12 @@ CONTRACT = [
     (push.PUSH_FRAUD_EVENTS, 40, (1, 2, 3, 4, 5, 6, 7)),
     (push.HEARTBEAT_INTERVAL, 1, (1, 2)),
     (STANDING_CHARGE, 113, (1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13)),
+    (ACTIVITY_CALENDAR, 20, (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)),
+    (TARIFF_SCRIPT_TABLE, 9, (1, 2)),
+    (ACTIVE_TARIFF, 1, (1, 2)),
+    (CONSUMPTION_CHARGE, 113, (1, 2, 3, 4, 5, 6, 7)),
+    (TOU_OFFSET, 1, (1, 2)),
+    *((ln, 3, (1, 2, 3)) for ln in RATE_REGISTERS),
 ]
 
 # What the public client (16, no authentication) may GET: identification only.
@@ -148,6 +169,7 @@ REGISTERS = {
     VOLTAGE_L1: (-1, UNIT_V, DataType.UINT16),
     CURRENT_L1: (-2, UNIT_A, DataType.UINT16),
     POWER_IMPORT: (0, UNIT_W, DataType.UINT32),
+    **{ln: (0, UNIT_WH, DataType.UINT32) for ln in RATE_REGISTERS},
 }
 
 PROFILES = {
@@ -210,6 +232,11 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
         objs.append(GXDLMSPushSetup(ln))
     objs.append(GXDLMSData(push.HEARTBEAT_INTERVAL))
     objs.append(GXDLMSCharge(STANDING_CHARGE))
+    objs.append(GXDLMSActivityCalendar(ACTIVITY_CALENDAR))
+    objs.append(GXDLMSScriptTable(TARIFF_SCRIPT_TABLE))
+    objs.append(GXDLMSData(ACTIVE_TARIFF))
+    objs.append(GXDLMSCharge(CONSUMPTION_CHARGE))
+    objs.append(GXDLMSData(TOU_OFFSET))
     objs.append(GXDLMSAssociationLogicalName(ASSOCIATION_LN))
     return objs
 
@@ -398,6 +425,7 @@ def _read_register(settings, model, ln, index, *_selection):
             VOLTAGE_L1: model.voltage_dv(),
             CURRENT_L1: model.current_ca(),
             POWER_IMPORT: model.flowing_power_w(),
+            **{r: model.rate_wh.get(n, 0) for r, n in RATE_REGISTERS.items()},
         }[ln]
         return encode(settings, wire, value)
     if index == 3:
@@ -616,7 +644,7 @@ def _write_friendly(model: MeterModel, ln: str, value) -> int:
     return ErrorCode.OK
 
 
-def _unit_charge(settings, wh: int) -> bytes:
+def _standing_unit_charge(settings, wh: int) -> bytes:
     """unit_charge structure: {charge_per_unit_scaling {commodity_scale, price_scale},
     commodity {class_id, logical_name, attribute_index}, charge_table [{index, charge}]}:
     the credit object's current amount, charged ``wh`` (charge_per_unit x 10^price_scale)."""
@@ -638,6 +666,110 @@ def _unit_charge(settings, wh: int) -> bytes:
                 ],
             ),
             table,
+        ],
+    )
+
+
+# ----- time of use -----
+def _season_start_bytes(month: int, day: int) -> bytes:
+    """COSEM date-time of a season start: every year (0xFFFF), from midnight."""
+    return bytes([0xFF, 0xFF, month, day, 0xFF, 0, 0, 0, 0, 0x80, 0x00, 0xFF])
+
+
+def _time_bytes(minute: int) -> bytes:
+    return bytes([minute // 60, minute % 60, 0, 0])
+
+
+def _calendar_parts(settings, cal: dict | None):
+    """(name, seasons, weeks, days) of a calendar, encoded as IC 20 attributes 2-5."""
+    cal = cal or {}
+    name = encode(settings, DataType.OCTET_STRING, (cal.get("name") or "").encode())
+    seasons = _array(
+        [
+            _struct(
+                settings,
+                [
+                    (DataType.OCTET_STRING, s["name"].encode()),
+                    (DataType.OCTET_STRING, _season_start_bytes(s["start_month"], s["start_day"])),
+                    (DataType.OCTET_STRING, s["week"].encode()),
+                ],
+            )
+            for s in cal.get("seasons") or []
+        ]
+    )
+    weeks = _array(
+        [
+            _struct(
+                settings,
+                [(DataType.OCTET_STRING, w["name"].encode())]
+                + [(DataType.UINT8, d) for d in w["days"]],
+            )
+            for w in cal.get("weeks") or []
+        ]
+    )
+    script = _GXCommon.logicalNameToBytes(TARIFF_SCRIPT_TABLE)
+    days = _array(
+        [
+            _struct(
+                settings,
+                [
+                    (DataType.UINT8, d["day_id"]),
+                    _array(
+                        [
+                            _struct(
+                                settings,
+                                [
+                                    (DataType.OCTET_STRING, _time_bytes(e["start_min"])),
+                                    (DataType.OCTET_STRING, script),
+                                    (DataType.UINT16, e["rate"]),
+                                ],
+                            )
+                            for e in d["schedule"]
+                        ]
+                    ),
+                ],
+            )
+            for d in cal.get("days") or []
+        ]
+    )
+    return name, seasons, weeks, days
+
+
+def _activation_bytes(model) -> bytes:
+    if model.calendar_activate_at is None:
+        return bytes([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x80, 0x00, 0xFF])
+    return datetime_bytes(model.calendar_activate_at)
+
+
+def _read_calendar(settings, model, ln, index, *_selection):
+    if 2 <= index <= 5:
+        return _calendar_parts(settings, model.calendar_active)[index - 2]
+    if 6 <= index <= 9:
+        return _calendar_parts(settings, model.calendar_passive)[index - 6]
+    if index == 10:
+        return encode(settings, DataType.OCTET_STRING, _activation_bytes(model))
+    return None
+
+
+def _unit_charge(settings, charges: dict[int, int]) -> bytes:
+    return _struct(
+        settings,
+        [
+            _struct(settings, [(DataType.INT8, 0), (DataType.INT8, CHARGE_PRICE_SCALE)]),
+            _struct(
+                settings,
+                [
+                    (DataType.UINT16, int(ObjectType.REGISTER)),
+                    (DataType.OCTET_STRING, _GXCommon.logicalNameToBytes(ENERGY_IMPORT)),
+                    (DataType.INT8, 2),
+                ],
+            ),
+            _array(
+                [
+                    _struct(settings, [(DataType.OCTET_STRING, bytes([r])), (DataType.INT16, c)])
+                    for r, c in sorted(charges.items())
+                ]
+            ),
         ],
     )
 
@@ -677,14 +809,160 @@ def _read_standing_charge(settings, model, ln, index, *_selection):
         13: (DataType.UINT16, 10000),  # proportion: all of it, in 1/10000
     }
     if index == 5:
-        return _unit_charge(settings, model.charge_unit_wh)
+        return _standing_unit_charge(settings, model.charge_unit_wh)
     if index == 6:
-        return _unit_charge(settings, model.charge_passive_wh)
+        return _standing_unit_charge(settings, model.charge_passive_wh)
     if index == 9:  # charge_configuration bit-string: none set
         return bytes([DataType.BITSTRING, 8, 0])
     if index in values:
         return encode(settings, *values[index])
     return None
+
+
+def _read_charge(settings, model, ln, index, *_selection):
+    if index == 2:
+        return encode(settings, DataType.INT32, model.charge_total)
+    if index == 3:
+        return encode(settings, DataType.ENUM, 0)  # consumption based collection
+    if index == 4:
+        return encode(settings, DataType.UINT8, 1)
+    if index == 5:
+        return _unit_charge(settings, model.charges_active)
+    if index == 6:
+        return _unit_charge(settings, model.charges_passive)
+    if index == 7:
+        return encode(settings, DataType.OCTET_STRING, _activation_bytes(model))
+    return None
+
+
+def _read_scripts(settings, model, ln, index, *_selection):
+    if index != 2:
+        return None
+    target = _GXCommon.logicalNameToBytes(ACTIVE_TARIFF)
+    return _array(
+        [
+            _struct(
+                settings,
+                [
+                    (DataType.UINT16, n),
+                    _array(
+                        [
+                            _struct(
+                                settings,
+                                [
+                                    (DataType.ENUM, 1),  # write attribute
+                                    (DataType.UINT16, int(ObjectType.DATA)),
+                                    (DataType.OCTET_STRING, target),
+                                    (DataType.INT8, 2),
+                                    (DataType.UINT8, n),
+                                ],
+                            )
+                        ]
+                    ),
+                ],
+            )
+            for n in TOU_RATES
+        ]
+    )
+
+
+def _read_tou_data(settings, model, ln, index, *_selection):
+    if index != 2:
+        return None
+    if ln == ACTIVE_TARIFF:
+        return encode(settings, DataType.UINT8, model.active_rate())
+    return encode(settings, DataType.INT16, model.tou_offset_min)
+
+
+def _octet_value(value) -> bytes:
+    value = getattr(value, "value", value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+
+
+def _optional_datetime(value) -> dt.datetime | None:
+    raw = getattr(value, "value", value)
+    if isinstance(raw, (bytes, bytearray)) and len(raw) == 12 and raw[0:2] == b"\xff\xff":
+        return None  # not specified: no activation planned
+    skip = getattr(value, "skip", None)  # gurux decoded it: GXDateTime with skipped parts
+    if skip is not None and int(skip) & int(DateTimeSkips.YEAR):
+        return None
+    return _as_datetime(value)
+
+
+def _write_calendar(model: MeterModel, index: int, value) -> int:
+    """SET of the passive calendar (attributes 6-9) or its activation time (10)."""
+    if index == 10:
+        model.set_calendar_activation(_optional_datetime(value))
+        return ErrorCode.OK
+    if index == 6:
+        model.set_passive_part("name", _octet_value(value).decode("ascii", "replace"))
+        return ErrorCode.OK
+    if not isinstance(value, (list, tuple)):
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    if index == 7:
+        seasons = []
+        for entry in value:
+            name, start, week = entry
+            start = _octet_value(start)
+            seasons.append(
+                {
+                    "name": _octet_value(name).decode("ascii", "replace"),
+                    "start_month": start[2],
+                    "start_day": start[3],
+                    "week": _octet_value(week).decode("ascii", "replace"),
+                }
+            )
+        model.set_passive_part("seasons", seasons)
+    elif index == 8:
+        weeks = []
+        for entry in value:
+            if len(entry) != 8:
+                raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+            weeks.append(
+                {
+                    "name": _octet_value(entry[0]).decode("ascii", "replace"),
+                    "days": [_as_int(d) for d in entry[1:]],
+                }
+            )
+        model.set_passive_part("weeks", weeks)
+    elif index == 9:
+        days = []
+        for day_id, schedule in value:
+            entries = []
+            for start, _script, selector in schedule:
+                start = _octet_value(start)
+                entries.append({"start_min": start[0] * 60 + start[1], "rate": _as_int(selector)})
+            days.append({"day_id": _as_int(day_id), "schedule": entries})
+        model.set_passive_part("days", days)
+    else:
+        return ErrorCode.READ_WRITE_DENIED
+    return ErrorCode.OK
+
+
+def _write_charge(model: MeterModel, index: int, value) -> int:
+    """SET of the passive unit charge (6) or its activation time (7, the calendar's)."""
+    if index == 7:
+        model.set_calendar_activation(_optional_datetime(value))
+        return ErrorCode.OK
+    if index != 6:
+        return ErrorCode.READ_WRITE_DENIED
+    try:
+        scaling, _commodity, table = value
+        commodity_scale, price_scale = (_as_int(v) for v in scaling)
+    except (TypeError, ValueError) as e:
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE) from e
+    if (commodity_scale, price_scale) != (0, CHARGE_PRICE_SCALE):
+        return ErrorCode.OTHER_REASON  # this meter charges Wh at price scale -4 only
+    charges = {}
+    for index_, cpu in table:
+        raw = _octet_value(index_)
+        if len(raw) != 1:
+            raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+        charges[raw[0]] = _as_int(cpu)
+    model.set_passive_charges(charges)
+    return ErrorCode.OK
 
 
 # The objects whose values come from the meter model; gurux answers the others.
@@ -713,6 +991,11 @@ _READERS = {
     push.PUSH_FRAUD_EVENTS: lambda *a: _read_push(*a),
     push.HEARTBEAT_INTERVAL: lambda *a: _read_push(*a),
     STANDING_CHARGE: _read_standing_charge,
+    ACTIVITY_CALENDAR: _read_calendar,
+    CONSUMPTION_CHARGE: _read_charge,
+    TARIFF_SCRIPT_TABLE: _read_scripts,
+    ACTIVE_TARIFF: _read_tou_data,
+    TOU_OFFSET: _read_tou_data,
 }
 
 
@@ -743,6 +1026,13 @@ def write_attribute(model: MeterModel, ln: str, index: int, value) -> int:
             return _write_friendly(model, ln, value)
         if ln in push.PUSH_SETUPS or ln == push.HEARTBEAT_INTERVAL:
             return _write_push(model, ln, index, value)
+        if ln == ACTIVITY_CALENDAR and 6 <= index <= 10:
+            return _write_calendar(model, index, value)
+        if ln == CONSUMPTION_CHARGE and index in (6, 7):
+            return _write_charge(model, index, value)
+        if ln == TOU_OFFSET and index == 2:
+            model.set_tou_offset(_as_int(value))
+            return ErrorCode.OK
         if ln == CREDIT and index == 5:
             model.set_thresholds(low_credit_wh=_as_int(value))
             return ErrorCode.OK
@@ -803,6 +1093,9 @@ def invoke_method(model: MeterModel, ln: str, index: int, parameters) -> int:
         if not isinstance(parameters, (bytes, bytearray)):
             return ErrorCode.UNMATCHED_TYPE
         return model.apply_token(bytes(parameters))
+    if ln == ACTIVITY_CALENDAR and index == CALENDAR_ACTIVATE:
+        ok = model.activate_passive_calendar()
+        return ErrorCode.OK if ok else ErrorCode.TEMPORARY_FAILURE
     if ln == EMERGENCY_CREDIT and index == CREDIT_INVOKE:
         parameters = getattr(parameters, "value", parameters)  # gurux decodes enum to GXEnum
         if isinstance(parameters, bool) or not isinstance(parameters, int):

@@ -84,6 +84,7 @@ CUSTOMER_FIELDS = (
     "currency",
     "minimumAmount",
     "maximumAmount",
+    "priceDescription",
 )
 RECEIPT_FIELDS = (
     "reference",
@@ -107,6 +108,8 @@ RECEIPT_FIELDS = (
     "netKwh",
     "newBalanceKwh",
     "splitFromMeter",
+    "creditMoney",
+    "priceBands",
 )
 OPTIONAL_EMPTY = {"bankTime", "newBalanceKwh"}
 # the debt split (issue 17 §5): optional elements, sent only for a tenant with debts, so a
@@ -121,6 +124,8 @@ REPAYMENT_FIELDS = (
     "newBalanceKwh",
     "splitFromMeter",
 )
+# time of use (issue 17 §6): optional, only in answers about a money-mode meter
+TOU_FIELDS = ("creditMoney", "priceBands", "priceDescription")
 
 
 def _parser():
@@ -159,6 +164,8 @@ def render_response(operation, answer):
         if name in DEBT_FIELDS and not has_debt:
             continue
         if name in REPAYMENT_FIELDS and not answer.get("hasRepayment"):
+            continue
+        if name in TOU_FIELDS and name not in answer:
             continue
         etree.SubElement(element, f"{{{TNS}}}{name}").text = _text(value)
     return _envelope(element)

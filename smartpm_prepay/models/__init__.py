@@ -4,6 +4,10 @@ from . import line
 from . import transformer
 from . import tariff
 from . import tariff_tier
+from . import tariff_tou_version
+from . import tariff_band
+from . import tariff_season
+from . import tariff_band_rule
 from . import meter
 from . import meter_assignment
 from . import res_partner

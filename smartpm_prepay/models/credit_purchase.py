@@ -13,6 +13,7 @@ from ..services import (
     notify,
     receipt,
     refunds,
+    tou,
     vending,
 )
 from ..services.sale_info import sale_info, tier_summary
@@ -123,6 +124,36 @@ class SmartpmCreditPurchase(models.Model):
         help="Position in the tariff's block tiers.",
     )
     tier_breakdown = fields.Json(readonly=True, help="Energy and price per tier used.")
+    # time-of-use (issue 17 §6, services/tou.py): credit in money on a money-mode meter
+    credit_mode = fields.Selection(
+        [("kwh", "kWh"), ("money", "Money")],
+        default="kwh",
+        readonly=True,
+        help="kWh: the token carries the energy above. Money: the token carries the credit "
+        "below, in the tariff's currency, charged by the meter at each band's price.",
+    )
+    credit_money = fields.Monetary(
+        string="Credit (money)",
+        readonly=True,
+        help="Money-mode meters: the credit the token put on the meter (the untaxed part "
+        "of the credit bought; the meter charges untaxed band prices).",
+    )
+    band_prices = fields.Json(
+        readonly=True, help="Money mode: the price bands in force at the sale (untaxed)."
+    )
+    band_summary = fields.Char(
+        string="Price bands",
+        compute="_compute_band_summary",
+        help="Money mode: each band's price at the sale (untaxed, as the meter charges it).",
+    )
+    charge_total_at_delivery = fields.Float(
+        string="Meter charge total at delivery",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Money mode: what the meter's consumption charge had collected in all when "
+        "this token was applied (the start of the money recognised for this meter).",
+    )
     tier_summary = fields.Char(string="Tiers", compute="_compute_tier_summary")
     channel = fields.Selection(vending.CHANNELS, required=True, readonly=True, index=True)
     external_ref = fields.Char(
@@ -259,6 +290,12 @@ class SmartpmCreditPurchase(models.Model):
     kwh_remaining = fields.Float(
         string="Credit left (kWh)", digits=(16, 3), compute="_compute_recognised", store=True
     )
+    money_remaining = fields.Monetary(
+        string="Credit left (money)",
+        compute="_compute_recognised",
+        store=True,
+        help="Money mode: the credit of this sale not yet consumed (FIFO, services/prepayment).",
+    )
     # move-out and replacement (services/settlement): the last kWh, settled
     settlement_line_ids = fields.One2many("smartpm.credit.settlement.line", "purchase_id")
     kwh_settled = fields.Float(
@@ -291,7 +328,13 @@ class SmartpmCreditPurchase(models.Model):
         ),
     ]
 
-    @api.depends("kwh", "recognition_ids.kwh", "recognition_ids.amount", "settlement_line_ids.kwh")
+    @api.depends(
+        "kwh",
+        "credit_money",
+        "recognition_ids.kwh",
+        "recognition_ids.amount",
+        "settlement_line_ids.kwh",
+    )
     def _compute_recognised(self):
         for purchase in self:
             kwh = sum(purchase.recognition_ids.mapped("kwh"))
@@ -300,6 +343,11 @@ class SmartpmCreditPurchase(models.Model):
             purchase.kwh_settled = settled
             purchase.value_recognised = sum(purchase.recognition_ids.mapped("amount"))
             purchase.kwh_remaining = purchase.kwh - kwh - settled
+            purchase.money_remaining = (
+                purchase.credit_money - purchase.value_recognised
+                if purchase.credit_mode == "money"
+                else 0.0
+            )
 
     @api.depends("channel", "invoice_id", "pos_order_line_id")
     def _compute_payment_document(self):
@@ -337,6 +385,17 @@ class SmartpmCreditPurchase(models.Model):
             rows = receipt.split(purchase)["lines"]
             purchase.receipt_lines = rows
             purchase.receipt_text = receipt.text_of(rows)
+
+    @api.depends("band_prices")
+    def _compute_band_summary(self):
+        for purchase in self:
+            purchase.band_summary = (
+                ", ".join(
+                    f"{band['name']} {band['price_untaxed']:.4f}/kWh"
+                    for band in purchase.band_prices or []
+                )
+                or False
+            )
 
     @api.depends("tier_breakdown")
     def _compute_tier_summary(self):
@@ -457,6 +516,9 @@ class SmartpmCreditPurchase(models.Model):
             "kwh": purchase.kwh,
             "price_per_kwh": purchase.price_per_kwh,
             "tiers": purchase.tier_breakdown or [],
+            "credit_mode": purchase.credit_mode or "kwh",
+            "credit_money": purchase.credit_money,
+            "bands": tou.receipt_bands(purchase),
             "state": purchase.state,
             "transfer_number": purchase.transfer_number,
             "channel": purchase.channel,
@@ -492,10 +554,16 @@ class SmartpmCreditPurchase(models.Model):
         meter = purchase.meter_id
         key = meter._get_token_key()
         old = bytes.fromhex(purchase.token or "")
-        if not key or credit_token.verify(key, meter.serial_number, old):
+        if purchase.credit_mode == "money":
+            if not key or credit_token.verify_money(key, meter.serial_number, old):
+                return False
+            number, units, _tag, _mac = credit_token.parse_money(old)
+            new = credit_token.mint_money(key, meter.serial_number, number, units).hex().upper()
+        elif not key or credit_token.verify(key, meter.serial_number, old):
             return False
-        number, wh, _tag, _mac = credit_token.parse(old)
-        new = credit_token.mint(key, meter.serial_number, number, wh).hex().upper()
+        else:
+            number, wh, _tag, _mac = credit_token.parse(old)
+            new = credit_token.mint(key, meter.serial_number, number, wh).hex().upper()
         purchase.token = new
         purchase.job_id.payload = dict(purchase.job_id.payload or {}, token=new)
         purchase.message_post(
@@ -530,10 +598,24 @@ class SmartpmCreditPurchase(models.Model):
                     "date_delivered": fields.Datetime.now(),
                     "emergency_repaid_kwh": float(result.get("emergency_repaid_kwh") or 0.0),
                     "debt_repaid_kwh": purchase._negative_credit_repaid(result),
+                    "charge_total_at_delivery": float(result.get("charge_total") or 0.0),
                 }
             )
             purchase.activity_ids.action_feedback(feedback=_("Delivered to the meter."))
             meter = purchase.meter_id
+            if purchase.credit_mode == "money":
+                meter.message_post(
+                    body=_(
+                        "Credit %(ref)s delivered: %(money)s (transfer %(n)s); credit now "
+                        "%(credit)s.",
+                        ref=purchase.name,
+                        money=purchase.credit_money,
+                        n=purchase.transfer_number,
+                        credit=meter.credit_money,
+                    )
+                )
+                purchase._reconnect_if_tripped(result)
+                continue
             meter.message_post(
                 body=_(
                     "Credit %(ref)s delivered: %(kwh)s kWh (transfer %(n)s); credit now "
@@ -569,7 +651,8 @@ class SmartpmCreditPurchase(models.Model):
         if (
             result.get("relay") == "disconnected"
             and meter.state == "active"
-            and meter.credit_kwh > meter.effective_trip_kwh
+            and (meter.credit_money if meter.credit_mode == "money" else meter.credit_kwh)
+            > meter.effective_trip_kwh
         ):
             job = meter._enqueue_job(
                 "reconnect",

@@ -42,6 +42,13 @@ class SmartpmCreditRecognition(models.Model):
     )
     kwh = fields.Float(string="Energy (kWh)", digits=(16, 3), readonly=True)
     currency_id = fields.Many2one(related="company_id.currency_id")
+    money = fields.Float(
+        string="Credit consumed (money)",
+        digits=(16, 3),
+        readonly=True,
+        help="Money-mode meters (time of use): the credit the meter charged for consumption "
+        "that this row counts, matched with a sale (then its value) or not.",
+    )
     amount = fields.Monetary(string="Value (untaxed)", readonly=True)
     repayment = fields.Boolean(
         string="Emergency credit repaid",

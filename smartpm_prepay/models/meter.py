@@ -8,7 +8,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.float_utils import float_round
 
-from ..services import emergency, engine, friendly, receipt, sale_info, standing_charge
+from ..services import emergency, engine, friendly, receipt, sale_info, standing_charge, tou
 from ..services.obis import BILLING_OBJECTS, ENERGY_IMPORT, LOAD_PROFILE
 from ..services.sale_info import format_money
 
@@ -111,6 +111,38 @@ class SmartpmMeter(models.Model):
     line_id = fields.Many2one(related="transformer_id.line_id", store=True, index=True)
     site_id = fields.Many2one(related="transformer_id.site_id", store=True, index=True)
     tariff_id = fields.Many2one("smartpm.tariff", tracking=True, check_company=True)
+    # time-of-use (issue 17 §6, services/tou.py, docs/meter-contract.md "Money mode")
+    credit_mode = fields.Selection(
+        [("kwh", "kWh"), ("money", "Money")],
+        string="Credit mode",
+        required=True,
+        default="kwh",
+        tracking=True,
+        help="How the meter holds credit. kWh: tokens carry energy (flat and block tariffs). "
+        "Money: tokens carry currency and the meter charges each kWh at the price of the "
+        "time-of-use band in force (required by a time-of-use tariff). It is the meter's "
+        "own set-up: a Manager sets it before the first sale.",
+    )
+    credit_money = fields.Float(
+        string="Last known credit (money)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Money-mode meters: the credit the meter last reported, in the tariff's currency.",
+    )
+    tou_calendar_active = fields.Char(
+        string="Active price calendar",
+        readonly=True,
+        copy=False,
+        help="The time-of-use calendar the meter runs, as it read it back.",
+    )
+    tou_calendar_passive = fields.Char(
+        string="Planned price calendar",
+        readonly=True,
+        copy=False,
+        help="The next time-of-use calendar the meter holds, switched on by itself at its "
+        "activation time.",
+    )
 
     # Connection to the meter (read by meter_bridge from the job it claims)
     connection_type = fields.Selection(
@@ -557,6 +589,7 @@ class SmartpmMeter(models.Model):
         if pushing:  # created in push mode: the meter is told at once, the heartbeat clock runs
             pushing.sudo().write({"push_enabled_at": fields.Datetime.now()})
             pushing._push_push_setup()
+        tou.push(self.env, meters)
         return meters
 
     def write(self, vals):
@@ -584,6 +617,7 @@ class SmartpmMeter(models.Model):
         charge_before = (
             standing_charge.settings_before(self) if {"tariff_id", "tenant_id"} & set(vals) else {}
         )
+        self._smartpm_check_credit_mode_change(vals)
         vals = self._normalize_vals(dict(vals))
         if vals.get("serial_number"):
             if len(self) > 1:
@@ -613,7 +647,60 @@ class SmartpmMeter(models.Model):
         standing_charge.push_changed(self, charge_before)
         if vals.get("state") == "active":
             friendly.push(self.env, self)  # activated (or reconnected): its schedule if new
+        if {"state", "credit_mode", "tariff_id", "tenant_id"} & set(vals):
+            tou.push(self.env, self)  # a new calendar if the tariff in force gives another
         return res
+
+    # ---------------------------------------------------------------- credit mode (TOU)
+    def _smartpm_check_credit_mode_change(self, vals):
+        """The credit mode is the meter's set-up: a Manager's, before the first sale."""
+        if "credit_mode" not in vals:
+            return
+        changing = self.filtered(lambda m: m.credit_mode != vals["credit_mode"])
+        if not changing:
+            return
+        if not self.env.su and not self.env.user.has_group("smartpm_prepay.group_manager"):
+            raise UserError(
+                _(
+                    "Only a SmartPM Manager may change the credit mode of meter %s.",
+                    ", ".join(changing.mapped("serial_number")),
+                )
+            )
+        sold = changing.filtered(lambda m: m.sudo().purchase_ids)
+        if sold:
+            raise UserError(
+                _(
+                    "Meter %s already holds credit sold in its current mode: its credit "
+                    "mode cannot change (replace the meter instead).",
+                    ", ".join(sold.mapped("serial_number")),
+                )
+            )
+
+    @api.constrains("credit_mode", "tariff_id", "tenant_id")
+    def _check_credit_mode(self):
+        """A time-of-use tariff is charged by the meter: money mode; money mode needs one."""
+        for meter in self:
+            tariff = meter._get_tariff()
+            if not tariff:
+                continue
+            if tariff.pricing_mode == "tou" and meter.credit_mode != "money":
+                raise ValidationError(
+                    _(
+                        "Tariff %(tariff)s is time of use: meter %(meter)s must be in money "
+                        "mode (it holds credit in kWh).",
+                        tariff=tariff.name,
+                        meter=meter.serial_number,
+                    )
+                )
+            if tariff.pricing_mode != "tou" and meter.credit_mode == "money":
+                raise ValidationError(
+                    _(
+                        "Meter %(meter)s is in money mode: its tariff must be time of use "
+                        "(%(tariff)s is priced per kWh).",
+                        tariff=tariff.name,
+                        meter=meter.serial_number,
+                    )
+                )
 
     def _open_assignments(self):
         self.env["smartpm.meter.assignment"].sudo().create(
@@ -683,6 +770,7 @@ class SmartpmMeter(models.Model):
             # a decimal string: uint32 counters pass XML-RPC's 32-bit signed <int>
             "invocation_counter": str(self.invocation_counter or 0),
             "timeout_s": 10,
+            "credit_mode": self.credit_mode,
         }
 
     def _enqueue_job(self, job_type, payload=None, priority=None, **vals):
@@ -1089,6 +1177,7 @@ class SmartpmMeter(models.Model):
         emergency.push(self)
         friendly.push(self.env, self, force=True)
         standing_charge.push(self)
+        tou.push(self.env, self, force=True)
         return self._notify_queued(_("Settings queued"))
 
     def action_view_purchases(self):
@@ -1853,6 +1942,8 @@ class SmartpmMeter(models.Model):
         quote = info["quote"]
         values.update(
             kwh=quote["kwh"],
+            credit_money=quote.get("credit_money", 0.0),
+            bands_info=info["tiers_info"] if info.get("bands") else "",
             price_per_kwh=quote["price_per_kwh"],
             price_info=info["price_info"],
             tax_ids=info["tariff"].tax_ids.ids,

@@ -35,6 +35,7 @@ JOB_TYPES = [
     ("set_friendly_schedule", "Set friendly periods"),
     ("set_push", "Set push"),
     ("set_charge", "Set standing charge"),
+    ("set_tariff_calendar", "Set time-of-use calendar"),
 ]
 # Jobs that carry a transfer number (credit in or out): the trail of money, never deleted.
 MONEY_JOB_TYPES = ("add_credit", "check_token", "clear_credit")

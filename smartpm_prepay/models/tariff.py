@@ -4,7 +4,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import float_round, formatLang
 
-from ..services import emergency, fbe, pricing, standing_charge
+from ..services import emergency, fbe, local_time, pricing, standing_charge, tou
 
 FBE_COMMIT_EVERY = 200  # grants per commit of the free basic electricity cron
 
@@ -121,6 +121,25 @@ class SmartpmTariff(models.Model):
         compute="_compute_standing_charge_kwh",
         help="What the standing charge takes off a meter's credit each period.",
     )
+    # time-of-use (issue 17 §6, services/tou.py): bands charged by money-mode meters
+    pricing_mode = fields.Selection(
+        [("energy", "Per kWh (flat or block tiers)"), ("tou", "Time of use (price bands)")],
+        string="Pricing",
+        required=True,
+        default="energy",
+        help="Per kWh: the tenant buys kWh at the price (and block tiers) above; the meter "
+        "holds credit in kWh. Time of use: the tenant buys credit in money and the meter "
+        "charges each kWh at the price of the band in force (hours, weekdays, seasons); "
+        "the tariff's meters must be in money mode.",
+    )
+    tou_version_ids = fields.One2many(
+        "smartpm.tariff.tou.version",
+        "tariff_id",
+        string="Time-of-use prices",
+        copy=True,
+        help="The bands and their hours, each version from a date on. Add a version with a "
+        "later date to change prices: the meters get it ahead and switch at that midnight.",
+    )
     # free basic electricity (issue 17 §7, services/fbe.py): one block, kept together
     fbe_social = fields.Boolean(
         string="Social tariff",
@@ -150,6 +169,51 @@ class SmartpmTariff(models.Model):
             "The minimum sale must not exceed the maximum sale.",
         ),
     ]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if vals.get("pricing_mode") == "tou" and not vals.get("price_per_kwh"):
+                vals["price_per_kwh"] = 1.0  # not used by a time-of-use tariff
+        return super().create(vals_list)
+
+    # ---------------------------------------------------------------- time of use
+    def _tou_version_at(self, day=None):
+        """The time-of-use version in force on the company's local ``day`` (default today):
+        the last one started."""
+        self.ensure_one()
+        day = day or local_time.local_today(self.company_id or self.env.company)
+        started = self.tou_version_ids.filtered(lambda v: v.date_start <= day and v.rule_ids)
+        return started.sorted("date_start")[-1:] if started else started
+
+    @api.model
+    def _cron_refresh_tou_calendars(self):
+        """Daily: push the calendars of money-mode meters where they changed."""
+        tou.refresh_all(self.env)
+
+    def _tou_next_version(self, day=None):
+        """The first planned version after ``day`` (default today), pushed ahead."""
+        self.ensure_one()
+        day = day or local_time.local_today(self.company_id or self.env.company)
+        later = self.tou_version_ids.filtered(lambda v: v.date_start > day and v.rule_ids)
+        return later.sorted("date_start")[:1]
+
+    @api.constrains("pricing_mode", "tou_version_ids", "tier_ids")
+    def _check_tou(self):
+        for tariff in self.filtered(lambda t: t.pricing_mode == "tou"):
+            if not tariff.tou_version_ids.filtered("rule_ids"):
+                raise ValidationError(
+                    _(
+                        "Tariff %s is time of use: add its price bands and their hours (a "
+                        "version effective from a date).",
+                        tariff.name,
+                    )
+                )
+            if tariff.tier_ids:
+                raise ValidationError(
+                    _("Tariff %s: a time-of-use tariff has no block tiers.", tariff.name)
+                )
+        self.meter_ids._check_credit_mode()
 
     @api.constrains("tax_ids")
     def _check_taxes_included(self):
@@ -285,6 +349,8 @@ class SmartpmTariff(models.Model):
         if meters:
             # meters following their tariff get the new load-trip recovery, once per change
             meters._smartpm_push_load_recovery_changed(before)
+        if {"pricing_mode", "tou_version_ids"} & set(vals):
+            tou.push(self.env, tou.meters_of_tariffs(self.env, self))
         if {"low_credit_kwh", "trip_kwh"} & set(vals):
             # meters following their tariff (own or their tenant's) get the new thresholds
             self._following_meters("threshold_override")._push_thresholds()
@@ -400,8 +466,10 @@ class SmartpmTariff(models.Model):
         """The price as the tariff charges it, in words: "$ 0.25 per kWh", or with block
         tiers "First 100 kWh of the month at $ 0.25 per kWh, then $ 0.32 per kWh"."""
         self.ensure_one()
-        bands = self._get_price_bands()
         taxes = _(" (taxes included)") if self.tax_ids else ""
+        if self.pricing_mode == "tou":
+            return _("Time of use: %(bands)s%(taxes)s", bands=tou.describe_bands(self), taxes=taxes)
+        bands = self._get_price_bands()
         if len(bands) == 1:
             return _("%(price)s per kWh%(taxes)s", price=bands[0]["label"], taxes=taxes)
         parts = [

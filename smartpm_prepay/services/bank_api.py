@@ -20,7 +20,7 @@ import psycopg2.errors
 from odoo import _, fields
 from odoo.exceptions import AccessDenied, AccessError, UserError
 
-from . import vending
+from . import tou, vending
 from .receipt import split as receipt_split
 from .sale_info import sale_info
 
@@ -268,6 +268,7 @@ def receipt(purchase):
         # the energy split (services/receipt.py): kwh = emergencyRepaidKwh +
         # negativeCreditRepaidKwh + netKwh; expected until the meter has the token
         **_repayment(p),
+        **_tou_receipt(p),
     }
 
 
@@ -282,6 +283,16 @@ def _repayment(purchase):
         "splitFromMeter": split["from_meter"],
         "hasRepayment": split["has_repayment"],
     }
+
+
+def _tou_receipt(p):
+    """Money-mode sale (time of use): the credit on the meter and the bands' prices."""
+    if p.credit_mode != "money":
+        return {}
+    bands = "; ".join(
+        f"{b['name']} ({b['hours']}) {b['price']:.4f} per kWh" for b in tou.receipt_bands(p)
+    )
+    return {"creditMoney": _money(p.currency_id, p.credit_money), "priceBands": bands}
 
 
 # ------------------------------------------------------------------ operations
@@ -300,6 +311,11 @@ def query_customer(env, meter_number):
         "currency": currency.name,
         "minimumAmount": _money(currency, info["min_amount"]),
         "maximumAmount": _money(currency, info["max_amount"]),
+        **(
+            {"priceDescription": tariff._price_description()}
+            if tariff and tariff.pricing_mode == "tou"
+            else {}
+        ),
     }
 
 

@@ -129,3 +129,73 @@ def verify_clear(token_key, serial, token):
     return tag == zlib.crc32(serial.encode("ascii")) and hmac.compare_digest(
         mac, clear_mac(token_key, serial, number, wh)
     )
+
+
+# Money token (docs/meter-contract.md "Money token"), 21 bytes: credit in currency for a
+# meter in money mode (time-of-use tariffs)::
+#
+#     0x03 | uint32 transfer_number | uint32 amount (milli-units of the currency) |
+#     uint32 meter_tag | 8-byte MAC
+#     MAC = AES-CMAC(token key, MONEY_DOMAIN ‖ serial ‖ transfer_number ‖ amount), 8 bytes
+#
+# The domain tag starts with NUL (no serial does) and differs from the clear token's: no
+# kWh token's, clear token's or money token's MAC is valid for another kind, so a kWh token
+# never passes as money nor the reverse; a meter in one mode refuses the other's tokens.
+MONEY_TOKEN_LEN = 21
+MONEY_TOKEN_TYPE = 0x03
+MONEY_DOMAIN = b"\x00SMARTPM-MONEY-CREDIT\x00"
+MONEY_SCALE = 1000  # the amount counts 1/1000 of the currency
+
+
+def money_units(amount):
+    """Whole milli-units of ``amount`` (currency) a money token carries."""
+    return round(amount * MONEY_SCALE)
+
+
+def money_mac(token_key, serial, transfer_number, units):
+    cmac = CMAC(algorithms.AES(bytes(token_key)))
+    cmac.update(
+        MONEY_DOMAIN
+        + serial.encode("ascii")
+        + transfer_number.to_bytes(4, "big")
+        + units.to_bytes(4, "big")
+    )
+    return cmac.finalize()[:MAC_LEN]
+
+
+def mint_money(token_key, serial, transfer_number, units):
+    """The money token (bytes) that adds ``units`` milli-units of currency to ``serial``."""
+    if len(token_key) != 16:
+        raise ValueError("a token key is 16 bytes")
+    if not (0 <= transfer_number <= UINT32_MAX and 0 < units <= UINT32_MAX):
+        raise ValueError("transfer number and amount are uint32, amount above 0")
+    head = (
+        bytes([MONEY_TOKEN_TYPE])
+        + transfer_number.to_bytes(4, "big")
+        + units.to_bytes(4, "big")
+        + zlib.crc32(serial.encode("ascii")).to_bytes(4, "big")
+    )
+    return head + money_mac(token_key, serial, transfer_number, units)
+
+
+def parse_money(token):
+    """(transfer_number, amount_units, meter_tag, mac) of a money token (bytes)."""
+    if len(token) != MONEY_TOKEN_LEN or token[0] != MONEY_TOKEN_TYPE:
+        raise ValueError(f"a money token is {MONEY_TOKEN_LEN} bytes of type 3")
+    return (
+        int.from_bytes(token[1:5], "big"),
+        int.from_bytes(token[5:9], "big"),
+        int.from_bytes(token[9:13], "big"),
+        bytes(token[13:]),
+    )
+
+
+def verify_money(token_key, serial, token):
+    """True if ``token`` is a valid money token of meter ``serial``."""
+    try:
+        number, units, tag, mac = parse_money(token)
+    except ValueError:
+        return False
+    return tag == zlib.crc32(serial.encode("ascii")) and hmac.compare_digest(
+        mac, money_mac(token_key, serial, number, units)
+    )

@@ -148,7 +148,12 @@ def quote(env, meter, tariff, amount, month_kwh):
     (left after it) and ``credit_amount``; ``amount`` stays the amount paid."""
     recovery = plan(env, meter, tariff, amount, lock=False)
     credit_amount = tariff.currency_id.round(amount - recovery.total)
-    result = tariff._quote_amount(credit_amount, month_kwh)
+    if meter.credit_mode == "money":  # time of use: credit in money (services/tou.py)
+        from . import tou
+
+        result = tou.quote_money(tariff, credit_amount)
+    else:
+        result = tariff._quote_amount(credit_amount, month_kwh)
     balance = tenant_balance(env, meter.tenant_id, meter.company_id) if meter.tenant_id else 0.0
     result.update(
         amount=tariff.currency_id.round(amount),

@@ -10,7 +10,7 @@ model's ``_on_done`` hooks, called last.
 
 from odoo import fields
 
-from . import emergency, friendly, ingest, notify, standing_charge
+from . import emergency, friendly, ingest, notify, standing_charge, tou
 from .obis import OBIS_CREDIT, OBIS_RELAY
 
 
@@ -45,9 +45,12 @@ def apply_result(job, result, readings_out=None, invocation_counter=None):
         vals.update(effect(meter))
     vals.update(meter._smartpm_load_state_from_result(job.job_type, result))
     vals.update(emergency.values_from_result(meter, result))
+    vals.update(tou.on_result(meter, result))
     if invocation_counter is not None and invocation_counter > (meter.invocation_counter or 0):
         vals["invocation_counter"] = invocation_counter
     vals.update(_state_from_readings(readings))
+    if meter.credit_mode == "money" and "credit_kwh" in vals:
+        vals["credit_money"] = vals.pop("credit_kwh")  # currency, not kWh (services/tou.py)
     _write_meter(meter, vals)
     if job.job_type == "reconnect" and result.get("relay") == "connected":
         # the operator's reconnect ends a load trip or lockout
@@ -75,6 +78,8 @@ def _reported_state(result):
     vals = {}
     if "credit_kwh" in result:
         vals["credit_kwh"] = float(result["credit_kwh"])
+    if "credit_money" in result:  # a money-mode meter (services/tou.py)
+        vals["credit_money"] = float(result["credit_money"])
     if result.get("relay") in ("connected", "disconnected"):
         vals["relay_state"] = result["relay"]
     return vals
@@ -96,7 +101,8 @@ def _state_from_readings(readings):
         if reading["obis"] == OBIS_CREDIT:
             # The credit object counts Wh (docs/meter-contract.md) unless the unit says kWh.
             value = float(reading["value"])
-            is_kwh = str(reading.get("unit") or "").lower() == "kwh"
+            # (a money-mode meter's bridge says "currency": already scaled, services/tou.py)
+            is_kwh = str(reading.get("unit") or "").lower() in ("kwh", "currency")
             vals["credit_kwh"] = value if is_kwh else value / 1000.0
         elif reading["obis"] == OBIS_RELAY:
             vals["relay_state"] = "connected" if reading["value"] else "disconnected"

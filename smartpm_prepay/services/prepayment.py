@@ -17,7 +17,7 @@ from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tools import float_compare, float_round
 
-from . import engine, local_time
+from . import engine, local_time, tou
 
 _logger = logging.getLogger(__name__)
 
@@ -302,7 +302,11 @@ def recognise(company, today=None):
     Recognition = env["smartpm.credit.recognition"]
     rows, uncounted = _repayments(env, company, until_utc)
     taken = {r["purchase_id"]: r["kwh"] for r in rows if r["purchase_id"]}  # this run
+    money_meters = _money_meters(env, company)
+    rows += _money_rows(env, company, money_meters, until_utc)
     for (meter_id, tenant_id), kwh in sorted(consumed.items()):
+        if meter_id in money_meters.ids:
+            continue  # charged in money by the meter: recognised by money consumed
         todo = float_round(
             kwh
             - done.get((meter_id, tenant_id), 0.0)
@@ -355,6 +359,81 @@ def recognise(company, today=None):
         move.amount_total if move else 0,
     )
     return move
+
+
+def _money_meters(env, company):
+    """Meters of the company with money-mode sales (time of use)."""
+    env["smartpm.credit.purchase"].flush_model()
+    env.cr.execute(
+        "SELECT DISTINCT meter_id FROM smartpm_credit_purchase"
+        " WHERE company_id = %s AND credit_mode = 'money'",
+        (company.id,),
+    )
+    return env["smartpm.meter"].browse([r[0] for r in env.cr.fetchall()])
+
+
+def _money_rows(env, company, meters, until_utc):
+    """Money mode: the credit the meter's consumption charge collected up to ``until_utc``
+    (services/tou.money_consumed) less what earlier runs counted, released FIFO from the
+    meter's delivered money sales, each at most its credit: the liability never goes
+    negative and a run twice posts once. What no sale covers is counted without value."""
+    Recognition = env["smartpm.credit.recognition"]
+    rows = []
+    for meter in meters:
+        consumed = tou.money_consumed(env, meter, until_utc)
+        if consumed is None:
+            continue
+        done = sum(Recognition.search([("meter_id", "=", meter.id)]).mapped("money"))
+        todo = float_round(consumed - done, KWH_DIGITS)
+        if todo <= 0:
+            continue
+        purchases = env["smartpm.credit.purchase"].search(
+            [
+                ("company_id", "=", company.id),
+                ("meter_id", "=", meter.id),
+                ("credit_mode", "=", "money"),
+                ("state", "=", "delivered"),
+                ("date_delivered", "<", until_utc),
+                ("money_remaining", ">", 0),
+            ],
+            order="date_delivered, id",
+        )
+        for purchase in purchases:
+            currency = purchase.currency_id
+            prior = sum(purchase.recognition_ids.mapped("money"))
+            capacity = float_round(purchase.credit_money - prior, KWH_DIGITS)
+            take = float_round(min(todo, capacity), KWH_DIGITS)
+            if take <= 0:
+                continue
+            if take >= capacity:
+                amount = currency.round(purchase.money_remaining)  # the rest of its liability
+            else:  # the value of all its credit consumed so far, less what was released
+                amount = currency.round(currency.round(prior + take) - purchase.value_recognised)
+            rows.append(
+                {
+                    "purchase_id": purchase.id,
+                    "kwh": 0.0,
+                    "money": take,
+                    "amount": amount,
+                    "meter_id": meter.id,
+                    "tenant_id": purchase.tenant_id.id,
+                }
+            )
+            todo = float_round(todo - take, KWH_DIGITS)
+            if todo <= 0:
+                break
+        if todo > 0 and meter.tenant_id:
+            rows.append(
+                {
+                    "purchase_id": False,
+                    "kwh": 0.0,
+                    "money": todo,
+                    "amount": 0.0,
+                    "meter_id": meter.id,
+                    "tenant_id": meter.tenant_id.id,
+                }
+            )
+    return rows
 
 
 def accounting_date(company, day, journal):

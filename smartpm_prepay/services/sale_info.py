@@ -47,6 +47,27 @@ def tier_summary(tier_breakdown):
     )
 
 
+def describe_bands_quote(tariff, quote):
+    """A money-mode quote in words: "Credit $ 10.00: Peak (Mon-Fri 17:00-21:00) $ 0.40 per
+    kWh (25 kWh), Off-peak (...) $ 0.10 per kWh (100 kWh)"; the kWh are what the credit
+    buys if all of it is used in that band."""
+    parts = [
+        _(
+            "%(band)s (%(hours)s) %(price)s per kWh (%(kwh)s kWh)",
+            band=band["name"],
+            hours=band["hours"],
+            price=band["label"],
+            kwh=tariff._format_kwh(band["kwh"]),
+        )
+        for band in quote["bands"]
+    ]
+    return _(
+        "Credit %(credit)s: %(bands)s",
+        credit=format_money(tariff.env, quote["credit_money"], tariff.currency_id),
+        bands=", ".join(parts),
+    )
+
+
 def amount_refusal(meter, amount, currency=None):
     """The ``VendingError`` that refuses ``amount`` (in ``currency``, default the tariff's)
     for the sellable ``meter`` (sudo), or None; amounts in the message in the currency."""
@@ -108,6 +129,7 @@ def sale_info(meter, amount=None, currency=None, company=None):
         "tiers": [],
         "price_info": False,
         "tiers_info": False,
+        "bands": [],
     }
     try:
         vending.check_sellable(meter)
@@ -126,6 +148,15 @@ def sale_info(meter, amount=None, currency=None, company=None):
         return info
     # the tenant's debts take their part first (services/debt.py)
     quote = debt.quote(meter.env, meter, tariff, amount, vending.month_kwh(meter.env, meter))
+    if quote.get("bands"):  # time of use, money mode: the credit and the price per band
+        info.update(
+            quote=quote,
+            tiers=[],
+            bands=quote["bands"],
+            price_info=tariff._price_description(),
+            tiers_info=describe_bands_quote(tariff, quote),
+        )
+        return info
     info.update(
         quote=quote,
         tiers=quote["tier_breakdown"],

@@ -29,7 +29,7 @@ import pytz
 
 from odoo.tools import float_compare, float_round
 
-from . import local_time, prepayment
+from . import local_time, prepayment, tou
 
 KWH_DIGITS = prepayment.KWH_DIGITS
 # lines of the same instant: purchases before reversals before the day's consumption
@@ -492,6 +492,10 @@ def _section(scope, meter, before, during, currency):
         "closing_kwh": kwh,
         "closing_value": value,
         "totals": _totals(during, currency),
+        # time of use: what the meter's rate registers counted in the period, per band
+        "bands": tou.band_consumption(meter, scope.start_utc, scope.end_utc)
+        if meter.credit_mode == "money"
+        else [],
     }
 
 

@@ -17,7 +17,7 @@ from odoo import _, fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_round
 
-from . import credit_token, debt, engine, local_time, receipt
+from . import credit_token, debt, engine, local_time, receipt, tou
 
 _logger = logging.getLogger(__name__)
 
@@ -177,7 +177,31 @@ def check_sellable(meter):
             "meter_not_sellable",
             _("Meter %s has no tariff (on the meter or its tenant).", meter.serial_number),
         )
+    check_credit_mode(meter, tariff)
     return tariff
+
+
+def check_credit_mode(meter, tariff):
+    """A time-of-use tariff sells money to a money-mode meter, any other kWh to a kWh
+    meter; a TOU tariff needs prices in force (services/tou.py)."""
+    tou_tariff = tariff.pricing_mode == "tou"
+    if tou_tariff != (meter.credit_mode == "money"):
+        raise VendingError(
+            "meter_not_sellable",
+            _(
+                "Meter %(meter)s holds credit in %(mode)s but tariff %(tariff)s is %(pricing)s: "
+                "credit cannot be sold until the meter's credit mode and tariff agree.",
+                meter=meter.serial_number,
+                mode=dict(meter._fields["credit_mode"].selection)[meter.credit_mode],
+                tariff=tariff.name,
+                pricing=_("time of use") if tou_tariff else _("priced per kWh"),
+            ),
+        )
+    if tou_tariff and not tariff._tou_version_at(local_time.local_today(meter.company_id)):
+        raise VendingError(
+            "meter_not_sellable",
+            _("Tariff %s has no time-of-use prices in force yet.", tariff.name),
+        )
 
 
 def check_amount(tariff, meter, amount, currency=None):
@@ -237,6 +261,27 @@ def month_kwh(env, meter, when=None, tenant=None):
         (*param, start, NOT_IN_TIERS),
     )
     return env.cr.fetchone()[0]
+
+
+def mint_money_token(meter, transfer_number, amount):
+    """The money token (hex) of a sale to a money-mode meter (services/credit_token.py)."""
+    key = meter._get_token_key()
+    if not key:
+        raise VendingError(
+            "meter_not_sellable",
+            _(
+                "Meter %s has no token key: credit cannot be sold for it until the owner "
+                "enters the meter's key.",
+                meter.serial_number,
+            ),
+        )
+    units = credit_token.money_units(amount)
+    if not 0 < units <= credit_token.UINT32_MAX or transfer_number > credit_token.UINT32_MAX:
+        raise VendingError(
+            "amount_out_of_range",
+            _("Meter %s cannot take a token of %s.", meter.serial_number, amount),
+        )
+    return credit_token.mint_money(key, meter.serial_number, transfer_number, units).hex().upper()
 
 
 def mint_token(meter, transfer_number, kwh):
@@ -325,6 +370,14 @@ def vend(
 def _quote_and_mint(env, meter, tariff, amount):
     """Under the meter's lock: the quote at this month's tiers, the meter's next transfer
     number (taken here) and the token for it."""
+    if meter.credit_mode == "money":
+        quote = tou.quote_money(tariff, amount)
+        if quote["credit_money"] <= 0:
+            raise VendingError("amount_out_of_range", _("The amount buys no credit."))
+        transfer_number = meter.last_transfer_number + 1
+        token = mint_money_token(meter, transfer_number, quote["credit_money"])
+        engine.as_engine(meter).last_transfer_number = transfer_number
+        return quote, transfer_number, token
     quote = tariff._quote_amount(amount, month_kwh(env, meter))
     if quote["kwh"] <= 0:
         raise VendingError("amount_out_of_range", _("The amount buys no energy."))
@@ -357,6 +410,9 @@ def _prepare_purchase_values(
         "state": "paid",
         "date": fields.Datetime.now(),
         **{k: quote[k] for k in _QUOTE_FIELDS},
+        "credit_mode": "money" if "credit_money" in quote else "kwh",
+        "credit_money": quote.get("credit_money", 0.0),
+        "band_prices": quote.get("bands") or False,
     }
 
 
@@ -388,6 +444,15 @@ def grant_free(env, meter, kwh, external_ref):
     if existing:
         return existing, False
     tariff = check_sellable(meter)
+    if meter.credit_mode == "money":
+        raise VendingError(
+            "meter_not_sellable",
+            _(
+                "Meter %s holds credit in money (time of use): free basic electricity is "
+                "granted in kWh.",
+                meter.serial_number,
+            ),
+        )
     lock_meter(sudo_env, meter)
     kwh = float_round(kwh, precision_rounding=tariff.kwh_rounding, rounding_method="DOWN")
     if kwh <= 0:

@@ -56,6 +56,13 @@ class SmartpmSellCreditWizard(models.TransientModel):
         string="Credit bought", compute="_compute_quote", help="What buys energy."
     )
     price_info = fields.Char(string="Price", compute="_compute_quote")
+    credit_mode = fields.Selection(related="meter_id.credit_mode")
+    bands_info = fields.Char(
+        string="Price bands",
+        compute="_compute_quote",
+        help="Time of use: the credit the meter receives in money, and the price of each "
+        "band with the kWh the credit buys if all of it is used in that band.",
+    )
     limits_info = fields.Char(string="One sale", compute="_compute_quote")
     credit_kwh = fields.Float(
         string="Last known credit (kWh)", related="meter_id.credit_kwh", digits=(16, 2)
@@ -92,6 +99,7 @@ class SmartpmSellCreditWizard(models.TransientModel):
             wizard.debt_balance = quote.get("debt_balance", 0.0) if quote else 0.0
             wizard.credit_amount = quote.get("credit_amount", 0.0) if quote else 0.0
             wizard.price_info = info.get("price_info") or False
+            wizard.bands_info = (info.get("tiers_info") if info.get("bands") else False) or False
             wizard.limits_info = info.get("limits") if meter else False
             wizard.estimated_balance_kwh = (
                 meter._smartpm_estimated_balance_kwh(quote["kwh"] if quote else 0.0) if meter else 0

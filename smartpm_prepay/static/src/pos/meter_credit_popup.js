@@ -196,7 +196,11 @@ export class MeterCreditPopup extends Component {
     get canConfirm() {
         const quote = this.state.quote;
         return Boolean(
-            this.state.meter && quote && !quote.refusal && quote.kwh > 0 && this.amount > 0
+            this.state.meter &&
+                quote &&
+                !quote.refusal &&
+                (quote.kwh > 0 || quote.credit_money > 0) &&
+                this.amount > 0
         );
     }
 
@@ -211,7 +215,7 @@ export class MeterCreditPopup extends Component {
             amount: this.amount,
             kwh: quote.kwh,
             tax_ids: quote.tax_ids || [],
-            price_info: quote.price_info || "",
+            price_info: quote.bands_info || quote.price_info || "",
             estimated_balance_kwh: quote.estimated_balance_kwh,
             receipt_lines: quote.receipt_lines || [],
         });

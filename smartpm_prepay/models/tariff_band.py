@@ -1,0 +1,69 @@
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+MAX_RATE = 8  # the meter's energy registers per rate 1.0.1.8.1..8.255 (docs/meter-contract.md)
+
+
+class SmartpmTariffBand(models.Model):
+    """One price band of a time-of-use tariff version: a name, the meter's rate number
+    (its register and its entry in the meter's charge table) and a price."""
+
+    _name = "smartpm.tariff.band"
+    _description = "Time-of-use price band"
+    _order = "version_id, rate"
+
+    version_id = fields.Many2one(
+        "smartpm.tariff.tou.version", required=True, ondelete="cascade", index=True
+    )
+    tariff_id = fields.Many2one(related="version_id.tariff_id", store=True, index=True)
+    company_id = fields.Many2one(related="version_id.company_id", store=True)
+    name = fields.Char(
+        required=True, help="As the tenant reads it on quotes and receipts: Peak, Off-peak."
+    )
+    rate = fields.Integer(
+        string="Meter rate",
+        required=True,
+        default=1,
+        help="The meter's tariff rate (1 to 8) this band is counted in: its energy register "
+        "1.0.1.8.<rate>.255 and its line of the meter's charge table. Keep the same rate for "
+        "the same band across versions.",
+    )
+    price_per_kwh = fields.Float(
+        string="Price per kWh",
+        required=True,
+        digits=(16, 4),
+        help="Price (taxes excluded) of one kWh consumed while this band is active. The "
+        "meter deducts it from its credit as the energy flows.",
+    )
+
+    _sql_constraints = [
+        (
+            "rate_uniq",
+            "unique(version_id, rate)",
+            "Two bands of a version use the same meter rate.",
+        ),
+        ("price_positive", "CHECK(price_per_kwh > 0)", "The price per kWh must be positive."),
+    ]
+
+    @api.constrains("rate", "price_per_kwh")
+    def _check_rate(self):
+        for band in self:
+            if not 1 <= band.rate <= MAX_RATE:
+                raise ValidationError(
+                    _(
+                        "Tariff %(tariff)s, band %(band)s: the meter rate is 1 to %(max)s.",
+                        tariff=band.tariff_id.name,
+                        band=band.name,
+                        max=MAX_RATE,
+                    )
+                )
+            if round(band.price_per_kwh, 4) * 10_000 > 32767:
+                # the charge table holds long (int16) charge_per_unit at scale 10^-4 milli
+                raise ValidationError(
+                    _(
+                        "Tariff %(tariff)s, band %(band)s: the meter's charge table holds "
+                        "prices up to 3.2767 per kWh.",
+                        tariff=band.tariff_id.name,
+                        band=band.name,
+                    )
+                )

@@ -1,0 +1,94 @@
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..services import tou
+
+WEEKDAY_FIELDS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class SmartpmTariffTouVersion(models.Model):
+    """The time-of-use prices of a tariff from a date on: its bands (a price each), its
+    seasons and the hours of each weekday every band applies to. The version in force is
+    the last one started; the next one is pushed to the meters ahead as their passive
+    activity calendar, with its start as activation time (services/tou.py)."""
+
+    _name = "smartpm.tariff.tou.version"
+    _description = "Time-of-use prices of a tariff from a date"
+    _order = "tariff_id, date_start desc"
+    _check_company_auto = True
+
+    tariff_id = fields.Many2one(
+        "smartpm.tariff", required=True, ondelete="cascade", index=True, check_company=True
+    )
+    company_id = fields.Many2one(related="tariff_id.company_id", store=True, index=True)
+    currency_id = fields.Many2one(related="tariff_id.currency_id")
+    name = fields.Char(compute="_compute_name")
+    date_start = fields.Date(
+        string="Effective from",
+        required=True,
+        default=fields.Date.context_today,
+        help="First day (the company's local day, from midnight) these prices apply. A "
+        "later date is a planned tariff change: the meters receive it ahead, as their "
+        "passive calendar, and switch to it by themselves at that midnight.",
+    )
+    band_ids = fields.One2many("smartpm.tariff.band", "version_id", string="Price bands", copy=True)
+    season_ids = fields.One2many("smartpm.tariff.season", "version_id", string="Seasons", copy=True)
+    rule_ids = fields.One2many(
+        "smartpm.tariff.band.rule", "version_id", string="Band hours", copy=True
+    )
+    state = fields.Selection(
+        [("past", "Replaced"), ("current", "In force"), ("future", "Planned")],
+        compute="_compute_state",
+        help="In force: the last version started; Planned: starts later; Replaced: a later "
+        "version is in force.",
+    )
+
+    _sql_constraints = [
+        (
+            "tariff_date_uniq",
+            "unique(tariff_id, date_start)",
+            "Two time-of-use versions of a tariff start on the same day.",
+        ),
+    ]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        versions = super().create(vals_list)
+        versions._push_calendars()
+        return versions
+
+    def write(self, vals):
+        res = super().write(vals)
+        self._push_calendars()
+        return res
+
+    def _push_calendars(self):
+        """The tariff's money-mode meters get the new calendar (once per change)."""
+        tou.push(self.env, tou.meters_of_tariffs(self.env, self.tariff_id))
+
+    @api.depends("tariff_id.name", "date_start")
+    def _compute_name(self):
+        for version in self:
+            version.name = _(
+                "%(tariff)s from %(date)s", tariff=version.tariff_id.name, date=version.date_start
+            )
+
+    @api.depends("date_start", "tariff_id.tou_version_ids.date_start")
+    def _compute_state(self):
+        for version in self:
+            tariff = version.tariff_id
+            current = tariff._tou_version_at() if tariff else version.browse()
+            if version == current:
+                version.state = "current"
+            elif version.date_start and current and version.date_start < current.date_start:
+                version.state = "past"
+            else:
+                version.state = "future"
+
+    @api.constrains("band_ids", "season_ids", "rule_ids", "date_start")
+    def _check_coverage(self):
+        """Every minute of every weekday of every season is in exactly one band."""
+        for version in self:
+            error = tou.coverage_error(version)
+            if error:
+                raise ValidationError(error)

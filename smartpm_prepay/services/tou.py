@@ -1,0 +1,468 @@
+"""Time-of-use tariffs (issue 17 §6): price bands by hour, weekday and season, charged by
+money-mode meters.
+
+A TOU tariff has versions (``smartpm.tariff.tou.version``), each from a local day on, each
+with its bands (a price and the meter's rate number), seasons and band hours. The meter
+holds them as its activity calendar (IC 20) and the charge table of its consumption-based
+Charge (IC 113) (docs/meter-contract.md, "Time-of-use and money mode"): the version in
+force as the *active* calendar, the next planned one as the *passive* calendar with its
+first local midnight as activation time, so a tariff change reaches the meter before it
+applies and the meter switches by itself. Odoo pushes them with one ``set_tariff_calendar``
+job per meter and change (a meter whose last pushed calendar is the same gets none, a
+pending older push is cancelled), and a daily cron where the payload changed (a planned
+version came into force, the UTC offset after a daylight-saving change).
+
+Money on the meter is in milli-units of the tariff's currency (``MONEY_SCALE``), prices in
+its charge table as ``charge_per_unit`` = price per kWh x 10^4 at price scale -4 (so the
+meter charges ``Wh x charge_per_unit / 10^4`` milli-units, exact, its remainder kept).
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from odoo import _
+
+from . import engine, friendly
+from .local_time import day_start_utc, local_today
+
+_logger = logging.getLogger(__name__)
+
+JOB_TYPE = "set_tariff_calendar"
+PRIORITY = 20  # as the meter's other settings, after credit
+MONEY_SCALE = 1000  # the meter's credit unit: 1/1000 of the currency
+PRICE_SCALE = 10_000  # charge_per_unit = price per kWh x PRICE_SCALE (price scale -4)
+MAX_CHARGE_PER_UNIT = 32767  # charge_per_unit is a long (int16)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ENERGY_RATE_OBIS = "1.0.1.8.%d.255"  # energy import in rate N (Wh)
+CHARGE_OBIS = "0.0.19.20.0.255"  # consumption-based Charge, attribute 2: collected (milli)
+EMPTY_CALENDAR = None  # a meter without a TOU tariff: nothing to push
+
+
+def _weekday_names(env):
+    return [
+        _("Monday"),
+        _("Tuesday"),
+        _("Wednesday"),
+        _("Thursday"),
+        _("Friday"),
+        _("Saturday"),
+        _("Sunday"),
+    ]
+
+
+def minutes(hours):
+    """Float hours of a form (17.5) as whole minutes of the day (1050)."""
+    return int(round((hours or 0.0) * 60))
+
+
+def hhmm(mins):
+    return f"{mins // 60:02d}:{mins % 60:02d}"
+
+
+def money_units(amount):
+    """``amount`` of currency as the meter's whole milli-units."""
+    return int(round(amount * MONEY_SCALE))
+
+
+def charge_per_unit(price_per_kwh):
+    return int(round(price_per_kwh * PRICE_SCALE))
+
+
+# ---------------------------------------------------------------- validation
+def _seasons(version):
+    """The version's seasons in the order of the year ([False] when it has none)."""
+    seasons = version.season_ids.sorted(lambda s: (int(s.start_month), s.start_day))
+    return list(seasons) or [False]
+
+
+def _day_rules(version, season, weekday):
+    field = WEEKDAYS[weekday]
+    return version.rule_ids.filtered(
+        lambda r: r[field] and (not r.season_id or r.season_id == season)
+    ).sorted(lambda r: (minutes(r.start_hour), minutes(r.end_hour)))
+
+
+def coverage_error(version):
+    """The first gap or overlap of the version's band hours, in words, or None."""
+    env = version.env
+    tariff = version.tariff_id.name
+    date = version.date_start
+    if not version.rule_ids:
+        return None  # being set up: not used until it has its hours (tariff._tou_version_at)
+    if not version.band_ids:
+        return _(
+            "Tariff %(tariff)s, prices from %(date)s: add at least one price band.",
+            tariff=tariff,
+            date=date,
+        )
+    for rule in version.rule_ids:
+        start, end = minutes(rule.start_hour), minutes(rule.end_hour)
+        if not 0 <= start < end <= 1440:
+            return _(
+                "Tariff %(tariff)s, prices from %(date)s: band %(band)s runs from %(start)s to "
+                "%(end)s; a band's hours run forward within one day, 00:00 to 24:00.",
+                tariff=tariff,
+                date=date,
+                band=rule.band_id.name,
+                start=hhmm(max(start, 0)),
+                end=hhmm(max(end, 0)),
+            )
+        if rule.season_id and rule.season_id.version_id != version:
+            return _("Tariff %s: band hours name a season of another version.", tariff)
+        if rule.band_id.version_id != version:
+            return _("Tariff %s: band hours name a band of another version.", tariff)
+    days = _weekday_names(env)
+    for season in _seasons(version):
+        where = _(" (season %s)", season.name) if season else ""
+        for weekday in range(7):
+            pos, previous = 0, None
+            for rule in _day_rules(version, season, weekday):
+                start, end = minutes(rule.start_hour), minutes(rule.end_hour)
+                if start < pos:
+                    return _(
+                        "Tariff %(tariff)s, prices from %(date)s: band %(band)s overlaps band "
+                        "%(other)s on %(day)s %(start)s-%(end)s%(where)s.",
+                        tariff=tariff,
+                        date=date,
+                        band=rule.band_id.name,
+                        other=previous.band_id.name,
+                        day=days[weekday],
+                        start=hhmm(start),
+                        end=hhmm(min(pos, end)),
+                        where=where,
+                    )
+                if start > pos:
+                    return _gap(tariff, date, days[weekday], pos, start, where)
+                pos, previous = end, rule
+            if pos < 1440:
+                return _gap(tariff, date, days[weekday], pos, 1440, where)
+    return None
+
+
+def _gap(tariff, date, day, start, end, where):
+    return _(
+        "Tariff %(tariff)s, prices from %(date)s: no band covers %(day)s %(start)s-%(end)s"
+        "%(where)s.",
+        tariff=tariff,
+        date=date,
+        day=day,
+        start=hhmm(start),
+        end=hhmm(end),
+        where=where,
+    )
+
+
+# ---------------------------------------------------------------- in words
+def band_hours_text(version, band):
+    """When ``band`` applies, in words: "Mon-Fri 17:00-21:00; Sat, Sun 00:00-24:00"."""
+    short = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    parts = []
+    for rule in version.rule_ids.filtered(lambda r: r.band_id == band):
+        days = [short[i] for i, f in enumerate(WEEKDAYS) if rule[f]]
+        if len(days) == 7:
+            day_text = _("every day")
+        elif days == short[:5]:
+            day_text = "Mon-Fri"
+        else:
+            day_text = ", ".join(days)
+        text = f"{day_text} {hhmm(minutes(rule.start_hour))}-{hhmm(minutes(rule.end_hour))}"
+        if rule.season_id:
+            text += f" ({rule.season_id.name})"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def price_bands(tariff, version=None):
+    """[{rate, name, price (tax included), label, hours}] of the version in force (or
+    ``version``), as the customer pays them."""
+    version = version or tariff._tou_version_at()
+    if not version:
+        return []
+    factor = tariff._tax_factor()
+    return [
+        {
+            "rate": band.rate,
+            "name": band.name,
+            "price": band.price_per_kwh * factor,
+            "price_untaxed": band.price_per_kwh,
+            "label": tariff._format_price(band.price_per_kwh * factor),
+            "hours": band_hours_text(version, band),
+        }
+        for band in version.band_ids.sorted("rate")
+    ]
+
+
+def describe_bands(tariff, bands=None, with_hours=True):
+    """ "Peak (Mon-Fri 17:00-21:00) $ 0.40 per kWh, Off-peak (...) $ 0.10 per kWh"."""
+    bands = price_bands(tariff) if bands is None else bands
+    parts = []
+    for band in bands:
+        name = f"{band['name']} ({band['hours']})" if with_hours and band["hours"] else band["name"]
+        parts.append(_("%(band)s %(price)s per kWh", band=name, price=band["label"]))
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------- quote (money mode)
+def quote_money(tariff, amount):
+    """What ``amount`` (tax included) puts on a money-mode meter: its untaxed part, as
+    credit in the tariff's currency; the meter charges it at each band's price."""
+    untaxed, tax = tariff._split_taxes(amount)
+    bands = price_bands(tariff)
+    return {
+        "amount": tariff.currency_id.round(amount),
+        "amount_untaxed": untaxed,
+        "amount_tax": tax,
+        "kwh": 0.0,
+        "price_per_kwh": 0.0,
+        "month_kwh_before": 0.0,
+        "tier_breakdown": [],
+        "credit_money": untaxed,
+        # what the credit buys if all of it went in one band, for the receipt
+        "bands": [
+            dict(band, kwh=round(untaxed / band["price_untaxed"], 2) if untaxed else 0.0)
+            for band in bands
+        ],
+    }
+
+
+def receipt_bands(purchase):
+    """The bands of a money-mode sale as its receipt shows them (taxes included): name,
+    hours, price and the kWh the credit buys if all of it is used in that band."""
+    if purchase.credit_mode != "money":
+        return []
+    factor = purchase.tariff_id._tax_factor() if purchase.tariff_id else 1.0
+    return [
+        {
+            "name": band["name"],
+            "hours": band.get("hours", ""),
+            "price": round(band["price_untaxed"] * factor, 4),
+            "kwh": band.get("kwh", 0.0),
+        }
+        for band in purchase.band_prices or []
+    ]
+
+
+# ---------------------------------------------------------------- the meter's calendar
+def version_calendar(version):
+    """The version as the meter's activity calendar and charge table (payload part)."""
+    seasons, weeks, day_ids, days = [], [], {}, []
+    for i, season in enumerate(_seasons(version), start=1):
+        week = []
+        for weekday in range(7):
+            schedule = []
+            for rule in _day_rules(version, season, weekday):
+                rate = rule.band_id.rate
+                if not schedule or schedule[-1][1] != rate:
+                    schedule.append((minutes(rule.start_hour), rate))
+            key = tuple(schedule)
+            if key not in day_ids:
+                day_ids[key] = len(day_ids) + 1
+                days.append(
+                    {
+                        "day_id": day_ids[key],
+                        "schedule": [{"start_min": s, "rate": r} for s, r in schedule],
+                    }
+                )
+            week.append(day_ids[key])
+        seasons.append(
+            {
+                "name": f"S{i}",
+                "start_month": int(season.start_month) if season else 1,
+                "start_day": season.start_day if season else 1,
+                "week": f"W{i}",
+            }
+        )
+        weeks.append({"name": f"W{i}", "days": week})
+    return {
+        "name": f"T{version.tariff_id.id}-{version.date_start:%Y%m%d}",
+        "seasons": seasons,
+        "weeks": weeks,
+        "days": days,
+        "charges": [
+            {"rate": band.rate, "charge_per_unit": charge_per_unit(band.price_per_kwh)}
+            for band in version.band_ids.sorted("rate")
+        ],
+    }
+
+
+def build_payload(meter, now=None):
+    """The ``set_tariff_calendar`` payload of a money-mode meter, or None."""
+    tariff = meter._get_tariff()
+    if meter.credit_mode != "money" or not tariff or tariff.pricing_mode != "tou":
+        return EMPTY_CALENDAR
+    company = meter.company_id
+    today = local_today(company, now)
+    active = tariff._tou_version_at(today)
+    if not active:
+        return EMPTY_CALENDAR
+    passive = tariff._tou_next_version(today)
+    activate_at = None
+    if passive:
+        activate_at = day_start_utc(company, passive.date_start).isoformat() + "+00:00"
+    return {
+        "utc_offset_min": friendly.utc_offset_min(company, now),
+        "active": version_calendar(active),
+        "passive": version_calendar(passive) if passive else None,
+        "activate_at": activate_at,
+    }
+
+
+def _last_pushed(env, meters):
+    if not meters:
+        return {}
+    env["smartpm.meter.job"].flush_model(["meter_id", "job_type", "state", "payload"])
+    env.cr.execute(
+        """
+        SELECT DISTINCT ON (meter_id) meter_id, payload FROM smartpm_meter_job
+         WHERE meter_id = ANY(%s) AND job_type = %s AND state NOT IN ('cancelled', 'failed')
+         ORDER BY meter_id, id DESC
+        """,
+        (meters.ids, JOB_TYPE),
+    )
+    return dict(env.cr.fetchall())
+
+
+def push(env, meters, force=False, now=None):
+    """One ``set_tariff_calendar`` job for each commandable money-mode meter whose last
+    pushed calendar differs from the one its tariff gives now. Returns the jobs created."""
+    meters = meters.sudo()._commandable().filtered(lambda m: m.credit_mode == "money")
+    Job = env["smartpm.meter.job"]
+    payloads = {m.id: build_payload(m, now) for m in meters}
+    meters = meters.filtered(lambda m: payloads[m.id])
+    if not meters:
+        return Job.sudo().browse()
+    last = _last_pushed(env, meters)
+    stale = meters.filtered(lambda m: force or last.get(m.id) != payloads[m.id])
+    if not stale:
+        return Job.sudo().browse()
+    stale._supersede(JOB_TYPE)
+    return engine.create(
+        Job,
+        [
+            {
+                "meter_id": meter.id,
+                "job_type": JOB_TYPE,
+                "payload": payloads[meter.id],
+                "priority": PRIORITY,
+            }
+            for meter in stale
+        ],
+    )
+
+
+def meters_of_tariffs(env, tariffs):
+    return (
+        env["smartpm.meter"]
+        .sudo()
+        .search(
+            [
+                ("credit_mode", "=", "money"),
+                ("state", "in", ("active", "disconnected")),
+                "|",
+                ("tariff_id", "in", tariffs.ids),
+                "&",
+                ("tariff_id", "=", False),
+                ("tenant_id.smartpm_tariff_id", "in", tariffs.ids),
+            ]
+        )
+    )
+
+
+def refresh_all(env, now=None):
+    """Daily cron: every money-mode meter's calendar again; only changed ones are pushed
+    (a planned version came into force and the one after it is now the passive one, the
+    UTC offset after a daylight-saving change)."""
+    meters = env["smartpm.meter"].sudo().search([("credit_mode", "=", "money")])
+    try:
+        with env.cr.savepoint():
+            push(env, meters, now=now)
+    except Exception:
+        _logger.exception("time-of-use calendars not pushed")
+
+
+def on_result(meter, result):
+    """What a ``set_tariff_calendar`` read-back tells: the calendar the meter runs."""
+    vals = {}
+    if isinstance(result.get("active"), dict):
+        vals["tou_calendar_active"] = result["active"].get("name") or False
+        passive = result.get("passive")
+        vals["tou_calendar_passive"] = (passive or {}).get("name") or False
+    return vals
+
+
+# ---------------------------------------------------------------- consumption per band
+def _register_at(env, meter, obis, when):
+    """Value of the newest reading of ``obis`` at or before ``when`` (naive UTC)."""
+    reading = (
+        env["smartpm.reading"]
+        .sudo()
+        .search(
+            [("meter_id", "=", meter.id), ("obis", "=", obis), ("reading_time", "<=", when)],
+            order="reading_time desc, id desc",
+            limit=1,
+        )
+    )
+    return reading.value if reading else None
+
+
+def band_consumption(meter, start, end):
+    """[{rate, name, kwh, price, amount}] of ``meter`` between ``start`` and ``end`` (naive
+    UTC), from its per-rate energy registers 1.0.1.8.N.255 read at or before each end
+    (a rate without readings is left out). Priced at the version in force at ``end``."""
+    env = meter.env
+    tariff = meter._get_tariff()
+    if not tariff or tariff.pricing_mode != "tou":
+        return []
+    version = tariff._tou_version_at(local_today(meter.company_id, end))
+    out = []
+    for band in version.band_ids.sorted("rate") if version else []:
+        obis = ENERGY_RATE_OBIS % band.rate
+        after = _register_at(env, meter, obis, end)
+        if after is None:
+            continue
+        before = _register_at(env, meter, obis, start) or 0.0
+        kwh = max(after - before, 0.0) / 1000.0  # the registers count Wh
+        out.append(
+            {
+                "rate": band.rate,
+                "name": band.name,
+                "kwh": round(kwh, 3),
+                "price": band.price_per_kwh,
+                "amount": round(kwh * band.price_per_kwh, 6),
+            }
+        )
+    return out
+
+
+def money_consumed(env, meter, until):
+    """Money (currency, untaxed) the meter's consumption-based Charge collected up to
+    ``until`` (naive UTC) since the meter's first money-mode sale was delivered, from the
+    readings of the Charge's total_amount_paid (``CHARGE_OBIS``), or None without one."""
+    first = (
+        env["smartpm.credit.purchase"]
+        .sudo()
+        .search(
+            [
+                ("meter_id", "=", meter.id),
+                ("credit_mode", "=", "money"),
+                ("state", "=", "delivered"),
+            ],
+            order="date_delivered, id",
+            limit=1,
+        )
+    )
+    if not first:
+        return None
+    total = _register_at(env, meter, CHARGE_OBIS, until)
+    if total is None:
+        return None
+    # the bridge reports the Charge's total in the meter's milli-units
+    return max(total / MONEY_SCALE - first.charge_total_at_delivery, 0.0)
+
+
+def now_utc():
+    return datetime.utcnow()
+
+
+def next_midnight(company, day):
+    return day_start_utc(company, day + timedelta(days=1))

@@ -1,0 +1,148 @@
+"""The set_tariff_calendar job and money-mode credit (docs/job-protocol.md): payload checks
+without a meter, then against a simulated money-mode meter over real DLMS (HLS-GMAC): the
+calendar written, read back and charged band by band, the next one activated by the meter
+at its time, and money tokens delivered."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+pytest.importorskip("gurux_dlms")
+model_mod = pytest.importorskip("meter_sim.model")
+
+from meter_bridge import executors as ex  # noqa: E402
+from meter_bridge.errors import JobError, MeterRefused  # noqa: E402
+from meter_sim.testing import hls_job_meter  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+MeterConfig = model_mod.MeterConfig
+MIDNIGHT = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)  # a Monday
+
+
+def calendar(name, off_cpu=1000, peak_cpu=4000):
+    """Off-peak (rate 1) but 17:00-21:00 peak (rate 2), every day: as Odoo builds it."""
+    return {
+        "name": name,
+        "seasons": [{"name": "S1", "start_month": 1, "start_day": 1, "week": "W1"}],
+        "weeks": [{"name": "W1", "days": [1] * 7}],
+        "days": [
+            {
+                "day_id": 1,
+                "schedule": [
+                    {"start_min": 0, "rate": 1},
+                    {"start_min": 1020, "rate": 2},
+                    {"start_min": 1260, "rate": 1},
+                ],
+            }
+        ],
+        "charges": [
+            {"rate": 1, "charge_per_unit": off_cpu},
+            {"rate": 2, "charge_per_unit": peak_cpu},
+        ],
+    }
+
+
+PAYLOAD = {
+    "utc_offset_min": 0,
+    "active": calendar("T1-20260101"),
+    "passive": None,
+    "activate_at": None,
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"utc_offset_min": 900},
+        {"active": None},
+        {"active": {**calendar("X"), "weeks": [{"name": "W1", "days": [1] * 6}]}},
+        {
+            "active": {
+                **calendar("X"),
+                "seasons": [{"name": "S1", "start_month": 1, "start_day": 1, "week": "W9"}],
+            }
+        },
+        {"active": {**calendar("X"), "charges": [{"rate": 1, "charge_per_unit": 40000}]}},
+        {"passive": calendar("T1-20260401")},  # without activate_at
+    ],
+)
+def test_bad_calendar_payload_is_refused_before_the_meter(change):
+    with pytest.raises(JobError) as exc:
+        ex.validate_set_tariff_calendar({**PAYLOAD, **change})
+    assert exc.value.retryable is False
+
+
+def run(fleet, serial, job_type, payload=None):
+    model = fleet.meter(serial)
+    job_meter = {
+        **hls_job_meter(model, fleet.port_of(serial), id=1, timeout_s=3),
+        "credit_mode": model.credit_mode,
+    }
+    result = ex.execute_job(
+        {"id": 1, "job_type": job_type, "payload": payload or {}, "meter": job_meter},
+        deadline_s=20,
+    )
+    result.pop("invocation_counter", None)
+    return result
+
+
+def test_calendar_pushed_read_back_and_charged_band_by_band(sim_fleet):
+    fleet = sim_fleet(MeterConfig("TOU00011", credit_mode="money", credit_kwh=0.0), start=MIDNIGHT)
+    model = fleet.meter("TOU00011")
+    later = dict(
+        PAYLOAD,
+        passive=calendar("T1-20260303", off_cpu=2000),
+        activate_at="2026-03-03T00:00:00+00:00",
+    )
+    result = run(fleet, "TOU00011", "set_tariff_calendar", later)
+    assert result["active"]["name"] == "T1-20260101"
+    assert result["active"]["charges"] == PAYLOAD["active"]["charges"]
+    assert result["passive"]["name"] == "T1-20260303"
+    assert result["activate_at"] == "2026-03-03T00:00:00Z"
+    assert result["active_rate"] == 1
+    assert "credit_money" in result and "credit_kwh" not in result
+    # a retry writes the same and reads the same
+    assert run(fleet, "TOU00011", "set_tariff_calendar", later)["active"] == result["active"]
+
+    token = model.mint_money_token(1, 20_000).hex()  # 20.000 of the currency
+    added = run(fleet, "TOU00011", "add_credit", {"token": token, "transfer_number": 1, "kwh": 0})
+    assert added["credit_money"] == 20.0 and added["charge_total"] == 0.0
+    assert not added["already_applied"]
+    model.set_load(1000)
+    model.advance(17 * 3600)
+    assert run(fleet, "TOU00011", "ping")["credit_money"] == 20.0 - 1.7
+    model.advance(7 * 3600)  # the peak and the evening: the day costs 3.60
+    state = run(
+        fleet,
+        "TOU00011",
+        "read",
+        {
+            "objects": [
+                {"obis": "1.0.1.8.1.255", "ic": 3, "attribute": 2},
+                {"obis": "1.0.1.8.2.255", "ic": 3, "attribute": 2},
+                {"obis": "0.0.19.20.0.255", "ic": 113, "attribute": 2},
+            ]
+        },
+    )
+    values = {r["obis"]: r["value"] for r in state["readings"]}
+    assert values["1.0.1.8.1.255"] == 20_000 and values["1.0.1.8.2.255"] == 4_000
+    assert values["0.0.19.20.0.255"] == 3_600
+    # past midnight the meter runs the planned calendar by itself; the same push arriving
+    # late does not undo it
+    model.advance(3600)
+    after = run(fleet, "TOU00011", "set_tariff_calendar", later)
+    assert after["active"]["name"] == "T1-20260303"
+    assert model.charge_total == 3_600 + 200
+
+
+def test_money_meter_refuses_a_kwh_token_through_the_bridge(sim_fleet):
+    fleet = sim_fleet(MeterConfig("TOU00012", credit_mode="money"), start=MIDNIGHT)
+    model = fleet.meter("TOU00012")
+    before = model.credit_wh
+    token = model.mint_token(1, 5_000).hex()
+    with pytest.raises(MeterRefused) as exc:
+        run(fleet, "TOU00012", "add_credit", {"token": token, "transfer_number": 1, "kwh": 5})
+    assert exc.value.code == 12
+    assert model.credit_wh == before
