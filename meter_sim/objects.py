@@ -229,7 +229,9 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
     for ln in (FRIENDLY_WEEK, FRIENDLY_LIMIT, FRIENDLY_STATE):
         objs.append(GXDLMSData(ln))
     for ln in push.PUSH_SETUPS:
-        objs.append(GXDLMSPushSetup(ln))
+        setup = GXDLMSPushSetup(ln)
+        setup.version = 0  # served as version 0 (docs/meter-contract.md "Push"); gurux says 2
+        objs.append(setup)
     objs.append(GXDLMSData(push.HEARTBEAT_INTERVAL))
     objs.append(GXDLMSCharge(STANDING_CHARGE))
     objs.append(GXDLMSActivityCalendar(ACTIVITY_CALENDAR))
@@ -832,6 +834,8 @@ def _read_charge(settings, model, ln, index, *_selection):
         return _unit_charge(settings, model.charges_passive)
     if index == 7:
         return encode(settings, DataType.OCTET_STRING, _activation_bytes(model))
+    if index == 10:  # last_collection_time: the charge collects as it counts, no collection
+        return encode(settings, DataType.OCTET_STRING, DATETIME_NOT_SPECIFIED)
     return None
 
 
