@@ -28,6 +28,26 @@ KWH_DIGITS = 3
 
 
 # ------------------------------------------------------------------ set-up
+def ensure_income_account(company, field, code, name, account_type="income"):
+    """The company's income account held in ``field`` (forfeited credit, standing
+    charges), created once next to the prepayment accounts; empty while the company has no
+    chart of accounts."""
+    company = company.sudo()
+    if not company[field]:
+        if not ensure_accounts(company):
+            return company[field]
+        Account = company.env["account.account"].with_company(company)
+        company[field] = Account.create(
+            {
+                "code": Account._search_new_account_code(code, cache=set()),
+                "name": name,
+                "account_type": account_type,
+                "company_ids": [fields.Command.set(company.ids)],
+            }
+        )
+    return company[field]
+
+
 def ensure_accounts(company):
     """Create (once) the company's prepayment liability, energy sales account and
     recognition journal, and make the liability the credit product's income account.

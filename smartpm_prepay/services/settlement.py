@@ -82,20 +82,16 @@ def running_move_out(meter):
 # ------------------------------------------------------------------ accounts
 def ensure_forfeit_account(company):
     """The company's *forfeited prepaid credit* income account, created once."""
-    company = company.sudo()
-    if not company.smartpm_forfeit_account_id:
-        if not prepayment.ensure_accounts(company):
-            raise UserError(_("%s has no chart of accounts.", company.name))
-        Account = company.env["account.account"].with_company(company)
-        company.smartpm_forfeit_account_id = Account.create(
-            {
-                "code": Account._search_new_account_code(FORFEIT_CODE, cache=set()),
-                "name": company.env._("Forfeited prepaid credit"),
-                "account_type": "income_other",
-                "company_ids": [fields.Command.set(company.ids)],
-            }
-        )
-    return company.smartpm_forfeit_account_id
+    account = prepayment.ensure_income_account(
+        company,
+        "smartpm_forfeit_account_id",
+        FORFEIT_CODE,
+        company.env._("Forfeited prepaid credit"),
+        "income_other",
+    )
+    if not account:
+        raise UserError(_("%s has no chart of accounts.", company.name))
+    return account
 
 
 def ensure_all_forfeit_accounts(env):

@@ -341,20 +341,12 @@ def on_clear_failed(charge, job):
 # ------------------------------------------------------------------ accounting
 def ensure_account(company):
     """The company's *standing charges* income account, created once."""
-    company = company.sudo()
-    if not company.smartpm_standing_charge_account_id:
-        if not prepayment.ensure_accounts(company):
-            return company.smartpm_standing_charge_account_id
-        Account = company.env["account.account"].with_company(company)
-        company.smartpm_standing_charge_account_id = Account.create(
-            {
-                "code": Account._search_new_account_code(STANDING_CHARGE_CODE, cache=set()),
-                "name": company.env._("Standing charges"),
-                "account_type": "income",
-                "company_ids": [fields.Command.set(company.ids)],
-            }
-        )
-    return company.smartpm_standing_charge_account_id
+    return prepayment.ensure_income_account(
+        company,
+        "smartpm_standing_charge_account_id",
+        STANDING_CHARGE_CODE,
+        company.env._("Standing charges"),
+    )
 
 
 def ensure_all_accounts(env):

@@ -263,8 +263,8 @@ def month_kwh(env, meter, when=None, tenant=None):
     return env.cr.fetchone()[0]
 
 
-def mint_money_token(meter, transfer_number, amount):
-    """The money token (hex) of a sale to a money-mode meter (services/credit_token.py)."""
+def _token_key(meter):
+    """The meter's token key; a meter without one cannot be sold credit."""
     key = meter._get_token_key()
     if not key:
         raise VendingError(
@@ -275,6 +275,12 @@ def mint_money_token(meter, transfer_number, amount):
                 meter.serial_number,
             ),
         )
+    return key
+
+
+def mint_money_token(meter, transfer_number, amount):
+    """The money token (hex) of a sale to a money-mode meter (services/credit_token.py)."""
+    key = _token_key(meter)
     units = credit_token.money_units(amount)
     if not 0 < units <= credit_token.UINT32_MAX or transfer_number > credit_token.UINT32_MAX:
         raise VendingError(
@@ -287,16 +293,7 @@ def mint_money_token(meter, transfer_number, amount):
 def mint_token(meter, transfer_number, kwh):
     """The credit token (hex) of a sale: signed with the meter's token key, see
     services/credit_token.py. The sale is refused if the meter has no token key."""
-    key = meter._get_token_key()
-    if not key:
-        raise VendingError(
-            "meter_not_sellable",
-            _(
-                "Meter %s has no token key: credit cannot be sold for it until the owner "
-                "enters the meter's key.",
-                meter.serial_number,
-            ),
-        )
+    key = _token_key(meter)
     wh = credit_token.energy_wh(kwh)
     if not 0 < wh <= credit_token.UINT32_MAX or transfer_number > credit_token.UINT32_MAX:
         raise VendingError(
