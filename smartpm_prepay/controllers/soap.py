@@ -1,7 +1,14 @@
-"""SOAP 1.1 endpoint of the bank channel, written with lxml (Odoo has no SOAP server).
+"""SOAP endpoint of the bank channel, written with lxml (Odoo has no SOAP server).
 
 GET  /smartpm/soap/vending?wsdl  the WSDL (document/literal), public: it holds no data.
-POST /smartpm/soap/vending       one operation per envelope, WS-Security UsernameToken.
+POST /smartpm/soap/vending       SOAP 1.1 (text/xml), one operation per envelope.
+POST /smartpm/soap12/vending     SOAP 1.2 (application/soap+xml), the same operations.
+
+Each address answers an envelope of the other version (or of none) with a VersionMismatch
+fault, and a mandatory header block it does not understand with a MustUnderstand fault, as
+the SOAP specifications say. Authentication is a WS-Security UsernameToken (services/wsse.py):
+PasswordText with an API key, or PasswordDigest with the bank's shared secret; a
+``wsu:Timestamp`` is checked when present.
 
 The operation runs as the authenticated Bank API user inside a savepoint: a fault rolls it
 back, so a refused request leaves nothing behind.
@@ -9,6 +16,8 @@ back, so a refused request leaves nothing behind.
 
 import functools
 import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg2.errors
@@ -19,26 +28,107 @@ from odoo.exceptions import AccessDenied, AccessError, UserError
 from odoo.http import request
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 
-from ..services import bank_api
+from ..models.res_config_settings import SOAP_BASE_URL_PARAM
+from ..services import bank_api, wsse
 from ..services.bank_api import BankApiError
 
 _logger = logging.getLogger(__name__)
 
 ROUTE = "/smartpm/soap/vending"
+ROUTE12 = "/smartpm/soap12/vending"
 TNS = "urn:smartpm-prepay:vending:1"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
-WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-PASSWORD_TEXT = (
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
-    "#PasswordText"
-)
+WSSE = wsse.WSSE
+PASSWORD_TEXT = wsse.PASSWORD_TEXT
 MAX_BODY = 64 * 1024
 READ_CHUNK = 8192
 # Where the body read once is kept for Odoo's retries of the same request (a serialization
 # failure makes Odoo run the controller again, on an input stream already consumed).
 BODY_KEY = "smartpm.soap.body"
 WSDL_TEMPLATE = (Path(__file__).parent / "vending.wsdl").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class SoapVersion:
+    """What differs between SOAP 1.1 and 1.2 for this endpoint."""
+
+    name: str
+    ns: str
+    prefix: str
+    content_type: str
+    route: str
+    # header blocks for this node: SOAP 1.1 actor / SOAP 1.2 role attribute and the values
+    # that target it (absent targets it too)
+    target_attr: str
+    targets: frozenset
+    must_understand_attr: str
+
+
+SOAP11 = SoapVersion(
+    "1.1",
+    SOAP_ENV,
+    "soap",
+    "text/xml; charset=utf-8",
+    ROUTE,
+    f"{{{SOAP_ENV}}}actor",
+    frozenset({"http://schemas.xmlsoap.org/soap/actor/next"}),
+    f"{{{SOAP_ENV}}}mustUnderstand",
+)
+SOAP12 = SoapVersion(
+    "1.2",
+    SOAP12_ENV,
+    "env",
+    "application/soap+xml; charset=utf-8",
+    ROUTE12,
+    f"{{{SOAP12_ENV}}}role",
+    frozenset({f"{SOAP12_ENV}/role/next", f"{SOAP12_ENV}/role/ultimateReceiver"}),
+    f"{{{SOAP12_ENV}}}mustUnderstand",
+)
+VERSIONS = {v.ns: v for v in (SOAP11, SOAP12)}
+# header blocks this node understands (processes when marked mustUnderstand)
+UNDERSTOOD_HEADERS = frozenset({f"{{{WSSE}}}Security"})
+
+
+class SoapFault(Exception):
+    """A fault to answer. ``kind``: Client, Server (Sender, Receiver in SOAP 1.2),
+    VersionMismatch or MustUnderstand. ``subcode``: (namespace, name) of a finer code (the
+    WS-Security fault codes, or the vending code), ``code``: the VendingFault code of the
+    detail (None: no detail, as for every fault about the header). ``answer_in``: the SOAP
+    version of the fault's envelope when it is not the endpoint's."""
+
+    def __init__(self, kind, message, subcode=None, code=None, **extra):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.subcode = subcode
+        self.code = code
+        self.not_understood = extra.get("not_understood", ())
+        self.answer_in = extra.get("answer_in")
+
+    @classmethod
+    def from_bank_error(cls, exc):
+        kind = "Server" if exc.code == bank_api.INTERNAL_ERROR else "Client"
+        return cls(kind, exc.detail, subcode=(TNS, exc.code), code=exc.code)
+
+    @classmethod
+    def from_security(cls, exc):
+        # WSS 1.1 §12: the fault code is the wsse one; the detail keeps the stable code a
+        # bank's client already handles
+        return cls("Client", exc.message, subcode=(WSSE, exc.fault), code=bank_api.NOT_AUTHORISED)
+
+
+@dataclass
+class SoapCall:
+    operation: str
+    args: dict
+    security: wsse.SecurityHeader = field(default_factory=wsse.SecurityHeader)
+
+    @property
+    def credentials(self):
+        token = self.security.token
+        return (token.login, token.password) if token and not token.digest else None
+
 
 # operation -> ([(request element, required)], service call)
 OPERATIONS = {
@@ -140,9 +230,11 @@ def _parser():
     )
 
 
-def _envelope(body_child):
-    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "tns": TNS})
-    body = etree.SubElement(env, f"{{{SOAP_ENV}}}Body")
+def _envelope(body_child, version=SOAP11, headers=()):
+    env = etree.Element(f"{{{version.ns}}}Envelope", nsmap={version.prefix: version.ns, "tns": TNS})
+    if headers:
+        etree.SubElement(env, f"{{{version.ns}}}Header").extend(headers)
+    body = etree.SubElement(env, f"{{{version.ns}}}Body")
     body.append(body_child)
     return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
 
@@ -153,7 +245,7 @@ def _text(value):
     return str(value)
 
 
-def render_response(operation, answer):
+def render_response(operation, answer, version=SOAP11):
     element = etree.Element(f"{{{TNS}}}{operation}Response", nsmap={"tns": TNS})
     fields = CUSTOMER_FIELDS if operation == "QueryCustomer" else RECEIPT_FIELDS
     has_debt = answer.get("hasDebt")
@@ -168,19 +260,72 @@ def render_response(operation, answer):
         if name in TOU_FIELDS and name not in answer:
             continue
         etree.SubElement(element, f"{{{TNS}}}{name}").text = _text(value)
-    return _envelope(element)
+    return _envelope(element, version)
 
 
-def render_fault(code, message, faultcode="soap:Client"):
-    fault = etree.Element(f"{{{SOAP_ENV}}}Fault", nsmap={"soap": SOAP_ENV})
-    etree.SubElement(fault, "faultcode").text = faultcode
-    etree.SubElement(fault, "faultstring").text = message
-    detail = etree.SubElement(
-        etree.SubElement(fault, "detail"), f"{{{TNS}}}VendingFault", nsmap={"tns": TNS}
-    )
-    etree.SubElement(detail, f"{{{TNS}}}code").text = code
-    etree.SubElement(detail, f"{{{TNS}}}message").text = message
-    return _envelope(fault)
+def _vending_detail(fault):
+    detail = etree.Element(f"{{{TNS}}}VendingFault", nsmap={"tns": TNS})
+    etree.SubElement(detail, f"{{{TNS}}}code").text = fault.code
+    etree.SubElement(detail, f"{{{TNS}}}message").text = fault.message
+    return detail
+
+
+FAULT_PREFIXES = {WSSE: "wsse", TNS: "tns"}
+
+
+def render_fault(fault, version=SOAP11):
+    """The envelope of ``fault`` (a SoapFault) in ``version``."""
+    nsmap = {version.prefix: version.ns}
+    if fault.subcode and fault.subcode[0] == WSSE:
+        nsmap["wsse"] = WSSE
+    element = etree.Element(f"{{{version.ns}}}Fault", nsmap=nsmap)
+    headers = _fault_headers(fault, version)
+    if version is SOAP11:
+        if fault.subcode and fault.subcode[0] == WSSE:
+            faultcode = f"wsse:{fault.subcode[1]}"
+        else:
+            faultcode = f"soap:{fault.kind}"
+        etree.SubElement(element, "faultcode").text = faultcode
+        etree.SubElement(element, "faultstring").text = fault.message
+        if fault.code:
+            etree.SubElement(element, "detail").append(_vending_detail(fault))
+        return _envelope(element, version, headers)
+    ns = version.ns
+    kind = {"Client": "Sender", "Server": "Receiver"}.get(fault.kind, fault.kind)
+    code = etree.SubElement(element, f"{{{ns}}}Code")
+    etree.SubElement(code, f"{{{ns}}}Value").text = f"env:{kind}"
+    if fault.subcode:
+        subcode = etree.SubElement(code, f"{{{ns}}}Subcode")
+        prefix = FAULT_PREFIXES[fault.subcode[0]]
+        etree.SubElement(subcode, f"{{{ns}}}Value").text = f"{prefix}:{fault.subcode[1]}"
+    reason = etree.SubElement(element, f"{{{ns}}}Reason")
+    text = etree.SubElement(reason, f"{{{ns}}}Text")
+    text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    text.text = fault.message
+    if fault.code:
+        etree.SubElement(element, f"{{{ns}}}Detail").append(_vending_detail(fault))
+    return _envelope(element, version, headers)
+
+
+def _fault_headers(fault, version):
+    headers = []
+    if fault.kind == "VersionMismatch" and SOAP12 in (version, fault.answer_in):
+        # SOAP 1.2 §5.4.7 and appendix A: the envelope this address serves
+        upgrade = etree.Element(f"{{{SOAP12_ENV}}}Upgrade", nsmap={"upg": SOAP12_ENV})
+        supported = etree.SubElement(
+            upgrade, f"{{{SOAP12_ENV}}}SupportedEnvelope", nsmap={"ns1": SOAP12_ENV}
+        )
+        supported.set("qname", "ns1:Envelope")
+        headers.append(upgrade)
+    if version is SOAP12:
+        # SOAP 1.2 §5.4.8: one NotUnderstood block per header not understood
+        for namespace, name in fault.not_understood:
+            block = etree.Element(
+                f"{{{SOAP12_ENV}}}NotUnderstood", nsmap={"nu": namespace} if namespace else None
+            )
+            block.set("qname", f"nu:{name}" if namespace else name)
+            headers.append(block)
+    return headers
 
 
 class BodyTooLarge(Exception):
@@ -203,8 +348,10 @@ def read_body(stream, limit=MAX_BODY, chunk=READ_CHUNK):
         parts.append(data)
 
 
-def parse_envelope(data):
-    """(operation, args, (login, password)) from a SOAP 1.1 request; BankApiError if bad."""
+def parse_envelope(data, version=SOAP11):
+    """The SoapCall of a request to the ``version`` address. BankApiError for a bad request,
+    SoapFault for a version mismatch or a mandatory header not understood, SecurityFault for
+    a malformed security header."""
     if not data or len(data) > MAX_BODY:
         raise BankApiError(bank_api.INVALID_REQUEST, "Empty or oversized request.")
     try:
@@ -213,12 +360,9 @@ def parse_envelope(data):
         raise BankApiError(
             bank_api.INVALID_REQUEST, "The request is not well-formed XML."
         ) from None
-    if root.tag == f"{{{SOAP12_ENV}}}Envelope":
-        raise BankApiError(bank_api.INVALID_REQUEST, "Only SOAP 1.1 is served.")
-    if root.tag != f"{{{SOAP_ENV}}}Envelope":
-        raise BankApiError(bank_api.INVALID_REQUEST, "The request is not a SOAP envelope.")
-    credentials = _parse_security(root.find(f"{{{SOAP_ENV}}}Header"))
-    body = root.find(f"{{{SOAP_ENV}}}Body")
+    _check_version(etree.QName(root), version)
+    security = _security_block(root.find(f"{{{version.ns}}}Header"), version)
+    body = root.find(f"{{{version.ns}}}Body")
     children = [c for c in body if isinstance(c.tag, str)] if body is not None else []
     if len(children) != 1:
         raise BankApiError(bank_api.INVALID_REQUEST, "The SOAP body must hold one operation.")
@@ -235,24 +379,56 @@ def parse_envelope(data):
         if required and not value:
             raise BankApiError(bank_api.INVALID_REQUEST, f"{name} is required.")
         args[name] = value or None
-    return qname.localname, args, credentials
+    return SoapCall(qname.localname, args, security)
 
 
-def _parse_security(header):
-    """(login, password) of the UsernameToken, or None when there is none."""
-    if header is None:
-        return None
-    token = header.find(f"{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
-    if token is None:
-        return None
-    login = (token.findtext(f"{{{WSSE}}}Username") or "").strip()
-    password_el = token.find(f"{{{WSSE}}}Password")
-    if not login or password_el is None or not password_el.text:
-        return None
-    # A digest cannot be checked against a hashed API key: PasswordText over HTTPS only.
-    if password_el.get("Type", PASSWORD_TEXT) != PASSWORD_TEXT:
-        return None
-    return login, password_el.text
+def _check_version(qname, version):
+    if qname.localname != "Envelope":
+        raise BankApiError(bank_api.INVALID_REQUEST, "The request is not a SOAP envelope.")
+    if qname.namespace == version.ns:
+        return
+    sent = VERSIONS.get(qname.namespace)
+    if sent:
+        other = f" SOAP {sent.name} is served at {sent.route}."
+        message = f"This address serves SOAP {version.name}, not {sent.name}.{other}"
+    else:
+        message = f"Envelope namespace {qname.namespace or '(none)'} is not SOAP {version.name}."
+    # a SOAP 1.1 envelope gets its fault in SOAP 1.1 (SOAP 1.2 appendix A)
+    answer_in = SOAP11 if sent is SOAP11 else None
+    raise SoapFault("VersionMismatch", message, answer_in=answer_in)
+
+
+def _security_block(header, version):
+    """The SecurityHeader of the header blocks for this node, after refusing any mandatory
+    one it does not understand (SOAP 1.1 §4.2.3, SOAP 1.2 §2.4)."""
+    blocks, not_understood = [], []
+    for block in header if header is not None else ():
+        if not isinstance(block.tag, str):
+            continue
+        target = block.get(version.target_attr)
+        if target is not None and target.strip() not in version.targets:
+            continue  # for another node (or role "none")
+        if block.tag in UNDERSTOOD_HEADERS:
+            blocks.append(block)
+        elif _mandatory(block, version):
+            qname = etree.QName(block)
+            not_understood.append((qname.namespace, qname.localname))
+    if not_understood:
+        names = ", ".join(f"{{{ns}}}{name}" if ns else name for ns, name in not_understood)
+        raise SoapFault(
+            "MustUnderstand",
+            f"Header {names} is marked mustUnderstand and is not understood by this service.",
+            not_understood=not_understood,
+        )
+    if len(blocks) > 1:
+        raise wsse.SecurityFault("InvalidSecurity", "The message holds two security headers.")
+    if not blocks:
+        return wsse.SecurityHeader()
+    return wsse.parse_security(blocks[0], _mandatory(blocks[0], version))
+
+
+def _mandatory(block, version):
+    return (block.get(version.must_understand_attr) or "").strip() in ("1", "true")
 
 
 @functools.lru_cache(maxsize=4)
@@ -279,6 +455,10 @@ def _has_password_hash(Users, user):
     return Users._crypt_context().identify(hashed) == Users._crypt_context().default_scheme()
 
 
+def _find_user(Users, login):
+    return Users.search(Users._get_login_domain(login), order=Users._get_login_order(), limit=1)
+
+
 def authenticate(credentials):
     """The uid of a valid login with its API key (or password), checked exactly as Odoo's
     XML-RPC checks every call (``res.users.check``: non-interactive, so API keys are
@@ -289,7 +469,7 @@ def authenticate(credentials):
         return None
     login, password = credentials
     Users = request.env(su=True)["res.users"]
-    user = Users.search(Users._get_login_domain(login), order=Users._get_login_order(), limit=1)
+    user = _find_user(Users, login)
     if not user:
         try:
             with bank_api.login_throttle(Users.env, login, request.httprequest.remote_addr):
@@ -306,32 +486,99 @@ def authenticate(credentials):
     return user.id
 
 
+def authenticate_digest(token):
+    """The uid of a Bank API user whose PasswordDigest matches its bank's shared secret;
+    None otherwise (failures counted per login and address like other logins)."""
+    Users = request.env(su=True)["res.users"]
+    user = _find_user(Users, token.login)
+    try:
+        with bank_api.login_throttle(Users.env, token.login, request.httprequest.remote_addr):
+            bank = user.partner_id.commercial_partner_id
+            secret = (
+                bank.smartpm_soap_digest_secret
+                if user and bank.smartpm_is_bank and user.has_group("smartpm_prepay.group_bank_api")
+                else None
+            )
+            if not wsse.digest_matches(token, secret):
+                raise AccessDenied()
+    except AccessDenied:
+        return None
+    return user.id
+
+
+def check_security(security, env):
+    """The uid the security header authenticates, after its Timestamp and (for a
+    PasswordDigest) the token's age are checked; with the nonce to remember, if any.
+    SecurityFault otherwise."""
+    skew, lifetime = wsse.settings(env)
+    now = datetime.now(timezone.utc)
+    if security.timestamp:
+        wsse.check_timestamp(security.timestamp, now, skew, lifetime)
+    token = security.token
+    if token is None:
+        raise wsse.SecurityFault("InvalidSecurity", "Not authorised: no UsernameToken.")
+    if not token.digest:
+        uid = authenticate((token.login, token.password))
+        nonce = None
+    else:
+        created, forget_at = wsse.check_token_age(token, now, skew, lifetime)
+        uid = authenticate_digest(token)
+        nonce = (token, created, forget_at)
+    if not uid:
+        raise wsse.SecurityFault("FailedAuthentication", "Not authorised.")
+    return uid, nonce
+
+
+def wsdl(env):
+    """The WSDL, its two ports at the configured address (the SOAP address setting, else
+    web.base.url; never the request's Host header, which the caller chooses)."""
+    params = env["ir.config_parameter"].sudo()
+    base = params.get_param(SOAP_BASE_URL_PARAM) or params.get_param("web.base.url") or ""
+    base = base.strip().rstrip("/")
+    return WSDL_TEMPLATE.replace("{{LOCATION}}", base + ROUTE).replace(
+        "{{LOCATION12}}", base + ROUTE12
+    )
+
+
 def _input_stream():
     # Odoo's HTTPRequest does not expose werkzeug's ``stream`` (the body, de-chunked and
     # bounded by its Content-Length), only ``get_data``, which reads it all into memory.
     return request.httprequest._HTTPRequest__wrapped.stream
 
 
-class SmartpmSoapController(http.Controller):
+ROUTE_OPTIONS = {
+    "type": "http",
+    "auth": "none",
+    "methods": ["GET", "POST"],
+    "csrf": False,
     # read/write: auth="none" routes default to a read-only cursor in Odoo 18
-    @http.route(
-        ROUTE,
-        type="http",
-        auth="none",
-        methods=["GET", "POST"],
-        csrf=False,
-        readonly=False,
-        save_session=False,
-    )
+    "readonly": False,
+    "save_session": False,
+}
+
+
+class SmartpmSoapController(http.Controller):
+    @http.route(ROUTE, **ROUTE_OPTIONS)
     def soap_vending(self, **kwargs):
+        return self._serve(SOAP11)
+
+    @http.route(ROUTE12, **ROUTE_OPTIONS)
+    def soap12_vending(self, **kwargs):
+        return self._serve(SOAP12)
+
+    def _serve(self, version):
         if request.httprequest.method == "GET":
-            location = request.httprequest.host_url.rstrip("/") + ROUTE
-            wsdl = WSDL_TEMPLATE.replace("{{LOCATION}}", location)
             return request.make_response(
-                wsdl, headers=[("Content-Type", "text/xml; charset=utf-8")]
+                wsdl(request.env), headers=[("Content-Type", "text/xml; charset=utf-8")]
             )
+        oversized = SoapFault(
+            "Client",
+            "Oversized request.",
+            subcode=(TNS, bank_api.INVALID_REQUEST),
+            code=bank_api.INVALID_REQUEST,
+        )
         if (request.httprequest.content_length or 0) > MAX_BODY:
-            return self._fault(bank_api.INVALID_REQUEST, "Oversized request.")
+            return self._fault(oversized, version)
         environ = request.httprequest.environ
         if BODY_KEY not in environ:  # first try of this request; a retry reuses the body
             try:
@@ -339,24 +586,30 @@ class SmartpmSoapController(http.Controller):
             except BodyTooLarge:
                 environ[BODY_KEY] = None
         if environ[BODY_KEY] is None:
-            return self._fault(bank_api.INVALID_REQUEST, "Oversized request.")
-        return self._dispatch_soap(environ[BODY_KEY])
+            return self._fault(oversized, version)
+        return self._dispatch_soap(environ[BODY_KEY], version)
 
-    def _dispatch_soap(self, data):
+    def _dispatch_soap(self, data, version=SOAP11):
         try:
-            operation, args, credentials = parse_envelope(data)
-            uid = authenticate(credentials)
-            if not uid:
-                raise BankApiError(bank_api.NOT_AUTHORISED, "Not authorised.")
+            call = parse_envelope(data, version)
+            uid, nonce = check_security(call.security, request.env)
             env = request.env(user=uid, context={"lang": "en_US"})
-            call = OPERATIONS[operation][1]
             with env.cr.savepoint():
-                answer = self._run(call, env, args)
+                if nonce and not wsse.remember_nonce(env, uid, *nonce):
+                    raise wsse.SecurityFault(
+                        "FailedAuthentication",
+                        "Not authorised: this UsernameToken nonce was already used.",
+                    )
+                answer = self._run(OPERATIONS[call.operation][1], env, call.args)
         except BankApiError as exc:
-            return self._fault(exc.code, exc.detail)
+            return self._fault(SoapFault.from_bank_error(exc), version)
+        except wsse.SecurityFault as exc:
+            return self._fault(SoapFault.from_security(exc), version)
+        except SoapFault as exc:
+            return self._fault(exc, version)
         return request.make_response(
-            render_response(operation, answer),
-            headers=[("Content-Type", "text/xml; charset=utf-8")],
+            render_response(call.operation, answer, version),
+            headers=[("Content-Type", version.content_type)],
         )
 
     def _run(self, call, env, args):
@@ -379,10 +632,13 @@ class SmartpmSoapController(http.Controller):
             _logger.exception("SOAP operation failed")
             raise BankApiError(bank_api.INTERNAL_ERROR, "Internal error.") from exc
 
-    def _fault(self, code, message):
-        faultcode = "soap:Server" if code == bank_api.INTERNAL_ERROR else "soap:Client"
+    def _fault(self, fault, version):
+        """The fault's answer: SOAP 1.1 faults with HTTP 500; SOAP 1.2 ones with 400 for
+        the sender's fault, else 500 (SOAP 1.2 part 2 §7.5.1.2)."""
+        answer_in = fault.answer_in or version
+        status = 400 if answer_in is SOAP12 and fault.kind == "Client" else 500
         return request.make_response(
-            render_fault(code, message, faultcode),
-            headers=[("Content-Type", "text/xml; charset=utf-8")],
-            status=500,
+            render_fault(fault, answer_in),
+            headers=[("Content-Type", answer_in.content_type)],
+            status=status,
         )

@@ -46,3 +46,4 @@ from . import load_curve
 from . import standing_charge
 from . import alarm_notify_rule
 from . import notification_log
+from . import soap_nonce

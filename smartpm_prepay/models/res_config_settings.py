@@ -1,10 +1,11 @@
 from odoo import api, fields, models
 
-from ..services import friendly
+from ..services import friendly, wsse
 from .res_company import FRIENDLY_DEFER
 
 RETENTION_PARAM = "smartpm_prepay.job_retention_days"
 DEFAULT_RETENTION_DAYS = 90
+SOAP_BASE_URL_PARAM = "smartpm_prepay.soap_base_url"
 
 
 class ResConfigSettings(models.TransientModel):
@@ -48,6 +49,28 @@ class ResConfigSettings(models.TransientModel):
         help="Done, failed and cancelled jobs older than this are deleted every night "
         "(their readings stay). Credit deliveries and reading tasks keep their jobs. "
         "0 keeps every job.",
+    )
+    smartpm_soap_base_url = fields.Char(
+        string="Bank SOAP address",
+        config_parameter=SOAP_BASE_URL_PARAM,
+        help="The address banks reach this Odoo at, e.g. https://vending.example.com: the "
+        "WSDL tells the banks' software to send its requests there. Empty: the web base URL "
+        "(Settings → Technical → System parameters → web.base.url).",
+    )
+    smartpm_soap_clock_skew_seconds = fields.Integer(
+        string="Clock difference allowed (s)",
+        config_parameter=wsse.CLOCK_SKEW_PARAM,
+        default=wsse.DEFAULT_CLOCK_SKEW,
+        help="How far a bank's clock may be ahead or behind this server's when its requests "
+        "carry a WS-Security timestamp: a request created further in the future, or expired "
+        "longer ago than this, is refused.",
+    )
+    smartpm_soap_message_lifetime_seconds = fields.Integer(
+        string="Message lifetime (s)",
+        config_parameter=wsse.LIFETIME_PARAM,
+        default=wsse.DEFAULT_LIFETIME,
+        help="A bank request whose timestamp has no expiry, or whose PasswordDigest was "
+        "created longer ago than this (plus the clock difference), is refused as too old.",
     )
     smartpm_friendly_enabled = fields.Boolean(
         related="company_id.smartpm_friendly_enabled", readonly=False

@@ -1,7 +1,10 @@
 import re
+import secrets
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
+
+from ..services import wsse
 
 ID_CARD_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{4,19}$")
 
@@ -73,6 +76,15 @@ class ResPartner(models.Model):
         domain=[("type", "=", "bank")],
         help="Bank sales are invoiced to the tenant and paid through this journal; the bank "
         "settles its total with the owner.",
+    )
+    smartpm_soap_digest_secret = fields.Char(
+        string="SOAP shared secret (PasswordDigest)",
+        copy=False,
+        groups="smartpm_prepay.group_manager",
+        help="Only for a bank whose SOAP software insists on a WS-Security PasswordDigest: "
+        "its users then send Base64(SHA-1(nonce + created + this secret)) instead of their "
+        "API key. Give it to the bank over a safe channel, at least 16 characters (use "
+        "Generate). Empty: the bank's users send their API key (PasswordText), as usual.",
     )
 
     _sql_constraints = [
@@ -200,6 +212,25 @@ class ResPartner(models.Model):
                 )
             if journal.type != "bank":
                 raise ValidationError(_("The settlement journal must be a bank journal."))
+
+    @api.constrains("smartpm_soap_digest_secret")
+    def _check_soap_digest_secret(self):
+        for partner in self.sudo().filtered("smartpm_soap_digest_secret"):
+            if len(partner.smartpm_soap_digest_secret) < wsse.MIN_SECRET_LENGTH:
+                raise ValidationError(
+                    self.env._(
+                        "The SOAP shared secret of %(bank)s must have at least %(length)s "
+                        "characters (a short one is guessed from one captured digest).",
+                        bank=partner.display_name,
+                        length=wsse.MIN_SECRET_LENGTH,
+                    )
+                )
+
+    def action_smartpm_generate_digest_secret(self):
+        """A new random SOAP shared secret for the bank (the old one stops working)."""
+        self.check_access("write")
+        for partner in self.filtered("smartpm_is_bank"):
+            partner.smartpm_soap_digest_secret = secrets.token_urlsafe(24)
 
     def _check_id_card_free(self, number, company_id):
         """Clear error before the unique index (which guards concurrent writes) fires."""

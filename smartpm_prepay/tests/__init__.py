@@ -13,6 +13,7 @@ from . import test_load_recovery
 from . import test_pos
 from . import test_pos_tour
 from . import test_bank_soap
+from . import test_bank_soap_standards
 from . import test_bank_xmlrpc
 from . import test_bank_reconciliation
 from . import test_portal

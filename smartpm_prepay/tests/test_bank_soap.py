@@ -46,7 +46,7 @@ class TestBankSoap(BankChannelCase):
         return caught.exception
 
     # ---------------------------------------------------------------- WSDL
-    def test_wsdl_points_at_the_requesting_server(self):
+    def test_wsdl_points_at_the_web_base_url_by_default(self):
         response = requests.get(f"{self.base_url()}/smartpm/soap/vending?wsdl", timeout=10)
         self.assertEqual(response.status_code, 200)
         location = (
