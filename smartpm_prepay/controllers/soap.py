@@ -95,7 +95,8 @@ class SoapFault(Exception):
     VersionMismatch or MustUnderstand. ``subcode``: (namespace, name) of a finer code (the
     WS-Security fault codes, or the vending code), ``code``: the VendingFault code of the
     detail (None: no detail, as for every fault about the header). ``answer_in``: the SOAP
-    version of the fault's envelope when it is not the endpoint's."""
+    version of the fault's envelope when it is not the endpoint's; ``upgrade``: name SOAP 1.2
+    in an Upgrade header (a VersionMismatch at the SOAP 1.2 address)."""
 
     def __init__(self, kind, message, subcode=None, code=None, **extra):
         super().__init__(message)
@@ -105,6 +106,7 @@ class SoapFault(Exception):
         self.code = code
         self.not_understood = extra.get("not_understood", ())
         self.answer_in = extra.get("answer_in")
+        self.upgrade = extra.get("upgrade")
 
     @classmethod
     def from_bank_error(cls, exc):
@@ -309,13 +311,11 @@ def render_fault(fault, version=SOAP11):
 
 def _fault_headers(fault, version):
     headers = []
-    if fault.kind == "VersionMismatch" and SOAP12 in (version, fault.answer_in):
+    if fault.upgrade:
         # SOAP 1.2 §5.4.7 and appendix A: the envelope this address serves
         upgrade = etree.Element(f"{{{SOAP12_ENV}}}Upgrade", nsmap={"upg": SOAP12_ENV})
-        supported = etree.SubElement(
-            upgrade, f"{{{SOAP12_ENV}}}SupportedEnvelope", nsmap={"ns1": SOAP12_ENV}
-        )
-        supported.set("qname", "ns1:Envelope")
+        supported = etree.SubElement(upgrade, f"{{{SOAP12_ENV}}}SupportedEnvelope")
+        supported.set("qname", "upg:Envelope")
         headers.append(upgrade)
     if version is SOAP12:
         # SOAP 1.2 §5.4.8: one NotUnderstood block per header not understood
@@ -395,7 +395,7 @@ def _check_version(qname, version):
         message = f"Envelope namespace {qname.namespace or '(none)'} is not SOAP {version.name}."
     # a SOAP 1.1 envelope gets its fault in SOAP 1.1 (SOAP 1.2 appendix A)
     answer_in = SOAP11 if sent is SOAP11 else None
-    raise SoapFault("VersionMismatch", message, answer_in=answer_in)
+    raise SoapFault("VersionMismatch", message, answer_in=answer_in, upgrade=version is SOAP12)
 
 
 def _security_block(header, version):
