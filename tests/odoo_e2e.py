@@ -178,6 +178,7 @@ def run_odoo(db, extra_args=()):
     """Odoo serving ``db`` on a free port; threaded (``--workers=0``) unless ``extra_args``
     say otherwise (a later option wins, e.g. ``["--workers=2"]`` for prefork)."""
     port = free_port()
+    set_base_url(db, f"http://127.0.0.1:{port}")
     log = open(ROOT / "var" / f"e2e-odoo-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [
@@ -215,6 +216,15 @@ def run_odoo(db, extra_args=()):
     finally:
         stop_process(proc)
         log.close()
+
+
+def set_base_url(db, url):
+    """``web.base.url`` of ``db`` is the server about to serve it, as a deployment sets it:
+    the links Odoo makes and the bank WSDL's addresses point at it."""
+    from odoo.sql_db import db_connect
+
+    with db_connect(db).cursor() as cr:
+        cr.execute("UPDATE ir_config_parameter SET value = %s WHERE key = 'web.base.url'", [url])
 
 
 _SHARED: dict[str, OdooServer] = {}

@@ -116,15 +116,18 @@ def test_bank_buys_credit_with_the_wsdl_and_sees_it_delivered(odoo_db, sim_fleet
 
 
 # ---------------------------------------------------------------- concurrency
-def _soap_envelope(login, key, operation, **fields):
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+
+
+def _soap_envelope(login, key, operation, token=None, **fields):
     tns = "urn:smartpm-prepay:vending:1"
-    wsse = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
     parts = "".join(f"<tns:{k}>{v}</tns:{k}>" for k, v in fields.items())
+    token = token or (f"<wsse:Username>{login}</wsse:Username><wsse:Password>{key}</wsse:Password>")
     return (
         f'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:tns="{tns}">'
-        f'<soap:Header><wsse:Security xmlns:wsse="{wsse}"><wsse:UsernameToken>'
-        f"<wsse:Username>{login}</wsse:Username><wsse:Password>{key}</wsse:Password>"
-        "</wsse:UsernameToken></wsse:Security></soap:Header>"
+        f'<soap:Header><wsse:Security xmlns:wsse="{WSSE}" xmlns:wsu="{WSU}"><wsse:UsernameToken>'
+        f"{token}</wsse:UsernameToken></wsse:Security></soap:Header>"
         f"<soap:Body><tns:{operation}>{parts}</tns:{operation}></soap:Body></soap:Envelope>"
     ).encode()
 
@@ -235,6 +238,88 @@ def test_six_identical_soap_purchases_at_once_get_one_receipt(bank_server):
     assert len(sales) == 1
     assert answers[0]["reference"] == sales[0][1]
     assert sales[0][3], "the sale is invoiced"
+
+
+def _digest_token(login, secret):
+    """A PasswordDigest UsernameToken's content, as a bank's stack makes it."""
+    import base64
+    import hashlib
+
+    nonce = os.urandom(16)
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = base64.b64encode(hashlib.sha1(nonce + created.encode() + secret.encode()).digest())
+    profile = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
+    return (
+        f"<wsse:Username>{login}</wsse:Username>"
+        f'<wsse:Password Type="{profile}#PasswordDigest">{digest.decode()}</wsse:Password>'
+        f"<wsse:Nonce>{base64.b64encode(nonce).decode()}</wsse:Nonce>"
+        f"<wsu:Created>{created}</wsu:Created>"
+    )
+
+
+def _give_digest_secret(registry, login, secret):
+    """The bank of ``login`` gets a SOAP shared secret; answers the bank user's id."""
+    from odoo import SUPERUSER_ID, api
+
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        user = env["res.users"].search([("login", "=", login)])
+        user.partner_id.commercial_partner_id.smartpm_soap_digest_secret = secret
+        return user.id
+
+
+def test_six_requests_with_one_digest_nonce_at_once_sell_once(bank_server):
+    """One captured PasswordDigest token replayed on six bodies at the same moment: the
+    unique nonce index lets one through, the five others are refused, one sale."""
+    import requests
+    from lxml import etree
+
+    url, _db, registry, login, _key, serial = bank_server
+    secret = f"e2e-digest-secret-{os.getpid()}-0123456789"
+    uid = _give_digest_secret(registry, login, secret)
+    token = _digest_token(login, secret)
+    bodies = [
+        _soap_envelope(
+            login,
+            None,
+            "Purchase",
+            token=token,
+            meterNumber=serial,
+            amount="5.00",
+            bankReference=f"CONC-DIG-{os.getpid()}-{i}",
+            bankTime="2026-11-26T09:30:00Z",
+        )  # fmt: skip
+        for i in range(6)
+    ]
+
+    def poster(body):
+        return lambda: requests.post(
+            f"{url}/smartpm/soap/vending",
+            data=body,
+            headers={"Content-Type": "text/xml; charset=utf-8"},
+            timeout=120,
+        )
+
+    responses = _at_once([poster(body) for body in bodies])
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] + [500] * 5, [r.text[:300] for r in responses]
+    refused = [etree.fromstring(r.content) for r in responses if r.status_code == 500]
+    assert {f.findtext(".//faultcode") for f in refused} == {"wsse:FailedAuthentication"}
+    assert all("nonce was already used" in f.findtext(".//faultstring") for f in refused)
+    sold = [_soap_answer(r) for r in responses if r.status_code == 200]
+    sales = _bank_sales(registry, login)
+    assert [s[1] for s in sales] == [sold[0]["reference"]]
+    with registry.cursor() as cr:
+        cr.execute("SELECT count(*) FROM smartpm_soap_nonce WHERE user_id = %s", [uid])
+        assert cr.fetchone()[0] == 1
+
+    # the bank's zeep client, from the WSDL, over SOAP 1.2 with a fresh digest each call
+    client = zeep.Client(
+        f"{url}/smartpm/soap/vending?wsdl", wsse=UsernameToken(login, secret, use_digest=True)
+    )
+    service = client.bind("VendingService", "VendingSoap12Port")
+    receipt = service.QueryPurchase(bankReference=sold[0]["bankReference"])
+    assert receipt.reference == sold[0]["reference"]
 
 
 def test_six_identical_xmlrpc_purchases_at_once_get_one_receipt(bank_server):
