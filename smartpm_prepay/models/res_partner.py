@@ -231,6 +231,7 @@ class ResPartner(models.Model):
         self.check_access("write")
         for partner in self.filtered("smartpm_is_bank"):
             partner.smartpm_soap_digest_secret = secrets.token_urlsafe(24)
+        return True
 
     def _check_id_card_free(self, number, company_id):
         """Clear error before the unique index (which guards concurrent writes) fires."""
