@@ -13,10 +13,19 @@ PUSH_PORT=4059  # the push destination of the demo's meters in push mode (demo/p
 ODOO_BIN=$("$PY" -c 'import odoo, os; print(os.path.join(os.path.dirname(os.path.dirname(odoo.__file__)), "odoo-bin"))')
 installed=$(psql -h 127.0.0.1 -U postgres -d "$DB" -qtAX -c \
   "SELECT 1 FROM ir_module_module WHERE name='smartpm_prepay' AND state='installed'" 2>/dev/null || true)
+# Odoo loads demo data at install only (not on -u): a database made from older demo data
+# (before a new demo file, e.g. the push demo's) is made again, once.
+DEMO_SUM=$(cat smartpm_prepay/demo/*.xml | sha256sum | cut -c1-16)
+mkdir -p var
+if [ "$installed" = 1 ] && [ "$(cat "var/demo-data-$DB.sum" 2>/dev/null)" != "$DEMO_SUM" ]; then
+  echo "[demo] the demo data changed since $DB was made: making it again"
+  installed=0
+fi
 if [ "$installed" != 1 ]; then
   echo "[demo] creating database $DB with demo data"
   dropdb -h 127.0.0.1 -U postgres --if-exists "$DB"
   "$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" -i smartpm_prepay,payment_demo --stop-after-init --log-level=warn
+  echo "$DEMO_SUM" > "var/demo-data-$DB.sum"
 else
   echo "[demo] updating smartpm_prepay in $DB"
   "$PY" "$ODOO_BIN" -c var/odoo.conf -d "$DB" -u smartpm_prepay --stop-after-init --log-level=warn
@@ -24,7 +33,6 @@ fi
 pids=()
 cleanup() { trap - INT TERM EXIT; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait; }
 trap cleanup INT TERM EXIT
-mkdir -p var
 
 # Simulated meters of the demo data: SIM00001.. on 127.0.0.1:4100.., control on :4099
 .venv/bin/meter-sim --meters 24 --base-port 4100 --control-port 4099 \
