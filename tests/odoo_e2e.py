@@ -348,9 +348,10 @@ def bridge(db, login, key, url, bridge_id, **extra):
 
 
 @contextlib.contextmanager
-def run_listener(server, port, bridge_id="e2e-listen", api_key=None):
-    """`meter-bridge listen` on 127.0.0.1:``port`` for ``server`` (as the Bridge API user of
-    ``api_key``, default ``server.api_key``), once it listens; SIGTERM (then SIGKILL) on exit."""
+def run_listener(server, port, bridge_id="e2e-listen", api_key=None, login="bridge"):
+    """`meter-bridge listen` on 127.0.0.1:``port`` for ``server`` (as the Bridge API user
+    ``login`` of ``api_key``, default ``server.api_key``), once it listens; its log in
+    var/e2e-listener-PORT.log; SIGTERM (then SIGKILL) on exit."""
     log = open(ROOT / "var" / f"e2e-listener-{port}.log", "a")  # noqa: SIM115
     proc = subprocess.Popen(
         [
@@ -363,7 +364,7 @@ def run_listener(server, port, bridge_id="e2e-listen", api_key=None):
             "--db",
             server.db,
             "--login",
-            "bridge",
+            login,
             "--api-key",
             api_key or server.api_key,
             "--bridge-id",
