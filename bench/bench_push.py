@@ -12,54 +12,15 @@ opening at a time on a random meter, timed until the alarm is readable over XML-
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
-import signal
 import socket
-import subprocess
 import time
 import uuid
 
-from common import ROOT, ensure_db, figures, locked_meter_vals, run_odoo, wait_until
+from common import ensure_db, figures, locked_meter_vals, run_listener, run_odoo, wait_until
 
 from meter_sim.fleet import Fleet
 from meter_sim.model import MeterConfig
-
-BIN = ROOT / ".venv" / "bin"
-
-
-@contextlib.contextmanager
-def listener(odoo, key, port):
-    proc = subprocess.Popen(
-        [
-            str(BIN / "meter-bridge"),
-            "listen",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--odoo-url",
-            odoo.url,
-            "--db",
-            odoo.db,
-            "--login",
-            "bench-push",
-            "--api-key",
-            key,
-            "--log-level",
-            "WARNING",
-        ],
-    )
-    try:
-
-        def up():
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                return True
-            return False
-
-        wait_until(up, 30, 0.1, "listener")
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
 
 
 def established(port: int) -> int:
@@ -109,7 +70,10 @@ def main():
             MeterConfig(s, push_destination=f"127.0.0.1:{port}", system_title=titles[s])
             for s in serials
         ]
-        with listener(odoo, key, port), Fleet(configs, speed=0) as fleet:
+        with (
+            run_listener(odoo, port, "bench-push-listener", api_key=key, login="bench-push"),
+            Fleet(configs, speed=0) as fleet,
+        ):
             t0 = time.monotonic()
             for s in serials:  # every meter says hello: one connection each
                 fleet.push.heartbeat(s)

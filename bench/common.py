@@ -16,6 +16,7 @@ from odoo_e2e import (  # noqa: E402,F401
     locked_meter_vals,
     odoo_bin,
     run_bridge,
+    run_listener,
     run_odoo,
     wait_until,
 )

@@ -18,6 +18,23 @@ from dataclasses import dataclass, field
 from . import security
 
 # Standard event log codes (contract: docs/meter-contract.md).
+# A real meter keeps its invocation counter in non-volatile memory; the simulator keeps
+# nothing between runs, so each run starts its meters' counters from the wall clock: this
+# many per second since COUNTER_EPOCH. A restarted simulator (`make demo` again) starts above
+# every counter its previous run used (unless a meter used more than this many per second on
+# average), so the head end's replay check (Odoo's push_invocation_counter) goes on accepting
+# its pushes, and no GCM nonce (system title + counter) is used twice under the same key.
+# 32-bit counters: this lasts until 2038.
+COUNTER_PER_SECOND = 10
+COUNTER_EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def first_invocation_counter(now: float | None = None) -> int:
+    """The server invocation counter a meter starts a simulator run with (see above)."""
+    seconds = (time.time() if now is None else now) - COUNTER_EPOCH.timestamp()
+    return max(1, int(seconds * COUNTER_PER_SECOND))
+
+
 EV_POWER_DOWN = 1
 EV_POWER_UP = 2
 EV_CLOCK_ADJUSTED = 4
@@ -326,8 +343,9 @@ class MeterModel:
         self.reverse = False
         self.offline = False
         # HLS-GMAC invocation counters: the meter's own (next one to use) and the last one
-        # accepted from the client; both outlive connections, like a real meter's.
-        self.server_invocation_counter = 1
+        # accepted from the client; both outlive connections, like a real meter's (and the
+        # meter's own starts from the clock: first_invocation_counter).
+        self.server_invocation_counter = first_invocation_counter()
         self.client_invocation_counter: int | None = None
         self.applied_transfers: set[int] = set()
         self.cancelled_transfers: set[int] = set()
@@ -1190,6 +1208,8 @@ class MeterModel:
                 "reverse": self.reverse,
                 "offline": self.offline,
                 "client_invocation_counter": self.client_invocation_counter,
+                "push_destination": self.push.destination,  # "" = not in push mode
+                "push_heartbeat_s": self.push.heartbeat_s,
                 "events": [e.as_json() for e in self.events],
             }
 

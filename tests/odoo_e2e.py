@@ -150,27 +150,40 @@ class OdooServer:
 
     def bridge_key(self, login="bridge"):
         """A Bridge API user with a fresh API key (made with `odoo-bin shell`)."""
-        out = subprocess.run(
-            [
-                sys.executable,
-                str(odoo_bin()),
-                "shell",
-                "-c",
-                os.environ["SMARTPM_ODOO_CONF"],
-                "-d",
-                self.db,
-                "--log-level=warn",
-                "--no-http",
-            ],
-            input=(ROOT / "scripts" / "bridge_user.py").read_text(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "SMARTPM_BRIDGE_LOGIN": login},
-        )
-        keys = [line[8:] for line in out.stdout.splitlines() if line.startswith("API_KEY=")]
-        assert keys, f"could not create the bridge user: {out.stderr[-2000:]}"
-        return keys[-1]
+        return bridge_key(odoo_shell(self.db, "bridge_user.py", login=login))
+
+
+def odoo_shell(db, *scripts, login="bridge"):
+    """The output of ``scripts`` (of scripts/, one after the other) run by `odoo-bin shell` on
+    ``db``, as scripts/demo.sh runs them ($SMARTPM_BRIDGE_LOGIN = ``login``)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(odoo_bin()),
+            "shell",
+            "-c",
+            os.environ["SMARTPM_ODOO_CONF"],
+            "-d",
+            db,
+            "--log-level=warn",
+            "--no-http",
+        ],
+        input="".join((ROOT / "scripts" / name).read_text() for name in scripts),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SMARTPM_BRIDGE_LOGIN": login},
+    )
+    if out.returncode:
+        raise AssertionError(f"odoo-bin shell failed: {out.stderr[-2000:]}")
+    return out.stdout
+
+
+def bridge_key(shell_output):
+    """The API key scripts/bridge_user.py printed."""
+    keys = [line[8:] for line in shell_output.splitlines() if line.startswith("API_KEY=")]
+    assert keys, f"could not create the bridge user: {shell_output[-2000:]}"
+    return keys[-1]
 
 
 @contextlib.contextmanager
@@ -341,4 +354,48 @@ def bridge(db, login, key, url, bridge_id, **extra):
         yield proc
     finally:
         stop_process(proc, timeout=20)
+        log.close()
+
+
+@contextlib.contextmanager
+def run_listener(server, port, bridge_id="e2e-listen", api_key=None, login="bridge"):
+    """`meter-bridge listen` on 127.0.0.1:``port`` for ``server`` (as the Bridge API user
+    ``login`` of ``api_key``, default ``server.api_key``), once it listens; its log in
+    var/e2e-listener-PORT.log; SIGTERM (then SIGKILL) on exit."""
+    log = open(ROOT / "var" / f"e2e-listener-{port}.log", "a")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            str(BIN / "meter-bridge"),
+            "listen",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--odoo-url",
+            server.url,
+            "--db",
+            server.db,
+            "--login",
+            login,
+            "--api-key",
+            api_key or server.api_key,
+            "--bridge-id",
+            bridge_id,
+            "--log-format",
+            "text",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def listening():
+        if proc.poll() is not None:
+            raise RuntimeError(f"the listener exited, see {log.name}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return True
+        return False
+
+    try:
+        wait_until(listening, 30, 0.1, "the listener to listen")
+        yield proc
+    finally:
+        stop_process(proc)
         log.close()

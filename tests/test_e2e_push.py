@@ -8,14 +8,17 @@ meter retried.
 Real Odoo (HTTP), meter-bridge processes (run and listen) and meter-sim in this process
 (real DLMS, HLS-GMAC, ciphered pushes)."""
 
-import contextlib
 import os
-import signal
-import socket
-import subprocess
 
 import pytest
-from odoo_e2e import BIN, ROOT, free_port, locked_meter_vals, run_bridge, run_odoo, wait_until
+from odoo_e2e import (
+    free_port,
+    locked_meter_vals,
+    run_bridge,
+    run_listener,
+    run_odoo,
+    wait_until,
+)
 
 from meter_sim.model import MeterConfig
 
@@ -40,53 +43,6 @@ def odoo():
         )
         server.api_key = server.bridge_key()
         yield server
-
-
-@contextlib.contextmanager
-def run_listener(server, port, bridge_id="e2e-listen"):
-    log = open(ROOT / "var" / f"e2e-listener-{port}.log", "a")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            str(BIN / "meter-bridge"),
-            "listen",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--odoo-url",
-            server.url,
-            "--db",
-            server.db,
-            "--login",
-            "bridge",
-            "--api-key",
-            server.api_key,
-            "--bridge-id",
-            bridge_id,
-            "--log-format",
-            "text",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-    def listening():
-        if proc.poll() is not None:
-            raise RuntimeError(f"the listener exited, see {log.name}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return True
-        return False
-
-    try:
-        wait_until(listening, 30, 0.1, "the listener to listen")
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
 
 
 def alarms(odoo, meter_id, alarm_type):

@@ -8,3 +8,4 @@ from . import test_demo_tokens
 from . import test_demo_key_views
 from . import test_cashier_debt_journey
 from . import test_moveout_journey
+from . import test_push_demo_journey
