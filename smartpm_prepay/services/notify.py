@@ -59,31 +59,52 @@ def _template(env, xmlid, model):
 
 def _claim(env, key, channel, partner, record, audience, kind, company):
     """The row that says (key, channel, partner) is told, or None when it was already."""
+    return _claim_many(env, [(key, channel, partner, record, audience, kind, company)])[0]
+
+
+def _claim_many(env, claims):
+    """_claim of many (key, channel, partner, record, audience, kind, company) in one INSERT:
+    for each, its new log row, or None when it was told already (or earlier in the list)."""
+    if not claims:
+        return []
     env.cr.execute(
         """
         INSERT INTO smartpm_notification_log
             (event_key, channel, partner_id, res_model, res_id, audience, kind, company_id,
              state, create_uid, write_uid, create_date, write_date)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'queued', %s, %s,
-                now() at time zone 'utc', now() at time zone 'utc')
+        SELECT c.key, c.channel, c.partner_id, c.res_model, c.res_id, c.audience, c.kind,
+               c.company_id, 'queued', %s, %s,
+               now() at time zone 'utc', now() at time zone 'utc'
+          FROM unnest(%s::varchar[], %s::varchar[], %s::int[], %s::varchar[], %s::int[],
+                      %s::varchar[], %s::varchar[], %s::int[])
+               WITH ORDINALITY
+               AS c(key, channel, partner_id, res_model, res_id, audience, kind, company_id, n)
+         ORDER BY c.n
         ON CONFLICT (event_key, channel, partner_id) DO NOTHING
-        RETURNING id
+        RETURNING id, event_key, channel, partner_id
         """,
-        (
-            key,
-            channel,
-            partner.id,
-            record._name,
-            record.id,
-            audience,
-            kind,
-            company.id or None,
+        [
             env.uid,
             env.uid,
-        ),
+            [c[0] for c in claims],
+            [c[1] for c in claims],
+            [c[2].id for c in claims],
+            [c[3]._name for c in claims],
+            [c[3].id for c in claims],
+            [c[4] for c in claims],
+            [c[5] for c in claims],
+            [c[6].id or None for c in claims],
+        ],
     )
-    row = env.cr.fetchone()
-    return env["smartpm.notification.log"].sudo().browse(row[0]) if row else None
+    new = {
+        (key, channel, partner_id): log_id for log_id, key, channel, partner_id in env.cr.fetchall()
+    }
+    Log = env["smartpm.notification.log"].sudo()
+    out = []
+    for c in claims:
+        log_id = new.pop((c[0], c[1], c[2].id), None)  # a repeat in the list: told already
+        out.append(Log.browse(log_id) if log_id else None)
+    return out
 
 
 def _usable(template):
@@ -184,6 +205,7 @@ def alarms_created(alarms):
         _template(env, OWNER_TEMPLATES[0], "mail.template"),
         _template(env, OWNER_TEMPLATES[1], "sms.template"),
     )
+    claims, sends = [], []  # every (event, channel, recipient) claimed in one INSERT
     for alarm in alarms:
         rule = by_key.get((alarm.company_id.id, alarm.alarm_type))
         if not rule:
@@ -193,14 +215,18 @@ def alarms_created(alarms):
         sms_template = rule.sms_template_id.sudo() or default_sms
         for user in rule._get_recipients(alarm):
             partner = user.partner_id
-            told = (env, key)
             about = (partner, alarm, "owner", alarm.alarm_type, alarm.company_id)
-            if rule.notify_live:
-                _tell(*told, "live", *about, _send_live, alarm, user)
-            if rule.notify_email:
-                _tell(*told, "email", *about, _send_email, mail_template, alarm, partner)
-            if rule.notify_sms:
-                _tell(*told, "sms", *about, _send_sms, sms_template, alarm, partner)
+            for on, channel, send, args in (
+                (rule.notify_live, "live", _send_live, (alarm, user)),
+                (rule.notify_email, "email", _send_email, (mail_template, alarm, partner)),
+                (rule.notify_sms, "sms", _send_sms, (sms_template, alarm, partner)),
+            ):
+                if on:
+                    claims.append((key, channel, *about))
+                    sends.append((send, args))
+    for log, (send, args) in zip(_claim_many(env, claims), sends, strict=True):
+        if log is not None:
+            send(log, *args)
 
 
 # ---------------------------------------------------------------- tenants
