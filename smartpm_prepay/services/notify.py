@@ -117,39 +117,63 @@ def _skip(log, note):
 
 
 def _send_email(log, template, record, partner):
+    _send_emails(template, partner, [(log, record)])
+
+
+def _send_emails(template, partner, told):
+    """``template`` rendered on each record of ``told`` [(log, record)] to ``partner``: one
+    batch (the template is compiled once for all, not once per record)."""
     if not _usable(template):
-        return _skip(log, "no active e-mail template")
+        return _skip_all(told, "no active e-mail template")
     if not partner.email:
-        return _skip(log, "the recipient has no e-mail address")
+        return _skip_all(told, "the recipient has no e-mail address")
     # queued (force_send=False): a mail server outage never blocks an ingest
-    mail_id = template.send_mail(
-        record.id,
+    mails = template.send_mail_batch(
+        [record.id for _log, record in told],
         force_send=False,
         email_values={"recipient_ids": [Command.set(partner.ids)]},
     )
-    log.write({"mail_id": mail_id})
+    for (log, _record), mail in zip(told, mails, strict=True):
+        log.write({"mail_id": mail.id})
 
 
 def _send_sms(log, template, record, partner):
+    _send_sms_batch(template, partner, [(log, record)])
+
+
+def _send_sms_batch(template, partner, told):
+    """``template`` rendered on each record of ``told`` [(log, record)], queued for
+    ``partner``'s mobile: one render, one create."""
     if not _usable(template):
-        return _skip(log, "no SMS template")
+        return _skip_all(told, "no SMS template")
     number = partner.mobile or partner.phone
     if not number:
-        return _skip(log, "the recipient has no mobile or phone number")
-    body = template._render_field("body", record.ids, compute_lang=True)[record.id]
+        return _skip_all(told, "the recipient has no mobile or phone number")
+    records = told[0][1].browse([record.id for _log, record in told])
+    bodies = template._render_field("body", records.ids, compute_lang=True)
+    number = partner._phone_format(number=number) or number
     sms = (
-        record.env["sms.sms"]
+        records.env["sms.sms"]
         .sudo()
         .create(
-            {
-                "partner_id": partner.id,
-                "number": partner._phone_format(number=number) or number,
-                "body": body,
-                "state": "outgoing",  # queued: the SMS cron sends it
-            }
+            [
+                {
+                    "partner_id": partner.id,
+                    "number": number,
+                    "body": bodies[record.id],
+                    "state": "outgoing",  # queued: the SMS cron sends it
+                }
+                for _log, record in told
+            ]
         )
     )
-    log.write({"sms_id": sms.id})
+    for (log, _record), one in zip(told, sms, strict=True):
+        log.write({"sms_id": one.id})
+
+
+def _skip_all(told, note):
+    for log, _record in told:
+        _skip(log, note)
 
 
 def _tell(env, key, channel, partner, record, audience, kind, company, send, *args):
@@ -216,17 +240,25 @@ def alarms_created(alarms):
         for user in rule._get_recipients(alarm):
             partner = user.partner_id
             about = (partner, alarm, "owner", alarm.alarm_type, alarm.company_id)
-            for on, channel, send, args in (
-                (rule.notify_live, "live", _send_live, (alarm, user)),
-                (rule.notify_email, "email", _send_email, (mail_template, alarm, partner)),
-                (rule.notify_sms, "sms", _send_sms, (sms_template, alarm, partner)),
+            for on, channel, template in (
+                (rule.notify_live, "live", None),
+                (rule.notify_email, "email", mail_template),
+                (rule.notify_sms, "sms", sms_template),
             ):
                 if on:
                     claims.append((key, channel, *about))
-                    sends.append((send, args))
-    for log, (send, args) in zip(_claim_many(env, claims), sends, strict=True):
-        if log is not None:
-            send(log, *args)
+                    sends.append((channel, template, user, alarm))
+    # e-mails and SMS by template and recipient: each template rendered once for its alarms
+    batches = {}
+    for log, (channel, template, user, alarm) in zip(_claim_many(env, claims), sends, strict=True):
+        if log is None:
+            continue
+        if channel == "live":
+            _send_live(log, alarm, user)
+        else:
+            batches.setdefault((channel, template, user.partner_id), []).append((log, alarm))
+    for (channel, template, partner), told in batches.items():
+        (_send_emails if channel == "email" else _send_sms_batch)(template, partner, told)
 
 
 # ---------------------------------------------------------------- tenants
