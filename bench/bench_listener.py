@@ -31,8 +31,6 @@ import multiprocessing
 import os
 import pickle
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -40,13 +38,21 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
-from common import PG, ROOT, ensure_db, locked_meter_vals, run_odoo, wait_until
+from common import (
+    PG,
+    ROOT,
+    ensure_db,
+    established,
+    listener,
+    push_meter_vals,
+    run_odoo,
+    wait_until,
+)
 
 from meter_sim.model import MeterConfig
 from meter_sim.objects import push_body
 from meter_sim.push import PUSH_FRAUD_EVENTS, PUSH_HEARTBEAT, cipher_push
 
-BIN = ROOT / ".venv" / "bin"
 COVER_OPEN = 40  # fraud log code (docs/meter-contract.md)
 PREFIX = "LB"
 
@@ -174,39 +180,6 @@ def sink(port, counter, first, last):
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 
-def start_listener(port, url, db, key):
-    proc = subprocess.Popen(
-        [
-            str(BIN / "meter-bridge"),
-            "listen",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--odoo-url",
-            url,
-            "--db",
-            db,
-            "--login",
-            "bench-listener",
-            "--api-key",
-            key,
-            "--log-level",
-            "WARNING",
-        ],
-    )
-
-    def up():
-        if proc.poll() is not None:
-            raise RuntimeError("the listener exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return True
-        except OSError:
-            return False
-
-    wait_until(up, 30, 0.1, "listener")
-    return proc
-
-
 def rss_mb(pid: int) -> float:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -214,37 +187,15 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def established(port: int) -> int:
-    n = 0
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            local, _remote, state = line.split()[1:4]
-            if state == "01" and int(local.split(":")[1], 16) == port:
-                n += 1
-    return n
-
-
 # ----- Odoo -------------------------------------------------------------------------------
 def ensure_meters(odoo, names: list[str], port: int) -> None:
     """The bench's meters in push mode (made once, reused); counters reset for this run."""
     have = odoo.call("smartpm.meter", "search_count", [("serial_number", "=like", PREFIX + "%")])
     for i in range(have, len(names), 500):
-        vals = []
-        for serial in names[i : i + 500]:
-            v = locked_meter_vals(serial)
-            v["system_title"] = title_of(serial)
-            vals.append(
-                {
-                    "serial_number": serial,
-                    "host": "127.0.0.1",
-                    "port": 1,
-                    "state": "active",
-                    **v,
-                    "push_enabled": True,
-                    "push_destination": f"127.0.0.1:{port}",
-                    "push_heartbeat_s": 86400,
-                }
-            )
+        vals = [
+            push_meter_vals(serial, title_of(serial), f"127.0.0.1:{port}", 86400)
+            for serial in names[i : i + 500]
+        ]
         odoo.call("smartpm.meter", "create", vals)
         print(f"[bench] {i + len(vals)} meters", file=sys.stderr, flush=True)
 
@@ -306,8 +257,7 @@ def main():
             reset(db)
             key = odoo.bridge_key("bench-listener")
             base = int(psql(db, "SELECT count(*) FROM smartpm_alarm"))
-            proc = start_listener(args.port, odoo.url, db, key)
-            try:
+            with listener(odoo.url, db, "bench-listener", key, args.port) as proc:
                 res = run_fleet(
                     args,
                     proc,
@@ -328,23 +278,21 @@ def main():
                 wait_until(lambda: stored() >= events, 900, 0.2, "alarms in Odoo")
                 res["stored_s"] = time.monotonic() - res["sent_at"]
                 res["forwarded"] = stored()
-            finally:
-                stop(proc)
     else:
         n, first, last = (multiprocessing.Value("d", 0) for _ in range(3))
         sink_proc = multiprocessing.Process(
             target=sink, args=(args.port + 1, n, first, last), daemon=True
         )
         sink_proc.start()
-        proc = start_listener(args.port, f"http://127.0.0.1:{args.port + 1}", "sink", "k")
+        sink_url = f"http://127.0.0.1:{args.port + 1}"
         try:
-            res = run_fleet(args, proc, hello, later, lambda: n.value)
-            total = len(hello) + events
-            wait_until(lambda: n.value >= total, 300, 0.05, "pushes forwarded")
-            res["stored_s"] = time.monotonic() - res["sent_at"]
-            res["forwarded"] = int(n.value) - args.meters  # the heartbeats came first
+            with listener(sink_url, "sink", "bench-listener", "k", args.port) as proc:
+                res = run_fleet(args, proc, hello, later, lambda: n.value)
+                total = len(hello) + events
+                wait_until(lambda: n.value >= total, 300, 0.05, "pushes forwarded")
+                res["stored_s"] = time.monotonic() - res["sent_at"]
+                res["forwarded"] = int(n.value) - args.meters  # the heartbeats came first
         finally:
-            stop(proc)
             sink_proc.terminate()
     report(args, res, events)
 
@@ -398,14 +346,6 @@ def run_fleet(args, proc, hello, later, hellos_in) -> dict:
     res["held_after"] = established(args.port)
     res["loop"] = loop
     return res
-
-
-def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def report(args, res, events):

@@ -12,65 +12,23 @@ opening at a time on a random meter, timed until the alarm is readable over XML-
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
-import signal
 import socket
-import subprocess
 import time
 import uuid
 
-from common import ROOT, ensure_db, figures, locked_meter_vals, run_odoo, wait_until
+from common import (
+    ensure_db,
+    established,
+    figures,
+    listener,
+    push_meter_vals,
+    run_odoo,
+    wait_until,
+)
 
 from meter_sim.fleet import Fleet
 from meter_sim.model import MeterConfig
-
-BIN = ROOT / ".venv" / "bin"
-
-
-@contextlib.contextmanager
-def listener(odoo, key, port):
-    proc = subprocess.Popen(
-        [
-            str(BIN / "meter-bridge"),
-            "listen",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--odoo-url",
-            odoo.url,
-            "--db",
-            odoo.db,
-            "--login",
-            "bench-push",
-            "--api-key",
-            key,
-            "--log-level",
-            "WARNING",
-        ],
-    )
-    try:
-
-        def up():
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                return True
-            return False
-
-        wait_until(up, 30, 0.1, "listener")
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
-
-
-def established(port: int) -> int:
-    """TCP connections established to the listener's port (from /proc/net/tcp)."""
-    n = 0
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            local, _remote, state = line.split()[1:4]
-            if state == "01" and int(local.split(":")[1], 16) == port:
-                n += 1
-    return n
 
 
 def main():
@@ -87,29 +45,16 @@ def main():
         port = s.getsockname()[1]
     with run_odoo(db) as odoo:
         key = odoo.bridge_key("bench-push")
-        vals = []
         # system titles unique to this run (the simulator's default repeats across runs)
         titles = {s: (run[:3] + s[-5:]).encode().hex().upper() for s in serials}
-        for serial in serials:
-            v = dict(locked_meter_vals(serial), system_title=titles[serial])
-            vals.append(
-                {
-                    "serial_number": serial,
-                    "host": "127.0.0.1",
-                    "port": 1,
-                    "state": "active",
-                    **v,
-                    "push_enabled": True,
-                    "push_destination": f"127.0.0.1:{port}",
-                    "push_heartbeat_s": 3600,
-                }
-            )
+        dest = f"127.0.0.1:{port}"
+        vals = [push_meter_vals(s, titles[s], dest, 3600) for s in serials]
         ids = dict(zip(serials, odoo.call("smartpm.meter", "create", vals), strict=True))
         configs = [
             MeterConfig(s, push_destination=f"127.0.0.1:{port}", system_title=titles[s])
             for s in serials
         ]
-        with listener(odoo, key, port), Fleet(configs, speed=0) as fleet:
+        with listener(odoo.url, odoo.db, "bench-push", key, port), Fleet(configs, speed=0) as fleet:
             t0 = time.monotonic()
             for s in serials:  # every meter says hello: one connection each
                 fleet.push.heartbeat(s)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +62,72 @@ def ensure_db(db: str, demo: bool = False, fresh: bool = False) -> str:
     else:
         odoo("-d", db, "-i", "smartpm_prepay", "--without-demo=all")
     return db
+
+
+def push_meter_vals(serial: str, system_title: str, destination: str, heartbeat_s: int) -> dict:
+    """An Odoo meter in push mode for the simulated meter ``serial`` (its keys), active."""
+    return {
+        "serial_number": serial,
+        "host": "127.0.0.1",
+        "port": 1,
+        "state": "active",
+        **locked_meter_vals(serial),
+        "system_title": system_title,
+        "push_enabled": True,
+        "push_destination": destination,
+        "push_heartbeat_s": heartbeat_s,
+    }
+
+
+@contextlib.contextmanager
+def listener(url: str, db: str, login: str, key: str, port: int):
+    """A `meter-bridge listen` process on 127.0.0.1:port forwarding to Odoo at ``url``."""
+    proc = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "meter-bridge"),
+            "listen",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--odoo-url",
+            url,
+            "--db",
+            db,
+            "--login",
+            login,
+            "--api-key",
+            key,
+            "--log-level",
+            "WARNING",
+        ],
+    )
+    try:
+
+        def up():
+            if proc.poll() is not None:
+                raise RuntimeError("the listener exited")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return True
+            return False
+
+        wait_until(up, 30, 0.1, "listener")
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def established(port: int) -> int:
+    """TCP connections established to the listener's port (from /proc/net/tcp)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, _remote, state = line.split()[1:4]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                n += 1
+    return n
 
 
 def figures(name: str, values: list[float], unit: str = "s") -> str:

@@ -73,20 +73,25 @@ class PushCase(SmartpmCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.bridge = new_test_user(cls.env, "t_push_bridge", groups=BRIDGE_GROUPS)
-        cls.meter = cls._meter(
-            "PSH00001",
+        cls.meter = cls._push_meter(TITLE, push_heartbeat_s=900)
+        cls.other = cls._meter("PSH00002", state="active")
+        cls.t = datetime(2026, 11, 30, 10, 15, 7)
+        cls._clear_job_queue()
+
+    @classmethod
+    def _push_meter(cls, title, **vals):
+        """A meter in push mode whose serial is its system title (keys EKEY, AKEY)."""
+        return cls._meter(
+            title.decode(),
             state="active",
             auth="hls_gmac",
             encryption_key=EKEY,
             auth_key=AKEY,
-            system_title=TITLE.hex().upper(),
+            system_title=title.hex().upper(),
             push_enabled=True,
             push_destination="listener.example.com:4059",
-            push_heartbeat_s=900,
+            **vals,
         )
-        cls.other = cls._meter("PSH00002", state="active")
-        cls.t = datetime(2026, 11, 30, 10, 15, 7)
-        cls._clear_job_queue()
 
     def _send(self, *apdus, user=None):
         jobs = self.env["smartpm.meter.job"].with_user(user or self.bridge)
@@ -149,16 +154,7 @@ class TestPushIngest(PushCase):
         titles = [f"PSB{i:05d}".encode() for i in range(4)]
         meters = self.meter
         for title in titles:
-            meters |= self._meter(
-                title.decode(),
-                state="active",
-                auth="hls_gmac",
-                encryption_key=EKEY,
-                auth_key=AKEY,
-                system_title=title.hex().upper(),
-                push_enabled=True,
-                push_destination="listener.example.com:4059",
-            )
+            meters |= self._push_meter(title)
         apdus = [cipher(event_body("PSH00001", self.t, 40), 20)]
         apdus += [cipher(event_body(t.decode(), self.t, 40), 20, title=t) for t in titles]
         # the meter tried again (the head end did not answer): the same event, a new counter
