@@ -154,12 +154,15 @@ class PushListener:
         self.flushers = flushers
         self.retry_s = retry_s
         self.stats = ListenerStats()
-        self.pending: collections.deque[dict] = collections.deque()
+        # one queue per flusher, a meter always in the same one: a meter's pushes reach Odoo
+        # in order (its replay check refuses a counter below one accepted) and two batches
+        # in flight never update the same meter row (no serialization failure)
+        self.queues: list[collections.deque[dict]] = [collections.deque() for _ in range(flushers)]
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server = None
         self.lines: set[_MeterLine] = set()
         self._paused: set[_MeterLine] = set()
-        self._arrived: asyncio.Event | None = None
+        self._arrived: list[asyncio.Event] = []
         self._busy = 0  # batches being handed to Odoo
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
@@ -167,12 +170,12 @@ class PushListener:
     # --- lifecycle ---
     async def start(self) -> PushListener:
         self.loop = asyncio.get_running_loop()
-        self._arrived = asyncio.Event()
+        self._arrived = [asyncio.Event() for _ in self.queues]
         self.server = await self.loop.create_server(
             lambda: _MeterLine(self), self.host, self.port, reuse_address=True, backlog=4096
         )
         self.port = self.server.sockets[0].getsockname()[1]
-        self._tasks = [asyncio.create_task(self._flush_loop()) for _ in range(self.flushers)]
+        self._tasks = [asyncio.create_task(self._flush_loop(i)) for i in range(self.flushers)]
         self._tasks.append(asyncio.create_task(self._sweep_loop()))
         log.info("push listener on %s:%s (bridge %s)", self.host, self.port, self.bridge_id)
         return self
@@ -185,7 +188,7 @@ class PushListener:
         for line in list(self.lines):
             line.transport.close()
         deadline = time.monotonic() + drain_s
-        while (self.pending or self._busy) and time.monotonic() < deadline:
+        while (self.waiting() or self._busy) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
@@ -206,7 +209,7 @@ class PushListener:
         s.connections = len(self.lines)
         s.connections_total += 1
         s.connections_max = max(s.connections_max, s.connections)
-        if len(self.pending) >= self.max_buffer:
+        if self.waiting() >= self.max_buffer:
             self._pause(line)
 
     def _line_down(self, line: _MeterLine) -> None:
@@ -221,15 +224,16 @@ class PushListener:
 
     def _received(self, title: str, apdu: bytes) -> None:
         self.stats.received += 1
-        self.pending.append(
+        i = hash(title) % len(self.queues)
+        self.queues[i].append(
             {
                 "system_title": title,
                 "apdu": apdu.hex(),
                 "received_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             }
         )
-        self._arrived.set()
-        if len(self.pending) >= self.max_buffer:  # Odoo is behind: stop reading
+        self._arrived[i].set()
+        if self.waiting() >= self.max_buffer:  # Odoo is behind: stop reading
             for line in self.lines:
                 self._pause(line)
 
@@ -244,27 +248,31 @@ class PushListener:
                 line.transport.close()
 
     # --- Odoo ---
-    async def _next_batch(self) -> list[dict]:
+    def waiting(self) -> int:
+        """Pushes received, not yet handed to Odoo."""
+        return sum(len(q) for q in self.queues)
+
+    async def _next_batch(self, i: int) -> list[dict]:
+        pending = self.queues[i]
         while True:
-            while not self.pending:
-                self._arrived.clear()
-                await self._arrived.wait()
-            if len(self.pending) < self.batch_size and self.batch_wait_s > 0:
+            while not pending:
+                self._arrived[i].clear()
+                await self._arrived[i].wait()
+            if len(pending) < self.batch_size and self.batch_wait_s > 0:
                 await asyncio.sleep(self.batch_wait_s)  # let a burst fill the batch
-            if self.pending:  # (another flusher may have taken them meanwhile)
+            if pending:
                 break
-        n = min(self.batch_size, len(self.pending))
-        batch = [self.pending.popleft() for _ in range(n)]
-        if self._paused and len(self.pending) < self.max_buffer // 2:
+        batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
+        if self._paused and self.waiting() < self.max_buffer // 2:
             for line in self._paused:
                 if not line.transport.is_closing():
                     line.transport.resume_reading()
             self._paused.clear()
         return batch
 
-    async def _flush_loop(self) -> None:
+    async def _flush_loop(self, i: int) -> None:
         while True:
-            batch = await self._next_batch()
+            batch = await self._next_batch(i)
             self._busy += 1
             try:
                 answers = await self._hand_over(batch)

@@ -166,9 +166,9 @@ class SlowOdoo(FakeOdoo):
         return super().push_ingest(bridge_id, messages)
 
 
-def push_frame(n: int) -> bytes:
+def push_frame(n: int, title: bytes = b"SIM00001") -> bytes:
     """A wrapper frame of the shape of a ciphered push (the listener checks no more)."""
-    apdu = bytes([0xDB, 8]) + b"SIM00001" + bytes([20, 0x30]) + n.to_bytes(4, "big") + bytes(15)
+    apdu = bytes([0xDB, 8]) + title + bytes([20, 0x30]) + n.to_bytes(4, "big") + bytes(15)
     return bytes.fromhex("000100010066") + len(apdu).to_bytes(2, "big") + apdu
 
 
@@ -196,3 +196,21 @@ def test_a_silent_line_is_closed_after_the_idle_timeout(listener):
         assert s.recv(10) == b""  # the listener hung up
     wait_until(lambda: lst.stats.connections == 0, 5, 0.02)
     assert lst.stats.idle_closed == 1
+
+
+def test_a_meters_pushes_reach_odoo_in_order_whatever_the_flushers(listener):
+    odoo = FakeOdoo()
+    lst = listener(odoo, batch_size=3, flushers=4, batch_wait_s=0)
+    titles = [f"SIM{i:05d}".encode() for i in range(6)]
+    lines = [socket.create_connection(("127.0.0.1", lst.port), timeout=5) for _ in titles]
+    for n in range(20):
+        for line, title in zip(lines, titles, strict=True):
+            line.sendall(push_frame(n, title))
+    wait_until(lambda: lst.stats.accepted == 120, 20, 0.05, "every push forwarded")
+    for line in lines:
+        line.close()
+    by_title = {}
+    for m in odoo.messages():
+        by_title.setdefault(m["system_title"], []).append(int(m["apdu"][24:32], 16))
+    # Odoo refuses a counter below one it accepted: each meter's in the order it sent them
+    assert by_title == {t.hex().upper(): list(range(20)) for t in titles}
