@@ -17,21 +17,18 @@ import socket
 import time
 import uuid
 
-from common import ensure_db, figures, locked_meter_vals, run_listener, run_odoo, wait_until
+from common import (
+    ensure_db,
+    established,
+    figures,
+    listener,
+    push_meter_vals,
+    run_odoo,
+    wait_until,
+)
 
 from meter_sim.fleet import Fleet
 from meter_sim.model import MeterConfig
-
-
-def established(port: int) -> int:
-    """TCP connections established to the listener's port (from /proc/net/tcp)."""
-    n = 0
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            local, _remote, state = line.split()[1:4]
-            if state == "01" and int(local.split(":")[1], 16) == port:
-                n += 1
-    return n
 
 
 def main():
@@ -48,32 +45,16 @@ def main():
         port = s.getsockname()[1]
     with run_odoo(db) as odoo:
         key = odoo.bridge_key("bench-push")
-        vals = []
         # system titles unique to this run (the simulator's default repeats across runs)
         titles = {s: (run[:3] + s[-5:]).encode().hex().upper() for s in serials}
-        for serial in serials:
-            v = dict(locked_meter_vals(serial), system_title=titles[serial])
-            vals.append(
-                {
-                    "serial_number": serial,
-                    "host": "127.0.0.1",
-                    "port": 1,
-                    "state": "active",
-                    **v,
-                    "push_enabled": True,
-                    "push_destination": f"127.0.0.1:{port}",
-                    "push_heartbeat_s": 3600,
-                }
-            )
+        dest = f"127.0.0.1:{port}"
+        vals = [push_meter_vals(s, titles[s], dest, 3600) for s in serials]
         ids = dict(zip(serials, odoo.call("smartpm.meter", "create", vals), strict=True))
         configs = [
             MeterConfig(s, push_destination=f"127.0.0.1:{port}", system_title=titles[s])
             for s in serials
         ]
-        with (
-            run_listener(odoo, port, "bench-push-listener", api_key=key, login="bench-push"),
-            Fleet(configs, speed=0) as fleet,
-        ):
+        with listener(odoo.url, odoo.db, "bench-push", key, port), Fleet(configs, speed=0) as fleet:
             t0 = time.monotonic()
             for s in serials:  # every meter says hello: one connection each
                 fleet.push.heartbeat(s)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # odoo_e2e: the e2e tests' Odoo/bridge runners
@@ -60,6 +61,38 @@ def ensure_db(db: str, demo: bool = False, fresh: bool = False) -> str:
     else:
         odoo("-d", db, "-i", "smartpm_prepay", "--without-demo=all")
     return db
+
+
+def push_meter_vals(serial: str, system_title: str, destination: str, heartbeat_s: int) -> dict:
+    """An Odoo meter in push mode for the simulated meter ``serial`` (its keys), active."""
+    return {
+        "serial_number": serial,
+        "host": "127.0.0.1",
+        "port": 1,
+        "state": "active",
+        **locked_meter_vals(serial),
+        "system_title": system_title,
+        "push_enabled": True,
+        "push_destination": destination,
+        "push_heartbeat_s": heartbeat_s,
+    }
+
+
+def listener(url: str, db: str, login: str, key: str, port: int):
+    """A `meter-bridge listen` process on 127.0.0.1:port forwarding to Odoo (or a sink) at
+    ``url``: the e2e tests' runner (its log in var/e2e-listener-PORT.log)."""
+    return run_listener(SimpleNamespace(url=url, db=db), port, f"bench-{login}", key, login)
+
+
+def established(port: int) -> int:
+    """TCP connections established to the listener's port (from /proc/net/tcp)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, _remote, state = line.split()[1:4]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                n += 1
+    return n
 
 
 def figures(name: str, values: list[float], unit: str = "s") -> str:

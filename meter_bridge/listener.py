@@ -23,6 +23,7 @@ still read daily (reconciliation) and the same event is then stored, once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import logging
 import time
@@ -72,14 +73,63 @@ class ListenerStats:
     accepted: int = 0
     refused: int = 0
     dropped_lines: int = 0
+    idle_closed: int = 0
+    batches: int = 0
     refusals: dict = field(default_factory=dict)
+
+
+class _MeterLine(asyncio.Protocol):
+    """One meter's TCP line: frames cut from the bytes as they come (no task, no stream
+    objects per connection: a held line costs its transport and this small object)."""
+
+    __slots__ = ("listener", "transport", "buf", "last")
+
+    def __init__(self, listener: PushListener):
+        self.listener = listener
+        self.transport = None
+        self.buf = b""
+        self.last = 0.0
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.last = self.listener.loop.time()
+        self.listener._line_up(self)
+
+    def connection_lost(self, exc):
+        self.listener._line_down(self)
+
+    def data_received(self, data: bytes):
+        lst = self.listener
+        self.last = lst.loop.time()
+        buf = self.buf + data if self.buf else data
+        pos, end = 0, len(buf)
+        try:
+            while end - pos >= WRAPPER_HEADER:
+                length = parse_wrapper_header(buf[pos : pos + WRAPPER_HEADER])
+                if end - pos < WRAPPER_HEADER + length:
+                    break
+                apdu = buf[pos + WRAPPER_HEADER : pos + WRAPPER_HEADER + length]
+                pos += WRAPPER_HEADER + length
+                lst._received(system_title_of(apdu), apdu)
+        except FrameError as exc:
+            lst.stats.dropped_lines += 1
+            log.info("push from %s dropped: %s", self.transport.get_extra_info("peername"), exc)
+            self.buf = b""
+            self.transport.close()
+            return
+        self.buf = buf[pos:] if pos < end else b""
+
+    def eof_received(self):
+        return False  # the meter hung up: close
 
 
 class PushListener:
     """Accepts meters' pushes on ``host:port`` and forwards them to ``client.push_ingest``.
 
     client: anything with ``push_ingest(bridge_id, messages) -> [answer]`` (OdooClient); it is
-    called in a worker thread, up to ``flushers`` batches at a time."""
+    called in a worker thread, up to ``flushers`` batches at a time. Up to ``max_buffer``
+    pushes wait for Odoo; beyond, the listener stops reading the meters' lines (TCP pushes
+    back on the meters) until half of them are gone."""
 
     def __init__(
         self,
@@ -87,8 +137,8 @@ class PushListener:
         bridge_id: str,
         host: str = "0.0.0.0",
         port: int = 4059,
-        batch_size: int = 200,
-        batch_wait_s: float = 0.02,
+        batch_size: int = 500,
+        batch_wait_s: float = 0.05,
         idle_timeout_s: float = 3600.0,
         max_buffer: int = 50000,
         flushers: int = 2,
@@ -104,19 +154,29 @@ class PushListener:
         self.flushers = flushers
         self.retry_s = retry_s
         self.stats = ListenerStats()
-        self.queue: asyncio.Queue | None = None
+        # one queue per flusher, a meter always in the same one: a meter's pushes reach Odoo
+        # in order (its replay check refuses a counter below one accepted) and two batches
+        # in flight never update the same meter row (no serialization failure)
+        self.queues: list[collections.deque[dict]] = [collections.deque() for _ in range(flushers)]
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.server = None
+        self.lines: set[_MeterLine] = set()
+        self._paused: set[_MeterLine] = set()
+        self._arrived: list[asyncio.Event] = []
+        self._busy = 0  # batches being handed to Odoo
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
 
     # --- lifecycle ---
     async def start(self) -> PushListener:
-        self.queue = asyncio.Queue(self.max_buffer)
-        self.server = await asyncio.start_server(
-            self._handle, self.host, self.port, reuse_address=True, backlog=4096
+        self.loop = asyncio.get_running_loop()
+        self._arrived = [asyncio.Event() for _ in self.queues]
+        self.server = await self.loop.create_server(
+            lambda: _MeterLine(self), self.host, self.port, reuse_address=True, backlog=4096
         )
         self.port = self.server.sockets[0].getsockname()[1]
-        self._tasks = [asyncio.create_task(self._flush_loop()) for _ in range(self.flushers)]
+        self._tasks = [asyncio.create_task(self._flush_loop(i)) for i in range(self.flushers)]
+        self._tasks.append(asyncio.create_task(self._sweep_loop()))
         log.info("push listener on %s:%s (bridge %s)", self.host, self.port, self.bridge_id)
         return self
 
@@ -125,8 +185,10 @@ class PushListener:
         self._stopping = True
         if self.server:
             self.server.close()
+        for line in list(self.lines):
+            line.transport.close()
         deadline = time.monotonic() + drain_s
-        while self.queue is not None and not self.queue.empty() and time.monotonic() < deadline:
+        while (self.waiting() or self._busy) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
@@ -138,73 +200,85 @@ class PushListener:
         await self.stop()
 
     # --- meters ---
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def _line_up(self, line: _MeterLine) -> None:
         s = self.stats
-        s.connections += 1
+        if self._stopping:
+            line.transport.close()
+            return
+        self.lines.add(line)
+        s.connections = len(self.lines)
         s.connections_total += 1
         s.connections_max = max(s.connections_max, s.connections)
-        peer = writer.get_extra_info("peername")
-        try:
-            while not self._stopping:
-                head = await asyncio.wait_for(
-                    reader.readexactly(WRAPPER_HEADER), self.idle_timeout_s
-                )
-                apdu = await asyncio.wait_for(
-                    reader.readexactly(parse_wrapper_header(head)), self.idle_timeout_s
-                )
-                title = system_title_of(apdu)
-                s.received += 1
-                await self.queue.put(
-                    {
-                        "system_title": title,
-                        "apdu": apdu.hex(),
-                        "received_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-                    }
-                )
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
-            pass  # the meter hung up, or went silent for too long
-        except FrameError as exc:
-            s.dropped_lines += 1
-            log.info("push from %s dropped: %s", peer, exc)
-        finally:
-            s.connections -= 1
-            writer.close()
+        if self.waiting() >= self.max_buffer:
+            self._pause(line)
+
+    def _line_down(self, line: _MeterLine) -> None:
+        self.lines.discard(line)
+        self._paused.discard(line)
+        self.stats.connections = len(self.lines)
+
+    def _pause(self, line: _MeterLine) -> None:
+        if line not in self._paused and not line.transport.is_closing():
+            line.transport.pause_reading()
+            self._paused.add(line)
+
+    def _received(self, title: str, apdu: bytes) -> None:
+        self.stats.received += 1
+        i = hash(title) % len(self.queues)
+        self.queues[i].append(
+            {
+                "system_title": title,
+                "apdu": apdu.hex(),
+                "received_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            }
+        )
+        self._arrived[i].set()
+        if self.waiting() >= self.max_buffer:  # Odoo is behind: stop reading
+            for line in self.lines:
+                self._pause(line)
+
+    async def _sweep_loop(self) -> None:
+        """Close the lines silent longer than the idle timeout (one pass for all lines)."""
+        every = max(0.05, min(60.0, self.idle_timeout_s / 4))
+        while True:
+            await asyncio.sleep(every)
+            oldest = self.loop.time() - self.idle_timeout_s
+            for line in [ln for ln in self.lines if ln.last < oldest]:
+                self.stats.idle_closed += 1
+                line.transport.close()
 
     # --- Odoo ---
-    async def _next_batch(self) -> list[dict]:
-        batch = [await self.queue.get()]
-        deadline = time.monotonic() + self.batch_wait_s
-        while len(batch) < self.batch_size:
-            try:
-                batch.append(self.queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            left = deadline - time.monotonic()
-            if left <= 0:
+    def waiting(self) -> int:
+        """Pushes received, not yet handed to Odoo."""
+        return sum(len(q) for q in self.queues)
+
+    async def _next_batch(self, i: int) -> list[dict]:
+        pending = self.queues[i]
+        while True:
+            while not pending:
+                self._arrived[i].clear()
+                await self._arrived[i].wait()
+            if len(pending) < self.batch_size and self.batch_wait_s > 0:
+                await asyncio.sleep(self.batch_wait_s)  # let a burst fill the batch
+            if pending:
                 break
-            try:
-                batch.append(await asyncio.wait_for(self.queue.get(), left))
-            except asyncio.TimeoutError:
-                break
+        batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
+        if self._paused and self.waiting() < self.max_buffer // 2:
+            for line in self._paused:
+                if not line.transport.is_closing():
+                    line.transport.resume_reading()
+            self._paused.clear()
         return batch
 
-    async def _flush_loop(self) -> None:
+    async def _flush_loop(self, i: int) -> None:
         while True:
-            batch = await self._next_batch()
-            while True:
-                try:
-                    answers = await asyncio.to_thread(
-                        self.client.push_ingest, self.bridge_id, batch
-                    )
-                    break
-                except OdooUnreachable as exc:  # keep the batch, try again
-                    log.warning("Odoo unreachable, %s pushes kept: %s", len(batch), exc)
-                    await asyncio.sleep(self.retry_s)
-                except OdooError as exc:  # the whole call refused: nothing to retry
-                    log.error("Odoo refused a batch of %s pushes: %s", len(batch), exc)
-                    answers = [{"ok": False, "error": str(exc)} for _ in batch]
-                    break
+            batch = await self._next_batch(i)
+            self._busy += 1
+            try:
+                answers = await self._hand_over(batch)
+            finally:
+                self._busy -= 1
+            self.stats.batches += 1
             for msg, answer in zip(batch, answers or [], strict=False):
                 if answer.get("ok"):
                     self.stats.accepted += 1
@@ -213,6 +287,17 @@ class PushListener:
                     reason = str(answer.get("error") or "refused")
                     self.stats.refusals[reason] = self.stats.refusals.get(reason, 0) + 1
                     log.info("push of %s refused: %s", msg["system_title"], reason)
+
+    async def _hand_over(self, batch: list[dict]) -> list[dict]:
+        while True:
+            try:
+                return await asyncio.to_thread(self.client.push_ingest, self.bridge_id, batch)
+            except OdooUnreachable as exc:  # keep the batch, try again
+                log.warning("Odoo unreachable, %s pushes kept: %s", len(batch), exc)
+                await asyncio.sleep(self.retry_s)
+            except OdooError as exc:  # the whole call refused: nothing to retry
+                log.error("Odoo refused a batch of %s pushes: %s", len(batch), exc)
+                return [{"ok": False, "error": str(exc)} for _ in batch]
 
 
 def run(settings, listen: str) -> int:

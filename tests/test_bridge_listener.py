@@ -152,3 +152,65 @@ def test_refusals_are_counted_by_reason(listener, sim_fleet):
 def test_system_title_of_a_general_glo_ciphering_apdu():
     apdu = bytes.fromhex("db0853494d3030303031253000000005") + bytes(20)
     assert system_title_of(apdu) == b"SIM00001".hex().upper()
+
+
+class SlowOdoo(FakeOdoo):
+    """push_ingest waits until ``go`` is set: Odoo behind."""
+
+    def __init__(self):
+        super().__init__()
+        self.go = threading.Event()
+
+    def push_ingest(self, bridge_id, messages):
+        self.go.wait(30)
+        return super().push_ingest(bridge_id, messages)
+
+
+def push_frame(n: int, title: bytes = b"SIM00001") -> bytes:
+    """A wrapper frame of the shape of a ciphered push (the listener checks no more)."""
+    apdu = bytes([0xDB, 8]) + title + bytes([20, 0x30]) + n.to_bytes(4, "big") + bytes(15)
+    return bytes.fromhex("000100010066") + len(apdu).to_bytes(2, "big") + apdu
+
+
+def test_odoo_behind_pauses_the_meters_lines_and_loses_nothing(listener):
+    odoo = SlowOdoo()
+    lst = listener(odoo, max_buffer=5, batch_size=2, flushers=1, batch_wait_s=0)
+    with socket.create_connection(("127.0.0.1", lst.port), timeout=5) as s:
+        for n in range(30):
+            s.sendall(push_frame(n))
+            if n < 15:
+                threading.Event().wait(0.02)  # separate reads while the buffer fills
+        wait_until(lambda: lst.stats.received >= 5, 10, 0.02, "the buffer full")
+        # the listener reads no more from the meters while Odoo is behind: TCP holds the rest
+        assert lst.stats.received < 30
+        odoo.go.set()
+        wait_until(lambda: lst.stats.accepted == 30, 20, 0.05, "every push forwarded")
+    counters = [int(m["apdu"][24:32], 16) for m in odoo.messages()]
+    assert counters == list(range(30))  # each once, in order
+
+
+def test_a_silent_line_is_closed_after_the_idle_timeout(listener):
+    lst = listener(FakeOdoo(), idle_timeout_s=0.3)
+    with socket.create_connection(("127.0.0.1", lst.port), timeout=10) as s:
+        wait_until(lambda: lst.stats.connections == 1, 5, 0.02)
+        assert s.recv(10) == b""  # the listener hung up
+    wait_until(lambda: lst.stats.connections == 0, 5, 0.02)
+    assert lst.stats.idle_closed == 1
+
+
+def test_a_meters_pushes_reach_odoo_in_order_whatever_the_flushers(listener):
+    odoo = FakeOdoo()
+    lst = listener(odoo, batch_size=3, flushers=4, batch_wait_s=0)
+    titles = [f"SIM{i:05d}".encode() for i in range(6)]
+    lines = [socket.create_connection(("127.0.0.1", lst.port), timeout=5) for _ in titles]
+    for n in range(20):
+        for line, title in zip(lines, titles, strict=True):
+            line.sendall(push_frame(n, title))
+    wait_until(lambda: lst.stats.accepted == 120, 20, 0.05, "every push forwarded")
+    for line in lines:
+        line.close()
+    by_title = {}
+    for m in odoo.messages():
+        by_title.setdefault(m["system_title"], []).append(int(m["apdu"][24:32], 16))
+    # Odoo refuses a counter below one it accepted: each meter's in the order it sent them
+    assert by_title == {t.hex().upper(): list(range(20)) for t in titles}

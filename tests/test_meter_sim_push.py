@@ -4,6 +4,7 @@ dlms-cosem (the simulator ciphers with gurux), and retried while the head end is
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import struct
 
@@ -153,3 +154,25 @@ def test_no_push_without_a_destination(sim_fleet):
     fleet = sim_fleet(MeterConfig("SIM00001"))
     fleet.meter("SIM00001").tamper("cover_open")
     assert fleet.push.pending("SIM00001") == 0
+
+
+def test_a_push_outside_the_communication_window_waits_for_it(sim_fleet):
+    srv = head_end()
+    srv.settimeout(0.5)
+    fleet = sim_fleet(MeterConfig("SIM00001", push_destination=f"127.0.0.1:{srv.getsockname()[1]}"))
+    model = fleet.meter("SIM00001")
+    t = model.meter_time()
+    model.advance_to(t.replace(hour=5, minute=0, second=0) + dt.timedelta(days=1))
+    model.push.windows = [(360, 420)]  # 06:00-07:00 meter time (attribute 4)
+    model.tamper("cover_open")
+    with pytest.raises(TimeoutError):
+        srv.accept()  # 05:00: the meter keeps its push
+    assert fleet.push.pending("SIM00001") == 1
+    model.advance(3600)  # 06:00: the window opens
+    srv.settimeout(10)
+    conn, _ = srv.accept()
+    conn.settimeout(10)
+    _c, _n, body = decode(read_frame(conn), model.config)
+    assert body[3] == EV_COVER_OPENED
+    conn.close()
+    srv.close()

@@ -191,16 +191,25 @@ class SmartpmAlarm(models.Model):
 
     @api.model
     def _create_from_events(self, alarms):
-        """Create alarms for events not stored yet; return how many were new."""
+        """Create alarms for events not stored yet (the key of ``meter_event_uniq``), in one
+        create for the batch; return how many were new."""
         if not alarms:
             return 0
         self.env.flush_all()
+        # only the batch's own keys are looked up (the unique index), not every alarm of
+        # its meters: the cost of a batch does not grow with the meters' history
         self.env.cr.execute(
             """
-            SELECT meter_id, alarm_type, meter_time FROM smartpm_alarm
-             WHERE meter_id = ANY(%s)
+            SELECT a.meter_id, a.alarm_type, a.meter_time
+              FROM unnest(%s::int[], %s::varchar[], %s::timestamp[]) AS k(meter_id, t, at)
+              JOIN smartpm_alarm a
+                ON a.meter_id = k.meter_id AND a.alarm_type = k.t AND a.meter_time = k.at
             """,
-            (list({a["meter_id"] for a in alarms}),),
+            [
+                [a["meter_id"] for a in alarms],
+                [a["alarm_type"] for a in alarms],
+                [a["meter_time"] for a in alarms],
+            ],
         )
         seen = set(self.env.cr.fetchall())
         fresh = []
@@ -257,21 +266,36 @@ class SmartpmAlarm(models.Model):
         return site.manager_id or self.company_id.smartpm_alarm_user_id
 
     def _schedule_manager_activity(self):
+        """A to-do for the property manager of each alarm: one create for the batch (what
+        ``activity_schedule`` makes, with each alarm's own summary)."""
+        if self.env.context.get("mail_activity_automation_skip"):
+            return
         labels = dict(ALARM_TYPES)
+        todo = self.env.ref("mail.mail_activity_data_todo")
+        model_id = self.env["ir.model"]._get(self._name).id
+        deadline = fields.Date.context_today(self)
+        vals_list = []
         for alarm in self.sudo():
             user = alarm._get_manager_user()
             if not user:
                 continue
-            alarm.activity_schedule(
-                "mail.mail_activity_data_todo",
-                user_id=user.id,
-                summary=_(
-                    "%(type)s on meter %(meter)s",
-                    type=labels.get(alarm.alarm_type),
-                    meter=alarm.meter_id.serial_number,
-                ),
-                note=alarm.description or False,
+            vals_list.append(
+                {
+                    "activity_type_id": todo.id,
+                    "summary": _(
+                        "%(type)s on meter %(meter)s",
+                        type=labels.get(alarm.alarm_type),
+                        meter=alarm.meter_id.serial_number,
+                    ),
+                    "automated": True,
+                    "note": alarm.description or todo.default_note,
+                    "date_deadline": deadline,
+                    "res_model_id": model_id,
+                    "res_id": alarm.id,
+                    "user_id": user.id,
+                }
             )
+        self.env["mail.activity"].sudo().create(vals_list)
 
     # ---------------------------------------------------------------- workflow
     def _check_state(self, allowed, action):

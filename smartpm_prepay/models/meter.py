@@ -10,6 +10,7 @@ from odoo.tools.float_utils import float_round
 
 from ..services import emergency, engine, friendly, receipt, sale_info, standing_charge, tou
 from ..services.obis import BILLING_OBJECTS, ENERGY_IMPORT, LOAD_PROFILE
+from ..services.push import longest_closed, parse_windows
 from ..services.sale_info import format_money
 
 SERIAL_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
@@ -321,6 +322,14 @@ class SmartpmMeter(models.Model):
         default=0,
         help="The meter waits a random time up to this before its first attempt, so that "
         "meters that saw the same event (a power cut) do not all connect at once.",
+    )
+    push_windows = fields.Char(
+        string="Communication windows",
+        help="When the meter may connect to push, e.g. 06:00-08:00, 18:00-20:00 (times of "
+        "the meter's day, UTC; at most 8 windows, none across midnight). Empty: at any "
+        "time. Outside its windows the meter keeps its events and heartbeats and pushes "
+        "them when the next window opens (push setups' communication_window); its "
+        "communication-lost check allows the longest closed gap on top of the heartbeat.",
     )
     push_enabled_at = fields.Datetime(
         readonly=True, copy=False, help="When push mode was last turned on."
@@ -1324,11 +1333,22 @@ class SmartpmMeter(models.Model):
         "push_retries",
         "push_repetition_delay_s",
         "push_randomisation_s",
+        "push_windows",
         "auth",
         "system_title",
     )
     def _check_push(self):
         for meter in self:
+            try:
+                parse_windows(meter.push_windows)
+            except ValueError as exc:
+                raise ValidationError(
+                    _(
+                        "Meter %(serial)s: communication windows: %(error)s.",
+                        serial=meter.serial_number,
+                        error=exc,
+                    )
+                ) from exc
             for name, top in (
                 ("push_heartbeat_s", 7 * 86400),
                 ("push_retries", 255),
@@ -1401,7 +1421,7 @@ class SmartpmMeter(models.Model):
             "retries": self.push_retries,
             "repetition_delay_s": self.push_repetition_delay_s,
             "randomisation_s": self.push_randomisation_s,
-            "windows": [],
+            "windows": parse_windows(self.push_windows),
         }
 
     def _smartpm_push_before(self, vals):
@@ -1412,6 +1432,7 @@ class SmartpmMeter(models.Model):
             "push_retries",
             "push_repetition_delay_s",
             "push_randomisation_s",
+            "push_windows",
         }
         if not push_fields & set(vals):
             return {}
@@ -1472,7 +1493,8 @@ class SmartpmMeter(models.Model):
         self.env.flush_all()
         self.env.cr.execute(
             """
-            SELECT m.id FROM smartpm_meter m
+            SELECT m.id, COALESCE(m.push_last_at, m.push_enabled_at, m.create_date)
+              FROM smartpm_meter m
              WHERE m.push_enabled AND m.active AND m.push_heartbeat_s > 0
                AND m.state IN ('active', 'disconnected')
                AND COALESCE(m.push_last_at, m.push_enabled_at, m.create_date)
@@ -1483,7 +1505,19 @@ class SmartpmMeter(models.Model):
             """,
             (now, margin),
         )
-        lost = self.sudo().browse([row[0] for row in self.env.cr.fetchall()])
+        rows = self.env.cr.fetchall()
+        since = dict(rows)
+        # a meter with communication windows may be silent for its longest closed gap more
+        lost = self.sudo().browse([row[0] for row in rows])
+        lost = lost.filtered(
+            lambda m: (
+                not m.push_windows
+                or since[m.id]
+                < now
+                - timedelta(seconds=m.push_heartbeat_s + margin)
+                - longest_closed(parse_windows(m.push_windows))
+            )
+        )
         lost.filtered(lambda m: m.online_state != "offline").write({"online_state": "offline"})
         self.env["smartpm.alarm"].sudo().create(
             [

@@ -59,31 +59,52 @@ def _template(env, xmlid, model):
 
 def _claim(env, key, channel, partner, record, audience, kind, company):
     """The row that says (key, channel, partner) is told, or None when it was already."""
+    return _claim_many(env, [(key, channel, partner, record, audience, kind, company)])[0]
+
+
+def _claim_many(env, claims):
+    """_claim of many (key, channel, partner, record, audience, kind, company) in one INSERT:
+    for each, its new log row, or None when it was told already (or earlier in the list)."""
+    if not claims:
+        return []
     env.cr.execute(
         """
         INSERT INTO smartpm_notification_log
             (event_key, channel, partner_id, res_model, res_id, audience, kind, company_id,
              state, create_uid, write_uid, create_date, write_date)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'queued', %s, %s,
-                now() at time zone 'utc', now() at time zone 'utc')
+        SELECT c.key, c.channel, c.partner_id, c.res_model, c.res_id, c.audience, c.kind,
+               c.company_id, 'queued', %s, %s,
+               now() at time zone 'utc', now() at time zone 'utc'
+          FROM unnest(%s::varchar[], %s::varchar[], %s::int[], %s::varchar[], %s::int[],
+                      %s::varchar[], %s::varchar[], %s::int[])
+               WITH ORDINALITY
+               AS c(key, channel, partner_id, res_model, res_id, audience, kind, company_id, n)
+         ORDER BY c.n
         ON CONFLICT (event_key, channel, partner_id) DO NOTHING
-        RETURNING id
+        RETURNING id, event_key, channel, partner_id
         """,
-        (
-            key,
-            channel,
-            partner.id,
-            record._name,
-            record.id,
-            audience,
-            kind,
-            company.id or None,
+        [
             env.uid,
             env.uid,
-        ),
+            [c[0] for c in claims],
+            [c[1] for c in claims],
+            [c[2].id for c in claims],
+            [c[3]._name for c in claims],
+            [c[3].id for c in claims],
+            [c[4] for c in claims],
+            [c[5] for c in claims],
+            [c[6].id or None for c in claims],
+        ],
     )
-    row = env.cr.fetchone()
-    return env["smartpm.notification.log"].sudo().browse(row[0]) if row else None
+    new = {
+        (key, channel, partner_id): log_id for log_id, key, channel, partner_id in env.cr.fetchall()
+    }
+    Log = env["smartpm.notification.log"].sudo()
+    out = []
+    for c in claims:
+        log_id = new.pop((c[0], c[1], c[2].id), None)  # a repeat in the list: told already
+        out.append(Log.browse(log_id) if log_id else None)
+    return out
 
 
 def _usable(template):
@@ -96,39 +117,63 @@ def _skip(log, note):
 
 
 def _send_email(log, template, record, partner):
+    _send_emails(template, partner, [(log, record)])
+
+
+def _send_emails(template, partner, told):
+    """``template`` rendered on each record of ``told`` [(log, record)] to ``partner``: one
+    batch (the template is compiled once for all, not once per record)."""
     if not _usable(template):
-        return _skip(log, "no active e-mail template")
+        return _skip_all(told, "no active e-mail template")
     if not partner.email:
-        return _skip(log, "the recipient has no e-mail address")
+        return _skip_all(told, "the recipient has no e-mail address")
     # queued (force_send=False): a mail server outage never blocks an ingest
-    mail_id = template.send_mail(
-        record.id,
+    mails = template.send_mail_batch(
+        [record.id for _log, record in told],
         force_send=False,
         email_values={"recipient_ids": [Command.set(partner.ids)]},
     )
-    log.write({"mail_id": mail_id})
+    for (log, _record), mail in zip(told, mails, strict=True):
+        log.write({"mail_id": mail.id})
 
 
 def _send_sms(log, template, record, partner):
+    _send_sms_batch(template, partner, [(log, record)])
+
+
+def _send_sms_batch(template, partner, told):
+    """``template`` rendered on each record of ``told`` [(log, record)], queued for
+    ``partner``'s mobile: one render, one create."""
     if not _usable(template):
-        return _skip(log, "no SMS template")
+        return _skip_all(told, "no SMS template")
     number = partner.mobile or partner.phone
     if not number:
-        return _skip(log, "the recipient has no mobile or phone number")
-    body = template._render_field("body", record.ids, compute_lang=True)[record.id]
+        return _skip_all(told, "the recipient has no mobile or phone number")
+    records = told[0][1].browse([record.id for _log, record in told])
+    bodies = template._render_field("body", records.ids, compute_lang=True)
+    number = partner._phone_format(number=number) or number
     sms = (
-        record.env["sms.sms"]
+        records.env["sms.sms"]
         .sudo()
         .create(
-            {
-                "partner_id": partner.id,
-                "number": partner._phone_format(number=number) or number,
-                "body": body,
-                "state": "outgoing",  # queued: the SMS cron sends it
-            }
+            [
+                {
+                    "partner_id": partner.id,
+                    "number": number,
+                    "body": bodies[record.id],
+                    "state": "outgoing",  # queued: the SMS cron sends it
+                }
+                for _log, record in told
+            ]
         )
     )
-    log.write({"sms_id": sms.id})
+    for (log, _record), one in zip(told, sms, strict=True):
+        log.write({"sms_id": one.id})
+
+
+def _skip_all(told, note):
+    for log, _record in told:
+        _skip(log, note)
 
 
 def _tell(env, key, channel, partner, record, audience, kind, company, send, *args):
@@ -184,6 +229,7 @@ def alarms_created(alarms):
         _template(env, OWNER_TEMPLATES[0], "mail.template"),
         _template(env, OWNER_TEMPLATES[1], "sms.template"),
     )
+    claims, sends = [], []  # every (event, channel, recipient) claimed in one INSERT
     for alarm in alarms:
         rule = by_key.get((alarm.company_id.id, alarm.alarm_type))
         if not rule:
@@ -193,14 +239,26 @@ def alarms_created(alarms):
         sms_template = rule.sms_template_id.sudo() or default_sms
         for user in rule._get_recipients(alarm):
             partner = user.partner_id
-            told = (env, key)
             about = (partner, alarm, "owner", alarm.alarm_type, alarm.company_id)
-            if rule.notify_live:
-                _tell(*told, "live", *about, _send_live, alarm, user)
-            if rule.notify_email:
-                _tell(*told, "email", *about, _send_email, mail_template, alarm, partner)
-            if rule.notify_sms:
-                _tell(*told, "sms", *about, _send_sms, sms_template, alarm, partner)
+            for on, channel, template in (
+                (rule.notify_live, "live", None),
+                (rule.notify_email, "email", mail_template),
+                (rule.notify_sms, "sms", sms_template),
+            ):
+                if on:
+                    claims.append((key, channel, *about))
+                    sends.append((channel, template, user, alarm))
+    # e-mails and SMS by template and recipient: each template rendered once for its alarms
+    batches = {}
+    for log, (channel, template, user, alarm) in zip(_claim_many(env, claims), sends, strict=True):
+        if log is None:
+            continue
+        if channel == "live":
+            _send_live(log, alarm, user)
+        else:
+            batches.setdefault((channel, template, user.partner_id), []).append((log, alarm))
+    for (channel, template, partner), told in batches.items():
+        (_send_emails if channel == "email" else _send_sms_batch)(template, partner, told)
 
 
 # ---------------------------------------------------------------- tenants

@@ -17,7 +17,8 @@ text for an unknown system title and a bad tag (no oracle of which titles exist)
 """
 
 import logging
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -47,6 +48,55 @@ REPLAYED = "push replayed (invocation counter not above the last one accepted)"
 
 class PushError(ValueError):
     pass
+
+
+# ----- communication windows (Push setup attribute 4) ------------------------------------
+MAX_WINDOWS = 8  # the bridge's set_push limit (docs/job-protocol.md)
+_WINDOW = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
+
+
+def parse_windows(text):
+    """The meter's communication windows, "06:00-08:00, 18:30-24:00" (times of the meter's
+    day, UTC), as [[start_min, end_min]] sorted; empty text: any time. ValueError (its text
+    says what is wrong) for anything else: a window must start before it ends, not cross
+    midnight (two windows), not overlap another; at most MAX_WINDOWS."""
+    windows = []
+    for part in (text or "").replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        match = _WINDOW.fullmatch(part)
+        if not match:
+            raise ValueError(f"{part!r} is not HH:MM-HH:MM")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if h1 > 23 or m1 > 59 or m2 > 59 or not start < end <= 1440:
+            raise ValueError(f"{part!r}: from 00:00 to 24:00, the start before the end")
+        windows.append([start, end])
+    windows.sort()
+    if len(windows) > MAX_WINDOWS:
+        raise ValueError(f"at most {MAX_WINDOWS} windows")
+    for (_s1, e1), (s2, _e2) in zip(windows, windows[1:], strict=False):
+        if s2 < e1:
+            raise ValueError("windows overlap")
+    return windows
+
+
+def format_windows(windows):
+    """[[start_min, end_min]] as parse_windows reads them."""
+    return ", ".join(
+        f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in windows or []
+    )
+
+
+def longest_closed(windows):
+    """The longest time the windows keep the meter silent (between two windows, across
+    midnight); zero without windows (any time)."""
+    if not windows:
+        return timedelta(0)
+    gaps = [b[0] - a[1] for a, b in zip(windows, windows[1:], strict=False)]
+    gaps.append(1440 - windows[-1][1] + windows[0][0])
+    return timedelta(minutes=max(gaps))
 
 
 # ----- decoding (pure) -----------------------------------------------------------------

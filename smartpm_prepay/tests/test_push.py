@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from odoo import api
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import new_test_user, tagged
 
@@ -72,20 +73,25 @@ class PushCase(SmartpmCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.bridge = new_test_user(cls.env, "t_push_bridge", groups=BRIDGE_GROUPS)
-        cls.meter = cls._meter(
-            "PSH00001",
+        cls.meter = cls._push_meter(TITLE, push_heartbeat_s=900)
+        cls.other = cls._meter("PSH00002", state="active")
+        cls.t = datetime(2026, 11, 30, 10, 15, 7)
+        cls._clear_job_queue()
+
+    @classmethod
+    def _push_meter(cls, title, **vals):
+        """A meter in push mode whose serial is its system title (keys EKEY, AKEY)."""
+        return cls._meter(
+            title.decode(),
             state="active",
             auth="hls_gmac",
             encryption_key=EKEY,
             auth_key=AKEY,
-            system_title=TITLE.hex().upper(),
+            system_title=title.hex().upper(),
             push_enabled=True,
             push_destination="listener.example.com:4059",
-            push_heartbeat_s=900,
+            **vals,
         )
-        cls.other = cls._meter("PSH00002", state="active")
-        cls.t = datetime(2026, 11, 30, 10, 15, 7)
-        cls._clear_job_queue()
 
     def _send(self, *apdus, user=None):
         jobs = self.env["smartpm.meter.job"].with_user(user or self.bridge)
@@ -129,6 +135,62 @@ class TestPushIngest(PushCase):
         )  # fmt: skip
         self.assertEqual(new["events"], 0)
         self.assertEqual(len(self._alarms()), 1)
+
+    def test_a_batch_of_many_meters_is_one_create_each_event_once_told_once(self):
+        owner = new_test_user(
+            self.env, "t_push_owner", groups="smartpm_prepay.group_manager", email="o@ex.com"
+        )
+        owner.partner_id.mobile = "+32456010203"
+        self.env["smartpm.alarm.notify.rule"].create(
+            {
+                "company_id": self.meter.company_id.id,
+                "alarm_type": "cover_open",
+                "user_ids": [(6, 0, owner.ids)],
+                "notify_live": True,
+                "notify_email": True,
+                "notify_sms": True,
+            }
+        )
+        titles = [f"PSB{i:05d}".encode() for i in range(4)]
+        meters = self.meter
+        for title in titles:
+            meters |= self._push_meter(title)
+        apdus = [cipher(event_body("PSH00001", self.t, 40), 20)]
+        apdus += [cipher(event_body(t.decode(), self.t, 40), 20, title=t) for t in titles]
+        # the meter tried again (the head end did not answer): the same event, a new counter
+        apdus.append(cipher(event_body("PSB00000", self.t, 40), 21, title=titles[0]))
+        Alarm = type(self.env["smartpm.alarm"])
+        creates = []
+        original = Alarm.create
+
+        @api.model_create_multi
+        def counting(records, vals_list):
+            creates.append(len(vals_list))
+            return original(records, vals_list)
+
+        self.patch(Alarm, "create", counting)
+        answers = self._send(*apdus)
+        self.assertTrue(all(a["ok"] for a in answers), answers)
+        self.assertEqual(creates, [5])  # one create for the batch, the repeat left out
+        # the same events again in a later batch (pushed again, or read from the log)
+        self._send(*(cipher(event_body(t.decode(), self.t, 40), 30, title=t) for t in titles))
+        self.assertEqual(creates, [5, 0])
+        alarms = self.env["smartpm.alarm"].search([("meter_id", "in", meters.ids)])
+        self.assertEqual(sorted(alarms.meter_id.ids), sorted(meters.ids))
+        logs = (
+            self.env["smartpm.notification.log"]
+            .sudo()
+            .search([("res_model", "=", "smartpm.alarm"), ("res_id", "in", alarms.ids)])
+        )
+        self.assertEqual(len(logs), 15)  # live, e-mail, SMS: once per alarm
+        self.assertEqual(
+            {(lg.res_id, lg.channel) for lg in logs},
+            {(a.id, c) for a in alarms for c in ("live", "email", "sms")},
+        )
+        self.assertEqual(
+            len(self.env["sms.sms"].sudo().search([("partner_id", "=", owner.partner_id.id)])), 5
+        )
+        self.assertTrue(all(lg.mail_id for lg in logs if lg.channel == "email"))
 
     def test_a_heartbeat_stores_readings_and_moves_credit_and_relay(self):
         [answer] = self._send(cipher(heartbeat_body("PSH00001", self.t, credit_wh=-500), 9))
@@ -222,6 +284,15 @@ class TestHeartbeats(PushCase):
         self.assertEqual(self._alarms("comm_lost").state, "cleared")
         self.assertEqual(self.meter.online_state, "online")
 
+    def test_a_meter_with_windows_may_be_silent_for_its_longest_closed_gap(self):
+        self.meter.push_windows = "06:00-08:00, 12:00-13:00"  # closed from 13:00 to 06:00
+        self._send(cipher(heartbeat_body("PSH00001", self.t), 70))
+        last = self.meter.push_last_at
+        allowed = timedelta(seconds=900 + 120, hours=17)
+        self.assertFalse(self._check(last + timedelta(seconds=900 + 121)))
+        self.assertFalse(self._check(last + allowed - timedelta(seconds=1)))
+        self.assertEqual(self._check(last + allowed + timedelta(seconds=1)), self.meter)
+
     def test_the_margin_is_a_setting(self):
         self.env["ir.config_parameter"].sudo().set_param("smartpm_prepay.push_margin_s", "10")
         self._send(cipher(heartbeat_body("PSH00001", self.t), 60))
@@ -273,6 +344,40 @@ class TestPushSetupJob(SmartpmCase):
         self.meter.push_enabled = False
         self.assertEqual(self._jobs().payload["destination"], "")
         self.assertEqual(self._jobs().payload["heartbeat_s"], 0)
+
+    def test_communication_windows_are_set_by_set_push(self):
+        self.meter.write(
+            {
+                "push_enabled": True,
+                "push_destination": "10.0.0.5:4059",
+                "push_windows": "18:00-20:00; 06:00-08:00, 23:30-24:00",
+            }
+        )
+        self.assertEqual(self._jobs().payload["windows"], [[360, 480], [1080, 1200], [1410, 1440]])
+        job = self._jobs()
+        self.meter.push_windows = ""  # any time again: a new job, the pending one superseded
+        self.assertEqual(self._jobs().payload["windows"], [])
+        self.assertEqual(job.state, "cancelled")
+        self.assertEqual(
+            push.format_windows([[360, 480], [1410, 1440]]), "06:00-08:00, 23:30-24:00"
+        )
+
+    def test_bad_communication_windows_are_refused_and_nothing_is_queued(self):
+        self.meter.write({"push_enabled": True, "push_destination": "10.0.0.5:4059"})
+        before = self._jobs()
+        for bad in (
+            "22:00-02:00",  # across midnight: two windows
+            "06:00-08:00, 07:00-09:00",  # overlapping
+            "6h-8h",
+            "08:00-08:00",
+            "24:00-24:30",
+            ", ".join(f"{h:02d}:00-{h:02d}:30" for h in range(9)),  # nine
+        ):
+            with self.assertRaises(ValidationError) as exc:
+                self.meter.write({"push_windows": bad})
+            self.assertIn("PSH00010", str(exc.exception))
+            self.assertFalse(self.meter.push_windows)
+            self.assertEqual(self._jobs(), before)
 
     def test_a_meter_created_in_push_mode_is_told_at_once(self):
         meter = self._meter(
