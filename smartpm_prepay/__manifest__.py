@@ -83,6 +83,7 @@
         "demo/portal_demo.xml",
         "demo/stats_demo.xml",
         "demo/notify_demo.xml",
+        "demo/tou_demo.xml",
     ],
     "assets": {
         "web.assets_backend": [
