@@ -94,16 +94,15 @@ def split(purchase):
         "from_meter": from_meter,
     }
     if p.credit_mode == "money":
-        values.update(_money_values(p, balance))
+        values.update(_money_values(p))
     values["lines"] = lines(p.env, p.currency_id, values)
     return values
 
 
-def _money_values(purchase, balance):
+def _money_values(purchase):
     """The money-mode part of ``purchase``'s receipt: its bands (tax included) with the
     kWh its credit buys in each, the tariff's standing charge, and the meter's credit after
-    the token (reported in money in the field a kWh meter reports kWh in,
-    services/job_results.py)."""
+    the token (the bridge's ``credit_money``)."""
     from . import tou
 
     tariff = purchase.tariff_id
@@ -123,7 +122,7 @@ def _money_values(purchase, balance):
         "bands": bands,
         "standing_charge": charge,
         # the meter's credit once it took the token (before: not known in money)
-        "new_balance_money": balance if purchase.state == "delivered" else False,
+        "new_balance_money": _money_balance(purchase),
         "new_balance_kwh": False,
     }
 
@@ -214,6 +213,13 @@ def lines(env, currency, values):
     if values["transfer_number"]:
         rows.append(("transfer_number", env._("Transfer number"), str(values["transfer_number"])))
     return [{"key": key, "label": label, "value": value} for key, label, value in rows]
+
+
+def _money_balance(purchase):
+    result = purchase.job_id.result or {}
+    if purchase.state != "delivered" or "credit_money" not in result:
+        return False
+    return purchase.currency_id.round(float(result["credit_money"]))
 
 
 def _money_rows(env, money, values):

@@ -483,7 +483,7 @@ class TestMoneyReceipt(TouMixin, VendingCase):
         env = engine.as_engine(self.env["smartpm.meter.job"]).env
         claimed = [j["id"] for j in job_queue.claim(env, "rcpt-bridge", 500, 60)]
         self.assertIn(purchase.job_id.id, claimed)
-        # a money-mode meter reports its credit in money (services/job_results.py)
+        # a money-mode meter's credit, in money, as the bridge reports it
         job_queue.complete(
             env,
             purchase.job_id.id,
@@ -491,7 +491,7 @@ class TestMoneyReceipt(TouMixin, VendingCase):
             {
                 "transfer_number": purchase.transfer_number,
                 "already_applied": False,
-                "credit_kwh": 9.25,
+                "credit_money": 9.25,
                 "relay": "connected",
                 "charge_total": 0.0,
             },
