@@ -2,7 +2,8 @@
 time-of-use tariff with a standing charge and arrears, buys credit in her portal; a
 `meter-bridge` process delivers it to her simulated money-mode meter SIM00025 over real
 DLMS (HLS-GMAC); her receipt shows the debt recovered, the credit, the kWh by band and the
-standing charge, equal to the back office's purchase and to the meter's own credit; then
+standing charge, equal to the back office's purchase and to the meter's own credit; Odoo
+takes the day's standing charge off the meter's credit, in money; then
 the simulator's clock runs through the demo's public holiday: the meter does not trip on
 the holiday at zero credit, and trips the next working day.
 
@@ -237,8 +238,26 @@ def test_grace_buys_in_the_portal_and_her_meter_keeps_the_power_on_the_holiday_o
         rows = _receipt(session, url, purchase_id)
         assert {k: rows.get(k) for k in expected} == expected
 
+        # the standing charge of the holiday: Odoo takes it off the meter's credit in money
+        from odoo.addons.smartpm_prepay.services import standing_charge
+
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            company = env["smartpm.meter"].browse(ids["meter"]).company_id
+            standing_charge.ensure_account(company)
+            standing_charge.collect_due(env, company, today=holiday)
+            standing_charge.collect_due(env, company, today=holiday)  # once a day
+        before_wh = model.credit_wh
+        run_until(lambda: _settled(registry, ids["meter"], "clear_credit"))
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            charges = env["smartpm.standing.charge"].search([("meter_id", "=", ids["meter"])])
+            assert len(charges) == 1
+            assert charges.money == pytest.approx(0.5)
+        assert before_wh - model.credit_wh == 500  # 0.500 of the currency, the meter's unit
+
     # the holiday: from its local midnight the tenant draws 2 kW (0.24 an hour off-peak,
-    # 0.76 at peak); the credit (6.50) runs out at about 20:10 and the power stays on
+    # 0.76 at peak); the credit (6.00) runs out at about 19:30 and the power stays on
     model.advance_to((eve + dt.timedelta(hours=4)).astimezone(pytz.utc))
     assert model.credit_wh > 0 and model.relay_connected
     model.set_load(LOAD_W)
