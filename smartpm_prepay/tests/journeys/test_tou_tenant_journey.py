@@ -210,6 +210,24 @@ class TestTouTenantJourney(DemoJourneyCase):
         rows = self._receipt(f"/my/purchases/{purchase.id}")
         self.assertEqual(rows["debt_balance"][1], self._money(0.0))
 
+    def test_her_meter_page_and_list_show_her_credit_in_money(self):
+        # as the meter last reported it (the bridge writes what a ping read)
+        self.env.cr.execute(
+            "UPDATE smartpm_meter SET credit_money = 1.5, online_state = 'online' WHERE id = %s",
+            (self.meter.id,),
+        )
+        self.env.invalidate_all()
+        self.assertLessEqual(self.meter.credit_money, self.meter.sudo()._get_thresholds()[0])
+        self.authenticate("grace", "grace")
+        for url in (f"/my/meters/{self.meter.id}", "/my/meters"):
+            doc = html.fromstring(self.url_open(url).text)
+            credit = select(doc, ".o_smartpm_credit")
+            self.assertEqual([text_of(c) for c in credit], [self._money(1.5)], url)
+        doc = html.fromstring(self.url_open(f"/my/meters/{self.meter.id}").text)
+        notices = " ".join(text_of(n) for n in select(doc, ".alert"))
+        self.assertIn(f"Low credit: {self._money(1.5)} left.", notices)
+        self.assertNotIn("kWh left", notices)
+
     # ------------------------------------------------------------------ refusals
     def test_grace_cannot_see_amina_s_meter_nor_amina_grace_s(self):
         amina_meter = self.env.ref("smartpm_prepay.demo_meter_01")
