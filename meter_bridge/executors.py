@@ -124,6 +124,16 @@ MAX_CHARGE_PER_UNIT = 32767
 CHARGE_PRICE_SCALE = -4
 CLEAR_TOKEN_LEN = 21  # docs/meter-contract.md "Clear-credit token"
 CLEAR_TOKEN_TYPE = 0x02
+MONEY_CLEAR_TOKEN_TYPE = 0x04  # docs/meter-contract.md "Money clear-credit token"
+# what a clear takes off, by token type: the payload key of its amount
+CLEAR_UNIT_KEYS = {CLEAR_TOKEN_TYPE: "wh", MONEY_CLEAR_TOKEN_TYPE: "money_units"}
+# a money-mode meter's result keys: the same figures in currency (milli-units / 1000)
+MONEY_RESULT_KEYS = {
+    "credit_kwh": "credit_money",
+    "cleared_kwh": "cleared_money",
+    "standing_charge_kwh": "standing_charge_money",
+    "standing_charge_paid_kwh": "standing_charge_paid_money",
+}
 # Load-trip recovery (docs/meter-contract.md): control modes with and without local
 # reconnection (Blue Book IC 70: modes 5 and 6 add transition h to modes 1/2 and 3/4).
 WITH_LOCAL_RECONNECT = {1: 5, 2: 5, 3: 6, 4: 6, 5: 5, 6: 6}
@@ -220,29 +230,37 @@ def validate_add_credit(payload: dict) -> dict:
 
 def validate_clear_credit(payload: dict) -> dict:
     """The clear-credit token is minted and signed by Odoo, checked by the meter, sent as
-    is. The bridge reads its head (type, transfer number, Wh) only to check that the payload
-    says the same and to report what was cleared."""
+    is. The bridge reads its head (type, transfer number, amount) only to check that the
+    payload says the same and to report what was cleared. A money clear token (type 4, a
+    money-mode meter) carries milli-units of the currency, the payload's ``money_units``;
+    internally both are ``wh``: the meter's own credit unit."""
     token = payload.get("token")
     try:
         raw = bytes.fromhex(token) if isinstance(token, str) else None
     except ValueError:
         raw = None
-    if not raw or len(raw) != CLEAR_TOKEN_LEN or raw[0] != CLEAR_TOKEN_TYPE:
+    if not raw or len(raw) != CLEAR_TOKEN_LEN or raw[0] not in CLEAR_UNIT_KEYS:
         raise JobError(
             f"payload.token must be a clear-credit token in hex ({CLEAR_TOKEN_LEN} bytes, "
-            f"type {CLEAR_TOKEN_TYPE})",
+            f"type {CLEAR_TOKEN_TYPE}, or {MONEY_CLEAR_TOKEN_TYPE} for money)",
             retryable=False,
         )
+    unit = CLEAR_UNIT_KEYS[raw[0]]
     number, wh = int.from_bytes(raw[1:5], "big"), int.from_bytes(raw[5:9], "big")
-    for key, value in (("transfer_number", number), ("wh", wh)):
+    for key, value in (("transfer_number", number), (unit, wh)):
         given = payload.get(key)
         if isinstance(given, bool) or not isinstance(given, int) or given != value:
             raise JobError(
                 f"payload.{key} must be the token's ({value}), not {given!r}", retryable=False
             )
     if wh <= 0:
-        raise JobError("payload.wh must be above 0", retryable=False)
-    return {"token": raw, "transfer_number": number, "wh": wh}
+        raise JobError(f"payload.{unit} must be above 0", retryable=False)
+    return {
+        "token": raw,
+        "transfer_number": number,
+        "wh": wh,
+        "unit": "Wh" if unit == "wh" else "milli-units",
+    }
 
 
 def check_lease(job: dict, now: float | None = None) -> None:
@@ -301,15 +319,22 @@ def validate_set_emergency_credit(payload: dict) -> dict:
 
 
 def validate_set_charge(payload: dict) -> dict:
-    """{"charge_kwh": kWh taken every period (3 decimals: whole Wh), "period_s": seconds}."""
-    kwh = _number(payload, "charge_kwh")
+    """{"charge_kwh": kWh taken every period (3 decimals: whole Wh), "period_s": seconds};
+    a money-mode meter's {"charge_money": currency (3 decimals: whole milli-units), ...}.
+    Internally ``charge_wh``: the meter's credit unit (Wh, or milli-units)."""
+    key = "charge_money" if "charge_money" in payload else "charge_kwh"
+    kwh = _number(payload, key)
     wh = round(kwh * 1000)
     if abs(kwh * 1000 - wh) > 1e-6 or wh > MAX_CHARGE_WH:
-        raise JobError("payload.charge_kwh must be whole Wh within range", retryable=False)
+        raise JobError(
+            f"payload.{key} must be whole {'Wh' if key == 'charge_kwh' else 'milli-units'} "
+            "within range",
+            retryable=False,
+        )
     try:
         unit_charge_scaled(wh)
     except ValueError as e:
-        raise JobError(f"payload.charge_kwh: {e}", retryable=False) from e
+        raise JobError(f"payload.{key}: {e}", retryable=False) from e
     period = _whole(payload.get("period_s"), "period_s", 1, MAX_CHARGE_PERIOD_S)
     return {"charge_wh": wh, "period_s": period}
 
@@ -582,8 +607,8 @@ def run_clear_credit(conn: MeterConnection, p: dict) -> dict:
         moved = _token_log_energy(conn, number)
         if moved != -p["wh"]:
             raise JobError(
-                f"transfer {number} is applied on the meter but moved {moved} Wh, not the "
-                f"clear of {p['wh']} Wh this job carries",
+                f"transfer {number} is applied on the meter but moved {moved} {p['unit']}, "
+                f"not the clear of {p['wh']} {p['unit']} this job carries",
                 retryable=False,
             )
         cleared_wh = -moved
@@ -892,8 +917,9 @@ def money_mode_result(conn: MeterConnection, job_type: str, result: dict) -> dic
     """A money-mode meter's credit is currency (milli-units), not Wh: the result says
     `credit_money` instead of `credit_kwh`; a credit delivery adds what the consumption
     charge had collected in all (`charge_total`), where Odoo starts recognising money."""
-    if "credit_kwh" in result:
-        result["credit_money"] = result.pop("credit_kwh")
+    for kwh_key, money_key in MONEY_RESULT_KEYS.items():
+        if kwh_key in result:
+            result[money_key] = result.pop(kwh_key)
     for reading in result.get("readings") or []:
         if reading.get("obis") == CREDIT[0] and reading.get("unit") == "kWh":
             reading["unit"] = "currency"  # milli-units / 1000: the tariff's currency

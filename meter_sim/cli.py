@@ -24,6 +24,10 @@ examples:
       key) are derived from the seed and the serial (meter_sim/security.py), so that an
       Odoo database can hold the same keys: for the demo and the tests only. The default
       seed is the demo data's.
+  meter-sim --meters 25 --money-meters SIM00025
+      SIM00025 in money mode: its credit (50 by default) is in currency and it charges
+      consumption at the price of the band of the activity calendar Odoo pushes to it
+      (time-of-use tariffs); the other 24 hold credit in kWh.
   meter-sim --meters 5 --speed 60 --control-port 4099
       one simulated minute per second; HTTP control on http://127.0.0.1:4099/meters
   meter-sim --config fleet.json     (auth: hls | lls | none; framing: wrapper | hdlc)
@@ -124,7 +128,16 @@ def _add_meter_arguments(p: argparse.ArgumentParser) -> None:
         "--credit-kwh",
         type=float,
         default=50.0,
-        help="initial credit of the generated meters (default 50)",
+        help="initial credit of the generated meters (default 50; in currency units on "
+        "money-mode meters)",
+    )
+    p.add_argument(
+        "--money-meters",
+        default="",
+        metavar="SERIALS",
+        help="comma-separated serials of generated meters in money mode (credit held in "
+        "currency, consumption charged at the time-of-use band's price), e.g. SIM00025; "
+        "the others hold credit in kWh",
     )
 
 
@@ -172,6 +185,7 @@ def _meters(args):
     if args.meters < 1:
         raise ValueError("--meters must be at least 1")
     keys = {"key_seed": args.key_seed} if args.key_seed else {}
+    money = {s.strip() for s in args.money_meters.split(",") if s.strip()}
     meters = default_configs(
         args.meters,
         args.base_port,
@@ -180,6 +194,12 @@ def _meters(args):
         auth=args.auth,
         **keys,
     )
+    unknown = money - {m.serial for m in meters}
+    if unknown:
+        raise ValueError(f"--money-meters: no generated meter {', '.join(sorted(unknown))}")
+    for meter in meters:
+        if meter.serial in money:
+            meter.credit_mode = "money"
     return meters, {}
 
 

@@ -801,10 +801,15 @@ class MeterModel:
         """Token gateway `enter`: returns an action-result code (see contract). The MAC is
         checked before the transfer number, so a forged token never passes for "already
         applied"; every refusal is logged."""
-        wrong_unit = security.is_money_token(token) != (self.credit_mode == "money") and len(
-            token or b""
-        ) in (security.TOKEN_LEN, security.MONEY_TOKEN_LEN)
-        if wrong_unit or (self.credit_mode == "money" and security.is_clear_token(token)):
+        money_kind = security.is_money_token(token) or security.is_money_clear_token(token)
+        if self.credit_mode == "money":
+            wrong_unit = not money_kind and len(token or b"") in (
+                security.TOKEN_LEN,
+                security.MONEY_TOKEN_LEN,
+            )
+        else:
+            wrong_unit = money_kind
+        if wrong_unit:
             with self.lock:
                 self._log(EV_TOKEN_WRONG_UNIT)  # a kWh token never passes as money, nor back
                 return TOKEN_MALFORMED
@@ -812,6 +817,8 @@ class MeterModel:
             return self.apply_money_token(token)
         if security.is_clear_token(token):
             return self.apply_clear_token(token)
+        if security.is_money_clear_token(token):
+            return self.apply_clear_token(token, security.money_clear_mac_valid)
         with self.lock:
             code = self._check_token(token)
             if code != TOKEN_OK:
@@ -845,13 +852,14 @@ class MeterModel:
             return TOKEN_CANCELLED
         return TOKEN_OK
 
-    def apply_clear_token(self, token: bytes) -> int:
+    def apply_clear_token(self, token: bytes, mac_valid=security.clear_mac_valid) -> int:
         """A clear-credit token through the gateway (contract: "Clear-credit token"): the
         same checks and answers as a credit token, on the same transfer numbers; applied,
         credit falls by its energy (below zero if the tenant consumed since the settlement;
-        thresholds and relay as for consumption)."""
+        thresholds and relay as for consumption). A money-mode meter's money clear token
+        (``mac_valid`` its own MAC check) is the same in milli-units of the currency."""
         with self.lock:
-            code = self._check_clear_token(token)
+            code = self._check_clear_token(token, mac_valid)
             if code != TOKEN_OK:
                 self._log(TOKEN_REFUSAL_EVENTS[code])
                 return code
@@ -1020,13 +1028,13 @@ class MeterModel:
             self.credit_wh -= collected
             self.charge_total += collected
 
-    def _check_clear_token(self, token) -> int:
+    def _check_clear_token(self, token, mac_valid=security.clear_mac_valid) -> int:
         number, wh = _clear_fields(token)
         if int.from_bytes(token[9:13], "big") != security.meter_tag(self.serial):
             return TOKEN_WRONG_METER
         if wh == 0:
             return TOKEN_MALFORMED
-        if not security.clear_mac_valid(self.token_key, self.serial, number, wh, token[13:]):
+        if not mac_valid(self.token_key, self.serial, number, wh, token[13:]):
             return TOKEN_BAD_MAC
         if number in self.applied_transfers:
             return TOKEN_DUPLICATE
@@ -1045,6 +1053,13 @@ class MeterModel:
 
     def clear_credit(self, transfer_number: int, wh: int) -> int:
         return self.apply_token(self.mint_clear_token(transfer_number, wh))
+
+    def clear_money(self, transfer_number: int, amount: int) -> int:
+        """A money clear token of ``amount`` milli-units signed with this meter's key."""
+        token = security.mint_money_clear_token(
+            self.token_key, self.serial, transfer_number, amount
+        )
+        return self.apply_token(token)
 
     def transfer_status(self, transfer_number: int) -> int:
         """Token log query: TRANSFER_APPLIED, TRANSFER_CANCELLED or TRANSFER_NOT_APPLIED."""

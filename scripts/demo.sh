@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: Odoo with smartpm_prepay and its demo data on http://localhost:8069
-# (database smartpm_demo, admin / admin), the 24 simulated meters of the demo data, one
+# (database smartpm_demo, admin / admin), the 25 simulated meters of the demo data, one
 # meter bridge and the push listener its push-mode meters (SIM00021-SIM00024) connect to.
 # Ctrl-C stops everything it started.
 set -euo pipefail
@@ -34,8 +34,9 @@ pids=()
 cleanup() { trap - INT TERM EXIT; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait; }
 trap cleanup INT TERM EXIT
 
-# Simulated meters of the demo data: SIM00001.. on 127.0.0.1:4100.., control on :4099
-.venv/bin/meter-sim --meters 24 --base-port 4100 --control-port 4099 \
+# Simulated meters of the demo data: SIM00001.. on 127.0.0.1:4100.., control on :4099;
+# SIM00025 (Grace's, time of use) holds its credit in money
+.venv/bin/meter-sim --meters 25 --money-meters SIM00025 --base-port 4100 --control-port 4099 \
   --speed "${SMARTPM_SIM_SPEED:-30}" --seed 1 > var/demo-sim.log 2>&1 &
 pids+=($!)
 
@@ -63,7 +64,7 @@ pids+=($!)
 
 cat <<MSG
 [demo] Odoo:      http://localhost:$HTTP_PORT  (database $DB, login admin / admin)
-[demo] meters:    24 simulated meters on 127.0.0.1:4100-4123, control http://127.0.0.1:4099/meters
+[demo] meters:    25 simulated meters on 127.0.0.1:4100-4124, control http://127.0.0.1:4099/meters
 [demo] bridge:    demo-bridge (logs in var/demo-bridge.log)
 [demo] push:      listener on 127.0.0.1:$PUSH_PORT (var/demo-listener.log), meters in push mode: ${PUSH_METERS:-none}
 [demo]            open a cover: curl -XPOST -d '{"kind":"cover_open"}' http://127.0.0.1:4099/meters/SIM00021/tamper

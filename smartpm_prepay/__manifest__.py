@@ -84,6 +84,7 @@
         "demo/stats_demo.xml",
         "demo/notify_demo.xml",
         "demo/push_demo.xml",
+        "demo/tou_demo.xml",
     ],
     "assets": {
         "web.assets_backend": [

@@ -151,7 +151,12 @@ def test_clear_credit_is_a_bridge_job_type():
     checked = ex.validate_clear_credit(
         {"token": clear_token(7, 1234).hex(), "transfer_number": 7, "wh": 1234}
     )
-    assert checked == {"token": clear_token(7, 1234), "transfer_number": 7, "wh": 1234}
+    assert checked == {
+        "token": clear_token(7, 1234),
+        "transfer_number": 7,
+        "wh": 1234,
+        "unit": "Wh",
+    }
 
 
 def test_check_token_of_an_applied_clear_says_applied(fleet, serial):

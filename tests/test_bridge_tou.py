@@ -146,3 +146,77 @@ def test_money_meter_refuses_a_kwh_token_through_the_bridge(sim_fleet):
         run(fleet, "TOU00012", "add_credit", {"token": token, "transfer_number": 1, "kwh": 5})
     assert exc.value.code == 12
     assert model.credit_wh == before
+
+
+def _money_clear(model, number, amount):
+    from meter_sim import security
+
+    token = security.mint_money_clear_token(model.token_key, model.serial, number, amount)
+    return {"token": token.hex(), "transfer_number": number, "money_units": amount}
+
+
+def test_money_clear_token_takes_money_off_a_money_meter_once(sim_fleet):
+    fleet = sim_fleet(MeterConfig("TOU00013", credit_mode="money", credit_kwh=0.0), start=MIDNIGHT)
+    model = fleet.meter("TOU00013")
+    model.set_load(0)
+    model.add_money(1, 10_000)  # 10.000 of the currency
+    result = run(fleet, "TOU00013", "clear_credit", _money_clear(model, 2, 1_250))
+    assert result == {
+        "transfer_number": 2,
+        "already_applied": False,
+        "cleared_money": 1.25,
+        "credit_money": 8.75,
+        "relay": "connected",
+    }
+    assert model.credit_wh == 8_750
+    # the retry after a lost answer: already applied, the amount read from the token log
+    again = run(fleet, "TOU00013", "clear_credit", _money_clear(model, 2, 1_250))
+    assert again["already_applied"] and again["cleared_money"] == 1.25
+    assert model.credit_wh == 8_750
+    # a kWh clear token on a money meter, and a money clear token on a kWh meter: refused
+    kwh_clear = model.mint_clear_token(3, 1_000).hex()
+    with pytest.raises(MeterRefused) as exc:
+        run(
+            fleet,
+            "TOU00013",
+            "clear_credit",
+            {"token": kwh_clear, "transfer_number": 3, "wh": 1000},
+        )
+    assert exc.value.code == 12 and model.credit_wh == 8_750
+    assert model.last_code("standard") == model_mod.EV_TOKEN_WRONG_UNIT
+
+
+def test_money_clear_token_is_refused_by_a_kwh_meter(sim_fleet):
+    fleet = sim_fleet(MeterConfig("TOU00014", credit_kwh=10.0), start=MIDNIGHT)
+    model = fleet.meter("TOU00014")
+    model.set_load(0)
+    with pytest.raises(MeterRefused) as exc:
+        run(fleet, "TOU00014", "clear_credit", _money_clear(model, 1, 1_000))
+    assert exc.value.code == 12 and model.credit_wh == 10_000
+
+
+def test_money_clear_payload_must_say_the_tokens_amount():
+    from meter_sim import security
+
+    token = security.mint_money_clear_token(bytes(16), "X1", 5, 1_000).hex()
+    with pytest.raises(JobError):  # the kWh key for a money token
+        ex.validate_clear_credit({"token": token, "transfer_number": 5, "wh": 1_000})
+    with pytest.raises(JobError):
+        ex.validate_clear_credit({"token": token, "transfer_number": 5, "money_units": 999})
+    ok = ex.validate_clear_credit({"token": token, "transfer_number": 5, "money_units": 1_000})
+    assert ok["wh"] == 1_000  # internally the meter's own unit
+
+
+def test_money_meter_collects_a_standing_charge_in_money(sim_fleet):
+    fleet = sim_fleet(MeterConfig("TOU00015", credit_mode="money", credit_kwh=0.0), start=MIDNIGHT)
+    model = fleet.meter("TOU00015")
+    model.set_load(0)
+    model.add_money(1, 10_000)
+    result = run(fleet, "TOU00015", "set_charge", {"charge_money": 1.25, "period_s": 86400})
+    assert result["standing_charge_money"] == 1.25
+    assert result["standing_charge_paid_money"] == 0.0
+    assert "standing_charge_kwh" not in result and "credit_kwh" not in result
+    model.advance(3 * 86400)
+    ping = run(fleet, "TOU00015", "ping")
+    assert ping["standing_charge_paid_money"] == 3.75
+    assert ping["credit_money"] == 6.25

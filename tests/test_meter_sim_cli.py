@@ -218,3 +218,23 @@ def test_demo_fleet_refuses_a_public_client_token_and_set():
         assert after["last_transfer_number"] is None
         assert [m["client_address"] for m in sim.meters] == [1, 1]
         assert {m["auth"] for m in sim.meters} == {"hls"}
+
+
+def test_cli_money_meters_start_in_money_mode_and_the_others_in_kwh():
+    with run_cli(3, "--money-meters", "SIM00003", speed=0) as sim:
+        modes = {
+            serial: http(f"{sim.control_url}/meters/{serial}")[1]["credit_mode"]
+            for serial in sim.ports
+        }
+    assert modes == {"SIM00001": "kwh", "SIM00002": "kwh", "SIM00003": "money"}
+
+
+def test_cli_money_meters_refuses_a_serial_it_does_not_generate():
+    done = subprocess.run(
+        [sys.executable, "-m", "meter_sim.cli", "--meters", "2", "--money-meters", "SIM00025"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "SIM00025" in done.stderr

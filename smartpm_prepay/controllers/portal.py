@@ -15,7 +15,7 @@ from odoo.tools import format_date, format_datetime
 
 from ..services import friendly, local_time, vending
 from ..services.obis import ENERGY_IMPORT
-from ..services.sale_info import sale_info
+from ..services.sale_info import format_money, sale_info
 
 NOTICE_ALARMS = ("low_credit", "zero_credit", "credit_trip", "load_trip")
 
@@ -138,17 +138,22 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
     def _get_notices(self, meter_sudo):
         notices = []
         low, trip = meter_sudo._get_thresholds()
-        if meter_sudo.relay_state == "disconnected" and meter_sudo.credit_kwh <= trip:
+        # a money-mode meter holds credit (and its thresholds) in money (services/tou.py)
+        money = meter_sudo.credit_mode == "money"
+        credit = meter_sudo.credit_money if money else meter_sudo.credit_kwh
+        if meter_sudo.relay_state == "disconnected" and credit <= trip:
             notices.append(
                 (
                     "danger",
                     _("Your supply is cut: the credit has run out. Buy credit to reconnect."),
                 )
             )
-        elif meter_sudo.credit_kwh <= low and meter_sudo.online_state != "unknown":
-            notices.append(
-                ("warning", _("Low credit: %(kwh).1f kWh left.", kwh=meter_sudo.credit_kwh))
-            )
+        elif credit <= low and meter_sudo.online_state != "unknown":
+            if money:
+                left = format_money(request.env, credit, meter_sudo.company_id.currency_id)
+                notices.append(("warning", _("Low credit: %(money)s left.", money=left)))
+            else:
+                notices.append(("warning", _("Low credit: %(kwh).1f kWh left.", kwh=credit)))
         friendly_notice = friendly.portal_notice(meter_sudo)
         if friendly_notice:
             notices.append(friendly_notice)

@@ -1,6 +1,10 @@
+from datetime import datetime, time, timedelta
+
+import pytz
+
 from odoo import api, models
 
-from ..services import friendly
+from ..services import friendly, local_time
 from .res_company import FRIENDLY_DEFER
 
 
@@ -31,3 +35,28 @@ class ResourceCalendarLeaves(models.Model):
         res = super().unlink()
         self._smartpm_push_friendly(companies)
         return res
+
+    @api.model
+    def _demo_public_holiday(self, calendar_id, name):
+        """Demo data (demo/tou_demo.xml): a public holiday of the calendar's company on the
+        next Wednesday after today, the whole local day of the company's time zone."""
+        calendar = self.env["resource.calendar"].browse(calendar_id)
+        company = calendar.company_id or self.env.company
+        today = local_time.local_today(company)
+        day = today + timedelta(days=(2 - today.weekday()) % 7 or 7)
+        tz = local_time.company_tz(company)
+
+        def utc(local_day):
+            start = tz.localize(datetime.combine(local_day, time.min))
+            return start.astimezone(pytz.utc).replace(tzinfo=None)
+
+        return self.create(
+            {
+                "name": name,
+                "calendar_id": calendar.id,
+                "company_id": company.id,
+                "date_from": utc(day),
+                "date_to": utc(day + timedelta(days=1)),
+                "time_type": "leave",
+            }
+        )

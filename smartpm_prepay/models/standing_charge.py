@@ -72,6 +72,14 @@ class SmartpmStandingCharge(models.Model):
         help="What the charge took off the meter's credit: the charge converted at the "
         "tariff's price of the first kWh (taxes included), to the Wh.",
     )
+    money = fields.Float(
+        string="Taken from credit (money)",
+        digits=(16, 3),
+        readonly=True,
+        help="On a money-mode meter (time of use): what the charge took off the meter's "
+        "credit, in the tariff's currency, to the thousandth: the charge's untaxed part (the "
+        "meter's credit holds the untaxed part of each sale).",
+    )
     value = fields.Monetary(
         string="Revenue",
         currency_field="company_currency_id",
@@ -96,9 +104,10 @@ class SmartpmStandingCharge(models.Model):
     job_id = fields.Many2one("smartpm.meter.job", string="Clear-credit job", readonly=True)
     transfer_number = fields.Integer(readonly=True, help="Of the clear-credit token.")
     meter_paid_wh = fields.Integer(
-        string="Meter's total collected (Wh)",
+        string="Meter's total collected",
         readonly=True,
-        help="By the meter: the total the meter had collected at this report.",
+        help="By the meter: the total the meter had collected at this report, in its "
+        "credit's unit: Wh, or thousandths of the currency on a money-mode meter.",
     )
     date_collected = fields.Datetime(readonly=True)
     move_id = fields.Many2one("account.move", string="Journal entry", readonly=True)

@@ -273,10 +273,12 @@ class SmartpmTariff(models.Model):
         }
 
     # ---------------------------------------------------------------- standing charge
-    @api.depends("standing_charge_amount", "price_per_kwh", "tier_ids", "tax_ids")
+    @api.depends("standing_charge_amount", "price_per_kwh", "tier_ids", "tax_ids", "pricing_mode")
     def _compute_standing_charge_kwh(self):
         for tariff in self:
-            tariff.standing_charge_kwh = standing_charge.tariff_wh(tariff) / 1000
+            # time of use: money-mode meters take the charge in money, not energy
+            kwh = standing_charge.tariff_mode(tariff) == "kwh"
+            tariff.standing_charge_kwh = standing_charge.tariff_wh(tariff) / 1000 if kwh else 0.0
 
     @api.constrains(
         "standing_charge_amount", "standing_charge_period", "standing_charge_collection"
@@ -299,10 +301,17 @@ class SmartpmTariff(models.Model):
                         tariff.name,
                     )
                 )
-            if tariff.standing_charge_amount > 0 and not standing_charge.tariff_wh(tariff):
+            mode = standing_charge.tariff_mode(tariff)
+            if tariff.standing_charge_amount > 0 and not standing_charge.tariff_units(tariff, mode):
                 raise ValidationError(
                     _(
                         "Tariff %s: the standing charge is less than one Wh at this price.",
+                        tariff.name,
+                    )
+                    if mode == "kwh"
+                    else _(
+                        "Tariff %s: the standing charge (untaxed) is less than a thousandth "
+                        "of the currency.",
                         tariff.name,
                     )
                 )
@@ -321,6 +330,7 @@ class SmartpmTariff(models.Model):
             "price_per_kwh",
             "tax_ids",
             "tier_ids",
+            "pricing_mode",
         }
         if not keys & set(vals):
             return {}

@@ -1,7 +1,9 @@
 """Clearing a meter's credit on the meter itself, exactly once (issue 16 §3/§4).
 
 ``queue_clear(meter, wh, origin)`` mints a clear-credit token (services/credit_token.py,
-docs/meter-contract.md "Clear-credit token") on the meter's next transfer number and queues
+docs/meter-contract.md "Clear-credit token"; on a money-mode meter a money clear token of
+milli-units of the currency, "Money clear-credit token") on the meter's next transfer number
+and queues
 the engine-only ``clear_credit`` job that enters it (docs/job-protocol.md). The meter applies
 a transfer number once, refuses a cancelled one, and the token is signed with the meter's
 token key under its own MAC domain: a retried or replayed job never clears twice, and no
@@ -31,8 +33,21 @@ from . import credit_token, engine, vending
 CLEAR_JOB_PRIORITY = vending.CREDIT_JOB_PRIORITY
 
 
+def unit_key(meter):
+    """The payload key of what a clear takes off ``meter``, in the unit of its credit: ``wh``
+    (kWh mode) or ``money_units`` (milli-units of the currency, money mode)."""
+    return "money_units" if meter.credit_mode == "money" else "wh"
+
+
+def _mint(meter, key, transfer_number, units):
+    if unit_key(meter) == "money_units":
+        return credit_token.mint_money_clear(key, meter.serial_number, transfer_number, units)
+    return credit_token.mint_clear(key, meter.serial_number, transfer_number, units)
+
+
 def queue_clear(meter, wh, origin):
-    """Queue the clear_credit job that takes ``wh`` (int, above 0) off ``meter``; return it.
+    """Queue the clear_credit job that takes ``wh`` (int, above 0: Wh, or milli-units of the
+    currency on a money-mode meter, ``unit_key``) off ``meter``; return it.
 
     Under the meter's lock (the one sales take: transfer numbers follow one another). The
     same origin asking again for the same meter gets its job back, whatever its state: one
@@ -44,8 +59,10 @@ def queue_clear(meter, wh, origin):
     if isinstance(wh, bool) or not isinstance(wh, int) or not 0 < wh <= credit_token.UINT32_MAX:
         raise UserError(
             _(
-                "Meter %(meter)s: the energy to clear is a whole number of Wh above 0, not %(wh)r.",
+                "Meter %(meter)s: the credit to clear is a whole number of %(unit)s above 0, "
+                "not %(wh)r.",
                 meter=meter.serial_number,
+                unit=_("Wh") if unit_key(meter) == "wh" else _("thousandths of the currency"),
                 wh=wh,
             )
         )
@@ -73,14 +90,14 @@ def queue_clear(meter, wh, origin):
         limit=1,
     )
     if existing:
-        if existing.payload.get("wh") != wh:
+        if existing.payload.get(unit_key(meter)) != wh:
             raise UserError(
                 _(
                     "Meter %(meter)s: %(origin)s has its clear of %(old)s Wh (retry that "
                     "job if it failed); it cannot clear %(new)s Wh too.",
                     meter=meter.serial_number,
                     origin=origin.display_name,
-                    old=existing.payload.get("wh"),
+                    old=existing.payload.get(unit_key(meter)),
                     new=wh,
                 )
             )
@@ -88,7 +105,7 @@ def queue_clear(meter, wh, origin):
     transfer_number = meter.last_transfer_number + 1
     if transfer_number > credit_token.UINT32_MAX:
         raise UserError(_("Meter %s has used up its transfer numbers.", meter.serial_number))
-    token = credit_token.mint_clear(key, meter.serial_number, transfer_number, wh)
+    token = _mint(meter, key, transfer_number, wh)
     engine.as_engine(meter).last_transfer_number = transfer_number
     job = engine.create(
         Job,
@@ -99,7 +116,7 @@ def queue_clear(meter, wh, origin):
                 "payload": {
                     "token": token.hex().upper(),
                     "transfer_number": transfer_number,
-                    "wh": wh,
+                    unit_key(meter): wh,
                 },
                 "priority": CLEAR_JOB_PRIORITY,
                 "idempotency_key": f"clear_credit-{meter.id}-{transfer_number}",
@@ -110,13 +127,24 @@ def queue_clear(meter, wh, origin):
     )
     meter.message_post(
         body=_(
-            "Clearing %(kwh)s kWh of credit on the meter (transfer %(number)s, for %(origin)s).",
-            kwh=wh / 1000,
+            "Clearing %(credit)s of credit on the meter (transfer %(number)s, for %(origin)s).",
+            credit=_credit_text(meter, wh / 1000),
             number=transfer_number,
             origin=origin.display_name,
         )
     )
     return job.with_env(origin.env)
+
+
+def _credit_text(meter, value):
+    """``value`` of the meter's credit in words: "4.5 kWh", or the money of a money meter."""
+    if value is None:
+        return ""
+    if meter.credit_mode == "money":
+        tariff = meter._get_tariff()
+        currency = tariff.currency_id if tariff else meter.company_id.currency_id
+        return f"{currency.symbol or currency.name} {value:.3f}".rstrip("0").rstrip(".")
+    return _("%s kWh", value)
 
 
 def _origin(job):
@@ -128,10 +156,11 @@ def _origin(job):
 
 def on_cleared(job, result):
     """The meter took the token (or had it already): called from the job's _on_done."""
-    job.meter_id.sudo().message_post(
+    meter = job.meter_id.sudo()
+    meter.message_post(
         body=_(
-            "Credit cleared on the meter: %(kwh)s kWh (transfer %(number)s%(again)s).",
-            kwh=result.get("cleared_kwh"),
+            "Credit cleared on the meter: %(credit)s (transfer %(number)s%(again)s).",
+            credit=_credit_text(meter, result.get("cleared_money", result.get("cleared_kwh"))),
             number=result.get("transfer_number"),
             again=_(", already applied") if result.get("already_applied") else "",
         )
@@ -158,10 +187,15 @@ def resign_if_key_changed(job):
     key = meter._get_token_key()
     payload = job.payload or {}
     old = bytes.fromhex(payload.get("token") or "")
-    if not key or credit_token.verify_clear(key, meter.serial_number, old):
+    verify = (
+        credit_token.verify_money_clear
+        if unit_key(meter) == "money_units"
+        else credit_token.verify_clear
+    )
+    if not key or verify(key, meter.serial_number, old):
         return False
-    number, wh = payload["transfer_number"], payload["wh"]
-    token = credit_token.mint_clear(key, meter.serial_number, number, wh)
+    number, wh = payload["transfer_number"], payload[unit_key(meter)]
+    token = _mint(meter, key, number, wh)
     job.payload = dict(payload, token=token.hex().upper())
     meter.message_post(
         body=_(

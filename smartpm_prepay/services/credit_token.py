@@ -199,3 +199,53 @@ def verify_money(token_key, serial, token):
     return tag == zlib.crc32(serial.encode("ascii")) and hmac.compare_digest(
         mac, money_mac(token_key, serial, number, units)
     )
+
+
+# Money clear token (docs/meter-contract.md "Money clear-credit token"), 21 bytes: takes
+# credit in currency off a meter in money mode (a standing charge Odoo collects, a
+# settlement), the clear token of money mode::
+#
+#     0x04 | uint32 transfer_number | uint32 amount (milli-units of the currency) |
+#     uint32 meter_tag | 8-byte MAC
+#     MAC = AES-CMAC(token key, MONEY_CLEAR_DOMAIN ‖ serial ‖ transfer_number ‖ amount)
+#
+# Its own domain tag: no credit, clear or money token's MAC is ever valid for it.
+MONEY_CLEAR_TOKEN_TYPE = 0x04
+MONEY_CLEAR_DOMAIN = b"\x00SMARTPM-MONEY-CLEAR\x00"
+
+
+def money_clear_mac(token_key, serial, transfer_number, units):
+    cmac = CMAC(algorithms.AES(bytes(token_key)))
+    cmac.update(
+        MONEY_CLEAR_DOMAIN
+        + serial.encode("ascii")
+        + transfer_number.to_bytes(4, "big")
+        + units.to_bytes(4, "big")
+    )
+    return cmac.finalize()[:MAC_LEN]
+
+
+def mint_money_clear(token_key, serial, transfer_number, units):
+    """The money clear token (bytes) that takes ``units`` milli-units off ``serial``."""
+    if len(token_key) != 16:
+        raise ValueError("a token key is 16 bytes")
+    if not (0 <= transfer_number <= UINT32_MAX and 0 < units <= UINT32_MAX):
+        raise ValueError("transfer number and amount are uint32, amount above 0")
+    head = (
+        bytes([MONEY_CLEAR_TOKEN_TYPE])
+        + transfer_number.to_bytes(4, "big")
+        + units.to_bytes(4, "big")
+        + zlib.crc32(serial.encode("ascii")).to_bytes(4, "big")
+    )
+    return head + money_clear_mac(token_key, serial, transfer_number, units)
+
+
+def verify_money_clear(token_key, serial, token):
+    """True if ``token`` is a valid money clear token of meter ``serial``."""
+    if len(token) != MONEY_TOKEN_LEN or token[0] != MONEY_CLEAR_TOKEN_TYPE:
+        return False
+    number, units = int.from_bytes(token[1:5], "big"), int.from_bytes(token[5:9], "big")
+    tag = int.from_bytes(token[9:13], "big")
+    return tag == zlib.crc32(serial.encode("ascii")) and hmac.compare_digest(
+        bytes(token[13:]), money_clear_mac(token_key, serial, number, units)
+    )

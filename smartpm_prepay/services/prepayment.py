@@ -396,64 +396,103 @@ def _money_rows(env, company, meters, until_utc):
     """Money mode: the credit the meter's consumption charge collected up to ``until_utc``
     (services/tou.money_consumed) less what earlier runs counted, released FIFO from the
     meter's delivered money sales, each at most its credit: the liability never goes
-    negative and a run twice posts once. What no sale covers is counted without value."""
+    negative and a run twice posts once. Money taken beyond the credit sold (negative
+    credit: a friendly period, emergency credit) waits for the sale that repays it, as the
+    meter's credit is summed: first the standing charges no sale covered (to standing
+    charge income, services/standing_charge.py), then consumption."""
     Recognition = env["smartpm.credit.recognition"]
     rows = []
     for meter in meters:
+        taken = {}
+        for charge_id, owed in _money_charges_owed(env, company, meter):
+            found, _left = money_fifo(env, company, meter, owed, until_utc, taken=taken)
+            for row in found:
+                row.update(repayment=True, standing_charge_id=charge_id)
+            rows += found
         consumed = tou.money_consumed(env, meter, until_utc)
         if consumed is None:
             continue
-        done = sum(Recognition.search([("meter_id", "=", meter.id)]).mapped("money"))
-        todo = float_round(consumed - done, KWH_DIGITS)
-        if todo <= 0:
-            continue
-        purchases = env["smartpm.credit.purchase"].search(
-            [
-                ("company_id", "=", company.id),
-                ("meter_id", "=", meter.id),
-                ("credit_mode", "=", "money"),
-                ("state", "=", "delivered"),
-                ("date_delivered", "<", until_utc),
-                ("money_remaining", ">", 0),
-            ],
-            order="date_delivered, id",
+        done = sum(
+            Recognition.search(
+                [("meter_id", "=", meter.id), ("standing_charge_id", "=", False)]
+            ).mapped("money")
         )
-        for purchase in purchases:
-            currency = purchase.currency_id
-            prior = sum(purchase.recognition_ids.mapped("money"))
-            capacity = float_round(purchase.credit_money - prior, KWH_DIGITS)
-            take = float_round(min(todo, capacity), KWH_DIGITS)
-            if take <= 0:
-                continue
-            if take >= capacity:
-                amount = currency.round(purchase.money_remaining)  # the rest of its liability
-            else:  # the value of all its credit consumed so far, less what was released
-                amount = currency.round(currency.round(prior + take) - purchase.value_recognised)
-            rows.append(
-                {
-                    "purchase_id": purchase.id,
-                    "kwh": 0.0,
-                    "money": take,
-                    "amount": amount,
-                    "meter_id": meter.id,
-                    "tenant_id": purchase.tenant_id.id,
-                }
-            )
-            todo = float_round(todo - take, KWH_DIGITS)
-            if todo <= 0:
-                break
-        if todo > 0 and meter.tenant_id:
-            rows.append(
-                {
-                    "purchase_id": False,
-                    "kwh": 0.0,
-                    "money": todo,
-                    "amount": 0.0,
-                    "meter_id": meter.id,
-                    "tenant_id": meter.tenant_id.id,
-                }
-            )
+        todo = float_round(consumed - done, KWH_DIGITS)
+        if todo > 0:
+            rows += money_fifo(env, company, meter, todo, until_utc, taken=taken)[0]
     return rows
+
+
+def _money_charges_owed(env, company, meter):
+    """[(standing charge id, money)] a money meter's standing charges took beyond the credit
+    sold (their rows without a sale) that no later sale released yet, oldest first."""
+    rows = env["smartpm.credit.recognition"].search(
+        [
+            ("company_id", "=", company.id),
+            ("meter_id", "=", meter.id),
+            ("standing_charge_id", "!=", False),
+            "|",
+            ("purchase_id", "=", False),
+            ("repayment", "=", True),
+        ],
+        order="id",
+    )
+    owed = {}
+    for row in rows:
+        money = row.money if not row.purchase_id else -row.money
+        owed[row.standing_charge_id.id] = owed.get(row.standing_charge_id.id, 0.0) + money
+    return [(c, float_round(m, KWH_DIGITS)) for c, m in sorted(owed.items()) if m > 0.0005]
+
+
+def money_fifo(env, company, meter, todo, until_utc=None, tenant=None, taken=None):
+    """Rows taking ``todo`` (currency) first in, first out from the credit of the meter's
+    delivered money sales (delivered before ``until_utc``; of ``tenant`` only, when given),
+    each at most its credit less what it released (and what ``taken``, {purchase id:
+    [money, value]}, took in this run: updated). Each row's value is the money it takes (a money
+    sale's credit is its untaxed amount), the last of a sale its whole remaining liability.
+    Returns (rows, money no sale covered)."""
+    domain = [
+        ("company_id", "=", company.id),
+        ("meter_id", "=", meter.id),
+        ("credit_mode", "=", "money"),
+        ("state", "=", "delivered"),
+        ("money_remaining", ">", 0),
+    ]
+    if until_utc:
+        domain.append(("date_delivered", "<", until_utc))
+    if tenant:
+        domain.append(("tenant_id", "=", tenant.id))
+    taken = {} if taken is None else taken
+    rows = []
+    todo = float_round(todo, KWH_DIGITS)
+    for purchase in env["smartpm.credit.purchase"].search(domain, order="date_delivered, id"):
+        if todo <= 0:
+            break
+        currency = purchase.currency_id
+        run = taken.setdefault(purchase.id, [0.0, 0.0])
+        prior = sum(purchase.recognition_ids.mapped("money")) + run[0]
+        capacity = float_round(purchase.credit_money - prior, KWH_DIGITS)
+        take = float_round(min(todo, capacity), KWH_DIGITS)
+        if take <= 0:
+            continue
+        released = purchase.value_recognised + run[1]
+        if take >= capacity:
+            amount = currency.round(purchase.credit_money - released)  # the rest of it
+        else:  # the value of all its credit consumed so far, less what was released
+            amount = currency.round(currency.round(prior + take) - released)
+        rows.append(
+            {
+                "purchase_id": purchase.id,
+                "kwh": 0.0,
+                "money": take,
+                "amount": amount,
+                "meter_id": meter.id,
+                "tenant_id": purchase.tenant_id.id,
+            }
+        )
+        run[0], run[1] = run[0] + take, run[1] + amount
+        todo = float_round(todo - take, KWH_DIGITS)
+    return rows, max(todo, 0.0)
 
 
 def accounting_date(company, day, journal):

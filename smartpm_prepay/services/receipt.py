@@ -12,6 +12,11 @@ One source so that the figures are the same unit for unit everywhere:
   period) + ``net_kwh`` (the credit the tenant has on top of zero from this sale);
   ``new_balance_kwh`` is the meter's credit after the token (False: not known).
 
+A money-mode sale (a time-of-use tariff, services/tou.py) puts ``credit_money`` on the meter
+instead of kWh: its receipt shows that credit, the energy it buys in each price band
+(``bands``: what the credit buys if all of it is used in that band), the tariff's standing
+charge (``standing_charge``) and the meter's balance in money.
+
 Until the meter has taken the token the energy split is the one expected from the meter's
 last known state, recorded at the sale (``expected_split``); once delivered it is the
 meter's own figures (its token log and the credit it reported), and ``from_meter`` says so.
@@ -88,8 +93,38 @@ def split(purchase):
         "new_balance_kwh": balance,
         "from_meter": from_meter,
     }
+    if p.credit_mode == "money":
+        values.update(_money_values(p))
     values["lines"] = lines(p.env, p.currency_id, values)
     return values
+
+
+def _money_values(purchase):
+    """The money-mode part of ``purchase``'s receipt: its bands (tax included) with the
+    kWh its credit buys in each, the tariff's standing charge, and the meter's credit after
+    the token (the bridge's ``credit_money``)."""
+    from . import tou
+
+    tariff = purchase.tariff_id
+    bands = [
+        dict(band, label=tariff._format_price(band["price"]) if tariff else str(band["price"]))
+        for band in tou.receipt_bands(purchase)
+    ]
+    charge = False
+    if tariff and tariff.standing_charge_amount > 0:
+        charge = {
+            "amount": tariff.standing_charge_amount,
+            "period": tariff.standing_charge_period,
+        }
+    return {
+        "credit_mode": "money",
+        "credit_money": purchase.credit_money,
+        "bands": bands,
+        "standing_charge": charge,
+        # the meter's credit once it took the token (before: not known in money)
+        "new_balance_money": _money_balance(purchase),
+        "new_balance_kwh": False,
+    }
 
 
 def quote_split(meter, info):
@@ -148,6 +183,9 @@ def lines(env, currency, values):
             ("debt_balance", env._("Debt balance left"), money(values["debt_balance"])),
             ("credit_amount", env._("Credit bought"), money(values["credit_amount"])),
         ]
+    if values.get("credit_mode") == "money":
+        rows += _money_rows(env, money, values)
+        return [{"key": key, "label": label, "value": value} for key, label, value in rows]
     rows.append(("kwh", env._("Energy bought"), format_kwh(values["kwh"])))
     if values["emergency_repaid_kwh"]:
         rows.append(
@@ -175,6 +213,47 @@ def lines(env, currency, values):
     if values["transfer_number"]:
         rows.append(("transfer_number", env._("Transfer number"), str(values["transfer_number"])))
     return [{"key": key, "label": label, "value": value} for key, label, value in rows]
+
+
+def _money_balance(purchase):
+    result = purchase.job_id.result or {}
+    if purchase.state != "delivered" or "credit_money" not in result:
+        return False
+    return purchase.currency_id.round(float(result["credit_money"]))
+
+
+def _money_rows(env, money, values):
+    """A money-mode sale's lines after the amounts: the credit on the meter, the energy it
+    buys band by band, the standing charge, the meter's new balance in money."""
+    rows = [("credit_money", env._("Credit added to the meter"), money(values["credit_money"]))]
+    for i, band in enumerate(values["bands"], start=1):
+        rows.append(
+            (
+                f"band_{i}",
+                env._(
+                    "Energy it buys at %(band)s (%(price)s per kWh)",
+                    band=band["name"],
+                    price=band["label"],
+                ),
+                format_kwh(band["kwh"]),
+            )
+        )
+    charge = values["standing_charge"]
+    if charge:
+        per = env._("per day") if charge["period"] == "day" else env._("per month")
+        rows.append(
+            (
+                "standing_charge",
+                env._("Standing charge (taken from the credit)"),
+                f"{money(charge['amount'])} {per}",
+            )
+        )
+    if values["new_balance_money"] is not False:
+        label = env._("New balance") if values["from_meter"] else env._("Estimated new balance")
+        rows.append(("new_balance_money", label, money(values["new_balance_money"])))
+    if values["transfer_number"]:
+        rows.append(("transfer_number", env._("Transfer number"), str(values["transfer_number"])))
+    return rows
 
 
 def text_of(rows):

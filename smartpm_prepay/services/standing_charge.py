@@ -17,10 +17,14 @@ The owner chooses who collects it (``smartpm.tariff.standing_charge_collection``
 
 Units: a meter in kWh mode is charged the energy the charge buys at the tariff's price of
 the first kWh, taxes included as sales are (``meter_units``, the one conversion); a
-money-mode meter takes the amount itself.
+money-mode meter (time of use, services/tou.py) is charged the charge's untaxed part in
+milli-units of the currency, as its credit holds the untaxed part of each sale: the
+Odoo-collected charge is a money clear token, the meter-collected one a charge of
+milli-units (``charge_money``), its total reported as ``standing_charge_paid_money``.
 
-Accounting (``recognise``): once collected, the charge's kWh are taken first in, first out
-from the tenant's sold credit on the meter (``smartpm.credit.recognition`` rows of the
+Accounting (``recognise``): once collected, the charge's kWh (a money meter: its money,
+``prepayment.money_fifo``) are taken first in, first out from the tenant's sold credit on
+the meter (``smartpm.credit.recognition`` rows of the
 charge, at the price each sale was bought at), and the value moves from the customer
 prepayments liability to the company's standing charge income: no credit is created or
 lost. What no sale covers (credit already at or below zero: a friendly period) is a row
@@ -45,6 +49,7 @@ STANDING_CHARGE_CODE = "400300"
 PUSH_PRIORITY = 20
 DAY_S = 86400
 MAX_CATCH_UP = 31  # periods the cron charges at most for a meter in one run
+MONEY_SCALE = credit_token.MONEY_SCALE  # a money meter's credit counts 1/1000 of the currency
 KWH_DIGITS = prepayment.KWH_DIGITS
 _RACE_ERRORS = (
     psycopg2.errors.UniqueViolation,
@@ -64,21 +69,32 @@ def meter_units(tariff, amount, mode="kwh"):
     """What a standing charge of ``amount`` (tariff currency, taxes included) takes off a
     meter's credit, in the meter's unit: ``("wh", int)`` in kWh mode, the energy the amount
     buys at the tariff's price of the first kWh (its taxes included, as a sale converts
-    money to kWh), rounded to the Wh; ``("money", amount)`` in money mode, the amount as
-    is. The only conversion of standing charges: collection, push and accounting use it."""
+    money to kWh), rounded to the Wh; ``("money_units", int)`` in money mode, its untaxed
+    part in milli-units of the currency (a money sale's credit is its untaxed part too).
+    The only conversion of standing charges: collection, push and accounting use it."""
     tariff.ensure_one()
-    if mode == "money":
-        return "money", tariff.currency_id.round(amount)
     untaxed, _tax = tariff._split_taxes(amount)
+    if mode == "money":
+        return "money_units", int(round(untaxed * MONEY_SCALE))
     price = tariff._bands()[0][1]
     return "wh", int(round(untaxed / price * 1000)) if price > 0 else 0
 
 
-def tariff_wh(tariff):
-    """Wh per period of the tariff's charge on a kWh-mode meter (0: none)."""
+def tariff_units(tariff, mode="kwh"):
+    """Units (Wh, or milli-units on a money meter) per period of the tariff's charge."""
     if not tariff or tariff.standing_charge_amount <= 0:
         return 0
-    return meter_units(tariff, tariff.standing_charge_amount)[1]
+    return meter_units(tariff, tariff.standing_charge_amount, mode)[1]
+
+
+def tariff_wh(tariff):
+    """Wh per period of the tariff's charge on a kWh-mode meter (0: none)."""
+    return tariff_units(tariff)
+
+
+def tariff_mode(tariff):
+    """The credit mode of the meters a tariff serves: money for time of use, else kWh."""
+    return "money" if tariff.pricing_mode == "tou" else "kwh"
 
 
 # ------------------------------------------------------------------ periods
@@ -175,8 +191,10 @@ def collect_due(env, companies=None, today=None, commit_every=None):
 def _charge(meter, tariff, start):
     """One charge row and its clear-credit job (one transaction, one transfer number)."""
     unit, wh = meter_units(tariff, tariff.standing_charge_amount, meter_mode(meter))
-    if unit != "wh" or wh <= 0:
-        raise ValueError(_("no kWh charge for a charge of %s", tariff.standing_charge_amount))
+    if wh <= 0:
+        raise ValueError(
+            _("nothing to take off the credit for a charge of %s", tariff.standing_charge_amount)
+        )
     Charge = engine.as_engine(meter.env["smartpm.standing.charge"])
     charge = Charge.create(
         {
@@ -189,7 +207,8 @@ def _charge(meter, tariff, start):
             "period_start": start,
             "amount": tariff.standing_charge_amount,
             "currency_id": tariff.currency_id.id,
-            "kwh": wh / 1000,
+            "kwh": wh / 1000 if unit == "wh" else 0.0,
+            "money": wh / MONEY_SCALE if unit == "money_units" else 0.0,
             "state": "queued",
         }
     )
@@ -203,17 +222,20 @@ def _charge(meter, tariff, start):
 
 # ------------------------------------------------------------------ by the meter
 def push_settings(meter):
-    """(kWh per period, period s) the meter itself must collect: the tariff's daily charge
-    when the meter collects it, else none (0, one day)."""
+    """(kWh per period, or currency on a money meter, period s) the meter itself must
+    collect: the tariff's daily charge when the meter collects it, else none (0, one day)."""
     tariff = meter._get_tariff()
     if (
         not tariff
         or tariff.standing_charge_collection != "meter"
         or tariff.standing_charge_amount <= 0
-        or meter_mode(meter) != "kwh"
     ):
         return 0.0, DAY_S
-    return tariff_wh(tariff) / 1000, DAY_S
+    return tariff_units(tariff, meter_mode(meter)) / 1000, DAY_S
+
+
+def _payload_key(meter):
+    return "charge_money" if meter_mode(meter) == "money" else "charge_kwh"
 
 
 def settings_before(meters):
@@ -236,7 +258,7 @@ def push(meters):
             {
                 "meter_id": meter.id,
                 "job_type": "set_charge",
-                "payload": {"charge_kwh": kwh, "period_s": period_s},
+                "payload": {_payload_key(meter): kwh, "period_s": period_s},
                 "priority": PUSH_PRIORITY,
             }
         )
@@ -244,9 +266,11 @@ def push(meters):
 
 
 def on_result(meter, result):
-    """A result reporting the meter's time-based charge (``standing_charge_paid_kwh``: all
-    it ever collected): what it grew by since the last report is collected now, one row."""
-    paid = result.get("standing_charge_paid_kwh")
+    """A result reporting the meter's time-based charge (``standing_charge_paid_kwh``, on a
+    money meter ``standing_charge_paid_money``: all it ever collected): what it grew by since
+    the last report is collected now, one row."""
+    money = meter_mode(meter) == "money"
+    paid = result.get("standing_charge_paid_money" if money else "standing_charge_paid_kwh")
     if isinstance(paid, bool) or not isinstance(paid, (int, float)):
         return None
     paid_wh = int(round(paid * 1000))
@@ -265,9 +289,10 @@ def on_result(meter, result):
         # a bridge may not invent revenue: more than the meter can have collected since
         meter.message_post(
             body=_(
-                "A report said the meter's standing charge collected %(kwh)s kWh since the "
-                "last one; at most %(max)s kWh is possible: not recorded.",
+                "A report said the meter's standing charge collected %(kwh)s %(unit)s since "
+                "the last one; at most %(max)s is possible: not recorded.",
                 kwh=delta / 1000,
+                unit=_("of currency") if money else _("kWh"),
                 max=limit / 1000,
             )
         )
@@ -283,9 +308,10 @@ def on_result(meter, result):
             "collection": "meter",
             "period": "day",
             "period_start": local_time.local_today(company),
-            "amount": _amount_of(tariff, delta) if tariff else 0.0,
+            "amount": _amount_of(tariff, delta, meter_mode(meter)) if tariff else 0.0,
             "currency_id": (tariff.currency_id if tariff else company.currency_id).id,
-            "kwh": delta / 1000,
+            "kwh": 0.0 if money else delta / 1000,
+            "money": delta / MONEY_SCALE if money else 0.0,
             "meter_paid_wh": paid_wh,
             "state": "collected",
             "date_collected": fields.Datetime.now(),
@@ -307,14 +333,15 @@ def _plausible_wh(meter, last):
             [("meter_id", "=", meter.id), ("job_type", "=", "set_charge"), ("state", "=", "done")]
         )
     )
-    if not pushes.filtered(lambda j: (j.payload or {}).get("charge_kwh")):
+    if not pushes.filtered(lambda j: (j.payload or {}).get(_payload_key(meter))):
         return 0
     return credit_token.UINT32_MAX
 
 
-def _amount_of(tariff, wh):
-    """The money of ``wh`` charged by the meter: whole periods of the tariff's charge."""
-    per = tariff_wh(tariff)
+def _amount_of(tariff, wh, mode="kwh"):
+    """The money (taxes included) of ``wh`` (Wh, or milli-units on a money meter) charged
+    by the meter: whole periods of the tariff's charge."""
+    per = tariff_units(tariff, mode)
     if not per:
         return 0.0
     return tariff.currency_id.round(tariff.standing_charge_amount * wh / per)
@@ -325,11 +352,12 @@ def on_cleared(charge, job, result):
     """The meter took the clear token: the charge is collected, then recognised."""
     if charge.state == "collected":
         return
-    cleared = result.get("cleared_kwh")
-    kwh = float(cleared) if isinstance(cleared, (int, float)) else charge.kwh
-    engine.as_engine(charge).write(
-        {"state": "collected", "kwh": kwh, "date_collected": fields.Datetime.now()}
-    )
+    vals = {"state": "collected", "date_collected": fields.Datetime.now()}
+    key, field = ("cleared_money", "money") if charge.money else ("cleared_kwh", "kwh")
+    cleared = result.get(key)
+    if isinstance(cleared, (int, float)) and not isinstance(cleared, bool):
+        vals[field] = float(cleared)
+    engine.as_engine(charge).write(vals)
     recognise(charge)
 
 
@@ -366,6 +394,8 @@ def recognise(charge):
         return charge.move_id
     company = charge.company_id
     account = ensure_account(company)
+    if charge.money:
+        return _recognise_money(charge, account)
     Purchase = env["smartpm.credit.purchase"]
     purchases = Purchase.search(
         [
@@ -393,6 +423,26 @@ def recognise(charge):
         todo = float_round(todo - take, KWH_DIGITS)
     if todo > 0:
         rows.append({"purchase_id": False, "kwh": todo, "amount": 0.0})
+    return _book(charge, account, rows)
+
+
+def _recognise_money(charge, account):
+    """A money meter's charge: its money taken FIFO from the meter's money sales; what no
+    sale covers (credit already negative) is a row without a sale that the next sales
+    release to standing charge income (``prepayment._money_rows``)."""
+    rows, todo = prepayment.money_fifo(
+        charge.env, charge.company_id, charge.meter_id, charge.money, tenant=charge.tenant_id
+    )
+    if todo > 0:
+        rows.append({"purchase_id": False, "kwh": 0.0, "money": todo, "amount": 0.0})
+    for row in rows:
+        row.pop("meter_id", None)
+        row.pop("tenant_id", None)
+    return _book(charge, account, rows)
+
+
+def _book(charge, account, rows):
+    env, company = charge.env, charge.company_id
     day = local_time.local_today(company)
     move = env["account.move"]
     value = company.currency_id.round(sum(r["amount"] for r in rows))

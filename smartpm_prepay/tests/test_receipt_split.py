@@ -11,8 +11,11 @@ from odoo.tests import Form, new_test_user, tagged
 
 from ..services import engine, job_queue, receipt
 from ..services.sale_info import format_money
+from ..services.vending import vend
 from . import test_bank_soap, test_bank_xmlrpc
 from .common_bank import BankChannelCase
+from .test_tou import TouMixin
+from .test_vending import VendingCase
 
 BANK_TIME = test_bank_xmlrpc.BANK_TIME
 SOAP_TIME = test_bank_soap.BANK_TIME
@@ -420,3 +423,84 @@ class TestReceiptNegativeCredit(BankChannelCase):
             (xmlrpc["negativeCreditRepaidKwh"], xmlrpc["netKwh"], xmlrpc["splitFromMeter"]),
             ("3.000", "37.000", True),
         )
+
+
+@tagged("post_install", "-at_install")
+class TestMoneyReceipt(TouMixin, VendingCase):
+    """A money-mode sale (time of use, issue 17 §6) on a tariff with a standing charge, to a
+    tenant with a debt: 10.00 pays 2.50 of debt (25 %) and puts 7.50 on the meter, which
+    buys 75.00 kWh off-peak (0.10) or 18.75 kWh at peak (0.40)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tou_tariff = cls._tou_tariff()
+        cls.tou_tariff.standing_charge_amount = 0.5
+        cls.money_tenant = cls._tenant("Grace receipt")
+        cls.money_meter = cls._meter(
+            "TOU-RCPT",
+            tenant_id=cls.money_tenant.id,
+            state="active",
+            credit_mode="money",
+            tariff_id=cls.tou_tariff.id,
+        )
+        debt = cls.env["smartpm.tenant.debt"].create(
+            {
+                "tenant_id": cls.money_tenant.id,
+                "description": "Arrears",
+                "amount": 20.0,
+                "recovery_percent": 25.0,
+            }
+        )
+        debt.action_confirm()
+
+    def _money(self, amount):
+        return _plain(format_money(self.env, amount, self.company.currency_id))
+
+    def test_money_receipt_shows_debt_credit_kwh_by_band_and_the_standing_charge(self):
+        purchase = vend(self.env, self.money_meter, 10.0, "backoffice", "RCPT-MONEY")
+        expected = [
+            ("amount", "Amount paid", self._money(10.0)),
+            ("debt_recovered", "Debt recovered", self._money(2.5)),
+            ("debt_balance", "Debt balance left", self._money(17.5)),
+            ("credit_amount", "Credit bought", self._money(7.5)),
+            ("credit_money", "Credit added to the meter", self._money(7.5)),
+            ("band_1", f"Energy it buys at Off-peak ({self._money(0.1)} per kWh)", "75.00 kWh"),
+            ("band_2", f"Energy it buys at Peak ({self._money(0.4)} per kWh)", "18.75 kWh"),
+            (
+                "standing_charge",
+                "Standing charge (taken from the credit)",
+                f"{self._money(0.5)} per day",
+            ),
+            ("transfer_number", "Transfer number", str(purchase.transfer_number)),
+        ]
+        rows = TestReceiptSplit._rows(purchase.receipt_lines)
+        self.assertEqual(rows, expected)
+        self.assertNotIn("kWh", purchase.receipt_text.split("Energy it buys")[0])
+
+    def test_once_delivered_the_money_receipt_shows_the_meters_balance(self):
+        purchase = vend(self.env, self.money_meter, 10.0, "backoffice", "RCPT-MONEY-2")
+        env = engine.as_engine(self.env["smartpm.meter.job"]).env
+        claimed = [j["id"] for j in job_queue.claim(env, "rcpt-bridge", 500, 60)]
+        self.assertIn(purchase.job_id.id, claimed)
+        # a money-mode meter's credit, in money, as the bridge reports it
+        job_queue.complete(
+            env,
+            purchase.job_id.id,
+            "rcpt-bridge",
+            {
+                "transfer_number": purchase.transfer_number,
+                "already_applied": False,
+                "credit_money": 9.25,
+                "relay": "connected",
+                "charge_total": 0.0,
+            },
+        )
+        self.env.invalidate_all()
+        self.assertEqual(purchase.state, "delivered")
+        rows = {
+            key: (label, value)
+            for key, label, value in TestReceiptSplit._rows(purchase.receipt_lines)
+        }
+        self.assertEqual(rows["new_balance_money"], ("New balance", self._money(9.25)))
+        self.assertEqual(self.money_meter.credit_money, 9.25)

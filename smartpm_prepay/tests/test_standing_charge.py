@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import psycopg2
 
+from odoo import fields
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import Form, new_test_user, tagged
 from odoo.tools import mute_logger
@@ -13,6 +14,7 @@ from odoo.tools import mute_logger
 from ..services import engine, local_time, prepayment, standing_charge, statement
 from ..services.vending import vend
 from .test_prepayment_accounting import PrepaymentCase
+from .test_tou import TouMixin
 
 DAY = timedelta(days=1)
 
@@ -81,7 +83,7 @@ class TestStandingCharge(PrepaymentCase):
         self.assertEqual(tariff.standing_charge_kwh, 2.5)
         self.assertEqual(tariff.standing_charge_collection, "odoo")
         self.assertEqual(standing_charge.meter_units(tariff, 0.5), ("wh", 2500))
-        self.assertEqual(standing_charge.meter_units(tariff, 0.5, "money"), ("money", 0.5))
+        self.assertEqual(standing_charge.meter_units(tariff, 0.5, "money"), ("money_units", 500))
 
     def test_charge_is_converted_at_the_first_kwh_price_taxes_included(self):
         tax = self.env["account.tax"].create(
@@ -350,3 +352,180 @@ class TestStandingCharge(PrepaymentCase):
         with self.assertRaises(AccessError):
             Tariff.browse(self.tariff.id).write({"standing_charge_amount": 0})
         self.assertEqual(self.tariff.standing_charge_amount, 1.0)
+
+
+@tagged("post_install", "-at_install")
+class TestMoneyStandingCharge(TouMixin, PrepaymentCase):
+    """Issue 17 leftovers: a standing charge on a money-mode meter (time of use) is taken in
+    money, by a money clear token or the meter's own charge, and booked in money."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        engine.as_engine(
+            cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))])
+        ).write({"state": "cancelled"})
+        cls.company.smartpm_min_amount = 0.1
+        cls.tou = cls._tou_tariff(name="Money charged")
+        cls.tou.standing_charge_amount = 1.25
+        cls.money_tenant = cls.env["res.partner"].create({"name": "Ama Money", "is_tenant": True})
+        cls.money_meter = cls.env["smartpm.meter"].create(
+            {
+                "serial_number": "PRE-MSC",
+                "host": "127.0.0.1",
+                "port": 4100,
+                "state": "active",
+                "tenant_id": cls.money_tenant.id,
+                "tariff_id": cls.tou.id,
+                "credit_mode": "money",
+                "company_id": cls.company.id,
+            }
+        )
+        cls.income = standing_charge.ensure_account(cls.company)
+        cls.bridge = new_test_user(
+            cls.env, "t_msc_bridge", groups="base.group_user,smartpm_prepay.group_bridge_api"
+        )
+        cls.today = local_time.local_today(cls.company)
+
+    _complete = TestStandingCharge._complete
+
+    def _money_sale(self, amount, ref, charge_total=0.0):
+        purchase = vend(self.env, self.money_meter, amount, "backoffice", ref)
+        purchase._create_invoice_and_payment(self.cash)
+        engine.as_engine(self.env["smartpm.meter.job"].search([("state", "=", "pending")])).write(
+            {"state": "cancelled"}
+        )
+        purchase._on_delivered({"credit_money": amount, "charge_total": charge_total})
+        engine.as_engine(purchase).date_delivered = fields.Datetime.now() - DAY * 3
+        return purchase
+
+    def _collect(self, today=None):
+        result = standing_charge.collect_due(self.env, self.company, today=today or self.today)
+        return result["queued"].filtered(lambda c: c.meter_id == self.money_meter)
+
+    def test_odoo_collects_a_money_charge_with_a_signed_money_clear_token(self):
+        from ..services import credit_token
+
+        sale = self._money_sale(10.0, "MSC-1")
+        liability_before = self._balance(self.liability, self.money_tenant)
+        [charge] = self._collect()
+        self.assertEqual((charge.money, charge.kwh, charge.amount), (1.25, 0.0, 1.25))
+        job = charge.job_id
+        self.assertEqual(job.payload["money_units"], 1250)
+        self.assertNotIn("wh", job.payload)
+        token = bytes.fromhex(job.payload["token"])
+        key = self.money_meter._get_token_key()
+        self.assertEqual(token[0], credit_token.MONEY_CLEAR_TOKEN_TYPE)
+        self.assertTrue(credit_token.verify_money_clear(key, "PRE-MSC", token))
+        # not a kWh clear token, nor a money credit token: the meter could not misread it
+        self.assertFalse(credit_token.verify_clear(key, "PRE-MSC", token))
+        self.assertFalse(credit_token.verify_money(key, "PRE-MSC", token))
+        self.assertFalse(charge.move_id)  # nothing booked before the meter took it
+        self._complete(
+            job,
+            {
+                "transfer_number": charge.transfer_number,
+                "already_applied": False,
+                "cleared_money": 1.25,
+                "credit_money": 8.75,
+                "relay": "connected",
+            },
+        )
+        self.assertEqual(charge.state, "collected")
+        self.assertEqual(self.money_meter.credit_money, 8.75)
+        self.assertEqual(charge.value, 1.25)
+        self.assertAlmostEqual(
+            self._balance(self.liability, self.money_tenant), liability_before + 1.25
+        )
+        self.assertAlmostEqual(self._balance(self.income), -1.25)
+        self.assertAlmostEqual(sale.money_remaining, 8.75)
+        # the day's run again: one charge per day, whatever runs
+        self.assertFalse(self._collect())
+
+    def test_money_charge_is_not_consumption_and_consumption_is_not_charge(self):
+        from ..services import tou
+
+        sale = self._money_sale(10.0, "MSC-2")
+        [charge] = self._collect()
+        self._complete(
+            charge.job_id,
+            {"transfer_number": charge.transfer_number, "cleared_money": 1.25},
+        )
+        # the meter's consumption charge collected 2.000 since the sale
+        self.env["smartpm.reading"].sudo().create(
+            {
+                "meter_id": self.money_meter.id,
+                "obis": tou.CHARGE_OBIS,
+                "reading_time": fields.Datetime.now() - DAY * 2,
+                "value": 2000,
+            }
+        )
+        prepayment.recognise(self.company, today=self.today)
+        self.assertAlmostEqual(self._balance(self.energy), -2.0)
+        self.assertAlmostEqual(self._balance(self.income), -1.25)
+        self.assertAlmostEqual(sale.money_remaining, 10.0 - 1.25 - 2.0)
+        self.assertFalse(prepayment.recognise(self.company, today=self.today))
+
+    def test_money_charge_beyond_the_credit_is_repaid_by_the_next_sale_to_charge_income(self):
+        sale = self._money_sale(0.5, "MSC-3")  # the charge takes 1.25: 0.75 below zero
+        [charge] = self._collect()
+        self._complete(
+            charge.job_id,
+            {"transfer_number": charge.transfer_number, "cleared_money": 1.25},
+        )
+        self.assertEqual(charge.value, 0.5)
+        covered = charge.recognition_ids.filtered("purchase_id")
+        uncovered = charge.recognition_ids - covered
+        self.assertEqual((covered.purchase_id, covered.money), (sale, 0.5))
+        self.assertEqual((uncovered.money, uncovered.amount), (0.75, 0.0))
+        repaying = self._money_sale(5.0, "MSC-4")
+        prepayment.recognise(self.company, today=self.today)
+        self.assertAlmostEqual(self._balance(self.income), -1.25)
+        self.assertAlmostEqual(self._balance(self.energy), 0.0)
+        self.assertAlmostEqual(repaying.money_remaining, 4.25)
+        liability = self._balance(self.liability, self.money_tenant)
+        self.assertAlmostEqual(liability, -4.25)  # what the meter still holds
+        prepayment.recognise(self.company, today=self.today + DAY)
+        self.assertAlmostEqual(self._balance(self.income), -1.25)
+
+    def test_taxed_money_charge_takes_its_untaxed_part(self):
+        tax = self.env["account.tax"].create(
+            {"name": "VAT 25 incl M", "amount": 25, "price_include_override": "tax_included"}
+        )
+        self.tou.tax_ids = [(6, 0, tax.ids)]
+        self.assertEqual(
+            standing_charge.meter_units(self.tou, 1.25, "money"), ("money_units", 1000)
+        )
+        self.assertEqual(self.tou.standing_charge_kwh, 0.0)  # no energy on a money meter
+        self.assertEqual(standing_charge.push_settings(self.money_meter), (0.0, 86400))
+
+    def test_meter_collects_a_money_charge_and_reports_it_in_money(self):
+        self.tou.standing_charge_collection = "meter"
+        ping = self.money_meter._enqueue_job("ping", {}, priority=30)
+        # a ping before any push: a meter that has no charge cannot have collected any
+        self._complete(ping, {"credit_money": 5.0, "standing_charge_paid_money": 2.5})
+        Charge = self.env["smartpm.standing.charge"]
+        self.assertFalse(Charge.search([("meter_id", "=", self.money_meter.id)]))
+        self.tou.standing_charge_amount = 1.5
+        [job] = self.env["smartpm.meter.job"].search(
+            [
+                ("job_type", "=", "set_charge"),
+                ("state", "=", "pending"),
+                ("meter_id", "=", self.money_meter.id),
+            ]
+        )
+        self.assertEqual(job.payload, {"charge_money": 1.5, "period_s": 86400})
+        self._complete(job, {"standing_charge_money": 1.5, "standing_charge_paid_money": 0.0})
+        sale = self._money_sale(10.0, "MSC-5")
+        ping = self.money_meter._enqueue_job("ping", {}, priority=30)
+        self._complete(ping, {"credit_money": 5.5, "standing_charge_paid_money": 4.5})
+        [charge] = Charge.search([("meter_id", "=", self.money_meter.id)])
+        self.assertEqual(
+            (charge.collection, charge.money, charge.kwh, charge.amount, charge.value),
+            ("meter", 4.5, 0.0, 4.5, 4.5),
+        )
+        self.assertAlmostEqual(sale.money_remaining, 5.5)
+        self.assertAlmostEqual(self._balance(self.income), -4.5)
+        again = self.money_meter._enqueue_job("ping", {}, priority=30)
+        self._complete(again, {"credit_money": 5.5, "standing_charge_paid_money": 4.5})
+        self.assertEqual(Charge.search_count([("meter_id", "=", self.money_meter.id)]), 1)

@@ -264,14 +264,23 @@ class TestTouRecognition(TouMixin, PrepaymentCase):
         self.assertAlmostEqual(second.money_remaining, 5.0)
         # twice: nothing more
         self.assertFalse(prepayment.recognise(self.company, date(2026, 3, 11)))
-        # consumption beyond all the credit sold: each sale released once, the rest unvalued
+        # consumption beyond all the credit sold (negative credit): each sale released once,
+        # the rest waits for the sale that repays it
         self._charge_reading(datetime(2026, 3, 20), 2500 + 16_000)
         move = prepayment.recognise(self.company, date(2026, 3, 21))
         self.assertAlmostEqual(move.amount_total, 10.75)
         self.assertEqual((first.money_remaining, second.money_remaining), (0.0, 0.0))
         rows = self.env["smartpm.credit.recognition"].search([("meter_id", "=", self.tou_meter.id)])
-        self.assertAlmostEqual(sum(rows.mapped("money")), 16.0)
+        self.assertAlmostEqual(sum(rows.mapped("money")), 15.0)
         self.assertAlmostEqual(sum(rows.mapped("amount")), 15.0)
+        third = self._money_sale(5.0, "M2b", charge_total=2.5)
+        engine.as_engine(third).date_delivered = datetime(2026, 3, 21)
+        move = prepayment.recognise(self.company, date(2026, 3, 22))
+        self.assertAlmostEqual(move.amount_total, 1.0)  # the negative credit it repaid
+        self.assertAlmostEqual(third.money_remaining, 4.0)
+        self.assertFalse(prepayment.recognise(self.company, date(2026, 3, 22)))
+        rows = self.env["smartpm.credit.recognition"].search([("meter_id", "=", self.tou_meter.id)])
+        self.assertAlmostEqual(sum(rows.mapped("money")), 16.0)
         liability = sum(
             self.env["account.move.line"]
             .search(
@@ -279,7 +288,7 @@ class TestTouRecognition(TouMixin, PrepaymentCase):
             )
             .mapped("balance")
         )
-        self.assertAlmostEqual(liability, 0.0)
+        self.assertAlmostEqual(liability, -4.0)  # what the meter holds: 20 sold, 16 consumed
 
     def test_the_statement_shows_consumption_per_band(self):
         from ..services.statement import tenant_statement

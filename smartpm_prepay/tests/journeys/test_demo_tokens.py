@@ -27,7 +27,7 @@ class TestDemoTokens(DemoJourneyCase):
             .with_user(self.owner)
             .search([("serial_number", "=like", "SIM0____")])
         )
-        self.assertEqual(len(meters), 24)
+        self.assertEqual(len(meters), 25)  # SIM00001-SIM00025 (scripts/demo.sh)
         for meter in meters:
             self.assertEqual((meter.auth, meter.client_address), ("hls_gmac", 1))
             for field, purpose in (
