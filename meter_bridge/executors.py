@@ -122,6 +122,7 @@ MONEY_SCALE = 1000  # a money-mode meter counts 1/1000 of the currency
 MAX_TOU_RATE = 63
 MAX_CHARGE_PER_UNIT = 32767
 CHARGE_PRICE_SCALE = -4
+PRICE_SCALE_RANGE = (-4, 0)  # price scales of the consumption charge (docs/meter-contract.md)
 CLEAR_TOKEN_LEN = 21  # docs/meter-contract.md "Clear-credit token"
 CLEAR_TOKEN_TYPE = 0x02
 MONEY_CLEAR_TOKEN_TYPE = 0x04  # docs/meter-contract.md "Money clear-credit token"
@@ -133,6 +134,12 @@ MONEY_RESULT_KEYS = {
     "cleared_kwh": "cleared_money",
     "standing_charge_kwh": "standing_charge_money",
     "standing_charge_paid_kwh": "standing_charge_paid_money",
+    "emergency_in_use_kwh": "emergency_in_use_money",
+    "emergency_amount_kwh": "emergency_amount_money",
+    "emergency_threshold_kwh": "emergency_threshold_money",
+    "emergency_repaid_kwh": "emergency_repaid_money",
+    "low_credit_kwh": "low_credit_money",
+    "trip_kwh": "trip_money",
 }
 # Load-trip recovery (docs/meter-contract.md): control modes with and without local
 # reconnection (Blue Book IC 70: modes 5 and 6 add transition h to modes 1/2 and 3/4).
@@ -310,9 +317,12 @@ def validate_set_load_recovery(payload: dict) -> dict:
 
 
 def validate_set_emergency_credit(payload: dict) -> dict:
-    amount = _number(payload, "amount_kwh")
-    threshold = _number(payload, "threshold_kwh", allow_negative=True)
-    for key, value in (("amount_kwh", amount), ("threshold_kwh", threshold)):
+    """{"amount_kwh", "threshold_kwh"}; a money-mode meter's {"amount_money",
+    "threshold_money"} (currency): internally the meter's credit unit (Wh, milli-units)."""
+    unit = "money" if "amount_money" in payload else "kwh"
+    amount = _number(payload, f"amount_{unit}")
+    threshold = _number(payload, f"threshold_{unit}", allow_negative=True)
+    for key, value in ((f"amount_{unit}", amount), (f"threshold_{unit}", threshold)):
         if abs(value) > MAX_EMERGENCY_KWH:
             raise JobError(f"payload.{key} must be within {MAX_EMERGENCY_KWH:g}", retryable=False)
     return {"amount_wh": int(round(amount * 1000)), "threshold_wh": int(round(threshold * 1000))}
@@ -412,10 +422,13 @@ def validate_set_friendly_schedule(payload: dict) -> dict:
 
 
 def validate_set_thresholds(payload: dict) -> dict:
-    low = _number(payload, "low_credit_kwh")
-    trip = _number(payload, "trip_kwh", allow_negative=True)
+    """{"low_credit_kwh", "trip_kwh"}; a money-mode meter's {"low_credit_money",
+    "trip_money"} (currency): internally the meter's credit unit (Wh, milli-units)."""
+    unit = "money" if "low_credit_money" in payload else "kwh"
+    low = _number(payload, f"low_credit_{unit}")
+    trip = _number(payload, f"trip_{unit}", allow_negative=True)
     if trip > low:
-        raise JobError("payload.trip_kwh must not be above low_credit_kwh", retryable=False)
+        raise JobError(f"payload.trip_{unit} must not be above low_credit_{unit}", retryable=False)
     return {"low_credit_wh": round(low * 1000), "trip_wh": round(trip * 1000)}
 
 
@@ -966,6 +979,10 @@ def _calendar(value, key: str) -> dict:
             )
             for c in value["charges"]
         }
+        # charge_per_unit x 10^price_scale milli-units per Wh (-4 when not said: 10^-4)
+        price_scale = _whole(
+            value.get("price_scale", CHARGE_PRICE_SCALE), "price_scale", *PRICE_SCALE_RANGE
+        )
     except (KeyError, TypeError) as e:
         raise JobError(f"payload.{key} is not a calendar ({e})", retryable=False) from e
     week_names = {w[0] for w in weeks}
@@ -977,7 +994,14 @@ def _calendar(value, key: str) -> dict:
         or any(not d[1] for d in days)
     ):
         raise JobError(f"payload.{key}: seasons, weeks and days do not agree", retryable=False)
-    return {"name": name, "seasons": seasons, "weeks": weeks, "days": days, "charges": charges}
+    return {
+        "name": name,
+        "seasons": seasons,
+        "weeks": weeks,
+        "days": days,
+        "charges": charges,
+        "price_scale": price_scale,
+    }
 
 
 def validate_set_tariff_calendar(payload: dict) -> dict:
@@ -1075,7 +1099,7 @@ def _write_passive(conn: MeterConnection, cal: dict, activate: bytes) -> None:
         6,
         encode_structure(
             [
-                encode_structure([encode_data(15, 0), encode_data(15, CHARGE_PRICE_SCALE)]),
+                encode_structure([encode_data(15, 0), encode_data(15, cal["price_scale"])]),
                 encode_structure([encode_data(18, 3), encode_data(9, energy), encode_data(15, 2)]),
                 encode_array(
                     [
@@ -1132,6 +1156,7 @@ def _shape(cal: dict) -> dict:
             for i, sched in cal["days"]
         ],
         "charges": [{"rate": r, "charge_per_unit": c} for r, c in sorted(cal["charges"].items())],
+        "price_scale": cal["price_scale"],
     }
 
 
@@ -1169,11 +1194,17 @@ def _read_one(conn: MeterConnection, first: int) -> dict:
         raise JobError(f"tariff calendar: unexpected answer from the meter ({e})") from e
 
 
-def _read_charges(conn: MeterConnection, attr: int) -> list:
+def _read_charges(conn: MeterConnection, attr: int) -> dict:
+    """{"charges": [{rate, charge_per_unit}], "price_scale"} of a unit charge attribute."""
     value = conn.get(CONSUMPTION_CHARGE[0], CONSUMPTION_CHARGE[1], attr)
     try:
-        _scaling, _commodity, table = value
-        return [{"rate": bytes(index)[0], "charge_per_unit": int(cpu)} for index, cpu in table]
+        (_commodity_scale, price_scale), _commodity, table = value
+        return {
+            "charges": [
+                {"rate": bytes(index)[0], "charge_per_unit": int(cpu)} for index, cpu in table
+            ],
+            "price_scale": int(price_scale),
+        }
     except (TypeError, ValueError, IndexError) as e:
         raise JobError(f"unit charge: unexpected answer from the meter ({e})") from e
 
@@ -1181,8 +1212,8 @@ def _read_charges(conn: MeterConnection, attr: int) -> list:
 def read_calendar(conn: MeterConnection) -> dict:
     """Active and passive calendars with their unit charges, the activation time, the UTC
     offset and the rate in force, as the meter holds them."""
-    active = dict(_read_one(conn, 2), charges=_read_charges(conn, 5))
-    passive = dict(_read_one(conn, 6), charges=_read_charges(conn, 6))
+    active = dict(_read_one(conn, 2), **_read_charges(conn, 5))
+    passive = dict(_read_one(conn, 6), **_read_charges(conn, 6))
     raw = conn.get(ACTIVITY_CALENDAR[0], ACTIVITY_CALENDAR[1], 10)
     when = parse_datetime(bytes(raw)) if isinstance(raw, (bytes, bytearray)) else raw
     return {

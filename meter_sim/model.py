@@ -392,6 +392,9 @@ class MeterModel:
         self.calendar_activate_at: dt.datetime | None = None
         self.charges_active: dict[int, int] = {}  # rate -> charge_per_unit (price scale -4)
         self.charges_passive: dict[int, int] = {}
+        # charge_per_unit x 10^price_scale milli-units per Wh (docs: -4..0)
+        self.charge_scale_active = -4
+        self.charge_scale_passive = -4
         self.rate_wh: dict[int, int] = {}  # energy import per rate (1.0.1.8.N.255)
         self.charge_total = 0  # milli-units the consumption charge collected (IC 113 attr 2)
         self._charge_acc = 0  # uncollected charge, 10^-4 milli-units
@@ -901,7 +904,8 @@ class MeterModel:
             self.token_energy[number] = amount
             self.last_transfer_number = number
             self.last_token = bytes(token)
-            self.credit_wh += amount
+            # emergency credit in use (milli-units in money mode) is repaid first
+            self.credit_wh += amount - self._repay_emergency(number, amount)
             self._log(EV_CREDIT_ADDED)
             self._check_credit()
             return TOKEN_OK
@@ -919,6 +923,7 @@ class MeterModel:
         charges: dict[int, int] | None = None,
         activate_at: dt.datetime | None = None,
         offset_min: int | None = None,
+        price_scale: int = -4,
     ) -> None:
         """SET of the passive calendar, the passive unit charge, the activation time (None
         = not planned) or the calendar's UTC offset. Activation happens at that meter time,
@@ -931,7 +936,10 @@ class MeterModel:
                 for rate, cpu in charges.items():
                     if not (1 <= int(rate) <= 63 and -32768 <= int(cpu) <= 32767):
                         raise ValueError(f"bad unit charge {rate}: {cpu}")
+                if not -4 <= int(price_scale) <= 0:
+                    raise ValueError(f"price scale {price_scale} out of -4..0")
                 self.charges_passive = {int(r): int(c) for r, c in charges.items()}
+                self.charge_scale_passive = int(price_scale)
             if offset_min is not None:
                 if not -840 <= int(offset_min) <= 840:
                     raise ValueError("calendar UTC offset out of range")
@@ -956,12 +964,15 @@ class MeterModel:
             self.calendar_activate_at = when
             self._check_calendar_activation()
 
-    def set_passive_charges(self, charges: dict[int, int]) -> None:
+    def set_passive_charges(self, charges: dict[int, int], price_scale: int = -4) -> None:
         with self.lock:
+            if not -4 <= int(price_scale) <= 0:
+                raise ValueError(f"price scale {price_scale} out of -4..0")
             for rate, cpu in charges.items():
                 if not (1 <= int(rate) <= 63 and -32768 <= int(cpu) <= 32767):
                     raise ValueError(f"bad unit charge {rate}: {cpu}")
             self.charges_passive = {int(r): int(c) for r, c in charges.items()}
+            self.charge_scale_passive = int(price_scale)
             self._log(EV_TARIFF_CALENDAR_CHANGED)
 
     def set_tou_offset(self, offset_min: int) -> None:
@@ -983,6 +994,7 @@ class MeterModel:
                 return False
             self.calendar_active = self.calendar_passive
             self.charges_active = dict(self.charges_passive)
+            self.charge_scale_active = self.charge_scale_passive
             self.calendar_activate_at = None
             self._log(EV_TARIFF_CALENDAR_ACTIVATED)
             return True
@@ -1019,9 +1031,11 @@ class MeterModel:
         return rate
 
     def _charge(self, rate: int, wh: int) -> None:
-        """Consumption-based charge: Wh x charge_per_unit at price scale -4 milli-units,
-        collected in whole milli-units, the remainder kept (never lost, never rounded up)."""
-        self._charge_acc += wh * self.charges_active.get(rate, 0)
+        """Consumption-based charge: Wh x charge_per_unit x 10^price_scale milli-units (price
+        scale -4..0), collected in whole milli-units, the remainder kept (never lost, never
+        rounded up; counted in 10^-4 milli-units)."""
+        step = 10 ** (self.charge_scale_active + 4)
+        self._charge_acc += wh * self.charges_active.get(rate, 0) * step
         collected = self._charge_acc // 10_000
         if collected:
             self._charge_acc -= collected * 10_000

@@ -105,7 +105,8 @@ TOU_OFFSET = "0.0.13.0.128.255"  # manufacturer-specific long: calendar local ti
 TOU_RATES = range(1, 9)
 RATE_REGISTERS = {f"1.0.1.8.{n}.255": n for n in TOU_RATES}
 CALENDAR_ACTIVATE = 1  # IC 20 method 1 activate_passive_calendar
-CHARGE_PRICE_SCALE = -4  # charge_per_unit scaling: commodity scale 0 (Wh), price scale -4
+CHARGE_PRICE_SCALE = -4  # the default charge_per_unit scaling: commodity 0 (Wh), price -4
+CHARGE_PRICE_SCALES = range(-4, 1)  # price scales the consumption charge takes (-4..0)
 
 # Unit enumeration values (Blue Book).
 UNIT_WH = 30
@@ -753,11 +754,11 @@ def _read_calendar(settings, model, ln, index, *_selection):
     return None
 
 
-def _unit_charge(settings, charges: dict[int, int]) -> bytes:
+def _unit_charge(settings, charges: dict[int, int], price_scale=CHARGE_PRICE_SCALE) -> bytes:
     return _struct(
         settings,
         [
-            _struct(settings, [(DataType.INT8, 0), (DataType.INT8, CHARGE_PRICE_SCALE)]),
+            _struct(settings, [(DataType.INT8, 0), (DataType.INT8, price_scale)]),
             _struct(
                 settings,
                 [
@@ -829,9 +830,9 @@ def _read_charge(settings, model, ln, index, *_selection):
     if index == 4:
         return encode(settings, DataType.UINT8, 1)
     if index == 5:
-        return _unit_charge(settings, model.charges_active)
+        return _unit_charge(settings, model.charges_active, model.charge_scale_active)
     if index == 6:
-        return _unit_charge(settings, model.charges_passive)
+        return _unit_charge(settings, model.charges_passive, model.charge_scale_passive)
     if index == 7:
         return encode(settings, DataType.OCTET_STRING, _activation_bytes(model))
     if index == 10:  # last_collection_time: the charge collects as it counts, no collection
@@ -957,15 +958,15 @@ def _write_charge(model: MeterModel, index: int, value) -> int:
         commodity_scale, price_scale = (_as_int(v) for v in scaling)
     except (TypeError, ValueError) as e:
         raise AttributeError_(ErrorCode.UNMATCHED_TYPE) from e
-    if (commodity_scale, price_scale) != (0, CHARGE_PRICE_SCALE):
-        return ErrorCode.OTHER_REASON  # this meter charges Wh at price scale -4 only
+    if commodity_scale != 0 or price_scale not in CHARGE_PRICE_SCALES:
+        return ErrorCode.OTHER_REASON  # this meter charges Wh at price scales -4..0 only
     charges = {}
     for index_, cpu in table:
         raw = _octet_value(index_)
         if len(raw) != 1:
             raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
         charges[raw[0]] = _as_int(cpu)
-    model.set_passive_charges(charges)
+    model.set_passive_charges(charges, price_scale)
     return ErrorCode.OK
 
 

@@ -220,3 +220,59 @@ def test_money_meter_collects_a_standing_charge_in_money(sim_fleet):
     ping = run(fleet, "TOU00015", "ping")
     assert ping["standing_charge_paid_money"] == 3.75
     assert ping["credit_money"] == 6.25
+
+
+def test_realistic_price_is_charged_at_the_tables_price_scale(sim_fleet):
+    # 25.00 and 12.50 per kWh in a currency of small units: price scale -3
+    fleet = sim_fleet(MeterConfig("TOU00016", credit_mode="money", credit_kwh=0.0), start=MIDNIGHT)
+    model = fleet.meter("TOU00016")
+    model.set_load(0)
+    dear = dict(calendar("T9-20260101", off_cpu=12_500, peak_cpu=25_000), price_scale=-3)
+    result = run(fleet, "TOU00016", "set_tariff_calendar", dict(PAYLOAD, active=dear))
+    assert result["active"]["price_scale"] == -3
+    assert result["active"]["charges"] == dear["charges"]
+    assert model.charge_scale_active == -3
+    model.add_money(1, 300_000)  # 300.000 of the currency
+    model.set_load(1000)
+    model.advance(3600)  # 1 kWh off-peak: 12.500
+    assert model.charge_total == 12_500 and model.credit_wh == 300_000 - 12_500
+    model.advance(16 * 3600 + 3600)  # 16 kWh more off-peak, then 1 kWh at the peak
+    assert model.charge_total == 17 * 12_500 + 25_000
+
+
+def test_price_scale_outside_the_meters_range_is_refused_before_the_meter():
+    with pytest.raises(JobError):
+        ex.validate_set_tariff_calendar(dict(PAYLOAD, active=dict(calendar("X"), price_scale=1)))
+    old = ex.validate_set_tariff_calendar(PAYLOAD)  # a payload without it: 10^-4
+    assert old["active"]["price_scale"] == -4
+
+
+def test_money_meter_emergency_credit_in_money_repaid_by_the_next_money_token(sim_fleet):
+    fleet = sim_fleet(MeterConfig("TOU00017", credit_mode="money", credit_kwh=0.0), start=MIDNIGHT)
+    model = fleet.meter("TOU00017")
+    model.set_load(0)
+    model.add_money(1, 500)  # 0.500 left
+    settings = {"amount_money": 5.0, "threshold_money": 1.0}
+    set_result = run(fleet, "TOU00017", "set_emergency_credit", settings)
+    assert set_result["emergency_status"] == "selectable"
+    assert set_result["emergency_amount_money"] == 5.0
+    assert set_result["emergency_threshold_money"] == 1.0
+    assert "emergency_amount_kwh" not in set_result
+    taken = run(fleet, "TOU00017", "take_emergency_credit")
+    assert taken["emergency_status"] == "in_use" and taken["emergency_in_use_money"] == 5.0
+    assert taken["credit_money"] == 5.5 and model.credit_wh == 5_500
+    token = model.mint_money_token(2, 20_000).hex()
+    added = run(fleet, "TOU00017", "add_credit", {"token": token, "transfer_number": 2, "kwh": 0})
+    assert added["emergency_repaid_money"] == 5.0
+    assert added["credit_money"] == 20.5  # 5.500 + 20.000 - 5.000 repaid
+    assert added["emergency_in_use_money"] == 0.0
+
+
+def test_money_meter_thresholds_are_set_in_money(sim_fleet):
+    fleet = sim_fleet(MeterConfig("TOU00018", credit_mode="money", credit_kwh=0.0), start=MIDNIGHT)
+    model = fleet.meter("TOU00018")
+    result = run(
+        fleet, "TOU00018", "set_thresholds", {"low_credit_money": 2.5, "trip_money": -0.25}
+    )
+    assert result == {"low_credit_money": 2.5, "trip_money": -0.25}
+    assert (model.low_credit_wh, model.trip_wh) == (2_500, -250)

@@ -64,7 +64,7 @@ def test_money_meter_standing_charge_over_several_days_exact_to_the_milli_unit(o
     fleet = sim_fleet(MeterConfig(SERIAL, credit_mode="money", credit_kwh=0.0), start=START)
     model = fleet.meter(SERIAL)
     model.set_load(0)  # no consumption: the credit moves by the charges only
-    login, key, ids = tou_setup(registry, fleet.port_of(SERIAL))
+    login, key, ids = tou_setup(registry, fleet.port_of(SERIAL), label="msc")
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         tariff = env["smartpm.tariff"].browse(ids["tariff"])

@@ -31,12 +31,12 @@ READ = [
 ]
 
 
-def _setup(registry, port):
+def _setup(registry, port, label="tou"):
     from odoo import SUPERUSER_ID, Command, api
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        user, key = user_with_key(env, "E2E TOU bridge", f"e2e_tou_bridge_{os.getpid()}")
+        user, key = user_with_key(env, "E2E TOU bridge", f"e2e_{label}_bridge_{os.getpid()}")
         tariff = env["smartpm.tariff"].create({"name": "E2E TOU", "price_per_kwh": 1.0})
         version = env["smartpm.tariff.tou.version"].create(
             {

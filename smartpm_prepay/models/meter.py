@@ -218,6 +218,23 @@ class SmartpmMeter(models.Model):
     # Thresholds and limits (pushed to the meter by jobs)
     low_credit_kwh = fields.Float(string="Low-credit alarm (kWh)", default=5.0, tracking=True)
     trip_kwh = fields.Float(string="Trip threshold (kWh)", default=0.0, tracking=True)
+    # a money-mode meter (time of use) holds credit in currency: its thresholds too
+    low_credit_money = fields.Float(
+        string="Low-credit alarm (money)",
+        digits=(16, 3),
+        default=1.0,
+        tracking=True,
+        help="Money-mode meters, own thresholds: the credit in currency at or below which "
+        "the meter warns the tenant.",
+    )
+    trip_money = fields.Float(
+        string="Trip threshold (money)",
+        digits=(16, 3),
+        default=0.0,
+        tracking=True,
+        help="Money-mode meters, own thresholds: the credit in currency at or below which the "
+        "meter opens its relay.",
+    )
     load_limit_w = fields.Integer(string="Load limit (W)", default=0, tracking=True)
 
     # Last known state, filled from job results
@@ -263,10 +280,14 @@ class SmartpmMeter(models.Model):
         help="Use the thresholds below instead of the tariff's.",
     )
     effective_low_credit_kwh = fields.Float(
-        string="Low-credit alarm in force (kWh)", compute="_compute_effective_thresholds"
+        string="Low-credit alarm in force",
+        compute="_compute_effective_thresholds",
+        help="In the unit of the meter's credit: kWh, or currency on a money-mode meter.",
     )
     effective_trip_kwh = fields.Float(
-        string="Trip threshold in force (kWh)", compute="_compute_effective_thresholds"
+        string="Trip threshold in force",
+        compute="_compute_effective_thresholds",
+        help="In the unit of the meter's credit: kWh, or currency on a money-mode meter.",
     )
     purchase_ids = fields.One2many("smartpm.credit.purchase", "meter_id", string="Purchases")
     purchase_count = fields.Integer(compute="_compute_purchase_count")
@@ -376,6 +397,11 @@ class SmartpmMeter(models.Model):
         (
             "thresholds_order",
             "CHECK(low_credit_kwh >= trip_kwh)",
+            "The low-credit alarm must not be below the trip threshold.",
+        ),
+        (
+            "thresholds_money_order",
+            "CHECK(low_credit_money >= trip_money)",
             "The low-credit alarm must not be below the trip threshold.",
         ),
         ("load_limit_positive", "CHECK(load_limit_w >= 0)", "The load limit cannot be negative."),
@@ -614,6 +640,9 @@ class SmartpmMeter(models.Model):
         watch_thresholds = {
             "low_credit_kwh",
             "trip_kwh",
+            "low_credit_money",
+            "trip_money",
+            "credit_mode",
             "threshold_override",
             "tariff_id",
             "tenant_id",
@@ -952,6 +981,11 @@ class SmartpmMeter(models.Model):
         "tariff_id.low_credit_kwh",
         "tariff_id.trip_kwh",
         "tenant_id.smartpm_tariff_id",
+        "credit_mode",
+        "low_credit_money",
+        "trip_money",
+        "tariff_id.low_credit_money",
+        "tariff_id.trip_money",
     )
     def _compute_effective_thresholds(self):
         for meter in self:
@@ -974,12 +1008,13 @@ class SmartpmMeter(models.Model):
         return self.tariff_id or self.tenant_id.sudo().smartpm_tariff_id
 
     def _get_thresholds(self):
-        """(low-credit alarm, trip) in kWh: the tariff's unless the meter has its own."""
+        """(low-credit alarm, trip) in the unit of the meter's credit: kWh, or currency on a
+        money-mode meter (``*_money``); the tariff's unless the meter has its own."""
         self.ensure_one()
         tariff = self._get_tariff()
-        if tariff and not self.threshold_override:
-            return tariff.low_credit_kwh, tariff.trip_kwh
-        return self.low_credit_kwh, self.trip_kwh
+        unit = "money" if self.credit_mode == "money" else "kwh"
+        source = tariff if tariff and not self.threshold_override else self
+        return source[f"low_credit_{unit}"], source[f"trip_{unit}"]
 
     # ---------------------------------------------------------------- sale helpers
     def _smartpm_contact_warning(self, now=None):
@@ -1148,11 +1183,12 @@ class SmartpmMeter(models.Model):
         vals_list = []
         for meter in meters:
             low, trip = meter._get_thresholds()
+            unit = "money" if meter.credit_mode == "money" else "kwh"
             vals_list.append(
                 {
                     "meter_id": meter.id,
                     "job_type": "set_thresholds",
-                    "payload": {"low_credit_kwh": low, "trip_kwh": trip},
+                    "payload": {f"low_credit_{unit}": low, f"trip_{unit}": trip},
                     "priority": THRESHOLD_PRIORITY,
                 }
             )
@@ -2202,11 +2238,20 @@ class SmartpmMeter(models.Model):
         copy=False,
         help="Emergency credit taken and not yet repaid: the next purchase repays it first.",
     )
+    emergency_in_use_money = fields.Float(
+        string="Emergency credit in use (money)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Money-mode meters: emergency credit in currency taken and not yet repaid.",
+    )
     emergency_can_take = fields.Boolean(
         string="May take emergency credit", compute="_compute_emergency_can_take"
     )
 
-    @api.depends("emergency_status", "credit_kwh", "tariff_id", "tenant_id", "state")
+    @api.depends(
+        "emergency_status", "credit_kwh", "credit_money", "tariff_id", "tenant_id", "state"
+    )
     def _compute_emergency_can_take(self):
         """Eligible, and no take on its way already (the button would make no new one)."""
         for meter in self:

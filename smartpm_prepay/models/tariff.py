@@ -53,6 +53,19 @@ class SmartpmTariff(models.Model):
     )
     low_credit_kwh = fields.Float(string="Low-credit alarm (kWh)", default=5.0)
     trip_kwh = fields.Float(string="Trip threshold (kWh)", default=0.0)
+    # time of use: money-mode meters compare credit in currency
+    low_credit_money = fields.Monetary(
+        string="Low-credit alarm",
+        default=1.0,
+        help="Time of use (money-mode meters): the credit in currency at or below which the "
+        "meter warns the tenant.",
+    )
+    trip_money = fields.Monetary(
+        string="Trip threshold",
+        default=0.0,
+        help="Time of use (money-mode meters): the credit in currency at or below which the "
+        "meter opens its relay (may be below zero).",
+    )
     min_amount = fields.Monetary(
         string="Minimum sale", help="Overrides the company's minimum when set."
     )
@@ -86,6 +99,18 @@ class SmartpmTariff(models.Model):
         default=1.0,
         help="The tenant may take emergency credit once the meter's credit is at or below "
         "this level.",
+    )
+    # money-mode meters (time of use) hold credit in currency: their emergency credit too
+    emergency_credit_money = fields.Monetary(
+        string="Emergency credit",
+        help="Time of use (money-mode meters): the credit in currency a tenant may take once "
+        "when credit runs low; the next purchase repays it first. 0: no emergency credit.",
+    )
+    emergency_threshold_money = fields.Monetary(
+        string="Emergency credit below",
+        default=1.0,
+        help="Time of use (money-mode meters): the tenant may take emergency credit once the "
+        "meter's credit is at or below this amount.",
     )
     meter_ids = fields.One2many("smartpm.meter", "tariff_id", string="Meters")
     # standing charge (issue 17 §4, services/standing_charge.py)
@@ -160,6 +185,11 @@ class SmartpmTariff(models.Model):
         (
             "thresholds_order",
             "CHECK(low_credit_kwh >= trip_kwh)",
+            "The low-credit alarm must not be below the trip threshold.",
+        ),
+        (
+            "thresholds_money_order",
+            "CHECK(low_credit_money >= trip_money)",
             "The low-credit alarm must not be below the trip threshold.",
         ),
         (
@@ -361,14 +391,16 @@ class SmartpmTariff(models.Model):
             meters._smartpm_push_load_recovery_changed(before)
         if {"pricing_mode", "tou_version_ids"} & set(vals):
             tou.push(self.env, tou.meters_of_tariffs(self.env, self))
-        if {"low_credit_kwh", "trip_kwh"} & set(vals):
+        if {"low_credit_kwh", "trip_kwh", "low_credit_money", "trip_money"} & set(vals):
             # meters following their tariff (own or their tenant's) get the new thresholds
             self._following_meters("threshold_override")._push_thresholds()
         return res
 
-    @api.constrains("emergency_credit_kwh")
+    @api.constrains("emergency_credit_kwh", "emergency_credit_money")
     def _check_emergency_credit(self):
-        for tariff in self.filtered(lambda t: t.emergency_credit_kwh < 0):
+        for tariff in self.filtered(
+            lambda t: t.emergency_credit_kwh < 0 or t.emergency_credit_money < 0
+        ):
             raise ValidationError(
                 _("%(name)s: the emergency credit cannot be negative.", name=tariff.name)
             )
@@ -376,7 +408,7 @@ class SmartpmTariff(models.Model):
     def _smartpm_emergency_before(self, vals):
         """write(): emergency settings in force on the meters of these tariffs, when ``vals``
         may change them."""
-        if not {"emergency_credit_kwh", "emergency_threshold_kwh"} & set(vals):
+        if not set(emergency.SETTING_FIELDS) & set(vals):
             return {}
         meters = (
             self.env["smartpm.meter"]

@@ -1,6 +1,8 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..services import tou
+
 MAX_RATE = 8  # the meter's energy registers per rate 1.0.1.8.1..8.255 (docs/meter-contract.md)
 
 
@@ -57,13 +59,7 @@ class SmartpmTariffBand(models.Model):
                         max=MAX_RATE,
                     )
                 )
-            if round(band.price_per_kwh, 4) * 10_000 > 32767:
-                # the charge table holds long (int16) charge_per_unit at scale 10^-4 milli
-                raise ValidationError(
-                    _(
-                        "Tariff %(tariff)s, band %(band)s: the meter's charge table holds "
-                        "prices up to 3.2767 per kWh.",
-                        tariff=band.tariff_id.name,
-                        band=band.name,
-                    )
-                )
+            # the charge table holds long (int16) charge_per_unit x 10^price_scale
+            error = tou.charge_table_error(band.version_id)
+            if error:
+                raise ValidationError(error)

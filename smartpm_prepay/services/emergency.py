@@ -1,7 +1,8 @@
 """Emergency credit (issue 17 §1, docs/meter-contract.md "Emergency credit").
 
-The tariff says how much (kWh) and below which credit level a tenant may take it; the
-meter holds it as a second Credit object. Settings reach the meters once per change
+The tariff says how much (kWh; on a money-mode meter, currency: ``emergency_credit_money``)
+and below which credit level a tenant may take it; the meter holds it as a second Credit
+object, in the unit of its credit. Settings reach the meters once per change
 (``set_emergency_credit``); a take (portal, cashier) is one ``take_emergency_credit`` job
 per meter at a time; what the meter reports (status, kWh in use, kWh a token repaid) comes
 back in job results (``values_from_result``). The meter's own button shows in the next
@@ -17,14 +18,43 @@ PUSH_PRIORITY = 20
 TAKE_PRIORITY = 5  # the tenant may be in the dark: before reads and settings
 STATUSES = ("enabled", "selectable", "in_use", "exhausted")
 TAKEN = ("in_use", "exhausted")
+SETTING_FIELDS = (
+    "emergency_credit_kwh",
+    "emergency_threshold_kwh",
+    "emergency_credit_money",
+    "emergency_threshold_money",
+    "pricing_mode",
+)
+
+
+def is_money(meter):
+    return meter.credit_mode == "money"
 
 
 def settings_of(meter):
-    """(amount kWh, credit level kWh) in force on a meter: its tariff's (own or tenant's)."""
+    """(amount, credit level) in force on a meter, in its credit's unit (kWh, or currency
+    on a money-mode meter): its tariff's (own or tenant's)."""
     tariff = meter._get_tariff()
     if not tariff:
         return 0.0, 0.0
+    if is_money(meter):
+        return tariff.emergency_credit_money, tariff.emergency_threshold_money
     return tariff.emergency_credit_kwh, tariff.emergency_threshold_kwh
+
+
+def payload_of(meter):
+    """The ``set_emergency_credit`` payload: kWh keys, or money keys on a money meter."""
+    amount, level = settings_of(meter)
+    unit = "money" if is_money(meter) else "kwh"
+    return {f"amount_{unit}": amount, f"threshold_{unit}": level}
+
+
+def level_text(meter, level):
+    """The credit level in words, in the meter's unit."""
+    if is_money(meter):
+        tariff = meter._get_tariff()
+        return (tariff.currency_id if tariff else meter.company_id.currency_id).format(level)
+    return _("%s kWh", level)
 
 
 def settings_before(meters):
@@ -44,12 +74,11 @@ def push(meters):
     meters._supersede("set_emergency_credit")
     vals_list = []
     for meter in meters:
-        amount, level = settings_of(meter)
         vals_list.append(
             {
                 "meter_id": meter.id,
                 "job_type": "set_emergency_credit",
-                "payload": {"amount_kwh": amount, "threshold_kwh": level},
+                "payload": payload_of(meter),
                 "priority": PUSH_PRIORITY,
             }
         )
@@ -70,12 +99,13 @@ def refusal(meter):
             "Emergency credit is already in use on meter %(meter)s: the next purchase repays it.",
             meter=meter.display_name,
         )
-    if meter.credit_kwh > level:
+    credit = meter.credit_money if is_money(meter) else meter.credit_kwh
+    if credit > level:
         return _(
             "Emergency credit becomes available on meter %(meter)s when its credit falls to "
-            "%(level)s kWh.",
+            "%(level)s.",
             meter=meter.display_name,
-            level=level,
+            level=level_text(meter, level),
         )
     return None
 
@@ -102,7 +132,7 @@ def take(meter, origin):
     meter = meter.sudo()
     meter.ensure_one()
     meter.env.cr.execute("SELECT id FROM smartpm_meter WHERE id = %s FOR NO KEY UPDATE", [meter.id])
-    meter.invalidate_recordset(["credit_kwh", "emergency_status"])
+    meter.invalidate_recordset(["credit_kwh", "credit_money", "emergency_status"])
     job = pending_take(meter)
     if job:
         return job
@@ -131,6 +161,7 @@ def values_from_result(meter, result):
     if status not in STATUSES:
         return {}
     vals = {"emergency_status": status}
-    if isinstance(result.get("emergency_in_use_kwh"), (int, float)):
-        vals["emergency_in_use_kwh"] = float(result["emergency_in_use_kwh"])
+    for key in ("emergency_in_use_kwh", "emergency_in_use_money"):
+        if isinstance(result.get(key), (int, float)):
+            vals[key] = float(result[key])
     return vals

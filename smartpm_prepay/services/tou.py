@@ -13,14 +13,17 @@ pending older push is cancelled), and a daily cron where the payload changed (a 
 version came into force, the UTC offset after a daylight-saving change).
 
 Money on the meter is in milli-units of the tariff's currency (``MONEY_SCALE``), prices in
-its charge table as ``charge_per_unit`` = price per kWh x 10^4 at price scale -4 (so the
-meter charges ``Wh x charge_per_unit / 10^4`` milli-units, exact, its remainder kept).
+its charge table as ``charge_per_unit`` (a long, int16) x 10^price_scale milli-units per Wh
+(= the price per kWh in currency): the version's price scale is the most precise of -4..0 at
+which every band's price is a whole long (``price_scale``): 0.2500 at -4 is 2500, 25.00 at
+-3 is 25000; a price no scale holds exactly is refused naming the tariff and band.
 """
 
 import logging
 from datetime import datetime, timedelta
 
 from odoo import _
+from odoo.exceptions import UserError
 
 from . import engine, friendly
 from .local_time import day_start_utc, local_today
@@ -30,7 +33,7 @@ _logger = logging.getLogger(__name__)
 JOB_TYPE = "set_tariff_calendar"
 PRIORITY = 20  # as the meter's other settings, after credit
 MONEY_SCALE = 1000  # the meter's credit unit: 1/1000 of the currency
-PRICE_SCALE = 10_000  # charge_per_unit = price per kWh x PRICE_SCALE (price scale -4)
+PRICE_SCALES = range(-4, 1)  # the meter's charge table: price scales -4 (most precise)..0
 MAX_CHARGE_PER_UNIT = 32767  # charge_per_unit is a long (int16)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ENERGY_RATE_OBIS = "1.0.1.8.%d.255"  # energy import in rate N (Wh)
@@ -64,8 +67,52 @@ def money_units(amount):
     return int(round(amount * MONEY_SCALE))
 
 
-def charge_per_unit(price_per_kwh):
-    return int(round(price_per_kwh * PRICE_SCALE))
+def _per_unit(price_per_kwh, scale):
+    """charge_per_unit of ``price_per_kwh`` at ``scale``, or None if not a whole long."""
+    value = round(price_per_kwh, 4) * 10**-scale
+    whole = int(round(value))
+    if abs(value - whole) > 1e-6 or abs(whole) > MAX_CHARGE_PER_UNIT:
+        return None
+    return whole
+
+
+def price_scale(prices):
+    """The most precise price scale at which every price (per kWh) is a whole long, or
+    None when none is (a price too precise for its size, or beyond 32,767 per kWh)."""
+    for scale in PRICE_SCALES:
+        if all(_per_unit(price, scale) is not None for price in prices):
+            return scale
+    return None
+
+
+def charge_per_unit(price_per_kwh, scale=PRICE_SCALES[0]):
+    return _per_unit(price_per_kwh, scale)
+
+
+def charge_table_error(version):
+    """Why the version's band prices do not fit the meter's charge table, in words, or
+    None: each price a long x 10^scale, one scale for the version's table."""
+    bands = version.band_ids
+    if not bands or price_scale(bands.mapped("price_per_kwh")) is not None:
+        return None
+    alone = bands.filtered(lambda b: price_scale([b.price_per_kwh]) is None)
+    if alone:
+        return _(
+            "Tariff %(tariff)s, band %(band)s: the meter's charge table cannot hold %(price)s "
+            "per kWh (at most 32,767 per kWh, and only as many decimals as its size allows: "
+            "up to 3.2767 with 4 decimals, 32.767 with 3, 327.67 with 2...).",
+            tariff=version.tariff_id.name,
+            band=alone[0].name,
+            price=alone[0].price_per_kwh,
+        )
+    return _(
+        "Tariff %(tariff)s, prices from %(date)s: the meter's charge table has one scale for "
+        "all bands, and no scale holds %(prices)s together: round the small prices to fewer "
+        "decimals or the large ones lower.",
+        tariff=version.tariff_id.name,
+        date=version.date_start,
+        prices=", ".join(f"{b.name} {b.price_per_kwh:g}" for b in bands.sorted("rate")),
+    )
 
 
 # ---------------------------------------------------------------- validation
@@ -245,6 +292,9 @@ def receipt_bands(purchase):
 # ---------------------------------------------------------------- the meter's calendar
 def version_calendar(version):
     """The version as the meter's activity calendar and charge table (payload part)."""
+    scale = price_scale(version.band_ids.mapped("price_per_kwh"))
+    if scale is None:
+        raise UserError(charge_table_error(version))
     seasons, weeks, day_ids, days = [], [], {}, []
     for i, season in enumerate(_seasons(version), start=1):
         week = []
@@ -279,9 +329,10 @@ def version_calendar(version):
         "weeks": weeks,
         "days": days,
         "charges": [
-            {"rate": band.rate, "charge_per_unit": charge_per_unit(band.price_per_kwh)}
+            {"rate": band.rate, "charge_per_unit": charge_per_unit(band.price_per_kwh, scale)}
             for band in version.band_ids.sorted("rate")
         ],
+        "price_scale": scale,
     }
 
 

@@ -3,9 +3,12 @@ the recognition of money consumed."""
 
 from datetime import date, datetime, timedelta
 
+import psycopg2
+
 from odoo import Command, fields
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import new_test_user, tagged
+from odoo.tools import mute_logger
 
 from ..services import credit_token, engine, prepayment, tou
 from ..services.sale_info import sale_info
@@ -189,6 +192,97 @@ class TestTouTariff(TouMixin, VendingCase):
         self.assertTrue(jobs[-1].payload["activate_at"].startswith(later.isoformat()))
         # the same calendar again pushes nothing
         self.assertFalse(tou.push(self.env, self.money_meter))
+
+    def test_realistic_prices_use_the_charge_tables_scale_and_others_are_refused(self):
+        # 25.00 and 12.50 per kWh (a currency of small units): scale -3, 25000 and 12500
+        dear = self._tou_tariff(name="Dear TOU", peak=25.0, off=12.5)
+        version = dear._tou_version_at(date(2026, 3, 2))
+        calendar = tou.version_calendar(version)
+        self.assertEqual(calendar["price_scale"], -3)
+        self.assertEqual(
+            calendar["charges"],
+            [{"rate": 1, "charge_per_unit": 12500}, {"rate": 2, "charge_per_unit": 25000}],
+        )
+        self.assertEqual(tou.version_calendar(self.tou_tariff._tou_version_at())["price_scale"], -4)
+        self.assertEqual(tou.price_scale([250.5, 3000.0]), -1)
+        peak = version.band_ids.filtered(lambda b: b.rate == 2)
+        # beyond 32,767 per kWh: refused naming the tariff and the band; nothing changed
+        with self.assertRaisesRegex(ValidationError, "Dear TOU, band Peak.*40000"):
+            peak.price_per_kwh = 40000.0
+        self.env.invalidate_all(flush=False)  # what the database holds
+        self.assertEqual(peak.price_per_kwh, 25.0)
+        # 25.0001 needs 4 decimals: 250001 at -4 is beyond a long
+        with self.assertRaisesRegex(ValidationError, "Dear TOU, band Peak"):
+            peak.price_per_kwh = 25.0001
+        self.env.invalidate_all(flush=False)
+        # each fits alone, not together: 3.0001 needs -4, 25 needs -3 or more
+        with self.assertRaisesRegex(ValidationError, "Dear TOU, prices from.*no scale holds"):
+            version.band_ids.filtered(lambda b: b.rate == 1).price_per_kwh = 3.0001
+        self.env.invalidate_all(flush=False)
+        self.assertEqual(version.band_ids.sorted("rate").mapped("price_per_kwh"), [12.5, 25.0])
+
+    def test_money_meter_emergency_credit_is_set_taken_and_shown_in_money(self):
+        from ..services import emergency
+
+        Job = self.env["smartpm.meter.job"]
+        self.tou_tariff.write({"emergency_credit_money": 5.0, "emergency_threshold_money": 1.0})
+        [push] = Job.search(
+            [
+                ("meter_id", "=", self.money_meter.id),
+                ("job_type", "=", "set_emergency_credit"),
+                ("state", "=", "pending"),
+            ]
+        )
+        self.assertEqual(push.payload, {"amount_money": 5.0, "threshold_money": 1.0})
+        # compared with the meter's money, not its (empty) kWh figure
+        engine.as_engine(self.money_meter).write(
+            {"credit_money": 3.0, "credit_kwh": 0.0, "emergency_status": "enabled"}
+        )
+        with self.assertRaisesRegex(UserError, r"TOU-1 when its credit falls to .*1\.00"):
+            emergency.take(self.money_meter, "test")
+        self.assertFalse(emergency.pending_take(self.money_meter))
+        engine.as_engine(self.money_meter).write(
+            {"credit_money": 0.5, "emergency_status": "selectable"}
+        )
+        self.assertTrue(self.money_meter.emergency_can_take)
+        job = emergency.take(self.money_meter, "test")
+        self.assertEqual(job.job_type, "take_emergency_credit")
+        vals = emergency.values_from_result(
+            self.money_meter,
+            {"emergency_status": "in_use", "emergency_in_use_money": 5.0, "credit_money": 5.5},
+        )
+        self.assertEqual(vals, {"emergency_status": "in_use", "emergency_in_use_money": 5.0})
+
+    def test_money_meter_thresholds_are_pushed_in_money(self):
+        Job = self.env["smartpm.meter.job"]
+        self.tou_tariff.write({"low_credit_money": 2.5, "trip_money": -0.5})
+        [job] = Job.search(
+            [
+                ("meter_id", "=", self.money_meter.id),
+                ("job_type", "=", "set_thresholds"),
+                ("state", "=", "pending"),
+            ]
+        )
+        self.assertEqual(job.payload, {"low_credit_money": 2.5, "trip_money": -0.5})
+        self.assertEqual(
+            (self.money_meter.effective_low_credit_kwh, self.money_meter.effective_trip_kwh),
+            (2.5, -0.5),
+        )
+        # its own thresholds, in money too
+        self.money_meter.write(
+            {"threshold_override": True, "low_credit_money": 4.0, "trip_money": 0.0}
+        )
+        [job] = Job.search(
+            [
+                ("meter_id", "=", self.money_meter.id),
+                ("job_type", "=", "set_thresholds"),
+                ("state", "=", "pending"),
+            ]
+        )
+        self.assertEqual(job.payload, {"low_credit_money": 4.0, "trip_money": 0.0})
+        with mute_logger("odoo.sql_db"), self.assertRaises(psycopg2.errors.CheckViolation):
+            self.money_meter.write({"low_credit_money": -1.0})  # below the trip threshold
+            self.money_meter.flush_recordset()
 
     def test_cashier_and_operator_cannot_change_bands_or_the_credit_mode(self):
         band = self.tou_tariff.tou_version_ids.band_ids[0]
