@@ -46,3 +46,5 @@ from . import load_curve
 from . import standing_charge
 from . import alarm_notify_rule
 from . import notification_log
+from . import meter_profile
+from . import meter_profile_object
