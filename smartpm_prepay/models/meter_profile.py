@@ -132,7 +132,7 @@ class SmartpmMeterProfile(models.Model):
                 raise ValidationError(
                     self.env._("Meter profile %(name)s:", name=profile.name)
                     + "\n"
-                    + "\n".join("- " + self.env._(msg, **params) for msg, params in found)
+                    + "\n".join(f"- {problem}" for problem in found)
                 )
 
     def action_view_meters(self):

@@ -8,6 +8,10 @@ the same table); a meter without a profile gets no map and runs on them.
 
 import re
 
+from odoo.tools import LazyTranslate
+
+_lt = LazyTranslate(__name__)
+
 OBIS_RE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 
 # function -> (label, the SmartPM contract's OBIS, interface classes the bridge drives it
@@ -71,7 +75,7 @@ def check_obis(code):
 
 def problems(lines):
     """What is wrong with a profile's object lines (function, obis, ic, attribute dicts):
-    a list of (message, params) for the caller to translate, empty when it is right."""
+    a list of messages (lazy translations), empty when it is right."""
     out = []
     seen_functions, seen_obis = set(), {}
     for line in lines:
@@ -79,44 +83,40 @@ def problems(lines):
         label, _contract, classes, attr = FUNCTIONS[function]
         if not check_obis(obis):
             out.append(
-                (
-                    "%(function)s: %(obis)r is not an OBIS code; write six numbers 0-255 "
+                _lt(
+                    "%(function)s: '%(obis)s' is not an OBIS code; write six numbers 0-255 "
                     "with dots, e.g. 0.0.19.10.0.255",
-                    {"function": label, "obis": obis},
+                    function=label,
+                    obis=obis,
                 )
             )
             continue
         if line["ic"] not in classes:
             out.append(
-                (
+                _lt(
                     "%(function)s at %(obis)s must be interface class %(classes)s, not %(ic)s",
-                    {
-                        "function": label,
-                        "obis": obis,
-                        "classes": " or ".join(str(c) for c in classes),
-                        "ic": line["ic"],
-                    },
+                    function=label,
+                    obis=obis,
+                    classes=" or ".join(str(c) for c in classes),
+                    ic=line["ic"],
                 )
             )
         if attr is not None and not 1 <= (line.get("attribute") or attr) <= 127:
-            out.append(("%(function)s: the attribute is 1 to 127", {"function": label}))
+            out.append(_lt("%(function)s: the attribute is 1 to 127", function=label))
         if function in seen_functions and function not in MULTI_FUNCTIONS:
-            out.append(("%(function)s is listed twice", {"function": label}))
+            out.append(_lt("%(function)s is listed twice", function=label))
         seen_functions.add(function)
         if obis in seen_obis:
             out.append(
-                (
-                    "%(a)s and %(b)s are both at %(obis)s",
-                    {"a": seen_obis[obis], "b": label, "obis": obis},
-                )
+                _lt("%(a)s and %(b)s are both at %(obis)s", a=seen_obis[obis], b=label, obis=obis)
             )
         seen_obis[obis] = label
     for function in REQUIRED_FUNCTIONS:
         if function not in seen_functions:
             out.append(
-                (
+                _lt(
                     "the %(function)s object is missing: every prepaid meter needs one",
-                    {"function": FUNCTIONS[function][0]},
+                    function=FUNCTIONS[function][0],
                 )
             )
     return out
