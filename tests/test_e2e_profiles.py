@@ -82,8 +82,9 @@ def test_vendor_meter_gets_its_purchase_and_is_read_by_configuration_alone(odoo_
             "purchase": purchase.id,
             "profile": profile.id,
         }
+        login = user.login
     try:
-        with _odoo_server(db) as url, bridge(db, user.login, key, url, f"e2e-prof-{os.getpid()}"):
+        with _odoo_server(db) as url, bridge(db, login, key, url, f"e2e-prof-{os.getpid()}"):
             wait_until(lambda: _state(registry, ids)[0] == "delivered", timeout=60, interval=0.3)
             # 10.00 at 0.50 = 20 kWh on top of the 3 kWh the meter had
             assert model.credit_wh == pytest.approx(23000, abs=5)
