@@ -81,6 +81,9 @@ def problems(lines):
     for line in lines:
         function, obis = line["function"], (line["obis"] or "").strip()
         label, _contract, classes, attr = FUNCTIONS[function]
+        if function in seen_functions and function not in MULTI_FUNCTIONS:
+            out.append(_lt("%(function)s is listed twice", function=label))
+        seen_functions.add(function)  # present, even when its code is wrong (said below)
         if not check_obis(obis):
             out.append(
                 _lt(
@@ -103,9 +106,6 @@ def problems(lines):
             )
         if attr is not None and not 1 <= (line.get("attribute") or attr) <= 127:
             out.append(_lt("%(function)s: the attribute is 1 to 127", function=label))
-        if function in seen_functions and function not in MULTI_FUNCTIONS:
-            out.append(_lt("%(function)s is listed twice", function=label))
-        seen_functions.add(function)
         if obis in seen_obis:
             out.append(
                 _lt("%(a)s and %(b)s are both at %(obis)s", a=seen_obis[obis], b=label, obis=obis)

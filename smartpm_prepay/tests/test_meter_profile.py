@@ -81,8 +81,9 @@ class TestMeterProfile(SmartpmCase):
     def test_malformed_obis_is_refused_naming_the_profile(self):
         profile = self._vendor("Vendor Bad OBIS")
         credit = profile.object_ids.filtered(lambda o: o.function == "credit")
-        with self._refused(r"(?s)Vendor Bad OBIS.*Credit.*'0\.0\.19\.300\.0\.255'"):
+        with self._refused(r"(?s)Vendor Bad OBIS.*Credit.*'0\.0\.19\.300\.0\.255'") as cm:
             credit.write({"obis": "0.0.19.300.0.255"})
+        self.assertNotIn("missing", str(cm.exception))  # the code is wrong, not the line
         credit.invalidate_recordset()
         self.assertEqual(credit.obis, VENDOR_CODES["credit"])
 
