@@ -33,6 +33,7 @@ from .obis import (
     CHARGE_TYPE,
     CHARGE_UNIT_ACTIVE,
     CHARGE_UNIT_PASSIVE,
+    CLOCK,
     CLOCK_TIME,
     CREDIT,
     CREDIT_AVAILABLE_THRESHOLD,
@@ -478,7 +479,7 @@ def run_read(conn: MeterConnection, p: dict) -> dict:
             else:
                 value, unit = conn.get_scaled(at, at_ic, at_attr)
                 if (
-                    (obis, ic) == objects_of(conn)["clock"]
+                    (obis, ic) == CLOCK  # as Odoo names it
                     and attribute == CLOCK_TIME
                     and isinstance(value, (bytes, bytearray))
                 ):

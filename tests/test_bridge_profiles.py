@@ -49,12 +49,14 @@ def test_read_credit_at_the_profiles_code(fleet):
         {"obis": "0.0.19.10.0.255", "ic": 112, "attribute": 2},  # as Odoo names credit
         {"obis": "0.0.96.3.10.255", "ic": 70, "attribute": 2},
         {"obis": "1.0.1.8.0.255", "ic": 3, "attribute": 2},
+        {"obis": "0.0.1.0.0.255", "ic": 8, "attribute": 2},  # the vendor's clock
     ]
     result = run(fleet, "read", {"objects": objects})
     assert result["errors"] == {}
     values = {r["obis"]: r["value"] for r in result["readings"]}
     assert values["0.0.19.10.0.255"] == pytest.approx(model.credit_wh / 1000)
     assert values["0.0.96.3.10.255"] is True
+    assert values["0.0.1.0.0.255"][:4] == str(model.meter_time().year)  # a time, not hex
     assert "0.128.96.50.0.255" not in values  # reported under the name Odoo asked for
 
 
