@@ -171,6 +171,18 @@ class TestMeterProfile(SmartpmCase):
         self.assertEqual(profile.hls_challenge_length, 16)
         self.assertTrue(profile.exists())
 
+    def test_the_owner_manages_profiles(self):
+        manager = new_test_user(self.env, "t_prof_owner", groups="smartpm_prepay.group_manager")
+        profile = self.Profile.with_user(manager).create({"name": "Owner's model"})
+        self.assertEqual(len(profile.object_ids), len(self.smartpm.object_ids))
+        credit = profile.object_ids.filtered(lambda o: o.function == "credit")
+        credit.write({"obis": "0.128.96.50.0.255"})
+        profile.write({"hls_challenge_length": 8})
+        meter = self._meter("PROF-OWN-1", profile_id=profile.id)
+        values = meter.sudo()._prepare_bridge_values()
+        self.assertEqual(values["object_map"]["credit"]["obis"], "0.128.96.50.0.255")
+        self.assertEqual(values["hls_challenge_length"], 8)
+
     def test_another_companys_profile_is_invisible(self):
         other = self.env["res.company"].create({"name": "Other Co (profiles)"})
         profile = self._vendor("Vendor Other Co", company_id=other.id)
