@@ -35,6 +35,7 @@ from .codec import (
 )
 from .errors import InvocationCountersUsedUp, JobError, MeterRefused, MeterUnreachable
 from .obis import SCALED_CLASSES, obis_str, parse_obis, unit_name
+from .object_map import ObjectMap
 
 _log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class MeterConnection:
         self._start_ic = int(self.meter.get("invocation_counter") or 0) + 1
         self.invocation_counter_limit = _counter_limit(invocation_counter_limit)
         self.challenge_length = _challenge_length(self.meter.get("hls_challenge_length"))
+        self.objects = ObjectMap.from_meter(self.meter)  # where this meter holds each function
         self._needs_fresh = False  # a protocol error: the next service re-associates first
         self.fresh_associations = 0
         self.warnings: list[str] = []  # what was tolerated (trailing bytes...), for the read tool

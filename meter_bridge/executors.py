@@ -26,8 +26,6 @@ from .codec import (
 from .dlms import MeterConnection
 from .errors import InvocationCountersUsedUp, JobError, MeterRefused, MeterUnreachable
 from .obis import (
-    ACTIVE_TARIFF,
-    ACTIVITY_CALENDAR,
     CHARGE_ACTIVATE_PASSIVE,
     CHARGE_PERIOD,
     CHARGE_TIME_BASED,
@@ -37,7 +35,6 @@ from .obis import (
     CHARGE_UNIT_PASSIVE,
     CLOCK,
     CLOCK_TIME,
-    CONSUMPTION_CHARGE,
     CREDIT,
     CREDIT_AVAILABLE_THRESHOLD,
     CREDIT_CURRENT_AMOUNT,
@@ -46,42 +43,24 @@ from .obis import (
     CREDIT_PRESET_AMOUNT,
     CREDIT_STATUS,
     CREDIT_WARNING_THRESHOLD,
-    DISCONNECT_CONTROL,
-    EMERGENCY_CREDIT,
-    EVENT_LOGS,
-    FRIENDLY_LIMIT,
-    FRIENDLY_SPECIAL_DAYS,
-    FRIENDLY_STATE,
-    FRIENDLY_WEEK,
     KNOWN_IC,
-    LIMITER,
-    LIMITER_THRESHOLD_ACTIVE,
-    PUSH_HEARTBEAT_INTERVAL,
-    PUSH_SETUPS,
-    RECONNECT_ATTEMPTS,
-    RECONNECT_DELAY,
-    RECOVERY_STATE,
     RELAY_CONTROL_MODE,
     RELAY_CONTROL_STATE,
     RELAY_OUTPUT_STATE,
     RELAY_REMOTE_DISCONNECT,
     RELAY_REMOTE_RECONNECT,
     SCALED_CLASSES,
-    STANDING_CHARGE,
-    TARIFF_SCRIPT_TABLE,
     TOKEN_ENTER,
-    TOKEN_GATEWAY,
-    TOKEN_LOG,
     TOKEN_LOG_CANCEL,
     TOKEN_LOG_EMERGENCY,
     TOKEN_LOG_ENERGY,
     TOKEN_LOG_QUERY,
-    TOU_OFFSET,
     TRANSFER_APPLIED,
     TRANSFER_CANCELLED,
     TRANSFER_NOT_APPLIED,
     normalize_obis,
 )
+from .object_map import EVENT_LOG_FUNCTIONS, objects_of
 
 TOKEN_ALREADY_APPLIED = 3  # ACTION result read-write-denied: transfer number already used
 # The meter's other refusals of a credit token (docs/meter-contract.md): none is retried.
@@ -499,13 +478,15 @@ def profile_rows_to_json(rows: list[list], scalers: list) -> list[list]:
 
 # --- runners -----------------------------------------------------------------------------------
 def _credit_and_relay(conn: MeterConnection) -> tuple[float, str]:
-    credit = conn.get(CREDIT[0], CREDIT[1], CREDIT_CURRENT_AMOUNT)
-    relay = conn.get(DISCONNECT_CONTROL[0], DISCONNECT_CONTROL[1], RELAY_OUTPUT_STATE)
+    m = objects_of(conn)
+    credit = conn.get(*m["credit"], m.attribute("credit"))
+    relay = conn.get(*m["relay"], RELAY_OUTPUT_STATE)
     return wh_to_kwh(credit), relay_name(relay)
 
 
 def _meter_time(conn: MeterConnection) -> str | None:
-    value = conn.get(CLOCK[0], CLOCK[1], CLOCK_TIME)
+    m = objects_of(conn)
+    value = conn.get(*m["clock"], m.attribute("clock"))
     if isinstance(value, (bytes, bytearray)) and len(value) == 12:
         value = parse_datetime(bytes(value))
     return iso(value) if isinstance(value, dt.datetime) else None
@@ -514,26 +495,29 @@ def _meter_time(conn: MeterConnection) -> str | None:
 def run_read(conn: MeterConnection, p: dict) -> dict:
     now = iso(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
     readings, profiles, errors = [], {}, {}
+    m = objects_of(conn)
     for item in p["objects"]:
+        # Odoo names the SmartPM contract's objects; the meter may hold them elsewhere
         obis, ic, attribute = item["obis"], item["ic"], item["attribute"]
+        at, at_ic, at_attr = m.translate(obis, ic, attribute)
         try:
             if ic == 7 and attribute == 2:
                 rows = (
-                    conn.get_profile(obis, p["from"], p["to"])
+                    conn.get_profile(at, p["from"], p["to"])
                     if (p["from"] or p["to"])
-                    else conn.get_profile(obis)
+                    else conn.get_profile(at)
                 )
                 scalers = []
-                for cls, col_obis, col_attr in conn.capture_objects(obis):
+                for cls, col_obis, col_attr in conn.capture_objects(at):
                     if col_attr == 2 and cls in SCALED_CLASSES:
                         scalers.append(conn.scaler_unit(col_obis, cls)[0])
                     else:
                         scalers.append(None)
                 profiles[obis] = profile_rows_to_json(rows, scalers)
             else:
-                value, unit = conn.get_scaled(obis, ic, attribute)
+                value, unit = conn.get_scaled(at, at_ic, at_attr)
                 if (
-                    (obis, ic) == CLOCK
+                    (obis, ic) == CLOCK  # as Odoo names it
                     and attribute == CLOCK_TIME
                     and isinstance(value, (bytes, bytearray))
                 ):
@@ -560,7 +544,11 @@ def _is_protocol_error(e: JobError) -> bool:
 
 def run_read_events(conn: MeterConnection, p: dict) -> dict:
     events = []
-    for log, (obis, _ic) in EVENT_LOGS.items():
+    m = objects_of(conn)
+    for log, function in EVENT_LOG_FUNCTIONS.items():
+        if not m.has(function):
+            continue  # this meter's profile has no such log
+        obis = m[function][0]
         if p["since"] is not None:
             rows = conn.get_profile(
                 obis, p["since"], dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
@@ -580,8 +568,7 @@ def _enter_token(conn: MeterConnection, p: dict, what: str) -> int:
         p["lease_check"]()  # right before the token goes out: never after the lease
     try:
         code, _ = conn.action(
-            TOKEN_GATEWAY[0],
-            TOKEN_GATEWAY[1],
+            *objects_of(conn)["token_gateway"],
             TOKEN_ENTER,
             encode_data(9, p["token"]),
             accept=(0, TOKEN_ALREADY_APPLIED),
@@ -637,7 +624,7 @@ def run_clear_credit(conn: MeterConnection, p: dict) -> dict:
 
 def _token_log_energy(conn: MeterConnection, number: int) -> int:
     """Token log method 3: Wh the transfer moved (+ added, - cleared; no data = none)."""
-    obis, ic = TOKEN_LOG
+    obis, ic = objects_of(conn)["token_log"]
     _code, data = conn.action(obis, ic, TOKEN_LOG_ENERGY, encode_data(6, number))
     value = decode_data(data) if data else 0
     if isinstance(value, bool) or not isinstance(value, int):
@@ -646,7 +633,7 @@ def _token_log_energy(conn: MeterConnection, number: int) -> int:
 
 
 def _token_log_call(conn: MeterConnection, method: int, number: int) -> int:
-    obis, ic = TOKEN_LOG
+    obis, ic = objects_of(conn)["token_log"]
     _code, data = conn.action(obis, ic, method, encode_data(6, number))
     status = decode_data(data) if data else None
     statuses = (TRANSFER_NOT_APPLIED, TRANSFER_APPLIED, TRANSFER_CANCELLED)
@@ -676,28 +663,30 @@ def run_check_token(conn: MeterConnection, p: dict) -> dict:
 
 
 def _relay_result(conn: MeterConnection) -> dict:
-    obis, ic = DISCONNECT_CONTROL
+    obis, ic = objects_of(conn)["relay"]
     output = conn.get(obis, ic, RELAY_OUTPUT_STATE)
     control = conn.get(obis, ic, RELAY_CONTROL_STATE)
     return {"relay": relay_name(output), "control_state": int(control)}
 
 
 def run_disconnect(conn: MeterConnection, p: dict) -> dict:
-    obis, ic = DISCONNECT_CONTROL
+    obis, ic = objects_of(conn)["relay"]
     conn.action(obis, ic, RELAY_REMOTE_DISCONNECT, encode_data(15, 0))
     return _relay_result(conn)
 
 
 def run_reconnect(conn: MeterConnection, p: dict) -> dict:
-    obis, ic = DISCONNECT_CONTROL
+    obis, ic = objects_of(conn)["relay"]
     conn.action(obis, ic, RELAY_REMOTE_RECONNECT, encode_data(15, 0))
     return _relay_result(conn)
 
 
 def run_set_load_limit(conn: MeterConnection, p: dict) -> dict:
-    obis, ic = LIMITER
-    conn.set_value(obis, ic, LIMITER_THRESHOLD_ACTIVE, p["load_limit_w"])
-    return {"load_limit_w": int(conn.get(obis, ic, LIMITER_THRESHOLD_ACTIVE))}
+    m = objects_of(conn)
+    obis, ic = m["limiter"]
+    attribute = m.attribute("limiter")
+    conn.set_value(obis, ic, attribute, p["load_limit_w"])
+    return {"load_limit_w": int(conn.get(obis, ic, attribute))}
 
 
 def control_mode_for(current: int, auto_reconnect: bool) -> int:
@@ -713,12 +702,12 @@ def run_set_load_recovery(conn: MeterConnection, p: dict) -> dict:
     that lets the meter reconnect by itself (attempts > 0) or not. Switching off, the mode
     goes first, so the meter never reconnects with half-written settings."""
     auto = p["reconnect_attempts_per_hour"] > 0
-    relay_obis, relay_ic = DISCONNECT_CONTROL
+    relay_obis, relay_ic = objects_of(conn)["relay"]
     mode = int(conn.get(relay_obis, relay_ic, RELAY_CONTROL_MODE))
     wanted = control_mode_for(mode, auto)
     steps = [
-        (RECONNECT_DELAY, p["reconnect_delay_s"], 6),
-        (RECONNECT_ATTEMPTS, p["reconnect_attempts_per_hour"], 17),
+        (objects_of(conn)["reconnect_delay"], p["reconnect_delay_s"], 6),
+        (objects_of(conn)["reconnect_attempts"], p["reconnect_attempts_per_hour"], 17),
     ]
     if wanted != mode:
         mode_step = ((relay_obis, relay_ic), wanted, 22)
@@ -730,14 +719,12 @@ def run_set_load_recovery(conn: MeterConnection, p: dict) -> dict:
 
 
 def read_load_recovery(conn: MeterConnection) -> dict:
-    relay_obis, relay_ic = DISCONNECT_CONTROL
-    state = int(conn.get(RECOVERY_STATE[0], RECOVERY_STATE[1], 2))
+    relay_obis, relay_ic = objects_of(conn)["relay"]
+    state = int(conn.get(*objects_of(conn)["recovery_state"], 2))
     output = conn.get(relay_obis, relay_ic, RELAY_OUTPUT_STATE)
     return {
-        "reconnect_delay_s": int(conn.get(RECONNECT_DELAY[0], RECONNECT_DELAY[1], 2)),
-        "reconnect_attempts_per_hour": int(
-            conn.get(RECONNECT_ATTEMPTS[0], RECONNECT_ATTEMPTS[1], 2)
-        ),
+        "reconnect_delay_s": int(conn.get(*objects_of(conn)["reconnect_delay"], 2)),
+        "reconnect_attempts_per_hour": int(conn.get(*objects_of(conn)["reconnect_attempts"], 2)),
         "control_mode": int(conn.get(relay_obis, relay_ic, RELAY_CONTROL_MODE)),
         "load_recovery": RECOVERY_STATES.get(state, f"unknown ({state})"),
         "relay": relay_name(output),
@@ -746,7 +733,7 @@ def read_load_recovery(conn: MeterConnection) -> dict:
 
 def read_emergency(conn: MeterConnection) -> dict:
     """The emergency credit object: status, kWh in use (taken, not repaid), amount, level."""
-    obis, ic = EMERGENCY_CREDIT
+    obis, ic = objects_of(conn)["emergency_credit"]
     status = int(conn.get(obis, ic, CREDIT_STATUS))
     return {
         "emergency_status": EMERGENCY_STATUSES.get(status, f"unknown ({status})"),
@@ -760,10 +747,12 @@ def _emergency_if_any(conn: MeterConnection, transfer_number: int | None = None)
     """Emergency state for the results of other jobs (ping, read, add_credit), and with a
     transfer number the kWh it repaid (token log method 4). A meter without the object
     (another profile) answers with an error: the result then has no emergency keys."""
+    if not objects_of(conn).has("emergency_credit"):
+        return {}  # not in the meter's profile: not even asked
     try:
         out = read_emergency(conn)
-        if transfer_number is not None:
-            obis, ic = TOKEN_LOG
+        if transfer_number is not None and objects_of(conn).has("token_log"):
+            obis, ic = objects_of(conn)["token_log"]
             _c, data = conn.action(obis, ic, TOKEN_LOG_EMERGENCY, encode_data(6, transfer_number))
             value = decode_data(data) if data else 0
             if isinstance(value, bool) or not isinstance(value, int):
@@ -775,7 +764,7 @@ def _emergency_if_any(conn: MeterConnection, transfer_number: int | None = None)
 
 
 def run_set_emergency_credit(conn: MeterConnection, p: dict) -> dict:
-    obis, ic = EMERGENCY_CREDIT
+    obis, ic = objects_of(conn)["emergency_credit"]
     conn.set_value(obis, ic, CREDIT_PRESET_AMOUNT, p["amount_wh"], tag=5)
     conn.set_value(obis, ic, CREDIT_AVAILABLE_THRESHOLD, p["threshold_wh"], tag=5)
     return read_emergency(conn)
@@ -785,7 +774,7 @@ def run_take_emergency_credit(conn: MeterConnection, p: dict) -> dict:
     """invoke_credit on the emergency credit. Already in use (a retry whose answer was lost,
     or the tenant pressed the meter's button) is success with ``already_in_use``; not
     selectable (credit above the level, no amount) is a non-retryable refusal."""
-    obis, ic = EMERGENCY_CREDIT
+    obis, ic = objects_of(conn)["emergency_credit"]
     before = read_emergency(conn)
     already = before["emergency_status"] in ("in_use", "exhausted")
     if not already:
@@ -808,12 +797,12 @@ def run_set_charge(conn: MeterConnection, p: dict) -> dict:
     """The standing charge: period (attribute 8), unit charge passive (6), then
     activate_passive_unit_charge (method 2); read back. A retry writes the same: the meter
     collects what the old charge owed before it activates, and never a period twice."""
-    obis, ic = STANDING_CHARGE
+    obis, ic = objects_of(conn)["standing_charge"]
     charge_type = int(conn.get(obis, ic, CHARGE_TYPE))
     if charge_type != CHARGE_TIME_BASED:
         raise MeterRefused(f"{obis} is not a time-based charge (charge_type {charge_type})")
     per_unit, scale = unit_charge_scaled(p["charge_wh"])
-    credit_obis, credit_ic = CREDIT
+    credit_obis, credit_ic = objects_of(conn)["credit"]
     unit = encode_structure(
         [
             encode_structure([encode_data(15, 0), encode_data(15, scale)]),
@@ -836,7 +825,7 @@ def run_set_charge(conn: MeterConnection, p: dict) -> dict:
 
 def read_charge(conn: MeterConnection) -> dict:
     """The standing charge in force: kWh per period, the period, and all it collected."""
-    obis, ic = STANDING_CHARGE
+    obis, ic = objects_of(conn)["standing_charge"]
     unit = conn.get(obis, ic, CHARGE_UNIT_ACTIVE)
     try:
         (_commodity_scale, price_scale), _commodity, table = unit
@@ -852,6 +841,8 @@ def read_charge(conn: MeterConnection) -> dict:
 
 def _charge_if_any(conn: MeterConnection) -> dict:
     """The standing charge for a ping's result; a meter without the object: nothing."""
+    if not objects_of(conn).has("standing_charge"):
+        return {}
     try:
         return read_charge(conn)
     except MeterRefused:
@@ -890,16 +881,16 @@ def run_set_friendly_schedule(conn: MeterConnection, p: dict) -> dict:
             for i, d in enumerate(p["special_days"])
         ]
     )
-    conn.set(FRIENDLY_WEEK[0], FRIENDLY_WEEK[1], 2, week)
-    conn.set(FRIENDLY_SPECIAL_DAYS[0], FRIENDLY_SPECIAL_DAYS[1], 2, days)
-    conn.set_value(FRIENDLY_LIMIT[0], FRIENDLY_LIMIT[1], 2, p["friendly_limit_wh"], tag=5)
+    conn.set(*objects_of(conn)["friendly_week"], 2, week)
+    conn.set(*objects_of(conn)["friendly_special_days"], 2, days)
+    conn.set_value(*objects_of(conn)["friendly_limit"], 2, p["friendly_limit_wh"], tag=5)
     return read_friendly_schedule(conn)
 
 
 def read_friendly_schedule(conn: MeterConnection) -> dict:
-    week = conn.get(FRIENDLY_WEEK[0], FRIENDLY_WEEK[1], 2)
-    days = conn.get(FRIENDLY_SPECIAL_DAYS[0], FRIENDLY_SPECIAL_DAYS[1], 2)
-    state = int(conn.get(FRIENDLY_STATE[0], FRIENDLY_STATE[1], 2))
+    week = conn.get(*objects_of(conn)["friendly_week"], 2)
+    days = conn.get(*objects_of(conn)["friendly_special_days"], 2)
+    state = int(conn.get(*objects_of(conn)["friendly_state"], 2))
     try:
         offset, windows = week
         windows = [
@@ -918,7 +909,7 @@ def read_friendly_schedule(conn: MeterConnection) -> dict:
         "utc_offset_min": int(offset),
         "windows": windows,
         "special_days": special_days,
-        "friendly_limit_kwh": wh_to_kwh(conn.get(FRIENDLY_LIMIT[0], FRIENDLY_LIMIT[1], 2)),
+        "friendly_limit_kwh": wh_to_kwh(conn.get(*objects_of(conn)["friendly_limit"], 2)),
         "friendly": FRIENDLY_STATES.get(state, f"unknown ({state})"),
         "credit_kwh": credit_kwh,
         "relay": relay,
@@ -934,10 +925,10 @@ def money_mode_result(conn: MeterConnection, job_type: str, result: dict) -> dic
         if kwh_key in result:
             result[money_key] = result.pop(kwh_key)
     for reading in result.get("readings") or []:
-        if reading.get("obis") == CREDIT[0] and reading.get("unit") == "kWh":
+        if reading.get("obis") == CREDIT[0] and reading.get("unit") == "kWh":  # as Odoo names it
             reading["unit"] = "currency"  # milli-units / 1000: the tariff's currency
     if job_type == "add_credit":
-        total = conn.get(CONSUMPTION_CHARGE[0], CONSUMPTION_CHARGE[1], 2)
+        total = conn.get(*objects_of(conn)["consumption_charge"], 2)
         result["charge_total"] = int(total) / MONEY_SCALE
     return result
 
@@ -1031,8 +1022,8 @@ NOT_SPECIFIED_TIME = bytes([0xFF] * 9 + [0x80, 0x00, 0xFF])
 def _write_passive(conn: MeterConnection, cal: dict, activate: bytes) -> None:
     """The passive calendar (IC 20 attributes 6-9), the passive unit charge (IC 113
     attribute 6) and both activation times. Each SET replaces the whole value."""
-    obis, ic = ACTIVITY_CALENDAR
-    script = bytes(int(x) for x in TARIFF_SCRIPT_TABLE.split("."))
+    obis, ic = objects_of(conn)["activity_calendar"]
+    script = bytes(int(x) for x in objects_of(conn)["tariff_script_table"][0].split("."))
     conn.set(obis, ic, 6, encode_data(9, cal["name"].encode()))
     conn.set(
         obis,
@@ -1091,7 +1082,7 @@ def _write_passive(conn: MeterConnection, cal: dict, activate: bytes) -> None:
             ]
         ),
     )
-    cobis, cic = CONSUMPTION_CHARGE
+    cobis, cic = objects_of(conn)["consumption_charge"]
     energy = bytes([1, 0, 1, 8, 0, 255])
     conn.set(
         cobis,
@@ -1118,7 +1109,7 @@ def run_set_tariff_calendar(conn: MeterConnection, p: dict) -> dict:
     """The UTC offset; the active calendar written as passive and activated at once (IC 20
     method 1), then the next one as passive with its activation time; read back. A retry
     writes the same (the meter's passive calendar is replaced whole)."""
-    conn.set_value(TOU_OFFSET[0], TOU_OFFSET[1], 2, p["utc_offset_min"], tag=16)
+    conn.set_value(*objects_of(conn)["tou_offset"], 2, p["utc_offset_min"], tag=16)
     current = read_calendar(conn)
     passive = p["passive"]
     if passive is not None and current["active"] == _shape(passive):
@@ -1129,7 +1120,7 @@ def run_set_tariff_calendar(conn: MeterConnection, p: dict) -> dict:
         return result
     if current["active"] != _shape(p["active"]):
         _write_passive(conn, p["active"], NOT_SPECIFIED_TIME)
-        conn.action(ACTIVITY_CALENDAR[0], ACTIVITY_CALENDAR[1], 1, encode_data(15, 0))
+        conn.action(*objects_of(conn)["activity_calendar"], 1, encode_data(15, 0))
     if passive is not None:
         _write_passive(conn, passive, datetime_to_bytes(p["activate_at"]))
     result = read_calendar(conn)
@@ -1161,7 +1152,7 @@ def _shape(cal: dict) -> dict:
 
 
 def _read_one(conn: MeterConnection, first: int) -> dict:
-    obis, ic = ACTIVITY_CALENDAR
+    obis, ic = objects_of(conn)["activity_calendar"]
     name, seasons, weeks, days = (conn.get(obis, ic, first + i) for i in range(4))
     try:
         return {
@@ -1196,7 +1187,7 @@ def _read_one(conn: MeterConnection, first: int) -> dict:
 
 def _read_charges(conn: MeterConnection, attr: int) -> dict:
     """{"charges": [{rate, charge_per_unit}], "price_scale"} of a unit charge attribute."""
-    value = conn.get(CONSUMPTION_CHARGE[0], CONSUMPTION_CHARGE[1], attr)
+    value = conn.get(*objects_of(conn)["consumption_charge"], attr)
     try:
         (_commodity_scale, price_scale), _commodity, table = value
         return {
@@ -1214,21 +1205,20 @@ def read_calendar(conn: MeterConnection) -> dict:
     offset and the rate in force, as the meter holds them."""
     active = dict(_read_one(conn, 2), **_read_charges(conn, 5))
     passive = dict(_read_one(conn, 6), **_read_charges(conn, 6))
-    raw = conn.get(ACTIVITY_CALENDAR[0], ACTIVITY_CALENDAR[1], 10)
+    raw = conn.get(*objects_of(conn)["activity_calendar"], 10)
     when = parse_datetime(bytes(raw)) if isinstance(raw, (bytes, bytearray)) else raw
     return {
-        "utc_offset_min": int(conn.get(TOU_OFFSET[0], TOU_OFFSET[1], 2)),
+        "utc_offset_min": int(conn.get(*objects_of(conn)["tou_offset"], 2)),
         "active": active,
         "passive": passive if passive["name"] else None,
         "activate_at": iso(when) if isinstance(when, dt.datetime) else None,
-        "active_rate": int(conn.get(ACTIVE_TARIFF[0], ACTIVE_TARIFF[1], 2)),
-        "charge_total": int(conn.get(CONSUMPTION_CHARGE[0], CONSUMPTION_CHARGE[1], 2))
-        / MONEY_SCALE,
+        "active_rate": int(conn.get(*objects_of(conn)["active_tariff"], 2)),
+        "charge_total": int(conn.get(*objects_of(conn)["consumption_charge"], 2)) / MONEY_SCALE,
     }
 
 
 def run_set_thresholds(conn: MeterConnection, p: dict) -> dict:
-    obis, ic = CREDIT
+    obis, ic = objects_of(conn)["credit"]
     # lower the trip first when both move down, so the meter never sees trip > low
     order = [(CREDIT_WARNING_THRESHOLD, p["low_credit_wh"]), (CREDIT_LIMIT, p["trip_wh"])]
     current_low = conn.get(obis, ic, CREDIT_WARNING_THRESHOLD)
@@ -1248,9 +1238,9 @@ def run_sync_clock(conn: MeterConnection, p: dict) -> dict:
     asked = dt.datetime.now(dt.timezone.utc)
     before = _meter_time(conn)
     answered = dt.datetime.now(dt.timezone.utc)
-    obis, ic = CLOCK
+    m = objects_of(conn)
     now = dt.datetime.now(dt.timezone.utc)
-    conn.set(obis, ic, CLOCK_TIME, encode_data(9, now))
+    conn.set(*m["clock"], m.attribute("clock"), encode_data(9, now))
     result = {"meter_time_before": before, "meter_time": _meter_time(conn)}
     if before:
         meter_before = dt.datetime.fromisoformat(before.replace("Z", "+00:00"))
@@ -1362,6 +1352,13 @@ def _window_minute(raw: bytes) -> int:
     return 1440 if raw[5:8] == bytes([23, 59, 59]) else raw[5] * 60 + raw[6]
 
 
+def _push_setups(conn: MeterConnection) -> list[tuple[str, int]]:
+    setups = [(e.obis, e.ic) for e in objects_of(conn).push_setups]
+    if not setups:
+        raise JobError("this meter's profile has no push setup object", retryable=False)
+    return setups
+
+
 def run_set_push(conn: MeterConnection, p: dict) -> dict:
     """Every push setup: destination (TCP, A-XDR APDUs), windows, randomisation, retries,
     repetition delay; then the heartbeat interval; read back from every push setup. Turning
@@ -1376,11 +1373,11 @@ def run_set_push(conn: MeterConnection, p: dict) -> dict:
     destination = encode_structure(
         [encode_data(22, 0), encode_data(9, p["destination"].encode("ascii")), encode_data(22, 0)]
     )
-    hb_obis, hb_ic = PUSH_HEARTBEAT_INTERVAL
+    hb_obis, hb_ic = objects_of(conn)["push_heartbeat"]
     heartbeat = encode_data(6, p["heartbeat_s"])
     if not p["destination"]:
         conn.set(hb_obis, hb_ic, 2, heartbeat)
-    for obis, ic in PUSH_SETUPS:
+    for obis, ic in _push_setups(conn):
         conn.set(obis, ic, 3, destination)
         conn.set(obis, ic, 4, windows)
         conn.set(obis, ic, 5, encode_data(18, p["randomisation_s"]))
@@ -1398,7 +1395,7 @@ def run_set_push(conn: MeterConnection, p: dict) -> dict:
 def read_push(conn: MeterConnection) -> dict:
     """The push settings of every push setup; they must agree (else the result says so)."""
     seen = []
-    for obis, ic in PUSH_SETUPS:
+    for obis, ic in _push_setups(conn):
         dest = conn.get(obis, ic, 3)
         windows = conn.get(obis, ic, 4) or []
         seen.append(
@@ -1410,7 +1407,7 @@ def read_push(conn: MeterConnection) -> dict:
                 "repetition_delay_s": int(conn.get(obis, ic, 7)),
             }
         )
-    hb_obis, hb_ic = PUSH_HEARTBEAT_INTERVAL
+    hb_obis, hb_ic = objects_of(conn)["push_heartbeat"]
     out = dict(seen[0], heartbeat_s=int(conn.get(hb_obis, hb_ic, 2)))
     if any(s != seen[0] for s in seen[1:]):
         out["push_setups_differ"] = True

@@ -125,6 +125,14 @@ def _add_meter_arguments(p: argparse.ArgumentParser) -> None:
         "(demo and tests only; default: the demo data's seed)",
     )
     p.add_argument(
+        "--object-map",
+        metavar="FILE",
+        help="JSON file {contract OBIS: OBIS}: the generated meters serve those objects at "
+        "other OBIS codes, as another vendor's meter does, e.g. "
+        '{"0.0.19.10.0.255": "0.128.96.50.0.255"} (default: the SmartPM contract; in a '
+        '--config file, the key "object_map" of each meter)',
+    )
+    p.add_argument(
         "--credit-kwh",
         type=float,
         default=50.0,
@@ -186,6 +194,12 @@ def _meters(args):
         raise ValueError("--meters must be at least 1")
     keys = {"key_seed": args.key_seed} if args.key_seed else {}
     money = {s.strip() for s in args.money_meters.split(",") if s.strip()}
+    if args.object_map:
+        try:
+            with open(args.object_map, encoding="utf-8") as f:
+                keys["object_map"] = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"bad --object-map: {e}") from e
     meters = default_configs(
         args.meters,
         args.base_port,
@@ -230,7 +244,13 @@ def main(argv=None) -> int:
     speed = args.speed if args.speed is not None else extra.get("speed", 1.0)
     seed = args.seed if args.seed is not None else extra.get("seed", 0)
     control_port = args.control_port if args.control_port is not None else extra.get("control_port")
-    fleet = Fleet(meters=meters, speed=speed, seed=seed, host=args.host, control_port=control_port)
+    try:
+        fleet = Fleet(
+            meters=meters, speed=speed, seed=seed, host=args.host, control_port=control_port
+        )
+    except ValueError as e:
+        print(f"meter-sim: {e}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -59,8 +59,14 @@ class Fleet:
             for i, cfg in enumerate(meters):
                 if not cfg.port:
                     cfg.port = base_port + i
+        from .objects import check_object_map
+
         for cfg in meters:
             cfg.validate()
+            try:
+                check_object_map(cfg.object_map)
+            except ValueError as e:
+                raise ValueError(f"{cfg.serial}: {e}") from e
         self.configs = meters
         self.clock = SimClock(speed=speed, start=start)
         self.models = {c.serial: MeterModel(c, seed=seed, start=self.clock.start) for c in meters}

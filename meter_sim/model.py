@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import re
 import threading
 import time
 import zlib
@@ -211,6 +212,23 @@ class Event:
         return {"time": self.time.isoformat(), "code": self.code, "log": self.log}
 
 
+OBIS_RE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
+
+
+def check_object_map(serial: str, object_map) -> None:
+    """An object map is {OBIS: OBIS}, dotted A.B.C.D.E.F, no two objects at one OBIS."""
+    if not isinstance(object_map, dict):
+        raise ValueError(f"{serial}: object_map must be an object {{contract OBIS: OBIS}}")
+    for key, value in object_map.items():
+        for code in (key, value):
+            if not isinstance(code, str) or not OBIS_RE.match(code):
+                raise ValueError(f"{serial}: object_map: {code!r} is not an OBIS code A.B.C.D.E.F")
+            if any(int(part) > 255 for part in code.split(".")):
+                raise ValueError(f"{serial}: object_map: {code!r} is not an OBIS code")
+    if len(set(object_map.values())) != len(object_map):
+        raise ValueError(f"{serial}: object_map: two objects at one OBIS code")
+
+
 @dataclass
 class MeterConfig:
     serial: str
@@ -254,6 +272,10 @@ class MeterConfig:
     push_destination: str = ""
     push_heartbeat_s: int = 0
     serial_device: str = ""  # HDLC over a serial device instead of TCP
+    # Another vendor's object map: {contract OBIS: OBIS this meter serves it at}, e.g.
+    # {"0.0.19.10.0.255": "0.128.96.50.0.255"} (docs/meter-contract.md "Meter profiles").
+    # Empty: the SmartPM contract's OBIS codes.
+    object_map: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> MeterConfig:
@@ -291,6 +313,7 @@ class MeterConfig:
             self.serial.encode("ascii")
         except UnicodeEncodeError as e:
             raise ValueError(f"{self.serial!r}: a serial is ASCII") from e
+        check_object_map(self.serial, self.object_map)
         checks = [("token_key", 16)]
         if self.auth == "hls":
             checks += [("encryption_key", 16), ("authentication_key", 16), ("system_title", 8)]

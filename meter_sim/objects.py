@@ -184,8 +184,29 @@ PROFILES = {
 }
 
 
-def build_objects(serial: str) -> GXDLMSObjectCollection:
-    """The gurux object collection of one meter (values are filled from the model on read)."""
+def check_object_map(object_map: dict) -> None:
+    """The keys of a meter's object map are contract objects, and no mapped object lands
+    on an OBIS code another object of the meter keeps (ValueError)."""
+    contract = {ln for ln, _ic, _attrs in CONTRACT} | {ASSOCIATION_LN}
+    unknown = sorted(set(object_map) - contract)
+    if unknown:
+        raise ValueError(f"object_map: {', '.join(unknown)} is no object of the simulator")
+    if ASSOCIATION_LN in object_map:
+        raise ValueError(f"object_map: the association view stays at {ASSOCIATION_LN}")
+    kept = contract - set(object_map)
+    clash = sorted(set(object_map.values()) & kept)
+    if clash:
+        raise ValueError(f"object_map: {', '.join(clash)} is another object's OBIS code")
+
+
+def served_ln(model: MeterModel, ln: str) -> str:
+    """The OBIS code this meter serves contract object ``ln`` at (its object map)."""
+    return model.config.object_map.get(ln, ln)
+
+
+def build_objects(serial: str, object_map: dict | None = None) -> GXDLMSObjectCollection:
+    """The gurux object collection of one meter (values are filled from the model on read);
+    with an object map, the mapped objects are listed and served at their other OBIS."""
     objs = GXDLMSObjectCollection()
     name = GXDLMSData(LOGICAL_DEVICE_NAME)
     name.value = serial.encode()
@@ -241,6 +262,10 @@ def build_objects(serial: str) -> GXDLMSObjectCollection:
     objs.append(GXDLMSCharge(CONSUMPTION_CHARGE))
     objs.append(GXDLMSData(TOU_OFFSET))
     objs.append(GXDLMSAssociationLogicalName(ASSOCIATION_LN))
+    if object_map:
+        check_object_map(object_map)
+        for obj in objs:
+            obj.logicalName = object_map.get(obj.logicalName, obj.logicalName)
     return objs
 
 
@@ -310,9 +335,10 @@ def _array(rows: list[bytes]) -> bytes:
     return bytes(out)
 
 
-def _capture_objects(settings, ln) -> bytes:
+def _capture_objects(settings, model, ln) -> bytes:
     rows = []
     for ot, col_ln, attr in PROFILES[ln]:
+        col_ln = served_ln(model, col_ln)
         rows.append(
             _struct(
                 settings,
@@ -453,7 +479,7 @@ def _read_profile(settings, model, ln, index, selector, parameters):
             ]
         )
     if index == 3:
-        return _capture_objects(settings, ln)
+        return _capture_objects(settings, model, ln)
     if index == 4:
         return encode(settings, DataType.UINT32, PROFILE_PERIOD_S if ln == LOAD_PROFILE else 0)
     if index == 7:
@@ -1175,7 +1201,9 @@ def push_body(model: MeterModel, setup: str, event=None) -> bytes:
     values = []
     for _ic, ln, _attr in PUSH_OBJECTS[setup]:
         if ln == setup:
-            values.append((DataType.OCTET_STRING, _GXCommon.logicalNameToBytes(ln)))
+            values.append(
+                (DataType.OCTET_STRING, _GXCommon.logicalNameToBytes(served_ln(model, ln)))
+            )
         elif ln == LOGICAL_DEVICE_NAME:
             values.append((DataType.OCTET_STRING, model.serial.encode()))
         elif ln == CLOCK:

@@ -59,8 +59,10 @@ class _MeterServerBase(
     def _setup(self, model: MeterModel):
         self.model = model
         cfg = model.config
-        for obj in objects.build_objects(model.serial):
+        for obj in objects.build_objects(model.serial, cfg.object_map):
             self.items.append(obj)
+        # another vendor's object map: requests name the served OBIS, the model the contract's
+        self._contract_ln = {v: k for k, v in cfg.object_map.items()}
         self.settings.maxServerPDUSize = MAX_PDU
         if cfg.auth == "lls":
             self.items.findByLN(
@@ -116,9 +118,14 @@ class _MeterServerBase(
             return "public"
         return "management" if self.model.config.auth == "hls" else "reader"
 
+    def contract_ln(self, target) -> str:
+        """The contract OBIS of a gurux object this meter serves (its object map undone)."""
+        return self._contract_ln.get(target.logicalName, target.logicalName)
+
     def attribute_access(self, arg):
         level = self.access_level()
-        if arg.target.logicalName == objects.ASSOCIATION_LN:
+        ln = self.contract_ln(arg.target)
+        if ln == objects.ASSOCIATION_LN:
             # the association view is every client's to read (head ends read it first);
             # its secret (attribute 7) is write-only, and only the management client's
             if arg.index == ASSOCIATION_SECRET:
@@ -128,9 +135,9 @@ class _MeterServerBase(
             return AccessMode.READ_WRITE
         if arg.index == 1:
             return AccessMode.READ  # logical_name: every listed object's is readable
-        if arg.target.logicalName in objects.MANAGEMENT_OBJECTS:
+        if ln in objects.MANAGEMENT_OBJECTS:
             return AccessMode.NO_ACCESS
-        if level == "reader" or arg.target.logicalName in objects.PUBLIC_OBJECTS:
+        if level == "reader" or ln in objects.PUBLIC_OBJECTS:
             return AccessMode.READ
         return AccessMode.NO_ACCESS  # gurux answers read-write-denied
 
@@ -181,7 +188,7 @@ class _MeterServerBase(
             value = objects.read_attribute(
                 self.settings,
                 self.model,
-                e.target.logicalName,
+                self.contract_ln(e.target),
                 e.index,
                 e.selector,
                 e.parameters,
@@ -202,7 +209,8 @@ class _MeterServerBase(
 
     def onPreWrite(self, args):  # noqa: N802
         for e in args:
-            e.error = objects.write_attribute(self.model, e.target.logicalName, e.index, e.value)
+            ln = self.contract_ln(e.target)
+            e.error = objects.write_attribute(self.model, ln, e.index, e.value)
             e.handled = True
 
     def onPostWrite(self, args):  # noqa: N802
@@ -210,7 +218,7 @@ class _MeterServerBase(
 
     def onPreAction(self, args):  # noqa: N802
         for e in args:
-            ln = e.target.logicalName
+            ln = self.contract_ln(e.target)
             if self.access_level() != "management":
                 gurux_compat.deny_action(e)  # read-write-denied
                 continue

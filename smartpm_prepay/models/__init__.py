@@ -47,3 +47,5 @@ from . import standing_charge
 from . import alarm_notify_rule
 from . import notification_log
 from . import soap_nonce
+from . import meter_profile
+from . import meter_profile_object

@@ -8,7 +8,16 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.float_utils import float_round
 
-from ..services import emergency, engine, friendly, receipt, sale_info, standing_charge, tou
+from ..services import (
+    emergency,
+    engine,
+    friendly,
+    meter_profile,
+    receipt,
+    sale_info,
+    standing_charge,
+    tou,
+)
 from ..services.obis import BILLING_OBJECTS, ENERGY_IMPORT, LOAD_PROFILE
 from ..services.push import longest_closed, parse_windows
 from ..services.sale_info import format_money
@@ -77,6 +86,17 @@ class SmartpmMeter(models.Model):
 
     serial_number = fields.Char(required=True, index="trigram", tracking=True, copy=False)
     meter_model = fields.Char(string="Meter model", default="SmartPM 1100Net")
+    profile_id = fields.Many2one(
+        "smartpm.meter.profile",
+        string="Meter profile",
+        default=lambda self: self.env.ref(
+            "smartpm_prepay.meter_profile_smartpm", raise_if_not_found=False
+        ),
+        tracking=True,
+        check_company=True,
+        help="The meter model's DLMS set-up and object map (Configuration > Meter profiles): "
+        "which OBIS code holds credit, the relay, the logs... Empty: the SmartPM codes.",
+    )
     active = fields.Boolean(default=True, tracking=True)
     company_id = fields.Many2one(
         "res.company", required=True, default=lambda self: self.env.company, index=True
@@ -586,6 +606,22 @@ class SmartpmMeter(models.Model):
                         )
                     )
 
+    @api.model
+    def _set_default_profile(self):
+        """Install / upgrade: meters made before profiles get the SmartPM one (the codes
+        they were always read with)."""
+        profile = self.env.ref("smartpm_prepay.meter_profile_smartpm", raise_if_not_found=False)
+        if profile:
+            self.with_context(active_test=False).search([("profile_id", "=", False)]).write(
+                {"profile_id": profile.id}
+            )
+
+    @api.onchange("profile_id")
+    def _onchange_profile_id(self):
+        """A meter of another model takes that model's addresses, framing and auth."""
+        if self.profile_id:
+            self.update(meter_profile.meter_defaults(self.profile_id))
+
     @api.onchange("auth")
     def _onchange_auth(self):
         """Authenticated associations are the management client's, not the public one's."""
@@ -607,7 +643,8 @@ class SmartpmMeter(models.Model):
         for vals in vals_list:
             if vals.get("tenant_id") and "load_limit_w" not in vals:
                 vals["load_limit_w"] = Partner.browse(vals["tenant_id"]).load_limit_w
-        vals_list = [self._normalize_vals(dict(v)) for v in vals_list]
+        vals_list = [meter_profile.with_profile_defaults(self.env, dict(v)) for v in vals_list]
+        vals_list = [self._normalize_vals(v) for v in vals_list]
         for vals in vals_list:
             # a meter declared without authentication is read as the public client
             if vals.get("auth") == "none":
@@ -809,6 +846,7 @@ class SmartpmMeter(models.Model):
             "invocation_counter": str(self.invocation_counter or 0),
             "timeout_s": 10,
             "credit_mode": self.credit_mode,
+            **meter_profile.bridge_values(self),
         }
 
     def _enqueue_job(self, job_type, payload=None, priority=None, **vals):

@@ -51,3 +51,4 @@ from . import test_standing_charge
 from . import test_engine_record
 from . import test_notify
 from . import test_receipt_split
+from . import test_meter_profile

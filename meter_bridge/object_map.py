@@ -1,0 +1,181 @@
+"""Where a meter holds each function: its profile's object map (docs/meter-contract.md,
+"Meter profiles").
+
+Odoo sends the map of the meter's profile in every job's ``meter.object_map``:
+``{function: {"obis": "A.B.C.D.E.F", "ic": class id, "attribute": n}}`` (``push_setup``: a
+list of them). A job without a map (an older Odoo) runs on the SmartPM contract's objects,
+the constants of meter_bridge/obis.py. With a map, a function the map does not name is not
+on the meter: a job that needs it fails (not retried), and the extras of other jobs'
+results (emergency credit, standing charge) are left out without asking the meter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import obis as o
+from .errors import JobError
+
+# function -> (the SmartPM contract's (OBIS, IC), classes the bridge can drive it as,
+# default attribute of its value or None: the class's own attributes).
+FUNCTIONS: dict[str, tuple[tuple[str, int], frozenset, int | None]] = {
+    "clock": (o.CLOCK, frozenset({8}), o.CLOCK_TIME),
+    "credit": (o.CREDIT, frozenset({112}), o.CREDIT_CURRENT_AMOUNT),
+    "emergency_credit": (o.EMERGENCY_CREDIT, frozenset({112}), None),
+    "relay": (o.DISCONNECT_CONTROL, frozenset({70}), None),
+    "limiter": (o.LIMITER, frozenset({71}), o.LIMITER_THRESHOLD_ACTIVE),
+    "token_gateway": (o.TOKEN_GATEWAY, frozenset({115}), None),
+    "token_log": (o.TOKEN_LOG, frozenset({1}), None),
+    "standard_event_log": (o.STANDARD_EVENT_LOG, frozenset({7}), None),
+    "fraud_event_log": (o.FRAUD_EVENT_LOG, frozenset({7}), None),
+    "standing_charge": (o.STANDING_CHARGE, frozenset({113}), None),
+    "consumption_charge": (o.CONSUMPTION_CHARGE, frozenset({113}), None),
+    "activity_calendar": (o.ACTIVITY_CALENDAR, frozenset({20}), None),
+    "tariff_script_table": ((o.TARIFF_SCRIPT_TABLE, 9), frozenset({9}), None),
+    "active_tariff": (o.ACTIVE_TARIFF, frozenset({1}), None),
+    "tou_offset": (o.TOU_OFFSET, frozenset({1}), None),
+    "push_heartbeat": (o.PUSH_HEARTBEAT_INTERVAL, frozenset({1}), None),
+    "reconnect_delay": (o.RECONNECT_DELAY, frozenset({1}), None),
+    "reconnect_attempts": (o.RECONNECT_ATTEMPTS, frozenset({1}), None),
+    "recovery_state": (o.RECOVERY_STATE, frozenset({1}), None),
+    "friendly_special_days": (o.FRIENDLY_SPECIAL_DAYS, frozenset({11}), None),
+    "friendly_week": (o.FRIENDLY_WEEK, frozenset({1}), None),
+    "friendly_limit": (o.FRIENDLY_LIMIT, frozenset({1}), None),
+    "friendly_state": (o.FRIENDLY_STATE, frozenset({1}), None),
+}
+PUSH_SETUP = "push_setup"  # the one function a meter has several objects of (IC 40)
+PUSH_SETUP_IC = 40
+EVENT_LOG_FUNCTIONS = {"standard": "standard_event_log", "fraud": "fraud_event_log"}
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    obis: str
+    ic: int
+    attribute: int | None = None
+
+
+def _entry(function: str, raw, allowed: frozenset, default_attr) -> MapEntry:
+    if not isinstance(raw, dict):
+        raise JobError(f"object map: {function} must be an object {{obis, ic}}", retryable=False)
+    try:
+        obis = o.normalize_obis(raw.get("obis"))
+    except (TypeError, ValueError) as e:
+        raise JobError(
+            f"object map: {function}: {raw.get('obis')!r} is not an OBIS code", retryable=False
+        ) from e
+    ic = raw.get("ic")
+    if isinstance(ic, bool) or ic not in allowed:
+        raise JobError(
+            f"object map: {function} at {obis} must be interface class "
+            f"{' or '.join(str(c) for c in sorted(allowed))}, not {ic!r}",
+            retryable=False,
+        )
+    attribute = raw.get("attribute") or default_attr
+    if attribute is not None and (
+        isinstance(attribute, bool) or not isinstance(attribute, int) or not 1 <= attribute <= 127
+    ):
+        raise JobError(f"object map: {function}: bad attribute {attribute!r}", retryable=False)
+    return MapEntry(obis, ic, attribute if default_attr is not None else None)
+
+
+class ObjectMap:
+    """The functions of one meter (``entry(name)``) and the push setups."""
+
+    def __init__(self, entries: dict[str, MapEntry], push_setups: tuple[MapEntry, ...]):
+        self._entries = entries
+        self.push_setups = push_setups
+        # the contract's (OBIS, IC) of each function that this meter holds elsewhere
+        self._moved = {}
+        for name, entry in entries.items():
+            (obis, ic), _allowed, attr = FUNCTIONS[name]
+            self._moved[(obis, ic)] = (name, entry)
+
+    @classmethod
+    def default(cls) -> ObjectMap:
+        """The SmartPM contract (meter_sim's object list)."""
+        entries = {
+            name: MapEntry(obis, ic, attr) for name, ((obis, ic), _a, attr) in FUNCTIONS.items()
+        }
+        return cls(entries, tuple(MapEntry(obis, ic) for obis, ic in o.PUSH_SETUPS))
+
+    @classmethod
+    def from_meter(cls, meter: dict) -> ObjectMap:
+        """The map of job['meter'] (``object_map``), or the contract's without one."""
+        raw = (meter or {}).get("object_map")
+        if raw is None:
+            return DEFAULT_MAP
+        return cls.parse(raw)
+
+    @classmethod
+    def parse(cls, raw) -> ObjectMap:
+        if not isinstance(raw, dict):
+            raise JobError("meter.object_map must be an object", retryable=False)
+        unknown = sorted(set(raw) - set(FUNCTIONS) - {PUSH_SETUP})
+        if unknown:
+            raise JobError(
+                f"object map: unknown function {', '.join(unknown)}; known: "
+                f"{', '.join(sorted([*FUNCTIONS, PUSH_SETUP]))}",
+                retryable=False,
+            )
+        entries = {}
+        for name, value in raw.items():
+            if name == PUSH_SETUP:
+                continue
+            _contract, allowed, attr = FUNCTIONS[name]
+            entries[name] = _entry(name, value, allowed, attr)
+        pushes = raw.get(PUSH_SETUP) or []
+        if not isinstance(pushes, list):
+            raise JobError("object map: push_setup must be a list", retryable=False)
+        push_setups = tuple(_entry(PUSH_SETUP, p, frozenset({PUSH_SETUP_IC}), None) for p in pushes)
+        seen: dict[str, str] = {}
+        for name, entry in [*entries.items(), *((PUSH_SETUP, p) for p in push_setups)]:
+            if entry.obis in seen:
+                raise JobError(
+                    f"object map: {seen[entry.obis]} and {name} both at {entry.obis}",
+                    retryable=False,
+                )
+            seen[entry.obis] = name
+        return cls(entries, push_setups)
+
+    def has(self, function: str) -> bool:
+        return function in self._entries
+
+    def entry(self, function: str) -> MapEntry:
+        try:
+            return self._entries[function]
+        except KeyError:
+            raise JobError(
+                f"this meter's profile has no {function.replace('_', ' ')} object",
+                retryable=False,
+            ) from None
+
+    def __getitem__(self, function: str) -> tuple[str, int]:
+        """(OBIS, IC) of a function, as the constants of meter_bridge/obis.py."""
+        entry = self.entry(function)
+        return entry.obis, entry.ic
+
+    def attribute(self, function: str) -> int:
+        attr = self.entry(function).attribute
+        assert attr is not None, function  # only functions with a value attribute
+        return attr
+
+    def translate(self, obis: str, ic: int, attribute: int) -> tuple[str, int, int]:
+        """A read of a contract object (as Odoo names it) → where this meter holds it. The
+        value attribute of credit and limiter follows the map; other attributes stay."""
+        moved = self._moved.get((obis, ic))
+        if moved is None:
+            return obis, ic, attribute
+        name, entry = moved
+        default_attr = FUNCTIONS[name][2]
+        if default_attr is not None and attribute == default_attr:
+            attribute = entry.attribute
+        return entry.obis, entry.ic, attribute
+
+
+DEFAULT_MAP = ObjectMap.default()
+
+
+def objects_of(conn) -> ObjectMap:
+    """The object map of a connection (test doubles without one: the contract's)."""
+    return getattr(conn, "objects", None) or DEFAULT_MAP

@@ -1,0 +1,147 @@
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..services import meter_profile
+
+
+class SmartpmMeterProfile(models.Model):
+    """One meter model's DLMS set-up: addresses, framing, authentication and its object map
+    (which OBIS code holds credit, the relay, the logs...), so that another vendor's meter
+    is configuration, not code (docs/meter-contract.md "Meter profiles")."""
+
+    _name = "smartpm.meter.profile"
+    _description = "Meter profile"
+    _order = "sequence, name"
+    _check_company_auto = True
+
+    name = fields.Char(
+        required=True, help="The meter model, as on its nameplate, e.g. 'SmartPM 1100Net'."
+    )
+    sequence = fields.Integer(default=10)
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one(
+        "res.company",
+        index=True,
+        help="Leave empty to share the profile between companies.",
+    )
+    note = fields.Text(help="Where the object map comes from (the vendor's object list...).")
+    framing = fields.Selection(
+        [("wrapper", "IEC 62056-47 wrapper"), ("hdlc", "HDLC")],
+        default="wrapper",
+        required=True,
+        help="Default framing of a new meter of this model (serial connections use HDLC).",
+    )
+    client_address = fields.Integer(
+        default=1,
+        help="Default DLMS client address of a new meter: 1 = management (credit and relay "
+        "commands), 16 = public client (identification only).",
+    )
+    server_logical_address = fields.Integer(
+        default=1, help="Default DLMS server logical address of a new meter."
+    )
+    server_physical_address = fields.Integer(
+        default=17, help="Default HDLC server physical address of a new meter."
+    )
+    auth = fields.Selection(
+        [("none", "None"), ("lls", "Low (password)"), ("hls_gmac", "High (HLS-GMAC)")],
+        string="Authentication",
+        default="hls_gmac",
+        required=True,
+        help="Default authentication of a new meter of this model.",
+    )
+    hls_challenge_length = fields.Integer(
+        string="HLS challenge (bytes)",
+        default=32,
+        help="Bytes of the challenge the bridge sends the meter in HLS-GMAC (8 to 64). Most "
+        "meters take 32; some vendors want 8 or 16.",
+    )
+    token_format = fields.Selection(
+        [("smartpm", "SmartPM (AES-CMAC signed, kWh or money)")],
+        default="smartpm",
+        required=True,
+        help="How Odoo mints this model's credit tokens (docs/meter-contract.md).",
+    )
+    object_ids = fields.One2many(
+        "smartpm.meter.profile.object",
+        "profile_id",
+        string="Object map",
+        copy=True,
+        help="Which OBIS code holds each function on this meter model. Credit, relay, token "
+        "gateway and clock are required; a function left out is not on the meter: its jobs "
+        "fail with a clear error.",
+    )
+    meter_count = fields.Integer(compute="_compute_meter_count")
+
+    _sql_constraints = [
+        (
+            "challenge_range",
+            "CHECK(hls_challenge_length BETWEEN 8 AND 64)",
+            "The HLS challenge is 8 to 64 bytes.",
+        ),
+    ]
+
+    @api.model
+    def default_get(self, fields_list):
+        vals = super().default_get(fields_list)
+        if "object_ids" in fields_list and not vals.get("object_ids"):
+            # a new profile starts from the SmartPM map: a vendor's differs in a few codes
+            vals["object_ids"] = [
+                fields.Command.create(line) for line in meter_profile.smartpm_lines()
+            ]
+        return vals
+
+    def _compute_meter_count(self):
+        counts = dict(
+            self.env["smartpm.meter"]._read_group(
+                [("profile_id", "in", self.ids)], ["profile_id"], ["__count"]
+            )
+        )
+        for profile in self:
+            profile.meter_count = counts.get(profile, 0)
+
+    def _object_lines(self):
+        self.ensure_one()
+        return [
+            {"function": o.function, "obis": o.obis, "ic": o.ic, "attribute": o.attribute}
+            for o in self.object_ids.sorted(lambda o: (o.sequence, o.id))
+        ]
+
+    @api.constrains("object_ids", "hls_challenge_length", "client_address")
+    def _check_object_map(self):
+        for profile in self:
+            if not (
+                meter_profile.CHALLENGE_MIN
+                <= profile.hls_challenge_length
+                <= meter_profile.CHALLENGE_MAX
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "Meter profile %(name)s: the HLS challenge is 8 to 64 bytes.",
+                        name=profile.name,
+                    )
+                )
+            if not 0 < profile.client_address <= 0x7F:
+                raise ValidationError(
+                    self.env._(
+                        "Meter profile %(name)s: the DLMS client address is 1 to 127.",
+                        name=profile.name,
+                    )
+                )
+            found = meter_profile.problems(profile._object_lines())
+            if found:
+                raise ValidationError(
+                    self.env._("Meter profile %(name)s:", name=profile.name)
+                    + "\n"
+                    + "\n".join(f"- {problem}" for problem in found)
+                )
+
+    def action_view_meters(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Meters of %(name)s", name=self.name),
+            "res_model": "smartpm.meter",
+            "view_mode": "list,form",
+            "domain": [("profile_id", "=", self.id)],
+            "context": {"default_profile_id": self.id},
+        }
