@@ -23,7 +23,6 @@ is kept). ``queue_clear`` checks no access right of the caller's: it is server c
 for flows that made their own checks (as ``vending.vend`` is), never an RPC method.
 """
 
-from odoo import _
 from odoo.exceptions import UserError
 
 from . import credit_token, engine, vending
@@ -43,7 +42,7 @@ def queue_clear(meter, wh, origin):
     origin.ensure_one()
     if isinstance(wh, bool) or not isinstance(wh, int) or not 0 < wh <= credit_token.UINT32_MAX:
         raise UserError(
-            _(
+            meter.env._(
                 "Meter %(meter)s: the energy to clear is a whole number of Wh above 0, not %(wh)r.",
                 meter=meter.serial_number,
                 wh=wh,
@@ -55,7 +54,7 @@ def queue_clear(meter, wh, origin):
     key = meter._get_token_key()
     if not key:
         raise UserError(
-            _(
+            meter.env._(
                 "Meter %s has no token key: its credit cannot be cleared until the owner "
                 "enters the meter's key.",
                 meter.serial_number,
@@ -75,7 +74,7 @@ def queue_clear(meter, wh, origin):
     if existing:
         if existing.payload.get("wh") != wh:
             raise UserError(
-                _(
+                meter.env._(
                     "Meter %(meter)s: %(origin)s has its clear of %(old)s Wh (retry that "
                     "job if it failed); it cannot clear %(new)s Wh too.",
                     meter=meter.serial_number,
@@ -87,7 +86,9 @@ def queue_clear(meter, wh, origin):
         return existing.with_env(origin.env)
     transfer_number = meter.last_transfer_number + 1
     if transfer_number > credit_token.UINT32_MAX:
-        raise UserError(_("Meter %s has used up its transfer numbers.", meter.serial_number))
+        raise UserError(
+            meter.env._("Meter %s has used up its transfer numbers.", meter.serial_number)
+        )
     token = credit_token.mint_clear(key, meter.serial_number, transfer_number, wh)
     engine.as_engine(meter).last_transfer_number = transfer_number
     job = engine.create(
@@ -109,7 +110,7 @@ def queue_clear(meter, wh, origin):
         ],
     )
     meter.message_post(
-        body=_(
+        body=meter.env._(
             "Clearing %(kwh)s kWh of credit on the meter (transfer %(number)s, for %(origin)s).",
             kwh=wh / 1000,
             number=transfer_number,
@@ -129,11 +130,11 @@ def _origin(job):
 def on_cleared(job, result):
     """The meter took the token (or had it already): called from the job's _on_done."""
     job.meter_id.sudo().message_post(
-        body=_(
+        body=job.env._(
             "Credit cleared on the meter: %(kwh)s kWh (transfer %(number)s%(again)s).",
             kwh=result.get("cleared_kwh"),
             number=result.get("transfer_number"),
-            again=_(", already applied") if result.get("already_applied") else "",
+            again=job.env._(", already applied") if result.get("already_applied") else "",
         )
     )
     origin = _origin(job)
@@ -164,7 +165,7 @@ def resign_if_key_changed(job):
     token = credit_token.mint_clear(key, meter.serial_number, number, wh)
     job.payload = dict(payload, token=token.hex().upper())
     meter.message_post(
-        body=_(
+        body=job.env._(
             "Clear-credit token of transfer %s signed again with the meter's current token key.",
             number,
         )

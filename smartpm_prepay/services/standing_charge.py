@@ -34,7 +34,7 @@ from datetime import timedelta
 
 import psycopg2.errors
 
-from odoo import _, fields
+from odoo import fields
 from odoo.tools import float_compare, float_round
 
 from . import credit_clear, credit_token, engine, local_time, prepayment
@@ -176,7 +176,9 @@ def _charge(meter, tariff, start):
     """One charge row and its clear-credit job (one transaction, one transfer number)."""
     unit, wh = meter_units(tariff, tariff.standing_charge_amount, meter_mode(meter))
     if unit != "wh" or wh <= 0:
-        raise ValueError(_("no kWh charge for a charge of %s", tariff.standing_charge_amount))
+        raise ValueError(
+            tariff.env._("no kWh charge for a charge of %s", tariff.standing_charge_amount)
+        )
     Charge = engine.as_engine(meter.env["smartpm.standing.charge"])
     charge = Charge.create(
         {
@@ -264,7 +266,7 @@ def on_result(meter, result):
     if delta > limit:
         # a bridge may not invent revenue: more than the meter can have collected since
         meter.message_post(
-            body=_(
+            body=meter.env._(
                 "A report said the meter's standing charge collected %(kwh)s kWh since the "
                 "last one; at most %(max)s kWh is possible: not recorded.",
                 kwh=delta / 1000,
