@@ -8,3 +8,5 @@ from . import test_demo_tokens
 from . import test_demo_key_views
 from . import test_cashier_debt_journey
 from . import test_moveout_journey
+from . import test_tenant_screens_journey
+from . import test_owner_screens_journey
