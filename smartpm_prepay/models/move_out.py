@@ -39,7 +39,9 @@ class SmartpmMoveOut(models.Model):
     _order = "id desc"
     _check_company_auto = True
 
-    name = fields.Char(required=True, readonly=True, copy=False, default=lambda s: _("New"))
+    name = fields.Char(
+        required=True, readonly=True, copy=False, default=lambda self: self.env._("New")
+    )
     purpose = fields.Selection(
         [("move_out", "Move-out"), ("replacement", "Meter replacement")],
         required=True,

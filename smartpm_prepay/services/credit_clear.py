@@ -25,7 +25,6 @@ is kept). ``queue_clear`` checks no access right of the caller's: it is server c
 for flows that made their own checks (as ``vending.vend`` is), never an RPC method.
 """
 
-from odoo import _
 from odoo.exceptions import UserError
 
 from . import credit_token, engine, vending
@@ -58,11 +57,13 @@ def queue_clear(meter, wh, origin):
     origin.ensure_one()
     if isinstance(wh, bool) or not isinstance(wh, int) or not 0 < wh <= credit_token.UINT32_MAX:
         raise UserError(
-            _(
+            meter.env._(
                 "Meter %(meter)s: the credit to clear is a whole number of %(unit)s above 0, "
                 "not %(wh)r.",
                 meter=meter.serial_number,
-                unit=_("Wh") if unit_key(meter) == "wh" else _("thousandths of the currency"),
+                unit=meter.env._("Wh")
+                if unit_key(meter) == "wh"
+                else meter.env._("thousandths of the currency"),
                 wh=wh,
             )
         )
@@ -72,7 +73,7 @@ def queue_clear(meter, wh, origin):
     key = meter._get_token_key()
     if not key:
         raise UserError(
-            _(
+            meter.env._(
                 "Meter %s has no token key: its credit cannot be cleared until the owner "
                 "enters the meter's key.",
                 meter.serial_number,
@@ -92,7 +93,7 @@ def queue_clear(meter, wh, origin):
     if existing:
         if existing.payload.get(unit_key(meter)) != wh:
             raise UserError(
-                _(
+                meter.env._(
                     "Meter %(meter)s: %(origin)s has its clear of %(old)s Wh (retry that "
                     "job if it failed); it cannot clear %(new)s Wh too.",
                     meter=meter.serial_number,
@@ -104,7 +105,9 @@ def queue_clear(meter, wh, origin):
         return existing.with_env(origin.env)
     transfer_number = meter.last_transfer_number + 1
     if transfer_number > credit_token.UINT32_MAX:
-        raise UserError(_("Meter %s has used up its transfer numbers.", meter.serial_number))
+        raise UserError(
+            meter.env._("Meter %s has used up its transfer numbers.", meter.serial_number)
+        )
     token = _mint(meter, key, transfer_number, wh)
     engine.as_engine(meter).last_transfer_number = transfer_number
     job = engine.create(
@@ -126,7 +129,7 @@ def queue_clear(meter, wh, origin):
         ],
     )
     meter.message_post(
-        body=_(
+        body=meter.env._(
             "Clearing %(credit)s of credit on the meter (transfer %(number)s, for %(origin)s).",
             credit=_credit_text(meter, wh / 1000),
             number=transfer_number,
@@ -144,7 +147,7 @@ def _credit_text(meter, value):
         tariff = meter._get_tariff()
         currency = tariff.currency_id if tariff else meter.company_id.currency_id
         return f"{currency.symbol or currency.name} {value:.3f}".rstrip("0").rstrip(".")
-    return _("%s kWh", value)
+    return meter.env._("%s kWh", value)
 
 
 def _origin(job):
@@ -158,11 +161,11 @@ def on_cleared(job, result):
     """The meter took the token (or had it already): called from the job's _on_done."""
     meter = job.meter_id.sudo()
     meter.message_post(
-        body=_(
+        body=job.env._(
             "Credit cleared on the meter: %(credit)s (transfer %(number)s%(again)s).",
             credit=_credit_text(meter, result.get("cleared_money", result.get("cleared_kwh"))),
             number=result.get("transfer_number"),
-            again=_(", already applied") if result.get("already_applied") else "",
+            again=job.env._(", already applied") if result.get("already_applied") else "",
         )
     )
     origin = _origin(job)
@@ -198,7 +201,7 @@ def resign_if_key_changed(job):
     token = _mint(meter, key, number, wh)
     job.payload = dict(payload, token=token.hex().upper())
     meter.message_post(
-        body=_(
+        body=job.env._(
             "Clear-credit token of transfer %s signed again with the meter's current token key.",
             number,
         )

@@ -5,7 +5,6 @@ One helper for the back-office wizard, the POS, the portal, the bank channel and
 ``smartpm.credit.purchase`` RPC; the vending service checks everything again when it sells.
 """
 
-from odoo import _
 from odoo.tools.misc import format_amount
 
 from . import debt, vending
@@ -21,7 +20,7 @@ def describe_tiers(tariff, tier_breakdown):
     "20 kWh at $ 0.25 + 9.37 kWh at $ 0.32"."""
     factor = tariff._tax_factor()
     return " + ".join(
-        _(
+        tariff.env._(
             "%(kwh)s kWh at %(price)s",
             kwh=tariff._format_kwh(part["kwh"]),
             price=tariff._format_price(part["price_per_kwh"] * factor),
@@ -34,10 +33,13 @@ def describe_price(tariff, price_per_kwh, tier_breakdown):
     """The price a sale was charged, in words, as the tenant pays it (the tariff's taxes
     included, written as the tariff writes prices): one price, or the kWh of each tier."""
     parts = [p for p in (tier_breakdown or []) if p.get("kwh")]
-    per_kwh = _("%s per kWh", tariff._format_price(price_per_kwh * tariff._tax_factor()))
+    env = tariff.env
+    per_kwh = env._("%s per kWh", tariff._format_price(price_per_kwh * tariff._tax_factor()))
     if len(parts) <= 1:
         return per_kwh
-    return _("%(tiers)s (on average %(price)s)", tiers=describe_tiers(tariff, parts), price=per_kwh)
+    return env._(
+        "%(tiers)s (on average %(price)s)", tiers=describe_tiers(tariff, parts), price=per_kwh
+    )
 
 
 def tier_summary(tier_breakdown):
@@ -51,8 +53,9 @@ def describe_bands_quote(tariff, quote):
     """A money-mode quote in words: "Credit $ 10.00: Peak (Mon-Fri 17:00-21:00) $ 0.40 per
     kWh (25 kWh), Off-peak (...) $ 0.10 per kWh (100 kWh)"; the kWh are what the credit
     buys if all of it is used in that band."""
+    env = tariff.env
     parts = [
-        _(
+        env._(
             "%(band)s (%(hours)s) %(price)s per kWh (%(kwh)s kWh)",
             band=band["name"],
             hours=band["hours"],
@@ -61,9 +64,9 @@ def describe_bands_quote(tariff, quote):
         )
         for band in quote["bands"]
     ]
-    return _(
+    return env._(
         "Credit %(credit)s: %(bands)s",
-        credit=format_money(tariff.env, quote["credit_money"], tariff.currency_id),
+        credit=format_money(env, quote["credit_money"], tariff.currency_id),
         bands=", ".join(parts),
     )
 
@@ -87,7 +90,7 @@ def amount_refusal(meter, amount, currency=None):
 def company_refusal(meter, company):
     """The register books the sale: it must belong to the meter's company."""
     if company and meter.company_id != company:
-        return _(
+        return meter.env._(
             "Meter %(meter)s belongs to %(owner)s: this register sells for %(company)s.",
             meter=meter.serial_number,
             owner=meter.company_id.name,

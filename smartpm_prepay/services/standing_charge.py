@@ -38,7 +38,7 @@ from datetime import timedelta
 
 import psycopg2.errors
 
-from odoo import _, fields
+from odoo import fields
 from odoo.tools import float_compare, float_round
 
 from . import credit_clear, credit_token, engine, local_time, prepayment
@@ -193,7 +193,9 @@ def _charge(meter, tariff, start):
     unit, wh = meter_units(tariff, tariff.standing_charge_amount, meter_mode(meter))
     if wh <= 0:
         raise ValueError(
-            _("nothing to take off the credit for a charge of %s", tariff.standing_charge_amount)
+            tariff.env._(
+                "nothing to take off the credit for a charge of %s", tariff.standing_charge_amount
+            )
         )
     Charge = engine.as_engine(meter.env["smartpm.standing.charge"])
     charge = Charge.create(
@@ -288,11 +290,11 @@ def on_result(meter, result):
     if delta > limit:
         # a bridge may not invent revenue: more than the meter can have collected since
         meter.message_post(
-            body=_(
+            body=meter.env._(
                 "A report said the meter's standing charge collected %(kwh)s %(unit)s since "
                 "the last one; at most %(max)s is possible: not recorded.",
                 kwh=delta / 1000,
-                unit=_("of currency") if money else _("kWh"),
+                unit=meter.env._("of currency") if money else meter.env._("kWh"),
                 max=limit / 1000,
             )
         )

@@ -258,17 +258,17 @@ def settlement_lines(scope):
 
 def _collected_charges(scope, meter=None):
     """The tenant's collected standing charges up to the period's end (sudo: the caller
-    decided who may see the tenant; only that tenant's rows are read)."""
-    meters = meter or scope.purchases().meter_id
-    if scope.meter:
-        meters = scope.meter
+    decided who may see the tenant; only that tenant's rows are read). Of every meter
+    they were charged on, one they never bought credit for included: a charge taken from
+    credit already negative is still theirs, as the standing-charge list shows it."""
+    meter = scope.meter or meter
     return (
         scope.env["smartpm.standing.charge"]
         .sudo()
         .search(
             [
                 *scope.tenant_domain,
-                ("meter_id", "in", meters.ids),
+                *([("meter_id", "=", meter.id)] if meter else []),
                 ("state", "=", "collected"),
                 ("date_collected", "<", scope.end_utc),
             ],
@@ -492,11 +492,25 @@ def _section(scope, meter, before, during, currency):
         "closing_kwh": kwh,
         "closing_value": value,
         "totals": _totals(during, currency),
-        # time of use: what the meter's rate registers counted in the period, per band
-        "bands": tou.band_consumption(meter, scope.start_utc, scope.end_utc)
-        if meter.credit_mode == "money"
-        else [],
+        "bands": held_bands(scope, meter),
     }
+
+
+def held_bands(scope, meter):
+    """Time of use: what the meter's rate registers counted per band while the tenant held
+    it within the period (services/tou.band_consumption over each of those times): the
+    tenant before or after them on the meter is not in it, as in the consumption lines."""
+    if meter.credit_mode != "money":
+        return []
+    bands = {}
+    for start, end, _still_held in held_periods(scope, meter):
+        for band in tou.band_consumption(meter, start, end):
+            total = bands.setdefault(band["rate"], {**band, "kwh": 0.0, "amount": 0.0})
+            # priced at the version in force at the end of the last time held
+            total.update(name=band["name"], price=band["price"])
+            total["kwh"] = round(total["kwh"] + band["kwh"], 3)
+            total["amount"] = round(total["amount"] + band["amount"], 6)
+    return [bands[rate] for rate in sorted(bands)]
 
 
 def _totals(lines, currency):

@@ -321,6 +321,68 @@ class TestStandingCharge(PrepaymentCase):
         self.assertEqual((st["closing_kwh"], st["closing_value"]), (36.0, 9.0))
         self.assertTrue(statement.is_balanced(st))
 
+    def _listed(self, tenant, date_from, date_to):
+        """The standing-charge list as the owner filters it: the tenant, Collected, and
+        Collected on the period's local days (the filters of the list's search view)."""
+        arch = self.env["smartpm.standing.charge"].get_view(view_type="search")["arch"]
+        self.assertIn('name="filter_collected"', arch)
+        self.assertIn('name="filter_date_collected"', arch)
+        return (
+            self.env["smartpm.standing.charge"]
+            .with_user(self.manager)
+            .search(
+                [
+                    ("tenant_id", "=", tenant.id),
+                    ("state", "=", "collected"),
+                    ("date_collected", ">=", local_time.day_start_utc(self.company, date_from)),
+                    ("date_collected", "<", local_time.day_start_utc(self.company, date_to + DAY)),
+                ],
+                order="date_collected, id",
+            )
+        )
+
+    def test_statement_lines_are_the_standing_charge_list_of_the_tenant(self):
+        # Esi bought credit; Kofi never did: his charges come out of credit already at zero
+        self._sell(self.meter, 10.0, "SC-LIST", delivered_on=self.today - 2 * DAY)
+        credit = {self.meter: 40.0, self.meter_b: 0.0}
+        for day in (self.today - DAY, self.today):
+            for charge in self._collect(day)["queued"]:
+                credit[charge.meter_id] -= charge.kwh
+                self._cleared(charge, credit[charge.meter_id])
+        # a charge still on its way is in the list (Queued) but takes no credit yet
+        self._collect(self.today + DAY)
+        for tenant in (self.tenant, self.tenant_b):
+            listed = self._listed(tenant, self.today - 5 * DAY, self.today + DAY)
+            self.assertTrue(listed, tenant.name)
+            st = statement.tenant_statement(
+                self.env(user=self.manager), tenant, self.today - 5 * DAY, self.today + DAY
+            )
+            lines = [x for s in st["meters"] for x in s["lines"] if x["kind"] == "standing_charge"]
+            self.assertEqual([x["standing_charge_id"] for x in lines], listed.ids, tenant.name)
+            for line, row in zip(lines, listed, strict=True):
+                # what the list says it took (kWh, charge, revenue), covered or not
+                self.assertAlmostEqual(-line["kwh"] + line["uncovered_kwh"], row.kwh, places=3)
+                self.assertAlmostEqual(line["amount"], row.amount, places=2)
+                self.assertAlmostEqual(-line["value"], row.value, places=2)
+                self.assertEqual(line["meter_id"], row.meter_id.id)
+            totals = st["totals"]["standing_charge"]
+            self.assertAlmostEqual(
+                -totals["kwh"] + sum(x["uncovered_kwh"] for x in lines),
+                sum(listed.mapped("kwh")),
+                places=3,
+            )
+            self.assertTrue(statement.is_balanced(st))
+        # Kofi's charges took no sold credit: shown, uncovered, worth nothing yet
+        st = statement.tenant_statement(
+            self.env, self.tenant_b, self.today - 5 * DAY, self.today + DAY
+        )
+        [section] = st["meters"]
+        self.assertEqual(section["meter"], self.meter_b)
+        self.assertEqual(
+            [(x["kwh"], x["value"], x["uncovered_kwh"]) for x in section["lines"]],
+            [(0.0, 0.0, 4.0), (0.0, 0.0, 4.0)],
+        )
+
     # ------------------------------------------------------------------ access
     def test_nobody_creates_writes_or_deletes_charges(self):
         [charge] = self._collect()["queued"].filtered(lambda c: c.meter_id == self.meter)

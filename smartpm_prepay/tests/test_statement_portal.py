@@ -4,11 +4,14 @@ the periods they held each meter, with its PDF; nobody else's by URL or RPC."""
 import json
 from datetime import datetime, timedelta
 
+from lxml import html
+
 from odoo.tests import new_test_user, tagged
 
 from ..services import engine, local_time, prepayment, statement
 from ..services.vending import vend
 from .test_portal import PortalCase
+from .test_tou import TouMixin
 
 DAY = timedelta(days=1)
 
@@ -186,3 +189,85 @@ class TestStatementPortal(PortalCase):
         response = self.url_open(f"/my/statement?{self.period}", allow_redirects=False)
         self.assertIn(response.status_code, (302, 303))
         self.assertIn("/web/login", response.headers["Location"])
+
+
+@tagged("post_install", "-at_install")
+class TestStatementPortalBands(TouMixin, PortalCase):
+    """A time-of-use meter, money mode: Amara held it from -20 to -10 days, Bola since. Its
+    rate registers (Wh): off-peak 1000 at -15 days, 5000 at -10 days (Amara leaves), 9000 at
+    -5 days, 12000 an hour ago; peak 0, 2000, 5000, 6000."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tou_tariff = cls._tou_tariff(name="Portal TOU")
+        cls.portal_b = new_test_user(
+            cls.env,
+            "bands_tenant_b",
+            groups="base.group_portal",
+            partner_id=cls.tenant_b.id,
+            password="bands_tenant_b-pw-123",
+        )
+        now = datetime.now().replace(microsecond=0)
+        cls.meter = cls.env["smartpm.meter"].create(
+            {
+                "serial_number": "TOU-PORTAL",
+                "host": "127.0.0.1",
+                "port": 4102,
+                "state": "active",
+                "tenant_id": cls.tenant_a.id,
+                "tariff_id": cls.tou_tariff.id,
+                "credit_mode": "money",
+            }
+        )
+        cls.meter.tenant_id = cls.tenant_b
+        old, new = cls.meter.assignment_ids.sorted("id")
+        old.write({"date_start": now - 20 * DAY, "date_end": now - 10 * DAY})
+        new.write({"date_start": now - 10 * DAY})
+        rows = []
+        for days, off, peak in ((15, 1000, 0), (10, 5000, 2000), (5, 9000, 5000)):
+            for rate, wh in ((1, off), (2, peak)):
+                rows.append((now - days * DAY, rate, wh))
+        for rate, wh in ((1, 12000), (2, 6000)):
+            rows.append((now - timedelta(hours=1), rate, wh))
+        cls.env["smartpm.reading"].sudo().create(
+            [
+                {
+                    "meter_id": cls.meter.id,
+                    "obis": f"1.0.1.8.{rate}.255",
+                    "reading_time": when,
+                    "value": wh,
+                }
+                for when, rate, wh in rows
+            ]
+        )
+        cls.today = local_time.local_today(cls.company)
+        cls.period = f"date_from={cls.today - 30 * DAY}&date_to={cls.today}"
+
+    def _portal_bands(self, login, password):
+        """[(band, price, kWh)] of the meter's section of the tenant's /my/statement."""
+        self.authenticate(login, password)
+        response = self.url_open(f"/my/statement?{self.period}&meter_id={self.meter.id}")
+        self.assertEqual(response.status_code, 200)
+        doc = html.fromstring(response.text)
+        rows = doc.xpath("//table[contains(@class, 'o_smartpm_statement_bands')]//tbody/tr")
+        return [tuple(td.text_content().strip() for td in row.xpath("td"))[:3] for row in rows]
+
+    def _statement_bands(self, tenant):
+        st = statement.tenant_statement(
+            self.env, tenant, self.today - 30 * DAY, self.today, self.meter
+        )
+        [section] = st["meters"]
+        return [(b["name"], f"{b['price']:.4f}", f"{b['kwh']:.3f}") for b in section["bands"]]
+
+    def test_portal_kwh_per_band_is_the_statements_for_the_time_she_held_the_meter(self):
+        bola = self._portal_bands("bands_tenant_b", "bands_tenant_b-pw-123")
+        self.assertEqual(bola, self._statement_bands(self.tenant_b))
+        # from her move-in (-10 days: 5000 / 2000 Wh) to the last reading, not Amara's
+        self.assertEqual(bola, [("Off-peak", "0.1000", "7.000"), ("Peak", "0.4000", "4.000")])
+        amara = self._portal_bands("tenant_a", "tenant_a-pw-123")
+        self.assertEqual(amara, self._statement_bands(self.tenant_a))
+        self.assertEqual(amara, [("Off-peak", "0.1000", "5.000"), ("Peak", "0.4000", "2.000")])
+        # between them, every Wh the registers counted, once
+        for i, wh in ((0, 12000), (1, 6000)):
+            self.assertAlmostEqual(float(bola[i][2]) + float(amara[i][2]), wh / 1000)

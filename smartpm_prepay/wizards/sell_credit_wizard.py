@@ -1,6 +1,6 @@
 import uuid
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..services import receipt, vending
@@ -115,9 +115,9 @@ class SmartpmSellCreditWizard(models.TransientModel):
     def _last_purchase_text(self, meter):
         last = meter._smartpm_last_purchase() if meter else False
         if not last:
-            return _("None yet") if meter else False
+            return self.env._("None yet") if meter else False
         date = fields.Datetime.context_timestamp(self, fields.Datetime.from_string(last["date"]))
-        return _(
+        return self.env._(
             "%(date)s: %(amount)s, %(kwh)s kWh (%(ref)s, %(channel)s)",
             date=date.strftime("%Y-%m-%d %H:%M"),
             amount=last["amount_text"],
@@ -134,7 +134,9 @@ class SmartpmSellCreditWizard(models.TransientModel):
     def _check_can_sell(self):
         if not self.env.user.has_group(SELLER_GROUP):
             raise AccessError(
-                _("Only the Cashier group of Prepaid Electricity may sell credit in the office.")
+                self.env._(
+                    "Only the Cashier group of Prepaid Electricity may sell credit in the office."
+                )
             )
 
     def action_confirm(self):
@@ -144,7 +146,7 @@ class SmartpmSellCreditWizard(models.TransientModel):
         self.journal_id.check_access("read")
         if not self.amount:
             raise UserError(
-                _(
+                self.env._(
                     "Enter the amount the customer pays for meter %(meter)s, %(limits)s.",
                     meter=self.meter_id.serial_number,
                     limits=self.meter_id._smartpm_amount_limits()[2],
@@ -166,7 +168,7 @@ class SmartpmSellCreditWizard(models.TransientModel):
         purchase._create_invoice_and_payment(self.journal_id)
         return {
             "type": "ir.actions.act_window",
-            "name": _("Credit purchase"),
+            "name": self.env._("Credit purchase"),
             "res_model": "smartpm.credit.purchase",
             "res_id": purchase.id,
             "view_mode": "form",

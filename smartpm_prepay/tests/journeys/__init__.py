@@ -9,3 +9,6 @@ from . import test_demo_key_views
 from . import test_cashier_debt_journey
 from . import test_moveout_journey
 from . import test_push_demo_journey
+from . import test_tenant_screens_journey
+from . import test_owner_screens_journey
+from . import test_tou_tenant_journey

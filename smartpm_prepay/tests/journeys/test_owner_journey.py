@@ -12,60 +12,17 @@ from odoo import fields
 from odoo.tests import tagged
 from odoo.tools.safe_eval import safe_eval
 
-from .common import DemoJourneyCase
+from .common import RETRY_LATER, DemoBridgeMixin, DemoJourneyCase
 
-BRIDGE = "journey-owner-bridge"
 OBIS_CLOCK = "0.0.1.0.0.255"
 OBIS_IMPORT = "1.0.1.8.0.255"
 OBIS_EXPORT = "1.0.2.8.0.255"
 OBIS_CREDIT = "0.0.19.10.0.255"
 OBIS_RELAY = "0.0.96.3.10.255"
-RETRY_LATER = object()
 
 
 @tagged("post_install", "-at_install")
-class TestOwnerJourney(DemoJourneyCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        Users = cls.env["res.users"].with_context(active_test=False)
-        cls.bridge_user = Users.search([("login", "=", "bridge")], limit=1) or Users.create(
-            {
-                "name": "Meter bridge (bridge)",
-                "login": "bridge",
-                "groups_id": [
-                    (4, cls.env.ref("base.group_user").id),
-                    (4, cls.env.ref("smartpm_prepay.group_bridge_api").id),
-                ],
-            }
-        )
-        cls.bridge_user.active = True
-
-    # ------------------------------------------------------------------ the bridge
-    def _bridge_runs(self, answer, rounds=10):
-        """Claim due jobs as the bridge and report those ``answer`` knows: it returns a
-        result dict, an error text (the meter did not answer), RETRY_LATER or None (left
-        alone)."""
-        Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
-        for _round in range(rounds):
-            claimed = Job.claim(BRIDGE, 500, 300)
-            reported = 0
-            for vals in claimed:
-                job = self.env["smartpm.meter.job"].browse(vals["id"])
-                outcome = answer(job)
-                if outcome is None:
-                    continue
-                if outcome is RETRY_LATER:
-                    Job.fail(job.id, BRIDGE, "busy, retry later", True)
-                elif isinstance(outcome, str):
-                    Job.fail(job.id, BRIDGE, outcome, False)
-                else:
-                    Job.complete(job.id, BRIDGE, outcome)
-                reported += 1
-            self.env.invalidate_all()
-            if not reported:
-                return
-
+class TestOwnerJourney(DemoBridgeMixin, DemoJourneyCase):
     def _search_filter_domain(self, *names):
         arch = etree.fromstring(
             self.env["smartpm.meter"]
