@@ -15,6 +15,7 @@ LINTED = meter_bridge meter_sim tests bench smartpm_prepay scripts
 lint: setup
 	.venv/bin/ruff check $(LINTED)
 	.venv/bin/ruff format --check $(LINTED)
+	.venv/bin/pylint --rcfile=.pylintrc-mandatory smartpm_prepay
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

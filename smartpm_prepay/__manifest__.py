@@ -5,6 +5,7 @@
     "category": "Services/Prepaid Electricity",
     "website": "https://github.com/smartpm-prepay/smartpm-prepay",
     "author": "SmartPM Prepay contributors",
+    "maintainers": ["smartpm-prepay"],
     "license": "LGPL-3",
     "application": True,
     "installable": True,

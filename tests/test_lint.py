@@ -9,11 +9,27 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PATHS = ["meter_bridge", "meter_sim", "tests", "bench", "smartpm_prepay", "scripts"]
-RUFF = shutil.which("ruff", path=str(pathlib.Path(sys.executable).parent)) or shutil.which("ruff")
+BIN = str(pathlib.Path(sys.executable).parent)
+RUFF = shutil.which("ruff", path=BIN) or shutil.which("ruff")
+PYLINT = shutil.which("pylint", path=BIN)
 
 
 @pytest.mark.skipif(not RUFF, reason="ruff is not installed")
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
 def test_code_passes_ruff(command):
     run = subprocess.run([RUFF, *command, *PATHS], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.skipif(not PYLINT, reason="pylint-odoo is not installed (make setup)")
+@pytest.mark.timeout(900)
+def test_addon_passes_pylint_odoo_with_ocas_checks():
+    """OCA's blocking pylint-odoo run (.pylintrc-mandatory): any finding fails, and so does
+    an option of the rcfile that this pylint-odoo does not know."""
+    run = subprocess.run(
+        [PYLINT, "--rcfile=.pylintrc-mandatory", "--output-format=text", "smartpm_prepay"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stdout + run.stderr

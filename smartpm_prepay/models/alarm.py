@@ -61,7 +61,7 @@ class SmartpmAlarm(models.Model):
     company_id = fields.Many2one(related="meter_id.company_id", store=True, index=True)
     # the tenant holding the meter at the alarm's time on the meter (services/tenant_periods),
     # not the meter's tenant of today: a new tenant never inherits the old tenant's alarms
-    tenant_id = fields.Many2one("res.partner", string="Tenant", readonly=True, index=True)
+    tenant_id = fields.Many2one("res.partner", readonly=True, index=True)
     transformer_id = fields.Many2one(
         "smartpm.transformer",
         compute="_compute_transformer_id",

@@ -34,7 +34,7 @@ class SmartpmConsumptionDaily(models.Model):
     day = fields.Date(required=True)  # indexed by day_cover_idx (init)
     kwh = fields.Float(string="Energy (kWh)", digits=(16, 3), aggregator="sum")
     company_id = fields.Many2one("res.company", required=True, index=True)
-    tenant_id = fields.Many2one("res.partner", string="Tenant", index=True)
+    tenant_id = fields.Many2one("res.partner", index=True)
     transformer_id = fields.Many2one("smartpm.transformer", index=True)
     line_id = fields.Many2one("smartpm.line", index=True)
     site_id = fields.Many2one("smartpm.site", string="Property")
@@ -316,7 +316,7 @@ class SmartpmConsumptionDaily(models.Model):
     @api.model
     def _cron_compute_recent(self, days=2):
         """Recompute today and the ``days - 1`` days before, for every company."""
-        for company in self.env["res.company"].search([]):
+        for company in self.env["res.company"]._smartpm_with_meters():
             today = local_time.local_today(company)
             self._rebuild_days(today - timedelta(days=max(days, 1) - 1), today, company)
         return True

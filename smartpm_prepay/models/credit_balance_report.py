@@ -26,7 +26,7 @@ class SmartpmCreditBalanceReport(models.Model):
     }
 
     company_id = fields.Many2one("res.company", readonly=True)
-    tenant_id = fields.Many2one("res.partner", string="Tenant", readonly=True)
+    tenant_id = fields.Many2one("res.partner", readonly=True)
     currency_id = fields.Many2one(related="company_id.currency_id")
     remaining_kwh = fields.Float(
         string="Remaining credit (kWh)", digits=(16, 3), readonly=True, aggregator="sum"

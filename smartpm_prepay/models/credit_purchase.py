@@ -62,7 +62,6 @@ class SmartpmCreditPurchase(models.Model):
     date = fields.Datetime(required=True, readonly=True, default=fields.Datetime.now, index=True)
     tenant_id = fields.Many2one(
         "res.partner",
-        string="Tenant",
         required=True,
         readonly=True,
         index=True,
@@ -233,9 +232,7 @@ class SmartpmCreditPurchase(models.Model):
     job_state = fields.Selection(related="job_id.state", string="Job state")
     job_error = fields.Text(related="job_id.error", string="Delivery error")
     date_delivered = fields.Datetime(readonly=True, copy=False)
-    invoice_id = fields.Many2one(
-        "account.move", string="Invoice", readonly=True, copy=False, check_company=True
-    )
+    invoice_id = fields.Many2one("account.move", readonly=True, copy=False, check_company=True)
     credit_note_id = fields.Many2one(
         "account.move", string="Credit note", readonly=True, copy=False, check_company=True
     )

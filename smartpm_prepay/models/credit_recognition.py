@@ -34,7 +34,6 @@ class SmartpmCreditRecognition(models.Model):
     )
     tenant_id = fields.Many2one(
         "res.partner",
-        string="Tenant",
         required=True,
         readonly=True,
         index=True,

@@ -31,7 +31,6 @@ class SmartpmCreditSettlement(models.Model):
     company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
     tenant_id = fields.Many2one(
         "res.partner",
-        string="Tenant",
         required=True,
         readonly=True,
         index=True,

@@ -1,4 +1,5 @@
 from odoo import fields, models, tools
+from odoo.tools import SQL
 
 from ..services.obis import ENERGY_IMPORT
 
@@ -25,8 +26,9 @@ class SmartpmLoadCurve(models.Model):
         tools.drop_view_if_exists(self.env.cr, self._table)
         # The meter filter of a search is pushed below the window (it is the partition key).
         self.env.cr.execute(
-            f"""
-            CREATE VIEW {self._table} AS (
+            SQL(
+                """
+            CREATE VIEW %s AS (
                 SELECT s.id, s.meter_id, s.company_id, s.reading_time, s.kwh,
                        s.kwh * 3600.0 / NULLIF(s.seconds, 0) AS kw,
                        to_char((s.reading_time AT TIME ZONE 'UTC')
@@ -38,12 +40,15 @@ class SmartpmLoadCurve(models.Model):
                                AS seconds
                       FROM smartpm_reading r
                       JOIN smartpm_meter m ON m.id = r.meter_id
-                     WHERE r.obis = '{ENERGY_IMPORT}' AND r.source = 'profile'
+                     WHERE r.obis = %s AND r.source = 'profile'
                     WINDOW w AS (PARTITION BY r.meter_id ORDER BY r.reading_time)
                   ) s
                   JOIN res_company c ON c.id = s.company_id
                   JOIN res_partner p ON p.id = c.partner_id
                  WHERE s.seconds IS NOT NULL
             )
-            """
+            """,
+                SQL.identifier(self._table),
+                ENERGY_IMPORT,
+            )
         )

@@ -115,7 +115,6 @@ class SmartpmMeter(models.Model):
     )
     tenant_id = fields.Many2one(
         "res.partner",
-        string="Tenant",
         domain=[("is_tenant", "=", True)],
         index=True,
         tracking=True,
@@ -389,7 +388,6 @@ class SmartpmMeter(models.Model):
     move_out_ids = fields.One2many("smartpm.move.out", "meter_id", string="Move-outs")
     replaces_id = fields.Many2one(
         "smartpm.meter",
-        string="Replaces",
         readonly=True,
         index="btree_not_null",
         help="The meter this one replaced: its tenant and credit came from it.",
@@ -1322,7 +1320,7 @@ class SmartpmMeter(models.Model):
         now = now or fields.Datetime.now()
         self.env.flush_all()
         marked = []
-        for company in self.env["res.company"].sudo().search([]):
+        for company in self.env["res.company"]._smartpm_with_meters():
             since = now - timedelta(minutes=self._offline_after_minutes(company))
             self.env.cr.execute(
                 """
@@ -1722,7 +1720,7 @@ class SmartpmMeter(models.Model):
         meanwhile); alarms are deduplicated anyway."""
         now = fields.Datetime.now()
         jobs = self.env["smartpm.meter.job"]
-        for company in self.env["res.company"].sudo().search([]):
+        for company in self.env["res.company"]._smartpm_with_meters():
             minutes = interval_hours * 60 if interval_hours else company.smartpm_event_interval_min
             jobs |= self._queue_event_reads(
                 company, max(int(minutes or 240), 1), now, batch_size, max_backlog
@@ -1773,7 +1771,7 @@ class SmartpmMeter(models.Model):
         jobs = self.env["smartpm.meter.job"]
         now = fields.Datetime.now()
         self._mark_never_seen_offline(now)
-        for company in self.env["res.company"].sudo().search([]):
+        for company in self.env["res.company"]._smartpm_with_meters():
             interval = company.smartpm_ping_interval_min or 60
             slot = int(now.timestamp() // (interval * 60))
             jobs |= self._queue_scheduled(
@@ -1800,7 +1798,7 @@ class SmartpmMeter(models.Model):
         one job per meter and interval."""
         jobs = self.env["smartpm.meter.job"]
         today = fields.Date.context_today(self)
-        for company in self.env["res.company"].sudo().search([]):
+        for company in self.env["res.company"]._smartpm_with_meters():
             days = company.smartpm_clock_sync_days
             if not days or days <= 0:
                 continue

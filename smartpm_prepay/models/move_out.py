@@ -65,7 +65,6 @@ class SmartpmMoveOut(models.Model):
     )
     tenant_id = fields.Many2one(
         "res.partner",
-        string="Tenant",
         required=True,
         readonly=True,
         index=True,

@@ -41,7 +41,7 @@ class PaymentTransaction(models.Model):
             )
         ):
             tx._smartpm_sell_credit()
-        super()._post_process()
+        res = super()._post_process()
         # the payment (the whole amount) paid the invoice (the credit part): its rest
         # settles the debts the purchase recovered
         for tx in self.filtered(
@@ -55,6 +55,7 @@ class PaymentTransaction(models.Model):
                 # the sale and its payment stand; the books are matched by hand
                 _logger.warning("portal payment %s: debts not matched: %s", tx.reference, exc)
                 purchase.message_post(body=exc.args[0])
+        return res
 
     def _smartpm_sell_credit(self):
         self.ensure_one()

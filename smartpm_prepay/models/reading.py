@@ -18,7 +18,7 @@ class SmartpmReading(models.Model):
     # the tenant holding the meter at the reading's time, set at ingest (tenant_periods);
     # no index of its own: the portal reads one meter at a time (the unique index), and
     # ingest stays one index lighter
-    tenant_id = fields.Many2one("res.partner", string="Tenant", readonly=True)
+    tenant_id = fields.Many2one("res.partner", readonly=True)
     obis = fields.Char(string="OBIS", required=True)
     obis_name = fields.Char(string="Quantity", compute="_compute_obis_name")
     reading_time = fields.Datetime(required=True)

@@ -86,7 +86,7 @@ class SmartpmReadingTask(models.Model):
     )
     # Page 3: monitoring results. Each start is a run; the counts and the values shown are
     # those of the latest run (earlier runs stay in the task results).
-    run = fields.Integer(string="Run", readonly=True, copy=False, default=0)
+    run = fields.Integer(readonly=True, copy=False, default=0)
     job_ids = fields.One2many("smartpm.meter.job", "task_id", string="Jobs")
     result_ids = fields.One2many("smartpm.reading.task.result", "task_id", string="Results")
     current_result_ids = fields.One2many(
@@ -269,7 +269,10 @@ class SmartpmReadingTask(models.Model):
     def _add_job_results(self, job, result):
         """Turn one read job's result into result lines (values, profile rows, errors)."""
         self.ensure_one()
-        objects = self.env["smartpm.obis.object"].with_context(active_test=False).search([])
+        # the whole OBIS catalogue (the addon's data, tens of rows): a result names any of its
+        # codes and a profile's columns others
+        catalogue = self.env["smartpm.obis.object"].with_context(active_test=False)
+        objects = catalogue.search([])  # pylint: disable=no-search-all
         labels = {o.obis: o.name for o in objects}
         profiles = {o.obis: o for o in objects if o.is_profile}
         base = {

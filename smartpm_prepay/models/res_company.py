@@ -212,6 +212,14 @@ class ResCompany(models.Model):
         """Every company's friendly schedule again; pushed only where it changed."""
         friendly.refresh_all(self.env)
 
+    @api.model
+    def _smartpm_with_meters(self):
+        """The companies that hold meters (archived ones too): the ones the meter crons
+        go through, company by company."""
+        meters = self.env["smartpm.meter"].sudo().with_context(active_test=False)
+        groups = meters._read_group([("company_id", "!=", False)], ["company_id"])
+        return self.sudo().browse(company.id for [company] in groups)
+
     @api.model_create_multi
     def create(self, vals_list):
         companies = super().create(vals_list)

@@ -96,6 +96,7 @@ class ResConfigSettings(models.TransientModel):
         return super(ResConfigSettings, defer).create(vals_list).with_env(self.env)
 
     def set_values(self):
-        super(ResConfigSettings, self.with_context(**{FRIENDLY_DEFER: True})).set_values()
+        res = super(ResConfigSettings, self.with_context(**{FRIENDLY_DEFER: True})).set_values()
         # pushed only to meters whose last schedule differs (services/friendly.push)
         friendly.push_companies(self.env, self.company_id)
+        return res

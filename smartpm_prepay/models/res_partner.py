@@ -93,7 +93,7 @@ class ResPartner(models.Model):
     ]
 
     def init(self):
-        super().init()
+        res = super().init()
         # Uniqueness per company must hold under concurrency, hence an index; partners
         # without a company share one namespace (COALESCE).
         self.env.cr.execute(
@@ -103,6 +103,7 @@ class ResPartner(models.Model):
             WHERE id_card_number IS NOT NULL
             """
         )
+        return res
 
     @api.depends("meter_ids")
     def _compute_meter_count(self):

@@ -13,7 +13,7 @@ class SmartpmSite(models.Model):
     company_id = fields.Many2one(
         "res.company", required=True, default=lambda self: self.env.company, index=True
     )
-    address_id = fields.Many2one("res.partner", string="Address", check_company=True)
+    address_id = fields.Many2one("res.partner", check_company=True)
     line_ids = fields.One2many("smartpm.line", "site_id", string="Lines")
     meter_count = fields.Integer(compute="_compute_meter_count")
     manager_id = fields.Many2one(

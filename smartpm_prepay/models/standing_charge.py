@@ -31,7 +31,6 @@ class SmartpmStandingCharge(models.Model):
     )
     tenant_id = fields.Many2one(
         "res.partner",
-        string="Tenant",
         required=True,
         readonly=True,
         index=True,

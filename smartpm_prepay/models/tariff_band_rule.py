@@ -23,13 +23,13 @@ class SmartpmTariffBandRule(models.Model):
         domain="[('version_id', '=', version_id)]",
         help="The band (and so the price) in force during these hours.",
     )
-    mon = fields.Boolean(string="Mon", default=True)
-    tue = fields.Boolean(string="Tue", default=True)
-    wed = fields.Boolean(string="Wed", default=True)
-    thu = fields.Boolean(string="Thu", default=True)
-    fri = fields.Boolean(string="Fri", default=True)
-    sat = fields.Boolean(string="Sat", default=True)
-    sun = fields.Boolean(string="Sun", default=True)
+    mon = fields.Boolean(default=True)
+    tue = fields.Boolean(default=True)
+    wed = fields.Boolean(default=True)
+    thu = fields.Boolean(default=True)
+    fri = fields.Boolean(default=True)
+    sat = fields.Boolean(default=True)
+    sun = fields.Boolean(default=True)
     start_hour = fields.Float(
         string="From", required=True, help="Local time the band starts (00:00 to 23:59)."
     )

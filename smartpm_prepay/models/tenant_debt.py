@@ -42,7 +42,6 @@ class SmartpmTenantDebt(models.Model):
     )
     tenant_id = fields.Many2one(
         "res.partner",
-        string="Tenant",
         required=True,
         index=True,
         ondelete="restrict",

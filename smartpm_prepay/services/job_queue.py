@@ -12,6 +12,7 @@ import select
 from datetime import timedelta
 
 import psycopg2
+from psycopg2 import sql as pgsql
 
 from odoo import fields
 from odoo.exceptions import UserError
@@ -621,7 +622,7 @@ def wait_for_jobs(env, timeout):
     try:
         conn.autocommit = True
         with conn.cursor() as cr:
-            cr.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            cr.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(NOTIFY_CHANNEL)))
         return bool(select.select([conn], [], [], timeout)[0])
     finally:
         conn.close()

@@ -285,7 +285,11 @@ def mint_money_token(meter, transfer_number, amount):
     if not 0 < units <= credit_token.UINT32_MAX or transfer_number > credit_token.UINT32_MAX:
         raise VendingError(
             "amount_out_of_range",
-            _("Meter %s cannot take a token of %s.", meter.serial_number, amount),
+            _(
+                "Meter %(meter)s cannot take a token of %(amount)s.",
+                meter=meter.serial_number,
+                amount=amount,
+            ),
         )
     return credit_token.mint_money(key, meter.serial_number, transfer_number, units).hex().upper()
 
@@ -298,7 +302,11 @@ def mint_token(meter, transfer_number, kwh):
     if not 0 < wh <= credit_token.UINT32_MAX or transfer_number > credit_token.UINT32_MAX:
         raise VendingError(
             "amount_out_of_range",
-            _("Meter %s cannot take a token of %s kWh.", meter.serial_number, kwh),
+            _(
+                "Meter %(meter)s cannot take a token of %(kwh)s kWh.",
+                meter=meter.serial_number,
+                kwh=kwh,
+            ),
         )
     return credit_token.mint(key, meter.serial_number, transfer_number, wh).hex().upper()
 

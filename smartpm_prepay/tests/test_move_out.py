@@ -347,7 +347,7 @@ class TestMoveOutBlocks(MoveOutCase):
         action = move_out.with_user(self.manager).action_record_reading()
         wizard = (
             self.env(user=self.manager)[action["res_model"]]
-            .with_context(action["context"])
+            .with_context(**action["context"])
             .create({"credit_kwh": 40.0, "energy_kwh": 777.0, "reason": "Display read on site"})
         )
         wizard.action_confirm()
@@ -589,7 +589,7 @@ class TestMeterReplacement(MoveOutCase):
         self.assertEqual(replacement.state, "blocked")
         action = replacement.with_user(self.manager).action_record_reading()
         self.assertEqual(action["context"]["default_credit_kwh"], 30.0)
-        self.env(user=self.manager)[action["res_model"]].with_context(action["context"]).create(
+        self.env(user=self.manager)[action["res_model"]].with_context(**action["context"]).create(
             {"reason": "Meter burnt, last known credit"}
         ).action_confirm()
         self._run_jobs()

@@ -43,9 +43,7 @@ class SmartpmBankReconciliation(models.TransientModel):
     _name = "smartpm.bank.reconciliation"
     _description = "Bank daily reconciliation"
 
-    bank_id = fields.Many2one(
-        "res.partner", string="Bank", required=True, domain=[("smartpm_is_bank", "=", True)]
-    )
+    bank_id = fields.Many2one("res.partner", required=True, domain=[("smartpm_is_bank", "=", True)])
     date = fields.Date(required=True, default=fields.Date.context_today)
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company)
     currency_id = fields.Many2one(related="company_id.currency_id")

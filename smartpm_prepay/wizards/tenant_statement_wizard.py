@@ -13,14 +13,12 @@ class SmartpmTenantStatementWizard(models.TransientModel):
 
     tenant_id = fields.Many2one(
         "res.partner",
-        string="Tenant",
         required=True,
         domain=[("is_tenant", "=", True)],
         help="The tenant whose purchases, reversals and consumption are listed.",
     )
     meter_id = fields.Many2one(
         "smartpm.meter",
-        string="Meter",
         help="Only this meter (the time the tenant held it); empty: all their meters.",
     )
     date_from = fields.Date(

@@ -97,7 +97,7 @@ class TestMoveOutJourney(DemoJourneyCase):
         # the owner, on the meter form: Move tenant out, refund, amina next
         action = self.meter.with_user(self.owner).action_move_out()
         wizard_form = Form(
-            self.env(user=self.owner)[action["res_model"]].with_context(action["context"])
+            self.env(user=self.owner)[action["res_model"]].with_context(**action["context"])
         )
         wizard_form.settlement_kind = "refund"
         self.assertTrue(wizard_form.refund_journal_id, "a cash journal is proposed")
