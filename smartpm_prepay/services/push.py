@@ -216,8 +216,6 @@ def cosem_datetime(raw):
     dev = int.from_bytes(raw[9:11], "big", signed=True)
     t = datetime(year, raw[2], raw[3], raw[5], raw[6], raw[7], hundredths * 10000)
     if dev != -0x8000:
-        from datetime import timedelta
-
         t = t + timedelta(minutes=dev)  # Blue Book: deviation = local to UTC, in minutes
     return t
 

@@ -43,13 +43,13 @@ EMPTY_CALENDAR = None  # a meter without a TOU tariff: nothing to push
 
 def _weekday_names(env):
     return [
-        _("Monday"),
-        _("Tuesday"),
-        _("Wednesday"),
-        _("Thursday"),
-        _("Friday"),
-        _("Saturday"),
-        _("Sunday"),
+        env._("Monday"),
+        env._("Tuesday"),
+        env._("Wednesday"),
+        env._("Thursday"),
+        env._("Friday"),
+        env._("Saturday"),
+        env._("Sunday"),
     ]
 
 
