@@ -266,6 +266,8 @@ def shared_odoo(db) -> OdooServer:
     server = _SHARED.get(db)
     if server is None or server.proc.poll() is not None:
         server = _SHARED[db] = _SHARED_STACK.enter_context(run_odoo(db))
+    # a server of its own that a test ran on ``db`` since has pointed web.base.url at it
+    set_base_url(db, server.url)
     drop_orm_caches(db)
     return server
 
