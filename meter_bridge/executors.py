@@ -493,7 +493,9 @@ def _meter_time(conn: MeterConnection) -> str | None:
 
 
 def run_read(conn: MeterConnection, p: dict) -> dict:
-    now = iso(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+    # to the microsecond: Odoo stores one reading per meter, OBIS and time (a retry's
+    # repeat is stored once), so two reads within one second must not share a time
+    now = iso(dt.datetime.now(dt.timezone.utc))
     readings, profiles, errors = [], {}, {}
     m = objects_of(conn)
     for item in p["objects"]:

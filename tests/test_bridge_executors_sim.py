@@ -14,6 +14,7 @@ model_mod = pytest.importorskip("meter_sim.model")
 
 from sim_fixtures import fleet_fixture, run_job  # noqa: E402
 
+from meter_bridge.codec import parse_iso  # noqa: E402
 from meter_bridge.errors import (  # noqa: E402
     InvocationCountersUsedUp,
     JobError,
@@ -106,6 +107,17 @@ def test_read_registers_scaled_with_units_and_profile(fleet, serial):
     rows = result["profiles"]["1.0.99.1.0.255"]
     assert len(rows) >= 10 and rows[0][0].endswith("Z") and len(rows[0]) == 3
     assert "9.9.9.9.9.255" in result["errors"]
+
+
+def test_two_reads_within_a_second_are_stamped_apart_and_in_order(fleet, serial):
+    """Odoo keeps one reading per meter, OBIS and time: reads of a register one after the
+    other (a TOU day read band by band) must not share a time, or the newer value is lost."""
+    objects = {"objects": [{"obis": "1.0.1.8.0.255", "ic": 3, "attribute": 2}]}
+    first = run(fleet, serial, "read", objects)["readings"][0]
+    fleet.meter(serial).advance(3600)
+    second = run(fleet, serial, "read", objects)["readings"][0]
+    assert second["value"] > first["value"]
+    assert parse_iso(second["time"]) > parse_iso(first["time"])
 
 
 def test_read_profile_by_time_range(fleet, serial):
