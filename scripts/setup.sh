@@ -110,6 +110,17 @@ if { ! command -v wkhtmltopdf >/dev/null 2>&1 || ! command -v pdftotext >/dev/nu
     wkhtmltopdf poppler-utils) >/dev/null 2>&1 \
     || say "WARNING: wkhtmltopdf could not be installed; PDF reports fall back to HTML"
 fi
+# A CJK font, so that a report printed in Chinese shows its glyphs and not empty boxes:
+# wkhtmltopdf takes what fontconfig offers for the characters the report's fonts (DejaVu,
+# Liberation) lack. WenQuanYi Micro Hei is the lightest Debian font covering Simplified
+# Chinese (1.6 MB; fonts-noto-cjk is 56 MB).
+if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh-cn 2>/dev/null)" ] \
+    && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  say "installing a Chinese font (fonts-wqy-microhei, Debian) for reports printed in Chinese"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    fonts-wqy-microhei) >/dev/null 2>&1 \
+    || say "WARNING: no Chinese font could be installed; Chinese PDF reports show boxes"
+fi
 if command -v wkhtmltopdf >/dev/null 2>&1 && [ -n "${ODOO_DIR:-}" ]; then
   # what Odoo itself decides at start (ok / broken / install / upgrade / bad_version)
   state=$("$VPY" -c 'from odoo.addons.base.models.ir_actions_report import wkhtmltopdf_state as s; print(s)' 2>/dev/null || echo unknown)
