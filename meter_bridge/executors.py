@@ -997,9 +997,59 @@ def _calendar(value, key: str) -> dict:
     }
 
 
+def _wild_date(text, key: str) -> tuple[int | None, int | None, int | None]:
+    """ "2026-12-16" or with wildcards "****-12-25" (every year), "2026-**-01" (every
+    month) as (year, month, day), None a wildcard."""
+    parts = text.split("-") if isinstance(text, str) else []
+    if len(parts) != 3 or [len(x) for x in parts] != [4, 2, 2]:
+        raise JobError(f"payload.{key} must be a YYYY-MM-DD date (* as wildcard)", False)
+    try:
+        year, month, day = (None if set(x) == {"*"} else int(x) for x in parts)
+        if year is not None and month is not None and day is not None:
+            dt.date(year, month, day)
+        if (month is not None and not 1 <= month <= 12) or (day is not None and not 1 <= day <= 31):
+            raise ValueError(text)
+        if year is not None and not 1 <= year < 0xFFFF:
+            raise ValueError(text)
+    except ValueError as e:
+        raise JobError(f"payload.{key}: {text!r} is not a date", retryable=False) from e
+    return year, month, day
+
+
+def _special_days(value, calendars: list[dict]) -> list[tuple] | None:
+    """[{date, day_id}] of the calendar's special days table (None: not in the payload,
+    the table is left as it is). Each day_id must be a day profile of one of the calendars
+    (the active or the passive one: the table serves both, the meter looks the day_id up in
+    the calendar active on the date)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_SPECIAL_DAYS:
+        raise JobError(
+            f"payload.special_days must be a list of at most {MAX_SPECIAL_DAYS} entries", False
+        )
+    known = {d[0] for cal in calendars for d in cal["days"]}
+    out, seen = [], set()
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise JobError(f"payload.special_days[{i}] must be an object {{date, day_id}}", False)
+        date = _wild_date(entry.get("date"), f"special_days[{i}].date")
+        day_id = _whole(entry.get("day_id"), f"special_days[{i}].day_id", 0, 255)
+        if day_id not in known:
+            raise JobError(
+                f"payload.special_days[{i}]: day_id {day_id} is no day profile of the calendars",
+                retryable=False,
+            )
+        if date in seen:
+            raise JobError(f"payload.special_days[{i}]: {entry['date']} given twice", False)
+        seen.add(date)
+        out.append((date, day_id))
+    return out
+
+
 def validate_set_tariff_calendar(payload: dict) -> dict:
     """`{"utc_offset_min", "active": calendar, "passive": calendar | null, "activate_at":
-    iso | null}`; a calendar is {name, seasons, weeks, days, charges} (docs/job-protocol.md)."""
+    iso | null, "special_days": [{date, day_id}] (optional)}`; a calendar is {name, seasons,
+    weeks, days, charges} (docs/job-protocol.md)."""
     offset = _whole(payload.get("utc_offset_min"), "utc_offset_min", -840, 840)
     active = _calendar(payload.get("active"), "active")
     passive = payload.get("passive")
@@ -1011,7 +1061,69 @@ def validate_set_tariff_calendar(payload: dict) -> dict:
             raise JobError("payload.activate_at is required with a passive calendar", False)
     else:
         when = None
-    return {"utc_offset_min": offset, "active": active, "passive": passive, "activate_at": when}
+    special = _special_days(
+        payload.get("special_days"), [c for c in (active, passive) if c is not None]
+    )
+    return {
+        "utc_offset_min": offset,
+        "active": active,
+        "passive": passive,
+        "activate_at": when,
+        "special_days": special,
+    }
+
+
+def _wild_date_bytes(date: tuple) -> bytes:
+    """COSEM date (year, month, day, day of week 0xFF) with 0xFFFF / 0xFF wildcards."""
+    year, month, day = date
+    year = 0xFFFF if year is None else year
+    month = 0xFF if month is None else month
+    day = 0xFF if day is None else day
+    return bytes([year >> 8, year & 0xFF, month, day, 0xFF])
+
+
+def _wild_date_text(raw) -> str:
+    raw = bytes(raw)
+    year = (raw[0] << 8) | raw[1]
+    return "-".join(
+        [
+            "****" if year == 0xFFFF else f"{year:04d}",
+            "**" if raw[2] == 0xFF else f"{raw[2]:02d}",
+            "**" if raw[3] == 0xFF else f"{raw[3]:02d}",
+        ]
+    )
+
+
+def _write_special_days(conn: MeterConnection, days: list[tuple]) -> None:
+    """The calendar's special days table, whole (a retry writes the same)."""
+    conn.set(
+        *objects_of(conn)["tou_special_days"],
+        2,
+        encode_array(
+            [
+                encode_structure(
+                    [
+                        encode_data(18, i),
+                        encode_data(9, _wild_date_bytes(date)),
+                        encode_data(17, day_id),
+                    ]
+                )
+                for i, (date, day_id) in enumerate(days)
+            ]
+        ),
+    )
+
+
+def read_special_days(conn: MeterConnection) -> list[dict]:
+    raw = conn.get(*objects_of(conn)["tou_special_days"], 2)
+    try:
+        return [{"date": _wild_date_text(d), "day_id": int(i)} for _index, d, i in raw]
+    except (TypeError, ValueError, IndexError) as e:
+        raise JobError(f"special days: unexpected answer from the meter ({e})") from e
+
+
+def _special_days_shape(days: list[tuple]) -> list[dict]:
+    return [{"date": _wild_date_text(_wild_date_bytes(d)), "day_id": i} for d, i in days]
 
 
 def _season_start(month: int, day: int) -> bytes:
@@ -1112,6 +1224,11 @@ def run_set_tariff_calendar(conn: MeterConnection, p: dict) -> dict:
     method 1), then the next one as passive with its activation time; read back. A retry
     writes the same (the meter's passive calendar is replaced whole)."""
     conn.set_value(*objects_of(conn)["tou_offset"], 2, p["utc_offset_min"], tag=16)
+    special = p.get("special_days")
+    if special is not None and (special or objects_of(conn).has("tou_special_days")):
+        # before the calendars: the day profiles the table names are in both (validated),
+        # and a holiday today is charged as one from the moment the job ends
+        _write_special_days(conn, special)
     current = read_calendar(conn)
     passive = p["passive"]
     if passive is not None and current["active"] == _shape(passive):
@@ -1119,7 +1236,7 @@ def run_set_tariff_calendar(conn: MeterConnection, p: dict) -> dict:
         # calendar by itself; writing the older one back would undo the tariff change
         result = dict(current)
         result["credit_kwh"], result["relay"] = _credit_and_relay(conn)
-        return result
+        return _with_special_days(conn, result, special)
     if current["active"] != _shape(p["active"]):
         _write_passive(conn, p["active"], NOT_SPECIFIED_TIME)
         conn.action(*objects_of(conn)["activity_calendar"], 1, encode_data(15, 0))
@@ -1132,6 +1249,16 @@ def run_set_tariff_calendar(conn: MeterConnection, p: dict) -> dict:
         raise JobError("tariff calendar: the meter read back another calendar than written")
     credit, relay = _credit_and_relay(conn)
     result.update(credit_kwh=credit, relay=relay)
+    return _with_special_days(conn, result, special)
+
+
+def _with_special_days(conn: MeterConnection, result: dict, special: list | None) -> dict:
+    """The special days table read back (when the job wrote one), checked."""
+    if special is None or not (special or objects_of(conn).has("tou_special_days")):
+        return result
+    result["special_days"] = read_special_days(conn)
+    if result["special_days"] != _special_days_shape(special):
+        raise JobError("tariff calendar: the meter read back other special days than written")
     return result
 
 

@@ -54,6 +54,8 @@ TARIFF_SCRIPT_TABLE = "0.0.10.0.100.255"  # the day profiles' script: selector =
 ACTIVE_TARIFF = ("0.0.96.14.0.255", 1)  # unsigned: the rate in force
 CONSUMPTION_CHARGE = ("0.0.19.20.0.255", 113)  # 2 collected, 5/6 unit charge, 7 activation
 TOU_OFFSET = ("0.0.13.0.128.255", 1)  # long: the calendar's local time - UTC, minutes
+# the calendar's Special days table (instance 0): {index, date, day_id of a day profile}
+TOU_SPECIAL_DAYS = ("0.0.11.0.0.255", 11)
 
 EVENT_LOGS = {"standard": STANDARD_EVENT_LOG, "fraud": FRAUD_EVENT_LOG}
 

@@ -34,6 +34,7 @@ FUNCTIONS: dict[str, tuple[tuple[str, int], frozenset, int | None]] = {
     "tariff_script_table": ((o.TARIFF_SCRIPT_TABLE, 9), frozenset({9}), None),
     "active_tariff": (o.ACTIVE_TARIFF, frozenset({1}), None),
     "tou_offset": (o.TOU_OFFSET, frozenset({1}), None),
+    "tou_special_days": (o.TOU_SPECIAL_DAYS, frozenset({11}), None),
     "push_heartbeat": (o.PUSH_HEARTBEAT_INTERVAL, frozenset({1}), None),
     "reconnect_delay": (o.RECONNECT_DELAY, frozenset({1}), None),
     "reconnect_attempts": (o.RECONNECT_ATTEMPTS, frozenset({1}), None),

@@ -413,6 +413,10 @@ class MeterModel:
         self.calendar_active: dict | None = None  # {name, seasons, weeks, days}
         self.calendar_passive: dict | None = None
         self.calendar_activate_at: dt.datetime | None = None
+        # Special days table of the calendar (IC 11 0.0.11.0.0.255): (year, month, day) with
+        # None for a wildcard (0xFFFF / 0xFF: every year, every month), and the day_id of the
+        # active calendar's day profile that replaces the weekday's on that date.
+        self.tou_special_days: list[tuple[tuple[int | None, int | None, int | None], int]] = []
         self.charges_active: dict[int, int] = {}  # rate -> charge_per_unit (price scale -4)
         self.charges_passive: dict[int, int] = {}
         # charge_per_unit x 10^price_scale milli-units per Wh (docs: -4..0)
@@ -1004,6 +1008,40 @@ class MeterModel:
                 raise ValueError("calendar UTC offset out of range")
             self.tou_offset_min = int(offset_min)
 
+    def set_tou_special_days(
+        self, entries: list[tuple[tuple[int | None, int | None, int | None], int]]
+    ) -> None:
+        """SET of the calendar's special days table (the whole table): [((year, month, day),
+        day_id)], None a wildcard. A day_id the active calendar has no day profile of is kept
+        (it may be the passive calendar's) and ignored while it has none."""
+        if len(entries) > MAX_SPECIAL_DAYS:
+            raise ValueError("too many special days")
+        checked = []
+        for (year, month, day), day_id in entries:
+            if month is not None and not 1 <= month <= 12:
+                raise ValueError(f"bad special day month {month}")
+            if day is not None and not 1 <= day <= 31:
+                raise ValueError(f"bad special day {day}")
+            if year is not None and month is not None and day is not None:
+                dt.date(year, month, day)  # a real date (ValueError otherwise)
+            if not 0 <= int(day_id) <= 255:
+                raise ValueError(f"bad day_id {day_id}")
+            checked.append(((year, month, day), int(day_id)))
+        with self.lock:
+            self.tou_special_days = checked
+            self._log(EV_TARIFF_CALENDAR_CHANGED)
+
+    def special_day_id(self, day: dt.date) -> int | None:
+        """The day_id the special days table gives ``day`` (a local date), or None."""
+        for (year, month, mday), day_id in self.tou_special_days:
+            if (
+                (year is None or year == day.year)
+                and (month is None or month == day.month)
+                and (mday is None or mday == day.day)
+            ):
+                return day_id
+        return None
+
     def activate_passive_calendar(self) -> bool:
         """IC 20 method 1 (and IC 113 method 2): the passive calendar and unit charge
         become the active ones. False (nothing changes) if the passive one is incomplete."""
@@ -1045,6 +1083,9 @@ class MeterModel:
                 season = candidate
         week = next(w for w in cal["weeks"] if w["name"] == season["week"])
         day_id = week["days"][local.weekday()]
+        special = self.special_day_id(local.date())
+        if special is not None and any(d["day_id"] == special for d in cal["days"]):
+            day_id = special  # a special day (public holiday) takes its own day profile
         day = next(d for d in cal["days"] if d["day_id"] == day_id)
         minute = local.hour * 60 + local.minute
         rate = day["schedule"][0]["rate"]
@@ -1245,6 +1286,9 @@ class MeterModel:
                 "charge_total": self.charge_total,
                 "calendar_active": (self.calendar_active or {}).get("name"),
                 "calendar_passive": (self.calendar_passive or {}).get("name"),
+                "tou_special_days": [
+                    {"date": _wild_date_text(d), "day_id": i} for d, i in self.tou_special_days
+                ],
                 "last_transfer_number": self.last_transfer_number,
                 "token_log": [
                     {
@@ -1283,6 +1327,18 @@ def _check_calendar(cal: dict) -> None:
                 raise ValueError("a day schedule has entries 00:00-23:59, rates 1-63")
     except (KeyError, TypeError) as e:
         raise ValueError(f"malformed activity calendar ({e})") from e
+
+
+def _wild_date_text(date: tuple[int | None, int | None, int | None]) -> str:
+    """(2026, 12, None) as "2026-12-**" (a wildcard as stars)."""
+    year, month, day = date
+    return "-".join(
+        [
+            "****" if year is None else f"{year:04d}",
+            "**" if month is None else f"{month:02d}",
+            "**" if day is None else f"{day:02d}",
+        ]
+    )
 
 
 def _clear_fields(token: bytes) -> tuple[int, int]:

@@ -102,6 +102,9 @@ TARIFF_SCRIPT_TABLE = "0.0.10.0.100.255"  # IC 9, scripts 1..8
 ACTIVE_TARIFF = "0.0.96.14.0.255"  # IC 1 unsigned: the rate in force
 CONSUMPTION_CHARGE = "0.0.19.20.0.255"  # IC 113, charge_type 0 consumption based
 TOU_OFFSET = "0.0.13.0.128.255"  # manufacturer-specific long: calendar local time - UTC, min
+# the calendar's Special days table (IC 11, instance 0): public holidays, each {index, date
+# (wildcards 0xFFFF / 0xFF allowed), day_id of a day profile of the activity calendar}
+TOU_SPECIAL_DAYS = "0.0.11.0.0.255"
 TOU_RATES = range(1, 9)
 RATE_REGISTERS = {f"1.0.1.8.{n}.255": n for n in TOU_RATES}
 CALENDAR_ACTIVATE = 1  # IC 20 method 1 activate_passive_calendar
@@ -155,6 +158,7 @@ CONTRACT = [
     (ACTIVE_TARIFF, 1, (1, 2)),
     (CONSUMPTION_CHARGE, 113, (1, 2, 3, 4, 5, 6, 7)),
     (TOU_OFFSET, 1, (1, 2)),
+    (TOU_SPECIAL_DAYS, 11, (1, 2)),
     *((ln, 3, (1, 2, 3)) for ln in RATE_REGISTERS),
 ]
 
@@ -261,6 +265,7 @@ def build_objects(serial: str, object_map: dict | None = None) -> GXDLMSObjectCo
     objs.append(GXDLMSData(ACTIVE_TARIFF))
     objs.append(GXDLMSCharge(CONSUMPTION_CHARGE))
     objs.append(GXDLMSData(TOU_OFFSET))
+    objs.append(GXDLMSSpecialDaysTable(TOU_SPECIAL_DAYS))
     objs.append(GXDLMSAssociationLogicalName(ASSOCIATION_LN))
     if object_map:
         check_object_map(object_map)
@@ -764,6 +769,62 @@ def _calendar_parts(settings, cal: dict | None):
     return name, seasons, weeks, days
 
 
+def _wild_date_bytes(date) -> bytes:
+    """COSEM date (5 octets) of (year, month, day), None as the wildcard; weekday 0xFF."""
+    year, month, day = date
+    year = 0xFFFF if year is None else year
+    return bytes(
+        [year >> 8, year & 0xFF, 0xFF if month is None else month, 0xFF if day is None else day]
+        + [0xFF]
+    )
+
+
+def _wild_date(b) -> tuple[int | None, int | None, int | None]:
+    b = bytes(b)
+    if len(b) != 5:
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    year = (b[0] << 8) | b[1]
+    # 0xFD / 0xFE (last day, daylight-saving begin/end) are not supported: refused
+    if b[2] in (0xFD, 0xFE) or b[3] in (0xFD, 0xFE):
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    return (
+        None if year == 0xFFFF else year,
+        None if b[2] == 0xFF else b[2],
+        None if b[3] == 0xFF else b[3],
+    )
+
+
+def _read_tou_special_days(settings, model, ln, index, *_selection):
+    if index != 2:
+        return None
+    return _array(
+        [
+            _struct(
+                settings,
+                [
+                    (DataType.UINT16, i),
+                    (DataType.OCTET_STRING, _wild_date_bytes(date)),
+                    (DataType.UINT8, day_id),
+                ],
+            )
+            for i, (date, day_id) in enumerate(model.tou_special_days)
+        ]
+    )
+
+
+def _write_tou_special_days(model: MeterModel, value) -> int:
+    """SET of the whole special days table: [{index, date, day_id}]."""
+    if not isinstance(value, (list, tuple)):
+        raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+    entries = []
+    for entry in value:
+        if not isinstance(entry, (list, tuple)) or len(entry) != 3:
+            raise AttributeError_(ErrorCode.UNMATCHED_TYPE)
+        entries.append((_wild_date(entry[1]), _as_int(entry[2])))
+    model.set_tou_special_days(entries)
+    return ErrorCode.OK
+
+
 def _activation_bytes(model) -> bytes:
     if model.calendar_activate_at is None:
         return bytes([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x80, 0x00, 0xFF])
@@ -1027,6 +1088,7 @@ _READERS = {
     TARIFF_SCRIPT_TABLE: _read_scripts,
     ACTIVE_TARIFF: _read_tou_data,
     TOU_OFFSET: _read_tou_data,
+    TOU_SPECIAL_DAYS: _read_tou_special_days,
 }
 
 
@@ -1064,6 +1126,8 @@ def write_attribute(model: MeterModel, ln: str, index: int, value) -> int:
         if ln == TOU_OFFSET and index == 2:
             model.set_tou_offset(_as_int(value))
             return ErrorCode.OK
+        if ln == TOU_SPECIAL_DAYS and index == 2:
+            return _write_tou_special_days(model, value)
         if ln == CREDIT and index == 5:
             model.set_thresholds(low_credit_wh=_as_int(value))
             return ErrorCode.OK

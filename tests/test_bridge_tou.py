@@ -276,3 +276,55 @@ def test_money_meter_thresholds_are_set_in_money(sim_fleet):
     )
     assert result == {"low_credit_money": 2.5, "trip_money": -0.25}
     assert (model.low_credit_wh, model.trip_wh) == (2_500, -250)
+
+
+def holiday_calendar(name):
+    """calendar() with a day profile 2: off-peak all day, for public holidays."""
+    cal = calendar(name)
+    cal["days"] = [*cal["days"], {"day_id": 2, "schedule": [{"start_min": 0, "rate": 1}]}]
+    return cal
+
+
+@pytest.mark.parametrize(
+    "days",
+    [
+        [{"date": "2026-02-30", "day_id": 2}],
+        [{"date": "2026-3-2", "day_id": 2}],
+        [{"date": "2026-03-02", "day_id": 7}],  # no such day profile
+        [{"date": "2026-03-02", "day_id": 2}, {"date": "2026-03-02", "day_id": 1}],
+        "2026-03-02",
+    ],
+)
+def test_bad_special_days_are_refused_before_the_meter(days):
+    payload = {**PAYLOAD, "active": holiday_calendar("X"), "special_days": days}
+    with pytest.raises(JobError) as exc:
+        ex.validate_set_tariff_calendar(payload)
+    assert exc.value.retryable is False
+
+
+def test_special_days_written_read_back_and_a_holiday_charged_at_its_band(sim_fleet):
+    fleet = sim_fleet(MeterConfig("TOU00013", credit_mode="money", credit_kwh=0.0), start=MIDNIGHT)
+    model = fleet.meter("TOU00013")
+    payload = dict(
+        PAYLOAD,
+        active=holiday_calendar("T1-20260101"),
+        special_days=[
+            {"date": "2026-03-02", "day_id": 2},  # today, Monday: a public holiday
+            {"date": "****-12-25", "day_id": 2},  # every year
+        ],
+    )
+    result = run(fleet, "TOU00013", "set_tariff_calendar", payload)
+    assert result["special_days"] == payload["special_days"]
+    assert model.tou_special_days == [((2026, 3, 2), 2), ((None, 12, 25), 2)]
+    token = model.mint_money_token(1, 20_000).hex()
+    run(fleet, "TOU00013", "add_credit", {"token": token, "transfer_number": 1, "kwh": 0})
+    model.set_load(1000)
+    model.advance(18 * 3600)  # 18:00 on the holiday: still off-peak
+    assert model.active_rate() == 1
+    model.advance(6 * 3600)  # the holiday: 24 kWh at 0.10
+    assert run(fleet, "TOU00013", "ping")["credit_money"] == 20.0 - 2.4
+    model.advance(18 * 3600)  # Tuesday 18:00: peak
+    assert model.active_rate() == 2
+    # an empty table clears it; the holiday is gone
+    cleared = run(fleet, "TOU00013", "set_tariff_calendar", dict(payload, special_days=[]))
+    assert cleared["special_days"] == [] and model.tou_special_days == []

@@ -95,3 +95,37 @@ def test_a_kwh_token_is_refused_by_a_money_meter_and_the_reverse():
     assert kwh_meter.credit_wh == before
     assert kwh_meter.events[-1].code == m.EV_TOKEN_WRONG_UNIT
     assert kwh_meter.apply_token(kwh_meter.mint_token(1, 5_000)) == m.TOKEN_OK
+
+
+# Off-peak all day (day_id 2): how the owner charges a public holiday
+HOLIDAY_CALENDAR = dict(
+    CALENDAR,
+    days=[*CALENDAR["days"], {"day_id": 2, "schedule": [{"start_min": 0, "rate": 1}]}],
+)
+
+
+def test_a_special_day_is_charged_at_its_own_day_profile_then_the_weekdays_again():
+    meter = money_meter()
+    meter.set_tariff_calendar(passive=HOLIDAY_CALENDAR, charges=CHARGES)
+    meter.activate_passive_calendar()
+    meter.set_tou_special_days([((2026, 3, 2), 2)])  # Monday 2 March: a public holiday
+    start_credit = meter.credit_wh
+    meter.advance(24 * 3600)  # the holiday: 24 kWh, all off-peak at 0.10
+    assert meter.rate_wh == {1: 24_000}
+    assert meter.credit_wh == start_credit - 2_400
+    meter.advance(17 * 3600)  # Tuesday until 17:00: off-peak
+    assert meter.active_rate() == 2  # the next working day's peak is peak again
+    meter.advance(4 * 3600)
+    assert meter.rate_wh == {1: 41_000, 2: 4_000}
+    assert meter.credit_wh == start_credit - 4_100 - 1_600
+
+
+def test_a_special_day_with_wildcards_recurs_and_an_unknown_day_id_is_ignored():
+    meter = money_meter()
+    meter.set_tariff_calendar(passive=HOLIDAY_CALENDAR, charges=CHARGES)
+    meter.activate_passive_calendar()
+    meter.set_tou_special_days([((None, 3, 2), 2)])  # 2 March, every year
+    meter.advance(18 * 3600)
+    assert meter.active_rate() == 1
+    meter.set_tou_special_days([((2026, 3, 2), 9)])  # no day profile 9: the weekday's
+    assert meter.active_rate() == 2

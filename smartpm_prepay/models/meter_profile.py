@@ -90,6 +90,24 @@ class SmartpmMeterProfile(models.Model):
             ]
         return vals
 
+    @api.model
+    def _add_new_smartpm_functions(self):
+        """Install and upgrade: the SmartPM profile (kept by noupdate) gets the contract's
+        functions added since it was made (the meters and the simulator have them), e.g.
+        the calendar's special days; a line the owner changed or removed stays as it is
+        once present."""
+        profile = self.env.ref("smartpm_prepay.meter_profile_smartpm", raise_if_not_found=False)
+        if not profile:
+            return
+        have = set(profile.object_ids.mapped("function"))
+        new = [
+            fields.Command.create(line)
+            for line in meter_profile.smartpm_lines()
+            if line["function"] in meter_profile.ADDED_FUNCTIONS and line["function"] not in have
+        ]
+        if new:
+            profile.write({"object_ids": new})
+
     def _compute_meter_count(self):
         counts = dict(
             self.env["smartpm.meter"]._read_group(

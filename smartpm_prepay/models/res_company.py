@@ -4,7 +4,7 @@ import math
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..services import friendly, prepayment, settlement, standing_charge
+from ..services import friendly, prepayment, settlement, standing_charge, tou
 
 _logger = logging.getLogger(__name__)
 
@@ -205,6 +205,7 @@ class ResCompany(models.Model):
         res = super().write(vals)
         if FRIENDLY_FIELDS & set(vals) and not self.env.context.get(FRIENDLY_DEFER):
             friendly.push_companies(self.env, self)
+            tou.push_companies(self.env, self)  # another calendar: other public holidays
         return res
 
     @api.model

@@ -1,6 +1,6 @@
 from odoo import api, fields, models
 
-from ..services import friendly, wsse
+from ..services import friendly, tou, wsse
 from .res_company import FRIENDLY_DEFER
 
 RETENTION_PARAM = "smartpm_prepay.job_retention_days"
@@ -99,4 +99,5 @@ class ResConfigSettings(models.TransientModel):
         res = super(ResConfigSettings, self.with_context(**{FRIENDLY_DEFER: True})).set_values()
         # pushed only to meters whose last schedule differs (services/friendly.push)
         friendly.push_companies(self.env, self.company_id)
+        tou.push_companies(self.env, self.company_id)  # the public holidays of TOU meters
         return res

@@ -1,6 +1,6 @@
 from odoo import models
 
-from ..services import friendly
+from ..services import friendly, tou
 from .res_company import FRIENDLY_DEFER
 
 
@@ -12,5 +12,7 @@ class ResourceCalendar(models.Model):
         schedule of the companies that follow it once."""
         res = super(ResourceCalendar, self.with_context(**{FRIENDLY_DEFER: True})).write(vals)
         if not self.env.context.get(FRIENDLY_DEFER):
-            friendly.push_companies(self.env, friendly.companies_of_calendars(self.env, self))
+            companies = friendly.companies_of_calendars(self.env, self)
+            friendly.push_companies(self.env, companies)
+            tou.push_companies(self.env, companies)  # its public holidays, as special days
         return res

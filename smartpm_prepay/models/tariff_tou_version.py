@@ -36,6 +36,27 @@ class SmartpmTariffTouVersion(models.Model):
     rule_ids = fields.One2many(
         "smartpm.tariff.band.rule", "version_id", string="Band hours", copy=True
     )
+    holiday_mode = fields.Selection(
+        [
+            ("weekday", "As the weekday it falls on"),
+            ("sunday", "As a Sunday"),
+            ("band", "All day in one band"),
+        ],
+        string="Public holidays charged",
+        required=True,
+        default="weekday",
+        help="How the meters charge the company's public holidays (the holidays of the "
+        "friendly-period calendar in Settings, no other list): as the weekday they fall on "
+        "(a Wednesday holiday has Wednesday's peak), with Sunday's band hours, or all day at "
+        "the price of one band. Each holiday is sent to the meters as a special day; a "
+        "change of the holidays or of this setting reaches every meter of the tariff once.",
+    )
+    holiday_band_id = fields.Many2one(
+        "smartpm.tariff.band",
+        string="Holiday band",
+        domain="[('version_id', '=', id)]",
+        help="The band (and so the price) of the whole day on a public holiday.",
+    )
     state = fields.Selection(
         [("past", "Replaced"), ("current", "In force"), ("future", "Planned")],
         compute="_compute_state",
@@ -90,5 +111,13 @@ class SmartpmTariffTouVersion(models.Model):
         """Every minute of every weekday of every season is in exactly one band."""
         for version in self:
             error = tou.coverage_error(version)
+            if error:
+                raise ValidationError(error)
+
+    @api.constrains("holiday_mode", "holiday_band_id", "band_ids")
+    def _check_holiday_band(self):
+        """All day in one band: a band of this version."""
+        for version in self:
+            error = tou.holiday_error(version)
             if error:
                 raise ValidationError(error)

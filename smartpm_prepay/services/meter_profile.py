@@ -37,6 +37,7 @@ FUNCTIONS = {
     "tariff_script_table": ("Tariff script table", "0.0.10.0.100.255", (9,), None),
     "active_tariff": ("Rate in force", "0.0.96.14.0.255", (1,), None),
     "tou_offset": ("Calendar UTC offset", "0.0.13.0.128.255", (1,), None),
+    "tou_special_days": ("Calendar special days (holidays)", "0.0.11.0.0.255", (11,), None),
     "push_setup": ("Push setup (one line each)", None, (40,), None),
     "push_heartbeat": ("Push heartbeat interval", "0.0.25.9.128.255", (1,), None),
     "reconnect_delay": ("Reconnect delay", "0.0.17.0.128.255", (1,), None),
@@ -47,6 +48,9 @@ FUNCTIONS = {
     "friendly_limit": ("Friendly credit limit", "0.0.11.0.129.255", (1,), None),
     "friendly_state": ("Friendly state", "0.0.11.0.130.255", (1,), None),
 }
+# functions added to the contract after the SmartPM profile of a database was made: an
+# upgrade adds them to it (models/meter_profile._add_new_smartpm_functions)
+ADDED_FUNCTIONS = ("tou_special_days",)
 SMARTPM_PUSH_SETUPS = ("0.0.25.9.0.255", "0.1.25.9.0.255", "0.2.25.9.0.255")
 # What every prepaid meter needs for a sale to reach it and be seen: credit, the relay,
 # the token gateway and the clock.

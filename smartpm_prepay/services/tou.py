@@ -186,6 +186,29 @@ def coverage_error(version):
     return None
 
 
+def holiday_error(version):
+    """Why the version's public-holiday setting cannot be used, in words, or None."""
+    if version.holiday_mode != "band":
+        return None
+    band = version.holiday_band_id
+    if not band:
+        return version.env._(
+            "Tariff %(tariff)s, prices from %(date)s: public holidays are charged all day in "
+            "one band; choose the band.",
+            tariff=version.tariff_id.name,
+            date=version.date_start,
+        )
+    if band.version_id != version:
+        return version.env._(
+            "Tariff %(tariff)s, prices from %(date)s: the holiday band %(band)s is a band of "
+            "other prices; choose one of this version's bands.",
+            tariff=version.tariff_id.name,
+            date=version.date_start,
+            band=band.name,
+        )
+    return None
+
+
 def _gap(tariff, date, day, start, end, where):
     return _(
         "Tariff %(tariff)s, prices from %(date)s: no band covers %(day)s %(start)s-%(end)s"
@@ -216,6 +239,16 @@ def band_hours_text(version, band):
         if rule.season_id:
             text += f" ({rule.season_id.name})"
         parts.append(text)
+    env = version.env
+    if version.holiday_mode == "band":
+        if band == version.holiday_band_id:
+            parts.append(env._("public holidays all day"))
+        elif parts:
+            return env._("%s, not on public holidays", "; ".join(parts))
+    elif version.holiday_mode == "sunday" and any(
+        r.sun for r in version.rule_ids if r.band_id == band
+    ):
+        parts.append(env._("public holidays as Sundays"))
     return "; ".join(parts)
 
 
@@ -323,6 +356,11 @@ def version_calendar(version):
             }
         )
         weeks.append({"name": f"W{i}", "days": week})
+    if version.holiday_mode == "band" and version.holiday_band_id:
+        key = ((0, version.holiday_band_id.rate),)  # the holiday: one band all day
+        if key not in day_ids:
+            day_ids[key] = len(day_ids) + 1
+            days.append({"day_id": day_ids[key], "schedule": [{"start_min": 0, "rate": key[0][1]}]})
     return {
         "name": f"T{version.tariff_id.id}-{version.date_start:%Y%m%d}",
         "seasons": seasons,
@@ -334,6 +372,57 @@ def version_calendar(version):
         ],
         "price_scale": scale,
     }
+
+
+def _season_of(calendar, day):
+    """The calendar's season (dict) a local date is in, as the meter chooses it."""
+    seasons = sorted(calendar["seasons"], key=lambda s: (s["start_month"], s["start_day"]))
+    season = seasons[-1]  # before the first start of the year: the last season runs
+    for candidate in seasons:
+        if (candidate["start_month"], candidate["start_day"]) <= (day.month, day.day):
+            season = candidate
+    return season
+
+
+def holiday_day_id(version, calendar, day):
+    """The day profile (day_id of ``calendar``, the version's) a public holiday on the
+    local date ``day`` is charged with, or None: as the weekday it falls on."""
+    if version.holiday_mode == "sunday":
+        season = _season_of(calendar, day)
+        week = next(w for w in calendar["weeks"] if w["name"] == season["week"])
+        return week["days"][6]
+    if version.holiday_mode == "band" and version.holiday_band_id:
+        schedule = [{"start_min": 0, "rate": version.holiday_band_id.rate}]
+        return next(d["day_id"] for d in calendar["days"] if d["schedule"] == schedule)
+    return None
+
+
+def public_holidays(company, today):
+    """Local dates (date objects) of the company's public holidays from ``today`` for a
+    year: the global leaves of its friendly-period calendar (services/friendly.py), the one
+    list the owner keeps."""
+    calendar = company.smartpm_friendly_calendar_id
+    if not calendar:
+        return []
+    return [
+        datetime.strptime(d, "%Y-%m-%d").date()
+        for d in friendly.holiday_dates(company, calendar, today)
+    ]
+
+
+def special_days(tariff, company, today, active, passive, calendars):
+    """The special days table of the payload: each public holiday with the day profile of
+    the version in force that day (the active one, or the passive one from its start; a
+    holiday of a later version comes with the push that makes it the passive one)."""
+    out = []
+    for day in public_holidays(company, today):
+        version = tariff._tou_version_at(day)
+        if version not in (active, passive):
+            continue
+        day_id = holiday_day_id(version, calendars[version.id], day)
+        if day_id is not None:
+            out.append({"date": day.isoformat(), "day_id": day_id})
+    return out
 
 
 def build_payload(meter, now=None):
@@ -350,11 +439,15 @@ def build_payload(meter, now=None):
     activate_at = None
     if passive:
         activate_at = day_start_utc(company, passive.date_start).isoformat() + "+00:00"
+    calendars = {active.id: version_calendar(active)}
+    if passive:
+        calendars[passive.id] = version_calendar(passive)
     return {
         "utc_offset_min": friendly.utc_offset_min(company, now),
-        "active": version_calendar(active),
-        "passive": version_calendar(passive) if passive else None,
+        "active": calendars[active.id],
+        "passive": calendars[passive.id] if passive else None,
         "activate_at": activate_at,
+        "special_days": special_days(tariff, company, today, active, passive, calendars),
     }
 
 
@@ -378,7 +471,14 @@ def push(env, meters, force=False, now=None):
     pushed calendar differs from the one its tariff gives now. Returns the jobs created."""
     meters = meters.sudo()._commandable().filtered(lambda m: m.credit_mode == "money")
     Job = env["smartpm.meter.job"]
-    payloads = {m.id: build_payload(m, now) for m in meters}
+    # the payload depends on the meter's tariff and company only: built once for each pair
+    by_pair = {}
+    payloads = {}
+    for m in meters:
+        pair = (m._get_tariff().id, m.company_id.id)
+        if pair not in by_pair:
+            by_pair[pair] = build_payload(m, now)
+        payloads[m.id] = by_pair[pair]
     meters = meters.filtered(lambda m: payloads[m.id])
     if not meters:
         return Job.sudo().browse()
@@ -417,6 +517,26 @@ def meters_of_tariffs(env, tariffs):
             ]
         )
     )
+
+
+def push_companies(env, companies):
+    """The public holidays of ``companies`` changed (a holiday added, moved or removed,
+    another friendly-period calendar): their money-mode meters whose calendar payload
+    changed get it, once (push compares with the last pushed payload)."""
+    if not companies:
+        return
+    meters = (
+        env["smartpm.meter"]
+        .sudo()
+        .search(
+            [
+                ("company_id", "in", companies.ids),
+                ("credit_mode", "=", "money"),
+                ("state", "in", ("active", "disconnected")),
+            ]
+        )
+    )
+    push(env, meters)
 
 
 def refresh_all(env, now=None):

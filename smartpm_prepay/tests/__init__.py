@@ -45,6 +45,7 @@ from . import test_statement
 from . import test_statement_portal
 from . import test_emergency
 from . import test_friendly
+from . import test_tou_holidays
 from . import test_move_out
 from . import test_push
 from . import test_standing_charge

@@ -1,0 +1,132 @@
+"""Issue 17 §6: public holidays of a time-of-use tariff, charged by the meter as special
+days (the calendar's Special days table, docs/meter-contract.md): the owner's setting per
+version, its validation, the special days pushed to every meter once per change."""
+
+from datetime import datetime, timedelta
+
+from odoo import fields
+from odoo.exceptions import ValidationError
+from odoo.tests import tagged
+
+from ..services import tou
+from .test_tou import TouMixin
+from .test_vending import VendingCase
+
+TWO_HOURS = timedelta(hours=2)
+
+
+@tagged("post_install", "-at_install")
+class TestTouHolidays(TouMixin, VendingCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company.partner_id.tz = "Africa/Johannesburg"  # UTC+2, no daylight saving
+        cls.calendar = cls.env["resource.calendar"].create(
+            {"name": "Holidays", "company_id": cls.company.id, "attendance_ids": []}
+        )
+        cls.company.smartpm_friendly_calendar_id = cls.calendar
+        cls.tariff = cls._tou_tariff("Evening peak", date_start=fields.Date.today())
+        cls.version = cls.tariff.tou_version_ids
+        cls.off_band, cls.peak_band = cls.version.band_ids.sorted("rate")
+        cls.flat_tou = cls._tou_tariff("Weekday holidays", date_start=fields.Date.today())
+        cls.meters = [
+            cls._meter(
+                f"HOL-{i}",
+                tenant_id=cls._tenant(f"Holiday tenant {i}").id,
+                state="active",
+                credit_mode="money",
+                tariff_id=tariff.id,
+            )
+            for i, tariff in enumerate([cls.tariff, cls.tariff, cls.flat_tou])
+        ]
+        cls.day = fields.Date.today() + timedelta(days=9)
+
+    def _holiday(self, day, name="Founders' Day"):
+        """A public holiday of the company's calendar: its whole local day (UTC+2)."""
+        return self.env["resource.calendar.leaves"].create(
+            {
+                "name": name,
+                "calendar_id": self.calendar.id,
+                "company_id": self.company.id,
+                "date_from": datetime(day.year, day.month, day.day) - TWO_HOURS,
+                "date_to": datetime(day.year, day.month, day.day) + timedelta(days=1) - TWO_HOURS,
+            }
+        )
+
+    def _jobs(self, meter):
+        return meter.job_ids.filtered(lambda j: j.job_type == tou.JOB_TYPE).sorted("id")
+
+    def _charge_holidays_off_peak(self):
+        self.version.write({"holiday_mode": "band", "holiday_band_id": self.off_band.id})
+
+    def test_all_day_band_without_a_band_is_refused_naming_the_tariff(self):
+        with self.assertRaisesRegex(ValidationError, "Evening peak.*choose the band"):
+            self.version.write({"holiday_mode": "band", "holiday_band_id": False})
+        other = self.flat_tou.tou_version_ids.band_ids[:1]
+        with self.assertRaisesRegex(ValidationError, "Evening peak.*holiday band Off-peak"):
+            self.version.write({"holiday_mode": "band", "holiday_band_id": other.id})
+
+    def test_a_holiday_is_a_special_day_with_an_all_day_profile_of_its_band(self):
+        self._holiday(self.day)
+        self._charge_holidays_off_peak()
+        payload = self._jobs(self.meters[0])[-1].payload
+        holiday_days = [d for d in payload["active"]["days"] if len(d["schedule"]) == 1]
+        self.assertEqual(holiday_days, [{"day_id": 2, "schedule": [{"start_min": 0, "rate": 1}]}])
+        self.assertEqual(payload["special_days"], [{"date": self.day.isoformat(), "day_id": 2}])
+        # as a Sunday: the Sunday profile of the week (here every day has the same)
+        self.version.holiday_mode = "sunday"
+        payload = self._jobs(self.meters[0])[-1].payload
+        sunday = payload["active"]["weeks"][0]["days"][6]
+        self.assertEqual(
+            payload["special_days"], [{"date": self.day.isoformat(), "day_id": sunday}]
+        )
+        # the weekday's: no special day
+        self.version.holiday_mode = "weekday"
+        self.assertEqual(self._jobs(self.meters[0])[-1].payload["special_days"], [])
+
+    def test_a_holiday_after_a_planned_version_takes_that_versions_profile(self):
+        later = self._add_version(self.tariff, self.day - timedelta(days=2), peak=0.60)
+        later.write({"holiday_mode": "band", "holiday_band_id": later.band_ids[1].id})
+        self._holiday(self.day)
+        payload = self._jobs(self.meters[0])[-1].payload
+        self.assertEqual(payload["active"]["days"][1:], [])  # today's version: weekdays
+        self.assertEqual(
+            payload["passive"]["days"][1], {"day_id": 2, "schedule": [{"start_min": 0, "rate": 2}]}
+        )
+        self.assertEqual(payload["special_days"], [{"date": self.day.isoformat(), "day_id": 2}])
+
+    def test_a_holiday_change_reaches_each_meter_of_the_tariff_once(self):
+        self._charge_holidays_off_peak()
+        before = {m.id: len(self._jobs(m)) for m in self.meters}
+        leave = self._holiday(self.day)
+        for meter in self.meters[:2]:
+            self.assertEqual(len(self._jobs(meter)), before[meter.id] + 1, meter.serial_number)
+        # a meter whose tariff charges holidays as weekdays: its calendar is the same
+        self.assertEqual(len(self._jobs(self.meters[2])), before[self.meters[2].id])
+        # saving the same again, the calendar form's save, the daily refresh: nothing new
+        count = {m.id: len(self._jobs(m)) for m in self.meters}
+        leave.write({"name": "Founders' Day (observed)"})
+        self.calendar.write({"name": "Public holidays"})
+        self.version.write({"holiday_band_id": self.off_band.id})
+        tou.refresh_all(self.env)
+        self.assertEqual({m.id: len(self._jobs(m)) for m in self.meters}, count)
+        # moving it: one job each, the older pending one cancelled
+        pending = self._jobs(self.meters[0])[-1]
+        leave.write(
+            {
+                "date_from": leave.date_from + timedelta(days=1),
+                "date_to": leave.date_to + timedelta(days=1),
+            }
+        )
+        self.assertEqual(pending.state, "cancelled")
+        moved = self._jobs(self.meters[0])[-1].payload["special_days"]
+        self.assertEqual(moved, [{"date": (self.day + timedelta(days=1)).isoformat(), "day_id": 2}])
+        leave.unlink()
+        self.assertEqual(self._jobs(self.meters[1])[-1].payload["special_days"], [])
+
+    def test_quote_and_tariff_say_how_holidays_are_charged(self):
+        self._charge_holidays_off_peak()
+        bands = {b["name"]: b["hours"] for b in tou.price_bands(self.tariff)}
+        self.assertIn("public holidays all day", bands["Off-peak"])
+        self.assertIn("not on public holidays", bands["Peak"])
+        self.assertIn("public holidays all day", self.tariff._price_description())
