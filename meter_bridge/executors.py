@@ -119,6 +119,7 @@ MONEY_RESULT_KEYS = {
     "emergency_repaid_kwh": "emergency_repaid_money",
     "low_credit_kwh": "low_credit_money",
     "trip_kwh": "trip_money",
+    "friendly_limit_kwh": "friendly_limit_money",
 }
 # Load-trip recovery (docs/meter-contract.md): control modes with and without local
 # reconnection (Blue Book IC 70: modes 5 and 6 add transition h to modes 1/2 and 3/4).
@@ -169,6 +170,8 @@ def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
         checked["lease_check"] = lambda: check_lease(job)
         checked["lease_check"]()  # no association for a job whose lease is gone
     meter = job.get("meter") or {}
+    if job_type == "take_emergency_credit":  # its refusal names the meter's credit unit
+        checked["money"] = meter.get("credit_mode") == "money"
     with MeterConnection.from_job_meter(
         meter,
         deadline_s=deadline_s,
@@ -357,8 +360,10 @@ def _whole(value, key: str, low: int, high: int) -> int:
 
 def validate_set_friendly_schedule(payload: dict) -> dict:
     """Weekly windows (weekday 0 = Monday, minutes of the local day, start < end, no window
-    across midnight: split it), special days as ISO dates, the limit in kWh (<= 0), all in
-    the local time UTC + utc_offset_min."""
+    across midnight: split it), special days as ISO dates, the limit (<= 0) in kWh
+    (``friendly_limit_kwh``) or, on a money-mode meter, in currency
+    (``friendly_limit_money``), all in the local time UTC + utc_offset_min. Internally
+    ``friendly_limit_wh``: the meter's credit unit (Wh, or milli-units)."""
     offset = _whole(payload.get("utc_offset_min"), "utc_offset_min", -MAX_UTC_OFFSET_MIN, 840)
     windows = payload.get("windows")
     if not isinstance(windows, list) or len(windows) > MAX_FRIENDLY_WINDOWS:
@@ -389,9 +394,10 @@ def validate_set_friendly_schedule(payload: dict) -> dict:
             raise JobError(
                 f"payload.special_days[{i}] must be a YYYY-MM-DD date", retryable=False
             ) from e
-    limit = _number(payload, "friendly_limit_kwh", allow_negative=True)
+    key = "friendly_limit_money" if "friendly_limit_money" in payload else "friendly_limit_kwh"
+    limit = _number(payload, key, allow_negative=True)
     if limit > 0:
-        raise JobError("payload.friendly_limit_kwh must be at or below 0", retryable=False)
+        raise JobError(f"payload.{key} must be at or below 0", retryable=False)
     return {
         "utc_offset_min": offset,
         "windows": checked,
@@ -781,9 +787,15 @@ def run_take_emergency_credit(conn: MeterConnection, p: dict) -> dict:
     already = before["emergency_status"] in ("in_use", "exhausted")
     if not already:
         if before["emergency_status"] != "selectable":
+            # the meter's credit unit: Wh, or milli-units of the currency on a money meter
+            level = (
+                f"{before['emergency_threshold_kwh']:.3f} (currency)"
+                if p.get("money")
+                else f"{before['emergency_threshold_kwh']} kWh"
+            )
             raise MeterRefused(
                 f"emergency credit is not selectable ({before['emergency_status']}: credit "
-                f"above {before['emergency_threshold_kwh']} kWh or no amount set)"
+                f"above {level} or no amount set)"
             )
         conn.action(obis, ic, CREDIT_INVOKE, encode_data(17, 2))
     credit_kwh, relay = _credit_and_relay(conn)

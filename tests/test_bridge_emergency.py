@@ -105,3 +105,31 @@ def test_a_reading_association_sees_the_status_but_cannot_take_it(sim_fleet):
     with pytest.raises(MeterRefused):
         run_job(f, "SIM00082", "take_emergency_credit", **reading)
     assert model.credit_wh == 1000 and model.emergency_owed_wh == 0
+
+
+money_fleet = fleet_fixture(
+    MeterConfig("SIM00085", credit_mode="money", credit_kwh=3.0), scope="function"
+)
+
+
+def test_money_meter_refusal_names_the_currency_not_kwh(money_fleet):
+    """On a money meter the level is currency (milli-units / 1000): the refusal says so."""
+    run_job(
+        money_fleet,
+        "SIM00085",
+        "set_emergency_credit",
+        {"amount_money": 5, "threshold_money": 0.5},
+        credit_mode="money",
+    )
+    with pytest.raises(MeterRefused) as exc:
+        run_job(money_fleet, "SIM00085", "take_emergency_credit", credit_mode="money")
+    message = str(exc.value)
+    assert "not selectable" in message and "above 0.500 (currency)" in message
+    assert "kWh" not in message
+    assert money_fleet.meter("SIM00085").emergency_owed_wh == 0
+
+
+def test_kwh_meter_refusal_names_kwh(fleet):
+    run_job(fleet, SERIAL, "set_emergency_credit", {"amount_kwh": 5, "threshold_kwh": 0.5})
+    with pytest.raises(MeterRefused, match=r"above 0\.5 kWh"):
+        run_job(fleet, SERIAL, "take_emergency_credit")

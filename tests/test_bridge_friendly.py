@@ -130,3 +130,35 @@ def test_a_full_schedule_fits_one_ciphered_set(fleet, serial):
     )
     assert len(model.friendly_windows) == 64 and len(model.friendly_days) == 128
     assert model.friendly_offset_min == -300 and model.friendly_limit_wh == -1500
+
+
+money_fleet = fleet_fixture(
+    MeterConfig("SIM00084", credit_mode="money", credit_kwh=0.5),
+    start=START,
+)
+
+
+def test_money_meter_gets_the_limit_in_currency_and_defers_down_to_it(money_fleet):
+    """A money-mode meter counts milli-units: friendly_limit_money -2.5 is -2500 of them,
+    read back in currency; the meter defers its trip down to that and trips there."""
+    model = money_fleet.meter("SIM00084")
+    payload = {k: v for k, v in GOOD.items() if k != "friendly_limit_kwh"}
+    payload["friendly_limit_money"] = -2.5
+    result = run_job(money_fleet, "SIM00084", "set_friendly_schedule", payload, credit_mode="money")
+    assert result["friendly_limit_money"] == -2.5 and "friendly_limit_kwh" not in result
+    assert result["credit_money"] == 0.5 and result["friendly"] == "inside"
+    assert model.friendly_limit_wh == -2500
+    model.charge_scale_active = -4
+    model.charges_active = {rate: 10_000 for rate in range(64)}  # 1.000 a kWh, any band
+    model.set_load(2000)
+    model.advance(1800)  # Friday 20:00 local: 1 kWh, 1.000 used of 0.500: still on
+    assert model.relay_connected and -2500 < model.credit_wh < 0
+    assert model.credit_wh == -500
+    model.advance(3 * 3600)  # the limit reached inside the period: off
+    assert not model.relay_connected and model.credit_wh <= -2500
+
+
+def test_money_limit_above_zero_is_refused():
+    payload = {k: v for k, v in GOOD.items() if k != "friendly_limit_kwh"}
+    with pytest.raises(JobError, match="friendly_limit_money"):
+        ex.validate_set_friendly_schedule({**payload, "friendly_limit_money": 1.0})

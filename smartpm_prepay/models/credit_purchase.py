@@ -180,6 +180,24 @@ class SmartpmCreditPurchase(models.Model):
         "during a friendly period after the credit ran out): the meter's credit after the "
         "token was that much below the kWh bought.",
     )
+    # money-mode meters: the same two figures in the tariff's currency (what the meter
+    # counts), from the money the token brought
+    emergency_repaid_money = fields.Float(
+        digits=(16, 3),
+        string="Emergency credit repaid (money)",
+        readonly=True,
+        copy=False,
+        help="Money-mode meters: of this purchase's credit, what the meter kept to repay "
+        "emergency credit the tenant had taken (the rest went to credit).",
+    )
+    debt_repaid_money = fields.Float(
+        digits=(16, 3),
+        string="Negative credit repaid (money)",
+        readonly=True,
+        copy=False,
+        help="Money-mode meters: of this purchase's credit, what repaid the meter's negative "
+        "credit (used during a friendly period after the credit ran out).",
+    )
     # the receipt's energy split until the meter has the token (services/receipt.py)
     expected_emergency_repaid_kwh = fields.Float(
         string="Emergency credit to repay (kWh, expected)",
@@ -368,6 +386,8 @@ class SmartpmCreditPurchase(models.Model):
         "kwh",
         "emergency_repaid_kwh",
         "debt_repaid_kwh",
+        "emergency_repaid_money",
+        "debt_repaid_money",
         "expected_emergency_repaid_kwh",
         "expected_negative_repaid_kwh",
         "expected_balance_kwh",
@@ -595,6 +615,8 @@ class SmartpmCreditPurchase(models.Model):
                     "date_delivered": fields.Datetime.now(),
                     "emergency_repaid_kwh": float(result.get("emergency_repaid_kwh") or 0.0),
                     "debt_repaid_kwh": purchase._negative_credit_repaid(result),
+                    "emergency_repaid_money": float(result.get("emergency_repaid_money") or 0.0),
+                    "debt_repaid_money": purchase._negative_money_repaid(result),
                     "charge_total_at_delivery": float(result.get("charge_total") or 0.0),
                 }
             )
@@ -636,6 +658,19 @@ class SmartpmCreditPurchase(models.Model):
             return 0.0
         brought = self.kwh - float(result.get("emergency_repaid_kwh") or 0.0)
         before = float(result["credit_kwh"]) - brought
+        if before >= 0 or brought <= 0:
+            return 0.0
+        return float_round(min(-before, brought), precision_digits=3)
+
+    def _negative_money_repaid(self, result):
+        """Money-mode meter: what of the credit this token brought (its money less the
+        emergency credit it repaid) went to negative credit, from the credit the meter
+        reports after it (currency, three decimals: the meter's milli-units)."""
+        self.ensure_one()
+        if self.credit_mode != "money" or "credit_money" not in result:
+            return 0.0
+        brought = self.credit_money - float(result.get("emergency_repaid_money") or 0.0)
+        before = float(result["credit_money"]) - brought
         if before >= 0 or brought <= 0:
             return 0.0
         return float_round(min(-before, brought), precision_digits=3)

@@ -718,8 +718,9 @@ class SmartpmMeter(models.Model):
         emergency.push_changed(self, emergency_before)
         self._smartpm_push_setup_changed(push_before)
         standing_charge.push_changed(self, charge_before)
-        if vals.get("state") == "active":
-            friendly.push(self.env, self)  # activated (or reconnected): its schedule if new
+        if vals.get("state") == "active" or "credit_mode" in vals:
+            # activated (or reconnected), or its credit unit changed (the limit is in it)
+            friendly.push(self.env, self)
         if {"state", "credit_mode", "tariff_id", "tenant_id"} & set(vals):
             tou.push(self.env, self)  # a new calendar if the tariff in force gives another
         return res

@@ -174,8 +174,24 @@ class SmartpmMoveOut(models.Model):
         move_out = self._lock()
         if move_out.state != "draft":
             return
+        move_out._check_meter_settleable(move_out.meter_id)
         move_out._queue_reading()
         move_out.state = "reading"
+
+    @api.model
+    def _check_meter_settleable(self, meter):
+        """The settlement works out kWh (services/settlement.py): a money-mode meter's credit
+        (currency) would be valued as kWh, credit lost or created. Refused, nothing done."""
+        meter = meter.sudo()
+        if meter.credit_mode == "money":
+            raise UserError(
+                self.env._(
+                    "Meter %(meter)s holds its credit in money (time-of-use tariff): its "
+                    "move-out or replacement cannot be settled here yet. Nothing was done; "
+                    "settle the tenant's credit by hand.",
+                    meter=meter.serial_number,
+                )
+            )
 
     def _queue_reading(self):
         """Open the relay first; the read follows once the meter said it is open (the

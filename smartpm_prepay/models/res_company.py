@@ -13,6 +13,7 @@ FRIENDLY_FIELDS = {
     "smartpm_friendly_enabled",
     "smartpm_friendly_calendar_id",
     "smartpm_friendly_limit_kwh",
+    "smartpm_friendly_limit_money",
 }
 # context key: pushes wait for the end of a larger change (settings form, calendar form)
 FRIENDLY_DEFER = "smartpm_friendly_defer"
@@ -178,10 +179,29 @@ class ResCompany(models.Model):
         "meter cuts the power anyway. 0: no debt, the power is cut at zero credit even "
         "inside a period.",
     )
+    smartpm_friendly_limit_money = fields.Monetary(
+        string="Friendly limit (money)",
+        currency_field="currency_id",
+        default=10.0,
+        help="Money-mode meters (time-of-use tariffs, credit held in currency): how far "
+        "below zero, in the company's currency, the credit may go inside a friendly period "
+        "before the meter cuts the power anyway. kWh meters use the limit in kWh. 0: no "
+        "debt, the power is cut at zero credit even inside a period.",
+    )
 
-    @api.constrains("smartpm_friendly_limit_kwh", "smartpm_friendly_calendar_id")
+    @api.constrains(
+        "smartpm_friendly_limit_kwh", "smartpm_friendly_limit_money", "smartpm_friendly_calendar_id"
+    )
     def _check_smartpm_friendly(self):
         for company in self:
+            if company.smartpm_friendly_limit_money < 0:
+                raise ValidationError(
+                    self.env._(
+                        "Friendly limit (money) of %(company)s: how far below zero the credit "
+                        "of a money-mode meter may go, an amount at or above 0.",
+                        company=company.name,
+                    )
+                )
             if company.smartpm_friendly_limit_kwh < 0:
                 raise ValidationError(
                     _(

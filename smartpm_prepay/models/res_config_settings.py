@@ -81,6 +81,11 @@ class ResConfigSettings(models.TransientModel):
     smartpm_friendly_limit_kwh = fields.Float(
         related="company_id.smartpm_friendly_limit_kwh", readonly=False
     )
+    smartpm_friendly_limit_money = fields.Monetary(
+        related="company_id.smartpm_friendly_limit_money",
+        readonly=False,
+        currency_field="currency_id",
+    )
     smartpm_clock_sync_days = fields.Integer(
         related="company_id.smartpm_clock_sync_days", readonly=False
     )

@@ -35,6 +35,29 @@ EMPTY_SCHEDULE = {
 ALARM_TYPE = "friendly_deferred"
 
 
+def limit_key(credit_mode):
+    """The payload key of the friendly limit in the unit of a meter's credit: kWh, or the
+    currency on a money-mode meter (which counts milli-units, not Wh)."""
+    return "friendly_limit_money" if credit_mode == "money" else "friendly_limit_kwh"
+
+
+def empty_schedule(credit_mode="kwh"):
+    """A meter out of the box (no friendly period), in the unit of its credit."""
+    schedule = dict(EMPTY_SCHEDULE)
+    del schedule["friendly_limit_kwh"]
+    schedule[limit_key(credit_mode)] = 0.0
+    return schedule
+
+
+def company_limit(company, credit_mode="kwh"):
+    """How far below zero (a figure >= 0) a meter of this credit mode may go inside a
+    friendly period: the company's limit in kWh, or in its currency for money meters."""
+    company = company.sudo()
+    if credit_mode == "money":
+        return company.currency_id.round(company.smartpm_friendly_limit_money or 0.0)
+    return round(company.smartpm_friendly_limit_kwh or 0.0, 3)
+
+
 # ---------------------------------------------------------------- building the schedule
 def utc_offset_min(company, now=None):
     """The company's UTC offset in minutes at ``now`` (naive UTC, default now)."""
@@ -108,18 +131,20 @@ def holiday_dates(company, calendar, today=None):
     return [d.isoformat() for d in sorted(days)[:MAX_SPECIAL_DAYS]]
 
 
-def build_schedule(company, now=None):
-    """The payload of ``set_friendly_schedule`` for the company's meters."""
+def build_schedule(company, now=None, credit_mode="kwh"):
+    """The payload of ``set_friendly_schedule`` for the company's meters of ``credit_mode``:
+    the limit is ``friendly_limit_kwh``, or ``friendly_limit_money`` (currency) for
+    money-mode meters."""
     company = company.sudo()
     calendar = company.smartpm_friendly_calendar_id
     if not company.smartpm_friendly_enabled or not calendar:
-        return dict(EMPTY_SCHEDULE)
+        return empty_schedule(credit_mode)
     today = local_today(company, now)
     return {
         "utc_offset_min": utc_offset_min(company, now),
         "windows": calendar_windows(calendar),
         "special_days": holiday_dates(company, calendar, today),
-        "friendly_limit_kwh": -abs(round(company.smartpm_friendly_limit_kwh or 0.0, 3)),
+        limit_key(credit_mode): -abs(company_limit(company, credit_mode)),
     }
 
 
@@ -148,10 +173,18 @@ def push(env, meters, force=False):
     Job = env["smartpm.meter.job"]
     if not meters:
         return Job.sudo().browse()
-    schedules = {c.id: build_schedule(c) for c in meters.company_id}
+    schedules = {}
+    for meter in meters:
+        key = (meter.company_id.id, meter.credit_mode)
+        if key not in schedules:
+            schedules[key] = build_schedule(meter.company_id, credit_mode=meter.credit_mode)
     last = _last_pushed(env, meters)
+
+    def schedule_of(meter):
+        return schedules[(meter.company_id.id, meter.credit_mode)]
+
     stale = meters.filtered(
-        lambda m: force or last.get(m.id, EMPTY_SCHEDULE) != schedules[m.company_id.id]
+        lambda m: force or last.get(m.id, empty_schedule(m.credit_mode)) != schedule_of(m)
     )
     if not stale:
         return Job.sudo().browse()
@@ -162,7 +195,7 @@ def push(env, meters, force=False):
             {
                 "meter_id": meter.id,
                 "job_type": JOB_TYPE,
-                "payload": schedules[meter.company_id.id],
+                "payload": schedule_of(meter),
                 "priority": PRIORITY,
             }
             for meter in stale
@@ -243,10 +276,11 @@ def on_alarms(alarms):
 def on_result(meter, result):
     """A job result reported the meter's credit: above the trip threshold again (a purchase
     repaid the friendly debt), its friendly alarm is over."""
-    if "credit_kwh" not in result or not meter:
+    key = "credit_money" if meter and meter.credit_mode == "money" else "credit_kwh"
+    if key not in result or not meter:
         return
-    _low, trip = meter._get_thresholds()
-    if float(result["credit_kwh"]) > trip:
+    _low, trip = meter._get_thresholds()  # in the unit of the meter's credit
+    if float(result[key]) > trip:
         clear_alarms(meter, meter.env._("Credit bought: the friendly-period debt is repaid."))
 
 
@@ -271,16 +305,26 @@ def portal_notice(meter):
     """(level, text) for the tenant's meter page while a trip is deferred, else None."""
     if not open_alarm(meter):
         return None
-    limit = meter.company_id.sudo().smartpm_friendly_limit_kwh
     return (
         "warning",
         meter.env._(
             "Friendly period: your credit has run out but the power stays on until the "
-            "period ends (or the credit reaches -%(limit).1f kWh). What you use now is repaid "
+            "period ends (or the credit reaches %(limit)s). What you use now is repaid "
             "from your next purchase: buy credit before the period ends.",
-            limit=abs(limit or 0.0),
+            limit=format_limit(meter),
         ),
     )
+
+
+def format_limit(meter):
+    """The friendly limit of ``meter`` as the tenant reads it, in the unit of its credit:
+    "-5.0 kWh", or the company's currency on a money-mode meter ("-10.00 €")."""
+    meter = meter.sudo()
+    limit = company_limit(meter.company_id, meter.credit_mode)
+    if meter.credit_mode == "money":
+        currency = meter.company_id.currency_id
+        return currency.format(-abs(limit) or 0.0)
+    return meter.env._("%(kwh)s kWh", kwh=f"{-abs(limit):.1f}")
 
 
 def receipt_values(purchase):

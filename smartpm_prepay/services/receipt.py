@@ -116,9 +116,17 @@ def _money_values(purchase):
             "amount": tariff.standing_charge_amount,
             "period": tariff.standing_charge_period,
         }
+    delivered = purchase.state == "delivered"
+    emergency_money = purchase.emergency_repaid_money if delivered else 0.0
+    negative_money = purchase.debt_repaid_money if delivered else 0.0
     return {
         "credit_mode": "money",
         "credit_money": purchase.credit_money,
+        # what the meter kept of the token's money (its own figures, once delivered)
+        "emergency_repaid_money": emergency_money,
+        "negative_repaid_money": negative_money,
+        "net_money": purchase.credit_money - emergency_money - negative_money,
+        "has_repayment": bool(emergency_money or negative_money),
         "bands": bands,
         "standing_charge": charge,
         # the meter's credit once it took the token (before: not known in money)
@@ -226,6 +234,24 @@ def _money_rows(env, money, values):
     """A money-mode sale's lines after the amounts: the credit on the meter, the energy it
     buys band by band, the standing charge, the meter's new balance in money."""
     rows = [("credit_money", env._("Credit added to the meter"), money(values["credit_money"]))]
+    if values.get("emergency_repaid_money"):
+        rows.append(
+            (
+                "emergency_repaid_money",
+                env._("Emergency credit repaid"),
+                money(values["emergency_repaid_money"]),
+            )
+        )
+    if values.get("negative_repaid_money"):
+        rows.append(
+            (
+                "negative_repaid_money",
+                env._("Negative credit repaid"),
+                money(values["negative_repaid_money"]),
+            )
+        )
+    if values.get("emergency_repaid_money") or values.get("negative_repaid_money"):
+        rows.append(("net_money", env._("Net credit added"), money(values["net_money"])))
     for i, band in enumerate(values["bands"], start=1):
         rows.append(
             (

@@ -5,11 +5,13 @@ may change it."""
 
 from datetime import date, datetime, timedelta
 
+from odoo import Command
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import new_test_user, tagged
 
 from ..services import engine, friendly
 from .test_portal import PortalCase
+from .test_tou import TouMixin
 from .test_vending import VendingCase
 
 TWO_HOURS = timedelta(hours=2)  # the company's UTC offset (Africa/Johannesburg)
@@ -356,3 +358,127 @@ class TestFriendlyPortal(PortalCase):
         self._login()
         response = self.url_open(f"/my/meters/{self.meter_a.id}")
         self.assertNotIn("Friendly period", response.text)
+
+
+@tagged("post_install", "-at_install")
+class TestFriendlyMoney(TouMixin, VendingCase):
+    """Money-mode meters (credit in currency): the friendly limit in money, the tenant told
+    in money, the purchase's repayments (negative and emergency credit) in money."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company.partner_id.tz = "Africa/Johannesburg"
+        cls.company.smartpm_min_amount = 0.1
+        cls.calendar = cls.env["resource.calendar"].create(
+            {
+                "name": "Friendly money nights",
+                "company_id": cls.company.id,
+                "attendance_ids": [
+                    Command.create(
+                        {"name": f"{d} night", "dayofweek": str(d), "hour_from": 0, "hour_to": 7}
+                    )
+                    for d in range(7)
+                ],
+            }
+        )
+        cls.tou = cls._tou_tariff(name="Money friendly")
+        cls.money_meter = cls._meter(
+            "FR-MONEY-1",
+            tenant_id=cls.tenant.id,
+            state="active",
+            tariff_id=cls.tou.id,
+            credit_mode="money",
+        )
+
+    def _friendly_jobs(self, meter):
+        return meter.job_ids.filtered(lambda j: j.job_type == "set_friendly_schedule").sorted("id")
+
+    def _enable(self):
+        self.company.write(
+            {
+                "smartpm_friendly_enabled": True,
+                "smartpm_friendly_calendar_id": self.calendar.id,
+                "smartpm_friendly_limit_kwh": 5.0,
+                "smartpm_friendly_limit_money": 12.5,
+            }
+        )
+
+    def test_money_meter_gets_the_limit_in_money_and_kwh_meter_in_kwh(self):
+        self._enable()
+        money_job = self._friendly_jobs(self.money_meter)[-1]
+        self.assertEqual(money_job.payload["friendly_limit_money"], -12.5)
+        self.assertNotIn("friendly_limit_kwh", money_job.payload)
+        kwh_job = self._friendly_jobs(self.meter)[-1]
+        self.assertEqual(kwh_job.payload["friendly_limit_kwh"], -5.0)
+        self.assertNotIn("friendly_limit_money", kwh_job.payload)
+        # only the money limit changes: only money meters get a new schedule
+        self.company.smartpm_friendly_limit_money = 8.0
+        self.assertEqual(
+            self._friendly_jobs(self.money_meter)[-1].payload["friendly_limit_money"], -8.0
+        )
+        self.assertEqual(self._friendly_jobs(self.meter)[-1], kwh_job)
+
+    def test_money_limit_below_zero_is_refused_naming_the_company(self):
+        with self.assertRaisesRegex(ValidationError, self.company.name):
+            self.company.smartpm_friendly_limit_money = -1.0
+
+    def test_portal_notice_of_a_money_meter_says_the_currency(self):
+        self._enable()
+        self.env["smartpm.alarm"].create(
+            {
+                "meter_id": self.money_meter.id,
+                "alarm_type": "friendly_deferred",
+                "meter_time": "2026-12-25 08:00:00",
+            }
+        )
+        _level, text = friendly.portal_notice(self.money_meter.sudo())
+        self.assertIn(self.company.currency_id.format(-12.5), text)
+        self.assertNotIn("kWh", text)
+
+    def _deliver_money(self, purchase, result):
+        self._claim(purchase.job_id)
+        self.Job.complete(
+            purchase.job_id.id,
+            "b1",
+            {"transfer_number": purchase.transfer_number, "relay": "connected", **result},
+        )
+
+    def test_money_purchase_repays_negative_credit_and_the_receipt_says_it_in_money(self):
+        self.money_meter.sudo().credit_money = -3.456
+        purchase = self._vend(10.0, "FRM-1", meter=self.money_meter)
+        money = purchase.credit_money
+        self._deliver_money(purchase, {"credit_money": round(money - 3.456, 3)})
+        self.assertEqual(purchase.state, "delivered")
+        self.assertAlmostEqual(purchase.debt_repaid_money, 3.456, places=3)
+        self.assertEqual(purchase.debt_repaid_kwh, 0.0)
+        self.assertAlmostEqual(self.money_meter.credit_money, money - 3.456, places=3)
+        rows = {row["key"]: row for row in purchase._receipt()["split"]["lines"]}
+        self.assertEqual(rows["negative_repaid_money"]["label"], "Negative credit repaid")
+        self.assertNotIn("kWh", rows["negative_repaid_money"]["value"])
+        self.assertIn("net_money", rows)
+
+    def test_money_purchase_repays_emergency_credit_first_and_the_receipt_says_so(self):
+        purchase = self._vend(10.0, "FRM-2", meter=self.money_meter)
+        money = purchase.credit_money
+        self._deliver_money(
+            purchase, {"credit_money": round(money - 2.0, 3), "emergency_repaid_money": 2.0}
+        )
+        self.assertEqual(purchase.emergency_repaid_money, 2.0)
+        self.assertEqual(purchase.debt_repaid_money, 0.0, "the meter's credit was not negative")
+        split = purchase._receipt()["split"]
+        rows = {row["key"]: row for row in split["lines"]}
+        self.assertEqual(rows["emergency_repaid_money"]["label"], "Emergency credit repaid")
+        currency = purchase.currency_id
+        self.assertEqual(
+            rows["emergency_repaid_money"]["value"].replace("\xa0", " "),
+            currency.format(2.0).replace("\xa0", " "),
+        )
+        self.assertNotIn("emergency_repaid_kwh", rows)
+        # the PDF receipt of every channel prints the same line
+        html = (
+            self.env["ir.actions.report"]
+            ._render_qweb_html("smartpm_prepay.action_report_purchase_receipt", purchase.ids)[0]
+            .decode()
+        )
+        self.assertIn("Emergency credit repaid", html)

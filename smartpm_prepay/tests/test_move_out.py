@@ -10,6 +10,7 @@ from odoo.tests import Form, new_test_user, tagged
 from ..services import engine, prepayment, statement, vending
 from ..services.obis import ENERGY_IMPORT, OBIS_CREDIT
 from .test_prepayment_accounting import MONTH, RUN_DAY, PrepaymentCase
+from .test_tou import TouMixin
 
 BRIDGE = "b-moveout"
 
@@ -655,3 +656,21 @@ class TestMoveOutSettlementBlocks(MoveOutCase):
         self.assertEqual(self.meter.state, "decommissioned")
         self.assertEqual((new.tenant_id, new.replaces_id), (self.tenant, self.meter))
         self.assertFalse(self.env["smartpm.credit.purchase"].search([("meter_id", "=", new.id)]))
+
+
+@tagged("post_install", "-at_install")
+class TestMoveOutMoneyMeter(TouMixin, MoveOutCase):
+    """A money-mode meter's credit is currency: until settlements work in money, its
+    move-out is refused with nothing done, never settled as if it were kWh."""
+
+    def test_move_out_of_a_money_meter_is_refused_and_nothing_is_done(self):
+        tou = self._tou_tariff(name="Money move-out")
+        self.meter.write({"tariff_id": tou.id, "credit_mode": "money"})
+        jobs_before = self.meter.job_ids
+        with self.assertRaisesRegex(UserError, self.meter.serial_number):
+            self._move_out("refund")
+        self.assertFalse(self.env["smartpm.move.out"].search([("meter_id", "=", self.meter.id)]))
+        self.assertEqual(
+            (self.meter.job_ids - jobs_before).filtered(lambda j: j.job_type == "disconnect"),
+            self.env["smartpm.meter.job"],
+        )

@@ -99,6 +99,7 @@ class SmartpmMoveOutWizard(models.TransientModel):
         self.ensure_one()
         self._check_request()
         meter = self.meter_id.sudo()
+        self.env["smartpm.move.out"]._check_meter_settleable(meter)
         vals = {
             "meter_id": meter.id,
             "tenant_id": meter.tenant_id.id,
