@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean pot
 
 setup:
 	bash scripts/setup.sh
@@ -9,6 +9,10 @@ demo:
 
 test:
 	bash scripts/run-tests.sh
+
+# smartpm_prepay/i18n/smartpm_prepay.pot from Odoo's export on a throw-away database
+pot:
+	bash scripts/i18n-export.sh
 
 LINTED = meter_bridge meter_sim tests bench smartpm_prepay scripts
 

@@ -89,6 +89,7 @@
         "demo/notify_demo.xml",
         "demo/push_demo.xml",
         "demo/tou_demo.xml",
+        "demo/lang_demo.xml",
     ],
     "assets": {
         "web.assets_backend": [

@@ -49,3 +49,4 @@ from . import notification_log
 from . import soap_nonce
 from . import meter_profile
 from . import meter_profile_object
+from . import res_lang

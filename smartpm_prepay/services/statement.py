@@ -40,14 +40,18 @@ KIND_ORDER = {
     "consumption": 9,
     "settlement": 10,
 }
-# the summary's name of a kind of line (a provider's new kind may add its own)
-KIND_LABELS = {
-    "purchase": "Purchases",
-    "reversal": "Reversals and refunds",
-    "consumption": "Consumption",
-    "settlement": "Settled at move-out",
-    "standing_charge": "Standing charges",
-}
+# the summary's name of a kind of line (a provider's new kind may add its own), in the
+# env's language: each label a literal of env._ so that the .pot export finds it
+
+
+def kind_labels(env):
+    return {
+        "purchase": env._("Purchases"),
+        "reversal": env._("Reversals and refunds"),
+        "consumption": env._("Consumption"),
+        "settlement": env._("Settled at move-out"),
+        "standing_charge": env._("Standing charges"),
+    }
 
 
 class StatementScope:
@@ -464,9 +468,10 @@ def tenant_statement(env, tenant, date_from, date_to, meter=None, providers=None
     for key in ("opening_value", "closing_value"):
         statement[key] = currency.round(sum(s[key] for s in sections))
     statement["totals"] = _totals([x for s in sections for x in s["lines"]], currency)
+    labels = kind_labels(env)
     statement["kind_labels"] = {
-        kind: env._(KIND_LABELS[kind]) if kind in KIND_LABELS else kind.replace("_", " ").title()
-        for kind in statement["totals"]
+        kind: labels.get(kind) or kind.replace("_", " ").title()
+        for kind in set(statement["totals"]) | {"purchase", "reversal", "consumption"}
     }
     return statement
 
