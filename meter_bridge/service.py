@@ -417,6 +417,7 @@ class BridgeService:
                     if len(args) > 2:
                         report["invocation_counter"] = args[2]
                     reports.append(report)
+            event(log, logging.DEBUG, "report_sent", job_ids=[h.id for h in batch])
             try:
                 answers = self._rpc(self.client.report, self.bridge_id, reports)
             except OdooAuthError:
@@ -563,7 +564,9 @@ class BridgeService:
 
         def poll():
             try:
-                self.client.wait_for_jobs(timeout)
+                due = self.client.wait_for_jobs(timeout)
+                # the vend benchmark's timeline: when the NOTIFY reached the bridge
+                event(log, logging.DEBUG, "long_poll_answered", jobs_due=bool(due))
             except (OdooAuthError, OdooUnreachable):
                 pass  # the claim that follows meets it too and backs off
             except Exception as exc:  # method missing or broken: poll instead
