@@ -23,7 +23,16 @@ import urllib.request
 import uuid
 import xmlrpc.client
 
-from common import ROOT, MachineBusy, against, ensure_db, figures, run_bridge, run_odoo
+from common import (
+    ROOT,
+    MachineBusy,
+    against,
+    ensure_db,
+    figures,
+    run_bridge,
+    run_odoo,
+    wait_until,
+)
 
 from meter_sim.testing import run_cli
 
@@ -185,7 +194,24 @@ def main():
             "json",
             login="bench-bridge",
         ):
-            time.sleep(2)  # the bridge is up and idle in its long-poll
+            time.sleep(2)  # the bridge is up
+            # and idle in its long-poll: jobs left in the database (a purchase made without a
+            # bridge) are delivered first, or the first purchases wait behind them
+            wait_until(
+                lambda: (
+                    not odoo.call(
+                        "smartpm.meter.job",
+                        "search_count",
+                        [
+                            ("state", "in", ("pending", "claimed")),
+                            ("meter_id.serial_number", "in", serials),
+                        ],
+                    )
+                ),
+                timeout=120,
+                what="the jobs already queued for these meters to be done",
+            )
+            time.sleep(0.5)
             with MachineBusy() as busy:
                 for i in range(args.purchases):
                     serial = serials[i % len(serials)]
