@@ -144,3 +144,41 @@ class Timer:
 
     def __exit__(self, *exc):
         self.elapsed = time.perf_counter() - self.start
+
+
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat's first line."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+class MachineBusy:
+    """``with MachineBusy() as busy``: the whole machine's busy share (all processes, every
+    core, from /proc/stat) over the block, in ``busy.share`` (0..1), and the 1-minute load
+    average at its start in ``busy.load``. On a shared machine, other people's work counts."""
+
+    def __enter__(self):
+        self.load = os.getloadavg()[0]
+        self._start = cpu_times()
+        return self
+
+    def __exit__(self, *exc):
+        busy, total = cpu_times()
+        elapsed = total - self._start[1]
+        self.share = (busy - self._start[0]) / elapsed if elapsed else 0.0
+
+    def line(self) -> str:
+        return (
+            f"machine busy {self.share:.0%} of {os.cpu_count()} cores during the run "
+            f"(all processes, /proc/stat); load average {self.load:.2f} at its start"
+        )
+
+
+def against(value: float, target: float, unit: str = "s", more_is_better: bool = False) -> str:
+    """``value`` beside its target: ``0.081s (target <= 0.100s: met)``."""
+    met = value >= target if more_is_better else value <= target
+    sign = ">=" if more_is_better else "<="
+    return f"{value:.3f}{unit} (target {sign} {target:.3f}{unit}: {'met' if met else 'NOT met'})"

@@ -7,6 +7,7 @@ Payload checks and result shaping are plain functions, tested without a meter.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from .codec import (
 )
 from .dlms import MeterConnection
 from .errors import InvocationCountersUsedUp, JobError, MeterRefused, MeterUnreachable
+from .log import event
 from .obis import (
     CHARGE_ACTIVATE_PASSIVE,
     CHARGE_PERIOD,
@@ -61,6 +63,8 @@ from .obis import (
     normalize_obis,
 )
 from .object_map import EVENT_LOG_FUNCTIONS, objects_of
+
+log = logging.getLogger("meter_bridge.executors")
 
 TOKEN_ALREADY_APPLIED = 3  # ACTION result read-write-denied: transfer number already used
 # The meter's other refusals of a credit token (docs/meter-contract.md): none is retried.
@@ -177,6 +181,8 @@ def execute_job(job: dict, *, deadline_s: float | None = None) -> dict:
         deadline_s=deadline_s,
         invocation_counter_limit=job.get("invocation_counter_limit"),
     ) as conn:
+        # the vend benchmark's timeline (DEBUG: one check when off)
+        event(log, logging.DEBUG, "meter_associated", job_id=job.get("id"))
         result = runner(conn, checked)
         if meter.get("credit_mode") == "money":
             result = money_mode_result(conn, job_type, result)
@@ -589,6 +595,7 @@ def _enter_token(conn: MeterConnection, p: dict, what: str) -> int:
                 code=e.code,
             ) from e
         raise
+    event(log, logging.DEBUG, "token_entered", transfer_number=p["transfer_number"], code=code)
     return code
 
 

@@ -29,7 +29,10 @@ DEFAULT_EXECUTOR = "meter_bridge.executors:execute_job"
 BACKOFF_START = 0.5  # seconds; doubled on each failed attempt up to backoff_max
 REPORT_ATTEMPTS = 5  # for errors that are not a deliberate refusal by Odoo
 REPORT_BATCH = 100  # reports per `report` call
-MIN_POLL_GAP = 1.0  # seconds between long-polls, so a server that answers at once can't spin us
+# Seconds between long-polls that found nothing to claim, so a server that answers at once
+# can't spin us. A long-poll whose wake-up led to claimed jobs is followed by the next at once:
+# waiting out the gap there held the next purchase's credit back by up to a second.
+MIN_POLL_GAP = 1.0
 REPORT_DELAY = 0.05  # seconds a result may wait for others to share its `report` call
 BUSY_POLL = 1.0  # seconds between claims while jobs run and none is due (no long-poll then)
 
@@ -118,6 +121,7 @@ class BridgeService:
         self._poll_fired = False
         self._poll_error = None
         self._last_poll_start = -math.inf
+        self._claimed_since_poll = False  # jobs came since the last long-poll began
         self._pool = None
         self.stats = Counter()
         self.exit_code = 0
@@ -224,7 +228,7 @@ class BridgeService:
                         + self.settings.long_poll_timeout
                         + self.settings.rpc_timeout
                     )
-                elif now >= self._last_poll_start + MIN_POLL_GAP:
+                elif self._claimed_since_poll or now >= self._last_poll_start + MIN_POLL_GAP:
                     self._start_long_poll(now)
                 else:
                     deadlines.append(self._last_poll_start + MIN_POLL_GAP)
@@ -286,6 +290,7 @@ class BridgeService:
         for job in jobs:
             self._start(job, sent)
         if jobs:
+            self._claimed_since_poll = True
             self.stats["claimed"] += len(jobs)
             event(
                 log, logging.DEBUG, "jobs_claimed", count=len(jobs), job_ids=[j["id"] for j in jobs]
@@ -417,6 +422,7 @@ class BridgeService:
                     if len(args) > 2:
                         report["invocation_counter"] = args[2]
                     reports.append(report)
+            event(log, logging.DEBUG, "report_sent", job_ids=[h.id for h in batch])
             try:
                 answers = self._rpc(self.client.report, self.bridge_id, reports)
             except OdooAuthError:
@@ -559,11 +565,14 @@ class BridgeService:
 
     def _start_long_poll(self, now):
         self._last_poll_start = now
+        self._claimed_since_poll = False
         timeout = self.settings.long_poll_timeout
 
         def poll():
             try:
-                self.client.wait_for_jobs(timeout)
+                due = self.client.wait_for_jobs(timeout)
+                # the vend benchmark's timeline: when the NOTIFY reached the bridge
+                event(log, logging.DEBUG, "long_poll_answered", jobs_due=bool(due))
             except (OdooAuthError, OdooUnreachable):
                 pass  # the claim that follows meets it too and backs off
             except Exception as exc:  # method missing or broken: poll instead

@@ -188,6 +188,21 @@ def test_idle_bridge_is_woken_by_long_poll():
         assert odoo.calls_of("wait_for_jobs")
 
 
+def test_next_purchase_is_taken_without_waiting_out_the_poll_gap(monkeypatch):
+    # The gap between long-polls stops a server that answers at once from spinning the
+    # bridge; after a wake-up that brought a job, the next long-poll starts at once (the gap
+    # held each purchase after the first back by up to a second).
+    monkeypatch.setattr("meter_bridge.service.MIN_POLL_GAP", 60.0)
+    with fake_odoo() as odoo:
+        with running(settings_for(odoo.url, poll_interval=60, long_poll_timeout=20), echo_executor):
+            time.sleep(0.3)
+            first = odoo.add_job("add_credit")
+            assert wait_until(lambda: odoo.state(first) == "done", timeout=5)
+            second = odoo.add_job("add_credit", serial="SIM00002")
+            assert wait_until(lambda: odoo.state(second) == "done", timeout=5)
+        assert len(odoo.calls_of("wait_for_jobs")) >= 2
+
+
 def test_busy_bridge_takes_new_jobs_without_holding_a_long_poll():
     # In prefork Odoo a long-poll holds a whole worker: only an idle bridge may wait in one.
     gate = threading.Event()

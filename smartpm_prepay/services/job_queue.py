@@ -74,6 +74,14 @@ _BUSY_METERS_SQL = """
      WHERE b.state = 'claimed' AND b.lease_until >= (clock_timestamp() at time zone 'utc')
 """
 CLAIM_SCAN_CHUNK = 500
+# wait_for_jobs: a job claim() would hand out now. Not a due job of a busy meter (one under a
+# live lease): that would wake the bridge for an empty claim, again and again until it ended.
+_CLAIMABLE_SQL = f"""
+    SELECT 1 FROM smartpm_meter_job j
+     WHERE j.state = 'pending' AND j.next_attempt_at <= (clock_timestamp() at time zone 'utc')
+       AND j.meter_id NOT IN ({_BUSY_METERS_SQL})
+     LIMIT 1
+"""
 
 
 # Invocation counters reserved per claimed HLS-GMAC job: more than one job's association
@@ -602,17 +610,8 @@ def purge_finished(env, days, limit=PURGE_CHUNK):
 def wait_for_jobs(env, timeout):
     """Long-poll: return True as soon as a job may be due, False after ``timeout`` seconds."""
     timeout = max(0.0, min(float(timeout), 30.0))
-    # Only a job claim() would hand out counts: a due job of a busy meter (one under a live
-    # lease) would wake the bridge for an empty claim, again and again until it finished.
     env.cr.execute("SELECT set_config('jit', 'off', true)")  # see _lock_free_meters
-    env.cr.execute(
-        f"""
-        SELECT 1 FROM smartpm_meter_job j
-         WHERE j.state = 'pending' AND j.next_attempt_at <= (clock_timestamp() at time zone 'utc')
-           AND j.meter_id NOT IN ({_BUSY_METERS_SQL})
-         LIMIT 1
-        """
-    )
+    env.cr.execute(_CLAIMABLE_SQL)
     if env.cr.fetchone() or not timeout:
         return bool(env.cr.rowcount)
     # A dedicated autocommit connection: LISTEN on Odoo's transactional cursor would only
@@ -623,6 +622,13 @@ def wait_for_jobs(env, timeout):
         conn.autocommit = True
         with conn.cursor() as cr:
             cr.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(NOTIFY_CHANNEL)))
+            # Once more, now that we listen: a job committed after this request's snapshot
+            # (taken at its first query) but before the LISTEN sent its NOTIFY to no one,
+            # and would have waited out the whole timeout.
+            cr.execute("SET jit = off")
+            cr.execute(_CLAIMABLE_SQL)
+            if cr.fetchone():
+                return True
         return bool(select.select([conn], [], [], timeout)[0])
     finally:
         conn.close()
