@@ -426,11 +426,14 @@ def check_media_type(media_type, version, envelope_checked=False):
     prescribes, with HTTP 415 Unsupported Media Type (SOAP 1.2 part 2 §7.5.1.2; WS-I Basic
     Profile 1.1 §3.4.7 for SOAP 1.1) and a Client/Sender fault saying which one it takes.
 
-    Before the envelope is read (``envelope_checked`` False) the other SOAP version's media
+    A request without Content-Type is judged by its envelope alone. Before the envelope is
+    read (``envelope_checked`` False) the other SOAP version's media
     type passes: its envelope then gets the VersionMismatch fault the specifications ask for
     (SOAP 1.2 appendix A), which tells a client more than a 415. Once the envelope is known
     to be of ``version``, only its own media type passes."""
-    if media_type == version.media_type:
+    # no Content-Type at all: RFC 9110 §8.3 lets the recipient examine the data, and the
+    # envelope's namespace says its version (a VersionMismatch fault if it is the other)
+    if not media_type or media_type == version.media_type:
         return
     if not envelope_checked and media_type in MEDIA_TYPES:
         return

@@ -72,10 +72,16 @@ class TestSoapHttpBinding(StandardsCase):
         self.assertIn("application/json", message)
         self.assertEqual(self._counts(), before)
 
-    def test_soap11_address_refuses_a_request_without_content_type(self):
+    def test_request_without_content_type_is_judged_by_its_envelope(self):
+        # RFC 9110 §8.3: the recipient may examine the data; the envelope names its version
+        session = requests.Session()
+        request = requests.Request("POST", f"{self.base_url()}{soap.ROUTE}", data=self._envelope())
+        prepared = session.prepare_request(request)
+        self.assertNotIn("Content-Type", prepared.headers)
+        self.assertSold(session.send(prepared, timeout=30))
         before = self._counts()
-        response = self._send(self._envelope(), headers={"Content-Type": ""})
-        self.assertUnsupportedMedia(response, SOAP11, "text/xml")
+        response = self._send(self._envelope(ns=SOAP12, bankReference="STD-2"))
+        self.assertFault11(response, (SOAP11, "VersionMismatch"))
         self.assertEqual(self._counts(), before)
 
     def test_soap11_envelope_sent_as_soap12_media_type_is_refused_with_415(self):

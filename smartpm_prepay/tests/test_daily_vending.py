@@ -28,6 +28,8 @@ class TestDailyVending(AccountTestInvoicingCommon):
         super().setUpClass()
         cls.company = cls.company_data["company"]
         cls.company.partner_id.tz = TZ
+        # a layout chosen (else Print opens Odoo's document layout wizard first)
+        cls.company.external_report_layout_id = cls.env.ref("web.external_layout_standard")
         cls.company.write({"smartpm_min_amount": 1.0, "smartpm_max_amount": 1000.0})
         cls.env.user.groups_id += cls.env.ref("smartpm_prepay.group_manager")
         cls.tariff = cls.env["smartpm.tariff"].create({"name": "Flat", "price_per_kwh": 0.25})
@@ -174,8 +176,13 @@ class TestDailyVending(AccountTestInvoicingCommon):
     def test_cashier_prints_own_figures_only(self):
         self._scenario()
         Wizard = self.env["smartpm.daily.vending.wizard"].with_user(self.ama)
-        wizard = Wizard.create({"date": DAY})
+        form = Form(Wizard)  # the menu's form, as the cashier sees it
+        form.date = DAY
+        wizard = form.save()
         self.assertEqual(wizard.user_id, self.ama)  # the default: oneself
+        self.assertEqual(
+            wizard.action_print()["report_name"], "smartpm_prepay.report_daily_vending"
+        )
         report = wizard._get_report()
         self.assertEqual([s["channel"] for s in report["sections"]], ["backoffice"])
         self.assertEqual(
