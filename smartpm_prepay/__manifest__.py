@@ -72,6 +72,8 @@
         "report/tenant_statement_templates.xml",
         "report/purchase_receipt_templates.xml",
         "wizards/tenant_statement_wizard_views.xml",
+        "report/daily_vending_templates.xml",
+        "wizards/daily_vending_wizard_views.xml",
         "views/statement_portal_templates.xml",
         "security/notify_security.xml",
         "data/notify_templates.xml",

@@ -5,8 +5,10 @@ POST /smartpm/soap/vending       SOAP 1.1 (text/xml), one operation per envelope
 POST /smartpm/soap12/vending     SOAP 1.2 (application/soap+xml), the same operations.
 
 Each address answers an envelope of the other version (or of none) with a VersionMismatch
-fault, and a mandatory header block it does not understand with a MustUnderstand fault, as
-the SOAP specifications say. Authentication is a WS-Security UsernameToken (services/wsse.py):
+fault, a mandatory header block it does not understand with a MustUnderstand fault, a
+request of another media type with HTTP 415 and an action (SOAP 1.1 ``SOAPAction``, SOAP 1.2
+``action`` parameter) naming another operation than the body's with a Client fault, as the
+SOAP specifications say. Authentication is a WS-Security UsernameToken (services/wsse.py):
 PasswordText with an API key, or PasswordDigest with the bank's shared secret; a
 ``wsu:Timestamp`` is checked when present.
 
@@ -58,6 +60,9 @@ class SoapVersion:
     prefix: str
     content_type: str
     route: str
+    # the media type the HTTP binding prescribes for a request (SOAP 1.1 §6.1.1, SOAP 1.2
+    # part 2 §7.1.4 / RFC 3902)
+    media_type: str
     # header blocks for this node: SOAP 1.1 actor / SOAP 1.2 role attribute and the values
     # that target it (absent targets it too)
     target_attr: str
@@ -71,6 +76,7 @@ SOAP11 = SoapVersion(
     "soap",
     "text/xml; charset=utf-8",
     ROUTE,
+    "text/xml",
     f"{{{SOAP_ENV}}}actor",
     frozenset({"http://schemas.xmlsoap.org/soap/actor/next"}),
     f"{{{SOAP_ENV}}}mustUnderstand",
@@ -81,6 +87,7 @@ SOAP12 = SoapVersion(
     "env",
     "application/soap+xml; charset=utf-8",
     ROUTE12,
+    "application/soap+xml",
     f"{{{SOAP12_ENV}}}role",
     frozenset({f"{SOAP12_ENV}/role/next", f"{SOAP12_ENV}/role/ultimateReceiver"}),
     f"{{{SOAP12_ENV}}}mustUnderstand",
@@ -107,6 +114,8 @@ class SoapFault(Exception):
         self.not_understood = extra.get("not_understood", ())
         self.answer_in = extra.get("answer_in")
         self.upgrade = extra.get("upgrade")
+        # the HTTP status when the binding prescribes one (415 for a wrong media type)
+        self.status = extra.get("status")
 
     @classmethod
     def from_bank_error(cls, exc):
@@ -398,6 +407,83 @@ def _check_version(qname, version):
     raise SoapFault("VersionMismatch", message, answer_in=answer_in, upgrade=version is SOAP12)
 
 
+MEDIA_TYPES = {v.media_type: v for v in (SOAP11, SOAP12)}
+
+
+def _unsupported_media(media_type, version):
+    return SoapFault(
+        "Client",
+        f"This address serves SOAP {version.name} and takes Content-Type "
+        f"{version.media_type}, not {media_type or '(none)'}.",
+        subcode=(TNS, bank_api.INVALID_REQUEST),
+        code=bank_api.INVALID_REQUEST,
+        status=415,
+    )
+
+
+def check_media_type(media_type, version, envelope_checked=False):
+    """Refuse a request whose Content-Type is not the one the binding of ``version``
+    prescribes, with HTTP 415 Unsupported Media Type (SOAP 1.2 part 2 §7.5.1.2; WS-I Basic
+    Profile 1.1 §3.4.7 for SOAP 1.1) and a Client/Sender fault saying which one it takes.
+
+    A request without Content-Type is judged by its envelope alone. Before the envelope is
+    read (``envelope_checked`` False) the other SOAP version's media
+    type passes: its envelope then gets the VersionMismatch fault the specifications ask for
+    (SOAP 1.2 appendix A), which tells a client more than a 415. Once the envelope is known
+    to be of ``version``, only its own media type passes."""
+    # no Content-Type at all: RFC 9110 §8.3 lets the recipient examine the data, and the
+    # envelope's namespace says its version (a VersionMismatch fault if it is the other)
+    if not media_type or media_type == version.media_type:
+        return
+    if not envelope_checked and media_type in MEDIA_TYPES:
+        return
+    raise _unsupported_media(media_type, version)
+
+
+def soap_action(version, headers, mimetype_params):
+    """The action the request names, without quotes ('' when none or empty): SOAP 1.1's
+    ``SOAPAction`` header, SOAP 1.2's ``action`` parameter of the media type."""
+    if version is SOAP11:
+        value = headers.get("SOAPAction") or ""
+    else:
+        value = mimetype_params.get("action") or ""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].strip()
+    return value
+
+
+def operation_action(operation):
+    """The soapAction of ``operation`` in both WSDL bindings."""
+    return f"{TNS}#{operation}"
+
+
+def check_action(action, operation, version):
+    """Refuse an action that is not the operation's own (WS-I Basic Profile R2744/R1119 for
+    SOAP 1.1; SOAP 1.2 part 2 §7.1.4 for the ``action`` parameter). No action, or an empty
+    one (SOAP 1.1 §6.1.1: the Request-URI says it all), leaves the body to decide."""
+    if not action or action == operation_action(operation):
+        return
+    named = action.rpartition("#")[2] if action.startswith(f"{TNS}#") else None
+    header = "SOAPAction" if version is SOAP11 else "the action parameter"
+    if named in OPERATIONS:
+        message = (
+            f"{header} names the operation {named} but the body holds {operation} "
+            f"(expected {operation_action(operation)})."
+        )
+    else:
+        message = (
+            f"{header} {action} is not an operation of this service "
+            f"(expected {operation_action(operation)} for {operation})."
+        )
+    raise SoapFault(
+        "Client",
+        message,
+        subcode=(TNS, bank_api.INVALID_REQUEST),
+        code=bank_api.INVALID_REQUEST,
+    )
+
+
 def _security_block(header, version):
     """The SecurityHeader of the header blocks for this node, after refusing any mandatory
     one it does not understand (SOAP 1.1 §4.2.3, SOAP 1.2 §2.4)."""
@@ -571,6 +657,10 @@ class SmartpmSoapController(http.Controller):
             return request.make_response(
                 wsdl(request.env), headers=[("Content-Type", "text/xml; charset=utf-8")]
             )
+        try:
+            check_media_type(request.httprequest.mimetype, version)
+        except SoapFault as exc:
+            return self._fault(exc, version)
         oversized = SoapFault(
             "Client",
             "Oversized request.",
@@ -592,6 +682,10 @@ class SmartpmSoapController(http.Controller):
     def _dispatch_soap(self, data, version=SOAP11):
         try:
             call = parse_envelope(data, version)
+            httprequest = request.httprequest
+            check_media_type(httprequest.mimetype, version, envelope_checked=True)
+            action = soap_action(version, httprequest.headers, httprequest.mimetype_params)
+            check_action(action, call.operation, version)
             uid, nonce = check_security(call.security, request.env)
             env = request.env(user=uid, context={"lang": "en_US"})
             with env.cr.savepoint():
@@ -634,9 +728,10 @@ class SmartpmSoapController(http.Controller):
 
     def _fault(self, fault, version):
         """The fault's answer: SOAP 1.1 faults with HTTP 500; SOAP 1.2 ones with 400 for
-        the sender's fault, else 500 (SOAP 1.2 part 2 §7.5.1.2)."""
+        the sender's fault, else 500 (SOAP 1.2 part 2 §7.5.1.2); a fault that names its
+        status (415 for a wrong media type) with that one."""
         answer_in = fault.answer_in or version
-        status = 400 if answer_in is SOAP12 and fault.kind == "Client" else 500
+        status = fault.status or (400 if answer_in is SOAP12 and fault.kind == "Client" else 500)
         return request.make_response(
             render_fault(fault, answer_in),
             headers=[("Content-Type", answer_in.content_type)],

@@ -250,6 +250,12 @@ class SmartpmCreditPurchase(models.Model):
     job_state = fields.Selection(related="job_id.state", string="Job state")
     job_error = fields.Text(related="job_id.error", string="Delivery error")
     date_delivered = fields.Datetime(readonly=True, copy=False)
+    date_reversed = fields.Datetime(
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="When the sale was reversed (the day the daily vending report counts it).",
+    )
     invoice_id = fields.Many2one("account.move", readonly=True, copy=False, check_company=True)
     credit_note_id = fields.Many2one(
         "account.move", string="Credit note", readonly=True, copy=False, check_company=True
@@ -877,7 +883,7 @@ class SmartpmCreditPurchase(models.Model):
         a credit note for a posted invoice, and give the money back on the sale's channel
         (``services.refunds``)."""
         self.ensure_one()
-        vals = {"state": "reversed"}
+        vals = {"state": "reversed", "date_reversed": fields.Datetime.now()}
         if self.invoice_id and self.invoice_id.state == "posted" and not self.credit_note_id:
             vals["credit_note_id"] = self._create_credit_note().id
         engine.as_engine(self).write(vals)

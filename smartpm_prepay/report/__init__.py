@@ -1,1 +1,2 @@
 from . import tenant_statement_report
+from . import daily_vending_report

@@ -1,0 +1,255 @@
+"""The daily vending report: a company's local day of sales per channel and seller, equal to
+the books of that day, a cashier's own figures only, the same whenever printed."""
+
+import shutil
+import subprocess
+import unittest
+from datetime import date, datetime
+
+from freezegun import freeze_time
+
+from odoo.addons.account.tests.common import AccountTestInvoicingCommon
+from odoo.exceptions import AccessError
+from odoo.tests import Form, new_test_user, tagged
+
+from ..services import daily_vending
+from ..services.vending import vend
+
+DAY = date(2026, 11, 20)
+# Africa/Johannesburg is UTC+2 all year: 23:30 local on the 20th is 21:30 UTC on the 20th,
+# 00:30 local on the 21st is 22:30 UTC on the 20th (a UTC day would count it on the 20th)
+TZ = "Africa/Johannesburg"
+
+
+@tagged("post_install", "-at_install")
+class TestDailyVending(AccountTestInvoicingCommon):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.company_data["company"]
+        cls.company.partner_id.tz = TZ
+        # a layout chosen (else Print opens Odoo's document layout wizard first)
+        cls.company.external_report_layout_id = cls.env.ref("web.external_layout_standard")
+        cls.company.write({"smartpm_min_amount": 1.0, "smartpm_max_amount": 1000.0})
+        cls.env.user.groups_id += cls.env.ref("smartpm_prepay.group_manager")
+        cls.tariff = cls.env["smartpm.tariff"].create({"name": "Flat", "price_per_kwh": 0.25})
+        cls.tenant = cls.env["res.partner"].create({"name": "Esi", "is_tenant": True})
+        cls.meter = cls.env["smartpm.meter"].create(
+            {
+                "serial_number": "DV-1",
+                "host": "127.0.0.1",
+                "port": 4100,
+                "state": "active",
+                "tenant_id": cls.tenant.id,
+                "tariff_id": cls.tariff.id,
+            }
+        )
+        groups = "smartpm_prepay.group_operator,account.group_account_invoice"
+        cls.ama = new_test_user(
+            cls.env, "dv_ama", name="Ama Cashier", groups=groups, company_id=cls.company.id, tz=TZ
+        )
+        cls.kofi = new_test_user(
+            cls.env, "dv_kofi", name="Kofi Cashier", groups=groups, company_id=cls.company.id, tz=TZ
+        )
+        cls.owner = new_test_user(
+            cls.env,
+            "dv_owner",
+            name="Owner",
+            groups="smartpm_prepay.group_manager,account.group_account_invoice",
+            company_id=cls.company.id,
+            tz=TZ,
+        )
+        cls.bank = cls.env["res.partner"].create({"name": "Sunrise Bank", "is_company": True})
+        cls.cash = cls.company_data["default_journal_cash"]
+        cls.bank_journal = cls.company_data["default_journal_bank"]
+
+    def _sell(self, user, amount, when):
+        with freeze_time(when):
+            wizard = Form(
+                self.env["smartpm.sell.credit.wizard"]
+                .with_user(user)
+                .with_context(default_meter_id=self.meter.id)
+            )
+            wizard.amount = amount
+            wizard.journal_id = self.cash
+            action = wizard.save().action_confirm()
+        return self.env["smartpm.credit.purchase"].browse(action["res_id"])
+
+    def _scenario(self):
+        """The 20th: Ama sells 20.00 at 08:00 and reverses it at 15:00, the bank sells 30.00
+        at 12:00, Kofi sells 10.00 at 23:30; Ama sells 5.00 at 00:30 on the 21st."""
+        s1 = self._sell(self.ama, 20.0, datetime(2026, 11, 20, 6, 0))
+        with freeze_time(datetime(2026, 11, 20, 10, 0)):
+            s4 = vend(
+                self.env(su=True), self.meter, 30.0, "bank_xmlrpc", "DV-B1", bank_partner=self.bank
+            )
+            s4._create_invoice_and_payment(self.bank_journal)
+        with freeze_time(datetime(2026, 11, 20, 13, 0)):
+            s1.with_user(self.ama).action_reverse()
+        self.assertEqual(s1.state, "reversed")
+        s2 = self._sell(self.kofi, 10.0, datetime(2026, 11, 20, 21, 30))
+        s3 = self._sell(self.ama, 5.0, datetime(2026, 11, 20, 22, 30))
+        return s1, s2, s3, s4
+
+    def _report(self, user=None, **kw):
+        return daily_vending.daily_vending(
+            self.env, self.company, kw.pop("day", DAY), kw.pop("channel", None), user
+        )
+
+    def _section(self, report, channel):
+        [section] = [s for s in report["sections"] if s["channel"] == channel]
+        return section
+
+    def _pdf_text(self, wizard, user):
+        report = (
+            self.env["ir.actions.report"].with_user(user).with_context(force_report_rendering=True)
+        )
+        pdf, kind = report._render_qweb_pdf("smartpm_prepay.report_daily_vending", wizard.ids)
+        self.assertEqual(kind, "pdf")
+        return subprocess.run(
+            ["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, check=True
+        ).stdout.decode()
+
+    # ------------------------------------------------------------------ figures
+    def test_day_is_the_company_local_day(self):
+        s1, s2, s3, s4 = self._scenario()
+        report = self._report()
+        self.assertEqual(report["sales"], s1 | s2 | s4)  # 23:30 local in, 00:30 the next day out
+        total = report["total"]
+        self.assertEqual(total["count"], 3)
+        self.assertAlmostEqual(total["amount"], 60.0)
+        self.assertAlmostEqual(total["credit_kwh"], 240.0)
+        self.assertEqual(total["reversal_count"], 1)
+        self.assertAlmostEqual(total["reversal_amount"], 20.0)
+        self.assertAlmostEqual(total["net"], 40.0)
+        office = self._section(report, "backoffice")
+        self.assertEqual(
+            [(r["seller"], r["count"], r["amount"]) for r in office["rows"]],
+            [("Ama Cashier", 1, 20.0), ("Kofi Cashier", 1, 10.0)],
+        )
+        bank = self._section(report, "bank_xmlrpc")
+        self.assertEqual(
+            [(r["seller"], r["amount"]) for r in bank["rows"]], [("Sunrise Bank", 30.0)]
+        )
+        next_day = self._report(day=date(2026, 11, 21))
+        self.assertEqual(next_day["sales"], s3)
+        self.assertEqual(next_day["total"]["reversal_count"], 0)
+
+    def test_totals_equal_the_payments_and_credit_notes_of_the_day(self):
+        self._scenario()
+        report = self._report()
+        payments = self.env["account.payment"].search(
+            [
+                ("company_id", "=", self.company.id),
+                ("date", "=", DAY),
+                ("payment_type", "=", "inbound"),
+                ("state", "!=", "draft"),
+            ]
+        )
+        self.assertEqual(len(payments), 3)  # each sale counted once
+        self.assertAlmostEqual(report["total"]["amount"], sum(payments.mapped("amount")))
+        self.assertEqual(set(payments.mapped("memo")), set(report["sales"].mapped("name")))
+        notes = self.env["account.move"].search(
+            [
+                ("company_id", "=", self.company.id),
+                ("move_type", "=", "out_refund"),
+                ("state", "=", "posted"),
+                ("invoice_date", "=", DAY),
+            ]
+        )
+        self.assertAlmostEqual(
+            report["total"]["reversal_amount"], sum(notes.mapped("amount_total"))
+        )
+        for section in report["sections"]:
+            for figure in ("count", "amount", "net"):
+                self.assertAlmostEqual(
+                    section["total"][figure], sum(r[figure] for r in section["rows"])
+                )
+
+    def test_channel_filter_keeps_one_channel(self):
+        self._scenario()
+        report = self._report(channel="bank_xmlrpc")
+        self.assertEqual([s["channel"] for s in report["sections"]], ["bank_xmlrpc"])
+        self.assertAlmostEqual(report["total"]["amount"], 30.0)
+
+    # ------------------------------------------------------------------ access
+    def test_cashier_prints_own_figures_only(self):
+        self._scenario()
+        Wizard = self.env["smartpm.daily.vending.wizard"].with_user(self.ama)
+        form = Form(Wizard)  # the menu's form, as the cashier sees it
+        form.date = DAY
+        wizard = form.save()
+        self.assertEqual(wizard.user_id, self.ama)  # the default: oneself
+        self.assertEqual(
+            wizard.action_print()["report_name"], "smartpm_prepay.report_daily_vending"
+        )
+        report = wizard._get_report()
+        self.assertEqual([s["channel"] for s in report["sections"]], ["backoffice"])
+        self.assertEqual(
+            [(r["seller"], r["count"]) for r in report["sections"][0]["rows"]], [("Ama Cashier", 1)]
+        )
+        with self.assertRaises(AccessError):
+            Wizard.create({"date": DAY, "user_id": self.kofi.id})
+        with self.assertRaises(AccessError):
+            Wizard.create({"date": DAY, "user_id": False})
+        with self.assertRaises(AccessError):
+            wizard.write({"user_id": self.kofi.id})
+        # the owner's wizard (everyone's figures) printed by the cashier
+        everyone = (
+            self.env["smartpm.daily.vending.wizard"].with_user(self.owner).create({"date": DAY})
+        )
+        self.assertFalse(everyone.user_id)
+        with self.assertRaises(AccessError):
+            self.env["ir.actions.report"].with_user(self.ama)._render_qweb_html(
+                "smartpm_prepay.report_daily_vending", everyone.ids
+            )
+
+    def test_owner_prints_anyones_figures(self):
+        self._scenario()
+        Wizard = self.env["smartpm.daily.vending.wizard"].with_user(self.owner)
+        kofi = Wizard.create({"date": DAY, "user_id": self.kofi.id})
+        self.assertEqual(kofi._get_report()["total"]["amount"], 10.0)
+        self.assertEqual(Wizard.create({"date": DAY})._get_report()["total"]["count"], 3)
+
+    # ------------------------------------------------------------------ PDF
+    @unittest.skipUnless(shutil.which("pdftotext"), "pdftotext (poppler-utils) is not installed")
+    def test_pdf_shows_the_day_per_channel_and_seller_and_reprints_the_same(self):
+        _s1, _s2, s3, _s4 = self._scenario()
+        wizard = (
+            self.env["smartpm.daily.vending.wizard"].with_user(self.owner).create({"date": DAY})
+        )
+        text = self._pdf_text(wizard, self.owner)
+        for expected in (
+            "Daily vending report 2026-11-20",
+            TZ,
+            "Back office",
+            "Ama Cashier",
+            "Kofi Cashier",
+            "Bank (XML-RPC)",
+            "Sunrise Bank",
+            "Grand total",
+            "240.000",
+            "Standing charges collected from credit",
+        ):
+            self.assertIn(expected, text)
+        total_line = next(line for line in text.splitlines() if "Grand total" in line)
+        self.assertIn("60.00", total_line)
+        self.assertIn("40.00", total_line)
+        # the next day goes on (a sale reversed, another sold): the 20th prints the same
+        with freeze_time(datetime(2026, 11, 21, 9, 0)):
+            s3.action_reverse()
+        self._sell(self.kofi, 7.0, datetime(2026, 11, 21, 10, 0))
+        wizard_again = (
+            self.env["smartpm.daily.vending.wizard"].with_user(self.owner).create({"date": DAY})
+        )
+        self.assertEqual(self._pdf_text(wizard_again, self.owner), text)
+
+    @unittest.skipUnless(shutil.which("pdftotext"), "pdftotext (poppler-utils) is not installed")
+    def test_cashier_pdf_shows_their_name_only(self):
+        self._scenario()
+        wizard = self.env["smartpm.daily.vending.wizard"].with_user(self.kofi).create({"date": DAY})
+        wizard.with_user(self.kofi).action_print()
+        text = self._pdf_text(wizard, self.kofi)
+        self.assertIn("Kofi Cashier", text)
+        self.assertNotIn("Ama Cashier", text)
+        self.assertNotIn("Sunrise Bank", text)
