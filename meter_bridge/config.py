@@ -218,7 +218,10 @@ def _check(values, sources):
                 "https:// (or set allow_insecure_http / --allow-insecure-http for a lab)",
             )
     ranges = {
-        "concurrency": (1, 256),
+        # one thread per association in flight: on slow links (GPRS, 0.5-2 s a round trip)
+        # a bridge needs hundreds (bench/bench_slow.py); a thread waiting on its socket costs
+        # about 0.1 MB and no CPU
+        "concurrency": (1, 2048),
         "prefetch": (0, 1000),
         "batch_size": (1, 1000),
         "lease_seconds": (2, 86400),

@@ -2,13 +2,16 @@
 
 One coordinating thread (the caller of :meth:`BridgeService.run`) owns all state and makes
 every Odoo call except the long-poll, which runs in a helper thread so that it never delays
-reports or lease renewals. Jobs run in a ThreadPoolExecutor because the executor blocks on
-sockets. The bridge keeps nothing that Odoo does not also hold: a result that cannot be
-reported is retried while its lease may still be alive, and if it is lost anyway Odoo
-re-runs the job (every job is idempotent).
+reports or lease renewals. Jobs run in worker threads because the executor blocks on
+sockets (a PriorityPool: credit jobs ahead of the others waiting for a worker). The bridge
+keeps nothing that Odoo does not also hold: a result that cannot be reported is retried
+while its lease may still be alive, and if it is lost anyway Odoo re-runs the job (every job
+is idempotent).
 """
 
+import heapq
 import importlib
+import itertools
 import json
 import logging
 import math
@@ -16,7 +19,7 @@ import random
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from .errors import JobError
@@ -46,6 +49,88 @@ def load_executor(spec=""):
     module_name, _, func_name = (spec or DEFAULT_EXECUTOR).partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, func_name)
+
+
+# Jobs that move credit onto a meter: ahead of every other job waiting for a worker, so that
+# a purchase for a slow meter does not wait behind a reading round (Odoo hands them out
+# first too: job priority). Others keep Odoo's priority if it sends one, then claim order.
+CREDIT_JOB_TYPES = frozenset({"add_credit", "clear_credit", "take_emergency_credit"})
+
+
+def job_rank(job):
+    """Sort key of a job waiting for a worker: lower runs first."""
+    if job.get("job_type") in CREDIT_JOB_TYPES:
+        return 0
+    priority = job.get("priority")
+    if isinstance(priority, bool) or not isinstance(priority, (int, float)):
+        priority = 50  # Odoo's default
+    return 1 + max(0, priority)
+
+
+class PriorityPool:
+    """ThreadPoolExecutor's submit/shutdown with a priority queue: the waiting call of the
+    lowest rank runs first (FIFO within a rank). Futures are plain concurrent.futures ones:
+    cancel() works until a worker takes the call. Threads start on demand up to `workers`
+    (the bridge's in-flight limit): a thread waiting on its meter's socket costs memory,
+    not CPU."""
+
+    def __init__(self, workers, thread_name_prefix="mb-job"):
+        self._workers = workers
+        self._prefix = thread_name_prefix
+        self._heap = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._threads = []
+        self._idle = 0
+        self._shutdown = False
+
+    def submit(self, fn, *args, rank=0):
+        future = Future()
+        with self._cond:
+            if self._shutdown:
+                raise RuntimeError("cannot submit after shutdown")
+            heapq.heappush(self._heap, (rank, next(self._seq), future, fn, args))
+            if self._idle:
+                self._cond.notify()
+            elif len(self._threads) < self._workers:
+                t = threading.Thread(
+                    target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True
+                )
+                self._threads.append(t)
+                t.start()
+        return future
+
+    def _work(self):
+        while True:
+            with self._cond:
+                while not self._heap and not self._shutdown:
+                    self._idle += 1
+                    self._cond.wait()
+                    self._idle -= 1
+                if not self._heap:
+                    return
+                _, _, future, fn, args = heapq.heappop(self._heap)
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: B036 - handed to the future, as the stdlib does
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        with self._cond:
+            self._shutdown = True
+            if cancel_futures:
+                for _, _, future, _, _ in self._heap:
+                    future.cancel()
+                self._heap = []
+            self._cond.notify_all()
+            threads = list(self._threads)
+        if wait:
+            for t in threads:
+                t.join()
 
 
 @dataclass(eq=False)
@@ -154,7 +239,7 @@ class BridgeService:
             concurrency=self.settings.concurrency,
             lease_seconds=self.settings.lease_seconds,
         )
-        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="mb-job")
+        self._pool = PriorityPool(self.settings.concurrency, thread_name_prefix="mb-job")
         try:
             while not self._loop_once():
                 pass
@@ -335,7 +420,7 @@ class BridgeService:
         )
         held = HeldJob(job)
         self._held[held.id] = held
-        held.future = self._pool.submit(self._execute, held)
+        held.future = self._pool.submit(self._execute, held, rank=job_rank(job))
         held.future.add_done_callback(self._job_finished)
 
     def _job_finished(self, _future):

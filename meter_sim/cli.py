@@ -28,6 +28,11 @@ examples:
       SIM00025 in money mode: its credit (50 by default) is in currency and it charges
       consumption at the price of the band of the activity calendar Odoo pushes to it
       (time-of-use tariffs); the other 24 hold credit in kWh.
+  meter-sim --meters 10000 --latency-ms 500 --jitter-ms 100 --loss 0.01
+      meters on a slow link (GPRS): every answer leaves 400-600 ms after its request,
+      1 % of request frames are lost (the client times out and retries); one process and
+      one network thread serve them all. In a --config file: "latency_ms", "jitter_ms",
+      "loss" at the top (every meter) or in a meter (that one).
   meter-sim --meters 5 --speed 60 --control-port 4099
       one simulated minute per second; HTTP control on http://127.0.0.1:4099/meters
   meter-sim --config fleet.json     (auth: hls | lls | none; framing: wrapper | hdlc)
@@ -140,6 +145,28 @@ def _add_meter_arguments(p: argparse.ArgumentParser) -> None:
         "money-mode meters)",
     )
     p.add_argument(
+        "--latency-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="each meter answers MS milliseconds after a request, as over GPRS "
+        "(default 0; with --config: replaces its top-level latency_ms, a meter's own wins)",
+    )
+    p.add_argument(
+        "--jitter-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="the latency varies by up to +/- MS milliseconds, uniformly (default 0)",
+    )
+    p.add_argument(
+        "--loss",
+        type=float,
+        default=None,
+        metavar="P",
+        help="share of request frames lost on the link, unanswered (default 0; e.g. 0.01)",
+    )
+    p.add_argument(
         "--money-meters",
         default="",
         metavar="SERIALS",
@@ -183,11 +210,17 @@ def _add_fleet_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _link(args) -> dict:
+    """The link settings given on the command line."""
+    given = {"latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms, "loss": args.loss}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def _meters(args):
     """(meter configs, extra settings of the config file); ValueError on bad input."""
     if args.config:
         try:
-            return load_config(args.config)
+            return load_config(args.config, _link(args))
         except (OSError, ValueError, TypeError) as e:
             raise ValueError(f"bad --config: {e}") from e
     if args.meters < 1:
@@ -207,6 +240,7 @@ def _meters(args):
         credit_kwh=args.credit_kwh,
         auth=args.auth,
         **keys,
+        **_link(args),
     )
     unknown = money - {m.serial for m in meters}
     if unknown:

@@ -28,14 +28,20 @@ def default_configs(n: int, base_port: int = 0, **overrides) -> list[MeterConfig
     ]
 
 
-def load_config(path: str) -> tuple[list[MeterConfig], dict]:
+LINK_KEYS = ("latency_ms", "jitter_ms", "loss")
+
+
+def load_config(path: str, link: dict | None = None) -> tuple[list[MeterConfig], dict]:
     """`--config file.json`: {"meters": [{serial, port, framing, auth, ...}], "seed": ...,
-    "speed": ..., "control_port": ...} or just a list of meters."""
+    "speed": ..., "control_port": ..., "latency_ms": ..., "jitter_ms": ..., "loss": ...} or
+    just a list of meters. The link keys at the top are every meter's unless it says
+    otherwise; `link` (the command line's) replaces the top-level ones."""
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
     if isinstance(doc, list):
         doc = {"meters": doc}
-    meters = [MeterConfig.from_dict(d) for d in doc.get("meters", [])]
+    defaults = {k: doc.pop(k) for k in LINK_KEYS if k in doc} | (link or {})
+    meters = [MeterConfig.from_dict(defaults | d) for d in doc.get("meters", [])]
     serials = [m.serial for m in meters]
     if len(set(serials)) != len(serials):
         raise ValueError("duplicate meter serials in config")
@@ -70,7 +76,7 @@ class Fleet:
         self.configs = meters
         self.clock = SimClock(speed=speed, start=start)
         self.models = {c.serial: MeterModel(c, seed=seed, start=self.clock.start) for c in meters}
-        self.net = Network(host)
+        self.net = Network(host, link_seed=seed)  # same seed, same frames lost
         self.control_port = control_port
         self.control = None
         self._stop = threading.Event()

@@ -276,6 +276,13 @@ class MeterConfig:
     # {"0.0.19.10.0.255": "0.128.96.50.0.255"} (docs/meter-contract.md "Meter profiles").
     # Empty: the SmartPM contract's OBIS codes.
     object_map: dict = field(default_factory=dict)
+    # The link (GPRS and the like; meter_sim/server.py "Slow links"): each answer goes out
+    # latency_ms (+/- up to jitter_ms, uniform) after its request came in, and a request
+    # frame is dropped unanswered with probability `loss` (the client times out and
+    # retries). 0, 0, 0: answers at once, nothing lost.
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    loss: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> MeterConfig:
@@ -309,6 +316,10 @@ class MeterConfig:
             raise ValueError(f"{self.serial}: standing charge >= 0 kWh, period above 0 s")
         if self.reconnect_delay_s < 0 or not 0 <= self.reconnect_attempts_per_hour <= 255:
             raise ValueError(f"{self.serial}: reconnect delay >= 0, attempts per hour 0 to 255")
+        if self.latency_ms < 0 or self.jitter_ms < 0:
+            raise ValueError(f"{self.serial}: latency_ms and jitter_ms must not be negative")
+        if not 0 <= self.loss < 1:
+            raise ValueError(f"{self.serial}: loss is a share of frames, from 0 to below 1")
         try:
             self.serial.encode("ascii")
         except UnicodeEncodeError as e:

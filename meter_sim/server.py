@@ -8,11 +8,16 @@ writes/actions go to, the meter's `MeterModel`.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
+import random
 import selectors
 import socket
 import threading
+import time
+from collections import Counter
 
 from gurux_dlms.enums import (
     AccessMode,
@@ -311,21 +316,42 @@ def make_server(model: MeterModel):
     return MeterServer(model, hdlc)
 
 
+def link_delay(cfg, rng) -> float:
+    """Seconds an answer of this meter spends on its link: latency_ms +/- jitter_ms."""
+    ms = cfg.latency_ms
+    if cfg.jitter_ms:
+        ms += rng.uniform(-cfg.jitter_ms, cfg.jitter_ms)
+    return max(0.0, ms) / 1000.0
+
+
 class _Conn:
-    __slots__ = ("sock", "meter", "server", "out")
+    __slots__ = ("sock", "meter", "server", "out", "closed", "due")
 
     def __init__(self, sock, meter):
         self.sock = sock
         self.meter = meter
         self.server = None  # created on first bytes: a port scan costs nothing
         self.out = bytearray()
+        self.closed = False
+        self.due = 0.0  # when the last delayed answer goes out: answers keep their order
 
 
 class Network:
-    """Listening sockets and connections of many meters on one selector thread."""
+    """Listening sockets and connections of many meters on one selector thread.
 
-    def __init__(self, host: str = "127.0.0.1"):
+    Slow links (MeterConfig latency_ms, jitter_ms, loss): an answer is not sent at once but
+    put on a timer heap that the same loop serves (its select() waits no longer than the
+    next answer is due), so 10,000 meters 500 ms away cost one thread and a heap entry per
+    answer in flight, not a sleeping thread each. A lost request is read and dropped
+    unanswered. The TCP handshake itself is the kernel's and not delayed.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", link_seed: int | None = None):
         self.host = host
+        self._timers = []  # (due, seq, conn, answer bytes), a heap
+        self._seq = itertools.count()
+        self._link_rng = random.Random(link_seed)
+        self.link_stats = Counter()  # "delayed", "dropped": answers held, requests lost
         self.sel = selectors.DefaultSelector()
         self.listeners: dict[str, socket.socket] = {}
         self.ports: dict[str, int] = {}
@@ -442,7 +468,10 @@ class Network:
 
     def _loop(self) -> None:
         while not self._stop:
-            for key, mask in self.sel.select(timeout=0.5):
+            timeout = 0.5
+            if self._timers:
+                timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
+            for key, mask in self.sel.select(timeout=timeout):
                 kind, obj = key.data
                 try:
                     if kind == "wake":
@@ -461,6 +490,22 @@ class Network:
                     log.exception("meter-sim network error")
                     if kind == "conn":
                         self._close(obj)
+            if self._timers:
+                self._send_due(time.monotonic())
+
+    def _send_due(self, now: float) -> None:
+        """Answers whose link delay has passed go out (into the connection's buffer)."""
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, c, answer = heapq.heappop(timers)
+            if c.closed:
+                continue
+            c.out += answer
+            try:
+                self._flush(c)
+            except Exception:
+                log.exception("meter-sim network error")
+                self._close(c)
 
     def _accept(self, lsock, serial) -> None:
         try:
@@ -487,13 +532,24 @@ class Network:
         if model.offline:
             self._close(c)
             return
+        cfg = model.config
+        if cfg.loss and self._link_rng.random() < cfg.loss:
+            self.link_stats["dropped"] += 1  # lost on the link: the meter never saw it
+            return
         if c.server is None:
             c.server = make_server(model)
-        for reply in handle_bytes(c.server, data):
-            c.out += reply
+        answer = b"".join(handle_bytes(c.server, data))
         if getattr(c.server, "drop_connection", False):
             self._close(c)  # a real meter drops a replayed or forged ciphered request
             return
+        delay = link_delay(cfg, self._link_rng) if cfg.latency_ms or cfg.jitter_ms else 0.0
+        if delay > 0 or c.due:
+            if answer:
+                c.due = max(time.monotonic() + delay, c.due)
+                heapq.heappush(self._timers, (c.due, next(self._seq), c, answer))
+                self.link_stats["delayed"] += 1
+            return
+        c.out += answer
         self._flush(c)
 
     def _flush(self, c: _Conn) -> None:
@@ -510,6 +566,7 @@ class Network:
         self.sel.modify(c.sock, events, ("conn", c))
 
     def _close(self, c: _Conn) -> None:
+        c.closed = True
         self.conns.get(c.meter, set()).discard(c)
         try:
             self.sel.unregister(c.sock)
@@ -536,6 +593,7 @@ def serve_serial(model: MeterModel, device: str, stop: threading.Event) -> threa
     """HDLC on a serial device (or one end of a pty), in its own thread."""
 
     ready = threading.Event()
+    link_rng = random.Random()
 
     def run():
         try:
@@ -558,9 +616,15 @@ def serve_serial(model: MeterModel, device: str, stop: threading.Event) -> threa
                     break
                 if not data or model.offline:
                     continue
+                cfg = model.config
+                if cfg.loss and link_rng.random() < cfg.loss:
+                    continue  # lost on the line
                 if server is None:
                     server = make_server(model)
-                for reply in handle_bytes(server, data):
+                replies = list(handle_bytes(server, data))
+                if cfg.latency_ms or cfg.jitter_ms:
+                    time.sleep(link_delay(cfg, link_rng))  # this meter's own thread
+                for reply in replies:
                     os.write(fd, reply)
                 if getattr(server, "drop_connection", False):
                     server = None  # drop the association, as a TCP meter drops the line

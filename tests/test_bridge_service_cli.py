@@ -114,7 +114,7 @@ def test_missing_settings_exit_2_with_a_clear_message(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "db: missing; set MB_ODOO_DB" in err
     assert "MB_ODOO_API_KEY" in err
-    assert "concurrency: 0 is outside 1..256 (command line)" in err
+    assert "concurrency: 0 is outside 1..2048 (command line)" in err
 
 
 def test_read_delegates_its_arguments_to_cli_read(monkeypatch):
