@@ -776,6 +776,17 @@ class SmartpmMeter(models.Model):
                     )
                 )
 
+    @api.constrains("credit_mode", "tariff_id", "tenant_id", "profile_id")
+    def _check_tou_special_days(self):
+        """A tariff charging public holidays otherwise than as weekdays needs a meter whose
+        profile holds special days (services/tou.special_days_error)."""
+        for meter in self.filtered(lambda m: m.credit_mode == "money"):
+            tariff = meter._get_tariff()
+            if tariff and tou.charges_holidays(tariff):
+                error = tou.special_days_error(meter, tariff)
+                if error:
+                    raise ValidationError(error)
+
     def _open_assignments(self):
         self.env["smartpm.meter.assignment"].sudo().create(
             [{"meter_id": m.id, "tenant_id": m.tenant_id.id} for m in self]

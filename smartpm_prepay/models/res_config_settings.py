@@ -1,4 +1,5 @@
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 from ..services import friendly, tou, wsse
 from .res_company import FRIENDLY_DEFER
@@ -86,12 +87,66 @@ class ResConfigSettings(models.TransientModel):
         readonly=False,
         currency_field="currency_id",
     )
+    smartpm_tou_holidays_used = fields.Boolean(
+        string="Time-of-use tariffs charge public holidays",
+        compute="_compute_smartpm_tou_holidays_used",
+        help="A time-of-use tariff of the company charges public holidays otherwise than as "
+        "the weekday: its meters read the holidays of this calendar, friendly periods on or "
+        "off.",
+    )
     smartpm_clock_sync_days = fields.Integer(
         related="company_id.smartpm_clock_sync_days", readonly=False
     )
     smartpm_clock_drift_max_s = fields.Integer(
         related="company_id.smartpm_clock_drift_max_s", readonly=False
     )
+
+    @api.depends("company_id")
+    def _compute_smartpm_tou_holidays_used(self):
+        Version = self.env["smartpm.tariff.tou.version"].sudo()
+        for settings in self:
+            settings.smartpm_tou_holidays_used = bool(
+                Version.search_count(
+                    [
+                        ("tariff_id.company_id", "in", [False, settings.company_id.id]),
+                        ("tariff_id.pricing_mode", "=", "tou"),
+                        ("holiday_mode", "!=", "weekday"),
+                    ],
+                    limit=1,
+                )
+            )
+
+    def action_smartpm_public_holidays(self):
+        """The company's public holidays: the time off of its friendly-period calendar
+        without a resource (what friendly periods and time-of-use tariffs read)."""
+        self.ensure_one()
+        calendar = self.smartpm_friendly_calendar_id
+        if not calendar:
+            raise UserError(
+                self.env._(
+                    "Company %s: choose the calendar of the public holidays first, then save.",
+                    self.company_id.name,
+                )
+            )
+        company = self.company_id
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Public holidays of %s", company.name),
+            "res_model": "resource.calendar.leaves",
+            "view_mode": "list,form",
+            # the leaves friendly.holiday_dates counts, at any date
+            "domain": [
+                ("resource_id", "=", False),
+                ("time_type", "=", "leave"),
+                ("calendar_id", "in", [False, calendar.id]),
+                ("company_id", "in", [False, company.id]),
+            ],
+            "context": {
+                "default_calendar_id": calendar.id,
+                "default_company_id": company.id,
+                "default_time_type": "leave",
+            },
+        }
 
     @api.model_create_multi
     def create(self, vals_list):

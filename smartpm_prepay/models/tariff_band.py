@@ -1,5 +1,5 @@
 from odoo import _, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 
 from ..services import tou
 
@@ -46,6 +46,29 @@ class SmartpmTariffBand(models.Model):
         ),
         ("price_positive", "CHECK(price_per_kwh > 0)", "The price per kWh must be positive."),
     ]
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_holiday_band(self):
+        """A band its version charges public holidays in stays (emptying the version's
+        holiday band silently would charge the holidays as weekdays): choose another one
+        first. Deleting the version (or the tariff) takes its bands with it."""
+        versions = (
+            self.env["smartpm.tariff.tou.version"]
+            .sudo()
+            .search([("holiday_mode", "=", "band"), ("holiday_band_id", "in", self.ids)])
+        )
+        if versions:
+            version = versions[0]
+            raise UserError(
+                self.env._(
+                    "Tariff %(tariff)s, prices from %(date)s: band %(band)s is the band of "
+                    "public holidays; choose another holiday band (or charge the holidays as "
+                    "the weekday) before deleting it.",
+                    tariff=version.tariff_id.name,
+                    date=version.date_start,
+                    band=version.holiday_band_id.name,
+                )
+            )
 
     @api.constrains("rate", "price_per_kwh")
     def _check_rate(self):

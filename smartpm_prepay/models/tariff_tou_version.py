@@ -121,3 +121,14 @@ class SmartpmTariffTouVersion(models.Model):
             error = tou.holiday_error(version)
             if error:
                 raise ValidationError(error)
+
+    @api.constrains("holiday_mode")
+    def _check_holiday_meters(self):
+        """Holidays charged otherwise than as the weekday: every money-mode meter of the
+        tariff must hold special days (its profile), else they would be charged as
+        weekdays unseen."""
+        for version in self.filtered(lambda v: v.holiday_mode != "weekday"):
+            meters = tou.meters_of_tariffs(self.env, version.tariff_id, all_states=True)
+            error = tou.special_days_error(meters, version.tariff_id)
+            if error:
+                raise ValidationError(error)

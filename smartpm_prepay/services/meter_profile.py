@@ -155,6 +155,13 @@ def bridge_values(meter):
     }
 
 
+def has_function(meter, function):
+    """Whether ``meter`` holds ``function``: its profile lists it (a meter without a profile
+    runs on the SmartPM contract, which has every function)."""
+    profile = meter.sudo().profile_id
+    return not profile or function in profile.object_ids.mapped("function")
+
+
 METER_DEFAULT_FIELDS = (
     "framing",
     "client_address",

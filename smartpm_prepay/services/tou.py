@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from odoo import _
 from odoo.exceptions import UserError
 
-from . import engine, friendly
+from . import engine, friendly, meter_profile
 from .local_time import day_start_utc, local_today
 
 _logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ENERGY_RATE_OBIS = "1.0.1.8.%d.255"  # energy import in rate N (Wh)
 CHARGE_OBIS = "0.0.19.20.0.255"  # consumption-based Charge, attribute 2: collected (milli)
 EMPTY_CALENDAR = None  # a meter without a TOU tariff: nothing to push
+SPECIAL_DAYS_FUNCTION = "tou_special_days"  # the calendar's special days table (profile)
 
 
 def _weekday_names(env):
@@ -207,6 +208,48 @@ def holiday_error(version):
             band=band.name,
         )
     return None
+
+
+def holds_special_days(meter):
+    """Whether the meter's profile has the calendar's special days table (public holidays
+    charged otherwise than as the weekday need it)."""
+    return meter_profile.has_function(meter, SPECIAL_DAYS_FUNCTION)
+
+
+def charges_holidays(tariff, today=None):
+    """Whether a version of ``tariff`` in force or planned charges public holidays
+    otherwise than as the weekday they fall on (the meters then need special days)."""
+    if tariff.pricing_mode != "tou":
+        return False
+    current = tariff._tou_version_at(today)
+    versions = tariff.tou_version_ids.filtered(
+        lambda v: not current or v.date_start >= current.date_start
+    )
+    return any(v.holiday_mode != "weekday" for v in versions)
+
+
+def special_days_error(meters, tariff):
+    """Why ``meters`` (money mode, on ``tariff``) cannot be charged its public holidays, in
+    words naming the meters and their profiles, or None: a profile without the calendar's
+    special days table cannot hold them, and a head end does not send a setting the meter
+    cannot hold (the holidays would be charged as weekdays with no one told)."""
+    unable = meters.sudo().filtered(
+        lambda m: m.credit_mode == "money" and not holds_special_days(m)
+    )
+    if not unable:
+        return None
+    env = meters.env
+    return env._(
+        "Tariff %(tariff)s charges public holidays otherwise than as the weekday, but meter "
+        "%(meters)s cannot hold public holidays: its meter profile %(profiles)s has no "
+        "calendar special days object (Configuration, Meter profiles: add the line "
+        "'Calendar special days (holidays)' if the meter model has one), or charge the "
+        "holidays as the weekday.",
+        tariff=tariff.name,
+        meters=", ".join(unable[:5].mapped("serial_number"))
+        + (env._(" and %s more", len(unable) - 5) if len(unable) > 5 else ""),
+        profiles=", ".join(unable.profile_id.mapped("name")),
+    )
 
 
 def _gap(tariff, date, day, start, end, where):
@@ -398,15 +441,28 @@ def holiday_day_id(version, calendar, day):
 
 
 def public_holidays(company, today):
-    """Local dates (date objects) of the company's public holidays from ``today`` for a
-    year: the global leaves of its friendly-period calendar (services/friendly.py), the one
-    list the owner keeps."""
+    """Local dates (date objects) of the company's public holidays of the year of ``today``
+    and the next one: the global leaves of its friendly-period calendar
+    (services/friendly.py), the one list the owner keeps.
+
+    Whole calendar years, not a year from today: a holiday that passed stays in the table
+    (the meter never matches a past date again) until the year ends, so the payload, and
+    with it each meter's push, changes when the owner changes a holiday or on 1 January,
+    not every day a holiday passes or a new one comes within a year (docs/job-protocol.md).
+    """
     calendar = company.smartpm_friendly_calendar_id
     if not calendar:
         return []
+    days = set()
+    for year in (today.year, today.year + 1):
+        start = datetime(year, 1, 1).date()
+        days.update(
+            d
+            for d in friendly.holiday_dates(company, calendar, start)
+            if d.startswith(f"{year:04d}-")
+        )
     return [
-        datetime.strptime(d, "%Y-%m-%d").date()
-        for d in friendly.holiday_dates(company, calendar, today)
+        datetime.strptime(d, "%Y-%m-%d").date() for d in sorted(days)[: friendly.MAX_SPECIAL_DAYS]
     ]
 
 
@@ -426,7 +482,10 @@ def special_days(tariff, company, today, active, passive, calendars):
 
 
 def build_payload(meter, now=None):
-    """The ``set_tariff_calendar`` payload of a money-mode meter, or None."""
+    """The ``set_tariff_calendar`` payload of a money-mode meter, or None. A meter whose
+    profile has no special days table gets none (the key left out: the bridge does not
+    touch the table), never a job sure to fail; Odoo refuses to charge its holidays
+    otherwise than as weekdays (``special_days_error``)."""
     tariff = meter._get_tariff()
     if meter.credit_mode != "money" or not tariff or tariff.pricing_mode != "tou":
         return EMPTY_CALENDAR
@@ -442,13 +501,15 @@ def build_payload(meter, now=None):
     calendars = {active.id: version_calendar(active)}
     if passive:
         calendars[passive.id] = version_calendar(passive)
-    return {
+    payload = {
         "utc_offset_min": friendly.utc_offset_min(company, now),
         "active": calendars[active.id],
         "passive": calendars[passive.id] if passive else None,
         "activate_at": activate_at,
-        "special_days": special_days(tariff, company, today, active, passive, calendars),
     }
+    if holds_special_days(meter):
+        payload["special_days"] = special_days(tariff, company, today, active, passive, calendars)
+    return payload
 
 
 def _last_pushed(env, meters):
@@ -471,11 +532,12 @@ def push(env, meters, force=False, now=None):
     pushed calendar differs from the one its tariff gives now. Returns the jobs created."""
     meters = meters.sudo()._commandable().filtered(lambda m: m.credit_mode == "money")
     Job = env["smartpm.meter.job"]
-    # the payload depends on the meter's tariff and company only: built once for each pair
+    # the payload depends on the meter's tariff, company and profile (whether it holds
+    # special days) only: built once for each
     by_pair = {}
     payloads = {}
     for m in meters:
-        pair = (m._get_tariff().id, m.company_id.id)
+        pair = (m._get_tariff().id, m.company_id.id, m.profile_id.id)
         if pair not in by_pair:
             by_pair[pair] = build_payload(m, now)
         payloads[m.id] = by_pair[pair]
@@ -501,14 +563,17 @@ def push(env, meters, force=False, now=None):
     )
 
 
-def meters_of_tariffs(env, tariffs):
+def meters_of_tariffs(env, tariffs, all_states=False):
+    """Money-mode meters of ``tariffs`` (their own or their tenant's): active and
+    disconnected ones, or any but decommissioned with ``all_states``."""
+    states = ("draft", "active", "disconnected") if all_states else ("active", "disconnected")
     return (
         env["smartpm.meter"]
         .sudo()
         .search(
             [
                 ("credit_mode", "=", "money"),
-                ("state", "in", ("active", "disconnected")),
+                ("state", "in", states),
                 "|",
                 ("tariff_id", "in", tariffs.ids),
                 "&",

@@ -2,13 +2,16 @@
 days (the calendar's Special days table, docs/meter-contract.md): the owner's setting per
 version, its validation, the special days pushed to every meter once per change."""
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from odoo import fields
-from odoo.exceptions import ValidationError
+from lxml import etree
+
+from odoo import Command, fields
+from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
+from odoo.tools.safe_eval import safe_eval
 
-from ..services import tou
+from ..services import meter_profile, tou
 from .test_tou import TouMixin
 from .test_vending import VendingCase
 
@@ -130,3 +133,112 @@ class TestTouHolidays(TouMixin, VendingCase):
         self.assertIn("public holidays all day", bands["Off-peak"])
         self.assertIn("not on public holidays", bands["Peak"])
         self.assertIn("public holidays all day", self.tariff._price_description())
+
+    # ------------------------------------------------ meters whose profile has no table
+    def _profile(self, name, special_days=True):
+        lines = [
+            line
+            for line in meter_profile.smartpm_lines()
+            if special_days or line["function"] != tou.SPECIAL_DAYS_FUNCTION
+        ]
+        return self.env["smartpm.meter.profile"].create(
+            {"name": name, "object_ids": [Command.create(line) for line in lines]}
+        )
+
+    def test_holidays_are_refused_for_a_meter_whose_profile_has_no_special_days(self):
+        old = self._profile("Vendor 2019", special_days=False)
+        self.meters[0].profile_id = old  # holidays charged as weekdays: it needs no table
+        before = len(self._jobs(self.meters[0]))
+        with self.assertRaisesRegex(ValidationError, "Evening peak.*HOL-0.*Vendor 2019"):
+            self._charge_holidays_off_peak()
+        with self.assertRaisesRegex(ValidationError, "HOL-0.*Vendor 2019"):
+            self.version.holiday_mode = "sunday"
+        self.assertEqual(len(self._jobs(self.meters[0])), before)
+        # holidays charged: such a meter cannot take the tariff, nor a meter of it the profile
+        self.meters[0].profile_id = self._profile("Vendor 2024")
+        self._charge_holidays_off_peak()
+        with self.assertRaisesRegex(ValidationError, "Evening peak.*HOL-1.*Vendor 2019"):
+            self.meters[1].profile_id = old
+        self.meters[2].profile_id = old  # its tariff charges holidays as weekdays
+        with self.assertRaisesRegex(ValidationError, "Evening peak.*HOL-2.*Vendor 2019"):
+            self.meters[2].tariff_id = self.tariff
+
+    def test_a_profile_losing_its_special_days_gets_calendars_without_them(self):
+        """What no refusal catches (the profile's line removed afterwards): the meter gets
+        its calendars without special days, never a job sure to fail on the bridge."""
+        self._holiday(self.day)
+        profile = self._profile("Vendor 2024")
+        self.meters[0].profile_id = profile
+        self._charge_holidays_off_peak()
+        self.assertEqual(len(self._jobs(self.meters[0])[-1].payload["special_days"]), 1)
+        profile.object_ids.filtered(lambda o: o.function == tou.SPECIAL_DAYS_FUNCTION).unlink()
+        tou.refresh_all(self.env)
+        payload = self._jobs(self.meters[0])[-1].payload
+        self.assertNotIn("special_days", payload)
+        self.assertEqual(payload["active"], self._jobs(self.meters[1])[-1].payload["active"])
+        # the other meters of the tariff keep theirs
+        self.assertEqual(len(self._jobs(self.meters[1])[-1].payload["special_days"]), 1)
+
+    # ------------------------------------------------ the holiday band
+    def test_the_holiday_band_cannot_be_deleted(self):
+        self._charge_holidays_off_peak()
+        with self.assertRaisesRegex(UserError, "Evening peak.*Off-peak.*public holidays"):
+            self.off_band.unlink()
+        with self.assertRaisesRegex(UserError, "Evening peak.*Off-peak.*public holidays"):
+            self.version.write({"band_ids": [Command.delete(self.off_band.id)]})
+        self.assertEqual(self.version.holiday_band_id, self.off_band)
+        self.assertEqual(self.version.holiday_mode, "band")
+        self.assertTrue(self.off_band.exists())
+
+    # ------------------------------------------------ settings
+    def test_public_holidays_are_reachable_in_settings_with_friendly_periods_off(self):
+        self.company.smartpm_friendly_enabled = False
+        Settings = self.env["res.config.settings"].with_company(self.company)
+        self.assertFalse(Settings.create({}).smartpm_tou_holidays_used)
+        self._charge_holidays_off_peak()
+        settings = Settings.create({})
+        self.assertTrue(settings.smartpm_tou_holidays_used)
+        leave = self._holiday(self.day)
+        action = settings.action_smartpm_public_holidays()
+        self.assertIn(leave, self.env[action["res_model"]].search(action["domain"]))
+        # the form shows the calendar and the holidays' button, friendly periods off
+        arch = etree.fromstring(Settings.get_views([(False, "form")])["views"]["form"]["arch"])
+        values = {
+            "smartpm_friendly_enabled": False,
+            "smartpm_tou_holidays_used": True,
+            "smartpm_friendly_calendar_id": self.calendar.id,
+        }
+        for xpath in (
+            "//field[@name='smartpm_friendly_calendar_id']",
+            "//button[@name='action_smartpm_public_holidays']",
+        ):
+            node = arch.xpath(xpath)[0]
+            while node is not None:
+                hidden = node.get("invisible")
+                self.assertFalse(hidden and safe_eval(hidden, values), xpath)
+                node = node.getparent()
+                if node.tag == "setting":
+                    break
+
+    # ------------------------------------------------ no daily pushes
+    def test_a_passing_holiday_pushes_nothing_until_the_year_ends(self):
+        self._charge_holidays_off_peak()
+        year = fields.Date.today().year + 1
+        holidays = [date(year, 3, 10), date(year, 4, 27)]
+        for day in holidays:
+            self._holiday(day)
+
+        def refresh(day):
+            tou.refresh_all(self.env, now=datetime(day.year, day.month, day.day, 12))
+            return self._jobs(self.meters[0])
+
+        jobs = refresh(date(year, 3, 1))
+        self.assertEqual(
+            [d["date"] for d in jobs[-1].payload["special_days"]], [d.isoformat() for d in holidays]
+        )
+        for day in (date(year, 3, 11), date(year, 4, 28), date(year, 12, 31)):
+            self.assertEqual(refresh(day), jobs, day)  # a holiday passed: the table the same
+        # the new year: last year's holidays go, once
+        jobs = refresh(date(year + 1, 1, 1))
+        self.assertEqual(jobs[-1].payload["special_days"], [])
+        self.assertEqual(refresh(date(year + 1, 1, 2)), jobs)
