@@ -1,4 +1,4 @@
-from odoo import _, api, models
+from odoo import api, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import LazyTranslate
 
@@ -38,9 +38,9 @@ class SmartpmEngineRecord(models.AbstractModel):
         self._check_engine_create()  # before the sequence: a refused create takes no number
         if self._engine_sequence:
             for vals in vals_list:
-                if vals.get("name", _("New")) == _("New"):
+                if vals.get("name", self.env._("New")) == self.env._("New"):
                     number = self.env["ir.sequence"].next_by_code(self._engine_sequence)
-                    vals["name"] = number or _("New")
+                    vals["name"] = number or self.env._("New")
         return super().create(vals_list)
 
     def write(self, vals):

@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.tools import LazyTranslate
 
 from ..services import standing_charge
@@ -131,7 +131,7 @@ class SmartpmStandingCharge(models.Model):
     @api.depends("meter_id", "period_start", "period")
     def _compute_display_name(self):
         for charge in self:
-            charge.display_name = _(
+            charge.display_name = self.env._(
                 "%(meter)s %(period)s",
                 meter=charge.meter_id.serial_number or "",
                 period=charge.period_start.strftime(

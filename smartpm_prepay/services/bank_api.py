@@ -200,11 +200,11 @@ def bank_context(env):
     """The bank (partner) of the calling user; only Bank API users of a bank get one."""
     user = env.user
     if not user.has_group("smartpm_prepay.group_bank_api"):
-        raise BankApiError(NOT_AUTHORISED, _("Not authorised."))
+        raise BankApiError(NOT_AUTHORISED, env._("Not authorised."))
     bank = user.sudo().partner_id.commercial_partner_id
     if not bank.smartpm_is_bank or not bank.smartpm_bank_journal_id:
         _logger.warning("Bank API user %s is not a contact of a configured bank", user.login)
-        raise BankApiError(NOT_AUTHORISED, _("Not authorised: this user belongs to no bank."))
+        raise BankApiError(NOT_AUTHORISED, env._("Not authorised: this user belongs to no bank."))
     return bank
 
 
@@ -218,7 +218,7 @@ def _find_meter(env, number):
     # the lookup by serial number runs in sudo, and only the answer's fields go out.
     meter = env["smartpm.meter"].sudo().search([("serial_number", "=", number)], limit=1)
     if not meter:
-        raise BankApiError("UNKNOWN_METER", _("Unknown meter %s.", number))
+        raise BankApiError("UNKNOWN_METER", env._("Unknown meter %s.", number))
     return meter
 
 
@@ -236,7 +236,9 @@ def _find_purchase(env, bank, reference):
         )
     )
     if not purchase:
-        raise BankApiError(UNKNOWN_PURCHASE, _("No purchase with bank reference %s.", reference))
+        raise BankApiError(
+            UNKNOWN_PURCHASE, env._("No purchase with bank reference %s.", reference)
+        )
     return purchase
 
 
@@ -330,7 +332,7 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
     if currency in (None, False, ""):  # XML-RPC has no None: False or "" mean "any"
         currency = None
     elif not isinstance(currency, str):
-        raise BankApiError(INVALID_REQUEST, _("The currency must be an ISO 4217 code."))
+        raise BankApiError(INVALID_REQUEST, env._("The currency must be an ISO 4217 code."))
     meter = _find_meter(env, number)
     external_ref = _external_ref(bank, reference)
     try:
@@ -367,7 +369,7 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
         if exc.code == "duplicate_reference":  # not the scoped external_ref in the message
             raise BankApiError(
                 "DUPLICATE_REFERENCE",
-                _("Bank reference %s was already used for another sale.", reference),
+                env._("Bank reference %s was already used for another sale.", reference),
             ) from exc
         raise from_vending_error(exc) from exc
     sale_sudo = sale.sudo()
@@ -421,7 +423,7 @@ def reverse_purchase(env, bank_reference):
     if sale.state == "delivered":
         raise BankApiError(
             NOT_REVERSIBLE,
-            _(
+            env._(
                 "%(ref)s was delivered: the credit is on meter %(meter)s, it cannot be reversed.",
                 ref=sale.name,
                 meter=sale.meter_id.serial_number,
@@ -430,7 +432,7 @@ def reverse_purchase(env, bank_reference):
     if sale.state not in ("paid", "queued", "failed"):
         raise BankApiError(
             NOT_REVERSIBLE,
-            _(
+            env._(
                 "%(ref)s is %(state)s: only an undelivered sale can be reversed.",
                 ref=sale.name,
                 state=sale.state,

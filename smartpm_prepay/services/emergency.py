@@ -151,7 +151,7 @@ def take(meter, origin):
             }
         ],
     )
-    meter.message_post(body=_("Emergency credit requested (%(origin)s).", origin=origin))
+    meter.message_post(body=meter.env._("Emergency credit requested (%(origin)s).", origin=origin))
     return job
 
 

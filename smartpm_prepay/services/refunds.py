@@ -125,7 +125,7 @@ def reverse_for_pos_refund(purchase, refund_line):
         # atomic against a bridge claiming it this very moment
         if not job_queue.cancel(purchase.env, job.ids, never_claimed=True):
             raise UserError(
-                _(
+                purchase.env._(
                     "Credit %(ref)s cannot be refunded: a bridge is delivering it to meter "
                     "%(meter)s right now. Reverse the purchase in the back office.",
                     ref=purchase.name,
@@ -133,7 +133,7 @@ def reverse_for_pos_refund(purchase, refund_line):
                 )
             )
     purchase._reverse_now()
-    _log_pos_refund(purchase, refund_line.order_id, _("refunded at the register"))
+    _log_pos_refund(purchase, refund_line.order_id, purchase.env._("refunded at the register"))
 
 
 def _log_pos_refund(purchase, refund_order, how):
@@ -222,14 +222,16 @@ def create_pos_refund(purchase):
             "pos_order_id": refund.id,
             "amount": -line.price_subtotal_incl,
             "payment_method_id": method.id,
-            "name": _("Refund of %s", purchase.name),
+            "name": purchase.env._("Refund of %s", purchase.name),
             "payment_date": fields.Datetime.now(),
         }
     )
     refund._process_saved_order(False)
     if refund.state not in PAID_ORDER_STATES:
-        raise UserError(_("The refund order %s could not be paid.", refund.name))
-    _log_pos_refund(purchase, refund, _("refunded in the open session %s", session.name))
+        raise UserError(purchase.env._("The refund order %s could not be paid.", refund.name))
+    _log_pos_refund(
+        purchase, refund, purchase.env._("refunded in the open session %s", session.name)
+    )
     return refund
 
 

@@ -137,7 +137,7 @@ def coverage_error(version):
     if not version.rule_ids:
         return None  # being set up: not used until it has its hours (tariff._tou_version_at)
     if not version.band_ids:
-        return _(
+        return env._(
             "Tariff %(tariff)s, prices from %(date)s: add at least one price band.",
             tariff=tariff,
             date=date,
@@ -145,7 +145,7 @@ def coverage_error(version):
     for rule in version.rule_ids:
         start, end = minutes(rule.start_hour), minutes(rule.end_hour)
         if not 0 <= start < end <= 1440:
-            return _(
+            return env._(
                 "Tariff %(tariff)s, prices from %(date)s: band %(band)s runs from %(start)s to "
                 "%(end)s; a band's hours run forward within one day, 00:00 to 24:00.",
                 tariff=tariff,
@@ -155,18 +155,18 @@ def coverage_error(version):
                 end=hhmm(max(end, 0)),
             )
         if rule.season_id and rule.season_id.version_id != version:
-            return _("Tariff %s: band hours name a season of another version.", tariff)
+            return env._("Tariff %s: band hours name a season of another version.", tariff)
         if rule.band_id.version_id != version:
-            return _("Tariff %s: band hours name a band of another version.", tariff)
+            return env._("Tariff %s: band hours name a band of another version.", tariff)
     days = _weekday_names(env)
     for season in _seasons(version):
-        where = _(" (season %s)", season.name) if season else ""
+        where = env._(" (season %s)", season.name) if season else ""
         for weekday in range(7):
             pos, previous = 0, None
             for rule in _day_rules(version, season, weekday):
                 start, end = minutes(rule.start_hour), minutes(rule.end_hour)
                 if start < pos:
-                    return _(
+                    return env._(
                         "Tariff %(tariff)s, prices from %(date)s: band %(band)s overlaps band "
                         "%(other)s on %(day)s %(start)s-%(end)s%(where)s.",
                         tariff=tariff,

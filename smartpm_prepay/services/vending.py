@@ -72,7 +72,7 @@ def check_channel_access(env, channel):
         return
     group = CHANNEL_GROUPS.get(channel)
     if not group or not env.user.has_group(group):
-        raise AccessError(_("You may not sell credit through the %s channel.", channel))
+        raise AccessError(env._("You may not sell credit through the %s channel.", channel))
 
 
 def _check_request(amount, channel, external_ref):
@@ -116,9 +116,9 @@ def _resolve_currency(env, currency):
             .search([("name", "=", currency.upper())], limit=1)
         )
         if not found:
-            raise VendingError("currency_mismatch", _("Unknown currency %s.", currency))
+            raise VendingError("currency_mismatch", env._("Unknown currency %s.", currency))
         return found
-    raise VendingError("invalid_request", _("The currency must be an ISO code."))
+    raise VendingError("invalid_request", env._("The currency must be an ISO code."))
 
 
 def find_existing(env, channel, external_ref):
@@ -149,12 +149,16 @@ def check_sellable(meter):
     if not meter.active or meter.state not in SELLABLE_STATES:
         raise VendingError(
             "meter_not_sellable",
-            _("Meter %s is not in service: credit cannot be sold for it.", meter.serial_number),
+            meter.env._(
+                "Meter %s is not in service: credit cannot be sold for it.", meter.serial_number
+            ),
         )
     if not meter.tenant_id:
         raise VendingError(
             "meter_not_sellable",
-            _("Meter %s has no tenant: credit cannot be sold for it.", meter.serial_number),
+            meter.env._(
+                "Meter %s has no tenant: credit cannot be sold for it.", meter.serial_number
+            ),
         )
     moving = (
         meter.env["smartpm.move.out"]
@@ -164,7 +168,7 @@ def check_sellable(meter):
     if moving:
         raise VendingError(
             "meter_not_sellable",
-            _(
+            meter.env._(
                 "Meter %(meter)s is being moved out (%(ref)s): credit cannot be sold for it "
                 "until its tenant's credit is settled and cleared.",
                 meter=meter.serial_number,
@@ -175,7 +179,9 @@ def check_sellable(meter):
     if not tariff:
         raise VendingError(
             "meter_not_sellable",
-            _("Meter %s has no tariff (on the meter or its tenant).", meter.serial_number),
+            meter.env._(
+                "Meter %s has no tariff (on the meter or its tenant).", meter.serial_number
+            ),
         )
     check_credit_mode(meter, tariff)
     return tariff
@@ -335,7 +341,7 @@ def vend(
     check_channel_access(env, channel)
     sudo_env = env(su=True)
     if not meter or not meter.exists():
-        raise VendingError("unknown_meter", _("Unknown meter."))
+        raise VendingError("unknown_meter", env._("Unknown meter."))
     meter = meter.with_env(sudo_env)
     currency = _resolve_currency(sudo_env, currency)
 
@@ -378,14 +384,14 @@ def _quote_and_mint(env, meter, tariff, amount):
     if meter.credit_mode == "money":
         quote = tou.quote_money(tariff, amount)
         if quote["credit_money"] <= 0:
-            raise VendingError("amount_out_of_range", _("The amount buys no credit."))
+            raise VendingError("amount_out_of_range", env._("The amount buys no credit."))
         transfer_number = meter.last_transfer_number + 1
         token = mint_money_token(meter, transfer_number, quote["credit_money"])
         engine.as_engine(meter).last_transfer_number = transfer_number
         return quote, transfer_number, token
     quote = tariff._quote_amount(amount, month_kwh(env, meter))
     if quote["kwh"] <= 0:
-        raise VendingError("amount_out_of_range", _("The amount buys no energy."))
+        raise VendingError("amount_out_of_range", env._("The amount buys no energy."))
     transfer_number = meter.last_transfer_number + 1
     token = mint_token(meter, transfer_number, quote["kwh"])
     engine.as_engine(meter).last_transfer_number = transfer_number
@@ -430,7 +436,7 @@ def _create_purchase(env, sudo_env, vals):
         # a concurrent sale committed the same reference first (on another meter)
         raise VendingError(
             "duplicate_reference",
-            _("Reference %s is being used by another sale.", vals["external_ref"]),
+            env._("Reference %s is being used by another sale.", vals["external_ref"]),
         ) from exc
 
 
@@ -442,7 +448,7 @@ def grant_free(env, meter, kwh, external_ref):
     first grant. Two grants racing on one meter meet at its row lock (the loser gets a
     lock or serialisation error) or at the unique (channel, external_ref) index."""
     if not engine.is_engine(env):
-        raise AccessError(_("Free basic electricity is granted by the monthly job only."))
+        raise AccessError(env._("Free basic electricity is granted by the monthly job only."))
     sudo_env = env(su=True)
     meter = meter.with_env(sudo_env)
     existing = find_existing(sudo_env, FBE_CHANNEL, external_ref)
@@ -452,7 +458,7 @@ def grant_free(env, meter, kwh, external_ref):
     if meter.credit_mode == "money":
         raise VendingError(
             "meter_not_sellable",
-            _(
+            env._(
                 "Meter %s holds credit in money (time of use): free basic electricity is "
                 "granted in kWh.",
                 meter.serial_number,
@@ -461,7 +467,7 @@ def grant_free(env, meter, kwh, external_ref):
     lock_meter(sudo_env, meter)
     kwh = float_round(kwh, precision_rounding=tariff.kwh_rounding, rounding_method="DOWN")
     if kwh <= 0:
-        raise VendingError("amount_out_of_range", _("The grant holds no energy."))
+        raise VendingError("amount_out_of_range", env._("The grant holds no energy."))
     quote = {
         "amount": 0.0,
         "amount_untaxed": 0.0,
