@@ -19,7 +19,7 @@ debts and unmatches them in the books.
 
 import logging
 
-from odoo import _, fields
+from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tools import float_round
 
@@ -217,7 +217,7 @@ def restore(purchase):
             rec.move_id._reverse_moves(
                 [
                     {
-                        "ref": _("Reversal of %s", rec.move_id.ref),
+                        "ref": purchase.env._("Reversal of %s", rec.move_id.ref),
                         "date": fields.Date.context_today(rec),
                     }
                 ],
@@ -228,7 +228,7 @@ def restore(purchase):
         if debt.state == "paid":
             debt.state = "active"
         debt.message_post(
-            body=_(
+            body=purchase.env._(
                 "Purchase %(purchase)s was reversed: its %(amount)s are owed again.",
                 purchase=purchase.name,
                 amount=rec.amount,
@@ -287,7 +287,7 @@ def settle_payment(purchase, payment_moves):
         credit = credit_lines.filtered(lambda line: line.amount_residual < 0)[:1]
         if not debit or not credit:
             raise UserError(
-                _(
+                purchase.env._(
                     "%(purchase)s: no open payment or debt invoice to match the %(amount)s "
                     "recovered for %(debt)s.",
                     purchase=purchase.name,

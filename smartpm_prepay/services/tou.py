@@ -22,7 +22,6 @@ which every band's price is a whole long (``price_scale``): 0.2500 at -4 is 2500
 import logging
 from datetime import datetime, timedelta
 
-from odoo import _
 from odoo.exceptions import UserError
 
 from . import engine, friendly
@@ -97,7 +96,7 @@ def charge_table_error(version):
         return None
     alone = bands.filtered(lambda b: price_scale([b.price_per_kwh]) is None)
     if alone:
-        return _(
+        return version.env._(
             "Tariff %(tariff)s, band %(band)s: the meter's charge table cannot hold %(price)s "
             "per kWh (at most 32,767 per kWh, and only as many decimals as its size allows: "
             "up to 3.2767 with 4 decimals, 32.767 with 3, 327.67 with 2...).",
@@ -105,7 +104,7 @@ def charge_table_error(version):
             band=alone[0].name,
             price=alone[0].price_per_kwh,
         )
-    return _(
+    return version.env._(
         "Tariff %(tariff)s, prices from %(date)s: the meter's charge table has one scale for "
         "all bands, and no scale holds %(prices)s together: round the small prices to fewer "
         "decimals or the large ones lower.",
@@ -187,7 +186,7 @@ def coverage_error(version):
 
 
 def _gap(tariff, date, day, start, end, where):
-    return _(
+    return tariff.env._(
         "Tariff %(tariff)s, prices from %(date)s: no band covers %(day)s %(start)s-%(end)s"
         "%(where)s.",
         tariff=tariff,
@@ -207,7 +206,7 @@ def band_hours_text(version, band):
     for rule in version.rule_ids.filtered(lambda r: r.band_id == band):
         days = [short[i] for i, f in enumerate(WEEKDAYS) if rule[f]]
         if len(days) == 7:
-            day_text = _("every day")
+            day_text = version.env._("every day")
         elif days == short[:5]:
             day_text = "Mon-Fri"
         else:
@@ -245,7 +244,7 @@ def describe_bands(tariff, bands=None, with_hours=True):
     parts = []
     for band in bands:
         name = f"{band['name']} ({band['hours']})" if with_hours and band["hours"] else band["name"]
-        parts.append(_("%(band)s %(price)s per kWh", band=name, price=band["label"]))
+        parts.append(tariff.env._("%(band)s %(price)s per kWh", band=name, price=band["label"]))
     return ", ".join(parts)
 
 

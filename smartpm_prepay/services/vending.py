@@ -133,7 +133,7 @@ def _check_same_request(purchase, meter, amount):
     if purchase.meter_id != meter or purchase.currency_id.compare_amounts(purchase.amount, amount):
         raise VendingError(
             "duplicate_reference",
-            _(
+            purchase.env._(
                 "Reference %(ref)s was already used on %(channel)s for another sale "
                 "(%(purchase)s).",
                 ref=purchase.external_ref,
@@ -194,19 +194,19 @@ def check_credit_mode(meter, tariff):
     if tou_tariff != (meter.credit_mode == "money"):
         raise VendingError(
             "meter_not_sellable",
-            _(
+            meter.env._(
                 "Meter %(meter)s holds credit in %(mode)s but tariff %(tariff)s is %(pricing)s: "
                 "credit cannot be sold until the meter's credit mode and tariff agree.",
                 meter=meter.serial_number,
                 mode=dict(meter._fields["credit_mode"].selection)[meter.credit_mode],
                 tariff=tariff.name,
-                pricing=_("time of use") if tou_tariff else _("priced per kWh"),
+                pricing=meter.env._("time of use") if tou_tariff else meter.env._("priced per kWh"),
             ),
         )
     if tou_tariff and not tariff._tou_version_at(local_time.local_today(meter.company_id)):
         raise VendingError(
             "meter_not_sellable",
-            _("Tariff %s has no time-of-use prices in force yet.", tariff.name),
+            meter.env._("Tariff %s has no time-of-use prices in force yet.", tariff.name),
         )
 
 
@@ -214,7 +214,7 @@ def check_amount(tariff, meter, amount, currency=None):
     if currency and currency != tariff.currency_id:
         raise VendingError(
             "currency_mismatch",
-            _(
+            tariff.env._(
                 "Meter %(meter)s is sold in %(expected)s, not %(given)s.",
                 meter=meter.serial_number,
                 expected=tariff.currency_id.name,
@@ -225,7 +225,7 @@ def check_amount(tariff, meter, amount, currency=None):
     if abs(cur.round(amount) - amount) > 1e-9:
         raise VendingError(
             "invalid_request",
-            _(
+            tariff.env._(
                 "The amount %(amount)s has more decimals than %(currency)s allows.",
                 amount=amount,
                 currency=cur.name,
@@ -237,7 +237,7 @@ def check_amount(tariff, meter, amount, currency=None):
     ):
         raise VendingError(
             "amount_out_of_range",
-            _(
+            tariff.env._(
                 "The amount must be between %(min)s and %(max)s %(currency)s.",
                 min=minimum,
                 max=maximum or "∞",
@@ -275,7 +275,7 @@ def _token_key(meter):
     if not key:
         raise VendingError(
             "meter_not_sellable",
-            _(
+            meter.env._(
                 "Meter %s has no token key: credit cannot be sold for it until the owner "
                 "enters the meter's key.",
                 meter.serial_number,
@@ -291,7 +291,7 @@ def mint_money_token(meter, transfer_number, amount):
     if not 0 < units <= credit_token.UINT32_MAX or transfer_number > credit_token.UINT32_MAX:
         raise VendingError(
             "amount_out_of_range",
-            _(
+            meter.env._(
                 "Meter %(meter)s cannot take a token of %(amount)s.",
                 meter=meter.serial_number,
                 amount=amount,
@@ -308,7 +308,7 @@ def mint_token(meter, transfer_number, kwh):
     if not 0 < wh <= credit_token.UINT32_MAX or transfer_number > credit_token.UINT32_MAX:
         raise VendingError(
             "amount_out_of_range",
-            _(
+            meter.env._(
                 "Meter %(meter)s cannot take a token of %(kwh)s kWh.",
                 meter=meter.serial_number,
                 kwh=kwh,
