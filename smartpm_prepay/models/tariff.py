@@ -296,7 +296,7 @@ class SmartpmTariff(models.Model):
             "tag": "display_notification",
             "params": {
                 "title": self.env._("Free basic electricity"),
-                "message": fbe.describe(result),
+                "message": fbe.describe(self.env, result),
                 "type": "success" if not result["errors"] else "warning",
                 "sticky": bool(result["errors"]),
             },

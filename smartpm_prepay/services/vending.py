@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import psycopg2.errors
 
-from odoo import _, fields
+from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_round
 
@@ -75,33 +75,35 @@ def check_channel_access(env, channel):
         raise AccessError(env._("You may not sell credit through the %s channel.", channel))
 
 
-def _check_request(amount, channel, external_ref):
+def _check_request(env, amount, channel, external_ref):
     if channel not in dict(CHANNELS):
-        raise VendingError("invalid_request", _("Unknown sales channel %r.", channel))
+        raise VendingError("invalid_request", env._("Unknown sales channel %r.", channel))
     if channel == FBE_CHANNEL:
         raise VendingError(
             "invalid_request",
-            _("Free basic electricity is never sold: the monthly grant issues it."),
+            env._("Free basic electricity is never sold: the monthly grant issues it."),
         )
     if not isinstance(external_ref, str) or not external_ref.strip():
-        raise VendingError("invalid_request", _("An external reference is required."))
+        raise VendingError("invalid_request", env._("An external reference is required."))
     if len(external_ref.strip()) > MAX_REF_LEN:
         raise VendingError(
             "invalid_request",
-            _("The external reference is longer than %s characters.", MAX_REF_LEN),
+            env._("The external reference is longer than %s characters.", MAX_REF_LEN),
         )
     if isinstance(amount, Decimal):  # SOAP stacks hand decimals over as Decimal
         amount = float(amount)
     if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
-        raise VendingError("invalid_request", _("The amount must be a number."))
+        raise VendingError("invalid_request", env._("The amount must be a number."))
     try:
         amount = float(amount)  # an int beyond a float's range (10**400) overflows
     except (OverflowError, ValueError):
-        raise VendingError("invalid_request", _("The amount must be a finite number.")) from None
+        raise VendingError(
+            "invalid_request", env._("The amount must be a finite number.")
+        ) from None
     if not math.isfinite(amount):  # NaN, infinities: the last line of defence
-        raise VendingError("invalid_request", _("The amount must be a finite number."))
+        raise VendingError("invalid_request", env._("The amount must be a finite number."))
     if amount <= 0:
-        raise VendingError("amount_out_of_range", _("The amount must be positive."))
+        raise VendingError("amount_out_of_range", env._("The amount must be positive."))
     return amount, external_ref.strip()
 
 
@@ -337,7 +339,7 @@ def vend(
     The same (channel, external_ref) returns the first purchase and creates nothing; the same
     reference with another meter or amount raises ``VendingError("duplicate_reference")``.
     """
-    amount, external_ref = _check_request(amount, channel, external_ref)
+    amount, external_ref = _check_request(env, amount, channel, external_ref)
     check_channel_access(env, channel)
     sudo_env = env(su=True)
     if not meter or not meter.exists():
