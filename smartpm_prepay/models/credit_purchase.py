@@ -42,12 +42,14 @@ class SmartpmCreditPurchase(models.Model):
     _name = "smartpm.credit.purchase"
     _description = "Credit purchase"
     _inherit = ["smartpm.engine.record", "mail.thread", "mail.activity.mixin"]
-    _engine_create_error = _lt(
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt(  # pylint: disable=prefer-env-translation
         "Credit purchases are created by a paid sale only: a POS order, a portal payment, the "
         "bank API or the back office's Sell credit (invoiced and paid in a journal)."
     )
     _engine_sequence = "smartpm.credit.purchase"
-    _engine_unlink_error = _lt("Credit purchases are never deleted: reverse them.")
+    _engine_unlink_error = _lt("Credit purchases are never deleted: reverse them.")  # pylint: disable=prefer-env-translation
     _order = "date desc, id desc"
     _check_company_auto = True
 

@@ -18,8 +18,10 @@ class SmartpmEngineRecord(models.AbstractModel):
     _name = "smartpm.engine.record"
     _description = "Record written by the engine only"
 
-    _engine_create_error = _lt("These records are created by the engine only.")
-    _engine_unlink_error = _lt("These records are never deleted: they are in the books.")
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt("These records are created by the engine only.")  # pylint: disable=prefer-env-translation
+    _engine_unlink_error = _lt("These records are never deleted: they are in the books.")  # pylint: disable=prefer-env-translation
     _engine_sequence = None  # code of the ir.sequence that names new records, if any
 
     @api.model

@@ -33,9 +33,11 @@ class SmartpmMoveOut(models.Model):
     _name = "smartpm.move.out"
     _description = "Move-out and settlement"
     _inherit = ["smartpm.engine.record", "mail.thread", "mail.activity.mixin"]
-    _engine_create_error = _lt("A move-out is started from its wizard (meter or tenant).")
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt("A move-out is started from its wizard (meter or tenant).")  # pylint: disable=prefer-env-translation
     _engine_sequence = "smartpm.move.out"
-    _engine_unlink_error = _lt("Move-outs are kept: they are the trail of a settlement.")
+    _engine_unlink_error = _lt("Move-outs are kept: they are the trail of a settlement.")  # pylint: disable=prefer-env-translation
     _order = "id desc"
     _check_company_auto = True
 

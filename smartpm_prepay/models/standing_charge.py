@@ -15,8 +15,10 @@ class SmartpmStandingCharge(models.Model):
     _name = "smartpm.standing.charge"
     _inherit = ["smartpm.engine.record"]
     _description = "Standing charge"
-    _engine_create_error = _lt("Standing charges are made by the charge job only.")
-    _engine_unlink_error = _lt("Standing charges are never deleted: they are in the books.")
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt("Standing charges are made by the charge job only.")  # pylint: disable=prefer-env-translation
+    _engine_unlink_error = _lt("Standing charges are never deleted: they are in the books.")  # pylint: disable=prefer-env-translation
     _order = "period_start desc, id desc"
     _check_company_auto = True
 
