@@ -1849,7 +1849,7 @@ class SmartpmMeter(models.Model):
             return 0
         from ..services.ingest import parse_time  # noqa: PLC0415 - ingest imports models
 
-        found = parse_time(result.get("meter_time")) if result.get("meter_time") else None
+        found = parse_time(self.env, result.get("meter_time")) if result.get("meter_time") else None
         when = (found or job.date_claimed or fields.Datetime.now()).replace(microsecond=0)
         before = result.get("meter_time_before") or "?"
         description = self.env._(

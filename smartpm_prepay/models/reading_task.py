@@ -290,7 +290,7 @@ class SmartpmReadingTask(models.Model):
                     "label": labels.get(reading.get("obis")),
                     "raw_value": json.dumps(reading.get("value")),
                     "unit": reading.get("unit"),
-                    "reading_time": ingest.parse_time(reading.get("time")),
+                    "reading_time": ingest.parse_time(self.env, reading.get("time")),
                 }
             )
         for obis, rows in (result.get("profiles") or {}).items():
@@ -299,7 +299,7 @@ class SmartpmReadingTask(models.Model):
             for row in rows or []:
                 if not row:
                     continue
-                when = ingest.parse_time(row[0])
+                when = ingest.parse_time(self.env, row[0])
                 for index, value in enumerate(row[1:]):
                     col = columns[index] if index < len(columns) else f"{obis}#{index + 1}"
                     vals_list.append(
