@@ -178,15 +178,15 @@ def coverage_error(version):
                         where=where,
                     )
                 if start > pos:
-                    return _gap(tariff, date, days[weekday], pos, start, where)
+                    return _gap(env, tariff, date, days[weekday], pos, start, where)
                 pos, previous = end, rule
             if pos < 1440:
-                return _gap(tariff, date, days[weekday], pos, 1440, where)
+                return _gap(env, tariff, date, days[weekday], pos, 1440, where)
     return None
 
 
-def _gap(tariff, date, day, start, end, where):
-    return tariff.env._(
+def _gap(env, tariff, date, day, start, end, where):
+    return env._(
         "Tariff %(tariff)s, prices from %(date)s: no band covers %(day)s %(start)s-%(end)s"
         "%(where)s.",
         tariff=tariff,
