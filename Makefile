@@ -20,6 +20,7 @@ lint: setup
 	.venv/bin/ruff check $(LINTED)
 	.venv/bin/ruff format --check $(LINTED)
 	.venv/bin/pylint --rcfile=.pylintrc-mandatory smartpm_prepay
+	.venv/bin/oca-checks-odoo-module smartpm_prepay/__manifest__.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -12,6 +12,7 @@ PATHS = ["meter_bridge", "meter_sim", "tests", "bench", "smartpm_prepay", "scrip
 BIN = str(pathlib.Path(sys.executable).parent)
 RUFF = shutil.which("ruff", path=BIN) or shutil.which("ruff")
 PYLINT = shutil.which("pylint", path=BIN)
+OCA_MODULE = shutil.which("oca-checks-odoo-module", path=BIN)
 
 
 @pytest.mark.skipif(not RUFF, reason="ruff is not installed")
@@ -31,5 +32,15 @@ def test_addon_passes_pylint_odoo_with_ocas_checks():
         cwd=ROOT,
         capture_output=True,
         text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.skipif(not OCA_MODULE, reason="oca-odoo-pre-commit-hooks is missing (make setup)")
+def test_addon_passes_ocas_module_checks():
+    """OCA's pre-commit checks of the addon's XML, CSV and manifest (oca-checks-odoo-module);
+    an exception is justified where it is made (an `oca-hooks:disable=` comment)."""
+    run = subprocess.run(
+        [OCA_MODULE, "smartpm_prepay/__manifest__.py"], cwd=ROOT, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stdout + run.stderr

@@ -6,7 +6,7 @@ is a 404, as on the meter page."""
 
 from urllib.parse import urlencode
 
-from odoo import _, http
+from odoo import http
 from odoo.exceptions import UserError
 from odoo.http import request
 
@@ -26,7 +26,9 @@ class SmartpmEmergencyPortal(SmartpmMeterPortal):
         meter = self._get_own_meter(meter_id)
         url = f"/my/meters/{meter.id}"
         try:
-            emergency.take(meter.sudo(), _("tenant portal, %(user)s", user=request.env.user.name))
+            emergency.take(
+                meter.sudo(), request.env._("tenant portal, %(user)s", user=request.env.user.name)
+            )
         except UserError as e:
             return request.redirect(f"{url}?{urlencode({'error': e.args[0]})}")
         return request.redirect(f"{url}?{urlencode({'emergency': 'requested'})}")

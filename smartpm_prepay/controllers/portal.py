@@ -6,7 +6,7 @@ import math
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
-from odoo import _, fields, http
+from odoo import fields, http
 from odoo.addons.payment.controllers import portal as payment_portal
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 from odoo.exceptions import ValidationError
@@ -145,15 +145,21 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
             notices.append(
                 (
                     "danger",
-                    _("Your supply is cut: the credit has run out. Buy credit to reconnect."),
+                    request.env._(
+                        "Your supply is cut: the credit has run out. Buy credit to reconnect."
+                    ),
                 )
             )
         elif credit <= low and meter_sudo.online_state != "unknown":
             if money:
                 left = format_money(request.env, credit, meter_sudo.company_id.currency_id)
-                notices.append(("warning", _("Low credit: %(money)s left.", money=left)))
+                notices.append(
+                    ("warning", request.env._("Low credit: %(money)s left.", money=left))
+                )
             else:
-                notices.append(("warning", _("Low credit: %(kwh).1f kWh left.", kwh=credit)))
+                notices.append(
+                    ("warning", request.env._("Low credit: %(kwh).1f kWh left.", kwh=credit))
+                )
         friendly_notice = friendly.portal_notice(meter_sudo)
         if friendly_notice:
             notices.append(friendly_notice)
@@ -175,7 +181,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
             notices.append(
                 (
                     "info",
-                    _(
+                    request.env._(
                         "%(what)s on %(when)s",
                         what=labels.get(alarm.alarm_type),
                         when=format_datetime(
@@ -295,11 +301,11 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         try:
             amount = float(amount)
             if not math.isfinite(amount) or amount <= 0:
-                raise ValidationError(_("Enter an amount above zero."))
+                raise ValidationError(request.env._("Enter an amount above zero."))
             tariff = vending.check_sellable(meter_sudo)
             vending.check_amount(tariff, meter_sudo, amount)
         except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON 10**400
-            raise ValidationError(_("Enter an amount.")) from None
+            raise ValidationError(request.env._("Enter an amount.")) from None
         except vending.VendingError as exc:
             raise ValidationError(exc.args[0]) from exc
         return tariff

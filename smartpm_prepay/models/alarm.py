@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import friendly, notify, tenant_periods
@@ -146,7 +146,7 @@ class SmartpmAlarm(models.Model):
 
     def _search_is_open(self, operator, value):
         if operator not in ("=", "!=") or not isinstance(value, bool):
-            raise UserError(_("Unsupported search on open alarms."))
+            raise UserError(self.env._("Unsupported search on open alarms."))
         positive = (operator == "=") == value
         return [("state", "in" if positive else "not in", OPEN_STATES)]
 
@@ -282,7 +282,7 @@ class SmartpmAlarm(models.Model):
             vals_list.append(
                 {
                     "activity_type_id": todo.id,
-                    "summary": _(
+                    "summary": self.env._(
                         "%(type)s on meter %(meter)s",
                         type=labels.get(alarm.alarm_type),
                         meter=alarm.meter_id.serial_number,
@@ -302,7 +302,7 @@ class SmartpmAlarm(models.Model):
         wrong = self.filtered(lambda a: a.state not in allowed)
         if wrong:
             raise UserError(
-                _(
+                self.env._(
                     "Cannot %(action)s alarm(s) %(names)s in their current state.",
                     action=action,
                     names=", ".join(wrong.mapped("display_name")),
@@ -319,26 +319,26 @@ class SmartpmAlarm(models.Model):
                 alarm.message_post(body=message)
 
     def action_acknowledge(self):
-        self._check_state(("new",), _("acknowledge"))
+        self._check_state(("new",), self.env._("acknowledge"))
         self.write({"state": "acknowledged"})
         for alarm in self:
-            alarm.message_post(body=_("Acknowledged: an inspection is on its way."))
+            alarm.message_post(body=self.env._("Acknowledged: an inspection is on its way."))
 
     def action_confirm_theft(self):
-        self._check_state(OPEN_STATES, _("confirm"))
-        self._close("confirmed", _("Theft confirmed on the spot."))
+        self._check_state(OPEN_STATES, self.env._("confirm"))
+        self._close("confirmed", self.env._("Theft confirmed on the spot."))
         # The meter's own chatter keeps the trail when the alarm is long archived.
         for alarm in self:
             alarm.meter_id.message_post(
-                body=_("Theft confirmed: %(alarm)s", alarm=alarm.display_name)
+                body=self.env._("Theft confirmed: %(alarm)s", alarm=alarm.display_name)
             )
 
     def action_dismiss(self):
-        self._check_state(OPEN_STATES, _("dismiss"))
-        self._close("dismissed", _("Dismissed: no theft found."))
+        self._check_state(OPEN_STATES, self.env._("dismiss"))
+        self._close("dismissed", self.env._("Dismissed: no theft found."))
 
     def action_reopen(self):
-        self._check_state(("confirmed", "dismissed", "cleared"), _("reopen"))
+        self._check_state(("confirmed", "dismissed", "cleared"), self.env._("reopen"))
         self.write({"state": "new", "date_closed": False, "closed_by_id": False})
         self._schedule_manager_activity()
 

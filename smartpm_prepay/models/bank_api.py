@@ -4,7 +4,7 @@
 import inspect
 import logging
 
-from odoo import _, api, models
+from odoo import api, models
 from odoo.exceptions import AccessError, UserError
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 
@@ -28,7 +28,7 @@ def _guarded(operation):
             names = ", ".join(list(signature.parameters)[1:])
             raise BankApiError(
                 bank_api.INVALID_REQUEST,
-                _("%(method)s takes (%(names)s).", method=operation.__name__, names=names),
+                self.env._("%(method)s takes (%(names)s).", method=operation.__name__, names=names),
             ) from None
         try:
             return operation(*bound.args, **bound.kwargs)
@@ -38,14 +38,14 @@ def _guarded(operation):
             raise bank_api.from_vending_error(exc) from exc
         except AccessError as exc:
             _logger.info("bank RPC access refused: %s", exc)
-            raise BankApiError(bank_api.NOT_AUTHORISED, _("Not authorised.")) from exc
+            raise BankApiError(bank_api.NOT_AUTHORISED, self.env._("Not authorised.")) from exc
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             raise
         except UserError as exc:
             raise BankApiError(bank_api.INVALID_REQUEST, exc.args[0]) from exc
         except Exception as exc:
             _logger.exception("bank RPC %s failed", operation.__name__)
-            raise BankApiError(bank_api.INTERNAL_ERROR, _("Internal error.")) from exc
+            raise BankApiError(bank_api.INTERNAL_ERROR, self.env._("Internal error.")) from exc
 
     method.__name__ = operation.__name__
     method.__doc__ = operation.__doc__

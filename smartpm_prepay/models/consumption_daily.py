@@ -10,7 +10,7 @@ new register's value, never a negative amount.
 
 from datetime import timedelta
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import local_time
@@ -193,7 +193,7 @@ class SmartpmConsumptionDaily(models.Model):
         company = company or self.env.company
         date_from, date_to = fields.Date.to_date(date_from), fields.Date.to_date(date_to)
         if not date_from or not date_to or date_from > date_to:
-            raise UserError(_("Give a period whose start is not after its end."))
+            raise UserError(self.env._("Give a period whose start is not after its end."))
         tz = local_time.company_tz(company).zone
         t0 = local_time.day_start_utc(company, date_from)
         t1 = local_time.day_start_utc(company, date_to + timedelta(days=1))

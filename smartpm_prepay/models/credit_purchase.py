@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import LazyTranslate, float_round
 
@@ -42,12 +42,14 @@ class SmartpmCreditPurchase(models.Model):
     _name = "smartpm.credit.purchase"
     _description = "Credit purchase"
     _inherit = ["smartpm.engine.record", "mail.thread", "mail.activity.mixin"]
-    _engine_create_error = _lt(
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt(  # pylint: disable=prefer-env-translation
         "Credit purchases are created by a paid sale only: a POS order, a portal payment, the "
         "bank API or the back office's Sell credit (invoiced and paid in a journal)."
     )
     _engine_sequence = "smartpm.credit.purchase"
-    _engine_unlink_error = _lt("Credit purchases are never deleted: reverse them.")
+    _engine_unlink_error = _lt("Credit purchases are never deleted: reverse them.")  # pylint: disable=prefer-env-translation
     _order = "date desc, id desc"
     _check_company_auto = True
 
@@ -56,7 +58,7 @@ class SmartpmCreditPurchase(models.Model):
         required=True,
         readonly=True,
         copy=False,
-        default=lambda self: _("New"),
+        default=lambda self: self.env._("New"),
         index=True,
     )
     date = fields.Datetime(required=True, readonly=True, default=fields.Datetime.now, index=True)
@@ -374,7 +376,7 @@ class SmartpmCreditPurchase(models.Model):
     def _compute_payment_document(self):
         for purchase in self:
             if purchase.channel == vending.FBE_CHANNEL:
-                purchase.payment_document = _("Free basic electricity")
+                purchase.payment_document = self.env._("Free basic electricity")
             else:
                 doc = purchase.sudo().pos_order_line_id.order_id or purchase.sudo().invoice_id
                 purchase.payment_document = doc.display_name or False
@@ -444,7 +446,7 @@ class SmartpmCreditPurchase(models.Model):
         """The window of the purchases of ``domain`` (a meter's, a tenant's)."""
         return {
             "type": "ir.actions.act_window",
-            "name": _("Purchases"),
+            "name": self.env._("Purchases"),
             "res_model": "smartpm.credit.purchase",
             "view_mode": "list,form",
             "domain": domain,
@@ -456,7 +458,7 @@ class SmartpmCreditPurchase(models.Model):
         """The meter ``meter_id`` (id or serial number) as the caller may see it."""
         Meter = self.env["smartpm.meter"]
         if isinstance(meter_id, bool) or not isinstance(meter_id, (int, str)):
-            raise vending.VendingError("unknown_meter", _("Unknown meter %r.", meter_id))
+            raise vending.VendingError("unknown_meter", self.env._("Unknown meter %r.", meter_id))
         domain = (
             [("id", "=", meter_id)]
             if isinstance(meter_id, int)
@@ -464,7 +466,7 @@ class SmartpmCreditPurchase(models.Model):
         )
         meter = Meter.search(domain, limit=1)
         if not meter:
-            raise vending.VendingError("unknown_meter", _("Unknown meter %s.", meter_id))
+            raise vending.VendingError("unknown_meter", self.env._("Unknown meter %s.", meter_id))
         return meter
 
     @api.model
@@ -472,7 +474,7 @@ class SmartpmCreditPurchase(models.Model):
         """Closed (issue 14): credit without its payment document. Server code sells
         through ``services.vending.vend``, each channel with its payment."""
         raise AccessError(
-            _(
+            self.env._(
                 "Credit is not sold by a bare RPC call: sell through a paid channel, the "
                 "bank API (smartpm.bank.api purchase), the Point of Sale, the tenant portal "
                 "or the back office's Sell credit (invoiced and paid in a journal)."
@@ -483,7 +485,9 @@ class SmartpmCreditPurchase(models.Model):
     def quote(self, meter_id, amount):
         """What ``amount`` would buy for the meter now (nothing is recorded)."""
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
-            raise vending.VendingError("invalid_request", _("The amount must be positive."))
+            raise vending.VendingError(
+                "invalid_request", self.env._("The amount must be positive.")
+            )
         info = sale_info(self._get_meter(meter_id), amount)
         if info["reason"]:
             raise vending.VendingError(info["reason_code"], info["reason"])
@@ -493,7 +497,9 @@ class SmartpmCreditPurchase(models.Model):
     def quote_kwh(self, meter_id, kwh):
         """Amount (tax included) to pay for at least ``kwh`` on the meter now."""
         if isinstance(kwh, bool) or not isinstance(kwh, (int, float)) or kwh <= 0:
-            raise vending.VendingError("invalid_request", _("The energy must be positive."))
+            raise vending.VendingError(
+                "invalid_request", self.env._("The energy must be positive.")
+            )
         meter = self._get_meter(meter_id).sudo()
         tariff = vending.check_sellable(meter)
         amount = tariff._amount_for_kwh(kwh, vending.month_kwh(self.env, meter))
@@ -590,7 +596,7 @@ class SmartpmCreditPurchase(models.Model):
         purchase.token = new
         purchase.job_id.payload = dict(purchase.job_id.payload or {}, token=new)
         purchase.message_post(
-            body=_(
+            body=self.env._(
                 "Credit token of transfer %s signed again with the meter's current token key.",
                 number,
             )
@@ -626,11 +632,11 @@ class SmartpmCreditPurchase(models.Model):
                     "charge_total_at_delivery": float(result.get("charge_total") or 0.0),
                 }
             )
-            purchase.activity_ids.action_feedback(feedback=_("Delivered to the meter."))
+            purchase.activity_ids.action_feedback(feedback=self.env._("Delivered to the meter."))
             meter = purchase.meter_id
             if purchase.credit_mode == "money":
                 meter.message_post(
-                    body=_(
+                    body=self.env._(
                         "Credit %(ref)s delivered: %(money)s (transfer %(n)s); credit now "
                         "%(credit)s.",
                         ref=purchase.name,
@@ -642,7 +648,7 @@ class SmartpmCreditPurchase(models.Model):
                 purchase._reconnect_if_tripped(result)
                 continue
             meter.message_post(
-                body=_(
+                body=self.env._(
                     "Credit %(ref)s delivered: %(kwh)s kWh (transfer %(n)s); credit now "
                     "%(credit)s kWh.",
                     ref=purchase.name,
@@ -708,12 +714,14 @@ class SmartpmCreditPurchase(models.Model):
             purchase.activity_schedule(
                 "mail.mail_activity_data_todo",
                 user_id=user.id,
-                summary=_("Credit not delivered to meter %s", purchase.meter_id.serial_number),
-                note=_(
+                summary=self.env._(
+                    "Credit not delivered to meter %s", purchase.meter_id.serial_number
+                ),
+                note=self.env._(
                     "%(ref)s could not be delivered: %(error)s. Retry the delivery once the "
                     "meter is reachable, or reverse the sale.",
                     ref=purchase.name,
-                    error=purchase.job_id.error or _("job cancelled"),
+                    error=purchase.job_id.error or self.env._("job cancelled"),
                 ),
             )
 
@@ -733,13 +741,15 @@ class SmartpmCreditPurchase(models.Model):
         self.check_access("write")
         for purchase in self:
             if purchase.state != "failed":
-                raise UserError(_("Only a failed delivery can be retried (%s).", purchase.name))
+                raise UserError(
+                    self.env._("Only a failed delivery can be retried (%s).", purchase.name)
+                )
         for purchase in engine.as_engine(self):
             # the same job: same transfer number, so the meter cannot apply it twice
             purchase._resign_token_if_key_changed()
             purchase.job_id.action_retry()
             engine.as_engine(purchase).state = "queued"
-            purchase.activity_ids.action_feedback(feedback=_("Delivery retried."))
+            purchase.activity_ids.action_feedback(feedback=self.env._("Delivery retried."))
         return True
 
     # ---------------------------------------------------------------- accounting
@@ -750,7 +760,9 @@ class SmartpmCreditPurchase(models.Model):
             [("type", "=", "sale"), ("company_id", "=", self.company_id.id)], limit=1
         )
         if not sale_journal:
-            raise UserError(_("The company %s has no sales journal.", self.company_id.name))
+            raise UserError(
+                self.env._("The company %s has no sales journal.", self.company_id.name)
+            )
         return {
             "move_type": "out_invoice",
             "partner_id": self.tenant_id.id,
@@ -764,7 +776,7 @@ class SmartpmCreditPurchase(models.Model):
                 fields.Command.create(
                     {
                         "product_id": product.id,
-                        "name": _(
+                        "name": self.env._(
                             "Electricity credit %(kwh)s kWh for meter %(meter)s (%(ref)s)",
                             kwh=self.kwh,
                             meter=self.meter_id.serial_number,
@@ -791,17 +803,21 @@ class SmartpmCreditPurchase(models.Model):
         if purchase.invoice_id:
             return purchase.invoice_id
         if purchase.state == "reversed":
-            raise UserError(_("%s is reversed: it cannot be invoiced.", purchase.name))
+            raise UserError(self.env._("%s is reversed: it cannot be invoiced.", purchase.name))
         if purchase.channel == vending.FBE_CHANNEL:
-            raise UserError(_("%s is free basic electricity: nothing to invoice.", purchase.name))
+            raise UserError(
+                self.env._("%s is free basic electricity: nothing to invoice.", purchase.name)
+            )
         journal = journal.sudo()
         if journal.type not in ("bank", "cash") or journal.company_id != purchase.company_id:
-            raise UserError(_("Payments go to a bank or cash journal of the same company."))
+            raise UserError(
+                self.env._("Payments go to a bank or cash journal of the same company.")
+            )
         invoice = purchase.env["account.move"].create(purchase._prepare_invoice_values())
         invoice.action_post()
         if invoice.currency_id.compare_amounts(invoice.amount_total, purchase.credit_amount):
             raise UserError(
-                _(
+                self.env._(
                     "Invoice total %(total)s differs from the sale %(amount)s.",
                     total=invoice.amount_total,
                     amount=purchase.credit_amount,
@@ -842,7 +858,7 @@ class SmartpmCreditPurchase(models.Model):
                 continue
             if purchase.state == "delivered":
                 raise UserError(
-                    _(
+                    self.env._(
                         "%(ref)s was delivered: its %(kwh)s kWh are on meter %(meter)s "
                         "(transfer %(n)s). A delivered sale is never reversed.",
                         ref=purchase.name,
@@ -853,7 +869,7 @@ class SmartpmCreditPurchase(models.Model):
                 )
             if purchase.state not in REVERSIBLE_STATES:
                 raise UserError(
-                    _(
+                    self.env._(
                         "%(ref)s is %(state)s: only an undelivered sale can be reversed.",
                         ref=purchase.name,
                         state=dict(PURCHASE_STATES)[purchase.state],
@@ -888,7 +904,7 @@ class SmartpmCreditPurchase(models.Model):
             vals["credit_note_id"] = self._create_credit_note().id
         engine.as_engine(self).write(vals)
         debt.restore(self)
-        self.activity_ids.action_feedback(feedback=_("Sale reversed."))
+        self.activity_ids.action_feedback(feedback=self.env._("Sale reversed."))
         refunds.refund_reversed(self, refund_at_register=refund_at_register)
 
     def _request_token_check(self):
@@ -923,7 +939,7 @@ class SmartpmCreditPurchase(models.Model):
             check.action_retry()
         engine.as_engine(self).write({"state": "pending_check", "check_job_id": check.id})
         self.message_post(
-            body=_(
+            body=self.env._(
                 "Reversal requested by %(user)s. The delivery was attempted, so the meter is "
                 "asked first whether it applied transfer %(n)s (not before %(when)s UTC): "
                 "reversed only if it did not.",
@@ -936,7 +952,7 @@ class SmartpmCreditPurchase(models.Model):
     def _refuse_reversal_applied(self):
         self.ensure_one()
         self.message_post(
-            body=_(
+            body=self.env._(
                 "Reversal refused: meter %(meter)s applied transfer %(n)s, its %(kwh)s kWh "
                 "are on the meter. The sale is delivered.",
                 meter=self.meter_id.serial_number,
@@ -958,7 +974,7 @@ class SmartpmCreditPurchase(models.Model):
                 job_queue.cancel(purchase.env, purchase.job_id.ids, expired=True)
                 purchase._reverse_now()
                 purchase.message_post(
-                    body=_(
+                    body=self.env._(
                         "Meter %(meter)s did not apply transfer %(n)s and has cancelled it "
                         "(it refuses that token for ever): the sale is reversed.",
                         meter=purchase.meter_id.serial_number,
@@ -971,14 +987,16 @@ class SmartpmCreditPurchase(models.Model):
             purchase.activity_schedule(
                 "mail.mail_activity_data_todo",
                 user_id=purchase._get_alert_user().id,
-                summary=_("Meter %s not asked about a reversal", purchase.meter_id.serial_number),
-                note=_(
+                summary=self.env._(
+                    "Meter %s not asked about a reversal", purchase.meter_id.serial_number
+                ),
+                note=self.env._(
                     "%(ref)s waits for the meter to say whether transfer %(n)s was applied, "
                     "and the check failed: %(error)s. Ask the meter again once it is "
                     "reachable; until then the sale is neither delivered nor reversed.",
                     ref=purchase.name,
                     n=purchase.transfer_number,
-                    error=purchase.check_job_id.error or _("job cancelled"),
+                    error=purchase.check_job_id.error or self.env._("job cancelled"),
                 ),
             )
 
@@ -987,9 +1005,9 @@ class SmartpmCreditPurchase(models.Model):
         self.check_access("write")
         for purchase in self.sudo():
             if purchase.state != "pending_check":
-                raise UserError(_("%s waits for no meter check.", purchase.name))
+                raise UserError(self.env._("%s waits for no meter check.", purchase.name))
             purchase._request_token_check()
-            purchase.activity_ids.action_feedback(feedback=_("Meter asked again."))
+            purchase.activity_ids.action_feedback(feedback=self.env._("Meter asked again."))
         return True
 
     def _create_credit_note(self):
@@ -998,7 +1016,7 @@ class SmartpmCreditPurchase(models.Model):
         refund = invoice._reverse_moves(
             [
                 {
-                    "ref": _("Reversal of %s", self.name),
+                    "ref": self.env._("Reversal of %s", self.name),
                     "invoice_date": fields.Date.context_today(self),
                     "date": fields.Date.context_today(self),
                 }

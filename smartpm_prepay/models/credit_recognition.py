@@ -13,8 +13,10 @@ class SmartpmCreditRecognition(models.Model):
     _name = "smartpm.credit.recognition"
     _description = "Credit recognised as revenue"
     _inherit = ["smartpm.engine.record"]
-    _engine_create_error = _lt("Revenue is recognised by the recognition job only.")
-    _engine_unlink_error = _lt("Recognised revenue is never deleted: it is in the books.")
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt("Revenue is recognised by the recognition job only.")  # pylint: disable=prefer-env-translation
+    _engine_unlink_error = _lt("Recognised revenue is never deleted: it is in the books.")  # pylint: disable=prefer-env-translation
     _order = "day desc, id desc"
     _check_company_auto = True
 

@@ -11,8 +11,10 @@ class SmartpmCreditSettlementLine(models.Model):
     _name = "smartpm.credit.settlement.line"
     _description = "Purchase credit settled"
     _inherit = ["smartpm.engine.record"]
-    _engine_create_error = _lt("Credit is settled by a move-out or a meter replacement only.")
-    _engine_unlink_error = _lt("Settlements are never deleted: they are in the books.")
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt("Credit is settled by a move-out or a meter replacement only.")  # pylint: disable=prefer-env-translation
+    _engine_unlink_error = _lt("Settlements are never deleted: they are in the books.")  # pylint: disable=prefer-env-translation
     _order = "id"
 
     settlement_id = fields.Many2one(

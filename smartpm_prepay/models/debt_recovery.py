@@ -12,8 +12,10 @@ class SmartpmDebtRecovery(models.Model):
     _name = "smartpm.debt.recovery"
     _description = "Debt recovered by a purchase"
     _inherit = ["smartpm.engine.record"]
-    _engine_create_error = _lt("Debt recoveries are made by purchases of credit only.")
-    _engine_unlink_error = _lt("Debt recoveries are never deleted: reverse the purchase.")
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt("Debt recoveries are made by purchases of credit only.")  # pylint: disable=prefer-env-translation
+    _engine_unlink_error = _lt("Debt recoveries are never deleted: reverse the purchase.")  # pylint: disable=prefer-env-translation
     _order = "date desc, id desc"
     _check_company_auto = True
 

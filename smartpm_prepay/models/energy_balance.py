@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from odoo import _, api, fields, models, tools
+from odoo import api, fields, models, tools
 
 from ..services import local_time
 
@@ -74,7 +74,7 @@ class SmartpmEnergyBalance(models.Model):
                     "period_end": start + timedelta(days=1),
                     "missing_kwh": row.loss_kwh,
                     "loss_pct": row.loss_pct,
-                    "description": _(
+                    "description": self.env._(
                         "Transformer %(tr)s on %(day)s: check meter %(check).3f kWh, its "
                         "%(n)s meters %(meters).3f kWh; %(missing).3f kWh missing "
                         "(%(pct).2f%% > %(threshold).2f%%).",

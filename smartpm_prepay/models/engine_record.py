@@ -1,4 +1,4 @@
-from odoo import _, api, models
+from odoo import api, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import LazyTranslate
 
@@ -18,8 +18,10 @@ class SmartpmEngineRecord(models.AbstractModel):
     _name = "smartpm.engine.record"
     _description = "Record written by the engine only"
 
-    _engine_create_error = _lt("These records are created by the engine only.")
-    _engine_unlink_error = _lt("These records are never deleted: they are in the books.")
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt("These records are created by the engine only.")  # pylint: disable=prefer-env-translation
+    _engine_unlink_error = _lt("These records are never deleted: they are in the books.")  # pylint: disable=prefer-env-translation
     _engine_sequence = None  # code of the ir.sequence that names new records, if any
 
     @api.model
@@ -38,9 +40,9 @@ class SmartpmEngineRecord(models.AbstractModel):
         self._check_engine_create()  # before the sequence: a refused create takes no number
         if self._engine_sequence:
             for vals in vals_list:
-                if vals.get("name", _("New")) == _("New"):
+                if vals.get("name", self.env._("New")) == self.env._("New"):
                     number = self.env["ir.sequence"].next_by_code(self._engine_sequence)
-                    vals["name"] = number or _("New")
+                    vals["name"] = number or self.env._("New")
         return super().create(vals_list)
 
     def write(self, vals):

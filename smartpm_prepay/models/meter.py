@@ -3,7 +3,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.osv import expression
 from odoo.tools.float_utils import float_round
@@ -441,7 +441,7 @@ class SmartpmMeter(models.Model):
         for meter in self:
             if not SERIAL_RE.match(meter.serial_number or ""):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Serial number %(serial)s is not valid: use 3 to 32 capital letters, "
                         "digits or dashes.",
                         serial=meter.serial_number,
@@ -464,16 +464,20 @@ class SmartpmMeter(models.Model):
         if not clash:
             return None
         if clash.company_id not in self.env.companies:
-            return _("Meter %(serial)s is already registered by another company.", serial=serial)
+            return self.env._(
+                "Meter %(serial)s is already registered by another company.", serial=serial
+            )
         if clash.tenant_id:
-            return _(
+            return self.env._(
                 "Meter %(serial)s is already registered for %(tenant)s.",
                 serial=serial,
                 tenant=clash._tenant_text(clash.tenant_id),
             )
         if not clash.active:
-            return _("Meter %(serial)s is already registered (archived).", serial=serial)
-        return _("Meter %(serial)s is already registered, without a tenant.", serial=serial)
+            return self.env._("Meter %(serial)s is already registered (archived).", serial=serial)
+        return self.env._(
+            "Meter %(serial)s is already registered, without a tenant.", serial=serial
+        )
 
     @api.model
     def _tenant_text(self, tenant):
@@ -492,7 +496,7 @@ class SmartpmMeter(models.Model):
                 continue
             if serial in seen:
                 raise ValidationError(
-                    _("Serial number %(serial)s is given to two meters.", serial=serial)
+                    self.env._("Serial number %(serial)s is given to two meters.", serial=serial)
                 )
             seen.add(serial)
             message = self._serial_clash_message(serial)
@@ -504,7 +508,12 @@ class SmartpmMeter(models.Model):
         # where the user types, not only when the tenant is saved
         message = self._serial_clash_message(self.serial_number)
         if message:
-            return {"warning": {"title": _("Serial number already registered"), "message": message}}
+            return {
+                "warning": {
+                    "title": self.env._("Serial number already registered"),
+                    "message": message,
+                }
+            }
         return None
 
     @api.depends("tenant_id.name", "tenant_id.tenant_number")
@@ -513,7 +522,9 @@ class SmartpmMeter(models.Model):
             tenant = meter.tenant_id
             if tenant and not tenant.tenant_number and not tenant._origin:
                 # in the dialog of a tenant not saved yet
-                meter.tenant_label = _("%s (number given on save)", tenant.name or _("new tenant"))
+                meter.tenant_label = self.env._(
+                    "%s (number given on save)", tenant.name or self.env._("new tenant")
+                )
             else:
                 meter.tenant_label = self._tenant_text(tenant)
 
@@ -533,7 +544,7 @@ class SmartpmMeter(models.Model):
             if meter.connection_type == "tcp":
                 if not meter.host or not (0 < meter.port <= 65535):
                     raise ValidationError(
-                        _(
+                        self.env._(
                             "Meter %(serial)s: a TCP connection needs a host and a port "
                             "between 1 and 65535.",
                             serial=meter.serial_number,
@@ -542,20 +553,24 @@ class SmartpmMeter(models.Model):
             else:
                 if not meter.device:
                     raise ValidationError(
-                        _(
+                        self.env._(
                             "Meter %(serial)s: a serial connection needs a device.",
                             serial=meter.serial_number,
                         )
                     )
                 if meter.framing != "hdlc":
-                    raise ValidationError(_("Serial connections use HDLC framing."))
+                    raise ValidationError(self.env._("Serial connections use HDLC framing."))
                 if meter.baudrate not in (300, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200):
-                    raise ValidationError(_("Unsupported baud rate %s.", meter.baudrate))
+                    raise ValidationError(self.env._("Unsupported baud rate %s.", meter.baudrate))
             if not (0 < meter.client_address <= 0x7F):
-                raise ValidationError(_("The DLMS client address must be between 1 and 127."))
+                raise ValidationError(
+                    self.env._("The DLMS client address must be between 1 and 127.")
+                )
             for value in (meter.server_logical_address, meter.server_physical_address):
                 if not (0 <= value <= 0x3FFF):
-                    raise ValidationError(_("DLMS server addresses must be between 0 and 16383."))
+                    raise ValidationError(
+                        self.env._("DLMS server addresses must be between 0 and 16383.")
+                    )
 
     @api.constrains(
         "auth", "auth_password", "auth_key", "encryption_key", "system_title", "client_address"
@@ -564,14 +579,14 @@ class SmartpmMeter(models.Model):
         for meter in self.sudo():
             if meter.auth == "lls" and not meter.auth_password:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Meter %(serial)s: low-level security needs a password.",
                         serial=meter.serial_number,
                     )
                 )
             if meter.auth != "none" and meter.client_address == PUBLIC_CLIENT:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Meter %(serial)s: the public client (16) never authenticates; "
                         "%(auth)s uses the management client (usually 1).",
                         serial=meter.serial_number,
@@ -585,19 +600,19 @@ class SmartpmMeter(models.Model):
                     key = meter[fname]
                     if not HEX_KEY_RE.match((key or "").upper()):
                         raise ValidationError(
-                            _(
+                            self.env._(
                                 "Meter %(serial)s: HLS-GMAC needs the meter's %(key)s, "
                                 "32 hexadecimal digits (16 bytes); %(problem)s.",
                                 serial=meter.serial_number,
                                 key=meter._fields[fname]._description_string(self.env),
-                                problem=_("it is %(len)s characters long", len=len(key))
+                                problem=self.env._("it is %(len)s characters long", len=len(key))
                                 if key
-                                else _("it is empty"),
+                                else self.env._("it is empty"),
                             )
                         )
                 if meter.system_title and not HEX_TITLE_RE.match(meter.system_title.upper()):
                     raise ValidationError(
-                        _(
+                        self.env._(
                             "Meter %(serial)s: the meter system title is 16 hexadecimal "
                             "digits (8 bytes), or empty to take the one the meter sends.",
                             serial=meter.serial_number,
@@ -665,7 +680,10 @@ class SmartpmMeter(models.Model):
     def write(self, vals):
         # the next sale's transfer number follows the last one: only the vending engine moves it
         engine.check_fields(
-            self, vals, {"last_transfer_number", "replaces_id", "replaced_by_id"}, _("Meter")
+            self,
+            vals,
+            {"last_transfer_number", "replaces_id", "replaced_by_id"},
+            self.env._("Meter"),
         )
         if vals.get("tenant_id") and "load_limit_w" not in vals:
             # a meter moving to a tenant with a load limit takes the tenant's limit
@@ -694,7 +712,7 @@ class SmartpmMeter(models.Model):
         vals = self._normalize_vals(dict(vals))
         if vals.get("serial_number"):
             if len(self) > 1:
-                raise ValidationError(_("Two meters cannot have the same serial number."))
+                raise ValidationError(self.env._("Two meters cannot have the same serial number."))
             self._check_serials_free([vals])
         if vals.get("state") in ("active", "disconnected") and "date_activated" not in vals:
             never = self.filtered(lambda m: not m.date_activated)
@@ -705,7 +723,9 @@ class SmartpmMeter(models.Model):
         if "tenant_id" in vals:
             moving = self.filtered(lambda m: m.tenant_id.id != (new_tenant or False))
             if new_tenant and moving.filtered(lambda m: m.state == "decommissioned"):
-                raise UserError(_("A decommissioned meter cannot be assigned to a tenant."))
+                raise UserError(
+                    self.env._("A decommissioned meter cannot be assigned to a tenant.")
+                )
             moving._close_assignments()
         res = super().write(vals)
         if new_tenant:
@@ -735,7 +755,7 @@ class SmartpmMeter(models.Model):
             return
         if not self.env.su and not self.env.user.has_group("smartpm_prepay.group_manager"):
             raise UserError(
-                _(
+                self.env._(
                     "Only a SmartPM Manager may change the credit mode of meter %s.",
                     ", ".join(changing.mapped("serial_number")),
                 )
@@ -743,7 +763,7 @@ class SmartpmMeter(models.Model):
         sold = changing.filtered(lambda m: m.sudo().purchase_ids)
         if sold:
             raise UserError(
-                _(
+                self.env._(
                     "Meter %s already holds credit sold in its current mode: its credit "
                     "mode cannot change (replace the meter instead).",
                     ", ".join(sold.mapped("serial_number")),
@@ -759,7 +779,7 @@ class SmartpmMeter(models.Model):
                 continue
             if tariff.pricing_mode == "tou" and meter.credit_mode != "money":
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Tariff %(tariff)s is time of use: meter %(meter)s must be in money "
                         "mode (it holds credit in kWh).",
                         tariff=tariff.name,
@@ -768,7 +788,7 @@ class SmartpmMeter(models.Model):
                 )
             if tariff.pricing_mode != "tou" and meter.credit_mode == "money":
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Meter %(meter)s is in money mode: its tariff must be time of use "
                         "(%(tariff)s is priced per kWh).",
                         tariff=tariff.name,
@@ -807,7 +827,7 @@ class SmartpmMeter(models.Model):
         with_history = self.filtered("assignment_ids")
         if with_history:
             raise UserError(
-                _(
+                self.env._(
                     "Meter %(serials)s has a tenant history: archive or decommission it "
                     "instead of deleting it.",
                     serials=", ".join(with_history.mapped("serial_number")),
@@ -872,27 +892,27 @@ class SmartpmMeter(models.Model):
 
     def _check_can_command(self):
         if self.filtered(lambda m: m.state == "decommissioned" or not m.active):
-            raise UserError(_("Decommissioned or archived meters take no commands."))
+            raise UserError(self.env._("Decommissioned or archived meters take no commands."))
 
     def action_read_now(self):
         self._check_can_command()
         self._enqueue_job("read", {"objects": BILLING_OBJECTS}, priority=20)
-        return self._notify_queued(_("Reading queued"))
+        return self._notify_queued(self.env._("Reading queued"))
 
     def action_ping(self):
         self._check_can_command()
         self._enqueue_job("ping", {}, priority=30)
-        return self._notify_queued(_("Ping queued"))
+        return self._notify_queued(self.env._("Ping queued"))
 
     def action_disconnect(self):
         self._check_can_command()
         self._enqueue_job("disconnect", {}, priority=15)
-        return self._notify_queued(_("Disconnect queued"))
+        return self._notify_queued(self.env._("Disconnect queued"))
 
     def action_reconnect(self):
         self._check_can_command()
         self._enqueue_job("reconnect", {}, priority=15)
-        return self._notify_queued(_("Reconnect queued"))
+        return self._notify_queued(self.env._("Reconnect queued"))
 
     def action_sync_clock(self):
         """Set the meters' clocks to UTC now (a sync_clock job each); the bridge reports the
@@ -909,7 +929,7 @@ class SmartpmMeter(models.Model):
             "tag": "display_notification",
             "params": {
                 "title": title,
-                "message": _("The meter bridge will run it in a few seconds."),
+                "message": self.env._("The meter bridge will run it in a few seconds."),
                 "type": "info",
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
@@ -919,7 +939,7 @@ class SmartpmMeter(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Jobs"),
+            "name": self.env._("Jobs"),
             "res_model": "smartpm.meter.job",
             "view_mode": "list,form",
             "domain": [("meter_id", "=", self.id)],
@@ -929,7 +949,7 @@ class SmartpmMeter(models.Model):
     def action_activate(self):
         for meter in self:
             if meter.state == "decommissioned":
-                raise UserError(_("Meter %s is decommissioned.", meter.serial_number))
+                raise UserError(self.env._("Meter %s is decommissioned.", meter.serial_number))
         self.filtered(lambda m: m.state == "draft").write({"state": "active"})
 
     def action_decommission(self):
@@ -953,7 +973,7 @@ class SmartpmMeter(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Move the tenant out"),
+            "name": self.env._("Move the tenant out"),
             "res_model": "smartpm.move.out.wizard",
             "view_mode": "form",
             "target": "new",
@@ -965,7 +985,7 @@ class SmartpmMeter(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Replace the meter"),
+            "name": self.env._("Replace the meter"),
             "res_model": "smartpm.meter.replacement.wizard",
             "view_mode": "form",
             "target": "new",
@@ -976,7 +996,7 @@ class SmartpmMeter(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Move-outs"),
+            "name": self.env._("Move-outs"),
             "res_model": "smartpm.move.out",
             "view_mode": "list,form",
             "domain": ["|", ("meter_id", "=", self.id), ("transfer_meter_id", "=", self.id)],
@@ -986,7 +1006,7 @@ class SmartpmMeter(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Tenant history"),
+            "name": self.env._("Tenant history"),
             "res_model": "smartpm.meter.assignment",
             "view_mode": "list,form",
             # a replaced meter's history goes on on the meter that replaced it
@@ -1005,7 +1025,7 @@ class SmartpmMeter(models.Model):
         for meter in self.sudo():
             if meter.token_key and not HEX_KEY_RE.match(meter.token_key.upper()):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Meter %(serial)s: the token key is 32 hexadecimal digits.",
                         serial=meter.serial_number,
                     )
@@ -1071,14 +1091,14 @@ class SmartpmMeter(models.Model):
         self.ensure_one()
         meter = self.sudo()
         if not meter.last_seen:
-            return _(
+            return self.env._(
                 "Meter %s has never answered: the credit will reach it only once it "
                 "is connected. Tell the customer.",
                 meter.serial_number,
             )
         now = now or fields.Datetime.now()
         if now - meter.last_seen > CONTACT_WARNING_AFTER:
-            return _(
+            return self.env._(
                 "Meter %(meter)s has not answered since %(date)s: the credit will reach "
                 "it when it is back in contact. Tell the customer.",
                 meter=meter.serial_number,
@@ -1099,13 +1119,13 @@ class SmartpmMeter(models.Model):
         currency = currency or tariff.currency_id
         minimum, maximum = tariff._get_amount_limits(meter.company_id)
         if maximum:
-            text = _(
+            text = self.env._(
                 "between %(min)s and %(max)s",
                 min=format_money(self.env, minimum, currency),
                 max=format_money(self.env, maximum, currency),
             )
         else:
-            text = _("at least %s", format_money(self.env, minimum, currency))
+            text = self.env._("at least %s", format_money(self.env, minimum, currency))
         return minimum, maximum, text
 
     def _smartpm_amount_error(self, amount, currency=None):
@@ -1113,25 +1133,25 @@ class SmartpmMeter(models.Model):
         the amounts in the currency, or False. The vending service checks again."""
         self.ensure_one()
         if isinstance(amount, bool) or not isinstance(amount, (int, float)):
-            return _("The amount must be a number.")
+            return self.env._("The amount must be a number.")
         if not math.isfinite(amount):
-            return _("The amount must be a number.")
+            return self.env._("The amount must be a number.")
         minimum, maximum, limits = self._smartpm_amount_limits(currency)
         if amount < 0:
-            return _(
+            return self.env._(
                 "The amount cannot be negative: credit sold cannot be taken back here. "
                 "Enter what the customer pays, %s.",
                 limits,
             )
         if amount == 0:
-            return _("Enter the amount the customer pays, %s.", limits)
+            return self.env._("Enter the amount the customer pays, %s.", limits)
         tariff = self.sudo()._get_tariff()
         if tariff:
             cur = currency or tariff.currency_id
             if cur.compare_amounts(amount, minimum) < 0 or (
                 maximum and cur.compare_amounts(amount, maximum) > 0
             ):
-                return _(
+                return self.env._(
                     "%(amount)s is not possible for meter %(meter)s: the amount must be "
                     "%(limits)s.",
                     amount=format_money(self.env, amount, cur),
@@ -1271,7 +1291,7 @@ class SmartpmMeter(models.Model):
         friendly.push(self.env, self, force=True)
         standing_charge.push(self)
         tou.push(self.env, self, force=True)
-        return self._notify_queued(_("Settings queued"))
+        return self._notify_queued(self.env._("Settings queued"))
 
     def action_view_purchases(self):
         self.ensure_one()
@@ -1281,7 +1301,7 @@ class SmartpmMeter(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Sell credit"),
+            "name": self.env._("Sell credit"),
             "res_model": "smartpm.sell.credit.wizard",
             "view_mode": "form",
             "target": "new",
@@ -1317,7 +1337,7 @@ class SmartpmMeter(models.Model):
                 ]
             )
         )
-        alarms._clear(_("The meter answers again."))
+        alarms._clear(self.env._("The meter answers again."))
 
     @api.model
     def _offline_after_minutes(self, company):
@@ -1427,7 +1447,7 @@ class SmartpmMeter(models.Model):
                 parse_windows(meter.push_windows)
             except ValueError as exc:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Meter %(serial)s: communication windows: %(error)s.",
                         serial=meter.serial_number,
                         error=exc,
@@ -1441,7 +1461,7 @@ class SmartpmMeter(models.Model):
             ):
                 if not 0 <= meter[name] <= top:
                     raise ValidationError(
-                        _(
+                        self.env._(
                             "Meter %(serial)s: %(field)s must be from 0 to %(top)s.",
                             serial=meter.serial_number,
                             field=meter._fields[name].string,
@@ -1452,7 +1472,7 @@ class SmartpmMeter(models.Model):
                 continue
             if meter.auth != "hls_gmac":
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Meter %s: push mode needs HLS-GMAC (pushes are ciphered with the "
                         "meter's keys).",
                         meter.serial_number,
@@ -1462,7 +1482,7 @@ class SmartpmMeter(models.Model):
             port = dest.rpartition(":")[2]
             if not PUSH_DESTINATION_RE.match(dest) or not 0 < int(port) < 65536:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Meter %s: the push destination must be host:port, e.g. "
                         "head-end.example.com:4059.",
                         meter.serial_number,
@@ -1471,7 +1491,7 @@ class SmartpmMeter(models.Model):
             title = meter.sudo().system_title or ""
             if not re.fullmatch(r"[0-9A-Fa-f]{16}", title):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Meter %s: push mode needs the meter's system title (8 bytes in hex): "
                         "pushes are recognised by it.",
                         meter.serial_number,
@@ -1488,7 +1508,7 @@ class SmartpmMeter(models.Model):
             twin = self.env.cr.fetchone()
             if twin:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Meter %(serial)s: meter %(other)s in push mode has the same system "
                         "title; pushes could not tell them apart.",
                         serial=meter.serial_number,
@@ -1841,7 +1861,7 @@ class SmartpmMeter(models.Model):
             return 0
         from ..services.ingest import parse_time  # noqa: PLC0415 - ingest imports models
 
-        found = parse_time(result.get("meter_time")) if result.get("meter_time") else None
+        found = parse_time(self.env, result.get("meter_time")) if result.get("meter_time") else None
         when = (found or job.date_claimed or fields.Datetime.now()).replace(microsecond=0)
         before = result.get("meter_time_before") or "?"
         description = self.env._(
@@ -1875,7 +1895,7 @@ class SmartpmMeter(models.Model):
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id("smartpm_prepay.action_load_curve")
         action["domain"] = [("meter_id", "=", self.id)]
-        action["name"] = _("Load curve of %s", self.serial_number)
+        action["name"] = self.env._("Load curve of %s", self.serial_number)
         return action
 
     def action_view_consumption(self):
@@ -2030,7 +2050,7 @@ class SmartpmMeter(models.Model):
         except (TypeError, ValueError, OverflowError):
             meter = self.browse()
         if not meter:
-            return {"refusal": _("This meter does not exist any more.")}
+            return {"refusal": self.env._("This meter does not exist any more.")}
         meter.check_access("read")
         values = meter._smartpm_pos_values()
         values.update(
@@ -2046,11 +2066,11 @@ class SmartpmMeter(models.Model):
         try:
             amount = self._smartpm_parse_amount(amount)
         except (TypeError, ValueError, OverflowError):
-            values["refusal"] = _("The amount must be a number.")
+            values["refusal"] = self.env._("The amount must be a number.")
             return values
         config = self.env["pos.config"].browse(int(config_id)).exists()
         if not config:
-            values["refusal"] = _("This register does not exist any more.")
+            values["refusal"] = self.env._("This register does not exist any more.")
             return values
         config.check_access("read")
         info = sale_info.sale_info(meter, amount, config.currency_id, config.company_id)
@@ -2131,7 +2151,7 @@ class SmartpmMeter(models.Model):
     def _smartpm_check_load_recovery_values(self, name, delay_s, attempts):
         if not 0 <= delay_s <= MAX_RECONNECT_DELAY_S:
             raise ValidationError(
-                _(
+                self.env._(
                     "%(name)s: the reconnect delay must be between 0 and %(max)s seconds.",
                     name=name,
                     max=MAX_RECONNECT_DELAY_S,
@@ -2139,7 +2159,7 @@ class SmartpmMeter(models.Model):
             )
         if not 0 <= attempts <= MAX_RECONNECT_ATTEMPTS:
             raise ValidationError(
-                _(
+                self.env._(
                     "%(name)s: the reconnections per hour must be between 0 and %(max)s.",
                     name=name,
                     max=MAX_RECONNECT_ATTEMPTS,
@@ -2212,7 +2232,7 @@ class SmartpmMeter(models.Model):
             meter = alarm.meter_id.sudo()
             if alarm.alarm_type == "load_reconnected":
                 meter._smartpm_clear_load_alarms(
-                    ("load_trip",), _("The meter reconnected by itself."), before=alarm
+                    ("load_trip",), self.env._("The meter reconnected by itself."), before=alarm
                 )
             since = meter.load_trip_state_time
             if alarm.alarm_type not in states or (since and alarm.meter_time < since):
@@ -2317,9 +2337,11 @@ class SmartpmMeter(models.Model):
     def action_take_emergency_credit(self):
         """Cashier or operator button: take emergency credit for the tenant."""
         if not self.env.user.has_group("smartpm_prepay.group_cashier"):
-            raise UserError(_("Only cashiers and operators take emergency credit for a tenant."))
+            raise UserError(
+                self.env._("Only cashiers and operators take emergency credit for a tenant.")
+            )
         self.check_access("read")
         self._check_can_command()
         for meter in self:
-            emergency.take(meter, _("by %(user)s", user=self.env.user.name))
-        return self._notify_queued(_("Emergency credit requested"))
+            emergency.take(meter, self.env._("by %(user)s", user=self.env.user.name))
+        return self._notify_queued(self.env._("Emergency credit requested"))

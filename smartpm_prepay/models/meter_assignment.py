@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import tenant_periods
@@ -78,7 +78,9 @@ class SmartpmMeterAssignment(models.Model):
         self.ensure_one()
         if not self.is_open:
             raise UserError(
-                _("The assignment %s has ended already: nothing to move out.", self.display_name)
+                self.env._(
+                    "The assignment %s has ended already: nothing to move out.", self.display_name
+                )
             )
         return self.meter_id.action_move_out()
 

@@ -9,7 +9,7 @@ are kept.
 
 from psycopg2.extras import execute_values
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..services import credit_clear, engine, ingest, job_queue
@@ -176,11 +176,11 @@ class SmartpmMeterJob(models.Model):
         """A job created outside the engine: an operator's command for one meter."""
         if engine.is_engine(self.env):
             return
-        engine.check_fields(self, vals, set(vals) - OPERATOR_CREATE_FIELDS, _("Meter job"))
+        engine.check_fields(self, vals, set(vals) - OPERATOR_CREATE_FIELDS, self.env._("Meter job"))
         job_type = vals.get("job_type")
         if job_type not in OPERATOR_JOB_TYPES:
             raise AccessError(
-                _(
+                self.env._(
                     "A %(type)s job is queued by Odoo only (credit by a paid sale, settings "
                     "by the meter's fields); operators queue %(allowed)s.",
                     type=job_type,
@@ -189,13 +189,13 @@ class SmartpmMeterJob(models.Model):
             )
         payload = vals.get("payload") or {}
         if not isinstance(payload, dict) or (payload and job_type not in PAYLOAD_JOB_TYPES):
-            raise AccessError(_("A %s job takes no payload of yours.", job_type))
+            raise AccessError(self.env._("A %s job takes no payload of yours.", job_type))
         meter_id = vals.get("meter_id")
         meter = self.env["smartpm.meter"]
         if isinstance(meter_id, int) and not isinstance(meter_id, bool):
             meter = meter.browse(meter_id).exists()
         if not meter:
-            raise UserError(_("A meter job needs an existing meter."))
+            raise UserError(self.env._("A meter job needs an existing meter."))
         meter.check_access("write" if job_type != "read" else "read")
         meter._check_can_command()
 
@@ -210,7 +210,7 @@ class SmartpmMeterJob(models.Model):
         return jobs
 
     def write(self, vals):
-        engine.check_fields(self, vals, set(vals) - OPERATOR_WRITE_FIELDS, _("Meter job"))
+        engine.check_fields(self, vals, set(vals) - OPERATOR_WRITE_FIELDS, self.env._("Meter job"))
         return super().write(vals)
 
     @api.ondelete(at_uninstall=False)
@@ -224,7 +224,7 @@ class SmartpmMeterJob(models.Model):
         )
         if money:
             raise UserError(
-                _(
+                self.env._(
                     "Jobs %(jobs)s deliver, check or clear credit: they are never deleted "
                     "(cancel the job, or reverse the sale, instead).",
                     jobs=", ".join(money.mapped("display_name")[:5]),
@@ -235,7 +235,7 @@ class SmartpmMeterJob(models.Model):
     @api.model
     def _check_bridge(self):
         if not (self.env.su or self.env.user.has_group("smartpm_prepay.group_bridge_api")):
-            raise AccessError(_("Only Bridge API users may call the meter job protocol."))
+            raise AccessError(self.env._("Only Bridge API users may call the meter job protocol."))
         return engine.as_engine(self)
 
     @api.model
@@ -330,7 +330,7 @@ class SmartpmMeterJob(models.Model):
         # A missed scheduled ping is counted, not posted: the comm-lost alarm tells the story.
         for job in self - scheduled:
             job.meter_id.sudo().message_post(
-                body=_(
+                body=self.env._(
                     "Job %(job)s failed after %(n)s attempt(s): %(error)s",
                     job=job.display_name,
                     n=job.attempt_count,
@@ -468,7 +468,7 @@ class SmartpmMeterJob(models.Model):
             lambda p: p.state in blocked
         ):
             raise UserError(
-                _(
+                self.env._(
                     "This job delivers a sale that is reversed or delivered (or whose "
                     "reversal waits for the meter's answer): it cannot run again."
                 )
@@ -482,7 +482,7 @@ class SmartpmMeterJob(models.Model):
         self.check_access("write")
         retryable = self.filtered(lambda j: j.state in ("failed", "cancelled"))
         if retryable != self:
-            raise UserError(_("Only failed or cancelled jobs can be retried."))
+            raise UserError(self.env._("Only failed or cancelled jobs can be retried."))
         for job in retryable.filtered(lambda j: j.job_type == "clear_credit"):
             credit_clear.resign_if_key_changed(job)  # same transfer number, same Wh
         engine.as_engine(retryable).write(
@@ -503,7 +503,7 @@ class SmartpmMeterJob(models.Model):
         cancelled = job_queue.cancel(self.env, self.ids)
         if set(cancelled) != set(self.ids):
             raise UserError(
-                _(
+                self.env._(
                     "Only pending or failed jobs can be cancelled: a running job may be on the "
                     "meter already."
                 )

@@ -145,7 +145,7 @@ class SmartpmMeterProfile(models.Model):
                         name=profile.name,
                     )
                 )
-            found = meter_profile.problems(profile._object_lines())
+            found = meter_profile.problems(profile.env, profile._object_lines())
             if found:
                 raise ValidationError(
                     self.env._("Meter profile %(name)s:", name=profile.name)

@@ -2,7 +2,7 @@ import logging
 
 from markupsafe import Markup
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import LazyTranslate
 
@@ -33,9 +33,11 @@ class SmartpmMoveOut(models.Model):
     _name = "smartpm.move.out"
     _description = "Move-out and settlement"
     _inherit = ["smartpm.engine.record", "mail.thread", "mail.activity.mixin"]
-    _engine_create_error = _lt("A move-out is started from its wizard (meter or tenant).")
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt("A move-out is started from its wizard (meter or tenant).")  # pylint: disable=prefer-env-translation
     _engine_sequence = "smartpm.move.out"
-    _engine_unlink_error = _lt("Move-outs are kept: they are the trail of a settlement.")
+    _engine_unlink_error = _lt("Move-outs are kept: they are the trail of a settlement.")  # pylint: disable=prefer-env-translation
     _order = "id desc"
     _check_company_auto = True
 
@@ -160,11 +162,11 @@ class SmartpmMoveOut(models.Model):
     def _block(self, step, reason):
         self.ensure_one()
         self.write({"state": "blocked", "blocked_step": step, "blocked_reason": reason})
-        self.message_post(body=_("Blocked: %s", reason))
+        self.message_post(body=self.env._("Blocked: %s", reason))
         self.activity_schedule(
             "mail.mail_activity_data_todo",
             user_id=self._owner().id,
-            summary=_("Move-out %s is blocked", self.name),
+            summary=self.env._("Move-out %s is blocked", self.name),
             note=reason,
         )
 
@@ -241,7 +243,7 @@ class SmartpmMoveOut(models.Model):
                 return
             credit, energy = settlement.final_values(result)
             if credit is None:
-                move_out._block("reading", _("The meter's answer held no credit."))
+                move_out._block("reading", self.env._("The meter's answer held no credit."))
                 return
             readings = self.env["smartpm.reading"].sudo().search([("job_id", "=", job.id)])
             readings.write({"source": "final"})
@@ -257,7 +259,7 @@ class SmartpmMoveOut(models.Model):
         move_out._cancel_pending(move_out.read_job_id | move_out.disconnect_job_id)
         move_out._block(
             "reading",
-            _(
+            self.env._(
                 "Meter %(meter)s did not answer (%(job)s: %(error)s). Retry once it answers, "
                 "or record the reading by hand.",
                 meter=move_out.meter_id.serial_number,
@@ -288,9 +290,9 @@ class SmartpmMoveOut(models.Model):
                 override_reason=reason,
             )
         self.write(vals)
-        self.activity_ids.action_feedback(feedback=_("Final reading recorded."))
+        self.activity_ids.action_feedback(feedback=self.env._("Final reading recorded."))
         self.message_post(
-            body=_(
+            body=self.env._(
                 "Final reading (%(how)s): credit %(credit)s kWh, energy register %(energy)s kWh.",
                 how=dict(self._fields["reading_source"].selection)[source],
                 credit=self.final_credit_kwh,
@@ -308,7 +310,7 @@ class SmartpmMoveOut(models.Model):
             self._block("settling", str(exc.args[0]) if exc.args else str(exc))
             return
         self.message_post(
-            body=Markup(_("Credit settled: %(link)s (%(kind)s, %(kwh)s kWh, %(amount)s)."))
+            body=Markup(self.env._("Credit settled: %(link)s (%(kind)s, %(kwh)s kWh, %(amount)s)."))
             % {
                 "link": done._get_html_link(),
                 "kind": dict(done._fields["kind"].selection)[done.kind],
@@ -334,7 +336,7 @@ class SmartpmMoveOut(models.Model):
         if move_out.state not in ("clearing", "blocked") or job != move_out.clear_job_id:
             return
         move_out.message_post(
-            body=_(
+            body=self.env._(
                 "Meter %(meter)s cleared of %(kwh)s kWh; credit now %(credit)s kWh.",
                 meter=move_out.meter_id.serial_number,
                 kwh=result.get("cleared_kwh"),
@@ -349,7 +351,7 @@ class SmartpmMoveOut(models.Model):
             return
         move_out._block(
             "clearing",
-            _(
+            self.env._(
                 "Meter %(meter)s did not take the clear of its credit (%(error)s). Retry once "
                 "it answers: the same clear is sent again, applied at most once.",
                 meter=move_out.meter_id.serial_number,
@@ -389,8 +391,10 @@ class SmartpmMoveOut(models.Model):
                 if meter.state == "disconnected":
                     meter.state = "active"
         self.write(vals)
-        self.activity_ids.action_feedback(feedback=_("Done."))
-        self.message_post(body=_("Done: the assignment of %s is closed.", self.tenant_id.name))
+        self.activity_ids.action_feedback(feedback=self.env._("Done."))
+        self.message_post(
+            body=self.env._("Done: the assignment of %s is closed.", self.tenant_id.name)
+        )
 
     # ---------------------------------------------------------------- buttons
     def action_retry(self):
@@ -399,10 +403,10 @@ class SmartpmMoveOut(models.Model):
         for move_out in self:
             move_out = move_out._lock()
             if move_out.state != "blocked":
-                raise UserError(_("%s is not blocked.", move_out.name))
+                raise UserError(self.env._("%s is not blocked.", move_out.name))
             step = move_out.blocked_step
             move_out.write({"state": step, "blocked_reason": False})
-            move_out.activity_ids.action_feedback(feedback=_("Retried."))
+            move_out.activity_ids.action_feedback(feedback=self.env._("Retried."))
             if step == "reading":
                 move_out._queue_reading()
             elif step == "settling":
@@ -418,15 +422,17 @@ class SmartpmMoveOut(models.Model):
         for move_out in self:
             move_out = move_out._lock()
             if move_out.state != "blocked" or move_out.blocked_step != "settling":
-                raise UserError(_("%s does not wait for a settlement choice.", move_out.name))
+                raise UserError(
+                    self.env._("%s does not wait for a settlement choice.", move_out.name)
+                )
             move_out.message_post(
-                body=_("Settlement changed to forfeit by %s.", self.env.user.name)
+                body=self.env._("Settlement changed to forfeit by %s.", self.env.user.name)
             )
             vals = {"settlement_kind": "forfeit", "state": "settling", "blocked_reason": False}
             if move_out.purpose == "move_out":  # a replacement still hands over to its meter
                 vals["transfer_meter_id"] = False
             move_out.write(vals)
-            move_out.activity_ids.action_feedback(feedback=_("Forfeited instead."))
+            move_out.activity_ids.action_feedback(feedback=self.env._("Forfeited instead."))
             move_out._settle()
         return True
 
@@ -436,7 +442,7 @@ class SmartpmMoveOut(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Record the final reading"),
+            "name": self.env._("Record the final reading"),
             "res_model": "smartpm.move.out.reading.wizard",
             "view_mode": "form",
             "target": "new",
@@ -452,13 +458,15 @@ class SmartpmMoveOut(models.Model):
         move_out = self._lock()
         if move_out.state != "blocked" or move_out.blocked_step != "reading":
             raise UserError(
-                _("%s does not wait for a reading: nothing was recorded.", move_out.name)
+                self.env._("%s does not wait for a reading: nothing was recorded.", move_out.name)
             )
         if credit < 0 or not (reason or "").strip():
-            raise UserError(_("A reading by hand needs a credit of 0 or more and a reason."))
+            raise UserError(
+                self.env._("A reading by hand needs a credit of 0 or more and a reason.")
+            )
         move_out._cancel_pending(move_out.read_job_id | move_out.disconnect_job_id)
         move_out.message_post(
-            body=_(
+            body=self.env._(
                 "Reading recorded by hand by %(user)s: credit %(credit)s kWh, energy register "
                 "%(energy)s kWh. Reason: %(reason)s",
                 user=self.env.user.name,

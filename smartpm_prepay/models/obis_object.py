@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..services.obis import OBIS_RE, PROFILE_IC
@@ -44,7 +44,7 @@ class SmartpmObisObject(models.Model):
             for code in codes:
                 if not OBIS_RE.match(code or ""):
                     raise ValidationError(
-                        _("%(code)s is not an OBIS code like 1.0.1.8.0.255.", code=code)
+                        self.env._("%(code)s is not an OBIS code like 1.0.1.8.0.255.", code=code)
                     )
 
     @api.depends("name", "obis")

@@ -1,6 +1,6 @@
 import logging
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import debt, engine, vending
@@ -110,7 +110,7 @@ class PaymentTransaction(models.Model):
         _logger.warning("portal payment %s could not buy credit: %s", self.reference, exc)
         meter = self.smartpm_meter_id
         meter.message_post(
-            body=_(
+            body=self.env._(
                 "Payment %(ref)s (%(amount)s) was received but no credit was sold: "
                 "%(error)s. Refund the tenant or sell the credit by hand.",
                 ref=self.reference,
@@ -120,8 +120,8 @@ class PaymentTransaction(models.Model):
         )
         meter.activity_schedule(
             "mail.mail_activity_data_todo",
-            summary=_("Portal payment without credit"),
-            note=_("Payment %s: refund it or sell the credit.", self.reference),
+            summary=self.env._("Portal payment without credit"),
+            note=self.env._("Payment %s: refund it or sell the credit.", self.reference),
             user_id=self.env["smartpm.credit.purchase"]
             .new({"company_id": meter.company_id.id})
             ._get_alert_user()

@@ -5,7 +5,7 @@ reaches the server, each such line becomes a purchase through the vending servic
 by the order's uuid so an order synced twice sells once.
 """
 
-from odoo import _, api, models
+from odoo import api, models
 from odoo.exceptions import UserError
 
 from ..services import debt, receipt, refunds, vending
@@ -54,18 +54,22 @@ class PosOrder(models.Model):
                     continue
                 meter = line.smartpm_meter_id
                 if line.product_id != product:
-                    raise UserError(_("Only the electricity credit product can carry a meter."))
+                    raise UserError(
+                        self.env._("Only the electricity credit product can carry a meter.")
+                    )
                 if not meter:
                     raise UserError(
-                        _("Order %s: an electricity credit line has no meter.", order.name)
+                        self.env._("Order %s: an electricity credit line has no meter.", order.name)
                     )
                 if not line.qty or not line.price_subtotal_incl:
                     raise UserError(
-                        _("Order %s: an electricity credit line has no amount.", order.name)
+                        self.env._(
+                            "Order %s: an electricity credit line has no amount.", order.name
+                        )
                     )
                 if line.qty < 0 or line.price_subtotal_incl < 0:
                     raise UserError(
-                        _(
+                        self.env._(
                             "Electricity credit sold to meter %s cannot be refunded by a "
                             "negative line: refund its sale (ticket screen, Refund).",
                             meter.serial_number,
@@ -75,16 +79,16 @@ class PosOrder(models.Model):
                     order.company_id
                 ) or meter._smartpm_amount_refusal(line.price_subtotal_incl, order.currency_id)
                 if refusal:
-                    raise UserError(_("Cannot sell credit: %s", refusal))
+                    raise UserError(self.env._("Cannot sell credit: %s", refusal))
                 tariff_taxes = meter.sudo()._get_tariff().tax_ids
                 if line.tax_ids != tariff_taxes:
                     # the POS books the sale: its taxes must be the ones the tariff includes
                     raise UserError(
-                        _(
+                        self.env._(
                             "Credit for meter %(meter)s must carry the tariff's taxes "
                             "(%(taxes)s). Remove the line and add it again.",
                             meter=meter.serial_number,
-                            taxes=", ".join(tariff_taxes.mapped("name")) or _("none"),
+                            taxes=", ".join(tariff_taxes.mapped("name")) or self.env._("none"),
                         )
                     )
 
@@ -102,7 +106,7 @@ class PosOrder(models.Model):
                     self.env["smartpm.meter"]._smartpm_parse_amount(value)
                 except (TypeError, ValueError, OverflowError):
                     raise UserError(
-                        _(
+                        self.env._(
                             "Order %(order)s: the amount of an electricity credit line is "
                             "not a number.",
                             order=order.get("name") or order.get("uuid"),
@@ -167,7 +171,7 @@ class PosOrder(models.Model):
                 if purchase.sudo().pos_order_line_id != line:
                     # the same POS order arrived twice as two orders: sell (and book) once
                     raise UserError(
-                        _(
+                        self.env._(
                             "Order %(order)s was already received (purchase %(purchase)s).",
                             order=order.pos_reference or order.name,
                             purchase=purchase.sudo().name,

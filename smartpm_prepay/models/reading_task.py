@@ -1,7 +1,7 @@
 import json
 from datetime import timedelta
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import ingest, job_queue
@@ -184,7 +184,7 @@ class SmartpmReadingTask(models.Model):
         }
         if self.has_profile:
             if self.date_from and self.date_to and self.date_from >= self.date_to:
-                raise UserError(_("The profile range must end after it starts."))
+                raise UserError(self.env._("The profile range must end after it starts."))
             payload["from"] = self.date_from.isoformat() + "Z" if self.date_from else None
             payload["to"] = self.date_to.isoformat() + "Z" if self.date_to else None
         return payload
@@ -192,11 +192,11 @@ class SmartpmReadingTask(models.Model):
     def action_start(self):
         for task in self:
             if task.state != "draft":
-                raise UserError(_("Task %s was started already.", task.name))
+                raise UserError(self.env._("Task %s was started already.", task.name))
             if not task.meter_ids:
-                raise UserError(_("Task %s: select at least one meter.", task.name))
+                raise UserError(self.env._("Task %s: select at least one meter.", task.name))
             if not task.object_ids:
-                raise UserError(_("Task %s: select a scheme or OBIS codes.", task.name))
+                raise UserError(self.env._("Task %s: select a scheme or OBIS codes.", task.name))
             task._start_run()
         return True
 
@@ -212,7 +212,7 @@ class SmartpmReadingTask(models.Model):
         self.write({"run": run, "state": "running"})
         if run > 1:
             self.message_post(
-                body=_(
+                body=self.env._(
                     "Run %(run)s started: %(count)s meter(s).", run=run, count=len(self.meter_ids)
                 )
             )
@@ -221,9 +221,9 @@ class SmartpmReadingTask(models.Model):
         """A new run with the same meters and objects; its counts start from zero."""
         for task in self:
             if task.state not in ("done", "cancelled"):
-                raise UserError(_("Task %s is still running.", task.name))
+                raise UserError(self.env._("Task %s is still running.", task.name))
             if not task.meter_ids:
-                raise UserError(_("Task %s: select at least one meter.", task.name))
+                raise UserError(self.env._("Task %s: select at least one meter.", task.name))
             if task.has_profile and task.date_from and task.date_to:
                 # the same span, up to now
                 now = fields.Datetime.now().replace(microsecond=0)
@@ -240,21 +240,21 @@ class SmartpmReadingTask(models.Model):
 
     def action_reset_draft(self):
         if self.filtered(lambda t: t.state == "running"):
-            raise UserError(_("Cancel a running task before restarting it."))
+            raise UserError(self.env._("Cancel a running task before restarting it."))
         self.write({"state": "draft"})
 
     def action_save_data(self):
         """Store the task's shown values as readings (source ``task``)."""
         results = self._unsaved_results()
         if not results:
-            raise UserError(_("There is no unsaved value to store."))
+            raise UserError(self.env._("There is no unsaved value to store."))
         return results.action_save()
 
     def action_view_jobs(self):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Jobs"),
+            "name": self.env._("Jobs"),
             "res_model": "smartpm.meter.job",
             "view_mode": "list,form",
             "domain": [("task_id", "=", self.id), ("task_run", "=", self.run)],
@@ -290,7 +290,7 @@ class SmartpmReadingTask(models.Model):
                     "label": labels.get(reading.get("obis")),
                     "raw_value": json.dumps(reading.get("value")),
                     "unit": reading.get("unit"),
-                    "reading_time": ingest.parse_time(reading.get("time")),
+                    "reading_time": ingest.parse_time(self.env, reading.get("time")),
                 }
             )
         for obis, rows in (result.get("profiles") or {}).items():
@@ -299,7 +299,7 @@ class SmartpmReadingTask(models.Model):
             for row in rows or []:
                 if not row:
                     continue
-                when = ingest.parse_time(row[0])
+                when = ingest.parse_time(self.env, row[0])
                 for index, value in enumerate(row[1:]):
                     col = columns[index] if index < len(columns) else f"{obis}#{index + 1}"
                     vals_list.append(
@@ -334,7 +334,7 @@ class SmartpmReadingTask(models.Model):
                 "job_id": job.id,
                 "run": job.task_run,
                 "state": "error",
-                "label": _("Meter did not answer"),
-                "error": job.error or _("unknown error"),
+                "label": self.env._("Meter did not answer"),
+                "error": job.error or self.env._("unknown error"),
             }
         )

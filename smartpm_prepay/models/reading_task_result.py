@@ -2,7 +2,7 @@ import json
 import re
 from datetime import datetime, timezone
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.tools import float_repr, format_datetime, formatLang
 
 from ..services import ingest
@@ -112,9 +112,9 @@ class SmartpmReadingTaskResult(models.Model):
         if raw is None:
             return ""
         if self.obis == OBIS_RELAY and isinstance(raw, (bool, int)):
-            return _("Connected") if raw else _("Disconnected")
+            return self.env._("Connected") if raw else self.env._("Disconnected")
         if isinstance(raw, bool):
-            return _("Yes") if raw else _("No")
+            return self.env._("Yes") if raw else self.env._("No")
         if self.obis == OBIS_CREDIT and isinstance(raw, (int, float)):
             # in kWh, as the meter's "last known credit": the object counts Wh unless the
             # unit says kWh (docs/meter-contract.md, job_results.apply_result)
@@ -154,13 +154,15 @@ class SmartpmReadingTaskResult(models.Model):
         )
         todo.write({"saved": True})
         for task in todo.task_id:
-            task.message_post(body=_("%s value(s) saved as readings.", len(todo & task.result_ids)))
+            task.message_post(
+                body=self.env._("%s value(s) saved as readings.", len(todo & task.result_ids))
+            )
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
-                "title": _("Data saved"),
-                "message": _("%s value(s) stored as readings.", len(todo)),
+                "title": self.env._("Data saved"),
+                "message": self.env._("%s value(s) stored as readings.", len(todo)),
                 "type": "success",
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },

@@ -1,7 +1,7 @@
 import logging
 import math
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from ..services import friendly, prepayment, settlement, standing_charge, tou
@@ -204,7 +204,7 @@ class ResCompany(models.Model):
                 )
             if company.smartpm_friendly_limit_kwh < 0:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Friendly limit of %(company)s: how far below zero the credit may go, "
                         "a number of kWh at or above 0.",
                         company=company.name,
@@ -213,7 +213,7 @@ class ResCompany(models.Model):
             calendar = company.smartpm_friendly_calendar_id
             if calendar.two_weeks_calendar:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Friendly hours of %(company)s: the calendar %(calendar)s alternates "
                         "two weeks; meters hold one week of friendly hours.",
                         company=company.name,
@@ -290,7 +290,7 @@ class ResCompany(models.Model):
                 amounts = parse_quick_amounts(company.smartpm_quick_amounts)
             except ValueError:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Quick amounts of %(company)s: %(text)r is not a list of positive "
                         "amounts separated by commas (e.g. 5, 10, 20, 50).",
                         company=company.name,
@@ -299,7 +299,7 @@ class ResCompany(models.Model):
                 ) from None
             if len(amounts) > MAX_QUICK_AMOUNTS:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Quick amounts of %(company)s: at most %(max)s amounts.",
                         company=company.name,
                         max=MAX_QUICK_AMOUNTS,
@@ -309,7 +309,7 @@ class ResCompany(models.Model):
             for amount in amounts:
                 if abs(currency.round(amount) - amount) > 1e-9:
                     raise ValidationError(
-                        _(
+                        self.env._(
                             "Quick amount %(amount)s of %(company)s has more decimals than "
                             "%(currency)s allows.",
                             amount=amount,

@@ -1,7 +1,7 @@
 import re
 import secrets
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from ..services import wsse
@@ -195,7 +195,7 @@ class ResPartner(models.Model):
                 continue
             if not ID_CARD_RE.match(number):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "ID card number %(number)s is not valid: use 5 to 20 letters, digits "
                         "or dashes.",
                         number=number,
@@ -209,10 +209,10 @@ class ResPartner(models.Model):
             journal = partner.sudo().smartpm_bank_journal_id
             if not journal:
                 raise ValidationError(
-                    _("Bank %s needs a settlement journal.", partner.display_name)
+                    self.env._("Bank %s needs a settlement journal.", partner.display_name)
                 )
             if journal.type != "bank":
-                raise ValidationError(_("The settlement journal must be a bank journal."))
+                raise ValidationError(self.env._("The settlement journal must be a bank journal."))
 
     @api.constrains("smartpm_soap_digest_secret")
     def _check_soap_digest_secret(self):
@@ -252,7 +252,7 @@ class ResPartner(models.Model):
         )
         if clash:
             raise ValidationError(
-                _(
+                self.env._(
                     "ID card number %(number)s is already registered for %(other)s.",
                     number=number,
                     other=clash.display_name,
@@ -263,7 +263,7 @@ class ResPartner(models.Model):
         holding = self.filtered("meter_ids")
         if holding:
             raise UserError(
-                _(
+                self.env._(
                     "%(tenants)s still hold meters: move or release them before archiving.",
                     tenants=", ".join(holding.mapped("display_name")),
                 )
@@ -273,14 +273,14 @@ class ResPartner(models.Model):
     def _unlink_except_meter_history(self):
         if self.sudo().meter_assignment_ids:
             raise UserError(
-                _("A tenant with a meter history cannot be deleted: archive it instead.")
+                self.env._("A tenant with a meter history cannot be deleted: archive it instead.")
             )
 
     def action_view_meters(self):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Meters"),
+            "name": self.env._("Meters"),
             "res_model": "smartpm.meter",
             "view_mode": "list,form",
             "domain": [("tenant_id", "=", self.id)],

@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.tools import LazyTranslate
 
 from ..services import standing_charge
@@ -15,8 +15,10 @@ class SmartpmStandingCharge(models.Model):
     _name = "smartpm.standing.charge"
     _inherit = ["smartpm.engine.record"]
     _description = "Standing charge"
-    _engine_create_error = _lt("Standing charges are made by the charge job only.")
-    _engine_unlink_error = _lt("Standing charges are never deleted: they are in the books.")
+    # Class attributes: no env exists when the class is defined; the lazy term is
+    # translated with the env where engine_record raises it (self.env._(...)).
+    _engine_create_error = _lt("Standing charges are made by the charge job only.")  # pylint: disable=prefer-env-translation
+    _engine_unlink_error = _lt("Standing charges are never deleted: they are in the books.")  # pylint: disable=prefer-env-translation
     _order = "period_start desc, id desc"
     _check_company_auto = True
 
@@ -131,7 +133,7 @@ class SmartpmStandingCharge(models.Model):
     @api.depends("meter_id", "period_start", "period")
     def _compute_display_name(self):
         for charge in self:
-            charge.display_name = _(
+            charge.display_name = self.env._(
                 "%(meter)s %(period)s",
                 meter=charge.meter_id.serial_number or "",
                 period=charge.period_start.strftime(

@@ -1,6 +1,6 @@
 import threading
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import float_round, formatLang
 
@@ -233,7 +233,7 @@ class SmartpmTariff(models.Model):
         for tariff in self.filtered(lambda t: t.pricing_mode == "tou"):
             if not tariff.tou_version_ids.filtered("rule_ids"):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Tariff %s is time of use: add its price bands and their hours (a "
                         "version effective from a date).",
                         tariff.name,
@@ -241,7 +241,7 @@ class SmartpmTariff(models.Model):
                 )
             if tariff.tier_ids:
                 raise ValidationError(
-                    _("Tariff %s: a time-of-use tariff has no block tiers.", tariff.name)
+                    self.env._("Tariff %s: a time-of-use tariff has no block tiers.", tariff.name)
                 )
         self.meter_ids._check_credit_mode()
 
@@ -251,7 +251,7 @@ class SmartpmTariff(models.Model):
             excluded = tariff.tax_ids.filtered(lambda t: not t.price_include)
             if excluded:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Tariff %(tariff)s: taxes must be included in the price (the customer "
                         "pays the amount tax included): %(taxes)s.",
                         tariff=tariff.name,
@@ -265,7 +265,7 @@ class SmartpmTariff(models.Model):
         for tariff in self:
             if tariff.fbe_kwh_month < 0 or (tariff.fbe_social and tariff.fbe_kwh_month <= 0):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Tariff %s: a social tariff grants a positive number of kWh of free "
                         "basic electricity per month.",
                         tariff.name,
@@ -284,7 +284,7 @@ class SmartpmTariff(models.Model):
         of these tariffs who have not had it (the same as the daily cron, idempotent)."""
         if not self.env.user.has_group("smartpm_prepay.group_manager"):
             raise AccessError(
-                _(
+                self.env._(
                     "Only a SmartPM Manager may grant free basic electricity (%s).",
                     ", ".join(self.mapped("name")),
                 )
@@ -295,8 +295,8 @@ class SmartpmTariff(models.Model):
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
-                "title": _("Free basic electricity"),
-                "message": fbe.describe(result),
+                "title": self.env._("Free basic electricity"),
+                "message": fbe.describe(self.env, result),
                 "type": "success" if not result["errors"] else "warning",
                 "sticky": bool(result["errors"]),
             },
@@ -317,14 +317,14 @@ class SmartpmTariff(models.Model):
         for tariff in self:
             if tariff.standing_charge_amount < 0:
                 raise ValidationError(
-                    _("Tariff %s: the standing charge cannot be negative.", tariff.name)
+                    self.env._("Tariff %s: the standing charge cannot be negative.", tariff.name)
                 )
             if (
                 tariff.standing_charge_collection == "meter"
                 and tariff.standing_charge_period != "day"
             ):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Tariff %s: a meter collects a standing charge per day only (its "
                         "charge period is a number of seconds, a month is not): choose per "
                         "day, or collection by Odoo.",
@@ -334,12 +334,12 @@ class SmartpmTariff(models.Model):
             mode = standing_charge.tariff_mode(tariff)
             if tariff.standing_charge_amount > 0 and not standing_charge.tariff_units(tariff, mode):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Tariff %s: the standing charge is less than one Wh at this price.",
                         tariff.name,
                     )
                     if mode == "kwh"
-                    else _(
+                    else self.env._(
                         "Tariff %s: the standing charge (untaxed) is less than a thousandth "
                         "of the currency.",
                         tariff.name,
@@ -402,7 +402,7 @@ class SmartpmTariff(models.Model):
             lambda t: t.emergency_credit_kwh < 0 or t.emergency_credit_money < 0
         ):
             raise ValidationError(
-                _("%(name)s: the emergency credit cannot be negative.", name=tariff.name)
+                self.env._("%(name)s: the emergency credit cannot be negative.", name=tariff.name)
             )
 
     def _smartpm_emergency_before(self, vals):
@@ -508,14 +508,16 @@ class SmartpmTariff(models.Model):
         """The price as the tariff charges it, in words: "$ 0.25 per kWh", or with block
         tiers "First 100 kWh of the month at $ 0.25 per kWh, then $ 0.32 per kWh"."""
         self.ensure_one()
-        taxes = _(" (taxes included)") if self.tax_ids else ""
+        taxes = self.env._(" (taxes included)") if self.tax_ids else ""
         if self.pricing_mode == "tou":
-            return _("Time of use: %(bands)s%(taxes)s", bands=tou.describe_bands(self), taxes=taxes)
+            return self.env._(
+                "Time of use: %(bands)s%(taxes)s", bands=tou.describe_bands(self), taxes=taxes
+            )
         bands = self._get_price_bands()
         if len(bands) == 1:
-            return _("%(price)s per kWh%(taxes)s", price=bands[0]["label"], taxes=taxes)
+            return self.env._("%(price)s per kWh%(taxes)s", price=bands[0]["label"], taxes=taxes)
         parts = [
-            _(
+            self.env._(
                 "first %(kwh)s kWh of the month at %(price)s per kWh",
                 kwh=self._format_kwh(bands[0]["to_kwh"]),
                 price=bands[0]["label"],
@@ -523,14 +525,14 @@ class SmartpmTariff(models.Model):
         ]
         for band in bands[1:-1]:
             parts.append(
-                _(
+                self.env._(
                     "from %(start)s to %(end)s kWh at %(price)s",
                     start=self._format_kwh(band["from_kwh"]),
                     end=self._format_kwh(band["to_kwh"]),
                     price=band["label"],
                 )
             )
-        parts.append(_("then %(price)s per kWh", price=bands[-1]["label"]))
+        parts.append(self.env._("then %(price)s per kWh", price=bands[-1]["label"]))
         text = ", ".join(parts) + taxes
         return text[:1].upper() + text[1:]
 

@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from ..services import tou
@@ -75,7 +75,7 @@ class SmartpmTariffBand(models.Model):
         for band in self:
             if not 1 <= band.rate <= MAX_RATE:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Tariff %(tariff)s, band %(band)s: the meter rate is 1 to %(max)s.",
                         tariff=band.tariff_id.name,
                         band=band.name,

@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..services import tou
@@ -90,7 +90,7 @@ class SmartpmTariffTouVersion(models.Model):
     @api.depends("tariff_id.name", "date_start")
     def _compute_name(self):
         for version in self:
-            version.name = _(
+            version.name = self.env._(
                 "%(tariff)s from %(date)s", tariff=version.tariff_id.name, date=version.date_start
             )
 

@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 
 from ..services import debt as debt_service
@@ -165,38 +165,42 @@ class SmartpmTenantDebt(models.Model):
         for debt in self:
             if debt.recovery_rule == "percent" and not debt.recovery_percent:
                 raise ValidationError(
-                    _("Debt %s: set the percentage of each purchase.", debt.display_name)
+                    self.env._("Debt %s: set the percentage of each purchase.", debt.display_name)
                 )
             if debt.recovery_rule == "fixed" and not debt.recovery_fixed:
                 raise ValidationError(
-                    _("Debt %s: set the fixed amount per purchase.", debt.display_name)
+                    self.env._("Debt %s: set the fixed amount per purchase.", debt.display_name)
                 )
             if debt.recovery_max and debt.recovery_min > debt.recovery_max:
                 raise ValidationError(
-                    _("Debt %s: the minimum per purchase exceeds the maximum.", debt.display_name)
+                    self.env._(
+                        "Debt %s: the minimum per purchase exceeds the maximum.", debt.display_name
+                    )
                 )
 
     @api.depends("name", "description", "tenant_id")
     def _compute_display_name(self):
         for debt in self:
-            name = debt.name if debt.name and debt.name != "/" else _("Draft debt")
+            name = debt.name if debt.name and debt.name != "/" else self.env._("Draft debt")
             debt.display_name = f"{name} {debt.tenant_id.name or ''}: {debt.description or ''}"
 
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
-            engine.check_fields(self, vals, _ENGINE_ONLY - {"state"}, _("Tenant debt"))
+            engine.check_fields(self, vals, _ENGINE_ONLY - {"state"}, self.env._("Tenant debt"))
             if vals.get("state", "draft") != "draft" and not engine.is_engine(self.env):
-                raise AccessError(_("A debt is created as a draft and confirmed by its button."))
+                raise AccessError(
+                    self.env._("A debt is created as a draft and confirmed by its button.")
+                )
         return super().create(vals_list)
 
     def write(self, vals):
-        engine.check_fields(self, vals, _ENGINE_ONLY, _("Tenant debt"))
+        engine.check_fields(self, vals, _ENGINE_ONLY, self.env._("Tenant debt"))
         if not engine.is_engine(self.env) and _FROZEN_AFTER_DRAFT & set(vals):
             confirmed = self.filtered(lambda d: d.state != "draft")
             if confirmed:
                 raise UserError(
-                    _(
+                    self.env._(
                         "%(debts)s: tenant, amount, kind, date and account are fixed once "
                         "the debt is confirmed (cancel it and enter a new one).",
                         debts=", ".join(confirmed.mapped("display_name")),
@@ -208,7 +212,9 @@ class SmartpmTenantDebt(models.Model):
     def _unlink_only_draft(self):
         for debt in self:
             if debt.state != "draft":
-                raise UserError(_("%s is confirmed: cancel it instead.", debt.display_name))
+                raise UserError(
+                    self.env._("%s is confirmed: cancel it instead.", debt.display_name)
+                )
 
     # ------------------------------------------------------------------ buttons
     def action_confirm(self):
@@ -216,7 +222,7 @@ class SmartpmTenantDebt(models.Model):
         self.check_access("write")
         for debt in self:
             if debt.state != "draft":
-                raise UserError(_("%s is not a draft.", debt.display_name))
+                raise UserError(self.env._("%s is not a draft.", debt.display_name))
             debt_service.confirm(debt)
         return True
 
@@ -226,7 +232,7 @@ class SmartpmTenantDebt(models.Model):
         self.check_access("write")
         for debt in self:
             if debt.state in ("paid", "cancelled"):
-                raise UserError(_("%s is paid or cancelled already.", debt.display_name))
+                raise UserError(self.env._("%s is paid or cancelled already.", debt.display_name))
             debt_service.cancel(debt)
         return True
 
@@ -234,7 +240,7 @@ class SmartpmTenantDebt(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Recoveries"),
+            "name": self.env._("Recoveries"),
             "res_model": "smartpm.debt.recovery",
             "view_mode": "list,form",
             "domain": [("debt_id", "=", self.id)],

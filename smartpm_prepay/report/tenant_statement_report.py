@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError
 
 from ..services import statement
@@ -21,7 +21,7 @@ class ReportTenantStatement(models.AbstractModel):
         if not self.env.su and self.env.user.share:
             own = self.env.user.partner_id.commercial_partner_id
             if tenants - own:
-                raise AccessError(_("You may only print your own statement."))
+                raise AccessError(self.env._("You may only print your own statement."))
         tenants.check_access("read")
         meter = self.env["smartpm.meter"].browse(data.get("meter_id") or [])
         statements = []

@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 
 import psycopg2.errors
 
-from odoo import _, fields
+from odoo import fields
 from odoo.exceptions import AccessDenied, AccessError, UserError
 
 from . import tou, vending
@@ -76,52 +76,52 @@ def _small_int_text(value):
     return value
 
 
-def parse_reference(value):
+def parse_reference(env, value):
     value = _small_int_text(value)
     if not isinstance(value, str) or not BANK_REF_RE.match(value.strip()):
         raise BankApiError(
             INVALID_REQUEST,
-            _("The bank reference must be 1 to 40 printable characters without spaces."),
+            env._("The bank reference must be 1 to 40 printable characters without spaces."),
         )
     return value.strip()
 
 
-def parse_meter_number(value):
+def parse_meter_number(env, value):
     value = _small_int_text(value)
     if not isinstance(value, str) or not METER_NUMBER_RE.match(value.strip()):
-        raise BankApiError(INVALID_REQUEST, _("The meter number is missing or malformed."))
+        raise BankApiError(INVALID_REQUEST, env._("The meter number is missing or malformed."))
     return value.strip().upper()
 
 
-def parse_amount(value):
+def parse_amount(env, value):
     """A positive, finite amount below ``MAX_AMOUNT`` as a float. Strings are read as
     decimals (SOAP), numbers as they come (XML-RPC, JSON-RPC). Anything else (``inf``,
     ``nan``, ``1e400``, ``10**400``, ``-0``, negatives, text, booleans) is INVALID_REQUEST."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        raise BankApiError(INVALID_REQUEST, _("The amount must be a number."))
+        raise BankApiError(INVALID_REQUEST, env._("The amount must be a number."))
     if isinstance(value, str):
         if len(value) > MAX_AMOUNT_TEXT:
-            raise BankApiError(INVALID_REQUEST, _("The amount must be a number."))
+            raise BankApiError(INVALID_REQUEST, env._("The amount must be a number."))
         try:
             value = Decimal(value.strip())
         except (InvalidOperation, ValueError):
-            raise BankApiError(INVALID_REQUEST, _("The amount must be a number.")) from None
+            raise BankApiError(INVALID_REQUEST, env._("The amount must be a number.")) from None
     if isinstance(value, float) and not math.isfinite(value):
-        raise BankApiError(INVALID_REQUEST, _("The amount must be a finite number."))
+        raise BankApiError(INVALID_REQUEST, env._("The amount must be a finite number."))
     if isinstance(value, Decimal) and not value.is_finite():
-        raise BankApiError(INVALID_REQUEST, _("The amount must be a finite number."))
+        raise BankApiError(INVALID_REQUEST, env._("The amount must be a finite number."))
     # ints and Decimals compare exactly, whatever their size: no float overflow here
     if value <= 0:
-        raise BankApiError(INVALID_REQUEST, _("The amount must be above zero."))
+        raise BankApiError(INVALID_REQUEST, env._("The amount must be above zero."))
     if value >= MAX_AMOUNT:
-        raise BankApiError(INVALID_REQUEST, _("The amount is too large."))
+        raise BankApiError(INVALID_REQUEST, env._("The amount is too large."))
     amount = float(value)
     if not math.isfinite(amount) or amount <= 0:  # e.g. Decimal("1e-999") -> 0.0
-        raise BankApiError(INVALID_REQUEST, _("The amount must be above zero."))
+        raise BankApiError(INVALID_REQUEST, env._("The amount must be above zero."))
     return amount
 
 
-def parse_time(value):
+def parse_time(env, value):
     """xsd:dateTime (or a datetime) to naive UTC; a time without zone is taken as UTC."""
     if isinstance(value, datetime):
         moment = value
@@ -129,7 +129,7 @@ def parse_time(value):
         try:
             moment = datetime.strptime(value.value, "%Y%m%dT%H:%M:%S")
         except ValueError:
-            raise BankApiError(INVALID_REQUEST, _("The bank time is malformed.")) from None
+            raise BankApiError(INVALID_REQUEST, env._("The bank time is malformed.")) from None
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -138,10 +138,10 @@ def parse_time(value):
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise BankApiError(
-                INVALID_REQUEST, _("The bank time %s is not an ISO 8601 date and time.", value)
+                INVALID_REQUEST, env._("The bank time %s is not an ISO 8601 date and time.", value)
             ) from None
     else:
-        raise BankApiError(INVALID_REQUEST, _("The bank time is required."))
+        raise BankApiError(INVALID_REQUEST, env._("The bank time is required."))
     if moment.tzinfo:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment.replace(microsecond=0)
@@ -200,11 +200,11 @@ def bank_context(env):
     """The bank (partner) of the calling user; only Bank API users of a bank get one."""
     user = env.user
     if not user.has_group("smartpm_prepay.group_bank_api"):
-        raise BankApiError(NOT_AUTHORISED, _("Not authorised."))
+        raise BankApiError(NOT_AUTHORISED, env._("Not authorised."))
     bank = user.sudo().partner_id.commercial_partner_id
     if not bank.smartpm_is_bank or not bank.smartpm_bank_journal_id:
         _logger.warning("Bank API user %s is not a contact of a configured bank", user.login)
-        raise BankApiError(NOT_AUTHORISED, _("Not authorised: this user belongs to no bank."))
+        raise BankApiError(NOT_AUTHORISED, env._("Not authorised: this user belongs to no bank."))
     return bank
 
 
@@ -218,7 +218,7 @@ def _find_meter(env, number):
     # the lookup by serial number runs in sudo, and only the answer's fields go out.
     meter = env["smartpm.meter"].sudo().search([("serial_number", "=", number)], limit=1)
     if not meter:
-        raise BankApiError("UNKNOWN_METER", _("Unknown meter %s.", number))
+        raise BankApiError("UNKNOWN_METER", env._("Unknown meter %s.", number))
     return meter
 
 
@@ -236,7 +236,9 @@ def _find_purchase(env, bank, reference):
         )
     )
     if not purchase:
-        raise BankApiError(UNKNOWN_PURCHASE, _("No purchase with bank reference %s.", reference))
+        raise BankApiError(
+            UNKNOWN_PURCHASE, env._("No purchase with bank reference %s.", reference)
+        )
     return purchase
 
 
@@ -298,7 +300,7 @@ def _tou_receipt(p):
 # ------------------------------------------------------------------ operations
 def query_customer(env, meter_number):
     bank_context(env)
-    meter = _find_meter(env, parse_meter_number(meter_number)).sudo()
+    meter = _find_meter(env, parse_meter_number(env, meter_number)).sudo()
     info = sale_info(meter)
     tariff, currency = info["tariff"], info["currency"]
     return {
@@ -323,14 +325,14 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
     """Sell credit for the bank; the same reference again returns the first receipt."""
     assert channel in BANK_CHANNELS
     bank = bank_context(env)
-    reference = parse_reference(bank_reference)
-    number = parse_meter_number(meter_number)
-    amount = parse_amount(amount)
-    moment = parse_time(bank_time)
+    reference = parse_reference(env, bank_reference)
+    number = parse_meter_number(env, meter_number)
+    amount = parse_amount(env, amount)
+    moment = parse_time(env, bank_time)
     if currency in (None, False, ""):  # XML-RPC has no None: False or "" mean "any"
         currency = None
     elif not isinstance(currency, str):
-        raise BankApiError(INVALID_REQUEST, _("The currency must be an ISO 4217 code."))
+        raise BankApiError(INVALID_REQUEST, env._("The currency must be an ISO 4217 code."))
     meter = _find_meter(env, number)
     external_ref = _external_ref(bank, reference)
     try:
@@ -367,7 +369,7 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
         if exc.code == "duplicate_reference":  # not the scoped external_ref in the message
             raise BankApiError(
                 "DUPLICATE_REFERENCE",
-                _("Bank reference %s was already used for another sale.", reference),
+                env._("Bank reference %s was already used for another sale.", reference),
             ) from exc
         raise from_vending_error(exc) from exc
     sale_sudo = sale.sudo()
@@ -405,7 +407,7 @@ def _retry_in_new_transaction(env):
 
 def query_purchase(env, bank_reference):
     bank = bank_context(env)
-    return receipt(_find_purchase(env, bank, parse_reference(bank_reference)))
+    return receipt(_find_purchase(env, bank, parse_reference(env, bank_reference)))
 
 
 def reverse_purchase(env, bank_reference):
@@ -415,13 +417,13 @@ def reverse_purchase(env, bank_reference):
     (ask again: the same answer, nothing done twice), then ``reversed``, or the sale is
     delivered and the answer is NOT_REVERSIBLE. A reversed sale answers its receipt."""
     bank = bank_context(env)
-    sale = _find_purchase(env, bank, parse_reference(bank_reference))
+    sale = _find_purchase(env, bank, parse_reference(env, bank_reference))
     if sale.state in ("reversed", "pending_check"):
         return receipt(sale)
     if sale.state == "delivered":
         raise BankApiError(
             NOT_REVERSIBLE,
-            _(
+            env._(
                 "%(ref)s was delivered: the credit is on meter %(meter)s, it cannot be reversed.",
                 ref=sale.name,
                 meter=sale.meter_id.serial_number,
@@ -430,7 +432,7 @@ def reverse_purchase(env, bank_reference):
     if sale.state not in ("paid", "queued", "failed"):
         raise BankApiError(
             NOT_REVERSIBLE,
-            _(
+            env._(
                 "%(ref)s is %(state)s: only an undelivered sale can be reversed.",
                 ref=sale.name,
                 state=sale.state,

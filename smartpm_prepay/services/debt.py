@@ -19,7 +19,7 @@ debts and unmatches them in the books.
 
 import logging
 
-from odoo import _, fields
+from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tools import float_round
 
@@ -191,7 +191,7 @@ def record(purchase, recovery):
     )
     for rec in records:
         rec.debt_id.message_post(
-            body=_(
+            body=purchase.env._(
                 "%(amount)s recovered by purchase %(purchase)s; balance left %(balance)s.",
                 amount=rec.amount,
                 purchase=purchase.name,
@@ -217,7 +217,7 @@ def restore(purchase):
             rec.move_id._reverse_moves(
                 [
                     {
-                        "ref": _("Reversal of %s", rec.move_id.ref),
+                        "ref": purchase.env._("Reversal of %s", rec.move_id.ref),
                         "date": fields.Date.context_today(rec),
                     }
                 ],
@@ -228,7 +228,7 @@ def restore(purchase):
         if debt.state == "paid":
             debt.state = "active"
         debt.message_post(
-            body=_(
+            body=purchase.env._(
                 "Purchase %(purchase)s was reversed: its %(amount)s are owed again.",
                 purchase=purchase.name,
                 amount=rec.amount,
@@ -250,7 +250,7 @@ def _match(debit_line, credit_line, amount):
     currency = debit_line.company_currency_id
     if debit_line.currency_id != currency or credit_line.currency_id != currency:
         raise UserError(
-            _(
+            debit_line.env._(
                 "Debts are recovered in the company's currency only (%s).",
                 debit_line.move_id.display_name,
             )
@@ -287,7 +287,7 @@ def settle_payment(purchase, payment_moves):
         credit = credit_lines.filtered(lambda line: line.amount_residual < 0)[:1]
         if not debit or not credit:
             raise UserError(
-                _(
+                purchase.env._(
                     "%(purchase)s: no open payment or debt invoice to match the %(amount)s "
                     "recovered for %(debt)s.",
                     purchase=purchase.name,
@@ -316,7 +316,7 @@ def settle_pos(purchase):
         lines = [
             fields.Command.create(
                 {
-                    "name": _("Debt recovered by %s", purchase.name),
+                    "name": env._("Debt recovered by %s", purchase.name),
                     "account_id": company.smartpm_prepayment_account_id.id,
                     "partner_id": tenant.id,
                     "debit": untaxed,
@@ -350,7 +350,7 @@ def settle_pos(purchase):
         lines.append(
             fields.Command.create(
                 {
-                    "name": _("Debt recovered by %s", purchase.name),
+                    "name": env._("Debt recovered by %s", purchase.name),
                     "account_id": tenant.with_company(company).property_account_receivable_id.id,
                     "partner_id": tenant.id,
                     "debit": 0.0,
@@ -364,7 +364,7 @@ def settle_pos(purchase):
                 "journal_id": company.smartpm_recognition_journal_id.id,
                 "company_id": company.id,
                 "date": fields.Date.context_today(purchase, purchase.date),
-                "ref": _(
+                "ref": env._(
                     "%(purchase)s: debt %(debt)s", purchase=purchase.name, debt=rec.debt_id.name
                 ),
                 "line_ids": lines,
@@ -386,13 +386,15 @@ def confirm(debt):
     account = debt.account_id or default_account(company, debt.kind)
     if not account:
         raise UserError(
-            _("%s: choose the income account of the debt (or the company's).", debt.display_name)
+            debt.env._(
+                "%s: choose the income account of the debt (or the company's).", debt.display_name
+            )
         )
     journal = debt.env["account.journal"].search(
         [("type", "=", "sale"), ("company_id", "=", company.id)], limit=1
     )
     if not journal:
-        raise UserError(_("The company %s has no sales journal.", company.name))
+        raise UserError(debt.env._("The company %s has no sales journal.", company.name))
     name = debt.env["ir.sequence"].next_by_code("smartpm.tenant.debt") or debt.name
     invoice = debt.env["account.move"].create(
         {
@@ -441,12 +443,12 @@ def cancel(debt):
                 "currency_id": debt.currency_id.id,
                 "journal_id": debt.invoice_id.journal_id.id,
                 "invoice_date": fields.Date.context_today(debt),
-                "ref": _("Cancellation of %s", debt.name),
+                "ref": env._("Cancellation of %s", debt.name),
                 "reversed_entry_id": debt.invoice_id.id,
                 "invoice_line_ids": [
                     fields.Command.create(
                         {
-                            "name": _("Cancellation of %s", debt.name),
+                            "name": env._("Cancellation of %s", debt.name),
                             "account_id": debt.account_id.id,
                             "quantity": 1,
                             "price_unit": debt.balance,

@@ -9,7 +9,6 @@ back in job results (``values_from_result``). The meter's own button shows in th
 result that reads the object (ping, billing read, add_credit).
 """
 
-from odoo import _
 from odoo.exceptions import UserError
 
 from . import engine
@@ -54,7 +53,7 @@ def level_text(meter, level):
     if is_money(meter):
         tariff = meter._get_tariff()
         return (tariff.currency_id if tariff else meter.company_id.currency_id).format(level)
-    return _("%s kWh", level)
+    return meter.env._("%s kWh", level)
 
 
 def settings_before(meters):
@@ -89,19 +88,19 @@ def refusal(meter):
     """Why this meter's tenant may not take emergency credit now (None: they may)."""
     amount, level = settings_of(meter)
     if not amount:
-        return _(
+        return meter.env._(
             "The tariff of meter %(meter)s gives no emergency credit.", meter=meter.display_name
         )
     if not meter._commandable():
-        return _("Meter %(meter)s is not in service.", meter=meter.display_name)
+        return meter.env._("Meter %(meter)s is not in service.", meter=meter.display_name)
     if meter.emergency_status in TAKEN:
-        return _(
+        return meter.env._(
             "Emergency credit is already in use on meter %(meter)s: the next purchase repays it.",
             meter=meter.display_name,
         )
     credit = meter.credit_money if is_money(meter) else meter.credit_kwh
     if credit > level:
-        return _(
+        return meter.env._(
             "Emergency credit becomes available on meter %(meter)s when its credit falls to "
             "%(level)s.",
             meter=meter.display_name,
@@ -151,7 +150,7 @@ def take(meter, origin):
             }
         ],
     )
-    meter.message_post(body=_("Emergency credit requested (%(origin)s).", origin=origin))
+    meter.message_post(body=meter.env._("Emergency credit requested (%(origin)s).", origin=origin))
     return job
 
 

@@ -8,7 +8,6 @@ Administrator nor Odoo's superuser mode passes the check; only code running in t
 that calls ``as_engine`` does, after its own checks (channel, group, job protocol).
 """
 
-from odoo import _
 from odoo.exceptions import AccessError
 
 ENGINE_KEY = "smartpm_engine"
@@ -31,7 +30,7 @@ def check_fields(records, vals, protected, what):
     if forbidden and not is_engine(records.env):
         names = ", ".join(records.mapped("display_name")[:5]) or records._description
         raise AccessError(
-            _(
+            records.env._(
                 "%(what)s: %(fields)s are set by the engine only, never by hand or over RPC "
                 "(%(records)s).",
                 what=what,

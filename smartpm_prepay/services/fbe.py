@@ -23,8 +23,6 @@ import logging
 
 import psycopg2.errors
 
-from odoo import _
-
 from . import engine, local_time, vending
 
 _logger = logging.getLogger(__name__)
@@ -129,14 +127,16 @@ def grant_due(env, companies=None, tariffs=None, commit_every=None):
     return result
 
 
-def describe(result):
+def describe(env, result):
     """``grant_due``'s result in words, for the Manager's button."""
-    text = _(
+    text = env._(
         "%(granted)s tenant(s) granted free basic electricity, %(already)s already had it "
         "this month.",
         granted=len(result["granted"]),
         already=len(result["already"]),
     )
     if result["errors"]:
-        text += " " + _("Not granted: %s", "; ".join(f"{t.name}: {m}" for t, m in result["errors"]))
+        text += " " + env._(
+            "Not granted: %s", "; ".join(f"{t.name}: {m}" for t, m in result["errors"])
+        )
     return text

@@ -30,7 +30,7 @@ EVENT_ALARMS = {
 }
 
 
-def parse_time(value):
+def parse_time(env, value):
     """A time from a bridge or a result (ISO 8601, maybe with an offset) as naive UTC; now
     when there is none."""
     if not value:
@@ -40,7 +40,7 @@ def parse_time(value):
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError as exc:
-        raise UserError(f"not an ISO 8601 time: {value!r}") from exc
+        raise UserError(env._("not an ISO 8601 time: %r", value)) from exc
     if parsed.tzinfo:
         parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
     return parsed
@@ -66,7 +66,9 @@ def _meter_ids_by_key(env, items):
             str(item.get("serial_number") or item.get("meter"))
         )
         if not meter_id:
-            raise UserError(f"ingest: unknown meter in {json.dumps(item, default=str)[:200]}")
+            raise UserError(
+                env._("ingest: unknown meter in %s", json.dumps(item, default=str)[:200])
+            )
         out.append(int(meter_id))
     return out
 
@@ -87,12 +89,12 @@ def _insert_readings(env, readings):
     rows = []
     for meter_id, r in zip(meter_ids, readings, strict=True):
         if not r.get("obis") or not isinstance(r.get("value"), (int, float)):
-            raise UserError("ingest: every reading needs an obis code and a numeric value")
+            raise UserError(env._("ingest: every reading needs an obis code and a numeric value"))
         rows.append(
             (
                 meter_id,
                 str(r["obis"]),
-                parse_time(r.get("time")),
+                parse_time(env, r.get("time")),
                 float(r["value"]),
                 r.get("unit") or None,
                 r.get("source") or "bridge",
@@ -134,7 +136,7 @@ def _create_alarms(env, events):
                     "alarm_type": alarm_type,
                     # whole seconds, as the column stores them: the same event read from
                     # the log and pushed compares equal (services/push.py)
-                    "meter_time": parse_time(e.get("time")).replace(microsecond=0),
+                    "meter_time": parse_time(env, e.get("time")).replace(microsecond=0),
                     "event_code": e.get("code"),
                 }
             )
@@ -147,7 +149,7 @@ def ingest_held(env, bridge_id, readings, events):
     nothing is stored. An unknown meter and another bridge's get the same answer."""
     readings, events = list(readings or []), list(events or [])
     if not all(isinstance(i, dict) for i in readings + events):
-        raise UserError("ingest: readings and events must be objects")
+        raise UserError(env._("ingest: readings and events must be objects"))
     env.flush_all()
     env.cr.execute(
         """
@@ -166,8 +168,12 @@ def ingest_held(env, bridge_id, readings, events):
         meter_id = by_key.get(str(key)) if key not in (None, False, "") else None
         if not meter_id:
             raise UserError(
-                f"ingest: meter {str(key)[:40]!r} has no job that bridge {bridge_id!r} holds; "
-                "nothing was stored"
+                env._(
+                    "ingest: meter %(meter)r has no job that bridge %(bridge)r holds; "
+                    "nothing was stored",
+                    meter=str(key)[:40],
+                    bridge=bridge_id,
+                )
             )
         rows.append(dict(item, meter_id=meter_id))
     return ingest(env, rows[: len(readings)], rows[len(readings) :])

@@ -122,7 +122,7 @@ def claim(env, bridge_id, limit, lease_seconds):
     retries.
     """
     if not bridge_id or not isinstance(bridge_id, str):
-        raise UserError("claim: bridge_id must be a non-empty string")
+        raise UserError(env._("claim: bridge_id must be a non-empty string"))
     limit = max(1, min(int(limit), MAX_CLAIM))
     lease_seconds = max(1, min(int(lease_seconds), MAX_LEASE_S))
     env.flush_all()
@@ -223,8 +223,11 @@ def _check_bridge_id_is_own(env, bridge_id):
     )
     if env.cr.fetchone():
         raise UserError(
-            f"claim: bridge id {bridge_id!r} holds jobs of another Bridge API user; give "
-            "each bridge its own id"
+            env._(
+                "claim: bridge id %(bridge)r holds jobs of another Bridge API user; give "
+                "each bridge its own id",
+                bridge=bridge_id,
+            )
         )
 
 
@@ -370,7 +373,7 @@ def _notify_if_meters_have_more(env, jobs):
 
 def complete(env, job_id, bridge_id, result):
     if not isinstance(result, dict):
-        raise UserError("complete: result must be a JSON object")
+        raise UserError(env._("complete: result must be a JSON object"))
     job = _lock_held_job(env, job_id, bridge_id)
     _complete_locked(job, result)
     _notify_if_meters_have_more(env, job)
@@ -397,7 +400,7 @@ def _keep_invocation_counter(meter, counter):
         meter.write({"invocation_counter": counter})
 
 
-def _checked_counter(counter):
+def _checked_counter(env, counter):
     """An HLS-GMAC invocation counter from a bridge: an integer, or its decimal string (XML-RPC
     carries no integer above 2**31 - 1), within uint32; None when absent."""
     if counter is None:
@@ -405,10 +408,14 @@ def _checked_counter(counter):
     if isinstance(counter, str) and counter.isascii() and counter.isdigit():
         counter = int(counter)
     if isinstance(counter, bool) or not isinstance(counter, int):
-        raise UserError(f"invocation_counter must be an integer, not {str(counter)[:40]!r}")
+        raise UserError(env._("invocation_counter must be an integer, not %r", str(counter)[:40]))
     if not 0 <= counter <= INVOCATION_COUNTER_MAX:
         raise UserError(
-            f"invocation_counter {counter} is outside 0..{INVOCATION_COUNTER_MAX} (uint32)"
+            env._(
+                "invocation_counter %(counter)s is outside 0..%(max)s (uint32)",
+                counter=counter,
+                max=INVOCATION_COUNTER_MAX,
+            )
         )
     return counter
 
@@ -416,12 +423,18 @@ def _checked_counter(counter):
 def _job_counter(job, counter):
     """The checked counter of a report on ``job``: refused above the block its claim
     reserved, which would lock every later association of the meter out."""
-    counter = _checked_counter(counter)
+    counter = _checked_counter(job.env, counter)
     limit = job.sudo().invocation_counter_limit
     if counter is not None and limit and counter > limit:
         raise UserError(
-            f"job {job.id} (meter {job.meter_id.serial_number}): invocation counter {counter} "
-            f"is above the {limit} reserved for it; the report was refused"
+            job.env._(
+                "job %(job)s (meter %(meter)s): invocation counter %(counter)s "
+                "is above the %(limit)s reserved for it; the report was refused",
+                job=job.id,
+                meter=job.meter_id.serial_number,
+                counter=counter,
+                limit=limit,
+            )
         )
     return counter
 
@@ -435,7 +448,9 @@ def _check_result(job, result):
     for key in ("readings", "events"):
         items = result.get(key) or []
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise UserError(f"job {job.id}: {key} must be a list of objects")
+            raise UserError(
+                job.env._("job %(job)s: %(key)s must be a list of objects", job=job.id, key=key)
+            )
         for item in items:
             other = [
                 str(item[k])
@@ -445,8 +460,13 @@ def _check_result(job, result):
             ]
             if other:
                 raise UserError(
-                    f"job {job.id} (meter {meter.serial_number}): its result names another "
-                    f"meter ({other[0][:40]}); the report was refused"
+                    job.env._(
+                        "job %(job)s (meter %(meter)s): its result names another "
+                        "meter (%(other)s); the report was refused",
+                        job=job.id,
+                        meter=meter.serial_number,
+                        other=other[0][:40],
+                    )
                 )
     return counter
 
@@ -666,7 +686,7 @@ def report_many(env, bridge_id, reports):
     is undone and applied again one report per savepoint, which isolates the refusal.
     """
     if not isinstance(reports, list) or len(reports) > MAX_CLAIM:
-        raise UserError(f"report: a list of at most {MAX_CLAIM} reports is expected")
+        raise UserError(env._("report: a list of at most %s reports is expected", MAX_CLAIM))
     if reports and all(_valid_report(r) for r in reports):
         ids = [r["job_id"] for r in reports]
         if len(set(ids)) == len(ids) and _lock_held_jobs(env, ids, bridge_id) == set(ids):
@@ -708,7 +728,7 @@ def _report_one(env, bridge_id, report):
     try:
         with env.cr.savepoint():
             if not isinstance(job_id, int):
-                raise UserError("report: every report needs an integer job_id")
+                raise UserError(env._("report: every report needs an integer job_id"))
             if "result" in report:
                 complete(env, job_id, bridge_id, report["result"])
                 return {"job_id": job_id, "ok": True, "state": "done"}

@@ -8,10 +8,6 @@ the same table); a meter without a profile gets no map and runs on them.
 
 import re
 
-from odoo.tools import LazyTranslate
-
-_lt = LazyTranslate(__name__)
-
 OBIS_RE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 
 # function -> (label, the SmartPM contract's OBIS, interface classes the bridge drives it
@@ -77,20 +73,20 @@ def check_obis(code):
     return bool(OBIS_RE.match(code or "")) and all(int(p) <= 255 for p in code.split("."))
 
 
-def problems(lines):
+def problems(env, lines):
     """What is wrong with a profile's object lines (function, obis, ic, attribute dicts):
-    a list of messages (lazy translations), empty when it is right."""
+    a list of messages in ``env``'s language, empty when it is right."""
     out = []
     seen_functions, seen_obis = set(), {}
     for line in lines:
         function, obis = line["function"], (line["obis"] or "").strip()
         label, _contract, classes, attr = FUNCTIONS[function]
         if function in seen_functions and function not in MULTI_FUNCTIONS:
-            out.append(_lt("%(function)s is listed twice", function=label))
+            out.append(env._("%(function)s is listed twice", function=label))
         seen_functions.add(function)  # present, even when its code is wrong (said below)
         if not check_obis(obis):
             out.append(
-                _lt(
+                env._(
                     "%(function)s: '%(obis)s' is not an OBIS code; write six numbers 0-255 "
                     "with dots, e.g. 0.0.19.10.0.255",
                     function=label,
@@ -100,7 +96,7 @@ def problems(lines):
             continue
         if line["ic"] not in classes:
             out.append(
-                _lt(
+                env._(
                     "%(function)s at %(obis)s must be interface class %(classes)s, not %(ic)s",
                     function=label,
                     obis=obis,
@@ -109,16 +105,16 @@ def problems(lines):
                 )
             )
         if attr is not None and not 1 <= (line.get("attribute") or attr) <= 127:
-            out.append(_lt("%(function)s: the attribute is 1 to 127", function=label))
+            out.append(env._("%(function)s: the attribute is 1 to 127", function=label))
         if obis in seen_obis:
             out.append(
-                _lt("%(a)s and %(b)s are both at %(obis)s", a=seen_obis[obis], b=label, obis=obis)
+                env._("%(a)s and %(b)s are both at %(obis)s", a=seen_obis[obis], b=label, obis=obis)
             )
         seen_obis[obis] = label
     for function in REQUIRED_FUNCTIONS:
         if function not in seen_functions:
             out.append(
-                _lt(
+                env._(
                     "the %(function)s object is missing: every prepaid meter needs one",
                     function=FUNCTIONS[function][0],
                 )

@@ -193,6 +193,8 @@ def _live_message(alarm, user):
     labels = dict(alarm._fields["alarm_type"]._description_selection(alarm.env))
     meter = alarm.meter_id
     where = alarm.site_id.name or meter.site_id.name or ""
+    # formatted out of the _() call: Babel's extractor evaluates an f-string found there
+    where = f" ({where})" if where else ""
     env = alarm.env
     return {
         "type": "warning" if alarm.alarm_type in ROUTINE_TYPES else "danger",
@@ -202,7 +204,7 @@ def _live_message(alarm, user):
             "Meter %(meter)s%(where)s at %(time)s (meter time, UTC). Open Prepaid Electricity "
             "> Operations > Alarms.",
             meter=meter.serial_number,
-            where=f" ({where})" if where else "",
+            where=where,
             time=fields.Datetime.to_string(alarm.meter_time),
         ),
     }

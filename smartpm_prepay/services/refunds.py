@@ -14,7 +14,7 @@ Every refund is written in the purchase's chatter and on the channel's own docum
 
 from markupsafe import Markup
 
-from odoo import _, fields
+from odoo import fields
 from odoo.exceptions import UserError
 
 from . import engine, job_queue
@@ -66,7 +66,7 @@ def pos_refund_refusal(purchase, refund_line):
     meter = purchase.meter_id.serial_number
     other = pos_refund_lines(purchase.pos_order_line_id) - refund_line
     if other:
-        return _(
+        return purchase.env._(
             "Credit %(ref)s for meter %(meter)s was already refunded (order %(order)s).",
             ref=purchase.name,
             meter=meter,
@@ -77,7 +77,7 @@ def pos_refund_refusal(purchase, refund_line):
     if sold.qty + refund_line.qty or currency.compare_amounts(
         -refund_line.price_subtotal_incl, sold.price_subtotal_incl
     ):
-        return _(
+        return purchase.env._(
             "Credit %(ref)s for meter %(meter)s is refunded whole (%(amount)s) or not at all.",
             ref=purchase.name,
             meter=meter,
@@ -88,7 +88,7 @@ def pos_refund_refusal(purchase, refund_line):
     ):
         return False
     if purchase.state == "delivered":
-        return _(
+        return purchase.env._(
             "Credit %(ref)s cannot be refunded: its %(kwh)s kWh are on meter %(meter)s "
             "(delivered). Delivered credit is never refunded.",
             ref=purchase.name,
@@ -96,14 +96,14 @@ def pos_refund_refusal(purchase, refund_line):
             meter=meter,
         )
     if purchase.state == "pending_check":
-        return _(
+        return purchase.env._(
             "Credit %(ref)s cannot be refunded yet: its reversal waits for meter %(meter)s "
             "to say whether it applied transfer %(n)s. Refund it once the sale is reversed.",
             ref=purchase.name,
             meter=meter,
             n=purchase.transfer_number,
         )
-    return _(
+    return purchase.env._(
         "Credit %(ref)s cannot be refunded at the register: its delivery to meter %(meter)s "
         "was attempted, so the credit may be on the meter. Reverse the purchase in the back "
         "office: the meter is asked first, and the refund follows once it is reversed.",
@@ -125,7 +125,7 @@ def reverse_for_pos_refund(purchase, refund_line):
         # atomic against a bridge claiming it this very moment
         if not job_queue.cancel(purchase.env, job.ids, never_claimed=True):
             raise UserError(
-                _(
+                purchase.env._(
                     "Credit %(ref)s cannot be refunded: a bridge is delivering it to meter "
                     "%(meter)s right now. Reverse the purchase in the back office.",
                     ref=purchase.name,
@@ -133,7 +133,7 @@ def reverse_for_pos_refund(purchase, refund_line):
                 )
             )
     purchase._reverse_now()
-    _log_pos_refund(purchase, refund_line.order_id, _("refunded at the register"))
+    _log_pos_refund(purchase, refund_line.order_id, purchase.env._("refunded at the register"))
 
 
 def _log_pos_refund(purchase, refund_order, how):
@@ -141,11 +141,11 @@ def _log_pos_refund(purchase, refund_order, how):
         f"{payment.payment_method_id.name} {payment.amount}" for payment in refund_order.payment_ids
     )
     purchase.message_post(
-        body=Markup(_("Sale reversed and %(how)s: POS refund %(order)s (%(cash)s)."))
+        body=Markup(purchase.env._("Sale reversed and %(how)s: POS refund %(order)s (%(cash)s)."))
         % ({"how": how, "order": refund_order._get_html_link(), "cash": cash_out})
     )
     refund_order.message_post(
-        body=Markup(_("Refund of the electricity credit %(purchase)s (reversed)."))
+        body=Markup(purchase.env._("Refund of the electricity credit %(purchase)s (reversed)."))
         % ({"purchase": purchase._get_html_link()})
     )
 
@@ -161,8 +161,8 @@ def _refund_pos(purchase, refund_at_register):
     purchase.activity_schedule(
         "mail.mail_activity_data_todo",
         user_id=purchase._get_alert_user().id,
-        summary=_("Refund %s at the register", purchase.name),
-        note=_(
+        summary=purchase.env._("Refund %s at the register", purchase.name),
+        note=purchase.env._(
             "%(ref)s is reversed: give the %(amount)s back at register %(pos)s (ticket "
             "screen, order %(order)s, Refund).",
             ref=purchase.name,
@@ -180,7 +180,7 @@ def _open_session(purchase):
     session = config.current_session_id
     if not session or session.state != "opened":
         raise UserError(
-            _(
+            purchase.env._(
                 "%(ref)s was sold at register %(pos)s: open a session of %(pos)s to reverse "
                 "it, the cash is refunded there (a refund order of %(order)s).",
                 ref=purchase.name,
@@ -222,14 +222,16 @@ def create_pos_refund(purchase):
             "pos_order_id": refund.id,
             "amount": -line.price_subtotal_incl,
             "payment_method_id": method.id,
-            "name": _("Refund of %s", purchase.name),
+            "name": purchase.env._("Refund of %s", purchase.name),
             "payment_date": fields.Datetime.now(),
         }
     )
     refund._process_saved_order(False)
     if refund.state not in PAID_ORDER_STATES:
-        raise UserError(_("The refund order %s could not be paid.", refund.name))
-    _log_pos_refund(purchase, refund, _("refunded in the open session %s", session.name))
+        raise UserError(purchase.env._("The refund order %s could not be paid.", refund.name))
+    _log_pos_refund(
+        purchase, refund, purchase.env._("refunded in the open session %s", session.name)
+    )
     return refund
 
 
@@ -256,7 +258,7 @@ def _refund_portal(purchase):
         refund_tx.filtered(lambda t: t.state == "done" and not t.is_post_processed)._post_process()
         _reconcile_with_credit_note(purchase, refund_tx.payment_id)
         purchase.message_post(
-            body=_(
+            body=purchase.env._(
                 "Sale reversed: payment %(tx)s refunded through %(provider)s (refund %(refund)s, "
                 "%(state)s).",
                 tx=tx.reference,
@@ -269,15 +271,15 @@ def _refund_portal(purchase):
     purchase.activity_schedule(
         "mail.mail_activity_data_todo",
         user_id=purchase._get_alert_user().id,
-        summary=_("Refund %s by hand", purchase.name),
-        note=_(
+        summary=purchase.env._("Refund %s by hand", purchase.name),
+        note=purchase.env._(
             "%(ref)s is reversed and %(provider)s cannot refund payment %(tx)s: pay the "
             "tenant back %(amount)s by hand and register it on credit note %(note)s.",
             ref=purchase.name,
-            provider=tx.provider_id.name or _("the payment provider"),
-            tx=tx.reference or _("(none)"),
+            provider=tx.provider_id.name or purchase.env._("the payment provider"),
+            tx=tx.reference or purchase.env._("(none)"),
             amount=purchase.amount,
-            note=purchase.credit_note_id.name or _("(none)"),
+            note=purchase.credit_note_id.name or purchase.env._("(none)"),
         ),
     )
 

@@ -29,7 +29,7 @@ Settlements (``smartpm.credit.settlement``, one per move-out):
 
 from markupsafe import Markup
 
-from odoo import _, fields
+from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_is_zero, float_round
 
@@ -57,7 +57,7 @@ def check_manager(env):
         return
     if not env.user.has_group(MANAGER_GROUP):
         raise AccessError(
-            _("Only a Prepaid Electricity Manager may move a tenant out or replace a meter.")
+            env._("Only a Prepaid Electricity Manager may move a tenant out or replace a meter.")
         )
 
 
@@ -90,7 +90,7 @@ def ensure_forfeit_account(company):
         "income_other",
     )
     if not account:
-        raise UserError(_("%s has no chart of accounts.", company.name))
+        raise UserError(company.env._("%s has no chart of accounts.", company.name))
     return account
 
 
@@ -268,7 +268,9 @@ def _refund(settlement, journal):
     if currency.is_zero(settlement.amount_total):
         return
     if not journal:
-        raise UserError(_("%s: choose the journal the refund is paid from.", settlement.name))
+        raise UserError(
+            settlement.env._("%s: choose the journal the refund is paid from.", settlement.name)
+        )
     company = settlement.company_id
     product = settlement.env.ref("smartpm_prepay.product_electricity_credit")
     sale_journal = settlement.env["account.journal"].search(
@@ -282,7 +284,7 @@ def _refund(settlement, journal):
             fields.Command.create(
                 {
                     "product_id": product.id,
-                    "name": _(
+                    "name": settlement.env._(
                         "Refund of %(kwh)s kWh of %(ref)s (meter %(meter)s, move-out %(mo)s)",
                         kwh=line.kwh,
                         ref=purchase.name,
@@ -303,7 +305,9 @@ def _refund(settlement, journal):
             "currency_id": currency.id,
             "journal_id": sale_journal.id,
             "invoice_date": fields.Date.context_today(settlement),
-            "ref": _("Move-out %s: remaining credit refunded", settlement.move_out_id.name),
+            "ref": settlement.env._(
+                "Move-out %s: remaining credit refunded", settlement.move_out_id.name
+            ),
             "invoice_line_ids": lines,
         }
     )
@@ -344,7 +348,7 @@ def _forfeit(settlement):
     account = ensure_forfeit_account(company)
     journal = company.smartpm_recognition_journal_id
     day = fields.Date.context_today(settlement)
-    label = _(
+    label = settlement.env._(
         "Move-out %(mo)s: remaining credit of meter %(meter)s forfeited",
         mo=settlement.move_out_id.name,
         meter=settlement.meter_id.serial_number,
@@ -391,12 +395,14 @@ def _transfer(settlement, target):
     if float_is_zero(settlement.kwh, precision_digits=KWH_DIGITS):
         return
     if not target:
-        raise UserError(_("%s: choose the meter the credit goes to.", settlement.name))
+        raise UserError(
+            settlement.env._("%s: choose the meter the credit goes to.", settlement.name)
+        )
     env = settlement.env
     currency = settlement.currency_id
     if currency.is_zero(settlement.amount):
         raise UserError(
-            _(
+            env._(
                 "Meter %(meter)s holds %(kwh)s kWh that no sale on record covers: they have "
                 "no value to transfer. Forfeit them instead.",
                 meter=settlement.meter_id.serial_number,
@@ -435,7 +441,7 @@ def _transfer(settlement, target):
     )
     purchase._queue_delivery()
     purchase.message_post(
-        body=Markup(_("Credit transferred from meter %(meter)s by %(settlement)s."))
+        body=Markup(env._("Credit transferred from meter %(meter)s by %(settlement)s."))
         % {"meter": settlement.meter_id.serial_number, "settlement": settlement.name}
     )
     settlement.transfer_purchase_id = purchase

@@ -22,7 +22,6 @@ which every band's price is a whole long (``price_scale``): 0.2500 at -4 is 2500
 import logging
 from datetime import datetime, timedelta
 
-from odoo import _
 from odoo.exceptions import UserError
 
 from . import engine, friendly, meter_profile
@@ -98,7 +97,7 @@ def charge_table_error(version):
         return None
     alone = bands.filtered(lambda b: price_scale([b.price_per_kwh]) is None)
     if alone:
-        return _(
+        return version.env._(
             "Tariff %(tariff)s, band %(band)s: the meter's charge table cannot hold %(price)s "
             "per kWh (at most 32,767 per kWh, and only as many decimals as its size allows: "
             "up to 3.2767 with 4 decimals, 32.767 with 3, 327.67 with 2...).",
@@ -106,7 +105,7 @@ def charge_table_error(version):
             band=alone[0].name,
             price=alone[0].price_per_kwh,
         )
-    return _(
+    return version.env._(
         "Tariff %(tariff)s, prices from %(date)s: the meter's charge table has one scale for "
         "all bands, and no scale holds %(prices)s together: round the small prices to fewer "
         "decimals or the large ones lower.",
@@ -138,7 +137,7 @@ def coverage_error(version):
     if not version.rule_ids:
         return None  # being set up: not used until it has its hours (tariff._tou_version_at)
     if not version.band_ids:
-        return _(
+        return env._(
             "Tariff %(tariff)s, prices from %(date)s: add at least one price band.",
             tariff=tariff,
             date=date,
@@ -146,7 +145,7 @@ def coverage_error(version):
     for rule in version.rule_ids:
         start, end = minutes(rule.start_hour), minutes(rule.end_hour)
         if not 0 <= start < end <= 1440:
-            return _(
+            return env._(
                 "Tariff %(tariff)s, prices from %(date)s: band %(band)s runs from %(start)s to "
                 "%(end)s; a band's hours run forward within one day, 00:00 to 24:00.",
                 tariff=tariff,
@@ -156,18 +155,18 @@ def coverage_error(version):
                 end=hhmm(max(end, 0)),
             )
         if rule.season_id and rule.season_id.version_id != version:
-            return _("Tariff %s: band hours name a season of another version.", tariff)
+            return env._("Tariff %s: band hours name a season of another version.", tariff)
         if rule.band_id.version_id != version:
-            return _("Tariff %s: band hours name a band of another version.", tariff)
+            return env._("Tariff %s: band hours name a band of another version.", tariff)
     days = _weekday_names(env)
     for season in _seasons(version):
-        where = _(" (season %s)", season.name) if season else ""
+        where = env._(" (season %s)", season.name) if season else ""
         for weekday in range(7):
             pos, previous = 0, None
             for rule in _day_rules(version, season, weekday):
                 start, end = minutes(rule.start_hour), minutes(rule.end_hour)
                 if start < pos:
-                    return _(
+                    return env._(
                         "Tariff %(tariff)s, prices from %(date)s: band %(band)s overlaps band "
                         "%(other)s on %(day)s %(start)s-%(end)s%(where)s.",
                         tariff=tariff,
@@ -180,10 +179,10 @@ def coverage_error(version):
                         where=where,
                     )
                 if start > pos:
-                    return _gap(tariff, date, days[weekday], pos, start, where)
+                    return _gap(env, tariff, date, days[weekday], pos, start, where)
                 pos, previous = end, rule
             if pos < 1440:
-                return _gap(tariff, date, days[weekday], pos, 1440, where)
+                return _gap(env, tariff, date, days[weekday], pos, 1440, where)
     return None
 
 
@@ -252,8 +251,8 @@ def special_days_error(meters, tariff):
     )
 
 
-def _gap(tariff, date, day, start, end, where):
-    return _(
+def _gap(env, tariff, date, day, start, end, where):
+    return env._(
         "Tariff %(tariff)s, prices from %(date)s: no band covers %(day)s %(start)s-%(end)s"
         "%(where)s.",
         tariff=tariff,
@@ -273,7 +272,7 @@ def band_hours_text(version, band):
     for rule in version.rule_ids.filtered(lambda r: r.band_id == band):
         days = [short[i] for i, f in enumerate(WEEKDAYS) if rule[f]]
         if len(days) == 7:
-            day_text = _("every day")
+            day_text = version.env._("every day")
         elif days == short[:5]:
             day_text = "Mon-Fri"
         else:
@@ -321,7 +320,7 @@ def describe_bands(tariff, bands=None, with_hours=True):
     parts = []
     for band in bands:
         name = f"{band['name']} ({band['hours']})" if with_hours and band["hours"] else band["name"]
-        parts.append(_("%(band)s %(price)s per kWh", band=name, price=band["label"]))
+        parts.append(tariff.env._("%(band)s %(price)s per kWh", band=name, price=band["label"]))
     return ", ".join(parts)
 
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import psycopg2.errors
 
-from odoo import _, fields
+from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_round
 
@@ -72,36 +72,38 @@ def check_channel_access(env, channel):
         return
     group = CHANNEL_GROUPS.get(channel)
     if not group or not env.user.has_group(group):
-        raise AccessError(_("You may not sell credit through the %s channel.", channel))
+        raise AccessError(env._("You may not sell credit through the %s channel.", channel))
 
 
-def _check_request(amount, channel, external_ref):
+def _check_request(env, amount, channel, external_ref):
     if channel not in dict(CHANNELS):
-        raise VendingError("invalid_request", _("Unknown sales channel %r.", channel))
+        raise VendingError("invalid_request", env._("Unknown sales channel %r.", channel))
     if channel == FBE_CHANNEL:
         raise VendingError(
             "invalid_request",
-            _("Free basic electricity is never sold: the monthly grant issues it."),
+            env._("Free basic electricity is never sold: the monthly grant issues it."),
         )
     if not isinstance(external_ref, str) or not external_ref.strip():
-        raise VendingError("invalid_request", _("An external reference is required."))
+        raise VendingError("invalid_request", env._("An external reference is required."))
     if len(external_ref.strip()) > MAX_REF_LEN:
         raise VendingError(
             "invalid_request",
-            _("The external reference is longer than %s characters.", MAX_REF_LEN),
+            env._("The external reference is longer than %s characters.", MAX_REF_LEN),
         )
     if isinstance(amount, Decimal):  # SOAP stacks hand decimals over as Decimal
         amount = float(amount)
     if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
-        raise VendingError("invalid_request", _("The amount must be a number."))
+        raise VendingError("invalid_request", env._("The amount must be a number."))
     try:
         amount = float(amount)  # an int beyond a float's range (10**400) overflows
     except (OverflowError, ValueError):
-        raise VendingError("invalid_request", _("The amount must be a finite number.")) from None
+        raise VendingError(
+            "invalid_request", env._("The amount must be a finite number.")
+        ) from None
     if not math.isfinite(amount):  # NaN, infinities: the last line of defence
-        raise VendingError("invalid_request", _("The amount must be a finite number."))
+        raise VendingError("invalid_request", env._("The amount must be a finite number."))
     if amount <= 0:
-        raise VendingError("amount_out_of_range", _("The amount must be positive."))
+        raise VendingError("amount_out_of_range", env._("The amount must be positive."))
     return amount, external_ref.strip()
 
 
@@ -116,9 +118,9 @@ def _resolve_currency(env, currency):
             .search([("name", "=", currency.upper())], limit=1)
         )
         if not found:
-            raise VendingError("currency_mismatch", _("Unknown currency %s.", currency))
+            raise VendingError("currency_mismatch", env._("Unknown currency %s.", currency))
         return found
-    raise VendingError("invalid_request", _("The currency must be an ISO code."))
+    raise VendingError("invalid_request", env._("The currency must be an ISO code."))
 
 
 def find_existing(env, channel, external_ref):
@@ -133,7 +135,7 @@ def _check_same_request(purchase, meter, amount):
     if purchase.meter_id != meter or purchase.currency_id.compare_amounts(purchase.amount, amount):
         raise VendingError(
             "duplicate_reference",
-            _(
+            purchase.env._(
                 "Reference %(ref)s was already used on %(channel)s for another sale "
                 "(%(purchase)s).",
                 ref=purchase.external_ref,
@@ -149,12 +151,16 @@ def check_sellable(meter):
     if not meter.active or meter.state not in SELLABLE_STATES:
         raise VendingError(
             "meter_not_sellable",
-            _("Meter %s is not in service: credit cannot be sold for it.", meter.serial_number),
+            meter.env._(
+                "Meter %s is not in service: credit cannot be sold for it.", meter.serial_number
+            ),
         )
     if not meter.tenant_id:
         raise VendingError(
             "meter_not_sellable",
-            _("Meter %s has no tenant: credit cannot be sold for it.", meter.serial_number),
+            meter.env._(
+                "Meter %s has no tenant: credit cannot be sold for it.", meter.serial_number
+            ),
         )
     moving = (
         meter.env["smartpm.move.out"]
@@ -164,7 +170,7 @@ def check_sellable(meter):
     if moving:
         raise VendingError(
             "meter_not_sellable",
-            _(
+            meter.env._(
                 "Meter %(meter)s is being moved out (%(ref)s): credit cannot be sold for it "
                 "until its tenant's credit is settled and cleared.",
                 meter=meter.serial_number,
@@ -175,7 +181,9 @@ def check_sellable(meter):
     if not tariff:
         raise VendingError(
             "meter_not_sellable",
-            _("Meter %s has no tariff (on the meter or its tenant).", meter.serial_number),
+            meter.env._(
+                "Meter %s has no tariff (on the meter or its tenant).", meter.serial_number
+            ),
         )
     check_credit_mode(meter, tariff)
     return tariff
@@ -188,19 +196,19 @@ def check_credit_mode(meter, tariff):
     if tou_tariff != (meter.credit_mode == "money"):
         raise VendingError(
             "meter_not_sellable",
-            _(
+            meter.env._(
                 "Meter %(meter)s holds credit in %(mode)s but tariff %(tariff)s is %(pricing)s: "
                 "credit cannot be sold until the meter's credit mode and tariff agree.",
                 meter=meter.serial_number,
                 mode=dict(meter._fields["credit_mode"].selection)[meter.credit_mode],
                 tariff=tariff.name,
-                pricing=_("time of use") if tou_tariff else _("priced per kWh"),
+                pricing=meter.env._("time of use") if tou_tariff else meter.env._("priced per kWh"),
             ),
         )
     if tou_tariff and not tariff._tou_version_at(local_time.local_today(meter.company_id)):
         raise VendingError(
             "meter_not_sellable",
-            _("Tariff %s has no time-of-use prices in force yet.", tariff.name),
+            meter.env._("Tariff %s has no time-of-use prices in force yet.", tariff.name),
         )
 
 
@@ -208,7 +216,7 @@ def check_amount(tariff, meter, amount, currency=None):
     if currency and currency != tariff.currency_id:
         raise VendingError(
             "currency_mismatch",
-            _(
+            tariff.env._(
                 "Meter %(meter)s is sold in %(expected)s, not %(given)s.",
                 meter=meter.serial_number,
                 expected=tariff.currency_id.name,
@@ -219,7 +227,7 @@ def check_amount(tariff, meter, amount, currency=None):
     if abs(cur.round(amount) - amount) > 1e-9:
         raise VendingError(
             "invalid_request",
-            _(
+            tariff.env._(
                 "The amount %(amount)s has more decimals than %(currency)s allows.",
                 amount=amount,
                 currency=cur.name,
@@ -231,7 +239,7 @@ def check_amount(tariff, meter, amount, currency=None):
     ):
         raise VendingError(
             "amount_out_of_range",
-            _(
+            tariff.env._(
                 "The amount must be between %(min)s and %(max)s %(currency)s.",
                 min=minimum,
                 max=maximum or "∞",
@@ -269,7 +277,7 @@ def _token_key(meter):
     if not key:
         raise VendingError(
             "meter_not_sellable",
-            _(
+            meter.env._(
                 "Meter %s has no token key: credit cannot be sold for it until the owner "
                 "enters the meter's key.",
                 meter.serial_number,
@@ -285,7 +293,7 @@ def mint_money_token(meter, transfer_number, amount):
     if not 0 < units <= credit_token.UINT32_MAX or transfer_number > credit_token.UINT32_MAX:
         raise VendingError(
             "amount_out_of_range",
-            _(
+            meter.env._(
                 "Meter %(meter)s cannot take a token of %(amount)s.",
                 meter=meter.serial_number,
                 amount=amount,
@@ -302,7 +310,7 @@ def mint_token(meter, transfer_number, kwh):
     if not 0 < wh <= credit_token.UINT32_MAX or transfer_number > credit_token.UINT32_MAX:
         raise VendingError(
             "amount_out_of_range",
-            _(
+            meter.env._(
                 "Meter %(meter)s cannot take a token of %(kwh)s kWh.",
                 meter=meter.serial_number,
                 kwh=kwh,
@@ -331,11 +339,11 @@ def vend(
     The same (channel, external_ref) returns the first purchase and creates nothing; the same
     reference with another meter or amount raises ``VendingError("duplicate_reference")``.
     """
-    amount, external_ref = _check_request(amount, channel, external_ref)
+    amount, external_ref = _check_request(env, amount, channel, external_ref)
     check_channel_access(env, channel)
     sudo_env = env(su=True)
     if not meter or not meter.exists():
-        raise VendingError("unknown_meter", _("Unknown meter."))
+        raise VendingError("unknown_meter", env._("Unknown meter."))
     meter = meter.with_env(sudo_env)
     currency = _resolve_currency(sudo_env, currency)
 
@@ -378,14 +386,14 @@ def _quote_and_mint(env, meter, tariff, amount):
     if meter.credit_mode == "money":
         quote = tou.quote_money(tariff, amount)
         if quote["credit_money"] <= 0:
-            raise VendingError("amount_out_of_range", _("The amount buys no credit."))
+            raise VendingError("amount_out_of_range", env._("The amount buys no credit."))
         transfer_number = meter.last_transfer_number + 1
         token = mint_money_token(meter, transfer_number, quote["credit_money"])
         engine.as_engine(meter).last_transfer_number = transfer_number
         return quote, transfer_number, token
     quote = tariff._quote_amount(amount, month_kwh(env, meter))
     if quote["kwh"] <= 0:
-        raise VendingError("amount_out_of_range", _("The amount buys no energy."))
+        raise VendingError("amount_out_of_range", env._("The amount buys no energy."))
     transfer_number = meter.last_transfer_number + 1
     token = mint_token(meter, transfer_number, quote["kwh"])
     engine.as_engine(meter).last_transfer_number = transfer_number
@@ -430,7 +438,7 @@ def _create_purchase(env, sudo_env, vals):
         # a concurrent sale committed the same reference first (on another meter)
         raise VendingError(
             "duplicate_reference",
-            _("Reference %s is being used by another sale.", vals["external_ref"]),
+            env._("Reference %s is being used by another sale.", vals["external_ref"]),
         ) from exc
 
 
@@ -442,7 +450,7 @@ def grant_free(env, meter, kwh, external_ref):
     first grant. Two grants racing on one meter meet at its row lock (the loser gets a
     lock or serialisation error) or at the unique (channel, external_ref) index."""
     if not engine.is_engine(env):
-        raise AccessError(_("Free basic electricity is granted by the monthly job only."))
+        raise AccessError(env._("Free basic electricity is granted by the monthly job only."))
     sudo_env = env(su=True)
     meter = meter.with_env(sudo_env)
     existing = find_existing(sudo_env, FBE_CHANNEL, external_ref)
@@ -452,7 +460,7 @@ def grant_free(env, meter, kwh, external_ref):
     if meter.credit_mode == "money":
         raise VendingError(
             "meter_not_sellable",
-            _(
+            env._(
                 "Meter %s holds credit in money (time of use): free basic electricity is "
                 "granted in kWh.",
                 meter.serial_number,
@@ -461,7 +469,7 @@ def grant_free(env, meter, kwh, external_ref):
     lock_meter(sudo_env, meter)
     kwh = float_round(kwh, precision_rounding=tariff.kwh_rounding, rounding_method="DOWN")
     if kwh <= 0:
-        raise VendingError("amount_out_of_range", _("The grant holds no energy."))
+        raise VendingError("amount_out_of_range", env._("The grant holds no energy."))
     quote = {
         "amount": 0.0,
         "amount_untaxed": 0.0,

@@ -277,7 +277,7 @@ class TestScheduledReads(StatsCase):
         )
         second = Meter._cron_queue_event_reads(interval_hours=4)
         since = ingest.parse_time(
-            second.filtered(lambda j: j.meter_id == self.meters[0]).payload["since"]
+            self.env, second.filtered(lambda j: j.meter_id == self.meters[0]).payload["since"]
         )
         self.assertEqual(since, done.date_claimed - timedelta(minutes=10))
 
@@ -312,7 +312,7 @@ class TestScheduledReads(StatsCase):
         self.assertEqual(jobs.meter_id, self.meters)
         payload = jobs.filtered(lambda j: j.meter_id == meter).payload
         self.assertEqual(payload["objects"][0]["obis"], "1.0.99.1.0.255")
-        start = ingest.parse_time(payload["from"])
+        start = ingest.parse_time(self.env, payload["from"])
         self.assertAlmostEqual((fields.Datetime.now() - start).total_seconds(), 5 * 3600, delta=120)
 
 

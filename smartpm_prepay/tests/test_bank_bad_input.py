@@ -317,7 +317,7 @@ class TestVendingRefusesNonFiniteAmounts(BadInputCase):
     def test_parse_amount_compares_huge_values_exactly(self):
         for value in (10**400, "1" + "0" * 30, 1e13):
             with self.assertRaises(bank_api.BankApiError) as err:
-                bank_api.parse_amount(value)
+                bank_api.parse_amount(self.env, value)
             self.assertEqual(err.exception.code, "INVALID_REQUEST")
-        self.assertEqual(bank_api.parse_amount("10.50"), 10.5)
-        self.assertEqual(bank_api.parse_amount(7), 7.0)
+        self.assertEqual(bank_api.parse_amount(self.env, "10.50"), 10.5)
+        self.assertEqual(bank_api.parse_amount(self.env, 7), 7.0)

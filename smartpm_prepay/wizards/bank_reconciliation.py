@@ -2,7 +2,7 @@ import base64
 import csv
 import io
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import local_time
@@ -136,7 +136,7 @@ class SmartpmBankReconciliation(models.TransientModel):
     def action_export_csv(self):
         self.ensure_one()
         if not self.bank_id:
-            raise UserError(_("Choose a bank."))
+            raise UserError(self.env._("Choose a bank."))
         self.write(
             {
                 "csv_file": base64.b64encode(self._render_csv().encode()),

@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 
 from ..models.alarm import THEFT_TYPES
 from ..services import local_time
@@ -40,7 +40,7 @@ class SmartpmDashboard(models.TransientModel):
     def _compute_display_name(self):
         # the breadcrumb's title, not "smartpm.dashboard,1"
         for dash in self:
-            dash.display_name = _("Dashboard")
+            dash.display_name = self.env._("Dashboard")
 
     def _local_bounds(self):
         """UTC start of today and of this month, in the company's time zone."""
@@ -115,7 +115,7 @@ class SmartpmDashboard(models.TransientModel):
         dash = self.create({})
         return {
             "type": "ir.actions.act_window",
-            "name": _("Dashboard"),
+            "name": self.env._("Dashboard"),
             "res_model": self._name,
             "res_id": dash.id,
             "view_mode": "form",
@@ -157,7 +157,7 @@ class SmartpmDashboard(models.TransientModel):
         _today, today_utc, _m, _mu = self._local_bounds()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Sales today"),
+            "name": self.env._("Sales today"),
             "res_model": PURCHASE_MODEL,
             "view_mode": "list,form",
             "domain": [("date", ">=", today_utc), ("state", "in", SOLD_STATES)],

@@ -1,4 +1,4 @@
-from odoo import _, fields, models
+from odoo import fields, models
 from odoo.exceptions import UserError
 
 from ..services import engine, settlement
@@ -30,22 +30,26 @@ class SmartpmMeterReplacementWizard(models.TransientModel):
     def _check_request(self):
         old, new = self.old_meter_id.sudo(), self.new_meter_id.sudo()
         if not old.tenant_id:
-            raise UserError(_("Meter %s has no tenant: nothing to move.", old.serial_number))
+            raise UserError(
+                self.env._("Meter %s has no tenant: nothing to move.", old.serial_number)
+            )
         if old.state == "decommissioned" or not old.active:
-            raise UserError(_("Meter %s is decommissioned already.", old.serial_number))
+            raise UserError(self.env._("Meter %s is decommissioned already.", old.serial_number))
         if new == old or new.company_id != old.company_id:
-            raise UserError(_("The new meter is another meter of the same company."))
+            raise UserError(self.env._("The new meter is another meter of the same company."))
         if new.state == "decommissioned" or not new.active:
-            raise UserError(_("Meter %s is decommissioned.", new.serial_number))
+            raise UserError(self.env._("Meter %s is decommissioned.", new.serial_number))
         if new.assignment_ids.filtered("is_open") or new.tenant_id:
-            raise UserError(_("Meter %s has a tenant already.", new.serial_number))
+            raise UserError(self.env._("Meter %s has a tenant already.", new.serial_number))
         if not new._get_token_key():
-            raise UserError(_("Meter %s has no token key: enter it first.", new.serial_number))
+            raise UserError(
+                self.env._("Meter %s has no token key: enter it first.", new.serial_number)
+            )
         for meter in old | new:
             running = settlement.running_move_out(meter)
             if running:
                 raise UserError(
-                    _(
+                    self.env._(
                         "Meter %(meter)s has a move-out running: %(ref)s.",
                         meter=meter.serial_number,
                         ref=running.name,
@@ -54,7 +58,7 @@ class SmartpmMeterReplacementWizard(models.TransientModel):
         pending = settlement.undelivered_purchases(old)
         if pending:
             raise UserError(
-                _(
+                self.env._(
                     "Meter %(meter)s has credit on its way (%(refs)s): deliver or reverse it "
                     "first.",
                     meter=old.serial_number,

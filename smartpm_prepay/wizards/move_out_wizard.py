@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..models.credit_settlement import SETTLEMENT_KINDS
@@ -54,13 +54,13 @@ class SmartpmMoveOutWizard(models.TransientModel):
     def _check_request(self):
         meter = self.meter_id.sudo()
         if not meter.tenant_id:
-            raise UserError(_("Meter %s has no tenant to move out.", meter.serial_number))
+            raise UserError(self.env._("Meter %s has no tenant to move out.", meter.serial_number))
         if meter.state not in ("active", "disconnected") or not meter.active:
-            raise UserError(_("Meter %s is not in service.", meter.serial_number))
+            raise UserError(self.env._("Meter %s is not in service.", meter.serial_number))
         running = settlement.running_move_out(meter)
         if running:
             raise UserError(
-                _(
+                self.env._(
                     "Meter %(meter)s has a move-out running: %(ref)s.",
                     meter=meter.serial_number,
                     ref=running.name,
@@ -69,7 +69,7 @@ class SmartpmMoveOutWizard(models.TransientModel):
         pending = settlement.undelivered_purchases(meter)
         if pending:
             raise UserError(
-                _(
+                self.env._(
                     "Meter %(meter)s has credit on its way (%(refs)s): deliver or reverse it "
                     "before the tenant moves out.",
                     meter=meter.serial_number,
@@ -80,19 +80,21 @@ class SmartpmMoveOutWizard(models.TransientModel):
             target = self.transfer_meter_id.sudo()
             if not target or target.tenant_id != meter.tenant_id or target == meter:
                 raise UserError(
-                    _(
+                    self.env._(
                         "Credit of meter %s is transferred to another meter of the same tenant.",
                         meter.serial_number,
                     )
                 )
             if target.state not in ("active", "disconnected") or not target.active:
-                raise UserError(_("Meter %s is not in service.", target.serial_number))
+                raise UserError(self.env._("Meter %s is not in service.", target.serial_number))
             if settlement.running_move_out(target):
-                raise UserError(_("Meter %s has a move-out running.", target.serial_number))
+                raise UserError(
+                    self.env._("Meter %s has a move-out running.", target.serial_number)
+                )
         if self.settlement_kind == "refund" and not self.refund_journal_id:
-            raise UserError(_("Choose the cash or bank journal the refund is paid from."))
+            raise UserError(self.env._("Choose the cash or bank journal the refund is paid from."))
         if self.next_tenant_id == meter.tenant_id:
-            raise UserError(_("The next tenant is another tenant."))
+            raise UserError(self.env._("The next tenant is another tenant."))
 
     def action_confirm(self):
         settlement.check_manager(self.env)

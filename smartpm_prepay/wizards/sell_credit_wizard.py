@@ -117,11 +117,12 @@ class SmartpmSellCreditWizard(models.TransientModel):
         if not last:
             return self.env._("None yet") if meter else False
         date = fields.Datetime.context_timestamp(self, fields.Datetime.from_string(last["date"]))
+        kwh = f"{last['kwh']:.2f}"  # out of the _() call: Babel's extractor evaluates f-strings
         return self.env._(
             "%(date)s: %(amount)s, %(kwh)s kWh (%(ref)s, %(channel)s)",
             date=date.strftime("%Y-%m-%d %H:%M"),
             amount=last["amount_text"],
-            kwh=f"{last['kwh']:.2f}",
+            kwh=kwh,
             ref=last["reference"],
             channel=last["channel"],
         )

@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import statement
@@ -40,7 +40,7 @@ class SmartpmTenantStatementWizard(models.TransientModel):
     def _get_statement(self):
         self.ensure_one()
         if self.date_to < self.date_from:
-            raise UserError(_("The period of the statement ends before it starts."))
+            raise UserError(self.env._("The period of the statement ends before it starts."))
         self.tenant_id.check_access("read")
         return statement.tenant_statement(
             self.env, self.tenant_id, self.date_from, self.date_to, self.meter_id or None
@@ -53,7 +53,7 @@ class SmartpmTenantStatementWizard(models.TransientModel):
                 wizard.statement_html = False
                 continue
             if wizard.date_to < wizard.date_from:
-                wizard.statement_html = _("The period ends before it starts.")
+                wizard.statement_html = self.env._("The period ends before it starts.")
                 continue
             wizard.statement_html = self.env["ir.qweb"]._render(
                 "smartpm_prepay.statement_body", {"statement": wizard._get_statement()}
