@@ -324,7 +324,8 @@ def format_limit(meter):
     if meter.credit_mode == "money":
         currency = meter.company_id.currency_id
         return currency.format(-abs(limit) or 0.0)
-    return meter.env._("%(kwh)s kWh", kwh=f"{-abs(limit):.1f}")
+    kwh = f"{-abs(limit):.1f}"  # formatted before the call: Babel's extractor evaluates it
+    return meter.env._("%(kwh)s kWh", kwh=kwh)
 
 
 def receipt_values(purchase):
