@@ -69,8 +69,9 @@ SPEC = [
         "lease_seconds",
         "MB_LEASE_SECONDS",
         int,
-        120,
-        "lease asked for claimed jobs; renewed every third of it while they run",
+        15,
+        "lease asked for claimed jobs; renewed every third of it while they run, so a job "
+        "whose bridge died is handed to another bridge this long after",
     ),
     ("job_timeout", "MB_JOB_TIMEOUT", float, 60.0, "deadline given to one job on the meter"),
     ("rpc_timeout", "MB_RPC_TIMEOUT", float, 30.0, "timeout of one call to Odoo, seconds"),
@@ -110,7 +111,7 @@ class Settings:
     batch_size: int = 20
     poll_interval: float = 5.0
     long_poll_timeout: float = 25.0
-    lease_seconds: int = 120
+    lease_seconds: int = 15
     job_timeout: float = 60.0
     rpc_timeout: float = 30.0
     grace_seconds: float = 30.0

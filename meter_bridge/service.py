@@ -350,6 +350,11 @@ class BridgeService:
             self._backoff = self.settings.backoff_max
         # Jitter: bridges restarted together must not hammer Odoo in step.
         delay = min(self.settings.backoff_max, self._backoff * (0.5 + self._rng()))
+        if self._held and not auth:
+            # Leases are short and run on in Odoo while it is away: a bridge backing off
+            # past them would lose the jobs it is running to another bridge (an Odoo
+            # restart of a few seconds is enough). Try again in time to renew them.
+            delay = min(delay, self._extend_every / 2.0)
         self._down_until = now + delay
         self.stats["odoo_errors"] += 1
         event(

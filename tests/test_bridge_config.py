@@ -26,7 +26,7 @@ def write(tmp_path, name, text):
 def test_defaults_apply_when_only_required_settings_are_given():
     s = load_settings(env=REQUIRED_ENV)
     assert s.odoo_url == "https://odoo.test:8069"  # trailing slash dropped
-    assert (s.concurrency, s.lease_seconds, s.log_format, s.log_level) == (8, 120, "json", "INFO")
+    assert (s.concurrency, s.lease_seconds, s.log_format, s.log_level) == (8, 15, "json", "INFO")
     assert s.bridge_id == f"{socket.gethostname()}-{os.getpid()}"
 
 
@@ -49,7 +49,7 @@ bridge_id = file-bridge
     assert s.concurrency == 12 and s.db == "envdb"
     assert s.poll_interval == 2.5 and s.bridge_id == "file-bridge"
     assert s.odoo_url == "https://from-file.example.com"
-    assert s.lease_seconds == 120
+    assert s.lease_seconds == 15
 
 
 def test_command_line_overrides_environment():
@@ -57,7 +57,7 @@ def test_command_line_overrides_environment():
         env={**REQUIRED_ENV, "MB_CONCURRENCY": "12"},
         overrides={"concurrency": 2, "lease_seconds": None},
     )
-    assert s.concurrency == 2 and s.lease_seconds == 120
+    assert s.concurrency == 2 and s.lease_seconds == 15
 
 
 def test_config_file_path_can_come_from_mb_config(tmp_path):

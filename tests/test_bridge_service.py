@@ -8,7 +8,8 @@ import pytest
 
 from meter_bridge.config import Settings
 from meter_bridge.errors import JobError, MeterRefused
-from meter_bridge.service import BridgeService
+from meter_bridge.odoo_client import OdooAuthError, OdooUnreachable
+from meter_bridge.service import BridgeService, HeldJob
 
 try:
     from test_bridge_service_fakes import expire_lease, fake_odoo, free_port, wait_until
@@ -166,6 +167,23 @@ def test_leases_are_extended_while_a_long_job_runs():
         # Without renewals the 2 s lease would lapse and the result be refused.
         assert len(odoo.calls_of("extend_lease")) >= 2
         assert odoo.job(job_id)["attempt_count"] == 1
+
+
+def test_backoff_from_an_unreachable_odoo_stays_within_the_lease_of_running_jobs():
+    """Odoo away (restarting) while a job runs: the lease runs on in Odoo, so the bridge
+    tries again in time to renew it however long its back-off has grown; an idle bridge
+    backs off as far as backoff_max."""
+    settings = settings_for("http://127.0.0.1:9", lease_seconds=12, backoff_max=30.0)
+    service = BridgeService(settings, client=object(), executor=echo_executor, rng=lambda: 1.0)
+    down = OdooUnreachable("connection refused")
+    for _ in range(8):
+        service._mark_down(100.0, down)
+    assert service._down_until == 130.0  # idle: the full back-off
+    service._held[1] = HeldJob({"id": 1})
+    service._mark_down(100.0, down)
+    assert service._down_until == 102.0  # half the renewal interval (12 s / 3 / 2)
+    service._mark_down(100.0, OdooAuthError("bad key"), auth=True)
+    assert service._down_until == 130.0  # a wrong key is not fixed by trying sooner
 
 
 def gated_executor(gate):

@@ -2,9 +2,11 @@
 
 import os
 import signal
+import time
 
 import pytest
 from odoo_e2e import locked_meter_vals, run_bridge, sim_control, sim_meters, wait_until
+from stall_link import StallLink
 
 from meter_sim.testing import run_cli
 
@@ -182,6 +184,41 @@ def _killed_bridge(odoo, sim):
     assert {r["state"] for r in rows} == {"done"}, [r for r in rows if r["state"] != "done"]
     for serial in meters:
         assert sim_control(sim, serial)["credit_kwh"] == pytest.approx(before[serial] + 25.0)
+
+
+def test_job_of_a_bridge_killed_mid_job_is_delivered_by_another_within_its_short_lease(odoo):
+    """Issue 21 §4: the bridge dies while its credit job hangs on a meter that stopped
+    answering; a second bridge, idle on its long-poll, delivers it once the (default, short)
+    lease ends, the sale queued behind it right after; each credit on the meter once."""
+    with fleet("E2E5", 1) as sim, StallLink(sim.ports["E2E5-00001"]) as link:
+        serial = "E2E5-00001"
+        meters = make_meters(odoo, sim, "E2E5")
+        odoo.call("smartpm.meter", "write", [meters[serial]], {"port": link.port})
+        before = sim_control(sim, serial)["credit_kwh"]
+        link.stall()
+        first = sell(odoo, meters[serial], 3.0, "E2E5-1")
+        behind = sell(odoo, meters[serial], 4.0, "E2E5-2")
+        with run_bridge(odoo, odoo.api_key, "e2e-stalled") as doomed:
+            wait_until(lambda: link.stalled_connections, what="the bridge to reach the meter")
+            assert jobs_state(odoo, [first])[0]["bridge_id"] == "e2e-stalled"
+            with run_bridge(odoo, odoo.api_key, "e2e-heir-2"):
+                time.sleep(2.0)  # the heir finds nothing to claim and goes on its long-poll
+                link.stall(False)
+                doomed.send_signal(signal.SIGKILL)
+                doomed.wait()
+                killed = time.monotonic()
+                rows = wait_until(
+                    lambda: all_finished(odoo, [first]), timeout=120, what="the heir to deliver"
+                )
+                retried_after = time.monotonic() - killed
+                rows += wait_until(lambda: all_finished(odoo, [behind]), what="the sale behind")
+        state = sim_control(sim, serial)
+    assert [(r["state"], r["bridge_id"]) for r in rows] == [("done", "e2e-heir-2")] * 2, rows
+    assert [r["attempt_count"] for r in rows] == [2, 1]
+    # a generous bound, that only a short lease meets (the old one was 120 s)
+    assert retried_after < 60, retried_after
+    assert state["credit_kwh"] == pytest.approx(before + 7.0)
+    assert sum(e["code"] == 66 for e in state["events"]) == 2  # each token applied once
 
 
 def test_meter_that_does_not_answer_ends_failed_with_clear_error(odoo, sim):

@@ -9,6 +9,8 @@ both execute or both report the same job. What a finished job means for its mete
 
 import logging
 import select
+import signal
+import time
 from datetime import timedelta
 
 import psycopg2
@@ -16,6 +18,7 @@ from psycopg2 import sql as pgsql
 
 from odoo import fields
 from odoo.exceptions import UserError
+from odoo.service import server as odoo_server
 from odoo.sql_db import connection_info_for
 
 from . import engine, ingest, job_results
@@ -78,7 +81,7 @@ CLAIM_SCAN_CHUNK = 500
 # live lease): that would wake the bridge for an empty claim, again and again until it ended.
 _CLAIMABLE_SQL = f"""
     SELECT 1 FROM smartpm_meter_job j
-     WHERE j.state = 'pending' AND j.next_attempt_at <= (clock_timestamp() at time zone 'utc')
+     WHERE {_DUE_SQL}
        AND j.meter_id NOT IN ({_BUSY_METERS_SQL})
      LIMIT 1
 """
@@ -628,12 +631,20 @@ def purge_finished(env, days, limit=PURGE_CHUNK):
 
 
 def wait_for_jobs(env, timeout):
-    """Long-poll: return True as soon as a job may be due, False after ``timeout`` seconds."""
+    """Long-poll: return True as soon as a job may be due (a NOTIFY, or the earliest live
+    lease running out: its job is claimable again), False after ``timeout`` seconds or when
+    the server is shutting down."""
     timeout = max(0.0, min(float(timeout), 30.0))
     env.cr.execute("SELECT set_config('jit', 'off', true)")  # see _lock_free_meters
     env.cr.execute(_CLAIMABLE_SQL)
     if env.cr.fetchone() or not timeout:
         return bool(env.cr.rowcount)
+    # A job whose bridge died is due again when its lease runs out; no NOTIFY says so. An
+    # idle bridge waking then takes it over within a short lease, not a long-poll later.
+    expiry = _seconds_to_first_lease_end(env.cr)
+    wake_on_expiry = expiry is not None and expiry < timeout
+    if wake_on_expiry:
+        timeout = expiry + LEASE_END_SLACK_S
     # A dedicated autocommit connection: LISTEN on Odoo's transactional cursor would only
     # see notifications after this request's transaction ends.
     _name, params = connection_info_for(env.cr.dbname)
@@ -649,9 +660,58 @@ def wait_for_jobs(env, timeout):
             cr.execute(_CLAIMABLE_SQL)
             if cr.fetchone():
                 return True
-        return bool(select.select([conn], [], [], timeout)[0])
+        readable = _wait_readable(conn, timeout)
     finally:
         conn.close()
+    return readable or (wake_on_expiry and not server_stopping())
+
+
+# seconds after a lease's end at which a long-poll wakes: a claim then finds it expired
+LEASE_END_SLACK_S = 0.05
+# a long-poll looks at the server's shutdown this often: Odoo waits 1 s for its request
+# threads when stopping, then the interpreter waits for every non-daemon one to end
+SHUTDOWN_CHECK_S = 0.25
+
+
+def _seconds_to_first_lease_end(cr):
+    """Seconds until the first live lease of a job with attempts left ends, or None."""
+    cr.execute(
+        """
+        SELECT EXTRACT(EPOCH FROM MIN(j.lease_until) - (clock_timestamp() at time zone 'utc'))
+          FROM smartpm_meter_job j
+         WHERE j.state = 'claimed' AND j.attempt_count < j.max_attempts
+           AND j.lease_until >= (clock_timestamp() at time zone 'utc')
+        """
+    )
+    seconds = cr.fetchone()[0]
+    return None if seconds is None else max(0.0, float(seconds))
+
+
+def _wait_readable(conn, timeout):
+    """select() on ``conn`` for up to ``timeout`` seconds, in slices, so that a shutting-down
+    server ends the wait at once: True when a notification came."""
+    end = time.monotonic() + timeout
+    while not server_stopping():
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        if select.select([conn], [], [], min(left, SHUTDOWN_CHECK_S))[0]:
+            return True
+    return False
+
+
+def server_stopping():
+    """Whether this Odoo process is shutting down: a long request (the long-poll) must end
+    then, or it holds the stop up for its whole wait.
+
+    Threaded server (``--workers=0``): it counts the SIGINT/SIGTERM it received. Prefork
+    worker: its SIGINT handler is the Worker's bound method, which sets ``alive`` False
+    (also when the worker is to recycle itself after this request: ending early is fine).
+    """
+    if getattr(odoo_server.server, "quit_signals_received", 0):
+        return True
+    worker = getattr(signal.getsignal(signal.SIGINT), "__self__", None)
+    return isinstance(worker, odoo_server.Worker) and not worker.alive
 
 
 def _lock_held_jobs(env, job_ids, bridge_id):
