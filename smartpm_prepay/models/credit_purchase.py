@@ -357,6 +357,7 @@ class SmartpmCreditPurchase(models.Model):
         "recognition_ids.kwh",
         "recognition_ids.amount",
         "settlement_line_ids.kwh",
+        "settlement_line_ids.amount",
     )
     def _compute_recognised(self):
         for purchase in self:
@@ -367,7 +368,9 @@ class SmartpmCreditPurchase(models.Model):
             purchase.value_recognised = sum(purchase.recognition_ids.mapped("amount"))
             purchase.kwh_remaining = purchase.kwh - kwh - settled
             purchase.money_remaining = (
-                purchase.credit_money - purchase.value_recognised
+                purchase.credit_money
+                - purchase.value_recognised
+                - sum(purchase.settlement_line_ids.mapped("amount"))
                 if purchase.credit_mode == "money"
                 else 0.0
             )

@@ -60,6 +60,25 @@ class SmartpmCreditSettlement(models.Model):
         readonly=True,
         help="Credit on the meter that no purchase on record covers: no value.",
     )
+    credit_mode = fields.Selection(
+        [("kwh", "kWh"), ("money", "Money")],
+        default="kwh",
+        readonly=True,
+        help="kWh: the meter held energy. Money: a money-mode meter (time of use) held its "
+        "credit in the currency.",
+    )
+    money = fields.Float(
+        string="Credit settled (money)",
+        digits=(16, 3),
+        readonly=True,
+        help="Money-mode meters: the meter's final credit, in the currency (untaxed).",
+    )
+    money_uncovered = fields.Float(
+        string="Without a sale (money)",
+        digits=(16, 3),
+        readonly=True,
+        help="Money-mode meters: credit on the meter that no sale on record covers: no value.",
+    )
     currency_id = fields.Many2one(related="company_id.currency_id")
     amount = fields.Monetary(
         string="Value (untaxed)",

@@ -25,6 +25,12 @@ class SmartpmCreditSettlementLine(models.Model):
         "smartpm.credit.purchase", required=True, readonly=True, index=True, ondelete="restrict"
     )
     kwh = fields.Float(string="Energy (kWh)", digits=(16, 3), readonly=True)
+    money = fields.Float(
+        string="Credit (money)",
+        digits=(16, 3),
+        readonly=True,
+        help="Money-mode meters: the sale's credit settled, in the currency (untaxed).",
+    )
     currency_id = fields.Many2one(related="settlement_id.currency_id")
     amount = fields.Monetary(string="Value (untaxed)", readonly=True)
     amount_total = fields.Monetary(string="Value (taxes included)", readonly=True)

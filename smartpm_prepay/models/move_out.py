@@ -107,7 +107,20 @@ class SmartpmMoveOut(models.Model):
         "smartpm.meter.job", string="Clearing job", readonly=True, index="btree_not_null"
     )
     # the final reading
+    credit_mode = fields.Selection(
+        [("kwh", "kWh"), ("money", "Money")],
+        default="kwh",
+        readonly=True,
+        help="The meter's credit unit when the move-out started: money on a money-mode meter "
+        "(time of use), settled in the currency.",
+    )
     final_credit_kwh = fields.Float(string="Final credit (kWh)", digits=(16, 3), readonly=True)
+    final_credit_money = fields.Float(
+        string="Final credit (money)",
+        digits=(16, 3),
+        readonly=True,
+        help="Money-mode meters: the credit read from the meter, in the currency.",
+    )
     final_energy_kwh = fields.Float(
         string="Final energy register (kWh)", digits=(16, 3), readonly=True
     )
@@ -176,24 +189,39 @@ class SmartpmMoveOut(models.Model):
         move_out = self._lock()
         if move_out.state != "draft":
             return
-        move_out._check_meter_settleable(move_out.meter_id)
+        move_out._check_meter_settleable(move_out.meter_id, move_out.transfer_meter_id)
+        move_out.credit_mode = move_out.meter_id.sudo().credit_mode or "kwh"
         move_out._queue_reading()
         move_out.state = "reading"
 
     @api.model
-    def _check_meter_settleable(self, meter):
-        """The settlement works out kWh (services/settlement.py): a money-mode meter's credit
-        (currency) would be valued as kWh, credit lost or created. Refused, nothing done."""
+    def _check_meter_settleable(self, meter, target=None):
+        """A money-mode meter (credit in currency) is refunded or forfeited in money
+        (services/settlement._settle_money). Its credit moving to another meter (a transfer,
+        a replacement) is refused with nothing done while either meter holds money: a
+        money token for the transfer is not minted yet, and a kWh meter cannot hold money
+        (no conversion at the tariff is clean: time-of-use bands price the kWh)."""
         meter = meter.sudo()
-        if meter.credit_mode == "money":
+        target = (target or self.env["smartpm.meter"]).sudo()
+        if target and "money" in (meter.credit_mode, target.credit_mode):
             raise UserError(
                 self.env._(
-                    "Meter %(meter)s holds its credit in money (time-of-use tariff): its "
-                    "move-out or replacement cannot be settled here yet. Nothing was done; "
-                    "settle the tenant's credit by hand.",
+                    "The credit of meter %(meter)s (%(unit)s) cannot move to meter "
+                    "%(target)s (%(target_unit)s): a transfer or replacement of a money-mode "
+                    "meter's credit is not done yet. Nothing was done; refund or forfeit the "
+                    "credit at a move-out instead.",
                     meter=meter.serial_number,
+                    unit=self._credit_unit_label(meter),
+                    target=target.serial_number,
+                    target_unit=self._credit_unit_label(target),
                 )
             )
+
+    @api.model
+    def _credit_unit_label(self, meter):
+        if meter.credit_mode == "money":
+            return self.env._("credit in money")
+        return self.env._("credit in kWh")
 
     def _queue_reading(self):
         """Open the relay first; the read follows once the meter said it is open (the
@@ -274,8 +302,11 @@ class SmartpmMoveOut(models.Model):
             job_queue.cancel(self.env, pending.ids)
 
     def _record_final(self, credit, energy, source, reason=None):
+        """``credit``: kWh, or the currency on a money-mode meter (``credit_mode``)."""
+        money = self.credit_mode == "money"
         vals = {
-            "final_credit_kwh": max(credit, 0.0),
+            "final_credit_kwh": 0.0 if money else max(credit, 0.0),
+            "final_credit_money": max(credit, 0.0) if money else 0.0,
             "final_energy_kwh": energy or 0.0,
             "final_reading_time": fields.Datetime.now(),
             "reading_source": source,
@@ -291,14 +322,25 @@ class SmartpmMoveOut(models.Model):
             )
         self.write(vals)
         self.activity_ids.action_feedback(feedback=self.env._("Final reading recorded."))
-        self.message_post(
-            body=self.env._(
-                "Final reading (%(how)s): credit %(credit)s kWh, energy register %(energy)s kWh.",
-                how=dict(self._fields["reading_source"].selection)[source],
-                credit=self.final_credit_kwh,
-                energy=self.final_energy_kwh,
+        if money:
+            self.message_post(
+                body=self.env._(
+                    "Final reading (%(how)s): credit %(credit)s, energy register %(energy)s kWh.",
+                    how=dict(self._fields["reading_source"].selection)[source],
+                    credit=self._money_text(self.final_credit_money),
+                    energy=self.final_energy_kwh,
+                )
             )
-        )
+        else:
+            self.message_post(
+                body=self.env._(
+                    "Final reading (%(how)s): credit %(credit)s kWh, energy register "
+                    "%(energy)s kWh.",
+                    how=dict(self._fields["reading_source"].selection)[source],
+                    credit=self.final_credit_kwh,
+                    energy=self.final_energy_kwh,
+                )
+            )
         self._settle()
 
     def _settle(self):
@@ -309,20 +351,43 @@ class SmartpmMoveOut(models.Model):
         except UserError as exc:
             self._block("settling", str(exc.args[0]) if exc.args else str(exc))
             return
-        self.message_post(
-            body=Markup(self.env._("Credit settled: %(link)s (%(kind)s, %(kwh)s kWh, %(amount)s)."))
-            % {
-                "link": done._get_html_link(),
-                "kind": dict(done._fields["kind"].selection)[done.kind],
-                "kwh": done.kwh,
-                "amount": done.amount_total,
-            }
-        )
+        if done.credit_mode == "money":
+            self.message_post(
+                body=Markup(
+                    self.env._(
+                        "Credit settled: %(link)s (%(kind)s, credit %(credit)s, %(amount)s)."
+                    )
+                )
+                % {
+                    "link": done._get_html_link(),
+                    "kind": dict(done._fields["kind"].selection)[done.kind],
+                    "credit": self._money_text(done.money),
+                    "amount": done.amount_total,
+                }
+            )
+        else:
+            self.message_post(
+                body=Markup(
+                    self.env._("Credit settled: %(link)s (%(kind)s, %(kwh)s kWh, %(amount)s).")
+                )
+                % {
+                    "link": done._get_html_link(),
+                    "kind": dict(done._fields["kind"].selection)[done.kind],
+                    "kwh": done.kwh,
+                    "amount": done.amount_total,
+                }
+            )
         self._clear()
 
+    def _money_text(self, value):
+        currency = self.currency_id
+        return f"{currency.symbol or currency.name} {value:.3f}"
+
     def _clear(self):
-        """Remove the final credit from the meter (exactly once, services/credit_clear)."""
-        wh = int(round(self.final_credit_kwh * 1000))
+        """Remove the final credit from the meter (exactly once, services/credit_clear): Wh,
+        or milli-units of the currency with the money clear-credit token."""
+        final = self.final_credit_money if self.credit_mode == "money" else self.final_credit_kwh
+        wh = int(round(final * 1000))
         if wh <= 0 or (self.purpose == "replacement" and self.reading_source == "manual"):
             self.state = "clearing"
             self._finish()
@@ -335,14 +400,24 @@ class SmartpmMoveOut(models.Model):
         move_out = self._lock()
         if move_out.state not in ("clearing", "blocked") or job != move_out.clear_job_id:
             return
-        move_out.message_post(
-            body=self.env._(
-                "Meter %(meter)s cleared of %(kwh)s kWh; credit now %(credit)s kWh.",
-                meter=move_out.meter_id.serial_number,
-                kwh=result.get("cleared_kwh"),
-                credit=result.get("credit_kwh"),
+        if move_out.credit_mode == "money":
+            move_out.message_post(
+                body=self.env._(
+                    "Meter %(meter)s cleared of %(cleared)s; credit now %(credit)s.",
+                    meter=move_out.meter_id.serial_number,
+                    cleared=result.get("cleared_money"),
+                    credit=result.get("credit_money"),
+                )
             )
-        )
+        else:
+            move_out.message_post(
+                body=self.env._(
+                    "Meter %(meter)s cleared of %(kwh)s kWh; credit now %(credit)s kWh.",
+                    meter=move_out.meter_id.serial_number,
+                    kwh=result.get("cleared_kwh"),
+                    credit=result.get("credit_kwh"),
+                )
+            )
         move_out._finish()
 
     def _on_credit_clear_failed(self, job):
@@ -449,6 +524,7 @@ class SmartpmMoveOut(models.Model):
             "context": {
                 "default_move_out_id": self.id,
                 "default_credit_kwh": self.meter_id.credit_kwh,
+                "default_credit_money": self.meter_id.credit_money,
             },
         }
 
@@ -465,8 +541,17 @@ class SmartpmMoveOut(models.Model):
                 self.env._("A reading by hand needs a credit of 0 or more and a reason.")
             )
         move_out._cancel_pending(move_out.read_job_id | move_out.disconnect_job_id)
-        move_out.message_post(
-            body=self.env._(
+        if move_out.credit_mode == "money":
+            body = self.env._(
+                "Reading recorded by hand by %(user)s: credit %(credit)s, energy register "
+                "%(energy)s kWh. Reason: %(reason)s",
+                user=self.env.user.name,
+                credit=move_out._money_text(credit),
+                energy=energy,
+                reason=reason,
+            )
+        else:
+            body = self.env._(
                 "Reading recorded by hand by %(user)s: credit %(credit)s kWh, energy register "
                 "%(energy)s kWh. Reason: %(reason)s",
                 user=self.env.user.name,
@@ -474,9 +559,12 @@ class SmartpmMoveOut(models.Model):
                 energy=energy,
                 reason=reason,
             )
-        )
+        move_out.message_post(body=body)
         now = fields.Datetime.now()
-        rows = [{"obis": settlement.OBIS_CREDIT, "value": credit * 1000, "unit": "Wh"}]
+        if move_out.credit_mode == "money":  # the currency, as a money meter's bridge says
+            rows = [{"obis": settlement.OBIS_CREDIT, "value": credit, "unit": "currency"}]
+        else:
+            rows = [{"obis": settlement.OBIS_CREDIT, "value": credit * 1000, "unit": "Wh"}]
         if energy:
             rows.append({"obis": settlement.ENERGY_IMPORT, "value": energy * 1000, "unit": "Wh"})
         self.env["smartpm.reading"].sudo().create(

@@ -471,7 +471,9 @@ def money_fifo(env, company, meter, todo, until_utc=None, tenant=None, taken=Non
         currency = purchase.currency_id
         run = taken.setdefault(purchase.id, [0.0, 0.0])
         prior = sum(purchase.recognition_ids.mapped("money")) + run[0]
-        capacity = float_round(purchase.credit_money - prior, KWH_DIGITS)
+        # what a move-out settled (services/settlement.py) is no longer the meter's credit
+        settled = sum(purchase.settlement_line_ids.mapped("money"))
+        capacity = float_round(purchase.credit_money - prior - settled, KWH_DIGITS)
         take = float_round(min(todo, capacity), KWH_DIGITS)
         if take <= 0:
             continue

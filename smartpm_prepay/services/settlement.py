@@ -17,6 +17,13 @@ recognised and what was settled, so neither the recognition nor a second settlem
 them again. kWh on the meter that no purchase covers (credit it had before the first sale
 on record) have no value: they are cleared, and transferred, without money.
 
+Money-mode meters (time of use) hold credit in the currency: the read gives it in the
+currency, the sales' credit consumed and not recognised yet is recognised first in, first
+out (``prepayment.money_fifo``), the rest is settled per sale newest first in money
+(``_settle_money``), refunded or forfeited as below, and the meter is cleared with a money
+clear-credit token. A transfer of a money meter's credit is refused before anything is done
+(``smartpm.move.out._check_meter_settleable``).
+
 Settlements (``smartpm.credit.settlement``, one per move-out):
 - ``refund``: a credit note to the tenant for the settled value, taxes included as they were
   paid, posted, paid out of the chosen cash/bank journal and reconciled;
@@ -159,18 +166,22 @@ def _with_tax(purchase, value):
 
 # ------------------------------------------------------------------ readings
 def final_values(result):
-    """``(credit_kwh, energy_kwh)`` of a read job's result (Wh unless the unit says kWh)."""
+    """``(credit, energy_kwh)`` of a read job's result (Wh unless the unit says kWh; the
+    credit of a money-mode meter is in the currency: its bridge says ``currency``, already
+    scaled from the meter's milli-units)."""
     credit = energy = None
     for reading in result.get("readings") or []:
         value = reading.get("value")
         if not isinstance(value, (int, float)):
             continue
-        is_kwh = str(reading.get("unit") or "").lower() == "kwh"
+        is_kwh = str(reading.get("unit") or "").lower() in ("kwh", "currency")
         kwh = float(value) if is_kwh else float(value) / 1000.0
         if reading.get("obis") == OBIS_CREDIT:
             credit = kwh
         elif reading.get("obis") == ENERGY_IMPORT:
             energy = kwh
+    if credit is None and "credit_money" in result:
+        credit = float(result["credit_money"])
     if credit is None and "credit_kwh" in result:
         credit = float(result["credit_kwh"])
     return credit, energy
@@ -186,9 +197,11 @@ def settle(move_out):
     env = move_out.env
     meter, tenant = move_out.meter_id, move_out.tenant_id
     company = meter.company_id
+    currency = company.currency_id
+    if move_out.credit_mode == "money":
+        return _settle_money(move_out)
     credit = max(float_round(move_out.final_credit_kwh, KWH_DIGITS), 0.0)
     slices, uncovered = value_remaining(env, meter, tenant, credit)
-    currency = company.currency_id
     value = currency.round(sum(s["amount"] for s in slices))
     vals = {
         "move_out_id": move_out.id,
@@ -206,6 +219,10 @@ def settle(move_out):
     settlement = engine.create(env["smartpm.credit.settlement"], [vals])
     settlement = engine.as_engine(settlement)
     recognise_consumed(settlement)
+    return _apply(move_out, settlement)
+
+
+def _apply(move_out, settlement):
     if move_out.settlement_kind == "refund":
         _refund(settlement, move_out.refund_journal_id)
     elif move_out.settlement_kind == "forfeit":
@@ -284,13 +301,7 @@ def _refund(settlement, journal):
             fields.Command.create(
                 {
                     "product_id": product.id,
-                    "name": settlement.env._(
-                        "Refund of %(kwh)s kWh of %(ref)s (meter %(meter)s, move-out %(mo)s)",
-                        kwh=line.kwh,
-                        ref=purchase.name,
-                        meter=settlement.meter_id.serial_number,
-                        mo=settlement.move_out_id.name,
-                    ),
+                    "name": _refund_label(settlement, line),
                     "quantity": 1,
                     "price_unit": line.amount_total,
                     "tax_ids": [fields.Command.set(purchase.tariff_id.tax_ids.ids)],
@@ -327,6 +338,26 @@ def _refund(settlement, journal):
         [("reconciled_invoice_ids", "in", credit_note.ids)], limit=1
     )
     settlement.write({"credit_note_id": credit_note.id, "payment_id": payment.id})
+
+
+def _refund_label(settlement, line):
+    if settlement.credit_mode == "money":
+        # formatted before the call: Babel's extractor evaluates f-strings among the arguments
+        credit = f"{settlement.currency_id.symbol or settlement.currency_id.name} {line.money:.3f}"
+        return settlement.env._(
+            "Refund of %(credit)s of credit of %(ref)s (meter %(meter)s, move-out %(mo)s)",
+            credit=credit,
+            ref=line.purchase_id.name,
+            meter=settlement.meter_id.serial_number,
+            mo=settlement.move_out_id.name,
+        )
+    return settlement.env._(
+        "Refund of %(kwh)s kWh of %(ref)s (meter %(meter)s, move-out %(mo)s)",
+        kwh=line.kwh,
+        ref=line.purchase_id.name,
+        meter=settlement.meter_id.serial_number,
+        mo=settlement.move_out_id.name,
+    )
 
 
 def _align_with_books(settlement, credit_note):
@@ -445,6 +476,117 @@ def _transfer(settlement, target):
         % {"meter": settlement.meter_id.serial_number, "settlement": settlement.name}
     )
     settlement.transfer_purchase_id = purchase
+
+
+# ------------------------------------------------------------------ money-mode meters
+def _money_purchases(env, meter, tenant, order):
+    env["smartpm.credit.purchase"].flush_model()
+    return (
+        env["smartpm.credit.purchase"]
+        .sudo()
+        .search(
+            [
+                ("meter_id", "=", meter.id),
+                ("tenant_id", "=", tenant.id),
+                ("credit_mode", "=", "money"),
+                ("state", "=", "delivered"),
+                ("money_remaining", ">", 0),
+            ],
+            order=order,
+        )
+    )
+
+
+def money_left(purchase):
+    """The credit (currency, to the milli-unit) of a money sale neither consumed (its
+    recognition rows) nor settled."""
+    return float_round(
+        purchase.credit_money
+        - sum(purchase.recognition_ids.mapped("money"))
+        - sum(purchase.settlement_line_ids.mapped("money")),
+        KWH_DIGITS,
+    )
+
+
+def value_remaining_money(env, meter, tenant, money):
+    """Money mode: the slices of the tenant's delivered money sales of ``meter`` that the
+    ``money`` (currency) left on the meter is, newest first (recognition consumes them
+    oldest first, services/prepayment.money_fifo): ``([{purchase_id, money, amount,
+    amount_total}], uncovered)``. A slice's value is the credit it takes (a money sale's
+    credit is its untaxed amount), a sale's last slice its whole remaining liability, so
+    the liability of a fully settled sale ends at zero to the cent."""
+    todo = float_round(money, KWH_DIGITS)
+    slices = []
+    for purchase in _money_purchases(env, meter, tenant, "date_delivered desc, id desc"):
+        if todo <= 0:
+            break
+        currency = purchase.currency_id
+        available = money_left(purchase)
+        if available <= 0:
+            continue
+        take = float_round(min(todo, available), KWH_DIGITS)
+        value = currency.round(purchase.money_remaining if take >= available else take)
+        slices.append(
+            {
+                "purchase_id": purchase.id,
+                "kwh": 0.0,
+                "money": take,
+                "amount": value,
+                "amount_total": _with_tax(purchase, value),
+            }
+        )
+        todo = float_round(todo - take, KWH_DIGITS)
+    return slices, max(todo, 0.0)
+
+
+def _settle_money(move_out):
+    """The settlement of a money-mode meter: its final credit is currency (the untaxed
+    credit its sales put on it). What the tenant's sales hold beyond it was consumed and is
+    recognised first (FIFO, as the daily recognition does); the rest is settled per sale,
+    newest first, in money."""
+    env = move_out.env
+    meter, tenant = move_out.meter_id, move_out.tenant_id
+    company = meter.company_id
+    currency = company.currency_id
+    credit = max(float_round(move_out.final_credit_money, KWH_DIGITS), 0.0)
+    held = float_round(
+        sum(money_left(p) for p in _money_purchases(env, meter, tenant, "id")), KWH_DIGITS
+    )
+    consumed = float_round(held - credit, KWH_DIGITS)
+    recognition_move = env["account.move"]
+    if consumed > 0:
+        rows, _left = prepayment.money_fifo(env, company, meter, consumed, tenant=tenant)
+        if rows:
+            day = local_time.local_today(company)
+            recognition_move = prepayment._post_move(company, day, rows)
+            engine.create(
+                env["smartpm.credit.recognition"],
+                [
+                    dict(row, company_id=company.id, day=day, move_id=recognition_move.id or False)
+                    for row in rows
+                ],
+            )
+            env["smartpm.credit.purchase"].invalidate_model()
+    slices, uncovered = value_remaining_money(env, meter, tenant, credit)
+    vals = {
+        "move_out_id": move_out.id,
+        "company_id": company.id,
+        "tenant_id": tenant.id,
+        "meter_id": meter.id,
+        "date": fields.Datetime.now(),
+        "kind": move_out.settlement_kind,
+        "credit_mode": "money",
+        "kwh": 0.0,
+        "kwh_uncovered": 0.0,
+        "money": credit,
+        "money_uncovered": uncovered,
+        "amount": currency.round(sum(s["amount"] for s in slices)),
+        "amount_total": currency.round(sum(s["amount_total"] for s in slices)),
+        "line_ids": [fields.Command.create(s) for s in slices],
+        "recognition_move_id": recognition_move.id or False,
+    }
+    settlement = engine.as_engine(engine.create(env["smartpm.credit.settlement"], [vals]))
+    return _apply(move_out, settlement)
 
 
 # ------------------------------------------------------------------ clearing

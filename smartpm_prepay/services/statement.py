@@ -253,11 +253,24 @@ def settlement_lines(scope):
             settlement.meter_id.with_env(env),
             -float_round(settlement.kwh - settlement.kwh_uncovered, KWH_DIGITS),
             -settlement.amount,
-            env._("Settled at move-out: %s", kinds.get(settlement.kind, settlement.kind)),
+            _settlement_label(settlement, kinds),
             document=document,
             amount=-settlement.amount_total if settlement.kind == "refund" else 0.0,
             settlement_id=settlement.id,
         )
+
+
+def _settlement_label(settlement, kinds):
+    env = settlement.env
+    kind = kinds.get(settlement.kind, settlement.kind)
+    if settlement.credit_mode == "money":  # a money-mode meter: its credit was currency
+        currency = settlement.currency_id
+        return env._(
+            "Settled at move-out: %(kind)s (credit %(credit)s)",
+            kind=kind,
+            credit=f"{currency.symbol or currency.name} {settlement.money:.3f}",
+        )
+    return env._("Settled at move-out: %s", kind)
 
 
 def _collected_charges(scope, meter=None):

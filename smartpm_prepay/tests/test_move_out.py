@@ -8,6 +8,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, new_test_user, tagged
 
 from ..services import engine, prepayment, statement, vending
+from ..services import settlement as settlement_service
 from ..services.obis import ENERGY_IMPORT, OBIS_CREDIT
 from .test_prepayment_accounting import MONTH, RUN_DAY, PrepaymentCase
 from .test_tou import TouMixin
@@ -660,17 +661,188 @@ class TestMoveOutSettlementBlocks(MoveOutCase):
 
 @tagged("post_install", "-at_install")
 class TestMoveOutMoneyMeter(TouMixin, MoveOutCase):
-    """A money-mode meter's credit is currency: until settlements work in money, its
-    move-out is refused with nothing done, never settled as if it were kWh."""
+    """A money-mode meter's credit is currency: its move-out reads the credit in money,
+    recognises what was consumed (FIFO), settles the rest per sale in money, and clears
+    the meter with a money clear-credit token."""
 
-    def test_move_out_of_a_money_meter_is_refused_and_nothing_is_done(self):
-        tou = self._tou_tariff(name="Money move-out")
-        self.meter.write({"tariff_id": tou.id, "credit_mode": "money"})
-        jobs_before = self.meter.job_ids
-        with self.assertRaisesRegex(UserError, self.meter.serial_number):
-            self._move_out("refund")
-        self.assertFalse(self.env["smartpm.move.out"].search([("meter_id", "=", self.meter.id)]))
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tou = cls._tou_tariff(name="Money move-out")
+        cls.meter.write({"tariff_id": cls.tou.id, "credit_mode": "money"})
+        cls.forfeit_account = settlement_service.ensure_forfeit_account(cls.company)
+
+    def _money_sale(self, amount, ref, delivered_on):
+        purchase = vending.vend(self.env, self.meter, amount, "backoffice", ref)
+        purchase._create_invoice_and_payment(self.cash)
+        purchase._on_delivered({"credit_money": amount, "charge_total": 0.0})
+        engine.as_engine(purchase).date_delivered = delivered_on
+        engine.as_engine(purchase.job_id).state = "done"
+        return purchase
+
+    def _two_money_sales(self, credit_left):
+        """10.00 then 5.00 of credit; the meter holds ``credit_left`` of the 15.00."""
+        first = self._money_sale(10.0, "MM-1", datetime(2026, 2, 28))
+        second = self._money_sale(5.0, "MM-2", datetime(2026, 3, 1))
+        engine.as_engine(self.meter).credit_money = credit_left
+        return first, second
+
+    def _answer(self, job, credit_kwh, energy_kwh):
+        meter = job.meter_id
+        if job.job_type == "read":  # the bridge scales the credit to the currency
+            return {
+                "readings": [
+                    {"obis": OBIS_CREDIT, "value": meter.credit_money, "unit": "currency"},
+                    {"obis": ENERGY_IMPORT, "value": energy_kwh * 1000, "unit": "Wh"},
+                ]
+            }
+        if job.job_type == "clear_credit":
+            self.assertNotIn("wh", job.payload)
+            cleared = job.payload["money_units"] / 1000
+            return {
+                "cleared_money": cleared,
+                "credit_money": round(meter.credit_money - cleared, 3),
+                "relay": "disconnected",
+                "transfer_number": job.payload["transfer_number"],
+            }
+        return super()._answer(job, credit_kwh, energy_kwh)
+
+    def test_refund_pays_back_the_money_left_on_the_meter_and_clears_it_with_a_money_token(
+        self,
+    ):
+        first, second = self._two_money_sales(6.543)  # 8.457 of the 15.00 consumed
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertEqual(move_out.credit_mode, "money")
+        self.assertAlmostEqual(move_out.final_credit_money, 6.543, 3)
+        self.assertEqual(move_out.final_credit_kwh, 0.0)
+        done = move_out.settlement_id
+        self.assertEqual((done.credit_mode, done.kwh), ("money", 0.0))
+        self.assertAlmostEqual(done.money, 6.543, 3)
+        self.assertAlmostEqual(done.money_uncovered, 0.0, 3)
+        # the consumed 8.457 recognised oldest sale first (8.46 to the cent), the rest
+        # settled newest first: 5.00 of the second sale, 1.543 of the first (its 1.54 left)
+        self.assertAlmostEqual(done.recognition_move_id.amount_total, 8.46, 2)
+        lines = [(ln.purchase_id, round(ln.money, 3), ln.amount) for ln in done.line_ids]
+        self.assertEqual(lines, [(second, 5.0, 5.0), (first, 1.543, 1.54)])
+        self.assertEqual((done.amount, done.amount_total), (6.54, 6.54))
+        note = done.credit_note_id
         self.assertEqual(
-            (self.meter.job_ids - jobs_before).filtered(lambda j: j.job_type == "disconnect"),
-            self.env["smartpm.meter.job"],
+            (note.move_type, note.state, note.amount_total), ("out_refund", "posted", 6.54)
         )
+        self.assertIn("of credit of", note.invoice_line_ids[0].name)
+        self.assertNotIn("kWh", note.invoice_line_ids[0].name)
+        self.assertIn(note.payment_state, ("paid", "in_payment"))
+        # the meter: cleared of exactly its credit, in milli-units, with a money token
+        clear = move_out.clear_job_id
+        self.assertEqual((clear.state, clear.payload["money_units"]), ("done", 6543))
+        self.assertEqual(bytes.fromhex(clear.payload["token"])[0], 0x04)
+        self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
+        self.assertEqual(self.meter.tenant_id, self.next_tenant)
+        # the books: nothing left owed to the tenant; the sales hold no credit any more
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0, 2)
+        self.assertEqual((first.money_remaining, second.money_remaining), (0.0, 0.0))
+        # a later recognition run takes nothing more from the settled sales
+        self.assertFalse(
+            prepayment.money_fifo(self.env, self.company, self.meter, 1.0, tenant=self.tenant)[0]
+        )
+        # the tenant's statement: the settlement in the currency
+        today = fields.Date.context_today(self.env.user)
+        st = statement.tenant_statement(self.env, self.tenant, date(2026, 2, 1), today)
+        [line] = [x for x in st["meters"][0]["lines"] if x["kind"] == "settlement"]
+        self.assertEqual((line["kwh"], line["value"], line["amount"]), (0.0, -6.54, -6.54))
+        self.assertIn("6.543", line["label"])
+        self.assertIn(note.name, line["document"])
+
+    def test_forfeit_moves_the_money_left_to_forfeited_credit_income(self):
+        self._two_money_sales(15.0)  # nothing consumed
+        move_out = self._move_out("forfeit")
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        self.assertFalse(done.recognition_move_id)
+        self.assertEqual((done.amount, done.amount_total), (15.0, 15.0))
+        entry = done.move_id
+        self.assertEqual(entry.state, "posted")
+        debit = entry.line_ids.filtered(lambda ln: ln.account_id == self.liability)
+        credit = entry.line_ids.filtered(lambda ln: ln.account_id == self.forfeit_account)
+        self.assertEqual((debit.debit, credit.credit), (15.0, 15.0))
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0, 2)
+        self.assertEqual(move_out.clear_job_id.payload["money_units"], 15000)
+
+    def test_credit_beyond_the_sales_is_cleared_without_value(self):
+        self._two_money_sales(16.25)  # 1.25 on the meter that no sale covers
+        move_out = self._move_out("refund")
+        self._run_jobs()
+        done = move_out.settlement_id
+        self.assertAlmostEqual(done.money_uncovered, 1.25, 3)
+        self.assertEqual(done.amount_total, 15.0)
+        self.assertEqual(move_out.clear_job_id.payload["money_units"], 16250)
+
+    def test_a_transfer_from_a_money_meter_is_refused_naming_both_meters(self):
+        self._two_money_sales(6.0)
+        other = self._meter("MO-OTHER", self.tenant, self.tariff)
+        jobs_before = self.meter.job_ids
+        with self.assertRaises(UserError) as err:
+            self._move_out("transfer", transfer_meter_id=other)
+        message = str(err.exception)
+        self.assertIn(self.meter.serial_number, message)
+        self.assertIn("MO-OTHER", message)
+        self.assertIn("credit in money", message)
+        self.assertFalse(self.env["smartpm.move.out"].search([("meter_id", "=", self.meter.id)]))
+        self.assertFalse(
+            (self.meter.job_ids - jobs_before).filtered(lambda j: j.job_type == "disconnect")
+        )
+
+    def test_a_replacement_of_a_money_meter_is_refused_naming_both_meters(self):
+        self._two_money_sales(6.0)
+        new = self.env["smartpm.meter"].create(
+            {
+                "serial_number": "MO-NEW-KWH",
+                "host": "127.0.0.1",
+                "port": 4101,
+                "company_id": self.company.id,
+            }
+        )
+        wizard = self.env(user=self.manager)["smartpm.meter.replacement.wizard"].create(
+            {"old_meter_id": self.meter.id, "new_meter_id": new.id}
+        )
+        with self.assertRaises(UserError) as err:
+            wizard.action_confirm()
+        message = str(err.exception)
+        self.assertIn(self.meter.serial_number, message)
+        self.assertIn("MO-NEW-KWH", message)
+        self.assertFalse(self.env["smartpm.move.out"].search([("meter_id", "=", self.meter.id)]))
+        self.assertEqual(self.meter.state, "active")
+
+    def test_a_reading_by_hand_of_a_money_meter_is_in_money(self):
+        self._two_money_sales(9.0)
+        move_out = self._move_out("forfeit")
+        self._run_jobs(fail_types=("read", "disconnect"))
+        self.assertEqual(move_out.state, "blocked")
+        action = move_out.with_user(self.manager).action_record_reading()
+        self.assertEqual(action["context"]["default_credit_money"], 9.0)
+        wizard = (
+            self.env(user=self.manager)[action["res_model"]]
+            .with_context(**action["context"])
+            .create({"credit_money": 4.5, "energy_kwh": 12.0, "reason": "Display read on site"})
+        )
+        wizard.action_confirm()
+        self.assertAlmostEqual(move_out.final_credit_money, 4.5, 3)
+        self.assertEqual(move_out.final_credit_kwh, 0.0)
+        audit = move_out.message_ids.filtered(lambda m: "Display read on site" in m.body)
+        self.assertIn("4.500", audit.body)
+        self.assertNotIn("credit 4.5 kWh", audit.body)
+        manual = self.env["smartpm.reading"].search(
+            [
+                ("meter_id", "=", self.meter.id),
+                ("source", "=", "final_manual"),
+                ("obis", "=", OBIS_CREDIT),
+            ]
+        )
+        self.assertEqual(manual.value, 4.5)
+        # 10.50 consumed (the first sale's 10.00, 0.50 of the second), 4.50 forfeited
+        self.assertEqual(move_out.settlement_id.amount, 4.5)
+        self.assertAlmostEqual(move_out.settlement_id.recognition_move_id.amount_total, 10.5, 2)
+        self.assertEqual(move_out.clear_job_id.payload["money_units"], 4500)

@@ -71,7 +71,7 @@ class SmartpmMeterReplacementWizard(models.TransientModel):
         self.ensure_one()
         self._check_request()
         old = self.old_meter_id.sudo()
-        self.env["smartpm.move.out"]._check_meter_settleable(old)
+        self.env["smartpm.move.out"]._check_meter_settleable(old, self.new_meter_id)
         move_out = engine.create(
             self.env["smartpm.move.out"].with_user(self.env.uid),
             [

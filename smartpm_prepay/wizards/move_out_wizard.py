@@ -101,7 +101,9 @@ class SmartpmMoveOutWizard(models.TransientModel):
         self.ensure_one()
         self._check_request()
         meter = self.meter_id.sudo()
-        self.env["smartpm.move.out"]._check_meter_settleable(meter)
+        self.env["smartpm.move.out"]._check_meter_settleable(
+            meter, self.transfer_meter_id if self.settlement_kind == "transfer" else None
+        )
         vals = {
             "meter_id": meter.id,
             "tenant_id": meter.tenant_id.id,
@@ -136,11 +138,18 @@ class SmartpmMoveOutReadingWizard(models.TransientModel):
     credit_kwh = fields.Float(
         string="Credit (kWh)", digits=(16, 3), help="The credit shown on the meter's display."
     )
+    credit_mode = fields.Selection(related="move_out_id.credit_mode")
+    credit_money = fields.Float(
+        string="Credit (money)",
+        digits=(16, 3),
+        help="A money-mode meter: the credit shown on the meter's display, in the currency.",
+    )
     energy_kwh = fields.Float(string="Energy register (kWh)", digits=(16, 3))
     reason = fields.Text(required=True, help="Why the reading is recorded by hand.")
 
     def action_confirm(self):
         settlement.check_manager(self.env)
         self.ensure_one()
-        self.move_out_id._record_manual(self.credit_kwh, self.energy_kwh, self.reason)
+        credit = self.credit_money if self.credit_mode == "money" else self.credit_kwh
+        self.move_out_id._record_manual(credit, self.energy_kwh, self.reason)
         return {"type": "ir.actions.act_window_close"}
