@@ -10,6 +10,7 @@ from ..services import (
     engine,
     friendly,
     job_queue,
+    local_time,
     notify,
     receipt,
     refunds,
@@ -772,7 +773,9 @@ class SmartpmCreditPurchase(models.Model):
             "company_id": self.company_id.id,
             "currency_id": self.currency_id.id,
             "journal_id": sale_journal.id,
-            "invoice_date": fields.Date.context_today(self, self.date),
+            # the company's local day of the sale (the daily vending report's day), not the
+            # selling user's: the payment takes the same date
+            "invoice_date": local_time.local_today(self.company_id, self.date),
             "ref": self.name,
             "payment_reference": self.name,
             "invoice_line_ids": [
@@ -1016,12 +1019,13 @@ class SmartpmCreditPurchase(models.Model):
     def _create_credit_note(self):
         self.ensure_one()
         invoice = self.invoice_id.with_company(self.company_id)
+        day = local_time.local_today(self.company_id)  # the company's day of the reversal
         refund = invoice._reverse_moves(
             [
                 {
                     "ref": self.env._("Reversal of %s", self.name),
-                    "invoice_date": fields.Date.context_today(self),
-                    "date": fields.Date.context_today(self),
+                    "invoice_date": day,
+                    "date": day,
                 }
             ]
         )

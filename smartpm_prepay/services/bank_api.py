@@ -17,10 +17,9 @@ from decimal import Decimal, InvalidOperation
 
 import psycopg2.errors
 
-from odoo import fields
 from odoo.exceptions import AccessDenied, AccessError, UserError
 
-from . import tou, vending
+from . import local_time, tou, vending
 from .receipt import split as receipt_split
 from .sale_info import sale_info
 
@@ -456,5 +455,8 @@ def _refund_credit_note(sale, journal):
     sale.env["account.payment.register"].with_company(sale.company_id).with_context(
         active_model="account.move", active_ids=note.ids
     ).create(
-        {"journal_id": journal.sudo().id, "payment_date": fields.Date.context_today(sale)}
+        {
+            "journal_id": journal.sudo().id,
+            "payment_date": local_time.local_today(sale.company_id),
+        }
     )._create_payments()

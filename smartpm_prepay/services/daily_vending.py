@@ -31,6 +31,7 @@ FIGURES = (
     "fbe_kwh",
     "reversal_count",
     "reversal_amount",
+    "debt_restored",
     "net",
 )
 
@@ -54,6 +55,20 @@ def seller_of(purchase):
     if channel == "portal":
         return ("portal", 0), purchase.env._("Tenants (online payment)"), None
     return ("fbe", 0), purchase.env._("Monthly grant"), None
+
+
+def reversal_amount(purchase):
+    """What the books give back when ``purchase`` is reversed (docs/accounting.md, Tenant
+    debts): an invoiced sale's credit note, which covers the credit part only (the debt
+    recovered stays paid in, an open credit on the tenant's account, and the debt is owed
+    again); a POS sale's refund order, which pays out the whole line (its debt settlement
+    entry is reversed). A sale never invoiced gives back its amount."""
+    if purchase.channel == "pos":
+        return purchase.amount
+    note = purchase.credit_note_id
+    if note and note.state == "posted":
+        return note.amount_total
+    return purchase.credit_amount if purchase.invoice_id else purchase.amount
 
 
 def _reversed_in(env, company, start, end):
@@ -128,7 +143,9 @@ def daily_vending(env, company, day, channel=None, user=None):
         labels[(sale.channel, key)] = label
         row = rows[(sale.channel, key)]
         row["reversal_count"] += 1
-        row["reversal_amount"] += sale.amount
+        row["reversal_amount"] += reversal_amount(sale)
+        # its recovery undone: the debt is owed again (money kept or given back as above)
+        row["debt_restored"] += sale.debt_recovered
     for row in rows.values():
         row["net"] = row["amount"] - row["reversal_amount"]
 

@@ -23,7 +23,7 @@ from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tools import float_round
 
-from . import engine
+from . import engine, local_time
 
 _logger = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ def settle_pos(purchase):
                 "move_type": "entry",
                 "journal_id": company.smartpm_recognition_journal_id.id,
                 "company_id": company.id,
-                "date": fields.Date.context_today(purchase, purchase.date),
+                "date": local_time.local_today(company, purchase.date),
                 "ref": env._(
                     "%(purchase)s: debt %(debt)s", purchase=purchase.name, debt=rec.debt_id.name
                 ),

@@ -166,6 +166,59 @@ class TestDailyVending(AccountTestInvoicingCommon):
                     section["total"][figure], sum(r[figure] for r in section["rows"])
                 )
 
+    def test_reversal_of_a_sale_that_recovered_debt_is_its_credit_note(self):
+        debt = self.env["smartpm.tenant.debt"].create(
+            {
+                "tenant_id": self.tenant.id,
+                "company_id": self.company.id,
+                "description": "Arrears",
+                "amount": 30.0,
+                "recovery_rule": "fixed",
+                "recovery_fixed": 30.0,
+            }
+        )
+        debt.action_confirm()
+        sale = self._sell(self.ama, 50.0, datetime(2026, 11, 20, 6, 0))
+        self.assertEqual((sale.debt_recovered, sale.credit_amount), (30.0, 20.0))
+        with freeze_time(datetime(2026, 11, 20, 13, 0)):
+            sale.with_user(self.ama).action_reverse()
+        self.assertEqual(debt.balance, 30.0)  # owed again
+        total = self._report()["total"]
+        # the books of the day: the payment (50.00 in the cash journal) and the credit note
+        # (the credit part, 20.00); the 30.00 recovered stays paid in, an open credit of the
+        # tenant's, and the debt's invoice is open again
+        payments = self.env["account.payment"].search(
+            [("memo", "=", sale.name), ("payment_type", "=", "inbound")]
+        )
+        note = sale.credit_note_id
+        self.assertEqual((note.amount_total, note.invoice_date), (20.0, DAY))
+        self.assertEqual(payments.date, DAY)
+        self.assertAlmostEqual(total["amount"], payments.amount)
+        self.assertAlmostEqual(total["reversal_amount"], note.amount_total)
+        self.assertAlmostEqual(total["debt_restored"], 30.0)
+        self.assertAlmostEqual(total["net"], payments.amount - note.amount_total)
+        self.assertEqual(debt.invoice_id.amount_residual, 30.0)
+
+    def test_sale_near_midnight_is_booked_on_the_company_day_whatever_the_users_tz(self):
+        # the user's time zone is UTC, the company's UTC+2: 22:30 UTC on the 20th is 00:30
+        # on the 21st for the company, the day the report counts the sale
+        self.kofi.tz = "UTC"
+        sale = self._sell(self.kofi, 10.0, datetime(2026, 11, 20, 22, 30))
+        next_day = date(2026, 11, 21)
+        self.assertEqual(sale.invoice_id.invoice_date, next_day)
+        payments = self.env["account.payment"].search(
+            [("memo", "=", sale.name), ("payment_type", "=", "inbound")]
+        )
+        self.assertEqual(payments.date, next_day)
+        self.assertEqual(self._report(day=next_day)["sales"], sale)
+        self.assertFalse(self._report()["sales"] & sale)
+        # reversed at 23:10 UTC (01:10 on the 21st, local): the credit note is the 21st's too
+        with freeze_time(datetime(2026, 11, 20, 23, 10)):
+            sale.with_user(self.kofi).action_reverse()
+        self.assertEqual(sale.credit_note_id.invoice_date, next_day)
+        self.assertEqual(sale.credit_note_id.date, next_day)
+        self.assertAlmostEqual(self._report(day=next_day)["total"]["reversal_amount"], 10.0)
+
     def test_channel_filter_keeps_one_channel(self):
         self._scenario()
         report = self._report(channel="bank_xmlrpc")
