@@ -265,11 +265,9 @@ def _settlement_label(settlement, kinds):
     kind = kinds.get(settlement.kind, settlement.kind)
     if settlement.credit_mode == "money":  # a money-mode meter: its credit was currency
         currency = settlement.currency_id
-        return env._(
-            "Settled at move-out: %(kind)s (credit %(credit)s)",
-            kind=kind,
-            credit=f"{currency.symbol or currency.name} {settlement.money:.3f}",
-        )
+        # formatted before the call: Babel's extractor evaluates f-strings among the arguments
+        credit = f"{currency.symbol or currency.name} {settlement.money:.3f}"
+        return env._("Settled at move-out: %(kind)s (credit %(credit)s)", kind=kind, credit=credit)
     return env._("Settled at move-out: %s", kind)
 
 
