@@ -13,6 +13,7 @@ BIN = str(pathlib.Path(sys.executable).parent)
 RUFF = shutil.which("ruff", path=BIN) or shutil.which("ruff")
 PYLINT = shutil.which("pylint", path=BIN)
 OCA_MODULE = shutil.which("oca-checks-odoo-module", path=BIN)
+OCA_PO = shutil.which("oca-checks-po", path=BIN)
 
 
 @pytest.mark.skipif(not RUFF, reason="ruff is not installed")
@@ -43,4 +44,14 @@ def test_addon_passes_ocas_module_checks():
     run = subprocess.run(
         [OCA_MODULE, "smartpm_prepay/__manifest__.py"], cwd=ROOT, capture_output=True, text=True
     )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.skipif(not OCA_PO, reason="oca-odoo-pre-commit-hooks is missing (make setup)")
+def test_translations_pass_ocas_po_checks():
+    """OCA's pre-commit checks of the .pot and every .po (oca-checks-po: duplicates, python
+    format, pretty format as Odoo writes them); `oca-checks-po --fix` mends the format."""
+    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "smartpm_prepay/i18n").glob("*.po*"))
+    assert len(files) >= 5, files  # the .pot and the four languages of issue 20
+    run = subprocess.run([OCA_PO, *files], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
