@@ -3,10 +3,9 @@
 # install the addon without demo data into a throw-away database, export its terms
 # (Python `_`/`env._`, views, data, QWeb, and the `_t` of static/src), drop the database.
 # Run it after adding or changing any user-facing string; test_i18n.py fails until you do.
-# Then merge the new terms into each translation, translate them, and let OCA's check put
-# the files in Odoo's format, e.g.
+# Then merge the new terms into each translation and translate them, e.g.
 #   msgmerge --update --no-fuzzy-matching --backup=none smartpm_prepay/i18n/fr.po smartpm_prepay/i18n/smartpm_prepay.pot
-#   .venv/bin/oca-checks-po --fix smartpm_prepay/i18n/*.po
+# (not `oca-checks-po --fix`: it empties each msgstr equal to its msgid, tests/test_lint.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null || { echo "[pot] set-up failed" >&2; exit 1; }
