@@ -324,8 +324,54 @@ def link_delay(cfg, rng) -> float:
     return max(0.0, ms) / 1000.0
 
 
+def split_frames(buf: bytearray, hdlc: bool) -> list[bytes]:
+    """The whole frames at the start of `buf`, taken out of it; a partial frame stays for
+    the next bytes. HDLC: flag 0x7E, then the format field's 11-bit length (the frame less
+    its two flags); wrapper: an 8-byte header whose last two bytes give the APDU length.
+    Bytes before an HDLC flag are line noise and go. Each HDLC frame is taken to carry both
+    its flags, as dlms-cosem and Gurux clients send them."""
+    frames = []
+    while True:
+        if hdlc:
+            start = buf.find(0x7E)
+            if start < 0:
+                buf.clear()
+                break
+            del buf[:start]
+            if len(buf) >= 2 and buf[1] == 0x7E:
+                del buf[:1]  # the closing flag of a frame gone before, or a shared flag
+                continue
+            if len(buf) < 3:
+                break
+            size = ((buf[1] & 0x07) << 8 | buf[2]) + 2
+        else:
+            if len(buf) < 8:
+                break
+            size = 8 + int.from_bytes(buf[6:8], "big")
+        if len(buf) < size:
+            break
+        frames.append(bytes(buf[:size]))
+        del buf[:size]
+    return frames
+
+
+def lose_frames(cfg, rng, buf: bytearray, data: bytes):
+    """What of `data` reaches a meter on a lossy link: each whole frame is lost with
+    probability cfg.loss, as a link loses frames, not the chunks a socket read returns (a
+    frame cut in two by TCP and half lost would leave the meter parsing garbage). Returns
+    the bytes kept and the number of frames lost; a partial frame waits in `buf`."""
+    buf += data
+    kept, lost = [], 0
+    for frame in split_frames(buf, cfg.framing == "hdlc"):
+        if rng.random() < cfg.loss:
+            lost += 1
+        else:
+            kept.append(frame)
+    return b"".join(kept), lost
+
+
 class _Conn:
-    __slots__ = ("sock", "meter", "server", "out", "closed", "due")
+    __slots__ = ("sock", "meter", "server", "out", "closed", "due", "inbuf")
 
     def __init__(self, sock, meter):
         self.sock = sock
@@ -334,6 +380,7 @@ class _Conn:
         self.out = bytearray()
         self.closed = False
         self.due = 0.0  # when the last delayed answer goes out: answers keep their order
+        self.inbuf = bytearray()  # a lossy link's partial frame (lose_frames)
 
 
 class Network:
@@ -533,9 +580,11 @@ class Network:
             self._close(c)
             return
         cfg = model.config
-        if cfg.loss and self._link_rng.random() < cfg.loss:
-            self.link_stats["dropped"] += 1  # lost on the link: the meter never saw it
-            return
+        if cfg.loss:
+            data, lost = lose_frames(cfg, self._link_rng, c.inbuf, data)
+            self.link_stats["dropped"] += lost  # lost on the link: the meter never saw them
+            if not data:
+                return
         if c.server is None:
             c.server = make_server(model)
         answer = b"".join(handle_bytes(c.server, data))
@@ -605,6 +654,7 @@ def serve_serial(model: MeterModel, device: str, stop: threading.Event) -> threa
             _raw_tty(fd)
             ready.set()
             server = None
+            inbuf = bytearray()  # a lossy line's partial frame (lose_frames)
             sel = selectors.DefaultSelector()
             sel.register(fd, selectors.EVENT_READ)
             while not stop.is_set():
@@ -617,8 +667,10 @@ def serve_serial(model: MeterModel, device: str, stop: threading.Event) -> threa
                 if not data or model.offline:
                     continue
                 cfg = model.config
-                if cfg.loss and link_rng.random() < cfg.loss:
-                    continue  # lost on the line
+                if cfg.loss:
+                    data, _ = lose_frames(cfg, link_rng, inbuf, data)
+                    if not data:
+                        continue  # lost on the line
                 if server is None:
                     server = make_server(model)
                 replies = list(handle_bytes(server, data))

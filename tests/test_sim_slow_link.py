@@ -170,3 +170,47 @@ def test_a_lossy_link_is_retried_and_the_credit_arrives_exactly_once(sim_fleet):
     assert job["attempt_count"] >= 2, "the loss never hit this job: nothing was retried"
     assert [c for c, _ in odoo.calls].count("complete") == 1
     assert model.state()["credit_wh"] == before + 2500
+
+
+class _Draws:
+    """A link's random draws, given in advance: below the loss share loses the frame."""
+
+    def __init__(self, *values):
+        self.values = list(values)
+
+    def random(self):
+        return self.values.pop(0)
+
+
+WRAPPER_FRAME = bytes.fromhex("0001 0010 0001 0005 c001c1000f".replace(" ", ""))
+HDLC_FRAME = bytes.fromhex("7ea00a000200232193e6c37e")
+
+
+@pytest.mark.parametrize("framing, frame", [("wrapper", WRAPPER_FRAME), ("hdlc", HDLC_FRAME)])
+def test_loss_takes_whole_frames_not_socket_chunks(framing, frame):
+    """A frame that TCP delivers in three reads is lost or kept whole, decided once: half a
+    frame never reaches the meter's parser."""
+    from meter_sim.server import lose_frames
+
+    cfg = MeterConfig("CHUNKS", framing=framing, loss=0.5)
+    cut = [frame[:3], frame[3:7], frame[7:]]
+    for draw, expected in ((0.9, frame), (0.1, b"")):
+        buf, rng = bytearray(), _Draws(draw)
+        got, lost = b"", 0
+        for chunk in cut:
+            kept, n = lose_frames(cfg, rng, buf, chunk)
+            got, lost = got + kept, lost + n
+        assert got == expected
+        assert lost == (0 if expected else 1)
+        assert not buf and not rng.values, "one draw per frame, nothing left half-read"
+
+
+def test_loss_decides_each_frame_of_a_read_apart():
+    from meter_sim.server import lose_frames
+
+    cfg = MeterConfig("TWO", framing="hdlc", loss=0.5)
+    other = bytes.fromhex("7ea00a0002002321b3e2057e")
+    buf = bytearray()
+    kept, lost = lose_frames(cfg, _Draws(0.1, 0.9), buf, HDLC_FRAME + other + other[:4])
+    assert (kept, lost) == (other, 1)
+    assert bytes(buf) == other[:4], "the frame still arriving waits for its end"
