@@ -417,6 +417,9 @@ class BridgeService:
 
     def _start(self, job, sent=None):
         if job["id"] in self._held:  # our own lease handed back after it expired
+            # the run still going reports for the claim now held (Odoo refuses a report
+            # of an attempt that is over)
+            self._held[job["id"]].job["attempt_count"] = job.get("attempt_count")
             return
         # Where the executor checks its lease right before an irreversible step (a credit
         # token's ACTION): on time.monotonic(), whatever clock the loop uses.
@@ -506,12 +509,15 @@ class BridgeService:
             for held in batch:
                 kind, *args = held.report
                 if kind == "complete":
-                    reports.append({"job_id": held.id, "result": args[0]})
+                    report = {"job_id": held.id, "result": args[0]}
                 else:
                     report = {"job_id": held.id, "error": str(args[0]), "retryable": bool(args[1])}
                     if len(args) > 2:
                         report["invocation_counter"] = args[2]
-                    reports.append(report)
+                attempt = held.job.get("attempt_count")
+                if isinstance(attempt, int) and not isinstance(attempt, bool):
+                    report["attempt"] = attempt  # which claim this is the outcome of
+                reports.append(report)
             event(log, logging.DEBUG, "report_sent", job_ids=[h.id for h in batch])
             try:
                 answers = self._rpc(self.client.report, self.bridge_id, reports)

@@ -368,3 +368,28 @@ def test_running_job_sees_its_lease_end_renewed_and_lost():
             gate.set()
             assert wait_until(lambda: len(seen) == 2, timeout=5)
     assert seen[1] == float("-inf")
+
+
+def test_a_run_handed_back_its_own_expired_claim_reports_for_the_new_attempt():
+    """The lease of a running job lapses and Odoo hands the job back to this same bridge
+    (attempt 2) while the first run goes on: that run's report names attempt 2, so Odoo
+    takes it, once; a report naming attempt 1 would be refused as of a claim that is over."""
+    release = threading.Event()
+
+    def blocking(job, *, deadline_s=None):
+        release.wait(10)
+        return echo_executor(job, deadline_s=deadline_s)
+
+    with fake_odoo() as odoo:
+        job_id = odoo.add_job()
+        with running(settings_for(odoo.url, lease_seconds=10), blocking):
+            assert wait_until(lambda: odoo.state(job_id) == "claimed", timeout=5)
+            with odoo.cond:
+                odoo.jobs[job_id]["lease_until"] = time.time() - 1  # lapsed, still ours
+            assert wait_until(lambda: odoo.job(job_id)["attempt_count"] == 2, timeout=5)
+            release.set()
+            assert wait_until(lambda: odoo.state(job_id) == "done", timeout=5)
+        reports = [args for name, args in odoo.calls if name == "report"]
+    sent = [r for _bridge, batch in reports for r in batch if r["job_id"] == job_id]
+    assert [r.get("attempt") for r in sent] == [2]
+    assert len(odoo.calls_of("complete")) == 1

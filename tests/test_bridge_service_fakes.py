@@ -267,6 +267,14 @@ class FakeOdoo:
         for report in reports:
             job_id = report["job_id"]
             try:
+                attempt = report.get("attempt")
+                with self.cond:
+                    job = self.jobs.get(job_id)
+                    if attempt is not None and job and attempt != job["attempt_count"]:
+                        raise FakeOdooError(
+                            "odoo.exceptions.UserError",
+                            f"job {job_id}: the report is of attempt {attempt}",
+                        )
                 if "result" in report:
                     args = [job_id, bridge_id, report["result"]]
                     with self.cond:

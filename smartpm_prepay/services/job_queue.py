@@ -338,8 +338,9 @@ def _scan_and_lock(cr, limit):
     return locked
 
 
-def _lock_held_job(env, job_id, bridge_id):
-    """Lock the job row; refuse unless ``bridge_id`` holds a live lease on it."""
+def _lock_held_job(env, job_id, bridge_id, attempt=None):
+    """Lock the job row; refuse unless ``bridge_id`` holds a live lease on it and, when the
+    report says which attempt it is of, the job is still on that attempt."""
     env.flush_all()
     env.cr.execute(
         """
@@ -357,7 +358,19 @@ def _lock_held_job(env, job_id, bridge_id):
         )
     job = env["smartpm.meter.job"].sudo().browse(int(job_id))
     job.invalidate_recordset()
+    _check_attempt(job, attempt)
     return job
+
+
+def _check_attempt(job, attempt):
+    """A report of an earlier claim of the job (its lease ran out and it was claimed again
+    under the same bridge id: two bridge processes configured with one id, say) must not
+    settle the claim running now: refused by the attempt the claim handed out."""
+    if attempt is not None and attempt != job.attempt_count:
+        raise LeaseLost(
+            f"job {job.id}: the report is of attempt {attempt}, the job is on attempt "
+            f"{job.attempt_count}; the report was ignored"
+        )
 
 
 def _notify_if_meters_have_more(env, jobs):
@@ -374,10 +387,10 @@ def _notify_if_meters_have_more(env, jobs):
         notify(env)
 
 
-def complete(env, job_id, bridge_id, result):
+def complete(env, job_id, bridge_id, result, attempt=None):
     if not isinstance(result, dict):
         raise UserError(env._("complete: result must be a JSON object"))
-    job = _lock_held_job(env, job_id, bridge_id)
+    job = _lock_held_job(env, job_id, bridge_id, attempt)
     _complete_locked(job, result)
     _notify_if_meters_have_more(env, job)
     return True
@@ -474,11 +487,11 @@ def _check_result(job, result):
     return counter
 
 
-def fail(env, job_id, bridge_id, error, retryable=True, invocation_counter=None):
+def fail(env, job_id, bridge_id, error, retryable=True, invocation_counter=None, attempt=None):
     """``invocation_counter``: the last HLS-GMAC counter the failed job used (the bridge
     sends it when the job got as far as the association); kept like a result's, since the
     meter refuses any association that starts at or below a counter it has seen."""
-    job = _lock_held_job(env, job_id, bridge_id)
+    job = _lock_held_job(env, job_id, bridge_id, attempt)
     answer = _fail_locked(job, error, retryable, _job_counter(job, invocation_counter))
     _notify_if_meters_have_more(env, job)
     return answer
@@ -733,13 +746,27 @@ def _lock_held_jobs(env, job_ids, bridge_id):
 def _valid_report(report):
     if not isinstance(report, dict) or not isinstance(report.get("job_id"), int):
         return False
+    attempt = report.get("attempt")
+    if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
+        return False
     return "result" not in report or isinstance(report["result"], dict)
+
+
+def _attempts_match(env, reports):
+    """Every report that names its attempt is of the attempt its job is on."""
+    named = {r["job_id"]: r["attempt"] for r in reports if r.get("attempt") is not None}
+    if not named:
+        return True
+    jobs = env["smartpm.meter.job"].sudo().browse(list(named))
+    return all(job.attempt_count == named[job.id] for job in jobs)
 
 
 def report_many(env, bridge_id, reports):
     """Several complete/fail reports in one call: one RPC per batch instead of per job.
 
-    Each report is ``{"job_id", "result"}`` (done) or ``{"job_id", "error", "retryable"}``.
+    Each report is ``{"job_id", "result"}`` (done) or ``{"job_id", "error", "retryable"}``,
+    with the claim's ``attempt`` (the job's ``attempt_count`` in the claim) where the bridge
+    sends it: a report of an earlier attempt is refused.
     Answers, in order: ``{"job_id", "ok", ...}``; a refused report (lost lease, bad shape)
     changes nothing and does not undo the others. The whole batch is applied at once (one
     lock, one fetch, one write per table); if any report is refused on the way, the batch
@@ -749,7 +776,11 @@ def report_many(env, bridge_id, reports):
         raise UserError(env._("report: a list of at most %s reports is expected", MAX_CLAIM))
     if reports and all(_valid_report(r) for r in reports):
         ids = [r["job_id"] for r in reports]
-        if len(set(ids)) == len(ids) and _lock_held_jobs(env, ids, bridge_id) == set(ids):
+        if (
+            len(set(ids)) == len(ids)
+            and _lock_held_jobs(env, ids, bridge_id) == set(ids)
+            and _attempts_match(env, reports)
+        ):
             try:
                 with env.cr.savepoint():
                     return _report_batch(env, reports)
@@ -789,8 +820,11 @@ def _report_one(env, bridge_id, report):
         with env.cr.savepoint():
             if not isinstance(job_id, int):
                 raise UserError(env._("report: every report needs an integer job_id"))
+            attempt = report.get("attempt")
+            if attempt is not None and not _valid_report(report):
+                raise UserError(env._("report: the attempt of job %s must be an integer", job_id))
             if "result" in report:
-                complete(env, job_id, bridge_id, report["result"])
+                complete(env, job_id, bridge_id, report["result"], attempt)
                 return {"job_id": job_id, "ok": True, "state": "done"}
             answer = fail(
                 env,
@@ -799,6 +833,7 @@ def _report_one(env, bridge_id, report):
                 report.get("error"),
                 report.get("retryable", True),
                 report.get("invocation_counter"),
+                attempt,
             )
             return {"job_id": job_id, "ok": True, **answer}
     except UserError as exc:

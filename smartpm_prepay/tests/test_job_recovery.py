@@ -121,6 +121,40 @@ class TestJobRecovery(SmartpmCase):
             self.env["smartpm.credit.purchase"].search_count([("meter_id", "=", self.meter.id)]), 1
         )
 
+    def test_report_of_an_earlier_claim_under_the_same_bridge_id_is_refused(self):
+        """Two bridge processes configured with one id: the first stalls past its lease, the
+        second claims the delivery again under that id. The first one's late report names
+        the attempt it ran and is refused, alone in its batch or among others; nothing moves."""
+        purchase = vend(self.env, self.meter, 10.0, "backoffice", "RECOV-TWIN")
+        job = purchase.job_id
+        ping = self.env["smartpm.meter.job"].create(
+            {"meter_id": self._meter("RECOV-2", state="active").id, "job_type": "ping"}
+        )
+        first = {j["id"]: j["attempt_count"] for j in self.A.claim("a", 5, 15)}
+        self.assertEqual(first, {job.id: 1, ping.id: 1})
+        self._expire(job)
+        second = self.A.claim("a", 5, 15)
+        self.assertEqual([(j["id"], j["attempt_count"]) for j in second], [(job.id, 2)])
+        result = {"credit_kwh": 20.0, "transfer_number": purchase.transfer_number}
+        stale = [
+            {"job_id": job.id, "result": result, "attempt": 1},
+            {"job_id": ping.id, "result": {"relay": "connected"}, "attempt": 1},
+        ]
+        answers = self.A.report("a", stale)
+        self.assertEqual([a["ok"] for a in answers], [False, True])
+        self.assertIn("attempt 1", answers[0]["error"])
+        self.assertEqual((job.state, purchase.state, ping.state), ("claimed", "queued", "done"))
+        error = job.error
+        answer = self.A.report("a", [{"job_id": job.id, "error": "timeout", "attempt": 1}])
+        self.assertFalse(answer[0]["ok"])
+        self.assertEqual((job.state, job.attempt_count, job.error), ("claimed", 2, error))
+        bad = self.A.report("a", [{"job_id": job.id, "result": result, "attempt": "2"}])
+        self.assertEqual((bad[0]["ok"], job.state), (False, "claimed"))
+        # the claim running now reports, once
+        self.assertTrue(self.A.report("a", [dict(stale[0], attempt=2)])[0]["ok"])
+        self.assertEqual((job.state, purchase.state), ("done", "delivered"))
+        self.assertEqual(self.meter.credit_kwh, 20.0)
+
     def test_a_renewed_lease_outlives_its_first_term(self):
         """A slow association keeps its job: each renewal moves the lease on from now."""
         job = self.env["smartpm.meter.job"].create({"meter_id": self.meter.id, "job_type": "ping"})
