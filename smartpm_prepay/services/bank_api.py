@@ -373,7 +373,8 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
         raise from_vending_error(exc) from exc
     sale_sudo = sale.sudo()
     if not sale_sudo.invoice_id and sale_sudo.state != "reversed":
-        sale_sudo._create_invoice_and_payment(bank.smartpm_bank_journal_id)
+        # the invoice and payment are posted right after the answer (credit_purchase)
+        sale_sudo._defer_invoice_and_payment(bank.smartpm_bank_journal_id)
     return receipt(sale_sudo)
 
 
