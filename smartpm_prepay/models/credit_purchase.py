@@ -908,6 +908,7 @@ class SmartpmCreditPurchase(models.Model):
         """Safety net of the bank's deferred posting: the sales still waiting (Odoo stopped
         between the answer and the posting), oldest first; a sale being posted elsewhere is
         skipped (locked), one that fails is logged and left for the next run."""
+        self.flush_model(["posting_journal_id"])
         self.env.cr.execute(
             "SELECT id FROM smartpm_credit_purchase WHERE posting_journal_id IS NOT NULL "
             "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
