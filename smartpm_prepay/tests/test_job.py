@@ -48,6 +48,8 @@ class TestJobQueue(SmartpmCase):
         claimed = self.Job.claim("b1", 10, 60)
         self.assertEqual([j["id"] for j in claimed], [credit.id, low.id, later.id])
         self.assertEqual(credit.priority, 10)
+        # each job's priority goes to the bridge, which ranks its waiting jobs by it
+        self.assertEqual([j["priority"] for j in claimed], [10, 50, 50])
         self.assertEqual(claimed[0]["payload"], {"transfer_number": 1, "kwh": 2.0})
         self.assertEqual(claimed[0]["meter"]["serial_number"], "JOB-1")
         self.assertEqual(claimed[0]["meter"]["port"], 4100)
