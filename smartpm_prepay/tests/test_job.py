@@ -32,14 +32,6 @@ class TestJobQueue(SmartpmCase):
             {"meter_id": (meter or self.meter).id, "job_type": job_type, **vals},
         )
 
-    def _expire(self, job):
-        self.env.flush_all()
-        self.env.cr.execute(
-            "UPDATE smartpm_meter_job SET lease_until = %s WHERE id = %s",
-            (fields.Datetime.now() - timedelta(seconds=5), job.id),
-        )
-        job.invalidate_recordset()
-
     # ------------------------------------------------------------------ claim
     def test_claim_hands_out_due_jobs_by_priority_then_age(self):
         low = self._job("read", priority=50, meter=self.more_meters[0])
