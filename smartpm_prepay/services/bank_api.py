@@ -19,7 +19,7 @@ import psycopg2.errors
 
 from odoo.exceptions import AccessDenied, AccessError, UserError
 
-from . import local_time, tou, vending
+from . import tou, vending
 from .receipt import split as receipt_split
 from .sale_info import sale_info
 
@@ -457,6 +457,6 @@ def _refund_credit_note(sale, journal):
     ).create(
         {
             "journal_id": journal.sudo().id,
-            "payment_date": local_time.local_today(sale.company_id),
+            "payment_date": note.invoice_date,  # the refund is the credit note's act
         }
     )._create_payments()
