@@ -745,7 +745,8 @@ class SmartpmMeter(models.Model):
 
     # ---------------------------------------------------------------- credit mode (TOU)
     def _smartpm_check_credit_mode_change(self, vals):
-        """The credit mode is the meter's set-up: a Manager's, before the first sale."""
+        """The credit mode is the meter's set-up: a Manager's, before the first sale, with no
+        tenant on the meter (their credit and thresholds are in the unit it has now)."""
         if "credit_mode" not in vals:
             return
         changing = self.filtered(lambda m: m.credit_mode != vals["credit_mode"])
@@ -765,6 +766,17 @@ class SmartpmMeter(models.Model):
                     "Meter %s already holds credit sold in its current mode: its credit "
                     "mode cannot change (replace the meter instead).",
                     ", ".join(sold.mapped("serial_number")),
+                )
+            )
+        occupied = changing.filtered(lambda m: m.sudo().tenant_id)
+        if occupied:
+            meter = occupied[0].sudo()
+            raise UserError(
+                self.env._(
+                    "Meter %(meter)s: tenant %(tenant)s is on it; move the tenant out first, "
+                    "then change its credit mode.",
+                    meter=meter.serial_number,
+                    tenant=meter.tenant_id.display_name,
                 )
             )
 

@@ -669,7 +669,10 @@ class TestMoveOutMoneyMeter(TouMixin, MoveOutCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.tou = cls._tou_tariff(name="Money move-out")
+        tenant = cls.meter.tenant_id  # the mode changes with no tenant on the meter
+        cls.meter.tenant_id = False
         cls.meter.write({"tariff_id": cls.tou.id, "credit_mode": "money"})
+        cls.meter.tenant_id = tenant
         cls.forfeit_account = settlement_service.ensure_forfeit_account(cls.company)
 
     def _money_sale(self, amount, ref, delivered_on):
