@@ -337,9 +337,12 @@ LINE_PROVIDERS = [
 
 # ------------------------------------------------------------------ helpers
 def reversal_times(purchases):
-    """{purchase id: naive UTC time it was reversed}: the tracked change of its state to
-    *Reversed*, else its credit note's creation, else its last change."""
-    times = {}
+    """{purchase id: naive UTC time it was reversed}: its ``date_reversed``; for a sale
+    reversed before that date was kept, the tracked change of its state to *Reversed*, else
+    its credit note's creation, else its last change (the daily vending report counts a
+    reversal on the same day, services/daily_vending.py)."""
+    times = {p.id: p.date_reversed for p in purchases if p.date_reversed}
+    purchases = purchases.filtered(lambda p: not p.date_reversed)
     if not purchases:
         return times
     env = purchases.env
