@@ -630,9 +630,9 @@ class SmartpmCreditPurchase(models.Model):
                     "state": "delivered",
                     "date_delivered": fields.Datetime.now(),
                     "emergency_repaid_kwh": float(result.get("emergency_repaid_kwh") or 0.0),
-                    "debt_repaid_kwh": purchase._negative_credit_repaid(result),
+                    "debt_repaid_kwh": purchase._negative_repaid(result, "kwh"),
                     "emergency_repaid_money": float(result.get("emergency_repaid_money") or 0.0),
-                    "debt_repaid_money": purchase._negative_money_repaid(result),
+                    "debt_repaid_money": purchase._negative_repaid(result, "money"),
                     "charge_total_at_delivery": float(result.get("charge_total") or 0.0),
                 }
             )
@@ -665,28 +665,20 @@ class SmartpmCreditPurchase(models.Model):
             # the tenant hears of it once, on the channels they chose (services/notify.py)
             notify.purchase_delivered(purchase)
 
-    def _negative_credit_repaid(self, result):
-        """kWh of this purchase that went to the meter's negative credit (a friendly period):
-        the credit the meter reports after the token, less what the token brought (its kWh
-        less the emergency credit it repaid), was below zero before it."""
+    def _negative_repaid(self, result, unit):
+        """What of the credit this token brought (its kWh, or its money on a money-mode
+        meter: ``unit`` "kwh" or "money", less the emergency credit it repaid) went to the
+        meter's negative credit (a friendly period): the credit the meter reports after the
+        token, less what the token brought, was below zero before it (three decimals: Wh, or
+        the meter's milli-units of the currency)."""
         self.ensure_one()
-        if "credit_kwh" not in result:
+        if unit == "money" and self.credit_mode != "money":
             return 0.0
-        brought = self.kwh - float(result.get("emergency_repaid_kwh") or 0.0)
-        before = float(result["credit_kwh"]) - brought
-        if before >= 0 or brought <= 0:
+        if f"credit_{unit}" not in result:
             return 0.0
-        return float_round(min(-before, brought), precision_digits=3)
-
-    def _negative_money_repaid(self, result):
-        """Money-mode meter: what of the credit this token brought (its money less the
-        emergency credit it repaid) went to negative credit, from the credit the meter
-        reports after it (currency, three decimals: the meter's milli-units)."""
-        self.ensure_one()
-        if self.credit_mode != "money" or "credit_money" not in result:
-            return 0.0
-        brought = self.credit_money - float(result.get("emergency_repaid_money") or 0.0)
-        before = float(result["credit_money"]) - brought
+        credit = self.credit_money if unit == "money" else self.kwh
+        brought = credit - float(result.get(f"emergency_repaid_{unit}") or 0.0)
+        before = float(result[f"credit_{unit}"]) - brought
         if before >= 0 or brought <= 0:
             return 0.0
         return float_round(min(-before, brought), precision_digits=3)

@@ -30,6 +30,7 @@ import pytz
 from odoo.tools import float_compare, float_round
 
 from . import local_time, prepayment, tou
+from . import settlement as settlement_service
 
 KWH_DIGITS = prepayment.KWH_DIGITS
 # lines of the same instant: purchases before reversals before the day's consumption
@@ -264,11 +265,21 @@ def _settlement_label(settlement, kinds):
     env = settlement.env
     kind = kinds.get(settlement.kind, settlement.kind)
     if settlement.credit_mode == "money":  # a money-mode meter: its credit was currency
-        currency = settlement.currency_id
         # formatted before the call: Babel's extractor evaluates f-strings among the arguments
-        credit = f"{currency.symbol or currency.name} {settlement.money:.3f}"
-        return env._("Settled at move-out: %(kind)s (credit %(credit)s)", kind=kind, credit=credit)
-    return env._("Settled at move-out: %s", kind)
+        credit = settlement_service.credit_text(settlement, settlement.money)
+        label = env._("Settled at move-out: %(kind)s (credit %(credit)s)", kind=kind, credit=credit)
+    else:
+        label = env._("Settled at move-out: %s", kind)
+    if settlement.emergency_credit or settlement.negative_credit:
+        label = env._(
+            "%(label)s; emergency credit in use %(emergency)s and negative credit "
+            "%(negative)s not refunded, %(shortfall)s consumed without payment owed as a debt",
+            label=label,
+            emergency=settlement_service.credit_text(settlement, settlement.emergency_credit),
+            negative=settlement_service.credit_text(settlement, settlement.negative_credit),
+            shortfall=settlement_service.credit_text(settlement, settlement.shortfall),
+        )
+    return label
 
 
 def _collected_charges(scope, meter=None):

@@ -659,11 +659,8 @@ class TestMoveOutSettlementBlocks(MoveOutCase):
         self.assertFalse(self.env["smartpm.credit.purchase"].search([("meter_id", "=", new.id)]))
 
 
-@tagged("post_install", "-at_install")
-class TestMoveOutMoneyMeter(TouMixin, MoveOutCase):
-    """A money-mode meter's credit is currency: its move-out reads the credit in money,
-    recognises what was consumed (FIFO), settles the rest per sale in money, and clears
-    the meter with a money clear-credit token."""
+class MoneyMoveOutCase(TouMixin, MoveOutCase):
+    """A money-mode meter (its tariff time of use) and a fake bridge answering in money."""
 
     @classmethod
     def setUpClass(cls):
@@ -706,6 +703,13 @@ class TestMoveOutMoneyMeter(TouMixin, MoveOutCase):
                 "transfer_number": job.payload["transfer_number"],
             }
         return super()._answer(job, credit_kwh, energy_kwh)
+
+
+@tagged("post_install", "-at_install")
+class TestMoveOutMoneyMeter(MoneyMoveOutCase):
+    """A money-mode meter's credit is currency: its move-out reads the credit in money,
+    recognises what was consumed (FIFO), settles the rest per sale in money, and clears
+    the meter with a money clear-credit token."""
 
     def test_refund_pays_back_the_money_left_on_the_meter_and_clears_it_with_a_money_token(
         self,
