@@ -226,20 +226,20 @@ class SmartpmMoveOut(models.Model):
 
     @api.model
     def _check_meter_settleable(self, meter, target=None):
-        """A money-mode meter (credit in currency) is refunded or forfeited in money
-        (services/settlement._settle_money). Its credit moving to another meter (a transfer,
-        a replacement) is refused with nothing done while either meter holds money: a
-        money token for the transfer is not minted yet, and a kWh meter cannot hold money
-        (no conversion at the tariff is clean: time-of-use bands price the kWh)."""
+        """Credit moves (a transfer, a replacement) between meters of one credit unit: kWh
+        to kWh, money to money (a money token, once the old meter's clear is confirmed:
+        services/settlement.issue_money_transfer). Mixed modes are refused with nothing
+        done: a kWh meter cannot hold money and no conversion at the tariff is clean (time
+        of use bands price the kWh)."""
         meter = meter.sudo()
         target = (target or self.env["smartpm.meter"]).sudo()
-        if target and "money" in (meter.credit_mode, target.credit_mode):
+        if target and (meter.credit_mode or "kwh") != (target.credit_mode or "kwh"):
             raise UserError(
                 self.env._(
                     "The credit of meter %(meter)s (%(unit)s) cannot move to meter "
-                    "%(target)s (%(target_unit)s): a transfer or replacement of a money-mode "
-                    "meter's credit is not done yet. Nothing was done; refund or forfeit the "
-                    "credit at a move-out instead.",
+                    "%(target)s (%(target_unit)s): credit moves only between meters of the "
+                    "same credit unit. Nothing was done; refund or forfeit the credit at a "
+                    "move-out instead, or set both meters to one mode.",
                     meter=meter.serial_number,
                     unit=self._credit_unit_label(meter),
                     target=target.serial_number,
@@ -442,9 +442,11 @@ class SmartpmMoveOut(models.Model):
         self._finish_if_cleared()
 
     def _finish_if_cleared(self):
-        """Done once every job of the clearing step is done on the meter."""
+        """Done once every job of the clearing step is done on the meter; a money transfer
+        is issued then, never before (the old meter no longer holds the credit)."""
         jobs = self.clear_job_id | self.zero_job_id
         if self.state in ("clearing", "blocked") and all(j.state == "done" for j in jobs):
+            settlement.issue_money_transfer(self.settlement_id, self.transfer_meter_id)
             self._finish()
 
     def _on_credit_cleared(self, job, result):

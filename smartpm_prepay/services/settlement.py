@@ -20,9 +20,19 @@ on record) have no value: they are cleared, and transferred, without money.
 Money-mode meters (time of use) hold credit in the currency: the read gives it in the
 currency, the sales' credit consumed and not recognised yet is recognised first in, first
 out (``prepayment.money_fifo``), the rest is settled per sale newest first in money
-(``_settle_money``), refunded or forfeited as below, and the meter is cleared with a money
-clear-credit token. A transfer of a money meter's credit is refused before anything is done
-(``smartpm.move.out._check_meter_settleable``).
+(``_settle_money``, after the day's money recognition of the meter), refunded, forfeited or
+transferred as below, and the meter is cleared with a money clear-credit token. A money
+transfer (to another money-mode meter: mixed modes are refused before anything is done,
+``smartpm.move.out._check_meter_settleable``) is a money token on the target, issued once
+the old meter's clear is confirmed (``issue_money_transfer``).
+
+Emergency credit and negative credit: the meter's credit includes the emergency credit the
+tenant took, which no one paid for: what is settled is the credit less it
+(``closing_split``); what the tenant consumed beyond what they paid (emergency credit in use
+beyond the paid credit, a friendly period's negative credit) becomes their debt
+(``_record_shortfall``: a confirmed smartpm tenant debt, on the receivable). The meter is
+brought to zero for the next tenant: a token repaying the emergency credit and lifting the
+negative credit (``queue_zero``) besides the clear of its credit.
 
 Settlements (``smartpm.credit.settlement``, one per move-out):
 - ``refund``: a credit note to the tenant for the settled value, taxes included as they were
@@ -518,8 +528,11 @@ def _forfeit(settlement):
 def _transfer(settlement, target):
     """A token of the settled kWh on ``target`` (a meter of the same tenant, or the
     replacing meter): a purchase of channel ``transfer`` worth the settled value, no
-    invoice and no money."""
-    if float_is_zero(settlement.kwh, precision_digits=KWH_DIGITS):
+    invoice and no money. A money-mode meter's credit is checked here and issued once the
+    old meter's clear is confirmed (``issue_money_transfer``)."""
+    money = settlement.credit_mode == "money"
+    credit = settlement.money if money else settlement.kwh
+    if float_is_zero(credit, precision_digits=KWH_DIGITS):
         return
     if not target:
         raise UserError(
@@ -530,16 +543,47 @@ def _transfer(settlement, target):
     if currency.is_zero(settlement.amount):
         raise UserError(
             env._(
-                "Meter %(meter)s holds %(kwh)s kWh that no sale on record covers: they have "
-                "no value to transfer. Forfeit them instead.",
+                "Meter %(meter)s holds %(credit)s that no sale on record covers: it has "
+                "no value to transfer. Forfeit it instead.",
                 meter=settlement.meter_id.serial_number,
-                kwh=settlement.kwh,
+                credit=credit_text(settlement, credit),
             )
         )
+    if (target.sudo().credit_mode or "kwh") != settlement.credit_mode:
+        env["smartpm.move.out"]._check_meter_settleable(settlement.meter_id, target)
+    if not money:
+        _issue_transfer(settlement, target)
+
+
+def issue_money_transfer(settlement, target):
+    """The money transfer of a money-mode settlement: a money token of the settled credit on
+    ``target``, after the old meter's clear was confirmed (models/move_out
+    ``_finish_if_cleared``, under the move-out's lock), and once: a settlement holds one
+    transfer purchase, so a re-run, a double click or a clear reported twice issues
+    nothing more; a failed clear issues nothing."""
+    if (
+        not settlement
+        or settlement.kind != "transfer"
+        or settlement.credit_mode != "money"
+        or settlement.transfer_purchase_id
+        or float_is_zero(settlement.money, precision_digits=KWH_DIGITS)
+        or settlement.currency_id.is_zero(settlement.amount)
+    ):
+        return
+    _issue_transfer(engine.as_engine(settlement), target)
+
+
+def _issue_transfer(settlement, target):
+    env = settlement.env
+    currency = settlement.currency_id
+    money = settlement.credit_mode == "money"
     target = target.sudo()
     vending.lock_meter(env, target)
     transfer_number = target.last_transfer_number + 1
-    token = vending.mint_token(target, transfer_number, settlement.kwh)
+    if money:
+        token = vending.mint_money_token(target, transfer_number, settlement.money)
+    else:
+        token = vending.mint_token(target, transfer_number, settlement.kwh)
     engine.as_engine(target).last_transfer_number = transfer_number
     tariff = target._get_tariff() or settlement.meter_id._get_tariff()
     purchase = engine.create(
@@ -560,8 +604,10 @@ def _transfer(settlement, target):
                 "amount": settlement.amount,
                 "amount_untaxed": settlement.amount,
                 "amount_tax": 0.0,
-                "kwh": settlement.kwh,
-                "price_per_kwh": settlement.amount / settlement.kwh,
+                "kwh": 0.0 if money else settlement.kwh,
+                "credit_mode": "money" if money else "kwh",
+                "credit_money": settlement.money if money else 0.0,
+                "price_per_kwh": 0.0 if money else settlement.amount / settlement.kwh,
                 "month_kwh_before": 0.0,
             }
         ],
