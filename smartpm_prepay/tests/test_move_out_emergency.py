@@ -8,7 +8,8 @@ credit and lifting the negative credit, and the clear of its credit)."""
 from datetime import date, datetime
 
 from odoo import fields
-from odoo.tests import tagged
+from odoo.exceptions import UserError
+from odoo.tests import new_test_user, tagged
 
 from ..services import credit_token, engine, prepayment, statement, tou, vending
 from ..services import settlement as settlement_service
@@ -27,11 +28,15 @@ class EmergencyMoveOutMixin:
 
     def _answer(self, job, credit_kwh, energy_kwh):
         unit = self._unit()
-        if job.job_type == "add_credit" and job.meter_id == self.meter:
-            credit = self.meter[f"credit_{unit}"]
-            brought = job.payload[unit]
-            repaid = min(self.emergency, brought)
+        if job.job_type == "add_credit" and job.meter_id.credit_mode == self.meter.credit_mode:
+            credit = job.meter_id[f"credit_{unit}"]
+            if unit == "money":  # what the token carries, in milli-units
+                brought = credit_token.parse_money(bytes.fromhex(job.payload["token"]))[1] / 1000
+            else:
+                brought = job.payload["kwh"]
+            repaid = min(self.emergency, brought) if job.meter_id == self.meter else 0.0
             return {
+                "charge_total": 0.0,
                 f"credit_{unit}": round(credit + brought - repaid, 3),
                 f"emergency_repaid_{unit}": repaid,
                 f"emergency_in_use_{unit}": round(self.emergency - repaid, 3),
@@ -244,3 +249,120 @@ class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
         self.assertEqual(move_out.zero_job_id.payload["money"], 1.25)
         self.assertEqual(move_out.clear_job_id.payload["money_units"], 8000)
         self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
+
+
+@tagged("post_install", "-at_install")
+class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
+    """A money-mode meter's credit moves to another money-mode meter of the tenant: the old
+    meter cleared with the money clear token, then a money token on the target, issued only
+    once the clear is confirmed, and once."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.other = cls._money_meter("MO-MONEY-2", cls.tenant, cls.tou)
+
+    @classmethod
+    def _money_meter(cls, serial, tenant, tariff, company=None):
+        meter = cls._meter(serial, tenant, cls.env["smartpm.tariff"], company=company)
+        meter.write({"credit_mode": "money", "tariff_id": tariff.id})
+        return meter
+
+    def _transfers(self):
+        return self.env["smartpm.credit.purchase"].search(
+            [("meter_id", "=", self.other.id), ("channel", "=", "transfer")]
+        )
+
+    def test_money_credit_moves_once_and_only_after_the_clear_is_confirmed(self):
+        first, second = self._two_money_sales(6.543)
+        liability = self._balance(self.liability, self.tenant)
+        move_out = self._move_out("transfer", transfer_meter_id=self.other)
+        # the clear fails (the bridge crashed, the meter refused): no credit on the target
+        self._run_jobs(fail_types=("clear_credit",))
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "clearing"))
+        done = move_out.settlement_id
+        self.assertEqual((done.kind, done.credit_mode, done.amount), ("transfer", "money", 6.54))
+        self.assertFalse(self._transfers())
+        self.assertFalse(done.transfer_purchase_id)
+        # retried: the same clear token, then the money token on the target
+        token = move_out.clear_job_id.payload["token"]
+        move_out.with_user(self.manager).action_retry()
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertEqual(move_out.clear_job_id.payload["token"], token)
+        transfer = self._transfers()
+        self.assertEqual(transfer, done.transfer_purchase_id)
+        self.assertEqual(
+            (transfer.state, transfer.credit_mode, transfer.amount, transfer.tenant_id),
+            ("delivered", "money", 6.54, self.tenant),
+        )
+        # the token carries the old meter's closing credit to the milli-unit (the sale's
+        # credit_money, a monetary field, says it to the cent)
+        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6543)
+        self.assertEqual(transfer.credit_money, 6.54)
+        self.assertFalse(transfer.invoice_id)
+        self.assertAlmostEqual(self.other.credit_money, 6.543, 3)
+        self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
+        # the books: the 8.46 consumed recognised, the 6.54 left still owed, on the target
+        self.assertAlmostEqual(done.recognition_move_id.amount_total, 8.46, 2)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), liability + 8.46, 2)
+        self.assertEqual((first.money_remaining, second.money_remaining), (0.0, 0.0))
+        self.assertAlmostEqual(transfer.money_remaining, 6.54, 2)
+        # run again (a double click, the clear reported twice): nothing more is issued
+        settlement_service.issue_money_transfer(done, self.other)
+        move_out._finish_if_cleared()
+        with self.assertRaises(UserError):
+            move_out.with_user(self.manager).action_retry()
+        self.assertEqual(self._transfers(), transfer)
+
+    def test_mixed_credit_modes_are_refused_naming_both_meters_and_modes(self):
+        kwh_meter = self._meter("MO-KWH-3", self.tenant, self.tariff)
+        for source, target in ((self.meter, kwh_meter), (kwh_meter, self.meter)):
+            with self.assertRaises(UserError) as err:
+                self.env(user=self.manager)["smartpm.move.out.wizard"].create(
+                    {
+                        "meter_id": source.id,
+                        "settlement_kind": "transfer",
+                        "transfer_meter_id": target.id,
+                    }
+                ).action_confirm()
+            message = str(err.exception)
+            for serial in (source.serial_number, target.serial_number):
+                self.assertIn(serial, message)
+            self.assertIn("credit in money", message)
+            self.assertIn("credit in kWh", message)
+        self.assertFalse(
+            self.env["smartpm.move.out"].search([("meter_id", "in", (self.meter | kwh_meter).ids)])
+        )
+
+    def test_nobody_but_the_owner_moves_credit_to_another_tenants_or_companys_meter(self):
+        self._two_money_sales(6.0)
+        stranger = self._money_meter("MO-MONEY-X", self.tenant_b, self.tou)
+        company_b = self.company_data_2["company"]
+        abroad = self._money_meter(
+            "MO-MONEY-B", self.tenant, self.env["smartpm.tariff"], company=company_b
+        )
+        cashier = new_test_user(self.env, "t_mt_cashier", groups="smartpm_prepay.group_cashier")
+        portal = new_test_user(self.env, "t_mt_portal", groups="base.group_portal")
+        attempts = [(cashier, self.other), (portal, self.other)]
+        attempts += [(self.manager, stranger), (self.manager, abroad)]
+        last_numbers = {m: m.last_transfer_number for m in (self.meter, stranger, abroad)}
+        for user, target in attempts:
+            with self.assertRaises(UserError):  # AccessError, ValidationError: UserErrors
+                self.env(user=user)["smartpm.move.out.wizard"].create(
+                    {
+                        "meter_id": self.meter.id,
+                        "settlement_kind": "transfer",
+                        "transfer_meter_id": target.id,
+                    }
+                ).action_confirm()
+        self.env.invalidate_all()
+        self.assertFalse(self.env["smartpm.move.out"].search([("meter_id", "=", self.meter.id)]))
+        self.assertFalse(
+            self.env["smartpm.credit.purchase"].search(
+                [("meter_id", "in", (stranger | abroad).ids)]
+            )
+        )
+        self.assertEqual({m: m.last_transfer_number for m in last_numbers}, last_numbers)
+        self.assertAlmostEqual(self.meter.credit_money, 6.0, 3)
+        self.assertEqual(self.meter.tenant_id, self.tenant)
