@@ -446,8 +446,8 @@ class SmartpmMoveOut(models.Model):
         is issued then, never before (the old meter no longer holds the credit)."""
         jobs = self.clear_job_id | self.zero_job_id
         if self.state in ("clearing", "blocked") and all(j.state == "done" for j in jobs):
+            self._finish()  # a replacing meter in service first: it takes its calendars
             settlement.issue_money_transfer(self.settlement_id, self.transfer_meter_id)
-            self._finish()
 
     def _on_credit_cleared(self, job, result):
         """credit_clear's hook: the meter took the clear."""

@@ -53,12 +53,14 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_is_zero, float_round
 
 from . import debt as debt_service
-from . import engine, local_time, prepayment, pricing, tou, vending
+from . import engine, friendly, local_time, prepayment, pricing, tou, vending
 from .obis import ENERGY_IMPORT, OBIS_CREDIT
 
 KWH_DIGITS = prepayment.KWH_DIGITS
 FORFEIT_CODE = "400200"
 MANAGER_GROUP = "smartpm_prepay.group_manager"
+# a replacing meter's calendars run before its credit (vending.CREDIT_JOB_PRIORITY)
+CALENDAR_PRIORITY = vending.CREDIT_JOB_PRIORITY - 1
 RUNNING_STATES = ("reading", "settling", "clearing", "blocked")
 UNDELIVERED_STATES = ("paid", "queued", "failed", "pending_check")
 DISCONNECT_PRIORITY = 15
@@ -551,6 +553,8 @@ def _transfer(settlement, target):
         )
     if (target.sudo().credit_mode or "kwh") != settlement.credit_mode:
         env["smartpm.move.out"]._check_meter_settleable(settlement.meter_id, target)
+    if money:  # refused now (blocked at the settlement), not when the clear is reported
+        vending._token_key(target.sudo())
     if not money:
         _issue_transfer(settlement, target)
 
@@ -570,7 +574,21 @@ def issue_money_transfer(settlement, target):
         or settlement.currency_id.is_zero(settlement.amount)
     ):
         return
-    _issue_transfer(engine.as_engine(settlement), target)
+    settlement = engine.as_engine(settlement)
+    if settlement.move_out_id.purpose == "replacement":
+        push_calendars_first(target)
+    _issue_transfer(settlement, target)
+
+
+def push_calendars_first(meter):
+    """A replacing money-mode meter gets its time-of-use calendar (the prices its
+    consumption charge applies) and its friendly-period schedule before its first credit:
+    pushed again (force) with a priority before the credit's, so the bridge runs them first
+    on that meter (jobs of a meter run by priority, then age). Returns the jobs."""
+    env = meter.env
+    jobs = tou.push(env, meter, force=True) | friendly.push(env, meter, force=True)
+    engine.as_engine(jobs).write({"priority": CALENDAR_PRIORITY})
+    return jobs
 
 
 def _issue_transfer(settlement, target):
