@@ -227,6 +227,33 @@ class SmartpmCreditPurchase(models.Model):
         help="At the sale: the meter's credit once this token (and the sales before it) "
         "reach it, from its last known credit.",
     )
+    # a money-mode sale: the same expectation in the tariff's currency (what the meter counts)
+    expected_emergency_repaid_money = fields.Float(
+        string="Emergency credit to repay (money, expected)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Money-mode meters: at the sale, from the meter's last known emergency credit "
+        "in use (less what the sales not yet on the meter repay), what this token's credit "
+        "should repay first. The meter's own figure replaces it once delivered.",
+    )
+    expected_negative_repaid_money = fields.Float(
+        string="Negative credit to repay (money, expected)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Money-mode meters: at the sale, from the meter's last known credit (with the "
+        "sales not yet on the meter), how much of this token's credit should repay negative "
+        "credit of a friendly period.",
+    )
+    expected_balance_money = fields.Float(
+        string="Estimated new balance (money)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Money-mode meters: at the sale, the meter's credit once this token (and the "
+        "sales before it) reach it, from its last known credit.",
+    )
     receipt_lines = fields.Json(
         string="Receipt lines",
         compute="_compute_receipt",
@@ -403,6 +430,9 @@ class SmartpmCreditPurchase(models.Model):
         "expected_emergency_repaid_kwh",
         "expected_negative_repaid_kwh",
         "expected_balance_kwh",
+        "expected_emergency_repaid_money",
+        "expected_negative_repaid_money",
+        "expected_balance_money",
         "job_id.result",
     )
     def _compute_receipt(self):

@@ -293,7 +293,19 @@ def _tou_receipt(p):
     bands = "; ".join(
         f"{b['name']} ({b['hours']}) {b['price']:.4f} per kWh" for b in tou.receipt_bands(p)
     )
-    return {"creditMoney": _money(p.currency_id, p.credit_money), "priceBands": bands}
+    split = receipt_split(p)
+    balance = split["new_balance_money"]
+    return {
+        "creditMoney": _money(p.currency_id, p.credit_money),
+        "priceBands": bands,
+        # the money split, as the kWh one: creditMoney = emergencyRepaidMoney +
+        # negativeCreditRepaidMoney + netMoney (the meter's milli-units); expected until
+        # the meter has the token (splitFromMeter)
+        "emergencyRepaidMoney": f"{split['emergency_repaid_money']:.3f}",
+        "negativeCreditRepaidMoney": f"{split['negative_repaid_money']:.3f}",
+        "netMoney": f"{split['net_money']:.3f}",
+        "newBalanceMoney": "" if balance is False else _money(p.currency_id, balance),
+    }
 
 
 # ------------------------------------------------------------------ operations
