@@ -435,6 +435,7 @@ class SmartpmCreditPurchase(models.Model):
         "expected_balance_money",
         "job_id.result",
     )
+    @api.depends_context("lang")  # the lines' words and numbers are the reader's language
     def _compute_receipt(self):
         for purchase in self:
             if not purchase.id:

@@ -338,15 +338,15 @@ def portal_notice(meter):
 
 
 def format_limit(meter):
-    """The friendly limit of ``meter`` as the tenant reads it, in the unit of its credit:
-    "-5.0 kWh", or the company's currency on a money-mode meter ("-10.00 €")."""
-    meter = meter.sudo()
-    limit = company_limit(meter.company_id, meter.credit_mode)
-    if meter.credit_mode == "money":
-        currency = meter.company_id.currency_id
-        return currency.format(-abs(limit) or 0.0)
-    kwh = f"{-abs(limit):.1f}"  # formatted before the call: Babel's extractor evaluates it
-    return meter.env._("%(kwh)s kWh", kwh=kwh)
+    """The friendly limit of ``meter`` as the tenant reads it, in the unit of its credit and
+    the language of ``meter``'s env: "-5.0 kWh", or the company's currency on a money-mode
+    meter ("-10.00 €")."""
+    from .sale_info import format_kwh, format_money
+
+    limit = company_limit(meter.sudo().company_id, meter.sudo().credit_mode)
+    if meter.sudo().credit_mode == "money":
+        return format_money(meter.env, -abs(limit) or 0.0, meter.sudo().company_id.currency_id)
+    return format_kwh(meter.env, -abs(limit) or 0.0, digits=1)
 
 
 def receipt_values(purchase):

@@ -239,20 +239,18 @@ def _quote_bands(tariff, quote):
     ]
 
 
-def format_kwh(value):
-    """kWh as every receipt writes them: "12.00 kWh"."""
-    return f"{value:.2f} kWh"
-
-
 def lines(env, currency, values):
-    """The receipt's lines ``[{"key", "label", "value"}]``: money as the currency writes it,
-    kWh with two decimals; the debt lines only for a tenant with debts, the repayment
-    lines only when the sale repays (or is expected to repay) emergency or negative
-    credit."""
-    from .sale_info import format_money
+    """The receipt's lines ``[{"key", "label", "value"}]``: money and kWh (two decimals) as
+    ``env``'s language writes them (``sale_info.format_money``, ``format_kwh``); the debt
+    lines only for a tenant with debts, the repayment lines only when the sale repays (or
+    is expected to repay) emergency or negative credit."""
+    from .sale_info import format_kwh, format_money
 
     def money(amount):
         return format_money(env, amount, currency)
+
+    def kwh(value):
+        return format_kwh(env, value)
 
     expected = "" if values["from_meter"] else env._(" (expected)")
     rows = [("amount", env._("Amount paid"), money(values["amount"]))]
@@ -265,13 +263,13 @@ def lines(env, currency, values):
     if values.get("credit_mode") == "money":
         rows += _money_rows(env, money, values)
         return [{"key": key, "label": label, "value": value} for key, label, value in rows]
-    rows.append(("kwh", env._("Energy bought"), format_kwh(values["kwh"])))
+    rows.append(("kwh", env._("Energy bought"), kwh(values["kwh"])))
     if values["emergency_repaid_kwh"]:
         rows.append(
             (
                 "emergency_repaid_kwh",
                 env._("Emergency credit repaid") + expected,
-                format_kwh(values["emergency_repaid_kwh"]),
+                kwh(values["emergency_repaid_kwh"]),
             )
         )
     if values["negative_repaid_kwh"]:
@@ -279,16 +277,14 @@ def lines(env, currency, values):
             (
                 "negative_repaid_kwh",
                 env._("Negative credit repaid") + expected,
-                format_kwh(values["negative_repaid_kwh"]),
+                kwh(values["negative_repaid_kwh"]),
             )
         )
     if values["has_repayment"]:
-        rows.append(
-            ("net_kwh", env._("Net energy added") + expected, format_kwh(values["net_kwh"]))
-        )
+        rows.append(("net_kwh", env._("Net energy added") + expected, kwh(values["net_kwh"])))
     if values["new_balance_kwh"] is not False:
         label = env._("New balance") if values["from_meter"] else env._("Estimated new balance")
-        rows.append(("new_balance_kwh", label, format_kwh(values["new_balance_kwh"])))
+        rows.append(("new_balance_kwh", label, kwh(values["new_balance_kwh"])))
     if values["transfer_number"]:
         rows.append(("transfer_number", env._("Transfer number"), str(values["transfer_number"])))
     return [{"key": key, "label": label, "value": value} for key, label, value in rows]
@@ -307,6 +303,8 @@ def _money_balance(purchase):
 
 
 def _money_rows(env, money, values):
+    from .sale_info import format_kwh
+
     """A money-mode sale's lines after the amounts: the credit on the meter, what it repays
     (expected until the meter took it), the energy it buys band by band, the standing
     charge, the meter's new balance in money."""
@@ -339,7 +337,7 @@ def _money_rows(env, money, values):
                     band=band["name"],
                     price=band["label"],
                 ),
-                format_kwh(band["kwh"]),
+                format_kwh(env, band["kwh"]),
             )
         )
     charge = values["standing_charge"]
