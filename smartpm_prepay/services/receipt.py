@@ -303,11 +303,11 @@ def _money_balance(purchase):
 
 
 def _money_rows(env, money, values):
-    from .sale_info import format_kwh
-
     """A money-mode sale's lines after the amounts: the credit on the meter, what it repays
     (expected until the meter took it), the energy it buys band by band, the standing
     charge, the meter's new balance in money."""
+    from .sale_info import format_kwh
+
     expected = "" if values["from_meter"] else env._(" (expected)")
     rows = [("credit_money", env._("Credit added to the meter"), money(values["credit_money"]))]
     if values.get("emergency_repaid_money"):
