@@ -58,13 +58,12 @@ CREDIT_JOB_TYPES = frozenset({"add_credit", "clear_credit", "take_emergency_cred
 
 
 def job_rank(job):
-    """Sort key of a job waiting for a worker: lower runs first."""
-    if job.get("job_type") in CREDIT_JOB_TYPES:
-        return 0
+    """Sort key of a job waiting for a worker: lower runs first. Credit jobs before all
+    others, then Odoo's priority (lower first, as Odoo claims them)."""
     priority = job.get("priority")
     if isinstance(priority, bool) or not isinstance(priority, (int, float)):
         priority = 50  # Odoo's default
-    return 1 + max(0, priority)
+    return (0 if job.get("job_type") in CREDIT_JOB_TYPES else 1, priority)
 
 
 class PriorityPool:
@@ -90,9 +89,12 @@ class PriorityPool:
             if self._shutdown:
                 raise RuntimeError("cannot submit after shutdown")
             heapq.heappush(self._heap, (rank, next(self._seq), future, fn, args))
+            # A notified thread counts itself out of _idle only when it wakes: each idle
+            # thread takes one of the waiting calls, a new thread (up to the limit) the rest.
+            # Notifying alone would wake the same idle thread for a whole batch.
             if self._idle:
                 self._cond.notify()
-            elif len(self._threads) < self._workers:
+            if len(self._heap) > self._idle and len(self._threads) < self._workers:
                 t = threading.Thread(
                     target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True
                 )

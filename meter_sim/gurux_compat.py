@@ -381,6 +381,50 @@ def silence_cipher_prints() -> None:
     importlib.import_module("gurux_dlms.GXDLMSChippering").print = _no_print
 
 
+def fast_gcm_stream():
+    """GXDLMSChipperingStream does AES and GHASH in pure Python, a few ms per APDU: a
+    billing read of an HLS-GMAC meter (AARQ, f(CtoS), the GETs, all ciphered) cost the
+    simulator ~25 ms of CPU, so it could not serve HLS meters at scale. GXDLMSChippering
+    (encryptAesGcm / decryptAesGcm, the only users of its stream there) gets a stream with
+    the same interface and output on AES-GCM from `cryptography` (a dependency of
+    dlms-cosem, pinned in the sim extra). Both build it with encrypt=True, decrypting too
+    (see gcm_tag_valid): the output is the input XOR the GCM keystream and the tag is taken
+    over the output, which is exactly AESGCM.encrypt(iv, input, aad). Returns the class."""
+    import importlib
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from gurux_dlms.enums.Security import Security
+    from gurux_dlms.GXDLMSChipperingStream import GXDLMSChipperingStream
+
+    module = importlib.import_module("gurux_dlms.GXDLMSChippering")
+    if getattr(module.GXDLMSChipperingStream, "__module__", "") == __name__:
+        return module.GXDLMSChipperingStream
+
+    class FastGcmStream(GXDLMSChipperingStream):  # tagsEquals() from upstream
+        def __init__(self, forSecurity, forEncrypt, blockCipherKey, forAad, iv, forTag):  # noqa: N803
+            if not forEncrypt:  # upstream's checking decrypt; GXDLMSChippering never asks
+                raise NotImplementedError("FastGcmStream only runs GCM in encrypt mode")
+            self.security = forSecurity
+            self.tag = forTag or bytearray(12)
+            self._gcm = AESGCM(bytes(blockCipherKey))
+            self._aad = bytes(forAad or b"")
+            self._iv = bytes(iv)
+            self._input = bytearray()
+
+        def write(self, input_):
+            self._input += input_
+
+        def flushFinalBlock(self):  # noqa: N802
+            out = self._gcm.encrypt(self._iv, bytes(self._input), self._aad)
+            self._input = bytearray()
+            if self.security != Security.ENCRYPTION:
+                self.tag = bytearray(out[-16:-4])  # DLMS tags are 12 bytes
+            return bytearray(out[:-16])
+
+    module.GXDLMSChipperingStream = FastGcmStream
+    return FastGcmStream
+
+
 def apply_hls() -> None:
     """Install the HLS-GMAC patches (idempotent)."""
     from gurux_dlms._GXAPDU import _GXAPDU
@@ -389,6 +433,7 @@ def apply_hls() -> None:
     from gurux_dlms.objects import GXDLMSAssociationLogicalName
 
     silence_cipher_prints()
+    fast_gcm_stream()
     if not hasattr(GXDLMSAssociationLogicalName, "getAssociationStatus"):
         GXDLMSAssociationLogicalName.getAssociationStatus = _get_association_status
     if not hasattr(GXDLMSSettings, "setConnected"):

@@ -15,6 +15,7 @@ still uses ``run_odoo``.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -80,6 +81,24 @@ def user_with_key(env, name, login, groups=("base.group_user", "smartpm_prepay.g
     )
     expiry = fields.Datetime.add(fields.Datetime.now(), days=1)
     return user, env["res.users.apikeys"].with_user(user)._generate(None, "e2e", expiry)
+
+
+def public_holiday(calendar, day, name):
+    """A public holiday of ``calendar``'s company: its whole local ``day`` (a date), a
+    global leave of the calendar, created in the calendar's environment (its context)."""
+    from odoo.addons.smartpm_prepay.services.local_time import day_start_utc
+
+    company = calendar.company_id
+    return calendar.env["resource.calendar.leaves"].create(
+        {
+            "name": name,
+            "calendar_id": calendar.id,
+            "company_id": company.id,
+            "date_from": day_start_utc(company, day),
+            "date_to": day_start_utc(company, day + dt.timedelta(days=1)),
+            "time_type": "leave",
+        }
+    )
 
 
 @contextlib.contextmanager

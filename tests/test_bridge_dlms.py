@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -289,3 +291,13 @@ def test_cli_read_unreachable_meter_exits_3(capsys):
 
     assert cli_read.main_read([f"127.0.0.1:{_free_port()}", "1.0.1.8.0.255", "--timeout", "1"]) == 3
     assert "error:" in capsys.readouterr().err
+
+
+def test_the_bridge_loads_the_openssl_backend_before_its_first_job():
+    # else the first HLS-GMAC job after a start (a purchase's credit, say) loads it
+    code = (
+        "import sys, meter_bridge.service as s; s.load_executor(); "
+        "print('cryptography.hazmat.backends.openssl.backend' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

@@ -6,39 +6,28 @@ import time
 
 import pytest
 
-from meter_bridge.config import Settings
 from meter_bridge.errors import JobError, MeterRefused
 from meter_bridge.odoo_client import OdooAuthError, OdooUnreachable
 from meter_bridge.service import BridgeService, HeldJob
 
 try:
-    from test_bridge_service_fakes import expire_lease, fake_odoo, free_port, wait_until
+    from test_bridge_service_fakes import (
+        expire_lease,
+        fake_odoo,
+        free_port,
+        settings_for,
+        wait_until,
+    )
 except ImportError:  # tests/ turned into a package
-    from tests.test_bridge_service_fakes import expire_lease, fake_odoo, free_port, wait_until
+    from tests.test_bridge_service_fakes import (
+        expire_lease,
+        fake_odoo,
+        free_port,
+        settings_for,
+        wait_until,
+    )
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def settings_for(url, **overrides):
-    values = dict(
-        odoo_url=url,
-        db="testdb",
-        login="bridge",
-        api_key="secret",
-        bridge_id="bridge-1",
-        concurrency=2,
-        poll_interval=0.2,
-        long_poll_timeout=1.0,
-        lease_seconds=10,
-        job_timeout=5.0,
-        rpc_timeout=2.0,
-        grace_seconds=5.0,
-        backoff_max=0.4,
-        log_level="DEBUG",
-        log_format="text",
-    )
-    values.update(overrides)
-    return Settings(**values)
 
 
 @contextlib.contextmanager

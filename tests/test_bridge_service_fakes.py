@@ -14,6 +14,8 @@ import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from meter_bridge.config import Settings
+
 MODEL = "smartpm.meter.job"
 METHODS = (
     "claim",
@@ -38,6 +40,29 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def settings_for(url, **overrides):
+    """Bridge settings for a test against the fake Odoo at ``url``: small and fast."""
+    values = dict(
+        odoo_url=url,
+        db="testdb",
+        login="bridge",
+        api_key="secret",
+        bridge_id="bridge-1",
+        concurrency=2,
+        poll_interval=0.2,
+        long_poll_timeout=1.0,
+        lease_seconds=10,
+        job_timeout=5.0,
+        rpc_timeout=2.0,
+        grace_seconds=5.0,
+        backoff_max=0.4,
+        log_level="DEBUG",
+        log_format="text",
+    )
+    values.update(overrides)
+    return Settings(**values)
 
 
 def wait_until(predicate, timeout=5.0, interval=0.02):
@@ -73,7 +98,9 @@ class FakeOdoo:
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def add_job(self, job_type="ping", payload=None, serial="SIM00001", max_attempts=5):
+    def add_job(
+        self, job_type="ping", payload=None, serial="SIM00001", max_attempts=5, priority=50
+    ):
         with self.cond:
             job_id = self._next_id
             self._next_id += 1
@@ -84,6 +111,7 @@ class FakeOdoo:
                 "state": "pending",
                 "attempt_count": 0,
                 "max_attempts": max_attempts,
+                "priority": priority,
                 "idempotency_key": f"test-{job_id}",
                 "next_attempt_at": 0.0,
                 "bridge_id": None,
@@ -235,6 +263,7 @@ class FakeOdoo:
                             "attempt_count",
                             "max_attempts",
                             "idempotency_key",
+                            "priority",
                             "meter",
                         )
                     }

@@ -6,13 +6,12 @@ import time
 
 import pytest
 
-from meter_bridge.config import Settings
 from meter_bridge.service import BridgeService, PriorityPool, job_rank
 
 try:
-    from test_bridge_service_fakes import fake_odoo, wait_until
+    from test_bridge_service_fakes import fake_odoo, settings_for, wait_until
 except ImportError:  # tests/ turned into a package
-    from tests.test_bridge_service_fakes import fake_odoo, wait_until
+    from tests.test_bridge_service_fakes import fake_odoo, settings_for, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 READS = 30
@@ -23,31 +22,16 @@ def slow_executor(job, *, deadline_s=None):
     return {"meter_time": "2025-01-01T00:00:00+00:00", "job": job["id"]}
 
 
-def settings_for(url):
-    return Settings(
-        odoo_url=url,
-        db="testdb",
-        login="bridge",
-        api_key="secret",
-        bridge_id="bridge-1",
-        concurrency=2,
-        prefetch=40,
-        batch_size=50,
-        poll_interval=0.2,
-        long_poll_timeout=1.0,
-        lease_seconds=30,
-        job_timeout=5.0,
-        rpc_timeout=2.0,
-        grace_seconds=5.0,
-        backoff_max=0.4,
-        log_level="WARNING",
-        log_format="text",
-    )
+def round_settings(url, **overrides):
+    """Two workers and room to claim a whole reading round ahead of them."""
+    values = dict(prefetch=40, batch_size=50, lease_seconds=30, log_level="WARNING")
+    values.update(overrides)
+    return settings_for(url, **values)
 
 
 def test_a_credit_job_queued_during_a_reading_round_is_delivered_before_it_ends():
     with fake_odoo() as odoo:
-        settings = settings_for(odoo.url)
+        settings = round_settings(odoo.url)
         reads = [odoo.add_job("read", {"objects": []}, serial=f"R{i}") for i in range(READS)]
         service = BridgeService(settings, executor=slow_executor)
         thread = threading.Thread(target=service.run, daemon=True)
@@ -91,6 +75,55 @@ def test_pool_runs_the_lowest_rank_first_and_cancels_waiting_calls():
 
 
 def test_job_rank_puts_credit_first_then_odoo_priority():
-    assert job_rank({"job_type": "add_credit"}) < job_rank({"job_type": "read", "priority": 0})
+    credit = {"job_type": "add_credit", "priority": 10}
+    assert job_rank(credit) < job_rank({"job_type": "read", "priority": -1000})
+    # among credit jobs too, Odoo's priority decides
+    assert job_rank({"job_type": "take_emergency_credit", "priority": 5}) < job_rank(credit)
+    assert job_rank({"job_type": "read", "priority": -1000}) < job_rank({"job_type": "read"})
     assert job_rank({"job_type": "read", "priority": 20}) < job_rank({"job_type": "read"})
     assert job_rank({"job_type": "read", "priority": "x"}) == job_rank({"job_type": "read"})
+    assert job_rank({"job_type": "read", "priority": True}) == job_rank({"job_type": "read"})
+
+
+def test_a_batch_submitted_to_a_pool_with_one_idle_thread_runs_all_at_once():
+    pool = PriorityPool(4)
+    pool.submit(lambda: None).result(5)  # one thread started, now idle
+    assert wait_until(lambda: pool._idle == 1)
+    # every call waits for all four: they finish only if four threads run them together
+    barrier = threading.Barrier(4, timeout=10)
+    futures = [pool.submit(barrier.wait) for _ in range(4)]
+    assert sorted(f.result(15) for f in futures) == [0, 1, 2, 3]
+    assert not barrier.broken
+    assert len(pool._threads) == 4
+    pool.shutdown(wait=True)
+
+
+def test_the_bridge_runs_waiting_jobs_by_the_priority_odoo_sends():
+    gate, started, order = threading.Event(), threading.Event(), []
+
+    def executor(job, *, deadline_s=None):
+        if job["payload"].get("gate"):
+            started.set()
+            gate.wait(10)
+        order.append(job["id"])
+        return {"meter_time": "2025-01-01T00:00:00+00:00"}
+
+    with fake_odoo() as odoo:
+        first = odoo.add_job("read", {"gate": True}, serial="G")
+        service = BridgeService(round_settings(odoo.url, concurrency=1), executor=executor)
+        thread = threading.Thread(target=service.run, daemon=True)
+        thread.start()
+        try:
+            assert started.wait(10)  # the only worker is busy
+            later = [odoo.add_job("read", serial=f"R{i}", priority=50) for i in range(3)]
+            urgent = odoo.add_job("read", serial="U", priority=20)
+            credit = odoo.add_job("add_credit", {"token": "00"}, serial="C", priority=10)
+            jobs = [*later, urgent, credit]
+            # all claimed (in id order) while the worker is still busy
+            assert wait_until(lambda: all(odoo.state(j) == "claimed" for j in jobs), timeout=10)
+            gate.set()
+            assert wait_until(lambda: all(odoo.state(j) == "done" for j in jobs), timeout=10)
+        finally:
+            service.request_stop()
+            thread.join(10)
+    assert order == [first, credit, urgent, *later]

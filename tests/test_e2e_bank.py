@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
-from odoo_e2e import user_with_key
+from odoo_e2e import user_with_key, wait_until
 
 from meter_sim.model import MeterConfig
 
@@ -237,7 +237,17 @@ def test_six_identical_soap_purchases_at_once_get_one_receipt(bank_server):
     sales = _bank_sales(registry, login)
     assert len(sales) == 1
     assert answers[0]["reference"] == sales[0][1]
-    assert sales[0][3], "the sale is invoiced"
+    # the invoice and payment are posted right after the answer, once for the six calls
+    wait_until(lambda: _bank_sales(registry, login)[0][3], 30, what="the sale invoiced")
+    with registry.cursor() as cr:
+        cr.execute(
+            "SELECT count(*) FROM account_move WHERE ref = %s AND move_type = 'out_invoice'",
+            (sales[0][1],),
+        )
+        invoices = cr.fetchone()[0]
+        cr.execute("SELECT count(*) FROM account_payment WHERE memo = %s", (sales[0][1],))
+        payments = cr.fetchone()[0]
+    assert (invoices, payments) == (1, 1)
 
 
 def _digest_token(login, secret):

@@ -15,7 +15,7 @@ import os
 
 import pytest
 import pytz
-from odoo_e2e import user_with_key
+from odoo_e2e import public_holiday, user_with_key
 from test_e2e_vending import _odoo_server, _run_bridge_until, delete_committed, sold_meter
 
 from meter_sim.model import EV_CREDIT_TRIP, EV_FRIENDLY_TRIP_DEFERRED, MeterConfig
@@ -62,23 +62,7 @@ def _setup(registry, port_of):
             )
         )
 
-        def utc(day, hour):
-            local = tz.localize(dt.datetime.combine(day, dt.time(hour)))
-            return local.astimezone(pytz.utc).replace(tzinfo=None)
-
-        leave = (
-            env["resource.calendar.leaves"]
-            .with_context(**DEFER)
-            .create(
-                {
-                    "name": "E2E public holiday",
-                    "calendar_id": calendar.id,
-                    "company_id": company.id,
-                    "date_from": utc(holiday, 0),
-                    "date_to": utc(holiday + dt.timedelta(days=1), 0),
-                }
-            )
-        )
+        leave = public_holiday(calendar, holiday, "E2E public holiday")  # calendar: DEFER
         before = {
             "smartpm_friendly_enabled": company.smartpm_friendly_enabled,
             "smartpm_friendly_calendar_id": company.smartpm_friendly_calendar_id.id,

@@ -144,6 +144,10 @@ def cleanup(registry, ids):
             (meters,),
         )
         cr.execute("DELETE FROM smartpm_credit_settlement WHERE meter_id = ANY(%s)", (meters,))
+        # the debts a move-out left (emergency or negative credit consumed without payment)
+        cr.execute(
+            "DELETE FROM smartpm_tenant_debt WHERE tenant_id = ANY(%s)", (list(ids["partners"]),)
+        )
         cr.execute(
             "DELETE FROM smartpm_move_out WHERE meter_id = ANY(%s) OR transfer_meter_id = ANY(%s)",
             (meters, meters),
@@ -313,3 +317,123 @@ def test_move_out_settles_clears_the_meter_and_the_next_tenant_starts_at_zero(
     assert label + " tenant" not in html
     for name in ids["purchases"]:
         assert name not in html
+
+
+@pytest.mark.parametrize("case", ["emergency", "negative"])
+def test_move_out_with_emergency_or_negative_credit_owes_it_and_zeroes_the_meter(
+    odoo_db, sim_fleet, case
+):
+    """Emergency credit taken on the meter's button, or a negative credit (a friendly
+    period's): the refund is the paid credit left only, what the tenant consumed without
+    paying becomes their debt, and the meter ends at zero credit with nothing owed (the
+    zeroing token, then the clear), for the next tenant."""
+    db, registry = odoo_db
+    label = f"E2E MO {case}"
+    serial = f"E2E-MO-{case[:3].upper()}-9"
+    fleet = sim_fleet(
+        MeterConfig(
+            serial,
+            credit_kwh=0.0,
+            low_credit_kwh=0.0,
+            emergency_credit_kwh=5.0,
+            emergency_threshold_kwh=25.0,
+        )
+    )
+    model = fleet.meter(serial)
+    model.set_load(0)
+    with registry.cursor() as cr:
+        env = _env(cr)
+        rec = setup_tenant(env, label, [serial], fleet)
+        first = sell(env, rec["meter"], 10.0, f"{label}-1")  # 20 kWh at 0.50
+        ids = {
+            "meters": [rec["meter"].id],
+            "tariffs": [rec["tariff"].id, rec["dear"].id],
+            "users": [rec["bridge"].id, rec["portal"].id, rec["manager"].id],
+            "partners": [rec["tenant"].id, rec["next"].id],
+            "purchases": [first.name],
+        }
+        login, key = rec["bridge"].login, rec["key"]
+    try:
+        with serving(db) as server, bridge(db, login, key, server.url, f"e2e-mo-{case}"):
+            wait_for(lambda: model.credit_wh == 20000, what="the sale on the meter")
+            wait_for(
+                lambda: _purchase_states(registry, ids["partners"][0]) == {"delivered"},
+                what="the sale delivered in Odoo",
+            )
+            with model.lock:  # the tenant's consumption (no load: set as the meter counts)
+                if case == "emergency":
+                    assert model.press_button()  # 20 kWh <= 25: 5 kWh taken, 25 on the meter
+                    model.credit_wh -= 22000  # 22 kWh consumed: 3 left, 5 owed
+                else:
+                    model.credit_wh = -3000  # 23 kWh consumed in a friendly period
+            with registry.cursor() as cr:
+                env = _env(cr)
+                manager = env["res.users"].browse(ids["users"][2])
+                cash = env["account.journal"].search([("type", "=", "cash")], limit=1)
+                wizard = env(user=manager)["smartpm.move.out.wizard"].create(
+                    {
+                        "meter_id": ids["meters"][0],
+                        "settlement_kind": "refund",
+                        "refund_journal_id": cash.id,
+                        "next_tenant_id": ids["partners"][1],
+                    }
+                )
+                move_out_id = wizard.action_confirm()["res_id"]
+            state = wait_for(
+                lambda: (s := _state(registry, move_out_id)) and s[0] in ("done", "blocked") and s,
+                timeout=90,
+                what="the move-out to finish",
+            )
+            assert state[0] == "done", state
+            with registry.cursor() as cr:
+                env = _env(cr)
+                move_out = env["smartpm.move.out"].browse(move_out_id)
+                done = move_out.settlement_id
+                tenant = move_out.tenant_id
+                receivable = tenant.with_company(move_out.company_id).property_account_receivable_id
+                result = {
+                    "final": (move_out.final_credit_kwh, move_out.final_emergency_kwh),
+                    "settled": (done.kwh, done.amount, done.shortfall),
+                    "credit_note": done.credit_note_id.amount_total,
+                    "debt": (done.debt_id.state, done.debt_id.amount),
+                    "receivable": sum(
+                        env["account.move.line"]
+                        .search(
+                            [
+                                ("account_id", "=", receivable.id),
+                                ("partner_id", "=", tenant.id),
+                                ("parent_state", "=", "posted"),
+                            ]
+                        )
+                        .mapped("balance")
+                    ),
+                    "jobs": (move_out.zero_job_id.state, move_out.clear_job_id.state),
+                    "odoo": (move_out.meter_id.credit_kwh, move_out.meter_id.emergency_in_use_kwh),
+                    "report": report(env, tenant),
+                    "tenant": move_out.meter_id.tenant_id.id,
+                }
+    finally:
+        cleanup(registry, ids)
+
+    # the meter: zero credit, nothing owed: the next tenant's first token is all theirs
+    assert model.credit_wh == 0
+    assert model.emergency_owed_wh == 0
+    assert result["odoo"] == pytest.approx((0.0, 0.0))
+    assert result["tenant"] == ids["partners"][1]
+    if case == "emergency":
+        # 3 kWh on the meter, 5 of them emergency: nothing paid left, 2 kWh owed (1.00)
+        assert result["final"] == pytest.approx((3.0, 5.0))
+        assert result["jobs"] == ("done", "done")
+        assert result["settled"] == pytest.approx((0.0, 0.0, 2.0))
+        assert result["debt"] == ("active", pytest.approx(1.0))
+        assert result["receivable"] == pytest.approx(1.0)
+    else:
+        # 3 kWh below zero: owed (1.50), lifted to zero by a token, nothing to clear
+        assert result["final"] == pytest.approx((-3.0, 0.0))
+        assert result["jobs"] == ("done", False)
+        assert result["settled"] == pytest.approx((0.0, 0.0, 3.0))
+        assert result["debt"] == ("active", pytest.approx(1.5))
+        assert result["receivable"] == pytest.approx(1.5)
+    assert not result["credit_note"]
+    # the prepayment liability: nothing left owed to the tenant
+    assert result["report"] == pytest.approx((0.0, 0.0, 0.0))

@@ -14,7 +14,7 @@ import datetime as dt
 import os
 
 import pytest
-from odoo_e2e import bridge, run_odoo
+from odoo_e2e import bridge, locked_meter_vals, run_odoo
 from odoo_e2e import wait_until as wait_for
 from test_e2e_moveout import _state, sell
 from test_e2e_tou import SERIAL
@@ -147,3 +147,138 @@ def test_money_meter_move_out_refunds_its_closing_credit_and_clears_it_in_money(
     assert model.credit_wh == 0
     assert result["odoo_credit"] == pytest.approx(0.0, abs=0.0005)
     assert result["liability"] == pytest.approx(0.0, abs=0.005)
+
+
+NEW_SERIAL = "E2E-TOU-NEW-1"
+
+
+def _jobs_of(registry, meter_id):
+    with registry.cursor() as cr:
+        cr.execute(
+            "SELECT job_type, state, date_done FROM smartpm_meter_job WHERE meter_id = %s"
+            " ORDER BY date_done NULLS LAST, id",
+            (meter_id,),
+        )
+        return cr.fetchall()
+
+
+def test_money_meter_replacement_puts_calendars_then_the_closing_credit_on_the_new_meter(
+    odoo_db, sim_fleet
+):
+    """A money-mode meter replaced: the old meter read and cleared with the money clear
+    token, the new meter gets its time-of-use calendar and friendly schedule first, then a
+    money token of the old meter's closing credit, to the milli-unit."""
+    from odoo import SUPERUSER_ID, api
+
+    db, registry = odoo_db
+    fleet = sim_fleet(
+        MeterConfig(SERIAL, credit_mode="money", credit_kwh=0.0),
+        MeterConfig(NEW_SERIAL, credit_mode="money", credit_kwh=0.0),
+        start=START,
+    )
+    model, new_model = fleet.meter(SERIAL), fleet.meter(NEW_SERIAL)
+    model.set_load(0)
+    new_model.set_load(0)
+    login, key, ids = tou_setup(registry, fleet.port_of(SERIAL), label="mor")
+    pid = os.getpid()
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        manager = env["res.users"].create(
+            {
+                "name": "E2E money replacement owner",
+                "login": f"e2e_mor_owner_{pid}",
+                "groups_id": [(6, 0, [env.ref("smartpm_prepay.group_manager").id])],
+            }
+        )
+        ids["manager"] = manager.id
+        new = env["smartpm.meter"].create(
+            {
+                "serial_number": NEW_SERIAL,
+                "host": "127.0.0.1",
+                "port": fleet.port_of(NEW_SERIAL),
+                "tariff_id": ids["tariff"],
+                "credit_mode": "money",
+                **locked_meter_vals(NEW_SERIAL),
+            }
+        )
+        ids["new"] = new.id
+        meter = env["smartpm.meter"].browse(ids["meter"])
+        sale = sell(env, meter, 4.25, f"E2E-MOR-1-{pid}")
+        sold = round(sale.credit_money * 1000)
+    try:
+        with run_odoo(db) as server, bridge(db, login, key, server.url, f"e2e-mor-{pid}"):
+            wait_for(lambda: model.credit_wh == sold, what="the money token on the meter")
+            wait_for(lambda: _delivered(registry, ids["meter"]), what="the sale delivered")
+            with model.lock:  # some of it consumed: the closing credit has milli-units
+                model.credit_wh -= 1_237
+            closing = model.credit_wh
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                wizard = env(user=ids["manager"])["smartpm.meter.replacement.wizard"].create(
+                    {"old_meter_id": ids["meter"], "new_meter_id": ids["new"]}
+                )
+                move_out_id = wizard.action_confirm()["res_id"]
+            state = wait_for(
+                lambda: (s := _state(registry, move_out_id)) and s[0] in ("done", "blocked") and s,
+                timeout=90,
+                what="the replacement to finish",
+            )
+            assert state[0] == "done", state
+            wait_for(lambda: new_model.credit_wh == closing, what="the credit on the new meter")
+            wait_for(
+                lambda: _delivered(registry, ids["new"]), what="the transfer delivered in Odoo"
+            )
+            jobs = _jobs_of(registry, ids["new"])
+            calendar = new_model.state()["calendar_active"]
+            charges = dict(new_model.charges_active)
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                move_out = env["smartpm.move.out"].browse(move_out_id)
+                transfer = move_out.settlement_id.transfer_purchase_id
+                result = {
+                    "final": round(move_out.final_credit_money * 1000),
+                    "clear": move_out.clear_job_id.payload.get("money_units"),
+                    "transfer": (transfer.channel, transfer.credit_mode, transfer.state),
+                    "old": move_out.meter_id.with_context(active_test=False).state,
+                    "new_tenant": move_out.transfer_meter_id.tenant_id.id,
+                    "odoo_credit": move_out.transfer_meter_id.credit_money,
+                }
+    finally:
+        with registry.cursor() as cr:
+            meters = [ids["meter"], ids.get("new")]
+            cr.execute(
+                "UPDATE smartpm_meter SET replaces_id = NULL, replaced_by_id = NULL"
+                " WHERE id = ANY(%s)",
+                (meters,),
+            )
+            cr.execute(
+                "DELETE FROM smartpm_credit_settlement_line WHERE settlement_id IN "
+                "(SELECT id FROM smartpm_credit_settlement WHERE meter_id = %s)",
+                (ids["meter"],),
+            )
+            cr.execute("DELETE FROM smartpm_credit_settlement WHERE meter_id = %s", (ids["meter"],))
+            cr.execute("DELETE FROM smartpm_move_out WHERE meter_id = %s", (ids["meter"],))
+            cr.execute("DELETE FROM smartpm_credit_recognition WHERE meter_id = ANY(%s)", (meters,))
+            cr.execute("DELETE FROM smartpm_credit_purchase WHERE meter_id = ANY(%s)", (meters,))
+            if ids.get("new"):
+                from test_e2e_vending import delete_committed
+
+                delete_committed(cr, ids["new"], None, [ids["manager"]], [])
+            cr.execute("UPDATE smartpm_meter SET active = true WHERE id = %s", (ids["meter"],))
+        tou_cleanup(registry, ids)
+
+    # the old meter read, cleared of its closing credit to the milli-unit, decommissioned
+    assert result["final"] == result["clear"] == closing == sold - 1_237
+    assert model.credit_wh == 0
+    assert result["old"] == "decommissioned"
+    # the new meter: its calendars first, then the credit, equal to the old closing credit
+    assert new_model.credit_wh == closing
+    assert result["odoo_credit"] == pytest.approx(closing / 1000, abs=0.0005)
+    assert result["transfer"] == ("transfer", "money", "delivered")
+    assert result["new_tenant"] == ids["tenant"]
+    assert calendar == f"T{ids['tariff']}-20260101"
+    assert charges == {1: 1000, 2: 4000}
+    done = [job_type for job_type, state, _at in jobs if state == "done"]
+    assert "set_tariff_calendar" in done and "set_friendly_schedule" in done
+    assert done.index("add_credit") > done.index("set_tariff_calendar")
+    assert done.index("add_credit") > done.index("set_friendly_schedule")

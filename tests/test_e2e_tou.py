@@ -14,7 +14,7 @@ import datetime as dt
 import os
 
 import pytest
-from odoo_e2e import locked_meter_vals, user_with_key
+from odoo_e2e import locked_meter_vals, public_holiday, user_with_key
 from test_e2e_vending import _odoo_server, _run_bridge_until, delete_committed
 
 from meter_sim.model import MeterConfig
@@ -31,13 +31,31 @@ READ = [
 ]
 
 
-def _setup(registry, port, label="tou"):
+def _setup(registry, port, label="tou", serial=SERIAL, holiday_off_peak=None):
+    """A TOU tariff (off-peak 0.10, peak 0.40 from 17:00 to 21:00), its tenant and a
+    money-mode meter created active (it gets its calendar at once, services/tou.py), with a
+    bridge user. With ``holiday_off_peak`` (a date): the company's friendly-period calendar
+    (the one list of public holidays) is a new one holding that public holiday, and the
+    tariff charges public holidays all day off-peak; ``_cleanup`` puts the former back."""
     from odoo import SUPERUSER_ID, Command, api
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        user, key = user_with_key(env, "E2E TOU bridge", f"e2e_{label}_bridge_{os.getpid()}")
-        tariff = env["smartpm.tariff"].create({"name": "E2E TOU", "price_per_kwh": 1.0})
+        what = "TOU holiday" if holiday_off_peak else "TOU"
+        user, key = user_with_key(env, f"E2E {what} bridge", f"e2e_{label}_bridge_{os.getpid()}")
+        ids = {"user": user.id}
+        if holiday_off_peak:
+            company = env.company
+            calendar = env["resource.calendar"].create(
+                {"name": "E2E public holidays", "company_id": company.id, "attendance_ids": []}
+            )
+            ids["former_calendar"] = company.smartpm_friendly_calendar_id.id
+            company.smartpm_friendly_calendar_id = calendar
+            ids["calendar"] = calendar.id
+            ids["leave"] = public_holiday(calendar, holiday_off_peak, "E2E Founders' Day").id
+        tariff = env["smartpm.tariff"].create(
+            {"name": "E2E TOU holidays" if holiday_off_peak else "E2E TOU", "price_per_kwh": 1.0}
+        )
         version = env["smartpm.tariff.tou.version"].create(
             {
                 "tariff_id": tariff.id,
@@ -55,33 +73,42 @@ def _setup(registry, port, label="tou"):
                     Command.create({"band_id": off.id, "start_hour": 0, "end_hour": 17}),
                     Command.create({"band_id": peak.id, "start_hour": 17, "end_hour": 21}),
                     Command.create({"band_id": off.id, "start_hour": 21, "end_hour": 24}),
-                ]
+                ],
+                **({"holiday_mode": "band", "holiday_band_id": off.id} if holiday_off_peak else {}),
             }
         )
         tariff.pricing_mode = "tou"
-        tenant = env["res.partner"].create({"name": "E2E TOU tenant", "is_tenant": True})
+        tenant = env["res.partner"].create({"name": f"E2E {what} tenant", "is_tenant": True})
         # created active in money mode: the meter gets its calendar at once (services/tou.py)
         meter = env["smartpm.meter"].create(
             {
-                "serial_number": SERIAL,
+                "serial_number": serial,
                 "host": "127.0.0.1",
                 "port": port,
                 "state": "active",
                 "tenant_id": tenant.id,
                 "tariff_id": tariff.id,
                 "credit_mode": "money",
-                **locked_meter_vals(SERIAL),
+                **locked_meter_vals(serial),
             }
         )
-        ids = {"user": user.id, "tariff": tariff.id, "tenant": tenant.id, "meter": meter.id}
+        ids.update(tariff=tariff.id, tenant=tenant.id, meter=meter.id)
         return user.login, key, ids
 
 
 def _cleanup(registry, ids):
+    from odoo import SUPERUSER_ID, api
+
     with registry.cursor() as cr:
         cr.execute("DELETE FROM smartpm_credit_recognition WHERE meter_id = %s", (ids["meter"],))
         cr.execute("DELETE FROM smartpm_tariff_tou_version WHERE tariff_id = %s", (ids["tariff"],))
         delete_committed(cr, ids["meter"], ids["tariff"], [ids["user"]], [ids["tenant"]])
+    if "calendar" in ids:  # the holiday's calendar: the company's former one back
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env.company.smartpm_friendly_calendar_id = ids["former_calendar"] or False
+            env["resource.calendar.leaves"].browse(ids["leave"]).exists().unlink()
+            env["resource.calendar"].browse(ids["calendar"]).exists().unlink()
 
 
 def _job_done(registry, job_id):

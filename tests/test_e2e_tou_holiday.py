@@ -15,105 +15,14 @@ import datetime as dt
 import os
 
 import pytest
-from odoo_e2e import locked_meter_vals, user_with_key
-from test_e2e_tou import _calendar_jobs_done, _job_done, _queue_read
-from test_e2e_vending import _odoo_server, _run_bridge_until, delete_committed
+from test_e2e_tou import _calendar_jobs_done, _cleanup, _job_done, _queue_read, _setup
+from test_e2e_vending import _odoo_server, _run_bridge_until
 
 from meter_sim.model import MeterConfig
 
 odoo = pytest.importorskip("odoo")
 
 SERIAL = "E2E-TOU-HOL-1"
-
-
-def _setup(registry, port, holiday):
-    """Tariff, holiday (on the company's calendar) and meter; the company's former
-    friendly calendar is returned to be put back."""
-    from odoo import SUPERUSER_ID, Command, api
-    from odoo.addons.smartpm_prepay.services.local_time import day_start_utc
-
-    with registry.cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {})
-        company = env.company
-        user, key = user_with_key(env, "E2E TOU holiday bridge", f"e2e_hol_bridge_{os.getpid()}")
-        calendar = env["resource.calendar"].create(
-            {"name": "E2E public holidays", "company_id": company.id, "attendance_ids": []}
-        )
-        former = company.smartpm_friendly_calendar_id.id
-        company.smartpm_friendly_calendar_id = calendar
-        leave = env["resource.calendar.leaves"].create(
-            {
-                "name": "E2E Founders' Day",
-                "calendar_id": calendar.id,
-                "company_id": company.id,
-                "date_from": day_start_utc(company, holiday).replace(tzinfo=None),
-                "date_to": day_start_utc(company, holiday + dt.timedelta(days=1)).replace(
-                    tzinfo=None
-                ),
-                "time_type": "leave",
-            }
-        )
-        tariff = env["smartpm.tariff"].create({"name": "E2E TOU holidays", "price_per_kwh": 1.0})
-        version = env["smartpm.tariff.tou.version"].create(
-            {
-                "tariff_id": tariff.id,
-                "date_start": dt.date(2026, 1, 1),
-                "band_ids": [
-                    Command.create({"name": "Off-peak", "rate": 1, "price_per_kwh": 0.10}),
-                    Command.create({"name": "Peak", "rate": 2, "price_per_kwh": 0.40}),
-                ],
-            }
-        )
-        off, peak = version.band_ids.sorted("rate")
-        version.write(
-            {
-                "rule_ids": [
-                    Command.create({"band_id": off.id, "start_hour": 0, "end_hour": 17}),
-                    Command.create({"band_id": peak.id, "start_hour": 17, "end_hour": 21}),
-                    Command.create({"band_id": off.id, "start_hour": 21, "end_hour": 24}),
-                ],
-                "holiday_mode": "band",
-                "holiday_band_id": off.id,
-            }
-        )
-        tariff.pricing_mode = "tou"
-        tenant = env["res.partner"].create({"name": "E2E TOU holiday tenant", "is_tenant": True})
-        meter = env["smartpm.meter"].create(
-            {
-                "serial_number": SERIAL,
-                "host": "127.0.0.1",
-                "port": port,
-                "state": "active",
-                "tenant_id": tenant.id,
-                "tariff_id": tariff.id,
-                "credit_mode": "money",
-                **locked_meter_vals(SERIAL),
-            }
-        )
-        ids = {
-            "user": user.id,
-            "tariff": tariff.id,
-            "tenant": tenant.id,
-            "meter": meter.id,
-            "calendar": calendar.id,
-            "leave": leave.id,
-            "former_calendar": former,
-        }
-        return user.login, key, ids
-
-
-def _cleanup(registry, ids):
-    from odoo import SUPERUSER_ID, api
-
-    with registry.cursor() as cr:
-        cr.execute("DELETE FROM smartpm_credit_recognition WHERE meter_id = %s", (ids["meter"],))
-        cr.execute("DELETE FROM smartpm_tariff_tou_version WHERE tariff_id = %s", (ids["tariff"],))
-        delete_committed(cr, ids["meter"], ids["tariff"], [ids["user"]], [ids["tenant"]])
-    with registry.cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {})
-        env.company.smartpm_friendly_calendar_id = ids["former_calendar"] or False
-        env["resource.calendar.leaves"].browse(ids["leave"]).exists().unlink()
-        env["resource.calendar"].browse(ids["calendar"]).exists().unlink()
 
 
 def test_a_holiday_is_charged_at_its_band_and_the_next_day_at_peak_odoo_agrees(odoo_db, sim_fleet):
@@ -131,7 +40,9 @@ def test_a_holiday_is_charged_at_its_band_and_the_next_day_at_peak_odoo_agrees(o
     fleet = sim_fleet(MeterConfig(SERIAL, credit_mode="money", credit_kwh=0.0), start=start)
     model = fleet.meter(SERIAL)
     model.set_load(0)
-    login, key, ids = _setup(registry, fleet.port_of(SERIAL), holiday)
+    login, key, ids = _setup(
+        registry, fleet.port_of(SERIAL), label="hol", serial=SERIAL, holiday_off_peak=holiday
+    )
     try:
         with _odoo_server(db) as url:
 

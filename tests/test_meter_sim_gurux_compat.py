@@ -358,3 +358,136 @@ def test_canary_upstream_does_not_decipher_a_segmented_general_glo_request(monke
 
 def test_segmented_general_glo_request_is_deciphered():
     assert len(_set_long_week_over_hdlc()) == 8
+
+
+# -- AES-GCM (gurux_compat.fast_gcm_stream) -------------------------------------------------
+# The DLMS UA Green Book's example: EK, AK, system title, IC, an authenticated-and-encrypted
+# GET request and its ciphertext and 12-byte tag.
+GREEN_BOOK = dict(
+    key=bytes(range(16)),
+    auth_key=bytes(range(0xD0, 0xE0)),
+    system_title=bytes.fromhex("4D4D4D0000BC614E"),
+    ic=0x01234567,
+    plain=bytes.fromhex("C0010000080000010000FF0200"),
+    cipher=bytes.fromhex("411312FF935A47566827C467BC"),
+    tag=bytes.fromhex("7D825C3BE4A77C3FCC056B6B"),
+)
+
+
+def _chippering():
+    import importlib
+
+    return importlib.import_module("gurux_dlms.GXDLMSChippering")
+
+
+def _gcm_parameter(security, ic=GREEN_BOOK["ic"], key=GREEN_BOOK["key"]):
+    from gurux_dlms.AesGcmParameter import AesGcmParameter
+    from gurux_dlms.enums import Command
+
+    p = AesGcmParameter(
+        Command.GLO_GET_REQUEST,
+        bytearray(GREEN_BOOK["system_title"]),
+        bytearray(key),
+        bytearray(GREEN_BOOK["auth_key"]),
+    )
+    p.security = security
+    p.invocationCounter = ic
+    return p
+
+
+def _both_streams(monkeypatch, run):
+    """run() with gurux's own GCM stream, then with the patched one."""
+    from gurux_dlms.GXDLMSChipperingStream import GXDLMSChipperingStream
+
+    from meter_sim.gurux_compat import fast_gcm_stream
+
+    fast = fast_gcm_stream()
+    with monkeypatch.context() as m:
+        m.setattr(_chippering(), "GXDLMSChipperingStream", GXDLMSChipperingStream)
+        upstream = run()
+    assert _chippering().GXDLMSChipperingStream is fast
+    return upstream, run()
+
+
+def test_fast_gcm_stream_ciphers_as_gurux_does(monkeypatch):
+    from gurux_dlms.enums import Security
+    from gurux_dlms.GXByteBuffer import GXByteBuffer
+
+    chip = _chippering().GXDLMSChippering
+    gb = GREEN_BOOK
+    for security in (
+        Security.AUTHENTICATION_ENCRYPTION,
+        Security.AUTHENTICATION,
+        Security.ENCRYPTION,
+    ):
+        for plain in (gb["plain"], bytes(range(200)), b""):
+
+            def run(security=security, plain=plain):
+                p = _gcm_parameter(security)
+                apdu = bytes(chip.encryptAesGcm(p, bytearray(plain)))
+                tag = bytes(p.countTag or b"")
+                back = bytes(
+                    chip.decryptAesGcm(
+                        None, _gcm_parameter(security, ic=0), GXByteBuffer(bytearray(apdu))
+                    )
+                )
+                return apdu, tag, back
+
+            upstream, patched = _both_streams(monkeypatch, run)
+            assert patched == upstream, (security, plain)
+            assert patched[2] == plain
+    # the Green Book's own figures, from the patched stream
+    p = _gcm_parameter(Security.AUTHENTICATION_ENCRYPTION)
+    apdu = bytes(chip.encryptAesGcm(p, bytearray(gb["plain"])))
+    assert apdu.endswith(bytes([0x30]) + gb["ic"].to_bytes(4, "big") + gb["cipher"] + gb["tag"])
+    assert bytes(p.countTag) == gb["tag"]
+
+
+def test_fast_gcm_stream_keeps_the_hls_challenge_answer(monkeypatch):
+    # f(StoC) / f(CtoS): GMAC of the challenge, what HLS-GMAC pass 3 and 4 compare
+    from gurux_dlms.GXSecure import GXSecure
+
+    def run():
+        settings = _hls_settings()
+        settings.cipher.systemTitle = bytearray(GREEN_BOOK["system_title"])
+        settings.cipher.blockCipherKey = bytearray(GREEN_BOOK["key"])
+        settings.cipher.authenticationKey = bytearray(GREEN_BOOK["auth_key"])
+        return bytes(
+            GXSecure.secure(
+                settings,
+                settings.cipher,
+                GREEN_BOOK["ic"],
+                bytearray(range(32)),  # the challenge
+                bytearray(GREEN_BOOK["system_title"]),  # the secret: the peer's title
+            )
+        )
+
+    upstream, patched = _both_streams(monkeypatch, run)
+    assert patched == upstream
+    assert len(patched) == 17  # SC | IC | 12-byte tag
+
+
+def test_fast_gcm_stream_refuses_a_checking_decrypt():
+    from gurux_dlms.enums import Security
+
+    from meter_sim.gurux_compat import fast_gcm_stream
+
+    with pytest.raises(NotImplementedError):
+        fast_gcm_stream()(
+            Security.AUTHENTICATION_ENCRYPTION, False, bytes(16), b"", bytes(12), None
+        )
+
+
+def test_canary_upstream_gcm_is_pure_python():
+    # The day gurux ciphers with a C library (cryptography, pycryptodome), fast_gcm_stream
+    # can go: upstream then builds its blocks in Python no more.
+    import inspect
+
+    from gurux_dlms.GXDLMSChipperingStream import GXDLMSChipperingStream
+
+    src = inspect.getsource(inspect.getmodule(GXDLMSChipperingStream))
+    assert "def encryptBlock" in src and "def multiplyH" in src
+    for library in ("cryptography", "Crypto.Cipher", "Cryptodome"):
+        assert library not in src, library
+    for name in ("encryptBlock", "multiplyH", "gCTRBlock"):
+        assert inspect.isfunction(GXDLMSChipperingStream.__dict__[name]), name

@@ -211,8 +211,12 @@ RECEIPT_FIELDS = (
     "splitFromMeter",
     "creditMoney",
     "priceBands",
+    "emergencyRepaidMoney",
+    "negativeCreditRepaidMoney",
+    "netMoney",
+    "newBalanceMoney",
 )
-OPTIONAL_EMPTY = {"bankTime", "newBalanceKwh"}
+OPTIONAL_EMPTY = {"bankTime", "newBalanceKwh", "newBalanceMoney"}
 # the debt split (issue 17 §5): optional elements, sent only for a tenant with debts, so a
 # bank's client built on the WSDL before them sees the same answers for everyone else
 DEBT_FIELDS = ("debtRecovered", "debtBalance", "creditAmount")
@@ -226,7 +230,16 @@ REPAYMENT_FIELDS = (
     "splitFromMeter",
 )
 # time of use (issue 17 §6): optional, only in answers about a money-mode meter
-TOU_FIELDS = ("creditMoney", "priceBands", "priceDescription")
+# (with the money split: what the credit repays, expected until the meter has the token)
+TOU_FIELDS = (
+    "creditMoney",
+    "priceBands",
+    "priceDescription",
+    "emergencyRepaidMoney",
+    "negativeCreditRepaidMoney",
+    "netMoney",
+    "newBalanceMoney",
+)
 
 
 def _parser():
@@ -267,6 +280,9 @@ def render_response(operation, answer, version=SOAP11):
         if name in DEBT_FIELDS and not has_debt:
             continue
         if name in REPAYMENT_FIELDS and not answer.get("hasRepayment"):
+            continue
+        # a money-mode sale's repayment is in money (TOU_FIELDS), not in kWh
+        if name in REPAYMENT_FIELDS[:4] and "creditMoney" in answer:
             continue
         if name in TOU_FIELDS and name not in answer:
             continue

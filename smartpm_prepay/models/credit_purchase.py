@@ -1,6 +1,11 @@
+import logging
+import threading
+import time
 from datetime import timedelta
 
-from odoo import api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
+from odoo.modules.registry import Registry
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import LazyTranslate, float_round
 
@@ -20,6 +25,7 @@ from ..services import (
 from ..services.sale_info import sale_info, tier_summary
 
 _lt = LazyTranslate(__name__)
+_logger = logging.getLogger(__name__)
 
 PURCHASE_STATES = [
     ("paid", "Paid"),
@@ -34,6 +40,11 @@ REVERSIBLE_STATES = ("paid", "queued", "failed")
 # (credit is 10), and only once the delivery job's lease has passed (plus this margin).
 CHECK_JOB_PRIORITY = 5
 CHECK_AFTER_LEASE_S = 5
+# Deferred posting of a bank sale's invoice and payment: attempts of the step started after
+# the bank's answer (a concurrent delivery report may make one fail to serialize), and the
+# sales the safety-net cron posts per transaction.
+POSTING_ATTEMPTS = 5
+POSTING_BATCH = 50
 
 
 class SmartpmCreditPurchase(models.Model):
@@ -227,6 +238,33 @@ class SmartpmCreditPurchase(models.Model):
         help="At the sale: the meter's credit once this token (and the sales before it) "
         "reach it, from its last known credit.",
     )
+    # a money-mode sale: the same expectation in the tariff's currency (what the meter counts)
+    expected_emergency_repaid_money = fields.Float(
+        string="Emergency credit to repay (money, expected)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Money-mode meters: at the sale, from the meter's last known emergency credit "
+        "in use (less what the sales not yet on the meter repay), what this token's credit "
+        "should repay first. The meter's own figure replaces it once delivered.",
+    )
+    expected_negative_repaid_money = fields.Float(
+        string="Negative credit to repay (money, expected)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Money-mode meters: at the sale, from the meter's last known credit (with the "
+        "sales not yet on the meter), how much of this token's credit should repay negative "
+        "credit of a friendly period.",
+    )
+    expected_balance_money = fields.Float(
+        string="Estimated new balance (money)",
+        digits=(16, 3),
+        readonly=True,
+        copy=False,
+        help="Money-mode meters: at the sale, the meter's credit once this token (and the "
+        "sales before it) reach it, from its last known credit.",
+    )
     receipt_lines = fields.Json(
         string="Receipt lines",
         compute="_compute_receipt",
@@ -260,6 +298,16 @@ class SmartpmCreditPurchase(models.Model):
         help="When the sale was reversed (the day the daily vending report counts it).",
     )
     invoice_id = fields.Many2one("account.move", readonly=True, copy=False, check_company=True)
+    posting_journal_id = fields.Many2one(
+        "account.journal",
+        string="Payment to post in",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="Set while the sale's invoice and payment wait to be posted (a bank sale: they "
+        "are posted right after the bank's answer, or by the cron 'post bank sales' "
+        "should Odoo stop in between), in this payment journal. Empty once they are posted.",
+    )
     credit_note_id = fields.Many2one(
         "account.move", string="Credit note", readonly=True, copy=False, check_company=True
     )
@@ -403,8 +451,12 @@ class SmartpmCreditPurchase(models.Model):
         "expected_emergency_repaid_kwh",
         "expected_negative_repaid_kwh",
         "expected_balance_kwh",
+        "expected_emergency_repaid_money",
+        "expected_negative_repaid_money",
+        "expected_balance_money",
         "job_id.result",
     )
+    @api.depends_context("lang")  # the lines' words and numbers are the reader's language
     def _compute_receipt(self):
         for purchase in self:
             if not purchase.id:
@@ -630,9 +682,9 @@ class SmartpmCreditPurchase(models.Model):
                     "state": "delivered",
                     "date_delivered": fields.Datetime.now(),
                     "emergency_repaid_kwh": float(result.get("emergency_repaid_kwh") or 0.0),
-                    "debt_repaid_kwh": purchase._negative_credit_repaid(result),
+                    "debt_repaid_kwh": purchase._negative_repaid(result, "kwh"),
                     "emergency_repaid_money": float(result.get("emergency_repaid_money") or 0.0),
-                    "debt_repaid_money": purchase._negative_money_repaid(result),
+                    "debt_repaid_money": purchase._negative_repaid(result, "money"),
                     "charge_total_at_delivery": float(result.get("charge_total") or 0.0),
                 }
             )
@@ -665,28 +717,20 @@ class SmartpmCreditPurchase(models.Model):
             # the tenant hears of it once, on the channels they chose (services/notify.py)
             notify.purchase_delivered(purchase)
 
-    def _negative_credit_repaid(self, result):
-        """kWh of this purchase that went to the meter's negative credit (a friendly period):
-        the credit the meter reports after the token, less what the token brought (its kWh
-        less the emergency credit it repaid), was below zero before it."""
+    def _negative_repaid(self, result, unit):
+        """What of the credit this token brought (its kWh, or its money on a money-mode
+        meter: ``unit`` "kwh" or "money", less the emergency credit it repaid) went to the
+        meter's negative credit (a friendly period): the credit the meter reports after the
+        token, less what the token brought, was below zero before it (three decimals: Wh, or
+        the meter's milli-units of the currency)."""
         self.ensure_one()
-        if "credit_kwh" not in result:
+        if unit == "money" and self.credit_mode != "money":
             return 0.0
-        brought = self.kwh - float(result.get("emergency_repaid_kwh") or 0.0)
-        before = float(result["credit_kwh"]) - brought
-        if before >= 0 or brought <= 0:
+        if f"credit_{unit}" not in result:
             return 0.0
-        return float_round(min(-before, brought), precision_digits=3)
-
-    def _negative_money_repaid(self, result):
-        """Money-mode meter: what of the credit this token brought (its money less the
-        emergency credit it repaid) went to negative credit, from the credit the meter
-        reports after it (currency, three decimals: the meter's milli-units)."""
-        self.ensure_one()
-        if self.credit_mode != "money" or "credit_money" not in result:
-            return 0.0
-        brought = self.credit_money - float(result.get("emergency_repaid_money") or 0.0)
-        before = float(result["credit_money"]) - brought
+        credit = self.credit_money if unit == "money" else self.kwh
+        brought = credit - float(result.get(f"emergency_repaid_{unit}") or 0.0)
+        before = float(result[f"credit_{unit}"]) - brought
         if before >= 0 or brought <= 0:
             return 0.0
         return float_round(min(-before, brought), precision_digits=3)
@@ -848,6 +892,64 @@ class SmartpmCreditPurchase(models.Model):
         purchase.invoice_id = invoice
         return invoice
 
+    def _defer_invoice_and_payment(self, journal):
+        """The bank's purchase: its invoice and payment in ``journal`` are posted right after
+        the answer is committed (a thread started after the commit), or, should Odoo stop in
+        between, by the cron that this commit also triggers (the trigger and the sale commit
+        together). Posting twice posts once (``_post_deferred``)."""
+        self.ensure_one()
+        journal = journal.sudo()
+        if journal.type not in ("bank", "cash") or journal.company_id != self.company_id:
+            raise UserError(
+                self.env._("Payments go to a bank or cash journal of the same company.")
+            )
+        engine.as_engine(self).posting_journal_id = journal
+        cron = self.env.ref("smartpm_prepay.cron_post_deferred_sales", raise_if_not_found=False)
+        if cron:
+            cron.sudo()._trigger()
+        dbname, sale_ids = self.env.cr.dbname, self.ids
+        self.env.cr.postcommit.add(lambda: _post_after_commit(dbname, sale_ids))
+
+    def _post_deferred(self):
+        """Post the invoice and payment of sales that wait for them (``posting_journal_id``);
+        each sale's row is locked first, so a concurrent posting (the step after the answer,
+        the cron, a reversal) waits, then finds it posted and posts nothing."""
+        for sale in self:
+            self.env.cr.execute(
+                "SELECT 1 FROM smartpm_credit_purchase WHERE id = %s FOR UPDATE", [sale.id]
+            )
+            sale.invalidate_recordset(["posting_journal_id", "invoice_id", "state"])
+            journal = sale.posting_journal_id
+            if not journal:
+                continue
+            if not sale.invoice_id:
+                sale._create_invoice_and_payment(journal)
+            engine.as_engine(sale).posting_journal_id = False
+
+    @api.model
+    def _cron_post_deferred_sales(self):
+        """Safety net of the bank's deferred posting: the sales still waiting (Odoo stopped
+        between the answer and the posting), oldest first; a sale being posted elsewhere is
+        skipped (locked), one that fails is logged and left for the next run."""
+        self.flush_model(["posting_journal_id"])
+        self.env.cr.execute(
+            "SELECT id FROM smartpm_credit_purchase WHERE posting_journal_id IS NOT NULL "
+            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            [POSTING_BATCH],
+        )
+        ids = [row[0] for row in self.env.cr.fetchall()]
+        for sale in self.sudo().browse(ids):
+            try:
+                with self.env.cr.savepoint():
+                    sale._post_deferred()
+            except (UserError, AccessError):
+                _logger.exception("sale %s: its invoice and payment could not be posted", sale.name)
+        remaining = (
+            self.sudo().search_count([("posting_journal_id", "!=", False)]) if ids else 0
+        )
+        self.env["ir.cron"]._notify_progress(done=len(ids), remaining=max(remaining - len(ids), 0))
+        return len(ids)
+
     # ---------------------------------------------------------------- reversal
     def action_reverse(self):
         """Undo sales whose credit provably did not reach the meter.
@@ -905,6 +1007,9 @@ class SmartpmCreditPurchase(models.Model):
         a credit note for a posted invoice, and give the money back on the sale's channel
         (``services.refunds``)."""
         self.ensure_one()
+        # a bank sale whose invoice and payment wait for the posting step: posted first, so
+        # the credit note below reverses them
+        self._post_deferred()
         vals = {"state": "reversed", "date_reversed": fields.Datetime.now()}
         if self.invoice_id and self.invoice_id.state == "posted" and not self.credit_note_id:
             vals["credit_note_id"] = self._create_credit_note().id
@@ -1049,3 +1154,25 @@ class SmartpmCreditPurchase(models.Model):
             )
             if journal:
                 purchase._create_invoice_and_payment(journal)
+
+
+def _post_after_commit(dbname, sale_ids):
+    """After the bank's answer is committed: post its sale's invoice and payment in a thread
+    of its own, so the answer does not wait for them. A concurrent delivery report may make
+    the posting fail to serialize: tried again; whatever is left, the cron posts."""
+
+    def run():
+        for attempt in range(POSTING_ATTEMPTS):
+            try:
+                with Registry(dbname).cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    env["smartpm.credit.purchase"].browse(sale_ids).exists()._post_deferred()
+                return
+            except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+                time.sleep(0.05 * (attempt + 1))
+            except Exception:
+                _logger.exception("posting sales %s after the answer failed", sale_ids)
+                return
+        _logger.warning("sales %s: left for the posting cron", sale_ids)
+
+    threading.Thread(target=run, name="smartpm-post-sale", daemon=True).start()

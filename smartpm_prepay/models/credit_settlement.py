@@ -79,6 +79,37 @@ class SmartpmCreditSettlement(models.Model):
         readonly=True,
         help="Money-mode meters: credit on the meter that no sale on record covers: no value.",
     )
+    emergency_credit = fields.Float(
+        digits=(16, 3),
+        readonly=True,
+        help="Emergency credit in use at the final reading, in the meter's credit unit (kWh, "
+        "or the currency on a money-mode meter): part of the meter's credit, but not paid "
+        "for, so not settled.",
+    )
+    negative_credit = fields.Float(
+        digits=(16, 3),
+        readonly=True,
+        help="How far below zero the meter's credit was at the final reading (a friendly "
+        "period), in the meter's credit unit.",
+    )
+    shortfall = fields.Float(
+        string="Consumed without payment",
+        digits=(16, 3),
+        readonly=True,
+        help="Emergency credit in use beyond the paid credit left, and negative credit, in "
+        "the meter's credit unit: it becomes the tenant's debt.",
+    )
+    debt_amount = fields.Monetary(
+        string="Debt recorded", readonly=True, help="What the shortfall is worth (untaxed)."
+    )
+    debt_id = fields.Many2one(
+        "smartpm.tenant.debt",
+        string="Tenant debt",
+        readonly=True,
+        check_company=True,
+        help="The shortfall as the tenant's debt (on their receivable), recovered from their "
+        "next purchases.",
+    )
     currency_id = fields.Many2one(related="company_id.currency_id")
     amount = fields.Monetary(
         string="Value (untaxed)",

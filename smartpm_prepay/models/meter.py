@@ -9,9 +9,9 @@ from odoo.osv import expression
 from odoo.tools.float_utils import float_round
 
 from ..services import (
+    calendars,
     emergency,
     engine,
-    friendly,
     meter_profile,
     receipt,
     sale_info,
@@ -669,12 +669,11 @@ class SmartpmMeter(models.Model):
                 vals.setdefault("date_activated", now)
         meters = super().create(vals_list)
         meters.filtered("tenant_id")._open_assignments()
-        friendly.push(self.env, meters)  # a meter created active gets the schedule at once
         pushing = meters.filtered("push_enabled")
         if pushing:  # created in push mode: the meter is told at once, the heartbeat clock runs
             pushing.sudo().write({"push_enabled_at": fields.Datetime.now()})
             pushing._push_push_setup()
-        tou.push(self.env, meters)
+        calendars.push(self.env, meters)  # a meter created active gets them at once
         return meters
 
     def write(self, vals):
@@ -738,16 +737,16 @@ class SmartpmMeter(models.Model):
         emergency.push_changed(self, emergency_before)
         self._smartpm_push_setup_changed(push_before)
         standing_charge.push_changed(self, charge_before)
-        if vals.get("state") == "active" or "credit_mode" in vals:
-            # activated (or reconnected), or its credit unit changed (the limit is in it)
-            friendly.push(self.env, self)
         if {"state", "credit_mode", "tariff_id", "tenant_id"} & set(vals):
-            tou.push(self.env, self)  # a new calendar if the tariff in force gives another
+            # activated (or reconnected), its credit unit changed (the friendly limit is in
+            # it), another tariff in force (another TOU calendar): only what changed is pushed
+            calendars.push(self.env, self)
         return res
 
     # ---------------------------------------------------------------- credit mode (TOU)
     def _smartpm_check_credit_mode_change(self, vals):
-        """The credit mode is the meter's set-up: a Manager's, before the first sale."""
+        """The credit mode is the meter's set-up: a Manager's, before the first sale, with no
+        tenant on the meter (their credit and thresholds are in the unit it has now)."""
         if "credit_mode" not in vals:
             return
         changing = self.filtered(lambda m: m.credit_mode != vals["credit_mode"])
@@ -767,6 +766,17 @@ class SmartpmMeter(models.Model):
                     "Meter %s already holds credit sold in its current mode: its credit "
                     "mode cannot change (replace the meter instead).",
                     ", ".join(sold.mapped("serial_number")),
+                )
+            )
+        occupied = changing.filtered(lambda m: m.sudo().tenant_id)
+        if occupied:
+            meter = occupied[0].sudo()
+            raise UserError(
+                self.env._(
+                    "Meter %(meter)s: tenant %(tenant)s is on it; move the tenant out first, "
+                    "then change its credit mode.",
+                    meter=meter.serial_number,
+                    tenant=meter.tenant_id.display_name,
                 )
             )
 
@@ -1288,9 +1298,8 @@ class SmartpmMeter(models.Model):
         self._push_load_limit()
         self._push_load_recovery()
         emergency.push(self)
-        friendly.push(self.env, self, force=True)
         standing_charge.push(self)
-        tou.push(self.env, self, force=True)
+        calendars.push(self.env, self, force=True)
         return self._notify_queued(self.env._("Settings queued"))
 
     def action_view_purchases(self):

@@ -360,7 +360,15 @@ class SmartpmMeterJob(models.Model):
         return (
             self.env["smartpm.move.out"]
             .sudo()
-            .search(["|", ("read_job_id", "=", self.id), ("disconnect_job_id", "=", self.id)])
+            .search(
+                [
+                    "|",
+                    "|",
+                    ("read_job_id", "=", self.id),
+                    ("disconnect_job_id", "=", self.id),
+                    ("zero_job_id", "=", self.id),
+                ]
+            )
         )
 
     def _checked_purchases(self):

@@ -1,7 +1,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..services import meter_profile
+from ..services import meter_profile, tou
 
 
 class SmartpmMeterProfile(models.Model):
@@ -71,6 +71,12 @@ class SmartpmMeterProfile(models.Model):
         "fail with a clear error.",
     )
     meter_count = fields.Integer(compute="_compute_meter_count")
+    offered_functions = fields.Char(
+        readonly=True,
+        copy=False,
+        help="Technical: the contract's newer functions a module upgrade has already added "
+        "to this profile (comma-separated). One the owner removed is not added again.",
+    )
 
     _sql_constraints = [
         (
@@ -95,18 +101,24 @@ class SmartpmMeterProfile(models.Model):
         """Install and upgrade: the SmartPM profile (kept by noupdate) gets the contract's
         functions added since it was made (the meters and the simulator have them), e.g.
         the calendar's special days; a line the owner changed or removed stays as it is
-        once present."""
+        once present, and a function is added once only: one the owner removed on purpose
+        stays removed at the next upgrade (``offered_functions`` keeps what was offered)."""
         profile = self.env.ref("smartpm_prepay.meter_profile_smartpm", raise_if_not_found=False)
         if not profile:
             return
+        offered = set((profile.offered_functions or "").split(",")) - {""}
         have = set(profile.object_ids.mapped("function"))
         new = [
             fields.Command.create(line)
             for line in meter_profile.smartpm_lines()
-            if line["function"] in meter_profile.ADDED_FUNCTIONS and line["function"] not in have
+            if line["function"] in meter_profile.ADDED_FUNCTIONS
+            and line["function"] not in have | offered
         ]
+        vals = {"offered_functions": ",".join(sorted(offered | set(meter_profile.ADDED_FUNCTIONS)))}
         if new:
-            profile.write({"object_ids": new})
+            vals["object_ids"] = new
+        if vals["offered_functions"] != profile.offered_functions or new:
+            profile.write(vals)
 
     def _compute_meter_count(self):
         counts = dict(
@@ -151,6 +163,44 @@ class SmartpmMeterProfile(models.Model):
                     self.env._("Meter profile %(name)s:", name=profile.name)
                     + "\n"
                     + "\n".join(f"- {problem}" for problem in found)
+                )
+
+    def _check_special_days_in_use(self):
+        """A profile that no longer lists the calendar's special days table while money-mode
+        meters of it are on a tariff charging public holidays otherwise than as the weekday
+        is refused: those meters would be charged the holidays as weekdays, no one told."""
+        for profile in self.filtered(
+            lambda p: tou.SPECIAL_DAYS_FUNCTION not in p.object_ids.mapped("function")
+        ):
+            meters = (
+                self.env["smartpm.meter"]
+                .sudo()
+                .search(
+                    [
+                        ("profile_id", "=", profile.id),
+                        ("credit_mode", "=", "money"),
+                        ("state", "!=", "decommissioned"),
+                    ]
+                )
+            )
+            by_tariff = {}
+            for meter in meters:
+                tariff = meter._get_tariff()
+                by_tariff[tariff] = by_tariff.get(tariff, meters.browse()) | meter
+            for tariff, users in by_tariff.items():
+                if not tariff or not tou.charges_holidays(tariff):
+                    continue
+                raise ValidationError(
+                    self.env._(
+                        "Meter profile %(profile)s must keep its line 'Calendar special days "
+                        "(holidays)': meter %(meters)s in money mode uses this profile on "
+                        "tariff %(tariff)s, which charges public holidays otherwise than as "
+                        "the weekday. Move the meters to another profile or charge the "
+                        "holidays as the weekday first.",
+                        profile=profile.name,
+                        meters=", ".join(users.mapped("serial_number")),
+                        tariff=tariff.name,
+                    )
                 )
 
     def action_view_meters(self):

@@ -1,6 +1,6 @@
 from odoo import api, fields, models
 
-from ..services import meter_profile
+from ..services import meter_profile, tou
 
 
 class SmartpmMeterProfileObject(models.Model):
@@ -64,8 +64,19 @@ class SmartpmMeterProfileObject(models.Model):
     def _check_profile(self):
         self.profile_id._check_object_map()
 
+    def _special_days_profiles(self):
+        return self.filtered(lambda o: o.function == tou.SPECIAL_DAYS_FUNCTION).profile_id
+
+    def write(self, vals):
+        losing = self._special_days_profiles() if "function" in vals else self.profile_id.browse()
+        res = super().write(vals)
+        losing._check_special_days_in_use()
+        return res
+
     def unlink(self):
         profiles = self.profile_id
+        losing = self._special_days_profiles()
         res = super().unlink()
         profiles.exists()._check_object_map()  # a required object taken out is refused
+        losing.exists()._check_special_days_in_use()  # so are holidays meters still need
         return res

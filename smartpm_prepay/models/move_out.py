@@ -106,6 +106,15 @@ class SmartpmMoveOut(models.Model):
     clear_job_id = fields.Many2one(
         "smartpm.meter.job", string="Clearing job", readonly=True, index="btree_not_null"
     )
+    zero_job_id = fields.Many2one(
+        "smartpm.meter.job",
+        string="Zeroing job",
+        readonly=True,
+        index="btree_not_null",
+        help="The token that repays the emergency credit in use and lifts a negative credit "
+        "on the meter (the leaving tenant's debt pays for it), so that the next tenant starts "
+        "at zero.",
+    )
     # the final reading
     credit_mode = fields.Selection(
         [("kwh", "kWh"), ("money", "Money")],
@@ -114,12 +123,33 @@ class SmartpmMoveOut(models.Model):
         help="The meter's credit unit when the move-out started: money on a money-mode meter "
         "(time of use), settled in the currency.",
     )
-    final_credit_kwh = fields.Float(string="Final credit (kWh)", digits=(16, 3), readonly=True)
+    final_credit_kwh = fields.Float(
+        string="Final credit (kWh)",
+        digits=(16, 3),
+        readonly=True,
+        help="The credit read from the meter: emergency credit taken included, below zero "
+        "after a friendly period.",
+    )
     final_credit_money = fields.Float(
         string="Final credit (money)",
         digits=(16, 3),
         readonly=True,
-        help="Money-mode meters: the credit read from the meter, in the currency.",
+        help="Money-mode meters: the credit read from the meter, in the currency (emergency "
+        "credit taken included, below zero after a friendly period).",
+    )
+    final_emergency_kwh = fields.Float(
+        string="Emergency credit in use (kWh)",
+        digits=(16, 3),
+        readonly=True,
+        help="Emergency credit the tenant took and had not repaid at the final reading: not "
+        "paid for, so not refundable.",
+    )
+    final_emergency_money = fields.Float(
+        string="Emergency credit in use (money)",
+        digits=(16, 3),
+        readonly=True,
+        help="Money-mode meters: emergency credit in use at the final reading, in the "
+        "currency: not paid for, so not refundable.",
     )
     final_energy_kwh = fields.Float(
         string="Final energy register (kWh)", digits=(16, 3), readonly=True
@@ -196,20 +226,20 @@ class SmartpmMoveOut(models.Model):
 
     @api.model
     def _check_meter_settleable(self, meter, target=None):
-        """A money-mode meter (credit in currency) is refunded or forfeited in money
-        (services/settlement._settle_money). Its credit moving to another meter (a transfer,
-        a replacement) is refused with nothing done while either meter holds money: a
-        money token for the transfer is not minted yet, and a kWh meter cannot hold money
-        (no conversion at the tariff is clean: time-of-use bands price the kWh)."""
+        """Credit moves (a transfer, a replacement) between meters of one credit unit: kWh
+        to kWh, money to money (a money token, once the old meter's clear is confirmed:
+        services/settlement.issue_money_transfer). Mixed modes are refused with nothing
+        done: a kWh meter cannot hold money and no conversion at the tariff is clean (time
+        of use bands price the kWh)."""
         meter = meter.sudo()
         target = (target or self.env["smartpm.meter"]).sudo()
-        if target and "money" in (meter.credit_mode, target.credit_mode):
+        if target and (meter.credit_mode or "kwh") != (target.credit_mode or "kwh"):
             raise UserError(
                 self.env._(
                     "The credit of meter %(meter)s (%(unit)s) cannot move to meter "
-                    "%(target)s (%(target_unit)s): a transfer or replacement of a money-mode "
-                    "meter's credit is not done yet. Nothing was done; refund or forfeit the "
-                    "credit at a move-out instead.",
+                    "%(target)s (%(target_unit)s): credit moves only between meters of the "
+                    "same credit unit. Nothing was done; refund or forfeit the credit at a "
+                    "move-out instead, or set both meters to one mode.",
                     meter=meter.serial_number,
                     unit=self._credit_unit_label(meter),
                     target=target.serial_number,
@@ -251,7 +281,7 @@ class SmartpmMoveOut(models.Model):
                 {
                     "meter_id": self.meter_id.id,
                     "job_type": "read",
-                    "payload": {"objects": settlement.READ_OBJECTS},
+                    "payload": {"objects": settlement.read_objects(self.meter_id.sudo())},
                     "priority": settlement.READ_PRIORITY,
                     "idempotency_key": f"move-out-{self.id}-read-{self.read_attempt}",
                 }
@@ -275,10 +305,28 @@ class SmartpmMoveOut(models.Model):
                 return
             readings = self.env["smartpm.reading"].sudo().search([("job_id", "=", job.id)])
             readings.write({"source": "final"})
-            move_out._record_final(credit, energy, "meter")
+            move_out._record_final(
+                credit, energy, "meter", emergency=settlement.final_emergency(result)
+            )
+        elif job == move_out.zero_job_id and move_out.state in ("clearing", "blocked"):
+            move_out.message_post(
+                body=self.env._(
+                    "Meter %(meter)s took the token that brings its emergency and negative "
+                    "credit to zero (%(credit)s); credit now %(now)s.",
+                    meter=move_out.meter_id.serial_number,
+                    credit=settlement.credit_text(move_out, settlement.zero_amount(move_out)),
+                    now=settlement.credit_text(
+                        move_out, result.get("credit_money", result.get("credit_kwh")) or 0.0
+                    ),
+                )
+            )
+            move_out._finish_if_cleared()
 
     def _on_job_failed(self, job):
         move_out = self._lock()
+        if job == move_out.zero_job_id:
+            move_out._on_credit_clear_failed(job)
+            return
         if move_out.state != "reading" or job not in (
             move_out.read_job_id | move_out.disconnect_job_id
         ):
@@ -301,12 +349,15 @@ class SmartpmMoveOut(models.Model):
         if pending:
             job_queue.cancel(self.env, pending.ids)
 
-    def _record_final(self, credit, energy, source, reason=None):
-        """``credit``: kWh, or the currency on a money-mode meter (``credit_mode``)."""
+    def _record_final(self, credit, energy, source, reason=None, emergency=0.0):
+        """``credit`` (as the meter says it: may be below zero) and ``emergency`` (credit in
+        use): kWh, or the currency on a money-mode meter (``credit_mode``)."""
         money = self.credit_mode == "money"
         vals = {
-            "final_credit_kwh": 0.0 if money else max(credit, 0.0),
-            "final_credit_money": max(credit, 0.0) if money else 0.0,
+            "final_credit_kwh": 0.0 if money else credit,
+            "final_credit_money": credit if money else 0.0,
+            "final_emergency_kwh": 0.0 if money else emergency,
+            "final_emergency_money": emergency if money else 0.0,
             "final_energy_kwh": energy or 0.0,
             "final_reading_time": fields.Datetime.now(),
             "reading_source": source,
@@ -322,25 +373,16 @@ class SmartpmMoveOut(models.Model):
             )
         self.write(vals)
         self.activity_ids.action_feedback(feedback=self.env._("Final reading recorded."))
-        if money:
-            self.message_post(
-                body=self.env._(
-                    "Final reading (%(how)s): credit %(credit)s, energy register %(energy)s kWh.",
-                    how=dict(self._fields["reading_source"].selection)[source],
-                    credit=self._money_text(self.final_credit_money),
-                    energy=self.final_energy_kwh,
-                )
+        self.message_post(
+            body=self.env._(
+                "Final reading (%(how)s): credit %(credit)s (emergency credit in use "
+                "%(emergency)s), energy register %(energy)s kWh.",
+                how=dict(self._fields["reading_source"].selection)[source],
+                credit=settlement.credit_text(self, credit),
+                emergency=settlement.credit_text(self, emergency),
+                energy=self.final_energy_kwh,
             )
-        else:
-            self.message_post(
-                body=self.env._(
-                    "Final reading (%(how)s): credit %(credit)s kWh, energy register "
-                    "%(energy)s kWh.",
-                    how=dict(self._fields["reading_source"].selection)[source],
-                    credit=self.final_credit_kwh,
-                    energy=self.final_energy_kwh,
-                )
-            )
+        )
         self._settle()
 
     def _settle(self):
@@ -351,84 +393,93 @@ class SmartpmMoveOut(models.Model):
         except UserError as exc:
             self._block("settling", str(exc.args[0]) if exc.args else str(exc))
             return
-        if done.credit_mode == "money":
+        credit = done.money if done.credit_mode == "money" else done.kwh
+        self.message_post(
+            body=Markup(
+                self.env._("Credit settled: %(link)s (%(kind)s, credit %(credit)s, %(amount)s).")
+            )
+            % {
+                "link": done._get_html_link(),
+                "kind": dict(done._fields["kind"].selection)[done.kind],
+                "credit": settlement.credit_text(done, credit),
+                "amount": done.amount_total,
+            }
+        )
+        if done.debt_id:
             self.message_post(
                 body=Markup(
                     self.env._(
-                        "Credit settled: %(link)s (%(kind)s, credit %(credit)s, %(amount)s)."
+                        "Emergency credit in use %(emergency)s, negative credit %(negative)s: "
+                        "%(shortfall)s consumed without payment, the tenant's debt %(link)s "
+                        "(%(amount)s)."
                     )
                 )
                 % {
-                    "link": done._get_html_link(),
-                    "kind": dict(done._fields["kind"].selection)[done.kind],
-                    "credit": self._money_text(done.money),
-                    "amount": done.amount_total,
-                }
-            )
-        else:
-            self.message_post(
-                body=Markup(
-                    self.env._("Credit settled: %(link)s (%(kind)s, %(kwh)s kWh, %(amount)s).")
-                )
-                % {
-                    "link": done._get_html_link(),
-                    "kind": dict(done._fields["kind"].selection)[done.kind],
-                    "kwh": done.kwh,
-                    "amount": done.amount_total,
+                    "emergency": settlement.credit_text(done, done.emergency_credit),
+                    "negative": settlement.credit_text(done, done.negative_credit),
+                    "shortfall": settlement.credit_text(done, done.shortfall),
+                    "link": done.debt_id._get_html_link(),
+                    "amount": done.debt_amount,
                 }
             )
         self._clear()
 
-    def _money_text(self, value):
-        currency = self.currency_id
-        return f"{currency.symbol or currency.name} {value:.3f}"
-
     def _clear(self):
         """Remove the final credit from the meter (exactly once, services/credit_clear): Wh,
-        or milli-units of the currency with the money clear-credit token."""
+        or milli-units of the currency with the money clear-credit token; and bring its
+        emergency credit in use and negative credit to zero (``settlement.queue_zero``, a
+        credit token the tenant's debt paid). The meter is at zero when both are done, in
+        whichever order it takes them."""
         final = self.final_credit_money if self.credit_mode == "money" else self.final_credit_kwh
         wh = int(round(final * 1000))
-        if wh <= 0 or (self.purpose == "replacement" and self.reading_source == "manual"):
-            self.state = "clearing"
+        self.state = "clearing"
+        if self.purpose == "replacement" and self.reading_source == "manual":
             self._finish()
             return
-        job = settlement.queue_clear(self.meter_id, wh, self)
-        self.write({"state": "clearing", "clear_job_id": job.id})
+        settlement.queue_zero(self)
+        if wh > 0:
+            self.clear_job_id = settlement.queue_clear(self.meter_id, wh, self)
+        self._finish_if_cleared()
+
+    def _finish_if_cleared(self):
+        """Done once every job of the clearing step is done on the meter; a money transfer
+        is issued then, never before (the old meter no longer holds the credit)."""
+        jobs = self.clear_job_id | self.zero_job_id
+        if self.state in ("clearing", "blocked") and all(j.state == "done" for j in jobs):
+            self._finish()  # a replacing meter in service first: it takes its calendars
+            settlement.issue_money_transfer(self.settlement_id, self.transfer_meter_id)
 
     def _on_credit_cleared(self, job, result):
         """credit_clear's hook: the meter took the clear."""
         move_out = self._lock()
         if move_out.state not in ("clearing", "blocked") or job != move_out.clear_job_id:
             return
-        if move_out.credit_mode == "money":
-            move_out.message_post(
-                body=self.env._(
-                    "Meter %(meter)s cleared of %(cleared)s; credit now %(credit)s.",
-                    meter=move_out.meter_id.serial_number,
-                    cleared=result.get("cleared_money"),
-                    credit=result.get("credit_money"),
-                )
+        money = move_out.credit_mode == "money"
+        move_out.message_post(
+            body=self.env._(
+                "Meter %(meter)s cleared of %(cleared)s; credit now %(credit)s.",
+                meter=move_out.meter_id.serial_number,
+                cleared=settlement.credit_text(
+                    move_out, result.get("cleared_money" if money else "cleared_kwh") or 0.0
+                ),
+                credit=settlement.credit_text(
+                    move_out, result.get("credit_money" if money else "credit_kwh") or 0.0
+                ),
             )
-        else:
-            move_out.message_post(
-                body=self.env._(
-                    "Meter %(meter)s cleared of %(kwh)s kWh; credit now %(credit)s kWh.",
-                    meter=move_out.meter_id.serial_number,
-                    kwh=result.get("cleared_kwh"),
-                    credit=result.get("credit_kwh"),
-                )
-            )
-        move_out._finish()
+        )
+        move_out._finish_if_cleared()  # the job is done already (job_queue._complete_locked)
 
     def _on_credit_clear_failed(self, job):
         move_out = self._lock()
-        if move_out.state != "clearing" or job != move_out.clear_job_id:
+        if move_out.state != "clearing" or job not in (
+            move_out.clear_job_id | move_out.zero_job_id
+        ):
             return
         move_out._block(
             "clearing",
             self.env._(
                 "Meter %(meter)s did not take the clear of its credit (%(error)s). Retry once "
-                "it answers: the same clear is sent again, applied at most once.",
+                "it answers: the same tokens are sent again, each applied at most once.",
                 meter=move_out.meter_id.serial_number,
                 error=job.error or "",
             ),
@@ -487,7 +538,9 @@ class SmartpmMoveOut(models.Model):
             elif step == "settling":
                 move_out._settle()
             elif step == "clearing":
-                move_out.clear_job_id.action_retry()
+                (move_out.clear_job_id | move_out.zero_job_id).filtered(
+                    lambda j: j.state in ("failed", "cancelled")
+                ).action_retry()
         return True
 
     def action_forfeit_instead(self):
@@ -541,25 +594,16 @@ class SmartpmMoveOut(models.Model):
                 self.env._("A reading by hand needs a credit of 0 or more and a reason.")
             )
         move_out._cancel_pending(move_out.read_job_id | move_out.disconnect_job_id)
-        if move_out.credit_mode == "money":
-            body = self.env._(
+        move_out.message_post(
+            body=self.env._(
                 "Reading recorded by hand by %(user)s: credit %(credit)s, energy register "
                 "%(energy)s kWh. Reason: %(reason)s",
                 user=self.env.user.name,
-                credit=move_out._money_text(credit),
+                credit=settlement.credit_text(move_out, credit),
                 energy=energy,
                 reason=reason,
             )
-        else:
-            body = self.env._(
-                "Reading recorded by hand by %(user)s: credit %(credit)s kWh, energy register "
-                "%(energy)s kWh. Reason: %(reason)s",
-                user=self.env.user.name,
-                credit=credit,
-                energy=energy,
-                reason=reason,
-            )
-        move_out.message_post(body=body)
+        )
         now = fields.Datetime.now()
         if move_out.credit_mode == "money":  # the currency, as a money meter's bridge says
             rows = [{"obis": settlement.OBIS_CREDIT, "value": credit, "unit": "currency"}]

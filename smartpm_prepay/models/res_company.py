@@ -4,7 +4,7 @@ import math
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..services import friendly, prepayment, settlement, standing_charge, tou
+from ..services import calendars, friendly, prepayment, settlement, standing_charge
 
 _logger = logging.getLogger(__name__)
 
@@ -224,8 +224,7 @@ class ResCompany(models.Model):
     def write(self, vals):
         res = super().write(vals)
         if FRIENDLY_FIELDS & set(vals) and not self.env.context.get(FRIENDLY_DEFER):
-            friendly.push_companies(self.env, self)
-            tou.push_companies(self.env, self)  # another calendar: other public holidays
+            calendars.push_companies(self.env, self)  # another calendar: other public holidays
         return res
 
     @api.model

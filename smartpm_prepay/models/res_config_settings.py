@@ -1,7 +1,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..services import friendly, tou, wsse
+from ..services import calendars, wsse
 from .res_company import FRIENDLY_DEFER
 
 RETENTION_PARAM = "smartpm_prepay.job_retention_days"
@@ -157,7 +157,6 @@ class ResConfigSettings(models.TransientModel):
 
     def set_values(self):
         res = super(ResConfigSettings, self.with_context(**{FRIENDLY_DEFER: True})).set_values()
-        # pushed only to meters whose last schedule differs (services/friendly.push)
-        friendly.push_companies(self.env, self.company_id)
-        tou.push_companies(self.env, self.company_id)  # the public holidays of TOU meters
+        # pushed only to meters whose last schedule differs (services/calendars)
+        calendars.push_companies(self.env, self.company_id)
         return res

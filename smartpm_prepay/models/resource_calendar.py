@@ -1,6 +1,6 @@
 from odoo import models
 
-from ..services import friendly, tou
+from ..services import calendars, friendly
 from .res_company import FRIENDLY_DEFER
 
 
@@ -13,6 +13,5 @@ class ResourceCalendar(models.Model):
         res = super(ResourceCalendar, self.with_context(**{FRIENDLY_DEFER: True})).write(vals)
         if not self.env.context.get(FRIENDLY_DEFER):
             companies = friendly.companies_of_calendars(self.env, self)
-            friendly.push_companies(self.env, companies)
-            tou.push_companies(self.env, companies)  # its public holidays, as special days
+            calendars.push_companies(self.env, companies)  # TOU: its public holidays too
         return res

@@ -4,7 +4,7 @@ import pytz
 
 from odoo import api, models
 
-from ..services import friendly, local_time, tou
+from ..services import calendars, friendly, local_time
 from .res_company import FRIENDLY_DEFER
 
 
@@ -16,8 +16,7 @@ class ResourceCalendarLeaves(models.Model):
 
     def _smartpm_push_friendly(self, companies):
         if not self.env.context.get(FRIENDLY_DEFER):
-            friendly.push_companies(self.env, companies)
-            tou.push_companies(self.env, companies)  # holidays charged as special days
+            calendars.push_companies(self.env, companies)  # TOU: holidays as special days
 
     @api.model_create_multi
     def create(self, vals_list):

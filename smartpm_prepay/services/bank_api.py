@@ -19,7 +19,7 @@ import psycopg2.errors
 
 from odoo.exceptions import AccessDenied, AccessError, UserError
 
-from . import local_time, tou, vending
+from . import tou, vending
 from .receipt import split as receipt_split
 from .sale_info import sale_info
 
@@ -293,7 +293,19 @@ def _tou_receipt(p):
     bands = "; ".join(
         f"{b['name']} ({b['hours']}) {b['price']:.4f} per kWh" for b in tou.receipt_bands(p)
     )
-    return {"creditMoney": _money(p.currency_id, p.credit_money), "priceBands": bands}
+    split = receipt_split(p)
+    balance = split["new_balance_money"]
+    return {
+        "creditMoney": _money(p.currency_id, p.credit_money),
+        "priceBands": bands,
+        # the money split, as the kWh one: creditMoney = emergencyRepaidMoney +
+        # negativeCreditRepaidMoney + netMoney (the meter's milli-units); expected until
+        # the meter has the token (splitFromMeter)
+        "emergencyRepaidMoney": f"{split['emergency_repaid_money']:.3f}",
+        "negativeCreditRepaidMoney": f"{split['negative_repaid_money']:.3f}",
+        "netMoney": f"{split['net_money']:.3f}",
+        "newBalanceMoney": "" if balance is False else _money(p.currency_id, balance),
+    }
 
 
 # ------------------------------------------------------------------ operations
@@ -373,7 +385,8 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
         raise from_vending_error(exc) from exc
     sale_sudo = sale.sudo()
     if not sale_sudo.invoice_id and sale_sudo.state != "reversed":
-        sale_sudo._create_invoice_and_payment(bank.smartpm_bank_journal_id)
+        # the invoice and payment are posted right after the answer (credit_purchase)
+        sale_sudo._defer_invoice_and_payment(bank.smartpm_bank_journal_id)
     return receipt(sale_sudo)
 
 
@@ -457,6 +470,6 @@ def _refund_credit_note(sale, journal):
     ).create(
         {
             "journal_id": journal.sudo().id,
-            "payment_date": local_time.local_today(sale.company_id),
+            "payment_date": note.invoice_date,  # the refund is the credit note's act
         }
     )._create_payments()

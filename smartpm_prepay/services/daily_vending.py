@@ -12,9 +12,7 @@ written once, so a closed day prints the same figures whenever it is printed.
 
 from collections import defaultdict
 
-from odoo import fields
-
-from . import local_time, vending
+from . import local_time, statement, vending
 
 # the report's channels, in the order it prints them (credit moved between meters at a
 # move-out is no sale and is left out)
@@ -72,33 +70,17 @@ def reversal_amount(purchase):
 
 
 def _reversed_in(env, company, start, end):
-    """The sales of ``company`` reversed in [start, end) (naive UTC). A sale reversed before
-    ``date_reversed`` was kept has the time of its tracked change to reversed instead (the
-    latest change of its state: reversed is final)."""
+    """The sales of ``company`` reversed in [start, end) (naive UTC): by ``date_reversed``;
+    a sale reversed before that field was kept, by the time the statement gives it
+    (services/statement.reversal_times: the tracked change of its state to reversed)."""
     Purchase = env["smartpm.credit.purchase"]
+    reversed_ = [("company_id", "=", company.id), ("state", "=", "reversed")]
     dated = Purchase.search(
-        [
-            ("company_id", "=", company.id),
-            ("state", "=", "reversed"),
-            ("date_reversed", ">=", start),
-            ("date_reversed", "<", end),
-        ]
+        reversed_ + [("date_reversed", ">=", start), ("date_reversed", "<", end)]
     )
-    env.cr.execute(
-        """
-        SELECT p.id
-          FROM smartpm_credit_purchase p
-          JOIN mail_message m ON m.model = 'smartpm.credit.purchase' AND m.res_id = p.id
-          JOIN mail_tracking_value t ON t.mail_message_id = m.id
-          JOIN ir_model_fields f ON f.id = t.field_id
-         WHERE p.state = 'reversed' AND p.date_reversed IS NULL AND p.company_id = %s
-           AND f.model = 'smartpm.credit.purchase' AND f.name = 'state'
-         GROUP BY p.id
-        HAVING max(m.date) >= %s AND max(m.date) < %s
-        """,
-        [company.id, start, end],
-    )
-    return dated | Purchase.browse([row[0] for row in env.cr.fetchall()])
+    undated = Purchase.search(reversed_ + [("date_reversed", "=", False)])
+    times = statement.reversal_times(undated)
+    return dated | undated.filtered(lambda p: start <= times[p.id] < end)
 
 
 def daily_vending(env, company, day, channel=None, user=None):
@@ -198,5 +180,4 @@ def daily_vending(env, company, day, channel=None, user=None):
         "standing_charge_money": sum(charges.mapped("money")),
         "sales": sales,
         "reversals": reversals,
-        "printed_at": fields.Datetime.now(),
     }

@@ -218,7 +218,8 @@ def restore(purchase):
                 [
                     {
                         "ref": purchase.env._("Reversal of %s", rec.move_id.ref),
-                        "date": fields.Date.context_today(rec),
+                        # the company's day (never before the entry it reverses)
+                        "date": local_time.local_today(purchase.company_id),
                     }
                 ],
                 cancel=True,
@@ -442,7 +443,7 @@ def cancel(debt):
                 "company_id": debt.company_id.id,
                 "currency_id": debt.currency_id.id,
                 "journal_id": debt.invoice_id.journal_id.id,
-                "invoice_date": fields.Date.context_today(debt),
+                "invoice_date": local_time.local_today(debt.company_id),
                 "ref": env._("Cancellation of %s", debt.name),
                 "reversed_entry_id": debt.invoice_id.id,
                 "invoice_line_ids": [

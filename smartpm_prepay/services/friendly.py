@@ -6,12 +6,12 @@ hours of the week when no meter trips for credit, its global leaves the public h
 periods") and decides by itself; Odoo builds it here and pushes it with one
 ``set_friendly_schedule`` job per meter and change: a meter whose last pushed schedule is the
 same gets none, a pending older push is cancelled. A daily cron rebuilds the schedule (the
-coming year's holidays, the UTC offset after a daylight-saving change) and pushes only where
-it changed; a meter becoming active gets it at once.
+next year's holidays on 1 January, the UTC offset after a daylight-saving change) and pushes
+only where it changed; a meter becoming active gets it at once.
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytz
 
@@ -106,8 +106,8 @@ def _holiday_domain(company, calendar, start_utc, end_utc):
 
 
 def holiday_dates(company, calendar, today=None):
-    """Local dates that a public holiday touches, from today for a year (at most what the
-    meter holds, the nearest first)."""
+    """Local dates that a public holiday touches, from ``today`` for a year (at most what
+    the meter holds, the nearest first)."""
     today = today or local_today(company)
     tz = company_tz(company)
     start = tz.localize(datetime.combine(today, datetime.min.time())).astimezone(pytz.utc)
@@ -131,6 +131,25 @@ def holiday_dates(company, calendar, today=None):
     return [d.isoformat() for d in sorted(days)[:MAX_SPECIAL_DAYS]]
 
 
+def year_holidays(company, calendar, today):
+    """Local dates (iso strings) of the public holidays of ``today``'s calendar year and the
+    next one (at most what the meter holds, the earliest first).
+
+    Whole calendar years, not a year from today: a holiday that passed stays in the table
+    (the meter never matches a past date again) until the year ends, so the payload, and
+    with it each meter's push, changes when the owner changes a holiday or on 1 January,
+    not the day after each holiday (docs/job-protocol.md). The friendly schedule and the
+    time-of-use special days (services/tou.py) both count holidays so."""
+    days = set()
+    for year in (today.year, today.year + 1):
+        days.update(
+            d
+            for d in holiday_dates(company, calendar, date(year, 1, 1))
+            if d.startswith(f"{year:04d}-")
+        )
+    return sorted(days)[:MAX_SPECIAL_DAYS]
+
+
 def build_schedule(company, now=None, credit_mode="kwh"):
     """The payload of ``set_friendly_schedule`` for the company's meters of ``credit_mode``:
     the limit is ``friendly_limit_kwh``, or ``friendly_limit_money`` (currency) for
@@ -143,7 +162,7 @@ def build_schedule(company, now=None, credit_mode="kwh"):
     return {
         "utc_offset_min": utc_offset_min(company, now),
         "windows": calendar_windows(calendar),
-        "special_days": holiday_dates(company, calendar, today),
+        "special_days": year_holidays(company, calendar, today),
         limit_key(credit_mode): -abs(company_limit(company, credit_mode)),
     }
 
@@ -165,10 +184,10 @@ def _last_pushed(env, meters):
     return dict(env.cr.fetchall())
 
 
-def push(env, meters, force=False):
+def push(env, meters, force=False, now=None):
     """One ``set_friendly_schedule`` job for each commandable meter whose last pushed
-    schedule differs from its company's (all of them with ``force``); pending older pushes
-    are cancelled. Returns the jobs created."""
+    schedule differs from its company's at ``now`` (naive UTC, default now; all of them
+    with ``force``); pending older pushes are cancelled. Returns the jobs created."""
     meters = meters.sudo()._commandable()
     Job = env["smartpm.meter.job"]
     if not meters:
@@ -177,7 +196,9 @@ def push(env, meters, force=False):
     for meter in meters:
         key = (meter.company_id.id, meter.credit_mode)
         if key not in schedules:
-            schedules[key] = build_schedule(meter.company_id, credit_mode=meter.credit_mode)
+            schedules[key] = build_schedule(
+                meter.company_id, now=now, credit_mode=meter.credit_mode
+            )
     last = _last_pushed(env, meters)
 
     def schedule_of(meter):
@@ -203,7 +224,7 @@ def push(env, meters, force=False):
     )
 
 
-def push_companies(env, companies):
+def push_companies(env, companies, now=None):
     """The schedule of ``companies`` changed (settings, calendar, holidays): their meters."""
     if not companies:
         return
@@ -212,7 +233,7 @@ def push_companies(env, companies):
         .sudo()
         .search([("company_id", "in", companies.ids), ("state", "in", ("active", "disconnected"))])
     )
-    push(env, meters)
+    push(env, meters, now=now)
 
 
 def companies_of_calendars(env, calendars):
@@ -235,14 +256,14 @@ def companies_of_leaves(env, leaves):
     )
 
 
-def refresh_all(env):
-    """Daily cron: every company's schedule again (the holidays of the coming year, the UTC
-    offset after a daylight-saving change); only changed ones are pushed."""
+def refresh_all(env, now=None):
+    """Daily cron: every company's schedule again (the next year's holidays on 1 January,
+    the UTC offset after a daylight-saving change); only changed ones are pushed."""
     companies = env["res.company"].sudo().search([])
     for company in companies:
         try:
             with env.cr.savepoint():
-                push_companies(env, company)
+                push_companies(env, company, now=now)
         except Exception:
             _logger.exception("friendly schedule of %s not pushed", company.name)
 
@@ -317,15 +338,15 @@ def portal_notice(meter):
 
 
 def format_limit(meter):
-    """The friendly limit of ``meter`` as the tenant reads it, in the unit of its credit:
-    "-5.0 kWh", or the company's currency on a money-mode meter ("-10.00 €")."""
-    meter = meter.sudo()
-    limit = company_limit(meter.company_id, meter.credit_mode)
-    if meter.credit_mode == "money":
-        currency = meter.company_id.currency_id
-        return currency.format(-abs(limit) or 0.0)
-    kwh = f"{-abs(limit):.1f}"  # formatted before the call: Babel's extractor evaluates it
-    return meter.env._("%(kwh)s kWh", kwh=kwh)
+    """The friendly limit of ``meter`` as the tenant reads it, in the unit of its credit and
+    the language of ``meter``'s env: "-5.0 kWh", or the company's currency on a money-mode
+    meter ("-10.00 €")."""
+    from .sale_info import format_kwh, format_money
+
+    limit = company_limit(meter.sudo().company_id, meter.sudo().credit_mode)
+    if meter.sudo().credit_mode == "money":
+        return format_money(meter.env, -abs(limit) or 0.0, meter.sudo().company_id.currency_id)
+    return format_kwh(meter.env, -abs(limit) or 0.0, digits=1)
 
 
 def receipt_values(purchase):

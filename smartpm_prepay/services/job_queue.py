@@ -198,12 +198,14 @@ def claim(env, bridge_id, limit, lease_seconds):
     ids = [row[0] for row in rows]
     jobs = env["smartpm.meter.job"].sudo().browse(ids)
     jobs.invalidate_recordset()
+    # priority: the bridge runs the jobs waiting for its workers credit first, then by it.
     # lease_seconds: what was granted (clamped); the bridge sends no credit token after it.
     # invocation_counter_limit: the highest counter the job may use (a report above it is
     # refused), as a decimal string: XML-RPC carries no integer above 2**31 - 1.
     return [
         dict(
             job._prepare_bridge_values(),
+            priority=job.priority,
             lease_seconds=lease_seconds,
             lease_until=fields.Datetime.to_string(job.lease_until),
             invocation_counter_limit=str(job.invocation_counter_limit),

@@ -444,6 +444,19 @@ def _money_charges_owed(env, company, meter):
     return [(c, float_round(m, KWH_DIGITS)) for c, m in sorted(owed.items()) if m > 0.0005]
 
 
+def money_left(purchase, taken=0.0):
+    """The credit (currency, to the milli-unit) of a money sale neither consumed (its
+    recognition rows, and ``taken`` by the run under way) nor settled at a move-out
+    (services/settlement.py: no longer the meter's credit)."""
+    return float_round(
+        purchase.credit_money
+        - sum(purchase.recognition_ids.mapped("money"))
+        - taken
+        - sum(purchase.settlement_line_ids.mapped("money")),
+        KWH_DIGITS,
+    )
+
+
 def money_fifo(env, company, meter, todo, until_utc=None, tenant=None, taken=None):
     """Rows taking ``todo`` (currency) first in, first out from the credit of the meter's
     delivered money sales (delivered before ``until_utc``; of ``tenant`` only, when given),
@@ -471,9 +484,7 @@ def money_fifo(env, company, meter, todo, until_utc=None, tenant=None, taken=Non
         currency = purchase.currency_id
         run = taken.setdefault(purchase.id, [0.0, 0.0])
         prior = sum(purchase.recognition_ids.mapped("money")) + run[0]
-        # what a move-out settled (services/settlement.py) is no longer the meter's credit
-        settled = sum(purchase.settlement_line_ids.mapped("money"))
-        capacity = float_round(purchase.credit_money - prior - settled, KWH_DIGITS)
+        capacity = money_left(purchase, run[0])
         take = float_round(min(todo, capacity), KWH_DIGITS)
         if take <= 0:
             continue
@@ -495,6 +506,32 @@ def money_fifo(env, company, meter, todo, until_utc=None, tenant=None, taken=Non
         run[0], run[1] = run[0] + take, run[1] + amount
         todo = float_round(todo - take, KWH_DIGITS)
     return rows, max(todo, 0.0)
+
+
+def record_rows(company, day, rows):
+    """Post ``rows`` (recognition rows: purchase, kWh or money, value) for local ``day`` and
+    store them; return the move (empty when their value is zero)."""
+    if not rows:
+        return company.env["account.move"]
+    move = _post_move(company, day, rows)
+    engine.create(
+        company.env["smartpm.credit.recognition"],
+        [dict(row, company_id=company.id, day=day, move_id=move.id or False) for row in rows],
+    )
+    company.env["smartpm.credit.purchase"].invalidate_model()
+    return move
+
+
+def recognise_money_meter(company, meter, until_utc):
+    """The money recognition of one money-mode meter up to ``until_utc`` (naive UTC), as the
+    daily run does it (``_money_rows``: standing charges repaid, then the consumption charge
+    the meter collected, FIFO): a move-out runs it before it values the closing credit.
+    Return the move."""
+    env = engine.as_engine(company.env["smartpm.credit.purchase"]).env
+    company = company.with_env(env)
+    env.cr.execute("SELECT id FROM res_company WHERE id = %s FOR NO KEY UPDATE", (company.id,))
+    rows = _money_rows(env, company, meter.with_env(env), until_utc)
+    return record_rows(company, local_time.local_today(company), rows)
 
 
 def accounting_date(company, day, journal):

@@ -5,14 +5,21 @@ One helper for the back-office wizard, the POS, the portal, the bank channel and
 ``smartpm.credit.purchase`` RPC; the vending service checks everything again when it sells.
 """
 
-from odoo.tools.misc import format_amount
+from odoo.tools.misc import format_amount, formatLang
 
 from . import debt, vending
 
 
 def format_money(env, amount, currency):
-    """``amount`` as the currency writes it ("$ 1.00"), for messages and screens."""
+    """``amount`` as the currency writes it in ``env``'s language ("$ 1.00", "1,00 €"): the
+    one way receipts, statements, the portal and mails/SMS write money."""
     return format_amount(env, amount, currency)
+
+
+def format_kwh(env, kwh, digits=2):
+    """``kwh`` in ``env``'s language with ``digits`` decimals and the unit ("12.50 kWh",
+    "12,50 kWh"): the one way receipts, the portal and mails/SMS write energy."""
+    return f"{formatLang(env, kwh or 0.0, digits=digits)} kWh"
 
 
 def describe_tiers(tariff, tier_breakdown):

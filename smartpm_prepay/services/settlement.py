@@ -20,9 +20,19 @@ on record) have no value: they are cleared, and transferred, without money.
 Money-mode meters (time of use) hold credit in the currency: the read gives it in the
 currency, the sales' credit consumed and not recognised yet is recognised first in, first
 out (``prepayment.money_fifo``), the rest is settled per sale newest first in money
-(``_settle_money``), refunded or forfeited as below, and the meter is cleared with a money
-clear-credit token. A transfer of a money meter's credit is refused before anything is done
-(``smartpm.move.out._check_meter_settleable``).
+(``_settle_money``, after the day's money recognition of the meter), refunded, forfeited or
+transferred as below, and the meter is cleared with a money clear-credit token. A money
+transfer (to another money-mode meter: mixed modes are refused before anything is done,
+``smartpm.move.out._check_meter_settleable``) is a money token on the target, issued once
+the old meter's clear is confirmed (``issue_money_transfer``).
+
+Emergency credit and negative credit: the meter's credit includes the emergency credit the
+tenant took, which no one paid for: what is settled is the credit less it
+(``closing_split``); what the tenant consumed beyond what they paid (emergency credit in use
+beyond the paid credit, a friendly period's negative credit) becomes their debt
+(``_record_shortfall``: a confirmed smartpm tenant debt, on the receivable). The meter is
+brought to zero for the next tenant: a token repaying the emergency credit and lifting the
+negative credit (``queue_zero``) besides the clear of its credit.
 
 Settlements (``smartpm.credit.settlement``, one per move-out):
 - ``refund``: a credit note to the tenant for the settled value, taxes included as they were
@@ -34,18 +44,23 @@ Settlements (``smartpm.credit.settlement``, one per move-out):
   account to the company's *forfeited credit* income account.
 """
 
+from datetime import timedelta
+
 from markupsafe import Markup
 
 from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_is_zero, float_round
 
-from . import engine, local_time, prepayment, vending
+from . import debt as debt_service
+from . import engine, friendly, local_time, prepayment, pricing, tou, vending
 from .obis import ENERGY_IMPORT, OBIS_CREDIT
 
 KWH_DIGITS = prepayment.KWH_DIGITS
 FORFEIT_CODE = "400200"
 MANAGER_GROUP = "smartpm_prepay.group_manager"
+# a replacing meter's calendars run before its credit (vending.CREDIT_JOB_PRIORITY)
+CALENDAR_PRIORITY = vending.CREDIT_JOB_PRIORITY - 1
 RUNNING_STATES = ("reading", "settling", "clearing", "blocked")
 UNDELIVERED_STATES = ("paid", "queued", "failed", "pending_check")
 DISCONNECT_PRIORITY = 15
@@ -55,6 +70,16 @@ READ_OBJECTS = [
     {"obis": OBIS_CREDIT, "ic": 112, "attribute": 2},
     {"obis": "0.0.96.3.10.255", "ic": 70, "attribute": 2},
 ]
+
+
+def read_objects(meter):
+    """What the move-out's final read asks ``meter`` for: credit, energy register and relay,
+    and on a money-mode meter the consumption charge's total (the day's money recognition
+    runs on it before the settlement). The read of the credit reports the emergency credit
+    in use too (the bridge adds it)."""
+    if meter.credit_mode == "money":
+        return [*READ_OBJECTS, {"obis": tou.CHARGE_OBIS, "ic": 113, "attribute": 2}]
+    return READ_OBJECTS
 
 
 def check_manager(env):
@@ -187,6 +212,24 @@ def final_values(result):
     return credit, energy
 
 
+def final_emergency(result):
+    """The emergency credit in use (taken, not repaid) a read job's result reports, in the
+    unit of the meter's credit (kWh, or the currency on a money-mode meter; 0 when the meter
+    has none)."""
+    value = result.get("emergency_in_use_money", result.get("emergency_in_use_kwh"))
+    return max(float(value), 0.0) if isinstance(value, (int, float)) else 0.0
+
+
+def closing_split(credit, emergency):
+    """``(paid credit left, negative credit, shortfall)`` of a meter's closing ``credit``
+    (may be negative: a friendly period) with ``emergency`` credit in use, in the unit of
+    its credit. The meter's credit includes the emergency credit taken, which no one paid
+    for: what is refundable is the credit less it; what it lacks (the shortfall) the tenant
+    consumed without paying and owes."""
+    paid = float_round(credit - emergency, KWH_DIGITS)
+    return max(paid, 0.0), max(float_round(-credit, KWH_DIGITS), 0.0), max(-paid, 0.0)
+
+
 # ------------------------------------------------------------------ settlement
 def settle(move_out):
     """Settle the move-out's final credit by its choice; return the settlement. Once per
@@ -200,7 +243,9 @@ def settle(move_out):
     currency = company.currency_id
     if move_out.credit_mode == "money":
         return _settle_money(move_out)
-    credit = max(float_round(move_out.final_credit_kwh, KWH_DIGITS), 0.0)
+    credit, negative, shortfall = closing_split(
+        move_out.final_credit_kwh, move_out.final_emergency_kwh
+    )
     slices, uncovered = value_remaining(env, meter, tenant, credit)
     value = currency.round(sum(s["amount"] for s in slices))
     vals = {
@@ -215,6 +260,9 @@ def settle(move_out):
         "amount": value,
         "amount_total": currency.round(sum(s["amount_total"] for s in slices)),
         "line_ids": [fields.Command.create(s) for s in slices],
+        "emergency_credit": float_round(move_out.final_emergency_kwh, KWH_DIGITS),
+        "negative_credit": negative,
+        "shortfall": shortfall,
     }
     settlement = engine.create(env["smartpm.credit.settlement"], [vals])
     settlement = engine.as_engine(settlement)
@@ -223,6 +271,7 @@ def settle(move_out):
 
 
 def _apply(move_out, settlement):
+    _record_shortfall(settlement)
     if move_out.settlement_kind == "refund":
         _refund(settlement, move_out.refund_journal_id)
     elif move_out.settlement_kind == "forfeit":
@@ -271,13 +320,72 @@ def recognise_consumed(settlement):
         )
     if not rows:
         return
-    day = local_time.local_today(company)
-    move = prepayment._post_move(company, day, rows)
-    engine.create(
-        env["smartpm.credit.recognition"],
-        [dict(row, company_id=company.id, day=day, move_id=move.id or False) for row in rows],
-    )
+    move = prepayment.record_rows(company, local_time.local_today(company), rows)
     settlement.recognition_move_id = move
+
+
+def shortfall_value(settlement):
+    """What the shortfall (``closing_split``) is worth, untaxed: money as it is on a
+    money-mode meter; kWh at the meter's tariff (its price bands, from the month's first
+    kWh), as the tenant would have bought them."""
+    currency = settlement.currency_id
+    if settlement.credit_mode == "money":
+        return currency.round(settlement.shortfall)
+    tariff = settlement.meter_id._get_tariff()
+    if not tariff:
+        raise UserError(
+            settlement.env._(
+                "Meter %(meter)s: %(kwh)s kWh of emergency or negative credit were consumed "
+                "without payment, and the meter has no tariff to value them.",
+                meter=settlement.meter_id.serial_number,
+                kwh=settlement.shortfall,
+            )
+        )
+    return currency.round(pricing.kwh_to_money(settlement.shortfall, tariff._bands()))
+
+
+def _record_shortfall(settlement):
+    """The credit the tenant consumed without paying for it (emergency credit in use beyond
+    the paid credit left, negative credit of a friendly period) becomes their debt: a
+    smartpm tenant debt, confirmed (the tenant's receivable, the energy sales account), which
+    their next purchases on any meter of the company recover. Once per settlement."""
+    if settlement.debt_id or float_is_zero(settlement.shortfall, precision_digits=KWH_DIGITS):
+        return
+    value = shortfall_value(settlement)
+    if settlement.currency_id.is_zero(value):
+        return
+    env = settlement.env
+    company = settlement.company_id
+    debt = engine.create(
+        env["smartpm.tenant.debt"],
+        [
+            {
+                "tenant_id": settlement.tenant_id.id,
+                "company_id": company.id,
+                "kind": "other",
+                "description": env._(
+                    "Move-out %(mo)s: credit of meter %(meter)s consumed without payment "
+                    "(%(credit)s)",
+                    mo=settlement.move_out_id.name,
+                    meter=settlement.meter_id.serial_number,
+                    credit=credit_text(settlement, settlement.shortfall),
+                ),
+                "amount": value,
+                "account_id": company.smartpm_energy_income_account_id.id,
+            }
+        ],
+    )
+    debt_service.confirm(debt)
+    settlement.write({"debt_id": debt.id, "debt_amount": value})
+
+
+def credit_text(record, value):
+    """``value`` of credit in words, in the unit of ``record``'s credit (a settlement or a
+    move-out: ``credit_mode``): "4.5 kWh", or the currency to the milli-unit."""
+    if record.credit_mode == "money":
+        currency = record.currency_id
+        return f"{currency.symbol or currency.name} {value:.3f}"
+    return record.env._("%s kWh", float_round(value, KWH_DIGITS))
 
 
 def _refund(settlement, journal):
@@ -422,8 +530,11 @@ def _forfeit(settlement):
 def _transfer(settlement, target):
     """A token of the settled kWh on ``target`` (a meter of the same tenant, or the
     replacing meter): a purchase of channel ``transfer`` worth the settled value, no
-    invoice and no money."""
-    if float_is_zero(settlement.kwh, precision_digits=KWH_DIGITS):
+    invoice and no money. A money-mode meter's credit is checked here and issued once the
+    old meter's clear is confirmed (``issue_money_transfer``)."""
+    money = settlement.credit_mode == "money"
+    credit = settlement.money if money else settlement.kwh
+    if float_is_zero(credit, precision_digits=KWH_DIGITS):
         return
     if not target:
         raise UserError(
@@ -434,16 +545,63 @@ def _transfer(settlement, target):
     if currency.is_zero(settlement.amount):
         raise UserError(
             env._(
-                "Meter %(meter)s holds %(kwh)s kWh that no sale on record covers: they have "
-                "no value to transfer. Forfeit them instead.",
+                "Meter %(meter)s holds %(credit)s that no sale on record covers: it has "
+                "no value to transfer. Forfeit it instead.",
                 meter=settlement.meter_id.serial_number,
-                kwh=settlement.kwh,
+                credit=credit_text(settlement, credit),
             )
         )
+    if (target.sudo().credit_mode or "kwh") != settlement.credit_mode:
+        env["smartpm.move.out"]._check_meter_settleable(settlement.meter_id, target)
+    if money:  # refused now (blocked at the settlement), not when the clear is reported
+        vending._token_key(target.sudo())
+    if not money:
+        _issue_transfer(settlement, target)
+
+
+def issue_money_transfer(settlement, target):
+    """The money transfer of a money-mode settlement: a money token of the settled credit on
+    ``target``, after the old meter's clear was confirmed (models/move_out
+    ``_finish_if_cleared``, under the move-out's lock), and once: a settlement holds one
+    transfer purchase, so a re-run, a double click or a clear reported twice issues
+    nothing more; a failed clear issues nothing."""
+    if (
+        not settlement
+        or settlement.kind != "transfer"
+        or settlement.credit_mode != "money"
+        or settlement.transfer_purchase_id
+        or float_is_zero(settlement.money, precision_digits=KWH_DIGITS)
+        or settlement.currency_id.is_zero(settlement.amount)
+    ):
+        return
+    settlement = engine.as_engine(settlement)
+    if settlement.move_out_id.purpose == "replacement":
+        push_calendars_first(target)
+    _issue_transfer(settlement, target)
+
+
+def push_calendars_first(meter):
+    """A replacing money-mode meter gets its time-of-use calendar (the prices its
+    consumption charge applies) and its friendly-period schedule before its first credit:
+    pushed again (force) with a priority before the credit's, so the bridge runs them first
+    on that meter (jobs of a meter run by priority, then age). Returns the jobs."""
+    env = meter.env
+    jobs = tou.push(env, meter, force=True) | friendly.push(env, meter, force=True)
+    engine.as_engine(jobs).write({"priority": CALENDAR_PRIORITY})
+    return jobs
+
+
+def _issue_transfer(settlement, target):
+    env = settlement.env
+    currency = settlement.currency_id
+    money = settlement.credit_mode == "money"
     target = target.sudo()
     vending.lock_meter(env, target)
     transfer_number = target.last_transfer_number + 1
-    token = vending.mint_token(target, transfer_number, settlement.kwh)
+    if money:
+        token = vending.mint_money_token(target, transfer_number, settlement.money)
+    else:
+        token = vending.mint_token(target, transfer_number, settlement.kwh)
     engine.as_engine(target).last_transfer_number = transfer_number
     tariff = target._get_tariff() or settlement.meter_id._get_tariff()
     purchase = engine.create(
@@ -464,8 +622,10 @@ def _transfer(settlement, target):
                 "amount": settlement.amount,
                 "amount_untaxed": settlement.amount,
                 "amount_tax": 0.0,
-                "kwh": settlement.kwh,
-                "price_per_kwh": settlement.amount / settlement.kwh,
+                "kwh": 0.0 if money else settlement.kwh,
+                "credit_mode": "money" if money else "kwh",
+                "credit_money": settlement.money if money else 0.0,
+                "price_per_kwh": 0.0 if money else settlement.amount / settlement.kwh,
                 "month_kwh_before": 0.0,
             }
         ],
@@ -497,17 +657,6 @@ def _money_purchases(env, meter, tenant, order):
     )
 
 
-def money_left(purchase):
-    """The credit (currency, to the milli-unit) of a money sale neither consumed (its
-    recognition rows) nor settled."""
-    return float_round(
-        purchase.credit_money
-        - sum(purchase.recognition_ids.mapped("money"))
-        - sum(purchase.settlement_line_ids.mapped("money")),
-        KWH_DIGITS,
-    )
-
-
 def value_remaining_money(env, meter, tenant, money):
     """Money mode: the slices of the tenant's delivered money sales of ``meter`` that the
     ``money`` (currency) left on the meter is, newest first (recognition consumes them
@@ -521,7 +670,7 @@ def value_remaining_money(env, meter, tenant, money):
         if todo <= 0:
             break
         currency = purchase.currency_id
-        available = money_left(purchase)
+        available = prepayment.money_left(purchase)
         if available <= 0:
             continue
         take = float_round(min(todo, available), KWH_DIGITS)
@@ -548,25 +697,23 @@ def _settle_money(move_out):
     meter, tenant = move_out.meter_id, move_out.tenant_id
     company = meter.company_id
     currency = company.currency_id
-    credit = max(float_round(move_out.final_credit_money, KWH_DIGITS), 0.0)
+    # the day's money recognition first (standing charges repaid, consumption charged in
+    # money up to the final reading), as the daily run would: the closing figures are right
+    until = move_out.final_reading_time or fields.Datetime.now()
+    day_move = prepayment.recognise_money_meter(company, meter, until + timedelta(seconds=1))
+    credit, negative, shortfall = closing_split(
+        move_out.final_credit_money, move_out.final_emergency_money
+    )
     held = float_round(
-        sum(money_left(p) for p in _money_purchases(env, meter, tenant, "id")), KWH_DIGITS
+        sum(prepayment.money_left(p) for p in _money_purchases(env, meter, tenant, "id")),
+        KWH_DIGITS,
     )
     consumed = float_round(held - credit, KWH_DIGITS)
     recognition_move = env["account.move"]
     if consumed > 0:
         rows, _left = prepayment.money_fifo(env, company, meter, consumed, tenant=tenant)
-        if rows:
-            day = local_time.local_today(company)
-            recognition_move = prepayment._post_move(company, day, rows)
-            engine.create(
-                env["smartpm.credit.recognition"],
-                [
-                    dict(row, company_id=company.id, day=day, move_id=recognition_move.id or False)
-                    for row in rows
-                ],
-            )
-            env["smartpm.credit.purchase"].invalidate_model()
+        recognition_move = prepayment.record_rows(company, local_time.local_today(company), rows)
+    _count_unpaid_money(env, move_out, until + timedelta(seconds=1))
     slices, uncovered = value_remaining_money(env, meter, tenant, credit)
     vals = {
         "move_out_id": move_out.id,
@@ -583,13 +730,90 @@ def _settle_money(move_out):
         "amount": currency.round(sum(s["amount"] for s in slices)),
         "amount_total": currency.round(sum(s["amount_total"] for s in slices)),
         "line_ids": [fields.Command.create(s) for s in slices],
-        "recognition_move_id": recognition_move.id or False,
+        "recognition_move_id": (recognition_move or day_move).id or False,
+        "emergency_credit": float_round(move_out.final_emergency_money, KWH_DIGITS),
+        "negative_credit": negative,
+        "shortfall": shortfall,
     }
     settlement = engine.as_engine(engine.create(env["smartpm.credit.settlement"], [vals]))
     return _apply(move_out, settlement)
 
 
+def _count_unpaid_money(env, move_out, until_utc):
+    """What the meter's consumption charge collected beyond the tenant's sales (emergency
+    credit, a friendly period's negative credit) is their debt now (``_record_shortfall``):
+    counted as consumed without a sale (a recognition row of no value), so that the next
+    tenant's sales never release it."""
+    meter, company = move_out.meter_id, move_out.company_id
+    consumed = tou.money_consumed(env, meter, until_utc)
+    if consumed is None:
+        return
+    done = sum(
+        env["smartpm.credit.recognition"]
+        .search([("meter_id", "=", meter.id), ("standing_charge_id", "=", False)])
+        .mapped("money")
+    )
+    unpaid = float_round(consumed - done, KWH_DIGITS)
+    if unpaid > 0:
+        row = {"purchase_id": False, "kwh": 0.0, "money": unpaid, "amount": 0.0}
+        row.update(meter_id=meter.id, tenant_id=move_out.tenant_id.id)
+        prepayment.record_rows(company, local_time.local_today(company), [row])
+
+
 # ------------------------------------------------------------------ clearing
+def zero_amount(move_out):
+    """What the meter is owed back to stand at zero once its credit is cleared, in the unit
+    of its credit: the emergency credit in use (a credit token repays it first and adds the
+    rest, docs/meter-contract.md "Emergency credit") and the negative credit. A clear-credit
+    token repays no emergency credit and cannot lift a negative credit: without this, the
+    next tenant's first purchase would repay the old tenant's."""
+    if move_out.credit_mode == "money":
+        credit, emergency = move_out.final_credit_money, move_out.final_emergency_money
+    else:
+        credit, emergency = move_out.final_credit_kwh, move_out.final_emergency_kwh
+    return float_round(emergency + max(-credit, 0.0), KWH_DIGITS)
+
+
+def queue_zero(move_out):
+    """The ``add_credit`` job of the token that brings the meter's emergency credit in use
+    and negative credit to zero (``zero_amount``; the tenant's debt pays for it,
+    ``_record_shortfall``); empty when there is none. Minted once per move-out, on the
+    meter's next transfer number under its lock: a retry runs the same job (the meter
+    applies a transfer number at most once), never a second token."""
+    env = move_out.env
+    if move_out.zero_job_id:
+        return move_out.zero_job_id
+    amount = zero_amount(move_out)
+    if amount <= 0:
+        return env["smartpm.meter.job"]
+    meter = move_out.meter_id.sudo()
+    meter._check_can_command()
+    vending.lock_meter(env, meter)
+    number = meter.last_transfer_number + 1
+    money = move_out.credit_mode == "money"
+    mint = vending.mint_money_token if money else vending.mint_token
+    token = mint(meter, number, amount)
+    engine.as_engine(meter).last_transfer_number = number
+    job = engine.create(
+        env["smartpm.meter.job"],
+        [
+            {
+                "meter_id": meter.id,
+                "job_type": "add_credit",
+                "payload": {
+                    "token": token,
+                    "transfer_number": number,
+                    ("money" if money else "kwh"): amount,
+                },
+                "priority": vending.CREDIT_JOB_PRIORITY,
+                "idempotency_key": f"move-out-{move_out.id}-zero",
+            }
+        ],
+    )
+    move_out.zero_job_id = job
+    return job
+
+
 def queue_clear(meter, wh, origin):
     """The clear_credit job removing ``wh`` Wh from ``meter`` (services/credit_clear.py);
     ``origin._on_credit_cleared(job, result)`` or ``origin._on_credit_clear_failed(job)``

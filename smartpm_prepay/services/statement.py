@@ -30,6 +30,7 @@ import pytz
 from odoo.tools import float_compare, float_round
 
 from . import local_time, prepayment, tou
+from . import settlement as settlement_service
 
 KWH_DIGITS = prepayment.KWH_DIGITS
 # lines of the same instant: purchases before reversals before the day's consumption
@@ -154,7 +155,9 @@ def consumption_lines(scope):
     """Consumption per local day, valued first in, first out at the price the credit was
     bought at (as services/prepayment.recognise values it when run daily): a day takes the
     credit delivered before its end, oldest first; what no sale covers (credit the meter
-    had before any sale) has no value and is shown as uncovered, outside the credit."""
+    had before any sale) has no value and is shown as uncovered, outside the credit.
+    A money-mode meter's days since its first money sale are valued per band instead
+    (``money_consumption_lines``)."""
     env = scope.env
     company = scope.company
     rows = env["smartpm.consumption.daily"].search(
@@ -167,6 +170,15 @@ def consumption_lines(scope):
         order="meter_id, day, id",
     )
     delivered = scope.purchases().filtered(lambda p: p.state == "delivered" and p.date_delivered)
+    for meter in rows.meter_id:
+        money_since = _money_since(scope, meter)
+        if money_since:  # the meter charges money per band from then on
+            rows -= rows.filtered(
+                lambda r, m=meter, since=money_since: (
+                    r.meter_id == m
+                    and local_time.day_start_utc(company, r.day + timedelta(days=1)) > since
+                )
+            )
     for meter in rows.meter_id:
         layers = [
             [p, 0.0]  # purchase, kWh taken
@@ -218,6 +230,103 @@ def consumption_lines(scope):
             )
 
 
+def _money_since(scope, meter):
+    """When ``meter`` began to hold the tenant's credit in money (naive UTC): its first
+    money-mode sale delivered, else None (its consumption is valued in kWh)."""
+    if meter.credit_mode != "money":
+        return None
+    sales = scope.purchases().filtered(
+        lambda p: p.meter_id == meter and p.credit_mode == "money" and p.date_delivered
+    )
+    return min(sales.mapped("date_delivered")) if sales else None
+
+
+def _held_times(scope, meter):
+    """[(start, end)] naive UTC of every time the tenant held ``meter`` up to the
+    period's end (before the period too: the opening counts them)."""
+    assignments = scope.env["smartpm.meter.assignment"].search(
+        [*scope.tenant_domain, ("meter_id", "=", meter.id), ("date_start", "<", scope.end_utc)],
+        order="date_start",
+    )
+    return [(a.date_start, min(a.date_end or scope.end_utc, scope.end_utc)) for a in assignments]
+
+
+def money_consumption_lines(scope):
+    """A money-mode meter's consumption, valued as the meter charged it: per local day and
+    price band, the energy its rate register 1.0.1.8.N.255 counted (services/tou.py) while
+    the tenant held it, since its first money sale, at the untaxed price of that band in
+    the tariff version in force that day. One line per day and band; the credit is money,
+    so the line's kWh (credit) is 0 and ``energy_kwh`` is the energy."""
+    meters = scope.purchases().filtered(lambda p: p.credit_mode == "money").meter_id
+    for meter in meters.filtered(lambda m: m.credit_mode == "money"):
+        since = _money_since(scope, meter)
+        tariff = meter._get_tariff()
+        if not since or not tariff or tariff.pricing_mode != "tou":
+            continue
+        for start, end in _held_times(scope, meter):
+            start = max(start, since)
+            if start >= end:
+                continue
+            yield from _band_days(scope, meter, tariff, start, end)
+
+
+def _band_days(scope, meter, tariff, start, end):
+    """Lines of ``money_consumption_lines`` of ``meter`` between ``start`` and ``end``."""
+    env, company = scope.env, scope.company
+    readings = {}  # rate -> [(time, Wh)], oldest first
+    for reading in (
+        env["smartpm.reading"]
+        .sudo()
+        .search(
+            [
+                ("meter_id", "=", meter.id),
+                ("obis", "=like", tou.ENERGY_RATE_OBIS.replace("%d", "%")),
+                ("reading_time", "<=", end),
+            ],
+            order="reading_time, id",
+        )
+    ):
+        rate = int(reading.obis.split(".")[4])
+        if rate:  # rate 0 is the total register
+            readings.setdefault(rate, []).append((reading.reading_time, reading.value))
+
+    def register_at(rate, when):
+        value = 0.0  # as tou.band_consumption: no reading yet, the register's start
+        for time, wh in readings.get(rate, ()):
+            if time > when:
+                break
+            value = wh
+        return value
+
+    days = set()
+    for rows in readings.values():
+        for time, _wh in rows:
+            if start < time <= end:
+                days.add(_local(company, time - timedelta(microseconds=1)).date())
+    for day in sorted(days):
+        day_start = max(local_time.day_start_utc(company, day), start)
+        day_end = min(local_time.day_start_utc(company, day + timedelta(days=1)), end)
+        version = tariff._tou_version_at(day)
+        for band in version.band_ids.sorted("rate") if version else []:
+            wh = register_at(band.rate, day_end) - register_at(band.rate, day_start)
+            if wh <= 0:
+                continue
+            kwh = float_round(wh / 1000.0, KWH_DIGITS)
+            yield make_line(
+                "consumption",
+                day_end - timedelta(microseconds=1),
+                meter,
+                0.0,
+                -kwh * band.price_per_kwh,
+                env._("Consumption at %(band)s", band=band.name),
+                day=day,
+                band=band.name,
+                rate=band.rate,
+                energy_kwh=kwh,
+                price_per_kwh=band.price_per_kwh,
+            )
+
+
 def settlement_lines(scope):
     """Credit settled when the tenant left a meter (move-out or replacement,
     services/settlement.py): refunded, forfeited or moved to another meter (whose
@@ -264,11 +373,21 @@ def _settlement_label(settlement, kinds):
     env = settlement.env
     kind = kinds.get(settlement.kind, settlement.kind)
     if settlement.credit_mode == "money":  # a money-mode meter: its credit was currency
-        currency = settlement.currency_id
         # formatted before the call: Babel's extractor evaluates f-strings among the arguments
-        credit = f"{currency.symbol or currency.name} {settlement.money:.3f}"
-        return env._("Settled at move-out: %(kind)s (credit %(credit)s)", kind=kind, credit=credit)
-    return env._("Settled at move-out: %s", kind)
+        credit = settlement_service.credit_text(settlement, settlement.money)
+        label = env._("Settled at move-out: %(kind)s (credit %(credit)s)", kind=kind, credit=credit)
+    else:
+        label = env._("Settled at move-out: %s", kind)
+    if settlement.emergency_credit or settlement.negative_credit:
+        label = env._(
+            "%(label)s; emergency credit in use %(emergency)s and negative credit "
+            "%(negative)s not refunded, %(shortfall)s consumed without payment owed as a debt",
+            label=label,
+            emergency=settlement_service.credit_text(settlement, settlement.emergency_credit),
+            negative=settlement_service.credit_text(settlement, settlement.negative_credit),
+            shortfall=settlement_service.credit_text(settlement, settlement.shortfall),
+        )
+    return label
 
 
 def _collected_charges(scope, meter=None):
@@ -330,6 +449,7 @@ LINE_PROVIDERS = [
     purchase_lines,
     reversal_lines,
     consumption_lines,
+    money_consumption_lines,
     settlement_lines,
     standing_charge_lines,
 ]
@@ -337,9 +457,12 @@ LINE_PROVIDERS = [
 
 # ------------------------------------------------------------------ helpers
 def reversal_times(purchases):
-    """{purchase id: naive UTC time it was reversed}: the tracked change of its state to
-    *Reversed*, else its credit note's creation, else its last change."""
-    times = {}
+    """{purchase id: naive UTC time it was reversed}: its ``date_reversed``; for a sale
+    reversed before that date was kept, the tracked change of its state to *Reversed*, else
+    its credit note's creation, else its last change (the daily vending report counts a
+    reversal on the same day, services/daily_vending.py)."""
+    times = {p.id: p.date_reversed for p in purchases if p.date_reversed}
+    purchases = purchases.filtered(lambda p: not p.date_reversed)
     if not purchases:
         return times
     env = purchases.env

@@ -441,27 +441,15 @@ def holiday_day_id(version, calendar, day):
 
 def public_holidays(company, today):
     """Local dates (date objects) of the company's public holidays of the year of ``today``
-    and the next one: the global leaves of its friendly-period calendar
-    (services/friendly.py), the one list the owner keeps.
-
-    Whole calendar years, not a year from today: a holiday that passed stays in the table
-    (the meter never matches a past date again) until the year ends, so the payload, and
-    with it each meter's push, changes when the owner changes a holiday or on 1 January,
-    not every day a holiday passes or a new one comes within a year (docs/job-protocol.md).
-    """
+    and the next one: the global leaves of its friendly-period calendar, the one list the
+    owner keeps, counted as the friendly schedule counts them (``friendly.year_holidays``:
+    whole calendar years, so a passing holiday pushes nothing)."""
     calendar = company.smartpm_friendly_calendar_id
     if not calendar:
         return []
-    days = set()
-    for year in (today.year, today.year + 1):
-        start = datetime(year, 1, 1).date()
-        days.update(
-            d
-            for d in friendly.holiday_dates(company, calendar, start)
-            if d.startswith(f"{year:04d}-")
-        )
     return [
-        datetime.strptime(d, "%Y-%m-%d").date() for d in sorted(days)[: friendly.MAX_SPECIAL_DAYS]
+        datetime.strptime(d, "%Y-%m-%d").date()
+        for d in friendly.year_holidays(company, calendar, today)
     ]
 
 

@@ -364,7 +364,7 @@ def vend(
     )
     vals.update(amount=amount, debt_recovered=recovery.total)  # credit_amount: the rest
     # the receipt's energy split until the meter has the token (services/receipt.py)
-    vals.update(receipt.expected_split(meter, quote["kwh"]))
+    vals.update(receipt.expected_split(meter, quote["kwh"], quote.get("credit_money")))
     purchase = _create_purchase(env, sudo_env, dict(vals, **(extra_vals or {})))
     debt.record(purchase, recovery)
     purchase._queue_delivery()

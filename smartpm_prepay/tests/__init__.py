@@ -47,6 +47,7 @@ from . import test_emergency
 from . import test_friendly
 from . import test_tou_holidays
 from . import test_move_out
+from . import test_move_out_emergency
 from . import test_push
 from . import test_standing_charge
 from . import test_engine_record

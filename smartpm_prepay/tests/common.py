@@ -1,3 +1,6 @@
+from datetime import timedelta
+
+from odoo import fields
 from odoo.tests import TransactionCase
 
 from ..services import engine
@@ -38,6 +41,15 @@ class SmartpmCase(TransactionCase):
                 **vals,
             }
         )
+
+    def _expire(self, job, seconds=5):
+        """The bridge holding ``job`` is gone: its lease ended ``seconds`` ago (no cron runs)."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE smartpm_meter_job SET lease_until = %s WHERE id = %s",
+            (fields.Datetime.now() - timedelta(seconds=seconds), job.id),
+        )
+        job.invalidate_recordset()
 
 
 def assert_payment_document(case, purchase, journal=None):

@@ -91,6 +91,13 @@ class BankChannelCase(AccountTestInvoicingHttpCommon):
     def _purchases(self):
         return self.env["smartpm.credit.purchase"].search([("meter_id", "=", self.meter.id)])
 
+    def _post_bank_sales(self):
+        """The posting step after a bank purchase's answer (its invoice and payment): in a
+        test the commit never happens, so its post-commit step never runs; run the cron's."""
+        self.env.invalidate_all()  # the request may have run on the test cursor
+        self.env["smartpm.credit.purchase"]._cron_post_deferred_sales()
+        self.env.invalidate_all()
+
     def _claim_delivery(self, purchase):
         """A bridge takes the sale's credit job (the token may go out from now on)."""
         from ..services import engine, job_queue

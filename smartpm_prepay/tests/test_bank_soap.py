@@ -83,6 +83,7 @@ class TestBankSoap(BankChannelCase):
 
     def test_purchase_posts_invoice_paid_through_the_bank_journal(self):
         self._purchase()
+        self._post_bank_sales()
         invoice = self._purchases().invoice_id
         self.assertEqual(invoice.state, "posted")
         self.assertEqual(invoice.partner_id, self.tenant)

@@ -42,6 +42,7 @@ class TestBankXmlrpc(BankChannelCase):
         self.assertEqual(receipt["kwh"], "80.000")
         self.assertEqual(purchase.channel, "bank_xmlrpc")
         self.assertEqual(purchase.bank_partner_id, self.bank)
+        self._post_bank_sales()
         self.assertIn(purchase.invoice_id.payment_state, ("paid", "in_payment"))
         assert_payment_document(self, purchase, self.journal)  # the bank's settlement journal
 

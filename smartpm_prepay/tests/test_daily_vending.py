@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import unittest
 from datetime import date, datetime
+from unittest.mock import patch
 
 from freezegun import freeze_time
 
@@ -12,8 +13,10 @@ from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.exceptions import AccessError
 from odoo.tests import Form, new_test_user, tagged
 
-from ..services import daily_vending
+from ..services import daily_vending, fbe, local_time, standing_charge
 from ..services.vending import vend
+from .test_pos import SmartpmPosCase
+from .test_tou import TouMixin
 
 DAY = date(2026, 11, 20)
 # Africa/Johannesburg is UTC+2 all year: 23:30 local on the 20th is 21:30 UTC on the 20th,
@@ -22,7 +25,7 @@ TZ = "Africa/Johannesburg"
 
 
 @tagged("post_install", "-at_install")
-class TestDailyVending(AccountTestInvoicingCommon):
+class TestDailyVending(TouMixin, AccountTestInvoicingCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -63,12 +66,12 @@ class TestDailyVending(AccountTestInvoicingCommon):
         cls.cash = cls.company_data["default_journal_cash"]
         cls.bank_journal = cls.company_data["default_journal_bank"]
 
-    def _sell(self, user, amount, when):
+    def _sell(self, user, amount, when, meter=None):
         with freeze_time(when):
             wizard = Form(
                 self.env["smartpm.sell.credit.wizard"]
                 .with_user(user)
-                .with_context(default_meter_id=self.meter.id)
+                .with_context(default_meter_id=(meter or self.meter).id)
             )
             wizard.amount = amount
             wizard.journal_id = self.cash
@@ -219,6 +222,95 @@ class TestDailyVending(AccountTestInvoicingCommon):
         self.assertEqual(sale.credit_note_id.date, next_day)
         self.assertAlmostEqual(self._report(day=next_day)["total"]["reversal_amount"], 10.0)
 
+    def test_money_meter_row_counts_currency_not_kwh(self):
+        tou = self._tou_tariff("DV time of use")
+        tenant = self.env["res.partner"].create({"name": "Kwame TOU", "is_tenant": True})
+        money_meter = self.env["smartpm.meter"].create(
+            {
+                "serial_number": "DV-M",
+                "host": "127.0.0.1",
+                "port": 4100,
+                "state": "active",
+                "tenant_id": tenant.id,
+                "tariff_id": tou.id,
+                "credit_mode": "money",
+            }
+        )
+        money = self._sell(self.ama, 12.0, datetime(2026, 11, 20, 7, 0), meter=money_meter)
+        kwh = self._sell(self.ama, 5.0, datetime(2026, 11, 20, 8, 0))
+        self.assertEqual((money.credit_mode, money.credit_money), ("money", 12.0))
+        [row] = self._section(self._report(), "backoffice")["rows"]
+        self.assertEqual((row["seller"], row["count"]), ("Ama Cashier", 2))
+        self.assertAlmostEqual(row["amount"], 17.0)
+        self.assertAlmostEqual(row["credit_money"], money.credit_money)
+        self.assertAlmostEqual(row["credit_kwh"], kwh.kwh)  # the kWh meter's sale only
+        self.assertAlmostEqual(kwh.kwh, 20.0)
+
+    def test_free_basic_electricity_is_its_own_row_with_no_money(self):
+        social = self.env["smartpm.tariff"].create(
+            {"name": "DV lifeline", "price_per_kwh": 0.25, "fbe_social": True, "fbe_kwh_month": 30}
+        )
+        tenant = self.env["res.partner"].create({"name": "Thandi Social", "is_tenant": True})
+        self.env["smartpm.meter"].create(
+            {
+                "serial_number": "DV-F",
+                "host": "127.0.0.1",
+                "port": 4100,
+                "state": "active",
+                "tenant_id": tenant.id,
+                "tariff_id": social.id,
+            }
+        )
+        with freeze_time(datetime(2026, 11, 20, 7, 0)):
+            granted = fbe.grant_due(self.env, self.company)["granted"]
+            self.assertFalse(fbe.grant_due(self.env, self.company)["granted"])  # once
+        self.assertEqual(len(granted), 1)
+        report = self._report()
+        section = self._section(report, "fbe")
+        [row] = section["rows"]
+        self.assertEqual(
+            (row["seller"], row["fbe_count"], row["fbe_kwh"]), ("Monthly grant", 1, 30)
+        )
+        self.assertEqual((row["count"], row["amount"], row["net"]), (0, 0.0, 0.0))
+        self.assertEqual(report["total"]["fbe_kwh"], 30.0)
+        self.assertEqual(report["total"]["amount"], 0.0)
+        self.assertEqual(report["sales"], granted)
+
+    def test_standing_charges_are_listed_apart_on_the_day_collected(self):
+        self.tariff.write({"standing_charge_amount": 1.5, "standing_charge_period": "day"})
+        self._sell(self.ama, 20.0, datetime(2026, 11, 19, 8, 0))
+        with freeze_time(datetime(2026, 11, 20, 7, 0)):
+            queued = standing_charge.collect_due(self.env, self.company)["queued"]
+        self.assertTrue(queued)
+        with freeze_time(datetime(2026, 11, 20, 21, 45)):  # 23:45 local: the 20th
+            for charge in queued:
+                standing_charge.on_cleared(charge, charge.job_id, {"cleared_kwh": charge.kwh})
+        self.assertEqual(set(queued.mapped("state")), {"collected"})
+        report = self._report()
+        self.assertEqual(report["standing_charge_count"], len(queued))
+        self.assertAlmostEqual(report["standing_charge_amount"], sum(queued.mapped("amount")))
+        self.assertAlmostEqual(report["standing_charge_kwh"], sum(queued.mapped("kwh")))
+        self.assertAlmostEqual(report["standing_charge_amount"], 1.5 * len(queued))
+        # not a sale: no seller's row, no money received that day
+        self.assertEqual(report["total"]["amount"], 0.0)
+        self.assertEqual(self._report(day=date(2026, 11, 21))["standing_charge_count"], 0)
+        # a cashier's own report has none
+        self.assertEqual(self._report(user=self.ama)["standing_charge_count"], 0)
+
+    def test_print_sums_the_day_once(self):
+        self._scenario()
+        wizard = (
+            self.env["smartpm.daily.vending.wizard"].with_user(self.owner).create({"date": DAY})
+        )
+        with patch.object(
+            daily_vending, "daily_vending", wraps=daily_vending.daily_vending
+        ) as summed:
+            action = wizard.action_print()
+            self.env["ir.actions.report"].with_user(self.owner)._render_qweb_html(
+                action["report_name"], wizard.ids
+            )
+        self.assertEqual(summed.call_count, 1)
+
     def test_channel_filter_keeps_one_channel(self):
         self._scenario()
         report = self._report(channel="bank_xmlrpc")
@@ -306,3 +398,24 @@ class TestDailyVending(AccountTestInvoicingCommon):
         self.assertIn("Kofi Cashier", text)
         self.assertNotIn("Ama Cashier", text)
         self.assertNotIn("Sunrise Bank", text)
+
+
+@tagged("post_install", "-at_install")
+class TestDailyVendingPos(SmartpmPosCase):
+    def test_pos_sale_is_the_row_of_the_orders_cashier(self):
+        order = self._sync(self._order_data([(self.meter, 10.0)]))
+        purchase = self._purchases()
+        self.assertEqual(purchase.channel, "pos")
+        company = purchase.company_id
+        day = local_time.local_today(company, purchase.date)
+        report = daily_vending.daily_vending(self.env, company, day)
+        [section] = [s for s in report["sections"] if s["channel"] == "pos"]
+        [row] = section["rows"]
+        self.assertEqual(row["seller"], order.user_id.name)
+        self.assertEqual(row["count"], 1)
+        self.assertAlmostEqual(row["amount"], order.amount_total)
+        self.assertAlmostEqual(row["credit_kwh"], purchase.kwh)
+        self.assertAlmostEqual(purchase.kwh, 20.0)  # 10.00 at 0.50
+        # the order's cashier prints it as their own
+        own = daily_vending.daily_vending(self.env, company, day, user=order.user_id)
+        self.assertAlmostEqual(own["total"]["amount"], 10.0)

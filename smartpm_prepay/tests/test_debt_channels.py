@@ -43,6 +43,7 @@ class TestDebtBankXmlrpc(BankChannelCase):
         self.assertEqual(receipt["kwh"], "60.000")  # 15 / 0.25
         self.env.invalidate_all()  # written by the server's thread
         self.assertEqual(debt.balance, 45.0)
+        self._post_bank_sales()  # the invoice and payment, posted after the answer
         purchase = self._purchases()
         self.assertEqual(purchase.invoice_id.amount_total, 15.0)
         self.assertEqual(debt.invoice_id.amount_residual, 45.0)

@@ -1,9 +1,13 @@
+from datetime import date
+
+from freezegun import freeze_time
+
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from ..services import debt as debt_service
-from ..services import engine
+from ..services import engine, refunds
 from ..services.vending import vend
 from .common import SmartpmCase
 from .test_pos import SmartpmPosCase
@@ -512,6 +516,68 @@ class TestDebtConcurrency(SmartpmCase):
             self.env.cr.execute(
                 "UPDATE smartpm_tenant_debt SET balance = -0.01 WHERE id = %s", (debt.id,)
             )
+
+
+@tagged("post_install", "-at_install")
+class TestDebtCompanyDay(DebtCase):
+    """The entries of a debt's cancellation, of a reversed sale's recovery and of a bank's
+    refund are dated on the company's local day (UTC+14 here: at 12:00 UTC its day is
+    already the next one), whatever the time zone of the user acting."""
+
+    NOON_UTC = "2026-03-02 12:00:00"
+    COMPANY_DAY = date(2026, 3, 3)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company.partner_id.tz = "Pacific/Kiritimati"
+        cls.env.user.tz = "UTC"
+
+    def test_a_cancelled_debts_credit_note_is_dated_the_companys_day(self):
+        with freeze_time(self.NOON_UTC):
+            debt = self._debt(40.0)
+            debt.action_cancel()
+        self.assertEqual(debt.state, "cancelled")
+        self.assertEqual(debt.credit_note_id.invoice_date, self.COMPANY_DAY)
+        self.assertEqual(debt.credit_note_id.date, self.COMPANY_DAY)
+
+    def test_the_reversal_of_a_pos_recovery_is_dated_the_companys_day(self):
+        with freeze_time(self.NOON_UTC):
+            debt = self._debt(100.0, recovery_percent=20.0)
+            purchase = vend(self.env, self.meter, 50.0, "pos", "POS-DAY-1")
+            debt_service.settle_pos(purchase)
+            move = purchase.recovery_ids.move_id
+            purchase.action_reverse()
+        self.assertEqual(debt.balance, 100.0)
+        self.assertEqual(move.date, self.COMPANY_DAY)
+        # never dated before the entry it reverses
+        self.assertEqual(move.reversal_move_ids.date, self.COMPANY_DAY)
+
+    def test_a_bank_refund_is_paid_on_its_credit_notes_day(self):
+        journal = self.company_data["default_journal_bank"]
+        bank = self.env["res.partner"].create(
+            {
+                "name": "Day Bank",
+                "is_company": True,
+                "smartpm_is_bank": True,
+                "smartpm_bank_journal_id": journal.id,
+            }
+        )
+        with freeze_time("2026-03-02 09:59:00"):  # 23:59 on the company's 2 March
+            purchase = vend(
+                self.env(su=True), self.meter, 30.0, "bank_xmlrpc", "BNK-DAY", bank_partner=bank
+            )
+            purchase._create_invoice_and_payment(journal)
+            note = purchase._create_credit_note()
+            engine.as_engine(purchase).write({"credit_note_id": note.id})
+        with freeze_time("2026-03-02 10:01:00"):  # the refund a minute later: 3 March
+            refunds.refund_reversed(purchase)
+        self.assertEqual(note.invoice_date, date(2026, 3, 2))
+        self.assertIn(note.payment_state, ("paid", "in_payment"))
+        payment = note.matched_payment_ids
+        self.assertEqual(len(payment), 1)
+        self.assertEqual(payment.date, note.invoice_date)
+        self.assertEqual(payment.amount, 30.0)
 
 
 @tagged("post_install", "-at_install")

@@ -88,10 +88,10 @@ class TestFriendly(VendingCase):
         )
         self.env["resource.calendar.leaves"].create(
             {
-                "name": "Past",
+                "name": "Last year",
                 "calendar_id": self.calendar.id,
-                "date_from": datetime(2026, 1, 1),
-                "date_to": datetime(2026, 1, 2),
+                "date_from": datetime(2025, 12, 26),
+                "date_to": datetime(2025, 12, 27),
             }
         )
         schedule = friendly.build_schedule(self.company, now=datetime(2026, 12, 1, 12, 0))
@@ -101,6 +101,40 @@ class TestFriendly(VendingCase):
         self.assertIn({"weekday": 0, "start_min": 0, "end_min": 420}, schedule["windows"])
         self.assertIn({"weekday": 6, "start_min": 1080, "end_min": 1440}, schedule["windows"])
         self.assertEqual(schedule["special_days"], ["2026-12-25", "2026-12-31", "2027-01-01"])
+
+    def test_a_passing_holiday_pushes_nothing_and_a_new_one_once_per_meter(self):
+        """Whole calendar years: the daily refresh the day after a holiday sends no job
+        (the past holiday stays in the table until the year ends); a new holiday one job to
+        every meter; 1 January drops last year's holidays, once."""
+        year = date.today().year + 1
+        self._enable()
+        holidays = [date(year, 3, 10), date(year, 4, 27)]
+        for day in holidays:
+            self._holiday(day)
+
+        def refresh(day):
+            friendly.refresh_all(self.env, now=datetime(day.year, day.month, day.day, 12))
+            return {meter: self._jobs(meter) for meter in (self.meter, self.other)}
+
+        jobs = refresh(date(year, 3, 1))
+        for meter_jobs in jobs.values():
+            self.assertEqual(
+                meter_jobs[-1].payload["special_days"], [d.isoformat() for d in holidays]
+            )
+        for day in (date(year, 3, 11), date(year, 4, 28), date(year, 12, 31)):
+            self.assertEqual(refresh(day), jobs, day)
+        # a new holiday: one job per meter, with it
+        self._holiday(date(year, 5, 1))
+        added = refresh(date(year, 5, 2))
+        for meter, meter_jobs in added.items():
+            self.assertEqual(len(meter_jobs - jobs[meter]), 1, meter.serial_number)
+            self.assertIn(f"{year}-05-01", meter_jobs[-1].payload["special_days"])
+        # the year rolls over: the past year's holidays go, once
+        rolled = refresh(date(year + 1, 1, 1))
+        for meter, meter_jobs in rolled.items():
+            self.assertEqual(len(meter_jobs - added[meter]), 1, meter.serial_number)
+            self.assertEqual(meter_jobs[-1].payload["special_days"], [])
+        self.assertEqual(refresh(date(year + 1, 1, 2)), rolled)
 
     def test_touching_attendances_are_merged_and_lunch_is_not_friendly(self):
         calendar = self.env["resource.calendar"].create(

@@ -288,3 +288,44 @@ class TestFrenchPages(FrenchSetup, HttpCase):
             messages[msgid],
             "Le crédit sera envoyé au compteur lorsque la commande atteindra le serveur.",
         )
+
+
+@tagged("post_install", "-at_install")
+class TestFrenchNumbers(FrenchSetup, TransactionCase):
+    """Money and kWh written the reader's way (services/sale_info.format_money and
+    format_kwh, the statement's number templates): a French reader sees decimal commas in
+    kWh as in money, on the receipt, the statement and the friendly-period notice."""
+
+    def test_receipt_statement_and_friendly_limit_write_numbers_in_french(self):
+        from ..services import friendly, statement
+        from ..services.vending import vend
+
+        self.company.smartpm_min_amount = 1.0
+        purchase = vend(self.env, self.meter, 10.5, "backoffice", "I18N-NUM-1")  # 42 kWh
+        fr_env = self.env(context=dict(self.env.context, lang=self.LANG))
+        rows = {r["key"]: r["value"] for r in purchase.with_env(fr_env).receipt_lines}
+        self.assertEqual(rows["kwh"], "42,00 kWh")
+        self.assertIn("10,50", rows["amount"])
+        en_rows = {r["key"]: r["value"] for r in purchase.receipt_lines}
+        self.assertEqual(en_rows["kwh"], "42.00 kWh")
+        self.assertIn("10.50", en_rows["amount"])
+        # the statement: kWh with the comma the money has
+        today = fields.Date.context_today(self.env.user)
+        page = (
+            self.env["ir.actions.report"]
+            .with_context(lang=self.LANG)
+            ._render_qweb_html(
+                f"{MODULE}.report_tenant_statement",
+                self.tenant.ids,
+                data={"date_from": str(today), "date_to": str(today)},
+            )[0]
+            .decode()
+        )
+        self.assertTrue(statement.tenant_statement(self.env, self.tenant, today, today))
+        self.assertIn("42,000", page)
+        self.assertNotIn("42.000", page)
+        self.assertIn("10,50", page)
+        # the friendly limit the tenant is told
+        self.company.smartpm_friendly_limit_kwh = 5.0
+        self.assertEqual(friendly.format_limit(self.meter.with_env(fr_env)), "-5,0 kWh")
+        self.assertEqual(friendly.format_limit(self.meter), "-5.0 kWh")

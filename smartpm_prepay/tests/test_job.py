@@ -32,14 +32,6 @@ class TestJobQueue(SmartpmCase):
             {"meter_id": (meter or self.meter).id, "job_type": job_type, **vals},
         )
 
-    def _expire(self, job):
-        self.env.flush_all()
-        self.env.cr.execute(
-            "UPDATE smartpm_meter_job SET lease_until = %s WHERE id = %s",
-            (fields.Datetime.now() - timedelta(seconds=5), job.id),
-        )
-        job.invalidate_recordset()
-
     # ------------------------------------------------------------------ claim
     def test_claim_hands_out_due_jobs_by_priority_then_age(self):
         low = self._job("read", priority=50, meter=self.more_meters[0])
@@ -48,6 +40,8 @@ class TestJobQueue(SmartpmCase):
         claimed = self.Job.claim("b1", 10, 60)
         self.assertEqual([j["id"] for j in claimed], [credit.id, low.id, later.id])
         self.assertEqual(credit.priority, 10)
+        # each job's priority goes to the bridge, which ranks its waiting jobs by it
+        self.assertEqual([j["priority"] for j in claimed], [10, 50, 50])
         self.assertEqual(claimed[0]["payload"], {"transfer_number": 1, "kwh": 2.0})
         self.assertEqual(claimed[0]["meter"]["serial_number"], "JOB-1")
         self.assertEqual(claimed[0]["meter"]["port"], 4100)

@@ -2,9 +2,7 @@
 under its own user, with bounded invocation counters, and sees nothing else."""
 
 import xmlrpc.client
-from datetime import timedelta
 
-from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
@@ -34,14 +32,6 @@ class BridgeTrustCase(SmartpmCase):
         return self.env["smartpm.meter.job"].create(
             {"meter_id": meter.id, "job_type": job_type, **vals}
         )
-
-    def _expire(self, job):
-        self.env.flush_all()
-        self.env.cr.execute(
-            "UPDATE smartpm_meter_job SET lease_until = %s WHERE id = %s",
-            (fields.Datetime.now() - timedelta(seconds=5), job.id),
-        )
-        job.invalidate_recordset()
 
     def _snapshot(self, *meters):
         self.env.invalidate_all()

@@ -1,7 +1,6 @@
-from datetime import timedelta
 from unittest.mock import patch
 
-from odoo import SUPERUSER_ID, api, fields
+from odoo import SUPERUSER_ID, api
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 
@@ -59,12 +58,7 @@ class TestJobPerMeter(SmartpmCase):
     def test_expired_lease_frees_the_meter(self):
         first, second = self._job(self.m1), self._job(self.m1, priority=60)
         self.Job.claim("b1", 10, 60)
-        self.env.flush_all()
-        self.env.cr.execute(
-            "UPDATE smartpm_meter_job SET lease_until = %s WHERE id = %s",
-            (fields.Datetime.now() - timedelta(seconds=5), first.id),
-        )
-        first.invalidate_recordset()
+        self._expire(first)
         # the expired job comes first again (priority); never both
         self.assertEqual(self._ids(self.Job.claim("b2", 10, 60)), [first.id])
         self.assertEqual(second.state, "pending")

@@ -10,7 +10,6 @@ from datetime import timedelta
 from types import SimpleNamespace
 from unittest.mock import patch
 
-from odoo import fields
 from odoo.service import server as odoo_server
 from odoo.tests import new_test_user, tagged
 
@@ -38,14 +37,6 @@ class TestJobRecovery(SmartpmCase):
         super().setUp()
         self.A = self.env["smartpm.meter.job"].with_user(self.user_a)
         self.B = self.env["smartpm.meter.job"].with_user(self.user_b)
-
-    def _expire(self, job):
-        self.env.flush_all()
-        self.env.cr.execute(
-            "UPDATE smartpm_meter_job SET lease_until = %s WHERE id = %s",
-            (fields.Datetime.now() - timedelta(seconds=1), job.id),
-        )
-        job.invalidate_recordset()
 
     # ------------------------------------------------------------ long-poll
     def test_long_poll_wakes_when_the_lease_of_a_dead_bridge_ends(self):

@@ -63,6 +63,22 @@ class TestMeterProfile(SmartpmCase):
         self.assertEqual(meter.profile_id, self.smartpm)
         self.assertFalse(self.env["smartpm.meter"].search_count([("profile_id", "=", False)]))
 
+    def test_an_upgrade_adds_a_new_function_once_and_never_a_removed_line_again(self):
+        def special_days():
+            return self.smartpm.object_ids.filtered(lambda o: o.function == "tou_special_days")
+
+        # a profile made before the contract had special days: the upgrade adds the line
+        special_days().unlink()
+        self.smartpm.offered_functions = False
+        self.Profile._add_new_smartpm_functions()  # what data/meter_profile_data.xml runs
+        self.assertEqual(special_days().obis, "0.0.11.0.0.255")
+        # the owner removes it on purpose: the next upgrades leave it out
+        special_days().unlink()
+        self.Profile._add_new_smartpm_functions()
+        self.Profile._add_new_smartpm_functions()
+        self.assertFalse(special_days())
+        self.assertIn("credit", self.smartpm.object_ids.mapped("function"))
+
     def test_a_new_profile_starts_from_the_smartpm_map(self):
         profile = self.Profile.create({"name": "Blank start"})
         self.assertEqual(

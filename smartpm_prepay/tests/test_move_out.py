@@ -1,7 +1,7 @@
 """Issue 16 §3-4: a tenant moves out (read, settle by refund / transfer / forfeit, clear,
 next tenant at zero) and a meter is replaced (credit and tenant to the new meter)."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from odoo import fields
 from odoo.exceptions import AccessError, UserError
@@ -659,17 +659,17 @@ class TestMoveOutSettlementBlocks(MoveOutCase):
         self.assertFalse(self.env["smartpm.credit.purchase"].search([("meter_id", "=", new.id)]))
 
 
-@tagged("post_install", "-at_install")
-class TestMoveOutMoneyMeter(TouMixin, MoveOutCase):
-    """A money-mode meter's credit is currency: its move-out reads the credit in money,
-    recognises what was consumed (FIFO), settles the rest per sale in money, and clears
-    the meter with a money clear-credit token."""
+class MoneyMoveOutCase(TouMixin, MoveOutCase):
+    """A money-mode meter (its tariff time of use) and a fake bridge answering in money."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.tou = cls._tou_tariff(name="Money move-out")
+        tenant = cls.meter.tenant_id  # the mode changes with no tenant on the meter
+        cls.meter.tenant_id = False
         cls.meter.write({"tariff_id": cls.tou.id, "credit_mode": "money"})
+        cls.meter.tenant_id = tenant
         cls.forfeit_account = settlement_service.ensure_forfeit_account(cls.company)
 
     def _money_sale(self, amount, ref, delivered_on):
@@ -706,6 +706,13 @@ class TestMoveOutMoneyMeter(TouMixin, MoveOutCase):
                 "transfer_number": job.payload["transfer_number"],
             }
         return super()._answer(job, credit_kwh, energy_kwh)
+
+
+@tagged("post_install", "-at_install")
+class TestMoveOutMoneyMeter(MoneyMoveOutCase):
+    """A money-mode meter's credit is currency: its move-out reads the credit in money,
+    recognises what was consumed (FIFO), settles the rest per sale in money, and clears
+    the meter with a money clear-credit token."""
 
     def test_refund_pays_back_the_money_left_on_the_meter_and_clears_it_with_a_money_token(
         self,
@@ -754,6 +761,89 @@ class TestMoveOutMoneyMeter(TouMixin, MoveOutCase):
         self.assertEqual((line["kwh"], line["value"], line["amount"]), (0.0, -6.54, -6.54))
         self.assertIn("6.543", line["label"])
         self.assertIn(note.name, line["document"])
+
+    def test_statement_values_money_consumption_per_band_and_closes_at_zero(self):
+        """10.00 of money credit; the meter charges 20 kWh off-peak (0.10: 2.00) one day
+        and 5 kWh at peak (0.40: 2.00) the next, a standing charge takes 0.50, the tenant
+        moves out with 5.50 refunded: each band's consumption is a line at its price, and
+        the statement's running balance closes at 0.00."""
+        from ..services import standing_charge, tou
+
+        self.tou.write({"standing_charge_amount": 0.5, "standing_charge_collection": "odoo"})
+        now = fields.Datetime.now().replace(microsecond=0)
+        engine.as_engine(
+            self.env["smartpm.meter.assignment"].search(
+                [("meter_id", "=", self.meter.id), ("tenant_id", "=", self.tenant.id)]
+            )
+        ).date_start = now - timedelta(days=5)
+        sale = self._money_sale(10.0, "MM-ST", now - timedelta(days=4))
+        engine.as_engine(sale).date = now - timedelta(days=4, hours=1)
+        registers = [  # (time, Wh off-peak, Wh peak): the tenant found 1000 and 500 Wh
+            (now - timedelta(days=6), 1000, 500),
+            (now - timedelta(days=4), 1000, 500),
+            (now - timedelta(days=3), 21000, 500),
+            (now - timedelta(days=2), 21000, 5500),
+        ]
+        self.env["smartpm.reading"].sudo().create(
+            [
+                {
+                    "meter_id": self.meter.id,
+                    "obis": tou.ENERGY_RATE_OBIS % rate,
+                    "reading_time": when,
+                    "value": wh,
+                }
+                for when, off, peak in registers
+                for rate, wh in ((1, off), (2, peak))
+            ]
+        )
+        engine.as_engine(self.meter).credit_money = 6.0  # what the meter charged: 4.00
+        charges = standing_charge.collect_due(self.env, self.company)["queued"]
+        self._run_jobs()
+        self.assertEqual(charges.mapped("state"), ["collected"])
+        self.assertAlmostEqual(self.meter.credit_money, 5.5, 3)
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertEqual(move_out.settlement_id.amount, 5.5)
+
+        today = fields.Date.context_today(self.env.user)
+        st = statement.tenant_statement(
+            self.env, self.tenant, today - timedelta(days=10), today, meter=self.meter
+        )
+        self.assertTrue(statement.is_balanced(st))
+        [section] = st["meters"]
+        bands = [
+            (x["band"], x["energy_kwh"], x["price_per_kwh"], x["value"])
+            for x in section["lines"]
+            if x["kind"] == "consumption"
+        ]
+        self.assertEqual(bands, [("Off-peak", 20.0, 0.1, -2.0), ("Peak", 5.0, 0.4, -2.0)])
+        kinds = [(x["kind"], x["value"]) for x in section["lines"]]
+        self.assertIn(("purchase", 10.0), kinds)
+        self.assertIn(("standing_charge", -0.5), kinds)
+        self.assertIn(("settlement", -5.5), kinds)
+        self.assertEqual(section["closing_value"], 0.0)
+        self.assertEqual(section["lines"][-1]["balance_value"], 0.0)
+        # the running balance never goes below zero: the sale came first
+        self.assertEqual(min(x["balance_value"] for x in section["lines"]), 0.0)
+        # the band table of the section counts the same energy
+        self.assertEqual(
+            [(b["name"], b["kwh"]) for b in section["bands"]], [("Off-peak", 20.0), ("Peak", 5.0)]
+        )
+        self.assertEqual(st["closing_value"], 0.0)
+        self.assertEqual(sale.money_remaining, 0.0)
+        # the PDF prints each band's energy
+        html = (
+            self.env["ir.actions.report"]
+            ._render_qweb_html(
+                "smartpm_prepay.report_tenant_statement",
+                self.tenant.ids,
+                data={"date_from": str(today - timedelta(days=10)), "date_to": str(today)},
+            )[0]
+            .decode()
+        )
+        self.assertIn("Consumption at Peak", html)
+        self.assertIn("5.000 kWh", html)
 
     def test_forfeit_moves_the_money_left_to_forfeited_credit_income(self):
         self._two_money_sales(15.0)  # nothing consumed

@@ -185,6 +185,8 @@ class TestSaleEntries(PrepaymentCase):
         user = self._bank_user("bank_prepay")
         for channel, ref in (("bank_soap", "S-1"), ("bank_xmlrpc", "X-1")):
             bank_api.purchase(self.env(user=user), channel, "PRE-1", 20.0, None, ref, BANK_TIME)
+            # the posting step after the answer (the cron's: a test never commits)
+            self.env["smartpm.credit.purchase"]._cron_post_deferred_sales()
             purchase = self.env["smartpm.credit.purchase"].search(
                 [("channel", "=", channel), ("meter_id", "=", self.meter.id)]
             )

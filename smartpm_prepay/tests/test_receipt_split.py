@@ -14,6 +14,7 @@ from ..services.sale_info import format_money
 from ..services.vending import vend
 from . import test_bank_soap, test_bank_xmlrpc
 from .common_bank import BankChannelCase
+from .test_pos import SmartpmPosCase
 from .test_tou import TouMixin
 from .test_vending import VendingCase
 
@@ -472,6 +473,8 @@ class TestMoneyReceipt(TouMixin, VendingCase):
                 "Standing charge (taken from the credit)",
                 f"{self._money(0.5)} per day",
             ),
+            # the meter had no credit: the 7.50 is its balance once it takes the token
+            ("new_balance_money", "Estimated new balance", self._money(7.5)),
             ("transfer_number", "Transfer number", str(purchase.transfer_number)),
         ]
         rows = TestReceiptSplit._rows(purchase.receipt_lines)
@@ -504,3 +507,271 @@ class TestMoneyReceipt(TouMixin, VendingCase):
         }
         self.assertEqual(rows["new_balance_money"], ("New balance", self._money(9.25)))
         self.assertEqual(self.money_meter.credit_money, 9.25)
+
+
+class MoneySplitMixin:
+    """A money-mode meter (time of use, no tax) owing 2.00 of emergency credit with 0.50 of
+    credit left: 10.00 puts 10.00 on it, of which it keeps 2.00 for the emergency credit:
+    8.00 net, 8.50 on the meter. Or, ``negative``, at -3.00 after a friendly period: 3.00
+    repay it, 7.00 net and on the meter."""
+
+    EMERGENCY = {"credit_money": 0.5, "emergency_status": "in_use", "emergency_in_use_money": 2.0}
+    NEGATIVE = {"credit_money": -3.0}
+
+    @classmethod
+    def _money_meter(cls, serial, tenant, **vals):
+        tariff = cls._tou_tariff(name=f"Money split {serial}")
+        meter = (
+            cls.env["smartpm.meter"]
+            .sudo()
+            .create(
+                {
+                    "serial_number": serial,
+                    "host": "127.0.0.1",
+                    "port": 4100,
+                    "state": "active",
+                    "tenant_id": tenant.id,
+                    "tariff_id": tariff.id,
+                    "credit_mode": "money",
+                    **vals,
+                }
+            )
+        )
+        meter.write(cls.EMERGENCY)
+        return meter
+
+    def _money_text(self, amount):
+        return _plain(format_money(self.env, amount, self.env.company.currency_id))
+
+    def _expected_money_rows(self, from_meter=False, negative=False):
+        """The money split's rows of the receipt: expected at the sale, the meter's after."""
+        mark = "" if from_meter else " (expected)"
+        if negative:
+            repaid = [("negative_repaid_money", f"Negative credit repaid{mark}", 3.0)]
+            net, balance = 7.0, 7.0
+        else:
+            repaid = [("emergency_repaid_money", f"Emergency credit repaid{mark}", 2.0)]
+            net, balance = 8.0, 8.5
+        rows = [("credit_money", "Credit added to the meter", 10.0), *repaid]
+        rows.append(("net_money", f"Net credit added{mark}", net))
+        rows.append(
+            ("new_balance_money", "New balance" if from_meter else "Estimated new balance", balance)
+        )
+        return [(key, label, self._money_text(value)) for key, label, value in rows]
+
+    def _money_rows(self, lines):
+        keys = {"credit_money", "emergency_repaid_money", "negative_repaid_money", "net_money"}
+        keys.add("new_balance_money")
+        return [row for row in TestReceiptSplit._rows(lines) if row[0] in keys]
+
+    def _deliver_money(self, purchase, negative=False):
+        """The meter takes the token and says what it kept and its credit after it."""
+        self.env.flush_all()
+        self.env.invalidate_all()
+        env = engine.as_engine(self.env["smartpm.meter.job"]).env
+        claimed = [j["id"] for j in job_queue.claim(env, "rcpt-money", 500, 60)]
+        self.assertIn(purchase.job_id.id, claimed)
+        result = {"credit_money": 7.0} if negative else {"credit_money": 8.5}
+        if not negative:
+            result["emergency_repaid_money"] = 2.0
+        job_queue.complete(
+            env,
+            purchase.job_id.id,
+            "rcpt-money",
+            {
+                "transfer_number": purchase.transfer_number,
+                "already_applied": False,
+                "relay": "connected",
+                "charge_total": 0.0,
+                **result,
+            },
+        )
+        self.env.flush_all()
+        self.env.invalidate_all()
+
+
+@tagged("post_install", "-at_install")
+class TestMoneySplitAtSale(MoneySplitMixin, TouMixin, BankChannelCase):
+    """A money-mode meter's receipt says what its credit repays already at the sale, on the
+    bank's XML-RPC and SOAP answers, the portal and the back office; the meter's own
+    figures replace it once delivered (the POS: TestMoneySplitPos)."""
+
+    _call = test_bank_xmlrpc.TestBankXmlrpc._call
+    _client = test_bank_soap.TestBankSoap._client
+    _portal_receipt = TestReceiptSplit._portal_receipt
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company.smartpm_min_amount = 0.1
+        cls.money_meter = cls._money_meter("BNK-MONEY", cls.tenant)
+        cls.portal_user = new_test_user(
+            cls.env,
+            "t_rcpt_tenant",
+            groups="base.group_portal",
+            partner_id=cls.tenant.id,
+            password="t_rcpt_tenant-pw-123",
+        )
+        cls.cashier = new_test_user(
+            cls.env, "t_rcpt_m_cashier", groups="smartpm_prepay.group_cashier"
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.env.flush_all()  # the bank's request runs in the server's thread
+
+    def _money_purchase(self, ref):
+        return self.env["smartpm.credit.purchase"].search(
+            [("meter_id", "=", self.money_meter.id), ("bank_reference", "=", ref)]
+        )
+
+    def test_xmlrpc_answer_has_the_money_split_at_the_sale_then_the_meters(self):
+        answer = self._call("purchase", "BNK-MONEY", 10.0, False, "XR-MONEY", BANK_TIME)
+        self.env.invalidate_all()
+        purchase = self._money_purchase("XR-MONEY")
+        self.assertEqual((purchase.state, purchase.credit_money), ("queued", 10.0))
+        keys = (
+            "creditMoney",
+            "emergencyRepaidMoney",
+            "negativeCreditRepaidMoney",
+            "netMoney",
+            "newBalanceMoney",
+            "splitFromMeter",
+        )
+        self.assertEqual(
+            {k: answer[k] for k in keys},
+            {
+                "creditMoney": "10.00",
+                "emergencyRepaidMoney": "2.000",
+                "negativeCreditRepaidMoney": "0.000",
+                "netMoney": "8.000",
+                "newBalanceMoney": "8.50",
+                "splitFromMeter": False,
+            },
+        )
+        self.assertEqual(self._money_rows(purchase.receipt_lines), self._expected_money_rows())
+        # a second sale before the first is on the meter: the emergency credit is repaid
+        second = self._call("purchase", "BNK-MONEY", 5.0, False, "XR-MONEY-2", BANK_TIME)
+        self.assertEqual(
+            (second["emergencyRepaidMoney"], second["netMoney"], second["newBalanceMoney"]),
+            ("0.000", "5.000", "13.50"),
+        )
+        self._deliver_money(purchase)
+        again = self._call("query_purchase", "XR-MONEY")
+        self.assertEqual(
+            (again["state"], again["splitFromMeter"], again["emergencyRepaidMoney"]),
+            ("delivered", True, "2.000"),
+        )
+        self.assertEqual(
+            self._money_rows(purchase.receipt_lines), self._expected_money_rows(from_meter=True)
+        )
+
+    def test_soap_answer_has_the_money_split_and_not_the_kwh_one(self):
+        self.money_meter.sudo().write({"emergency_status": "enabled", **self.NEGATIVE})
+        self.env.flush_all()
+        answer = self._client().Purchase(
+            meterNumber="BNK-MONEY",
+            amount=Decimal("10.00"),
+            bankReference="S-MONEY",
+            bankTime=SOAP_TIME,
+        )
+        self.assertEqual(
+            (answer.emergencyRepaidMoney, answer.negativeCreditRepaidMoney, answer.netMoney),
+            (Decimal("0.000"), Decimal("3.000"), Decimal("7.000")),
+        )
+        self.assertEqual((answer.newBalanceMoney, answer.splitFromMeter), (Decimal("7.00"), False))
+        self.assertIsNone(answer.negativeCreditRepaidKwh)
+        self.assertIsNone(answer.netKwh)
+        # a kWh meter's answer has no money split
+        plain = self._client().Purchase(
+            meterNumber="BNK-001",
+            amount=Decimal("10.00"),
+            bankReference="S-KWH",
+            bankTime=SOAP_TIME,
+        )
+        self.assertIsNone(plain.netMoney)
+        self.assertIsNone(plain.emergencyRepaidMoney)
+
+    def test_portal_shows_the_money_split_expected_then_from_the_meter(self):
+        self._call("purchase", "BNK-MONEY", 10.0, False, "XR-MONEY-P", BANK_TIME)
+        self.env.invalidate_all()
+        purchase = self._money_purchase("XR-MONEY-P")
+        shown = [row for row in self._portal_receipt(purchase) if "money" in row[0]]
+        self.assertEqual(shown, self._expected_money_rows())
+        page = self.url_open(f"/my/purchases/{purchase.id}").text
+        self.assertIn("o_smartpm_receipt_expected", page)
+        self._deliver_money(purchase)
+        shown = [row for row in self._portal_receipt(purchase) if "money" in row[0]]
+        self.assertEqual(shown, self._expected_money_rows(from_meter=True))
+        self.assertNotIn(
+            "o_smartpm_receipt_expected", self.url_open(f"/my/purchases/{purchase.id}").text
+        )
+
+    def test_back_office_wizard_and_purchase_show_the_money_split(self):
+        self.money_meter.sudo().write({"emergency_status": "enabled", **self.NEGATIVE})
+        wizard = Form(
+            self.env["smartpm.sell.credit.wizard"]
+            .with_user(self.cashier)
+            .with_context(default_meter_id=self.money_meter.id)
+        )
+        wizard.amount = 10.0
+        wizard.journal_id = self.company_data["default_journal_cash"]
+        expected = [
+            (label, value) for _key, label, value in self._expected_money_rows(negative=True)
+        ]
+        preview = [
+            tuple(_plain(x) for x in line.split(": ", 1))
+            for line in wizard.receipt_preview.splitlines()
+        ]
+        self.assertEqual([row for row in preview if row in expected], expected)
+        action = wizard.save().action_confirm()
+        purchase = (
+            self.env["smartpm.credit.purchase"].with_user(self.cashier).browse(action["res_id"])
+        )
+        self.assertEqual(purchase.expected_negative_repaid_money, 3.0)
+        shown = [
+            tuple(_plain(x) for x in line.split(": ", 1))
+            for line in purchase.receipt_text.splitlines()
+        ]
+        self.assertEqual([row for row in shown if row in expected], expected)
+        self._deliver_money(purchase, negative=True)
+        self.assertEqual(purchase.debt_repaid_money, 3.0)
+        self.assertEqual(
+            self._money_rows(purchase.receipt_lines),
+            self._expected_money_rows(from_meter=True, negative=True),
+        )
+
+
+@tagged("post_install", "-at_install")
+class TestMoneySplitPos(MoneySplitMixin, TouMixin, SmartpmPosCase):
+    """The POS: the credit popup's preview, the receipt screen's status and the order
+    line's receipt show the money split at the sale, the meter's once delivered."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env.user.groups_id += cls.env.ref("smartpm_prepay.group_manager")
+        cls.money_meter = cls._money_meter(
+            "POS-MONEY", cls.tenant, transformer_id=cls.transformer.id
+        )
+
+    def test_pos_preview_and_receipt_show_the_money_split(self):
+        quote = self.env["smartpm.meter"].pos_quote_credit(
+            self.money_meter.id, 10.0, self.config.id
+        )
+        self.assertFalse(quote.get("refusal"), quote.get("refusal"))
+        self.assertEqual(self._money_rows(quote["receipt_lines"]), self._expected_money_rows())
+        order = self._sync(self._order_data([(self.money_meter, 10.0)]))
+        purchase = self._purchases(self.money_meter)
+        self.assertEqual((purchase.channel, purchase.expected_emergency_repaid_money), ("pos", 2.0))
+        status = self.env["pos.order"].smartpm_credit_status(order.id)
+        self.assertEqual(self._money_rows(status[0]["receipt_lines"]), self._expected_money_rows())
+        self.assertEqual(
+            self._money_rows(order.lines.smartpm_receipt_lines), self._expected_money_rows()
+        )
+        self._deliver_money(purchase)
+        status = self.env["pos.order"].smartpm_credit_status(order.id)
+        self.assertEqual(
+            self._money_rows(status[0]["receipt_lines"]),
+            self._expected_money_rows(from_meter=True),
+        )

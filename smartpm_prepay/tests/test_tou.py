@@ -310,6 +310,30 @@ class TestTouTariff(TouMixin, VendingCase):
                 {"credit_mode": "kwh", "tariff_id": self.tariff.id}
             )
 
+    def test_credit_mode_cannot_change_with_a_tenant_on_the_meter(self):
+        """Nothing sold yet, but a tenant is on the meter: their credit and thresholds are
+        in its unit. The switch is refused, naming the meter and the tenant, both ways."""
+        switches = [
+            (self.money_meter, {"credit_mode": "kwh", "tariff_id": self.tariff.id}),
+            (self.meter, {"credit_mode": "money", "tariff_id": self.tou_tariff.id}),
+        ]
+        for meter, vals in switches:
+            mode, tariff = meter.credit_mode, meter.tariff_id
+            for env in (self.env, self.env(user=self.manager)):
+                with self.assertRaises(UserError) as cm:
+                    meter.with_env(env).write(vals)
+                message = str(cm.exception)
+                self.assertIn(meter.serial_number, message)
+                self.assertIn(meter.tenant_id.name, message)
+                self.assertIn("move the tenant out first", message)
+                self.assertEqual((meter.credit_mode, meter.tariff_id), (mode, tariff))
+        # the tenant moved out: the Manager switches the meter
+        self.money_meter.tenant_id = False
+        self.money_meter.with_user(self.manager).write(
+            {"credit_mode": "kwh", "tariff_id": self.tariff.id}
+        )
+        self.assertEqual(self.money_meter.credit_mode, "kwh")
+
 
 @tagged("post_install", "-at_install")
 class TestTouRecognition(TouMixin, PrepaymentCase):

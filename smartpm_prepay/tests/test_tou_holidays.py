@@ -163,15 +163,43 @@ class TestTouHolidays(TouMixin, VendingCase):
         with self.assertRaisesRegex(ValidationError, "Evening peak.*HOL-2.*Vendor 2019"):
             self.meters[2].tariff_id = self.tariff
 
+    def test_a_profile_cannot_lose_its_special_days_while_its_meters_need_them(self):
+        self._holiday(self.day)
+        profile = self._profile("Vendor 2024")
+        self.meters[0].profile_id = profile
+        self._charge_holidays_off_peak()
+        line = profile.object_ids.filtered(lambda o: o.function == tou.SPECIAL_DAYS_FUNCTION)
+        jobs = len(self._jobs(self.meters[0]))
+        pattern = "Vendor 2024.*HOL-0.*Evening peak"
+        with self.assertRaises(ValidationError) as cm:
+            line.unlink()
+        self.assertRegex(str(cm.exception), pattern)
+        with self.assertRaises(ValidationError) as cm:
+            profile.write({"object_ids": [Command.delete(line.id)]})
+        self.assertRegex(str(cm.exception), pattern)
+        profile.object_ids.filtered(lambda o: o.function == "fraud_event_log").unlink()
+        with self.assertRaises(ValidationError) as cm:  # the line made another function
+            line.write({"function": "fraud_event_log", "obis": "0.0.99.98.1.255", "ic": 7})
+        self.assertRegex(str(cm.exception), pattern)
+        self.assertEqual(line.exists().function, tou.SPECIAL_DAYS_FUNCTION)
+        self.assertEqual(len(self._jobs(self.meters[0])), jobs)
+        # holidays charged as the weekday again: the line may go
+        self.version.holiday_mode = "weekday"
+        line.unlink()
+        self.assertNotIn(tou.SPECIAL_DAYS_FUNCTION, profile.object_ids.mapped("function"))
+
     def test_a_profile_losing_its_special_days_gets_calendars_without_them(self):
-        """What no refusal catches (the profile's line removed afterwards): the meter gets
-        its calendars without special days, never a job sure to fail on the bridge."""
+        """What no refusal catches (the profile's line deleted in the database): the meter
+        gets its calendars without special days, never a job sure to fail on the bridge."""
         self._holiday(self.day)
         profile = self._profile("Vendor 2024")
         self.meters[0].profile_id = profile
         self._charge_holidays_off_peak()
         self.assertEqual(len(self._jobs(self.meters[0])[-1].payload["special_days"]), 1)
-        profile.object_ids.filtered(lambda o: o.function == tou.SPECIAL_DAYS_FUNCTION).unlink()
+        line = profile.object_ids.filtered(lambda o: o.function == tou.SPECIAL_DAYS_FUNCTION)
+        self.env.flush_all()
+        self.env.cr.execute("DELETE FROM smartpm_meter_profile_object WHERE id = %s", [line.id])
+        self.env.invalidate_all()
         tou.refresh_all(self.env)
         payload = self._jobs(self.meters[0])[-1].payload
         self.assertNotIn("special_days", payload)

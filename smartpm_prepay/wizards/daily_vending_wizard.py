@@ -53,7 +53,8 @@ class SmartpmDailyVendingWizard(models.TransientModel):
         self.check_access("write")
         return result
 
-    def _get_report(self):
+    def _check_report(self):
+        """What the report refuses before it sums anything."""
         self.ensure_one()
         if self.user_id and self.channel and self.channel not in daily_vending.USER_CHANNELS:
             raise UserError(
@@ -64,6 +65,9 @@ class SmartpmDailyVendingWizard(models.TransientModel):
                     ],
                 )
             )
+
+    def _get_report(self):
+        self._check_report()
         return daily_vending.daily_vending(
             self.env, self.company_id, self.date, self.channel or None, self.user_id or None
         )
@@ -71,5 +75,5 @@ class SmartpmDailyVendingWizard(models.TransientModel):
     def action_print(self):
         self.ensure_one()
         self.check_access("read")
-        self._get_report()  # the same checks as the report
+        self._check_report()  # the report's checks: its figures are summed once, to print
         return self.env.ref("smartpm_prepay.action_report_daily_vending").report_action(self)

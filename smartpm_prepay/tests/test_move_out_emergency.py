@@ -1,0 +1,368 @@
+"""Issue 17: a tenant moves out with emergency credit in use or negative credit (a friendly
+period), on kWh and money-mode meters. Emergency credit is not paid for: the refund is the
+paid credit left (the meter's credit less the emergency credit in use); a shortfall and a
+negative credit become the tenant's debt (a smartpm tenant debt: the receivable, not the
+liability); the meter is brought to zero for the next tenant (a token repaying the emergency
+credit and lifting the negative credit, and the clear of its credit)."""
+
+from datetime import date, datetime
+
+from odoo import fields
+from odoo.exceptions import UserError
+from odoo.tests import new_test_user, tagged
+
+from ..services import credit_token, engine, prepayment, statement, tou, vending
+from ..services import settlement as settlement_service
+from .test_move_out import MoneyMoveOutCase, MoveOutCase
+
+
+class EmergencyMoveOutMixin:
+    """The fake bridge's read also reports the emergency credit in use (as the real bridge
+    does when it reads the credit), and the meter's answer to a credit token repays it
+    first (docs/meter-contract.md "Emergency credit")."""
+
+    emergency = 0.0
+
+    def _unit(self):
+        return "money" if self.meter.credit_mode == "money" else "kwh"
+
+    def _answer(self, job, credit_kwh, energy_kwh):
+        unit = self._unit()
+        if job.job_type == "add_credit" and job.meter_id.credit_mode == self.meter.credit_mode:
+            credit = job.meter_id[f"credit_{unit}"]
+            if unit == "money":  # what the token carries, in milli-units
+                brought = credit_token.parse_money(bytes.fromhex(job.payload["token"]))[1] / 1000
+            else:
+                brought = job.payload["kwh"]
+            repaid = min(self.emergency, brought) if job.meter_id == self.meter else 0.0
+            return {
+                "charge_total": 0.0,
+                f"credit_{unit}": round(credit + brought - repaid, 3),
+                f"emergency_repaid_{unit}": repaid,
+                f"emergency_in_use_{unit}": round(self.emergency - repaid, 3),
+                "transfer_number": job.payload["transfer_number"],
+            }
+        result = super()._answer(job, credit_kwh, energy_kwh)
+        if job.job_type == "read":
+            result[f"emergency_in_use_{unit}"] = self.emergency
+        return result
+
+    def _receivable(self, partner):
+        account = partner.with_company(self.company).property_account_receivable_id
+        return self._balance(account, partner)
+
+
+@tagged("post_install", "-at_install")
+class TestMoveOutEmergencyKwh(EmergencyMoveOutMixin, MoveOutCase):
+    def test_emergency_credit_in_use_is_not_refunded_and_the_meter_ends_at_zero(self):
+        self._two_purchases()  # 80 kWh at 0.25, then 100 kWh at 0.30
+        self.emergency = 10.0
+        self._set_credit(self.meter, 130.0)  # 120 paid kWh left + 10 kWh of emergency credit
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertAlmostEqual(move_out.final_credit_kwh, 130.0)
+        self.assertAlmostEqual(move_out.final_emergency_kwh, 10.0)
+        done = move_out.settlement_id
+        # refunded: the paid 120 kWh only (100 at 0.30, 20 at 0.25), as without emergency
+        self.assertAlmostEqual(done.kwh, 120.0)
+        self.assertEqual((done.amount, done.credit_note_id.amount_total), (35.0, 35.0))
+        self.assertEqual((done.emergency_credit, done.negative_credit, done.shortfall), (10, 0, 0))
+        self.assertFalse(done.debt_id)
+        # the meter: the emergency credit repaid by a token, then all its credit cleared
+        zero, clear = move_out.zero_job_id, move_out.clear_job_id
+        self.assertEqual(
+            (zero.job_type, zero.state, zero.payload["kwh"]), ("add_credit", "done", 10)
+        )
+        self.assertEqual((clear.state, clear.payload["wh"]), ("done", 130000))
+        self.assertNotEqual(zero.payload["transfer_number"], clear.payload["transfer_number"])
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
+        self.assertAlmostEqual(self.meter.emergency_in_use_kwh, 0.0)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0)
+        self.assertAlmostEqual(self._receivable(self.tenant), 0.0)
+
+    def test_emergency_beyond_the_paid_credit_becomes_the_tenants_debt(self):
+        self._sell(self.meter, 20.0, "EM-1")  # 80 kWh at 0.25
+        self.emergency = 10.0
+        self._set_credit(self.meter, 4.0)  # 86 kWh consumed: 6 of them not paid for
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        self.assertEqual((done.kwh, done.amount, done.amount_total), (0.0, 0.0, 0.0))
+        self.assertFalse(done.credit_note_id)
+        self.assertEqual((done.emergency_credit, done.shortfall), (10.0, 6.0))
+        # the shortfall at the tariff's price: 6 kWh x 0.25 = 1.50, a confirmed tenant debt
+        debt = done.debt_id
+        self.assertEqual((debt.tenant_id, debt.state, debt.amount), (self.tenant, "active", 1.5))
+        self.assertEqual(debt.invoice_id.state, "posted")
+        self.assertIn(self.meter.serial_number, debt.description)
+        self.assertEqual(done.debt_amount, 1.5)
+        # books: the sale's 20.00 all consumed (recognised), the 1.50 on the tenant's
+        # receivable against energy sales; the liability is not touched by the debt
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0)
+        self.assertAlmostEqual(self._receivable(self.tenant), 1.5)
+        self.assertAlmostEqual(self._balance(self.energy), -21.5)
+        lines = debt.invoice_id.line_ids
+        receivable = lines.filtered(lambda ln: ln.account_id.account_type == "asset_receivable")
+        self.assertEqual((receivable.debit, receivable.partner_id), (1.5, self.tenant))
+        self.assertEqual(lines.filtered(lambda ln: ln.credit).account_id, self.energy)
+        self.assertFalse(lines.filtered(lambda ln: ln.account_id == self.liability))
+        # the meter: 10 kWh token (repays the emergency credit), 4 kWh cleared: at zero
+        self.assertEqual(move_out.zero_job_id.payload["kwh"], 10.0)
+        self.assertEqual(move_out.clear_job_id.payload["wh"], 4000)
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
+        self.assertEqual(self.meter.tenant_id, self.next_tenant)
+        # the statement says it
+        today = fields.Date.context_today(self.env.user)
+        st = statement.tenant_statement(self.env, self.tenant, date(2026, 2, 1), today)
+        [line] = [x for x in st["meters"][0]["lines"] if x["kind"] == "settlement"]
+        self.assertIn("emergency credit in use 10.0 kWh", line["label"])
+        self.assertIn("6.0 kWh consumed without payment", line["label"])
+
+    def test_negative_credit_becomes_debt_and_the_meter_is_lifted_to_zero(self):
+        self._sell(self.meter, 20.0, "NEG-1")  # 80 kWh at 0.25
+        self._set_credit(self.meter, -3.0)  # a friendly period: 3 kWh below zero
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertAlmostEqual(move_out.final_credit_kwh, -3.0)
+        done = move_out.settlement_id
+        self.assertEqual((done.negative_credit, done.shortfall, done.amount), (3.0, 3.0, 0.0))
+        self.assertEqual((done.debt_id.amount, done.debt_id.state), (0.75, "active"))
+        self.assertAlmostEqual(self._receivable(self.tenant), 0.75)
+        self.assertAlmostEqual(self._balance(self.energy), -20.75)
+        # nothing to clear; a 3 kWh token brings the meter from -3 to 0
+        self.assertFalse(move_out.clear_job_id)
+        self.assertEqual(move_out.zero_job_id.payload["kwh"], 3.0)
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
+        # the next tenant starts at zero and buys at the first tier
+        self.assertEqual(vending.month_kwh(self.env, self.meter), 0.0)
+
+    def test_the_debt_is_recovered_from_the_tenants_next_purchase(self):
+        self._sell(self.meter, 20.0, "REC-1")
+        self._set_credit(self.meter, -4.0)  # 1.00 owed
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        debt = move_out.settlement_id.debt_id
+        later = self._sell(self.meter, 10.0, "REC-2")
+        self.assertEqual((later.tenant_id, later.debt_recovered), (self.next_tenant, 0.0))
+        self.assertEqual(debt.balance, 1.0)  # the next tenant pays none of it
+        engine.as_engine(self.meter_b).tenant_id = self.tenant  # the tenant's new meter
+        purchase = self._sell(self.meter_b, 10.0, "REC-3")  # 20% of 10.00, at most 1.00
+        self.assertEqual((purchase.debt_recovered, debt.balance, debt.state), (1.0, 0.0, "paid"))
+
+    def test_zeroing_runs_once_whatever_repeats_and_a_failed_token_is_retried_the_same(self):
+        self._sell(self.meter, 20.0, "ONCE-1")
+        self.emergency = 5.0
+        self._set_credit(self.meter, 2.0)
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs(fail_types=("add_credit",))
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "clearing"))
+        zero = move_out.zero_job_id
+        token, number = zero.payload["token"], zero.payload["transfer_number"]
+        # asked again (a double click, a re-run of the step): the same job, no new token
+        last = self.meter.last_transfer_number
+        self.assertEqual(settlement_service.queue_zero(move_out), zero)
+        self.assertEqual(self.meter.last_transfer_number, last)
+        debt = move_out.settlement_id.debt_id
+        move_out.with_user(self.manager).action_retry()
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertEqual(
+            (zero.state, zero.payload["token"], zero.payload["transfer_number"]),
+            ("done", token, number),
+        )
+        self.assertEqual(
+            self.env["smartpm.meter.job"].search_count(
+                [
+                    ("meter_id", "=", self.meter.id),
+                    ("job_type", "=", "add_credit"),
+                    ("idempotency_key", "like", "move-out-%"),
+                ]
+            ),
+            1,
+        )
+        self.assertEqual(
+            self.env["smartpm.tenant.debt"].search([("tenant_id", "=", self.tenant.id)]), debt
+        )
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
+
+
+@tagged("post_install", "-at_install")
+class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
+    charge_milli = None
+
+    def _answer(self, job, credit_kwh, energy_kwh):
+        result = super()._answer(job, credit_kwh, energy_kwh)
+        if job.job_type == "read" and self.charge_milli is not None:
+            result["readings"].append({"obis": tou.CHARGE_OBIS, "value": self.charge_milli})
+        return result
+
+    def test_money_shortfall_after_the_days_recognition_becomes_debt_to_the_cent(self):
+        sale = self._money_sale(10.0, "MEM-1", datetime(2026, 2, 28))
+        # the tenant took 2.000 of emergency credit; the consumption charge collected 10.500
+        self.emergency = 2.0
+        self.charge_milli = 10_500
+        engine.as_engine(self.meter).credit_money = 1.5  # 10 + 2 - 10.5
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertEqual((move_out.final_credit_money, move_out.final_emergency_money), (1.5, 2.0))
+        done = move_out.settlement_id
+        self.assertEqual((done.money, done.amount, done.amount_total), (0.0, 0.0, 0.0))
+        self.assertFalse(done.line_ids)
+        self.assertEqual((done.emergency_credit, done.shortfall), (2.0, 0.5))
+        # the day's recognition first: the sale's 10.00 consumed, 0.500 beyond it owed
+        self.assertEqual(sale.money_remaining, 0.0)
+        self.assertAlmostEqual(sum(sale.recognition_ids.mapped("amount")), 10.0, 2)
+        self.assertEqual((done.debt_id.amount, done.debt_amount), (0.5, 0.5))
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0, 2)
+        self.assertAlmostEqual(self._receivable(self.tenant), 0.5, 2)
+        self.assertAlmostEqual(self._balance(self.energy), -10.5, 2)
+        # the meter: a 2.000 money token repays the emergency, 1.500 cleared in milli-units
+        zero, clear = move_out.zero_job_id, move_out.clear_job_id
+        self.assertEqual(zero.payload["money"], 2.0)
+        self.assertEqual(bytes.fromhex(zero.payload["token"])[0], credit_token.MONEY_TOKEN_TYPE)
+        self.assertEqual(clear.payload["money_units"], 1500)
+        self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
+        # the 0.500 no sale paid is counted: the next tenant's sale never releases it
+        nxt = self._money_sale(5.0, "MEM-2", datetime(2026, 3, 2))
+        self.assertEqual(nxt.tenant_id, self.next_tenant)
+        self.assertEqual(nxt.money_remaining, 5.0)
+        self.assertFalse(prepayment._money_rows(self.env, self.company, self.meter, datetime.now()))
+
+    def test_money_credit_with_emergency_in_use_refunds_only_the_paid_money(self):
+        first, second = self._two_money_sales(8.0)  # 15.00 sold; 8.000 on the meter
+        self.emergency = 1.25  # of which 1.250 emergency: 6.750 paid left
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        self.assertAlmostEqual(done.money, 6.75, 3)
+        lines = [(ln.purchase_id, round(ln.money, 3), ln.amount) for ln in done.line_ids]
+        self.assertEqual(lines, [(second, 5.0, 5.0), (first, 1.75, 1.75)])
+        self.assertEqual((done.amount_total, done.credit_note_id.amount_total), (6.75, 6.75))
+        self.assertFalse(done.debt_id)
+        self.assertAlmostEqual(done.recognition_move_id.amount_total, 8.25, 2)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0, 2)
+        self.assertEqual(move_out.zero_job_id.payload["money"], 1.25)
+        self.assertEqual(move_out.clear_job_id.payload["money_units"], 8000)
+        self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
+
+
+@tagged("post_install", "-at_install")
+class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
+    """A money-mode meter's credit moves to another money-mode meter of the tenant: the old
+    meter cleared with the money clear token, then a money token on the target, issued only
+    once the clear is confirmed, and once."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.other = cls._money_meter("MO-MONEY-2", cls.tenant, cls.tou)
+
+    @classmethod
+    def _money_meter(cls, serial, tenant, tariff, company=None):
+        meter = cls._meter(serial, tenant, cls.env["smartpm.tariff"], company=company)
+        meter.write({"credit_mode": "money", "tariff_id": tariff.id})
+        return meter
+
+    def _transfers(self):
+        return self.env["smartpm.credit.purchase"].search(
+            [("meter_id", "=", self.other.id), ("channel", "=", "transfer")]
+        )
+
+    def test_money_credit_moves_once_and_only_after_the_clear_is_confirmed(self):
+        first, second = self._two_money_sales(6.543)
+        liability = self._balance(self.liability, self.tenant)
+        move_out = self._move_out("transfer", transfer_meter_id=self.other)
+        # the clear fails (the bridge crashed, the meter refused): no credit on the target
+        self._run_jobs(fail_types=("clear_credit",))
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "clearing"))
+        done = move_out.settlement_id
+        self.assertEqual((done.kind, done.credit_mode, done.amount), ("transfer", "money", 6.54))
+        self.assertFalse(self._transfers())
+        self.assertFalse(done.transfer_purchase_id)
+        # retried: the same clear token, then the money token on the target
+        token = move_out.clear_job_id.payload["token"]
+        move_out.with_user(self.manager).action_retry()
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertEqual(move_out.clear_job_id.payload["token"], token)
+        transfer = self._transfers()
+        self.assertEqual(transfer, done.transfer_purchase_id)
+        self.assertEqual(
+            (transfer.state, transfer.credit_mode, transfer.amount, transfer.tenant_id),
+            ("delivered", "money", 6.54, self.tenant),
+        )
+        # the token carries the old meter's closing credit to the milli-unit (the sale's
+        # credit_money, a monetary field, says it to the cent)
+        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6543)
+        self.assertEqual(transfer.credit_money, 6.54)
+        self.assertFalse(transfer.invoice_id)
+        self.assertAlmostEqual(self.other.credit_money, 6.543, 3)
+        self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
+        # the books: the 8.46 consumed recognised, the 6.54 left still owed, on the target
+        self.assertAlmostEqual(done.recognition_move_id.amount_total, 8.46, 2)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), liability + 8.46, 2)
+        self.assertEqual((first.money_remaining, second.money_remaining), (0.0, 0.0))
+        self.assertAlmostEqual(transfer.money_remaining, 6.54, 2)
+        # run again (a double click, the clear reported twice): nothing more is issued
+        settlement_service.issue_money_transfer(done, self.other)
+        move_out._finish_if_cleared()
+        with self.assertRaises(UserError):
+            move_out.with_user(self.manager).action_retry()
+        self.assertEqual(self._transfers(), transfer)
+
+    def test_mixed_credit_modes_are_refused_naming_both_meters_and_modes(self):
+        kwh_meter = self._meter("MO-KWH-3", self.tenant, self.tariff)
+        for source, target in ((self.meter, kwh_meter), (kwh_meter, self.meter)):
+            with self.assertRaises(UserError) as err:
+                self.env(user=self.manager)["smartpm.move.out.wizard"].create(
+                    {
+                        "meter_id": source.id,
+                        "settlement_kind": "transfer",
+                        "transfer_meter_id": target.id,
+                    }
+                ).action_confirm()
+            message = str(err.exception)
+            for serial in (source.serial_number, target.serial_number):
+                self.assertIn(serial, message)
+            self.assertIn("credit in money", message)
+            self.assertIn("credit in kWh", message)
+        self.assertFalse(
+            self.env["smartpm.move.out"].search([("meter_id", "in", (self.meter | kwh_meter).ids)])
+        )
+
+    def test_nobody_but_the_owner_moves_credit_to_another_tenants_or_companys_meter(self):
+        self._two_money_sales(6.0)
+        stranger = self._money_meter("MO-MONEY-X", self.tenant_b, self.tou)
+        company_b = self.company_data_2["company"]
+        abroad = self._money_meter(
+            "MO-MONEY-B", self.tenant, self.env["smartpm.tariff"], company=company_b
+        )
+        cashier = new_test_user(self.env, "t_mt_cashier", groups="smartpm_prepay.group_cashier")
+        portal = new_test_user(self.env, "t_mt_portal", groups="base.group_portal")
+        attempts = [(cashier, self.other), (portal, self.other)]
+        attempts += [(self.manager, stranger), (self.manager, abroad)]
+        last_numbers = {m: m.last_transfer_number for m in (self.meter, stranger, abroad)}
+        for user, target in attempts:
+            with self.assertRaises(UserError):  # AccessError, ValidationError: UserErrors
+                self.env(user=user)["smartpm.move.out.wizard"].create(
+                    {
+                        "meter_id": self.meter.id,
+                        "settlement_kind": "transfer",
+                        "transfer_meter_id": target.id,
+                    }
+                ).action_confirm()
+        self.env.invalidate_all()
+        self.assertFalse(self.env["smartpm.move.out"].search([("meter_id", "=", self.meter.id)]))
+        self.assertFalse(
+            self.env["smartpm.credit.purchase"].search(
+                [("meter_id", "in", (stranger | abroad).ids)]
+            )
+        )
+        self.assertEqual({m: m.last_transfer_number for m in last_numbers}, last_numbers)
+        self.assertAlmostEqual(self.meter.credit_money, 6.0, 3)
+        self.assertEqual(self.meter.tenant_id, self.tenant)
