@@ -16,10 +16,12 @@ def format_money(env, amount, currency):
     return format_amount(env, amount, currency)
 
 
-def format_kwh(env, kwh, digits=2):
+def format_kwh(env, kwh, digits=2, unit=True):
     """``kwh`` in ``env``'s language with ``digits`` decimals and the unit ("12.50 kWh",
-    "12,50 kWh"): the one way receipts, the portal and mails/SMS write energy."""
-    return f"{formatLang(env, kwh or 0.0, digits=digits)} kWh"
+    "12,50 kWh"; ``unit`` False: the number alone): the one way receipts, statements, the
+    portal and mails/SMS write energy."""
+    number = formatLang(env, kwh or 0.0, digits=digits)
+    return f"{number} kWh" if unit else number
 
 
 def describe_tiers(tariff, tier_breakdown):

@@ -588,7 +588,11 @@ def tenant_statement(env, tenant, date_from, date_to, meter=None, providers=None
         section = _section(scope, meter_rec, before, during, currency)
         if section["periods"] or during or section["opening_kwh"] or section["opening_value"]:
             sections.append(section)
+    from .sale_info import format_kwh  # noqa: PLC0415 - sale_info imports the vending chain
+
     statement = {
+        # kWh as the reader's language writes them (the template's money: monetary widget)
+        "format_kwh": lambda kwh, unit=False: format_kwh(env, kwh, KWH_DIGITS, unit),
         "tenant": tenant,
         "company": scope.company,
         "currency": currency,
