@@ -388,11 +388,18 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
         replacement, new = self._replacement()
         done = self._run_jobs()
         self.assertEqual(replacement.state, "done", replacement.blocked_reason)
-        order = [
-            t for t in done if t in ("set_tariff_calendar", "set_friendly_schedule", "add_credit")
-        ]
-        self.assertEqual(order[-1], "add_credit")
-        self.assertEqual(sorted(order[:-1]), ["set_friendly_schedule", "set_tariff_calendar"], done)
+        # the new meter's jobs, in the order the bridge took them: calendars, then credit
+        jobs = new.job_ids.filtered(lambda j: j.state == "done")
+        self.assertEqual(
+            sorted(jobs.mapped("job_type")),
+            ["add_credit", "set_friendly_schedule", "set_tariff_calendar"],
+        )
+        # a push the tenant's arrival queued after the credit gave way to these
+        self.assertEqual(set((new.job_ids - jobs).mapped("state")) - {"cancelled"}, set())
+        self.assertEqual(done[-1], "add_credit")
+        self.assertEqual(sorted(done[-3:-1]), ["set_friendly_schedule", "set_tariff_calendar"])
+        credit = jobs.filtered(lambda j: j.job_type == "add_credit")
+        self.assertTrue(all(j.priority < credit.priority for j in jobs - credit))
         transfer = replacement.settlement_id.transfer_purchase_id
         self.assertEqual((transfer.meter_id, transfer.state), (new, "delivered"))
         self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6543)
