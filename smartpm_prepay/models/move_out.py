@@ -434,7 +434,7 @@ class SmartpmMoveOut(models.Model):
         wh = int(round(final * 1000))
         self.state = "clearing"
         if self.purpose == "replacement" and self.reading_source == "manual":
-            self._finish()
+            self._finish_if_cleared()  # nothing to clear on a meter that does not answer
             return
         settlement.queue_zero(self)
         if wh > 0:

@@ -366,3 +366,55 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
         self.assertEqual({m: m.last_transfer_number for m in last_numbers}, last_numbers)
         self.assertAlmostEqual(self.meter.credit_money, 6.0, 3)
         self.assertEqual(self.meter.tenant_id, self.tenant)
+
+    def _replacement(self):
+        new = self.env["smartpm.meter"].create(
+            {
+                "serial_number": "MO-MONEY-NEW",
+                "host": "127.0.0.1",
+                "port": 4103,
+                "company_id": self.company.id,
+                "tariff_id": self.tou.id,
+                "credit_mode": "money",
+            }
+        )
+        wizard = self.env(user=self.manager)["smartpm.meter.replacement.wizard"].create(
+            {"old_meter_id": self.meter.id, "new_meter_id": new.id}
+        )
+        return self.env["smartpm.move.out"].browse(wizard.action_confirm()["res_id"]), new
+
+    def test_replacing_meter_gets_its_calendars_before_the_old_meters_money_credit(self):
+        self._two_money_sales(6.543)
+        replacement, new = self._replacement()
+        done = self._run_jobs()
+        self.assertEqual(replacement.state, "done", replacement.blocked_reason)
+        # the new meter's jobs, in the order the bridge took them: calendars, then credit
+        jobs = new.job_ids.filtered(lambda j: j.state == "done")
+        self.assertEqual(
+            sorted(jobs.mapped("job_type")),
+            ["add_credit", "set_friendly_schedule", "set_tariff_calendar"],
+        )
+        # a push the tenant's arrival queued after the credit gave way to these
+        self.assertEqual(set((new.job_ids - jobs).mapped("state")) - {"cancelled"}, set())
+        self.assertEqual(done[-1], "add_credit")
+        self.assertEqual(sorted(done[-3:-1]), ["set_friendly_schedule", "set_tariff_calendar"])
+        credit = jobs.filtered(lambda j: j.job_type == "add_credit")
+        self.assertTrue(all(j.priority < credit.priority for j in jobs - credit))
+        transfer = replacement.settlement_id.transfer_purchase_id
+        self.assertEqual((transfer.meter_id, transfer.state), (new, "delivered"))
+        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6543)
+        self.assertAlmostEqual(new.credit_money, 6.543, 3)
+        self.assertEqual((new.tenant_id, self.meter.state), (self.tenant, "decommissioned"))
+
+    def test_a_silent_money_meter_moves_its_last_known_credit_once_recorded_by_hand(self):
+        self._two_money_sales(4.2)
+        replacement, new = self._replacement()
+        self._run_jobs(fail_types=("disconnect", "read"))
+        self.assertEqual((replacement.state, replacement.blocked_step), ("blocked", "reading"))
+        replacement.with_user(self.manager)._record_manual(4.2, 0.0, "Meter burnt")
+        self._run_jobs()
+        self.assertEqual(replacement.state, "done", replacement.blocked_reason)
+        self.assertFalse(replacement.clear_job_id)
+        transfer = replacement.settlement_id.transfer_purchase_id
+        self.assertEqual((transfer.meter_id, transfer.state), (new, "delivered"))
+        self.assertAlmostEqual(new.credit_money, 4.2, 3)
