@@ -29,10 +29,10 @@ def _money(value):
 @tagged("post_install", "-at_install")
 @unittest.skipUnless(shutil.which("pdftotext"), "pdftotext (poppler-utils) is not installed")
 class TestDailyVendingJourney(DemoJourneyCase):
-    def _sell_as_cashier(self, meter, amount):
+    def _sell_as_cashier(self, meter, amount, user=None):
         wizard = Form(
             self.env["smartpm.sell.credit.wizard"]
-            .with_user(self.cashier)
+            .with_user(user or self.cashier)
             .with_context(default_meter_id=meter.id)
         )
         wizard.amount = amount
@@ -107,13 +107,45 @@ class TestDailyVendingJourney(DemoJourneyCase):
 
     def test_demo_cashier_prints_his_own_figures(self):
         meter = self.env.ref("smartpm_prepay.demo_meter_03")
-        self._sell_as_cashier(meter, 12.0)
+        mine = self._sell_as_cashier(meter, 12.0) | self._sell_as_cashier(meter, 7.25)
+        theirs = self._sell_as_cashier(meter, 31.0, user=self.owner)  # not the cashier's
         self.env["smartpm.daily.vending.wizard"].with_user(self.owner).create({})
         wizard = self.env["smartpm.daily.vending.wizard"].with_user(self.cashier).create({})
         self.assertEqual(wizard.user_id, self.cashier)
         text = self._print(self.cashier, wizard)
-        self.assertIn(self.cashier.name, text)
-        self.assertIn(_money(12.0), text)
+
+        # every sale the cashier took today on the demo: in the back office (he sold it) and
+        # at a register (his POS orders), read by the owner from the purchases list
+        company = meter.company_id
+        start, end = local_time.day_bounds_utc(company, local_time.local_today(company))
+        day = (
+            self.env["smartpm.credit.purchase"]
+            .with_user(self.owner)
+            .search([("company_id", "=", company.id), ("date", ">=", start), ("date", "<", end)])
+        )
+        own = day.filtered(
+            lambda p: (
+                p.create_uid == self.cashier
+                if p.channel == "backoffice"
+                else p.channel == "pos" and p.pos_order_line_id.order_id.user_id == self.cashier
+            )
+        )
+        self.assertTrue(mine <= own)
+        self.assertFalse(theirs & own)
+        lines = text.splitlines()
+        self.assertIn(f"Cashier: {self.cashier.name}", text)
+        # each channel he sold in: its total is his sales there (names wrap in the cells)
+        for channel in set(own.mapped("channel")):
+            sold = own.filtered(lambda p, c=channel: p.channel == c)
+            self.assertIn(_money(sum(sold.mapped("amount"))), text, channel)
+        # the page's total: his count, money received and kWh sold, nobody else's
+        received = sum(own.mapped("amount"))
+        total_line = next(line for line in lines if "Grand total" in line)
+        self.assertIn(f" {len(own)} ", f" {total_line} ")
+        self.assertIn(_money(received), total_line)
+        self.assertIn(f"{sum(own.mapped('kwh')):.3f}", total_line)
+        # nobody else's figures: not the owner's sale, nor the other channels
         self.assertNotIn(self.owner.name, text)
-        self.assertNotIn("Grand total" + " " * 3 + "0", text)  # a real total, not an empty one
+        self.assertNotIn(_money(received + theirs.amount), text)
         self.assertNotIn("Bank (", text)
+        self.assertNotIn("Monthly grant", text)
