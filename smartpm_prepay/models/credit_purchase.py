@@ -3,6 +3,8 @@ import threading
 import time
 from datetime import timedelta
 
+import psycopg2.errors
+
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.modules.registry import Registry
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
@@ -45,6 +47,9 @@ CHECK_AFTER_LEASE_S = 5
 # sales the safety-net cron posts per transaction.
 POSTING_ATTEMPTS = 5
 POSTING_BATCH = 50
+# one posting step at a time per Odoo process: concurrent invoices of one journal take the
+# same sequence number (a unique violation), and the step keeps the CPU from the claims
+_POSTING_MUTEX = threading.Lock()
 
 
 class SmartpmCreditPurchase(models.Model):
@@ -1139,17 +1144,20 @@ def _post_after_commit(dbname, sale_ids):
     the posting fail to serialize: tried again; whatever is left, the cron posts."""
 
     def run():
-        for attempt in range(POSTING_ATTEMPTS):
-            try:
-                with Registry(dbname).cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
-                    env["smartpm.credit.purchase"].browse(sale_ids).exists()._post_deferred()
-                return
-            except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
-                time.sleep(0.05 * (attempt + 1))
-            except Exception:
-                _logger.exception("posting sales %s after the answer failed", sale_ids)
-                return
-        _logger.warning("sales %s: left for the posting cron", sale_ids)
+        with _POSTING_MUTEX:
+            for attempt in range(POSTING_ATTEMPTS):
+                try:
+                    with Registry(dbname).cursor() as cr:
+                        env = api.Environment(cr, SUPERUSER_ID, {})
+                        env["smartpm.credit.purchase"].browse(sale_ids).exists()._post_deferred()
+                    return
+                except (*PG_CONCURRENCY_EXCEPTIONS_TO_RETRY, psycopg2.errors.UniqueViolation):
+                    # a concurrent report on the sale, or another process's invoice taking
+                    # the same number: a new transaction sees it
+                    time.sleep(0.05 * (attempt + 1))
+                except Exception:
+                    _logger.exception("posting sales %s after the answer failed", sale_ids)
+                    return
+            _logger.warning("sales %s: left for the posting cron", sale_ids)
 
     threading.Thread(target=run, name="smartpm-post-sale", daemon=True).start()
