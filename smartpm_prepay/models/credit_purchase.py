@@ -47,6 +47,7 @@ CHECK_AFTER_LEASE_S = 5
 # sales the safety-net cron posts per transaction.
 POSTING_ATTEMPTS = 5
 POSTING_BATCH = 50
+POSTING_LOCK = 0x53500021  # pg_advisory_xact_lock(POSTING_LOCK, sale id): one poster a sale
 # one posting step at a time per Odoo process: concurrent invoices of one journal take the
 # same sequence number (a unique violation), and the step keeps the CPU from the claims
 _POSTING_MUTEX = threading.Lock()
@@ -893,13 +894,14 @@ class SmartpmCreditPurchase(models.Model):
         self.env.cr.postcommit.add(lambda: _post_after_commit(dbname, sale_ids))
 
     def _post_deferred(self):
-        """Post the invoice and payment of sales that wait for them (``posting_journal_id``);
-        each sale's row is locked first, so a concurrent posting (the step after the answer,
-        the cron, a reversal) waits, then finds it posted and posts nothing."""
+        """Post the invoice and payment of sales that wait for them (``posting_journal_id``).
+        One poster at a time per sale (the step after the answer, the cron, a reversal: an
+        advisory lock); the sale's row is written only at the end, so a delivery report
+        writing it meanwhile does not wait behind the whole posting. Two postings of one
+        sale both write that row: the later one fails to serialize and is rolled back (the
+        step and the cron try again, and then find it posted): posting twice posts once."""
         for sale in self:
-            self.env.cr.execute(
-                "SELECT 1 FROM smartpm_credit_purchase WHERE id = %s FOR UPDATE", [sale.id]
-            )
+            self.env.cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", [POSTING_LOCK, sale.id])
             sale.invalidate_recordset(["posting_journal_id", "invoice_id", "state"])
             journal = sale.posting_journal_id
             if not journal:
@@ -911,12 +913,12 @@ class SmartpmCreditPurchase(models.Model):
     @api.model
     def _cron_post_deferred_sales(self):
         """Safety net of the bank's deferred posting: the sales still waiting (Odoo stopped
-        between the answer and the posting), oldest first; a sale being posted elsewhere is
-        skipped (locked), one that fails is logged and left for the next run."""
+        between the answer and the posting), oldest first; a sale posted meanwhile elsewhere
+        (a conflict) or one that fails is logged and left for the next run."""
         self.flush_model(["posting_journal_id"])
         self.env.cr.execute(
             "SELECT id FROM smartpm_credit_purchase WHERE posting_journal_id IS NOT NULL "
-            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            "ORDER BY id LIMIT %s",
             [POSTING_BATCH],
         )
         ids = [row[0] for row in self.env.cr.fetchall()]
@@ -924,11 +926,12 @@ class SmartpmCreditPurchase(models.Model):
             try:
                 with self.env.cr.savepoint():
                     sale._post_deferred()
+                    self.env.flush_all()  # a conflict shows here, inside the savepoint
+            except (*PG_CONCURRENCY_EXCEPTIONS_TO_RETRY, psycopg2.errors.UniqueViolation):
+                _logger.info("sale %s: posted meanwhile or busy: next run", sale.name)
             except (UserError, AccessError):
                 _logger.exception("sale %s: its invoice and payment could not be posted", sale.name)
-        remaining = (
-            self.sudo().search_count([("posting_journal_id", "!=", False)]) if ids else 0
-        )
+        remaining = self.sudo().search_count([("posting_journal_id", "!=", False)]) if ids else 0
         self.env["ir.cron"]._notify_progress(done=len(ids), remaining=max(remaining - len(ids), 0))
         return len(ids)
 
