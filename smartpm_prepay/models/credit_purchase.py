@@ -6,9 +6,9 @@ from datetime import timedelta
 import psycopg2.errors
 
 from odoo import SUPERUSER_ID, api, fields, models
+from odoo.exceptions import AccessError, UserError
 from odoo.modules.registry import Registry
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
-from odoo.exceptions import AccessError, UserError
 from odoo.tools import LazyTranslate, float_round
 
 from ..services import (
