@@ -823,6 +823,15 @@ class SmartpmCreditPurchase(models.Model):
             ],
         }
 
+    def _check_payment_journal(self, journal):
+        """The journal a sale's payment goes to, checked: bank or cash, of its company."""
+        journal = journal.sudo()
+        if journal.type not in ("bank", "cash") or journal.company_id != self.company_id:
+            raise UserError(
+                self.env._("Payments go to a bank or cash journal of the same company.")
+            )
+        return journal
+
     def _create_invoice_and_payment(self, journal):
         """Invoice the tenant, post, pay in ``journal`` and reconcile; return the invoice.
         Used by the back office and the bank channel (with the bank's journal)."""
@@ -841,11 +850,7 @@ class SmartpmCreditPurchase(models.Model):
             raise UserError(
                 self.env._("%s is free basic electricity: nothing to invoice.", purchase.name)
             )
-        journal = journal.sudo()
-        if journal.type not in ("bank", "cash") or journal.company_id != purchase.company_id:
-            raise UserError(
-                self.env._("Payments go to a bank or cash journal of the same company.")
-            )
+        journal = purchase._check_payment_journal(journal)
         invoice = purchase.env["account.move"].create(purchase._prepare_invoice_values())
         invoice.action_post()
         if invoice.currency_id.compare_amounts(invoice.amount_total, purchase.credit_amount):
@@ -881,11 +886,7 @@ class SmartpmCreditPurchase(models.Model):
         between, by the cron that this commit also triggers (the trigger and the sale commit
         together). Posting twice posts once (``_post_deferred``)."""
         self.ensure_one()
-        journal = journal.sudo()
-        if journal.type not in ("bank", "cash") or journal.company_id != self.company_id:
-            raise UserError(
-                self.env._("Payments go to a bank or cash journal of the same company.")
-            )
+        journal = self._check_payment_journal(journal)
         engine.as_engine(self).posting_journal_id = journal
         cron = self.env.ref("smartpm_prepay.cron_post_deferred_sales", raise_if_not_found=False)
         if cron:
