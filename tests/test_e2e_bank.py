@@ -111,6 +111,8 @@ def test_bank_buys_credit_with_the_wsdl_and_sees_it_delivered(odoo_db, sim_fleet
             assert delivered
             # 5.00 at 0.50 = 10 kWh on top of the 1 kWh the meter had
             assert model.credit_wh == pytest.approx(11000, abs=5)
+            # the invoice and payment are posted after the answer, not before the delivery
+            wait_until(lambda: _posted(registry, f"E2E-{os.getpid()}"), 30, what="the sale posted")
     finally:
         _cleanup(registry, ids)
 
@@ -165,6 +167,17 @@ def _at_once(calls):
     for thread in threads:
         thread.join(180)
     return results
+
+
+def _posted(registry, bank_reference):
+    """The bank sale's invoice is posted (its posting step done)."""
+    with registry.cursor() as cr:
+        cr.execute(
+            "SELECT 1 FROM smartpm_credit_purchase WHERE bank_reference = %s "
+            "AND invoice_id IS NOT NULL AND posting_journal_id IS NULL",
+            (bank_reference,),
+        )
+        return bool(cr.fetchone())
 
 
 def _bank_sales(registry, bank_login):

@@ -18,7 +18,8 @@ from meter_sim.model import MeterConfig
 odoo = pytest.importorskip("odoo")
 zeep = pytest.importorskip("zeep")
 
-from test_e2e_bank import _setup  # noqa: E402  (the bank, its users and a sold meter)
+from odoo_e2e import wait_until  # noqa: E402
+from test_e2e_bank import _posted, _setup  # noqa: E402  (the bank, its users, a sold meter)
 from test_e2e_vending import _odoo_server, _run_bridge_until, delete_committed  # noqa: E402
 from zeep.wsse.username import UsernameToken  # noqa: E402
 
@@ -120,7 +121,12 @@ def test_debt_is_recovered_over_bank_purchases_to_zero_and_the_rest_reaches_the_
                 receipts[0].reference,
                 Decimal("2.00"),
             )
-            assert _debt_state(registry, debt_id) == (0.0, "paid", 0.0)
+            # the debt's invoice is matched when the payments are posted, after the answers
+            wait_until(
+                lambda: _debt_state(registry, debt_id) == (0.0, "paid", 0.0),
+                30,
+                what="the debt's invoice matched by the posted payments",
+            )
 
             delivered = _run_bridge_until(
                 db,
@@ -134,5 +140,6 @@ def test_debt_is_recovered_over_bank_purchases_to_zero_and_the_rest_reaches_the_
             assert delivered
             # 1 kWh before + 6 + 6 + 9 kWh of the three purchases' credit parts
             assert model.credit_wh == pytest.approx(22000, abs=5)
+            wait_until(lambda: all(_posted(registry, ref) for ref in refs), 30, what="posted")
     finally:
         _cleanup(registry, ids, debt_id)

@@ -3,10 +3,12 @@ import threading
 import time
 from datetime import timedelta
 
+import psycopg2.errors
+
 from odoo import SUPERUSER_ID, api, fields, models
+from odoo.exceptions import AccessError, UserError
 from odoo.modules.registry import Registry
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
-from odoo.exceptions import AccessError, UserError
 from odoo.tools import LazyTranslate, float_round
 
 from ..services import (
@@ -45,6 +47,10 @@ CHECK_AFTER_LEASE_S = 5
 # sales the safety-net cron posts per transaction.
 POSTING_ATTEMPTS = 5
 POSTING_BATCH = 50
+POSTING_LOCK = 0x53500021  # pg_advisory_xact_lock(POSTING_LOCK, sale id): one poster a sale
+# one posting step at a time per Odoo process: concurrent invoices of one journal take the
+# same sequence number (a unique violation), and the step keeps the CPU from the claims
+_POSTING_MUTEX = threading.Lock()
 
 
 class SmartpmCreditPurchase(models.Model):
@@ -840,6 +846,15 @@ class SmartpmCreditPurchase(models.Model):
             ],
         }
 
+    def _check_payment_journal(self, journal):
+        """The journal a sale's payment goes to, checked: bank or cash, of its company."""
+        journal = journal.sudo()
+        if journal.type not in ("bank", "cash") or journal.company_id != self.company_id:
+            raise UserError(
+                self.env._("Payments go to a bank or cash journal of the same company.")
+            )
+        return journal
+
     def _create_invoice_and_payment(self, journal):
         """Invoice the tenant, post, pay in ``journal`` and reconcile; return the invoice.
         Used by the back office and the bank channel (with the bank's journal)."""
@@ -858,11 +873,7 @@ class SmartpmCreditPurchase(models.Model):
             raise UserError(
                 self.env._("%s is free basic electricity: nothing to invoice.", purchase.name)
             )
-        journal = journal.sudo()
-        if journal.type not in ("bank", "cash") or journal.company_id != purchase.company_id:
-            raise UserError(
-                self.env._("Payments go to a bank or cash journal of the same company.")
-            )
+        journal = purchase._check_payment_journal(journal)
         invoice = purchase.env["account.move"].create(purchase._prepare_invoice_values())
         invoice.action_post()
         if invoice.currency_id.compare_amounts(invoice.amount_total, purchase.credit_amount):
@@ -898,11 +909,7 @@ class SmartpmCreditPurchase(models.Model):
         between, by the cron that this commit also triggers (the trigger and the sale commit
         together). Posting twice posts once (``_post_deferred``)."""
         self.ensure_one()
-        journal = journal.sudo()
-        if journal.type not in ("bank", "cash") or journal.company_id != self.company_id:
-            raise UserError(
-                self.env._("Payments go to a bank or cash journal of the same company.")
-            )
+        journal = self._check_payment_journal(journal)
         engine.as_engine(self).posting_journal_id = journal
         cron = self.env.ref("smartpm_prepay.cron_post_deferred_sales", raise_if_not_found=False)
         if cron:
@@ -911,13 +918,14 @@ class SmartpmCreditPurchase(models.Model):
         self.env.cr.postcommit.add(lambda: _post_after_commit(dbname, sale_ids))
 
     def _post_deferred(self):
-        """Post the invoice and payment of sales that wait for them (``posting_journal_id``);
-        each sale's row is locked first, so a concurrent posting (the step after the answer,
-        the cron, a reversal) waits, then finds it posted and posts nothing."""
+        """Post the invoice and payment of sales that wait for them (``posting_journal_id``).
+        One poster at a time per sale (the step after the answer, the cron, a reversal: an
+        advisory lock); the sale's row is written only at the end, so a delivery report
+        writing it meanwhile does not wait behind the whole posting. Two postings of one
+        sale both write that row: the later one fails to serialize and is rolled back (the
+        step and the cron try again, and then find it posted): posting twice posts once."""
         for sale in self:
-            self.env.cr.execute(
-                "SELECT 1 FROM smartpm_credit_purchase WHERE id = %s FOR UPDATE", [sale.id]
-            )
+            self.env.cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", [POSTING_LOCK, sale.id])
             sale.invalidate_recordset(["posting_journal_id", "invoice_id", "state"])
             journal = sale.posting_journal_id
             if not journal:
@@ -929,12 +937,12 @@ class SmartpmCreditPurchase(models.Model):
     @api.model
     def _cron_post_deferred_sales(self):
         """Safety net of the bank's deferred posting: the sales still waiting (Odoo stopped
-        between the answer and the posting), oldest first; a sale being posted elsewhere is
-        skipped (locked), one that fails is logged and left for the next run."""
+        between the answer and the posting), oldest first; a sale posted meanwhile elsewhere
+        (a conflict) or one that fails is logged and left for the next run."""
         self.flush_model(["posting_journal_id"])
         self.env.cr.execute(
             "SELECT id FROM smartpm_credit_purchase WHERE posting_journal_id IS NOT NULL "
-            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            "ORDER BY id LIMIT %s",
             [POSTING_BATCH],
         )
         ids = [row[0] for row in self.env.cr.fetchall()]
@@ -942,11 +950,12 @@ class SmartpmCreditPurchase(models.Model):
             try:
                 with self.env.cr.savepoint():
                     sale._post_deferred()
+                    self.env.flush_all()  # a conflict shows here, inside the savepoint
+            except (*PG_CONCURRENCY_EXCEPTIONS_TO_RETRY, psycopg2.errors.UniqueViolation):
+                _logger.info("sale %s: posted meanwhile or busy: next run", sale.name)
             except (UserError, AccessError):
                 _logger.exception("sale %s: its invoice and payment could not be posted", sale.name)
-        remaining = (
-            self.sudo().search_count([("posting_journal_id", "!=", False)]) if ids else 0
-        )
+        remaining = self.sudo().search_count([("posting_journal_id", "!=", False)]) if ids else 0
         self.env["ir.cron"]._notify_progress(done=len(ids), remaining=max(remaining - len(ids), 0))
         return len(ids)
 
@@ -1162,17 +1171,20 @@ def _post_after_commit(dbname, sale_ids):
     the posting fail to serialize: tried again; whatever is left, the cron posts."""
 
     def run():
-        for attempt in range(POSTING_ATTEMPTS):
-            try:
-                with Registry(dbname).cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
-                    env["smartpm.credit.purchase"].browse(sale_ids).exists()._post_deferred()
-                return
-            except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
-                time.sleep(0.05 * (attempt + 1))
-            except Exception:
-                _logger.exception("posting sales %s after the answer failed", sale_ids)
-                return
-        _logger.warning("sales %s: left for the posting cron", sale_ids)
+        with _POSTING_MUTEX:
+            for attempt in range(POSTING_ATTEMPTS):
+                try:
+                    with Registry(dbname).cursor() as cr:
+                        env = api.Environment(cr, SUPERUSER_ID, {})
+                        env["smartpm.credit.purchase"].browse(sale_ids).exists()._post_deferred()
+                    return
+                except (*PG_CONCURRENCY_EXCEPTIONS_TO_RETRY, psycopg2.errors.UniqueViolation):
+                    # a concurrent report on the sale, or another process's invoice taking
+                    # the same number: a new transaction sees it
+                    time.sleep(0.05 * (attempt + 1))
+                except Exception:
+                    _logger.exception("posting sales %s after the answer failed", sale_ids)
+                    return
+            _logger.warning("sales %s: left for the posting cron", sale_ids)
 
     threading.Thread(target=run, name="smartpm-post-sale", daemon=True).start()

@@ -62,13 +62,11 @@ class TestBankDeferredPosting(BankChannelCase):
         self.assertAlmostEqual(payments.amount, 20.0)
         self.assertEqual(payments.journal_id, self.journal)
         self.assertEqual(payments.memo, receipt["reference"])
-        receivable = invoices.line_ids.filtered(lambda l: l.account_type == "asset_receivable")
+        receivable = invoices.line_ids.filtered(lambda ml: ml.account_type == "asset_receivable")
         self.assertEqual(receivable.account_id, self.tenant.property_account_receivable_id)
         self.assertTrue(receivable.reconciled)
-        self.assertEqual(
-            receivable.matched_credit_ids.credit_move_id.move_id, payments.move_id
-        )
-        liquidity = payments.move_id.line_ids.filtered(lambda l: l.debit)
+        self.assertEqual(receivable.matched_credit_ids.credit_move_id.move_id, payments.move_id)
+        liquidity = payments.move_id.line_ids.filtered(lambda ml: ml.debit)
         self.assertAlmostEqual(sum(liquidity.mapped("debit")), 20.0)
         self.assertEqual(receipt, bank_api.query_purchase(self.env(user=self.bank_user), "DP-1"))
 
