@@ -70,6 +70,24 @@ class SmartpmTariffBand(models.Model):
                 )
             )
 
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_band_with_hours(self):
+        """A band that still has hours stays (its hours would be left without a price):
+        give them to another band first. Deleting the version takes both."""
+        rules = self.env["smartpm.tariff.band.rule"].sudo().search([("band_id", "in", self.ids)])
+        if rules:
+            band = rules[0].band_id
+            raise UserError(
+                self.env._(
+                    "Tariff %(tariff)s, prices from %(date)s: band %(band)s still has hours "
+                    "(%(hours)s); give them to another band before deleting it.",
+                    tariff=band.tariff_id.name,
+                    date=band.version_id.date_start,
+                    band=band.name,
+                    hours=tou.band_hours_text(band.version_id, band),
+                )
+            )
+
     @api.constrains("rate", "price_per_kwh")
     def _check_rate(self):
         for band in self:

@@ -1,4 +1,11 @@
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..services import tou
+
+# set while a time-of-use version saves its own lines: its constraints check the hours once
+# the whole save is done (a line deleted and another added in one save is no gap)
+VERSION_SAVE = "smartpm_tou_version_save"
 
 
 class SmartpmTariffBandRule(models.Model):
@@ -40,3 +47,33 @@ class SmartpmTariffBandRule(models.Model):
         help="Local time the band ends, excluded; 24:00 is midnight at the end of the day. "
         "A band across midnight takes two lines (22:00-24:00 and 00:00-06:00).",
     )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        rules = super().create(vals_list)
+        self._after_change(rules.version_id)
+        return rules
+
+    def write(self, vals):
+        versions = self.version_id
+        res = super().write(vals)
+        self._after_change(versions | self.version_id)
+        return res
+
+    def unlink(self):
+        versions = self.version_id
+        res = super().unlink()
+        self._after_change(versions)
+        return res
+
+    def _after_change(self, versions):
+        """Band hours changed on their own (not in their version's form, whose save checks
+        them): every minute must still be in one band, and the meters get the calendar."""
+        if self.env.context.get(VERSION_SAVE):
+            return
+        versions = versions.exists()
+        for version in versions:
+            error = tou.coverage_error(version)
+            if error:
+                raise ValidationError(error)
+        versions._push_calendars()

@@ -2,6 +2,7 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..services import tou
+from .tariff_band_rule import VERSION_SAVE
 
 WEEKDAY_FIELDS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -74,12 +75,14 @@ class SmartpmTariffTouVersion(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        versions = super().create(vals_list)
+        saving = self.with_context(**{VERSION_SAVE: True})
+        versions = super(SmartpmTariffTouVersion, saving).create(vals_list).with_env(self.env)
         versions._push_calendars()
         return versions
 
     def write(self, vals):
-        res = super().write(vals)
+        # the lines saved with the version are checked by its constraints, once, at the end
+        res = super(SmartpmTariffTouVersion, self.with_context(**{VERSION_SAVE: True})).write(vals)
         self._push_calendars()
         return res
 

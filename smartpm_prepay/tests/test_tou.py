@@ -82,6 +82,43 @@ class TestTouTariff(TouMixin, VendingCase):
         message = str(err.exception)
         self.assertIn("band Off-peak overlaps band Peak on Monday 20:30-21:00", message)
 
+    def test_band_hours_deleted_on_their_own_leaving_a_gap_are_refused(self):
+        version = self.tou_tariff.tou_version_ids
+        peak_hours = version.rule_ids.filtered(lambda r: r.band_id.name == "Peak")
+        with self.assertRaises(ValidationError) as err:
+            peak_hours.unlink()
+        self.assertIn("Time of use", str(err.exception))
+        self.assertIn("no band covers Monday 17:00-21:00", str(err.exception))
+        self.assertTrue(peak_hours.exists())
+        with self.assertRaises(ValidationError):
+            peak_hours.end_hour = 20.0
+        self.assertEqual(peak_hours.end_hour, 21.0)
+
+    def test_hours_replaced_in_one_save_of_the_version_are_no_gap(self):
+        version = self.tou_tariff.tou_version_ids
+        peak = version.band_ids.filtered(lambda b: b.name == "Peak")
+        peak_hours = version.rule_ids.filtered(lambda r: r.band_id == peak)
+        version.write(
+            {
+                "rule_ids": [
+                    Command.delete(peak_hours.id),
+                    Command.create({"band_id": peak.id, "start_hour": 17.0, "end_hour": 21.0}),
+                ]
+            }
+        )
+        self.assertFalse(peak_hours.exists())
+        self.assertEqual(len(version.rule_ids.filtered(lambda r: r.band_id == peak)), 1)
+
+    def test_a_band_with_hours_cannot_be_deleted(self):
+        version = self.tou_tariff.tou_version_ids
+        peak = version.band_ids.filtered(lambda b: b.name == "Peak")
+        with self.assertRaises(UserError) as err:
+            peak.unlink()
+        message = str(err.exception)
+        self.assertIn("band Peak still has hours", message)
+        self.assertIn("17:00-21:00", message)
+        self.assertTrue(peak.exists())
+
     def test_seasons_each_need_their_hours(self):
         version = self.tou_tariff.tou_version_ids
         with self.assertRaises(ValidationError) as err:
