@@ -932,6 +932,7 @@ class SmartpmCreditPurchase(models.Model):
                 continue
             if not sale.invoice_id:
                 sale._create_invoice_and_payment(journal)
+            sale._close_posting_alert()
             engine.as_engine(sale).posting_journal_id = False
 
     @api.model
@@ -953,11 +954,45 @@ class SmartpmCreditPurchase(models.Model):
                     self.env.flush_all()  # a conflict shows here, inside the savepoint
             except (*PG_CONCURRENCY_EXCEPTIONS_TO_RETRY, psycopg2.errors.UniqueViolation):
                 _logger.info("sale %s: posted meanwhile or busy: next run", sale.name)
-            except (UserError, AccessError):
+            except (UserError, AccessError) as exc:
                 _logger.exception("sale %s: its invoice and payment could not be posted", sale.name)
+                sale._alert_posting_failed(exc)
         remaining = self.sudo().search_count([("posting_journal_id", "!=", False)]) if ids else 0
         self.env["ir.cron"]._notify_progress(done=len(ids), remaining=max(remaining - len(ids), 0))
         return len(ids)
+
+    def _posting_alert_summary(self):
+        return self.env._("Invoice and payment of %s not posted", self.name)
+
+    def _alert_posting_failed(self, error):
+        """A bank sale answered as sold whose books the posting step cannot make: the
+        operators get one activity (not one per cron run) naming the sale and the error; the
+        cron goes on trying, and closes the activity once the books are posted."""
+        self.ensure_one()
+        summary = self._posting_alert_summary()
+        if self.activity_ids.filtered(lambda a: a.summary == summary):
+            return
+        self.activity_schedule(
+            "mail.mail_activity_data_todo",
+            user_id=self._get_alert_user().id,
+            summary=summary,
+            note=self.env._(
+                "%(ref)s (meter %(meter)s, %(amount)s) was sold to the bank and its credit "
+                "sent, but its invoice and payment could not be posted: %(error)s. Correct the "
+                "cause (journal, taxes, accounts); the sale is posted at the next run of the "
+                "cron 'post bank sales'.",
+                ref=self.name,
+                meter=self.meter_id.serial_number,
+                amount=self.amount,
+                error=str(error),
+            ),
+        )
+
+    def _close_posting_alert(self):
+        summary = self._posting_alert_summary()
+        alerts = self.activity_ids.filtered(lambda a: a.summary == summary)
+        if alerts:
+            alerts.action_feedback(feedback=self.env._("Posted."))
 
     # ---------------------------------------------------------------- reversal
     def action_reverse(self):

@@ -1,6 +1,9 @@
 """Issue 21 §1: a bank purchase answers before its invoice and payment are posted; they are
 posted right after the commit, or by the cron if Odoo stops in between, exactly once."""
 
+from unittest.mock import patch
+
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from ..services import bank_api, daily_vending
@@ -102,3 +105,24 @@ class TestBankDeferredPosting(BankChannelCase):
         invoices, payments = self._books()
         self.assertEqual((len(invoices), len(payments)), (1, 1))
         self.assertEqual(len(self._purchases()), 1)
+
+    def test_a_posting_that_fails_alerts_the_operators_once_and_is_posted_later(self):
+        _receipt, sale = self._buy(ref="DP-FAIL", amount=20.0)
+        purchases = type(self.env["smartpm.credit.purchase"])
+        refusal = UserError("no income account on the energy product")
+        with patch.object(purchases, "_create_invoice_and_payment", side_effect=refusal):
+            self._post_bank_sales()
+            self._post_bank_sales()  # the cron's next run: no second activity
+        summary = sale._posting_alert_summary()
+        alerts = sale.activity_ids.filtered(lambda a: a.summary == summary)
+        self.assertEqual(len(alerts), 1)
+        self.assertIn("no income account on the energy product", alerts.note)
+        self.assertIn(sale.meter_id.serial_number, alerts.note)
+        self.assertEqual(sale.posting_journal_id, self.journal)  # still waiting, not lost
+        self.assertEqual(self._books(), (self.env["account.move"], self.env["account.payment"]))
+        # the cause corrected: the next run posts it, once, and closes the activity
+        self._post_bank_sales()
+        invoices, payments = self._books()
+        self.assertEqual((len(invoices), len(payments)), (1, 1))
+        self.assertFalse(sale.posting_journal_id)
+        self.assertFalse(sale.activity_ids.filtered(lambda a: a.summary == summary))
