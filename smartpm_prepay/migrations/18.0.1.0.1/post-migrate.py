@@ -3,7 +3,6 @@
 only where the owner has not edited it (services/shipped_templates.py)."""
 
 from odoo import SUPERUSER_ID, api
-
 from odoo.addons.smartpm_prepay.services.shipped_templates import refresh_shipped_templates
 
 
