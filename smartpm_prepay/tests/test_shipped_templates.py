@@ -117,8 +117,7 @@ class TestShippedTemplates(TouMixin, SmartpmCase):
     def test_template_already_new_is_left_alone_without_a_warning(self):
         before = self._stored()
         with self.assertNoLogs(LOGGER, "WARNING"):
-            result = self.migration.migrate(self.env.cr, "18.0.1.0.0")
-        self.assertIsNone(result)
+            self.migration.migrate(self.env.cr, "18.0.1.0.0")
         self.assertEqual(self._stored(), before)
         self.assertEqual(
             shipped_templates.refresh_shipped_templates(self.env),
