@@ -138,6 +138,7 @@ def trial(odoo, key, login, run, n, lease, fault, slow_ms):
                 mid_job = job(odoo, first)["state"] == "claimed"  # A still on the meter
                 killed = time.perf_counter()
                 stop_s = strike(fault, odoo, doomed)
+                down_s = time.perf_counter() - killed  # a restart: until Odoo answered again
                 wait_until(
                     lambda: job(odoo, first)["state"] in ("done", "failed"),
                     timeout=300,
@@ -159,7 +160,8 @@ def trial(odoo, key, login, run, n, lease, fault, slow_ms):
             and abs(state["credit_kwh"] - (before + 7.0)) < 1e-6
             and sum(e["code"] == 66 for e in state["events"]) == 2
         )
-        return retried, queued, stop_s, once, [mid_job, *rows]
+        stop = (stop_s, down_s) if stop_s is not None else None
+        return retried, queued, stop, once, [mid_job, *rows]
 
 
 def odoo_stop_time(odoo, key, login, run):
@@ -211,7 +213,12 @@ def main():
                     odoo, key, login, run, n, args.lease, fault, args.slow_ms
                 )
                 results[fault].append((retried, behind, stop_s, once))
-                stop = f", Odoo stopped in {stop_s:.2f} s" if stop_s is not None else ""
+                stop = ""
+                if stop_s is not None:
+                    stop = (
+                        f", Odoo stopped in {stop_s[0]:.2f} s, "
+                        f"answered again after {stop_s[1]:.2f} s"
+                    )
                 print(
                     f"{fault} trial {n}: first sale after {retried:.2f} s, sale behind after "
                     f"{behind:.2f} s{stop}, exactly once: {once} "
@@ -224,7 +231,7 @@ def main():
         print(f"faults: {FAULTS[fault]} ({len(rows)} trials)", flush=True)
         retries = [r[0] for r in rows]
         queued = [r[1] for r in rows]
-        stops = [r[2] for r in rows if r[2] is not None]
+        stops = [r[2][0] for r in rows if r[2] is not None]
         figures(f"  {fault}: fault -> its credit on the meter", retries)
         print(f"    worst {against(max(retries), TARGET_RETRY_S)}", flush=True)
         figures(f"  {fault}: fault -> the sale queued behind on the meter", queued)
