@@ -35,6 +35,7 @@ bench: setup
 	.venv/bin/python bench/bench_read.py --meters 1000 --bridges 1 2
 	.venv/bin/python bench/bench_read.py --meters 1000 --bridges 1 2 --odoo-workers 2
 	.venv/bin/python bench/bench_vend.py --purchases 200
+	.venv/bin/python bench/bench_slow.py --meters 2000 --credit-after 5
 	.venv/bin/python bench/bench_faults.py --trials 3
 	.venv/bin/python bench/bench_listener.py --meters 10000 --rate 1000 --seconds 10
 	.venv/bin/python bench/bench_listener.py --odoo --meters 1000 --rate 200 --seconds 5

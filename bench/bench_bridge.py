@@ -28,9 +28,13 @@ from pathlib import Path
 
 from bench_read import BILLING
 from bench_sim import cycles, job_meter, quiet_dlms_cosem
-from common import cpu_seconds, run_bridge, wait_until
+from common import MachineBusy, cpu_seconds, headline, run_bridge, wait_until
 
-from meter_sim.testing import run_cli
+from meter_sim.testing import attr, run_cli
+
+# issue 21 section 2: the bridge's CPU per meter against the bare dlms-cosem client's for
+# the same cycle (association, the billing read's GETs, release)
+TARGET_CPU_RATIO = 1.1
 
 API_KEY = "bench-key"
 UID = 2
@@ -225,7 +229,12 @@ def main():
     if args.prefetch:
         extra += ["--prefetch", args.prefetch]
     next_id = 1
-    with run_cli(args.meters, control=False, speed=0, timeout=300) as sim, StubOdoo() as stub:
+    bridge_ms = {}  # bridges -> the bridges' CPU ms per meter
+    with (
+        MachineBusy("bridge"),
+        run_cli(args.meters, control=False, speed=0, timeout=300) as sim,
+        StubOdoo() as stub,
+    ):
         print(f"cores: {os.cpu_count()}  meters: {args.meters}", flush=True)
         for n in args.bridges:
             polls = stub.calls["wait_for_jobs"]
@@ -273,6 +282,7 @@ def main():
             shares = " ".join(f"{k}={v / elapsed:.0%}" for k, v in cpu.items())
             per_meter = {"sim": cpu["sim"], "stub-odoo": cpu["stub-odoo"]}
             per_meter[f"bridges({n})"] = sum(v for k, v in cpu.items() if k.startswith("bridge"))
+            bridge_ms[n] = per_meter[f"bridges({n})"] / len(jobs) * 1000
             per_meter = " ".join(f"{k}={v / len(jobs) * 1000:.2f}" for k, v in per_meter.items())
             print(
                 f"billing read, {n} bridge(s), stub Odoo: {len(jobs)} meters in {elapsed:.2f}s "
@@ -282,6 +292,7 @@ def main():
                 f"  CPU ms per meter: {per_meter}",
                 flush=True,
             )
+            headline(f"bridge: {n} bridge(s), meters/s", len(jobs) / elapsed, None, " meters/s")
         if args.sim_seconds > 0:
             quiet_dlms_cosem()
             sim_before, client_before = cpu_seconds(sim.proc.pid), time.process_time()
@@ -290,17 +301,29 @@ def main():
                 {**job_meter(m), "invocation_counter": stub.counters[m["serial"]]}
                 for m in sim.meters
             ]
-            total, errors, elapsed = cycles(meters, args.sim_seconds, os.cpu_count() or 1)
+            # the bridge's cycle: the billing read's objects, as the bare dlms-cosem client
+            reads = [attr(o["ic"], o["obis"], o["attribute"]) for o in BILLING]
+            total, errors, elapsed = cycles(meters, args.sim_seconds, os.cpu_count() or 1, reads)
             sim_cpu = cpu_seconds(sim.proc.pid) - sim_before
             client_cpu = time.process_time() - client_before
             print(
-                f"bench_sim on the same simulator ({args.meters} meters, associate + 6 GET + "
-                f"release): {total / elapsed:.1f} cycles/s, errors={errors}; "
+                f"bench_sim on the same simulator ({args.meters} meters, associate + the "
+                f"billing read's {len(reads)} GET + release): {total / elapsed:.1f} cycles/s, "
+                f"errors={errors}; "
                 f"sim CPU {sim_cpu / elapsed:.0%} of one core, "
                 f"{sim_cpu / max(total, 1) * 1000:.2f} ms per cycle; its dlms-cosem client threads "
                 f"{client_cpu / max(total, 1) * 1000:.2f} ms per cycle",
                 flush=True,
             )
+            client_ms = client_cpu / max(total, 1) * 1000
+            for n, ms in bridge_ms.items():
+                headline(
+                    f"bridge: {n} bridge(s), CPU per meter / the bare client's per cycle "
+                    f"({ms:.2f} / {client_ms:.2f} ms)",
+                    ms / client_ms if client_ms else float("inf"),
+                    TARGET_CPU_RATIO,
+                    "x",
+                )
 
 
 if __name__ == "__main__":

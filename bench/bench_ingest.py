@@ -11,7 +11,7 @@ import argparse
 import datetime as dt
 import uuid
 
-from common import Timer, ensure_db, figures, run_odoo
+from common import MachineBusy, Timer, ensure_db, figures, headline, run_odoo
 
 from meter_bridge.odoo_client import OdooClient
 
@@ -51,7 +51,7 @@ def main():
             for i in range(args.readings)
         ]
         batch_times = []
-        with Timer() as total:
+        with MachineBusy() as busy, Timer() as total:
             for i in range(0, len(rows), args.batch):
                 with Timer() as t:
                     client.ingest("bench", rows[i : i + args.batch], [])
@@ -61,7 +61,9 @@ def main():
             f"= {args.readings / total.elapsed:.0f} readings/s",
             flush=True,
         )
+        headline("ingest: readings/s", args.readings / total.elapsed, None, " readings/s")
         figures(f"  per batch of {args.batch}", batch_times)
+        print(f"ingest: {busy.line()}", flush=True)
         with Timer() as again:
             client.ingest("bench", rows[: args.batch], [])
         print(f"  resending a stored batch (idempotent, stores nothing): {again.elapsed:.3f}s")

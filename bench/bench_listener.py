@@ -41,8 +41,10 @@ from types import SimpleNamespace
 from common import (
     PG,
     ROOT,
+    MachineBusy,
     ensure_db,
     established,
+    headline,
     listener,
     push_meter_vals,
     run_odoo,
@@ -250,51 +252,53 @@ def main():
         flush=True,
     )
 
-    if args.odoo:
-        db = ensure_db(args.db)
-        with run_odoo(db) as odoo:
-            ensure_meters(odoo, names, args.port)
-            reset(db)
-            key = odoo.bridge_key("bench-listener")
-            base = int(psql(db, "SELECT count(*) FROM smartpm_alarm"))
-            with listener(odoo.url, db, "bench-listener", key, args.port) as proc:
-                res = run_fleet(
-                    args,
-                    proc,
-                    hello,
-                    later,
-                    lambda: int(
-                        psql(
-                            db,
-                            "SELECT count(*) FROM smartpm_meter WHERE serial_number LIKE "
-                            f"'{PREFIX}%' AND push_invocation_counter IS NOT NULL",
-                        )
-                    ),
-                )
+    with MachineBusy() as busy:
+        if args.odoo:
+            db = ensure_db(args.db)
+            with run_odoo(db) as odoo:
+                ensure_meters(odoo, names, args.port)
+                reset(db)
+                key = odoo.bridge_key("bench-listener")
+                base = int(psql(db, "SELECT count(*) FROM smartpm_alarm"))
+                with listener(odoo.url, db, "bench-listener", key, args.port) as proc:
+                    res = run_fleet(
+                        args,
+                        proc,
+                        hello,
+                        later,
+                        lambda: int(
+                            psql(
+                                db,
+                                "SELECT count(*) FROM smartpm_meter WHERE serial_number LIKE "
+                                f"'{PREFIX}%' AND push_invocation_counter IS NOT NULL",
+                            )
+                        ),
+                    )
 
-                def stored():
-                    return int(psql(db, "SELECT count(*) FROM smartpm_alarm")) - base
+                    def stored():
+                        return int(psql(db, "SELECT count(*) FROM smartpm_alarm")) - base
 
-                wait_until(lambda: stored() >= events, 900, 0.2, "alarms in Odoo")
-                res["stored_s"] = time.monotonic() - res["sent_at"]
-                res["forwarded"] = stored()
-    else:
-        n, first, last = (multiprocessing.Value("d", 0) for _ in range(3))
-        sink_proc = multiprocessing.Process(
-            target=sink, args=(args.port + 1, n, first, last), daemon=True
-        )
-        sink_proc.start()
-        sink_url = f"http://127.0.0.1:{args.port + 1}"
-        try:
-            with listener(sink_url, "sink", "bench-listener", "k", args.port) as proc:
-                res = run_fleet(args, proc, hello, later, lambda: n.value)
-                total = len(hello) + events
-                wait_until(lambda: n.value >= total, 300, 0.05, "pushes forwarded")
-                res["stored_s"] = time.monotonic() - res["sent_at"]
-                res["forwarded"] = int(n.value) - args.meters  # the heartbeats came first
-        finally:
-            sink_proc.terminate()
+                    wait_until(lambda: stored() >= events, 900, 0.2, "alarms in Odoo")
+                    res["stored_s"] = time.monotonic() - res["sent_at"]
+                    res["forwarded"] = stored()
+        else:
+            n, first, last = (multiprocessing.Value("d", 0) for _ in range(3))
+            sink_proc = multiprocessing.Process(
+                target=sink, args=(args.port + 1, n, first, last), daemon=True
+            )
+            sink_proc.start()
+            sink_url = f"http://127.0.0.1:{args.port + 1}"
+            try:
+                with listener(sink_url, "sink", "bench-listener", "k", args.port) as proc:
+                    res = run_fleet(args, proc, hello, later, lambda: n.value)
+                    total = len(hello) + events
+                    wait_until(lambda: n.value >= total, 300, 0.05, "pushes forwarded")
+                    res["stored_s"] = time.monotonic() - res["sent_at"]
+                    res["forwarded"] = int(n.value) - args.meters  # the heartbeats came first
+            finally:
+                sink_proc.terminate()
     report(args, res, events)
+    print(f"listener: {busy.line()}", flush=True)
 
 
 def run_fleet(args, proc, hello, later, hellos_in) -> dict:
@@ -365,6 +369,13 @@ def report(args, res, events):
         f"= {events / res['stored_s']:.0f} events/s end to end, the last "
         f"{res['stored_s'] - res['send_s']:.1f} s after it was sent; cores={os.cpu_count()}",
         flush=True,
+    )
+    headline(f"listener: events/s end to end {mode}", events / res["stored_s"], None, " /s")
+    headline(
+        "listener: RSS per held connection",
+        (res["rss_held"] - res["rss_idle"]) * 1024 / max(1, res["held"]),
+        None,
+        " KB",
     )
 
 

@@ -20,6 +20,7 @@ import threading
 import time
 
 import structlog
+from common import MachineBusy, headline
 
 from meter_bridge.dlms import MeterConnection
 from meter_sim import objects, security
@@ -80,9 +81,13 @@ class Counters:
             return self.locks[serial]
 
 
-def cycles(meters: list[dict], seconds: float, clients: int) -> tuple[int, int, float]:
+def cycles(
+    meters: list[dict], seconds: float, clients: int, reads: list | None = None
+) -> tuple[int, int, float]:
     """(cycles, errors, elapsed): C client threads cycling over ``meters`` (job meter dicts,
-    see job_meter, each with the last invocation counter its meter accepted) for S seconds."""
+    see job_meter, each with the last invocation counter its meter accepted) for S seconds;
+    each cycle an association, a GET of each of ``reads`` (default READS), a release."""
+    reads = READS if reads is None else reads
     counts = [0] * clients
     errors = [0] * clients
     counters = Counters()
@@ -101,7 +106,7 @@ def cycles(meters: list[dict], seconds: float, clients: int) -> tuple[int, int, 
                 )
                 try:
                     with conn:
-                        for a in READS:
+                        for a in reads:
                             conn.client.get(a)
                     counts[i] += 1
                 except Exception:
@@ -139,7 +144,8 @@ def main() -> None:
     quiet_dlms_cosem()
     with run_cli(args.meters, "--auth", args.auth, control=False, timeout=120) as sim:
         meters = [job_meter(m) for m in sim.meters]
-        total, errors, elapsed = cycles(meters, args.seconds, args.clients)
+        with MachineBusy() as busy:
+            total, errors, elapsed = cycles(meters, args.seconds, args.clients)
     print(
         f"cores: {os.cpu_count()}  meters: {args.meters}  client threads: {args.clients}  "
         f"auth: {args.auth}"
@@ -148,6 +154,8 @@ def main() -> None:
         f"cycles (associate + 6 GET + release, management client, {args.auth}): {total} in "
         f"{elapsed:.1f} s = {total / elapsed:.1f} /s  errors: {errors}"
     )
+    headline("sim: cycles per second, one simulator process", total / elapsed, unit=" /s")
+    print(f"sim: {busy.line()}", flush=True)
 
 
 if __name__ == "__main__":

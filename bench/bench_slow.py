@@ -25,9 +25,14 @@ from pathlib import Path
 
 from bench_bridge import API_KEY, StubOdoo, billing_jobs
 from bench_sim import job_meter
-from common import cpu_seconds, run_bridge, wait_until
+from common import MachineBusy, cpu_seconds, headline, run_bridge, wait_until
 
 from meter_sim.testing import credit_token, run_cli
+
+# issue 21 section 3: 10,000 meters at 500 ms per round trip in <= 3 minutes, <= 1 GB
+TARGET_METERS = 10000
+TARGET_ROUND_S = 180.0
+TARGET_RSS_MB = 1024.0
 
 
 class SlowStub(StubOdoo):
@@ -146,6 +151,7 @@ def main():
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             cpu = {"sim": cpu_seconds(sim.proc.pid), "bridge": cpu_seconds(bridge.pid)}
+            busy = MachineBusy().__enter__()
             t0 = time.perf_counter()
             stub.queue(jobs)
             credit_at = None
@@ -158,6 +164,7 @@ def main():
                 lambda: stub.finished() >= total, timeout=3600, interval=0.05, what="the round"
             )
             elapsed = time.perf_counter() - t0
+            busy.__exit__(None, None, None)
             done.set()
             sampler.join(2)
             cpu = {
@@ -185,6 +192,17 @@ def main():
                 f"{stub.outcome.get(credit_id)}",
                 flush=True,
             )
+            headline("slow links: the purchase, queued -> delivered", delivered - credit_at)
+        full = len(jobs) >= TARGET_METERS and args.latency_ms >= 500
+        # the target is for the full round (10,000 meters, 500 ms): a smaller one has none
+        headline(
+            f"slow links: {len(jobs)} meters, round time",
+            elapsed,
+            TARGET_ROUND_S if full else None,
+        )
+        headline("slow links: meters/s", len(jobs) / elapsed, None, " meters/s")
+        headline("slow links: bridge peak RSS", rss, TARGET_RSS_MB, " MB")
+        print(f"slow links: {busy.line()}", flush=True)
 
 
 if __name__ == "__main__":

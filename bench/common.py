@@ -156,9 +156,15 @@ def cpu_times() -> tuple[float, float]:
 
 
 class MachineBusy:
-    """``with MachineBusy() as busy``: the whole machine's busy share (all processes, every
-    core, from /proc/stat) over the block, in ``busy.share`` (0..1), and the 1-minute load
-    average at its start in ``busy.load``. On a shared machine, other people's work counts."""
+    """``with MachineBusy() as busy``: the **whole machine's** busy share (every process of
+    every user, all cores, from /proc/stat's first line) over the block, in ``busy.share``
+    (0..1), and the 1-minute load average at its start in ``busy.load``. On a shared machine,
+    other people's work counts: it is not the bench's own processes' share (that one is
+    their CPU seconds over the wall time, printed as "bench processes busy" where measured).
+    ``MachineBusy("name")`` prints ``busy.line()`` under that name when the block ends."""
+
+    def __init__(self, name: str | None = None):
+        self.name = name
 
     def __enter__(self):
         self.load = os.getloadavg()[0]
@@ -169,16 +175,37 @@ class MachineBusy:
         busy, total = cpu_times()
         elapsed = total - self._start[1]
         self.share = (busy - self._start[0]) / elapsed if elapsed else 0.0
+        if self.name and exc[0] is None:
+            print(f"{self.name}: {self.line()}", flush=True)
 
     def line(self) -> str:
         return (
-            f"machine busy {self.share:.0%} of {os.cpu_count()} cores during the run "
-            f"(all processes, /proc/stat); load average {self.load:.2f} at its start"
+            f"whole machine busy {self.share:.0%} of {os.cpu_count()} cores during the run "
+            f"(all processes of all users, /proc/stat); load average {self.load:.2f} at its start"
         )
 
 
-def against(value: float, target: float, unit: str = "s", more_is_better: bool = False) -> str:
-    """``value`` beside its target: ``0.081s (target <= 0.100s: met)``."""
+def against(
+    value: float, target: float | None = None, unit: str = "s", more_is_better: bool = False
+) -> str:
+    """``value`` beside its target: ``0.081s (target <= 0.100s: met)``; without a target
+    (``None``): ``0.081s (no target)``."""
+    if target is None:
+        return f"{value:.3f}{unit} (no target)"
     met = value >= target if more_is_better else value <= target
     sign = ">=" if more_is_better else "<="
     return f"{value:.3f}{unit} (target {sign} {target:.3f}{unit}: {'met' if met else 'NOT met'})"
+
+
+def headline(
+    name: str,
+    value: float,
+    target: float | None = None,
+    unit: str = "s",
+    more_is_better: bool = False,
+) -> str:
+    """Print one headline figure of a bench beside its target (issue 21), ``against``'s way:
+    ``name: 0.081s (target <= 0.100s: met)`` or ``name: 12.000 rows/s (no target)``."""
+    line = f"{name}: {against(value, target, unit, more_is_better)}"
+    print(line, flush=True)
+    return line

@@ -1,7 +1,7 @@
 {
     "name": "SmartPM Prepay",
     "summary": "Prepaid electricity: tenants, smart meters over DLMS/COSEM, credit sales",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.0.1",
     "category": "Services/Prepaid Electricity",
     "website": "https://github.com/smartpm-prepay/smartpm-prepay",
     "author": "SmartPM Prepay contributors",

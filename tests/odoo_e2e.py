@@ -155,8 +155,8 @@ def stop_process(proc: subprocess.Popen, timeout=10):
 
 
 class OdooServer:
-    def __init__(self, db, port, proc):
-        self.db, self.port, self.proc = db, port, proc
+    def __init__(self, db, port, proc, log_path=None):
+        self.db, self.port, self.proc, self.log_path = db, port, proc, log_path
         self.url = f"http://127.0.0.1:{port}"
         self.uid = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/common").authenticate(
             db, "admin", "admin", {}
@@ -170,6 +170,18 @@ class OdooServer:
     def bridge_key(self, login="bridge"):
         """A Bridge API user with a fresh API key (made with `odoo-bin shell`)."""
         return bridge_key(odoo_shell(self.db, "bridge_user.py", login=login))
+
+    def restart(self) -> float:
+        """SIGTERM this Odoo, wait for it to exit, start it again with the same command line
+        (port, database) and wait until it answers: the seconds its stop took."""
+        started = time.perf_counter()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(120)
+        stop_s = time.perf_counter() - started
+        with open(self.log_path, "a") as log:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(self.proc.args, stdout=log, stderr=subprocess.STDOUT)
+        wait_up(self.proc, self.port, self.log_path)
+        return stop_s
 
 
 def odoo_shell(db, *scripts, login="bridge"):
@@ -232,22 +244,29 @@ def run_odoo(db, extra_args=()):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    server = None
     try:
-
-        def up():
-            if proc.poll() is not None:
-                raise RuntimeError(f"Odoo exited, see {log.name}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/web/health", timeout=2):
-                    return True
-            except OSError:
-                return False
-
-        wait_until(up, timeout=120, what="Odoo to answer")
-        yield OdooServer(db, port, proc)
+        wait_up(proc, port, log.name)
+        server = OdooServer(db, port, proc, log.name)
+        yield server
     finally:
-        stop_process(proc)
+        stop_process(server.proc if server else proc)  # restart() may have replaced it
         log.close()
+
+
+def wait_up(proc, port, log_name):
+    """Wait until the Odoo ``proc`` answers /web/health on ``port`` (an error if it exits)."""
+
+    def up():
+        if proc.poll() is not None:
+            raise RuntimeError(f"Odoo exited, see {log_name}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/web/health", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    wait_until(up, timeout=120, what="Odoo to answer")
 
 
 def set_base_url(db, url):
