@@ -264,8 +264,10 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
 
     @classmethod
     def _money_meter(cls, serial, tenant, tariff, company=None):
-        meter = cls._meter(serial, tenant, cls.env["smartpm.tariff"], company=company)
+        # the mode changes with no tenant on the meter (models/meter), then the tenant
+        meter = cls._meter(serial, cls.env["res.partner"], cls.env["smartpm.tariff"], company)
         meter.write({"credit_mode": "money", "tariff_id": tariff.id})
+        meter.tenant_id = tenant
         return meter
 
     def test_money_credit_moves_once_and_only_after_the_clear_is_confirmed(self):
