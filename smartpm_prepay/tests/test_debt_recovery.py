@@ -6,11 +6,57 @@ from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
+from ..services import daily_vending, engine, local_time, refunds
 from ..services import debt as debt_service
-from ..services import engine, refunds
 from ..services.vending import vend
 from .common import SmartpmCase
 from .test_pos import SmartpmPosCase
+
+
+def assert_refunded_books(case, purchase, debt, refund_move=None):
+    """The books of ``purchase`` (it recovered part of ``debt``) once reversed and refunded
+    (by ``refund_move``, the refund payment's entry, where the refund is a payment to the
+    tenant): the tenant's receivable is exactly the restored debt's balance and its only
+    open item is the debt's invoice; the credit note, the sale's payment and the refund are
+    matched with each other; the day's vending report gives back the whole amount paid."""
+    company = purchase.company_id
+    currency = company.currency_id
+    lines = (
+        purchase.env["account.move.line"]
+        .sudo()
+        .search(
+            [
+                ("partner_id", "=", purchase.tenant_id.commercial_partner_id.id),
+                ("account_id.account_type", "=", "asset_receivable"),
+                ("parent_state", "=", "posted"),
+                ("company_id", "=", company.id),
+            ]
+        )
+    )
+    case.assertTrue(debt.balance)
+    case.assertEqual(purchase.recovery_ids.debt_id, debt)
+    case.assertAlmostEqual(sum(lines.mapped("balance")), debt.balance)
+    open_lines = lines.filtered(lambda line: not currency.is_zero(line.amount_residual))
+    case.assertEqual(open_lines.move_id, debt.invoice_id)
+    case.assertAlmostEqual(debt.invoice_id.amount_residual, debt.balance)
+    if refund_move:
+        refund_lines = refund_move.line_ids & lines
+        case.assertAlmostEqual(sum(refund_lines.mapped("balance")), purchase.amount)
+        case.assertTrue(all(refund_lines.mapped("reconciled")))
+        case.assertIn(purchase.credit_note_id.payment_state, ("paid", "in_payment"))
+        # one full reconciliation: the sale's invoice and payment, the note and the refund
+        case.assertEqual(
+            refund_lines.full_reconcile_id.reconciled_line_ids.move_id,
+            purchase.invoice_id
+            | refunds.sale_payment_lines(purchase).move_id
+            | purchase.credit_note_id
+            | refund_move,
+        )
+    report = daily_vending.daily_vending(
+        purchase.env, company, local_time.local_today(company), purchase.channel, None
+    )
+    case.assertAlmostEqual(report["total"]["reversal_amount"], purchase.amount)
+    case.assertAlmostEqual(report["total"]["debt_restored"], purchase.debt_recovered)
 
 
 class DebtCase(AccountTestInvoicingCommon):
@@ -251,6 +297,57 @@ class TestDebtAccounting(DebtCase):
         # the next purchase recovers it again
         self.assertEqual(self._sell(50.0, "REV2").debt_recovered, 30.0)
         self.assertEqual(debt.balance, 0.0)
+
+    def test_bank_reversal_pays_back_the_debt_recovered_too(self):
+        """20.00 paid = 15.00 credit + 5.00 debt: the bank gives back 20.00, matched with the
+        15.00 credit note and the 5.00 of the payment the debt's invoice no longer takes."""
+        debt = self._debt(30.0, recovery_rule="fixed", recovery_fixed=5.0)
+        journal = self.company_data["default_journal_bank"]
+        bank = self.env["res.partner"].create(
+            {
+                "name": "Refund Bank",
+                "is_company": True,
+                "smartpm_is_bank": True,
+                "smartpm_bank_journal_id": journal.id,
+            }
+        )
+        purchase = vend(
+            self.env(su=True), self.meter, 20.0, "bank_xmlrpc", "BNK-RF", bank_partner=bank
+        )
+        purchase._create_invoice_and_payment(journal)
+        self.assertEqual((purchase.credit_amount, debt.balance), (15.0, 25.0))
+        self.assertEqual(refunds.refund_amount(purchase), 20.0)
+        purchase.action_reverse()
+        self.assertEqual(purchase.state, "reversed")
+        self.assertEqual(debt.balance, 30.0)
+        note = purchase.credit_note_id
+        self.assertEqual(note.amount_total, 15.0)
+        payment = note.matched_payment_ids
+        self.assertEqual(
+            (payment.payment_type, payment.amount, payment.journal_id, payment.partner_id),
+            ("outbound", 20.0, journal, self.tenant),
+        )
+        assert_refunded_books(self, purchase, debt, payment.move_id)
+        # the reversal is not made twice: nothing more is paid out
+        refunds.refund_reversed(purchase)
+        self.assertEqual(note.matched_payment_ids, payment)
+
+    def test_back_office_reversal_owes_the_whole_amount_back(self):
+        """No channel pays the back office's tenant back: the credit note and the rest of
+        the payment stay open for the cashier, the whole amount paid."""
+        debt = self._debt(30.0, recovery_rule="fixed", recovery_fixed=5.0)
+        purchase = self._sell(20.0, "BO-RF")
+        purchase.action_reverse()
+        self.assertEqual(debt.balance, 30.0)
+        owed = purchase.credit_note_id.amount_residual - sum(
+            refunds.sale_payment_lines(purchase).mapped("amount_residual")
+        )
+        self.assertAlmostEqual(owed, 20.0)
+        self.assertEqual(refunds.refund_amount(purchase), owed)
+        report = daily_vending.daily_vending(
+            self.env, self.company, local_time.local_today(self.company), "backoffice", None
+        )
+        self.assertAlmostEqual(report["total"]["reversal_amount"], owed)
 
     def test_bank_channel_books_the_split_like_the_back_office(self):
         debt = self._debt(100.0, recovery_percent=10.0)
