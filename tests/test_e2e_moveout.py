@@ -11,6 +11,7 @@ nothing of the old one.
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -184,6 +185,53 @@ def _state(registry, move_out_id):
         return cr.fetchone()
 
 
+@contextlib.contextmanager
+def refusing_tokens(model):
+    """The simulated meter refuses every token while the block runs (its token key is not
+    the one Odoo signs with: a bad MAC, which the bridge does not retry), then takes them
+    again."""
+    key = model.config.token_key
+    with model.lock:
+        model.config.token_key = ("11" if key != "11" * 16 else "22") * 16
+    try:
+        yield
+    finally:
+        with model.lock:
+            model.config.token_key = key
+
+
+def transfer_purchases(registry, meter_id):
+    with registry.cursor() as cr:
+        cr.execute(
+            "SELECT count(*) FROM smartpm_credit_purchase WHERE meter_id = %s"
+            " AND channel = 'transfer'",
+            (meter_id,),
+        )
+        return cr.fetchone()[0]
+
+
+def clear_refused_then_retried(registry, model, start, manager_id, state):
+    """``start()`` (committed, returns the move-out's id) while the old meter (``model``)
+    refuses tokens: its clear is refused and the move-out blocks at the clearing, where
+    ``state()`` says where the credit is; then the meter takes tokens again and the owner
+    retries. Returns ``(move-out id, state() while blocked)``."""
+    with refusing_tokens(model):
+        move_out_id = start()
+        wait_for(
+            lambda: _state(registry, move_out_id)[0] == "blocked",
+            timeout=90,
+            what="the move-out blocked at the refused clear",
+        )
+        with registry.cursor() as cr:
+            cr.execute("SELECT blocked_step FROM smartpm_move_out WHERE id = %s", (move_out_id,))
+            assert cr.fetchone()[0] == "clearing"
+        blocked = state()
+    with registry.cursor() as cr:
+        env = _env(cr)
+        env["smartpm.move.out"].browse(move_out_id).with_user(manager_id).action_retry()
+    return move_out_id, blocked
+
+
 @pytest.mark.parametrize("kind", ["refund", "transfer", "forfeit"])
 def test_move_out_settles_clears_the_meter_and_the_next_tenant_starts_at_zero(
     odoo_db, sim_fleet, kind
@@ -223,21 +271,40 @@ def test_move_out_settles_clears_the_meter_and_the_next_tenant_starts_at_zero(
                 env = _env(cr)
                 tenant = env["res.partner"].browse(ids["partners"][0])
                 before = report(env, tenant)
+
             # 1. the owner moves the tenant out
-            with registry.cursor() as cr:
-                env = _env(cr)
-                manager = env["res.users"].browse(ids["users"][2])
-                meter = env["smartpm.meter"].browse(ids["meters"][0])
-                vals = {"meter_id": meter.id, "settlement_kind": kind}
-                if kind == "transfer":
-                    vals["transfer_meter_id"] = ids["meters"][1]
-                if kind == "refund":
-                    vals["refund_journal_id"] = (
-                        env["account.journal"].search([("type", "=", "cash")], limit=1).id
-                    )
-                vals["next_tenant_id"] = ids["partners"][1]
-                wizard = env(user=manager)["smartpm.move.out.wizard"].create(vals)
-                move_out_id = wizard.action_confirm()["res_id"]
+            def start():
+                with registry.cursor() as cr:
+                    env = _env(cr)
+                    manager = env["res.users"].browse(ids["users"][2])
+                    meter = env["smartpm.meter"].browse(ids["meters"][0])
+                    vals = {"meter_id": meter.id, "settlement_kind": kind}
+                    if kind == "transfer":
+                        vals["transfer_meter_id"] = ids["meters"][1]
+                    if kind == "refund":
+                        vals["refund_journal_id"] = (
+                            env["account.journal"].search([("type", "=", "cash")], limit=1).id
+                        )
+                    vals["next_tenant_id"] = ids["partners"][1]
+                    wizard = env(user=manager)["smartpm.move.out.wizard"].create(vals)
+                    return wizard.action_confirm()["res_id"]
+
+            if kind == "transfer":
+                # the old meter refuses the clear first: it keeps its credit, the other
+                # meter gets none, until the owner retries and the clear is taken
+                move_out_id, blocked = clear_refused_then_retried(
+                    registry,
+                    model,
+                    start,
+                    ids["users"][2],
+                    lambda: (
+                        model.credit_wh,
+                        other_model.credit_wh,
+                        transfer_purchases(registry, ids["meters"][1]),
+                    ),
+                )
+            else:
+                move_out_id = start()
             state = wait_for(
                 lambda: (s := _state(registry, move_out_id)) and s[0] in ("done", "blocked") and s,
                 timeout=90,
@@ -277,6 +344,7 @@ def test_move_out_settles_clears_the_meter_and_the_next_tenant_starts_at_zero(
                     "clear": move_out.clear_job_id.state,
                 }
                 portal_login = env["res.users"].browse(ids["users"][1]).login
+            transfers = transfer_purchases(registry, ids["meters"][1])
             status, html = portal_page(
                 server.url, db, portal_login, f"/my/meters/{ids['meters'][0]}"
             )
@@ -304,7 +372,9 @@ def test_move_out_settles_clears_the_meter_and_the_next_tenant_starts_at_zero(
     if kind == "forfeit":
         assert result["forfeit"] == "posted"
     if kind == "transfer":
+        assert blocked == (40000, 0, 0)  # the refused clear: nothing transferred
         assert result["transfer"] == "delivered"
+        assert transfers == 1
         assert other_model.credit_wh == 40000
     # the books: liability = remaining credit, before and after
     assert before == pytest.approx((40.0, 26.0, 26.0))

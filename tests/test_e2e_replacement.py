@@ -19,10 +19,12 @@ from test_e2e_moveout import (
     _env,
     _purchase_states,
     cleanup,
+    clear_refused_then_retried,
     portal_page,
     report,
     sell,
     setup_tenant,
+    transfer_purchases,
 )
 from test_e2e_reversal import bridge, wait_for
 
@@ -150,7 +152,19 @@ def test_answering_meter_is_cleared_and_its_credit_and_tenant_go_to_the_new_mete
                 lambda: _purchase_states(registry, ids["partners"][0]) == {"delivered"},
                 what="the sale delivered in Odoo",
             )
-            move_out_id = _replace(registry, ids)
+            # the old meter refuses the clear first: it keeps its credit and its tenant,
+            # the new meter gets nothing, until the owner retries and the clear is taken
+            move_out_id, blocked = clear_refused_then_retried(
+                registry,
+                old_model,
+                lambda: _replace(registry, ids),
+                ids["users"][2],
+                lambda: (
+                    old_model.credit_wh,
+                    new_model.credit_wh,
+                    transfer_purchases(registry, ids["meters"][1]),
+                ),
+            )
             state = wait_for(
                 lambda: (
                     (s := _move_out_state(registry, move_out_id))
@@ -169,11 +183,15 @@ def test_answering_meter_is_cleared_and_its_credit_and_tenant_go_to_the_new_mete
             status, html = portal_page(
                 server.url, db, ids["portal"], f"/my/meters/{ids['meters'][1]}"
             )
+            transfers = transfer_purchases(registry, ids["meters"][1])
     finally:
         cleanup(registry, ids)
 
     old_id, new_id = ids["meters"]
     tenant = ids["partners"][0]
+    # the refused clear moved nothing; the retried one moved the credit once
+    assert blocked == (20000, 0, 0)
+    assert transfers == 1
     # the meters: the old one read and cleared, the new one holds the same credit
     assert old_model.credit_wh == 0
     assert new_model.credit_wh == 20000

@@ -227,8 +227,8 @@ class SmartpmMoveOut(models.Model):
     @api.model
     def _check_meter_settleable(self, meter, target=None):
         """Credit moves (a transfer, a replacement) between meters of one credit unit: kWh
-        to kWh, money to money (a money token, once the old meter's clear is confirmed:
-        services/settlement.issue_money_transfer). Mixed modes are refused with nothing
+        to kWh, money to money (a token on the target, once the old meter's clear is
+        confirmed: services/settlement.issue_transfer). Mixed modes are refused with nothing
         done: a kWh meter cannot hold money and no conversion at the tariff is clean (time
         of use bands price the kWh)."""
         meter = meter.sudo()
@@ -442,12 +442,12 @@ class SmartpmMoveOut(models.Model):
         self._finish_if_cleared()
 
     def _finish_if_cleared(self):
-        """Done once every job of the clearing step is done on the meter; a money transfer
-        is issued then, never before (the old meter no longer holds the credit)."""
+        """Done once every job of the clearing step is done on the meter; a transfer (kWh or
+        money) is issued then, never before (the old meter no longer holds the credit)."""
         jobs = self.clear_job_id | self.zero_job_id
         if self.state in ("clearing", "blocked") and all(j.state == "done" for j in jobs):
             self._finish()  # a replacing meter in service first: it takes its calendars
-            settlement.issue_money_transfer(self.settlement_id, self.transfer_meter_id)
+            settlement.issue_transfer(self.settlement_id, self.transfer_meter_id)
 
     def _on_credit_cleared(self, job, result):
         """credit_clear's hook: the meter took the clear."""

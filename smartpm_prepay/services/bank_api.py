@@ -457,19 +457,3 @@ def reverse_purchase(env, bank_reference):
     except (UserError, AccessError) as exc:
         raise BankApiError(NOT_REVERSIBLE, exc.args[0]) from exc
     return receipt(sale)
-
-
-def _refund_credit_note(sale, journal):
-    """The bank gives the money back: pay the credit note out of its journal (called when a
-    bank's sale is reversed)."""
-    note = sale.credit_note_id
-    if not note or note.payment_state in ("paid", "in_payment", "reversed"):
-        return
-    sale.env["account.payment.register"].with_company(sale.company_id).with_context(
-        active_model="account.move", active_ids=note.ids
-    ).create(
-        {
-            "journal_id": journal.sudo().id,
-            "payment_date": note.invoice_date,  # the refund is the credit note's act
-        }
-    )._create_payments()

@@ -12,7 +12,7 @@ written once, so a closed day prints the same figures whenever it is printed.
 
 from collections import defaultdict
 
-from . import local_time, statement, vending
+from . import local_time, refunds, statement, vending
 
 # the report's channels, in the order it prints them (credit moved between meters at a
 # move-out is no sale and is left out)
@@ -56,17 +56,10 @@ def seller_of(purchase):
 
 
 def reversal_amount(purchase):
-    """What the books give back when ``purchase`` is reversed (docs/accounting.md, Tenant
-    debts): an invoiced sale's credit note, which covers the credit part only (the debt
-    recovered stays paid in, an open credit on the tenant's account, and the debt is owed
-    again); a POS sale's refund order, which pays out the whole line (its debt settlement
-    entry is reversed). A sale never invoiced gives back its amount."""
-    if purchase.channel == "pos":
-        return purchase.amount
-    note = purchase.credit_note_id
-    if note and note.state == "posted":
-        return note.amount_total
-    return purchase.credit_amount if purchase.invoice_id else purchase.amount
+    """What is given back when ``purchase`` is reversed (docs/accounting.md, Tenant debts):
+    the whole amount paid on every channel (``refunds.refund_amount``: the credit note and
+    the debt recovered, which the reversal owes again)."""
+    return refunds.refund_amount(purchase)
 
 
 def _reversed_in(env, company, start, end):

@@ -14,7 +14,8 @@ is matched with that invoice and, for the recovered part, with the debt's invoic
 (``settle_payment``). A POS sale books its whole line on the liability at the session's
 closing, so ``settle_pos`` moves the recovered part from the liability to the receivable
 at the sale. ``restore`` (a reversed purchase) gives the recovered amounts back to the
-debts and unmatches them in the books.
+debts and unmatches them in the books; the tenant then gets the whole amount paid back
+(``refunds.refund_amount``).
 """
 
 import logging

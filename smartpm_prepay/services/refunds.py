@@ -7,7 +7,13 @@
 - Portal: the provider refunds the payment where it can (``payment.transaction``
   ``action_refund``); the refund is reconciled with the credit note. Otherwise the credit
   note stays open and the operators get an activity to refund by hand.
-- Bank: the credit note is paid out of the bank's settlement journal.
+- Bank: the whole amount is paid out of the bank's settlement journal and reconciled with
+  the credit note and the rest of the sale's payment.
+
+Every channel gives back ``refund_amount``: the whole amount the tenant paid, the debt it
+recovered included, since the reversal owes that debt again (``debt.restore``). After the
+refund the credit note, the sale's payment and the refund payment are matched, and the
+tenant's receivable is what the restored debts' invoices are owed (docs/accounting.md).
 
 Every refund is written in the purchase's chatter and on the channel's own document.
 """
@@ -23,6 +29,14 @@ PAID_ORDER_STATES = ("paid", "done", "invoiced")
 REFUNDABLE_PROVIDER_SUPPORT = ("full_only", "partial")
 
 
+def refund_amount(purchase):
+    """What the tenant gets back when ``purchase`` is reversed, on every channel: the credit
+    part (its credit note) and the debt it recovered, which the reversal restores
+    (``debt.restore``: owed again, so not kept): the whole amount paid."""
+    purchase = purchase.sudo()
+    return purchase.currency_id.round(purchase.credit_amount + purchase.debt_recovered)
+
+
 def refund_reversed(purchase, refund_at_register=False):
     """Give back the money of ``purchase``, just reversed. ``refund_at_register``: the
     operator reversed it now (a POS sale's refund order is made in the open session);
@@ -35,9 +49,7 @@ def refund_reversed(purchase, refund_at_register=False):
     elif purchase.channel in ("bank_soap", "bank_xmlrpc"):
         journal = purchase.bank_partner_id.smartpm_bank_journal_id
         if journal:
-            from . import bank_api
-
-            bank_api._refund_credit_note(purchase, journal)
+            _refund_bank(purchase, journal)
 
 
 # ------------------------------------------------------------------------ point of sale
@@ -73,15 +85,15 @@ def pos_refund_refusal(purchase, refund_line):
             order=other[:1].order_id.name,
         )
     sold = purchase.pos_order_line_id
-    currency = purchase.currency_id
-    if sold.qty + refund_line.qty or currency.compare_amounts(
-        -refund_line.price_subtotal_incl, sold.price_subtotal_incl
+    amount = refund_amount(purchase)
+    if sold.qty + refund_line.qty or purchase.currency_id.compare_amounts(
+        -refund_line.price_subtotal_incl, amount
     ):
         return purchase.env._(
             "Credit %(ref)s for meter %(meter)s is refunded whole (%(amount)s) or not at all.",
             ref=purchase.name,
             meter=meter,
-            amount=purchase.amount,
+            amount=amount,
         )
     if purchase.state == "reversed" or (
         purchase.state in ("paid", "queued", "failed") and _never_claimed(purchase)
@@ -166,7 +178,7 @@ def _refund_pos(purchase, refund_at_register):
             "%(ref)s is reversed: give the %(amount)s back at register %(pos)s (ticket "
             "screen, order %(order)s, Refund).",
             ref=purchase.name,
-            amount=purchase.amount,
+            amount=refund_amount(purchase),
             pos=config.display_name,
             order=line.order_id.pos_reference or line.order_id.name,
         ),
@@ -205,10 +217,24 @@ def create_pos_refund(purchase):
     line = purchase.pos_order_line_id
     order = line.order_id
     session = _open_session(purchase)
+    amount = refund_amount(purchase)
+    if purchase.currency_id.compare_amounts(line.price_subtotal_incl, amount):
+        raise UserError(
+            purchase.env._(
+                "Credit %(ref)s for meter %(meter)s: its POS line %(order)s is %(line)s, not "
+                "the %(amount)s paid; refund it by hand at register %(pos)s.",
+                ref=purchase.name,
+                meter=purchase.meter_id.serial_number,
+                order=order.name,
+                line=line.price_subtotal_incl,
+                amount=amount,
+                pos=order.config_id.display_name,
+            )
+        )
     refund = order.copy(
         dict(
             order._prepare_refund_values(session),
-            amount_total=-line.price_subtotal_incl,
+            amount_total=-amount,
             amount_tax=-(line.price_subtotal_incl - line.price_subtotal),
         )
     )
@@ -220,7 +246,7 @@ def create_pos_refund(purchase):
     refund.add_payment(
         {
             "pos_order_id": refund.id,
-            "amount": -line.price_subtotal_incl,
+            "amount": -amount,
             "payment_method_id": method.id,
             "name": purchase.env._("Refund of %s", purchase.name),
             "payment_date": fields.Datetime.now(),
@@ -250,13 +276,13 @@ def _refund_portal(purchase):
         lambda t: t.operation == "refund" and t.state != "cancel" and t.state != "error"
     )
     if not refunds and tx.state == "done" and _supports_refund(tx):
-        tx.action_refund(amount_to_refund=purchase.amount)
+        tx.action_refund(amount_to_refund=refund_amount(purchase))
         refunds = tx.child_transaction_ids.filtered(lambda t: t.operation == "refund")
     if refunds:
         refund_tx = refunds[-1:]
         # the provider's cron would create its payment later: book it with the reversal
         refund_tx.filtered(lambda t: t.state == "done" and not t.is_post_processed)._post_process()
-        _reconcile_with_credit_note(purchase, refund_tx.payment_id)
+        reconcile_refund(purchase, refund_tx.payment_id)
         purchase.message_post(
             body=purchase.env._(
                 "Sale reversed: payment %(tx)s refunded through %(provider)s (refund %(refund)s, "
@@ -278,7 +304,7 @@ def _refund_portal(purchase):
             ref=purchase.name,
             provider=tx.provider_id.name or purchase.env._("the payment provider"),
             tx=tx.reference or purchase.env._("(none)"),
-            amount=purchase.amount,
+            amount=refund_amount(purchase),
             note=purchase.credit_note_id.name or purchase.env._("(none)"),
         ),
     )
@@ -288,9 +314,29 @@ def _supports_refund(tx):
     return tx.provider_id.support_refund in REFUNDABLE_PROVIDER_SUPPORT
 
 
-def _reconcile_with_credit_note(purchase, payment):
+def sale_payment_lines(purchase):
+    """The receivable lines of the payment(s) that paid the invoice of ``purchase``."""
+    invoice_lines = purchase.invoice_id.line_ids.filtered(
+        lambda aml: aml.account_id.account_type == "asset_receivable"
+    )
+    payment_moves = (
+        invoice_lines.matched_credit_ids.credit_move_id.move_id - purchase.credit_note_id
+    )
+    return payment_moves.line_ids.filtered(
+        lambda aml: (
+            aml.account_id in invoice_lines.account_id
+            and aml.partner_id.commercial_partner_id == purchase.tenant_id.commercial_partner_id
+        )
+    )
+
+
+def reconcile_refund(purchase, payment):
+    """Match the refund ``payment`` (of ``refund_amount``) with the credit note and with
+    the open rest of the sale's payment (the debt recovered, unmatched by ``debt.restore``):
+    all three are settled, and the tenant's receivable is left with the restored debts'
+    invoices only."""
     note = purchase.credit_note_id
-    if not note or not payment or note.payment_state in ("paid", "in_payment", "reversed"):
+    if not note or not payment:
         return
     payment = payment.sudo()
     if payment.state == "draft":
@@ -298,6 +344,31 @@ def _reconcile_with_credit_note(purchase, payment):
     accounts = note.line_ids.filtered(
         lambda aml: aml.account_id.account_type == "asset_receivable"
     ).account_id
-    (note.line_ids + payment.move_id.line_ids).filtered(
+    (note.line_ids + payment.move_id.line_ids + sale_payment_lines(purchase)).filtered(
         lambda aml: aml.account_id in accounts and not aml.reconciled
     ).reconcile()
+
+
+# -------------------------------------------------------------------------------- bank
+def _refund_bank(purchase, journal):
+    """The bank gives the money back: ``refund_amount`` out of its settlement journal, to
+    the tenant, matched with the credit note and the rest of the sale's payment."""
+    note = purchase.credit_note_id
+    if not note or note.payment_state in ("paid", "in_payment", "reversed"):
+        return
+    payments = (
+        purchase.env["account.payment.register"]
+        .with_company(purchase.company_id)
+        .with_context(active_model="account.move", active_ids=note.ids)
+        .create(
+            {
+                "journal_id": journal.sudo().id,
+                "amount": refund_amount(purchase),
+                "payment_date": note.invoice_date,  # the refund is the credit note's act
+                "communication": purchase.env._("Refund of %s", purchase.name),
+                "payment_difference_handling": "open",
+            }
+        )
+        ._create_payments()
+    )
+    reconcile_refund(purchase, payments)

@@ -23,8 +23,11 @@ out (``prepayment.money_fifo``), the rest is settled per sale newest first in mo
 (``_settle_money``, after the day's money recognition of the meter), refunded, forfeited or
 transferred as below, and the meter is cleared with a money clear-credit token. A money
 transfer (to another money-mode meter: mixed modes are refused before anything is done,
-``smartpm.move.out._check_meter_settleable``) is a money token on the target, issued once
-the old meter's clear is confirmed (``issue_money_transfer``).
+``smartpm.move.out._check_meter_settleable``) is a money token on the target.
+
+A transfer, in either unit, is issued on the target only once the old meter's clear is
+confirmed (``issue_transfer``): a clear that fails (the meter unreachable, refusing the
+token) leaves the credit on the old meter and issues nothing, so no credit is ever on both.
 
 Emergency credit and negative credit: the meter's credit includes the emergency credit the
 tenant took, which no one paid for: what is settled is the credit less it
@@ -528,10 +531,10 @@ def _forfeit(settlement):
 
 
 def _transfer(settlement, target):
-    """A token of the settled kWh on ``target`` (a meter of the same tenant, or the
-    replacing meter): a purchase of channel ``transfer`` worth the settled value, no
-    invoice and no money. A money-mode meter's credit is checked here and issued once the
-    old meter's clear is confirmed (``issue_money_transfer``)."""
+    """The transfer of the settled credit (kWh, or money on a money-mode meter) to
+    ``target`` (a meter of the same tenant, or the replacing meter), checked here and
+    refused now (blocked at the settlement), not when the clear is reported. It is issued
+    once the old meter's clear is confirmed (``issue_transfer``)."""
     money = settlement.credit_mode == "money"
     credit = settlement.money if money else settlement.kwh
     if float_is_zero(credit, precision_digits=KWH_DIGITS):
@@ -553,29 +556,29 @@ def _transfer(settlement, target):
         )
     if (target.sudo().credit_mode or "kwh") != settlement.credit_mode:
         env["smartpm.move.out"]._check_meter_settleable(settlement.meter_id, target)
-    if money:  # refused now (blocked at the settlement), not when the clear is reported
-        vending._token_key(target.sudo())
-    if not money:
-        _issue_transfer(settlement, target)
+    vending._token_key(target.sudo())
 
 
-def issue_money_transfer(settlement, target):
-    """The money transfer of a money-mode settlement: a money token of the settled credit on
-    ``target``, after the old meter's clear was confirmed (models/move_out
-    ``_finish_if_cleared``, under the move-out's lock), and once: a settlement holds one
-    transfer purchase, so a re-run, a double click or a clear reported twice issues
-    nothing more; a failed clear issues nothing."""
+def issue_transfer(settlement, target):
+    """The transfer of a transfer settlement (either unit): a purchase of channel
+    ``transfer`` on ``target`` worth the settled value, no invoice and no money, whose token
+    carries the settled kWh (or money, on a money-mode meter). Issued after the old meter's
+    clear was confirmed (models/move_out ``_finish_if_cleared``, under the move-out's lock),
+    and once: a settlement holds one transfer purchase, so a re-run, a double click or a
+    clear reported twice issues nothing more; a failed clear issues nothing."""
     if (
         not settlement
         or settlement.kind != "transfer"
-        or settlement.credit_mode != "money"
         or settlement.transfer_purchase_id
-        or float_is_zero(settlement.money, precision_digits=KWH_DIGITS)
+        or float_is_zero(
+            settlement.money if settlement.credit_mode == "money" else settlement.kwh,
+            precision_digits=KWH_DIGITS,
+        )
         or settlement.currency_id.is_zero(settlement.amount)
     ):
         return
     settlement = engine.as_engine(settlement)
-    if settlement.move_out_id.purpose == "replacement":
+    if settlement.credit_mode == "money" and settlement.move_out_id.purpose == "replacement":
         push_calendars_first(target)
     _issue_transfer(settlement, target)
 

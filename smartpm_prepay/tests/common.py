@@ -3,7 +3,7 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import TransactionCase
 
-from ..services import engine
+from ..services import daily_vending, engine, local_time, refunds
 
 
 class SmartpmCase(TransactionCase):
@@ -82,3 +82,49 @@ def assert_payment_document(case, purchase, journal=None):
     if journal:
         case.assertIn(journal, journals)
     return invoice
+
+
+def assert_refunded_books(case, purchase, debt, refund_move=None):
+    """The books of ``purchase`` (it recovered part of ``debt``) once reversed and refunded
+    (by ``refund_move``, the refund payment's entry, where the refund is a payment to the
+    tenant): the tenant's receivable is exactly the restored debt's balance and its only
+    open item is the debt's invoice; the credit note, the sale's payment and the refund are
+    matched with each other; the day's vending report gives back the whole amount paid."""
+    company = purchase.company_id
+    currency = company.currency_id
+    lines = (
+        purchase.env["account.move.line"]
+        .sudo()
+        .search(
+            [
+                ("partner_id", "=", purchase.tenant_id.commercial_partner_id.id),
+                ("account_id.account_type", "=", "asset_receivable"),
+                ("parent_state", "=", "posted"),
+                ("company_id", "=", company.id),
+            ]
+        )
+    )
+    case.assertTrue(debt.balance)
+    case.assertEqual(purchase.recovery_ids.debt_id, debt)
+    case.assertAlmostEqual(sum(lines.mapped("balance")), debt.balance)
+    open_lines = lines.filtered(lambda line: not currency.is_zero(line.amount_residual))
+    case.assertEqual(open_lines.move_id, debt.invoice_id)
+    case.assertAlmostEqual(debt.invoice_id.amount_residual, debt.balance)
+    if refund_move:
+        refund_lines = refund_move.line_ids & lines
+        case.assertAlmostEqual(sum(refund_lines.mapped("balance")), purchase.amount)
+        case.assertTrue(all(refund_lines.mapped("reconciled")))
+        case.assertIn(purchase.credit_note_id.payment_state, ("paid", "in_payment"))
+        # one full reconciliation: the sale's invoice and payment, the note and the refund
+        case.assertEqual(
+            refund_lines.full_reconcile_id.reconciled_line_ids.move_id,
+            purchase.invoice_id
+            | refunds.sale_payment_lines(purchase).move_id
+            | purchase.credit_note_id
+            | refund_move,
+        )
+    report = daily_vending.daily_vending(
+        purchase.env, company, local_time.local_today(company), purchase.channel, None
+    )
+    case.assertAlmostEqual(report["total"]["reversal_amount"], purchase.amount)
+    case.assertAlmostEqual(report["total"]["debt_restored"], purchase.debt_recovered)

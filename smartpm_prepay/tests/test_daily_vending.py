@@ -169,7 +169,7 @@ class TestDailyVending(TouMixin, AccountTestInvoicingCommon):
                     section["total"][figure], sum(r[figure] for r in section["rows"])
                 )
 
-    def test_reversal_of_a_sale_that_recovered_debt_is_its_credit_note(self):
+    def test_reversal_of_a_sale_that_recovered_debt_gives_back_the_whole_amount(self):
         debt = self.env["smartpm.tenant.debt"].create(
             {
                 "tenant_id": self.tenant.id,
@@ -188,8 +188,8 @@ class TestDailyVending(TouMixin, AccountTestInvoicingCommon):
         self.assertEqual(debt.balance, 30.0)  # owed again
         total = self._report()["total"]
         # the books of the day: the payment (50.00 in the cash journal) and the credit note
-        # (the credit part, 20.00); the 30.00 recovered stays paid in, an open credit of the
-        # tenant's, and the debt's invoice is open again
+        # (the credit part, 20.00); the debt's invoice is open again, so the 30.00 recovered
+        # is owed back too (the payment's open rest): the tenant gets the whole 50.00 back
         payments = self.env["account.payment"].search(
             [("memo", "=", sale.name), ("payment_type", "=", "inbound")]
         )
@@ -197,9 +197,15 @@ class TestDailyVending(TouMixin, AccountTestInvoicingCommon):
         self.assertEqual((note.amount_total, note.invoice_date), (20.0, DAY))
         self.assertEqual(payments.date, DAY)
         self.assertAlmostEqual(total["amount"], payments.amount)
-        self.assertAlmostEqual(total["reversal_amount"], note.amount_total)
+        payment_rest = -sum(
+            payments.move_id.line_ids.filtered(
+                lambda line: line.account_id.account_type == "asset_receivable"
+            ).mapped("amount_residual")
+        )
+        self.assertAlmostEqual(payment_rest, 30.0)
+        self.assertAlmostEqual(total["reversal_amount"], note.amount_total + payment_rest)
         self.assertAlmostEqual(total["debt_restored"], 30.0)
-        self.assertAlmostEqual(total["net"], payments.amount - note.amount_total)
+        self.assertAlmostEqual(total["net"], 0.0)
         self.assertEqual(debt.invoice_id.amount_residual, 30.0)
 
     def test_sale_near_midnight_is_booked_on_the_company_day_whatever_the_users_tz(self):

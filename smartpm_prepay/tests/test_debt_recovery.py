@@ -6,10 +6,10 @@ from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
+from ..services import daily_vending, engine, local_time, refunds
 from ..services import debt as debt_service
-from ..services import engine, refunds
 from ..services.vending import vend
-from .common import SmartpmCase
+from .common import SmartpmCase, assert_refunded_books
 from .test_pos import SmartpmPosCase
 
 
@@ -251,6 +251,57 @@ class TestDebtAccounting(DebtCase):
         # the next purchase recovers it again
         self.assertEqual(self._sell(50.0, "REV2").debt_recovered, 30.0)
         self.assertEqual(debt.balance, 0.0)
+
+    def test_bank_reversal_pays_back_the_debt_recovered_too(self):
+        """20.00 paid = 15.00 credit + 5.00 debt: the bank gives back 20.00, matched with the
+        15.00 credit note and the 5.00 of the payment the debt's invoice no longer takes."""
+        debt = self._debt(30.0, recovery_rule="fixed", recovery_fixed=5.0)
+        journal = self.company_data["default_journal_bank"]
+        bank = self.env["res.partner"].create(
+            {
+                "name": "Refund Bank",
+                "is_company": True,
+                "smartpm_is_bank": True,
+                "smartpm_bank_journal_id": journal.id,
+            }
+        )
+        purchase = vend(
+            self.env(su=True), self.meter, 20.0, "bank_xmlrpc", "BNK-RF", bank_partner=bank
+        )
+        purchase._create_invoice_and_payment(journal)
+        self.assertEqual((purchase.credit_amount, debt.balance), (15.0, 25.0))
+        self.assertEqual(refunds.refund_amount(purchase), 20.0)
+        purchase.action_reverse()
+        self.assertEqual(purchase.state, "reversed")
+        self.assertEqual(debt.balance, 30.0)
+        note = purchase.credit_note_id
+        self.assertEqual(note.amount_total, 15.0)
+        payment = note.matched_payment_ids
+        self.assertEqual(
+            (payment.payment_type, payment.amount, payment.journal_id, payment.partner_id),
+            ("outbound", 20.0, journal, self.tenant),
+        )
+        assert_refunded_books(self, purchase, debt, payment.move_id)
+        # the reversal is not made twice: nothing more is paid out
+        refunds.refund_reversed(purchase)
+        self.assertEqual(note.matched_payment_ids, payment)
+
+    def test_back_office_reversal_owes_the_whole_amount_back(self):
+        """No channel pays the back office's tenant back: the credit note and the rest of
+        the payment stay open for the cashier, the whole amount paid."""
+        debt = self._debt(30.0, recovery_rule="fixed", recovery_fixed=5.0)
+        purchase = self._sell(20.0, "BO-RF")
+        purchase.action_reverse()
+        self.assertEqual(debt.balance, 30.0)
+        owed = purchase.credit_note_id.amount_residual - sum(
+            refunds.sale_payment_lines(purchase).mapped("amount_residual")
+        )
+        self.assertAlmostEqual(owed, 20.0)
+        self.assertEqual(refunds.refund_amount(purchase), owed)
+        report = daily_vending.daily_vending(
+            self.env, self.company, local_time.local_today(self.company), "backoffice", None
+        )
+        self.assertAlmostEqual(report["total"]["reversal_amount"], owed)
 
     def test_bank_channel_books_the_split_like_the_back_office(self):
         debt = self._debt(100.0, recovery_percent=10.0)

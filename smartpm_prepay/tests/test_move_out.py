@@ -105,6 +105,12 @@ class MoveOutCase(PrepaymentCase):
             return {"credit_kwh": meter.credit_kwh + job.payload["kwh"]}
         return {}
 
+    def _transfers(self, meter):
+        """The transfer purchases of ``meter`` (credit moved to it by a settlement)."""
+        return self.env["smartpm.credit.purchase"].search(
+            [("meter_id", "=", meter.id), ("channel", "=", "transfer")]
+        )
+
     def _set_credit(self, meter, kwh):
         engine.as_engine(meter).credit_kwh = kwh
 
@@ -237,10 +243,23 @@ class TestMoveOutSettlement(MoveOutCase):
         other = self._meter("PRE-3", self.tenant, self.tariff)
         last_move = self.env["account.move"].search([], order="id desc", limit=1).id
         month_before = vending.month_kwh(self.env, other)
+        number_before = other.last_transfer_number
         move_out = self._move_out("transfer", transfer_meter_id=other)
+        # the clear fails (the meter refused, the bridge crashed): the old meter keeps its
+        # credit, the target gets none
+        self._run_jobs(fail_types=("clear_credit",))
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "clearing"))
+        self.assertFalse(move_out.settlement_id.transfer_purchase_id)
+        self.assertFalse(self._transfers(other))
+        self.assertEqual(other.last_transfer_number, number_before)
+        self.assertAlmostEqual(self.meter.credit_kwh, 120.0)
+        self.assertAlmostEqual(other.credit_kwh, 0.0)
+        # retried: the clear taken, then the transfer token on the target
+        move_out.with_user(self.manager).action_retry()
         self._run_jobs()
-        self.assertEqual(move_out.state, "done")
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
         purchase = move_out.settlement_id.transfer_purchase_id
+        self.assertEqual(self._transfers(other), purchase)
         self.assertEqual(purchase.channel, "transfer")
         self.assertEqual((purchase.meter_id, purchase.tenant_id), (other, self.tenant))
         self.assertAlmostEqual(purchase.kwh, 120.0)
@@ -249,6 +268,15 @@ class TestMoveOutSettlement(MoveOutCase):
         self.assertFalse(purchase.invoice_id)
         self.assertAlmostEqual(other.credit_kwh, 120.0)
         self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
+        # the clear reported again, the retry clicked again, a re-run: nothing more issued
+        move_out._on_credit_cleared(move_out.clear_job_id, {"cleared_kwh": 120.0})
+        move_out._finish_if_cleared()
+        settlement_service.issue_transfer(move_out.settlement_id, other)
+        with self.assertRaises(UserError):
+            move_out.with_user(self.manager).action_retry()
+        self._run_jobs()
+        self.assertEqual(self._transfers(other), purchase)
+        self.assertAlmostEqual(other.credit_kwh, 120.0)
         # no invoice, no payment: the one new entry recognises the consumption before
         new_moves = self.env["account.move"].search([("id", ">", last_move)])
         self.assertEqual(new_moves, move_out.settlement_id.recognition_move_id)
@@ -546,6 +574,14 @@ class TestMeterReplacement(MoveOutCase):
         self._set_credit(self.meter, 120.0)
         old_assignment = self.meter.assignment_ids
         replacement = self._replace()
+        # the old meter refuses the clear: it keeps its credit, nothing goes to the new one
+        self._run_jobs(fail_types=("clear_credit",))
+        self.assertEqual((replacement.state, replacement.blocked_step), ("blocked", "clearing"))
+        self.assertFalse(self._transfers(self.new))
+        self.assertAlmostEqual(self.meter.credit_kwh, 120.0)
+        self.assertAlmostEqual(self.new.credit_kwh, 0.0)
+        self.assertEqual(self.meter.tenant_id, self.tenant)
+        replacement.with_user(self.manager).action_retry()
         self._run_jobs()
         self.assertEqual(replacement.state, "done")
         self.assertEqual(replacement.clear_job_id.state, "done")
@@ -555,6 +591,7 @@ class TestMeterReplacement(MoveOutCase):
         self.assertEqual(
             (token.channel, token.meter_id, token.state), ("transfer", self.new, "delivered")
         )
+        self.assertEqual(self._transfers(self.new), token)
         self.assertEqual(self.meter.state, "decommissioned")
         self.assertEqual(self.meter.replaced_by_id, self.new)
         self.assertEqual(self.new.replaces_id, self.meter)

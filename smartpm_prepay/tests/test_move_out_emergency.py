@@ -264,14 +264,11 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
 
     @classmethod
     def _money_meter(cls, serial, tenant, tariff, company=None):
-        meter = cls._meter(serial, tenant, cls.env["smartpm.tariff"], company=company)
+        # the mode changes with no tenant on the meter (models/meter), then the tenant
+        meter = cls._meter(serial, cls.env["res.partner"], cls.env["smartpm.tariff"], company)
         meter.write({"credit_mode": "money", "tariff_id": tariff.id})
+        meter.tenant_id = tenant
         return meter
-
-    def _transfers(self):
-        return self.env["smartpm.credit.purchase"].search(
-            [("meter_id", "=", self.other.id), ("channel", "=", "transfer")]
-        )
 
     def test_money_credit_moves_once_and_only_after_the_clear_is_confirmed(self):
         first, second = self._two_money_sales(6.543)
@@ -282,7 +279,7 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
         self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "clearing"))
         done = move_out.settlement_id
         self.assertEqual((done.kind, done.credit_mode, done.amount), ("transfer", "money", 6.54))
-        self.assertFalse(self._transfers())
+        self.assertFalse(self._transfers(self.other))
         self.assertFalse(done.transfer_purchase_id)
         # retried: the same clear token, then the money token on the target
         token = move_out.clear_job_id.payload["token"]
@@ -290,7 +287,7 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
         self._run_jobs()
         self.assertEqual(move_out.state, "done", move_out.blocked_reason)
         self.assertEqual(move_out.clear_job_id.payload["token"], token)
-        transfer = self._transfers()
+        transfer = self._transfers(self.other)
         self.assertEqual(transfer, done.transfer_purchase_id)
         self.assertEqual(
             (transfer.state, transfer.credit_mode, transfer.amount, transfer.tenant_id),
@@ -309,11 +306,11 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
         self.assertEqual((first.money_remaining, second.money_remaining), (0.0, 0.0))
         self.assertAlmostEqual(transfer.money_remaining, 6.54, 2)
         # run again (a double click, the clear reported twice): nothing more is issued
-        settlement_service.issue_money_transfer(done, self.other)
+        settlement_service.issue_transfer(done, self.other)
         move_out._finish_if_cleared()
         with self.assertRaises(UserError):
             move_out.with_user(self.manager).action_retry()
-        self.assertEqual(self._transfers(), transfer)
+        self.assertEqual(self._transfers(self.other), transfer)
 
     def test_mixed_credit_modes_are_refused_naming_both_meters_and_modes(self):
         kwh_meter = self._meter("MO-KWH-3", self.tenant, self.tariff)

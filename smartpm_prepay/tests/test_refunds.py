@@ -6,7 +6,8 @@ import uuid
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from ..services import engine
+from ..services import engine, refunds
+from .common import assert_refunded_books
 from .test_portal import PortalCase
 from .test_pos import SmartpmPosCase
 
@@ -129,6 +130,39 @@ class TestPosRefund(SmartpmPosCase):
         self.assertEqual(refund.state, "paid")
         self.assertEqual(refund.payment_ids.mapped("amount"), [-10.0])
 
+    def test_back_office_refund_of_a_sale_that_recovered_debt_pays_the_whole_line(self):
+        debt = _confirmed_debt(self.tenant, self.company, 6.0, 4.0)
+        order, purchase = self._sell(10.0)
+        self.assertEqual((purchase.debt_recovered, purchase.credit_amount), (4.0, 6.0))
+        purchase.action_reverse()
+        self.assertEqual(debt.balance, 6.0)  # owed again
+        refund = order.lines.refund_orderline_ids.order_id
+        self.assertEqual(refund.payment_ids.mapped("amount"), [-10.0])
+        self.assertEqual(refunds.refund_amount(purchase), 10.0)
+        # the settlement entry and its reversal matched: the receivable is the debt
+        self.assertTrue(purchase.recovery_ids.move_id.reversal_move_ids)
+        assert_refunded_books(self, purchase, debt)
+
+
+def _confirmed_debt(tenant, company, amount, fixed):
+    """A confirmed debt of ``tenant`` of which every purchase recovers ``fixed``."""
+    debt = (
+        tenant.env["smartpm.tenant.debt"]
+        .sudo()
+        .create(
+            {
+                "tenant_id": tenant.id,
+                "company_id": company.id,
+                "description": "Arrears",
+                "amount": amount,
+                "recovery_rule": "fixed",
+                "recovery_fixed": fixed,
+            }
+        )
+    )
+    debt.action_confirm()
+    return debt
+
 
 @tagged("post_install", "-at_install")
 class TestPortalRefund(PortalCase):
@@ -170,6 +204,19 @@ class TestPortalRefund(PortalCase):
         self.assertIn(purchase.credit_note_id.payment_state, ("paid", "in_payment"))
         self.assertIn(refund_tx.reference, purchase.message_ids[0].body)
         self.assertFalse(purchase.activity_ids)
+
+    def test_portal_refund_of_a_sale_that_recovered_debt_matches_the_books(self):
+        """12.00 paid = 9.00 credit + 3.00 debt: the provider refunds 12.00, matched with the
+        9.00 credit note and the 3.00 of the payment the debt's invoice no longer takes."""
+        debt = _confirmed_debt(self.tenant_a, self.company, 10.0, 3.0)
+        tx, purchase = self._sold()
+        self.assertEqual((purchase.debt_recovered, debt.balance), (3.0, 7.0))
+        purchase.action_reverse()
+        self.assertEqual(debt.balance, 10.0)
+        refund_tx = tx.child_transaction_ids
+        self.assertEqual(refund_tx.amount, -12.0)
+        self.assertEqual(purchase.credit_note_id.amount_total, 9.0)
+        assert_refunded_books(self, purchase, debt, refund_tx.payment_id.move_id)
 
     def test_provider_without_refunds_leaves_the_credit_note_and_an_activity(self):
         tx, purchase = self._sold()
