@@ -13,6 +13,7 @@ import unittest
 from odoo.tests import Form, tagged
 
 from ...services import local_time
+from ..common import assert_payment_document
 from .common import DemoJourneyCase
 
 
@@ -62,6 +63,42 @@ class TestDailyVendingJourney(DemoJourneyCase):
         )
         self.assertEqual(kind, "pdf")
         return _pdf_text(pdf)
+
+    @staticmethod
+    def _section_rows(text, name):
+        """The lines of the report's section ``name``: its seller rows, up to its total."""
+        lines = text.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.strip() == name)
+        end = next(i for i, line in enumerate(lines) if line.strip().startswith(f"Total {name}"))
+        return "\n".join(lines[start + 1 : end])
+
+    def test_demo_sales_name_who_sold_them(self):
+        """The demo's own sales read like real ones on the owner's report of their day: the
+        register's sale is the demo cashier's, the bank's names the demo bank."""
+        Purchase = self.env["smartpm.credit.purchase"].with_user(self.owner)
+        pos = Purchase.search([("channel", "=", "pos"), ("external_ref", "=", "DEMO-POS-0001")])
+        bank_sale = Purchase.search(
+            [("channel", "=", "bank_xmlrpc"), ("bank_reference", "=", "DEMO-BANK-0001")]
+        )
+        self.assertEqual(len(pos), 1)
+        self.assertEqual(len(bank_sale), 1)
+        demo_bank = self.env.ref("smartpm_prepay.demo_bank")
+        self.assertEqual(bank_sale.bank_partner_id, demo_bank)
+        # paid in the bank's settlement journal, as the bank API's sales are
+        assert_payment_document(self, bank_sale, demo_bank.smartpm_bank_journal_id)
+
+        company = pos.company_id
+        wizard = (
+            self.env["smartpm.daily.vending.wizard"]
+            .with_user(self.owner)
+            .create({"date": local_time.local_today(company, pos.date)})
+        )
+        text = self._print(self.owner, wizard)
+        channels = dict(Purchase._fields["channel"]._description_selection(self.env))
+        self.assertIn(self.cashier.name, self._section_rows(text, channels["pos"]))
+        self.assertIn(demo_bank.name, self._section_rows(text, channels["bank_xmlrpc"]))
+        self.assertNotIn(self.env.ref("base.user_root").name, text)  # OdooBot sold nothing
+        self.assertNotIn("(no bank)", text)
 
     def test_owner_prints_the_days_report_equal_to_the_back_office(self):
         meter = self.env.ref("smartpm_prepay.demo_meter_03")
