@@ -15,7 +15,7 @@ from odoo.tools import format_date, format_datetime
 
 from ..services import friendly, local_time, vending
 from ..services.obis import ENERGY_IMPORT
-from ..services.sale_info import format_money, sale_info
+from ..services.sale_info import format_kwh, format_money, sale_info
 
 NOTICE_ALARMS = ("low_credit", "zero_credit", "credit_trip", "load_trip")
 
@@ -131,7 +131,10 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
         last = len(bars) - 1
         for i, bar in enumerate(bars):
             bar["percent"] = round(100.0 * bar["kwh"] / axis_max, 2)
-            bar["value_label"] = f"{bar['kwh']:.1f}" if bar["kwh"] else ""
+            bar["value_label"] = (
+                format_kwh(request.env, bar["kwh"], digits=1, unit=False) if bar["kwh"] else ""
+            )
+            bar["title"] = "{}: {}".format(bar["label"], format_kwh(request.env, bar["kwh"], 3))
             bar["show_label"] = (last - i) % label_every == 0
         return {"bars": bars, "ticks": ticks, "total": round(sum(b["kwh"] for b in bars), 3)}
 
@@ -373,6 +376,7 @@ class SmartpmMeterPortal(payment_portal.PaymentPortal):
                 "meter": meter.sudo(),
                 "quote": info["quote"],
                 "quote_price": info["tiers_info"],
+                "quote_kwh": format_kwh(request.env, info["quote"]["kwh"]),
                 **self._prepare_payment_form_values(meter, amount, tariff.currency_id),
             }
         )

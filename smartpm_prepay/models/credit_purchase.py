@@ -12,6 +12,7 @@ from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import LazyTranslate, float_round
 
 from ..services import (
+    bank_api,
     credit_token,
     debt,
     engine,
@@ -1184,20 +1185,37 @@ class SmartpmCreditPurchase(models.Model):
     @api.model
     def _demo_vend(self, sales):
         """Demo data: sell through the one vending path (see demo/vending_demo.xml), each
-        sale invoiced and paid in the company's cash journal: no credit without payment."""
-        env = self.env(su=True)
-        for xmlid, amount, channel, ref in sales:
-            meter = env.ref(xmlid, raise_if_not_found=False)
+        sale invoiced and paid in the company's cash journal (a bank's sale in its settlement
+        journal): no credit without payment.
+
+        Each sale is ``(meter xml id, amount, channel, reference[, seller's user xml id])``.
+        A seller sells with their own rights, as they would: the cashier at the register,
+        the owner in the back office, a bank's API user for their bank (whose sale names
+        the bank and carries its reference, as the bank API's). A sale without a seller (the
+        tenants' online payment) is the superuser's."""
+        for xmlid, amount, channel, ref, *seller in sales:
+            meter = self.env.ref(xmlid, raise_if_not_found=False)
             if not meter:
                 continue
-            purchase = vending.vend(env, meter, amount, channel, ref)
-            journal = env["account.journal"].search(
+            user = self.env.ref(seller[0]) if seller else None
+            env = self.env(user=user, su=False) if user else self.env(su=True)
+            options = {}
+            bank = self.env["res.partner"]
+            if channel in bank_api.BANK_CHANNELS and user:
+                bank = user.commercial_partner_id
+                options = {
+                    "bank_partner": bank,
+                    "extra_vals": {"bank_reference": ref, "bank_time": fields.Datetime.now()},
+                }
+                ref = bank_api._external_ref(bank, ref)
+            purchase = vending.vend(env, meter, amount, channel, ref, **options)
+            journal = bank.smartpm_bank_journal_id or self.env["account.journal"].sudo().search(
                 [("type", "in", ("cash", "bank")), ("company_id", "=", purchase.company_id.id)],
                 order="type desc, id",  # cash first
                 limit=1,
             )
             if journal:
-                purchase._create_invoice_and_payment(journal)
+                purchase.sudo()._create_invoice_and_payment(journal)
 
 
 def _post_after_commit(dbname, sale_ids):

@@ -5,6 +5,7 @@ from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import float_round, formatLang
 
 from ..services import emergency, fbe, local_time, pricing, standing_charge, tou
+from ..services.sale_info import format_kwh
 
 FBE_COMMIT_EVERY = 200  # grants per commit of the free basic electricity cron
 
@@ -481,10 +482,6 @@ class SmartpmTariff(models.Model):
             return f"{number}\N{NO-BREAK SPACE}{currency.symbol}"
         return f"{currency.symbol}\N{NO-BREAK SPACE}{number}"
 
-    @staticmethod
-    def _format_kwh(kwh):
-        return f"{kwh:,.2f}".rstrip("0").rstrip(".")
-
     def _get_price_bands(self):
         """[{from_kwh, to_kwh (None for the last), price, label}] as the customer pays them
         (taxes included), from the first kWh of the month on."""
@@ -519,7 +516,7 @@ class SmartpmTariff(models.Model):
         parts = [
             self.env._(
                 "first %(kwh)s kWh of the month at %(price)s per kWh",
-                kwh=self._format_kwh(bands[0]["to_kwh"]),
+                kwh=format_kwh(self.env, bands[0]["to_kwh"], unit=False, trim=True),
                 price=bands[0]["label"],
             )
         ]
@@ -527,8 +524,8 @@ class SmartpmTariff(models.Model):
             parts.append(
                 self.env._(
                     "from %(start)s to %(end)s kWh at %(price)s",
-                    start=self._format_kwh(band["from_kwh"]),
-                    end=self._format_kwh(band["to_kwh"]),
+                    start=format_kwh(self.env, band["from_kwh"], unit=False, trim=True),
+                    end=format_kwh(self.env, band["to_kwh"], unit=False, trim=True),
                     price=band["label"],
                 )
             )

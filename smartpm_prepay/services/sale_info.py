@@ -5,6 +5,7 @@ One helper for the back-office wizard, the POS, the portal, the bank channel and
 ``smartpm.credit.purchase`` RPC; the vending service checks everything again when it sells.
 """
 
+from odoo.tools import float_round
 from odoo.tools.misc import format_amount, formatLang
 
 from . import debt, vending
@@ -16,11 +17,16 @@ def format_money(env, amount, currency):
     return format_amount(env, amount, currency)
 
 
-def format_kwh(env, kwh, digits=2, unit=True):
+def format_kwh(env, kwh, digits=2, unit=True, trim=False):
     """``kwh`` in ``env``'s language with ``digits`` decimals and the unit ("12.50 kWh",
-    "12,50 kWh"; ``unit`` False: the number alone): the one way receipts, statements, the
+    "12,50 kWh"; ``unit`` False: the number alone; ``trim``: without the trailing zeros,
+    "100", "12,5", as prices and tiers are written): the one way receipts, statements, the
     portal and mails/SMS write energy."""
-    number = formatLang(env, kwh or 0.0, digits=digits)
+    kwh = kwh or 0.0
+    if trim:
+        while digits and float_round(kwh, digits - 1) == float_round(kwh, digits):
+            digits -= 1
+    number = formatLang(env, kwh, digits=digits)
     return f"{number} kWh" if unit else number
 
 
@@ -31,7 +37,7 @@ def describe_tiers(tariff, tier_breakdown):
     return " + ".join(
         tariff.env._(
             "%(kwh)s kWh at %(price)s",
-            kwh=tariff._format_kwh(part["kwh"]),
+            kwh=format_kwh(tariff.env, part["kwh"], unit=False, trim=True),
             price=tariff._format_price(part["price_per_kwh"] * factor),
         )
         for part in tier_breakdown or []
@@ -69,7 +75,7 @@ def describe_bands_quote(tariff, quote):
             band=band["name"],
             hours=band["hours"],
             price=band["label"],
-            kwh=tariff._format_kwh(band["kwh"]),
+            kwh=format_kwh(env, band["kwh"], unit=False, trim=True),
         )
         for band in quote["bands"]
     ]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polib
 
-from odoo import fields
+from odoo import Command, fields
 from odoo.tests import HttpCase, TransactionCase, new_test_user, tagged
 from odoo.tools.translate import TranslationImporter, trans_export
 
@@ -329,3 +329,21 @@ class TestFrenchNumbers(FrenchSetup, TransactionCase):
         self.company.smartpm_friendly_limit_kwh = 5.0
         self.assertEqual(friendly.format_limit(self.meter.with_env(fr_env)), "-5,0 kWh")
         self.assertEqual(friendly.format_limit(self.meter), "-5.0 kWh")
+
+    def test_tariff_tiers_are_written_in_french(self):
+        tariff = self.env["smartpm.tariff"].create(
+            {
+                "name": "i18n tiers",
+                "price_per_kwh": 0.25,
+                "tier_ids": [
+                    Command.create({"from_kwh": 12.5, "price_per_kwh": 0.30}),
+                    Command.create({"from_kwh": 100.0, "price_per_kwh": 0.40}),
+                ],
+            }
+        )
+        french = tariff.with_context(lang=self.LANG)._price_description()
+        self.assertIn("Premiers 12,5 kWh du mois", french)
+        self.assertIn("de 12,5 à 100 kWh", french)  # no trailing zeros: 100, not 100,00
+        english = tariff._price_description()
+        self.assertIn("First 12.5 kWh of the month", english)
+        self.assertIn("from 12.5 to 100 kWh", english)

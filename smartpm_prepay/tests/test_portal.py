@@ -244,6 +244,16 @@ class TestMeterPortal(PortalCase):
         self.assertIn("o_payment_form", response.text)
         self.assertIn("48.00 kWh", response.text)
 
+    def test_buy_page_writes_the_energy_in_the_tenants_language(self):
+        self.env["res.lang"]._activate_lang("fr_FR")
+        self.portal_user.lang = "fr_FR"
+        self._login()
+        response = self.url_open(f"/my/meters/{self.meter_a.id}/buy?amount=12")
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("o_payment_form", response.text)
+        self.assertIn("48,00 kWh", response.text)  # 12 at 0.25, with the French comma
+        self.assertNotIn("48.00 kWh", response.text)
+
 
 @tagged("post_install", "-at_install")
 class TestPortalTransactionRoute(PortalCase):

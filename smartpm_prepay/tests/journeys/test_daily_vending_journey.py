@@ -13,6 +13,7 @@ import unittest
 from odoo.tests import Form, tagged
 
 from ...services import local_time
+from ..common import assert_payment_document
 from .common import DemoJourneyCase
 
 
@@ -63,6 +64,45 @@ class TestDailyVendingJourney(DemoJourneyCase):
         self.assertEqual(kind, "pdf")
         return _pdf_text(pdf)
 
+    @staticmethod
+    def _section_rows(text, name):
+        """The lines of the report's section ``name``: its seller rows, up to its total (whose
+        label may wrap in its cell)."""
+        lines = text.splitlines()
+        start = lines.index(name)
+        end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("Total "))
+        return lines[start + 1 : end]
+
+    def test_demo_sales_name_who_sold_them(self):
+        """The demo's own sales read like real ones on the owner's report of their day: the
+        register's sale is the demo cashier's, the bank's names the demo bank."""
+        Purchase = self.env["smartpm.credit.purchase"].with_user(self.owner)
+        pos = Purchase.search([("channel", "=", "pos"), ("external_ref", "=", "DEMO-POS-0001")])
+        bank_sale = Purchase.search(
+            [("channel", "=", "bank_xmlrpc"), ("bank_reference", "=", "DEMO-BANK-0001")]
+        )
+        self.assertEqual(len(pos), 1)
+        self.assertEqual(len(bank_sale), 1)
+        demo_bank = self.env.ref("smartpm_prepay.demo_bank")
+        self.assertEqual(bank_sale.bank_partner_id, demo_bank)
+        # paid in the bank's settlement journal, as the bank API's sales are
+        assert_payment_document(self, bank_sale, demo_bank.smartpm_bank_journal_id)
+
+        company = pos.company_id
+        wizard = (
+            self.env["smartpm.daily.vending.wizard"]
+            .with_user(self.owner)
+            .create({"date": local_time.local_today(company, pos.date)})
+        )
+        text = self._print(self.owner, wizard)
+        channels = dict(Purchase._fields["channel"]._description_selection(self.env))
+        pos_rows = self._section_rows(text, channels["pos"])
+        self.assertTrue(any(row.startswith(self.cashier.name) for row in pos_rows), pos_rows)
+        bank_rows = self._section_rows(text, channels["bank_xmlrpc"])
+        self.assertTrue(any(row.startswith(demo_bank.name) for row in bank_rows), bank_rows)
+        self.assertNotIn(self.env.ref("base.user_root").name, text)  # OdooBot sold nothing
+        self.assertNotIn("(no bank)", text)
+
     def test_owner_prints_the_days_report_equal_to_the_back_office(self):
         meter = self.env.ref("smartpm_prepay.demo_meter_03")
         self._sell_as_cashier(meter, 12.0)
@@ -88,7 +128,12 @@ class TestDailyVendingJourney(DemoJourneyCase):
         self.assertEqual(len(cashier_sales), 2)
         self.assertIn(f"Daily vending report {today}", text)
         self.assertIn(self.cashier.name, text)
-        cashier_line = next(line for line in text.splitlines() if self.cashier.name in line)
+        # his back-office row (the demo's register sale is his too, in its own section)
+        cashier_line = next(
+            line
+            for line in self._section_rows(text, "Back office")
+            if line.startswith(self.cashier.name)
+        )
         self.assertIn(_money(sum(cashier_sales.mapped("amount"))), cashier_line)
         total_line = next(line for line in text.splitlines() if "Grand total" in line)
         self.assertIn(f" {len(sold)} ", f" {total_line} ")
@@ -127,7 +172,9 @@ class TestDailyVendingJourney(DemoJourneyCase):
             lambda p: (
                 p.create_uid == self.cashier
                 if p.channel == "backoffice"
-                else p.channel == "pos" and p.pos_order_line_id.order_id.user_id == self.cashier
+                # the POS order's cashier, else who recorded the sale (the demo's register sale)
+                else p.channel == "pos"
+                and (p.pos_order_line_id.order_id.user_id or p.create_uid) == self.cashier
             )
         )
         self.assertTrue(mine <= own)
