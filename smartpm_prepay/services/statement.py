@@ -248,7 +248,27 @@ def _held_times(scope, meter):
         [*scope.tenant_domain, ("meter_id", "=", meter.id), ("date_start", "<", scope.end_utc)],
         order="date_start",
     )
-    return [(a.date_start, min(a.date_end or scope.end_utc, scope.end_utc)) for a in assignments]
+    return _once_at_a_time(
+        [(a.date_start, min(a.date_end or scope.end_utc, scope.end_utc)) for a in assignments]
+    )
+
+
+def _once_at_a_time(times):
+    """``times`` [(start, end, *flags)] sorted by start, overlapping ones merged (flags
+    or-ed): a tenant holds a meter once at a time, and assignments that overlap (taken off
+    and put back with a backdated start) would count its consumption twice."""
+    merged = []
+    for start, end, *flags in times:
+        if merged and start <= merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (
+                last[0],
+                max(last[1], end),
+                *(a or b for a, b in zip(last[2:], flags, strict=True)),
+            )
+        else:
+            merged.append((start, end, *flags))
+    return merged
 
 
 def money_consumption_lines(scope):
@@ -540,14 +560,16 @@ def held_periods(scope, meter):
         ],
         order="date_start",
     )
-    return [
-        (
-            max(a.date_start, scope.start_utc),
-            min(a.date_end or scope.end_utc, scope.end_utc),
-            not a.date_end or a.date_end >= scope.end_utc,
-        )
-        for a in assignments
-    ]
+    return _once_at_a_time(
+        [
+            (
+                max(a.date_start, scope.start_utc),
+                min(a.date_end or scope.end_utc, scope.end_utc),
+                not a.date_end or a.date_end >= scope.end_utc,
+            )
+            for a in assignments
+        ]
+    )
 
 
 # ------------------------------------------------------------------ the statement

@@ -163,7 +163,12 @@ class TestTouTenantJourney(DemoJourneyCase):
                 ),
             )
             self.assertNotIn("kwh", rows, "no kWh bought on a money meter")
-            self.assertNotIn("new_balance_money", rows, "not on the meter yet: not known")
+            # not on the meter yet: the balance expected from its last known credit, said so
+            self.assertEqual(office.state, "queued")
+            self.assertEqual(
+                rows["new_balance_money"],
+                ("Estimated new balance", self._money(office.expected_balance_money)),
+            )
 
         # the PDF she downloads says the same, line by line (tests render the report's
         # HTML unless forced: the same lines; the PDF itself read back with pdftotext)
