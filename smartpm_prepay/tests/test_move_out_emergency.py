@@ -233,12 +233,12 @@ class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
         self.assertFalse(prepayment._money_rows(self.env, self.company, self.meter, datetime.now()))
 
     def _charge_beyond_the_credit(self):
-        """The tenant's 0.50 sale, then a 1.25 standing charge: 0.750 below zero, owed."""
+        """The tenant's 1.00 sale, then a 1.75 standing charge: 0.750 below zero, owed."""
         from ..services import standing_charge
 
-        sale = self._money_sale(0.5, "MOW-1", datetime(2026, 2, 28))
-        engine.as_engine(self.meter).credit_money = 0.5
-        self.tou.write({"standing_charge_amount": 1.25, "standing_charge_collection": "odoo"})
+        sale = self._money_sale(1.0, "MOW-1", datetime(2026, 2, 28))
+        engine.as_engine(self.meter).credit_money = 1.0
+        self.tou.write({"standing_charge_amount": 1.75, "standing_charge_collection": "odoo"})
         [charge] = standing_charge.collect_due(self.env, self.company)["queued"]
         self._run_jobs()
         self.assertEqual(charge.state, "collected")
@@ -277,9 +277,9 @@ class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
             (self.env["smartpm.credit.purchase"], 0.75, 0.0),
         )
         self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
-        self.assertAlmostEqual(self._balance(income), -0.5, 2)  # what the sale covered
+        self.assertAlmostEqual(self._balance(income), -1.0, 2)  # what the sale covered
         self._next_tenant_buys()
-        self.assertAlmostEqual(self._balance(income), -0.5, 2)  # B's sale released none
+        self.assertAlmostEqual(self._balance(income), -1.0, 2)  # B's sale released none
         self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0, 2)
         # the leaving tenant coming back and buying on the meter does not pay it twice
         self.assertFalse(prepayment._money_rows(self.env, self.company, self.meter, datetime.now()))
@@ -288,7 +288,7 @@ class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
         charge, income = self._charge_beyond_the_credit()
         self.meter.tenant_id = self.next_tenant  # a change of tenant without a settlement
         self._next_tenant_buys()
-        self.assertAlmostEqual(self._balance(income), -0.5, 2)
+        self.assertAlmostEqual(self._balance(income), -1.0, 2)
         owed = prepayment._money_charges_owed(self.env, self.company, self.meter)
         self.assertEqual(owed, {self.tenant.id: [(charge.id, 0.75)]})  # still the tenant's
 
