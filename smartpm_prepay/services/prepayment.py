@@ -404,11 +404,17 @@ def _money_rows(env, company, meters, until_utc):
     rows = []
     for meter in meters:
         taken = {}
-        for charge_id, owed in _money_charges_owed(env, company, meter):
-            found, _left = money_fifo(env, company, meter, owed, until_utc, taken=taken)
-            for row in found:
-                row.update(repayment=True, standing_charge_id=charge_id)
-            rows += found
+        for tenant_id, charges in sorted(_money_charges_owed(env, company, meter).items()):
+            # a tenant's standing charges are repaid by their own sales only: never by the
+            # next tenant's after a move-out (services/settlement.py closes them then)
+            tenant = env["res.partner"].browse(tenant_id)
+            for charge_id, owed in charges:
+                found, _left = money_fifo(
+                    env, company, meter, owed, until_utc, tenant=tenant, taken=taken
+                )
+                for row in found:
+                    row.update(repayment=True, standing_charge_id=charge_id)
+                rows += found
         consumed = tou.money_consumed(env, meter, until_utc)
         if consumed is None:
             continue
@@ -424,8 +430,10 @@ def _money_rows(env, company, meters, until_utc):
 
 
 def _money_charges_owed(env, company, meter):
-    """[(standing charge id, money)] a money meter's standing charges took beyond the credit
-    sold (their rows without a sale) that no later sale released yet, oldest first."""
+    """{tenant id: [(standing charge id, money)]}: what a money meter's standing charges
+    took beyond each tenant's credit sold (their rows without a sale) that no later sale of
+    that tenant released, nor a move-out closed (repayment rows without a sale: the tenant's
+    debt carries it, services/settlement.py ``close_money_charges``), oldest first."""
     rows = env["smartpm.credit.recognition"].search(
         [
             ("company_id", "=", company.id),
@@ -439,9 +447,13 @@ def _money_charges_owed(env, company, meter):
     )
     owed = {}
     for row in rows:
-        money = row.money if not row.purchase_id else -row.money
-        owed[row.standing_charge_id.id] = owed.get(row.standing_charge_id.id, 0.0) + money
-    return [(c, float_round(m, KWH_DIGITS)) for c, m in sorted(owed.items()) if m > 0.0005]
+        key = (row.tenant_id.id, row.standing_charge_id.id)
+        owed[key] = owed.get(key, 0.0) + (-row.money if row.repayment else row.money)
+    by_tenant = {}
+    for (tenant_id, charge_id), money in sorted(owed.items()):
+        if money > 0.0005:
+            by_tenant.setdefault(tenant_id, []).append((charge_id, float_round(money, KWH_DIGITS)))
+    return by_tenant
 
 
 def money_left(purchase, taken=0.0):

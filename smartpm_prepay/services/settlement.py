@@ -739,7 +739,32 @@ def _settle_money(move_out):
         "shortfall": shortfall,
     }
     settlement = engine.as_engine(engine.create(env["smartpm.credit.settlement"], [vals]))
-    return _apply(move_out, settlement)
+    _apply(move_out, settlement)
+    close_money_charges(settlement)
+    return settlement
+
+
+def close_money_charges(settlement):
+    """The standing charges the leaving tenant's sales did not cover (``prepayment.
+    _money_charges_owed``) are in the shortfall their debt now carries (``_record_shortfall``):
+    closed up to it, oldest first, by repayment rows without a sale (no value: the debt is
+    the income), so that no later sale releases them a second time. Once per settlement:
+    what is closed is no longer owed."""
+    if not settlement.debt_id:
+        return
+    company, meter = settlement.company_id, settlement.meter_id
+    todo = float_round(settlement.shortfall, KWH_DIGITS)
+    owed = prepayment._money_charges_owed(settlement.env, company, meter)
+    rows = []
+    for charge_id, money in owed.get(settlement.tenant_id.id, []):
+        take = float_round(min(money, todo), KWH_DIGITS)
+        if take <= 0:
+            break
+        row = {"purchase_id": False, "kwh": 0.0, "money": take, "amount": 0.0}
+        row.update(meter_id=meter.id, tenant_id=settlement.tenant_id.id, repayment=True)
+        rows.append(dict(row, standing_charge_id=charge_id))
+        todo = float_round(todo - take, KWH_DIGITS)
+    prepayment.record_rows(company, local_time.local_today(company), rows)
 
 
 def _count_unpaid_money(env, move_out, until_utc):

@@ -232,6 +232,66 @@ class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
         self.assertEqual(nxt.money_remaining, 5.0)
         self.assertFalse(prepayment._money_rows(self.env, self.company, self.meter, datetime.now()))
 
+    def _charge_beyond_the_credit(self):
+        """The tenant's 1.00 sale, then a 1.75 standing charge: 0.750 below zero, owed."""
+        from ..services import standing_charge
+
+        sale = self._money_sale(1.0, "MOW-1", datetime(2026, 2, 28))
+        engine.as_engine(self.meter).credit_money = 1.0
+        self.tou.write({"standing_charge_amount": 1.75, "standing_charge_collection": "odoo"})
+        [charge] = standing_charge.collect_due(self.env, self.company)["queued"]
+        self._run_jobs()
+        self.assertEqual(charge.state, "collected")
+        self.assertAlmostEqual(self.meter.credit_money, -0.75, 3)
+        self.assertEqual(sale.money_remaining, 0.0)
+        owed = prepayment._money_charges_owed(self.env, self.company, self.meter)
+        self.assertEqual(owed, {self.tenant.id: [(charge.id, 0.75)]})
+        self.tou.standing_charge_amount = 0.0  # nothing more charged to the next tenant
+        return charge, standing_charge.ensure_account(self.company)
+
+    def _next_tenant_buys(self):
+        """The next tenant's 5.00 sale and the daily recognition: a clean meter's books."""
+        nxt = self._money_sale(5.0, "MOW-2", datetime(2026, 3, 2))
+        self.assertEqual(nxt.tenant_id, self.next_tenant)
+        self.assertEqual(nxt.invoice_id.invoice_line_ids.mapped("account_id"), self.liability)
+        prepayment.recognise(self.company)
+        self.assertEqual(nxt.money_remaining, 5.0)
+        self.assertFalse(nxt.recognition_ids)
+        self.assertAlmostEqual(self._balance(self.liability, self.next_tenant), -5.0, 2)
+        return nxt
+
+    def test_standing_charge_beyond_the_credit_is_the_leaving_tenants_debt_only(self):
+        charge, income = self._charge_beyond_the_credit()
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        self.assertEqual((done.negative_credit, done.shortfall), (0.75, 0.75))
+        self.assertEqual((done.debt_id.amount, done.debt_amount), (0.75, 0.75))
+        self.assertAlmostEqual(self._receivable(self.tenant), 0.75, 2)
+        # the debt carries the charge: closed, owed to no one any more
+        self.assertEqual(prepayment._money_charges_owed(self.env, self.company, self.meter), {})
+        closed = charge.recognition_ids.filtered("repayment")
+        self.assertEqual(
+            (closed.purchase_id, closed.money, closed.amount),
+            (self.env["smartpm.credit.purchase"], 0.75, 0.0),
+        )
+        self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
+        self.assertAlmostEqual(self._balance(income), -1.0, 2)  # what the sale covered
+        self._next_tenant_buys()
+        self.assertAlmostEqual(self._balance(income), -1.0, 2)  # B's sale released none
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0, 2)
+        # the leaving tenant coming back and buying on the meter does not pay it twice
+        self.assertFalse(prepayment._money_rows(self.env, self.company, self.meter, datetime.now()))
+
+    def test_next_tenants_sale_never_repays_the_previous_tenants_charges(self):
+        charge, income = self._charge_beyond_the_credit()
+        self.meter.tenant_id = self.next_tenant  # a change of tenant without a settlement
+        self._next_tenant_buys()
+        self.assertAlmostEqual(self._balance(income), -1.0, 2)
+        owed = prepayment._money_charges_owed(self.env, self.company, self.meter)
+        self.assertEqual(owed, {self.tenant.id: [(charge.id, 0.75)]})  # still the tenant's
+
     def test_money_credit_with_emergency_in_use_refunds_only_the_paid_money(self):
         first, second = self._two_money_sales(8.0)  # 15.00 sold; 8.000 on the meter
         self.emergency = 1.25  # of which 1.250 emergency: 6.750 paid left
