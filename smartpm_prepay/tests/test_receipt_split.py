@@ -27,7 +27,25 @@ def _plain(text):
 
 
 @tagged("post_install", "-at_install")
-class TestReceiptSplit(BankChannelCase):
+def _receipt_users(cls, cashier_login):
+    """The tenant's portal login and a cashier, as the receipts' readers."""
+    cls.portal_user = new_test_user(
+        cls.env,
+        "t_rcpt_tenant",
+        groups="base.group_portal",
+        partner_id=cls.tenant.id,
+        password="t_rcpt_tenant-pw-123",
+    )
+    cls.cashier = new_test_user(cls.env, cashier_login, groups="smartpm_prepay.group_cashier")
+
+
+class FlushFirst:
+    def setUp(self):
+        super().setUp()
+        self.env.flush_all()  # the bank's request runs in the server's thread
+
+
+class TestReceiptSplit(FlushFirst, BankChannelCase):
     """Tenant with a debt (5.00, 4.00 a purchase) and 5 kWh of emergency credit taken at
     1 kWh left; the tariff is 0.25 a kWh: 10.00 pays 4.00 of debt and buys 24 kWh, of which
     the meter keeps 5 kWh for the emergency credit: 19 kWh net, 20 kWh on the meter."""
@@ -52,20 +70,7 @@ class TestReceiptSplit(BankChannelCase):
         cls.meter.sudo().write(
             {"emergency_status": "in_use", "emergency_in_use_kwh": 5.0, "credit_kwh": 1.0}
         )
-        cls.portal_user = new_test_user(
-            cls.env,
-            "t_rcpt_tenant",
-            groups="base.group_portal",
-            partner_id=cls.tenant.id,
-            password="t_rcpt_tenant-pw-123",
-        )
-        cls.cashier = new_test_user(
-            cls.env, "t_rcpt_cashier", groups="smartpm_prepay.group_cashier"
-        )
-
-    def setUp(self):
-        super().setUp()
-        self.env.flush_all()  # the bank's request runs in the server's thread
+        _receipt_users(cls, "t_rcpt_cashier")
 
     def _money(self, amount):
         return _plain(format_money(self.env, amount, self.currency))
@@ -591,7 +596,7 @@ class MoneySplitMixin:
 
 
 @tagged("post_install", "-at_install")
-class TestMoneySplitAtSale(MoneySplitMixin, TouMixin, BankChannelCase):
+class TestMoneySplitAtSale(FlushFirst, MoneySplitMixin, TouMixin, BankChannelCase):
     """A money-mode meter's receipt says what its credit repays already at the sale, on the
     bank's XML-RPC and SOAP answers, the portal and the back office; the meter's own
     figures replace it once delivered (the POS: TestMoneySplitPos)."""
@@ -605,20 +610,7 @@ class TestMoneySplitAtSale(MoneySplitMixin, TouMixin, BankChannelCase):
         super().setUpClass()
         cls.company.smartpm_min_amount = 0.1
         cls.money_meter = cls._money_meter("BNK-MONEY", cls.tenant)
-        cls.portal_user = new_test_user(
-            cls.env,
-            "t_rcpt_tenant",
-            groups="base.group_portal",
-            partner_id=cls.tenant.id,
-            password="t_rcpt_tenant-pw-123",
-        )
-        cls.cashier = new_test_user(
-            cls.env, "t_rcpt_m_cashier", groups="smartpm_prepay.group_cashier"
-        )
-
-    def setUp(self):
-        super().setUp()
-        self.env.flush_all()  # the bank's request runs in the server's thread
+        _receipt_users(cls, "t_rcpt_m_cashier")
 
     def _money_purchase(self, ref):
         return self.env["smartpm.credit.purchase"].search(
