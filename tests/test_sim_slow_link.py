@@ -15,16 +15,15 @@ pytest.importorskip("gurux_dlms")
 
 from sim_fixtures import run_job  # noqa: E402
 
-from meter_bridge.config import Settings  # noqa: E402
 from meter_bridge.service import BridgeService  # noqa: E402
 from meter_sim import cli  # noqa: E402
 from meter_sim.model import MeterConfig  # noqa: E402
 from meter_sim.testing import credit_token, hls_job_meter  # noqa: E402
 
 try:
-    from test_bridge_service_fakes import fake_odoo, wait_until
+    from test_bridge_service_fakes import fake_odoo, settings_for, wait_until
 except ImportError:  # tests/ turned into a package
-    from tests.test_bridge_service_fakes import fake_odoo, wait_until
+    from tests.test_bridge_service_fakes import fake_odoo, settings_for, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 LATENCY_S = 0.2
@@ -115,22 +114,13 @@ def test_cli_link_settings_reach_the_meters(tmp_path):
 
 @contextlib.contextmanager
 def bridge(url):
-    settings = Settings(
-        odoo_url=url,
-        db="testdb",
-        login="bridge",
-        api_key="secret",
+    settings = settings_for(
+        url,
         bridge_id="slow-bridge",
-        concurrency=2,
-        poll_interval=0.2,
-        long_poll_timeout=1.0,
         lease_seconds=30,
         job_timeout=20.0,
         rpc_timeout=5.0,
-        grace_seconds=5.0,
-        backoff_max=0.4,
         log_level="WARNING",
-        log_format="text",
     )
     service = BridgeService(settings)  # the real DLMS executor
     thread = threading.Thread(target=service.run, name="slow-bridge", daemon=True)
