@@ -346,7 +346,7 @@ def test_running_job_sees_its_lease_end_renewed_and_lost():
 
     with fake_odoo() as odoo:
         job_id = odoo.add_job("add_credit")
-        with running(settings_for(odoo.url, lease_seconds=3), watch):
+        with running(settings_for(odoo.url, lease_seconds=3), watch) as service:
             assert wait_until(lambda: seen, timeout=5)
             assert 2.0 < seen[0] <= 3.0
             # a renewal keeps it about 3 s ahead
@@ -354,6 +354,8 @@ def test_running_job_sees_its_lease_end_renewed_and_lost():
             expire_lease(odoo, job_id)  # another bridge took it: the next renewal says so
             calls = len(odoo.calls_of("extend_lease"))
             assert wait_until(lambda: len(odoo.calls_of("extend_lease")) > calls, timeout=5)
+            # the call is recorded when it arrives: wait for the bridge to read its answer
+            assert wait_until(lambda: service._held[job_id].lease_lost, timeout=5)
             gate.set()
             assert wait_until(lambda: len(seen) == 2, timeout=5)
     assert seen[1] == float("-inf")
