@@ -71,6 +71,13 @@ def _add_settings_options(parser):
     opts.add_argument("--bridge-id", dest="bridge_id", metavar="ID")
     opts.add_argument("--concurrency", type=int, metavar="N")
     opts.add_argument("--prefetch", type=int, metavar="N")
+    opts.add_argument(
+        "--credit-lane",
+        dest="credit_lane",
+        type=int,
+        metavar="N",
+        help="workers above --concurrency that only credit jobs use (default 2)",
+    )
     opts.add_argument("--batch-size", dest="batch_size", type=int, metavar="N")
     opts.add_argument("--poll-interval", dest="poll_interval", type=float, metavar="S")
     opts.add_argument("--lease", dest="lease_seconds", type=int, metavar="S", help="lease seconds")

@@ -50,6 +50,14 @@ SPEC = [
     ("bridge_id", "MB_BRIDGE_ID", str, "", "name of this bridge in Odoo (default hostname-pid)"),
     ("concurrency", "MB_CONCURRENCY", int, 8, "jobs run in parallel (worker threads)"),
     ("prefetch", "MB_PREFETCH", int, 0, "jobs claimed ahead of free workers"),
+    (
+        "credit_lane",
+        "MB_CREDIT_LANE",
+        int,
+        2,
+        "workers above concurrency that only credit jobs use: a purchase starts at once "
+        "even while every worker reads a slow meter",
+    ),
     ("batch_size", "MB_BATCH_SIZE", int, 20, "most jobs asked for in one claim call"),
     (
         "poll_interval",
@@ -108,6 +116,7 @@ class Settings:
     bridge_id: str = ""
     concurrency: int = 8
     prefetch: int = 0
+    credit_lane: int = 2
     batch_size: int = 20
     poll_interval: float = 5.0
     long_poll_timeout: float = 25.0
@@ -224,6 +233,7 @@ def _check(values, sources):
         # about 0.1 MB and no CPU
         "concurrency": (1, 2048),
         "prefetch": (0, 1000),
+        "credit_lane": (0, 64),
         "batch_size": (1, 1000),
         "lease_seconds": (2, 86400),
         "long_poll_timeout": (0, 30),

@@ -70,31 +70,38 @@ class PriorityPool:
     """ThreadPoolExecutor's submit/shutdown with a priority queue: the waiting call of the
     lowest rank runs first (FIFO within a rank). Futures are plain concurrent.futures ones:
     cancel() works until a worker takes the call. Threads start on demand up to `workers`
-    (the bridge's in-flight limit): a thread waiting on its meter's socket costs memory,
-    not CPU."""
+    (the bridge's in-flight limit) plus `reserved`: threads only `urgent` calls (credit
+    jobs) may use, so that a purchase starts at once even while every one of the `workers`
+    reads a slow meter. A thread waiting on its meter's socket costs memory, not CPU."""
 
-    def __init__(self, workers, thread_name_prefix="mb-job"):
+    def __init__(self, workers, thread_name_prefix="mb-job", reserved=0):
         self._workers = workers
+        self._reserved = reserved
         self._prefix = thread_name_prefix
         self._heap = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._threads = []
         self._idle = 0
+        self._running = 0  # calls that are not urgent, running: at most `workers`
+        self._waiting = [0, 0]  # urgent, others: calls in the heap
         self._shutdown = False
 
-    def submit(self, fn, *args, rank=0):
+    def submit(self, fn, *args, rank=0, urgent=False):
         future = Future()
         with self._cond:
             if self._shutdown:
                 raise RuntimeError("cannot submit after shutdown")
-            heapq.heappush(self._heap, (rank, next(self._seq), future, fn, args))
+            # urgent calls sort before all others, whatever their rank
+            heapq.heappush(self._heap, ((not urgent, rank), next(self._seq), future, fn, args))
+            self._waiting[not urgent] += 1
             # A notified thread counts itself out of _idle only when it wakes: each idle
             # thread takes one of the waiting calls, a new thread (up to the limit) the rest.
             # Notifying alone would wake the same idle thread for a whole batch.
-            if self._idle:
+            runnable = self._runnable()
+            if self._idle and (urgent or self._running < self._workers):
                 self._cond.notify()
-            if len(self._heap) > self._idle and len(self._threads) < self._workers:
+            if runnable > self._idle and len(self._threads) < self._workers + self._reserved:
                 t = threading.Thread(
                     target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True
                 )
@@ -102,24 +109,39 @@ class PriorityPool:
                 t.start()
         return future
 
+    def _runnable(self):
+        """Waiting calls a thread may take now: every urgent one, the others up to `workers`
+        running."""
+        return self._waiting[0] + min(self._waiting[1], max(0, self._workers - self._running))
+
     def _work(self):
         while True:
             with self._cond:
-                while not self._heap and not self._shutdown:
+                while not (
+                    self._heap and (not self._heap[0][0][0] or self._running < self._workers)
+                ):
+                    if self._shutdown and not self._heap:
+                        return
                     self._idle += 1
                     self._cond.wait()
                     self._idle -= 1
-                if not self._heap:
-                    return
-                _, _, future, fn, args = heapq.heappop(self._heap)
-            if not future.set_running_or_notify_cancel():
-                continue
+                (other, _), _, future, fn, args = heapq.heappop(self._heap)
+                self._waiting[other] -= 1
+                self._running += other
             try:
-                result = fn(*args)
-            except BaseException as exc:  # noqa: B036 - handed to the future, as the stdlib does
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+                if future.set_running_or_notify_cancel():
+                    try:
+                        result = fn(*args)
+                    except BaseException as exc:  # noqa: B036 - handed to the future, as the stdlib does
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+            finally:
+                if other:
+                    with self._cond:
+                        self._running -= 1
+                        if self._heap and self._idle:
+                            self._cond.notify()  # a call waiting for a worker may run now
 
     def shutdown(self, wait=True, cancel_futures=False):
         with self._cond:
@@ -128,6 +150,7 @@ class PriorityPool:
                 for _, _, future, _, _ in self._heap:
                     future.cancel()
                 self._heap = []
+                self._waiting = [0, 0]
             self._cond.notify_all()
             threads = list(self._threads)
         if wait:
@@ -178,7 +201,11 @@ class BridgeService:
         self._executor = executor or load_executor(settings.executor)
         self._clock = clock
         self._rng = rng
+        # the credit lane: workers only credit jobs may use (PriorityPool reserved), and as
+        # many more jobs claimed; Odoo hands out credit jobs first, but a claim cannot ask
+        # for them alone: reads it hands out instead wait for a worker, as prefetched ones
         self._capacity = settings.concurrency + settings.prefetch
+        self._next_lane_claim = 0.0  # a claim for the credit lane alone: at most every BUSY_POLL
         # Each RPC costs Odoo far more than a job's own writes: claim in batches once half
         # the prefetched jobs have started (at once when a worker would idle), and let
         # results wait briefly for others while jobs are still running.
@@ -241,7 +268,11 @@ class BridgeService:
             concurrency=self.settings.concurrency,
             lease_seconds=self.settings.lease_seconds,
         )
-        self._pool = PriorityPool(self.settings.concurrency, thread_name_prefix="mb-job")
+        self._pool = PriorityPool(
+            self.settings.concurrency,
+            thread_name_prefix="mb-job",
+            reserved=self.settings.credit_lane,
+        )
         try:
             while not self._loop_once():
                 pass
@@ -306,7 +337,9 @@ class BridgeService:
             ]
             if self._held:
                 deadlines.append(self._next_extend)
-            if not self._stopping and self._claim_wanted():
+            if not self._stopping and not self._claim_wanted() and self._lane_free():
+                deadlines.append(max(self._next_claim, self._next_lane_claim))
+            elif not self._stopping and self._claim_wanted():
                 if self._next_claim < math.inf:
                     deadlines.append(self._next_claim)
                 elif self._poller is not None and self._poller.is_alive():
@@ -374,9 +407,16 @@ class BridgeService:
         """Claim up to the free slots; True when more jobs may be waiting right now."""
         if self._stopping or now < self._next_claim:
             return False
-        if not self._claim_wanted():
+        if self._claim_wanted():
+            limit = min(self._capacity - len(self._held), self.settings.batch_size)
+        elif self._lane_free() and now >= self._next_lane_claim:
+            # Every worker busy: a claim for the credit lane, so that a purchase does not
+            # wait for a read to end. Odoo hands out credit jobs first; what it hands out
+            # instead (reads) waits for a worker as prefetched jobs do.
+            limit = self._lane_free()
+            self._next_lane_claim = now + BUSY_POLL
+        else:
             return False
-        limit = min(self._capacity - len(self._held), self.settings.batch_size)
         sent = time.monotonic()  # the lease runs from Odoo's answer: a little after this
         jobs = self._rpc(self.client.claim, self.bridge_id, limit, self.settings.lease_seconds)
         for job in jobs:
@@ -407,6 +447,23 @@ class BridgeService:
         # wait for a batch of free slots unless a worker would otherwise idle
         return free >= self._claim_min or (free > 0 and self._in_work() < self.settings.concurrency)
 
+    def _lane_free(self):
+        """Jobs a claim for the credit lane may take: its free workers, within as many
+        slots above the capacity (0 without a lane)."""
+        lane = self.settings.credit_lane
+        if not lane:
+            return 0
+        room = self._capacity + lane - len(self._held)
+        return max(0, min(room, lane - self._credit_in_work()))
+
+    def _credit_in_work(self):
+        """Credit jobs running or waiting for a worker."""
+        return sum(
+            1
+            for h in self._held.values()
+            if h.report is None and h.job.get("job_type") in CREDIT_JOB_TYPES
+        )
+
     def _in_work(self):
         """Jobs running or waiting for a worker."""
         return sum(1 for h in self._held.values() if h.report is None)
@@ -430,7 +487,12 @@ class BridgeService:
         )
         held = HeldJob(job)
         self._held[held.id] = held
-        held.future = self._pool.submit(self._execute, held, rank=job_rank(job))
+        held.future = self._pool.submit(
+            self._execute,
+            held,
+            rank=job_rank(job),
+            urgent=job.get("job_type") in CREDIT_JOB_TYPES,
+        )
         held.future.add_done_callback(self._job_finished)
 
     def _job_finished(self, _future):

@@ -110,7 +110,9 @@ def test_the_bridge_runs_waiting_jobs_by_the_priority_odoo_sends():
 
     with fake_odoo() as odoo:
         first = odoo.add_job("read", {"gate": True}, serial="G")
-        service = BridgeService(round_settings(odoo.url, concurrency=1), executor=executor)
+        # no credit lane: the credit job waits for the worker, ahead of the reads
+        settings = round_settings(odoo.url, concurrency=1, credit_lane=0)
+        service = BridgeService(settings, executor=executor)
         thread = threading.Thread(target=service.run, daemon=True)
         thread.start()
         try:
@@ -127,3 +129,55 @@ def test_the_bridge_runs_waiting_jobs_by_the_priority_odoo_sends():
             service.request_stop()
             thread.join(10)
     assert order == [first, credit, urgent, *later]
+
+
+def test_pool_runs_an_urgent_call_on_a_reserved_thread_while_every_worker_is_busy():
+    pool = PriorityPool(2, reserved=1)
+    gate, ran = threading.Event(), []
+    busy = [pool.submit(gate.wait, rank=51) for _ in range(2)]  # both workers
+    waiting = pool.submit(ran.append, "read", rank=51)
+    urgent = pool.submit(ran.append, "credit", rank=0, urgent=True)
+    urgent.result(5)  # while both workers still wait on the gate
+    assert ran == ["credit"] and not waiting.done()
+    # the reserved thread, free again, is not for the waiting read either
+    assert wait_until(lambda: pool._idle == 1)
+    assert not waiting.done()
+    gate.set()
+    waiting.result(5)
+    assert ran == ["credit", "read"] and all(f.result(5) for f in busy)
+    assert len(pool._threads) == 3
+    pool.shutdown(wait=True)
+
+
+def test_a_credit_job_claimed_while_every_worker_reads_starts_before_any_further_read():
+    gate, reading, order = threading.Event(), threading.Event(), []
+
+    def executor(job, *, deadline_s=None):
+        if job["payload"].get("gate"):
+            reading.set()
+            gate.wait(20)  # a read on a meter that takes its time
+        order.append(job["id"])
+        return {"meter_time": "2025-01-01T00:00:00+00:00"}
+
+    with fake_odoo() as odoo:
+        first = odoo.add_job("read", {"gate": True}, serial="G")
+        settings = round_settings(odoo.url, concurrency=1, prefetch=3, credit_lane=1)
+        service = BridgeService(settings, executor=executor)
+        thread = threading.Thread(target=service.run, daemon=True)
+        thread.start()
+        try:
+            assert reading.wait(10)  # the only worker is busy
+            reads = [odoo.add_job("read", serial=f"R{i}") for i in range(3)]
+            assert wait_until(lambda: all(odoo.state(j) == "claimed" for j in reads), timeout=10)
+            credit = odoo.add_job("add_credit", {"token": "00"}, serial="C", priority=10)
+            # delivered on the credit lane while the worker still reads and reads wait
+            assert wait_until(lambda: odoo.state(credit) == "done", timeout=10)
+            assert odoo.state(first) == "claimed"
+            assert all(odoo.state(j) == "claimed" for j in reads)
+            gate.set()
+            assert wait_until(lambda: all(odoo.state(j) == "done" for j in reads), timeout=10)
+        finally:
+            gate.set()
+            service.request_stop()
+            thread.join(10)
+    assert order == [credit, first, *reads]
