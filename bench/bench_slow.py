@@ -2,7 +2,7 @@
 (GPRS), against a stub Odoo; a purchase for one of them is queued during the round.
 
     .venv/bin/python bench/bench_slow.py [--meters 10000] [--latency-ms 500] [--jitter-ms 100]
-        [--concurrency 1000] [--prefetch 0] [--credit-after 20]
+        [--auth hls] [--concurrency 1000] [--prefetch 0] [--credit-after 20]
 
 meter-sim (one process, `--latency-ms`) and the bridge (`meter-bridge run`) run in their own
 processes, the stub Odoo of bench_bridge.py (claims in queue order, a credit job put at the
@@ -86,10 +86,11 @@ def main():
     p.add_argument(
         "--auth",
         choices=("none", "hls"),
-        default="none",
-        help="the read meters' management client (default none; hls: every APDU ciphered on "
-        "both sides, the simulator's AES-GCM on cryptography, gurux_compat.fast_gcm_stream); "
-        "the purchase's meter is HLS whatever this says",
+        default="hls",
+        help="the read meters' management client (default hls, as real prepaid meters are "
+        "locked: every APDU ciphered on both sides, the simulator's AES-GCM on cryptography, "
+        "gurux_compat.fast_gcm_stream; none: no authentication); the purchase's meter is HLS "
+        "whatever this says",
     )
     p.add_argument("--concurrency", type=int, default=1000, help="the bridge's in-flight limit")
     p.add_argument("--prefetch", type=int, default=0)

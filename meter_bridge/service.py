@@ -38,6 +38,14 @@ REPORT_BATCH = 100  # reports per `report` call
 MIN_POLL_GAP = 1.0
 REPORT_DELAY = 0.05  # seconds a result may wait for others to share its `report` call
 BUSY_POLL = 1.0  # seconds between claims while jobs run and none is due (no long-poll then)
+# sys.setswitchinterval of a bridge process (`meter-bridge run`; CPython's default 0.005).
+# Hundreds of worker threads wait on slow meters; when answers come in together, each
+# thread waiting for the GIL wakes every switch interval to ask for it: at a thousand in
+# flight the bridge spent more of its CPU in the kernel switching threads than in Python
+# (bench/RESULTS.md, slow links). The threads hold the GIL for about a millisecond per
+# answer and release it at their next socket call, so the longer interval only bounds the
+# rare long holder (a big profile decoded) more loosely.
+GIL_SWITCH_INTERVAL = 0.05
 
 
 def load_executor(spec=""):

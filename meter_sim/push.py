@@ -180,7 +180,14 @@ class PushAgent:
         while not self._stop.is_set():
             self._wake.wait(POLL_S)
             self._wake.clear()
+            links = self.links
             for serial, model in self.models.items():
+                # most meters push nothing: skipped here, not in _service, for at 10,000
+                # meters the pass over them all took 8 ms of the simulator's GIL every
+                # POLL_S, beside the network loop that answers the meters' clients
+                if not model.push.destination and links[serial].sock is None:
+                    links[serial].next_heartbeat = None
+                    continue
                 try:
                     self._service(serial, model)
                 except Exception:  # one meter must never stop the others
