@@ -2,12 +2,13 @@
 (GPRS), against a stub Odoo; a purchase for one of them is queued during the round.
 
     .venv/bin/python bench/bench_slow.py [--meters 10000] [--latency-ms 500] [--jitter-ms 100]
-        [--auth hls] [--concurrency 1000] [--prefetch 0] [--credit-after 20]
+        [--auth hls] [--concurrency 1000] [--prefetch 0] [--credit-after 20] [--sim-procs 2]
 
-meter-sim (one process, `--latency-ms`) and the bridge (`meter-bridge run`) run in their own
-processes, the stub Odoo of bench_bridge.py (claims in queue order, a credit job put at the
-front as Odoo's job priority does) in this one: a real Odoo handing out 10,000 jobs is
-bench_read's subject, this one's is the bridge holding many slow associations at once.
+meter-sim (`--sim-procs` processes sharing the meters, `--latency-ms`) and the bridge
+(`meter-bridge run`) run in their own processes, the stub Odoo of bench_bridge.py (claims in
+queue order, a credit job put at the front as Odoo's job priority does) in this one: a real
+Odoo handing out 10,000 jobs is bench_read's subject, this one's is the bridge holding many
+slow associations at once.
 Reports meters read, wall time, the bridge's peak RSS, the associations it held at once
 (its open sockets to the meters, sampled every 0.2 s), and how long the purchase took from
 its queueing to its report while the reading round went on. Not a test: it prints figures.
@@ -16,12 +17,14 @@ its queueing to its report while the reading round went on. Not a test: it print
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from bench_bridge import API_KEY, StubOdoo, billing_jobs
 from bench_sim import job_meter
@@ -96,23 +99,42 @@ def main():
     p.add_argument("--prefetch", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=200)
     p.add_argument(
+        "--sim-procs",
+        type=int,
+        default=2,
+        help="meter-sim processes sharing the fleet (default 2): one simulator serves all its "
+        "meters on one thread, which real meters, each its own device, do not share",
+    )
+    p.add_argument(
         "--credit-after", type=float, default=20.0, help="seconds into the round (0: no credit)"
     )
     args = p.parse_args()
     link = ["--latency-ms", str(args.latency_ms), "--jitter-ms", str(args.jitter_ms)]
     link += ["--loss", str(args.loss)]
-    config = Path(tempfile.mkdtemp()) / "slow-fleet.json"
     meters = [{"serial": f"SIM{i + 1:05d}", "auth": args.auth} for i in range(args.meters)]
     # the purchase's meter: as slow, not in the round (Odoo runs one job per meter at a time)
     meters.append({"serial": "CREDIT01", "auth": "hls"})
-    config.write_text(json.dumps({"meters": meters}))
+    procs = max(1, args.sim_procs)
+    configs = []
+    for n in range(procs):
+        config = Path(tempfile.mkdtemp()) / f"slow-fleet-{n}.json"
+        config.write_text(json.dumps({"meters": meters[n::procs]}))
+        configs.append(str(config))
     t_sim = time.perf_counter()
-    with (
-        run_cli(0, *link, control=False, config=str(config), speed=0, timeout=900) as sim,
-        SlowStub() as stub,
-    ):
+    with contextlib.ExitStack() as stack:
+        sims = [
+            stack.enter_context(
+                run_cli(0, *link, control=False, config=config, speed=0, timeout=900)
+            )
+            for config in configs
+        ]
+        # in serial order: the round's jobs go to every simulator process from the start
+        sim = SimpleNamespace(
+            meters=sorted((m for s in sims for m in s.meters), key=lambda m: m["serial"])
+        )
+        stub = stack.enter_context(SlowStub())
         print(
-            f"cores: {os.cpu_count()}  meters: {args.meters} (simulator up in "
+            f"cores: {os.cpu_count()}  meters: {args.meters} in {procs} simulator processes (up in "
             f"{time.perf_counter() - t_sim:.0f}s)  link: {args.latency_ms:g}±{args.jitter_ms:g} "
             f"ms, loss {args.loss:g}, auth {args.auth}  bridge: concurrency "
             f"{args.concurrency}, prefetch {args.prefetch}, batch {args.batch_size}",
@@ -151,7 +173,8 @@ def main():
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
-            cpu = {"sim": cpu_seconds(sim.proc.pid), "bridge": cpu_seconds(bridge.pid)}
+            pids = {"sim": [s.proc.pid for s in sims], "bridge": [bridge.pid]}
+            cpu = {k: sum(cpu_seconds(pid) for pid in v) for k, v in pids.items()}
             busy = MachineBusy().__enter__()
             t0 = time.perf_counter()
             stub.queue(jobs)
@@ -168,10 +191,7 @@ def main():
             busy.__exit__(None, None, None)
             done.set()
             sampler.join(2)
-            cpu = {
-                k: cpu_seconds(pid) - cpu[k]
-                for k, pid in (("sim", sim.proc.pid), ("bridge", bridge.pid))
-            }
+            cpu = {k: sum(cpu_seconds(pid) for pid in v) - cpu[k] for k, v in pids.items()}
             rss = peak_rss_mb(bridge.pid)
         reads_at = sorted(t for i, t in stub.reported_at.items() if i != credit_id)
         print(
