@@ -459,7 +459,9 @@ class BridgeService:
         """Jobs a claim for the credit lane may take: its free workers, within as many
         slots above the capacity (0 without a lane)."""
         lane = self.settings.credit_lane
-        if not lane:
+        if not lane or any(h.overdue for h in self._held.values()):
+            # a job stuck past its deadline is left to lapse for a healthy bridge: a claim
+            # for the lane would take it back here as soon as its lease ended
             return 0
         room = self._capacity + lane - len(self._held)
         return max(0, min(room, lane - self._credit_in_work()))
