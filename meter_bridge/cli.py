@@ -145,7 +145,12 @@ def _config_error(exc):
 
 def cmd_run(args):
     from .log import event, setup_logging
-    from .service import GIL_SWITCH_INTERVAL, BridgeService, load_executor
+    from .service import (
+        GIL_SWITCH_INTERVAL,
+        GIL_SWITCH_MIN_CONCURRENCY,
+        BridgeService,
+        load_executor,
+    )
 
     try:
         settings = _load(args)
@@ -162,8 +167,11 @@ def cmd_run(args):
         )
         return 2
     service = BridgeService(settings, executor=executor)
-    # This process is the bridge's own: its worker threads share one GIL (see the constant)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    # This process is the bridge's own: its worker threads share one GIL (see the constant).
+    # A few threads (a vending bridge) keep CPython's default: no storm to calm there, and
+    # the loop thread never waits longer for a worker's CPU burst.
+    if settings.concurrency >= GIL_SWITCH_MIN_CONCURRENCY:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     signal.signal(signal.SIGTERM, service.signal_handler)
     signal.signal(signal.SIGINT, service.signal_handler)
     code = service.run()

@@ -46,6 +46,7 @@ BUSY_POLL = 1.0  # seconds between claims while jobs run and none is due (no lon
 # answer and release it at their next socket call, so the longer interval only bounds the
 # rare long holder (a big profile decoded) more loosely.
 GIL_SWITCH_INTERVAL = 0.05
+GIL_SWITCH_MIN_CONCURRENCY = 64  # below, the bridge keeps CPython's switch interval
 
 
 def load_executor(spec=""):

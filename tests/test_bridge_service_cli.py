@@ -30,6 +30,11 @@ def sleepy_executor(job, *, deadline_s=None):
     return {"slept": job["payload"].get("sleep", 0)}
 
 
+def switch_interval_executor(job, *, deadline_s=None):
+    """Executor for the bridge subprocess: the GIL switch interval its process runs with."""
+    return {"switch_interval": sys.getswitchinterval()}
+
+
 def bridge_env(odoo, mark_dir, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MB_")}
     env.update(
@@ -86,6 +91,34 @@ def test_sigterm_finishes_running_job_releases_the_rest_and_exits_0(tmp_path):
         events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
         assert "stop_requested" in events and "jobs_released" in events
         assert events[-1] == "bridge_stopped"
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "expected"),
+    [("8", None), ("600", 0.05)],
+)
+def test_a_bridge_of_many_workers_runs_with_a_longer_gil_switch_interval(
+    tmp_path, concurrency, expected
+):
+    with fake_odoo() as odoo:
+        job_id = odoo.add_job("ping")
+        env = bridge_env(
+            odoo, tmp_path, MB_EXECUTOR="test_bridge_service_cli:switch_interval_executor"
+        )
+        proc = run_bridge(["run", "--concurrency", concurrency], env)
+        try:
+            assert wait_until(lambda: odoo.state(job_id) == "done", timeout=15)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=15)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        interval = odoo.job(job_id)["result"]["switch_interval"]
+    # a few workers keep CPython's default (the test process's own)
+    assert interval == pytest.approx(expected or sys.getswitchinterval())
 
 
 def test_help_lists_the_environment_variables(capsys):
