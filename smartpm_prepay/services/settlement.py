@@ -270,7 +270,9 @@ def settle(move_out):
     settlement = engine.create(env["smartpm.credit.settlement"], [vals])
     settlement = engine.as_engine(settlement)
     recognise_consumed(settlement)
-    return _apply(move_out, settlement)
+    _apply(move_out, settlement)
+    close_owed_charges(settlement)
+    return settlement
 
 
 def _apply(move_out, settlement):
@@ -740,29 +742,45 @@ def _settle_money(move_out):
     }
     settlement = engine.as_engine(engine.create(env["smartpm.credit.settlement"], [vals]))
     _apply(move_out, settlement)
-    close_money_charges(settlement)
+    close_owed_charges(settlement)
     return settlement
 
 
-def close_money_charges(settlement):
-    """The standing charges the leaving tenant's sales did not cover (``prepayment.
-    _money_charges_owed``) are in the shortfall their debt now carries (``_record_shortfall``):
-    closed up to it, oldest first, by repayment rows without a sale (no value: the debt is
-    the income), so that no later sale releases them a second time. Once per settlement:
-    what is closed is no longer owed."""
+def close_owed_charges(settlement):
+    """The standing charges the leaving tenant's sales did not cover (kWh meters:
+    ``prepayment._standing_charges_owed``, money meters: ``prepayment._money_charges_owed``,
+    both keyed by meter and tenant) are in the shortfall their debt now carries
+    (``_record_shortfall``): closed up to it, oldest first, by repayment rows without a sale
+    (no value: the debt is the income), so that no later sale, of the tenant coming back or
+    of anyone, releases them a second time, and none stays open. Once per settlement: what
+    is closed is no longer owed."""
     if not settlement.debt_id:
         return
-    company, meter = settlement.company_id, settlement.meter_id
+    env, company, meter = settlement.env, settlement.company_id, settlement.meter_id
+    tenant = settlement.tenant_id
+    money = settlement.credit_mode == "money"
+    if money:
+        owed = prepayment._money_charges_owed(env, company, meter).get(tenant.id, [])
+    else:
+        owed = prepayment._standing_charges_owed(env, company, (meter.id, tenant.id))
     todo = float_round(settlement.shortfall, KWH_DIGITS)
-    owed = prepayment._money_charges_owed(settlement.env, company, meter)
     rows = []
-    for charge_id, money in owed.get(settlement.tenant_id.id, []):
-        take = float_round(min(money, todo), KWH_DIGITS)
+    for charge_id, left in owed:
+        take = float_round(min(left, todo), KWH_DIGITS)
         if take <= 0:
             break
-        row = {"purchase_id": False, "kwh": 0.0, "money": take, "amount": 0.0}
-        row.update(meter_id=meter.id, tenant_id=settlement.tenant_id.id, repayment=True)
-        rows.append(dict(row, standing_charge_id=charge_id))
+        rows.append(
+            {
+                "purchase_id": False,
+                "kwh": 0.0 if money else take,
+                "money": take if money else 0.0,
+                "amount": 0.0,
+                "meter_id": meter.id,
+                "tenant_id": tenant.id,
+                "repayment": True,
+                "standing_charge_id": charge_id,
+            }
+        )
         todo = float_round(todo - take, KWH_DIGITS)
     prepayment.record_rows(company, local_time.local_today(company), rows)
 

@@ -188,6 +188,80 @@ class TestMoveOutEmergencyKwh(EmergencyMoveOutMixin, MoveOutCase):
         )
         self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
 
+    def _kwh_charge_beyond_the_credit(self):
+        """The tenant's 0.50 sale (2 kWh), then a 1.00 standing charge (4 kWh at 0.25):
+        2 kWh below zero, owed by the tenant on this meter."""
+        from ..services import standing_charge
+
+        self.company.smartpm_min_amount = 0.1
+        sale = self._sell(self.meter, 0.5, "KOW-1")
+        self._set_credit(self.meter, 2.0)
+        self.tariff.write({"standing_charge_amount": 1.0, "standing_charge_collection": "odoo"})
+        [charge] = standing_charge.collect_due(self.env, self.company)["queued"].filtered(
+            lambda c: c.meter_id == self.meter
+        )
+        self._run_jobs()
+        self.assertEqual(charge.state, "collected")
+        self.assertAlmostEqual(self.meter.credit_kwh, -2.0, 3)
+        self.assertEqual(sale.kwh_remaining, 0.0)
+        key = (self.meter.id, self.tenant.id)
+        owed = prepayment._standing_charges_owed(self.env, self.company, key)
+        self.assertEqual(owed, [(charge.id, 2.0)])
+        self.tariff.standing_charge_amount = 0.0  # nothing more charged to the next tenant
+        return charge, standing_charge.ensure_account(self.company)
+
+    def test_kwh_standing_charge_beyond_the_credit_is_closed_by_the_move_out_debt(self):
+        charge, income = self._kwh_charge_beyond_the_credit()
+        energy = self._balance(self.energy)
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        self.assertEqual((done.negative_credit, done.shortfall), (2.0, 2.0))
+        self.assertEqual((done.debt_id.amount, done.debt_amount), (0.5, 0.5))  # 2 kWh x 0.25
+        self.assertAlmostEqual(self._receivable(self.tenant), 0.5, 2)
+        # the debt carries the charge: closed by one row of no value, owed to no one any more
+        key = (self.meter.id, self.tenant.id)
+        self.assertEqual(prepayment._standing_charges_owed(self.env, self.company, key), [])
+        closed = charge.recognition_ids.filtered("repayment")
+        self.assertEqual(
+            (closed.purchase_id, closed.kwh, closed.money, closed.amount, closed.tenant_id),
+            (self.env["smartpm.credit.purchase"], 2.0, 0.0, 0.0, self.tenant),
+        )
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0, 3)
+        self.assertAlmostEqual(self._balance(income), -0.5, 2)  # what the sale covered
+        self.assertAlmostEqual(self._balance(self.energy), energy - 0.5, 2)  # the debt only
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0, 2)
+        # the next tenant's sale and the daily recognition: a clean meter's books
+        nxt = self._sell(self.meter, 5.0, "KOW-2", delivered_on=date(2026, 3, 2))
+        self.assertEqual(nxt.tenant_id, self.next_tenant)
+        prepayment.recognise(self.company)
+        self.assertEqual(nxt.kwh_remaining, 20.0)
+        self.assertFalse(nxt.recognition_ids)
+        self.assertAlmostEqual(self._balance(income), -0.5, 2)  # B's sale released none
+        self.assertAlmostEqual(self._balance(self.liability, self.next_tenant), -5.0, 2)
+        # closed once: a second settlement pass finds nothing owed and adds no row
+        settlement_service.close_owed_charges(done)
+        self.assertEqual(len(charge.recognition_ids.filtered("repayment")), 1)
+
+    def test_kwh_tenant_back_on_the_meter_does_not_repay_a_closed_charge_twice(self):
+        charge, income = self._kwh_charge_beyond_the_credit()
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        # the tenant moves back; the meter shows 2 kWh below zero again (say, a friendly
+        # period), which their sale repays: it is their consumption, not the closed charge
+        engine.as_engine(self.meter).tenant_id = self.tenant
+        self._set_credit(self.meter, -2.0)
+        back = vending.vend(self.env, self.meter, 2.5, "backoffice", "KOW-3")
+        back._create_invoice_and_payment(self.cash)
+        back._on_delivered({"credit_kwh": back.kwh - 2.0})  # (the debt took part of it)
+        self.assertEqual(back.debt_repaid_kwh, 2.0)
+        prepayment.recognise(self.company)
+        self.assertAlmostEqual(self._balance(income), -0.5, 2)  # not released a second time
+        self.assertFalse(back.recognition_ids.filtered("standing_charge_id"))
+        key = (self.meter.id, self.tenant.id)
+        self.assertEqual(prepayment._standing_charges_owed(self.env, self.company, key), [])
 
 @tagged("post_install", "-at_install")
 class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
