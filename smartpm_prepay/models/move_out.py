@@ -303,11 +303,15 @@ class SmartpmMoveOut(models.Model):
             if credit is None:
                 move_out._block("reading", self.env._("The meter's answer held no credit."))
                 return
+            emergency = settlement.final_emergency(result)
+            refusal = settlement.emergency_refusal(move_out, emergency)
+            if refusal:
+                _logger.warning("%s: %s", move_out.name, refusal)
+                move_out._block("reading", refusal)
+                return
             readings = self.env["smartpm.reading"].sudo().search([("job_id", "=", job.id)])
             readings.write({"source": "final"})
-            move_out._record_final(
-                credit, energy, "meter", emergency=settlement.final_emergency(result)
-            )
+            move_out._record_final(credit, energy, "meter", emergency=max(emergency, 0.0))
         elif job == move_out.zero_job_id and move_out.state in ("clearing", "blocked"):
             move_out.message_post(
                 body=self.env._(

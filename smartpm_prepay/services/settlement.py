@@ -56,6 +56,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_is_zero, float_round
 
 from . import debt as debt_service
+from . import emergency as emergency_service
 from . import engine, friendly, local_time, prepayment, pricing, tou, vending
 from .obis import ENERGY_IMPORT, OBIS_CREDIT
 
@@ -68,6 +69,7 @@ RUNNING_STATES = ("reading", "settling", "clearing", "blocked")
 UNDELIVERED_STATES = ("paid", "queued", "failed", "pending_check")
 DISCONNECT_PRIORITY = 15
 READ_PRIORITY = 20
+EMERGENCY_SLACK = 0.0005  # below the meter's resolution (Wh, milli-unit)
 READ_OBJECTS = [
     {"obis": ENERGY_IMPORT, "ic": 3, "attribute": 2},
     {"obis": OBIS_CREDIT, "ic": 112, "attribute": 2},
@@ -218,9 +220,35 @@ def final_values(result):
 def final_emergency(result):
     """The emergency credit in use (taken, not repaid) a read job's result reports, in the
     unit of the meter's credit (kWh, or the currency on a money-mode meter; 0 when the meter
-    has none)."""
+    reports none), as reported: ``emergency_refusal`` says whether Odoo may believe it."""
     value = result.get("emergency_in_use_money", result.get("emergency_in_use_kwh"))
-    return max(float(value), 0.0) if isinstance(value, (int, float)) else 0.0
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return float("nan")  # not a number: refused as such
+    return float(value)
+
+
+def emergency_refusal(move_out, emergency):
+    """Why the ``emergency`` credit in use a bridge reported at ``move_out``'s final read is
+    not believed (None: it is). It becomes the tenant's debt and the token that zeroes the
+    meter, so it is bounded by what Odoo knows: at least 0, at most the emergency credit the
+    meter was given (``emergency.max_in_use``). Outside that (a lying bridge, a misread) the
+    move-out books nothing and waits for the owner."""
+    meter = move_out.meter_id.sudo()
+    bound = emergency_service.max_in_use(meter)
+    if emergency == emergency and -EMERGENCY_SLACK <= emergency <= bound + EMERGENCY_SLACK:
+        return None
+    return move_out.env._(
+        "Meter %(meter)s (tenant %(tenant)s) reported %(reported)s of emergency credit in "
+        "use, outside what it can hold (0 to %(bound)s, the emergency credit its tariff gave "
+        "it). Nothing was settled and no debt was booked: check the meter, then retry the "
+        "reading, or record it by hand.",
+        meter=meter.serial_number,
+        tenant=move_out.tenant_id.name,
+        reported=credit_text(move_out, emergency) if emergency == emergency else "?",
+        bound=credit_text(move_out, bound),
+    )
 
 
 def closing_split(credit, emergency):

@@ -12,6 +12,7 @@ from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 
 from ..services import credit_token, engine, prepayment, statement, tou, vending
+from ..services import emergency as emergency_service
 from ..services import settlement as settlement_service
 from .test_move_out import MoneyMoveOutCase, MoveOutCase
 
@@ -22,6 +23,18 @@ class EmergencyMoveOutMixin:
     first (docs/meter-contract.md "Emergency credit")."""
 
     emergency = 0.0
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # the meters' tariffs give emergency credit (what the meter reports is bounded by
+        # it); the settings' pushes are not these tests' jobs
+        cls.tariff.emergency_credit_kwh = 10.0
+        if hasattr(cls, "tou"):
+            cls.tou.emergency_credit_money = 2.0
+        engine.as_engine(
+            cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))])
+        ).write({"state": "cancelled"})
 
     def _unit(self):
         return "money" if self.meter.credit_mode == "money" else "kwh"
@@ -263,6 +276,81 @@ class TestMoveOutEmergencyKwh(EmergencyMoveOutMixin, MoveOutCase):
         key = (self.meter.id, self.tenant.id)
         self.assertEqual(prepayment._standing_charges_owed(self.env, self.company, key), [])
 
+    def _lying_bridge_move_out(self, reported):
+        """The tenant's 20.00 sale (80 kWh), 4 kWh on the meter; the bridge's read reports
+        ``reported`` kWh of emergency credit in use (the tariff gives 10)."""
+        self._sell(self.meter, 20.0, "LIE-1")
+        self._set_credit(self.meter, 4.0)
+        self.emergency = reported
+        last = self.meter.last_transfer_number
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "reading"))
+        # nothing booked, nothing minted: no settlement, no debt, no zeroing token
+        self.assertFalse(move_out.settlement_id)
+        self.assertFalse(move_out.zero_job_id)
+        self.assertFalse(
+            self.env["smartpm.tenant.debt"].search([("tenant_id", "=", self.tenant.id)])
+        )
+        self.assertEqual(self.meter.last_transfer_number, last)
+        self.assertAlmostEqual(self._receivable(self.tenant), 0.0, 2)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), -20.0, 2)
+        self.assertEqual((move_out.final_emergency_kwh, move_out.final_credit_kwh), (0.0, 0.0))
+        # the owner is told, naming the meter and the tenant
+        [activity] = move_out.activity_ids
+        self.assertEqual(activity.user_id, self.manager)
+        for text in (self.meter.serial_number, self.tenant.name):
+            self.assertIn(text, move_out.blocked_reason)
+            self.assertIn(text, activity.note)
+        self.assertEqual(self.meter.tenant_id, self.tenant)
+        return move_out
+
+    def test_an_absurd_emergency_amount_from_the_bridge_is_refused_and_books_no_debt(self):
+        move_out = self._lying_bridge_move_out(5000.0)
+        self.assertIn("5000.0 kWh", move_out.blocked_reason)
+        self.assertIn("10.0 kWh", move_out.blocked_reason)  # what the tariff gave
+        # the meter read again, now with a true answer: settled as usual, once
+        self.emergency = 0.0
+        move_out.with_user(self.manager).action_retry()
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        self.assertEqual((done.kwh, done.emergency_credit, done.shortfall), (4.0, 0.0, 0.0))
+        self.assertFalse(done.debt_id)
+        self.assertEqual(done.amount_total, 1.0)  # 4 kWh at 0.25
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0, 2)
+
+    def test_a_negative_emergency_amount_is_refused_too(self):
+        self._lying_bridge_move_out(-3.0)
+
+    def test_an_emergency_amount_that_is_no_number_is_refused_too(self):
+        self._lying_bridge_move_out("lots")
+
+    def test_emergency_up_to_a_larger_earlier_setting_is_believed(self):
+        # the meter took a setting of 12 kWh before the tariff's became 10: it may hold 12
+        self.assertEqual(emergency_service.max_in_use(self.meter), 10.0)
+        engine.create(
+            self.env["smartpm.meter.job"],
+            [
+                {
+                    "meter_id": self.meter.id,
+                    "job_type": "set_emergency_credit",
+                    "payload": {"amount_kwh": 12.0, "threshold_kwh": 0.0},
+                    "state": "done",
+                }
+            ],
+        )
+        self.assertEqual(emergency_service.max_in_use(self.meter), 12.0)
+        self._sell(self.meter, 20.0, "LIE-2")
+        self._set_credit(self.meter, 4.0)
+        self.emergency = 12.0
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        self.assertEqual((done.emergency_credit, done.shortfall, done.debt_amount), (12, 8, 2))
+
+
 @tagged("post_install", "-at_install")
 class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
     charge_milli = None
@@ -365,6 +453,21 @@ class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
         self.assertAlmostEqual(self._balance(income), -1.0, 2)
         owed = prepayment._money_charges_owed(self.env, self.company, self.meter)
         self.assertEqual(owed, {self.tenant.id: [(charge.id, 0.75)]})  # still the tenant's
+
+    def test_money_emergency_above_the_tariffs_is_refused_and_books_no_debt(self):
+        self._two_money_sales(1.0)
+        self.emergency = 2.5  # the tariff gives 2.00
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "reading"))
+        self.assertFalse(move_out.settlement_id)
+        self.assertFalse(move_out.zero_job_id)
+        self.assertFalse(
+            self.env["smartpm.tenant.debt"].search([("tenant_id", "=", self.tenant.id)])
+        )
+        self.assertAlmostEqual(self._receivable(self.tenant), 0.0, 2)
+        for text in (self.meter.serial_number, self.tenant.name, "2.500", "2.000"):
+            self.assertIn(text, move_out.activity_ids.note)
 
     def test_money_credit_with_emergency_in_use_refunds_only_the_paid_money(self):
         first, second = self._two_money_sales(8.0)  # 15.00 sold; 8.000 on the meter
