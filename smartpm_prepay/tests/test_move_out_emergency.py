@@ -201,6 +201,63 @@ class TestMoveOutEmergencyKwh(EmergencyMoveOutMixin, MoveOutCase):
         )
         self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
 
+    def test_a_cancelled_zeroing_job_blocks_the_move_out_and_its_retry_finishes_it(self):
+        self._sell(self.meter, 20.0, "CZ-1")
+        self.emergency = 5.0
+        self._set_credit(self.meter, 2.0)  # 3 kWh consumed without payment
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        # the bridge reads, nothing else: the zeroing token waits
+        self._run_jobs(fail_types=("add_credit", "clear_credit"))
+        move_out.with_user(self.manager).action_retry()
+        zero = move_out.zero_job_id
+        self.assertEqual((move_out.state, zero.state), ("clearing", "pending"))
+        debt = move_out.settlement_id.debt_id
+        token, number = zero.payload["token"], zero.payload["transfer_number"]
+        last = self.meter.last_transfer_number
+        # an operator cancels it from the job list: the move-out says so and asks the owner
+        zero.with_user(self.manager).action_cancel()
+        self.assertEqual(zero.state, "cancelled")
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "clearing"))
+        self.assertIn(zero.display_name, move_out.blocked_reason)
+        self.assertIn(self.meter.serial_number, move_out.blocked_reason)
+        self.assertIn("5.0 kWh", move_out.blocked_reason)
+        [activity] = move_out.activity_ids
+        self.assertEqual(activity.user_id, self.manager)
+        self.assertIn("cancelled", activity.note)
+        self.assertEqual(move_out.zero_job_state, "cancelled")
+        # nothing else moved: the tenant still on the meter, the debt and the credit as they were
+        self.assertEqual(self.meter.tenant_id, self.tenant)
+        self.assertEqual(
+            self.env["smartpm.tenant.debt"].search([("tenant_id", "=", self.tenant.id)]), debt
+        )
+        self.assertEqual(self.meter.last_transfer_number, last)
+        # the retry sends the same token again and the move-out finishes
+        move_out.with_user(self.manager).action_retry()
+        self.assertFalse(move_out.activity_ids)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertEqual(
+            (zero.state, zero.payload["token"], zero.payload["transfer_number"]),
+            ("done", token, number),
+        )
+        self.assertEqual(self.meter.last_transfer_number, last)
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
+        self.assertEqual((debt.amount, self.meter.tenant_id), (0.75, self.next_tenant))
+
+    def test_a_cancelled_reading_job_blocks_the_move_out_at_the_reading(self):
+        self._sell(self.meter, 20.0, "CR-1")
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        disconnect = move_out.disconnect_job_id
+        disconnect.with_user(self.manager).action_cancel()
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "reading"))
+        self.assertIn(disconnect.display_name, move_out.blocked_reason)
+        self.assertTrue(move_out.activity_ids)
+        self.assertFalse(move_out.settlement_id)
+        move_out.with_user(self.manager).action_retry()
+        self.assertNotEqual(move_out.disconnect_job_id, disconnect)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+
     def _kwh_charge_beyond_the_credit(self):
         """The tenant's 0.50 sale (2 kWh), then a 1.00 standing charge (4 kWh at 0.25):
         2 kWh below zero, owed by the tenant on this meter."""
