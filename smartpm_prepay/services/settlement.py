@@ -624,6 +624,15 @@ def push_calendars_first(meter):
     return jobs
 
 
+def transfer_money(settlement):
+    """The credit a money transfer gives its target, in the currency's rounding: the value
+    the settlement moves (a money sale's credit is its untaxed amount), which is the old
+    meter's closing credit in the currency's units. The token and the transfer's
+    ``credit_money`` carry the same figure, so the target holds what its sale says: no
+    milli-unit beyond it that no sale covers, no cent created or lost."""
+    return settlement.currency_id.round(settlement.amount)
+
+
 def _issue_transfer(settlement, target):
     env = settlement.env
     currency = settlement.currency_id
@@ -632,7 +641,7 @@ def _issue_transfer(settlement, target):
     vending.lock_meter(env, target)
     transfer_number = target.last_transfer_number + 1
     if money:
-        token = vending.mint_money_token(target, transfer_number, settlement.money)
+        token = vending.mint_money_token(target, transfer_number, transfer_money(settlement))
     else:
         token = vending.mint_token(target, transfer_number, settlement.kwh)
     engine.as_engine(target).last_transfer_number = transfer_number
@@ -657,7 +666,7 @@ def _issue_transfer(settlement, target):
                 "amount_tax": 0.0,
                 "kwh": 0.0 if money else settlement.kwh,
                 "credit_mode": "money" if money else "kwh",
-                "credit_money": settlement.money if money else 0.0,
+                "credit_money": transfer_money(settlement) if money else 0.0,
                 "price_per_kwh": 0.0 if money else settlement.amount / settlement.kwh,
                 "month_kwh_before": 0.0,
             }

@@ -587,12 +587,12 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
             (transfer.state, transfer.credit_mode, transfer.amount, transfer.tenant_id),
             ("delivered", "money", 6.54, self.tenant),
         )
-        # the token carries the old meter's closing credit to the milli-unit (the sale's
-        # credit_money, a monetary field, says it to the cent)
-        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6543)
+        # the token carries the old meter's closing credit in the currency's rounding, as
+        # the transfer's credit_money and its value do: the target holds what its sale says
+        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6540)
         self.assertEqual(transfer.credit_money, 6.54)
         self.assertFalse(transfer.invoice_id)
-        self.assertAlmostEqual(self.other.credit_money, 6.543, 3)
+        self.assertAlmostEqual(self.other.credit_money, 6.54, 3)
         self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
         # the books: the 8.46 consumed recognised, the 6.54 left still owed, on the target
         self.assertAlmostEqual(done.recognition_move_id.amount_total, 8.46, 2)
@@ -605,6 +605,42 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
         with self.assertRaises(UserError):
             move_out.with_user(self.manager).action_retry()
         self.assertEqual(self._transfers(self.other), transfer)
+
+    def _transfer_in_cents(self, left, cents):
+        """15.00 sold, ``left`` (milli-units) on the meter, moved to the tenant's other
+        meter: ``cents`` given there, in the currency's rounding."""
+        sales = self._two_money_sales(left)
+        held = self._balance(self.liability, self.tenant)
+        move_out = self._move_out("transfer", transfer_meter_id=self.other)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        transfer = done.transfer_purchase_id
+        given = credit_token.parse_money(bytes.fromhex(transfer.token))[1] / 1000
+        currency = self.company.currency_id
+        # in the currency's units: what the old meter gave up is what the new one gets, its
+        # sale says it, its value is the settlement's (no cent made or lost: at most the
+        # half cent below the currency's rounding stays behind, or is added)
+        taken = move_out.final_credit_money
+        self.assertLessEqual(abs(given - taken), 0.005 + 1e-9)
+        self.assertEqual((given, transfer.credit_money), (cents, cents))
+        self.assertEqual((done.amount, transfer.amount, transfer.money_remaining), (cents,) * 3)
+        self.assertAlmostEqual(self.other.credit_money, cents, 3)
+        self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
+        # the tenant's liability: the 15.00 sold less what was consumed, now on the target
+        consumed = currency.round(15.0 - cents)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), held + consumed, 2)
+        self.assertEqual(sum(s.money_remaining for s in sales), 0.0)
+
+    def test_money_transfer_gives_the_closing_credit_rounded_to_the_cent(self):
+        self._transfer_in_cents(3.006, 3.01)
+
+    def test_money_transfer_drops_a_sub_cent_the_settlement_does_not_value(self):
+        self._transfer_in_cents(3.004, 3.0)
+
+    def test_money_transfer_of_half_a_cent_gives_what_the_books_still_owe(self):
+        # 11.995 consumed is 12.00 recognised (the sale's rounding): 3.00 is still owed
+        self._transfer_in_cents(3.005, 3.0)
 
     def test_mixed_credit_modes_are_refused_naming_both_meters_and_modes(self):
         kwh_meter = self._meter("MO-KWH-3", self.tenant, self.tariff)
@@ -693,8 +729,8 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
         self.assertTrue(all(j.priority < credit.priority for j in jobs - credit))
         transfer = replacement.settlement_id.transfer_purchase_id
         self.assertEqual((transfer.meter_id, transfer.state), (new, "delivered"))
-        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6543)
-        self.assertAlmostEqual(new.credit_money, 6.543, 3)
+        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6540)
+        self.assertAlmostEqual(new.credit_money, 6.54, 3)
         self.assertEqual((new.tenant_id, self.meter.state), (self.tenant, "decommissioned"))
 
     def test_a_silent_money_meter_moves_its_last_known_credit_once_recorded_by_hand(self):
