@@ -414,6 +414,9 @@ def test_move_out_with_emergency_or_negative_credit_owes_it_and_zeroes_the_meter
     with registry.cursor() as cr:
         env = _env(cr)
         rec = setup_tenant(env, label, [serial], fleet)
+        # Odoo gives the meter the emergency credit it has (what a read may report is
+        # bounded by it: services/settlement.emergency_refusal)
+        rec["tariff"].write({"emergency_credit_kwh": 5.0, "emergency_threshold_kwh": 25.0})
         first = sell(env, rec["meter"], 10.0, f"{label}-1")  # 20 kWh at 0.50
         ids = {
             "meters": [rec["meter"].id],

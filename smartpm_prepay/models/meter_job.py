@@ -520,3 +520,6 @@ class SmartpmMeterJob(models.Model):
         self.purchase_ids.sudo()._on_delivery_failed()
         for job in clears.sudo():
             credit_clear.on_clear_failed(job)
+        # a move-out waiting for this job waits no more: it is blocked, with its retry
+        for job in self.sudo()._move_out_jobs():
+            job._move_outs()._on_job_cancelled(job)

@@ -115,6 +115,7 @@ class SmartpmMoveOut(models.Model):
         "on the meter (the leaving tenant's debt pays for it), so that the next tenant starts "
         "at zero.",
     )
+    zero_job_state = fields.Selection(related="zero_job_id.state", string="Zeroing job state")
     # the final reading
     credit_mode = fields.Selection(
         [("kwh", "kWh"), ("money", "Money")],
@@ -303,11 +304,15 @@ class SmartpmMoveOut(models.Model):
             if credit is None:
                 move_out._block("reading", self.env._("The meter's answer held no credit."))
                 return
+            emergency = settlement.final_emergency(result)
+            refusal = settlement.emergency_refusal(move_out, emergency)
+            if refusal:
+                _logger.warning("%s: %s", move_out.name, refusal)
+                move_out._block("reading", refusal)
+                return
             readings = self.env["smartpm.reading"].sudo().search([("job_id", "=", job.id)])
             readings.write({"source": "final"})
-            move_out._record_final(
-                credit, energy, "meter", emergency=settlement.final_emergency(result)
-            )
+            move_out._record_final(credit, energy, "meter", emergency=max(emergency, 0.0))
         elif job == move_out.zero_job_id and move_out.state in ("clearing", "blocked"):
             move_out.message_post(
                 body=self.env._(
@@ -342,6 +347,48 @@ class SmartpmMoveOut(models.Model):
                 job=job.display_name,
                 error=job.error or "",
             ),
+        )
+
+    def _on_job_cancelled(self, job):
+        """A job of this move-out was cancelled by hand (the job list): the step it belongs
+        to cannot finish without it. Blocked, the owner told (activity), the retry ready
+        (it sends the same job again: the same token, applied at most once)."""
+        move_out = self._lock()
+        steps = {
+            "reading": move_out.read_job_id | move_out.disconnect_job_id,
+            "clearing": move_out.clear_job_id | move_out.zero_job_id,
+        }
+        step = move_out.state
+        if job not in steps.get(step, self.env["smartpm.meter.job"]):
+            return
+        if step == "reading":
+            move_out._cancel_pending(steps["reading"])
+        if job == move_out.zero_job_id:
+            what = self.env._(
+                "The zeroing job %(job)s (the token that brings the emergency and negative "
+                "credit of meter %(meter)s to zero, %(credit)s) was cancelled by %(user)s: the "
+                "meter is not at zero and the move-out cannot finish.",
+                job=job.display_name,
+                meter=move_out.meter_id.serial_number,
+                credit=settlement.credit_text(move_out, settlement.zero_amount(move_out)),
+                user=self.env.user.name,
+            )
+        else:
+            what = self.env._(
+                "Job %(job)s of meter %(meter)s was cancelled by %(user)s: the move-out "
+                "cannot go on without it.",
+                job=job.display_name,
+                meter=move_out.meter_id.serial_number,
+                user=self.env.user.name,
+            )
+        move_out._block(
+            step,
+            self.env._(
+                "%(what)s Retry to send it again (the same token, applied at most once).",
+                what=what,
+            )
+            if step == "clearing"
+            else self.env._("%(what)s Retry to read the meter again.", what=what),
         )
 
     def _cancel_pending(self, jobs):

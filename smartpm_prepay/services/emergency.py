@@ -154,6 +154,28 @@ def take(meter, origin):
     return job
 
 
+def max_in_use(meter):
+    """The most emergency credit ``meter`` can have in use, in its credit's unit, as Odoo
+    knows it: the amount its tariff gives now, or a larger one an earlier setting gave it
+    (the ``set_emergency_credit`` jobs the meter took: it keeps a setting until the next
+    push). A meter gives no more than it was told; a report above this is not the meter's."""
+    meter = meter.sudo()
+    amount = settings_of(meter)[0] or 0.0
+    key = "amount_money" if is_money(meter) else "amount_kwh"
+    pushed = meter.env["smartpm.meter.job"].search(
+        [
+            ("meter_id", "=", meter.id),
+            ("job_type", "=", "set_emergency_credit"),
+            ("state", "=", "done"),
+        ]
+    )
+    for job in pushed:
+        value = (job.payload or {}).get(key)
+        if isinstance(value, (int, float)):
+            amount = max(amount, float(value))
+    return amount
+
+
 def values_from_result(meter, result):
     """Meter values from a job result that reports the emergency credit object."""
     status = result.get("emergency_status")

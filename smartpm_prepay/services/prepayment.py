@@ -251,9 +251,9 @@ def _repayments(env, company, until_utc):
         without_sale = Recognition.search(
             [("meter_id", "=", key[0]), ("tenant_id", "=", key[1]), ("company_id", "=", company.id)]
         )
-        free = sum(without_sale.filtered(lambda r: not r.purchase_id).mapped("kwh")) - sum(
-            without_sale.filtered("repayment").mapped("kwh")
-        )
+        free = sum(
+            without_sale.filtered(lambda r: not r.purchase_id and not r.repayment).mapped("kwh")
+        ) - sum(without_sale.filtered("repayment").mapped("kwh"))
         uncounted[key] = float_round(uncounted[key] - max(free, 0.0), KWH_DIGITS)
         if uncounted[key] > 0:
             # consumed in this run's days before the sale: counted here without a sale (as
@@ -268,7 +268,8 @@ def _repayments(env, company, until_utc):
 def _standing_charges_owed(env, company, key):
     """[(standing charge id, kWh)] of the negative credit standing charges of a meter and
     tenant made (their rows without a sale, services/standing_charge.py) that no repayment
-    released yet, oldest first."""
+    released yet, nor a move-out closed (repayment rows without a sale: the tenant's debt
+    carries it, services/settlement.py ``close_owed_charges``), oldest first."""
     rows = env["smartpm.credit.recognition"].search(
         [
             ("company_id", "=", company.id),
@@ -280,7 +281,7 @@ def _standing_charges_owed(env, company, key):
     )
     owed = {}
     for row in rows:
-        if not row.purchase_id:
+        if not row.purchase_id and not row.repayment:  # a move-out's closing row repays
             owed[row.standing_charge_id.id] = owed.get(row.standing_charge_id.id, 0.0) + row.kwh
     for row in rows.filtered("repayment"):
         owed[row.standing_charge_id.id] = owed.get(row.standing_charge_id.id, 0.0) - row.kwh
@@ -433,7 +434,7 @@ def _money_charges_owed(env, company, meter):
     """{tenant id: [(standing charge id, money)]}: what a money meter's standing charges
     took beyond each tenant's credit sold (their rows without a sale) that no later sale of
     that tenant released, nor a move-out closed (repayment rows without a sale: the tenant's
-    debt carries it, services/settlement.py ``close_money_charges``), oldest first."""
+    debt carries it, services/settlement.py ``close_owed_charges``), oldest first."""
     rows = env["smartpm.credit.recognition"].search(
         [
             ("company_id", "=", company.id),

@@ -56,6 +56,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_is_zero, float_round
 
 from . import debt as debt_service
+from . import emergency as emergency_service
 from . import engine, friendly, local_time, prepayment, pricing, tou, vending
 from .obis import ENERGY_IMPORT, OBIS_CREDIT
 
@@ -68,6 +69,7 @@ RUNNING_STATES = ("reading", "settling", "clearing", "blocked")
 UNDELIVERED_STATES = ("paid", "queued", "failed", "pending_check")
 DISCONNECT_PRIORITY = 15
 READ_PRIORITY = 20
+EMERGENCY_SLACK = 0.0005  # below the meter's resolution (Wh, milli-unit)
 READ_OBJECTS = [
     {"obis": ENERGY_IMPORT, "ic": 3, "attribute": 2},
     {"obis": OBIS_CREDIT, "ic": 112, "attribute": 2},
@@ -218,9 +220,35 @@ def final_values(result):
 def final_emergency(result):
     """The emergency credit in use (taken, not repaid) a read job's result reports, in the
     unit of the meter's credit (kWh, or the currency on a money-mode meter; 0 when the meter
-    has none)."""
+    reports none), as reported: ``emergency_refusal`` says whether Odoo may believe it."""
     value = result.get("emergency_in_use_money", result.get("emergency_in_use_kwh"))
-    return max(float(value), 0.0) if isinstance(value, (int, float)) else 0.0
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return float("nan")  # not a number: refused as such
+    return float(value)
+
+
+def emergency_refusal(move_out, emergency):
+    """Why the ``emergency`` credit in use a bridge reported at ``move_out``'s final read is
+    not believed (None: it is). It becomes the tenant's debt and the token that zeroes the
+    meter, so it is bounded by what Odoo knows: at least 0, at most the emergency credit the
+    meter was given (``emergency.max_in_use``). Outside that (a lying bridge, a misread) the
+    move-out books nothing and waits for the owner."""
+    meter = move_out.meter_id.sudo()
+    bound = emergency_service.max_in_use(meter)
+    if emergency == emergency and -EMERGENCY_SLACK <= emergency <= bound + EMERGENCY_SLACK:
+        return None
+    return move_out.env._(
+        "Meter %(meter)s (tenant %(tenant)s) reported %(reported)s of emergency credit in "
+        "use, outside what it can hold (0 to %(bound)s, the emergency credit its tariff gave "
+        "it). Nothing was settled and no debt was booked: check the meter, then retry the "
+        "reading, or record it by hand.",
+        meter=meter.serial_number,
+        tenant=move_out.tenant_id.name,
+        reported=credit_text(move_out, emergency) if emergency == emergency else "?",
+        bound=credit_text(move_out, bound),
+    )
 
 
 def closing_split(credit, emergency):
@@ -270,7 +298,9 @@ def settle(move_out):
     settlement = engine.create(env["smartpm.credit.settlement"], [vals])
     settlement = engine.as_engine(settlement)
     recognise_consumed(settlement)
-    return _apply(move_out, settlement)
+    _apply(move_out, settlement)
+    close_owed_charges(settlement)
+    return settlement
 
 
 def _apply(move_out, settlement):
@@ -594,6 +624,15 @@ def push_calendars_first(meter):
     return jobs
 
 
+def transfer_money(settlement):
+    """The credit a money transfer gives its target, in the currency's rounding: the value
+    the settlement moves (a money sale's credit is its untaxed amount), which is the old
+    meter's closing credit in the currency's units. The token and the transfer's
+    ``credit_money`` carry the same figure, so the target holds what its sale says: no
+    milli-unit beyond it that no sale covers, no cent created or lost."""
+    return settlement.currency_id.round(settlement.amount)
+
+
 def _issue_transfer(settlement, target):
     env = settlement.env
     currency = settlement.currency_id
@@ -602,7 +641,7 @@ def _issue_transfer(settlement, target):
     vending.lock_meter(env, target)
     transfer_number = target.last_transfer_number + 1
     if money:
-        token = vending.mint_money_token(target, transfer_number, settlement.money)
+        token = vending.mint_money_token(target, transfer_number, transfer_money(settlement))
     else:
         token = vending.mint_token(target, transfer_number, settlement.kwh)
     engine.as_engine(target).last_transfer_number = transfer_number
@@ -627,7 +666,7 @@ def _issue_transfer(settlement, target):
                 "amount_tax": 0.0,
                 "kwh": 0.0 if money else settlement.kwh,
                 "credit_mode": "money" if money else "kwh",
-                "credit_money": settlement.money if money else 0.0,
+                "credit_money": transfer_money(settlement) if money else 0.0,
                 "price_per_kwh": 0.0 if money else settlement.amount / settlement.kwh,
                 "month_kwh_before": 0.0,
             }
@@ -740,29 +779,45 @@ def _settle_money(move_out):
     }
     settlement = engine.as_engine(engine.create(env["smartpm.credit.settlement"], [vals]))
     _apply(move_out, settlement)
-    close_money_charges(settlement)
+    close_owed_charges(settlement)
     return settlement
 
 
-def close_money_charges(settlement):
-    """The standing charges the leaving tenant's sales did not cover (``prepayment.
-    _money_charges_owed``) are in the shortfall their debt now carries (``_record_shortfall``):
-    closed up to it, oldest first, by repayment rows without a sale (no value: the debt is
-    the income), so that no later sale releases them a second time. Once per settlement:
-    what is closed is no longer owed."""
+def close_owed_charges(settlement):
+    """The standing charges the leaving tenant's sales did not cover (kWh meters:
+    ``prepayment._standing_charges_owed``, money meters: ``prepayment._money_charges_owed``,
+    both keyed by meter and tenant) are in the shortfall their debt now carries
+    (``_record_shortfall``): closed up to it, oldest first, by repayment rows without a sale
+    (no value: the debt is the income), so that no later sale, of the tenant coming back or
+    of anyone, releases them a second time, and none stays open. Once per settlement: what
+    is closed is no longer owed."""
     if not settlement.debt_id:
         return
-    company, meter = settlement.company_id, settlement.meter_id
+    env, company, meter = settlement.env, settlement.company_id, settlement.meter_id
+    tenant = settlement.tenant_id
+    money = settlement.credit_mode == "money"
+    if money:
+        owed = prepayment._money_charges_owed(env, company, meter).get(tenant.id, [])
+    else:
+        owed = prepayment._standing_charges_owed(env, company, (meter.id, tenant.id))
     todo = float_round(settlement.shortfall, KWH_DIGITS)
-    owed = prepayment._money_charges_owed(settlement.env, company, meter)
     rows = []
-    for charge_id, money in owed.get(settlement.tenant_id.id, []):
-        take = float_round(min(money, todo), KWH_DIGITS)
+    for charge_id, left in owed:
+        take = float_round(min(left, todo), KWH_DIGITS)
         if take <= 0:
             break
-        row = {"purchase_id": False, "kwh": 0.0, "money": take, "amount": 0.0}
-        row.update(meter_id=meter.id, tenant_id=settlement.tenant_id.id, repayment=True)
-        rows.append(dict(row, standing_charge_id=charge_id))
+        rows.append(
+            {
+                "purchase_id": False,
+                "kwh": 0.0 if money else take,
+                "money": take if money else 0.0,
+                "amount": 0.0,
+                "meter_id": meter.id,
+                "tenant_id": tenant.id,
+                "repayment": True,
+                "standing_charge_id": charge_id,
+            }
+        )
         todo = float_round(todo - take, KWH_DIGITS)
     prepayment.record_rows(company, local_time.local_today(company), rows)
 

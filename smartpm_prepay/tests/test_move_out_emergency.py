@@ -12,6 +12,7 @@ from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 
 from ..services import credit_token, engine, prepayment, statement, tou, vending
+from ..services import emergency as emergency_service
 from ..services import settlement as settlement_service
 from .test_move_out import MoneyMoveOutCase, MoveOutCase
 
@@ -22,6 +23,18 @@ class EmergencyMoveOutMixin:
     first (docs/meter-contract.md "Emergency credit")."""
 
     emergency = 0.0
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # the meters' tariffs give emergency credit (what the meter reports is bounded by
+        # it); the settings' pushes are not these tests' jobs
+        cls.tariff.emergency_credit_kwh = 10.0
+        if hasattr(cls, "tou"):
+            cls.tou.emergency_credit_money = 2.0
+        engine.as_engine(
+            cls.env["smartpm.meter.job"].search([("state", "in", ("pending", "claimed"))])
+        ).write({"state": "cancelled"})
 
     def _unit(self):
         return "money" if self.meter.credit_mode == "money" else "kwh"
@@ -188,6 +201,212 @@ class TestMoveOutEmergencyKwh(EmergencyMoveOutMixin, MoveOutCase):
         )
         self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
 
+    def test_a_cancelled_zeroing_job_blocks_the_move_out_and_its_retry_finishes_it(self):
+        self._sell(self.meter, 20.0, "CZ-1")
+        self.emergency = 5.0
+        self._set_credit(self.meter, 2.0)  # 3 kWh consumed without payment
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        # the bridge reads, nothing else: the zeroing token waits
+        self._run_jobs(fail_types=("add_credit", "clear_credit"))
+        move_out.with_user(self.manager).action_retry()
+        zero = move_out.zero_job_id
+        self.assertEqual((move_out.state, zero.state), ("clearing", "pending"))
+        debt = move_out.settlement_id.debt_id
+        token, number = zero.payload["token"], zero.payload["transfer_number"]
+        last = self.meter.last_transfer_number
+        # an operator cancels it from the job list: the move-out says so and asks the owner
+        zero.with_user(self.manager).action_cancel()
+        self.assertEqual(zero.state, "cancelled")
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "clearing"))
+        self.assertIn(zero.display_name, move_out.blocked_reason)
+        self.assertIn(self.meter.serial_number, move_out.blocked_reason)
+        self.assertIn("5.0 kWh", move_out.blocked_reason)
+        [activity] = move_out.activity_ids
+        self.assertEqual(activity.user_id, self.manager)
+        self.assertIn("cancelled", activity.note)
+        self.assertEqual(move_out.zero_job_state, "cancelled")
+        # nothing else moved: the tenant still on the meter, the debt and the credit as they were
+        self.assertEqual(self.meter.tenant_id, self.tenant)
+        self.assertEqual(
+            self.env["smartpm.tenant.debt"].search([("tenant_id", "=", self.tenant.id)]), debt
+        )
+        self.assertEqual(self.meter.last_transfer_number, last)
+        # the retry sends the same token again and the move-out finishes
+        move_out.with_user(self.manager).action_retry()
+        self.assertFalse(move_out.activity_ids)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertEqual(
+            (zero.state, zero.payload["token"], zero.payload["transfer_number"]),
+            ("done", token, number),
+        )
+        self.assertEqual(self.meter.last_transfer_number, last)
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
+        self.assertEqual((debt.amount, self.meter.tenant_id), (0.75, self.next_tenant))
+
+    def test_a_cancelled_reading_job_blocks_the_move_out_at_the_reading(self):
+        self._sell(self.meter, 20.0, "CR-1")
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        disconnect = move_out.disconnect_job_id
+        disconnect.with_user(self.manager).action_cancel()
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "reading"))
+        self.assertIn(disconnect.display_name, move_out.blocked_reason)
+        self.assertTrue(move_out.activity_ids)
+        self.assertFalse(move_out.settlement_id)
+        move_out.with_user(self.manager).action_retry()
+        self.assertNotEqual(move_out.disconnect_job_id, disconnect)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+
+    def _kwh_charge_beyond_the_credit(self):
+        """The tenant's 0.50 sale (2 kWh), then a 1.00 standing charge (4 kWh at 0.25):
+        2 kWh below zero, owed by the tenant on this meter."""
+        from ..services import standing_charge
+
+        self.company.smartpm_min_amount = 0.1
+        sale = self._sell(self.meter, 0.5, "KOW-1")
+        self._set_credit(self.meter, 2.0)
+        self.tariff.write({"standing_charge_amount": 1.0, "standing_charge_collection": "odoo"})
+        [charge] = standing_charge.collect_due(self.env, self.company)["queued"].filtered(
+            lambda c: c.meter_id == self.meter
+        )
+        self._run_jobs()
+        self.assertEqual(charge.state, "collected")
+        self.assertAlmostEqual(self.meter.credit_kwh, -2.0, 3)
+        self.assertEqual(sale.kwh_remaining, 0.0)
+        key = (self.meter.id, self.tenant.id)
+        owed = prepayment._standing_charges_owed(self.env, self.company, key)
+        self.assertEqual(owed, [(charge.id, 2.0)])
+        self.tariff.standing_charge_amount = 0.0  # nothing more charged to the next tenant
+        return charge, standing_charge.ensure_account(self.company)
+
+    def test_kwh_standing_charge_beyond_the_credit_is_closed_by_the_move_out_debt(self):
+        charge, income = self._kwh_charge_beyond_the_credit()
+        energy = self._balance(self.energy)
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        self.assertEqual((done.negative_credit, done.shortfall), (2.0, 2.0))
+        self.assertEqual((done.debt_id.amount, done.debt_amount), (0.5, 0.5))  # 2 kWh x 0.25
+        self.assertAlmostEqual(self._receivable(self.tenant), 0.5, 2)
+        # the debt carries the charge: closed by one row of no value, owed to no one any more
+        key = (self.meter.id, self.tenant.id)
+        self.assertEqual(prepayment._standing_charges_owed(self.env, self.company, key), [])
+        closed = charge.recognition_ids.filtered("repayment")
+        self.assertEqual(
+            (closed.purchase_id, closed.kwh, closed.money, closed.amount, closed.tenant_id),
+            (self.env["smartpm.credit.purchase"], 2.0, 0.0, 0.0, self.tenant),
+        )
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0, 3)
+        self.assertAlmostEqual(self._balance(income), -0.5, 2)  # what the sale covered
+        self.assertAlmostEqual(self._balance(self.energy), energy - 0.5, 2)  # the debt only
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0, 2)
+        # the next tenant's sale and the daily recognition: a clean meter's books
+        nxt = self._sell(self.meter, 5.0, "KOW-2", delivered_on=date(2026, 3, 2))
+        self.assertEqual(nxt.tenant_id, self.next_tenant)
+        prepayment.recognise(self.company)
+        self.assertEqual(nxt.kwh_remaining, 20.0)
+        self.assertFalse(nxt.recognition_ids)
+        self.assertAlmostEqual(self._balance(income), -0.5, 2)  # B's sale released none
+        self.assertAlmostEqual(self._balance(self.liability, self.next_tenant), -5.0, 2)
+        # closed once: a second settlement pass finds nothing owed and adds no row
+        settlement_service.close_owed_charges(done)
+        self.assertEqual(len(charge.recognition_ids.filtered("repayment")), 1)
+
+    def test_kwh_tenant_back_on_the_meter_does_not_repay_a_closed_charge_twice(self):
+        charge, income = self._kwh_charge_beyond_the_credit()
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        # the tenant moves back; the meter shows 2 kWh below zero again (say, a friendly
+        # period), which their sale repays: it is their consumption, not the closed charge
+        engine.as_engine(self.meter).tenant_id = self.tenant
+        self._set_credit(self.meter, -2.0)
+        back = vending.vend(self.env, self.meter, 2.5, "backoffice", "KOW-3")
+        back._create_invoice_and_payment(self.cash)
+        back._on_delivered({"credit_kwh": back.kwh - 2.0})  # (the debt took part of it)
+        self.assertEqual(back.debt_repaid_kwh, 2.0)
+        prepayment.recognise(self.company)
+        self.assertAlmostEqual(self._balance(income), -0.5, 2)  # not released a second time
+        self.assertFalse(back.recognition_ids.filtered("standing_charge_id"))
+        key = (self.meter.id, self.tenant.id)
+        self.assertEqual(prepayment._standing_charges_owed(self.env, self.company, key), [])
+
+    def _lying_bridge_move_out(self, reported):
+        """The tenant's 20.00 sale (80 kWh), 4 kWh on the meter; the bridge's read reports
+        ``reported`` kWh of emergency credit in use (the tariff gives 10)."""
+        self._sell(self.meter, 20.0, "LIE-1")
+        self._set_credit(self.meter, 4.0)
+        self.emergency = reported
+        last = self.meter.last_transfer_number
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "reading"))
+        # nothing booked, nothing minted: no settlement, no debt, no zeroing token
+        self.assertFalse(move_out.settlement_id)
+        self.assertFalse(move_out.zero_job_id)
+        self.assertFalse(
+            self.env["smartpm.tenant.debt"].search([("tenant_id", "=", self.tenant.id)])
+        )
+        self.assertEqual(self.meter.last_transfer_number, last)
+        self.assertAlmostEqual(self._receivable(self.tenant), 0.0, 2)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), -20.0, 2)
+        self.assertEqual((move_out.final_emergency_kwh, move_out.final_credit_kwh), (0.0, 0.0))
+        # the owner is told, naming the meter and the tenant
+        [activity] = move_out.activity_ids
+        self.assertEqual(activity.user_id, self.manager)
+        for text in (self.meter.serial_number, self.tenant.name):
+            self.assertIn(text, move_out.blocked_reason)
+            self.assertIn(text, activity.note)
+        self.assertEqual(self.meter.tenant_id, self.tenant)
+        return move_out
+
+    def test_an_absurd_emergency_amount_from_the_bridge_is_refused_and_books_no_debt(self):
+        move_out = self._lying_bridge_move_out(5000.0)
+        self.assertIn("5000.0 kWh", move_out.blocked_reason)
+        self.assertIn("10.0 kWh", move_out.blocked_reason)  # what the tariff gave
+        # the meter read again, now with a true answer: settled as usual, once
+        self.emergency = 0.0
+        move_out.with_user(self.manager).action_retry()
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        self.assertEqual((done.kwh, done.emergency_credit, done.shortfall), (4.0, 0.0, 0.0))
+        self.assertFalse(done.debt_id)
+        self.assertEqual(done.amount_total, 1.0)  # 4 kWh at 0.25
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), 0.0, 2)
+
+    def test_a_negative_emergency_amount_is_refused_too(self):
+        self._lying_bridge_move_out(-3.0)
+
+    def test_an_emergency_amount_that_is_no_number_is_refused_too(self):
+        self._lying_bridge_move_out("lots")
+
+    def test_emergency_up_to_a_larger_earlier_setting_is_believed(self):
+        # the meter took a setting of 12 kWh before the tariff's became 10: it may hold 12
+        self.assertEqual(emergency_service.max_in_use(self.meter), 10.0)
+        engine.create(
+            self.env["smartpm.meter.job"],
+            [
+                {
+                    "meter_id": self.meter.id,
+                    "job_type": "set_emergency_credit",
+                    "payload": {"amount_kwh": 12.0, "threshold_kwh": 0.0},
+                    "state": "done",
+                }
+            ],
+        )
+        self.assertEqual(emergency_service.max_in_use(self.meter), 12.0)
+        self._sell(self.meter, 20.0, "LIE-2")
+        self._set_credit(self.meter, 4.0)
+        self.emergency = 12.0
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        self.assertEqual((done.emergency_credit, done.shortfall, done.debt_amount), (12, 8, 2))
+
 
 @tagged("post_install", "-at_install")
 class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
@@ -292,6 +511,21 @@ class TestMoveOutEmergencyMoney(EmergencyMoveOutMixin, MoneyMoveOutCase):
         owed = prepayment._money_charges_owed(self.env, self.company, self.meter)
         self.assertEqual(owed, {self.tenant.id: [(charge.id, 0.75)]})  # still the tenant's
 
+    def test_money_emergency_above_the_tariffs_is_refused_and_books_no_debt(self):
+        self._two_money_sales(1.0)
+        self.emergency = 2.5  # the tariff gives 2.00
+        move_out = self._move_out("refund", next_tenant_id=self.next_tenant)
+        self._run_jobs()
+        self.assertEqual((move_out.state, move_out.blocked_step), ("blocked", "reading"))
+        self.assertFalse(move_out.settlement_id)
+        self.assertFalse(move_out.zero_job_id)
+        self.assertFalse(
+            self.env["smartpm.tenant.debt"].search([("tenant_id", "=", self.tenant.id)])
+        )
+        self.assertAlmostEqual(self._receivable(self.tenant), 0.0, 2)
+        for text in (self.meter.serial_number, self.tenant.name, "2.500", "2.000"):
+            self.assertIn(text, move_out.activity_ids.note)
+
     def test_money_credit_with_emergency_in_use_refunds_only_the_paid_money(self):
         first, second = self._two_money_sales(8.0)  # 15.00 sold; 8.000 on the meter
         self.emergency = 1.25  # of which 1.250 emergency: 6.750 paid left
@@ -353,12 +587,12 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
             (transfer.state, transfer.credit_mode, transfer.amount, transfer.tenant_id),
             ("delivered", "money", 6.54, self.tenant),
         )
-        # the token carries the old meter's closing credit to the milli-unit (the sale's
-        # credit_money, a monetary field, says it to the cent)
-        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6543)
+        # the token carries the old meter's closing credit in the currency's rounding, as
+        # the transfer's credit_money and its value do: the target holds what its sale says
+        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6540)
         self.assertEqual(transfer.credit_money, 6.54)
         self.assertFalse(transfer.invoice_id)
-        self.assertAlmostEqual(self.other.credit_money, 6.543, 3)
+        self.assertAlmostEqual(self.other.credit_money, 6.54, 3)
         self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
         # the books: the 8.46 consumed recognised, the 6.54 left still owed, on the target
         self.assertAlmostEqual(done.recognition_move_id.amount_total, 8.46, 2)
@@ -371,6 +605,42 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
         with self.assertRaises(UserError):
             move_out.with_user(self.manager).action_retry()
         self.assertEqual(self._transfers(self.other), transfer)
+
+    def _transfer_in_cents(self, left, cents):
+        """15.00 sold, ``left`` (milli-units) on the meter, moved to the tenant's other
+        meter: ``cents`` given there, in the currency's rounding."""
+        sales = self._two_money_sales(left)
+        held = self._balance(self.liability, self.tenant)
+        move_out = self._move_out("transfer", transfer_meter_id=self.other)
+        self._run_jobs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        done = move_out.settlement_id
+        transfer = done.transfer_purchase_id
+        given = credit_token.parse_money(bytes.fromhex(transfer.token))[1] / 1000
+        currency = self.company.currency_id
+        # in the currency's units: what the old meter gave up is what the new one gets, its
+        # sale says it, its value is the settlement's (no cent made or lost: at most the
+        # half cent below the currency's rounding stays behind, or is added)
+        taken = move_out.final_credit_money
+        self.assertLessEqual(abs(given - taken), 0.005 + 1e-9)
+        self.assertEqual((given, transfer.credit_money), (cents, cents))
+        self.assertEqual((done.amount, transfer.amount, transfer.money_remaining), (cents,) * 3)
+        self.assertAlmostEqual(self.other.credit_money, cents, 3)
+        self.assertAlmostEqual(self.meter.credit_money, 0.0, 3)
+        # the tenant's liability: the 15.00 sold less what was consumed, now on the target
+        consumed = currency.round(15.0 - cents)
+        self.assertAlmostEqual(self._balance(self.liability, self.tenant), held + consumed, 2)
+        self.assertEqual(sum(s.money_remaining for s in sales), 0.0)
+
+    def test_money_transfer_gives_the_closing_credit_rounded_to_the_cent(self):
+        self._transfer_in_cents(3.006, 3.01)
+
+    def test_money_transfer_drops_a_sub_cent_the_settlement_does_not_value(self):
+        self._transfer_in_cents(3.004, 3.0)
+
+    def test_money_transfer_of_half_a_cent_gives_what_the_books_still_owe(self):
+        # 11.995 consumed is 12.00 recognised (the sale's rounding): 3.00 is still owed
+        self._transfer_in_cents(3.005, 3.0)
 
     def test_mixed_credit_modes_are_refused_naming_both_meters_and_modes(self):
         kwh_meter = self._meter("MO-KWH-3", self.tenant, self.tariff)
@@ -459,8 +729,8 @@ class TestMoneyTransfer(EmergencyMoveOutMixin, MoneyMoveOutCase):
         self.assertTrue(all(j.priority < credit.priority for j in jobs - credit))
         transfer = replacement.settlement_id.transfer_purchase_id
         self.assertEqual((transfer.meter_id, transfer.state), (new, "delivered"))
-        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6543)
-        self.assertAlmostEqual(new.credit_money, 6.543, 3)
+        self.assertEqual(credit_token.parse_money(bytes.fromhex(transfer.token))[1], 6540)
+        self.assertAlmostEqual(new.credit_money, 6.54, 3)
         self.assertEqual((new.tenant_id, self.meter.state), (self.tenant, "decommissioned"))
 
     def test_a_silent_money_meter_moves_its_last_known_credit_once_recorded_by_hand(self):

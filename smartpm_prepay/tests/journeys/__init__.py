@@ -12,3 +12,4 @@ from . import test_push_demo_journey
 from . import test_tenant_screens_journey
 from . import test_owner_screens_journey
 from . import test_tou_tenant_journey
+from . import test_owner_bank_posting_journey

@@ -2,10 +2,16 @@
 moves the tenant of SIM00002 out from the meter form, refunds the remaining credit and moves
 ``amina`` in. The test plays only the meter bridge (the demo's bridge login), answering as
 the simulated meter would. The books show the prepayment liability equal to the tenants'
-remaining credit before and after; amina's portal shows nothing of the old tenant."""
+remaining credit before and after; amina's portal shows nothing of the old tenant.
+
+The owner's screens of a move-out with emergency credit in use: the final reading's
+emergency credit, the settlement's emergency / negative credit / shortfall / debt, the
+zeroing job and its state, and the move-out blocked when that job is cancelled, with its
+Retry (tours ``smartpm_owner_moveout_*``, as ``admin`` in the browser)."""
 
 from odoo.tests import Form, tagged
 
+from ...services import engine
 from .common import DemoJourneyCase
 
 BRIDGE = "journey-moveout-bridge"
@@ -33,6 +39,12 @@ class TestMoveOutJourney(DemoJourneyCase):
         cls.meter = cls.env.ref("smartpm_prepay.demo_meter_02")
         cls.old_tenant = cls.meter.tenant_id
 
+    emergency = 0.0  # what the meter reports of emergency credit in use
+    hold_zero = False  # the meter is busy: the zeroing token waits
+
+    def _held(self, job):
+        return self.hold_zero and (job.idempotency_key or "").endswith("-zero")
+
     def _bridge_runs(self, rounds=10):
         """The bridge: claim what is due and answer as the simulated meter."""
         Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
@@ -40,14 +52,28 @@ class TestMoveOutJourney(DemoJourneyCase):
             claimed = Job.claim(BRIDGE, 500, 300)
             if not claimed:
                 return
+            held = []
             for vals in claimed:
                 job = self.env["smartpm.meter.job"].browse(vals["id"])
+                if self._held(job):
+                    held.append(job.id)
+                    continue
                 Job.complete(job.id, BRIDGE, self._answer(job))
+            if held:
+                Job.release(held, BRIDGE)
+                if len(held) == len(claimed):
+                    return
 
     def _answer(self, job):
         meter = job.meter_id
-        if job.job_type == "add_credit":
-            return {"credit_kwh": meter.credit_kwh + job.payload["kwh"], "relay": "connected"}
+        if job.job_type == "add_credit":  # a token repays the emergency credit in use first
+            repaid = min(self.emergency, job.payload["kwh"]) if meter == self.meter else 0.0
+            self.emergency -= repaid
+            return {
+                "credit_kwh": meter.credit_kwh + job.payload["kwh"] - repaid,
+                "emergency_repaid_kwh": repaid,
+                "relay": "connected",
+            }
         if job.job_type == "clear_credit":
             cleared = job.payload["wh"] / 1000
             return {
@@ -65,7 +91,8 @@ class TestMoveOutJourney(DemoJourneyCase):
                 "readings": [
                     {"obis": OBIS_CREDIT, "value": meter.credit_kwh * 1000, "unit": "Wh"},
                     {"obis": OBIS_IMPORT, "value": 5210000, "unit": "Wh"},
-                ]
+                ],
+                "emergency_in_use_kwh": self.emergency,
             }
         return {}
 
@@ -131,3 +158,50 @@ class TestMoveOutJourney(DemoJourneyCase):
         for purchase in sold:
             self.assertNotIn(purchase.name, page.text)
         self.assertNotIn("5210", page.text)  # the old tenant's final register reading
+
+    def _owner_moves_out(self):
+        action = self.meter.with_user(self.owner).action_move_out()
+        wizard_form = Form(
+            self.env(user=self.owner)[action["res_model"]].with_context(**action["context"])
+        )
+        wizard_form.settlement_kind = "refund"
+        wizard_form.next_tenant_id = self.amina.partner_id
+        done = wizard_form.save().action_confirm()
+        return self.env["smartpm.move.out"].browse(done["res_id"])
+
+    def test_owner_sees_the_emergency_debt_and_the_zeroing_job_and_retries_it(self):
+        self._bridge_runs()  # the demo's bank sale delivered
+        # the owner gives the tariff emergency credit; the tenant took its 5 kWh and
+        # consumed all but 2 kWh of the meter's credit: 3 kWh consumed without payment
+        tariff = self.meter._get_tariff()
+        with Form(tariff.with_user(self.owner)) as form:
+            form.emergency_credit_kwh = 5.0
+            form.emergency_threshold_kwh = 2.0
+        self._bridge_runs()  # the setting pushed to the meters
+        engine.as_engine(self.meter).credit_kwh = 2.0
+        self.emergency, self.hold_zero = 5.0, True
+        move_out = self._owner_moves_out()
+        self._bridge_runs()
+        self.assertEqual(move_out.state, "clearing", move_out.blocked_reason)
+        done, zero = move_out.settlement_id, move_out.zero_job_id
+        self.assertEqual((done.emergency_credit, done.negative_credit, done.shortfall), (5, 0, 3))
+        self.assertEqual((done.debt_id.state, done.debt_id.tenant_id), ("active", self.old_tenant))
+        self.assertEqual(
+            (zero.job_type, zero.state, zero.payload["kwh"]), ("add_credit", "pending", 5)
+        )
+        url = f"/odoo/action-smartpm_prepay.action_move_out/{move_out.id}"
+        # what the owner sees: the final reading, the zeroing job waiting, the settlement's debt
+        self.start_tour(url, "smartpm_owner_moveout_emergency", login="admin")
+        # an operator cancels the zeroing token: the owner sees why it is blocked, retries
+        zero.with_user(self.owner).action_cancel()
+        self.assertEqual(move_out.state, "blocked")
+        self.assertEqual(move_out.activity_ids.user_id, self.owner)
+        self.start_tour(url, "smartpm_owner_moveout_retry", login="admin")
+        self.assertEqual((move_out.state, zero.state), ("clearing", "pending"))
+        self.hold_zero = False
+        self._bridge_runs()
+        self.assertEqual(move_out.state, "done", move_out.blocked_reason)
+        self.assertEqual(zero.state, "done")
+        self.assertAlmostEqual(self.meter.credit_kwh, 0.0)
+        self.assertEqual(self.meter.tenant_id, self.amina.partner_id)
+        self.assertEqual(done.debt_id.balance, done.debt_amount)  # owed by the old tenant only
