@@ -162,9 +162,14 @@ class OdooClient:
         -> [{"job_id", "ok", "refused"?, "error"?, "state"?, ...}] in the same order."""
         return self._job("report", bridge_id, list(reports))
 
-    def extend_lease(self, job_ids, bridge_id, lease_seconds):
-        """Returns the ids still held by ``bridge_id``."""
-        return self._job("extend_lease", list(job_ids), bridge_id, int(lease_seconds)) or []
+    def extend_lease(self, job_ids, bridge_id, lease_seconds, attempts=None):
+        """Returns the ids still held by ``bridge_id``.
+
+        attempts: each job's ``attempt_count`` in its claim, in the order of ``job_ids``: a
+        job claimed again since is not renewed, and a lease that lapsed with no claim since
+        (Odoo was unreachable for longer than the lease left) is re-taken."""
+        extra = [list(attempts)] if attempts is not None else []
+        return self._job("extend_lease", list(job_ids), bridge_id, int(lease_seconds), *extra) or []
 
     def release(self, job_ids, bridge_id):
         """Returns the ids put back to pending."""

@@ -4,9 +4,10 @@ One coordinating thread (the caller of :meth:`BridgeService.run`) owns all state
 every Odoo call except the long-poll, which runs in a helper thread so that it never delays
 reports or lease renewals. Jobs run in worker threads because the executor blocks on
 sockets (a PriorityPool: credit jobs ahead of the others waiting for a worker). The bridge
-keeps nothing that Odoo does not also hold: a result that cannot be reported is retried
-while its lease may still be alive, and if it is lost anyway Odoo re-runs the job (every job
-is idempotent).
+keeps nothing that Odoo does not also hold: a result that cannot be reported (Odoo
+unreachable) is kept and reported when Odoo answers again, naming its claim (attempt), which
+Odoo takes even after the lease lapsed as long as no one claimed the job since; if another
+bridge did, Odoo re-runs the job (every job is idempotent).
 """
 
 import heapq
@@ -165,6 +166,12 @@ class PriorityPool:
         if wait:
             for t in threads:
                 t.join()
+
+
+def _attempt_of(job):
+    """The claim's attempt_count, as Odoo handed it out; None if it sent none."""
+    attempt = job.get("attempt_count")
+    return attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None
 
 
 @dataclass(eq=False)
@@ -589,9 +596,11 @@ class BridgeService:
                     report = {"job_id": held.id, "error": str(args[0]), "retryable": bool(args[1])}
                     if len(args) > 2:
                         report["invocation_counter"] = args[2]
-                attempt = held.job.get("attempt_count")
-                if isinstance(attempt, int) and not isinstance(attempt, bool):
-                    report["attempt"] = attempt  # which claim this is the outcome of
+                attempt = _attempt_of(held.job)
+                if attempt is not None:
+                    # which claim this is the outcome of: Odoo takes it even after the lease
+                    # lapsed (Odoo unreachable meanwhile) as long as no one claimed the job
+                    report["attempt"] = attempt
                 reports.append(report)
             event(log, logging.DEBUG, "report_sent", job_ids=[h.id for h in batch])
             try:
@@ -684,10 +693,17 @@ class BridgeService:
         if not ids:
             self._next_extend = now + self._extend_every
             return
+        # Which claim each renewal is for: Odoo refuses it for a job claimed again since, and
+        # re-takes a lease that lapsed while it was unreachable if no one claimed the job.
+        attempts = [_attempt_of(self._held[job_id].job) for job_id in ids]
         sent = time.monotonic()
         try:
             kept = self._rpc(
-                self.client.extend_lease, ids, self.bridge_id, self.settings.lease_seconds
+                self.client.extend_lease,
+                ids,
+                self.bridge_id,
+                self.settings.lease_seconds,
+                attempts,
             )
         except OdooAuthError:
             raise

@@ -171,15 +171,21 @@ class OdooServer:
         """A Bridge API user with a fresh API key (made with `odoo-bin shell`)."""
         return bridge_key(odoo_shell(self.db, "bridge_user.py", login=login))
 
-    def restart(self) -> float:
+    def restart(self, while_down=None) -> float:
         """SIGTERM this Odoo, wait for it to exit, start it again with the same command line
-        (port, database) and wait until it answers: the seconds its stop took."""
+        (port, database) and wait until it answers: the seconds its stop took.
+        ``while_down``: called once the process has exited, before the new one starts (an
+        outage of the length a test wants)."""
         started = time.perf_counter()
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(120)
         stop_s = time.perf_counter() - started
+        if while_down is not None:
+            while_down()
         with open(self.log_path, "a") as log:  # the child keeps its own copy of the fd
-            self.proc = subprocess.Popen(self.proc.args, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.proc.args, stdout=log, stderr=subprocess.STDOUT, env=odoo_env()
+            )
         wait_up(self.proc, self.port, self.log_path)
         return stop_s
 
@@ -217,6 +223,17 @@ def bridge_key(shell_output):
     return keys[-1]
 
 
+def odoo_env():
+    """The environment of an Odoo server process: this one's, with a bytecode cache. This
+    machine sets PYTHONDONTWRITEBYTECODE, so every Odoo start compiled all of Odoo's Python
+    (the core and each addon loaded) from source: about half of a start on a busy machine
+    (bench/RESULTS.md, "Odoo restart"). A deployment has its .pyc files; so do these
+    servers, in var/pycache (PYTHONPYCACHEPREFIX: nothing is written into the sources)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(ROOT / "var" / "pycache")
+    return env
+
+
 @contextlib.contextmanager
 def run_odoo(db, extra_args=()):
     """Odoo serving ``db`` on a free port; threaded (``--workers=0``) unless ``extra_args``
@@ -243,6 +260,7 @@ def run_odoo(db, extra_args=()):
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=odoo_env(),
     )
     server = None
     try:

@@ -375,6 +375,9 @@ def test_a_run_handed_back_its_own_expired_claim_reports_for_the_new_attempt():
         job_id = odoo.add_job()
         with running(settings_for(odoo.url, lease_seconds=10), blocking):
             assert wait_until(lambda: odoo.state(job_id) == "claimed", timeout=5)
+            # right after a renewal: the claim (every BUSY_POLL) comes before the next one,
+            # which would re-take the lapsed lease for attempt 1 instead
+            assert wait_until(lambda: odoo.calls_of("extend_lease"), timeout=6)
             with odoo.cond:
                 odoo.jobs[job_id]["lease_until"] = time.time() - 1  # lapsed, still ours
             assert wait_until(lambda: odoo.job(job_id)["attempt_count"] == 2, timeout=5)

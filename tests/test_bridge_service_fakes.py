@@ -1,6 +1,7 @@
 """A fake Odoo speaking JSON-RPC on /jsonrpc, holding smartpm.meter.job in memory.
 
-Faithful to docs/job-protocol.md: leases, refusals of reports without a live lease, retry
+Faithful to docs/job-protocol.md: leases, refusals of reports without a live lease (but a
+late report or renewal naming the job's last claim, no claim since, is taken), retry
 or final failure, release, idempotent ingest, long-poll. Shared by the bridge tests; it has
 no tests of its own.
 """
@@ -229,16 +230,18 @@ class FakeOdoo:
             job["state"] == "claimed" and job["lease_until"] <= now
         )
 
-    def _holds(self, job, bridge_id, now):
-        return (
-            job["state"] == "claimed"
-            and job["bridge_id"] == bridge_id
-            and (job["lease_until"] > now)
-        )
+    def _holds(self, job, bridge_id, now, attempt=None):
+        """A live lease; or, naming its attempt, the job's last claim whose lease lapsed with
+        no claim since (Odoo's rule for a bridge that could not reach it meanwhile)."""
+        if job["state"] != "claimed" or job["bridge_id"] != bridge_id:
+            return False
+        if attempt is not None and attempt != job["attempt_count"]:
+            return False
+        return job["lease_until"] > now or attempt is not None
 
-    def _held_job(self, job_id, bridge_id):
+    def _held_job(self, job_id, bridge_id, attempt=None):
         job = self.jobs.get(job_id)
-        if job is None or not self._holds(job, bridge_id, time.time()):
+        if job is None or not self._holds(job, bridge_id, time.time(), attempt):
             raise FakeOdooError(
                 "odoo.exceptions.UserError",
                 f"Job {job_id} is not leased to bridge {bridge_id}; result refused.",
@@ -270,15 +273,15 @@ class FakeOdoo:
                 )
             return out
 
-    def rpc_complete(self, job_id, bridge_id, result):
+    def rpc_complete(self, job_id, bridge_id, result, attempt=None):
         with self.cond:
-            job = self._held_job(job_id, bridge_id)
+            job = self._held_job(job_id, bridge_id, attempt)
             job.update(state="done", result=result, lease_until=0.0)
             return True
 
-    def rpc_fail(self, job_id, bridge_id, error, retryable, invocation_counter=None):
+    def rpc_fail(self, job_id, bridge_id, error, retryable, invocation_counter=None, attempt=None):
         with self.cond:
-            job = self._held_job(job_id, bridge_id)
+            job = self._held_job(job_id, bridge_id, attempt)
             if invocation_counter is not None:
                 job["meter"]["invocation_counter"] = invocation_counter
             job.update(error=error, lease_until=0.0, bridge_id=None)
@@ -308,7 +311,7 @@ class FakeOdoo:
                     args = [job_id, bridge_id, report["result"]]
                     with self.cond:
                         self.calls.append(("complete", copy.deepcopy(args)))
-                    self.rpc_complete(*args)
+                    self.rpc_complete(*args, attempt=attempt)
                     answers.append({"job_id": job_id, "ok": True, "state": "done"})
                 else:
                     args = [job_id, bridge_id, report["error"], report["retryable"]]
@@ -316,18 +319,21 @@ class FakeOdoo:
                         args.append(report["invocation_counter"])
                     with self.cond:
                         self.calls.append(("fail", copy.deepcopy(args)))
-                    answers.append({"job_id": job_id, "ok": True, **self.rpc_fail(*args)})
+                    answer = self.rpc_fail(*args, attempt=attempt)
+                    answers.append({"job_id": job_id, "ok": True, **answer})
             except FakeOdooError as exc:
                 answers.append({"job_id": job_id, "ok": False, "refused": True, "error": str(exc)})
         return answers
 
-    def rpc_extend_lease(self, job_ids, bridge_id, lease_seconds):
+    def rpc_extend_lease(self, job_ids, bridge_id, lease_seconds, attempts=None):
         with self.cond:
             now = time.time()
             kept = []
-            for job_id in job_ids:
+            attempts = attempts if attempts and len(attempts) == len(job_ids) else None
+            for i, job_id in enumerate(job_ids):
                 job = self.jobs.get(job_id)
-                if job and self._holds(job, bridge_id, now):
+                attempt = attempts[i] if attempts else None
+                if job and self._holds(job, bridge_id, now, attempt):
                     job["lease_until"] = now + lease_seconds
                     kept.append(job_id)
             return kept

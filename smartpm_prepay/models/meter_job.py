@@ -243,13 +243,19 @@ class SmartpmMeterJob(models.Model):
         return job_queue.claim(self._check_bridge().env, bridge_id, limit, lease_seconds)
 
     @api.model
-    def complete(self, job_id, bridge_id, result):
-        return job_queue.complete(self._check_bridge().env, job_id, bridge_id, result)
+    def complete(self, job_id, bridge_id, result, attempt=None):
+        return job_queue.complete(self._check_bridge().env, job_id, bridge_id, result, attempt)
 
     @api.model
-    def fail(self, job_id, bridge_id, error, retryable=True, invocation_counter=None):
+    def fail(self, job_id, bridge_id, error, retryable=True, invocation_counter=None, attempt=None):
         return job_queue.fail(
-            self._check_bridge().env, job_id, bridge_id, error, retryable, invocation_counter
+            self._check_bridge().env,
+            job_id,
+            bridge_id,
+            error,
+            retryable,
+            invocation_counter,
+            attempt=attempt,
         )
 
     @api.model
@@ -257,8 +263,10 @@ class SmartpmMeterJob(models.Model):
         return job_queue.report_many(self._check_bridge().env, bridge_id, reports)
 
     @api.model
-    def extend_lease(self, job_ids, bridge_id, lease_seconds=60):
-        return job_queue.extend_lease(self._check_bridge().env, job_ids, bridge_id, lease_seconds)
+    def extend_lease(self, job_ids, bridge_id, lease_seconds=60, attempts=None):
+        return job_queue.extend_lease(
+            self._check_bridge().env, job_ids, bridge_id, lease_seconds, attempts
+        )
 
     @api.model
     def release(self, job_ids, bridge_id):

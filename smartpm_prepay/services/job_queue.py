@@ -340,23 +340,41 @@ def _scan_and_lock(cr, limit):
     return locked
 
 
+# The claim a report or a renewal names is still the job's last one, its lease lapsed
+# (the bridge could not reach Odoo: an Odoo restart, a network cut) and no one claimed the job
+# since: still `claimed` under the lapsed lease (no claim or cron has run), or put back to
+# pending by the lease-expiry cron (requeue_expired keeps the lapsed lease_until and the
+# bridge id for this: a pending job has a lease_until only then). A claim since has moved
+# attempt_count on (and the bridge id, for another bridge); release() clears the bridge id; a
+# report ends the lease (lease_until NULL). The attempt must be named: it tells the claim.
+_LAPSED_SQL = """
+    (j.state = 'claimed' OR (j.state = 'pending' AND j.lease_until IS NOT NULL))
+"""
+_LIVE_SQL = """
+    (j.state = 'claimed' AND j.lease_until >= (clock_timestamp() at time zone 'utc'))
+"""
+
+
 def _lock_held_job(env, job_id, bridge_id, attempt=None):
-    """Lock the job row; refuse unless ``bridge_id`` holds a live lease on it and, when the
+    """Lock the job row; refuse unless ``bridge_id`` (under this user) holds it: a live
+    lease, or the claim of ``attempt`` whose lease lapsed with no claim since; and, when the
     report says which attempt it is of, the job is still on that attempt."""
+    if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
+        raise UserError(env._("report: the attempt of job %s must be an integer", job_id))
     env.flush_all()
     env.cr.execute(
-        """
-        SELECT id FROM smartpm_meter_job
-         WHERE id = %s AND state = 'claimed' AND bridge_id = %s AND bridge_user_id = %s
-           AND lease_until >= (clock_timestamp() at time zone 'utc')
+        f"""
+        SELECT id FROM smartpm_meter_job j
+         WHERE id = %s AND bridge_id = %s AND bridge_user_id = %s
+           AND ({_LIVE_SQL} OR (%s::int IS NOT NULL AND attempt_count = %s AND {_LAPSED_SQL}))
            FOR NO KEY UPDATE
         """,
-        (int(job_id), bridge_id, env.uid),
+        (int(job_id), bridge_id, env.uid, attempt, attempt),
     )
     if not env.cr.fetchone():
         raise LeaseLost(
-            f"job {job_id}: bridge {bridge_id!r} does not hold its lease (expired, "
-            "reassigned or already reported); the report was ignored"
+            f"job {job_id}: bridge {bridge_id!r} does not hold its lease (expired and "
+            "claimed again, reassigned or already reported); the report was ignored"
         )
     job = env["smartpm.meter.job"].sudo().browse(int(job_id))
     job.invalidate_recordset()
@@ -514,20 +532,37 @@ def _fail_locked(job, error, retryable=True, invocation_counter=None):
     return {"state": job.state, "next_attempt_at": fields.Datetime.to_string(job.next_attempt_at)}
 
 
-def extend_lease(env, job_ids, bridge_id, lease_seconds):
+def extend_lease(env, job_ids, bridge_id, lease_seconds, attempts=None):
+    """Renew the leases ``bridge_id`` holds among ``job_ids``; return the ids renewed.
+
+    ``attempts``: the claim's ``attempt_count`` of each job, in the order of ``job_ids``
+    (None where unknown). A renewal naming its attempt is refused when the job has moved on
+    to another claim (two bridge processes under one id); and it re-takes a lease that
+    lapsed with no claim since (the bridge could not reach Odoo for a while): the job is
+    its own again (``claimed``), as if the lease had never lapsed."""
     lease_seconds = max(1, min(int(lease_seconds), MAX_LEASE_S))
     ids = [int(i) for i in job_ids or []]
     if not ids:
         return []
+    attempts = list(attempts or [])
+    if len(attempts) != len(ids):
+        attempts = [None] * len(ids)
+    attempts = [
+        a if isinstance(a, int) and not isinstance(a, bool) and a >= 0 else None for a in attempts
+    ]
+    env.flush_all()
     env.cr.execute(
-        """
-        UPDATE smartpm_meter_job
-           SET lease_until = (clock_timestamp() at time zone 'utc') + make_interval(secs => %s)
-         WHERE id = ANY(%s) AND state = 'claimed' AND bridge_id = %s AND bridge_user_id = %s
-           AND lease_until >= (clock_timestamp() at time zone 'utc')
-        RETURNING id
+        f"""
+        UPDATE smartpm_meter_job j
+           SET state = 'claimed',
+               lease_until = (clock_timestamp() at time zone 'utc') + make_interval(secs => %s)
+          FROM unnest(%s::int[], %s::int[]) AS r(id, attempt)
+         WHERE j.id = r.id AND j.bridge_id = %s AND j.bridge_user_id = %s
+           AND (({_LIVE_SQL} AND (r.attempt IS NULL OR j.attempt_count = r.attempt))
+                OR (j.attempt_count = r.attempt AND {_LAPSED_SQL}))
+        RETURNING j.id
         """,
-        (lease_seconds, ids, bridge_id, env.uid),
+        (lease_seconds, ids, attempts, bridge_id, env.uid),
     )
     held = sorted(row[0] for row in env.cr.fetchall())
     env["smartpm.meter.job"].browse(held).invalidate_recordset()
@@ -593,7 +628,10 @@ def requeue_expired(env):
            SET state = CASE WHEN attempt_count < max_attempts THEN 'pending' ELSE 'failed' END,
                error = COALESCE(error || E'\\n', '') || 'lease expired without a report from '
                        || COALESCE(bridge_id, '?'),
-               bridge_id = NULL, lease_until = NULL,
+               -- requeued: the lapsed lease's end and its bridge stay, so that this
+               -- bridge's late report (or renewal) of this claim is still taken as long as
+               -- no one claims the job again (_LAPSED_SQL); failed: no lease left
+               lease_until = CASE WHEN attempt_count < max_attempts THEN lease_until END,
                next_attempt_at = (clock_timestamp() at time zone 'utc'),
                date_done = CASE WHEN attempt_count < max_attempts THEN NULL
                                 ELSE (clock_timestamp() at time zone 'utc') END

@@ -106,6 +106,9 @@ class TestJobQueue(SmartpmCase):
         self.assertEqual(job.bridge_id, "b2")
 
     def test_report_after_lease_expiry_is_refused_and_changes_nothing(self):
+        """Past its lease a report is taken only when it names the claim (its attempt) and
+        no one claimed the job since (test_job_late_report.py): without the attempt, or
+        once the job was claimed again, it is refused and nothing moves."""
         job = self._job()
         self.Job.claim("b1", 1, 60)
         self._expire(job)
@@ -113,6 +116,28 @@ class TestJobQueue(SmartpmCase):
             self.Job.fail(job.id, "b1", "timeout", True)
         self.assertEqual(job.state, "claimed")
         self.assertFalse(job.error)
+        self.assertEqual(self.Job.claim("b1", 1, 60)[0]["attempt_count"], 2)
+        self._expire(job)
+        with self.assertRaises(job_queue.LeaseLost):
+            self.Job.fail(job.id, "b1", "timeout", True, attempt=1)
+        self.assertEqual((job.state, job.attempt_count), ("claimed", 2))
+        self.assertIn("lease expired", job.error)
+        self.assertNotIn("timeout", job.error)
+
+    def test_late_report_of_the_last_claim_is_taken(self):
+        """The bridge could not reach Odoo until after its lease: no one claimed the job
+        since, so its report of that claim (attempt named) settles the job."""
+        job = self._job()
+        self.Job.claim("b1", 1, 60)
+        self._expire(job)
+        self.assertEqual(
+            self.Job.fail(job.id, "b1", "timeout", True, attempt=1)["state"], "pending"
+        )
+        self.assertEqual((job.state, job.attempt_count, job.error), ("pending", 1, "timeout"))
+        self.assertFalse(job.lease_until)
+        # that report ended the claim: the same report again is refused
+        with self.assertRaises(job_queue.LeaseLost):
+            self.Job.fail(job.id, "b1", "timeout", True, attempt=1)
 
     def test_report_from_another_bridge_is_refused(self):
         job = self._job()

@@ -222,11 +222,48 @@ class TestClaimTakesBackExpiredLeases(BridgeTrustCase):
         self.assertIn("lease expired without a report from a", job.error)
         with self.assertRaisesRegex(UserError, "does not hold its lease"):
             self.A.complete(job.id, "a", {"credit_kwh": 1.0})
+        # naming its claim does not help: the job was claimed again since
+        with self.assertRaisesRegex(UserError, "does not hold its lease"):
+            self.A.complete(job.id, "a", {"credit_kwh": 1.0}, attempt=1)
         self.assertFalse(self.A.report("a", [{"job_id": job.id, "result": {}}])[0]["ok"])
+        late = [{"job_id": job.id, "result": {"credit_kwh": 1.0}, "attempt": 1}]
+        self.assertFalse(self.A.report("a", late)[0]["ok"])
         self.assertEqual(self.A.extend_lease([job.id], "a", 60), [])
-        self.assertEqual(job.state, "claimed")
+        self.assertEqual(self.A.extend_lease([job.id], "a", 60, [1]), [])
+        # nor lying about it: attempt 2 is B's claim, not under A's bridge id
+        self.assertFalse(self.A.report("a", [dict(late[0], attempt=2)])[0]["ok"])
+        self.assertEqual(self.A.extend_lease([job.id], "a", 60, [2]), [])
+        self.assertEqual((job.state, job.bridge_id, job.attempt_count), ("claimed", "b", 2))
         self.assertNotEqual(self.m1.credit_kwh, 1.0)
         self.assertTrue(self.B.complete(job.id, "b", {"credit_kwh": 2.0}))
+
+    def test_late_report_of_a_claim_no_one_took_over_is_taken(self):
+        """An Odoo restart longer than the lease left: the bridge's report, sent when Odoo
+        answers again, settles the job if no claim came meanwhile, whether the job is still
+        claimed under the lapsed lease or the cron put it back to pending. Another user,
+        or another bridge id of the same user, is refused."""
+        for requeued in (False, True):
+            job = self._job(self.m1, max_attempts=3)
+            self.A.claim("a", 1, 60)
+            self._expire(job)
+            if requeued:
+                self.env["smartpm.meter.job"]._cron_requeue_expired()
+                self.assertEqual((job.state, job.bridge_id), ("pending", "a"))
+            state = job.state
+            before = self._snapshot(self.m1)
+            report = {"job_id": job.id, "result": {"credit_kwh": 3.0}, "attempt": 1}
+            self.assertFalse(self.B.report("a", [report])[0]["ok"])  # another user
+            self.assertFalse(self.A.report("a2", [report])[0]["ok"])  # another bridge id
+            with self.assertRaisesRegex(UserError, "does not hold its lease"):
+                self.B.complete(job.id, "a", {"credit_kwh": 3.0}, 1)
+            self.assertEqual(self.B.extend_lease([job.id], "a", 60, [1]), [])
+            self.assertEqual(self.A.extend_lease([job.id], "a2", 60, [1]), [])
+            self.assertEqual((job.state, job.attempt_count), (state, 1))
+            self.assertEqual(self._snapshot(self.m1), before)
+            # its own bridge, naming its claim: taken
+            self.assertTrue(self.A.report("a", [report])[0]["ok"])
+            self.assertEqual((job.state, job.attempt_count, self.m1.credit_kwh), ("done", 1, 3.0))
+            self.assertFalse(self.A.report("a", [report])[0]["ok"])  # once
 
     def test_expired_last_attempt_is_failed_by_the_next_claim(self):
         job = self._job(self.m1, max_attempts=1)
