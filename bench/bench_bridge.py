@@ -208,6 +208,62 @@ def profile(pid, path):
     return spy
 
 
+def round_label(n, rnd, rounds):
+    """ "1 bridge(s)", or with --rounds "1 bridge(s), round 2 (scalers known)"."""
+    if rounds == 1:
+        return f"{n} bridge(s)"
+    return f"{n} bridge(s), round {rnd} ({'scalers read' if rnd == 1 else 'scalers known'})"
+
+
+def measure_round(args, sim, stub, handles, n, rnd, next_id, bridge_ms):
+    """One billing read of every meter by the running bridges; prints its figures, keeps
+    the bridges' CPU ms per meter in bridge_ms[label]; returns the next job id."""
+    label = round_label(n, rnd, args.rounds)
+    jobs = billing_jobs(sim.meters, next_id)
+    next_id += len(jobs)
+    end = stub.finished() + len(jobs)
+    failed = stub.failed
+    spies = [
+        profile(h.pid, f"{args.profile}/bridge-{n}-{i}-r{rnd}.txt")
+        for i, h in enumerate(handles)
+        if args.profile
+    ]
+    calls = rpc_calls(stub)
+    pids = {"sim": sim.proc.pid} | {f"bridge{i}": h.pid for i, h in enumerate(handles)}
+    before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+    stub_before = time.process_time()
+    t0 = time.perf_counter()
+    stub.queue(jobs)
+    wait_until(
+        lambda: stub.finished() >= end,
+        timeout=1800,
+        interval=0.05,
+        what="the reads",
+    )
+    elapsed = time.perf_counter() - t0
+    cpu = {k: cpu_seconds(pid) - before[k] for k, pid in pids.items()}
+    cpu["stub-odoo"] = time.process_time() - stub_before
+    rpcs = rpc_calls(stub) - calls
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+    shares = " ".join(f"{k}={v / elapsed:.0%}" for k, v in cpu.items())
+    per_meter = {"sim": cpu["sim"], "stub-odoo": cpu["stub-odoo"]}
+    per_meter[f"bridges({n})"] = sum(v for k, v in cpu.items() if k.startswith("bridge"))
+    bridge_ms[label] = per_meter[f"bridges({n})"] / len(jobs) * 1000
+    per_meter = " ".join(f"{k}={v / len(jobs) * 1000:.2f}" for k, v in per_meter.items())
+    print(
+        f"billing read, {label}, stub Odoo: {len(jobs)} meters in {elapsed:.2f}s "
+        f"= {len(jobs) / elapsed:.1f} meters/s, failed={stub.failed - failed}, "
+        f"{rpcs / len(jobs):.2f} RPCs/meter\n"
+        f"  CPU (share of one core): {shares}\n"
+        f"  CPU ms per meter: {per_meter}",
+        flush=True,
+    )
+    headline(f"bridge: {label}, meters/s", len(jobs) / elapsed, None, " meters/s")
+    return next_id
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--meters", type=int, default=1000)
@@ -216,6 +272,13 @@ def main():
     p.add_argument("--prefetch", help="jobs claimed ahead per bridge (default: the bridge's)")
     p.add_argument(
         "--sim-seconds", type=float, default=5.0, help="bench_sim run for comparison (0: none)"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="billing reads of every meter per bridge set (round 1 reads the scalers, the "
+        "next ones find them in the bridge's cache, as a bridge does day after day)",
     )
     p.add_argument(
         "--profile",
@@ -248,51 +311,11 @@ def main():
                     timeout=60,
                     what="bridges up",
                 )
-                jobs = billing_jobs(sim.meters, next_id)
-                next_id += len(jobs)
-                end = stub.finished() + len(jobs)
-                failed = stub.failed
-                spies = [
-                    profile(h.pid, f"{args.profile}/bridge-{n}-{i}.txt")
-                    for i, h in enumerate(handles)
-                    if args.profile
-                ]
-                calls = rpc_calls(stub)
-                pids = {"sim": sim.proc.pid} | {f"bridge{i}": h.pid for i, h in enumerate(handles)}
-                before = {k: cpu_seconds(pid) for k, pid in pids.items()}
-                stub_before = time.process_time()
-                t0 = time.perf_counter()
-                stub.queue(jobs)
-                wait_until(
-                    lambda end=end: stub.finished() >= end,
-                    timeout=1800,
-                    interval=0.05,
-                    what="the reads",
-                )
-                elapsed = time.perf_counter() - t0
-                cpu = {k: cpu_seconds(pid) - before[k] for k, pid in pids.items()}
-                cpu["stub-odoo"] = time.process_time() - stub_before
-                rpcs = rpc_calls(stub) - calls
-                for spy in spies:
-                    spy.send_signal(signal.SIGINT)
-                    spy.wait(30)
+                for rnd in range(1, args.rounds + 1):
+                    next_id = measure_round(args, sim, stub, handles, n, rnd, next_id, bridge_ms)
             finally:
                 for b in bridges:
                     b.__exit__(None, None, None)
-            shares = " ".join(f"{k}={v / elapsed:.0%}" for k, v in cpu.items())
-            per_meter = {"sim": cpu["sim"], "stub-odoo": cpu["stub-odoo"]}
-            per_meter[f"bridges({n})"] = sum(v for k, v in cpu.items() if k.startswith("bridge"))
-            bridge_ms[n] = per_meter[f"bridges({n})"] / len(jobs) * 1000
-            per_meter = " ".join(f"{k}={v / len(jobs) * 1000:.2f}" for k, v in per_meter.items())
-            print(
-                f"billing read, {n} bridge(s), stub Odoo: {len(jobs)} meters in {elapsed:.2f}s "
-                f"= {len(jobs) / elapsed:.1f} meters/s, failed={stub.failed - failed}, "
-                f"{rpcs / len(jobs):.2f} RPCs/meter\n"
-                f"  CPU (share of one core): {shares}\n"
-                f"  CPU ms per meter: {per_meter}",
-                flush=True,
-            )
-            headline(f"bridge: {n} bridge(s), meters/s", len(jobs) / elapsed, None, " meters/s")
         if args.sim_seconds > 0:
             quiet_dlms_cosem()
             sim_before, client_before = cpu_seconds(sim.proc.pid), time.process_time()
@@ -316,9 +339,9 @@ def main():
                 flush=True,
             )
             client_ms = client_cpu / max(total, 1) * 1000
-            for n, ms in bridge_ms.items():
+            for label, ms in bridge_ms.items():
                 headline(
-                    f"bridge: {n} bridge(s), CPU per meter / the bare client's per cycle "
+                    f"bridge: {label}, CPU per meter / the bare client's per cycle "
                     f"({ms:.2f} / {client_ms:.2f} ms)",
                     ms / client_ms if client_ms else float("inf"),
                     TARGET_CPU_RATIO,
