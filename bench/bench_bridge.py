@@ -8,8 +8,11 @@ Odoo (a JSON-RPC server speaking only the job protocol of docs/job-protocol.md) 
 Bridges start idle on the long-poll; the clock starts when the jobs appear. The meters are
 locked as real prepaid meters are: each job's meter is the management client with HLS-GMAC
 and the meter's keys (as Odoo would send them), and the stub keeps the highest invocation
-counter each meter reported, as Odoo does. For comparison it then measures what the same
-simulator process serves to bench_sim's client threads. Not a test: it prints its figures.
+counter each meter reported, as Odoo does. For comparison, right after each round (the same
+minutes, the same load), it measures what the same simulator process serves to bench_sim's
+client threads for the same objects. `--rounds 2` reads every meter again with the same
+bridges (they then know its scalers, as a bridge does day after day). Not a test: it
+prints its figures.
 """
 
 from __future__ import annotations
@@ -216,8 +219,9 @@ def round_label(n, rnd, rounds):
 
 
 def measure_round(args, sim, stub, handles, n, rnd, next_id, bridge_ms):
-    """One billing read of every meter by the running bridges; prints its figures, keeps
-    the bridges' CPU ms per meter in bridge_ms[label]; returns the next job id."""
+    """One billing read of every meter by the running bridges, then (with --sim-seconds) the
+    bare client's cycles in the same minutes; prints the figures, keeps (the bridges' CPU ms
+    per meter, the bare client's per cycle) in bridge_ms[label]; returns the next job id."""
     label = round_label(n, rnd, args.rounds)
     jobs = billing_jobs(sim.meters, next_id)
     next_id += len(jobs)
@@ -250,7 +254,7 @@ def measure_round(args, sim, stub, handles, n, rnd, next_id, bridge_ms):
     shares = " ".join(f"{k}={v / elapsed:.0%}" for k, v in cpu.items())
     per_meter = {"sim": cpu["sim"], "stub-odoo": cpu["stub-odoo"]}
     per_meter[f"bridges({n})"] = sum(v for k, v in cpu.items() if k.startswith("bridge"))
-    bridge_ms[label] = per_meter[f"bridges({n})"] / len(jobs) * 1000
+    ms = per_meter[f"bridges({n})"] / len(jobs) * 1000
     per_meter = " ".join(f"{k}={v / len(jobs) * 1000:.2f}" for k, v in per_meter.items())
     print(
         f"billing read, {label}, stub Odoo: {len(jobs)} meters in {elapsed:.2f}s "
@@ -261,6 +265,8 @@ def measure_round(args, sim, stub, handles, n, rnd, next_id, bridge_ms):
         flush=True,
     )
     headline(f"bridge: {label}, meters/s", len(jobs) / elapsed, None, " meters/s")
+    if args.sim_seconds > 0:
+        bridge_ms[label] = (ms, bare_client(args, sim, stub))
     return next_id
 
 
@@ -292,7 +298,7 @@ def main():
     if args.prefetch:
         extra += ["--prefetch", args.prefetch]
     next_id = 1
-    bridge_ms = {}  # bridges -> the bridges' CPU ms per meter
+    bridge_ms = {}  # round label -> (the bridges' CPU ms per meter, the bare client's)
     with (
         MachineBusy("bridge"),
         run_cli(args.meters, control=False, speed=0, timeout=300) as sim,
@@ -317,29 +323,7 @@ def main():
                 for b in bridges:
                     b.__exit__(None, None, None)
         if args.sim_seconds > 0:
-            quiet_dlms_cosem()
-            sim_before, client_before = cpu_seconds(sim.proc.pid), time.process_time()
-            # the meters' counters continue above those the bridges used
-            meters = [
-                {**job_meter(m), "invocation_counter": stub.counters[m["serial"]]}
-                for m in sim.meters
-            ]
-            # the bridge's cycle: the billing read's objects, as the bare dlms-cosem client
-            reads = [attr(o["ic"], o["obis"], o["attribute"]) for o in BILLING]
-            total, errors, elapsed = cycles(meters, args.sim_seconds, os.cpu_count() or 1, reads)
-            sim_cpu = cpu_seconds(sim.proc.pid) - sim_before
-            client_cpu = time.process_time() - client_before
-            print(
-                f"bench_sim on the same simulator ({args.meters} meters, associate + the "
-                f"billing read's {len(reads)} GET + release): {total / elapsed:.1f} cycles/s, "
-                f"errors={errors}; "
-                f"sim CPU {sim_cpu / elapsed:.0%} of one core, "
-                f"{sim_cpu / max(total, 1) * 1000:.2f} ms per cycle; its dlms-cosem client threads "
-                f"{client_cpu / max(total, 1) * 1000:.2f} ms per cycle",
-                flush=True,
-            )
-            client_ms = client_cpu / max(total, 1) * 1000
-            for label, ms in bridge_ms.items():
+            for label, (ms, client_ms) in bridge_ms.items():
                 headline(
                     f"bridge: {label}, CPU per meter / the bare client's per cycle "
                     f"({ms:.2f} / {client_ms:.2f} ms)",
@@ -347,6 +331,36 @@ def main():
                     TARGET_CPU_RATIO,
                     "x",
                 )
+
+
+def bare_client(args, sim, stub):
+    """The bare dlms-cosem client's CPU ms per cycle (bench_sim's client threads) on the same
+    simulator, right after a round: the same minutes, the same load. Its counters go on from
+    the bridges' and the bridges' next round goes on from its."""
+    quiet_dlms_cosem()
+    sim_before, client_before = cpu_seconds(sim.proc.pid), time.process_time()
+    meters = [
+        {**job_meter(m), "invocation_counter": stub.counters[m["serial"]]} for m in sim.meters
+    ]
+    # the bridge's cycle: the billing read's objects, as the bare dlms-cosem client
+    reads = [attr(o["ic"], o["obis"], o["attribute"]) for o in BILLING]
+    used = {}
+    total, errors, elapsed = cycles(meters, args.sim_seconds, os.cpu_count() or 1, reads, used)
+    with stub.cond:
+        for serial, counter in used.items():
+            stub.counters[serial] = max(stub.counters[serial], counter)
+    sim_cpu = cpu_seconds(sim.proc.pid) - sim_before
+    client_cpu = time.process_time() - client_before
+    print(
+        f"  bench_sim on the same simulator ({args.meters} meters, associate + the "
+        f"billing read's {len(reads)} GET + release): {total / elapsed:.1f} cycles/s, "
+        f"errors={errors}; "
+        f"sim CPU {sim_cpu / elapsed:.0%} of one core, "
+        f"{sim_cpu / max(total, 1) * 1000:.2f} ms per cycle; its dlms-cosem client threads "
+        f"{client_cpu / max(total, 1) * 1000:.2f} ms per cycle",
+        flush=True,
+    )
+    return client_cpu / max(total, 1) * 1000
 
 
 if __name__ == "__main__":
