@@ -30,7 +30,7 @@ clean:
 # Benchmarks (not tests): sizes small enough for a 2-core machine; see bench/RESULTS.md.
 bench: setup
 	.venv/bin/python bench/bench_sim.py 200 --seconds 10
-	.venv/bin/python bench/bench_bridge.py --meters 1000 --bridges 1 2 --sim-seconds 5 --concurrency 16 --prefetch 32
+	.venv/bin/python bench/bench_bridge.py --meters 1000 --bridges 1 2 --sim-seconds 5 --concurrency 16 --prefetch 32 --rounds 2
 	.venv/bin/python bench/bench_ingest.py --readings 50000 --batch 500
 	.venv/bin/python bench/bench_read.py --meters 1000 --bridges 1 2
 	.venv/bin/python bench/bench_read.py --meters 1000 --bridges 1 2 --odoo-workers 2

@@ -8,8 +8,11 @@ Odoo (a JSON-RPC server speaking only the job protocol of docs/job-protocol.md) 
 Bridges start idle on the long-poll; the clock starts when the jobs appear. The meters are
 locked as real prepaid meters are: each job's meter is the management client with HLS-GMAC
 and the meter's keys (as Odoo would send them), and the stub keeps the highest invocation
-counter each meter reported, as Odoo does. For comparison it then measures what the same
-simulator process serves to bench_sim's client threads. Not a test: it prints its figures.
+counter each meter reported, as Odoo does. For comparison, right after each round (the same
+minutes, the same load), it measures what the same simulator process serves to bench_sim's
+client threads for the same objects. `--rounds 2` reads every meter again with the same
+bridges (they then know its scalers, as a bridge does day after day). Not a test: it
+prints its figures.
 """
 
 from __future__ import annotations
@@ -208,6 +211,65 @@ def profile(pid, path):
     return spy
 
 
+def round_label(n, rnd, rounds):
+    """ "1 bridge(s)", or with --rounds "1 bridge(s), round 2 (scalers known)"."""
+    if rounds == 1:
+        return f"{n} bridge(s)"
+    return f"{n} bridge(s), round {rnd} ({'scalers read' if rnd == 1 else 'scalers known'})"
+
+
+def measure_round(args, sim, stub, handles, n, rnd, next_id, bridge_ms):
+    """One billing read of every meter by the running bridges, then (with --sim-seconds) the
+    bare client's cycles in the same minutes; prints the figures, keeps (the bridges' CPU ms
+    per meter, the bare client's per cycle) in bridge_ms[label]; returns the next job id."""
+    label = round_label(n, rnd, args.rounds)
+    jobs = billing_jobs(sim.meters, next_id)
+    next_id += len(jobs)
+    end = stub.finished() + len(jobs)
+    failed = stub.failed
+    spies = [
+        profile(h.pid, f"{args.profile}/bridge-{n}-{i}-r{rnd}.txt")
+        for i, h in enumerate(handles)
+        if args.profile
+    ]
+    calls = rpc_calls(stub)
+    pids = {"sim": sim.proc.pid} | {f"bridge{i}": h.pid for i, h in enumerate(handles)}
+    before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+    stub_before = time.process_time()
+    t0 = time.perf_counter()
+    stub.queue(jobs)
+    wait_until(
+        lambda: stub.finished() >= end,
+        timeout=1800,
+        interval=0.05,
+        what="the reads",
+    )
+    elapsed = time.perf_counter() - t0
+    cpu = {k: cpu_seconds(pid) - before[k] for k, pid in pids.items()}
+    cpu["stub-odoo"] = time.process_time() - stub_before
+    rpcs = rpc_calls(stub) - calls
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+    shares = " ".join(f"{k}={v / elapsed:.0%}" for k, v in cpu.items())
+    per_meter = {"sim": cpu["sim"], "stub-odoo": cpu["stub-odoo"]}
+    per_meter[f"bridges({n})"] = sum(v for k, v in cpu.items() if k.startswith("bridge"))
+    ms = per_meter[f"bridges({n})"] / len(jobs) * 1000
+    per_meter = " ".join(f"{k}={v / len(jobs) * 1000:.2f}" for k, v in per_meter.items())
+    print(
+        f"billing read, {label}, stub Odoo: {len(jobs)} meters in {elapsed:.2f}s "
+        f"= {len(jobs) / elapsed:.1f} meters/s, failed={stub.failed - failed}, "
+        f"{rpcs / len(jobs):.2f} RPCs/meter\n"
+        f"  CPU (share of one core): {shares}\n"
+        f"  CPU ms per meter: {per_meter}",
+        flush=True,
+    )
+    headline(f"bridge: {label}, meters/s", len(jobs) / elapsed, None, " meters/s")
+    if args.sim_seconds > 0:
+        bridge_ms[label] = (ms, bare_client(args, sim, stub))
+    return next_id
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--meters", type=int, default=1000)
@@ -216,6 +278,13 @@ def main():
     p.add_argument("--prefetch", help="jobs claimed ahead per bridge (default: the bridge's)")
     p.add_argument(
         "--sim-seconds", type=float, default=5.0, help="bench_sim run for comparison (0: none)"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="billing reads of every meter per bridge set (round 1 reads the scalers, the "
+        "next ones find them in the bridge's cache, as a bridge does day after day)",
     )
     p.add_argument(
         "--profile",
@@ -229,7 +298,7 @@ def main():
     if args.prefetch:
         extra += ["--prefetch", args.prefetch]
     next_id = 1
-    bridge_ms = {}  # bridges -> the bridges' CPU ms per meter
+    bridge_ms = {}  # round label -> (the bridges' CPU ms per meter, the bare client's)
     with (
         MachineBusy("bridge"),
         run_cli(args.meters, control=False, speed=0, timeout=300) as sim,
@@ -248,82 +317,50 @@ def main():
                     timeout=60,
                     what="bridges up",
                 )
-                jobs = billing_jobs(sim.meters, next_id)
-                next_id += len(jobs)
-                end = stub.finished() + len(jobs)
-                failed = stub.failed
-                spies = [
-                    profile(h.pid, f"{args.profile}/bridge-{n}-{i}.txt")
-                    for i, h in enumerate(handles)
-                    if args.profile
-                ]
-                calls = rpc_calls(stub)
-                pids = {"sim": sim.proc.pid} | {f"bridge{i}": h.pid for i, h in enumerate(handles)}
-                before = {k: cpu_seconds(pid) for k, pid in pids.items()}
-                stub_before = time.process_time()
-                t0 = time.perf_counter()
-                stub.queue(jobs)
-                wait_until(
-                    lambda end=end: stub.finished() >= end,
-                    timeout=1800,
-                    interval=0.05,
-                    what="the reads",
-                )
-                elapsed = time.perf_counter() - t0
-                cpu = {k: cpu_seconds(pid) - before[k] for k, pid in pids.items()}
-                cpu["stub-odoo"] = time.process_time() - stub_before
-                rpcs = rpc_calls(stub) - calls
-                for spy in spies:
-                    spy.send_signal(signal.SIGINT)
-                    spy.wait(30)
+                for rnd in range(1, args.rounds + 1):
+                    next_id = measure_round(args, sim, stub, handles, n, rnd, next_id, bridge_ms)
             finally:
                 for b in bridges:
                     b.__exit__(None, None, None)
-            shares = " ".join(f"{k}={v / elapsed:.0%}" for k, v in cpu.items())
-            per_meter = {"sim": cpu["sim"], "stub-odoo": cpu["stub-odoo"]}
-            per_meter[f"bridges({n})"] = sum(v for k, v in cpu.items() if k.startswith("bridge"))
-            bridge_ms[n] = per_meter[f"bridges({n})"] / len(jobs) * 1000
-            per_meter = " ".join(f"{k}={v / len(jobs) * 1000:.2f}" for k, v in per_meter.items())
-            print(
-                f"billing read, {n} bridge(s), stub Odoo: {len(jobs)} meters in {elapsed:.2f}s "
-                f"= {len(jobs) / elapsed:.1f} meters/s, failed={stub.failed - failed}, "
-                f"{rpcs / len(jobs):.2f} RPCs/meter\n"
-                f"  CPU (share of one core): {shares}\n"
-                f"  CPU ms per meter: {per_meter}",
-                flush=True,
-            )
-            headline(f"bridge: {n} bridge(s), meters/s", len(jobs) / elapsed, None, " meters/s")
         if args.sim_seconds > 0:
-            quiet_dlms_cosem()
-            sim_before, client_before = cpu_seconds(sim.proc.pid), time.process_time()
-            # the meters' counters continue above those the bridges used
-            meters = [
-                {**job_meter(m), "invocation_counter": stub.counters[m["serial"]]}
-                for m in sim.meters
-            ]
-            # the bridge's cycle: the billing read's objects, as the bare dlms-cosem client
-            reads = [attr(o["ic"], o["obis"], o["attribute"]) for o in BILLING]
-            total, errors, elapsed = cycles(meters, args.sim_seconds, os.cpu_count() or 1, reads)
-            sim_cpu = cpu_seconds(sim.proc.pid) - sim_before
-            client_cpu = time.process_time() - client_before
-            print(
-                f"bench_sim on the same simulator ({args.meters} meters, associate + the "
-                f"billing read's {len(reads)} GET + release): {total / elapsed:.1f} cycles/s, "
-                f"errors={errors}; "
-                f"sim CPU {sim_cpu / elapsed:.0%} of one core, "
-                f"{sim_cpu / max(total, 1) * 1000:.2f} ms per cycle; its dlms-cosem client threads "
-                f"{client_cpu / max(total, 1) * 1000:.2f} ms per cycle",
-                flush=True,
-            )
-            client_ms = client_cpu / max(total, 1) * 1000
-            for n, ms in bridge_ms.items():
+            for label, (ms, client_ms) in bridge_ms.items():
                 headline(
-                    f"bridge: {n} bridge(s), CPU per meter / the bare client's per cycle "
+                    f"bridge: {label}, CPU per meter / the bare client's per cycle "
                     f"({ms:.2f} / {client_ms:.2f} ms)",
                     ms / client_ms if client_ms else float("inf"),
                     TARGET_CPU_RATIO,
                     "x",
                 )
+
+
+def bare_client(args, sim, stub):
+    """The bare dlms-cosem client's CPU ms per cycle (bench_sim's client threads) on the same
+    simulator, right after a round: the same minutes, the same load. Its counters go on from
+    the bridges' and the bridges' next round goes on from its."""
+    quiet_dlms_cosem()
+    sim_before, client_before = cpu_seconds(sim.proc.pid), time.process_time()
+    meters = [
+        {**job_meter(m), "invocation_counter": stub.counters[m["serial"]]} for m in sim.meters
+    ]
+    # the bridge's cycle: the billing read's objects, as the bare dlms-cosem client
+    reads = [attr(o["ic"], o["obis"], o["attribute"]) for o in BILLING]
+    used = {}
+    total, errors, elapsed = cycles(meters, args.sim_seconds, os.cpu_count() or 1, reads, used)
+    with stub.cond:
+        for serial, counter in used.items():
+            stub.counters[serial] = max(stub.counters[serial], counter)
+    sim_cpu = cpu_seconds(sim.proc.pid) - sim_before
+    client_cpu = time.process_time() - client_before
+    print(
+        f"  bench_sim on the same simulator ({args.meters} meters, associate + the "
+        f"billing read's {len(reads)} GET + release): {total / elapsed:.1f} cycles/s, "
+        f"errors={errors}; "
+        f"sim CPU {sim_cpu / elapsed:.0%} of one core, "
+        f"{sim_cpu / max(total, 1) * 1000:.2f} ms per cycle; its dlms-cosem client threads "
+        f"{client_cpu / max(total, 1) * 1000:.2f} ms per cycle",
+        flush=True,
+    )
+    return client_cpu / max(total, 1) * 1000
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ import argparse
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 
@@ -65,6 +67,19 @@ def quiet_port():
     raise RuntimeError("no free port below 32768")
 
 
+def profile(pid, path):
+    """py-spy recording ``pid`` (samples while a thread holds the GIL) into ``path``."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    spy = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid", str(pid)]
+        + ["--rate", "250", "--format", "raw", "--output", path, "--gil"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # py-spy attaches
+    return spy
+
+
 def rpc_calls(bridge_id):
     """RPCs a stopped bridge made (its `bridge_stopped` log line, JSON)."""
     for line in (ROOT / "var" / f"e2e-bridge-{bridge_id}.log").read_text().splitlines():
@@ -102,6 +117,11 @@ def main():
         default=0,
         help="Odoo prefork HTTP workers (0: one threaded process). Each idle bridge holds "
         "one worker in its wait_for_jobs long-poll (up to 25 s): use more workers than bridges",
+    )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="record Odoo and each bridge with py-spy (GIL samples) into DIR, collapsed stacks",
     )
     p.add_argument(
         "--fresh", action="store_true", help="a new database (runs add 1,000s of rows each)"
@@ -167,6 +187,12 @@ def main():
                 procs = [("sim", sim.proc.pid), ("odoo", odoo.proc.pid)]
                 before = {name: tree_cpu_seconds(pid) for name, pid in procs}
                 before_bridges = sum(cpu_seconds(h.pid) for h in handles)
+                spies = []
+                if args.profile:
+                    targets = [("odoo", odoo.proc.pid)] + [
+                        (f"bridge{i}", h.pid) for i, h in enumerate(handles)
+                    ]
+                    spies = [profile(pid, f"{args.profile}/{k}-{n}.txt") for k, pid in targets]
                 with MachineBusy() as busy, Timer() as t:
                     # Asked of PostgreSQL, not Odoo: the bench must not compete with the bridges
                     # for Odoo's workers (idle bridges each hold one in a long-poll).
@@ -177,6 +203,9 @@ def main():
                         what="the reads",
                     )
                 bridge_cpu = sum(cpu_seconds(h.pid) for h in handles) - before_bridges
+                for spy in spies:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(30)
                 after = {name: tree_cpu_seconds(pid) for name, pid in procs}
             finally:
                 for b in bridges:

@@ -82,11 +82,16 @@ class Counters:
 
 
 def cycles(
-    meters: list[dict], seconds: float, clients: int, reads: list | None = None
+    meters: list[dict],
+    seconds: float,
+    clients: int,
+    reads: list | None = None,
+    last_counters: dict | None = None,
 ) -> tuple[int, int, float]:
     """(cycles, errors, elapsed): C client threads cycling over ``meters`` (job meter dicts,
     see job_meter, each with the last invocation counter its meter accepted) for S seconds;
-    each cycle an association, a GET of each of ``reads`` (default READS), a release."""
+    each cycle an association, a GET of each of ``reads`` (default READS), a release.
+    ``last_counters`` (serial -> counter), when given, receives the counters used last."""
     reads = READS if reads is None else reads
     counts = [0] * clients
     errors = [0] * clients
@@ -121,6 +126,8 @@ def cycles(
         t.start()
     for t in threads:
         t.join()
+    if last_counters is not None:
+        last_counters.update(counters.last)
     return sum(counts), sum(errors), time.monotonic() - t0
 
 

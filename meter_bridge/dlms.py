@@ -8,8 +8,10 @@ data codec is apart, pure and tested without sockets (``codec.py``). Every read 
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
+import threading
 import time
 from typing import Any
 
@@ -55,6 +57,46 @@ UTC = dt.timezone.utc
 MAX_FRESH_ASSOCIATIONS = 3
 DEFAULT_CHALLENGE_LENGTH = 32
 MAX_TRAILING_LOGGED = 32  # bytes of stray data shown in the warning
+
+
+class ScalerCache:
+    """(scaler, unit) per meter and object, shared by the connections of one process.
+
+    A Register's scaler_unit (IC 3/4/5 attribute 3) is a static attribute (Blue Book 4.3.2):
+    fixed for a meter object, so a bridge reading the same meter every day need not GET it
+    at every read (two of a billing read's five GETs, on the bridge and on the meter). Only
+    successful reads are kept; a meter is known by its serial and its address (a serial
+    that moves to another line or address is read again). A cache, not state: a restarted
+    bridge reads the scalers again. Bounded, least recently used out first."""
+
+    def __init__(self, max_entries: int = 100_000):
+        self.max_entries = max_entries
+        self._entries: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+SCALERS = ScalerCache()
 
 
 def _key(hex_or_none, name: str) -> bytes | None:
@@ -491,19 +533,45 @@ class MeterConnection:
             self.warnings.append(warning)
         return value
 
+    def _meter_identity(self) -> tuple | None:
+        """What names this meter for ScalerCache: its serial and where it answers (None
+        without a serial: nothing is shared)."""
+        m = self.meter
+        serial = m.get("serial_number")
+        if not serial:
+            return None
+        return (
+            str(serial),
+            m.get("connection_type") or "tcp",
+            m.get("host"),
+            m.get("port"),
+            m.get("device"),
+            m.get("client_address"),
+            m.get("server_logical_address"),
+            m.get("server_physical_address"),
+        )
+
     def scaler_unit(self, obis, ic: int) -> tuple[int | None, int | None]:
-        """(scaler, unit code) of a Register-like object, cached per connection."""
+        """(scaler, unit code) of a Register-like object, cached per connection and, once
+        read, per meter in the process (ScalerCache)."""
         key = (obis_str(parse_obis(obis)), int(ic))
         if key not in self._scalers:
             attr = SCALED_CLASSES.get(int(ic))
             if attr is None:
                 self._scalers[key] = (None, None)
+                return self._scalers[key]
+            identity = self._meter_identity()
+            shared = SCALERS.get((identity, key)) if identity is not None else None
+            if shared is not None:
+                self._scalers[key] = shared
+                return shared
+            value = self.get(obis, ic, attr)
+            if isinstance(value, list) and len(value) == 2:
+                self._scalers[key] = (int(value[0]), int(value[1]))
+                if identity is not None:
+                    SCALERS.put((identity, key), self._scalers[key])
             else:
-                value = self.get(obis, ic, attr)
-                if isinstance(value, list) and len(value) == 2:
-                    self._scalers[key] = (int(value[0]), int(value[1]))
-                else:
-                    self._scalers[key] = (None, None)
+                self._scalers[key] = (None, None)
         return self._scalers[key]
 
     def get_scaled(self, obis, ic: int = 3, attr: int = 2) -> tuple[Any, str]:

@@ -46,3 +46,16 @@ def odoo_db():
 
 def pytest_sessionfinish(session, exitstatus):
     odoo_e2e.stop_shared_odoo()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_scaler_cache():
+    """Each test reads its meters' scalers itself (simulated meters of several tests may
+    share a serial and a port; the bridge's cache is per process)."""
+    try:
+        from meter_bridge import dlms
+    except ImportError:  # pragma: no cover - a test environment without the bridge
+        yield
+        return
+    dlms.SCALERS.clear()
+    yield

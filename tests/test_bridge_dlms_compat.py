@@ -437,3 +437,79 @@ def test_long_glo_ciphering_has_an_axdr_length(ciphered_len):
     assert length == content and len(rest) == content
     if content < 128:
         assert raw == _glo(ciphered_len).to_bytes(), "same bytes as upstream below 128"
+
+
+# --- 15. a new AES-GCM context per APDU -------------------------------------------------------
+def _security_control(encrypted=True):
+    return security.SecurityControlField(security_suite=0, authenticated=True, encrypted=encrypted)
+
+
+def test_canary_upstream_builds_a_cipher_context_per_apdu(monkeypatch):
+    built = []
+    upstream_cipher = security.Cipher
+
+    def counting_cipher(*args, **kwargs):
+        built.append(args)
+        return upstream_cipher(*args, **kwargs)
+
+    monkeypatch.setattr(security, "Cipher", counting_cipher)
+    for counter in (1, 2):
+        security.encrypt(_security_control(), METER_TITLE, counter, KEY, b"plain", AUTH_KEY)
+    assert len(built) == 2  # fixed upstream (one context per key): drop ConnectionGcm
+
+
+@pytest.mark.parametrize("plain", [b"", b"x", bytes(range(256)) * 3])
+def test_connection_gcm_ciphers_as_upstream(plain):
+    gcm = compat.ConnectionGcm(0, KEY)
+    sc = _security_control()
+    ciphered = gcm.encrypt(sc, METER_TITLE, 7, plain, AUTH_KEY)
+    assert ciphered == security.encrypt(sc, METER_TITLE, 7, KEY, plain, AUTH_KEY)
+    assert gcm.decrypt(sc, METER_TITLE, 7, ciphered, AUTH_KEY) == plain
+
+
+def test_connection_gcm_refuses_a_tampered_apdu():
+    gcm = compat.ConnectionGcm(0, KEY)
+    sc = _security_control()
+    ciphered = bytearray(gcm.encrypt(sc, METER_TITLE, 7, b"credit 50 kWh", AUTH_KEY))
+    for where in (0, -1):  # the cipher text, the tag
+        tampered = bytearray(ciphered)
+        tampered[where] ^= 1
+        with pytest.raises(exceptions.DecryptionError):
+            gcm.decrypt(sc, METER_TITLE, 7, bytes(tampered), AUTH_KEY)
+    with pytest.raises(exceptions.DecryptionError):  # another counter: another IV
+        gcm.decrypt(sc, METER_TITLE, 8, bytes(ciphered), AUTH_KEY)
+    with pytest.raises(exceptions.DecryptionError):
+        gcm.decrypt(sc, METER_TITLE, 7, b"short", AUTH_KEY)
+
+
+def test_connection_gcm_gmac_as_upstream():
+    gcm = compat.ConnectionGcm(0, KEY)
+    sc = _security_control(encrypted=False)
+    challenge = b"challenge-from-the-meter"
+    assert gcm.gmac(sc, METER_TITLE, 9, AUTH_KEY, challenge) == security.gmac(
+        sc, METER_TITLE, 9, KEY, AUTH_KEY, challenge
+    )
+
+
+def test_connection_gcm_refuses_a_key_of_the_wrong_length():
+    with pytest.raises(ValueError):
+        compat.ConnectionGcm(0, KEY[:15])
+
+
+def test_connection_ciphers_with_one_gcm_per_key():
+    conn = compat.DlmsConnectionCompat(
+        client_system_title=b"SPMBRIDG",
+        authentication=HighLevelSecurityGmacAuthentication(challenge_length=32),
+        global_encryption_key=KEY,
+        global_authentication_key=AUTH_KEY,
+        client_invocation_counter=5,
+        meter_system_title=b"SPMBRIDG",
+    )
+    first, counter = conn.encrypt(b"get")
+    gcm = conn._compat_gcm
+    second, _ = conn.encrypt(b"get")
+    assert counter == 5 and conn.client_invocation_counter == 7
+    assert conn._compat_gcm is gcm and first != second  # one context, a new IV
+    assert first == security.encrypt(conn.security_control, b"SPMBRIDG", 5, KEY, b"get", AUTH_KEY)
+    conn.meter_invocation_counter = 5
+    assert conn.decrypt(first) == b"get"

@@ -585,3 +585,59 @@ def test_hls_gmac_token_is_not_sent_above_the_jobs_counter_limit(hls_fleet, hls_
         )
     assert model.credit_wh == before, "the token never reached the meter"
     hls_fleet.counters[hls_serial] = err.value.invocation_counter
+
+
+def _scaler_gets(monkeypatch):
+    """The attribute-3 (scaler_unit) GETs the bridge sends to the meters, counted."""
+    from meter_bridge import dlms
+
+    sent = []
+    upstream = dlms.MeterConnection.get
+
+    def counting_get(self, obis, ic, attr, access=None):
+        if attr == 3 and ic in (3, 4, 5):
+            sent.append((self.meter.get("serial_number"), obis))
+        return upstream(self, obis, ic, attr, access)
+
+    monkeypatch.setattr(dlms.MeterConnection, "get", counting_get)
+    return sent
+
+
+def test_scalers_are_read_once_per_meter_then_reused(fleet, monkeypatch):
+    from meter_bridge import dlms
+
+    dlms.SCALERS.clear()
+    sent = _scaler_gets(monkeypatch)
+    payload = {"objects": [{"obis": "1.0.1.8.0.255", "ic": 3}, {"obis": "1.0.32.7.0.255"}]}
+    first = run(fleet, "SIM00001", "read", payload)
+    assert len(sent) == 2  # energy and voltage: their scalers read
+    second = run(fleet, "SIM00001", "read", payload)
+    assert len(sent) == 2  # the next read of the same meter: none
+    by_obis = {r["obis"]: (r["value"], r["unit"]) for r in second["readings"]}
+    assert by_obis == {r["obis"]: (r["value"], r["unit"]) for r in first["readings"]}
+    assert by_obis["1.0.32.7.0.255"] == (230.0, "V")  # 2300, scaler -1
+    run(fleet, "SIM00002", "read", payload)
+    assert len(sent) == 4  # another meter reads its own
+
+
+def test_scalers_of_the_serial_at_another_address_are_not_used(fleet, monkeypatch):
+    from meter_bridge import dlms
+
+    dlms.SCALERS.clear()
+    sent = _scaler_gets(monkeypatch)
+    elsewhere = dlms.MeterConnection(meter(fleet, "SIM00001", port=1))._meter_identity()
+    dlms.SCALERS.put((elsewhere, ("1.0.32.7.0.255", 3)), (2, 35))  # that line's meter: 10^2 V
+    result = run(fleet, "SIM00001", "read", {"objects": [{"obis": "1.0.32.7.0.255"}]})
+    assert sent == [("SIM00001", "1.0.32.7.0.255")]  # read from this meter
+    assert result["readings"][0]["value"] == 230.0
+
+
+def test_scaler_cache_is_bounded():
+    from meter_bridge.dlms import ScalerCache
+
+    cache = ScalerCache(max_entries=2)
+    cache.put("a", (0, 30))
+    cache.put("b", (-1, 35))
+    assert cache.get("a") == (0, 30)  # a is now the most recent
+    cache.put("c", (-2, 33))
+    assert len(cache) == 2 and cache.get("b") is None and cache.get("a") == (0, 30)

@@ -115,3 +115,85 @@ def test_proxy_errors_and_non_json_answers_are_unreachable(status, body):
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _KeepAliveOdoo:
+    """An HTTP/1.1 server that keeps connections open (as a reverse proxy in front of Odoo
+    does): answers every JSON-RPC call with its id; counts the TCP connections; with
+    ``close_idle`` it drops each connection after its first answer without saying so."""
+
+    def __init__(self, close_idle=False):
+        owner = self
+        self.connections = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                owner.connections += 1
+
+            def do_POST(self):
+                import json
+
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                data = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": 7}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                if close_idle:
+                    self.close_connection = True  # no "Connection: close": a silent drop
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_calls_keep_the_connection_a_server_keeps_open():
+    odoo = _KeepAliveOdoo()
+    try:
+        client = client_for(odoo.url)
+        assert [client.call("common", "version") for _ in range(3)] == [7, 7, 7]
+        assert odoo.connections == 1
+    finally:
+        odoo.close()
+
+
+def test_a_kept_connection_the_server_dropped_is_opened_again():
+    odoo = _KeepAliveOdoo(close_idle=True)
+    try:
+        client = client_for(odoo.url)
+        assert client.call("common", "version") == 7
+        time.sleep(0.1)  # the server has closed its side
+        assert client.call("common", "version") == 7
+        assert odoo.connections == 2
+    finally:
+        odoo.close()
+
+
+def test_each_thread_has_its_own_connection():
+    odoo = _KeepAliveOdoo()
+    try:
+        client = client_for(odoo.url)
+        answers = []
+        threads = [
+            threading.Thread(target=lambda: answers.append(client.call("common", "version")))
+            for _ in range(3)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert answers == [7, 7, 7] and odoo.connections == 3
+    finally:
+        odoo.close()

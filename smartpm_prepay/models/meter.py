@@ -862,8 +862,12 @@ class SmartpmMeter(models.Model):
             meter.job_count = counts.get(meter, 0)
 
     # ---------------------------------------------------------------- jobs
-    def _prepare_bridge_values(self):
-        """How the bridge reaches this meter (docs/job-protocol.md); called under sudo."""
+    def _prepare_bridge_values(self, profiles=None):
+        """How the bridge reaches this meter (docs/job-protocol.md); called under sudo.
+
+        profiles: a dict shared by the jobs of one claim, so that each profile's values
+        (its object map) are built once, not once per job (a tenth of Odoo's CPU in a
+        claim of billing reads)."""
         self.ensure_one()
         return {
             "id": self.id,
@@ -886,7 +890,7 @@ class SmartpmMeter(models.Model):
             "invocation_counter": str(self.invocation_counter or 0),
             "timeout_s": 10,
             "credit_mode": self.credit_mode,
-            **meter_profile.bridge_values(self),
+            **meter_profile.bridge_values(self, profiles),
         }
 
     def _enqueue_job(self, job_type, payload=None, priority=None, **vals):

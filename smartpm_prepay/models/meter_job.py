@@ -296,7 +296,8 @@ class SmartpmMeterJob(models.Model):
     def _cron_requeue_expired(self):
         return job_queue.requeue_expired(engine.as_engine(self).env)
 
-    def _prepare_bridge_values(self):
+    def _prepare_bridge_values(self, profiles=None):
+        """profiles: see SmartpmMeter._prepare_bridge_values."""
         self.ensure_one()
         meter = self.meter_id.sudo()
         return {
@@ -306,7 +307,7 @@ class SmartpmMeterJob(models.Model):
             "attempt_count": self.attempt_count,
             "max_attempts": self.max_attempts,
             "idempotency_key": self.idempotency_key or None,
-            "meter": meter._prepare_bridge_values(),
+            "meter": meter._prepare_bridge_values(profiles),
         }
 
     def _on_done(self, result):

@@ -202,9 +202,10 @@ def claim(env, bridge_id, limit, lease_seconds):
     # lease_seconds: what was granted (clamped); the bridge sends no credit token after it.
     # invocation_counter_limit: the highest counter the job may use (a report above it is
     # refused), as a decimal string: XML-RPC carries no integer above 2**31 - 1.
+    profiles = {}  # one object map per profile for the whole claim
     return [
         dict(
-            job._prepare_bridge_values(),
+            job._prepare_bridge_values(profiles),
             priority=job.priority,
             lease_seconds=lease_seconds,
             lease_until=fields.Datetime.to_string(job.lease_until),

@@ -137,18 +137,24 @@ def object_map(lines):
     return out
 
 
-def bridge_values(meter):
+def bridge_values(meter, profiles=None):
     """What a job of ``meter`` carries of its profile (under sudo): nothing without one,
-    and the bridge then uses the SmartPM contract."""
+    and the bridge then uses the SmartPM contract. ``profiles``: {profile id: values}
+    already built in this claim (filled here), or None."""
     profile = meter.profile_id
     if not profile:
         return {}
-    return {
+    if profiles is not None and profile.id in profiles:
+        return profiles[profile.id]
+    values = {
         "profile": profile.name,
         "object_map": object_map(profile._object_lines()),
         "hls_challenge_length": profile.hls_challenge_length,
         "token_format": profile.token_format,
     }
+    if profiles is not None:
+        profiles[profile.id] = values
+    return values
 
 
 def has_function(meter, function):

@@ -162,6 +162,23 @@ class TestMeterProfile(SmartpmCase):
         )
         self.assertEqual(len(sent["object_map"]["push_setup"]), 3)
 
+    def test_jobs_of_one_claim_each_carry_their_own_profiles_map(self):
+        vendor = self._vendor()
+        meters = [
+            self._meter(f"PROF-JOB-M{n}", profile_id=profile.id, state="active")
+            for n, profile in enumerate((vendor, self.smartpm, vendor, self.smartpm))
+        ]
+        for meter in meters:
+            meter._enqueue_job("disconnect", {})
+        jobs = self.env["smartpm.meter.job"].with_user(self.bridge).claim("b-prof", 10, 60)
+        by_serial = {j["meter"]["serial_number"]: j["meter"] for j in jobs}
+        for n, profile in enumerate((vendor, self.smartpm, vendor, self.smartpm)):
+            sent = by_serial[f"PROF-JOB-M{n}"]
+            self.assertEqual(sent["profile"], profile.name)
+            self.assertEqual(sent["object_map"], meter_profile.object_map(profile._object_lines()))
+        self.assertEqual(by_serial["PROF-JOB-M0"]["object_map"]["relay"]["obis"], "0.1.96.3.10.255")
+        self.assertEqual(by_serial["PROF-JOB-M1"]["object_map"]["relay"]["obis"], "0.0.96.3.10.255")
+
     def test_a_meter_without_profile_sends_no_map(self):
         meter = self._meter("PROF-JOB-2", state="active")
         meter.profile_id = False
