@@ -9,7 +9,11 @@ Then a per-stage timeline of each purchase, from the bridge's own log (DEBUG, JS
 to the millisecond): commit -> long-poll answered (NOTIFY) -> claimed -> association open
 -> token accepted -> job done -> report sent -> report answered (the purchase is delivered
 in that transaction). And the exactly-once check: each meter's credit grew by exactly the
-purchase's kWh, every purchase is delivered. Not a test: it prints its figures.
+purchase's kWh, every purchase is delivered; then how long after the last purchase every
+sale's invoice and payment were posted (the bank's books are posted after the answer).
+``--py-spy FILE`` records Odoo's stacks during the purchases (py-spy's raw format, one
+collapsed stack a line) for a profile of the call and the claim. Not a test: it prints its
+figures.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
+import signal
 import statistics
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -157,11 +164,48 @@ def print_timeline(lines):
     print(f"  claims that followed a long-poll answer: {woken} of {len(lines)}", flush=True)
 
 
+def start_py_spy(pid, path):
+    exe = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    cmd = [exe, "record", "--pid", str(pid), "--rate", "100", "--format", "raw"]
+    cmd += ["--output", path, "--nonblocking", "--threads"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_py_spy(proc):
+    proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def wait_for_books(odoo, run, timeout):
+    """The time every sale of this run had its invoice and payment posted, or None."""
+    deadline = time.time() + timeout
+    domain = [("bank_reference", "=like", f"BENCH-{run}-%"), ("posting_journal_id", "!=", False)]
+    while time.time() < deadline:
+        if not odoo.call("smartpm.credit.purchase", "search_count", domain):
+            return time.time()
+        time.sleep(0.2)
+    return None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--purchases", type=int, default=200)
     p.add_argument("--amount", type=float, default=10.0)
     p.add_argument("--db", default="smartpm_bench_demo")
+    p.add_argument(
+        "--py-spy",
+        metavar="FILE",
+        help="record the Odoo process with py-spy (raw collapsed stacks) during the purchases",
+    )
+    p.add_argument(
+        "--books-timeout",
+        type=float,
+        default=180.0,
+        help="seconds to wait after the purchases for every sale's invoice and payment",
+    )
     args = p.parse_args()
     ensure_db(args.db, demo=True)
     run = uuid.uuid4().hex[:8]
@@ -212,6 +256,7 @@ def main():
                 what="the jobs already queued for these meters to be done",
             )
             time.sleep(0.5)
+            spy = start_py_spy(odoo.proc.pid, args.py_spy) if args.py_spy else None
             with MachineBusy() as busy:
                 for i in range(args.purchases):
                     serial = serials[i % len(serials)]
@@ -246,7 +291,11 @@ def main():
                             "credited": credited,
                         }
                     )
+            if spy:
+                stop_py_spy(spy)
             time.sleep(1)  # the last report
+            last_answer = sales[-1]["committed"] if sales else time.time()
+            books_at = wait_for_books(odoo, run, args.books_timeout)
         records = odoo.call(
             "smartpm.credit.purchase",
             "search_read",
@@ -284,6 +333,14 @@ def main():
             + (f" {wrong[:3]}" if wrong else ""),
             flush=True,
         )
+        if books_at:
+            print(
+                f"vend: every sale's invoice and payment posted {books_at - last_answer:.1f}s "
+                "after the last purchase's answer",
+                flush=True,
+            )
+        else:
+            print(f"vend: books not all posted {args.books_timeout:.0f}s after the run", flush=True)
         print(f"vend: {busy.line()}", flush=True)
 
 

@@ -15,6 +15,7 @@ from ..services import (
     bank_api,
     credit_token,
     debt,
+    deferred_posting,
     engine,
     friendly,
     job_queue,
@@ -120,6 +121,7 @@ class SmartpmCreditPurchase(models.Model):
         string="Credit bought",
         compute="_compute_credit_amount",
         store=True,
+        precompute=True,  # in the sale's INSERT, not an UPDATE after it
         help="The amount less the debt recovered: what bought energy (taxes included).",
     )
     debt_balance_after = fields.Monetary(
@@ -361,24 +363,40 @@ class SmartpmCreditPurchase(models.Model):
     # prepayment accounting: what the recognition job moved to revenue (services/prepayment)
     recognition_ids = fields.One2many("smartpm.credit.recognition", "purchase_id")
     kwh_recognised = fields.Float(
-        string="Consumed (kWh)", digits=(16, 3), compute="_compute_recognised", store=True
+        string="Consumed (kWh)",
+        digits=(16, 3),
+        compute="_compute_recognised",
+        store=True,
+        precompute=True,
     )
     value_recognised = fields.Monetary(
-        string="Recognised revenue", compute="_compute_recognised", store=True
+        string="Recognised revenue",
+        compute="_compute_recognised",
+        store=True,
+        precompute=True,
     )
     kwh_remaining = fields.Float(
-        string="Credit left (kWh)", digits=(16, 3), compute="_compute_recognised", store=True
+        string="Credit left (kWh)",
+        digits=(16, 3),
+        compute="_compute_recognised",
+        store=True,
+        precompute=True,
     )
     money_remaining = fields.Monetary(
         string="Credit left (money)",
         compute="_compute_recognised",
         store=True,
+        precompute=True,
         help="Money mode: the credit of this sale not yet consumed (FIFO, services/prepayment).",
     )
     # move-out and replacement (services/settlement): the last kWh, settled
     settlement_line_ids = fields.One2many("smartpm.credit.settlement.line", "purchase_id")
     kwh_settled = fields.Float(
-        string="Settled (kWh)", digits=(16, 3), compute="_compute_recognised", store=True
+        string="Settled (kWh)",
+        digits=(16, 3),
+        compute="_compute_recognised",
+        store=True,
+        precompute=True,
     )
 
     _sql_constraints = [
@@ -678,6 +696,10 @@ class SmartpmCreditPurchase(models.Model):
 
     def _on_delivered(self, result):
         """The meter took the credit (or had it already): called from the job's _on_done."""
+        if not deferred_posting.cron_posts():
+            # the process's poster posts a bank sale once its delivery is reported
+            dbname, sale_ids = self.env.cr.dbname, self.ids
+            self.env.cr.postcommit.add(lambda: POSTER.delivered(dbname, sale_ids))
         for purchase in engine.as_engine(self).filtered(
             lambda p: p.state in ("paid", "queued", "failed", "pending_check")
         ):
@@ -905,18 +927,26 @@ class SmartpmCreditPurchase(models.Model):
         return invoice
 
     def _defer_invoice_and_payment(self, journal):
-        """The bank's purchase: its invoice and payment in ``journal`` are posted right after
-        the answer is committed (a thread started after the commit), or, should Odoo stop in
-        between, by the cron that this commit also triggers (the trigger and the sale commit
-        together). Posting twice posts once (``_post_deferred``)."""
+        """The bank's purchase: its invoice and payment in ``journal`` are posted after the
+        answer is committed, by the cron this commit triggers or, in a threaded Odoo, by the
+        process's poster once the sale is on the meter and the process is quiet
+        (``services/deferred_posting.py``: where and when, and why). The trigger and the
+        sale commit together: should Odoo stop in between, the cron posts it. Posting twice
+        posts once (``_post_deferred``)."""
         self.ensure_one()
         journal = self._check_payment_journal(journal)
         engine.as_engine(self).posting_journal_id = journal
-        cron = self.env.ref("smartpm_prepay.cron_post_deferred_sales", raise_if_not_found=False)
-        if cron:
-            cron.sudo()._trigger()
-        dbname, sale_ids = self.env.cr.dbname, self.ids
-        self.env.cr.postcommit.add(lambda: _post_after_commit(dbname, sale_ids))
+        # the cron's id from the xml ids' cache (env.ref would check that it exists: a query)
+        cron_id = self.env["ir.model.data"]._xmlid_to_res_id(
+            "smartpm_prepay.cron_post_deferred_sales", raise_if_not_found=False
+        )
+        if cron_id:
+            self.env["ir.cron"].sudo().browse(cron_id)._trigger(
+                at=deferred_posting.cron_trigger_at()
+            )
+        if not deferred_posting.cron_posts():
+            dbname, sale_ids = self.env.cr.dbname, self.ids
+            self.env.cr.postcommit.add(lambda: POSTER.answered(dbname, sale_ids))
 
     def _post_deferred(self):
         """Post the invoice and payment of sales that wait for them (``posting_journal_id``).
@@ -1218,26 +1248,23 @@ class SmartpmCreditPurchase(models.Model):
                 purchase.sudo()._create_invoice_and_payment(journal)
 
 
-def _post_after_commit(dbname, sale_ids):
-    """After the bank's answer is committed: post its sale's invoice and payment in a thread
-    of its own, so the answer does not wait for them. A concurrent delivery report may make
-    the posting fail to serialize: tried again; whatever is left, the cron posts."""
+def _post_sale(dbname, sale_id):
+    """Post one deferred sale in a transaction of its own (the poster's thread). A
+    concurrent delivery report may make the posting fail to serialize: tried again; whatever
+    is left, the cron posts."""
+    with _POSTING_MUTEX:
+        for attempt in range(POSTING_ATTEMPTS):
+            try:
+                with Registry(dbname).cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    env["smartpm.credit.purchase"].browse(sale_id).exists()._post_deferred()
+                return
+            except (*PG_CONCURRENCY_EXCEPTIONS_TO_RETRY, psycopg2.errors.UniqueViolation):
+                # a concurrent report on the sale, or another process's invoice taking
+                # the same number: a new transaction sees it
+                time.sleep(0.05 * (attempt + 1))
+        _logger.warning("sale %s: left for the posting cron", sale_id)
 
-    def run():
-        with _POSTING_MUTEX:
-            for attempt in range(POSTING_ATTEMPTS):
-                try:
-                    with Registry(dbname).cursor() as cr:
-                        env = api.Environment(cr, SUPERUSER_ID, {})
-                        env["smartpm.credit.purchase"].browse(sale_ids).exists()._post_deferred()
-                    return
-                except (*PG_CONCURRENCY_EXCEPTIONS_TO_RETRY, psycopg2.errors.UniqueViolation):
-                    # a concurrent report on the sale, or another process's invoice taking
-                    # the same number: a new transaction sees it
-                    time.sleep(0.05 * (attempt + 1))
-                except Exception:
-                    _logger.exception("posting sales %s after the answer failed", sale_ids)
-                    return
-            _logger.warning("sales %s: left for the posting cron", sale_ids)
 
-    threading.Thread(target=run, name="smartpm-post-sale", daemon=True).start()
+# the bank sales answered by this process, posted when it is quiet (a threaded Odoo only)
+POSTER = deferred_posting.Poster(_post_sale)

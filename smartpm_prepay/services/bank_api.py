@@ -347,33 +347,19 @@ def purchase(env, channel, meter_number, amount, currency, bank_reference, bank_
     meter = _find_meter(env, number)
     external_ref = _external_ref(bank, reference)
     try:
-        # The bank's reference space spans both protocols: vend() is idempotent per
-        # channel, so a reference first used over the other protocol is checked here.
-        other = (
-            env["smartpm.credit.purchase"]
-            .sudo()
-            .search(
-                [
-                    ("channel", "in", BANK_CHANNELS),
-                    ("channel", "!=", channel),
-                    ("external_ref", "=", external_ref),
-                ],
-                limit=1,
-            )
+        # The bank's reference space spans both protocols: a reference first used over the
+        # other protocol answers that sale (or DUPLICATE_REFERENCE), in vend's one search.
+        sale = vending.vend(
+            env,
+            meter,
+            amount,
+            channel,
+            external_ref,
+            currency=currency or None,
+            bank_partner=bank,
+            extra_vals={"bank_reference": reference, "bank_time": moment},
+            ref_channels=BANK_CHANNELS,
         )
-        if other:
-            sale = vending._check_same_request(other, meter.sudo(), amount)
-        else:
-            sale = vending.vend(
-                env,
-                meter,
-                amount,
-                channel,
-                external_ref,
-                currency=currency or None,
-                bank_partner=bank,
-                extra_vals={"bank_reference": reference, "bank_time": moment},
-            )
     except vending.VendingError as exc:
         if _is_reference_race(exc):
             _retry_in_new_transaction(env)

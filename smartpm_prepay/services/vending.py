@@ -43,6 +43,10 @@ CHANNEL_GROUPS = {
     "bank_soap": "smartpm_prepay.group_bank_api",
     "bank_xmlrpc": "smartpm_prepay.group_bank_api",
 }
+# Sales made by a machine (a bank's API user): no chatter at their birth (creation note,
+# the API user as follower, the tracking of paid -> queued): it was a fifth of the bank's
+# call. Their later changes (delivered, reversed) are tracked as any sale's.
+QUIET_BIRTH_CHANNELS = ("bank_soap", "bank_xmlrpc")
 SELLABLE_STATES = ("active", "disconnected")
 CREDIT_JOB_PRIORITY = 10
 MAX_REF_LEN = 64
@@ -123,11 +127,14 @@ def _resolve_currency(env, currency):
     raise VendingError("invalid_request", env._("The currency must be an ISO code."))
 
 
-def find_existing(env, channel, external_ref):
+def find_existing(env, channel, external_ref, ref_channels=None):
+    """The sale of ``external_ref`` on ``channel``, or on any of ``ref_channels`` when the
+    reference space spans several channels (a bank's SOAP and XML-RPC)."""
+    channels = tuple(ref_channels or (channel,))
     return (
         env["smartpm.credit.purchase"]
         .sudo()
-        .search([("channel", "=", channel), ("external_ref", "=", external_ref)], limit=1)
+        .search([("channel", "in", channels), ("external_ref", "=", external_ref)], limit=1)
     )
 
 
@@ -332,12 +339,23 @@ def lock_meter(env, meter):
 
 
 def vend(
-    env, meter, amount, channel, external_ref, *, currency=None, bank_partner=None, extra_vals=None
+    env,
+    meter,
+    amount,
+    channel,
+    external_ref,
+    *,
+    currency=None,
+    bank_partner=None,
+    extra_vals=None,
+    ref_channels=None,
 ):
     """Sell ``amount`` (tax included) of credit for ``meter``; return the purchase.
 
     The same (channel, external_ref) returns the first purchase and creates nothing; the same
     reference with another meter or amount raises ``VendingError("duplicate_reference")``.
+    ``ref_channels``: the channels whose references are one space with ``channel``'s (the
+    first sale of the reference on any of them is the one answered).
     """
     amount, external_ref = _check_request(env, amount, channel, external_ref)
     check_channel_access(env, channel)
@@ -347,9 +365,12 @@ def vend(
     meter = meter.with_env(sudo_env)
     currency = _resolve_currency(sudo_env, currency)
 
-    existing = find_existing(sudo_env, channel, external_ref)
+    existing = find_existing(sudo_env, channel, external_ref, ref_channels)
     if existing:
         return _check_same_request(existing, meter, amount).with_env(env)
+    if channel in QUIET_BIRTH_CHANNELS:
+        sudo_env = sudo_env(context=dict(sudo_env.context, tracking_disable=True))
+        meter = meter.with_env(sudo_env)
 
     tariff = check_sellable(meter)
     check_amount(tariff, meter, amount, currency)

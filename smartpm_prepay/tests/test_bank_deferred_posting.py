@@ -1,12 +1,20 @@
 """Issue 21 §1: a bank purchase answers before its invoice and payment are posted; they are
-posted right after the commit, or by the cron if Odoo stops in between, exactly once."""
+posted after the commit (by the cron workers, or in a threaded Odoo by the process's poster
+once the sale is on the meter and the process quiet), or by the cron if Odoo stops in
+between, exactly once."""
 
-from unittest.mock import patch
+import queue
+from datetime import timedelta
+from unittest.mock import Mock, patch
 
+from odoo import fields
 from odoo.exceptions import UserError
-from odoo.tests import tagged
+from odoo.tests import BaseCase, tagged
+from odoo.tools import config
 
-from ..services import bank_api, daily_vending
+from ..models import credit_purchase
+from ..services import bank_api, daily_vending, deferred_posting, engine, job_queue
+from ..services.deferred_posting import MAX_WAIT_S, QUIET_S, UNDELIVERED_S, Waiting, due
 from .common import assert_payment_document
 from .common_bank import BankChannelCase
 
@@ -126,3 +134,82 @@ class TestBankDeferredPosting(BankChannelCase):
         self.assertEqual((len(invoices), len(payments)), (1, 1))
         self.assertFalse(sale.posting_journal_id)
         self.assertFalse(sale.activity_ids.filtered(lambda a: a.summary == summary))
+
+    def _cron_triggers(self):
+        cron = self.env.ref("smartpm_prepay.cron_post_deferred_sales")
+        return self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)], order="id")
+
+    def test_threaded_odoo_gives_the_sale_to_its_poster_once_answered_and_once_delivered(self):
+        poster = Mock()
+        before = fields.Datetime.now()
+        with patch.object(credit_purchase, "POSTER", poster):
+            _receipt, sale = self._buy(ref="DP-POSTER")
+            self.env.cr.postcommit.run()  # the answer's commit
+            poster.answered.assert_called_once_with(self.env.cr.dbname, sale.ids)
+            poster.delivered.assert_not_called()
+            # the cron is the safety net only, after the poster's latest time
+            self.assertGreater(
+                self._cron_triggers()[-1].call_at, before + timedelta(seconds=MAX_WAIT_S)
+            )
+            # the bridge claims the job and reports it done: the report's commit tells
+            self._claim_delivery(sale)
+            env = engine.as_engine(self.env["smartpm.meter.job"]).env
+            job_queue.complete(env, sale.job_id.id, "bank-test-bridge", {"credit_kwh": 80.0})
+            self.env.cr.postcommit.run()
+        poster.delivered.assert_called_once_with(self.env.cr.dbname, sale.ids)
+        self.assertEqual(sale.state, "delivered")
+        self.assertEqual(sale.posting_journal_id, self.journal)  # still the record of it
+
+    def test_odoo_with_cron_workers_leaves_the_posting_to_the_cron_due_at_once(self):
+        poster = Mock()
+        options = {"workers": 2, "max_cron_threads": 1}
+        with patch.dict(config.options, options), patch.object(credit_purchase, "POSTER", poster):
+            _receipt, sale = self._buy(ref="DP-WORKERS")
+            self.env.cr.postcommit.run()
+        poster.answered.assert_not_called()
+        self.assertLessEqual(self._cron_triggers()[-1].call_at, fields.Datetime.now())
+        self._post_bank_sales()
+        self.assertEqual(sale.invoice_id.state, "posted")
+        self.assertFalse(sale.posting_journal_id)
+
+
+@tagged("post_install", "-at_install")
+class TestPoster(BaseCase):
+    """When the poster of a threaded Odoo posts (services/deferred_posting.py)."""
+
+    def test_a_sale_waits_for_its_delivery_and_a_quiet_process(self):
+        pending = {"a": Waiting(since=100.0)}
+        # just answered: the bridge's claim of its job comes now
+        self.assertEqual(due(pending, 100.0 + QUIET_S / 2, last_activity=100.0), [])
+        # quiet, but not on the meter yet (nor waiting for it long)
+        quiet_undelivered = 100.0 + (QUIET_S + UNDELIVERED_S) / 2
+        self.assertEqual(due(pending, quiet_undelivered, last_activity=100.0), [])
+        pending["a"].delivered = True
+        # delivered, and another sale answered right now
+        now = 100.0 + QUIET_S * 3
+        self.assertEqual(due(pending, now, last_activity=now), [])
+        self.assertEqual(due(pending, now + QUIET_S, last_activity=now), ["a"])
+
+    def test_an_undelivered_sale_is_posted_when_quiet_and_any_at_the_latest(self):
+        pending = {"old": Waiting(since=0.0), "new": Waiting(since=UNDELIVERED_S)}
+        # an offline meter: posted once it waited UNDELIVERED_S, the process quiet
+        self.assertEqual(
+            due(pending, UNDELIVERED_S, last_activity=UNDELIVERED_S - QUIET_S), ["old"]
+        )
+        # never quiet: still posted after MAX_WAIT_S, oldest first
+        busy = MAX_WAIT_S + UNDELIVERED_S
+        self.assertEqual(due(pending, busy, last_activity=busy), ["old", "new"])
+
+    def test_the_poster_thread_posts_a_delivered_sale_once(self):
+        posted = queue.Queue()
+        constants = {"QUIET_S": 0.01, "UNDELIVERED_S": 3600.0, "MAX_WAIT_S": 3600.0}
+        with patch.multiple(deferred_posting, **constants):
+            poster = deferred_posting.Poster(lambda dbname, sale_id: posted.put((dbname, sale_id)))
+            poster.answered("db", [7])
+            self.assertEqual(set(poster.waiting()), {("db", 7)})  # not before its delivery
+            poster.delivered("db", [7, 8])  # 8: a sale of another channel, not waiting
+            self.assertEqual(posted.get(timeout=30), ("db", 7))
+            self.assertEqual(poster.waiting(), {})
+            poster.delivered("db", [7])  # a report again: nothing more
+            with self.assertRaises(queue.Empty):
+                posted.get(timeout=0.2)
