@@ -124,7 +124,8 @@ class StubOdoo:
         self.rpc_report(bridge_id, [report])
         return {"state": "failed", "next_attempt_at": False}
 
-    def rpc_extend_lease(self, job_ids, bridge_id, _lease_seconds):
+    def rpc_extend_lease(self, job_ids, bridge_id, _lease_seconds, _attempts=None):
+        # the bridge names each job's attempt (job protocol); the stub hands out one claim
         with self.cond:
             return [i for i in job_ids if self.holder.get(i) == bridge_id]
 
