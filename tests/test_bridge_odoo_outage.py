@@ -3,33 +3,17 @@ left. The bridge keeps the job's result and reports it, naming its claim, when O
 again; Odoo takes it since no one claimed the job meanwhile: the job is not run again. A job
 still running then re-takes its lease by its first renewal."""
 
-import contextlib
 import threading
 import time
 
 import pytest
 
-from meter_bridge.service import BridgeService
-
 try:
-    from test_bridge_service_fakes import fake_odoo, settings_for, wait_until
+    from test_bridge_service_fakes import fake_odoo, running, settings_for, wait_until
 except ImportError:  # tests/ turned into a package
-    from tests.test_bridge_service_fakes import fake_odoo, settings_for, wait_until
+    from tests.test_bridge_service_fakes import fake_odoo, running, settings_for, wait_until
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@contextlib.contextmanager
-def running(settings, executor):
-    service = BridgeService(settings, executor=executor)
-    thread = threading.Thread(target=service.run, name="test-bridge", daemon=True)
-    thread.start()
-    try:
-        yield service
-    finally:
-        service.request_stop()
-        thread.join(10)
-        assert not thread.is_alive(), "service did not stop"
 
 
 class Gated:

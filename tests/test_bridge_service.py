@@ -1,6 +1,5 @@
 """The bridge's worker loop against a fake Odoo, with fake executors (no meters)."""
 
-import contextlib
 import threading
 import time
 
@@ -15,6 +14,7 @@ try:
         expire_lease,
         fake_odoo,
         free_port,
+        running,
         settings_for,
         wait_until,
     )
@@ -23,24 +23,12 @@ except ImportError:  # tests/ turned into a package
         expire_lease,
         fake_odoo,
         free_port,
+        running,
         settings_for,
         wait_until,
     )
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@contextlib.contextmanager
-def running(settings, executor):
-    service = BridgeService(settings, executor=executor)
-    thread = threading.Thread(target=service.run, name="test-bridge", daemon=True)
-    thread.start()
-    try:
-        yield service
-    finally:
-        service.request_stop()
-        thread.join(10)
-        assert not thread.is_alive(), "service did not stop"
 
 
 def echo_executor(job, *, deadline_s=None):

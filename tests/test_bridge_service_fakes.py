@@ -393,3 +393,19 @@ def expire_lease(fake, job_id, other_bridge="other-bridge"):
         job = fake.jobs[job_id]
         job.update(bridge_id=other_bridge, lease_until=time.time() + 3600)
         job["attempt_count"] += 1
+
+
+@contextlib.contextmanager
+def running(settings, executor):
+    """A BridgeService on its own thread for the block, stopped (and joined) after it."""
+    from meter_bridge.service import BridgeService
+
+    service = BridgeService(settings, executor=executor)
+    thread = threading.Thread(target=service.run, name="test-bridge", daemon=True)
+    thread.start()
+    try:
+        yield service
+    finally:
+        service.request_stop()
+        thread.join(10)
+        assert not thread.is_alive(), "service did not stop"
