@@ -1,5 +1,6 @@
 import re
 
+from odoo import SUPERUSER_ID, api
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 
@@ -161,3 +162,67 @@ class TestJobLane(SmartpmCase):
         )
         # another bridge takes the meter: the credit job first (priority), then the lapsed one
         self.assertEqual([j["id"] for j in self.Job.claim("b2", 10, 60)], [credit.id])
+
+    def test_two_cursors_lane_claims_never_get_one_meter_twice(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            meters = env["smartpm.meter"].create(
+                [
+                    {"serial_number": f"LANE-CONC-{i}", "host": "127.0.0.1", "port": 4100}
+                    for i in range(4)
+                ]
+            )
+            # per meter a credit job, then a read (a credit head each); meter 0 gets a
+            # read ahead of its credit job, so it is no lane meter
+            jobs = env["smartpm.meter.job"]
+            jobs |= jobs.create({"meter_id": meters[0].id, "job_type": "read", "priority": -1001})
+            for meter in meters:
+                jobs |= engine.create(
+                    env["smartpm.meter.job"],
+                    {
+                        "meter_id": meter.id,
+                        "job_type": "add_credit",
+                        "priority": -1000,
+                        "payload": dict(CREDIT),
+                    },
+                )
+                jobs |= jobs.create({"meter_id": meter.id, "job_type": "read", "priority": -999})
+            job_meter = {j.id: j.meter_id.id for j in jobs}
+            job_type = {j.id: j.job_type for j in jobs}
+            meter_ids = tuple(meters.ids)
+        lane = {"job_types": sorted(job_queue.LANE_JOB_TYPES)}
+        try:
+            with self.registry.cursor() as cr1, self.registry.cursor() as cr2:
+                env1 = api.Environment(cr1, SUPERUSER_ID, {})
+                env2 = api.Environment(cr2, SUPERUSER_ID, {})
+                # cr1 holds its meter locks (not committed) while cr2 claims
+                first = [
+                    j["id"]
+                    for j in job_queue.claim(env1, "b1", 2, 60, lane)
+                    if j["id"] in job_meter
+                ]
+                second = [
+                    j["id"]
+                    for j in job_queue.claim(env2, "b2", 10, 60, lane)
+                    if j["id"] in job_meter
+                ]
+                cr1.commit()
+                cr2.commit()
+            with self.registry.cursor() as cr3:
+                env3 = api.Environment(cr3, SUPERUSER_ID, {})
+                third = [
+                    j["id"] for j in job_queue.claim(env3, "b3", 10, 60) if j["id"] in job_meter
+                ]
+                cr3.rollback()
+            self.assertEqual((len(first), len(second)), (2, 1))
+            taken = [job_meter[i] for i in first + second]
+            self.assertEqual(len(taken), len(set(taken)))  # never two jobs of one meter
+            self.assertEqual(set(taken), set(meter_ids[1:]))
+            self.assertEqual({job_type[i] for i in first + second}, {"add_credit"})
+            # meter 0 is left for a normal claim: its read first
+            self.assertEqual([job_type[i] for i in third], ["read"])
+            self.assertEqual([job_meter[i] for i in third], [meter_ids[0]])
+        finally:
+            with self.registry.cursor() as cr:
+                cr.execute("DELETE FROM smartpm_meter_job WHERE meter_id IN %s", (meter_ids,))
+                cr.execute("DELETE FROM smartpm_meter WHERE id IN %s", (meter_ids,))
