@@ -460,8 +460,9 @@ class BridgeService:
             options["busy_meter_ids"] = busy
         sent = time.monotonic()  # the lease runs from Odoo's answer: a little after this
         jobs = self._claim_rpc(limit, options)
+        in_work = self._meters_in_work() if jobs else set()
         for job in jobs:
-            self._start(job, sent)
+            self._start(job, sent, in_work)
         self._release()  # jobs of a meter busy here: given back at once
         if jobs:
             self._claimed_since_poll = True
@@ -566,14 +567,16 @@ class BridgeService:
             granted = self.settings.lease_seconds  # an Odoo that does not say: what we asked for
         return min(granted, self.settings.lease_seconds)
 
-    def _start(self, job, sent=None):
+    def _start(self, job, sent=None, in_work=()):
+        """Run a claimed job. in_work: the meters of the jobs running or waiting here (the
+        job's meter is added once it is submitted)."""
         if job["id"] in self._held:  # our own lease handed back after it expired
             # the run still going reports for the claim now held (Odoo refuses a report
             # of an attempt that is over)
             self._held[job["id"]].job["attempt_count"] = job.get("attempt_count")
             return
         meter_id = _meter_id_of(job)
-        if meter_id is not None and meter_id in self._meters_in_work():
+        if meter_id is not None and meter_id in in_work:
             # A meter this bridge still runs a job on (an Odoo that does not take
             # busy_meter_ids handed out its next job after the first one's lease lapsed):
             # a second association on it would fail or collide. Given back unstarted.
@@ -595,6 +598,8 @@ class BridgeService:
             urgent=job.get("job_type") in CREDIT_JOB_TYPES,
         )
         held.future.add_done_callback(self._job_finished)
+        if meter_id is not None and isinstance(in_work, set):
+            in_work.add(meter_id)
 
     def _job_finished(self, _future):
         """Done-callback, in the worker thread. Counting races with the loop's reset are
