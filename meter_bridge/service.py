@@ -69,12 +69,15 @@ def load_executor(spec=""):
 CREDIT_JOB_TYPES = frozenset({"add_credit", "clear_credit", "take_emergency_credit"})
 
 
-def _options_unknown(exc):
+def _options_unknown(exc, options=()):
     """Odoo refused the claim's options as an argument it does not take: an Odoo from before
-    them (a TypeError: too many positional arguments) or one without one of the keys."""
-    message = exc.message or ""
-    return ("TypeError" in (exc.name or "") and "argument" in message) or (
-        "unknown option" in message
+    them (a TypeError: too many positional arguments) or one without one of the keys (its
+    refusal names the key quoted, translated or not; a bad value names it unquoted)."""
+    message, name = exc.message or "", exc.name or ""
+    if "TypeError" in name and "argument" in message:
+        return True
+    return "UserError" in name and (
+        "unknown option" in message or any(repr(str(key)) in message for key in options)
     )
 
 
@@ -497,7 +500,7 @@ class BridgeService:
         except OdooAuthError:
             raise
         except OdooError as exc:
-            if not options or not _options_unknown(exc):
+            if not options or not _options_unknown(exc, options):
                 raise
             self._claim_options_ok = False
             event(

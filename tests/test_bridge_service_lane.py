@@ -154,3 +154,23 @@ def test_a_job_of_a_busy_meter_from_an_odoo_without_options_is_released_unstarte
         assert credit_state in ("pending", "claimed")  # claimed for the moment it is given back
         assert stats.get("meter_busy_released", 0) >= 1
         assert any(credit in args[0] for args in odoo.calls_of("release"))
+
+
+def test_only_a_refusal_of_the_argument_or_a_key_reads_as_an_odoo_without_options():
+    from meter_bridge.odoo_client import OdooError
+    from meter_bridge.service import _options_unknown
+
+    sent = {"job_types": ["add_credit"], "busy_meter_ids": [3]}
+    older = OdooError(
+        "SmartpmMeterJob.claim() takes from 2 to 4 positional arguments but 5 were given",
+        "builtins.TypeError",
+    )
+    assert _options_unknown(older, sent)
+    unknown = OdooError("claim: option inconnue 'busy_meter_ids'", "odoo.exceptions.UserError")
+    assert _options_unknown(unknown, sent)  # translated: the quoted key tells
+    for message in (
+        "claim: job_types: 7 is not a job type",
+        "claim: busy_meter_ids must be a list of at most 10000 meter ids",
+    ):
+        assert not _options_unknown(OdooError(message, "odoo.exceptions.UserError"), sent)
+    assert not _options_unknown(OdooError("could not serialize access", "psycopg2.errors"), sent)

@@ -99,7 +99,11 @@ def test_an_argument_odoo_does_not_take_is_recognised_as_such(odoo):
     client = OdooClient(odoo.url, odoo.db, "bridge", odoo.api_key, timeout=60)
     with pytest.raises(OdooError) as exc:
         client._job("release", [], BRIDGE, {"job_types": ["add_credit"]})
-    assert _options_unknown(exc.value), (exc.value.name, exc.value.message)
-    with pytest.raises(OdooError) as refused:
-        client.claim(BRIDGE, 1, 60, {"job_types": ["nope"]})
-    assert not _options_unknown(refused.value)  # a refusal of a value is not a fallback
+    assert _options_unknown(exc.value, ["job_types"]), (exc.value.name, exc.value.message)
+    with pytest.raises(OdooError) as unknown:
+        client.claim(BRIDGE, 1, 60, {"lanes": 1})
+    assert _options_unknown(unknown.value, ["lanes"])  # an Odoo without that key
+    for bad in ({"job_types": ["nope"]}, {"job_types": "add_credit"}, {"busy_meter_ids": [1.5]}):
+        with pytest.raises(OdooError) as refused:
+            client.claim(BRIDGE, 1, 60, bad)
+        assert not _options_unknown(refused.value, bad)  # a bad value is no fallback
