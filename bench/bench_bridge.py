@@ -52,6 +52,7 @@ class StubOdoo:
         self.cond = threading.Condition()
         self.pending = collections.deque()
         self.holder = {}  # job id -> bridge id
+        self.claimed = {}  # job id -> job, until reported (a released job is queued again)
         self.serial_of = {}  # job id -> meter serial
         self.counters = collections.defaultdict(int)  # serial -> last invocation counter
         self.done = self.failed = 0
@@ -80,14 +81,38 @@ class StubOdoo:
         self.calls[name] += 1
         return getattr(self, f"rpc_{name}")(*call_args)
 
-    def rpc_claim(self, bridge_id, limit, _lease_seconds):
+    def rpc_claim(self, bridge_id, limit, _lease_seconds, options=None):
+        """Odoo's claim options (docs/job-protocol.md): job_types, only jobs of these types
+        (the stub holds one job per meter: each is its meter's first); busy_meter_ids, none
+        of these meters. Both scan the queue; without them, the queue's head is popped."""
+        options = options or {}
         with self.cond:
-            jobs = [self.pending.popleft() for _ in range(min(limit, len(self.pending)))]
+            if options.get("job_types") or options.get("busy_meter_ids"):
+                jobs = self._take(limit, options)
+            else:
+                jobs = [self.pending.popleft() for _ in range(min(limit, len(self.pending)))]
             for job in jobs:
                 self.holder[job["id"]] = bridge_id
+                self.claimed[job["id"]] = job
                 serial = self.serial_of[job["id"]] = job["meter"]["serial_number"]
                 job["meter"]["invocation_counter"] = self.counters[serial]
             return jobs
+
+    def _take(self, limit, options):
+        types = set(options.get("job_types") or ())
+        busy = set(options.get("busy_meter_ids") or ())
+        jobs, rest = [], collections.deque()
+        for job in self.pending:
+            if (
+                len(jobs) < limit
+                and (not types or job["job_type"] in types)
+                and job["meter"]["id"] not in busy
+            ):
+                jobs.append(job)
+            else:
+                rest.append(job)
+        self.pending = rest
+        return jobs
 
     def _keep_counter(self, report):
         """The meter saw the counter even when the report is refused (as in Odoo)."""
@@ -102,6 +127,7 @@ class StubOdoo:
         with self.cond:
             for report in reports:
                 self._keep_counter(report)
+                self.claimed.pop(report["job_id"], None)
                 if self.holder.pop(report["job_id"], None) != bridge_id:
                     answers.append({"job_id": report["job_id"], "ok": False, "refused": True})
                     continue
@@ -134,6 +160,9 @@ class StubOdoo:
             ids = [i for i in job_ids if self.holder.get(i) == bridge_id]
             for i in ids:
                 del self.holder[i]
+            # back to pending, at the front, as Odoo's release makes them due at once
+            self.pending.extendleft(reversed([self.claimed.pop(i) for i in ids]))
+            self.cond.notify_all()
             return ids
 
     def rpc_ingest(self, _bridge_id, readings, events):

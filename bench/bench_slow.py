@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import tempfile
 import threading
@@ -44,12 +45,20 @@ class SlowStub(StubOdoo):
     def __init__(self):
         super().__init__()
         self.reported_at = {}
+        self.claimed_at = {}  # job id -> when a claim handed it out, and the claim's options
         self.outcome = {}
 
     def queue_first(self, job):
         with self.cond:
             self.pending.appendleft(job)
             self.cond.notify_all()
+
+    def rpc_claim(self, bridge_id, limit, lease_seconds, options=None):
+        jobs = super().rpc_claim(bridge_id, limit, lease_seconds, options)
+        now = time.perf_counter()
+        for job in jobs:
+            self.claimed_at.setdefault(job["id"], (now, sorted(options or ())))
+        return jobs
 
     def rpc_report(self, bridge_id, reports):
         now = time.perf_counter()
@@ -158,7 +167,8 @@ def main():
                 "attempt_count": 1,
                 "max_attempts": 5,
                 "idempotency_key": "bench-credit",
-                "meter": {"id": 1, **job_meter(credit_meter)},
+                # a meter id of its own: the bridge keeps one association per meter id
+                "meter": {"id": len(jobs) + 1, **job_meter(credit_meter)},
             }
             peak = {"sockets": 0, "threads": 0}
             done = threading.Event()
@@ -206,9 +216,11 @@ def main():
         if credit_at is not None:
             delivered = stub.reported_at.get(credit_id)
             left = sum(1 for t in reads_at if t > delivered) if delivered else None
+            claimed = stub.claimed_at.get(credit_id, (math.nan, []))
             print(
-                f"credit queued {credit_at - t0:.1f}s into the round: delivered in "
-                f"{delivered - credit_at:.2f}s, {left} reads still to come "
+                f"credit queued {credit_at - t0:.1f}s into the round: claimed in "
+                f"{claimed[0] - credit_at:.2f}s (claim options: {claimed[1] or 'none'}), "
+                f"delivered in {delivered - credit_at:.2f}s, {left} reads still to come "
                 f"(round ended {reads_at[-1] - delivered:.1f}s later); result "
                 f"{stub.outcome.get(credit_id)}",
                 flush=True,

@@ -197,9 +197,14 @@ class OdooClient:
 
     # -- the job protocol --------------------------------------------------------------
 
-    def claim(self, bridge_id, limit, lease_seconds):
-        """Lease up to ``limit`` due jobs to ``bridge_id``; returns job dicts."""
-        return self._job("claim", bridge_id, int(limit), int(lease_seconds)) or []
+    def claim(self, bridge_id, limit, lease_seconds, options=None):
+        """Lease up to ``limit`` due jobs to ``bridge_id``; returns job dicts.
+
+        options: ``{"job_types": [...], "busy_meter_ids": [...]}`` (docs/job-protocol.md),
+        sent only when not empty, so that an Odoo without the argument still takes the
+        claims that need none."""
+        extra = [dict(options)] if options else []
+        return self._job("claim", bridge_id, int(limit), int(lease_seconds), *extra) or []
 
     def complete(self, job_id, bridge_id, result):
         return self._job("complete", job_id, bridge_id, result)

@@ -63,8 +63,22 @@ def load_executor(spec=""):
 
 # Jobs that move credit onto a meter: ahead of every other job waiting for a worker, so that
 # a purchase for a slow meter does not wait behind a reading round (Odoo hands them out
-# first too: job priority). Others keep Odoo's priority if it sends one, then claim order.
+# first too: job priority), and the only ones the credit lane's claim asks for (Odoo's
+# job_queue.LANE_JOB_TYPES, the same set: a test compares them). Others keep Odoo's
+# priority if it sends one, then claim order.
 CREDIT_JOB_TYPES = frozenset({"add_credit", "clear_credit", "take_emergency_credit"})
+
+
+def _options_unknown(exc, options=()):
+    """Odoo refused the claim's options as an argument it does not take: an Odoo from before
+    them (a TypeError: too many positional arguments) or one without one of the keys (its
+    refusal names the key quoted, translated or not; a bad value names it unquoted)."""
+    message, name = exc.message or "", exc.name or ""
+    if "TypeError" in name and "argument" in message:
+        return True
+    return "UserError" in name and (
+        "unknown option" in message or any(repr(str(key)) in message for key in options)
+    )
 
 
 def job_rank(job):
@@ -168,6 +182,11 @@ class PriorityPool:
                 t.join()
 
 
+def _meter_id_of(job):
+    meter_id = (job.get("meter") or {}).get("id")
+    return meter_id if isinstance(meter_id, int) and not isinstance(meter_id, bool) else None
+
+
 def _attempt_of(job):
     """The claim's attempt_count, as Odoo handed it out; None if it sent none."""
     attempt = job.get("attempt_count")
@@ -218,9 +237,11 @@ class BridgeService:
         self._clock = clock
         self._rng = rng
         # the credit lane: workers only credit jobs may use (PriorityPool reserved), and as
-        # many more jobs claimed; Odoo hands out credit jobs first, but a claim cannot ask
-        # for them alone: reads it hands out instead wait for a worker, as prefetched ones
+        # many more jobs claimed; its claim asks Odoo for meters whose next job is a credit
+        # job only (job_types). An Odoo without the claim's options hands out whatever is
+        # due instead: reads it hands out wait for a worker, as prefetched ones.
         self._capacity = settings.concurrency + settings.prefetch
+        self._claim_options_ok = True  # False once Odoo refused the claim's options
         self._next_lane_claim = 0.0  # a claim for the credit lane alone: at most every BUSY_POLL
         # Each RPC costs Odoo far more than a job's own writes: claim in batches once half
         # the prefetched jobs have started (at once when a worker would idle), and let
@@ -423,20 +444,29 @@ class BridgeService:
         """Claim up to the free slots; True when more jobs may be waiting right now."""
         if self._stopping or now < self._next_claim:
             return False
+        options = {}
         if self._claim_wanted():
             limit = min(self._capacity - len(self._held), self.settings.batch_size)
         elif self._lane_free() and now >= self._next_lane_claim:
             # Every worker busy: a claim for the credit lane, so that a purchase does not
-            # wait for a read to end. Odoo hands out credit jobs first; what it hands out
-            # instead (reads) waits for a worker as prefetched jobs do.
+            # wait for a read to end: meters whose next job is a credit job only (an Odoo
+            # without options hands out whatever is due: reads wait for a worker).
             limit = self._lane_free()
             self._next_lane_claim = now + BUSY_POLL
+            options["job_types"] = sorted(CREDIT_JOB_TYPES)
         else:
             return False
+        busy = self._busy_meter_ids()
+        if busy:
+            # one association per meter: not a meter this bridge still runs a job on whose
+            # lease lapsed (a stuck job left to lapse, an Odoo unreachable for a while)
+            options["busy_meter_ids"] = busy
         sent = time.monotonic()  # the lease runs from Odoo's answer: a little after this
-        jobs = self._rpc(self.client.claim, self.bridge_id, limit, self.settings.lease_seconds)
+        jobs = self._claim_rpc(limit, options)
+        in_work = self._meters_in_work() if jobs else set()
         for job in jobs:
-            self._start(job, sent)
+            self._start(job, sent, in_work)
+        self._release()  # jobs of a meter busy here: given back at once
         if jobs:
             self._claimed_since_poll = True
             self.stats["claimed"] += len(jobs)
@@ -458,6 +488,52 @@ class BridgeService:
             self._next_claim = now + self.settings.poll_interval
         return False
 
+    def _claim_rpc(self, limit, options):
+        """The claim call; an Odoo that does not take the options (older) is asked again
+        without them, once, and never sent them again."""
+        if not self._claim_options_ok:
+            options = {}
+        try:
+            return self._rpc(
+                self.client.claim, self.bridge_id, limit, self.settings.lease_seconds, options
+            )
+        except OdooAuthError:
+            raise
+        except OdooError as exc:
+            if not options or not _options_unknown(exc, options):
+                raise
+            self._claim_options_ok = False
+            event(
+                log,
+                logging.WARNING,
+                "claim_options_unsupported",
+                error=exc.message,
+                options=sorted(options),
+            )
+        return self._rpc(self.client.claim, self.bridge_id, limit, self.settings.lease_seconds)
+
+    def _busy_meter_ids(self):
+        """Meters this bridge still runs (or is about to run) a job on whose lease may have
+        lapsed in Odoo: a stuck job no longer renewed, a lost lease, a lease run out while
+        Odoo was unreachable. Odoo hands out no job of a meter under a live lease anyway."""
+        mono = time.monotonic()
+        meters = set()
+        for held in self._held.values():
+            if held.report is not None or held.future is None or held.future.cancelled():
+                continue
+            if held.overdue or held.lease_lost or held.job.get("lease_deadline", 0) <= mono:
+                meter_id = _meter_id_of(held.job)
+                if meter_id is not None:
+                    meters.add(meter_id)
+        return sorted(meters)
+
+    def _meters_in_work(self):
+        return {
+            _meter_id_of(h.job)
+            for h in self._held.values()
+            if h.report is None and h.future is not None and not h.future.cancelled()
+        }
+
     def _claim_wanted(self):
         free = self._capacity - len(self._held)
         # wait for a batch of free slots unless a worker would otherwise idle
@@ -467,9 +543,11 @@ class BridgeService:
         """Jobs a claim for the credit lane may take: its free workers, within as many
         slots above the capacity (0 without a lane)."""
         lane = self.settings.credit_lane
-        if not lane or any(h.overdue for h in self._held.values()):
-            # a job stuck past its deadline is left to lapse for a healthy bridge: a claim
-            # for the lane would take it back here as soon as its lease ended
+        if not lane:
+            return 0
+        if not self._claim_options_ok and any(h.overdue for h in self._held.values()):
+            # a job stuck past its deadline is left to lapse for a healthy bridge: an Odoo
+            # that does not take busy_meter_ids would hand it back to the lane's claim
             return 0
         room = self._capacity + lane - len(self._held)
         return max(0, min(room, lane - self._credit_in_work()))
@@ -492,11 +570,22 @@ class BridgeService:
             granted = self.settings.lease_seconds  # an Odoo that does not say: what we asked for
         return min(granted, self.settings.lease_seconds)
 
-    def _start(self, job, sent=None):
+    def _start(self, job, sent=None, in_work=()):
+        """Run a claimed job. in_work: the meters of the jobs running or waiting here (the
+        job's meter is added once it is submitted)."""
         if job["id"] in self._held:  # our own lease handed back after it expired
             # the run still going reports for the claim now held (Odoo refuses a report
             # of an attempt that is over)
             self._held[job["id"]].job["attempt_count"] = job.get("attempt_count")
+            return
+        meter_id = _meter_id_of(job)
+        if meter_id is not None and meter_id in in_work:
+            # A meter this bridge still runs a job on (an Odoo that does not take
+            # busy_meter_ids handed out its next job after the first one's lease lapsed):
+            # a second association on it would fail or collide. Given back unstarted.
+            event(log, logging.WARNING, "job_meter_busy_released", job_id=job["id"])
+            self.stats["meter_busy_released"] += 1
+            self._to_release.append(HeldJob(job))
             return
         # Where the executor checks its lease right before an irreversible step (a credit
         # token's ACTION): on time.monotonic(), whatever clock the loop uses.
@@ -512,6 +601,8 @@ class BridgeService:
             urgent=job.get("job_type") in CREDIT_JOB_TYPES,
         )
         held.future.add_done_callback(self._job_finished)
+        if meter_id is not None and isinstance(in_work, set):
+            in_work.add(meter_id)
 
     def _job_finished(self, _future):
         """Done-callback, in the worker thread. Counting races with the loop's reset are

@@ -197,3 +197,22 @@ def test_each_thread_has_its_own_connection():
         assert answers == [7, 7, 7] and odoo.connections == 3
     finally:
         odoo.close()
+
+
+def test_claim_sends_its_options_only_when_there_are_some():
+    with fake_odoo() as odoo:
+        read = odoo.add_job("read")
+        credit = odoo.add_job("add_credit", {"transfer_number": 7, "kwh": 1.0})
+        client = client_for(odoo.url)
+        odoo.has_claim_options = False  # an older Odoo: claims without options still work
+        assert [j["id"] for j in client.claim("b1", 1, 60, None)] == [read]
+        assert client.release([read], "b1") == [read]
+        assert [j["id"] for j in client.claim("b1", 1, 60, {})] == [read]
+        assert client.release([read], "b1") == [read]
+        odoo.has_claim_options = True
+        claimed = client.claim("b1", 5, 60, {"job_types": ["add_credit"]})
+        assert [j["id"] for j in claimed] == [credit]
+        assert odoo.state(read) == "pending"
+        claims = odoo.calls_of("claim")
+        assert [len(args) for args in claims] == [3, 3, 4]
+        assert claims[2][3] == {"job_types": ["add_credit"]}

@@ -88,6 +88,7 @@ class FakeOdoo:
         self.readings, self.events = {}, {}
         self.retry_delay = 3600.0  # seconds before a retryable failure is due again
         self.has_wait_for_jobs = True
+        self.has_claim_options = True  # False: an Odoo from before claim()'s options
         self.port = None
         self._server = None
         self._thread = None
@@ -100,8 +101,15 @@ class FakeOdoo:
         return f"http://127.0.0.1:{self.port}"
 
     def add_job(
-        self, job_type="ping", payload=None, serial="SIM00001", max_attempts=5, priority=50
+        self,
+        job_type="ping",
+        payload=None,
+        serial="SIM00001",
+        max_attempts=5,
+        priority=50,
+        meter_id=None,
     ):
+        """meter_id: the meter's id in the claim (by default one meter per job)."""
         with self.cond:
             job_id = self._next_id
             self._next_id += 1
@@ -120,7 +128,7 @@ class FakeOdoo:
                 "result": None,
                 "error": None,
                 "meter": {
-                    "id": job_id,
+                    "id": job_id if meter_id is None else meter_id,
                     "serial_number": serial,
                     "connection_type": "tcp",
                     "host": "127.0.0.1",
@@ -248,10 +256,36 @@ class FakeOdoo:
             )
         return job
 
-    def rpc_claim(self, bridge_id, limit, lease_seconds):
+    def rpc_claim(self, bridge_id, limit, lease_seconds, *options):
+        """Odoo's claim: one job per meter (its first due one by priority), none of a meter
+        under a live lease; with options (an Odoo that takes them, has_claim_options), only
+        meters whose first due job is of job_types, none of busy_meter_ids."""
+        if options and not self.has_claim_options:
+            raise FakeOdooError(
+                "builtins.TypeError",
+                "SmartpmMeterJob.claim() takes from 2 to 4 positional arguments but 5 were given",
+            )
+        options = options[0] if options else {}
+        job_types = options.get("job_types")
+        skip = set(options.get("busy_meter_ids") or ())
         with self.cond:
             now = time.time()
-            due = [j for j in self.jobs.values() if self._due(j, now)][:limit]
+            live = {
+                j["meter"]["id"]
+                for j in self.jobs.values()
+                if j["state"] == "claimed" and j["lease_until"] > now
+            }
+            heads = {}
+            for job in sorted(self.jobs.values(), key=lambda j: (j["priority"], j["id"])):
+                if self._due(job, now):
+                    heads.setdefault(job["meter"]["id"], job)
+            due = [
+                j
+                for j in self.jobs.values()
+                if heads.get(j["meter"]["id"]) is j
+                and j["meter"]["id"] not in live | skip
+                and (not job_types or j["job_type"] in job_types)
+            ][:limit]
             out = []
             for job in due:
                 job.update(state="claimed", bridge_id=bridge_id, lease_until=now + lease_seconds)

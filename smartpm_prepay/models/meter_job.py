@@ -136,6 +136,17 @@ class SmartpmMeterJob(models.Model):
             WHERE state IN ('pending', 'claimed')
             """
         )
+        # claim() for the credit lane: its scan reads the few credit jobs, not the due-jobs
+        # index past a backlog of reads. The types are job_queue.LANE_JOB_TYPES (a test
+        # compares them with the index's definition).
+        self.env.cr.execute(
+            """
+            CREATE INDEX IF NOT EXISTS smartpm_meter_job_lane_idx
+            ON smartpm_meter_job (priority, id)
+            WHERE state IN ('pending', 'claimed')
+              AND job_type IN ('add_credit', 'clear_credit', 'take_emergency_credit')
+            """
+        )
         # claim(): "has this meter a job under a live lease" and "its first due job",
         # without reading the meter's finished jobs.
         self.env.cr.execute(
@@ -239,8 +250,8 @@ class SmartpmMeterJob(models.Model):
         return engine.as_engine(self)
 
     @api.model
-    def claim(self, bridge_id, limit=10, lease_seconds=60):
-        return job_queue.claim(self._check_bridge().env, bridge_id, limit, lease_seconds)
+    def claim(self, bridge_id, limit=10, lease_seconds=60, options=None):
+        return job_queue.claim(self._check_bridge().env, bridge_id, limit, lease_seconds, options)
 
     @api.model
     def complete(self, job_id, bridge_id, result, attempt=None):

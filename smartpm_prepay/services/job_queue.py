@@ -94,10 +94,87 @@ INVOCATION_COUNTER_RESERVE = 1000
 INVOCATION_COUNTER_MAX = 2**32 - 1
 
 
-def claim(env, bridge_id, limit, lease_seconds):
+# The credit lane (docs/job-protocol.md, "The credit lane"): the job types a bridge's lane
+# claim asks for. Equal to meter_bridge.service.CREDIT_JOB_TYPES (a test ties them); the
+# partial index smartpm_meter_job_lane_idx (models/meter_job.py) names them too.
+LANE_JOB_TYPES = frozenset({"add_credit", "clear_credit", "take_emergency_credit"})
+# The claim's `options` (an XML-RPC struct): what each key may be.
+CLAIM_OPTIONS = {
+    # only meters whose first due job is of these types (the credit lane)
+    "job_types": "a non-empty list of job type names",
+    # meters the bridge still runs a thread on (a stuck job whose lease it let lapse)
+    "busy_meter_ids": "a list of meter ids (integers)",
+}
+MAX_BUSY_METER_IDS = 10000
+
+
+def _claim_options(env, options):
+    """The claim's options, checked: a dict of CLAIM_OPTIONS keys, or None. Refused with a
+    UserError naming the bad key or value, before anything is claimed."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise UserError(
+            env._("claim: options must be a dict (struct), not %s", type(options).__name__)
+        )
+    unknown = sorted(str(key) for key in options if key not in CLAIM_OPTIONS)
+    if unknown:
+        raise UserError(
+            env._(
+                "claim: unknown option %(key)r (known: %(known)s)",
+                key=unknown[0],
+                known=", ".join(sorted(CLAIM_OPTIONS)),
+            )
+        )
+    checked = {}
+    if options.get("job_types") is not None:
+        checked["job_types"] = _claim_job_types(env, options["job_types"])
+    if options.get("busy_meter_ids") is not None:
+        checked["busy_meter_ids"] = _claim_busy_meter_ids(env, options["busy_meter_ids"])
+    return checked
+
+
+def _claim_job_types(env, job_types):
+    known = {value for value, _label in env["smartpm.meter.job"]._fields["job_type"].selection}
+    if not isinstance(job_types, (list, tuple)) or not job_types or len(job_types) > len(known):
+        raise UserError(
+            env._(
+                "claim: job_types must be a non-empty list of at most %s job type names",
+                len(known),
+            )
+        )
+    for job_type in job_types:
+        if not isinstance(job_type, str) or job_type not in known:
+            raise UserError(env._("claim: job_types: %s is not a job type", repr(job_type)[:40]))
+    return sorted(set(job_types))
+
+
+def _claim_busy_meter_ids(env, meter_ids):
+    if not isinstance(meter_ids, (list, tuple)) or len(meter_ids) > MAX_BUSY_METER_IDS:
+        raise UserError(
+            env._(
+                "claim: busy_meter_ids must be a list of at most %s meter ids",
+                MAX_BUSY_METER_IDS,
+            )
+        )
+    for meter_id in meter_ids:
+        if isinstance(meter_id, bool) or not isinstance(meter_id, int):
+            raise UserError(
+                env._("claim: busy_meter_ids: %s is not a meter id", repr(meter_id)[:40])
+            )
+    return set(meter_ids)
+
+
+def claim(env, bridge_id, limit, lease_seconds, options=None):
     """Lease up to ``limit`` due jobs to ``bridge_id``, at most one per meter and none for a
     meter that already has a job under a live lease (a meter takes one association at a
     time); return them as dicts for the bridge.
+
+    ``options`` (_claim_options): ``job_types``, hand out only meters whose first due job
+    (the one a claim without it would hand out) is of these types: the credit lane, which
+    never overtakes a meter's earlier job; ``busy_meter_ids``, meters the bridge still runs
+    a thread on: none of them is handed out (one association per meter, even when the
+    bridge let a stuck job's lease lapse).
 
     Why not one statement with SKIP LOCKED: a statement's snapshot predates its locks. If
     another claimer commits the claim of meter M's job J1 after our snapshot was taken, we
@@ -128,12 +205,19 @@ def claim(env, bridge_id, limit, lease_seconds):
         raise UserError(env._("claim: bridge_id must be a non-empty string"))
     limit = max(1, min(int(limit), MAX_CLAIM))
     lease_seconds = max(1, min(int(lease_seconds), MAX_LEASE_S))
+    options = _claim_options(env, options)
+    job_types = options.get("job_types")
     env.flush_all()
     _check_bridge_id_is_own(env, bridge_id)
     _fail_expired_last_attempts(env)
-    meter_ids = _lock_free_meters(env.cr, limit)
+    meter_ids = _lock_free_meters(
+        env.cr, limit, job_types=job_types, skip_meter_ids=options.get("busy_meter_ids")
+    )
     if not meter_ids:
         return []
+    # job_types: the head is checked again under the meters' locks (a job of the meter
+    # queued or retried since the scan may come first now): the meter is then left alone
+    head_type = "WHERE h.job_type = ANY(%s)" if job_types else ""
     env.cr.execute(
         f"""
         WITH head AS (
@@ -141,11 +225,12 @@ def claim(env, bridge_id, limit, lease_seconds):
             SELECT h.id
               FROM unnest(%s::int[]) AS meter(id)
               CROSS JOIN LATERAL (
-                  SELECT j.id FROM smartpm_meter_job j
+                  SELECT j.id, j.job_type FROM smartpm_meter_job j
                    WHERE j.meter_id = meter.id AND {_DUE_SQL} AND NOT {_BUSY_SQL}
                    ORDER BY j.priority, j.id
                    LIMIT 1
               ) h
+              {head_type}
         ), due AS (
             SELECT j.id FROM smartpm_meter_job j JOIN head ON head.id = j.id
                FOR NO KEY UPDATE OF j SKIP LOCKED
@@ -182,6 +267,7 @@ def claim(env, bridge_id, limit, lease_seconds):
         """,
         (
             meter_ids,
+            *([job_types] if job_types else []),
             bridge_id,
             env.uid,
             lease_seconds,
@@ -272,9 +358,13 @@ def _fail_expired_last_attempts(env):
         jobs._on_final_failure()
 
 
-def _lock_free_meters(cr, limit):
+def _lock_free_meters(cr, limit, job_types=None, skip_meter_ids=None):
     """Steps 1 and 2 of claim(): lock up to ``limit`` meters that have a due job and no job
-    under a live lease, in the order of their first due job; return their ids."""
+    under a live lease, in the order of their first due job; return their ids.
+
+    job_types: only meters whose first due job is of these types, found by scanning the due
+    jobs of these types alone (for the lane's types, the smartpm_meter_job_lane_idx partial
+    index: a lane claim does not walk the read backlog). skip_meter_ids: never these."""
     # The busy meters are read once into a hash (NOT IN, hashed subplan): the scan then
     # skips jobs of busy meters for a hash probe each; usually it stops after `limit`.
     # JIT off: the row estimate of the volatile clock_timestamp() filter inflates the cost
@@ -284,37 +374,61 @@ def _lock_free_meters(cr, limit):
     # still count few pending ones, and the planner would sort every pending job instead.
     # The figures behind these choices: bench/RESULTS.md, "claim() planner settings".
     cr.execute("SELECT set_config('jit', 'off', true), set_config('enable_sort', 'off', true)")
-    locked = _scan_and_lock(cr, limit)
+    locked = _scan_and_lock(cr, limit, job_types, skip_meter_ids)
     # not in a `finally`: after an error the transaction is aborted and rolled back,
     # which undoes the SET LOCAL anyway
     cr.execute("SET LOCAL enable_sort TO DEFAULT")
     return locked
 
 
-def _scan_and_lock(cr, limit):
-    locked, tried = [], set()
-    after = None  # keyset position (priority, id) in the due-jobs index
-    while len(locked) < limit:
-        keyset = "AND (j.priority, j.id) > (%s, %s)" if after else ""
-        cr.execute(
-            f"""
-            SELECT j.priority, j.id, j.meter_id FROM smartpm_meter_job j
-             WHERE {_DUE_SQL} {keyset}
+# _scan_and_lock with job_types: of the due jobs of these types (chunk), which is its
+# meter's first due job (the (meter_id, priority, id) index, a few rows per meter)
+_LANE_SCAN_SQL = f"""
+    SELECT c.priority, c.id, c.meter_id,
+           c.id = (SELECT j.id FROM smartpm_meter_job j
+                    WHERE j.meter_id = c.meter_id AND {_DUE_SQL}
+                    ORDER BY j.priority, j.id LIMIT 1) AS is_head
+      FROM (SELECT j.priority, j.id, j.meter_id FROM smartpm_meter_job j
+             WHERE {_DUE_SQL} AND j.job_type = ANY(%(job_types)s) {{keyset}}
                AND j.meter_id NOT IN ({_BUSY_METERS_SQL})
              ORDER BY j.priority, j.id
-             LIMIT %s
-            """,
-            (*(after or ()), CLAIM_SCAN_CHUNK),
+             LIMIT %(chunk)s) c
+     ORDER BY c.priority, c.id
+"""
+_SCAN_SQL = f"""
+    SELECT j.priority, j.id, j.meter_id, true FROM smartpm_meter_job j
+     WHERE {_DUE_SQL} {{keyset}}
+       AND j.meter_id NOT IN ({_BUSY_METERS_SQL})
+     ORDER BY j.priority, j.id
+     LIMIT %(chunk)s
+"""
+
+
+def _scan_and_lock(cr, limit, job_types=None, skip_meter_ids=None):
+    locked, tried = [], set(skip_meter_ids or ())
+    after = None  # keyset position (priority, id) in the due-jobs index
+    scan = _LANE_SCAN_SQL if job_types else _SCAN_SQL
+    while len(locked) < limit:
+        keyset = "AND (j.priority, j.id) > (%(after_priority)s, %(after_id)s)" if after else ""
+        cr.execute(
+            scan.format(keyset=keyset),
+            {
+                "job_types": list(job_types or ()),
+                "chunk": CLAIM_SCAN_CHUNK,
+                "after_priority": after and after[0],
+                "after_id": after and after[1],
+            },
         )
         rows = cr.fetchall()
         if not rows:
             break
         after = rows[-1][:2]
         fresh = []
-        for _priority, _job_id, meter_id in rows:
+        for _priority, _job_id, meter_id, is_head in rows:
             if meter_id not in tried:
-                tried.add(meter_id)
-                fresh.append(meter_id)
+                tried.add(meter_id)  # a meter whose head is not of job_types: not this claim
+                if is_head:
+                    fresh.append(meter_id)
         if fresh:
             try:
                 with cr.savepoint(flush=False):

@@ -18,6 +18,7 @@ from . import test_bank_xmlrpc
 from . import test_bank_reconciliation
 from . import test_portal
 from . import test_job_per_meter
+from . import test_job_lane
 from . import test_reading_task
 from . import test_reversal
 from . import test_consumption
