@@ -48,6 +48,15 @@ class OdooAuthError(OdooError):
     """Login or API key refused."""
 
 
+def _refuses_claim_options(exc):
+    """An Odoo that does not take claim options: claim() has no 4th argument (TypeError),
+    or this one names an option it does not know (UserError "claim: ... option")."""
+    if "TypeError" in exc.name:
+        return True
+    message = exc.message or ""
+    return exc.is_refusal and message.startswith("claim:") and "option" in message
+
+
 class OdooClient:
     """Calls ``smartpm.meter.job`` methods as the bridge user; thread-safe."""
 
@@ -67,6 +76,7 @@ class OdooClient:
         # environment, another scheme); else one connection per thread (below)
         self._direct = self._scheme in ("http", "https") and not _proxied(self.url)
         self._local = threading.local()
+        self._claim_options_ok = None  # None: not known yet; False: this Odoo refuses them
 
     # -- transport ---------------------------------------------------------------------
 
@@ -197,9 +207,27 @@ class OdooClient:
 
     # -- the job protocol --------------------------------------------------------------
 
-    def claim(self, bridge_id, limit, lease_seconds):
-        """Lease up to ``limit`` due jobs to ``bridge_id``; returns job dicts."""
-        return self._job("claim", bridge_id, int(limit), int(lease_seconds)) or []
+    def claim(self, bridge_id, limit, lease_seconds, options=None):
+        """Lease up to ``limit`` due jobs to ``bridge_id``; returns job dicts.
+
+        options: claim options (docs/job-protocol.md, e.g. ``{"object_maps": "per_claim"}``),
+        sent as the 4th argument only when non-empty. An older Odoo refuses them (a
+        TypeError for the extra argument, or a UserError naming an option it does not
+        know): the claim is made again without options and this client sends none again.
+        The answer's shape tells the caller what was honoured (object_map_key or not)."""
+        args = [bridge_id, int(limit), int(lease_seconds)]
+        if options and self._claim_options_ok is not False:
+            try:
+                jobs = self._job("claim", *args, dict(options))
+            except OdooError as exc:
+                if not _refuses_claim_options(exc):
+                    raise
+                with self._lock:
+                    self._claim_options_ok = False
+            else:
+                self._claim_options_ok = True
+                return jobs or []
+        return self._job("claim", *args) or []
 
     def complete(self, job_id, bridge_id, result):
         return self._job("complete", job_id, bridge_id, result)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from .errors import JobError
 from .log import event
+from .object_map import ObjectMapCache
 from .odoo_client import OdooAuthError, OdooClient, OdooError, OdooUnreachable
 
 log = logging.getLogger("meter_bridge.service")
@@ -48,6 +49,9 @@ BUSY_POLL = 1.0  # seconds between claims while jobs run and none is due (no lon
 # rare long holder (a big profile decoded) more loosely.
 GIL_SWITCH_INTERVAL = 0.05
 GIL_SWITCH_MIN_CONCURRENCY = 64  # below, the bridge keeps CPython's switch interval
+# Asked of every claim (docs/job-protocol.md): each profile's object map once per claim. An
+# Odoo that does not take options gets the claim without them (OdooClient.claim).
+CLAIM_OPTIONS = {"object_maps": "per_claim"}
 
 
 def load_executor(spec=""):
@@ -253,6 +257,7 @@ class BridgeService:
         self._last_poll_start = -math.inf
         self._claimed_since_poll = False  # jobs came since the last long-poll began
         self._pool = None
+        self._object_maps = ObjectMapCache()
         self.stats = Counter()
         self.exit_code = 0
         self.abandoned = 0  # jobs still running when the grace period ended
@@ -434,7 +439,10 @@ class BridgeService:
         else:
             return False
         sent = time.monotonic()  # the lease runs from Odoo's answer: a little after this
-        jobs = self._rpc(self.client.claim, self.bridge_id, limit, self.settings.lease_seconds)
+        jobs = self._rpc(
+            self.client.claim, self.bridge_id, limit, self.settings.lease_seconds, CLAIM_OPTIONS
+        )
+        self._object_maps.resolve(jobs)  # each profile's map parsed once in this claim
         for job in jobs:
             self._start(job, sent)
         if jobs:

@@ -8,6 +8,7 @@ no tests of its own.
 
 import contextlib
 import copy
+import hashlib
 import json
 import socket
 import threading
@@ -88,6 +89,7 @@ class FakeOdoo:
         self.readings, self.events = {}, {}
         self.retry_delay = 3600.0  # seconds before a retryable failure is due again
         self.has_wait_for_jobs = True
+        self.takes_claim_options = True  # False: an Odoo from before claim options
         self.port = None
         self._server = None
         self._thread = None
@@ -100,7 +102,13 @@ class FakeOdoo:
         return f"http://127.0.0.1:{self.port}"
 
     def add_job(
-        self, job_type="ping", payload=None, serial="SIM00001", max_attempts=5, priority=50
+        self,
+        job_type="ping",
+        payload=None,
+        serial="SIM00001",
+        max_attempts=5,
+        priority=50,
+        object_map=None,
     ):
         with self.cond:
             job_id = self._next_id
@@ -129,6 +137,8 @@ class FakeOdoo:
                     "timeout_s": 10,
                 },
             }
+            if object_map is not None:  # the meter's profile's map, as Odoo sends it
+                self.jobs[job_id]["meter"]["object_map"] = object_map
             self.cond.notify_all()
             return job_id
 
@@ -248,7 +258,14 @@ class FakeOdoo:
             )
         return job
 
-    def rpc_claim(self, bridge_id, limit, lease_seconds):
+    def rpc_claim(self, bridge_id, limit, lease_seconds, options=None):
+        if options is not None and not self.takes_claim_options:
+            raise FakeOdooError(
+                "builtins.TypeError",
+                "SmartpmMeterJob.claim() takes from 2 to 4 positional arguments but 5 were given",
+            )
+        if options is not None and set(options) - {"object_maps"}:
+            raise FakeOdooError("odoo.exceptions.UserError", "claim: unknown option")
         with self.cond:
             now = time.time()
             due = [j for j in self.jobs.values() if self._due(j, now)][:limit]
@@ -271,6 +288,17 @@ class FakeOdoo:
                         )
                     }
                 )
+            if (options or {}).get("object_maps") == "per_claim":
+                sent = set()  # each distinct map in the first job of its key only
+                for job in out:
+                    raw = job["meter"].get("object_map")
+                    if raw is None:
+                        continue
+                    text = json.dumps(raw, sort_keys=True)
+                    key = job["meter"]["object_map_key"] = hashlib.sha256(text.encode()).hexdigest()
+                    if key in sent:
+                        del job["meter"]["object_map"]
+                    sent.add(key)
             return out
 
     def rpc_complete(self, job_id, bridge_id, result, attempt=None):

@@ -239,8 +239,8 @@ class SmartpmMeterJob(models.Model):
         return engine.as_engine(self)
 
     @api.model
-    def claim(self, bridge_id, limit=10, lease_seconds=60):
-        return job_queue.claim(self._check_bridge().env, bridge_id, limit, lease_seconds)
+    def claim(self, bridge_id, limit=10, lease_seconds=60, options=None):
+        return job_queue.claim(self._check_bridge().env, bridge_id, limit, lease_seconds, options)
 
     @api.model
     def complete(self, job_id, bridge_id, result, attempt=None):

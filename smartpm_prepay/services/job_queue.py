@@ -7,6 +7,8 @@ both execute or both report the same job. What a finished job means for its mete
 ``job_results``; readings and events are stored by ``ingest``.
 """
 
+import hashlib
+import json
 import logging
 import select
 import signal
@@ -30,6 +32,10 @@ BACKOFF_BASE_S = 10
 BACKOFF_MAX_S = 3600
 MAX_LEASE_S = 3600
 MAX_CLAIM = 500
+# What a bridge may ask of a claim (its 4th argument), each option with the values it takes.
+# object_maps: "per_job" (each job's meter carries its profile's whole object_map, as
+# always) or "per_claim" (each distinct map once per claim: see _object_maps_per_claim).
+CLAIM_OPTIONS = {"object_maps": ("per_job", "per_claim")}
 
 
 class LeaseLost(UserError):
@@ -94,7 +100,7 @@ INVOCATION_COUNTER_RESERVE = 1000
 INVOCATION_COUNTER_MAX = 2**32 - 1
 
 
-def claim(env, bridge_id, limit, lease_seconds):
+def claim(env, bridge_id, limit, lease_seconds, options=None):
     """Lease up to ``limit`` due jobs to ``bridge_id``, at most one per meter and none for a
     meter that already has a job under a live lease (a meter takes one association at a
     time); return them as dicts for the bridge.
@@ -123,7 +129,11 @@ def claim(env, bridge_id, limit, lease_seconds):
     claim hands out what it locked before, maybe nothing; the bridge asks again with a new
     snapshot. Two claimers meeting on a job row in step 3 fail the request, which Odoo
     retries.
+
+    ``options``: a dict of CLAIM_OPTIONS (None: the defaults); anything else is refused
+    before any job is touched.
     """
+    options = _claim_options(env, options)
     if not bridge_id or not isinstance(bridge_id, str):
         raise UserError(env._("claim: bridge_id must be a non-empty string"))
     limit = max(1, min(int(limit), MAX_CLAIM))
@@ -203,7 +213,7 @@ def claim(env, bridge_id, limit, lease_seconds):
     # invocation_counter_limit: the highest counter the job may use (a report above it is
     # refused), as a decimal string: XML-RPC carries no integer above 2**31 - 1.
     profiles = {}  # one object map per profile for the whole claim
-    return [
+    out = [
         dict(
             job._prepare_bridge_values(profiles),
             priority=job.priority,
@@ -213,6 +223,67 @@ def claim(env, bridge_id, limit, lease_seconds):
         )
         for job in jobs.sorted(lambda j: (j.priority, j.id))
     ]
+    if options.get("object_maps") == "per_claim":
+        _object_maps_per_claim(out)
+    return out
+
+
+def _claim_options(env, options):
+    """The claim's options as a dict, or a UserError naming what is wrong (nothing done)."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise UserError(env._("claim: options must be a dict, not %s", type(options).__name__))
+    for key, value in options.items():
+        if key not in CLAIM_OPTIONS:
+            raise UserError(
+                env._(
+                    "claim: unknown option %(key)r; known: %(known)s",
+                    key=key,
+                    known=", ".join(sorted(CLAIM_OPTIONS)),
+                )
+            )
+        if value not in CLAIM_OPTIONS[key]:
+            raise UserError(
+                env._(
+                    "claim: option %(key)s takes %(values)s, not %(value)r",
+                    key=key,
+                    values=", ".join(CLAIM_OPTIONS[key]),
+                    value=value,
+                )
+            )
+    return options
+
+
+def object_map_key(raw):
+    """A stable key of an object map's content: equal maps, equal keys (whatever profile
+    holds them); a profile edited gets a new key."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def _object_maps_per_claim(jobs):
+    """Each distinct object map once in the claim's answer (docs/job-protocol.md): every
+    job whose meter has a map gets ``meter.object_map_key``; the first job of each key (in
+    the answer's order) keeps ``meter.object_map``, the later ones carry the key alone.
+    Odoo walks every node of an RPC's answer (odoo.service.model._traverse_containers) and
+    a map is ~200 of them; the bridge parses each map once. Jobs of one profile share one
+    map dict in the claim (``profiles``): its key is computed once."""
+    keys = {}  # id(map dict) -> key
+    sent = set()
+    for job in jobs:
+        meter = job["meter"]
+        raw = meter.get("object_map")
+        if raw is None:
+            continue
+        key = keys.get(id(raw))
+        if key is None:
+            key = keys[id(raw)] = object_map_key(raw)
+        meter["object_map_key"] = key
+        if key in sent:
+            del meter["object_map"]
+        else:
+            sent.add(key)
 
 
 def _check_bridge_id_is_own(env, bridge_id):
