@@ -11,14 +11,17 @@ and the meter's keys (as Odoo would send them), and the stub keeps the highest i
 counter each meter reported, as Odoo does. For comparison, right after each round (the same
 minutes, the same load), it measures what the same simulator process serves to bench_sim's
 client threads for the same objects. `--rounds 2` reads every meter again with the same
-bridges (they then know its scalers, as a bridge does day after day). Not a test: it
-prints its figures.
+bridges (they then know its scalers, as a bridge does day after day). Every job carries the
+SmartPM profile's object map, as Odoo's do: once per claim (the bridge asks for it), or with
+`--per-job-maps` in every job (the stub then refuses claim options, as an Odoo from before
+them). Not a test: it prints its figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import json
 import os
 import signal
@@ -33,6 +36,8 @@ from bench_read import BILLING
 from bench_sim import cycles, job_meter, quiet_dlms_cosem
 from common import MachineBusy, cpu_seconds, headline, run_bridge, wait_until
 
+from meter_bridge.obis import PUSH_SETUPS
+from meter_bridge.object_map import FUNCTIONS, PUSH_SETUP
 from meter_sim.testing import attr, run_cli
 
 # issue 21 section 2: the bridge's CPU per meter against the bare dlms-cosem client's for
@@ -43,12 +48,30 @@ API_KEY = "bench-key"
 UID = 2
 
 
+def _contract_map():
+    """The SmartPM profile's object map, as Odoo sends it in a job (services/meter_profile)."""
+    out = {}
+    for name, ((obis, ic), _classes, dflt) in FUNCTIONS.items():
+        out[name] = {"obis": obis, "ic": ic, **({"attribute": dflt} if dflt else {})}
+    out[PUSH_SETUP] = [{"obis": obis, "ic": ic} for obis, ic in PUSH_SETUPS]
+    return out
+
+
+CONTRACT_MAP = _contract_map()
+CONTRACT_MAP_KEY = hashlib.sha256(json.dumps(CONTRACT_MAP, sort_keys=True).encode()).hexdigest()
+
+
+class StubFault(Exception):
+    """(exception name, message): answered as Odoo's JSON-RPC error."""
+
+
 class StubOdoo:
     """Just enough of smartpm.meter.job over /jsonrpc: hands out the queued jobs, one lease
     per job, and counts the reports. No retries: a failed report is counted as failed."""
 
-    def __init__(self, db="bench_stub"):
+    def __init__(self, db="bench_stub", claim_options=True):
         self.db = db
+        self.claim_options = claim_options  # False: an Odoo from before claim options
         self.cond = threading.Condition()
         self.pending = collections.deque()
         self.holder = {}  # job id -> bridge id
@@ -84,19 +107,32 @@ class StubOdoo:
     def rpc_claim(self, bridge_id, limit, _lease_seconds, options=None):
         """Odoo's claim options (docs/job-protocol.md): job_types, only jobs of these types
         (the stub holds one job per meter: each is its meter's first); busy_meter_ids, none
-        of these meters. Both scan the queue; without them, the queue's head is popped."""
+        of these meters. Both scan the queue; without them, the queue's head is popped.
+        object_maps per_claim: the map in the first job only, the others naming its key."""
+        if options and not self.claim_options:
+            raise StubFault("builtins.TypeError", "claim() takes 4 positional arguments")
         options = options or {}
+        per_claim = options.get("object_maps") == "per_claim"
         with self.cond:
             if options.get("job_types") or options.get("busy_meter_ids"):
                 jobs = self._take(limit, options)
             else:
                 jobs = [self.pending.popleft() for _ in range(min(limit, len(self.pending)))]
+            out = []
             for job in jobs:
                 self.holder[job["id"]] = bridge_id
                 self.claimed[job["id"]] = job
                 serial = self.serial_of[job["id"]] = job["meter"]["serial_number"]
                 job["meter"]["invocation_counter"] = self.counters[serial]
-            return jobs
+                # every meter has the SmartPM profile, as in Odoo: its map in each job, or
+                # (per claim) in the first job only, the others naming its key
+                meter = dict(job["meter"], object_map=CONTRACT_MAP)
+                if per_claim:
+                    meter["object_map_key"] = CONTRACT_MAP_KEY
+                    if out:
+                        del meter["object_map"]
+                out.append(dict(job, meter=meter))
+            return out
 
     def _take(self, limit, options):
         types = set(options.get("job_types") or ())
@@ -181,8 +217,18 @@ class StubOdoo:
             def do_POST(self):
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 params = request["params"]
-                result = stub.dispatch(params["service"], params["method"], params["args"])
-                data = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "result": result})
+                try:
+                    result = stub.dispatch(params["service"], params["method"], params["args"])
+                    answer = {"result": result}
+                except StubFault as exc:  # as Odoo answers an exception
+                    answer = {
+                        "error": {
+                            "code": 200,
+                            "message": "Odoo Server Error",
+                            "data": {"name": exc.args[0], "message": exc.args[1]},
+                        }
+                    }
+                data = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), **answer})
                 data = data.encode()
                 try:
                     self.send_response(200)
@@ -321,6 +367,11 @@ def main():
         metavar="DIR",
         help="record each bridge with py-spy (pip install py-spy) into DIR, collapsed stacks",
     )
+    p.add_argument(
+        "--per-job-maps",
+        action="store_true",
+        help="the stub refuses claim options, as an older Odoo: each job carries the map",
+    )
     args = p.parse_args()
     extra = []  # the bridge's defaults (INFO logging, concurrency, prefetch) unless given
     if args.concurrency:
@@ -332,7 +383,7 @@ def main():
     with (
         MachineBusy("bridge"),
         run_cli(args.meters, control=False, speed=0, timeout=300) as sim,
-        StubOdoo() as stub,
+        StubOdoo(claim_options=not args.per_job_maps) as stub,
     ):
         print(f"cores: {os.cpu_count()}  meters: {args.meters}", flush=True)
         for n in args.bridges:

@@ -2,13 +2,14 @@
 bridge process, then by two; meters per second and where the CPU time goes.
 
     .venv/bin/python bench/bench_read.py [--meters 1000] [--bridges 1 2] [--db smartpm_bench]
-                                         [--odoo-workers N]
+                                         [--odoo-workers N] [--rounds 2] [--profile DIR]
 
 meter-sim runs in its own process; Odoo in its own (threaded), or with --odoo-workers N in
 N prefork worker processes; each bridge in its own. The meters are locked as real prepaid
 meters are: Odoo holds each one as the management client with HLS-GMAC and the keys the
 simulator derives for it (tests/odoo_e2e.py locked_meter_vals), so each read is a ciphered
-association. Not a test: it prints its figures.
+association. `--rounds 2` reads every meter again with the same bridge processes (they then
+know the scalers, as bridges running day after day do). Not a test: it prints its figures.
 """
 
 from __future__ import annotations
@@ -124,6 +125,14 @@ def main():
         help="record Odoo and each bridge with py-spy (GIL samples) into DIR, collapsed stacks",
     )
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="billing reads of every meter per bridge set, by the same bridge processes "
+        "(round 1 reads the scalers; the next ones find them in the bridges' cache, as "
+        "bridges running day after day do)",
+    )
+    p.add_argument(
         "--fresh", action="store_true", help="a new database (runs add 1,000s of rows each)"
     )
     args = p.parse_args()
@@ -175,87 +184,98 @@ def main():
             handles = [b.__enter__() for b in bridges]
             try:
                 time.sleep(3)
-                job_ids = odoo.call(
-                    "smartpm.meter.job",
-                    "create",
-                    [
-                        {"meter_id": m, "job_type": "read", "payload": {"objects": BILLING}}
-                        for m in meter_ids
-                    ],
-                )
-                # from the commit of the jobs (the answer to create) on
-                procs = [("sim", sim.proc.pid), ("odoo", odoo.proc.pid)]
-                before = {name: tree_cpu_seconds(pid) for name, pid in procs}
-                before_bridges = sum(cpu_seconds(h.pid) for h in handles)
-                spies = []
-                if args.profile:
-                    targets = [("odoo", odoo.proc.pid)] + [
-                        (f"bridge{i}", h.pid) for i, h in enumerate(handles)
-                    ]
-                    spies = [profile(pid, f"{args.profile}/{k}-{n}.txt") for k, pid in targets]
-                with MachineBusy() as busy, Timer() as t:
-                    # Asked of PostgreSQL, not Odoo: the bench must not compete with the bridges
-                    # for Odoo's workers (idle bridges each hold one in a long-poll).
-                    wait_until(
-                        lambda job_ids=job_ids: open_jobs(db, job_ids) == 0,
-                        timeout=1800,
-                        interval=0.1,
-                        what="the reads",
-                    )
-                bridge_cpu = sum(cpu_seconds(h.pid) for h in handles) - before_bridges
-                for spy in spies:
-                    spy.send_signal(signal.SIGINT)
-                    spy.wait(30)
-                after = {name: tree_cpu_seconds(pid) for name, pid in procs}
+                for rnd in range(1, args.rounds + 1):
+                    measure_round(args, db, sim, odoo, handles, meter_ids, n, rnd, label)
             finally:
                 for b in bridges:
                     b.__exit__(None, None, None)
-            failed = odoo.call(
-                "smartpm.meter.job",
-                "search_count",
-                [("id", "in", job_ids), ("state", "=", "failed")],
-            )
             rpcs = sum(rpc_calls(f"bench-{run}-{n}-{i}") for i in range(n))
-            cpu = {name: after[name] - before[name] for name in after}
-            cpu["bridge"] = bridge_cpu
-            total = sum(cpu.values()) or 1.0
-            shares = " ".join(
-                f"{k}={v / total:.0%} ({1000 * v / args.meters:.2f} ms/meter)"
-                for k, v in sorted(cpu.items())
-            )
-            # the bench's own processes (sim, Odoo, bridges): not the machine, which /proc/stat
-            # measures below (other users' work counts there)
-            shares += (
-                f"; bench processes busy {total / t.elapsed / (os.cpu_count() or 1):.0%} "
-                "of the cores"
-            )
             print(
-                f"billing read, {n} bridge(s), {label}: {args.meters} meters in {t.elapsed:.1f}s = "
-                f"{args.meters / t.elapsed:.1f} meters/s, failed={failed}; CPU share {shares}; "
-                f"{rpcs / args.meters:.2f} RPCs/meter (claim, report, ... not the long-poll)",
+                f"  {n} bridge(s): {rpcs / (args.meters * args.rounds):.2f} RPCs/meter over "
+                f"{args.rounds} round(s) (claim, report, ... not the long-poll)",
                 flush=True,
             )
-            rate = against(args.meters / t.elapsed, TARGET_METERS_PER_S, " meters/s", True)
-            share = against(busy.share * 100, TARGET_BUSY * 100, "%", True)
-            print(f"  throughput {rate}, whole machine busy {share}; {busy.line()}", flush=True)
-            done = odoo.call(
-                "smartpm.meter.job",
-                "search_read",
-                [("id", "in", job_ids)],
-                fields=["date_claimed", "date_done"],
+
+
+def round_label(n, rnd, rounds):
+    """ "1 bridge(s)", or with --rounds "1 bridge(s), round 2 (scalers known)"."""
+    if rounds == 1:
+        return f"{n} bridge(s)"
+    return f"{n} bridge(s), round {rnd} ({'scalers read' if rnd == 1 else 'scalers known'})"
+
+
+def measure_round(args, db, sim, odoo, handles, meter_ids, n, rnd, label):
+    """One billing read of every meter by the running bridges: jobs created, the clock and
+    the CPU counters from their commit to the last job's end; prints the figures."""
+    what = round_label(n, rnd, args.rounds)
+    job_ids = odoo.call(
+        "smartpm.meter.job",
+        "create",
+        [{"meter_id": m, "job_type": "read", "payload": {"objects": BILLING}} for m in meter_ids],
+    )
+    # from the commit of the jobs (the answer to create) on
+    procs = [("sim", sim.proc.pid), ("odoo", odoo.proc.pid)]
+    before = {name: tree_cpu_seconds(pid) for name, pid in procs}
+    before_bridges = sum(cpu_seconds(h.pid) for h in handles)
+    spies = []
+    if args.profile:
+        targets = [("odoo", odoo.proc.pid)] + [(f"bridge{i}", h.pid) for i, h in enumerate(handles)]
+        spies = [profile(pid, f"{args.profile}/{k}-{n}-r{rnd}.txt") for k, pid in targets]
+    with MachineBusy() as busy, Timer() as t:
+        # Asked of PostgreSQL, not Odoo: the bench must not compete with the bridges for
+        # Odoo's workers (idle bridges each hold one in a long-poll).
+        wait_until(
+            lambda: open_jobs(db, job_ids) == 0,
+            timeout=1800,
+            interval=0.1,
+            what="the reads",
+        )
+    bridge_cpu = sum(cpu_seconds(h.pid) for h in handles) - before_bridges
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+    after = {name: tree_cpu_seconds(pid) for name, pid in procs}
+    failed = odoo.call(
+        "smartpm.meter.job",
+        "search_count",
+        [("id", "in", job_ids), ("state", "=", "failed")],
+    )
+    cpu = {name: after[name] - before[name] for name in after}
+    cpu["bridge"] = bridge_cpu
+    total = sum(cpu.values()) or 1.0
+    shares = " ".join(
+        f"{k}={v / total:.0%} ({1000 * v / args.meters:.2f} ms/meter)"
+        for k, v in sorted(cpu.items())
+    )
+    # the bench's own processes (sim, Odoo, bridges): not the machine, which /proc/stat
+    # measures below (other users' work counts there)
+    shares += f"; bench processes busy {total / t.elapsed / (os.cpu_count() or 1):.0%} of the cores"
+    print(
+        f"billing read, {what}, {label}: {args.meters} meters in {t.elapsed:.1f}s = "
+        f"{args.meters / t.elapsed:.1f} meters/s, failed={failed}; CPU share {shares}",
+        flush=True,
+    )
+    rate = against(args.meters / t.elapsed, TARGET_METERS_PER_S, " meters/s", True)
+    share = against(busy.share * 100, TARGET_BUSY * 100, "%", True)
+    print(f"  throughput {rate}, whole machine busy {share}; {busy.line()}", flush=True)
+    done = odoo.call(
+        "smartpm.meter.job",
+        "search_read",
+        [("id", "in", job_ids)],
+        fields=["date_claimed", "date_done"],
+    )
+    figures(
+        f"  claim->done per job ({what})",
+        [
+            (
+                time.mktime(time.strptime(r["date_done"], "%Y-%m-%d %H:%M:%S"))
+                - time.mktime(time.strptime(r["date_claimed"], "%Y-%m-%d %H:%M:%S"))
             )
-            figures(
-                f"  claim->done per job ({n} bridge(s))",
-                [
-                    (
-                        time.mktime(time.strptime(r["date_done"], "%Y-%m-%d %H:%M:%S"))
-                        - time.mktime(time.strptime(r["date_claimed"], "%Y-%m-%d %H:%M:%S"))
-                    )
-                    for r in done
-                    if r["date_done"] and r["date_claimed"]
-                ]
-                or [0.0],
-            )
+            for r in done
+            if r["date_done"] and r["date_claimed"]
+        ]
+        or [0.0],
+    )
 
 
 if __name__ == "__main__":

@@ -1,16 +1,25 @@
 """Where a meter holds each function: its profile's object map (docs/meter-contract.md,
 "Meter profiles").
 
-Odoo sends the map of the meter's profile in every job's ``meter.object_map``:
-``{function: {"obis": "A.B.C.D.E.F", "ic": class id, "attribute": n}}`` (``push_setup``: a
-list of them). A job without a map (an older Odoo) runs on the SmartPM contract's objects,
-the constants of meter_bridge/obis.py. With a map, a function the map does not name is not
-on the meter: a job that needs it fails (not retried), and the extras of other jobs'
-results (emergency credit, standing charge) are left out without asking the meter.
+Odoo sends the map of the meter's profile in the jobs' ``meter.object_map`` (in each job,
+or once per claim: below): ``{function: {"obis": "A.B.C.D.E.F", "ic": class id,
+"attribute": n}}`` (``push_setup``: a list of them). A job without a map (an older Odoo)
+runs on the SmartPM contract's objects, the constants of meter_bridge/obis.py. With a map,
+a function the map does not name is not on the meter: a job that needs it fails (not
+retried), and the extras of other jobs' results (emergency credit, standing charge) are
+left out without asking the meter.
+
+A bridge that claims with ``object_maps: "per_claim"`` gets each distinct map once per
+claim: every job of a profile names its map by ``meter.object_map_key``, and only the first
+job of each key carries ``meter.object_map``. :class:`ObjectMapCache` parses each map once
+and gives every job of the key the parsed map; a job whose key came without its map fails
+(retried), it never falls back to the contract's map.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from . import obis as o
@@ -102,9 +111,21 @@ class ObjectMap:
 
     @classmethod
     def from_meter(cls, meter: dict) -> ObjectMap:
-        """The map of job['meter'] (``object_map``), or the contract's without one."""
-        raw = (meter or {}).get("object_map")
+        """The map of job['meter'] (``object_map``: as Odoo sent it, or already parsed by
+        :class:`ObjectMapCache`), or the contract's without one. A job that names a map by
+        its key without the map (a per-claim answer it was not resolved in) fails, retried:
+        another vendor's meter must never be driven by the contract's codes."""
+        meter = meter or {}
+        raw = meter.get("object_map")
+        if isinstance(raw, ObjectMap):
+            return raw
         if raw is None:
+            key = meter.get("object_map_key")
+            if key is not None:
+                raise JobError(
+                    f"object map {key} was not in this job's claim; claim it again",
+                    retryable=True,
+                )
             return DEFAULT_MAP
         return cls.parse(raw)
 
@@ -175,6 +196,60 @@ class ObjectMap:
 
 
 DEFAULT_MAP = ObjectMap.default()
+
+
+class ObjectMapCache:
+    """Each object map of a claim parsed once (``object_maps: "per_claim"``).
+
+    :meth:`resolve` walks a claim's jobs in order: the first job of a key carries the map,
+    which is parsed (or taken from the cache when the same key came with an equal map in
+    an earlier claim: the key is a hash of the content, the equality check costs a few
+    microseconds against a parse) and set, parsed, on every job of the key in this claim.
+    A later job's key is looked up in this claim's maps only, so a miss is the
+    job's own retryable failure (:meth:`ObjectMap.from_meter`), never another map. A map
+    that does not parse is left as sent on every job of its key: each fails with the
+    reason, not retried, as a per-job map does. Bounded (least recently used out); a cache,
+    not state: a restarted bridge parses again. Thread-safe."""
+
+    def __init__(self, size=64):
+        self.size = size
+        self._parsed = OrderedDict()  # key -> (raw, ObjectMap)
+        self._lock = threading.Lock()
+        self.parses = 0  # maps parsed (tests, benches)
+
+    def resolve(self, jobs):
+        in_claim = {}  # key -> ObjectMap, or the raw map that does not parse
+        for job in jobs:
+            meter = job.get("meter") if isinstance(job, dict) else None
+            if not isinstance(meter, dict):
+                continue
+            key = meter.get("object_map_key")
+            if key is None:
+                continue  # a per-job map (or none): parsed with its job, as always
+            raw = meter.get("object_map")
+            if raw is not None and not isinstance(raw, ObjectMap):
+                in_claim[key] = self._parse(key, raw)
+            if key in in_claim:
+                meter["object_map"] = in_claim[key]
+        return jobs
+
+    def _parse(self, key, raw):
+        with self._lock:
+            hit = self._parsed.get(key)
+            if hit is not None and hit[0] == raw:
+                self._parsed.move_to_end(key)
+                return hit[1]
+        try:
+            parsed = ObjectMap.parse(raw)
+        except JobError:
+            return raw  # each job of the key fails with the reason
+        with self._lock:
+            self.parses += 1
+            self._parsed[key] = (raw, parsed)
+            self._parsed.move_to_end(key)
+            while len(self._parsed) > self.size:
+                self._parsed.popitem(last=False)
+        return parsed
 
 
 def objects_of(conn) -> ObjectMap:

@@ -200,9 +200,11 @@ class OdooClient:
     def claim(self, bridge_id, limit, lease_seconds, options=None):
         """Lease up to ``limit`` due jobs to ``bridge_id``; returns job dicts.
 
-        options: ``{"job_types": [...], "busy_meter_ids": [...]}`` (docs/job-protocol.md),
-        sent only when not empty, so that an Odoo without the argument still takes the
-        claims that need none."""
+        options: claim options (docs/job-protocol.md: ``job_types``, ``busy_meter_ids``,
+        ``object_maps``), sent only when not empty, so that an Odoo without the argument
+        still takes the claims that need none. An older Odoo refuses them: the service asks
+        again without them, once (BridgeService._claim_rpc). The answer's shape tells the
+        caller what was honoured (object_map_key or not)."""
         extra = [dict(options)] if options else []
         return self._job("claim", bridge_id, int(limit), int(lease_seconds), *extra) or []
 

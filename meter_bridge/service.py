@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from .errors import JobError
 from .log import event
+from .object_map import ObjectMapCache
 from .odoo_client import OdooAuthError, OdooClient, OdooError, OdooUnreachable
 
 log = logging.getLogger("meter_bridge.service")
@@ -48,6 +49,9 @@ BUSY_POLL = 1.0  # seconds between claims while jobs run and none is due (no lon
 # rare long holder (a big profile decoded) more loosely.
 GIL_SWITCH_INTERVAL = 0.05
 GIL_SWITCH_MIN_CONCURRENCY = 64  # below, the bridge keeps CPython's switch interval
+# Asked of every claim (docs/job-protocol.md): each profile's object map once per claim. An
+# Odoo that does not take options gets the claim without them (BridgeService._claim_rpc).
+CLAIM_OPTIONS = {"object_maps": "per_claim"}
 
 
 def load_executor(spec=""):
@@ -205,6 +209,7 @@ class HeldJob:
     lease_lost: bool = False
     ready_at: float = 0.0  # when the result came back from the worker
     started_at: float = None  # set by the worker thread
+    duration_s: float = None  # the executor's run, set by the worker thread
     overdue: bool = False
 
     @property
@@ -274,6 +279,7 @@ class BridgeService:
         self._last_poll_start = -math.inf
         self._claimed_since_poll = False  # jobs came since the last long-poll began
         self._pool = None
+        self._object_maps = ObjectMapCache()
         self.stats = Counter()
         self.exit_code = 0
         self.abandoned = 0  # jobs still running when the grace period ended
@@ -444,7 +450,7 @@ class BridgeService:
         """Claim up to the free slots; True when more jobs may be waiting right now."""
         if self._stopping or now < self._next_claim:
             return False
-        options = {}
+        options = dict(CLAIM_OPTIONS)
         if self._claim_wanted():
             limit = min(self._capacity - len(self._held), self.settings.batch_size)
         elif self._lane_free() and now >= self._next_lane_claim:
@@ -463,6 +469,7 @@ class BridgeService:
             options["busy_meter_ids"] = busy
         sent = time.monotonic()  # the lease runs from Odoo's answer: a little after this
         jobs = self._claim_rpc(limit, options)
+        self._object_maps.resolve(jobs)  # each profile's map parsed once in this claim
         in_work = self._meters_in_work() if jobs else set()
         for job in jobs:
             self._start(job, sent, in_work)
@@ -616,20 +623,23 @@ class BridgeService:
     def _execute(self, held):
         """Run in a worker thread: the executor's outcome as a report tuple, never raises."""
         started = held.started_at = self._clock()
-        # One INFO line per job (job_done / job_failed): at hundreds of jobs a second, three
-        # cost the bridge a tenth of its CPU.
-        event(
-            log,
-            logging.DEBUG,
-            "job_started",
-            attempt=held.job.get("attempt_count"),
-            **held.fields(),
-        )
+        # Per-job lines at DEBUG only, built only when DEBUG is on; operations get one INFO
+        # line per report batch (jobs_done, _flush_reports) and a WARNING per failed job:
+        # a LogRecord, its JSON and a write per job were a fifteenth of the bridge's CPU.
+        if log.isEnabledFor(logging.DEBUG):
+            event(
+                log,
+                logging.DEBUG,
+                "job_started",
+                attempt=held.job.get("attempt_count"),
+                **held.fields(),
+            )
         try:
             result = self._executor(held.job, deadline_s=self.settings.job_timeout)
             if not isinstance(result, dict):
                 raise TypeError(f"executor returned {type(result).__name__}, not a dict")
-            json.dumps(result)  # must be reportable; fail now rather than at every report
+            # JSON-encoded once, in its report; one that cannot be is failed there
+            # (_unreportable), not encoded a second time here to find out
             outcome = ("complete", result)
         except JobError as exc:
             outcome = ("fail", str(exc) or type(exc).__name__, bool(exc.retryable))
@@ -641,13 +651,25 @@ class BridgeService:
         except Exception as exc:
             event(log, logging.ERROR, "job_crashed", exc_info=True, **held.fields())
             outcome = ("fail", f"bridge error: {type(exc).__name__}: {exc}", True)
-        fields = held.fields()
-        fields["duration_s"] = round(self._clock() - started, 3)
+        held.duration_s = self._clock() - started
         if outcome[0] == "complete":
-            event(log, logging.INFO, "job_done", **fields)
+            if log.isEnabledFor(logging.DEBUG):
+                event(
+                    log,
+                    logging.DEBUG,
+                    "job_done",
+                    duration_s=round(held.duration_s, 3),
+                    **held.fields(),
+                )
         else:
             event(
-                log, logging.WARNING, "job_failed", error=outcome[1], retryable=outcome[2], **fields
+                log,
+                logging.WARNING,
+                "job_failed",
+                error=outcome[1],
+                retryable=outcome[2],
+                duration_s=round(held.duration_s, 3),
+                **held.fields(),
             )
         return outcome
 
@@ -693,7 +715,8 @@ class BridgeService:
                     # lapsed (Odoo unreachable meanwhile) as long as no one claimed the job
                     report["attempt"] = attempt
                 reports.append(report)
-            event(log, logging.DEBUG, "report_sent", job_ids=[h.id for h in batch])
+            if log.isEnabledFor(logging.DEBUG):
+                event(log, logging.DEBUG, "report_sent", job_ids=[h.id for h in batch])
             try:
                 answers = self._rpc(self.client.report, self.bridge_id, reports)
             except OdooAuthError:
@@ -702,8 +725,15 @@ class BridgeService:
                 for held in batch:
                     self._report_failed(held, now, exc.message, exc.name, exc.is_refusal)
                 continue
+            except (TypeError, ValueError):
+                # the batch could not be encoded: a result JSON cannot carry (an executor's
+                # bug) fails its job; the others go with the next flush
+                if not self._unreportable(batch, now):
+                    raise
+                continue
             self._next_claim = min(self._next_claim, now)  # slots are freed: ask for more
             by_id = {a.get("job_id"): a for a in answers or [] if isinstance(a, dict)}
+            done = []  # the completed jobs Odoo took: one INFO line for the batch
             for held in batch:
                 answer = by_id.get(held.id)
                 if answer is None:
@@ -713,16 +743,41 @@ class BridgeService:
                         held, now, answer.get("error", ""), "refused", bool(answer.get("refused"))
                     )
                 else:
-                    self._report_done(held, answer)
+                    self._report_done(held, answer, done)
+            if done and log.isEnabledFor(logging.INFO):
+                # one line per batch: each job as [job id, meter, job type, ms on the meter]
+                event(log, logging.INFO, "jobs_done", count=len(done), jobs=done)
 
-    def _report_done(self, held, answer):
+    def _unreportable(self, batch, now):
+        """Fail the jobs of ``batch`` whose result JSON cannot encode (retried: the result
+        is lost, not the job); True when there was one (the batch is then sent again)."""
+        found = False
+        for held in batch:
+            if held.report[0] != "complete":
+                continue
+            try:
+                json.dumps(held.report[1])
+            except (TypeError, ValueError) as exc:
+                found = True
+                message = f"bridge error: result not reportable: {type(exc).__name__}: {exc}"
+                event(log, logging.ERROR, "job_crashed", error=message, **held.fields())
+                held.report = ("fail", message, True)
+                held.next_report_at = now
+        return found
+
+    def _report_done(self, held, answer, done):
         kind = held.report[0]
         self.stats["completed" if kind == "complete" else "failed"] += 1
-        extra, level = {}, logging.DEBUG  # job_done said it already
         if kind == "fail":
+            # what Odoo does next: retry or give up
             extra = {"state": answer.get("state"), "next_attempt_at": answer.get("next_attempt_at")}
-            level = logging.INFO  # what Odoo does next: retry or give up
-        event(log, level, "job_reported", report=kind, **extra, **held.fields())
+            event(log, logging.INFO, "job_reported", report=kind, **extra, **held.fields())
+        else:
+            duration = held.duration_s
+            ms = None if duration is None else round(duration * 1000)
+            done.append([held.id, held.meter, held.job.get("job_type"), ms])
+            if log.isEnabledFor(logging.DEBUG):
+                event(log, logging.DEBUG, "job_reported", report=kind, **held.fields())
         del self._held[held.id]
 
     def _report_failed(self, held, now, message, name, refusal):

@@ -8,6 +8,7 @@ no tests of its own.
 
 import contextlib
 import copy
+import hashlib
 import json
 import socket
 import threading
@@ -108,6 +109,7 @@ class FakeOdoo:
         max_attempts=5,
         priority=50,
         meter_id=None,
+        object_map=None,
     ):
         """meter_id: the meter's id in the claim (by default one meter per job)."""
         with self.cond:
@@ -137,6 +139,8 @@ class FakeOdoo:
                     "timeout_s": 10,
                 },
             }
+            if object_map is not None:  # the meter's profile's map, as Odoo sends it
+                self.jobs[job_id]["meter"]["object_map"] = object_map
             self.cond.notify_all()
             return job_id
 
@@ -259,13 +263,16 @@ class FakeOdoo:
     def rpc_claim(self, bridge_id, limit, lease_seconds, *options):
         """Odoo's claim: one job per meter (its first due one by priority), none of a meter
         under a live lease; with options (an Odoo that takes them, has_claim_options), only
-        meters whose first due job is of job_types, none of busy_meter_ids."""
+        meters whose first due job is of job_types, none of busy_meter_ids; object_maps
+        per_claim: each distinct map once."""
         if options and not self.has_claim_options:
             raise FakeOdooError(
                 "builtins.TypeError",
                 "SmartpmMeterJob.claim() takes from 2 to 4 positional arguments but 5 were given",
             )
         options = options[0] if options else {}
+        if set(options) - {"job_types", "busy_meter_ids", "object_maps"}:
+            raise FakeOdooError("odoo.exceptions.UserError", "claim: unknown option")
         job_types = options.get("job_types")
         skip = set(options.get("busy_meter_ids") or ())
         with self.cond:
@@ -305,6 +312,17 @@ class FakeOdoo:
                         )
                     }
                 )
+            if (options or {}).get("object_maps") == "per_claim":
+                sent = set()  # each distinct map in the first job of its key only
+                for job in out:
+                    raw = job["meter"].get("object_map")
+                    if raw is None:
+                        continue
+                    text = json.dumps(raw, sort_keys=True)
+                    key = job["meter"]["object_map_key"] = hashlib.sha256(text.encode()).hexdigest()
+                    if key in sent:
+                        del job["meter"]["object_map"]
+                    sent.add(key)
             return out
 
     def rpc_complete(self, job_id, bridge_id, result, attempt=None):

@@ -7,6 +7,8 @@ both execute or both report the same job. What a finished job means for its mete
 ``job_results``; readings and events are stored by ``ingest``.
 """
 
+import hashlib
+import json
 import logging
 import select
 import signal
@@ -104,7 +106,11 @@ CLAIM_OPTIONS = {
     "job_types": "a non-empty list of job type names",
     # meters the bridge still runs a thread on (a stuck job whose lease it let lapse)
     "busy_meter_ids": "a list of meter ids (integers)",
+    # "per_job" (each job's meter carries its profile's whole object_map, as always) or
+    # "per_claim" (each distinct map once per claim: see _object_maps_per_claim)
+    "object_maps": "per_job or per_claim",
 }
+OBJECT_MAPS_VALUES = ("per_job", "per_claim")
 MAX_BUSY_METER_IDS = 10000
 
 
@@ -131,6 +137,18 @@ def _claim_options(env, options):
         checked["job_types"] = _claim_job_types(env, options["job_types"])
     if options.get("busy_meter_ids") is not None:
         checked["busy_meter_ids"] = _claim_busy_meter_ids(env, options["busy_meter_ids"])
+    if "object_maps" in options:
+        value = options["object_maps"]
+        if not isinstance(value, str) or value not in OBJECT_MAPS_VALUES:
+            raise UserError(
+                env._(
+                    "claim: option %(key)s takes %(values)s, not %(value)s",
+                    key="object_maps",
+                    values=", ".join(OBJECT_MAPS_VALUES),
+                    value=repr(value)[:40],
+                )
+            )
+        checked["object_maps"] = value
     return checked
 
 
@@ -200,12 +218,15 @@ def claim(env, bridge_id, limit, lease_seconds, options=None):
     claim hands out what it locked before, maybe nothing; the bridge asks again with a new
     snapshot. Two claimers meeting on a job row in step 3 fail the request, which Odoo
     retries.
+
+    ``options``: a dict of CLAIM_OPTIONS (None: the defaults); anything else is refused
+    before any job is touched.
     """
+    options = _claim_options(env, options)
     if not bridge_id or not isinstance(bridge_id, str):
         raise UserError(env._("claim: bridge_id must be a non-empty string"))
     limit = max(1, min(int(limit), MAX_CLAIM))
     lease_seconds = max(1, min(int(lease_seconds), MAX_LEASE_S))
-    options = _claim_options(env, options)
     job_types = options.get("job_types")
     env.flush_all()
     _check_bridge_id_is_own(env, bridge_id)
@@ -289,7 +310,7 @@ def claim(env, bridge_id, limit, lease_seconds, options=None):
     # invocation_counter_limit: the highest counter the job may use (a report above it is
     # refused), as a decimal string: XML-RPC carries no integer above 2**31 - 1.
     profiles = {}  # one object map per profile for the whole claim
-    return [
+    out = [
         dict(
             job._prepare_bridge_values(profiles),
             priority=job.priority,
@@ -299,6 +320,40 @@ def claim(env, bridge_id, limit, lease_seconds, options=None):
         )
         for job in jobs.sorted(lambda j: (j.priority, j.id))
     ]
+    if options.get("object_maps") == "per_claim":
+        _object_maps_per_claim(out)
+    return out
+
+
+def object_map_key(raw):
+    """A stable key of an object map's content: equal maps, equal keys (whatever profile
+    holds them); a profile edited gets a new key."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def _object_maps_per_claim(jobs):
+    """Each distinct object map once in the claim's answer (docs/job-protocol.md): every
+    job whose meter has a map gets ``meter.object_map_key``; the first job of each key (in
+    the answer's order) keeps ``meter.object_map``, the later ones carry the key alone.
+    Odoo walks every node of an RPC's answer (odoo.service.model._traverse_containers) and
+    a map is ~200 of them; the bridge parses each map once. Jobs of one profile share one
+    map dict in the claim (``profiles``): its key is computed once."""
+    keys = {}  # id(map dict) -> key
+    sent = set()
+    for job in jobs:
+        meter = job["meter"]
+        raw = meter.get("object_map")
+        if raw is None:
+            continue
+        key = keys.get(id(raw))
+        if key is None:
+            key = keys[id(raw)] = object_map_key(raw)
+        meter["object_map_key"] = key
+        if key in sent:
+            del meter["object_map"]
+        else:
+            sent.add(key)
 
 
 def _check_bridge_id_is_own(env, bridge_id):

@@ -1,6 +1,7 @@
 """Meter profiles: which OBIS code holds each function on a meter model
 (docs/meter-contract.md "Meter profiles"), checked here and sent to the bridge with every
-job (docs/job-protocol.md, ``meter.object_map``).
+job, or once per claim to a bridge that asks (docs/job-protocol.md, ``meter.object_map``,
+"Claim options").
 
 The bridge keeps the SmartPM contract's codes as defaults (meter_bridge/object_map.py has
 the same table); a meter without a profile gets no map and runs on them.

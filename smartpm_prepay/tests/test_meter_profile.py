@@ -4,7 +4,7 @@ jobs the bridge claims, the SmartPM profile as every meter's default, and who ma
 import contextlib
 
 from odoo import Command
-from odoo.exceptions import AccessError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import new_test_user, tagged
 
 from ..services import meter_profile
@@ -178,6 +178,70 @@ class TestMeterProfile(SmartpmCase):
             self.assertEqual(sent["object_map"], meter_profile.object_map(profile._object_lines()))
         self.assertEqual(by_serial["PROF-JOB-M0"]["object_map"]["relay"]["obis"], "0.1.96.3.10.255")
         self.assertEqual(by_serial["PROF-JOB-M1"]["object_map"]["relay"]["obis"], "0.0.96.3.10.255")
+
+    def test_a_per_claim_answer_carries_each_map_once_and_every_job_its_key(self):
+        """Two profiles, five jobs: two maps in the answer, the first job of each key holds
+        it, and each job's key resolves to its own profile's map."""
+        vendor = self._vendor()
+        profiles = (vendor, self.smartpm, vendor, self.smartpm, vendor)
+        for n, profile in enumerate(profiles):
+            meter = self._meter(f"PROF-PC-{n}", profile_id=profile.id, state="active")
+            meter._enqueue_job("disconnect", {})
+        jobs = (
+            self.env["smartpm.meter.job"]
+            .with_user(self.bridge)
+            .claim("b-prof", 10, 60, {"object_maps": "per_claim"})
+        )
+        self.assertEqual(len(jobs), 5)
+        maps = {}  # what a bridge knows, reading the answer in order
+        for job in jobs:
+            sent = job["meter"]
+            key = sent["object_map_key"]
+            if "object_map" in sent:
+                self.assertNotIn(key, maps, "a map is sent once per claim")
+                maps[key] = sent["object_map"]
+            self.assertIn(key, maps, "a job's map comes with the first job of its key")
+        self.assertEqual(len(maps), 2)
+        self.assertEqual(sum("object_map" in j["meter"] for j in jobs), 2)
+        by_serial = {j["meter"]["serial_number"]: j["meter"] for j in jobs}
+        for n, profile in enumerate(profiles):
+            sent = by_serial[f"PROF-PC-{n}"]
+            self.assertEqual(sent["profile"], profile.name)
+            self.assertEqual(
+                maps[sent["object_map_key"]], meter_profile.object_map(profile._object_lines())
+            )
+        self.assertEqual(
+            maps[by_serial["PROF-PC-0"]["object_map_key"]]["relay"]["obis"], "0.1.96.3.10.255"
+        )
+        self.assertEqual(
+            maps[by_serial["PROF-PC-1"]["object_map_key"]]["relay"]["obis"], "0.0.96.3.10.255"
+        )
+
+    def test_a_profile_edited_gets_a_new_map_key(self):
+        profile = self._vendor()
+        Job = self.env["smartpm.meter.job"].with_user(self.bridge)
+        self._meter("PROF-PC-K1", profile_id=profile.id, state="active")._enqueue_job("ping", {})
+        (first,) = Job.claim("b-prof", 5, 60, {"object_maps": "per_claim"})
+        relay = profile.object_ids.filtered(lambda o: o.function == "relay")
+        relay.obis = "0.2.96.3.10.255"
+        self._meter("PROF-PC-K2", profile_id=profile.id, state="active")._enqueue_job("ping", {})
+        (second,) = Job.claim("b-prof", 5, 60, {"object_maps": "per_claim"})
+        self.assertNotEqual(first["meter"]["object_map_key"], second["meter"]["object_map_key"])
+        self.assertEqual(second["meter"]["object_map"]["relay"]["obis"], "0.2.96.3.10.255")
+
+    def test_claim_options_other_than_known_ones_are_refused_and_nothing_is_claimed(self):
+        meter = self._meter("PROF-PC-BAD", state="active")
+        job = meter._enqueue_job("ping", {})
+        Job = self.env["smartpm.meter.job"].with_user(self.bridge)
+        for options, pattern in (
+            (["object_maps"], "options must be a dict"),
+            ({"object_map": "per_claim"}, "unknown option 'object_map'"),
+            ({"object_maps": "per_meter"}, "object_maps takes per_job, per_claim"),
+        ):
+            with self.assertRaisesRegex(UserError, pattern):
+                Job.claim("b-prof", 5, 60, options)
+            job.invalidate_recordset()
+            self.assertEqual((job.state, job.attempt_count, job.bridge_id), ("pending", 0, False))
 
     def test_a_meter_without_profile_sends_no_map(self):
         meter = self._meter("PROF-JOB-2", state="active")
