@@ -2,8 +2,10 @@
 """DLMS servers of the simulated meters and the socket loop that serves them all.
 
 One gurux server object per *connection* (so association state never leaks between
-clients); all connections of all meters share one selector thread. Values come from, and
-writes/actions go to, the meter's `MeterModel`.
+clients), serving its own identification and association objects and the objects of its
+meter's profile that nothing changes (objects.profile_objects); all connections of all
+meters share one selector thread. Values come from, and writes/actions go to, the meter's
+`MeterModel`.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class _MeterServerBase(
     def _setup(self, model: MeterModel):
         self.model = model
         cfg = model.config
-        for obj in objects.build_objects(model.serial, cfg.object_map):
+        for obj in objects.meter_objects(model.serial, cfg.object_map):
             self.items.append(obj)
         # another vendor's object map: requests name the served OBIS, the model the contract's
         self._contract_ln = {v: k for k, v in cfg.object_map.items()}
