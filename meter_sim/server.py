@@ -373,7 +373,7 @@ def lose_frames(cfg, rng, buf: bytearray, data: bytes):
 
 
 class _Conn:
-    __slots__ = ("sock", "meter", "server", "out", "closed", "due", "inbuf")
+    __slots__ = ("sock", "meter", "server", "out", "closed", "due", "inbuf", "events")
 
     def __init__(self, sock, meter):
         self.sock = sock
@@ -383,6 +383,7 @@ class _Conn:
         self.closed = False
         self.due = 0.0  # when the last delayed answer goes out: answers keep their order
         self.inbuf = bytearray()  # a lossy link's partial frame (lose_frames)
+        self.events = selectors.EVENT_READ  # what the selector waits for on it
 
 
 class Network:
@@ -614,7 +615,9 @@ class Network:
                 self._close(c)
                 return
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0)
-        self.sel.modify(c.sock, events, ("conn", c))
+        if events != c.events:  # else one epoll_ctl system call per answer for nothing
+            self.sel.modify(c.sock, events, ("conn", c))
+            c.events = events
 
     def _close(self, c: _Conn) -> None:
         c.closed = True
