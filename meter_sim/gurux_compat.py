@@ -120,14 +120,15 @@ def fill_association_object_list(server) -> None:
 
     GXDLMSServer.initialize() does `ln.objectList.append(self.items)` (the whole collection
     as one item) when the association's object list is empty, and GXDLMSObjectCollection
-    raises "TypeError: item is not of type GXDLMSObject". Filling the list first skips it.
+    raises "TypeError: item is not of type GXDLMSObject". Filling the list first skips it
+    (with list.extend: the collection's own append sets each object's `parent`, which
+    nothing reads, one Python call per object and connection).
     """
     from gurux_dlms.objects import GXDLMSAssociationLogicalName
 
     for it in list(server.items):
         if isinstance(it, GXDLMSAssociationLogicalName) and len(it.objectList) == 0:
-            for obj in server.items:
-                it.objectList.append(obj)
+            list.extend(it.objectList, server.items)
 
 
 class ReleaseResponseMixin:
