@@ -1,6 +1,7 @@
-"""The simulator's servers share a profile's gurux objects (objects.profile_objects), and
-per-meter state stays per meter: credit, relay, counters live on each meter's model, and
-each connection has its own identification and association objects."""
+"""The simulator's servers share a profile's gurux objects (objects.profile_objects) and
+take a meter's identification and association objects back from its connections that have
+ended (server.ObjectSet); per-meter state stays per meter: credit, relay, counters live on
+each meter's model, and two connections at once never share an association object."""
 
 from __future__ import annotations
 
@@ -133,3 +134,62 @@ def test_a_meter_serves_two_connections_at_once_each_its_own_association(fleet):
             assert public.get(attr(1, objects.LOGICAL_DEVICE_NAME, 2))[2:] == serial.encode()
         raw = manager.get(attr(112, objects.CREDIT, 2))
     assert int.from_bytes(raw[1:5], "big", signed=True) == credit
+
+
+def test_a_set_given_back_is_taken_again_as_it_was_built(fleet):
+    from gurux_dlms.enums import Authentication
+    from gurux_dlms.objects.enums import AssociationStatus
+
+    model = fleet.meter("SIM00002")
+    first = server.make_server(model)
+    association = first.object_set.association
+    built = _fields(association)
+    association.associationStatus = AssociationStatus.ASSOCIATED
+    association.authenticationMechanismName.mechanismId = Authentication.HIGH_GMAC
+    association.applicationContextName.contextId = 3
+    association.secret = b"changed by method 2"
+    association.userList.append((1, "user"))
+    first.release()
+    again = server.make_server(model)
+    assert again.object_set.association is association  # taken again, not built
+    assert _fields(association) == built
+    assert list(again.items) == list(first.items)
+    again.release()
+
+
+def _held_sets(fleet, serial):
+    return [c.server.object_set for c in list(fleet.net.conns[serial]) if c.server is not None]
+
+
+def test_two_connections_of_one_meter_never_share_a_set(fleet):
+    import time
+
+    serial = "SIM00001"
+    with management_client(fleet, serial):
+        public = dlms_client(fleet.port_of(serial))
+        with public.session():
+            public.get(attr(1, objects.LOGICAL_DEVICE_NAME, 2))
+            held = _held_sets(fleet, serial)
+            assert len(held) == 2 and None not in held
+            assert held[0] is not held[1]
+            assert held[0].association is not held[1].association
+    deadline = time.monotonic() + 5  # the loop sees both lines close
+    while _held_sets(fleet, serial) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _held_sets(fleet, serial) == []
+    assert {id(s) for s in held} <= {id(s) for s in server.ObjectSet._free[fleet.meter(serial)]}
+
+
+def test_the_association_view_after_a_management_session_is_a_new_ones(fleet):
+    serial = "SIM00003"  # HDLC
+
+    def public_view():
+        c = dlms_client(fleet.port_of(serial), framing="hdlc")
+        with c.session():
+            return [c.get(attr(15, objects.ASSOCIATION_LN, i)) for i in (1, 4, 6, 8)]
+
+    first = public_view()
+    with management_client(fleet, serial) as manager:
+        managed = [manager.get(attr(15, objects.ASSOCIATION_LN, i)) for i in (4, 6, 8)]
+    assert managed[1] != first[2]  # HLS-GMAC's mechanism name, not the public client's
+    assert public_view() == first
