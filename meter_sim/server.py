@@ -71,6 +71,7 @@ class ObjectSet:
     __slots__ = ("model", "items", "association", "_state")
 
     _free: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> [ObjectSet]
+    _lock = threading.Lock()  # the network loop and the serial meters' threads
 
     def __init__(self, model: MeterModel, items, own: list):
         self.model = model
@@ -83,15 +84,17 @@ class ObjectSet:
     @classmethod
     def take(cls, model: MeterModel) -> ObjectSet | None:
         """A free set of this meter's, reset; None if it has none free."""
-        free = cls._free.get(model)
-        if not free:
-            return None
-        object_set = free.pop()
+        with cls._lock:
+            free = cls._free.get(model)
+            if not free:
+                return None
+            object_set = free.pop()
         object_set.reset()
         return object_set
 
     def give_back(self) -> None:
-        self._free.setdefault(self.model, []).append(self)
+        with self._lock:
+            self._free.setdefault(self.model, []).append(self)
 
     def reset(self) -> None:
         """The association object as the set was built: its status, context, mechanism,
