@@ -20,7 +20,7 @@ import threading
 import time
 
 import structlog
-from common import MachineBusy, headline
+from common import MachineBusy, cpu_seconds, headline
 
 from meter_bridge.dlms import MeterConnection
 from meter_sim import objects, security
@@ -151,8 +151,10 @@ def main() -> None:
     quiet_dlms_cosem()
     with run_cli(args.meters, "--auth", args.auth, control=False, timeout=120) as sim:
         meters = [job_meter(m) for m in sim.meters]
+        sim_cpu = cpu_seconds(sim.proc.pid)
         with MachineBusy() as busy:
             total, errors, elapsed = cycles(meters, args.seconds, args.clients)
+        sim_cpu = cpu_seconds(sim.proc.pid) - sim_cpu
     print(
         f"cores: {os.cpu_count()}  meters: {args.meters}  client threads: {args.clients}  "
         f"auth: {args.auth}"
@@ -162,6 +164,11 @@ def main() -> None:
         f"{elapsed:.1f} s = {total / elapsed:.1f} /s  errors: {errors}"
     )
     headline("sim: cycles per second, one simulator process", total / elapsed, unit=" /s")
+    if total:
+        print(
+            f"sim: CPU {sim_cpu:.1f} s = {1000 * sim_cpu / total:.2f} ms per cycle "
+            f"({100 * sim_cpu / elapsed:.0f} % of one core)"
+        )
     print(f"sim: {busy.line()}", flush=True)
 
 

@@ -8,6 +8,7 @@ forward deterministically; the fleet ticker calls `advance_to(clock.now())`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import random
 import re
@@ -197,9 +198,18 @@ class LoadModel:
         # Morning bump around 07:00 and evening peak around 19:00.
         curve = 0.5 * math.exp(-((hour - 7.0) ** 2) / 2.0) + math.exp(-((hour - 19.0) ** 2) / 4.0)
         slot = int(t.timestamp()) // PROFILE_PERIOD_S
-        rng = random.Random(zlib.crc32(f"{self.seed}:{serial}:{slot}".encode()))
-        p = (self.base_w + self.peak_w * curve) * (1.0 + self.noise * (2 * rng.random() - 1))
+        p = (self.base_w + self.peak_w * curve) * (
+            1.0 + self.noise * slot_noise(self.seed, serial, slot)
+        )
         return max(0, int(round(p)))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def slot_noise(seed: int, serial: str, slot: int) -> float:
+    """A meter's load noise in one 15-minute slot, in [-1, 1): seeded by meter and slot, so
+    every read within the slot agrees. Cached: seeding a Random for each power reading was
+    4 % of the simulator's CPU per billing read."""
+    return 2 * random.Random(zlib.crc32(f"{seed}:{serial}:{slot}".encode())).random() - 1
 
 
 @dataclass

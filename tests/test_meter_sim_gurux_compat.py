@@ -491,3 +491,63 @@ def test_canary_upstream_gcm_is_pure_python():
         assert library not in src, library
     for name in ("encryptBlock", "multiplyH", "gCTRBlock"):
         assert inspect.isfunction(GXDLMSChipperingStream.__dict__[name]), name
+
+
+def _decipher(apdu, key=GREEN_BOOK["key"]):
+    from gurux_dlms.enums import Security
+    from gurux_dlms.GXByteBuffer import GXByteBuffer
+
+    from meter_sim.gurux_compat import fast_gcm_stream
+
+    fast_gcm_stream()
+    p = _gcm_parameter(Security.AUTHENTICATION_ENCRYPTION, ic=0, key=key)
+    return _chippering().GXDLMSChippering.decryptAesGcm(None, p, GXByteBuffer(bytearray(apdu)))
+
+
+def _green_book_apdu() -> bytes:
+    from gurux_dlms.enums import Security
+
+    p = _gcm_parameter(Security.AUTHENTICATION_ENCRYPTION)
+    return bytes(_chippering().GXDLMSChippering.encryptAesGcm(p, bytearray(GREEN_BOOK["plain"])))
+
+
+def test_upstream_decipher_hands_its_stream_the_received_tag():
+    # fast_gcm_stream checks the tag while it deciphers only because decryptAesGcm passes
+    # it the tag that came with the APDU; the day it stops, tag_ok is None and
+    # _decrypt_checking_counter goes back to gcm_tag_valid (a second GCM pass).
+    apdu = _green_book_apdu()
+    out = _decipher(apdu)
+    assert bytes(out) == GREEN_BOOK["plain"]
+    assert out.tag_ok is True
+
+
+def test_fast_gcm_stream_finds_a_bad_tag_or_key_while_deciphering():
+    apdu = _green_book_apdu()
+    altered = apdu[:-1] + bytes([apdu[-1] ^ 0x01])
+    assert _decipher(altered).tag_ok is False
+    assert _decipher(apdu[:-14] + bytes([apdu[-14] ^ 0x80]) + apdu[-13:]).tag_ok is False
+    wrong = _decipher(apdu, key=bytes(16))
+    assert wrong.tag_ok is False
+    assert bytes(wrong) != GREEN_BOOK["plain"]
+
+
+def test_the_server_checks_each_tag_in_one_gcm_pass(sim_fleet, monkeypatch):
+    # a whole HLS-GMAC session and a refused wrong key, with the second pass made to fail
+    from sim_fixtures import run_job
+
+    from meter_bridge.errors import JobError, MeterRefused
+    from meter_sim import gurux_compat
+    from meter_sim.model import MeterConfig
+
+    def second_pass(*args):
+        raise AssertionError("gcm_tag_valid ran: the tag was not checked deciphering")
+
+    monkeypatch.setattr(gurux_compat, "gcm_tag_valid", second_pass)
+    fleet = sim_fleet(MeterConfig("SIM00001", auth="hls"))
+    model = fleet.meter("SIM00001")
+    assert run_job(fleet, "SIM00001", "ping")["relay"] == "connected"
+    seen = model.client_invocation_counter
+    with pytest.raises((JobError, MeterRefused)):
+        run_job(fleet, "SIM00001", "ping", encryption_key="00" * 16, invocation_counter=seen + 9)
+    assert model.client_invocation_counter == seen
+    assert run_job(fleet, "SIM00001", "ping")["relay"] == "connected"
