@@ -44,7 +44,7 @@ from common import (
     run_odoo,
     wait_until,
 )
-from odoo_e2e import sim_control, sim_meters
+from odoo_e2e import sim_control, sim_meters, stop_timed
 from stall_link import StallLink
 
 TARGET_RETRY_S = 20.0
@@ -133,7 +133,7 @@ def strike(fault, odoo, doomed):
     elif fault == "pg-cut":
         cut_connections(odoo.db)
     else:
-        return odoo.restart()
+        return odoo.restart(slow_stop_s=TARGET_STOP_S)
     return None
 
 
@@ -213,20 +213,14 @@ def odoo_stop_time(odoo, key, login, run):
         run_bridge(odoo, key, f"flt-idle-b-{run}", login=login),
     ):
         time.sleep(3.0)  # both are in wait_for_jobs now
-        started = time.perf_counter()
-        odoo.proc.send_signal(signal.SIGTERM)
-        odoo.proc.wait(120)
-        return time.perf_counter() - started
+        return stop_timed(odoo.proc, TARGET_STOP_S)
 
 
 def idle_odoo_stop_time(db):
     """The same stop without any bridge: what the process's own shutdown costs here."""
     with run_odoo(db) as odoo:
         time.sleep(2.0)
-        started = time.perf_counter()
-        odoo.proc.send_signal(signal.SIGTERM)
-        odoo.proc.wait(120)
-        return time.perf_counter() - started
+        return stop_timed(odoo.proc, TARGET_STOP_S)
 
 
 def main():
