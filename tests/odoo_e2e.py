@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import xmlrpc.client
@@ -154,6 +155,39 @@ def stop_process(proc: subprocess.Popen, timeout=10):
             proc.wait()
 
 
+def stop_timed(proc: subprocess.Popen, slow_stop_s=None) -> float:
+    """SIGTERM ``proc`` and wait until it exits: the seconds it took. ``slow_stop_s``: if it
+    is still running after that long, the stacks of all its threads (py-spy dump, when
+    installed) go to var/slow-stop-PID-N.txt, to see what holds the stop up."""
+    started = time.perf_counter()
+    exited = threading.Event()
+    if slow_stop_s is not None:
+        threading.Thread(
+            target=_dump_if_slow, args=(proc.pid, slow_stop_s, exited), daemon=True
+        ).start()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(120)
+    finally:
+        exited.set()
+    return time.perf_counter() - started
+
+
+def _dump_if_slow(pid, after_s, exited, dumps=3, every_s=2.0):
+    spy = BIN / "py-spy"
+    if not spy.exists() or exited.wait(after_s):
+        return
+    for n in range(dumps):
+        path = ROOT / "var" / f"slow-stop-{pid}-{n}.txt"
+        with open(path, "w") as out:
+            subprocess.run(
+                [str(spy), "dump", "--pid", str(pid)], stdout=out, stderr=subprocess.STDOUT
+            )
+        print(f"[odoo_e2e] Odoo {pid} still stopping: stacks in {path}", file=sys.stderr)
+        if exited.wait(every_s):
+            return
+
+
 class OdooServer:
     def __init__(self, db, port, proc, log_path=None):
         self.db, self.port, self.proc, self.log_path = db, port, proc, log_path
@@ -171,15 +205,12 @@ class OdooServer:
         """A Bridge API user with a fresh API key (made with `odoo-bin shell`)."""
         return bridge_key(odoo_shell(self.db, "bridge_user.py", login=login))
 
-    def restart(self, while_down=None) -> float:
+    def restart(self, while_down=None, slow_stop_s=None) -> float:
         """SIGTERM this Odoo, wait for it to exit, start it again with the same command line
         (port, database) and wait until it answers: the seconds its stop took.
         ``while_down``: called once the process has exited, before the new one starts (an
-        outage of the length a test wants)."""
-        started = time.perf_counter()
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(120)
-        stop_s = time.perf_counter() - started
+        outage of the length a test wants). ``slow_stop_s``: see stop_timed()."""
+        stop_s = stop_timed(self.proc, slow_stop_s)
         if while_down is not None:
             while_down()
         with open(self.log_path, "a") as log:  # the child keeps its own copy of the fd

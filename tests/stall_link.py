@@ -1,7 +1,9 @@
 """A TCP link in front of a simulated meter that can stall: while stalled it takes
 connections and swallows what the bridge sends, answering nothing (a meter whose modem hung
 mid-association); once let through it relays new connections to the meter. For the recovery
-tests and the fault benchmark: a bridge is killed while its job hangs on such a meter."""
+tests and the fault benchmark: a bridge is killed while its job hangs on such a meter. It can
+also refuse (close each new connection at once): in front of Odoo, a bridge cut off from it
+while others reach it."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ class StallLink:
     def __init__(self, target_port: int, host: str = "127.0.0.1"):
         self.target = (host, target_port)
         self.stalled = threading.Event()
+        self.refusing = threading.Event()
         self.stalled_connections = 0  # connections that met a stall (a bridge reached it)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -28,6 +31,13 @@ class StallLink:
             self.stalled.set()
         else:
             self.stalled.clear()
+
+    def refuse(self, on: bool = True) -> None:
+        """Close connections made from now on at once, unanswered (those relayed go on)."""
+        if on:
+            self.refusing.set()
+        else:
+            self.refusing.clear()
 
     def close(self) -> None:
         self._closed = True
@@ -54,6 +64,10 @@ class StallLink:
                 conn, _addr = self._listener.accept()
             except OSError:
                 return
+            if self.refusing.is_set():
+                with contextlib.suppress(OSError):
+                    conn.close()
+                continue
             self._keep(conn)
             if self.stalled.is_set():
                 with self._lock:

@@ -127,6 +127,12 @@ class SmartpmMeterJob(models.Model):
         ("max_attempts_positive", "CHECK(max_attempts > 0)", "A job needs one attempt at least."),
     ]
 
+    def _register_hook(self):
+        # The registry is loaded and about to serve: leases that lapsed before (Odoo was
+        # down, their bridges could not renew) get a grace (job_queue.RESTART_GRACE_S).
+        super()._register_hook()
+        job_queue.mark_serving(self.env.registry)
+
     def init(self):
         # Keeps claim() an index scan however many finished jobs the table holds.
         self.env.cr.execute(

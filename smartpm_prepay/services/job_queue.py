@@ -61,22 +61,78 @@ def notify(env):
     env.cr.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
-# A job the bridge may take now: pending and due, or claimed under an expired lease.
-_DUE_SQL = """
+# After an Odoo restart a lease may have lapsed only because its bridge could not reach Odoo
+# to renew it: the bridge is alive and still on the meter. A bridge holding jobs retries an
+# unreachable Odoo every `_extend_every / 2` at most (meter_bridge/service.py, _mark_down:
+# 2.5 s at the default 15 s lease), so its renewal (or late report) reaches the restarted
+# Odoo within that, plus its own request on a loaded machine. Until then an idle bridge's
+# claim would win the race (it waits on the same registry load) and run the job twice. So a
+# lease that lapsed before this server had been serving for RESTART_GRACE_S seconds may be
+# claimed by another bridge only RESTART_GRACE_S after the later of its lapse and the
+# server's start; until then the meter counts as busy. A lease that lapses while the server
+# is up is claimable at its end as before: a bridge killed under a serving Odoo is retried
+# at its lease's end (issue 21 §4: within 20 s), with no grace.
+RESTART_GRACE_S = 5
+# When this registry started serving (set in smartpm.meter.job's _register_hook), and the
+# transaction setting through which the queue's SQL sees it (_set_serving_since): unset, no
+# job gets the grace.
+SERVING_SINCE_ATTR = "smartpm_serving_since"
+_SERVING_SINCE_GUC = "smartpm.serving_since"
+_SERVING_SINCE_SQL = f"NULLIF(current_setting('{_SERVING_SINCE_GUC}', true), '')::timestamp"
+
+
+def _claimable_at_sql(alias):
+    """When the claimed job ``alias`` may go to another bridge: the end of its lease, or, for
+    a lease that lapsed before the server had served for RESTART_GRACE_S, the grace's end."""
+    grace = f"make_interval(secs => {RESTART_GRACE_S})"
+    return f"""
+        (CASE WHEN {alias}.lease_until < {_SERVING_SINCE_SQL} + {grace}
+              THEN GREATEST({alias}.lease_until, {_SERVING_SINCE_SQL}) + {grace}
+              ELSE {alias}.lease_until END)
+    """
+
+
+def mark_serving(registry):
+    """This registry serves from now: leases that lapsed before get RESTART_GRACE_S."""
+    setattr(registry, SERVING_SINCE_ATTR, fields.Datetime.now())
+
+
+def _set_serving_since(cr, registry, local=True):
+    """Let this transaction's (or, ``local`` False, this connection's) queue SQL see when the
+    registry started serving."""
+    since = getattr(registry, SERVING_SINCE_ATTR, None)
+    cr.execute(
+        "SELECT set_config(%s, %s, %s)",
+        (_SERVING_SINCE_GUC, fields.Datetime.to_string(since) if since else "", local),
+    )
+
+
+_CLAIMABLE_AT_J = _claimable_at_sql("j")
+_CLAIMABLE_AT_B = _claimable_at_sql("b")
+_CLAIMABLE_AT_E = _claimable_at_sql("e")
+_CLAIMABLE_AT_ROW = _claimable_at_sql("smartpm_meter_job")
+
+
+# A job the bridge may take now: pending and due, or claimed under an expired lease (past
+# the grace after a restart).
+_DUE_SQL = f"""
     j.state IN ('pending', 'claimed')
     AND ((j.state = 'pending' AND j.next_attempt_at <= (clock_timestamp() at time zone 'utc'))
-         OR (j.state = 'claimed' AND j.lease_until < (clock_timestamp() at time zone 'utc')
+         OR (j.state = 'claimed'
+             AND {_CLAIMABLE_AT_J} < (clock_timestamp() at time zone 'utc')
              AND j.attempt_count < j.max_attempts))
 """
-# The meter has a job under a live lease: a bridge is (or may be) talking to it.
-_BUSY_SQL = """
+# The meter has a job under a live lease (or in the grace after a restart): a bridge is (or
+# may be) talking to it.
+_BUSY_SQL = f"""
     EXISTS (SELECT 1 FROM smartpm_meter_job b
              WHERE b.meter_id = j.meter_id AND b.state = 'claimed'
-               AND b.lease_until >= (clock_timestamp() at time zone 'utc'))
+               AND {_CLAIMABLE_AT_B} >= (clock_timestamp() at time zone 'utc'))
 """
-_BUSY_METERS_SQL = """
+_BUSY_METERS_SQL = f"""
     SELECT b.meter_id FROM smartpm_meter_job b
-     WHERE b.state = 'claimed' AND b.lease_until >= (clock_timestamp() at time zone 'utc')
+     WHERE b.state = 'claimed'
+       AND {_CLAIMABLE_AT_B} >= (clock_timestamp() at time zone 'utc')
 """
 CLAIM_SCAN_CHUNK = 500
 # wait_for_jobs: a job claim() would hand out now. Not a due job of a busy meter (one under a
@@ -382,11 +438,15 @@ def _fail_expired_last_attempts(env):
     """Jobs on their last attempt whose lease expired: failed here, as requeue_expired()
     does, so that no job stays claimed for ever when the cron does not run. (Those with
     attempts left are taken back by the claim itself, _DUE_SQL.) Rows another claimer
-    holds are skipped; a newer commit than our snapshot is left for the next claim."""
+    holds are skipped; a newer commit than our snapshot is left for the next claim. A lease
+    in the grace after a restart is not expired yet: its bridge's late report is awaited.
+    claim() runs this first: the setting made here (for the transaction, outside the
+    savepoint) is what its later statements' grace reads."""
+    _set_serving_since(env.cr, env.registry)
     try:
         with env.cr.savepoint(flush=False):
             env.cr.execute(
-                """
+                f"""
                 UPDATE smartpm_meter_job j
                    SET state = 'failed',
                        error = COALESCE(j.error || E'\n', '')
@@ -397,7 +457,7 @@ def _fail_expired_last_attempts(env):
                  WHERE j.id IN (
                        SELECT e.id FROM smartpm_meter_job e
                         WHERE e.state = 'claimed'
-                          AND e.lease_until < (clock_timestamp() at time zone 'utc')
+                          AND {_CLAIMABLE_AT_E} < (clock_timestamp() at time zone 'utc')
                           AND e.attempt_count >= e.max_attempts
                           FOR NO KEY UPDATE SKIP LOCKED)
                 RETURNING j.id
@@ -791,9 +851,11 @@ def cancel(env, job_ids, never_claimed=False, expired=False):
 
 
 def requeue_expired(env):
-    """Cron: jobs whose bridge died. Retry them, or fail them after their last attempt."""
+    """Cron: jobs whose bridge died. Retry them, or fail them after their last attempt. Not
+    those in the grace after a restart (their bridge's renewal is awaited)."""
+    _set_serving_since(env.cr, env.registry)
     env.cr.execute(
-        """
+        f"""
         UPDATE smartpm_meter_job
            SET state = CASE WHEN attempt_count < max_attempts THEN 'pending' ELSE 'failed' END,
                error = COALESCE(error || E'\\n', '') || 'lease expired without a report from '
@@ -805,7 +867,8 @@ def requeue_expired(env):
                next_attempt_at = (clock_timestamp() at time zone 'utc'),
                date_done = CASE WHEN attempt_count < max_attempts THEN NULL
                                 ELSE (clock_timestamp() at time zone 'utc') END
-         WHERE state = 'claimed' AND lease_until < (clock_timestamp() at time zone 'utc')
+         WHERE state = 'claimed'
+           AND {_CLAIMABLE_AT_ROW} < (clock_timestamp() at time zone 'utc')
         RETURNING id, state
         """
     )
@@ -859,6 +922,7 @@ def wait_for_jobs(env, timeout):
     the server is shutting down."""
     timeout = max(0.0, min(float(timeout), 30.0))
     env.cr.execute("SELECT set_config('jit', 'off', true)")  # see _lock_free_meters
+    _set_serving_since(env.cr, env.registry)
     env.cr.execute(_CLAIMABLE_SQL)
     if env.cr.fetchone() or not timeout:
         return bool(env.cr.rowcount)
@@ -880,6 +944,7 @@ def wait_for_jobs(env, timeout):
             # (taken at its first query) but before the LISTEN sent its NOTIFY to no one,
             # and would have waited out the whole timeout.
             cr.execute("SET jit = off")
+            _set_serving_since(cr, env.registry, local=False)
             cr.execute(_CLAIMABLE_SQL)
             if cr.fetchone():
                 return True
@@ -896,16 +961,19 @@ LEASE_END_SLACK_S = 0.05
 SHUTDOWN_CHECK_S = 0.25
 
 
+# when the first job held by a bridge may be claimed again (see _seconds_to_first_lease_end)
+_FIRST_LEASE_END_SQL = f"""
+    SELECT EXTRACT(EPOCH FROM MIN({_CLAIMABLE_AT_J}) - (clock_timestamp() at time zone 'utc'))
+      FROM smartpm_meter_job j
+     WHERE j.state = 'claimed' AND j.attempt_count < j.max_attempts
+       AND {_CLAIMABLE_AT_J} >= (clock_timestamp() at time zone 'utc')
+"""
+
+
 def _seconds_to_first_lease_end(cr):
-    """Seconds until the first live lease of a job with attempts left ends, or None."""
-    cr.execute(
-        """
-        SELECT EXTRACT(EPOCH FROM MIN(j.lease_until) - (clock_timestamp() at time zone 'utc'))
-          FROM smartpm_meter_job j
-         WHERE j.state = 'claimed' AND j.attempt_count < j.max_attempts
-           AND j.lease_until >= (clock_timestamp() at time zone 'utc')
-        """
-    )
+    """Seconds until the first job with attempts left held by a bridge may be claimed again
+    (its live lease ends, or the grace after a restart), or None."""
+    cr.execute(_FIRST_LEASE_END_SQL)
     seconds = cr.fetchone()[0]
     return None if seconds is None else max(0.0, float(seconds))
 

@@ -59,4 +59,5 @@ from . import test_i18n_zh_pdf
 from . import test_i18n
 from . import test_job_recovery
 from . import test_job_late_report
+from . import test_job_restart_grace
 from . import test_shipped_templates

@@ -1,9 +1,21 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
+from unittest.mock import patch
 
 from odoo import fields
 from odoo.tests import TransactionCase
 
-from ..services import daily_vending, engine, local_time, refunds
+from ..services import daily_vending, engine, job_queue, local_time, refunds
+
+
+def serving_for_long(case_cls):
+    """For the test class: the registry has served for long, so a lease a test expires is
+    claimable at its end (no grace after a restart, job_queue.RESTART_GRACE_S: the tests
+    may run seconds after the registry was loaded)."""
+    case_cls.startClassPatcher(
+        patch.object(
+            case_cls.registry, job_queue.SERVING_SINCE_ATTR, datetime(2000, 1, 1), create=True
+        )
+    )
 
 
 class SmartpmCase(TransactionCase):
@@ -12,6 +24,7 @@ class SmartpmCase(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        serving_for_long(cls)
         cls.site = cls.env["smartpm.site"].create({"name": "Test Court", "code": "TC"})
         cls.line = cls.env["smartpm.line"].create({"name": "Line A", "site_id": cls.site.id})
         cls.transformer = cls.env["smartpm.transformer"].create(

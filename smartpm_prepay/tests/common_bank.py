@@ -4,6 +4,8 @@ from odoo import fields
 from odoo.addons.account.tests.common import AccountTestInvoicingHttpCommon
 from odoo.tests import new_test_user
 
+from .common import serving_for_long
+
 
 class BankChannelCase(AccountTestInvoicingHttpCommon):
     """A bank with its journal and Bank API user (with an API key), a tenant, a sellable
@@ -12,6 +14,7 @@ class BankChannelCase(AccountTestInvoicingHttpCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        serving_for_long(cls)
         cls.company = cls.env.company
         cls.env.user.groups_id += cls.env.ref("smartpm_prepay.group_manager")
         cls.company.write({"smartpm_min_amount": 1.0, "smartpm_max_amount": 1000.0})

@@ -7,7 +7,7 @@ from odoo.exceptions import UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
 from ..services import engine, job_queue
-from .common import SmartpmCase
+from .common import SmartpmCase, serving_for_long
 
 GROUPS = "base.group_user,smartpm_prepay.group_bridge_api"
 READING = {"obis": "1.0.1.8.0.255", "value": 5.0, "unit": "kWh", "time": "2026-11-25T00:00:00Z"}
@@ -279,6 +279,11 @@ class TestClaimTakesBackExpiredLeases(BridgeTrustCase):
 
 
 class RpcCase(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        serving_for_long(cls)
+
     def _xmlrpc(self, login, model, method, *args, **kwargs):
         db = self.env.cr.dbname
         uid = self.xmlrpc_common.authenticate(db, login, login, {})
