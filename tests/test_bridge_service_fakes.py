@@ -447,6 +447,21 @@ def expire_lease(fake, job_id, other_bridge="other-bridge"):
         job["attempt_count"] += 1
 
 
+def gated_executor():
+    """An executor whose jobs with payload ``gate`` hold their worker until ``gate`` is set
+    (``reading`` says one started); ``order`` lists the job ids in the order they ended."""
+    gate, reading, order = threading.Event(), threading.Event(), []
+
+    def executor(job, *, deadline_s=None):
+        if job["payload"].get("gate"):
+            reading.set()
+            gate.wait(20)  # a read on a meter that takes its time
+        order.append(job["id"])
+        return {"meter_time": "2025-01-01T00:00:00+00:00"}
+
+    return executor, gate, reading, order
+
+
 @contextlib.contextmanager
 def running(settings, executor):
     """A BridgeService on its own thread for the block, stopped (and joined) after it."""

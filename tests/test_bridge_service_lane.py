@@ -10,9 +10,21 @@ import pytest
 from meter_bridge.service import CREDIT_JOB_TYPES
 
 try:
-    from test_bridge_service_fakes import fake_odoo, running, settings_for, wait_until
+    from test_bridge_service_fakes import (
+        fake_odoo,
+        gated_executor,
+        running,
+        settings_for,
+        wait_until,
+    )
 except ImportError:  # tests/ turned into a package
-    from tests.test_bridge_service_fakes import fake_odoo, running, settings_for, wait_until
+    from tests.test_bridge_service_fakes import (
+        fake_odoo,
+        gated_executor,
+        running,
+        settings_for,
+        wait_until,
+    )
 
 pytestmark = pytest.mark.timeout(60)
 METER = 777  # the meter of the stuck job
@@ -22,19 +34,6 @@ def lane_settings(url, **overrides):
     values = dict(concurrency=1, prefetch=3, batch_size=50, credit_lane=1, lease_seconds=30)
     values.update(log_level="WARNING", **overrides)
     return settings_for(url, **values)
-
-
-def gated_executor():
-    gate, reading, order = threading.Event(), threading.Event(), []
-
-    def executor(job, *, deadline_s=None):
-        if job["payload"].get("gate"):
-            reading.set()
-            gate.wait(20)  # a read on a meter that takes its time
-        order.append(job["id"])
-        return {"meter_time": "2025-01-01T00:00:00+00:00"}
-
-    return executor, gate, reading, order
 
 
 def claim_options(odoo):

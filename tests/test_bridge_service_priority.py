@@ -9,9 +9,14 @@ import pytest
 from meter_bridge.service import BridgeService, PriorityPool, job_rank
 
 try:
-    from test_bridge_service_fakes import fake_odoo, settings_for, wait_until
+    from test_bridge_service_fakes import fake_odoo, gated_executor, settings_for, wait_until
 except ImportError:  # tests/ turned into a package
-    from tests.test_bridge_service_fakes import fake_odoo, settings_for, wait_until
+    from tests.test_bridge_service_fakes import (
+        fake_odoo,
+        gated_executor,
+        settings_for,
+        wait_until,
+    )
 
 pytestmark = pytest.mark.timeout(60)
 READS = 30
@@ -150,15 +155,7 @@ def test_pool_runs_an_urgent_call_on_a_reserved_thread_while_every_worker_is_bus
 
 
 def test_a_credit_job_claimed_while_every_worker_reads_starts_before_any_further_read():
-    gate, reading, order = threading.Event(), threading.Event(), []
-
-    def executor(job, *, deadline_s=None):
-        if job["payload"].get("gate"):
-            reading.set()
-            gate.wait(20)  # a read on a meter that takes its time
-        order.append(job["id"])
-        return {"meter_time": "2025-01-01T00:00:00+00:00"}
-
+    executor, gate, reading, order = gated_executor()
     with fake_odoo() as odoo:
         first = odoo.add_job("read", {"gate": True}, serial="G")
         settings = round_settings(odoo.url, concurrency=1, prefetch=3, credit_lane=1)

@@ -35,6 +35,22 @@ def lease_until(db, job_id):
         return cr.fetchone()
 
 
+def _credit_on_meter_and_lease_lapsed(odoo, sim, serial, before, job_id):
+    """While Odoo is down: wait until the job's credit is on the meter and its lease has
+    lapsed."""
+    wait_until(
+        lambda: sim_control(sim, serial)["credit_kwh"] > before,
+        timeout=60,
+        interval=0.1,
+        what="the credit on the meter",
+    )
+    wait_until(
+        lambda: (lambda lease, now: lease < now)(*lease_until(odoo.db, job_id)),
+        timeout=30,
+        what="the lease to lapse",
+    )
+
+
 def test_credit_delivered_while_odoo_restarts_is_reported_late_and_not_run_again(odoo):
     serial = "E2ER-00001"
     # 400 ms per round trip: the delivery lasts seconds, Odoo goes down in the middle of it
@@ -49,21 +65,10 @@ def test_credit_delivered_while_odoo_restarts_is_reported_late_and_not_run_again
                 what="the bridge to claim the delivery",
             )
 
-            def outage():
-                # down until the credit is on the meter and the lease has lapsed
-                wait_until(
-                    lambda: sim_control(sim, serial)["credit_kwh"] > before,
-                    timeout=60,
-                    interval=0.1,
-                    what="the credit on the meter",
-                )
-                wait_until(
-                    lambda: (lambda lease, now: lease < now)(*lease_until(odoo.db, first)),
-                    timeout=30,
-                    what="the lease to lapse",
-                )
-
-            odoo.restart(outage)
+            # down until the credit is on the meter and the lease has lapsed
+            odoo.restart(
+                lambda: _credit_on_meter_and_lease_lapsed(odoo, sim, serial, before, first)
+            )
             rows = wait_until(
                 lambda: all_finished(odoo, [first]), timeout=120, what="the late report"
             )
@@ -106,17 +111,7 @@ def test_idle_bridge_first_at_the_restarted_odoo_does_not_take_the_lapsed_job(od
                 time.sleep(1.0)  # B finds the meter busy and waits on its long-poll
 
                 def outage():
-                    wait_until(
-                        lambda: sim_control(sim, serial)["credit_kwh"] > before,
-                        timeout=60,
-                        interval=0.1,
-                        what="the credit on the meter",
-                    )
-                    wait_until(
-                        lambda: (lambda lease, now: lease < now)(*lease_until(odoo.db, first)),
-                        timeout=30,
-                        what="the lease to lapse",
-                    )
+                    _credit_on_meter_and_lease_lapsed(odoo, sim, serial, before, first)
                     gate.refuse(True)  # A stays cut off when Odoo is back
 
                 odoo.restart(outage)

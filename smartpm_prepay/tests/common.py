@@ -2,7 +2,7 @@ from datetime import datetime, timedelta
 from unittest.mock import patch
 
 from odoo import fields
-from odoo.tests import TransactionCase
+from odoo.tests import TransactionCase, new_test_user
 
 from ..services import daily_vending, engine, job_queue, local_time, refunds
 
@@ -63,6 +63,51 @@ class SmartpmCase(TransactionCase):
             (fields.Datetime.now() - timedelta(seconds=seconds), job.id),
         )
         job.invalidate_recordset()
+
+
+class BridgeClaimCase(SmartpmCase):
+    """claim() as a Bridge API user of its own (``BRIDGE_LOGIN``) on active meters of its
+    own (``METERS``: serials, kept as ``m1``, ``m2``, ...), with the rest of the database's
+    queue cancelled."""
+
+    BRIDGE_LOGIN = "t_bridge"
+    METERS = ()
+    JOB_TYPE = "ping"  # what _job() creates by default
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.bridge_user = new_test_user(
+            cls.env, cls.BRIDGE_LOGIN, groups="base.group_user,smartpm_prepay.group_bridge_api"
+        )
+        for number, serial in enumerate(cls.METERS, 1):
+            setattr(cls, f"m{number}", cls._meter(serial, state="active"))
+        cls._clear_job_queue()
+
+    def setUp(self):
+        super().setUp()
+        self.Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
+
+    def _job(self, meter, job_type=None, **vals):
+        return engine.create(
+            self.env["smartpm.meter.job"],
+            {"meter_id": meter.id, "job_type": job_type or self.JOB_TYPE, **vals},
+        )
+
+    def _bulk_jobs(self, meter, job_type, priority, count):
+        """``count`` pending jobs of ``meter`` in one INSERT (more than a claim's scan chunk
+        takes ORM creates too long)."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            """
+            INSERT INTO smartpm_meter_job (meter_id, company_id, job_type, state, priority,
+                attempt_count, max_attempts, next_attempt_at, create_date, write_date)
+            SELECT %s, %s, %s, 'pending', %s, 0, 5, now() at time zone 'utc',
+                   now() at time zone 'utc', now() at time zone 'utc'
+              FROM generate_series(1, %s)
+            """,
+            (meter.id, meter.company_id.id, job_type, priority, count),
+        )
 
 
 def assert_payment_document(case, purchase, journal=None):

@@ -2,41 +2,28 @@ import re
 
 from odoo import SUPERUSER_ID, api
 from odoo.exceptions import UserError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import tagged
 
 from meter_bridge.service import CREDIT_JOB_TYPES
 
 from ..services import engine, job_queue
-from .common import SmartpmCase
+from .common import BridgeClaimCase
 
 CREDIT = {"transfer_number": 1, "kwh": 1.0}
 
 
 @tagged("post_install", "-at_install")
-class TestJobLane(SmartpmCase):
+class TestJobLane(BridgeClaimCase):
     """claim() options: the credit lane (job_types) and the bridge's busy meters."""
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.bridge_user = new_test_user(
-            cls.env, "t_bridge_lane", groups="base.group_user,smartpm_prepay.group_bridge_api"
-        )
-        cls.m1 = cls._meter("LANE-1", state="active")
-        cls.m2 = cls._meter("LANE-2", state="active")
-        cls.m3 = cls._meter("LANE-3", state="active")
-        cls._clear_job_queue()
+    BRIDGE_LOGIN = "t_bridge_lane"
+    METERS = ("LANE-1", "LANE-2", "LANE-3")
+    JOB_TYPE = "read"
 
-    def setUp(self):
-        super().setUp()
-        self.Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
-
-    def _job(self, meter, job_type="read", **vals):
+    def _job(self, meter, job_type=None, **vals):
         if job_type == "add_credit":
             vals.setdefault("payload", dict(CREDIT))
-        return engine.create(
-            self.env["smartpm.meter.job"], {"meter_id": meter.id, "job_type": job_type, **vals}
-        )
+        return super()._job(meter, job_type, **vals)
 
     def _lane(self, bridge="b1", limit=10, **options):
         options.setdefault("job_types", sorted(job_queue.LANE_JOB_TYPES))
@@ -91,17 +78,7 @@ class TestJobLane(SmartpmCase):
     def test_lane_claim_fills_its_limit_past_read_heads(self):
         # more lane-type jobs behind read heads than one scan chunk: the claim goes on
         self._job(self.m1, "read", priority=1)
-        self.env.flush_all()
-        self.env.cr.execute(
-            """
-            INSERT INTO smartpm_meter_job (meter_id, company_id, job_type, state, priority,
-                attempt_count, max_attempts, next_attempt_at, create_date, write_date)
-            SELECT %s, %s, 'clear_credit', 'pending', 2, 0, 5, now() at time zone 'utc',
-                   now() at time zone 'utc', now() at time zone 'utc'
-              FROM generate_series(1, %s)
-            """,
-            (self.m1.id, self.m1.company_id.id, job_queue.CLAIM_SCAN_CHUNK + 10),
-        )
+        self._bulk_jobs(self.m1, "clear_credit", 2, job_queue.CLAIM_SCAN_CHUNK + 10)
         credit = self._job(self.m2, "add_credit", priority=10)
         self.assertEqual(self._lane(), [credit.id])
 

@@ -2,34 +2,18 @@ from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
 from odoo.exceptions import UserError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import tagged
 
-from ..services import engine, job_queue
-from .common import SmartpmCase
+from ..services import job_queue
+from .common import BridgeClaimCase
 
 
 @tagged("post_install", "-at_install")
-class TestJobPerMeter(SmartpmCase):
+class TestJobPerMeter(BridgeClaimCase):
     """claim() hands out one job per meter at a time (a meter takes one association)."""
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.bridge_user = new_test_user(
-            cls.env, "t_bridge_pm", groups="base.group_user,smartpm_prepay.group_bridge_api"
-        )
-        cls.m1 = cls._meter("PM-1", state="active")
-        cls.m2 = cls._meter("PM-2", state="active")
-        cls._clear_job_queue()
-
-    def setUp(self):
-        super().setUp()
-        self.Job = self.env["smartpm.meter.job"].with_user(self.bridge_user)
-
-    def _job(self, meter, job_type="ping", **vals):
-        return engine.create(
-            self.env["smartpm.meter.job"], {"meter_id": meter.id, "job_type": job_type, **vals}
-        )
+    BRIDGE_LOGIN = "t_bridge_pm"
+    METERS = ("PM-1", "PM-2")
 
     def _ids(self, claimed):
         return [j["id"] for j in claimed]
@@ -69,18 +53,8 @@ class TestJobPerMeter(SmartpmCase):
         self.assertEqual(self._ids(self.Job.claim("b1", 10, 60)), [busy[0].id, other.id])
 
     def test_claim_fills_limit_past_a_long_run_of_one_meter(self):
-        self.env.flush_all()
         # more jobs of m1 than one scan chunk ahead of m2's job
-        self.env.cr.execute(
-            """
-            INSERT INTO smartpm_meter_job (meter_id, company_id, job_type, state, priority,
-                attempt_count, max_attempts, next_attempt_at, create_date, write_date)
-            SELECT %s, %s, 'ping', 'pending', 1, 0, 5, now() at time zone 'utc',
-                   now() at time zone 'utc', now() at time zone 'utc'
-              FROM generate_series(1, %s)
-            """,
-            (self.m1.id, self.m1.company_id.id, job_queue.CLAIM_SCAN_CHUNK + 10),
-        )
+        self._bulk_jobs(self.m1, "ping", 1, job_queue.CLAIM_SCAN_CHUNK + 10)
         other = self._job(self.m2, priority=99)
         claimed = self.Job.claim("b1", 10, 60)
         self.assertEqual(len(claimed), 2)
